@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything shoal needs on a Debian machine (run as root): the system packages its
+# runtime and tests use, and a virtualenv in .venv with shoal and its dev tools.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: etcd for cluster state, busybox-static for test images, runc/crun as
+# reference runtimes, iproute2 for network namespaces, python3-venv for the virtualenv.
+need_pkgs=()
+command -v etcd >/dev/null 2>&1 || need_pkgs+=(etcd-server)
+[ -x /bin/busybox ] || need_pkgs+=(busybox-static)
+command -v runc >/dev/null 2>&1 || need_pkgs+=(runc)
+command -v crun >/dev/null 2>&1 || need_pkgs+=(crun)
+command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: missing Debian packages ${need_pkgs[*]}; run as root or install them" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+    echo "setup: shoal needs Python 3.11 or newer (found $(python3 --version))" >&2
+    exit 1
+}
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+stamp=.venv/.shoal-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q -e '.[dev]'
+    touch "$stamp"
+fi
