@@ -1,0 +1,220 @@
+"""The specs messages carry: containers, nodes, observed state, events.
+
+All are msgspec structs encoded as maps, so a newer peer may add fields (with defaults) and an
+older peer skips them. Strings and collections carry length limits, checked at decode.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from protocol.limits import (
+    MAX_ARGS,
+    MAX_ENV,
+    MAX_LABELS,
+    MAX_NAME_LEN,
+    MAX_PORTS,
+    MAX_RULES,
+    MAX_TEXT_LEN,
+)
+
+Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)]
+Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT_LEN)]
+Labels = Annotated[dict[Name, Text], msgspec.Meta(max_length=MAX_LABELS)]
+Argv = Annotated[list[Text], msgspec.Meta(max_length=MAX_ARGS)]
+EnvList = Annotated[list[Text], msgspec.Meta(max_length=MAX_ENV)]
+Rules = Annotated[list[Text], msgspec.Meta(max_length=MAX_RULES)]
+NonNegInt = Annotated[int, msgspec.Meta(ge=0, le=1 << 62)]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Timestamp = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class _Spec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Base for specs: immutable, keyword-only, defaults left off the wire."""
+
+
+class Platform(_Spec, kw_only=True):
+    """Where an image or a container may run. Architecture names are Go's (amd64, arm64)."""
+
+    os: Name = "linux"
+    arch: Name = "amd64"
+    variant: Name = ""
+
+    def __str__(self) -> str:
+        return f"{self.os}/{self.arch}" + (f"/{self.variant}" if self.variant else "")
+
+
+class RestartPolicy(_Spec, kw_only=True):
+    """Docker's restart policies: no, on-failure[:max_retries], always, unless-stopped."""
+
+    name: Literal["no", "on-failure", "always", "unless-stopped"] = "no"
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=1 << 31)] = 0
+
+
+class Resources(_Spec, kw_only=True):
+    """Reservations and limits. cpus in millicpus (1000 = one cpu), memory in bytes."""
+
+    millicpus: NonNegInt = 0
+    cpu_shares: Annotated[int, msgspec.Meta(ge=0, le=262144)] = 0
+    memory: NonNegInt = 0
+    memory_swap: Annotated[int, msgspec.Meta(ge=-1, le=1 << 62)] = 0
+    pids: NonNegInt = 0
+
+
+class PortMapping(_Spec, kw_only=True):
+    """A container port published on the host (host_port 0 = any free port)."""
+
+    container_port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
+    host_port: Port = 0
+    protocol: Literal["tcp", "udp", "sctp"] = "tcp"
+    host_ip: Name = ""
+
+
+class Mount(_Spec, kw_only=True):
+    """A bind mount, a named volume or a tmpfs inside the container."""
+
+    type: Literal["bind", "volume", "tmpfs"] = "bind"
+    source: Text = ""
+    target: Text
+    read_only: bool = False
+
+
+class ContainerSpec(_Spec, kw_only=True):
+    """What to run. Empty fields fall back to the image config, as in Docker."""
+
+    image: Name
+    name: Name = ""
+    command: Argv = []
+    entrypoint: Argv | None = None
+    env: EnvList = []
+    workdir: Text = ""
+    user: Name = ""
+    hostname: Name = ""
+    labels: Labels = {}
+    restart: RestartPolicy = RestartPolicy()
+    resources: Resources = Resources()
+    ports: Annotated[list[PortMapping], msgspec.Meta(max_length=MAX_PORTS)] = []
+    mounts: Annotated[list[Mount], msgspec.Meta(max_length=MAX_RULES)] = []
+    platform: Platform | None = None
+    # Swarm classic's language: "node.labels.zone==a", "node.platform.os!=windows", "~..." soft.
+    constraints: Rules = []
+    # "container==web", "image==redis", "label.tier==db", "~..." soft; "!=" for anti-affinity.
+    affinities: Rules = []
+    links: Rules = []
+    volumes_from: Rules = []
+    network: Name = "none"
+    init: bool = False
+    tty: bool = False
+    stdin_open: bool = False
+    stop_signal: Name = ""
+    stop_timeout: Annotated[float, msgspec.Meta(ge=0, le=86400)] | None = None
+    auto_remove: bool = False
+
+
+ContainerStatus = Literal[
+    "created", "running", "paused", "restarting", "removing", "exited", "dead"
+]
+
+# The scheduler's forward-only view of a container (SwarmKit's task states).
+ScheduleState = Literal[
+    "pending", "assigned", "accepted", "starting", "running",
+    "exited", "failed", "rejected", "orphaned", "removed",
+]
+
+
+class ContainerState(_Spec, kw_only=True):
+    """Observed state of one container, as its worker reports it."""
+
+    status: ContainerStatus = "created"
+    pid: NonNegInt = 0
+    exit_code: Annotated[int, msgspec.Meta(ge=-1, le=255)] | None = None
+    error: Text = ""
+    oom_killed: bool = False
+    started_at: Timestamp = 0.0
+    finished_at: Timestamp = 0.0
+    restart_count: NonNegInt = 0
+
+
+class ContainerSummary(_Spec, kw_only=True):
+    """One row of a container listing."""
+
+    id: Name
+    name: Name = ""
+    image: Name
+    command: Text = ""
+    created_at: Timestamp = 0.0
+    state: ContainerState = ContainerState()
+    node_id: Name = ""
+    labels: Labels = {}
+    ports: Annotated[list[PortMapping], msgspec.Meta(max_length=MAX_PORTS)] = []
+
+
+class ContainerInfo(_Spec, kw_only=True):
+    """Everything inspect shows about one container."""
+
+    id: Name
+    name: Name = ""
+    spec: ContainerSpec
+    state: ContainerState = ContainerState()
+    image_id: Name = ""
+    created_at: Timestamp = 0.0
+    node_id: Name = ""
+    schedule_state: ScheduleState | None = None
+    generation: NonNegInt = 0
+    placement: Text = ""  # the placement decision, with any relaxed soft rules
+    runtime: Name = ""
+    storage_driver: Name = ""
+    details: Labels = {}  # driver paths and other per-backend facts
+
+
+class NodeResources(_Spec, kw_only=True):
+    """Capacity of a node, in the units of ``Resources``."""
+
+    millicpus: NonNegInt = 0
+    memory: NonNegInt = 0
+    pids: NonNegInt = 0
+
+
+NodeStatus = Literal["unknown", "ready", "down", "disconnected"]
+NodeAvailability = Literal["active", "pause", "drain"]
+
+
+class NodeInfo(_Spec, kw_only=True):
+    """A worker as it registers itself and as the cluster sees it."""
+
+    id: Name
+    hostname: Name = ""
+    platform: Platform = Platform()
+    capacity: NodeResources = NodeResources()
+    labels: Labels = {}
+    address: Text = ""
+    status: NodeStatus = "unknown"
+    availability: NodeAvailability = "active"
+    runtime: Name = ""
+    storage_driver: Name = ""
+    epoch: NonNegInt = 0
+    version: Name = ""
+
+
+EventType = Literal["container", "node", "image", "app"]
+
+
+class Event(_Spec, kw_only=True):
+    """Something that happened, in Docker's event vocabulary (create, start, die, restart, ...)."""
+
+    type: EventType
+    action: Name
+    id: Name
+    time: Timestamp = 0.0
+    node_id: Name = ""
+    attributes: Labels = {}
+
+
+class AppSpec(_Spec, kw_only=True):
+    """A multi-container app (a Compose file after parsing)."""
+
+    name: Name
+    containers: Annotated[list[ContainerSpec], msgspec.Meta(max_length=MAX_RULES * 4)]
+    all_or_nothing: bool = False
