@@ -29,7 +29,7 @@ ImportRef = Callable[[RefKind, int], ChannelRef]
 MessageUnion: Any = typing.Union[MESSAGE_TYPES]  # noqa: UP007 - built from a runtime tuple
 
 _header_encoder = msgspec.msgpack.Encoder()
-_header_decoder = msgspec.msgpack.Decoder(Header)
+_header_decoder: msgspec.msgpack.Decoder[Header] = msgspec.msgpack.Decoder(Header)
 _error_decoder = msgspec.msgpack.Decoder(ErrorInfo)
 
 
@@ -46,7 +46,7 @@ def encode_header(header: Header) -> bytes:
 def decode_header(data: bytes | memoryview) -> Header:
     try:
         return _header_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+    except Exception as exc:  # msgspec also raises UnicodeDecodeError, RecursionError, ...
         raise _protocol_error("bad frame header", exc) from exc
 
 
@@ -57,7 +57,7 @@ def encode_error(info: ErrorInfo) -> bytes:
 def decode_error(data: bytes | memoryview) -> ErrorInfo:
     try:
         return _error_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+    except Exception as exc:  # msgspec also raises UnicodeDecodeError, RecursionError, ...
         raise _protocol_error("bad error body", exc) from exc
 
 
@@ -96,10 +96,8 @@ class MessageCodec:
         try:
             return self._decoder.decode(data)
         except ProtocolError:
-            raise
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
-            raise _protocol_error("bad message", exc) from exc
-        except Exception as exc:  # a hook's own refusal; never let it escape untyped
+            raise  # a channel reference the session refused, with its own words
+        except Exception as exc:  # msgspec also raises UnicodeDecodeError, RecursionError, ...
             raise _protocol_error("bad message", exc) from exc
 
     def _enc_hook(self, obj: Any) -> Any:

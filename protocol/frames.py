@@ -29,7 +29,7 @@ class SessionOptions(msgspec.Struct, frozen=True, kw_only=True):
     heartbeat: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
 
 
-class Hello(_Header, tag=0):
+class Hello(_Header, tag=0, frozen=True):
     """The dialer's first frame. Its layout is frozen across all protocol versions."""
 
     magic: str
@@ -38,55 +38,55 @@ class Hello(_Header, tag=0):
     options: SessionOptions
 
 
-class Welcome(_Header, tag=1):
+class Welcome(_Header, tag=1, frozen=True):
     """The listener's answer: the version both will speak from now on."""
 
     version: int
     options: SessionOptions
 
 
-class Data(_Header, tag=2):
+class Data(_Header, tag=2, frozen=True):
     """A message on a channel; body = the encoded message. ``last`` also closes the channel."""
 
     channel: ChannelId
     last: bool = False
 
 
-class Chunk(_Header, tag=3):
+class Chunk(_Header, tag=3, frozen=True):
     """A piece of a byte stream; body = the bytes. ``last`` also ends the stream."""
 
     channel: ChannelId
     last: bool = False
 
 
-class Credit(_Header, tag=4):
+class Credit(_Header, tag=4, frozen=True):
     """The reader consumed ``amount`` more bytes: the writer may send that much more."""
 
     channel: ChannelId
     amount: Amount
 
 
-class Close(_Header, tag=5):
+class Close(_Header, tag=5, frozen=True):
     """The sending end is done: no more data on this channel."""
 
     channel: ChannelId
 
 
-class Abort(_Header, tag=6):
+class Abort(_Header, tag=6, frozen=True):
     """Either end gives up on a channel; body = ErrorInfo. The other end sees that error."""
 
     channel: ChannelId
 
 
-class Ping(_Header, tag=7):
+class Ping(_Header, tag=7, frozen=True):
     """Liveness: sent when a peer has been quiet for one heartbeat interval."""
 
 
-class Fail(_Header, tag=8):
+class Fail(_Header, tag=8, frozen=True):
     """The session ends on an error; body = ErrorInfo. Sent before dropping a peer."""
 
 
-class Bye(_Header, tag=9):
+class Bye(_Header, tag=9, frozen=True):
     """The session ends cleanly; open channels fail with PeerLost at the other end."""
 
 

@@ -38,27 +38,27 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     """Base of everything that travels on a channel."""
 
 
-# --- generic replies ------------------------------------------------------------------------------
-class Ok(Message, tag="ok", kw_only=True):
+# --- generic replies -----------------------------------------------------------------------------
+class Ok(Message, tag="ok", frozen=True, kw_only=True):
     """A verb succeeded and has nothing to say."""
 
 
-class Echo(Message, tag="echo", kw_only=True):
-    """A request the channels layer itself uses in demos and benchmarks: answered with ``Echoed``."""
+class Echo(Message, tag="echo", frozen=True, kw_only=True):
+    """A request the channels layer uses in demos and benchmarks; answered with ``Echoed``."""
 
     data: bytes = b""
     reply: SenderRef
 
 
-class Echoed(Message, tag="echoed", kw_only=True):
+class Echoed(Message, tag="echoed", frozen=True, kw_only=True):
     data: bytes = b""
 
 
-class GetVersion(Message, tag="version.get", kw_only=True):
+class GetVersion(Message, tag="version.get", frozen=True, kw_only=True):
     reply: SenderRef
 
 
-class VersionInfo(Message, tag="version.info", kw_only=True):
+class VersionInfo(Message, tag="version.info", frozen=True, kw_only=True):
     version: Name
     protocol: NonNegInt
     component: Name = ""
@@ -66,66 +66,66 @@ class VersionInfo(Message, tag="version.info", kw_only=True):
     arch: Name = ""
 
 
-# --- container verbs --------------------------------------------------------------------------------
-class CreateContainer(Message, tag="container.create", kw_only=True):
+# --- container verbs -----------------------------------------------------------------------------
+class CreateContainer(Message, tag="container.create", frozen=True, kw_only=True):
     spec: ContainerSpec
     reply: SenderRef
 
 
-class ContainerCreated(Message, tag="container.created", kw_only=True):
+class ContainerCreated(Message, tag="container.created", frozen=True, kw_only=True):
     id: Name
     warnings: Annotated[list[Text], msgspec.Meta(max_length=64)] = []
 
 
-class StartContainer(Message, tag="container.start", kw_only=True):
+class StartContainer(Message, tag="container.start", frozen=True, kw_only=True):
     id: Name
     reply: SenderRef
 
 
-class StopContainer(Message, tag="container.stop", kw_only=True):
+class StopContainer(Message, tag="container.stop", frozen=True, kw_only=True):
     id: Name
     timeout: Annotated[float, msgspec.Meta(ge=0, le=86400)] | None = None
     reply: SenderRef
 
 
-class KillContainer(Message, tag="container.kill", kw_only=True):
+class KillContainer(Message, tag="container.kill", frozen=True, kw_only=True):
     id: Name
     signal: Name = "KILL"
     reply: SenderRef
 
 
-class RestartContainer(Message, tag="container.restart", kw_only=True):
+class RestartContainer(Message, tag="container.restart", frozen=True, kw_only=True):
     id: Name
     timeout: Annotated[float, msgspec.Meta(ge=0, le=86400)] | None = None
     reply: SenderRef
 
 
-class RemoveContainer(Message, tag="container.remove", kw_only=True):
+class RemoveContainer(Message, tag="container.remove", frozen=True, kw_only=True):
     id: Name
     force: bool = False
     reply: SenderRef
 
 
-class ListContainers(Message, tag="container.list", kw_only=True):
+class ListContainers(Message, tag="container.list", frozen=True, kw_only=True):
     all: bool = False
     filters: Labels = {}
     reply: SenderRef
 
 
-class ContainerList(Message, tag="container.listed", kw_only=True):
+class ContainerList(Message, tag="container.listed", frozen=True, kw_only=True):
     containers: Annotated[list[ContainerSummary], msgspec.Meta(max_length=MAX_LIST_ITEMS)]
 
 
-class InspectContainer(Message, tag="container.inspect", kw_only=True):
+class InspectContainer(Message, tag="container.inspect", frozen=True, kw_only=True):
     id: Name
     reply: SenderRef
 
 
-class ContainerInspected(Message, tag="container.inspected", kw_only=True):
+class ContainerInspected(Message, tag="container.inspected", frozen=True, kw_only=True):
     info: ContainerInfo
 
 
-class ContainerLogs(Message, tag="container.logs", kw_only=True):
+class ContainerLogs(Message, tag="container.logs", frozen=True, kw_only=True):
     """Streams ``LogLine`` messages on ``reply``; with ``follow`` until the container ends."""
 
     id: Name
@@ -137,13 +137,13 @@ class ContainerLogs(Message, tag="container.logs", kw_only=True):
     reply: SenderRef
 
 
-class LogLine(Message, tag="container.log", kw_only=True):
+class LogLine(Message, tag="container.log", frozen=True, kw_only=True):
     stream: Literal["stdout", "stderr"]
     time: Timestamp
     data: bytes
 
 
-class ExecContainer(Message, tag="container.exec", kw_only=True):
+class ExecContainer(Message, tag="container.exec", frozen=True, kw_only=True):
     """Runs a process in a running container. Its output comes on byte streams the reply names."""
 
     id: Name
@@ -156,24 +156,24 @@ class ExecContainer(Message, tag="container.exec", kw_only=True):
     reply: SenderRef
 
 
-class ExecStarted(Message, tag="container.exec.started", kw_only=True):
+class ExecStarted(Message, tag="container.exec.started", frozen=True, kw_only=True):
     exec_id: Name
     stdout: ByteReaderRef
     stderr: ByteReaderRef | None = None
     resize: SenderRef | None = None
 
 
-class ExecExited(Message, tag="container.exec.exited", kw_only=True):
+class ExecExited(Message, tag="container.exec.exited", frozen=True, kw_only=True):
     exec_id: Name
     exit_code: int
 
 
-class TerminalSize(Message, tag="terminal.size", kw_only=True):
+class TerminalSize(Message, tag="terminal.size", frozen=True, kw_only=True):
     rows: Annotated[int, msgspec.Meta(ge=1, le=10000)]
     cols: Annotated[int, msgspec.Meta(ge=1, le=10000)]
 
 
-class AttachContainer(Message, tag="container.attach", kw_only=True):
+class AttachContainer(Message, tag="container.attach", frozen=True, kw_only=True):
     """Connects to a container's stdio: its output comes on the ``stdout`` the reply names."""
 
     id: Name
@@ -181,25 +181,25 @@ class AttachContainer(Message, tag="container.attach", kw_only=True):
     reply: SenderRef
 
 
-class Attached(Message, tag="container.attached", kw_only=True):
+class Attached(Message, tag="container.attached", frozen=True, kw_only=True):
     stdout: ByteReaderRef
     stderr: ByteReaderRef | None = None
     resize: SenderRef | None = None
 
 
-class WaitContainer(Message, tag="container.wait", kw_only=True):
+class WaitContainer(Message, tag="container.wait", frozen=True, kw_only=True):
     id: Name
     condition: Literal["not-running", "next-exit", "removed"] = "not-running"
     reply: SenderRef
 
 
-class ContainerExited(Message, tag="container.exited", kw_only=True):
+class ContainerExited(Message, tag="container.exited", frozen=True, kw_only=True):
     id: Name
     exit_code: int
     error: Text = ""
 
 
-class WatchEvents(Message, tag="events.watch", kw_only=True):
+class WatchEvents(Message, tag="events.watch", frozen=True, kw_only=True):
     """Streams ``EventMessage`` on ``reply`` until the caller closes it."""
 
     since: Timestamp = 0.0
@@ -207,12 +207,12 @@ class WatchEvents(Message, tag="events.watch", kw_only=True):
     reply: SenderRef
 
 
-class EventMessage(Message, tag="event", kw_only=True):
+class EventMessage(Message, tag="event", frozen=True, kw_only=True):
     event: Event
 
 
-# --- cluster verbs ---------------------------------------------------------------------------------
-class Join(Message, tag="cluster.join", kw_only=True):
+# --- cluster verbs -------------------------------------------------------------------------------
+class Join(Message, tag="cluster.join", frozen=True, kw_only=True):
     """A worker joins: ``commands`` is where the scheduler sends it assignments."""
 
     node: NodeInfo
@@ -220,34 +220,34 @@ class Join(Message, tag="cluster.join", kw_only=True):
     reply: SenderRef
 
 
-class Joined(Message, tag="cluster.joined", kw_only=True):
+class Joined(Message, tag="cluster.joined", frozen=True, kw_only=True):
     node_id: Name
     epoch: NonNegInt
     heartbeat_interval: Annotated[float, msgspec.Meta(gt=0, le=3600)]
     updates: ReceiverRef | None = None
 
 
-class Heartbeat(Message, tag="cluster.heartbeat", kw_only=True):
+class Heartbeat(Message, tag="cluster.heartbeat", frozen=True, kw_only=True):
     node_id: Name
     epoch: NonNegInt
     reply: SenderRef | None = None
 
 
-class ListNodes(Message, tag="cluster.nodes", kw_only=True):
+class ListNodes(Message, tag="cluster.nodes", frozen=True, kw_only=True):
     filters: Labels = {}
     reply: SenderRef
 
 
-class NodeList(Message, tag="cluster.nodes.listed", kw_only=True):
+class NodeList(Message, tag="cluster.nodes.listed", frozen=True, kw_only=True):
     nodes: Annotated[list[NodeInfo], msgspec.Meta(max_length=MAX_LIST_ITEMS)]
 
 
-class SubmitApp(Message, tag="cluster.app.submit", kw_only=True):
+class SubmitApp(Message, tag="cluster.app.submit", frozen=True, kw_only=True):
     app: AppSpec
     reply: SenderRef
 
 
-class SubmitJob(Message, tag="cluster.job.submit", kw_only=True):
+class SubmitJob(Message, tag="cluster.job.submit", frozen=True, kw_only=True):
     """N identical containers placed as one batch (named NAME.1 … NAME.N)."""
 
     spec: ContainerSpec
@@ -255,12 +255,12 @@ class SubmitJob(Message, tag="cluster.job.submit", kw_only=True):
     reply: SenderRef
 
 
-class Submitted(Message, tag="cluster.submitted", kw_only=True):
+class Submitted(Message, tag="cluster.submitted", frozen=True, kw_only=True):
     ids: Annotated[list[Name], msgspec.Meta(max_length=MAX_BATCH)]
     refused: Text = ""
 
 
-class ImportImage(Message, tag="image.import", kw_only=True):
+class ImportImage(Message, tag="image.import", frozen=True, kw_only=True):
     """Imports an image from a tarball the client writes on ``data``."""
 
     name: Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)]
@@ -269,7 +269,7 @@ class ImportImage(Message, tag="image.import", kw_only=True):
     reply: SenderRef
 
 
-class FetchBlob(Message, tag="image.blob.fetch", kw_only=True):
+class FetchBlob(Message, tag="image.blob.fetch", frozen=True, kw_only=True):
     """Asks for a content-addressed blob; it is written on ``into``."""
 
     digest: Name

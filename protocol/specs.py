@@ -35,7 +35,7 @@ class _Spec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Base for specs: immutable, keyword-only, defaults left off the wire."""
 
 
-class Platform(_Spec, kw_only=True):
+class Platform(_Spec, frozen=True, kw_only=True):
     """Where an image or a container may run. Architecture names are Go's (amd64, arm64)."""
 
     os: Name = "linux"
@@ -46,14 +46,14 @@ class Platform(_Spec, kw_only=True):
         return f"{self.os}/{self.arch}" + (f"/{self.variant}" if self.variant else "")
 
 
-class RestartPolicy(_Spec, kw_only=True):
+class RestartPolicy(_Spec, frozen=True, kw_only=True):
     """Docker's restart policies: no, on-failure[:max_retries], always, unless-stopped."""
 
     name: Literal["no", "on-failure", "always", "unless-stopped"] = "no"
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=1 << 31)] = 0
 
 
-class Resources(_Spec, kw_only=True):
+class Resources(_Spec, frozen=True, kw_only=True):
     """Reservations and limits. cpus in millicpus (1000 = one cpu), memory in bytes."""
 
     millicpus: NonNegInt = 0
@@ -63,7 +63,7 @@ class Resources(_Spec, kw_only=True):
     pids: NonNegInt = 0
 
 
-class PortMapping(_Spec, kw_only=True):
+class PortMapping(_Spec, frozen=True, kw_only=True):
     """A container port published on the host (host_port 0 = any free port)."""
 
     container_port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
@@ -72,7 +72,7 @@ class PortMapping(_Spec, kw_only=True):
     host_ip: Name = ""
 
 
-class Mount(_Spec, kw_only=True):
+class Mount(_Spec, frozen=True, kw_only=True):
     """A bind mount, a named volume or a tmpfs inside the container."""
 
     type: Literal["bind", "volume", "tmpfs"] = "bind"
@@ -81,7 +81,7 @@ class Mount(_Spec, kw_only=True):
     read_only: bool = False
 
 
-class ContainerSpec(_Spec, kw_only=True):
+class ContainerSpec(_Spec, frozen=True, kw_only=True):
     """What to run. Empty fields fall back to the image config, as in Docker."""
 
     image: Name
@@ -124,7 +124,7 @@ ScheduleState = Literal[
 ]
 
 
-class ContainerState(_Spec, kw_only=True):
+class ContainerState(_Spec, frozen=True, kw_only=True):
     """Observed state of one container, as its worker reports it."""
 
     status: ContainerStatus = "created"
@@ -137,7 +137,7 @@ class ContainerState(_Spec, kw_only=True):
     restart_count: NonNegInt = 0
 
 
-class ContainerSummary(_Spec, kw_only=True):
+class ContainerSummary(_Spec, frozen=True, kw_only=True):
     """One row of a container listing."""
 
     id: Name
@@ -151,7 +151,7 @@ class ContainerSummary(_Spec, kw_only=True):
     ports: Annotated[list[PortMapping], msgspec.Meta(max_length=MAX_PORTS)] = []
 
 
-class ContainerInfo(_Spec, kw_only=True):
+class ContainerInfo(_Spec, frozen=True, kw_only=True):
     """Everything inspect shows about one container."""
 
     id: Name
@@ -169,7 +169,7 @@ class ContainerInfo(_Spec, kw_only=True):
     details: Labels = {}  # driver paths and other per-backend facts
 
 
-class NodeResources(_Spec, kw_only=True):
+class NodeResources(_Spec, frozen=True, kw_only=True):
     """Capacity of a node, in the units of ``Resources``."""
 
     millicpus: NonNegInt = 0
@@ -181,7 +181,7 @@ NodeStatus = Literal["unknown", "ready", "down", "disconnected"]
 NodeAvailability = Literal["active", "pause", "drain"]
 
 
-class NodeInfo(_Spec, kw_only=True):
+class NodeInfo(_Spec, frozen=True, kw_only=True):
     """A worker as it registers itself and as the cluster sees it."""
 
     id: Name
@@ -201,7 +201,7 @@ class NodeInfo(_Spec, kw_only=True):
 EventType = Literal["container", "node", "image", "app"]
 
 
-class Event(_Spec, kw_only=True):
+class Event(_Spec, frozen=True, kw_only=True):
     """Something that happened, in Docker's event vocabulary (create, start, die, restart, ...)."""
 
     type: EventType
@@ -212,7 +212,7 @@ class Event(_Spec, kw_only=True):
     attributes: Labels = {}
 
 
-class AppSpec(_Spec, kw_only=True):
+class AppSpec(_Spec, frozen=True, kw_only=True):
     """A multi-container app (a Compose file after parsing)."""
 
     name: Name

@@ -1,0 +1,301 @@
+"""Connections and listeners: sessions over a transport, with their liveness timers.
+
+``await connect(address)`` gives a Connection whose ``sender`` reaches the listener's
+``receiver``; every other channel travels inside messages. Transports are registered here, in
+one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from channels._endpoints import Inbox, Receiver, Sender, pipe
+from channels._inproc import InprocTransport
+from channels._peer import PeerSession
+from channels._transport import DialLink, ListenLink, register_transport, transport_for
+from channels._zmq import transports as zmq_transports
+from protocol.codec import decode_header, encode_error, encode_header
+from protocol.errors import (
+    ChannelClosed,
+    ConnectFailed,
+    LimitExceeded,
+    PeerLost,
+    ProtocolError,
+    ShoalError,
+    Timeout,
+)
+from protocol.frames import Bye, Fail, Hello, SessionOptions
+from protocol.limits import SessionLimits
+from protocol.messages import Message
+
+log = structlog.get_logger("shoal.channels")
+
+register_transport("inproc", InprocTransport())
+for _scheme, _make in zmq_transports():
+    register_transport(_scheme, _make())
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOptions:
+    """How an endpoint behaves. ``timeout``: silence after which a peer is declared lost."""
+
+    name: str = ""
+    heartbeat: float = 1.0
+    timeout: float = 5.0
+    connect_timeout: float = 10.0
+    max_peers: int = 10_000
+    limits: SessionLimits = field(default_factory=SessionLimits)
+
+    def session_options(self) -> SessionOptions:
+        return SessionOptions(name=self.name, limits=self.limits, heartbeat=self.heartbeat)
+
+
+class _Ticker:
+    """Runs ``tick`` every ``interval`` seconds until stopped: heartbeats and silence checks."""
+
+    def __init__(self, interval: float, tick: Callable[[], None]) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(interval, tick))
+
+    @staticmethod
+    async def _run(interval: float, tick: Callable[[], None]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            tick()
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+class Connection:
+    """A dialer's session with one listener."""
+
+    def __init__(self, address: str, options: ChannelOptions) -> None:
+        self.address = address
+        self.options = options
+        self._link: DialLink | None = None
+        self._session: PeerSession | None = None
+        self._ticker: _Ticker | None = None
+        self._closed: asyncio.Future[ShoalError] = asyncio.get_running_loop().create_future()
+
+    async def _open(self) -> None:
+        transport = transport_for(self.address)
+        link = await transport.dial(self.address, self._on_frame, self._on_broken,
+                                    max_frame=self.options.limits.max_frame)
+        self._link = link
+        self._session = PeerSession(
+            link, dialer=True, options=self.options.session_options(),
+            timeout=self.options.timeout, on_end=self._on_end, peer_name=self.address,
+        )
+        self._ticker = _Ticker(min(self.options.heartbeat, self.options.timeout) / 2,
+                               self._session.tick)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._session.established),
+                                   self.options.connect_timeout)
+        except (TimeoutError, ShoalError) as exc:
+            await self.close()
+            if isinstance(exc, ProtocolError):
+                raise  # e.g. VersionMismatch: the peer's own words
+            raise ConnectFailed(f"no shoal session with {self.address}: "
+                                f"{exc or 'no answer within the connect timeout'}") from exc
+
+    @property
+    def sender(self) -> Sender:
+        """Messages sent here arrive at the listener's ``receiver``."""
+        if self._session is None or self._session.root is None:
+            raise ConnectFailed("the connection is not established")
+        return self._session.root
+
+    @property
+    def peer(self) -> SessionOptions | None:
+        return self._session.core.peer if self._session else None
+
+    @property
+    def error(self) -> ShoalError | None:
+        return self._session.error if self._session else None
+
+    def _on_frame(self, parts: list[bytes]) -> None:
+        if self._session is not None:
+            self._session.feed(parts)
+
+    def _on_broken(self, error: ShoalError) -> None:
+        if self._session is not None:
+            self._session.fail_transport(error)
+
+    def _on_end(self, session: PeerSession, error: ShoalError) -> None:
+        if not self._closed.done():
+            self._closed.set_result(error)
+
+    async def wait_closed(self) -> ShoalError:
+        """Wait until the session ends; returns why."""
+        return await asyncio.shield(self._closed)
+
+    async def close(self) -> None:
+        """End the session (Bye), stop timers and release the socket."""
+        if self._session is not None:
+            self._session.close()
+            tasks = list(self._session.tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._ticker is not None:
+            await self._ticker.stop()
+            self._ticker = None
+        if self._link is not None:
+            self._link.close()
+            self._link = None
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class _ListenerPeerLink:
+    """One peer of a listener, as its PeerSession sees the transport."""
+
+    __slots__ = ("_key", "_link")
+
+    def __init__(self, link: ListenLink, key: bytes) -> None:
+        self._link = link
+        self._key = key
+
+    def send(self, parts: list[bytes]) -> None:
+        self._link.send(self._key, parts)
+
+    def close(self) -> None:
+        self._link.forget(self._key)
+
+
+class Listener:
+    """Accepts sessions from many dialers; their root messages all arrive at ``receiver``."""
+
+    def __init__(self, options: ChannelOptions) -> None:
+        self.options = options
+        self._inbox = Inbox()
+        self.receiver = Receiver(self._inbox)
+        self.peers: dict[bytes, PeerSession] = {}
+        self._link: ListenLink | None = None
+        self._ticker: _Ticker | None = None
+        self.address = ""
+
+    async def _open(self, address: str) -> None:
+        transport = transport_for(address)
+        self._link = await transport.listen(address, self._on_frame, self._on_gone,
+                                            max_frame=self.options.limits.max_frame)
+        self.address = self._link.address
+        self._ticker = _Ticker(min(self.options.heartbeat, self.options.timeout) / 2, self._tick)
+
+    def _tick(self) -> None:
+        for session in list(self.peers.values()):
+            session.tick()
+
+    def _on_frame(self, key: bytes, parts: list[bytes]) -> None:
+        session = self.peers.get(key)
+        if session is not None:
+            session.feed(parts)
+            return
+        assert self._link is not None
+        try:
+            header = decode_header(parts[0])
+        except ProtocolError as exc:
+            self._refuse(key, exc)
+            return
+        if isinstance(header, Fail | Bye):
+            return  # never answer a goodbye: two confused peers must not loop
+        if not isinstance(header, Hello):
+            self._refuse(key, PeerLost("no session with this peer: say Hello first"))
+            return
+        if len(self.peers) >= self.options.max_peers:
+            self._refuse(key, LimitExceeded(f"this listener has {len(self.peers)} peers, "
+                                            "the most it serves"))
+            return
+        session = PeerSession(
+            _ListenerPeerLink(self._link, key), dialer=False,
+            options=self.options.session_options(), timeout=self.options.timeout,
+            root_inbox=self._inbox, on_end=self._session_ended, peer_name=key.hex(),
+        )
+        self.peers[key] = session
+        session.feed(parts)
+
+    def _refuse(self, key: bytes, error: ShoalError) -> None:
+        assert self._link is not None
+        with contextlib.suppress(ShoalError):
+            self._link.send(key, [encode_header(Fail()), encode_error(error.to_info())])
+
+    def _on_gone(self, key: bytes, error: ShoalError) -> None:
+        session = self.peers.get(key)
+        if session is not None:
+            session.fail_transport(error)
+
+    def _session_ended(self, session: PeerSession, error: ShoalError) -> None:
+        for key, known in list(self.peers.items()):
+            if known is session:
+                del self.peers[key]
+                if self._link is not None:
+                    self._link.forget(key)
+        log.debug("peer left", peer=session.peer_name, error=str(error))
+
+    async def close(self) -> None:
+        """Say Bye to every peer, stop timers, release the address; the receiver ends."""
+        sessions = list(self.peers.values())
+        for session in sessions:
+            session.close()
+        tasks = [task for session in sessions for task in session.tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._ticker is not None:
+            await self._ticker.stop()
+            self._ticker = None
+        if self._link is not None:
+            self._link.close()
+            self._link = None
+        self._inbox.end(ChannelClosed("the listener was closed"))
+
+    async def __aenter__(self) -> Listener:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def connect(address: str, options: ChannelOptions | None = None) -> Connection:
+    """Open a session with the listener at ``address``."""
+    conn = Connection(address, options or ChannelOptions())
+    await conn._open()
+    return conn
+
+
+async def listen(address: str, options: ChannelOptions | None = None) -> Listener:
+    """Listen on ``address`` (``tcp://127.0.0.1:0`` picks a free port; see ``.address``)."""
+    listener = Listener(options or ChannelOptions())
+    await listener._open(address)
+    return listener
+
+
+async def request(
+    sender: Sender, make: Callable[[Sender], Message], *, timeout: float | None = None
+) -> Message:
+    """Send the request ``make(reply_sender)`` and return the single reply.
+
+    A refusal arrives as the ShoalError subclass the service raised.
+    """
+    reply_tx, reply_rx = pipe(capacity=4)
+    await sender.send(make(reply_tx))
+    try:
+        if timeout is None:
+            return await reply_rx.recv()
+        try:
+            return await asyncio.wait_for(reply_rx.recv(), timeout)
+        except TimeoutError:
+            raise Timeout(f"no reply within {timeout:g} s") from None
+    finally:
+        reply_rx.close()

@@ -1,0 +1,60 @@
+"""Serving requests from a Receiver: one task per request, refusals sent back as typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from channels._endpoints import Receiver, Sender
+from protocol.errors import ChannelError, Internal, ShoalError
+from protocol.messages import Message
+
+log = structlog.get_logger("shoal.channels")
+
+Handler = Callable[[Message], Awaitable[Message | None]]
+
+
+def reply_sender(message: Message) -> Sender | None:
+    reply = getattr(message, "reply", None)
+    return reply if isinstance(reply, Sender) else None
+
+
+async def answer(message: Message, handler: Handler) -> None:
+    """Run ``handler`` for one request; send its result (or its refusal) on ``reply``."""
+    reply = reply_sender(message)
+    try:
+        result = await handler(message)
+    except ShoalError as exc:
+        if reply is not None:
+            reply.abort(exc)
+        return
+    except Exception as exc:
+        log.exception("handler failed", message_type=type(message).__name__)
+        if reply is not None:
+            reply.abort(Internal(f"{type(message).__name__} failed: {type(exc).__name__}: {exc}"))
+        return
+    if reply is None:
+        return
+    try:
+        if result is None:
+            reply.close()
+        else:
+            await reply.send(result, last=True)
+    except ChannelError:
+        pass  # the caller went away; nothing to tell
+
+
+async def serve(receiver: Receiver, handler: Handler) -> None:
+    """Handle every message of ``receiver`` concurrently until it ends; then wait for them."""
+    tasks: set[asyncio.Task[None]] = set()
+    try:
+        async for message in receiver:
+            task = asyncio.get_running_loop().create_task(answer(message, handler))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,85 @@
+"""What a transport provides, and the one registry of transports by address scheme."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+
+from protocol.errors import AddressError, ShoalError
+
+OnListenFrame = Callable[[bytes, list[bytes]], None]  # (peer key, frame parts)
+OnPeerGone = Callable[[bytes, ShoalError], None]  # the transport itself saw the peer go
+OnFrame = Callable[[list[bytes]], None]
+OnBroken = Callable[[ShoalError], None]
+
+
+class DialLink(abc.ABC):
+    """A dialer's link to one listener. Sends are ordered and never block."""
+
+    @abc.abstractmethod
+    def send(self, parts: list[bytes]) -> None:
+        """Queue one frame; raises PeerLost when the transport knows the peer is gone."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the link (idempotent). Frames already sent are still delivered if possible."""
+
+
+class ListenLink(abc.ABC):
+    """A bound listener: frames from many peers, each named by a key."""
+
+    address: str  # the address actually bound (a tcp port 0 becomes the real port)
+
+    @abc.abstractmethod
+    def send(self, key: bytes, parts: list[bytes]) -> None:
+        """Queue one frame for peer ``key``; raises PeerLost when that peer is gone."""
+
+    def forget(self, key: bytes) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """The session with ``key`` ended; drop any per-peer state."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop listening and release the address (idempotent)."""
+
+
+class Transport(abc.ABC):
+    @abc.abstractmethod
+    async def listen(self, address: str, on_frame: OnListenFrame, on_gone: OnPeerGone,
+                     *, max_frame: int) -> ListenLink:
+        """Bind ``address``; raises AddressError when it is malformed or taken."""
+
+    @abc.abstractmethod
+    async def dial(self, address: str, on_frame: OnFrame, on_broken: OnBroken,
+                   *, max_frame: int) -> DialLink:
+        """Open a link to ``address``; raises ConnectFailed or AddressError."""
+
+
+_TRANSPORTS: dict[str, Transport] = {}
+
+
+def register_transport(scheme: str, transport: Transport) -> None:
+    if scheme in _TRANSPORTS:
+        raise ValueError(f"transport {scheme}:// is already registered")
+    _TRANSPORTS[scheme] = transport
+
+
+def split_address(address: str) -> tuple[str, str]:
+    """``"tcp://host:port"`` → ``("tcp", "host:port")``; AddressError when malformed."""
+    scheme, sep, rest = address.partition("://")
+    if not sep or not scheme or not rest:
+        raise AddressError(f"malformed address {address!r}: expected SCHEME://WHERE "
+                           f"(schemes: {', '.join(sorted(_TRANSPORTS))})")
+    return scheme, rest
+
+
+def transport_for(address: str) -> Transport:
+    scheme, _ = split_address(address)
+    transport = _TRANSPORTS.get(scheme)
+    if transport is None:
+        raise AddressError(f"no transport for {scheme}:// (known: "
+                           f"{', '.join(sorted(_TRANSPORTS))})")
+    return transport
+
+
+def schemes() -> list[str]:
+    return sorted(_TRANSPORTS)

@@ -1,0 +1,200 @@
+"""ZeroMQ transports, ``tcp://`` and ``ipc://``: a ROUTER listens, a DEALER dials.
+
+The sockets are plain (non-asyncio) pyzmq sockets whose notification fd is watched by the event
+loop; every wake-up drains the socket in a batch, so a busy peer costs one loop callback per
+batch rather than one await per message. Sends never block: high-water marks are off because
+channel credit already bounds what is in flight, and a ROUTER refuses (rather than drops) frames
+for a peer it no longer knows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable
+
+import zmq
+
+from channels._transport import (
+    DialLink,
+    ListenLink,
+    OnBroken,
+    OnFrame,
+    OnListenFrame,
+    OnPeerGone,
+    Transport,
+    split_address,
+)
+from protocol.errors import AddressError, PeerLost
+
+_BATCH = 2048  # frames handled per wake-up before yielding to other callbacks
+_LINGER_MS = 200  # a Bye queued just before close still gets out
+_context: zmq.Context[zmq.Socket[bytes]] | None = None
+open_sockets: set[zmq.Socket[bytes]] = set()
+
+
+def context() -> zmq.Context[zmq.Socket[bytes]]:
+    global _context
+    if _context is None:
+        _context = zmq.Context()
+    return _context
+
+
+class _Watched:
+    """A zmq socket whose readiness is watched by the running loop."""
+
+    def __init__(self, kind: int, max_frame: int) -> None:
+        self.sock: zmq.Socket[bytes] = context().socket(kind)
+        open_sockets.add(self.sock)
+        self.sock.setsockopt(zmq.LINGER, _LINGER_MS)
+        self.sock.setsockopt(zmq.SNDHWM, 0)
+        self.sock.setsockopt(zmq.RCVHWM, 0)
+        # A peer sending a frame larger than this is disconnected by zmq itself.
+        self.sock.setsockopt(zmq.MAXMSGSIZE, max_frame + 4096)
+        self._loop = asyncio.get_running_loop()
+        fd = self.sock.getsockopt(zmq.FD)
+        assert isinstance(fd, int)
+        self._fd = fd
+        self._scheduled = False
+        self.closed = False
+
+    def watch(self) -> None:
+        self._loop.add_reader(self._fd, self._on_ready)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        # zmq's fd is edge-triggered and any send may consume the edge: look again soon.
+        if not self._scheduled and not self.closed:
+            self._scheduled = True
+            self._loop.call_soon(self._on_ready)
+
+    def _on_ready(self) -> None:
+        self._scheduled = False
+        if self.closed:
+            return
+        recv = self.sock.recv_multipart
+        handle = self.handle
+        try:
+            for _ in range(_BATCH):
+                parts = recv(zmq.NOBLOCK)
+                handle(parts)
+                if self.closed:
+                    return
+        except zmq.Again:
+            return
+        except zmq.ZMQError:
+            if self.closed:
+                return
+            raise
+        self._schedule()  # more may be waiting: come back after others had a turn
+
+    def handle(self, parts: list[bytes]) -> None:
+        raise TypeError("subclasses handle frames")
+
+    def send(self, parts: list[bytes]) -> None:
+        self.sock.send_multipart(parts, zmq.NOBLOCK, copy=len(parts[-1]) < 65536)
+        self._schedule()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(self._fd)
+        self.sock.close()
+        open_sockets.discard(self.sock)
+
+
+class _RouterLink(_Watched, ListenLink):
+    def __init__(self, address: str, on_frame: OnListenFrame, max_frame: int) -> None:
+        super().__init__(zmq.ROUTER, max_frame)
+        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self._on_frame = on_frame
+        self._ipc_path: str | None = None
+        try:
+            self.sock.bind(address)
+        except zmq.ZMQError as exc:
+            self.close()
+            raise AddressError(f"cannot listen on {address}: {exc.strerror}") from exc
+        self.address = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        if self.address.startswith("ipc://"):
+            self._ipc_path = self.address[len("ipc://"):]
+
+    def handle(self, parts: list[bytes]) -> None:
+        if len(parts) < 2:
+            return  # zmq always prefixes the identity; anything else is not a frame
+        self._on_frame(parts[0], parts[1:])
+
+    def send(self, key: bytes, parts: list[bytes]) -> None:  # type: ignore[override]
+        try:
+            _Watched.send(self, [key, *parts])
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EHOSTUNREACH:
+                raise PeerLost("the peer disconnected") from exc
+            raise PeerLost(f"cannot send to the peer: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        super().close()
+        if self._ipc_path:
+            # zmq unlinks the socket file it created; make sure nothing is left either way.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._ipc_path)
+
+
+class _DealerLink(_Watched, DialLink):
+    def __init__(self, address: str, on_frame: OnFrame, max_frame: int) -> None:
+        super().__init__(zmq.DEALER, max_frame)
+        self._on_frame = on_frame
+        try:
+            self.sock.connect(address)
+        except zmq.ZMQError as exc:
+            self.close()
+            raise AddressError(f"cannot connect to {address}: {exc.strerror}") from exc
+
+    def handle(self, parts: list[bytes]) -> None:
+        self._on_frame(parts)
+
+    def send(self, parts: list[bytes]) -> None:
+        try:
+            _Watched.send(self, parts)
+        except zmq.ZMQError as exc:
+            raise PeerLost(f"cannot send to the listener: {exc.strerror}") from exc
+
+
+class ZmqTransport(Transport):
+    def __init__(self, scheme: str) -> None:
+        self.scheme = scheme
+
+    def _normalise(self, address: str) -> str:
+        scheme, where = split_address(address)
+        if scheme != self.scheme:
+            raise AddressError(f"{address} is not a {self.scheme}:// address")
+        if scheme == "tcp":
+            host, sep, port = where.rpartition(":")
+            if not sep or not host or not (port == "*" or port.isdigit()):
+                raise AddressError(f"malformed tcp address {address!r}: expected tcp://HOST:PORT")
+            if port == "0":
+                where = f"{host}:*"
+        return f"{scheme}://{where}"
+
+    async def listen(self, address: str, on_frame: OnListenFrame, on_gone: OnPeerGone,
+                     *, max_frame: int) -> ListenLink:
+        link = _RouterLink(self._normalise(address), on_frame, max_frame)
+        link.watch()
+        return link
+
+    async def dial(self, address: str, on_frame: OnFrame, on_broken: OnBroken,
+                   *, max_frame: int) -> DialLink:
+        normal = self._normalise(address)
+        if normal.endswith(":*"):
+            raise AddressError(f"cannot connect to a wildcard port: {address}")
+        link = _DealerLink(normal, on_frame, max_frame)
+        link.watch()
+        return link
+
+
+def transports() -> list[tuple[str, Callable[[], Transport]]]:
+    return [("tcp", lambda: ZmqTransport("tcp")), ("ipc", lambda: ZmqTransport("ipc"))]

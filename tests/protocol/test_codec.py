@@ -1,0 +1,251 @@
+"""The codec: every message type round-trips; any other byte string is a ProtocolError."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from protocol import messages as m
+from protocol import specs
+from protocol.codec import (
+    MessageCodec,
+    decode_error,
+    decode_header,
+    encode_error,
+    encode_header,
+)
+from protocol.errors import ErrorInfo, LimitExceeded, ProtocolError
+from protocol.frames import Abort, Chunk, Credit, Data, Hello, SessionOptions, Welcome
+from protocol.limits import SessionLimits
+from protocol.refs import ChannelRef, RefKind, wire_ref, wire_ref_id
+
+SPEC = specs.ContainerSpec(
+    image="busybox:latest",
+    name="web",
+    command=["sh", "-c", "echo hi"],
+    env=["A=1"],
+    labels={"tier": "front"},
+    restart=specs.RestartPolicy(name="on-failure", max_retries=3),
+    resources=specs.Resources(millicpus=500, memory=64 << 20, pids=100),
+    ports=[specs.PortMapping(container_port=80, host_port=8080)],
+    platform=specs.Platform(os="linux", arch="amd64"),
+    constraints=["node.labels.zone==a", "~node.labels.disk==ssd"],
+    affinities=["image==redis"],
+)
+NODE = specs.NodeInfo(id="n1", hostname="h1", labels={"zone": "a"},
+                      capacity=specs.NodeResources(millicpus=2000, memory=1 << 30))
+
+
+def _ref(kind: RefKind, n: int) -> ChannelRef:
+    return wire_ref(kind, n)
+
+
+SAMPLES: list[m.Message] = [
+    m.Ok(),
+    m.Echo(data=b"x", reply=_ref(RefKind.SENDER, 3)),
+    m.Echoed(data=b"\x00" * 10),
+    m.GetVersion(reply=_ref(RefKind.SENDER, 5)),
+    m.VersionInfo(version="0.1.0", protocol=1),
+    m.CreateContainer(spec=SPEC, reply=_ref(RefKind.SENDER, 7)),
+    m.ContainerCreated(id="c1"),
+    m.StartContainer(id="c1", reply=_ref(RefKind.SENDER, 9)),
+    m.StopContainer(id="c1", timeout=3.0, reply=_ref(RefKind.SENDER, 11)),
+    m.KillContainer(id="c1", signal="TERM", reply=_ref(RefKind.SENDER, 13)),
+    m.RestartContainer(id="c1", reply=_ref(RefKind.SENDER, 15)),
+    m.RemoveContainer(id="c1", force=True, reply=_ref(RefKind.SENDER, 17)),
+    m.ListContainers(all=True, reply=_ref(RefKind.SENDER, 19)),
+    m.ContainerList(containers=[specs.ContainerSummary(id="c1", image="busybox")]),
+    m.InspectContainer(id="c1", reply=_ref(RefKind.SENDER, 21)),
+    m.ContainerInspected(info=specs.ContainerInfo(id="c1", spec=SPEC)),
+    m.ContainerLogs(id="c1", follow=True, tail=10, reply=_ref(RefKind.SENDER, 23)),
+    m.LogLine(stream="stdout", time=1.5, data=b"hello\n"),
+    m.ExecContainer(id="c1", command=["sh"], tty=True, stdin=_ref(RefKind.BYTE_READER, 25),
+                    reply=_ref(RefKind.SENDER, 27)),
+    m.ExecStarted(exec_id="e1", stdout=_ref(RefKind.BYTE_READER, 29),
+                  resize=_ref(RefKind.SENDER, 31)),
+    m.ExecExited(exec_id="e1", exit_code=0),
+    m.TerminalSize(rows=24, cols=80),
+    m.AttachContainer(id="c1", reply=_ref(RefKind.SENDER, 33)),
+    m.Attached(stdout=_ref(RefKind.BYTE_READER, 35)),
+    m.WaitContainer(id="c1", reply=_ref(RefKind.SENDER, 37)),
+    m.ContainerExited(id="c1", exit_code=137),
+    m.WatchEvents(reply=_ref(RefKind.SENDER, 39)),
+    m.EventMessage(event=specs.Event(type="container", action="die", id="c1")),
+    m.Join(node=NODE, commands=_ref(RefKind.SENDER, 41), reply=_ref(RefKind.SENDER, 43)),
+    m.Joined(node_id="n1", epoch=2, heartbeat_interval=1.0, updates=_ref(RefKind.RECEIVER, 45)),
+    m.Heartbeat(node_id="n1", epoch=2),
+    m.ListNodes(reply=_ref(RefKind.SENDER, 47)),
+    m.NodeList(nodes=[NODE]),
+    m.SubmitApp(app=specs.AppSpec(name="a", containers=[SPEC]), reply=_ref(RefKind.SENDER, 49)),
+    m.SubmitJob(spec=SPEC, replicas=3, reply=_ref(RefKind.SENDER, 51)),
+    m.Submitted(ids=["c1", "c2"]),
+    m.ImportImage(name="busybox:latest", data=_ref(RefKind.BYTE_READER, 53),
+                  reply=_ref(RefKind.SENDER, 55)),
+    m.FetchBlob(digest="sha256:00", into=_ref(RefKind.BYTE_WRITER, 57),
+                reply=_ref(RefKind.SENDER, 59)),
+]
+
+
+def plain_codec(max_size: int = 1 << 20) -> MessageCodec:
+    def export(ref: ChannelRef) -> int:
+        channel_id = wire_ref_id(ref)
+        assert channel_id is not None
+        return channel_id
+
+    return MessageCodec(export, wire_ref, max_size)
+
+
+def test_samples_cover_every_message_type() -> None:
+    assert {type(s) for s in SAMPLES} == set(m.MESSAGE_TYPES)
+
+
+def _normal(value: object) -> object:
+    """A comparable form: refs become (kind, id)."""
+    if isinstance(value, ChannelRef):
+        return (value.ref_kind, wire_ref_id(value))
+    if isinstance(value, msgspec.Struct):
+        return (type(value).__name__,
+                tuple(_normal(getattr(value, f)) for f in value.__struct_fields__))
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda s: type(s).__name__)
+def test_every_message_round_trips(message: m.Message) -> None:
+    codec = plain_codec()
+    assert _normal(codec.decode(codec.encode(message))) == _normal(message)
+
+
+def test_a_newer_peers_extra_fields_are_skipped() -> None:
+    data = msgspec.msgpack.encode({"type": "echoed", "data": b"x", "added_in_v9": [1, {"a": 2}]})
+    assert plain_codec().decode(data) == m.Echoed(data=b"x")
+
+
+@pytest.mark.parametrize(
+    "raw,fragment",
+    [
+        ({"type": "container.teleport", "id": "c1"}, "Invalid value 'container.teleport'"),
+        ({"type": "echo", "data": b""}, "missing required field `reply`"),
+        ({"type": "echo", "reply": 5}, "expected a SenderRef"),
+        ({"type": "echo", "reply": msgspec.msgpack.Ext(2, (7).to_bytes(8, "big"))},
+         "got a RECEIVER ref"),
+        ({"type": "echo", "reply": msgspec.msgpack.Ext(9, (7).to_bytes(8, "big"))},
+         "unknown extension type 9"),
+        ({"type": "echo", "reply": msgspec.msgpack.Ext(1, b"\x01")}, "of 1 bytes"),
+        ({"type": "echo", "reply": msgspec.msgpack.Ext(1, (0).to_bytes(8, "big"))},
+         "out of range"),
+        ({"type": "container.kill", "id": "x" * 300, "reply": msgspec.msgpack.Ext(1, b"\0" * 7 +
+                                                                                   b"\1")},
+         "length <= 255"),
+        ({"type": "container.create", "spec": {"image": "b", "env": ["x"] * 5000},
+          "reply": msgspec.msgpack.Ext(1, (3).to_bytes(8, "big"))}, "length <= 4096"),
+    ],
+)
+def test_invalid_messages_are_protocol_errors(raw: object, fragment: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        plain_codec().decode(msgspec.msgpack.encode(raw))
+    assert fragment in str(info.value)
+
+
+def test_deep_nesting_is_refused_as_a_limit() -> None:
+    deep = b"\x82\xa4type\xa2ok\xa1x" + b"\x91" * 100_000 + b"\x01"
+    with pytest.raises(LimitExceeded, match="nested too deeply"):
+        plain_codec().decode(deep)
+
+
+def test_oversized_messages_are_refused_both_ways() -> None:
+    codec = plain_codec(max_size=1024)
+    with pytest.raises(LimitExceeded, match="the limit is 1024"):
+        codec.encode(m.Echoed(data=b"x" * 2000))
+    with pytest.raises(LimitExceeded):
+        codec.decode(msgspec.msgpack.encode(m.Echoed(data=b"x" * 2000)))
+
+
+def test_only_channel_refs_may_travel_as_extensions() -> None:
+    codec = plain_codec()
+    with pytest.raises(TypeError, match="cannot send a object"):
+        codec.encode(m.Echo(data=b"", reply=object()))  # type: ignore[arg-type]
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.binary(max_size=512))
+def test_random_bytes_decode_to_a_message_or_a_protocol_error(data: bytes) -> None:
+    codec = plain_codec()
+    try:
+        assert isinstance(codec.decode(data), m.Message)
+    except ProtocolError:
+        pass
+    for decode in (decode_header, decode_error):
+        try:
+            decode(data)
+        except ProtocolError:
+            pass
+
+
+ENCODED = [plain_codec().encode(s) for s in SAMPLES]
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.sampled_from(ENCODED), st.data())
+def test_mutated_messages_decode_or_fail_typed(valid: bytes, data: st.DataObject) -> None:
+    buf = bytearray(valid)
+    for _ in range(data.draw(st.integers(1, 6))):
+        op = data.draw(st.sampled_from(["flip", "cut", "insert", "dup"]))
+        pos = data.draw(st.integers(0, max(len(buf) - 1, 0)))
+        if op == "flip" and buf:
+            buf[pos] ^= data.draw(st.integers(1, 255))
+        elif op == "cut":
+            del buf[pos:pos + data.draw(st.integers(1, 8))]
+        elif op == "insert":
+            buf[pos:pos] = data.draw(st.binary(min_size=1, max_size=8))
+        else:
+            buf[pos:pos] = buf[pos:pos + data.draw(st.integers(1, 16))]
+    try:
+        assert isinstance(plain_codec().decode(bytes(buf)), m.Message)
+    except ProtocolError:
+        pass
+
+
+HEADERS = [
+    Hello(magic="shoal", versions=[1], options=SessionOptions(name="a")),
+    Welcome(version=1, options=SessionOptions(limits=SessionLimits(window=4096))),
+    Data(channel=3, last=True),
+    Chunk(channel=4),
+    Credit(channel=5, amount=1024),
+    Abort(channel=6),
+]
+
+
+@pytest.mark.parametrize("header", HEADERS, ids=lambda h: type(h).__name__)
+def test_headers_round_trip(header: object) -> None:
+    assert decode_header(encode_header(header)) == header  # type: ignore[arg-type]
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.sampled_from([encode_header(h) for h in HEADERS]), st.binary(max_size=4),
+       st.integers(0, 40))
+def test_mutated_headers_decode_or_fail_typed(valid: bytes, junk: bytes, cut: int) -> None:
+    for candidate in (valid[:cut] + junk, junk + valid, valid[cut:]):
+        try:
+            decode_header(candidate)
+        except ProtocolError:
+            pass
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [[2, 0], [2, -1], [2, 1 << 60], [4, 3, 0], [99], [], "hello", [0, "shoal", [1] * 100, {}]],
+)
+def test_invalid_headers_are_protocol_errors(raw: object) -> None:
+    with pytest.raises(ProtocolError):
+        decode_header(msgspec.msgpack.encode(raw))
+
+
+def test_error_bodies_round_trip() -> None:
+    info = ErrorInfo(code="request.not_found", message="no such container", details={"id": "c"})
+    assert decode_error(encode_error(info)) == info
