@@ -9,7 +9,7 @@ from protocol import errors
 from protocol.errors import ErrorInfo, ShoalError, error_class, error_from_info, known_codes
 
 
-@pytest.mark.parametrize("code,cls", sorted(known_codes().items()))
+@pytest.mark.parametrize(("code", "cls"), sorted(known_codes().items()))
 def test_every_error_round_trips_as_its_own_class(code: str, cls: type[ShoalError]) -> None:
     original = cls("it broke", details={"node_id": "n1"})
     wire = msgspec.msgpack.encode(original.to_info())
@@ -21,7 +21,7 @@ def test_every_error_round_trips_as_its_own_class(code: str, cls: type[ShoalErro
 
 
 @pytest.mark.parametrize(
-    "code,expected",
+    ("code", "expected"),
     [
         ("channel.closed.by_peer", errors.ChannelClosed),
         ("request.not_found.image", errors.NotFound),

@@ -9,7 +9,7 @@ from protocol.version import choose_version
 
 
 @pytest.mark.parametrize(
-    "offered,supported,expected",
+    ("offered", "supported", "expected"),
     [([1], (1,), 1), ([1, 2, 3], (2, 1), 2), ([3, 1], (1, 3), 3)],
 )
 def test_newest_common_version_wins(offered: list[int], supported: tuple[int, ...],
