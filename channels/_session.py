@@ -8,9 +8,12 @@ on the returned events. Every decision follows the tables in ``_states``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from channels._states import (
     CHANNEL_TABLE,
@@ -251,9 +254,7 @@ class SessionCore:
             try:
                 item = self._decode(body)
             except ProtocolError as exc:
-                del self.ends[end.id]
-                self._emit(Abort(channel=end.id), encode_error(exc.to_info()))
-                return [Ended(end, exc)]
+                return self._refuse_message(end, body, exc)
         events: list[Event] = [Delivered(end, item, size)]
         if outcome is Outcome.END:
             del self.ends[end.id]
@@ -262,17 +263,42 @@ class SessionCore:
 
     def _decode(self, body: bytes) -> Message:
         self._adopted = []
+        high = self._peer_high
         try:
             return self.codec.decode(body)
         except ProtocolError:
-            # Channels the broken message introduced die with it; tell the peer's ends.
-            for end in self._adopted:
+            for end in self._adopted:  # the channels the refused message introduced
                 self.ends.pop(end.id, None)
-                error = ChannelClosed("the message that carried this channel was refused")
-                self._emit(Abort(channel=end.id), encode_error(error.to_info()))
+            self._peer_high = high
             raise
         finally:
             self._adopted = None
+
+    def _refuse_message(self, end: ChannelEnd, body: bytes, error: ProtocolError) -> list[Event]:
+        """Drop a message that does not decode, and tell everyone who waits on it.
+
+        Channels the message names (its reply Sender, say) are aborted with the error, so the
+        peer's caller learns why at once. The root channel stays open for the next request;
+        any other channel is broken and fails at both ends.
+        """
+        refs: set[int] = set()
+
+        def collect(code: int, data: memoryview) -> None:
+            if code in RefKind.__members__.values() and len(data) == 8:
+                refs.add(int.from_bytes(data, "big"))
+
+        with contextlib.suppress(Exception):
+            msgspec.msgpack.decode(body, ext_hook=collect)
+        for channel_id in sorted(refs):
+            if (channel_id & 1) != (self._next_id & 1) and self._peer_high < channel_id \
+                    < (1 << 53) and channel_id not in self.ends:
+                self._peer_high = channel_id
+                self._emit(Abort(channel=channel_id), encode_error(error.to_info()))
+        if end.id == ROOT_CHANNEL:
+            return []
+        del self.ends[end.id]
+        self._emit(Abort(channel=end.id), encode_error(error.to_info()))
+        return [Ended(end, error)]
 
     def _import_ref(self, kind: RefKind, channel_id: int) -> ChannelRef:
         if self._adopted is None:
