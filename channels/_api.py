@@ -21,7 +21,6 @@ from channels._transport import DialLink, ListenLink, register_transport, transp
 from channels._zmq import transports as zmq_transports
 from protocol.codec import decode_header, encode_error, encode_header
 from protocol.errors import (
-    ChannelClosed,
     ConnectFailed,
     LimitExceeded,
     PeerLost,
@@ -258,7 +257,7 @@ class Listener:
         if self._link is not None:
             self._link.close()
             self._link = None
-        self._inbox.end(ChannelClosed("the listener was closed"))
+        self._inbox.end(None)  # the receiver ends cleanly: serve loops finish
 
     async def __aenter__(self) -> Listener:
         return self

@@ -31,8 +31,8 @@ class EndOfChannel(ChannelClosed):
 class Inbox:
     """Items waiting to be read from one channel (or, for a listener, from many)."""
 
-    __slots__ = ("_error", "_items", "_space", "_waiter", "buffered", "capacity", "ended",
-                 "on_cancel")
+    __slots__ = ("_ended_waiters", "_error", "_items", "_space", "_waiter", "buffered",
+                 "capacity", "ended", "on_cancel")
 
     def __init__(self, capacity: int = 0) -> None:
         self._items: collections.deque[tuple[Any, int, Grant | None]] = collections.deque()
@@ -43,6 +43,7 @@ class Inbox:
         self.capacity = capacity  # local pipes: how much may wait unread; 0 = bounded elsewhere
         self.buffered = 0
         self.on_cancel: Callable[[], None] | None = None
+        self._ended_waiters: list[asyncio.Future[None]] = []
 
     # writer side
     def push(self, item: Any, size: int, grant: Grant | None = None) -> None:
@@ -61,9 +62,18 @@ class Inbox:
             return
         self.ended = True
         self._error = error
-        for fut in (self._waiter, self._space):
+        for fut in (self._waiter, self._space, *self._ended_waiters):
             if fut is not None and not fut.done():
                 fut.set_result(None)
+        self._ended_waiters.clear()
+
+    async def wait_ended(self) -> ShoalError | None:
+        """Wait until the channel ends; returns its error (None for a clean close)."""
+        if not self.ended:
+            fut = asyncio.get_running_loop().create_future()
+            self._ended_waiters.append(fut)
+            await fut
+        return self._error
 
     @property
     def cancelled(self) -> bool:
@@ -170,6 +180,10 @@ class Sender(SenderRef, abc.ABC):
     def abort(self, error: ShoalError) -> None:
         """Fail the channel: the receiver's next recv raises ``error``."""
 
+    @abc.abstractmethod
+    async def wait_closed(self) -> ShoalError:
+        """Wait until the receiver is gone (closed, or its process lost); returns why."""
+
 
 class LocalSender(Sender):
     """Sends into an Inbox in this process; no encoding happens."""
@@ -200,6 +214,10 @@ class LocalSender(Sender):
         if not self._closed and not self.moved:
             self._closed = True
             self._inbox.end(error)
+
+    async def wait_closed(self) -> ShoalError:
+        await self._inbox.wait_ended()
+        return ChannelClosed("the receiver was closed")
 
     def _check(self) -> None:
         if self.moved:

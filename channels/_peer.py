@@ -298,13 +298,14 @@ async def _pump(source: Receiver | ByteReader, target: Sender | ByteWriter) -> N
 class _SessionWriterBase:
     """Credit waiting and end handling shared by session-bound writers."""
 
-    __slots__ = ("_credit", "_done", "_end", "_failed", "_peer")
+    __slots__ = ("_closed", "_credit", "_done", "_end", "_failed", "_peer")
 
     def __init__(self, peer: PeerSession, end: ChannelEnd) -> None:
         self._peer = peer
         self._end = end
         self._failed: ShoalError | None = None
         self._credit: asyncio.Future[None] | None = None
+        self._closed: asyncio.Future[None] | None = None
         self._done = False
 
     def on_credit(self) -> None:
@@ -315,6 +316,16 @@ class _SessionWriterBase:
     def on_end(self, error: ShoalError | None) -> None:
         self._failed = error or ChannelClosed("the channel was closed")
         self.on_credit()
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+
+    async def wait_closed(self) -> ShoalError:
+        if self._failed is None:
+            if self._closed is None:
+                self._closed = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._closed)
+        assert self._failed is not None
+        return self._failed
 
     async def _wait_credit(self) -> None:
         while self._end.credit <= 0 and self._failed is None:
@@ -331,13 +342,17 @@ class _SessionWriterBase:
     def _finish(self, error: ShoalError | None) -> None:
         if self._done or self._failed is not None:
             return
-        self._done = True
         core = self._peer.core
         if error is None:
             core.close_channel(self._end)
         else:
             core.abort_channel(self._end, error)
         self._peer.flush()
+        self._closed_here()
+
+    def _closed_here(self) -> None:
+        self._done = True
+        self.on_end(ChannelClosed("send on a channel this side closed"))
 
 
 class SessionSender(_SessionWriterBase, Sender):
@@ -350,7 +365,7 @@ class SessionSender(_SessionWriterBase, Sender):
             await self._wait_credit()
         self._peer.send_message(self._end, message, last)
         if last:
-            self._done = True
+            self._closed_here()
 
     def close(self) -> None:
         self._finish(None)

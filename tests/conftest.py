@@ -19,6 +19,7 @@ def run(factory: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
     """Run ``factory()`` on a fresh uvloop; fail (not hang) after ``timeout`` seconds."""
 
     async def main() -> T:
-        return await asyncio.wait_for(factory(), timeout)
+        async with asyncio.timeout(timeout):
+            return await factory()
 
     return uvloop.run(main())
