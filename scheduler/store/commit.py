@@ -163,8 +163,11 @@ async def commit_plan(client: EtcdClient, layout: Layout, changes: Sequence[Chan
     async def worker() -> None:
         nonlocal txns
         for group in queue:  # a shared iterator: each worker takes the next free batch
-            txns += await _commit_batch(client, prepared[group.start:group.stop], group,
-                                        results, fence)
+            # Await first: "txns += await ..." would read txns before the await and lose
+            # the other workers' counts.
+            sent = await _commit_batch(client, prepared[group.start:group.stop], group,
+                                       results, fence)
+            txns += sent
 
     async with asyncio.TaskGroup() as tg:
         for _ in range(max(1, min(in_flight, len(groups)))):
