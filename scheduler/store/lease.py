@@ -32,6 +32,8 @@ class Lease:
         self.lost = asyncio.Event()
         self.reason = ""
         self._deadline = granted_at + ttl
+        self.renewals = 0
+        self._renewed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -61,6 +63,10 @@ class Lease:
             self.lost.set()
             log.warning("lease lost", lease=f"{self.id:x}", reason=reason)
 
+    async def renewed(self) -> None:
+        """Return after the next keepalive that etcd answers."""
+        await self._renewed.wait()
+
     def remaining(self) -> float:
         """Seconds until this holder must consider the lease gone."""
         return self._deadline - asyncio.get_running_loop().time()
@@ -86,6 +92,9 @@ class Lease:
                         self._lose("expired in etcd")
                         return
                     self._deadline = sent + resp.TTL
+                    self.renewals += 1
+                    renewed, self._renewed = self._renewed, asyncio.Event()
+                    renewed.set()
                     await asyncio.sleep(interval)
             except TimeoutError:
                 self._lose("not renewed within its ttl")
