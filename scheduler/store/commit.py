@@ -46,19 +46,19 @@ class _Prepared:
 
     __slots__ = ("change", "compare", "key", "op", "readback")
 
-    def __init__(self, change: Change, key: bytes) -> None:
+    def __init__(self, change: Change, key: bytes, value: bytes) -> None:
         self.change = change
         self.key = key
         if isinstance(change, Create):
             self.compare = rpc.Compare(result=rpc.Compare.EQUAL, target=rpc.Compare.CREATE,
                                        key=key, create_revision=0)
             self.op = rpc.RequestOp(request_put=rpc.PutRequest(
-                key=key, value=change.kind.encode(change.value), lease=change.lease))
+                key=key, value=value, lease=change.lease))
         elif isinstance(change, Update):
             self.compare = rpc.Compare(result=rpc.Compare.EQUAL, target=rpc.Compare.MOD,
                                        key=key, mod_revision=change.revision)
             self.op = rpc.RequestOp(request_put=rpc.PutRequest(
-                key=key, value=change.kind.encode(change.value)))
+                key=key, value=value))
         else:
             self.compare = rpc.Compare(result=rpc.Compare.EQUAL, target=rpc.Compare.MOD,
                                        key=key, mod_revision=change.revision)
@@ -82,7 +82,7 @@ def _found(response_op: Any) -> tuple[int, int]:
     return kvs[0].mod_revision, kvs[0].create_revision
 
 
-async def _commit_batch(client: EtcdClient, items: list[_Prepared], indexes: Sequence[int],
+async def _commit_batch(client: EtcdClient, items: Sequence[_Prepared], indexes: Sequence[int],
                         results: list[RecordResult | None], fence: Fence | None) -> int:
     """Commit one batch, resending records that were only rolled back; returns txns sent."""
     pending = list(range(len(items)))
@@ -152,11 +152,12 @@ async def commit_plan(client: EtcdClient, layout: Layout, changes: Sequence[Chan
     nothing (``InvalidArgument``). A ``fence`` guards every transaction: once leadership is
     lost, the remaining records come back ``NOT_LEADER`` and nothing more is sent.
     """
-    prepared = [_Prepared(c, layout.key(c.kind.name, c.id)) for c in changes]
-    check_unique([p.key for p in prepared])
+    keys = [layout.key(c.kind.name, c.id) for c in changes]
+    check_unique(keys)
+    values = [b"" if isinstance(c, Delete) else c.kind.encode(c.value) for c in changes]
     guarded = fence is not None
-    groups = batches(len(prepared), records_per_txn(max_ops, guarded))
-    results: list[RecordResult | None] = [None] * len(prepared)
+    groups = batches(len(changes), records_per_txn(max_ops, guarded))
+    results: list[RecordResult | None] = [None] * len(changes)
     queue = iter(groups)
     txns = 0
 
@@ -165,8 +166,9 @@ async def commit_plan(client: EtcdClient, layout: Layout, changes: Sequence[Chan
         for group in queue:  # a shared iterator: each worker takes the next free batch
             # Await first: "txns += await ..." would read txns before the await and lose
             # the other workers' counts.
-            sent = await _commit_batch(client, prepared[group.start:group.stop], group,
-                                       results, fence)
+            # Protobufs are built per batch, so building one overlaps etcd applying another.
+            items = [_Prepared(changes[i], keys[i], values[i]) for i in group]
+            sent = await _commit_batch(client, items, group, results, fence)
             txns += sent
 
     async with asyncio.TaskGroup() as tg:

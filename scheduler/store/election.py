@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import structlog
@@ -194,7 +194,7 @@ class Election:
             return None
         return _decode_leader(self.key, resp.kvs[0].value)
 
-    async def observe(self) -> AsyncIterator[LeaderRecord | None]:
+    async def observe(self) -> AsyncGenerator[LeaderRecord | None, None]:
         """Who leads now, then each change (None while nobody does)."""
         while True:
             resp = await self.client.call("kv", "Range", rpc.RangeRequest(key=self.key),

@@ -7,7 +7,7 @@ overwrites silently: a stale revision raises ``Conflict``, a lost leadership ``N
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -83,7 +83,7 @@ class Store:
                          kv.create_revision)
 
     async def pages(self, kind: Kind[T], *, page_size: int = DEFAULT_PAGE,
-                    revision: int = 0) -> AsyncIterator[Page[T]]:
+                    revision: int = 0) -> AsyncGenerator[Page[T], None]:
         """The collection page by page, every page read at one revision (a snapshot).
 
         The first page pins the revision (the current one unless ``revision`` is given), so a
@@ -112,7 +112,7 @@ class Store:
             start = resp.kvs[-1].key + b"\0"
 
     async def list(self, kind: Kind[T], *, page_size: int = DEFAULT_PAGE
-                   ) -> AsyncIterator[Versioned[T]]:
+                   ) -> AsyncGenerator[Versioned[T], None]:
         """Every record of the collection, fetched ``page_size`` at a time."""
         async for page in self.pages(kind, page_size=page_size):
             for record in page.records:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
@@ -45,7 +45,7 @@ class RecordEvent(Generic[T]):
 
 
 async def watch_raw(client: EtcdClient, key: bytes, range_end: bytes, start_revision: int
-                    ) -> AsyncIterator[Any]:
+                    ) -> AsyncGenerator[Any, None]:
     """etcd events on ``[key, range_end)`` from ``start_revision`` (0: from now), forever.
 
     Retries with a capped, jittered backoff while etcd is unreachable: a watch is meant to
@@ -100,7 +100,7 @@ async def watch_raw(client: EtcdClient, key: bytes, range_end: bytes, start_revi
 
 
 async def watch_records(client: EtcdClient, layout: Layout, kind: Kind[T], *,
-                        start_revision: int = 0) -> AsyncIterator[RecordEvent[T]]:
+                        start_revision: int = 0) -> AsyncGenerator[RecordEvent[T], None]:
     """Typed events of one collection from ``start_revision``; undecodable records are skipped
     with a logged error naming the key, never stalling the watch."""
     prefix = layout.kind_prefix(kind.name)
