@@ -1,0 +1,86 @@
+"""Fixtures: private etcd processes on free loopback ports, and a uvloop runner for async tests.
+
+Every etcd started here is stopped when its fixture ends, pass or fail, and its data directory
+is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import uvloop
+
+from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, MemberConfig, Store
+from scheduler.store.embedded import free_port
+
+T = TypeVar("T")
+Runner = Callable[[Callable[[], Awaitable[T]]], T]
+
+# Short raft timings let tests use 1-2 s leases (etcd's minimum TTL is 1.5 election timeouts).
+HEARTBEAT_MS = 50
+ELECTION_MS = 500
+
+
+def make_etcd(base: Path, name: str = "test") -> EmbeddedEtcd:
+    config = MemberConfig(name, free_port(), free_port(), heartbeat_ms=HEARTBEAT_MS,
+                          election_ms=ELECTION_MS)
+    return EmbeddedEtcd(base / name, config=config)
+
+
+@pytest.fixture
+def run() -> Runner[object]:
+    """Run an async test body on a fresh uvloop loop, bounded by a timeout."""
+
+    def runner(body: Callable[[], Awaitable[T]], timeout: float = 45.0) -> T:
+        async def bounded() -> T:
+            async with asyncio.timeout(timeout):
+                return await body()
+
+        return uvloop.run(bounded())
+
+    return runner  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def tmp_base() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="shoal-store-test-") as tmp:
+        yield Path(tmp)
+
+
+@pytest.fixture(scope="session")
+def etcd(tmp_base: Path) -> Iterator[EmbeddedEtcd]:
+    """One etcd shared by the tests that do not restart or compact it; each uses its own root."""
+    server = make_etcd(tmp_base, "shared")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def private_etcd() -> Iterator[EmbeddedEtcd]:
+    """An etcd of the test's own, for tests that restart or compact it."""
+    with tempfile.TemporaryDirectory(prefix="shoal-store-test-") as tmp:
+        server = make_etcd(Path(tmp), "private")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def layout() -> Layout:
+    """A root of the test's own, so tests sharing one etcd never see each other's keys."""
+    return Layout(f"/test-{uuid.uuid4().hex[:12]}/shoal/v1/")
+
+
+def open_store(server: EmbeddedEtcd, layout: Layout) -> Store:
+    return Store(EtcdClient([server.endpoint], timeout=5.0), layout)
