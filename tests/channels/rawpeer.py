@@ -85,7 +85,8 @@ class RawListener:
     def _on_frame(self, key: bytes, parts: list[bytes]) -> None:
         assert self.link is not None
         if isinstance(decode_header(parts[0]), Hello) and not self.welcomed.is_set():
-            self.link.send(key, [encode_header(Welcome(version=1, options=SessionOptions(heartbeat=0.05)))])
+            welcome = Welcome(version=1, options=SessionOptions(heartbeat=0.05))
+            self.link.send(key, [encode_header(welcome)])
             self.welcomed.set()
 
     @property

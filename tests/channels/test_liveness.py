@@ -86,7 +86,7 @@ CLIENT = textwrap.dedent("""
 def test_a_killed_process_fails_its_channels(address: Address) -> None:
     async def main() -> None:
         async with await channels.listen(address(), FAST) as lst:
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block the loop
                 [sys.executable, "-c", CLIENT, lst.address], stdout=subprocess.PIPE,
                 cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
             try:

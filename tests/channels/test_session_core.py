@@ -98,8 +98,8 @@ def test_handshake_opens_the_root_channel_both_sides() -> None:
 def test_request_reply_carries_a_channel_and_closes_it_with_the_last_message() -> None:
     dialer, listener = pair()
     reply_end = dialer.open_channel(RefKind.SENDER, "reply-inbox")
-    dialer.send_message(dialer.ends[ROOT_CHANNEL], Echo(data=b"hi",
-                                                        reply=wire_ref(RefKind.SENDER, reply_end.id)))
+    request = Echo(data=b"hi", reply=wire_ref(RefKind.SENDER, reply_end.id))
+    dialer.send_message(dialer.ends[ROOT_CHANNEL], request)
     (delivered,) = deliver(dialer, listener)
     assert isinstance(delivered, Delivered)
     request = delivered.item
