@@ -10,6 +10,8 @@ import pkgutil
 import sys
 from pathlib import Path
 
+from scheduler.logs import configure_logging
+
 
 def available() -> list[str]:
     here = Path(__file__).parent
@@ -28,6 +30,7 @@ def run(argv: list[str]) -> int:
     if name not in names:
         print(f"unknown benchmark {name!r}; available: {', '.join(names)}", file=sys.stderr)
         return 2
+    configure_logging("warning")
     module = importlib.import_module(f"bench.{name}")
     result: int = module.main(argv[1:])
     return result

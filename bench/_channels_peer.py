@@ -22,6 +22,7 @@ import zmq.asyncio
 
 import channels
 from protocol.messages import Echo, Echoed, FetchBlob, Message, Ok
+from scheduler.logs import configure_logging
 
 BLOCK = b"\xa5" * 65536
 
@@ -81,7 +82,9 @@ async def serve_shoal(address: str) -> None:
     def _answer_count(message: Message, count: int) -> None:
         reply = getattr(message, "reply", None)
         if isinstance(reply, channels.Sender):
-            asyncio.ensure_future(reply.send(Echoed(data=str(count).encode()), last=True))
+            task = asyncio.ensure_future(reply.send(Echoed(data=str(count).encode()), last=True))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
 
     handler = asyncio.create_task(handle())
     await stopped
@@ -138,6 +141,7 @@ async def serve_zmq_async(address: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    configure_logging("warning")
     kind, address = argv
     if kind == "shoal":
         uvloop.run(serve_shoal(address))

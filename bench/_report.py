@@ -47,7 +47,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obje
         table.add_column(col, justify="right" if col != columns[0] else "left")
     for row in rows:
         table.add_row(*(_fmt(v) for v in row))
-    Console().print(table)
+    Console(width=max(120, Console().width)).print(table)
 
 
 def _fmt(value: object) -> str:

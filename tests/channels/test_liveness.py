@@ -105,3 +105,50 @@ def test_a_killed_process_fails_its_channels(address: Address) -> None:
                 proc.stdout.close()
 
     run(main)
+
+
+WRITER = textwrap.dedent("""
+    import sys, uvloop, asyncio
+    import channels
+    from protocol.messages import ImportImage
+
+    async def main():
+        conn = await channels.connect(sys.argv[1], channels.ChannelOptions(heartbeat=0.05))
+        writer, reader = channels.byte_pipe()
+        reply, _ = channels.pipe()
+        await conn.sender.send(ImportImage(name="half:done", data=reader, reply=reply))
+        await writer.write(b"x" * (1 << 20))
+        print("wrote", flush=True)
+        await asyncio.Event().wait()  # the test kills us mid-stream
+
+    uvloop.run(main())
+""")
+
+
+@pytest.mark.parametrize("scheme", ["tcp", "ipc"])
+def test_a_writer_vanishing_mid_stream_fails_the_reader(address: Address) -> None:
+    from protocol.messages import ImportImage
+
+    async def main() -> None:
+        async with await channels.listen(address(), FAST) as lst:
+            proc = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block the loop
+                [sys.executable, "-c", WRITER, lst.address], stdout=subprocess.PIPE,
+                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            try:
+                request = await asyncio.wait_for(lst.receiver.recv(), 20)
+                assert isinstance(request, ImportImage)
+                reader = request.data
+                assert isinstance(reader, channels.ByteReader)
+                got = 0
+                while got < (1 << 20):
+                    got += len(await reader.read())
+                os.kill(proc.pid, signal.SIGKILL)
+                with pytest.raises(PeerLost):
+                    await asyncio.wait_for(reader.read(), 5)
+            finally:
+                proc.kill()
+                proc.wait()
+                assert proc.stdout is not None
+                proc.stdout.close()
+
+    run(main)
