@@ -11,6 +11,8 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
+import select
+import time
 from dataclasses import dataclass
 
 import structlog
@@ -253,17 +255,41 @@ def pids_in(dirs: list[str]) -> list[int]:
     return []
 
 
-def remove(made: list[str]) -> None:
-    """Remove cgroup directories, deepest first; missing ones are fine."""
+def remove(made: list[str], timeout: float = 10.0) -> None:
+    """Remove cgroup directories, deepest first; missing ones are fine.
+
+    Dying tasks leave their cgroup asynchronously, so EBUSY on a leaf right after a kill is
+    expected for a moment: wait (bounded) for each listed process to be gone and retry.
+    """
+    deadline = time.monotonic() + timeout
     for d in sorted(made, key=lambda p: p.count("/"), reverse=True):
-        try:
-            os.rmdir(d)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            if exc.errno in (errno.EBUSY, errno.ENOTEMPTY) and _has_children(d):
-                continue  # shared parent (e.g. shoal/) still used by another container
-            raise
+        while True:
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+                    raise
+                if _has_children(d):
+                    break  # a shared parent (e.g. shoal/) still used by another container
+                if time.monotonic() > deadline:
+                    raise
+                for pid in pids_in([d]):
+                    _wait_exit(pid, 0.1)
+                time.sleep(0.001)  # the kernel's cgroup release is not an event we can await
+
+
+def _wait_exit(pid: int, timeout: float) -> None:
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
 
 
 def _has_children(d: str) -> bool:

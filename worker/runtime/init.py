@@ -168,10 +168,11 @@ def _init(ctx: InitContext) -> None:
     if plan.domainname is not None:
         ctx.step = "domainname"
         sc.setdomainname(plan.domainname)
-    ctx.step = "masked and read-only paths"
-    rootfs.finish(plan, in_userns)
+    # Before the read-only paths: /proc/sys becomes read-only there.
     ctx.step = "sysctl"
     rootfs.write_sysctls(plan)
+    ctx.step = "masked and read-only paths"
+    rootfs.finish(plan, in_userns)
     proc = plan.process
     if proc.terminal:
         ctx.step = "terminal"

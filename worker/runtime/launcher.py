@@ -76,8 +76,11 @@ def _exec_defaults(proc: ProcessPlan) -> ExecDefaults:
 def _kill_and_reap(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
+    try:
         os.waitpid(pid, 0)
+    except ChildProcessError:
+        # Not our child (we are not its reaper): at least wait until it is dead.
+        wait_gone(pid, None, 10.0)
 
 
 def wait_gone(pid: int, start: int | None, timeout: float) -> bool:
@@ -135,8 +138,11 @@ def create(root: Path, container_id: str, bundle: str, *,
             setup_main(ctx)
         child_sock.close()
         undo.callback(_kill_and_reap, setup_pid)
-        init_pid, pty = _drive(parent_sock, plan, setup_pid, container_id, bundle)
-        undo.callback(_kill_and_reap, init_pid)
+        pids: list[int] = []
+        # Registered before _drive: a failing init must be killed and reaped before its
+        # cgroup can be removed (even a zombie keeps a v1 cgroup busy).
+        undo.callback(lambda: [_kill_and_reap(p) for p in pids])
+        init_pid, pty = _drive(parent_sock, plan, setup_pid, container_id, bundle, pids)
         if pty is not None:
             undo.callback(os.close, pty)
         start = proc_start_time(init_pid)
@@ -162,7 +168,7 @@ def create(root: Path, container_id: str, bundle: str, *,
 
 
 def _drive(conn: socket.socket, plan: Plan, setup_pid: int, container_id: str,
-           bundle: str) -> tuple[int, int | None]:
+           bundle: str, pids: list[int]) -> tuple[int, int | None]:
     """Answer the children's requests until the init reports created (or something failed)."""
     conn.settimeout(CREATE_TIMEOUT)
     init_pid = 0
@@ -189,6 +195,7 @@ def _drive(conn: socket.socket, plan: Plan, setup_pid: int, container_id: str,
             pid = msg.get("pid")
             assert isinstance(pid, int)
             init_pid = pid
+            pids.append(pid)
             os.waitpid(setup_pid, 0)
         elif kind == "hooks":
             state = msgspec.json.encode(OciState(

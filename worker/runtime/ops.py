@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import errno
 import os
 import signal
-import time
 from pathlib import Path
 
 import msgspec
@@ -170,19 +168,10 @@ class Runtime:
         sd.remove()
 
     def _remove_cgroups(self, record: ContainerRecord) -> None:
-        # Exiting tasks leave their cgroup asynchronously; an EBUSY right after death is
-        # expected for a moment, so wait for cgroup.procs to drain (bounded).
-        deadline = time.monotonic() + KILL_TIMEOUT
-        while True:
-            try:
-                cgroups.remove(record.cgroup_made or record.cgroup_dirs)
-                return
-            except OSError as exc:
-                if exc.errno != errno.EBUSY or time.monotonic() > deadline:
-                    raise OperationFailed(f"remove cgroups of {record.id!r}: {exc}") from exc
-                for pid in cgroups.pids_in(record.cgroup_dirs):
-                    launcher.wait_gone(pid, None, 0.1)
-                time.sleep(0.001)
+        try:
+            cgroups.remove(record.cgroup_made or record.cgroup_dirs)
+        except OSError as exc:
+            raise OperationFailed(f"remove cgroups of {record.id!r}: {exc}") from exc
 
     # --- inspection ---------------------------------------------------------------------------
     def list(self) -> builtins.list[OciState]:
