@@ -83,6 +83,11 @@ def _kill_and_reap(pid: int) -> None:
         wait_gone(pid, None, 10.0)
 
 
+def _kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        _kill_and_reap(pid)
+
+
 def wait_gone(pid: int, start: int | None, timeout: float) -> bool:
     """Wait (on a pidfd, no polling loop) until the process has exited; True if it has."""
     try:
@@ -141,7 +146,7 @@ def create(root: Path, container_id: str, bundle: str, *,
         pids: list[int] = []
         # Registered before _drive: a failing init must be killed and reaped before its
         # cgroup can be removed (even a zombie keeps a v1 cgroup busy).
-        undo.callback(lambda: [_kill_and_reap(p) for p in pids])
+        undo.callback(_kill_all, pids)
         init_pid, pty = _drive(parent_sock, plan, setup_pid, container_id, bundle, pids)
         if pty is not None:
             undo.callback(os.close, pty)

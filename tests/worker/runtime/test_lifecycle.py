@@ -65,7 +65,8 @@ def test_gate_start_kill_delete_cli(need_root: None, make_bundle: Callable[..., 
     cli(state_root, "create", "-b", str(bundle.path), "c1")
     state = json.loads(cli(state_root, "state", "c1").stdout)
     assert state["status"] == "created"
-    assert state["id"] == "c1" and state["bundle"] == str(bundle.path)
+    assert state["id"] == "c1"
+    assert state["bundle"] == str(bundle.path)
     assert not (out / "ran").exists()  # the gate holds the process back
     pid = state["pid"]
     assert Path(f"/proc/{pid}/ns/pid").exists()
@@ -75,7 +76,8 @@ def test_gate_start_kill_delete_cli(need_root: None, make_bundle: Callable[..., 
     assert [(c["id"], c["status"]) for c in listing] == [("c1", "running")]
     assert pid in json.loads(cli(state_root, "ps", "-f", "json", "c1").stdout)
     refused = cli(state_root, "delete", "c1", check=False)
-    assert refused.returncode == 1 and "running" in refused.stderr
+    assert refused.returncode == 1
+    assert "running" in refused.stderr
     cli(state_root, "kill", "c1", "KILL")
     wait_exit(pid)
     assert json.loads(cli(state_root, "state", "c1").stdout)["status"] == "stopped"
@@ -85,7 +87,8 @@ def test_gate_start_kill_delete_cli(need_root: None, make_bundle: Callable[..., 
     assert cgroup_leftovers("c1") == []
     assert str(bundle.path) not in Path("/proc/self/mountinfo").read_text()
     missing = cli(state_root, "state", "c1", check=False)
-    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    assert missing.returncode == 1
+    assert "does not exist" in missing.stderr
 
 
 def test_exec_joins_the_container(need_root: None, make_bundle: Callable[..., Bundle],
