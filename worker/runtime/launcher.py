@@ -167,7 +167,6 @@ def create(root: Path, container_id: str, bundle: str, *,
             raise CreateFailed("save state", str(exc)) from exc
         undo.pop_all()
         parent_sock.close()
-        log.debug("container.created", container_id=container_id, pid=init_pid)
         return Created(record, pty)
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack re-raises
 
