@@ -95,7 +95,8 @@ def main(argv: list[str]) -> int:
             rt = Runtime(base / "state")
             counter = iter(range(10**6))
 
-            def inprocess(rt: Runtime = rt, bundle: Path = bundle, counter: object = counter) -> None:
+            def inprocess(rt: Runtime = rt, bundle: Path = bundle,
+                          counter: object = counter) -> None:
                 assert isinstance(counter, type(iter(range(1))))
                 cid = f"c{next(counter)}"
                 rt.create(cid, str(bundle), stdio=(devnull, devnull, devnull))
