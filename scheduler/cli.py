@@ -8,6 +8,7 @@ import uvloop
 from protocol.errors import ShoalError
 from protocol.version import PROTOCOL_VERSION, package_version
 from scheduler.logs import configure_logging
+from worker.runtime.cli import runtime
 
 
 @click.group()
@@ -31,6 +32,9 @@ def demo(blob_mib: int) -> None:
         uvloop.run(run_demo(Console(), blob_mib))
     except ShoalError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+
+
+main.add_command(runtime)
 
 
 @main.command()

@@ -1,0 +1,180 @@
+"""``python -m bench runtime``: create+start+wait+delete of /bin/true, shoal vs runc vs crun.
+
+All paths run the same busybox bundle in the same run: shoal's in-process API, the
+``shoal runtime run`` command, ``runc run`` and ``crun run`` (crun inside a private mount
+namespace without the cgroup2 mount, which crun 1.8 refuses on hybrid hosts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench._report import print_table, write_results
+
+_CRUN_LOOP = """
+import json, subprocess, sys, time
+bundle, root, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+out = []
+for i in range(n):
+    t = time.perf_counter()
+    subprocess.run(["crun", "--root", root, "run", "-b", bundle, f"b{i}"], check=True,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    out.append((time.perf_counter() - t) * 1000)
+print(json.dumps(out))
+"""
+
+
+def _bundle(base: Path, netns: bool) -> Path:
+    b = base / ("net" if netns else "nonet")
+    rootfs = b / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    for d in ("proc", "dev", "sys", "tmp"):
+        (rootfs / d).mkdir()
+    shutil.copy2("/bin/busybox", rootfs / "bin" / "busybox")
+    (rootfs / "bin" / "true").symlink_to("busybox")
+    (rootfs / "bin" / "sleep").symlink_to("busybox")
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    if netns:
+        namespaces.append({"type": "network"})
+    config = {
+        "ociVersion": "1.0.2",
+        "process": {"args": ["/bin/true"], "cwd": "/", "env": ["PATH=/bin"],
+                    "user": {"uid": 0, "gid": 0}},
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "bench",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "mode=755"]},
+        ],
+        "linux": {"namespaces": namespaces},
+    }
+    (b / "config.json").write_text(json.dumps(config))
+    return b
+
+
+def _time(fn: object, n: int) -> list[float]:
+    assert callable(fn)
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench runtime")
+    parser.add_argument("--quick", action="store_true", help="few runs, same keys")
+    parser.add_argument("--runs", type=int, default=40)
+    args = parser.parse_args(argv)
+    n = 5 if args.quick else args.runs
+    if os.geteuid() != 0:
+        print("bench runtime needs root", file=sys.stderr)
+        return 2
+    from worker.runtime import Runtime
+    from worker.runtime import syscalls as sc
+
+    sc.set_child_subreaper()
+    base = Path(tempfile.mkdtemp(prefix="shoal-bench-"))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    figures: dict[str, object] = {"runs": n}
+    rows = []
+    try:
+        for netns in (False, True):
+            bundle = _bundle(base, netns)
+            rt = Runtime(base / "state")
+            counter = iter(range(10**6))
+
+            def inprocess(rt: Runtime = rt, bundle: Path = bundle,
+                          counter: object = counter) -> None:
+                assert isinstance(counter, type(iter(range(1))))
+                cid = f"c{next(counter)}"
+                rt.create(cid, str(bundle), stdio=(devnull, devnull, devnull))
+                rt.start(cid)
+                rt.wait(cid)
+                rt.delete(cid)
+
+            def command(bundle: Path = bundle, counter: object = counter) -> None:
+                assert isinstance(counter, type(iter(range(1))))
+                subprocess.run([sys.executable, "-m", "worker.runtime", "--root",
+                                str(base / "state"), "run", "-b", str(bundle),
+                                f"k{next(counter)}"], check=True, stdin=devnull, stdout=devnull)
+
+            def runc(bundle: Path = bundle, counter: object = counter) -> None:
+                assert isinstance(counter, type(iter(range(1))))
+                subprocess.run(["runc", "--root", str(base / "runc"), "run", "-b", str(bundle),
+                                f"r{next(counter)}"], check=True, stdin=devnull, stdout=devnull)
+
+            inproc = statistics.median(_time(inprocess, n))
+            cmd = statistics.median(_time(command, max(3, n // 2)))
+            runc_ms = statistics.median(_time(runc, n))
+            crun_raw = subprocess.run(
+                ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$0" -c "$1" "$2" "$3" "$4"',
+                 sys.executable, _CRUN_LOOP, str(bundle), str(base / "crun"), str(n)],
+                check=True, capture_output=True, text=True).stdout
+            crun_ms = statistics.median(json.loads(crun_raw))
+            suffix = "_netns" if netns else ""
+            figures.update({f"inprocess_ms{suffix}": round(inproc, 2),
+                            f"command_ms{suffix}": round(cmd, 2),
+                            f"runc_ms{suffix}": round(runc_ms, 2),
+                            f"crun_ms{suffix}": round(crun_ms, 2),
+                            f"inprocess_vs_crun{suffix}": round(inproc / crun_ms, 3),
+                            f"command_vs_runc{suffix}": round(cmd / runc_ms, 3)})
+            rows.append(["netns" if netns else "no netns", inproc, cmd, runc_ms, crun_ms,
+                         inproc / crun_ms])
+        figures["overhead_kib_per_container"] = _overhead(base, devnull)
+    finally:
+        os.close(devnull)
+        shutil.rmtree(base, ignore_errors=True)
+    print_table("create+start+wait+delete of /bin/true, median ms",
+                ["case", "shoal in-process", "shoal command", "runc", "crun (reference)",
+                 "in-process / crun"], rows)
+    print(f"host memory per running container attributable to shoal: "
+          f"{figures['overhead_kib_per_container']} KiB")
+    path = write_results("runtime", figures, quick=args.quick)
+    print(f"wrote {path}")
+    return 0
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _overhead(base: Path, devnull: int) -> float:
+    """Our own RSS growth plus any non-container helper process, per running container."""
+    from worker.runtime import Runtime
+
+    bundle = base / "nonet"
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["args"] = ["/bin/sleep", "1000"]
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    rt = Runtime(base / "state")
+    k = 10
+    before = _rss_kib(os.getpid())
+    ids = [f"m{i}" for i in range(k)]
+    try:
+        for cid in ids:
+            rt.create(cid, str(bundle), stdio=(devnull, devnull, devnull))
+            rt.start(cid)
+        container_pids = {pid for cid in ids for pid in rt.ps(cid)}
+        children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+        extra = sum(_rss_kib(int(p)) for p in children if int(p) not in container_pids)
+        after = _rss_kib(os.getpid())
+    finally:
+        for cid in ids:
+            rt.delete(cid, force=True)
+    return round(max(0, after - before + extra) / k, 1)

@@ -1,0 +1,217 @@
+"""create / start / state / kill / delete / exec / list / ps through the CLI and the library."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Bundle, env, shoal_cmd
+
+from worker.runtime import BundleInvalid, CreateFailed, Runtime, WrongState
+from worker.runtime import syscalls as sc
+
+pytestmark = pytest.mark.root
+
+
+def cli(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    # Files, never pipes: a created init inherits stdio and would hold a pipe open (as runc's).
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.run(shoal_cmd(root, *args), env=env(), timeout=60,
+                              stdin=subprocess.DEVNULL, stdout=out, stderr=err, check=False)
+        out.seek(0)
+        err.seek(0)
+        done = subprocess.CompletedProcess(proc.args, proc.returncode, out.read().decode(),
+                                           err.read().decode())
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def cgroup_leftovers(cid: str) -> list[str]:
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        mountpoint = fields[4]
+        if "cgroup" in line.split(" - ")[1].split()[0]:
+            for dirpath, dirnames, _ in os.walk(mountpoint):
+                found.extend(os.path.join(dirpath, d) for d in dirnames if d == cid)
+    return found
+
+
+def wait_exit(pid: int, timeout: float = 10.0) -> None:
+    fd = os.pidfd_open(pid)
+    try:
+        assert select.select([fd], [], [], timeout)[0], f"{pid} did not exit"
+    finally:
+        os.close(fd)
+
+
+def test_gate_start_kill_delete_cli(need_root: None, make_bundle: Callable[..., Bundle],
+                                    state_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "shared"
+    out.mkdir()
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["mounts"].append({"destination": "/out", "type": "bind", "source": str(out),
+                              "options": ["rbind", "rw"]})
+    bundle = make_bundle(["sh", "-c", "echo ran > /out/ran; exec sleep 1000"], edit)
+    cli(state_root, "create", "-b", str(bundle.path), "c1")
+    state = json.loads(cli(state_root, "state", "c1").stdout)
+    assert state["status"] == "created"
+    assert state["id"] == "c1"
+    assert state["bundle"] == str(bundle.path)
+    assert not (out / "ran").exists()  # the gate holds the process back
+    pid = state["pid"]
+    assert Path(f"/proc/{pid}/ns/pid").exists()
+    cli(state_root, "start", "c1")
+    assert json.loads(cli(state_root, "state", "c1").stdout)["status"] == "running"
+    listing = json.loads(cli(state_root, "list", "-f", "json").stdout)
+    assert [(c["id"], c["status"]) for c in listing] == [("c1", "running")]
+    assert pid in json.loads(cli(state_root, "ps", "-f", "json", "c1").stdout)
+    refused = cli(state_root, "delete", "c1", check=False)
+    assert refused.returncode == 1
+    assert "running" in refused.stderr
+    cli(state_root, "kill", "c1", "KILL")
+    wait_exit(pid)
+    assert json.loads(cli(state_root, "state", "c1").stdout)["status"] == "stopped"
+    assert (out / "ran").read_text() == "ran\n"
+    cli(state_root, "delete", "c1")
+    assert not (state_root / "c1").exists()
+    assert cgroup_leftovers("c1") == []
+    assert str(bundle.path) not in Path("/proc/self/mountinfo").read_text()
+    missing = cli(state_root, "state", "c1", check=False)
+    assert missing.returncode == 1
+    assert "does not exist" in missing.stderr
+
+
+def test_exec_joins_the_container(need_root: None, make_bundle: Callable[..., Bundle],
+                                  state_root: Path) -> None:
+    bundle = make_bundle(["sleep", "1000"])
+    cli(state_root, "create", "-b", str(bundle.path), "ex")
+    cli(state_root, "start", "ex")
+    done = cli(state_root, "exec", "ex", "sh", "-c",
+               "hostname; tr '\\0' ' ' < /proc/1/cmdline; echo; grep CapEff /proc/self/status; "
+               "test -e /bin/busybox && echo in-rootfs; exit 3", check=False)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.splitlines() == ["shoaltest", "sleep 1000 ", "CapEff:\t0000000020000420",
+                                        "in-rootfs"]
+    cli(state_root, "delete", "--force", "ex")
+    assert cgroup_leftovers("ex") == []
+
+
+def test_library_run_and_hooks(need_root: None, make_bundle: Callable[..., Bundle],
+                               state_root: Path, tmp_path: Path) -> None:
+    log = tmp_path / "hooks.log"
+
+    def hook(name: str) -> dict[str, Any]:
+        return {"path": "/bin/sh", "args": ["sh", "-c", f"echo {name} $(cat) >> {log}"],
+                "timeout": 10}
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["hooks"] = {k: [hook(k)] for k in
+                        ("createRuntime", "createContainer", "poststart", "poststop")}
+        cfg["annotations"] = {"org.example": "yes"}
+    bundle = make_bundle(["true"], edit)
+    rt = Runtime(state_root)
+    sc.set_child_subreaper()  # the init is reparented to us so we can reap it
+    with open(os.devnull, "rb") as devnull_in, open(tmp_path / "out", "wb") as out:
+        created = rt.create("lib1", str(bundle.path),
+                            stdio=(devnull_in.fileno(), out.fileno(), out.fileno()))
+    assert rt.state("lib1").status == "created"
+    rt.start("lib1")
+    assert rt.wait("lib1") == 0
+    assert rt.state("lib1").status == "stopped"
+    rt.delete("lib1")
+    lines = log.read_text().splitlines()
+    assert [line.split()[0] for line in lines] == [
+        "createRuntime", "createContainer", "poststart", "poststop"]
+    states = [json.loads(line.split(" ", 1)[1]) for line in lines]
+    assert all(s["id"] == "lib1" and s["annotations"] == {"org.example": "yes"} for s in states)
+    assert states[0]["pid"] == states[1]["pid"] == created.record.pid
+    assert states[-1]["status"] == "stopped"
+    assert not (state_root / "lib1").exists()
+
+
+def test_failed_step_unwinds_everything(need_root: None, make_bundle: Callable[..., Bundle],
+                                        state_root: Path) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["mounts"].append({"destination": "/bad", "type": "nosuchfs", "source": "x"})
+    bundle = make_bundle(["true"], edit)
+    with pytest.raises(CreateFailed) as info:
+        Runtime(state_root).create("bad1", str(bundle.path))
+    assert info.value.step == "mounts[7] /bad"
+    assert "No such device" in info.value.reason
+    assert not (state_root / "bad1").exists()
+    assert cgroup_leftovers("bad1") == []
+
+
+def test_symlink_escape_is_refused(need_root: None, make_bundle: Callable[..., Bundle],
+                                   state_root: Path, tmp_path: Path) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["mounts"].append({"destination": "/evil/x", "type": "tmpfs", "source": "tmpfs"})
+    bundle = make_bundle(["true"], edit)
+    (bundle.path / "rootfs" / "evil").symlink_to("../../../../../../../" + str(tmp_path))
+    with pytest.raises(BundleInvalid) as info:
+        Runtime(state_root).create("esc", str(bundle.path))
+    assert info.value.field == "mounts[7].destination"
+    assert not (tmp_path / "x").exists()
+    assert not (state_root / "esc").exists()
+
+
+def test_absolute_symlink_stays_inside(need_root: None, make_bundle: Callable[..., Bundle],
+                                       state_root: Path, tmp_path: Path) -> None:
+    host = tmp_path / "hostdir"
+    host.mkdir()
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["mounts"].append({"destination": "/link/inner", "type": "tmpfs", "source": "tmpfs"})
+    bundle = make_bundle(["sh", "-c", "grep -c ' /tmp/.*inner' /proc/self/mounts"], edit)
+    (bundle.path / "rootfs" / "link").symlink_to(str(host))
+    done = cli(state_root, "run", "-b", str(bundle.path), "abs", check=False)
+    assert done.returncode == 0, done.stderr
+    assert not (host / "inner").exists()  # the host path was never touched
+    # Resolved inside the rootfs (under the container's /tmp tmpfs) and mounted there.
+    assert done.stdout == "1\n"
+
+
+@pytest.mark.parametrize(("edit", "field"), [
+    (lambda c: c["process"].update(argz=[]), "process.argz"),
+    (lambda c: c["process"].update(cwd="tmp"), "process.cwd"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "bogus"}), "linux.namespaces[5].type"),
+    (lambda c: c["root"].update(path="nowhere"), "root.path"),
+    (lambda c: c["process"]["user"].update(uid="root"), "process.user.uid"),
+    (lambda c: c["mounts"][0].update(destination="proc"), "mounts[0].destination"),
+])
+def test_bad_input_names_the_field(need_root: None, make_bundle: Callable[..., Bundle],
+                                   state_root: Path, edit: Callable[[dict[str, Any]], None],
+                                   field: str) -> None:
+    bundle = make_bundle(["true"], edit)
+    done = cli(state_root, "create", "-b", str(bundle.path), "badin", check=False)
+    assert done.returncode == 1
+    assert field in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (state_root / "badin").exists()
+
+
+def test_start_twice_is_refused(need_root: None, make_bundle: Callable[..., Bundle],
+                                state_root: Path) -> None:
+    bundle = make_bundle(["sleep", "1000"])
+    rt = Runtime(state_root)
+    rt.create("twice", str(bundle.path), stdio=_devnull3())
+    rt.start("twice")
+    with pytest.raises(WrongState):
+        rt.start("twice")
+    rt.delete("twice", force=True)
+    assert cgroup_leftovers("twice") == []
+
+
+def _devnull3() -> tuple[int, int, int]:
+    fd = os.open(os.devnull, os.O_RDWR)
+    return (fd, fd, fd)

@@ -1,0 +1,125 @@
+"""The same bundles under runc and under shoal's runtime: what the container sees must match."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Bundle, env, shoal_cmd
+
+pytestmark = pytest.mark.root
+
+Edit = Callable[[dict[str, Any]], None] | None
+
+
+def run_both(bundle: Bundle, state_root: Path, runc_root: Path) -> tuple[
+        subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    cid = "t" + uuid.uuid4().hex[:10]
+    theirs = subprocess.run(["runc", "--root", str(runc_root), "run", "-b", str(bundle.path),
+                             cid], capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL, check=False)
+    ours = subprocess.run(shoal_cmd(state_root, "run", "-b", str(bundle.path), cid),
+                          capture_output=True, text=True, timeout=60, env=env(),
+                          stdin=subprocess.DEVNULL, check=False)
+    return theirs, ours
+
+
+def _user(cfg: dict[str, Any]) -> None:
+    cfg["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [5, 10]}
+    cfg["process"]["capabilities"]["inheritable"] = ["CAP_KILL"]
+    cfg["process"]["capabilities"]["ambient"] = ["CAP_KILL"]
+
+
+def _rlimits(cfg: dict[str, Any]) -> None:
+    cfg["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": 512, "soft": 100},
+                                 {"type": "RLIMIT_NPROC", "hard": 300, "soft": 200}]
+
+
+def _userns(cfg: dict[str, Any]) -> None:
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+
+def _memory(cfg: dict[str, Any]) -> None:
+    cfg["linux"]["resources"] = {"memory": {"limit": 32 * 1024 * 1024,
+                                            "swap": 32 * 1024 * 1024}}
+
+
+def _pids(cfg: dict[str, Any]) -> None:
+    cfg["linux"]["resources"] = {"pids": {"limit": 10}}
+
+
+def _umask_cwd(cfg: dict[str, Any]) -> None:
+    cfg["process"]["user"]["umask"] = 0o077
+    cfg["process"]["cwd"] = "/tmp"
+
+
+def _sysctl(cfg: dict[str, Any]) -> None:
+    cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1", "kernel.shmmax": "123456789"}
+
+
+STATUS = "grep -E '^(Cap|NoNewPrivs|Groups)' /proc/self/status"
+
+CASES: list[tuple[str, list[str], Edit]] = [
+    ("identity", ["sh", "-c", f"hostname; id; {STATUS}"], None),
+    ("mounts", ["sh", "-c", "cat /proc/self/mounts"], None),
+    ("devices", ["sh", "-c", "ls -l /dev | sed 's/ [A-Z][a-z][a-z] .*:.. / /'"], None),
+    ("exit code", ["sh", "-c", "exit 7"], None),
+    ("killed by signal", ["sh", "-c", "kill -9 $$"], None),
+    ("user and ambient caps", ["sh", "-c", f"id; {STATUS}"], _user),
+    ("rlimits", ["sh", "-c", "ulimit -n; ulimit -Hn; ulimit -u"], _rlimits),
+    ("masked and readonly paths", ["sh", "-c",
+     "cat /proc/kcore | wc -c; ls /sys/firmware | wc -l; echo 1 > /proc/sys/kernel/ostype;"
+     " echo rc=$?; touch /newfile; echo rc=$?"], None),
+    ("umask and cwd", ["sh", "-c", "pwd; umask"], _umask_cwd),
+    ("user namespace", ["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id"], _userns),
+    ("memory hog is OOM-killed", ["sh", "-c", "x=a; while true; do x=$x$x; done"], _memory),
+    ("fork bomb hits pids.max", ["sh", "-c",
+     "for i in $(seq 1 30); do sleep 5 & done 2>/dev/null; echo started;"
+     " ls /proc | grep -c '^[0-9]'; kill $(jobs -p) 2>/dev/null; true"], _pids),
+    ("sysctl", ["sh", "-c", "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax"],
+     _sysctl),
+]
+
+
+@pytest.mark.parametrize(("args", "edit"), [(a, e) for _, a, e in CASES],
+                         ids=[name for name, _, _ in CASES])
+def test_same_as_runc(make_bundle: Callable[..., Bundle], state_root: Path, runc_root: Path,
+                      args: list[str], edit: Edit) -> None:
+    bundle = make_bundle(args, edit)
+    theirs, ours = run_both(bundle, state_root, runc_root)
+    assert ours.returncode == theirs.returncode, (theirs.stderr, ours.stderr)
+    assert ours.stdout == theirs.stdout, ours.stderr
+    # run deletes the container: nothing may be left under the state root.
+    assert not state_root.exists() or not any(state_root.iterdir())
+
+
+def test_joined_network_namespace(make_bundle: Callable[..., Bundle], state_root: Path,
+                                  runc_root: Path) -> None:
+    name = "shoalrt" + uuid.uuid4().hex[:6]
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        inode = os.stat(f"/var/run/netns/{name}").st_ino
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
+                       check=True)
+
+        def join(cfg: dict[str, Any]) -> None:
+            cfg["linux"]["namespaces"] = [
+                ns if ns["type"] != "network" else {"type": "network",
+                                                   "path": f"/var/run/netns/{name}"}
+                for ns in cfg["linux"]["namespaces"]]
+
+        bundle = make_bundle(["sh", "-c", "readlink /proc/self/ns/net; ip link show lo"], join)
+        theirs, ours = run_both(bundle, state_root, runc_root)
+        assert ours.returncode == theirs.returncode == 0, (theirs.stderr, ours.stderr)
+        assert f"net:[{inode}]" in ours.stdout
+        assert "LOWER_UP" in ours.stdout  # the lo we brought up there, not a fresh one
+        assert ours.stdout == theirs.stdout
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)

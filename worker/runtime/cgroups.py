@@ -1,0 +1,296 @@
+"""Container cgroups: where they go, what the resource limits become, creating and removing them.
+
+The translation from runtime-spec resources to cgroup files is pure (``v1_writes``,
+``v2_writes``). On cgroup v1 the container gets a cgroup in every mounted hierarchy, nested
+under the runtime's own cgroup in that hierarchy (read from /proc/self/cgroup); on a unified
+(v2) host, one cgroup under the runtime's own.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import select
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from worker.runtime.errors import BundleInvalid
+from worker.runtime.spec import Resources
+
+log = structlog.get_logger(__name__)
+
+# Devices every container needs, allowed even when the config denies all devices.
+_DEFAULT_DEVICE_RULES = (
+    # null, zero, full, random, urandom
+    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",  # tty console ptmx pts
+)
+
+
+def v1_writes(res: Resources | None) -> list[tuple[str, str, str]]:
+    """(controller, file, value) in the order they must be written on cgroup v1."""
+    out: list[tuple[str, str, str]] = []
+    if res is None:
+        return out
+    mem = res.memory
+    if mem is not None:
+        if mem.kernel is not None or mem.kernel_TCP is not None:
+            raise BundleInvalid("linux.resources.memory.kernel",
+                                "kernel memory limits are not supported")
+        if mem.limit is not None:
+            out.append(("memory", "memory.limit_in_bytes", str(mem.limit)))
+        if mem.swap is not None:
+            if mem.limit is not None and 0 < mem.swap < mem.limit:
+                raise BundleInvalid("linux.resources.memory.swap",
+                                    "memory+swap must be at least the memory limit")
+            out.append(("memory", "memory.memsw.limit_in_bytes", str(mem.swap)))
+        if mem.reservation is not None:
+            out.append(("memory", "memory.soft_limit_in_bytes", str(mem.reservation)))
+        if mem.swappiness is not None:
+            out.append(("memory", "memory.swappiness", str(mem.swappiness)))
+        if mem.disable_OOM_killer:
+            out.append(("memory", "memory.oom_control", "1"))
+    cpu = res.cpu
+    if cpu is not None:
+        if cpu.shares is not None:
+            out.append(("cpu", "cpu.shares", str(cpu.shares)))
+        if cpu.period is not None:
+            out.append(("cpu", "cpu.cfs_period_us", str(cpu.period)))
+        if cpu.quota is not None:
+            out.append(("cpu", "cpu.cfs_quota_us", str(cpu.quota)))
+        if cpu.realtime_period is not None:
+            out.append(("cpu", "cpu.rt_period_us", str(cpu.realtime_period)))
+        if cpu.realtime_runtime is not None:
+            out.append(("cpu", "cpu.rt_runtime_us", str(cpu.realtime_runtime)))
+        if cpu.cpus:
+            out.append(("cpuset", "cpuset.cpus", cpu.cpus))
+        if cpu.mems:
+            out.append(("cpuset", "cpuset.mems", cpu.mems))
+    if res.pids is not None:
+        out.append(("pids", "pids.max", str(res.pids.limit) if res.pids.limit > 0 else "max"))
+    if res.devices:
+        out.append(("devices", "devices.deny", "a"))
+        for i, rule in enumerate(res.devices):
+            kind = rule.type or "a"
+            if kind not in ("a", "c", "b"):
+                raise BundleInvalid(f"linux.resources.devices[{i}].type", f"unknown type {kind!r}")
+            access = rule.access or "rwm"
+            if not access or set(access) - set("rwm"):
+                raise BundleInvalid(f"linux.resources.devices[{i}].access",
+                                    f"{access!r} is not a subset of rwm")
+            if kind == "a":
+                entry = "a"
+            else:
+                major = "*" if rule.major is None or rule.major < 0 else str(rule.major)
+                minor = "*" if rule.minor is None or rule.minor < 0 else str(rule.minor)
+                entry = f"{kind} {major}:{minor} {access}"
+            out.append(("devices", "devices.allow" if rule.allow else "devices.deny", entry))
+        out.extend(("devices", "devices.allow", rule) for rule in _DEFAULT_DEVICE_RULES)
+    if res.unified:
+        raise BundleInvalid("linux.resources.unified", "needs a cgroup v2 host")
+    return out
+
+
+def v2_writes(res: Resources | None) -> list[tuple[str, str]]:
+    """(file, value) in the order they must be written on cgroup v2."""
+    out: list[tuple[str, str]] = []
+    if res is None:
+        return out
+    mem = res.memory
+    if mem is not None:
+        if mem.limit is not None:
+            out.append(("memory.max", str(mem.limit) if mem.limit > 0 else "max"))
+        if mem.swap is not None:
+            if mem.swap < 0:
+                out.append(("memory.swap.max", "max"))
+            elif mem.limit is not None and mem.limit > 0:
+                if mem.swap < mem.limit:
+                    raise BundleInvalid("linux.resources.memory.swap",
+                                        "memory+swap must be at least the memory limit")
+                out.append(("memory.swap.max", str(mem.swap - mem.limit)))
+        if mem.reservation is not None:
+            out.append(("memory.low", str(mem.reservation)))
+    cpu = res.cpu
+    if cpu is not None:
+        if cpu.shares is not None:
+            # The documented mapping of v1 shares [2, 262144] onto v2 weight [1, 10000].
+            weight = 1 + ((max(2, min(cpu.shares, 262144)) - 2) * 9999) // 262142
+            out.append(("cpu.weight", str(weight)))
+        if cpu.quota is not None or cpu.period is not None:
+            quota = "max" if cpu.quota is None or cpu.quota <= 0 else str(cpu.quota)
+            out.append(("cpu.max", f"{quota} {cpu.period or 100000}"))
+        if cpu.cpus:
+            out.append(("cpuset.cpus", cpu.cpus))
+        if cpu.mems:
+            out.append(("cpuset.mems", cpu.mems))
+    if res.pids is not None:
+        out.append(("pids.max", str(res.pids.limit) if res.pids.limit > 0 else "max"))
+    for key, value in sorted((res.unified or {}).items()):
+        if "/" in key or key.startswith("."):
+            raise BundleInvalid(f"linux.resources.unified.{key}", "malformed file name")
+        out.append((key, value))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Hierarchy:
+    """One mounted cgroup hierarchy and the runtime's own cgroup directory in it."""
+
+    controllers: frozenset[str]
+    mountpoint: str
+    own_dir: str
+    unified: bool
+
+
+def discover() -> list[Hierarchy]:
+    """The cgroup hierarchies of this process, from /proc/self/mountinfo and /proc/self/cgroup."""
+    own: dict[str, str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _hid, names, path = line.rstrip("\n").split(":", 2)
+            own[names] = path
+    unified_host = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    result: list[Hierarchy] = []
+    seen: set[str] = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            fields = left.split()
+            root, mountpoint = fields[3], fields[4]
+            fstype, _src, superopts = right.split()[:3]
+            if fstype == "cgroup2":
+                if not unified_host:
+                    continue  # hybrid: the v2 tree carries no controllers here
+                key = ""
+                ctrls: frozenset[str] = frozenset()
+            elif fstype == "cgroup":
+                opts = superopts.split(",")
+                ctrls = frozenset(o for o in opts if o not in ("rw", "ro") and "=" not in o
+                                  and o not in ("xattr", "noprefix", "clone_children")) | \
+                    frozenset(o for o in opts if o.startswith("name="))
+                key = ",".join(sorted(ctrls))
+            else:
+                continue
+            own_path = next((p for k, p in own.items()
+                             if ",".join(sorted(k.split(","))) == key or (key == "" and k == "")),
+                            None)
+            if own_path is None or key in seen:
+                continue
+            seen.add(key)
+            rel = posixpath.relpath(own_path, root) if own_path.startswith(root) else "."
+            own_dir = posixpath.normpath(posixpath.join(mountpoint, rel))
+            result.append(Hierarchy(ctrls, mountpoint, own_dir, fstype == "cgroup2"))
+    return result
+
+
+def container_dirs(hierarchies: list[Hierarchy], cgroups_path: str | None,
+                   container_id: str) -> list[tuple[Hierarchy, str]]:
+    """Where the container's cgroup goes in each hierarchy (under the runtime's own cgroup)."""
+    rel = (cgroups_path or f"shoal/{container_id}").strip("/")
+    rel = posixpath.normpath(rel)
+    if rel.startswith("..") or ":" in rel:
+        raise BundleInvalid("linux.cgroupsPath", f"{cgroups_path!r} must be a plain path")
+    return [(h, posixpath.join(h.own_dir, rel)) for h in hierarchies]
+
+
+def _write(path: str, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def create(dirs: list[tuple[Hierarchy, str]], res: Resources | None) -> list[str]:
+    """Create the cgroups and write the limits; returns the directories made (for removal)."""
+    made: list[str] = []
+    try:
+        for h, d in dirs:
+            if os.path.isdir(d):
+                raise FileExistsError(errno.EEXIST, f"cgroup {d} already exists")
+            parent = posixpath.dirname(d)
+            missing = []
+            while not os.path.isdir(parent):
+                missing.append(parent)
+                parent = posixpath.dirname(parent)
+            for p in [*reversed(missing), d]:
+                os.mkdir(p)
+                made.append(p)
+                if "cpuset" in h.controllers:
+                    # A new v1 cpuset is empty and no task may join it: inherit the parent's.
+                    for name in ("cpuset.cpus", "cpuset.mems"):
+                        with open(posixpath.join(posixpath.dirname(p), name)) as f:
+                            _write(posixpath.join(p, name), f.read().strip())
+        if dirs and dirs[0][0].unified:
+            d = dirs[0][1]
+            for name, value in v2_writes(res):
+                _write(posixpath.join(d, name), value)
+        else:
+            by_ctrl = {c: d for h, d in dirs for c in h.controllers}
+            for ctrl, name, value in v1_writes(res):
+                if ctrl not in by_ctrl:
+                    raise OSError(errno.ENOENT, f"no {ctrl} cgroup hierarchy is mounted")
+                _write(posixpath.join(by_ctrl[ctrl], name), value)
+    except OSError:
+        remove(made)
+        raise
+    return made
+
+
+def procs_files(dirs: list[str]) -> list[str]:
+    return [posixpath.join(d, "cgroup.procs") for d in dirs]
+
+
+def pids_in(dirs: list[str]) -> list[int]:
+    """Processes in the container's cgroup (from the first hierarchy that still exists)."""
+    for d in dirs:
+        try:
+            with open(posixpath.join(d, "cgroup.procs")) as f:
+                return [int(x) for x in f.read().split()]
+        except FileNotFoundError:
+            continue
+    return []
+
+
+def remove(made: list[str], timeout: float = 10.0) -> None:
+    """Remove cgroup directories, deepest first; missing ones are fine.
+
+    Dying tasks leave their cgroup asynchronously, so EBUSY on a leaf right after a kill is
+    expected for a moment: wait (bounded) for each listed process to be gone and retry.
+    """
+    deadline = time.monotonic() + timeout
+    for d in sorted(made, key=lambda p: p.count("/"), reverse=True):
+        while True:
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+                    raise
+                if _has_children(d):
+                    break  # a shared parent (e.g. shoal/) still used by another container
+                if time.monotonic() > deadline:
+                    raise
+                for pid in pids_in([d]):
+                    _wait_exit(pid, 0.1)
+                time.sleep(0.001)  # the kernel's cgroup release is not an event we can await
+
+
+def _wait_exit(pid: int, timeout: float) -> None:
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+
+
+def _has_children(d: str) -> bool:
+    return any(e.is_dir() for e in os.scandir(d))

@@ -1,0 +1,282 @@
+"""``shoal runtime``: runc's verbs and flags over the native runtime, for tools written for runc."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import termios
+import tty
+from pathlib import Path
+
+import click
+import msgspec
+import structlog
+
+from protocol.errors import ShoalError
+from worker.runtime import syscalls as sc
+from worker.runtime.ops import DEFAULT_ROOT, Runtime, exit_code
+from worker.runtime.state import OciState
+
+
+def _rt(ctx: click.Context) -> Runtime:
+    root: Path = ctx.obj["root"]
+    return Runtime(root)
+
+
+def _fail(exc: ShoalError) -> None:
+    click.echo(f"shoal runtime: {exc}", err=True)
+    raise SystemExit(1)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ShoalError as exc:
+            _fail(exc)
+            return None
+
+
+@click.group(cls=_Group)
+@click.option("--root", type=click.Path(path_type=Path), default=DEFAULT_ROOT, show_default=True,
+              help="Directory of container state.")
+@click.option("--log", "log_path", default=None, hidden=True,
+              help="Accepted for runc compatibility.")
+@click.option("--log-format", default=None, hidden=True)
+@click.option("--systemd-cgroup", is_flag=True, hidden=True)
+@click.pass_context
+def runtime(ctx: click.Context, root: Path, log_path: str | None, log_format: str | None,
+            systemd_cgroup: bool) -> None:
+    """The native OCI runtime (runc's verbs)."""
+    ctx.ensure_object(dict)
+    ctx.obj["root"] = root
+    # stdout belongs to the containers and to `state`/`list`: logs go to stderr, warnings up.
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+
+
+def _send_console(path: str, master: int) -> None:
+    """Hand the pty master to whoever listens on --console-socket, as runc does."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        socket.send_fds(s, [b"/dev/ptmx"], [master])
+
+
+def _write_pid(path: str | None, pid: int) -> None:
+    if path:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.rename(tmp, path)
+
+
+@runtime.command()
+@click.option("--bundle", "-b", default=".", help="Path to the bundle directory.")
+@click.option("--console-socket", default=None, help="Unix socket that receives the pty master.")
+@click.option("--pid-file", default=None)
+@click.argument("container_id")
+@click.pass_context
+def create(ctx: click.Context, bundle: str, console_socket: str | None, pid_file: str | None,
+           container_id: str) -> None:
+    """Create a container; its process waits until start."""
+    created = _rt(ctx).create(container_id, bundle)
+    if created.pty_master is not None:
+        if console_socket:
+            _send_console(console_socket, created.pty_master)
+        os.close(created.pty_master)
+    _write_pid(pid_file, created.record.pid)
+
+
+@runtime.command()
+@click.argument("container_id")
+@click.pass_context
+def start(ctx: click.Context, container_id: str) -> None:
+    """Let a created container's process run."""
+    _rt(ctx).start(container_id)
+
+
+@runtime.command()
+@click.argument("container_id")
+@click.pass_context
+def state(ctx: click.Context, container_id: str) -> None:
+    """Print the container's runtime-spec state as JSON."""
+    doc = msgspec.to_builtins(_rt(ctx).state(container_id))
+    click.echo(json.dumps(doc, indent=2))
+
+
+@runtime.command()
+@click.option("--all", "-a", "all_processes", is_flag=True, help="Signal every process.")
+@click.argument("container_id")
+@click.argument("sig", default="SIGTERM")
+@click.pass_context
+def kill(ctx: click.Context, all_processes: bool, container_id: str, sig: str) -> None:
+    """Send a signal to the container's init (or every process with --all)."""
+    _rt(ctx).kill(container_id, sig, all_processes=all_processes)
+
+
+@runtime.command()
+@click.option("--force", "-f", is_flag=True, help="Kill the container first if it runs.")
+@click.argument("container_id")
+@click.pass_context
+def delete(ctx: click.Context, force: bool, container_id: str) -> None:
+    """Delete a stopped container (or any with --force), leaving nothing behind."""
+    _rt(ctx).delete(container_id, force=force)
+
+
+@runtime.command(name="list")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--quiet", "-q", is_flag=True)
+@click.pass_context
+def list_(ctx: click.Context, fmt: str, quiet: bool) -> None:
+    """List the containers under the root."""
+    states = _rt(ctx).list()
+    if quiet:
+        for s in states:
+            click.echo(s.id)
+    elif fmt == "json":
+        click.echo(json.dumps([msgspec.to_builtins(s) for s in states]))
+    else:
+        click.echo(f"{'ID':<24}{'PID':<10}{'STATUS':<10}{'BUNDLE':<40}CREATED")
+        for s in states:
+            click.echo(f"{s.id:<24}{s.pid:<10}{s.status:<10}{s.bundle:<40}{s.created}")
+
+
+@runtime.command()
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.argument("container_id")
+@click.pass_context
+def ps(ctx: click.Context, fmt: str, container_id: str) -> None:
+    """The processes of a container (host pids)."""
+    pids = _rt(ctx).ps(container_id)
+    if fmt == "json":
+        click.echo(json.dumps(pids))
+    else:
+        for pid in pids:
+            click.echo(pid)
+
+
+def _forward_signals(rt: Runtime, container_id: str) -> None:
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ShoalError):
+            rt.kill(container_id, signum)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                signal.SIGUSR2):
+        signal.signal(sig, forward)
+
+
+def _proxy_pty(master: int, pid: int) -> int:
+    """Copy between our terminal and the container's pty until the container exits."""
+    old = None
+    if os.isatty(0):
+        old = termios.tcgetattr(0)
+        tty.setraw(0)
+    pidfd = os.pidfd_open(pid)
+    try:
+        while True:
+            ready, _, _ = select.select([0, master, pidfd], [], [])
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    data = b""
+                if data:
+                    os.write(1, data)
+                elif pidfd in ready:
+                    break
+            if 0 in ready:
+                data = os.read(0, 65536)
+                if data:
+                    os.write(master, data)
+            if pidfd in ready and master not in ready:
+                break
+    finally:
+        os.close(pidfd)
+        if old is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, old)
+    _, status = os.waitpid(pid, 0)
+    return exit_code(status)
+
+
+@runtime.command()
+@click.option("--bundle", "-b", default=".")
+@click.option("--detach", "-d", is_flag=True, help="Do not wait for the container.")
+@click.option("--console-socket", default=None)
+@click.option("--pid-file", default=None)
+@click.option("--keep", is_flag=True, help="Do not delete the container after it exits.")
+@click.argument("container_id")
+@click.pass_context
+def run(ctx: click.Context, bundle: str, detach: bool, console_socket: str | None,
+        pid_file: str | None, keep: bool, container_id: str) -> None:
+    """Create, start and (unless --detach) wait for a container, then delete it."""
+    rt = _rt(ctx)
+    # The init is reparented to us when its setup parent exits, so we can reap its status.
+    sc.set_child_subreaper()
+    created = rt.create(container_id, bundle)
+    _write_pid(pid_file, created.record.pid)
+    master = created.pty_master
+    if master is not None and (detach or console_socket):
+        if console_socket:
+            _send_console(console_socket, master)
+        os.close(master)
+        master = None
+    _forward_signals(rt, container_id)
+    rt.start(container_id)
+    if detach:
+        return
+    if master is not None:
+        code = _proxy_pty(master, created.record.pid)
+        os.close(master)
+    else:
+        code = rt.wait(container_id)
+    if not keep:
+        rt.delete(container_id, force=True)
+    sys.exit(code)
+
+
+@runtime.command(name="exec", context_settings={"ignore_unknown_options": True})
+@click.option("--env", "-e", multiple=True, help="NAME=value, added to the container's env.")
+@click.option("--cwd", default=None)
+@click.option("--user", "-u", default=None, help="uid[:gid]")
+@click.option("--detach", "-d", is_flag=True)
+@click.option("--process", "-p", "process_json", default=None,
+              help="A runtime-spec process JSON file.")
+@click.argument("container_id")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str | None,
+          detach: bool, process_json: str | None, container_id: str,
+          command: tuple[str, ...]) -> None:
+    """Run a process inside a running container; exits with its status."""
+    rt = _rt(ctx)
+    args = list(command)
+    uid = gid = None
+    full_env: list[str] | None = None
+    if process_json:
+        from worker.runtime.spec import Process
+        with open(process_json, "rb") as f:
+            p = msgspec.json.decode(f.read(), type=Process)
+        args, cwd, full_env = p.args, p.cwd, p.env
+        uid, gid = p.user.uid, p.user.gid
+    if user:
+        u, _, g = user.partition(":")
+        uid = int(u)
+        gid = int(g) if g else None
+    if env:
+        base = full_env if full_env is not None else list(rt.record(container_id).exec_defaults.env)
+        full_env = base + list(env)
+    sc.set_child_subreaper()
+    pid = rt.exec(container_id, args, env=full_env, cwd=cwd, uid=uid, gid=gid)
+    if detach:
+        return
+    _, status = os.waitpid(pid, 0)
+    sys.exit(exit_code(status))
+
+
+__all__ = ["OciState", "runtime"]

@@ -1,0 +1,215 @@
+"""The forked side of create: namespaces, then the container's init that builds its root and waits.
+
+Two processes, both forked (no new interpreter): the *setup* child joins and creates the
+namespaces and forks the *init*, which becomes pid 1 of a new pid namespace, builds the root,
+reports ``created`` to the launcher and blocks on the gate fifo until ``start``. Every step has a
+name; a failure is reported to the launcher as ``{"t": "error", "step": ..., "reason": ...}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import traceback
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from worker.runtime import hooks as hookmod
+from worker.runtime import process as procmod
+from worker.runtime import rootfs
+from worker.runtime import syscalls as sc
+from worker.runtime.mountopts import MS_BIND
+from worker.runtime.plan import JOIN_ORDER, Plan
+
+MAX_MESSAGE = 65536
+
+
+@dataclass
+class InitContext:
+    """What the forked children need; built by the launcher before fork."""
+
+    container_id: str
+    plan: Plan
+    conn: socket.socket
+    fifo_path: str
+    stdio: tuple[int, int, int]
+    cgroup_procs: list[str]
+    cgroup_mounts: dict[str, str]
+    state_json: bytes
+    step: str = "fork"
+    extra_fds: list[int] = field(default_factory=list)
+
+
+def send(conn: socket.socket, message: dict[str, object], fds: list[int] | None = None) -> None:
+    data = json.dumps(message).encode()
+    if fds:
+        socket.send_fds(conn, [data], fds)
+    else:
+        conn.send(data)
+
+
+def recv(conn: socket.socket) -> tuple[dict[str, object] | None, list[int]]:
+    data, fds, _flags, _addr = socket.recv_fds(conn, MAX_MESSAGE, 4)
+    if not data:
+        return None, fds
+    message: dict[str, object] = json.loads(data)
+    return message, fds
+
+
+def _fail(ctx: InitContext, exc: BaseException) -> NoReturn:
+    reason = f"{type(exc).__name__}: {exc}"
+    if not isinstance(exc, (OSError, hookmod.HookFailed)):
+        reason += " | " + "".join(traceback.format_exception(exc)[-3:]).strip()
+    with contextlib.suppress(OSError):
+        send(ctx.conn, {"t": "error", "step": ctx.step, "reason": reason})
+    os._exit(1)
+
+
+def setup_main(ctx: InitContext) -> NoReturn:
+    """Entry of the setup child, right after fork in the launcher."""
+    try:
+        _setup(ctx)
+    except BaseException as exc:
+        _fail(ctx, exc)
+    os._exit(0)
+
+
+def _setup(ctx: InitContext) -> None:
+    plan = ctx.plan
+    ctx.step = "stdio"
+    # The launcher may die mid-create: take the setup child with it.
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    for target, fd in enumerate(ctx.stdio):
+        if fd != target:
+            os.dup2(fd, target, inheritable=True)
+        else:
+            os.set_inheritable(fd, True)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    ctx.step = "join cgroups"
+    for path in ctx.cgroup_procs:
+        with open(path, "w") as f:
+            f.write("0")
+    joined = {ns.kind: ns for ns in plan.namespaces if ns.path is not None}
+    for kind in JOIN_ORDER:
+        if kind in joined:
+            ns = joined[kind]
+            ctx.step = f"join {kind} namespace {ns.path}"
+            fd = os.open(ns.path or "", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sc.setns(fd, ns.flag)
+            finally:
+                os.close(fd)
+    if plan.creates("user"):
+        ctx.step = "create user namespace"
+        sc.unshare(0x10000000)
+        send(ctx.conn, {"t": "map"})
+        reply, _ = recv(ctx.conn)
+        if reply is None or reply.get("t") != "mapped":
+            raise OSError(5, "launcher did not write the id mappings")
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    flags = 0
+    for ns in plan.namespaces:
+        if ns.path is None and ns.kind != "user":
+            flags |= ns.flag
+    ctx.step = "create namespaces"
+    sc.unshare(flags)
+    ctx.step = "fork init"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _init(ctx)
+        except BaseException as exc:
+            _fail(ctx, exc)
+        os._exit(1)
+    send(ctx.conn, {"t": "pid", "pid": pid})
+
+
+def _init(ctx: InitContext) -> None:
+    plan = ctx.plan
+    in_userns = plan.has("user")
+    ctx.step = "setsid"
+    os.setsid()
+    ctx.step = "prepare rootfs"
+    rootfs.prepare(plan)
+    for m in plan.mounts:
+        ctx.step = f"mounts[{m.index}] {m.destination}"
+        rootfs.do_mount(plan, m, ctx.cgroup_mounts, in_userns)
+    for dev in plan.devices:
+        ctx.step = f"device {dev.path}"
+        rootfs.make_device(plan.rootfs, dev, in_userns)
+    ctx.step = "dev links"
+    rootfs.dev_links(plan.rootfs)
+    if plan.hooks.get("create_runtime"):
+        ctx.step = "createRuntime hooks"
+        send(ctx.conn, {"t": "hooks"})
+        reply, _ = recv(ctx.conn)
+        if reply is None or reply.get("t") != "go":
+            raise OSError(5, "createRuntime hooks failed in the launcher")
+    if plan.hooks.get("create_container"):
+        ctx.step = "createContainer hooks"
+        # Before pivot_root /proc is still the host's, so /proc/self is our host pid.
+        state = json.loads(ctx.state_json)
+        state["pid"] = int(os.readlink("/proc/self"))
+        hookmod.run_hooks(plan.hooks["create_container"], json.dumps(state).encode(),
+                          what="createContainer")
+    ctx.step = "open gate"
+    # O_RDWR never blocks on a fifo and keeps it open for reading; start writes into it.
+    gate = os.open(ctx.fifo_path, os.O_RDWR | os.O_CLOEXEC)
+    ctx.step = "pivot_root"
+    rootfs.pivot(plan.rootfs)
+    if plan.hostname is not None:
+        ctx.step = "hostname"
+        sc.sethostname(plan.hostname)
+    if plan.domainname is not None:
+        ctx.step = "domainname"
+        sc.setdomainname(plan.domainname)
+    # Before the read-only paths: /proc/sys becomes read-only there.
+    ctx.step = "sysctl"
+    rootfs.write_sysctls(plan)
+    ctx.step = "masked and read-only paths"
+    rootfs.finish(plan, in_userns)
+    proc = plan.process
+    if proc.terminal:
+        ctx.step = "terminal"
+        _terminal(ctx)
+    ctx.step = "rlimits"
+    procmod.set_rlimits(proc)
+    procmod.set_oom_score_adj(proc)
+    ctx.step = "process.args"
+    executable = procmod.find_executable(proc.args[0], proc.env)
+    ctx.step = "report created"
+    send(ctx.conn, {"t": "created"})
+    ctx.conn.close()
+    # The gate: wait for start's message (the container state, for startContainer hooks).
+    state = b""
+    while not state:
+        state = os.read(gate, MAX_MESSAGE)
+    os.close(gate)
+    try:
+        hookmod.run_hooks(plan.hooks.get("start_container", ()), state, what="startContainer")
+        procmod.become(proc)
+        procmod.exec_process(proc, executable)
+    except BaseException as exc:
+        # Nobody listens any more: say it on the container's stderr, like a shell would.
+        os.write(2, f"shoal runtime: start failed: {exc}\n".encode(errors="replace"))
+        os._exit(127 if isinstance(exc, FileNotFoundError) else 126)
+
+
+def _terminal(ctx: InitContext) -> None:
+    master, slave = os.openpty()
+    name = os.ttyname(slave)
+    console = "/dev/console"
+    if not os.path.lexists(console):
+        os.close(os.open(console, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+    sc.mount(name, console, None, MS_BIND)
+    fcntl.ioctl(slave, sc.TIOCSCTTY, 0)
+    for target in (0, 1, 2):
+        os.dup2(slave, target)
+    os.close(slave)
+    send(ctx.conn, {"t": "pty", "name": name}, [master])
+    os.close(master)

@@ -1,0 +1,315 @@
+"""The parent side of create and exec: fork, drive the children's steps, unwind on failure.
+
+Must run in a single-threaded process (the CLI, or the runtime helper): forking a process
+with other threads could leave a lock held in the child forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import msgspec
+import structlog
+
+from worker.runtime import cgroups
+from worker.runtime import hooks as hookmod
+from worker.runtime import process as procmod
+from worker.runtime import syscalls as sc
+from worker.runtime.errors import BundleInvalid, CreateFailed, OperationFailed
+from worker.runtime.init import InitContext, recv, send, setup_main
+from worker.runtime.paths import PathEscape, resolve_in_root
+from worker.runtime.plan import JOIN_ORDER, NAMESPACES, Plan, ProcessPlan, make_plan
+from worker.runtime.spec import load_spec
+from worker.runtime.state import (
+    ContainerRecord,
+    ExecDefaults,
+    OciState,
+    StateDir,
+    now_rfc3339,
+    proc_start_time,
+)
+
+log = structlog.get_logger(__name__)
+
+CREATE_TIMEOUT = 60.0
+
+
+@dataclass
+class Created:
+    record: ContainerRecord
+    pty_master: int | None
+
+
+def preflight(plan: Plan) -> None:
+    """Checks against the filesystem before anything is created, each naming its field."""
+    if not os.path.isdir(plan.rootfs):
+        raise BundleInvalid("root.path", f"{plan.rootfs} is not a directory")
+    for m in plan.mounts:
+        try:
+            resolve_in_root(plan.rootfs, m.destination)
+        except PathEscape as exc:
+            raise BundleInvalid(f"mounts[{m.index}].destination", str(exc)) from None
+        if m.options.is_bind and not os.path.exists(m.source):
+            raise BundleInvalid(f"mounts[{m.index}].source", f"{m.source} does not exist")
+    for i, ns in enumerate(plan.namespaces):
+        if ns.path is not None and not os.path.exists(ns.path):
+            raise BundleInvalid(f"linux.namespaces[{i}].path", f"{ns.path} does not exist")
+
+
+def _exec_defaults(proc: ProcessPlan) -> ExecDefaults:
+    caps = None
+    if proc.caps is not None:
+        c = proc.caps
+        caps = [c.bounding, c.effective, c.permitted, c.inheritable, c.ambient]
+    return ExecDefaults(env=list(proc.env), cwd=proc.cwd, uid=proc.uid, gid=proc.gid,
+                        additional_gids=list(proc.additional_gids), caps=caps,
+                        no_new_privileges=proc.no_new_privileges, rlimits=list(proc.rlimits))
+
+
+def _kill_and_reap(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        # Not our child (we are not its reaper): at least wait until it is dead.
+        wait_gone(pid, None, 10.0)
+
+
+def _kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        _kill_and_reap(pid)
+
+
+def wait_gone(pid: int, start: int | None, timeout: float) -> bool:
+    """Wait (on a pidfd, no polling loop) until the process has exited; True if it has."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        if start is not None and proc_start_time(pid) not in (start, None):
+            return True  # the pid now belongs to someone else
+        import select
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(fd)
+
+
+def create(root: Path, container_id: str, bundle: str, *,
+           stdio: tuple[int, int, int] = (0, 1, 2)) -> Created:
+    """Create a container whose init waits at the gate; unwind everything if a step fails."""
+    bundle = os.path.abspath(bundle)
+    plan = make_plan(load_spec(bundle), bundle)
+    preflight(plan)
+    hierarchies = cgroups.discover()
+    dirs = cgroups.container_dirs(hierarchies, plan.cgroups_path, container_id)
+    if dirs and dirs[0][0].unified:
+        cgroups.v2_writes(plan.resources)
+    else:
+        cgroups.v1_writes(plan.resources)
+    sd = StateDir(root, container_id)
+    sd.make()
+    with contextlib.ExitStack() as undo:
+        undo.callback(sd.remove)
+        try:
+            made = cgroups.create(dirs, plan.resources)
+        except OSError as exc:
+            raise CreateFailed("cgroups", str(exc)) from exc
+        undo.callback(cgroups.remove, made)
+        cg_dirs = [d for _h, d in dirs]
+        cg_mounts = {",".join(sorted(c.removeprefix("name=") for c in h.controllers)): d
+                     for h, d in dirs if not h.unified}
+        state_json = msgspec.json.encode(OciState(
+            oci_version="1.0.2", id=container_id, status="creating", pid=0, bundle=bundle,
+            annotations=plan.annotations))
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        undo.callback(parent_sock.close)
+        ctx = InitContext(container_id=container_id, plan=plan, conn=child_sock,
+                          fifo_path=str(sd.fifo), stdio=stdio,
+                          cgroup_procs=cgroups.procs_files(cg_dirs), cgroup_mounts=cg_mounts,
+                          state_json=state_json)
+        setup_pid = os.fork()
+        if setup_pid == 0:
+            parent_sock.close()
+            setup_main(ctx)
+        child_sock.close()
+        undo.callback(_kill_and_reap, setup_pid)
+        pids: list[int] = []
+        # Registered before _drive: a failing init must be killed and reaped before its
+        # cgroup can be removed (even a zombie keeps a v1 cgroup busy).
+        undo.callback(_kill_all, pids)
+        init_pid, pty = _drive(parent_sock, plan, setup_pid, container_id, bundle, pids)
+        if pty is not None:
+            undo.callback(os.close, pty)
+        start = proc_start_time(init_pid)
+        if start is None:
+            raise CreateFailed("init", "the container's init exited during create")
+        ns_names = [NAMESPACES[ns.kind][1] for ns in plan.namespaces]
+        record = ContainerRecord(
+            id=container_id, pid=init_pid, pid_start=start, bundle=bundle, rootfs=plan.rootfs,
+            created=now_rfc3339(), annotations=plan.annotations, cgroup_dirs=cg_dirs,
+            cgroup_made=made, namespaces=ns_names, owns_pid_ns=plan.has("pid"),
+            poststart=list(plan.hooks.get("poststart", ())),
+            poststop=list(plan.hooks.get("poststop", ())),
+            exec_defaults=_exec_defaults(plan.process))
+        try:
+            sd.save(record)
+        except OSError as exc:
+            raise CreateFailed("save state", str(exc)) from exc
+        undo.pop_all()
+        parent_sock.close()
+        return Created(record, pty)
+    raise AssertionError("unreachable")  # pragma: no cover - ExitStack re-raises
+
+
+def _drive(conn: socket.socket, plan: Plan, setup_pid: int, container_id: str,
+           bundle: str, pids: list[int]) -> tuple[int, int | None]:
+    """Answer the children's requests until the init reports created (or something failed)."""
+    conn.settimeout(CREATE_TIMEOUT)
+    init_pid = 0
+    pty: int | None = None
+    while True:
+        try:
+            msg, fds = recv(conn)
+        except TimeoutError:
+            raise CreateFailed("timeout", f"no progress within {CREATE_TIMEOUT}s") from None
+        if msg is None:
+            _, status = os.waitpid(setup_pid, 0) if init_pid == 0 else (0, 0)
+            raise CreateFailed("init", f"exited before reporting (wait status {status})")
+        kind = msg.get("t")
+        if kind == "map":
+            try:
+                with open(f"/proc/{setup_pid}/uid_map", "w") as f:
+                    f.write(plan.uid_map)
+                with open(f"/proc/{setup_pid}/gid_map", "w") as f:
+                    f.write(plan.gid_map)
+            except OSError as exc:
+                raise CreateFailed("write id mappings", str(exc)) from exc
+            send(conn, {"t": "mapped"})
+        elif kind == "pid":
+            pid = msg.get("pid")
+            assert isinstance(pid, int)
+            init_pid = pid
+            pids.append(pid)
+            os.waitpid(setup_pid, 0)
+        elif kind == "hooks":
+            state = msgspec.json.encode(OciState(
+                oci_version="1.0.2", id=container_id, status="creating", pid=init_pid,
+                bundle=bundle, annotations=plan.annotations))
+            try:
+                hookmod.run_hooks(plan.hooks.get("create_runtime", ()), state,
+                                  what="createRuntime")
+            except hookmod.HookFailed as exc:
+                raise CreateFailed("createRuntime hooks", str(exc)) from exc
+            send(conn, {"t": "go"})
+        elif kind == "pty":
+            pty = fds[0]
+        elif kind == "created":
+            return init_pid, pty
+        elif kind == "error":
+            if pty is not None:
+                os.close(pty)
+            raise CreateFailed(str(msg.get("step")), str(msg.get("reason")))
+
+
+def exec_in(record: ContainerRecord, proc: ProcessPlan, *,
+            stdio: tuple[int, int, int] = (0, 1, 2)) -> int:
+    """Start ``proc`` inside a running container; returns its pid once it has exec'd."""
+    if proc_start_time(record.pid) != record.pid_start:
+        raise OperationFailed(f"container {record.id!r} is not running")
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        parent_sock.close()
+        _exec_child(record, proc, child_sock, stdio)
+    child_sock.close()
+    try:
+        parent_sock.settimeout(CREATE_TIMEOUT)
+        target = 0
+        while True:
+            msg, _ = recv(parent_sock)
+            if msg is None:
+                break
+            if msg.get("t") == "pid":
+                value = msg.get("pid")
+                assert isinstance(value, int)
+                target = value
+            elif msg.get("t") == "error":
+                if target:
+                    _kill_and_reap(target)
+                raise OperationFailed(f"exec failed at step {msg.get('step')!r}: "
+                                      f"{msg.get('reason')}",
+                                      details={"step": str(msg.get("step"))})
+    finally:
+        parent_sock.close()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    if not target:
+        raise OperationFailed("exec: the helper exited without starting the process")
+    return target
+
+
+def _exec_child(record: ContainerRecord, proc: ProcessPlan, conn: socket.socket,
+                stdio: tuple[int, int, int]) -> NoReturn:
+    step = "stdio"
+    try:
+        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        for target, fd in enumerate(stdio):
+            if fd != target:
+                os.dup2(fd, target, inheritable=True)
+            else:
+                os.set_inheritable(fd, True)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        # Open every namespace first: after joining the mount namespace /proc is the container's.
+        fds: dict[str, int] = {}
+        for kind in JOIN_ORDER:
+            name = NAMESPACES[kind][1]
+            if name not in record.namespaces:
+                continue
+            step = f"open {name} namespace"
+            theirs = f"/proc/{record.pid}/ns/{name}"
+            if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                continue
+            fds[kind] = os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)
+        if proc_start_time(record.pid) != record.pid_start:
+            raise OSError(errno.ESRCH, "the container's init is gone")
+        step = "join cgroups"
+        for path in cgroups.procs_files(record.cgroup_dirs):
+            with open(path, "w") as f:
+                f.write("0")
+        for kind in JOIN_ORDER:
+            if kind in fds:
+                step = f"join {kind} namespace"
+                sc.setns(fds[kind], NAMESPACES[kind][0])
+                os.close(fds[kind])
+        step = "fork"
+        pid = os.fork()
+        if pid == 0:
+            try:
+                step = "rlimits"
+                procmod.set_rlimits(proc)
+                step = "process.args"
+                executable = procmod.find_executable(proc.args[0], proc.env)
+                step = "user and capabilities"
+                procmod.become(proc)
+                step = "exec"
+                procmod.exec_process(proc, executable)
+            except BaseException as exc:
+                with contextlib.suppress(OSError):
+                    send(conn, {"t": "error", "step": step, "reason": str(exc)})
+                os._exit(127)
+        send(conn, {"t": "pid", "pid": pid})
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            send(conn, {"t": "error", "step": step, "reason": str(exc)})
+        os._exit(1)
+    os._exit(0)

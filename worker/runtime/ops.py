@@ -1,0 +1,219 @@
+"""Container operations over the state directory: create, start, state, kill, delete, wait,
+exec, list, ps. This is the library API; forks happen in ``launcher`` and need a
+single-threaded caller (the CLI, or the helper behind ``worker.runtime.client``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+import msgspec
+import structlog
+
+from worker.runtime import cgroups, launcher
+from worker.runtime import hooks as hookmod
+from worker.runtime.errors import OperationFailed, WrongState
+from worker.runtime.plan import CapSets, ProcessPlan
+from worker.runtime.state import ContainerRecord, OciState, StateDir, proc_start_time
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_ROOT = Path("/run/shoal/runtime")
+KILL_TIMEOUT = 10.0
+
+
+def parse_signal(value: str | int) -> int:
+    """A signal given as a number, "KILL" or "SIGKILL"."""
+    if isinstance(value, int) or value.isdigit():
+        number = int(value)
+    else:
+        name = value.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        try:
+            number = int(signal.Signals[name])
+        except KeyError:
+            raise OperationFailed(f"unknown signal {value!r}") from None
+    if not 0 < number < 65:
+        raise OperationFailed(f"signal {value!r} out of range")
+    return number
+
+
+class Runtime:
+    """The native OCI runtime over one root directory of container state."""
+
+    def __init__(self, root: str | Path = DEFAULT_ROOT) -> None:
+        self.root = Path(root)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def create(self, container_id: str, bundle: str, *,
+               stdio: tuple[int, int, int] = (0, 1, 2)) -> launcher.Created:
+        return launcher.create(self.root, container_id, bundle, stdio=stdio)
+
+    def start(self, container_id: str) -> None:
+        sd = StateDir(self.root, container_id)
+        record = sd.load()
+        status = sd.status(record)
+        if status != "created":
+            raise WrongState(f"container {container_id!r} is {status}, not created")
+        state = msgspec.json.encode(
+            msgspec.structs.replace(sd.oci_state(record), status="running"))
+        try:
+            fd = os.open(sd.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            # ENXIO: nobody has the fifo open for reading, the init is gone.
+            raise OperationFailed(f"start {container_id!r}: the init is not waiting ({exc})",
+                                  details={"errno": str(exc.errno)}) from exc
+        try:
+            os.write(fd, state)
+        finally:
+            os.close(fd)
+        sd.fifo.unlink()
+        for i, hook in enumerate(record.poststart):
+            try:
+                hookmod.run_hook(hook, state, what=f"poststart[{i}]")
+            except hookmod.HookFailed as exc:
+                # The spec: a failing poststart hook is a warning, the container keeps running.
+                log.warning("hook.poststart_failed", container_id=container_id, error=str(exc))
+
+    def state(self, container_id: str) -> OciState:
+        sd = StateDir(self.root, container_id)
+        return sd.oci_state(sd.load())
+
+    def record(self, container_id: str) -> ContainerRecord:
+        return StateDir(self.root, container_id).load()
+
+    def kill(self, container_id: str, sig: str | int = signal.SIGTERM, *,
+             all_processes: bool = False) -> None:
+        sd = StateDir(self.root, container_id)
+        record = sd.load()
+        status = sd.status(record)
+        if status not in ("created", "running"):
+            raise WrongState(f"container {container_id!r} is {status}")
+        number = parse_signal(sig)
+        if all_processes:
+            for pid in cgroups.pids_in(record.cgroup_dirs):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, number)
+            return
+        self._signal_init(record, number)
+
+    def _signal_init(self, record: ContainerRecord, number: int) -> None:
+        # A pidfd pins the process: checking its start time through it and signalling through
+        # it cannot hit a recycled pid.
+        try:
+            fd = os.pidfd_open(record.pid)
+        except ProcessLookupError:
+            return
+        try:
+            if proc_start_time(record.pid) != record.pid_start:
+                return
+            signal.pidfd_send_signal(fd, number)
+        except ProcessLookupError:
+            return
+        finally:
+            os.close(fd)
+
+    def wait(self, container_id: str) -> int:
+        """Exit status of the init: the caller must be its parent (reaper) or have saved it."""
+        sd = StateDir(self.root, container_id)
+        saved = sd.load_exit()
+        if saved is not None:
+            return saved
+        record = sd.load()
+        try:
+            _, status = os.waitpid(record.pid, 0)
+        except ChildProcessError:
+            saved = sd.load_exit()
+            if saved is None:
+                raise OperationFailed(
+                    f"the exit status of {container_id!r} is not known to this process") from None
+            return saved
+        code = exit_code(status)
+        sd.save_exit(code)
+        return code
+
+    def delete(self, container_id: str, *, force: bool = False) -> None:
+        sd = StateDir(self.root, container_id)
+        record = sd.load()
+        status = sd.status(record)
+        if status != "stopped" and not force:
+            raise WrongState(f"container {container_id!r} is {status}; stop it or use force")
+        if status != "stopped":
+            self._signal_init(record, signal.SIGKILL)
+        if not record.owns_pid_ns:
+            # Without a pid namespace of its own, the init's death does not take the rest.
+            for pid in cgroups.pids_in(record.cgroup_dirs):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        if not launcher.wait_gone(record.pid, record.pid_start, KILL_TIMEOUT):
+            raise OperationFailed(f"container {container_id!r} did not die within "
+                                  f"{KILL_TIMEOUT}s")
+        # Reap it if it is ours, so it does not stay a zombie holding the cgroup.
+        with contextlib.suppress(ChildProcessError):
+            _, wstatus = os.waitpid(record.pid, os.WNOHANG)
+            if _:
+                sd.save_exit(exit_code(wstatus))
+        self._remove_cgroups(record)
+        state = msgspec.json.encode(
+            msgspec.structs.replace(sd.oci_state(record), status="stopped"))
+        for i, hook in enumerate(record.poststop):
+            try:
+                hookmod.run_hook(hook, state, what=f"poststop[{i}]")
+            except hookmod.HookFailed as exc:
+                log.warning("hook.poststop_failed", container_id=container_id, error=str(exc))
+        sd.remove()
+
+    def _remove_cgroups(self, record: ContainerRecord) -> None:
+        try:
+            cgroups.remove(record.cgroup_made or record.cgroup_dirs)
+        except OSError as exc:
+            raise OperationFailed(f"remove cgroups of {record.id!r}: {exc}") from exc
+
+    # --- inspection ---------------------------------------------------------------------------
+    def list(self) -> builtins.list[OciState]:
+        result: builtins.list[OciState] = []
+        if not self.root.is_dir():
+            return result
+        for entry in sorted(self.root.iterdir()):
+            with contextlib.suppress(Exception):
+                sd = StateDir(self.root, entry.name)
+                result.append(sd.oci_state(sd.load()))
+        return result
+
+    def ps(self, container_id: str) -> builtins.list[int]:
+        return cgroups.pids_in(StateDir(self.root, container_id).load().cgroup_dirs)
+
+    # --- exec ---------------------------------------------------------------------------------
+    def exec(self, container_id: str, args: builtins.list[str], *,
+             env: builtins.list[str] | None = None,
+             cwd: str | None = None, uid: int | None = None, gid: int | None = None,
+             stdio: tuple[int, int, int] = (0, 1, 2)) -> int:
+        """Run a process in a running container's namespaces and cgroup; returns its pid."""
+        if not args:
+            raise OperationFailed("exec needs a program to run")
+        sd = StateDir(self.root, container_id)
+        record = sd.load()
+        status = sd.status(record)
+        if status != "running":
+            raise WrongState(f"container {container_id!r} is {status}, not running")
+        d = record.exec_defaults
+        caps = CapSets(*d.caps) if d.caps is not None else None
+        proc = ProcessPlan(
+            args=tuple(args), env=tuple(env if env is not None else d.env),
+            cwd=cwd or d.cwd, uid=d.uid if uid is None else uid,
+            gid=d.gid if gid is None else gid, additional_gids=tuple(d.additional_gids),
+            umask=None, rlimits=tuple(tuple(r) for r in d.rlimits),  # type: ignore[misc]
+            caps=caps, no_new_privileges=d.no_new_privileges, terminal=False,
+            oom_score_adj=None)
+        return launcher.exec_in(record, proc, stdio=stdio)
+
+
+def exit_code(wait_status: int) -> int:
+    """A shell-style exit code: the exit status, or 128 + the signal that killed it."""
+    if os.WIFSIGNALED(wait_status):
+        return 128 + os.WTERMSIG(wait_status)
+    return os.waitstatus_to_exitcode(wait_status)

@@ -1,0 +1,76 @@
+"""The last steps before exec, shared by a container's init and by exec: identity, caps, exec.
+
+Runs in a forked, single-threaded child that is already inside the container's namespaces and
+root. Nothing here returns on success: the process becomes the container's program.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+
+from worker.runtime import caps as capmod
+from worker.runtime import syscalls as sc
+from worker.runtime.plan import ProcessPlan
+
+
+def find_executable(arg0: str, env: tuple[str, ...]) -> str:
+    """The path execve gets: arg0 itself when it has a slash, else a search of the env's PATH."""
+    if "/" in arg0:
+        if not os.access(arg0, os.X_OK):
+            raise FileNotFoundError(2, f"{arg0}: not found or not executable")
+        return arg0
+    path = next((e[5:] for e in env if e.startswith("PATH=")), "/usr/bin:/bin")
+    for d in path.split(":"):
+        candidate = os.path.join(d or ".", arg0)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise FileNotFoundError(2, f"{arg0}: not found in PATH={path}")
+
+
+def set_rlimits(proc: ProcessPlan) -> None:
+    for res, soft, hard in proc.rlimits:
+        resource.setrlimit(res, (soft, hard))
+
+
+def set_oom_score_adj(proc: ProcessPlan) -> None:
+    if proc.oom_score_adj is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(proc.oom_score_adj))
+
+
+def become(proc: ProcessPlan) -> None:
+    """Switch to the process's user, groups and capability sets; set no_new_privs."""
+    caps = proc.caps
+    if caps is not None:
+        for n in range(capmod.last_cap() + 1):
+            if not caps.bounding & (1 << n):
+                sc.prctl(sc.PR_CAPBSET_DROP, n)
+        # Keep the permitted set across the uid change; capset below sets the exact sets.
+        sc.prctl(sc.PR_SET_KEEPCAPS, 1)
+    os.setgroups(list(proc.additional_gids))
+    os.setresgid(proc.gid, proc.gid, proc.gid)
+    os.setresuid(proc.uid, proc.uid, proc.uid)
+    if caps is not None:
+        sc.capset(caps.effective, caps.permitted, caps.inheritable)
+        sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
+        for n in range(capmod.last_cap() + 1):
+            # The kernel refuses an ambient cap absent from permitted or inheritable; such an
+            # entry is dropped, as other runtimes do, rather than failing the container.
+            if caps.ambient & caps.permitted & caps.inheritable & (1 << n):
+                sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, n)
+        sc.prctl(sc.PR_SET_KEEPCAPS, 0)
+    if proc.no_new_privileges:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def exec_process(proc: ProcessPlan, executable: str) -> None:
+    """Close every inherited descriptor past stdio and exec; raises OSError if exec fails."""
+    if proc.umask is not None:
+        os.umask(proc.umask)
+    else:
+        os.umask(0o022)
+    os.chdir(proc.cwd)
+    sc.close_from(3)
+    env = dict(e.split("=", 1) for e in proc.env)
+    os.execve(executable, list(proc.args), env)

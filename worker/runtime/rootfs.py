@@ -1,0 +1,190 @@
+"""Build the container's filesystem view inside its new mount namespace (runs in the init).
+
+Order: the host's / made slave (or as rootfsPropagation says) so nothing propagates back, the
+rootfs bind-mounted onto itself, the config's mounts in order with every target resolved inside
+the rootfs and mounted through an O_PATH descriptor, devices and /dev links, then pivot_root
+with the old root detached, then masked and read-only paths and a read-only root.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from worker.runtime import syscalls as sc
+from worker.runtime.mountopts import (
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+    MS_SLAVE,
+)
+from worker.runtime.paths import resolve_in_root
+from worker.runtime.plan import DevicePlan, MountPlan, Plan
+
+_LOCKED = MS_NOSUID | MS_NODEV | MS_NOEXEC
+_ST_TO_MS = ((os.ST_RDONLY, MS_RDONLY), (os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV),
+             (os.ST_NOEXEC, MS_NOEXEC))
+
+
+def _current_flags(path: str) -> int:
+    vfs = os.statvfs(path)
+    return sum(ms for st, ms in _ST_TO_MS if vfs.f_flag & st)
+
+
+def _open_target(root: str, dest: str, *, is_dir: bool) -> int:
+    """Create ``dest`` inside ``root`` if needed and open it O_PATH, checked to be inside."""
+    path = resolve_in_root(root, dest)
+    if is_dir:
+        os.makedirs(path, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not os.path.lexists(path):
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644))
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    # Re-check what the descriptor really is: a symlink swapped in after resolution is refused.
+    real = os.readlink(f"/proc/self/fd/{fd}")
+    if real != path and not real.startswith(root.rstrip("/") + "/"):
+        os.close(fd)
+        raise OSError(errno.EXDEV, f"{dest} resolved outside the rootfs to {real}")
+    return fd
+
+
+def _mount_at(root: str, dest: str, *, is_dir: bool, source: str | None, fstype: str | None,
+              flags: int, data: str | None = None) -> str:
+    fd = _open_target(root, dest, is_dir=is_dir)
+    try:
+        sc.mount(source, f"/proc/self/fd/{fd}", fstype, flags, data)
+    finally:
+        os.close(fd)
+    return resolve_in_root(root, dest)
+
+
+def prepare(plan: Plan) -> None:
+    """Cut propagation to the host and make the rootfs a mount point of its own."""
+    flags = plan.rootfs_propagation or (MS_SLAVE | MS_REC)
+    if flags & (MS_SLAVE | MS_PRIVATE) == 0:
+        flags = MS_SLAVE | MS_REC  # a shared / would leak container mounts to the host
+    sc.mount(None, "/", None, flags)
+    if not os.path.isdir(plan.rootfs):
+        raise FileNotFoundError(errno.ENOENT, f"rootfs {plan.rootfs} is not a directory")
+    sc.mount(plan.rootfs, plan.rootfs, None, MS_BIND | MS_REC)
+
+
+def do_mount(plan: Plan, m: MountPlan, cgroup_dirs: dict[str, str], in_userns: bool) -> None:
+    """One entry of config.json's mounts."""
+    root = plan.rootfs
+    opts = m.options
+    flags = opts.flags
+    if opts.is_bind:
+        st = os.stat(m.source)
+        target = _mount_at(root, m.destination, is_dir=stat.S_ISDIR(st.st_mode), source=m.source,
+                           fstype=None, flags=flags & (MS_BIND | MS_REC))
+        extra = flags & ~(MS_BIND | MS_REC | MS_REMOUNT)
+        if extra:
+            locked = _current_flags(target) & _LOCKED if in_userns else 0
+            sc.mount(None, target, None, MS_BIND | MS_REMOUNT | extra | locked)
+    elif m.fstype == "sysfs":
+        try:
+            target = _mount_at(root, m.destination, is_dir=True, source=m.source or "sysfs",
+                               fstype="sysfs", flags=flags, data=opts.data)
+        except PermissionError:
+            # Without its own network namespace a container may not mount sysfs: show the host's.
+            target = _mount_at(root, m.destination, is_dir=True, source="/sys", fstype=None,
+                               flags=MS_BIND | MS_REC)
+            if flags & MS_RDONLY:
+                sc.mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | _LOCKED)
+    elif m.fstype == "cgroup":
+        _mount_cgroups(root, m, cgroup_dirs)
+        return
+    else:
+        target = _mount_at(root, m.destination, is_dir=True, source=m.source or m.fstype,
+                           fstype=m.fstype, flags=flags, data=opts.data)
+    for prop in opts.propagation:
+        sc.mount(None, target, None, prop)
+
+
+def _mount_cgroups(root: str, m: MountPlan, cgroup_dirs: dict[str, str]) -> None:
+    """cgroup v1: a tmpfs with the container's own cgroup of each hierarchy bound into it."""
+    flags = m.options.flags
+    _mount_at(root, m.destination, is_dir=True, source="tmpfs", fstype="tmpfs",
+                     flags=MS_NOSUID | MS_NODEV | MS_NOEXEC, data="mode=755")
+    for name, host_dir in cgroup_dirs.items():
+        target = _mount_at(root, os.path.join(m.destination, name), is_dir=True, source=host_dir,
+                           fstype=None, flags=MS_BIND)
+        sc.mount(None, target, None, MS_BIND | MS_REMOUNT | (flags & ~(MS_BIND | MS_REC)))
+
+
+def make_device(root: str, dev: DevicePlan, in_userns: bool) -> None:
+    path = resolve_in_root(root, dev.path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.lexists(path):
+        os.unlink(path)
+    if in_userns:
+        # mknod is not allowed in a user namespace: bind the host's node instead.
+        _mount_at(root, dev.path, is_dir=False, source=dev.path, fstype=None, flags=MS_BIND)
+        return
+    kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[dev.kind]
+    os.mknod(path, kind | (dev.mode & 0o7777), os.makedev(dev.major, dev.minor))
+    os.chmod(path, dev.mode & 0o7777)  # mknod's mode is filtered by the umask
+    os.chown(path, dev.uid, dev.gid)
+
+
+def dev_links(root: str) -> None:
+    links = [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+             ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
+             ("pts/ptmx", "/dev/ptmx")]
+    if os.path.exists("/proc/kcore"):
+        links.append(("/proc/kcore", "/dev/core"))
+    for target, link in links:
+        path = resolve_in_root(root, link)
+        if os.path.lexists(path):
+            if link == "/dev/ptmx":
+                os.unlink(path)
+            else:
+                continue
+        os.symlink(target, path)
+
+
+def pivot(root: str) -> None:
+    """Make ``root`` the root and detach the old one, so no host path stays reachable."""
+    os.chdir(root)
+    sc.pivot_root(".", ".")
+    # The old root is now stacked under the new one at "/": slave it so the detach below
+    # cannot propagate unmounts to the host, then drop it.
+    sc.mount(None, ".", None, MS_SLAVE | MS_REC)
+    sc.umount2(".", sc.MNT_DETACH)
+    os.chdir("/")
+
+
+def finish(plan: Plan, in_userns: bool) -> None:
+    """After pivot_root: propagation of /, masked and read-only paths, read-only root."""
+    if plan.rootfs_propagation:
+        sc.mount(None, "/", None, plan.rootfs_propagation)
+    for path in plan.readonly_paths:
+        if not os.path.lexists(path):
+            continue
+        sc.mount(path, path, None, MS_BIND | MS_REC)
+        locked = _current_flags(path) & _LOCKED
+        sc.mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | locked)
+    for path in plan.masked_paths:
+        if not os.path.lexists(path):
+            continue
+        if os.path.isdir(path) and not os.path.islink(path):
+            sc.mount("tmpfs", path, "tmpfs", MS_RDONLY, None)
+        else:
+            sc.mount("/dev/null", path, None, MS_BIND)
+    if plan.readonly_root:
+        locked = _current_flags("/") & _LOCKED if in_userns else 0
+        sc.mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | locked)
+
+
+def write_sysctls(plan: Plan) -> None:
+    for key, value in plan.sysctl:
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+            f.write(value)

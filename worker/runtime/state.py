@@ -1,0 +1,174 @@
+"""Per-container state on disk under the runtime root, written atomically, and status detection.
+
+``ROOT/ID/state.json`` says where the container's init is (pid and its start time, so a reused
+pid is never mistaken for it), its bundle, cgroups and hooks; ``ROOT/ID/exec.fifo`` exists
+while the container waits for start; ``ROOT/ID/exit.json`` holds the exit status once a reaper
+saw it. Any process can read these to find, inspect, kill and delete a container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import msgspec
+
+from worker.runtime.errors import ContainerExists, ContainerNotFound
+from worker.runtime.spec import Hook
+
+OCI_VERSION = "1.0.2"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
+
+
+class ExecDefaults(msgspec.Struct, frozen=True):
+    """The container's process settings that an exec starts from."""
+
+    env: list[str]
+    cwd: str
+    uid: int
+    gid: int
+    additional_gids: list[int]
+    caps: list[int] | None  # bounding, effective, permitted, inheritable, ambient
+    no_new_privileges: bool
+    rlimits: list[tuple[int, int, int]]
+
+
+class ContainerRecord(msgspec.Struct, frozen=True):
+    """What the runtime remembers about one container (state.json)."""
+
+    id: str
+    pid: int
+    pid_start: int
+    bundle: str
+    rootfs: str
+    created: str
+    annotations: dict[str, str]
+    cgroup_dirs: list[str]
+    cgroup_made: list[str]
+    namespaces: list[str]  # /proc/PID/ns names the container owns (new or joined)
+    owns_pid_ns: bool
+    poststart: list[Hook]
+    poststop: list[Hook]
+    exec_defaults: ExecDefaults
+
+
+class ExitRecord(msgspec.Struct, frozen=True):
+    status: int  # exit code, or 128 + signal
+
+
+class OciState(msgspec.Struct, frozen=True, rename="camel"):
+    """The runtime-spec state document, as ``state`` prints it and hooks read it."""
+
+    oci_version: str
+    id: str
+    status: str
+    pid: int
+    bundle: str
+    annotations: dict[str, str] = {}
+    created: str | None = None
+    rootfs: str | None = None
+
+
+def check_id(container_id: str) -> str:
+    if not _ID.match(container_id):
+        from worker.runtime.errors import BundleInvalid
+        raise BundleInvalid("id", f"{container_id!r} must be 1-128 of [A-Za-z0-9_.+-]")
+    return container_id
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename, so a reader sees the old or the new, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def now_rfc3339() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in ticks); None if gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+class StateDir:
+    """One container's directory under the runtime root."""
+
+    def __init__(self, root: Path, container_id: str) -> None:
+        self.id = check_id(container_id)
+        self.path = root / container_id
+
+    @property
+    def fifo(self) -> Path:
+        return self.path / "exec.fifo"
+
+    @property
+    def record_path(self) -> Path:
+        return self.path / "state.json"
+
+    @property
+    def exit_path(self) -> Path:
+        return self.path / "exit.json"
+
+    def make(self) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(mode=0o700)
+        except FileExistsError:
+            raise ContainerExists(f"container {self.id!r} already exists") from None
+        os.mkfifo(self.fifo, 0o600)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def save(self, record: ContainerRecord) -> None:
+        atomic_write(self.record_path, msgspec.json.encode(record))
+
+    def load(self) -> ContainerRecord:
+        try:
+            data = self.record_path.read_bytes()
+        except FileNotFoundError:
+            raise ContainerNotFound(f"container {self.id!r} does not exist") from None
+        return msgspec.json.decode(data, type=ContainerRecord)
+
+    def save_exit(self, status: int) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            atomic_write(self.exit_path, msgspec.json.encode(ExitRecord(status)))
+
+    def load_exit(self) -> int | None:
+        try:
+            return msgspec.json.decode(self.exit_path.read_bytes(), type=ExitRecord).status
+        except (FileNotFoundError, msgspec.DecodeError):
+            return None
+
+    def status(self, record: ContainerRecord) -> str:
+        alive = proc_start_time(record.pid) == record.pid_start
+        if not alive:
+            return "stopped"
+        return "created" if self.fifo.exists() else "running"
+
+    def oci_state(self, record: ContainerRecord) -> OciState:
+        status = self.status(record)
+        return OciState(oci_version=OCI_VERSION, id=record.id, status=status,
+                        pid=record.pid if status != "stopped" else 0, bundle=record.bundle,
+                        annotations=record.annotations, created=record.created,
+                        rootfs=record.rootfs)
