@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Runner, open_store
 
 from protocol.errors import InvalidArgument
 from protocol.specs import ContainerSpec
@@ -20,6 +19,7 @@ from scheduler.store import (
     Outcome,
     Update,
 )
+from tests.scheduler.store.conftest import Runner, open_store
 
 
 def rec(generation: int = 0) -> ContainerRecord:

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Runner, open_store
 
 from protocol.specs import ContainerSpec
 from scheduler.store import (
@@ -28,6 +27,7 @@ from scheduler.store import (
     Outcome,
     watch_records,
 )
+from tests.scheduler.store.conftest import Runner, open_store
 
 TTL = 2
 ROOT = Path(__file__).resolve().parents[3]

@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import ELECTION_MS, HEARTBEAT_MS, Runner
 
 from protocol.specs import ContainerSpec
 from scheduler.store import (
@@ -26,6 +25,7 @@ from scheduler.store import (
     local_cluster,
     watch_records,
 )
+from tests.scheduler.store.conftest import ELECTION_MS, HEARTBEAT_MS, Runner
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from aetcd import rpc
-from conftest import Runner, open_store
 from structlog.testing import capture_logs
 
 from protocol.errors import Conflict, InvalidArgument
@@ -18,6 +17,7 @@ from scheduler.store import (
     Layout,
     NodeRecord,
 )
+from tests.scheduler.store.conftest import Runner, open_store
 
 
 def rec(image: str = "busybox", generation: int = 0) -> ContainerRecord:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Bundle, env, shoal_cmd
 
+from tests.worker.runtime.conftest import Bundle, env, shoal_cmd
 from worker.runtime import BundleInvalid, CreateFailed, Runtime, WrongState
 from worker.runtime import syscalls as sc
 

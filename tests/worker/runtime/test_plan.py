@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import base_config
 
+from tests.worker.runtime.conftest import base_config
 from worker.runtime.cgroups import v1_writes, v2_writes
 from worker.runtime.errors import BundleInvalid
 from worker.runtime.mountopts import (

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Bundle, env, shoal_cmd
+
+from tests.worker.runtime.conftest import Bundle, env, shoal_cmd
 
 pytestmark = pytest.mark.root
 
