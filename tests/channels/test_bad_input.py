@@ -133,7 +133,7 @@ def test_unknown_channels_and_bad_messages_are_answered_on_their_channel(address
 
 def test_a_peer_that_ignores_credit_is_cut_off_and_memory_stays_bounded(address: Address) -> None:
     window = 64 * 1024
-    options = channels.ChannelOptions(heartbeat=0.05, timeout=0.5,
+    options = channels.ChannelOptions(heartbeat=0.1, timeout=5.0,
                                       limits=SessionLimits(window=window))
 
     async def main() -> None:
@@ -152,7 +152,7 @@ def test_a_peer_that_ignores_credit_is_cut_off_and_memory_stays_bounded(address:
 
 
 def test_an_oversized_frame_never_reaches_the_session(address: Address, scheme: str) -> None:
-    options = channels.ChannelOptions(heartbeat=0.05, timeout=0.5,
+    options = channels.ChannelOptions(heartbeat=0.1, timeout=5.0,
                                       limits=SessionLimits(max_frame=64 * 1024))
 
     async def main() -> None:

@@ -17,7 +17,7 @@ import channels
 from protocol.errors import PeerLost
 from protocol.messages import Echo, Echoed
 from protocol.refs import RefKind, wire_ref
-from tests.channels.conftest import FAST
+from tests.channels.conftest import QUICK_LOSS as FAST
 from tests.channels.rawpeer import RawDialer, RawListener
 from tests.conftest import run
 
