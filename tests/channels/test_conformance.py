@@ -11,6 +11,7 @@ import pytest
 import channels
 from channels import ByteWriter, Sender
 from protocol.errors import ChannelClosed, NotFound, PeerLost
+from protocol.limits import SessionLimits
 from protocol.messages import Echo, Echoed, FetchBlob, Message, Ok
 from tests.channels.conftest import FAST, assert_only_current_task
 from tests.conftest import run
@@ -118,9 +119,8 @@ def test_byte_streams_carry_exact_bytes(address: Address) -> None:
 
 def test_a_slow_reader_bounds_the_writers_memory(address: Address) -> None:
     window = 256 * 1024
-    options = channels.ChannelOptions(heartbeat=0.05, timeout=2.0,
-                                      limits=channels.ChannelOptions().limits.__class__(
-                                          window=window))
+    options = channels.ChannelOptions(heartbeat=0.1, timeout=5.0,
+                                      limits=SessionLimits(window=window))
     total = 8 * 1024 * 1024
 
     async def main() -> None:
