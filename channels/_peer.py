@@ -103,9 +103,12 @@ class PeerSession:
     def _handle(self, events: list[Event]) -> None:
         for event in events:
             if type(event) is Delivered:
-                sink = event.end.sink
-                if sink is not None:
-                    sink.push(event.item, event.size, self._grant(event.end))
+                end = event.end
+                if end.sink is not None:
+                    grant = end.grant
+                    if grant is None:
+                        grant = end.grant = self._grant(end)
+                    end.sink.push(event.item, event.size, grant)
             elif type(event) is CreditAvailable:
                 event.end.sink.on_credit()
             elif type(event) is Ended:

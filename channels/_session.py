@@ -68,6 +68,7 @@ class ChannelEnd:
     credit: int  # SEND: bytes we may still send; RECV: bytes the peer may still send
     sink: Any = None
     unacked: int = 0  # RECV: bytes consumed locally and not yet granted back
+    grant: Any = None  # the shell's callback that gives consumed bytes back (cached per end)
 
 
 @dataclass(frozen=True, slots=True)
