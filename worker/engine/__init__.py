@@ -1,0 +1,1 @@
+"""The worker's container engine: lifecycle, logs and restart supervision on the native runtime."""

@@ -1,0 +1,169 @@
+"""Container logs in Docker's json-file format, with size-based rotation.
+
+Each line a container writes becomes one JSON object per line:
+``{"log":"hello\\n","stream":"stdout","time":"2026-11-29T08:00:00.123456000Z"}``. Output is cut
+at newlines; a partial line is held until its newline, until it reaches 16 KiB (Docker's buffer),
+or until the stream closes. With ``max_size`` the file rotates to ``NAME.1`` … ``NAME.(max_file-1)``
+and the oldest is dropped. Reading returns entries oldest first across the rotated files.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+Stream = Literal["stdout", "stderr"]
+PARTIAL_LIMIT = 16 * 1024
+
+
+class _Entry(msgspec.Struct):
+    log: str
+    stream: Stream
+    time: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    stream: Stream
+    time: float
+    data: bytes
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(_Entry)
+
+
+def format_time(timestamp: float) -> str:
+    """RFC 3339 with nanoseconds in UTC, as Docker writes it."""
+    seconds = int(timestamp)
+    nanos = round((timestamp - seconds) * 1e9)
+    if nanos >= 1_000_000_000:
+        seconds, nanos = seconds + 1, nanos - 1_000_000_000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
+
+
+def parse_time(text: str) -> float:
+    """The inverse of ``format_time``; ValueError when malformed."""
+    if not text.endswith("Z") or "." not in text:
+        raise ValueError(f"not an RFC 3339 UTC time: {text!r}")
+    whole, frac = text[:-1].split(".", 1)
+    base = time.strptime(whole, "%Y-%m-%dT%H:%M:%S")
+    return calendar.timegm(base) + int(frac.ljust(9, "0")[:9]) / 1e9
+
+
+class JsonFileLog:
+    """Appends a container's output to ``path``, rotating by size."""
+
+    def __init__(self, path: Path, *, max_size: int = 0, max_file: int = 1) -> None:
+        if max_size < 0 or max_file < 1:
+            raise ValueError("max_size must be ≥ 0 and max_file ≥ 1")
+        self.path = path
+        self.max_size = max_size
+        self.max_file = max_file
+        self._partial: dict[Stream, bytes] = {"stdout": b"", "stderr": b""}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "ab")  # noqa: SIM115 - held open for the container's life
+        self._size = self._file.tell()
+
+    def write(self, stream: Stream, data: bytes, now: float | None = None) -> list[LogRecord]:
+        """Record ``data`` from ``stream``; returns the entries written (for followers)."""
+        stamp = time.time() if now is None else now
+        buffer = self._partial[stream] + data
+        records: list[LogRecord] = []
+        start = 0
+        while True:
+            newline = buffer.find(b"\n", start)
+            if newline < 0:
+                break
+            records.append(LogRecord(stream, stamp, buffer[start:newline + 1]))
+            start = newline + 1
+        rest = buffer[start:]
+        while len(rest) >= PARTIAL_LIMIT:
+            records.append(LogRecord(stream, stamp, rest[:PARTIAL_LIMIT]))
+            rest = rest[PARTIAL_LIMIT:]
+        self._partial[stream] = rest
+        self._append(records)
+        return records
+
+    def flush_partial(self, now: float | None = None) -> list[LogRecord]:
+        """The streams closed: write what is left without its newline."""
+        stamp = time.time() if now is None else now
+        records = [LogRecord(s, stamp, rest) for s, rest in self._partial.items() if rest]
+        self._partial = {"stdout": b"", "stderr": b""}
+        self._append(records)
+        return records
+
+    def _append(self, records: list[LogRecord]) -> None:
+        for record in records:
+            line = _encoder.encode(_Entry(
+                log=record.data.decode("utf-8", errors="replace"), stream=record.stream,
+                time=format_time(record.time))) + b"\n"
+            if self.max_size and self._size and self._size + len(line) > self.max_size:
+                self._rotate()
+            self._file.write(line)
+            self._size += len(line)
+        if records:
+            self._file.flush()
+
+    def _rotate(self) -> None:
+        self._file.close()
+        if self.max_file == 1:
+            self.path.unlink(missing_ok=True)
+        else:
+            oldest = self.path.with_name(f"{self.path.name}.{self.max_file - 1}")
+            oldest.unlink(missing_ok=True)
+            for n in range(self.max_file - 2, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{n}")
+                if older.exists():
+                    os.replace(older, self.path.with_name(f"{self.path.name}.{n + 1}"))
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self._file = open(self.path, "ab")  # noqa: SIM115
+        self._size = 0
+
+    def close(self) -> None:
+        self.flush_partial()
+        self._file.close()
+
+
+def log_files(path: Path) -> list[Path]:
+    """The current file and its rotations, oldest first."""
+    rotated = []
+    for candidate in path.parent.glob(path.name + ".*"):
+        suffix = candidate.name[len(path.name) + 1:]
+        if suffix.isdigit():
+            rotated.append((int(suffix), candidate))
+    files = [p for _, p in sorted(rotated, reverse=True)]
+    if path.exists():
+        files.append(path)
+    return files
+
+
+def read_log(path: Path, *, since: float = 0.0, tail: int = -1) -> list[LogRecord]:
+    """Entries oldest first; ``since`` drops older ones, ``tail`` ≥ 0 keeps the last N.
+
+    A line that does not decode (a torn write, a hand edit) is skipped, never fatal.
+    """
+    records = [r for r in _iter_records(path) if r.time >= since]
+    if tail >= 0:
+        records = records[len(records) - tail:] if tail else []
+    return records
+
+
+def _iter_records(path: Path) -> Iterator[LogRecord]:
+    for file in log_files(path):
+        with contextlib.suppress(FileNotFoundError), open(file, "rb") as handle:
+            for line in handle:
+                try:
+                    entry = _decoder.decode(line)
+                    stamp = parse_time(entry.time)
+                except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+                    continue
+                yield LogRecord(entry.stream, stamp, entry.log.encode())

@@ -1,0 +1,105 @@
+"""Restart decisions, exactly Docker's: a pure function of the policy, the exit and the history.
+
+Policies: ``no``; ``on-failure[:N]`` (restart after a non-zero exit, at most N times when N > 0);
+``always``; ``unless-stopped``. The delay before a restart starts at 100 ms and doubles after
+every quick exit up to one minute; a container that ran for at least 10 s starts again from
+100 ms. A manual stop (stop, kill, or a stop request) suppresses restarts until the container is
+next started by hand. When the worker itself starts, ``always`` containers come back even if they
+were stopped by hand; ``unless-stopped`` ones only if they were not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol.specs import RestartPolicy
+
+BACKOFF_START = 0.1
+BACKOFF_MAX = 60.0
+RESET_AFTER = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RestartHistory:
+    """What supervision remembers about one container between exits."""
+
+    restart_count: int = 0
+    last_delay: float = 0.0  # the delay used before the previous restart (0: none yet)
+    manually_stopped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExitFacts:
+    exit_code: int
+    ran_for: float  # seconds between the start and this exit
+    manual_stop: bool = False  # the exit was caused by a stop/kill request
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    delay: float
+    history: RestartHistory
+
+
+@dataclass(frozen=True, slots=True)
+class NoRestart:
+    reason: str
+    history: RestartHistory
+
+
+Decision = Restart | NoRestart
+
+
+def next_delay(last_delay: float, ran_for: float) -> float:
+    """100 ms, doubling to a minute; back to 100 ms after a run of at least 10 s."""
+    if last_delay <= 0 or ran_for >= RESET_AFTER:
+        return BACKOFF_START
+    return min(last_delay * 2, BACKOFF_MAX)
+
+
+def decide(policy: RestartPolicy, history: RestartHistory, exit: ExitFacts) -> Decision:
+    """Whether (and after how long) a container that just exited starts again."""
+    if exit.manual_stop or history.manually_stopped:
+        return NoRestart("stopped by hand", RestartHistory(
+            history.restart_count, history.last_delay, manually_stopped=True))
+    if policy.name == "no":
+        return NoRestart("restart policy is no", history)
+    if policy.name == "on-failure":
+        if exit.exit_code == 0:
+            return NoRestart("exited 0 under on-failure", history)
+        if policy.max_retries and history.restart_count >= policy.max_retries:
+            return NoRestart(
+                f"on-failure:{policy.max_retries} reached after "
+                f"{history.restart_count} restarts", history)
+    delay = next_delay(history.last_delay, exit.ran_for)
+    return Restart(delay, RestartHistory(history.restart_count + 1, delay, False))
+
+
+def started_by_hand(history: RestartHistory) -> RestartHistory:
+    """A start (or restart) request clears the manual stop and the backoff, not the count."""
+    return RestartHistory(history.restart_count, 0.0, False)
+
+
+def start_on_worker_boot(policy: RestartPolicy, history: RestartHistory,
+                         was_running: bool) -> bool:
+    """Whether a container found stopped when the worker starts is started again."""
+    if policy.name == "always":
+        return True
+    if policy.name == "unless-stopped":
+        return not history.manually_stopped
+    if policy.name == "on-failure":
+        return was_running and not history.manually_stopped
+    return False
+
+
+def parse_policy(text: str) -> RestartPolicy:
+    """``no``, ``always``, ``unless-stopped``, ``on-failure`` or ``on-failure:N`` (the CLI form)."""
+    name, _, count = text.partition(":")
+    if name not in ("no", "on-failure", "always", "unless-stopped"):
+        raise ValueError(f"unknown restart policy {text!r}: expected no, on-failure[:N], "
+                         "always or unless-stopped")
+    if count and name != "on-failure":
+        raise ValueError(f"only on-failure takes a maximum retry count, not {name}")
+    if count and not count.isdigit():
+        raise ValueError(f"bad retry count in {text!r}: expected a non-negative number")
+    return RestartPolicy(name=name, max_retries=int(count) if count else 0)  # type: ignore[arg-type]
