@@ -72,6 +72,21 @@ class _Ticker:
             await self._task
 
 
+async def _shut_down(sessions: list[PeerSession], ticker: _Ticker | None,
+                     link: DialLink | ListenLink | None) -> None:
+    """Say Bye on every session, end their pump tasks, stop the timer, release the socket."""
+    for session in sessions:
+        session.close()
+    tasks = [task for session in sessions for task in session.tasks]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if ticker is not None:
+        await ticker.stop()
+    if link is not None:
+        link.close()
+
+
 class Connection:
     """A dialer's session with one listener."""
 
@@ -137,18 +152,10 @@ class Connection:
 
     async def close(self) -> None:
         """End the session (Bye), stop timers and release the socket."""
-        if self._session is not None:
-            self._session.close()
-            tasks = list(self._session.tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if self._ticker is not None:
-            await self._ticker.stop()
-            self._ticker = None
-        if self._link is not None:
-            self._link.close()
-            self._link = None
+        sessions = [self._session] if self._session is not None else []
+        await _shut_down(sessions, self._ticker, self._link)
+        self._ticker = None
+        self._link = None
 
     async def __aenter__(self) -> Connection:
         return self
@@ -244,19 +251,9 @@ class Listener:
 
     async def close(self) -> None:
         """Say Bye to every peer, stop timers, release the address; the receiver ends."""
-        sessions = list(self.peers.values())
-        for session in sessions:
-            session.close()
-        tasks = [task for session in sessions for task in session.tasks]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._ticker is not None:
-            await self._ticker.stop()
-            self._ticker = None
-        if self._link is not None:
-            self._link.close()
-            self._link = None
+        await _shut_down(list(self.peers.values()), self._ticker, self._link)
+        self._ticker = None
+        self._link = None
         self._inbox.end(None)  # the receiver ends cleanly: serve loops finish
 
     async def __aenter__(self) -> Listener:

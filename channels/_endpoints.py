@@ -185,8 +185,8 @@ class Sender(SenderRef, abc.ABC):
         """Wait until the receiver is gone (closed, or its process lost); returns why."""
 
 
-class LocalSender(Sender):
-    """Sends into an Inbox in this process; no encoding happens."""
+class _LocalWriter:
+    """What a local Sender and a local ByteWriter share: an Inbox to fill, closing, moving."""
 
     __slots__ = ("_closed", "_inbox", "moved")
 
@@ -194,16 +194,6 @@ class LocalSender(Sender):
         self._inbox = inbox
         self._closed = False
         self.moved = False
-
-    async def send(self, message: Message, *, last: bool = False) -> None:
-        self._check()
-        inbox = self._inbox
-        if inbox.capacity and inbox.buffered >= inbox.capacity:
-            await inbox.wait_space()
-        self._check()
-        inbox.push(message, 1)
-        if last:
-            self.close()
 
     def close(self) -> None:
         if not self._closed and not self.moved:
@@ -215,21 +205,37 @@ class LocalSender(Sender):
             self._closed = True
             self._inbox.end(error)
 
-    async def wait_closed(self) -> ShoalError:
-        await self._inbox.wait_ended()
-        return ChannelClosed("the receiver was closed")
-
     def _check(self) -> None:
         if self.moved:
-            raise ChannelError("this sender was sent to another process")
+            raise ChannelError("this end was sent to another process")
         if self._closed:
-            raise ChannelClosed("send on a closed channel")
+            raise ChannelClosed("write on a closed channel")
         if self._inbox.ended:
             raise ChannelClosed("the receiver was closed")
 
     @property
     def inbox(self) -> Inbox:
         return self._inbox
+
+
+class LocalSender(_LocalWriter, Sender):
+    """Sends into an Inbox in this process; no encoding happens."""
+
+    __slots__ = ()
+
+    async def send(self, message: Message, *, last: bool = False) -> None:
+        self._check()
+        inbox = self._inbox
+        if inbox.capacity and inbox.buffered >= inbox.capacity:
+            await inbox.wait_space()
+        self._check()
+        inbox.push(message, 1)
+        if last:
+            self.close()
+
+    async def wait_closed(self) -> ShoalError:
+        await self._inbox.wait_ended()
+        return ChannelClosed("the receiver was closed")
 
 
 class ByteReader(ByteReaderRef):
@@ -312,15 +318,10 @@ class ByteWriter(ByteWriterRef, abc.ABC):
         """Fail the stream: the reader's next read raises ``error``."""
 
 
-class LocalByteWriter(ByteWriter):
+class LocalByteWriter(_LocalWriter, ByteWriter):
     """Writes into an Inbox in this process, bounded in bytes."""
 
-    __slots__ = ("_closed", "_inbox", "moved")
-
-    def __init__(self, inbox: Inbox) -> None:
-        self._inbox = inbox
-        self._closed = False
-        self.moved = False
+    __slots__ = ()
 
     async def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -332,28 +333,6 @@ class LocalByteWriter(ByteWriter):
                 self._check()
             chunk = bytes(view[start:start + STREAM_CHUNK])
             inbox.push(chunk, len(chunk))
-
-    def close(self) -> None:
-        if not self._closed and not self.moved:
-            self._closed = True
-            self._inbox.end(None)
-
-    def abort(self, error: ShoalError) -> None:
-        if not self._closed and not self.moved:
-            self._closed = True
-            self._inbox.end(error)
-
-    def _check(self) -> None:
-        if self.moved:
-            raise ChannelError("this writer was sent to another process")
-        if self._closed:
-            raise ChannelClosed("write on a closed stream")
-        if self._inbox.ended:
-            raise ChannelClosed("the reader was closed")
-
-    @property
-    def inbox(self) -> Inbox:
-        return self._inbox
 
 
 def pipe(capacity: int = 256) -> tuple[LocalSender, Receiver]:

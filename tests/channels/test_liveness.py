@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -82,14 +83,25 @@ CLIENT = textwrap.dedent("""
 """)
 
 
+@contextlib.contextmanager
+def peer_process(script: str, address: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A Python peer in its own process, killed (and reaped) however the test ends."""
+    proc = subprocess.Popen([sys.executable, "-c", script, address], stdout=subprocess.PIPE,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
 @pytest.mark.parametrize("scheme", ["tcp", "ipc"])
 def test_a_killed_process_fails_its_channels(address: Address) -> None:
     async def main() -> None:
         async with await channels.listen(address(), FAST) as lst:
-            proc = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block the loop
-                [sys.executable, "-c", CLIENT, lst.address], stdout=subprocess.PIPE,
-                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-            try:
+            with peer_process(CLIENT, lst.address) as proc:
                 request = await asyncio.wait_for(lst.receiver.recv(), 20)
                 assert isinstance(request, Echo)
                 assert request.data == b"from the doomed"
@@ -98,11 +110,6 @@ def test_a_killed_process_fails_its_channels(address: Address) -> None:
                 assert isinstance(reply, channels.Sender)
                 error = await asyncio.wait_for(reply.wait_closed(), 5)
                 assert isinstance(error, PeerLost)
-            finally:
-                proc.kill()
-                proc.wait()
-                assert proc.stdout is not None
-                proc.stdout.close()
 
     run(main)
 
@@ -131,10 +138,7 @@ def test_a_writer_vanishing_mid_stream_fails_the_reader(address: Address) -> Non
 
     async def main() -> None:
         async with await channels.listen(address(), FAST) as lst:
-            proc = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block the loop
-                [sys.executable, "-c", WRITER, lst.address], stdout=subprocess.PIPE,
-                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-            try:
+            with peer_process(WRITER, lst.address) as proc:
                 request = await asyncio.wait_for(lst.receiver.recv(), 20)
                 assert isinstance(request, ImportImage)
                 reader = request.data
@@ -145,10 +149,5 @@ def test_a_writer_vanishing_mid_stream_fails_the_reader(address: Address) -> Non
                 os.kill(proc.pid, signal.SIGKILL)
                 with pytest.raises(PeerLost):
                     await asyncio.wait_for(reader.read(), 5)
-            finally:
-                proc.kill()
-                proc.wait()
-                assert proc.stdout is not None
-                proc.stdout.close()
 
     run(main)
