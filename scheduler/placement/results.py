@@ -1,0 +1,42 @@
+"""What placement returns: assignments, refusals with their explanation, and the input tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from protocol.specs import ContainerSpec
+from scheduler.placement.explain import Explanation
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One container to place. Tasks of a job share one spec object (and so one class)."""
+
+    id: str
+    spec: ContainerSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    task_id: str
+    node_id: str
+    relaxed: tuple[str, ...] = ()  # soft rules this node does not satisfy (they were dropped)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    task_id: str
+    explanation: Explanation
+
+
+@dataclass(slots=True)
+class PlacementResult:
+    assignments: list[Assignment] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+
+    def extend(self, other: PlacementResult) -> None:
+        self.assignments.extend(other.assignments)
+        self.refusals.extend(other.refusals)
+
+    def node_of(self) -> dict[str, str]:
+        return {a.task_id: a.node_id for a in self.assignments}
