@@ -9,7 +9,12 @@ from scheduler.placement.checker import Violation, check_placement
 from scheduler.placement.engine import EngineOptions, PlacementEngine
 from scheduler.placement.explain import Explanation, ReasonCount
 from scheduler.placement.pipeline import Strategy, build_pipeline
-from scheduler.placement.request import PlacementRequest, compile_spec
+from scheduler.placement.request import (
+    PlacementRequest,
+    compile_spec,
+    validate_app,
+    validate_spec,
+)
 from scheduler.placement.results import Assignment, PlacementResult, Refusal, Task
 from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot, PlacedContainer
 
@@ -31,4 +36,6 @@ __all__ = [
     "build_pipeline",
     "check_placement",
     "compile_spec",
+    "validate_app",
+    "validate_spec",
 ]

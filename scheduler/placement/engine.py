@@ -31,7 +31,13 @@ from protocol.specs import AppSpec, ContainerSpec
 from scheduler.placement.explain import Explanation, explain
 from scheduler.placement.filters import Cycle, Filter, Identity
 from scheduler.placement.pipeline import STRATEGIES, Strategy, build_pipeline
-from scheduler.placement.request import PlacementRequest, class_key, combine, compile_spec
+from scheduler.placement.request import (
+    PlacementRequest,
+    class_key,
+    combine,
+    compile_spec,
+    validate_app,
+)
 from scheduler.placement.results import Assignment, PlacementResult, Refusal, Task
 from scheduler.placement.rules import Rule
 from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot, PlacedContainer
@@ -141,10 +147,7 @@ class PlacementEngine:
         if len(ids) != len(app.containers):
             raise InvalidArgument("ids: one id per container of the app",
                                   details={"field": "ids"})
-        names = [c.name for c in app.containers if c.name]
-        if len(set(names)) != len(names):
-            raise InvalidArgument(f"app {app.name}: container names must be unique",
-                                  details={"field": "containers"})
+        validate_app(app)
         members = [(tid, spec, self.compile(spec)[1])
                    for tid, spec in zip(ids, app.containers, strict=True)]
         groups = _colocated_groups(members)

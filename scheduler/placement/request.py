@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import msgspec
 
 from protocol.errors import InvalidArgument
-from protocol.specs import ContainerSpec
+from protocol.specs import AppSpec, ContainerSpec
 from scheduler.placement import platforms
 from scheduler.placement.rules import Rule, image_names, parse_affinity, parse_constraint
 
@@ -140,6 +140,28 @@ def compile_spec(spec: ContainerSpec, *, lenient: bool = False) -> PlacementRequ
         guards=tuple(r for r in rules_a if r.negate and not r.soft),
         has_soft_rules=bool(soft),
     )
+
+
+def validate_spec(spec: ContainerSpec) -> None:
+    """Refuse bad rules, platforms, resources, ports or links at submission: InvalidArgument."""
+    compile_spec(spec)
+
+
+def validate_app(app: AppSpec) -> None:
+    """A valid app: valid containers, unique names (links and volumes-from refer to them)."""
+    names: set[str] = set()
+    for i, spec in enumerate(app.containers):
+        try:
+            compile_spec(spec)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"containers[{i}].{exc.message}", details={
+                **exc.details, "field": f"containers[{i}].{exc.details.get('field', '')}"},
+            ) from exc
+        if spec.name:
+            if spec.name in names:
+                raise InvalidArgument(f"containers[{i}].name: {spec.name!r} is used twice",
+                                      details={"field": f"containers[{i}].name"})
+            names.add(spec.name)
 
 
 def class_key(spec: ContainerSpec) -> bytes:

@@ -81,7 +81,8 @@ class NodeSnapshot:
         self.used_mem += r.memory
         self.used_pids += r.pids
         self.containers.append(c)
-        self.ports.update(r.ports)
+        if r.ports:
+            self.ports.update(r.ports)
         names = self.names
         names[c.id] = names.get(c.id, 0) + 1
         if c.name:
@@ -89,10 +90,11 @@ class NodeSnapshot:
         images = self.images
         for img in r.image_names:
             images[img] = images.get(img, 0) + 1
+        label_values = self.label_values
         for k, v in r.labels.items():
-            values = self.label_values.get(k)
+            values = label_values.get(k)
             if values is None:
-                values = self.label_values[k] = {}
+                values = label_values[k] = {}
             values[v] = values.get(v, 0) + 1
         if r.guards:
             self.guards.append(c)

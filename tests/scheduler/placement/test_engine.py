@@ -23,6 +23,8 @@ from scheduler.placement import (
     PlacementEngine,
     Task,
     check_placement,
+    validate_app,
+    validate_spec,
 )
 
 GiB = 1 << 30
@@ -251,3 +253,19 @@ def test_largest_first_orders_classes_by_size() -> None:
     result = engine(nodes(2), order="largest-first", strategy="binpack").place_batch(tasks)
     assert [a.task_id for a in result.assignments][:2] == ["b0", "b1"]
     assert not result.refusals
+
+
+def test_validate_app_names_the_container_and_field() -> None:
+    app = AppSpec(name="x", containers=[SMALL, ContainerSpec(image="y", constraints=["a=b"])])
+    with pytest.raises(InvalidArgument) as info:
+        validate_app(app)
+    assert info.value.details["field"] == "containers[1].constraints[0]"
+    twice = AppSpec(name="x", containers=[ContainerSpec(image="a", name="n"),
+                                          ContainerSpec(image="b", name="n")])
+    with pytest.raises(InvalidArgument, match="used twice"):
+        engine(nodes(1)).place_app(twice)
+
+
+def test_validate_spec_accepts_good_input() -> None:
+    validate_spec(ContainerSpec(image="x", constraints=["~zone==a"], affinities=["image!=y"],
+                                platform=Platform(os="linux", arch="aarch64")))
