@@ -44,7 +44,8 @@ from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot, PlacedCo
 from scheduler.placement.static_cache import StaticCandidates
 
 Order = Literal["arrival", "largest-first"]
-HeapEntry = tuple[float, int, int, int]  # (score, tie-break rank, node index, node version)
+HeapEntry = tuple[float, int, int, int]
+MAX_COMPILED = 65_536  # distinct specs remembered between batches  # (score, tie-break rank, node index, node version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,8 @@ class PlacementEngine:
         key = class_key(spec)
         req = self._compiled.get(key)
         if req is None:
+            if len(self._compiled) >= MAX_COMPILED:  # bounded: specs are user input
+                self._compiled.clear()
             req = self._compiled[key] = compile_spec(spec)
         return key, req
 

@@ -141,7 +141,11 @@ class ClusterSnapshot:
     ) -> ClusterSnapshot:
         """From protocol records. Containers on unknown nodes or in terminal states are skipped."""
         snaps: list[NodeSnapshot] = []
+        seen: set[str] = set()
         for info in nodes:
+            if info.id in seen:
+                continue  # a node listed twice (a stale record beside a fresh one): first wins
+            seen.add(info.id)
             os_name, arch, variant = normalise(info.platform)
             limit = max_containers
             raw = info.labels.get(MAX_CONTAINERS_LABEL)

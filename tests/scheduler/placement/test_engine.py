@@ -269,3 +269,9 @@ def test_validate_app_names_the_container_and_field() -> None:
 def test_validate_spec_accepts_good_input() -> None:
     validate_spec(ContainerSpec(image="x", constraints=["~zone==a"], affinities=["image!=y"],
                                 platform=Platform(os="linux", arch="aarch64")))
+
+
+def test_a_node_listed_twice_counts_once() -> None:
+    infos = nodes(2)
+    cluster = ClusterSnapshot.build([*infos, infos[0]])
+    assert [n.id for n in cluster.nodes] == ["n0", "n1"]
