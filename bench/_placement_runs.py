@@ -113,6 +113,8 @@ def _label(options: EngineOptions | None) -> str:
         s += " log2" if o.sample == "log2" else f" {float(o.sample):.0%}"
     if o.order != "arrival":
         s += " ffd"
+    if o.weighting == "swarm":
+        s += " swarm"
     return s
 
 
@@ -124,6 +126,13 @@ def load_cv(snapshot: ClusterSnapshot) -> float:
     ]
     mean = statistics.fmean(loads) if loads else 0.0
     return statistics.pstdev(loads) / mean if mean else 0.0
+
+
+def count_cv(snapshot: ClusterSnapshot) -> float:
+    """Coefficient of variation of the number of containers per schedulable node."""
+    counts = [len(n.containers) for n in snapshot.nodes if n.ready]
+    mean = statistics.fmean(counts) if counts else 0.0
+    return statistics.pstdev(counts) / mean if mean else 0.0
 
 
 def nodes_used(snapshot: ClusterSnapshot) -> int:

@@ -44,8 +44,8 @@ from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot, PlacedCo
 from scheduler.placement.static_cache import StaticCandidates
 
 Order = Literal["arrival", "largest-first"]
-HeapEntry = tuple[float, int, int, int]
-MAX_COMPILED = 65_536  # distinct specs remembered between batches  # (score, tie-break rank, node index, node version)
+HeapEntry = tuple[float, int, int, int]  # (score, tie-break rank, node index, node version)
+MAX_COMPILED = 65_536  # distinct specs remembered between batches
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +59,9 @@ class EngineOptions:
     # packs tighter than arrival order under binpack; see bench/placement.py for the figures.
     order: Order = "arrival"
     cached_classes: int = 8  # heaps kept for classes seen again in a later batch
+    # "swarm": Swarm classic's weight exactly (the baseline, kept to measure against);
+    # "shoal": plus a container-count tie-break, so tasks that reserve nothing still spread.
+    weighting: Literal["shoal", "swarm"] = "shoal"
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -73,6 +76,9 @@ class EngineOptions:
                                   details={"field": "sample"})
         if self.order not in ("arrival", "largest-first"):
             raise InvalidArgument(f"order: unknown {self.order!r}", details={"field": "order"})
+        if self.weighting not in ("shoal", "swarm"):
+            raise InvalidArgument(f"weighting: unknown {self.weighting!r}",
+                                  details={"field": "weighting"})
 
 
 def _soft_texts(req: PlacementRequest) -> tuple[str, ...]:
@@ -85,7 +91,8 @@ class PlacementEngine:
     def __init__(self, cluster: ClusterSnapshot, options: EngineOptions | None = None) -> None:
         self.cluster = cluster
         self.options = options or EngineOptions()
-        self.pipeline = build_pipeline(self.options.strategy)
+        self.pipeline = build_pipeline(self.options.strategy,
+                                       classic=self.options.weighting == "swarm")
         self._rng = random.Random(self.options.seed)
         # A seeded rank per node breaks score ties: deterministic, yet not always the first node.
         ranks = list(range(len(cluster.nodes)))

@@ -69,6 +69,13 @@ class Explanation:
             parts.append(f"; soft rules dropped: {', '.join(self.relaxed)}")
         return "".join(parts)
 
+    def details(self) -> str:
+        """The message, then one line per reason with example nodes (for inspect and logs)."""
+        lines = [self.message]
+        for r in self.reasons:
+            lines.append(f"  {r.text()}: e.g. {', '.join(r.examples)}")
+        return "\n".join(lines)
+
     def with_note(self, note: str) -> Explanation:
         return Explanation(self.total_nodes, self.available, self.reasons, self.relaxed, note)
 

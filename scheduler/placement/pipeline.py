@@ -40,15 +40,16 @@ class Pipeline:
         return self.static + self.dynamic
 
 
-def scorer_for(strategy: Strategy) -> Scorer:
+def scorer_for(strategy: Strategy, *, classic: bool = False) -> Scorer:
+    """``classic``: Swarm classic's weight alone, without shoal's container-count tie-break."""
     if strategy == "spread":
-        return SpreadScorer()
+        return SpreadScorer(count_weight=0.0) if classic else SpreadScorer()
     if strategy == "binpack":
-        return BinpackScorer()
+        return BinpackScorer(count_weight=0.0) if classic else BinpackScorer()
     return RandomScorer()
 
 
-def build_pipeline(strategy: Strategy = "spread") -> Pipeline:
+def build_pipeline(strategy: Strategy = "spread", *, classic: bool = False) -> Pipeline:
     """Fresh, stateless filter objects; nothing here is shared between cycles."""
     return Pipeline(
         static=(
@@ -64,5 +65,5 @@ def build_pipeline(strategy: Strategy = "spread") -> Pipeline:
             AffinityFilter(),  # the request's own (anti-)affinities
             GuardFilter(),  # anti-affinities of containers already there
         ),
-        scorer=scorer_for(strategy),
+        scorer=scorer_for(strategy, classic=classic),
     )

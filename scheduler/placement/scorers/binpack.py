@@ -8,13 +8,14 @@ from scheduler.placement.request import PlacementRequest
 from scheduler.placement.scorers import swarm_weight
 from scheduler.placement.snapshot import NodeSnapshot
 
-COUNT_WEIGHT = 1e-4
+COUNT_WEIGHT = 1e-4  # prefer the node with more containers when the weights tie
 
 
 @dataclass(frozen=True, slots=True)
 class BinpackScorer:
     name: str = "binpack"
     ordered: bool = True
+    count_weight: float = COUNT_WEIGHT  # 0.0 gives Swarm classic's weight exactly
 
     def key(self, req: PlacementRequest, node: NodeSnapshot) -> float:
-        return -(swarm_weight(req, node) + COUNT_WEIGHT * len(node.containers))
+        return -(swarm_weight(req, node) + self.count_weight * len(node.containers))

@@ -19,6 +19,7 @@ COUNT_WEIGHT = 1e-4  # below any weight step a real reservation makes on a node
 class SpreadScorer:
     name: str = "spread"
     ordered: bool = True
+    count_weight: float = COUNT_WEIGHT  # 0.0 gives Swarm classic's weight exactly
 
     def key(self, req: PlacementRequest, node: NodeSnapshot) -> float:
-        return swarm_weight(req, node) + COUNT_WEIGHT * len(node.containers)
+        return swarm_weight(req, node) + self.count_weight * len(node.containers)

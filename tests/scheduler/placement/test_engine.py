@@ -275,3 +275,17 @@ def test_a_node_listed_twice_counts_once() -> None:
     infos = nodes(2)
     cluster = ClusterSnapshot.build([*infos, infos[0]])
     assert [n.id for n in cluster.nodes] == ["n0", "n1"]
+
+
+def test_swarm_weighting_piles_up_what_reserves_nothing() -> None:
+    # The baseline kept for comparison: every weight is 0, so one node takes everything.
+    e = engine(nodes(5), weighting="swarm")
+    result = e.place_batch(job(ContainerSpec(image="x"), 10))
+    assert len({a.node_id for a in result.assignments}) == 1
+
+
+def test_details_list_example_nodes() -> None:
+    spec = ContainerSpec(image="x", platform=Platform(os="windows"))
+    result = engine(nodes(4)).place_batch(job(spec, 1))
+    details = result.refusals[0].explanation.details()
+    assert details.splitlines()[1] == "  4 platform linux/amd64 ≠ windows/amd64: e.g. n0, n1, n2"
