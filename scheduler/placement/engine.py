@@ -138,7 +138,11 @@ class PlacementEngine:
                 bucket.append(task)
         keys = list(classes)
         if self.options.order == "largest-first":
-            keys.sort(key=lambda k: -self._size(reqs[k]))
+            nodes = self.cluster.nodes
+            cpu = sum(n.cap_cpu for n in nodes) or 1
+            mem = sum(n.cap_mem for n in nodes) or 1
+            # Size as a share of the whole cluster, so cpu and memory weigh alike.
+            keys.sort(key=lambda k: -(reqs[k].millicpus / cpu + reqs[k].memory / mem))
         result = PlacementResult()
         for key in keys:
             self._place_class(key, reqs[key], classes[key], result)
@@ -187,17 +191,22 @@ class PlacementEngine:
                 result.assignments.append(Assignment(tid, node.id, relaxed))
         return result
 
+    def release(self, container_id: str) -> bool:
+        """A container ended: free its node's reservation and forget cached heaps."""
+        released = self.cluster.release(container_id)
+        if released:
+            self._heaps.clear()
+        return released
+
     def invalidate(self) -> None:
-        """Forget cached heaps: call after freeing capacity in the snapshot from outside."""
+        """Forget cached heaps: call after freeing capacity in the snapshot from outside.
+
+        Node attributes (platform, labels, readiness) are cached per engine: when they change,
+        build a new snapshot and a new engine instead.
+        """
         self._heaps.clear()
 
     # --- one class of identical tasks -----------------------------------------------------
-    def _size(self, req: PlacementRequest) -> float:
-        nodes = self.cluster.nodes
-        cpu = sum(n.cap_cpu for n in nodes) or 1
-        mem = sum(n.cap_mem for n in nodes) or 1
-        return req.millicpus / cpu + req.memory / mem
-
     def _place_class(self, key: bytes, req: PlacementRequest, tasks: list[Task],
                      result: PlacementResult) -> None:
         pos = 0

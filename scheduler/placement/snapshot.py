@@ -184,6 +184,17 @@ class ClusterSnapshot:
             self.located[c.name] = node
         self.container_count += 1
 
+    def release(self, container_id: str) -> bool:
+        """A container stopped or was removed: give its reservation back. False if unknown."""
+        node = self.located.get(container_id)
+        if node is None:
+            return False
+        for c in node.containers:
+            if c.id == container_id:
+                self.unplace(node, c)
+                return True
+        return False
+
     def unplace(self, node: NodeSnapshot, c: PlacedContainer) -> None:
         node.remove(c)
         if self.located.get(c.id) is node:

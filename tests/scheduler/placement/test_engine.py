@@ -289,3 +289,13 @@ def test_details_list_example_nodes() -> None:
     result = engine(nodes(4)).place_batch(job(spec, 1))
     details = result.refusals[0].explanation.details()
     assert details.splitlines()[1] == "  4 platform linux/amd64 ≠ windows/amd64: e.g. n0, n1, n2"
+
+
+def test_release_gives_capacity_back_to_later_batches() -> None:
+    e = engine(nodes(1))
+    big = ContainerSpec(image="x", resources=Resources(memory=5 * GiB))
+    assert len(e.place_batch(job(big, 2, "a")).assignments) == 1  # heap for this class cached
+    assert e.release("a0")
+    assert not e.release("a0")
+    assert e.cluster.nodes[0].used_mem == 0
+    assert [a.task_id for a in e.place_batch(job(big, 1, "b")).assignments] == ["b0"]
