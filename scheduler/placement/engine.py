@@ -44,6 +44,7 @@ from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot, PlacedCo
 from scheduler.placement.static_cache import StaticCandidates
 
 Order = Literal["arrival", "largest-first"]
+Stop = Literal["done", "exhausted", "guarded"]
 HeapEntry = tuple[float, int, int, int]  # (score, tie-break rank, node index, node version)
 MAX_COMPILED = 65_536  # distinct specs remembered between batches
 
@@ -209,33 +210,74 @@ class PlacementEngine:
     # --- one class of identical tasks -----------------------------------------------------
     def _place_class(self, key: bytes, req: PlacementRequest, tasks: list[Task],
                      result: PlacementResult) -> None:
+        """Soft rules first, per task, as Swarm classic; without them only when they fail."""
+        total = len(tasks)
+        before = len(result.assignments)
         pos = 0
+        soft = req.has_soft_rules
+        relaxed_req = req.relax() if soft else req
+        relaxed = _soft_texts(req)
         attempt = req
-        relaxed: tuple[str, ...] = ()
-        if not req.conflict:
-            pos = self._run(key, attempt, relaxed, tasks, pos, result)
-            if pos < len(tasks) and req.has_soft_rules:
-                attempt, relaxed = req.relax(), _soft_texts(req)
-                pos = self._run(key, attempt, relaxed, tasks, pos, result)
-        if pos < len(tasks):
+        attempt_relaxed: tuple[str, ...] = ()
+        if req.conflict:
+            pos = total  # nothing to try: explained below
+            attempt_relaxed = relaxed
+        while pos < total and not req.conflict:
+            if soft:
+                pos, stop = self._run(key, req, (), tasks, pos, total, result, defer=True)
+                if stop == "guarded":
+                    # Only this task is barred (by a running container's anti-affinity) from
+                    # the nodes its soft rules allow: try it alone without them.
+                    after, _ = self._run(key, relaxed_req, relaxed, tasks, pos, pos + 1,
+                                         result, defer=False)
+                    if after == pos:
+                        self._refuse_one(relaxed_req, relaxed, tasks[pos], result)
+                        after = pos + 1
+                    pos = after
+                    continue
+                if stop == "exhausted":
+                    soft = False  # no node satisfies them any more, for any of the rest
+                continue
+            attempt, attempt_relaxed = relaxed_req, relaxed if req.has_soft_rules else ()
+            pos, stop = self._run(key, attempt, attempt_relaxed, tasks, pos, total, result,
+                                  defer=False)
+            if stop == "exhausted":
+                break
+        if pos < total:
             cycle = Cycle(self.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, attempt)])
-            note = f"placed {pos:,} of {len(tasks):,}; for the rest" if pos else ""
+            placed = len(result.assignments) - before
+            note = f"placed {placed:,} of {total:,}; for the rest" if placed else ""
             why = explain(attempt, self.cluster, self.pipeline.filters, cycle,
-                          relaxed=relaxed, note=note)
+                          relaxed=attempt_relaxed, note=note)
             result.refusals.extend(Refusal(t.id, why) for t in tasks[pos:])
 
+    def _refuse_one(self, req: PlacementRequest, relaxed: tuple[str, ...], task: Task,
+                    result: PlacementResult) -> None:
+        """Refuse one task whose own identity (name, labels) a running container bars."""
+        cycle = Cycle(self.cluster, [Identity(task.spec.name, task.id, req)])
+        why = explain(req, self.cluster, self.pipeline.filters, cycle, relaxed=relaxed)
+        result.refusals.append(Refusal(task.id, why))
+
     def _run(self, key: bytes, req: PlacementRequest, relaxed: tuple[str, ...],
-             tasks: list[Task], pos: int, result: PlacementResult) -> int:
-        """Place tasks[pos:] while nodes remain; returns the position of the first unplaced."""
+             tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
+             defer: bool) -> tuple[int, Stop]:
+        """Place tasks[pos:end] while nodes remain.
+
+        Returns where it stopped and why: "done" (reached end), "exhausted" (no node is left
+        for this class), or "guarded" (only tasks[pos] is barred, and ``defer`` asked to hand
+        it back instead of refusing it here).
+        """
         if not self.pipeline.scorer.ordered:
-            return self._run_sampled(req, relaxed, tasks, pos, result, k=1, shuffle_each=True)
+            return self._run_sampled(req, relaxed, tasks, pos, end, result, k=1,
+                                     shuffle_each=True, defer=defer)
         sample = self.options.sample
         if sample != "all":
             n = len(self.cluster.nodes)
             k = max(2, math.ceil(math.log2(max(n, 2)))) if sample == "log2" \
                 else max(1, math.ceil(float(sample) * n))
-            return self._run_sampled(req, relaxed, tasks, pos, result, k=k, shuffle_each=False)
-        return self._run_heap(key, req, relaxed, tasks, pos, result)
+            return self._run_sampled(req, relaxed, tasks, pos, end, result, k=k,
+                                     shuffle_each=False, defer=defer)
+        return self._run_heap(key, req, relaxed, tasks, pos, end, result, defer=defer)
 
     def _feasible(self, req: PlacementRequest, node: NodeSnapshot, cycle: Cycle,
                   chain: tuple[Filter, ...]) -> bool:
@@ -275,15 +317,15 @@ class PlacementEngine:
         return heap
 
     def _run_heap(self, key: bytes, req: PlacementRequest, relaxed: tuple[str, ...],
-                  tasks: list[Task], pos: int, result: PlacementResult) -> int:
+                  tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
+                  defer: bool) -> tuple[int, Stop]:
         chain = tuple(f for f in self._dynamic if f.relevant(req))
         cycle = Cycle(self.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, req)])
         heap = self._heap_for(key, req, bool(relaxed), cycle, chain)
         nodes, score, feasible = self.cluster.nodes, self.pipeline.scorer.key, self._feasible
         place, assignments = self.cluster.place, result.assignments
         heappop, heapreplace = heapq.heappop, heapq.heapreplace
-        total = len(tasks)
-        while pos < total:
+        while pos < end:
             task = tasks[pos]
             aside: list[HeapEntry] = []
             chosen: NodeSnapshot | None = None
@@ -305,13 +347,13 @@ class PlacementEngine:
                 break
             if chosen is None:
                 if not aside:
-                    return pos
-                # Only this task's name is barred; its siblings may still fit there.
+                    return pos, "exhausted"
+                # Only this task is barred; its siblings may still fit there.
                 for entry in aside:
                     heapq.heappush(heap, entry)
-                cycle.identities = [Identity(task.spec.name, task.id, req)]
-                why = explain(req, self.cluster, self.pipeline.filters, cycle, relaxed=relaxed)
-                result.refusals.append(Refusal(task.id, why))
+                if defer:
+                    return pos, "guarded"
+                self._refuse_one(req, relaxed, task, result)
                 pos += 1
                 continue
             # What was relaxed is judged before the task itself joins the node.
@@ -326,10 +368,11 @@ class PlacementEngine:
             for entry in aside:
                 heapq.heappush(heap, entry)
             pos += 1
-        return pos
+        return pos, "done"
 
     def _run_sampled(self, req: PlacementRequest, relaxed: tuple[str, ...], tasks: list[Task],
-                     pos: int, result: PlacementResult, *, k: int, shuffle_each: bool) -> int:
+                     pos: int, end: int, result: PlacementResult, *, k: int,
+                     shuffle_each: bool, defer: bool) -> tuple[int, Stop]:
         """Best of the first k feasible nodes in a shuffled order (k=1, reshuffled: random)."""
         chain = tuple(f for f in self._dynamic if f.relevant(req))
         cycle = Cycle(self.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, req)])
@@ -337,7 +380,7 @@ class PlacementEngine:
         rng, score, rank = self._rng, self.pipeline.scorer.key, self._rank
         rng.shuffle(cands)
         cursor = 0
-        while pos < len(tasks):
+        while pos < end:
             task = tasks[pos]
             cycle.identities = [Identity(task.spec.name, task.id, req)]
             found: list[NodeSnapshot] = []
@@ -360,19 +403,19 @@ class PlacementEngine:
                     continue
                 found.append(node)
             if not found:
-                if cands:  # only guards stood in the way: refuse this task alone
-                    why = explain(req, self.cluster, self.pipeline.filters, cycle,
-                                  relaxed=relaxed)
-                    result.refusals.append(Refusal(task.id, why))
-                    pos += 1
-                    continue
-                return pos
+                if not cands:
+                    return pos, "exhausted"
+                if defer:  # only guards stood in the way, and only of this task
+                    return pos, "guarded"
+                self._refuse_one(req, relaxed, task, result)
+                pos += 1
+                continue
             chosen = min(found, key=lambda n: (score(req, n), rank[n.index]))
             unmet = self._unmet(req, chosen) if relaxed else ()
             self.cluster.place(chosen, PlacedContainer(task.id, task.spec.name, req))
             result.assignments.append(Assignment(task.id, chosen.id, unmet))
             pos += 1
-        return pos
+        return pos, "done"
 
     def _unmet(self, relaxed_req: PlacementRequest, node: NodeSnapshot) -> tuple[str, ...]:
         """The dropped soft rules this node does not satisfy: what the decision relaxed."""

@@ -299,3 +299,16 @@ def test_release_gives_capacity_back_to_later_batches() -> None:
     assert not e.release("a0")
     assert e.cluster.nodes[0].used_mem == 0
     assert [a.task_id for a in e.place_batch(job(big, 1, "b")).assignments] == ["b0"]
+
+
+@pytest.mark.parametrize("sample", ["all", "log2"])
+def test_guard_on_the_only_soft_node_falls_back_to_relaxed(sample: str) -> None:
+    # Found by hypothesis: a running container's anti-affinity bars the one node the soft
+    # rule allows; the task must then go elsewhere without the soft rule, not be refused.
+    guard = ContainerInfo(id="g", name="g", node_id="n0", schedule_state="running",
+                          spec=ContainerSpec(image="x", affinities=["label.app!=kv"]))
+    spec = ContainerSpec(image="kv", labels={"app": "kv"}, constraints=["~node.hostname==h0"])
+    result = engine(nodes(3), [guard], sample=sample).place_batch(job(spec, 2))
+    assert not result.refusals
+    assert {a.relaxed for a in result.assignments} == {("~node.hostname==h0",)}
+    assert "n0" not in {a.node_id for a in result.assignments}

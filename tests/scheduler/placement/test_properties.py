@@ -158,3 +158,39 @@ def test_apps_are_valid_and_whole(cluster: tuple[list[NodeInfo], list[ContainerI
         placed = {a.task_id for a in result.assignments}
         violations = [v for v in violations if v.task_id in placed and v.rule != "anti-affinity"]
     assert violations == []
+
+
+def _grouped(chunk: list[Task]) -> list[Task]:
+    """The order the engine places a batch in: class by class, by first appearance."""
+    order: dict[int, list[Task]] = {}
+    for t in chunk:
+        order.setdefault(id(t.spec), []).append(t)
+    return [t for ts in order.values() for t in ts]
+
+
+@SETTINGS
+@given(clusters(), batches(), st.sampled_from(["spread", "binpack"]),
+       st.lists(st.integers(1, 6), min_size=1, max_size=6))
+def test_many_small_calls_match_the_naive_scheduler(
+        cluster: tuple[list[NodeInfo], list[ContainerInfo]], tasks: list[Task], strategy: str,
+        cuts: list[int]) -> None:
+    """Cached heaps, reused across calls, must stay exact as other classes fill nodes."""
+    infos, existing = cluster
+    rng_tasks = tasks[::2] + tasks[1::2]  # interleave classes across calls
+    chunks, at = [], 0
+    for size in cuts * 10:
+        if at >= len(rng_tasks):
+            break
+        chunks.append(rng_tasks[at: at + size])
+        at += size
+    if at < len(rng_tasks):
+        chunks.append(rng_tasks[at:])
+    e = PlacementEngine(ClusterSnapshot.build(infos, existing),
+                        EngineOptions(strategy=strategy))  # type: ignore[arg-type]
+    naive = NaiveScheduler(ClusterSnapshot.build(infos, existing), strategy=strategy)  # type: ignore[arg-type]
+    fast: dict[str, str] = {}
+    slow: dict[str, str] = {}
+    for chunk in chunks:
+        fast.update(e.place_batch(chunk).node_of())
+        slow.update(naive.place_batch(_grouped(chunk)).node_of())
+    assert fast == slow
