@@ -97,20 +97,27 @@ def _as_result(existing: list[ContainerInfo]):  # type: ignore[no-untyped-def]
 @SETTINGS
 @given(clusters(), batches(), st.sampled_from(["spread", "binpack", "random"]),
        st.sampled_from(["all", "all", "log2", 0.5]),
-       st.sampled_from(["arrival", "largest-first"]), st.integers(0, 3))
+       st.sampled_from(["arrival", "largest-first"]), st.integers(0, 3),
+       st.sampled_from([None, None, 2, 5]))
 def test_engine_never_breaks_a_rule(cluster: tuple[list[NodeInfo], list[ContainerInfo]],
                                     tasks: list[Task], strategy: str, sample: str | float,
-                                    order: str, seed: int) -> None:
+                                    order: str, seed: int, limit: int | None) -> None:
     infos, existing = cluster
-    e = PlacementEngine(ClusterSnapshot.build(infos, existing),
+    e = PlacementEngine(ClusterSnapshot.build(infos, existing, max_containers=limit),
                         EngineOptions(strategy=strategy, sample=sample, order=order,  # type: ignore[arg-type]
                                       seed=seed))
     result = e.place_batch(tasks)
-    violations = check(infos, existing, tasks, result)
+    violations = check(infos, existing, tasks, result, max_containers=limit)
     if not _fits_existing(infos, existing):
         # A pre-existing violation may be reported; none may involve what the engine placed.
         placed = {a.task_id for a in result.assignments}
         violations = [v for v in violations if v.task_id in placed and v.rule != "anti-affinity"]
+    if limit is not None:
+        # Nodes that started over the limit are reported; the engine must not add to them.
+        crowded = {c.node_id for c in existing
+                   if sum(1 for o in existing if o.node_id == c.node_id) > limit}
+        violations = [v for v in violations
+                      if not (v.rule == "max-containers" and v.node_id in crowded)]
     assert violations == []
     for r in result.refusals:
         assert r.explanation.message  # every refusal explains itself
