@@ -1,0 +1,250 @@
+"""An independent checker: does a placement result obey every rule? Verified from scratch.
+
+It shares no code with the engine's filters, snapshot or rule parser on purpose: it reads the
+protocol records (nodes, running containers, task specs) and the result, rebuilds the final
+state of every node and checks capacity, readiness, platform, hard constraints, host ports,
+container limits, hard (anti-)affinities in the final state, links and volumes-from, that every
+task is answered exactly once, and that all-or-nothing groups are whole. Soft rules are
+preferences, so they are not violations.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from protocol.specs import ContainerInfo, ContainerSpec, NodeInfo
+from scheduler.placement.results import PlacementResult, Task
+
+_ARCH = {"x86_64": "amd64", "x86-64": "amd64", "x64": "amd64", "aarch64": "arm64",
+         "armv8": "arm64", "armhf": "arm", "armel": "arm", "armv7l": "arm", "i386": "386",
+         "i686": "386", "x86": "386", "ppc64el": "ppc64le"}
+_DONE = {"exited", "failed", "rejected", "orphaned", "removed"}
+_LIMIT_LABEL = "shoal.max-containers"
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    rule: str  # "capacity", "platform", "constraint", "ports", ...
+    task_id: str
+    node_id: str
+    detail: str
+
+
+def _arch(a: str) -> str:
+    a = a.strip().lower()
+    return _ARCH.get(a, a)
+
+
+def _parse(text: str) -> tuple[bool, str, bool, str]:
+    """(soft, key, negate, value) — the checker's own reading of the rule language."""
+    t = text.strip()
+    soft = t.startswith("~")
+    t = t.lstrip("~")
+    m = re.match(r"^(.*?)(==|!=)(.*)$", t)
+    if m is None:
+        raise ValueError(text)
+    value = m.group(3).strip()
+    if value.startswith("~"):
+        soft, value = True, value[1:].strip()
+    return soft, m.group(1).strip(), m.group(2) == "!=", value
+
+
+def _match(pattern: str, value: str | None, fold: str = "") -> bool:
+    if value is None:
+        return False
+    if len(pattern) >= 2 and pattern[0] == "/" and pattern[-1] == "/":
+        return re.search(pattern[1:-1], value) is not None
+    if fold == "arch" and not any(ch in pattern for ch in "*?["):
+        pattern = _arch(pattern)
+    elif fold:
+        pattern = pattern.lower()
+    if any(ch in pattern for ch in "*?["):
+        return fnmatch.fnmatchcase(value, pattern)
+    return value == pattern
+
+
+def _node_attr(node: NodeInfo, key: str) -> tuple[str | None, str]:
+    if key in ("node", "node.hostname", "node.name"):
+        return node.hostname or node.id, ""
+    if key == "node.id":
+        return node.id, ""
+    if key == "node.platform.os":
+        return node.platform.os.strip().lower(), "os"
+    if key == "node.platform.arch":
+        return _arch(node.platform.arch), "arch"
+    label = key[len("node.labels."):] if key.startswith("node.labels.") else key
+    return node.labels.get(label), ""
+
+
+def _image_names(ref: str) -> set[str]:
+    base = ref.split("@", 1)[0]
+    out = {ref, base}
+    if base.rfind(":") > base.rfind("/"):
+        out.add(base[: base.rfind(":")])
+    return out
+
+
+@dataclass(slots=True)
+class _Member:
+    """A container in the final state of a node."""
+
+    id: str
+    spec: ContainerSpec
+    new: bool
+
+
+def _matches(key: str, value: str, m: _Member) -> bool:
+    if key == "container":
+        return _match(value, m.spec.name) or _match(value, m.id)
+    if key == "image":
+        return any(_match(value, n) for n in _image_names(m.spec.image))
+    label = key[len("label."):] if key.startswith("label.") else key
+    return _match(value, m.spec.labels.get(label))
+
+
+def _platform_ok(spec: ContainerSpec, node: NodeInfo) -> bool:
+    os_name, arch = node.platform.os.strip().lower(), _arch(node.platform.arch)
+    if spec.platform is None:
+        return os_name == "linux"
+    want = spec.platform
+    if want.os.strip().lower() != os_name or _arch(want.arch) != arch:
+        return False
+    return not (want.variant and node.platform.variant
+                and want.variant.lower() != node.platform.variant.lower())
+
+
+def check_placement(
+    nodes: Sequence[NodeInfo],
+    existing: Sequence[ContainerInfo],
+    tasks: Sequence[Task],
+    result: PlacementResult,
+    *,
+    max_containers: int | None = None,
+    all_or_nothing: Sequence[Sequence[str]] = (),
+) -> list[Violation]:
+    out: list[Violation] = []
+    by_id = {n.id: n for n in nodes}
+    task_by_id: dict[str, Task] = {}
+    for t in tasks:
+        if t.id in task_by_id:
+            out.append(Violation("accounting", t.id, "", "task id given twice"))
+        task_by_id[t.id] = t
+    answered = Counter([a.task_id for a in result.assignments]
+                       + [r.task_id for r in result.refusals])
+    for tid, n in answered.items():
+        if tid not in task_by_id:
+            out.append(Violation("accounting", tid, "", "answer for an unknown task"))
+        elif n != 1:
+            out.append(Violation("accounting", tid, "", f"answered {n} times"))
+    for tid in task_by_id:
+        if tid not in answered:
+            out.append(Violation("accounting", tid, "", "neither placed nor refused"))
+    placed = {a.task_id for a in result.assignments}
+    for group in all_or_nothing:
+        inside = [tid for tid in group if tid in placed]
+        if inside and len(inside) != len(group):
+            out.append(Violation("all-or-nothing", inside[0], "",
+                                 f"{len(inside)} of {len(group)} placed"))
+
+    final: dict[str, list[_Member]] = defaultdict(list)
+    for c in existing:
+        if c.node_id in by_id and (c.schedule_state or "") not in _DONE:
+            final[c.node_id].append(_Member(c.id, c.spec, new=False))
+    static_ok: dict[tuple[int, str], str] = {}  # (id(spec), node) → "" or the broken rule
+    for a in result.assignments:
+        task = task_by_id.get(a.task_id)
+        node = by_id.get(a.node_id)
+        if task is None:
+            continue
+        if node is None:
+            out.append(Violation("node", a.task_id, a.node_id, "no such node"))
+            continue
+        final[a.node_id].append(_Member(task.id, task.spec, new=True))
+        ck = (id(task.spec), node.id)
+        verdict = static_ok.get(ck)
+        if verdict is None:
+            verdict = ""
+            if node.status != "ready" or node.availability != "active":
+                verdict = f"readiness: node is {node.status}/{node.availability}"
+            elif not _platform_ok(task.spec, node):
+                verdict = f"platform: node is {node.platform}"
+            else:
+                for text in task.spec.constraints:
+                    soft, key, neg, value = _parse(text)
+                    attr, fold = _node_attr(node, key)
+                    if not soft and _match(value, attr, fold) == neg:
+                        verdict = f"constraint: {text}"
+                        break
+            static_ok[ck] = verdict
+        if verdict:
+            rule, _, detail = verdict.partition(": ")
+            out.append(Violation(rule, a.task_id, a.node_id, detail))
+
+    where: dict[str, str] = {}
+    for node_id, members in final.items():
+        for m in members:
+            where[m.id] = node_id
+            if m.spec.name:
+                where.setdefault(m.spec.name, node_id)
+    for node_id, members in final.items():
+        if not any(m.new for m in members):
+            continue
+        out.extend(_check_node(by_id[node_id], members, where, max_containers))
+    return out
+
+
+def _check_node(node: NodeInfo, members: list[_Member], where: dict[str, str],
+                max_containers: int | None) -> list[Violation]:
+    out: list[Violation] = []
+    first_new = next(m.id for m in members if m.new)
+    cpu = sum(m.spec.resources.millicpus for m in members)
+    mem = sum(m.spec.resources.memory for m in members)
+    pids = sum(m.spec.resources.pids for m in members)
+    cap = node.capacity
+    if cpu > cap.millicpus or mem > cap.memory or (cap.pids and pids > cap.pids):
+        out.append(Violation("capacity", first_new, node.id,
+                             f"cpu {cpu}/{cap.millicpus} mem {mem}/{cap.memory} "
+                             f"pids {pids}/{cap.pids}"))
+    limit = max_containers
+    raw = node.labels.get(_LIMIT_LABEL)
+    if raw is not None and raw.isdigit():
+        limit = int(raw)
+    if limit is not None and len(members) > limit:
+        out.append(Violation("max-containers", first_new, node.id,
+                             f"{len(members)} containers, limit {limit}"))
+    seen: dict[tuple[int, str], str] = {}
+    for m in members:
+        for p in m.spec.ports:
+            if p.host_port == 0:
+                continue
+            pair = (p.host_port, p.protocol)
+            other = seen.get(pair)
+            if other is not None and (m.new or other != ""):
+                out.append(Violation("ports", m.id, node.id,
+                                     f"host port {p.host_port}/{p.protocol} also used by {other}"))
+            seen[pair] = m.id
+    for m in members:
+        for text in m.spec.affinities:
+            soft, key, neg, value = _parse(text)
+            if soft:
+                continue
+            others = [o for o in members if o is not m and _matches(key, value, o)]
+            if neg:
+                # A newcomer must respect old rules too; two old containers are not our doing.
+                bad = [o for o in others if m.new or o.new]
+                if bad:
+                    out.append(Violation("anti-affinity", m.id if m.new else bad[0].id,
+                                         node.id, f"{text} matches {bad[0].id}"))
+            elif m.new and not others:
+                out.append(Violation("affinity", m.id, node.id, f"{text}: no match here"))
+        if m.new:
+            for dep in (*m.spec.links, *m.spec.volumes_from):
+                target = dep.split(":", 1)[0].strip()
+                if where.get(target) != node.id:
+                    out.append(Violation("links", m.id, node.id,
+                                         f"{target} is on {where.get(target, 'no node')}"))
+    return out

@@ -1,0 +1,492 @@
+"""The placement engine: batches of tasks and apps in, assignments and explained refusals out.
+
+Pure: no I/O, one seeded RNG, the only state is the ``ClusterSnapshot`` it updates as it
+assigns. The chain for one class of identical tasks:
+
+1. static candidates: platform, constraints, readiness, cached per node class;
+2. a heap of those that pass the dynamic filters, keyed by the strategy's score; identical tasks
+   pop the best node, and only that node's entry is re-scored (nothing else changed for them);
+   entries of nodes changed by other classes carry a stale version and are re-checked lazily;
+3. optional candidate sampling instead of the heap (Nomad's log2 N, Kubernetes' percentage);
+4. soft rules first; when nothing is left, again without them, recording what was dropped;
+5. tasks that still find no node are refused with an ``Explanation`` built from a full pass.
+
+Apps place groups of co-located containers (links, volumes-from) as one unit, all-or-nothing
+when asked, rolling the snapshot back if a group fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+import random
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from protocol.errors import InvalidArgument
+from protocol.specs import AppSpec, ContainerSpec
+from scheduler.placement.explain import Explanation, explain
+from scheduler.placement.filters import Cycle, Filter, Identity
+from scheduler.placement.pipeline import STRATEGIES, Strategy, build_pipeline
+from scheduler.placement.request import (
+    PlacementRequest,
+    class_key,
+    combine,
+    compile_spec,
+    validate_app,
+)
+from scheduler.placement.results import Assignment, PlacementResult, Refusal, Task
+from scheduler.placement.rules import Rule
+from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot, PlacedContainer
+from scheduler.placement.static_cache import StaticCandidates
+
+Order = Literal["arrival", "largest-first"]
+Stop = Literal["done", "exhausted", "guarded"]
+HeapEntry = tuple[float, int, int, int]  # (score, tie-break rank, node index, node version)
+MAX_COMPILED = 65_536  # distinct specs remembered between batches
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """How to place. ``sample``: "all" (exact), "log2" (Nomad) or a fraction of nodes (k8s)."""
+
+    strategy: Strategy = "spread"
+    seed: int = 0
+    sample: str | float = "all"
+    # largest-first places the biggest classes of a batch first (first-fit decreasing), which
+    # packs tighter than arrival order under binpack; see bench/placement.py for the figures.
+    order: Order = "arrival"
+    cached_classes: int = 8  # heaps kept for classes seen again in a later batch
+    # "swarm": Swarm classic's weight exactly (the baseline, kept to measure against);
+    # "shoal": plus a container-count tie-break, so tasks that reserve nothing still spread.
+    weighting: Literal["shoal", "swarm"] = "shoal"
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise InvalidArgument(f"strategy: unknown {self.strategy!r} (known: spread, "
+                                  "binpack, random)", details={"field": "strategy"})
+        if isinstance(self.sample, str):
+            if self.sample not in ("all", "log2"):
+                raise InvalidArgument(f"sample: expected 'all', 'log2' or a fraction, got "
+                                      f"{self.sample!r}", details={"field": "sample"})
+        elif not 0.0 < self.sample <= 1.0:
+            raise InvalidArgument("sample: a fraction must be in (0, 1]",
+                                  details={"field": "sample"})
+        if self.order not in ("arrival", "largest-first"):
+            raise InvalidArgument(f"order: unknown {self.order!r}", details={"field": "order"})
+        if self.weighting not in ("shoal", "swarm"):
+            raise InvalidArgument(f"weighting: unknown {self.weighting!r}",
+                                  details={"field": "weighting"})
+
+
+def _soft_texts(req: PlacementRequest) -> tuple[str, ...]:
+    return tuple(r.text for r in req.soft)
+
+
+class PlacementEngine:
+    """Places tasks on one ``ClusterSnapshot``, which it updates as it goes."""
+
+    def __init__(self, cluster: ClusterSnapshot, options: EngineOptions | None = None) -> None:
+        self.cluster = cluster
+        self.options = options or EngineOptions()
+        self.pipeline = build_pipeline(self.options.strategy,
+                                       classic=self.options.weighting == "swarm")
+        self._rng = random.Random(self.options.seed)
+        # A seeded rank per node breaks score ties: deterministic, yet not always the first node.
+        ranks = list(range(len(cluster.nodes)))
+        self._rng.shuffle(ranks)
+        self._rank = ranks
+        self._static = StaticCandidates(cluster, self.pipeline.static)
+        self._dynamic = tuple(f for f in self.pipeline.dynamic if not f.identity)
+        self._identity = tuple(f for f in self.pipeline.dynamic if f.identity)
+        self._compiled: dict[bytes, PlacementRequest] = {}
+        self._heaps: OrderedDict[tuple[bytes, bool], list[HeapEntry]] = OrderedDict()
+
+    # --- public API -----------------------------------------------------------------------
+    def compile(self, spec: ContainerSpec) -> tuple[bytes, PlacementRequest]:
+        """Validate a spec (``InvalidArgument`` on bad input) and return its class."""
+        key = class_key(spec)
+        req = self._compiled.get(key)
+        if req is None:
+            if len(self._compiled) >= MAX_COMPILED:  # bounded: specs are user input
+                self._compiled.clear()
+            req = self._compiled[key] = compile_spec(spec)
+        return key, req
+
+    def place_batch(self, tasks: Sequence[Task]) -> PlacementResult:
+        """Place as many tasks as fit; refuse the rest with an explanation.
+
+        Every spec is validated before anything is placed, so bad input changes nothing.
+        Tasks are placed class by class (identical specs together), classes in arrival order
+        unless ``order`` says largest-first.
+        """
+        classes: dict[bytes, list[Task]] = {}
+        reqs: dict[bytes, PlacementRequest] = {}
+        seen: dict[int, bytes] = {}  # id(spec) → key: tasks of a job share the spec object
+        for task in tasks:
+            key = seen.get(id(task.spec))
+            if key is None:
+                key, req = self.compile(task.spec)
+                seen[id(task.spec)] = key
+                reqs[key] = req
+            bucket = classes.get(key)
+            if bucket is None:
+                classes[key] = [task]
+            else:
+                bucket.append(task)
+        keys = list(classes)
+        if self.options.order == "largest-first":
+            nodes = self.cluster.nodes
+            cpu = sum(n.cap_cpu for n in nodes) or 1
+            mem = sum(n.cap_mem for n in nodes) or 1
+            # Size as a share of the whole cluster, so cpu and memory weigh alike.
+            keys.sort(key=lambda k: -(reqs[k].millicpus / cpu + reqs[k].memory / mem))
+        result = PlacementResult()
+        for key in keys:
+            self._place_class(key, reqs[key], classes[key], result)
+        return result
+
+    def place_job(self, spec: ContainerSpec, count: int, job_id: str) -> PlacementResult:
+        """A job of ``count`` identical tasks, with ids ``job_id.0`` … ``job_id.{count-1}``."""
+        if count < 0:
+            raise InvalidArgument("count: must not be negative", details={"field": "count"})
+        return self.place_batch([Task(f"{job_id}.{i}", spec) for i in range(count)])
+
+    def place_app(self, app: AppSpec, ids: Sequence[str] | None = None) -> PlacementResult:
+        """An app: co-located groups as units; nothing placed if all-or-nothing and one fails."""
+        if ids is None:
+            ids = [f"{app.name}.{c.name or i}" for i, c in enumerate(app.containers)]
+        if len(ids) != len(app.containers):
+            raise InvalidArgument("ids: one id per container of the app",
+                                  details={"field": "ids"})
+        validate_app(app)
+        members = [(tid, spec, self.compile(spec)[1])
+                   for tid, spec in zip(ids, app.containers, strict=True)]
+        groups = _colocated_groups(members)
+        result = PlacementResult()
+        placed: list[tuple[NodeSnapshot, PlacedContainer]] = []
+        for group in groups:
+            unit = combine([(spec.name or tid, req) for tid, spec, req in group])
+            identities = [Identity(spec.name, tid, req) for tid, spec, req in group]
+            node, relaxed, why = self._place_unit(unit, identities)
+            if node is None:
+                assert why is not None  # _place_unit explains every refusal
+                if app.all_or_nothing:
+                    for where, c in reversed(placed):
+                        self.cluster.unplace(where, c)
+                    self._heaps.clear()  # capacity came back: cached heaps miss those nodes
+                    ids_in_group = ", ".join(tid for tid, _, _ in group)
+                    why = why.with_note(
+                        f"app {app.name} is all-or-nothing and {ids_in_group} found no node:")
+                    return PlacementResult(
+                        [], [Refusal(tid, why) for tid in ids])
+                result.refusals.extend(Refusal(tid, why) for tid, _, _ in group)
+                continue
+            for tid, spec, req in group:
+                c = PlacedContainer(tid, spec.name, req)
+                self.cluster.place(node, c)
+                placed.append((node, c))
+                result.assignments.append(Assignment(tid, node.id, relaxed))
+        return result
+
+    def release(self, container_id: str) -> bool:
+        """A container ended: free its node's reservation and forget cached heaps."""
+        released = self.cluster.release(container_id)
+        if released:
+            self._heaps.clear()
+        return released
+
+    def invalidate(self) -> None:
+        """Forget cached heaps: call after freeing capacity in the snapshot from outside.
+
+        Node attributes (platform, labels, readiness) are cached per engine: when they change,
+        build a new snapshot and a new engine instead.
+        """
+        self._heaps.clear()
+
+    # --- one class of identical tasks -----------------------------------------------------
+    def _place_class(self, key: bytes, req: PlacementRequest, tasks: list[Task],
+                     result: PlacementResult) -> None:
+        """Soft rules first, per task, as Swarm classic; without them only when they fail."""
+        total = len(tasks)
+        before = len(result.assignments)
+        pos = 0
+        soft = req.has_soft_rules
+        relaxed_req = req.relax() if soft else req
+        relaxed = _soft_texts(req)
+        attempt = req
+        attempt_relaxed: tuple[str, ...] = ()
+        if req.conflict:
+            pos = total  # nothing to try: explained below
+            attempt_relaxed = relaxed
+        while pos < total and not req.conflict:
+            if soft:
+                pos, stop = self._run(key, req, (), tasks, pos, total, result, defer=True)
+                if stop == "guarded":
+                    # Only this task is barred (by a running container's anti-affinity) from
+                    # the nodes its soft rules allow: try it alone without them.
+                    after, _ = self._run(key, relaxed_req, relaxed, tasks, pos, pos + 1,
+                                         result, defer=False)
+                    if after == pos:
+                        self._refuse_one(relaxed_req, relaxed, tasks[pos], result)
+                        after = pos + 1
+                    pos = after
+                    continue
+                if stop == "exhausted":
+                    soft = False  # no node satisfies them any more, for any of the rest
+                continue
+            attempt, attempt_relaxed = relaxed_req, relaxed if req.has_soft_rules else ()
+            pos, stop = self._run(key, attempt, attempt_relaxed, tasks, pos, total, result,
+                                  defer=False)
+            if stop == "exhausted":
+                break
+        if pos < total:
+            cycle = Cycle(self.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, attempt)])
+            placed = len(result.assignments) - before
+            note = f"placed {placed:,} of {total:,}; for the rest" if placed else ""
+            why = explain(attempt, self.cluster, self.pipeline.filters, cycle,
+                          relaxed=attempt_relaxed, note=note)
+            result.refusals.extend(Refusal(t.id, why) for t in tasks[pos:])
+
+    def _refuse_one(self, req: PlacementRequest, relaxed: tuple[str, ...], task: Task,
+                    result: PlacementResult) -> None:
+        """Refuse one task whose own identity (name, labels) a running container bars."""
+        cycle = Cycle(self.cluster, [Identity(task.spec.name, task.id, req)])
+        why = explain(req, self.cluster, self.pipeline.filters, cycle, relaxed=relaxed)
+        result.refusals.append(Refusal(task.id, why))
+
+    def _run(self, key: bytes, req: PlacementRequest, relaxed: tuple[str, ...],
+             tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
+             defer: bool) -> tuple[int, Stop]:
+        """Place tasks[pos:end] while nodes remain.
+
+        Returns where it stopped and why: "done" (reached end), "exhausted" (no node is left
+        for this class), or "guarded" (only tasks[pos] is barred, and ``defer`` asked to hand
+        it back instead of refusing it here).
+        """
+        if not self.pipeline.scorer.ordered:
+            return self._run_sampled(req, relaxed, tasks, pos, end, result, k=1,
+                                     shuffle_each=True, defer=defer)
+        sample = self.options.sample
+        if sample != "all":
+            n = len(self.cluster.nodes)
+            k = max(2, math.ceil(math.log2(max(n, 2)))) if sample == "log2" \
+                else max(1, math.ceil(float(sample) * n))
+            return self._run_sampled(req, relaxed, tasks, pos, end, result, k=k,
+                                     shuffle_each=False, defer=defer)
+        return self._run_heap(key, req, relaxed, tasks, pos, end, result, defer=defer)
+
+    def _feasible(self, req: PlacementRequest, node: NodeSnapshot, cycle: Cycle,
+                  chain: tuple[Filter, ...]) -> bool:
+        # A plain loop, not all(<genexpr>): this runs once per placement and the generator
+        # costs a measurable share of the hot path.
+        for f in chain:  # noqa: SIM110
+            if f.check(req, node, cycle) is not None:
+                return False
+        return True
+
+    def _guarded(self, req: PlacementRequest, node: NodeSnapshot, cycle: Cycle) -> bool:
+        """True when a running container's anti-affinity bars this task from the node."""
+        return any(f.check(req, node, cycle) is not None for f in self._identity)
+
+    def _heap_for(self, key: bytes, req: PlacementRequest, relaxed: bool, cycle: Cycle,
+                  chain: tuple[Filter, ...]) -> list[HeapEntry]:
+        # A node refused for want of a match (affinity ==, links) may get one later from another
+        # class; such requests rebuild their heap each time instead of trusting a cached one.
+        cacheable = not req.deps and not any(not r.negate for r in req.affinities)
+        cache_key = (key, relaxed)
+        if cacheable:
+            heap = self._heaps.get(cache_key)
+            if heap is not None:
+                self._heaps.move_to_end(cache_key)
+                return heap
+        score, rank = self.pipeline.scorer.key, self._rank
+        heap = [
+            (score(req, node), rank[node.index], node.index, node.version)
+            for node in self._static.get(req, cycle)
+            if self._feasible(req, node, cycle, chain)
+        ]
+        heapq.heapify(heap)
+        if cacheable:
+            self._heaps[cache_key] = heap
+            while len(self._heaps) > self.options.cached_classes:
+                self._heaps.popitem(last=False)
+        return heap
+
+    def _run_heap(self, key: bytes, req: PlacementRequest, relaxed: tuple[str, ...],
+                  tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
+                  defer: bool) -> tuple[int, Stop]:
+        chain = tuple(f for f in self._dynamic if f.relevant(req))
+        cycle = Cycle(self.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, req)])
+        heap = self._heap_for(key, req, bool(relaxed), cycle, chain)
+        nodes, score, feasible = self.cluster.nodes, self.pipeline.scorer.key, self._feasible
+        place, assignments = self.cluster.place, result.assignments
+        heappop, heapreplace = heapq.heappop, heapq.heapreplace
+        while pos < end:
+            task = tasks[pos]
+            aside: list[HeapEntry] = []
+            chosen: NodeSnapshot | None = None
+            while heap:
+                _, rank, idx, version = heap[0]
+                node = nodes[idx]
+                if version != node.version:  # changed since scored: check and score again
+                    if feasible(req, node, cycle, chain):
+                        heapreplace(heap, (score(req, node), rank, idx, node.version))
+                    else:
+                        heappop(heap)
+                    continue
+                if node.guards:
+                    cycle.identities = [Identity(task.spec.name, task.id, req)]
+                    if self._guarded(req, node, cycle):
+                        aside.append(heappop(heap))
+                        continue
+                chosen = node
+                break
+            if chosen is None:
+                if not aside:
+                    return pos, "exhausted"
+                # Only this task is barred; its siblings may still fit there.
+                for entry in aside:
+                    heapq.heappush(heap, entry)
+                if defer:
+                    return pos, "guarded"
+                self._refuse_one(req, relaxed, task, result)
+                pos += 1
+                continue
+            # What was relaxed is judged before the task itself joins the node.
+            unmet = self._unmet(req, chosen) if relaxed else ()
+            place(chosen, PlacedContainer(task.id, task.spec.name, req))
+            assignments.append(Assignment(task.id, chosen.id, unmet))
+            # The chosen node is still heap[0]: re-score it for the next identical task.
+            if feasible(req, chosen, cycle, chain):
+                heapreplace(heap, (score(req, chosen), rank, idx, chosen.version))
+            else:
+                heappop(heap)
+            for entry in aside:
+                heapq.heappush(heap, entry)
+            pos += 1
+        return pos, "done"
+
+    def _run_sampled(self, req: PlacementRequest, relaxed: tuple[str, ...], tasks: list[Task],
+                     pos: int, end: int, result: PlacementResult, *, k: int,
+                     shuffle_each: bool, defer: bool) -> tuple[int, Stop]:
+        """Best of the first k feasible nodes in a shuffled order (k=1, reshuffled: random)."""
+        chain = tuple(f for f in self._dynamic if f.relevant(req))
+        cycle = Cycle(self.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, req)])
+        cands = list(self._static.get(req, cycle))
+        rng, score, rank = self._rng, self.pipeline.scorer.key, self._rank
+        rng.shuffle(cands)
+        cursor = 0
+        while pos < end:
+            task = tasks[pos]
+            cycle.identities = [Identity(task.spec.name, task.id, req)]
+            found: list[NodeSnapshot] = []
+            scanned = 0
+            while cands and len(found) < k and scanned < len(cands):
+                i = rng.randrange(len(cands)) if shuffle_each else cursor % len(cands)
+                node = cands[i]
+                if not self._feasible(req, node, cycle, chain):
+                    # Within a class, what stops fitting never fits again: drop it for good.
+                    cands[i] = cands[-1]
+                    cands.pop()
+                    continue
+                scanned += 1
+                cursor = i + 1
+                if node.guards and self._guarded(req, node, cycle):
+                    if shuffle_each:
+                        # Random draws may hit it forever: look at the rest in order instead.
+                        shuffle_each = False
+                        cursor = i + 1
+                    continue
+                found.append(node)
+            if not found:
+                if not cands:
+                    return pos, "exhausted"
+                if defer:  # only guards stood in the way, and only of this task
+                    return pos, "guarded"
+                self._refuse_one(req, relaxed, task, result)
+                pos += 1
+                continue
+            chosen = min(found, key=lambda n: (score(req, n), rank[n.index]))
+            unmet = self._unmet(req, chosen) if relaxed else ()
+            self.cluster.place(chosen, PlacedContainer(task.id, task.spec.name, req))
+            result.assignments.append(Assignment(task.id, chosen.id, unmet))
+            pos += 1
+        return pos, "done"
+
+    def _unmet(self, relaxed_req: PlacementRequest, node: NodeSnapshot) -> tuple[str, ...]:
+        """The dropped soft rules this node does not satisfy: what the decision relaxed."""
+        original = relaxed_req.original or relaxed_req
+        out: list[str] = []
+        cycle = Cycle(self.cluster)
+        for rule in original.soft:
+            single = _only_rule(original, rule)
+            chain = self.pipeline.static if rule in original.constraints else self._dynamic
+            if not all(f.check(single, node, cycle) is None for f in chain if f.relevant(single)):
+                out.append(rule.text)
+        return tuple(out)
+
+    # --- one unit of an app ---------------------------------------------------------------
+    def _place_unit(self, unit: PlacementRequest, identities: list[Identity],
+                    ) -> tuple[NodeSnapshot | None, tuple[str, ...], Explanation | None]:
+        cycle = Cycle(self.cluster, identities)
+        attempts = [(unit, ())] if not unit.has_soft_rules else \
+            [(unit, ()), (unit.relax(), _soft_texts(unit))]
+        score, rank = self.pipeline.scorer.key, self._rank
+        last = unit
+        relaxed: tuple[str, ...] = ()
+        for req, relaxed in attempts:
+            last = req
+            if req.conflict:
+                break
+            chain = tuple(f for f in self.pipeline.dynamic if f.relevant(req))
+            fits = [n for n in self._static.get(req, cycle) if self._feasible(req, n, cycle, chain)]
+            if fits:
+                if self.pipeline.scorer.ordered:
+                    node = min(fits, key=lambda n: (score(req, n), rank[n.index]))
+                else:
+                    node = fits[self._rng.randrange(len(fits))]
+                return node, (self._unmet(req, node) if relaxed else ()), None
+        why = explain(last, self.cluster, self.pipeline.filters, cycle, relaxed=relaxed)
+        return None, (), why
+
+
+def _only_rule(req: PlacementRequest, rule: Rule) -> PlacementRequest:
+    """A copy of ``req`` whose only rule is ``rule`` (to test one soft rule on its own)."""
+    return dataclasses.replace(
+        req,
+        constraints=tuple(r for r in req.constraints if r is rule),
+        affinities=tuple(r for r in req.affinities if r is rule),
+        deps=(), ports=(), millicpus=0, memory=0, pids=0, count=0,
+    )
+
+
+def _colocated_groups(
+    members: list[tuple[str, ContainerSpec, PlacementRequest]],
+) -> list[list[tuple[str, ContainerSpec, PlacementRequest]]]:
+    """Union-find over links and volumes-from inside the app, in order of first appearance."""
+    index: dict[str, int] = {}
+    for i, (tid, spec, _) in enumerate(members):
+        index[tid] = i
+        if spec.name:
+            index[spec.name] = i
+    parent = list(range(len(members)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, (_, _, req) in enumerate(members):
+        for dep in req.deps:
+            j = index.get(dep)
+            if j is not None:
+                parent[find(i)] = find(j)
+    groups: dict[int, list[tuple[str, ContainerSpec, PlacementRequest]]] = {}
+    for i, member in enumerate(members):
+        groups.setdefault(find(i), []).append(member)
+    return list(groups.values())

@@ -1,0 +1,66 @@
+"""Placement filters: each decides whether one node can take one request, and says why not.
+
+A filter is stateless; whatever it needs beyond the request and the node comes in the ``Cycle``
+passed to ``check``. ``static`` filters read only node attributes that placement never changes
+(platform, labels, readiness), so the engine may cache their verdict per class of alike nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from scheduler.placement.request import PlacementRequest
+    from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a node was refused. ``reason`` groups alike refusals in an explanation."""
+
+    filter: str
+    reason: str
+    need: int = 0  # for shortfalls: how much was asked
+    have: int = 0  # ... and how much this node has free
+    unit: str = ""  # "bytes", "millicpus", "pids": how to print need and have
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A container being placed, as guards (anti-affinities of running containers) see it."""
+
+    name: str
+    id: str
+    request: PlacementRequest
+
+
+@dataclass(slots=True)
+class Cycle:
+    """Scratch state of one placement decision, handed to every filter."""
+
+    cluster: ClusterSnapshot
+    identities: list[Identity] = field(default_factory=list)
+
+
+class Filter(Protocol):
+    """One feasibility rule."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def static(self) -> bool: ...
+
+    @property
+    def identity(self) -> bool:
+        """True when the verdict depends on which container it is (its name), not only its class."""
+        ...
+
+    def relevant(self, req: PlacementRequest) -> bool:
+        """False when the filter cannot refuse this request anywhere (so skip it)."""
+        ...
+
+    def check(self, req: PlacementRequest, node: NodeSnapshot, cycle: Cycle) -> Rejection | None:
+        """None when ``node`` can take ``req``, else why not."""
+        ...

@@ -1,0 +1,42 @@
+"""Constraints on node attributes and labels (``node.labels.zone==a``, ``node.hostname!=db-*``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scheduler.placement.filters import Cycle, Rejection
+from scheduler.placement.request import PlacementRequest
+from scheduler.placement.rules import LABEL_PREFIX
+from scheduler.placement.snapshot import NodeSnapshot
+
+
+def node_value(node: NodeSnapshot, key: str) -> str | None:
+    """The attribute a canonical constraint key names; None when the node has no such label."""
+    if key.startswith(LABEL_PREFIX):
+        return node.labels.get(key[len(LABEL_PREFIX):])
+    if key == "node.id":
+        return node.id
+    if key == "node.hostname":
+        return node.hostname
+    if key == "node.platform.os":
+        return node.os
+    if key == "node.platform.arch":
+        return node.arch
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ConstraintFilter:
+    name: str = "constraints"
+    static: bool = True
+    identity: bool = False
+
+    def relevant(self, req: PlacementRequest) -> bool:
+        return bool(req.constraints)
+
+    def check(self, req: PlacementRequest, node: NodeSnapshot, cycle: Cycle) -> Rejection | None:
+        for rule in req.constraints:
+            if not rule.holds(node_value(node, rule.key)):
+                soft = " (soft)" if rule.soft else ""
+                return Rejection(self.name, f"constraint {rule.text.lstrip('~')}{soft}")
+        return None

@@ -1,0 +1,28 @@
+"""Links and volumes-from: a container goes where the container it depends on already runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scheduler.placement.filters import Cycle, Rejection
+from scheduler.placement.request import PlacementRequest
+from scheduler.placement.snapshot import NodeSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyFilter:
+    name: str = "dependencies"
+    static: bool = False
+    identity: bool = False
+
+    def relevant(self, req: PlacementRequest) -> bool:
+        return bool(req.deps)
+
+    def check(self, req: PlacementRequest, node: NodeSnapshot, cycle: Cycle) -> Rejection | None:
+        for dep in req.deps:
+            where = cycle.cluster.located.get(dep)
+            if where is None:
+                return Rejection(self.name, f"linked container {dep} is not running anywhere")
+            if where is not node:
+                return Rejection(self.name, f"linked container {dep} runs elsewhere")
+        return None

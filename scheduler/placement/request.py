@@ -1,0 +1,228 @@
+"""What the filters see of a container spec: rules parsed, platform folded, totals summed.
+
+``compile_spec`` validates a ``ContainerSpec`` and turns it into a ``PlacementRequest`` once per
+equivalence class; ``combine`` merges containers that must share a node (links, volumes-from)
+into one request. Bad input raises ``InvalidArgument`` naming the field, here and only here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import msgspec
+
+from protocol.errors import InvalidArgument
+from protocol.specs import AppSpec, ContainerSpec
+from scheduler.placement import platforms
+from scheduler.placement.rules import Rule, image_names, parse_affinity, parse_constraint
+
+# (os, arch or "" for any, variant or "" for any)
+PlatformNeed = tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementRequest:
+    """One container, or a group of containers that must land on the same node."""
+
+    image: str
+    image_names: frozenset[str]
+    labels: Mapping[str, str]
+    platforms: tuple[PlatformNeed, ...]
+    constraints: tuple[Rule, ...]  # active: hard, plus soft until relaxed
+    affinities: tuple[Rule, ...]
+    soft: tuple[Rule, ...]  # the soft rules among the above (dropped by ``relax``)
+    millicpus: int
+    memory: int
+    pids: int
+    ports: tuple[tuple[int, str], ...]  # fixed host ports as (port, protocol)
+    deps: tuple[str, ...]  # containers (name or id) outside the group it must sit beside
+    guards: tuple[Rule, ...]  # hard anti-affinities: they also bar later containers
+    count: int = 1
+    conflict: str = ""  # why the group can never be placed anywhere, if it cannot
+    has_soft_rules: bool = False
+    original: PlacementRequest | None = None  # set on a relaxed copy: the request with soft rules
+
+    def relax(self) -> PlacementRequest:
+        """The same request without its soft rules."""
+        return dataclasses.replace(
+            self,
+            constraints=tuple(r for r in self.constraints if not r.soft),
+            affinities=tuple(r for r in self.affinities if not r.soft),
+            soft=(),
+            original=self,
+        )
+
+
+def _check_int(value: int, field: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > 1 << 62:
+        raise InvalidArgument(f"{field}: must be an integer between 0 and 2**62, got {value!r}",
+                              details={"field": field})
+    return value
+
+
+def _dep_name(text: str, field: str, *, lenient: bool) -> str | None:
+    name = text.split(":", 1)[0].strip()
+    if not name:
+        if lenient:
+            return None
+        raise InvalidArgument(f"{field}: empty container name in {text!r}",
+                              details={"field": field})
+    return name
+
+
+def compile_spec(spec: ContainerSpec, *, lenient: bool = False) -> PlacementRequest:
+    """Validate and compile; ``lenient`` skips bad parts (for containers already running)."""
+    need: PlatformNeed
+    if spec.platform is None:
+        need = ("linux", "", "")  # Docker's default: a Linux image, any architecture
+    elif lenient:
+        need = platforms.normalise(spec.platform)
+    else:
+        need = platforms.validate(spec.platform)
+    rules_c: list[Rule] = []
+    rules_a: list[Rule] = []
+    for i, text in enumerate(spec.constraints):
+        try:
+            rules_c.append(parse_constraint(text, f"constraints[{i}]"))
+        except InvalidArgument:
+            if not lenient:
+                raise
+    for i, text in enumerate(spec.affinities):
+        try:
+            rules_a.append(parse_affinity(text, f"affinities[{i}]"))
+        except InvalidArgument:
+            if not lenient:
+                raise
+    res = spec.resources
+    try:
+        cpu = _check_int(res.millicpus, "resources.millicpus")
+        mem = _check_int(res.memory, "resources.memory")
+        pids = _check_int(res.pids, "resources.pids")
+    except InvalidArgument:
+        if not lenient:
+            raise
+        cpu = mem = pids = 0
+    ports: list[tuple[int, str]] = []
+    for i, p in enumerate(spec.ports):
+        if p.host_port == 0:
+            continue  # any free port: the worker picks one, nothing to reserve here
+        pair = (p.host_port, p.protocol)
+        if pair in ports and not lenient:
+            raise InvalidArgument(
+                f"ports[{i}]: host port {p.host_port}/{p.protocol} is published twice",
+                details={"field": f"ports[{i}]"})
+        if not 0 < p.host_port <= 65535 and not lenient:
+            raise InvalidArgument(f"ports[{i}]: host port {p.host_port} out of range",
+                                  details={"field": f"ports[{i}]"})
+        ports.append(pair)
+    deps: list[str] = []
+    for kind, texts in (("links", spec.links), ("volumes_from", spec.volumes_from)):
+        for i, text in enumerate(texts):
+            name = _dep_name(text, f"{kind}[{i}]", lenient=lenient)
+            if name is not None and name not in deps:
+                deps.append(name)
+    soft = tuple(r for r in (*rules_c, *rules_a) if r.soft)
+    return PlacementRequest(
+        image=spec.image,
+        image_names=image_names(spec.image),
+        labels=dict(spec.labels),
+        platforms=(need,),
+        constraints=tuple(rules_c),
+        affinities=tuple(rules_a),
+        soft=soft,
+        millicpus=cpu,
+        memory=mem,
+        pids=pids,
+        ports=tuple(ports),
+        deps=tuple(deps),
+        guards=tuple(r for r in rules_a if r.negate and not r.soft),
+        has_soft_rules=bool(soft),
+    )
+
+
+def validate_spec(spec: ContainerSpec) -> None:
+    """Refuse bad rules, platforms, resources, ports or links at submission: InvalidArgument."""
+    compile_spec(spec)
+
+
+def validate_app(app: AppSpec) -> None:
+    """A valid app: valid containers, unique names (links and volumes-from refer to them)."""
+    names: set[str] = set()
+    for i, spec in enumerate(app.containers):
+        try:
+            compile_spec(spec)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"containers[{i}].{exc.message}", details={
+                **exc.details, "field": f"containers[{i}].{exc.details.get('field', '')}"},
+            ) from exc
+        if spec.name:
+            if spec.name in names:
+                raise InvalidArgument(f"containers[{i}].name: {spec.name!r} is used twice",
+                                      details={"field": f"containers[{i}].name"})
+            names.add(spec.name)
+
+
+def class_key(spec: ContainerSpec) -> bytes:
+    """Specs with equal keys place alike: everything but the name (which only guards read)."""
+    return msgspec.msgpack.encode(msgspec.structs.replace(spec, name=""))
+
+
+def container_matches(rule: Rule, name: str, cid: str, req: PlacementRequest) -> bool:
+    """Does a container (name, id, request) match an affinity rule's pattern (ignoring !=)?"""
+    m = rule.matcher
+    if rule.key == "container":
+        return m.matches(name) or m.matches(cid)
+    if rule.key == "image":
+        return any(m.matches(n) for n in req.image_names)
+    return m.matches(req.labels.get(rule.key[len("label."):]))
+
+
+def combine(members: Sequence[tuple[str, PlacementRequest]]) -> PlacementRequest:
+    """One request for containers (name, request) that must share a node.
+
+    Affinities one member satisfies for another are dropped (the group brings its own match);
+    a hard anti-affinity between members, or two members on one host port, is a conflict.
+    """
+    if len(members) == 1:
+        return members[0][1]
+    names = {n for n, _ in members}
+    constraints: list[Rule] = []
+    affinities: list[Rule] = []
+    ports: list[tuple[int, str]] = []
+    conflict = ""
+    for name, req in members:
+        constraints.extend(req.constraints)
+        others = [(n, r) for n, r in members if n != name]
+        for rule in req.affinities:
+            hit = any(container_matches(rule, n, n, r) for n, r in others)
+            if not rule.negate and hit:
+                continue  # satisfied inside the group
+            if rule.negate and hit and not rule.soft and not conflict:
+                conflict = f"{name}: anti-affinity {rule.text} matches a container it must join"
+            affinities.append(rule)
+        for pair in req.ports:
+            if pair in ports and not conflict:
+                conflict = f"host port {pair[0]}/{pair[1]} is published twice in the group"
+            ports.append(pair)
+    first = members[0][1]
+    soft = tuple(r for r in (*constraints, *affinities) if r.soft)
+    return PlacementRequest(
+        image=first.image,
+        image_names=frozenset().union(*(r.image_names for _, r in members)),
+        labels=first.labels,
+        platforms=tuple(dict.fromkeys(p for _, r in members for p in r.platforms)),
+        constraints=tuple(constraints),
+        affinities=tuple(affinities),
+        soft=soft,
+        millicpus=sum(r.millicpus for _, r in members),
+        memory=sum(r.memory for _, r in members),
+        pids=sum(r.pids for _, r in members),
+        ports=tuple(ports),
+        deps=tuple(dict.fromkeys(d for _, r in members for d in r.deps if d not in names)),
+        guards=tuple(g for _, r in members for g in r.guards),
+        count=len(members),
+        conflict=conflict,
+        has_soft_rules=bool(soft),
+    )

@@ -1,0 +1,182 @@
+"""Parse placement rules: constraints on nodes and affinities to containers.
+
+The language is Swarm classic's: ``key==value`` or ``key!=value``, where value is a literal, a
+glob (``web-*``) or a ``/regex/`` (searched, so anchor it when you mean the whole value). A rule
+is soft when it starts with ``~`` (``~node.labels.zone==a``) or its value does (Swarm classic's
+``zone==~a``): soft rules are dropped when nothing satisfies them, hard rules never are.
+
+Constraint keys are SwarmKit's (``node.id``, ``node.hostname``, ``node.platform.os``,
+``node.platform.arch``, ``node.labels.<name>``); Swarm classic's ``node`` means the hostname and
+any other key names a node label. Affinity keys are ``container`` (name or id), ``image`` and
+``label.<name>`` (a container label); any other key names a container label, as in classic.
+
+Every syntax error becomes an ``InvalidArgument`` that names the field (``constraints[2]``), so a
+bad rule is refused at submission and never reaches the engine.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal
+
+from protocol.errors import InvalidArgument
+from scheduler.placement.platforms import normalise_arch, normalise_os
+
+_KEY_SYNTAX = re.compile(r"^[A-Za-z0-9_.\-/]+$")
+_GLOB_CHARS = frozenset("*?[")
+MAX_RULE_LEN = 1024
+
+NODE_KEYS: frozenset[str] = frozenset(
+    {"node.id", "node.hostname", "node.platform.os", "node.platform.arch"}
+)
+_NODE_ALIASES: dict[str, str] = {"node": "node.hostname", "node.name": "node.hostname"}
+LABEL_PREFIX = "node.labels."
+CONTAINER_LABEL_PREFIX = "label."
+
+
+class MatchKind(Enum):
+    EXACT = "exact"
+    GLOB = "glob"
+    REGEX = "regex"
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """A value pattern: a literal, a glob or a regular expression."""
+
+    kind: MatchKind
+    pattern: str
+    compiled: re.Pattern[str] | None = None
+
+    def matches(self, value: str | None) -> bool:
+        if value is None:
+            return False
+        if self.kind is MatchKind.EXACT:
+            return value == self.pattern
+        assert self.compiled is not None  # built by parse_value for GLOB and REGEX
+        if self.kind is MatchKind.GLOB:
+            return self.compiled.match(value) is not None
+        return self.compiled.search(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One parsed rule. ``holds`` is True when a node (or its containers) satisfies it."""
+
+    text: str  # as the user wrote it, for explanations
+    field: str  # where it came from, e.g. "constraints[1]"
+    key: str  # canonical key, e.g. "node.labels.zone", "container", "label.tier"
+    negate: bool  # "!=": the value must NOT match
+    soft: bool
+    matcher: Matcher
+
+    def holds(self, value: str | None) -> bool:
+        """For a constraint: does the node attribute ``value`` (None = absent) satisfy it?"""
+        return self.matcher.matches(value) != self.negate
+
+    def holds_any(self, values: AbstractSet[str]) -> bool:
+        """For an affinity: do the containers' ``values`` satisfy it (some match / none match)?"""
+        m = self.matcher
+        if m.kind is MatchKind.EXACT:
+            found = m.pattern in values
+        else:
+            found = any(m.matches(v) for v in values)
+        return found != self.negate
+
+
+def _invalid(field: str, text: str, why: str) -> InvalidArgument:
+    return InvalidArgument(f"{field}: {why} in {text!r}", details={"field": field, "rule": text})
+
+
+def parse_value(
+    raw: str, field: str, text: str, *, fold: Literal["", "os", "arch"] = ""
+) -> Matcher:
+    """A literal, glob or /regex/ value; ``fold`` canonicalises platform literals."""
+    if not raw:
+        raise _invalid(field, text, "empty value")
+    if len(raw) >= 2 and raw.startswith("/") and raw.endswith("/"):
+        body = raw[1:-1]
+        try:
+            return Matcher(MatchKind.REGEX, body, re.compile(body))
+        except re.error as exc:
+            raise _invalid(field, text, f"bad regular expression ({exc})") from exc
+    if raw.startswith("/"):
+        raise _invalid(field, text, "regular expression without its closing '/'")
+    if _GLOB_CHARS & set(raw):
+        if fold:
+            raw = raw.lower()
+        return Matcher(MatchKind.GLOB, raw, re.compile(fnmatch.translate(raw)))
+    if fold == "os":
+        raw = normalise_os(raw)
+    elif fold == "arch":
+        raw = normalise_arch(raw)
+    return Matcher(MatchKind.EXACT, raw)
+
+
+def _split(text: str, field: str) -> tuple[str, bool, str, bool]:
+    """(key, negate, raw value, soft) of ``[~]key(==|!=)[~]value``."""
+    if len(text) > MAX_RULE_LEN:
+        raise _invalid(field, text[:64] + "...", f"rule longer than {MAX_RULE_LEN} characters")
+    body = text.strip()
+    soft = body.startswith("~")
+    if soft:
+        body = body[1:]
+    eq, ne = body.find("=="), body.find("!=")
+    if eq < 0 and ne < 0:
+        raise _invalid(field, text, "no operator (expected key==value or key!=value)")
+    negate = ne >= 0 and (eq < 0 or ne < eq)
+    at = ne if negate else eq
+    key, raw = body[:at].strip(), body[at + 2 :].strip()
+    if raw.startswith("~"):
+        soft, raw = True, raw[1:].strip()
+    if not key:
+        raise _invalid(field, text, "empty key")
+    if not _KEY_SYNTAX.match(key):
+        raise _invalid(field, text, f"bad key {key!r} (letters, digits, '_', '.', '-', '/')")
+    return key, negate, raw, soft
+
+
+def parse_constraint(text: str, field: str) -> Rule:
+    """A node constraint; unknown ``node.*`` keys are refused (they are typos, not labels)."""
+    key, negate, raw, soft = _split(text, field)
+    key = _NODE_ALIASES.get(key, key)
+    if key.startswith(LABEL_PREFIX):
+        if len(key) == len(LABEL_PREFIX):
+            raise _invalid(field, text, "empty label name")
+    elif key.startswith("node."):
+        if key not in NODE_KEYS:
+            known = ", ".join(sorted(NODE_KEYS)) + ", node.labels.<name>"
+            raise _invalid(field, text, f"unknown key {key!r} (known: {known})")
+    else:
+        key = LABEL_PREFIX + key  # Swarm classic: a bare key is a node label
+    fold: Literal["", "os", "arch"] = (
+        "os" if key == "node.platform.os" else "arch" if key == "node.platform.arch" else ""
+    )
+    return Rule(text, field, key, negate, soft, parse_value(raw, field, text, fold=fold))
+
+
+def parse_affinity(text: str, field: str) -> Rule:
+    """An affinity to containers: by ``container`` name/id, ``image`` or container label."""
+    key, negate, raw, soft = _split(text, field)
+    if key.startswith(CONTAINER_LABEL_PREFIX):
+        if len(key) == len(CONTAINER_LABEL_PREFIX):
+            raise _invalid(field, text, "empty label name")
+    elif key not in ("container", "image"):
+        key = CONTAINER_LABEL_PREFIX + key  # Swarm classic: a bare key is a container label
+    return Rule(text, field, key, negate, soft, parse_value(raw, field, text))
+
+
+def image_names(ref: str) -> frozenset[str]:
+    """The names an image reference answers to: as written and without its tag or digest."""
+    names = {ref}
+    base = ref.split("@", 1)[0]
+    names.add(base)
+    slash = base.rfind("/")
+    colon = base.rfind(":")
+    if colon > slash:
+        names.add(base[:colon])
+    return frozenset(names)

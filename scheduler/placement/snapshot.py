@@ -1,0 +1,204 @@
+"""The engine's view of the cluster: nodes with their allocation, ports and containers.
+
+Built once from protocol records (``NodeInfo``, ``ContainerInfo``), then updated in place as the
+engine assigns containers (``place``) and, for an all-or-nothing app that fails, rolled back
+(``unplace``). Per-node indexes (names, images, label values, host ports) make every dynamic
+check O(1) for literal rules, whatever the number of containers on the node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from protocol.specs import ContainerInfo, NodeInfo
+from scheduler.placement.platforms import normalise
+from scheduler.placement.request import PlacementRequest, compile_spec
+
+# A container in one of these scheduler states holds no reservation on its node any more.
+TERMINAL_STATES = frozenset({"exited", "failed", "rejected", "orphaned", "removed"})
+# A node label that caps how many containers the node accepts (overrides the cluster default).
+MAX_CONTAINERS_LABEL = "shoal.max-containers"
+
+
+@dataclass(slots=True, eq=False)
+class PlacedContainer:
+    """A container that occupies a node: what the dynamic filters need to know about it."""
+
+    id: str
+    name: str
+    request: PlacementRequest
+
+
+def _bump(counts: dict[str, int], key: str, delta: int) -> None:
+    n = counts.get(key, 0) + delta
+    if n:
+        counts[key] = n
+    else:
+        del counts[key]
+
+
+@dataclass(slots=True, eq=False)
+class NodeSnapshot:
+    """One node: static attributes, capacity, what is reserved and what runs there."""
+
+    index: int
+    id: str
+    hostname: str
+    os: str
+    arch: str
+    variant: str
+    labels: Mapping[str, str]
+    ready: bool
+    availability: str
+    status: str
+    cap_cpu: int
+    cap_mem: int
+    cap_pids: int
+    max_containers: int | None
+    version: int = 0  # bumped on every change, so cached scores can tell they are stale
+    used_cpu: int = 0
+    used_mem: int = 0
+    used_pids: int = 0
+    containers: list[PlacedContainer] = field(default_factory=list)
+    ports: set[tuple[int, str]] = field(default_factory=set)
+    names: dict[str, int] = field(default_factory=dict)  # names and ids of containers
+    images: dict[str, int] = field(default_factory=dict)  # image names (see rules.image_names)
+    label_values: dict[str, dict[str, int]] = field(default_factory=dict)
+    guards: list[PlacedContainer] = field(default_factory=list)  # hold hard anti-affinities
+    # Everything the static filters look at except id and hostname: nodes with equal keys pass
+    # or fail a request's platform/constraint/availability checks together.
+    static_key: tuple[object, ...] = ()
+
+    @property
+    def platform(self) -> str:
+        return f"{self.os}/{self.arch}" + (f"/{self.variant}" if self.variant else "")
+
+    def add(self, c: PlacedContainer) -> None:
+        r = c.request
+        self.version += 1
+        self.used_cpu += r.millicpus
+        self.used_mem += r.memory
+        self.used_pids += r.pids
+        self.containers.append(c)
+        if r.ports:
+            self.ports.update(r.ports)
+        names = self.names
+        names[c.id] = names.get(c.id, 0) + 1
+        if c.name:
+            names[c.name] = names.get(c.name, 0) + 1
+        images = self.images
+        for img in r.image_names:
+            images[img] = images.get(img, 0) + 1
+        label_values = self.label_values
+        for k, v in r.labels.items():
+            values = label_values.get(k)
+            if values is None:
+                values = label_values[k] = {}
+            values[v] = values.get(v, 0) + 1
+        if r.guards:
+            self.guards.append(c)
+
+    def remove(self, c: PlacedContainer) -> None:
+        r = c.request
+        self.version += 1
+        self.used_cpu -= r.millicpus
+        self.used_mem -= r.memory
+        self.used_pids -= r.pids
+        self.containers.remove(c)
+        self.ports.difference_update(r.ports)
+        _bump(self.names, c.id, -1)
+        if c.name:
+            _bump(self.names, c.name, -1)
+        for img in r.image_names:
+            _bump(self.images, img, -1)
+        for k, v in r.labels.items():
+            values = self.label_values[k]
+            _bump(values, v, -1)
+            if not values:
+                del self.label_values[k]
+        if r.guards:
+            self.guards.remove(c)
+
+
+class ClusterSnapshot:
+    """All nodes, indexed by id, plus where every named container runs."""
+
+    def __init__(self, nodes: list[NodeSnapshot]) -> None:
+        self.nodes = nodes
+        self.by_id: dict[str, NodeSnapshot] = {n.id: n for n in nodes}
+        # container name or id → node, for links and volumes-from.
+        self.located: dict[str, NodeSnapshot] = {}
+        self.container_count = 0
+
+    @classmethod
+    def build(
+        cls,
+        nodes: Iterable[NodeInfo],
+        containers: Iterable[ContainerInfo] = (),
+        *,
+        max_containers: int | None = None,
+    ) -> ClusterSnapshot:
+        """From protocol records. Containers on unknown nodes or in terminal states are skipped."""
+        snaps: list[NodeSnapshot] = []
+        seen: set[str] = set()
+        for info in nodes:
+            if info.id in seen:
+                continue  # a node listed twice (a stale record beside a fresh one): first wins
+            seen.add(info.id)
+            os_name, arch, variant = normalise(info.platform)
+            limit = max_containers
+            raw = info.labels.get(MAX_CONTAINERS_LABEL)
+            if raw is not None and raw.isdigit():
+                limit = int(raw)
+            labels = dict(info.labels)
+            snap = NodeSnapshot(
+                index=len(snaps), id=info.id, hostname=info.hostname or info.id,
+                os=os_name, arch=arch, variant=variant, labels=labels,
+                ready=info.status == "ready" and info.availability == "active",
+                availability=info.availability, status=info.status,
+                cap_cpu=info.capacity.millicpus, cap_mem=info.capacity.memory,
+                cap_pids=info.capacity.pids, max_containers=limit,
+            )
+            snap.static_key = (os_name, arch, variant, snap.ready, info.availability,
+                               info.status, tuple(sorted(labels.items())))
+            snaps.append(snap)
+        cluster = cls(snaps)
+        compiled: dict[int, PlacementRequest] = {}
+        for c in containers:
+            node = cluster.by_id.get(c.node_id)
+            if node is None or (c.schedule_state or "") in TERMINAL_STATES:
+                continue
+            # Existing containers were accepted once; a rule that no longer parses must not
+            # take the snapshot down, so compile leniently (bad rules are simply ignored).
+            req = compiled.get(id(c.spec))
+            if req is None:
+                req = compiled[id(c.spec)] = compile_spec(c.spec, lenient=True)
+            cluster.place(node, PlacedContainer(c.id, c.name or c.spec.name, req))
+        return cluster
+
+    def place(self, node: NodeSnapshot, c: PlacedContainer) -> None:
+        node.add(c)
+        self.located[c.id] = node
+        if c.name:
+            self.located[c.name] = node
+        self.container_count += 1
+
+    def release(self, container_id: str) -> bool:
+        """A container stopped or was removed: give its reservation back. False if unknown."""
+        node = self.located.get(container_id)
+        if node is None:
+            return False
+        for c in node.containers:
+            if c.id == container_id:
+                self.unplace(node, c)
+                return True
+        return False
+
+    def unplace(self, node: NodeSnapshot, c: PlacedContainer) -> None:
+        node.remove(c)
+        if self.located.get(c.id) is node:
+            del self.located[c.id]
+        if c.name and self.located.get(c.name) is node:
+            del self.located[c.name]
+        self.container_count -= 1

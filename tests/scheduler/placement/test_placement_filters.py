@@ -1,0 +1,155 @@
+"""Each filter alone, table-driven: the verdict and the reason it gives."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol.specs import (
+    ContainerInfo,
+    ContainerSpec,
+    NodeInfo,
+    NodeResources,
+    Platform,
+    PortMapping,
+    Resources,
+)
+from scheduler.placement.filters import Cycle, Filter, Identity
+from scheduler.placement.filters.affinity import AffinityFilter
+from scheduler.placement.filters.availability import AvailabilityFilter
+from scheduler.placement.filters.constraints import ConstraintFilter
+from scheduler.placement.filters.dependencies import DependencyFilter
+from scheduler.placement.filters.guards import GuardFilter
+from scheduler.placement.filters.max_containers import MaxContainersFilter
+from scheduler.placement.filters.platform import PlatformFilter
+from scheduler.placement.filters.ports import PortFilter
+from scheduler.placement.filters.resources import ResourceFilter
+from scheduler.placement.request import compile_spec
+from scheduler.placement.snapshot import ClusterSnapshot
+
+GiB = 1 << 30
+
+
+def node(**kw: object) -> NodeInfo:
+    base: dict[str, object] = {
+        "id": "n1", "hostname": "web-1", "status": "ready",
+        "platform": Platform(os="linux", arch="x86_64"),
+        "capacity": NodeResources(millicpus=2000, memory=4 * GiB, pids=100),
+        "labels": {"zone": "a", "disk": "ssd"},
+    }
+    base.update(kw)
+    return NodeInfo(**base)  # type: ignore[arg-type]
+
+
+RUNNING = [
+    ContainerInfo(id="c-db", name="db", node_id="n1", schedule_state="running",
+                  spec=ContainerSpec(image="postgres:16", labels={"tier": "db"},
+                                     resources=Resources(millicpus=500, memory=1 * GiB,
+                                                         pids=40),
+                                     ports=[PortMapping(container_port=5432, host_port=5432)])),
+    ContainerInfo(id="c-old", name="old", node_id="n1", schedule_state="exited",
+                  spec=ContainerSpec(image="big", resources=Resources(memory=3 * GiB))),
+]
+
+
+def verdict(f: Filter, spec: ContainerSpec, info: NodeInfo, *, limit: int | None = None,
+            name: str = "") -> str | None:
+    cluster = ClusterSnapshot.build([info], RUNNING, max_containers=limit)
+    req = compile_spec(spec)
+    cycle = Cycle(cluster, [Identity(name or spec.name, "new-id", req)])
+    rej = f.check(req, cluster.nodes[0], cycle)
+    return None if rej is None else rej.reason
+
+
+def s(**kw: object) -> ContainerSpec:
+    return ContainerSpec(image=str(kw.pop("image", "app:1")), **kw)  # type: ignore[arg-type]
+
+
+CASES: list[tuple[str, Filter, ContainerSpec, NodeInfo, str | None]] = [
+    ("default linux on x86_64", PlatformFilter(), s(), node(), None),
+    ("amd64 spec on x86_64 node", PlatformFilter(), s(platform=Platform(arch="x86_64")),
+     node(), None),
+    ("arm64 spec on aarch64", PlatformFilter(), s(platform=Platform(arch="arm64")),
+     node(platform=Platform(arch="aarch64")), None),
+    ("windows spec on linux", PlatformFilter(), s(platform=Platform(os="windows")), node(),
+     "platform linux/amd64 ≠ windows/amd64"),
+    ("default linux on windows", PlatformFilter(), s(),
+     node(platform=Platform(os="windows", arch="amd64")), "platform windows/amd64 ≠ linux/*"),
+    ("arm spec on amd64", PlatformFilter(), s(platform=Platform(arch="arm64")), node(),
+     "platform linux/amd64 ≠ linux/arm64"),
+    ("label equal", ConstraintFilter(), s(constraints=["node.labels.zone==a"]), node(), None),
+    ("label differs", ConstraintFilter(), s(constraints=["zone==b"]), node(),
+     "constraint zone==b"),
+    ("label absent !=", ConstraintFilter(), s(constraints=["node.labels.gpu!=true"]), node(),
+     None),
+    ("hostname glob", ConstraintFilter(), s(constraints=["node.hostname==web-*"]), node(), None),
+    ("id regex miss", ConstraintFilter(), s(constraints=["node.id==/^m/"]), node(),
+     "constraint node.id==/^m/"),
+    ("arch alias", ConstraintFilter(), s(constraints=["node.platform.arch==x86_64"]), node(),
+     None),
+    ("soft says so", ConstraintFilter(), s(constraints=["~zone==b"]), node(),
+     "constraint zone==b (soft)"),
+    ("fits", ResourceFilter(), s(resources=Resources(millicpus=1500, memory=3 * GiB)), node(),
+     None),
+    ("exited containers reserve nothing", ResourceFilter(),
+     s(resources=Resources(memory=3 * GiB)), node(), None),
+    ("memory short", ResourceFilter(), s(resources=Resources(memory=3 * GiB + 1)), node(),
+     "insufficient memory"),
+    ("cpu short", ResourceFilter(), s(resources=Resources(millicpus=1501)), node(),
+     "insufficient cpu"),
+    ("pids short", ResourceFilter(), s(resources=Resources(pids=61)), node(),
+     "insufficient pids"),
+    ("pids unlimited when not reported", ResourceFilter(), s(resources=Resources(pids=10**6)),
+     node(capacity=NodeResources(millicpus=2000, memory=4 * GiB)), None),
+    ("port taken", PortFilter(), s(ports=[PortMapping(container_port=1, host_port=5432)]),
+     node(), "host port 5432/tcp in use"),
+    ("same port other protocol", PortFilter(),
+     s(ports=[PortMapping(container_port=1, host_port=5432, protocol="udp")]), node(), None),
+    ("any free port", PortFilter(), s(ports=[PortMapping(container_port=5432)]), node(), None),
+    ("ready", AvailabilityFilter(), s(), node(), None),
+    ("draining", AvailabilityFilter(), s(), node(availability="drain"), "node draining"),
+    ("paused", AvailabilityFilter(), s(), node(availability="pause"), "node paused"),
+    ("down", AvailabilityFilter(), s(), node(status="down"), "node down"),
+    ("affinity by name", AffinityFilter(), s(affinities=["container==db"]), node(), None),
+    ("affinity by id", AffinityFilter(), s(affinities=["container==c-db"]), node(), None),
+    ("affinity to image without tag", AffinityFilter(), s(affinities=["image==postgres"]),
+     node(), None),
+    ("affinity by label", AffinityFilter(), s(affinities=["label.tier==db"]), node(), None),
+    ("anti-affinity hit", AffinityFilter(), s(affinities=["container!=d*"]), node(),
+     "anti-affinity container!=d*"),
+    ("anti-affinity ignores exited", AffinityFilter(), s(affinities=["container!=old"]),
+     node(), None),
+    ("affinity miss", AffinityFilter(), s(affinities=["image==redis"]), node(),
+     "affinity image==redis"),
+    ("link present", DependencyFilter(), s(links=["db:database"]), node(), None),
+    ("volumes-from missing", DependencyFilter(), s(volumes_from=["data:ro"]), node(),
+     "linked container data is not running anywhere"),
+]
+
+
+@pytest.mark.parametrize(("label", "f", "spec", "info", "expected"), CASES,
+                         ids=[c[0] for c in CASES])
+def test_filter(label: str, f: Filter, spec: ContainerSpec, info: NodeInfo,
+                expected: str | None) -> None:
+    assert verdict(f, spec, info) == expected
+
+
+@pytest.mark.parametrize(("limit", "expected"), [(None, None), (2, None),
+                                                 (1, "container limit reached (1 per node)")])
+def test_max_containers(limit: int | None, expected: str | None) -> None:
+    assert verdict(MaxContainersFilter(), s(), node(), limit=limit) == expected
+
+
+def test_node_label_overrides_container_limit() -> None:
+    info = node(labels={"shoal.max-containers": "1"})
+    assert verdict(MaxContainersFilter(), s(), info, limit=50) is not None
+
+
+def test_guard_bars_newcomer_matching_a_running_anti_affinity() -> None:
+    guarded = ContainerInfo(
+        id="c-g", name="lonely", node_id="n1", schedule_state="running",
+        spec=ContainerSpec(image="x", affinities=["container!=web*"]))
+    cluster = ClusterSnapshot.build([node()], [guarded])
+    req = compile_spec(s())
+    f = GuardFilter()
+    assert f.check(req, cluster.nodes[0], Cycle(cluster, [Identity("web-2", "i", req)]))
+    assert f.check(req, cluster.nodes[0], Cycle(cluster, [Identity("api-2", "i", req)])) is None
