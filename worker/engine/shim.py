@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import msgspec
+
 from worker.engine.logfile import JsonFileLog, Stream
 
 
@@ -30,13 +32,24 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def run(spec: dict[str, object]) -> int:
-    argv = [str(a) for a in spec["argv"]]  # type: ignore[attr-defined]
-    env = {str(k): str(v) for k, v in spec["env"].items()}  # type: ignore[attr-defined]
-    state_dir = Path(str(spec["state_dir"]))
-    log = JsonFileLog(Path(str(spec["log_path"])), max_size=int(spec.get("max_size", 0)),  # type: ignore[call-overload]
-                      max_file=int(spec.get("max_file", 1)))  # type: ignore[call-overload]
-    cwd = str(spec.get("cwd") or state_dir)
+class ShimSpec(msgspec.Struct, frozen=True):
+    """What the driver asks the shim to run; passed as JSON in argv."""
+
+    argv: list[str]
+    env: dict[str, str]
+    state_dir: str
+    log_path: str
+    cwd: str = ""
+    max_size: int = 0
+    max_file: int = 1
+
+
+def run(spec: ShimSpec) -> int:
+    argv = spec.argv
+    env = spec.env
+    state_dir = Path(spec.state_dir)
+    log = JsonFileLog(Path(spec.log_path), max_size=spec.max_size, max_file=spec.max_file)
+    cwd = spec.cwd or str(state_dir)
     started = time.time()
     try:
         child = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
@@ -62,7 +75,7 @@ def run(spec: dict[str, object]) -> int:
         selector.register(fd, selectors.EVENT_READ)
     while streams:
         for key, _ in selector.select():
-            fd = int(key.fd)  # type: ignore[call-overload]
+            fd = key.fd if isinstance(key.fd, int) else key.fd.fileno()
             try:
                 data = os.read(fd, 65536)
             except BlockingIOError:
@@ -82,7 +95,7 @@ def run(spec: dict[str, object]) -> int:
 
 
 def main() -> int:
-    return run(json.loads(sys.argv[1]))
+    return run(msgspec.json.decode(sys.argv[1], type=ShimSpec))
 
 
 if __name__ == "__main__":
