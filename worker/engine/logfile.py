@@ -161,9 +161,60 @@ def _iter_records(path: Path) -> Iterator[LogRecord]:
     for file in log_files(path):
         with contextlib.suppress(FileNotFoundError), open(file, "rb") as handle:
             for line in handle:
-                try:
-                    entry = _decoder.decode(line)
-                    stamp = parse_time(entry.time)
-                except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
-                    continue
-                yield LogRecord(entry.stream, stamp, entry.log.encode())
+                record = _parse_line(line)
+                if record is not None:
+                    yield record
+
+
+def _parse_line(line: bytes) -> LogRecord | None:
+    try:
+        entry = _decoder.decode(line)
+        stamp = parse_time(entry.time)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+        return None
+    return LogRecord(entry.stream, stamp, entry.log.encode())
+
+
+class LogFollower:
+    """Reads what is appended to a log after it was created, across rotations."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._inode, self._offset = self._where()
+        self._partial = b""
+
+    def _where(self) -> tuple[int, int]:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return 0, 0
+        return stat.st_ino, stat.st_size
+
+    def poll(self) -> list[LogRecord]:
+        """Complete new lines since the last poll (a rotation restarts at the new file's top,
+        after finishing the rotated one)."""
+        records: list[LogRecord] = []
+        inode, _ = self._where()
+        if inode != self._inode and self._inode:
+            rotated = self.path.with_name(self.path.name + ".1")
+            with contextlib.suppress(FileNotFoundError):
+                if rotated.stat().st_ino == self._inode:
+                    records += self._read(rotated)
+            self._inode, self._offset, self._partial = inode, 0, b""
+        elif not self._inode:
+            self._inode = inode
+        records += self._read(self.path)
+        return records
+
+    def _read(self, path: Path) -> list[LogRecord]:
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        self._offset += len(data)
+        data = self._partial + data
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        return [r for r in (_parse_line(line) for line in lines if line) if r is not None]

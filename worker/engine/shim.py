@@ -9,6 +9,8 @@ calls, for hosts without namespaces.
 
 from __future__ import annotations
 
+import contextlib
+import contextlib
 import json
 import os
 import selectors
@@ -44,6 +46,16 @@ class ShimSpec(msgspec.Struct, frozen=True):
     max_file: int = 1
 
 
+def _ready() -> None:
+    """Tell the driver (reading our stdout) that pid.json or exit.json is written, then let
+    go of that pipe: a worker that dies later must not take us down with a SIGPIPE."""
+    with contextlib.suppress(OSError):
+        os.write(1, b"ready\n")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+
+
 def run(spec: ShimSpec) -> int:
     argv = spec.argv
     env = spec.env
@@ -61,21 +73,42 @@ def run(spec: ShimSpec) -> int:
         write_atomic(state_dir / "exit.json", json.dumps(
             {"exit_code": 127, "started_at": started, "finished_at": time.time(),
              "error": f"cannot start {argv[0]}: {exc.strerror}"}).encode())
+        _ready()
         return 127
     write_atomic(state_dir / "pid.json", json.dumps(
         {"pid": child.pid, "shim_pid": os.getpid(), "started_at": started}).encode())
+    _ready()
     # The worker signals the container, not the shim; a signal meant for us is passed on.
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(number, lambda n, _f: child.send_signal(n))
+    # Wake the loop when the command exits: a container ends with its main process, so what
+    # it left behind in its process group is killed (as a pid namespace would), even if it
+    # still holds the output pipes.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda _n, _f: None)
     selector = selectors.DefaultSelector()
     assert child.stdout is not None and child.stderr is not None
     streams: dict[int, Stream] = {child.stdout.fileno(): "stdout", child.stderr.fileno(): "stderr"}
     for fd in streams:
         os.set_blocking(fd, False)
         selector.register(fd, selectors.EVENT_READ)
+    selector.register(wake_r, selectors.EVENT_READ)
+    os.write(wake_w, b"\0")  # look once now: the command may have ended before the handler
+    status: int | None = None
     while streams:
         for key, _ in selector.select():
             fd = key.fd if isinstance(key.fd, int) else key.fd.fileno()
+            if fd == wake_r:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_r, 64)
+                if status is None:
+                    status = child.poll()
+                    if status is not None:
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            os.killpg(child.pid, signal.SIGKILL)
+                continue
             try:
                 data = os.read(fd, 65536)
             except BlockingIOError:

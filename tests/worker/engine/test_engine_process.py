@@ -1,0 +1,201 @@
+"""The engine end to end on the process driver: real processes, real logs, real restarts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from protocol.errors import Conflict, InvalidArgument, NotFound
+from protocol.specs import ContainerSpec, RestartPolicy
+from worker.engine.engine import Engine
+from worker.engine.process_driver import ProcessDriver
+from tests.conftest import run
+
+
+def sh(script: str, **fields: object) -> ContainerSpec:
+    return ContainerSpec(image="host", command=["sh", "-c", script], **fields)  # type: ignore[arg-type]
+
+
+def with_engine(tmp_path: Path, body: Callable[[Engine], Awaitable[None]]) -> None:
+    async def main() -> None:
+        engine = Engine(tmp_path / "state", ProcessDriver(tmp_path / "state" / "containers"))
+        await engine.open()
+        try:
+            await body(engine)
+        finally:
+            for record in list(engine.records.values()):
+                await engine.remove(record.id, force=True)
+            await engine.close()
+
+    run(main, timeout=60)
+
+
+def test_run_wait_logs_inspect_and_remove(tmp_path: Path) -> None:
+    async def body(engine: Engine) -> None:
+        record = await engine.create(sh("echo out; echo err >&2; exit 7", name="first"))
+        assert engine.find("first") is record
+        assert engine.find(record.id[:8]) is record
+        events = engine.subscribe()
+        await engine.start("first")
+        state = await engine.wait("first")
+        assert state.exit_code == 7
+        assert state.status == "exited"
+        logs = [(e.stream, e.data) async for e in engine.logs("first")]
+        assert sorted(logs) == [("stderr", b"err\n"), ("stdout", b"out\n")]
+        actions = [(await events.next()).action for _ in range(2)]
+        assert actions == ["start", "die"]
+        info = engine.inspect(record.id)
+        assert info.state.exit_code == 7
+        assert info.runtime == "process"
+        assert [c.name for c in engine.ps(all=True)] == ["first"]
+        assert engine.ps() == []
+        await engine.remove("first")
+        with pytest.raises(NotFound):
+            engine.find("first")
+        assert not (tmp_path / "state" / "containers" / record.id).exists()
+
+    with_engine(tmp_path, body)
+
+
+def test_names_are_unique_and_validated(tmp_path: Path) -> None:
+    async def body(engine: Engine) -> None:
+        await engine.create(sh("true", name="web"))
+        with pytest.raises(Conflict, match="already in use"):
+            await engine.create(sh("true", name="web"))
+        with pytest.raises(InvalidArgument, match="invalid container name"):
+            await engine.create(sh("true", name="no spaces"))
+
+    with_engine(tmp_path, body)
+
+
+def test_stop_uses_the_stop_signal_then_kills(tmp_path: Path) -> None:
+    async def body(engine: Engine) -> None:
+        polite = await engine.create(sh("trap 'exit 0' TERM; while :; do sleep 0.01; done"))
+        stubborn = await engine.create(sh("trap '' TERM; while :; do sleep 0.01; done"))
+        await engine.start(polite.id)
+        await engine.start(stubborn.id)
+        await engine.stop(polite.id, timeout=5)
+        assert polite.state.exit_code == 0
+        await engine.stop(stubborn.id, timeout=0.2)
+        assert stubborn.state.exit_code == 137
+        await engine.start(stubborn.id)
+        with pytest.raises(Conflict, match="running"):
+            await engine.remove(stubborn.id)
+
+    with_engine(tmp_path, body)
+
+
+def test_on_failure_2_restarts_twice_then_gives_up(tmp_path: Path) -> None:
+    async def body(engine: Engine) -> None:
+        record = await engine.create(sh("echo try; exit 1", restart=RestartPolicy(
+            name="on-failure", max_retries=2)))
+        events = engine.subscribe()
+        await engine.start(record.id)
+        actions: list[str] = []
+        while actions.count("die") < 3:
+            actions.append((await events.next()).action)
+        state = await engine.wait(record.id)
+        assert state.exit_code == 1
+        assert state.restart_count == 2
+        assert record.restart_count == 2
+        assert actions.count("restart") == 2
+        assert [e.data async for e in engine.logs(record.id)] == [b"try\n"] * 3
+
+    with_engine(tmp_path, body)
+
+
+def test_a_manual_stop_suppresses_always_until_the_next_start(tmp_path: Path) -> None:
+    async def body(engine: Engine) -> None:
+        record = await engine.create(sh("sleep 30", restart=RestartPolicy(name="always")))
+        await engine.start(record.id)
+        await engine.stop(record.id, timeout=5)
+        assert record.state.status == "exited"
+        assert record.manually_stopped
+        await engine.start(record.id)
+        assert record.state.status == "running"
+        assert not record.manually_stopped
+
+    with_engine(tmp_path, body)
+
+
+def test_follow_streams_new_lines_until_the_container_ends(tmp_path: Path) -> None:
+    async def body(engine: Engine) -> None:
+        record = await engine.create(sh("for i in 1 2 3; do echo $i; sleep 0.05; done"))
+        await engine.start(record.id)
+        lines = [e.data async for e in engine.logs(record.id, follow=True)]
+        assert lines == [b"1\n", b"2\n", b"3\n"]
+
+    with_engine(tmp_path, body)
+
+
+def test_auto_remove(tmp_path: Path) -> None:
+    async def body(engine: Engine) -> None:
+        record = await engine.create(sh("true", auto_remove=True))
+        await engine.start(record.id)
+        await engine.wait(record.id, "removed")
+        assert record.id not in engine.records
+
+    with_engine(tmp_path, body)
+
+
+def test_live_restore_readopts_and_learns_exits_from_while_away(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+
+    async def main() -> None:
+        first = Engine(state, ProcessDriver(state / "containers"))
+        await first.open()
+        gate = tmp_path / "gate"
+        waiting = await first.create(sh(f"while [ ! -e {gate} ]; do sleep 0.01; done; exit 3",
+                                        name="waiting"))
+        quick = await first.create(sh(f"while [ ! -e {gate} ]; do sleep 0.01; done; exit 4",
+                                      name="quick"))
+        await first.start("waiting")
+        await first.start("quick")
+        await first.close()  # the worker goes away; its containers do not
+        assert first.driver.running(waiting)
+        # One container ends while no worker watches it.
+        gate.touch()
+        second = Engine(state, ProcessDriver(state / "containers"))
+        await second.open()
+        try:
+            assert (await second.wait("quick")).exit_code == 4
+            assert (await second.wait("waiting")).exit_code == 3
+            assert {r.name for r in second.records.values()} == {"waiting", "quick"}
+        finally:
+            for record in list(second.records.values()):
+                await second.remove(record.id, force=True)
+            await second.close()
+        del quick
+
+    run(main, timeout=60)
+
+
+def test_exec_top_and_kill(tmp_path: Path) -> None:
+    async def body(engine: Engine) -> None:
+        record = await engine.create(sh("sleep 30 & wait"))
+        await engine.start(record.id)
+        result = await engine.exec(record.id, ["sh", "-c", "echo inside; exit 5"])
+        assert (result.exit_code, result.output) == (5, b"inside\n")
+        pids = await engine.top(record.id)
+        assert record.state.pid in pids
+        assert len(pids) >= 2  # sh and its sleep
+        await engine.kill(record.id, "KILL")
+        state = await engine.wait(record.id)
+        assert state.exit_code == 137
+        with pytest.raises(InvalidArgument, match="unknown signal"):
+            await engine.kill(record.id, "NOPE")
+
+    with_engine(tmp_path, body)
+
+
+def test_concurrent_waiters_all_wake(tmp_path: Path) -> None:
+    async def body(engine: Engine) -> None:
+        record = await engine.create(sh("sleep 0.1; exit 2"))
+        await engine.start(record.id)
+        states = await asyncio.gather(*(engine.wait(record.id) for _ in range(5)))
+        assert {s.exit_code for s in states} == {2}
+
+    with_engine(tmp_path, body)

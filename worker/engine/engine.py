@@ -1,0 +1,425 @@
+"""The container engine of one worker: Docker 1.3's model on a driver.
+
+create → start → (running ⇄ restarting) → exited, then start again or remove. Each container
+has a supervisor task that waits for its exit, records it, and asks ``restart.decide`` whether
+and when to start it again. Records are saved on every change, so a worker killed with SIGKILL
+comes back, re-adopts what still runs, learns the exit of what ended meanwhile, and applies the
+restart policies (live restore). Names are unique per worker; ids may be abbreviated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import re
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from protocol.errors import Conflict, InvalidArgument, NotFound
+from protocol.specs import ContainerInfo, ContainerSpec, ContainerState, ContainerSummary
+from worker.engine.driver import Driver, ExecResult, ExitStatus
+from worker.engine.events import EventHub, Subscription
+from worker.engine.logfile import LogFollower, LogRecord, read_log
+from worker.engine.records import ContainerDisk, ContainerRecord, ImageDefaults
+from worker.engine.restart import (
+    ExitFacts,
+    Restart,
+    RestartHistory,
+    decide,
+    start_on_worker_boot,
+    started_by_hand,
+)
+
+log = structlog.get_logger("shoal.engine")
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+DEFAULT_STOP_TIMEOUT = 10.0
+FOLLOW_POLL = 0.05  # how often a followed log file is looked at for new lines
+
+
+class ImageResolver(Protocol):
+    async def defaults(self, reference: str) -> ImageDefaults:
+        """The image's config defaults; NotFound when this worker has no such image."""
+
+
+class NoImages:
+    """For drivers that run host commands (``process``): the image is only a label."""
+
+    async def defaults(self, reference: str) -> ImageDefaults:
+        return ImageDefaults()
+
+
+def parse_signal(value: str | int) -> int:
+    if isinstance(value, int) or value.isdigit():
+        number = int(value)
+    else:
+        name = value.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        try:
+            number = int(signal.Signals[name])
+        except KeyError:
+            raise InvalidArgument(f"unknown signal {value!r}") from None
+    if not 0 < number < 65:
+        raise InvalidArgument(f"signal {value!r} is out of range")
+    return number
+
+
+class Engine:
+    def __init__(self, state_dir: Path, driver: Driver, *, images: ImageResolver | None = None,
+                 node_id: str = "", log_max_size: int = 0, log_max_file: int = 1) -> None:
+        self.state_dir = state_dir
+        self.disk = ContainerDisk(state_dir / "containers")
+        self.driver = driver
+        self.images: ImageResolver = images or NoImages()
+        self.events = EventHub(node_id)
+        self.log_max_size = log_max_size
+        self.log_max_file = log_max_file
+        self.records: dict[str, ContainerRecord] = {}
+        self._supervisors: dict[str, asyncio.Task[None]] = {}
+        self._exited: dict[str, asyncio.Event] = {}
+        self._exit_counts: dict[str, int] = {}
+        self._changed = asyncio.Condition()
+        self._background: set[asyncio.Task[None]] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # --- start-up and shutdown -------------------------------------------------------------------
+    async def open(self) -> None:
+        """Load every record; re-adopt live containers, settle the ones that ended meanwhile."""
+        for record in self.disk.load_all():
+            self.records[record.id] = record
+            self._exited[record.id] = asyncio.Event()
+            if record.state.status not in ("running", "restarting"):
+                self._exited[record.id].set()
+                if start_on_worker_boot(record.spec.restart, self._history(record), False) \
+                        and record.desired == "running":
+                    await self._launch(record)
+                continue
+            if self.driver.running(record):
+                log.info("re-adopted", container_id=record.id, pid=record.state.pid)
+            else:
+                log.info("ended while the worker was away", container_id=record.id)
+            # Either way the supervisor learns the exit (now or later) and applies the policy.
+            self._supervise(record)
+
+    async def close(self) -> None:
+        """Stop supervising; the containers keep running for the next worker process."""
+        for task in list(self._supervisors.values()):
+            task.cancel()
+        await asyncio.gather(*self._supervisors.values(), return_exceptions=True)
+        self._supervisors.clear()
+
+    # --- lookups ---------------------------------------------------------------------------------
+    def find(self, ref: str) -> ContainerRecord:
+        """By full id, unique id prefix, or name."""
+        if ref in self.records:
+            return self.records[ref]
+        by_name = [r for r in self.records.values() if r.name == ref.lstrip("/")]
+        if by_name:
+            return by_name[0]
+        matches = [r for r in self.records.values() if r.id.startswith(ref)] if ref else []
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise InvalidArgument(f"{ref!r} matches {len(matches)} containers; give more of "
+                                  "the id")
+        raise NotFound(f"no such container: {ref}", details={"container": ref})
+
+    # --- verbs -----------------------------------------------------------------------------------
+    async def create(self, spec: ContainerSpec, *, container_id: str | None = None,
+                     generation: int = 0) -> ContainerRecord:
+        name = spec.name.lstrip("/")
+        if name and not NAME_RE.match(name):
+            raise InvalidArgument(f"invalid container name {name!r}: use letters, digits, "
+                                  "'_', '.', '-', starting with a letter or digit")
+        new_id = container_id or os.urandom(32).hex()
+        name = name or f"shoal_{new_id[:12]}"
+        if any(r.name == name for r in self.records.values()):
+            raise Conflict(f"the name {name!r} is already in use", details={"name": name})
+        if new_id in self.records:
+            raise Conflict(f"container {new_id} already exists")
+        image = await self.images.defaults(spec.image)
+        record = ContainerRecord(id=new_id, name=name, spec=spec, image=image,
+                                 created_at=time.time(), driver=self.driver.name,
+                                 generation=generation)
+        if not record.argv():
+            raise InvalidArgument("no command: give one, or an image that has Cmd/Entrypoint")
+        self.disk.save(record)  # first, so a crash in prepare leaves a record to remove
+        try:
+            record.driver_data = await self.driver.prepare(record)
+        except BaseException:
+            self.disk.remove(new_id)
+            raise
+        self.disk.save(record)
+        self.records[new_id] = record
+        self._exited[new_id] = asyncio.Event()
+        self._exited[new_id].set()
+        self.events.publish("container", "create", new_id, name=name, image=spec.image)
+        return record
+
+    async def start(self, ref: str) -> ContainerRecord:
+        record = self.find(ref)
+        async with self._lock(record.id):
+            if record.state.status in ("running", "restarting"):
+                return record
+            history = started_by_hand(self._history(record))
+            record.manually_stopped = history.manually_stopped
+            record.last_delay = history.last_delay
+            await self._launch(record)
+        return record
+
+    async def stop(self, ref: str, timeout: float | None = None) -> ContainerRecord:
+        record = self.find(ref)
+        async with self._lock(record.id):
+            record.manually_stopped = True
+            record.desired = "stopped"
+            self.disk.save(record)
+            if record.state.status == "restarting":
+                self._cancel_supervisor(record.id)
+                self._set_exited(record, record.state.exit_code or 0, time.time())
+            if record.state.status != "running":
+                return record
+            grace = DEFAULT_STOP_TIMEOUT if timeout is None else timeout
+            if record.spec.stop_timeout is not None and timeout is None:
+                grace = record.spec.stop_timeout
+            await self.driver.signal(record, parse_signal(record.stop_signal()))
+            if not await self._wait_exit(record.id, grace):
+                await self.driver.signal(record, signal.SIGKILL, all_processes=True)
+                await self._wait_exit(record.id, None)
+        self.events.publish("container", "stop", record.id, name=record.name)
+        return record
+
+    async def kill(self, ref: str, sig: str | int = "KILL") -> ContainerRecord:
+        record = self.find(ref)
+        number = parse_signal(sig)
+        if record.state.status != "running":
+            raise Conflict(f"container {record.name} is not running")
+        if number in (signal.SIGKILL, parse_signal(record.stop_signal())):
+            record.manually_stopped = True  # Docker's rule: these kills count as a stop
+            record.desired = "stopped"
+            self.disk.save(record)
+        await self.driver.signal(record, number)
+        self.events.publish("container", "kill", record.id, name=record.name,
+                            signal=str(number))
+        return record
+
+    async def restart(self, ref: str, timeout: float | None = None) -> ContainerRecord:
+        await self.stop(ref, timeout)
+        record = await self.start(ref)
+        self.events.publish("container", "restart", record.id, name=record.name)
+        return record
+
+    async def remove(self, ref: str, *, force: bool = False) -> None:
+        record = self.find(ref)
+        async with self._lock(record.id):
+            if record.state.status in ("running", "restarting"):
+                if not force:
+                    raise Conflict(f"container {record.name} is running: stop it first or "
+                                   "remove it with force")
+                record.manually_stopped = True
+                record.desired = "stopped"
+                self._cancel_supervisor(record.id)
+                if record.state.status == "running":
+                    await self.driver.signal(record, signal.SIGKILL, all_processes=True)
+                    status = await self.driver.wait(record)
+                    self._set_exited(record, status.exit_code, status.finished_at)
+                else:  # between two runs, waiting out the backoff: nothing runs
+                    self._set_exited(record, record.state.exit_code or 0, time.time())
+            await self.driver.cleanup(record)
+            await self.driver.remove(record)
+            self.disk.remove(record.id)
+            self.records.pop(record.id, None)
+            self._exited.pop(record.id, None)
+        self._locks.pop(record.id, None)
+        self._notify()
+        self.events.publish("container", "destroy", record.id, name=record.name)
+
+    async def wait(self, ref: str, condition: str = "not-running") -> ContainerState:
+        """Docker's wait conditions: not-running (now or when it stops), next-exit, removed."""
+        record = self.find(ref)
+        exits = self._exit_counts.get(record.id, 0)
+        async with self._changed:
+            if condition == "next-exit":
+                await self._changed.wait_for(
+                    lambda: self._exit_counts.get(record.id, 0) > exits
+                    or record.id not in self.records)
+            elif condition == "removed":
+                await self._changed.wait_for(lambda: record.id not in self.records)
+            else:
+                await self._changed.wait_for(
+                    lambda: record.state.status not in ("running", "restarting")
+                    or record.id not in self.records)
+        return record.state
+
+    def ps(self, *, all: bool = False) -> list[ContainerSummary]:
+        rows = []
+        for record in sorted(self.records.values(), key=lambda r: r.created_at, reverse=True):
+            if not all and record.state.status not in ("running", "restarting"):
+                continue
+            rows.append(ContainerSummary(
+                id=record.id, name=record.name, image=record.spec.image,
+                command=" ".join(record.argv()), created_at=record.created_at,
+                state=record.state, node_id=self.events.node_id, labels=record.spec.labels,
+                ports=record.spec.ports))
+        return rows
+
+    def inspect(self, ref: str) -> ContainerInfo:
+        record = self.find(ref)
+        return ContainerInfo(
+            id=record.id, name=record.name, spec=record.spec, state=record.state,
+            image_id=record.image.id, created_at=record.created_at,
+            node_id=self.events.node_id, generation=record.generation, runtime=record.driver,
+            storage_driver=record.driver_data.get("storage_driver", ""),
+            details={**record.driver_data, "log_path": str(self.disk.log_path(record.id)),
+                     "restart_policy": record.spec.restart.name,
+                     "manually_stopped": str(record.manually_stopped).lower()})
+
+    async def top(self, ref: str) -> list[int]:
+        record = self.find(ref)
+        if record.state.status != "running":
+            raise Conflict(f"container {record.name} is not running")
+        return await self.driver.processes(record)
+
+    async def exec(self, ref: str, argv: list[str], *, env: list[str] | None = None,
+                   workdir: str = "", user: str = "") -> ExecResult:
+        record = self.find(ref)
+        if record.state.status != "running":
+            raise Conflict(f"container {record.name} is not running")
+        if not argv:
+            raise InvalidArgument("exec needs a command")
+        self.events.publish("container", "exec_start", record.id, name=record.name,
+                            command=" ".join(argv))
+        result = await self.driver.exec(record, argv, env or [], workdir or record.workdir(),
+                                        user or record.user())
+        self.events.publish("container", "exec_die", record.id, name=record.name,
+                            exitCode=str(result.exit_code))
+        return result
+
+    async def logs(self, ref: str, *, follow: bool = False, tail: int = -1, since: float = 0.0,
+                   ) -> AsyncIterator[LogRecord]:
+        """Entries oldest first; with ``follow`` new ones as they come, until the container ends."""
+        record = self.find(ref)
+        path = self.disk.log_path(record.id)
+        follower = LogFollower(path)  # from the end as of now: nothing is missed or repeated
+        for entry in read_log(path, since=since, tail=tail):
+            yield entry
+        if not follow:
+            return
+        while True:
+            alive = record.state.status in ("running", "restarting") \
+                and record.id in self.records
+            for entry in follower.poll():
+                if entry.time >= since:
+                    yield entry
+            if not alive:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exited[record.id].wait(), FOLLOW_POLL)
+
+    def subscribe(self, since: float = 0.0) -> Subscription:
+        return self.events.subscribe(since)
+
+    # --- supervision -----------------------------------------------------------------------------
+    async def _launch(self, record: ContainerRecord) -> None:
+        started = await self.driver.start(record, str(self.disk.log_path(record.id)),
+                                          max_size=self.log_max_size,
+                                          max_file=self.log_max_file)
+        record.state = ContainerState(status="running", pid=started.pid,
+                                      started_at=started.started_at,
+                                      restart_count=record.restart_count)
+        record.desired = "running"
+        self.disk.save(record)
+        self._exited[record.id].clear()
+        self.events.publish("container", "start", record.id, name=record.name)
+        self._supervise(record)
+
+    def _supervise(self, record: ContainerRecord) -> None:
+        task = asyncio.get_running_loop().create_task(self._watch(record))
+        self._supervisors[record.id] = task
+        task.add_done_callback(functools.partial(self._forget_supervisor, record.id))
+
+    def _forget_supervisor(self, container_id: str, task: asyncio.Task[None]) -> None:
+        if self._supervisors.get(container_id) is task:
+            del self._supervisors[container_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("supervisor failed", container_id=container_id,
+                      error=repr(task.exception()))
+
+    def _cancel_supervisor(self, container_id: str) -> None:
+        task = self._supervisors.pop(container_id, None)
+        if task is not None:
+            task.cancel()
+
+    async def _watch(self, record: ContainerRecord) -> None:
+        status = await self.driver.wait(record)
+        await self._settle_exit(record, status)
+
+    async def _settle_exit(self, record: ContainerRecord, status: ExitStatus) -> None:
+        ran_for = max(0.0, status.finished_at - record.state.started_at)
+        manual = record.manually_stopped
+        self._set_exited(record, status.exit_code, status.finished_at, status.error,
+                         status.oom_killed)
+        self.events.publish("container", "die", record.id, name=record.name,
+                            exitCode=str(status.exit_code))
+        await self.driver.cleanup(record)
+        decision = decide(record.spec.restart, self._history(record),
+                          ExitFacts(status.exit_code, ran_for, manual_stop=manual))
+        record.restart_count = decision.history.restart_count
+        record.last_delay = decision.history.last_delay
+        record.manually_stopped = decision.history.manually_stopped
+        if not isinstance(decision, Restart):
+            record.desired = "stopped"
+            self.disk.save(record)
+            if record.spec.auto_remove and record.id in self.records:
+                await self.remove(record.id, force=True)
+            return
+        record.state = ContainerState(
+            status="restarting", exit_code=status.exit_code, finished_at=status.finished_at,
+            started_at=record.state.started_at, restart_count=record.restart_count)
+        self.disk.save(record)
+        await asyncio.sleep(decision.delay)  # the restart backoff itself
+        if record.id in self.records and not record.manually_stopped:
+            await self._launch(record)
+            self.events.publish("container", "restart", record.id, name=record.name)
+
+    def _set_exited(self, record: ContainerRecord, exit_code: int, finished_at: float,
+                    error: str = "", oom_killed: bool = False) -> None:
+        record.state = ContainerState(
+            status="exited", pid=0, exit_code=max(-1, min(exit_code, 255)), error=error,
+            oom_killed=oom_killed, started_at=record.state.started_at, finished_at=finished_at,
+            restart_count=record.restart_count)
+        self.disk.save(record)
+        self._exit_counts[record.id] = self._exit_counts.get(record.id, 0) + 1
+        event = self._exited.get(record.id)
+        if event is not None:
+            event.set()
+        self._notify()
+
+    def _notify(self) -> None:
+        async def wake() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        task = asyncio.get_running_loop().create_task(wake())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _wait_exit(self, container_id: str, timeout: float | None) -> bool:
+        event = self._exited[container_id]
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _history(self, record: ContainerRecord) -> RestartHistory:
+        return RestartHistory(record.restart_count, record.last_delay, record.manually_stopped)
+
+    def _lock(self, container_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(container_id, asyncio.Lock())

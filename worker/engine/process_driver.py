@@ -1,0 +1,203 @@
+"""The ``process`` driver: containers as plain processes, no isolation, for hosts without
+namespaces (Windows, macOS) and wherever it is forced. Each container runs under a small shim
+(``worker.engine.shim``) that keeps its logs and exit code, so a worker restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+
+from protocol.errors import Internal
+from worker.engine.driver import Driver, ExecResult, ExitStatus, Started
+from worker.engine.records import ContainerRecord
+from worker.engine.shim import ShimSpec
+
+_POLL = 0.05  # where no pidfd exists, how often a foreign shim's exit is looked for
+
+
+class ProcessDriver(Driver):
+    name = "process"
+
+    def __init__(self, state_root: Path) -> None:
+        self.state_root = state_root
+        self._shims: dict[str, asyncio.subprocess.Process] = {}
+
+    def _dir(self, record: ContainerRecord) -> Path:
+        return self.state_root / record.id / "process"
+
+    async def prepare(self, record: ContainerRecord) -> dict[str, str]:
+        directory = self._dir(record)
+        directory.mkdir(parents=True, exist_ok=True)
+        return {"state_dir": str(directory)}
+
+    async def start(self, record: ContainerRecord, log_path: str, *, max_size: int = 0,
+                    max_file: int = 1) -> Started:
+        directory = self._dir(record)
+        directory.mkdir(parents=True, exist_ok=True)
+        await self.cleanup(record)
+        env = dict(item.split("=", 1) for item in record.env() if "=" in item)
+        env.setdefault("PATH", os.environ.get("PATH", "/usr/bin:/bin"))
+        env.setdefault("HOSTNAME", record.spec.hostname or record.id[:12])
+        workdir = record.workdir()
+        spec = ShimSpec(argv=record.argv(), env=env, state_dir=str(directory), log_path=log_path,
+                        cwd=workdir if workdir != "/" and os.path.isdir(workdir) else "",
+                        max_size=max_size, max_file=max_file)
+        if not spec.argv:
+            raise Internal("no command to run: the spec and the image name none")
+        shim = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "worker.engine.shim", msgspec.json.encode(spec).decode(),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "PYTHONPATH": _package_root()},
+        )
+        self._shims[record.id] = shim
+        started = await self._started(record, shim)
+        return started
+
+    async def _started(self, record: ContainerRecord, shim: asyncio.subprocess.Process
+                       ) -> Started:
+        """The shim says "ready" once pid.json (or, if the command failed, exit.json) exists."""
+        assert shim.stdout is not None
+        await shim.stdout.readline()  # "ready", or EOF if the shim died first
+        directory = self._dir(record)
+        for name in ("pid.json", "exit.json"):
+            path = directory / name
+            if path.exists():
+                data = json.loads(path.read_bytes())
+                return Started(int(data.get("pid", 0)), float(data["started_at"]))
+        raise Internal(f"the shim of {record.id[:12]} exited before starting the command")
+
+    def _pids(self, record: ContainerRecord) -> tuple[int, int]:
+        """(container pid, shim pid), or (0, 0) when unknown."""
+        try:
+            data = json.loads((self._dir(record) / "pid.json").read_bytes())
+            return int(data["pid"]), int(data["shim_pid"])
+        except (OSError, ValueError, KeyError):
+            return 0, 0
+
+    def running(self, record: ContainerRecord) -> bool:
+        if (self._dir(record) / "exit.json").exists():
+            return False
+        _, shim_pid = self._pids(record)
+        return shim_pid > 0 and _alive(shim_pid)
+
+    async def wait(self, record: ContainerRecord) -> ExitStatus:
+        shim = self._shims.get(record.id)
+        if shim is not None:
+            await shim.wait()
+            self._shims.pop(record.id, None)
+        else:
+            _, shim_pid = self._pids(record)
+            if shim_pid:
+                await _wait_foreign(shim_pid)
+        return self._exit_status(record)
+
+    def _exit_status(self, record: ContainerRecord) -> ExitStatus:
+        try:
+            data = json.loads((self._dir(record) / "exit.json").read_bytes())
+            return ExitStatus(int(data["exit_code"]), float(data["finished_at"]),
+                              error=str(data.get("error", "")))
+        except (OSError, ValueError, KeyError):
+            # The shim itself died (killed with the worker's whole group, say): the exit is lost.
+            return ExitStatus(255, time.time(), error="the container's shim vanished; its exit "
+                              "status is unknown")
+
+    async def signal(self, record: ContainerRecord, signum: int, *, all_processes: bool = False
+                     ) -> None:
+        pid, _ = self._pids(record)
+        if pid <= 0:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            if all_processes:
+                os.killpg(pid, signum)  # the shim made the command its own process group
+            else:
+                os.kill(pid, signum)
+
+    async def processes(self, record: ContainerRecord) -> list[int]:
+        pid, _ = self._pids(record)
+        if pid <= 0 or not _alive(pid):
+            return []
+        members = [pid]
+        proc = Path("/proc")
+        if proc.is_dir():
+            for entry in proc.iterdir():
+                if entry.name.isdigit() and int(entry.name) != pid:
+                    with contextlib.suppress(OSError, ValueError, IndexError):
+                        fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                        if int(fields[2]) == pid:  # process group
+                            members.append(int(entry.name))
+        return sorted(members)
+
+    async def exec(self, record: ContainerRecord, argv: list[str], env: list[str], cwd: str,
+                   user: str) -> ExecResult:
+        merged = dict(item.split("=", 1) for item in record.env() + env if "=" in item)
+        merged.setdefault("PATH", os.environ.get("PATH", "/usr/bin:/bin"))
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, env=merged, cwd=cwd if cwd and os.path.isdir(cwd) else None,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT)
+        except OSError as exc:
+            return ExecResult(126 if exc.errno == 13 else 127,
+                              f"shoal: cannot run {argv[0]}: {exc.strerror}\n".encode())
+        output, _ = await proc.communicate()
+        code = proc.returncode if proc.returncode is not None else 255
+        return ExecResult(code if code >= 0 else 128 - code, output)
+
+    async def cleanup(self, record: ContainerRecord) -> None:
+        for name in ("pid.json", "exit.json"):
+            (self._dir(record) / name).unlink(missing_ok=True)
+
+    async def remove(self, record: ContainerRecord) -> None:
+        await self.cleanup(record)
+        with contextlib.suppress(OSError):
+            self._dir(record).rmdir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def _wait_foreign(pid: int) -> None:
+    """Wait for a process that is not our child (a shim started by an earlier worker)."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is not None:
+        try:
+            fd = pidfd_open(pid)
+        except ProcessLookupError:
+            return
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def exited() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        loop.add_reader(fd, exited)
+        try:
+            await done
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
+        return
+    while _alive(pid):  # noqa: ASYNC110 - no exit notification for a non-child without pidfd
+        await asyncio.sleep(_POLL)
+
+
+def _package_root() -> str:
+    return str(Path(__file__).resolve().parents[2])
+

@@ -1,0 +1,125 @@
+"""What the engine keeps per container on disk, written atomically, read back at start-up.
+
+Layout under the worker's state dir: ``containers/<id>/container.json`` (this record),
+``containers/<id>/<id>-json.log`` (logs) and whatever the driver keeps beside them. A record
+that does not decode is moved aside and logged, never fatal.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+import structlog
+
+from protocol.specs import ContainerSpec, ContainerState, Labels
+
+log = structlog.get_logger("shoal.engine")
+
+Desired = Literal["running", "stopped"]
+
+
+class ImageDefaults(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What the image config adds to a container's spec (Docker's merge rules)."""
+
+    id: str = ""
+    entrypoint: list[str] = []
+    cmd: list[str] = []
+    env: list[str] = []
+    workdir: str = ""
+    user: str = ""
+    stop_signal: str = ""
+    os: str = "linux"
+    arch: str = ""
+
+
+class ContainerRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One container as this worker knows it. Mutable: the engine updates and saves it."""
+
+    id: str
+    name: str
+    spec: ContainerSpec
+    image: ImageDefaults = ImageDefaults()
+    created_at: float
+    state: ContainerState = ContainerState()
+    desired: Desired = "stopped"
+    driver: str = ""
+    driver_data: Labels = {}
+    restart_count: int = 0
+    last_delay: float = 0.0
+    manually_stopped: bool = False
+    generation: int = 0  # the cluster's fencing token, when a scheduler assigned it
+
+    def argv(self) -> list[str]:
+        """The command line: entrypoint + command, each from the spec or else the image."""
+        entrypoint = self.spec.entrypoint if self.spec.entrypoint is not None \
+            else self.image.entrypoint
+        command = self.spec.command or ([] if self.spec.entrypoint is not None
+                                        else self.image.cmd)
+        return [*entrypoint, *command]
+
+    def env(self) -> list[str]:
+        """Image env first, spec env overriding by name."""
+        merged: dict[str, str] = {}
+        for entry in (*self.image.env, *self.spec.env):
+            key = entry.split("=", 1)[0]
+            merged[key] = entry
+        return list(merged.values())
+
+    def workdir(self) -> str:
+        return self.spec.workdir or self.image.workdir or "/"
+
+    def user(self) -> str:
+        return self.spec.user or self.image.user
+
+    def stop_signal(self) -> str:
+        return self.spec.stop_signal or self.image.stop_signal or "TERM"
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(ContainerRecord)
+
+
+class ContainerDisk:
+    """Container records under ``root``; every save is atomic (temp file, fsync, rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def dir(self, container_id: str) -> Path:
+        return self.root / container_id
+
+    def log_path(self, container_id: str) -> Path:
+        return self.dir(container_id) / f"{container_id}-json.log"
+
+    def save(self, record: ContainerRecord) -> None:
+        directory = self.dir(record.id)
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / "container.json.tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(_encoder.encode(record))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, directory / "container.json")
+
+    def load_all(self) -> list[ContainerRecord]:
+        records = []
+        for directory in sorted(self.root.iterdir()):
+            path = directory / "container.json"
+            if not path.is_file():
+                continue
+            try:
+                records.append(_decoder.decode(path.read_bytes()))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                aside = path.with_name("container.json.corrupt")
+                os.replace(path, aside)
+                log.error("container record does not decode; moved aside",
+                          path=str(path), error=str(exc))
+        return records
+
+    def remove(self, container_id: str) -> None:
+        shutil.rmtree(self.dir(container_id), ignore_errors=True)
