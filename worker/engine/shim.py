@@ -10,7 +10,6 @@ calls, for hosts without namespaces.
 from __future__ import annotations
 
 import contextlib
-import contextlib
 import json
 import os
 import selectors

@@ -10,9 +10,9 @@ import pytest
 
 from protocol.errors import Conflict, InvalidArgument, NotFound
 from protocol.specs import ContainerSpec, RestartPolicy
+from tests.conftest import run
 from worker.engine.engine import Engine
 from worker.engine.process_driver import ProcessDriver
-from tests.conftest import run
 
 
 def sh(script: str, **fields: object) -> ContainerSpec:
