@@ -47,6 +47,12 @@ class Created:
     pty_master: int | None
 
 
+@dataclass
+class Executed:
+    pid: int
+    pty_master: int | None
+
+
 def preflight(plan: Plan) -> None:
     """Checks against the filesystem before anything is created, each naming its field."""
     if not os.path.isdir(plan.rootfs):
@@ -222,8 +228,9 @@ def _drive(conn: socket.socket, plan: Plan, setup_pid: int, container_id: str,
 
 
 def exec_in(record: ContainerRecord, proc: ProcessPlan, *,
-            stdio: tuple[int, int, int] = (0, 1, 2)) -> int:
-    """Start ``proc`` inside a running container; returns its pid once it has exec'd."""
+            stdio: tuple[int, int, int] = (0, 1, 2)) -> Executed:
+    """Start ``proc`` inside a running container; returns its pid once it has exec'd, and the
+    master of its pty when ``proc.terminal`` asks for one."""
     if proc_start_time(record.pid) != record.pid_start:
         raise OperationFailed(f"container {record.id!r} is not running")
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -235,17 +242,22 @@ def exec_in(record: ContainerRecord, proc: ProcessPlan, *,
     try:
         parent_sock.settimeout(CREATE_TIMEOUT)
         target = 0
+        pty: int | None = None
         while True:
-            msg, _ = recv(parent_sock)
+            msg, fds = recv(parent_sock)
             if msg is None:
                 break
-            if msg.get("t") == "pid":
+            if msg.get("t") == "pty" and fds:
+                pty = fds[0]
+            elif msg.get("t") == "pid":
                 value = msg.get("pid")
                 assert isinstance(value, int)
                 target = value
             elif msg.get("t") == "error":
                 if target:
                     _kill_and_reap(target)
+                if pty is not None:
+                    os.close(pty)
                 raise OperationFailed(f"exec failed at step {msg.get('step')!r}: "
                                       f"{msg.get('reason')}",
                                       details={"step": str(msg.get("step"))})
@@ -254,8 +266,10 @@ def exec_in(record: ContainerRecord, proc: ProcessPlan, *,
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
     if not target:
+        if pty is not None:
+            os.close(pty)
         raise OperationFailed("exec: the helper exited without starting the process")
-    return target
+    return Executed(target, pty)
 
 
 def _exec_child(record: ContainerRecord, proc: ProcessPlan, conn: socket.socket,
@@ -295,6 +309,12 @@ def _exec_child(record: ContainerRecord, proc: ProcessPlan, conn: socket.socket,
         pid = os.fork()
         if pid == 0:
             try:
+                if proc.terminal:
+                    step = "terminal"
+                    os.setsid()
+                    master = procmod.take_terminal()
+                    send(conn, {"t": "pty"}, [master])
+                    os.close(master)
                 step = "rlimits"
                 procmod.set_rlimits(proc)
                 step = "process.args"

@@ -57,7 +57,11 @@ class ContainerRecord(msgspec.Struct, frozen=True):
 
 
 class ExitRecord(msgspec.Struct, frozen=True):
-    status: int  # exit code, or 128 + signal
+    """exit.json. ``status``: exit code or 128 + signal; None when the init was seen to exit
+    but nobody could reap it (the helper that was its reaper had died)."""
+
+    status: int | None
+    signal: int | None = None
 
 
 class OciState(msgspec.Struct, frozen=True, rename="camel"):
@@ -150,13 +154,13 @@ class StateDir:
             raise ContainerNotFound(f"container {self.id!r} does not exist") from None
         return msgspec.json.decode(data, type=ContainerRecord)
 
-    def save_exit(self, status: int) -> None:
+    def save_exit(self, record: ExitRecord) -> None:
         with contextlib.suppress(FileNotFoundError):
-            atomic_write(self.exit_path, msgspec.json.encode(ExitRecord(status)))
+            atomic_write(self.exit_path, msgspec.json.encode(record))
 
-    def load_exit(self) -> int | None:
+    def load_exit(self) -> ExitRecord | None:
         try:
-            return msgspec.json.decode(self.exit_path.read_bytes(), type=ExitRecord).status
+            return msgspec.json.decode(self.exit_path.read_bytes(), type=ExitRecord)
         except (FileNotFoundError, msgspec.DecodeError):
             return None
 
