@@ -16,10 +16,10 @@ from pathlib import Path
 
 import click
 import msgspec
-import structlog
 
 from protocol.errors import ShoalError
 from worker.runtime import syscalls as sc
+from worker.runtime.lazylog import configure_cli
 from worker.runtime.ops import DEFAULT_ROOT, Runtime, exit_code
 from worker.runtime.state import OciState
 
@@ -57,9 +57,7 @@ def runtime(ctx: click.Context, root: Path, log_path: str | None, log_format: st
     ctx.ensure_object(dict)
     ctx.obj["root"] = root
     # stdout belongs to the containers and to `state`/`list`: logs go to stderr, warnings up.
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    configure_cli(logging.WARNING)
 
 
 def _send_console(path: str, master: int) -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import NoReturn
 
 import msgspec
-import structlog
 
 from worker.runtime import cgroups
 from worker.runtime import hooks as hookmod
@@ -24,6 +23,7 @@ from worker.runtime import process as procmod
 from worker.runtime import syscalls as sc
 from worker.runtime.errors import BundleInvalid, CreateFailed, OperationFailed
 from worker.runtime.init import InitContext, recv, send, setup_main
+from worker.runtime.lazylog import LazyLogger
 from worker.runtime.paths import PathEscape, resolve_in_root
 from worker.runtime.plan import JOIN_ORDER, NAMESPACES, Plan, ProcessPlan, make_plan
 from worker.runtime.spec import load_spec
@@ -36,7 +36,7 @@ from worker.runtime.state import (
     proc_start_time,
 )
 
-log = structlog.get_logger(__name__)
+log = LazyLogger(__name__)
 
 CREATE_TIMEOUT = 60.0
 
@@ -111,12 +111,15 @@ def wait_gone(pid: int, start: int | None, timeout: float) -> bool:
 
 
 def create(root: Path, container_id: str, bundle: str, *,
-           stdio: tuple[int, int, int] = (0, 1, 2)) -> Created:
-    """Create a container whose init waits at the gate; unwind everything if a step fails."""
+           stdio: tuple[int, int, int] = (0, 1, 2),
+           hierarchies: list[cgroups.Hierarchy] | None = None) -> Created:
+    """Create a container whose init waits at the gate; unwind everything if a step fails.
+    ``hierarchies``: the cgroup hierarchies, if the caller already knows them."""
     bundle = os.path.abspath(bundle)
     plan = make_plan(load_spec(bundle), bundle)
     preflight(plan)
-    hierarchies = cgroups.discover()
+    if hierarchies is None:
+        hierarchies = cgroups.discover()
     dirs = cgroups.container_dirs(hierarchies, plan.cgroups_path, container_id)
     if dirs and dirs[0][0].unified:
         cgroups.v2_writes(plan.resources)

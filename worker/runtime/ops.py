@@ -12,11 +12,11 @@ import signal
 from pathlib import Path
 
 import msgspec
-import structlog
 
 from worker.runtime import cgroups, launcher
 from worker.runtime import hooks as hookmod
-from worker.runtime.errors import OperationFailed, WrongState
+from worker.runtime.errors import CreateFailed, OperationFailed, WrongState
+from worker.runtime.lazylog import LazyLogger
 from worker.runtime.plan import CapSets, ProcessPlan
 from worker.runtime.state import (
     ContainerRecord,
@@ -26,7 +26,7 @@ from worker.runtime.state import (
     proc_start_time,
 )
 
-log = structlog.get_logger(__name__)
+log = LazyLogger(__name__)
 
 DEFAULT_ROOT = Path("/run/shoal/runtime")
 KILL_TIMEOUT = 10.0
@@ -53,11 +53,21 @@ class Runtime:
 
     def __init__(self, root: str | Path = DEFAULT_ROOT) -> None:
         self.root = Path(root)
+        # Read once: cgroup hierarchies are mounted at boot, and our own cgroup stays put.
+        self._hierarchies: builtins.list[cgroups.Hierarchy] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
     def create(self, container_id: str, bundle: str, *,
                stdio: tuple[int, int, int] = (0, 1, 2)) -> launcher.Created:
-        return launcher.create(self.root, container_id, bundle, stdio=stdio)
+        if self._hierarchies is None:
+            self._hierarchies = cgroups.discover()
+        try:
+            return launcher.create(self.root, container_id, bundle, stdio=stdio,
+                                   hierarchies=self._hierarchies)
+        except CreateFailed as exc:
+            if exc.step == "cgroups":
+                self._hierarchies = None  # perhaps the hierarchies did change: read them again
+            raise
 
     def start(self, container_id: str) -> None:
         sd = StateDir(self.root, container_id)

@@ -85,12 +85,15 @@ def check_id(container_id: str) -> str:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a reader sees the old or the new, never half."""
+    """Write via a temporary file and rename, so a reader sees the old or the new, never half.
+
+    No fsync: the state must survive the runtime's or the worker's death, which the page cache
+    does; it need not survive the machine's, which no container survives either.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)
-        os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)
