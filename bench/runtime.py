@@ -1,13 +1,16 @@
 """``python -m bench runtime``: create+start+wait+delete of /bin/true, shoal vs runc vs crun.
 
-All paths run the same busybox bundle in the same run: shoal's in-process API, the
-``shoal runtime run`` command, ``runc run`` and ``crun run`` (crun inside a private mount
-namespace without the cgroup2 mount, which crun 1.8 refuses on hybrid hosts).
+All paths run the same busybox bundle in the same run: shoal's in-process API (the asyncio
+``RuntimeHelper`` the worker uses, talking to the runtime helper process), the library forking
+directly in this single-threaded process (for reference), the ``shoal runtime run`` command,
+``runc run`` and ``crun run`` (crun inside a private mount namespace without the cgroup2 mount,
+which crun 1.8 refuses on hybrid hosts).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -115,7 +118,8 @@ def main(argv: list[str]) -> int:
                 subprocess.run(["runc", "--root", str(base / "runc"), "run", "-b", str(bundle),
                                 f"r{next(counter)}"], check=True, stdin=devnull, stdout=devnull)
 
-            inproc = statistics.median(_time(inprocess, n))
+            library = statistics.median(_time(inprocess, n))
+            inproc = statistics.median(asyncio.run(_helper_times(base / "hstate", bundle, n)))
             cmd = statistics.median(_time(command, max(3, n // 2)))
             runc_ms = statistics.median(_time(runc, n))
             crun_raw = subprocess.run(
@@ -126,25 +130,51 @@ def main(argv: list[str]) -> int:
             crun_ms = statistics.median(json.loads(crun_raw))
             suffix = "_netns" if netns else ""
             figures.update({f"inprocess_ms{suffix}": round(inproc, 2),
+                            f"library_ms{suffix}": round(library, 2),
                             f"command_ms{suffix}": round(cmd, 2),
                             f"runc_ms{suffix}": round(runc_ms, 2),
                             f"crun_ms{suffix}": round(crun_ms, 2),
                             f"inprocess_vs_crun{suffix}": round(inproc / crun_ms, 3),
                             f"command_vs_runc{suffix}": round(cmd / runc_ms, 3)})
-            rows.append(["netns" if netns else "no netns", inproc, cmd, runc_ms, crun_ms,
-                         inproc / crun_ms])
-        figures["overhead_kib_per_container"] = _overhead(base, devnull)
+            rows.append(["netns" if netns else "no netns", inproc, library, cmd, runc_ms,
+                         crun_ms, inproc / crun_ms])
+        figures["overhead_kib_per_container"] = asyncio.run(_overhead(base / "hstate", base))
     finally:
         os.close(devnull)
         shutil.rmtree(base, ignore_errors=True)
     print_table("create+start+wait+delete of /bin/true, median ms",
-                ["case", "shoal in-process", "shoal command", "runc", "crun (reference)",
-                 "in-process / crun"], rows)
+                ["case", "shoal in-process (helper)", "library, direct fork", "shoal command",
+                 "runc", "crun (reference)", "in-process / crun"], rows)
     print(f"host memory per running container attributable to shoal: "
           f"{figures['overhead_kib_per_container']} KiB")
     path = write_results("runtime", figures, quick=args.quick)
     print(f"wrote {path}")
     return 0
+
+
+async def _helper_times(root: Path, bundle: Path, n: int) -> list[float]:
+    """create+start+wait+delete through the worker's API: the asyncio client and the helper."""
+    from worker.runtime.client import RuntimeHelper
+
+    rt = await RuntimeHelper.spawn(root, log_level="warning")
+    out = []
+    try:
+        for i in range(n + 3):
+            t = time.perf_counter()
+            cid = f"h{i}"
+            await rt.create(cid, bundle)
+            await rt.start(cid)
+            await rt.wait(cid)
+            await rt.delete(cid)
+            if i >= 3:  # the first runs warm the helper up (imports, caches)
+                out.append((time.perf_counter() - t) * 1000)
+    finally:
+        await rt.shutdown()
+    return out
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def _rss_kib(pid: int) -> int:
@@ -154,27 +184,34 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def _overhead(base: Path, devnull: int) -> float:
-    """Our own RSS growth plus any non-container helper process, per running container."""
-    from worker.runtime import Runtime
+async def _overhead(root: Path, base: Path) -> float:
+    """Host memory per running container that is shoal's: the helper's RSS growth while it
+    runs k containers (the helper itself, once per host, is reported apart), plus any other
+    process that is not a container's."""
+    from worker.runtime.client import RuntimeHelper
 
     bundle = base / "nonet"
     cfg = json.loads((bundle / "config.json").read_text())
     cfg["process"]["args"] = ["/bin/sleep", "1000"]
     (bundle / "config.json").write_text(json.dumps(cfg))
-    rt = Runtime(base / "state")
-    k = 10
-    before = _rss_kib(os.getpid())
+    rt = await RuntimeHelper.spawn(root, log_level="warning")
+    k = 20
     ids = [f"m{i}" for i in range(k)]
     try:
+        # One container first, so the helper's one-off growth (imports, buffers) is not counted.
+        await rt.create("warm", bundle)
+        await rt.delete("warm", force=True)
+        before = _rss_kib(rt.helper_pid)
         for cid in ids:
-            rt.create(cid, str(bundle), stdio=(devnull, devnull, devnull))
-            rt.start(cid)
-        container_pids = {pid for cid in ids for pid in rt.ps(cid)}
-        children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
-        extra = sum(_rss_kib(int(p)) for p in children if int(p) not in container_pids)
-        after = _rss_kib(os.getpid())
+            await rt.create(cid, bundle)
+            await rt.start(cid)
+        container_pids = {pid for cid in ids for pid in await rt.ps(cid)}
+        helper = rt.helper_pid
+        extra = sum(_rss_kib(p) for p in _children(helper) if p not in container_pids)
+        after = _rss_kib(helper)
     finally:
         for cid in ids:
-            rt.delete(cid, force=True)
+            await rt.delete(cid, force=True)
+        await rt.shutdown()
+    print(f"runtime helper RSS (once per host): {after} KiB")
     return round(max(0, after - before + extra) / k, 1)

@@ -1,4 +1,8 @@
-"""The native OCI runtime: runs runtime-spec bundles with namespaces, mounts and cgroups."""
+"""The native OCI runtime: runs runtime-spec bundles with namespaces, mounts and cgroups.
+
+The worker uses `worker.runtime.client.RuntimeHelper` (asyncio; a helper process forks the
+containers). It is not re-exported here so that `python -m worker.runtime` imports little.
+"""
 
 from worker.runtime.errors import (
     BundleInvalid,

@@ -15,12 +15,11 @@ import select
 import time
 from dataclasses import dataclass
 
-import structlog
-
 from worker.runtime.errors import BundleInvalid
+from worker.runtime.lazylog import LazyLogger
 from worker.runtime.spec import Resources
 
-log = structlog.get_logger(__name__)
+log = LazyLogger(__name__)
 
 # Devices every container needs, allowed even when the config denies all devices.
 _DEFAULT_DEVICE_RULES = (

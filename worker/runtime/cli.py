@@ -16,10 +16,10 @@ from pathlib import Path
 
 import click
 import msgspec
-import structlog
 
 from protocol.errors import ShoalError
 from worker.runtime import syscalls as sc
+from worker.runtime.lazylog import configure_cli
 from worker.runtime.ops import DEFAULT_ROOT, Runtime, exit_code
 from worker.runtime.state import OciState
 
@@ -57,9 +57,7 @@ def runtime(ctx: click.Context, root: Path, log_path: str | None, log_format: st
     ctx.ensure_object(dict)
     ctx.obj["root"] = root
     # stdout belongs to the containers and to `state`/`list`: logs go to stderr, warnings up.
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    configure_cli(logging.WARNING)
 
 
 def _send_console(path: str, master: int) -> None:
@@ -172,29 +170,34 @@ def _forward_signals(rt: Runtime, container_id: str) -> None:
 
 
 def _proxy_pty(master: int, pid: int) -> int:
-    """Copy between our terminal and the container's pty until the container exits."""
+    """Copy between our stdio and the container's pty until the process exits; its status."""
     old = None
     if os.isatty(0):
         old = termios.tcgetattr(0)
         tty.setraw(0)
     pidfd = os.pidfd_open(pid)
+    watched = [0, master, pidfd]
     try:
-        while True:
-            ready, _, _ = select.select([0, master, pidfd], [], [])
+        while master in watched:
+            ready, _, _ = select.select(watched, [], [])
             if master in ready:
                 try:
                     data = os.read(master, 65536)
-                except OSError:
+                except OSError:  # EIO: every slave descriptor is closed
                     data = b""
                 if data:
                     os.write(1, data)
-                elif pidfd in ready:
-                    break
+                else:
+                    watched.remove(master)
             if 0 in ready:
                 data = os.read(0, 65536)
                 if data:
                     os.write(master, data)
+                else:
+                    watched.remove(0)  # our stdin ended; the process keeps its terminal
             if pidfd in ready and master not in ready:
+                # Exited; whatever it wrote last is already in the pty buffer: drain it.
+                _drain(master)
                 break
     finally:
         os.close(pidfd)
@@ -202,6 +205,17 @@ def _proxy_pty(master: int, pid: int) -> int:
             termios.tcsetattr(0, termios.TCSADRAIN, old)
     _, status = os.waitpid(pid, 0)
     return exit_code(status)
+
+
+def _drain(master: int) -> None:
+    while select.select([master], [], [], 0)[0]:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            return
+        if not data:
+            return
+        os.write(1, data)
 
 
 @runtime.command()
@@ -245,14 +259,17 @@ def run(ctx: click.Context, bundle: str, detach: bool, console_socket: str | Non
 @click.option("--cwd", default=None)
 @click.option("--user", "-u", default=None, help="uid[:gid]")
 @click.option("--detach", "-d", is_flag=True)
+@click.option("--tty", "-t", "use_tty", is_flag=True, help="Give the process a new pty.")
+@click.option("--console-socket", default=None, help="Unix socket that receives the pty master.")
+@click.option("--pid-file", default=None)
 @click.option("--process", "-p", "process_json", default=None,
               help="A runtime-spec process JSON file.")
 @click.argument("container_id")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str | None,
-          detach: bool, process_json: str | None, container_id: str,
-          command: tuple[str, ...]) -> None:
+          detach: bool, use_tty: bool, console_socket: str | None, pid_file: str | None,
+          process_json: str | None, container_id: str, command: tuple[str, ...]) -> None:
     """Run a process inside a running container; exits with its status."""
     rt = _rt(ctx)
     args = list(command)
@@ -264,6 +281,7 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
             p = msgspec.json.decode(f.read(), type=Process)
         args, cwd, full_env = p.args, p.cwd, p.env
         uid, gid = p.user.uid, p.user.gid
+        use_tty = use_tty or p.terminal
     if user:
         u, _, g = user.partition(":")
         uid = int(u)
@@ -272,11 +290,23 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
         base = full_env if full_env is not None else list(rt.record(container_id).exec_defaults.env)
         full_env = base + list(env)
     sc.set_child_subreaper()
-    pid = rt.exec(container_id, args, env=full_env, cwd=cwd, uid=uid, gid=gid)
+    done = rt.exec(container_id, args, env=full_env, cwd=cwd, uid=uid, gid=gid, tty=use_tty)
+    _write_pid(pid_file, done.pid)
+    master = done.pty_master
+    if master is not None and (detach or console_socket):
+        if console_socket:
+            _send_console(console_socket, master)
+        os.close(master)
+        master = None
     if detach:
         return
-    _, status = os.waitpid(pid, 0)
-    sys.exit(exit_code(status))
+    if master is not None:
+        code = _proxy_pty(master, done.pid)
+        os.close(master)
+    else:
+        _, status = os.waitpid(done.pid, 0)
+        code = exit_code(status)
+    sys.exit(code)
 
 
 __all__ = ["OciState", "runtime"]

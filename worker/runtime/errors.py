@@ -71,3 +71,9 @@ class OperationFailed(RuntimeFailure):
     """An operation on an existing container (start, kill, exec, delete) failed."""
 
     code = "runtime.operation_failed"
+
+
+class HelperLost(RuntimeFailure):
+    """The runtime helper is not running, refused the connection, or went away mid-request."""
+
+    code = "runtime.helper_lost"

@@ -9,7 +9,6 @@ name; a failure is reported to the launcher as ``{"t": "error", "step": ..., "re
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -201,15 +200,11 @@ def _init(ctx: InitContext) -> None:
 
 
 def _terminal(ctx: InitContext) -> None:
-    master, slave = os.openpty()
-    name = os.ttyname(slave)
+    master = procmod.take_terminal()
+    name = os.ttyname(0)
     console = "/dev/console"
     if not os.path.lexists(console):
         os.close(os.open(console, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
     sc.mount(name, console, None, MS_BIND)
-    fcntl.ioctl(slave, sc.TIOCSCTTY, 0)
-    for target in (0, 1, 2):
-        os.dup2(slave, target)
-    os.close(slave)
     send(ctx.conn, {"t": "pty", "name": name}, [master])
     os.close(master)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import NoReturn
 
 import msgspec
-import structlog
 
 from worker.runtime import cgroups
 from worker.runtime import hooks as hookmod
@@ -24,6 +23,7 @@ from worker.runtime import process as procmod
 from worker.runtime import syscalls as sc
 from worker.runtime.errors import BundleInvalid, CreateFailed, OperationFailed
 from worker.runtime.init import InitContext, recv, send, setup_main
+from worker.runtime.lazylog import LazyLogger
 from worker.runtime.paths import PathEscape, resolve_in_root
 from worker.runtime.plan import JOIN_ORDER, NAMESPACES, Plan, ProcessPlan, make_plan
 from worker.runtime.spec import load_spec
@@ -36,7 +36,7 @@ from worker.runtime.state import (
     proc_start_time,
 )
 
-log = structlog.get_logger(__name__)
+log = LazyLogger(__name__)
 
 CREATE_TIMEOUT = 60.0
 
@@ -44,6 +44,12 @@ CREATE_TIMEOUT = 60.0
 @dataclass
 class Created:
     record: ContainerRecord
+    pty_master: int | None
+
+
+@dataclass
+class Executed:
+    pid: int
     pty_master: int | None
 
 
@@ -105,12 +111,15 @@ def wait_gone(pid: int, start: int | None, timeout: float) -> bool:
 
 
 def create(root: Path, container_id: str, bundle: str, *,
-           stdio: tuple[int, int, int] = (0, 1, 2)) -> Created:
-    """Create a container whose init waits at the gate; unwind everything if a step fails."""
+           stdio: tuple[int, int, int] = (0, 1, 2),
+           hierarchies: list[cgroups.Hierarchy] | None = None) -> Created:
+    """Create a container whose init waits at the gate; unwind everything if a step fails.
+    ``hierarchies``: the cgroup hierarchies, if the caller already knows them."""
     bundle = os.path.abspath(bundle)
     plan = make_plan(load_spec(bundle), bundle)
     preflight(plan)
-    hierarchies = cgroups.discover()
+    if hierarchies is None:
+        hierarchies = cgroups.discover()
     dirs = cgroups.container_dirs(hierarchies, plan.cgroups_path, container_id)
     if dirs and dirs[0][0].unified:
         cgroups.v2_writes(plan.resources)
@@ -222,8 +231,9 @@ def _drive(conn: socket.socket, plan: Plan, setup_pid: int, container_id: str,
 
 
 def exec_in(record: ContainerRecord, proc: ProcessPlan, *,
-            stdio: tuple[int, int, int] = (0, 1, 2)) -> int:
-    """Start ``proc`` inside a running container; returns its pid once it has exec'd."""
+            stdio: tuple[int, int, int] = (0, 1, 2)) -> Executed:
+    """Start ``proc`` inside a running container; returns its pid once it has exec'd, and the
+    master of its pty when ``proc.terminal`` asks for one."""
     if proc_start_time(record.pid) != record.pid_start:
         raise OperationFailed(f"container {record.id!r} is not running")
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -235,17 +245,22 @@ def exec_in(record: ContainerRecord, proc: ProcessPlan, *,
     try:
         parent_sock.settimeout(CREATE_TIMEOUT)
         target = 0
+        pty: int | None = None
         while True:
-            msg, _ = recv(parent_sock)
+            msg, fds = recv(parent_sock)
             if msg is None:
                 break
-            if msg.get("t") == "pid":
+            if msg.get("t") == "pty" and fds:
+                pty = fds[0]
+            elif msg.get("t") == "pid":
                 value = msg.get("pid")
                 assert isinstance(value, int)
                 target = value
             elif msg.get("t") == "error":
                 if target:
                     _kill_and_reap(target)
+                if pty is not None:
+                    os.close(pty)
                 raise OperationFailed(f"exec failed at step {msg.get('step')!r}: "
                                       f"{msg.get('reason')}",
                                       details={"step": str(msg.get("step"))})
@@ -254,8 +269,10 @@ def exec_in(record: ContainerRecord, proc: ProcessPlan, *,
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
     if not target:
+        if pty is not None:
+            os.close(pty)
         raise OperationFailed("exec: the helper exited without starting the process")
-    return target
+    return Executed(target, pty)
 
 
 def _exec_child(record: ContainerRecord, proc: ProcessPlan, conn: socket.socket,
@@ -295,6 +312,12 @@ def _exec_child(record: ContainerRecord, proc: ProcessPlan, conn: socket.socket,
         pid = os.fork()
         if pid == 0:
             try:
+                if proc.terminal:
+                    step = "terminal"
+                    os.setsid()
+                    master = procmod.take_terminal()
+                    send(conn, {"t": "pty"}, [master])
+                    os.close(master)
                 step = "rlimits"
                 procmod.set_rlimits(proc)
                 step = "process.args"

@@ -12,15 +12,21 @@ import signal
 from pathlib import Path
 
 import msgspec
-import structlog
 
 from worker.runtime import cgroups, launcher
 from worker.runtime import hooks as hookmod
-from worker.runtime.errors import OperationFailed, WrongState
+from worker.runtime.errors import CreateFailed, OperationFailed, WrongState
+from worker.runtime.lazylog import LazyLogger
 from worker.runtime.plan import CapSets, ProcessPlan
-from worker.runtime.state import ContainerRecord, OciState, StateDir, proc_start_time
+from worker.runtime.state import (
+    ContainerRecord,
+    ExitRecord,
+    OciState,
+    StateDir,
+    proc_start_time,
+)
 
-log = structlog.get_logger(__name__)
+log = LazyLogger(__name__)
 
 DEFAULT_ROOT = Path("/run/shoal/runtime")
 KILL_TIMEOUT = 10.0
@@ -47,11 +53,21 @@ class Runtime:
 
     def __init__(self, root: str | Path = DEFAULT_ROOT) -> None:
         self.root = Path(root)
+        # Read once: cgroup hierarchies are mounted at boot, and our own cgroup stays put.
+        self._hierarchies: builtins.list[cgroups.Hierarchy] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
     def create(self, container_id: str, bundle: str, *,
                stdio: tuple[int, int, int] = (0, 1, 2)) -> launcher.Created:
-        return launcher.create(self.root, container_id, bundle, stdio=stdio)
+        if self._hierarchies is None:
+            self._hierarchies = cgroups.discover()
+        try:
+            return launcher.create(self.root, container_id, bundle, stdio=stdio,
+                                   hierarchies=self._hierarchies)
+        except CreateFailed as exc:
+            if exc.step == "cgroups":
+                self._hierarchies = None  # perhaps the hierarchies did change: read them again
+            raise
 
     def start(self, container_id: str) -> None:
         sd = StateDir(self.root, container_id)
@@ -121,20 +137,18 @@ class Runtime:
         """Exit status of the init: the caller must be its parent (reaper) or have saved it."""
         sd = StateDir(self.root, container_id)
         saved = sd.load_exit()
-        if saved is not None:
-            return saved
-        record = sd.load()
-        try:
-            _, status = os.waitpid(record.pid, 0)
-        except ChildProcessError:
-            saved = sd.load_exit()
-            if saved is None:
-                raise OperationFailed(
-                    f"the exit status of {container_id!r} is not known to this process") from None
-            return saved
-        code = exit_code(status)
-        sd.save_exit(code)
-        return code
+        if saved is None:
+            record = sd.load()
+            try:
+                _, status = os.waitpid(record.pid, 0)
+            except ChildProcessError:
+                saved = sd.load_exit()
+            else:
+                saved = exit_record(status)
+                sd.save_exit(saved)
+        if saved is None or saved.status is None:
+            raise OperationFailed(f"the exit status of {container_id!r} is not known")
+        return saved.status
 
     def delete(self, container_id: str, *, force: bool = False) -> None:
         sd = StateDir(self.root, container_id)
@@ -156,7 +170,7 @@ class Runtime:
         with contextlib.suppress(ChildProcessError):
             _, wstatus = os.waitpid(record.pid, os.WNOHANG)
             if _:
-                sd.save_exit(exit_code(wstatus))
+                sd.save_exit(exit_record(wstatus))
         self._remove_cgroups(record)
         state = msgspec.json.encode(
             msgspec.structs.replace(sd.oci_state(record), status="stopped"))
@@ -191,8 +205,10 @@ class Runtime:
     def exec(self, container_id: str, args: builtins.list[str], *,
              env: builtins.list[str] | None = None,
              cwd: str | None = None, uid: int | None = None, gid: int | None = None,
-             stdio: tuple[int, int, int] = (0, 1, 2)) -> int:
-        """Run a process in a running container's namespaces and cgroup; returns its pid."""
+             tty: bool = False,
+             stdio: tuple[int, int, int] = (0, 1, 2)) -> launcher.Executed:
+        """Run a process in a running container's namespaces and cgroup: its pid, and the
+        master of its new pty with ``tty`` (then ``stdio`` is not used)."""
         if not args:
             raise OperationFailed("exec needs a program to run")
         sd = StateDir(self.root, container_id)
@@ -207,9 +223,14 @@ class Runtime:
             cwd=cwd or d.cwd, uid=d.uid if uid is None else uid,
             gid=d.gid if gid is None else gid, additional_gids=tuple(d.additional_gids),
             umask=None, rlimits=tuple(tuple(r) for r in d.rlimits),  # type: ignore[misc]
-            caps=caps, no_new_privileges=d.no_new_privileges, terminal=False,
+            caps=caps, no_new_privileges=d.no_new_privileges, terminal=tty,
             oom_score_adj=None)
         return launcher.exec_in(record, proc, stdio=stdio)
+
+
+def exit_record(wait_status: int) -> ExitRecord:
+    signum = os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else None
+    return ExitRecord(exit_code(wait_status), signum)
 
 
 def exit_code(wait_status: int) -> int:

@@ -6,6 +6,7 @@ root. Nothing here returns on success: the process becomes the container's progr
 
 from __future__ import annotations
 
+import fcntl
 import os
 import resource
 
@@ -26,6 +27,18 @@ def find_executable(arg0: str, env: tuple[str, ...]) -> str:
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     raise FileNotFoundError(2, f"{arg0}: not found in PATH={path}")
+
+
+def take_terminal() -> int:
+    """Open a pty in this mount namespace's devpts and make its slave our controlling terminal
+    and stdio (the caller is a session leader); returns the master for whoever drives it."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, sc.TIOCSCTTY, 0)
+    for target in (0, 1, 2):
+        os.dup2(slave, target)
+    if slave > 2:
+        os.close(slave)
+    return master
 
 
 def set_rlimits(proc: ProcessPlan) -> None:

@@ -57,7 +57,11 @@ class ContainerRecord(msgspec.Struct, frozen=True):
 
 
 class ExitRecord(msgspec.Struct, frozen=True):
-    status: int  # exit code, or 128 + signal
+    """exit.json. ``status``: exit code or 128 + signal; None when the init was seen to exit
+    but nobody could reap it (the helper that was its reaper had died)."""
+
+    status: int | None
+    signal: int | None = None
 
 
 class OciState(msgspec.Struct, frozen=True, rename="camel"):
@@ -81,12 +85,15 @@ def check_id(container_id: str) -> str:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so a reader sees the old or the new, never half."""
+    """Write via a temporary file and rename, so a reader sees the old or the new, never half.
+
+    No fsync: the state must survive the runtime's or the worker's death, which the page cache
+    does; it need not survive the machine's, which no container survives either.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)
-        os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)
@@ -150,13 +157,13 @@ class StateDir:
             raise ContainerNotFound(f"container {self.id!r} does not exist") from None
         return msgspec.json.decode(data, type=ContainerRecord)
 
-    def save_exit(self, status: int) -> None:
+    def save_exit(self, record: ExitRecord) -> None:
         with contextlib.suppress(FileNotFoundError):
-            atomic_write(self.exit_path, msgspec.json.encode(ExitRecord(status)))
+            atomic_write(self.exit_path, msgspec.json.encode(record))
 
-    def load_exit(self) -> int | None:
+    def load_exit(self) -> ExitRecord | None:
         try:
-            return msgspec.json.decode(self.exit_path.read_bytes(), type=ExitRecord).status
+            return msgspec.json.decode(self.exit_path.read_bytes(), type=ExitRecord)
         except (FileNotFoundError, msgspec.DecodeError):
             return None
 

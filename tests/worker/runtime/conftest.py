@@ -7,6 +7,7 @@ import copy
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -143,8 +144,28 @@ def state_root(tmp_path: Path) -> Iterator[Path]:
     # Whatever a test left behind: kill and delete it.
     if root.is_dir():
         for entry in root.iterdir():
+            if entry.name.startswith("."):  # the helper's socket and lock
+                continue
             subprocess.run(shoal_cmd(root, "delete", "--force", entry.name),
                            capture_output=True, check=False, timeout=30)
+
+
+@pytest.fixture
+def helper_pids(state_root: Path) -> Iterator[list[int]]:
+    """Pids of runtime helpers a test started: killed (and reaped) if the test left them."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"worker.runtime.helper" not in cmdline:
+            continue  # it ended and the pid is someone else's now
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
 
 
 @pytest.fixture

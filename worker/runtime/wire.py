@@ -1,0 +1,168 @@
+"""The runtime helper's protocol: typed requests and replies, one msgpack datagram each.
+
+Client and helper talk over a ``SOCK_SEQPACKET`` unix socket, so every message is one datagram
+and descriptors (a container's stdio, a pty master) ride along with it as ``SCM_RIGHTS``. A
+request carries a request id (``rid``); its reply carries the same id. Replies may come out of
+order: ``Wait`` is answered only when the container exits, while other requests go on.
+
+Pure: structs and the codec only, no sockets.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from protocol.errors import ErrorInfo
+from worker.runtime.state import ExitRecord, OciState
+
+# Large enough for ``list`` over some thousands of containers; both ends size their buffers to it.
+MAX_DATAGRAM = 4 << 20
+MAX_FDS = 3
+
+
+class _Op(msgspec.Struct, frozen=True, tag_field="op", forbid_unknown_fields=True):
+    pass
+
+
+class Hello(_Op, frozen=True, tag="hello"):
+    """First request of a connection: the helper answers with its pid."""
+
+
+class Create(_Op, frozen=True, tag="create"):
+    """Create ``id`` from ``bundle``. ``stdio`` says which of stdin/stdout/stderr are attached
+    descriptors, in that order; the others are /dev/null."""
+
+    id: str
+    bundle: str
+    stdio: tuple[bool, bool, bool] = (False, False, False)
+
+
+class Start(_Op, frozen=True, tag="start"):
+    id: str
+
+
+class Kill(_Op, frozen=True, tag="kill"):
+    id: str
+    signal: int
+    all: bool = False
+
+
+class Delete(_Op, frozen=True, tag="delete"):
+    id: str
+    force: bool = False
+
+
+class Wait(_Op, frozen=True, tag="wait"):
+    """Answered when the container's init has exited (at once if it already has)."""
+
+    id: str
+
+
+class Exec(_Op, frozen=True, tag="exec"):
+    id: str
+    args: list[str]
+    env: list[str] | None = None
+    cwd: str | None = None
+    uid: int | None = None
+    gid: int | None = None
+    tty: bool = False
+    stdio: tuple[bool, bool, bool] = (False, False, False)
+
+
+class WaitExec(_Op, frozen=True, tag="wait_exec"):
+    """Answered when the exec'd process ``pid`` of container ``id`` has exited."""
+
+    id: str
+    pid: int
+
+
+class State(_Op, frozen=True, tag="state"):
+    id: str
+
+
+class List(_Op, frozen=True, tag="list"):
+    pass
+
+
+class Ps(_Op, frozen=True, tag="ps"):
+    id: str
+
+
+class Shutdown(_Op, frozen=True, tag="shutdown"):
+    """Stop the helper. Containers keep running; a new helper adopts them."""
+
+
+Op = Hello | Create | Start | Kill | Delete | Wait | Exec | WaitExec | State | List | Ps | Shutdown
+
+
+class Request(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    rid: int
+    op: Op
+
+
+class _Result(msgspec.Struct, frozen=True, tag_field="r"):
+    pass
+
+
+class Done(_Result, frozen=True, tag="done"):
+    pass
+
+
+class HelperInfo(_Result, frozen=True, tag="hello"):
+    pid: int
+    root: str
+
+
+class Started(_Result, frozen=True, tag="started"):
+    """A created container (``pid`` of its init) or an exec'd process; ``pty`` says whether a
+    pty master descriptor is attached."""
+
+    pid: int
+    pty: bool = False
+
+
+class ExitStatus(_Result, frozen=True, tag="exit"):
+    """How a process ended. ``code`` is the shell-style status (128 + signal when killed), or
+    None when the exit was seen but its status was lost (nobody reaped it: its helper had died).
+    ``signal`` is the signal that killed it, if one did."""
+
+    code: int | None
+    signal: int | None = None
+
+
+class States(_Result, frozen=True, tag="states"):
+    states: list[OciState]
+
+
+class Pids(_Result, frozen=True, tag="pids"):
+    pids: list[int]
+
+
+Result = Done | HelperInfo | Started | ExitStatus | States | Pids
+
+
+class Reply(msgspec.Struct, frozen=True):
+    rid: int
+    result: Result | None = None
+    error: ErrorInfo | None = None
+
+
+_request_decoder = msgspec.msgpack.Decoder(Request)
+_reply_decoder = msgspec.msgpack.Decoder(Reply)
+_encoder = msgspec.msgpack.Encoder()
+
+
+def encode(message: Request | Reply) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_request(data: bytes) -> Request:
+    return _request_decoder.decode(data)
+
+
+def decode_reply(data: bytes) -> Reply:
+    return _reply_decoder.decode(data)
+
+
+def exit_status(record: ExitRecord) -> ExitStatus:
+    return ExitStatus(code=record.status, signal=record.signal)
