@@ -22,6 +22,7 @@ from protocol.specs import (
     Argv,
     ContainerInfo,
     ContainerSpec,
+    ContainerState,
     ContainerSummary,
     EnvList,
     Event,
@@ -211,26 +212,61 @@ class EventMessage(Message, tag="event", frozen=True, kw_only=True):
     event: Event
 
 
+class Subscribed(Message, tag="subscribed", frozen=True, kw_only=True):
+    """A reply that hands over a channel: the caller receives what follows on ``stream``."""
+
+    stream: ReceiverRef
+
+
 # --- cluster verbs -------------------------------------------------------------------------------
 class Join(Message, tag="cluster.join", frozen=True, kw_only=True):
-    """A worker joins: ``commands`` is where the scheduler sends it assignments."""
+    """A worker joins: ``commands`` is where the scheduler sends it Assign and Revoke; ``held``
+    lists what the worker already runs (after a restart or a partition), for fencing."""
 
     node: NodeInfo
     commands: SenderRef
+    held: Annotated[list[ContainerReport], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
     reply: SenderRef
 
 
 class Joined(Message, tag="cluster.joined", frozen=True, kw_only=True):
+    """The scheduler accepted the node: heartbeats and reports go on ``reports``."""
+
     node_id: Name
     epoch: NonNegInt
     heartbeat_interval: Annotated[float, msgspec.Meta(gt=0, le=3600)]
-    updates: ReceiverRef | None = None
+    reports: SenderRef
 
 
 class Heartbeat(Message, tag="cluster.heartbeat", frozen=True, kw_only=True):
     node_id: Name
     epoch: NonNegInt
     reply: SenderRef | None = None
+
+
+class ContainerReport(Message, tag="cluster.report", frozen=True, kw_only=True):
+    """A worker's word about one container it holds, at the generation it was assigned."""
+
+    node_id: Name
+    container_id: Name
+    generation: NonNegInt
+    state: ContainerState
+
+
+class Assign(Message, tag="cluster.assign", frozen=True, kw_only=True):
+    """Run ``spec`` as ``container_id``; refused by the worker when ``generation`` is stale."""
+
+    container_id: Name
+    generation: NonNegInt
+    spec: ContainerSpec
+
+
+class Revoke(Message, tag="cluster.revoke", frozen=True, kw_only=True):
+    """Stop and remove the copy of ``container_id`` at ``generation`` or older."""
+
+    container_id: Name
+    generation: NonNegInt
+    reason: Text = ""
 
 
 class ListNodes(Message, tag="cluster.nodes", frozen=True, kw_only=True):
@@ -283,7 +319,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     RestartContainer, RemoveContainer, ListContainers, ContainerList, InspectContainer,
     ContainerInspected, ContainerLogs, LogLine, ExecContainer, ExecStarted, ExecExited,
     TerminalSize, AttachContainer, Attached, WaitContainer, ContainerExited, WatchEvents,
-    EventMessage,
-    Join, Joined, Heartbeat, ListNodes, NodeList, SubmitApp, SubmitJob, Submitted,
+    EventMessage, Subscribed,
+    Join, Joined, Heartbeat, ContainerReport, Assign, Revoke, ListNodes, NodeList, SubmitApp, SubmitJob, Submitted,
     ImportImage, FetchBlob,
 )

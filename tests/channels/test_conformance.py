@@ -234,16 +234,15 @@ def test_a_receiver_can_be_sent_too(address: Address) -> None:
     """The peer reads what this side writes into a local pipe whose Receiver it was sent."""
 
     async def main() -> None:
-        from protocol.messages import Joined
+        from protocol.messages import Subscribed
 
         async with await channels.listen(address(), FAST) as lst, \
                 await channels.connect(lst.address, FAST) as conn:
             tx, rx = channels.pipe()
-            await conn.sender.send(Joined(node_id="n", epoch=1, heartbeat_interval=1,
-                                          updates=rx))
-            joined = await lst.receiver.recv()
-            assert isinstance(joined, Joined)
-            remote_rx = joined.updates
+            await conn.sender.send(Subscribed(stream=rx))
+            subscribed = await lst.receiver.recv()
+            assert isinstance(subscribed, Subscribed)
+            remote_rx = subscribed.stream
             assert isinstance(remote_rx, channels.Receiver)
             for i in range(5):
                 await tx.send(Echoed(data=bytes([i])))
