@@ -320,6 +320,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     ContainerInspected, ContainerLogs, LogLine, ExecContainer, ExecStarted, ExecExited,
     TerminalSize, AttachContainer, Attached, WaitContainer, ContainerExited, WatchEvents,
     EventMessage, Subscribed,
-    Join, Joined, Heartbeat, ContainerReport, Assign, Revoke, ListNodes, NodeList, SubmitApp, SubmitJob, Submitted,
+    Join, Joined, Heartbeat, ContainerReport, Assign, Revoke, ListNodes, NodeList, SubmitApp,
+    SubmitJob, Submitted,
     ImportImage, FetchBlob,
 )
