@@ -126,6 +126,19 @@ class ContainerInspected(Message, tag="container.inspected", frozen=True, kw_onl
     info: ContainerInfo
 
 
+class TopContainer(Message, tag="container.top", frozen=True, kw_only=True):
+    id: Name
+    reply: SenderRef
+
+
+class ContainerProcesses(Message, tag="container.processes", frozen=True, kw_only=True):
+    """``ps``-style rows of a container's processes: titles, then one row per process."""
+
+    titles: Annotated[list[Name], msgspec.Meta(max_length=64)]
+    processes: Annotated[list[Annotated[list[Text], msgspec.Meta(max_length=64)]],
+                         msgspec.Meta(max_length=MAX_LIST_ITEMS)]
+
+
 class ContainerLogs(Message, tag="container.logs", frozen=True, kw_only=True):
     """Streams ``LogLine`` messages on ``reply``; with ``follow`` until the container ends."""
 
@@ -317,7 +330,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     Ok, Echo, Echoed, GetVersion, VersionInfo,
     CreateContainer, ContainerCreated, StartContainer, StopContainer, KillContainer,
     RestartContainer, RemoveContainer, ListContainers, ContainerList, InspectContainer,
-    ContainerInspected, ContainerLogs, LogLine, ExecContainer, ExecStarted, ExecExited,
+    ContainerInspected, TopContainer, ContainerProcesses, ContainerLogs, LogLine, ExecContainer, ExecStarted, ExecExited,
     TerminalSize, AttachContainer, Attached, WaitContainer, ContainerExited, WatchEvents,
     EventMessage, Subscribed,
     Join, Joined, Heartbeat, ContainerReport, Assign, Revoke, ListNodes, NodeList, SubmitApp,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import uvloop
 
 from protocol.errors import ShoalError
 from protocol.version import PROTOCOL_VERSION, package_version
+from scheduler.cli_containers import COMMANDS
 from scheduler.logs import configure_logging
+from worker.daemon import DEFAULT_LISTEN
 from worker.runtime.cli import runtime
 
 
@@ -35,9 +39,33 @@ def demo(blob_mib: int) -> None:
 
 
 main.add_command(runtime)
+for _command in COMMANDS:
+    main.add_command(_command)
+
+
+@main.command()
+@click.option("--listen", default=DEFAULT_LISTEN, show_default=True,
+              help="Address to serve the container verbs on.")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where containers, logs and state live (default: /var/lib/shoal/worker "
+                   "as root).")
+@click.option("--driver", type=click.Choice(["auto", "process"]), default="auto",
+              show_default=True, help="How containers run.")
+def worker(listen: str, state_dir: Path | None, driver: str) -> None:
+    """Run a standalone worker (no scheduler needed)."""
+    from worker.daemon import default_state_dir, run_worker
+
+    try:
+        uvloop.run(run_worker(listen, state_dir or default_state_dir(), driver))
+    except ShoalError as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 
 
 @main.command()
 def version() -> None:
     """Print the package and protocol versions."""
     click.echo(f"shoal {package_version()} (protocol {PROTOCOL_VERSION})")
+
+
+if __name__ == "__main__":
+    main()

@@ -61,6 +61,8 @@ SAMPLES: list[m.Message] = [
     m.ContainerList(containers=[specs.ContainerSummary(id="c1", image="busybox")]),
     m.InspectContainer(id="c1", reply=_ref(RefKind.SENDER, 21)),
     m.ContainerInspected(info=specs.ContainerInfo(id="c1", spec=SPEC)),
+    m.TopContainer(id="c1", reply=_ref(RefKind.SENDER, 63)),
+    m.ContainerProcesses(titles=["PID", "CMD"], processes=[["1", "sh"]]),
     m.ContainerLogs(id="c1", follow=True, tail=10, reply=_ref(RefKind.SENDER, 23)),
     m.LogLine(stream="stdout", time=1.5, data=b"hello\n"),
     m.ExecContainer(id="c1", command=["sh"], tty=True, stdin=_ref(RefKind.BYTE_READER, 25),

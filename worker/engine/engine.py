@@ -16,7 +16,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Protocol
 
@@ -302,25 +302,47 @@ class Engine:
         return result
 
     async def logs(self, ref: str, *, follow: bool = False, tail: int = -1, since: float = 0.0,
-                   ) -> AsyncIterator[LogRecord]:
+                   ) -> AsyncGenerator[LogRecord, None]:
         """Entries oldest first; with ``follow`` new ones as they come, until the container ends."""
         record = self.find(ref)
         path = self.disk.log_path(record.id)
         follower = LogFollower(path)  # from the end as of now: nothing is missed or repeated
-        for entry in read_log(path, since=since, tail=tail):
-            yield entry
-        if not follow:
-            return
-        while True:
-            alive = record.state.status in ("running", "restarting") \
-                and record.id in self.records
-            for entry in follower.poll():
-                if entry.time >= since:
-                    yield entry
-            if not alive:
+        try:
+            for entry in read_log(path, since=since, tail=tail):
+                yield entry
+            if not follow:
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._exited[record.id].wait(), FOLLOW_POLL)
+            while True:
+                alive = record.state.status in ("running", "restarting") \
+                    and record.id in self.records
+                for entry in follower.poll():
+                    if entry.time >= since:
+                        yield entry
+                if not alive:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._exited[record.id].wait(), FOLLOW_POLL)
+        finally:
+            follower.close()
+
+    async def attach(self, ref: str) -> AsyncGenerator[LogRecord, None]:
+        """Output from now until the container's next exit (what ``run`` shows)."""
+        record = self.find(ref)
+        follower = LogFollower(self.disk.log_path(record.id))
+        exits = self._exit_counts.get(record.id, 0)
+        try:
+            while True:
+                ended = self._exit_counts.get(record.id, 0) > exits \
+                    or record.id not in self.records
+                for entry in follower.poll():
+                    yield entry
+                if ended:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    async with self._changed:
+                        await asyncio.wait_for(self._changed.wait(), FOLLOW_POLL)
+        finally:
+            follower.close()
 
     def subscribe(self, since: float = 0.0) -> Subscription:
         return self.events.subscribe(since)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import msgspec
 
@@ -176,45 +176,54 @@ def _parse_line(line: bytes) -> LogRecord | None:
 
 
 class LogFollower:
-    """Reads what is appended to a log after it was created, across rotations."""
+    """Reads what is appended to a log after it was created, across rotations.
+
+    It keeps the file open, so lines written just before the file is rotated away or removed
+    (a container run with auto-remove) are still read.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._inode, self._offset = self._where()
+        self._handle: BinaryIO | None = None
+        self._partial = b""
+        self._open(at_end=True)
+
+    def _open(self, *, at_end: bool) -> None:
+        try:
+            handle = open(self.path, "rb")  # noqa: SIM115 - kept open across polls
+        except FileNotFoundError:
+            self._handle = None
+            return
+        if at_end:
+            handle.seek(0, os.SEEK_END)
+        self._handle = handle
         self._partial = b""
 
-    def _where(self) -> tuple[int, int]:
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return 0, 0
-        return stat.st_ino, stat.st_size
-
     def poll(self) -> list[LogRecord]:
-        """Complete new lines since the last poll (a rotation restarts at the new file's top,
-        after finishing the rotated one)."""
-        records: list[LogRecord] = []
-        inode, _ = self._where()
-        if inode != self._inode and self._inode:
-            rotated = self.path.with_name(self.path.name + ".1")
-            with contextlib.suppress(FileNotFoundError):
-                if rotated.stat().st_ino == self._inode:
-                    records += self._read(rotated)
-            self._inode, self._offset, self._partial = inode, 0, b""
-        elif not self._inode:
-            self._inode = inode
-        records += self._read(self.path)
+        """Complete new lines since the last poll."""
+        if self._handle is None:
+            self._open(at_end=False)
+            if self._handle is None:
+                return []
+        records = self._drain()
+        try:
+            current = self.path.stat().st_ino
+        except FileNotFoundError:
+            return records  # removed: what was written before is all there will be
+        if current != os.fstat(self._handle.fileno()).st_ino:  # rotated: go on in the new file
+            self._handle.close()
+            self._open(at_end=False)
+            records += self._drain()
         return records
 
-    def _read(self, path: Path) -> list[LogRecord]:
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(self._offset)
-                data = handle.read()
-        except FileNotFoundError:
-            return []
-        self._offset += len(data)
-        data = self._partial + data
+    def _drain(self) -> list[LogRecord]:
+        assert self._handle is not None
+        data = self._partial + self._handle.read()
         lines = data.split(b"\n")
         self._partial = lines.pop()
         return [r for r in (_parse_line(line) for line in lines if line) if r is not None]
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None

@@ -1,0 +1,50 @@
+"""How the CLI prints: docker-like column tables, or JSON with ``--format json``."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import click
+import msgspec
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Columns padded to their widest cell, three spaces apart, as docker prints them."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    for line in (headers, *rows):
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=True)]
+        click.echo("   ".join(cells).rstrip())
+
+
+def as_json(value: Any) -> None:
+    click.echo(json.dumps(msgspec.to_builtins(value), indent=2, sort_keys=True))
+
+
+def ago(timestamp: float, now: float | None = None) -> str:
+    """"3 seconds ago", "5 minutes ago", as docker says it."""
+    if not timestamp:
+        return ""
+    seconds = max(0, int((now or time.time()) - timestamp))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''} ago"
+    return "Less than a second ago" if seconds < 1 else f"{seconds} seconds ago"
+
+
+def status_text(status: str, exit_code: int | None, started_at: float, finished_at: float,
+                now: float | None = None) -> str:
+    """docker ps's STATUS column."""
+    if status == "running":
+        return "Up " + ago(started_at, now).removesuffix(" ago")
+    if status == "restarting":
+        return f"Restarting ({exit_code if exit_code is not None else 0}) " + \
+            ago(finished_at, now)
+    if status == "exited":
+        return f"Exited ({exit_code if exit_code is not None else 0}) " + ago(finished_at, now)
+    return status.capitalize()

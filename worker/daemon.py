@@ -1,0 +1,73 @@
+"""``shoal worker``: a standalone worker serving the container verbs on a channels listener.
+
+It loads its containers (re-adopting the ones still running), listens, and on SIGTERM or SIGINT
+stops listening and leaves its containers running for the next worker process (live restore).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import structlog
+
+import channels
+from protocol.errors import InvalidArgument
+from worker.engine.driver import Driver
+from worker.engine.engine import Engine
+from worker.engine.process_driver import ProcessDriver
+from worker.service import WorkerService
+
+log = structlog.get_logger("shoal.worker")
+
+DEFAULT_LISTEN = "tcp://127.0.0.1:7376"
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("SHOAL_STATE_DIR")
+    if base:
+        return Path(base) / "worker"
+    if os.geteuid() == 0:
+        return Path("/var/lib/shoal/worker")
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "shoal" / "worker"
+
+
+def make_driver(name: str, state_dir: Path) -> Driver:
+    """``process`` runs plain host processes; ``auto`` picks the best this host supports."""
+    containers = state_dir / "containers"
+    if name in ("process", "auto"):
+        return ProcessDriver(containers)
+    raise InvalidArgument(f"unknown driver {name!r}: expected auto or process")
+
+
+async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
+                     ready: asyncio.Future[str] | None = None,
+                     stop: asyncio.Event | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or ``stop``); ``ready`` gets the bound address."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    engine = Engine(state_dir, make_driver(driver_name, state_dir))
+    await engine.open()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(number, stop.set)
+    listener = await channels.listen(listen)
+    service = WorkerService(engine)
+    server = asyncio.create_task(channels.serve(listener.receiver, service.handle))
+    log.info("worker listening", address=listener.address, state_dir=str(state_dir),
+             driver=engine.driver.name, containers=len(engine.records))
+    if ready is not None and not ready.done():
+        ready.set_result(listener.address)
+    try:
+        await stop.wait()
+    finally:
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(number)
+        await listener.close()
+        server.cancel()
+        await asyncio.gather(server, return_exceptions=True)
+        await engine.close()
+        log.info("worker stopped; its containers keep running", address=listener.address)

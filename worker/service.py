@@ -1,0 +1,207 @@
+"""The container verbs over channels: what a worker answers to a client (or a scheduler).
+
+Each request carries its reply Sender. Single answers are sent with ``last``; logs, events and
+exec stream on the reply channel and then close it; a refusal aborts it with the engine's typed
+error, which the caller raises as the same class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import platform
+from pathlib import Path
+
+import structlog
+
+import channels
+from protocol.errors import ChannelError, Unsupported
+from protocol.messages import (
+    AttachContainer,
+    Attached,
+    ContainerCreated,
+    ContainerExited,
+    ContainerInspected,
+    ContainerList,
+    ContainerLogs,
+    ContainerProcesses,
+    CreateContainer,
+    EventMessage,
+    ExecContainer,
+    ExecExited,
+    ExecStarted,
+    GetVersion,
+    InspectContainer,
+    KillContainer,
+    ListContainers,
+    LogLine,
+    Message,
+    Ok,
+    RemoveContainer,
+    RestartContainer,
+    StartContainer,
+    StopContainer,
+    TopContainer,
+    VersionInfo,
+    WaitContainer,
+    WatchEvents,
+)
+from protocol.version import PROTOCOL_VERSION, package_version
+from worker.engine.engine import Engine
+
+log = structlog.get_logger("shoal.worker")
+
+
+def host_arch() -> str:
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
+
+
+def host_os() -> str:
+    return platform.system().lower()
+
+
+class WorkerService:
+    """Answers the container verbs from one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def handle(self, message: Message) -> Message | None:
+        engine = self.engine
+        match message:
+            case GetVersion():
+                return VersionInfo(version=package_version(), protocol=PROTOCOL_VERSION,
+                                   component="worker", os=host_os(), arch=host_arch())
+            case CreateContainer(spec=spec):
+                record = await engine.create(spec)
+                return ContainerCreated(id=record.id)
+            case StartContainer(id=ref):
+                await engine.start(ref)
+                return Ok()
+            case StopContainer(id=ref, timeout=timeout):
+                await engine.stop(ref, timeout)
+                return Ok()
+            case KillContainer(id=ref, signal=sig):
+                await engine.kill(ref, sig)
+                return Ok()
+            case RestartContainer(id=ref, timeout=timeout):
+                await engine.restart(ref, timeout)
+                return Ok()
+            case RemoveContainer(id=ref, force=force):
+                await engine.remove(ref, force=force)
+                return Ok()
+            case ListContainers(all=all_):
+                return ContainerList(containers=engine.ps(all=all_))
+            case InspectContainer(id=ref):
+                return ContainerInspected(info=engine.inspect(ref))
+            case TopContainer(id=ref):
+                return await self._top(ref)
+            case WaitContainer(id=ref, condition=condition):
+                record = engine.find(ref)
+                state = await engine.wait(ref, condition)
+                return ContainerExited(id=record.id, exit_code=state.exit_code or 0,
+                                       error=state.error)
+            case ContainerLogs():
+                await self._logs(message)
+                return None
+            case WatchEvents():
+                await self._events(message)
+                return None
+            case ExecContainer():
+                await self._exec(message)
+                return None
+            case AttachContainer():
+                await self._attach(message)
+                return None
+        raise Unsupported(f"a worker does not serve {type(message).__name__}")
+
+    async def _top(self, ref: str) -> ContainerProcesses:
+        pids = await self.engine.top(ref)
+        rows = []
+        for pid in pids:
+            command = ""
+            with contextlib.suppress(OSError):
+                raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+                command = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+            rows.append([str(pid), command])
+        return ContainerProcesses(titles=["PID", "CMD"], processes=rows)
+
+    async def _logs(self, request: ContainerLogs) -> None:
+        reply = request.reply
+        assert isinstance(reply, channels.Sender)
+        streams = {s for s, wanted in (("stdout", request.stdout), ("stderr", request.stderr))
+                   if wanted}
+        entries = self.engine.logs(request.id, follow=request.follow, tail=request.tail,
+                                   since=request.since)
+        closed = asyncio.ensure_future(reply.wait_closed())
+        try:
+            async for entry in entries:
+                if entry.stream in streams:
+                    await reply.send(LogLine(stream=entry.stream, time=entry.time,
+                                             data=entry.data))
+                if closed.done():
+                    return  # the client went away mid-follow: stop reading for it
+        except ChannelError:
+            return
+        finally:
+            closed.cancel()
+            await entries.aclose()
+        reply.close()
+
+    async def _attach(self, request: AttachContainer) -> None:
+        """Output from now until the next exit, on two byte streams; the reply then closes."""
+        reply = request.reply
+        assert isinstance(reply, channels.Sender)
+        entries = self.engine.attach(request.id)
+        out_w, out_r = channels.byte_pipe()
+        err_w, err_r = channels.byte_pipe()
+        await reply.send(Attached(stdout=out_r, stderr=err_r))
+        try:
+            async for entry in entries:
+                await (out_w if entry.stream == "stdout" else err_w).write(entry.data)
+        except ChannelError:
+            return  # the client went away
+        finally:
+            await entries.aclose()
+            out_w.close()
+            err_w.close()
+        reply.close()
+
+    async def _events(self, request: WatchEvents) -> None:
+        reply = request.reply
+        assert isinstance(reply, channels.Sender)
+        subscription = self.engine.subscribe(request.since)
+        closed = asyncio.ensure_future(reply.wait_closed())
+        try:
+            while True:
+                event_task = asyncio.ensure_future(subscription.next())
+                await asyncio.wait({event_task, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if closed.done():
+                    event_task.cancel()
+                    return
+                event = event_task.result()
+                if _matches(event.attributes | {"id": event.id, "type": event.type,
+                                                "action": event.action}, request.filters):
+                    await reply.send(EventMessage(event=event))
+        except ChannelError:
+            return
+        finally:
+            closed.cancel()
+            subscription.close()
+
+    async def _exec(self, request: ExecContainer) -> None:
+        reply = request.reply
+        assert isinstance(reply, channels.Sender)
+        result = await self.engine.exec(request.id, list(request.command), env=request.env,
+                                        workdir=request.workdir, user=request.user)
+        writer, reader = channels.byte_pipe()
+        await reply.send(ExecStarted(exec_id=f"{request.id[:12]}-exec", stdout=reader))
+        await writer.write(result.output)
+        writer.close()
+        await reply.send(ExecExited(exec_id=f"{request.id[:12]}-exec",
+                                    exit_code=result.exit_code), last=True)
+
+
+def _matches(attributes: dict[str, str], filters: dict[str, str]) -> bool:
+    return all(attributes.get(key) == value for key, value in filters.items())
