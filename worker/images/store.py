@@ -19,7 +19,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,6 +128,9 @@ class ImageStore:
         self.limits = limits or LayerLimits()
         self.lock = threading.RLock()
         self._layer_stores: dict[Form, LayerStore] = {}
+        # Storage drivers register what their containers still mount, so that removing an
+        # image never pulls unpacked layers from under a live rootfs.
+        self.chain_guards: list[Callable[[], Collection[str]]] = []
         marker = self.layout / "oci-layout"
         if not marker.exists():
             self._atomic_write(marker, b'{"imageLayoutVersion":"%s"}' % OCI_LAYOUT_VERSION.encode())
@@ -323,11 +326,14 @@ class ImageStore:
     def gc(self, keep_chains: Collection[str] = ()) -> GcResult:
         """Delete blobs and unpacked layers that no image references.
 
-        ``keep_chains`` protects unpacked layers a storage driver still uses.
+        ``keep_chains`` and the registered ``chain_guards`` protect unpacked layers that
+        storage drivers still use.
         """
         with self.lock:
             referenced: set[str] = set()
             chains: set[str] = set(keep_chains)
+            for guard in self.chain_guards:
+                chains.update(guard())
             for image in self.images():
                 referenced.add(image.manifest_digest)
                 referenced.add(image.id)

@@ -25,6 +25,7 @@ class OverlayDriver:
         # overlayfs needs a lowerdir; an image without layers gets this empty one.
         self.empty = root / ".empty"
         self.empty.mkdir(exist_ok=True)
+        images.chain_guards.append(self.chains_in_use)
 
     def prepare(self, container_id: str, image: Image) -> RootfsInfo:
         with self.book.lock:

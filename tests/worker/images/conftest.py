@@ -13,6 +13,19 @@ from pathlib import Path
 import pytest
 
 from worker.images.digest import digest_bytes
+from worker.images.hostplatform import host_platform
+from worker.images.oci import (
+    ANNOTATION_REF_NAME,
+    MT_OCI_CONFIG,
+    MT_OCI_LAYER_GZIP,
+    MT_OCI_MANIFEST,
+    Descriptor,
+    ImageConfig,
+    Index,
+    Manifest,
+    RootFS,
+    encode,
+)
 from worker.images.store import ImageStore
 
 
@@ -77,6 +90,27 @@ def snapshot(root: Path) -> dict[str, str]:
             else:
                 found[rel] = f"special:{st.st_mode:o}:{st.st_rdev}"
     return found
+
+
+def layout_from_tars(dest: Path, tars: list[bytes], tag: str) -> Path:
+    """An OCI layout directory holding one image made of ``tars`` (bottom first, gzipped)."""
+    layers = [gz(t) for t in tars]
+    host = host_platform()
+    config = encode(ImageConfig(architecture=host.architecture, os="linux",
+                                rootfs=RootFS("layers", [digest_bytes(t) for t in tars])))
+    manifest = encode(Manifest(
+        schema_version=2, media_type=MT_OCI_MANIFEST,
+        config=Descriptor(MT_OCI_CONFIG, digest_bytes(config), len(config)),
+        layers=[Descriptor(MT_OCI_LAYER_GZIP, digest_bytes(b), len(b)) for b in layers]))
+    blobs = dest / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    for blob in (config, manifest, *layers):
+        (blobs / digest_bytes(blob)[7:]).write_bytes(blob)
+    (dest / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    entry = Descriptor(MT_OCI_MANIFEST, digest_bytes(manifest), len(manifest),
+                       annotations={ANNOTATION_REF_NAME: tag})
+    (dest / "index.json").write_bytes(encode(Index(schema_version=2, manifests=[entry])))
+    return dest
 
 
 @pytest.fixture

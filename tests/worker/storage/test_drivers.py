@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.worker.images.conftest import E, make_tar, snapshot
+from tests.worker.images.conftest import E, layout_from_tars, make_tar, snapshot
 from worker.images import testimage
 from worker.images.importer import import_image
 from worker.images.store import Image, ImageStore
+from worker.images.unpack import Form
 from worker.storage import mounts
 from worker.storage.base import StorageDriver
 from worker.storage.copy import CopyDriver
@@ -133,20 +134,41 @@ def test_crash_leftovers_are_cleaned_and_do_not_block(driver: StorageDriver, bus
     assert (info.path / "bin" / "busybox").is_file()
 
 
+TRICKY = [
+    [E("l", "symlink", link="/etc"), E("r", "symlink", link="../../../.."), E("d", "dir"),
+     E("d/old", data=b"o"), E("o", "dir"), E("o/old", data=b"o"), E("w", "dir"),
+     E("w/old", data=b"o"), E("f", data=b"file"), E("keep", data=b"k")],
+    # Writes "through" lower symlinks, whiteouts then re-creations, an opaque dir, and a file
+    # replacing a directory.
+    [E("l/pwned", data=b"x"), E("r/deep/pwned", data=b"x"), E(".wh.d"), E("d/new", data=b"n"),
+     E("o", "dir"), E("o/.wh..wh..opq"), E("o/new", data=b"n"), E(".wh.w"), E("w", "dir"),
+     E("w/new", data=b"n"), E("f", "dir"), E("f/inner", data=b"i"), E("gone-never-was"),
+     E(".wh.keep"), E("keep", data=b"k2")],
+    [E("o/.wh.new"), E("w", "symlink", link="/")],
+]
+TRICKY_TREE = {
+    "l": "dir", "l/pwned": "file:b'x'", "r": "dir", "r/deep": "dir", "r/deep/pwned": "file:b'x'",
+    "d": "dir", "d/new": "file:b'n'", "o": "dir", "w": "link:/", "f": "dir",
+    "f/inner": "file:b'i'", "gone-never-was": "file:b''", "keep": "file:b'k2'",
+}
+
+
 def test_both_drivers_build_the_same_tree(state: Path, images: ImageStore, busybox: Image,
                                           overlay_ok: None) -> None:
-    # Including a lower-layer symlink that an upper layer writes "through".
-    path = state / "tricky.tar"
-    lower = make_tar([E("l", "symlink", link="/etc"), E("d", "dir"), E("d/old", data=b"o")])
-    path.write_bytes(lower)
-    base = import_image(images, path, "tricky:base").images[0]
-    assert base.layers
+    layout = layout_from_tars(state / "tricky", [make_tar(t) for t in TRICKY], "tricky:1")
+    tricky = import_image(images, layout).images[0]
     overlay = OverlayDriver(state / "overlay", images)
     copy = CopyDriver(state / "copy", images)
-    for image in (busybox, base):
+    for image in (busybox, tricky):
         trees = [snapshot(d.prepare(f"c-{image.short_id}", image).path) for d in (overlay, copy)]
         assert trees[0] == trees[1]
-    assert images.gc(keep_chains=overlay.chains_in_use()).chains == []
+    assert snapshot(copy.get(f"c-{tricky.short_id}").path) == TRICKY_TREE  # type: ignore[union-attr]
+    # Removing the image keeps the layers the overlay containers still stack.
+    images.remove("tricky:1")
+    images.gc()
+    assert all(images.layer_store(Form.OVERLAY).has(c) for c in tricky.chain_ids)
+    overlay.unmount(f"c-{tricky.short_id}")
+    assert overlay.mount(f"c-{tricky.short_id}").path.joinpath("d", "new").read_bytes() == b"n"
 
 
 def test_automatic_choice_here(state: Path, images: ImageStore, overlay_ok: None) -> None:
