@@ -24,7 +24,7 @@ def test_every_error_round_trips_as_its_own_class(code: str, cls: type[ShoalErro
     ("code", "expected"),
     [
         ("channel.closed.by_peer", errors.ChannelClosed),
-        ("request.not_found.image", errors.NotFound),
+        ("request.not_found.martian_thing", errors.NotFound),
         ("protocol.version", errors.VersionMismatch),
         ("martian", ShoalError),
     ],
