@@ -6,13 +6,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: etcd for cluster state, busybox-static for test images, runc/crun as
-# reference runtimes, iproute2 for network namespaces, python3-venv for the virtualenv.
+# reference runtimes, iproute2 for network namespaces, skopeo/umoci to check image layouts,
+# python3-venv for the virtualenv.
 need_pkgs=()
 command -v etcd >/dev/null 2>&1 || need_pkgs+=(etcd-server)
 [ -x /bin/busybox ] || need_pkgs+=(busybox-static)
 command -v runc >/dev/null 2>&1 || need_pkgs+=(runc)
 command -v crun >/dev/null 2>&1 || need_pkgs+=(crun)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+# Independent checkers of the OCI image layouts the tests build.
+command -v skopeo >/dev/null 2>&1 || need_pkgs+=(skopeo)
+command -v umoci >/dev/null 2>&1 || need_pkgs+=(umoci)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
