@@ -49,7 +49,7 @@ for _command in COMMANDS:
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where containers, logs and state live (default: /var/lib/shoal/worker "
                    "as root).")
-@click.option("--driver", type=click.Choice(["auto", "process"]), default="auto",
+@click.option("--driver", type=click.Choice(["auto", "native", "process"]), default="auto",
               show_default=True, help="How containers run.")
 def worker(listen: str, state_dir: Path | None, driver: str) -> None:
     """Run a standalone worker (no scheduler needed)."""

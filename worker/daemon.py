@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from pathlib import Path
 
 import structlog
@@ -16,7 +17,8 @@ import structlog
 import channels
 from protocol.errors import InvalidArgument
 from worker.engine.driver import Driver
-from worker.engine.engine import Engine
+from worker.engine.engine import Engine, ImageResolver, NoImages
+from worker.engine.native_driver import NativeDriver, NativeImages
 from worker.engine.process_driver import ProcessDriver
 from worker.service import WorkerService
 
@@ -35,12 +37,17 @@ def default_state_dir() -> Path:
     return Path(xdg) / "shoal" / "worker"
 
 
-def make_driver(name: str, state_dir: Path) -> Driver:
-    """``process`` runs plain host processes; ``auto`` picks the best this host supports."""
-    containers = state_dir / "containers"
-    if name in ("process", "auto"):
-        return ProcessDriver(containers)
-    raise InvalidArgument(f"unknown driver {name!r}: expected auto or process")
+async def make_driver(name: str, state_dir: Path) -> tuple[Driver, ImageResolver]:
+    """``native`` runs images on shoal's OCI runtime (Linux, root); ``process`` runs plain host
+    processes (no isolation, any OS); ``auto`` picks native where it can run."""
+    if name == "auto":
+        name = "native" if sys.platform == "linux" and os.geteuid() == 0 else "process"
+    if name == "process":
+        return ProcessDriver(state_dir / "containers"), NoImages()
+    if name == "native":
+        native = await NativeDriver.open(state_dir)
+        return native, NativeImages(native.store)
+    raise InvalidArgument(f"unknown driver {name!r}: expected auto, native or process")
 
 
 async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
@@ -48,7 +55,8 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
                      stop: asyncio.Event | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or ``stop``); ``ready`` gets the bound address."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    engine = Engine(state_dir, make_driver(driver_name, state_dir))
+    driver, images = await make_driver(driver_name, state_dir)
+    engine = Engine(state_dir, driver, images=images)
     await engine.open()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -77,3 +77,6 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     async def remove(self, record: ContainerRecord) -> None:
         """Remove everything ``prepare`` made. Idempotent."""
+
+    async def close(self) -> None:  # noqa: B027 - most drivers hold nothing to release
+        """The worker is going away: release what the driver holds (containers keep running)."""

@@ -114,6 +114,7 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._supervisors.values(), return_exceptions=True)
         self._supervisors.clear()
+        await self.driver.close()
 
     # --- lookups ---------------------------------------------------------------------------------
     def find(self, ref: str) -> ContainerRecord:

@@ -1,0 +1,178 @@
+"""The engine on the native driver: the busybox test image, real namespaces, cgroups, mounts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from protocol.errors import NotFound
+from protocol.specs import ContainerSpec, Mount, Resources, RestartPolicy
+from tests.conftest import run
+from worker.engine.engine import Engine
+from worker.engine.native_driver import NativeDriver, NativeImages
+from worker.images.testimage import import_test_image
+from worker.runtime.state import StateDir
+
+
+@pytest.fixture(autouse=True)
+def need_root() -> None:
+    missing = [what for what, ok in (("root", os.geteuid() == 0),
+                                     ("busybox-static", Path("/bin/busybox").exists()))
+               if not ok]
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"native engine tests need {', '.join(missing)}")
+        pytest.skip(f"needs {', '.join(missing)}")
+
+
+def busybox(*command: str, **fields: object) -> ContainerSpec:
+    return ContainerSpec(image="busybox", command=list(command), **fields)  # type: ignore[arg-type]
+
+
+async def open_engine(state: Path) -> Engine:
+    driver = await NativeDriver.open(state)
+    if not driver.store.images():
+        await asyncio.to_thread(import_test_image, driver.store)
+    engine = Engine(state, driver, images=NativeImages(driver.store))
+    await engine.open()
+    return engine
+
+
+def with_engine(tmp_path: Path, body: Callable[[Engine], Awaitable[None]]) -> None:
+    state = tmp_path / "state"
+
+    async def main() -> None:
+        engine = await open_engine(state)
+        try:
+            await body(engine)
+        finally:
+            for record in list(engine.records.values()):
+                await engine.remove(record.id, force=True)
+            driver = engine.driver
+            await engine.close()
+            assert isinstance(driver, NativeDriver)
+            helper = await type(driver.runtime).connect(state / "runtime")
+            await helper.shutdown()
+
+    run(main, timeout=90)
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def test_run_in_namespaces_with_image_defaults(tmp_path: Path) -> None:
+    async def body(engine: Engine) -> None:
+        record = await engine.create(busybox(
+            "sh", "-c", "hostname; id -u; echo $PATH; cat /proc/1/cmdline | tr '\\0' ' '; echo; "
+            "ls /proc | grep -c '^[0-9]'", hostname="box1", user="1000:1000"))
+        await engine.start(record.id)
+        state = await engine.wait(record.id)
+        assert state.exit_code == 0
+        lines = [e.data.decode().strip() async for e in engine.logs(record.id)]
+        assert lines[0] == "box1"
+        assert lines[1] == "1000"
+        assert "/usr/bin" in lines[2]
+        assert lines[3].startswith("sh -c")  # the command is PID 1 of its own pid namespace
+        assert int(lines[4]) <= 3  # only the container's own processes are visible
+        info = engine.inspect(record.id)
+        assert info.runtime == "native"
+        assert info.storage_driver in ("overlay", "copy")
+        assert info.image_id.startswith("sha256:")
+
+    with_engine(tmp_path, body)
+
+
+def test_image_cmd_is_the_default_command_and_missing_images_are_refused(tmp_path: Path
+                                                                         ) -> None:
+    async def body(engine: Engine) -> None:
+        with pytest.raises(NotFound):
+            await engine.create(ContainerSpec(image="nosuch:image", command=["true"]))
+        record = await engine.create(ContainerSpec(image="busybox"))
+        assert record.argv() == ["sh"]
+
+    with_engine(tmp_path, body)
+
+
+def test_memory_limit_oom_and_pids_limit(tmp_path: Path) -> None:
+    async def body(engine: Engine) -> None:
+        hog = await engine.create(busybox(
+            "sh", "-c", "x=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; while :; do x=$x$x; done",
+            resources=Resources(memory=32 << 20)))
+        await engine.start(hog.id)
+        state = await engine.wait(hog.id)
+        assert state.exit_code == 137
+        assert state.oom_killed
+        limited = await engine.create(busybox("sleep", "30", resources=Resources(
+            pids=50, millicpus=500)))
+        await engine.start(limited.id)
+        driver = engine.driver
+        assert isinstance(driver, NativeDriver)
+        saved = StateDir(driver.runtime_root, limited.id).load()
+        limits = {}
+        for directory in saved.cgroup_dirs:
+            for name in ("pids.max", "cpu.cfs_quota_us", "cpu.cfs_period_us"):
+                path = Path(directory) / name
+                if path.exists():
+                    limits[name] = path.read_text().strip()
+        assert limits == {"pids.max": "50", "cpu.cfs_quota_us": "50000",
+                          "cpu.cfs_period_us": "100000"}
+
+    with_engine(tmp_path, body)
+
+
+def test_stop_restart_policy_and_exec(tmp_path: Path) -> None:
+    async def body(engine: Engine) -> None:
+        web = await engine.create(busybox("sh", "-c", "trap 'exit 0' TERM; "
+                                          "while :; do sleep 0.05; done", name="web"))
+        await engine.start("web")
+        result = await engine.exec("web", ["sh", "-c", "echo in $(hostname); exit 4"])
+        assert result.exit_code == 4
+        assert result.output == f"in {web.id[:12]}\n".encode()
+        assert len(await engine.top("web")) >= 1
+        await engine.stop("web", timeout=5)
+        assert web.state.exit_code == 0
+        flaky = await engine.create(busybox("sh", "-c", "echo try; exit 1", restart=RestartPolicy(
+            name="on-failure", max_retries=2)))
+        events = engine.subscribe()
+        await engine.start(flaky.id)
+        dies = 0
+        while dies < 3:
+            dies += (await events.next()).action == "die"
+        state = await engine.wait(flaky.id)
+        assert state.restart_count == 2
+        assert [e.data async for e in engine.logs(flaky.id)] == [b"try\n"] * 3
+
+    with_engine(tmp_path, body)
+
+
+def test_live_restore_on_the_native_driver(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    gate = tmp_path / "gate"
+    gate.mkdir()
+
+    async def main() -> None:
+        first = await open_engine(state)
+        record = await first.create(busybox(
+            "sh", "-c", "echo before; while [ ! -e /gate/go ]; do sleep 0.02; done; "
+            "echo after; exit 6", mounts=[Mount(type="bind", source=str(gate), target="/gate")]))
+        await first.start(record.id)
+        await first.close()  # the worker goes away; the container and the helper stay
+        (gate / "go").touch()  # the container ends while no worker watches it
+        second = await open_engine(state)
+        try:
+            state_after = await second.wait(record.id)
+            assert state_after.exit_code == 6
+            assert [e.data async for e in second.logs(record.id)] == [b"before\n", b"after\n"]
+        finally:
+            for r in list(second.records.values()):
+                await second.remove(r.id, force=True)
+            driver = second.driver
+            await second.close()
+            assert isinstance(driver, NativeDriver)
+            helper = await type(driver.runtime).connect(state / "runtime")
+            await helper.shutdown()
+
+    run(main, timeout=90)

@@ -1,0 +1,170 @@
+"""From a container record to an OCI runtime-spec config (pure, apart from reading the image's
+/etc/passwd and /etc/group to resolve user names).
+
+Docker's defaults: its capability set, the usual /dev, /proc and /sys mounts, masked and
+read-only paths, new pid/ipc/uts/mount namespaces and a network namespace unless the network
+is ``host``; resources from the spec; ``--init`` runs tini (Debian's static build) as PID 1.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from pathlib import Path
+from typing import Any
+
+from protocol.errors import InvalidArgument
+from worker.engine.records import ContainerRecord
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DOCKER_CAPS = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+)
+MASKED = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+          "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+          "/sys/firmware")
+READ_ONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+INIT_BINARY = "/usr/bin/tini-static"
+INIT_PATH = "/sbin/shoal-init"
+CPU_PERIOD = 100_000
+
+
+def _table(rootfs: Path, name: str) -> list[list[str]]:
+    """Rows of the image's /etc/passwd or /etc/group; never follows a link out of the image."""
+    path = rootfs / "etc" / name
+    try:
+        if path.is_symlink() or not path.is_file():
+            return []
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def resolve_user(user: str, rootfs: Path) -> tuple[int, int, list[int]]:
+    """``name|uid[:group|gid]`` → (uid, gid, additional gids), as Docker resolves it."""
+    if not user:
+        return 0, 0, []
+    name, _, group = user.partition(":")
+    passwd = _table(rootfs, "passwd")
+    groups = _table(rootfs, "group")
+    uid: int | None = int(name) if name.isdigit() else None
+    gid: int | None = None
+    login = name
+    for row in passwd:
+        if len(row) >= 4 and (row[0] == name or (uid is not None and row[2] == name)):
+            uid, login = int(row[2]), row[0]
+            gid = int(row[3]) if row[3].isdigit() else 0
+            break
+    if uid is None:
+        raise InvalidArgument(f"unable to find user {name}: no matching entries in passwd file")
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            match = [row for row in groups if len(row) >= 3 and row[0] == group]
+            if not match:
+                raise InvalidArgument(f"unable to find group {group}: no matching entries in "
+                                      "group file")
+            gid = int(match[0][2])
+    extra = sorted({int(row[2]) for row in groups if len(row) >= 4 and row[2].isdigit()
+                    and login in row[3].split(",") and int(row[2]) != (gid or 0)})
+    return uid, gid or 0, extra
+
+
+def host_nofile() -> int:
+    """The most open files a container may have: Docker's 1048576, within this host's limit."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 1048576 if hard == resource.RLIM_INFINITY else min(1048576, hard)
+
+
+def oci_config(record: ContainerRecord, rootfs: Path, *, init_binary: str = INIT_BINARY,
+               nofile: int | None = None) -> dict[str, Any]:
+    spec = record.spec
+    argv = record.argv()
+    if not argv:
+        raise InvalidArgument("no command: give one, or an image that has Cmd/Entrypoint")
+    env = record.env()
+    names = {e.split("=", 1)[0] for e in env}
+    if "PATH" not in names:
+        env.insert(0, f"PATH={DEFAULT_PATH}")
+    hostname = spec.hostname or record.id[:12]
+    env.append(f"HOSTNAME={hostname}")
+    uid, gid, extra = resolve_user(record.user(), rootfs)
+    mounts: list[dict[str, Any]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]},
+    ]
+    for mount in spec.mounts:
+        if mount.type == "tmpfs":
+            mounts.append({"destination": mount.target, "type": "tmpfs", "source": "tmpfs",
+                           "options": ["nosuid", "nodev", *(["ro"] if mount.read_only else [])]})
+        elif mount.type == "bind":
+            if not os.path.isabs(mount.source):
+                raise InvalidArgument(f"bind mount source {mount.source!r} must be absolute")
+            mounts.append({"destination": mount.target, "type": "bind", "source": mount.source,
+                           "options": ["rbind", "ro" if mount.read_only else "rw"]})
+        else:
+            raise InvalidArgument("named volumes are not supported by this worker yet; use a "
+                                  "bind mount or tmpfs")
+    if spec.init:
+        if not os.path.exists(init_binary):
+            raise InvalidArgument(f"--init needs {init_binary} (Debian package tini)")
+        mounts.append({"destination": INIT_PATH, "type": "bind", "source": init_binary,
+                       "options": ["bind", "ro"]})
+        argv = [INIT_PATH, "--", *argv]
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    if spec.network != "host":
+        namespaces.append({"type": "network"})
+    resources: dict[str, Any] = {}
+    limits = spec.resources
+    if limits.memory:
+        resources["memory"] = {"limit": limits.memory}
+        if limits.memory_swap:
+            resources["memory"]["swap"] = limits.memory_swap
+    cpu: dict[str, Any] = {}
+    if limits.cpu_shares:
+        cpu["shares"] = limits.cpu_shares
+    if limits.millicpus:
+        cpu["quota"] = limits.millicpus * CPU_PERIOD // 1000
+        cpu["period"] = CPU_PERIOD
+    if cpu:
+        resources["cpu"] = cpu
+    if limits.pids:
+        resources["pids"] = {"limit": limits.pids}
+    caps = list(DOCKER_CAPS)
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": {"uid": uid, "gid": gid, **({"additionalGids": extra} if extra else {})},
+            "args": argv,
+            "env": env,
+            "cwd": record.workdir(),
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile or host_nofile(),
+                         "soft": nofile or host_nofile()}],
+            "noNewPrivileges": False,
+        },
+        "root": {"path": str(rootfs), "readonly": False},
+        "hostname": hostname,
+        "mounts": mounts,
+        "linux": {
+            "namespaces": namespaces,
+            "maskedPaths": list(MASKED),
+            "readonlyPaths": list(READ_ONLY),
+            **({"resources": resources} if resources else {}),
+        },
+    }

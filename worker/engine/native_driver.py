@@ -1,0 +1,231 @@
+"""The ``native`` driver: containers from images, on shoal's own OCI runtime.
+
+prepare: the image's layers become a rootfs (overlay or copy storage driver) and the record an
+OCI bundle; start/kill/exec/wait go through the runtime helper (one single-threaded process per
+host that forks containers, reaps them and outlives the worker); output goes to raw append-only
+files the worker copies into json-file logs, so neither a container nor its output depends on
+the worker staying up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from protocol.errors import ShoalError
+from worker.engine.bundle import oci_config, resolve_user
+from worker.engine.driver import Driver, ExecResult, ExitStatus, Started
+from worker.engine.rawlog import RawLogCopier
+from worker.engine.records import ContainerRecord, ImageDefaults
+from worker.images import ImageStore
+from worker.runtime.client import RuntimeHelper
+from worker.runtime.errors import RuntimeFailure
+from worker.runtime.state import StateDir, proc_start_time
+from worker.storage import StorageDriver, choose_driver
+
+COPY_EVERY = 0.05  # how often new output is copied into the json-file log
+
+
+class NativeImages:
+    """The engine's view of the image store: config defaults by reference."""
+
+    def __init__(self, store: ImageStore) -> None:
+        self.store = store
+
+    async def defaults(self, reference: str) -> ImageDefaults:
+        image = await asyncio.to_thread(self.store.get, reference)
+        d = image.defaults
+        return ImageDefaults(id=image.id, entrypoint=list(d.entrypoint), cmd=list(d.cmd),
+                             env=list(d.env), workdir=d.working_dir, user=d.user,
+                             stop_signal=d.stop_signal, os=image.config.os,
+                             arch=image.config.architecture)
+
+
+class NativeDriver(Driver):
+    name = "native"
+
+    def __init__(self, state_dir: Path, store: ImageStore, storage: StorageDriver,
+                 runtime: RuntimeHelper, storage_reason: str = "") -> None:
+        self.state_dir = state_dir
+        self.store = store
+        self.storage = storage
+        self.storage_reason = storage_reason
+        self.runtime = runtime
+        self.runtime_root = state_dir / "runtime"
+        self._copiers: dict[str, RawLogCopier] = {}
+        self._copying: dict[str, asyncio.Task[None]] = {}
+
+    @classmethod
+    async def open(cls, state_dir: Path, *, storage: str | None = None) -> NativeDriver:
+        store = ImageStore(state_dir / "images")
+        await asyncio.to_thread(store.recover)
+        chosen, reason = await asyncio.to_thread(choose_driver, state_dir / "storage", store,
+                                                 storage)
+        await asyncio.to_thread(chosen.recover)
+        runtime = await RuntimeHelper.ensure(state_dir / "runtime")
+        return cls(state_dir, store, chosen, runtime, reason)
+
+    def _dir(self, record: ContainerRecord) -> Path:
+        return self.state_dir / "containers" / record.id
+
+    async def prepare(self, record: ContainerRecord) -> dict[str, str]:
+        image = await asyncio.to_thread(self.store.get, record.spec.image)
+        info = await asyncio.to_thread(self.storage.prepare, record.id, image)
+        try:
+            bundle = self._dir(record) / "bundle"
+            bundle.mkdir(parents=True, exist_ok=True)
+            config = oci_config(record, Path(info.path))
+            tmp = bundle / "config.json.tmp"
+            tmp.write_text(json.dumps(config, indent=1))
+            os.replace(tmp, bundle / "config.json")
+        except BaseException:
+            await asyncio.to_thread(self.storage.remove, record.id)
+            raise
+        return {"storage_driver": self.storage.name, "rootfs": str(info.path),
+                "bundle": str(bundle), **{k: str(v) for k, v in info.details.items()}}
+
+    async def start(self, record: ContainerRecord, log_path: str, *, max_size: int = 0,
+                    max_file: int = 1) -> Started:
+        await self.cleanup(record)
+        copier = self._copier(record, log_path, max_size, max_file)
+        out, err = copier.sinks()
+        try:  # the runtime's own typed errors (bundle invalid, create failed at step X) go on
+            process = await self.runtime.create(record.id, self._dir(record) / "bundle",
+                                                stdout=out, stderr=err)
+        finally:
+            os.close(out)
+            os.close(err)
+        await self.runtime.start(record.id)
+        self._copying[record.id] = asyncio.get_running_loop().create_task(
+            self._copy_until_cancelled(copier))
+        return Started(process.pid, time.time())
+
+    def _copier(self, record: ContainerRecord, log_path: str, max_size: int,
+                max_file: int) -> RawLogCopier:
+        copier = self._copiers.get(record.id)
+        if copier is None:
+            copier = RawLogCopier(self._dir(record) / "raw", Path(log_path), max_size=max_size,
+                                  max_file=max_file)
+            self._copiers[record.id] = copier
+        return copier
+
+    @staticmethod
+    async def _copy_until_cancelled(copier: RawLogCopier) -> None:
+        while True:
+            await asyncio.to_thread(copier.pump)
+            await asyncio.sleep(COPY_EVERY)
+
+    async def wait(self, record: ContainerRecord) -> ExitStatus:
+        if record.id not in self._copying:  # re-adopted after a worker restart
+            copier = self._copier(record, str(self._dir(record) / f"{record.id}-json.log"),
+                                  0, 1)
+            self._copying[record.id] = asyncio.get_running_loop().create_task(
+                self._copy_until_cancelled(copier))
+        code: int | None = None
+        try:
+            code = (await self.runtime.wait(record.id)).code
+            error = "" if code is not None else \
+                "the exit status was lost (the runtime helper that reaped it had died)"
+        except RuntimeFailure as exc:
+            error = f"the runtime lost the container: {exc}"
+        task = self._copying.pop(record.id, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        finished = self._copiers.pop(record.id, None)
+        if finished is not None:
+            await asyncio.to_thread(finished.close)
+            finished.discard()
+        code = 255 if code is None else code
+        return ExitStatus(code, time.time(), oom_killed=self._oom_killed(record, code),
+                          error=error)
+
+    def _oom_killed(self, record: ContainerRecord, code: int) -> bool:
+        return code == 137 and record.spec.resources.memory > 0 and self._oom_events(record)
+
+    def _oom_events(self, record: ContainerRecord) -> bool:
+        with contextlib.suppress(ShoalError, OSError, ValueError):
+            saved = StateDir(self.runtime_root, record.id).load()
+            for directory in saved.cgroup_dirs:
+                control = Path(directory) / "memory.oom_control"
+                if control.exists():
+                    for line in control.read_text().splitlines():
+                        if line.startswith("oom_kill ") and int(line.split()[1]) > 0:
+                            return True
+        return False
+
+    def running(self, record: ContainerRecord) -> bool:
+        try:
+            saved = StateDir(self.runtime_root, record.id).load()
+        except (ShoalError, OSError, ValueError):
+            return False
+        return proc_start_time(saved.pid) == saved.pid_start
+
+    async def signal(self, record: ContainerRecord, signum: int, *, all_processes: bool = False
+                     ) -> None:
+        try:
+            await self.runtime.kill(record.id, signum, all_processes=all_processes)
+        except RuntimeFailure:
+            if self.running(record):
+                raise
+
+    async def processes(self, record: ContainerRecord) -> list[int]:
+        return await self.runtime.ps(record.id)
+
+    async def exec(self, record: ContainerRecord, argv: list[str], env: list[str], cwd: str,
+                   user: str) -> ExecResult:
+        rootfs = Path(record.driver_data.get("rootfs", "/nonexistent"))
+        uid, gid, _ = resolve_user(user, rootfs)
+        read_end, write_end = os.pipe()
+        try:
+            try:
+                process = await self.runtime.exec(
+                    record.id, argv, env=record.env() + env, cwd=cwd, uid=uid, gid=gid,
+                    stdout=write_end, stderr=write_end)
+            finally:
+                os.close(write_end)
+            output = await asyncio.to_thread(_read_all, read_end)
+        finally:
+            os.close(read_end)
+        status = await self.runtime.wait_exec(record.id, process.pid)
+        return ExecResult(status.code if status.code is not None else 255, output)
+
+    async def cleanup(self, record: ContainerRecord) -> None:
+        with contextlib.suppress(RuntimeFailure):
+            await self.runtime.delete(record.id, force=True)
+
+    async def remove(self, record: ContainerRecord) -> None:
+        task = self._copying.pop(record.id, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        copier = self._copiers.pop(record.id, None)
+        if copier is not None:
+            copier.close()
+        await self.cleanup(record)
+        await asyncio.to_thread(self.storage.remove, record.id)
+        await asyncio.to_thread(shutil.rmtree, self._dir(record) / "bundle", True)
+
+    async def close(self) -> None:
+        """Stop copying (the raw files keep what comes meanwhile); leave the helper running."""
+        for task in self._copying.values():
+            task.cancel()
+        await asyncio.gather(*self._copying.values(), return_exceptions=True)
+        self._copying.clear()
+        for copier in self._copiers.values():
+            copier.close()
+        self._copiers.clear()
+        await self.runtime.close()
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
