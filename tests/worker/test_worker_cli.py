@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -12,6 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvloop
+
+from worker.images import ImageStore
+from worker.images.testimage import import_test_image
+from worker.runtime.client import RuntimeHelper
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,15 +29,16 @@ def free_port() -> int:
 
 
 class Worker:
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, driver: str) -> None:
         self.state_dir = state_dir
+        self.driver = driver
         self.address = f"tcp://127.0.0.1:{free_port()}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "scheduler.cli", "worker", "--listen", self.address,
-             "--state-dir", str(self.state_dir), "--driver", "process"],
+             "--state-dir", str(self.state_dir), "--driver", self.driver],
             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_LOG": "info"},
             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
         assert self.proc.stderr is not None
@@ -58,17 +65,51 @@ class Worker:
         return result
 
 
-@pytest.fixture
-def worker(tmp_path: Path) -> Iterator[Worker]:
-    node = Worker(tmp_path / "worker")
+@pytest.fixture(params=["process", "native"])
+def worker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Worker]:
+    driver = str(request.param)
+    if driver == "native":
+        if os.geteuid() != 0 or not Path("/bin/busybox").exists():
+            if os.environ.get("CI") == "true":
+                pytest.fail("the native driver needs root and busybox-static")
+            pytest.skip("the native driver needs root and busybox-static")
+        store = ImageStore(tmp_path / "worker" / "images")
+        import_test_image(store)  # what `shoal image import` would have put there
+    node = Worker(tmp_path / "worker", driver)
     node.start()
     try:
         yield node
     finally:
-        if node.proc is not None:
-            for ref in node.shoal("ps", "-aq", check=False).stdout.split():
-                node.shoal("rm", "-f", ref, check=False)
+        if node.proc is None:
+            node.start()
+        for ref in node.shoal("ps", "-aq", check=False).stdout.split():
+            node.shoal("rm", "-f", ref, check=False)
         node.kill(signal.SIGTERM)
+        if driver == "native":
+            _stop_runtime_helper(tmp_path / "worker" / "runtime")
+
+
+def _stop_runtime_helper(root: Path) -> None:
+    """The runtime helper outlives workers on purpose; a test ends it explicitly."""
+
+    async def stop() -> None:
+        helper = await RuntimeHelper.connect(root)
+        await helper.shutdown()
+
+    uvloop.run(stop())
+
+
+def wait_pid_exit(pid: int, timeout: float = 10.0) -> None:
+    """Block until a process that is not our child has exited (pidfd becomes readable)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        readable, _, _ = select.select([fd], [], [], timeout)
+        assert readable, f"process {pid} did not exit within {timeout} s"
+    finally:
+        os.close(fd)
 
 
 def test_run_ps_logs_exec_stop_rm(worker: Worker) -> None:
@@ -90,7 +131,7 @@ def test_run_ps_logs_exec_stop_rm(worker: Worker) -> None:
     assert worker.shoal("logs", "web").stdout == "ready\n"
     info = json.loads(worker.shoal("inspect", "web").stdout)[0]
     assert info["state"]["status"] == "exited"
-    assert info["runtime"] == "process"
+    assert info["runtime"] == worker.driver
     worker.shoal("rm", "web")
     gone = worker.shoal("inspect", "web", check=False)
     assert gone.returncode == 1
@@ -127,12 +168,23 @@ def test_restart_policy_and_rm(worker: Worker) -> None:
     assert worker.shoal("logs", "flaky").stdout == "try\n" * 3
 
 
-def test_live_restore_after_kill_9(worker: Worker, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
+def test_live_restore_after_kill_9(worker: Worker) -> None:
     worker.shoal("run", "-d", "--name", "survivor", "busybox", "sh", "-c",
-                 f"echo before; while [ ! -e {gate} ]; do sleep 0.02; done; echo after; exit 5")
+                 "echo before; sleep 0.3; echo after; exit 5")
+    pid = json.loads(worker.shoal("inspect", "survivor").stdout)[0]["state"]["pid"]
     worker.kill(signal.SIGKILL)  # the worker dies; the container must not
-    gate.touch()  # it ends while no worker runs
+    wait_pid_exit(pid)  # it ends while no worker runs
     worker.start()
     assert worker.shoal("wait", "survivor").stdout.strip() == "5"
     assert worker.shoal("logs", "survivor").stdout == "before\nafter\n"
+
+
+def test_readopts_a_container_still_running(worker: Worker) -> None:
+    worker.shoal("run", "-d", "--name", "steady", "busybox", "sh", "-c",
+                 "trap 'exit 7' TERM; echo up; while :; do sleep 0.05; done")
+    worker.kill(signal.SIGKILL)
+    worker.start()
+    rows = worker.shoal("ps").stdout
+    assert "steady" in rows
+    worker.shoal("stop", "steady")
+    assert worker.shoal("wait", "steady").stdout.strip() == "7"
