@@ -17,7 +17,8 @@ def test_demo_runs_every_step_and_the_stream_is_intact() -> None:
     run(lambda: run_demo(Console(file=out, width=200), blob_mib=2), timeout=60)
     text = out.getvalue()
     for step in ("private etcd", "nodes (from etcd)", "demo-worker", "version (2 hops)",
-                 "round trips/s", "NotFound: no blob", "sha256 matches", "etcd stopped"):
+                 "'hello from demo, pid 1, uid 0', exit 3", "round trips/s",
+                 "NotFound: no blob", "sha256 matches", "etcd and sockets stopped"):
         assert step in text, step
 
 
