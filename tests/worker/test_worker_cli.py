@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +45,8 @@ class Worker:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:  # the worker logs one line once it listens
             if b"worker listening" in line:
+                # Keep reading its log so a full pipe never stalls the worker.
+                threading.Thread(target=self.proc.stderr.read, daemon=True).start()
                 return
         raise AssertionError("the worker exited before listening")
 
@@ -51,8 +54,6 @@ class Worker:
         if self.proc is not None:
             self.proc.send_signal(sig)
             self.proc.wait(10)
-            assert self.proc.stderr is not None
-            self.proc.stderr.close()
             self.proc = None
 
     def shoal(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
