@@ -60,6 +60,7 @@ class SchedulerDaemon:
         self.address = ""
         self.listening = asyncio.Event()
         self.leading = asyncio.Event()
+        self.leader_known = asyncio.Event()  # set while some scheduler holds the leadership
 
     async def run(self, stop: asyncio.Event) -> None:
         opts = self.options
@@ -86,6 +87,10 @@ class SchedulerDaemon:
             try:
                 async for record in election.observe():
                     self.api.leader_record = record
+                    if record is None:
+                        self.leader_known.clear()
+                    else:
+                        self.leader_known.set()
             except ShoalError as exc:
                 log.warning("following the leader key failed; retrying", error=str(exc))
                 await asyncio.sleep(1.0)

@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[3]
 HEARTBEAT = 0.1
 NODE_TIMEOUT = 1.2
 LEASE_TTL = 2
-CHANNELS = channels.ChannelOptions(heartbeat=0.2, timeout=1.0, connect_timeout=5.0)
+CHANNELS = channels.ChannelOptions(heartbeat=0.2, timeout=1.0, connect_timeout=1.0)
 
 
 @pytest.fixture
