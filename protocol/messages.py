@@ -28,6 +28,7 @@ from protocol.specs import (
     Event,
     Labels,
     Name,
+    NodeAvailability,
     NodeInfo,
     NonNegInt,
     Text,
@@ -291,6 +292,15 @@ class NodeList(Message, tag="cluster.nodes.listed", frozen=True, kw_only=True):
     nodes: Annotated[list[NodeInfo], msgspec.Meta(max_length=MAX_LIST_ITEMS)]
 
 
+class UpdateNode(Message, tag="cluster.node.update", frozen=True, kw_only=True):
+    """Set a node's availability: ``drain`` or ``pause`` keep new containers off it, ``active``
+    lets placement use it again. Running containers stay where they are. Answered with ``Ok``."""
+
+    node_id: Name
+    availability: NodeAvailability
+    reply: SenderRef
+
+
 class SubmitApp(Message, tag="cluster.app.submit", frozen=True, kw_only=True):
     app: AppSpec
     reply: SenderRef
@@ -334,7 +344,8 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     ExecStarted, ExecExited,
     TerminalSize, AttachContainer, Attached, WaitContainer, ContainerExited, WatchEvents,
     EventMessage, Subscribed,
-    Join, Joined, Heartbeat, ContainerReport, Assign, Revoke, ListNodes, NodeList, SubmitApp,
+    Join, Joined, Heartbeat, ContainerReport, Assign, Revoke, ListNodes, NodeList, UpdateNode,
+    SubmitApp,
     SubmitJob, Submitted,
     ImportImage, FetchBlob,
 )

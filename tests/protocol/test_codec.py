@@ -89,6 +89,7 @@ SAMPLES: list[m.Message] = [
     m.Revoke(container_id="c1", generation=2, reason="moved to n2"),
     m.ListNodes(reply=_ref(RefKind.SENDER, 47)),
     m.NodeList(nodes=[NODE]),
+    m.UpdateNode(node_id="n1", availability="drain", reply=_ref(RefKind.SENDER, 147)),
     m.SubmitApp(app=specs.AppSpec(name="a", containers=[SPEC]), reply=_ref(RefKind.SENDER, 49)),
     m.SubmitJob(spec=SPEC, replicas=3, reply=_ref(RefKind.SENDER, 51)),
     m.Submitted(ids=["c1", "c2"]),

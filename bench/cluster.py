@@ -1,0 +1,186 @@
+"""Cluster control plane end to end: ``python -m bench cluster [--quick]``.
+
+A private etcd, a real scheduler process (``python -m scheduler.cli_scheduler``) and one
+process of simulated agents (``scheduler.cluster.simagent``: the real protocol over ZeroMQ, the
+real agent state machine, no containers). This process is the client: it submits jobs over
+channels and follows the containers in etcd with a watch, so a container counts when its
+``running`` state — placed, committed, assigned, acknowledged by its agent and committed again
+— is in etcd.
+
+- ``e2e_placements_per_s``: containers from submission to committed ``running``, per second,
+  with many jobs in flight from concurrent clients.
+- ``submit_to_running_p50_ms`` / ``submit_to_running_p99_ms``: one container at a time, from
+  the submit request to its ``running`` record, on an otherwise idle cluster.
+
+Both with SIMULATED agents (labelled so in the JSON); real workers come with ``shoal dev``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+import uvloop
+
+import channels
+from bench._report import print_table, write_results
+from protocol.messages import ListNodes, NodeList, SubmitJob, Submitted
+from protocol.specs import ContainerSpec, Resources
+from scheduler.store import CONTAINERS, EmbeddedEtcd, EtcdClient, Layout, Store, watch_records
+from scheduler.store.embedded import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+OPTIONS = channels.ChannelOptions(heartbeat=1.0, timeout=10.0, connect_timeout=10.0)
+
+
+def _spawn(*args: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONPATH=str(REPO), SHOAL_LOG="warning")
+    return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class RunningWatch:
+    """When each container first shows ``running`` in etcd (this process's clock)."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, float] = {}
+        self.changed = asyncio.Event()
+
+    async def follow(self, client: EtcdClient, layout: Layout, start: int) -> None:
+        async for event in watch_records(client, layout, CONTAINERS, start_revision=start):
+            if (event.value is not None and event.value.schedule_state == "running"
+                    and event.id not in self.at):
+                self.at[event.id] = time.perf_counter()
+                self.changed.set()
+
+    async def until(self, ids: set[str]) -> float:
+        while not ids <= self.at.keys():
+            self.changed.clear()
+            await self.changed.wait()
+        return max(self.at[i] for i in ids)
+
+
+async def _wait_nodes(address: str, count: int) -> None:
+    async with await channels.connect(address, OPTIONS) as conn:
+        while True:
+            reply = await channels.request(conn.sender, lambda r: ListNodes(
+                filters={"status": "ready"}, reply=r))
+            assert isinstance(reply, NodeList)
+            if len(reply.nodes) >= count:
+                return
+            await asyncio.sleep(0.2)  # agents join at their own pace; poll the count
+
+
+async def _throughput(address: str, watch: RunningWatch, jobs: int, replicas: int,
+                      clients: int) -> tuple[int, float]:
+    spec = ContainerSpec(image="registry.local/app/web:1.4", command=["/bin/server"],
+                         resources=Resources(millicpus=10, memory=16 << 20))
+    ids: set[str] = set()
+    start = time.perf_counter()
+
+    async def client(n: int) -> None:
+        async with await channels.connect(address, OPTIONS) as conn:
+            for j in range(n, jobs, clients):
+                named = msgspec.structs.replace(spec, name=f"tp{j}")
+                reply = await channels.request(conn.sender, lambda r, s=named: SubmitJob(  # type: ignore[misc]
+                    spec=s, replicas=replicas, reply=r))
+                assert isinstance(reply, Submitted) and not reply.refused, reply
+                ids.update(reply.ids)
+
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    end = await watch.until(ids)
+    return len(ids), len(ids) / (end - start)
+
+
+async def _latency(address: str, watch: RunningWatch, count: int) -> list[float]:
+    out = []
+    async with await channels.connect(address, OPTIONS) as conn:
+        for i in range(count):
+            spec = ContainerSpec(image="busybox", name=f"lat{i}")
+            start = time.perf_counter()
+            reply = await channels.request(conn.sender, lambda r, s=spec: SubmitJob(  # type: ignore[misc]
+                spec=s, reply=r))
+            assert isinstance(reply, Submitted) and reply.ids, reply
+            end = await watch.until(set(reply.ids))
+            out.append((end - start) * 1000)
+    return out
+
+
+async def _run(args: argparse.Namespace) -> dict[str, object]:
+    layout = Layout("/shoal/v1/")
+    with tempfile.TemporaryDirectory(prefix="shoal-bench-cluster-") as tmp:
+        etcd = EmbeddedEtcd(Path(tmp) / "etcd")
+        await asyncio.to_thread(etcd.start)
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            address = f"tcp://127.0.0.1:{free_port()}"
+            procs.append(_spawn("-m", "scheduler.cli_scheduler", "--etcd", etcd.endpoint.url,
+                                "--listen", address, "--name", "bench",
+                                "--heartbeat-interval", "2", "--node-timeout", "30"))
+            procs.append(_spawn("-m", "scheduler.cluster.simagent", "--join", address,
+                                "--name", "sim", "--count", str(args.agents),
+                                "--channel-heartbeat", "2", "--channel-timeout", "30"))
+            started = time.perf_counter()
+            await _wait_nodes(address, args.agents)
+            join_s = time.perf_counter() - started
+            async with EtcdClient([etcd.endpoint], timeout=10.0) as client:
+                watch = RunningWatch()
+                revision = await _revision(client, layout)
+                follower = asyncio.create_task(watch.follow(client, layout, revision + 1))
+                try:
+                    latencies = await _latency(address, watch, args.latency)
+                    total, rate = await _throughput(address, watch, args.jobs, args.replicas,
+                                                    args.clients)
+                finally:
+                    follower.cancel()
+                    await asyncio.gather(follower, return_exceptions=True)
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            await asyncio.to_thread(etcd.stop)
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "agents": args.agents, "agents_kind": "simulated (real protocol, no containers)",
+        "agents_joined_s": round(join_s, 2),
+        "containers": total, "jobs": args.jobs, "replicas_per_job": args.replicas,
+        "clients": args.clients,
+        "e2e_placements_per_s": round(rate, 1),
+        "submit_to_running_p50_ms": round(q[49], 2),
+        "submit_to_running_p99_ms": round(q[98], 2),
+        "latency_samples": len(latencies),
+        "goals": {"e2e_placements_per_s": 5000, "submit_to_running_p99_ms": 250},
+    }
+
+
+async def _revision(client: EtcdClient, layout: Layout) -> int:
+    return await Store(client, layout).revision()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench cluster", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer agents and containers")
+    parser.add_argument("--agents", type=int, default=None)
+    args = parser.parse_args(argv)
+    args.agents = args.agents or (200 if args.quick else 1000)
+    args.jobs, args.replicas, args.clients = (8, 250, 4) if args.quick else (40, 500, 8)
+    args.latency = 50 if args.quick else 200
+    figures = uvloop.run(_run(args))
+    print_table("cluster control plane (simulated agents)", ["figure", "value"],
+                [[k, v] for k, v in figures.items() if k != "goals"])
+    path = write_results("cluster", figures, quick=args.quick)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,91 @@
+"""``shoal scheduler``: run a scheduler daemon (leader or standby) against etcd.
+
+Without ``--etcd`` it starts a private etcd under the state directory and stops it on exit.
+SIGTERM and SIGINT stop it cleanly: a leader resigns, so a standby takes over at once.
+Also runnable as ``python -m scheduler.cli_scheduler``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+
+import click
+import uvloop
+
+from protocol.errors import ShoalError
+from scheduler.cluster.daemon import DEFAULT_LISTEN, DaemonOptions, SchedulerDaemon
+from scheduler.cluster.leader import LeaderOptions
+from scheduler.logs import configure_logging
+from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, Store, parse_endpoints
+from scheduler.store.embedded import default_state_dir
+
+
+async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOptions) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    embedded: EmbeddedEtcd | None = None
+    try:
+        if etcd:
+            endpoints = parse_endpoints(etcd)
+        else:
+            embedded = EmbeddedEtcd(state_dir / "etcd")
+            await asyncio.to_thread(embedded.start)
+            endpoints = [embedded.endpoint]
+            click.echo(f"private etcd at {embedded.endpoint.url}", err=True)
+        async with EtcdClient(endpoints, timeout=5.0) as client:
+            daemon = SchedulerDaemon(Store(client, Layout(root)), options)
+            await daemon.run(stop)
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+
+
+@click.command("scheduler")
+@click.option("--etcd", default=None, metavar="URLS",
+              help="etcd endpoints, comma-separated (default: a private etcd in --state-dir).")
+@click.option("--listen", default=DEFAULT_LISTEN, show_default=True, metavar="ADDR",
+              help="Where workers and clients reach this scheduler.")
+@click.option("--advertise", default="", metavar="ADDR",
+              help="The address recorded for others (default: the listen address).")
+@click.option("--strategy", type=click.Choice(["spread", "binpack", "random"]),
+              default="spread", show_default=True, help="Placement strategy.")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the private etcd keeps its data (default: shoal's state dir).")
+@click.option("--name", default="", help="This scheduler's name (default: hostname-pid).")
+@click.option("--heartbeat-interval", type=click.FloatRange(0.01, 3600), default=1.0,
+              show_default=True, help="Seconds between worker heartbeats.")
+@click.option("--node-timeout", type=click.FloatRange(0.05, 86400), default=5.0,
+              show_default=True, help="Silence after which a worker's node is down.")
+@click.option("--lease-ttl", type=click.IntRange(1, 3600), default=10, show_default=True,
+              help="Seconds a dead leader keeps the leadership before a standby takes it.")
+@click.option("--store-root", default="/shoal/v1/", show_default=True,
+              help="Key prefix in etcd (lets several clusters share one etcd).")
+def scheduler_command(etcd: str | None, listen: str, advertise: str, strategy: str,
+                      state_dir: Path | None, name: str, heartbeat_interval: float,
+                      node_timeout: float, lease_ttl: int, store_root: str) -> None:
+    """Run a scheduler: leads the cluster, or stands by to take over."""
+    leader = LeaderOptions(strategy=strategy,  # type: ignore[arg-type]
+                           heartbeat_interval=heartbeat_interval, node_timeout=node_timeout,
+                           reconcile_interval=min(1.0, node_timeout / 3))
+    options = DaemonOptions(listen=listen, advertise=advertise, name=name,
+                            lease_ttl=lease_ttl,
+                            channel_heartbeat=min(1.0, heartbeat_interval),
+                            channel_timeout=max(node_timeout, 3 * heartbeat_interval),
+                            leader=leader)
+    try:
+        uvloop.run(_serve(etcd, state_dir or default_state_dir(), store_root, options))
+    except ShoalError as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+
+
+if __name__ == "__main__":
+    configure_logging(None)
+    scheduler_command()

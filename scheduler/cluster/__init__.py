@@ -1,0 +1,10 @@
+"""The cluster service: the scheduler daemon's parts, one job per module.
+
+- ``tx``: staged record changes over the leader's cache, turned into a store plan (pure).
+- ``views``: records as the API shows them and as placement sees them (pure).
+- ``sessions``: worker sessions: join, heartbeats, reports, Assign/Revoke delivery.
+- ``leader``: the leader's cache, its commit cycle (submissions, placement, reconciliation).
+- ``api``: the verbs a client or worker sends, routed to the leader or answered by a standby.
+- ``daemon``: election, listener and the leader/standby roles of one scheduler process.
+- ``simagent``: simulated worker agents that speak the real protocol (tests, benchmarks).
+"""

@@ -1,0 +1,150 @@
+"""One scheduler process: a listener, the API, and the campaign for leadership.
+
+Every scheduler listens and serves reads. All of them campaign; the one elected builds a
+``Leader`` (loading the cluster from etcd) and serves writes and worker sessions until it
+loses the leadership or is told to stop; then it ends its sessions (workers join the next
+leader) and campaigns again. Standbys answer writes with ``Unavailable`` naming the leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import structlog
+
+import channels
+from protocol.errors import ShoalError
+from scheduler.cluster.api import ClusterApi
+from scheduler.cluster.leader import Leader, LeaderOptions
+from scheduler.store import Election, LeaderRecord, Store
+
+log = structlog.get_logger("shoal.scheduler")
+
+DEFAULT_LISTEN = "tcp://127.0.0.1:7400"
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonOptions:
+    listen: str = DEFAULT_LISTEN
+    advertise: str = ""  # the address others use to reach us; default: the bound one
+    name: str = ""  # default: hostname-pid
+    lease_ttl: int = 10  # seconds without us before a standby takes over
+    channel_heartbeat: float = 1.0
+    channel_timeout: float = 5.0
+    leader: LeaderOptions = field(default_factory=LeaderOptions)
+
+
+def advertised(bound: str, explicit: str) -> str:
+    """What to record in etcd as our address: never a wildcard host."""
+    if explicit:
+        return explicit
+    parts = urlsplit(bound)
+    if parts.hostname in ("0.0.0.0", "::", "*"):
+        return f"{parts.scheme}://{socket.gethostname()}:{parts.port}"
+    return bound
+
+
+class SchedulerDaemon:
+    """Run with ``await daemon.run(stop)``; ``address`` is set once listening."""
+
+    def __init__(self, store: Store, options: DaemonOptions) -> None:
+        self.store = store
+        self.options = options
+        self.name = options.name or f"{socket.gethostname()}-{os.getpid()}"
+        self.api = ClusterApi(store, self.name)
+        self.address = ""
+        self.listening = asyncio.Event()
+        self.leading = asyncio.Event()
+        self.leader_known = asyncio.Event()  # set while some scheduler holds the leadership
+
+    async def run(self, stop: asyncio.Event) -> None:
+        opts = self.options
+        listener = await channels.listen(opts.listen, channels.ChannelOptions(
+            name=self.name, heartbeat=opts.channel_heartbeat, timeout=opts.channel_timeout))
+        self.address = advertised(listener.address, opts.advertise)
+        election = Election(self.store.client, self.store.layout,
+                            LeaderRecord(id=self.name, address=self.address), ttl=opts.lease_ttl)
+        tasks = [asyncio.create_task(channels.serve(listener.receiver, self.api.handle)),
+                 asyncio.create_task(self._observe(election))]
+        log.info("scheduler listening", name=self.name, address=self.address)
+        self.listening.set()
+        try:
+            while not stop.is_set():
+                await self._term(election, stop)
+        finally:
+            await listener.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _observe(self, election: Election) -> None:
+        while True:
+            try:
+                async for record in election.observe():
+                    self.api.leader_record = record
+                    if record is None:
+                        self.leader_known.clear()
+                    else:
+                        self.leader_known.set()
+            except ShoalError as exc:
+                log.warning("following the leader key failed; retrying", error=str(exc))
+                await asyncio.sleep(1.0)
+
+    async def _term(self, election: Election, stop: asyncio.Event) -> None:
+        """Campaign; lead until leadership ends or we are stopped."""
+        campaign = asyncio.create_task(election.campaign())
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait([campaign, stopping], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not campaign.done():
+            campaign.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ShoalError):
+                await campaign
+            return
+        try:
+            leadership = campaign.result()
+        except ShoalError as exc:
+            log.warning("campaign failed; trying again", error=str(exc))
+            await asyncio.sleep(1.0)
+            return
+        leader = Leader(self.store, leadership, self.options.leader)
+        reason = "stopped"
+        try:
+            await leader.load()
+            self.api.leader = leader
+            self.leading.set()
+            log.info("leading the cluster", name=self.name)
+            running = asyncio.create_task(leader.run())
+            lost = asyncio.create_task(leadership.lost.wait())
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait([running, lost, stopping], return_when=asyncio.FIRST_COMPLETED)
+            for task in (lost, stopping):
+                task.cancel()
+            if running.done() and not running.cancelled() and running.exception() is not None:
+                reason = f"the leader failed: {running.exception()}"
+                log.error("leader loop failed", error=str(running.exception()))
+            elif leadership.lost.is_set() or leader.stopped_by_fence:
+                reason = f"leadership lost: {leadership.reason or 'a write was fenced'}"
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ShoalError):
+                await running
+        except ShoalError as exc:
+            reason = f"taking over failed: {exc}"
+            log.error("taking over failed", error=str(exc))
+        finally:
+            self.api.leader = None
+            self.leading.clear()
+            await leader.stop(reason)
+            if stop.is_set() or not leadership.lost.is_set():
+                with contextlib.suppress(ShoalError):
+                    await leadership.resign()
+            else:
+                await leadership.close()
+            log.info("no longer leading", name=self.name, reason=reason)

@@ -1,0 +1,277 @@
+"""The requests the leader serves, as work items staged in a commit cycle.
+
+Each item checks its request against the staged records (so two requests in one cycle see each
+other), stages its changes, and answers once the commit says what became of its keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import msgspec
+import structlog
+
+from channels import Sender
+from protocol.errors import Conflict, NotFound, ShoalError, Unavailable
+from protocol.messages import (
+    Assign,
+    ContainerCreated,
+    ContainerReport,
+    Joined,
+    Message,
+    Ok,
+    Revoke,
+    Submitted,
+)
+from protocol.specs import ContainerSpec, ContainerState, NodeAvailability, NodeInfo
+from scheduler.cluster.cycle import Cycle, Work
+from scheduler.placement import Explanation, validate_spec
+from scheduler.reconcile import LIVE
+from scheduler.store import ContainerRecord, NodeRecord
+from scheduler.store.keys import check_id
+from scheduler.store.records import DesiredState
+
+log = structlog.get_logger("shoal.scheduler")
+
+replace = msgspec.structs.replace
+
+
+def _first_error(cycle: Cycle, keys: Sequence[tuple[str, str]]) -> ShoalError | None:
+    for kind, record_id in keys:
+        error = cycle.failed.get((kind, record_id))  # type: ignore[arg-type]
+        if error is not None:
+            return error
+    return None
+
+
+def _refusal(why: Explanation) -> Unavailable:
+    return Unavailable(why.message, details={"placement": why.details()[:4096]})
+
+
+class Submit(Work):
+    """New containers (a job's replicas, or one created container): placed, then committed."""
+
+    def __init__(self, ids: list[str], spec: ContainerSpec, *, start: bool, job: bool) -> None:
+        super().__init__()
+        self.ids = ids
+        self.spec = spec
+        self.start = start
+        self.job = job
+        self.refusal: Explanation | None = None
+        self.refused_ids: list[str] = []
+
+    def stage(self, cycle: Cycle) -> None:
+        validate_spec(self.spec)
+        for cid in self.ids:
+            check_id(cid)
+            if cycle.containers.get(cid) is not None:
+                raise Conflict(f"a container named {cid} already exists",
+                               details={"id": cid})
+        desired: DesiredState = "running" if self.start else "stopped"
+        for cid in self.ids:
+            # One spec object for every replica: placement compiles a job's class once.
+            cycle.put_container(cid, ContainerRecord(spec=self.spec, desired=desired,
+                                                     created_at=cycle.now))
+            cycle.place[cid] = self
+
+    def refused(self, cycle: Cycle, container_id: str, why: Explanation) -> None:
+        self.refusal = why
+        self.refused_ids.append(container_id)
+        cycle.delete_container(container_id)  # a refused submission records nothing
+
+    def finish(self, cycle: Cycle) -> Message | None:
+        placed = [cid for cid in self.ids if cid not in self.refused_ids]
+        committed = [cid for cid in placed if cycle.ok(("containers", cid))]
+        error = _first_error(cycle, [("containers", cid) for cid in placed])
+        if not self.job:
+            if self.refusal is not None:
+                raise _refusal(self.refusal)
+            if error is not None:
+                raise error
+            return ContainerCreated(id=self.ids[0])
+        notes = []
+        if self.refusal is not None:
+            notes.append(f"{len(self.refused_ids)} of {len(self.ids)} not placed: "
+                         f"{self.refusal.message}")
+        if error is not None:
+            notes.append(f"{len(placed) - len(committed)} not committed: {error}")
+        return Submitted(ids=committed, refused="; ".join(notes)[:65536])
+
+
+def _existing(cycle: Cycle, cid: str) -> ContainerRecord:
+    record = cycle.containers.get(cid)
+    if record is None or record.desired == "removed":
+        raise NotFound(f"no container {cid} in the cluster", details={"id": cid})
+    return record
+
+
+class Start(Work):
+    """Start a created or stopped container (placing it again if it no longer has a node)."""
+
+    def __init__(self, cid: str) -> None:
+        super().__init__()
+        self.cid = cid
+        self.before: ContainerRecord | None = None
+        self.refusal: Explanation | None = None
+
+    def stage(self, cycle: Cycle) -> None:
+        record = _existing(cycle, self.cid)
+        if record.desired == "running" and (record.schedule_state in LIVE
+                                            or record.schedule_state == "pending"):
+            return
+        self.before = record
+        if record.schedule_state in LIVE and record.node_id:
+            cycle.put_container(self.cid, replace(record, desired="running"))
+            cycle.send(record.node_id, Assign(container_id=self.cid,
+                                              generation=record.generation, spec=record.spec),
+                       ("containers", self.cid))
+            return
+        cycle.put_container(self.cid, replace(record, desired="running",
+                                              schedule_state="pending", node_id="",
+                                              observed=None))
+        cycle.place[self.cid] = self
+
+    def refused(self, cycle: Cycle, container_id: str, why: Explanation) -> None:
+        self.refusal = why
+        if self.before is not None:
+            cycle.containers.put(container_id, self.before)
+
+    def finish(self, cycle: Cycle) -> Message | None:
+        if self.refusal is not None:
+            raise _refusal(self.refusal)
+        error = cycle.error(("containers", self.cid))
+        if error is not None:
+            raise error
+        return Ok()
+
+
+class Stop(Work):
+    """Stop a container: desired stopped in etcd, then its worker is told by Revoke."""
+
+    def __init__(self, cid: str) -> None:
+        super().__init__()
+        self.cid = cid
+
+    def stage(self, cycle: Cycle) -> None:
+        record = _existing(cycle, self.cid)
+        if record.desired == "stopped" and record.schedule_state not in LIVE:
+            return
+        if record.schedule_state in LIVE and record.node_id:
+            state = replace(record.observed or ContainerState(), status="exited",
+                            finished_at=cycle.now)
+            cycle.put_container(self.cid, replace(record, desired="stopped",
+                                                  schedule_state="exited", observed=state))
+            cycle.send(record.node_id, Revoke(container_id=self.cid,
+                                              generation=record.generation,
+                                              reason="stopped by request"),
+                       ("containers", self.cid))
+        else:
+            cycle.put_container(self.cid, replace(record, desired="stopped",
+                                                  schedule_state="exited"))
+
+    def finish(self, cycle: Cycle) -> Message | None:
+        error = cycle.error(("containers", self.cid))
+        if error is not None:
+            raise error
+        return Ok()
+
+
+class Remove(Work):
+    """Remove a container: marked removed, revoked where it runs, deleted once no node has it."""
+
+    def __init__(self, cid: str, force: bool) -> None:
+        super().__init__()
+        self.cid = cid
+        self.force = force
+
+    def stage(self, cycle: Cycle) -> None:
+        record = _existing(cycle, self.cid)
+        live = record.schedule_state in LIVE and bool(record.node_id)
+        if live and record.desired == "running" and not self.force:
+            raise Conflict(f"container {self.cid} is running: stop it first or force removal",
+                           details={"id": self.cid})
+        cycle.put_container(self.cid, replace(record, desired="removed",
+                                              schedule_state="removed"))
+        if record.node_id:
+            cycle.send(record.node_id, Revoke(container_id=self.cid,
+                                              generation=record.generation,
+                                              reason="removed by request"),
+                       ("containers", self.cid))
+        cycle.recheck.add(self.cid)
+
+    def finish(self, cycle: Cycle) -> Message | None:
+        error = cycle.error(("containers", self.cid))
+        if error is not None:
+            raise error
+        return Ok()
+
+
+class SetAvailability(Work):
+    """Drain, pause or activate a node: placement only uses active nodes."""
+
+    def __init__(self, node_id: str, availability: NodeAvailability) -> None:
+        super().__init__()
+        self.node_id = node_id
+        self.availability = availability
+
+    def stage(self, cycle: Cycle) -> None:
+        record = cycle.nodes.get(self.node_id)
+        if record is None:
+            raise NotFound(f"no node {self.node_id} in the cluster",
+                           details={"node_id": self.node_id})
+        if record.info.availability != self.availability:
+            cycle.put_node(self.node_id, replace(
+                record, info=replace(record.info, availability=self.availability)))
+
+    def finish(self, cycle: Cycle) -> Message | None:
+        error = cycle.error(("nodes", self.node_id))
+        if error is not None:
+            raise error
+        return Ok()
+
+
+OpenSession = Callable[[str, int, Sender, list[ContainerReport]], Sender]
+IsLive = Callable[[str], bool]
+
+
+class JoinNode(Work):
+    """A worker joins: its node record is written ready under a new epoch, then a session
+    opens. A node id held by another live session is refused (two workers claiming one id)."""
+
+    def __init__(self, node: NodeInfo, commands: Sender, held: list[ContainerReport],
+                 is_live: IsLive, open_session: OpenSession, heartbeat_interval: float) -> None:
+        super().__init__()
+        self.heartbeat_interval = heartbeat_interval
+        self.node = node
+        self.commands = commands
+        self.held = held
+        self.is_live = is_live
+        self.open_session = open_session
+        self.epoch = 0
+
+    def stage(self, cycle: Cycle) -> None:
+        node_id = self.node.id
+        check_id(node_id)
+        if self.is_live(node_id) or node_id in cycle.joined:
+            log.warning("join refused: node id in use by a live session", node_id=node_id)
+            raise Conflict(f"node id {node_id} is in use by a live worker session; a worker "
+                           "that restarted may join again once that session has timed out",
+                           details={"node_id": node_id})
+        for report in self.held:
+            if report.node_id != node_id:
+                raise Conflict(f"held report for {report.container_id} names node "
+                               f"{report.node_id}, not {node_id}", details={"node_id": node_id})
+        previous = cycle.nodes.get(node_id)
+        self.epoch = (previous.info.epoch if previous is not None else 0) + 1
+        availability = previous.info.availability if previous is not None else "active"
+        info = replace(self.node, status="ready", epoch=self.epoch, availability=availability)
+        cycle.put_node(node_id, NodeRecord(info=info, last_seen=cycle.now))
+        cycle.joined.append(node_id)
+
+    def finish(self, cycle: Cycle) -> Message | None:
+        error = cycle.error(("nodes", self.node.id))
+        if error is not None:
+            raise error
+        reports = self.open_session(self.node.id, self.epoch, self.commands, self.held)
+        return Joined(node_id=self.node.id, epoch=self.epoch,
+                      heartbeat_interval=self.heartbeat_interval, reports=reports)

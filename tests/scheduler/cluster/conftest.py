@@ -1,0 +1,133 @@
+"""Fixtures for cluster tests: one shared etcd (each test its own key root), in-process
+schedulers and simulated agents, and subprocesses that are always killed at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import uvloop
+
+import channels
+from protocol.messages import Message
+from scheduler.cluster.daemon import DaemonOptions, SchedulerDaemon
+from scheduler.cluster.leader import LeaderOptions
+from scheduler.cluster.simagent import SimAgent, sim_node
+from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, Store
+from tests.scheduler.store.conftest import make_etcd
+
+T = TypeVar("T")
+Runner = Callable[[Callable[[], Awaitable[T]]], T]
+REPO = Path(__file__).resolve().parents[3]
+
+# Short timings: a node is down after 1.2 s of silence, a dead leader's lease ends in 2 s.
+HEARTBEAT = 0.1
+NODE_TIMEOUT = 1.2
+LEASE_TTL = 2
+CHANNELS = channels.ChannelOptions(heartbeat=0.2, timeout=1.0, connect_timeout=1.0)
+
+
+@pytest.fixture
+def run() -> Runner[object]:
+    def runner(body: Callable[[], Awaitable[T]], timeout: float = 40.0) -> T:
+        async def bounded() -> T:
+            async with asyncio.timeout(timeout):
+                return await body()
+
+        return uvloop.run(bounded())
+
+    return runner  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def etcd() -> Iterator[EmbeddedEtcd]:
+    with tempfile.TemporaryDirectory(prefix="shoal-cluster-test-") as tmp:
+        server = make_etcd(Path(tmp), "cluster")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def layout() -> Layout:
+    return Layout(f"/test-{uuid.uuid4().hex[:12]}/shoal/v1/")
+
+
+def daemon_options(name: str, listen: str = "tcp://127.0.0.1:0") -> DaemonOptions:
+    return DaemonOptions(
+        listen=listen, name=name, lease_ttl=LEASE_TTL, channel_heartbeat=0.2,
+        channel_timeout=1.0,
+        leader=LeaderOptions(heartbeat_interval=HEARTBEAT, node_timeout=NODE_TIMEOUT,
+                             reconcile_interval=0.2))
+
+
+@contextlib.asynccontextmanager
+async def scheduler(etcd: EmbeddedEtcd, layout: Layout, name: str = "s1"
+                    ) -> AsyncIterator[SchedulerDaemon]:
+    """An in-process scheduler, leading once ``daemon.leading`` is set."""
+    async with EtcdClient([etcd.endpoint], timeout=5.0) as client:
+        daemon = SchedulerDaemon(Store(client, layout), daemon_options(name))
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop))
+        try:
+            await daemon.listening.wait()
+            yield daemon
+        finally:
+            stop.set()
+            await task
+
+
+@contextlib.asynccontextmanager
+async def agents(addresses: list[str], names: list[str], *,
+                 labels: dict[str, dict[str, str]] | None = None,
+                 platforms: dict[str, tuple[str, str]] | None = None,
+                 state_dir: Path | None = None) -> AsyncIterator[dict[str, SimAgent]]:
+    """Simulated agents in this process, joined before the block runs."""
+    made: dict[str, SimAgent] = {}
+    for name in names:
+        os_name, arch = (platforms or {}).get(name, ("linux", "amd64"))
+        node = sim_node(name, os_name=os_name, arch=arch, labels=(labels or {}).get(name))
+        made[name] = SimAgent(node, addresses, options=CHANNELS,
+                              state_file=state_dir / f"{name}.json" if state_dir else None)
+    tasks = [asyncio.create_task(a.run()) for a in made.values()]
+    try:
+        for agent in made.values():
+            await agent.joined.wait()
+        yield made
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def ask(address: str, make: Callable[[channels.Sender], Message]) -> Message:
+    """One request from a fresh client connection."""
+    async with await channels.connect(address, CHANNELS) as conn:
+        return await channels.request(conn.sender, make, timeout=20.0)
+
+
+@contextlib.contextmanager
+def process(*args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A Python subprocess of this repo; killed (and reaped) when the block ends."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), SHOAL_LOG="warning")
+    proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        if proc.stderr is not None:
+            proc.stderr.close()

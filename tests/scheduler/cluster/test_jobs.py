@@ -1,0 +1,168 @@
+"""A scheduler with simulated agents: joins, jobs placed and acknowledged, the verbs."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from protocol.errors import Conflict, NotFound, Unavailable
+from protocol.messages import (
+    ContainerCreated,
+    ContainerInspected,
+    ContainerList,
+    CreateContainer,
+    InspectContainer,
+    ListContainers,
+    ListNodes,
+    NodeList,
+    Ok,
+    RemoveContainer,
+    StartContainer,
+    StopContainer,
+    SubmitJob,
+    Submitted,
+    UpdateNode,
+)
+from protocol.specs import ContainerSpec, Platform, Resources
+from scheduler.cluster.simagent import SimAgent
+from scheduler.store import CONTAINERS, EmbeddedEtcd, EtcdClient, Layout, Store
+from tests.scheduler.cluster.conftest import Runner, agents, ask, scheduler
+
+
+def running_total(pool: dict[str, SimAgent]) -> Counter[str]:
+    return Counter(cid for a in pool.values() for cid in a.running())
+
+
+def test_join_records_ready_nodes_and_heartbeats_keep_them(run: Runner[None],
+                                                           etcd: EmbeddedEtcd,
+                                                           layout: Layout) -> None:
+    async def body() -> None:
+        async with scheduler(etcd, layout) as s:
+            await s.leading.wait()
+            async with agents([s.address], ["a", "b"]):
+                nodes = await ask(s.address, lambda r: ListNodes(reply=r))
+                assert isinstance(nodes, NodeList)
+                assert {(n.id, n.status, n.epoch) for n in nodes.nodes} == {
+                    ("a", "ready", 1), ("b", "ready", 1)}
+                leader = s.api.leader
+                assert leader is not None
+                # Heartbeats keep arriving: wait for several full reconcile rounds to pass
+                # (each would mark a silent node down) and check nobody went down.
+                start = leader.cycles
+                seen = leader.last_seen["a"]
+                await leader.until(lambda ld: ld.last_seen["a"] > seen + 1.5)
+                assert leader.cycles > start
+                assert {n.id for n in (await ask(s.address, lambda r: ListNodes(
+                    filters={"status": "ready"}, reply=r))).nodes} == {"a", "b"}  # type: ignore[attr-defined]
+
+    run(body)
+
+
+def test_job_spread_honours_constraints_and_platforms(run: Runner[None], etcd: EmbeddedEtcd,
+                                                      layout: Layout) -> None:
+    labels = {"a": {"zone": "x"}, "b": {"zone": "x"}, "c": {"zone": "y"}, "w": {"zone": "x"}}
+    platforms = {"w": ("windows", "amd64")}
+
+    async def body() -> None:
+        async with scheduler(etcd, layout) as s:
+            await s.leading.wait()
+            async with agents([s.address], ["a", "b", "c", "w"], labels=labels,
+                              platforms=platforms) as pool:
+                spec = ContainerSpec(image="busybox", name="web",
+                                     constraints=["node.labels.zone==x"],
+                                     platform=Platform(os="linux", arch="amd64"))
+                reply = await ask(s.address, lambda r: SubmitJob(spec=spec, replicas=6,
+                                                                  reply=r))
+                assert isinstance(reply, Submitted)
+                assert reply.ids == [f"web.{i}" for i in range(1, 7)]
+                assert reply.refused == ""
+                await pool["a"].until(lambda _: sum(running_total(pool).values()) == 6)
+                per_node = {name: len(agent.running()) for name, agent in pool.items()}
+                assert per_node == {"a": 3, "b": 3, "c": 0, "w": 0}  # spread, zone x, linux
+                assert running_total(pool) == Counter({f"web.{i}": 1 for i in range(1, 7)})
+
+                listed = await ask(s.address, lambda r: ListContainers(reply=r))
+                assert isinstance(listed, ContainerList)
+                rows = {c.id: c for c in listed.containers}
+                assert set(rows) == set(reply.ids)
+                for cid, row in rows.items():
+                    assert cid in pool[row.node_id].running()
+                # Acknowledgements reach etcd as the scheduler's observed state.
+                async with EtcdClient([etcd.endpoint]) as client:
+                    store = Store(client, layout)
+                    states = {r.id: r.value.schedule_state
+                              async for r in store.list(CONTAINERS)}
+                assert set(states.values()) <= {"assigned", "running"}
+                inspected = await ask(s.address, lambda r: InspectContainer(id="web.1",
+                                                                            reply=r))
+                assert isinstance(inspected, ContainerInspected)
+                assert inspected.info.node_id in ("a", "b")
+                assert inspected.info.generation == 1
+                assert inspected.info.placement.startswith("spread: node ")
+
+    run(body)
+
+
+def test_impossible_constraints_are_refused_with_the_engine_explanation(
+        run: Runner[None], etcd: EmbeddedEtcd, layout: Layout) -> None:
+    async def body() -> None:
+        async with scheduler(etcd, layout) as s:
+            await s.leading.wait()
+            async with agents([s.address], ["a", "b"], labels={"a": {"zone": "x"}}):
+                spec = ContainerSpec(image="busybox", name="nope",
+                                     constraints=["node.labels.zone==mars"])
+                reply = await ask(s.address, lambda r: SubmitJob(spec=spec, replicas=2,
+                                                                  reply=r))
+                assert isinstance(reply, Submitted)
+                assert reply.ids == []
+                assert "0/2 nodes available" in reply.refused
+                with pytest.raises(Unavailable, match="0/2 nodes available") as err:
+                    await ask(s.address, lambda r: CreateContainer(spec=spec, reply=r))
+                assert "placement" in err.value.details
+                big = ContainerSpec(image="busybox", name="big",
+                                    resources=Resources(memory=1 << 50))
+                with pytest.raises(Unavailable, match="memory"):
+                    await ask(s.address, lambda r: CreateContainer(spec=big, reply=r))
+                listed = await ask(s.address, lambda r: ListContainers(all=True, reply=r))
+                assert isinstance(listed, ContainerList)
+                assert listed.containers == []  # a refusal records nothing
+
+    run(body)
+
+
+def test_create_start_stop_remove_and_drain(run: Runner[None], etcd: EmbeddedEtcd,
+                                            layout: Layout) -> None:
+    async def body() -> None:
+        async with scheduler(etcd, layout) as s:
+            await s.leading.wait()
+            async with agents([s.address], ["a", "b"]) as pool:
+                spec = ContainerSpec(image="busybox", name="one")
+                created = await ask(s.address, lambda r: CreateContainer(spec=spec, reply=r))
+                assert created == ContainerCreated(id="one")
+                with pytest.raises(Conflict):
+                    await ask(s.address, lambda r: CreateContainer(spec=spec, reply=r))
+                assert running_total(pool) == Counter()  # created, not started
+                assert await ask(s.address, lambda r: StartContainer(id="one", reply=r)) == Ok()
+                await pool["a"].until(lambda _: running_total(pool) == Counter({"one": 1}))
+                holder = next(n for n, a in pool.items() if "one" in a.running())
+                with pytest.raises(Conflict, match="running"):
+                    await ask(s.address, lambda r: RemoveContainer(id="one", reply=r))
+                assert await ask(s.address, lambda r: StopContainer(id="one", reply=r)) == Ok()
+                await pool[holder].until(lambda a: "one" not in a.running())
+                # Drain the node that ran it: a restart must go to the other one.
+                assert await ask(s.address, lambda r: UpdateNode(
+                    node_id=holder, availability="drain", reply=r)) == Ok()
+                assert await ask(s.address, lambda r: StartContainer(id="one", reply=r)) == Ok()
+                other = next(n for n in pool if n != holder)
+                await pool[other].until(lambda a: a.running().get("one") == 2)
+                assert await ask(s.address, lambda r: RemoveContainer(
+                    id="one", force=True, reply=r)) == Ok()
+                await pool[other].until(lambda a: "one" not in a.running())
+                with pytest.raises(NotFound):
+                    await ask(s.address, lambda r: InspectContainer(id="one", reply=r))
+                with pytest.raises(NotFound):
+                    await ask(s.address, lambda r: UpdateNode(node_id="ghost",
+                                                              availability="drain", reply=r))
+
+    run(body)
