@@ -27,6 +27,7 @@ from protocol.specs import (
     EnvList,
     Event,
     ImageInfo,
+    ImageRef,
     ImageSummary,
     Labels,
     Name,
@@ -323,6 +324,7 @@ class ImportImage(Message, tag="image.import", frozen=True, kw_only=True):
     name: Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)]
     format: Literal["auto", "oci", "docker", "rootfs"] = "auto"
     data: ByteReaderRef
+    source: Name = ""  # the client's file name, for the image's history
     reply: SenderRef
 
 
@@ -345,7 +347,7 @@ class ImageList(Message, tag="image.listed", frozen=True, kw_only=True):
 class InspectImage(Message, tag="image.inspect", frozen=True, kw_only=True):
     """``ref`` is ``name[:tag]``, ``name@digest``, a full or short image id."""
 
-    ref: Name
+    ref: ImageRef
     reply: SenderRef
 
 
@@ -358,13 +360,13 @@ class RemoveImage(Message, tag="image.remove", frozen=True, kw_only=True):
     image with several tags by id, or the last tag of an image containers use (the image stays,
     untagged)."""
 
-    ref: Name
+    ref: ImageRef
     force: bool = False
     reply: SenderRef
 
 
 class ImageRemoved(Message, tag="image.removed", frozen=True, kw_only=True):
-    untagged: Annotated[list[Name], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
+    untagged: Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
     deleted: Annotated[list[Name], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []  # image ids
 
 

@@ -214,7 +214,9 @@ class Event(_Spec, frozen=True, kw_only=True):
     attributes: Labels = {}
 
 
-Tags = Annotated[list[Name], msgspec.Meta(max_length=MAX_TAGS)]
+# An image reference, ``name[:tag][@digest]``: the name alone may have 255 characters.
+ImageRef = Annotated[str, msgspec.Meta(max_length=2 * MAX_NAME_LEN)]
+Tags = Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_TAGS)]
 
 
 class ImageSummary(_Spec, frozen=True, kw_only=True):
