@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -122,6 +123,10 @@ async def ask(conn: channels.Connection, make: Callable[[channels.Sender], Messa
     return await channels.request(conn.sender, make)
 
 
+def inspect_request(ref: str, reply: channels.Sender) -> Message:
+    return InspectImage(ref=ref, reply=reply)
+
+
 def docker_save_tar(tag: str) -> bytes:
     """The test image as a ``docker save`` tarball (manifest.json, config, one tar per layer)."""
     _, config, layers = testimage.image_blobs()
@@ -163,10 +168,10 @@ def test_import_list_inspect_remove(store: ImageStore, busybox_tar: Path) -> Non
 
             for ref in ("shoal/busybox:1.0", summary.id, hex_of(summary.id)[:12], summary.digest,
                         f"shoal/busybox@{summary.digest}"):
-                inspected = await ask(conn, lambda r, ref=ref: InspectImage(ref=ref, reply=r))
+                inspected = await ask(conn, functools.partial(inspect_request, ref))
                 assert isinstance(inspected, ImageInspected)
                 assert inspected.info.summary == summary
-            info = inspected.info
+                info = inspected.info
             assert info.config.cmd == ["sh"]
             assert info.config.env == [testimage.ENV_PATH]
             assert info.config.labels == {"org.shoal.test-image": "busybox"}
