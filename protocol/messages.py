@@ -26,6 +26,9 @@ from protocol.specs import (
     ContainerSummary,
     EnvList,
     Event,
+    ImageInfo,
+    ImageRef,
+    ImageSummary,
     Labels,
     Name,
     NodeAvailability,
@@ -319,13 +322,62 @@ class Submitted(Message, tag="cluster.submitted", frozen=True, kw_only=True):
     refused: Text = ""
 
 
+# --- image verbs ---------------------------------------------------------------------------------
 class ImportImage(Message, tag="image.import", frozen=True, kw_only=True):
-    """Imports an image from a tarball the client writes on ``data``."""
+    """Imports an image from a tarball the client writes on ``data``; answered with
+    ``ImageImported`` once the stream has ended and the image is stored.
+
+    ``name`` (``name[:tag]``) tags the image; empty keeps the archive's own tags (an OCI layout
+    or ``docker save`` tarball) or leaves a rootfs import untagged.
+    """
 
     name: Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)]
     format: Literal["auto", "oci", "docker", "rootfs"] = "auto"
     data: ByteReaderRef
+    source: Name = ""  # the client's file name, for the image's history
     reply: SenderRef
+
+
+class ImageImported(Message, tag="image.imported", frozen=True, kw_only=True):
+    """The images an import stored (one, unless an archive without ``name`` held several), and
+    the format it was read as (``oci``, ``docker-save``, ``rootfs``)."""
+
+    images: Annotated[list[ImageSummary], msgspec.Meta(max_length=MAX_LIST_ITEMS)]
+    format: Name = ""
+
+
+class ListImages(Message, tag="image.list", frozen=True, kw_only=True):
+    reply: SenderRef
+
+
+class ImageList(Message, tag="image.listed", frozen=True, kw_only=True):
+    images: Annotated[list[ImageSummary], msgspec.Meta(max_length=MAX_LIST_ITEMS)]
+
+
+class InspectImage(Message, tag="image.inspect", frozen=True, kw_only=True):
+    """``ref`` is ``name[:tag]``, ``name@digest``, a full or short image id."""
+
+    ref: ImageRef
+    reply: SenderRef
+
+
+class ImageInspected(Message, tag="image.inspected", frozen=True, kw_only=True):
+    info: ImageInfo
+
+
+class RemoveImage(Message, tag="image.remove", frozen=True, kw_only=True):
+    """``docker rmi``: untag ``ref``; delete the image once no tag is left. ``force`` removes an
+    image with several tags by id, or the last tag of an image containers use (the image stays,
+    untagged)."""
+
+    ref: ImageRef
+    force: bool = False
+    reply: SenderRef
+
+
+class ImageRemoved(Message, tag="image.removed", frozen=True, kw_only=True):
+    untagged: Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
+    deleted: Annotated[list[Name], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []  # image ids
 
 
 class FetchBlob(Message, tag="image.blob.fetch", frozen=True, kw_only=True):
@@ -347,5 +399,6 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     Join, Joined, Heartbeat, ContainerReport, Assign, Revoke, ListNodes, NodeList, UpdateNode,
     SubmitApp,
     SubmitJob, Submitted,
-    ImportImage, FetchBlob,
+    ImportImage, ImageImported, ListImages, ImageList, InspectImage, ImageInspected,
+    RemoveImage, ImageRemoved, FetchBlob,
 )

@@ -14,9 +14,11 @@ from protocol.limits import (
     MAX_ARGS,
     MAX_ENV,
     MAX_LABELS,
+    MAX_LAYERS,
     MAX_NAME_LEN,
     MAX_PORTS,
     MAX_RULES,
+    MAX_TAGS,
     MAX_TEXT_LEN,
 )
 
@@ -210,6 +212,50 @@ class Event(_Spec, frozen=True, kw_only=True):
     time: Timestamp = 0.0
     node_id: Name = ""
     attributes: Labels = {}
+
+
+# An image reference, ``name[:tag][@digest]``: the name alone may have 255 characters.
+ImageRef = Annotated[str, msgspec.Meta(max_length=2 * MAX_NAME_LEN)]
+Tags = Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_TAGS)]
+
+
+class ImageSummary(_Spec, frozen=True, kw_only=True):
+    """One row of an image listing. ``id`` is the config digest (as Docker's image id);
+    ``size`` the bytes stored (config and layer blobs as stored); ``created`` from the config,
+    0 when the image does not say."""
+
+    id: Name
+    tags: Tags = []
+    digest: Name = ""  # the manifest's digest
+    size: NonNegInt = 0
+    created: Timestamp = 0.0
+    os: Name = ""
+    arch: Name = ""
+    variant: Name = ""
+
+
+class ImageRunConfig(_Spec, frozen=True, kw_only=True):
+    """What an image's config contributes to the containers made from it."""
+
+    entrypoint: Argv = []
+    cmd: Argv = []
+    env: EnvList = []
+    working_dir: Text = ""
+    user: Name = ""
+    exposed_ports: Annotated[list[Name], msgspec.Meta(max_length=MAX_PORTS)] = []
+    stop_signal: Name = ""
+    labels: Labels = {}
+    volumes: Annotated[list[Text], msgspec.Meta(max_length=MAX_RULES)] = []
+
+
+class ImageInfo(_Spec, frozen=True, kw_only=True):
+    """Everything ``image inspect`` shows about one image."""
+
+    summary: ImageSummary
+    author: Text = ""
+    media_type: Name = ""  # the manifest's
+    config: ImageRunConfig = ImageRunConfig()
+    layers: Annotated[list[Name], msgspec.Meta(max_length=MAX_LAYERS)] = []  # diff ids
 
 
 class AppSpec(_Spec, frozen=True, kw_only=True):

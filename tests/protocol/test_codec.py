@@ -39,6 +39,9 @@ SPEC = specs.ContainerSpec(
 NODE = specs.NodeInfo(id="n1", hostname="h1", labels={"zone": "a"},
                       capacity=specs.NodeResources(millicpus=2000, memory=1 << 30))
 
+IMAGE = specs.ImageSummary(id="sha256:00", tags=["busybox:latest"], digest="sha256:01",
+                           size=1 << 20, created=1.7e9, os="linux", arch="amd64")
+
 
 def _ref(kind: RefKind, n: int) -> ChannelRef:
     return wire_ref(kind, n)
@@ -95,6 +98,16 @@ SAMPLES: list[m.Message] = [
     m.Submitted(ids=["c1", "c2"]),
     m.ImportImage(name="busybox:latest", data=_ref(RefKind.BYTE_READER, 53),
                   reply=_ref(RefKind.SENDER, 55)),
+    m.ImageImported(images=[IMAGE], format="oci"),
+    m.ListImages(reply=_ref(RefKind.SENDER, 65)),
+    m.ImageList(images=[IMAGE, specs.ImageSummary(id="sha256:11")]),
+    m.InspectImage(ref="busybox", reply=_ref(RefKind.SENDER, 67)),
+    m.ImageInspected(info=specs.ImageInfo(
+        summary=IMAGE, author="me", layers=["sha256:22"],
+        config=specs.ImageRunConfig(cmd=["sh"], env=["PATH=/bin"], exposed_ports=["80/tcp"],
+                                    labels={"a": "b"}, volumes=["/data"]))),
+    m.RemoveImage(ref="busybox", force=True, reply=_ref(RefKind.SENDER, 69)),
+    m.ImageRemoved(untagged=["busybox:latest"], deleted=["sha256:00"]),
     m.FetchBlob(digest="sha256:00", into=_ref(RefKind.BYTE_WRITER, 57),
                 reply=_ref(RefKind.SENDER, 59)),
 ]

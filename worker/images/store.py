@@ -282,6 +282,20 @@ class ImageStore:
                 present.add(e.digest)
         return kept
 
+    @contextlib.contextmanager
+    def undo_on_error(self) -> Iterator[None]:
+        """Hold the store for a change of several steps (an import and its checks): if the body
+        raises, ``index.json`` is put back as it was and the blobs it added are collected, so a
+        refused change leaves nothing behind."""
+        with self.lock:
+            before = (self.layout / "index.json").read_bytes()
+            try:
+                yield
+            except BaseException:
+                self._atomic_write(self.layout / "index.json", before)
+                self.gc()
+                raise
+
     def tag(self, source: str, target: str) -> Image:
         with self.lock:
             image = self._resolve(source)[0]

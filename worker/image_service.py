@@ -1,0 +1,188 @@
+"""The image verbs over channels: import (from a byte stream), list, inspect and remove.
+
+A worker chains this service after its container verbs: it answers only the image requests
+(``IMAGE_REQUESTS``) and refuses anything else with ``Unsupported``. An import is spooled to a
+temp file under the store (the importers need to seek), bounded by a size limit, imported with
+every digest checked and every layer scanned as unpacking would judge it; a refused or
+cancelled import (the client aborted or vanished) leaves nothing behind. Store calls block, so
+they run in threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import BinaryIO
+
+import structlog
+
+import channels
+from protocol.errors import InvalidArgument, Unavailable, Unsupported
+from protocol.limits import MAX_LAYERS, MAX_TAGS
+from protocol.messages import (
+    ImageImported,
+    ImageInspected,
+    ImageList,
+    ImageRemoved,
+    ImportImage,
+    InspectImage,
+    ListImages,
+    Message,
+    RemoveImage,
+)
+from protocol.specs import ImageInfo, ImageRunConfig, ImageSummary
+from worker.images import ArchiveFormat, Image, ImageStore, InvalidImage, import_image
+from worker.images.importer import ImportResult
+from worker.images.reference import parse_reference
+from worker.images.verify import verify_image
+
+log = structlog.get_logger("shoal.worker.images")
+
+IMAGE_REQUESTS: tuple[type[Message], ...] = (ImportImage, ListImages, InspectImage, RemoveImage)
+DEFAULT_MAX_IMPORT_BYTES = 32 * 1024 ** 3
+SPOOL_BATCH = 1024 * 1024  # bytes gathered from the stream before one write to the spool file
+FORMATS: dict[str, ArchiveFormat | None] = {
+    "auto": None, "oci": ArchiveFormat.OCI, "docker": ArchiveFormat.DOCKER_SAVE,
+    "rootfs": ArchiveFormat.ROOTFS,
+}
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+class ImageService:
+    """Answers the image verbs from one store.
+
+    ``in_use`` gives the ids of the images containers use (they are never deleted); it is
+    called on the event loop. Imports are spooled under ``spool_dir`` (default ``<store>/spool``,
+    emptied here: what is there is left from a worker that died mid-import).
+    """
+
+    def __init__(self, store: ImageStore, *, in_use: Callable[[], Collection[str]] = frozenset,
+                 spool_dir: Path | None = None,
+                 max_import_bytes: int = DEFAULT_MAX_IMPORT_BYTES) -> None:
+        self.store = store
+        self.in_use = in_use
+        self.spool_dir = spool_dir or store.root / "spool"
+        self.max_import_bytes = max_import_bytes
+        shutil.rmtree(self.spool_dir, ignore_errors=True)
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+
+    async def handle(self, message: Message) -> Message | None:
+        store = self.store
+        match message:
+            case ImportImage():
+                return await self._import(message)
+            case ListImages():
+                images = await asyncio.to_thread(store.images)
+                return ImageList(images=[image_summary(image) for image in images])
+            case InspectImage(ref=ref):
+                image = await asyncio.to_thread(store.get, ref)
+                return ImageInspected(info=image_info(image))
+            case RemoveImage(ref=ref, force=force):
+                busy = frozenset(self.in_use())
+                result = await asyncio.to_thread(store.remove, ref, force=force, in_use=busy)
+                log.info("image removed", ref=ref, untagged=result.untagged,
+                         deleted=result.deleted)
+                return ImageRemoved(untagged=result.untagged, deleted=result.deleted)
+        raise Unsupported(f"the image service does not serve {type(message).__name__}")
+
+    # --- import ----------------------------------------------------------------------------------
+    async def _import(self, request: ImportImage) -> ImageImported:
+        data = request.data
+        if not isinstance(data, channels.ByteReader):
+            raise InvalidArgument("image.import needs a byte stream to read the archive from")
+        try:
+            tag = parse_reference(request.name).tagged if request.name else None
+            spool = Path(tempfile.mkdtemp(prefix="import-", dir=self.spool_dir))
+        except BaseException:
+            data.close()  # the client's writer stops at once; the reply says why
+            raise
+        try:
+            archive = spool / (_SAFE_NAME.sub("_", Path(request.source).name)[:100] or "archive")
+            size = await self._spool(data, archive)
+            result = await asyncio.to_thread(self._import_file, archive, tag,
+                                             FORMATS[request.format])
+        finally:
+            data.close()
+            await asyncio.to_thread(shutil.rmtree, spool, True)
+        images = [image_summary(image) for image in result.images]
+        log.info("image imported", format=result.format.value, bytes=size,
+                 images=[(i.id, i.tags) for i in images])
+        return ImageImported(images=images, format=result.format.value)
+
+    async def _spool(self, data: channels.ByteReader, path: Path) -> int:
+        """Copy the stream into ``path``; returns its length. Stream errors (the client aborted
+        or vanished) propagate; so does a stream over the size limit."""
+        total = 0
+        batch: list[bytes] = []
+        batched = 0
+        try:
+            with path.open("wb") as out:
+                while chunk := await data.read():
+                    total += len(chunk)
+                    if total > self.max_import_bytes:
+                        raise InvalidImage(f"the archive is larger than the "
+                                           f"{self.max_import_bytes}-byte import limit",
+                                           details={"limit": str(self.max_import_bytes)})
+                    batch.append(chunk)
+                    batched += len(chunk)
+                    if batched >= SPOOL_BATCH:
+                        await asyncio.to_thread(_write_all, out, batch)
+                        batch, batched = [], 0
+                await asyncio.to_thread(_write_all, out, batch)
+        except OSError as exc:
+            raise Unavailable(f"cannot spool the import: {exc.strerror or exc}") from exc
+        return total
+
+    def _import_file(self, path: Path, tag: str | None,
+                     fmt: ArchiveFormat | None) -> ImportResult:
+        with self.store.undo_on_error():
+            result = import_image(self.store, path, tag, fmt=fmt)
+            for image in result.images:
+                verify_image(self.store, image)
+        return result
+
+
+def _write_all(out: BinaryIO, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        out.write(chunk)
+
+
+# --- wire views of stored images -----------------------------------------------------------------
+def created_timestamp(created: str | None) -> float:
+    """An RFC 3339 time from an image config as UNIX seconds; 0 when absent or unreadable."""
+    if not created:
+        return 0.0
+    text = re.sub(r"(\.\d{6})\d+", r"\1", created.strip())  # Python takes microseconds at most
+    with contextlib.suppress(ValueError, OverflowError):
+        moment = datetime.datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        return max(0.0, moment.timestamp())
+    return 0.0
+
+
+def image_summary(image: Image) -> ImageSummary:
+    config = image.config
+    return ImageSummary(id=image.id, tags=list(image.tags[:MAX_TAGS]),
+                        digest=image.manifest_digest, size=image.size,
+                        created=created_timestamp(config.created), os=config.os,
+                        arch=config.architecture, variant=config.variant or "")
+
+
+def image_info(image: Image) -> ImageInfo:
+    d = image.defaults
+    return ImageInfo(
+        summary=image_summary(image), author=image.config.author or "",
+        media_type=image.manifest_media_type,
+        config=ImageRunConfig(entrypoint=list(d.entrypoint), cmd=list(d.cmd), env=list(d.env),
+                              working_dir=d.working_dir, user=d.user,
+                              exposed_ports=list(d.exposed_ports), stop_signal=d.stop_signal,
+                              labels=dict(d.labels), volumes=list(d.volumes)),
+        layers=list(image.config.rootfs.diff_ids[:MAX_LAYERS]))
+

@@ -1,0 +1,73 @@
+"""Scan an image's layers without extracting them, so an import can refuse a hostile image
+before anything uses it.
+
+Each entry is judged by the same ``tarsafety.LayerChecker`` that unpacking uses (traversal,
+absolute paths, writes through links, hardlink escapes, devices, sizes), and the blob digest and
+the diff id are checked, but nothing is written: the layer is only read and hashed.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from typing import BinaryIO, cast
+
+from worker.images.errors import LayerRejected
+from worker.images.layers import LayerRef
+from worker.images.store import Image, ImageStore
+from worker.images.tarsafety import Header, LayerChecker, LayerLimits
+from worker.images.unpack import (
+    CHUNK,
+    HashingReader,
+    LayerStats,
+    compression_of,
+    decompress_errors,
+    decompressor,
+    reject_stream,
+)
+
+
+def scan_layer(blob: BinaryIO, *, limits: LayerLimits, blob_digest: str | None = None,
+               diff_id: str | None = None) -> LayerStats:
+    """Judge every entry of the layer ``blob`` and check its digests; raises ``LayerRejected``
+    naming the entry and the reason."""
+    outer = HashingReader(blob, None, "layer blob")
+    buffered = io.BufferedReader(outer, CHUNK)
+    kind = compression_of(buffered.peek(4)[:4])
+    inner = HashingReader(decompressor(kind, cast(BinaryIO, buffered)),
+                          limits.max_stream_bytes, "uncompressed layer")
+    checker = LayerChecker(limits)
+    last = ""
+    try:
+        with tarfile.open(fileobj=cast(BinaryIO, inner), mode="r|", errorlevel=2) as archive:
+            for member in archive:
+                last = member.name
+                checker.check(Header.of(member))
+        inner.drain()
+        buffered.read()  # anything after the compressed stream still belongs to the blob
+    except LayerRejected:
+        raise
+    except decompress_errors() as exc:
+        raise reject_stream(f"corrupt or truncated layer ({kind}): {exc}", last) from exc
+    if blob_digest is not None and outer.digest != blob_digest:
+        raise reject_stream(f"blob digest is {outer.digest}, expected {blob_digest}")
+    if diff_id is not None and inner.digest != diff_id:
+        raise reject_stream(f"diff id is {inner.digest}, expected {diff_id}")
+    return LayerStats(outer.digest, inner.digest, checker.entries, checker.total_bytes)
+
+
+def verify_layer(store: ImageStore, layer: LayerRef) -> LayerStats:
+    with store.blobs.open(layer.blob) as blob:
+        return scan_layer(blob, limits=store.limits, blob_digest=layer.blob,
+                          diff_id=layer.diff_id)
+
+
+def verify_image(store: ImageStore, image: Image) -> None:
+    """Scan every layer of ``image``; the first refusal names the layer and the entry."""
+    for number, layer in enumerate(image.layers, 1):
+        try:
+            verify_layer(store, layer)
+        except LayerRejected as exc:
+            details = {**exc.details, "layer": layer.blob, "image": image.id}
+            raise LayerRejected(f"layer {number} of {len(image.layers)} ({layer.blob[:19]}): "
+                                f"{exc.message}", details=details) from exc
