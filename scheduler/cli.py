@@ -10,6 +10,8 @@ import uvloop
 from protocol.errors import ShoalError
 from protocol.version import PROTOCOL_VERSION, package_version
 from scheduler.cli_containers import COMMANDS
+from scheduler.cli_images import IMAGE_COMMANDS
+from scheduler.cli_scheduler import scheduler_command
 from scheduler.logs import configure_logging
 from worker.daemon import DEFAULT_LISTEN
 from worker.runtime.cli import runtime
@@ -39,7 +41,8 @@ def demo(blob_mib: int) -> None:
 
 
 main.add_command(runtime)
-for _command in COMMANDS:
+main.add_command(scheduler_command, "scheduler")
+for _command in [*COMMANDS, *IMAGE_COMMANDS]:
     main.add_command(_command)
 
 

@@ -46,7 +46,7 @@ from protocol.messages import (
     WaitContainer,
     WatchEvents,
 )
-from protocol.specs import ContainerSpec, PortMapping, Resources
+from protocol.specs import ContainerSpec, Mount, PortMapping, Resources
 from scheduler.cli_output import ago, as_json, status_text, table
 from worker.engine.restart import parse_policy
 
@@ -113,11 +113,25 @@ def parse_port(text: str) -> PortMapping:
         raise click.BadParameter(f"bad port mapping {text!r}: {exc}") from None
 
 
+def parse_volume(text: str) -> Mount:
+    """``/HOST/PATH:/CONTAINER/PATH[:ro|rw]``, a bind mount (named volumes are not served)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+        raise click.BadParameter(f"bad volume {text!r}: expected /HOST:/CONTAINER[:ro|rw]",
+                                 param_hint="-v")
+    if not parts[0].startswith("/") or not parts[1].startswith("/"):
+        raise click.BadParameter(f"bad volume {text!r}: both paths must be absolute (named "
+                                 "volumes are not supported)", param_hint="-v")
+    return Mount(type="bind", source=parts[0], target=parts[1],
+                 read_only=len(parts) == 3 and parts[2] == "ro")
+
+
 def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[str, ...],
                workdir: str, user: str, entrypoint: str | None, labels: tuple[str, ...],
                hostname: str, init: bool, network: str, memory: str | None,
                cpus: float | None, cpu_shares: int | None, pids_limit: int | None,
-               restart: str, rm: bool, publish: tuple[str, ...]) -> ContainerSpec:
+               restart: str, rm: bool, publish: tuple[str, ...], volume: tuple[str, ...]
+               ) -> ContainerSpec:
     try:
         policy = parse_policy(restart)
     except ValueError as exc:
@@ -133,7 +147,7 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
             workdir=workdir, user=user, hostname=hostname,
             labels=dict(item.split("=", 1) for item in labels),
             restart=policy, auto_remove=rm, init=init, network=network,
-            ports=[parse_port(p) for p in publish],
+            ports=[parse_port(p) for p in publish], mounts=[parse_volume(v) for v in volume],
             resources=Resources(
                 memory=parse_memory(memory) if memory else 0,
                 millicpus=int(cpus * 1000) if cpus else 0, cpu_shares=cpu_shares or 0,
@@ -162,6 +176,8 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
                      help="no | on-failure[:N] | always | unless-stopped"),
         click.option("--rm", is_flag=True, help="Remove the container when it exits."),
         click.option("-p", "--publish", multiple=True, help="Publish a port."),
+        click.option("-v", "--volume", multiple=True,
+                     help="Bind mount /HOST:/CONTAINER[:ro|rw]."),
     ]
     for option in reversed(options):
         function = option(function)

@@ -16,10 +16,13 @@ import structlog
 
 import channels
 from protocol.errors import InvalidArgument
+from protocol.messages import Message
 from worker.engine.driver import Driver
 from worker.engine.engine import Engine, ImageResolver, NoImages
 from worker.engine.native_driver import NativeDriver, NativeImages
 from worker.engine.process_driver import ProcessDriver
+from worker.image_service import IMAGE_REQUESTS, ImageService
+from worker.images import ImageStore
 from worker.service import WorkerService
 
 log = structlog.get_logger("shoal.worker")
@@ -64,7 +67,17 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
         loop.add_signal_handler(number, stop.set)
     listener = await channels.listen(listen)
     service = WorkerService(engine)
-    server = asyncio.create_task(channels.serve(listener.receiver, service.handle))
+    store = driver.store if isinstance(driver, NativeDriver) else ImageStore(state_dir / "images")
+    await asyncio.to_thread(store.recover)
+    image_service = ImageService(
+        store, in_use=lambda: {r.image.id for r in engine.records.values()})
+
+    async def handle(message: Message) -> Message | None:
+        if isinstance(message, IMAGE_REQUESTS):
+            return await image_service.handle(message)
+        return await service.handle(message)
+
+    server = asyncio.create_task(channels.serve(listener.receiver, handle))
     log.info("worker listening", address=listener.address, state_dir=str(state_dir),
              driver=engine.driver.name, containers=len(engine.records))
     if ready is not None and not ready.done():

@@ -169,11 +169,18 @@ def test_restart_policy_and_rm(worker: Worker) -> None:
     assert worker.shoal("logs", "flaky").stdout == "try\n" * 3
 
 
-def test_live_restore_after_kill_9(worker: Worker) -> None:
-    worker.shoal("run", "-d", "--name", "survivor", "busybox", "sh", "-c",
-                 "echo before; sleep 0.3; echo after; exit 5")
+def test_live_restore_after_kill_9(worker: Worker, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    # The process driver shares the host's paths; the native one sees the bind mount.
+    seen_as = str(gate) if worker.driver == "process" else "/gate"
+    worker.shoal("run", "-d", "--name", "survivor", "-v", f"{gate}:/gate", "-e",
+                 f"GATE={seen_as}", "busybox", "sh", "-c",
+                 'echo before; while [ ! -e "$GATE/go" ]; do sleep 0.02; done; echo after; '
+                 "exit 5")
     pid = json.loads(worker.shoal("inspect", "survivor").stdout)[0]["state"]["pid"]
     worker.kill(signal.SIGKILL)  # the worker dies; the container must not
+    (gate / "go").touch()
     wait_pid_exit(pid)  # it ends while no worker runs
     worker.start()
     assert worker.shoal("wait", "survivor").stdout.strip() == "5"
