@@ -9,7 +9,7 @@ import uvloop
 
 from protocol.errors import ShoalError
 from protocol.version import PROTOCOL_VERSION, package_version
-from scheduler.cli_containers import COMMANDS
+from scheduler.cli_containers import COMMANDS, DEFAULT_HOST
 from scheduler.cli_images import IMAGE_COMMANDS
 from scheduler.cli_scheduler import scheduler_command
 from scheduler.logs import configure_logging
@@ -40,6 +40,27 @@ def demo(blob_mib: int) -> None:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 
 
+@main.command()
+@click.option("--workers", type=click.IntRange(1, 16), default=3, show_default=True)
+@click.option("--listen", default=DEFAULT_HOST, show_default=True,
+              help="The scheduler's address (the CLI's default host).")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep state and logs here (default: a temporary dir, removed at the end).")
+@click.option("--example", is_flag=True,
+              help="Run an example job, show ps and nodes, then stop everything.")
+def dev(workers: int, listen: str, state_dir: Path | None, example: bool) -> None:
+    """A one-host cluster: a private etcd, a scheduler and N workers, as real processes."""
+    from rich.console import Console
+
+    from scheduler.dev import run_dev
+
+    try:
+        uvloop.run(run_dev(Console(), workers=workers, address=listen, state_dir=state_dir,
+                           run_example=example))
+    except ShoalError as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+
+
 main.add_command(runtime)
 main.add_command(scheduler_command, "scheduler")
 for _command in [*COMMANDS, *IMAGE_COMMANDS]:
@@ -54,12 +75,23 @@ for _command in [*COMMANDS, *IMAGE_COMMANDS]:
                    "as root).")
 @click.option("--driver", type=click.Choice(["auto", "native", "process"]), default="auto",
               show_default=True, help="How containers run.")
-def worker(listen: str, state_dir: Path | None, driver: str) -> None:
-    """Run a standalone worker (no scheduler needed)."""
+@click.option("--join", default="", help="Schedulers to join (tcp://A:P[,tcp://B:P]); "
+              "without it the worker stands alone.")
+@click.option("--name", default="", help="Node id in the cluster (default: host name).")
+@click.option("--label", "labels", multiple=True, help="Node label KEY=VALUE (repeatable).")
+def worker(listen: str, state_dir: Path | None, driver: str, join: str, name: str,
+           labels: tuple[str, ...]) -> None:
+    """Run a worker: standalone, or part of a cluster with --join."""
     from worker.daemon import default_state_dir, run_worker
 
+    for item in labels:
+        if "=" not in item:
+            raise click.BadParameter(f"label {item!r} is not KEY=VALUE", param_hint="--label")
+    schedulers = [a.strip() for a in join.split(",") if a.strip()]
     try:
-        uvloop.run(run_worker(listen, state_dir or default_state_dir(), driver))
+        uvloop.run(run_worker(listen, state_dir or default_state_dir(), driver,
+                              join=schedulers, name=name,
+                              labels=dict(item.split("=", 1) for item in labels)))
     except ShoalError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
@@ -17,6 +19,7 @@ import structlog
 import channels
 from protocol.errors import InvalidArgument
 from protocol.messages import Message
+from worker.agent.shell import Agent, host_node
 from worker.engine.driver import Driver
 from worker.engine.engine import Engine, ImageResolver, NoImages
 from worker.engine.native_driver import NativeDriver, NativeImages
@@ -55,8 +58,10 @@ async def make_driver(name: str, state_dir: Path) -> tuple[Driver, ImageResolver
 
 async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
                      ready: asyncio.Future[str] | None = None,
-                     stop: asyncio.Event | None = None) -> None:
-    """Serve until SIGTERM/SIGINT (or ``stop``); ``ready`` gets the bound address."""
+                     stop: asyncio.Event | None = None, *, join: Sequence[str] = (),
+                     name: str = "", labels: dict[str, str] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or ``stop``); ``ready`` gets the bound address. With
+    ``join``, also take part in the cluster led by one of those schedulers."""
     state_dir.mkdir(parents=True, exist_ok=True)
     driver, images = await make_driver(driver_name, state_dir)
     engine = Engine(state_dir, driver, images=images)
@@ -78,8 +83,15 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
         return await service.handle(message)
 
     server = asyncio.create_task(channels.serve(listener.receiver, handle))
+    agent_task: asyncio.Task[None] | None = None
+    if join:
+        node = host_node(name or socket.gethostname(), listener.address, dict(labels or {}),
+                         engine)
+        agent = Agent(engine, node, join)
+        agent_task = asyncio.create_task(agent.run(stop))
     log.info("worker listening", address=listener.address, state_dir=str(state_dir),
-             driver=engine.driver.name, containers=len(engine.records))
+             driver=engine.driver.name, containers=len(engine.records),
+             joining=",".join(join))
     if ready is not None and not ready.done():
         ready.set_result(listener.address)
     try:
@@ -87,6 +99,8 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
     finally:
         for number in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(number)
+        if agent_task is not None:
+            await asyncio.gather(agent_task, return_exceptions=True)
         await listener.close()
         server.cancel()
         await asyncio.gather(server, return_exceptions=True)

@@ -48,7 +48,6 @@ from worker.agent.state import (
     Run,
     SendReport,
     StopAndRemove,
-    _Held,
 )
 
 log = structlog.get_logger("shoal.simagent")
@@ -80,8 +79,7 @@ class SimAgent:
         if state_file is not None and state_file.exists():
             saved = json.loads(state_file.read_text())
             for cid, (generation, status) in saved.items():
-                self.state.held[cid] = _Held(int(generation), status)
-                self.state.fenced[cid] = int(generation)
+                self.state.restore(cid, int(generation), status, None)
 
     # --- what tests look at -------------------------------------------------------------------
     def running(self) -> dict[str, int]:

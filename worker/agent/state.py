@@ -107,6 +107,12 @@ class AgentState:
     connected: bool = False
     unsent: dict[str, SendReport] = field(default_factory=dict)
 
+    def restore(self, container_id: str, generation: int, status: ContainerStatus,
+                exit_code: int | None) -> None:
+        """After a restart: a container this worker already holds, at its generation."""
+        self.held[container_id] = _Held(generation, status, exit_code)
+        self.fenced[container_id] = max(self.fenced.get(container_id, 0), generation)
+
     def handle(self, *events: AgentEvent) -> list[Instruction]:
         out: list[Instruction] = []
         for event in events:

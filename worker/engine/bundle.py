@@ -81,7 +81,8 @@ def host_nofile() -> int:
 
 
 def oci_config(record: ContainerRecord, rootfs: Path, *, init_binary: str = INIT_BINARY,
-               nofile: int | None = None) -> dict[str, Any]:
+               nofile: int | None = None, cgroup_scope: str = "") -> dict[str, Any]:
+    """``cgroup_scope`` keeps the cgroups of workers sharing a host apart (ids may repeat)."""
     spec = record.spec
     argv = record.argv()
     if not argv:
@@ -163,6 +164,7 @@ def oci_config(record: ContainerRecord, rootfs: Path, *, init_binary: str = INIT
         "mounts": mounts,
         "linux": {
             "namespaces": namespaces,
+            **({"cgroupsPath": f"shoal/{cgroup_scope}/{record.id}"} if cgroup_scope else {}),
             "maskedPaths": list(MASKED),
             "readonlyPaths": list(READ_ONLY),
             **({"resources": resources} if resources else {}),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -57,6 +58,8 @@ class NativeDriver(Driver):
         self.storage_reason = storage_reason
         self.runtime = runtime
         self.runtime_root = state_dir / "runtime"
+        # One worker's containers live under shoal/<scope>/ in each cgroup hierarchy.
+        self.cgroup_scope = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
         self._copiers: dict[str, RawLogCopier] = {}
         self._copying: dict[str, asyncio.Task[None]] = {}
 
@@ -79,7 +82,7 @@ class NativeDriver(Driver):
         try:
             bundle = self._dir(record) / "bundle"
             bundle.mkdir(parents=True, exist_ok=True)
-            config = oci_config(record, Path(info.path))
+            config = oci_config(record, Path(info.path), cgroup_scope=self.cgroup_scope)
             tmp = bundle / "config.json.tmp"
             tmp.write_text(json.dumps(config, indent=1))
             os.replace(tmp, bundle / "config.json")

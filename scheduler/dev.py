@@ -1,0 +1,221 @@
+"""``shoal dev``: a whole cluster on one host — a private etcd, a scheduler and N workers.
+
+Every part is a real process: the scheduler (which starts its own etcd), and each worker with
+its own state dir, labels and the busybox test image. The scheduler listens on the CLI's
+default address, so a plain ``shoal ps`` in another terminal talks to it. ``--example`` submits
+a job spread over the workers with a constraint, shows ``ps`` and ``nodes``, then stops
+everything; without it the cluster runs until Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+import channels
+from protocol.errors import ShoalError, Unavailable
+from protocol.messages import (
+    ContainerList,
+    ListContainers,
+    ListNodes,
+    NodeList,
+    RemoveContainer,
+    SubmitJob,
+    Submitted,
+)
+from protocol.specs import ContainerSpec, RestartPolicy
+from scheduler.cli_output import status_text
+from worker.images import ImageStore
+from worker.images.testimage import import_test_image
+from worker.runtime.client import RuntimeHelper
+
+ROOT = Path(__file__).resolve().parents[1]
+READY_TIMEOUT = 60.0
+
+
+@dataclass
+class DevCluster:
+    state_dir: Path
+    address: str
+    workers: int
+    heartbeat: float = 0.5
+    node_timeout: float = 3.0
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.state_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scheduler.cli", *args], cwd=ROOT, stdout=log, stderr=log,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_LOG": "info"})
+        log.close()
+        self.processes.append((name, proc))
+        return proc
+
+    async def _wait_for_log(self, name: str, needle: str, proc: subprocess.Popen[bytes]) -> None:
+        path = self.state_dir / f"{name}.log"
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise Unavailable(f"{name} exited (status {proc.returncode}); see {path}")
+            with contextlib.suppress(FileNotFoundError):
+                if needle in path.read_text(errors="replace"):
+                    return
+            await asyncio.sleep(0.05)
+        raise Unavailable(f"{name} was not ready within {READY_TIMEOUT:g} s; see {path}")
+
+    async def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        scheduler = self._spawn("scheduler", [
+            "scheduler", "--listen", self.address, "--state-dir",
+            str(self.state_dir / "scheduler"), "--name", "dev-scheduler",
+            "--heartbeat-interval", str(self.heartbeat), "--node-timeout",
+            str(self.node_timeout)])
+        await self._wait_for_log("scheduler", "leading the cluster", scheduler)
+        for n in range(1, self.workers + 1):
+            name = f"worker{n}"
+            state = self.state_dir / name
+            if os.geteuid() == 0:  # the native driver runs images: give each worker busybox
+                await asyncio.to_thread(import_test_image, ImageStore(state / "images"))
+            proc = self._spawn(name, [
+                "worker", "--join", self.address, "--listen", "tcp://127.0.0.1:0",
+                "--state-dir", str(state), "--name", name, "--label", f"zone=z{2 - n % 2}",
+                "--label", f"rack=r{n}"])
+            await self._wait_for_log(name, '"joined"', proc)
+
+    async def stop(self) -> None:
+        """Workers first (their containers were removed), then their runtime helpers, then
+        the scheduler, which stops its etcd."""
+        for name, proc in reversed(self.processes):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.to_thread(proc.wait, 30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    await asyncio.to_thread(proc.wait)
+            if name.startswith("worker"):
+                await _stop_runtime(self.state_dir / name / "runtime")
+        self.processes.clear()
+
+
+async def _stop_runtime(root: Path) -> None:
+    """A dev cluster leaves nothing behind: whatever still runs under a worker's runtime is
+    killed and deleted, then the runtime helper (which outlives workers on purpose) stops."""
+    if not (root / ".helper.sock").exists():
+        return
+    with contextlib.suppress(ShoalError, OSError):
+        helper = await RuntimeHelper.connect(root)
+        for state in await helper.list():
+            with contextlib.suppress(ShoalError):
+                await helper.delete(state.id, force=True)
+        await helper.shutdown()
+
+
+async def example(console: Console, address: str, workers: int) -> None:
+    """A job spread over the workers in zone z1, then ps and nodes, then cleaned up."""
+    async with await channels.connect(address) as conn:
+        spec = ContainerSpec(
+            image="busybox", name="hello", command=[
+                "sh", "-c", "echo hello from $(hostname); while :; do sleep 1; done"],
+            constraints=["node.labels.zone==z1"] if workers > 1 else [],
+            restart=RestartPolicy(name="always"))
+        replicas = max(2, workers * 2)
+        submitted = await channels.request(
+            conn.sender, lambda r: SubmitJob(spec=spec, replicas=replicas, reply=r))
+        assert isinstance(submitted, Submitted)
+        console.print(f"submitted job hello x {replicas} with constraint "
+                      f"{spec.constraints or 'none'}: {len(submitted.ids)} placed"
+                      + (f"; refused: {submitted.refused}" if submitted.refused else ""))
+        try:
+            await _show(console, conn, set(submitted.ids))
+        finally:
+            for cid in submitted.ids:
+                with contextlib.suppress(ShoalError):
+                    await channels.request(conn.sender, functools.partial(_remove, cid))
+
+
+def _remove(container_id: str, reply: channels.Sender) -> RemoveContainer:
+    return RemoveContainer(id=container_id, force=True, reply=reply)
+
+
+async def _show(console: Console, conn: channels.Connection, ids: set[str]) -> None:
+    listing = await _wait_running(conn, ids)
+    table = Table(title="shoal ps")
+    for column in ("CONTAINER", "NODE", "STATUS"):
+        table.add_column(column)
+    for row in sorted(listing.containers, key=lambda c: c.name):
+        table.add_row(row.name, row.node_id, status_text(
+            row.state.status, row.state.exit_code, row.state.started_at,
+            row.state.finished_at))
+    console.print(table)
+    nodes = await channels.request(conn.sender, lambda r: ListNodes(reply=r))
+    assert isinstance(nodes, NodeList)
+    placed: dict[str, int] = {}
+    for row in listing.containers:
+        placed[row.node_id] = placed.get(row.node_id, 0) + 1
+    node_table = Table(title="shoal nodes")
+    for column in ("NAME", "STATUS", "PLATFORM", "LABELS", "CONTAINERS"):
+        node_table.add_column(column)
+    for node in sorted(nodes.nodes, key=lambda n: n.id):
+        node_table.add_row(node.id, node.status, str(node.platform),
+                           ",".join(f"{k}={v}" for k, v in sorted(node.labels.items())),
+                           str(placed.get(node.id, 0)))
+    console.print(node_table)
+
+
+async def _wait_running(conn: channels.Connection, ids: set[str]) -> ContainerList:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        listing = await channels.request(conn.sender, lambda r: ListContainers(all=True,
+                                                                              reply=r))
+        assert isinstance(listing, ContainerList)
+        states = {c.id: c.state.status for c in listing.containers if c.id in ids}
+        if len(states) == len(ids) and all(s == "running" for s in states.values()):
+            return listing
+        if time.monotonic() > deadline:
+            raise Unavailable(f"the job did not reach running within {READY_TIMEOUT:g} s: "
+                              f"{states}")
+        await asyncio.sleep(0.1)
+
+
+async def run_dev(console: Console, *, workers: int, address: str, state_dir: Path | None,
+                  run_example: bool) -> None:
+    temporary = state_dir is None
+    root = state_dir or Path(tempfile.mkdtemp(prefix="shoal-dev-"))
+    cluster = DevCluster(root, address, workers)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop.set)
+    started = time.perf_counter()
+    try:
+        await cluster.start()
+        console.print(f"shoal dev: etcd, a scheduler on {address} and {workers} worker(s) up in "
+                      f"{time.perf_counter() - started:.1f} s (state and logs in {root})")
+        if run_example:
+            await example(console, address, workers)
+        else:
+            console.print(f"reach it with: shoal ps  (or SHOAL_HOST={address}); Ctrl-C stops "
+                          "everything")
+            await stop.wait()
+    finally:
+        await cluster.stop()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(number)
+        if temporary:
+            shutil.rmtree(root, ignore_errors=True)
+        console.print("shoal dev: stopped")

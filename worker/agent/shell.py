@@ -1,0 +1,230 @@
+"""The agent's I/O shell: joins a scheduler, runs the state machine's instructions on the engine.
+
+It keeps one session with the leading scheduler: Join (with what it already holds), then
+heartbeats and reports on the ``reports`` channel while Assign and Revoke arrive on
+``commands``. When the session ends (scheduler gone, node declared down, leader changed) the
+containers keep running; the agent reconnects with backoff, following the leader a standby
+names, and joins again with its containers in ``held``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import platform
+import random
+from collections.abc import Sequence
+
+import msgspec
+import structlog
+
+import channels
+from protocol.errors import ChannelError, NotFound, ShoalError, Unavailable
+from protocol.messages import Assign, ContainerReport, Heartbeat, Join, Joined, Revoke
+from protocol.specs import ContainerState, NodeInfo, NodeResources, Platform
+from worker.agent.state import (
+    AgentState,
+    Assigned,
+    ContainerChanged,
+    Instruction,
+    Refuse,
+    Revoked,
+    Run,
+    SchedulerDown,
+    SchedulerUp,
+    SendReport,
+    StopAndRemove,
+)
+from worker.engine.engine import Engine
+from worker.service import host_arch, host_os
+
+log = structlog.get_logger("shoal.agent")
+
+BACKOFF_START = 0.2
+BACKOFF_MAX = 10.0
+WATCHED_ACTIONS = frozenset({"start", "die", "restart", "destroy"})
+
+
+def host_node(node_id: str, address: str, labels: dict[str, str], engine: Engine) -> NodeInfo:
+    """This host as a node: platform, cpus, memory and pids it offers, where it serves verbs."""
+    memory = 0
+    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) * 1024
+    pids = 0
+    with contextlib.suppress(OSError, ValueError), open("/proc/sys/kernel/pid_max") as pid_max:
+        pids = int(pid_max.read())
+    storage = getattr(getattr(engine.driver, "storage", None), "name", "")
+    return NodeInfo(
+        id=node_id, hostname=platform.node(), platform=Platform(os=host_os(), arch=host_arch()),
+        capacity=NodeResources(millicpus=(os.cpu_count() or 1) * 1000, memory=memory,
+                               pids=pids),
+        labels=labels, address=address, status="ready", runtime=engine.driver.name,
+        storage_driver=storage)
+
+
+class Agent:
+    def __init__(self, engine: Engine, node: NodeInfo, schedulers: Sequence[str],
+                 options: channels.ChannelOptions | None = None) -> None:
+        self.engine = engine
+        self.node = node
+        self.schedulers = list(schedulers)
+        self.options = options or channels.ChannelOptions(heartbeat=0.5, timeout=5.0)
+        self.state = AgentState()
+        self._reports: channels.Sender | None = None
+        self._stimulus = itertools.count(1)
+        self.joined = asyncio.Event()
+        for record in engine.records.values():
+            if record.generation:
+                self.state.restore(record.id, record.generation, record.state.status,
+                                   record.state.exit_code)
+
+    def _sid(self) -> str:
+        return f"{self.node.id}-{next(self._stimulus)}"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stay joined to the cluster until ``stop`` is set."""
+        watcher = asyncio.create_task(self._watch_engine())
+        backoff = BACKOFF_START
+        addresses = itertools.cycle(self.schedulers)
+        address = next(addresses)
+        try:
+            while not stop.is_set():
+                try:
+                    leader = await self._session(address, stop)
+                    backoff = BACKOFF_START
+                    address = leader or next(addresses)
+                    continue
+                except ShoalError as exc:
+                    log.warning("no session with the scheduler", address=address,
+                                error=f"{type(exc).__name__}: {exc}")
+                    address = next(addresses)
+                self.state.handle(SchedulerDown(self._sid()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, BACKOFF_MAX)
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+
+    async def _session(self, address: str, stop: asyncio.Event) -> str:
+        """One joined session; returns the leader's address when a standby names one."""
+        async with await channels.connect(address, self.options) as conn:
+            commands_tx, commands_rx = channels.pipe(capacity=1024)
+            held = [ContainerReport(node_id=self.node.id, container_id=record.id,
+                                    generation=record.generation, state=record.state)
+                    for record in self.engine.records.values() if record.generation]
+            try:
+                joined = await channels.request(
+                    conn.sender, lambda r: Join(node=self.node, commands=commands_tx,
+                                                held=held, reply=r), timeout=30)
+            except Unavailable as exc:
+                leader = exc.details.get("leader", "")
+                if leader and leader != address:
+                    log.info("following the leader", standby=address, leader=leader)
+                    return leader
+                raise
+            if not isinstance(joined, Joined) or not isinstance(joined.reports,
+                                                                 channels.Sender):
+                raise ChannelError(f"expected Joined, got {type(joined).__name__}")
+            self._reports = joined.reports
+            log.info("joined", scheduler=address, node_id=self.node.id, epoch=joined.epoch,
+                     held=len(held))
+            self.joined.set()
+            beat = asyncio.create_task(self._heartbeat(joined.reports, joined.epoch,
+                                                       joined.heartbeat_interval))
+            try:
+                await self._execute(self.state.handle(SchedulerUp(self._sid())))
+                stopping = asyncio.create_task(stop.wait())
+                while True:
+                    message_task = asyncio.ensure_future(commands_rx.recv())
+                    await asyncio.wait({message_task, stopping},
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    if stopping.done():
+                        message_task.cancel()
+                        return ""
+                    message = message_task.result()  # raises when the session ends
+                    await self._on_command(message)
+            except channels.EndOfChannel:
+                return ""
+            finally:
+                self.joined.clear()
+                self._reports = None
+                beat.cancel()
+                await asyncio.gather(beat, return_exceptions=True)
+
+    async def _heartbeat(self, reports: channels.Sender, epoch: int, interval: float) -> None:
+        while True:
+            await reports.send(Heartbeat(node_id=self.node.id, epoch=epoch))
+            await asyncio.sleep(interval)
+
+    async def _on_command(self, message: object) -> None:
+        if isinstance(message, Assign):
+            event: Assigned | Revoked = Assigned(message.container_id, message.generation,
+                                                 message.spec, self._sid())
+        elif isinstance(message, Revoke):
+            event = Revoked(message.container_id, message.generation, message.reason,
+                            self._sid())
+        else:
+            log.warning("unexpected command", type=type(message).__name__)
+            return
+        await self._execute(self.state.handle(event))
+
+    async def _execute(self, instructions: list[Instruction]) -> None:
+        for instruction in instructions:
+            try:
+                await self._one(instruction)
+            except ShoalError as exc:
+                log.error("instruction failed", instruction=type(instruction).__name__,
+                          container_id=getattr(instruction, "container_id", ""), error=str(exc))
+                if isinstance(instruction, Run):
+                    failed = ContainerState(status="dead", error=str(exc)[:4096])
+                    await self._send(instruction.container_id, instruction.generation, failed)
+
+    async def _one(self, instruction: Instruction) -> None:
+        match instruction:
+            case Run(container_id=cid, generation=generation, spec=spec):
+                if cid in self.engine.records:
+                    await self.engine.remove(cid, force=True)
+                # The cluster's id is the container's name here: replicas share a spec name.
+                named = msgspec.structs.replace(spec, name=cid)
+                await self.engine.create(named, container_id=cid, generation=generation)
+                await self._send(cid, generation, self.engine.records[cid].state)
+                await self.engine.start(cid)
+            case StopAndRemove(container_id=cid, reason=reason):
+                log.info("stopping a copy", container_id=cid, reason=reason)
+                with contextlib.suppress(NotFound):
+                    await self.engine.remove(cid, force=True)
+            case SendReport(container_id=cid, generation=generation):
+                record = self.engine.records.get(cid)
+                state = record.state if record is not None else ContainerState(status="dead")
+                await self._send(cid, generation, state)
+            case Refuse(container_id=cid, generation=generation, reason=reason):
+                log.info("refused a stale assignment", container_id=cid, reason=reason)
+                await self._send(cid, generation, ContainerState(status="dead", error=reason))
+
+    async def _send(self, container_id: str, generation: int, state: ContainerState) -> None:
+        reports = self._reports
+        if reports is None:
+            return  # reported in full at the next join (``held``)
+        with contextlib.suppress(ChannelError):
+            await reports.send(ContainerReport(node_id=self.node.id, container_id=container_id,
+                                               generation=generation, state=state))
+
+    async def _watch_engine(self) -> None:
+        """Container changes the engine sees (exits, restarts) become reports."""
+        subscription = self.engine.subscribe()
+        try:
+            async for event in subscription:
+                if event.type != "container" or event.action not in WATCHED_ACTIONS:
+                    continue
+                record = self.engine.records.get(event.id)
+                if record is None:
+                    continue
+                await self._execute(self.state.handle(ContainerChanged(
+                    event.id, record.state.status, record.state.exit_code, self._sid())))
+        finally:
+            subscription.close()
