@@ -1,0 +1,129 @@
+"""The cluster end to end with real processes: shoal dev, and a worker killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+import channels
+from protocol.messages import ContainerList, ListContainers, SubmitJob, Submitted
+from protocol.specs import ContainerSpec, RestartPolicy
+from scheduler.dev import DevCluster
+from tests.conftest import run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def need_root() -> None:
+    if os.geteuid() != 0 or not Path("/bin/busybox").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("cluster tests need root and busybox-static")
+        pytest.skip("needs root and busybox-static")
+
+
+def free_address() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_shoal_dev_example_spreads_a_constrained_job_and_cleans_up() -> None:
+    address = free_address()
+    result = subprocess.run(
+        [sys.executable, "-m", "scheduler.cli", "dev", "--example", "--listen", address],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"},
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "6 placed" in out
+    rows = [line for line in out.splitlines() if "hello." in line]
+    assert len(rows) == 6
+    assert {"worker1", "worker3"} == {node for row in rows for node in ("worker1", "worker2",
+                                                                         "worker3") if node in row}
+    assert "shoal dev: stopped" in out
+    leftovers = subprocess.run(["pgrep", "-f", f"--join {address}"], capture_output=True)
+    assert leftovers.stdout == b""
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
+    """Ask again until ``check`` holds (the scheduler has no push of this state to wait on)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.1)
+
+
+def test_a_killed_worker_s_containers_move_and_never_run_twice(tmp_path: Path) -> None:
+    address = free_address()
+    cluster = DevCluster(tmp_path / "dev", address, workers=2, heartbeat=0.2, node_timeout=1.5)
+
+    async def listing(conn: channels.Connection) -> ContainerList:
+        reply = await channels.request(conn.sender, lambda r: ListContainers(all=True, reply=r))
+        assert isinstance(reply, ContainerList)
+        return reply
+
+    async def main() -> None:
+        await cluster.start()
+        try:
+            async with await channels.connect(address) as conn:
+                spec = ContainerSpec(image="busybox", name="svc", command=[
+                    "sh", "-c", "while :; do sleep 1; done"],
+                    restart=RestartPolicy(name="always"))
+                submitted = await channels.request(conn.sender, lambda r: SubmitJob(
+                    spec=spec, replicas=4, reply=r))
+                assert isinstance(submitted, Submitted)
+                assert len(submitted.ids) == 4
+
+                async def all_running() -> bool:
+                    rows = (await listing(conn)).containers
+                    return len(rows) == 4 and all(r.state.status == "running" for r in rows)
+
+                await eventually(all_running)
+                first = {r.id: r.node_id for r in (await listing(conn)).containers}
+                assert set(first.values()) == {"worker1", "worker2"}
+                victim = next(p for name, p in cluster.processes if name == "worker1")
+                victim.send_signal(signal.SIGKILL)
+                victim.wait(10)
+
+                async def moved() -> bool:
+                    rows = (await listing(conn)).containers
+                    return all(r.node_id == "worker2" and r.state.status == "running"
+                               for r in rows) and len(rows) == 4
+
+                await eventually(moved)
+                # worker1 comes back: its old copies (still running under its runtime helper)
+                # are revoked; the cluster still runs each container exactly once.
+                cluster.processes.remove(("worker1", victim))
+                proc = cluster._spawn("worker1", [
+                    "worker", "--join", address, "--listen", "tcp://127.0.0.1:0",
+                    "--state-dir", str(cluster.state_dir / "worker1"), "--name", "worker1"])
+                await cluster._wait_for_log("worker1", '"stopping a copy"', proc)
+                helper_root = cluster.state_dir / "worker1" / "runtime"
+
+                async def old_copies_gone() -> bool:
+                    from worker.runtime.client import RuntimeHelper
+
+                    helper = await RuntimeHelper.connect(helper_root)
+                    try:
+                        running = [s for s in await helper.list() if s.status == "running"]
+                    finally:
+                        await helper.close()
+                    return not running
+
+                await eventually(old_copies_gone)
+                rows = (await listing(conn)).containers
+                assert {r.node_id for r in rows} == {"worker2"}
+                assert all(r.state.status == "running" for r in rows)
+        finally:
+            await cluster.stop()
+
+    run(main, timeout=120)
