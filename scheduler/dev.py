@@ -41,6 +41,7 @@ from scheduler.cli_output import status_text
 from worker.images import ImageStore
 from worker.images.testimage import import_test_image
 from worker.runtime.client import RuntimeHelper
+from worker.storage.mounts import unmount
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 60.0
@@ -109,6 +110,8 @@ class DevCluster:
                     await asyncio.to_thread(proc.wait)
             if name.startswith("worker"):
                 await _stop_runtime(self.state_dir / name / "runtime")
+                # Rootfs mounts of containers the worker left running for a next worker.
+                await asyncio.to_thread(unmount, self.state_dir / name)
         self.processes.clear()
 
 
