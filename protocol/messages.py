@@ -33,6 +33,7 @@ from protocol.specs import (
     Name,
     NodeAvailability,
     NodeInfo,
+    NodeUsage,
     NonNegInt,
     Text,
     Timestamp,
@@ -293,6 +294,30 @@ class ListNodes(Message, tag="cluster.nodes", frozen=True, kw_only=True):
 
 class NodeList(Message, tag="cluster.nodes.listed", frozen=True, kw_only=True):
     nodes: Annotated[list[NodeInfo], msgspec.Meta(max_length=MAX_LIST_ITEMS)]
+    usage: Annotated[dict[Name, NodeUsage], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = {}
+
+
+class InspectNode(Message, tag="cluster.node.inspect", frozen=True, kw_only=True):
+    node_id: Name
+    reply: SenderRef
+
+
+class NodeInspected(Message, tag="cluster.node.inspected", frozen=True, kw_only=True):
+    """A node, what is reserved on it, and the ids of the containers placed there."""
+
+    info: NodeInfo
+    usage: NodeUsage = NodeUsage()
+    containers: Annotated[list[Name], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
+
+
+class LabelNode(Message, tag="cluster.node.label", frozen=True, kw_only=True):
+    """Set (``add``) and remove (``remove``) node labels; they outlive the worker's own labels
+    across joins (an operator's word wins). Answered with ``NodeInspected``."""
+
+    node_id: Name
+    add: Labels = {}
+    remove: Annotated[list[Name], msgspec.Meta(max_length=1024)] = []
+    reply: SenderRef
 
 
 class UpdateNode(Message, tag="cluster.node.update", frozen=True, kw_only=True):
@@ -397,7 +422,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     TerminalSize, AttachContainer, Attached, WaitContainer, ContainerExited, WatchEvents,
     EventMessage, Subscribed,
     Join, Joined, Heartbeat, ContainerReport, Assign, Revoke, ListNodes, NodeList, UpdateNode,
-    SubmitApp,
+    InspectNode, NodeInspected, LabelNode, SubmitApp,
     SubmitJob, Submitted,
     ImportImage, ImageImported, ListImages, ImageList, InspectImage, ImageInspected,
     RemoveImage, ImageRemoved, FetchBlob,

@@ -200,6 +200,15 @@ class NodeInfo(_Spec, frozen=True, kw_only=True):
     version: Name = ""
 
 
+class NodeUsage(_Spec, frozen=True, kw_only=True):
+    """What the cluster has reserved on a node: the sums of its live containers' reservations
+    (units of ``Resources``) and how many containers it holds."""
+
+    millicpus: NonNegInt = 0
+    memory: NonNegInt = 0
+    containers: NonNegInt = 0
+
+
 EventType = Literal["container", "node", "image", "app"]
 
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import click
+import msgspec
 import uvloop
 
 import channels
@@ -42,11 +43,13 @@ from protocol.messages import (
     RestartContainer,
     StartContainer,
     StopContainer,
+    SubmitJob,
+    Submitted,
     TopContainer,
     WaitContainer,
     WatchEvents,
 )
-from protocol.specs import ContainerSpec, Mount, PortMapping, Resources
+from protocol.specs import ContainerSpec, Mount, Platform, PortMapping, Resources
 from scheduler.cli_output import ago, as_json, status_text, table
 from worker.engine.restart import parse_policy
 
@@ -184,14 +187,55 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
     return function
 
 
+def placement_options(function: Callable[..., None]) -> Callable[..., None]:
+    """Where a container may go in a cluster (a single worker ignores them)."""
+    options = [
+        click.option("-c", "--constraint", "constraints", multiple=True,
+                     help="Node rule, e.g. node.labels.zone==a (~ for soft)."),
+        click.option("--affinity", "affinities", multiple=True,
+                     help="Affinity rule, e.g. container==web or image!=redis (~ for soft)."),
+        click.option("--platform", default=None, metavar="OS/ARCH",
+                     help="Run only on nodes of this platform (linux/amd64)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def parse_platform(text: str) -> Platform:
+    """``os/arch[/variant]``."""
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise click.BadParameter(f"bad platform {text!r}: expected OS/ARCH[/VARIANT]",
+                                 param_hint="--platform")
+    return Platform(os=parts[0], arch=parts[1], variant=parts[2] if len(parts) == 3 else "")
+
+
+def with_placement(spec: ContainerSpec, options: dict[str, object]) -> ContainerSpec:
+    """Move the placement options out of ``options`` into ``spec``."""
+    constraints = options.pop("constraints")
+    affinities = options.pop("affinities")
+    platform = options.pop("platform")
+    assert isinstance(constraints, tuple) and isinstance(affinities, tuple)
+    return msgspec.structs.replace(
+        spec, constraints=list(constraints), affinities=list(affinities),
+        platform=parse_platform(platform) if isinstance(platform, str) else None)
+
+
+def _spec(image: str, command: tuple[str, ...], options: dict[str, object]) -> ContainerSpec:
+    placement = {key: options.pop(key) for key in ("constraints", "affinities", "platform")}
+    return with_placement(build_spec(image, command, **options), placement)  # type: ignore[arg-type]
+
+
 @click.command(context_settings={"allow_interspersed_args": False})
 @host_option
 @container_options
+@placement_options
 @click.argument("image")
 @click.argument("command", nargs=-1)
 def create(host: str, image: str, command: tuple[str, ...], **options: object) -> None:
     """Create a container (it does not start)."""
-    spec = build_spec(image, command, **options)  # type: ignore[arg-type]
+    spec = _spec(image, command, options)
 
     async def work(conn: channels.Connection) -> str:
         created = await ask(conn, lambda r: CreateContainer(spec=spec, reply=r),
@@ -204,13 +248,19 @@ def create(host: str, image: str, command: tuple[str, ...], **options: object) -
 @click.command(context_settings={"allow_interspersed_args": False})
 @host_option
 @container_options
+@placement_options
 @click.option("-d", "--detach", is_flag=True, help="Run in the background; print the id.")
+@click.option("--replicas", type=click.IntRange(1, 100_000), default=None,
+              help="A job of N identical containers NAME.1 … NAME.N (a scheduler only).")
 @click.argument("image")
 @click.argument("command", nargs=-1)
-def run(host: str, image: str, command: tuple[str, ...], detach: bool, **options: object
-        ) -> None:
+def run(host: str, image: str, command: tuple[str, ...], detach: bool, replicas: int | None,
+        **options: object) -> None:
     """Create and start a container; without -d, show its output and exit with its code."""
-    spec = build_spec(image, command, **options)  # type: ignore[arg-type]
+    spec = _spec(image, command, options)
+    if replicas is not None:
+        _submit_job(host, spec, replicas)
+        return
 
     async def work(conn: channels.Connection) -> int:
         created = await ask(conn, lambda r: CreateContainer(spec=spec, reply=r),
@@ -231,6 +281,21 @@ def run(host: str, image: str, command: tuple[str, ...], detach: bool, **options
 
     code = call(host, work)
     sys.exit(code)
+
+
+def _submit_job(host: str, spec: ContainerSpec, replicas: int) -> None:
+    """``run --replicas N``: one SubmitJob; print the ids placed, explain the rest."""
+
+    async def work(conn: channels.Connection) -> Submitted:
+        return await ask(conn, lambda r: SubmitJob(spec=spec, replicas=replicas, reply=r),
+                         Submitted)
+
+    submitted = call(host, work)
+    for cid in submitted.ids:
+        click.echo(cid)
+    if submitted.refused:
+        click.echo(f"Error: {submitted.refused}", err=True)
+        sys.exit(1)
 
 
 async def _copy(reader: object, out: object) -> None:

@@ -5,6 +5,10 @@ submit, create, start, stop, remove, node availability) are served by the leader
 standby refuses them with ``Unavailable`` whose details name the leader (``leader``: its
 address, ``leader_id``), so a client or worker reconnects there. Forwarding would hide the
 leader's address from workers, which must hold their session with the leader anyway.
+
+Verbs that only the container's worker can answer (logs, exec, attach, wait, top, restart) are
+forwarded to it by any scheduler (``forward``). ``events.watch`` streams the cluster events of
+the leader's commits; a standby has none to tell and refuses it like a write.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import platform
 
 import structlog
 
+import channels
 from channels import Sender
-from protocol.errors import InvalidArgument, NotFound, Unavailable, Unsupported
+from protocol.errors import Conflict, InvalidArgument, NotFound, Unavailable, Unsupported
 from protocol.limits import MAX_LIST_ITEMS
 from protocol.messages import (
     ContainerInspected,
@@ -22,25 +27,42 @@ from protocol.messages import (
     CreateContainer,
     GetVersion,
     InspectContainer,
+    InspectNode,
     Join,
     KillContainer,
+    LabelNode,
     ListContainers,
     ListNodes,
     Message,
+    NodeInspected,
     NodeList,
     RemoveContainer,
     StartContainer,
     StopContainer,
+    SubmitApp,
     SubmitJob,
     UpdateNode,
     VersionInfo,
+    WatchEvents,
 )
+from protocol.specs import Event, NodeUsage
 from protocol.version import PROTOCOL_VERSION, package_version
 from scheduler.cluster import views
-from scheduler.cluster.cycle import Work
+from scheduler.cluster.cycle import Work, occupies_node
+from scheduler.cluster.events import EventHub
+from scheduler.cluster.forward import FORWARDED, Forwarder, Route
 from scheduler.cluster.leader import Leader
-from scheduler.cluster.work import JoinNode, Remove, SetAvailability, Start, Stop, Submit
-from scheduler.store import CONTAINERS, NODES, LeaderRecord, Store
+from scheduler.cluster.work import (
+    JoinNode,
+    Remove,
+    SetAvailability,
+    SetLabels,
+    Start,
+    Stop,
+    Submit,
+    SubmitAppWork,
+)
+from scheduler.store import CONTAINERS, NODES, LeaderRecord, NodeRecord, Store
 from scheduler.store.keys import check_id
 
 log = structlog.get_logger("shoal.scheduler")
@@ -54,19 +76,39 @@ def _arch() -> str:
 class ClusterApi:
     """Answers one request; ``leader`` is set while this scheduler leads."""
 
-    def __init__(self, store: Store, name: str) -> None:
+    def __init__(self, store: Store, name: str,
+                 worker_options: channels.ChannelOptions | None = None) -> None:
         self.store = store
         self.name = name
         self.leader: Leader | None = None
         self.leader_record: LeaderRecord | None = None  # who leads, as last observed
+        self.events = EventHub()
+        self.forwarder = Forwarder(worker_options or channels.ChannelOptions(name=name))
+        self.events.listeners.append(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if event.type == "node" and event.action == "down":
+            self.forwarder.drop(event.id)  # a node that comes back is connected to afresh
 
     async def handle(self, message: Message) -> Message | None:
+        if isinstance(message, FORWARDED):
+            await self.forwarder.forward(message, await self._route(message.id))
+            return None  # the worker answered the caller through the relay
         if isinstance(message, ListContainers):
             return await self._list(message)
         if isinstance(message, InspectContainer):
             return await self._inspect(message.id)
         if isinstance(message, ListNodes):
             return await self._nodes(message)
+        if isinstance(message, InspectNode):
+            return await self._inspect_node(message.node_id)
+        if isinstance(message, WatchEvents):
+            self._lead()
+            reply = message.reply
+            if not isinstance(reply, Sender):
+                raise InvalidArgument("events.watch: reply must be a Sender")
+            await self.events.stream(reply, message.since, message.filters)
+            return None
         if isinstance(message, GetVersion):
             return VersionInfo(version=package_version(), protocol=PROTOCOL_VERSION,
                                component="scheduler", os="linux", arch=_arch())
@@ -90,6 +132,11 @@ class ClusterApi:
             return Remove(_checked(message.id), message.force)
         if isinstance(message, UpdateNode):
             return SetAvailability(_checked(message.node_id), message.availability)
+        if isinstance(message, LabelNode):
+            return SetLabels(_checked(message.node_id), message.add, message.remove,
+                             lambda record: NodeInspected(info=record.info))
+        if isinstance(message, SubmitApp):
+            return SubmitAppWork(message.app)
         raise Unsupported(f"the scheduler does not serve {type(message).__name__}",
                           details={"type": type(message).__name__})
 
@@ -135,6 +182,51 @@ class ClusterApi:
             node = got.value if got is not None else None
         return ContainerInspected(info=views.info(cid, record.value, node))
 
+    async def _route(self, cid: str) -> Route:
+        """The node that runs ``cid`` and where it serves its verbs."""
+        record = await self.store.get(CONTAINERS, _checked(cid))
+        if record is None or record.value.desired == "removed":
+            raise NotFound(f"no container {cid} in the cluster", details={"id": cid})
+        node_id = record.value.node_id
+        if not node_id or not occupies_node(record.value):
+            raise Conflict(f"container {cid} is not on any node "
+                           f"({record.value.schedule_state})", details={"id": cid})
+        node = await self.store.get(NODES, node_id)
+        if node is None or node.value.info.status != "ready":
+            status = node.value.info.status if node is not None else "gone"
+            raise Unavailable(f"container {cid} is on node {node_id}, which is {status}",
+                              details={"id": cid, "node_id": node_id})
+        address = node.value.info.address
+        if not address:
+            raise Unavailable(f"node {node_id} serves no container verbs (it registered no "
+                              "address)", details={"id": cid, "node_id": node_id})
+        return Route(node_id, address)
+
+    async def _usage(self) -> dict[str, tuple[NodeUsage, list[str]]]:
+        """What every node holds: reservations summed over its live containers."""
+        usage: dict[str, tuple[NodeUsage, list[str]]] = {}
+        async for record in self.store.list(CONTAINERS, page_size=5000):
+            value = record.value
+            if not occupies_node(value):
+                continue
+            held, ids = usage.get(value.node_id, (NodeUsage(), []))
+            resources = value.spec.resources
+            ids.append(record.id)
+            usage[value.node_id] = (NodeUsage(millicpus=held.millicpus + resources.millicpus,
+                                              memory=held.memory + resources.memory,
+                                              containers=held.containers + 1), ids)
+        return usage
+
+    async def _inspect_node(self, node_id: str) -> Message:
+        record: NodeRecord | None = None
+        got = await self.store.get(NODES, _checked(node_id))
+        if got is None:
+            raise NotFound(f"no node {node_id} in the cluster", details={"node_id": node_id})
+        record = got.value
+        usage, ids = (await self._usage()).get(node_id, (NodeUsage(), []))
+        return NodeInspected(info=record.info, usage=usage,
+                             containers=sorted(ids)[:MAX_LIST_ITEMS])
+
     async def _nodes(self, message: ListNodes) -> Message:
         nodes = []
         async for record in self.store.list(NODES):
@@ -149,7 +241,9 @@ class ClusterApi:
                 if key not in info.labels or (value and info.labels[key] != value):
                     continue
             nodes.append(info)
-        return NodeList(nodes=nodes)
+        usage = await self._usage()
+        return NodeList(nodes=nodes, usage={n.id: usage[n.id][0] for n in nodes
+                                            if n.id in usage})
 
 
 def _checked(record_id: str) -> str:

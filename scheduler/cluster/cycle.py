@@ -20,9 +20,9 @@ from protocol.messages import Message
 from scheduler.cluster.tx import Entry, Table
 from scheduler.placement import Explanation
 from scheduler.reconcile import LIVE
-from scheduler.store import CONTAINERS, NODES, ContainerRecord, NodeRecord
+from scheduler.store import APPS, CONTAINERS, NODES, AppRecord, ContainerRecord, NodeRecord
 
-KindName = Literal["containers", "nodes"]
+KindName = Literal["containers", "nodes", "apps"]
 Key = tuple[KindName, str]
 
 
@@ -80,6 +80,7 @@ class Cycle:
     now: float
     containers: Table[ContainerRecord]
     nodes: Table[NodeRecord]
+    apps: Table[AppRecord]
     place: dict[str, Work | None] = field(default_factory=dict)  # pending ids → who asked
     outgoing: list[Outgoing] = field(default_factory=list)
     released: set[str] = field(default_factory=set)  # ids whose node reservation went away
@@ -91,19 +92,22 @@ class Cycle:
 
     @classmethod
     def over(cls, now: float, containers: dict[str, Entry[ContainerRecord]],
-             nodes: dict[str, Entry[NodeRecord]]) -> Cycle:
-        return cls(now, Table(CONTAINERS, containers), Table(NODES, nodes))
+             nodes: dict[str, Entry[NodeRecord]],
+             apps: dict[str, Entry[AppRecord]] | None = None) -> Cycle:
+        return cls(now, Table(CONTAINERS, containers), Table(NODES, nodes),
+                   Table(APPS, apps if apps is not None else {}))
 
-    def mark(self) -> tuple[int, int, int, int, bool]:
+    def mark(self) -> tuple[int, int, int, int, bool, int]:
         return (self.containers.mark(), self.nodes.mark(), len(self.outgoing),
-                len(self.joined), self.nodes_changed)
+                len(self.joined), self.nodes_changed, self.apps.mark())
 
-    def rollback(self, mark: tuple[int, int, int, int, bool]) -> None:
+    def rollback(self, mark: tuple[int, int, int, int, bool, int]) -> None:
         self.containers.rollback(mark[0])
         self.nodes.rollback(mark[1])
         del self.outgoing[mark[2]:]
         del self.joined[mark[3]:]
         self.nodes_changed = mark[4]
+        self.apps.rollback(mark[5])
 
     def put_container(self, cid: str, record: ContainerRecord) -> None:
         """Stage a container; remember when it stops holding its node's reservation."""

@@ -56,7 +56,9 @@ class SchedulerDaemon:
         self.store = store
         self.options = options
         self.name = options.name or f"{socket.gethostname()}-{os.getpid()}"
-        self.api = ClusterApi(store, self.name)
+        self.api = ClusterApi(store, self.name, channels.ChannelOptions(
+            name=self.name, heartbeat=options.channel_heartbeat,
+            timeout=options.channel_timeout))
         self.address = ""
         self.listening = asyncio.Event()
         self.leading = asyncio.Event()
@@ -78,6 +80,7 @@ class SchedulerDaemon:
                 await self._term(election, stop)
         finally:
             await listener.close()
+            await self.api.forwarder.close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -114,7 +117,7 @@ class SchedulerDaemon:
             log.warning("campaign failed; trying again", error=str(exc))
             await asyncio.sleep(1.0)
             return
-        leader = Leader(self.store, leadership, self.options.leader)
+        leader = Leader(self.store, leadership, self.options.leader, self.api.events)
         reason = "stopped"
         try:
             await leader.load()

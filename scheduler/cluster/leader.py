@@ -41,13 +41,16 @@ from protocol.messages import (
 from protocol.specs import ContainerState
 from scheduler.cluster import views
 from scheduler.cluster.cycle import Cycle, Key, Work
+from scheduler.cluster.events import EventHub, container_events, node_events
 from scheduler.cluster.sessions import Held, WorkerSession
 from scheduler.cluster.tx import Entry
 from scheduler.placement import EngineOptions, PlacementEngine, Strategy, Task
 from scheduler.reconcile import LIVE, Actions, Report, reconcile
 from scheduler.store import (
+    APPS,
     CONTAINERS,
     NODES,
+    AppRecord,
     Change,
     ContainerRecord,
     Leadership,
@@ -72,12 +75,15 @@ class LeaderOptions:
 class Leader:
     """The cluster as the elected scheduler runs it."""
 
-    def __init__(self, store: Store, leadership: Leadership, options: LeaderOptions) -> None:
+    def __init__(self, store: Store, leadership: Leadership, options: LeaderOptions,
+                 events: EventHub | None = None) -> None:
         self.store = store
         self.leadership = leadership
         self.options = options
+        self.events = events or EventHub()
         self.containers: dict[str, Entry[ContainerRecord]] = {}
         self.nodes: dict[str, Entry[NodeRecord]] = {}
+        self.apps: dict[str, Entry[AppRecord]] = {}
         self.last_seen: dict[str, float] = {}
         self.sessions: dict[str, WorkerSession] = {}
         self.holders: dict[str, set[str]] = {}  # container id → nodes that report holding it
@@ -103,6 +109,8 @@ class Leader:
             self.last_seen[node.id] = now
         async for container in self.store.list(CONTAINERS, page_size=5000):
             self.containers[container.id] = Entry(container.value, container.mod_revision)
+        async for app in self.store.list(APPS):
+            self.apps[app.id] = Entry(app.value, app.mod_revision)
         log.info("leader loaded the cluster", nodes=len(self.nodes),
                  containers=len(self.containers))
 
@@ -258,7 +266,7 @@ class Leader:
         works, self._works = self._works, []
         dirty, self._dirty = self._dirty, set()
         full, self._full = self._full, False
-        cycle = Cycle.over(time.time(), self.containers, self.nodes)
+        cycle = Cycle.over(time.time(), self.containers, self.nodes, self.apps)
         for work in works:
             mark = cycle.mark()
             try:
@@ -419,11 +427,16 @@ class Leader:
                 owner.refused(cycle, refusal.task_id, refusal.explanation)
             else:
                 cycle.keep_pending(refusal.task_id, refusal.explanation)
+        # An all-or-nothing submission undoes placements it already got: free them again.
+        for a in result.assignments:
+            if a.task_id in cycle.released:
+                engine.release(a.task_id)
 
     async def _commit(self, cycle: Cycle) -> None:
         plan: list[tuple[Key, Change]] = [
             (("containers", cid), change) for cid, change in cycle.containers.changes()]
         plan += [(("nodes", nid), change) for nid, change in cycle.nodes.changes()]
+        plan += [(("apps", name), change) for name, change in cycle.apps.changes()]
         if not plan:
             return
         keys: list[Key] = [key for key, _ in plan]
@@ -438,12 +451,22 @@ class Leader:
             self._engine = None
             return
         lost = False
+        news = []
         for key, outcome in zip(keys, result.results, strict=True):
             if outcome.outcome is Outcome.COMMITTED:
-                if key[0] == "containers":
-                    cycle.containers.apply(key[1], outcome.revision)
+                kind, record_id = key
+                if kind == "containers":
+                    old = self.containers.get(record_id)
+                    news += container_events(record_id, old.record if old else None,
+                                             cycle.containers.staged.get(record_id), cycle.now)
+                    cycle.containers.apply(record_id, outcome.revision)
+                elif kind == "nodes":
+                    old_node = self.nodes.get(record_id)
+                    news += node_events(record_id, old_node.record if old_node else None,
+                                        cycle.nodes.staged.get(record_id), cycle.now)
+                    cycle.nodes.apply(record_id, outcome.revision)
                 else:
-                    cycle.nodes.apply(key[1], outcome.revision)
+                    cycle.apps.apply(record_id, outcome.revision)
                 cycle.committed.add(key)
                 continue
             lost = lost or outcome.outcome is Outcome.NOT_LEADER
@@ -451,6 +474,7 @@ class Leader:
                 f"{key[0]}/{key[1]} changed in etcd behind the leader's back; try again",
                 details={"id": key[1]})
             self._reload.add(key)
+        self.events.publish(news)
         if len(cycle.committed) != len(keys):
             self._engine = None
             log.warning("part of a plan was not committed", changes=len(keys),
@@ -484,6 +508,12 @@ class Leader:
                         self.containers.pop(record_id, None)
                     else:
                         self.containers[record_id] = Entry(got.value, got.mod_revision)
+                elif kind == "apps":
+                    got_app = await self.store.get(APPS, record_id)
+                    if got_app is None:
+                        self.apps.pop(record_id, None)
+                    else:
+                        self.apps[record_id] = Entry(got_app.value, got_app.mod_revision)
                 else:
                     got_node = await self.store.get(NODES, record_id)
                     if got_node is None:

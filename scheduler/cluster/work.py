@@ -6,13 +6,13 @@ other), stages its changes, and answers once the commit says what became of its 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 import structlog
 
 from channels import Sender
-from protocol.errors import Conflict, NotFound, ShoalError, Unavailable
+from protocol.errors import Conflict, InvalidArgument, NotFound, ShoalError, Unavailable
 from protocol.messages import (
     Assign,
     ContainerCreated,
@@ -23,11 +23,11 @@ from protocol.messages import (
     Revoke,
     Submitted,
 )
-from protocol.specs import ContainerSpec, ContainerState, NodeAvailability, NodeInfo
+from protocol.specs import AppSpec, ContainerSpec, ContainerState, NodeAvailability, NodeInfo
 from scheduler.cluster.cycle import Cycle, Work
 from scheduler.placement import Explanation, validate_spec
 from scheduler.reconcile import LIVE
-from scheduler.store import ContainerRecord, NodeRecord
+from scheduler.store import AppRecord, ContainerRecord, NodeRecord
 from scheduler.store.keys import check_id
 from scheduler.store.records import DesiredState
 
@@ -230,6 +230,131 @@ class SetAvailability(Work):
         return Ok()
 
 
+def effective_labels(own: Mapping[str, str], labels_set: Mapping[str, str],
+                     labels_removed: Sequence[str]) -> dict[str, str]:
+    """A node's labels: the worker's own, minus what an operator removed, plus what it set."""
+    gone = set(labels_removed)
+    return {**{k: v for k, v in own.items() if k not in gone}, **labels_set}
+
+
+class SetLabels(Work):
+    """``shoal node label``: operator labels, kept across the node's joins."""
+
+    def __init__(self, node_id: str, add: Mapping[str, str], remove: Sequence[str],
+                 answer: Callable[[NodeRecord], Message]) -> None:
+        super().__init__()
+        self.node_id = node_id
+        self.add = dict(add)
+        self.remove = list(remove)
+        self.answer = answer
+        self.record: NodeRecord | None = None
+
+    def stage(self, cycle: Cycle) -> None:
+        record = cycle.nodes.get(self.node_id)
+        if record is None:
+            raise NotFound(f"no node {self.node_id} in the cluster",
+                           details={"node_id": self.node_id})
+        for key in [*self.add, *self.remove]:
+            if not key or "=" in key:
+                raise InvalidArgument(f"bad label key {key!r}", details={"label": key})
+        labels_set = {k: v for k, v in record.labels_set.items() if k not in self.remove}
+        labels_set.update(self.add)
+        removed = sorted((set(record.labels_removed) - set(self.add)) | set(self.remove))
+        info = record.info
+        labels = {k: v for k, v in info.labels.items() if k not in self.remove}
+        labels.update(self.add)
+        self.record = replace(record, labels_set=labels_set, labels_removed=removed,
+                              info=replace(info, labels=labels))
+        if self.record != record:
+            cycle.put_node(self.node_id, self.record)
+
+    def finish(self, cycle: Cycle) -> Message | None:
+        error = cycle.error(("nodes", self.node_id))
+        if error is not None:
+            raise error
+        assert self.record is not None
+        return self.answer(self.record)
+
+
+def app_ids(app: AppSpec) -> list[str]:
+    """APP.SERVICE for a named container of the app, APP.N (its position) for an unnamed one."""
+    ids = [f"{app.name}.{spec.name or index}"
+           for index, spec in enumerate(app.containers, start=1)]
+    seen: set[str] = set()
+    for cid in ids:
+        check_id(cid)
+        if cid in seen:
+            raise InvalidArgument(f"app {app.name}: two containers would be named {cid}",
+                                  details={"id": cid})
+        seen.add(cid)
+    return ids
+
+
+class SubmitAppWork(Work):
+    """An app's containers placed in one batch with its ``AppRecord``. With ``all_or_nothing``
+    one refusal records nothing at all; otherwise what fits is placed and the rest reported."""
+
+    def __init__(self, app: AppSpec) -> None:
+        super().__init__()
+        self.app = app
+        self.ids: list[str] = []
+        self.refusal: Explanation | None = None
+        self.refused_ids: list[str] = []
+
+    def stage(self, cycle: Cycle) -> None:
+        check_id(self.app.name)
+        if not self.app.containers:
+            raise InvalidArgument(f"app {self.app.name} has no containers")
+        if cycle.apps.get(self.app.name) is not None:
+            raise Conflict(f"an app named {self.app.name} already exists",
+                           details={"app": self.app.name})
+        self.ids = app_ids(self.app)
+        for cid, spec in zip(self.ids, self.app.containers, strict=True):
+            validate_spec(spec)
+            if cycle.containers.get(cid) is not None:
+                raise Conflict(f"a container named {cid} already exists", details={"id": cid})
+        for cid, spec in zip(self.ids, self.app.containers, strict=True):
+            cycle.put_container(cid, ContainerRecord(spec=spec, app=self.app.name,
+                                                     created_at=cycle.now))
+            cycle.place[cid] = self
+        cycle.apps.put(self.app.name, AppRecord(spec=self.app, container_ids=self.ids))
+
+    def refused(self, cycle: Cycle, container_id: str, why: Explanation) -> None:
+        if self.refusal is None:
+            self.refusal = why
+        self.refused_ids.append(container_id)
+        if self.app.all_or_nothing:
+            for cid in self.ids:
+                if cycle.containers.get(cid) is not None:
+                    cycle.delete_container(cid)
+            cycle.apps.delete(self.app.name)
+            return
+        cycle.delete_container(container_id)
+        kept = [cid for cid in self.ids if cid not in self.refused_ids]
+        cycle.apps.put(self.app.name, AppRecord(spec=self.app, container_ids=kept))
+
+    def finish(self, cycle: Cycle) -> Message | None:
+        if self.app.all_or_nothing and self.refusal is not None:
+            raise Unavailable(
+                f"app {self.app.name} not submitted (all or nothing): "
+                f"{len(self.refused_ids)} of {len(self.ids)} containers cannot be placed: "
+                f"{self.refusal.message}",
+                details={"placement": self.refusal.details()[:4096],
+                         "refused": ",".join(self.refused_ids)[:4096]})
+        error = cycle.error(("apps", self.app.name))
+        if error is not None:
+            raise error
+        placed = [cid for cid in self.ids if cid not in self.refused_ids]
+        committed = [cid for cid in placed if cycle.ok(("containers", cid))]
+        notes = []
+        if self.refusal is not None:
+            notes.append(f"{len(self.refused_ids)} of {len(self.ids)} not placed: "
+                         f"{self.refusal.message}")
+        if len(committed) != len(placed):
+            notes.append(f"{len(placed) - len(committed)} not committed")
+        return Submitted(ids=committed, refused="; ".join(notes)[:65536])
+
+
 OpenSession = Callable[[str, int, Sender, list[ContainerReport]], Sender]
 IsLive = Callable[[str], bool]
 
@@ -264,8 +389,12 @@ class JoinNode(Work):
         previous = cycle.nodes.get(node_id)
         self.epoch = (previous.info.epoch if previous is not None else 0) + 1
         availability = previous.info.availability if previous is not None else "active"
-        info = replace(self.node, status="ready", epoch=self.epoch, availability=availability)
-        cycle.put_node(node_id, NodeRecord(info=info, last_seen=cycle.now))
+        labels_set = previous.labels_set if previous is not None else {}
+        labels_removed = previous.labels_removed if previous is not None else []
+        info = replace(self.node, status="ready", epoch=self.epoch, availability=availability,
+                       labels=effective_labels(self.node.labels, labels_set, labels_removed))
+        cycle.put_node(node_id, NodeRecord(info=info, last_seen=cycle.now, labels_set=labels_set,
+                                           labels_removed=labels_removed))
         cycle.joined.append(node_id)
 
     def finish(self, cycle: Cycle) -> Message | None:

@@ -18,6 +18,7 @@ from protocol.specs import (
     AppSpec,
     ContainerSpec,
     ContainerState,
+    Labels,
     NodeInfo,
     NonNegInt,
     ScheduleState,
@@ -49,6 +50,11 @@ class NodeRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
     info: NodeInfo
     last_seen: Timestamp = 0.0
+    # Labels an operator set or removed (``shoal node label``): applied over the worker's own
+    # labels at every join, so ``info.labels`` is always what placement should see.
+    labels_set: Labels = {}
+    labels_removed: Annotated[list[Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)]],
+                              msgspec.Meta(max_length=1024)] = []
 
 
 class AppRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

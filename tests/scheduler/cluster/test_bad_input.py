@@ -13,6 +13,7 @@ from protocol.messages import (
     Heartbeat,
     Join,
     Joined,
+    ListImages,
     ListNodes,
     NodeList,
     Ok,
@@ -101,8 +102,10 @@ def test_bad_requests_and_vanishing_clients(run: Runner[None], etcd: EmbeddedEtc
                     await ask(s.address, lambda r: StartContainer(id="ghost", reply=r))
                 with pytest.raises(InvalidArgument):
                     await ask(s.address, lambda r: StartContainer(id="a/../b", reply=r))
-                with pytest.raises(Unsupported):
+                with pytest.raises(NotFound):  # forwarded verbs: no such container to forward
                     await ask(s.address, lambda r: ContainerLogs(id="x", reply=r))
+                with pytest.raises(Unsupported):
+                    await ask(s.address, lambda r: ListImages(reply=r))
                 bad_rule = ContainerSpec(image="busybox", name="bad",
                                          constraints=["node.labels.zone=~=("])
                 with pytest.raises(InvalidArgument):

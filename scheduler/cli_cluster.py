@@ -1,0 +1,144 @@
+"""The cluster commands of the CLI: ``shoal nodes`` and ``shoal node inspect|drain|activate|
+label``, against a scheduler (a single worker answers them ``Unsupported``)."""
+
+from __future__ import annotations
+
+import click
+
+import channels
+from protocol.messages import (
+    InspectNode,
+    LabelNode,
+    ListNodes,
+    NodeInspected,
+    NodeList,
+    Ok,
+    UpdateNode,
+)
+from protocol.specs import NodeAvailability, NodeInfo, NodeUsage
+from scheduler.cli_containers import ask, call, host_option
+from scheduler.cli_output import as_json, table
+
+
+def human_bytes(amount: int) -> str:
+    """1.5GiB, 512MiB, 0B: the units docker uses for sizes, binary."""
+    size = float(amount)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            text = f"{size:.1f}".removesuffix(".0") if unit != "B" else str(int(size))
+            return f"{text}{unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def cpus(millicpus: int) -> str:
+    return f"{millicpus / 1000:g}"
+
+
+def node_row(node: NodeInfo, usage: NodeUsage) -> list[str]:
+    """One row of ``shoal nodes``."""
+    capacity = node.capacity
+    labels = ",".join(f"{k}={v}" for k, v in sorted(node.labels.items()))
+    return [node.id, node.status, node.availability, str(node.platform),
+            f"{cpus(usage.millicpus)}/{cpus(capacity.millicpus)}",
+            f"{human_bytes(usage.memory)}/{human_bytes(capacity.memory)}",
+            str(usage.containers), labels]
+
+
+NODE_HEADERS = ["NAME", "STATUS", "AVAILABILITY", "PLATFORM", "CPU", "MEMORY", "CONTAINERS",
+                "LABELS"]
+
+
+@click.command()
+@host_option
+@click.option("-f", "--filter", "filters", multiple=True,
+              help="KEY=VALUE: status, availability, label (label=k or label=k=v).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def nodes(host: str, filters: tuple[str, ...], fmt: str) -> None:
+    """List the cluster's nodes: status, platform, what is allocated of their capacity."""
+    wanted = {}
+    for item in filters:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"filter {item!r} is not KEY=VALUE", param_hint="-f")
+        wanted[key] = value
+
+    async def work(conn: channels.Connection) -> NodeList:
+        return await ask(conn, lambda r: ListNodes(filters=wanted, reply=r), NodeList)
+
+    listed = call(host, work)
+    ordered = sorted(listed.nodes, key=lambda n: n.id)
+    if fmt == "json":
+        as_json([{"node": n, "usage": listed.usage.get(n.id, NodeUsage())} for n in ordered])
+        return
+    table(NODE_HEADERS, [node_row(n, listed.usage.get(n.id, NodeUsage())) for n in ordered])
+
+
+@click.group()
+def node() -> None:
+    """Inspect a node, drain or activate it, set its labels."""
+
+
+@node.command("inspect")
+@host_option
+@click.argument("node_id", metavar="NODE")
+def inspect_node(host: str, node_id: str) -> None:
+    """Everything the cluster knows about a node, as JSON."""
+
+    async def work(conn: channels.Connection) -> NodeInspected:
+        return await ask(conn, lambda r: InspectNode(node_id=node_id, reply=r), NodeInspected)
+
+    as_json(call(host, work))
+
+
+def _availability(host: str, node_id: str, availability: NodeAvailability) -> None:
+    async def work(conn: channels.Connection) -> None:
+        await ask(conn, lambda r: UpdateNode(node_id=node_id, availability=availability,
+                                             reply=r), Ok)
+
+    call(host, work)
+    click.echo(node_id)
+
+
+@node.command("drain")
+@host_option
+@click.argument("node_id", metavar="NODE")
+def drain(host: str, node_id: str) -> None:
+    """No new containers on NODE; those running there stay."""
+    _availability(host, node_id, "drain")
+
+
+@node.command("activate")
+@host_option
+@click.argument("node_id", metavar="NODE")
+def activate(host: str, node_id: str) -> None:
+    """Let placement use NODE again."""
+    _availability(host, node_id, "active")
+
+
+@node.command("label")
+@host_option
+@click.option("--rm", "remove", multiple=True, metavar="KEY", help="Remove a label.")
+@click.argument("node_id", metavar="NODE")
+@click.argument("labels", nargs=-1, metavar="KEY=VALUE...")
+def label(host: str, remove: tuple[str, ...], node_id: str, labels: tuple[str, ...]) -> None:
+    """Set and remove NODE's labels (kept when its worker joins again); prints them."""
+    add = {}
+    for item in labels:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"label {item!r} is not KEY=VALUE", param_hint="LABELS")
+        add[key] = value
+    if not add and not remove:
+        raise click.UsageError("give KEY=VALUE labels to set or --rm KEY to remove")
+
+    async def work(conn: channels.Connection) -> NodeInspected:
+        return await ask(conn, lambda r: LabelNode(node_id=node_id, add=add,
+                                                   remove=list(remove), reply=r),
+                         NodeInspected)
+
+    info = call(host, work).info
+    click.echo(",".join(f"{k}={v}" for k, v in sorted(info.labels.items())))
+
+
+CLUSTER_COMMANDS: list[click.Command] = [nodes, node]

@@ -1,0 +1,144 @@
+"""Cluster events: what the leader's commits changed, streamed to ``events.watch`` subscribers.
+
+``record_events`` is pure: a committed record before and after → the events it means (a
+container placed, started, exited, rescheduled, orphaned, removed; a node up, down, updated).
+The ``EventHub`` fans them out to subscribers, each with a bounded queue: one that falls too
+far behind is ended with ``LimitExceeded`` rather than slowing the leader's cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import Callable, Mapping
+
+import structlog
+
+from channels import Sender
+from protocol.errors import ChannelError, LimitExceeded
+from protocol.messages import EventMessage
+from protocol.specs import Event
+from scheduler.store import ContainerRecord, NodeRecord
+
+log = structlog.get_logger("shoal.scheduler")
+
+QUEUE_LIMIT = 10_000  # events a subscriber may lag behind before it is dropped
+HISTORY = 1_000  # recent events kept for ``since``
+
+
+def container_events(cid: str, old: ContainerRecord | None, new: ContainerRecord | None,
+                     now: float) -> list[Event]:
+    """The events one committed container change means, in Docker's vocabulary where it has
+    a word (start, die, destroy) and the scheduler's where it has not (placed, rescheduled)."""
+
+    def event(action: str, record: ContainerRecord, **attrs: str) -> Event:
+        return Event(type="container", action=action, id=cid, time=now,
+                     node_id=record.node_id, attributes={"image": record.spec.image, **attrs})
+
+    if new is None:
+        return [event("destroy", old)] if old is not None else []
+    out: list[Event] = []
+    before = old.schedule_state if old is not None else None
+    state = new.schedule_state
+    if old is None:
+        out.append(event("create", new))
+    if state == before:
+        return out
+    if state == "assigned":
+        out.append(event("placed", new, placement=new.placement))
+    elif state == "running":
+        out.append(event("start", new))
+    elif state in ("exited", "failed"):
+        code = new.observed.exit_code if new.observed is not None else None
+        out.append(event("die", new, exitCode=str(code if code is not None else 0)))
+    elif state == "pending" and old is not None and new.restarts > old.restarts:
+        out.append(event("rescheduled", new, from_node=old.node_id,
+                         reason=new.placement))
+    elif state == "orphaned":
+        out.append(event("orphaned", new, reason=new.placement))
+    elif state == "removed":
+        out.append(event("remove", new))
+    return out
+
+
+def node_events(node_id: str, old: NodeRecord | None, new: NodeRecord | None,
+                now: float) -> list[Event]:
+    """A node came up (joined), went down, or had its availability or labels changed."""
+    if new is None:
+        return []
+    info = new.info
+    out: list[Event] = []
+    if old is None or old.info.status != info.status:
+        action = {"ready": "up", "down": "down"}.get(info.status, info.status)
+        out.append(Event(type="node", action=action, id=node_id, time=now, node_id=node_id,
+                         attributes={"epoch": str(info.epoch)}))
+    if old is not None and (old.info.availability != info.availability
+                            or old.info.labels != info.labels):
+        out.append(Event(type="node", action="update", id=node_id, time=now, node_id=node_id,
+                         attributes={"availability": info.availability}))
+    return out
+
+
+def matches(event: Event, filters: Mapping[str, str]) -> bool:
+    """Docker's event filters: type, action, id (container or node), node."""
+    fields = {"type": event.type, "action": event.action, "id": event.id,
+              "container": event.id if event.type == "container" else "",
+              "node": event.node_id}
+    return all(fields.get(key, event.attributes.get(key)) == value
+               for key, value in filters.items())
+
+
+class EventHub:
+    """Fans events out to subscribers; keeps a short history for ``since``."""
+
+    def __init__(self) -> None:
+        self._subscribers: set[asyncio.Queue[Event | None]] = set()
+        self._history: collections.deque[Event] = collections.deque(maxlen=HISTORY)
+        self.listeners: list[Callable[[Event], None]] = []  # called in-line, must not block
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def publish(self, events: list[Event]) -> None:
+        for event in events:
+            self._history.append(event)
+            for listener in self.listeners:
+                listener(event)
+            for queue in list(self._subscribers):
+                if queue.qsize() >= QUEUE_LIMIT:
+                    self._subscribers.discard(queue)
+                    queue.put_nowait(None)  # the reader learns it fell behind
+                else:
+                    queue.put_nowait(event)
+
+    async def stream(self, reply: Sender, since: float, filters: Mapping[str, str]) -> None:
+        """Send matching events on ``reply`` until the caller closes it."""
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        for past in self._history:
+            if since and past.time >= since:
+                queue.put_nowait(past)
+        self._subscribers.add(queue)
+        gone = asyncio.ensure_future(reply.wait_closed())
+        try:
+            while True:
+                getting = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getting, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if not getting.done():
+                    getting.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await getting
+                    return
+                event = getting.result()
+                if event is None:
+                    reply.abort(LimitExceeded(f"this subscriber fell {QUEUE_LIMIT} events "
+                                              "behind; subscribe again"))
+                    return
+                if matches(event, filters):
+                    await reply.send(EventMessage(event=event))
+        except ChannelError:
+            return
+        finally:
+            gone.cancel()
+            self._subscribers.discard(queue)
