@@ -9,6 +9,7 @@ import uvloop
 
 from protocol.errors import ShoalError
 from protocol.version import PROTOCOL_VERSION, package_version
+from scheduler.cli_cluster import CLUSTER_COMMANDS
 from scheduler.cli_containers import COMMANDS, DEFAULT_HOST
 from scheduler.cli_images import IMAGE_COMMANDS
 from scheduler.cli_scheduler import scheduler_command
@@ -63,7 +64,7 @@ def dev(workers: int, listen: str, state_dir: Path | None, example: bool) -> Non
 
 main.add_command(runtime)
 main.add_command(scheduler_command, "scheduler")
-for _command in [*COMMANDS, *IMAGE_COMMANDS]:
+for _command in [*COMMANDS, *IMAGE_COMMANDS, *CLUSTER_COMMANDS]:
     main.add_command(_command)
 
 
