@@ -29,8 +29,10 @@ import channels
 from protocol.errors import ShoalError, Unavailable
 from protocol.messages import (
     ContainerList,
+    ContainerLogs,
     ListContainers,
     ListNodes,
+    LogLine,
     NodeList,
     RemoveContainer,
     SubmitJob,
@@ -178,6 +180,13 @@ async def _show(console: Console, conn: channels.Connection, ids: set[str]) -> N
                            ",".join(f"{k}={v}" for k, v in sorted(node.labels.items())),
                            str(placed.get(node.id, 0)))
     console.print(node_table)
+    first = sorted(ids)[0]
+    reply_tx, reply_rx = channels.pipe()
+    await conn.sender.send(ContainerLogs(id=first, reply=reply_tx))
+    lines = [m.data.decode(errors="replace").strip() async for m in reply_rx
+             if isinstance(m, LogLine)]
+    console.print(f"shoal logs {first} (through the scheduler, from its worker): "
+                  f"{' | '.join(lines)}")
 
 
 async def _wait_running(conn: channels.Connection, ids: set[str]) -> ContainerList:

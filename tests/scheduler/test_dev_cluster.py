@@ -45,10 +45,11 @@ def test_shoal_dev_example_spreads_a_constrained_job_and_cleans_up() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "6 placed" in out
-    rows = [line for line in out.splitlines() if "hello." in line]
+    rows = [line for line in out.splitlines() if line.startswith("│ hello.")]
     assert len(rows) == 6
     assert {"worker1", "worker3"} == {node for row in rows for node in ("worker1", "worker2",
                                                                          "worker3") if node in row}
+    assert "(through the scheduler, from its worker): hello from hello." in out
     assert "shoal dev: stopped" in out
     leftovers = subprocess.run(["pgrep", "-f", f"--join {address}"], capture_output=True)
     assert leftovers.stdout == b""
