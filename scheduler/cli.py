@@ -10,7 +10,7 @@ import uvloop
 from protocol.errors import ShoalError
 from protocol.version import PROTOCOL_VERSION, package_version
 from scheduler.cli_cluster import CLUSTER_COMMANDS
-from scheduler.cli_containers import COMMANDS, DEFAULT_HOST
+from scheduler.cli_containers import COMMANDS, DEFAULT_HOST, parse_memory
 from scheduler.cli_images import IMAGE_COMMANDS
 from scheduler.cli_scheduler import scheduler_command
 from scheduler.logs import configure_logging
@@ -80,8 +80,12 @@ for _command in [*COMMANDS, *IMAGE_COMMANDS, *CLUSTER_COMMANDS]:
               "without it the worker stands alone.")
 @click.option("--name", default="", help="Node id in the cluster (default: host name).")
 @click.option("--label", "labels", multiple=True, help="Node label KEY=VALUE (repeatable).")
+@click.option("--log-max-size", default="0", show_default=True,
+              help="Rotate a container's json-file log at this size (e.g. 10m; 0: never).")
+@click.option("--log-max-file", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="How many log files to keep per container when rotating.")
 def worker(listen: str, state_dir: Path | None, driver: str, join: str, name: str,
-           labels: tuple[str, ...]) -> None:
+           labels: tuple[str, ...], log_max_size: str, log_max_file: int) -> None:
     """Run a worker: standalone, or part of a cluster with --join."""
     from worker.daemon import default_state_dir, run_worker
 
@@ -92,7 +96,9 @@ def worker(listen: str, state_dir: Path | None, driver: str, join: str, name: st
     try:
         uvloop.run(run_worker(listen, state_dir or default_state_dir(), driver,
                               join=schedulers, name=name,
-                              labels=dict(item.split("=", 1) for item in labels)))
+                              labels=dict(item.split("=", 1) for item in labels),
+                              log_max_size=parse_memory(log_max_size),
+                              log_max_file=log_max_file))
     except ShoalError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 

@@ -59,12 +59,14 @@ async def make_driver(name: str, state_dir: Path) -> tuple[Driver, ImageResolver
 async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
                      ready: asyncio.Future[str] | None = None,
                      stop: asyncio.Event | None = None, *, join: Sequence[str] = (),
-                     name: str = "", labels: dict[str, str] | None = None) -> None:
+                     name: str = "", labels: dict[str, str] | None = None,
+                     log_max_size: int = 0, log_max_file: int = 1) -> None:
     """Serve until SIGTERM/SIGINT (or ``stop``); ``ready`` gets the bound address. With
     ``join``, also take part in the cluster led by one of those schedulers."""
     state_dir.mkdir(parents=True, exist_ok=True)
     driver, images = await make_driver(driver_name, state_dir)
-    engine = Engine(state_dir, driver, images=images)
+    engine = Engine(state_dir, driver, images=images, log_max_size=log_max_size,
+                    log_max_file=log_max_file)
     await engine.open()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -199,3 +199,31 @@ def test_concurrent_waiters_all_wake(tmp_path: Path) -> None:
         assert {s.exit_code for s in states} == {2}
 
     with_engine(tmp_path, body)
+
+
+def test_logs_rotate_at_max_size_keeping_max_file(tmp_path: Path) -> None:
+    async def main() -> None:
+        state = tmp_path / "state"
+        engine = Engine(state, ProcessDriver(state / "containers"), log_max_size=2048,
+                        log_max_file=3)
+        await engine.open()
+        try:
+            record = await engine.create(sh("i=0; while [ $i -lt 300 ]; do echo line $i; "
+                                            "i=$((i+1)); done"))
+            await engine.start(record.id)
+            await engine.wait(record.id)
+            log_path = engine.disk.log_path(record.id)
+            files = sorted(p.name for p in log_path.parent.glob(log_path.name + "*"))
+            assert files == [log_path.name, log_path.name + ".1", log_path.name + ".2"]
+            assert all(p.stat().st_size <= 2048 for p in log_path.parent.glob("*-json.log*"))
+            lines = [e.data async for e in engine.logs(record.id)]
+            assert lines[-1] == b"line 299\n"
+            assert len(lines) < 300  # the oldest went with the oldest file
+            numbers = [int(line.split()[1]) for line in lines]
+            assert numbers == list(range(numbers[0], 300))
+        finally:
+            for r in list(engine.records.values()):
+                await engine.remove(r.id, force=True)
+            await engine.close()
+
+    run(main, timeout=60)
