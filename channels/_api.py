@@ -117,7 +117,7 @@ class Connection:
             if isinstance(exc, ProtocolError):
                 raise  # e.g. VersionMismatch: the peer's own words
             raise ConnectFailed(f"no shoal session with {self.address}: "
-                                f"{exc or 'no answer within the connect timeout'}") from exc
+                                f"{str(exc) or 'no answer within the connect timeout'}") from exc
 
     @property
     def sender(self) -> Sender:

@@ -2,23 +2,50 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
 import uvloop
 
+from protocol.addresses import DEFAULT_SCHEDULER, DEFAULT_WORKER
 from protocol.errors import ShoalError
 from protocol.version import PROTOCOL_VERSION, package_version
-from scheduler.cli_cluster import CLUSTER_COMMANDS
-from scheduler.cli_containers import COMMANDS, DEFAULT_HOST, parse_memory
-from scheduler.cli_images import IMAGE_COMMANDS
-from scheduler.cli_scheduler import scheduler_command
 from scheduler.logs import configure_logging
-from worker.daemon import DEFAULT_LISTEN
-from worker.runtime.cli import runtime
+
+# Commands that live in their own modules, imported only when used: a `shoal ps` should not
+# pay for the scheduler daemon, etcd's gRPC stubs or the runtime.
+LAZY_COMMANDS = {
+    **{name: f"scheduler.cli_containers:{attr}" for name, attr in [
+        ("create", "create"), ("run", "run"), ("start", "start"), ("stop", "stop"),
+        ("restart", "restart"), ("kill", "kill"), ("rm", "rm"), ("wait", "wait"),
+        ("ps", "ps"), ("inspect", "inspect"), ("logs", "logs"), ("exec", "exec_"),
+        ("top", "top"), ("events", "events")]},
+    "images": "scheduler.cli_images:images",
+    "rmi": "scheduler.cli_images:rmi",
+    "image": "scheduler.cli_images:image",
+    "nodes": "scheduler.cli_cluster:nodes",
+    "node": "scheduler.cli_cluster:node",
+    "scheduler": "scheduler.cli_scheduler:scheduler_command",
+    "runtime": "worker.runtime.cli:runtime",
+}
 
 
-@click.group()
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default=None, help="Log level (default: $SHOAL_LOG or info).")
 def main(log_level: str | None) -> None:
@@ -43,7 +70,7 @@ def demo(blob_mib: int) -> None:
 
 @main.command()
 @click.option("--workers", type=click.IntRange(1, 16), default=3, show_default=True)
-@click.option("--listen", default=DEFAULT_HOST, show_default=True,
+@click.option("--listen", default=DEFAULT_SCHEDULER, show_default=True,
               help="The scheduler's address (the CLI's default host).")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Keep state and logs here (default: a temporary dir, removed at the end).")
@@ -62,14 +89,10 @@ def dev(workers: int, listen: str, state_dir: Path | None, example: bool) -> Non
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 
 
-main.add_command(runtime)
-main.add_command(scheduler_command, "scheduler")
-for _command in [*COMMANDS, *IMAGE_COMMANDS, *CLUSTER_COMMANDS]:
-    main.add_command(_command)
 
 
 @main.command()
-@click.option("--listen", default=DEFAULT_LISTEN, show_default=True,
+@click.option("--listen", default=DEFAULT_WORKER, show_default=True,
               help="Address to serve the container verbs on.")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where containers, logs and state live (default: /var/lib/shoal/worker "
@@ -87,6 +110,7 @@ for _command in [*COMMANDS, *IMAGE_COMMANDS, *CLUSTER_COMMANDS]:
 def worker(listen: str, state_dir: Path | None, driver: str, join: str, name: str,
            labels: tuple[str, ...], log_max_size: str, log_max_file: int) -> None:
     """Run a worker: standalone, or part of a cluster with --join."""
+    from scheduler.cli_containers import parse_memory
     from worker.daemon import default_state_dir, run_worker
 
     for item in labels:

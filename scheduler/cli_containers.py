@@ -19,6 +19,7 @@ import msgspec
 import uvloop
 
 import channels
+from protocol.addresses import DEFAULT_SCHEDULER as DEFAULT_HOST
 from protocol.errors import ChannelError, InvalidArgument, ShoalError
 from protocol.messages import (
     AttachContainer,
@@ -53,7 +54,6 @@ from protocol.specs import ContainerSpec, Mount, Platform, PortMapping, Resource
 from scheduler.cli_output import ago, as_json, status_text, table
 from worker.engine.restart import parse_policy
 
-DEFAULT_HOST = "tcp://127.0.0.1:7375"
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import structlog
 
 import channels
+from protocol.addresses import DEFAULT_WORKER
 from protocol.errors import InvalidArgument
 from protocol.messages import Message
 from worker.agent.shell import Agent, host_node
@@ -30,7 +31,7 @@ from worker.service import WorkerService
 
 log = structlog.get_logger("shoal.worker")
 
-DEFAULT_LISTEN = "tcp://127.0.0.1:7376"
+DEFAULT_LISTEN = DEFAULT_WORKER
 
 
 def default_state_dir() -> Path:

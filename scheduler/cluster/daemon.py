@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import structlog
 
 import channels
+from protocol.addresses import DEFAULT_SCHEDULER
 from protocol.errors import ShoalError
 from scheduler.cluster.api import ClusterApi
 from scheduler.cluster.leader import Leader, LeaderOptions
@@ -25,7 +26,7 @@ from scheduler.store import Election, LeaderRecord, Store
 
 log = structlog.get_logger("shoal.scheduler")
 
-DEFAULT_LISTEN = "tcp://127.0.0.1:7400"
+DEFAULT_LISTEN = DEFAULT_SCHEDULER
 
 
 @dataclass(frozen=True, slots=True)
