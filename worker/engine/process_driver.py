@@ -34,6 +34,9 @@ class ProcessDriver(Driver):
         return self.state_root / record.id / "process"
 
     async def prepare(self, record: ContainerRecord) -> dict[str, str]:
+        if record.spec.tty or record.spec.stdin_open:
+            raise Unsupported("the process driver cannot give a container a terminal or an "
+                              "open stdin (run -i/-t); exec -i/-t works")
         directory = self._dir(record)
         directory.mkdir(parents=True, exist_ok=True)
         return {"state_dir": str(directory)}
