@@ -17,6 +17,8 @@ command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 # Independent checkers of the OCI image layouts the tests build.
 command -v skopeo >/dev/null 2>&1 || need_pkgs+=(skopeo)
 command -v umoci >/dev/null 2>&1 || need_pkgs+=(umoci)
+# --init runs Debian's static tini as the container's PID 1.
+[ -x /usr/bin/tini-static ] || need_pkgs+=(tini)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

@@ -52,6 +52,7 @@ from protocol.messages import (
 )
 from protocol.specs import ContainerSpec, Mount, Platform, PortMapping, Resources
 from scheduler.cli_output import ago, as_json, status_text, table
+from scheduler.cli_terminal import check_tty, raw_terminal, stream
 from worker.engine.restart import parse_policy
 
 T = TypeVar("T")
@@ -252,12 +253,17 @@ def create(host: str, image: str, command: tuple[str, ...], **options: object) -
 @click.option("-d", "--detach", is_flag=True, help="Run in the background; print the id.")
 @click.option("--replicas", type=click.IntRange(1, 100_000), default=None,
               help="A job of N identical containers NAME.1 … NAME.N (a scheduler only).")
+@click.option("-i", "--interactive", is_flag=True, help="Keep stdin open and send it.")
+@click.option("-t", "--tty", "use_tty", is_flag=True, help="Give the container a terminal.")
 @click.argument("image")
 @click.argument("command", nargs=-1)
 def run(host: str, image: str, command: tuple[str, ...], detach: bool, replicas: int | None,
-        **options: object) -> None:
+        interactive: bool, use_tty: bool, **options: object) -> None:
     """Create and start a container; without -d, show its output and exit with its code."""
-    spec = _spec(image, command, options)
+    if not detach and replicas is None:
+        check_tty(interactive, use_tty)
+    spec = msgspec.structs.replace(_spec(image, command, options), tty=use_tty,
+                                   stdin_open=interactive)
     if replicas is not None:
         _submit_job(host, spec, replicas)
         return
@@ -269,17 +275,20 @@ def run(host: str, image: str, command: tuple[str, ...], detach: bool, replicas:
             await ask(conn, lambda r: StartContainer(id=created.id, reply=r), Message)
             click.echo(created.id)
             return 0
-        attached = await ask(conn, lambda r: AttachContainer(id=created.id, reply=r), Attached)
+        stdin_w, stdin_r = channels.byte_pipe() if interactive else (None, None)
+        attached = await ask(conn, lambda r: AttachContainer(id=created.id, stdin=stdin_r,
+                                                             reply=r), Attached)
         waiting = asyncio.ensure_future(ask(conn, lambda r: WaitContainer(
             id=created.id, condition="next-exit", reply=r), ContainerExited))
         await asyncio.sleep(0)  # the wait request leaves before the start does
         await ask(conn, lambda r: StartContainer(id=created.id, reply=r), Message)
-        await asyncio.gather(_copy(attached.stdout, sys.stdout.buffer),
-                             _copy(attached.stderr, sys.stderr.buffer))
+        await stream(stdout=attached.stdout, stderr=attached.stderr, stdin=stdin_w,
+                     resize=attached.resize)
         exited = await waiting
         return exited.exit_code
 
-    code = call(host, work)
+    with raw_terminal(interactive and use_tty and not detach):
+        code = call(host, work)
     sys.exit(code)
 
 
@@ -296,14 +305,6 @@ def _submit_job(host: str, spec: ContainerSpec, replicas: int) -> None:
     if submitted.refused:
         click.echo(f"Error: {submitted.refused}", err=True)
         sys.exit(1)
-
-
-async def _copy(reader: object, out: object) -> None:
-    if not isinstance(reader, channels.ByteReader):
-        return
-    async for chunk in reader:
-        out.write(chunk)  # type: ignore[attr-defined]
-        out.flush()  # type: ignore[attr-defined]
 
 
 def _simple(verb: Callable[[str, channels.Sender], Message]) -> Callable[[str, tuple[str, ...]],
@@ -470,29 +471,36 @@ def logs(host: str, follow: bool, tail: str, since: float, timestamps: bool, con
 
 @click.command(context_settings={"allow_interspersed_args": False})
 @host_option
+@click.option("-i", "--interactive", is_flag=True, help="Keep stdin open and send it.")
+@click.option("-t", "--tty", "use_tty", is_flag=True, help="Give the process a terminal.")
 @click.option("-e", "--env", multiple=True)
 @click.option("-w", "--workdir", default="")
 @click.option("-u", "--user", default="")
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True)
-def exec_(host: str, env: tuple[str, ...], workdir: str, user: str, container: str,
-          command: tuple[str, ...]) -> None:
+def exec_(host: str, interactive: bool, use_tty: bool, env: tuple[str, ...], workdir: str,
+          user: str, container: str, command: tuple[str, ...]) -> None:
     """Run a command in a running container; exits with its code."""
+    check_tty(interactive, use_tty)
 
     async def work(conn: channels.Connection) -> int:
+        stdin_w, stdin_r = channels.byte_pipe() if interactive else (None, None)
         reply_tx, reply_rx = channels.pipe()
         await conn.sender.send(ExecContainer(id=container, command=list(command),
                                              env=list(env), workdir=workdir, user=user,
-                                             reply=reply_tx))
+                                             tty=use_tty, stdin=stdin_r, reply=reply_tx))
         code = 0
         async for message in reply_rx:
             if isinstance(message, ExecStarted):
-                await _copy(message.stdout, sys.stdout.buffer)
+                await stream(stdout=message.stdout, stderr=message.stderr, stdin=stdin_w,
+                             resize=message.resize)
             elif isinstance(message, ExecExited):
                 code = message.exit_code
         return code
 
-    sys.exit(call(host, work))
+    with raw_terminal(interactive and use_tty):
+        code = call(host, work)
+    sys.exit(code)
 
 
 exec_.name = "exec"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import platform
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from protocol.messages import (
     RestartContainer,
     StartContainer,
     StopContainer,
+    TerminalSize,
     TopContainer,
     VersionInfo,
     WaitContainer,
@@ -48,6 +50,8 @@ from protocol.messages import (
 )
 from protocol.version import PROTOCOL_VERSION, package_version
 from worker.engine.engine import Engine
+from worker.exec_session import ExecSession
+from worker.streams import copy_in
 
 log = structlog.get_logger("shoal.worker")
 
@@ -150,23 +154,58 @@ class WorkerService:
         reply.close()
 
     async def _attach(self, request: AttachContainer) -> None:
-        """Output from now until the next exit, on two byte streams; the reply then closes."""
+        """Output from now until the next exit, on byte streams (one with a tty); the client's
+        ``stdin`` goes to the container's stdin or terminal once it runs; the reply closes at
+        the exit. With a tty, TerminalSize messages on ``resize`` set the window size."""
         reply = request.reply
         assert isinstance(reply, channels.Sender)
-        entries = self.engine.attach(request.id)
+        engine = self.engine
+        record = engine.find(request.id)
+        stdin = request.stdin if isinstance(request.stdin, channels.ByteReader) else None
+        entries = engine.attach(request.id)
         out_w, out_r = channels.byte_pipe()
         err_w, err_r = channels.byte_pipe()
-        await reply.send(Attached(stdout=out_r, stderr=err_r))
+        resize_tx, resize_rx = channels.pipe() if record.spec.tty else (None, None)
+        helpers: list[asyncio.Task[None]] = []
+        if stdin is not None:
+            helpers.append(asyncio.ensure_future(self._attach_input(record.id, stdin)))
+        if resize_rx is not None:
+            helpers.append(asyncio.ensure_future(self._resizes(record.id, resize_rx)))
         try:
+            await reply.send(Attached(stdout=out_r, stderr=None if record.spec.tty else err_r,
+                                      resize=resize_tx))
             async for entry in entries:
                 await (out_w if entry.stream == "stdout" else err_w).write(entry.data)
         except ChannelError:
             return  # the client went away
         finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            if stdin is not None:
+                stdin.close()
+            if resize_rx is not None:
+                resize_rx.close()
             await entries.aclose()
             out_w.close()
             err_w.close()
         reply.close()
+
+    async def _attach_input(self, ref: str, stdin: channels.ByteReader) -> None:
+        fd = await self.engine.attach_input(ref)
+        if fd is None:
+            stdin.close()
+            return
+        try:
+            await copy_in(stdin, fd, at_end=lambda: self.engine.close_input(ref))
+        finally:
+            os.close(fd)
+
+    async def _resizes(self, ref: str, receiver: channels.Receiver) -> None:
+        with contextlib.suppress(ChannelError):
+            async for message in receiver:
+                if isinstance(message, TerminalSize):
+                    self.engine.resize(ref, message.rows, message.cols)
 
     async def _events(self, request: WatchEvents) -> None:
         reply = request.reply
@@ -191,16 +230,32 @@ class WorkerService:
             subscription.close()
 
     async def _exec(self, request: ExecContainer) -> None:
+        """Stream a process's stdio live: ExecStarted names the output streams (and a resize
+        Sender with a tty); the client's ``stdin`` goes in; at the exit the output streams end
+        and ExecExited follows. A client that goes away kills the process."""
         reply = request.reply
         assert isinstance(reply, channels.Sender)
-        result = await self.engine.exec(request.id, list(request.command), env=request.env,
-                                        workdir=request.workdir, user=request.user)
-        writer, reader = channels.byte_pipe()
-        await reply.send(ExecStarted(exec_id=f"{request.id[:12]}-exec", stdout=reader))
-        await writer.write(result.output)
-        writer.close()
-        await reply.send(ExecExited(exec_id=f"{request.id[:12]}-exec",
-                                    exit_code=result.exit_code), last=True)
+        stdin = request.stdin if isinstance(request.stdin, channels.ByteReader) else None
+        try:
+            process = await self.engine.exec_start(
+                request.id, list(request.command), env=request.env, workdir=request.workdir,
+                user=request.user, tty=request.tty, stdin=stdin is not None)
+        except BaseException:
+            if stdin is not None:
+                stdin.close()
+            raise
+        exec_id = f"{request.id[:12]}-{process.pid}"
+        session = ExecSession(process, stdin)
+        try:
+            await reply.send(ExecStarted(exec_id=exec_id, stdout=session.stdout,
+                                         stderr=session.stderr, resize=session.resize))
+            code = await session.run(reply)
+            if code is not None:
+                await reply.send(ExecExited(exec_id=exec_id, exit_code=code), last=True)
+        except ChannelError:
+            return  # the client went away; the session has killed and reaped the process
+        finally:
+            await session.close()
 
 
 def _matches(attributes: dict[str, str], filters: dict[str, str]) -> bool:

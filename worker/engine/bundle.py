@@ -149,7 +149,7 @@ def oci_config(record: ContainerRecord, rootfs: Path, *, init_binary: str = INIT
     return {
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": False,
+            "terminal": spec.tty,
             "user": {"uid": uid, "gid": gid, **({"additionalGids": extra} if extra else {})},
             "args": argv,
             "env": env,

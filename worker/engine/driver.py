@@ -9,7 +9,10 @@ previous worker process started.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from worker.engine.records import ContainerRecord
 
@@ -32,6 +35,77 @@ class Started:
 class ExecResult:
     exit_code: int
     output: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ExecRequest:
+    """A process to run in a running container: with a pty (``tty``), whether the caller will
+    feed its stdin (``stdin``; otherwise it reads /dev/null, or a pty nobody types on), and
+    whether stderr has its own pipe (``split_stderr``; otherwise it shares stdout's, 2>&1)."""
+
+    argv: list[str]
+    env: list[str] = field(default_factory=list)
+    cwd: str = "/"
+    user: str = ""
+    tty: bool = False
+    stdin: bool = False
+    split_stderr: bool = True
+
+
+class ExecProcess(abc.ABC):
+    """A process exec'd into a container and this side's ends of its stdio, which it owns:
+    ``stdin`` to write to (None when not attached), ``stdout`` to read from (the pty master with
+    a tty, which also takes the input), ``stderr`` (None with a tty: it is merged)."""
+
+    def __init__(self, *, pid: int, stdin: int | None, stdout: int, stderr: int | None,
+                 tty: bool) -> None:
+        self.pid = pid
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.tty = tty
+        self.on_exit: list[Callable[[int], None]] = []
+        self._code: int | None = None
+
+    async def wait(self) -> int:
+        """The exit code (128 + n when killed by signal n), once the process has exited."""
+        if self._code is None:
+            code = await self._wait()
+            if self._code is None:
+                self._code = code
+                for callback in self.on_exit:
+                    callback(code)
+        return self._code
+
+    @abc.abstractmethod
+    async def _wait(self) -> int:
+        """Wait for the exit and return its code."""
+
+    @abc.abstractmethod
+    def kill(self) -> None:
+        """SIGKILL the process now (nothing happens if it has already exited)."""
+
+    def resize(self, rows: int, cols: int) -> None:
+        """Set the pty's window size (the process gets SIGWINCH); without a tty, nothing."""
+        if self.tty:
+            from worker.engine.terminal import set_window_size  # Unix only, like ptys
+            set_window_size(self.stdout, rows, cols)
+
+    def close_stdin(self) -> None:
+        """No more input: a pipe is closed (the process reads EOF); a pty stays open."""
+        if self.stdin is not None and not self.tty:
+            with contextlib.suppress(OSError):
+                os.close(self.stdin)
+            self.stdin = None
+
+    def close(self) -> None:
+        """Close this side's descriptors (idempotent)."""
+        for fd in {self.stdin, self.stdout, self.stderr} - {None, -1}:
+            assert fd is not None
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.stdin = self.stderr = None
+        self.stdout = -1
 
 
 class Driver(abc.ABC):
@@ -66,9 +140,9 @@ class Driver(abc.ABC):
         """Host pids of the container's processes."""
 
     @abc.abstractmethod
-    async def exec(self, record: ContainerRecord, argv: list[str], env: list[str], cwd: str,
-                   user: str) -> ExecResult:
-        """Run a process inside the running container and collect its output."""
+    async def exec(self, record: ContainerRecord, request: ExecRequest) -> ExecProcess:
+        """Start a process inside the running container, its stdio connected to pipes (or a
+        pty) whose other ends the returned ExecProcess holds."""
 
     @abc.abstractmethod
     async def cleanup(self, record: ContainerRecord) -> None:
@@ -77,6 +151,17 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     async def remove(self, record: ContainerRecord) -> None:
         """Remove everything ``prepare`` made. Idempotent."""
+
+    def input(self, record: ContainerRecord) -> int | None:
+        """Our end of the running container's stdin (its pty master with a tty), if any; the
+        driver owns it (callers duplicate it)."""
+        return None
+
+    def close_input(self, record: ContainerRecord) -> None:  # noqa: B027 - nothing by default
+        """The attached client's input ended: close a stdin pipe (a terminal stays open)."""
+
+    def resize(self, record: ContainerRecord, rows: int, cols: int) -> None:  # noqa: B027
+        """Set the window size of the container's terminal, if it has one."""
 
     async def close(self) -> None:  # noqa: B027 - most drivers hold nothing to release
         """The worker is going away: release what the driver holds (containers keep running)."""

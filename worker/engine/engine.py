@@ -24,7 +24,7 @@ import structlog
 
 from protocol.errors import Conflict, InvalidArgument, NotFound
 from protocol.specs import ContainerInfo, ContainerSpec, ContainerState, ContainerSummary
-from worker.engine.driver import Driver, ExecResult, ExitStatus
+from worker.engine.driver import Driver, ExecProcess, ExecRequest, ExecResult, ExitStatus
 from worker.engine.events import EventHub, Subscription
 from worker.engine.logfile import LogFollower, LogRecord, read_log
 from worker.engine.records import ContainerDisk, ContainerRecord, ImageDefaults
@@ -287,20 +287,42 @@ class Engine:
             raise Conflict(f"container {record.name} is not running")
         return await self.driver.processes(record)
 
-    async def exec(self, ref: str, argv: list[str], *, env: list[str] | None = None,
-                   workdir: str = "", user: str = "") -> ExecResult:
+    async def exec_start(self, ref: str, argv: list[str], *, env: list[str] | None = None,
+                         workdir: str = "", user: str = "", tty: bool = False,
+                         stdin: bool = False, split_stderr: bool = True) -> ExecProcess:
+        """Start a process in a running container; the caller copies its stdio, waits for it
+        and closes it (``exec`` does all that and collects the output)."""
         record = self.find(ref)
         if record.state.status != "running":
             raise Conflict(f"container {record.name} is not running")
         if not argv:
             raise InvalidArgument("exec needs a command")
+        request = ExecRequest(argv=list(argv), env=env or [], cwd=workdir or record.workdir(),
+                              user=user or record.user(), tty=tty, stdin=stdin,
+                              split_stderr=split_stderr)
+        process = await self.driver.exec(record, request)
         self.events.publish("container", "exec_start", record.id, name=record.name,
                             command=" ".join(argv))
-        result = await self.driver.exec(record, argv, env or [], workdir or record.workdir(),
-                                        user or record.user())
-        self.events.publish("container", "exec_die", record.id, name=record.name,
-                            exitCode=str(result.exit_code))
-        return result
+
+        def died(code: int) -> None:
+            self.events.publish("container", "exec_die", record.id, name=record.name,
+                                exitCode=str(code))
+
+        process.on_exit.append(died)
+        return process
+
+    async def exec(self, ref: str, argv: list[str], *, env: list[str] | None = None,
+                   workdir: str = "", user: str = "") -> ExecResult:
+        """Run a process in a running container to its end; its stdout and stderr together."""
+        process = await self.exec_start(ref, argv, env=env, workdir=workdir, user=user,
+                                        split_stderr=False)
+        try:
+            output = await asyncio.to_thread(_read_all, process.stdout)
+            return ExecResult(await process.wait(), output)
+        finally:
+            process.kill()
+            await process.wait()
+            process.close()
 
     async def logs(self, ref: str, *, follow: bool = False, tail: int = -1, since: float = 0.0,
                    ) -> AsyncGenerator[LogRecord, None]:
@@ -345,6 +367,28 @@ class Engine:
         finally:
             follower.close()
 
+    async def attach_input(self, ref: str) -> int | None:
+        """Once the container runs (now, or at its next start), a duplicate of our end of its
+        stdin (the pty master with a tty) for the caller to write to and close; None when it
+        has no open stdin (created without ``-i``/``-t``, or it ended first)."""
+        record = self.find(ref)
+        if not (record.spec.stdin_open or record.spec.tty):
+            return None
+        exits = self._exit_counts.get(record.id, 0)
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: record.state.status == "running"
+                or self._exit_counts.get(record.id, 0) > exits or record.id not in self.records)
+        fd = self.driver.input(record) if record.state.status == "running" else None
+        return os.dup(fd) if fd is not None else None
+
+    def close_input(self, ref: str) -> None:
+        """The attached client's input ended (``run -i``): the container reads EOF."""
+        self.driver.close_input(self.find(ref))
+
+    def resize(self, ref: str, rows: int, cols: int) -> None:
+        self.driver.resize(self.find(ref), rows, cols)
+
     def subscribe(self, since: float = 0.0) -> Subscription:
         return self.events.subscribe(since)
 
@@ -361,6 +405,7 @@ class Engine:
         self._exited[record.id].clear()
         self.events.publish("container", "start", record.id, name=record.name)
         self._supervise(record)
+        self._notify()
 
     def _supervise(self, record: ContainerRecord) -> None:
         task = asyncio.get_running_loop().create_task(self._watch(record))
@@ -446,3 +491,10 @@ class Engine:
 
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)

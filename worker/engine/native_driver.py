@@ -15,14 +15,16 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
 from protocol.errors import ShoalError
 from worker.engine.bundle import oci_config, resolve_user
-from worker.engine.driver import Driver, ExecResult, ExitStatus, Started
+from worker.engine.driver import Driver, ExecProcess, ExecRequest, ExitStatus, Started
 from worker.engine.rawlog import RawLogCopier
 from worker.engine.records import ContainerRecord, ImageDefaults
+from worker.engine.terminal import copy_terminal, set_window_size
 from worker.images import ImageStore
 from worker.runtime.client import RuntimeHelper
 from worker.runtime.errors import RuntimeFailure
@@ -62,6 +64,10 @@ class NativeDriver(Driver):
         self.cgroup_scope = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
         self._copiers: dict[str, RawLogCopier] = {}
         self._copying: dict[str, asyncio.Task[None]] = {}
+        # Our end of a running container's input: the pty master (``tty``) or the write end
+        # of its stdin pipe (``stdin_open``). Only this worker process holds them.
+        self._inputs: dict[str, int] = {}
+        self._terminal_copies: dict[str, asyncio.Task[None]] = {}
 
     @classmethod
     async def open(cls, state_dir: Path, *, storage: str | None = None) -> NativeDriver:
@@ -97,12 +103,28 @@ class NativeDriver(Driver):
         await self.cleanup(record)
         copier = self._copier(record, log_path, max_size, max_file)
         out, err = copier.sinks()
+        stdin_r, stdin_w = os.pipe() if record.spec.stdin_open and not record.spec.tty \
+            else (None, None)
         try:  # the runtime's own typed errors (bundle invalid, create failed at step X) go on
             process = await self.runtime.create(record.id, self._dir(record) / "bundle",
-                                                stdout=out, stderr=err)
-        finally:
+                                                stdin=stdin_r, stdout=out, stderr=err)
+        except BaseException:
             os.close(out)
+            if stdin_w is not None:
+                os.close(stdin_w)
+            raise
+        finally:
             os.close(err)
+            if stdin_r is not None:
+                os.close(stdin_r)
+        if process.pty_master is not None:  # the terminal's output goes to stdout's raw file
+            self._inputs[record.id] = process.pty_master
+            self._terminal_copies[record.id] = asyncio.get_running_loop().create_task(
+                copy_terminal(os.dup(process.pty_master), out))
+        else:
+            os.close(out)
+            if stdin_w is not None:
+                self._inputs[record.id] = stdin_w
         await self.runtime.start(record.id)
         self._copying[record.id] = asyncio.get_running_loop().create_task(
             self._copy_until_cancelled(copier))
@@ -136,6 +158,10 @@ class NativeDriver(Driver):
                 "the exit status was lost (the runtime helper that reaped it had died)"
         except RuntimeFailure as exc:
             error = f"the runtime lost the container: {exc}"
+        terminal = self._terminal_copies.pop(record.id, None)
+        if terminal is not None:  # ends at EIO: every process that held the pty has exited
+            await asyncio.gather(terminal, return_exceptions=True)
+        self._close_input(record)
         task = self._copying.pop(record.id, None)
         if task is not None:
             task.cancel()
@@ -147,6 +173,23 @@ class NativeDriver(Driver):
         code = 255 if code is None else code
         return ExitStatus(code, time.time(), oom_killed=self._oom_killed(record, code),
                           error=error)
+
+    def input(self, record: ContainerRecord) -> int | None:
+        return self._inputs.get(record.id)
+
+    def close_input(self, record: ContainerRecord) -> None:
+        if not record.spec.tty:
+            self._close_input(record)
+
+    def _close_input(self, record: ContainerRecord) -> None:
+        fd = self._inputs.pop(record.id, None)
+        if fd is not None:
+            os.close(fd)
+
+    def resize(self, record: ContainerRecord, rows: int, cols: int) -> None:
+        fd = self._inputs.get(record.id)
+        if fd is not None and record.spec.tty:
+            set_window_size(fd, rows, cols)
 
     def _oom_killed(self, record: ContainerRecord, code: int) -> bool:
         return code == 137 and record.spec.resources.memory > 0 and self._oom_events(record)
@@ -180,29 +223,53 @@ class NativeDriver(Driver):
     async def processes(self, record: ContainerRecord) -> list[int]:
         return await self.runtime.ps(record.id)
 
-    async def exec(self, record: ContainerRecord, argv: list[str], env: list[str], cwd: str,
-                   user: str) -> ExecResult:
+    async def exec(self, record: ContainerRecord, request: ExecRequest) -> ExecProcess:
         rootfs = Path(record.driver_data.get("rootfs", "/nonexistent"))
-        uid, gid, _ = resolve_user(user, rootfs)
-        read_end, write_end = os.pipe()
+        uid, gid, _ = resolve_user(request.user, rootfs)
+        ours: list[int] = []  # our ends, closed if the exec fails
+        theirs: list[int] = []  # the process's ends, always closed here once it has them
         try:
-            try:
+            if request.tty:
                 process = await self.runtime.exec(
-                    record.id, argv, env=record.env() + env, cwd=cwd, uid=uid, gid=gid,
-                    stdout=write_end, stderr=write_end)
-            finally:
-                os.close(write_end)
-            output = await asyncio.to_thread(_read_all, read_end)
+                    record.id, request.argv, env=record.env() + request.env, cwd=request.cwd,
+                    uid=uid, gid=gid, tty=True)
+                if process.pty_master is None:
+                    raise RuntimeFailure("the runtime gave no pty for a tty exec")
+                ours.append(process.pty_master)
+                stdin = os.dup(process.pty_master) if request.stdin else None
+                handle = NativeExec(self.runtime, record.id, pid=process.pid, stdin=stdin,
+                                    stdout=process.pty_master, stderr=None, tty=True)
+                return handle
+            in_r, in_w = os.pipe() if request.stdin else (None, None)
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe() if request.split_stderr else (None, out_w)
+            ours += [fd for fd in (in_w, out_r, err_r) if fd is not None]
+            theirs += [fd for fd in (in_r, out_w) if fd is not None]
+            if err_r is not None:  # with stderr merged, err_w is out_w itself
+                theirs.append(err_w)
+            process = await self.runtime.exec(
+                record.id, request.argv, env=record.env() + request.env, cwd=request.cwd,
+                uid=uid, gid=gid, stdin=in_r, stdout=out_w, stderr=err_w)
+            return NativeExec(self.runtime, record.id, pid=process.pid, stdin=in_w,
+                              stdout=out_r, stderr=err_r, tty=False)
+        except BaseException:
+            for fd in ours:
+                os.close(fd)
+            raise
         finally:
-            os.close(read_end)
-        status = await self.runtime.wait_exec(record.id, process.pid)
-        return ExecResult(status.code if status.code is not None else 255, output)
+            for fd in theirs:
+                os.close(fd)
 
     async def cleanup(self, record: ContainerRecord) -> None:
         with contextlib.suppress(RuntimeFailure):
             await self.runtime.delete(record.id, force=True)
 
     async def remove(self, record: ContainerRecord) -> None:
+        terminal = self._terminal_copies.pop(record.id, None)
+        if terminal is not None:
+            terminal.cancel()
+            await asyncio.gather(terminal, return_exceptions=True)
+        self._close_input(record)
         task = self._copying.pop(record.id, None)
         if task is not None:
             task.cancel()
@@ -215,7 +282,16 @@ class NativeDriver(Driver):
         await asyncio.to_thread(shutil.rmtree, self._dir(record) / "bundle", True)
 
     async def close(self) -> None:
-        """Stop copying (the raw files keep what comes meanwhile); leave the helper running."""
+        """Stop copying (the raw files keep what comes meanwhile); leave the helper running.
+        A terminal's master closes with us: its container gets a hangup (SIGHUP), as a shell
+        does when its ssh session drops; a stdin pipe closes: the container reads EOF."""
+        for terminal in self._terminal_copies.values():
+            terminal.cancel()
+        await asyncio.gather(*self._terminal_copies.values(), return_exceptions=True)
+        self._terminal_copies.clear()
+        for fd in self._inputs.values():
+            os.close(fd)
+        self._inputs.clear()
         for task in self._copying.values():
             task.cancel()
         await asyncio.gather(*self._copying.values(), return_exceptions=True)
@@ -226,9 +302,34 @@ class NativeDriver(Driver):
         await self.runtime.close()
 
 
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 16):
-        chunks.append(chunk)
-    return b"".join(chunks)
+class NativeExec(ExecProcess):
+    """An exec'd process the runtime helper started (and reaps); killed through a pidfd taken
+    at once, so a recycled pid can never be hit."""
+
+    def __init__(self, runtime: RuntimeHelper, container_id: str, *, pid: int,
+                 stdin: int | None, stdout: int, stderr: int | None, tty: bool) -> None:
+        super().__init__(pid=pid, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
+        self._runtime = runtime
+        self._container_id = container_id
+        self._pidfd: int | None = None
+        with contextlib.suppress(ProcessLookupError):
+            self._pidfd = os.pidfd_open(pid)
+
+    async def _wait(self) -> int:
+        status = await self._runtime.wait_exec(self._container_id, self.pid)
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+        return status.code if status.code is not None else 255
+
+    def kill(self) -> None:
+        if self._pidfd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+
+    def close(self) -> None:
+        super().close()
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
 

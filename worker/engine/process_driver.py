@@ -15,8 +15,8 @@ from pathlib import Path
 
 import msgspec
 
-from protocol.errors import Internal
-from worker.engine.driver import Driver, ExecResult, ExitStatus, Started
+from protocol.errors import Internal, Unsupported
+from worker.engine.driver import Driver, ExecProcess, ExecRequest, ExitStatus, Started
 from worker.engine.records import ContainerRecord
 from worker.engine.shim import ShimSpec
 
@@ -34,6 +34,9 @@ class ProcessDriver(Driver):
         return self.state_root / record.id / "process"
 
     async def prepare(self, record: ContainerRecord) -> dict[str, str]:
+        if record.spec.tty or record.spec.stdin_open:
+            raise Unsupported("the process driver cannot give a container a terminal or an "
+                              "open stdin (run -i/-t); exec -i/-t works")
         directory = self._dir(record)
         directory.mkdir(parents=True, exist_ok=True)
         return {"state_dir": str(directory)}
@@ -136,21 +139,48 @@ class ProcessDriver(Driver):
                             members.append(int(entry.name))
         return sorted(members)
 
-    async def exec(self, record: ContainerRecord, argv: list[str], env: list[str], cwd: str,
-                   user: str) -> ExecResult:
-        merged = dict(item.split("=", 1) for item in record.env() + env if "=" in item)
+    async def exec(self, record: ContainerRecord, request: ExecRequest) -> ExecProcess:
+        merged = dict(item.split("=", 1) for item in record.env() + request.env if "=" in item)
         merged.setdefault("PATH", os.environ.get("PATH", "/usr/bin:/bin"))
+        cwd = request.cwd if request.cwd and os.path.isdir(request.cwd) else None
+        ours: list[int] = []
+        theirs: list[int] = []
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, env=merged, cwd=cwd if cwd and os.path.isdir(cwd) else None,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT)
-        except OSError as exc:
-            return ExecResult(126 if exc.errno == 13 else 127,
-                              f"shoal: cannot run {argv[0]}: {exc.strerror}\n".encode())
-        output, _ = await proc.communicate()
-        code = proc.returncode if proc.returncode is not None else 255
-        return ExecResult(code if code >= 0 else 128 - code, output)
+            if request.tty:
+                if sys.platform == "win32":
+                    raise Unsupported("a tty exec needs ptys, which this host does not have")
+                master, slave = os.openpty()
+                ours.append(master)
+                theirs.append(slave)
+                argv = [sys.executable, "-I", "-c", _TTY_LAUNCH, *request.argv]
+                stdio = (slave, slave, slave)
+            else:
+                in_r, in_w = os.pipe() if request.stdin else (None, None)
+                out_r, out_w = os.pipe()
+                err_r, err_w = os.pipe() if request.split_stderr else (None, out_w)
+                ours += [fd for fd in (in_w, out_r, err_r) if fd is not None]
+                theirs += [fd for fd in (in_r, out_w) if fd is not None]
+                if err_r is not None:  # with stderr merged, err_w is out_w itself
+                    theirs.append(err_w)
+                argv = list(request.argv)
+                stdio = (in_r if in_r is not None else asyncio.subprocess.DEVNULL, out_w, err_w)
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, env=merged, cwd=cwd, stdin=stdio[0], stdout=stdio[1],
+                    stderr=stdio[2], start_new_session=True)
+            except OSError as exc:
+                return _failed_exec(exc, request.argv[0], ours)
+        except BaseException:
+            for fd in ours:
+                os.close(fd)
+            raise
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        if request.tty:
+            return PlainExec(proc, stdin=os.dup(ours[0]) if request.stdin else None,
+                             stdout=ours[0], stderr=None, tty=True)
+        return PlainExec(proc, stdin=in_w, stdout=out_r, stderr=err_r, tty=False)
 
     async def cleanup(self, record: ContainerRecord) -> None:
         for name in ("pid.json", "exit.json"):
@@ -160,6 +190,60 @@ class ProcessDriver(Driver):
         await self.cleanup(record)
         with contextlib.suppress(OSError):
             self._dir(record).rmdir()
+
+
+# Run with a pty: in its own session (start_new_session), take the pty on stdin as the
+# controlling terminal, then become the command. Inline, so no import path is needed.
+_TTY_LAUNCH = (
+    "import fcntl, os, sys, termios\n"
+    "fcntl.ioctl(0, termios.TIOCSCTTY, 0)\n"
+    "try:\n"
+    "    os.execvp(sys.argv[1], sys.argv[1:])\n"
+    "except OSError as exc:\n"
+    "    sys.stderr.write(f'shoal: cannot run {sys.argv[1]}: {exc.strerror}\\r\\n')\n"
+    "    sys.exit(126 if exc.errno == 13 else 127)\n"
+)
+
+
+class PlainExec(ExecProcess):
+    """A process the worker started itself (a child of the worker)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, *, stdin: int | None, stdout: int,
+                 stderr: int | None, tty: bool) -> None:
+        super().__init__(pid=proc.pid, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
+        self._proc = proc
+
+    async def _wait(self) -> int:
+        code = await self._proc.wait()
+        return code if code >= 0 else 128 - code
+
+    def kill(self) -> None:
+        if self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+
+
+class FailedExec(ExecProcess):
+    """A command that could not start: its message waits on stdout, its code is 126/127."""
+
+    def __init__(self, code: int, stdout: int) -> None:
+        super().__init__(pid=0, stdin=None, stdout=stdout, stderr=None, tty=False)
+        self._exit_code = code
+
+    async def _wait(self) -> int:
+        return self._exit_code
+
+    def kill(self) -> None:
+        pass
+
+
+def _failed_exec(exc: OSError, arg0: str, ours: list[int]) -> FailedExec:
+    for fd in ours:
+        os.close(fd)
+    read_end, write_end = os.pipe()
+    os.write(write_end, f"shoal: cannot run {arg0}: {exc.strerror}\n".encode())
+    os.close(write_end)
+    return FailedExec(126 if exc.errno == 13 else 127, read_end)
 
 
 def _alive(pid: int) -> bool:

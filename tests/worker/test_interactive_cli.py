@@ -1,0 +1,195 @@
+"""Interactive sessions through the real CLI and a standalone worker: exec -i/-t, run -i/-t,
+and --init (a real PID 1 that reaps and forwards signals). Both drivers where they apply."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.worker.test_worker_cli import ROOT, Worker, wait_pid_exit, worker
+
+__all__ = ["worker"]  # the fixture, re-exported for pytest
+
+
+def cli_env(node: Worker) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_HOST": node.address}
+
+
+def in_pty(node: Worker, args: list[str], typed: bytes, *, until: bytes = b"") -> tuple[int, str]:
+    """Run the CLI on a new pseudo-terminal as a user would; type ``typed`` once ``until`` has
+    been seen on the terminal; (exit code, everything the terminal showed)."""
+    pid, master = pty.fork()
+    if pid != 0:
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    if pid == 0:  # the child: the CLI, with the pty as its controlling terminal
+        os.chdir(ROOT)
+        os.execve(sys.executable, [sys.executable, "-m", "scheduler.cli", *args], cli_env(node))
+    seen = b""
+    sent = False
+    try:
+        while True:
+            if not sent and until in seen:
+                os.write(master, typed)
+                sent = True
+            readable, _, _ = select.select([master], [], [], 30)
+            assert readable, f"the CLI said nothing for 30 s; so far: {seen!r}"
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the CLI has exited and closed the terminal
+                break
+            if not data:
+                break
+            seen += data
+    finally:
+        os.close(master)
+        _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+
+
+def running(node: Worker, name: str) -> None:
+    node.shoal("run", "-d", "--name", name, "busybox", "sh", "-c",
+               "trap 'exit 0' TERM; while :; do sleep 0.05; done")
+
+
+def test_exec_with_piped_stdin(worker: Worker) -> None:
+    running(worker, "c")
+    result = subprocess.run([sys.executable, "-m", "scheduler.cli", "exec", "-i", "c", "cat"],
+                            input="a\nb\n", capture_output=True, text=True, timeout=30,
+                            cwd=ROOT, env=cli_env(worker))
+    assert (result.returncode, result.stdout) == (0, "a\nb\n")
+    split = worker.shoal("exec", "c", "sh", "-c", "echo out; echo err >&2; exit 4", check=False)
+    assert (split.returncode, split.stdout, split.stderr) == (4, "out\n", "err\n")
+
+
+def test_exec_with_a_terminal(worker: Worker) -> None:
+    running(worker, "c")
+    code, shown = in_pty(worker, ["exec", "-i", "-t", "c", "sh"], b"tty; echo hi; exit 3\n")
+    assert code == 3, shown
+    assert "hi\r\n" in shown
+    assert "/dev/pts/" in shown
+    # Without -i nothing is typed in, but the terminal has the user's window size.
+    code, shown = in_pty(worker, ["exec", "-t", "c", "sh", "-c", "stty size"], b"")
+    if worker.driver == "process":  # native: see the report, `stty` fails there
+        assert (code, shown.split()) == (0, ["30", "100"]), shown
+
+
+def test_dash_t_needs_a_terminal(worker: Worker) -> None:
+    running(worker, "c")
+    result = worker.shoal("exec", "-i", "-t", "c", "sh", check=False)
+    assert result.returncode == 1
+    assert "the input device is not a TTY" in result.stderr
+
+
+def test_a_client_killed_mid_exec_leaves_no_process(worker: Worker) -> None:
+    running(worker, "c")
+    marker = f"{os.getpid()}{id(worker)}"  # a sleep nobody else runs
+    client = subprocess.Popen(
+        [sys.executable, "-m", "scheduler.cli", "exec", "-i", "c", "sh", "-c",
+         f"echo ready; exec sleep {marker}"], cwd=ROOT, env=cli_env(worker),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert client.stdout is not None
+    assert client.stdout.readline() == b"ready\n"  # the exec'd process runs
+    # busybox may run `sleep` inside the shell (a no-exec applet): match the marker, not argv[0]
+    pids = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()
+            and marker.encode() in _cmdline(entry) and int(entry.name) != client.pid]
+    assert len(pids) == 1
+    client.kill()
+    client.wait(10)
+    for pid in pids:
+        wait_pid_exit(pid)  # the worker notices the client is gone and kills the process
+    assert client.stdin is not None
+    client.stdin.close()
+    client.stdout.close()
+
+
+def _cmdline(entry: Path) -> bytes:
+    try:
+        return (entry / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def native_only(node: Worker) -> None:
+    if node.driver != "native":
+        pytest.skip("the process driver gives no terminal or stdin to a container (and no "
+                    "namespaces for --init)")
+
+
+def test_run_interactive_with_a_terminal(worker: Worker) -> None:
+    native_only(worker)
+    code, shown = in_pty(worker, ["run", "-i", "-t", "--name", "shell", "busybox", "sh"],
+                         b"echo hi; exit 3\n", until=b"built-in commands.")
+    assert code == 3, shown
+    assert "hi\r\n" in shown
+    assert "hi\n" in worker.shoal("logs", "shell").stdout  # the engine logs the terminal
+    info = json.loads(worker.shoal("inspect", "shell").stdout)[0]
+    assert info["spec"]["tty"] and info["spec"]["stdin_open"]
+
+
+def test_run_interactive_with_a_pipe(worker: Worker) -> None:
+    native_only(worker)
+    result = subprocess.run(
+        [sys.executable, "-m", "scheduler.cli", "run", "-i", "busybox", "sh", "-c",
+         "[ -t 0 ] || echo no-tty; cat; exit 2"], input="a\nb\n", capture_output=True,
+        text=True, timeout=30, cwd=ROOT, env=cli_env(worker))
+    assert (result.returncode, result.stdout) == (2, "no-tty\na\nb\n"), result.stderr
+
+
+def test_process_driver_refuses_a_container_terminal(worker: Worker) -> None:
+    if worker.driver != "process":
+        pytest.skip("the native driver serves run -i/-t")
+    result = worker.shoal("run", "-t", "busybox", "sh", check=False)
+    assert result.returncode == 1
+    assert "cannot give a container a terminal" in result.stderr
+
+
+def test_without_init_the_command_is_pid_1(worker: Worker) -> None:
+    native_only(worker)
+    assert worker.shoal("run", "--rm", "busybox", "sh", "-c", "echo $$").stdout == "1\n"
+    shown = worker.shoal("run", "--rm", "--init", "busybox", "sh", "-c",
+                         "echo $$; cat /proc/1/cmdline | tr '\\0' ' '").stdout.split("\n")
+    assert shown[0] != "1"
+    assert shown[1].startswith("/sbin/shoal-init -- sh -c")
+
+
+def zombies(node: Worker, name: str) -> list[str]:
+    listed = node.shoal("exec", name, "sh", "-c",
+                        "grep -l '^State:.*Z' /proc/[0-9]*/status; true").stdout
+    return listed.split()
+
+
+def test_init_reaps_orphans(worker: Worker) -> None:
+    native_only(worker)
+    # The inner shell exits at once, so `sleep 0` is orphaned and re-parented to PID 1; under
+    # --init that is tini, which must reap it: PID 1 is left with the command as its only
+    # child (a zombie would stay listed there for good) and no process is a zombie.
+    worker.shoal("run", "-d", "--init", "--name", "reaped", "busybox", "sh", "-c",
+                 "sh -c 'sleep 0 &'; exec sleep 1000")
+    deadline = time.monotonic() + 20
+    while len(worker.shoal("exec", "reaped", "cat", "/proc/1/task/1/children").stdout.split()
+              ) != 1:
+        assert time.monotonic() < deadline, "PID 1 still has the orphan as a child"
+    assert zombies(worker, "reaped") == []
+
+
+def test_init_forwards_signals(worker: Worker) -> None:
+    native_only(worker)
+    # sleep as PID 1 ignores SIGTERM: stop must fall back to SIGKILL (137)...
+    worker.shoal("run", "-d", "--name", "bare", "busybox", "sleep", "1000")
+    worker.shoal("stop", "-t", "1", "bare")
+    assert worker.shoal("wait", "bare").stdout.strip() == "137"
+    # ...tini passes SIGTERM on, sleep dies of it, tini exits 128 + 15, well before 30 s.
+    worker.shoal("run", "-d", "--init", "--name", "inited", "busybox", "sleep", "1000")
+    worker.shoal("stop", "-t", "30", "inited")
+    assert worker.shoal("wait", "inited").stdout.strip() == "143"
