@@ -96,13 +96,21 @@ def test_a_client_killed_mid_exec_leaves_no_process(worker: Worker) -> None:
     marker = f"{os.getpid()}{id(worker)}"  # a sleep nobody else runs
     client = subprocess.Popen(
         [sys.executable, "-m", "scheduler.cli", "exec", "-i", "c", "sh", "-c",
-         f"echo ready; exec sleep {marker}"], cwd=ROOT, env=cli_env(worker),
+         f"echo ready; exec env SHOAL_TEST_MARK={marker} sleep 3600"], cwd=ROOT,
+        env=cli_env(worker),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert client.stdout is not None
-    assert client.stdout.readline() == b"ready\n"  # the exec'd process runs
-    # busybox may run `sleep` inside the shell (a no-exec applet): match the marker, not argv[0]
-    pids = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()
-            and marker.encode() in _cmdline(entry) and int(entry.name) != client.pid]
+    assert client.stdout.readline() == b"ready\n"  # the exec'd shell runs
+    # The shell replaces itself with the sleep right after "ready": look until it has. The
+    # marker is in the sleep's environment (a number that large would not be a valid sleep).
+    deadline = time.monotonic() + 10
+    while True:
+        pids = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()
+                and f"SHOAL_TEST_MARK={marker}".encode() in _environ(entry)
+                and int(entry.name) != client.pid]
+        if pids or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     assert len(pids) == 1
     client.kill()
     client.wait(10)
@@ -113,9 +121,9 @@ def test_a_client_killed_mid_exec_leaves_no_process(worker: Worker) -> None:
     client.stdout.close()
 
 
-def _cmdline(entry: Path) -> bytes:
+def _environ(entry: Path) -> bytes:
     try:
-        return (entry / "cmdline").read_bytes()
+        return (entry / "environ").read_bytes()
     except OSError:
         return b""
 
