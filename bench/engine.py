@@ -45,6 +45,7 @@ from worker.images import ImageStore
 from worker.images.testimage import import_test_image
 from worker.runtime.client import RuntimeHelper
 from worker.storage import choose_driver
+from worker.teardown import tear_down_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ContainerSpec(image="busybox", command=["true"])
@@ -173,11 +174,7 @@ def main(argv: list[str]) -> int:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
 
-        async def stop_helper() -> None:
-            helper = await RuntimeHelper.connect(worker_state / "runtime")
-            await helper.shutdown()
-
-        uvloop.run(stop_helper())
+        uvloop.run(tear_down_worker(worker_state))
         shutil.rmtree(state, ignore_errors=True)
     figures = {
         "run_rm_ms": statistics.median(cli),

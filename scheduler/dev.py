@@ -42,8 +42,7 @@ from protocol.specs import ContainerSpec, RestartPolicy
 from scheduler.cli_output import status_text
 from worker.images import ImageStore
 from worker.images.testimage import import_test_image
-from worker.runtime.client import RuntimeHelper
-from worker.storage.mounts import unmount
+from worker.teardown import tear_down_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 60.0
@@ -111,23 +110,8 @@ class DevCluster:
                     proc.kill()
                     await asyncio.to_thread(proc.wait)
             if name.startswith("worker"):
-                await _stop_runtime(self.state_dir / name / "runtime")
-                # Rootfs mounts of containers the worker left running for a next worker.
-                await asyncio.to_thread(unmount, self.state_dir / name)
+                await tear_down_worker(self.state_dir / name)
         self.processes.clear()
-
-
-async def _stop_runtime(root: Path) -> None:
-    """A dev cluster leaves nothing behind: whatever still runs under a worker's runtime is
-    killed and deleted, then the runtime helper (which outlives workers on purpose) stops."""
-    if not (root / ".helper.sock").exists():
-        return
-    with contextlib.suppress(ShoalError, OSError):
-        helper = await RuntimeHelper.connect(root)
-        for state in await helper.list():
-            with contextlib.suppress(ShoalError):
-                await helper.delete(state.id, force=True)
-        await helper.shutdown()
 
 
 async def example(console: Console, address: str, workers: int) -> None:

@@ -18,7 +18,7 @@ import uvloop
 
 from worker.images import ImageStore
 from worker.images.testimage import import_test_image
-from worker.runtime.client import RuntimeHelper
+from worker.teardown import tear_down_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,17 +87,7 @@ def worker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Worker]:
             node.shoal("rm", "-f", ref, check=False)
         node.kill(signal.SIGTERM)
         if driver == "native":
-            _stop_runtime_helper(tmp_path / "worker" / "runtime")
-
-
-def _stop_runtime_helper(root: Path) -> None:
-    """The runtime helper outlives workers on purpose; a test ends it explicitly."""
-
-    async def stop() -> None:
-        helper = await RuntimeHelper.connect(root)
-        await helper.shutdown()
-
-    uvloop.run(stop())
+            uvloop.run(tear_down_worker(tmp_path / "worker"))
 
 
 def wait_pid_exit(pid: int, timeout: float = 10.0) -> None:

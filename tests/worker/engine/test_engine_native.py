@@ -17,6 +17,7 @@ from worker.engine.engine import Engine
 from worker.engine.native_driver import NativeDriver, NativeImages
 from worker.images.testimage import import_test_image
 from worker.runtime.state import StateDir
+from worker.teardown import tear_down_worker
 
 
 @pytest.fixture(autouse=True)
@@ -53,11 +54,8 @@ def with_engine(tmp_path: Path, body: Callable[[Engine], Awaitable[None]]) -> No
         finally:
             for record in list(engine.records.values()):
                 await engine.remove(record.id, force=True)
-            driver = engine.driver
             await engine.close()
-            assert isinstance(driver, NativeDriver)
-            helper = await type(driver.runtime).connect(state / "runtime")
-            await helper.shutdown()
+            await tear_down_worker(state)
 
     run(main, timeout=90)
     shutil.rmtree(state, ignore_errors=True)
@@ -169,10 +167,7 @@ def test_live_restore_on_the_native_driver(tmp_path: Path) -> None:
         finally:
             for r in list(second.records.values()):
                 await second.remove(r.id, force=True)
-            driver = second.driver
             await second.close()
-            assert isinstance(driver, NativeDriver)
-            helper = await type(driver.runtime).connect(state / "runtime")
-            await helper.shutdown()
+            await tear_down_worker(state)
 
     run(main, timeout=90)

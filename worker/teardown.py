@@ -1,0 +1,28 @@
+"""Leaving a host clean after a worker that will not come back (dev clusters, benchmarks, tests).
+
+A worker leaves its containers running on purpose (live restore), and its runtime helper
+outlives it. When a worker's state is to be thrown away, this kills and deletes whatever still
+runs under its runtime, stops the helper and detaches any rootfs mount left under its state dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from protocol.errors import ShoalError
+from worker.runtime.client import RuntimeHelper
+from worker.storage.mounts import unmount
+
+
+async def tear_down_worker(state_dir: Path) -> None:
+    root = state_dir / "runtime"
+    if (root / ".helper.sock").exists():
+        with contextlib.suppress(ShoalError, OSError):
+            helper = await RuntimeHelper.connect(root)
+            for state in await helper.list():
+                with contextlib.suppress(ShoalError):
+                    await helper.delete(state.id, force=True)
+            await helper.shutdown()
+    await asyncio.to_thread(unmount, state_dir)
