@@ -32,6 +32,7 @@ from tests.conftest import run
 from tests.scheduler.test_dev_cluster import free_address
 from tests.worker.images.conftest import E, layout_from_tars, make_tar
 from worker.images import ImageStore
+from worker.images.testimage import import_test_image
 
 WORKERS = 3
 
@@ -140,5 +141,43 @@ def test_workers_fetch_the_image_once_each_and_refuse_a_corrupt_blob(tmp_path: P
         assert f"expected {layer}" in state.error
         node = inspected[0].info.node_id
         assert layer not in stored_blobs(tmp_path / "dev" / node / "images")
+
+    run(main, timeout=120)
+
+
+def test_a_tie_goes_to_the_worker_that_stores_the_image(tmp_path: Path) -> None:
+    """Three identical workers, one of which has busybox already: it lists it at join, gets
+    the container, and nothing is fetched."""
+    address = free_address()
+    cluster = DevCluster(tmp_path / "dev", address, workers=WORKERS, heartbeat=0.2)
+    import_test_image(ImageStore(tmp_path / "dev" / "worker2" / "images"))
+
+    async def main() -> None:
+        await cluster.start()
+        try:
+            async with await channels.connect(address) as conn:
+                nodes = await channels.request(conn.sender, lambda r: ListNodes(reply=r))
+                assert isinstance(nodes, NodeList)
+                held = {node.id: node.images for node in nodes.nodes}
+                image = ImageStore(tmp_path / "dev" / "worker2" / "images").get("busybox")
+                assert held == {"worker1": [], "worker2": ["busybox:latest", image.id],
+                                "worker3": []}
+                spec = ContainerSpec(image="busybox", name="one", command=["sleep", "600"])
+                submitted = await channels.request(conn.sender,
+                                                   lambda r: SubmitJob(spec=spec, reply=r))
+                assert isinstance(submitted, Submitted)
+                [cid] = submitted.ids
+
+                async def running() -> bool:
+                    reply = await channels.request(
+                        conn.sender, lambda r: InspectContainer(id=cid, reply=r))
+                    assert isinstance(reply, ContainerInspected)
+                    assert reply.info.node_id == "worker2"
+                    return reply.info.state.status == "running"
+
+                await until(running)
+        finally:
+            await cluster.stop()
+        assert served_blobs(tmp_path / "dev" / "scheduler.log") == {}
 
     run(main, timeout=120)
