@@ -18,7 +18,7 @@ import io
 from typing import BinaryIO, cast
 
 import channels
-from protocol.errors import ChannelError, ShoalError
+from protocol.errors import ChannelError, ShoalError, Timeout
 from protocol.messages import FetchBlob, ImageResolved, ResolveImage
 from worker.images.digest import is_digest
 from worker.images.errors import DigestMismatch, ImageNotFound, InvalidImage, InvalidReference
@@ -29,15 +29,21 @@ from worker.images.store import Image, ImageStore
 from worker.images.verify import verify_layer
 
 RESOLVE_TIMEOUT = 30.0
+# A blob stream that brings nothing for this long fails the fetch: a scheduler that is alive
+# but stuck must not hold the container (and the agent's command loop) forever.
+IDLE_TIMEOUT = 60.0
 
 
 class _StreamFile(io.RawIOBase):
     """A channels ``ByteReader`` read from a worker thread as a blocking binary file."""
 
-    def __init__(self, reader: channels.ByteReader, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, reader: channels.ByteReader, loop: asyncio.AbstractEventLoop,
+                 idle_timeout: float, digest: str) -> None:
         super().__init__()
         self._reader = reader
         self._loop = loop
+        self._idle_timeout = idle_timeout
+        self._digest = digest
         self._pending = b""
 
     def readable(self) -> bool:
@@ -45,19 +51,27 @@ class _StreamFile(io.RawIOBase):
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         if not self._pending:
-            future = asyncio.run_coroutine_threadsafe(self._reader.read(), self._loop)
+            future = asyncio.run_coroutine_threadsafe(self._next(), self._loop)
             self._pending = future.result()
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         return n
 
+    async def _next(self) -> bytes:
+        try:
+            return await asyncio.wait_for(self._reader.read(), self._idle_timeout)
+        except TimeoutError:
+            raise Timeout(f"blob {self._digest}: no data for {self._idle_timeout:g} s",
+                          details={"digest": self._digest}) from None
+
 
 class ImageFetcher:
     """Fills one worker's ``ImageStore`` from a scheduler's; call on the event loop."""
 
-    def __init__(self, store: ImageStore) -> None:
+    def __init__(self, store: ImageStore, *, idle_timeout: float = IDLE_TIMEOUT) -> None:
         self.store = store
+        self.idle_timeout = idle_timeout
         self._downloads: dict[str, asyncio.Future[None]] = {}
 
     async def ensure(self, ref: str, source: channels.Sender) -> Image:
@@ -116,7 +130,8 @@ class ImageFetcher:
         reply_tx, reply_rx = channels.pipe(capacity=4)
         try:
             await source.send(FetchBlob(digest=digest, into=writer, reply=reply_tx))
-            stream = cast(BinaryIO, _StreamFile(reader, asyncio.get_running_loop()))
+            stream = cast(BinaryIO, _StreamFile(reader, asyncio.get_running_loop(),
+                                                self.idle_timeout, digest))
             await asyncio.to_thread(self.store.blobs.put, stream, digest, size, limit=size)
             await reply_rx.recv()  # Ok once the server wrote it all; a refusal raises
         finally:

@@ -15,7 +15,7 @@ from protocol.specs import (
     Resources,
 )
 from scheduler.placement import ClusterSnapshot, EngineOptions, PlacementEngine, Task
-from scheduler.placement.engine import Strategy
+from scheduler.placement.pipeline import Strategy
 from scheduler.placement.snapshot import stored_names
 
 GiB = 1 << 30

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 import channels
-from protocol.errors import NotFound
+from protocol.errors import NotFound, Timeout
 from protocol.messages import FetchBlob, Message
 from scheduler.cluster.images import ClusterImages
 from tests.conftest import run
@@ -32,12 +32,16 @@ from worker.images.oci import (
 )
 from worker.images.testimage import import_test_image
 
+Handler = Callable[[Message], Awaitable[Message | None]]
+
 
 @contextlib.asynccontextmanager
-async def served(images: ClusterImages) -> AsyncIterator[channels.Connection]:
-    """``images`` served on a tcp listener, and a connection to it."""
+async def served(images: ClusterImages, handler: Handler | None = None
+                 ) -> AsyncIterator[channels.Connection]:
+    """``images`` (or ``handler``) served on a tcp listener, and a connection to it."""
     async with await channels.listen("tcp://127.0.0.1:0") as listener:
-        server = asyncio.create_task(channels.serve(listener.receiver, images.handle))
+        server = asyncio.create_task(channels.serve(listener.receiver,
+                                                    handler or images.handle))
         try:
             async with await channels.connect(listener.address) as conn:
                 yield conn
@@ -190,3 +194,31 @@ def test_unknown_images_and_blobs_are_refused(scheduler_images: ClusterImages,
 
     run(body)
     assert scheduler_images.served == {}
+
+
+def test_a_stalled_blob_stream_fails_the_fetch(scheduler_images: ClusterImages,
+                                               tmp_path: Path) -> None:
+    """A scheduler that is alive but never writes a layer does not hold the worker forever."""
+    layer = scheduler_images.store.get("busybox").manifest.layers[0].digest
+    stalled = asyncio.Event()
+
+    async def handler(message: Message) -> Message | None:
+        if isinstance(message, FetchBlob) and message.digest == layer:
+            stalled.set()
+            await asyncio.Event().wait()  # holds the stream open, writes nothing
+        return await scheduler_images.handle(message)
+
+    worker = ImageStore(tmp_path / "worker")
+    fetcher = ImageFetcher(worker, idle_timeout=0.2)
+
+    async def body() -> None:
+        async with served(scheduler_images, handler) as conn:
+            with pytest.raises(Timeout, match=f"blob {layer}: no data"):
+                await fetcher.ensure("busybox", conn.sender)
+            assert stalled.is_set()
+
+    run(body)
+    assert not worker.blobs.has(layer)
+    assert fetcher._downloads == {}
+    with pytest.raises(ImageNotFound):
+        worker.get("busybox")
