@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from protocol.limits import MAX_BATCH, MAX_LIST_ITEMS, MAX_NAME_LEN
+from protocol.limits import MAX_BATCH, MAX_LIST_ITEMS, MAX_NAME_LEN, MAX_TAGS
 from protocol.refs import ByteReaderRef, ByteWriterRef, ReceiverRef, SenderRef
 from protocol.specs import (
     AppSpec,
@@ -406,11 +406,32 @@ class ImageRemoved(Message, tag="image.removed", frozen=True, kw_only=True):
 
 
 class FetchBlob(Message, tag="image.blob.fetch", frozen=True, kw_only=True):
-    """Asks for a content-addressed blob; it is written on ``into``."""
+    """Asks for a content-addressed blob: the server writes it on ``into`` and closes it, then
+    answers ``Ok``; the reader checks the digest. Refused (``into`` aborted too) with
+    ``request.not_found.blob`` for a blob the server does not store."""
 
     digest: Name
     into: ByteWriterRef
     reply: SenderRef
+
+
+class ResolveImage(Message, tag="image.resolve", frozen=True, kw_only=True):
+    """Which image ``ref`` names on the server, and its manifest's descriptor: what a worker
+    asks before it fetches an image's blobs. Answered with ``ImageResolved``."""
+
+    ref: ImageRef
+    reply: SenderRef
+
+
+class ImageResolved(Message, tag="image.resolved", frozen=True, kw_only=True):
+    """An image as stored: ``id`` (its config digest) and its manifest (digest, media type,
+    size), from which the fetcher learns the config and layer blobs."""
+
+    id: Name
+    manifest_digest: Name
+    media_type: Name
+    size: NonNegInt
+    tags: Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_TAGS)] = []
 
 
 MESSAGE_TYPES: tuple[type[Message], ...] = (
@@ -425,5 +446,5 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     InspectNode, NodeInspected, LabelNode, SubmitApp,
     SubmitJob, Submitted,
     ImportImage, ImageImported, ListImages, ImageList, InspectImage, ImageInspected,
-    RemoveImage, ImageRemoved, FetchBlob,
+    RemoveImage, ImageRemoved, FetchBlob, ResolveImage, ImageResolved,
 )

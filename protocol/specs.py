@@ -13,6 +13,7 @@ import msgspec
 from protocol.limits import (
     MAX_ARGS,
     MAX_ENV,
+    MAX_HELD_IMAGES,
     MAX_LABELS,
     MAX_LAYERS,
     MAX_NAME_LEN,
@@ -198,6 +199,9 @@ class NodeInfo(_Spec, frozen=True, kw_only=True):
     storage_driver: Name = ""
     epoch: NonNegInt = 0
     version: Name = ""
+    # The images the worker stores, as tags (``busybox:latest``) and ids, listed at each join:
+    # placement prefers a node that holds the image when scores tie.
+    images: Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_HELD_IMAGES)] = []
 
 
 class NodeUsage(_Spec, frozen=True, kw_only=True):

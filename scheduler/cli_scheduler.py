@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from scheduler.store.embedded import default_state_dir
 
 
 async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOptions) -> None:
+    options = dataclasses.replace(options, state_dir=state_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -58,7 +60,8 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
 @click.option("--strategy", type=click.Choice(["spread", "binpack", "random"]),
               default="spread", show_default=True, help="Placement strategy.")
 @click.option("--state-dir", type=click.Path(path_type=Path), default=None,
-              help="Where the private etcd keeps its data (default: shoal's state dir).")
+              help="Where the private etcd and the cluster's images are kept (default: "
+                   "shoal's state dir; one per scheduler on a host).")
 @click.option("--name", default="", help="This scheduler's name (default: hostname-pid).")
 @click.option("--heartbeat-interval", type=click.FloatRange(0.01, 3600), default=1.0,
               show_default=True, help="Seconds between worker heartbeats.")

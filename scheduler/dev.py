@@ -1,10 +1,12 @@
 """``shoal dev``: a whole cluster on one host — a private etcd, a scheduler and N workers.
 
 Every part is a real process: the scheduler (which starts its own etcd), and each worker with
-its own state dir, labels and the busybox test image. The scheduler listens on the CLI's
-default address, so a plain ``shoal ps`` in another terminal talks to it. ``--example`` submits
-a job spread over the workers with a constraint, shows ``ps`` and ``nodes``, then stops
-everything; without it the cluster runs until Ctrl-C or SIGTERM.
+its own state dir and labels. The busybox test image is imported once, into the scheduler
+(``shoal image import`` against it); workers fetch it from there when a container needs it.
+The scheduler listens on the CLI's default address, so a plain ``shoal ps`` in another
+terminal talks to it. ``--example`` submits a job spread over the workers with a constraint,
+shows ``ps`` and ``nodes``, then stops everything; without it the cluster runs until Ctrl-C
+or SIGTERM.
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ from protocol.messages import (
     Submitted,
 )
 from protocol.specs import ContainerSpec, RestartPolicy
+from scheduler.cli_images import upload_image
 from scheduler.cli_output import status_text
-from worker.images import ImageStore
-from worker.images.testimage import import_test_image
+from worker.images.testimage import build_layout
 from worker.teardown import tear_down_worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,16 +89,23 @@ class DevCluster:
             "--heartbeat-interval", str(self.heartbeat), "--node-timeout",
             str(self.node_timeout)])
         await self._wait_for_log("scheduler", "leading the cluster", scheduler)
+        if os.geteuid() == 0:  # the native driver runs images: the cluster gets busybox
+            await self.import_test_image()
         for n in range(1, self.workers + 1):
             name = f"worker{n}"
             state = self.state_dir / name
-            if os.geteuid() == 0:  # the native driver runs images: give each worker busybox
-                await asyncio.to_thread(import_test_image, ImageStore(state / "images"))
             proc = self._spawn(name, [
                 "worker", "--join", self.address, "--listen", "tcp://127.0.0.1:0",
                 "--state-dir", str(state), "--name", name, "--label", f"zone=z{2 - n % 2}",
                 "--label", f"rack=r{n}"])
             await self._wait_for_log(name, '"joined"', proc)
+
+    async def import_test_image(self) -> None:
+        """``shoal image import`` of the busybox test image, against the scheduler."""
+        with tempfile.TemporaryDirectory(prefix="shoal-dev-image-") as tmp:
+            layout = await asyncio.to_thread(build_layout, Path(tmp) / "busybox")
+            async with await channels.connect(self.address) as conn:
+                await upload_image(conn, layout, "busybox:latest")
 
     async def stop(self) -> None:
         """Workers first (their containers were removed), then their runtime helpers, then

@@ -27,6 +27,7 @@ from worker.engine.native_driver import NativeDriver, NativeImages
 from worker.engine.process_driver import ProcessDriver
 from worker.image_service import IMAGE_REQUESTS, ImageService
 from worker.images import ImageStore
+from worker.images.fetch import ImageFetcher
 from worker.service import WorkerService
 
 log = structlog.get_logger("shoal.worker")
@@ -90,7 +91,9 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
     if join:
         node = host_node(name or socket.gethostname(), listener.address, dict(labels or {}),
                          engine)
-        agent = Agent(engine, node, join)
+        # A worker that runs images fetches the ones it lacks from the scheduler.
+        fetcher = ImageFetcher(driver.store) if isinstance(driver, NativeDriver) else None
+        agent = Agent(engine, node, join, fetcher=fetcher)
         agent_task = asyncio.create_task(agent.run(stop))
     log.info("worker listening", address=listener.address, state_dir=str(state_dir),
              driver=engine.driver.name, containers=len(engine.records),

@@ -9,6 +9,10 @@ leader's address from workers, which must hold their session with the leader any
 Verbs that only the container's worker can answer (logs, exec, attach, wait, top, restart) are
 forwarded to it by any scheduler (``forward``). ``events.watch`` streams the cluster events of
 the leader's commits; a standby has none to tell and refuses it like a write.
+
+Images (``image.*``) live in the leader's own store (``images``): the leader is the one every
+worker holds a session with, so it serves their blob fetches; a standby refuses image verbs
+like a write, naming the leader.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from scheduler.cluster import views
 from scheduler.cluster.cycle import Work, occupies_node
 from scheduler.cluster.events import EventHub
 from scheduler.cluster.forward import FORWARDED, Forwarder, Route
+from scheduler.cluster.images import CLUSTER_IMAGE_REQUESTS, ClusterImages
 from scheduler.cluster.leader import Leader
 from scheduler.cluster.work import (
     JoinNode,
@@ -77,9 +82,11 @@ class ClusterApi:
     """Answers one request; ``leader`` is set while this scheduler leads."""
 
     def __init__(self, store: Store, name: str,
-                 worker_options: channels.ChannelOptions | None = None) -> None:
+                 worker_options: channels.ChannelOptions | None = None,
+                 images: ClusterImages | None = None) -> None:
         self.store = store
         self.name = name
+        self.images = images
         self.leader: Leader | None = None
         self.leader_record: LeaderRecord | None = None  # who leads, as last observed
         self.events = EventHub()
@@ -109,6 +116,12 @@ class ClusterApi:
                 raise InvalidArgument("events.watch: reply must be a Sender")
             await self.events.stream(reply, message.since, message.filters)
             return None
+        if isinstance(message, CLUSTER_IMAGE_REQUESTS):
+            self._lead()
+            if self.images is None:
+                raise Unsupported(f"scheduler {self.name} keeps no images (it runs without a "
+                                  "state dir)")
+            return await self.images.handle(message)
         if isinstance(message, GetVersion):
             return VersionInfo(version=package_version(), protocol=PROTOCOL_VERSION,
                                component="scheduler", os="linux", arch=_arch())

@@ -13,6 +13,7 @@ import contextlib
 import os
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import structlog
@@ -21,6 +22,7 @@ import channels
 from protocol.addresses import DEFAULT_SCHEDULER
 from protocol.errors import ShoalError
 from scheduler.cluster.api import ClusterApi
+from scheduler.cluster.images import ClusterImages
 from scheduler.cluster.leader import Leader, LeaderOptions
 from scheduler.store import Election, LeaderRecord, Store
 
@@ -38,6 +40,8 @@ class DaemonOptions:
     channel_heartbeat: float = 1.0
     channel_timeout: float = 5.0
     leader: LeaderOptions = field(default_factory=LeaderOptions)
+    # Where this scheduler keeps the cluster's images (``images/`` below it); None: none kept.
+    state_dir: Path | None = None
 
 
 def advertised(bound: str, explicit: str) -> str:
@@ -57,9 +61,10 @@ class SchedulerDaemon:
         self.store = store
         self.options = options
         self.name = options.name or f"{socket.gethostname()}-{os.getpid()}"
+        images = ClusterImages(options.state_dir / "images") if options.state_dir else None
         self.api = ClusterApi(store, self.name, channels.ChannelOptions(
             name=self.name, heartbeat=options.channel_heartbeat,
-            timeout=options.channel_timeout))
+            timeout=options.channel_timeout), images)
         self.address = ""
         self.listening = asyncio.Event()
         self.leading = asyncio.Event()

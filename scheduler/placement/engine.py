@@ -40,12 +40,18 @@ from scheduler.placement.request import (
 )
 from scheduler.placement.results import Assignment, PlacementResult, Refusal, Task
 from scheduler.placement.rules import Rule
-from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot, PlacedContainer
+from scheduler.placement.snapshot import (
+    ClusterSnapshot,
+    NodeSnapshot,
+    PlacedContainer,
+    lacks_image,
+)
 from scheduler.placement.static_cache import StaticCandidates
 
 Order = Literal["arrival", "largest-first"]
 Stop = Literal["done", "exhausted", "guarded"]
-HeapEntry = tuple[float, int, int, int]  # (score, tie-break rank, node index, node version)
+# (score, 1 if the node lacks the image else 0, tie-break rank, node index, node version)
+HeapEntry = tuple[float, int, int, int, int]
 MAX_COMPILED = 65_536  # distinct specs remembered between batches
 
 
@@ -95,7 +101,8 @@ class PlacementEngine:
         self.pipeline = build_pipeline(self.options.strategy,
                                        classic=self.options.weighting == "swarm")
         self._rng = random.Random(self.options.seed)
-        # A seeded rank per node breaks score ties: deterministic, yet not always the first node.
+        # Score ties go to a node that already holds the image (no fetch before it starts),
+        # then to a seeded rank per node: deterministic, yet not always the first node.
         ranks = list(range(len(cluster.nodes)))
         self._rng.shuffle(ranks)
         self._rank = ranks
@@ -305,7 +312,8 @@ class PlacementEngine:
                 return heap
         score, rank = self.pipeline.scorer.key, self._rank
         heap = [
-            (score(req, node), rank[node.index], node.index, node.version)
+            (score(req, node), lacks_image(req, node), rank[node.index], node.index,
+             node.version)
             for node in self._static.get(req, cycle)
             if self._feasible(req, node, cycle, chain)
         ]
@@ -330,11 +338,11 @@ class PlacementEngine:
             aside: list[HeapEntry] = []
             chosen: NodeSnapshot | None = None
             while heap:
-                _, rank, idx, version = heap[0]
+                _, lacks, rank, idx, version = heap[0]
                 node = nodes[idx]
                 if version != node.version:  # changed since scored: check and score again
                     if feasible(req, node, cycle, chain):
-                        heapreplace(heap, (score(req, node), rank, idx, node.version))
+                        heapreplace(heap, (score(req, node), lacks, rank, idx, node.version))
                     else:
                         heappop(heap)
                     continue
@@ -362,7 +370,7 @@ class PlacementEngine:
             assignments.append(Assignment(task.id, chosen.id, unmet))
             # The chosen node is still heap[0]: re-score it for the next identical task.
             if feasible(req, chosen, cycle, chain):
-                heapreplace(heap, (score(req, chosen), rank, idx, chosen.version))
+                heapreplace(heap, (score(req, chosen), lacks, rank, idx, chosen.version))
             else:
                 heappop(heap)
             for entry in aside:
@@ -410,7 +418,8 @@ class PlacementEngine:
                 self._refuse_one(req, relaxed, task, result)
                 pos += 1
                 continue
-            chosen = min(found, key=lambda n: (score(req, n), rank[n.index]))
+            chosen = min(found, key=lambda n: (score(req, n), lacks_image(req, n),
+                                               rank[n.index]))
             unmet = self._unmet(req, chosen) if relaxed else ()
             self.cluster.place(chosen, PlacedContainer(task.id, task.spec.name, req))
             result.assignments.append(Assignment(task.id, chosen.id, unmet))
@@ -446,7 +455,8 @@ class PlacementEngine:
             fits = [n for n in self._static.get(req, cycle) if self._feasible(req, n, cycle, chain)]
             if fits:
                 if self.pipeline.scorer.ordered:
-                    node = min(fits, key=lambda n: (score(req, n), rank[n.index]))
+                    node = min(fits, key=lambda n: (score(req, n), lacks_image(req, n),
+                                                    rank[n.index]))
                 else:
                     node = fits[self._rng.randrange(len(fits))]
                 return node, (self._unmet(req, node) if relaxed else ()), None

@@ -30,6 +30,22 @@ class PlacedContainer:
     request: PlacementRequest
 
 
+def stored_names(images: Iterable[str]) -> frozenset[str]:
+    """The references a node's stored images answer to: each tag and id as listed, and
+    ``name`` alone for ``name:latest`` (what ``image: name`` in a spec means)."""
+    names: set[str] = set()
+    for image in images:
+        names.add(image)
+        if image.endswith(":latest"):
+            names.add(image.removesuffix(":latest"))
+    return frozenset(names)
+
+
+def lacks_image(req: PlacementRequest, node: NodeSnapshot) -> int:
+    """0 when ``node`` stores the request's image, else 1: ties go to holders."""
+    return 0 if req.image in node.stored_images else 1
+
+
 def _bump(counts: dict[str, int], key: str, delta: int) -> None:
     n = counts.get(key, 0) + delta
     if n:
@@ -66,6 +82,9 @@ class NodeSnapshot:
     images: dict[str, int] = field(default_factory=dict)  # image names (see rules.image_names)
     label_values: dict[str, dict[str, int]] = field(default_factory=dict)
     guards: list[PlacedContainer] = field(default_factory=list)  # hold hard anti-affinities
+    # The images the worker stores (tags, ids, and ``name`` for ``name:latest``), as listed
+    # when it joined: a tie-break, so that a container starts where no fetch is needed.
+    stored_images: frozenset[str] = frozenset()
     # Everything the static filters look at except id and hostname: nodes with equal keys pass
     # or fail a request's platform/constraint/availability checks together.
     static_key: tuple[object, ...] = ()
@@ -159,6 +178,7 @@ class ClusterSnapshot:
                 availability=info.availability, status=info.status,
                 cap_cpu=info.capacity.millicpus, cap_mem=info.capacity.memory,
                 cap_pids=info.capacity.pids, max_containers=limit,
+                stored_images=stored_names(info.images),
             )
             snap.static_key = (os_name, arch, variant, snap.ready, info.availability,
                                info.status, tuple(sorted(labels.items())))

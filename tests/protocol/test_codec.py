@@ -36,7 +36,7 @@ SPEC = specs.ContainerSpec(
     constraints=["node.labels.zone==a", "~node.labels.disk==ssd"],
     affinities=["image==redis"],
 )
-NODE = specs.NodeInfo(id="n1", hostname="h1", labels={"zone": "a"},
+NODE = specs.NodeInfo(id="n1", hostname="h1", labels={"zone": "a"}, images=["busybox:latest"],
                       capacity=specs.NodeResources(millicpus=2000, memory=1 << 30))
 
 IMAGE = specs.ImageSummary(id="sha256:00", tags=["busybox:latest"], digest="sha256:01",
@@ -114,6 +114,10 @@ SAMPLES: list[m.Message] = [
                                     labels={"a": "b"}, volumes=["/data"]))),
     m.RemoveImage(ref="busybox", force=True, reply=_ref(RefKind.SENDER, 69)),
     m.ImageRemoved(untagged=["busybox:latest"], deleted=["sha256:00"]),
+    m.ResolveImage(ref="busybox", reply=_ref(RefKind.SENDER, 59)),
+    m.ImageResolved(id="sha256:00", manifest_digest="sha256:01",
+                    media_type="application/vnd.oci.image.manifest.v1+json", size=400,
+                    tags=["busybox:latest"]),
     m.FetchBlob(digest="sha256:00", into=_ref(RefKind.BYTE_WRITER, 57),
                 reply=_ref(RefKind.SENDER, 59)),
 ]

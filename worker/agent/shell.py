@@ -5,6 +5,11 @@ heartbeats and reports on the ``reports`` channel while Assign and Revoke arrive
 ``commands``. When the session ends (scheduler gone, node declared down, leader changed) the
 containers keep running; the agent reconnects with backoff, following the leader a standby
 names, and joins again with its containers in ``held``.
+
+With an ``ImageFetcher`` (workers that run images), an assigned container whose image this
+worker lacks has it fetched from the scheduler over the session before it is created; a fetch
+that fails (unknown image, a blob whose digest does not match) fails the container, reported
+with the reason. Each join lists the images the worker holds, for placement.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import structlog
 
 import channels
 from protocol.errors import ChannelError, NotFound, ShoalError, Unavailable
+from protocol.limits import MAX_HELD_IMAGES
 from protocol.messages import Assign, ContainerReport, Heartbeat, Join, Joined, Revoke
 from protocol.specs import ContainerState, NodeInfo, NodeResources, Platform
 from worker.agent.state import (
@@ -38,6 +44,7 @@ from worker.agent.state import (
     StopAndRemove,
 )
 from worker.engine.engine import Engine
+from worker.images.fetch import ImageFetcher
 from worker.service import host_arch, host_os
 
 log = structlog.get_logger("shoal.agent")
@@ -68,9 +75,12 @@ def host_node(node_id: str, address: str, labels: dict[str, str], engine: Engine
 
 class Agent:
     def __init__(self, engine: Engine, node: NodeInfo, schedulers: Sequence[str],
-                 options: channels.ChannelOptions | None = None) -> None:
+                 options: channels.ChannelOptions | None = None, *,
+                 fetcher: ImageFetcher | None = None) -> None:
         self.engine = engine
         self.node = node
+        self.fetcher = fetcher
+        self._scheduler: channels.Sender | None = None  # the joined session's root channel
         self.schedulers = list(schedulers)
         self.options = options or channels.ChannelOptions(heartbeat=0.5, timeout=5.0)
         self.state = AgentState()
@@ -117,9 +127,10 @@ class Agent:
             held = [ContainerReport(node_id=self.node.id, container_id=record.id,
                                     generation=record.generation, state=record.state)
                     for record in self.engine.records.values() if record.generation]
+            node = msgspec.structs.replace(self.node, images=await self._held_images())
             try:
                 joined = await channels.request(
-                    conn.sender, lambda r: Join(node=self.node, commands=commands_tx,
+                    conn.sender, lambda r: Join(node=node, commands=commands_tx,
                                                 held=held, reply=r), timeout=30)
             except Unavailable as exc:
                 leader = exc.details.get("leader", "")
@@ -131,6 +142,7 @@ class Agent:
                                                                  channels.Sender):
                 raise ChannelError(f"expected Joined, got {type(joined).__name__}")
             self._reports = joined.reports
+            self._scheduler = conn.sender
             log.info("joined", scheduler=address, node_id=self.node.id, epoch=joined.epoch,
                      held=len(held))
             self.joined.set()
@@ -153,8 +165,26 @@ class Agent:
             finally:
                 self.joined.clear()
                 self._reports = None
+                self._scheduler = None
                 beat.cancel()
                 await asyncio.gather(beat, return_exceptions=True)
+
+    async def _held_images(self) -> list[str]:
+        """Tags and ids of the images this worker stores (none without a fetcher)."""
+        if self.fetcher is None:
+            return []
+        images = await asyncio.to_thread(self.fetcher.store.images)
+        names = [name for image in images for name in (*image.tags, image.id)]
+        return names[:MAX_HELD_IMAGES]
+
+    async def _ensure_image(self, reference: str) -> None:
+        if self.fetcher is None:
+            return  # this worker's driver runs no images
+        scheduler = self._scheduler
+        if scheduler is None:
+            raise Unavailable(f"image {reference}: no scheduler session to fetch it from")
+        image = await self.fetcher.ensure(reference, scheduler)
+        log.debug("image ready", reference=reference, image_id=image.id)
 
     async def _heartbeat(self, reports: channels.Sender, epoch: int, interval: float) -> None:
         while True:
@@ -189,6 +219,7 @@ class Agent:
             case Run(container_id=cid, generation=generation, spec=spec):
                 if cid in self.engine.records:
                     await self.engine.remove(cid, force=True)
+                await self._ensure_image(spec.image)
                 # The cluster's id is the container's name here: replicas share a spec name.
                 named = msgspec.structs.replace(spec, name=cid)
                 await self.engine.create(named, container_id=cid, generation=generation)

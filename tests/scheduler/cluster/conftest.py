@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import subprocess
 import sys
@@ -73,11 +74,13 @@ def daemon_options(name: str, listen: str = "tcp://127.0.0.1:0") -> DaemonOption
 
 
 @contextlib.asynccontextmanager
-async def scheduler(etcd: EmbeddedEtcd, layout: Layout, name: str = "s1"
-                    ) -> AsyncIterator[SchedulerDaemon]:
-    """An in-process scheduler, leading once ``daemon.leading`` is set."""
+async def scheduler(etcd: EmbeddedEtcd, layout: Layout, name: str = "s1", *,
+                    state_dir: Path | None = None) -> AsyncIterator[SchedulerDaemon]:
+    """An in-process scheduler, leading once ``daemon.leading`` is set; with ``state_dir`` it
+    keeps the cluster's images there."""
+    options = dataclasses.replace(daemon_options(name), state_dir=state_dir)
     async with EtcdClient([etcd.endpoint], timeout=5.0) as client:
-        daemon = SchedulerDaemon(Store(client, layout), daemon_options(name))
+        daemon = SchedulerDaemon(Store(client, layout), options)
         stop = asyncio.Event()
         task = asyncio.create_task(daemon.run(stop))
         try:

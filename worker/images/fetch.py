@@ -1,0 +1,166 @@
+"""Fetching an image this worker lacks from the scheduler's store, over channels.
+
+``ImageFetcher.ensure(ref, source)`` returns the image from the local store, or first asks
+``source`` (the scheduler's root channel) which image ``ref`` names (``image.resolve``), then
+fetches its manifest, config and every layer blob it does not store yet as byte streams
+(``image.blob.fetch``). Every blob goes through ``BlobStore.put``: hashed as it is written,
+checked against its descriptor's digest and size, renamed into place only when it matches, so
+a corrupt or truncated blob never lands. Each blob is fetched once: concurrent requests for the
+same digest share one download. Before the image is recorded, its layers are scanned as
+unpacking would judge them, as an import does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from typing import BinaryIO, cast
+
+import channels
+from protocol.errors import ChannelError, ShoalError, Timeout
+from protocol.messages import FetchBlob, ImageResolved, ResolveImage
+from worker.images.digest import is_digest
+from worker.images.errors import DigestMismatch, ImageNotFound, InvalidImage, InvalidReference
+from worker.images.layers import LayerRef
+from worker.images.oci import MAX_DOCUMENT_BYTES, Descriptor, decode_config, decode_manifest
+from worker.images.reference import parse_reference
+from worker.images.store import Image, ImageStore
+from worker.images.verify import verify_layer
+
+RESOLVE_TIMEOUT = 30.0
+# A blob stream that brings nothing for this long fails the fetch: a scheduler that is alive
+# but stuck must not hold the container (and the agent's command loop) forever.
+IDLE_TIMEOUT = 60.0
+
+
+class _StreamFile(io.RawIOBase):
+    """A channels ``ByteReader`` read from a worker thread as a blocking binary file."""
+
+    def __init__(self, reader: channels.ByteReader, loop: asyncio.AbstractEventLoop,
+                 idle_timeout: float, digest: str) -> None:
+        super().__init__()
+        self._reader = reader
+        self._loop = loop
+        self._idle_timeout = idle_timeout
+        self._digest = digest
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if not self._pending:
+            future = asyncio.run_coroutine_threadsafe(self._next(), self._loop)
+            self._pending = future.result()
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    async def _next(self) -> bytes:
+        try:
+            return await asyncio.wait_for(self._reader.read(), self._idle_timeout)
+        except TimeoutError:
+            raise Timeout(f"blob {self._digest}: no data for {self._idle_timeout:g} s",
+                          details={"digest": self._digest}) from None
+
+
+class ImageFetcher:
+    """Fills one worker's ``ImageStore`` from a scheduler's; call on the event loop."""
+
+    def __init__(self, store: ImageStore, *, idle_timeout: float = IDLE_TIMEOUT) -> None:
+        self.store = store
+        self.idle_timeout = idle_timeout
+        self._downloads: dict[str, asyncio.Future[None]] = {}
+
+    async def ensure(self, ref: str, source: channels.Sender) -> Image:
+        """The image ``ref`` names, fetched from ``source`` first if this store lacks it."""
+        with contextlib.suppress(ImageNotFound):
+            return await asyncio.to_thread(self.store.get, ref)
+        resolved = await channels.request(source, lambda r: ResolveImage(ref=ref, reply=r),
+                                          timeout=RESOLVE_TIMEOUT)
+        if not isinstance(resolved, ImageResolved):
+            raise ChannelError(f"image.resolve: expected image.resolved, got "
+                               f"{type(resolved).__name__}")
+        for digest in (resolved.id, resolved.manifest_digest):
+            if not is_digest(digest):
+                raise InvalidImage(f"the scheduler named image {ref} by a bad digest {digest!r}")
+        if resolved.size > MAX_DOCUMENT_BYTES:
+            raise InvalidImage(f"image {ref}: its manifest is {resolved.size} bytes, more than "
+                               f"the {MAX_DOCUMENT_BYTES}-byte limit")
+        try:
+            await self.fetch_blob(source, resolved.manifest_digest, resolved.size)
+            manifest = decode_manifest(await asyncio.to_thread(
+                self.store.blobs.read, resolved.manifest_digest, MAX_DOCUMENT_BYTES))
+            if manifest.config.digest != resolved.id:
+                raise InvalidImage(f"image {ref}: manifest names config "
+                                   f"{manifest.config.digest}, the scheduler said {resolved.id}")
+            await asyncio.gather(*(self.fetch_blob(source, d.digest, d.size)
+                                   for d in (manifest.config, *manifest.layers)))
+        except ShoalError as exc:
+            raise type(exc)(f"cannot fetch image {ref} from the scheduler: {exc.message}",
+                            details=exc.details, code=exc.wire_code) from exc
+        desc = Descriptor(resolved.media_type, resolved.manifest_digest, resolved.size)
+        return await asyncio.to_thread(self._record, desc, _local_tags(ref, resolved.tags))
+
+    async def fetch_blob(self, source: channels.Sender, digest: str, size: int) -> None:
+        """Store blob ``digest`` of ``size`` bytes from ``source`` unless it is here already;
+        callers asking for a digest being downloaded wait for that download."""
+        if not is_digest(digest):
+            raise DigestMismatch(f"not a digest: {digest!r}", details={"digest": digest})
+        if self.store.blobs.has(digest):
+            return
+        download = self._downloads.get(digest)
+        if download is None:
+            download = asyncio.ensure_future(self._download(source, digest, size))
+            self._downloads[digest] = download
+
+            def forget(done: asyncio.Future[None], digest: str = digest) -> None:
+                if self._downloads.get(digest) is done:
+                    del self._downloads[digest]
+                if not done.cancelled():
+                    done.exception()  # retrieved: every waiter gets it through shield
+
+            download.add_done_callback(forget)
+        await asyncio.shield(download)
+
+    async def _download(self, source: channels.Sender, digest: str, size: int) -> None:
+        writer, reader = channels.byte_pipe()
+        reply_tx, reply_rx = channels.pipe(capacity=4)
+        try:
+            await source.send(FetchBlob(digest=digest, into=writer, reply=reply_tx))
+            stream = cast(BinaryIO, _StreamFile(reader, asyncio.get_running_loop(),
+                                                self.idle_timeout, digest))
+            await asyncio.to_thread(self.store.blobs.put, stream, digest, size, limit=size)
+            await reply_rx.recv()  # Ok once the server wrote it all; a refusal raises
+        finally:
+            reader.close()
+            reply_rx.close()
+
+    def _record(self, desc: Descriptor, tags: list[str]) -> Image:
+        """Scan the fetched layers, then record the image under ``tags`` (blocking)."""
+        store = self.store
+        manifest = decode_manifest(store.blobs.read(desc.digest, MAX_DOCUMENT_BYTES))
+        config = decode_config(store.blobs.read(manifest.config.digest, MAX_DOCUMENT_BYTES))
+        diff_ids = config.rootfs.diff_ids
+        if len(diff_ids) != len(manifest.layers):
+            raise InvalidImage(f"image {manifest.config.digest}: {len(manifest.layers)} layers "
+                               f"but {len(diff_ids)} diff ids")
+        for layer, diff_id in zip(manifest.layers, diff_ids, strict=True):
+            try:
+                verify_layer(store, LayerRef(layer.digest, diff_id))
+            except ShoalError:
+                store.blobs.delete(layer.digest)  # refused for good: keep nothing of it
+                raise
+        return store.add(desc, tags)
+
+
+def _local_tags(ref: str, scheduler_tags: list[str]) -> list[str]:
+    """Tag the fetched image with what the container asked for, when that is one of the
+    scheduler's tags for it (a reference by id or digest leaves it untagged, as pulls do)."""
+    try:
+        tagged = parse_reference(ref).tagged
+    except InvalidReference:
+        return []
+    return [tagged] if tagged in scheduler_tags else []
