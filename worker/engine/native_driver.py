@@ -135,7 +135,7 @@ class NativeDriver(Driver):
         copier = self._copiers.get(record.id)
         if copier is None:
             copier = RawLogCopier(self._dir(record) / "raw", Path(log_path), max_size=max_size,
-                                  max_file=max_file)
+                                  max_file=max_file, raw_chunks=record.spec.tty)
             self._copiers[record.id] = copier
         return copier
 

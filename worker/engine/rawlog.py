@@ -37,8 +37,11 @@ class RawLogCopier:
     STREAMS: tuple[Stream, ...] = ("stdout", "stderr")
 
     def __init__(self, directory: Path, log_path: Path, *, max_size: int = 0,
-                 max_file: int = 1) -> None:
+                 max_file: int = 1, raw_chunks: bool = False) -> None:
+        """``raw_chunks``: a terminal's output; each copied chunk is an entry of its own, so a
+        prompt without a newline reaches ``logs -f`` and attached clients at once."""
         self.directory = directory
+        self.raw_chunks = raw_chunks
         directory.mkdir(parents=True, exist_ok=True)
         self._offsets_path = directory / "raw.offsets"
         self.offsets: dict[str, int] = {"stdout": 0, "stderr": 0}
@@ -80,6 +83,8 @@ class RawLogCopier:
                 if not data:
                     break
                 self.log.write(stream, data)
+                if self.raw_chunks:
+                    self.log.flush_partial()
                 self.offsets[stream] += len(data)
                 copied += len(data)
             if self.offsets[stream] - self._punched[stream] >= PUNCH_EVERY:
