@@ -13,7 +13,7 @@ and whatever arrives while it commits is batched into the next. A cycle:
 5. caches what was committed, sends Assign/Revoke for it, and answers the requests.
 
 Heartbeats are kept in memory, not written: etcd holds ``last_seen`` from the join and each
-status change; a new leader grants every node a full timeout to join it again.
+status change; a new leader grants every node two timeouts to join it again.
 """
 
 from __future__ import annotations
@@ -102,8 +102,9 @@ class Leader:
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def load(self) -> None:
-        """Read the cluster as committed; every node gets a full timeout to (re)join us."""
-        now = time.time()
+        """Read the cluster as committed; every node gets two timeouts to (re)join us: one for
+        its worker to notice that the old leader is gone, one to find and join us."""
+        now = time.time() + self.options.node_timeout
         async for node in self.store.list(NODES):
             self.nodes[node.id] = Entry(node.value, node.mod_revision)
             self.last_seen[node.id] = now

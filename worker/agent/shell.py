@@ -82,7 +82,11 @@ class Agent:
         self.fetcher = fetcher
         self._scheduler: channels.Sender | None = None  # the joined session's root channel
         self.schedulers = list(schedulers)
-        self.options = options or channels.ChannelOptions(heartbeat=0.5, timeout=5.0)
+        # Notice a dead scheduler well within any node timeout, so that after a failover the
+        # worker has joined the new leader before that leader would declare its node down.
+        # A dead scheduler is not waited for long either: the next one is tried.
+        self.options = options or channels.ChannelOptions(heartbeat=0.25, timeout=1.5,
+                                                          connect_timeout=2.0)
         self.state = AgentState()
         self._reports: channels.Sender | None = None
         self._stimulus = itertools.count(1)
@@ -99,19 +103,22 @@ class Agent:
         """Stay joined to the cluster until ``stop`` is set."""
         watcher = asyncio.create_task(self._watch_engine())
         backoff = BACKOFF_START
-        addresses = itertools.cycle(self.schedulers)
-        address = next(addresses)
+        address = self.schedulers[0]
         try:
             while not stop.is_set():
                 try:
                     leader = await self._session(address, stop)
                     backoff = BACKOFF_START
-                    address = leader or next(addresses)
+                    address = leader or self._after(address)
                     continue
+                except Unavailable as exc:
+                    # A live standby with no leader yet: it will lead or name the leader soon;
+                    # ask it again rather than moving on to a scheduler that may be dead.
+                    log.info("waiting for a leader", address=address, reason=str(exc))
                 except ShoalError as exc:
                     log.warning("no session with the scheduler", address=address,
                                 error=f"{type(exc).__name__}: {exc}")
-                    address = next(addresses)
+                    address = self._after(address)
                 self.state.handle(SchedulerDown(self._sid()))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff * (0.5 + random.random()))
@@ -119,6 +126,13 @@ class Agent:
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
+
+    def _after(self, address: str) -> str:
+        """The scheduler to try after ``address`` failed: the next one in the list (a leader
+        a standby named may not be in it: then the first)."""
+        if address in self.schedulers:
+            return self.schedulers[(self.schedulers.index(address) + 1) % len(self.schedulers)]
+        return self.schedulers[0]
 
     async def _session(self, address: str, stop: asyncio.Event) -> str:
         """One joined session; returns the leader's address when a standby names one."""

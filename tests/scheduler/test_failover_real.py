@@ -1,0 +1,119 @@
+"""The leading scheduler killed with SIGKILL while a real worker runs real containers: the
+standby takes over, the worker follows it, and nothing is lost, restarted or duplicated."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import channels
+from protocol.messages import ContainerList, ListContainers, SubmitJob, Submitted
+from protocol.specs import ContainerSpec, RestartPolicy
+from scheduler.cli_images import upload_image
+from scheduler.dev import DevCluster
+from scheduler.store import EmbeddedEtcd
+from tests.conftest import run
+from tests.scheduler.test_dev_cluster import eventually
+from worker.images.testimage import build_layout
+from worker.runtime.client import RuntimeHelper
+from worker.teardown import tear_down_worker
+
+
+@pytest.fixture(autouse=True)
+def need_root() -> None:
+    if os.geteuid() != 0 or not Path("/bin/busybox").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("cluster tests need root and busybox-static")
+        pytest.skip("needs root and busybox-static")
+
+
+def free_address() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_standby_takes_over_and_the_worker_keeps_its_containers(tmp_path: Path) -> None:
+    first, second = free_address(), free_address()
+    procs = DevCluster(tmp_path, first, workers=0)  # its process plumbing, not its start()
+    etcd = EmbeddedEtcd(tmp_path / "etcd")
+
+    def scheduler(name: str, address: str) -> list[str]:
+        return ["scheduler", "--etcd", etcd.endpoint.url, "--listen", address, "--name", name,
+                "--state-dir", str(tmp_path / name), "--heartbeat-interval", "0.2",
+                "--node-timeout", "2", "--lease-ttl", "2"]
+
+    async def listing(address: str) -> ContainerList:
+        async with await channels.connect(address) as conn:
+            reply = await channels.request(conn.sender, lambda r: ListContainers(all=True,
+                                                                                reply=r))
+        assert isinstance(reply, ContainerList)
+        return reply
+
+    async def submit(address: str, name: str) -> list[str]:
+        spec = ContainerSpec(image="busybox", name=name, command=["sleep", "3600"],
+                             restart=RestartPolicy(name="always"))
+        async with await channels.connect(address) as conn:
+            reply = await channels.request(conn.sender, lambda r: SubmitJob(
+                spec=spec, replicas=2, reply=r))
+        assert isinstance(reply, Submitted)
+        assert len(reply.ids) == 2, reply.refused
+        return reply.ids
+
+    async def main() -> None:
+        await asyncio.to_thread(etcd.start)
+        try:
+            leader = procs._spawn("a", scheduler("a", first))
+            await procs._wait_for_log("a", "leading the cluster", leader)
+            standby = procs._spawn("b", scheduler("b", second))
+            await procs._wait_for_log("b", "scheduler listening", standby)
+            with tempfile.TemporaryDirectory() as tmp:
+                layout = await asyncio.to_thread(build_layout, Path(tmp) / "busybox")
+                async with await channels.connect(first) as conn:
+                    await upload_image(conn, layout, "busybox:latest")
+            worker = procs._spawn("w1", [
+                "worker", "--join", f"{first},{second}", "--listen", "tcp://127.0.0.1:0",
+                "--state-dir", str(tmp_path / "w1"), "--name", "w1"])
+            await procs._wait_for_log("w1", '"joined"', worker)
+            ids = await submit(first, "svc")
+
+            async def running_on(address: str, want: set[str]) -> bool:
+                rows = (await listing(address)).containers
+                return {r.id for r in rows if r.state.status == "running"} >= want
+
+            await eventually(lambda: running_on(first, set(ids)))
+            pids = {r.id: r.state.pid for r in (await listing(first)).containers}
+
+            leader.send_signal(signal.SIGKILL)
+            leader.wait(10)
+            await procs._wait_for_log("b", "leading the cluster", standby)
+
+            async def rejoined() -> bool:
+                log = (tmp_path / "w1.log").read_text()
+                return log.count('"joined"') >= 2
+
+            await eventually(rejoined)
+            await eventually(lambda: running_on(second, set(ids)))
+            after = {r.id: r.state.pid for r in (await listing(second)).containers}
+            assert after == pids  # the same processes: kept running, not restarted or moved
+            more = await submit(second, "more")  # the new leader places new work
+            await eventually(lambda: running_on(second, set(ids) | set(more)))
+            helper = await RuntimeHelper.connect(tmp_path / "w1" / "runtime")
+            try:
+                states = await helper.list()
+            finally:
+                await helper.close()
+            running = sorted(s.id for s in states if s.status == "running")
+            assert running == sorted([*ids, *more])  # each exactly once
+        finally:
+            await procs.stop()
+            await tear_down_worker(tmp_path / "w1")
+            await asyncio.to_thread(etcd.stop)
+
+    run(main, timeout=120)
