@@ -9,6 +9,9 @@ Rules:
 - a ready node silent past the timeout goes down; its live containers are rescheduled (back to
   pending under a new generation) when their restart policy asks for restarts, else marked
   orphaned, visibly;
+- a node drained by an operator gives up its containers that may move (restart policy asks for
+  restarts): they are rescheduled elsewhere, and the old copies stopped once the new ones are
+  assigned; the others keep running there;
 - a node that reports a container it no longer owns (rescheduled elsewhere, removed, or an older
   generation) is told to stop it: a container never runs twice;
 - a container wanted removed is deleted once no node reports it, after stops where one does;
@@ -111,6 +114,8 @@ def reconcile(
     """Decide what to do now. Deterministic: the same inputs give the same actions in order."""
     actions = Actions()
     down: set[str] = set()
+    draining = {node_id for node_id, node in nodes.items()
+                if node.info.availability == "drain"}
     for node_id in sorted(nodes):
         node = nodes[node_id]
         if node.info.status == "down":
@@ -141,6 +146,10 @@ def reconcile(
                     cid, record.node_id,
                     f"node {record.node_id} is down and the restart policy is "
                     f"{record.spec.restart.name}"))
+        elif record.schedule_state in LIVE and record.node_id in draining \
+                and record.spec.restart.name in RESCHEDULE_POLICIES \
+                and record.desired == "running":
+            actions.reschedule.append(Reschedule(cid, record.node_id, record.generation + 1))
 
     rescheduled = {r.container_id for r in actions.reschedule}
     for cid in sorted(reported):

@@ -47,6 +47,21 @@ def test_a_silent_node_goes_down_and_its_containers_move_or_are_orphaned() -> No
                                      "node n1 is down and the restart policy is no")]
 
 
+def test_a_drained_node_gives_up_what_may_move() -> None:
+    containers = {
+        "web": container("always", schedule_state="running", node_id="n1", generation=2),
+        "batch": container("no", schedule_state="running", node_id="n1", generation=1),
+        "elsewhere": container("always", schedule_state="running", node_id="n2", generation=1),
+    }
+    drained = NodeRecord(info=NodeInfo(id="n1", status="ready", availability="drain"),
+                         last_seen=100.0)
+    actions = reconcile(containers, {"n1": drained, "n2": node("n2")}, [], now=100.0,
+                        node_timeout=TIMEOUT)
+    assert actions.reschedule == [Reschedule("web", "n1", 3)]
+    assert not actions.orphan
+    assert not actions.nodes_down
+
+
 def test_a_returning_node_is_told_to_stop_what_moved_away() -> None:
     containers = {"c": container(schedule_state="running", node_id="n2", generation=2)}
     reports = [Report("n1", "c", 1, "running"), Report("n2", "c", 2, "running")]

@@ -24,7 +24,7 @@ from protocol.messages import (
     Submitted,
     UpdateNode,
 )
-from protocol.specs import ContainerSpec, Platform, Resources
+from protocol.specs import ContainerSpec, Platform, Resources, RestartPolicy
 from scheduler.cluster.simagent import SimAgent
 from scheduler.store import CONTAINERS, EmbeddedEtcd, EtcdClient, Layout, Store
 from tests.scheduler.cluster.conftest import Runner, agents, ask, scheduler
@@ -164,5 +164,34 @@ def test_create_start_stop_remove_and_drain(run: Runner[None], etcd: EmbeddedEtc
                 with pytest.raises(NotFound):
                     await ask(s.address, lambda r: UpdateNode(node_id="ghost",
                                                               availability="drain", reply=r))
+
+    run(body)
+
+
+def test_drain_moves_what_may_move_and_keeps_the_rest(run: Runner[None], etcd: EmbeddedEtcd,
+                                                      layout: Layout) -> None:
+    async def body() -> None:
+        async with scheduler(etcd, layout) as s:
+            await s.leading.wait()
+            async with agents([s.address], ["a", "b"]) as pool:
+                movable = ContainerSpec(image="busybox", name="web",
+                                        restart=RestartPolicy(name="always"))
+                fixed = ContainerSpec(image="busybox", name="batch")
+                for spec in (movable, fixed):
+                    submitted = await ask(s.address, lambda r, sp=spec: SubmitJob(  # type: ignore[misc]
+                        spec=sp, replicas=1, reply=r))
+                    assert isinstance(submitted, Submitted)
+                await pool["a"].until(lambda _: running_total(pool) == Counter(
+                    {"web.1": 1, "batch.1": 1}))
+                holder = next(n for n, a in pool.items() if "web.1" in a.running())
+                other = next(n for n in pool if n != holder)
+                pinned = next(n for n, a in pool.items() if "batch.1" in a.running())
+                assert await ask(s.address, lambda r: UpdateNode(
+                    node_id=holder, availability="drain", reply=r)) == Ok()
+                # The movable one moves under a new generation; the old copy is stopped.
+                await pool[other].until(lambda a: a.running().get("web.1", 0) >= 2)
+                await pool[holder].until(lambda a: "web.1" not in a.running())
+                assert running_total(pool)["web.1"] == 1
+                assert "batch.1" in pool[pinned].running()  # no restart policy: it stays
 
     run(body)
