@@ -171,3 +171,29 @@ def test_live_restore_on_the_native_driver(tmp_path: Path) -> None:
             await tear_down_worker(state)
 
     run(main, timeout=90)
+
+
+def test_network_workdir_entrypoint_and_labels(tmp_path: Path) -> None:
+    async def body(engine: Engine) -> None:
+        isolated = await engine.create(busybox("sh", "-c", "ls /sys/class/net | tr '\\n' ' '"))
+        host = await engine.create(busybox("sh", "-c", "ls /sys/class/net | tr '\\n' ' '",
+                                           network="host"))
+        shaped = await engine.create(ContainerSpec(
+            image="busybox", entrypoint=["/bin/echo"], command=["in", "$PWD"], workdir="/tmp",
+            labels={"tier": "web"}))
+        for record in (isolated, host, shaped):
+            await engine.start(record.id)
+            await engine.wait(record.id)
+        isolated_ifs = b"".join([e.data async for e in engine.logs(isolated.id)]).split()
+        host_ifs = b"".join([e.data async for e in engine.logs(host.id)]).split()
+        assert isolated_ifs == [b"lo"]  # a network namespace of its own: loopback only
+        assert set(host_ifs) == {name.encode() for name in os.listdir("/sys/class/net")}
+        assert [e.data async for e in engine.logs(shaped.id)] == [b"in $PWD\n"]  # no shell
+        assert shaped.argv() == ["/bin/echo", "in", "$PWD"]
+        assert engine.inspect(shaped.id).spec.labels == {"tier": "web"}
+        cwd = await engine.create(busybox("pwd", workdir="/tmp"))
+        await engine.start(cwd.id)
+        await engine.wait(cwd.id)
+        assert [e.data async for e in engine.logs(cwd.id)] == [b"/tmp\n"]
+
+    with_engine(tmp_path, body)
