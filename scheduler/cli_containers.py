@@ -20,7 +20,14 @@ import uvloop
 
 import channels
 from protocol.addresses import DEFAULT_SCHEDULER as DEFAULT_HOST
-from protocol.errors import ChannelError, InvalidArgument, ShoalError
+from protocol.errors import (
+    ChannelError,
+    InvalidArgument,
+    NotFound,
+    ShoalError,
+    Unavailable,
+    Unsupported,
+)
 from protocol.messages import (
     AttachContainer,
     Attached,
@@ -50,7 +57,7 @@ from protocol.messages import (
     WaitContainer,
     WatchEvents,
 )
-from protocol.specs import ContainerSpec, Mount, Platform, PortMapping, Resources
+from protocol.specs import ContainerInfo, ContainerSpec, Mount, Platform, PortMapping, Resources
 from scheduler.cli_output import ago, as_json, status_text, table
 from scheduler.cli_terminal import check_tty, raw_terminal, stream
 from worker.engine.restart import parse_policy
@@ -276,8 +283,15 @@ def run(host: str, image: str, command: tuple[str, ...], detach: bool, replicas:
             click.echo(created.id)
             return 0
         stdin_w, stdin_r = channels.byte_pipe() if interactive else (None, None)
-        attached = await ask(conn, lambda r: AttachContainer(id=created.id, stdin=stdin_r,
-                                                             reply=r), Attached)
+        try:
+            attached = await ask(conn, lambda r: AttachContainer(id=created.id, stdin=stdin_r,
+                                                                 reply=r), Attached)
+        except NotFound:
+            # A scheduler: the container reaches a worker only once started.
+            if interactive:
+                raise Unsupported("run -i through a scheduler: use run -d, then exec -i") \
+                    from None
+            return await _run_on_cluster(conn, created.id, spec.auto_remove)
         waiting = asyncio.ensure_future(ask(conn, lambda r: WaitContainer(
             id=created.id, condition="next-exit", reply=r), ContainerExited))
         await asyncio.sleep(0)  # the wait request leaves before the start does
@@ -290,6 +304,45 @@ def run(host: str, image: str, command: tuple[str, ...], detach: bool, replicas:
     with raw_terminal(interactive and use_tty and not detach):
         code = call(host, work)
     sys.exit(code)
+
+
+async def _run_on_cluster(conn: channels.Connection, container_id: str, remove: bool) -> int:
+    """``run`` against a scheduler: start, follow the output from its worker, wait, and
+    (with --rm) remove the cluster's record too."""
+    await ask(conn, lambda r: StartContainer(id=container_id, reply=r), Message)
+    # The scheduler learns of the container's progress from its worker's reports.
+    await _cluster_state(conn, container_id, ("running", "exited", "failed", "rejected",
+                                              "orphaned"))
+    reply_tx, reply_rx = channels.pipe()
+    await conn.sender.send(ContainerLogs(id=container_id, follow=True, reply=reply_tx))
+    async for line in reply_rx:
+        if isinstance(line, LogLine):
+            out = sys.stdout.buffer if line.stream == "stdout" else sys.stderr.buffer
+            out.write(line.data)
+            out.flush()
+    info = await _cluster_state(conn, container_id, ("exited", "failed", "rejected",
+                                                      "orphaned"))
+    if remove:
+        await ask(conn, lambda r: RemoveContainer(id=container_id, force=True, reply=r),
+                  Message)
+    if info.state.exit_code is None:
+        raise Unavailable(f"{container_id} ended {info.schedule_state}: {info.state.error}")
+    return info.state.exit_code
+
+
+async def _cluster_state(conn: channels.Connection, container_id: str,
+                         states: tuple[str, ...], timeout: float = 60.0) -> ContainerInfo:
+    """Ask the scheduler until the container is in one of ``states``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = (await ask(conn, lambda r: InspectContainer(id=container_id, reply=r),
+                          ContainerInspected)).info
+        if info.schedule_state in states:
+            return info
+        if time.monotonic() > deadline:
+            raise Unavailable(f"{container_id} is still {info.schedule_state} after "
+                              f"{timeout:g} s")
+        await asyncio.sleep(0.05)
 
 
 def _submit_job(host: str, spec: ContainerSpec, replicas: int) -> None:

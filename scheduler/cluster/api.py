@@ -201,7 +201,8 @@ class ClusterApi:
         if record is None or record.value.desired == "removed":
             raise NotFound(f"no container {cid} in the cluster", details={"id": cid})
         node_id = record.value.node_id
-        if not node_id or not occupies_node(record.value):
+        # An exited container stays on its worker (logs, wait, inspect) until removed.
+        if not node_id or record.value.schedule_state in ("pending", "rejected"):
             raise Conflict(f"container {cid} is not on any node "
                            f"({record.value.schedule_state})", details={"id": cid})
         node = await self.store.get(NODES, node_id)

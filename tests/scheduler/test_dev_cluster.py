@@ -128,3 +128,34 @@ def test_a_killed_worker_s_containers_move_and_never_run_twice(tmp_path: Path) -
             await cluster.stop()
 
     run(main, timeout=120)
+
+
+def test_the_cli_against_the_cluster_run_exec_logs(tmp_path: Path) -> None:
+    address = free_address()
+    cluster = DevCluster(tmp_path / "dev", address, workers=1)
+
+    def shoal(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "scheduler.cli", *args], cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_HOST": address},
+                              input=stdin, capture_output=True, text=True, timeout=60)
+
+    async def main() -> None:
+        await cluster.start()
+        try:
+            ran = await asyncio.to_thread(shoal, "run", "--rm", "busybox", "sh", "-c",
+                                          "echo out; echo err >&2; exit 4")
+            assert (ran.returncode, ran.stdout, ran.stderr) == (4, "out\n", "err\n")
+            assert (await asyncio.to_thread(shoal, "ps", "-aq")).stdout == ""  # --rm
+            started = await asyncio.to_thread(shoal, "run", "-d", "--name", "svc", "busybox",
+                                              "sh", "-c", "echo up; sleep 600")
+            assert started.returncode == 0, started.stderr
+            piped = await asyncio.to_thread(shoal, "exec", "-i", "svc", "cat",
+                                            stdin="a\nb\n")
+            assert (piped.returncode, piped.stdout) == (0, "a\nb\n"), piped.stderr
+            assert (await asyncio.to_thread(shoal, "logs", "svc")).stdout == "up\n"
+            removed = await asyncio.to_thread(shoal, "rm", "-f", "svc")
+            assert removed.returncode == 0, removed.stderr
+        finally:
+            await cluster.stop()
+
+    run(main, timeout=120)

@@ -235,7 +235,9 @@ class Agent:
                     await self.engine.remove(cid, force=True)
                 await self._ensure_image(spec.image)
                 # The cluster's id is the container's name here: replicas share a spec name.
-                named = msgspec.structs.replace(spec, name=cid)
+                # Removal is the cluster's decision (its record must go too), never the
+                # engine's on its own: --rm is carried out through the scheduler.
+                named = msgspec.structs.replace(spec, name=cid, auto_remove=False)
                 await self.engine.create(named, container_id=cid, generation=generation)
                 await self._send(cid, generation, self.engine.records[cid].state)
                 await self.engine.start(cid)
