@@ -175,11 +175,12 @@ async def _show(console: Console, conn: channels.Connection, ids: set[str]) -> N
     console.print(node_table)
     first = sorted(ids)[0]
     reply_tx, reply_rx = channels.pipe()
-    await conn.sender.send(ContainerLogs(id=first, reply=reply_tx))
-    lines = [m.data.decode(errors="replace").strip() async for m in reply_rx
-             if isinstance(m, LogLine)]
-    console.print(f"shoal logs {first} (through the scheduler, from its worker): "
-                  f"{' | '.join(lines)}")
+    # Follow: the container is running, its first line may not be copied into its log yet.
+    await conn.sender.send(ContainerLogs(id=first, follow=True, reply=reply_tx))
+    line = await asyncio.wait_for(reply_rx.recv(), READY_TIMEOUT)
+    reply_rx.close()
+    text = line.data.decode(errors="replace").strip() if isinstance(line, LogLine) else ""
+    console.print(f"shoal logs {first} (through the scheduler, from its worker): {text}")
 
 
 async def _wait_running(conn: channels.Connection, ids: set[str]) -> ContainerList:
