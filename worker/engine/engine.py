@@ -23,6 +23,7 @@ from typing import Protocol
 import structlog
 
 from protocol.errors import Conflict, InvalidArgument, NotFound
+from protocol.signals import parse_signal
 from protocol.specs import ContainerInfo, ContainerSpec, ContainerState, ContainerSummary
 from worker.engine.driver import Driver, ExecProcess, ExecRequest, ExecResult, ExitStatus
 from worker.engine.events import EventHub, Subscription
@@ -54,21 +55,6 @@ class NoImages:
 
     async def defaults(self, reference: str) -> ImageDefaults:
         return ImageDefaults()
-
-
-def parse_signal(value: str | int) -> int:
-    if isinstance(value, int) or value.isdigit():
-        number = int(value)
-    else:
-        name = value.upper()
-        name = name if name.startswith("SIG") else "SIG" + name
-        try:
-            number = int(signal.Signals[name])
-        except KeyError:
-            raise InvalidArgument(f"unknown signal {value!r}") from None
-    if not 0 < number < 65:
-        raise InvalidArgument(f"signal {value!r} is out of range")
-    return number
 
 
 class Engine:

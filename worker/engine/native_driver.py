@@ -162,14 +162,7 @@ class NativeDriver(Driver):
         if terminal is not None:  # ends at EIO: every process that held the pty has exited
             await asyncio.gather(terminal, return_exceptions=True)
         self._close_input(record)
-        task = self._copying.pop(record.id, None)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        finished = self._copiers.pop(record.id, None)
-        if finished is not None:
-            await asyncio.to_thread(finished.close)
-            finished.discard()
+        await self._stop_copying(record, discard=True)
         code = 255 if code is None else code
         return ExitStatus(code, time.time(), oom_killed=self._oom_killed(record, code),
                           error=error)
@@ -260,6 +253,19 @@ class NativeDriver(Driver):
             for fd in theirs:
                 os.close(fd)
 
+    async def _stop_copying(self, record: ContainerRecord, *, discard: bool) -> None:
+        """Stop the output copier after a last copy; with ``discard`` the run's raw files go
+        (everything in them is in the json-file log by then)."""
+        task = self._copying.pop(record.id, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        copier = self._copiers.pop(record.id, None)
+        if copier is not None:
+            await asyncio.to_thread(copier.close)
+            if discard:
+                copier.discard()
+
     async def cleanup(self, record: ContainerRecord) -> None:
         with contextlib.suppress(RuntimeFailure):
             await self.runtime.delete(record.id, force=True)
@@ -270,13 +276,7 @@ class NativeDriver(Driver):
             terminal.cancel()
             await asyncio.gather(terminal, return_exceptions=True)
         self._close_input(record)
-        task = self._copying.pop(record.id, None)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        copier = self._copiers.pop(record.id, None)
-        if copier is not None:
-            copier.close()
+        await self._stop_copying(record, discard=False)
         await self.cleanup(record)
         await asyncio.to_thread(self.storage.remove, record.id)
         await asyncio.to_thread(shutil.rmtree, self._dir(record) / "bundle", True)

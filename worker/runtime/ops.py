@@ -13,6 +13,8 @@ from pathlib import Path
 
 import msgspec
 
+from protocol import signals
+from protocol.errors import InvalidArgument
 from worker.runtime import cgroups, launcher
 from worker.runtime import hooks as hookmod
 from worker.runtime.errors import CreateFailed, OperationFailed, WrongState
@@ -33,19 +35,11 @@ KILL_TIMEOUT = 10.0
 
 
 def parse_signal(value: str | int) -> int:
-    """A signal given as a number, "KILL" or "SIGKILL"."""
-    if isinstance(value, int) or value.isdigit():
-        number = int(value)
-    else:
-        name = value.upper()
-        name = name if name.startswith("SIG") else "SIG" + name
-        try:
-            number = int(signal.Signals[name])
-        except KeyError:
-            raise OperationFailed(f"unknown signal {value!r}") from None
-    if not 0 < number < 65:
-        raise OperationFailed(f"signal {value!r} out of range")
-    return number
+    """A signal given as a number, "KILL" or "SIGKILL" (the runtime's own error if not)."""
+    try:
+        return signals.parse_signal(value)
+    except InvalidArgument as exc:
+        raise OperationFailed(str(exc)) from None
 
 
 class Runtime:
