@@ -15,14 +15,16 @@ from protocol.errors import ShoalError
 from worker.runtime.client import RuntimeHelper
 from worker.storage.mounts import unmount
 
+STEP_TIMEOUT = 15.0  # a helper that does not answer must not hang the teardown
+
 
 async def tear_down_worker(state_dir: Path) -> None:
     root = state_dir / "runtime"
     if (root / ".helper.sock").exists():
-        with contextlib.suppress(ShoalError, OSError):
-            helper = await RuntimeHelper.connect(root)
-            for state in await helper.list():
-                with contextlib.suppress(ShoalError):
-                    await helper.delete(state.id, force=True)
-            await helper.shutdown()
+        with contextlib.suppress(ShoalError, OSError, TimeoutError):
+            helper = await asyncio.wait_for(RuntimeHelper.connect(root), STEP_TIMEOUT)
+            for state in await asyncio.wait_for(helper.list(), STEP_TIMEOUT):
+                with contextlib.suppress(ShoalError, TimeoutError):
+                    await asyncio.wait_for(helper.delete(state.id, force=True), STEP_TIMEOUT)
+            await asyncio.wait_for(helper.shutdown(), STEP_TIMEOUT)
     await asyncio.to_thread(unmount, state_dir)

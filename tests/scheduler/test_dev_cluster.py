@@ -38,12 +38,17 @@ def free_address() -> str:
 
 def test_shoal_dev_example_spreads_a_constrained_job_and_cleans_up() -> None:
     address = free_address()
-    result = subprocess.run(
+    dev = subprocess.Popen(
         [sys.executable, "-m", "scheduler.cli", "dev", "--example", "--listen", address],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"},
-        capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = dev.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        dev.send_signal(signal.SIGINT)  # it stops its cluster on Ctrl-C: nothing left behind
+        out, err = dev.communicate(timeout=60)
+        raise AssertionError(f"shoal dev --example hung:\n{out}{err}") from None
+    assert dev.returncode == 0, out + err
     assert "6 placed" in out
     rows = [line for line in out.splitlines() if line.startswith("│ hello.")]
     assert len(rows) == 6
