@@ -4,13 +4,9 @@ standby takes over, the worker follows it, and nothing is lost, restarted or dup
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import tempfile
 from pathlib import Path
-
-import pytest
 
 import channels
 from protocol.messages import ContainerList, ListContainers, SubmitJob, Submitted
@@ -19,24 +15,14 @@ from scheduler.cli_images import upload_image
 from scheduler.dev import DevCluster
 from scheduler.store import EmbeddedEtcd
 from tests.conftest import run
-from tests.scheduler.test_dev_cluster import eventually
+from tests.scheduler.test_dev_cluster import (
+    eventually,
+    free_address,
+    need_root,  # noqa: F401 - autouse: root or fail in CI
+)
 from worker.images.testimage import build_layout
 from worker.runtime.client import RuntimeHelper
 from worker.teardown import tear_down_worker
-
-
-@pytest.fixture(autouse=True)
-def need_root() -> None:
-    if os.geteuid() != 0 or not Path("/bin/busybox").exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("cluster tests need root and busybox-static")
-        pytest.skip("needs root and busybox-static")
-
-
-def free_address() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def test_standby_takes_over_and_the_worker_keeps_its_containers(tmp_path: Path) -> None:
