@@ -128,14 +128,14 @@ def _environ(entry: Path) -> bytes:
         return b""
 
 
-def native_only(node: Worker) -> None:
-    if node.driver != "native":
-        pytest.skip("the process driver gives no terminal or stdin to a container (and no "
-                    "namespaces for --init)")
+# The process driver gives a container no terminal or stdin, and no namespaces for --init:
+# these run on the native driver only, and the refusal on the process driver only.
+native_driver = pytest.mark.parametrize("worker", ["native"], indirect=True)
+process_driver = pytest.mark.parametrize("worker", ["process"], indirect=True)
 
 
+@native_driver
 def test_run_interactive_with_a_terminal(worker: Worker) -> None:
-    native_only(worker)
     code, shown = in_pty(worker, ["run", "-i", "-t", "--name", "shell", "busybox", "sh"],
                          b"echo hi; exit 3\n", until=b"/ # ")  # the prompt, no newline
     assert code == 3, shown
@@ -145,8 +145,8 @@ def test_run_interactive_with_a_terminal(worker: Worker) -> None:
     assert info["spec"]["tty"] and info["spec"]["stdin_open"]
 
 
+@native_driver
 def test_run_interactive_with_a_pipe(worker: Worker) -> None:
-    native_only(worker)
     result = subprocess.run(
         [sys.executable, "-m", "scheduler.cli", "run", "-i", "busybox", "sh", "-c",
          "[ -t 0 ] || echo no-tty; cat; exit 2"], input="a\nb\n", capture_output=True,
@@ -154,16 +154,15 @@ def test_run_interactive_with_a_pipe(worker: Worker) -> None:
     assert (result.returncode, result.stdout) == (2, "no-tty\na\nb\n"), result.stderr
 
 
+@process_driver
 def test_process_driver_refuses_a_container_terminal(worker: Worker) -> None:
-    if worker.driver != "process":
-        pytest.skip("the native driver serves run -i/-t")
     result = worker.shoal("run", "-t", "busybox", "sh", check=False)
     assert result.returncode == 1
     assert "cannot give a container a terminal" in result.stderr
 
 
+@native_driver
 def test_without_init_the_command_is_pid_1(worker: Worker) -> None:
-    native_only(worker)
     assert worker.shoal("run", "--rm", "busybox", "sh", "-c", "echo $$").stdout == "1\n"
     shown = worker.shoal("run", "--rm", "--init", "busybox", "sh", "-c",
                          "echo $$; cat /proc/1/cmdline | tr '\\0' ' '").stdout.split("\n")
@@ -177,8 +176,8 @@ def zombies(node: Worker, name: str) -> list[str]:
     return listed.split()
 
 
+@native_driver
 def test_init_reaps_orphans(worker: Worker) -> None:
-    native_only(worker)
     # The inner shell exits at once, so `sleep 0` is orphaned and re-parented to PID 1; under
     # --init that is tini, which must reap it: PID 1 is left with the command as its only
     # child (a zombie would stay listed there for good) and no process is a zombie.
@@ -191,8 +190,8 @@ def test_init_reaps_orphans(worker: Worker) -> None:
     assert zombies(worker, "reaped") == []
 
 
+@native_driver
 def test_init_forwards_signals(worker: Worker) -> None:
-    native_only(worker)
     # sleep as PID 1 ignores SIGTERM: stop must fall back to SIGKILL (137)...
     worker.shoal("run", "-d", "--name", "bare", "busybox", "sleep", "1000")
     worker.shoal("stop", "-t", "1", "bare")
