@@ -64,7 +64,8 @@ def container_events(cid: str, old: ContainerRecord | None, new: ContainerRecord
 
 def node_events(node_id: str, old: NodeRecord | None, new: NodeRecord | None,
                 now: float) -> list[Event]:
-    """A node came up (joined), went down, or had its availability or labels changed."""
+    """A node came up, joined again (a new epoch: after a worker restart or a leader
+    change), went down, or had its availability or labels changed."""
     if new is None:
         return []
     info = new.info
@@ -72,6 +73,9 @@ def node_events(node_id: str, old: NodeRecord | None, new: NodeRecord | None,
     if old is None or old.info.status != info.status:
         action = {"ready": "up", "down": "down"}.get(info.status, info.status)
         out.append(Event(type="node", action=action, id=node_id, time=now, node_id=node_id,
+                         attributes={"epoch": str(info.epoch)}))
+    elif old.info.epoch != info.epoch:
+        out.append(Event(type="node", action="rejoin", id=node_id, time=now, node_id=node_id,
                          attributes={"epoch": str(info.epoch)}))
     if old is not None and (old.info.availability != info.availability
                             or old.info.labels != info.labels):

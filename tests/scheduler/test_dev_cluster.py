@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,8 @@ from protocol.messages import ContainerList, ListContainers, SubmitJob, Submitte
 from protocol.specs import ContainerSpec, RestartPolicy
 from scheduler.dev import DevCluster
 from tests.conftest import run
+from tests.scheduler.cluster_events import ClusterEvents
+from worker.runtime.client import RuntimeHelper
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,14 +61,6 @@ def test_shoal_dev_example_spreads_a_constrained_job_and_cleans_up() -> None:
     assert leftovers.stdout == b""
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
-    """Ask again until ``check`` holds (the scheduler has no push of this state to wait on)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.1)
-
-
 def test_a_killed_worker_s_containers_move_and_never_run_twice(tmp_path: Path) -> None:
     address = free_address()
     cluster = DevCluster(tmp_path / "dev", address, workers=2, heartbeat=0.2, node_timeout=1.5)
@@ -80,7 +73,8 @@ def test_a_killed_worker_s_containers_move_and_never_run_twice(tmp_path: Path) -
     async def main() -> None:
         await cluster.start()
         try:
-            async with await channels.connect(address) as conn:
+            async with await channels.connect(address) as conn, \
+                    ClusterEvents(address) as events:
                 spec = ContainerSpec(image="busybox", name="svc", command=[
                     "sh", "-c", "while :; do sleep 1; done"],
                     restart=RestartPolicy(name="always"))
@@ -93,7 +87,7 @@ def test_a_killed_worker_s_containers_move_and_never_run_twice(tmp_path: Path) -
                     rows = (await listing(conn)).containers
                     return len(rows) == 4 and all(r.state.status == "running" for r in rows)
 
-                await eventually(all_running)
+                await events.until(all_running)
                 first = {r.id: r.node_id for r in (await listing(conn)).containers}
                 assert set(first.values()) == {"worker1", "worker2"}
                 victim = next(p for name, p in cluster.processes if name == "worker1")
@@ -105,7 +99,7 @@ def test_a_killed_worker_s_containers_move_and_never_run_twice(tmp_path: Path) -
                     return all(r.node_id == "worker2" and r.state.status == "running"
                                for r in rows) and len(rows) == 4
 
-                await eventually(moved)
+                await events.until(moved)
                 # worker1 comes back: its old copies (still running under its runtime helper)
                 # are revoked; the cluster still runs each container exactly once.
                 cluster.processes.remove(("worker1", victim))
@@ -113,19 +107,14 @@ def test_a_killed_worker_s_containers_move_and_never_run_twice(tmp_path: Path) -
                     "worker", "--join", address, "--listen", "tcp://127.0.0.1:0",
                     "--state-dir", str(cluster.state_dir / "worker1"), "--name", "worker1"])
                 await cluster._wait_for_log("worker1", '"stopping a copy"', proc)
-                helper_root = cluster.state_dir / "worker1" / "runtime"
-
-                async def old_copies_gone() -> bool:
-                    from worker.runtime.client import RuntimeHelper
-
-                    helper = await RuntimeHelper.connect(helper_root)
-                    try:
-                        running = [s for s in await helper.list() if s.status == "running"]
-                    finally:
-                        await helper.close()
-                    return not running
-
-                await eventually(old_copies_gone)
+                helper = await RuntimeHelper.connect(cluster.state_dir / "worker1" / "runtime")
+                try:  # each old copy's exit, as the runtime that runs it reports it
+                    for state in await helper.list():
+                        if state.status == "running":
+                            await asyncio.wait_for(helper.wait(state.id), 30)
+                    assert not [s for s in await helper.list() if s.status == "running"]
+                finally:
+                    await helper.close()
                 rows = (await listing(conn)).containers
                 assert {r.node_id for r in rows} == {"worker2"}
                 assert all(r.state.status == "running" for r in rows)

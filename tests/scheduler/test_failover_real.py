@@ -9,14 +9,21 @@ import tempfile
 from pathlib import Path
 
 import channels
-from protocol.messages import ContainerList, ListContainers, SubmitJob, Submitted
+from protocol.messages import (
+    ContainerList,
+    ListContainers,
+    ListNodes,
+    NodeList,
+    SubmitJob,
+    Submitted,
+)
 from protocol.specs import ContainerSpec, RestartPolicy
 from scheduler.cli_images import upload_image
 from scheduler.dev import DevCluster
 from scheduler.store import EmbeddedEtcd
 from tests.conftest import run
+from tests.scheduler.cluster_events import ClusterEvents
 from tests.scheduler.test_dev_cluster import (
-    eventually,
     free_address,
     need_root,  # noqa: F401 - autouse: root or fail in CI
 )
@@ -73,23 +80,28 @@ def test_standby_takes_over_and_the_worker_keeps_its_containers(tmp_path: Path) 
                 rows = (await listing(address)).containers
                 return {r.id for r in rows if r.state.status == "running"} >= want
 
-            await eventually(lambda: running_on(first, set(ids)))
+            async with ClusterEvents(first) as events:
+                await events.until(lambda: running_on(first, set(ids)))
             pids = {r.id: r.state.pid for r in (await listing(first)).containers}
 
             leader.send_signal(signal.SIGKILL)
             leader.wait(10)
             await procs._wait_for_log("b", "leading the cluster", standby)
 
-            async def rejoined() -> bool:
-                log = (tmp_path / "w1.log").read_text()
-                return log.count('"joined"') >= 2
+            async def rejoined() -> bool:  # the worker's second join, at the new leader
+                async with await channels.connect(second) as conn:
+                    nodes = await channels.request(conn.sender, lambda r: ListNodes(reply=r))
+                assert isinstance(nodes, NodeList)
+                return any(n.id == "w1" and n.epoch >= 2 and n.status == "ready"
+                           for n in nodes.nodes)
 
-            await eventually(rejoined)
-            await eventually(lambda: running_on(second, set(ids)))
-            after = {r.id: r.state.pid for r in (await listing(second)).containers}
-            assert after == pids  # the same processes: kept running, not restarted or moved
-            more = await submit(second, "more")  # the new leader places new work
-            await eventually(lambda: running_on(second, set(ids) | set(more)))
+            async with ClusterEvents(second) as events:
+                await events.until(rejoined)
+                await events.until(lambda: running_on(second, set(ids)))
+                after = {r.id: r.state.pid for r in (await listing(second)).containers}
+                assert after == pids  # the same processes: kept running, not restarted
+                more = await submit(second, "more")  # the new leader places new work
+                await events.until(lambda: running_on(second, set(ids) | set(more)))
             helper = await RuntimeHelper.connect(tmp_path / "w1" / "runtime")
             try:
                 states = await helper.list()

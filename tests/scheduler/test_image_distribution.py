@@ -5,7 +5,6 @@ it; a blob whose digest does not match is refused and its container reported fai
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import json
 import os
@@ -29,6 +28,7 @@ from protocol.specs import ContainerSpec
 from scheduler.cli_images import upload_image
 from scheduler.dev import DevCluster
 from tests.conftest import run
+from tests.scheduler.cluster_events import ClusterEvents
 from tests.scheduler.test_dev_cluster import free_address
 from tests.worker.images.conftest import E, layout_from_tars, make_tar
 from worker.images import ImageStore
@@ -61,12 +61,11 @@ def stored_blobs(images: Path) -> set[str]:
     return {f"sha256:{p.name}" for p in blobs.iterdir()} if blobs.is_dir() else set()
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
-    """Ask again until ``check`` holds (the cluster's state is read, not pushed)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.1)
+async def until(address: str, check: Callable[[], Awaitable[bool]],
+                timeout: float = 60.0) -> None:
+    """Look again at each event of the leading scheduler until ``check`` holds."""
+    async with ClusterEvents(address) as events:
+        await events.until(check, timeout)
 
 
 def test_workers_fetch_the_image_once_each_and_refuse_a_corrupt_blob(tmp_path: Path) -> None:
@@ -106,7 +105,7 @@ def test_workers_fetch_the_image_once_each_and_refuse_a_corrupt_blob(tmp_path: P
             states = {c.id: c.state.status for c in listing.containers}
             return all(states.get(cid) == "running" for cid in submitted.ids)
 
-        await until(all_running)
+        await until(address, all_running)
         assert served_blobs(tmp_path / "dev" / "scheduler.log") == dict.fromkeys(blobs, WORKERS)
         for n in range(1, WORKERS + 1):
             assert stored_blobs(tmp_path / "dev" / f"worker{n}" / "images") == blobs
@@ -135,7 +134,7 @@ def test_workers_fetch_the_image_once_each_and_refuse_a_corrupt_blob(tmp_path: P
             inspected[:] = [reply]
             return reply.info.schedule_state == "failed"
 
-        await until(failed)
+        await until(address, failed)
         state = inspected[0].info.state
         assert "cannot fetch image broken:1 from the scheduler" in state.error
         assert f"expected {layer}" in state.error
@@ -175,7 +174,7 @@ def test_a_tie_goes_to_the_worker_that_stores_the_image(tmp_path: Path) -> None:
                     assert reply.info.node_id == "worker2"
                     return reply.info.state.status == "running"
 
-                await until(running)
+                await until(address, running)
         finally:
             await cluster.stop()
         assert served_blobs(tmp_path / "dev" / "scheduler.log") == {}
