@@ -94,23 +94,17 @@ def test_dash_t_needs_a_terminal(worker: Worker) -> None:
 def test_a_client_killed_mid_exec_leaves_no_process(worker: Worker) -> None:
     running(worker, "c")
     marker = f"{os.getpid()}{id(worker)}"  # a sleep nobody else runs
+    # The marker is in the exec'd process's environment from the start; the shell keeps its
+    # pid when it replaces itself with the sleep, so the process is found as soon as it speaks.
     client = subprocess.Popen(
-        [sys.executable, "-m", "scheduler.cli", "exec", "-i", "c", "sh", "-c",
-         f"echo ready; exec env SHOAL_TEST_MARK={marker} sleep 3600"], cwd=ROOT,
-        env=cli_env(worker),
+        [sys.executable, "-m", "scheduler.cli", "exec", "-i", "-e", f"SHOAL_TEST_MARK={marker}",
+         "c", "sh", "-c", "echo ready; exec sleep 3600"], cwd=ROOT, env=cli_env(worker),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert client.stdout is not None
     assert client.stdout.readline() == b"ready\n"  # the exec'd shell runs
-    # The shell replaces itself with the sleep right after "ready": look until it has. The
-    # marker is in the sleep's environment (a number that large would not be a valid sleep).
-    deadline = time.monotonic() + 10
-    while True:
-        pids = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()
-                and f"SHOAL_TEST_MARK={marker}".encode() in _environ(entry)
-                and int(entry.name) != client.pid]
-        if pids or time.monotonic() > deadline:
-            break
-        time.sleep(0.01)
+    pids = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()
+            and f"SHOAL_TEST_MARK={marker}".encode() in _environ(entry)
+            and int(entry.name) != client.pid]
     assert len(pids) == 1
     client.kill()
     client.wait(10)
