@@ -239,13 +239,6 @@ def create(dirs: list[tuple[Hierarchy, str]], res: Resources | None) -> list[str
     return made
 
 
-def join(procs: list[str], pid: int) -> None:
-    """Move process ``pid`` (and its threads) into each of these ``cgroup.procs`` files."""
-    value = str(pid)
-    for path in procs:
-        _write(path, value)
-
-
 def procs_files(dirs: list[str]) -> list[str]:
     return [posixpath.join(d, "cgroup.procs") for d in dirs]
 

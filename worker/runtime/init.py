@@ -42,9 +42,7 @@ class InitContext:
     cgroup_mounts: dict[str, str]
     state_json: bytes
     step: str = "fork"
-    # Forked by the launcher straight into the pid namespace (no setup child); the launcher
-    # moves it into its cgroups (``cgroup_procs`` is then empty) and says "joined".
-    direct: bool = False
+    direct: bool = False  # forked by the launcher straight into the pid namespace: no setup child
     extra_fds: list[int] = field(default_factory=list)
 
 
@@ -87,10 +85,6 @@ def direct_main(ctx: InitContext) -> NoReturn:
     the setup child's steps, then the init's, in this one process."""
     try:
         _enter(ctx)
-        ctx.step = "join cgroups"
-        reply, _ = recv(ctx.conn)
-        if reply is None or reply.get("t") != "joined":
-            raise OSError(5, "launcher did not move the init into its cgroups")
         _namespaces(ctx)
         _init(ctx)
     except BaseException as exc:

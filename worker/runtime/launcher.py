@@ -142,29 +142,21 @@ def create(root: Path, container_id: str, bundle: str, *,
             annotations=plan.annotations))
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         undo.callback(parent_sock.close)
-        direct = _direct(plan)
-        procs = cgroups.procs_files(cg_dirs)
-        # A direct init is moved into its cgroups by us, while it starts up on the other CPU.
         ctx = InitContext(container_id=container_id, plan=plan, conn=child_sock,
                           fifo_path=str(sd.fifo), stdio=stdio,
-                          cgroup_procs=[] if direct else procs, cgroup_mounts=cg_mounts,
-                          state_json=state_json, direct=direct)
-        setup_pid = _fork_direct(ctx, parent_sock) if direct else os.fork()
+                          cgroup_procs=cgroups.procs_files(cg_dirs), cgroup_mounts=cg_mounts,
+                          state_json=state_json)
+        ctx.direct = _direct(plan)
+        setup_pid = _fork_direct(ctx, parent_sock) if ctx.direct else os.fork()
         if setup_pid == 0:
             parent_sock.close()
             setup_main(ctx)
         child_sock.close()
         undo.callback(_kill_and_reap, setup_pid)
-        pids: list[int] = [setup_pid] if direct else []
+        pids: list[int] = [setup_pid] if ctx.direct else []
         # Registered before _drive: a failing init must be killed and reaped before its
         # cgroup can be removed (even a zombie keeps a v1 cgroup busy).
         undo.callback(_kill_all, pids)
-        if direct:
-            try:
-                cgroups.join(procs, setup_pid)
-            except OSError as exc:
-                raise CreateFailed("join cgroups", str(exc)) from exc
-            send(parent_sock, {"t": "joined"})
         init_pid, pty = _drive(parent_sock, plan, setup_pid, container_id, bundle, pids)
         if pty is not None:
             undo.callback(os.close, pty)
