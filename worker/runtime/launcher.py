@@ -90,8 +90,9 @@ def _kill_and_reap(pid: int) -> None:
 
 
 def _kill_all(pids: list[int]) -> None:
-    for pid in pids:
-        _kill_and_reap(pid)
+    """Kill and reap each once: a pid reaped already may belong to someone else by now."""
+    while pids:
+        _kill_and_reap(pids.pop())
 
 
 def wait_gone(pid: int, start: int | None, timeout: float) -> bool:
@@ -152,7 +153,8 @@ def create(root: Path, container_id: str, bundle: str, *,
             parent_sock.close()
             setup_main(ctx)
         child_sock.close()
-        undo.callback(_kill_and_reap, setup_pid)
+        if not ctx.direct:  # else the setup child is the init, in pids
+            undo.callback(_kill_and_reap, setup_pid)
         pids: list[int] = [setup_pid] if ctx.direct else []
         # Registered before _drive: a failing init must be killed and reaped before its
         # cgroup can be removed (even a zombie keeps a v1 cgroup busy).
@@ -231,7 +233,11 @@ def _drive(conn: socket.socket, plan: Plan, setup_pid: int, container_id: str,
         except TimeoutError:
             raise CreateFailed("timeout", f"no progress within {CREATE_TIMEOUT}s") from None
         if msg is None:
-            _, status = os.waitpid(setup_pid, 0) if init_pid in (0, setup_pid) else (0, 0)
+            status = 0
+            if init_pid in (0, setup_pid):
+                _, status = os.waitpid(setup_pid, 0)
+                if setup_pid in pids:
+                    pids.remove(setup_pid)
             raise CreateFailed("init", f"exited before reporting (wait status {status})")
         kind = msg.get("t")
         if kind == "map":
