@@ -250,11 +250,12 @@ class Helper:
 
     def _exited(self, container_id: str, record: ExitRecord) -> None:
         self.exits[container_id] = record
+        # Waiters first: the record is saved before the next request is read all the same.
+        for conn, rid in self.waiters.pop(container_id, []):
+            self.reply(conn, rid, wire.exit_status(record))
         with contextlib.suppress(ShoalError, OSError):
             StateDir(self.root, container_id).save_exit(record)
         log.debug("helper.exited", container_id=container_id, status=record.status)
-        for conn, rid in self.waiters.pop(container_id, []):
-            self.reply(conn, rid, wire.exit_status(record))
 
     def adopt(self, container_id: str) -> bool:
         """Watch a container this helper is not the reaper of; False if it is not running."""

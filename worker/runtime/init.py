@@ -2,8 +2,10 @@
 
 Two processes, both forked (no new interpreter): the *setup* child joins and creates the
 namespaces and forks the *init*, which becomes pid 1 of a new pid namespace, builds the root,
-reports ``created`` to the launcher and blocks on the gate fifo until ``start``. Every step has a
-name; a failure is reported to the launcher as ``{"t": "error", "step": ..., "reason": ...}``.
+reports ``created`` to the launcher and blocks on the gate fifo until ``start``. Without a user
+namespace to create first, the launcher forks the init straight into its new pid namespace and
+that one process does both parts (``direct_main``). Every step has a name; a failure is reported
+to the launcher as ``{"t": "error", "step": ..., "reason": ...}``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class InitContext:
     cgroup_mounts: dict[str, str]
     state_json: bytes
     step: str = "fork"
+    direct: bool = False  # forked by the launcher straight into the pid namespace: no setup child
     extra_fds: list[int] = field(default_factory=list)
 
 
@@ -77,8 +80,34 @@ def setup_main(ctx: InitContext) -> NoReturn:
     os._exit(0)
 
 
+def direct_main(ctx: InitContext) -> NoReturn:
+    """Entry of an init the launcher forked itself (already in its new pid namespace, if any):
+    the setup child's steps, then the init's, in this one process."""
+    try:
+        _enter(ctx)
+        _namespaces(ctx)
+        _init(ctx)
+    except BaseException as exc:
+        _fail(ctx, exc)
+    os._exit(1)
+
+
 def _setup(ctx: InitContext) -> None:
-    plan = ctx.plan
+    _enter(ctx)
+    _namespaces(ctx)
+    ctx.step = "fork init"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _init(ctx)
+        except BaseException as exc:
+            _fail(ctx, exc)
+        os._exit(1)
+    send(ctx.conn, {"t": "pid", "pid": pid})
+
+
+def _enter(ctx: InitContext) -> None:
+    """Death signal, stdio and the container's cgroups."""
     ctx.step = "stdio"
     # The launcher may die mid-create: take the setup child with it.
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -90,8 +119,17 @@ def _setup(ctx: InitContext) -> None:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     ctx.step = "join cgroups"
     for path in ctx.cgroup_procs:
-        with open(path, "w") as f:
-            f.write("0")
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+
+
+def _namespaces(ctx: InitContext) -> None:
+    """Join the namespaces given by path, create the others (the pid namespace of a direct init
+    was created by the launcher)."""
+    plan = ctx.plan
     joined = {ns.kind: ns for ns in plan.namespaces if ns.path is not None}
     for kind in JOIN_ORDER:
         if kind in joined:
@@ -113,19 +151,10 @@ def _setup(ctx: InitContext) -> None:
         os.setresuid(0, 0, 0)
     flags = 0
     for ns in plan.namespaces:
-        if ns.path is None and ns.kind != "user":
+        if ns.path is None and ns.kind != "user" and not (ctx.direct and ns.kind == "pid"):
             flags |= ns.flag
     ctx.step = "create namespaces"
     sc.unshare(flags)
-    ctx.step = "fork init"
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _init(ctx)
-        except BaseException as exc:
-            _fail(ctx, exc)
-        os._exit(1)
-    send(ctx.conn, {"t": "pid", "pid": pid})
 
 
 def _init(ctx: InitContext) -> None:
@@ -184,6 +213,10 @@ def _init(ctx: InitContext) -> None:
     ctx.step = "report created"
     send(ctx.conn, {"t": "created"})
     ctx.conn.close()
+    if ctx.direct:
+        # Created: from now on the container outlives the launcher (the setup child's death
+        # signal never reached the init, whose parent it was).
+        sc.prctl(sc.PR_SET_PDEATHSIG, 0)
     # The gate: wait for start's message (the container state, for startContainer hooks).
     state = b""
     while not state:

@@ -22,7 +22,7 @@ from worker.runtime import hooks as hookmod
 from worker.runtime import process as procmod
 from worker.runtime import syscalls as sc
 from worker.runtime.errors import BundleInvalid, CreateFailed, OperationFailed
-from worker.runtime.init import InitContext, recv, send, setup_main
+from worker.runtime.init import InitContext, direct_main, recv, send, setup_main
 from worker.runtime.lazylog import LazyLogger
 from worker.runtime.paths import PathEscape, resolve_in_root
 from worker.runtime.plan import JOIN_ORDER, NAMESPACES, Plan, ProcessPlan, make_plan
@@ -90,8 +90,9 @@ def _kill_and_reap(pid: int) -> None:
 
 
 def _kill_all(pids: list[int]) -> None:
-    for pid in pids:
-        _kill_and_reap(pid)
+    """Kill and reap each once: a pid reaped already may belong to someone else by now."""
+    while pids:
+        _kill_and_reap(pids.pop())
 
 
 def wait_gone(pid: int, start: int | None, timeout: float) -> bool:
@@ -146,13 +147,15 @@ def create(root: Path, container_id: str, bundle: str, *,
                           fifo_path=str(sd.fifo), stdio=stdio,
                           cgroup_procs=cgroups.procs_files(cg_dirs), cgroup_mounts=cg_mounts,
                           state_json=state_json)
-        setup_pid = os.fork()
+        ctx.direct = _direct(plan)
+        setup_pid = _fork_direct(ctx, parent_sock) if ctx.direct else os.fork()
         if setup_pid == 0:
             parent_sock.close()
             setup_main(ctx)
         child_sock.close()
-        undo.callback(_kill_and_reap, setup_pid)
-        pids: list[int] = []
+        if not ctx.direct:  # else the setup child is the init, in pids
+            undo.callback(_kill_and_reap, setup_pid)
+        pids: list[int] = [setup_pid] if ctx.direct else []
         # Registered before _drive: a failing init must be killed and reaped before its
         # cgroup can be removed (even a zombie keeps a v1 cgroup busy).
         undo.callback(_kill_all, pids)
@@ -180,11 +183,49 @@ def create(root: Path, container_id: str, bundle: str, *,
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack re-raises
 
 
+def _direct(plan: Plan) -> bool:
+    """Whether the init can be forked straight into its new pid namespace, without a setup
+    child: not when a user namespace must own the others, nor for a pid namespace joined by
+    path."""
+    return not plan.has("user") and not any(ns.kind == "pid" and ns.path is not None
+                                            for ns in plan.namespaces)
+
+
+def _fork_direct(ctx: InitContext, parent_sock: socket.socket) -> int:
+    """Fork the container's init itself (one fork instead of two): ``unshare(CLONE_NEWPID)``
+    moves only this process's future children into a new pid namespace, and setting our own
+    pid namespace back right after the fork undoes that for the launcher. Returns the pid."""
+    if not ctx.plan.creates("pid"):
+        pid = os.fork()
+        if pid == 0:
+            parent_sock.close()
+            direct_main(ctx)
+        return pid
+    flag = NAMESPACES["pid"][0]
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        try:
+            sc.unshare(flag)
+        except OSError as exc:
+            raise CreateFailed("create namespaces", str(exc)) from exc
+        try:
+            pid = os.fork()
+            if pid == 0:
+                parent_sock.close()
+                direct_main(ctx)
+        finally:
+            sc.setns(own, flag)
+    finally:
+        os.close(own)
+    return pid
+
+
 def _drive(conn: socket.socket, plan: Plan, setup_pid: int, container_id: str,
            bundle: str, pids: list[int]) -> tuple[int, int | None]:
-    """Answer the children's requests until the init reports created (or something failed)."""
+    """Answer the children's requests until the init reports created (or something failed);
+    ``pids`` already holds the init's pid when the launcher forked it directly."""
     conn.settimeout(CREATE_TIMEOUT)
-    init_pid = 0
+    init_pid = pids[0] if pids else 0
     pty: int | None = None
     while True:
         try:
@@ -192,7 +233,11 @@ def _drive(conn: socket.socket, plan: Plan, setup_pid: int, container_id: str,
         except TimeoutError:
             raise CreateFailed("timeout", f"no progress within {CREATE_TIMEOUT}s") from None
         if msg is None:
-            _, status = os.waitpid(setup_pid, 0) if init_pid == 0 else (0, 0)
+            status = 0
+            if init_pid in (0, setup_pid):
+                _, status = os.waitpid(setup_pid, 0)
+                if setup_pid in pids:
+                    pids.remove(setup_pid)
             raise CreateFailed("init", f"exited before reporting (wait status {status})")
         kind = msg.get("t")
         if kind == "map":

@@ -122,15 +122,22 @@ def _mount_cgroups(root: str, m: MountPlan, cgroup_dirs: dict[str, str]) -> None
 
 def make_device(root: str, dev: DevicePlan, in_userns: bool) -> None:
     path = resolve_in_root(root, dev.path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    if os.path.lexists(path):
-        os.unlink(path)
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        os.makedirs(parent, exist_ok=True)
     if in_userns:
+        if os.path.lexists(path):
+            os.unlink(path)
         # mknod is not allowed in a user namespace: bind the host's node instead.
         _mount_at(root, dev.path, is_dir=False, source=dev.path, fstype=None, flags=MS_BIND)
         return
     kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[dev.kind]
-    os.mknod(path, kind | (dev.mode & 0o7777), os.makedev(dev.major, dev.minor))
+    mode, number = kind | (dev.mode & 0o7777), os.makedev(dev.major, dev.minor)
+    try:
+        os.mknod(path, mode, number)
+    except FileExistsError:  # whatever the image has there is replaced
+        os.unlink(path)
+        os.mknod(path, mode, number)
     os.chmod(path, dev.mode & 0o7777)  # mknod's mode is filtered by the umask
     os.chown(path, dev.uid, dev.gid)
 
