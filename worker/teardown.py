@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from pathlib import Path
 
 from protocol.errors import ShoalError
+from worker.engine.native_driver import cgroup_scope
+from worker.runtime import cgroups
 from worker.runtime.client import RuntimeHelper
 from worker.storage.mounts import unmount
 
@@ -28,3 +31,13 @@ async def tear_down_worker(state_dir: Path) -> None:
                     await asyncio.wait_for(helper.delete(state.id, force=True), STEP_TIMEOUT)
             await asyncio.wait_for(helper.shutdown(), STEP_TIMEOUT)
     await asyncio.to_thread(unmount, state_dir)
+    await asyncio.to_thread(_remove_cgroup_scope, state_dir)
+
+
+def _remove_cgroup_scope(state_dir: Path) -> None:
+    """The worker's own (now empty) cgroup directory in each hierarchy."""
+    scope = cgroup_scope(state_dir)
+    with contextlib.suppress(OSError):
+        for hierarchy in cgroups.discover():
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(hierarchy.own_dir, "shoal", scope))

@@ -34,6 +34,11 @@ from worker.storage import StorageDriver, choose_driver
 COPY_EVERY = 0.05  # how often new output is copied into the json-file log
 
 
+def cgroup_scope(state_dir: Path) -> str:
+    """The cgroup directory (under ``shoal/``) that holds one worker's containers."""
+    return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
+
+
 class NativeImages:
     """The engine's view of the image store: config defaults by reference."""
 
@@ -61,7 +66,7 @@ class NativeDriver(Driver):
         self.runtime = runtime
         self.runtime_root = state_dir / "runtime"
         # One worker's containers live under shoal/<scope>/ in each cgroup hierarchy.
-        self.cgroup_scope = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
+        self.cgroup_scope = cgroup_scope(state_dir)
         self._copiers: dict[str, RawLogCopier] = {}
         self._copying: dict[str, asyncio.Task[None]] = {}
         # Our end of a running container's input: the pty master (``tty``) or the write end
