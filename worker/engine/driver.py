@@ -52,6 +52,32 @@ class ExecRequest:
     split_stderr: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class ExecPipes:
+    """The pipes of a non-tty exec: the process's ends and ours. With stderr merged (2>&1)
+    the process writes both streams to stdout's pipe and we have no stderr to read."""
+
+    stdin: int | None  # the process reads
+    stdin_ours: int | None
+    stdout: int  # the process writes
+    stdout_ours: int
+    stderr: int
+    stderr_ours: int | None
+
+    @classmethod
+    def open(cls, request: ExecRequest, ours: list[int], theirs: list[int]) -> ExecPipes:
+        """Make them, recording our ends in ``ours`` and the process's in ``theirs`` (the
+        caller closes ``theirs`` once the process has them, ``ours`` if the exec fails)."""
+        in_r, in_w = os.pipe() if request.stdin else (None, None)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe() if request.split_stderr else (None, out_w)
+        ours += [fd for fd in (in_w, out_r, err_r) if fd is not None]
+        theirs += [fd for fd in (in_r, out_w) if fd is not None]
+        if err_r is not None:  # with stderr merged, err_w is out_w itself
+            theirs.append(err_w)
+        return cls(in_r, in_w, out_w, out_r, err_w, err_r)
+
+
 class ExecProcess(abc.ABC):
     """A process exec'd into a container and this side's ends of its stdio, which it owns:
     ``stdin`` to write to (None when not attached), ``stdout`` to read from (the pty master with

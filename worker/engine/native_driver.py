@@ -21,7 +21,14 @@ from pathlib import Path
 
 from protocol.errors import ShoalError
 from worker.engine.bundle import oci_config, resolve_user
-from worker.engine.driver import Driver, ExecProcess, ExecRequest, ExitStatus, Started
+from worker.engine.driver import (
+    Driver,
+    ExecPipes,
+    ExecProcess,
+    ExecRequest,
+    ExitStatus,
+    Started,
+)
 from worker.engine.rawlog import RawLogCopier
 from worker.engine.records import ContainerRecord, ImageDefaults
 from worker.engine.terminal import copy_terminal, set_window_size
@@ -238,18 +245,12 @@ class NativeDriver(Driver):
                 handle = NativeExec(self.runtime, record.id, pid=process.pid, stdin=stdin,
                                     stdout=process.pty_master, stderr=None, tty=True)
                 return handle
-            in_r, in_w = os.pipe() if request.stdin else (None, None)
-            out_r, out_w = os.pipe()
-            err_r, err_w = os.pipe() if request.split_stderr else (None, out_w)
-            ours += [fd for fd in (in_w, out_r, err_r) if fd is not None]
-            theirs += [fd for fd in (in_r, out_w) if fd is not None]
-            if err_r is not None:  # with stderr merged, err_w is out_w itself
-                theirs.append(err_w)
+            pipes = ExecPipes.open(request, ours, theirs)
             process = await self.runtime.exec(
                 record.id, request.argv, env=record.env() + request.env, cwd=request.cwd,
-                uid=uid, gid=gid, stdin=in_r, stdout=out_w, stderr=err_w)
-            return NativeExec(self.runtime, record.id, pid=process.pid, stdin=in_w,
-                              stdout=out_r, stderr=err_r, tty=False)
+                uid=uid, gid=gid, stdin=pipes.stdin, stdout=pipes.stdout, stderr=pipes.stderr)
+            return NativeExec(self.runtime, record.id, pid=process.pid, stdin=pipes.stdin_ours,
+                              stdout=pipes.stdout_ours, stderr=pipes.stderr_ours, tty=False)
         except BaseException:
             for fd in ours:
                 os.close(fd)

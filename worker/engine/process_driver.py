@@ -16,7 +16,14 @@ from pathlib import Path
 import msgspec
 
 from protocol.errors import Internal, Unsupported
-from worker.engine.driver import Driver, ExecProcess, ExecRequest, ExitStatus, Started
+from worker.engine.driver import (
+    Driver,
+    ExecPipes,
+    ExecProcess,
+    ExecRequest,
+    ExitStatus,
+    Started,
+)
 from worker.engine.records import ContainerRecord
 from worker.engine.shim import ShimSpec
 
@@ -155,15 +162,10 @@ class ProcessDriver(Driver):
                 argv = [sys.executable, "-I", "-c", _TTY_LAUNCH, *request.argv]
                 stdio = (slave, slave, slave)
             else:
-                in_r, in_w = os.pipe() if request.stdin else (None, None)
-                out_r, out_w = os.pipe()
-                err_r, err_w = os.pipe() if request.split_stderr else (None, out_w)
-                ours += [fd for fd in (in_w, out_r, err_r) if fd is not None]
-                theirs += [fd for fd in (in_r, out_w) if fd is not None]
-                if err_r is not None:  # with stderr merged, err_w is out_w itself
-                    theirs.append(err_w)
+                pipes = ExecPipes.open(request, ours, theirs)
                 argv = list(request.argv)
-                stdio = (in_r if in_r is not None else asyncio.subprocess.DEVNULL, out_w, err_w)
+                stdio = (pipes.stdin if pipes.stdin is not None else asyncio.subprocess.DEVNULL,
+                         pipes.stdout, pipes.stderr)
             try:
                 proc = await asyncio.create_subprocess_exec(
                     *argv, env=merged, cwd=cwd, stdin=stdio[0], stdout=stdio[1],
@@ -180,7 +182,8 @@ class ProcessDriver(Driver):
         if request.tty:
             return PlainExec(proc, stdin=os.dup(ours[0]) if request.stdin else None,
                              stdout=ours[0], stderr=None, tty=True)
-        return PlainExec(proc, stdin=in_w, stdout=out_r, stderr=err_r, tty=False)
+        return PlainExec(proc, stdin=pipes.stdin_ours, stdout=pipes.stdout_ours,
+                         stderr=pipes.stderr_ours, tty=False)
 
     async def cleanup(self, record: ContainerRecord) -> None:
         for name in ("pid.json", "exit.json"):

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-import uvloop
 
 import channels
 from protocol.messages import Message
@@ -24,6 +23,7 @@ from scheduler.cluster.daemon import DaemonOptions, SchedulerDaemon
 from scheduler.cluster.leader import LeaderOptions
 from scheduler.cluster.simagent import SimAgent, sim_node
 from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, Store
+from tests.conftest import run as run_bounded
 from tests.scheduler.store.conftest import make_etcd
 
 T = TypeVar("T")
@@ -39,12 +39,10 @@ CHANNELS = channels.ChannelOptions(heartbeat=0.2, timeout=1.0, connect_timeout=1
 
 @pytest.fixture
 def run() -> Runner[object]:
-    def runner(body: Callable[[], Awaitable[T]], timeout: float = 40.0) -> T:
-        async def bounded() -> T:
-            async with asyncio.timeout(timeout):
-                return await body()
+    """Run an async test body on a fresh uvloop loop, bounded by a timeout."""
 
-        return uvloop.run(bounded())
+    def runner(body: Callable[[], Awaitable[T]], timeout: float = 40.0) -> T:
+        return run_bounded(body, timeout)
 
     return runner  # type: ignore[return-value]
 

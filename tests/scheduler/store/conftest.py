@@ -6,7 +6,6 @@ is removed.
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -14,10 +13,10 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-import uvloop
 
 from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, MemberConfig, Store
 from scheduler.store.embedded import free_port
+from tests.conftest import run as run_bounded
 
 T = TypeVar("T")
 Runner = Callable[[Callable[[], Awaitable[T]]], T]
@@ -38,11 +37,7 @@ def run() -> Runner[object]:
     """Run an async test body on a fresh uvloop loop, bounded by a timeout."""
 
     def runner(body: Callable[[], Awaitable[T]], timeout: float = 45.0) -> T:
-        async def bounded() -> T:
-            async with asyncio.timeout(timeout):
-                return await body()
-
-        return uvloop.run(bounded())
+        return run_bounded(body, timeout)
 
     return runner  # type: ignore[return-value]
 
