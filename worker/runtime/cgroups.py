@@ -203,6 +203,29 @@ def _write(path: str, value: str) -> None:
         os.close(fd)
 
 
+# v1 cpuset directories known to set cpus and mems of a new child themselves
+# (cgroup.clone_children), so that nothing needs copying.
+_CLONING: set[str] = set()
+
+
+def _fill_cpuset(h: Hierarchy, d: str) -> None:
+    """A new v1 cpuset is empty and no task may join it: give it its parent's cpus and mems,
+    and have the directories the runtime owns hand theirs down by themselves from now on."""
+    parent = posixpath.dirname(d)
+    if parent in _CLONING:
+        return
+    with open(posixpath.join(parent, "cgroup.clone_children")) as f:
+        if f.read().strip() == "1":
+            _CLONING.add(parent)
+            return
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        with open(posixpath.join(parent, name)) as f:
+            _write(posixpath.join(d, name), f.read().strip())
+    if posixpath.dirname(d) != h.own_dir:  # d's parent is ours: from now on it copies
+        _write(posixpath.join(parent, "cgroup.clone_children"), "1")
+        _CLONING.add(parent)
+
+
 def create(dirs: list[tuple[Hierarchy, str]], res: Resources | None) -> list[str]:
     """Create the cgroups and write the limits; returns the directories made (for removal)."""
     made: list[str] = []
@@ -219,10 +242,7 @@ def create(dirs: list[tuple[Hierarchy, str]], res: Resources | None) -> list[str
                 os.mkdir(p)
                 made.append(p)
                 if "cpuset" in h.controllers:
-                    # A new v1 cpuset is empty and no task may join it: inherit the parent's.
-                    for name in ("cpuset.cpus", "cpuset.mems"):
-                        with open(posixpath.join(posixpath.dirname(p), name)) as f:
-                            _write(posixpath.join(p, name), f.read().strip())
+                    _fill_cpuset(h, p)
         if dirs and dirs[0][0].unified:
             d = dirs[0][1]
             for name, value in v2_writes(res):

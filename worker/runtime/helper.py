@@ -36,6 +36,7 @@ from worker.runtime.launcher import wait_gone
 from worker.runtime.ops import KILL_TIMEOUT, Runtime, exit_record
 from worker.runtime.requests import dispatch
 from worker.runtime.state import ExitRecord, StateDir, proc_start_time
+from worker.runtime.zygote_client import Zygote
 
 log = structlog.get_logger(__name__)
 
@@ -336,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, default=None,
                         help="an inherited SOCK_SEQPACKET socket: the first client")
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--no-zygote", action="store_true",
+                        help="fork every init here rather than in a small zygote process")
     args = parser.parse_args(argv)
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -355,9 +358,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if first is not None:
         helper.add_connection(first)
+    zygote = Zygote()
+    if not args.no_zygote:
+        zygote.start()
+        helper.rt.forker = zygote.fork
     helper.adopt_all()
-    log.info("helper.started", root=str(helper.root), pid=os.getpid())
-    helper.serve()
+    log.info("helper.started", root=str(helper.root), pid=os.getpid(), zygote=zygote.pid)
+    try:
+        helper.serve()
+    finally:
+        zygote.close()
     log.info("helper.stopped", root=str(helper.root))
     return 0
 

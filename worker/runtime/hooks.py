@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
+from typing import TYPE_CHECKING
 
-from worker.runtime.spec import Hook
+if TYPE_CHECKING:
+    from worker.runtime.spec import Hook
 
 
 class HookFailed(Exception):
@@ -13,6 +14,8 @@ class HookFailed(Exception):
 
 def run_hook(hook: Hook, state_json: bytes, *, what: str) -> None:
     """Run one hook and wait for it; raise HookFailed naming it when it does not succeed."""
+    import subprocess  # here: the process that forks inits imports this module and stays small
+
     argv = hook.args or [hook.path]
     try:
         proc = subprocess.run(

@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import socket
-import traceback
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -65,6 +64,8 @@ def recv(conn: socket.socket) -> tuple[dict[str, object] | None, list[int]]:
 def _fail(ctx: InitContext, exc: BaseException) -> NoReturn:
     reason = f"{type(exc).__name__}: {exc}"
     if not isinstance(exc, (OSError, hookmod.HookFailed)):
+        import traceback
+
         reason += " | " + "".join(traceback.format_exception(exc)[-3:]).strip()
     with contextlib.suppress(OSError):
         send(ctx.conn, {"t": "error", "step": ctx.step, "reason": reason})
@@ -167,11 +168,15 @@ def _init(ctx: InitContext) -> None:
     for m in plan.mounts:
         ctx.step = f"mounts[{m.index}] {m.destination}"
         rootfs.do_mount(plan, m, ctx.cgroup_mounts, in_userns)
-    for dev in plan.devices:
-        ctx.step = f"device {dev.path}"
-        rootfs.make_device(plan.rootfs, dev, in_userns)
-    ctx.step = "dev links"
-    rootfs.dev_links(plan.rootfs)
+    dirs = rootfs.DirFds(plan.rootfs)
+    try:
+        for dev in plan.devices:
+            ctx.step = f"device {dev.path}"
+            rootfs.make_device(dirs, dev, in_userns)
+        ctx.step = "dev links"
+        rootfs.dev_links(dirs)
+    finally:
+        dirs.close()
     if plan.hooks.get("create_runtime"):
         ctx.step = "createRuntime hooks"
         send(ctx.conn, {"t": "hooks"})

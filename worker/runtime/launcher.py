@@ -11,6 +11,7 @@ import errno
 import os
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -25,7 +26,8 @@ from worker.runtime.errors import BundleInvalid, CreateFailed, OperationFailed
 from worker.runtime.init import InitContext, direct_main, recv, send, setup_main
 from worker.runtime.lazylog import LazyLogger
 from worker.runtime.paths import PathEscape, resolve_in_root
-from worker.runtime.plan import JOIN_ORDER, NAMESPACES, Plan, ProcessPlan, make_plan
+from worker.runtime.plan import JOIN_ORDER, NAMESPACES, Plan, ProcessPlan
+from worker.runtime.planner import make_plan
 from worker.runtime.spec import load_spec
 from worker.runtime.state import (
     ContainerRecord,
@@ -39,6 +41,9 @@ from worker.runtime.state import (
 log = LazyLogger(__name__)
 
 CREATE_TIMEOUT = 60.0
+
+# Forks a direct init elsewhere (the helper's zygote): its pid, or None to fork it here.
+Forker = Callable[[InitContext], "int | None"]
 
 
 @dataclass
@@ -113,9 +118,11 @@ def wait_gone(pid: int, start: int | None, timeout: float) -> bool:
 
 def create(root: Path, container_id: str, bundle: str, *,
            stdio: tuple[int, int, int] = (0, 1, 2),
-           hierarchies: list[cgroups.Hierarchy] | None = None) -> Created:
+           hierarchies: list[cgroups.Hierarchy] | None = None,
+           forker: Forker | None = None) -> Created:
     """Create a container whose init waits at the gate; unwind everything if a step fails.
-    ``hierarchies``: the cgroup hierarchies, if the caller already knows them."""
+    ``hierarchies``: the cgroup hierarchies, if the caller already knows them; ``forker``:
+    where to fork an init that needs no setup child, if not here."""
     bundle = os.path.abspath(bundle)
     plan = make_plan(load_spec(bundle), bundle)
     preflight(plan)
@@ -148,7 +155,7 @@ def create(root: Path, container_id: str, bundle: str, *,
                           cgroup_procs=cgroups.procs_files(cg_dirs), cgroup_mounts=cg_mounts,
                           state_json=state_json)
         ctx.direct = _direct(plan)
-        setup_pid = _fork_direct(ctx, parent_sock) if ctx.direct else os.fork()
+        setup_pid = _fork_direct(ctx, parent_sock, forker) if ctx.direct else os.fork()
         if setup_pid == 0:
             parent_sock.close()
             setup_main(ctx)
@@ -191,10 +198,14 @@ def _direct(plan: Plan) -> bool:
                                             for ns in plan.namespaces)
 
 
-def _fork_direct(ctx: InitContext, parent_sock: socket.socket) -> int:
+def _fork_direct(ctx: InitContext, parent_sock: socket.socket, forker: Forker | None) -> int:
     """Fork the container's init itself (one fork instead of two): ``unshare(CLONE_NEWPID)``
     moves only this process's future children into a new pid namespace, and setting our own
     pid namespace back right after the fork undoes that for the launcher. Returns the pid."""
+    if forker is not None:
+        pid = forker(ctx)
+        if pid is not None:
+            return pid
     if not ctx.plan.creates("pid"):
         pid = os.fork()
         if pid == 0:

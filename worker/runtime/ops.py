@@ -49,6 +49,8 @@ class Runtime:
         self.root = Path(root)
         # Read once: cgroup hierarchies are mounted at boot, and our own cgroup stays put.
         self._hierarchies: builtins.list[cgroups.Hierarchy] | None = None
+        # Where inits are forked when they can be forked directly (the helper's zygote).
+        self.forker: launcher.Forker | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
     def create(self, container_id: str, bundle: str, *,
@@ -57,7 +59,7 @@ class Runtime:
             self._hierarchies = cgroups.discover()
         try:
             return launcher.create(self.root, container_id, bundle, stdio=stdio,
-                                   hierarchies=self._hierarchies)
+                                   hierarchies=self._hierarchies, forker=self.forker)
         except CreateFailed as exc:
             if exc.step == "cgroups":
                 self._hierarchies = None  # perhaps the hierarchies did change: read them again

@@ -120,42 +120,69 @@ def _mount_cgroups(root: str, m: MountPlan, cgroup_dirs: dict[str, str]) -> None
         sc.mount(None, target, None, MS_BIND | MS_REMOUNT | (flags & ~(MS_BIND | MS_REC)))
 
 
-def make_device(root: str, dev: DevicePlan, in_userns: bool) -> None:
-    path = resolve_in_root(root, dev.path)
-    parent = os.path.dirname(path)
-    if not os.path.isdir(parent):
-        os.makedirs(parent, exist_ok=True)
+class DirFds:
+    """Directories inside the rootfs, each resolved and opened (O_PATH) once: devices and
+    links are then made relative to them, with no path walked again."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.fds: dict[str, int] = {}
+
+    def get(self, directory: str) -> int:
+        fd = self.fds.get(directory)
+        if fd is None:
+            fd = _open_target(self.root, directory, is_dir=True)
+            self.fds[directory] = fd
+        return fd
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
+
+
+_NODE_KINDS = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+
+
+def make_device(dirs: DirFds, dev: DevicePlan, in_userns: bool) -> None:
     if in_userns:
+        path = resolve_in_root(dirs.root, dev.path)
         if os.path.lexists(path):
             os.unlink(path)
         # mknod is not allowed in a user namespace: bind the host's node instead.
-        _mount_at(root, dev.path, is_dir=False, source=dev.path, fstype=None, flags=MS_BIND)
+        _mount_at(dirs.root, dev.path, is_dir=False, source=dev.path, fstype=None,
+                  flags=MS_BIND)
         return
-    kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[dev.kind]
-    mode, number = kind | (dev.mode & 0o7777), os.makedev(dev.major, dev.minor)
+    parent, name = os.path.split(dev.path)
+    fd = dirs.get(parent)
+    mode, number = _NODE_KINDS[dev.kind] | (dev.mode & 0o7777), os.makedev(dev.major, dev.minor)
+    umask = os.umask(0)  # the mode exactly as configured
     try:
-        os.mknod(path, mode, number)
-    except FileExistsError:  # whatever the image has there is replaced
-        os.unlink(path)
-        os.mknod(path, mode, number)
-    os.chmod(path, dev.mode & 0o7777)  # mknod's mode is filtered by the umask
-    os.chown(path, dev.uid, dev.gid)
+        try:
+            os.mknod(name, mode, number, dir_fd=fd)
+        except FileExistsError:  # whatever the image has there is replaced
+            os.unlink(name, dir_fd=fd)
+            os.mknod(name, mode, number, dir_fd=fd)
+    finally:
+        os.umask(umask)
+    os.chown(name, dev.uid, dev.gid, dir_fd=fd, follow_symlinks=False)
 
 
-def dev_links(root: str) -> None:
-    links = [("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
-             ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
-             ("pts/ptmx", "/dev/ptmx")]
+def dev_links(dirs: DirFds) -> None:
+    links = [("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
+             ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"),
+             ("pts/ptmx", "ptmx")]
     if os.path.exists("/proc/kcore"):
-        links.append(("/proc/kcore", "/dev/core"))
-    for target, link in links:
-        path = resolve_in_root(root, link)
-        if os.path.lexists(path):
-            if link == "/dev/ptmx":
-                os.unlink(path)
-            else:
-                continue
-        os.symlink(target, path)
+        links.append(("/proc/kcore", "core"))
+    fd = dirs.get("/dev")
+    for target, name in links:
+        try:
+            os.symlink(target, name, dir_fd=fd)
+        except FileExistsError:
+            if name != "ptmx":
+                continue  # the image's own stays
+            os.unlink(name, dir_fd=fd)
+            os.symlink(target, name, dir_fd=fd)
 
 
 def pivot(root: str) -> None:

@@ -6,14 +6,20 @@ Every wrapper raises OSError with errno and a short description, like the os mod
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The symbols already loaded into this process, libc's among them: no library search (which
+# would run ``ldconfig``) at import time.
+_libc = ctypes.CDLL(None, use_errno=True)
+# The same symbols called without releasing the GIL: for clone, whose child must resume
+# holding it exactly as the parent does.
+_libc_gil = ctypes.PyDLL(None, use_errno=True)
 
-SYS_PIVOT_ROOT = 155  # x86_64
+SYS_CLONE = 56  # x86_64
+SYS_PIVOT_ROOT = 155
 SYS_OPENAT2 = 437
 
+CLONE_PARENT = 0x00008000
 MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
 PR_SET_KEEPCAPS = 8
@@ -113,3 +119,20 @@ def close_from(lowfd: int) -> None:
     if _libc.syscall(ctypes.c_long(SYS_CLOSE_RANGE), ctypes.c_uint(lowfd),
                      ctypes.c_uint(0xFFFFFFFF), ctypes.c_uint(0)) < 0:
         os.closerange(lowfd, os.sysconf("SC_OPEN_MAX"))
+
+
+def clone_sibling(flags: int) -> int:
+    """Fork with ``clone(CLONE_PARENT | flags | SIGCHLD)``: the child is our parent's child,
+    not ours. Like ``os.fork``, returns 0 in the child and its pid in the parent.
+
+    Only for a single-threaded process whose child does little before it execs or exits:
+    unlike ``fork(3)`` this runs no at-fork handlers (neither glibc's nor Python's), which is
+    harmless where no other thread can hold a lock, and glibc's cached thread id stays the
+    parent's (glibc's own signal and thread calls read the real one from the kernel)."""
+    import signal
+
+    result = _libc_gil.syscall(ctypes.c_long(SYS_CLONE),
+                               ctypes.c_ulong(CLONE_PARENT | flags | signal.SIGCHLD),
+                               ctypes.c_void_p(None), ctypes.c_void_p(None),
+                               ctypes.c_void_p(None), ctypes.c_ulong(0))
+    return _check(result, "clone")

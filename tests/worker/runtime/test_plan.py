@@ -20,7 +20,7 @@ from worker.runtime.mountopts import (
     parse_options,
 )
 from worker.runtime.paths import PathEscape, resolve_in_root
-from worker.runtime.plan import make_plan
+from worker.runtime.planner import make_plan
 from worker.runtime.spec import Resources, decode_spec
 
 

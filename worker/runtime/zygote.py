@@ -1,0 +1,156 @@
+"""A small process, started once by the runtime helper, that forks container inits for it.
+
+Forking copies the page tables of the process that forks, the child then pays a fault for
+every page it writes, and exec'ing the container's program tears that address space down
+again. The helper is a Python process of ~36 MiB (msgspec, structlog, the wire protocol); this
+one is started with ``python -S`` and imports only what an init runs (``init``, ``rootfs``,
+``process``, ``syscalls``, ``plan``: ~16 MiB), so every init is cheaper to fork and to exec.
+
+It forks with ``clone(CLONE_PARENT)``: the init is the helper's child, as if the helper had
+forked it, so the helper reaps it and reads its exit status as before, and the death signal an
+init arms during create follows the helper.
+
+Over a SOCK_SEQPACKET socket (fd 3), after ``{"ready": PID}``, the helper sends either
+``S`` + a pickled ``Spawn`` with, as SCM_RIGHTS, the init's end of the launcher's socketpair and
+its three stdio descriptors (answer ``{"pid": N}``, or ``{"errno": E, "reason": "..."}`` when
+clone failed), or ``R`` for a spare (answer ``{"spare": PID}`` with the spare's socket).
+Only the helper that started the zygote holds the other end: the pickles are its own.
+
+A spare (Android's zygote calls them unspecialized app processes) is an init cloned ahead of
+time into a new pid namespace, waiting on its own socket for the same pickled ``Spawn`` and
+descriptors; the helper hands a create straight to it, so neither the clone nor a round trip
+through the zygote is on the create's path, and asks for the next spare afterwards. A spare
+whose socket closes (the helper is gone) exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+from typing import NoReturn
+
+from worker.runtime import syscalls as sc
+from worker.runtime.init import InitContext, direct_main
+from worker.runtime.plan import NAMESPACES, Plan
+
+MAX_REQUEST = 1 << 20  # a plan with large hooks or many mounts stays far below this
+FDS_PER_REQUEST = 4   # the init's socket, stdin, stdout, stderr
+SOCKET_FD = 3
+
+
+@dataclass
+class Spawn:
+    """InitContext without what travels as descriptors."""
+
+    container_id: str
+    plan: Plan
+    fifo_path: str
+    cgroup_procs: list[str]
+    cgroup_mounts: dict[str, str]
+    state_json: bytes
+
+
+def _reply(sock: socket.socket, message: dict[str, object]) -> None:
+    sock.send(json.dumps(message).encode())
+
+
+def _become_init(data: bytes, fds: list[int]) -> NoReturn:
+    """In a cloned child: turn the request into the container's init (never returns)."""
+    try:
+        spawn = pickle.loads(data)
+        conn_fd, stdin, stdout, stderr = fds
+        ctx = InitContext(container_id=spawn.container_id, plan=spawn.plan,
+                          conn=socket.socket(fileno=conn_fd), fifo_path=spawn.fifo_path,
+                          stdio=(stdin, stdout, stderr), cgroup_procs=spawn.cgroup_procs,
+                          cgroup_mounts=spawn.cgroup_mounts, state_json=spawn.state_json,
+                          direct=True)
+    except BaseException:
+        os._exit(1)  # the launcher sees its socket close: "exited before reporting"
+    direct_main(ctx)
+
+
+def _spare_main(sock: socket.socket) -> NoReturn:
+    """A spare: wait for the request, then become that container's init."""
+    try:
+        data, fds, _flags, _addr = socket.recv_fds(sock, MAX_REQUEST, FDS_PER_REQUEST)
+    except BaseException:
+        os._exit(0)
+    if not data or len(fds) != FDS_PER_REQUEST:
+        os._exit(0)  # the helper is gone, or this is not a request
+    sock.close()
+    _become_init(data, fds)
+
+
+def _clone_spare(helper: socket.socket) -> None:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        pid = sc.clone_sibling(NAMESPACES["pid"][0])
+        if pid == 0:
+            helper.close()
+            ours.close()
+            _spare_main(theirs)
+        socket.send_fds(helper, [json.dumps({"spare": pid}).encode()], [ours.fileno()])
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def _clone_init(helper: socket.socket, data: bytes, fds: list[int]) -> int:
+    """Clone a container's init now; in the child, become it. Returns the init's pid."""
+    if len(fds) != FDS_PER_REQUEST:
+        raise OSError(22, f"expected {FDS_PER_REQUEST} descriptors, got {len(fds)}")
+    spawn = pickle.loads(data)
+    if not isinstance(spawn, Spawn):
+        raise OSError(22, "not a spawn request")
+    pid = sc.clone_sibling(NAMESPACES["pid"][0] if spawn.plan.creates("pid") else 0)
+    if pid == 0:
+        helper.close()
+        _become_init(data, fds)
+    return pid
+
+
+def serve(sock: socket.socket) -> None:
+    _reply(sock, {"ready": os.getpid()})
+    while True:
+        message, fds, _flags, _addr = socket.recv_fds(sock, MAX_REQUEST, FDS_PER_REQUEST)
+        if not message:
+            return  # the helper is gone
+        try:
+            if message[:1] == b"R":
+                try:
+                    _clone_spare(sock)
+                except OSError as exc:
+                    _reply(sock, {"spare_failed": str(exc)})
+            else:
+                try:
+                    pid = _clone_init(sock, message[1:], fds)
+                except OSError as exc:
+                    _reply(sock, {"errno": exc.errno or 5, "reason": str(exc)})
+                else:
+                    _reply(sock, {"pid": pid})
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+
+def main() -> None:
+    """``python -S -c "from worker.runtime.zygote import main; main()" HELPER_PID``"""
+    # The helper's death takes this process with it; it has nothing to clean up.
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if str(os.getppid()) != sys.argv[1]:
+        sys.exit(1)  # the helper died before the death signal was armed
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=SOCKET_FD)
+    with contextlib.suppress(ConnectionError, EOFError):
+        serve(sock)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
