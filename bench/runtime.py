@@ -138,7 +138,9 @@ def main(argv: list[str]) -> int:
                             f"command_vs_runc{suffix}": round(cmd / runc_ms, 3)})
             rows.append(["netns" if netns else "no netns", inproc, library, cmd, runc_ms,
                          crun_ms, inproc / crun_ms])
-        figures["overhead_kib_per_container"] = asyncio.run(_overhead(base / "hstate", base))
+        per_container, footprint = asyncio.run(_overhead(base / "hstate", base))
+        figures["overhead_kib_per_container"] = per_container
+        figures.update({f"{name}_pss_kib": kib for name, kib in footprint.items()})
     finally:
         os.close(devnull)
         shutil.rmtree(base, ignore_errors=True)
@@ -147,6 +149,8 @@ def main(argv: list[str]) -> int:
                  "runc", "crun (reference)", "in-process / crun"], rows)
     print(f"host memory per running container attributable to shoal: "
           f"{figures['overhead_kib_per_container']} KiB")
+    print(f"once per host (proportional set size): helper {figures['helper_pss_kib']} KiB, "
+          f"zygote {figures['zygote_pss_kib']} KiB, spare init {figures['spare_pss_kib']} KiB")
     path = write_results("runtime", figures, quick=args.quick)
     print(f"wrote {path}")
     return 0
@@ -177,17 +181,34 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+def _pss_kib(pid: int) -> int:
+    """Proportional set size: pages shared with other processes (the zygote's with its spare)
+    count once in all, not once per process."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
             return int(line.split()[1])
     return 0
 
 
-async def _overhead(root: Path, base: Path) -> float:
-    """Host memory per running container that is shoal's: the helper's RSS growth while it
-    runs k containers (the helper itself, once per host, is reported apart), plus any other
-    process that is not a container's."""
+def _per_host(helper: int) -> dict[str, list[int]]:
+    """The helper's own processes: itself, its zygote, the zygote's spare init."""
+    own_ns = os.readlink(f"/proc/{helper}/ns/pid")
+    found: dict[str, list[int]] = {"helper": [helper], "zygote": [], "spare": []}
+    for pid in _children(helper):
+        try:
+            if b"worker.runtime.zygote" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue
+            same_ns = os.readlink(f"/proc/{pid}/ns/pid") == own_ns
+        except OSError:
+            continue
+        found["zygote" if same_ns else "spare"].append(pid)
+    return found
+
+
+async def _overhead(root: Path, base: Path) -> tuple[float, dict[str, int]]:
+    """Host memory per running container that is shoal's: the growth of the helper and its
+    zygote (proportional set size) while they run k containers, plus any other process that is
+    not a container's; and the per-host footprint (helper, zygote, spare), reported apart."""
     from worker.runtime.client import RuntimeHelper
 
     bundle = base / "nonet"
@@ -198,20 +219,25 @@ async def _overhead(root: Path, base: Path) -> float:
     k = 20
     ids = [f"m{i}" for i in range(k)]
     try:
-        # One container first, so the helper's one-off growth (imports, buffers) is not counted.
-        await rt.create("warm", bundle)
-        await rt.delete("warm", force=True)
-        before = _rss_kib(rt.helper_pid)
+        # Containers first, so the one-off growth (imports, buffers) is not counted.
+        for cid in ("warm1", "warm2"):
+            await rt.create(cid, bundle)
+            await rt.delete(cid, force=True)
+        helper = rt.helper_pid
+        hosts = _per_host(helper)
+        before = sum(_pss_kib(p) for p in hosts["helper"] + hosts["zygote"])
         for cid in ids:
             await rt.create(cid, bundle)
             await rt.start(cid)
         container_pids = {pid for cid in ids for pid in await rt.ps(cid)}
-        helper = rt.helper_pid
-        extra = sum(_rss_kib(p) for p in _children(helper) if p not in container_pids)
-        after = _rss_kib(helper)
+        hosts = _per_host(helper)
+        ours = {p for pids in hosts.values() for p in pids}
+        extra = sum(_pss_kib(p) for p in _children(helper)
+                    if p not in container_pids and p not in ours)
+        after = sum(_pss_kib(p) for p in hosts["helper"] + hosts["zygote"])
+        footprint = {name: sum(_pss_kib(p) for p in pids) for name, pids in hosts.items()}
     finally:
         for cid in ids:
             await rt.delete(cid, force=True)
         await rt.shutdown()
-    print(f"runtime helper RSS (once per host): {after} KiB")
-    return round(max(0, after - before + extra) / k, 1)
+    return round(max(0, after - before + extra) / k, 1), footprint

@@ -1,0 +1,180 @@
+"""The runtime helper's zygote: inits come from its spare or its clones and stay the helper's
+children; a dead spare or a dead zygote costs nothing but speed; nothing outlives the helper."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.worker.runtime.conftest import Bundle
+from tests.worker.runtime.test_helper import TIMEOUT, read_all, run, spawn
+from tests.worker.runtime.test_lifecycle import cgroup_leftovers
+from worker.runtime import CreateFailed
+from worker.runtime.client import RuntimeHelper
+
+pytestmark = pytest.mark.root
+
+
+def children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def zygote_kids(helper: int) -> tuple[list[int], list[int]]:
+    """The helper's children that run the zygote's code: (zygotes, spares). A spare waits in
+    its own pid namespace; the zygote shares the helper's."""
+    own_ns = os.readlink(f"/proc/{helper}/ns/pid")
+    zygotes, spares = [], []
+    for pid in children(helper):
+        try:
+            if b"worker.runtime.zygote" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue
+            (zygotes if os.readlink(f"/proc/{pid}/ns/pid") == own_ns else spares).append(pid)
+        except OSError:
+            continue  # it just exited
+    return zygotes, spares
+
+
+def ppid(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no PPid for {pid}")
+
+
+def kill_and_await(pid: int) -> None:
+    """SIGKILL a process that is not our child and wait until it has exited."""
+    fd = os.pidfd_open(pid)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        assert select.select([fd], [], [], TIMEOUT)[0]
+    finally:
+        os.close(fd)
+
+
+async def run_to_exit(rt: RuntimeHelper, cid: str, bundle: Bundle) -> tuple[int, bytes, int]:
+    """Create, start, wait and delete; (init pid, stdout, exit code)."""
+    out_r, out_w = os.pipe()
+    await rt.create(cid, bundle.path, stdout=out_w)
+    os.close(out_w)
+    pid = (await rt.state(cid)).pid
+    assert ppid(pid) == rt.helper_pid  # cloned beside the zygote: the helper reaps it
+    await rt.start(cid)
+    code = (await rt.wait(cid)).code
+    await rt.delete(cid)
+    assert code is not None
+    return pid, read_all(out_r), code
+
+
+def test_inits_come_from_the_spare_and_the_zygote(need_root: None,
+                                                  make_bundle: Callable[..., Bundle],
+                                                  state_root: Path,
+                                                  helper_pids: list[int]) -> None:
+    echo = make_bundle(["sh", "-c", "echo pid $$; exit 4"])
+
+    def host_pid(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["namespaces"] = [ns for ns in cfg["linux"]["namespaces"]
+                                      if ns["type"] != "pid"]
+    shared = make_bundle(["sh", "-c", "echo shared"], host_pid)
+
+    async def body() -> None:
+        rt = await spawn(state_root, helper_pids)
+        # The first create waits for the zygote; its spare is asked for at start.
+        _first, out, code = await run_to_exit(rt, "z1", echo)
+        assert (out, code) == (b"pid 1\n", 4)
+        zygotes, spares = zygote_kids(rt.helper_pid)
+        assert len(zygotes) == 1
+        used = 0
+        for n in range(2, 12):
+            # The next spare is cloned after the zygote has answered: usually there by now.
+            spare = spares[0] if spares else None
+            pid, out, code = await run_to_exit(rt, f"z{n}", echo)
+            assert (out, code) == (b"pid 1\n", 4)
+            if spare is not None:
+                assert pid == spare  # the spare became the init
+                used += 1
+            _, spares = zygote_kids(rt.helper_pid)
+            assert len(spares) <= 1
+        assert used >= 1
+        # No new pid namespace: the zygote clones one on the spot.
+        _, out, code = await run_to_exit(rt, "shared", shared)
+        assert (out, code) == (b"shared\n", 0)
+        assert zygote_kids(rt.helper_pid)[0] == zygotes
+        await rt.shutdown()
+        # The zygote and its spare follow the helper out.
+        for pid in zygotes + spares:
+            assert not Path(f"/proc/{pid}").exists() or _exits(pid)
+
+    run(body)
+    assert sorted(p.name for p in state_root.iterdir()) == [".helper.lock"]
+
+
+def _exits(pid: int) -> bool:
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], TIMEOUT)[0])
+    finally:
+        os.close(fd)
+
+
+def test_a_dead_spare_or_zygote_costs_only_speed(need_root: None,
+                                                 make_bundle: Callable[..., Bundle],
+                                                 state_root: Path,
+                                                 helper_pids: list[int]) -> None:
+    echo = make_bundle(["sh", "-c", "echo ok"])
+
+    async def body() -> None:
+        rt = await spawn(state_root, helper_pids)
+        assert (await run_to_exit(rt, "d1", echo))[1:] == (b"ok\n", 0)
+        zygotes, spares = zygote_kids(rt.helper_pid)
+        for n in range(10):  # a spare is cloned after each create: usually there at once
+            if spares:
+                break
+            assert (await run_to_exit(rt, f"d1.{n}", echo))[1:] == (b"ok\n", 0)
+            zygotes, spares = zygote_kids(rt.helper_pid)
+        assert len(zygotes) == 1 and len(spares) == 1
+        kill_and_await(spares[0])
+        # The spare is gone: the zygote clones the init instead.
+        assert (await run_to_exit(rt, "d3", echo))[1:] == (b"ok\n", 0)
+        kill_and_await(zygotes[0])
+        # The zygote is gone: the helper forks this one itself and starts a new zygote...
+        assert (await run_to_exit(rt, "d4", echo))[1:] == (b"ok\n", 0)
+        # ...which the next create waits for and uses.
+        assert (await run_to_exit(rt, "d5", echo))[1:] == (b"ok\n", 0)
+        now, _ = zygote_kids(rt.helper_pid)
+        assert len(now) == 1 and now != zygotes
+        await rt.shutdown()
+
+    run(body)
+    assert sorted(p.name for p in state_root.iterdir()) == [".helper.lock"]
+
+
+def test_a_failing_init_from_the_spare_names_its_step(need_root: None,
+                                                     make_bundle: Callable[..., Bundle],
+                                                     state_root: Path,
+                                                     helper_pids: list[int]) -> None:
+    def bad_mount(cfg: dict[str, Any]) -> None:
+        cfg["mounts"].append({"destination": "/mnt", "type": "nosuchfs", "source": "none"})
+    bad = make_bundle(["true"], bad_mount)
+    good = make_bundle(["sh", "-c", "echo fine"])
+
+    async def body() -> None:
+        rt = await spawn(state_root, helper_pids)
+        for attempt in range(3):  # the zygote's clone, then spares
+            with pytest.raises(CreateFailed) as info:
+                await rt.create(f"bad{attempt}", bad.path)
+            assert info.value.step.startswith("mounts[") and "/mnt" in info.value.step
+            assert not (state_root / f"bad{attempt}").exists()
+            assert cgroup_leftovers(f"bad{attempt}") == []
+        assert (await run_to_exit(rt, "after", good))[1:] == (b"fine\n", 0)
+        await rt.shutdown()
+
+    run(body)
