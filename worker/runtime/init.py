@@ -42,6 +42,9 @@ class InitContext:
     state_json: bytes
     step: str = "fork"
     direct: bool = False  # forked by the launcher straight into the pid namespace: no setup child
+    # The launcher makes the cgroups while this init creates its namespaces, and says when they
+    # are there: a direct init with no cgroup namespace and no mount namespace to join.
+    late_cgroups: bool = False
     extra_fds: list[int] = field(default_factory=list)
 
 
@@ -85,8 +88,17 @@ def direct_main(ctx: InitContext) -> NoReturn:
     """Entry of an init the launcher forked itself (already in its new pid namespace, if any):
     the setup child's steps, then the init's, in this one process."""
     try:
-        _enter(ctx)
-        _namespaces(ctx)
+        _stdio(ctx)
+        if ctx.late_cgroups:
+            _namespaces(ctx)
+            ctx.step = "wait for cgroups"
+            message, _ = recv(ctx.conn)
+            if message is None or message.get("t") != "cgroups":
+                raise OSError(5, "the launcher did not make the cgroups")
+            _join_cgroups(ctx)
+        else:
+            _join_cgroups(ctx)
+            _namespaces(ctx)
         _init(ctx)
     except BaseException as exc:
         _fail(ctx, exc)
@@ -94,7 +106,8 @@ def direct_main(ctx: InitContext) -> NoReturn:
 
 
 def _setup(ctx: InitContext) -> None:
-    _enter(ctx)
+    _stdio(ctx)
+    _join_cgroups(ctx)
     _namespaces(ctx)
     ctx.step = "fork init"
     pid = os.fork()
@@ -107,8 +120,8 @@ def _setup(ctx: InitContext) -> None:
     send(ctx.conn, {"t": "pid", "pid": pid})
 
 
-def _enter(ctx: InitContext) -> None:
-    """Death signal, stdio and the container's cgroups."""
+def _stdio(ctx: InitContext) -> None:
+    """Death signal and stdio."""
     ctx.step = "stdio"
     # The launcher may die mid-create: take the setup child with it.
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -118,6 +131,9 @@ def _enter(ctx: InitContext) -> None:
         else:
             os.set_inheritable(fd, True)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+
+def _join_cgroups(ctx: InitContext) -> None:
     ctx.step = "join cgroups"
     for path in ctx.cgroup_procs:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)

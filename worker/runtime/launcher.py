@@ -137,11 +137,11 @@ def create(root: Path, container_id: str, bundle: str, *,
     sd.make()
     with contextlib.ExitStack() as undo:
         undo.callback(sd.remove)
-        try:
-            made = cgroups.create(dirs, plan.resources)
-        except OSError as exc:
-            raise CreateFailed("cgroups", str(exc)) from exc
+        made: list[str] = []
         undo.callback(cgroups.remove, made)
+        late_cgroups = _late_cgroups(plan)
+        if not late_cgroups:
+            _make_cgroups(dirs, plan, made)
         cg_dirs = [d for _h, d in dirs]
         cg_mounts = {",".join(sorted(c.removeprefix("name=") for c in h.controllers)): d
                      for h, d in dirs if not h.unified}
@@ -155,6 +155,7 @@ def create(root: Path, container_id: str, bundle: str, *,
                           cgroup_procs=cgroups.procs_files(cg_dirs), cgroup_mounts=cg_mounts,
                           state_json=state_json)
         ctx.direct = _direct(plan)
+        ctx.late_cgroups = late_cgroups
         setup_pid = _fork_direct(ctx, parent_sock, forker) if ctx.direct else os.fork()
         if setup_pid == 0:
             parent_sock.close()
@@ -166,6 +167,11 @@ def create(root: Path, container_id: str, bundle: str, *,
         # Registered before _drive: a failing init must be killed and reaped before its
         # cgroup can be removed (even a zombie keeps a v1 cgroup busy).
         undo.callback(_kill_all, pids)
+        if late_cgroups:
+            # While the init creates its namespaces; it joins them once told they are there.
+            _make_cgroups(dirs, plan, made)
+            with contextlib.suppress(OSError):  # an init that failed first: _drive says why
+                send(parent_sock, {"t": "cgroups"})
         init_pid, pty = _drive(parent_sock, plan, setup_pid, container_id, bundle, pids)
         if pty is not None:
             undo.callback(os.close, pty)
@@ -188,6 +194,23 @@ def create(root: Path, container_id: str, bundle: str, *,
         parent_sock.close()
         return Created(record, pty)
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack re-raises
+
+
+def _make_cgroups(dirs: list[tuple[cgroups.Hierarchy, str]], plan: Plan,
+                  made: list[str]) -> None:
+    try:
+        made.extend(cgroups.create(dirs, plan.resources))
+    except OSError as exc:
+        raise CreateFailed("cgroups", str(exc)) from exc
+
+
+def _late_cgroups(plan: Plan) -> bool:
+    """Whether the init may create its namespaces before it joins its cgroups, so that the
+    launcher makes them meanwhile: a direct init, and no namespace that needs the cgroups
+    joined first (a cgroup namespace, or a mount namespace joined by path, where the host's
+    cgroup paths may not be)."""
+    return _direct(plan) and not plan.has("cgroup") and not any(
+        ns.kind == "mount" and ns.path is not None for ns in plan.namespaces)
 
 
 def _direct(plan: Plan) -> bool:

@@ -54,6 +54,7 @@ class Spawn:
     cgroup_procs: list[str]
     cgroup_mounts: dict[str, str]
     state_json: bytes
+    late_cgroups: bool
 
 
 def _reply(sock: socket.socket, message: dict[str, object]) -> None:
@@ -69,7 +70,7 @@ def _become_init(data: bytes, fds: list[int]) -> NoReturn:
                           conn=socket.socket(fileno=conn_fd), fifo_path=spawn.fifo_path,
                           stdio=(stdin, stdout, stderr), cgroup_procs=spawn.cgroup_procs,
                           cgroup_mounts=spawn.cgroup_mounts, state_json=spawn.state_json,
-                          direct=True)
+                          direct=True, late_cgroups=spawn.late_cgroups)
     except BaseException:
         os._exit(1)  # the launcher sees its socket close: "exited before reporting"
     direct_main(ctx)

@@ -158,7 +158,8 @@ class Zygote:
                       # Resources are the launcher's business (cgroups), not the init's.
                       plan=ctx.plan if ctx.plan.resources is None else _without_resources(ctx),
                       fifo_path=ctx.fifo_path, cgroup_procs=ctx.cgroup_procs,
-                      cgroup_mounts=ctx.cgroup_mounts, state_json=ctx.state_json)
+                      cgroup_mounts=ctx.cgroup_mounts, state_json=ctx.state_json,
+                      late_cgroups=ctx.late_cgroups)
         data = pickle.dumps(spawn, protocol=pickle.HIGHEST_PROTOCOL)
         fds = [ctx.conn.fileno(), *ctx.stdio]
         assert len(fds) == FDS_PER_REQUEST
