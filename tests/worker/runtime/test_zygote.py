@@ -3,6 +3,7 @@ children; a dead spare or a dead zygote costs nothing but speed; nothing outlive
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -178,3 +179,47 @@ def test_a_failing_init_from_the_spare_names_its_step(need_root: None,
         await rt.shutdown()
 
     run(body)
+
+
+def test_hooks_and_limits_through_the_zygote(need_root: None,
+                                            make_bundle: Callable[..., Bundle],
+                                            state_root: Path, tmp_path: Path,
+                                            helper_pids: list[int]) -> None:
+    """The zygote runs with ``python -S``: hooks (typed structs in the plan) still reach the
+    init, and the limits are the launcher's, on the init's cgroup."""
+    log = tmp_path / "hooks.log"
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["hooks"] = {k: [{"path": "/bin/sh",
+                             "args": ["sh", "-c", f"echo {k} $(cat) >> {log}"]}]
+                        for k in ("createRuntime", "createContainer")}
+        # startContainer runs in the container: it leaves the state where the process reads it.
+        cfg["hooks"]["startContainer"] = [{"path": "/bin/sh",
+                                           "args": ["sh", "-c", "cat > /tmp/state"]}]
+        cfg["linux"]["resources"] = {"memory": {"limit": 64 << 20}}
+    bundle = make_bundle(["cat", "/tmp/state"], edit)
+
+    async def body() -> None:
+        rt = await spawn(state_root, helper_pids)
+        for n in range(3):  # through the zygote's clone, then through spares
+            out_r, out_w = os.pipe()
+            await rt.create(f"h{n}", bundle.path, stdout=out_w)
+            os.close(out_w)
+            pid = (await rt.state(f"h{n}")).pid
+            assert ppid(pid) == rt.helper_pid
+            memory = next(line.split(":", 2)[2] for line in
+                          Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+                          if ":memory:" in line)
+            limit = Path(f"/sys/fs/cgroup/memory{memory}/memory.limit_in_bytes").read_text()
+            assert int(limit) == 64 << 20
+            await rt.start(f"h{n}")
+            assert (await rt.wait(f"h{n}")).code == 0
+            assert json.loads(read_all(out_r))["id"] == f"h{n}"
+            await rt.delete(f"h{n}")
+        await rt.shutdown()
+
+    run(body)
+    lines = log.read_text().splitlines()
+    assert [line.split()[0] for line in lines] == ["createRuntime", "createContainer"] * 3
+    assert [json.loads(line.split(" ", 1)[1])["id"] for line in lines] == [
+        "h0", "h0", "h1", "h1", "h2", "h2"]
