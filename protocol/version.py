@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from importlib import metadata
-
-from protocol.errors import VersionMismatch
-
 PROTOCOL_VERSION = 1
 # Versions this build can speak, newest first. A peer offering none of them is refused.
 SUPPORTED_VERSIONS: tuple[int, ...] = (PROTOCOL_VERSION,)
 
 
 def package_version() -> str:
+    from importlib import metadata  # ~10 ms to import, for the version verbs alone
+
     try:
         return metadata.version("shoal")
     except metadata.PackageNotFoundError:
@@ -22,6 +20,8 @@ def choose_version(offered: list[int], supported: tuple[int, ...] = SUPPORTED_VE
     """The newest version both sides speak; VersionMismatch (with both lists) when none."""
     common = set(offered) & set(supported)
     if not common:
+        from protocol.errors import VersionMismatch
+
         theirs = ", ".join(str(v) for v in sorted(offered)) or "none"
         ours = ", ".join(str(v) for v in sorted(supported))
         raise VersionMismatch(

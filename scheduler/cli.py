@@ -6,15 +6,14 @@ import importlib
 from pathlib import Path
 
 import click
-import uvloop
 
 from protocol.addresses import DEFAULT_SCHEDULER, DEFAULT_WORKER
-from protocol.errors import ShoalError
 from protocol.version import PROTOCOL_VERSION, package_version
-from scheduler.logs import configure_logging
 
 # Commands that live in their own modules, imported only when used: a `shoal ps` should not
-# pay for the scheduler daemon, etcd's gRPC stubs or the runtime.
+# pay for the scheduler daemon, etcd's gRPC stubs or the runtime. Nor does this module import
+# structlog, uvloop or msgspec before a command needs them: `shoal runtime` runs once per
+# container operation, and `shoal version` should print at once.
 LAZY_COMMANDS = {
     **{name: f"scheduler.cli_containers:{attr}" for name, attr in [
         ("create", "create"), ("run", "run"), ("start", "start"), ("stop", "stop"),
@@ -48,9 +47,24 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default=None, help="Log level (default: $SHOAL_LOG or info).")
-def main(log_level: str | None) -> None:
+@click.pass_context
+def main(ctx: click.Context, log_level: str | None) -> None:
     """shoal: a message-driven distributed container scheduler."""
-    configure_logging(log_level)
+    if ctx.invoked_subcommand == "version":
+        return  # it logs nothing, and structlog takes longer to import than the rest of it
+    if ctx.invoked_subcommand == "runtime":
+        # The runtime imports structlog only if it logs (seldom): configure it at that point.
+        from worker.runtime.lazylog import before_first_use
+
+        before_first_use(lambda: _configure_logging(log_level))
+    else:
+        _configure_logging(log_level)
+
+
+def _configure_logging(level: str | None) -> None:
+    from scheduler.logs import configure_logging  # imports structlog
+
+    configure_logging(level)
 
 
 @main.command()
@@ -58,8 +72,10 @@ def main(log_level: str | None) -> None:
               help="Size of the byte stream sent across two hops.")
 def demo(blob_mib: int) -> None:
     """Run the foundation end to end: private etcd, a worker, a scheduler hop, a client."""
+    import uvloop
     from rich.console import Console
 
+    from protocol.errors import ShoalError
     from scheduler.demo import run_demo
 
     try:
@@ -78,8 +94,10 @@ def demo(blob_mib: int) -> None:
               help="Run an example job, show ps and nodes, then stop everything.")
 def dev(workers: int, listen: str, state_dir: Path | None, example: bool) -> None:
     """A one-host cluster: a private etcd, a scheduler and N workers, as real processes."""
+    import uvloop
     from rich.console import Console
 
+    from protocol.errors import ShoalError
     from scheduler.dev import run_dev
 
     try:
@@ -87,8 +105,6 @@ def dev(workers: int, listen: str, state_dir: Path | None, example: bool) -> Non
                            run_example=example))
     except ShoalError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
-
-
 
 
 @main.command()
@@ -110,6 +126,9 @@ def dev(workers: int, listen: str, state_dir: Path | None, example: bool) -> Non
 def worker(listen: str, state_dir: Path | None, driver: str, join: str, name: str,
            labels: tuple[str, ...], log_max_size: str, log_max_file: int) -> None:
     """Run a worker: standalone, or part of a cluster with --join."""
+    import uvloop
+
+    from protocol.errors import ShoalError
     from scheduler.cli_containers import parse_memory
     from worker.daemon import default_state_dir, run_worker
 

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import select
 import signal
-import socket
 import sys
-import termios
-import tty
 from pathlib import Path
 
 import click
 import msgspec
 
 from protocol.errors import ShoalError
-from worker.runtime import syscalls as sc
-from worker.runtime.lazylog import configure_cli
+from worker.runtime.lazylog import WARNING, configure_cli
 from worker.runtime.ops import DEFAULT_ROOT, Runtime, exit_code
 from worker.runtime.state import OciState
 
@@ -57,11 +52,12 @@ def runtime(ctx: click.Context, root: Path, log_path: str | None, log_format: st
     ctx.ensure_object(dict)
     ctx.obj["root"] = root
     # stdout belongs to the containers and to `state`/`list`: logs go to stderr, warnings up.
-    configure_cli(logging.WARNING)
+    configure_cli(WARNING)
 
 
 def _send_console(path: str, master: int) -> None:
     """Hand the pty master to whoever listens on --console-socket, as runc does."""
+    import socket  # here: it imports enum and selectors, and most verbs have no console
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.connect(path)
         socket.send_fds(s, [b"/dev/ptmx"], [master])
@@ -171,6 +167,8 @@ def _forward_signals(rt: Runtime, container_id: str) -> None:
 
 def _proxy_pty(master: int, pid: int) -> int:
     """Copy between our stdio and the container's pty until the process exits; its status."""
+    import termios
+    import tty
     old = None
     if os.isatty(0):
         old = termios.tcgetattr(0)
@@ -229,6 +227,8 @@ def _drain(master: int) -> None:
 def run(ctx: click.Context, bundle: str, detach: bool, console_socket: str | None,
         pid_file: str | None, keep: bool, container_id: str) -> None:
     """Create, start and (unless --detach) wait for a container, then delete it."""
+    from worker.runtime import syscalls as sc  # ctypes: only the verbs that fork need it
+
     rt = _rt(ctx)
     # The init is reparented to us when its setup parent exits, so we can reap its status.
     sc.set_child_subreaper()
@@ -271,6 +271,8 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
           detach: bool, use_tty: bool, console_socket: str | None, pid_file: str | None,
           process_json: str | None, container_id: str, command: tuple[str, ...]) -> None:
     """Run a process inside a running container; exits with its status."""
+    from worker.runtime import syscalls as sc
+
     rt = _rt(ctx)
     args = list(command)
     uid = gid = None

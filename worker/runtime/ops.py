@@ -10,16 +10,16 @@ import contextlib
 import os
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from protocol import signals
 from protocol.errors import InvalidArgument
-from worker.runtime import cgroups, launcher
+from worker.runtime import cgroups
 from worker.runtime import hooks as hookmod
 from worker.runtime.errors import CreateFailed, OperationFailed, WrongState
 from worker.runtime.lazylog import LazyLogger
-from worker.runtime.plan import CapSets, ProcessPlan
 from worker.runtime.state import (
     ContainerRecord,
     ExitRecord,
@@ -27,6 +27,12 @@ from worker.runtime.state import (
     StateDir,
     proc_start_time,
 )
+
+if TYPE_CHECKING:
+    # The launcher (the planner, the init, the mounts: ~15 ms of imports) is imported by the
+    # operations that fork or wait for a death, so that `shoal runtime state`, `start` and
+    # `kill` do not pay for it.
+    from worker.runtime import launcher
 
 log = LazyLogger(__name__)
 
@@ -55,6 +61,8 @@ class Runtime:
     # --- lifecycle ----------------------------------------------------------------------------
     def create(self, container_id: str, bundle: str, *,
                stdio: tuple[int, int, int] = (0, 1, 2)) -> launcher.Created:
+        from worker.runtime import launcher
+
         if self._hierarchies is None:
             self._hierarchies = cgroups.discover()
         try:
@@ -147,6 +155,8 @@ class Runtime:
         return saved.status
 
     def delete(self, container_id: str, *, force: bool = False) -> None:
+        from worker.runtime import launcher
+
         sd = StateDir(self.root, container_id)
         record = sd.load()
         status = sd.status(record)
@@ -205,6 +215,9 @@ class Runtime:
              stdio: tuple[int, int, int] = (0, 1, 2)) -> launcher.Executed:
         """Run a process in a running container's namespaces and cgroup: its pid, and the
         master of its new pty with ``tty`` (then ``stdio`` is not used)."""
+        from worker.runtime import launcher
+        from worker.runtime.plan import CapSets, ProcessPlan
+
         if not args:
             raise OperationFailed("exec needs a program to run")
         sd = StateDir(self.root, container_id)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -145,7 +144,17 @@ class StateDir:
         os.mkfifo(self.fifo, 0o600)
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        # The directory is flat (record, exit status, fifo, temporary files): unlinking them
+        # spares every `run` and `delete` the import of shutil, which loads zlib, bz2 and lzma.
+        try:
+            with os.scandir(self.path) as entries:
+                for entry in entries:
+                    os.unlink(entry.path)
+            os.rmdir(self.path)
+        except OSError:  # something else in there, or a race with another remover
+            import shutil
+
+            shutil.rmtree(self.path, ignore_errors=True)
 
     def save(self, record: ContainerRecord) -> None:
         atomic_write(self.record_path, msgspec.json.encode(record))

@@ -1,0 +1,48 @@
+"""The ``protocol`` package loads its names on first use, and loses none by doing so."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+import protocol
+from protocol.errors import known_codes
+
+
+def _fresh(code: str) -> str:
+    """Run ``code`` in a new interpreter (nothing imported yet) and return what it printed."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize("name", protocol.__all__)
+def test_every_public_name_is_the_defining_modules_object(name: str) -> None:
+    defining = importlib.import_module(f"protocol.{protocol._WHERE[name]}")
+    assert getattr(protocol, name) is getattr(defining, name)
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="martian"):
+        _ = protocol.martian
+
+
+def test_importing_errors_does_not_import_the_rest_of_the_package() -> None:
+    loaded = _fresh("import sys, protocol.errors; "
+                    "print(sorted(m for m in sys.modules if m.startswith('protocol')))")
+    assert loaded == "['protocol', 'protocol.errors', 'protocol.limits']"
+
+
+def test_a_fresh_process_rebuilds_every_protocol_error_from_its_code() -> None:
+    # protocol.errors alone registers every class of the protocol's tree: a process that
+    # imported nothing else still decodes each code into its own class.
+    out = _fresh(
+        "from protocol.errors import ErrorInfo, error_from_info, known_codes\n"
+        "for code, cls in sorted(known_codes().items()):\n"
+        "    assert type(error_from_info(ErrorInfo(code=code))) is cls, code\n"
+        "    print(code)")
+    ours = [code for code, cls in known_codes().items() if cls.__module__ == "protocol.errors"]
+    assert out.split() == sorted(ours)
