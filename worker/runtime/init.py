@@ -232,12 +232,18 @@ def _init(ctx: InitContext) -> None:
     ctx.step = "process.args"
     executable = procmod.find_executable(proc.args[0], proc.env)
     ctx.step = "report created"
-    send(ctx.conn, {"t": "created"})
-    ctx.conn.close()
     if ctx.direct:
-        # Created: from now on the container outlives the launcher (the setup child's death
-        # signal never reached the init, whose parent it was).
+        # From now on the container outlives the launcher: cleared before the report, or a
+        # launcher that dies after create has returned could still take the container along.
+        # (The setup child's death signal never reached an init it forked.)
         sc.prctl(sc.PR_SET_PDEATHSIG, 0)
+    send(ctx.conn, {"t": "created"})
+    # A launcher that dies before it has saved the container's state leaves nobody who knows
+    # of this container: its socket closes and the init goes.
+    reply, _ = recv(ctx.conn)
+    if reply is None or reply.get("t") != "saved":
+        os._exit(1)
+    ctx.conn.close()
     # The gate: wait for start's message (the container state, for startContainer hooks).
     state = b""
     while not state:

@@ -191,6 +191,8 @@ def create(root: Path, container_id: str, bundle: str, *,
         except OSError as exc:
             raise CreateFailed("save state", str(exc)) from exc
         undo.pop_all()
+        with contextlib.suppress(OSError):  # an init that died already is seen as stopped
+            send(parent_sock, {"t": "saved"})
         parent_sock.close()
         return Created(record, pty)
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack re-raises
