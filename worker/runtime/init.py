@@ -23,7 +23,7 @@ from worker.runtime import process as procmod
 from worker.runtime import rootfs
 from worker.runtime import syscalls as sc
 from worker.runtime.mountopts import MS_BIND
-from worker.runtime.plan import JOIN_ORDER, Plan
+from worker.runtime.plan import JOIN_ORDER, NAMESPACES, Plan
 
 MAX_MESSAGE = 65536
 
@@ -45,6 +45,10 @@ class InitContext:
     # The launcher makes the cgroups while this init creates its namespaces, and says when they
     # are there: a direct init with no cgroup namespace and no mount namespace to join.
     late_cgroups: bool = False
+    # Namespaces (clone flags) this init was cloned into ahead of its request (a spare of the
+    # zygote), and the zygote's own of those kinds, to go back to where the plan shares them.
+    made_ns: int = 0
+    own_ns: dict[str, int] = field(default_factory=dict)
     extra_fds: list[int] = field(default_factory=list)
 
 
@@ -166,12 +170,17 @@ def _namespaces(ctx: InitContext) -> None:
             raise OSError(5, "launcher did not write the id mappings")
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
+    for kind, fd in ctx.own_ns.items():
+        flag = NAMESPACES[kind][0]
+        if ctx.made_ns & flag and not plan.has(kind):
+            ctx.step = f"leave the spare's {kind} namespace"
+            sc.setns(fd, flag)
     flags = 0
     for ns in plan.namespaces:
         if ns.path is None and ns.kind != "user" and not (ctx.direct and ns.kind == "pid"):
             flags |= ns.flag
     ctx.step = "create namespaces"
-    sc.unshare(flags)
+    sc.unshare(flags & ~ctx.made_ns)
 
 
 def _init(ctx: InitContext) -> None:

@@ -13,7 +13,10 @@ init arms during create follows the helper.
 Over a SOCK_SEQPACKET socket (fd 3), after ``{"ready": PID}``, the helper sends either
 ``S`` + a pickled ``Spawn`` with, as SCM_RIGHTS, the init's end of the launcher's socketpair and
 its three stdio descriptors (answer ``{"pid": N}``, or ``{"errno": E, "reason": "..."}`` when
-clone failed), or ``R`` for a spare (answer ``{"spare": PID}`` with the spare's socket).
+clone failed), or ``R`` + a number for a spare (answer ``{"spare": PID}`` with the spare's
+socket): the network, IPC and UTS namespace flags the spare creates ahead of time, those of the
+helper's last create (a host's containers tend to look alike; a new network namespace alone
+costs ~0.5 ms). A spare whose request does not want one of them goes back to the zygote's.
 Only the helper that started the zygote holds the other end: the pickles are its own.
 
 A spare (Android's zygote calls them unspecialized app processes) is an init cloned ahead of
@@ -61,8 +64,15 @@ def _reply(sock: socket.socket, message: dict[str, object]) -> None:
     sock.send(json.dumps(message).encode())
 
 
-def _become_init(data: bytes, fds: list[int]) -> NoReturn:
-    """In a cloned child: turn the request into the container's init (never returns)."""
+# The namespaces a spare may create ahead of time. Not the mount namespace: it would copy the
+# mount table before the container's rootfs is mounted.
+AHEAD = NAMESPACES["network"][0] | NAMESPACES["ipc"][0] | NAMESPACES["uts"][0]
+
+
+def _become_init(data: bytes, fds: list[int], made: int = 0,
+                 own_ns: dict[str, int] | None = None) -> NoReturn:
+    """In a cloned child: turn the request into the container's init (never returns).
+    ``made``: the namespaces created with the clone; ``own_ns``: the zygote's, by kind."""
     try:
         spawn = pickle.loads(data)
         conn_fd, stdin, stdout, stderr = fds
@@ -70,13 +80,14 @@ def _become_init(data: bytes, fds: list[int]) -> NoReturn:
                           conn=socket.socket(fileno=conn_fd), fifo_path=spawn.fifo_path,
                           stdio=(stdin, stdout, stderr), cgroup_procs=spawn.cgroup_procs,
                           cgroup_mounts=spawn.cgroup_mounts, state_json=spawn.state_json,
-                          direct=True, late_cgroups=spawn.late_cgroups)
+                          direct=True, late_cgroups=spawn.late_cgroups, made_ns=made,
+                          own_ns=own_ns or {})
     except BaseException:
         os._exit(1)  # the launcher sees its socket close: "exited before reporting"
     direct_main(ctx)
 
 
-def _spare_main(sock: socket.socket) -> NoReturn:
+def _spare_main(sock: socket.socket, made: int, own_ns: dict[str, int]) -> NoReturn:
     """A spare: wait for the request, then become that container's init."""
     try:
         data, fds, _flags, _addr = socket.recv_fds(sock, MAX_REQUEST, FDS_PER_REQUEST)
@@ -85,17 +96,17 @@ def _spare_main(sock: socket.socket) -> NoReturn:
     if not data or len(fds) != FDS_PER_REQUEST:
         os._exit(0)  # the helper is gone, or this is not a request
     sock.close()
-    _become_init(data, fds)
+    _become_init(data, fds, made, own_ns)
 
 
-def _clone_spare(helper: socket.socket) -> None:
+def _clone_spare(helper: socket.socket, ahead: int, own_ns: dict[str, int]) -> None:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
-        pid = sc.clone_sibling(NAMESPACES["pid"][0])
+        pid = sc.clone_sibling(NAMESPACES["pid"][0] | ahead)
         if pid == 0:
             helper.close()
             ours.close()
-            _spare_main(theirs)
+            _spare_main(theirs, ahead, own_ns)
         socket.send_fds(helper, [json.dumps({"spare": pid}).encode()], [ours.fileno()])
     finally:
         ours.close()
@@ -117,6 +128,9 @@ def _clone_init(helper: socket.socket, data: bytes, fds: list[int]) -> int:
 
 
 def serve(sock: socket.socket) -> None:
+    # Where a spare's init goes back to for a namespace it made but its container shares.
+    own_ns = {kind: os.open(f"/proc/self/ns/{NAMESPACES[kind][1]}", os.O_RDONLY | os.O_CLOEXEC)
+              for kind in ("network", "ipc", "uts")}
     _reply(sock, {"ready": os.getpid()})
     while True:
         message, fds, _flags, _addr = socket.recv_fds(sock, MAX_REQUEST, FDS_PER_REQUEST)
@@ -125,7 +139,7 @@ def serve(sock: socket.socket) -> None:
         try:
             if message[:1] == b"R":
                 try:
-                    _clone_spare(sock)
+                    _clone_spare(sock, int(message[1:] or b"0") & AHEAD, own_ns)
                 except OSError as exc:
                     _reply(sock, {"spare_failed": str(exc)})
             else:

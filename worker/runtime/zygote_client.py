@@ -14,7 +14,7 @@ from worker.runtime.errors import CreateFailed
 from worker.runtime.init import InitContext
 from worker.runtime.lazylog import LazyLogger
 from worker.runtime.plan import Plan
-from worker.runtime.zygote import FDS_PER_REQUEST, SOCKET_FD, Spawn
+from worker.runtime.zygote import AHEAD, FDS_PER_REQUEST, SOCKET_FD, Spawn
 
 log = LazyLogger(__name__)
 
@@ -90,11 +90,13 @@ class Zygote:
         self.ready = False
         self.spare_asked = False
 
-    def _ask_spare(self) -> None:
+    def _ask_spare(self, ahead: int = AHEAD) -> None:
+        """Ask for a spare that has made the namespaces in ``ahead`` already (those of the
+        create just handed out: the next one is likely alike)."""
         if self.sock is None or self.spare_asked or self.spare is not None:
             return
         try:
-            self.sock.send(b"R")
+            self.sock.send(b"R%d" % ahead)
         except OSError as exc:
             self._lost(str(exc))
             return
@@ -171,7 +173,7 @@ class Zygote:
             except OSError as exc:
                 log.warning("zygote.spare_gone", pid=pid, error=str(exc))
             else:
-                self._ask_spare()
+                self._ask_spare(_ahead(ctx.plan))
                 return pid
             finally:
                 sock.close()
@@ -182,7 +184,7 @@ class Zygote:
             self._lost(str(exc))
             return None
         reply = self._recv(REPLY_TIMEOUT)
-        self._ask_spare()
+        self._ask_spare(_ahead(ctx.plan))
         if reply is None:
             # It may have cloned the init before it died: that init reports to ctx.conn's
             # peer, which the failed create closes, and exits.
@@ -191,6 +193,11 @@ class Zygote:
         if isinstance(cloned, int):
             return cloned
         raise CreateFailed("fork init", str(reply.get("reason")))
+
+
+def _ahead(plan: Plan) -> int:
+    """The namespaces a spare could have made for a create like this one."""
+    return sum(ns.flag for ns in plan.namespaces if ns.path is None and ns.flag & AHEAD)
 
 
 def _without_resources(ctx: InitContext) -> Plan:

@@ -223,3 +223,43 @@ def test_hooks_and_limits_through_the_zygote(need_root: None,
     assert [line.split()[0] for line in lines] == ["createRuntime", "createContainer"] * 3
     assert [json.loads(line.split(" ", 1)[1])["id"] for line in lines] == [
         "h0", "h0", "h1", "h1", "h2", "h2"]
+
+
+def test_namespaces_made_ahead_are_left_when_shared(need_root: None,
+                                                  make_bundle: Callable[..., Bundle],
+                                                  state_root: Path,
+                                                  helper_pids: list[int]) -> None:
+    """Spares make the network, IPC and UTS namespaces of the last create ahead of time; a
+    container that shares the host's gets the host's all the same."""
+    own = make_bundle(["sleep", "1000"])
+
+    def host_net(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["namespaces"] = [ns for ns in cfg["linux"]["namespaces"]
+                                      if ns["type"] not in ("network", "uts")]
+        cfg.pop("hostname")
+    shared = make_bundle(["sleep", "1000"], host_net)
+
+    def ns(pid: int, name: str) -> str:
+        return os.readlink(f"/proc/{pid}/ns/{name}")
+
+    async def body() -> None:
+        rt = await spawn(state_root, helper_pids)
+        helper = rt.helper_pid
+        seen_net = set()
+        for n, bundle in enumerate([own, own, own, shared, shared, own, shared]):
+            cid = f"n{n}"
+            await rt.create(cid, bundle.path)
+            pid = (await rt.state(cid)).pid
+            if bundle is own:
+                assert ns(pid, "net") != ns(helper, "net")
+                assert ns(pid, "uts") != ns(helper, "uts")
+                assert ns(pid, "net") not in seen_net  # each its own
+                seen_net.add(ns(pid, "net"))
+            else:
+                assert ns(pid, "net") == ns(helper, "net")
+                assert ns(pid, "uts") == ns(helper, "uts")
+            assert ns(pid, "ipc") != ns(helper, "ipc")
+            await rt.delete(cid, force=True)
+        await rt.shutdown()
+
+    run(body)
