@@ -362,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_zygote:
         zygote.start()
         helper.rt.forker = zygote.fork
+        helper.rt.exec_cloner = zygote.exec
     helper.adopt_all()
     log.info("helper.started", root=str(helper.root), pid=os.getpid(), zygote=zygote.pid)
     try:

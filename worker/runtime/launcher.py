@@ -7,26 +7,24 @@ with other threads could leave a lock held in the child forever.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 import msgspec
 
-from worker.runtime import cgroups
+from worker.runtime import cgroups, enter
 from worker.runtime import hooks as hookmod
-from worker.runtime import process as procmod
 from worker.runtime import syscalls as sc
+from worker.runtime.enter import ExecTarget
 from worker.runtime.errors import BundleInvalid, CreateFailed, OperationFailed
 from worker.runtime.init import InitContext, direct_main, recv, send, setup_main
 from worker.runtime.lazylog import LazyLogger
 from worker.runtime.paths import PathEscape, resolve_in_root
-from worker.runtime.plan import JOIN_ORDER, NAMESPACES, Plan, ProcessPlan
+from worker.runtime.plan import NAMESPACES, Plan, ProcessPlan
 from worker.runtime.planner import make_plan
 from worker.runtime.spec import load_spec
 from worker.runtime.state import (
@@ -44,6 +42,10 @@ CREATE_TIMEOUT = 60.0
 
 # Forks a direct init elsewhere (the helper's zygote): its pid, or None to fork it here.
 Forker = Callable[[InitContext], "int | None"]
+# Clones an exec'd process elsewhere, straight into the container's pid namespace: its pid,
+# or None to fork it here.
+ExecCloner = Callable[[ExecTarget, ProcessPlan, socket.socket, "tuple[int, int, int]"],
+                      "int | None"]
 
 
 @dataclass
@@ -312,20 +314,27 @@ def _drive(conn: socket.socket, plan: Plan, setup_pid: int, container_id: str,
 
 
 def exec_in(record: ContainerRecord, proc: ProcessPlan, *,
-            stdio: tuple[int, int, int] = (0, 1, 2)) -> Executed:
+            stdio: tuple[int, int, int] = (0, 1, 2),
+            cloner: ExecCloner | None = None) -> Executed:
     """Start ``proc`` inside a running container; returns its pid once it has exec'd, and the
-    master of its pty when ``proc.terminal`` asks for one."""
+    master of its pty when ``proc.terminal`` asks for one. ``cloner``: where to clone it
+    straight into the container's pid namespace (the helper's zygote), if not forked here."""
     if proc_start_time(record.pid) != record.pid_start:
         raise OperationFailed(f"container {record.id!r} is not running")
+    target = ExecTarget(container_id=record.id, pid=record.pid, pid_start=record.pid_start,
+                        namespaces=tuple(record.namespaces),
+                        cgroup_dirs=tuple(record.cgroup_dirs))
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    pid = os.fork()
-    if pid == 0:
-        parent_sock.close()
-        _exec_child(record, proc, child_sock, stdio)
-    child_sock.close()
+    forked = 0
     try:
+        pid = cloner(target, proc, child_sock, stdio) if cloner is not None else None
+        if pid is None:
+            forked = os.fork()
+            if forked == 0:
+                parent_sock.close()
+                enter.forked_main(target, proc, child_sock, stdio)
+        child_sock.close()
         parent_sock.settimeout(CREATE_TIMEOUT)
-        target = 0
         pty: int | None = None
         while True:
             msg, fds = recv(parent_sock)
@@ -336,84 +345,23 @@ def exec_in(record: ContainerRecord, proc: ProcessPlan, *,
             elif msg.get("t") == "pid":
                 value = msg.get("pid")
                 assert isinstance(value, int)
-                target = value
+                pid = value
             elif msg.get("t") == "error":
-                if target:
-                    _kill_and_reap(target)
+                if pid:
+                    _kill_and_reap(pid)
                 if pty is not None:
                     os.close(pty)
                 raise OperationFailed(f"exec failed at step {msg.get('step')!r}: "
                                       f"{msg.get('reason')}",
                                       details={"step": str(msg.get("step"))})
     finally:
+        child_sock.close()
         parent_sock.close()
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
-    if not target:
+        if forked:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(forked, 0)
+    if not pid:
         if pty is not None:
             os.close(pty)
         raise OperationFailed("exec: the helper exited without starting the process")
-    return Executed(target, pty)
-
-
-def _exec_child(record: ContainerRecord, proc: ProcessPlan, conn: socket.socket,
-                stdio: tuple[int, int, int]) -> NoReturn:
-    step = "stdio"
-    try:
-        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
-        for target, fd in enumerate(stdio):
-            if fd != target:
-                os.dup2(fd, target, inheritable=True)
-            else:
-                os.set_inheritable(fd, True)
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        # Open every namespace first: after joining the mount namespace /proc is the container's.
-        fds: dict[str, int] = {}
-        for kind in JOIN_ORDER:
-            name = NAMESPACES[kind][1]
-            if name not in record.namespaces:
-                continue
-            step = f"open {name} namespace"
-            theirs = f"/proc/{record.pid}/ns/{name}"
-            if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
-                continue
-            fds[kind] = os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)
-        if proc_start_time(record.pid) != record.pid_start:
-            raise OSError(errno.ESRCH, "the container's init is gone")
-        step = "join cgroups"
-        for path in cgroups.procs_files(record.cgroup_dirs):
-            with open(path, "w") as f:
-                f.write("0")
-        for kind in JOIN_ORDER:
-            if kind in fds:
-                step = f"join {kind} namespace"
-                sc.setns(fds[kind], NAMESPACES[kind][0])
-                os.close(fds[kind])
-        step = "fork"
-        pid = os.fork()
-        if pid == 0:
-            try:
-                if proc.terminal:
-                    step = "terminal"
-                    os.setsid()
-                    master = procmod.take_terminal()
-                    send(conn, {"t": "pty"}, [master])
-                    os.close(master)
-                step = "rlimits"
-                procmod.set_rlimits(proc)
-                step = "process.args"
-                executable = procmod.find_executable(proc.args[0], proc.env)
-                step = "user and capabilities"
-                procmod.become(proc)
-                step = "exec"
-                procmod.exec_process(proc, executable)
-            except BaseException as exc:
-                with contextlib.suppress(OSError):
-                    send(conn, {"t": "error", "step": step, "reason": str(exc)})
-                os._exit(127)
-        send(conn, {"t": "pid", "pid": pid})
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            send(conn, {"t": "error", "step": step, "reason": str(exc)})
-        os._exit(1)
-    os._exit(0)
+    return Executed(pid, pty)

@@ -57,6 +57,8 @@ class Runtime:
         self._hierarchies: builtins.list[cgroups.Hierarchy] | None = None
         # Where inits are forked when they can be forked directly (the helper's zygote).
         self.forker: launcher.Forker | None = None
+        # Where exec'd processes are cloned straight into their container (the same zygote).
+        self.exec_cloner: launcher.ExecCloner | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
     def create(self, container_id: str, bundle: str, *,
@@ -234,7 +236,7 @@ class Runtime:
             umask=None, rlimits=tuple(tuple(r) for r in d.rlimits),  # type: ignore[misc]
             caps=caps, no_new_privileges=d.no_new_privileges, terminal=tty,
             oom_score_adj=None)
-        return launcher.exec_in(record, proc, stdio=stdio)
+        return launcher.exec_in(record, proc, stdio=stdio, cloner=self.exec_cloner)
 
 
 def exit_record(wait_status: int) -> ExitRecord:

@@ -17,6 +17,7 @@ from pathlib import Path
 import msgspec
 
 from worker.runtime.errors import ContainerExists, ContainerNotFound
+from worker.runtime.procstat import proc_start_time as proc_start_time
 from worker.runtime.spec import Hook
 
 OCI_VERSION = "1.0.2"
@@ -101,19 +102,6 @@ def atomic_write(path: Path, data: bytes) -> None:
 def now_rfc3339() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
-
-
-def proc_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (start time in ticks); None if gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(b")") + 2:].split()
-    if fields[0] in (b"Z", b"X"):
-        return None
-    return int(fields[19])
 
 
 class StateDir:

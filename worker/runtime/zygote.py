@@ -13,10 +13,12 @@ init arms during create follows the helper.
 Over a SOCK_SEQPACKET socket (fd 3), after ``{"ready": PID}``, the helper sends either
 ``S`` + a pickled ``Spawn`` with, as SCM_RIGHTS, the init's end of the launcher's socketpair and
 its three stdio descriptors (answer ``{"pid": N}``, or ``{"errno": E, "reason": "..."}`` when
-clone failed), or ``R`` + a number for a spare (answer ``{"spare": PID}`` with the spare's
-socket): the network, IPC and UTS namespace flags the spare creates ahead of time, those of the
-helper's last create (a host's containers tend to look alike; a new network namespace alone
-costs ~0.5 ms). A spare whose request does not want one of them goes back to the zygote's.
+clone failed); ``E`` + a pickled ``ExecSpawn`` with the process's socket and stdio and, when
+the container has its own, a descriptor of its pid namespace, for a process exec'd into a
+running container (answered like ``S``); or ``R`` + a number for a spare (answer
+``{"spare": PID}`` with the spare's socket): the network, IPC and UTS namespace flags the
+spare creates ahead of time, those of the helper's last create (a host's containers tend to
+look alike; a new network namespace alone costs ~0.5 ms). A spare whose request does not want one of them goes back to the zygote's.
 Only the helper that started the zygote holds the other end: the pickles are its own.
 
 A spare (Android's zygote calls them unspecialized app processes) is an init cloned ahead of
@@ -39,12 +41,22 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from worker.runtime import syscalls as sc
+from worker.runtime.enter import ExecTarget, cloned_main
 from worker.runtime.init import InitContext, direct_main
-from worker.runtime.plan import NAMESPACES, Plan
+from worker.runtime.plan import NAMESPACES, Plan, ProcessPlan
 
 MAX_REQUEST = 1 << 20  # a plan with large hooks or many mounts stays far below this
 FDS_PER_REQUEST = 4   # the init's socket, stdin, stdout, stderr
+MAX_FDS = FDS_PER_REQUEST + 1  # an exec: and the container's pid namespace
 SOCKET_FD = 3
+
+
+@dataclass
+class ExecSpawn:
+    """What an exec'd process needs besides its descriptors."""
+
+    target: ExecTarget
+    proc: ProcessPlan
 
 
 @dataclass
@@ -127,13 +139,38 @@ def _clone_init(helper: socket.socket, data: bytes, fds: list[int]) -> int:
     return pid
 
 
+def _clone_exec(helper: socket.socket, data: bytes, fds: list[int], own_pid_ns: int) -> int:
+    """Clone an exec'd process straight into its container's pid namespace (setting ours back
+    right after), where it joins the rest and execs. Returns its pid."""
+    if len(fds) not in (FDS_PER_REQUEST, MAX_FDS):
+        raise OSError(22, f"expected {FDS_PER_REQUEST} or {MAX_FDS} descriptors, got {len(fds)}")
+    spawn = pickle.loads(data)
+    if not isinstance(spawn, ExecSpawn):
+        raise OSError(22, "not an exec request")
+    pid_flag = NAMESPACES["pid"][0]
+    if len(fds) == MAX_FDS:
+        sc.setns(fds[4], pid_flag)  # for our next child only
+    try:
+        pid = sc.clone_sibling(0)
+        if pid == 0:
+            helper.close()
+            conn_fd, stdin, stdout, stderr = fds[:4]
+            cloned_main(spawn.target, spawn.proc, socket.socket(fileno=conn_fd),
+                        (stdin, stdout, stderr))
+    finally:
+        if len(fds) == MAX_FDS:
+            sc.setns(own_pid_ns, pid_flag)
+    return pid
+
+
 def serve(sock: socket.socket) -> None:
     # Where a spare's init goes back to for a namespace it made but its container shares.
     own_ns = {kind: os.open(f"/proc/self/ns/{NAMESPACES[kind][1]}", os.O_RDONLY | os.O_CLOEXEC)
               for kind in ("network", "ipc", "uts")}
+    own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     _reply(sock, {"ready": os.getpid()})
     while True:
-        message, fds, _flags, _addr = socket.recv_fds(sock, MAX_REQUEST, FDS_PER_REQUEST)
+        message, fds, _flags, _addr = socket.recv_fds(sock, MAX_REQUEST, MAX_FDS)
         if not message:
             return  # the helper is gone
         try:
@@ -144,7 +181,10 @@ def serve(sock: socket.socket) -> None:
                     _reply(sock, {"spare_failed": str(exc)})
             else:
                 try:
-                    pid = _clone_init(sock, message[1:], fds)
+                    if message[:1] == b"E":
+                        pid = _clone_exec(sock, message[1:], fds, own_pid_ns)
+                    else:
+                        pid = _clone_init(sock, message[1:], fds)
                 except OSError as exc:
                     _reply(sock, {"errno": exc.errno or 5, "reason": str(exc)})
                 else:

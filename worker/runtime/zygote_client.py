@@ -1,6 +1,6 @@
 """The runtime helper's end of its zygote (``worker.runtime.zygote``): start it, keep a spare
-init from it at hand, have it clone inits, and let the helper fork them itself whenever the
-zygote cannot serve."""
+init from it at hand, have it clone inits and exec'd processes, and let the helper fork them
+itself whenever the zygote cannot serve."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import pickle
 import socket
 import sys
 
-from worker.runtime.errors import CreateFailed
+from worker.runtime.enter import ExecTarget
+from worker.runtime.errors import CreateFailed, OperationFailed
 from worker.runtime.init import InitContext
 from worker.runtime.lazylog import LazyLogger
-from worker.runtime.plan import Plan
-from worker.runtime.zygote import AHEAD, FDS_PER_REQUEST, SOCKET_FD, Spawn
+from worker.runtime.plan import Plan, ProcessPlan
+from worker.runtime.zygote import AHEAD, FDS_PER_REQUEST, SOCKET_FD, ExecSpawn, Spawn
 
 log = LazyLogger(__name__)
 
@@ -193,6 +194,42 @@ class Zygote:
         if isinstance(cloned, int):
             return cloned
         raise CreateFailed("fork init", str(reply.get("reason")))
+
+    def exec(self, target: ExecTarget, proc: ProcessPlan, conn: socket.socket,
+             stdio: tuple[int, int, int]) -> int | None:
+        """Have the zygote clone a process straight into ``target``'s pid namespace, to join
+        the rest and exec; its pid, or None if the zygote cannot serve (nothing was cloned)."""
+        if not self._is_ready():
+            return None
+        fds = [conn.fileno(), *stdio]
+        pid_ns = None
+        if "pid" in target.namespaces:
+            try:
+                pid_ns = os.open(f"/proc/{target.pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return None  # forked here instead, which says what is wrong
+            fds.append(pid_ns)
+        assert self.sock is not None
+        try:
+            socket.send_fds(self.sock, [_exec_message(target, proc)], fds)
+        except OSError as exc:
+            self._lost(str(exc))
+            return None
+        finally:
+            if pid_ns is not None:
+                os.close(pid_ns)
+        reply = self._recv(REPLY_TIMEOUT)
+        if reply is None:
+            raise OperationFailed("exec: the runtime's zygote process died")
+        cloned = reply.get("pid")
+        if isinstance(cloned, int):
+            return cloned
+        raise OperationFailed(f"exec failed at step 'clone': {reply.get('reason')}",
+                              details={"step": "clone"})
+
+
+def _exec_message(target: ExecTarget, proc: ProcessPlan) -> bytes:
+    return b"E" + pickle.dumps(ExecSpawn(target, proc), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _ahead(plan: Plan) -> int:

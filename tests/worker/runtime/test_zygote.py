@@ -16,7 +16,7 @@ import pytest
 from tests.worker.runtime.conftest import Bundle
 from tests.worker.runtime.test_helper import TIMEOUT, read_all, run, spawn
 from tests.worker.runtime.test_lifecycle import cgroup_leftovers
-from worker.runtime import CreateFailed
+from worker.runtime import CreateFailed, OperationFailed
 from worker.runtime.client import RuntimeHelper
 
 pytestmark = pytest.mark.root
@@ -263,3 +263,55 @@ def test_namespaces_made_ahead_are_left_when_shared(need_root: None,
         await rt.shutdown()
 
     run(body)
+
+
+def test_exec_is_cloned_into_the_container(need_root: None, make_bundle: Callable[..., Bundle],
+                                           state_root: Path, helper_pids: list[int]) -> None:
+    """exec: one clone from the zygote straight into the container's pid namespace; the
+    process is the helper's child; with no zygote the helper forks it as before."""
+    sleeper = make_bundle(["sleep", "1000"])
+
+    def host_pid(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["namespaces"] = [ns for ns in cfg["linux"]["namespaces"]
+                                      if ns["type"] != "pid"]
+    shared = make_bundle(["sleep", "1000"], host_pid)
+
+    async def exec_out(rt: RuntimeHelper, cid: str, args: list[str]) -> tuple[bytes, int]:
+        out_r, out_w = os.pipe()
+        proc = await rt.exec(cid, args, stdout=out_w)
+        os.close(out_w)
+        assert ppid(proc.pid) == rt.helper_pid
+        code = (await rt.wait_exec(cid, proc.pid)).code
+        assert code is not None
+        return read_all(out_r), code
+
+    async def body() -> None:
+        rt = await spawn(state_root, helper_pids)
+        await rt.create("x1", sleeper.path)
+        await rt.start("x1")
+        await rt.create("x2", shared.path)
+        await rt.start("x2")
+        init2 = (await rt.state("x2")).pid
+        show = ["sh", "-c", "echo $$ $(hostname) $(cat /proc/1/cmdline | tr '\\0' ' '); exit 6"]
+        out, code = await exec_out(rt, "x1", show)
+        words = out.split()
+        assert code == 6 and words[0] != b"1" and words[1:] == [b"shoaltest", b"sleep", b"1000"]
+        out, code = await exec_out(rt, "x2", ["sh", "-c", "echo $PPID; hostname"])
+        assert code == 0 and out.split()[1] == b"shoaltest"
+        assert int(out.split()[0]) == rt.helper_pid  # the host's pid namespace: real pids
+        with pytest.raises(OperationFailed, match=r"process\.args"):
+            await rt.exec("x1", ["/no/such/program"])
+        zygotes, _ = zygote_kids(rt.helper_pid)
+        kill_and_await(zygotes[0])
+        # Forked by the helper this time (and the zygote restarted for next time).
+        out, code = await exec_out(rt, "x1", show)
+        assert code == 6 and out.split()[1:] == [b"shoaltest", b"sleep", b"1000"]
+        out, code = await exec_out(rt, "x1", show)
+        assert code == 6 and zygote_kids(rt.helper_pid)[0] not in ([], zygotes)
+        assert Path(f"/proc/{init2}").exists()
+        for cid in ("x1", "x2"):
+            await rt.delete(cid, force=True)
+        await rt.shutdown()
+
+    run(body)
+    assert cgroup_leftovers("x1") == cgroup_leftovers("x2") == []
