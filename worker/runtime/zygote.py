@@ -18,8 +18,9 @@ the container has its own, a descriptor of its pid namespace, for a process exec
 running container (answered like ``S``); or ``R`` + a number for a spare (answer
 ``{"spare": PID}`` with the spare's socket): the network, IPC and UTS namespace flags the
 spare creates ahead of time, those of the helper's last create (a host's containers tend to
-look alike; a new network namespace alone costs ~0.5 ms). A spare whose request does not want one of them goes back to the zygote's.
-Only the helper that started the zygote holds the other end: the pickles are its own.
+look alike; a new network namespace alone costs ~0.5 ms). A spare whose request does not
+want one of them goes back to the zygote's. Only the helper that started the zygote holds
+the other end: the pickles are its own.
 
 A spare (Android's zygote calls them unspecialized app processes) is an init cloned ahead of
 time into a new pid namespace, waiting on its own socket for the same pickled ``Spawn`` and
