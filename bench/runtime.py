@@ -36,7 +36,39 @@ print(json.dumps(out))
 """
 
 
-def _bundle(base: Path, netns: bool) -> Path:
+# runc or crun: run a sleeping container detached, time `exec true` in it, delete it.
+_EXEC_LOOP = """
+import json, subprocess, sys, time
+tool, bundle, root, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+def call(*args):
+    subprocess.run([tool, "--root", root, *args], check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+call("run", "-d", "-b", bundle, "x")
+out = []
+try:
+    for i in range(n):
+        t = time.perf_counter()
+        call("exec", "x", "/bin/true")
+        out.append((time.perf_counter() - t) * 1000)
+finally:
+    call("delete", "-f", "x")
+print(json.dumps(out))
+"""
+
+
+def _crun(code: str, *args: str) -> list[float]:
+    """A timing loop run where crun 1.8 accepts this host's hybrid cgroups: in a private mount
+    namespace without the cgroup2 mount."""
+    raw = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c",
+         'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$0" -c "$@"',
+         sys.executable, code, *args],
+        check=True, capture_output=True, text=True).stdout
+    times: list[float] = json.loads(raw)
+    return times
+
+
+def _bundle(base: Path, netns: bool, args: list[str] | None = None) -> Path:
     b = base / ("net" if netns else "nonet")
     rootfs = b / "rootfs"
     (rootfs / "bin").mkdir(parents=True)
@@ -50,7 +82,7 @@ def _bundle(base: Path, netns: bool) -> Path:
         namespaces.append({"type": "network"})
     config = {
         "ociVersion": "1.0.2",
-        "process": {"args": ["/bin/true"], "cwd": "/", "env": ["PATH=/bin"],
+        "process": {"args": args or ["/bin/true"], "cwd": "/", "env": ["PATH=/bin"],
                     "user": {"uid": 0, "gid": 0}},
         "root": {"path": "rootfs", "readonly": True},
         "hostname": "bench",
@@ -88,6 +120,9 @@ def main(argv: list[str]) -> int:
     from worker.runtime import syscalls as sc
 
     sc.set_child_subreaper()
+    # The `shoal` console script beside this interpreter (what users and tools run).
+    script = Path(sys.executable).parent / "shoal"
+    shoal = [str(script)] if script.exists() else [sys.executable, "-m", "scheduler.cli"]
     base = Path(tempfile.mkdtemp(prefix="shoal-bench-"))
     devnull = os.open(os.devnull, os.O_RDWR)
     figures: dict[str, object] = {"runs": n}
@@ -109,9 +144,9 @@ def main(argv: list[str]) -> int:
 
             def command(bundle: Path = bundle, counter: object = counter) -> None:
                 assert isinstance(counter, type(iter(range(1))))
-                subprocess.run([sys.executable, "-m", "worker.runtime", "--root",
-                                str(base / "state"), "run", "-b", str(bundle),
-                                f"k{next(counter)}"], check=True, stdin=devnull, stdout=devnull)
+                subprocess.run([*shoal, "runtime", "--root", str(base / "state"), "run",
+                                "--bundle", str(bundle), f"k{next(counter)}"],
+                               check=True, stdin=devnull, stdout=devnull)
 
             def runc(bundle: Path = bundle, counter: object = counter) -> None:
                 assert isinstance(counter, type(iter(range(1))))
@@ -122,12 +157,8 @@ def main(argv: list[str]) -> int:
             inproc = statistics.median(asyncio.run(_helper_times(base / "hstate", bundle, n)))
             cmd = statistics.median(_time(command, max(3, n // 2)))
             runc_ms = statistics.median(_time(runc, n))
-            crun_raw = subprocess.run(
-                ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$0" -c "$1" "$2" "$3" "$4"',
-                 sys.executable, _CRUN_LOOP, str(bundle), str(base / "crun"), str(n)],
-                check=True, capture_output=True, text=True).stdout
-            crun_ms = statistics.median(json.loads(crun_raw))
+            crun_ms = statistics.median(_crun(_CRUN_LOOP, str(bundle), str(base / "crun"),
+                                              str(n)))
             suffix = "_netns" if netns else ""
             figures.update({f"inprocess_ms{suffix}": round(inproc, 2),
                             f"library_ms{suffix}": round(library, 2),
@@ -138,6 +169,17 @@ def main(argv: list[str]) -> int:
                             f"command_vs_runc{suffix}": round(cmd / runc_ms, 3)})
             rows.append(["netns" if netns else "no netns", inproc, library, cmd, runc_ms,
                          crun_ms, inproc / crun_ms])
+        sleeper = _bundle(base / "exec", False, ["/bin/sleep", "1000"])
+        exec_ms = statistics.median(asyncio.run(_exec_times(base / "hstate", sleeper, n)))
+        runc_exec = subprocess.run(
+            [sys.executable, "-c", _EXEC_LOOP, "runc", str(sleeper), str(base / "runc"), str(n)],
+            check=True, capture_output=True, text=True).stdout
+        runc_exec_ms = statistics.median(json.loads(runc_exec))
+        crun_exec_ms = statistics.median(_crun(_EXEC_LOOP, "crun", str(sleeper),
+                                               str(base / "crun"), str(n)))
+        figures.update({"exec_ms": round(exec_ms, 2), "runc_exec_ms": round(runc_exec_ms, 2),
+                        "crun_exec_ms": round(crun_exec_ms, 2),
+                        "exec_vs_crun": round(exec_ms / crun_exec_ms, 3)})
         per_container, footprint = asyncio.run(_overhead(base / "hstate", base))
         figures["overhead_kib_per_container"] = per_container
         figures.update({f"{name}_pss_kib": kib for name, kib in footprint.items()})
@@ -147,6 +189,10 @@ def main(argv: list[str]) -> int:
     print_table("create+start+wait+delete of /bin/true, median ms",
                 ["case", "shoal in-process (helper)", "library, direct fork", "shoal command",
                  "runc", "crun (reference)", "in-process / crun"], rows)
+    print_table("exec of /bin/true in a running container, median ms",
+                ["shoal in-process (helper)", "runc", "crun (reference)", "shoal / crun"],
+                [[figures["exec_ms"], figures["runc_exec_ms"], figures["crun_exec_ms"],
+                  figures["exec_vs_crun"]]])
     print(f"host memory per running container attributable to shoal: "
           f"{figures['overhead_kib_per_container']} KiB")
     print(f"once per host (proportional set size): helper {figures['helper_pss_kib']} KiB, "
@@ -154,6 +200,27 @@ def main(argv: list[str]) -> int:
     path = write_results("runtime", figures, quick=args.quick)
     print(f"wrote {path}")
     return 0
+
+
+async def _exec_times(root: Path, bundle: Path, n: int) -> list[float]:
+    """exec of /bin/true in a running container, through the worker's API, until it exits."""
+    from worker.runtime.client import RuntimeHelper
+
+    rt = await RuntimeHelper.spawn(root, log_level="warning")
+    out = []
+    try:
+        await rt.create("x", bundle)
+        await rt.start("x")
+        for i in range(n + 3):
+            t = time.perf_counter()
+            proc = await rt.exec("x", ["/bin/true"])
+            await rt.wait_exec("x", proc.pid)
+            if i >= 3:
+                out.append((time.perf_counter() - t) * 1000)
+        await rt.delete("x", force=True)
+    finally:
+        await rt.shutdown()
+    return out
 
 
 async def _helper_times(root: Path, bundle: Path, n: int) -> list[float]:
