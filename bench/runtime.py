@@ -19,17 +19,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench._report import print_table, write_results
 
 _CRUN_LOOP = """
 import json, subprocess, sys, time
-bundle, root, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+bundle, root, n, prefix = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 out = []
 for i in range(n):
     t = time.perf_counter()
-    subprocess.run(["crun", "--root", root, "run", "-b", bundle, f"b{i}"], check=True,
+    subprocess.run(["crun", "--root", root, "run", "-b", bundle, f"{prefix}{i}"], check=True,
                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     out.append((time.perf_counter() - t) * 1000)
 print(json.dumps(out))
@@ -97,6 +98,22 @@ def _bundle(base: Path, netns: bool, args: list[str] | None = None) -> Path:
     return b
 
 
+ROUNDS = 4
+
+
+def _rounds(batches: dict[str, Callable[[int, int], list[float]]], n: int,
+            rounds: int) -> dict[str, list[float]]:
+    """About ``n`` samples of each method, taken in ``rounds`` batches per method; each round
+    runs the methods in turn, starting one further along each time."""
+    names = list(batches)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    per = max(1, n // rounds)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            samples[name] += batches[name](per, r)
+    return samples
+
+
 def _time(fn: object, n: int) -> list[float]:
     assert callable(fn)
     out = []
@@ -113,6 +130,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=40)
     args = parser.parse_args(argv)
     n = 5 if args.quick else args.runs
+    rounds = 1 if args.quick else ROUNDS
     if os.geteuid() != 0:
         print("bench runtime needs root", file=sys.stderr)
         return 2
@@ -125,7 +143,7 @@ def main(argv: list[str]) -> int:
     shoal = [str(script)] if script.exists() else [sys.executable, "-m", "scheduler.cli"]
     base = Path(tempfile.mkdtemp(prefix="shoal-bench-"))
     devnull = os.open(os.devnull, os.O_RDWR)
-    figures: dict[str, object] = {"runs": n}
+    figures: dict[str, object] = {"runs": n, "rounds": rounds}
     rows = []
     try:
         for netns in (False, True):
@@ -153,12 +171,23 @@ def main(argv: list[str]) -> int:
                 subprocess.run(["runc", "--root", str(base / "runc"), "run", "-b", str(bundle),
                                 f"r{next(counter)}"], check=True, stdin=devnull, stdout=devnull)
 
-            library = statistics.median(_time(inprocess, n))
-            inproc = statistics.median(asyncio.run(_helper_times(base / "hstate", bundle, n)))
-            cmd = statistics.median(_time(command, max(3, n // 2)))
-            runc_ms = statistics.median(_time(runc, n))
-            crun_ms = statistics.median(_crun(_CRUN_LOOP, str(bundle), str(base / "crun"),
-                                              str(n)))
+            # Rounds, each method's batch in turn and the order rotated: on a shared host the
+            # noise drifts, and a batch also pays for the kernel's deferred teardown of the
+            # batch before it; so every method gets its share of both.
+            # (The batches run right here, inside this iteration of the loop.)
+            batches: dict[str, Callable[[int, int], list[float]]] = {
+                "inproc": lambda k, _r: asyncio.run(
+                    _helper_times(base / "hstate", bundle, k)),  # noqa: B023
+                "crun": lambda k, r: _crun(_CRUN_LOOP, str(bundle),  # noqa: B023
+                                           str(base / "crun"), str(k), f"b{r}."),
+                "library": lambda k, _r: _time(inprocess, k),
+                "runc": lambda k, _r: _time(runc, k),
+                "command": lambda k, _r: _time(command, max(1, k // 2)),
+            }
+            samples = _rounds(batches, n, rounds)
+            inproc, crun_ms, library, runc_ms, cmd = (
+                statistics.median(samples[k])
+                for k in ("inproc", "crun", "library", "runc", "command"))
             suffix = "_netns" if netns else ""
             figures.update({f"inprocess_ms{suffix}": round(inproc, 2),
                             f"library_ms{suffix}": round(library, 2),
@@ -170,13 +199,21 @@ def main(argv: list[str]) -> int:
             rows.append(["netns" if netns else "no netns", inproc, library, cmd, runc_ms,
                          crun_ms, inproc / crun_ms])
         sleeper = _bundle(base / "exec", False, ["/bin/sleep", "1000"])
-        exec_ms = statistics.median(asyncio.run(_exec_times(base / "hstate", sleeper, n)))
-        runc_exec = subprocess.run(
-            [sys.executable, "-c", _EXEC_LOOP, "runc", str(sleeper), str(base / "runc"), str(n)],
-            check=True, capture_output=True, text=True).stdout
-        runc_exec_ms = statistics.median(json.loads(runc_exec))
-        crun_exec_ms = statistics.median(_crun(_EXEC_LOOP, "crun", str(sleeper),
-                                               str(base / "crun"), str(n)))
+
+        def runc_exec(k: int, _r: int) -> list[float]:
+            out = subprocess.run([sys.executable, "-c", _EXEC_LOOP, "runc", str(sleeper),
+                                  str(base / "runc"), str(k)],
+                                 check=True, capture_output=True, text=True).stdout
+            times: list[float] = json.loads(out)
+            return times
+
+        samples = _rounds({
+            "shoal": lambda k, _r: asyncio.run(_exec_times(base / "hstate", sleeper, k)),
+            "crun": lambda k, _r: _crun(_EXEC_LOOP, "crun", str(sleeper), str(base / "crun"),
+                                        str(k)),
+            "runc": runc_exec}, n, rounds)
+        exec_ms, crun_exec_ms, runc_exec_ms = (
+            statistics.median(samples[k]) for k in ("shoal", "crun", "runc"))
         figures.update({"exec_ms": round(exec_ms, 2), "runc_exec_ms": round(runc_exec_ms, 2),
                         "crun_exec_ms": round(crun_exec_ms, 2),
                         "exec_vs_crun": round(exec_ms / crun_exec_ms, 3)})

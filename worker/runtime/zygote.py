@@ -160,7 +160,12 @@ def _clone_exec(helper: socket.socket, data: bytes, fds: list[int], own_pid_ns: 
                         (stdin, stdout, stderr))
     finally:
         if len(fds) == MAX_FDS:
-            sc.setns(own_pid_ns, pid_flag)
+            try:
+                sc.setns(own_pid_ns, pid_flag)
+            except OSError:
+                # Every later init would be cloned into that container: better none at all
+                # (the helper forks them itself, then starts another zygote).
+                os._exit(1)
     return pid
 
 
