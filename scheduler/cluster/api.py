@@ -12,12 +12,14 @@ the leader's commits; a standby has none to tell and refuses it like a write.
 
 Images (``image.*``) live in the leader's own store (``images``): the leader is the one every
 worker holds a session with, so it serves their blob fetches; a standby refuses image verbs
-like a write, naming the leader.
+like a write, naming the leader. What the leader's imports and removals change is published as
+``image`` events; standbys with a store follow them to keep a copy (``imagesync``).
 """
 
 from __future__ import annotations
 
 import platform
+import time
 
 import structlog
 
@@ -53,7 +55,7 @@ from protocol.specs import Event, NodeUsage
 from protocol.version import PROTOCOL_VERSION, package_version
 from scheduler.cluster import views
 from scheduler.cluster.cycle import Work, occupies_node
-from scheduler.cluster.events import EventHub
+from scheduler.cluster.events import EventHub, image_events
 from scheduler.cluster.forward import FORWARDED, Forwarder, Route
 from scheduler.cluster.images import CLUSTER_IMAGE_REQUESTS, ClusterImages
 from scheduler.cluster.leader import Leader
@@ -121,7 +123,10 @@ class ClusterApi:
             if self.images is None:
                 raise Unsupported(f"scheduler {self.name} keeps no images (it runs without a "
                                   "state dir)")
-            return await self.images.handle(message)
+            answer = await self.images.handle(message)
+            if answer is not None:
+                self.events.publish(image_events(answer, time.time()))
+            return answer
         if isinstance(message, GetVersion):
             return VersionInfo(version=package_version(), protocol=PROTOCOL_VERSION,
                                component="scheduler", os="linux", arch=_arch())

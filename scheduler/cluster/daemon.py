@@ -3,7 +3,9 @@
 Every scheduler listens and serves reads. All of them campaign; the one elected builds a
 ``Leader`` (loading the cluster from etcd) and serves writes and worker sessions until it
 loses the leadership or is told to stop; then it ends its sessions (workers join the next
-leader) and campaigns again. Standbys answer writes with ``Unavailable`` naming the leader.
+leader) and campaigns again. Standbys answer writes with ``Unavailable`` naming the leader; a
+standby with a state dir keeps a copy of the leader's images (``ImageSync``), so a failover
+finds them in the new leader's store.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from protocol.addresses import DEFAULT_SCHEDULER
 from protocol.errors import ShoalError
 from scheduler.cluster.api import ClusterApi
 from scheduler.cluster.images import ClusterImages
+from scheduler.cluster.imagesync import RESYNC_INTERVAL, ImageSync
 from scheduler.cluster.leader import Leader, LeaderOptions
 from scheduler.store import Election, LeaderRecord, Store
 
@@ -42,6 +45,7 @@ class DaemonOptions:
     leader: LeaderOptions = field(default_factory=LeaderOptions)
     # Where this scheduler keeps the cluster's images (``images/`` below it); None: none kept.
     state_dir: Path | None = None
+    image_resync: float = RESYNC_INTERVAL  # a standby's full image sync without events
 
 
 def advertised(bound: str, explicit: str) -> str:
@@ -62,9 +66,11 @@ class SchedulerDaemon:
         self.options = options
         self.name = options.name or f"{socket.gethostname()}-{os.getpid()}"
         images = ClusterImages(options.state_dir / "images") if options.state_dir else None
-        self.api = ClusterApi(store, self.name, channels.ChannelOptions(
-            name=self.name, heartbeat=options.channel_heartbeat,
-            timeout=options.channel_timeout), images)
+        channel_options = channels.ChannelOptions(
+            name=self.name, heartbeat=options.channel_heartbeat, timeout=options.channel_timeout)
+        self.api = ClusterApi(store, self.name, channel_options, images)
+        self.image_sync = (ImageSync(images, self.name, channel_options,
+                                     resync=options.image_resync) if images else None)
         self.address = ""
         self.listening = asyncio.Event()
         self.leading = asyncio.Event()
@@ -90,12 +96,16 @@ class SchedulerDaemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.image_sync is not None:
+                await self.image_sync.close()
 
     async def _observe(self, election: Election) -> None:
         while True:
             try:
                 async for record in election.observe():
                     self.api.leader_record = record
+                    if self.image_sync is not None:
+                        self.image_sync.follow(record)
                     if record is None:
                         self.leader_known.clear()
                     else:
@@ -126,6 +136,8 @@ class SchedulerDaemon:
         leader = Leader(self.store, leadership, self.options.leader, self.api.events)
         reason = "stopped"
         try:
+            if self.image_sync is not None:
+                await self.image_sync.lead()  # the store is the leader's alone from here
             await leader.load()
             self.api.leader = leader
             self.leading.set()
@@ -151,6 +163,8 @@ class SchedulerDaemon:
             self.api.leader = None
             self.leading.clear()
             await leader.stop(reason)
+            if self.image_sync is not None:
+                self.image_sync.stand_by()
             if stop.is_set() or not leadership.lost.is_set():
                 with contextlib.suppress(ShoalError):
                     await leadership.resign()

@@ -1,7 +1,9 @@
 """Cluster events: what the leader's commits changed, streamed to ``events.watch`` subscribers.
 
-``record_events`` is pure: a committed record before and after → the events it means (a
-container placed, started, exited, rescheduled, orphaned, removed; a node up, down, updated).
+``container_events`` and ``node_events`` are pure: a committed record before and after → the
+events it means (a container placed, started, exited, rescheduled, orphaned, removed; a node
+up, down, updated). ``image_events`` is pure too: the leader's answer to an image verb → the
+images imported, untagged or deleted in its store (standbys follow these to copy the images).
 The ``EventHub`` fans them out to subscribers, each with a bounded queue: one that falls too
 far behind is ended with ``LimitExceeded`` rather than slowing the leader's cycle.
 """
@@ -17,7 +19,8 @@ import structlog
 
 from channels import Sender
 from protocol.errors import ChannelError, LimitExceeded
-from protocol.messages import EventMessage
+from protocol.limits import MAX_NAME_LEN, MAX_TEXT_LEN
+from protocol.messages import EventMessage, ImageImported, ImageRemoved, Message
 from protocol.specs import Event
 from scheduler.store import ContainerRecord, NodeRecord
 
@@ -82,6 +85,35 @@ def node_events(node_id: str, old: NodeRecord | None, new: NodeRecord | None,
         out.append(Event(type="node", action="update", id=node_id, time=now, node_id=node_id,
                          attributes={"availability": info.availability}))
     return out
+
+
+def image_events(reply: Message, now: float) -> list[Event]:
+    """What the leader's answer to an image verb says changed in its store: ``import`` per
+    image stored (``tags``: comma-separated), ``untag`` per tag dropped, ``delete`` per image
+    deleted. Other answers (lists, inspects, resolves, blob fetches) change nothing."""
+    if isinstance(reply, ImageImported):
+        return [Event(type="image", action="import", id=image.id, time=now,
+                      attributes={"tags": _joined(image.tags), "digest": image.digest})
+                for image in reply.images]
+    if isinstance(reply, ImageRemoved):
+        return ([Event(type="image", action="untag", id=tag[:MAX_NAME_LEN], time=now,
+                       attributes={"tag": tag})
+                 for tag in reply.untagged]
+                + [Event(type="image", action="delete", id=image_id, time=now)
+                   for image_id in reply.deleted])
+    return []
+
+
+def _joined(tags: list[str]) -> str:
+    """Tags as one attribute value, cut at a whole tag to stay within the wire's text limit."""
+    kept: list[str] = []
+    length = 0
+    for tag in tags:
+        length += len(tag) + 1
+        if length > MAX_TEXT_LEN:
+            break
+        kept.append(tag)
+    return ",".join(kept)
 
 
 def matches(event: Event, filters: Mapping[str, str]) -> bool:

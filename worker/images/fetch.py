@@ -3,11 +3,13 @@
 ``ImageFetcher.ensure(ref, source)`` returns the image from the local store, or first asks
 ``source`` (the scheduler's root channel) which image ``ref`` names (``image.resolve``), then
 fetches its manifest, config and every layer blob it does not store yet as byte streams
-(``image.blob.fetch``). Every blob goes through ``BlobStore.put``: hashed as it is written,
-checked against its descriptor's digest and size, renamed into place only when it matches, so
-a corrupt or truncated blob never lands. Each blob is fetched once: concurrent requests for the
-same digest share one download. Before the image is recorded, its layers are scanned as
-unpacking would judge them, as an import does.
+(``image.blob.fetch``). ``resolve`` and ``fetch`` are its two steps, for a caller that chooses
+the tags itself (a standby scheduler copying the leader's images,
+``scheduler.cluster.imagesync``). Every blob goes through ``BlobStore.put``: hashed as it is
+written, checked against its descriptor's digest and size, renamed into place only when it
+matches, so a corrupt or truncated blob never lands. Each blob is fetched once: concurrent
+requests for the same digest share one download. Before the image is recorded, its layers are
+scanned as unpacking would judge them, as an import does.
 """
 
 from __future__ import annotations
@@ -78,6 +80,11 @@ class ImageFetcher:
         """The image ``ref`` names, fetched from ``source`` first if this store lacks it."""
         with contextlib.suppress(ImageNotFound):
             return await asyncio.to_thread(self.store.get, ref)
+        resolved = await self.resolve(ref, source)
+        return await self.fetch(ref, resolved, source, _local_tags(ref, resolved.tags))
+
+    async def resolve(self, ref: str, source: channels.Sender) -> ImageResolved:
+        """Which image ``ref`` names at ``source`` (``image.resolve``), its answer checked."""
         resolved = await channels.request(source, lambda r: ResolveImage(ref=ref, reply=r),
                                           timeout=RESOLVE_TIMEOUT)
         if not isinstance(resolved, ImageResolved):
@@ -89,6 +96,13 @@ class ImageFetcher:
         if resolved.size > MAX_DOCUMENT_BYTES:
             raise InvalidImage(f"image {ref}: its manifest is {resolved.size} bytes, more than "
                                f"the {MAX_DOCUMENT_BYTES}-byte limit")
+        return resolved
+
+    async def fetch(self, ref: str, resolved: ImageResolved, source: channels.Sender,
+                    tags: list[str]) -> Image:
+        """Fetch the blobs of the ``resolved`` image this store lacks from ``source``, scan its
+        layers and record it under ``tags``. When it fails, no blob of it is still being
+        written (what was fetched stays, unreferenced, for a retry or the next collection)."""
         try:
             await self.fetch_blob(source, resolved.manifest_digest, resolved.size)
             manifest = decode_manifest(await asyncio.to_thread(
@@ -96,13 +110,17 @@ class ImageFetcher:
             if manifest.config.digest != resolved.id:
                 raise InvalidImage(f"image {ref}: manifest names config "
                                    f"{manifest.config.digest}, the scheduler said {resolved.id}")
-            await asyncio.gather(*(self.fetch_blob(source, d.digest, d.size)
-                                   for d in (manifest.config, *manifest.layers)))
+            outcomes = await asyncio.gather(*(self.fetch_blob(source, d.digest, d.size)
+                                              for d in (manifest.config, *manifest.layers)),
+                                            return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
         except ShoalError as exc:
             raise type(exc)(f"cannot fetch image {ref} from the scheduler: {exc.message}",
                             details=exc.details, code=exc.wire_code) from exc
         desc = Descriptor(resolved.media_type, resolved.manifest_digest, resolved.size)
-        return await asyncio.to_thread(self._record, desc, _local_tags(ref, resolved.tags))
+        return await asyncio.to_thread(self._record, desc, tags)
 
     async def fetch_blob(self, source: channels.Sender, digest: str, size: int) -> None:
         """Store blob ``digest`` of ``size`` bytes from ``source`` unless it is here already;

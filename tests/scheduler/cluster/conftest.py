@@ -73,10 +73,12 @@ def daemon_options(name: str, listen: str = "tcp://127.0.0.1:0") -> DaemonOption
 
 @contextlib.asynccontextmanager
 async def scheduler(etcd: EmbeddedEtcd, layout: Layout, name: str = "s1", *,
-                    state_dir: Path | None = None) -> AsyncIterator[SchedulerDaemon]:
+                    state_dir: Path | None = None,
+                    image_resync: float = 30.0) -> AsyncIterator[SchedulerDaemon]:
     """An in-process scheduler, leading once ``daemon.leading`` is set; with ``state_dir`` it
-    keeps the cluster's images there."""
-    options = dataclasses.replace(daemon_options(name), state_dir=state_dir)
+    keeps the cluster's images there (and, as a standby, a copy of the leader's)."""
+    options = dataclasses.replace(daemon_options(name), state_dir=state_dir,
+                                  image_resync=image_resync)
     async with EtcdClient([etcd.endpoint], timeout=5.0) as client:
         daemon = SchedulerDaemon(Store(client, layout), options)
         stop = asyncio.Event()

@@ -1,0 +1,89 @@
+"""An image imported into the leader only, the leader SIGKILLed: the standby copied the image
+while it followed, takes over, and a worker that never had the image runs a container of it,
+fetched from the new leader. Real etcd, real scheduler and worker processes, real containers."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import tempfile
+from pathlib import Path
+
+import channels
+from protocol.messages import ContainerList, ListContainers, SubmitJob, Submitted
+from protocol.specs import ContainerSpec
+from scheduler.cli_images import upload_image
+from scheduler.dev import DevCluster
+from scheduler.store import EmbeddedEtcd
+from tests.conftest import run
+from tests.scheduler.cluster_events import ClusterEvents
+from tests.scheduler.test_dev_cluster import (
+    free_address,
+    need_root,  # noqa: F401 - autouse: root or fail in CI
+)
+from tests.scheduler.test_image_distribution import served_blobs, stored_blobs
+from worker.images import ImageStore
+from worker.images.testimage import build_layout
+from worker.teardown import tear_down_worker
+
+
+def test_the_new_leader_serves_the_image_imported_into_the_old_one(tmp_path: Path) -> None:
+    first, second = free_address(), free_address()
+    procs = DevCluster(tmp_path, first, workers=0)  # its process plumbing, not its start()
+    etcd = EmbeddedEtcd(tmp_path / "etcd")
+
+    def scheduler(name: str, address: str) -> list[str]:
+        return ["scheduler", "--etcd", etcd.endpoint.url, "--listen", address, "--name", name,
+                "--state-dir", str(tmp_path / name), "--heartbeat-interval", "0.2",
+                "--node-timeout", "2", "--lease-ttl", "2"]
+
+    async def main() -> None:
+        await asyncio.to_thread(etcd.start)
+        try:
+            leader = procs._spawn("a", scheduler("a", first))
+            await procs._wait_for_log("a", "leading the cluster", leader)
+            standby = procs._spawn("b", scheduler("b", second))
+            await procs._wait_for_log("b", "following the leader's images", standby)
+            with tempfile.TemporaryDirectory() as tmp:
+                layout = await asyncio.to_thread(build_layout, Path(tmp) / "busybox")
+                async with await channels.connect(first) as conn:
+                    await upload_image(conn, layout, "busybox:latest")
+            await procs._wait_for_log("b", '"image synced"', standby)
+            image = ImageStore(tmp_path / "a" / "images").get("busybox")
+            blobs = {image.manifest_digest, image.id,
+                     *(layer.digest for layer in image.manifest.layers)}
+            assert stored_blobs(tmp_path / "b" / "images") == blobs
+
+            leader.send_signal(signal.SIGKILL)
+            leader.wait(10)
+            await procs._wait_for_log("b", "leading the cluster", standby)
+            worker = procs._spawn("w1", [
+                "worker", "--join", f"{first},{second}", "--listen", "tcp://127.0.0.1:0",
+                "--state-dir", str(tmp_path / "w1"), "--name", "w1"])
+            await procs._wait_for_log("w1", '"joined"', worker)
+            assert stored_blobs(tmp_path / "w1" / "images") == set()
+            spec = ContainerSpec(image="busybox", name="svc", command=["sleep", "3600"])
+            async with await channels.connect(second) as conn:
+                submitted = await channels.request(conn.sender,
+                                                   lambda r: SubmitJob(spec=spec, reply=r))
+                assert isinstance(submitted, Submitted) and len(submitted.ids) == 1
+
+                async def running() -> bool:
+                    listing = await channels.request(
+                        conn.sender, lambda r: ListContainers(all=True, reply=r))
+                    assert isinstance(listing, ContainerList)
+                    states = {c.id: c.state for c in listing.containers}
+                    state = states.get(submitted.ids[0])
+                    assert state is None or state.status != "dead", state
+                    return state is not None and state.status == "running"
+
+                async with ClusterEvents(second) as events:
+                    await events.until(running)
+            assert served_blobs(tmp_path / "b.log") == dict.fromkeys(blobs, 1)
+            assert stored_blobs(tmp_path / "w1" / "images") == blobs
+        finally:
+            await procs.stop()
+            await tear_down_worker(tmp_path / "w1")
+            await asyncio.to_thread(etcd.stop)
+
+    run(main, timeout=120)
