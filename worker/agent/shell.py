@@ -10,6 +10,10 @@ With an ``ImageFetcher`` (workers that run images), an assigned container whose 
 worker lacks has it fetched from the scheduler over the session before it is created; a fetch
 that fails (unknown image, a blob whose digest does not match) fails the container, reported
 with the reason. Each join lists the images the worker holds, for placement.
+
+Commands are decided in the order they arrive, but carried out per container
+(``worker.agent.lanes``): a container whose image is being fetched holds up no other
+container's run, stop or report, and a stop or newer run of it abandons the fetch.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from protocol.errors import ChannelError, NotFound, ShoalError, Unavailable
 from protocol.limits import MAX_HELD_IMAGES
 from protocol.messages import Assign, ContainerReport, Heartbeat, Join, Joined, Revoke
 from protocol.specs import ContainerState, NodeInfo, NodeResources, Platform
+from worker.agent.lanes import ContainerLanes, LaneInstruction
 from worker.agent.state import (
     AgentState,
     Assigned,
@@ -88,6 +93,7 @@ class Agent:
         self.options = options or channels.ChannelOptions(heartbeat=0.25, timeout=1.5,
                                                           connect_timeout=2.0)
         self.state = AgentState()
+        self._lanes = ContainerLanes(self._prepare_run, self._commit)
         self._reports: channels.Sender | None = None
         self._stimulus = itertools.count(1)
         self.joined = asyncio.Event()
@@ -126,6 +132,7 @@ class Agent:
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
+            await self._lanes.close()  # abandons image fetches; a create under way finishes
 
     def _after(self, address: str) -> str:
         """The scheduler to try after ``address`` failed: the next one in the list (a leader
@@ -219,39 +226,73 @@ class Agent:
 
     async def _execute(self, instructions: list[Instruction]) -> None:
         for instruction in instructions:
-            try:
-                await self._one(instruction)
-            except ShoalError as exc:
-                log.error("instruction failed", instruction=type(instruction).__name__,
-                          container_id=getattr(instruction, "container_id", ""), error=str(exc))
-                if isinstance(instruction, Run):
-                    failed = ContainerState(status="dead", error=str(exc)[:4096])
-                    await self._send(instruction.container_id, instruction.generation, failed)
+            if isinstance(instruction, Run | StopAndRemove):
+                self._lanes.submit(instruction)
+            elif isinstance(instruction, SendReport):
+                await self._report(instruction)
+            elif isinstance(instruction, Refuse):
+                log.info("refused a stale assignment", container_id=instruction.container_id,
+                         reason=instruction.reason)
+                await self._send(instruction.container_id, instruction.generation,
+                                 ContainerState(status="dead", error=instruction.reason))
 
-    async def _one(self, instruction: Instruction) -> None:
+    async def _report(self, report: SendReport) -> None:
+        cid, generation = report.container_id, report.generation
+        record = self.engine.records.get(cid)
+        if record is not None and record.generation == generation:
+            state = record.state
+        elif self._lanes.pending_run(cid) == generation:
+            # Accepted, its image still being fetched: "created" is what the state machine
+            # holds, and the reconciler reads it as ``accepted``. "dead" would be false, and
+            # final: the scheduler's view only moves forward, so the container would be failed
+            # while it is about to start. Staying silent would leave a resent Assign unanswered.
+            state = ContainerState(status="created")
+        else:
+            state = ContainerState(status="dead")
+        await self._send(cid, generation, state)
+
+    async def _prepare_run(self, run: Run) -> bool:
+        """Fetch the run's image if this worker lacks it; False (reported) when that fails."""
+        try:
+            await self._ensure_image(run.spec.image)
+        except ShoalError as exc:
+            self._run_failed(run, exc)
+            await self._send(run.container_id, run.generation,
+                             ContainerState(status="dead", error=str(exc)[:4096]))
+            return False
+        return True
+
+    async def _commit(self, instruction: LaneInstruction) -> None:
         match instruction:
             case Run(container_id=cid, generation=generation, spec=spec):
-                if cid in self.engine.records:
-                    await self.engine.remove(cid, force=True)
-                await self._ensure_image(spec.image)
-                # The cluster's id is the container's name here: replicas share a spec name.
-                # Removal is the cluster's decision (its record must go too), never the
-                # engine's on its own: --rm is carried out through the scheduler.
-                named = msgspec.structs.replace(spec, name=cid, auto_remove=False)
-                await self.engine.create(named, container_id=cid, generation=generation)
-                await self._send(cid, generation, self.engine.records[cid].state)
-                await self.engine.start(cid)
+                try:
+                    if cid in self.engine.records:
+                        await self.engine.remove(cid, force=True)
+                    # The cluster's id is the container's name here: replicas share a spec
+                    # name. Removal is the cluster's decision (its record must go too), never
+                    # the engine's on its own: --rm is carried out through the scheduler.
+                    named = msgspec.structs.replace(spec, name=cid, auto_remove=False)
+                    await self.engine.create(named, container_id=cid, generation=generation)
+                    await self._send(cid, generation, self.engine.records[cid].state)
+                    await self.engine.start(cid)
+                except ShoalError as exc:
+                    self._run_failed(instruction, exc)
+                    await self._send(cid, generation,
+                                     ContainerState(status="dead", error=str(exc)[:4096]))
             case StopAndRemove(container_id=cid, reason=reason):
                 log.info("stopping a copy", container_id=cid, reason=reason)
-                with contextlib.suppress(NotFound):
+                try:
                     await self.engine.remove(cid, force=True)
-            case SendReport(container_id=cid, generation=generation):
-                record = self.engine.records.get(cid)
-                state = record.state if record is not None else ContainerState(status="dead")
-                await self._send(cid, generation, state)
-            case Refuse(container_id=cid, generation=generation, reason=reason):
-                log.info("refused a stale assignment", container_id=cid, reason=reason)
-                await self._send(cid, generation, ContainerState(status="dead", error=reason))
+                except NotFound:
+                    pass
+                except ShoalError as exc:
+                    log.error("instruction failed", instruction="StopAndRemove",
+                              container_id=cid, error=str(exc))
+
+    @staticmethod
+    def _run_failed(run: Run, exc: ShoalError) -> None:
+        log.error("instruction failed", instruction="Run", container_id=run.container_id,
+                  generation=run.generation, error=str(exc))
 
     async def _send(self, container_id: str, generation: int, state: ContainerState) -> None:
         reports = self._reports
@@ -269,8 +310,8 @@ class Agent:
                 if event.type != "container" or event.action not in WATCHED_ACTIONS:
                     continue
                 record = self.engine.records.get(event.id)
-                if record is None:
-                    continue
+                if record is None or not self.state.holds(event.id, record.generation):
+                    continue  # not ours, or an older copy going away while its successor waits
                 await self._execute(self.state.handle(ContainerChanged(
                     event.id, record.state.status, record.state.exit_code, self._sid())))
         finally:

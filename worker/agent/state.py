@@ -113,6 +113,12 @@ class AgentState:
         self.held[container_id] = _Held(generation, status, exit_code)
         self.fenced[container_id] = max(self.fenced.get(container_id, 0), generation)
 
+    def holds(self, container_id: str, generation: int) -> bool:
+        """Whether ``container_id`` at ``generation`` is the copy this worker should hold
+        (news of any other copy, such as one being replaced, is nobody's business)."""
+        held = self.held.get(container_id)
+        return held is not None and held.generation == generation
+
     def handle(self, *events: AgentEvent) -> list[Instruction]:
         out: list[Instruction] = []
         for event in events:

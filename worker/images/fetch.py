@@ -8,8 +8,10 @@ the tags itself (a standby scheduler copying the leader's images,
 ``scheduler.cluster.imagesync``). Every blob goes through ``BlobStore.put``: hashed as it is
 written, checked against its descriptor's digest and size, renamed into place only when it
 matches, so a corrupt or truncated blob never lands. Each blob is fetched once: concurrent
-requests for the same digest share one download. Before the image is recorded, its layers are
-scanned as unpacking would judge them, as an import does.
+requests for the same digest share one download, and a download nobody waits for any more
+(every container that wanted it revoked, the agent shutting down) is abandoned: its stream
+closed, its partial blob dropped. Before the image is recorded, its layers are scanned as
+unpacking would judge them, as an import does.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 import channels
@@ -68,13 +71,21 @@ class _StreamFile(io.RawIOBase):
                           details={"digest": self._digest}) from None
 
 
+@dataclass(slots=True)
+class _Download:
+    """One blob being fetched, and how many callers wait for it."""
+
+    task: asyncio.Task[None]
+    waiters: int = 0
+
+
 class ImageFetcher:
     """Fills one worker's ``ImageStore`` from a scheduler's; call on the event loop."""
 
     def __init__(self, store: ImageStore, *, idle_timeout: float = IDLE_TIMEOUT) -> None:
         self.store = store
         self.idle_timeout = idle_timeout
-        self._downloads: dict[str, asyncio.Future[None]] = {}
+        self._downloads: dict[str, _Download] = {}
 
     async def ensure(self, ref: str, source: channels.Sender) -> Image:
         """The image ``ref`` names, fetched from ``source`` first if this store lacks it."""
@@ -110,6 +121,8 @@ class ImageFetcher:
             if manifest.config.digest != resolved.id:
                 raise InvalidImage(f"image {ref}: manifest names config "
                                    f"{manifest.config.digest}, the scheduler said {resolved.id}")
+            # Every blob's fetch ends before this does (a failure does not leave the others
+            # running unowned); then the first failure, if any, is the answer.
             outcomes = await asyncio.gather(*(self.fetch_blob(source, d.digest, d.size)
                                               for d in (manifest.config, *manifest.layers)),
                                             return_exceptions=True)
@@ -131,17 +144,32 @@ class ImageFetcher:
             return
         download = self._downloads.get(digest)
         if download is None:
-            download = asyncio.ensure_future(self._download(source, digest, size))
+            download = _Download(asyncio.create_task(self._download(source, digest, size)))
             self._downloads[digest] = download
 
-            def forget(done: asyncio.Future[None], digest: str = digest) -> None:
-                if self._downloads.get(digest) is done:
+            def forget(done: asyncio.Task[None], digest: str = digest) -> None:
+                current = self._downloads.get(digest)
+                if current is not None and current.task is done:
                     del self._downloads[digest]
                 if not done.cancelled():
                     done.exception()  # retrieved: every waiter gets it through shield
 
-            download.add_done_callback(forget)
-        await asyncio.shield(download)
+            download.task.add_done_callback(forget)
+        download.waiters += 1
+        try:
+            await asyncio.shield(download.task)
+        finally:
+            download.waiters -= 1
+            # The last waiter gone (cancelled): nobody wants this blob now; stop fetching it.
+            # Forgotten at once, so that a caller coming while it winds down starts afresh
+            # rather than waiting on a download that ends cancelled.
+            if download.waiters == 0 and not download.task.done():
+                if self._downloads.get(digest) is download:
+                    del self._downloads[digest]
+                download.task.cancel()
+                # Wound down before the caller's cancellation completes: no stream, thread
+                # or partial blob outlives the run that wanted it.
+                await asyncio.gather(download.task, return_exceptions=True)
 
     async def _download(self, source: channels.Sender, digest: str, size: int) -> None:
         writer, reader = channels.byte_pipe()
@@ -150,7 +178,16 @@ class ImageFetcher:
             await source.send(FetchBlob(digest=digest, into=writer, reply=reply_tx))
             stream = cast(BinaryIO, _StreamFile(reader, asyncio.get_running_loop(),
                                                 self.idle_timeout, digest))
-            await asyncio.to_thread(self.store.blobs.put, stream, digest, size, limit=size)
+            put = asyncio.ensure_future(asyncio.to_thread(self.store.blobs.put, stream, digest,
+                                                          size, limit=size))
+            try:
+                await asyncio.shield(put)
+            except asyncio.CancelledError:
+                # Abandoned: closing the stream fails the thread's next read, so ``put`` drops
+                # the partial blob and the thread ends; wait for that, leave nothing running.
+                reader.close()
+                await asyncio.gather(put, return_exceptions=True)
+                raise
             await reply_rx.recv()  # Ok once the server wrote it all; a refusal raises
         finally:
             reader.close()
