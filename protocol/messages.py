@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from protocol.limits import MAX_BATCH, MAX_LIST_ITEMS, MAX_NAME_LEN, MAX_TAGS
+from protocol.limits import MAX_BATCH, MAX_HELD_IMAGES, MAX_LIST_ITEMS, MAX_NAME_LEN, MAX_TAGS
 from protocol.refs import ByteReaderRef, ByteWriterRef, ReceiverRef, SenderRef
 from protocol.specs import (
     AppSpec,
@@ -262,6 +262,15 @@ class Heartbeat(Message, tag="cluster.heartbeat", frozen=True, kw_only=True):
     reply: SenderRef | None = None
 
 
+class NodeImages(Message, tag="cluster.node_images", frozen=True, kw_only=True):
+    """On a worker's reports channel: the images it stores changed (it fetched one). The
+    whole list, as at join, for the placement's preference for nodes that hold an image."""
+
+    node_id: Name
+    epoch: NonNegInt
+    images: Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_HELD_IMAGES)] = []
+
+
 class ContainerReport(Message, tag="cluster.report", frozen=True, kw_only=True):
     """A worker's word about one container it holds, at the generation it was assigned."""
 
@@ -442,8 +451,8 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     ExecStarted, ExecExited,
     TerminalSize, AttachContainer, Attached, WaitContainer, ContainerExited, WatchEvents,
     EventMessage, Subscribed,
-    Join, Joined, Heartbeat, ContainerReport, Assign, Revoke, ListNodes, NodeList, UpdateNode,
-    InspectNode, NodeInspected, LabelNode, SubmitApp,
+    Join, Joined, Heartbeat, NodeImages, ContainerReport, Assign, Revoke, ListNodes, NodeList,
+    UpdateNode, InspectNode, NodeInspected, LabelNode, SubmitApp,
     SubmitJob, Submitted,
     ImportImage, ImageImported, ListImages, ImageList, InspectImage, ImageInspected,
     RemoveImage, ImageRemoved, FetchBlob, ResolveImage, ImageResolved,

@@ -68,7 +68,7 @@ def container_events(cid: str, old: ContainerRecord | None, new: ContainerRecord
 def node_events(node_id: str, old: NodeRecord | None, new: NodeRecord | None,
                 now: float) -> list[Event]:
     """A node came up, joined again (a new epoch: after a worker restart or a leader
-    change), went down, or had its availability or labels changed."""
+    change), went down, or had its availability, labels or list of images changed."""
     if new is None:
         return []
     info = new.info
@@ -81,9 +81,11 @@ def node_events(node_id: str, old: NodeRecord | None, new: NodeRecord | None,
         out.append(Event(type="node", action="rejoin", id=node_id, time=now, node_id=node_id,
                          attributes={"epoch": str(info.epoch)}))
     if old is not None and (old.info.availability != info.availability
-                            or old.info.labels != info.labels):
+                            or old.info.labels != info.labels
+                            or old.info.images != info.images):
         out.append(Event(type="node", action="update", id=node_id, time=now, node_id=node_id,
-                         attributes={"availability": info.availability}))
+                         attributes={"availability": info.availability,
+                                     "images": str(len(info.images))}))
     return out
 
 

@@ -35,6 +35,7 @@ from protocol.messages import (
     ContainerReport,
     Heartbeat,
     Message,
+    NodeImages,
     Ok,
     Revoke,
 )
@@ -44,6 +45,7 @@ from scheduler.cluster.cycle import Cycle, Key, Work
 from scheduler.cluster.events import EventHub, container_events, node_events
 from scheduler.cluster.sessions import Held, WorkerSession
 from scheduler.cluster.tx import Entry
+from scheduler.cluster.work import SetNodeImages
 from scheduler.placement import EngineOptions, PlacementEngine, Strategy, Task
 from scheduler.reconcile import LIVE, Actions, Report, reconcile
 from scheduler.store import (
@@ -240,6 +242,14 @@ class Leader:
             self.last_seen[session.node_id] = now
             if reply is not None:
                 self._spawn(reply.send(Ok(), last=True))
+        elif isinstance(message, NodeImages):
+            if message.node_id != session.node_id or message.epoch != session.epoch:
+                log.warning("images for another node or epoch; ignored",
+                            node_id=session.node_id, claimed=message.node_id)
+                return
+            self.last_seen[session.node_id] = now
+            self._spawn(self._await(self.submit(
+                SetNodeImages(session.node_id, message.epoch, message.images))))
         else:
             log.warning("unexpected message on a reports channel; ignored",
                         node_id=session.node_id, message_type=type(message).__name__)
@@ -250,6 +260,10 @@ class Leader:
         for cid in session.held:
             self._forget(session.node_id, cid)
         session.held.clear()
+
+    @staticmethod
+    async def _await(answer: Awaitable[Message | None]) -> None:
+        await answer
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         async def guarded() -> None:

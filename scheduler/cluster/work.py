@@ -276,6 +276,32 @@ class SetLabels(Work):
         return self.answer(self.record)
 
 
+class SetNodeImages(Work):
+    """A worker fetched an image: its record lists what it stores now (placement prefers a
+    node that holds an image). Ignored for a node or an epoch that has changed since: that
+    worker has joined again, and its join listed its images."""
+
+    def __init__(self, node_id: str, epoch: int, images: Sequence[str]) -> None:
+        super().__init__()
+        self.node_id = node_id
+        self.epoch = epoch
+        self.images = list(images)
+
+    def stage(self, cycle: Cycle) -> None:
+        record = cycle.nodes.get(self.node_id)
+        if record is None or record.info.epoch != self.epoch:
+            return
+        if record.info.images != self.images:
+            cycle.put_node(self.node_id,
+                           replace(record, info=replace(record.info, images=self.images)))
+
+    def finish(self, cycle: Cycle) -> Message | None:
+        error = cycle.error(("nodes", self.node_id))
+        if error is not None:
+            raise error
+        return None
+
+
 def app_ids(app: AppSpec) -> list[str]:
     """APP.SERVICE for a named container of the app, APP.N (its position) for an unnamed one."""
     ids = [f"{app.name}.{spec.name or index}"

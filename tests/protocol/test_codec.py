@@ -86,6 +86,7 @@ SAMPLES: list[m.Message] = [
                                    state=specs.ContainerState(status="running", pid=7))]),
     m.Joined(node_id="n1", epoch=2, heartbeat_interval=1.0, reports=_ref(RefKind.SENDER, 45)),
     m.Heartbeat(node_id="n1", epoch=2),
+    m.NodeImages(node_id="n1", epoch=2, images=["busybox:latest", "sha256:" + "a" * 64]),
     m.ContainerReport(node_id="n1", container_id="c1", generation=1,
                       state=specs.ContainerState(status="exited", exit_code=1)),
     m.Assign(container_id="c1", generation=3, spec=SPEC),

@@ -110,6 +110,15 @@ def test_workers_fetch_the_image_once_each_and_refuse_a_corrupt_blob(tmp_path: P
         for n in range(1, WORKERS + 1):
             assert stored_blobs(tmp_path / "dev" / f"worker{n}" / "images") == blobs
 
+        # Each worker told the scheduler what it stores now, without joining again.
+        async def all_listed() -> bool:
+            listing = await channels.request(conn.sender, lambda r: ListNodes(reply=r))
+            assert isinstance(listing, NodeList)
+            return all({"busybox:latest", source.id} <= set(node.images)
+                       and node.epoch == 1 for node in listing.nodes)
+
+        await until(address, all_listed)
+
     async def refuse_corrupt(conn: channels.Connection) -> None:
         layout = layout_from_tars(tmp_path / "broken", [make_tar([E("hello", data=b"hi\n")])],
                                   "broken:1")

@@ -32,7 +32,15 @@ import structlog
 import channels
 from protocol.errors import ChannelError, NotFound, ShoalError, Unavailable
 from protocol.limits import MAX_HELD_IMAGES
-from protocol.messages import Assign, ContainerReport, Heartbeat, Join, Joined, Revoke
+from protocol.messages import (
+    Assign,
+    ContainerReport,
+    Heartbeat,
+    Join,
+    Joined,
+    NodeImages,
+    Revoke,
+)
 from protocol.specs import ContainerState, NodeInfo, NodeResources, Platform
 from worker.agent.lanes import ContainerLanes, LaneInstruction
 from worker.agent.state import (
@@ -95,6 +103,8 @@ class Agent:
         self.state = AgentState()
         self._lanes = ContainerLanes(self._prepare_run, self._commit)
         self._reports: channels.Sender | None = None
+        self._epoch = 0
+        self._announced: list[str] = []  # the images the scheduler was told of
         self._stimulus = itertools.count(1)
         self.joined = asyncio.Event()
         for record in engine.records.values():
@@ -148,7 +158,8 @@ class Agent:
             held = [ContainerReport(node_id=self.node.id, container_id=record.id,
                                     generation=record.generation, state=record.state)
                     for record in self.engine.records.values() if record.generation]
-            node = msgspec.structs.replace(self.node, images=await self._held_images())
+            self._announced = await self._held_images()
+            node = msgspec.structs.replace(self.node, images=self._announced)
             try:
                 joined = await channels.request(
                     conn.sender, lambda r: Join(node=node, commands=commands_tx,
@@ -163,6 +174,7 @@ class Agent:
                                                                  channels.Sender):
                 raise ChannelError(f"expected Joined, got {type(joined).__name__}")
             self._reports = joined.reports
+            self._epoch = joined.epoch
             self._scheduler = conn.sender
             log.info("joined", scheduler=address, node_id=self.node.id, epoch=joined.epoch,
                      held=len(held))
@@ -206,6 +218,20 @@ class Agent:
             raise Unavailable(f"image {reference}: no scheduler session to fetch it from")
         image = await self.fetcher.ensure(reference, scheduler)
         log.debug("image ready", reference=reference, image_id=image.id)
+        if reference not in self._announced and image.id not in self._announced:
+            await self._announce_images()
+
+    async def _announce_images(self) -> None:
+        """Tell the scheduler what this worker stores now, as the join did: a fetched image
+        makes it a better place for the next container of that image."""
+        images = await self._held_images()
+        reports = self._reports
+        if reports is None or images == self._announced:
+            return  # the next join lists them
+        self._announced = images
+        with contextlib.suppress(ChannelError):
+            await reports.send(NodeImages(node_id=self.node.id, epoch=self._epoch,
+                                          images=images))
 
     async def _heartbeat(self, reports: channels.Sender, epoch: int, interval: float) -> None:
         while True:

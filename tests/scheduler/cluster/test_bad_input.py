@@ -15,6 +15,7 @@ from protocol.messages import (
     Joined,
     ListImages,
     ListNodes,
+    NodeImages,
     NodeList,
     Ok,
     StartContainer,
@@ -79,6 +80,16 @@ def test_nonsense_on_a_reports_channel_is_refused_or_ignored(run: Runner[None],
                 await reports.send(ContainerReport(node_id="good", container_id="y",
                                                    generation=9,
                                                    state=ContainerState(status="running")))
+                # Images for another node or an old epoch: ignored; for itself: recorded.
+                await reports.send(NodeImages(node_id="good", epoch=joined.epoch,
+                                              images=["stolen:1"]))
+                await reports.send(NodeImages(node_id="odd", epoch=joined.epoch + 1,
+                                              images=["future:1"]))
+                await reports.send(NodeImages(node_id="odd", epoch=joined.epoch,
+                                              images=["busybox:latest"]))
+                await leader.until(
+                    lambda ld: ld.nodes["odd"].record.info.images == ["busybox:latest"])
+                assert leader.nodes["good"].record.info.images == []
                 assert await channels.request(reports, lambda r: Heartbeat(
                     node_id="odd", epoch=joined.epoch, reply=r)) == Ok()
                 assert "y" not in leader.holders
