@@ -65,7 +65,7 @@ def read_all(fd: int) -> bytes:
 
 
 def kill_and_await(pid: int) -> None:
-    """SIGKILL and wait until it has exited (its loop reaps it: it was started through it)."""
+    """SIGKILL and wait until it has exited (a pidfd: whoever its parent is, it reaps it)."""
     fd = os.pidfd_open(pid)
     try:
         os.kill(pid, signal.SIGKILL)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.worker.runtime.conftest import Bundle
-from tests.worker.runtime.test_helper import TIMEOUT, read_all, run, spawn
+from tests.worker.runtime.test_helper import TIMEOUT, kill_and_await, read_all, run, spawn
 from tests.worker.runtime.test_lifecycle import cgroup_leftovers
 from worker.runtime import CreateFailed, OperationFailed
 from worker.runtime.client import RuntimeHelper
@@ -46,16 +45,6 @@ def ppid(pid: int) -> int:
         if line.startswith("PPid:"):
             return int(line.split()[1])
     raise AssertionError(f"no PPid for {pid}")
-
-
-def kill_and_await(pid: int) -> None:
-    """SIGKILL a process that is not our child and wait until it has exited."""
-    fd = os.pidfd_open(pid)
-    try:
-        os.kill(pid, signal.SIGKILL)
-        assert select.select([fd], [], [], TIMEOUT)[0]
-    finally:
-        os.close(fd)
 
 
 async def run_to_exit(rt: RuntimeHelper, cid: str, bundle: Bundle) -> tuple[int, bytes, int]:
