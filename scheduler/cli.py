@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from protocol.addresses import DEFAULT_SCHEDULER, DEFAULT_WORKER
 from protocol.version import PROTOCOL_VERSION, package_version
+
+if TYPE_CHECKING:
+    from scheduler.readiness import ReadyNotifier
 
 # Commands that live in their own modules, imported only when used: a `shoal ps` should not
 # pay for the scheduler daemon, etcd's gRPC stubs or the runtime. Nor does this module import
@@ -107,6 +111,13 @@ def dev(workers: int, listen: str, state_dir: Path | None, example: bool) -> Non
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 
 
+def _ready_fd(ctx: click.Context, param: click.Parameter,
+              value: int | None) -> ReadyNotifier | None:
+    from scheduler.readiness import notifier_option  # imports structlog: only when used
+
+    return notifier_option(ctx, param, value)
+
+
 @main.command()
 @click.option("--listen", default=DEFAULT_WORKER, show_default=True,
               help="Address to serve the container verbs on.")
@@ -123,8 +134,13 @@ def dev(workers: int, listen: str, state_dir: Path | None, example: bool) -> Non
               help="Rotate a container's json-file log at this size (e.g. 10m; 0: never).")
 @click.option("--log-max-file", type=click.IntRange(1, 100), default=1, show_default=True,
               help="How many log files to keep per container when rotating.")
+@click.option("--ready-fd", "ready", type=click.IntRange(min=0), default=None, metavar="N",
+              callback=_ready_fd,
+              help="Once joined (or, without --join, serving), write READY=1 and "
+                   "LISTEN=ADDR to this inherited descriptor, then close it.")
 def worker(listen: str, state_dir: Path | None, driver: str, join: str, name: str,
-           labels: tuple[str, ...], log_max_size: str, log_max_file: int) -> None:
+           labels: tuple[str, ...], log_max_size: str, log_max_file: int,
+           ready: ReadyNotifier | None) -> None:
     """Run a worker: standalone, or part of a cluster with --join."""
     import uvloop
 
@@ -141,7 +157,9 @@ def worker(listen: str, state_dir: Path | None, driver: str, join: str, name: st
                               join=schedulers, name=name,
                               labels=dict(item.split("=", 1) for item in labels),
                               log_max_size=parse_memory(log_max_size),
-                              log_max_file=log_max_file))
+                              log_max_file=log_max_file,
+                              on_ready=(lambda address: ready.notify(LISTEN=address))
+                              if ready else None))
     except ShoalError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 

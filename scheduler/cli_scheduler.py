@@ -2,6 +2,8 @@
 
 Without ``--etcd`` it starts a private etcd under the state directory and stops it on exit.
 SIGTERM and SIGINT stop it cleanly: a leader resigns, so a standby takes over at once.
+With ``--ready-fd N`` it writes ``READY=1`` (with ``LISTEN``, ``ROLE`` and, for a standby,
+``LEADER``) to that descriptor once it leads or follows a leader, then closes it.
 Also runnable as ``python -m scheduler.cli_scheduler``.
 """
 
@@ -20,11 +22,24 @@ from protocol.errors import ShoalError
 from scheduler.cluster.daemon import DEFAULT_LISTEN, DaemonOptions, SchedulerDaemon
 from scheduler.cluster.leader import LeaderOptions
 from scheduler.logs import configure_logging
+from scheduler.readiness import ReadyNotifier, notifier_option
 from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, Store, parse_endpoints
 from scheduler.store.embedded import default_state_dir
 
 
-async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOptions) -> None:
+async def _announce(daemon: SchedulerDaemon, notifier: ReadyNotifier) -> None:
+    """Ready: leading, or standing by with a leader to name (a standby never leads while a
+    healthy leader lives, and before it knows one it can only answer that none is elected)."""
+    role = await daemon.until_ready()
+    facts = {"LISTEN": daemon.listen_address, "ROLE": role}
+    leader = daemon.api.leader_record
+    if role == "standby" and leader is not None:
+        facts["LEADER"] = leader.address
+    notifier.notify(**facts)
+
+
+async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOptions,
+                 ready: ReadyNotifier | None = None) -> None:
     options = dataclasses.replace(options, state_dir=state_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -41,7 +56,13 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
             click.echo(f"private etcd at {embedded.endpoint.url}", err=True)
         async with EtcdClient(endpoints, timeout=5.0) as client:
             daemon = SchedulerDaemon(Store(client, Layout(root)), options)
-            await daemon.run(stop)
+            announcing = asyncio.create_task(_announce(daemon, ready)) if ready else None
+            try:
+                await daemon.run(stop)
+            finally:
+                if announcing is not None:
+                    announcing.cancel()
+                    await asyncio.gather(announcing, return_exceptions=True)
     finally:
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
@@ -71,9 +92,14 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
               help="Seconds a dead leader keeps the leadership before a standby takes it.")
 @click.option("--store-root", default="/shoal/v1/", show_default=True,
               help="Key prefix in etcd (lets several clusters share one etcd).")
+@click.option("--ready-fd", "ready", type=click.IntRange(min=0), default=None, metavar="N",
+              callback=notifier_option,
+              help="Once leading (or following a leader), write READY=1 and LISTEN=ADDR to "
+                   "this inherited descriptor, then close it.")
 def scheduler_command(etcd: str | None, listen: str, advertise: str, strategy: str,
                       state_dir: Path | None, name: str, heartbeat_interval: float,
-                      node_timeout: float, lease_ttl: int, store_root: str) -> None:
+                      node_timeout: float, lease_ttl: int, store_root: str,
+                      ready: ReadyNotifier | None) -> None:
     """Run a scheduler: leads the cluster, or stands by to take over."""
     leader = LeaderOptions(strategy=strategy,  # type: ignore[arg-type]
                            heartbeat_interval=heartbeat_interval, node_timeout=node_timeout,
@@ -84,7 +110,7 @@ def scheduler_command(etcd: str | None, listen: str, advertise: str, strategy: s
                             channel_timeout=max(node_timeout, 3 * heartbeat_interval),
                             leader=leader)
     try:
-        uvloop.run(_serve(etcd, state_dir or default_state_dir(), store_root, options))
+        uvloop.run(_serve(etcd, state_dir or default_state_dir(), store_root, options, ready))
     except ShoalError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 

@@ -11,7 +11,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import structlog
@@ -59,12 +59,13 @@ async def make_driver(name: str, state_dir: Path) -> tuple[Driver, ImageResolver
 
 
 async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
-                     ready: asyncio.Future[str] | None = None,
+                     on_ready: Callable[[str], None] | None = None,
                      stop: asyncio.Event | None = None, *, join: Sequence[str] = (),
                      name: str = "", labels: dict[str, str] | None = None,
                      log_max_size: int = 0, log_max_file: int = 1) -> None:
-    """Serve until SIGTERM/SIGINT (or ``stop``); ``ready`` gets the bound address. With
-    ``join``, also take part in the cluster led by one of those schedulers."""
+    """Serve until SIGTERM/SIGINT (or ``stop``). With ``join``, also take part in the cluster
+    led by one of those schedulers. ``on_ready`` is called once with the bound address when
+    the worker is ready: joined to a scheduler with ``join``, else serving."""
     state_dir.mkdir(parents=True, exist_ok=True)
     driver, images = await make_driver(driver_name, state_dir)
     engine = Engine(state_dir, driver, images=images, log_max_size=log_max_size,
@@ -88,6 +89,7 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
 
     server = asyncio.create_task(channels.serve(listener.receiver, handle))
     agent_task: asyncio.Task[None] | None = None
+    agent: Agent | None = None
     if join:
         node = host_node(name or socket.gethostname(), listener.address, dict(labels or {}),
                          engine)
@@ -98,13 +100,22 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
     log.info("worker listening", address=listener.address, state_dir=str(state_dir),
              driver=engine.driver.name, containers=len(engine.records),
              joining=",".join(join))
-    if ready is not None and not ready.done():
-        ready.set_result(listener.address)
+
+    async def announce(joined: asyncio.Event | None, notify: Callable[[str], None]) -> None:
+        if joined is not None:
+            await joined.wait()
+        notify(listener.address)
+
+    announcing = (asyncio.create_task(announce(agent.joined if agent else None, on_ready))
+                  if on_ready is not None else None)
     try:
         await stop.wait()
     finally:
         for number in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(number)
+        if announcing is not None:
+            announcing.cancel()
+            await asyncio.gather(announcing, return_exceptions=True)
         if agent_task is not None:
             await asyncio.gather(agent_task, return_exceptions=True)
         await listener.close()

@@ -72,14 +72,17 @@ class SchedulerDaemon:
         self.image_sync = (ImageSync(images, self.name, channel_options,
                                      resync=options.image_resync) if images else None)
         self.address = ""
+        self.listen_address = ""  # where the listener is bound (a port 0 resolved)
         self.listening = asyncio.Event()
         self.leading = asyncio.Event()
         self.leader_known = asyncio.Event()  # set while some scheduler holds the leadership
+        self.following = asyncio.Event()  # set while another scheduler leads and we stand by
 
     async def run(self, stop: asyncio.Event) -> None:
         opts = self.options
         listener = await channels.listen(opts.listen, channels.ChannelOptions(
             name=self.name, heartbeat=opts.channel_heartbeat, timeout=opts.channel_timeout))
+        self.listen_address = listener.address
         self.address = advertised(listener.address, opts.advertise)
         election = Election(self.store.client, self.store.layout,
                             LeaderRecord(id=self.name, address=self.address), ttl=opts.lease_ttl)
@@ -99,6 +102,19 @@ class SchedulerDaemon:
             if self.image_sync is not None:
                 await self.image_sync.close()
 
+    async def until_ready(self) -> str:
+        """Wait until this scheduler leads, or stands by following another's leadership (it
+        then names the leader to writers and joining workers); returns ``leader`` or
+        ``standby``. Both come after ``listening``."""
+        waits = [asyncio.create_task(self.leading.wait()),
+                 asyncio.create_task(self.following.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+        return "leader" if self.leading.is_set() else "standby"
+
     async def _observe(self, election: Election) -> None:
         while True:
             try:
@@ -110,6 +126,10 @@ class SchedulerDaemon:
                         self.leader_known.clear()
                     else:
                         self.leader_known.set()
+                    if record is not None and record.id != self.name:
+                        self.following.set()
+                    else:
+                        self.following.clear()
             except ShoalError as exc:
                 log.warning("following the leader key failed; retrying", error=str(exc))
                 await asyncio.sleep(1.0)

@@ -1,0 +1,136 @@
+"""``--ready-fd`` on ``shoal scheduler`` and ``shoal worker``: the line comes once the state is
+reached and the descriptor is closed after; a bad descriptor is refused at start-up."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import channels
+from scheduler.readiness import parse_notification
+from scheduler.store import EmbeddedEtcd
+from tests.conftest import run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Started:
+    """A ``shoal`` process given the write end of a pipe as ``--ready-fd``."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.read_end, write_end = os.pipe()
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "scheduler.cli", *args, "--ready-fd", str(write_end)],
+                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                pass_fds=(write_end,), env={**os.environ, "PYTHONPATH": str(ROOT)})
+        os.close(write_end)
+
+    def read(self, timeout: float = 30.0) -> bytes:
+        """The next bytes on the pipe (b"" at end of file), waiting at most ``timeout``."""
+        assert select.select([self.read_end], [], [], timeout)[0], "nothing within timeout"
+        return os.read(self.read_end, 4096)
+
+    def notification(self) -> dict[str, str]:
+        data = b""
+        while (facts := parse_notification(data)) is None:
+            chunk = self.read()
+            assert chunk, f"end of file without READY=1 (status {self.proc.poll()})"
+            data += chunk
+        assert self.read() == b"", "the descriptor is closed once ready"
+        assert self.proc.poll() is None, "and the process goes on"
+        return facts
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.read_end)
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
+    server = EmbeddedEtcd(tmp_path / "etcd")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def scheduler_args(etcd: EmbeddedEtcd, base: Path, name: str) -> list[str]:
+    return ["scheduler", "--etcd", etcd.endpoint.url, "--listen", "tcp://127.0.0.1:0",
+            "--name", name, "--state-dir", str(base / name), "--lease-ttl", "2"]
+
+
+def test_a_standalone_worker_is_ready_when_serving_and_says_where(tmp_path: Path) -> None:
+    worker = Started(["worker", "--listen", "tcp://127.0.0.1:0", "--driver", "process",
+                      "--state-dir", str(tmp_path / "w")], tmp_path / "w.log")
+    try:
+        facts = worker.notification()
+        assert set(facts) == {"LISTEN"}
+        assert facts["LISTEN"].startswith("tcp://127.0.0.1:")
+        assert not facts["LISTEN"].endswith(":0")  # the port it is bound to
+
+        async def reach() -> None:
+            async with await channels.connect(facts["LISTEN"]):
+                pass
+
+        run(reach, timeout=30)
+    finally:
+        worker.stop()
+
+
+def test_schedulers_are_ready_leading_or_following_and_a_worker_once_joined(
+        tmp_path: Path, etcd: EmbeddedEtcd) -> None:
+    leader = Started(scheduler_args(etcd, tmp_path, "a"), tmp_path / "a.log")
+    started = [leader]
+    try:
+        led = leader.notification()
+        assert led["ROLE"] == "leader"
+        assert not led["LISTEN"].endswith(":0")
+        standby = Started(scheduler_args(etcd, tmp_path, "b"), tmp_path / "b.log")
+        started.append(standby)
+        stood = standby.notification()
+        assert stood["ROLE"] == "standby"
+        assert stood["LEADER"] == led["LISTEN"]
+        # Joining through the standby: it names the leader, and the worker is ready once it
+        # joined there.
+        worker = Started(["worker", "--listen", "tcp://127.0.0.1:0", "--driver", "process",
+                          "--state-dir", str(tmp_path / "w"), "--name", "w",
+                          "--join", stood["LISTEN"]], tmp_path / "w.log")
+        started.append(worker)
+        worker.notification()
+        assert '"joined"' in (tmp_path / "w.log").read_text()
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+@pytest.mark.parametrize("command", ["scheduler", "worker"])
+@pytest.mark.parametrize("problem", ["not open", "not open for writing", "standard"])
+def test_a_bad_descriptor_is_refused_at_start_up(tmp_path: Path, command: str,
+                                                 problem: str) -> None:
+    read_end, write_end = os.pipe()
+    os.close(write_end)
+    fd = {"not open": 999, "not open for writing": read_end, "standard": 1}[problem]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "scheduler.cli", command, "--state-dir", str(tmp_path),
+             "--ready-fd", str(fd)], cwd=ROOT, capture_output=True, text=True, timeout=60,
+            pass_fds=(read_end,), env={**os.environ, "PYTHONPATH": str(ROOT)})
+    finally:
+        os.close(read_end)
+    assert done.returncode == 2, done.stderr
+    assert f"Invalid value for '--ready-fd': descriptor {fd} is {problem}" in done.stderr
+    assert list(tmp_path.iterdir()) == []  # refused before anything started
