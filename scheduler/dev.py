@@ -4,7 +4,9 @@ Every part is a real process: the scheduler (which starts its own etcd), and eac
 its own state dir and labels. The busybox test image is imported once, into the scheduler
 (``shoal image import`` against it); workers fetch it from there when a container needs it.
 The scheduler listens on the CLI's default address, so a plain ``shoal ps`` in another
-terminal talks to it. ``--example`` submits a job spread over the workers with a constraint,
+terminal talks to it. Each process says it is ready on a pipe (``--ready-fd``: the scheduler
+once it leads, a worker once it joined); its log stays in the state dir.
+``--example`` submits a job spread over the workers with a constraint,
 shows ``ps`` and ``nodes``, then stops everything; without it the cluster runs until Ctrl-C
 or SIGTERM.
 """
@@ -43,6 +45,7 @@ from protocol.messages import (
 from protocol.specs import ContainerSpec, RestartPolicy
 from scheduler.cli_images import upload_image
 from scheduler.cli_output import status_text
+from scheduler.readiness import read_notification
 from worker.images.testimage import build_layout
 from worker.teardown import tear_down_worker
 
@@ -57,48 +60,73 @@ class DevCluster:
     workers: int
     heartbeat: float = 0.5
     node_timeout: float = 3.0
+    ready_timeout: float = READY_TIMEOUT
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    # What each process said when ready (``LISTEN``: the address it is bound to; ...).
+    ready: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, args: list[str],
+               pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
         log = open(self.state_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(
             [sys.executable, "-m", "scheduler.cli", *args], cwd=ROOT, stdout=log, stderr=log,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, pass_fds=pass_fds,
             env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_LOG": "info"})
         log.close()
         self.processes.append((name, proc))
         return proc
 
-    async def _wait_for_log(self, name: str, needle: str, proc: subprocess.Popen[bytes]) -> None:
+    async def launch(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        """Start ``shoal *args`` as ``name`` (logging to ``name.log``) and return once it says
+        it is ready on the pipe given as ``--ready-fd``; Unavailable if it exits first or is
+        not ready within ``ready_timeout``."""
+        read_end, write_end = os.pipe()
+        try:
+            try:
+                proc = self._spawn(name, [*args, "--ready-fd", str(write_end)], (write_end,))
+            finally:
+                os.close(write_end)  # the child's copy is the only one: its exit is our EOF
+            self.ready[name] = await self._await_ready(name, proc, read_end)
+        finally:
+            os.close(read_end)
+        return proc
+
+    async def _await_ready(self, name: str, proc: subprocess.Popen[bytes],
+                           read_end: int) -> dict[str, str]:
         path = self.state_dir / f"{name}.log"
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise Unavailable(f"{name} exited (status {proc.returncode}); see {path}")
-            with contextlib.suppress(FileNotFoundError):
-                if needle in path.read_text(errors="replace"):
-                    return
-            await asyncio.sleep(0.05)
-        raise Unavailable(f"{name} was not ready within {READY_TIMEOUT:g} s; see {path}")
+        closed = False
+        try:
+            async with asyncio.timeout(self.ready_timeout):
+                facts = await read_notification(read_end)
+                if facts is not None:
+                    return facts
+                # End of file without READY=1: it exited, or closed the descriptor early.
+                closed = True
+                status = await asyncio.to_thread(proc.wait)
+        except TimeoutError:
+            if proc.poll() is None:
+                said = ("closed its --ready-fd without READY=1 and still runs" if closed
+                        else f"was not ready within {self.ready_timeout:g} s")
+                raise Unavailable(f"{name} {said}; see {path}") from None
+            status = proc.returncode
+        raise Unavailable(f"{name} exited (status {status}) before it was ready; see {path}")
 
     async def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        scheduler = self._spawn("scheduler", [
+        await self.launch("scheduler", [
             "scheduler", "--listen", self.address, "--state-dir",
             str(self.state_dir / "scheduler"), "--name", "dev-scheduler",
             "--heartbeat-interval", str(self.heartbeat), "--node-timeout",
             str(self.node_timeout)])
-        await self._wait_for_log("scheduler", "leading the cluster", scheduler)
         if os.geteuid() == 0:  # the native driver runs images: the cluster gets busybox
             await self.import_test_image()
         for n in range(1, self.workers + 1):
             name = f"worker{n}"
             state = self.state_dir / name
-            proc = self._spawn(name, [
+            await self.launch(name, [
                 "worker", "--join", self.address, "--listen", "tcp://127.0.0.1:0",
                 "--state-dir", str(state), "--name", name, "--label", f"zone=z{2 - n % 2}",
                 "--label", f"rack=r{n}"])
-            await self._wait_for_log(name, '"joined"', proc)
 
     async def import_test_image(self) -> None:
         """``shoal image import`` of the busybox test image, against the scheduler."""

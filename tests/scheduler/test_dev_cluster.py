@@ -18,6 +18,7 @@ from protocol.specs import ContainerSpec, RestartPolicy
 from scheduler.dev import DevCluster
 from tests.conftest import run
 from tests.scheduler.cluster_events import ClusterEvents
+from tests.scheduler.process_logs import wait_for_log
 from worker.runtime.client import RuntimeHelper
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,7 +107,8 @@ def test_a_killed_worker_s_containers_move_and_never_run_twice(tmp_path: Path) -
                 proc = cluster._spawn("worker1", [
                     "worker", "--join", address, "--listen", "tcp://127.0.0.1:0",
                     "--state-dir", str(cluster.state_dir / "worker1"), "--name", "worker1"])
-                await cluster._wait_for_log("worker1", '"stopping a copy"', proc)
+                await wait_for_log(cluster.state_dir / "worker1.log", '"stopping a copy"',
+                                   proc)
                 helper = await RuntimeHelper.connect(cluster.state_dir / "worker1" / "runtime")
                 try:  # each old copy's exit, as the runtime that runs it reports it
                     for state in await helper.list():

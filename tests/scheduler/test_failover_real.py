@@ -23,6 +23,7 @@ from scheduler.dev import DevCluster
 from scheduler.store import EmbeddedEtcd
 from tests.conftest import run
 from tests.scheduler.cluster_events import ClusterEvents
+from tests.scheduler.process_logs import wait_for_log
 from tests.scheduler.test_dev_cluster import (
     free_address,
     need_root,  # noqa: F401 - autouse: root or fail in CI
@@ -62,18 +63,17 @@ def test_standby_takes_over_and_the_worker_keeps_its_containers(tmp_path: Path) 
     async def main() -> None:
         await asyncio.to_thread(etcd.start)
         try:
-            leader = procs._spawn("a", scheduler("a", first))
-            await procs._wait_for_log("a", "leading the cluster", leader)
-            standby = procs._spawn("b", scheduler("b", second))
-            await procs._wait_for_log("b", "scheduler listening", standby)
+            leader = await procs.launch("a", scheduler("a", first))
+            assert procs.ready["a"]["ROLE"] == "leader"
+            standby = await procs.launch("b", scheduler("b", second))
+            assert procs.ready["b"]["LEADER"] == first  # it follows a: workers are sent there
             with tempfile.TemporaryDirectory() as tmp:
                 layout = await asyncio.to_thread(build_layout, Path(tmp) / "busybox")
                 async with await channels.connect(first) as conn:
                     await upload_image(conn, layout, "busybox:latest")
-            worker = procs._spawn("w1", [
+            await procs.launch("w1", [
                 "worker", "--join", f"{first},{second}", "--listen", "tcp://127.0.0.1:0",
                 "--state-dir", str(tmp_path / "w1"), "--name", "w1"])
-            await procs._wait_for_log("w1", '"joined"', worker)
             ids = await submit(first, "svc")
 
             async def running_on(address: str, want: set[str]) -> bool:
@@ -86,7 +86,7 @@ def test_standby_takes_over_and_the_worker_keeps_its_containers(tmp_path: Path) 
 
             leader.send_signal(signal.SIGKILL)
             leader.wait(10)
-            await procs._wait_for_log("b", "leading the cluster", standby)
+            await wait_for_log(tmp_path / "b.log", "leading the cluster", standby)
 
             async def rejoined() -> bool:  # the worker's second join, at the new leader
                 async with await channels.connect(second) as conn:

@@ -17,6 +17,7 @@ from scheduler.dev import DevCluster
 from scheduler.store import EmbeddedEtcd
 from tests.conftest import run
 from tests.scheduler.cluster_events import ClusterEvents
+from tests.scheduler.process_logs import wait_for_log
 from tests.scheduler.test_dev_cluster import (
     free_address,
     need_root,  # noqa: F401 - autouse: root or fail in CI
@@ -40,15 +41,14 @@ def test_the_new_leader_serves_the_image_imported_into_the_old_one(tmp_path: Pat
     async def main() -> None:
         await asyncio.to_thread(etcd.start)
         try:
-            leader = procs._spawn("a", scheduler("a", first))
-            await procs._wait_for_log("a", "leading the cluster", leader)
-            standby = procs._spawn("b", scheduler("b", second))
-            await procs._wait_for_log("b", "following the leader's images", standby)
+            leader = await procs.launch("a", scheduler("a", first))
+            standby = await procs.launch("b", scheduler("b", second))  # following a
+            assert procs.ready["b"]["ROLE"] == "standby"
             with tempfile.TemporaryDirectory() as tmp:
                 layout = await asyncio.to_thread(build_layout, Path(tmp) / "busybox")
                 async with await channels.connect(first) as conn:
                     await upload_image(conn, layout, "busybox:latest")
-            await procs._wait_for_log("b", '"image synced"', standby)
+            await wait_for_log(tmp_path / "b.log", '"image synced"', standby)
             image = ImageStore(tmp_path / "a" / "images").get("busybox")
             blobs = {image.manifest_digest, image.id,
                      *(layer.digest for layer in image.manifest.layers)}
@@ -56,11 +56,10 @@ def test_the_new_leader_serves_the_image_imported_into_the_old_one(tmp_path: Pat
 
             leader.send_signal(signal.SIGKILL)
             leader.wait(10)
-            await procs._wait_for_log("b", "leading the cluster", standby)
-            worker = procs._spawn("w1", [
+            await wait_for_log(tmp_path / "b.log", "leading the cluster", standby)
+            await procs.launch("w1", [
                 "worker", "--join", f"{first},{second}", "--listen", "tcp://127.0.0.1:0",
                 "--state-dir", str(tmp_path / "w1"), "--name", "w1"])
-            await procs._wait_for_log("w1", '"joined"', worker)
             assert stored_blobs(tmp_path / "w1" / "images") == set()
             spec = ContainerSpec(image="busybox", name="svc", command=["sleep", "3600"])
             async with await channels.connect(second) as conn:

@@ -1,5 +1,6 @@
-"""``--ready-fd`` on ``shoal scheduler`` and ``shoal worker``: the line comes once the state is
-reached and the descriptor is closed after; a bad descriptor is refused at start-up."""
+"""``--ready-fd`` on ``shoal scheduler`` and ``shoal worker``, and ``DevCluster`` waiting on it:
+the line comes once the state is reached and the descriptor is closed after; a bad descriptor
+is refused at start-up; a process that never gets ready, or exits first, is reported."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from pathlib import Path
 import pytest
 
 import channels
+from protocol.errors import Unavailable
+from scheduler.dev import DevCluster
 from scheduler.readiness import parse_notification
 from scheduler.store import EmbeddedEtcd
+from scheduler.store.embedded import free_port
 from tests.conftest import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,3 +138,45 @@ def test_a_bad_descriptor_is_refused_at_start_up(tmp_path: Path, command: str,
     assert done.returncode == 2, done.stderr
     assert f"Invalid value for '--ready-fd': descriptor {fd} is {problem}" in done.stderr
     assert list(tmp_path.iterdir()) == []  # refused before anything started
+
+
+def lonely_worker(join: str, *extra: str) -> list[str]:
+    return ["worker", "--join", join, "--listen", "tcp://127.0.0.1:0", "--driver", "process",
+            "--name", "lonely", *extra]
+
+
+def test_a_worker_whose_scheduler_is_unreachable_is_never_ready(tmp_path: Path) -> None:
+    cluster = DevCluster(tmp_path, f"tcp://127.0.0.1:{free_port()}", workers=0,
+                         ready_timeout=1.0)
+
+    async def main() -> None:
+        try:
+            with pytest.raises(Unavailable) as caught:
+                await cluster.launch("lonely", [
+                    *lonely_worker(cluster.address), "--state-dir", str(tmp_path / "lonely")])
+            assert str(caught.value) == (
+                f"lonely was not ready within 1 s; see {tmp_path / 'lonely.log'}")
+            assert cluster.processes[0][1].poll() is None  # it still tries; stop() ends it
+        finally:
+            await cluster.stop()
+        assert cluster.processes == []
+
+    run(main, timeout=60)
+
+
+def test_a_process_that_exits_before_it_is_ready_is_reported(tmp_path: Path) -> None:
+    cluster = DevCluster(tmp_path, f"tcp://127.0.0.1:{free_port()}", workers=0)
+
+    async def main() -> None:
+        try:
+            with pytest.raises(Unavailable) as caught:
+                await cluster.launch("lonely", [
+                    *lonely_worker(cluster.address, "--label", "no-equals-sign"),
+                    "--state-dir", str(tmp_path / "lonely")])
+            assert str(caught.value) == (
+                f"lonely exited (status 2) before it was ready; see {tmp_path / 'lonely.log'}")
+            assert "is not KEY=VALUE" in (tmp_path / "lonely.log").read_text()
+        finally:
+            await cluster.stop()
+
+    run(main, timeout=60)
