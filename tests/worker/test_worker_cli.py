@@ -6,16 +6,15 @@ import json
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import uvloop
 
+from scheduler.readiness import parse_notification
 from worker.images import ImageStore
 from worker.images.testimage import import_test_image
 from worker.teardown import tear_down_worker
@@ -23,32 +22,39 @@ from worker.teardown import tear_down_worker
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Worker:
     def __init__(self, state_dir: Path, driver: str) -> None:
         self.state_dir = state_dir
         self.driver = driver
-        self.address = f"tcp://127.0.0.1:{free_port()}"
+        self.address = ""  # where it listens: a new port each start, as it says when ready
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scheduler.cli", "worker", "--listen", self.address,
-             "--state-dir", str(self.state_dir), "--driver", self.driver],
-            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_LOG": "info"},
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:  # the worker logs one line once it listens
-            if b"worker listening" in line:
-                # Keep reading its log so a full pipe never stalls the worker.
-                threading.Thread(target=self.proc.stderr.read, daemon=True).start()
-                return
-        raise AssertionError("the worker exited before listening")
+        log_path = self.state_dir.parent / "worker.log"
+        read_end, write_end = os.pipe()
+        try:
+            with log_path.open("ab") as log:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "scheduler.cli", "worker", "--listen",
+                     "tcp://127.0.0.1:0", "--state-dir", str(self.state_dir), "--driver",
+                     self.driver, "--ready-fd", str(write_end)],
+                    cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_LOG": "info"},
+                    stdout=subprocess.DEVNULL, stderr=log, pass_fds=(write_end,))
+            os.close(write_end)
+            write_end = -1
+            said = b""
+            while (facts := parse_notification(said)) is None:
+                assert select.select([read_end], [], [], 60)[0], "not ready within 60 s"
+                chunk = os.read(read_end, 4096)
+                if not chunk:
+                    raise AssertionError(f"the worker exited (status {self.proc.wait(10)}) "
+                                         f"before it was ready; see {log_path}")
+                said += chunk
+            self.address = facts["LISTEN"]
+        finally:
+            for fd in (read_end, write_end):
+                if fd >= 0:
+                    os.close(fd)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None:

@@ -4,10 +4,6 @@ that vanishes mid-follow, and the refusals when there is nowhere to forward to."
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,31 +32,19 @@ from protocol.messages import (
 from protocol.specs import ContainerSpec
 from scheduler.cluster.simagent import SimAgent, sim_node
 from scheduler.store import EmbeddedEtcd, Layout
-from tests.scheduler.cluster.conftest import CHANNELS, REPO, Runner, ask, scheduler
-from tests.worker.test_worker_cli import free_port
+from tests.scheduler.cluster.conftest import CHANNELS, Runner, ask, scheduler
+from tests.worker.test_worker_cli import Worker
 
 
 @pytest.fixture
 def worker_address(tmp_path: Path) -> Iterator[str]:
     """A real ``shoal worker`` process (process driver), killed at the end."""
-    address = f"tcp://127.0.0.1:{free_port()}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scheduler.cli", "worker", "--listen", address,
-         "--state-dir", str(tmp_path / "worker"), "--driver", "process"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "SHOAL_LOG": "info"},
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    node = Worker(tmp_path / "worker", "process")
+    node.start()  # returns once it says it is ready (--ready-fd)
     try:
-        assert proc.stderr is not None
-        for line in proc.stderr:  # the worker logs one line once it listens
-            if b"worker listening" in line:
-                threading.Thread(target=proc.stderr.read, daemon=True).start()
-                break
-        else:
-            raise AssertionError("the worker exited before listening")
-        yield address
+        yield node.address
     finally:
-        proc.kill()
-        proc.wait(10)
+        node.kill()
 
 
 async def run_as_agent(worker: str, cid: str, spec: ContainerSpec) -> None:
