@@ -17,6 +17,7 @@ from scheduler.dev import DevCluster
 from scheduler.store import EmbeddedEtcd
 from tests.conftest import run
 from tests.scheduler.cluster_events import ClusterEvents
+from tests.scheduler.failover import scheduler_args
 from tests.scheduler.process_logs import wait_for_log
 from tests.scheduler.test_dev_cluster import (
     free_address,
@@ -34,9 +35,7 @@ def test_the_new_leader_serves_the_image_imported_into_the_old_one(tmp_path: Pat
     etcd = EmbeddedEtcd(tmp_path / "etcd")
 
     def scheduler(name: str, address: str) -> list[str]:
-        return ["scheduler", "--etcd", etcd.endpoint.url, "--listen", address, "--name", name,
-                "--state-dir", str(tmp_path / name), "--heartbeat-interval", "0.2",
-                "--node-timeout", "2", "--lease-ttl", "2"]
+        return scheduler_args(etcd, tmp_path, name, address)
 
     async def main() -> None:
         await asyncio.to_thread(etcd.start)
