@@ -57,6 +57,12 @@ def in_pty(node: Worker, args: list[str], typed: bytes, *, until: bytes = b"") -
     return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
 
 
+def shown_lines(shown: str) -> list[str]:
+    """The lines a terminal showed; without -i the user's terminal is not raw, so each line
+    break has gone through two terminals (\\r\\r\\n)."""
+    return [line.strip() for line in shown.splitlines() if line.strip()]
+
+
 def running(node: Worker, name: str) -> None:
     node.shoal("run", "-d", "--name", name, "busybox", "sh", "-c",
                "trap 'exit 0' TERM; while :; do sleep 0.05; done")
@@ -78,10 +84,23 @@ def test_exec_with_a_terminal(worker: Worker) -> None:
     assert code == 3, shown
     assert "hi\r\n" in shown
     assert "/dev/pts/" in shown
-    # Without -i nothing is typed in, but the terminal has the user's window size.
-    code, shown = in_pty(worker, ["exec", "-t", "c", "sh", "-c", "stty size"], b"")
-    if worker.driver == "process":  # native: see the report, `stty` fails there
-        assert (code, shown.split()) == (0, ["30", "100"]), shown
+    # The terminal has the user's window size from the start: the program looks at once.
+    code, shown = in_pty(worker, ["exec", "-i", "-t", "c", "stty", "size"], b"")
+    assert (code, shown.split()) == (0, ["30", "100"]), shown
+
+
+def test_exec_dash_t_without_dash_i(worker: Worker) -> None:
+    # Docker's -t alone: stdin, stdout and stderr are all the terminal, of the user's size,
+    # but what the user types is not forwarded (the read gives up after 1 s with nothing).
+    running(worker, "c")
+    script = ('[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-tty; stty size; echo ready; '
+              'got=$(timeout 1 head -n 1); echo "got[$got]"; exit 5')
+    code, shown = in_pty(worker, ["exec", "-t", "c", "sh", "-c", script], b"typed\n",
+                         until=b"ready")
+    assert code == 5, shown
+    lines = shown_lines(shown)
+    assert lines[:3] == ["all-tty", "30 100", "ready"], shown
+    assert "got[]" in lines, shown
 
 
 def test_dash_t_needs_a_terminal(worker: Worker) -> None:
@@ -137,6 +156,14 @@ def test_run_interactive_with_a_terminal(worker: Worker) -> None:
     assert "hi\n" in worker.shoal("logs", "shell").stdout  # the engine logs the terminal
     info = json.loads(worker.shoal("inspect", "shell").stdout)[0]
     assert info["spec"]["tty"] and info["spec"]["stdin_open"]
+
+
+@native_driver
+def test_run_dash_t_has_a_sized_terminal_on_every_stdio(worker: Worker) -> None:
+    code, shown = in_pty(worker, ["run", "-t", "--rm", "busybox", "sh", "-c",
+                                  "[ -t 0 ] && [ -t 1 ] && echo all-tty; stty size; exit 4"], b"")
+    assert code == 4, shown
+    assert shown_lines(shown) == ["all-tty", "30 100"], shown
 
 
 @native_driver

@@ -49,7 +49,7 @@ class ProcessDriver(Driver):
         return {"state_dir": str(directory)}
 
     async def start(self, record: ContainerRecord, log_path: str, *, max_size: int = 0,
-                    max_file: int = 1) -> Started:
+                    max_file: int = 1, console_size: tuple[int, int] | None = None) -> Started:
         directory = self._dir(record)
         directory.mkdir(parents=True, exist_ok=True)
         await self.cleanup(record)
@@ -159,6 +159,9 @@ class ProcessDriver(Driver):
                 master, slave = os.openpty()
                 ours.append(master)
                 theirs.append(slave)
+                if request.console_size is not None:
+                    from worker.engine.terminal import set_window_size  # Unix only, like ptys
+                    set_window_size(master, *request.console_size)
                 argv = [sys.executable, "-I", "-c", _TTY_LAUNCH, *request.argv]
                 stdio = (slave, slave, slave)
             else:
