@@ -163,7 +163,9 @@ class LogLine(Message, tag="container.log", frozen=True, kw_only=True):
 
 
 class ExecContainer(Message, tag="container.exec", frozen=True, kw_only=True):
-    """Runs a process in a running container. Its output comes on byte streams the reply names."""
+    """Runs a process in a running container. Its output comes on byte streams the reply names.
+    With ``tty``, ``size`` is its terminal's window size from the start (Docker's ConsoleSize:
+    a resize sent once it runs would come after the program has looked)."""
 
     id: Name
     command: Argv
@@ -172,6 +174,7 @@ class ExecContainer(Message, tag="container.exec", frozen=True, kw_only=True):
     user: Name = ""
     tty: bool = False
     stdin: ByteReaderRef | None = None
+    size: TerminalSize | None = None
     reply: SenderRef
 
 
@@ -193,10 +196,13 @@ class TerminalSize(Message, tag="terminal.size", frozen=True, kw_only=True):
 
 
 class AttachContainer(Message, tag="container.attach", frozen=True, kw_only=True):
-    """Connects to a container's stdio: its output comes on the ``stdout`` the reply names."""
+    """Connects to a container's stdio: its output comes on the ``stdout`` the reply names.
+    ``size`` sets the window size of its terminal before the reply (``run -t`` attaches, then
+    starts: the command has that size from the start)."""
 
     id: Name
     stdin: ByteReaderRef | None = None
+    size: TerminalSize | None = None
     reply: SenderRef
 
 

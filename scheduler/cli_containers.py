@@ -59,7 +59,7 @@ from protocol.messages import (
 )
 from protocol.specs import ContainerInfo, ContainerSpec, Mount, Platform, PortMapping, Resources
 from scheduler.cli_output import ago, as_json, status_text, table
-from scheduler.cli_terminal import check_tty, raw_terminal, stream
+from scheduler.cli_terminal import check_tty, raw_terminal, stream, window_size
 from worker.engine.restart import parse_policy
 
 T = TypeVar("T")
@@ -284,8 +284,9 @@ def run(host: str, image: str, command: tuple[str, ...], detach: bool, replicas:
             return 0
         stdin_w, stdin_r = channels.byte_pipe() if interactive else (None, None)
         try:
-            attached = await ask(conn, lambda r: AttachContainer(id=created.id, stdin=stdin_r,
-                                                                 reply=r), Attached)
+            attached = await ask(conn, lambda r: AttachContainer(
+                id=created.id, stdin=stdin_r, size=window_size() if use_tty else None, reply=r),
+                Attached)
         except NotFound:
             # A scheduler: the container reaches a worker only once started.
             if interactive:
@@ -541,7 +542,9 @@ def exec_(host: str, interactive: bool, use_tty: bool, env: tuple[str, ...], wor
         reply_tx, reply_rx = channels.pipe()
         await conn.sender.send(ExecContainer(id=container, command=list(command),
                                              env=list(env), workdir=workdir, user=user,
-                                             tty=use_tty, stdin=stdin_r, reply=reply_tx))
+                                             tty=use_tty, stdin=stdin_r,
+                                             size=window_size() if use_tty else None,
+                                             reply=reply_tx))
         code = 0
         async for message in reply_rx:
             if isinstance(message, ExecStarted):

@@ -161,6 +161,8 @@ class WorkerService:
         assert isinstance(reply, channels.Sender)
         engine = self.engine
         record = engine.find(request.id)
+        if request.size is not None:
+            engine.resize(record.id, request.size.rows, request.size.cols)
         stdin = request.stdin if isinstance(request.stdin, channels.ByteReader) else None
         entries = engine.attach(request.id)
         out_w, out_r = channels.byte_pipe()
@@ -239,7 +241,8 @@ class WorkerService:
         try:
             process = await self.engine.exec_start(
                 request.id, list(request.command), env=request.env, workdir=request.workdir,
-                user=request.user, tty=request.tty, stdin=stdin is not None)
+                user=request.user, tty=request.tty, stdin=stdin is not None,
+                console_size=(request.size.rows, request.size.cols) if request.size else None)
         except BaseException:
             if stdin is not None:
                 stdin.close()

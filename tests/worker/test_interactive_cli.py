@@ -57,6 +57,12 @@ def in_pty(node: Worker, args: list[str], typed: bytes, *, until: bytes = b"") -
     return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
 
 
+def shown_lines(shown: str) -> list[str]:
+    """The lines a terminal showed; without -i the user's terminal is not raw, so each line
+    break has gone through two terminals (\\r\\r\\n)."""
+    return [line.strip() for line in shown.splitlines() if line.strip()]
+
+
 def running(node: Worker, name: str) -> None:
     node.shoal("run", "-d", "--name", name, "busybox", "sh", "-c",
                "trap 'exit 0' TERM; while :; do sleep 0.05; done")
@@ -78,10 +84,23 @@ def test_exec_with_a_terminal(worker: Worker) -> None:
     assert code == 3, shown
     assert "hi\r\n" in shown
     assert "/dev/pts/" in shown
-    # Without -i nothing is typed in, but the terminal has the user's window size.
-    code, shown = in_pty(worker, ["exec", "-t", "c", "sh", "-c", "stty size"], b"")
-    if worker.driver == "process":  # native: see the report, `stty` fails there
-        assert (code, shown.split()) == (0, ["30", "100"]), shown
+    # The terminal has the user's window size from the start: the program looks at once.
+    code, shown = in_pty(worker, ["exec", "-i", "-t", "c", "stty", "size"], b"")
+    assert (code, shown.split()) == (0, ["30", "100"]), shown
+
+
+def test_exec_dash_t_without_dash_i(worker: Worker) -> None:
+    # Docker's -t alone: stdin, stdout and stderr are all the terminal, of the user's size,
+    # but what the user types is not forwarded (the read gives up after 1 s with nothing).
+    running(worker, "c")
+    script = ('[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-tty; stty size; echo ready; '
+              'got=$(timeout 1 head -n 1); echo "got[$got]"; exit 5')
+    code, shown = in_pty(worker, ["exec", "-t", "c", "sh", "-c", script], b"typed\n",
+                         until=b"ready")
+    assert code == 5, shown
+    lines = shown_lines(shown)
+    assert lines[:3] == ["all-tty", "30 100", "ready"], shown
+    assert "got[]" in lines, shown
 
 
 def test_dash_t_needs_a_terminal(worker: Worker) -> None:
@@ -122,16 +141,14 @@ def _environ(entry: Path) -> bytes:
         return b""
 
 
-# The process driver gives a container no terminal or stdin, and no namespaces for --init:
-# these run on the native driver only, and the refusal on the process driver only.
+# The process driver has no namespaces for --init: these run on the native driver only.
 native_driver = pytest.mark.parametrize("worker", ["native"], indirect=True)
 process_driver = pytest.mark.parametrize("worker", ["process"], indirect=True)
 
 
-@native_driver
 def test_run_interactive_with_a_terminal(worker: Worker) -> None:
     code, shown = in_pty(worker, ["run", "-i", "-t", "--name", "shell", "busybox", "sh"],
-                         b"echo hi; exit 3\n", until=b"/ # ")  # the prompt, no newline
+                         b"echo hi; exit 3\n", until=b"# ")  # root's prompt, no newline
     assert code == 3, shown
     assert "hi\r\n" in shown
     assert "hi\n" in worker.shoal("logs", "shell").stdout  # the engine logs the terminal
@@ -139,20 +156,36 @@ def test_run_interactive_with_a_terminal(worker: Worker) -> None:
     assert info["spec"]["tty"] and info["spec"]["stdin_open"]
 
 
-@native_driver
+def test_run_dash_t_has_a_sized_terminal_on_every_stdio(worker: Worker) -> None:
+    code, shown = in_pty(worker, ["run", "-t", "--rm", "busybox", "sh", "-c",
+                                  "[ -t 0 ] && [ -t 1 ] && echo all-tty; stty size; exit 4"], b"")
+    assert code == 4, shown
+    assert shown_lines(shown) == ["all-tty", "30 100"], shown
+
+
+@process_driver
+def test_a_terminal_survives_a_worker_killed_with_kill_9(worker: Worker, tmp_path: Path) -> None:
+    # The shim holds the pty master: the container gets no hangup when the worker dies, and
+    # what its terminal shows meanwhile reaches the log.
+    gate = tmp_path / "gate"
+    worker.shoal("run", "-d", "-i", "-t", "--name", "term", "busybox", "sh", "-c",
+                 f"trap 'echo hangup; exit 9' HUP; echo up; while [ ! -e {gate} ]; do "
+                 "sleep 0.02; done; [ -t 0 ] && echo still-a-tty; exit 5")
+    pid = json.loads(worker.shoal("inspect", "term").stdout)[0]["state"]["pid"]
+    worker.kill()
+    gate.touch()
+    wait_pid_exit(pid)  # it ends while no worker runs
+    worker.start()
+    assert worker.shoal("wait", "term").stdout.strip() == "5"
+    assert shown_lines(worker.shoal("logs", "term").stdout) == ["up", "still-a-tty"]
+
+
 def test_run_interactive_with_a_pipe(worker: Worker) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "scheduler.cli", "run", "-i", "busybox", "sh", "-c",
          "[ -t 0 ] || echo no-tty; cat; exit 2"], input="a\nb\n", capture_output=True,
         text=True, timeout=30, cwd=ROOT, env=cli_env(worker))
     assert (result.returncode, result.stdout) == (2, "no-tty\na\nb\n"), result.stderr
-
-
-@process_driver
-def test_process_driver_refuses_a_container_terminal(worker: Worker) -> None:
-    result = worker.shoal("run", "-t", "busybox", "sh", check=False)
-    assert result.returncode == 1
-    assert "cannot give a container a terminal" in result.stderr
 
 
 @native_driver

@@ -39,9 +39,10 @@ class ExecResult:
 
 @dataclass(frozen=True, slots=True)
 class ExecRequest:
-    """A process to run in a running container: with a pty (``tty``), whether the caller will
-    feed its stdin (``stdin``; otherwise it reads /dev/null, or a pty nobody types on), and
-    whether stderr has its own pipe (``split_stderr``; otherwise it shares stdout's, 2>&1)."""
+    """A process to run in a running container: with a pty (``tty``) of ``console_size``
+    (rows, cols) from the start, whether the caller will feed its stdin (``stdin``; otherwise
+    it reads /dev/null, or a pty nobody types on), and whether stderr has its own pipe
+    (``split_stderr``; otherwise it shares stdout's, 2>&1)."""
 
     argv: list[str]
     env: list[str] = field(default_factory=list)
@@ -50,6 +51,7 @@ class ExecRequest:
     tty: bool = False
     stdin: bool = False
     split_stderr: bool = True
+    console_size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +147,9 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     async def start(self, record: ContainerRecord, log_path: str, *, max_size: int = 0,
-                    max_file: int = 1) -> Started:
-        """Start the main process; its stdout/stderr go to ``log_path`` (json-file)."""
+                    max_file: int = 1, console_size: tuple[int, int] | None = None) -> Started:
+        """Start the main process; its stdout/stderr go to ``log_path`` (json-file). With a
+        tty, its terminal has ``console_size`` (rows, cols) before the process runs."""
 
     @abc.abstractmethod
     async def wait(self, record: ContainerRecord) -> ExitStatus:

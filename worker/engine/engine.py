@@ -43,6 +43,7 @@ log = structlog.get_logger("shoal.engine")
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 DEFAULT_STOP_TIMEOUT = 10.0
 FOLLOW_POLL = 0.05  # how often a followed log file is looked at for new lines
+MAX_WINDOW = 10000  # rows or columns of a terminal, as the wire's TerminalSize bounds them
 
 
 class ImageResolver(Protocol):
@@ -74,6 +75,9 @@ class Engine:
         self._changed = asyncio.Condition()
         self._background: set[asyncio.Task[None]] = set()
         self._locks: dict[str, asyncio.Lock] = {}
+        # The last window size a client set on a container's terminal: its next start has it
+        # from the beginning (``run -t`` attaches, sets it, then starts).
+        self._window_sizes: dict[str, tuple[int, int]] = {}
 
     # --- start-up and shutdown -------------------------------------------------------------------
     async def open(self) -> None:
@@ -223,6 +227,7 @@ class Engine:
             self.disk.remove(record.id)
             self.records.pop(record.id, None)
             self._exited.pop(record.id, None)
+            self._window_sizes.pop(record.id, None)
         self._locks.pop(record.id, None)
         self._notify()
         self.events.publish("container", "destroy", record.id, name=record.name)
@@ -275,17 +280,20 @@ class Engine:
 
     async def exec_start(self, ref: str, argv: list[str], *, env: list[str] | None = None,
                          workdir: str = "", user: str = "", tty: bool = False,
-                         stdin: bool = False, split_stderr: bool = True) -> ExecProcess:
+                         stdin: bool = False, split_stderr: bool = True,
+                         console_size: tuple[int, int] | None = None) -> ExecProcess:
         """Start a process in a running container; the caller copies its stdio, waits for it
-        and closes it (``exec`` does all that and collects the output)."""
+        and closes it (``exec`` does all that and collects the output). With ``tty`` its
+        terminal has ``console_size`` (rows, cols) before the process runs."""
         record = self.find(ref)
         if record.state.status != "running":
             raise Conflict(f"container {record.name} is not running")
         if not argv:
             raise InvalidArgument("exec needs a command")
+        size = window_size(*console_size) if console_size is not None and tty else None
         request = ExecRequest(argv=list(argv), env=env or [], cwd=workdir or record.workdir(),
                               user=user or record.user(), tty=tty, stdin=stdin,
-                              split_stderr=split_stderr)
+                              split_stderr=split_stderr, console_size=size)
         process = await self.driver.exec(record, request)
         self.events.publish("container", "exec_start", record.id, name=record.name,
                             command=" ".join(argv))
@@ -373,7 +381,15 @@ class Engine:
         self.driver.close_input(self.find(ref))
 
     def resize(self, ref: str, rows: int, cols: int) -> None:
-        self.driver.resize(self.find(ref), rows, cols)
+        """Set the window size of the container's terminal now if it runs, and at its next
+        start; InvalidArgument for a size no terminal has, nothing without a terminal."""
+        record = self.find(ref)
+        size = window_size(rows, cols)
+        if not record.spec.tty:
+            return
+        self._window_sizes[record.id] = size
+        if record.state.status == "running":
+            self.driver.resize(record, *size)
 
     def subscribe(self, since: float = 0.0) -> Subscription:
         return self.events.subscribe(since)
@@ -382,7 +398,8 @@ class Engine:
     async def _launch(self, record: ContainerRecord) -> None:
         started = await self.driver.start(record, str(self.disk.log_path(record.id)),
                                           max_size=self.log_max_size,
-                                          max_file=self.log_max_file)
+                                          max_file=self.log_max_file,
+                                          console_size=self._window_sizes.get(record.id))
         record.state = ContainerState(status="running", pid=started.pid,
                                       started_at=started.started_at,
                                       restart_count=record.restart_count)
@@ -477,6 +494,14 @@ class Engine:
 
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
+
+
+def window_size(rows: int, cols: int) -> tuple[int, int]:
+    """(rows, cols) if a terminal can have that size, else InvalidArgument."""
+    if not (1 <= rows <= MAX_WINDOW and 1 <= cols <= MAX_WINDOW):
+        raise InvalidArgument(f"a terminal of {rows}x{cols} (rows x columns): each must be "
+                              f"from 1 to {MAX_WINDOW}")
+    return rows, cols
 
 
 def _read_all(fd: int) -> bytes:

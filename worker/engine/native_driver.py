@@ -111,7 +111,7 @@ class NativeDriver(Driver):
                 "bundle": str(bundle), **{k: str(v) for k, v in info.details.items()}}
 
     async def start(self, record: ContainerRecord, log_path: str, *, max_size: int = 0,
-                    max_file: int = 1) -> Started:
+                    max_file: int = 1, console_size: tuple[int, int] | None = None) -> Started:
         await self.cleanup(record)
         copier = self._copier(record, log_path, max_size, max_file)
         out, err = copier.sinks()
@@ -131,6 +131,8 @@ class NativeDriver(Driver):
                 os.close(stdin_r)
         if process.pty_master is not None:  # the terminal's output goes to stdout's raw file
             self._inputs[record.id] = process.pty_master
+            if console_size is not None:  # before start: the command never sees 0x0
+                set_window_size(process.pty_master, *console_size)
             self._terminal_copies[record.id] = asyncio.get_running_loop().create_task(
                 copy_terminal(os.dup(process.pty_master), out))
         else:
@@ -237,7 +239,7 @@ class NativeDriver(Driver):
             if request.tty:
                 process = await self.runtime.exec(
                     record.id, request.argv, env=record.env() + request.env, cwd=request.cwd,
-                    uid=uid, gid=gid, tty=True)
+                    uid=uid, gid=gid, tty=True, console_size=request.console_size)
                 if process.pty_master is None:
                     raise RuntimeFailure("the runtime gave no pty for a tty exec")
                 ours.append(process.pty_master)

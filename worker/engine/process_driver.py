@@ -1,6 +1,8 @@
 """The ``process`` driver: containers as plain processes, no isolation, for hosts without
 namespaces (Windows, macOS) and wherever it is forced. Each container runs under a small shim
-(``worker.engine.shim``) that keeps its logs and exit code, so a worker restart loses nothing.
+(``worker.engine.shim``) that keeps its logs and exit code, and its terminal (``-t``) or open
+stdin (``-i``), so a worker restart loses nothing: the worker takes a duplicate of the input
+from the shim's control socket at start and at re-adoption.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import msgspec
+import structlog
 
 from protocol.errors import Internal, Unsupported
 from worker.engine.driver import (
@@ -25,7 +29,10 @@ from worker.engine.driver import (
     Started,
 )
 from worker.engine.records import ContainerRecord
-from worker.engine.shim import ShimSpec
+from worker.engine.shim import ShimSpec, on_terminal
+from worker.engine.shim_control import ShimInput
+
+log = structlog.get_logger("shoal.process_driver")
 
 _POLL = 0.05  # where no pidfd exists, how often a foreign shim's exit is looked for
 
@@ -36,30 +43,35 @@ class ProcessDriver(Driver):
     def __init__(self, state_root: Path) -> None:
         self.state_root = state_root
         self._shims: dict[str, asyncio.subprocess.Process] = {}
+        # Our duplicate of a running container's input, which its shim holds (-i or -t).
+        self._inputs: dict[str, ShimInput] = {}
 
     def _dir(self, record: ContainerRecord) -> Path:
         return self.state_root / record.id / "process"
 
     async def prepare(self, record: ContainerRecord) -> dict[str, str]:
-        if record.spec.tty or record.spec.stdin_open:
+        if (record.spec.tty or record.spec.stdin_open) and sys.platform == "win32":
             raise Unsupported("the process driver cannot give a container a terminal or an "
-                              "open stdin (run -i/-t); exec -i/-t works")
+                              "open stdin (run -i/-t) on this host; exec -i works")
         directory = self._dir(record)
         directory.mkdir(parents=True, exist_ok=True)
         return {"state_dir": str(directory)}
 
     async def start(self, record: ContainerRecord, log_path: str, *, max_size: int = 0,
-                    max_file: int = 1) -> Started:
+                    max_file: int = 1, console_size: tuple[int, int] | None = None) -> Started:
         directory = self._dir(record)
         directory.mkdir(parents=True, exist_ok=True)
         await self.cleanup(record)
+        self._close_input(record)
         env = dict(item.split("=", 1) for item in record.env() if "=" in item)
         env.setdefault("PATH", os.environ.get("PATH", "/usr/bin:/bin"))
         env.setdefault("HOSTNAME", record.spec.hostname or record.id[:12])
         workdir = record.workdir()
         spec = ShimSpec(argv=record.argv(), env=env, state_dir=str(directory), log_path=log_path,
                         cwd=workdir if workdir != "/" and os.path.isdir(workdir) else "",
-                        max_size=max_size, max_file=max_file)
+                        max_size=max_size, max_file=max_file, tty=record.spec.tty,
+                        stdin_open=record.spec.stdin_open,
+                        console_size=console_size if record.spec.tty else None)
         if not spec.argv:
             raise Internal("no command to run: the spec and the image name none")
         shim = await asyncio.create_subprocess_exec(
@@ -70,6 +82,7 @@ class ProcessDriver(Driver):
         )
         self._shims[record.id] = shim
         started = await self._started(record, shim)
+        await asyncio.to_thread(self._take_input, record)
         return started
 
     async def _started(self, record: ContainerRecord, shim: asyncio.subprocess.Process
@@ -93,7 +106,32 @@ class ProcessDriver(Driver):
         except (OSError, ValueError, KeyError):
             return 0, 0
 
+    def _control_path(self, record: ContainerRecord) -> str:
+        """Where the shim takes connections for the container's input ("" if it has none)."""
+        try:
+            return str(json.loads((self._dir(record) / "pid.json").read_bytes())["control"])
+        except (OSError, ValueError, KeyError):
+            return ""
+
+    def _take_input(self, record: ContainerRecord) -> None:
+        """Take a duplicate of the container's input from its shim. A shim that does not
+        answer (the container ended meanwhile) leaves it without attachable input (an attach
+        forwards nothing) and is logged, rather than failing a start or a re-adoption."""
+        path = self._control_path(record)
+        if not path or record.id in self._inputs:
+            return
+        try:
+            self._inputs[record.id] = ShimInput.connect(path)
+        except OSError as exc:
+            log.warning("no input from the shim", container_id=record.id, error=str(exc))
+
     def running(self, record: ContainerRecord) -> bool:
+        alive = self._shim_alive(record)
+        if alive:  # re-adopted: its input is attachable again at once
+            self._take_input(record)
+        return alive
+
+    def _shim_alive(self, record: ContainerRecord) -> bool:
         if (self._dir(record) / "exit.json").exists():
             return False
         _, shim_pid = self._pids(record)
@@ -108,7 +146,28 @@ class ProcessDriver(Driver):
             _, shim_pid = self._pids(record)
             if shim_pid:
                 await _wait_foreign(shim_pid)
+        self._close_input(record)
         return self._exit_status(record)
+
+    def input(self, record: ContainerRecord) -> int | None:
+        held = self._inputs.get(record.id)
+        return held.fd if held is not None else None
+
+    def close_input(self, record: ContainerRecord) -> None:
+        held = self._inputs.get(record.id)
+        if held is not None and not record.spec.tty:
+            held.close_stdin()
+
+    def _close_input(self, record: ContainerRecord) -> None:
+        held = self._inputs.pop(record.id, None)
+        if held is not None:
+            held.close()
+
+    def resize(self, record: ContainerRecord, rows: int, cols: int) -> None:
+        fd = self.input(record)
+        if fd is not None and record.spec.tty:
+            from worker.engine.terminal import set_window_size  # Unix only, like ptys
+            set_window_size(fd, rows, cols)
 
     def _exit_status(self, record: ContainerRecord) -> ExitStatus:
         try:
@@ -159,7 +218,10 @@ class ProcessDriver(Driver):
                 master, slave = os.openpty()
                 ours.append(master)
                 theirs.append(slave)
-                argv = [sys.executable, "-I", "-c", _TTY_LAUNCH, *request.argv]
+                if request.console_size is not None:
+                    from worker.engine.terminal import set_window_size  # Unix only, like ptys
+                    set_window_size(master, *request.console_size)
+                argv = on_terminal(request.argv)
                 stdio = (slave, slave, slave)
             else:
                 pipes = ExecPipes.open(request, ours, theirs)
@@ -186,26 +248,25 @@ class ProcessDriver(Driver):
                          stderr=pipes.stderr_ours, tty=False)
 
     async def cleanup(self, record: ContainerRecord) -> None:
+        control = self._control_path(record)
+        if control and not self._shim_alive(record):  # a shim killed outright leaves its socket
+            self._close_input(record)
+            shutil.rmtree(os.path.dirname(control), ignore_errors=True)
         for name in ("pid.json", "exit.json"):
             (self._dir(record) / name).unlink(missing_ok=True)
 
     async def remove(self, record: ContainerRecord) -> None:
+        self._close_input(record)
         await self.cleanup(record)
         with contextlib.suppress(OSError):
             self._dir(record).rmdir()
 
 
-# Run with a pty: in its own session (start_new_session), take the pty on stdin as the
-# controlling terminal, then become the command. Inline, so no import path is needed.
-_TTY_LAUNCH = (
-    "import fcntl, os, sys, termios\n"
-    "fcntl.ioctl(0, termios.TIOCSCTTY, 0)\n"
-    "try:\n"
-    "    os.execvp(sys.argv[1], sys.argv[1:])\n"
-    "except OSError as exc:\n"
-    "    sys.stderr.write(f'shoal: cannot run {sys.argv[1]}: {exc.strerror}\\r\\n')\n"
-    "    sys.exit(126 if exc.errno == 13 else 127)\n"
-)
+    async def close(self) -> None:
+        """Let go of the inputs; the shims keep theirs, and the containers their terminals."""
+        for held in self._inputs.values():
+            held.close()
+        self._inputs.clear()
 
 
 class PlainExec(ExecProcess):

@@ -3,13 +3,17 @@
 ``python -m worker.engine.shim SPEC_JSON`` starts the command in its own session, copies its
 stdout and stderr into the container's json-file log, and when it ends writes ``exit.json``
 atomically. The shim outlives the worker that started it, so a worker killed with SIGKILL loses
-neither the container, nor its output, nor its exit code (live restore). Portable: no Linux-only
-calls, for hosts without namespaces.
+neither the container, nor its output, nor its exit code (live restore). For ``run -t`` it holds
+the container's pty master (its output goes to the log as stdout), for ``run -i`` the write end
+of its stdin, and hands them to workers through a control socket (``shim_control``), so the
+container keeps its terminal and its stdin across worker restarts too. Portable: no Linux-only
+calls, for hosts without namespaces (ptys and the control socket need Unix).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import selectors
@@ -22,6 +26,7 @@ from pathlib import Path
 import msgspec
 
 from worker.engine.logfile import JsonFileLog, Stream
+from worker.engine.shim_control import CLOSE_STDIN, ControlServer
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -34,7 +39,10 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 class ShimSpec(msgspec.Struct, frozen=True):
-    """What the driver asks the shim to run; passed as JSON in argv."""
+    """What the driver asks the shim to run; passed as JSON in argv. With ``tty`` the command
+    gets a pty (of ``console_size`` rows, cols) on stdin, stdout and stderr; with
+    ``stdin_open`` (and no tty) a stdin pipe. Either way the shim holds our end and hands it to
+    workers through its control socket (``shim_control``)."""
 
     argv: list[str]
     env: dict[str, str]
@@ -43,6 +51,28 @@ class ShimSpec(msgspec.Struct, frozen=True):
     cwd: str = ""
     max_size: int = 0
     max_file: int = 1
+    tty: bool = False
+    stdin_open: bool = False
+    console_size: tuple[int, int] | None = None
+
+
+# Run with a pty: in its own session (start_new_session), take the pty on stdin as the
+# controlling terminal, then become the command. Inline, so no import path is needed.
+TTY_LAUNCH = (
+    "import fcntl, os, sys, termios\n"
+    "fcntl.ioctl(0, termios.TIOCSCTTY, 0)\n"
+    "try:\n"
+    "    os.execvp(sys.argv[1], sys.argv[1:])\n"
+    "except OSError as exc:\n"
+    "    sys.stderr.write(f'shoal: cannot run {sys.argv[1]}: {exc.strerror}\\r\\n')\n"
+    "    sys.exit(126 if exc.errno == 13 else 127)\n"
+)
+
+
+def on_terminal(argv: list[str]) -> list[str]:
+    """``argv`` run by TTY_LAUNCH: started in a new session with a pty on its stdio, it makes
+    that pty its controlling terminal (job control, ^C) and execs the command in place."""
+    return [sys.executable, "-I", "-c", TTY_LAUNCH, *argv]
 
 
 def _ready() -> None:
@@ -55,17 +85,44 @@ def _ready() -> None:
     os.close(devnull)
 
 
+def _spawn(spec: ShimSpec, cwd: str) -> tuple[subprocess.Popen[bytes], dict[int, Stream],
+                                               int | None]:
+    """Start the command: the process, the descriptors its output comes on, and our end of
+    its input (the pty master, which is also its output, or its stdin pipe), if any."""
+    if spec.tty:
+        from worker.engine.terminal import set_window_size  # Unix only, like ptys
+
+        master, slave = os.openpty()
+        try:
+            if spec.console_size is not None:
+                set_window_size(master, *spec.console_size)
+            child = subprocess.Popen(on_terminal(spec.argv), env=spec.env, cwd=cwd,
+                                     stdin=slave, stdout=slave, stderr=slave,
+                                     start_new_session=True)
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)  # the master reads EIO once the container's holders are gone
+        return child, {master: "stdout"}, master
+    child = subprocess.Popen(spec.argv, env=spec.env, cwd=cwd,
+                             stdin=subprocess.PIPE if spec.stdin_open else subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True)
+    assert child.stdout is not None and child.stderr is not None
+    streams: dict[int, Stream] = {child.stdout.fileno(): "stdout",
+                                  child.stderr.fileno(): "stderr"}
+    return child, streams, child.stdin.fileno() if child.stdin is not None else None
+
+
 def run(spec: ShimSpec) -> int:
     argv = spec.argv
-    env = spec.env
     state_dir = Path(spec.state_dir)
     log = JsonFileLog(Path(spec.log_path), max_size=spec.max_size, max_file=spec.max_file)
     cwd = spec.cwd or str(state_dir)
     started = time.time()
     try:
-        child = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 start_new_session=True)
+        child, streams, input_fd = _spawn(spec, cwd)
     except OSError as exc:
         log.write("stderr", f"shoal: cannot start {argv[0]}: {exc.strerror}\n".encode())
         log.close()
@@ -74,9 +131,28 @@ def run(spec: ShimSpec) -> int:
              "error": f"cannot start {argv[0]}: {exc.strerror}"}).encode())
         _ready()
         return 127
+    control = ControlServer() if input_fd is not None else None
     write_atomic(state_dir / "pid.json", json.dumps(
-        {"pid": child.pid, "shim_pid": os.getpid(), "started_at": started}).encode())
+        {"pid": child.pid, "shim_pid": os.getpid(), "started_at": started,
+         "control": control.path if control is not None else ""}).encode())
     _ready()
+    try:
+        status = _serve(child, streams, input_fd, control, log, tty=spec.tty)
+    finally:
+        if control is not None:
+            control.close()
+    log.close()
+    exit_code = status if status >= 0 else 128 - status
+    write_atomic(state_dir / "exit.json", json.dumps(
+        {"exit_code": exit_code, "started_at": started, "finished_at": time.time(),
+         "signal": -status if status < 0 else 0}).encode())
+    return 0
+
+
+def _serve(child: subprocess.Popen[bytes], streams: dict[int, Stream], input_fd: int | None,
+           control: ControlServer | None, log: JsonFileLog, *, tty: bool) -> int:
+    """Copy the output into the log and serve the control socket until the command has
+    exited and its output has ended; its wait status."""
     # The worker signals the container, not the shim; a signal meant for us is passed on.
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(number, lambda n, _f: child.send_signal(n))
@@ -88,12 +164,12 @@ def run(spec: ShimSpec) -> int:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda _n, _f: None)
     selector = selectors.DefaultSelector()
-    assert child.stdout is not None and child.stderr is not None
-    streams: dict[int, Stream] = {child.stdout.fileno(): "stdout", child.stderr.fileno(): "stderr"}
     for fd in streams:
         os.set_blocking(fd, False)
         selector.register(fd, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
+    if control is not None:
+        selector.register(control.listener, selectors.EVENT_READ)
     os.write(wake_w, b"\0")  # look once now: the command may have ended before the handler
     status: int | None = None
     while streams:
@@ -108,22 +184,38 @@ def run(spec: ShimSpec) -> int:
                         with contextlib.suppress(ProcessLookupError, PermissionError):
                             os.killpg(child.pid, signal.SIGKILL)
                 continue
+            if control is not None and fd == control.listener.fileno():
+                worker = control.accept(input_fd)
+                if worker is not None:
+                    selector.register(worker, selectors.EVENT_READ)
+                continue
+            if control is not None and fd in control.workers:
+                command = control.command(fd)
+                if command == b"":
+                    selector.unregister(fd)
+                elif command and CLOSE_STDIN in command and not tty \
+                        and child.stdin is not None:
+                    child.stdin.close()  # the container reads EOF
+                    input_fd = None
+                continue
             try:
                 data = os.read(fd, 65536)
             except BlockingIOError:
                 continue
+            except OSError as exc:  # EIO: a pty whose every slave holder has gone
+                if exc.errno != errno.EIO:
+                    raise
+                data = b""
             if data:
                 log.write(streams[fd], data)
+                if tty:  # a prompt without a newline reaches the log at once
+                    log.flush_partial()
             else:
                 selector.unregister(fd)
                 del streams[fd]
-    status = child.wait()
-    log.close()
-    exit_code = status if status >= 0 else 128 - status
-    write_atomic(state_dir / "exit.json", json.dumps(
-        {"exit_code": exit_code, "started_at": started, "finished_at": time.time(),
-         "signal": -status if status < 0 else 0}).encode())
-    return 0
+                if tty:
+                    os.close(fd)
+    return child.wait()
 
 
 def main() -> int:

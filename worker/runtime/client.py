@@ -168,11 +168,13 @@ class RuntimeHelper:
                    env: builtins.list[str] | None = None,
                    cwd: str | None = None, uid: int | None = None, gid: int | None = None,
                    tty: bool = False, stdin: int | None = None, stdout: int | None = None,
-                   stderr: int | None = None) -> Process:
-        """Run a process in a running container (with a new pty if ``tty``)."""
+                   stderr: int | None = None, console_size: tuple[int, int] | None = None
+                   ) -> Process:
+        """Run a process in a running container (with a new pty if ``tty``, of
+        ``console_size`` (rows, cols) from the start)."""
         attached, fds = _stdio(stdin, stdout, stderr)
         op = wire.Exec(id=container_id, args=list(args), env=env, cwd=cwd, uid=uid, gid=gid,
-                       tty=tty, stdio=attached)
+                       tty=tty, stdio=attached, console_size=console_size)
         return await self._started(op, fds)
 
     async def wait_exec(self, container_id: str, pid: int) -> wire.ExitStatus:

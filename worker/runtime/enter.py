@@ -99,7 +99,7 @@ def _become(entry: _Entry, proc: ProcessPlan) -> NoReturn:
     if proc.terminal:
         entry.step = "terminal"
         os.setsid()
-        master = procmod.take_terminal()
+        master = procmod.take_terminal(proc.console_size)
         send(entry.conn, {"t": "pty"}, [master])
         os.close(master)
     entry.step = "rlimits"

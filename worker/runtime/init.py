@@ -269,7 +269,7 @@ def _init(ctx: InitContext) -> None:
 
 
 def _terminal(ctx: InitContext) -> None:
-    master = procmod.take_terminal()
+    master = procmod.take_terminal(ctx.plan.process.console_size)
     name = os.ttyname(0)
     console = "/dev/console"
     if not os.path.lexists(console):

@@ -213,10 +213,11 @@ class Runtime:
     def exec(self, container_id: str, args: builtins.list[str], *,
              env: builtins.list[str] | None = None,
              cwd: str | None = None, uid: int | None = None, gid: int | None = None,
-             tty: bool = False,
+             tty: bool = False, console_size: tuple[int, int] | None = None,
              stdio: tuple[int, int, int] = (0, 1, 2)) -> launcher.Executed:
         """Run a process in a running container's namespaces and cgroup: its pid, and the
-        master of its new pty with ``tty`` (then ``stdio`` is not used)."""
+        master of its new pty with ``tty`` (then ``stdio`` is not used), of ``console_size``
+        (rows, cols) from the start."""
         from worker.runtime import launcher
         from worker.runtime.plan import CapSets, ProcessPlan
 
@@ -235,7 +236,7 @@ class Runtime:
             gid=d.gid if gid is None else gid, additional_gids=tuple(d.additional_gids),
             umask=None, rlimits=tuple(tuple(r) for r in d.rlimits),  # type: ignore[misc]
             caps=caps, no_new_privileges=d.no_new_privileges, terminal=tty,
-            oom_score_adj=None)
+            oom_score_adj=None, console_size=console_size if tty else None)
         return launcher.exec_in(record, proc, stdio=stdio, cloner=self.exec_cloner)
 
 

@@ -87,6 +87,7 @@ class ProcessPlan:
     no_new_privileges: bool
     terminal: bool
     oom_score_adj: int | None
+    console_size: tuple[int, int] | None = None  # (rows, cols) the pty has from the start
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,8 @@ def _process(spec: Spec) -> ProcessPlan:
         additional_gids=tuple(u.additional_gids), umask=u.umask, rlimits=tuple(rlimits),
         caps=caps, no_new_privileges=proc.no_new_privileges, terminal=proc.terminal,
         oom_score_adj=proc.oom_score_adj,
+        console_size=(proc.console_size.height, proc.console_size.width)
+        if proc.console_size is not None else None,
     )
 
 

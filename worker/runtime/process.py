@@ -9,6 +9,8 @@ from __future__ import annotations
 import fcntl
 import os
 import resource
+import struct
+import termios
 
 from worker.runtime import caps as capmod
 from worker.runtime import syscalls as sc
@@ -29,10 +31,13 @@ def find_executable(arg0: str, env: tuple[str, ...]) -> str:
     raise FileNotFoundError(2, f"{arg0}: not found in PATH={path}")
 
 
-def take_terminal() -> int:
+def take_terminal(size: tuple[int, int] | None = None) -> int:
     """Open a pty in this mount namespace's devpts and make its slave our controlling terminal
-    and stdio (the caller is a session leader); returns the master for whoever drives it."""
+    and stdio (the caller is a session leader); returns the master for whoever drives it.
+    ``size`` (rows, cols) is set first, so the program never sees a 0x0 terminal."""
     master, slave = os.openpty()
+    if size is not None:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
     fcntl.ioctl(slave, sc.TIOCSCTTY, 0)
     for target in (0, 1, 2):
         os.dup2(slave, target)

@@ -54,8 +54,9 @@ def dispatch(helper: Helper, conn: _Conn, rid: int, op: wire.Op, fds: list[int])
         case wire.Wait(id=cid):
             _wait(helper, conn, rid, cid)
         case wire.Exec(id=cid, args=args, env=env, cwd=cwd, uid=uid, gid=gid, tty=tty,
-                       stdio=attached):
+                       stdio=attached, console_size=size):
             done = rt.exec(cid, args, env=env, cwd=cwd, uid=uid, gid=gid, tty=tty,
+                           console_size=size,
                            stdio=_stdio(helper, attached, fds))
             helper.execs[done.pid] = cid
             pty = done.pty_master

@@ -67,6 +67,7 @@ class Exec(_Op, frozen=True, tag="exec"):
     gid: int | None = None
     tty: bool = False
     stdio: tuple[bool, bool, bool] = (False, False, False)
+    console_size: tuple[int, int] | None = None  # (rows, cols) of the new pty, with tty
 
 
 class WaitExec(_Op, frozen=True, tag="wait_exec"):

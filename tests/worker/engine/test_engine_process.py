@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -225,5 +226,111 @@ def test_logs_rotate_at_max_size_keeping_max_file(tmp_path: Path) -> None:
             for r in list(engine.records.values()):
                 await engine.remove(r.id, force=True)
             await engine.close()
+
+    run(main, timeout=60)
+
+
+async def terminal_output(engine: Engine, ref: str) -> str:
+    """Everything a container's terminal showed, as its log has it (\r\n line breaks)."""
+    return b"".join([e.data async for e in engine.logs(ref)]).decode(errors="replace")
+
+
+async def output_until(engine: Engine, ref: str, marker: str) -> None:
+    """Follow the container's log until ``marker`` has appeared in it."""
+    seen = b""
+    entries = engine.logs(ref, follow=True)
+    try:
+        async for entry in entries:
+            seen += entry.data
+            if marker.encode() in seen:
+                return
+    finally:
+        await entries.aclose()
+    raise AssertionError(f"the container ended before showing {marker!r}: {seen!r}")
+
+
+def test_run_dash_i_feeds_stdin_until_the_client_closes_it(tmp_path: Path) -> None:
+    async def body(engine: Engine) -> None:
+        record = await engine.create(sh("[ -t 0 ] || echo no-tty; cat; exit 3",
+                                        stdin_open=True))
+        await engine.start(record.id)
+        fd = await engine.attach_input(record.id)
+        assert fd is not None
+        os.write(fd, b"a\nb\n")
+        os.close(fd)
+        engine.close_input(record.id)  # the client's input ended: cat reads EOF
+        assert (await engine.wait(record.id)).exit_code == 3
+        assert [e.data async for e in engine.logs(record.id)] == [b"no-tty\n", b"a\n", b"b\n"]
+
+    with_engine(tmp_path, body)
+
+
+def test_a_closed_stdin_stays_closed_and_nothing_breaks(tmp_path: Path) -> None:
+    async def body(engine: Engine) -> None:
+        record = await engine.create(sh("cat; echo eof; sleep 30", stdin_open=True))
+        await engine.start(record.id)
+        engine.close_input(record.id)
+        engine.close_input(record.id)  # twice: harmless
+        assert await engine.attach_input(record.id) is None  # -i again: nothing to feed
+        plain = await engine.create(sh("sleep 30"))
+        assert await engine.attach_input(plain.id) is None  # created without -i
+        engine.resize(record.id, 40, 100)  # no terminal: nothing to resize
+        await output_until(engine, record.id, "eof")  # cat read EOF; the container runs on
+        assert record.state.status == "running"
+        await engine.kill(record.id)
+        assert (await engine.wait(record.id)).exit_code == 137
+
+    with_engine(tmp_path, body)
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(0, 80), (24, 0), (-1, 80), (70000, 80),
+                                             (24, 10001)])
+def test_absurd_window_sizes_are_refused(tmp_path: Path, rows: int, cols: int) -> None:
+    async def body(engine: Engine) -> None:
+        record = await engine.create(sh("stty size; sleep 30", tty=True))
+        with pytest.raises(InvalidArgument, match="rows x columns"):
+            engine.resize(record.id, rows, cols)
+        await engine.start(record.id)
+        with pytest.raises(InvalidArgument, match="rows x columns"):
+            engine.resize(record.id, rows, cols)
+        with pytest.raises(InvalidArgument, match="rows x columns"):
+            await engine.exec_start(record.id, ["true"], tty=True, console_size=(rows, cols))
+        assert record.state.status == "running"
+
+    with_engine(tmp_path, body)
+
+
+def test_a_terminal_keeps_its_size_input_and_session_across_a_worker_restart(
+        tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    script = ("trap 'echo hangup; exit 9' HUP; stty size; echo ready; read line; stty size; "
+              'echo "got[$line]"; exit 4')
+
+    async def main() -> None:
+        first = Engine(state, ProcessDriver(state / "containers"))
+        await first.open()
+        record = await first.create(sh(script, name="term", tty=True, stdin_open=True))
+        first.resize("term", 40, 120)  # as run -t does before the start
+        await first.start("term")
+        await output_until(first, "term", "ready")  # it has looked at its size
+        await first.close()  # the worker goes away: the shim keeps the terminal
+        assert first.driver.running(record)
+        second = Engine(state, ProcessDriver(state / "containers"))
+        await second.open()
+        try:
+            second.resize("term", 50, 132)
+            fd = await second.attach_input("term")
+            assert fd is not None
+            os.write(fd, b"hello\n")
+            os.close(fd)
+            assert (await second.wait("term")).exit_code == 4
+            shown = await terminal_output(second, "term")
+            assert "40 120\r\nready\r\n" in shown
+            assert "50 132\r\ngot[hello]\r\n" in shown
+            assert "hangup" not in shown
+        finally:
+            for each in list(second.records.values()):
+                await second.remove(each.id, force=True)
+            await second.close()
 
     run(main, timeout=60)
