@@ -180,6 +180,22 @@ def test_a_terminal_survives_a_worker_killed_with_kill_9(worker: Worker, tmp_pat
     assert shown_lines(worker.shoal("logs", "term").stdout) == ["up", "still-a-tty"]
 
 
+@native_driver
+def test_a_terminal_keeps_its_session_while_the_worker_restarts(worker: Worker) -> None:
+    # The runtime helper keeps a copy of the pty master: a worker killed with kill -9 does not
+    # hang up the container's terminal, and the next worker takes the terminal back.
+    worker.shoal("run", "-d", "-i", "-t", "--name", "term", "busybox", "sh", "-c",
+                 "trap 'echo hangup; exit 9' HUP; echo up; while [ ! -e /tmp/gate ]; do "
+                 "sleep 0.02; done; [ -t 0 ] && echo still-a-tty; exit 5")
+    pid = json.loads(worker.shoal("inspect", "term").stdout)[0]["state"]["pid"]
+    worker.kill()
+    worker.start()
+    assert Path(f"/proc/{pid}").exists()  # no hangup took it
+    worker.shoal("exec", "term", "touch", "/tmp/gate")  # the gate, inside the container
+    assert worker.shoal("wait", "term").stdout.strip() == "5"
+    assert shown_lines(worker.shoal("logs", "term").stdout) == ["up", "still-a-tty"]
+
+
 def test_run_interactive_with_a_pipe(worker: Worker) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "scheduler.cli", "run", "-i", "busybox", "sh", "-c",

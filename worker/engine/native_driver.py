@@ -139,6 +139,10 @@ class NativeDriver(Driver):
             os.close(out)
             if stdin_w is not None:
                 self._inputs[record.id] = stdin_w
+        if record.id in self._inputs:
+            # The helper outlives this worker: with its copy, a worker restart neither hangs
+            # up the terminal nor ends the stdin; the next worker takes the input back.
+            await self.runtime.keep_input(record.id, self._inputs[record.id])
         await self.runtime.start(record.id)
         self._copying[record.id] = asyncio.get_running_loop().create_task(
             self._copy_until_cancelled(copier))
@@ -163,6 +167,7 @@ class NativeDriver(Driver):
         if record.id not in self._copying:  # re-adopted after a worker restart
             copier = self._copier(record, str(self._dir(record) / f"{record.id}-json.log"),
                                   0, 1)
+            await self._take_input_back(record, copier)
             self._copying[record.id] = asyncio.get_running_loop().create_task(
                 self._copy_until_cancelled(copier))
         code: int | None = None
@@ -180,6 +185,24 @@ class NativeDriver(Driver):
         code = 255 if code is None else code
         return ExitStatus(code, time.time(), oom_killed=self._oom_killed(record, code),
                           error=error)
+
+    async def _take_input_back(self, record: ContainerRecord, copier: RawLogCopier) -> None:
+        """A container started by an earlier worker: its input, kept by the runtime helper
+        (and a terminal's output copied again into the raw log, as at start)."""
+        if not (record.spec.tty or record.spec.stdin_open) or record.id in self._inputs:
+            return
+        try:
+            fd = await self.runtime.take_input(record.id)
+        except RuntimeFailure:
+            return  # a helper that restarted too keeps nothing: no input any more
+        if fd is None:
+            return
+        self._inputs[record.id] = fd
+        if record.spec.tty:
+            out, err = copier.sinks()
+            os.close(err)
+            self._terminal_copies[record.id] = asyncio.get_running_loop().create_task(
+                copy_terminal(os.dup(fd), out))
 
     def input(self, record: ContainerRecord) -> int | None:
         return self._inputs.get(record.id)
@@ -291,8 +314,9 @@ class NativeDriver(Driver):
 
     async def close(self) -> None:
         """Stop copying (the raw files keep what comes meanwhile); leave the helper running.
-        A terminal's master closes with us: its container gets a hangup (SIGHUP), as a shell
-        does when its ssh session drops; a stdin pipe closes: the container reads EOF."""
+        Our ends of terminals and stdin pipes close, but the helper keeps a copy of each: the
+        containers get no hangup and no EOF, and the next worker takes them back. (Meanwhile
+        nobody reads a terminal: a container writing more than its buffer holds waits.)"""
         for terminal in self._terminal_copies.values():
             terminal.cancel()
         await asyncio.gather(*self._terminal_copies.values(), return_exceptions=True)

@@ -160,6 +160,20 @@ class RuntimeHelper:
     async def delete(self, container_id: str, *, force: bool = False) -> None:
         await self._call(wire.Delete(id=container_id, force=force), wire.Done)
 
+    async def keep_input(self, container_id: str, fd: int) -> None:
+        """Have the helper hold a copy of ``fd`` (ours stays ours), the container's input,
+        until the container ends: it outlives this client."""
+        await self._call(wire.KeepInput(id=container_id), wire.Done, [os.dup(fd)])
+
+    async def take_input(self, container_id: str) -> int | None:
+        """A copy of the input the helper keeps for the container (ours to close), or None."""
+        reply, got = await self._request(wire.TakeInput(id=container_id), [])
+        kept = _result(reply, wire.Input).kept
+        fd = got.pop(0) if kept and got else None
+        for extra in got:
+            os.close(extra)
+        return fd
+
     async def wait(self, container_id: str) -> wire.ExitStatus:
         """Resolves when the container's init has exited (at once if it already has)."""
         return await self._call(wire.Wait(id=container_id), wire.ExitStatus)
@@ -212,8 +226,9 @@ class RuntimeHelper:
             os.close(fd)
         return Process(started.pid, pty)
 
-    async def _call(self, op: wire.Op, kind: type[R]) -> R:
-        reply, got = await self._request(op, [])
+    async def _call(self, op: wire.Op, kind: type[R],
+                    fds: builtins.list[int] | None = None) -> R:
+        reply, got = await self._request(op, fds or [])
         for fd in got:
             os.close(fd)
         return _result(reply, kind)

@@ -80,6 +80,7 @@ class Helper:
         self.waiters: dict[str, list[Waiter]] = {}
         self.exec_waiters: dict[int, list[Waiter]] = {}
         self.watched: dict[str, int] = {}    # adopted container id -> pidfd
+        self.inputs: dict[str, int] = {}     # container id -> its input kept for clients
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
 
     # --- setup ------------------------------------------------------------------------------
@@ -249,7 +250,18 @@ class Helper:
                     self.reply(conn, rid, wire.exit_status(record))
             # Anything else is an orphan of a container without a pid namespace: reaped, gone.
 
+    def keep_input(self, container_id: str, fd: int) -> None:
+        """Hold a copy of ``fd`` (the caller's, not taken) until the container ends."""
+        self._drop_input(container_id)
+        self.inputs[container_id] = os.dup(fd)
+
+    def _drop_input(self, container_id: str) -> None:
+        fd = self.inputs.pop(container_id, None)
+        if fd is not None:
+            os.close(fd)
+
     def _exited(self, container_id: str, record: ExitRecord) -> None:
+        self._drop_input(container_id)
         self.exits[container_id] = record
         # Waiters first: the record is saved before the next request is read all the same.
         for conn, rid in self.waiters.pop(container_id, []):
@@ -296,6 +308,7 @@ class Helper:
 
     def forget(self, container_id: str) -> None:
         """A deleted container: drop what is remembered about it."""
+        self._drop_input(container_id)
         self.exits.pop(container_id, None)
         for pid in [p for p, c in self.execs.items() if c == container_id]:
             self.execs.pop(pid)

@@ -76,6 +76,16 @@ def dispatch(helper: Helper, conn: _Conn, rid: int, op: wire.Op, fds: list[int])
             helper.reply(conn, rid, wire.States(rt.list()))
         case wire.Ps(id=cid):
             helper.reply(conn, rid, wire.Pids(rt.ps(cid)))
+        case wire.KeepInput(id=cid):
+            if len(fds) != 1:
+                raise OperationFailed(f"keep_input needs one descriptor, {len(fds)} came")
+            helper.rt.record(cid)  # ContainerNotFound for an unknown id
+            helper.keep_input(cid, fds[0])
+            helper.reply(conn, rid, wire.Done())
+        case wire.TakeInput(id=cid):
+            fd = helper.inputs.get(cid)
+            helper.reply(conn, rid, wire.Input(kept=fd is not None),
+                         fds=[os.dup(fd)] if fd is not None else None)
         case wire.Shutdown():
             helper.reply(conn, rid, wire.Done())
             helper.running = False

@@ -93,7 +93,23 @@ class Shutdown(_Op, frozen=True, tag="shutdown"):
     """Stop the helper. Containers keep running; a new helper adopts them."""
 
 
-Op = Hello | Create | Start | Kill | Delete | Wait | Exec | WaitExec | State | List | Ps | Shutdown
+class KeepInput(_Op, frozen=True, tag="keep_input"):
+    """Keep a copy of the descriptor sent with this request, the client's end of the
+    container's input (a pty master, or the write end of its stdin), until the container
+    exits or is deleted: a client that goes away (a worker restarting) then closes only its
+    own copy, so the container's terminal does not hang up and its stdin does not end."""
+
+    id: str
+
+
+class TakeInput(_Op, frozen=True, tag="take_input"):
+    """A copy of the descriptor kept by ``KeepInput`` (answered ``Input``)."""
+
+    id: str
+
+
+Op = (Hello | Create | Start | Kill | Delete | Wait | Exec | WaitExec | State | List | Ps
+      | Shutdown | KeepInput | TakeInput)
 
 
 class Request(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -139,7 +155,13 @@ class Pids(_Result, frozen=True, tag="pids"):
     pids: list[int]
 
 
-Result = Done | HelperInfo | Started | ExitStatus | States | Pids
+class Input(_Result, frozen=True, tag="input"):
+    """``kept``: whether a descriptor is attached (none was kept, or the container ended)."""
+
+    kept: bool
+
+
+Result = Done | HelperInfo | Started | ExitStatus | States | Pids | Input
 
 
 class Reply(msgspec.Struct, frozen=True):

@@ -231,6 +231,43 @@ def test_terminal_container(need_root: None, make_bundle: Callable[..., Bundle],
     run(body)
 
 
+def test_the_helper_keeps_an_input_for_the_next_client(need_root: None,
+                                                        make_bundle: Callable[..., Bundle],
+                                                        state_root: Path,
+                                                        helper_pids: list[int]) -> None:
+    """A client (the worker) leaves the container's terminal with the helper: its own copy
+    closing does not hang the terminal up, and the next client takes it back."""
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["process"]["terminal"] = True
+    bundle = make_bundle(["sh", "-c", "trap 'echo hangup; exit 9' HUP; stty -echo; "
+                                      "echo ready; read x; echo got $x; exit 4"], edit)
+
+    async def body() -> None:
+        rt = await spawn(state_root, helper_pids)
+        with pytest.raises(ContainerNotFound):
+            await rt.keep_input("ghost", 0)
+        proc = await rt.create("k1", bundle.path)
+        assert proc.pty_master is not None
+        await rt.keep_input("k1", proc.pty_master)
+        await rt.start("k1")
+        first = b""
+        while b"ready" not in first:
+            first += os.read(proc.pty_master, 4096)
+        os.close(proc.pty_master)  # this client's copy goes: no hangup
+        await rt.close()
+        again = await RuntimeHelper.connect(state_root)
+        master = await again.take_input("k1")
+        assert master is not None
+        os.write(master, b"back\n")
+        assert (await again.wait("k1")).code == 4
+        assert read_all(master).decode().split() == ["got", "back"]
+        assert await again.take_input("k1") is None  # it ended: nothing kept
+        await again.delete("k1")
+        await again.shutdown()
+
+    run(body)
+
+
 def test_new_helper_adopts_containers(need_root: None, make_bundle: Callable[..., Bundle],
                                       state_root: Path, helper_pids: list[int]) -> None:
     bundle = make_bundle(["sleep", "1000"])
