@@ -80,6 +80,7 @@ class NativeDriver(Driver):
         # of its stdin pipe (``stdin_open``). Only this worker process holds them.
         self._inputs: dict[str, int] = {}
         self._terminal_copies: dict[str, asyncio.Task[None]] = {}
+        self._dropping: set[asyncio.Task[None]] = set()  # drop_input requests under way
 
     @classmethod
     async def open(cls, state_dir: Path, *, storage: str | None = None) -> NativeDriver:
@@ -208,8 +209,16 @@ class NativeDriver(Driver):
         return self._inputs.get(record.id)
 
     def close_input(self, record: ContainerRecord) -> None:
-        if not record.spec.tty:
+        if not record.spec.tty and record.id in self._inputs:
             self._close_input(record)
+            # The helper's copy too, or the container never reads EOF.
+            task = asyncio.get_running_loop().create_task(self._drop_kept_input(record.id))
+            self._dropping.add(task)
+            task.add_done_callback(self._dropping.discard)
+
+    async def _drop_kept_input(self, container_id: str) -> None:
+        with contextlib.suppress(RuntimeFailure):
+            await self.runtime.drop_input(container_id)
 
     def _close_input(self, record: ContainerRecord) -> None:
         fd = self._inputs.pop(record.id, None)
@@ -331,6 +340,7 @@ class NativeDriver(Driver):
         for copier in self._copiers.values():
             copier.close()
         self._copiers.clear()
+        await asyncio.gather(*self._dropping, return_exceptions=True)
         await self.runtime.close()
 
 

@@ -165,6 +165,10 @@ class RuntimeHelper:
         until the container ends: it outlives this client."""
         await self._call(wire.KeepInput(id=container_id), wire.Done, [os.dup(fd)])
 
+    async def drop_input(self, container_id: str) -> None:
+        """Have the helper close the copy it keeps (the container's stdin is to end)."""
+        await self._call(wire.DropInput(id=container_id), wire.Done)
+
     async def take_input(self, container_id: str) -> int | None:
         """A copy of the input the helper keeps for the container (ours to close), or None."""
         reply, got = await self._request(wire.TakeInput(id=container_id), [])

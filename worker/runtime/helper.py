@@ -252,16 +252,16 @@ class Helper:
 
     def keep_input(self, container_id: str, fd: int) -> None:
         """Hold a copy of ``fd`` (the caller's, not taken) until the container ends."""
-        self._drop_input(container_id)
+        self.drop_input(container_id)
         self.inputs[container_id] = os.dup(fd)
 
-    def _drop_input(self, container_id: str) -> None:
+    def drop_input(self, container_id: str) -> None:
         fd = self.inputs.pop(container_id, None)
         if fd is not None:
             os.close(fd)
 
     def _exited(self, container_id: str, record: ExitRecord) -> None:
-        self._drop_input(container_id)
+        self.drop_input(container_id)
         self.exits[container_id] = record
         # Waiters first: the record is saved before the next request is read all the same.
         for conn, rid in self.waiters.pop(container_id, []):
@@ -308,7 +308,7 @@ class Helper:
 
     def forget(self, container_id: str) -> None:
         """A deleted container: drop what is remembered about it."""
-        self._drop_input(container_id)
+        self.drop_input(container_id)
         self.exits.pop(container_id, None)
         for pid in [p for p, c in self.execs.items() if c == container_id]:
             self.execs.pop(pid)

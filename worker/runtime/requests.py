@@ -82,6 +82,9 @@ def dispatch(helper: Helper, conn: _Conn, rid: int, op: wire.Op, fds: list[int])
             helper.rt.record(cid)  # ContainerNotFound for an unknown id
             helper.keep_input(cid, fds[0])
             helper.reply(conn, rid, wire.Done())
+        case wire.DropInput(id=cid):
+            helper.drop_input(cid)
+            helper.reply(conn, rid, wire.Done())
         case wire.TakeInput(id=cid):
             fd = helper.inputs.get(cid)
             helper.reply(conn, rid, wire.Input(kept=fd is not None),

@@ -102,6 +102,13 @@ class KeepInput(_Op, frozen=True, tag="keep_input"):
     id: str
 
 
+class DropInput(_Op, frozen=True, tag="drop_input"):
+    """Close the copy kept by ``KeepInput``: the client closed the container's stdin, which
+    must now read EOF."""
+
+    id: str
+
+
 class TakeInput(_Op, frozen=True, tag="take_input"):
     """A copy of the descriptor kept by ``KeepInput`` (answered ``Input``)."""
 
@@ -109,7 +116,7 @@ class TakeInput(_Op, frozen=True, tag="take_input"):
 
 
 Op = (Hello | Create | Start | Kill | Delete | Wait | Exec | WaitExec | State | List | Ps
-      | Shutdown | KeepInput | TakeInput)
+      | Shutdown | KeepInput | DropInput | TakeInput)
 
 
 class Request(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -241,6 +241,7 @@ def test_the_helper_keeps_an_input_for_the_next_client(need_root: None,
         cfg["process"]["terminal"] = True
     bundle = make_bundle(["sh", "-c", "trap 'echo hangup; exit 9' HUP; stty -echo; "
                                       "echo ready; read x; echo got $x; exit 4"], edit)
+    cat = make_bundle(["cat"])
 
     async def body() -> None:
         rt = await spawn(state_root, helper_pids)
@@ -263,6 +264,24 @@ def test_the_helper_keeps_an_input_for_the_next_client(need_root: None,
         assert read_all(master).decode().split() == ["got", "back"]
         assert await again.take_input("k1") is None  # it ended: nothing kept
         await again.delete("k1")
+        # A stdin pipe: once every copy of its write end is closed, the helper's included
+        # (drop_input), the container reads EOF.
+        reader, writer = os.pipe()
+        out_r, out_w = os.pipe()
+        await again.create("k2", cat.path, stdin=reader, stdout=out_w)
+        os.close(reader)
+        os.close(out_w)
+        await again.keep_input("k2", writer)
+        await again.start("k2")
+        os.write(writer, b"piped\n")
+        os.close(writer)
+        taken = await again.take_input("k2")
+        assert taken is not None
+        os.close(taken)
+        await again.drop_input("k2")
+        assert (await again.wait("k2")).code == 0
+        assert read_all(out_r) == b"piped\n"
+        await again.delete("k2")
         await again.shutdown()
 
     run(body)
