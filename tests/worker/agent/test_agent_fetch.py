@@ -127,6 +127,13 @@ class FakeScheduler:
         assert self.commands is not None
         await self.commands.send(message)
 
+    async def assign_held(self, cid: str) -> None:
+        """Assign ``cid`` (generation 1) a container of the image whose blob is held, and
+        wait until the worker's fetch of that blob is being held."""
+        await self.send(Assign(container_id=cid, generation=1, spec=sleeper(BIG)))
+        async with asyncio.timeout(WAIT):
+            await self.holding.wait()
+
     async def until_report(self, check: Callable[[ContainerReport], bool]) -> ContainerReport:
         """The first report (already here or still to come) that ``check`` accepts."""
         async with asyncio.timeout(WAIT), self._changed:
@@ -203,9 +210,7 @@ def test_other_containers_go_on_while_an_image_is_fetched(tmp_path: Path) -> Non
     async def body() -> None:
         async with rig(tmp_path) as r:
             s = r.scheduler
-            await s.send(Assign(container_id="x", generation=1, spec=sleeper(BIG)))
-            async with asyncio.timeout(WAIT):
-                await s.holding.wait()
+            await s.assign_held("x")
             # Another container runs and is stopped while x's image is held.
             await s.send(Assign(container_id="y", generation=1, spec=sleeper("busybox")))
             await s.until_report(reported("y", 1, "running"))
@@ -228,9 +233,7 @@ def test_a_revoke_during_the_fetch_abandons_it_and_the_container_never_starts(
     async def body() -> None:
         async with rig(tmp_path) as r:
             s = r.scheduler
-            await s.send(Assign(container_id="x", generation=1, spec=sleeper(BIG)))
-            async with asyncio.timeout(WAIT):
-                await s.holding.wait()
+            await s.assign_held("x")
             await s.send(Revoke(container_id="x", generation=1, reason="moved"))
             async with asyncio.timeout(WAIT):
                 await s.abandoned.wait()
@@ -256,9 +259,7 @@ def test_a_newer_assignment_supersedes_a_pending_one_and_shared_blobs_come_once(
     async def body() -> None:
         async with rig(tmp_path) as r:
             s = r.scheduler
-            await s.send(Assign(container_id="x", generation=1, spec=sleeper(BIG)))
-            async with asyncio.timeout(WAIT):
-                await s.holding.wait()
+            await s.assign_held("x")
             await s.send(Assign(container_id="x", generation=2, spec=sleeper(BIG)))
             await s.send(Assign(container_id="z", generation=1, spec=sleeper(BIG)))
             # A resend of z while it waits for the same blob: accepted, not dead.
