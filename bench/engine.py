@@ -15,14 +15,13 @@ import argparse
 import asyncio
 import json
 import os
+import select
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from protocol.messages import (
     WaitContainer,
 )
 from protocol.specs import ContainerSpec
+from scheduler.readiness import parse_notification
 from worker.engine.bundle import oci_config
 from worker.engine.records import ContainerRecord
 from worker.images import ImageStore
@@ -51,26 +51,34 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEC = ContainerSpec(image="busybox", command=["true"])
 
 
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+READY_TIMEOUT = 60.0
 
 
 def start_worker(state: Path) -> tuple[subprocess.Popen[bytes], str]:
-    address = f"tcp://127.0.0.1:{_port()}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scheduler.cli", "worker", "--listen", address, "--state-dir",
-         str(state), "--driver", "native"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_LOG": "info"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if b"worker listening" in line:
-            # Keep reading its log so a full pipe never stalls the worker.
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
-            return proc, address
-    raise RuntimeError("the worker did not start")
+    """A worker on a port of its own choosing; returns once it says it is ready (``--ready-fd``:
+    its address comes with the notification) and its log goes to a file in ``state``."""
+    state.mkdir(parents=True, exist_ok=True)
+    ready_r, ready_w = os.pipe()
+    with open(state / "worker.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scheduler.cli", "worker", "--listen", "tcp://127.0.0.1:0",
+             "--state-dir", str(state), "--driver", "native", "--ready-fd", str(ready_w)],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_LOG": "info"},
+            stdout=subprocess.DEVNULL, stderr=log, pass_fds=(ready_w,))
+    os.close(ready_w)
+    received = b""
+    try:
+        while (facts := parse_notification(received)) is None:
+            if not select.select([ready_r], [], [], READY_TIMEOUT)[0]:
+                raise RuntimeError(f"the worker was not ready within {READY_TIMEOUT:g} s")
+            chunk = os.read(ready_r, 4096)
+            if not chunk:
+                raise RuntimeError(f"the worker exited before it was ready; see "
+                                   f"{state / 'worker.log'}")
+            received += chunk
+    finally:
+        os.close(ready_r)
+    return proc, facts["LISTEN"]
 
 
 async def api_lifecycle(address: str, runs: int) -> list[float]:
