@@ -121,6 +121,38 @@ def decompressor(kind: str, stream: BinaryIO) -> BinaryIO:
     return stream
 
 
+class LayerStream:
+    """A layer blob read once, as a tar stream: hashed as stored and once decompressed, the
+    decompressed size bounded; ``finish`` reads what follows the tar, ``stats`` checks the
+    digests against what the image says."""
+
+    def __init__(self, blob: BinaryIO, limits: LayerLimits) -> None:
+        self.outer = HashingReader(blob, None, "layer blob")
+        self.buffered = io.BufferedReader(self.outer, CHUNK)
+        self.kind = compression_of(self.buffered.peek(4)[:4])
+        self.inner = HashingReader(decompressor(self.kind, cast(BinaryIO, self.buffered)),
+                                   limits.max_stream_bytes, "uncompressed layer")
+
+    def tar(self) -> tarfile.TarFile:
+        return tarfile.open(fileobj=cast(BinaryIO, self.inner), mode="r|", errorlevel=2)
+
+    def finish(self) -> None:
+        self.inner.drain()
+        self.buffered.read()  # anything after the compressed stream still belongs to the blob
+
+    def corrupt(self, exc: BaseException, last: str) -> LayerRejected:
+        return reject_stream(f"corrupt or truncated layer ({self.kind}): {exc}", last)
+
+    def stats(self, checker: LayerChecker, blob_digest: str | None,
+              diff_id: str | None) -> LayerStats:
+        if blob_digest is not None and self.outer.digest != blob_digest:
+            raise reject_stream(f"blob digest is {self.outer.digest}, expected {blob_digest}")
+        if diff_id is not None and self.inner.digest != diff_id:
+            raise reject_stream(f"diff id is {self.inner.digest}, expected {diff_id}")
+        return LayerStats(self.outer.digest, self.inner.digest, checker.entries,
+                          checker.total_bytes)
+
+
 def decompress_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [EOFError, zlib.error, gzip.BadGzipFile,
                                          tarfile.TarError]
@@ -135,40 +167,30 @@ def decompress_errors() -> tuple[type[BaseException], ...]:
 def unpack_layer(blob: BinaryIO, dest: str, *, form: Form, limits: LayerLimits,
                  blob_digest: str | None = None, diff_id: str | None = None) -> LayerStats:
     """Extract ``blob`` into the existing directory ``dest``; raises ``LayerRejected``."""
-    outer = HashingReader(blob, None, "layer blob")
-    buffered = io.BufferedReader(outer, CHUNK)
-    kind = compression_of(buffered.peek(4)[:4])
-    inner = HashingReader(decompressor(kind, cast(BinaryIO, buffered)),
-                           limits.max_stream_bytes, "uncompressed layer")
+    stream = LayerStream(blob, limits)
     checker = LayerChecker(limits)
     last = ""
     root_fd = os.open(dest, _DIR_FLAGS)
     try:
         writer = _Writer(root_fd, form, checker)
         try:
-            with tarfile.open(fileobj=cast(BinaryIO, inner), mode="r|",
-                              errorlevel=2) as archive:
+            with stream.tar() as archive:
                 for member in archive:
                     last = member.name
                     action = checker.check(Header.of(member))
                     writer.apply(action, member, archive)
                 writer.finish()
-            inner.drain()
-            buffered.read()  # anything after the compressed stream still belongs to the blob
+            stream.finish()
         except LayerRejected:
             raise
         except decompress_errors() as exc:
-            raise reject_stream(f"corrupt or truncated layer ({kind}): {exc}", last) from exc
+            raise stream.corrupt(exc, last) from exc
         except OSError as exc:
             raise LayerRejected(f"layer entry {last[:300]!r} could not be written: {exc}",
                                 entry=last[:300], reason=exc.strerror or str(exc)) from exc
     finally:
         os.close(root_fd)
-    if blob_digest is not None and outer.digest != blob_digest:
-        raise reject_stream(f"blob digest is {outer.digest}, expected {blob_digest}")
-    if diff_id is not None and inner.digest != diff_id:
-        raise reject_stream(f"diff id is {inner.digest}, expected {diff_id}")
-    return LayerStats(outer.digest, inner.digest, checker.entries, checker.total_bytes)
+    return stream.stats(checker, blob_digest, diff_id)
 
 
 def _is_whiteout(st: os.stat_result) -> bool:

@@ -8,52 +8,33 @@ the diff id are checked, but nothing is written: the layer is only read and hash
 
 from __future__ import annotations
 
-import io
-import tarfile
-from typing import BinaryIO, cast
+from typing import BinaryIO
 
 from worker.images.errors import LayerRejected
 from worker.images.layers import LayerRef
 from worker.images.store import Image, ImageStore
 from worker.images.tarsafety import Header, LayerChecker, LayerLimits
-from worker.images.unpack import (
-    CHUNK,
-    HashingReader,
-    LayerStats,
-    compression_of,
-    decompress_errors,
-    decompressor,
-    reject_stream,
-)
+from worker.images.unpack import LayerStats, LayerStream, decompress_errors
 
 
 def scan_layer(blob: BinaryIO, *, limits: LayerLimits, blob_digest: str | None = None,
                diff_id: str | None = None) -> LayerStats:
     """Judge every entry of the layer ``blob`` and check its digests; raises ``LayerRejected``
     naming the entry and the reason."""
-    outer = HashingReader(blob, None, "layer blob")
-    buffered = io.BufferedReader(outer, CHUNK)
-    kind = compression_of(buffered.peek(4)[:4])
-    inner = HashingReader(decompressor(kind, cast(BinaryIO, buffered)),
-                          limits.max_stream_bytes, "uncompressed layer")
+    stream = LayerStream(blob, limits)
     checker = LayerChecker(limits)
     last = ""
     try:
-        with tarfile.open(fileobj=cast(BinaryIO, inner), mode="r|", errorlevel=2) as archive:
+        with stream.tar() as archive:
             for member in archive:
                 last = member.name
                 checker.check(Header.of(member))
-        inner.drain()
-        buffered.read()  # anything after the compressed stream still belongs to the blob
+        stream.finish()
     except LayerRejected:
         raise
     except decompress_errors() as exc:
-        raise reject_stream(f"corrupt or truncated layer ({kind}): {exc}", last) from exc
-    if blob_digest is not None and outer.digest != blob_digest:
-        raise reject_stream(f"blob digest is {outer.digest}, expected {blob_digest}")
-    if diff_id is not None and inner.digest != diff_id:
-        raise reject_stream(f"diff id is {inner.digest}, expected {diff_id}")
-    return LayerStats(outer.digest, inner.digest, checker.entries, checker.total_bytes)
+        raise stream.corrupt(exc, last) from exc
+    return stream.stats(checker, blob_digest, diff_id)
 
 
 def verify_layer(store: ImageStore, layer: LayerRef) -> LayerStats:
