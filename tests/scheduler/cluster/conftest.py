@@ -10,10 +10,8 @@ import os
 import subprocess
 import sys
 import tempfile
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
@@ -23,11 +21,11 @@ from scheduler.cluster.daemon import DaemonOptions, SchedulerDaemon
 from scheduler.cluster.leader import LeaderOptions
 from scheduler.cluster.simagent import SimAgent, sim_node
 from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, Store
-from tests.conftest import run as run_bounded
-from tests.scheduler.store.conftest import make_etcd
 
-T = TypeVar("T")
-Runner = Callable[[Callable[[], Awaitable[T]]], T]
+# The store tests' runner and key-root fixtures serve here too.
+from tests.scheduler.store.conftest import Runner, layout, make_etcd, run
+
+__all__ = ["Runner", "layout", "run"]
 REPO = Path(__file__).resolve().parents[3]
 
 # Short timings: a node is down after 1.2 s of silence, a dead leader's lease ends in 2 s.
@@ -35,16 +33,6 @@ HEARTBEAT = 0.1
 NODE_TIMEOUT = 1.2
 LEASE_TTL = 2
 CHANNELS = channels.ChannelOptions(heartbeat=0.2, timeout=1.0, connect_timeout=1.0)
-
-
-@pytest.fixture
-def run() -> Runner[object]:
-    """Run an async test body on a fresh uvloop loop, bounded by a timeout."""
-
-    def runner(body: Callable[[], Awaitable[T]], timeout: float = 40.0) -> T:
-        return run_bounded(body, timeout)
-
-    return runner  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="session")
@@ -56,11 +44,6 @@ def etcd() -> Iterator[EmbeddedEtcd]:
             yield server
         finally:
             server.stop()
-
-
-@pytest.fixture
-def layout() -> Layout:
-    return Layout(f"/test-{uuid.uuid4().hex[:12]}/shoal/v1/")
 
 
 def daemon_options(name: str, listen: str = "tcp://127.0.0.1:0") -> DaemonOptions:
