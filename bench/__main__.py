@@ -10,7 +10,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from scheduler.logs import configure_logging
+from cli.log_config import configure_logging
 
 
 def available() -> list[str]:

@@ -21,8 +21,8 @@ import zmq
 import zmq.asyncio
 
 import channels
+from cli.log_config import configure_logging
 from protocol.messages import Echo, Echoed, FetchBlob, Message, Ok
-from scheduler.logs import configure_logging
 
 BLOCK = b"\xa5" * 65536
 

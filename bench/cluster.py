@@ -1,6 +1,6 @@
 """Cluster control plane end to end: ``python -m bench cluster [--quick]``.
 
-A private etcd, a real scheduler process (``python -m scheduler.cli_scheduler``) and one
+A private etcd, a real scheduler process (``python -m cli.daemons``) and one
 process of simulated agents (``scheduler.cluster.simagent``: the real protocol over ZeroMQ, the
 real agent state machine, no containers). This process is the client: it submits jobs over
 channels and follows the containers in etcd with a watch, so a container counts when its
@@ -36,6 +36,7 @@ import uvloop
 
 import channels
 from bench._report import print_table, write_results
+from cli.dev import DevCluster
 from protocol.messages import (
     EventMessage,
     ListNodes,
@@ -46,7 +47,6 @@ from protocol.messages import (
     WatchEvents,
 )
 from protocol.specs import ContainerSpec, Resources
-from scheduler.dev import DevCluster
 from scheduler.store import CONTAINERS, EmbeddedEtcd, EtcdClient, Layout, Store, watch_records
 from scheduler.store.embedded import free_port
 
@@ -135,7 +135,7 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
         procs: list[subprocess.Popen[bytes]] = []
         try:
             address = f"tcp://127.0.0.1:{free_port()}"
-            procs.append(_spawn("-m", "scheduler.cli_scheduler", "--etcd", etcd.endpoint.url,
+            procs.append(_spawn("-m", "cli.daemons", "--etcd", etcd.endpoint.url,
                                 "--listen", address, "--name", "bench",
                                 "--heartbeat-interval", "2", "--node-timeout", "30"))
             procs.append(_spawn("-m", "scheduler.cluster.simagent", "--join", address,

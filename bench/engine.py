@@ -29,6 +29,7 @@ import uvloop
 
 import channels
 from bench._report import print_table, write_results
+from cli.readiness import parse_notification
 from protocol.messages import (
     ContainerCreated,
     ContainerExited,
@@ -38,7 +39,6 @@ from protocol.messages import (
     WaitContainer,
 )
 from protocol.specs import ContainerSpec
-from scheduler.readiness import parse_notification
 from worker.engine.bundle import oci_config
 from worker.engine.records import ContainerRecord
 from worker.images import ImageStore
@@ -61,7 +61,7 @@ def start_worker(state: Path) -> tuple[subprocess.Popen[bytes], str]:
     ready_r, ready_w = os.pipe()
     with open(state / "worker.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "scheduler.cli", "worker", "--listen", "tcp://127.0.0.1:0",
+            [sys.executable, "-m", "cli", "worker", "--listen", "tcp://127.0.0.1:0",
              "--state-dir", str(state), "--driver", "native", "--ready-fd", str(ready_w)],
             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_LOG": "info"},
             stdout=subprocess.DEVNULL, stderr=log, pass_fds=(ready_w,))
@@ -151,7 +151,7 @@ def cli_run_rm(address: str, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "scheduler.cli", "run", "--rm", "busybox", "true"],
+        subprocess.run([sys.executable, "-m", "cli", "run", "--rm", "busybox", "true"],
                        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT),
                                       "SHOAL_HOST": address}, check=True,
                        capture_output=True)

@@ -140,7 +140,7 @@ def main(argv: list[str]) -> int:
     sc.set_child_subreaper()
     # The `shoal` console script beside this interpreter (what users and tools run).
     script = Path(sys.executable).parent / "shoal"
-    shoal = [str(script)] if script.exists() else [sys.executable, "-m", "scheduler.cli"]
+    shoal = [str(script)] if script.exists() else [sys.executable, "-m", "cli"]
     base = Path(tempfile.mkdtemp(prefix="shoal-bench-"))
     devnull = os.open(os.devnull, os.O_RDWR)
     figures: dict[str, object] = {"runs": n, "rounds": rounds}

@@ -52,4 +52,4 @@ fi
 # shoal's own bytecode, compiled here: where PYTHONDONTWRITEBYTECODE is set (as on these
 # machines) Python never caches it, and every command would compile its modules again at
 # start-up (~20 ms for `shoal runtime run`). Stale files are ignored by Python, never wrong.
-.venv/bin/python -m compileall -q -j 0 channels protocol scheduler worker bench >/dev/null
+.venv/bin/python -m compileall -q -j 0 channels protocol scheduler worker cli bench >/dev/null

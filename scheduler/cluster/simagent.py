@@ -26,6 +26,7 @@ import structlog
 import uvloop
 
 import channels
+from cli.log_config import configure_logging
 from protocol.errors import ChannelError, ShoalError, Unavailable
 from protocol.messages import (
     Assign,
@@ -37,7 +38,6 @@ from protocol.messages import (
     Revoke,
 )
 from protocol.specs import ContainerState, NodeInfo, NodeResources, Platform
-from scheduler.logs import configure_logging
 from worker.agent.state import (
     AgentState,
     Assigned,

@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 
 import channels
+from cli.dev import DevCluster
+from cli.images import upload_image
 from protocol.messages import (
     ContainerList,
     ListContainers,
@@ -18,17 +20,15 @@ from protocol.messages import (
     Submitted,
 )
 from protocol.specs import ContainerSpec, RestartPolicy
-from scheduler.cli_images import upload_image
-from scheduler.dev import DevCluster
 from scheduler.store import EmbeddedEtcd
+from tests.cli.test_dev_cluster import (
+    free_address,
+    need_root,  # noqa: F401 - autouse: root or fail in CI
+)
 from tests.conftest import run
 from tests.scheduler.cluster_events import ClusterEvents
 from tests.scheduler.failover import scheduler_args
 from tests.scheduler.process_logs import wait_for_log
-from tests.scheduler.test_dev_cluster import (
-    free_address,
-    need_root,  # noqa: F401 - autouse: root or fail in CI
-)
 from worker.images.testimage import build_layout
 from worker.runtime.client import RuntimeHelper
 from worker.teardown import tear_down_worker

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 import channels
+from cli.dev import DevCluster
+from cli.images import upload_image
 from protocol.messages import (
     ContainerInspected,
     ContainerList,
@@ -25,11 +27,9 @@ from protocol.messages import (
     Submitted,
 )
 from protocol.specs import ContainerSpec
-from scheduler.cli_images import upload_image
-from scheduler.dev import DevCluster
+from tests.cli.test_dev_cluster import free_address
 from tests.conftest import run
 from tests.scheduler.cluster_events import ClusterEvents
-from tests.scheduler.test_dev_cluster import free_address
 from tests.worker.images.conftest import E, layout_from_tars, make_tar
 from worker.images import ImageStore
 from worker.images.testimage import import_test_image

@@ -7,7 +7,7 @@ usual empty directories, and two things for layer 2 to hide. Layer 2 (plain tar)
 config says Cmd ``["sh"]``, a PATH, os linux and this host's architecture. Output is
 byte-for-byte reproducible for a given busybox binary (fixed times, owners and gzip header).
 
-Used by tests, the demo and benchmarks: ``import_test_image(store)`` is all most need.
+Used by tests, `shoal dev` and benchmarks: ``import_test_image(store)`` is all most need.
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ import json
 import click
 from click.testing import CliRunner, Result
 
+from cli.cluster import CLUSTER_COMMANDS, human_bytes, node, nodes
+from cli.containers import create
+from cli.containers import run as run_command
 from protocol.messages import ContainerInspected, InspectContainer
-from scheduler.cli_cluster import CLUSTER_COMMANDS, human_bytes, node, nodes
-from scheduler.cli_containers import create
-from scheduler.cli_containers import run as run_command
 from scheduler.store import EmbeddedEtcd, Layout
 from tests.scheduler.cluster.conftest import Runner, agents, ask, scheduler
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import channels
+from cli.images import upload_image
 from protocol.messages import ImageRemoved, RemoveImage
-from scheduler.cli_images import upload_image
 from scheduler.cluster.imagesync import ImageSync
 from scheduler.store import EmbeddedEtcd, Layout
 from tests.scheduler.cluster.conftest import CHANNELS, Runner, ask, scheduler

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import channels
+from cli.images import upload_image
 from protocol.errors import Unavailable, Unsupported
 from protocol.messages import ImageList, ImageResolved, ListImages, ResolveImage
-from scheduler.cli_images import upload_image
 from scheduler.store import EmbeddedEtcd, Layout
 from tests.scheduler.cluster.conftest import CHANNELS, Runner, ask, scheduler
 from worker.images.testimage import build_layout

@@ -42,7 +42,7 @@ def test_standby_serves_reads_and_names_the_leader_for_writes(run: Runner[None],
 
 
 def _scheduler_args(etcd: EmbeddedEtcd, layout: Layout, name: str, port: int) -> list[str]:
-    return ["-m", "scheduler.cli_scheduler", "--etcd", etcd.endpoint.url,
+    return ["-m", "cli.daemons", "--etcd", etcd.endpoint.url,
             "--listen", f"tcp://127.0.0.1:{port}", "--name", name,
             "--store-root", layout.root, "--heartbeat-interval", "0.1",
             "--node-timeout", "5", "--lease-ttl", "2"]

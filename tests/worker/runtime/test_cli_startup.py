@@ -43,7 +43,7 @@ def test_a_runtime_warning_still_reaches_stderr(need_root: None,
     bundle = make_bundle(["true"], _failing_poststart)
     args = ["run", "-b", str(bundle.path), "warn1"]
     if entry == "shoal":  # shoal's own logging, configured only once the runtime logs
-        argv = [sys.executable, "-m", "scheduler.cli", "runtime", "--root", str(state_root),
+        argv = [sys.executable, "-m", "cli", "runtime", "--root", str(state_root),
                 *args]
     else:
         argv = shoal_cmd(state_root, *args)

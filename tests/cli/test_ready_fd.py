@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 import channels
+from cli.dev import DevCluster
+from cli.readiness import parse_notification
 from protocol.errors import Unavailable
-from scheduler.dev import DevCluster
-from scheduler.readiness import parse_notification
 from scheduler.store import EmbeddedEtcd
 from scheduler.store.embedded import free_port
 from tests.conftest import run
@@ -32,7 +32,7 @@ class Started:
         self.read_end, write_end = os.pipe()
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "scheduler.cli", *args, "--ready-fd", str(write_end)],
+                [sys.executable, "-m", "cli", *args, "--ready-fd", str(write_end)],
                 cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                 pass_fds=(write_end,), env={**os.environ, "PYTHONPATH": str(ROOT)})
         os.close(write_end)
@@ -130,7 +130,7 @@ def test_a_bad_descriptor_is_refused_at_start_up(tmp_path: Path, command: str,
     fd = {"not open": 999, "not open for writing": read_end, "standard": 1}[problem]
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "scheduler.cli", command, "--state-dir", str(tmp_path),
+            [sys.executable, "-m", "cli", command, "--state-dir", str(tmp_path),
              "--ready-fd", str(fd)], cwd=ROOT, capture_output=True, text=True, timeout=60,
             pass_fds=(read_end,), env={**os.environ, "PYTHONPATH": str(ROOT)})
     finally:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import uvloop
 
-from scheduler.readiness import parse_notification
+from cli.readiness import parse_notification
 from worker.images import ImageStore
 from worker.images.testimage import import_test_image
 from worker.teardown import tear_down_worker
@@ -35,7 +35,7 @@ class Worker:
         try:
             with log_path.open("ab") as log:
                 self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "scheduler.cli", "worker", "--listen",
+                    [sys.executable, "-m", "cli", "worker", "--listen",
                      "tcp://127.0.0.1:0", "--state-dir", str(self.state_dir), "--driver",
                      self.driver, "--ready-fd", str(write_end)],
                     cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_LOG": "info"},
@@ -64,7 +64,7 @@ class Worker:
 
     def shoal(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "scheduler.cli", *args], cwd=ROOT, capture_output=True,
+            [sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True,
             text=True, timeout=30,
             env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_HOST": self.address})
         if check and result.returncode != 0:

@@ -17,7 +17,7 @@ def _loaded_after(*args: str) -> tuple[str, set[str]]:
     code = ("import atexit, sys\n"
             "atexit.register(lambda: print(*sys.modules, file=sys.stderr))\n"
             "sys.argv[0] = 'shoal'\n"
-            "from scheduler.cli import main\n"
+            "from cli.main import main\n"
             "main()")
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           check=True, timeout=60,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.worker.test_worker_cli import ROOT, Worker, wait_pid_exit, worker
+from tests.cli.test_worker_cli import ROOT, Worker, wait_pid_exit, worker
 
 __all__ = ["worker"]  # the fixture, re-exported for pytest
 
@@ -34,7 +34,7 @@ def in_pty(node: Worker, args: list[str], typed: bytes, *, until: bytes = b"") -
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     if pid == 0:  # the child: the CLI, with the pty as its controlling terminal
         os.chdir(ROOT)
-        os.execve(sys.executable, [sys.executable, "-m", "scheduler.cli", *args], cli_env(node))
+        os.execve(sys.executable, [sys.executable, "-m", "cli", *args], cli_env(node))
     seen = b""
     sent = False
     try:
@@ -70,7 +70,7 @@ def running(node: Worker, name: str) -> None:
 
 def test_exec_with_piped_stdin(worker: Worker) -> None:
     running(worker, "c")
-    result = subprocess.run([sys.executable, "-m", "scheduler.cli", "exec", "-i", "c", "cat"],
+    result = subprocess.run([sys.executable, "-m", "cli", "exec", "-i", "c", "cat"],
                             input="a\nb\n", capture_output=True, text=True, timeout=30,
                             cwd=ROOT, env=cli_env(worker))
     assert (result.returncode, result.stdout) == (0, "a\nb\n")
@@ -116,7 +116,7 @@ def test_a_client_killed_mid_exec_leaves_no_process(worker: Worker) -> None:
     # The marker is in the exec'd process's environment from the start; the shell keeps its
     # pid when it replaces itself with the sleep, so the process is found as soon as it speaks.
     client = subprocess.Popen(
-        [sys.executable, "-m", "scheduler.cli", "exec", "-i", "-e", f"SHOAL_TEST_MARK={marker}",
+        [sys.executable, "-m", "cli", "exec", "-i", "-e", f"SHOAL_TEST_MARK={marker}",
          "c", "sh", "-c", "echo ready; exec sleep 3600"], cwd=ROOT, env=cli_env(worker),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert client.stdout is not None
@@ -198,7 +198,7 @@ def test_a_terminal_keeps_its_session_while_the_worker_restarts(worker: Worker) 
 
 def test_run_interactive_with_a_pipe(worker: Worker) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "scheduler.cli", "run", "-i", "busybox", "sh", "-c",
+        [sys.executable, "-m", "cli", "run", "-i", "busybox", "sh", "-c",
          "[ -t 0 ] || echo no-tty; cat; exit 2"], input="a\nb\n", capture_output=True,
         text=True, timeout=30, cwd=ROOT, env=cli_env(worker))
     assert (result.returncode, result.stdout) == (2, "no-tty\na\nb\n"), result.stderr

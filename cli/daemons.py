@@ -4,7 +4,7 @@ Without ``--etcd`` it starts a private etcd under the state directory and stops 
 SIGTERM and SIGINT stop it cleanly: a leader resigns, so a standby takes over at once.
 With ``--ready-fd N`` it writes ``READY=1`` (with ``LISTEN``, ``ROLE`` and, for a standby,
 ``LEADER``) to that descriptor once it leads or follows a leader, then closes it.
-Also runnable as ``python -m scheduler.cli_scheduler``.
+Also runnable as ``python -m cli.daemons``.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from pathlib import Path
 import click
 import uvloop
 
+from cli.log_config import configure_logging
+from cli.readiness import ReadyNotifier, notifier_option
 from protocol.errors import ShoalError
 from scheduler.cluster.daemon import DEFAULT_LISTEN, DaemonOptions, SchedulerDaemon
 from scheduler.cluster.leader import LeaderOptions
-from scheduler.logs import configure_logging
-from scheduler.readiness import ReadyNotifier, notifier_option
 from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, Store, parse_endpoints
 from scheduler.store.embedded import default_state_dir
 

@@ -30,6 +30,9 @@ from rich.console import Console
 from rich.table import Table
 
 import channels
+from cli.images import upload_image
+from cli.output import status_text
+from cli.readiness import read_notification
 from protocol.errors import ShoalError, Unavailable
 from protocol.messages import (
     ContainerList,
@@ -43,9 +46,6 @@ from protocol.messages import (
     Submitted,
 )
 from protocol.specs import ContainerSpec, RestartPolicy
-from scheduler.cli_images import upload_image
-from scheduler.cli_output import status_text
-from scheduler.readiness import read_notification
 from worker.images.testimage import build_layout
 from worker.teardown import tear_down_worker
 
@@ -69,7 +69,7 @@ class DevCluster:
                pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
         log = open(self.state_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(
-            [sys.executable, "-m", "scheduler.cli", *args], cwd=ROOT, stdout=log, stderr=log,
+            [sys.executable, "-m", "cli", *args], cwd=ROOT, stdout=log, stderr=log,
             stdin=subprocess.DEVNULL, pass_fds=pass_fds,
             env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_LOG": "info"})
         log.close()

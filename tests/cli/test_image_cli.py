@@ -19,7 +19,7 @@ import uvloop
 from click.testing import CliRunner, Result
 
 import channels
-from scheduler.cli_images import IMAGE_COMMANDS, human_size, image_rows, split_tag
+from cli.images import IMAGE_COMMANDS, human_size, image_rows, split_tag
 from tests.worker.images.conftest import E, make_tar
 from worker.image_service import ImageService
 from worker.images import ImageStore, testimage
@@ -164,7 +164,7 @@ def test_refusals_exit_non_zero_with_the_typed_error(worker: ImageWorker, tmp_pa
 
 def test_the_module_runs_as_its_own_program(worker: ImageWorker, busybox_tar: Path) -> None:
     def shoal(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "scheduler.cli_images", *args], cwd=ROOT,
+        return subprocess.run([sys.executable, "-m", "cli.images", *args], cwd=ROOT,
                               capture_output=True, text=True, timeout=60,
                               env={**os.environ, "PYTHONPATH": str(ROOT),
                                    "SHOAL_HOST": worker.address})

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from scheduler.readiness import (
+from cli.readiness import (
     ReadyNotifier,
     fd_problem,
     format_notification,

@@ -19,6 +19,8 @@ import msgspec
 import uvloop
 
 import channels
+from cli.output import ago, as_json, status_text, table
+from cli.terminal import check_tty, raw_terminal, stream, window_size
 from protocol.addresses import DEFAULT_SCHEDULER as DEFAULT_HOST
 from protocol.errors import (
     ChannelError,
@@ -58,8 +60,6 @@ from protocol.messages import (
     WatchEvents,
 )
 from protocol.specs import ContainerInfo, ContainerSpec, Mount, Platform, PortMapping, Resources
-from scheduler.cli_output import ago, as_json, status_text, table
-from scheduler.cli_terminal import check_tty, raw_terminal, stream, window_size
 from worker.engine.restart import parse_policy
 
 T = TypeVar("T")

@@ -18,6 +18,9 @@ from typing import BinaryIO
 import click
 
 import channels
+from cli.containers import ask, call, host_option
+from cli.log_config import configure_logging
+from cli.output import ago, as_json, table
 from protocol.errors import ChannelClosed, ChannelError, InvalidArgument, ShoalError
 from protocol.messages import (
     ImageImported,
@@ -31,9 +34,6 @@ from protocol.messages import (
     RemoveImage,
 )
 from protocol.specs import ImageSummary
-from scheduler.cli_containers import ask, call, host_option
-from scheduler.cli_output import ago, as_json, table
-from scheduler.logs import configure_logging
 
 # Registers the image store's error codes, so refusals show as ImageNotFound, LayerRejected...
 from worker.images import errors as _image_errors  # noqa: F401
@@ -271,7 +271,7 @@ IMAGE_COMMANDS: list[click.Command] = [images, rmi, image]
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default=None, help="Log level (default: $SHOAL_LOG or info).")
 def main(log_level: str | None) -> None:
-    """shoal's image commands on their own (``python -m scheduler.cli_images``)."""
+    """shoal's image commands on their own (``python -m cli.images``)."""
     configure_logging(log_level)
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import channels
+from cli.dev import DevCluster
 from protocol.messages import ContainerList, ListContainers, SubmitJob, Submitted
 from protocol.specs import ContainerSpec, RestartPolicy
-from scheduler.dev import DevCluster
 from tests.conftest import run
 from tests.scheduler.cluster_events import ClusterEvents
 from tests.scheduler.process_logs import wait_for_log
@@ -41,7 +41,7 @@ def free_address() -> str:
 def test_shoal_dev_example_spreads_a_constrained_job_and_cleans_up() -> None:
     address = free_address()
     dev = subprocess.Popen(
-        [sys.executable, "-m", "scheduler.cli", "dev", "--example", "--listen", address],
+        [sys.executable, "-m", "cli", "dev", "--example", "--listen", address],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -131,7 +131,7 @@ def test_the_cli_against_the_cluster_run_exec_logs(tmp_path: Path) -> None:
     cluster = DevCluster(tmp_path / "dev", address, workers=1)
 
     def shoal(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "scheduler.cli", *args], cwd=ROOT,
+        return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT,
                               env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_HOST": address},
                               input=stdin, capture_output=True, text=True, timeout=60)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import click
 
 import channels
+from cli.containers import ask, call, host_option
+from cli.output import as_json, table
 from protocol.messages import (
     InspectNode,
     LabelNode,
@@ -16,8 +18,6 @@ from protocol.messages import (
     UpdateNode,
 )
 from protocol.specs import NodeAvailability, NodeInfo, NodeUsage
-from scheduler.cli_containers import ask, call, host_option
-from scheduler.cli_output import as_json, table
 
 
 def human_bytes(amount: int) -> str:

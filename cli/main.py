@@ -12,24 +12,24 @@ from protocol.addresses import DEFAULT_SCHEDULER, DEFAULT_WORKER
 from protocol.version import PROTOCOL_VERSION, package_version
 
 if TYPE_CHECKING:
-    from scheduler.readiness import ReadyNotifier
+    from cli.readiness import ReadyNotifier
 
 # Commands that live in their own modules, imported only when used: a `shoal ps` should not
 # pay for the scheduler daemon, etcd's gRPC stubs or the runtime. Nor does this module import
 # structlog, uvloop or msgspec before a command needs them: `shoal runtime` runs once per
 # container operation, and `shoal version` should print at once.
 LAZY_COMMANDS = {
-    **{name: f"scheduler.cli_containers:{attr}" for name, attr in [
+    **{name: f"cli.containers:{attr}" for name, attr in [
         ("create", "create"), ("run", "run"), ("start", "start"), ("stop", "stop"),
         ("restart", "restart"), ("kill", "kill"), ("rm", "rm"), ("wait", "wait"),
         ("ps", "ps"), ("inspect", "inspect"), ("logs", "logs"), ("exec", "exec_"),
         ("top", "top"), ("events", "events")]},
-    "images": "scheduler.cli_images:images",
-    "rmi": "scheduler.cli_images:rmi",
-    "image": "scheduler.cli_images:image",
-    "nodes": "scheduler.cli_cluster:nodes",
-    "node": "scheduler.cli_cluster:node",
-    "scheduler": "scheduler.cli_scheduler:scheduler_command",
+    "images": "cli.images:images",
+    "rmi": "cli.images:rmi",
+    "image": "cli.images:image",
+    "nodes": "cli.cluster:nodes",
+    "node": "cli.cluster:node",
+    "scheduler": "cli.daemons:scheduler_command",
     "runtime": "worker.runtime.cli:runtime",
 }
 
@@ -66,26 +66,9 @@ def main(ctx: click.Context, log_level: str | None) -> None:
 
 
 def _configure_logging(level: str | None) -> None:
-    from scheduler.logs import configure_logging  # imports structlog
+    from cli.log_config import configure_logging  # imports structlog
 
     configure_logging(level)
-
-
-@main.command()
-@click.option("--blob-mib", type=click.IntRange(1, 4096), default=64, show_default=True,
-              help="Size of the byte stream sent across two hops.")
-def demo(blob_mib: int) -> None:
-    """Run the foundation end to end: private etcd, a worker, a scheduler hop, a client."""
-    import uvloop
-    from rich.console import Console
-
-    from protocol.errors import ShoalError
-    from scheduler.demo import run_demo
-
-    try:
-        uvloop.run(run_demo(Console(), blob_mib))
-    except ShoalError as exc:
-        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 
 
 @main.command()
@@ -101,8 +84,8 @@ def dev(workers: int, listen: str, state_dir: Path | None, example: bool) -> Non
     import uvloop
     from rich.console import Console
 
+    from cli.dev import run_dev
     from protocol.errors import ShoalError
-    from scheduler.dev import run_dev
 
     try:
         uvloop.run(run_dev(Console(), workers=workers, address=listen, state_dir=state_dir,
@@ -113,7 +96,7 @@ def dev(workers: int, listen: str, state_dir: Path | None, example: bool) -> Non
 
 def _ready_fd(ctx: click.Context, param: click.Parameter,
               value: int | None) -> ReadyNotifier | None:
-    from scheduler.readiness import notifier_option  # imports structlog: only when used
+    from cli.readiness import notifier_option  # imports structlog: only when used
 
     return notifier_option(ctx, param, value)
 
@@ -144,8 +127,8 @@ def worker(listen: str, state_dir: Path | None, driver: str, join: str, name: st
     """Run a worker: standalone, or part of a cluster with --join."""
     import uvloop
 
+    from cli.containers import parse_memory
     from protocol.errors import ShoalError
-    from scheduler.cli_containers import parse_memory
     from worker.daemon import default_state_dir, run_worker
 
     for item in labels:
