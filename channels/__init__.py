@@ -3,29 +3,80 @@
     listener = await channels.listen("tcp://127.0.0.1:0")
     conn = await channels.connect(listener.address)
     reply = await channels.request(conn.sender, lambda r: Echo(data=b"hi", reply=r))
+
+One-shot clients (the ``shoal`` command) use ``BlockingSession`` instead: the same session
+core, no event loop. Names are imported on first use, so a blocking client never pays for
+asyncio or structlog, and ``import channels._session`` stays light.
 """
 
-from channels._api import ChannelOptions, Connection, Listener, connect, listen, request
-from channels._endpoints import (
-    ByteReader,
-    ByteWriter,
-    EndOfChannel,
-    Receiver,
-    Sender,
-    byte_pipe,
-    pipe,
-)
-from channels._serve import answer, serve
-from channels._transport import register_transport, schemes
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from protocol.errors import EndOfChannel
+
+_HOMES = {
+    "ChannelOptions": "_api", "Connection": "_api", "Listener": "_api", "connect": "_api",
+    "listen": "_api", "request": "_api",
+    "ByteReader": "_endpoints", "ByteWriter": "_endpoints", "Receiver": "_endpoints",
+    "Sender": "_endpoints", "byte_pipe": "_endpoints", "pipe": "_endpoints",
+    "answer": "_serve", "serve": "_serve",
+    "register_transport": "_transport", "schemes": "_transport",
+    "BlockingSession": "_blocking", "ReplyInbox": "_blocking", "ByteSource": "_blocking",
+    "BlockingReceiver": "_blocking", "BlockingByteReader": "_blocking",
+    "BlockingSender": "_blocking", "BlockingByteWriter": "_blocking",
+}
+
+if TYPE_CHECKING:
+    from channels._api import ChannelOptions, Connection, Listener, connect, listen, request
+    from channels._blocking import (
+        BlockingByteReader,
+        BlockingByteWriter,
+        BlockingReceiver,
+        BlockingSender,
+        BlockingSession,
+        ByteSource,
+        ReplyInbox,
+    )
+    from channels._endpoints import (
+        ByteReader,
+        ByteWriter,
+        Receiver,
+        Sender,
+        byte_pipe,
+        pipe,
+    )
+    from channels._serve import answer, serve
+    from channels._transport import register_transport, schemes
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'channels' has no attribute {name!r}")
+    if home == "_transport":
+        importlib.import_module("channels._api")  # the built-in transports register there
+    value = getattr(importlib.import_module(f"channels.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
+    "BlockingByteReader",
+    "BlockingByteWriter",
+    "BlockingReceiver",
+    "BlockingSender",
+    "BlockingSession",
     "ByteReader",
+    "ByteSource",
     "ByteWriter",
     "ChannelOptions",
     "Connection",
     "EndOfChannel",
     "Listener",
     "Receiver",
+    "ReplyInbox",
     "Sender",
     "answer",
     "byte_pipe",

@@ -14,18 +14,12 @@ import collections
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from protocol.errors import ChannelClosed, ChannelError, ShoalError
+from protocol.errors import ChannelClosed, ChannelError, EndOfChannel, ShoalError
 from protocol.limits import STREAM_CHUNK
 from protocol.messages import Message
 from protocol.refs import ByteReaderRef, ByteWriterRef, ReceiverRef, SenderRef
 
 Grant = Callable[[int], None]
-
-
-class EndOfChannel(ChannelClosed):
-    """The sending end closed the channel normally: no more messages."""
-
-    code = "channel.closed.end"
 
 
 class Inbox:

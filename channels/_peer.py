@@ -18,7 +18,6 @@ import structlog
 from channels._endpoints import (
     ByteReader,
     ByteWriter,
-    EndOfChannel,
     Inbox,
     LocalByteWriter,
     LocalSender,
@@ -36,7 +35,7 @@ from channels._session import (
     SessionCore,
     SessionEnded,
 )
-from protocol.errors import ChannelClosed, ChannelError, PeerLost, ShoalError
+from protocol.errors import ChannelClosed, ChannelError, EndOfChannel, PeerLost, ShoalError
 from protocol.frames import SessionOptions
 from protocol.limits import STREAM_CHUNK
 from protocol.messages import Message

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import click
 
-import channels
-from cli.containers import ask, call, host_option
+from cli.client import ShoalCommand, connect, host_option
+from cli.formatting import parse, print_formatted
 from cli.output import as_json, table
+from cli.views import NODE_FIELDS, NODE_HEADERS, node_view
 from protocol.messages import (
     InspectNode,
     LabelNode,
@@ -45,16 +46,17 @@ def node_row(node: NodeInfo, usage: NodeUsage) -> list[str]:
             str(usage.containers), labels]
 
 
-NODE_HEADERS = ["NAME", "STATUS", "AVAILABILITY", "PLATFORM", "CPU", "MEMORY", "CONTAINERS",
+NODE_COLUMNS = ["NAME", "STATUS", "AVAILABILITY", "PLATFORM", "CPU", "MEMORY", "CONTAINERS",
                 "LABELS"]
 
 
-@click.command()
+@click.command(cls=ShoalCommand)
 @host_option
 @click.option("-f", "--filter", "filters", multiple=True,
               help="KEY=VALUE: status, availability, label (label=k or label=k=v).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def nodes(host: str, filters: tuple[str, ...], fmt: str) -> None:
+@click.option("--format", "fmt", default="table",
+              help="table, json, or a template: '{{.ID}} {{.Status}}'.")
+def nodes(host: str | None, filters: tuple[str, ...], fmt: str) -> None:
     """List the cluster's nodes: status, platform, what is allocated of their capacity."""
     wanted = {}
     for item in filters:
@@ -62,16 +64,21 @@ def nodes(host: str, filters: tuple[str, ...], fmt: str) -> None:
         if not sep:
             raise click.BadParameter(f"filter {item!r} is not KEY=VALUE", param_hint="-f")
         wanted[key] = value
-
-    async def work(conn: channels.Connection) -> NodeList:
-        return await ask(conn, lambda r: ListNodes(filters=wanted, reply=r), NodeList)
-
-    listed = call(host, work)
+    if fmt not in ("table", "json"):
+        parse(fmt, NODE_FIELDS)  # a bad template is refused before anything is asked
+    with connect(host) as client:
+        listed = client.ask(lambda r: ListNodes(filters=wanted, reply=r), NodeList)
     ordered = sorted(listed.nodes, key=lambda n: n.id)
     if fmt == "json":
         as_json([{"node": n, "usage": listed.usage.get(n.id, NodeUsage())} for n in ordered])
         return
-    table(NODE_HEADERS, [node_row(n, listed.usage.get(n.id, NodeUsage())) for n in ordered])
+    rows = [node_row(n, listed.usage.get(n.id, NodeUsage())) for n in ordered]
+    if fmt == "table":
+        table(NODE_COLUMNS, rows)
+        return
+    print_formatted(fmt, [node_view(n, listed.usage.get(n.id, NodeUsage()), row[4], row[5])
+                          for n, row in zip(ordered, rows, strict=True)],
+                    NODE_FIELDS, NODE_HEADERS)
 
 
 @click.group()
@@ -79,49 +86,44 @@ def node() -> None:
     """Inspect a node, drain or activate it, set its labels."""
 
 
-@node.command("inspect")
+@node.command("inspect", cls=ShoalCommand)
 @host_option
 @click.argument("node_id", metavar="NODE")
-def inspect_node(host: str, node_id: str) -> None:
+def inspect_node(host: str | None, node_id: str) -> None:
     """Everything the cluster knows about a node, as JSON."""
-
-    async def work(conn: channels.Connection) -> NodeInspected:
-        return await ask(conn, lambda r: InspectNode(node_id=node_id, reply=r), NodeInspected)
-
-    as_json(call(host, work))
+    with connect(host) as client:
+        as_json(client.ask(lambda r: InspectNode(node_id=node_id, reply=r), NodeInspected))
 
 
-def _availability(host: str, node_id: str, availability: NodeAvailability) -> None:
-    async def work(conn: channels.Connection) -> None:
-        await ask(conn, lambda r: UpdateNode(node_id=node_id, availability=availability,
-                                             reply=r), Ok)
-
-    call(host, work)
+def _availability(host: str | None, node_id: str, availability: NodeAvailability) -> None:
+    with connect(host) as client:
+        client.ask(lambda r: UpdateNode(node_id=node_id, availability=availability, reply=r),
+                   Ok)
     click.echo(node_id)
 
 
-@node.command("drain")
+@node.command("drain", cls=ShoalCommand)
 @host_option
 @click.argument("node_id", metavar="NODE")
-def drain(host: str, node_id: str) -> None:
+def drain(host: str | None, node_id: str) -> None:
     """No new containers on NODE; those running there stay."""
     _availability(host, node_id, "drain")
 
 
-@node.command("activate")
+@node.command("activate", cls=ShoalCommand)
 @host_option
 @click.argument("node_id", metavar="NODE")
-def activate(host: str, node_id: str) -> None:
+def activate(host: str | None, node_id: str) -> None:
     """Let placement use NODE again."""
     _availability(host, node_id, "active")
 
 
-@node.command("label")
+@node.command("label", cls=ShoalCommand)
 @host_option
 @click.option("--rm", "remove", multiple=True, metavar="KEY", help="Remove a label.")
 @click.argument("node_id", metavar="NODE")
 @click.argument("labels", nargs=-1, metavar="KEY=VALUE...")
-def label(host: str, remove: tuple[str, ...], node_id: str, labels: tuple[str, ...]) -> None:
+def label(host: str | None, remove: tuple[str, ...], node_id: str, labels: tuple[str, ...]) -> None:
     """Set and remove NODE's labels (kept when its worker joins again); prints them."""
     add = {}
     for item in labels:
@@ -132,12 +134,9 @@ def label(host: str, remove: tuple[str, ...], node_id: str, labels: tuple[str, .
     if not add and not remove:
         raise click.UsageError("give KEY=VALUE labels to set or --rm KEY to remove")
 
-    async def work(conn: channels.Connection) -> NodeInspected:
-        return await ask(conn, lambda r: LabelNode(node_id=node_id, add=add,
-                                                   remove=list(remove), reply=r),
-                         NodeInspected)
-
-    info = call(host, work).info
+    with connect(host) as client:
+        info = client.ask(lambda r: LabelNode(node_id=node_id, add=add, remove=list(remove),
+                                              reply=r), NodeInspected).info
     click.echo(",".join(f"{k}={v}" for k, v in sorted(info.labels.items())))
 
 

@@ -1,35 +1,28 @@
 """The container commands of the CLI (run, ps, logs, stop, …), against a worker or a scheduler.
 
-Every command connects to ``--host`` (or ``$SHOAL_HOST``), sends its verb with a reply Sender,
-and prints the answer; a refusal prints the service's typed error and exits 1.
+Every command opens one blocking session (``cli.client``) to ``-H`` (or ``$SHOAL_HOST``), sends
+its verb with a reply channel and prints the answer; a refusal prints the service's typed error
+on one line and exits 1.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import os
+import contextlib
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable
 
 import click
 import msgspec
-import uvloop
 
-import channels
+from channels._blocking import ByteSource, ReplyInbox
+from cli.client import Client, ShoalCommand, connect, host_option, one_line
+from cli.container_spec import container_options, placement_options, spec_from_options
+from cli.formatting import parse, print_formatted
 from cli.output import ago, as_json, status_text, table
 from cli.terminal import check_tty, raw_terminal, stream, window_size
-from protocol.addresses import DEFAULT_SCHEDULER as DEFAULT_HOST
-from protocol.errors import (
-    ChannelError,
-    InvalidArgument,
-    NotFound,
-    ShoalError,
-    Unavailable,
-    Unsupported,
-)
+from cli.views import INSPECT_FIELDS, PS_FIELDS, PS_HEADERS, inspect_view, ps_view
+from protocol.errors import NotFound, ShoalError, Timeout, Unavailable, Unsupported
 from protocol.messages import (
     AttachContainer,
     Attached,
@@ -59,201 +52,34 @@ from protocol.messages import (
     WaitContainer,
     WatchEvents,
 )
-from protocol.specs import ContainerInfo, ContainerSpec, Mount, Platform, PortMapping, Resources
-from worker.engine.restart import parse_policy
+from protocol.refs import SenderRef
+from protocol.specs import ContainerInfo, ContainerSpec
 
-T = TypeVar("T")
-M = TypeVar("M", bound=Message)
+# docker run's own exit statuses: the daemon failed, the command could not be invoked, the
+# command was not found.
+EXIT_DAEMON, EXIT_CANNOT_INVOKE, EXIT_NOT_FOUND = 125, 126, 127
+_FINAL_STATES = ("exited", "failed", "rejected", "orphaned")
 
-
-def host_option(function: Callable[..., None]) -> Callable[..., None]:
-    return click.option("-H", "--host", envvar="SHOAL_HOST", default=DEFAULT_HOST,
-                        show_default=True, help="Scheduler or worker to talk to.")(function)
-
-
-def call(host: str, work: Callable[[channels.Connection], Awaitable[T]]) -> T:
-    """Connect, run ``work``, close; shoal errors become a clean CLI error."""
-
-    async def main() -> T:
-        options = channels.ChannelOptions(connect_timeout=5.0)
-        conn = await channels.connect(host, options)
-        try:
-            return await work(conn)
-        finally:
-            await conn.close()
-
-    try:
-        return uvloop.run(main())
-    except ShoalError as exc:
-        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+command = click.command(cls=ShoalCommand)
+verb_with_argv = click.command(cls=ShoalCommand,
+                               context_settings={"allow_interspersed_args": False})
 
 
-async def ask(conn: channels.Connection, make: Callable[[channels.Sender], Message],
-              expect: type[M]) -> M:
-    reply = await channels.request(conn.sender, make)
-    if not isinstance(reply, expect):
-        raise ChannelError(f"expected {expect.__name__}, got {type(reply).__name__}")
-    return reply
-
-
-def parse_memory(text: str) -> int:
-    units = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    value = text.strip().lower()
-    factor = units.get(value[-1:], 0)
-    number = value[:-1] if factor else value
-    try:
-        amount = float(number)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a size like 512m or 2g") from None
-    return int(amount * (factor or 1))
-
-
-def parse_port(text: str) -> PortMapping:
-    """``[IP:]HOST:CONTAINER[/PROTO]`` or ``CONTAINER[/PROTO]``."""
-    spec, _, protocol = text.partition("/")
-    parts = spec.split(":")
-    try:
-        numbers = [int(p) for p in parts[-2:]]
-    except ValueError:
-        raise click.BadParameter(f"bad port mapping {text!r}") from None
-    host_ip = parts[0] if len(parts) == 3 else ""
-    try:
-        return PortMapping(container_port=numbers[-1], host_port=numbers[0] if len(numbers) == 2
-                           else 0, protocol=protocol or "tcp", host_ip=host_ip)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise click.BadParameter(f"bad port mapping {text!r}: {exc}") from None
-
-
-def parse_volume(text: str) -> Mount:
-    """``/HOST/PATH:/CONTAINER/PATH[:ro|rw]``, a bind mount (named volumes are not served)."""
-    parts = text.split(":")
-    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
-        raise click.BadParameter(f"bad volume {text!r}: expected /HOST:/CONTAINER[:ro|rw]",
-                                 param_hint="-v")
-    if not parts[0].startswith("/") or not parts[1].startswith("/"):
-        raise click.BadParameter(f"bad volume {text!r}: both paths must be absolute (named "
-                                 "volumes are not supported)", param_hint="-v")
-    return Mount(type="bind", source=parts[0], target=parts[1],
-                 read_only=len(parts) == 3 and parts[2] == "ro")
-
-
-def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[str, ...],
-               workdir: str, user: str, entrypoint: str | None, labels: tuple[str, ...],
-               hostname: str, init: bool, network: str, memory: str | None,
-               cpus: float | None, cpu_shares: int | None, pids_limit: int | None,
-               restart: str, rm: bool, publish: tuple[str, ...], volume: tuple[str, ...]
-               ) -> ContainerSpec:
-    try:
-        policy = parse_policy(restart)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--restart") from None
-    for item in labels:
-        if "=" not in item:
-            raise click.BadParameter(f"label {item!r} is not KEY=VALUE", param_hint="-l")
-    env_list = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in env]
-    try:
-        return ContainerSpec(
-            image=image, name=name, command=list(command),
-            entrypoint=[entrypoint] if entrypoint is not None else None, env=env_list,
-            workdir=workdir, user=user, hostname=hostname,
-            labels=dict(item.split("=", 1) for item in labels),
-            restart=policy, auto_remove=rm, init=init, network=network,
-            ports=[parse_port(p) for p in publish], mounts=[parse_volume(v) for v in volume],
-            resources=Resources(
-                memory=parse_memory(memory) if memory else 0,
-                millicpus=int(cpus * 1000) if cpus else 0, cpu_shares=cpu_shares or 0,
-                pids=pids_limit or 0))
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgument(str(exc)) from exc
-
-
-def container_options(function: Callable[..., None]) -> Callable[..., None]:
-    options = [
-        click.option("--name", default="", help="Assign a name to the container."),
-        click.option("-e", "--env", multiple=True, help="Set an environment variable."),
-        click.option("-w", "--workdir", default="", help="Working directory inside."),
-        click.option("-u", "--user", default="", help="User (name|uid[:group|gid])."),
-        click.option("--entrypoint", default=None, help="Override the image's entrypoint."),
-        click.option("-l", "--label", "labels", multiple=True, help="KEY=VALUE label."),
-        click.option("--hostname", default="", help="Container host name."),
-        click.option("--init", is_flag=True, help="Run an init inside (reaps, forwards)."),
-        click.option("--network", type=click.Choice(["none", "host"]), default="none",
-                     show_default=True),
-        click.option("-m", "--memory", default=None, help="Memory limit (e.g. 512m)."),
-        click.option("--cpus", type=click.FloatRange(0, 1024), default=None),
-        click.option("--cpu-shares", type=click.IntRange(0, 262144), default=None),
-        click.option("--pids-limit", type=click.IntRange(0), default=None),
-        click.option("--restart", default="no", show_default=True,
-                     help="no | on-failure[:N] | always | unless-stopped"),
-        click.option("--rm", is_flag=True, help="Remove the container when it exits."),
-        click.option("-p", "--publish", multiple=True, help="Publish a port."),
-        click.option("-v", "--volume", multiple=True,
-                     help="Bind mount /HOST:/CONTAINER[:ro|rw]."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
-
-
-def placement_options(function: Callable[..., None]) -> Callable[..., None]:
-    """Where a container may go in a cluster (a single worker ignores them)."""
-    options = [
-        click.option("-c", "--constraint", "constraints", multiple=True,
-                     help="Node rule, e.g. node.labels.zone==a (~ for soft)."),
-        click.option("--affinity", "affinities", multiple=True,
-                     help="Affinity rule, e.g. container==web or image!=redis (~ for soft)."),
-        click.option("--platform", default=None, metavar="OS/ARCH",
-                     help="Run only on nodes of this platform (linux/amd64)."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
-
-
-def parse_platform(text: str) -> Platform:
-    """``os/arch[/variant]``."""
-    parts = text.split("/")
-    if len(parts) not in (2, 3) or not all(parts):
-        raise click.BadParameter(f"bad platform {text!r}: expected OS/ARCH[/VARIANT]",
-                                 param_hint="--platform")
-    return Platform(os=parts[0], arch=parts[1], variant=parts[2] if len(parts) == 3 else "")
-
-
-def with_placement(spec: ContainerSpec, options: dict[str, object]) -> ContainerSpec:
-    """Move the placement options out of ``options`` into ``spec``."""
-    constraints = options.pop("constraints")
-    affinities = options.pop("affinities")
-    platform = options.pop("platform")
-    assert isinstance(constraints, tuple) and isinstance(affinities, tuple)
-    return msgspec.structs.replace(
-        spec, constraints=list(constraints), affinities=list(affinities),
-        platform=parse_platform(platform) if isinstance(platform, str) else None)
-
-
-def _spec(image: str, command: tuple[str, ...], options: dict[str, object]) -> ContainerSpec:
-    placement = {key: options.pop(key) for key in ("constraints", "affinities", "platform")}
-    return with_placement(build_spec(image, command, **options), placement)  # type: ignore[arg-type]
-
-
-@click.command(context_settings={"allow_interspersed_args": False})
+@verb_with_argv
 @host_option
 @container_options
 @placement_options
 @click.argument("image")
 @click.argument("command", nargs=-1)
-def create(host: str, image: str, command: tuple[str, ...], **options: object) -> None:
+def create(host: str | None, image: str, command: tuple[str, ...], **options: object) -> None:
     """Create a container (it does not start)."""
-    spec = _spec(image, command, options)
-
-    async def work(conn: channels.Connection) -> str:
-        created = await ask(conn, lambda r: CreateContainer(spec=spec, reply=r),
-                            ContainerCreated)
-        return created.id
-
-    click.echo(call(host, work))
+    spec = spec_from_options(image, command, options)
+    with connect(host) as client:
+        created = client.ask(lambda r: CreateContainer(spec=spec, reply=r), ContainerCreated)
+    click.echo(created.id)
 
 
-@click.command(context_settings={"allow_interspersed_args": False})
+@verb_with_argv
 @host_option
 @container_options
 @placement_options
@@ -264,96 +90,137 @@ def create(host: str, image: str, command: tuple[str, ...], **options: object) -
 @click.option("-t", "--tty", "use_tty", is_flag=True, help="Give the container a terminal.")
 @click.argument("image")
 @click.argument("command", nargs=-1)
-def run(host: str, image: str, command: tuple[str, ...], detach: bool, replicas: int | None,
-        interactive: bool, use_tty: bool, **options: object) -> None:
+def run(host: str | None, image: str, command: tuple[str, ...], detach: bool,
+        replicas: int | None, interactive: bool, use_tty: bool, **options: object) -> None:
     """Create and start a container; without -d, show its output and exit with its code."""
     if not detach and replicas is None:
         check_tty(interactive, use_tty)
-    spec = msgspec.structs.replace(_spec(image, command, options), tty=use_tty,
+    spec = msgspec.structs.replace(spec_from_options(image, command, options), tty=use_tty,
                                    stdin_open=interactive)
-    if replicas is not None:
-        _submit_job(host, spec, replicas)
-        return
-
-    async def work(conn: channels.Connection) -> int:
-        created = await ask(conn, lambda r: CreateContainer(spec=spec, reply=r),
-                            ContainerCreated)
-        if detach:
-            await ask(conn, lambda r: StartContainer(id=created.id, reply=r), Message)
-            click.echo(created.id)
-            return 0
-        stdin_w, stdin_r = channels.byte_pipe() if interactive else (None, None)
+    with connect(host) as client:
+        if replicas is not None:
+            _submit_job(client, spec, replicas)
+            return
         try:
-            attached = await ask(conn, lambda r: AttachContainer(
-                id=created.id, stdin=stdin_r, size=window_size() if use_tty else None, reply=r),
-                Attached)
-        except NotFound:
-            # A scheduler: the container reaches a worker only once started.
-            if interactive:
-                raise Unsupported("run -i through a scheduler: use run -d, then exec -i") \
-                    from None
-            return await _run_on_cluster(conn, created.id, spec.auto_remove)
-        waiting = asyncio.ensure_future(ask(conn, lambda r: WaitContainer(
-            id=created.id, condition="next-exit", reply=r), ContainerExited))
-        await asyncio.sleep(0)  # the wait request leaves before the start does
-        await ask(conn, lambda r: StartContainer(id=created.id, reply=r), Message)
-        await stream(stdout=attached.stdout, stderr=attached.stderr, stdin=stdin_w,
-                     resize=attached.resize)
-        exited = await waiting
-        return exited.exit_code
-
-    with raw_terminal(interactive and use_tty and not detach):
-        code = call(host, work)
+            created = client.ask(lambda r: CreateContainer(spec=spec, reply=r),
+                                 ContainerCreated)
+        except ShoalError as exc:
+            _fail_run(exc)
+        if detach:
+            _start_or_clean_up(client, created.id, spec.auto_remove)
+            click.echo(created.id)
+            return
+        with raw_terminal(interactive and use_tty):
+            code = _run_attached(client, created.id, spec, interactive, use_tty)
     sys.exit(code)
 
 
-async def _run_on_cluster(conn: channels.Connection, container_id: str, remove: bool) -> int:
+def _run_attached(client: Client, container_id: str, spec: ContainerSpec, interactive: bool,
+                  use_tty: bool) -> int:
+    """Attach, start, copy the output until it ends; the container's exit code."""
+    session = client.session
+    stdin = session.byte_source() if interactive else None
+    try:
+        attached = client.ask(lambda r: AttachContainer(
+            id=container_id, stdin=stdin, size=window_size() if use_tty else None, reply=r),
+            Attached)
+    except NotFound:
+        # A scheduler: the container reaches a worker only once started.
+        if interactive:
+            _remove_quietly(client, container_id)
+            raise Unsupported("run -i through a scheduler: use run -d, then exec -i") from None
+        return _run_on_cluster(client, container_id, spec.auto_remove)
+    # The wait is asked for before the start, so even an instant exit is seen.
+    waiting = session.reply_inbox()
+    session.send(WaitContainer(id=container_id, condition="next-exit", reply=waiting))
+    _start_or_clean_up(client, container_id, spec.auto_remove)
+    stream(session, stdout=attached.stdout, stderr=attached.stderr, stdin=stdin,
+           resize=attached.resize)
+    exited = waiting.recv()
+    waiting.close()
+    if not isinstance(exited, ContainerExited):
+        raise Unavailable(f"expected ContainerExited, got {type(exited).__name__}")
+    return exited.exit_code
+
+
+def _start_or_clean_up(client: Client, container_id: str, remove: bool) -> None:
+    """Start the container; when that fails, a ``--rm`` container is removed (docker does the
+    same) and the run ends with docker's status for the reason."""
+    try:
+        client.ask(lambda r: StartContainer(id=container_id, reply=r), Message)
+    except ShoalError as exc:
+        if remove:
+            _remove_quietly(client, container_id)
+        _fail_run(exc)
+
+
+def _fail_run(error: ShoalError) -> None:
+    """End ``run`` as docker does: 127 when the command does not exist, 126 when it cannot be
+    executed, 125 for any other failure of the service."""
+    reason = error.details.get("errno", "")
+    code = EXIT_NOT_FOUND if reason == "ENOENT" else \
+        EXIT_CANNOT_INVOKE if reason in ("EACCES", "ENOEXEC", "EISDIR") else EXIT_DAEMON
+    click.echo(f"Error: {one_line(error)}", err=True)
+    sys.exit(code)
+
+
+def _remove_quietly(client: Client, container_id: str) -> None:
+    try:
+        client.ask(lambda r: RemoveContainer(id=container_id, force=True, reply=r), Message)
+    except ShoalError as exc:
+        click.echo(f"Error: {container_id} was not removed: {one_line(exc)}", err=True)
+
+
+def _run_on_cluster(client: Client, container_id: str, remove: bool) -> int:
     """``run`` against a scheduler: start, follow the output from its worker, wait, and
     (with --rm) remove the cluster's record too."""
-    await ask(conn, lambda r: StartContainer(id=container_id, reply=r), Message)
-    # The scheduler learns of the container's progress from its worker's reports.
-    await _cluster_state(conn, container_id, ("running", "exited", "failed", "rejected",
-                                              "orphaned"))
-    reply_tx, reply_rx = channels.pipe()
-    await conn.sender.send(ContainerLogs(id=container_id, follow=True, reply=reply_tx))
-    async for line in reply_rx:
-        if isinstance(line, LogLine):
-            out = sys.stdout.buffer if line.stream == "stdout" else sys.stderr.buffer
-            out.write(line.data)
-            out.flush()
-    info = await _cluster_state(conn, container_id, ("exited", "failed", "rejected",
-                                                      "orphaned"))
-    if remove:
-        await ask(conn, lambda r: RemoveContainer(id=container_id, force=True, reply=r),
-                  Message)
+    _start_or_clean_up(client, container_id, remove)
+    try:
+        # The scheduler learns of the container's progress from its worker's reports.
+        _cluster_state(client, container_id, ("running", *_FINAL_STATES))
+        logs = client.open(lambda r: ContainerLogs(id=container_id, follow=True, reply=r))
+        for line in logs:
+            if isinstance(line, LogLine):
+                out = sys.stdout.buffer if line.stream == "stdout" else sys.stderr.buffer
+                out.write(line.data)
+                out.flush()
+        info = _cluster_state(client, container_id, _FINAL_STATES)
+    finally:
+        if remove:
+            _remove_quietly(client, container_id)
     if info.state.exit_code is None:
         raise Unavailable(f"{container_id} ended {info.schedule_state}: {info.state.error}")
     return info.state.exit_code
 
 
-async def _cluster_state(conn: channels.Connection, container_id: str,
-                         states: tuple[str, ...], timeout: float = 60.0) -> ContainerInfo:
-    """Ask the scheduler until the container is in one of ``states``."""
+def _cluster_state(client: Client, container_id: str, states: tuple[str, ...],
+                   timeout: float = 60.0) -> ContainerInfo:
+    """The container's record once it is in one of ``states``: the cluster's events say when
+    it changes, and the record is read again each time."""
     deadline = time.monotonic() + timeout
-    while True:
-        info = (await ask(conn, lambda r: InspectContainer(id=container_id, reply=r),
-                          ContainerInspected)).info
-        if info.schedule_state in states:
-            return info
-        if time.monotonic() > deadline:
-            raise Unavailable(f"{container_id} is still {info.schedule_state} after "
-                              f"{timeout:g} s")
-        await asyncio.sleep(0.05)
+    events = client.open(lambda r: WatchEvents(filters={"type": "container",
+                                                        "id": container_id}, reply=r))
+    try:
+        while True:
+            info = client.ask(lambda r: InspectContainer(id=container_id, reply=r),
+                              ContainerInspected).info
+            if info.schedule_state in states:
+                return info
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Unavailable(f"{container_id} is still {info.schedule_state} after "
+                                  f"{timeout:g} s")
+            # No news within a second: read the record again all the same.
+            with contextlib.suppress(Timeout):
+                events.recv(timeout=min(remaining, 1.0))
+    finally:
+        events.close()
 
 
-def _submit_job(host: str, spec: ContainerSpec, replicas: int) -> None:
+def _submit_job(client: Client, spec: ContainerSpec, replicas: int) -> None:
     """``run --replicas N``: one SubmitJob; print the ids placed, explain the rest."""
-
-    async def work(conn: channels.Connection) -> Submitted:
-        return await ask(conn, lambda r: SubmitJob(spec=spec, replicas=replicas, reply=r),
-                         Submitted)
-
-    submitted = call(host, work)
+    submitted = client.ask(lambda r: SubmitJob(spec=spec, replicas=replicas, reply=r),
+                           Submitted)
     for cid in submitted.ids:
         click.echo(cid)
     if submitted.refused:
@@ -361,113 +228,104 @@ def _submit_job(host: str, spec: ContainerSpec, replicas: int) -> None:
         sys.exit(1)
 
 
-def _simple(verb: Callable[[str, channels.Sender], Message]) -> Callable[[str, tuple[str, ...]],
-                                                                           None]:
+def _each(host: str | None, containers: tuple[str, ...],
+          verb: Callable[[str, SenderRef], Message]) -> None:
     """Send ``verb`` for each container in turn; print each that succeeded, exit 1 if any
     failed (as docker does)."""
-
-    def command(host: str, containers: tuple[str, ...]) -> None:
-        async def work(conn: channels.Connection) -> None:
-            failures = 0
-            for ref in containers:
-                try:
-                    await channels.request(conn.sender, functools.partial(verb, ref))
-                    click.echo(ref)
-                except ShoalError as exc:
-                    failures += 1
-                    click.echo(f"Error: {type(exc).__name__}: {exc}", err=True)
-            if failures:
-                sys.exit(1)
-
-        call(host, work)
-
-    return command
+    failures = 0
+    with connect(host) as client:
+        for ref in containers:
+            try:
+                client.ask(lambda r, ref=ref: verb(ref, r), Message)  # type: ignore[misc]
+                click.echo(ref)
+            except ShoalError as exc:
+                failures += 1
+                click.echo(f"Error: {one_line(exc)}", err=True)
+    if failures:
+        sys.exit(1)
 
 
-@click.command()
+@command
 @host_option
 @click.argument("containers", nargs=-1, required=True)
-def start(host: str, containers: tuple[str, ...]) -> None:
+def start(host: str | None, containers: tuple[str, ...]) -> None:
     """Start one or more stopped containers."""
-    _simple(lambda c, r: StartContainer(id=c, reply=r))(host, containers)
+    _each(host, containers, lambda c, r: StartContainer(id=c, reply=r))
 
 
-@click.command()
+@command
 @host_option
-@click.option("-t", "--time", "timeout", type=click.FloatRange(0), default=None,
+@click.option("-t", "--time", "timeout", type=click.FloatRange(0, 86400), default=None,
               help="Seconds to wait before killing (default: the container's, or 10).")
 @click.argument("containers", nargs=-1, required=True)
-def stop(host: str, timeout: float | None, containers: tuple[str, ...]) -> None:
+def stop(host: str | None, timeout: float | None, containers: tuple[str, ...]) -> None:
     """Stop containers: the stop signal, then SIGKILL after the grace time."""
-    _simple(lambda c, r: StopContainer(id=c, timeout=timeout, reply=r))(host, containers)
+    _each(host, containers, lambda c, r: StopContainer(id=c, timeout=timeout, reply=r))
 
 
-@click.command()
+@command
 @host_option
-@click.option("-t", "--time", "timeout", type=click.FloatRange(0), default=None)
+@click.option("-t", "--time", "timeout", type=click.FloatRange(0, 86400), default=None)
 @click.argument("containers", nargs=-1, required=True)
-def restart(host: str, timeout: float | None, containers: tuple[str, ...]) -> None:
+def restart(host: str | None, timeout: float | None, containers: tuple[str, ...]) -> None:
     """Restart containers."""
-    _simple(lambda c, r: RestartContainer(id=c, timeout=timeout, reply=r))(host, containers)
+    _each(host, containers, lambda c, r: RestartContainer(id=c, timeout=timeout, reply=r))
 
 
-@click.command()
+@command
 @host_option
 @click.option("-s", "--signal", "sig", default="KILL", show_default=True)
 @click.argument("containers", nargs=-1, required=True)
-def kill(host: str, sig: str, containers: tuple[str, ...]) -> None:
+def kill(host: str | None, sig: str, containers: tuple[str, ...]) -> None:
     """Send a signal to containers."""
-    _simple(lambda c, r: KillContainer(id=c, signal=sig, reply=r))(host, containers)
+    _each(host, containers, lambda c, r: KillContainer(id=c, signal=sig, reply=r))
 
 
-@click.command()
+@command
 @host_option
 @click.option("-f", "--force", is_flag=True, help="Kill a running container first.")
 @click.argument("containers", nargs=-1, required=True)
-def rm(host: str, force: bool, containers: tuple[str, ...]) -> None:
+def rm(host: str | None, force: bool, containers: tuple[str, ...]) -> None:
     """Remove containers."""
-    _simple(lambda c, r: RemoveContainer(id=c, force=force, reply=r))(host, containers)
+    _each(host, containers, lambda c, r: RemoveContainer(id=c, force=force, reply=r))
 
 
-def _wait_for(ref: str, reply: channels.Sender) -> Message:
-    return WaitContainer(id=ref, reply=reply)
-
-
-def _inspect_request(ref: str, reply: channels.Sender) -> Message:
-    return InspectContainer(id=ref, reply=reply)
-
-
-@click.command()
+@command
 @host_option
 @click.argument("containers", nargs=-1, required=True)
-def wait(host: str, containers: tuple[str, ...]) -> None:
+def wait(host: str | None, containers: tuple[str, ...]) -> None:
     """Wait until containers stop; print their exit codes."""
-
-    async def work(conn: channels.Connection) -> None:
+    with connect(host) as client:
         for ref in containers:
-            exited = await ask(conn, functools.partial(_wait_for, ref), ContainerExited)
+            exited = client.ask(lambda r, ref=ref: WaitContainer(id=ref, reply=r),  # type: ignore[misc]
+                                ContainerExited)
             click.echo(str(exited.exit_code))
 
-    call(host, work)
 
-
-@click.command()
+@command
 @host_option
 @click.option("-a", "--all", "all_", is_flag=True, help="Show stopped containers too.")
 @click.option("-q", "--quiet", is_flag=True, help="Only ids.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def ps(host: str, all_: bool, quiet: bool, fmt: str) -> None:
+@click.option("--format", "fmt", default="table",
+              help="table, json, or a template: '{{.Names}} {{.Status}}'.")
+def ps(host: str | None, all_: bool, quiet: bool, fmt: str) -> None:
     """List containers."""
-    listing = call(host, lambda conn: ask(conn, lambda r: ListContainers(all=all_, reply=r),
-                                          ContainerList))
-    if fmt == "json":
-        as_json(listing.containers)
-        return
+    if fmt not in ("table", "json"):
+        parse(fmt, PS_FIELDS)  # a bad template is refused before anything is asked
+    with connect(host) as client:
+        listing = client.ask(lambda r: ListContainers(all=all_, reply=r), ContainerList)
     if quiet:
         for row in listing.containers:
             click.echo(row.id[:12])
         return
     now = time.time()
+    if fmt == "json":
+        as_json(listing.containers)
+        return
+    if fmt != "table":
+        print_formatted(fmt, [ps_view(c, now) for c in listing.containers], PS_FIELDS,
+                        PS_HEADERS)
+        return
     rows = [[c.id[:12], c.image, _short(c.command), ago(c.created_at, now),
              status_text(c.state.status, c.state.exit_code, c.state.started_at,
                          c.state.finished_at, now), c.node_id, c.name]
@@ -479,38 +337,51 @@ def _short(command: str) -> str:
     return f'"{command[:20]}…"' if len(command) > 20 else f'"{command}"'
 
 
-@click.command()
+@command
 @host_option
+@click.option("-f", "--format", "fmt", default=None,
+              help="A template over docker's inspect fields: '{{.State.Status}}'.")
 @click.argument("containers", nargs=-1, required=True)
-def inspect(host: str, containers: tuple[str, ...]) -> None:
-    """Show everything about containers, as JSON."""
+def inspect(host: str | None, fmt: str | None, containers: tuple[str, ...]) -> None:
+    """Show everything about containers, as JSON (or through a template)."""
+    template = parse(fmt, INSPECT_FIELDS) if fmt and fmt != "json" else None
+    found: list[ContainerInfo] = []
+    failures = 0
+    with connect(host) as client:
+        for ref in containers:
+            try:
+                found.append(client.ask(lambda r, ref=ref: InspectContainer(id=ref, reply=r),  # type: ignore[misc]
+                                        ContainerInspected).info)
+            except NotFound as exc:
+                failures += 1
+                click.echo(f"Error: {one_line(exc)}", err=True)
+    if template is not None:
+        for info in found:
+            click.echo(template.render(inspect_view(info)))
+    elif fmt == "json" or found or not failures:
+        as_json(found)
+    if failures:
+        sys.exit(1)
 
-    async def work(conn: channels.Connection) -> list[object]:
-        return [(await ask(conn, functools.partial(_inspect_request, ref),
-                           ContainerInspected)).info for ref in containers]
 
-    as_json(call(host, work))
-
-
-@click.command()
+@command
 @host_option
 @click.option("-f", "--follow", is_flag=True, help="Keep streaming new output.")
 @click.option("--tail", default="all", help="Lines from the end (number or all).")
-@click.option("--since", type=float, default=0.0, help="Only after this UNIX time.")
+@click.option("--since", type=click.FloatRange(0), default=0.0,
+              help="Only after this UNIX time.")
 @click.option("-t", "--timestamps", is_flag=True, help="Show timestamps.")
 @click.argument("container")
-def logs(host: str, follow: bool, tail: str, since: float, timestamps: bool, container: str
-         ) -> None:
+def logs(host: str | None, follow: bool, tail: str, since: float, timestamps: bool,
+         container: str) -> None:
     """Show a container's output."""
     if tail != "all" and not tail.isdigit():
         raise click.BadParameter("--tail takes a number or 'all'")
     count = -1 if tail == "all" else int(tail)
-
-    async def work(conn: channels.Connection) -> None:
-        reply_tx, reply_rx = channels.pipe()
-        await conn.sender.send(ContainerLogs(id=container, follow=follow, tail=count,
-                                             since=since, reply=reply_tx))
-        async for line in reply_rx:
+    with connect(host) as client:
+        lines = client.open(lambda r: ContainerLogs(id=container, follow=follow, tail=count,
+                                                    since=since, reply=r))
+        for line in lines:
             if not isinstance(line, LogLine):
                 continue
             out = sys.stdout.buffer if line.stream == "stdout" else sys.stderr.buffer
@@ -520,10 +391,8 @@ def logs(host: str, follow: bool, tail: str, since: float, timestamps: bool, con
             out.write(line.data)
             out.flush()
 
-    call(host, work)
 
-
-@click.command(context_settings={"allow_interspersed_args": False})
+@verb_with_argv
 @host_option
 @click.option("-i", "--interactive", is_flag=True, help="Keep stdin open and send it.")
 @click.option("-t", "--tty", "use_tty", is_flag=True, help="Give the process a terminal.")
@@ -532,65 +401,70 @@ def logs(host: str, follow: bool, tail: str, since: float, timestamps: bool, con
 @click.option("-u", "--user", default="")
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True)
-def exec_(host: str, interactive: bool, use_tty: bool, env: tuple[str, ...], workdir: str,
-          user: str, container: str, command: tuple[str, ...]) -> None:
+def exec_(host: str | None, interactive: bool, use_tty: bool, env: tuple[str, ...],
+          workdir: str, user: str, container: str, command: tuple[str, ...]) -> None:
     """Run a command in a running container; exits with its code."""
     check_tty(interactive, use_tty)
+    with connect(host) as client, raw_terminal(interactive and use_tty):
+        stdin: ByteSource | None = None
 
-    async def work(conn: channels.Connection) -> int:
-        stdin_w, stdin_r = channels.byte_pipe() if interactive else (None, None)
-        reply_tx, reply_rx = channels.pipe()
-        await conn.sender.send(ExecContainer(id=container, command=list(command),
-                                             env=list(env), workdir=workdir, user=user,
-                                             tty=use_tty, stdin=stdin_r,
-                                             size=window_size() if use_tty else None,
-                                             reply=reply_tx))
-        code = 0
-        async for message in reply_rx:
-            if isinstance(message, ExecStarted):
-                await stream(stdout=message.stdout, stderr=message.stderr, stdin=stdin_w,
-                             resize=message.resize)
-            elif isinstance(message, ExecExited):
-                code = message.exit_code
-        return code
+        def request(reply: SenderRef) -> Message:
+            nonlocal stdin
+            stdin = client.session.byte_source() if interactive else None
+            return ExecContainer(id=container, command=list(command), env=list(env),
+                                 workdir=workdir, user=user, tty=use_tty, stdin=stdin,
+                                 size=window_size() if use_tty else None, reply=reply)
 
-    with raw_terminal(interactive and use_tty):
-        code = call(host, work)
+        code = _exec_answers(client, client.open(request), lambda: stdin)
     sys.exit(code)
+
+
+def _exec_answers(client: Client, answers: ReplyInbox,
+                  stdin: Callable[[], ByteSource | None]) -> int:
+    code = 0
+    for message in answers:
+        if isinstance(message, ExecStarted):
+            stream(client.session, stdout=message.stdout, stderr=message.stderr,
+                   stdin=stdin(), resize=message.resize)
+        elif isinstance(message, ExecExited):
+            code = message.exit_code
+    return code
 
 
 exec_.name = "exec"
 
 
-@click.command()
+@command
 @host_option
 @click.argument("container")
-def top(host: str, container: str) -> None:
+def top(host: str | None, container: str) -> None:
     """Show a container's processes."""
-    listing = call(host, lambda conn: ask(conn, lambda r: TopContainer(id=container, reply=r),
-                                          ContainerProcesses))
+    with connect(host) as client:
+        listing = client.ask(lambda r: TopContainer(id=container, reply=r), ContainerProcesses)
     table(listing.titles, listing.processes)
 
 
-@click.command()
+@command
 @host_option
-@click.option("--since", type=float, default=0.0, help="Replay events since this UNIX time.")
+@click.option("--since", type=click.FloatRange(0), default=0.0,
+              help="Replay events since this UNIX time.")
 @click.option("-f", "--filter", "filters", multiple=True, help="KEY=VALUE (type, action, id…)")
-def events(host: str, since: float, filters: tuple[str, ...]) -> None:
+def events(host: str | None, since: float, filters: tuple[str, ...]) -> None:
     """Stream events until interrupted."""
-    wanted = dict(f.split("=", 1) for f in filters if "=" in f)
-
-    async def work(conn: channels.Connection) -> None:
-        reply_tx, reply_rx = channels.pipe()
-        await conn.sender.send(WatchEvents(since=since, filters=wanted, reply=reply_tx))
-        async for message in reply_rx:
+    wanted = {}
+    for item in filters:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--filter")
+        wanted[key] = value
+    with connect(host) as client:
+        stream_ = client.open(lambda r: WatchEvents(since=since, filters=wanted, reply=r))
+        for message in stream_:
             if isinstance(message, EventMessage):
                 event = message.event
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(event.time))
                 attrs = ", ".join(f"{k}={v}" for k, v in sorted(event.attributes.items()))
                 click.echo(f"{stamp} {event.type} {event.action} {event.id} ({attrs})")
-
-    call(host, work)
 
 
 COMMANDS = [create, run, start, stop, restart, kill, rm, wait, ps, inspect, logs, exec_, top,

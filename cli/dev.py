@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 import channels
-from cli.images import upload_image
+from cli.images import upload_to
 from cli.output import status_text
 from cli.readiness import read_notification
 from protocol.errors import ShoalError, Unavailable
@@ -132,8 +132,7 @@ class DevCluster:
         """``shoal image import`` of the busybox test image, against the scheduler."""
         with tempfile.TemporaryDirectory(prefix="shoal-dev-image-") as tmp:
             layout = await asyncio.to_thread(build_layout, Path(tmp) / "busybox")
-            async with await channels.connect(self.address) as conn:
-                await upload_image(conn, layout, "busybox:latest")
+            await asyncio.to_thread(upload_to, self.address, layout, "busybox:latest")
 
     async def stop(self) -> None:
         """Workers first (their containers were removed), then their runtime helpers, then

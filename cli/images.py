@@ -7,21 +7,19 @@ so any size goes through in constant memory. Refusals print the worker's typed e
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import sys
 import tarfile
-import threading
+import time
 from pathlib import Path
-from typing import BinaryIO
 
 import click
 
-import channels
-from cli.containers import ask, call, host_option
-from cli.log_config import configure_logging
+from channels._blocking import ByteSource
+from cli.client import MAX_REDIRECTS, Client, ShoalCommand, connect, host_option, one_line
+from cli.formatting import parse, print_formatted
 from cli.output import ago, as_json, table
-from protocol.errors import ChannelClosed, ChannelError, InvalidArgument, ShoalError
+from cli.views import IMAGE_FIELDS, IMAGE_HEADERS, image_views
+from protocol.errors import ChannelError, InvalidArgument, ShoalError, Unavailable
 from protocol.messages import (
     ImageImported,
     ImageInspected,
@@ -30,7 +28,6 @@ from protocol.messages import (
     ImportImage,
     InspectImage,
     ListImages,
-    Message,
     RemoveImage,
 )
 from protocol.specs import ImageSummary
@@ -44,13 +41,11 @@ LAYOUT_ENTRIES = ("oci-layout", "index.json", "blobs")
 
 # --- import --------------------------------------------------------------------------------------
 class _StreamSink:
-    """A file-like object a thread writes a tar into; the bytes go to ``writer`` on the event
-    loop, in batches, waiting for credit (so the thread is paced by the worker)."""
+    """A file-like object ``tarfile`` writes into; the bytes go out on ``source`` in batches,
+    each when the worker has room for it (so the tar is paced by the worker)."""
 
-    def __init__(self, writer: channels.ByteWriter, loop: asyncio.AbstractEventLoop) -> None:
-        self.writer = writer
-        self.loop = loop
-        self.stopped = threading.Event()
+    def __init__(self, source: ByteSource) -> None:
+        self.source = source
         self.buffer = bytearray()
 
     def write(self, data: bytes) -> int:
@@ -60,83 +55,83 @@ class _StreamSink:
         return len(data)
 
     def flush(self) -> None:
-        if self.stopped.is_set():
-            raise ChannelClosed("the import was cancelled")
         if self.buffer:
             data, self.buffer = bytes(self.buffer), bytearray()
-            asyncio.run_coroutine_threadsafe(self.writer.write(data), self.loop).result()
+            self.source.write(data)
 
 
-def _tar_layout(directory: Path, sink: _StreamSink) -> None:
-    """Write the OCI layout ``directory`` as a tar into ``sink`` (runs in a thread)."""
-    with tarfile.open(fileobj=sink, mode="w|") as tar:  # type: ignore[call-overload]
-        for name in LAYOUT_ENTRIES:
-            if (directory / name).exists():
-                tar.add(directory / name, arcname=name)
-    sink.flush()
-
-
-async def _send_archive(path: Path | None, writer: channels.ByteWriter) -> None:
-    """Stream the archive at ``path`` (stdin when None) on ``writer`` and end the stream."""
-    sink: _StreamSink | None = None
+def _send_archive(path: Path | None, source: ByteSource) -> None:
+    """Stream the archive at ``path`` (stdin when None; a directory as a tar of its OCI
+    layout) on ``source`` and end the stream."""
     try:
         if path is not None and path.is_dir():
-            sink = _StreamSink(writer, asyncio.get_running_loop())
-            await asyncio.to_thread(_tar_layout, path, sink)
+            sink = _StreamSink(source)
+            with tarfile.open(fileobj=sink, mode="w|") as tar:  # type: ignore[call-overload]
+                for name in LAYOUT_ENTRIES:
+                    if (path / name).exists():
+                        tar.add(path / name, arcname=name)
+            sink.flush()
         else:
-            source: BinaryIO = path.open("rb") if path is not None else sys.stdin.buffer
-            try:
-                while chunk := await asyncio.to_thread(source.read, READ_CHUNK):
-                    await writer.write(chunk)
-            finally:
-                if path is not None:
-                    source.close()
-        writer.close()
+            with path.open("rb") if path is not None else \
+                    open(sys.stdin.fileno(), "rb", closefd=False) as archive:
+                while chunk := archive.read(READ_CHUNK):
+                    source.write(chunk)
+        source.close()
     except ChannelError:
         return  # the worker stopped reading: its reply says why
     except OSError as exc:
-        writer.abort(InvalidArgument(f"cannot read {path or 'stdin'}: {exc.strerror or exc}"))
-    finally:
-        if sink is not None:
-            sink.stopped.set()
+        source.abort(InvalidArgument(f"cannot read {path or 'stdin'}: {exc.strerror or exc}"))
 
 
-async def upload_image(conn: channels.Connection, path: Path | None, name: str = "",
-                       fmt: str = "auto") -> ImageImported:
-    """Import the archive at ``path`` (stdin when None) into the worker behind ``conn``."""
-    writer, reader = channels.byte_pipe()
-    reply_tx, reply_rx = channels.pipe(capacity=4)
-    source = path.name if path is not None else "stdin"
-    await conn.sender.send(ImportImage(name=name, format=fmt, data=reader,  # type: ignore[arg-type]
-                                       source=source[:255], reply=reply_tx))
-    sending = asyncio.ensure_future(_send_archive(path, writer))
-    try:
-        reply = await reply_rx.recv()
-    finally:
-        reply_rx.close()
-        if not sending.done():
-            writer.abort(ChannelClosed("the import was cancelled"))
-            sending.cancel()
-        await asyncio.gather(sending, return_exceptions=True)
-    if not isinstance(reply, ImageImported):
-        raise ChannelError(f"expected ImageImported, got {type(reply).__name__}")
-    return reply
+def upload_image(client: Client, path: Path | None, name: str = "",
+                 fmt: str = "auto") -> ImageImported:
+    """Import the archive at ``path`` (stdin when None) into the service behind ``client``.
+    Blocking: async code runs it in a thread."""
+    for _ in range(MAX_REDIRECTS + 1):
+        session = client.session
+        source = session.byte_source()
+        reply = session.reply_inbox()
+        label = path.name if path is not None else "stdin"
+        session.send(ImportImage(name=name, format=fmt,  # type: ignore[arg-type]
+                                 data=source, source=label[:255], reply=reply))
+        _send_archive(path, source)
+        session.wait_for(reply.ready)
+        if client.redirected(reply):
+            if path is None:
+                raise Unavailable("the import went to a standby and stdin cannot be read "
+                                  "again: give the leader's address with -H")
+            continue
+        answer = reply.recv()
+        reply.close()
+        if not isinstance(answer, ImageImported):
+            raise ChannelError(f"expected ImageImported, got {type(answer).__name__}")
+        return answer
+    raise Unavailable(f"no leader after {MAX_REDIRECTS} redirects")
 
 
-@click.command("import")
+def upload_to(address: str, path: Path | None, name: str = "",
+              fmt: str = "auto") -> ImageImported:
+    """``upload_image`` to the service at ``address`` (blocking: async code runs it in a
+    thread with ``asyncio.to_thread``)."""
+    with Client([address]) as client:
+        return upload_image(client, path, name, fmt)
+
+
+@click.command("import", cls=ShoalCommand)
 @host_option
 @click.option("--format", "fmt", type=click.Choice(["auto", "oci", "docker", "rootfs"]),
               default="auto", show_default=True,
               help="What the archive is: an OCI layout, a docker save tarball, or a rootfs.")
 @click.argument("file", type=click.Path(exists=False, path_type=Path))
 @click.argument("reference", required=False, default="")
-def import_(host: str, fmt: str, file: Path, reference: str) -> None:
+def import_(host: str | None, fmt: str, file: Path, reference: str) -> None:
     """Import an image from FILE (a tarball, an OCI layout directory, or - for stdin) and tag
     it REFERENCE (name[:tag]); without one an archive keeps its own tags."""
     path = None if str(file) == "-" else file
     if path is not None and not path.exists():
         raise click.BadParameter(f"{file} does not exist", param_hint="FILE")
-    imported = call(host, lambda conn: upload_image(conn, path, reference, fmt))
+    with connect(host) as client:
+        imported = upload_image(client, path, reference, fmt)
     for image in imported.images:
         for tag in image.tags:
             click.echo(f"Loaded image: {tag}")
@@ -176,15 +171,26 @@ def image_rows(images: list[ImageSummary], now: float | None = None) -> list[lis
     return rows
 
 
-@click.command()
+@click.command(cls=ShoalCommand)
 @host_option
 @click.option("-q", "--quiet", is_flag=True, help="Only image ids.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def images(host: str, quiet: bool, fmt: str) -> None:
+@click.option("--format", "fmt", default="table",
+              help="table, json, or a template: '{{.Repository}}:{{.Tag}}'.")
+def images(host: str | None, quiet: bool, fmt: str) -> None:
     """List images."""
-    listing = call(host, lambda conn: ask(conn, lambda r: ListImages(reply=r), ImageList))
+    if fmt not in ("table", "json"):
+        parse(fmt, IMAGE_FIELDS)  # a bad template is refused before anything is asked
+    with connect(host) as client:
+        listing = client.ask(lambda r: ListImages(reply=r), ImageList)
     if fmt == "json":
         as_json(listing.images)
+        return
+    if fmt != "table" and not quiet:
+        now = time.time()
+        ordered = sorted(listing.images, key=lambda i: (-i.created, i.id))
+        print_formatted(fmt, [view for i in ordered
+                              for view in image_views(i, now, human_size(i.size))],
+                        IMAGE_FIELDS, IMAGE_HEADERS)
         return
     if quiet:
         for image in sorted(listing.images, key=lambda i: (-i.created, i.id)):
@@ -194,61 +200,46 @@ def images(host: str, quiet: bool, fmt: str) -> None:
 
 
 # --- remove and inspect --------------------------------------------------------------------------
-def _remove_request(ref: str, force: bool, reply: channels.Sender) -> Message:
-    return RemoveImage(ref=ref, force=force, reply=reply)
-
-
-def _inspect_request(ref: str, reply: channels.Sender) -> Message:
-    return InspectImage(ref=ref, reply=reply)
-
-
-@click.command()
+@click.command(cls=ShoalCommand)
 @host_option
 @click.option("-f", "--force", is_flag=True,
               help="Remove an image with several tags by id, or the last tag of an image in use.")
 @click.argument("refs", nargs=-1, required=True)
-def rmi(host: str, force: bool, refs: tuple[str, ...]) -> None:
+def rmi(host: str | None, force: bool, refs: tuple[str, ...]) -> None:
     """Remove images: untag them, and delete each once no tag is left."""
-
-    async def work(conn: channels.Connection) -> int:
-        failures = 0
+    failures = 0
+    with connect(host) as client:
         for ref in refs:
             try:
-                removed = await ask(conn, functools.partial(_remove_request, ref, force),
-                                    ImageRemoved)
+                removed = client.ask(lambda r, ref=ref: RemoveImage(  # type: ignore[misc]
+                    ref=ref, force=force, reply=r), ImageRemoved)
             except ShoalError as exc:
                 failures += 1
-                click.echo(f"Error: {type(exc).__name__}: {exc}", err=True)
+                click.echo(f"Error: {one_line(exc)}", err=True)
                 continue
             for tag in removed.untagged:
                 click.echo(f"Untagged: {tag}")
             for image_id in removed.deleted:
                 click.echo(f"Deleted: {image_id}")
-        return failures
-
-    if call(host, work):
+    if failures:
         sys.exit(1)
 
 
-@click.command()
+@click.command(cls=ShoalCommand)
 @host_option
 @click.argument("refs", nargs=-1, required=True)
-def inspect(host: str, refs: tuple[str, ...]) -> None:
+def inspect(host: str | None, refs: tuple[str, ...]) -> None:
     """Show everything about images, as JSON."""
-
-    async def work(conn: channels.Connection) -> tuple[list[object], int]:
-        found: list[object] = []
-        failures = 0
+    found: list[object] = []
+    failures = 0
+    with connect(host) as client:
         for ref in refs:
             try:
-                found.append((await ask(conn, functools.partial(_inspect_request, ref),
-                                        ImageInspected)).info)
+                found.append(client.ask(lambda r, ref=ref: InspectImage(  # type: ignore[misc]
+                    ref=ref, reply=r), ImageInspected).info)
             except ShoalError as exc:
                 failures += 1
-                click.echo(f"Error: {type(exc).__name__}: {exc}", err=True)
-        return found, failures
-
-    found, failures = call(host, work)
+                click.echo(f"Error: {one_line(exc)}", err=True)
     as_json(found)
     if failures:
         sys.exit(1)
@@ -265,19 +256,3 @@ image.add_command(images, name="ls")
 image.add_command(rmi, name="rm")
 
 IMAGE_COMMANDS: list[click.Command] = [images, rmi, image]
-
-
-@click.group()
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
-              default=None, help="Log level (default: $SHOAL_LOG or info).")
-def main(log_level: str | None) -> None:
-    """shoal's image commands on their own (``python -m cli.images``)."""
-    configure_logging(log_level)
-
-
-for _command in IMAGE_COMMANDS:
-    main.add_command(_command)
-
-
-if __name__ == "__main__":
-    main()

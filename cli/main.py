@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -34,7 +35,35 @@ LAZY_COMMANDS = {
 }
 
 
+# The daemons log (structlog); client verbs print their answers and log nothing.
+LOGGING_COMMANDS = ("worker", "scheduler", "dev")
+
+
 class LazyGroup(click.Group):
+    """Imports a verb's module when the verb is used, and ends every run with one line on
+    failure: a shoal error as the service said it, anything else as an internal error (its
+    traceback with ``--log-level debug``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from protocol.errors import ShoalError
+
+        try:
+            return super().invoke(ctx)
+        except ShoalError as exc:
+            from cli.client import one_line
+
+            raise click.ClickException(one_line(exc)) from None
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if ctx.params.get("log_level") == "debug":
+                raise
+            raise click.ClickException(
+                f"internal error: {type(exc).__name__}: {exc} (--log-level debug shows where)"
+            ) from None
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
 
@@ -49,19 +78,26 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup)
+@click.option("-H", "--host", default=None, metavar="ADDR[,ADDR...]",
+              help="Scheduler(s) or worker the verb talks to, tried in order (default: "
+                   f"$SHOAL_HOST, else {DEFAULT_SCHEDULER}).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
-              default=None, help="Log level (default: $SHOAL_LOG or info).")
+              default=None, help="Log level of the daemons and the runtime (default: "
+                                 "$SHOAL_LOG or info); debug also shows an internal error's "
+                                 "traceback.")
 @click.pass_context
-def main(ctx: click.Context, log_level: str | None) -> None:
+def main(ctx: click.Context, host: str | None, log_level: str | None) -> None:
     """shoal: a message-driven distributed container scheduler."""
-    if ctx.invoked_subcommand == "version":
-        return  # it logs nothing, and structlog takes longer to import than the rest of it
+    if host is not None and ctx.invoked_subcommand in (*LOGGING_COMMANDS, "runtime",
+                                                       "version"):
+        raise click.UsageError(f"-H is for the client verbs; {ctx.invoked_subcommand} "
+                               "does not talk to a service")
     if ctx.invoked_subcommand == "runtime":
         # The runtime imports structlog only if it logs (seldom): configure it at that point.
         from worker.runtime.lazylog import before_first_use
 
         before_first_use(lambda: _configure_logging(log_level))
-    else:
+    elif ctx.invoked_subcommand in LOGGING_COMMANDS:
         _configure_logging(log_level)
 
 
@@ -127,7 +163,7 @@ def worker(listen: str, state_dir: Path | None, driver: str, join: str, name: st
     """Run a worker: standalone, or part of a cluster with --join."""
     import uvloop
 
-    from cli.containers import parse_memory
+    from cli.container_spec import parse_memory
     from protocol.errors import ShoalError
     from worker.daemon import default_state_dir, run_worker
 

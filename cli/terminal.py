@@ -4,7 +4,6 @@ copied to the remote stream, the remote output copied to our stdout and stderr."
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -12,10 +11,11 @@ import sys
 import termios
 import tty
 from collections.abc import Iterator
+from typing import Any
 
 import click
 
-import channels
+from channels._blocking import BlockingByteReader, BlockingSender, BlockingSession, ByteSource
 from protocol.errors import ChannelError
 from protocol.messages import TerminalSize
 from protocol.refs import ByteReaderRef, SenderRef
@@ -51,71 +51,92 @@ def window_size() -> TerminalSize | None:
     return None
 
 
-async def send_stdin(writer: channels.ByteWriter) -> None:
-    """Copy our stdin to ``writer`` until it ends, then close the stream. Waits for input with
-    the event loop (the descriptor stays blocking: it is shared with the user's shell)."""
-    loop = asyncio.get_running_loop()
-    fd = sys.stdin.fileno()
-    try:
-        while True:
-            ready: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(fd, ready.set_result, None)
-            try:
-                await ready
-            finally:
-                loop.remove_reader(fd)
-            data = os.read(fd, 1 << 16)
-            if not data:
-                break
-            await writer.write(data)
-    except ChannelError:
-        return
-    writer.close()
+class _Copies:
+    """What ``stream`` moves while it waits: remote output to our descriptors, our stdin and
+    window size to the remote."""
+
+    def __init__(self, session: BlockingSession, outputs: list[tuple[BlockingByteReader, int]],
+                 stdin: ByteSource | None, resize: BlockingSender | None) -> None:
+        self.session = session
+        self.outputs = outputs
+        self.stdin = stdin
+        self.resize = resize
+        self.stdin_fd = sys.stdin.fileno() if stdin is not None else -1
+        self.wakeup_fd = -1
+
+    def output_done(self) -> bool:
+        """Write whatever arrived; True once every output stream has ended."""
+        done = True
+        for reader, fd in self.outputs:
+            while reader.ready():
+                chunk = reader.read()
+                if not chunk:
+                    break
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+            done = done and reader.exhausted()
+        return done
+
+    def on_readable(self, fds: list[int]) -> None:
+        if self.stdin_fd in fds:
+            self._copy_stdin()
+        if self.wakeup_fd in fds:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self.wakeup_fd, 512)
+            self.send_size()
+
+    def _copy_stdin(self) -> None:
+        assert self.stdin is not None
+        data = os.read(self.stdin_fd, 1 << 16)
+        try:
+            if data:
+                self.stdin.write(data)
+                return
+            self.stdin.close()
+        except ChannelError:
+            pass  # the remote closed its input: nothing more to send
+        self.session.unwatch(self.stdin_fd)
+        self.stdin_fd = -1
+
+    def send_size(self) -> None:
+        size = window_size()
+        if self.resize is not None and size is not None:
+            with contextlib.suppress(ChannelError):
+                self.resize.send(size)
 
 
-async def send_resizes(sender: channels.Sender) -> None:
-    """The window size now and after every SIGWINCH, until cancelled."""
-    loop = asyncio.get_running_loop()
-    changed = asyncio.Event()
-    changed.set()
-    loop.add_signal_handler(signal.SIGWINCH, changed.set)
+def stream(session: BlockingSession, *, stdout: ByteReaderRef | None,
+           stderr: ByteReaderRef | None, stdin: ByteSource | None,
+           resize: SenderRef | None) -> None:
+    """Copy the remote output to our stdout and stderr until it has ended; meanwhile our stdin
+    goes to ``stdin`` and the window size (now and at each SIGWINCH) to ``resize``."""
+    outputs = [(reader, fd) for reader, fd in ((stdout, sys.stdout.fileno()),
+                                               (stderr, sys.stderr.fileno()))
+               if isinstance(reader, BlockingByteReader)]
+    copies = _Copies(session, outputs, stdin,
+                     resize if isinstance(resize, BlockingSender) else None)
+    previous_handler: Any = None
+    previous_wakeup = -1
+    wakeup_write = -1
+    if copies.stdin_fd >= 0:
+        session.watch(copies.stdin_fd)
+    if copies.resize is not None:
+        copies.wakeup_fd, wakeup_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        previous_handler = signal.signal(signal.SIGWINCH, lambda signum, frame: None)
+        previous_wakeup = signal.set_wakeup_fd(wakeup_write)
+        session.watch(copies.wakeup_fd)
+        copies.send_size()
     try:
-        while True:
-            await changed.wait()
-            changed.clear()
-            size = window_size()
-            if size is not None:
-                await sender.send(size)
-    except ChannelError:
-        return
+        session.wait_for(copies.output_done, on_readable=copies.on_readable)
     finally:
-        loop.remove_signal_handler(signal.SIGWINCH)
-
-
-async def copy_output(reader: ByteReaderRef | None, out: int) -> None:
-    """Write a remote stream to descriptor ``out`` as it comes."""
-    if not isinstance(reader, channels.ByteReader):
-        return
-    async for chunk in reader:
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(out, view):]
-
-
-async def stream(*, stdout: ByteReaderRef, stderr: ByteReaderRef | None,
-                 stdin: channels.ByteWriter | None, resize: SenderRef | None) -> None:
-    """Run the session's copies until the remote output has ended."""
-    helpers = []
-    if stdin is not None:
-        helpers.append(asyncio.ensure_future(send_stdin(stdin)))
-    if isinstance(resize, channels.Sender):
-        helpers.append(asyncio.ensure_future(send_resizes(resize)))
-    try:
-        await asyncio.gather(copy_output(stdout, sys.stdout.fileno()),
-                             copy_output(stderr, sys.stderr.fileno()))
-    finally:
-        for task in helpers:
-            task.cancel()
-        await asyncio.gather(*helpers, return_exceptions=True)
+        if copies.stdin_fd >= 0:
+            session.unwatch(copies.stdin_fd)
         if stdin is not None:
             stdin.close()
+        if copies.wakeup_fd >= 0:
+            session.unwatch(copies.wakeup_fd)
+            signal.set_wakeup_fd(previous_wakeup)
+            signal.signal(signal.SIGWINCH, previous_handler)
+            os.close(copies.wakeup_fd)
+            os.close(wakeup_write)

@@ -99,6 +99,12 @@ class ChannelClosed(ChannelError):
     code = "channel.closed"
 
 
+class EndOfChannel(ChannelClosed):
+    """The sending end closed the channel normally: no more messages."""
+
+    code = "channel.closed.end"
+
+
 class PeerLost(ChannelError):
     """The peer process vanished, went silent past the liveness timeout, or left the session."""
 

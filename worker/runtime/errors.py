@@ -35,7 +35,7 @@ class CreateFailed(RuntimeFailure):
 
     code = "runtime.create_failed"
 
-    def __init__(self, step: str, reason: str | None = None, *,
+    def __init__(self, step: str, reason: str | None = None, *, errno: str = "",
                  details: dict[str, str] | None = None, code: str | None = None) -> None:
         if reason is None:  # rebuilt from the wire: the first argument is the message
             details = dict(details or {})
@@ -43,8 +43,11 @@ class CreateFailed(RuntimeFailure):
             self.step = details.get("step", "")
             self.reason = details.get("reason", step)
             return
+        # ``errno``: the symbolic errno of a failed system call (ENOENT, EACCES), which lets a
+        # client tell "no such command" from "cannot execute it", as docker run's 127 and 126.
         super().__init__(f"create failed at step {step!r}: {reason}",
-                         details={"step": step, "reason": reason}, code=code)
+                         details={"step": step, "reason": reason,
+                                  **({"errno": errno} if errno else {})}, code=code)
         self.step = step
         self.reason = reason
 

@@ -11,6 +11,7 @@ to the launcher as ``{"t": "error", "step": ..., "reason": ...}``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -74,8 +75,11 @@ def _fail(ctx: InitContext, exc: BaseException) -> NoReturn:
         import traceback
 
         reason += " | " + "".join(traceback.format_exception(exc)[-3:]).strip()
+    report: dict[str, object] = {"t": "error", "step": ctx.step, "reason": reason}
+    if isinstance(exc, OSError) and exc.errno in errno.errorcode:
+        report["errno"] = errno.errorcode[exc.errno]  # e.g. ENOENT: run's exit status 127
     with contextlib.suppress(OSError):
-        send(ctx.conn, {"t": "error", "step": ctx.step, "reason": reason})
+        send(ctx.conn, report)
     os._exit(1)
 
 

@@ -310,7 +310,8 @@ def _drive(conn: socket.socket, plan: Plan, setup_pid: int, container_id: str,
         elif kind == "error":
             if pty is not None:
                 os.close(pty)
-            raise CreateFailed(str(msg.get("step")), str(msg.get("reason")))
+            raise CreateFailed(str(msg.get("step")), str(msg.get("reason")),
+                               errno=str(msg.get("errno") or ""))
 
 
 def exec_in(record: ContainerRecord, proc: ProcessPlan, *,

@@ -6,6 +6,7 @@ root. Nothing here returns on success: the process becomes the container's progr
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import resource
@@ -20,15 +21,18 @@ from worker.runtime.plan import ProcessPlan
 def find_executable(arg0: str, env: tuple[str, ...]) -> str:
     """The path execve gets: arg0 itself when it has a slash, else a search of the env's PATH."""
     if "/" in arg0:
-        if not os.access(arg0, os.X_OK):
-            raise FileNotFoundError(2, f"{arg0}: not found or not executable")
+        if not os.path.exists(arg0):
+            raise FileNotFoundError(errno.ENOENT, f'exec: "{arg0}": no such file or directory')
+        if os.path.isdir(arg0) or not os.access(arg0, os.X_OK):
+            raise PermissionError(errno.EACCES, f'exec: "{arg0}": permission denied')
         return arg0
     path = next((e[5:] for e in env if e.startswith("PATH=")), "/usr/bin:/bin")
     for d in path.split(":"):
         candidate = os.path.join(d or ".", arg0)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
-    raise FileNotFoundError(2, f"{arg0}: not found in PATH={path}")
+    raise FileNotFoundError(errno.ENOENT,
+                            f'exec: "{arg0}": executable file not found in $PATH ({path})')
 
 
 def take_terminal(size: tuple[int, int] | None = None) -> int:

@@ -1,0 +1,175 @@
+"""What ``create`` and ``run`` are told, turned into a ``ContainerSpec``: docker's flags, each
+checked here, and the whole spec checked against the wire schema before anything is sent."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import click
+import msgspec
+
+from protocol.errors import InvalidArgument
+from protocol.specs import ContainerSpec, Mount, Platform, PortMapping, Resources
+from worker.engine.restart import parse_policy
+
+MAX_BYTES = 1 << 62  # the wire's bound for a size
+
+
+def parse_memory(text: str) -> int:
+    """``512m``, ``2g``, ``1.5g``, ``1024`` (bytes): docker's size notation."""
+    units = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    value = text.strip().lower()
+    factor = units.get(value[-1:], 0)
+    number = value[:-1] if factor else value
+    try:
+        amount = float(number)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a size like 512m or 2g") from None
+    if amount != amount or amount < 0:  # NaN or negative
+        raise click.BadParameter(f"{text!r} is not a size like 512m or 2g")
+    size = amount * (factor or 1)
+    if size >= MAX_BYTES:
+        raise click.BadParameter(f"{text!r} is too large: at most {MAX_BYTES >> 40}t")
+    return int(size)
+
+
+def parse_port(text: str) -> PortMapping:
+    """``[IP:]HOST:CONTAINER[/PROTO]`` or ``CONTAINER[/PROTO]``."""
+    spec, _, protocol = text.partition("/")
+    parts = spec.split(":")
+    try:
+        numbers = [int(p) for p in parts[-2:]]
+    except ValueError:
+        raise click.BadParameter(f"bad port mapping {text!r}") from None
+    host_ip = parts[0] if len(parts) == 3 else ""
+    try:
+        return PortMapping(container_port=numbers[-1], host_port=numbers[0] if len(numbers) == 2
+                           else 0, protocol=protocol or "tcp", host_ip=host_ip)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise click.BadParameter(f"bad port mapping {text!r}: {exc}") from None
+
+
+def parse_volume(text: str) -> Mount:
+    """``/HOST/PATH:/CONTAINER/PATH[:ro|rw]``, a bind mount (named volumes are not served)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+        raise click.BadParameter(f"bad volume {text!r}: expected /HOST:/CONTAINER[:ro|rw]",
+                                 param_hint="-v")
+    if not parts[0].startswith("/") or not parts[1].startswith("/"):
+        raise click.BadParameter(f"bad volume {text!r}: both paths must be absolute (named "
+                                 "volumes are not supported)", param_hint="-v")
+    return Mount(type="bind", source=parts[0], target=parts[1],
+                 read_only=len(parts) == 3 and parts[2] == "ro")
+
+
+def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[str, ...],
+               workdir: str, user: str, entrypoint: str | None, labels: tuple[str, ...],
+               hostname: str, init: bool, network: str, memory: str | None,
+               cpus: float | None, cpu_shares: int | None, pids_limit: int | None,
+               restart: str, rm: bool, publish: tuple[str, ...], volume: tuple[str, ...]
+               ) -> ContainerSpec:
+    try:
+        policy = parse_policy(restart)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--restart") from None
+    for item in labels:
+        if "=" not in item:
+            raise click.BadParameter(f"label {item!r} is not KEY=VALUE", param_hint="-l")
+    env_list = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in env]
+    try:
+        return ContainerSpec(
+            image=image, name=name, command=list(command),
+            entrypoint=[entrypoint] if entrypoint is not None else None, env=env_list,
+            workdir=workdir, user=user, hostname=hostname,
+            labels=dict(item.split("=", 1) for item in labels),
+            restart=policy, auto_remove=rm, init=init, network=network,
+            ports=[parse_port(p) for p in publish], mounts=[parse_volume(v) for v in volume],
+            resources=Resources(
+                memory=parse_memory(memory) if memory else 0,
+                millicpus=int(cpus * 1000) if cpus else 0, cpu_shares=cpu_shares or 0,
+                pids=pids_limit or 0))
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(str(exc)) from exc
+
+
+def checked(spec: ContainerSpec) -> ContainerSpec:
+    """``spec`` as the receiving service will decode it: every bound of the wire schema
+    checked here, so a bad value is refused with its field's name before anything is sent."""
+    try:
+        return msgspec.msgpack.decode(msgspec.msgpack.encode(spec), type=ContainerSpec)
+    except (msgspec.ValidationError, OverflowError) as exc:
+        raise click.UsageError(f"invalid container: {exc}".replace("`$.", "`")) from None
+
+
+def container_options(function: Callable[..., None]) -> Callable[..., None]:
+    options = [
+        click.option("--name", default="", help="Assign a name to the container."),
+        click.option("-e", "--env", multiple=True, help="Set an environment variable."),
+        click.option("-w", "--workdir", default="", help="Working directory inside."),
+        click.option("-u", "--user", default="", help="User (name|uid[:group|gid])."),
+        click.option("--entrypoint", default=None, help="Override the image's entrypoint."),
+        click.option("-l", "--label", "labels", multiple=True, help="KEY=VALUE label."),
+        click.option("--hostname", default="", help="Container host name."),
+        click.option("--init", is_flag=True, help="Run an init inside (reaps, forwards)."),
+        click.option("--network", type=click.Choice(["none", "host"]), default="none",
+                     show_default=True),
+        click.option("-m", "--memory", default=None, help="Memory limit (e.g. 512m)."),
+        click.option("--cpus", type=click.FloatRange(0, 1024), default=None),
+        click.option("--cpu-shares", type=click.IntRange(0, 262144), default=None),
+        click.option("--pids-limit", type=click.IntRange(0), default=None),
+        click.option("--restart", default="no", show_default=True,
+                     help="no | on-failure[:N] | always | unless-stopped"),
+        click.option("--rm", is_flag=True, help="Remove the container when it exits."),
+        click.option("-p", "--publish", multiple=True, help="Publish a port."),
+        click.option("-v", "--volume", multiple=True,
+                     help="Bind mount /HOST:/CONTAINER[:ro|rw]."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def placement_options(function: Callable[..., None]) -> Callable[..., None]:
+    """Where a container may go in a cluster (a single worker ignores them)."""
+    options = [
+        click.option("-c", "--constraint", "constraints", multiple=True,
+                     help="Node rule, e.g. node.labels.zone==a (~ for soft)."),
+        click.option("--affinity", "affinities", multiple=True,
+                     help="Affinity rule, e.g. container==web or image!=redis (~ for soft)."),
+        click.option("--platform", default=None, metavar="OS/ARCH",
+                     help="Run only on nodes of this platform (linux/amd64)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def parse_platform(text: str) -> Platform:
+    """``os/arch[/variant]``."""
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise click.BadParameter(f"bad platform {text!r}: expected OS/ARCH[/VARIANT]",
+                                 param_hint="--platform")
+    return Platform(os=parts[0], arch=parts[1], variant=parts[2] if len(parts) == 3 else "")
+
+
+def with_placement(spec: ContainerSpec, options: dict[str, object]) -> ContainerSpec:
+    """Move the placement options out of ``options`` into ``spec``."""
+    constraints = options.pop("constraints")
+    affinities = options.pop("affinities")
+    platform = options.pop("platform")
+    assert isinstance(constraints, tuple) and isinstance(affinities, tuple)
+    return msgspec.structs.replace(
+        spec, constraints=list(constraints), affinities=list(affinities),
+        platform=parse_platform(platform) if isinstance(platform, str) else None)
+
+
+def spec_from_options(image: str, command: tuple[str, ...],
+                      options: dict[str, object]) -> ContainerSpec:
+    """The spec ``create``/``run`` send, from their container and placement options (taken out
+    of ``options``), checked against the wire schema."""
+    placement = {key: options.pop(key) for key in ("constraints", "affinities", "platform")}
+    return checked(with_placement(build_spec(image, command, **options), placement))  # type: ignore[arg-type]
+
+

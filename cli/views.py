@@ -1,0 +1,126 @@
+"""What ``--format`` templates see: shoal's listings under the field names docker users type
+(``{{.ID}}``, ``{{.Names}}``, ``{{.State.Status}}``), one function per listing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cli.output import ago, status_text
+from protocol.specs import ContainerInfo, ContainerSummary, ImageSummary, NodeInfo, NodeUsage
+
+PS_FIELDS = ("ID", "Image", "Command", "CreatedAt", "RunningFor", "Ports", "State", "Status",
+             "Names", "Labels", "Label", "Node", "Mounts", "Networks")
+PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+              "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
+              "State": "STATE", "Status": "STATUS", "Names": "NAMES", "Labels": "LABELS",
+              "Node": "NODE", "Mounts": "MOUNTS", "Networks": "NETWORKS"}
+IMAGE_FIELDS = ("ID", "Repository", "Tag", "Digest", "CreatedSince", "CreatedAt", "Size",
+                "Platform")
+IMAGE_HEADERS = {"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG",
+                 "Digest": "DIGEST", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+                 "Size": "SIZE", "Platform": "PLATFORM"}
+NODE_FIELDS = ("ID", "Hostname", "Status", "Availability", "Platform", "CPU", "Memory",
+               "Containers", "Labels", "Address", "EngineVersion")
+NODE_HEADERS = {"ID": "NAME", "Hostname": "HOSTNAME", "Status": "STATUS",
+                "Availability": "AVAILABILITY", "Platform": "PLATFORM", "CPU": "CPU",
+                "Memory": "MEMORY", "Containers": "CONTAINERS", "Labels": "LABELS",
+                "Address": "ADDRESS", "EngineVersion": "ENGINE VERSION"}
+INSPECT_FIELDS = ("Id", "Created", "Path", "Args", "State", "Image", "Name", "RestartCount",
+                  "Driver", "Config", "HostConfig", "Node", "Platform")
+
+
+def go_time(timestamp: float) -> str:
+    """``2026-12-06 17:00:00 +0000 UTC``, as docker prints a time in ps."""
+    return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(timestamp)) \
+        if timestamp else ""
+
+
+def rfc3339(timestamp: float) -> str:
+    """``2026-12-06T17:00:00.123456789Z``, as docker's inspect has it (0 → Go's zero time)."""
+    if not timestamp:
+        return "0001-01-01T00:00:00Z"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp)) + \
+        f".{int(timestamp % 1 * 1e9):09d}Z"
+
+
+def _labels(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def _label_of(labels: dict[str, str]) -> Callable[[str], str]:
+    return lambda key: labels.get(key, "")
+
+
+def ps_view(row: ContainerSummary, now: float) -> dict[str, Any]:
+    state = row.state
+    command = row.command if len(row.command) <= 20 else row.command[:20] + "…"
+    return {
+        "ID": row.id[:12], "Image": row.image, "Command": f'"{command}"',
+        "CreatedAt": go_time(row.created_at), "RunningFor": ago(row.created_at, now),
+        "Ports": ", ".join(f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/"
+                           f"{p.protocol}" if p.host_port else f"{p.container_port}/{p.protocol}"
+                           for p in row.ports),
+        "State": state.status,
+        "Status": status_text(state.status, state.exit_code, state.started_at,
+                              state.finished_at, now),
+        "Names": row.name, "Labels": _labels(row.labels), "Label": _label_of(row.labels),
+        "Node": row.node_id, "Mounts": "", "Networks": "",
+    }
+
+
+def image_views(image: ImageSummary, now: float, size: str) -> list[dict[str, Any]]:
+    """One view per tag, as ``docker images`` lists them (an untagged image once)."""
+    platform = "/".join(part for part in (image.os, image.arch, image.variant) if part)
+    base = {"ID": image.id.removeprefix("sha256:")[:12], "Digest": image.digest or "<none>",
+            "CreatedSince": ago(image.created, now) or "N/A",
+            "CreatedAt": go_time(image.created), "Size": size, "Platform": platform}
+    views = []
+    for tag in image.tags or ["<none>:<none>"]:
+        repository, _, name = tag.rpartition(":")
+        if not repository or "/" in name:
+            repository, name = tag, "<none>"
+        views.append({**base, "Repository": repository, "Tag": name})
+    return views
+
+
+def node_view(node: NodeInfo, usage: NodeUsage, cpu: str, memory: str) -> dict[str, Any]:
+    return {"ID": node.id, "Hostname": node.hostname or node.id, "Status": node.status,
+            "Availability": node.availability, "Platform": str(node.platform), "CPU": cpu,
+            "Memory": memory, "Containers": usage.containers, "Labels": _labels(node.labels),
+            "Address": node.address, "EngineVersion": node.version}
+
+
+def inspect_view(info: ContainerInfo) -> dict[str, Any]:
+    """A container under docker's inspect names, for templates like ``{{.State.Status}}``."""
+    spec, state = info.spec, info.state
+    argv = [*(spec.entrypoint or []), *spec.command]
+    return {
+        "Id": info.id, "Created": rfc3339(info.created_at),
+        "Path": argv[0] if argv else "", "Args": argv[1:],
+        "State": {"Status": state.status, "Running": state.status == "running",
+                  "Paused": state.status == "paused",
+                  "Restarting": state.status == "restarting", "OOMKilled": state.oom_killed,
+                  "Dead": state.status == "dead", "Pid": state.pid,
+                  "ExitCode": state.exit_code if state.exit_code is not None else 0,
+                  "Error": state.error, "StartedAt": rfc3339(state.started_at),
+                  "FinishedAt": rfc3339(state.finished_at)},
+        "Image": info.image_id, "Name": "/" + info.name, "RestartCount": state.restart_count,
+        "Driver": info.storage_driver,
+        "Config": {"Hostname": spec.hostname, "User": spec.user, "Env": list(spec.env),
+                   "Cmd": list(spec.command), "Image": spec.image,
+                   "WorkingDir": spec.workdir, "Entrypoint": spec.entrypoint,
+                   "Labels": dict(spec.labels), "Tty": spec.tty, "OpenStdin": spec.stdin_open},
+        "HostConfig": {"RestartPolicy": {"Name": spec.restart.name,
+                                         "MaximumRetryCount": spec.restart.max_retries},
+                       "Memory": spec.resources.memory,
+                       "NanoCpus": spec.resources.millicpus * 1_000_000,
+                       "CpuShares": spec.resources.cpu_shares,
+                       "PidsLimit": spec.resources.pids, "NetworkMode": spec.network,
+                       "AutoRemove": spec.auto_remove, "Init": spec.init,
+                       "Binds": [f"{m.source}:{m.target}{':ro' if m.read_only else ''}"
+                                 for m in spec.mounts if m.type == "bind"]},
+        "Node": {"ID": info.node_id, "ScheduleState": info.schedule_state or ""},
+        "Platform": str(spec.platform) if spec.platform else "linux",
+    }
