@@ -76,7 +76,7 @@ def _fail(ctx: InitContext, exc: BaseException) -> NoReturn:
 
         reason += " | " + "".join(traceback.format_exception(exc)[-3:]).strip()
     report: dict[str, object] = {"t": "error", "step": ctx.step, "reason": reason}
-    if isinstance(exc, OSError) and exc.errno in errno.errorcode:
+    if isinstance(exc, OSError) and exc.errno is not None and exc.errno in errno.errorcode:
         report["errno"] = errno.errorcode[exc.errno]  # e.g. ENOENT: run's exit status 127
     with contextlib.suppress(OSError):
         send(ctx.conn, report)
