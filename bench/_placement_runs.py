@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bench._naive_placement import NaiveScheduler
 from protocol.specs import ContainerInfo, NodeInfo
 from scheduler.placement import (
     ClusterSnapshot,
@@ -17,7 +18,6 @@ from scheduler.placement import (
     Task,
     check_placement,
 )
-from scheduler.placement.naive import NaiveScheduler
 from scheduler.placement.pipeline import Strategy
 
 

@@ -1,7 +1,7 @@
 """Cluster control plane end to end: ``python -m bench cluster [--quick]``.
 
 A private etcd, a real scheduler process (``python -m cli.daemons``) and one
-process of simulated agents (``scheduler.cluster.simagent``: the real protocol over ZeroMQ, the
+process of simulated agents (``bench._simagent``: the real protocol over ZeroMQ, the
 real agent state machine, no containers). This process is the client: it submits jobs over
 channels and follows the containers in etcd with a watch, so a container counts when its
 ``running`` state — placed, committed, assigned, acknowledged by its agent and committed again
@@ -138,7 +138,7 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
             procs.append(_spawn("-m", "cli.daemons", "--etcd", etcd.endpoint.url,
                                 "--listen", address, "--name", "bench",
                                 "--heartbeat-interval", "2", "--node-timeout", "30"))
-            procs.append(_spawn("-m", "scheduler.cluster.simagent", "--join", address,
+            procs.append(_spawn("-m", "bench._simagent", "--join", address,
                                 "--name", "sim", "--count", str(args.agents),
                                 "--channel-heartbeat", "2", "--channel-timeout", "30"))
             started = time.perf_counter()

@@ -25,9 +25,7 @@ from bench._placement_runs import (
     stranded,
 )
 from bench._report import RESULTS_DIR, print_table, write_results
-from protocol.specs import ContainerSpec, Platform, PortMapping, Resources
-from scheduler.placement import EngineOptions, Task
-from scheduler.placement.synthetic import (
+from bench._synthetic_cluster import (
     ClusterShape,
     GiB,
     MiB,
@@ -35,6 +33,8 @@ from scheduler.placement.synthetic import (
     generate_cluster,
     job_spec,
 )
+from protocol.specs import ContainerSpec, Platform, PortMapping, Resources
+from scheduler.placement import EngineOptions, Task
 
 
 @dataclass(frozen=True, slots=True)

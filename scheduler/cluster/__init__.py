@@ -8,5 +8,4 @@
 - ``images``: the leader's image store, the image verbs on it, the blobs workers fetch.
 - ``imagesync``: a standby's copy of the leader's images, kept in step for a failover.
 - ``daemon``: election, listener and the leader/standby roles of one scheduler process.
-- ``simagent``: simulated worker agents that speak the real protocol (tests, benchmarks).
 """

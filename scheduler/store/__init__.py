@@ -12,86 +12,91 @@ layout is in LAYOUT.md beside this file. Modules, one job each:
 - ``lease`` / ``election``: leases with our own keepalive; leader election with fencing.
 - ``embedded``: a private etcd process for one host, never orphaned.
 - ``errors``: the store's error branch; grpc errors are translated here and never leak.
+
+The names below are loaded on first use, from the module that defines them: code that wants only
+record types or keys (the reconciler, placement views) does not import aetcd and grpc with them.
 """
 
-from scheduler.store.commit import commit_plan
-from scheduler.store.connection import EtcdClient
-from scheduler.store.election import Election, Leadership
-from scheduler.store.embedded import EmbeddedEtcd, MemberConfig, find_etcd, local_cluster
-from scheduler.store.endpoints import Endpoint, parse_endpoints
-from scheduler.store.errors import (
-    Compacted,
-    EtcdMissing,
-    EtcdStartFailed,
-    LeaseExpired,
-    NotLeader,
-)
-from scheduler.store.keys import DEFAULT_ROOT, Layout
-from scheduler.store.kv import Page, Store
-from scheduler.store.lease import Lease
-from scheduler.store.plan import (
-    Change,
-    Create,
-    Delete,
-    Guard,
-    Outcome,
-    PlanResult,
-    RecordResult,
-    Update,
-)
-from scheduler.store.records import (
-    APPS,
-    CONTAINERS,
-    LEADERS,
-    NODES,
-    AppRecord,
-    ContainerRecord,
-    Kind,
-    LeaderRecord,
-    NodeRecord,
-    Versioned,
-)
-from scheduler.store.watch import RecordEvent, watch_records
+from __future__ import annotations
 
-__all__ = [
-    "APPS",
-    "CONTAINERS",
-    "DEFAULT_ROOT",
-    "LEADERS",
-    "NODES",
-    "AppRecord",
-    "Change",
-    "Compacted",
-    "ContainerRecord",
-    "Create",
-    "Delete",
-    "Election",
-    "EmbeddedEtcd",
-    "Endpoint",
-    "EtcdClient",
-    "EtcdMissing",
-    "EtcdStartFailed",
-    "Guard",
-    "Kind",
-    "Layout",
-    "LeaderRecord",
-    "Leadership",
-    "Lease",
-    "LeaseExpired",
-    "MemberConfig",
-    "NodeRecord",
-    "NotLeader",
-    "Outcome",
-    "Page",
-    "PlanResult",
-    "RecordEvent",
-    "RecordResult",
-    "Store",
-    "Update",
-    "Versioned",
-    "commit_plan",
-    "find_etcd",
-    "local_cluster",
-    "parse_endpoints",
-    "watch_records",
-]
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scheduler.store.commit import commit_plan as commit_plan
+    from scheduler.store.connection import EtcdClient as EtcdClient
+    from scheduler.store.election import Election as Election
+    from scheduler.store.election import Leadership as Leadership
+    from scheduler.store.embedded import EmbeddedEtcd as EmbeddedEtcd
+    from scheduler.store.embedded import MemberConfig as MemberConfig
+    from scheduler.store.embedded import find_etcd as find_etcd
+    from scheduler.store.embedded import local_cluster as local_cluster
+    from scheduler.store.endpoints import Endpoint as Endpoint
+    from scheduler.store.endpoints import parse_endpoints as parse_endpoints
+    from scheduler.store.errors import Compacted as Compacted
+    from scheduler.store.errors import EtcdMissing as EtcdMissing
+    from scheduler.store.errors import EtcdStartFailed as EtcdStartFailed
+    from scheduler.store.errors import LeaseExpired as LeaseExpired
+    from scheduler.store.errors import NotLeader as NotLeader
+    from scheduler.store.keys import DEFAULT_ROOT as DEFAULT_ROOT
+    from scheduler.store.keys import Layout as Layout
+    from scheduler.store.kv import Page as Page
+    from scheduler.store.kv import Store as Store
+    from scheduler.store.lease import Lease as Lease
+    from scheduler.store.plan import Change as Change
+    from scheduler.store.plan import Create as Create
+    from scheduler.store.plan import Delete as Delete
+    from scheduler.store.plan import Guard as Guard
+    from scheduler.store.plan import Outcome as Outcome
+    from scheduler.store.plan import PlanResult as PlanResult
+    from scheduler.store.plan import RecordResult as RecordResult
+    from scheduler.store.plan import Update as Update
+    from scheduler.store.records import APPS as APPS
+    from scheduler.store.records import CONTAINERS as CONTAINERS
+    from scheduler.store.records import LEADERS as LEADERS
+    from scheduler.store.records import NODES as NODES
+    from scheduler.store.records import AppRecord as AppRecord
+    from scheduler.store.records import ContainerRecord as ContainerRecord
+    from scheduler.store.records import Kind as Kind
+    from scheduler.store.records import LeaderRecord as LeaderRecord
+    from scheduler.store.records import NodeRecord as NodeRecord
+    from scheduler.store.records import Versioned as Versioned
+    from scheduler.store.watch import RecordEvent as RecordEvent
+    from scheduler.store.watch import watch_records as watch_records
+
+# Submodule -> the public names it defines.
+_NAMES: dict[str, tuple[str, ...]] = {
+    "commit": ("commit_plan",),
+    "connection": ("EtcdClient",),
+    "election": ("Election", "Leadership"),
+    "embedded": ("EmbeddedEtcd", "MemberConfig", "find_etcd", "local_cluster"),
+    "endpoints": ("Endpoint", "parse_endpoints"),
+    "errors": ("Compacted", "EtcdMissing", "EtcdStartFailed", "LeaseExpired", "NotLeader"),
+    "keys": ("DEFAULT_ROOT", "Layout"),
+    "kv": ("Page", "Store"),
+    "lease": ("Lease",),
+    "plan": (
+        "Change", "Create", "Delete", "Guard", "Outcome", "PlanResult", "RecordResult", "Update",
+    ),
+    "records": (
+        "APPS", "AppRecord", "CONTAINERS", "ContainerRecord", "Kind", "LEADERS", "LeaderRecord",
+        "NODES", "NodeRecord", "Versioned",
+    ),
+    "watch": ("RecordEvent", "watch_records"),
+}
+_WHERE = {name: module for module, names in _NAMES.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scheduler.store' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"scheduler.store.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

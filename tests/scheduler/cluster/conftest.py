@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 import channels
+from bench._simagent import SimAgent, sim_node
 from protocol.messages import Message
 from scheduler.cluster.daemon import DaemonOptions, SchedulerDaemon
 from scheduler.cluster.leader import LeaderOptions
-from scheduler.cluster.simagent import SimAgent, sim_node
 from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, Store
 
 # The store tests' runner and key-root fixtures serve here too.

@@ -10,10 +10,10 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from bench._simagent import SimAgent, sim_node
 from protocol.messages import SubmitJob, Submitted
 from protocol.specs import ContainerSpec, RestartPolicy
 from scheduler.cluster.leader import Leader
-from scheduler.cluster.simagent import SimAgent, sim_node
 from scheduler.store import EmbeddedEtcd, Layout
 from tests.scheduler.cluster.conftest import (
     CHANNELS,
@@ -40,7 +40,7 @@ def test_kill_9_agent_reschedules_then_revokes_stale_copies(run: Runner[None],
                 await s.leading.wait()
                 leader = s.api.leader
                 assert leader is not None
-                with process("-m", "scheduler.cluster.simagent", "--join", s.address,
+                with process("-m", "bench._simagent", "--join", s.address,
                              "--name", "a", "--state-dir", str(state_dir),
                              "--channel-heartbeat", "0.2", "--channel-timeout", "1.0") as proc:
                     await leader.until(lambda ld: "a" in ld.sessions)

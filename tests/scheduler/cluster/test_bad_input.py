@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import channels
+from bench._simagent import sim_node
 from protocol.errors import Conflict, InvalidArgument, NotFound, Unsupported
 from protocol.messages import (
     Assign,
@@ -23,7 +24,6 @@ from protocol.messages import (
     Submitted,
 )
 from protocol.specs import ContainerSpec, ContainerState
-from scheduler.cluster.simagent import sim_node
 from scheduler.store import EmbeddedEtcd, Layout
 from tests.scheduler.cluster.conftest import CHANNELS, Runner, agents, ask, scheduler
 

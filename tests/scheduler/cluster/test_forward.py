@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 import channels
+from bench._simagent import SimAgent, sim_node
 from protocol.errors import NotFound, Unavailable
 from protocol.messages import (
     ContainerCreated,
@@ -30,7 +31,6 @@ from protocol.messages import (
     WaitContainer,
 )
 from protocol.specs import ContainerSpec
-from scheduler.cluster.simagent import SimAgent, sim_node
 from scheduler.store import EmbeddedEtcd, Layout
 from tests.cli.test_worker_cli import Worker
 from tests.scheduler.cluster.conftest import CHANNELS, Runner, ask, scheduler

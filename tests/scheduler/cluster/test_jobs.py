@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from bench._simagent import SimAgent
 from protocol.errors import Conflict, NotFound, Unavailable
 from protocol.messages import (
     ContainerCreated,
@@ -25,7 +26,6 @@ from protocol.messages import (
     UpdateNode,
 )
 from protocol.specs import ContainerSpec, Platform, Resources, RestartPolicy
-from scheduler.cluster.simagent import SimAgent
 from scheduler.store import CONTAINERS, EmbeddedEtcd, EtcdClient, Layout, Store
 from tests.scheduler.cluster.conftest import Runner, agents, ask, scheduler
 

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
+from bench._synthetic_cluster import ClusterShape, generate_cluster, job_spec
 from scheduler.placement.explain import Explanation, ReasonCount, human
-from scheduler.placement.synthetic import ClusterShape, generate_cluster, job_spec
 
 
 @pytest.mark.parametrize(

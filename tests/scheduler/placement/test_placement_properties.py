@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench._naive_placement import NaiveScheduler
 from protocol.specs import (
     AppSpec,
     ContainerInfo,
@@ -18,7 +19,6 @@ from protocol.specs import (
 )
 from scheduler.placement import ClusterSnapshot, EngineOptions, PlacementEngine, Task
 from scheduler.placement import check_placement as check
-from scheduler.placement.naive import NaiveScheduler
 
 MiB = 1 << 20
 SETTINGS = settings(max_examples=100, deadline=None,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import channels
+from bench._simagent import sim_node
 from channels._peer import SessionByteWriter
 from protocol.errors import ChannelError
 from protocol.messages import (
@@ -26,7 +27,6 @@ from protocol.messages import (
 )
 from protocol.specs import ContainerSpec, ContainerStatus
 from scheduler.cluster.images import ClusterImages
-from scheduler.cluster.simagent import sim_node
 from tests.conftest import run
 from tests.worker.images.conftest import E, make_tar
 from worker.agent.shell import Agent

@@ -7,7 +7,7 @@ honours ``Revoke``, all through ``worker.agent.state.AgentState`` (fencing by ge
 a state file it remembers what it holds across a kill -9, as a real worker's live restore does,
 and joins again with those containers as ``held``.
 
-    python -m scheduler.cluster.simagent --join tcp://127.0.0.1:7400 --name sim --count 100
+    python -m bench._simagent --join tcp://127.0.0.1:7400 --name sim --count 100
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ async def _main(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m scheduler.cluster.simagent")
+    parser = argparse.ArgumentParser(prog="python -m bench._simagent")
     parser.add_argument("--join", required=True, help="scheduler addresses, comma-separated")
     parser.add_argument("--name", required=True)
     parser.add_argument("--count", type=int, default=1)
