@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import platform
 from pathlib import Path
 
 import structlog
@@ -48,21 +47,13 @@ from protocol.messages import (
     WaitContainer,
     WatchEvents,
 )
+from protocol.platforms import host_platform
 from protocol.version import PROTOCOL_VERSION, package_version
 from worker.engine.engine import Engine
 from worker.exec_session import ExecSession
 from worker.streams import copy_in
 
 log = structlog.get_logger("shoal.worker")
-
-
-def host_arch() -> str:
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
-
-
-def host_os() -> str:
-    return platform.system().lower()
 
 
 class WorkerService:
@@ -76,7 +67,8 @@ class WorkerService:
         match message:
             case GetVersion():
                 return VersionInfo(version=package_version(), protocol=PROTOCOL_VERSION,
-                                   component="worker", os=host_os(), arch=host_arch())
+                                   component="worker", os=host_platform().os,
+                                   arch=host_platform().arch)
             case CreateContainer(spec=spec):
                 record = await engine.create(spec)
                 return ContainerCreated(id=record.id)

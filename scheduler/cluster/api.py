@@ -18,7 +18,6 @@ like a write, naming the leader. What the leader's imports and removals change i
 
 from __future__ import annotations
 
-import platform
 import time
 
 import structlog
@@ -51,6 +50,7 @@ from protocol.messages import (
     VersionInfo,
     WatchEvents,
 )
+from protocol.platforms import host_platform
 from protocol.specs import Event, NodeUsage
 from protocol.version import PROTOCOL_VERSION, package_version
 from scheduler.cluster import views
@@ -73,11 +73,6 @@ from scheduler.store import CONTAINERS, NODES, LeaderRecord, NodeRecord, Store
 from scheduler.store.keys import check_id
 
 log = structlog.get_logger("shoal.scheduler")
-
-
-def _arch() -> str:
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
 
 class ClusterApi:
@@ -129,7 +124,8 @@ class ClusterApi:
             return answer
         if isinstance(message, GetVersion):
             return VersionInfo(version=package_version(), protocol=PROTOCOL_VERSION,
-                               component="scheduler", os="linux", arch=_arch())
+                               component="scheduler", os=host_platform().os,
+                               arch=host_platform().arch)
         work = self._work(message)
         return await self._lead().submit(work)
 

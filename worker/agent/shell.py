@@ -41,7 +41,8 @@ from protocol.messages import (
     NodeImages,
     Revoke,
 )
-from protocol.specs import ContainerState, NodeInfo, NodeResources, Platform
+from protocol.platforms import host_platform
+from protocol.specs import ContainerState, NodeInfo, NodeResources
 from worker.agent.lanes import ContainerLanes, LaneInstruction
 from worker.agent.state import (
     AgentState,
@@ -58,7 +59,6 @@ from worker.agent.state import (
 )
 from worker.engine.engine import Engine
 from worker.images.fetch import ImageFetcher
-from worker.service import host_arch, host_os
 
 log = structlog.get_logger("shoal.agent")
 
@@ -79,7 +79,7 @@ def host_node(node_id: str, address: str, labels: dict[str, str], engine: Engine
         pids = int(pid_max.read())
     storage = getattr(getattr(engine.driver, "storage", None), "name", "")
     return NodeInfo(
-        id=node_id, hostname=platform.node(), platform=Platform(os=host_os(), arch=host_arch()),
+        id=node_id, hostname=platform.node(), platform=host_platform(),
         capacity=NodeResources(millicpus=(os.cpu_count() or 1) * 1000, memory=memory,
                                pids=pids),
         labels=labels, address=address, status="ready", runtime=engine.driver.name,

@@ -1,7 +1,7 @@
 """The node's os/arch must be what the container needs: no Windows container on Linux, or back.
 
-Both sides are already folded to Go's names (x86_64 → amd64, aarch64 → arm64) by ``platforms``.
-An empty arch or variant in the need means any.
+Both sides are already folded to Go's names (x86_64 → amd64, aarch64 → arm64, armv7l → arm/v7)
+by ``protocol.platforms``. An empty arch or variant in the need means any.
 """
 
 from __future__ import annotations
