@@ -2,7 +2,7 @@
 
 Only the leader writes container and node records, so its cache (loaded when it takes over,
 then updated from its own commits) is the truth as committed. Everything that changes the
-cluster is a work item or a reconciler action staged on a ``Cycle``; one cycle runs at a time,
+cluster is a work item or a reconciler action staged on a ``LeaderCycle``; one cycle runs at a time,
 and whatever arrives while it commits is batched into the next. A cycle:
 
 1. stages the work items (each alone rolled back if it refuses);
@@ -41,7 +41,7 @@ from protocol.messages import (
 )
 from protocol.specs import ContainerState
 from scheduler.cluster import views
-from scheduler.cluster.cycle import Cycle, Key, Work
+from scheduler.cluster.cycle import Key, LeaderCycle, Work
 from scheduler.cluster.events import EventHub, container_events, node_events
 from scheduler.cluster.sessions import Held, WorkerSession
 from scheduler.cluster.tx import Entry
@@ -54,10 +54,10 @@ from scheduler.store import (
     NODES,
     AppRecord,
     Change,
+    CommitOutcome,
     ContainerRecord,
     Leadership,
     NodeRecord,
-    Outcome,
     Store,
 )
 
@@ -281,7 +281,7 @@ class Leader:
         works, self._works = self._works, []
         dirty, self._dirty = self._dirty, set()
         full, self._full = self._full, False
-        cycle = Cycle.over(time.time(), self.containers, self.nodes, self.apps)
+        cycle = LeaderCycle.over(time.time(), self.containers, self.nodes, self.apps)
         for work in works:
             mark = cycle.mark()
             try:
@@ -307,7 +307,7 @@ class Leader:
             self._dirty.update(cycle.recheck)
             self._wake.set()
 
-    def _reconcile(self, cycle: Cycle, dirty: set[str], full: bool) -> None:
+    def _reconcile(self, cycle: LeaderCycle, dirty: set[str], full: bool) -> None:
         table = cycle.containers
         if full:
             ids: list[str] | set[str] = list(table.ids())
@@ -329,7 +329,7 @@ class Leader:
                             node_timeout=self.options.node_timeout)
         self._apply(cycle, actions, dirty)
 
-    def _apply(self, cycle: Cycle, actions: Actions, dirty: set[str]) -> None:
+    def _apply(self, cycle: LeaderCycle, actions: Actions, dirty: set[str]) -> None:
         table = cycle.containers
         for nid in actions.nodes_down:
             down = cycle.nodes.get(nid)
@@ -398,7 +398,7 @@ class Leader:
             return record.observed
         return held.state
 
-    def _place(self, cycle: Cycle) -> None:
+    def _place(self, cycle: LeaderCycle) -> None:
         if cycle.nodes_changed:
             self._engine = None
         elif self._engine is not None:
@@ -447,7 +447,7 @@ class Leader:
             if a.task_id in cycle.released:
                 engine.release(a.task_id)
 
-    async def _commit(self, cycle: Cycle) -> None:
+    async def _commit(self, cycle: LeaderCycle) -> None:
         plan: list[tuple[Key, Change]] = [
             (("containers", cid), change) for cid, change in cycle.containers.changes()]
         plan += [(("nodes", nid), change) for nid, change in cycle.nodes.changes()]
@@ -468,7 +468,7 @@ class Leader:
         lost = False
         news = []
         for key, outcome in zip(keys, result.results, strict=True):
-            if outcome.outcome is Outcome.COMMITTED:
+            if outcome.outcome is CommitOutcome.COMMITTED:
                 kind, record_id = key
                 if kind == "containers":
                     old = self.containers.get(record_id)
@@ -484,7 +484,7 @@ class Leader:
                     cycle.apps.apply(record_id, outcome.revision)
                 cycle.committed.add(key)
                 continue
-            lost = lost or outcome.outcome is Outcome.NOT_LEADER
+            lost = lost or outcome.outcome is CommitOutcome.NOT_LEADER
             cycle.failed[key] = outcome.error or Conflict(
                 f"{key[0]}/{key[1]} changed in etcd behind the leader's back; try again",
                 details={"id": key[1]})
@@ -498,7 +498,7 @@ class Leader:
             self.stopped_by_fence = True
             self._stopped = True  # the daemon sees leadership lost and steps down
 
-    def _deliver(self, cycle: Cycle) -> None:
+    def _deliver(self, cycle: LeaderCycle) -> None:
         for out in cycle.outgoing:
             if out.key is not None and out.key not in cycle.committed:
                 continue

@@ -31,10 +31,10 @@ from scheduler.store.kv import Page, Store
 from scheduler.store.lease import Lease
 from scheduler.store.plan import (
     Change,
+    CommitOutcome,
     Create,
     Delete,
     Guard,
-    Outcome,
     PlanResult,
     RecordResult,
     Update,
@@ -61,6 +61,7 @@ __all__ = [
     "NODES",
     "AppRecord",
     "Change",
+    "CommitOutcome",
     "Compacted",
     "ContainerRecord",
     "Create",
@@ -81,7 +82,6 @@ __all__ = [
     "MemberConfig",
     "NodeRecord",
     "NotLeader",
-    "Outcome",
     "Page",
     "PlanResult",
     "RecordEvent",

@@ -28,7 +28,7 @@ from protocol.specs import ContainerInfo, ContainerSpec, ContainerState, Contain
 from worker.engine.driver import Driver, ExecProcess, ExecRequest, ExecResult, ExitStatus
 from worker.engine.events import EventHub, Subscription
 from worker.engine.logfile import LogFollower, LogRecord, read_log
-from worker.engine.records import ContainerDisk, ContainerRecord, ImageDefaults
+from worker.engine.records import ContainerDisk, EngineContainer, ImageDefaults
 from worker.engine.restart import (
     ExitFacts,
     Restart,
@@ -68,7 +68,7 @@ class Engine:
         self.events = EventHub(node_id)
         self.log_max_size = log_max_size
         self.log_max_file = log_max_file
-        self.records: dict[str, ContainerRecord] = {}
+        self.records: dict[str, EngineContainer] = {}
         self._supervisors: dict[str, asyncio.Task[None]] = {}
         self._exited: dict[str, asyncio.Event] = {}
         self._exit_counts: dict[str, int] = {}
@@ -107,7 +107,7 @@ class Engine:
         await self.driver.close()
 
     # --- lookups ---------------------------------------------------------------------------------
-    def find(self, ref: str) -> ContainerRecord:
+    def find(self, ref: str) -> EngineContainer:
         """By full id, unique id prefix, or name."""
         if ref in self.records:
             return self.records[ref]
@@ -124,7 +124,7 @@ class Engine:
 
     # --- verbs -----------------------------------------------------------------------------------
     async def create(self, spec: ContainerSpec, *, container_id: str | None = None,
-                     generation: int = 0) -> ContainerRecord:
+                     generation: int = 0) -> EngineContainer:
         name = spec.name.lstrip("/")
         if name and not NAME_RE.match(name):
             raise InvalidArgument(f"invalid container name {name!r}: use letters, digits, "
@@ -136,7 +136,7 @@ class Engine:
         if new_id in self.records:
             raise Conflict(f"container {new_id} already exists")
         image = await self.images.defaults(spec.image)
-        record = ContainerRecord(id=new_id, name=name, spec=spec, image=image,
+        record = EngineContainer(id=new_id, name=name, spec=spec, image=image,
                                  created_at=time.time(), driver=self.driver.name,
                                  generation=generation)
         if not record.argv():
@@ -154,7 +154,7 @@ class Engine:
         self.events.publish("container", "create", new_id, name=name, image=spec.image)
         return record
 
-    async def start(self, ref: str) -> ContainerRecord:
+    async def start(self, ref: str) -> EngineContainer:
         record = self.find(ref)
         async with self._lock(record.id):
             if record.state.status in ("running", "restarting"):
@@ -165,7 +165,7 @@ class Engine:
             await self._launch(record)
         return record
 
-    async def stop(self, ref: str, timeout: float | None = None) -> ContainerRecord:
+    async def stop(self, ref: str, timeout: float | None = None) -> EngineContainer:
         record = self.find(ref)
         async with self._lock(record.id):
             record.manually_stopped = True
@@ -186,7 +186,7 @@ class Engine:
         self.events.publish("container", "stop", record.id, name=record.name)
         return record
 
-    async def kill(self, ref: str, sig: str | int = "KILL") -> ContainerRecord:
+    async def kill(self, ref: str, sig: str | int = "KILL") -> EngineContainer:
         record = self.find(ref)
         number = parse_signal(sig)
         if record.state.status != "running":
@@ -200,7 +200,7 @@ class Engine:
                             signal=str(number))
         return record
 
-    async def restart(self, ref: str, timeout: float | None = None) -> ContainerRecord:
+    async def restart(self, ref: str, timeout: float | None = None) -> EngineContainer:
         await self.stop(ref, timeout)
         record = await self.start(ref)
         self.events.publish("container", "restart", record.id, name=record.name)
@@ -395,7 +395,7 @@ class Engine:
         return self.events.subscribe(since)
 
     # --- supervision -----------------------------------------------------------------------------
-    async def _launch(self, record: ContainerRecord) -> None:
+    async def _launch(self, record: EngineContainer) -> None:
         started = await self.driver.start(record, str(self.disk.log_path(record.id)),
                                           max_size=self.log_max_size,
                                           max_file=self.log_max_file,
@@ -410,7 +410,7 @@ class Engine:
         self._supervise(record)
         self._notify()
 
-    def _supervise(self, record: ContainerRecord) -> None:
+    def _supervise(self, record: EngineContainer) -> None:
         task = asyncio.get_running_loop().create_task(self._watch(record))
         self._supervisors[record.id] = task
         task.add_done_callback(functools.partial(self._forget_supervisor, record.id))
@@ -427,11 +427,11 @@ class Engine:
         if task is not None:
             task.cancel()
 
-    async def _watch(self, record: ContainerRecord) -> None:
+    async def _watch(self, record: EngineContainer) -> None:
         status = await self.driver.wait(record)
         await self._settle_exit(record, status)
 
-    async def _settle_exit(self, record: ContainerRecord, status: ExitStatus) -> None:
+    async def _settle_exit(self, record: EngineContainer, status: ExitStatus) -> None:
         ran_for = max(0.0, status.finished_at - record.state.started_at)
         manual = record.manually_stopped
         self._set_exited(record, status.exit_code, status.finished_at, status.error,
@@ -459,7 +459,7 @@ class Engine:
             await self._launch(record)
             self.events.publish("container", "restart", record.id, name=record.name)
 
-    def _set_exited(self, record: ContainerRecord, exit_code: int, finished_at: float,
+    def _set_exited(self, record: EngineContainer, exit_code: int, finished_at: float,
                     error: str = "", oom_killed: bool = False) -> None:
         record.state = ContainerState(
             status="exited", pid=0, exit_code=max(-1, min(exit_code, 255)), error=error,
@@ -489,7 +489,7 @@ class Engine:
             return False
         return True
 
-    def _history(self, record: ContainerRecord) -> RestartHistory:
+    def _history(self, record: EngineContainer) -> RestartHistory:
         return RestartHistory(record.restart_count, record.last_delay, record.manually_stopped)
 
     def _lock(self, container_id: str) -> asyncio.Lock:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scheduler.placement.filters import Cycle, Rejection
+from scheduler.placement.filters import PlacementCycle, Rejection
 from scheduler.placement.request import PlacementRequest, PlatformNeed
 from scheduler.placement.snapshot import NodeSnapshot
 
@@ -36,7 +36,8 @@ class PlatformFilter:
     def relevant(self, req: PlacementRequest) -> bool:
         return True
 
-    def check(self, req: PlacementRequest, node: NodeSnapshot, cycle: Cycle) -> Rejection | None:
+    def check(self, req: PlacementRequest, node: NodeSnapshot,
+              cycle: PlacementCycle) -> Rejection | None:
         for need in req.platforms:
             if not satisfies(node, need):
                 return Rejection(self.name, f"platform {node.platform} ≠ {need_text(need)}")
