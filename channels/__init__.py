@@ -15,6 +15,7 @@ from channels._endpoints import (
     byte_pipe,
     pipe,
 )
+from channels._feed import FeedReader, stream_events
 from channels._serve import answer, serve
 from channels._transport import register_transport, schemes
 
@@ -24,6 +25,7 @@ __all__ = [
     "ChannelOptions",
     "Connection",
     "EndOfChannel",
+    "FeedReader",
     "Listener",
     "Receiver",
     "Sender",
@@ -36,4 +38,5 @@ __all__ = [
     "request",
     "schemes",
     "serve",
+    "stream_events",
 ]

@@ -26,7 +26,6 @@ from protocol.messages import (
     ContainerLogs,
     ContainerProcesses,
     CreateContainer,
-    EventMessage,
     ExecContainer,
     ExecExited,
     ExecStarted,
@@ -204,24 +203,7 @@ class WorkerService:
     async def _events(self, request: WatchEvents) -> None:
         reply = request.reply
         assert isinstance(reply, channels.Sender)
-        subscription = self.engine.subscribe(request.since)
-        closed = asyncio.ensure_future(reply.wait_closed())
-        try:
-            while True:
-                event_task = asyncio.ensure_future(subscription.next())
-                await asyncio.wait({event_task, closed}, return_when=asyncio.FIRST_COMPLETED)
-                if closed.done():
-                    event_task.cancel()
-                    return
-                event = event_task.result()
-                if _matches(event.attributes | {"id": event.id, "type": event.type,
-                                                "action": event.action}, request.filters):
-                    await reply.send(EventMessage(event=event))
-        except ChannelError:
-            return
-        finally:
-            closed.cancel()
-            subscription.close()
+        await channels.stream_events(self.engine.events, reply, request.since, request.filters)
 
     async def _exec(self, request: ExecContainer) -> None:
         """Stream a process's stdio live: ExecStarted names the output streams (and a resize
@@ -253,5 +235,3 @@ class WorkerService:
             await session.close()
 
 
-def _matches(attributes: dict[str, str], filters: dict[str, str]) -> bool:
-    return all(attributes.get(key) == value for key, value in filters.items())

@@ -30,6 +30,7 @@ import structlog
 import channels
 from channels import Sender
 from protocol.errors import Conflict, Internal, InvalidArgument, ShoalError, Unavailable
+from protocol.eventfeed import EventFeed
 from protocol.messages import (
     Assign,
     ContainerReport,
@@ -42,7 +43,7 @@ from protocol.messages import (
 from protocol.specs import ContainerState
 from scheduler.cluster import views
 from scheduler.cluster.cycle import Key, LeaderCycle, Work
-from scheduler.cluster.events import EventHub, container_events, node_events
+from scheduler.cluster.events import container_events, node_events
 from scheduler.cluster.sessions import Held, WorkerSession
 from scheduler.cluster.tx import Entry
 from scheduler.cluster.work import SetNodeImages
@@ -78,11 +79,11 @@ class Leader:
     """The cluster as the elected scheduler runs it."""
 
     def __init__(self, store: Store, leadership: Leadership, options: LeaderOptions,
-                 events: EventHub | None = None) -> None:
+                 events: EventFeed | None = None) -> None:
         self.store = store
         self.leadership = leadership
         self.options = options
-        self.events = events or EventHub()
+        self.events = events or EventFeed()
         self.containers: dict[str, Entry[ContainerRecord]] = {}
         self.nodes: dict[str, Entry[NodeRecord]] = {}
         self.apps: dict[str, Entry[AppRecord]] = {}
@@ -489,7 +490,7 @@ class Leader:
                 f"{key[0]}/{key[1]} changed in etcd behind the leader's back; try again",
                 details={"id": key[1]})
             self._reload.add(key)
-        self.events.publish(news)
+        self.events.publish(*news)
         if len(cycle.committed) != len(keys):
             self._engine = None
             log.warning("part of a plan was not committed", changes=len(keys),

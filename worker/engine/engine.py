@@ -23,10 +23,17 @@ from typing import Protocol
 import structlog
 
 from protocol.errors import Conflict, InvalidArgument, NotFound
+from protocol.eventfeed import EventFeed
 from protocol.signals import parse_signal
-from protocol.specs import ContainerInfo, ContainerSpec, ContainerState, ContainerSummary
+from protocol.specs import (
+    ContainerInfo,
+    ContainerSpec,
+    ContainerState,
+    ContainerSummary,
+    Event,
+    EventType,
+)
 from worker.engine.driver import Driver, ExecProcess, ExecRequest, ExecResult, ExitStatus
-from worker.engine.events import EventHub, Subscription
 from worker.engine.logfile import LogFollower, LogRecord, read_log
 from worker.engine.records import ContainerDisk, EngineContainer, ImageDefaults
 from worker.engine.restart import (
@@ -65,7 +72,8 @@ class Engine:
         self.disk = ContainerDisk(state_dir / "containers")
         self.driver = driver
         self.images: ImageResolver = images or NoImages()
-        self.events = EventHub(node_id)
+        self.node_id = node_id
+        self.events = EventFeed()
         self.log_max_size = log_max_size
         self.log_max_file = log_max_file
         self.records: dict[str, EngineContainer] = {}
@@ -151,7 +159,7 @@ class Engine:
         self.records[new_id] = record
         self._exited[new_id] = asyncio.Event()
         self._exited[new_id].set()
-        self.events.publish("container", "create", new_id, name=name, image=spec.image)
+        self._announce("container", "create", new_id, name=name, image=spec.image)
         return record
 
     async def start(self, ref: str) -> EngineContainer:
@@ -183,7 +191,7 @@ class Engine:
             if not await self._wait_exit(record.id, grace):
                 await self.driver.signal(record, signal.SIGKILL, all_processes=True)
                 await self._wait_exit(record.id, None)
-        self.events.publish("container", "stop", record.id, name=record.name)
+        self._announce("container", "stop", record.id, name=record.name)
         return record
 
     async def kill(self, ref: str, sig: str | int = "KILL") -> EngineContainer:
@@ -196,14 +204,14 @@ class Engine:
             record.desired = "stopped"
             self.disk.save(record)
         await self.driver.signal(record, number)
-        self.events.publish("container", "kill", record.id, name=record.name,
+        self._announce("container", "kill", record.id, name=record.name,
                             signal=str(number))
         return record
 
     async def restart(self, ref: str, timeout: float | None = None) -> EngineContainer:
         await self.stop(ref, timeout)
         record = await self.start(ref)
-        self.events.publish("container", "restart", record.id, name=record.name)
+        self._announce("container", "restart", record.id, name=record.name)
         return record
 
     async def remove(self, ref: str, *, force: bool = False) -> None:
@@ -230,7 +238,7 @@ class Engine:
             self._window_sizes.pop(record.id, None)
         self._locks.pop(record.id, None)
         self._notify()
-        self.events.publish("container", "destroy", record.id, name=record.name)
+        self._announce("container", "destroy", record.id, name=record.name)
 
     async def wait(self, ref: str, condition: str = "not-running") -> ContainerState:
         """Docker's wait conditions: not-running (now or when it stops), next-exit, removed."""
@@ -257,7 +265,7 @@ class Engine:
             rows.append(ContainerSummary(
                 id=record.id, name=record.name, image=record.spec.image,
                 command=" ".join(record.argv()), created_at=record.created_at,
-                state=record.state, node_id=self.events.node_id, labels=record.spec.labels,
+                state=record.state, node_id=self.node_id, labels=record.spec.labels,
                 ports=record.spec.ports))
         return rows
 
@@ -266,7 +274,7 @@ class Engine:
         return ContainerInfo(
             id=record.id, name=record.name, spec=record.spec, state=record.state,
             image_id=record.image.id, created_at=record.created_at,
-            node_id=self.events.node_id, generation=record.generation, runtime=record.driver,
+            node_id=self.node_id, generation=record.generation, runtime=record.driver,
             storage_driver=record.driver_data.get("storage_driver", ""),
             details={**record.driver_data, "log_path": str(self.disk.log_path(record.id)),
                      "restart_policy": record.spec.restart.name,
@@ -295,11 +303,11 @@ class Engine:
                               user=user or record.user(), tty=tty, stdin=stdin,
                               split_stderr=split_stderr, console_size=size)
         process = await self.driver.exec(record, request)
-        self.events.publish("container", "exec_start", record.id, name=record.name,
+        self._announce("container", "exec_start", record.id, name=record.name,
                             command=" ".join(argv))
 
         def died(code: int) -> None:
-            self.events.publish("container", "exec_die", record.id, name=record.name,
+            self._announce("container", "exec_die", record.id, name=record.name,
                                 exitCode=str(code))
 
         process.on_exit.append(died)
@@ -391,8 +399,10 @@ class Engine:
         if record.state.status == "running":
             self.driver.resize(record, *size)
 
-    def subscribe(self, since: float = 0.0) -> Subscription:
-        return self.events.subscribe(since)
+    def _announce(self, type: EventType, action: str, id: str, **attributes: str) -> None:
+        """Publish one of Docker's container events, stamped with this node and the time now."""
+        self.events.publish(Event(type=type, action=action, id=id, time=time.time(),
+                                  node_id=self.node_id, attributes=attributes))
 
     # --- supervision -----------------------------------------------------------------------------
     async def _launch(self, record: EngineContainer) -> None:
@@ -406,7 +416,7 @@ class Engine:
         record.desired = "running"
         self.disk.save(record)
         self._exited[record.id].clear()
-        self.events.publish("container", "start", record.id, name=record.name)
+        self._announce("container", "start", record.id, name=record.name)
         self._supervise(record)
         self._notify()
 
@@ -436,7 +446,7 @@ class Engine:
         manual = record.manually_stopped
         self._set_exited(record, status.exit_code, status.finished_at, status.error,
                          status.oom_killed)
-        self.events.publish("container", "die", record.id, name=record.name,
+        self._announce("container", "die", record.id, name=record.name,
                             exitCode=str(status.exit_code))
         await self.driver.cleanup(record)
         decision = decide(record.spec.restart, self._history(record),
@@ -457,7 +467,7 @@ class Engine:
         await asyncio.sleep(decision.delay)  # the restart backoff itself
         if record.id in self.records and not record.manually_stopped:
             await self._launch(record)
-            self.events.publish("container", "restart", record.id, name=record.name)
+            self._announce("container", "restart", record.id, name=record.name)
 
     def _set_exited(self, record: EngineContainer, exit_code: int, finished_at: float,
                     error: str = "", oom_killed: bool = False) -> None:

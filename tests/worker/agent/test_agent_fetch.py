@@ -164,7 +164,7 @@ class Rig:
     async def removed(self, cid: str) -> None:
         """Wait until the engine no longer holds ``cid``."""
         async with asyncio.timeout(WAIT):
-            subscription = self.engine.subscribe()
+            subscription = channels.FeedReader(self.engine.events)
             try:
                 if cid not in self.engine.records:
                     return
