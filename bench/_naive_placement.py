@@ -12,7 +12,7 @@ import random
 from collections.abc import Sequence
 
 from scheduler.placement.explain import explain
-from scheduler.placement.filters import Cycle, Identity
+from scheduler.placement.filters import Identity, PlacementCycle
 from scheduler.placement.pipeline import Strategy, build_pipeline
 from scheduler.placement.request import PlacementRequest, compile_spec
 from scheduler.placement.results import Assignment, PlacementResult, Refusal, Task
@@ -41,7 +41,7 @@ class NaiveScheduler:
         return result
 
     def _place_one(self, task: Task, req: PlacementRequest, result: PlacementResult) -> None:
-        cycle = Cycle(self.cluster, [Identity(task.spec.name, task.id, req)])
+        cycle = PlacementCycle(self.cluster, [Identity(task.spec.name, task.id, req)])
         attempts = [req, req.relax()] if req.has_soft_rules else [req]
         filters = self.pipeline.filters
         score = self.pipeline.scorer.key

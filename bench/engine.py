@@ -40,7 +40,7 @@ from protocol.messages import (
 )
 from protocol.specs import ContainerSpec
 from worker.engine.bundle import oci_config
-from worker.engine.records import ContainerRecord
+from worker.engine.records import EngineContainer
 from worker.images import ImageStore
 from worker.images.testimage import import_test_image
 from worker.runtime.client import RuntimeHelper
@@ -124,7 +124,7 @@ async def runtime_only(state: Path, runs: int) -> list[float]:
     store = ImageStore(state / "images")
     driver, _ = choose_driver(state / "storage", store)
     info = driver.prepare("bench", store.get("busybox"))
-    record = ContainerRecord(id="bench" + "0" * 59, name="bench", spec=SPEC, created_at=0.0)
+    record = EngineContainer(id="bench" + "0" * 59, name="bench", spec=SPEC, created_at=0.0)
     bundle = state / "bundle"
     bundle.mkdir(exist_ok=True)
     (bundle / "config.json").write_text(json.dumps(oci_config(record, Path(info.path))))

@@ -22,6 +22,7 @@ _HOMES = {
     "ByteReader": "_endpoints", "ByteWriter": "_endpoints", "Receiver": "_endpoints",
     "Sender": "_endpoints", "byte_pipe": "_endpoints", "pipe": "_endpoints",
     "answer": "_serve", "serve": "_serve",
+    "FeedReader": "_feed", "stream_events": "_feed",
     "register_transport": "_transport", "schemes": "_transport",
     "BlockingSession": "_blocking", "ReplyInbox": "_blocking", "ByteSource": "_blocking",
     "BlockingReceiver": "_blocking", "BlockingByteReader": "_blocking",
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
         byte_pipe,
         pipe,
     )
+    from channels._feed import FeedReader, stream_events
     from channels._serve import answer, serve
     from channels._transport import register_transport, schemes
 
@@ -74,6 +76,7 @@ __all__ = [
     "ChannelOptions",
     "Connection",
     "EndOfChannel",
+    "FeedReader",
     "Listener",
     "Receiver",
     "ReplyInbox",
@@ -87,4 +90,5 @@ __all__ = [
     "request",
     "schemes",
     "serve",
+    "stream_events",
 ]

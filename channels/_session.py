@@ -18,8 +18,8 @@ import msgspec
 from channels._states import (
     CHANNEL_TABLE,
     SESSION_TABLE,
+    EndOutcome,
     Input,
-    Outcome,
     Role,
     SessionInput,
     SessionState,
@@ -238,7 +238,7 @@ class SessionCore:
             return self._unknown_channel(header.channel, reply=True)
         is_chunk = type(header) is Chunk
         outcome = CHANNEL_TABLE[(end.role, Input.PEER_LAST if header.last else Input.PEER_DATA)]
-        if outcome is Outcome.VIOLATION or end.is_bytes != is_chunk:
+        if outcome is EndOutcome.VIOLATION or end.is_bytes != is_chunk:
             side = "sender" if end.role is Role.SEND else "receiver"
             return self._fail(ProtocolError(
                 f"{type(header).__name__} on channel {end.id}, where this side is the "
@@ -257,7 +257,7 @@ class SessionCore:
             except ProtocolError as exc:
                 return self._refuse_message(end, body, exc)
         events: list[Event] = [Delivered(end, item, size)]
-        if outcome is Outcome.END:
+        if outcome is EndOutcome.END:
             del self.ends[end.id]
             events.append(Ended(end, None))
         return events
@@ -322,13 +322,13 @@ class SessionCore:
         if end is None:
             return self._unknown_channel(header.channel, reply=False)
         if isinstance(header, Credit):
-            if CHANNEL_TABLE[(end.role, Input.PEER_CREDIT)] is Outcome.VIOLATION:
+            if CHANNEL_TABLE[(end.role, Input.PEER_CREDIT)] is EndOutcome.VIOLATION:
                 return self._fail(ProtocolError(f"credit for channel {end.id}, which it sends"))
             was_blocked = end.credit <= 0
             end.credit += header.amount
             return [CreditAvailable(end)] if was_blocked and end.credit > 0 else []
         if isinstance(header, Close):
-            if CHANNEL_TABLE[(end.role, Input.PEER_CLOSE)] is Outcome.VIOLATION:
+            if CHANNEL_TABLE[(end.role, Input.PEER_CLOSE)] is EndOutcome.VIOLATION:
                 return self._fail(ProtocolError(f"close of channel {end.id}, which it reads"))
             del self.ends[end.id]
             return [Ended(end, None)]
@@ -402,7 +402,7 @@ class SessionCore:
         if self.ends.get(end.id) is not end:
             raise ChannelClosed(f"channel {end.id} is closed")
         outcome = CHANNEL_TABLE[(end.role, Input.LOCAL_LAST if last else Input.LOCAL_SEND)]
-        if outcome is Outcome.MISUSE or end.is_bytes != is_bytes:
+        if outcome is EndOutcome.MISUSE or end.is_bytes != is_bytes:
             raise ChannelError(f"channel {end.id} cannot be written from this side")
         if end.credit <= 0:
             raise ChannelError(f"channel {end.id} has no credit; wait for CreditAvailable")
@@ -411,7 +411,7 @@ class SessionCore:
         """The sender is done (a reader cancels with ``abort_channel``)."""
         if self.ends.get(end.id) is not end or self.state is not SessionState.OPEN:
             return
-        if CHANNEL_TABLE[(end.role, Input.LOCAL_CLOSE)] is Outcome.MISUSE:
+        if CHANNEL_TABLE[(end.role, Input.LOCAL_CLOSE)] is EndOutcome.MISUSE:
             raise ChannelError(f"channel {end.id} is read here; cancel it with abort")
         del self.ends[end.id]
         self._emit(Close(channel=end.id))

@@ -30,7 +30,7 @@ class Input(enum.Enum):
     LOCAL_ABORT = "local abort"
 
 
-class Outcome(enum.Enum):
+class EndOutcome(enum.Enum):
     STAY = "stay open"  # the end stays open
     END = "end"  # the end is done and leaves the table
     VIOLATION = "violation"  # the peer broke the protocol (frame illegal for this role)
@@ -38,25 +38,25 @@ class Outcome(enum.Enum):
 
 
 # (role, input) → outcome. Every pair is listed, so the table is the whole truth.
-CHANNEL_TABLE: Final[dict[tuple[Role, Input], Outcome]] = {
-    (Role.SEND, Input.PEER_DATA): Outcome.VIOLATION,
-    (Role.SEND, Input.PEER_LAST): Outcome.VIOLATION,
-    (Role.SEND, Input.PEER_CLOSE): Outcome.VIOLATION,
-    (Role.SEND, Input.PEER_ABORT): Outcome.END,  # the reader went away or failed
-    (Role.SEND, Input.PEER_CREDIT): Outcome.STAY,
-    (Role.SEND, Input.LOCAL_SEND): Outcome.STAY,
-    (Role.SEND, Input.LOCAL_LAST): Outcome.END,
-    (Role.SEND, Input.LOCAL_CLOSE): Outcome.END,
-    (Role.SEND, Input.LOCAL_ABORT): Outcome.END,
-    (Role.RECV, Input.PEER_DATA): Outcome.STAY,
-    (Role.RECV, Input.PEER_LAST): Outcome.END,
-    (Role.RECV, Input.PEER_CLOSE): Outcome.END,
-    (Role.RECV, Input.PEER_ABORT): Outcome.END,
-    (Role.RECV, Input.PEER_CREDIT): Outcome.VIOLATION,
-    (Role.RECV, Input.LOCAL_SEND): Outcome.MISUSE,
-    (Role.RECV, Input.LOCAL_LAST): Outcome.MISUSE,
-    (Role.RECV, Input.LOCAL_CLOSE): Outcome.MISUSE,
-    (Role.RECV, Input.LOCAL_ABORT): Outcome.END,  # the reader cancels
+CHANNEL_TABLE: Final[dict[tuple[Role, Input], EndOutcome]] = {
+    (Role.SEND, Input.PEER_DATA): EndOutcome.VIOLATION,
+    (Role.SEND, Input.PEER_LAST): EndOutcome.VIOLATION,
+    (Role.SEND, Input.PEER_CLOSE): EndOutcome.VIOLATION,
+    (Role.SEND, Input.PEER_ABORT): EndOutcome.END,  # the reader went away or failed
+    (Role.SEND, Input.PEER_CREDIT): EndOutcome.STAY,
+    (Role.SEND, Input.LOCAL_SEND): EndOutcome.STAY,
+    (Role.SEND, Input.LOCAL_LAST): EndOutcome.END,
+    (Role.SEND, Input.LOCAL_CLOSE): EndOutcome.END,
+    (Role.SEND, Input.LOCAL_ABORT): EndOutcome.END,
+    (Role.RECV, Input.PEER_DATA): EndOutcome.STAY,
+    (Role.RECV, Input.PEER_LAST): EndOutcome.END,
+    (Role.RECV, Input.PEER_CLOSE): EndOutcome.END,
+    (Role.RECV, Input.PEER_ABORT): EndOutcome.END,
+    (Role.RECV, Input.PEER_CREDIT): EndOutcome.VIOLATION,
+    (Role.RECV, Input.LOCAL_SEND): EndOutcome.MISUSE,
+    (Role.RECV, Input.LOCAL_LAST): EndOutcome.MISUSE,
+    (Role.RECV, Input.LOCAL_CLOSE): EndOutcome.MISUSE,
+    (Role.RECV, Input.LOCAL_ABORT): EndOutcome.END,  # the reader cancels
 }
 
 

@@ -86,6 +86,13 @@ class LimitExceeded(ProtocolError):
     code = "protocol.limit"
 
 
+class EventsOverflow(LimitExceeded):
+    """An events subscriber fell too far behind and was ended; ``details["since"]`` is the
+    time of the first event it did not get (subscribe again from there)."""
+
+    code = "protocol.limit.events"
+
+
 # --- channel: the transport of messages --------------------------------------------------------
 class ChannelError(ShoalError):
     """A channel can no longer carry messages."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import platform
 from pathlib import Path
 
 import structlog
@@ -27,7 +26,6 @@ from protocol.messages import (
     ContainerLogs,
     ContainerProcesses,
     CreateContainer,
-    EventMessage,
     ExecContainer,
     ExecExited,
     ExecStarted,
@@ -48,21 +46,13 @@ from protocol.messages import (
     WaitContainer,
     WatchEvents,
 )
+from protocol.platforms import host_platform
 from protocol.version import PROTOCOL_VERSION, package_version
 from worker.engine.engine import Engine
 from worker.exec_session import ExecSession
 from worker.streams import copy_in
 
 log = structlog.get_logger("shoal.worker")
-
-
-def host_arch() -> str:
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
-
-
-def host_os() -> str:
-    return platform.system().lower()
 
 
 class WorkerService:
@@ -76,7 +66,8 @@ class WorkerService:
         match message:
             case GetVersion():
                 return VersionInfo(version=package_version(), protocol=PROTOCOL_VERSION,
-                                   component="worker", os=host_os(), arch=host_arch())
+                                   component="worker", os=host_platform().os,
+                                   arch=host_platform().arch)
             case CreateContainer(spec=spec):
                 record = await engine.create(spec)
                 return ContainerCreated(id=record.id)
@@ -212,24 +203,7 @@ class WorkerService:
     async def _events(self, request: WatchEvents) -> None:
         reply = request.reply
         assert isinstance(reply, channels.Sender)
-        subscription = self.engine.subscribe(request.since)
-        closed = asyncio.ensure_future(reply.wait_closed())
-        try:
-            while True:
-                event_task = asyncio.ensure_future(subscription.next())
-                await asyncio.wait({event_task, closed}, return_when=asyncio.FIRST_COMPLETED)
-                if closed.done():
-                    event_task.cancel()
-                    return
-                event = event_task.result()
-                if _matches(event.attributes | {"id": event.id, "type": event.type,
-                                                "action": event.action}, request.filters):
-                    await reply.send(EventMessage(event=event))
-        except ChannelError:
-            return
-        finally:
-            closed.cancel()
-            subscription.close()
+        await channels.stream_events(self.engine.events, reply, request.since, request.filters)
 
     async def _exec(self, request: ExecContainer) -> None:
         """Stream a process's stdio live: ExecStarted names the output streams (and a resize
@@ -261,5 +235,3 @@ class WorkerService:
             await session.close()
 
 
-def _matches(attributes: dict[str, str], filters: dict[str, str]) -> bool:
-    return all(attributes.get(key) == value for key, value in filters.items())

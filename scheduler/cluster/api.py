@@ -18,7 +18,6 @@ like a write, naming the leader. What the leader's imports and removals change i
 
 from __future__ import annotations
 
-import platform
 import time
 
 import structlog
@@ -26,6 +25,7 @@ import structlog
 import channels
 from channels import Sender
 from protocol.errors import Conflict, InvalidArgument, NotFound, Unavailable, Unsupported
+from protocol.eventfeed import EventFeed
 from protocol.limits import MAX_LIST_ITEMS
 from protocol.messages import (
     ContainerInspected,
@@ -51,11 +51,12 @@ from protocol.messages import (
     VersionInfo,
     WatchEvents,
 )
+from protocol.platforms import host_platform
 from protocol.specs import Event, NodeUsage
 from protocol.version import PROTOCOL_VERSION, package_version
 from scheduler.cluster import views
 from scheduler.cluster.cycle import Work, occupies_node
-from scheduler.cluster.events import EventHub, image_events
+from scheduler.cluster.events import image_events
 from scheduler.cluster.forward import FORWARDED, Forwarder, Route
 from scheduler.cluster.images import CLUSTER_IMAGE_REQUESTS, ClusterImages
 from scheduler.cluster.leader import Leader
@@ -75,11 +76,6 @@ from scheduler.store.keys import check_id
 log = structlog.get_logger("shoal.scheduler")
 
 
-def _arch() -> str:
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
-
-
 class ClusterApi:
     """Answers one request; ``leader`` is set while this scheduler leads."""
 
@@ -91,7 +87,7 @@ class ClusterApi:
         self.images = images
         self.leader: Leader | None = None
         self.leader_record: LeaderRecord | None = None  # who leads, as last observed
-        self.events = EventHub()
+        self.events = EventFeed()
         self.forwarder = Forwarder(worker_options or channels.ChannelOptions(name=name))
         self.events.listeners.append(self._on_event)
 
@@ -116,7 +112,7 @@ class ClusterApi:
             reply = message.reply
             if not isinstance(reply, Sender):
                 raise InvalidArgument("events.watch: reply must be a Sender")
-            await self.events.stream(reply, message.since, message.filters)
+            await channels.stream_events(self.events, reply, message.since, message.filters)
             return None
         if isinstance(message, CLUSTER_IMAGE_REQUESTS):
             self._lead()
@@ -125,11 +121,12 @@ class ClusterApi:
                                   "state dir)")
             answer = await self.images.handle(message)
             if answer is not None:
-                self.events.publish(image_events(answer, time.time()))
+                self.events.publish(*image_events(answer, time.time()))
             return answer
         if isinstance(message, GetVersion):
             return VersionInfo(version=package_version(), protocol=PROTOCOL_VERSION,
-                               component="scheduler", os="linux", arch=_arch())
+                               component="scheduler", os=host_platform().os,
+                               arch=host_platform().arch)
         work = self._work(message)
         return await self._lead().submit(work)
 

@@ -1,6 +1,6 @@
 """One commit cycle of the leader: staged records, what to place, what to tell workers.
 
-Work items (submissions, joins, stops, reconciler actions) stage changes on a ``Cycle``; the
+Work items (submissions, joins, stops, reconciler actions) stage changes on a ``LeaderCycle``; the
 leader then places what is pending, commits the plan under its leadership guard, caches what
 was committed, sends the commands whose records were committed, and lets each work item answer
 its caller. A work item that raises while staging is rolled back alone.
@@ -49,22 +49,22 @@ class Work(abc.ABC):
             asyncio.get_running_loop().create_future())
 
     @abc.abstractmethod
-    def stage(self, cycle: Cycle) -> None:
+    def stage(self, cycle: LeaderCycle) -> None:
         """Stage this request's changes; raise a ShoalError to refuse it (it is rolled back)."""
 
-    def refused(self, cycle: Cycle, container_id: str, why: Explanation) -> None:
+    def refused(self, cycle: LeaderCycle, container_id: str, why: Explanation) -> None:
         """Placement found no node for one of this request's containers. Default: it waits."""
         cycle.keep_pending(container_id, why)
 
     @abc.abstractmethod
-    def finish(self, cycle: Cycle) -> Message | None:
+    def finish(self, cycle: LeaderCycle) -> Message | None:
         """The commit is done (see ``cycle.committed``/``cycle.failed``): the answer."""
 
     def fail(self, error: ShoalError) -> None:
         if not self.future.done():
             self.future.set_exception(error)
 
-    def resolve(self, cycle: Cycle) -> None:
+    def resolve(self, cycle: LeaderCycle) -> None:
         if self.future.done():
             return
         try:
@@ -74,7 +74,7 @@ class Work(abc.ABC):
 
 
 @dataclass
-class Cycle:
+class LeaderCycle:
     """What one cycle stages and decides."""
 
     now: float
@@ -93,7 +93,7 @@ class Cycle:
     @classmethod
     def over(cls, now: float, containers: dict[str, Entry[ContainerRecord]],
              nodes: dict[str, Entry[NodeRecord]],
-             apps: dict[str, Entry[AppRecord]] | None = None) -> Cycle:
+             apps: dict[str, Entry[AppRecord]] | None = None) -> LeaderCycle:
         return cls(now, Table(CONTAINERS, containers), Table(NODES, nodes),
                    Table(APPS, apps if apps is not None else {}))
 

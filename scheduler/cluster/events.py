@@ -4,30 +4,17 @@
 events it means (a container placed, started, exited, rescheduled, orphaned, removed; a node
 up, down, updated). ``image_events`` is pure too: the leader's answer to an image verb → the
 images imported, untagged or deleted in its store (standbys follow these to copy the images).
-The ``EventHub`` fans them out to subscribers, each with a bounded queue: one that falls too
-far behind is ended with ``LimitExceeded`` rather than slowing the leader's cycle.
+They are fanned out to subscribers by a ``protocol.eventfeed.EventFeed``, with the one policy
+workers follow too: a subscriber that falls too far behind is ended with ``EventsOverflow``
+(nothing is dropped silently) rather than slowing the leader's cycle.
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import contextlib
-from collections.abc import Callable, Mapping
-
-import structlog
-
-from channels import Sender
-from protocol.errors import ChannelError, LimitExceeded
 from protocol.limits import MAX_NAME_LEN, MAX_TEXT_LEN
-from protocol.messages import EventMessage, ImageImported, ImageRemoved, Message
+from protocol.messages import ImageImported, ImageRemoved, Message
 from protocol.specs import Event
 from scheduler.store import ContainerRecord, NodeRecord
-
-log = structlog.get_logger("shoal.scheduler")
-
-QUEUE_LIMIT = 10_000  # events a subscriber may lag behind before it is dropped
-HISTORY = 1_000  # recent events kept for ``since``
 
 
 def container_events(cid: str, old: ContainerRecord | None, new: ContainerRecord | None,
@@ -116,67 +103,3 @@ def _joined(tags: list[str]) -> str:
             break
         kept.append(tag)
     return ",".join(kept)
-
-
-def matches(event: Event, filters: Mapping[str, str]) -> bool:
-    """Docker's event filters: type, action, id (container or node), node."""
-    fields = {"type": event.type, "action": event.action, "id": event.id,
-              "container": event.id if event.type == "container" else "",
-              "node": event.node_id}
-    return all(fields.get(key, event.attributes.get(key)) == value
-               for key, value in filters.items())
-
-
-class EventHub:
-    """Fans events out to subscribers; keeps a short history for ``since``."""
-
-    def __init__(self) -> None:
-        self._subscribers: set[asyncio.Queue[Event | None]] = set()
-        self._history: collections.deque[Event] = collections.deque(maxlen=HISTORY)
-        self.listeners: list[Callable[[Event], None]] = []  # called in-line, must not block
-
-    @property
-    def subscribers(self) -> int:
-        return len(self._subscribers)
-
-    def publish(self, events: list[Event]) -> None:
-        for event in events:
-            self._history.append(event)
-            for listener in self.listeners:
-                listener(event)
-            for queue in list(self._subscribers):
-                if queue.qsize() >= QUEUE_LIMIT:
-                    self._subscribers.discard(queue)
-                    queue.put_nowait(None)  # the reader learns it fell behind
-                else:
-                    queue.put_nowait(event)
-
-    async def stream(self, reply: Sender, since: float, filters: Mapping[str, str]) -> None:
-        """Send matching events on ``reply`` until the caller closes it."""
-        queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        for past in self._history:
-            if since and past.time >= since:
-                queue.put_nowait(past)
-        self._subscribers.add(queue)
-        gone = asyncio.ensure_future(reply.wait_closed())
-        try:
-            while True:
-                getting = asyncio.ensure_future(queue.get())
-                await asyncio.wait({getting, gone}, return_when=asyncio.FIRST_COMPLETED)
-                if not getting.done():
-                    getting.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await getting
-                    return
-                event = getting.result()
-                if event is None:
-                    reply.abort(LimitExceeded(f"this subscriber fell {QUEUE_LIMIT} events "
-                                              "behind; subscribe again"))
-                    return
-                if matches(event, filters):
-                    await reply.send(EventMessage(event=event))
-        except ChannelError:
-            return
-        finally:
-            gone.cancel()
-            self._subscribers.discard(queue)

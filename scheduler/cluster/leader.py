@@ -2,7 +2,7 @@
 
 Only the leader writes container and node records, so its cache (loaded when it takes over,
 then updated from its own commits) is the truth as committed. Everything that changes the
-cluster is a work item or a reconciler action staged on a ``Cycle``; one cycle runs at a time,
+cluster is a work item or a reconciler action staged on a ``LeaderCycle``; one cycle runs at a time,
 and whatever arrives while it commits is batched into the next. A cycle:
 
 1. stages the work items (each alone rolled back if it refuses);
@@ -30,6 +30,7 @@ import structlog
 import channels
 from channels import Sender
 from protocol.errors import Conflict, Internal, InvalidArgument, ShoalError, Unavailable
+from protocol.eventfeed import EventFeed
 from protocol.messages import (
     Assign,
     ContainerReport,
@@ -41,8 +42,8 @@ from protocol.messages import (
 )
 from protocol.specs import ContainerState
 from scheduler.cluster import views
-from scheduler.cluster.cycle import Cycle, Key, Work
-from scheduler.cluster.events import EventHub, container_events, node_events
+from scheduler.cluster.cycle import Key, LeaderCycle, Work
+from scheduler.cluster.events import container_events, node_events
 from scheduler.cluster.sessions import Held, WorkerSession
 from scheduler.cluster.tx import Entry
 from scheduler.cluster.work import SetNodeImages
@@ -54,10 +55,10 @@ from scheduler.store import (
     NODES,
     AppRecord,
     Change,
+    CommitOutcome,
     ContainerRecord,
     Leadership,
     NodeRecord,
-    Outcome,
     Store,
 )
 
@@ -78,11 +79,11 @@ class Leader:
     """The cluster as the elected scheduler runs it."""
 
     def __init__(self, store: Store, leadership: Leadership, options: LeaderOptions,
-                 events: EventHub | None = None) -> None:
+                 events: EventFeed | None = None) -> None:
         self.store = store
         self.leadership = leadership
         self.options = options
-        self.events = events or EventHub()
+        self.events = events or EventFeed()
         self.containers: dict[str, Entry[ContainerRecord]] = {}
         self.nodes: dict[str, Entry[NodeRecord]] = {}
         self.apps: dict[str, Entry[AppRecord]] = {}
@@ -281,7 +282,7 @@ class Leader:
         works, self._works = self._works, []
         dirty, self._dirty = self._dirty, set()
         full, self._full = self._full, False
-        cycle = Cycle.over(time.time(), self.containers, self.nodes, self.apps)
+        cycle = LeaderCycle.over(time.time(), self.containers, self.nodes, self.apps)
         for work in works:
             mark = cycle.mark()
             try:
@@ -307,7 +308,7 @@ class Leader:
             self._dirty.update(cycle.recheck)
             self._wake.set()
 
-    def _reconcile(self, cycle: Cycle, dirty: set[str], full: bool) -> None:
+    def _reconcile(self, cycle: LeaderCycle, dirty: set[str], full: bool) -> None:
         table = cycle.containers
         if full:
             ids: list[str] | set[str] = list(table.ids())
@@ -329,7 +330,7 @@ class Leader:
                             node_timeout=self.options.node_timeout)
         self._apply(cycle, actions, dirty)
 
-    def _apply(self, cycle: Cycle, actions: Actions, dirty: set[str]) -> None:
+    def _apply(self, cycle: LeaderCycle, actions: Actions, dirty: set[str]) -> None:
         table = cycle.containers
         for nid in actions.nodes_down:
             down = cycle.nodes.get(nid)
@@ -398,7 +399,7 @@ class Leader:
             return record.observed
         return held.state
 
-    def _place(self, cycle: Cycle) -> None:
+    def _place(self, cycle: LeaderCycle) -> None:
         if cycle.nodes_changed:
             self._engine = None
         elif self._engine is not None:
@@ -447,7 +448,7 @@ class Leader:
             if a.task_id in cycle.released:
                 engine.release(a.task_id)
 
-    async def _commit(self, cycle: Cycle) -> None:
+    async def _commit(self, cycle: LeaderCycle) -> None:
         plan: list[tuple[Key, Change]] = [
             (("containers", cid), change) for cid, change in cycle.containers.changes()]
         plan += [(("nodes", nid), change) for nid, change in cycle.nodes.changes()]
@@ -468,7 +469,7 @@ class Leader:
         lost = False
         news = []
         for key, outcome in zip(keys, result.results, strict=True):
-            if outcome.outcome is Outcome.COMMITTED:
+            if outcome.outcome is CommitOutcome.COMMITTED:
                 kind, record_id = key
                 if kind == "containers":
                     old = self.containers.get(record_id)
@@ -484,12 +485,12 @@ class Leader:
                     cycle.apps.apply(record_id, outcome.revision)
                 cycle.committed.add(key)
                 continue
-            lost = lost or outcome.outcome is Outcome.NOT_LEADER
+            lost = lost or outcome.outcome is CommitOutcome.NOT_LEADER
             cycle.failed[key] = outcome.error or Conflict(
                 f"{key[0]}/{key[1]} changed in etcd behind the leader's back; try again",
                 details={"id": key[1]})
             self._reload.add(key)
-        self.events.publish(news)
+        self.events.publish(*news)
         if len(cycle.committed) != len(keys):
             self._engine = None
             log.warning("part of a plan was not committed", changes=len(keys),
@@ -498,7 +499,7 @@ class Leader:
             self.stopped_by_fence = True
             self._stopped = True  # the daemon sees leadership lost and steps down
 
-    def _deliver(self, cycle: Cycle) -> None:
+    def _deliver(self, cycle: LeaderCycle) -> None:
         for out in cycle.outgoing:
             if out.key is not None and out.key not in cycle.committed:
                 continue

@@ -24,7 +24,7 @@ from protocol.messages import (
     Submitted,
 )
 from protocol.specs import AppSpec, ContainerSpec, ContainerState, NodeAvailability, NodeInfo
-from scheduler.cluster.cycle import Cycle, Work
+from scheduler.cluster.cycle import LeaderCycle, Work
 from scheduler.placement import Explanation, validate_spec
 from scheduler.reconcile import LIVE
 from scheduler.store import AppRecord, ContainerRecord, NodeRecord
@@ -36,7 +36,7 @@ log = structlog.get_logger("shoal.scheduler")
 replace = msgspec.structs.replace
 
 
-def _first_error(cycle: Cycle, keys: Sequence[tuple[str, str]]) -> ShoalError | None:
+def _first_error(cycle: LeaderCycle, keys: Sequence[tuple[str, str]]) -> ShoalError | None:
     for kind, record_id in keys:
         error = cycle.failed.get((kind, record_id))  # type: ignore[arg-type]
         if error is not None:
@@ -60,7 +60,7 @@ class Submit(Work):
         self.refusal: Explanation | None = None
         self.refused_ids: list[str] = []
 
-    def stage(self, cycle: Cycle) -> None:
+    def stage(self, cycle: LeaderCycle) -> None:
         validate_spec(self.spec)
         for cid in self.ids:
             check_id(cid)
@@ -74,12 +74,12 @@ class Submit(Work):
                                                      created_at=cycle.now))
             cycle.place[cid] = self
 
-    def refused(self, cycle: Cycle, container_id: str, why: Explanation) -> None:
+    def refused(self, cycle: LeaderCycle, container_id: str, why: Explanation) -> None:
         self.refusal = why
         self.refused_ids.append(container_id)
         cycle.delete_container(container_id)  # a refused submission records nothing
 
-    def finish(self, cycle: Cycle) -> Message | None:
+    def finish(self, cycle: LeaderCycle) -> Message | None:
         placed = [cid for cid in self.ids if cid not in self.refused_ids]
         committed = [cid for cid in placed if cycle.ok(("containers", cid))]
         error = _first_error(cycle, [("containers", cid) for cid in placed])
@@ -98,7 +98,7 @@ class Submit(Work):
         return Submitted(ids=committed, refused="; ".join(notes)[:65536])
 
 
-def _existing(cycle: Cycle, cid: str) -> ContainerRecord:
+def _existing(cycle: LeaderCycle, cid: str) -> ContainerRecord:
     record = cycle.containers.get(cid)
     if record is None or record.desired == "removed":
         raise NotFound(f"no container {cid} in the cluster", details={"id": cid})
@@ -114,7 +114,7 @@ class Start(Work):
         self.before: ContainerRecord | None = None
         self.refusal: Explanation | None = None
 
-    def stage(self, cycle: Cycle) -> None:
+    def stage(self, cycle: LeaderCycle) -> None:
         record = _existing(cycle, self.cid)
         if record.desired == "running" and (record.schedule_state in LIVE
                                             or record.schedule_state == "pending"):
@@ -131,12 +131,12 @@ class Start(Work):
                                               observed=None))
         cycle.place[self.cid] = self
 
-    def refused(self, cycle: Cycle, container_id: str, why: Explanation) -> None:
+    def refused(self, cycle: LeaderCycle, container_id: str, why: Explanation) -> None:
         self.refusal = why
         if self.before is not None:
             cycle.containers.put(container_id, self.before)
 
-    def finish(self, cycle: Cycle) -> Message | None:
+    def finish(self, cycle: LeaderCycle) -> Message | None:
         if self.refusal is not None:
             raise _refusal(self.refusal)
         error = cycle.error(("containers", self.cid))
@@ -152,7 +152,7 @@ class Stop(Work):
         super().__init__()
         self.cid = cid
 
-    def stage(self, cycle: Cycle) -> None:
+    def stage(self, cycle: LeaderCycle) -> None:
         record = _existing(cycle, self.cid)
         if record.desired == "stopped" and record.schedule_state not in LIVE:
             return
@@ -169,7 +169,7 @@ class Stop(Work):
             cycle.put_container(self.cid, replace(record, desired="stopped",
                                                   schedule_state="exited"))
 
-    def finish(self, cycle: Cycle) -> Message | None:
+    def finish(self, cycle: LeaderCycle) -> Message | None:
         error = cycle.error(("containers", self.cid))
         if error is not None:
             raise error
@@ -184,7 +184,7 @@ class Remove(Work):
         self.cid = cid
         self.force = force
 
-    def stage(self, cycle: Cycle) -> None:
+    def stage(self, cycle: LeaderCycle) -> None:
         record = _existing(cycle, self.cid)
         live = record.schedule_state in LIVE and bool(record.node_id)
         if live and record.desired == "running" and not self.force:
@@ -199,7 +199,7 @@ class Remove(Work):
                        ("containers", self.cid))
         cycle.recheck.add(self.cid)
 
-    def finish(self, cycle: Cycle) -> Message | None:
+    def finish(self, cycle: LeaderCycle) -> Message | None:
         error = cycle.error(("containers", self.cid))
         if error is not None:
             raise error
@@ -214,7 +214,7 @@ class SetAvailability(Work):
         self.node_id = node_id
         self.availability = availability
 
-    def stage(self, cycle: Cycle) -> None:
+    def stage(self, cycle: LeaderCycle) -> None:
         record = cycle.nodes.get(self.node_id)
         if record is None:
             raise NotFound(f"no node {self.node_id} in the cluster",
@@ -223,7 +223,7 @@ class SetAvailability(Work):
             cycle.put_node(self.node_id, replace(
                 record, info=replace(record.info, availability=self.availability)))
 
-    def finish(self, cycle: Cycle) -> Message | None:
+    def finish(self, cycle: LeaderCycle) -> Message | None:
         error = cycle.error(("nodes", self.node_id))
         if error is not None:
             raise error
@@ -249,7 +249,7 @@ class SetLabels(Work):
         self.answer = answer
         self.record: NodeRecord | None = None
 
-    def stage(self, cycle: Cycle) -> None:
+    def stage(self, cycle: LeaderCycle) -> None:
         record = cycle.nodes.get(self.node_id)
         if record is None:
             raise NotFound(f"no node {self.node_id} in the cluster",
@@ -268,7 +268,7 @@ class SetLabels(Work):
         if self.record != record:
             cycle.put_node(self.node_id, self.record)
 
-    def finish(self, cycle: Cycle) -> Message | None:
+    def finish(self, cycle: LeaderCycle) -> Message | None:
         error = cycle.error(("nodes", self.node_id))
         if error is not None:
             raise error
@@ -287,7 +287,7 @@ class SetNodeImages(Work):
         self.epoch = epoch
         self.images = list(images)
 
-    def stage(self, cycle: Cycle) -> None:
+    def stage(self, cycle: LeaderCycle) -> None:
         record = cycle.nodes.get(self.node_id)
         if record is None or record.info.epoch != self.epoch:
             return
@@ -295,7 +295,7 @@ class SetNodeImages(Work):
             cycle.put_node(self.node_id,
                            replace(record, info=replace(record.info, images=self.images)))
 
-    def finish(self, cycle: Cycle) -> Message | None:
+    def finish(self, cycle: LeaderCycle) -> Message | None:
         error = cycle.error(("nodes", self.node_id))
         if error is not None:
             raise error
@@ -327,7 +327,7 @@ class SubmitAppWork(Work):
         self.refusal: Explanation | None = None
         self.refused_ids: list[str] = []
 
-    def stage(self, cycle: Cycle) -> None:
+    def stage(self, cycle: LeaderCycle) -> None:
         check_id(self.app.name)
         if not self.app.containers:
             raise InvalidArgument(f"app {self.app.name} has no containers")
@@ -345,7 +345,7 @@ class SubmitAppWork(Work):
             cycle.place[cid] = self
         cycle.apps.put(self.app.name, AppRecord(spec=self.app, container_ids=self.ids))
 
-    def refused(self, cycle: Cycle, container_id: str, why: Explanation) -> None:
+    def refused(self, cycle: LeaderCycle, container_id: str, why: Explanation) -> None:
         if self.refusal is None:
             self.refusal = why
         self.refused_ids.append(container_id)
@@ -359,7 +359,7 @@ class SubmitAppWork(Work):
         kept = [cid for cid in self.ids if cid not in self.refused_ids]
         cycle.apps.put(self.app.name, AppRecord(spec=self.app, container_ids=kept))
 
-    def finish(self, cycle: Cycle) -> Message | None:
+    def finish(self, cycle: LeaderCycle) -> Message | None:
         if self.app.all_or_nothing and self.refusal is not None:
             raise Unavailable(
                 f"app {self.app.name} not submitted (all or nothing): "
@@ -400,7 +400,7 @@ class JoinNode(Work):
         self.open_session = open_session
         self.epoch = 0
 
-    def stage(self, cycle: Cycle) -> None:
+    def stage(self, cycle: LeaderCycle) -> None:
         node_id = self.node.id
         check_id(node_id)
         if self.is_live(node_id) or node_id in cycle.joined:
@@ -423,7 +423,7 @@ class JoinNode(Work):
                                            labels_removed=labels_removed))
         cycle.joined.append(node_id)
 
-    def finish(self, cycle: Cycle) -> Message | None:
+    def finish(self, cycle: LeaderCycle) -> Message | None:
         error = cycle.error(("nodes", self.node.id))
         if error is not None:
             raise error

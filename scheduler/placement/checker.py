@@ -1,6 +1,7 @@
 """An independent checker: does a placement result obey every rule? Verified from scratch.
 
-It shares no code with the engine's filters, snapshot or rule parser on purpose: it reads the
+It shares no code with the engine's filters, snapshot or rule parser on purpose (only the
+protocol's one spelling of platform names, ``protocol.platforms``): it reads the
 protocol records (nodes, running containers, task specs) and the result, rebuilds the final
 state of every node and checks capacity, readiness, platform, hard constraints, host ports,
 container limits, hard (anti-)affinities in the final state, links and volumes-from, that every
@@ -16,12 +17,10 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from protocol.platforms import normalise, normalise_arch, normalise_os
 from protocol.specs import ContainerInfo, ContainerSpec, NodeInfo
 from scheduler.placement.results import PlacementResult, Task
 
-_ARCH = {"x86_64": "amd64", "x86-64": "amd64", "x64": "amd64", "aarch64": "arm64",
-         "armv8": "arm64", "armhf": "arm", "armel": "arm", "armv7l": "arm", "i386": "386",
-         "i686": "386", "x86": "386", "ppc64el": "ppc64le"}
 _DONE = {"exited", "failed", "rejected", "orphaned", "removed"}
 _LIMIT_LABEL = "shoal.max-containers"
 
@@ -32,11 +31,6 @@ class Violation:
     task_id: str
     node_id: str
     detail: str
-
-
-def _arch(a: str) -> str:
-    a = a.strip().lower()
-    return _ARCH.get(a, a)
 
 
 def _parse(text: str) -> tuple[bool, str, bool, str]:
@@ -59,7 +53,9 @@ def _match(pattern: str, value: str | None, fold: str = "") -> bool:
     if len(pattern) >= 2 and pattern[0] == "/" and pattern[-1] == "/":
         return re.search(pattern[1:-1], value) is not None
     if fold == "arch" and not any(ch in pattern for ch in "*?["):
-        pattern = _arch(pattern)
+        pattern = normalise_arch(pattern)
+    elif fold == "os" and not any(ch in pattern for ch in "*?["):
+        pattern = normalise_os(pattern)
     elif fold:
         pattern = pattern.lower()
     if any(ch in pattern for ch in "*?["):
@@ -73,9 +69,9 @@ def _node_attr(node: NodeInfo, key: str) -> tuple[str | None, str]:
     if key == "node.id":
         return node.id, ""
     if key == "node.platform.os":
-        return node.platform.os.strip().lower(), "os"
+        return normalise_os(node.platform.os), "os"
     if key == "node.platform.arch":
-        return _arch(node.platform.arch), "arch"
+        return normalise_arch(node.platform.arch), "arch"
     label = key[len("node.labels."):] if key.startswith("node.labels.") else key
     return node.labels.get(label), ""
 
@@ -107,14 +103,13 @@ def _matches(key: str, value: str, m: _Member) -> bool:
 
 
 def _platform_ok(spec: ContainerSpec, node: NodeInfo) -> bool:
-    os_name, arch = node.platform.os.strip().lower(), _arch(node.platform.arch)
+    os_name, arch, variant = normalise(node.platform)
     if spec.platform is None:
         return os_name == "linux"
-    want = spec.platform
-    if want.os.strip().lower() != os_name or _arch(want.arch) != arch:
+    want_os, want_arch, want_variant = normalise(spec.platform)
+    if want_os != os_name or want_arch != arch:
         return False
-    return not (want.variant and node.platform.variant
-                and want.variant.lower() != node.platform.variant.lower())
+    return not (want_variant and variant and want_variant != variant)
 
 
 def check_placement(

@@ -29,7 +29,7 @@ from typing import Literal
 from protocol.errors import InvalidArgument
 from protocol.specs import AppSpec, ContainerSpec
 from scheduler.placement.explain import Explanation, explain
-from scheduler.placement.filters import Cycle, Filter, Identity
+from scheduler.placement.filters import Filter, Identity, PlacementCycle
 from scheduler.placement.pipeline import STRATEGIES, Strategy, build_pipeline
 from scheduler.placement.request import (
     PlacementRequest,
@@ -251,7 +251,8 @@ class PlacementEngine:
             if stop == "exhausted":
                 break
         if pos < total:
-            cycle = Cycle(self.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, attempt)])
+            cycle = PlacementCycle(self.cluster,
+                                   [Identity(tasks[pos].spec.name, tasks[pos].id, attempt)])
             placed = len(result.assignments) - before
             note = f"placed {placed:,} of {total:,}; for the rest" if placed else ""
             why = explain(attempt, self.cluster, self.pipeline.filters, cycle,
@@ -261,7 +262,7 @@ class PlacementEngine:
     def _refuse_one(self, req: PlacementRequest, relaxed: tuple[str, ...], task: Task,
                     result: PlacementResult) -> None:
         """Refuse one task whose own identity (name, labels) a running container bars."""
-        cycle = Cycle(self.cluster, [Identity(task.spec.name, task.id, req)])
+        cycle = PlacementCycle(self.cluster, [Identity(task.spec.name, task.id, req)])
         why = explain(req, self.cluster, self.pipeline.filters, cycle, relaxed=relaxed)
         result.refusals.append(Refusal(task.id, why))
 
@@ -286,7 +287,7 @@ class PlacementEngine:
                                      shuffle_each=False, defer=defer)
         return self._run_heap(key, req, relaxed, tasks, pos, end, result, defer=defer)
 
-    def _feasible(self, req: PlacementRequest, node: NodeSnapshot, cycle: Cycle,
+    def _feasible(self, req: PlacementRequest, node: NodeSnapshot, cycle: PlacementCycle,
                   chain: tuple[Filter, ...]) -> bool:
         # A plain loop, not all(<genexpr>): this runs once per placement and the generator
         # costs a measurable share of the hot path.
@@ -295,11 +296,11 @@ class PlacementEngine:
                 return False
         return True
 
-    def _guarded(self, req: PlacementRequest, node: NodeSnapshot, cycle: Cycle) -> bool:
+    def _guarded(self, req: PlacementRequest, node: NodeSnapshot, cycle: PlacementCycle) -> bool:
         """True when a running container's anti-affinity bars this task from the node."""
         return any(f.check(req, node, cycle) is not None for f in self._identity)
 
-    def _heap_for(self, key: bytes, req: PlacementRequest, relaxed: bool, cycle: Cycle,
+    def _heap_for(self, key: bytes, req: PlacementRequest, relaxed: bool, cycle: PlacementCycle,
                   chain: tuple[Filter, ...]) -> list[HeapEntry]:
         # A node refused for want of a match (affinity ==, links) may get one later from another
         # class; such requests rebuild their heap each time instead of trusting a cached one.
@@ -328,7 +329,7 @@ class PlacementEngine:
                   tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
                   defer: bool) -> tuple[int, Stop]:
         chain = tuple(f for f in self._dynamic if f.relevant(req))
-        cycle = Cycle(self.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, req)])
+        cycle = PlacementCycle(self.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, req)])
         heap = self._heap_for(key, req, bool(relaxed), cycle, chain)
         nodes, score, feasible = self.cluster.nodes, self.pipeline.scorer.key, self._feasible
         place, assignments = self.cluster.place, result.assignments
@@ -383,7 +384,7 @@ class PlacementEngine:
                      shuffle_each: bool, defer: bool) -> tuple[int, Stop]:
         """Best of the first k feasible nodes in a shuffled order (k=1, reshuffled: random)."""
         chain = tuple(f for f in self._dynamic if f.relevant(req))
-        cycle = Cycle(self.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, req)])
+        cycle = PlacementCycle(self.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, req)])
         cands = list(self._static.get(req, cycle))
         rng, score, rank = self._rng, self.pipeline.scorer.key, self._rank
         rng.shuffle(cands)
@@ -430,7 +431,7 @@ class PlacementEngine:
         """The dropped soft rules this node does not satisfy: what the decision relaxed."""
         original = relaxed_req.original or relaxed_req
         out: list[str] = []
-        cycle = Cycle(self.cluster)
+        cycle = PlacementCycle(self.cluster)
         for rule in original.soft:
             single = _only_rule(original, rule)
             chain = self.pipeline.static if rule in original.constraints else self._dynamic
@@ -441,7 +442,7 @@ class PlacementEngine:
     # --- one unit of an app ---------------------------------------------------------------
     def _place_unit(self, unit: PlacementRequest, identities: list[Identity],
                     ) -> tuple[NodeSnapshot | None, tuple[str, ...], Explanation | None]:
-        cycle = Cycle(self.cluster, identities)
+        cycle = PlacementCycle(self.cluster, identities)
         attempts = [(unit, ())] if not unit.has_soft_rules else \
             [(unit, ()), (unit.relax(), _soft_texts(unit))]
         score, rank = self.pipeline.scorer.key, self._rank

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scheduler.placement.filters import Cycle, Filter, Rejection
+from scheduler.placement.filters import Filter, PlacementCycle, Rejection
 from scheduler.placement.request import PlacementRequest
 from scheduler.placement.snapshot import ClusterSnapshot
 
@@ -87,7 +87,7 @@ def explain(
     req: PlacementRequest,
     cluster: ClusterSnapshot,
     filters: tuple[Filter, ...],
-    cycle: Cycle,
+    cycle: PlacementCycle,
     *,
     relaxed: tuple[str, ...] = (),
     note: str = "",

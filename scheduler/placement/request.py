@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import msgspec
 
+from protocol import platforms
 from protocol.errors import InvalidArgument
 from protocol.specs import AppSpec, ContainerSpec
-from scheduler.placement import platforms
 from scheduler.placement.rules import Rule, image_names, parse_affinity, parse_constraint
 
 # (os, arch or "" for any, variant or "" for any)

@@ -24,7 +24,7 @@ from enum import Enum
 from typing import Literal
 
 from protocol.errors import InvalidArgument
-from scheduler.placement.platforms import normalise_arch, normalise_os
+from protocol.platforms import normalise_arch, normalise_os
 
 _KEY_SYNTAX = re.compile(r"^[A-Za-z0-9_.\-/]+$")
 _GLOB_CHARS = frozenset("*?[")

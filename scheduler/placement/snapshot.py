@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from protocol.platforms import normalise
 from protocol.specs import ContainerInfo, NodeInfo
-from scheduler.placement.platforms import normalise
 from scheduler.placement.request import PlacementRequest, compile_spec
 
 # A container in one of these scheduler states holds no reservation on its node any more.

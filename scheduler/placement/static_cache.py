@@ -8,7 +8,7 @@ costs 200 checks per distinct rule set, not 5,000 per container. Rules on ``node
 
 from __future__ import annotations
 
-from scheduler.placement.filters import Cycle, Filter
+from scheduler.placement.filters import Filter, PlacementCycle
 from scheduler.placement.request import PlacementRequest
 from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot
 
@@ -35,10 +35,10 @@ class StaticCandidates:
     def node_classes(self) -> int:
         return len(self._classes)
 
-    def _passes(self, req: PlacementRequest, node: NodeSnapshot, cycle: Cycle) -> bool:
+    def _passes(self, req: PlacementRequest, node: NodeSnapshot, cycle: PlacementCycle) -> bool:
         return all(f.check(req, node, cycle) is None for f in self._filters if f.relevant(req))
 
-    def get(self, req: PlacementRequest, cycle: Cycle) -> list[NodeSnapshot]:
+    def get(self, req: PlacementRequest, cycle: PlacementCycle) -> list[NodeSnapshot]:
         """The statically feasible nodes, in cluster order (callers must not mutate the list)."""
         sig = static_signature(req)
         hit = self._cache.get(sig)

@@ -44,10 +44,10 @@ if TYPE_CHECKING:
     from scheduler.store.kv import Store as Store
     from scheduler.store.lease import Lease as Lease
     from scheduler.store.plan import Change as Change
+    from scheduler.store.plan import CommitOutcome as CommitOutcome
     from scheduler.store.plan import Create as Create
     from scheduler.store.plan import Delete as Delete
     from scheduler.store.plan import Guard as Guard
-    from scheduler.store.plan import Outcome as Outcome
     from scheduler.store.plan import PlanResult as PlanResult
     from scheduler.store.plan import RecordResult as RecordResult
     from scheduler.store.plan import Update as Update
@@ -76,7 +76,8 @@ _NAMES: dict[str, tuple[str, ...]] = {
     "kv": ("Page", "Store"),
     "lease": ("Lease",),
     "plan": (
-        "Change", "Create", "Delete", "Guard", "Outcome", "PlanResult", "RecordResult", "Update",
+        "Change", "Create", "Delete", "Guard", "CommitOutcome", "PlanResult", "RecordResult",
+        "Update",
     ),
     "records": (
         "APPS", "AppRecord", "CONTAINERS", "ContainerRecord", "Kind", "LEADERS", "LeaderRecord",

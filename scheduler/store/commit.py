@@ -20,11 +20,11 @@ from scheduler.store.keys import Layout
 from scheduler.store.plan import (
     ETCD_MAX_TXN_OPS,
     Change,
+    CommitOutcome,
     Create,
     Delete,
     Fence,
     Guard,
-    Outcome,
     PlanResult,
     RecordResult,
     Update,
@@ -94,7 +94,7 @@ async def _commit_batch(client: EtcdClient, items: Sequence[_Prepared], indexes:
                 guard = fence.fence()
         except NotLeader as exc:
             for i in pending:
-                results[indexes[i]] = RecordResult(Outcome.NOT_LEADER, error=exc)
+                results[indexes[i]] = RecordResult(CommitOutcome.NOT_LEADER, error=exc)
             return sent
         batch = [items[i] for i in pending]
         compare = [p.compare for p in batch]
@@ -111,11 +111,11 @@ async def _commit_batch(client: EtcdClient, items: Sequence[_Prepared], indexes:
             if not isinstance(exc, (Unavailable, Timeout)):
                 log.error("plan transaction refused", error=str(exc), records=len(batch))
             for i in pending:
-                results[indexes[i]] = RecordResult(Outcome.FAILED, error=exc)
+                results[indexes[i]] = RecordResult(CommitOutcome.FAILED, error=exc)
             return sent
         revision = response.header.revision
         if response.succeeded:
-            done = RecordResult(Outcome.COMMITTED, revision)
+            done = RecordResult(CommitOutcome.COMMITTED, revision)
             for i in pending:
                 results[indexes[i]] = done
             return sent
@@ -125,13 +125,13 @@ async def _commit_batch(client: EtcdClient, items: Sequence[_Prepared], indexes:
                 err = NotLeader("leadership lost: the leader key changed",
                                 details={"key": guard.key.decode(errors="replace")})
                 for i in pending:
-                    results[indexes[i]] = RecordResult(Outcome.NOT_LEADER, error=err)
+                    results[indexes[i]] = RecordResult(CommitOutcome.NOT_LEADER, error=err)
                 return sent
         innocent: list[int] = []
         for i, p, op in zip(pending, batch, response.responses, strict=False):
             mod, created = _found(op)
             if conflicts(p.change, mod, created):
-                results[indexes[i]] = RecordResult(Outcome.CONFLICT, mod)
+                results[indexes[i]] = RecordResult(CommitOutcome.CONFLICT, mod)
             else:
                 innocent.append(i)
         if not innocent:
@@ -139,7 +139,7 @@ async def _commit_batch(client: EtcdClient, items: Sequence[_Prepared], indexes:
         pending = innocent
     for i in pending:
         results[indexes[i]] = RecordResult(
-            Outcome.CONFLICT, error=Unavailable("keys kept changing; gave up after retries"))
+            CommitOutcome.CONFLICT, error=Unavailable("keys kept changing; gave up after retries"))
     return sent
 
 
@@ -174,7 +174,7 @@ async def commit_plan(client: EtcdClient, layout: Layout, changes: Sequence[Chan
     async with asyncio.TaskGroup() as tg:
         for _ in range(max(1, min(in_flight, len(groups)))):
             tg.create_task(worker())
-    final = [r if r is not None else RecordResult(Outcome.FAILED) for r in results]
+    final = [r if r is not None else RecordResult(CommitOutcome.FAILED) for r in results]
     return PlanResult(final, txns)
 
 

@@ -22,10 +22,10 @@ from scheduler.store.keys import Layout, prefix_end
 from scheduler.store.plan import (
     ETCD_MAX_TXN_OPS,
     Change,
+    CommitOutcome,
     Create,
     Delete,
     Fence,
-    Outcome,
     PlanResult,
     Update,
 )
@@ -162,7 +162,7 @@ class Store:
     async def _one(self, change: Change, fence: Fence | None) -> int:
         result = (await commit_plan(self.client, self.layout, [change], fence=fence,
                                     in_flight=1)).results[0]
-        if result.outcome is Outcome.COMMITTED:
+        if result.outcome is CommitOutcome.COMMITTED:
             return result.revision
         if result.error is not None:
             raise result.error

@@ -76,7 +76,7 @@ class Fence(Protocol):
     def fence(self) -> Guard: ...
 
 
-class Outcome(enum.Enum):
+class CommitOutcome(enum.Enum):
     COMMITTED = "committed"
     CONFLICT = "conflict"  # the record's compare failed; re-read and decide again
     NOT_LEADER = "not_leader"  # the guard failed: the writer was deposed; nothing was written
@@ -88,7 +88,7 @@ class RecordResult:
     """What became of one change. ``revision``: the commit revision when committed; the key's
     mod revision as found (0 = absent) on a conflict."""
 
-    outcome: Outcome
+    outcome: CommitOutcome
     revision: int = 0
     error: ShoalError | None = None
 
@@ -100,16 +100,16 @@ class PlanResult:
     results: list[RecordResult]
     transactions: int
 
-    def count(self, outcome: Outcome) -> int:
+    def count(self, outcome: CommitOutcome) -> int:
         return sum(1 for r in self.results if r.outcome is outcome)
 
     @property
     def committed(self) -> int:
-        return self.count(Outcome.COMMITTED)
+        return self.count(CommitOutcome.COMMITTED)
 
     @property
     def all_committed(self) -> bool:
-        return all(r.outcome is Outcome.COMMITTED for r in self.results)
+        return all(r.outcome is CommitOutcome.COMMITTED for r in self.results)
 
 
 def records_per_txn(max_ops: int, guarded: bool) -> int:

@@ -30,7 +30,7 @@ import msgspec
 import structlog
 
 import channels
-from protocol.errors import ChannelError, NotFound, ShoalError, Unavailable
+from protocol.errors import ChannelError, EventsOverflow, NotFound, ShoalError, Unavailable
 from protocol.limits import MAX_HELD_IMAGES
 from protocol.messages import (
     Assign,
@@ -41,7 +41,8 @@ from protocol.messages import (
     NodeImages,
     Revoke,
 )
-from protocol.specs import ContainerState, NodeInfo, NodeResources, Platform
+from protocol.platforms import host_platform
+from protocol.specs import ContainerState, NodeInfo, NodeResources
 from worker.agent.lanes import ContainerLanes, LaneInstruction
 from worker.agent.state import (
     AgentState,
@@ -58,7 +59,6 @@ from worker.agent.state import (
 )
 from worker.engine.engine import Engine
 from worker.images.fetch import ImageFetcher
-from worker.service import host_arch, host_os
 
 log = structlog.get_logger("shoal.agent")
 
@@ -79,7 +79,7 @@ def host_node(node_id: str, address: str, labels: dict[str, str], engine: Engine
         pids = int(pid_max.read())
     storage = getattr(getattr(engine.driver, "storage", None), "name", "")
     return NodeInfo(
-        id=node_id, hostname=platform.node(), platform=Platform(os=host_os(), arch=host_arch()),
+        id=node_id, hostname=platform.node(), platform=host_platform(),
         capacity=NodeResources(millicpus=(os.cpu_count() or 1) * 1000, memory=memory,
                                pids=pids),
         labels=labels, address=address, status="ready", runtime=engine.driver.name,
@@ -329,16 +329,30 @@ class Agent:
                                                generation=generation, state=state))
 
     async def _watch_engine(self) -> None:
-        """Container changes the engine sees (exits, restarts) become reports."""
-        subscription = self.engine.subscribe()
+        """Container changes the engine sees (exits, restarts) become reports. Should this
+        subscriber ever fall behind, it subscribes again and reports every container it holds
+        as it is now: a change is never lost, at worst reported twice."""
+        reader = channels.FeedReader(self.engine.events)
         try:
-            async for event in subscription:
-                if event.type != "container" or event.action not in WATCHED_ACTIONS:
-                    continue
-                record = self.engine.records.get(event.id)
-                if record is None or not self.state.holds(event.id, record.generation):
-                    continue  # not ours, or an older copy going away while its successor waits
-                await self._execute(self.state.handle(ContainerChanged(
-                    event.id, record.state.status, record.state.exit_code, self._sid())))
+            while True:
+                try:
+                    async for event in reader:
+                        if event.type == "container" and event.action in WATCHED_ACTIONS:
+                            await self._engine_changed(event.id)
+                except EventsOverflow as exc:
+                    log.warning("fell behind the engine's events; reporting every container",
+                                error=str(exc))
+                    reader.close()
+                    # Subscribed again before looking: a change during the look is not lost.
+                    reader = channels.FeedReader(self.engine.events)
+                    for container_id in list(self.engine.records):
+                        await self._engine_changed(container_id)
         finally:
-            subscription.close()
+            reader.close()
+
+    async def _engine_changed(self, container_id: str) -> None:
+        record = self.engine.records.get(container_id)
+        if record is None or not self.state.holds(container_id, record.generation):
+            return  # not ours, or an older copy going away while its successor waits
+        await self._execute(self.state.handle(ContainerChanged(
+            container_id, record.state.status, record.state.exit_code, self._sid())))

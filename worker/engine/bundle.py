@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.errors import InvalidArgument
-from worker.engine.records import ContainerRecord
+from worker.engine.records import EngineContainer
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DOCKER_CAPS = (
@@ -80,7 +80,7 @@ def host_nofile() -> int:
     return 1048576 if hard == resource.RLIM_INFINITY else min(1048576, hard)
 
 
-def oci_config(record: ContainerRecord, rootfs: Path, *, init_binary: str = INIT_BINARY,
+def oci_config(record: EngineContainer, rootfs: Path, *, init_binary: str = INIT_BINARY,
                nofile: int | None = None, cgroup_scope: str = "") -> dict[str, Any]:
     """``cgroup_scope`` keeps the cgroups of workers sharing a host apart (ids may repeat)."""
     spec = record.spec

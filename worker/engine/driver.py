@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from worker.engine.records import ContainerRecord
+from worker.engine.records import EngineContainer
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,54 +142,54 @@ class Driver(abc.ABC):
     name: str
 
     @abc.abstractmethod
-    async def prepare(self, record: ContainerRecord) -> dict[str, str]:
+    async def prepare(self, record: EngineContainer) -> dict[str, str]:
         """Make what the container needs on disk (rootfs, bundle); returns facts for inspect."""
 
     @abc.abstractmethod
-    async def start(self, record: ContainerRecord, log_path: str, *, max_size: int = 0,
+    async def start(self, record: EngineContainer, log_path: str, *, max_size: int = 0,
                     max_file: int = 1, console_size: tuple[int, int] | None = None) -> Started:
         """Start the main process; its stdout/stderr go to ``log_path`` (json-file). With a
         tty, its terminal has ``console_size`` (rows, cols) before the process runs."""
 
     @abc.abstractmethod
-    async def wait(self, record: ContainerRecord) -> ExitStatus:
+    async def wait(self, record: EngineContainer) -> ExitStatus:
         """Wait until the main process (started by this or an earlier worker) has exited."""
 
     @abc.abstractmethod
-    def running(self, record: ContainerRecord) -> bool:
+    def running(self, record: EngineContainer) -> bool:
         """Whether the main process is still alive (for re-adoption at start-up)."""
 
     @abc.abstractmethod
-    async def signal(self, record: ContainerRecord, signum: int, *, all_processes: bool = False
+    async def signal(self, record: EngineContainer, signum: int, *, all_processes: bool = False
                      ) -> None:
         """Send ``signum`` to the main process, or to every process of the container."""
 
     @abc.abstractmethod
-    async def processes(self, record: ContainerRecord) -> list[int]:
+    async def processes(self, record: EngineContainer) -> list[int]:
         """Host pids of the container's processes."""
 
     @abc.abstractmethod
-    async def exec(self, record: ContainerRecord, request: ExecRequest) -> ExecProcess:
+    async def exec(self, record: EngineContainer, request: ExecRequest) -> ExecProcess:
         """Start a process inside the running container, its stdio connected to pipes (or a
         pty) whose other ends the returned ExecProcess holds."""
 
     @abc.abstractmethod
-    async def cleanup(self, record: ContainerRecord) -> None:
+    async def cleanup(self, record: EngineContainer) -> None:
         """After an exit: release runtime state so the container can start again."""
 
     @abc.abstractmethod
-    async def remove(self, record: ContainerRecord) -> None:
+    async def remove(self, record: EngineContainer) -> None:
         """Remove everything ``prepare`` made. Idempotent."""
 
-    def input(self, record: ContainerRecord) -> int | None:
+    def input(self, record: EngineContainer) -> int | None:
         """Our end of the running container's stdin (its pty master with a tty), if any; the
         driver owns it (callers duplicate it)."""
         return None
 
-    def close_input(self, record: ContainerRecord) -> None:  # noqa: B027 - nothing by default
+    def close_input(self, record: EngineContainer) -> None:  # noqa: B027 - nothing by default
         """The attached client's input ended: close a stdin pipe (a terminal stays open)."""
 
-    def resize(self, record: ContainerRecord, rows: int, cols: int) -> None:  # noqa: B027
+    def resize(self, record: EngineContainer, rows: int, cols: int) -> None:  # noqa: B027
         """Set the window size of the container's terminal, if it has one."""
 
     async def close(self) -> None:  # noqa: B027 - most drivers hold nothing to release

@@ -23,12 +23,19 @@ from typing import Protocol
 import structlog
 
 from protocol.errors import Conflict, InvalidArgument, NotFound
+from protocol.eventfeed import EventFeed
 from protocol.signals import parse_signal
-from protocol.specs import ContainerInfo, ContainerSpec, ContainerState, ContainerSummary
+from protocol.specs import (
+    ContainerInfo,
+    ContainerSpec,
+    ContainerState,
+    ContainerSummary,
+    Event,
+    EventType,
+)
 from worker.engine.driver import Driver, ExecProcess, ExecRequest, ExecResult, ExitStatus
-from worker.engine.events import EventHub, Subscription
 from worker.engine.logfile import LogFollower, LogRecord, read_log
-from worker.engine.records import ContainerDisk, ContainerRecord, ImageDefaults
+from worker.engine.records import ContainerDisk, EngineContainer, ImageDefaults
 from worker.engine.restart import (
     ExitFacts,
     Restart,
@@ -65,10 +72,11 @@ class Engine:
         self.disk = ContainerDisk(state_dir / "containers")
         self.driver = driver
         self.images: ImageResolver = images or NoImages()
-        self.events = EventHub(node_id)
+        self.node_id = node_id
+        self.events = EventFeed()
         self.log_max_size = log_max_size
         self.log_max_file = log_max_file
-        self.records: dict[str, ContainerRecord] = {}
+        self.records: dict[str, EngineContainer] = {}
         self._supervisors: dict[str, asyncio.Task[None]] = {}
         self._exited: dict[str, asyncio.Event] = {}
         self._exit_counts: dict[str, int] = {}
@@ -107,7 +115,7 @@ class Engine:
         await self.driver.close()
 
     # --- lookups ---------------------------------------------------------------------------------
-    def find(self, ref: str) -> ContainerRecord:
+    def find(self, ref: str) -> EngineContainer:
         """By full id, unique id prefix, or name."""
         if ref in self.records:
             return self.records[ref]
@@ -124,7 +132,7 @@ class Engine:
 
     # --- verbs -----------------------------------------------------------------------------------
     async def create(self, spec: ContainerSpec, *, container_id: str | None = None,
-                     generation: int = 0) -> ContainerRecord:
+                     generation: int = 0) -> EngineContainer:
         name = spec.name.lstrip("/")
         if name and not NAME_RE.match(name):
             raise InvalidArgument(f"invalid container name {name!r}: use letters, digits, "
@@ -136,7 +144,7 @@ class Engine:
         if new_id in self.records:
             raise Conflict(f"container {new_id} already exists")
         image = await self.images.defaults(spec.image)
-        record = ContainerRecord(id=new_id, name=name, spec=spec, image=image,
+        record = EngineContainer(id=new_id, name=name, spec=spec, image=image,
                                  created_at=time.time(), driver=self.driver.name,
                                  generation=generation)
         if not record.argv():
@@ -151,10 +159,10 @@ class Engine:
         self.records[new_id] = record
         self._exited[new_id] = asyncio.Event()
         self._exited[new_id].set()
-        self.events.publish("container", "create", new_id, name=name, image=spec.image)
+        self._announce("container", "create", new_id, name=name, image=spec.image)
         return record
 
-    async def start(self, ref: str) -> ContainerRecord:
+    async def start(self, ref: str) -> EngineContainer:
         record = self.find(ref)
         async with self._lock(record.id):
             if record.state.status in ("running", "restarting"):
@@ -165,7 +173,7 @@ class Engine:
             await self._launch(record)
         return record
 
-    async def stop(self, ref: str, timeout: float | None = None) -> ContainerRecord:
+    async def stop(self, ref: str, timeout: float | None = None) -> EngineContainer:
         record = self.find(ref)
         async with self._lock(record.id):
             record.manually_stopped = True
@@ -183,10 +191,10 @@ class Engine:
             if not await self._wait_exit(record.id, grace):
                 await self.driver.signal(record, signal.SIGKILL, all_processes=True)
                 await self._wait_exit(record.id, None)
-        self.events.publish("container", "stop", record.id, name=record.name)
+        self._announce("container", "stop", record.id, name=record.name)
         return record
 
-    async def kill(self, ref: str, sig: str | int = "KILL") -> ContainerRecord:
+    async def kill(self, ref: str, sig: str | int = "KILL") -> EngineContainer:
         record = self.find(ref)
         number = parse_signal(sig)
         if record.state.status != "running":
@@ -196,14 +204,14 @@ class Engine:
             record.desired = "stopped"
             self.disk.save(record)
         await self.driver.signal(record, number)
-        self.events.publish("container", "kill", record.id, name=record.name,
+        self._announce("container", "kill", record.id, name=record.name,
                             signal=str(number))
         return record
 
-    async def restart(self, ref: str, timeout: float | None = None) -> ContainerRecord:
+    async def restart(self, ref: str, timeout: float | None = None) -> EngineContainer:
         await self.stop(ref, timeout)
         record = await self.start(ref)
-        self.events.publish("container", "restart", record.id, name=record.name)
+        self._announce("container", "restart", record.id, name=record.name)
         return record
 
     async def remove(self, ref: str, *, force: bool = False) -> None:
@@ -230,7 +238,7 @@ class Engine:
             self._window_sizes.pop(record.id, None)
         self._locks.pop(record.id, None)
         self._notify()
-        self.events.publish("container", "destroy", record.id, name=record.name)
+        self._announce("container", "destroy", record.id, name=record.name)
 
     async def wait(self, ref: str, condition: str = "not-running") -> ContainerState:
         """Docker's wait conditions: not-running (now or when it stops), next-exit, removed."""
@@ -257,7 +265,7 @@ class Engine:
             rows.append(ContainerSummary(
                 id=record.id, name=record.name, image=record.spec.image,
                 command=" ".join(record.argv()), created_at=record.created_at,
-                state=record.state, node_id=self.events.node_id, labels=record.spec.labels,
+                state=record.state, node_id=self.node_id, labels=record.spec.labels,
                 ports=record.spec.ports))
         return rows
 
@@ -266,7 +274,7 @@ class Engine:
         return ContainerInfo(
             id=record.id, name=record.name, spec=record.spec, state=record.state,
             image_id=record.image.id, created_at=record.created_at,
-            node_id=self.events.node_id, generation=record.generation, runtime=record.driver,
+            node_id=self.node_id, generation=record.generation, runtime=record.driver,
             storage_driver=record.driver_data.get("storage_driver", ""),
             details={**record.driver_data, "log_path": str(self.disk.log_path(record.id)),
                      "restart_policy": record.spec.restart.name,
@@ -295,11 +303,11 @@ class Engine:
                               user=user or record.user(), tty=tty, stdin=stdin,
                               split_stderr=split_stderr, console_size=size)
         process = await self.driver.exec(record, request)
-        self.events.publish("container", "exec_start", record.id, name=record.name,
+        self._announce("container", "exec_start", record.id, name=record.name,
                             command=" ".join(argv))
 
         def died(code: int) -> None:
-            self.events.publish("container", "exec_die", record.id, name=record.name,
+            self._announce("container", "exec_die", record.id, name=record.name,
                                 exitCode=str(code))
 
         process.on_exit.append(died)
@@ -391,11 +399,13 @@ class Engine:
         if record.state.status == "running":
             self.driver.resize(record, *size)
 
-    def subscribe(self, since: float = 0.0) -> Subscription:
-        return self.events.subscribe(since)
+    def _announce(self, type: EventType, action: str, id: str, **attributes: str) -> None:
+        """Publish one of Docker's container events, stamped with this node and the time now."""
+        self.events.publish(Event(type=type, action=action, id=id, time=time.time(),
+                                  node_id=self.node_id, attributes=attributes))
 
     # --- supervision -----------------------------------------------------------------------------
-    async def _launch(self, record: ContainerRecord) -> None:
+    async def _launch(self, record: EngineContainer) -> None:
         started = await self.driver.start(record, str(self.disk.log_path(record.id)),
                                           max_size=self.log_max_size,
                                           max_file=self.log_max_file,
@@ -406,11 +416,11 @@ class Engine:
         record.desired = "running"
         self.disk.save(record)
         self._exited[record.id].clear()
-        self.events.publish("container", "start", record.id, name=record.name)
+        self._announce("container", "start", record.id, name=record.name)
         self._supervise(record)
         self._notify()
 
-    def _supervise(self, record: ContainerRecord) -> None:
+    def _supervise(self, record: EngineContainer) -> None:
         task = asyncio.get_running_loop().create_task(self._watch(record))
         self._supervisors[record.id] = task
         task.add_done_callback(functools.partial(self._forget_supervisor, record.id))
@@ -427,16 +437,16 @@ class Engine:
         if task is not None:
             task.cancel()
 
-    async def _watch(self, record: ContainerRecord) -> None:
+    async def _watch(self, record: EngineContainer) -> None:
         status = await self.driver.wait(record)
         await self._settle_exit(record, status)
 
-    async def _settle_exit(self, record: ContainerRecord, status: ExitStatus) -> None:
+    async def _settle_exit(self, record: EngineContainer, status: ExitStatus) -> None:
         ran_for = max(0.0, status.finished_at - record.state.started_at)
         manual = record.manually_stopped
         self._set_exited(record, status.exit_code, status.finished_at, status.error,
                          status.oom_killed)
-        self.events.publish("container", "die", record.id, name=record.name,
+        self._announce("container", "die", record.id, name=record.name,
                             exitCode=str(status.exit_code))
         await self.driver.cleanup(record)
         decision = decide(record.spec.restart, self._history(record),
@@ -457,9 +467,9 @@ class Engine:
         await asyncio.sleep(decision.delay)  # the restart backoff itself
         if record.id in self.records and not record.manually_stopped:
             await self._launch(record)
-            self.events.publish("container", "restart", record.id, name=record.name)
+            self._announce("container", "restart", record.id, name=record.name)
 
-    def _set_exited(self, record: ContainerRecord, exit_code: int, finished_at: float,
+    def _set_exited(self, record: EngineContainer, exit_code: int, finished_at: float,
                     error: str = "", oom_killed: bool = False) -> None:
         record.state = ContainerState(
             status="exited", pid=0, exit_code=max(-1, min(exit_code, 255)), error=error,
@@ -489,7 +499,7 @@ class Engine:
             return False
         return True
 
-    def _history(self, record: ContainerRecord) -> RestartHistory:
+    def _history(self, record: EngineContainer) -> RestartHistory:
         return RestartHistory(record.restart_count, record.last_delay, record.manually_stopped)
 
     def _lock(self, container_id: str) -> asyncio.Lock:

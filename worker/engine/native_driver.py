@@ -30,7 +30,7 @@ from worker.engine.driver import (
     Started,
 )
 from worker.engine.rawlog import RawLogCopier
-from worker.engine.records import ContainerRecord, ImageDefaults
+from worker.engine.records import EngineContainer, ImageDefaults
 from worker.engine.terminal import copy_terminal, set_window_size
 from worker.images import ImageStore
 from worker.runtime.client import RuntimeHelper
@@ -92,10 +92,10 @@ class NativeDriver(Driver):
         runtime = await RuntimeHelper.ensure(state_dir / "runtime")
         return cls(state_dir, store, chosen, runtime, reason)
 
-    def _dir(self, record: ContainerRecord) -> Path:
+    def _dir(self, record: EngineContainer) -> Path:
         return self.state_dir / "containers" / record.id
 
-    async def prepare(self, record: ContainerRecord) -> dict[str, str]:
+    async def prepare(self, record: EngineContainer) -> dict[str, str]:
         image = await asyncio.to_thread(self.store.get, record.spec.image)
         info = await asyncio.to_thread(self.storage.prepare, record.id, image)
         try:
@@ -111,7 +111,7 @@ class NativeDriver(Driver):
         return {"storage_driver": self.storage.name, "rootfs": str(info.path),
                 "bundle": str(bundle), **{k: str(v) for k, v in info.details.items()}}
 
-    async def start(self, record: ContainerRecord, log_path: str, *, max_size: int = 0,
+    async def start(self, record: EngineContainer, log_path: str, *, max_size: int = 0,
                     max_file: int = 1, console_size: tuple[int, int] | None = None) -> Started:
         await self.cleanup(record)
         copier = self._copier(record, log_path, max_size, max_file)
@@ -149,7 +149,7 @@ class NativeDriver(Driver):
             self._copy_until_cancelled(copier))
         return Started(process.pid, time.time())
 
-    def _copier(self, record: ContainerRecord, log_path: str, max_size: int,
+    def _copier(self, record: EngineContainer, log_path: str, max_size: int,
                 max_file: int) -> RawLogCopier:
         copier = self._copiers.get(record.id)
         if copier is None:
@@ -164,7 +164,7 @@ class NativeDriver(Driver):
             await asyncio.to_thread(copier.pump)
             await asyncio.sleep(COPY_EVERY)
 
-    async def wait(self, record: ContainerRecord) -> ExitStatus:
+    async def wait(self, record: EngineContainer) -> ExitStatus:
         if record.id not in self._copying:  # re-adopted after a worker restart
             copier = self._copier(record, str(self._dir(record) / f"{record.id}-json.log"),
                                   0, 1)
@@ -187,7 +187,7 @@ class NativeDriver(Driver):
         return ExitStatus(code, time.time(), oom_killed=self._oom_killed(record, code),
                           error=error)
 
-    async def _take_input_back(self, record: ContainerRecord, copier: RawLogCopier) -> None:
+    async def _take_input_back(self, record: EngineContainer, copier: RawLogCopier) -> None:
         """A container started by an earlier worker: its input, kept by the runtime helper
         (and a terminal's output copied again into the raw log, as at start)."""
         if not (record.spec.tty or record.spec.stdin_open) or record.id in self._inputs:
@@ -205,10 +205,10 @@ class NativeDriver(Driver):
             self._terminal_copies[record.id] = asyncio.get_running_loop().create_task(
                 copy_terminal(os.dup(fd), out))
 
-    def input(self, record: ContainerRecord) -> int | None:
+    def input(self, record: EngineContainer) -> int | None:
         return self._inputs.get(record.id)
 
-    def close_input(self, record: ContainerRecord) -> None:
+    def close_input(self, record: EngineContainer) -> None:
         if not record.spec.tty and record.id in self._inputs:
             self._close_input(record)
             # The helper's copy too, or the container never reads EOF.
@@ -220,20 +220,20 @@ class NativeDriver(Driver):
         with contextlib.suppress(RuntimeFailure):
             await self.runtime.drop_input(container_id)
 
-    def _close_input(self, record: ContainerRecord) -> None:
+    def _close_input(self, record: EngineContainer) -> None:
         fd = self._inputs.pop(record.id, None)
         if fd is not None:
             os.close(fd)
 
-    def resize(self, record: ContainerRecord, rows: int, cols: int) -> None:
+    def resize(self, record: EngineContainer, rows: int, cols: int) -> None:
         fd = self._inputs.get(record.id)
         if fd is not None and record.spec.tty:
             set_window_size(fd, rows, cols)
 
-    def _oom_killed(self, record: ContainerRecord, code: int) -> bool:
+    def _oom_killed(self, record: EngineContainer, code: int) -> bool:
         return code == 137 and record.spec.resources.memory > 0 and self._oom_events(record)
 
-    def _oom_events(self, record: ContainerRecord) -> bool:
+    def _oom_events(self, record: EngineContainer) -> bool:
         with contextlib.suppress(ShoalError, OSError, ValueError):
             saved = StateDir(self.runtime_root, record.id).load()
             for directory in saved.cgroup_dirs:
@@ -244,14 +244,14 @@ class NativeDriver(Driver):
                             return True
         return False
 
-    def running(self, record: ContainerRecord) -> bool:
+    def running(self, record: EngineContainer) -> bool:
         try:
             saved = StateDir(self.runtime_root, record.id).load()
         except (ShoalError, OSError, ValueError):
             return False
         return proc_start_time(saved.pid) == saved.pid_start
 
-    async def signal(self, record: ContainerRecord, signum: int, *, all_processes: bool = False
+    async def signal(self, record: EngineContainer, signum: int, *, all_processes: bool = False
                      ) -> None:
         try:
             await self.runtime.kill(record.id, signum, all_processes=all_processes)
@@ -259,10 +259,10 @@ class NativeDriver(Driver):
             if self.running(record):
                 raise
 
-    async def processes(self, record: ContainerRecord) -> list[int]:
+    async def processes(self, record: EngineContainer) -> list[int]:
         return await self.runtime.ps(record.id)
 
-    async def exec(self, record: ContainerRecord, request: ExecRequest) -> ExecProcess:
+    async def exec(self, record: EngineContainer, request: ExecRequest) -> ExecProcess:
         rootfs = Path(record.driver_data.get("rootfs", "/nonexistent"))
         uid, gid, _ = resolve_user(request.user, rootfs)
         ours: list[int] = []  # our ends, closed if the exec fails
@@ -293,7 +293,7 @@ class NativeDriver(Driver):
             for fd in theirs:
                 os.close(fd)
 
-    async def _stop_copying(self, record: ContainerRecord, *, discard: bool) -> None:
+    async def _stop_copying(self, record: EngineContainer, *, discard: bool) -> None:
         """Stop the output copier after a last copy; with ``discard`` the run's raw files go
         (everything in them is in the json-file log by then)."""
         task = self._copying.pop(record.id, None)
@@ -306,11 +306,11 @@ class NativeDriver(Driver):
             if discard:
                 copier.discard()
 
-    async def cleanup(self, record: ContainerRecord) -> None:
+    async def cleanup(self, record: EngineContainer) -> None:
         with contextlib.suppress(RuntimeFailure):
             await self.runtime.delete(record.id, force=True)
 
-    async def remove(self, record: ContainerRecord) -> None:
+    async def remove(self, record: EngineContainer) -> None:
         terminal = self._terminal_copies.pop(record.id, None)
         if terminal is not None:
             terminal.cancel()

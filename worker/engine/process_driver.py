@@ -28,7 +28,7 @@ from worker.engine.driver import (
     ExitStatus,
     Started,
 )
-from worker.engine.records import ContainerRecord
+from worker.engine.records import EngineContainer
 from worker.engine.shim import ShimSpec, on_terminal
 from worker.engine.shim_control import ShimInput
 
@@ -46,10 +46,10 @@ class ProcessDriver(Driver):
         # Our duplicate of a running container's input, which its shim holds (-i or -t).
         self._inputs: dict[str, ShimInput] = {}
 
-    def _dir(self, record: ContainerRecord) -> Path:
+    def _dir(self, record: EngineContainer) -> Path:
         return self.state_root / record.id / "process"
 
-    async def prepare(self, record: ContainerRecord) -> dict[str, str]:
+    async def prepare(self, record: EngineContainer) -> dict[str, str]:
         if (record.spec.tty or record.spec.stdin_open) and sys.platform == "win32":
             raise Unsupported("the process driver cannot give a container a terminal or an "
                               "open stdin (run -i/-t) on this host; exec -i works")
@@ -57,7 +57,7 @@ class ProcessDriver(Driver):
         directory.mkdir(parents=True, exist_ok=True)
         return {"state_dir": str(directory)}
 
-    async def start(self, record: ContainerRecord, log_path: str, *, max_size: int = 0,
+    async def start(self, record: EngineContainer, log_path: str, *, max_size: int = 0,
                     max_file: int = 1, console_size: tuple[int, int] | None = None) -> Started:
         directory = self._dir(record)
         directory.mkdir(parents=True, exist_ok=True)
@@ -85,7 +85,7 @@ class ProcessDriver(Driver):
         await asyncio.to_thread(self._take_input, record)
         return started
 
-    async def _started(self, record: ContainerRecord, shim: asyncio.subprocess.Process
+    async def _started(self, record: EngineContainer, shim: asyncio.subprocess.Process
                        ) -> Started:
         """The shim says "ready" once pid.json (or, if the command failed, exit.json) exists."""
         assert shim.stdout is not None
@@ -98,7 +98,7 @@ class ProcessDriver(Driver):
                 return Started(int(data.get("pid", 0)), float(data["started_at"]))
         raise Internal(f"the shim of {record.id[:12]} exited before starting the command")
 
-    def _pids(self, record: ContainerRecord) -> tuple[int, int]:
+    def _pids(self, record: EngineContainer) -> tuple[int, int]:
         """(container pid, shim pid), or (0, 0) when unknown."""
         try:
             data = json.loads((self._dir(record) / "pid.json").read_bytes())
@@ -106,14 +106,14 @@ class ProcessDriver(Driver):
         except (OSError, ValueError, KeyError):
             return 0, 0
 
-    def _control_path(self, record: ContainerRecord) -> str:
+    def _control_path(self, record: EngineContainer) -> str:
         """Where the shim takes connections for the container's input ("" if it has none)."""
         try:
             return str(json.loads((self._dir(record) / "pid.json").read_bytes())["control"])
         except (OSError, ValueError, KeyError):
             return ""
 
-    def _take_input(self, record: ContainerRecord) -> None:
+    def _take_input(self, record: EngineContainer) -> None:
         """Take a duplicate of the container's input from its shim. A shim that does not
         answer (the container ended meanwhile) leaves it without attachable input (an attach
         forwards nothing) and is logged, rather than failing a start or a re-adoption."""
@@ -125,19 +125,19 @@ class ProcessDriver(Driver):
         except OSError as exc:
             log.warning("no input from the shim", container_id=record.id, error=str(exc))
 
-    def running(self, record: ContainerRecord) -> bool:
+    def running(self, record: EngineContainer) -> bool:
         alive = self._shim_alive(record)
         if alive:  # re-adopted: its input is attachable again at once
             self._take_input(record)
         return alive
 
-    def _shim_alive(self, record: ContainerRecord) -> bool:
+    def _shim_alive(self, record: EngineContainer) -> bool:
         if (self._dir(record) / "exit.json").exists():
             return False
         _, shim_pid = self._pids(record)
         return shim_pid > 0 and _alive(shim_pid)
 
-    async def wait(self, record: ContainerRecord) -> ExitStatus:
+    async def wait(self, record: EngineContainer) -> ExitStatus:
         shim = self._shims.get(record.id)
         if shim is not None:
             await shim.wait()
@@ -149,27 +149,27 @@ class ProcessDriver(Driver):
         self._close_input(record)
         return self._exit_status(record)
 
-    def input(self, record: ContainerRecord) -> int | None:
+    def input(self, record: EngineContainer) -> int | None:
         held = self._inputs.get(record.id)
         return held.fd if held is not None else None
 
-    def close_input(self, record: ContainerRecord) -> None:
+    def close_input(self, record: EngineContainer) -> None:
         held = self._inputs.get(record.id)
         if held is not None and not record.spec.tty:
             held.close_stdin()
 
-    def _close_input(self, record: ContainerRecord) -> None:
+    def _close_input(self, record: EngineContainer) -> None:
         held = self._inputs.pop(record.id, None)
         if held is not None:
             held.close()
 
-    def resize(self, record: ContainerRecord, rows: int, cols: int) -> None:
+    def resize(self, record: EngineContainer, rows: int, cols: int) -> None:
         fd = self.input(record)
         if fd is not None and record.spec.tty:
             from worker.engine.terminal import set_window_size  # Unix only, like ptys
             set_window_size(fd, rows, cols)
 
-    def _exit_status(self, record: ContainerRecord) -> ExitStatus:
+    def _exit_status(self, record: EngineContainer) -> ExitStatus:
         try:
             data = json.loads((self._dir(record) / "exit.json").read_bytes())
             return ExitStatus(int(data["exit_code"]), float(data["finished_at"]),
@@ -179,7 +179,7 @@ class ProcessDriver(Driver):
             return ExitStatus(255, time.time(), error="the container's shim vanished; its exit "
                               "status is unknown")
 
-    async def signal(self, record: ContainerRecord, signum: int, *, all_processes: bool = False
+    async def signal(self, record: EngineContainer, signum: int, *, all_processes: bool = False
                      ) -> None:
         pid, _ = self._pids(record)
         if pid <= 0:
@@ -190,7 +190,7 @@ class ProcessDriver(Driver):
             else:
                 os.kill(pid, signum)
 
-    async def processes(self, record: ContainerRecord) -> list[int]:
+    async def processes(self, record: EngineContainer) -> list[int]:
         pid, _ = self._pids(record)
         if pid <= 0 or not _alive(pid):
             return []
@@ -205,7 +205,7 @@ class ProcessDriver(Driver):
                             members.append(int(entry.name))
         return sorted(members)
 
-    async def exec(self, record: ContainerRecord, request: ExecRequest) -> ExecProcess:
+    async def exec(self, record: EngineContainer, request: ExecRequest) -> ExecProcess:
         merged = dict(item.split("=", 1) for item in record.env() + request.env if "=" in item)
         merged.setdefault("PATH", os.environ.get("PATH", "/usr/bin:/bin"))
         cwd = request.cwd if request.cwd and os.path.isdir(request.cwd) else None
@@ -247,7 +247,7 @@ class ProcessDriver(Driver):
         return PlainExec(proc, stdin=pipes.stdin_ours, stdout=pipes.stdout_ours,
                          stderr=pipes.stderr_ours, tty=False)
 
-    async def cleanup(self, record: ContainerRecord) -> None:
+    async def cleanup(self, record: EngineContainer) -> None:
         control = self._control_path(record)
         if control and not self._shim_alive(record):  # a shim killed outright leaves its socket
             self._close_input(record)
@@ -255,7 +255,7 @@ class ProcessDriver(Driver):
         for name in ("pid.json", "exit.json"):
             (self._dir(record) / name).unlink(missing_ok=True)
 
-    async def remove(self, record: ContainerRecord) -> None:
+    async def remove(self, record: EngineContainer) -> None:
         self._close_input(record)
         await self.cleanup(record)
         with contextlib.suppress(OSError):

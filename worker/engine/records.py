@@ -36,7 +36,7 @@ class ImageDefaults(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     arch: str = ""
 
 
-class ContainerRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+class EngineContainer(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One container as this worker knows it. Mutable: the engine updates and saves it."""
 
     id: str
@@ -80,7 +80,7 @@ class ContainerRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(ContainerRecord)
+_decoder = msgspec.json.Decoder(EngineContainer)
 
 
 class ContainerDisk:
@@ -96,7 +96,7 @@ class ContainerDisk:
     def log_path(self, container_id: str) -> Path:
         return self.dir(container_id) / f"{container_id}-json.log"
 
-    def save(self, record: ContainerRecord) -> None:
+    def save(self, record: EngineContainer) -> None:
         directory = self.dir(record.id)
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / "container.json.tmp"
@@ -106,7 +106,7 @@ class ContainerDisk:
             os.fsync(handle.fileno())
         os.replace(tmp, directory / "container.json")
 
-    def load_all(self) -> list[ContainerRecord]:
+    def load_all(self) -> list[EngineContainer]:
         records = []
         for directory in sorted(self.root.iterdir()):
             path = directory / "container.json"

@@ -1,31 +1,25 @@
-"""This host's platform in OCI terms (``linux``/``amd64``), for generated configs and for
-choosing a manifest from a multi-platform index."""
+"""This host's platform in OCI image terms (``linux``/``amd64``), for generated configs and for
+choosing a manifest from a multi-platform index. The names come from ``protocol.platforms``."""
 
 from __future__ import annotations
 
-import platform
-import sys
-
+from protocol import platforms
+from protocol.specs import Platform as SpecPlatform
 from worker.images.oci import Platform
-
-_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
-         "i386": "386", "i686": "386", "armv7l": "arm", "armv6l": "arm", "ppc64le": "ppc64le",
-         "s390x": "s390x", "riscv64": "riscv64", "loongarch64": "loong64"}
-_VARIANT = {"armv7l": "v7", "armv6l": "v6", "aarch64": "v8", "arm64": "v8"}
 
 
 def host_platform() -> Platform:
-    machine = platform.machine().lower()
-    os_name = "windows" if sys.platform == "win32" else sys.platform.rstrip("0123456789")
-    arch = _ARCH.get(machine, machine)
-    variant = _VARIANT.get(machine) if arch == "arm" else None
-    return Platform(architecture=arch, os=os_name, variant=variant)
+    host = platforms.host_platform()
+    return Platform(architecture=host.arch, os=host.os, variant=host.variant or None)
 
 
 def matches(candidate: Platform | None, host: Platform) -> bool:
-    """Whether an index entry's platform runs here (an entry without one is taken as ours)."""
+    """Whether an index entry's platform runs here (an entry without one is taken as ours);
+    either side without a variant accepts any."""
     if candidate is None:
         return True
-    if candidate.os != host.os or candidate.architecture != host.architecture:
+    want_os, want_arch, want_variant = platforms.normalise(SpecPlatform(
+        os=candidate.os, arch=candidate.architecture, variant=candidate.variant or ""))
+    if want_os != host.os or want_arch != host.architecture:
         return False
-    return candidate.variant in (None, host.variant) or host.variant is None
+    return not want_variant or not host.variant or want_variant == host.variant

@@ -28,9 +28,9 @@ from worker.runtime.plan import NAMESPACES, Plan, ProcessPlan
 from worker.runtime.planner import make_plan
 from worker.runtime.spec import load_spec
 from worker.runtime.state import (
-    ContainerRecord,
     ExecDefaults,
     OciState,
+    RuntimeRecord,
     StateDir,
     now_rfc3339,
     proc_start_time,
@@ -50,7 +50,7 @@ ExecCloner = Callable[[ExecTarget, ProcessPlan, socket.socket, "tuple[int, int, 
 
 @dataclass
 class Created:
-    record: ContainerRecord
+    record: RuntimeRecord
     pty_master: int | None
 
 
@@ -181,7 +181,7 @@ def create(root: Path, container_id: str, bundle: str, *,
         if start is None:
             raise CreateFailed("init", "the container's init exited during create")
         ns_names = [NAMESPACES[ns.kind][1] for ns in plan.namespaces]
-        record = ContainerRecord(
+        record = RuntimeRecord(
             id=container_id, pid=init_pid, pid_start=start, bundle=bundle, rootfs=plan.rootfs,
             created=now_rfc3339(), annotations=plan.annotations, cgroup_dirs=cg_dirs,
             cgroup_made=made, namespaces=ns_names, owns_pid_ns=plan.has("pid"),
@@ -314,7 +314,7 @@ def _drive(conn: socket.socket, plan: Plan, setup_pid: int, container_id: str,
                                errno=str(msg.get("errno") or ""))
 
 
-def exec_in(record: ContainerRecord, proc: ProcessPlan, *,
+def exec_in(record: RuntimeRecord, proc: ProcessPlan, *,
             stdio: tuple[int, int, int] = (0, 1, 2),
             cloner: ExecCloner | None = None) -> Executed:
     """Start ``proc`` inside a running container; returns its pid once it has exec'd, and the

@@ -21,9 +21,9 @@ from worker.runtime import hooks as hookmod
 from worker.runtime.errors import CreateFailed, OperationFailed, WrongState
 from worker.runtime.lazylog import LazyLogger
 from worker.runtime.state import (
-    ContainerRecord,
     ExitRecord,
     OciState,
+    RuntimeRecord,
     StateDir,
     proc_start_time,
 )
@@ -105,7 +105,7 @@ class Runtime:
         sd = StateDir(self.root, container_id)
         return sd.oci_state(sd.load())
 
-    def record(self, container_id: str) -> ContainerRecord:
+    def record(self, container_id: str) -> RuntimeRecord:
         return StateDir(self.root, container_id).load()
 
     def kill(self, container_id: str, sig: str | int = signal.SIGTERM, *,
@@ -123,7 +123,7 @@ class Runtime:
             return
         self._signal_init(record, number)
 
-    def _signal_init(self, record: ContainerRecord, number: int) -> None:
+    def _signal_init(self, record: RuntimeRecord, number: int) -> None:
         # A pidfd pins the process: checking its start time through it and signalling through
         # it cannot hit a recycled pid.
         try:
@@ -189,7 +189,7 @@ class Runtime:
                 log.warning("hook.poststop_failed", container_id=container_id, error=str(exc))
         sd.remove()
 
-    def _remove_cgroups(self, record: ContainerRecord) -> None:
+    def _remove_cgroups(self, record: RuntimeRecord) -> None:
         try:
             cgroups.remove(record.cgroup_made or record.cgroup_dirs)
         except OSError as exc:

@@ -37,7 +37,7 @@ class ExecDefaults(msgspec.Struct, frozen=True):
     rlimits: list[tuple[int, int, int]]
 
 
-class ContainerRecord(msgspec.Struct, frozen=True):
+class RuntimeRecord(msgspec.Struct, frozen=True):
     """What the runtime remembers about one container (state.json)."""
 
     id: str
@@ -144,15 +144,15 @@ class StateDir:
 
             shutil.rmtree(self.path, ignore_errors=True)
 
-    def save(self, record: ContainerRecord) -> None:
+    def save(self, record: RuntimeRecord) -> None:
         atomic_write(self.record_path, msgspec.json.encode(record))
 
-    def load(self) -> ContainerRecord:
+    def load(self) -> RuntimeRecord:
         try:
             data = self.record_path.read_bytes()
         except FileNotFoundError:
             raise ContainerNotFound(f"container {self.id!r} does not exist") from None
-        return msgspec.json.decode(data, type=ContainerRecord)
+        return msgspec.json.decode(data, type=RuntimeRecord)
 
     def save_exit(self, record: ExitRecord) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -164,13 +164,13 @@ class StateDir:
         except (FileNotFoundError, msgspec.DecodeError):
             return None
 
-    def status(self, record: ContainerRecord) -> str:
+    def status(self, record: RuntimeRecord) -> str:
         alive = proc_start_time(record.pid) == record.pid_start
         if not alive:
             return "stopped"
         return "created" if self.fifo.exists() else "running"
 
-    def oci_state(self, record: ContainerRecord) -> OciState:
+    def oci_state(self, record: RuntimeRecord) -> OciState:
         status = self.status(record)
         return OciState(oci_version=OCI_VERSION, id=record.id, status=status,
                         pid=record.pid if status != "stopped" else 0, bundle=record.bundle,

@@ -1,8 +1,9 @@
 """Placement filters: each decides whether one node can take one request, and says why not.
 
-A filter is stateless; whatever it needs beyond the request and the node comes in the ``Cycle``
-passed to ``check``. ``static`` filters read only node attributes that placement never changes
-(platform, labels, readiness), so the engine may cache their verdict per class of alike nodes.
+A filter is stateless; whatever it needs beyond the request and the node comes in the
+``PlacementCycle`` passed to ``check``. ``static`` filters read only node attributes that
+placement never changes (platform, labels, readiness), so the engine may cache their verdict
+per class of alike nodes.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Identity:
 
 
 @dataclass(slots=True)
-class Cycle:
+class PlacementCycle:
     """Scratch state of one placement decision, handed to every filter."""
 
     cluster: ClusterSnapshot
@@ -61,6 +62,7 @@ class Filter(Protocol):
         """False when the filter cannot refuse this request anywhere (so skip it)."""
         ...
 
-    def check(self, req: PlacementRequest, node: NodeSnapshot, cycle: Cycle) -> Rejection | None:
+    def check(self, req: PlacementRequest, node: NodeSnapshot,
+              cycle: PlacementCycle) -> Rejection | None:
         """None when ``node`` can take ``req``, else why not."""
         ...

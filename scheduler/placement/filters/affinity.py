@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Set
 from dataclasses import dataclass
 
-from scheduler.placement.filters import Cycle, Rejection
+from scheduler.placement.filters import PlacementCycle, Rejection
 from scheduler.placement.request import PlacementRequest
 from scheduler.placement.rules import CONTAINER_LABEL_PREFIX
 from scheduler.placement.snapshot import NodeSnapshot
@@ -35,7 +35,8 @@ class AffinityFilter:
     def relevant(self, req: PlacementRequest) -> bool:
         return bool(req.affinities)
 
-    def check(self, req: PlacementRequest, node: NodeSnapshot, cycle: Cycle) -> Rejection | None:
+    def check(self, req: PlacementRequest, node: NodeSnapshot,
+              cycle: PlacementCycle) -> Rejection | None:
         for rule in req.affinities:
             if not rule.holds_any(node_values(node, rule.key)):
                 soft = " (soft)" if rule.soft else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scheduler.placement.filters import Cycle, Rejection
+from scheduler.placement.filters import PlacementCycle, Rejection
 from scheduler.placement.request import PlacementRequest
 from scheduler.placement.rules import LABEL_PREFIX
 from scheduler.placement.snapshot import NodeSnapshot
@@ -34,7 +34,8 @@ class ConstraintFilter:
     def relevant(self, req: PlacementRequest) -> bool:
         return bool(req.constraints)
 
-    def check(self, req: PlacementRequest, node: NodeSnapshot, cycle: Cycle) -> Rejection | None:
+    def check(self, req: PlacementRequest, node: NodeSnapshot,
+              cycle: PlacementCycle) -> Rejection | None:
         for rule in req.constraints:
             if not rule.holds(node_value(node, rule.key)):
                 soft = " (soft)" if rule.soft else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scheduler.placement.filters import Cycle, Rejection
+from scheduler.placement.filters import PlacementCycle, Rejection
 from scheduler.placement.request import PlacementRequest
 from scheduler.placement.snapshot import NodeSnapshot
 
@@ -18,7 +18,8 @@ class DependencyFilter:
     def relevant(self, req: PlacementRequest) -> bool:
         return bool(req.deps)
 
-    def check(self, req: PlacementRequest, node: NodeSnapshot, cycle: Cycle) -> Rejection | None:
+    def check(self, req: PlacementRequest, node: NodeSnapshot,
+              cycle: PlacementCycle) -> Rejection | None:
         for dep in req.deps:
             where = cycle.cluster.located.get(dep)
             if where is None:

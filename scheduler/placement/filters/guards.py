@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scheduler.placement.filters import Cycle, Rejection
+from scheduler.placement.filters import PlacementCycle, Rejection
 from scheduler.placement.request import PlacementRequest, container_matches
 from scheduler.placement.snapshot import NodeSnapshot
 
@@ -22,7 +22,8 @@ class GuardFilter:
     def relevant(self, req: PlacementRequest) -> bool:
         return True  # depends on the node, checked only where a node has guards
 
-    def check(self, req: PlacementRequest, node: NodeSnapshot, cycle: Cycle) -> Rejection | None:
+    def check(self, req: PlacementRequest, node: NodeSnapshot,
+              cycle: PlacementCycle) -> Rejection | None:
         for holder in node.guards:
             for rule in holder.request.guards:
                 for who in cycle.identities:

@@ -1,14 +1,14 @@
 """The node's os/arch must be what the container needs: no Windows container on Linux, or back.
 
-Both sides are already folded to Go's names (x86_64 → amd64, aarch64 → arm64) by ``platforms``.
-An empty arch or variant in the need means any.
+Both sides are already folded to Go's names (x86_64 → amd64, aarch64 → arm64, armv7l → arm/v7)
+by ``protocol.platforms``. An empty arch or variant in the need means any.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scheduler.placement.filters import Cycle, Rejection
+from scheduler.placement.filters import PlacementCycle, Rejection
 from scheduler.placement.request import PlacementRequest, PlatformNeed
 from scheduler.placement.snapshot import NodeSnapshot
 
@@ -36,7 +36,8 @@ class PlatformFilter:
     def relevant(self, req: PlacementRequest) -> bool:
         return True
 
-    def check(self, req: PlacementRequest, node: NodeSnapshot, cycle: Cycle) -> Rejection | None:
+    def check(self, req: PlacementRequest, node: NodeSnapshot,
+              cycle: PlacementCycle) -> Rejection | None:
         for need in req.platforms:
             if not satisfies(node, need):
                 return Rejection(self.name, f"platform {node.platform} ≠ {need_text(need)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scheduler.placement.filters import Cycle, Rejection
+from scheduler.placement.filters import PlacementCycle, Rejection
 from scheduler.placement.request import PlacementRequest
 from scheduler.placement.snapshot import NodeSnapshot
 
@@ -18,7 +18,8 @@ class PortFilter:
     def relevant(self, req: PlacementRequest) -> bool:
         return bool(req.ports)
 
-    def check(self, req: PlacementRequest, node: NodeSnapshot, cycle: Cycle) -> Rejection | None:
+    def check(self, req: PlacementRequest, node: NodeSnapshot,
+              cycle: PlacementCycle) -> Rejection | None:
         used = node.ports
         for pair in req.ports:
             if pair in used:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scheduler.placement.filters import Cycle, Rejection
+from scheduler.placement.filters import PlacementCycle, Rejection
 from scheduler.placement.request import PlacementRequest
 from scheduler.placement.snapshot import NodeSnapshot
 
@@ -22,7 +22,8 @@ class ResourceFilter:
     def relevant(self, req: PlacementRequest) -> bool:
         return True
 
-    def check(self, req: PlacementRequest, node: NodeSnapshot, cycle: Cycle) -> Rejection | None:
+    def check(self, req: PlacementRequest, node: NodeSnapshot,
+              cycle: PlacementCycle) -> Rejection | None:
         free = node.cap_mem - node.used_mem
         if req.memory > free:
             return Rejection(self.name, "insufficient memory", req.memory, free, "bytes")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from protocol.eventfeed import matches
 from protocol.limits import MAX_TEXT_LEN
 from protocol.messages import ImageImported, ImageList, ImageRemoved, Message, Ok
 from protocol.specs import ImageSummary
-from scheduler.cluster.events import image_events, matches
+from scheduler.cluster.events import image_events
 
 IMAGE = "sha256:" + "a" * 64
 MANIFEST = "sha256:" + "b" * 64

@@ -13,7 +13,7 @@ from protocol.specs import (
     PortMapping,
     Resources,
 )
-from scheduler.placement.filters import Cycle, Filter, Identity
+from scheduler.placement.filters import Filter, Identity, PlacementCycle
 from scheduler.placement.filters.affinity import AffinityFilter
 from scheduler.placement.filters.availability import AvailabilityFilter
 from scheduler.placement.filters.constraints import ConstraintFilter
@@ -55,7 +55,7 @@ def verdict(f: Filter, spec: ContainerSpec, info: NodeInfo, *, limit: int | None
             name: str = "") -> str | None:
     cluster = ClusterSnapshot.build([info], RUNNING, max_containers=limit)
     req = compile_spec(spec)
-    cycle = Cycle(cluster, [Identity(name or spec.name, "new-id", req)])
+    cycle = PlacementCycle(cluster, [Identity(name or spec.name, "new-id", req)])
     rej = f.check(req, cluster.nodes[0], cycle)
     return None if rej is None else rej.reason
 
@@ -151,5 +151,6 @@ def test_guard_bars_newcomer_matching_a_running_anti_affinity() -> None:
     cluster = ClusterSnapshot.build([node()], [guarded])
     req = compile_spec(s())
     f = GuardFilter()
-    assert f.check(req, cluster.nodes[0], Cycle(cluster, [Identity("web-2", "i", req)]))
-    assert f.check(req, cluster.nodes[0], Cycle(cluster, [Identity("api-2", "i", req)])) is None
+    assert f.check(req, cluster.nodes[0], PlacementCycle(cluster, [Identity("web-2", "i", req)]))
+    cycle = PlacementCycle(cluster, [Identity("api-2", "i", req)])
+    assert f.check(req, cluster.nodes[0], cycle) is None

@@ -9,6 +9,7 @@ from protocol.specs import ContainerSpec
 from scheduler.store import (
     CONTAINERS,
     Change,
+    CommitOutcome,
     ContainerRecord,
     Create,
     Delete,
@@ -16,7 +17,6 @@ from scheduler.store import (
     Guard,
     Layout,
     NotLeader,
-    Outcome,
     Update,
 )
 from tests.scheduler.store.conftest import Runner, open_store
@@ -59,10 +59,10 @@ def test_conflicts_are_per_record_and_innocents_commit(run: Runner[None], etcd: 
             changes.append(Create(CONTAINERS, "new", rec()))
             result = await store.commit(changes)
             outcomes = [r.outcome for r in result.results]
-            assert outcomes.count(Outcome.CONFLICT) == 2
-            assert result.results[5].outcome is Outcome.CONFLICT
+            assert outcomes.count(CommitOutcome.CONFLICT) == 2
+            assert result.results[5].outcome is CommitOutcome.CONFLICT
             assert result.results[5].revision == r5  # what the key holds now
-            assert result.results[200].outcome is Outcome.CONFLICT
+            assert result.results[200].outcome is CommitOutcome.CONFLICT
             assert result.committed == 299
             c5 = await store.get(CONTAINERS, "c5")
             c6 = await store.get(CONTAINERS, "c6")
@@ -104,7 +104,7 @@ def test_guard_refuses_a_stale_fence(run: Runner[None], etcd: EmbeddedEtcd,
             stale = Guard(layout.leader_key, 12345)
             result = await store.commit([Create(CONTAINERS, f"c{i}", rec())
                                          for i in range(200)], fence=stale)
-            assert {r.outcome for r in result.results} == {Outcome.NOT_LEADER}
+            assert {r.outcome for r in result.results} == {CommitOutcome.NOT_LEADER}
             assert await store.count(CONTAINERS) == 0
             with pytest.raises(NotLeader):
                 await store.create(CONTAINERS, "one", rec(), fence=stale)

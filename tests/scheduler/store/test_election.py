@@ -15,6 +15,7 @@ import pytest
 from protocol.specs import ContainerSpec
 from scheduler.store import (
     CONTAINERS,
+    CommitOutcome,
     ContainerRecord,
     Create,
     Election,
@@ -24,7 +25,6 @@ from scheduler.store import (
     Leadership,
     Lease,
     NotLeader,
-    Outcome,
     watch_records,
 )
 from tests.scheduler.store.conftest import Runner, open_store
@@ -162,7 +162,7 @@ def test_deposed_leader_cannot_commit(run: Runner[None], etcd: EmbeddedEtcd,
             b = await Election(store.client, layout, LeaderRecord(id="b"), ttl=TTL).campaign()
             # ... so etcd refuses a write carrying its old fence, whatever a believes,
             result = await store.commit([Create(CONTAINERS, "x", rec())], fence=stale_guard)
-            assert result.results[0].outcome is Outcome.NOT_LEADER
+            assert result.results[0].outcome is CommitOutcome.NOT_LEADER
             # and a learns at once, then refuses locally without asking etcd.
             async with asyncio.timeout(TTL * 2):
                 await a.lost.wait()

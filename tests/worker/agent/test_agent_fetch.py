@@ -12,10 +12,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
 import channels
 from bench._simagent import sim_node
 from channels._peer import SessionByteWriter
 from protocol.errors import ChannelError
+from protocol.eventfeed import QUEUE_LIMIT
 from protocol.messages import (
     Assign,
     ContainerReport,
@@ -25,7 +28,7 @@ from protocol.messages import (
     Message,
     Revoke,
 )
-from protocol.specs import ContainerSpec, ContainerStatus
+from protocol.specs import ContainerSpec, ContainerStatus, Event
 from scheduler.cluster.images import ClusterImages
 from tests.conftest import run
 from tests.worker.images.conftest import E, make_tar
@@ -164,7 +167,7 @@ class Rig:
     async def removed(self, cid: str) -> None:
         """Wait until the engine no longer holds ``cid``."""
         async with asyncio.timeout(WAIT):
-            subscription = self.engine.subscribe()
+            subscription = channels.FeedReader(self.engine.events)
             try:
                 if cid not in self.engine.records:
                     return
@@ -295,3 +298,28 @@ def test_shutdown_during_a_fetch_leaves_no_task_behind(tmp_path: Path) -> None:
 
     run(body, timeout=60)
 
+
+
+def test_the_agent_behind_its_engines_events_reports_what_changed_meanwhile(
+        tmp_path: Path) -> None:
+    async def body() -> None:
+        async with rig(tmp_path) as r:
+            s = r.scheduler
+            await s.send(Assign(container_id="y", generation=1, spec=sleeper("busybox")))
+            await s.until_report(reported("y", 1, "running"))
+            # A burst the agent cannot have read ends its subscription to the engine's events,
+            # and y changes before it reads again, with no event that subscription could carry
+            # (the record is changed by hand: a real change would come with an event the agent
+            # might catch on its next subscription, which would prove nothing).
+            subscribers = r.engine.events.subscribers
+            r.engine.events.publish(*[
+                Event(type="container", action="exec_start", id="someone-else", time=n)
+                for n in range(QUEUE_LIMIT + 1)])
+            assert r.engine.events.subscribers < subscribers
+            record = r.engine.records["y"]
+            record.state = msgspec.structs.replace(record.state, status="exited", exit_code=3)
+            # The agent catches up by looking at every container it holds: y's exit is reported.
+            report = await s.until_report(reported("y", 1, "exited"))
+            assert report.state.exit_code == 3
+
+    run(body, timeout=60)

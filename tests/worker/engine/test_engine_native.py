@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import channels
 from protocol.errors import NotFound
 from protocol.specs import ContainerSpec, Mount, Resources, RestartPolicy
 from tests.conftest import run
@@ -134,7 +135,7 @@ def test_stop_restart_policy_and_exec(tmp_path: Path) -> None:
         assert web.state.exit_code == 0
         flaky = await engine.create(busybox("sh", "-c", "echo try; exit 1", restart=RestartPolicy(
             name="on-failure", max_retries=2)))
-        events = engine.subscribe()
+        events = channels.FeedReader(engine.events)
         await engine.start(flaky.id)
         dies = 0
         while dies < 3:

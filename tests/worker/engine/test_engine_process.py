@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import channels
 from protocol.errors import Conflict, InvalidArgument, NotFound
 from protocol.specs import ContainerSpec, RestartPolicy
 from tests.conftest import run
@@ -39,7 +40,7 @@ def test_run_wait_logs_inspect_and_remove(tmp_path: Path) -> None:
         record = await engine.create(sh("echo out; echo err >&2; exit 7", name="first"))
         assert engine.find("first") is record
         assert engine.find(record.id[:8]) is record
-        events = engine.subscribe()
+        events = channels.FeedReader(engine.events)
         await engine.start("first")
         state = await engine.wait("first")
         assert state.exit_code == 7
@@ -93,7 +94,7 @@ def test_on_failure_2_restarts_twice_then_gives_up(tmp_path: Path) -> None:
     async def body(engine: Engine) -> None:
         record = await engine.create(sh("echo try; exit 1", restart=RestartPolicy(
             name="on-failure", max_retries=2)))
-        events = engine.subscribe()
+        events = channels.FeedReader(engine.events)
         await engine.start(record.id)
         actions: list[str] = []
         while actions.count("die") < 3:
