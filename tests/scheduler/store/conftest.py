@@ -15,7 +15,6 @@ from typing import TypeVar
 import pytest
 
 from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, MemberConfig, Store
-from scheduler.store.embedded import free_port
 from tests.conftest import run as run_bounded
 
 T = TypeVar("T")
@@ -27,7 +26,7 @@ ELECTION_MS = 500
 
 
 def make_etcd(base: Path, name: str = "test") -> EmbeddedEtcd:
-    config = MemberConfig(name, free_port(), free_port(), heartbeat_ms=HEARTBEAT_MS,
+    config = MemberConfig(name, heartbeat_ms=HEARTBEAT_MS,
                           election_ms=ELECTION_MS)
     return EmbeddedEtcd(base / name, config=config)
 
