@@ -11,7 +11,7 @@ import pytest
 
 from protocol.errors import Conflict, InvalidArgument, NotFound
 from protocol.specs import ContainerSpec, RestartPolicy
-from tests.conftest import run
+from tests.helpers.bounded_run import run
 from worker.engine.engine import Engine
 from worker.engine.process_driver import ProcessDriver
 
