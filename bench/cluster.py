@@ -1,6 +1,6 @@
 """Cluster control plane end to end: ``python -m bench cluster [--quick]``.
 
-A private etcd, a real scheduler process (``python -m cli.daemons``) and one
+A private etcd, a real scheduler process (``shoal scheduler``) and one
 process of simulated agents (``bench._simagent``: the real protocol over ZeroMQ, the
 real agent state machine, no containers). This process is the client: it submits jobs over
 channels and follows the containers in etcd with a watch, so a container counts when its
@@ -48,7 +48,6 @@ from protocol.messages import (
 )
 from protocol.specs import ContainerSpec, Resources
 from scheduler.store import CONTAINERS, EmbeddedEtcd, EtcdClient, Layout, Store, watch_records
-from scheduler.store.embedded import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 OPTIONS = channels.ChannelOptions(heartbeat=1.0, timeout=10.0, connect_timeout=10.0)
@@ -133,11 +132,15 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
         etcd = EmbeddedEtcd(Path(tmp) / "etcd")
         await asyncio.to_thread(etcd.start)
         procs: list[subprocess.Popen[bytes]] = []
+        # DevCluster's process plumbing, not its start(): the scheduler on a port of its
+        # choosing, which it reports on --ready-fd once it leads.
+        daemons = DevCluster(Path(tmp), "", workers=0)
         try:
-            address = f"tcp://127.0.0.1:{free_port()}"
-            procs.append(_spawn("-m", "cli.daemons", "--etcd", etcd.endpoint.url,
-                                "--listen", address, "--name", "bench",
-                                "--heartbeat-interval", "2", "--node-timeout", "30"))
+            await daemons.launch("scheduler", [
+                "--log-level", "warning", "scheduler", "--etcd", etcd.endpoint.url,
+                "--listen", "tcp://127.0.0.1:0", "--state-dir", str(Path(tmp) / "scheduler"),
+                "--name", "bench", "--heartbeat-interval", "2", "--node-timeout", "30"])
+            address = daemons.ready["scheduler"]["LISTEN"]
             procs.append(_spawn("-m", "bench._simagent", "--join", address,
                                 "--name", "sim", "--count", str(args.agents),
                                 "--channel-heartbeat", "2", "--channel-timeout", "30"))
@@ -164,6 +167,7 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+            await daemons.stop()
             await asyncio.to_thread(etcd.stop)
     q = statistics.quantiles(latencies, n=100)
     real = await _dev_latency(args.real)
@@ -188,9 +192,9 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
 async def _dev_latency(count: int) -> list[float]:
     """Submit-to-running of real containers on a dev cluster, one at a time."""
     with tempfile.TemporaryDirectory(prefix="shoal-bench-dev-") as tmp:
-        address = f"tcp://127.0.0.1:{free_port()}"
-        cluster = DevCluster(Path(tmp), address, workers=2)
+        cluster = DevCluster(Path(tmp), "tcp://127.0.0.1:0", workers=2)
         await cluster.start()
+        address = cluster.address
         try:
             async with await channels.connect(address, OPTIONS) as conn:
                 events_tx, events_rx = channels.pipe(capacity=4096)

@@ -49,7 +49,10 @@ def _record(i: int) -> ContainerRecord:
 async def _raw_puts(etcd: EmbeddedEtcd, count: int) -> float:
     """Reference: aetcd's own client, one put per record, one at a time."""
     value = CONTAINERS.encode(_record(0))
-    async with aetcd.Client(host="127.0.0.1", port=etcd.config.client_port) as client:
+    # aetcd dials f"{host}:{port}": the embedded etcd's socket path ends in ":0", so splitting
+    # its gRPC target there gives aetcd back the same target.
+    host, port = etcd.endpoint.target.rsplit(":", 1)
+    async with aetcd.Client(host=host, port=int(port)) as client:
         await client.put(b"/bench-warmup", value)
         start = time.perf_counter()
         for i in range(count):

@@ -56,6 +56,8 @@ READY_TIMEOUT = 60.0
 @dataclass
 class DevCluster:
     state_dir: Path
+    # Where the scheduler listens; with port 0 (``tcp://127.0.0.1:0``) it picks a port, and
+    # ``start`` replaces this with the address it reported when ready.
     address: str
     workers: int
     heartbeat: float = 0.5
@@ -118,6 +120,7 @@ class DevCluster:
             str(self.state_dir / "scheduler"), "--name", "dev-scheduler",
             "--heartbeat-interval", str(self.heartbeat), "--node-timeout",
             str(self.node_timeout)])
+        self.address = self.ready["scheduler"]["LISTEN"]
         if os.geteuid() == 0:  # the native driver runs images: the cluster gets busybox
             await self.import_test_image()
         for n in range(1, self.workers + 1):
@@ -237,13 +240,14 @@ async def run_dev(console: Console, *, workers: int, address: str, state_dir: Pa
     started = time.perf_counter()
     try:
         await cluster.start()
-        console.print(f"shoal dev: etcd, a scheduler on {address} and {workers} worker(s) up in "
-                      f"{time.perf_counter() - started:.1f} s (state and logs in {root})")
+        console.print(f"shoal dev: etcd, a scheduler on {cluster.address} and {workers} "
+                      f"worker(s) up in {time.perf_counter() - started:.1f} s (state and logs "
+                      f"in {root})")
         if run_example:
-            await example(console, address, workers)
+            await example(console, cluster.address, workers)
         else:
-            console.print(f"reach it with: shoal ps  (or SHOAL_HOST={address}); Ctrl-C stops "
-                          "everything")
+            console.print(f"reach it with: shoal ps  (or SHOAL_HOST={cluster.address}); Ctrl-C "
+                          "stops everything")
             await stop.wait()
     finally:
         await cluster.stop()

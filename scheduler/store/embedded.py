@@ -1,21 +1,28 @@
 """A private etcd for one host: ``shoal dev`` and the tests get a cluster store with no setup.
 
 ``EmbeddedEtcd`` runs the ``etcd`` binary found on PATH (Debian: ``etcd-server``) with its data
-under shoal's state dir, on free loopback ports, through a small supervisor process
-(``_etcd_supervisor``) that stops etcd when shoal exits or dies: no orphan etcd is left behind.
-Several instances with a shared ``initial_cluster`` form a multi-member cluster on loopback.
+under shoal's state dir, through a small supervisor process (``_etcd_supervisor``) that stops
+etcd when shoal exits or dies: no orphan etcd is left behind. Several instances with a shared
+``initial_cluster`` form a multi-member cluster on one host.
+
+etcd listens on unix sockets beside its data directory, not on TCP ports: etcd cannot bind
+port 0 and report the port it got, and choosing a free port for it (bind, close, hand the
+number over) races with every other process on the host. A socket path is ours alone. etcd
+wants ``unix://host:port`` URLs and makes a socket of that name in its working directory, so
+it runs in the data directory's parent and its sockets are named ``DATA.client:0`` and
+``DATA.peer:0`` there; clients reach ``unix:///abs/path/DATA.client:0``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,44 +58,51 @@ def find_etcd(path: str | None = None) -> str:
     return found
 
 
-def free_port() -> int:
-    """A loopback TCP port free right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# The kernel's limit on a unix socket's path (sun_path holds 108 bytes with the final NUL).
+_MAX_SOCKET_PATH = 107
+
+
+def client_socket(data_dir: Path) -> Path:
+    """Where the etcd keeping its data in ``data_dir`` serves clients."""
+    return data_dir.with_name(f"{data_dir.name}.client:0")
+
+
+def peer_socket(data_dir: Path) -> Path:
+    """Where the etcd keeping its data in ``data_dir`` talks to its peers."""
+    return data_dir.with_name(f"{data_dir.name}.peer:0")
+
+
+def _etcd_url(socket_path: Path) -> str:
+    # Relative to etcd's working directory (the socket's directory): etcd insists on the
+    # "host:port" form, which our socket names have.
+    return f"unix://{socket_path.name}"
 
 
 @dataclass(frozen=True, slots=True)
 class MemberConfig:
-    """One etcd member: its name, ports, and the cluster it belongs to."""
+    """One etcd member: its name, raft timing, and the cluster it belongs to."""
 
     name: str
-    client_port: int
-    peer_port: int
-    initial_cluster: str = ""  # "name=http://127.0.0.1:port,...": empty for a lone member
+    # "name=unix://DATA.peer:0,...", the peers' sockets relative to the members' common
+    # directory: empty for a lone member.
+    initial_cluster: str = ""
     cluster_token: str = "shoal"
     # Raft timing. Shorter than etcd's defaults (100/1000 ms) on request, so tests can use
     # short lease TTLs: etcd's minimum lease TTL is 1.5 election timeouts.
     heartbeat_ms: int = 100
     election_ms: int = 1000
 
-    @property
-    def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
-
-    @property
-    def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
-
     def args(self, data_dir: Path) -> list[str]:
+        client_url = _etcd_url(client_socket(data_dir))
+        peer_url = _etcd_url(peer_socket(data_dir))
         return [
             "--name", self.name,
             "--data-dir", str(data_dir),
-            "--listen-client-urls", self.client_url,
-            "--advertise-client-urls", self.client_url,
-            "--listen-peer-urls", self.peer_url,
-            "--initial-advertise-peer-urls", self.peer_url,
-            "--initial-cluster", self.initial_cluster or f"{self.name}={self.peer_url}",
+            "--listen-client-urls", client_url,
+            "--advertise-client-urls", client_url,
+            "--listen-peer-urls", peer_url,
+            "--initial-advertise-peer-urls", peer_url,
+            "--initial-cluster", self.initial_cluster or f"{self.name}={peer_url}",
             "--initial-cluster-state", "new",
             "--initial-cluster-token", self.cluster_token,
             "--heartbeat-interval", str(self.heartbeat_ms),
@@ -99,24 +113,58 @@ class MemberConfig:
         ]
 
 
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket: etcd serves ``/health`` on its client socket."""
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(str(self._path))
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def _serving(path: Path) -> bool:
+    """Whether some process accepts connections on the unix socket at ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+        return True
+
+
 class EmbeddedEtcd:
     """One private etcd process. ``start`` it, use ``endpoint``, ``stop`` it (or use ``with``).
 
-    ``stop`` then ``start`` again restarts the same member on the same ports and data.
+    ``stop`` then ``start`` again restarts the same member on the same sockets and data.
     """
 
     def __init__(self, data_dir: Path | None = None, *, config: MemberConfig | None = None,
                  binary: str | None = None) -> None:
-        self.data_dir = data_dir or default_state_dir() / "etcd"
-        self.config = config or MemberConfig("shoal", free_port(), free_port())
+        # Absolute: etcd runs in the data directory's parent, and clients reach its socket
+        # from anywhere.
+        self.data_dir = (data_dir or default_state_dir() / "etcd").absolute()
+        self.config = config or MemberConfig("shoal")
         self.binary = binary or find_etcd()
         self.log_path = self.data_dir.with_name(self.data_dir.name + ".log")
         self.pid = 0
         self._supervisor: subprocess.Popen[bytes] | None = None
 
     @property
+    def client_socket(self) -> Path:
+        return client_socket(self.data_dir)
+
+    @property
     def endpoint(self) -> Endpoint:
-        return Endpoint("127.0.0.1", self.config.client_port)
+        return Endpoint(socket=str(self.client_socket))
 
     @property
     def running(self) -> bool:
@@ -134,40 +182,61 @@ class EmbeddedEtcd:
         if self.running:
             return
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._clear_sockets()
         with open(self.log_path, "ab") as log_file:
             self._supervisor = subprocess.Popen(
                 [sys.executable, str(_SUPERVISOR), self.binary,
                  *self.config.args(self.data_dir)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file,
-                close_fds=True)
+                close_fds=True, cwd=self.data_dir.parent)
         assert self._supervisor.stdout is not None
         line = self._supervisor.stdout.readline().decode().split()
         if len(line) != 2 or line[0] != "pid":
             self.stop()
             raise EtcdStartFailed(f"etcd supervisor did not start etcd; see {self.log_path}")
         self.pid = int(line[1])
-        log.info("etcd started", pid=self.pid, client=self.config.client_url,
+        log.info("etcd started", pid=self.pid, client=self.endpoint.url,
                  data_dir=str(self.data_dir))
+
+    def _clear_sockets(self) -> None:
+        """Refuse a path too long for a socket, or sockets another etcd serves on; remove the
+        ones an etcd killed with SIGKILL left behind (etcd would not listen over them)."""
+        for path in (client_socket(self.data_dir), peer_socket(self.data_dir)):
+            if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+                raise EtcdStartFailed(
+                    f"etcd's socket path {path} is longer than the {_MAX_SOCKET_PATH} bytes a "
+                    "unix socket allows; use a shorter state directory",
+                    details={"path": str(path)})
+            if _serving(path):
+                raise EtcdStartFailed(f"another etcd already serves on {path}",
+                                      details={"path": str(path)})
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Return once etcd reports itself healthy (it has a leader); raise if it exits."""
         deadline = time.monotonic() + timeout
-        url = f"{self.config.client_url}/health"
         while True:
             if not self.running:
                 raise EtcdStartFailed(f"etcd exited during start; see {self.log_path}",
                                       details={"log": str(self.log_path)})
-            try:
-                with urllib.request.urlopen(url, timeout=1.0) as resp:
-                    if b'"true"' in resp.read():
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
+            if self._healthy():
+                return
             if time.monotonic() > deadline:
                 raise EtcdStartFailed(f"etcd did not serve within {timeout:.0f} s; see "
                                       f"{self.log_path}", details={"log": str(self.log_path)})
             # A readiness probe, not a wait for a fixed time: etcd exposes no notification.
             time.sleep(0.05)
+
+    def _healthy(self) -> bool:
+        connection = _UnixHTTPConnection(self.client_socket, timeout=1.0)
+        try:
+            connection.request("GET", "/health")
+            return b'"true"' in connection.getresponse().read()
+        except (OSError, http.client.HTTPException):
+            return False
+        finally:
+            connection.close()
 
     def start(self, timeout: float = 30.0) -> None:
         """Start etcd and wait until it serves."""
@@ -198,14 +267,16 @@ class EmbeddedEtcd:
 
 def local_cluster(base: Path, size: int, *, binary: str | None = None,
                   heartbeat_ms: int = 100, election_ms: int = 1000) -> list[EmbeddedEtcd]:
-    """``size`` members of one new cluster on loopback, data under ``base`` (not started)."""
-    ports = [(free_port(), free_port()) for _ in range(size)]
+    """``size`` members of one new cluster on this host, data under ``base`` (not started).
+
+    Their sockets are all in ``base``, the members' common working directory, where the
+    relative peer URLs of ``initial_cluster`` resolve alike for each."""
+    base = base.absolute()
     names = [f"m{i}" for i in range(size)]
-    initial = ",".join(f"{n}=http://127.0.0.1:{p}" for n, (_, p) in zip(names, ports,
-                                                                          strict=True))
-    token = f"shoal-{os.getpid()}-{ports[0][0]}"
+    initial = ",".join(f"{n}={_etcd_url(peer_socket(base / n))}" for n in names)
+    token = f"shoal-{os.getpid()}-{time.monotonic_ns()}"
     return [
         EmbeddedEtcd(base / name, binary=binary, config=MemberConfig(
-            name, c, p, initial, token, heartbeat_ms, election_ms))
-        for name, (c, p) in zip(names, ports, strict=True)
+            name, initial, token, heartbeat_ms, election_ms))
+        for name in names
     ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import tempfile
@@ -11,16 +10,10 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from channels import _zmq
-from channels._api import ChannelOptions
 from channels._transport import transport_for
 
 _names = itertools.count()
 TRANSPORTS = ["inproc", "tcp", "ipc"]
-
-# Generous liveness for tests about other things, so a loaded machine cannot fail them.
-FAST = ChannelOptions(heartbeat=0.1, timeout=5.0, connect_timeout=5.0)
-# Short liveness for the tests about loss, so that it is seen quickly.
-QUICK_LOSS = ChannelOptions(heartbeat=0.05, timeout=0.5, connect_timeout=5.0)
 
 
 @pytest.fixture(params=TRANSPORTS)
@@ -60,8 +53,3 @@ def no_leaks() -> Iterator[None]:
     inproc = transport_for("inproc://x")
     assert not getattr(inproc, "listeners", {}), "inproc listeners left open"
 
-
-def assert_only_current_task() -> None:
-    current = asyncio.current_task()
-    others = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-    assert not others, f"tasks left running: {others}"

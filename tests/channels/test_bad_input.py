@@ -13,9 +13,9 @@ from protocol.codec import decode_error, decode_header, encode_header
 from protocol.frames import Abort, Chunk, Credit, Data, SessionOptions, Welcome
 from protocol.limits import SessionLimits
 from protocol.messages import Echo, Echoed, Message
-from tests.channels.conftest import FAST
-from tests.channels.rawpeer import RawDialer
-from tests.conftest import run
+from tests.helpers.bounded_run import run
+from tests.helpers.channel_testing import FAST
+from tests.helpers.raw_peer import RawDialer
 
 Address = Callable[[], str]
 

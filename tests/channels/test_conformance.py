@@ -13,8 +13,8 @@ from channels import ByteWriter, Sender
 from protocol.errors import ChannelClosed, NotFound, PeerLost
 from protocol.limits import SessionLimits
 from protocol.messages import Echo, Echoed, FetchBlob, Message, Ok
-from tests.channels.conftest import FAST, assert_only_current_task
-from tests.conftest import run
+from tests.helpers.bounded_run import run
+from tests.helpers.channel_testing import FAST, assert_only_current_task
 
 Address = Callable[[], str]
 

@@ -13,7 +13,7 @@ from protocol.eventfeed import EventFeed
 from protocol.messages import EventMessage, Message, WatchEvents
 from protocol.specs import Event
 from tests.channels.conftest import FAST, assert_only_current_task
-from tests.conftest import run
+from tests.helpers.bounded_run import run
 
 Address = Callable[[], str]
 

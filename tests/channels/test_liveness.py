@@ -18,9 +18,9 @@ import channels
 from protocol.errors import PeerLost
 from protocol.messages import Echo, Echoed
 from protocol.refs import RefKind, wire_ref
-from tests.channels.conftest import QUICK_LOSS as FAST
-from tests.channels.rawpeer import RawDialer, RawListener
-from tests.conftest import run
+from tests.helpers.bounded_run import run
+from tests.helpers.channel_testing import QUICK_LOSS as FAST
+from tests.helpers.raw_peer import RawDialer, RawListener
 
 Address = Callable[[], str]
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,32 +16,20 @@ import channels
 from cli.dev import DevCluster
 from protocol.messages import ContainerList, ListContainers, SubmitJob, Submitted
 from protocol.specs import ContainerSpec, RestartPolicy
-from tests.conftest import run
-from tests.scheduler.cluster_events import ClusterEvents
-from tests.scheduler.process_logs import wait_for_log
+from tests.helpers.bounded_run import run
+from tests.helpers.cluster_events import ClusterEvents
+from tests.helpers.process_logs import wait_for_log
 from worker.runtime.client import RuntimeHelper
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def need_root() -> None:
-    if os.geteuid() != 0 or not Path("/bin/busybox").exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("cluster tests need root and busybox-static")
-        pytest.skip("needs root and busybox-static")
-
-
-def free_address() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+pytestmark = pytest.mark.root
 
 
 def test_shoal_dev_example_spreads_a_constrained_job_and_cleans_up() -> None:
-    address = free_address()
     dev = subprocess.Popen(
-        [sys.executable, "-m", "cli", "dev", "--example", "--listen", address],
+        [sys.executable, "-m", "cli", "dev", "--example", "--listen", "tcp://127.0.0.1:0"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -58,13 +46,15 @@ def test_shoal_dev_example_spreads_a_constrained_job_and_cleans_up() -> None:
                                                                          "worker3") if node in row}
     assert "(through the scheduler, from its worker): hello from hello." in out
     assert "shoal dev: stopped" in out
-    leftovers = subprocess.run(["pgrep", "-f", f"--join {address}"], capture_output=True)
+    address = re.search(r"a scheduler on (tcp://127\.0\.0\.1:\d+) and", out)
+    assert address is not None, out  # the port its scheduler chose
+    leftovers = subprocess.run(["pgrep", "-f", f"--join {address[1]}"], capture_output=True)
     assert leftovers.stdout == b""
 
 
 def test_a_killed_worker_s_containers_move_and_never_run_twice(tmp_path: Path) -> None:
-    address = free_address()
-    cluster = DevCluster(tmp_path / "dev", address, workers=2, heartbeat=0.2, node_timeout=1.5)
+    cluster = DevCluster(tmp_path / "dev", "tcp://127.0.0.1:0", workers=2, heartbeat=0.2,
+                         node_timeout=1.5)
 
     async def listing(conn: channels.Connection) -> ContainerList:
         reply = await channels.request(conn.sender, lambda r: ListContainers(all=True, reply=r))
@@ -74,8 +64,8 @@ def test_a_killed_worker_s_containers_move_and_never_run_twice(tmp_path: Path) -
     async def main() -> None:
         await cluster.start()
         try:
-            async with await channels.connect(address) as conn, \
-                    ClusterEvents(address) as events:
+            async with await channels.connect(cluster.address) as conn, \
+                    ClusterEvents(cluster.address) as events:
                 spec = ContainerSpec(image="busybox", name="svc", command=[
                     "sh", "-c", "while :; do sleep 1; done"],
                     restart=RestartPolicy(name="always"))
@@ -105,7 +95,7 @@ def test_a_killed_worker_s_containers_move_and_never_run_twice(tmp_path: Path) -
                 # are revoked; the cluster still runs each container exactly once.
                 cluster.processes.remove(("worker1", victim))
                 proc = cluster._spawn("worker1", [
-                    "worker", "--join", address, "--listen", "tcp://127.0.0.1:0",
+                    "worker", "--join", cluster.address, "--listen", "tcp://127.0.0.1:0",
                     "--state-dir", str(cluster.state_dir / "worker1"), "--name", "worker1"])
                 await wait_for_log(cluster.state_dir / "worker1.log", '"stopping a copy"',
                                    proc)
@@ -127,12 +117,12 @@ def test_a_killed_worker_s_containers_move_and_never_run_twice(tmp_path: Path) -
 
 
 def test_the_cli_against_the_cluster_run_exec_logs(tmp_path: Path) -> None:
-    address = free_address()
-    cluster = DevCluster(tmp_path / "dev", address, workers=1)
+    cluster = DevCluster(tmp_path / "dev", "tcp://127.0.0.1:0", workers=1)
 
     def shoal(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_HOST": address},
+                              env={**os.environ, "PYTHONPATH": str(ROOT),
+                                   "SHOAL_HOST": cluster.address},
                               input=stdin, capture_output=True, text=True, timeout=60)
 
     async def main() -> None:

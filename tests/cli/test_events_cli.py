@@ -11,7 +11,7 @@ from protocol.errors import EventsOverflow
 from protocol.eventfeed import EventFeed
 from protocol.messages import EventMessage, Message, WatchEvents
 from protocol.specs import Event
-from tests.conftest import run
+from tests.helpers.bounded_run import run
 
 ROOT = Path(__file__).resolve().parents[2]
 

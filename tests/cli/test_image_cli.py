@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 
 import channels
 from cli.images import IMAGE_COMMANDS, human_size, image_rows, split_tag
-from tests.worker.images.conftest import E, make_tar
+from tests.helpers.image_layers import E, make_tar
 from worker.image_service import ImageService
 from worker.images import ImageStore, testimage
 from worker.images.digest import hex_of

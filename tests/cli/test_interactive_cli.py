@@ -17,9 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_worker_cli import ROOT, Worker, wait_pid_exit, worker
-
-__all__ = ["worker"]  # the fixture, re-exported for pytest
+from tests.helpers.worker_process import ROOT, Worker, wait_pid_exit
 
 
 def cli_env(node: Worker) -> dict[str, str]:

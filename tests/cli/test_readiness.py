@@ -19,7 +19,7 @@ from cli.readiness import (
     parse_notification,
     read_notification,
 )
-from tests.conftest import run
+from tests.helpers.bounded_run import run
 
 
 @pytest.fixture

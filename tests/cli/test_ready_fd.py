@@ -4,9 +4,11 @@ is refused at start-up; a process that never gets ready, or exits first, is repo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,8 +21,7 @@ from cli.dev import DevCluster
 from cli.readiness import parse_notification
 from protocol.errors import Unavailable
 from scheduler.store import EmbeddedEtcd
-from scheduler.store.embedded import free_port
-from tests.conftest import run
+from tests.helpers.bounded_run import run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,16 +141,24 @@ def test_a_bad_descriptor_is_refused_at_start_up(tmp_path: Path, command: str,
     assert list(tmp_path.iterdir()) == []  # refused before anything started
 
 
+@contextlib.contextmanager
+def unreachable_scheduler() -> Iterator[str]:
+    """An address where nothing listens, for as long as the block runs: a socket bound to a
+    port of the kernel's choosing and never listening, so a connection to it is refused and no
+    other process can take the port meanwhile."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"tcp://127.0.0.1:{held.getsockname()[1]}"
+
+
 def lonely_worker(join: str, *extra: str) -> list[str]:
     return ["worker", "--join", join, "--listen", "tcp://127.0.0.1:0", "--driver", "process",
             "--name", "lonely", *extra]
 
 
 def test_a_worker_whose_scheduler_is_unreachable_is_never_ready(tmp_path: Path) -> None:
-    cluster = DevCluster(tmp_path, f"tcp://127.0.0.1:{free_port()}", workers=0,
-                         ready_timeout=1.0)
-
-    async def main() -> None:
+    async def main(address: str) -> None:
+        cluster = DevCluster(tmp_path, address, workers=0, ready_timeout=1.0)
         try:
             with pytest.raises(Unavailable) as caught:
                 await cluster.launch("lonely", [
@@ -161,13 +170,13 @@ def test_a_worker_whose_scheduler_is_unreachable_is_never_ready(tmp_path: Path) 
             await cluster.stop()
         assert cluster.processes == []
 
-    run(main, timeout=60)
+    with unreachable_scheduler() as address:
+        run(lambda: main(address), timeout=60)
 
 
 def test_a_process_that_exits_before_it_is_ready_is_reported(tmp_path: Path) -> None:
-    cluster = DevCluster(tmp_path, f"tcp://127.0.0.1:{free_port()}", workers=0)
-
-    async def main() -> None:
+    async def main(address: str) -> None:
+        cluster = DevCluster(tmp_path, address, workers=0)
         try:
             with pytest.raises(Unavailable) as caught:
                 await cluster.launch("lonely", [
@@ -179,4 +188,5 @@ def test_a_process_that_exits_before_it_is_ready_is_reported(tmp_path: Path) -> 
         finally:
             await cluster.stop()
 
-    run(main, timeout=60)
+    with unreachable_scheduler() as address:
+        run(lambda: main(address), timeout=60)

@@ -8,6 +8,8 @@ import signal
 import tempfile
 from pathlib import Path
 
+import pytest
+
 import channels
 from cli.dev import DevCluster
 from cli.images import upload_image
@@ -21,26 +23,20 @@ from protocol.messages import (
 )
 from protocol.specs import ContainerSpec, RestartPolicy
 from scheduler.store import EmbeddedEtcd
-from tests.cli.test_dev_cluster import (
-    free_address,
-    need_root,  # noqa: F401 - autouse: root or fail in CI
-)
-from tests.conftest import run
-from tests.scheduler.cluster_events import ClusterEvents
-from tests.scheduler.failover import scheduler_args
-from tests.scheduler.process_logs import wait_for_log
+from tests.helpers.bounded_run import run
+from tests.helpers.cluster_events import ClusterEvents
+from tests.helpers.process_logs import wait_for_log
+from tests.helpers.scheduler_processes import scheduler_args
 from worker.images.testimage import build_layout
 from worker.runtime.client import RuntimeHelper
 from worker.teardown import tear_down_worker
 
+pytestmark = pytest.mark.root
+
 
 def test_standby_takes_over_and_the_worker_keeps_its_containers(tmp_path: Path) -> None:
-    first, second = free_address(), free_address()
-    procs = DevCluster(tmp_path, first, workers=0)  # its process plumbing, not its start()
+    procs = DevCluster(tmp_path, "", workers=0)  # its process plumbing, not its start()
     etcd = EmbeddedEtcd(tmp_path / "etcd")
-
-    def scheduler(name: str, address: str) -> list[str]:
-        return scheduler_args(etcd, tmp_path, name, address)
 
     async def listing(address: str) -> ContainerList:
         async with await channels.connect(address) as conn:
@@ -62,9 +58,11 @@ def test_standby_takes_over_and_the_worker_keeps_its_containers(tmp_path: Path) 
     async def main() -> None:
         await asyncio.to_thread(etcd.start)
         try:
-            leader = await procs.launch("a", scheduler("a", first))
+            leader = await procs.launch("a", scheduler_args(etcd, tmp_path, "a"))
+            first = procs.ready["a"]["LISTEN"]
             assert procs.ready["a"]["ROLE"] == "leader"
-            standby = await procs.launch("b", scheduler("b", second))
+            standby = await procs.launch("b", scheduler_args(etcd, tmp_path, "b"))
+            second = procs.ready["b"]["LISTEN"]
             assert procs.ready["b"]["LEADER"] == first  # it follows a: workers are sent there
             with tempfile.TemporaryDirectory() as tmp:
                 layout = await asyncio.to_thread(build_layout, Path(tmp) / "busybox")

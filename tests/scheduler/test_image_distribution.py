@@ -5,9 +5,6 @@ it; a blob whose digest does not match is refused and its container reported fai
 
 from __future__ import annotations
 
-import collections
-import json
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -27,38 +24,17 @@ from protocol.messages import (
     Submitted,
 )
 from protocol.specs import ContainerSpec
-from tests.cli.test_dev_cluster import free_address
-from tests.conftest import run
-from tests.scheduler.cluster_events import ClusterEvents
-from tests.worker.images.conftest import E, layout_from_tars, make_tar
+from tests.helpers.bounded_run import run
+from tests.helpers.cluster_events import ClusterEvents
+from tests.helpers.image_blobs import served_blobs, stored_blobs
+from tests.helpers.image_layers import E, layout_from_tars, make_tar
 from worker.images import ImageStore
 from worker.images.testimage import import_test_image
 
 WORKERS = 3
 
 
-@pytest.fixture(autouse=True)
-def need_root() -> None:
-    if os.geteuid() != 0 or not Path("/bin/busybox").exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("image distribution tests need root and busybox-static")
-        pytest.skip("needs root and busybox-static")
-
-
-def served_blobs(log: Path) -> collections.Counter[str]:
-    """How often the scheduler wrote each blob out, from its JSON log."""
-    counts: collections.Counter[str] = collections.Counter()
-    for line in log.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            event = json.loads(line)
-            if event.get("event") == "blob served":
-                counts[event["digest"]] += 1
-    return counts
-
-
-def stored_blobs(images: Path) -> set[str]:
-    blobs = images / "oci" / "blobs" / "sha256"
-    return {f"sha256:{p.name}" for p in blobs.iterdir()} if blobs.is_dir() else set()
+pytestmark = pytest.mark.root
 
 
 async def until(address: str, check: Callable[[], Awaitable[bool]],
@@ -69,14 +45,13 @@ async def until(address: str, check: Callable[[], Awaitable[bool]],
 
 
 def test_workers_fetch_the_image_once_each_and_refuse_a_corrupt_blob(tmp_path: Path) -> None:
-    address = free_address()
-    cluster = DevCluster(tmp_path / "dev", address, workers=WORKERS, heartbeat=0.2)
+    cluster = DevCluster(tmp_path / "dev", "tcp://127.0.0.1:0", workers=WORKERS, heartbeat=0.2)
     scheduler_images = tmp_path / "dev" / "scheduler" / "images"
 
     async def main() -> None:
         await cluster.start()
         try:
-            async with await channels.connect(address) as conn:
+            async with await channels.connect(cluster.address) as conn:
                 await distribute(conn)
                 await refuse_corrupt(conn)
         finally:
@@ -105,7 +80,7 @@ def test_workers_fetch_the_image_once_each_and_refuse_a_corrupt_blob(tmp_path: P
             states = {c.id: c.state.status for c in listing.containers}
             return all(states.get(cid) == "running" for cid in submitted.ids)
 
-        await until(address, all_running)
+        await until(cluster.address, all_running)
         assert served_blobs(tmp_path / "dev" / "scheduler.log") == dict.fromkeys(blobs, WORKERS)
         for n in range(1, WORKERS + 1):
             assert stored_blobs(tmp_path / "dev" / f"worker{n}" / "images") == blobs
@@ -117,7 +92,7 @@ def test_workers_fetch_the_image_once_each_and_refuse_a_corrupt_blob(tmp_path: P
             return all({"busybox:latest", source.id} <= set(node.images)
                        and node.epoch == 1 for node in listing.nodes)
 
-        await until(address, all_listed)
+        await until(cluster.address, all_listed)
 
     async def refuse_corrupt(conn: channels.Connection) -> None:
         layout = layout_from_tars(tmp_path / "broken", [make_tar([E("hello", data=b"hi\n")])],
@@ -143,7 +118,7 @@ def test_workers_fetch_the_image_once_each_and_refuse_a_corrupt_blob(tmp_path: P
             inspected[:] = [reply]
             return reply.info.schedule_state == "failed"
 
-        await until(address, failed)
+        await until(cluster.address, failed)
         state = inspected[0].info.state
         assert "cannot fetch image broken:1 from the scheduler" in state.error
         assert f"expected {layer}" in state.error
@@ -156,14 +131,13 @@ def test_workers_fetch_the_image_once_each_and_refuse_a_corrupt_blob(tmp_path: P
 def test_a_tie_goes_to_the_worker_that_stores_the_image(tmp_path: Path) -> None:
     """Three identical workers, one of which has busybox already: it lists it at join, gets
     the container, and nothing is fetched."""
-    address = free_address()
-    cluster = DevCluster(tmp_path / "dev", address, workers=WORKERS, heartbeat=0.2)
+    cluster = DevCluster(tmp_path / "dev", "tcp://127.0.0.1:0", workers=WORKERS, heartbeat=0.2)
     import_test_image(ImageStore(tmp_path / "dev" / "worker2" / "images"))
 
     async def main() -> None:
         await cluster.start()
         try:
-            async with await channels.connect(address) as conn:
+            async with await channels.connect(cluster.address) as conn:
                 nodes = await channels.request(conn.sender, lambda r: ListNodes(reply=r))
                 assert isinstance(nodes, NodeList)
                 held = {node.id: node.images for node in nodes.nodes}
@@ -183,7 +157,7 @@ def test_a_tie_goes_to_the_worker_that_stores_the_image(tmp_path: Path) -> None:
                     assert reply.info.node_id == "worker2"
                     return reply.info.state.status == "running"
 
-                await until(address, running)
+                await until(cluster.address, running)
         finally:
             await cluster.stop()
         assert served_blobs(tmp_path / "dev" / "scheduler.log") == {}

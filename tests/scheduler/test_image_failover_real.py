@@ -9,39 +9,37 @@ import signal
 import tempfile
 from pathlib import Path
 
+import pytest
+
 import channels
 from cli.dev import DevCluster
 from cli.images import upload_image
 from protocol.messages import ContainerList, ListContainers, SubmitJob, Submitted
 from protocol.specs import ContainerSpec
 from scheduler.store import EmbeddedEtcd
-from tests.cli.test_dev_cluster import (
-    free_address,
-    need_root,  # noqa: F401 - autouse: root or fail in CI
-)
-from tests.conftest import run
-from tests.scheduler.cluster_events import ClusterEvents
-from tests.scheduler.failover import scheduler_args
-from tests.scheduler.process_logs import wait_for_log
-from tests.scheduler.test_image_distribution import served_blobs, stored_blobs
+from tests.helpers.bounded_run import run
+from tests.helpers.cluster_events import ClusterEvents
+from tests.helpers.image_blobs import served_blobs, stored_blobs
+from tests.helpers.process_logs import wait_for_log
+from tests.helpers.scheduler_processes import scheduler_args
 from worker.images import ImageStore
 from worker.images.testimage import build_layout
 from worker.teardown import tear_down_worker
 
+pytestmark = pytest.mark.root
+
 
 def test_the_new_leader_serves_the_image_imported_into_the_old_one(tmp_path: Path) -> None:
-    first, second = free_address(), free_address()
-    procs = DevCluster(tmp_path, first, workers=0)  # its process plumbing, not its start()
+    procs = DevCluster(tmp_path, "", workers=0)  # its process plumbing, not its start()
     etcd = EmbeddedEtcd(tmp_path / "etcd")
-
-    def scheduler(name: str, address: str) -> list[str]:
-        return scheduler_args(etcd, tmp_path, name, address)
 
     async def main() -> None:
         await asyncio.to_thread(etcd.start)
         try:
-            leader = await procs.launch("a", scheduler("a", first))
-            standby = await procs.launch("b", scheduler("b", second))  # following a
+            leader = await procs.launch("a", scheduler_args(etcd, tmp_path, "a"))
+            first = procs.ready["a"]["LISTEN"]
+            standby = await procs.launch("b", scheduler_args(etcd, tmp_path, "b"))
+            second = procs.ready["b"]["LISTEN"]  # following a
             assert procs.ready["b"]["ROLE"] == "standby"
             with tempfile.TemporaryDirectory() as tmp:
                 layout = await asyncio.to_thread(build_layout, Path(tmp) / "busybox")

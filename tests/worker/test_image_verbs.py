@@ -30,8 +30,8 @@ from protocol.messages import (
     Message,
     RemoveImage,
 )
-from tests.conftest import run
-from tests.worker.images.conftest import E, gz, layout_from_tars, make_tar
+from tests.helpers.bounded_run import run
+from tests.helpers.image_layers import E, gz, layout_from_tars, make_tar
 from worker.image_service import ImageService, created_timestamp
 from worker.images import (
     DigestMismatch,

@@ -15,14 +15,9 @@ from protocol.messages import SubmitJob, Submitted
 from protocol.specs import ContainerSpec, RestartPolicy
 from scheduler.cluster.leader import Leader
 from scheduler.store import EmbeddedEtcd, Layout
-from tests.scheduler.cluster.conftest import (
-    CHANNELS,
-    Runner,
-    agents,
-    ask,
-    process,
-    scheduler,
-)
+from tests.helpers.in_process_cluster import CHANNELS, agents, ask, scheduler
+from tests.helpers.repo_process import process
+from tests.helpers.store_fixtures import Runner
 
 
 def states(leader: Leader) -> dict[str, tuple[str, str, int]]:

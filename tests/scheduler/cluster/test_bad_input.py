@@ -25,7 +25,8 @@ from protocol.messages import (
 )
 from protocol.specs import ContainerSpec, ContainerState
 from scheduler.store import EmbeddedEtcd, Layout
-from tests.scheduler.cluster.conftest import CHANNELS, Runner, agents, ask, scheduler
+from tests.helpers.in_process_cluster import CHANNELS, agents, ask, scheduler
+from tests.helpers.store_fixtures import Runner
 
 
 def test_a_worker_claiming_a_live_node_id_is_refused(run: Runner[None], etcd: EmbeddedEtcd,

@@ -26,7 +26,8 @@ from protocol.messages import (
 from protocol.specs import AppSpec, ContainerSpec, Resources
 from scheduler.cluster.work import effective_labels
 from scheduler.store import APPS, CONTAINERS, EmbeddedEtcd, EtcdClient, Layout, Store
-from tests.scheduler.cluster.conftest import CHANNELS, Runner, agents, ask, scheduler
+from tests.helpers.in_process_cluster import CHANNELS, agents, ask, scheduler
+from tests.helpers.store_fixtures import Runner
 
 GIB = 1 << 30
 

@@ -9,7 +9,8 @@ import channels
 from protocol.messages import ContainerCreated, CreateContainer, Ok, StartContainer
 from protocol.specs import ContainerSpec
 from scheduler.store import CONTAINERS, EmbeddedEtcd, EtcdClient, Layout, Store
-from tests.scheduler.cluster.conftest import CHANNELS, Runner, agents, scheduler
+from tests.helpers.in_process_cluster import CHANNELS, agents, scheduler
+from tests.helpers.store_fixtures import Runner
 
 CLIENTS = 20
 PER_CLIENT = 50

@@ -32,8 +32,9 @@ from protocol.messages import (
 )
 from protocol.specs import ContainerSpec
 from scheduler.store import EmbeddedEtcd, Layout
-from tests.cli.test_worker_cli import Worker
-from tests.scheduler.cluster.conftest import CHANNELS, Runner, ask, scheduler
+from tests.helpers.in_process_cluster import CHANNELS, ask, scheduler
+from tests.helpers.store_fixtures import Runner
+from tests.helpers.worker_process import Worker
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ from cli.images import upload_image
 from protocol.messages import ImageRemoved, RemoveImage
 from scheduler.cluster.imagesync import ImageSync
 from scheduler.store import EmbeddedEtcd, Layout
-from tests.scheduler.cluster.conftest import CHANNELS, Runner, ask, scheduler
-from tests.worker.images.conftest import E, layout_from_tars, make_tar
+from tests.helpers.image_layers import E, layout_from_tars, make_tar
+from tests.helpers.in_process_cluster import CHANNELS, ask, scheduler
+from tests.helpers.store_fixtures import Runner
 from worker.images import ImageStore
 from worker.images.testimage import build_layout
 

@@ -17,7 +17,8 @@ from protocol.specs import ImageSummary
 from scheduler.cluster.images import ClusterImages
 from scheduler.cluster.imagesync import ImageSync
 from scheduler.store import LeaderRecord
-from tests.scheduler.cluster.conftest import CHANNELS, Runner
+from tests.helpers.in_process_cluster import CHANNELS
+from tests.helpers.store_fixtures import Runner
 from worker.images.testimage import import_test_image
 
 Mode = Literal["good", "malformed", "unknown", "stall"]

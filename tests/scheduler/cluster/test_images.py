@@ -13,7 +13,8 @@ from cli.images import upload_image
 from protocol.errors import Unavailable, Unsupported
 from protocol.messages import ImageList, ImageResolved, ListImages, ResolveImage
 from scheduler.store import EmbeddedEtcd, Layout
-from tests.scheduler.cluster.conftest import CHANNELS, Runner, ask, scheduler
+from tests.helpers.in_process_cluster import CHANNELS, ask, scheduler
+from tests.helpers.store_fixtures import Runner
 from worker.images.testimage import build_layout
 
 

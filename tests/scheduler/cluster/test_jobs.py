@@ -27,7 +27,8 @@ from protocol.messages import (
 )
 from protocol.specs import ContainerSpec, Platform, Resources, RestartPolicy
 from scheduler.store import CONTAINERS, EmbeddedEtcd, EtcdClient, Layout, Store
-from tests.scheduler.cluster.conftest import Runner, agents, ask, scheduler
+from tests.helpers.in_process_cluster import agents, ask, scheduler
+from tests.helpers.store_fixtures import Runner
 
 
 def running_total(pool: dict[str, SimAgent]) -> Counter[str]:

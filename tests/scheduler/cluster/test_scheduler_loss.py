@@ -6,15 +6,17 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+from cli.dev import DevCluster
 from protocol.errors import Unavailable
 from protocol.messages import ContainerList, ListContainers, SubmitJob, Submitted
 from protocol.specs import ContainerSpec, RestartPolicy
 from scheduler.store import Election, EmbeddedEtcd, EtcdClient, Layout, LeaderRecord
-from scheduler.store.embedded import free_port
-from tests.scheduler.cluster.conftest import Runner, agents, ask, process, scheduler
+from tests.helpers.in_process_cluster import agents, ask, scheduler
+from tests.helpers.store_fixtures import Runner
 
 
 def test_standby_serves_reads_and_names_the_leader_for_writes(run: Runner[None],
@@ -41,17 +43,16 @@ def test_standby_serves_reads_and_names_the_leader_for_writes(run: Runner[None],
     run(body)
 
 
-def _scheduler_args(etcd: EmbeddedEtcd, layout: Layout, name: str, port: int) -> list[str]:
-    return ["-m", "cli.daemons", "--etcd", etcd.endpoint.url,
-            "--listen", f"tcp://127.0.0.1:{port}", "--name", name,
-            "--store-root", layout.root, "--heartbeat-interval", "0.1",
-            "--node-timeout", "5", "--lease-ttl", "2"]
+def _scheduler_args(etcd: EmbeddedEtcd, layout: Layout, state_root: Path,
+                    name: str) -> list[str]:
+    return ["scheduler", "--etcd", etcd.endpoint.url, "--listen", "tcp://127.0.0.1:0",
+            "--name", name, "--store-root", layout.root, "--state-dir", str(state_root / name),
+            "--heartbeat-interval", "0.1", "--node-timeout", "5", "--lease-ttl", "2"]
 
 
 def test_kill_9_leader_standby_takes_over_nothing_lost_or_duplicated(
-        run: Runner[None], etcd: EmbeddedEtcd, layout: Layout) -> None:
-    ports = [free_port(), free_port()]
-    addresses = [f"tcp://127.0.0.1:{p}" for p in ports]
+        run: Runner[None], etcd: EmbeddedEtcd, layout: Layout, tmp_path: Path) -> None:
+    procs = DevCluster(tmp_path, "", workers=0)  # its process plumbing, not its start()
 
     async def leader_is(election: Election, name: str) -> LeaderRecord:
         async for record in election.observe():
@@ -62,45 +63,49 @@ def test_kill_9_leader_standby_takes_over_nothing_lost_or_duplicated(
     async def body() -> None:
         async with EtcdClient([etcd.endpoint]) as client:
             election = Election(client, layout, LeaderRecord(id="observer"))
-            with process(*_scheduler_args(etcd, layout, "s1", ports[0])) as s1:
+            try:
+                s1 = await procs.launch("s1", _scheduler_args(etcd, layout, tmp_path, "s1"))
                 await leader_is(election, "s1")
-                with process(*_scheduler_args(etcd, layout, "s2", ports[1])):
-                    async with agents(addresses, ["a", "b", "c"]) as pool:
-                        assert {a.scheduler for a in pool.values()} == {addresses[0]}
-                        spec = ContainerSpec(image="busybox", name="first",
-                                             restart=RestartPolicy(name="always"))
-                        reply = await ask(addresses[0], lambda r: SubmitJob(
-                            spec=spec, replicas=12, reply=r))
-                        assert isinstance(reply, Submitted) and len(reply.ids) == 12
-                        first = set(reply.ids)
+                await procs.launch("s2", _scheduler_args(etcd, layout, tmp_path, "s2"))
+                addresses = [procs.ready[name]["LISTEN"] for name in ("s1", "s2")]
+                async with agents(addresses, ["a", "b", "c"]) as pool:
+                    assert {a.scheduler for a in pool.values()} == {addresses[0]}
+                    spec = ContainerSpec(image="busybox", name="first",
+                                         restart=RestartPolicy(name="always"))
+                    reply = await ask(addresses[0], lambda r: SubmitJob(
+                        spec=spec, replicas=12, reply=r))
+                    assert isinstance(reply, Submitted) and len(reply.ids) == 12
+                    first = set(reply.ids)
 
-                        def runs(ids: set[str]) -> bool:
-                            return ids <= {c for a in pool.values() for c in a.running()}
+                    def runs(ids: set[str]) -> bool:
+                        return ids <= {c for a in pool.values() for c in a.running()}
 
-                        await pool["a"].until(lambda _: runs(first))
-                        before = {cid: gen for a in pool.values()
-                                  for cid, gen in a.running().items()}
+                    await pool["a"].until(lambda _: runs(first))
+                    before = {cid: gen for a in pool.values()
+                              for cid, gen in a.running().items()}
 
-                        os.kill(s1.pid, signal.SIGKILL)
-                        await leader_is(election, "s2")
-                        for agent in pool.values():
-                            await agent.until(lambda a: a.scheduler == addresses[1])
-                        second_spec = ContainerSpec(image="busybox", name="second")
-                        reply = await ask(addresses[1], lambda r: SubmitJob(
-                            spec=second_spec, replicas=6, reply=r))
-                        assert isinstance(reply, Submitted) and len(reply.ids) == 6
-                        everything = first | set(reply.ids)
-                        await pool["a"].until(lambda _: runs(everything))
+                    os.kill(s1.pid, signal.SIGKILL)
+                    await leader_is(election, "s2")
+                    for agent in pool.values():
+                        await agent.until(lambda a: a.scheduler == addresses[1])
+                    second_spec = ContainerSpec(image="busybox", name="second")
+                    reply = await ask(addresses[1], lambda r: SubmitJob(
+                        spec=second_spec, replicas=6, reply=r))
+                    assert isinstance(reply, Submitted) and len(reply.ids) == 6
+                    everything = first | set(reply.ids)
+                    await pool["a"].until(lambda _: runs(everything))
 
-                        copies = Counter(c for a in pool.values() for c in a.running())
-                        assert copies == Counter({cid: 1 for cid in everything})
-                        # The workers kept their containers: same generations, no revokes.
-                        after = {cid: gen for a in pool.values()
-                                 for cid, gen in a.running().items()}
-                        assert {cid: after[cid] for cid in first} == before
-                        assert all(not a.revoked for a in pool.values())
-                        listed = await ask(addresses[1], lambda r: ListContainers(reply=r))
-                        assert isinstance(listed, ContainerList)
-                        assert {c.id for c in listed.containers} == everything
+                    copies = Counter(c for a in pool.values() for c in a.running())
+                    assert copies == Counter({cid: 1 for cid in everything})
+                    # The workers kept their containers: same generations, no revokes.
+                    after = {cid: gen for a in pool.values()
+                             for cid, gen in a.running().items()}
+                    assert {cid: after[cid] for cid in first} == before
+                    assert all(not a.revoked for a in pool.values())
+                    listed = await ask(addresses[1], lambda r: ListContainers(reply=r))
+                    assert isinstance(listed, ContainerList)
+                    assert {c.id for c in listed.containers} == everything
+            finally:
+                await procs.stop()
 
     run(body, 60.0)

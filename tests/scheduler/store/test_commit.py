@@ -19,7 +19,7 @@ from scheduler.store import (
     NotLeader,
     Update,
 )
-from tests.scheduler.store.conftest import Runner, open_store
+from tests.helpers.store_fixtures import Runner, open_store
 
 
 def rec(generation: int = 0) -> ContainerRecord:

@@ -27,7 +27,7 @@ from scheduler.store import (
     NotLeader,
     watch_records,
 )
-from tests.scheduler.store.conftest import Runner, open_store
+from tests.helpers.store_fixtures import Runner, open_store
 
 TTL = 2
 ROOT = Path(__file__).resolve().parents[3]

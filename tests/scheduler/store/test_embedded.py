@@ -1,10 +1,12 @@
 """The embedded etcd manager: a clear error without a binary, no orphan when the parent dies,
-and a three-member cluster that keeps serving with one member stopped."""
+a three-member cluster that keeps serving with one member stopped, and its unix sockets: stale
+ones removed, taken ones refused, a path too long named."""
 
 from __future__ import annotations
 
 import os
 import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -17,15 +19,17 @@ from scheduler.store import (
     CONTAINERS,
     ContainerRecord,
     Create,
+    EmbeddedEtcd,
     EtcdClient,
     EtcdMissing,
+    EtcdStartFailed,
     Layout,
     Store,
     find_etcd,
     local_cluster,
     watch_records,
 )
-from tests.scheduler.store.conftest import ELECTION_MS, HEARTBEAT_MS, Runner
+from tests.helpers.store_fixtures import ELECTION_MS, HEARTBEAT_MS, Runner
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -121,3 +125,36 @@ def test_three_member_cluster_with_one_member_stopped(run: Runner[None]) -> None
         finally:
             for member in members:
                 member.stop()
+
+
+def test_a_member_killed_with_sigkill_starts_again_on_its_sockets(tmp_path: Path) -> None:
+    """etcd leaves its sockets behind when killed; the next start removes them and serves."""
+    etcd = EmbeddedEtcd(tmp_path / "etcd")
+    etcd.start()
+    try:
+        pid = etcd.pid
+        os.kill(pid, signal.SIGKILL)
+        assert _wait_exit(pid, 20)
+        assert etcd.client_socket.exists()  # stale: nobody listens there now
+        etcd.stop()
+        etcd.start()
+        assert etcd.pid != pid
+    finally:
+        etcd.stop()
+
+
+def test_a_second_etcd_on_the_same_sockets_is_refused(tmp_path: Path) -> None:
+    first = EmbeddedEtcd(tmp_path / "etcd")
+    first.start()
+    try:
+        with pytest.raises(EtcdStartFailed, match="another etcd already serves on"):
+            EmbeddedEtcd(tmp_path / "etcd").start()
+        assert first.running
+    finally:
+        first.stop()
+
+
+def test_a_socket_path_too_long_is_named(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 100) / "etcd"
+    with pytest.raises(EtcdStartFailed, match="longer than the 107 bytes"):
+        EmbeddedEtcd(deep).start()

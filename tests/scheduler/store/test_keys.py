@@ -42,6 +42,9 @@ def test_prefix_end() -> None:
         ("http://h", [Endpoint("h", 2379)]),
         (" http://a:1 , http://a:1 ,", [Endpoint("a", 1)]),
         ("http://[::1]:2379", [Endpoint("::1", 2379)]),
+        ("unix:///run/shoal/etcd.client:0,http://a:1",
+         [Endpoint(socket="/run/shoal/etcd.client:0"), Endpoint("a", 1)]),
+        ("unix:/run/etcd.sock", [Endpoint(socket="/run/etcd.sock")]),
     ],
 )
 def test_parse_endpoints(spec: str, expected: list[Endpoint]) -> None:
@@ -52,8 +55,14 @@ def test_ipv6_target() -> None:
     assert Endpoint("::1", 2379).target == "[::1]:2379"
 
 
+def test_unix_socket_target_and_url_round_trip() -> None:
+    endpoint = Endpoint(socket="/run/shoal/etcd.client:0")
+    assert endpoint.target == "unix:/run/shoal/etcd.client:0"  # gRPC's form
+    assert parse_endpoints(endpoint.url) == [endpoint]
+
+
 @pytest.mark.parametrize("spec", ["", ",", "https://a:2379", "http://a:99999", "http://a/x",
-                                  "http://:2379"])
+                                  "http://:2379", "unix://relative:0", "unix:///"])
 def test_parse_endpoints_refuses(spec: str) -> None:
     with pytest.raises(InvalidArgument):
         parse_endpoints(spec)

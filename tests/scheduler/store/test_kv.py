@@ -17,7 +17,7 @@ from scheduler.store import (
     Layout,
     NodeRecord,
 )
-from tests.scheduler.store.conftest import Runner, open_store
+from tests.helpers.store_fixtures import Runner, open_store
 
 
 def rec(image: str = "busybox", generation: int = 0) -> ContainerRecord:

@@ -17,7 +17,7 @@ from scheduler.store import (
     RecordEvent,
     watch_records,
 )
-from tests.scheduler.store.conftest import Runner, open_store
+from tests.helpers.store_fixtures import Runner, open_store
 
 
 def rec(generation: int = 0) -> ContainerRecord:

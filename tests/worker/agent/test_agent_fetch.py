@@ -30,8 +30,8 @@ from protocol.messages import (
 )
 from protocol.specs import ContainerSpec, ContainerStatus, Event
 from scheduler.cluster.images import ClusterImages
-from tests.conftest import run
-from tests.worker.images.conftest import E, make_tar
+from tests.helpers.bounded_run import run
+from tests.helpers.image_layers import E, make_tar
 from worker.agent.shell import Agent
 from worker.engine.engine import Engine
 from worker.engine.process_driver import ProcessDriver

@@ -7,7 +7,7 @@ import asyncio
 from collections import deque
 
 from protocol.specs import ContainerSpec
-from tests.conftest import run
+from tests.helpers.bounded_run import run
 from worker.agent.lanes import ContainerLanes, LaneInstruction, superseded
 from worker.agent.state import Run, StopAndRemove
 

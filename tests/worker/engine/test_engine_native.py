@@ -13,23 +13,14 @@ import pytest
 import channels
 from protocol.errors import NotFound
 from protocol.specs import ContainerSpec, Mount, Resources, RestartPolicy
-from tests.conftest import run
+from tests.helpers.bounded_run import run
 from worker.engine.engine import Engine
 from worker.engine.native_driver import NativeDriver, NativeImages
 from worker.images.testimage import import_test_image
 from worker.runtime.state import StateDir
 from worker.teardown import tear_down_worker
 
-
-@pytest.fixture(autouse=True)
-def need_root() -> None:
-    missing = [what for what, ok in (("root", os.geteuid() == 0),
-                                     ("busybox-static", Path("/bin/busybox").exists()))
-               if not ok]
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"native engine tests need {', '.join(missing)}")
-        pytest.skip(f"needs {', '.join(missing)}")
+pytestmark = pytest.mark.root
 
 
 def busybox(*command: str, **fields: object) -> ContainerSpec:

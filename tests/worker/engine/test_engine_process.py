@@ -12,7 +12,7 @@ import pytest
 import channels
 from protocol.errors import Conflict, InvalidArgument, NotFound
 from protocol.specs import ContainerSpec, RestartPolicy
-from tests.conftest import run
+from tests.helpers.bounded_run import run
 from worker.engine.engine import Engine
 from worker.engine.process_driver import ProcessDriver
 

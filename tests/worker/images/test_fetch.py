@@ -15,8 +15,8 @@ import channels
 from protocol.errors import NotFound, Timeout
 from protocol.messages import FetchBlob, Message
 from scheduler.cluster.images import ClusterImages
-from tests.conftest import run
-from tests.worker.images.conftest import E, gz, make_tar
+from tests.helpers.bounded_run import run
+from tests.helpers.image_layers import E, gz, make_tar
 from worker.images import DigestMismatch, ImageNotFound, ImageStore, LayerRejected
 from worker.images.digest import digest_bytes
 from worker.images.fetch import ImageFetcher

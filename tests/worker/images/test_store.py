@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.worker.images.conftest import E, gz, make_tar
+from tests.helpers.image_layers import E, gz, make_tar
 from worker.images import testimage
 from worker.images.digest import digest_bytes
 from worker.images.errors import (

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.worker.images.conftest import E, diff_id, gz, make_tar, snapshot
+from tests.helpers.image_layers import E, diff_id, gz, make_tar, snapshot
 from worker.images.blobs import BlobStore
 from worker.images.errors import LayerRejected
 from worker.images.layers import LayerRef, LayerStore

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.worker.images.conftest import E, diff_id, gz, make_tar
+from tests.helpers.image_layers import E, diff_id, gz, make_tar
 from worker.images import LayerLimits, LayerRejected
 from worker.images.digest import digest_bytes
 from worker.images.unpack import Form, LayerStats, unpack_layer

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.worker.runtime.conftest import Bundle, env, shoal_cmd
+from tests.helpers.runtime_harness import Bundle, env, shoal_cmd
 
 # Never needed before an operation logs, forks or waits: each costs milliseconds to import.
 NOT_AT_START = ["structlog", "logging", "importlib.metadata", "protocol.messages",
@@ -37,8 +37,7 @@ def _failing_poststart(cfg: dict[str, Any]) -> None:
 
 @pytest.mark.root
 @pytest.mark.parametrize("entry", ["shoal", "python -m worker.runtime"])
-def test_a_runtime_warning_still_reaches_stderr(need_root: None,
-                                                make_bundle: Callable[..., Bundle],
+def test_a_runtime_warning_still_reaches_stderr(make_bundle: Callable[..., Bundle],
                                                 state_root: Path, entry: str) -> None:
     bundle = make_bundle(["true"], _failing_poststart)
     args = ["run", "-b", str(bundle.path), "warn1"]

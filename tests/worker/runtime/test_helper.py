@@ -4,76 +4,29 @@ does: lifecycle, stdio pipes, exit codes and signals, exec, terminals, errors, a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import select
 import signal
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvloop
 
-from tests.worker.runtime.conftest import Bundle
-from tests.worker.runtime.test_lifecycle import cgroup_leftovers
+from tests.helpers.runtime_harness import (
+    Bundle,
+    cgroup_leftovers,
+    kill_and_await,
+    read_all,
+    run,
+    spawn,
+)
 from worker.runtime import BundleInvalid, ContainerNotFound, WrongState
 from worker.runtime import syscalls as sc
 from worker.runtime.client import RuntimeHelper
 from worker.runtime.errors import HelperLost
 
 pytestmark = pytest.mark.root
-TIMEOUT = 20.0
-
-
-@contextlib.contextmanager
-def busy_threads(n: int = 3) -> Iterator[None]:
-    """Other threads running, as grpc and executors do in the worker."""
-    stop = threading.Event()
-    threads = [threading.Thread(target=stop.wait) for _ in range(n)]
-    for t in threads:
-        t.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-
-
-def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
-    async def bounded() -> None:
-        await asyncio.wait_for(coro_fn(), TIMEOUT)
-    with busy_threads():
-        uvloop.run(bounded())
-
-
-def read_all(fd: int) -> bytes:
-    """Everything until every writer is gone (EOF on a pipe, EIO on a pty master)."""
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(fd)
-    return b"".join(chunks)
-
-
-def kill_and_await(pid: int) -> None:
-    """SIGKILL and wait until it has exited (a pidfd: whoever its parent is, it reaps it)."""
-    fd = os.pidfd_open(pid)
-    try:
-        os.kill(pid, signal.SIGKILL)
-        assert select.select([fd], [], [], TIMEOUT)[0]
-    finally:
-        os.close(fd)
-
-
 def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
@@ -82,13 +35,7 @@ def reap(pid: int) -> None:
     os.waitpid(pid, 0)
 
 
-async def spawn(root: Path, pids: list[int]) -> RuntimeHelper:
-    rt = await RuntimeHelper.spawn(root, log_level="warning")
-    pids.append(rt.helper_pid)
-    return rt
-
-
-def test_lifecycle_pipes_and_exit_codes(need_root: None, make_bundle: Callable[..., Bundle],
+def test_lifecycle_pipes_and_exit_codes(make_bundle: Callable[..., Bundle],
                                         state_root: Path, helper_pids: list[int]) -> None:
     ok = make_bundle(["sh", "-c", "echo out; echo err >&2; exit 3"])
     sleeper = make_bundle(["sleep", "1000"])
@@ -131,7 +78,7 @@ def test_lifecycle_pipes_and_exit_codes(need_root: None, make_bundle: Callable[.
     assert sorted(p.name for p in state_root.iterdir()) == [".helper.lock"]
 
 
-def test_delete_force_answers_waiters(need_root: None, make_bundle: Callable[..., Bundle],
+def test_delete_force_answers_waiters(make_bundle: Callable[..., Bundle],
                                       state_root: Path, helper_pids: list[int]) -> None:
     bundle = make_bundle(["sleep", "1000"])
 
@@ -151,7 +98,7 @@ def test_delete_force_answers_waiters(need_root: None, make_bundle: Callable[...
     assert cgroup_leftovers("f1") == []
 
 
-def test_errors_cross_the_socket(need_root: None, make_bundle: Callable[..., Bundle],
+def test_errors_cross_the_socket(make_bundle: Callable[..., Bundle],
                                  state_root: Path, helper_pids: list[int]) -> None:
     def edit(cfg: dict[str, Any]) -> None:
         cfg["process"]["cwd"] = "relative"
@@ -178,7 +125,7 @@ def test_errors_cross_the_socket(need_root: None, make_bundle: Callable[..., Bun
     assert not (state_root / "bad").exists()
 
 
-def test_exec_pipes_and_tty(need_root: None, make_bundle: Callable[..., Bundle],
+def test_exec_pipes_and_tty(make_bundle: Callable[..., Bundle],
                             state_root: Path, helper_pids: list[int]) -> None:
     bundle = make_bundle(["sleep", "1000"])
 
@@ -206,7 +153,7 @@ def test_exec_pipes_and_tty(need_root: None, make_bundle: Callable[..., Bundle],
     run(body)
 
 
-def test_terminal_container(need_root: None, make_bundle: Callable[..., Bundle],
+def test_terminal_container(make_bundle: Callable[..., Bundle],
                             state_root: Path, helper_pids: list[int]) -> None:
     def edit(cfg: dict[str, Any]) -> None:
         cfg["process"]["terminal"] = True
@@ -231,8 +178,7 @@ def test_terminal_container(need_root: None, make_bundle: Callable[..., Bundle],
     run(body)
 
 
-def test_the_helper_keeps_an_input_for_the_next_client(need_root: None,
-                                                        make_bundle: Callable[..., Bundle],
+def test_the_helper_keeps_an_input_for_the_next_client(make_bundle: Callable[..., Bundle],
                                                         state_root: Path,
                                                         helper_pids: list[int]) -> None:
     """A client (the worker) leaves the container's terminal with the helper: its own copy
@@ -287,7 +233,7 @@ def test_the_helper_keeps_an_input_for_the_next_client(need_root: None,
     run(body)
 
 
-def test_new_helper_adopts_containers(need_root: None, make_bundle: Callable[..., Bundle],
+def test_new_helper_adopts_containers(make_bundle: Callable[..., Bundle],
                                       state_root: Path, helper_pids: list[int]) -> None:
     bundle = make_bundle(["sleep", "1000"])
     # We stand in for the host's init: orphans of the dead helper come to us, and we reap them.

@@ -5,44 +5,17 @@ from __future__ import annotations
 import json
 import os
 import select
-import subprocess
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.worker.runtime.conftest import Bundle, env, shoal_cmd
+from tests.helpers.runtime_harness import Bundle, cgroup_leftovers, cli
 from worker.runtime import BundleInvalid, CreateFailed, Runtime, WrongState
 from worker.runtime import syscalls as sc
 
 pytestmark = pytest.mark.root
-
-
-def cli(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    # Files, never pipes: a created init inherits stdio and would hold a pipe open (as runc's).
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.run(shoal_cmd(root, *args), env=env(), timeout=60,
-                              stdin=subprocess.DEVNULL, stdout=out, stderr=err, check=False)
-        out.seek(0)
-        err.seek(0)
-        done = subprocess.CompletedProcess(proc.args, proc.returncode, out.read().decode(),
-                                           err.read().decode())
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
-
-
-def cgroup_leftovers(cid: str) -> list[str]:
-    found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields = line.split()
-        mountpoint = fields[4]
-        if "cgroup" in line.split(" - ")[1].split()[0]:
-            for dirpath, dirnames, _ in os.walk(mountpoint):
-                found.extend(os.path.join(dirpath, d) for d in dirnames if d == cid)
-    return found
 
 
 def wait_exit(pid: int, timeout: float = 10.0) -> None:
@@ -53,7 +26,7 @@ def wait_exit(pid: int, timeout: float = 10.0) -> None:
         os.close(fd)
 
 
-def test_gate_start_kill_delete_cli(need_root: None, make_bundle: Callable[..., Bundle],
+def test_gate_start_kill_delete_cli(make_bundle: Callable[..., Bundle],
                                     state_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "shared"
     out.mkdir()
@@ -91,7 +64,7 @@ def test_gate_start_kill_delete_cli(need_root: None, make_bundle: Callable[..., 
     assert "does not exist" in missing.stderr
 
 
-def test_exec_joins_the_container(need_root: None, make_bundle: Callable[..., Bundle],
+def test_exec_joins_the_container(make_bundle: Callable[..., Bundle],
                                   state_root: Path) -> None:
     bundle = make_bundle(["sleep", "1000"])
     cli(state_root, "create", "-b", str(bundle.path), "ex")
@@ -106,7 +79,7 @@ def test_exec_joins_the_container(need_root: None, make_bundle: Callable[..., Bu
     assert cgroup_leftovers("ex") == []
 
 
-def test_library_run_and_hooks(need_root: None, make_bundle: Callable[..., Bundle],
+def test_library_run_and_hooks(make_bundle: Callable[..., Bundle],
                                state_root: Path, tmp_path: Path) -> None:
     log = tmp_path / "hooks.log"
 
@@ -139,7 +112,7 @@ def test_library_run_and_hooks(need_root: None, make_bundle: Callable[..., Bundl
     assert not (state_root / "lib1").exists()
 
 
-def test_failed_step_unwinds_everything(need_root: None, make_bundle: Callable[..., Bundle],
+def test_failed_step_unwinds_everything(make_bundle: Callable[..., Bundle],
                                         state_root: Path) -> None:
     def edit(cfg: dict[str, Any]) -> None:
         cfg["mounts"].append({"destination": "/bad", "type": "nosuchfs", "source": "x"})
@@ -152,7 +125,7 @@ def test_failed_step_unwinds_everything(need_root: None, make_bundle: Callable[.
     assert cgroup_leftovers("bad1") == []
 
 
-def test_symlink_escape_is_refused(need_root: None, make_bundle: Callable[..., Bundle],
+def test_symlink_escape_is_refused(make_bundle: Callable[..., Bundle],
                                    state_root: Path, tmp_path: Path) -> None:
     def edit(cfg: dict[str, Any]) -> None:
         cfg["mounts"].append({"destination": "/evil/x", "type": "tmpfs", "source": "tmpfs"})
@@ -165,7 +138,7 @@ def test_symlink_escape_is_refused(need_root: None, make_bundle: Callable[..., B
     assert not (state_root / "esc").exists()
 
 
-def test_absolute_symlink_stays_inside(need_root: None, make_bundle: Callable[..., Bundle],
+def test_absolute_symlink_stays_inside(make_bundle: Callable[..., Bundle],
                                        state_root: Path, tmp_path: Path) -> None:
     host = tmp_path / "hostdir"
     host.mkdir()
@@ -189,7 +162,7 @@ def test_absolute_symlink_stays_inside(need_root: None, make_bundle: Callable[..
     (lambda c: c["process"]["user"].update(uid="root"), "process.user.uid"),
     (lambda c: c["mounts"][0].update(destination="proc"), "mounts[0].destination"),
 ])
-def test_bad_input_names_the_field(need_root: None, make_bundle: Callable[..., Bundle],
+def test_bad_input_names_the_field(make_bundle: Callable[..., Bundle],
                                    state_root: Path, edit: Callable[[dict[str, Any]], None],
                                    field: str) -> None:
     bundle = make_bundle(["true"], edit)
@@ -200,7 +173,7 @@ def test_bad_input_names_the_field(need_root: None, make_bundle: Callable[..., B
     assert not (state_root / "badin").exists()
 
 
-def test_start_twice_is_refused(need_root: None, make_bundle: Callable[..., Bundle],
+def test_start_twice_is_refused(make_bundle: Callable[..., Bundle],
                                 state_root: Path) -> None:
     bundle = make_bundle(["sleep", "1000"])
     rt = Runtime(state_root)

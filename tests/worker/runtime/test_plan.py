@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.worker.runtime.conftest import base_config
+from tests.helpers.runtime_harness import base_config
 from worker.runtime.cgroups import v1_writes, v2_writes
 from worker.runtime.errors import BundleInvalid
 from worker.runtime.mountopts import (

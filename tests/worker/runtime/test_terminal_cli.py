@@ -12,9 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.worker.runtime.conftest import Bundle
-from tests.worker.runtime.test_helper import read_all
-from tests.worker.runtime.test_lifecycle import cli
+from tests.helpers.runtime_harness import Bundle, cli, read_all
 
 pytestmark = pytest.mark.root
 
@@ -23,7 +21,7 @@ def _terminal(cfg: dict[str, Any]) -> None:
     cfg["process"]["terminal"] = True
 
 
-def test_run_proxies_the_pty(need_root: None, make_bundle: Callable[..., Bundle],
+def test_run_proxies_the_pty(make_bundle: Callable[..., Bundle],
                              state_root: Path) -> None:
     bundle = make_bundle(["sh", "-c", "tty; [ -t 1 ] && echo out-tty; exit 6"], _terminal)
     done = cli(state_root, "run", "-b", str(bundle.path), "tr1", check=False)
@@ -32,7 +30,7 @@ def test_run_proxies_the_pty(need_root: None, make_bundle: Callable[..., Bundle]
     assert not (state_root / "tr1").exists()
 
 
-def test_console_socket_and_exec_tty(need_root: None, make_bundle: Callable[..., Bundle],
+def test_console_socket_and_exec_tty(make_bundle: Callable[..., Bundle],
                                      state_root: Path) -> None:
     bundle = make_bundle(["sh", "-c", "tty; read x; echo got $x; exec sleep 1000"], _terminal)
     # Unix socket paths are short (108 bytes): not under pytest's long tmp_path.

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.worker.runtime.conftest import Bundle, env, shoal_cmd
+from tests.helpers.runtime_harness import Bundle, env, shoal_cmd
 
 pytestmark = pytest.mark.root
 

@@ -12,9 +12,15 @@ from typing import Any
 
 import pytest
 
-from tests.worker.runtime.conftest import Bundle
-from tests.worker.runtime.test_helper import TIMEOUT, kill_and_await, read_all, run, spawn
-from tests.worker.runtime.test_lifecycle import cgroup_leftovers
+from tests.helpers.runtime_harness import (
+    TIMEOUT,
+    Bundle,
+    cgroup_leftovers,
+    kill_and_await,
+    read_all,
+    run,
+    spawn,
+)
 from worker.runtime import CreateFailed, OperationFailed
 from worker.runtime.client import RuntimeHelper
 
@@ -61,8 +67,7 @@ async def run_to_exit(rt: RuntimeHelper, cid: str, bundle: Bundle) -> tuple[int,
     return pid, read_all(out_r), code
 
 
-def test_inits_come_from_the_spare_and_the_zygote(need_root: None,
-                                                  make_bundle: Callable[..., Bundle],
+def test_inits_come_from_the_spare_and_the_zygote(make_bundle: Callable[..., Bundle],
                                                   state_root: Path,
                                                   helper_pids: list[int]) -> None:
     echo = make_bundle(["sh", "-c", "echo pid $$; exit 4"])
@@ -116,8 +121,7 @@ def _exits(pid: int) -> bool:
         os.close(fd)
 
 
-def test_a_dead_spare_or_zygote_costs_only_speed(need_root: None,
-                                                 make_bundle: Callable[..., Bundle],
+def test_a_dead_spare_or_zygote_costs_only_speed(make_bundle: Callable[..., Bundle],
                                                  state_root: Path,
                                                  helper_pids: list[int]) -> None:
     echo = make_bundle(["sh", "-c", "echo ok"])
@@ -148,8 +152,7 @@ def test_a_dead_spare_or_zygote_costs_only_speed(need_root: None,
     assert sorted(p.name for p in state_root.iterdir()) == [".helper.lock"]
 
 
-def test_a_failing_init_from_the_spare_names_its_step(need_root: None,
-                                                     make_bundle: Callable[..., Bundle],
+def test_a_failing_init_from_the_spare_names_its_step(make_bundle: Callable[..., Bundle],
                                                      state_root: Path,
                                                      helper_pids: list[int]) -> None:
     def bad_mount(cfg: dict[str, Any]) -> None:
@@ -171,8 +174,7 @@ def test_a_failing_init_from_the_spare_names_its_step(need_root: None,
     run(body)
 
 
-def test_hooks_and_limits_through_the_zygote(need_root: None,
-                                            make_bundle: Callable[..., Bundle],
+def test_hooks_and_limits_through_the_zygote(make_bundle: Callable[..., Bundle],
                                             state_root: Path, tmp_path: Path,
                                             helper_pids: list[int]) -> None:
     """The zygote runs with ``python -S``: hooks (typed structs in the plan) still reach the
@@ -215,8 +217,7 @@ def test_hooks_and_limits_through_the_zygote(need_root: None,
         "h0", "h0", "h1", "h1", "h2", "h2"]
 
 
-def test_namespaces_made_ahead_are_left_when_shared(need_root: None,
-                                                  make_bundle: Callable[..., Bundle],
+def test_namespaces_made_ahead_are_left_when_shared(make_bundle: Callable[..., Bundle],
                                                   state_root: Path,
                                                   helper_pids: list[int]) -> None:
     """Spares make the network, IPC and UTS namespaces of the last create ahead of time; a
@@ -257,7 +258,7 @@ def test_namespaces_made_ahead_are_left_when_shared(need_root: None,
     run(body)
 
 
-def test_exec_is_cloned_into_the_container(need_root: None, make_bundle: Callable[..., Bundle],
+def test_exec_is_cloned_into_the_container(make_bundle: Callable[..., Bundle],
                                            state_root: Path, helper_pids: list[int]) -> None:
     """exec: one clone from the zygote straight into the container's pid namespace; the
     process is the helper's child; with no zygote the helper forks it as before."""

@@ -1,35 +1,25 @@
-"""Fixtures for storage tests: root and overlayfs required (fail, not skip, in CI), an image
-store holding the busybox test image, and no mount left behind whatever happens."""
+"""Fixtures for storage tests: overlayfs where a test needs it (fail, not skip, in CI), an
+image store holding the busybox test image, and no mount left behind whatever happens.
+(Root and busybox are the ``root`` marker's to check: tests/conftest.py.)"""
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.requirements import missing
 from worker.images import testimage
 from worker.images.store import Image, ImageStore
 from worker.storage import mounts
 from worker.storage.select import probe_overlay
 
 
-def missing(what: str) -> None:
-    """Skip locally, but fail in CI: a storage test that cannot run there is a failure."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"storage test needs {what}")
-    pytest.skip(f"needs {what}")
-
-
 @pytest.fixture
 def state(tmp_path: Path) -> Iterator[Path]:
     """A state directory; every mount under it is undone at the end, even after a failure."""
-    if os.geteuid() != 0:
-        missing("root")
-    if not testimage.BUSYBOX.exists():
-        missing("busybox-static (/bin/busybox)")
     root = tmp_path / "state"
     root.mkdir()
     try:

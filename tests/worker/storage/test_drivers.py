@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.worker.images.conftest import E, layout_from_tars, make_tar, snapshot
+from tests.helpers.image_layers import E, layout_from_tars, make_tar, snapshot
 from worker.images import testimage
 from worker.images.importer import import_image
 from worker.images.store import Image, ImageStore
@@ -25,6 +25,8 @@ from worker.storage.errors import (
 )
 from worker.storage.overlay import OverlayDriver
 from worker.storage.select import choose_driver, probe_overlay
+
+pytestmark = pytest.mark.root
 
 
 @pytest.fixture(params=["overlay", "copy"])

@@ -1,4 +1,5 @@
-"""Fixtures: private etcd processes on free loopback ports, and a uvloop runner for async tests.
+"""A pytest plugin (loaded by tests/conftest.py) for tests that need etcd: private etcd
+processes, a key root per test, and a uvloop runner for async test bodies.
 
 Every etcd started here is stopped when its fixture ends, pass or fail, and its data directory
 is removed.
@@ -15,8 +16,7 @@ from typing import TypeVar
 import pytest
 
 from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, MemberConfig, Store
-from scheduler.store.embedded import free_port
-from tests.conftest import run as run_bounded
+from tests.helpers.bounded_run import run as run_bounded
 
 T = TypeVar("T")
 Runner = Callable[[Callable[[], Awaitable[T]]], T]
@@ -27,8 +27,7 @@ ELECTION_MS = 500
 
 
 def make_etcd(base: Path, name: str = "test") -> EmbeddedEtcd:
-    config = MemberConfig(name, free_port(), free_port(), heartbeat_ms=HEARTBEAT_MS,
-                          election_ms=ELECTION_MS)
+    config = MemberConfig(name, heartbeat_ms=HEARTBEAT_MS, election_ms=ELECTION_MS)
     return EmbeddedEtcd(base / name, config=config)
 
 
@@ -50,7 +49,8 @@ def tmp_base() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def etcd(tmp_base: Path) -> Iterator[EmbeddedEtcd]:
-    """One etcd shared by the tests that do not restart or compact it; each uses its own root."""
+    """One etcd shared by the tests that do not restart or compact it (store, cluster and CLI
+    tests); each uses its own root (``layout``)."""
     server = make_etcd(tmp_base, "shared")
     server.start()
     try:

@@ -1,19 +1,14 @@
-"""Fixtures for cluster tests: one shared etcd (each test its own key root), in-process
-schedulers and simulated agents, and subprocesses that are always killed at the end."""
+"""Clusters inside the test's process, on the shared etcd (each test its own key root, see
+``store_fixtures``): schedulers and simulated agents, and a one-request client, with timings
+short enough that losses and takeovers happen within a test."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
-import os
-import subprocess
-import sys
-import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-
-import pytest
 
 import channels
 from bench._simagent import SimAgent, sim_node
@@ -22,28 +17,11 @@ from scheduler.cluster.daemon import DaemonOptions, SchedulerDaemon
 from scheduler.cluster.leader import LeaderOptions
 from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, Store
 
-# The store tests' runner and key-root fixtures serve here too.
-from tests.scheduler.store.conftest import Runner, layout, make_etcd, run
-
-__all__ = ["Runner", "layout", "run"]
-REPO = Path(__file__).resolve().parents[3]
-
 # Short timings: a node is down after 1.2 s of silence, a dead leader's lease ends in 2 s.
 HEARTBEAT = 0.1
 NODE_TIMEOUT = 1.2
 LEASE_TTL = 2
 CHANNELS = channels.ChannelOptions(heartbeat=0.2, timeout=1.0, connect_timeout=1.0)
-
-
-@pytest.fixture(scope="session")
-def etcd() -> Iterator[EmbeddedEtcd]:
-    with tempfile.TemporaryDirectory(prefix="shoal-cluster-test-") as tmp:
-        server = make_etcd(Path(tmp), "cluster")
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
 
 
 def daemon_options(name: str, listen: str = "tcp://127.0.0.1:0") -> DaemonOptions:
@@ -101,19 +79,3 @@ async def ask(address: str, make: Callable[[channels.Sender], Message]) -> Messa
     """One request from a fresh client connection."""
     async with await channels.connect(address, CHANNELS) as conn:
         return await channels.request(conn.sender, make, timeout=20.0)
-
-
-@contextlib.contextmanager
-def process(*args: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A Python subprocess of this repo; killed (and reaped) when the block ends."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), SHOAL_LOG="warning")
-    proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
-        if proc.stderr is not None:
-            proc.stderr.close()

@@ -14,7 +14,8 @@ from cli.containers import create
 from cli.containers import run as run_command
 from protocol.messages import ContainerInspected, InspectContainer
 from scheduler.store import EmbeddedEtcd, Layout
-from tests.scheduler.cluster.conftest import Runner, agents, ask, scheduler
+from tests.helpers.in_process_cluster import agents, ask, scheduler
+from tests.helpers.store_fixtures import Runner
 
 
 async def shoal(command: click.Command, *args: str) -> Result:
