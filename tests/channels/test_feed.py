@@ -12,7 +12,7 @@ from protocol.errors import EventsOverflow
 from protocol.eventfeed import EventFeed
 from protocol.messages import EventMessage, Message, WatchEvents
 from protocol.specs import Event
-from tests.channels.conftest import FAST, assert_only_current_task
+from tests.helpers.channel_testing import FAST, assert_only_current_task
 from tests.helpers.bounded_run import run
 
 Address = Callable[[], str]
