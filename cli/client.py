@@ -10,7 +10,7 @@ request goes there instead. When nothing answers, one line says what was tried.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -121,6 +121,31 @@ class Client:
             session.wait_for(reply.ready)
             if not self.redirected(reply):
                 return reply
+        raise Unavailable(f"no leader after {MAX_REDIRECTS} redirects: " + ", ".join(self._tried))
+
+    def messages(self, make: Callable[[SenderRef], Message]) -> Iterator[Message]:
+        """Every answer to a streaming request (``logs -f``, ``events``) until the service ends
+        the stream; a standby's refusal, which can only come first, is followed to the
+        leader. Nothing waits for a first answer, which may be long in coming."""
+        for _ in range(MAX_REDIRECTS + 1):
+            session = self.session
+            reply = session.reply_inbox()
+            session.send(make(reply))
+            try:
+                first = True
+                while True:
+                    try:
+                        message = reply.recv()
+                    except EndOfChannel:
+                        return
+                    except Unavailable:
+                        if first and self.redirected(reply):
+                            break  # ask the leader
+                        raise
+                    first = False
+                    yield message
+            finally:
+                reply.close()
         raise Unavailable(f"no leader after {MAX_REDIRECTS} redirects: " + ", ".join(self._tried))
 
     def ask(self, make: Callable[[SenderRef], Message], expect: type[M]) -> M:

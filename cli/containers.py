@@ -178,8 +178,8 @@ def _run_on_cluster(client: Client, container_id: str, remove: bool) -> int:
     try:
         # The scheduler learns of the container's progress from its worker's reports.
         _cluster_state(client, container_id, ("running", *_FINAL_STATES))
-        logs = client.open(lambda r: ContainerLogs(id=container_id, follow=True, reply=r))
-        for line in logs:
+        for line in client.messages(lambda r: ContainerLogs(id=container_id, follow=True,
+                                                            reply=r)):
             if isinstance(line, LogLine):
                 out = sys.stdout.buffer if line.stream == "stdout" else sys.stderr.buffer
                 out.write(line.data)
@@ -198,8 +198,9 @@ def _cluster_state(client: Client, container_id: str, states: tuple[str, ...],
     """The container's record once it is in one of ``states``: the cluster's events say when
     it changes, and the record is read again each time."""
     deadline = time.monotonic() + timeout
-    events = client.open(lambda r: WatchEvents(filters={"type": "container",
-                                                        "id": container_id}, reply=r))
+    session = client.session
+    events = session.reply_inbox()
+    session.send(WatchEvents(filters={"type": "container", "id": container_id}, reply=events))
     try:
         while True:
             info = client.ask(lambda r: InspectContainer(id=container_id, reply=r),
@@ -379,9 +380,8 @@ def logs(host: str | None, follow: bool, tail: str, since: float, timestamps: bo
         raise click.BadParameter("--tail takes a number or 'all'")
     count = -1 if tail == "all" else int(tail)
     with connect(host) as client:
-        lines = client.open(lambda r: ContainerLogs(id=container, follow=follow, tail=count,
-                                                    since=since, reply=r))
-        for line in lines:
+        for line in client.messages(lambda r: ContainerLogs(id=container, follow=follow,
+                                                            tail=count, since=since, reply=r)):
             if not isinstance(line, LogLine):
                 continue
             out = sys.stdout.buffer if line.stream == "stdout" else sys.stderr.buffer
@@ -458,8 +458,8 @@ def events(host: str | None, since: float, filters: tuple[str, ...]) -> None:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--filter")
         wanted[key] = value
     with connect(host) as client:
-        stream_ = client.open(lambda r: WatchEvents(since=since, filters=wanted, reply=r))
-        for message in stream_:
+        for message in client.messages(lambda r: WatchEvents(since=since, filters=wanted,
+                                                             reply=r)):
             if isinstance(message, EventMessage):
                 event = message.event
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(event.time))

@@ -72,10 +72,13 @@ def _send_archive(path: Path | None, source: ByteSource) -> None:
                         tar.add(path / name, arcname=name)
             sink.flush()
         else:
-            with path.open("rb") if path is not None else \
-                    open(sys.stdin.fileno(), "rb", closefd=False) as archive:
+            archive = path.open("rb") if path is not None else sys.stdin.buffer
+            try:
                 while chunk := archive.read(READ_CHUNK):
                     source.write(chunk)
+            finally:
+                if path is not None:
+                    archive.close()
         source.close()
     except ChannelError:
         return  # the worker stopped reading: its reply says why
@@ -256,3 +259,16 @@ image.add_command(images, name="ls")
 image.add_command(rmi, name="rm")
 
 IMAGE_COMMANDS: list[click.Command] = [images, rmi, image]
+
+
+@click.group()
+def main() -> None:
+    """shoal's image commands on their own (``python -m cli.images``)."""
+
+
+for _command in IMAGE_COMMANDS:
+    main.add_command(_command)
+
+
+if __name__ == "__main__":
+    main()

@@ -45,19 +45,19 @@ class LazyGroup(click.Group):
     traceback with ``--log-level debug``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from protocol.errors import ShoalError
-
         try:
             return super().invoke(ctx)
-        except ShoalError as exc:
-            from cli.client import one_line
-
-            raise click.ClickException(one_line(exc)) from None
         except KeyboardInterrupt:
             sys.exit(130)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except Exception as exc:
+            from protocol.errors import ShoalError  # not before it is needed: `version`
+
+            if isinstance(exc, ShoalError):
+                from cli.client import one_line
+
+                raise click.ClickException(one_line(exc)) from None
             if ctx.params.get("log_level") == "debug":
                 raise
             raise click.ClickException(

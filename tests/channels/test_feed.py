@@ -12,8 +12,8 @@ from protocol.errors import EventsOverflow
 from protocol.eventfeed import EventFeed
 from protocol.messages import EventMessage, Message, WatchEvents
 from protocol.specs import Event
-from tests.helpers.channel_testing import FAST, assert_only_current_task
 from tests.helpers.bounded_run import run
+from tests.helpers.channel_testing import FAST, assert_only_current_task
 
 Address = Callable[[], str]
 

@@ -12,7 +12,7 @@ import pytest
 
 import channels
 from cli.dev import DevCluster
-from cli.images import upload_image
+from cli.images import upload_to
 from protocol.messages import (
     ContainerList,
     ListContainers,
@@ -66,8 +66,7 @@ def test_standby_takes_over_and_the_worker_keeps_its_containers(tmp_path: Path) 
             assert procs.ready["b"]["LEADER"] == first  # it follows a: workers are sent there
             with tempfile.TemporaryDirectory() as tmp:
                 layout = await asyncio.to_thread(build_layout, Path(tmp) / "busybox")
-                async with await channels.connect(first) as conn:
-                    await upload_image(conn, layout, "busybox:latest")
+                await asyncio.to_thread(upload_to, first, layout, "busybox:latest")
             await procs.launch("w1", [
                 "worker", "--join", f"{first},{second}", "--listen", "tcp://127.0.0.1:0",
                 "--state-dir", str(tmp_path / "w1"), "--name", "w1"])

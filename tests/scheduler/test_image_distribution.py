@@ -5,6 +5,7 @@ it; a blob whose digest does not match is refused and its container reported fai
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 import channels
 from cli.dev import DevCluster
-from cli.images import upload_image
+from cli.images import upload_to
 from protocol.messages import (
     ContainerInspected,
     ContainerList,
@@ -53,7 +54,7 @@ def test_workers_fetch_the_image_once_each_and_refuse_a_corrupt_blob(tmp_path: P
         try:
             async with await channels.connect(cluster.address) as conn:
                 await distribute(conn)
-                await refuse_corrupt(conn)
+                await refuse_corrupt(cluster.address, conn)
         finally:
             await cluster.stop()
 
@@ -94,10 +95,10 @@ def test_workers_fetch_the_image_once_each_and_refuse_a_corrupt_blob(tmp_path: P
 
         await until(cluster.address, all_listed)
 
-    async def refuse_corrupt(conn: channels.Connection) -> None:
+    async def refuse_corrupt(address: str, conn: channels.Connection) -> None:
         layout = layout_from_tars(tmp_path / "broken", [make_tar([E("hello", data=b"hi\n")])],
                                   "broken:1")
-        await upload_image(conn, layout)
+        await asyncio.to_thread(upload_to, address, layout)
         image = ImageStore(scheduler_images).get("broken:1")
         layer = image.manifest.layers[0].digest
         path = scheduler_images / "oci" / "blobs" / "sha256" / layer.removeprefix("sha256:")

@@ -13,7 +13,7 @@ import pytest
 
 import channels
 from cli.dev import DevCluster
-from cli.images import upload_image
+from cli.images import upload_to
 from protocol.messages import ContainerList, ListContainers, SubmitJob, Submitted
 from protocol.specs import ContainerSpec
 from scheduler.store import EmbeddedEtcd
@@ -43,8 +43,7 @@ def test_the_new_leader_serves_the_image_imported_into_the_old_one(tmp_path: Pat
             assert procs.ready["b"]["ROLE"] == "standby"
             with tempfile.TemporaryDirectory() as tmp:
                 layout = await asyncio.to_thread(build_layout, Path(tmp) / "busybox")
-                async with await channels.connect(first) as conn:
-                    await upload_image(conn, layout, "busybox:latest")
+                await asyncio.to_thread(upload_to, first, layout, "busybox:latest")
             await wait_for_log(tmp_path / "b.log", '"image synced"', standby)
             image = ImageStore(tmp_path / "a" / "images").get("busybox")
             blobs = {image.manifest_digest, image.id,

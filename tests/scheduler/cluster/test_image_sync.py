@@ -4,15 +4,15 @@ additive (a removal at the leader keeps the standby's copy); none once it leads.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-import channels
-from cli.images import upload_image
+from cli.images import upload_to
 from protocol.messages import ImageRemoved, RemoveImage
 from scheduler.cluster.imagesync import ImageSync
 from scheduler.store import EmbeddedEtcd, Layout
 from tests.helpers.image_layers import E, layout_from_tars, make_tar
-from tests.helpers.in_process_cluster import CHANNELS, ask, scheduler
+from tests.helpers.in_process_cluster import ask, scheduler
 from tests.helpers.store_fixtures import Runner
 from worker.images import ImageStore
 from worker.images.testimage import build_layout
@@ -38,14 +38,12 @@ def test_a_standby_copies_the_leaders_images_at_start_and_on_each_import(
     async def body() -> None:
         async with scheduler(etcd, layout, "s1", state_dir=tmp_path / "s1") as s1:
             await s1.leading.wait()
-            async with await channels.connect(s1.address, CHANNELS) as conn:
-                await upload_image(conn, busybox)  # before the standby exists
+            await asyncio.to_thread(upload_to, s1.address, busybox)  # before the standby exists
             async with scheduler(etcd, layout, "s2", state_dir=tmp_path / "s2",
                                  image_resync=NEVER) as s2:
                 await passes(s2.image_sync, 1)  # it started following the leader
                 assert stored(tmp_path / "s2" / "images") == stored(tmp_path / "s1" / "images")
-                async with await channels.connect(s1.address, CHANNELS) as conn:
-                    await upload_image(conn, hello)
+                await asyncio.to_thread(upload_to, s1.address, hello)
                 await passes(s2.image_sync, 2)  # the import's event
                 leader_images = stored(tmp_path / "s1" / "images")
                 assert len(leader_images) == 2

@@ -4,16 +4,16 @@ keeps none."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
-import channels
-from cli.images import upload_image
+from cli.images import upload_to
 from protocol.errors import Unavailable, Unsupported
 from protocol.messages import ImageList, ImageResolved, ListImages, ResolveImage
 from scheduler.store import EmbeddedEtcd, Layout
-from tests.helpers.in_process_cluster import CHANNELS, ask, scheduler
+from tests.helpers.in_process_cluster import ask, scheduler
 from tests.helpers.store_fixtures import Runner
 from worker.images.testimage import build_layout
 
@@ -25,8 +25,7 @@ def test_the_leader_keeps_images_and_a_standby_names_it(run: Runner[None], etcd:
     async def body() -> None:
         async with scheduler(etcd, layout, "s1", state_dir=tmp_path / "s1") as s1:
             await s1.leading.wait()
-            async with await channels.connect(s1.address, CHANNELS) as conn:
-                imported = await upload_image(conn, source)
+            imported = await asyncio.to_thread(upload_to, s1.address, source)
             [image] = imported.images
             assert image.tags == ["busybox:latest"]
             listed = await ask(s1.address, lambda r: ListImages(reply=r))
