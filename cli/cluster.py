@@ -6,7 +6,6 @@ from __future__ import annotations
 import click
 
 from cli.client import ShoalCommand, connect, host_option
-from cli.formatting import parse, print_formatted
 from cli.output import as_json, table
 from cli.views import NODE_FIELDS, NODE_HEADERS, node_view
 from protocol.messages import (
@@ -65,6 +64,8 @@ def nodes(host: str | None, filters: tuple[str, ...], fmt: str) -> None:
             raise click.BadParameter(f"filter {item!r} is not KEY=VALUE", param_hint="-f")
         wanted[key] = value
     if fmt not in ("table", "json"):
+        from cli.formatting import parse  # only for a template
+
         parse(fmt, NODE_FIELDS)  # a bad template is refused before anything is asked
     with connect(host) as client:
         listed = client.ask(lambda r: ListNodes(filters=wanted, reply=r), NodeList)
@@ -76,6 +77,8 @@ def nodes(host: str | None, filters: tuple[str, ...], fmt: str) -> None:
     if fmt == "table":
         table(NODE_COLUMNS, rows)
         return
+    from cli.formatting import print_formatted
+
     print_formatted(fmt, [node_view(n, listed.usage.get(n.id, NodeUsage()), row[4], row[5])
                           for n, row in zip(ordered, rows, strict=True)],
                     NODE_FIELDS, NODE_HEADERS)

@@ -8,7 +8,6 @@ so any size goes through in constant memory. Refusals print the worker's typed e
 from __future__ import annotations
 
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -16,7 +15,6 @@ import click
 
 from channels._blocking import ByteSource
 from cli.client import MAX_REDIRECTS, Client, ShoalCommand, connect, host_option, one_line
-from cli.formatting import parse, print_formatted
 from cli.output import ago, as_json, table
 from cli.views import IMAGE_FIELDS, IMAGE_HEADERS, image_views
 from protocol.errors import ChannelError, InvalidArgument, ShoalError, Unavailable
@@ -65,6 +63,8 @@ def _send_archive(path: Path | None, source: ByteSource) -> None:
     layout) on ``source`` and end the stream."""
     try:
         if path is not None and path.is_dir():
+            import tarfile  # only to send a directory
+
             sink = _StreamSink(source)
             with tarfile.open(fileobj=sink, mode="w|") as tar:  # type: ignore[call-overload]
                 for name in LAYOUT_ENTRIES:
@@ -182,6 +182,8 @@ def image_rows(images: list[ImageSummary], now: float | None = None) -> list[lis
 def images(host: str | None, quiet: bool, fmt: str) -> None:
     """List images."""
     if fmt not in ("table", "json"):
+        from cli.formatting import parse  # only for a template
+
         parse(fmt, IMAGE_FIELDS)  # a bad template is refused before anything is asked
     with connect(host) as client:
         listing = client.ask(lambda r: ListImages(reply=r), ImageList)
@@ -191,6 +193,8 @@ def images(host: str | None, quiet: bool, fmt: str) -> None:
     if fmt != "table" and not quiet:
         now = time.time()
         ordered = sorted(listing.images, key=lambda i: (-i.created, i.id))
+        from cli.formatting import print_formatted
+
         print_formatted(fmt, [view for i in ordered
                               for view in image_views(i, now, human_size(i.size))],
                         IMAGE_FIELDS, IMAGE_HEADERS)

@@ -20,11 +20,12 @@ if TYPE_CHECKING:
 # structlog, uvloop or msgspec before a command needs them: `shoal runtime` runs once per
 # container operation, and `shoal version` should print at once.
 LAZY_COMMANDS = {
-    **{name: f"cli.containers:{attr}" for name, attr in [
-        ("create", "create"), ("run", "run"), ("start", "start"), ("stop", "stop"),
-        ("restart", "restart"), ("kill", "kill"), ("rm", "rm"), ("wait", "wait"),
-        ("ps", "ps"), ("inspect", "inspect"), ("logs", "logs"), ("exec", "exec_"),
-        ("top", "top"), ("events", "events")]},
+    **{name: f"cli.containers:{name}" for name in [
+        "start", "stop", "restart", "kill", "rm", "wait", "ps", "inspect", "logs", "top",
+        "events"]},
+    "create": "cli.running:create",
+    "run": "cli.running:run",
+    "exec": "cli.running:exec_",
     "images": "cli.images:images",
     "rmi": "cli.images:rmi",
     "image": "cli.images:image",

@@ -10,8 +10,8 @@ import click
 from click.testing import CliRunner, Result
 
 from cli.cluster import CLUSTER_COMMANDS, human_bytes, node, nodes
-from cli.containers import create
-from cli.containers import run as run_command
+from cli.running import create
+from cli.running import run as run_command
 from protocol.messages import ContainerInspected, InspectContainer
 from scheduler.store import EmbeddedEtcd, Layout
 from tests.helpers.in_process_cluster import agents, ask, scheduler

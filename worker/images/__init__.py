@@ -6,47 +6,65 @@ Typical use from the engine (all calls block; run them with ``asyncio.to_thread`
     import_image(store, Path("busybox.tar"), "busybox:latest")
     image = store.get("busybox")          # Image: id, tags, config, defaults, layers
     image.defaults.cmd                    # ('sh',)
+
+The names below are loaded on first use, from the module that defines them: a client that only
+wants the store's error codes (to show ImageNotFound by name) does not import the store.
 """
 
-from worker.images.errors import (
-    BlobNotFound,
-    DigestMismatch,
-    ImageInUse,
-    ImageNotFound,
-    InvalidImage,
-    InvalidReference,
-    LayerRejected,
-)
-from worker.images.importer import ArchiveFormat, ImportResult, detect_format, import_image
-from worker.images.layers import LayerRef, LayerStore
-from worker.images.oci import ContainerDefaults, ImageConfig
-from worker.images.reference import Reference, parse_reference
-from worker.images.store import GcResult, Image, ImageStore, RemoveResult
-from worker.images.tarsafety import LayerLimits
-from worker.images.unpack import Form
+from __future__ import annotations
 
-__all__ = [
-    "ArchiveFormat",
-    "BlobNotFound",
-    "ContainerDefaults",
-    "DigestMismatch",
-    "Form",
-    "GcResult",
-    "Image",
-    "ImageConfig",
-    "ImageInUse",
-    "ImageNotFound",
-    "ImageStore",
-    "ImportResult",
-    "InvalidImage",
-    "InvalidReference",
-    "LayerLimits",
-    "LayerRef",
-    "LayerRejected",
-    "LayerStore",
-    "Reference",
-    "RemoveResult",
-    "detect_format",
-    "import_image",
-    "parse_reference",
-]
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from worker.images.errors import BlobNotFound as BlobNotFound
+    from worker.images.errors import DigestMismatch as DigestMismatch
+    from worker.images.errors import ImageInUse as ImageInUse
+    from worker.images.errors import ImageNotFound as ImageNotFound
+    from worker.images.errors import InvalidImage as InvalidImage
+    from worker.images.errors import InvalidReference as InvalidReference
+    from worker.images.errors import LayerRejected as LayerRejected
+    from worker.images.importer import ArchiveFormat as ArchiveFormat
+    from worker.images.importer import ImportResult as ImportResult
+    from worker.images.importer import detect_format as detect_format
+    from worker.images.importer import import_image as import_image
+    from worker.images.layers import LayerRef as LayerRef
+    from worker.images.layers import LayerStore as LayerStore
+    from worker.images.oci import ContainerDefaults as ContainerDefaults
+    from worker.images.oci import ImageConfig as ImageConfig
+    from worker.images.reference import Reference as Reference
+    from worker.images.reference import parse_reference as parse_reference
+    from worker.images.store import GcResult as GcResult
+    from worker.images.store import Image as Image
+    from worker.images.store import ImageStore as ImageStore
+    from worker.images.store import RemoveResult as RemoveResult
+    from worker.images.tarsafety import LayerLimits as LayerLimits
+    from worker.images.unpack import Form as Form
+
+_NAMES: dict[str, tuple[str, ...]] = {
+    "errors": ("BlobNotFound", "DigestMismatch", "ImageInUse", "ImageNotFound", "InvalidImage",
+               "InvalidReference", "LayerRejected"),
+    "importer": ("ArchiveFormat", "ImportResult", "detect_format", "import_image"),
+    "layers": ("LayerRef", "LayerStore"),
+    "oci": ("ContainerDefaults", "ImageConfig"),
+    "reference": ("Reference", "parse_reference"),
+    "store": ("GcResult", "Image", "ImageStore", "RemoveResult"),
+    "tarsafety": ("LayerLimits",),
+    "unpack": ("Form",),
+}
+_WHERE = {name: module for module, names in _NAMES.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'worker.images' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"worker.images.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
