@@ -37,11 +37,15 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
+# An editable install in setuptools' "compat" mode: a plain path line in a .pth file. The
+# default mode installs an import hook that every Python start loads (pathlib, re, fnmatch:
+# ~10 ms before `shoal ps` does anything).
 stamp=.venv/.shoal-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ deploy/setup.sh -nt "$stamp" ]; then
     log=.venv/pip-install.log
     if ! { .venv/bin/python -m pip install -q --upgrade pip &&
-           .venv/bin/python -m pip install -q -e '.[dev]'; } >"$log" 2>&1; then
+           .venv/bin/python -m pip install -q -e '.[dev]' \
+               --config-settings editable_mode=compat; } >"$log" 2>&1; then
         cat "$log" >&2
         echo "setup: pip install failed (log above, kept in $log)" >&2
         exit 1
