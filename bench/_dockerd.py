@@ -16,6 +16,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -26,6 +27,7 @@ DOCKER_CLI = Path("/usr/bin/docker")
 READY_PHRASE = b"API listen on"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
+COMMAND_TIMEOUT = 120.0
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -116,13 +118,21 @@ class PrivateDockerd:
                     self._ready.set()
         self._ready.set()
 
-    def cli(self, *args: str) -> str:
+    def cli(self, *args: str, timeout: float = COMMAND_TIMEOUT) -> str:
         """Run the docker CLI against this daemon; its stdout, or an error with its stderr."""
         done = subprocess.run([str(DOCKER_CLI), *args], env=self.env, capture_output=True,
-                              text=True, timeout=120)
+                              text=True, timeout=timeout)
         if done.returncode != 0:
             raise RuntimeError(f"docker {' '.join(args)}: {done.stderr.strip()}")
         return done.stdout
+
+    def remove(self, ids: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> None:
+        """Remove containers one at a time: dockerd 20.10's libnetwork can deadlock when the
+        network sandboxes of several containers are released at once (``docker rm -f`` of many
+        ids removes them concurrently), and every later request on those containers hangs."""
+        deadline = time.monotonic() + timeout
+        for cid in ids:
+            self.cli("rm", "-f", cid, timeout=max(0.1, deadline - time.monotonic()))
 
     def versions(self) -> dict[str, str]:
         out = self.cli("version", "--format", "{{.Client.Version}} {{.Server.Version}}")
@@ -131,13 +141,12 @@ class PrivateDockerd:
 
     def close(self) -> None:
         """Remove the containers, stop the daemon, then anything it left: its containerd and
-        shims, mounts under the directory, its cgroups, the directory itself."""
+        shims, container processes (if it had to be killed), mounts under the directory, its
+        cgroups, the directory itself."""
         if self.proc is not None and self.proc.poll() is None:
             # The daemon is stopped below whether this worked or not.
             with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
-                ids = self.cli("ps", "-aq").split()
-                if ids:
-                    self.cli("rm", "-f", *ids)
+                self.remove(self.cli("ps", "-aq", timeout=STOP_TIMEOUT).split(), STOP_TIMEOUT)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(STOP_TIMEOUT)
@@ -146,21 +155,30 @@ class PrivateDockerd:
                 self.proc.wait(STOP_TIMEOUT)
         if self._log_copier is not None:
             self._log_copier.join(STOP_TIMEOUT)
-        self._kill_leftovers()
+        self._kill(pid for pid, cmdline in _processes()
+                   if str(self.directory).encode() in cmdline)
+        self._kill(self._cgroup_members())
         unmount_under(self.directory)
         self._remove_cgroups()
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def _kill_leftovers(self) -> None:
-        """containerd and its shims were started for this daemon: their command lines name
-        the exec root. Kill them by pid and wait until they are gone."""
-        marker = str(self.directory).encode()
-        pids = [pid for pid, cmdline in _processes() if marker in cmdline]
-        for pid in pids:
+    @staticmethod
+    def _kill(pids: Iterable[int]) -> None:
+        """Kill processes this daemon started (its containerd and shims name the directory on
+        their command lines; containers are in its cgroups) and wait until they are gone."""
+        killed = sorted(set(pids))
+        for pid in killed:
             _signal(pid, signal.SIGKILL)
         deadline = time.monotonic() + STOP_TIMEOUT
-        for pid in pids:
+        for pid in killed:
             _wait_gone(pid, deadline)
+
+    def _cgroup_members(self) -> set[int]:
+        members: set[int] = set()
+        for procs in CGROUP_ROOT.glob(f"*/{self.cgroup_parent}/**/cgroup.procs"):
+            with contextlib.suppress(OSError):
+                members.update(int(pid) for pid in procs.read_text().split())
+        return members
 
     def _remove_cgroups(self) -> None:
         if not CGROUP_ROOT.is_dir():

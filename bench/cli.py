@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import select
 import shutil
 import signal
 import statistics
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -127,17 +128,34 @@ def _launch(argv: Sequence[str], env: Mapping[str, str]) -> _Launched:
     return _Launched(proc, started, stdout, stderr)
 
 
-def _finish(launched: _Launched) -> Finished:
-    """Reap the process with ``wait4`` (its own rusage, not the sum over all children)."""
+def _finish(launched: _Launched, deadline: float) -> Finished:
+    """Reap the process with ``wait4`` (its own rusage, not the sum over all children); kill it
+    if it has not exited by ``deadline`` (``time.monotonic()``)."""
     proc = launched.proc
+    exited = os.pidfd_open(proc.pid)
+    try:
+        if not select.select([exited], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            raise TimeoutError(f"{_shown(proc)} did not exit within {COMMAND_TIMEOUT:g} s")
+    finally:
+        os.close(exited)
     _, status, usage = os.wait4(proc.pid, 0)
     wall_ms = (time.perf_counter() - launched.started) * 1000
     proc.returncode = os.waitstatus_to_exitcode(status)
     out, err = (_read_all(f) for f in (launched.stdout, launched.stderr))
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, proc.args))!r} exited {proc.returncode}: "  # type: ignore[arg-type]
-                           f"{err.strip()[-2000:]}")
+        raise RuntimeError(f"{_shown(proc)} exited {proc.returncode}: {err.strip()[-2000:]}")
     return Finished(wall_ms, (usage.ru_utime + usage.ru_stime) * 1000, out)
+
+
+def _shown(proc: subprocess.Popen[bytes]) -> str:
+    assert isinstance(proc.args, list)
+    return repr(" ".join(map(str, proc.args)))
+
+
+def _kill(launched: _Launched) -> None:
+    if launched.proc.returncode is None:
+        launched.proc.kill()
+        launched.proc.wait()
 
 
 def _read_all(f: IO[bytes]) -> str:
@@ -149,26 +167,22 @@ def _read_all(f: IO[bytes]) -> str:
 def run_one(argv: Sequence[str], env: Mapping[str, str]) -> Finished:
     launched = _launch(argv, env)
     try:
-        return _finish(launched)
-    except BaseException:
-        if launched.proc.returncode is None:
-            launched.proc.kill()
-        raise
+        return _finish(launched, time.monotonic() + COMMAND_TIMEOUT)
+    finally:
+        _kill(launched)
 
 
 def run_together(argvs: Sequence[Sequence[str]], env: Mapping[str, str]
                  ) -> tuple[float, list[Finished]]:
     """Start every command at once; (seconds until the last has exited, each one's figures)."""
     started = time.perf_counter()
+    deadline = time.monotonic() + COMMAND_TIMEOUT
     launched = [_launch(argv, env) for argv in argvs]
     try:
-        finished = [_finish(one) for one in launched]
+        finished = [_finish(one, deadline) for one in launched]
     finally:
         for one in launched:
-            if one.proc.returncode is None:
-                one.proc.kill()
-                os.waitpid(one.proc.pid, 0)
-                one.proc.returncode = -signal.SIGKILL
+            _kill(one)
     return time.perf_counter() - started, finished
 
 
@@ -180,14 +194,11 @@ class Side:
     command: Sequence[str]
     env: Mapping[str, str]
     image: str
+    remove: Callable[[Sequence[str]], object]
     run_options: Sequence[str] = ()
 
     def run_argv(self, *args: str) -> list[str]:
         return [*self.command, "run", *self.run_options, *args]
-
-    def remove(self, ids: Sequence[str]) -> None:
-        if ids:
-            run_one([*self.command, "rm", "-f", *ids], self.env)
 
 
 # --- measurements ---------------------------------------------------------------------------
@@ -243,7 +254,7 @@ def measure_detached(sides: Sequence[Side], rounds: int, ps_runs: int,
                     samples[side.name].ps_cpu_ms.append(listed.cpu_ms)
                     samples[side.name].ps_ms.append(listed.wall_ms)
             finally:
-                side.remove([cid for cid in ids if cid])
+                side.remove([cid for cid in ids if cid])  # not timed
 
 
 def import_profile(shoal: Path, env: Mapping[str, str]) -> dict[str, object]:
@@ -340,6 +351,10 @@ def _num(value: object) -> float:
     return float(value)
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench cli", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer runs, same keys")
@@ -351,7 +366,7 @@ def main(argv: list[str]) -> int:
     if not shoal.exists():
         print(f"no {shoal}: run deploy/setup.sh (it installs the shoal command)", file=sys.stderr)
         return 2
-    runs, rounds, ps_runs = (5, 2, 3) if args.quick else (15, 3, 5)
+    runs, rounds, ps_runs = (5, 2, 3) if args.quick else (20, 4, 5)
 
     # Imported here: they pull in the worker's modules, which the pure parts above do without.
     import uvloop
@@ -361,6 +376,9 @@ def main(argv: list[str]) -> int:
     from worker.images.testimage import layer_base
     from worker.teardown import tear_down_worker
 
+    # A TERM (from `timeout`, say) unwinds like ^C: the finally blocks below stop dockerd and
+    # the worker and remove what they made.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     ensure_installed()
     state = Path(tempfile.mkdtemp(prefix="shoal-bench-cli-"))
     rootfs = state / "busybox-rootfs.tar"
@@ -373,9 +391,12 @@ def main(argv: list[str]) -> int:
         run_one([str(shoal), "image", "import", str(rootfs), "busybox:latest"], shoal_env)
         with PrivateDockerd(state / "docker") as docker:
             docker.cli("import", str(rootfs), "busybox:bench")
-            sides = [Side("shoal", [str(shoal)], shoal_env, "busybox"),
-                     Side("docker", [str(DOCKER_CLI)], docker.env, "busybox:bench",
-                          ["--network", "none"])]
+            sides = [
+                Side("shoal", [str(shoal)], shoal_env, "busybox",
+                     lambda ids: run_one([str(shoal), "rm", "-f", *ids], shoal_env)),
+                # shoal's containers get a network namespace with loopback only: docker's too.
+                Side("docker", [str(DOCKER_CLI)], docker.env, "busybox:bench", docker.remove,
+                     ["--network", "none"])]
             measure_run_rm(sides, runs, samples)
             measure_detached(sides, rounds, ps_runs, samples)
             versions = docker.versions()

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import bench.cli as bench_cli
 from bench.cli import (
     GOALS,
     ImportRow,
@@ -96,8 +97,8 @@ def test_ratio_below_one_means_faster_than_docker() -> None:
 
 
 def test_sides_take_turns_going_first() -> None:
-    a = Side("shoal", ["shoal"], {}, "busybox")
-    b = Side("docker", ["docker"], {}, "busybox:bench", ["--network", "none"])
+    a = Side("shoal", ["shoal"], {}, "busybox", print)
+    b = Side("docker", ["docker"], {}, "busybox:bench", print, ["--network", "none"])
     assert [s.name for s in in_turns(0, [a, b])] == ["shoal", "docker"]
     assert [s.name for s in in_turns(1, [a, b])] == ["docker", "shoal"]
     assert b.run_argv("--rm", "busybox:bench", "true") == [
@@ -118,6 +119,12 @@ def test_a_failing_command_raises_with_its_stderr() -> None:
     with pytest.raises(RuntimeError, match="exited 3: oops"):
         run_one([sys.executable, "-c", "import sys; sys.stderr.write('oops'); sys.exit(3)"],
                 os.environ)
+
+
+def test_a_command_that_outlives_its_time_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench_cli, "COMMAND_TIMEOUT", 0.0)
+    with pytest.raises(TimeoutError):
+        run_one(["sleep", "30"], os.environ)
 
 
 def test_run_together_waits_for_every_process() -> None:
