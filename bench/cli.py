@@ -100,6 +100,13 @@ def top_cumulative(rows: Sequence[ImportRow], count: int = IMPORT_TOP) -> list[I
     return sorted(rows, key=lambda row: row.cumulative_us, reverse=True)[:count]
 
 
+def top_level(rows: Sequence[ImportRow], min_us: int = 1000) -> list[ImportRow]:
+    """The imports the program made itself (depth 0) that took at least ``min_us`` with what
+    they imported, longest first: together they account for all the import time."""
+    return sorted((row for row in rows if row.depth == 0 and row.cumulative_us >= min_us),
+                  key=lambda row: row.cumulative_us, reverse=True)
+
+
 # --- running CLI processes ------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Finished:
@@ -283,12 +290,15 @@ def import_profile(shoal: Path, env: Mapping[str, str]) -> dict[str, object]:
             "modules": len(rows),
             "top_cumulative": [{"module": r.module, "cumulative_us": r.cumulative_us,
                                 "self_us": r.self_us, "depth": r.depth} for r in top],
+            "top_level_ms": {r.module: round(r.cumulative_us / 1000, 1) for r in top_level(rows)},
         }
         print_table(f"import profile: {label} — {len(rows)} modules, "
                     f"{total_import_us(rows) / 1000:.1f} ms in imports (median of "
                     f"{IMPORT_REPEATS})",
                     ["module (indented by nesting depth)", "cumulative µs", "self µs"],
                     [["  " * r.depth + r.module, r.cumulative_us, r.self_us] for r in top])
+        print("  imported by the program itself (ms): " + ", ".join(
+            f"{r.module} {r.cumulative_us / 1000:.1f}" for r in top_level(rows)))
     return profile
 
 

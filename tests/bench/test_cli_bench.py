@@ -22,13 +22,14 @@ from bench.cli import (
     run_together,
     summarize,
     top_cumulative,
+    top_level,
     total_import_us,
 )
 
 IMPORTTIME = """\
 import time: self [us] | cumulative | imported package
 import time:       124 |        124 |   _io
-import time:       339 |        764 | _frozen_importlib_external
+import time:       339 |        463 | _frozen_importlib_external
 import time:       600 |        600 |       structlog.dev
 import time:      1000 |       1600 |     structlog
 import time:       200 |       1800 |   channels._api
@@ -42,7 +43,7 @@ def test_parse_importtime_reads_times_and_depth_and_skips_other_lines() -> None:
     rows = parse_importtime(IMPORTTIME)
     assert rows == [
         ImportRow("_io", 124, 124, 1),
-        ImportRow("_frozen_importlib_external", 339, 764, 0),
+        ImportRow("_frozen_importlib_external", 339, 463, 0),
         ImportRow("structlog.dev", 600, 600, 3),
         ImportRow("structlog", 1000, 1600, 2),
         ImportRow("channels._api", 200, 1800, 1),
@@ -67,6 +68,13 @@ def test_total_is_the_sum_of_self_times_and_top_is_by_cumulative() -> None:
     assert [r.module for r in top_cumulative(rows, 3)] == [
         "channels", "channels._api", "structlog"]
     assert len(top_cumulative(rows)) == len(rows)  # fewer rows than the default count
+
+
+def test_top_level_is_what_the_program_imported_itself() -> None:
+    rows = parse_importtime(IMPORTTIME)
+    assert [r.module for r in top_level(rows, min_us=400)] == [
+        "channels", "_frozen_importlib_external"]
+    assert sum(r.cumulative_us for r in top_level(rows, min_us=0)) == total_import_us(rows)
 
 
 @pytest.mark.parametrize(("value", "met"), [(0.25, True), (0.5, True), (0.51, False)])
