@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
+import uvloop
 from rich.console import Console
 from rich.table import Table
 
@@ -33,6 +35,7 @@ import channels
 from cli.images import upload_to
 from cli.output import status_text
 from cli.readiness import read_notification
+from protocol.addresses import DEFAULT_SCHEDULER
 from protocol.errors import ShoalError, Unavailable
 from protocol.messages import (
     ContainerList,
@@ -256,3 +259,20 @@ async def run_dev(console: Console, *, workers: int, address: str, state_dir: Pa
         if temporary:
             shutil.rmtree(root, ignore_errors=True)
         console.print("shoal dev: stopped")
+
+
+@click.command("dev")
+@click.option("--workers", type=click.IntRange(1, 16), default=3, show_default=True)
+@click.option("--listen", default=DEFAULT_SCHEDULER, show_default=True,
+              help="The scheduler's address (the CLI's default host).")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep state and logs here (default: a temporary dir, removed at the end).")
+@click.option("--example", is_flag=True,
+              help="Run an example job, show ps and nodes, then stop everything.")
+def dev_command(workers: int, listen: str, state_dir: Path | None, example: bool) -> None:
+    """A one-host cluster: a private etcd, a scheduler and N workers, as real processes."""
+    try:
+        uvloop.run(run_dev(Console(), workers=workers, address=listen, state_dir=state_dir,
+                           run_example=example))
+    except ShoalError as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc

@@ -4,7 +4,7 @@ Without ``--etcd`` it starts a private etcd under the state directory and stops 
 SIGTERM and SIGINT stop it cleanly: a leader resigns, so a standby takes over at once.
 With ``--ready-fd N`` it writes ``READY=1`` (with ``LISTEN``, ``ROLE`` and, for a standby,
 ``LEADER``) to that descriptor once it leads or follows a leader, then closes it.
-Also runnable as ``python -m cli.daemons``.
+Also runnable as ``python -m cli.scheduler_daemon``.
 """
 
 from __future__ import annotations
