@@ -131,7 +131,8 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
 
 
 def placement_options(function: Callable[..., None]) -> Callable[..., None]:
-    """Where a container may go in a cluster (a single worker ignores them)."""
+    """Where a container may go in a cluster (a worker asked directly refuses constraints and
+    affinities, and runs only its own platform)."""
     options = [
         click.option("-c", "--constraint", "constraints", multiple=True,
                      help="Node rule, e.g. node.labels.zone==a (~ for soft)."),

@@ -46,7 +46,8 @@ from protocol.messages import (
     WaitContainer,
     WatchEvents,
 )
-from protocol.platforms import host_platform
+from protocol.platforms import host_platform, validate
+from protocol.specs import ContainerSpec
 from protocol.version import PROTOCOL_VERSION, package_version
 from worker.engine.engine import Engine
 from worker.exec_session import ExecSession
@@ -69,6 +70,7 @@ class WorkerService:
                                    component="worker", os=host_platform().os,
                                    arch=host_platform().arch)
             case CreateContainer(spec=spec):
+                refuse_placement_rules(spec)
                 record = await engine.create(spec)
                 return ContainerCreated(id=record.id)
             case StartContainer(id=ref):
@@ -235,3 +237,20 @@ class WorkerService:
             await session.close()
 
 
+def refuse_placement_rules(spec: ContainerSpec) -> None:
+    """A worker asked directly runs the container itself, so it cannot honour the rules that
+    choose among a cluster's nodes: refuse them rather than ignore them. A platform is
+    honoured: this host's, or a refusal that names both."""
+    if spec.constraints or spec.affinities:
+        rules = [*spec.constraints, *spec.affinities]
+        raise Unsupported(
+            f"placement rules ({', '.join(rules[:3])}{', ...' if len(rules) > 3 else ''}) "
+            "choose among a cluster's nodes; this worker runs what it is given: send the "
+            "container to a scheduler", details={"rules": str(len(rules))})
+    if spec.platform is not None:
+        want_os, want_arch, want_variant = validate(spec.platform)
+        host = host_platform()
+        if (want_os, want_arch) != (host.os, host.arch) or \
+                (want_variant and host.variant and want_variant != host.variant):
+            raise Unsupported(f"this worker is {host}; the container asks for "
+                              f"{spec.platform}", details={"platform": str(spec.platform)})

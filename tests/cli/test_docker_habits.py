@@ -171,4 +171,12 @@ def test_refusals_leave_nothing_behind(cluster: Cluster) -> None:
     assert huge.returncode == 2 and "is too large" in huge.stderr
     port = shoal("-H", cluster.worker, "run", "-p", "99999:80", "busybox", "true")
     assert port.returncode == 2 and "ports" in port.stderr
+    # A worker asked directly cannot choose among nodes: it refuses placement rules rather
+    # than ignoring them, and runs only its own platform.
+    rules = shoal("-H", cluster.worker, "run", "-c", "node.labels.zone==a", "busybox", "true")
+    assert rules.returncode == 125
+    assert rules.stderr.startswith("Error: Unsupported: placement rules (node.labels.zone==a)")
+    other = shoal("-H", cluster.worker, "create", "--platform", "windows/amd64", "busybox")
+    assert other.returncode == 1
+    assert "this worker is linux/" in other.stderr and "asks for windows/amd64" in other.stderr
     assert shoal("-H", cluster.worker, "ps", "-aq").stdout == on_worker
