@@ -6,15 +6,16 @@ maps to the nearest known ancestor ("channel.closed.by_peer" → ``ChannelClosed
 original code and message, so nothing is lost and nothing crashes.
 """
 
-from __future__ import annotations
-
+# No postponed annotations (``from __future__ import annotations``) in the wire types: msgspec
+# reads them when a decoder is built, and a string annotation costs an eval there (~10 ms for a
+# one-shot client's first session). tests/protocol/test_package.py keeps it so.
 from typing import Annotated, ClassVar
 
 import msgspec
 
 from protocol.limits import MAX_ERROR_DETAILS, MAX_NAME_LEN, MAX_TEXT_LEN
 
-_REGISTRY: dict[str, type[ShoalError]] = {}
+_REGISTRY: "dict[str, type[ShoalError]]" = {}
 
 
 class ErrorInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=False):

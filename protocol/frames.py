@@ -4,8 +4,9 @@ A frame is one transport message of one or two parts: a MessagePack header (an a
 element is the frame kind) and, for some kinds, a body. See PROTOCOL.md for the table.
 """
 
-from __future__ import annotations
-
+# No postponed annotations (``from __future__ import annotations``) in the wire types: msgspec
+# reads them when a decoder is built, and a string annotation costs an eval there (~10 ms for a
+# one-shot client's first session). tests/protocol/test_package.py keeps it so.
 from typing import Annotated, Final
 
 import msgspec

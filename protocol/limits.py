@@ -5,8 +5,9 @@ types; session limits (frame size, open channels, windows) travel in the handsha
 tuned per endpoint with ``SessionLimits``.
 """
 
-from __future__ import annotations
-
+# No postponed annotations (``from __future__ import annotations``) in the wire types: msgspec
+# reads them when a decoder is built, and a string annotation costs an eval there (~10 ms for a
+# one-shot client's first session). tests/protocol/test_package.py keeps it so.
 import msgspec
 
 # Schema limits, enforced by the decoder of every message type.

@@ -9,8 +9,9 @@ Every message is a map with a ``type`` tag ("container.create"). A peer skips fi
 know; a type it does not know is a ``ProtocolError`` on that channel only.
 """
 
-from __future__ import annotations
-
+# No postponed annotations (``from __future__ import annotations``) in the wire types: msgspec
+# reads them when a decoder is built, and a string annotation costs an eval there (~10 ms for a
+# one-shot client's first session). tests/protocol/test_package.py keeps it so.
 from typing import Annotated, Literal
 
 import msgspec
@@ -162,6 +163,11 @@ class LogLine(Message, tag="container.log", frozen=True, kw_only=True):
     data: bytes
 
 
+class TerminalSize(Message, tag="terminal.size", frozen=True, kw_only=True):
+    rows: Annotated[int, msgspec.Meta(ge=1, le=10000)]
+    cols: Annotated[int, msgspec.Meta(ge=1, le=10000)]
+
+
 class ExecContainer(Message, tag="container.exec", frozen=True, kw_only=True):
     """Runs a process in a running container. Its output comes on byte streams the reply names.
     With ``tty``, ``size`` is its terminal's window size from the start (Docker's ConsoleSize:
@@ -188,11 +194,6 @@ class ExecStarted(Message, tag="container.exec.started", frozen=True, kw_only=Tr
 class ExecExited(Message, tag="container.exec.exited", frozen=True, kw_only=True):
     exec_id: Name
     exit_code: int
-
-
-class TerminalSize(Message, tag="terminal.size", frozen=True, kw_only=True):
-    rows: Annotated[int, msgspec.Meta(ge=1, le=10000)]
-    cols: Annotated[int, msgspec.Meta(ge=1, le=10000)]
 
 
 class AttachContainer(Message, tag="container.attach", frozen=True, kw_only=True):
@@ -243,6 +244,15 @@ class Subscribed(Message, tag="subscribed", frozen=True, kw_only=True):
 
 
 # --- cluster verbs -------------------------------------------------------------------------------
+class ContainerReport(Message, tag="cluster.report", frozen=True, kw_only=True):
+    """A worker's word about one container it holds, at the generation it was assigned."""
+
+    node_id: Name
+    container_id: Name
+    generation: NonNegInt
+    state: ContainerState
+
+
 class Join(Message, tag="cluster.join", frozen=True, kw_only=True):
     """A worker joins: ``commands`` is where the scheduler sends it Assign and Revoke; ``held``
     lists what the worker already runs (after a restart or a partition), for fencing."""
@@ -275,15 +285,6 @@ class NodeImages(Message, tag="cluster.node_images", frozen=True, kw_only=True):
     node_id: Name
     epoch: NonNegInt
     images: Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_HELD_IMAGES)] = []
-
-
-class ContainerReport(Message, tag="cluster.report", frozen=True, kw_only=True):
-    """A worker's word about one container it holds, at the generation it was assigned."""
-
-    node_id: Name
-    container_id: Name
-    generation: NonNegInt
-    state: ContainerState
 
 
 class Assign(Message, tag="cluster.assign", frozen=True, kw_only=True):

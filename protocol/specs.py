@@ -4,8 +4,9 @@ All are msgspec structs encoded as maps, so a newer peer may add fields (with de
 older peer skips them. Strings and collections carry length limits, checked at decode.
 """
 
-from __future__ import annotations
-
+# No postponed annotations (``from __future__ import annotations``) in the wire types: msgspec
+# reads them when a decoder is built, and a string annotation costs an eval there (~10 ms for a
+# one-shot client's first session). tests/protocol/test_package.py keeps it so.
 from typing import Annotated, Literal
 
 import msgspec
@@ -32,6 +33,9 @@ Rules = Annotated[list[Text], msgspec.Meta(max_length=MAX_RULES)]
 NonNegInt = Annotated[int, msgspec.Meta(ge=0, le=1 << 62)]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Timestamp = Annotated[float, msgspec.Meta(ge=0)]
+# An image reference, ``name[:tag][@digest]``: the name alone may have 255 characters.
+ImageRef = Annotated[str, msgspec.Meta(max_length=2 * MAX_NAME_LEN)]
+Tags = Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_TAGS)]
 
 
 class _Spec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -227,9 +231,6 @@ class Event(_Spec, frozen=True, kw_only=True):
     attributes: Labels = {}
 
 
-# An image reference, ``name[:tag][@digest]``: the name alone may have 255 characters.
-ImageRef = Annotated[str, msgspec.Meta(max_length=2 * MAX_NAME_LEN)]
-Tags = Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_TAGS)]
 
 
 class ImageSummary(_Spec, frozen=True, kw_only=True):

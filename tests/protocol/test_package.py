@@ -46,3 +46,18 @@ def test_a_fresh_process_rebuilds_every_protocol_error_from_its_code() -> None:
         "    print(code)")
     ours = [code for code, cls in known_codes().items() if cls.__module__ == "protocol.errors"]
     assert out.split() == sorted(ours)
+
+
+def test_wire_types_have_no_string_annotations() -> None:
+    """Postponed annotations would cost msgspec an eval per field each time a decoder is
+    built (a one-shot client builds one per session)."""
+    from protocol.errors import ErrorInfo
+    from protocol.frames import SessionOptions
+    from protocol.limits import SessionLimits
+    from protocol.messages import MESSAGE_TYPES
+    from protocol.specs import ContainerSpec, NodeInfo
+
+    types = [*MESSAGE_TYPES, ErrorInfo, SessionOptions, SessionLimits, ContainerSpec, NodeInfo]
+    strings = {f"{cls.__name__}.{field}" for cls in types
+               for field, hint in cls.__annotations__.items() if isinstance(hint, str)}
+    assert strings == set()
