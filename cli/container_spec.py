@@ -10,8 +10,14 @@ import click
 import msgspec
 
 from protocol.errors import InvalidArgument
-from protocol.specs import ContainerSpec, Mount, Platform, PortMapping, Resources
-from worker.engine.restart import parse_policy
+from protocol.specs import (
+    ContainerSpec,
+    Mount,
+    Platform,
+    PortMapping,
+    Resources,
+    RestartPolicy,
+)
 
 MAX_BYTES = 1 << 62  # the wire's bound for a size
 
@@ -70,7 +76,7 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
                restart: str, rm: bool, publish: tuple[str, ...], volume: tuple[str, ...]
                ) -> ContainerSpec:
     try:
-        policy = parse_policy(restart)
+        policy = RestartPolicy.parse(restart)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--restart") from None
     for item in labels:

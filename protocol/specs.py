@@ -59,6 +59,20 @@ class RestartPolicy(_Spec, frozen=True, kw_only=True):
     name: Literal["no", "on-failure", "always", "unless-stopped"] = "no"
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=1 << 31)] = 0
 
+    @classmethod
+    def parse(cls, text: str) -> "RestartPolicy":
+        """The CLI's and Compose's form: ``no``, ``always``, ``unless-stopped``, ``on-failure``
+        or ``on-failure:N``; ValueError for anything else."""
+        name, _, count = text.partition(":")
+        if name not in ("no", "on-failure", "always", "unless-stopped"):
+            raise ValueError(f"unknown restart policy {text!r}: expected no, on-failure[:N], "
+                             "always or unless-stopped")
+        if count and name != "on-failure":
+            raise ValueError(f"only on-failure takes a maximum retry count, not {name}")
+        if count and not count.isdigit():
+            raise ValueError(f"bad retry count in {text!r}: expected a non-negative number")
+        return cls(name=name, max_retries=int(count) if count else 0)  # type: ignore[arg-type]
+
 
 class Resources(_Spec, frozen=True, kw_only=True):
     """Reservations and limits. cpus in millicpus (1000 = one cpu), memory in bytes."""

@@ -90,16 +90,3 @@ def start_on_worker_boot(policy: RestartPolicy, history: RestartHistory,
     if policy.name == "on-failure":
         return was_running and not history.manually_stopped
     return False
-
-
-def parse_policy(text: str) -> RestartPolicy:
-    """``no``, ``always``, ``unless-stopped``, ``on-failure`` or ``on-failure:N`` (the CLI form)."""
-    name, _, count = text.partition(":")
-    if name not in ("no", "on-failure", "always", "unless-stopped"):
-        raise ValueError(f"unknown restart policy {text!r}: expected no, on-failure[:N], "
-                         "always or unless-stopped")
-    if count and name != "on-failure":
-        raise ValueError(f"only on-failure takes a maximum retry count, not {name}")
-    if count and not count.isdigit():
-        raise ValueError(f"bad retry count in {text!r}: expected a non-negative number")
-    return RestartPolicy(name=name, max_retries=int(count) if count else 0)  # type: ignore[arg-type]

@@ -15,7 +15,6 @@ from worker.engine.restart import (
     RestartHistory,
     decide,
     next_delay,
-    parse_policy,
     start_on_worker_boot,
     started_by_hand,
 )
@@ -116,10 +115,10 @@ def test_worker_boot(policy: RestartPolicy, manually_stopped: bool, was_running:
      ("on-failure:2", ON_FAILURE_2)],
 )
 def test_parse_policy(text: str, policy: RestartPolicy) -> None:
-    assert parse_policy(text) == policy
+    assert RestartPolicy.parse(text) == policy
 
 
 @pytest.mark.parametrize("text", ["sometimes", "always:3", "on-failure:x", "on-failure:-1", ""])
 def test_parse_policy_refuses(text: str) -> None:
     with pytest.raises(ValueError, match=r"restart policy|retry count|only on-failure"):
-        parse_policy(text)
+        RestartPolicy.parse(text)
