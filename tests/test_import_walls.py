@@ -116,10 +116,10 @@ RULES: tuple[Rule, ...] = (
     Rule("the pure cores import no I/O (no channels, no store I/O, no sockets, loops, clocks)",
          importers=PURE_CORES, forbidden=(*NO_IO, "channels", "scheduler.store", "cli"),
          allowed=PURE_STORE, loads=True),
-    # The channel session core is sans-I/O too, but importing it runs channels/__init__, the
-    # asyncio shell's face, so only its own imports are checked, not what it loads.
+    # The channel session core is sans-I/O too; the channels face loads its names lazily, so
+    # importing the core loads nothing of the shells either (the blocking client relies on it).
     Rule("the channel session core imports no I/O",
-         importers=("channels._session", "channels._states"), forbidden=NO_IO),
+         importers=("channels._session", "channels._states"), forbidden=NO_IO, loads=True),
 )
 
 _IMAGES_REASON = (
@@ -154,6 +154,9 @@ class Import:
     line: int
     target: str  # the dotted name of the module imported
     type_only: bool  # under `if TYPE_CHECKING:`: never runs
+    # in a function's body: runs when it is called, not when the module loads (a lazy face's
+    # __getattr__, a verb's own imports); walls count it, what a module loads does not
+    deferred: bool = False
 
 
 def within(name: str, prefixes: Iterable[str]) -> bool:
@@ -183,21 +186,26 @@ def imports_of(module: Module, known: Collection[str]) -> list[Import]:
     """Every import in ``module``; ``from X import y`` imports X.y when that is a module we know."""
     found: list[Import] = []
 
-    def add(node: ast.stmt | ast.expr, target: str, type_only: bool) -> None:
-        imp = Import(module.name, module.path, node.lineno, target, type_only)
+    def add(node: ast.stmt | ast.expr, target: str, type_only: bool, deferred: bool) -> None:
+        imp = Import(module.name, module.path, node.lineno, target, type_only, deferred)
         if imp not in found:  # `from a import b, c` imports module a once
             found.append(imp)
 
-    def visit(node: ast.AST, type_only: bool) -> None:
+    def visit(node: ast.AST, type_only: bool, deferred: bool = False) -> None:
         if isinstance(node, ast.If) and _is_type_checking(node.test):
             for child in node.body:
-                visit(child, True)
+                visit(child, True, deferred)
             for child in node.orelse:
-                visit(child, type_only)
+                visit(child, type_only, deferred)
+            return
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            body = node.body if isinstance(node.body, list) else [node.body]
+            for child in ast.iter_child_nodes(node):
+                visit(child, type_only, deferred or child in body)
             return
         if isinstance(node, ast.Import):
             for alias in node.names:
-                add(node, alias.name, type_only)
+                add(node, alias.name, type_only, deferred)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
@@ -207,13 +215,13 @@ def imports_of(module: Module, known: Collection[str]) -> list[Import]:
                 base = ".".join(part for part in (package, base) if part)
             for alias in node.names:
                 sub = f"{base}.{alias.name}"
-                add(node, sub if sub in known else base, type_only)
+                add(node, sub if sub in known else base, type_only, deferred)
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
               and node.func.attr == "import_module" and node.args
               and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
-            add(node, node.args[0].value, type_only)
+            add(node, node.args[0].value, type_only, deferred)
         for child in ast.iter_child_nodes(node):
-            visit(child, type_only)
+            visit(child, type_only, deferred)
 
     visit(ast.parse(module.source, module.path), False)
     return found
@@ -280,7 +288,7 @@ def _loads(module: Module, rule: Rule, imports: Mapping[str, list[Import]]) -> l
     while queue:
         current = queue.pop(0)
         for imp in imports.get(current, ()):
-            if imp.type_only or imp.target in via:
+            if imp.type_only or imp.deferred or imp.target in via:
                 continue
             if _breaks(rule, imp.target):
                 chain = [imp]
@@ -391,6 +399,16 @@ PLANTED: list[tuple[str, dict[str, str], set[tuple[str, int, str]]]] = [
     ("cli talks to etcd itself", {
         "cli/main.py": "import aetcd\n",
     }, {("cli/main.py", 1, "only scheduler.store talks to etcd")}),
+    ("a pure core loads I/O through a face's eager import, not through its lazy one", {
+        "channels/__init__.py": """\
+            import asyncio
+
+            def __getattr__(name: str) -> object:
+                import zmq
+                return zmq
+        """,
+        "channels/_session.py": "import msgspec\n",
+    }, {("channels/__init__.py", 1, "the channel session core")}),
     ("importlib.import_module with a literal name", {
         "worker/service.py": "import importlib\nimportlib.import_module('cli.main')\n",
     }, {("worker/service.py", 2, "worker never imports")}),
