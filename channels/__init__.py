@@ -57,8 +57,6 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'channels' has no attribute {name!r}")
-    if home == "_transport":
-        importlib.import_module("channels._api")  # the built-in transports register there
     value = getattr(importlib.import_module(f"channels.{home}"), name)
     globals()[name] = value
     return value

@@ -1,8 +1,8 @@
 """Connections and listeners: sessions over a transport, with their liveness timers.
 
 ``await connect(address)`` gives a Connection whose ``sender`` reaches the listener's
-``receiver``; every other channel travels inside messages. Transports are registered here, in
-one place.
+``receiver``; every other channel travels inside messages. Transports are registered in one
+place, ``channels._transport``.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 import structlog
 
 from channels._endpoints import Inbox, Receiver, Sender, pipe
-from channels._inproc import InprocTransport
 from channels._peer import PeerSession
-from channels._transport import DialLink, ListenLink, register_transport, transport_for
-from channels._zmq import transports as zmq_transports
+from channels._transport import DialLink, ListenLink, transport_for
 from protocol.codec import decode_header, encode_error, encode_header
 from protocol.errors import (
     ConnectFailed,
@@ -33,10 +31,6 @@ from protocol.limits import SessionLimits
 from protocol.messages import Message
 
 log = structlog.get_logger("shoal.channels")
-
-register_transport("inproc", InprocTransport())
-for _scheme, _make in zmq_transports():
-    register_transport(_scheme, _make())
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,10 @@
 
 The ``shoal`` command opens one session, sends a verb or two, reads the answers and exits; an
 event loop costs more to import and start than that whole exchange. ``BlockingSession`` drives
-the same ``SessionCore`` as the asyncio shell over a plain ZeroMQ DEALER socket: it sends what
-the core wants sent and feeds it frames while its caller waits for something (a reply, credit,
-the end of a stream, or one of the caller's own descriptors becoming readable).
+the same ``SessionCore`` as the asyncio shell over a plain socket that speaks ZMTP to the
+listener's ZeroMQ ROUTER (``channels._dial``, no pyzmq and no I/O thread): it sends what the core
+wants sent and feeds it frames while its caller waits for something (a reply, credit, the end of
+a stream, or one of the caller's own descriptors becoming readable).
 
 Channel ends are the objects below. The ones this side creates (``reply_inbox``,
 ``byte_source``) are handed to the peer inside a message; the ones the peer hands us arrive as
@@ -14,14 +15,12 @@ Channel ends are the objects below. The ones this side creates (``reply_inbox``,
 from __future__ import annotations
 
 import collections
-import contextlib
-import struct
+import select
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import zmq
-
+from channels._dial import ZmtpConnection
 from channels._session import (
     ROOT_CHANNEL,
     ChannelEnd,
@@ -34,11 +33,11 @@ from channels._session import (
     SessionEnded,
 )
 from protocol.errors import (
-    AddressError,
     ChannelClosed,
     ChannelError,
     ConnectFailed,
     EndOfChannel,
+    LimitExceeded,
     PeerLost,
     ProtocolError,
     ShoalError,
@@ -48,10 +47,6 @@ from protocol.frames import SessionOptions
 from protocol.limits import STREAM_CHUNK, SessionLimits
 from protocol.messages import Message
 from protocol.refs import ByteReaderRef, ByteWriterRef, ChannelRef, ReceiverRef, RefKind, SenderRef
-
-_LINGER_MS = 200  # the Bye (or a last chunk) still gets out after close
-_MONITORED = zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_DISCONNECTED
-_MONITOR_EVENT = struct.Struct("=hi")
 
 
 # --- channel ends ---------------------------------------------------------------------------
@@ -248,38 +243,32 @@ class BlockingSession:
 
     def __init__(self, address: str, *, connect_timeout: float = 5.0, timeout: float = 5.0,
                  options: SessionOptions | None = None) -> None:
-        self.address = _dialable(address)
+        self.address = address
         self.options = options or SessionOptions(name="shoal-cli", limits=SessionLimits())
         self.error: ShoalError | None = None
         self._root: BlockingSender | None = None
         self._pending: list[Callable[[], None]] | None = None
-        self._context = zmq.Context()
-        self._sock = self._context.socket(zmq.DEALER)
-        self._sock.setsockopt(zmq.LINGER, _LINGER_MS)
-        self._sock.setsockopt(zmq.MAXMSGSIZE, self.options.limits.max_frame + 4096)
-        self._monitor = self._sock.get_monitor_socket(_MONITORED)
-        self._poller = zmq.Poller()
-        self._poller.register(self._sock, zmq.POLLIN)
-        self._poller.register(self._monitor, zmq.POLLIN)
-        self._refused = False
+        deadline = time.monotonic() + connect_timeout
+        try:
+            self._link = ZmtpConnection(address, max_message=self.options.limits.max_frame + 4096,
+                                        timeout=connect_timeout)
+        except ConnectFailed as exc:
+            raise ConnectFailed(f"no shoal session with {address}: {exc}") from None
+        self._poller = select.poll()
+        self._poller.register(self._link, select.POLLIN)
         self.core = SessionCore(dialer=True, options=self.options, make_ref=self._make_ref,
                                 export_ref=self._export_ref, timeout=timeout,
                                 now=time.monotonic())
-        try:
-            self._sock.connect(address)
-        except zmq.ZMQError as exc:
-            self.close()
-            raise AddressError(f"cannot connect to {address}: {exc.strerror}") from exc
         self._flush()
         try:
-            self.wait_for(lambda: self._root is not None, connect_timeout)
+            self.wait_for(lambda: self._root is not None, deadline - time.monotonic())
         except Timeout:
             self.close()
             raise ConnectFailed(f"no shoal session with {address}: no answer within "
                                 f"{connect_timeout:g} s") from None
         except ShoalError as exc:
             self.close()
-            if isinstance(exc, ProtocolError):
+            if isinstance(exc, ProtocolError) and not isinstance(exc, LimitExceeded):
                 raise  # e.g. VersionMismatch: the peer's own words
             raise ConnectFailed(f"no shoal session with {address}: {exc}") from exc
 
@@ -317,7 +306,7 @@ class BlockingSession:
 
     def watch(self, fd: int) -> None:
         """Have ``wait_for`` report ``fd`` (one of the caller's descriptors) when readable."""
-        self._poller.register(fd, zmq.POLLIN)
+        self._poller.register(fd, select.POLLIN)
 
     def unwatch(self, fd: int) -> None:
         self._poller.unregister(fd)
@@ -340,16 +329,12 @@ class BlockingSession:
             self._tick()
 
     def close(self) -> None:
-        """Say goodbye (if the session is open) and release the socket."""
-        if self._sock.closed:
+        """Say goodbye (if the session is open) and close the connection."""
+        if self._link.closed:
             return
-        if self._root is None or self.error is not None:
-            self._sock.setsockopt(zmq.LINGER, 0)  # nobody to say goodbye to: don't wait
         self._handle(self.core.end())
         self._flush()
-        self._monitor_off()
-        self._sock.close()
-        self._context.term()
+        self._link.close()
 
     def __enter__(self) -> BlockingSession:
         return self
@@ -390,46 +375,28 @@ class BlockingSession:
         self._flush()
 
     # --- frames ------------------------------------------------------------------------------
-    def _handle_poll(self, readable: list[tuple[Any, int]],
+    def _handle_poll(self, readable: list[tuple[int, int]],
                      on_readable: Callable[[list[int]], None] | None) -> None:
-        mine = []
-        for what, _ in readable:
-            if what is self._sock:
-                self._receive()
-            elif what is self._monitor:
-                self._on_monitor()
-            else:
-                mine.append(what)
+        link = self._link.fileno()
+        mine = [fd for fd, _ in readable if fd != link]
+        if len(mine) < len(readable):
+            self._receive()
         if mine and on_readable is not None:
             on_readable(mine)
 
     def _receive(self) -> None:
-        sock = self._sock
         core = self.core
-        while True:
-            try:
-                parts = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
+        try:
+            messages = self._link.receive()
+        except ShoalError as exc:  # the peer is gone, or spoke something else than ZMTP
+            self._handle(core.drop(exc))
+            return
+        for parts in messages:
             core.touch(time.monotonic())
             self._handle(core.receive(parts))
             if self.error is not None:
                 break
         self._flush()
-
-    def _on_monitor(self) -> None:
-        while True:
-            try:
-                parts = self._monitor.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            event, _ = _MONITOR_EVENT.unpack_from(parts[0])
-            if event == zmq.EVENT_CONNECT_RETRIED and self._root is None and not self._refused:
-                # Nobody listens there: say so now rather than after the connect timeout.
-                self._refused = True
-                self._handle(self.core.drop(ConnectFailed("connection refused")))
-            elif event == zmq.EVENT_DISCONNECTED and self._root is not None:
-                self._handle(self.core.drop(PeerLost(f"{self.address} closed the connection")))
 
     def _tick(self) -> None:
         self._handle(self.core.tick(time.monotonic()))
@@ -437,17 +404,16 @@ class BlockingSession:
 
     def _flush(self) -> None:
         outbox = self.core.outbox
-        if not outbox or self._sock.closed:
+        if not outbox or self._link.closed:
             outbox.clear()
             return
         frames = list(outbox)
         outbox.clear()
         try:
             for frame in frames:
-                self._sock.send_multipart(frame, zmq.NOBLOCK, copy=len(frame[-1]) < 65536)
-        except zmq.ZMQError as exc:
-            self._handle(self.core.drop(PeerLost(f"cannot send to {self.address}: "
-                                                 f"{exc.strerror}")))
+                self._link.send(frame)
+        except ShoalError as exc:
+            self._handle(self.core.drop(exc))
 
     def _handle(self, events: list[Event]) -> None:
         for event in events:
@@ -474,13 +440,6 @@ class BlockingSession:
             elif type(event) is CreditAvailable:
                 pass  # writers look at the end's credit when they wake
 
-    def _monitor_off(self) -> None:
-        if self._monitor.closed:
-            return
-        with contextlib.suppress(zmq.ZMQError):
-            self._sock.disable_monitor()
-        self._monitor.close()
-
     # --- references --------------------------------------------------------------------------
     def _make_ref(self, kind: RefKind, end: ChannelEnd) -> ChannelRef:
         ref = _IMPORTED[kind](self, end)
@@ -500,16 +459,3 @@ class BlockingSession:
             ref._end = end
         pending.append(bind)
         return end.id
-
-
-def _dialable(address: str) -> str:
-    """``tcp://HOST:PORT`` or ``ipc://PATH``; anything else is refused before a socket is made."""
-    scheme, sep, where = address.partition("://")
-    if not sep or scheme not in ("tcp", "ipc") or not where:
-        raise AddressError(f"{address!r} is not an address shoal can dial (tcp://HOST:PORT "
-                           "or ipc://PATH)")
-    if scheme == "tcp":
-        host, colon, port = where.rpartition(":")
-        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise AddressError(f"malformed tcp address {address!r}: expected tcp://HOST:PORT")
-    return address

@@ -55,9 +55,25 @@ class Transport(abc.ABC):
 
 
 _TRANSPORTS: dict[str, Transport] = {}
+_built_in: list[bool] = []  # the built-in transports are registered on first use
+
+
+def _register_built_ins() -> None:
+    """``inproc://``, ``tcp://`` and ``ipc://``: here, so every lookup sees them, whichever
+    module of the package was imported first (the face is lazy)."""
+    if _built_in:
+        return
+    _built_in.append(True)
+    from channels._inproc import InprocTransport
+    from channels._zmq import transports
+
+    _TRANSPORTS["inproc"] = InprocTransport()
+    for scheme, make in transports():
+        _TRANSPORTS[scheme] = make()
 
 
 def register_transport(scheme: str, transport: Transport) -> None:
+    _register_built_ins()
     if scheme in _TRANSPORTS:
         raise ValueError(f"transport {scheme}:// is already registered")
     _TRANSPORTS[scheme] = transport
@@ -73,6 +89,7 @@ def split_address(address: str) -> tuple[str, str]:
 
 
 def transport_for(address: str) -> Transport:
+    _register_built_ins()
     scheme, _ = split_address(address)
     transport = _TRANSPORTS.get(scheme)
     if transport is None:
@@ -82,4 +99,5 @@ def transport_for(address: str) -> Transport:
 
 
 def schemes() -> list[str]:
+    _register_built_ins()
     return sorted(_TRANSPORTS)

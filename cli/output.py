@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +21,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 
 def as_json(value: Any) -> None:
+    import json  # only for --format json and inspect
+
     click.echo(json.dumps(msgspec.to_builtins(value), indent=2, sort_keys=True))
 
 

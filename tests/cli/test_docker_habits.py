@@ -108,7 +108,7 @@ def test_nothing_answers_one_line_naming_what_was_tried(cluster: Cluster) -> Non
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line == (f"Error: ConnectFailed: cannot reach a shoal service: tried {cluster.dead} "
-                    "(connection refused), ipc:///nonexistent/shoal.sock (connection refused)")
+                    "(connection refused), ipc:///nonexistent/shoal.sock (no such socket)")
     bad = shoal("-H", "http://example", "ps")
     assert bad.returncode == 1 and len(bad.stderr.splitlines()) == 1
     assert "is not an address shoal can dial" in bad.stderr
