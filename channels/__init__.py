@@ -11,10 +11,10 @@ asyncio or structlog, and ``import channels._session`` stays light.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from protocol.errors import EndOfChannel
+from protocol.lazyface import lazy_face
 
 _HOMES = {
     "ChannelOptions": "_api", "Connection": "_api", "Listener": "_api", "connect": "_api",
@@ -53,14 +53,7 @@ if TYPE_CHECKING:
     from channels._transport import register_transport, schemes
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'channels' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"channels.{home}"), name)
-    globals()[name] = value
-    return value
-
+__getattr__, __dir__, _ = lazy_face(__name__, _HOMES)
 
 __all__ = [
     "BlockingByteReader",

@@ -7,6 +7,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable
+from typing import NoReturn
 
 import click
 import msgspec
@@ -138,7 +139,7 @@ def _start_or_clean_up(client: Client, container_id: str, remove: bool) -> None:
         _fail_run(exc)
 
 
-def _fail_run(error: ShoalError) -> None:
+def _fail_run(error: ShoalError) -> NoReturn:
     """End ``run`` as docker does: 127 when the command does not exist, 126 when it cannot be
     executed, 125 for any other failure of the service."""
     reason = error.details.get("errno", "")

@@ -8,8 +8,9 @@ Nothing registers itself on import here: every error class of the tree lives in
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from protocol.lazyface import lazy_face
 
 if TYPE_CHECKING:
     from protocol.codec import MessageCodec as MessageCodec
@@ -68,17 +69,4 @@ _WHERE = {
                      "package_version"], "version"),
 }
 
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'protocol' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"protocol.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__, __all__ = lazy_face(__name__, _WHERE)

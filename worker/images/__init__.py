@@ -13,8 +13,9 @@ wants the store's error codes (to show ImageNotFound by name) does not import th
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from protocol.lazyface import lazy_face
 
 if TYPE_CHECKING:
     from worker.images.errors import BlobNotFound as BlobNotFound
@@ -54,17 +55,4 @@ _NAMES: dict[str, tuple[str, ...]] = {
 }
 _WHERE = {name: module for module, names in _NAMES.items() for name in names}
 
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'worker.images' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"worker.images.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__, __all__ = lazy_face(__name__, _WHERE)

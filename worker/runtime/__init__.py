@@ -7,8 +7,9 @@ command line, or the small process that forks inits) does not import the whole r
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from protocol.lazyface import lazy_face
 
 if TYPE_CHECKING:
     from worker.runtime.errors import BundleInvalid as BundleInvalid
@@ -27,13 +28,4 @@ _WHERE = {
     "WrongState": "errors", "Runtime": "ops", "OciState": "state",
 }
 
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'worker.runtime' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"worker.runtime.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__, __all__ = lazy_face(__name__, _WHERE)
