@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from cli.arguments import key_values
 from cli.client import ShoalCommand, connect, host_option
 from cli.output import as_json, table
 from cli.views import NODE_FIELDS, NODE_HEADERS, node_view
@@ -57,12 +58,7 @@ NODE_COLUMNS = ["NAME", "STATUS", "AVAILABILITY", "PLATFORM", "CPU", "MEMORY", "
               help="table, json, or a template: '{{.ID}} {{.Status}}'.")
 def nodes(host: str | None, filters: tuple[str, ...], fmt: str) -> None:
     """List the cluster's nodes: status, platform, what is allocated of their capacity."""
-    wanted = {}
-    for item in filters:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"filter {item!r} is not KEY=VALUE", param_hint="-f")
-        wanted[key] = value
+    wanted = key_values(filters, "filter", "-f")
     if fmt not in ("table", "json"):
         from cli.formatting import parse  # only for a template
 
@@ -128,12 +124,7 @@ def activate(host: str | None, node_id: str) -> None:
 @click.argument("labels", nargs=-1, metavar="KEY=VALUE...")
 def label(host: str | None, remove: tuple[str, ...], node_id: str, labels: tuple[str, ...]) -> None:
     """Set and remove NODE's labels (kept when its worker joins again); prints them."""
-    add = {}
-    for item in labels:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"label {item!r} is not KEY=VALUE", param_hint="LABELS")
-        add[key] = value
+    add = key_values(labels, "label", "LABELS")
     if not add and not remove:
         raise click.UsageError("give KEY=VALUE labels to set or --rm KEY to remove")
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import click
 import msgspec
 
+from cli.arguments import key_values, parse_memory
 from protocol.errors import InvalidArgument
 from protocol.specs import (
     ContainerSpec,
@@ -18,26 +19,6 @@ from protocol.specs import (
     Resources,
     RestartPolicy,
 )
-
-MAX_BYTES = 1 << 62  # the wire's bound for a size
-
-
-def parse_memory(text: str) -> int:
-    """``512m``, ``2g``, ``1.5g``, ``1024`` (bytes): docker's size notation."""
-    units = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    value = text.strip().lower()
-    factor = units.get(value[-1:], 0)
-    number = value[:-1] if factor else value
-    try:
-        amount = float(number)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a size like 512m or 2g") from None
-    if amount != amount or amount < 0:  # NaN or negative
-        raise click.BadParameter(f"{text!r} is not a size like 512m or 2g")
-    size = amount * (factor or 1)
-    if size >= MAX_BYTES:
-        raise click.BadParameter(f"{text!r} is too large: at most {MAX_BYTES >> 40}t")
-    return int(size)
 
 
 def parse_port(text: str) -> PortMapping:
@@ -79,16 +60,14 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
         policy = RestartPolicy.parse(restart)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--restart") from None
-    for item in labels:
-        if "=" not in item:
-            raise click.BadParameter(f"label {item!r} is not KEY=VALUE", param_hint="-l")
+    label_map = key_values(labels, "label", "-l")
     env_list = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in env]
     try:
         return ContainerSpec(
             image=image, name=name, command=list(command),
             entrypoint=[entrypoint] if entrypoint is not None else None, env=env_list,
             workdir=workdir, user=user, hostname=hostname,
-            labels=dict(item.split("=", 1) for item in labels),
+            labels=label_map,
             restart=policy, auto_remove=rm, init=init, network=network,
             ports=[parse_port(p) for p in publish], mounts=[parse_volume(v) for v in volume],
             resources=Resources(

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import click
 
+from cli.arguments import key_values
 from cli.client import ShoalCommand, connect, host_option, one_line
 from cli.output import ago, as_json, status_text, table
 from cli.views import INSPECT_FIELDS, PS_FIELDS, PS_HEADERS, inspect_view, ps_view
@@ -232,12 +233,7 @@ def top(host: str | None, container: str) -> None:
 @click.option("-f", "--filter", "filters", multiple=True, help="KEY=VALUE (type, action, id…)")
 def events(host: str | None, since: float, filters: tuple[str, ...]) -> None:
     """Stream events until interrupted."""
-    wanted = {}
-    for item in filters:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--filter")
-        wanted[key] = value
+    wanted = key_values(filters, "filter", "--filter")
     with connect(host) as client:
         for message in client.messages(lambda r: WatchEvents(since=since, filters=wanted,
                                                              reply=r)):

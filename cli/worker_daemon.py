@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import uvloop
 
-from cli.container_spec import parse_memory
+from cli.arguments import key_values, parse_memory
 from cli.readiness import ReadyNotifier, notifier_option
 from protocol.addresses import DEFAULT_WORKER
 from protocol.errors import ShoalError
@@ -42,14 +42,12 @@ def worker_command(listen: str, state_dir: Path | None, driver: str, join: str, 
            labels: tuple[str, ...], log_max_size: str, log_max_file: int,
            ready: ReadyNotifier | None) -> None:
     """Run a worker: standalone, or part of a cluster with --join."""
-    for item in labels:
-        if "=" not in item:
-            raise click.BadParameter(f"label {item!r} is not KEY=VALUE", param_hint="--label")
+    label_map = key_values(labels, "label", "--label")
     schedulers = [a.strip() for a in join.split(",") if a.strip()]
     try:
         uvloop.run(run_worker(listen, state_dir or default_state_dir(), driver,
                               join=schedulers, name=name,
-                              labels=dict(item.split("=", 1) for item in labels),
+                              labels=label_map,
                               log_max_size=parse_memory(log_max_size),
                               log_max_file=log_max_file,
                               on_ready=(lambda address: ready.notify(LISTEN=address))
