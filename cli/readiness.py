@@ -1,4 +1,5 @@
-"""Readiness notification on an inherited descriptor (``--ready-fd N``), as s6's notification-fd.
+"""Readiness notification on an inherited descriptor (``--ready-fd N``), as s6's notification-fd,
+and to systemd's ``$NOTIFY_SOCKET`` (a ``Type=notify`` unit).
 
 A daemon given ``--ready-fd N`` writes ``READY=1`` and a few facts (``LISTEN=tcp://…``), one
 ``KEY=VALUE`` a line, in a single write at the moment it is ready, then closes the descriptor.
@@ -67,16 +68,22 @@ def parse_notification(data: bytes) -> dict[str, str] | None:
 
 
 class ReadyNotifier:
-    """The daemon's end: ``notify(**facts)`` once ready; later calls do nothing."""
+    """The daemon's end: ``notify(**facts)`` once ready; later calls do nothing. Either on an
+    inherited descriptor (``--ready-fd``) or, under systemd (``Type=notify``), as a datagram
+    to ``$NOTIFY_SOCKET`` (``READY=1`` and a ``STATUS=`` line with the facts)."""
 
-    def __init__(self, fd: int) -> None:
-        problem = fd_problem(fd)
-        if problem is not None:
-            raise ValueError(problem)
-        os.set_inheritable(fd, False)  # children we start never hold it open
+    def __init__(self, fd: int | None = None, *, notify_socket: str = "") -> None:
+        self.notify_socket = notify_socket
+        if fd is not None:
+            problem = fd_problem(fd)
+            if problem is not None:
+                raise ValueError(problem)
+            os.set_inheritable(fd, False)  # children we start never hold it open
         self.fd: int | None = fd
 
     def notify(self, **facts: str) -> None:
+        if self.notify_socket:
+            self._notify_systemd(facts)
         if self.fd is None:
             return
         fd, self.fd = self.fd, None
@@ -86,6 +93,20 @@ class ReadyNotifier:
             log.warning("could not write the readiness notification", fd=fd, error=str(exc))
         finally:
             os.close(fd)
+
+
+    def _notify_systemd(self, facts: dict[str, str]) -> None:
+        import socket
+
+        path, self.notify_socket = self.notify_socket, ""
+        status = ", ".join(f"{key.lower()} {value}" for key, value in facts.items())
+        message = f"{READY}=1\nSTATUS=ready: {status}\n".encode()
+        address = "\0" + path[1:] if path.startswith("@") else path  # abstract or a file
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.sendto(message, address)
+        except OSError as exc:  # systemd went away: not a reason to stop serving
+            log.warning("could not notify systemd", socket=path, error=str(exc))
 
 
 async def read_notification(fd: int) -> dict[str, str] | None:
@@ -118,10 +139,13 @@ async def read_notification(fd: int) -> dict[str, str] | None:
 
 def notifier_option(ctx: click.Context, param: click.Parameter,
                     value: int | None) -> ReadyNotifier | None:
-    """The ``--ready-fd`` option's callback: a bad descriptor is a usage error (exit 2)."""
-    if value is None:
+    """The ``--ready-fd`` option's callback: a bad descriptor is a usage error (exit 2). Under
+    systemd (``$NOTIFY_SOCKET``, taken out of the environment so that children never see it)
+    readiness also goes there."""
+    notify_socket = os.environ.pop("NOTIFY_SOCKET", "")
+    if value is None and not notify_socket:
         return None
     try:
-        return ReadyNotifier(value)
+        return ReadyNotifier(value, notify_socket=notify_socket)
     except ValueError as exc:
         raise click.BadParameter(str(exc), ctx, param) from exc
