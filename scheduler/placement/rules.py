@@ -137,12 +137,40 @@ def _split(text: str, field: str) -> tuple[str, bool, str, bool]:
         raise _invalid(field, text, "empty key")
     if not _KEY_SYNTAX.match(key):
         raise _invalid(field, text, f"bad key {key!r} (letters, digits, '_', '.', '-', '/')")
+    if key[0].isdigit():
+        raise _invalid(field, text, f"bad key {key!r} (a key starts with a letter)")
+    if "~" in raw:
+        # Swarm classic refuses it too: a literal '~' would never match, and a soft rule that
+        # never matches is dropped without a word.
+        raise _invalid(field, text, "'~' inside a value (a rule is soft by a leading '~' only)")
     return key, negate, raw, soft
+
+
+def _refuse_miscased(key: str, names: tuple[str, ...], prefixes: tuple[str, ...], field: str,
+                     text: str) -> None:
+    """Known keys and prefixes are lower case: ``Node.Hostname`` is refused, naming the key it
+    resembles, never read as a label of that name (which could only fail to match, and make a
+    ``!=`` rule always hold). A label's own name keeps its case."""
+    lowered = key.lower()
+    fixed = lowered if lowered in names and key != lowered else None
+    for prefix in prefixes:
+        if fixed is None and lowered.startswith(prefix) and not key.startswith(prefix):
+            fixed = prefix + key[len(prefix):] if prefix.endswith("labels.") or \
+                prefix == CONTAINER_LABEL_PREFIX else lowered
+    if fixed is not None:
+        raise _invalid(field, text, f"key {key!r} in another case (write {fixed!r})")
 
 
 def parse_constraint(text: str, field: str) -> Rule:
     """A node constraint; unknown ``node.*`` keys are refused (they are typos, not labels)."""
     key, negate, raw, soft = _split(text, field)
+    _refuse_miscased(key, ("node",), ("node.labels.", "engine.labels.", "node."), field, text)
+    if key.startswith("engine.labels."):
+        raise _invalid(field, text, "engine labels are not supported: a node's labels are "
+                                    "node.labels.<name> (shoal worker --label, shoal node label)")
+    if key == "node.role":
+        raise _invalid(field, text, "node.role has no meaning here: schedulers run no "
+                                    "containers, every node is a worker")
     key = _NODE_ALIASES.get(key, key)
     if key.startswith(LABEL_PREFIX):
         if len(key) == len(LABEL_PREFIX):
@@ -162,6 +190,7 @@ def parse_constraint(text: str, field: str) -> Rule:
 def parse_affinity(text: str, field: str) -> Rule:
     """An affinity to containers: by ``container`` name/id, ``image`` or container label."""
     key, negate, raw, soft = _split(text, field)
+    _refuse_miscased(key, ("container", "image"), (CONTAINER_LABEL_PREFIX,), field, text)
     if key.startswith(CONTAINER_LABEL_PREFIX):
         if len(key) == len(CONTAINER_LABEL_PREFIX):
             raise _invalid(field, text, "empty label name")

@@ -47,6 +47,19 @@ def test_constraint_forms(text: str, key: str, negate: bool, soft: bool, kind: M
         ("zone==/[a/", "bad regular expression"),
         ("zone==/abc", "closing"),
         ("x" * 2000 + "==a", "longer than"),
+        # SwarmKit refuses a key starting with a digit; classic a '~' inside a value (as a
+        # literal it never matches, and the soft rule it makes would be dropped silently).
+        ("1node==a2", "starts with a letter"),
+        ("region==~us~", "'~' inside a value"),
+        ("region==u~s", "'~' inside a value"),
+        # A known key in another case is refused with the key it resembles, never read as a
+        # label named so (which never matches, and makes a '!=' rule always hold).
+        ("Node.Hostname==a", "write 'node.hostname'"),
+        ("NODE.LABELS.zone==a", "write 'node.labels.zone'"),
+        ("Node==db", "write 'node'"),
+        ("engine.labels.storage==ssd", "engine labels are not supported"),
+        ("Engine.Labels.storage==ssd", "write 'engine.labels.storage'"),
+        ("node.role==manager", "node.role has no meaning"),
     ],
 )
 def test_constraint_errors_name_the_field(text: str, why: str) -> None:
@@ -95,3 +108,23 @@ def test_image_names_drop_tag_and_digest() -> None:
     assert image_names("reg:5000/app") == {"reg:5000/app"}
     assert image_names("reg:5000/app:1@sha256:ab") == {
         "reg:5000/app:1@sha256:ab", "reg:5000/app:1", "reg:5000/app"}
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("Container==web", "write 'container'"),
+    ("IMAGE==redis", "write 'image'"),
+    ("Label.tier==db", "write 'label.tier'"),
+    ("tier==~db~", "'~' inside a value"),
+])
+def test_affinity_errors_name_the_field(text: str, why: str) -> None:
+    with pytest.raises(InvalidArgument, match=why):
+        parse_affinity(text, "affinities[0]")
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("node.labels.Zone==a", "node.labels.Zone"),  # a label's own name keeps its case
+    ("Zone==a", "node.labels.Zone"),  # a bare key is a label, whatever its case
+    ("Nodes==a", "node.labels.Nodes"),
+])
+def test_label_names_keep_their_case(text: str, key: str) -> None:
+    assert parse_constraint(text, "constraints[0]").key == key
