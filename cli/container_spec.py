@@ -123,8 +123,9 @@ def placement_options(function: Callable[..., None]) -> Callable[..., None]:
                      help="Node rule, e.g. node.labels.zone==a (~ for soft)."),
         click.option("--affinity", "affinities", multiple=True,
                      help="Affinity rule, e.g. container==web or image!=redis (~ for soft)."),
-        click.option("--platform", default=None, metavar="OS/ARCH",
-                     help="Run only on nodes of this platform (linux/amd64)."),
+        click.option("--platform", default=None, metavar="OS[/ARCH[/VARIANT]]",
+                     help="Run only on nodes of this platform (linux/amd64, or windows: any "
+                          "architecture)."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -132,12 +133,13 @@ def placement_options(function: Callable[..., None]) -> Callable[..., None]:
 
 
 def parse_platform(text: str) -> Platform:
-    """``os/arch[/variant]``."""
+    """``os[/arch[/variant]]``: ``windows`` alone means Windows on any architecture."""
     parts = text.split("/")
-    if len(parts) not in (2, 3) or not all(parts):
-        raise click.BadParameter(f"bad platform {text!r}: expected OS/ARCH[/VARIANT]",
+    if len(parts) > 3 or not all(parts):
+        raise click.BadParameter(f"bad platform {text!r}: expected OS[/ARCH[/VARIANT]]",
                                  param_hint="--platform")
-    return Platform(os=parts[0], arch=parts[1], variant=parts[2] if len(parts) == 3 else "")
+    return Platform(os=parts[0], arch=parts[1] if len(parts) > 1 else "",
+                    variant=parts[2] if len(parts) == 3 else "")
 
 
 def with_placement(spec: ContainerSpec, options: dict[str, object]) -> ContainerSpec:

@@ -93,7 +93,8 @@ def host_platform() -> Platform:
 
 
 def validate(platform: Platform, field: str = "platform") -> tuple[str, str, str]:
-    """Canonical (os, arch, variant) of a requested platform, or InvalidArgument."""
+    """Canonical (os, arch, variant) of a requested platform, or InvalidArgument. An empty
+    arch (``windows`` alone) or variant means any."""
     os_name, arch, variant = normalise(platform)
     if os_name not in KNOWN_OS:
         raise InvalidArgument(
@@ -101,7 +102,7 @@ def validate(platform: Platform, field: str = "platform") -> tuple[str, str, str
             f"(known: {', '.join(sorted(KNOWN_OS))})",
             details={"field": f"{field}.os", "value": platform.os},
         )
-    if arch not in KNOWN_ARCH:
+    if arch and arch not in KNOWN_ARCH:  # an empty architecture means any
         raise InvalidArgument(
             f"{field}.arch: unknown architecture {platform.arch!r} "
             f"(known: {', '.join(sorted(KNOWN_ARCH))}, or an alias such as x86_64, aarch64)",

@@ -250,7 +250,7 @@ def refuse_placement_rules(spec: ContainerSpec) -> None:
     if spec.platform is not None:
         want_os, want_arch, want_variant = validate(spec.platform)
         host = host_platform()
-        if (want_os, want_arch) != (host.os, host.arch) or \
+        if want_os != host.os or (want_arch and want_arch != host.arch) or \
                 (want_variant and host.variant and want_variant != host.variant):
             raise Unsupported(f"this worker is {host}; the container asks for "
                               f"{spec.platform}", details={"platform": str(spec.platform)})

@@ -107,7 +107,7 @@ def _platform_ok(spec: ContainerSpec, node: NodeInfo) -> bool:
     if spec.platform is None:
         return os_name == "linux"
     want_os, want_arch, want_variant = normalise(spec.platform)
-    if want_os != os_name or want_arch != arch:
+    if want_os != os_name or (want_arch and want_arch != arch):  # no arch: any
         return False
     return not (want_variant and variant and want_variant != variant)
 

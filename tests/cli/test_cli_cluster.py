@@ -79,8 +79,13 @@ def test_cluster_cli(run: Runner[None],
                 wrong = await shoal(run_command, *host, "--replicas", "1", "--platform",
                                     "windows/amd64", "--name", "win", "busybox")
                 assert wrong.exit_code == 1 and "windows" in wrong.output
-                bad = await shoal(run_command, *host, "--platform", "linux", "busybox")
-                assert bad.exit_code == 2 and "OS/ARCH" in bad.output
+                # An OS alone means any architecture (the nodes are linux/amd64 only).
+                any_arch = await shoal(run_command, *host, "--replicas", "1", "--platform",
+                                       "windows", "--name", "win2", "busybox")
+                assert any_arch.exit_code == 1 and "windows/*" in any_arch.output
+                bad = await shoal(run_command, *host, "--platform", "linux/amd64/v1/x",
+                                  "busybox")
+                assert bad.exit_code == 2 and "OS[/ARCH[/VARIANT]]" in bad.output
 
                 created = await shoal(create, *host, "--name", "solo", "-c",
                                       "node.labels.zone==x", "--affinity", "~image==busybox",

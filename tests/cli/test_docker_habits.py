@@ -179,4 +179,8 @@ def test_refusals_leave_nothing_behind(cluster: Cluster) -> None:
     other = shoal("-H", cluster.worker, "create", "--platform", "windows/amd64", "busybox")
     assert other.returncode == 1
     assert "this worker is linux/" in other.stderr and "asks for windows/amd64" in other.stderr
+    own = shoal("-H", cluster.worker, "create", "--name", "own-os", "--platform", "linux",
+                "busybox", "true")  # an OS alone: any architecture
+    assert own.returncode == 0, own.stderr
+    assert shoal("-H", cluster.worker, "rm", "own-os").returncode == 0
     assert shoal("-H", cluster.worker, "ps", "-aq").stdout == on_worker
