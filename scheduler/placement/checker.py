@@ -64,7 +64,7 @@ def _match(pattern: str, value: str | None, fold: str = "") -> bool:
 
 
 def _node_attr(node: NodeInfo, key: str) -> tuple[str | None, str]:
-    if key in ("node", "node.hostname", "node.name"):
+    if key in ("node.hostname", "node.name"):
         return node.hostname or node.id, ""
     if key == "node.id":
         return node.id, ""
@@ -170,8 +170,13 @@ def check_placement(
             else:
                 for text in task.spec.constraints:
                     soft, key, neg, value = _parse(text)
-                    attr, fold = _node_attr(node, key)
-                    if not soft and _match(value, attr, fold) == neg:
+                    if key == "node":  # Swarm classic's: the node's id or its name
+                        matched = any(_match(value, name, "")
+                                      for name in (node.id, node.hostname or node.id))
+                    else:
+                        attr, fold = _node_attr(node, key)
+                        matched = _match(value, attr, fold)
+                    if not soft and matched == neg:
                         verdict = f"constraint: {text}"
                         break
             static_ok[ck] = verdict

@@ -6,9 +6,10 @@ is soft when it starts with ``~`` (``~node.labels.zone==a``) or its value does (
 ``zone==~a``): soft rules are dropped when nothing satisfies them, hard rules never are.
 
 Constraint keys are SwarmKit's (``node.id``, ``node.hostname``, ``node.platform.os``,
-``node.platform.arch``, ``node.labels.<name>``); Swarm classic's ``node`` means the hostname and
-any other key names a node label. Affinity keys are ``container`` (name or id), ``image`` and
-``label.<name>`` (a container label); any other key names a container label, as in classic.
+``node.platform.arch``, ``node.labels.<name>``); Swarm classic's ``node`` matches the node's id
+or its name, and any other key names a node label. Affinity keys are ``container`` (name or
+id), ``image`` and ``label.<name>`` (a container label); any other key names a container label,
+as in classic.
 
 Every syntax error becomes an ``InvalidArgument`` that names the field (``constraints[2]``), so a
 bad rule is refused at submission and never reaches the engine.
@@ -33,7 +34,9 @@ MAX_RULE_LEN = 1024
 NODE_KEYS: frozenset[str] = frozenset(
     {"node.id", "node.hostname", "node.platform.os", "node.platform.arch"}
 )
-_NODE_ALIASES: dict[str, str] = {"node": "node.hostname", "node.name": "node.hostname"}
+_NODE_ALIASES: dict[str, str] = {"node.name": "node.hostname"}
+# Swarm classic's ``node==X``: the node whose id or name is X (``!=``: neither is).
+NODE_ID_OR_NAME = "node"
 LABEL_PREFIX = "node.labels."
 CONTAINER_LABEL_PREFIX = "label."
 
@@ -172,7 +175,9 @@ def parse_constraint(text: str, field: str) -> Rule:
         raise _invalid(field, text, "node.role has no meaning here: schedulers run no "
                                     "containers, every node is a worker")
     key = _NODE_ALIASES.get(key, key)
-    if key.startswith(LABEL_PREFIX):
+    if key == NODE_ID_OR_NAME:
+        pass
+    elif key.startswith(LABEL_PREFIX):
         if len(key) == len(LABEL_PREFIX):
             raise _invalid(field, text, "empty label name")
     elif key.startswith("node."):

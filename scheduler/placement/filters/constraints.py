@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from scheduler.placement.filters import PlacementCycle, Rejection
 from scheduler.placement.request import PlacementRequest
-from scheduler.placement.rules import LABEL_PREFIX
+from scheduler.placement.rules import LABEL_PREFIX, NODE_ID_OR_NAME
 from scheduler.placement.snapshot import NodeSnapshot
 
 
@@ -37,7 +37,9 @@ class ConstraintFilter:
     def check(self, req: PlacementRequest, node: NodeSnapshot,
               cycle: PlacementCycle) -> Rejection | None:
         for rule in req.constraints:
-            if not rule.holds(node_value(node, rule.key)):
+            held = rule.holds_any({node.id, node.hostname}) if rule.key == NODE_ID_OR_NAME \
+                else rule.holds(node_value(node, rule.key))
+            if not held:
                 soft = " (soft)" if rule.soft else ""
                 return Rejection(self.name, f"constraint {rule.text.lstrip('~')}{soft}")
         return None

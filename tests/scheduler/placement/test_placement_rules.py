@@ -16,7 +16,7 @@ from scheduler.placement.rules import MatchKind, image_names, parse_affinity, pa
         ("~node.labels.zone==a", "node.labels.zone", False, True, MatchKind.EXACT, "a"),
         ("zone==~a", "node.labels.zone", False, True, MatchKind.EXACT, "a"),
         ("node.hostname==web-*", "node.hostname", False, False, MatchKind.GLOB, "web-*"),
-        ("node==db?", "node.hostname", False, False, MatchKind.GLOB, "db?"),
+        ("node==db?", "node", False, False, MatchKind.GLOB, "db?"),  # classic: id or name
         ("node.id==/^n[0-9]+$/", "node.id", False, False, MatchKind.REGEX, "^n[0-9]+$"),
         ("node.platform.arch==x86_64", "node.platform.arch", False, False, MatchKind.EXACT,
          "amd64"),
