@@ -12,11 +12,13 @@ preferences, so they are not violations.
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from protocol.addresses import address_ip
 from protocol.platforms import normalise, normalise_arch, normalise_os
 from protocol.specs import ContainerInfo, ContainerSpec, NodeInfo
 from scheduler.placement.results import PlacementResult, Task
@@ -61,6 +63,13 @@ def _match(pattern: str, value: str | None, fold: str = "") -> bool:
     if any(ch in pattern for ch in "*?["):
         return fnmatch.fnmatchcase(value, pattern)
     return value == pattern
+
+
+def _in_network(ip: str, block: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip) in ipaddress.ip_network(block, strict=False)
+    except ValueError:
+        return False
 
 
 def _node_attr(node: NodeInfo, key: str) -> tuple[str | None, str]:
@@ -173,6 +182,8 @@ def check_placement(
                     if key == "node":  # Swarm classic's: the node's id or its name
                         matched = any(_match(value, name, "")
                                       for name in (node.id, node.hostname or node.id))
+                    elif key == "node.ip":
+                        matched = _in_network(address_ip(node.address), value)
                     else:
                         attr, fold = _node_attr(node, key)
                         matched = _match(value, attr, fold)

@@ -6,7 +6,8 @@ is soft when it starts with ``~`` (``~node.labels.zone==a``) or its value does (
 ``zone==~a``): soft rules are dropped when nothing satisfies them, hard rules never are.
 
 Constraint keys are SwarmKit's (``node.id``, ``node.hostname``, ``node.platform.os``,
-``node.platform.arch``, ``node.labels.<name>``); Swarm classic's ``node`` matches the node's id
+``node.platform.arch``, ``node.labels.<name>``, and ``node.ip`` with an address or a CIDR block,
+matched against the address the node advertises); Swarm classic's ``node`` matches the node's id
 or its name, and any other key names a node label. Affinity keys are ``container`` (name or
 id), ``image`` and ``label.<name>`` (a container label); any other key names a container label,
 as in classic.
@@ -18,6 +19,7 @@ bad rule is refused at submission and never reaches the engine.
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import re
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ _GLOB_CHARS = frozenset("*?[")
 MAX_RULE_LEN = 1024
 
 NODE_KEYS: frozenset[str] = frozenset(
-    {"node.id", "node.hostname", "node.platform.os", "node.platform.arch"}
+    {"node.id", "node.hostname", "node.ip", "node.platform.os", "node.platform.arch"}
 )
 _NODE_ALIASES: dict[str, str] = {"node.name": "node.hostname"}
 # Swarm classic's ``node==X``: the node whose id or name is X (``!=``: neither is).
@@ -45,6 +47,7 @@ class MatchKind(Enum):
     EXACT = "exact"
     GLOB = "glob"
     REGEX = "regex"
+    NETWORK = "network"  # node.ip: an address or a CIDR block
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +57,19 @@ class Matcher:
     kind: MatchKind
     pattern: str
     compiled: re.Pattern[str] | None = None
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
 
     def matches(self, value: str | None) -> bool:
         if value is None:
             return False
         if self.kind is MatchKind.EXACT:
             return value == self.pattern
+        if self.kind is MatchKind.NETWORK:
+            assert self.network is not None
+            try:
+                return ipaddress.ip_address(value) in self.network
+            except ValueError:
+                return False  # a node whose address is a name has no IP to match
         assert self.compiled is not None  # built by parse_value for GLOB and REGEX
         if self.kind is MatchKind.GLOB:
             return self.compiled.match(value) is not None
@@ -186,10 +196,22 @@ def parse_constraint(text: str, field: str) -> Rule:
             raise _invalid(field, text, f"unknown key {key!r} (known: {known})")
     else:
         key = LABEL_PREFIX + key  # Swarm classic: a bare key is a node label
+    if key == "node.ip":
+        return Rule(text, field, key, negate, soft, _parse_network(raw, field, text))
     fold: Literal["", "os", "arch"] = (
         "os" if key == "node.platform.os" else "arch" if key == "node.platform.arch" else ""
     )
     return Rule(text, field, key, negate, soft, parse_value(raw, field, text, fold=fold))
+
+
+def _parse_network(raw: str, field: str, text: str) -> Matcher:
+    """``node.ip``'s value: an address (``10.0.0.5``) or a CIDR block (``10.0.0.0/8``)."""
+    try:
+        network = ipaddress.ip_network(raw, strict=False)
+    except ValueError:
+        raise _invalid(field, text, "node.ip takes an address or a CIDR block "
+                                    "(10.0.0.5, 10.0.0.0/8, fd00::/8)") from None
+    return Matcher(MatchKind.NETWORK, str(network), network=network)
 
 
 def parse_affinity(text: str, field: str) -> Rule:

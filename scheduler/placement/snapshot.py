@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from protocol.addresses import address_ip
 from protocol.platforms import normalise
 from protocol.specs import ContainerInfo, NodeInfo
 from scheduler.placement.request import PlacementRequest, compile_spec
@@ -61,6 +62,7 @@ class NodeSnapshot:
     index: int
     id: str
     hostname: str
+    ip: str  # the IP of the address it advertises, "" for a name (node.ip rules)
     os: str
     arch: str
     variant: str
@@ -173,6 +175,7 @@ class ClusterSnapshot:
             labels = dict(info.labels)
             snap = NodeSnapshot(
                 index=len(snaps), id=info.id, hostname=info.hostname or info.id,
+                ip=address_ip(info.address),
                 os=os_name, arch=arch, variant=variant, labels=labels,
                 ready=info.status == "ready" and info.availability == "active",
                 availability=info.availability, status=info.status,

@@ -12,7 +12,7 @@ from scheduler.placement.filters import Filter, PlacementCycle
 from scheduler.placement.request import PlacementRequest
 from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot
 
-_PER_NODE_KEYS = frozenset({"node", "node.id", "node.hostname"})
+_PER_NODE_KEYS = frozenset({"node", "node.id", "node.hostname", "node.ip"})
 
 
 def static_signature(req: PlacementRequest) -> tuple[object, ...]:

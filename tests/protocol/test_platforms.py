@@ -104,3 +104,4 @@ def test_every_alias_lands_on_a_known_architecture() -> None:
 def test_the_host_accessor_is_the_pure_mapping_of_this_machine() -> None:
     assert host_platform() == from_uname(platform.system(), platform.machine())
     assert host_platform().arch in KNOWN_ARCH
+

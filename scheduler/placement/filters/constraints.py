@@ -18,6 +18,8 @@ def node_value(node: NodeSnapshot, key: str) -> str | None:
         return node.id
     if key == "node.hostname":
         return node.hostname
+    if key == "node.ip":
+        return node.ip or None
     if key == "node.platform.os":
         return node.os
     if key == "node.platform.arch":

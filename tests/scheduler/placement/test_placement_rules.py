@@ -60,6 +60,8 @@ def test_constraint_forms(text: str, key: str, negate: bool, soft: bool, kind: M
         ("engine.labels.storage==ssd", "engine labels are not supported"),
         ("Engine.Labels.storage==ssd", "write 'engine.labels.storage'"),
         ("node.role==manager", "node.role has no meaning"),
+        ("node.ip==10.0.0.*", "an address or a CIDR block"),
+        ("node.ip==10.0.0.0/33", "an address or a CIDR block"),
     ],
 )
 def test_constraint_errors_name_the_field(text: str, why: str) -> None:
