@@ -125,6 +125,9 @@ class ContainerSpec(_Spec, frozen=True, kw_only=True):
     affinities: Rules = []
     links: Rules = []
     volumes_from: Rules = []
+    # At most this many containers of the job (same name) on one node; 0: no limit. Compose's
+    # deploy.placement.max_replicas_per_node, SwarmKit's MaxReplicas.
+    max_per_node: Annotated[int, msgspec.Meta(ge=0, le=1 << 31)] = 0
     network: Name = "none"
     init: bool = False
     tty: bool = False

@@ -4,8 +4,9 @@ It shares no code with the engine's filters, snapshot or rule parser on purpose 
 protocol's one spelling of platform names, ``protocol.platforms``): it reads the
 protocol records (nodes, running containers, task specs) and the result, rebuilds the final
 state of every node and checks capacity, readiness, platform, hard constraints, host ports,
-container limits, hard (anti-)affinities in the final state, links and volumes-from, that every
-task is answered exactly once, and that all-or-nothing groups are whole. Soft rules are
+container limits, a job's replicas per node, hard (anti-)affinities in the final state, links
+and volumes-from, that every task is answered exactly once, and that all-or-nothing groups are
+whole. Soft rules are
 preferences, so they are not violations.
 """
 
@@ -227,6 +228,13 @@ def _check_node(node: NodeInfo, members: list[_Member], where: dict[str, str],
     if limit is not None and len(members) > limit:
         out.append(Violation("max-containers", first_new, node.id,
                              f"{len(members)} containers, limit {limit}"))
+    per_job = Counter(m.spec.name for m in members if m.spec.name)
+    for m in members:
+        most = m.spec.max_per_node
+        if m.new and most and per_job[m.spec.name] > most:
+            out.append(Violation("max-per-node", m.id, node.id,
+                                 f"{per_job[m.spec.name]} of job {m.spec.name}, at most {most}"))
+            break
     seen: dict[tuple[int, str], str] = {}
     for m in members:
         for p in m.spec.ports:

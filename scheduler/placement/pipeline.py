@@ -17,6 +17,7 @@ from scheduler.placement.filters.constraints import ConstraintFilter
 from scheduler.placement.filters.dependencies import DependencyFilter
 from scheduler.placement.filters.guards import GuardFilter
 from scheduler.placement.filters.max_containers import MaxContainersFilter
+from scheduler.placement.filters.max_per_node import MaxPerNodeFilter
 from scheduler.placement.filters.platform import PlatformFilter
 from scheduler.placement.filters.ports import PortFilter
 from scheduler.placement.filters.resources import ResourceFilter
@@ -62,6 +63,7 @@ def build_pipeline(strategy: Strategy = "spread", *, classic: bool = False) -> P
             ResourceFilter(),  # cpu, memory, pids
             PortFilter(),  # host ports per protocol
             MaxContainersFilter(),
+            MaxPerNodeFilter(),  # a job's replicas per node
             AffinityFilter(),  # the request's own (anti-)affinities
             GuardFilter(),  # anti-affinities of containers already there
         ),

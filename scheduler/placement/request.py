@@ -40,6 +40,8 @@ class PlacementRequest:
     deps: tuple[str, ...]  # containers (name or id) outside the group it must sit beside
     guards: tuple[Rule, ...]  # hard anti-affinities: they also bar later containers
     count: int = 1
+    job: str = ""  # the spec's name: what max_per_node counts on a node
+    max_per_node: int = 0
     conflict: str = ""  # why the group can never be placed anywhere, if it cannot
     has_soft_rules: bool = False
     original: PlacementRequest | None = None  # set on a relaxed copy: the request with soft rules
@@ -124,7 +126,12 @@ def compile_spec(spec: ContainerSpec, *, lenient: bool = False) -> PlacementRequ
             if name is not None and name not in deps:
                 deps.append(name)
     soft = tuple(r for r in (*rules_c, *rules_a) if r.soft)
+    if spec.max_per_node and not spec.name and not lenient:
+        raise InvalidArgument("max_per_node: a job needs a name to count its containers by",
+                              details={"field": "max_per_node"})
     return PlacementRequest(
+        job=spec.name,
+        max_per_node=spec.max_per_node,
         image=spec.image,
         image_names=image_names(spec.image),
         labels=dict(spec.labels),
@@ -207,6 +214,8 @@ def combine(members: Sequence[tuple[str, PlacementRequest]]) -> PlacementRequest
                 conflict = f"host port {pair[0]}/{pair[1]} is published twice in the group"
             ports.append(pair)
     first = members[0][1]
+    if any(r.max_per_node for _, r in members) and not conflict:
+        conflict = "max_per_node counts a job's replicas, not linked containers placed together"
     soft = tuple(r for r in (*constraints, *affinities) if r.soft)
     return PlacementRequest(
         image=first.image,

@@ -83,6 +83,7 @@ class NodeSnapshot:
     names: dict[str, int] = field(default_factory=dict)  # names and ids of containers
     images: dict[str, int] = field(default_factory=dict)  # image names (see rules.image_names)
     label_values: dict[str, dict[str, int]] = field(default_factory=dict)
+    jobs: dict[str, int] = field(default_factory=dict)  # containers here by job (spec name)
     guards: list[PlacedContainer] = field(default_factory=list)  # hold hard anti-affinities
     # The images the worker stores (tags, ids, and ``name`` for ``name:latest``), as listed
     # when it joined: a tie-break, so that a container starts where no fetch is needed.
@@ -108,6 +109,8 @@ class NodeSnapshot:
         names[c.id] = names.get(c.id, 0) + 1
         if c.name:
             names[c.name] = names.get(c.name, 0) + 1
+        if r.job:
+            self.jobs[r.job] = self.jobs.get(r.job, 0) + 1
         images = self.images
         for img in r.image_names:
             images[img] = images.get(img, 0) + 1
@@ -131,6 +134,8 @@ class NodeSnapshot:
         _bump(self.names, c.id, -1)
         if c.name:
             _bump(self.names, c.name, -1)
+        if r.job:
+            _bump(self.jobs, r.job, -1)
         for img in r.image_names:
             _bump(self.images, img, -1)
         for k, v in r.labels.items():

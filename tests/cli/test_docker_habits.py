@@ -176,6 +176,9 @@ def test_refusals_leave_nothing_behind(cluster: Cluster) -> None:
     rules = shoal("-H", cluster.worker, "run", "-c", "node.labels.zone==a", "busybox", "true")
     assert rules.returncode == 125
     assert rules.stderr.startswith("Error: Unsupported: placement rules (node.labels.zone==a)")
+    per_node = shoal("-H", cluster.worker, "create", "--name", "x", "--max-per-node", "1",
+                     "busybox")
+    assert per_node.returncode == 1 and "max_per_node=1" in per_node.stderr
     other = shoal("-H", cluster.worker, "create", "--platform", "windows/amd64", "busybox")
     assert other.returncode == 1
     assert "this worker is linux/" in other.stderr and "asks for windows/amd64" in other.stderr

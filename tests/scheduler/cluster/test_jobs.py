@@ -132,6 +132,25 @@ def test_impossible_constraints_are_refused_with_the_engine_explanation(
     run(body)
 
 
+def test_max_per_node_spreads_a_job_and_explains_the_rest(run: Runner[None],
+                                                         etcd: EmbeddedEtcd,
+                                                         layout: Layout) -> None:
+    async def body() -> None:
+        async with scheduler(etcd, layout) as s:
+            await s.leading.wait()
+            async with agents([s.address], ["a", "b"]) as pool:
+                spec = ContainerSpec(image="busybox", name="one-each", max_per_node=1)
+                reply = await ask(s.address, lambda r: SubmitJob(spec=spec, replicas=3,
+                                                                  reply=r))
+                assert isinstance(reply, Submitted)
+                assert len(reply.ids) == 2
+                assert "job one-each has its 1 per node here already" in reply.refused
+                await pool["a"].until(lambda agent: len(agent.running()) == 1)
+                await pool["b"].until(lambda agent: len(agent.running()) == 1)
+
+    run(body)
+
+
 def test_create_start_stop_remove_and_drain(run: Runner[None], etcd: EmbeddedEtcd,
                                             layout: Layout) -> None:
     async def body() -> None:

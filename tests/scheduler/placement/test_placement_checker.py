@@ -75,6 +75,12 @@ def test_checker_flags(placements: list[tuple[ContainerSpec, str]], rule: str | 
     assert run(placements) == ({rule} if rule else set())
 
 
+def test_max_per_node() -> None:
+    web = spec(name="web", max_per_node=2)
+    assert run([(web, "lin"), (web, "lin")]) == set()
+    assert run([(web, "lin"), (web, "lin"), (web, "lin")]) == {"max-per-node"}
+
+
 def test_max_containers() -> None:
     assert run([(spec(), "lin")], max_containers=1) == {"max-containers"}
 

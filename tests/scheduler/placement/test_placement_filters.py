@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from protocol.errors import InvalidArgument
 from protocol.specs import (
     ContainerInfo,
     ContainerSpec,
@@ -20,6 +21,7 @@ from scheduler.placement.filters.constraints import ConstraintFilter
 from scheduler.placement.filters.dependencies import DependencyFilter
 from scheduler.placement.filters.guards import GuardFilter
 from scheduler.placement.filters.max_containers import MaxContainersFilter
+from scheduler.placement.filters.max_per_node import MaxPerNodeFilter
 from scheduler.placement.filters.platform import PlatformFilter
 from scheduler.placement.filters.ports import PortFilter
 from scheduler.placement.filters.resources import ResourceFilter
@@ -156,6 +158,27 @@ def test_filter(label: str, f: Filter, spec: ContainerSpec, info: NodeInfo,
                                                  (1, "container limit reached (1 per node)")])
 def test_max_containers(limit: int | None, expected: str | None) -> None:
     assert verdict(MaxContainersFilter(), s(), node(), limit=limit) == expected
+
+
+@pytest.mark.parametrize(("most", "expected"), [
+    (0, None),  # no limit
+    (2, None),  # one replica runs there: a second fits
+    (1, "job web has its 1 per node here already"),
+])
+def test_max_per_node_counts_the_jobs_containers_there(most: int, expected: str | None) -> None:
+    job = s(name="web", max_per_node=most)
+    running = [ContainerInfo(id="web.1", name="web.1", node_id="n1", schedule_state="running",
+                             spec=job)]
+    cluster = ClusterSnapshot.build([node()], running)
+    req = compile_spec(job)
+    cycle = PlacementCycle(cluster, [Identity("web", "web.2", req)])
+    rejected = MaxPerNodeFilter().check(req, cluster.nodes[0], cycle)
+    assert (rejected.reason if rejected else None) == expected
+
+
+def test_max_per_node_needs_a_job_name() -> None:
+    with pytest.raises(InvalidArgument, match="a job needs a name"):
+        compile_spec(s(max_per_node=1))
 
 
 def test_node_label_overrides_container_limit() -> None:
