@@ -33,6 +33,7 @@ from protocol.specs import (
     Event,
     EventType,
 )
+from protocol.validation import check_spec
 from worker.engine.driver import Driver, ExecProcess, ExecRequest, ExecResult, ExitStatus
 from worker.engine.logfile import LogFollower, LogRecord, read_log
 from worker.engine.records import ContainerDisk, EngineContainer, ImageDefaults
@@ -133,6 +134,7 @@ class Engine:
     # --- verbs -----------------------------------------------------------------------------------
     async def create(self, spec: ContainerSpec, *, container_id: str | None = None,
                      generation: int = 0) -> EngineContainer:
+        check_spec(spec)  # before anything is made: the same refusal as the CLI's and scheduler's
         name = spec.name.lstrip("/")
         if name and not NAME_RE.match(name):
             raise InvalidArgument(f"invalid container name {name!r}: use letters, digits, "
