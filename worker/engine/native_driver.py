@@ -32,7 +32,7 @@ from worker.engine.driver import (
 from worker.engine.rawlog import RawLogCopier
 from worker.engine.records import EngineContainer, ImageDefaults
 from worker.engine.terminal import copy_terminal, set_window_size
-from worker.images import ImageStore
+from worker.images import ImageStore, LayerLimits
 from worker.runtime.client import RuntimeHelper
 from worker.runtime.errors import RuntimeFailure
 from worker.runtime.state import StateDir, proc_start_time
@@ -83,8 +83,9 @@ class NativeDriver(Driver):
         self._dropping: set[asyncio.Task[None]] = set()  # drop_input requests under way
 
     @classmethod
-    async def open(cls, state_dir: Path, *, storage: str | None = None) -> NativeDriver:
-        store = ImageStore(state_dir / "images")
+    async def open(cls, state_dir: Path, *, storage: str | None = None,
+                   image_limits: LayerLimits | None = None) -> NativeDriver:
+        store = ImageStore(state_dir / "images", limits=image_limits)
         await asyncio.to_thread(store.recover)
         chosen, reason = await asyncio.to_thread(choose_driver, state_dir / "storage", store,
                                                  storage)
