@@ -1,5 +1,6 @@
 """What ``create`` and ``run`` are told, turned into a ``ContainerSpec``: docker's flags, each
-checked here, and the whole spec checked against the wire schema before anything is sent."""
+checked here, and the whole spec checked against the wire schema and ``check_spec`` before
+anything is sent."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from protocol.specs import (
     Resources,
     RestartPolicy,
 )
+from protocol.validation import check_spec, millicpus
 
 
 def parse_port(text: str) -> PortMapping:
@@ -72,19 +74,21 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
             ports=[parse_port(p) for p in publish], mounts=[parse_volume(v) for v in volume],
             resources=Resources(
                 memory=parse_memory(memory) if memory else 0,
-                millicpus=int(cpus * 1000) if cpus else 0, cpu_shares=cpu_shares or 0,
+                millicpus=millicpus(cpus) if cpus else 0, cpu_shares=cpu_shares or 0,
                 pids=pids_limit or 0))
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(str(exc)) from exc
 
 
 def checked(spec: ContainerSpec) -> ContainerSpec:
-    """``spec`` as the receiving service will decode it: every bound of the wire schema
-    checked here, so a bad value is refused with its field's name before anything is sent."""
+    """``spec`` as the receiving service will decode it and then check it: every bound of the
+    wire schema, then ``protocol.validation.check_spec`` (the scheduler's and the worker's own
+    check), so a bad value is refused with its field's name before anything is sent."""
     try:
-        return msgspec.msgpack.decode(msgspec.msgpack.encode(spec), type=ContainerSpec)
+        decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(spec), type=ContainerSpec)
     except (msgspec.ValidationError, OverflowError) as exc:
         raise click.UsageError(f"invalid container: {exc}".replace("`$.", "`")) from None
+    return check_spec(decoded)
 
 
 def container_options(function: Callable[..., None]) -> Callable[..., None]:

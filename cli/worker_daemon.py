@@ -16,6 +16,7 @@ from cli.readiness import ReadyNotifier, notifier_option
 from protocol.addresses import DEFAULT_WORKER
 from protocol.errors import ShoalError
 from worker.daemon import default_state_dir, run_worker
+from worker.images import LayerLimits
 
 
 @click.command("worker")
@@ -34,13 +35,18 @@ from worker.daemon import default_state_dir, run_worker
               help="Rotate a container's json-file log at this size (e.g. 10m; 0: never).")
 @click.option("--log-max-file", type=click.IntRange(1, 100), default=1, show_default=True,
               help="How many log files to keep per container when rotating.")
+@click.option("--image-limits", default="", metavar="KEY=VALUE[,...]",
+              help="Bounds on the images it imports or fetches: layer (unpacked size of one "
+                   "layer, default 8g), file (one file, 4g), image (all layers, 16g), entries "
+                   "(per layer, 500000), ratio (unpacked/stored, 100), e.g. "
+                   "layer=2g,ratio=50.")
 @click.option("--ready-fd", "ready", type=click.IntRange(min=0), default=None, metavar="N",
               callback=notifier_option,
               help="Once joined (or, without --join, serving), write READY=1 and "
                    "LISTEN=ADDR to this inherited descriptor, then close it.")
 def worker_command(listen: str, state_dir: Path | None, driver: str, join: str, name: str,
            labels: tuple[str, ...], log_max_size: str, log_max_file: int,
-           ready: ReadyNotifier | None) -> None:
+           image_limits: str, ready: ReadyNotifier | None) -> None:
     """Run a worker: standalone, or part of a cluster with --join."""
     label_map = key_values(labels, "label", "--label")
     schedulers = [a.strip() for a in join.split(",") if a.strip()]
@@ -50,7 +56,37 @@ def worker_command(listen: str, state_dir: Path | None, driver: str, join: str, 
                               labels=label_map,
                               log_max_size=parse_memory(log_max_size),
                               log_max_file=log_max_file,
+                              image_limits=parse_image_limits(image_limits),
                               on_ready=(lambda address: ready.notify(LISTEN=address))
                               if ready else None))
     except ShoalError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+
+
+# --image-limits keys and the LayerLimits fields they set (sizes in docker's notation).
+IMAGE_LIMIT_KEYS = {"layer": "max_total_bytes", "file": "max_file_bytes",
+                    "image": "max_image_bytes", "entries": "max_entries",
+                    "ratio": "max_expansion"}
+_SIZE_KEYS = ("layer", "file", "image")
+
+
+def parse_image_limits(text: str) -> LayerLimits:
+    """``layer=2g,ratio=50``: the defaults with those bounds changed."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    changes: dict[str, int] = {}
+    for key, value in key_values(items, "image limit", "--image-limits").items():
+        field = IMAGE_LIMIT_KEYS.get(key)
+        if field is None:
+            raise click.BadParameter(f"unknown image limit {key!r}: expected one of "
+                                     f"{', '.join(IMAGE_LIMIT_KEYS)}", param_hint="--image-limits")
+        if key in _SIZE_KEYS:
+            changes[field] = parse_memory(value)
+        elif value.isdigit():
+            changes[field] = int(value)
+        else:
+            raise click.BadParameter(f"image limit {key}={value!r}: expected a whole number",
+                                     param_hint="--image-limits")
+    try:
+        return LayerLimits(**changes)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--image-limits") from None

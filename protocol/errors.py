@@ -142,6 +142,25 @@ class InvalidArgument(RequestError):
     code = "request.invalid_argument"
 
 
+class InvalidSpec(InvalidArgument):
+    """A container spec that cannot be created as it is (``protocol.validation``);
+    ``details["field"]`` names the field (``env[2]``, ``mounts[0].target``)."""
+
+    code = "request.invalid_argument.spec"
+
+    @classmethod
+    def of(cls, field: str, reason: str) -> "InvalidSpec":
+        return cls(f"invalid {field}: {reason}", details={"field": field, "reason": reason})
+
+    @property
+    def field(self) -> str:
+        return self.details.get("field", "")
+
+    @property
+    def reason(self) -> str:
+        return self.details.get("reason", self.message)
+
+
 class NotFound(RequestError):
     code = "request.not_found"
 

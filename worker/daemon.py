@@ -26,7 +26,7 @@ from worker.engine.engine import Engine, ImageResolver, NoImages
 from worker.engine.native_driver import NativeDriver, NativeImages
 from worker.engine.process_driver import ProcessDriver
 from worker.image_service import IMAGE_REQUESTS, ImageService
-from worker.images import ImageStore
+from worker.images import ImageStore, LayerLimits
 from worker.images.fetch import ImageFetcher
 from worker.service import WorkerService
 
@@ -45,7 +45,8 @@ def default_state_dir() -> Path:
     return Path(xdg) / "shoal" / "worker"
 
 
-async def make_driver(name: str, state_dir: Path) -> tuple[Driver, ImageResolver]:
+async def make_driver(name: str, state_dir: Path, image_limits: LayerLimits | None = None,
+                      ) -> tuple[Driver, ImageResolver]:
     """``native`` runs images on shoal's OCI runtime (Linux, root); ``process`` runs plain host
     processes (no isolation, any OS); ``auto`` picks native where it can run."""
     if name == "auto":
@@ -53,21 +54,35 @@ async def make_driver(name: str, state_dir: Path) -> tuple[Driver, ImageResolver
     if name == "process":
         return ProcessDriver(state_dir / "containers"), NoImages()
     if name == "native":
-        native = await NativeDriver.open(state_dir)
+        native = await NativeDriver.open(state_dir, image_limits=image_limits)
         return native, NativeImages(native.store)
     raise InvalidArgument(f"unknown driver {name!r}: expected auto, native or process")
+
+
+def collect_image_leftovers(store: ImageStore) -> None:
+    """What a worker killed mid-import or mid-fetch left in its image store: partial blobs,
+    and blobs (and unpacked layers) stored for an image that was never recorded. Run once at
+    start, after the storage driver has registered the layers its containers use."""
+    partial = store.recover()
+    freed = store.gc()
+    if partial or freed.blobs or freed.chains:
+        log.info("image store collected what no image references", partial_blobs=partial,
+                 blobs=len(freed.blobs), layers=len(freed.chains),
+                 digests=",".join(freed.blobs))
 
 
 async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
                      on_ready: Callable[[str], None] | None = None,
                      stop: asyncio.Event | None = None, *, join: Sequence[str] = (),
                      name: str = "", labels: dict[str, str] | None = None,
-                     log_max_size: int = 0, log_max_file: int = 1) -> None:
+                     log_max_size: int = 0, log_max_file: int = 1,
+                     image_limits: LayerLimits | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or ``stop``). With ``join``, also take part in the cluster
     led by one of those schedulers. ``on_ready`` is called once with the bound address when
-    the worker is ready: joined to a scheduler with ``join``, else serving."""
+    the worker is ready: joined to a scheduler with ``join``, else serving. ``image_limits``
+    bound the layers and images it imports or fetches."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    driver, images = await make_driver(driver_name, state_dir)
+    driver, images = await make_driver(driver_name, state_dir, image_limits)
     engine = Engine(state_dir, driver, images=images, log_max_size=log_max_size,
                     log_max_file=log_max_file)
     await engine.open()
@@ -77,8 +92,9 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
         loop.add_signal_handler(number, stop.set)
     listener = await channels.listen(listen)
     service = WorkerService(engine)
-    store = driver.store if isinstance(driver, NativeDriver) else ImageStore(state_dir / "images")
-    await asyncio.to_thread(store.recover)
+    store = driver.store if isinstance(driver, NativeDriver) \
+        else ImageStore(state_dir / "images", limits=image_limits)
+    await asyncio.to_thread(collect_image_leftovers, store)
     image_service = ImageService(
         store, in_use=lambda: {r.image.id for r in engine.records.values()})
 

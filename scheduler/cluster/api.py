@@ -53,6 +53,7 @@ from protocol.messages import (
 )
 from protocol.platforms import host_platform
 from protocol.specs import Event, NodeUsage
+from protocol.validation import check_spec, check_specs
 from protocol.version import PROTOCOL_VERSION, package_version
 from scheduler.cluster import views
 from scheduler.cluster.cycle import Work, occupies_node
@@ -134,9 +135,11 @@ class ClusterApi:
         if isinstance(message, Join):
             return self._join(message)
         if isinstance(message, SubmitJob):
+            check_spec(message.spec)
             return Submit(views.job_ids(message.spec, message.replicas), message.spec,
                           start=True, job=True)
         if isinstance(message, CreateContainer):
+            check_spec(message.spec)
             return Submit([views.container_id(message.spec)], message.spec, start=False,
                           job=False)
         if isinstance(message, StartContainer):
@@ -151,6 +154,7 @@ class ClusterApi:
             return SetLabels(_checked(message.node_id), message.add, message.remove,
                              lambda record: NodeInspected(info=record.info))
         if isinstance(message, SubmitApp):
+            check_specs(message.app.containers)
             return SubmitAppWork(message.app)
         raise Unsupported(f"the scheduler does not serve {type(message).__name__}",
                           details={"type": type(message).__name__})

@@ -90,12 +90,36 @@ def snapshot(root: Path) -> dict[str, str]:
     return found
 
 
+def gzip_bomb(files: int, file_size: int, chunk: int = 1 << 20) -> bytes:
+    """A gzipped layer of ``files`` files of ``file_size`` zero bytes each (a multiple of
+    ``chunk``), made without ever holding or compressing the whole: gzip members concatenated
+    decompress as one stream, so one compressed chunk of zeros is repeated. Ten files of 1 GiB
+    come to about 10 MB stored."""
+    assert file_size % chunk == 0 and chunk % 512 == 0
+    zeros = gz(bytes(chunk))
+    parts = []
+    for number in range(files):
+        info = tarfile.TarInfo(f"zeros{number}")
+        info.size = file_size
+        info.mtime = 1_600_000_000
+        parts.append(gz(info.tobuf(format=tarfile.USTAR_FORMAT)))
+        parts.extend([zeros] * (file_size // chunk))
+    parts.append(gz(bytes(1024)))  # the end-of-archive blocks
+    return b"".join(parts)
+
+
 def layout_from_tars(dest: Path, tars: list[bytes], tag: str) -> Path:
     """An OCI layout directory holding one image made of ``tars`` (bottom first, gzipped)."""
-    layers = [gz(t) for t in tars]
+    return layout_from_layers(dest, [(gz(t), diff_id(t)) for t in tars], tag)
+
+
+def layout_from_layers(dest: Path, blobs: list[tuple[bytes, str]], tag: str) -> Path:
+    """An OCI layout directory holding one image made of gzipped layer ``blobs``, each with
+    the diff id its config gives (bottom first)."""
+    layers = [blob for blob, _ in blobs]
     host = host_platform()
     config = encode(ImageConfig(architecture=host.architecture, os="linux",
-                                rootfs=RootFS("layers", [digest_bytes(t) for t in tars])))
+                                rootfs=RootFS("layers", [d for _, d in blobs])))
     manifest = encode(Manifest(
         schema_version=2, media_type=MT_OCI_MANIFEST,
         config=Descriptor(MT_OCI_CONFIG, digest_bytes(config), len(config)),

@@ -31,7 +31,14 @@ from protocol.messages import (
     RemoveImage,
 )
 from tests.helpers.bounded_run import run
-from tests.helpers.image_layers import E, gz, layout_from_tars, make_tar
+from tests.helpers.image_layers import (
+    E,
+    gz,
+    gzip_bomb,
+    layout_from_layers,
+    layout_from_tars,
+    make_tar,
+)
 from worker.image_service import ImageService, created_timestamp
 from worker.images import (
     DigestMismatch,
@@ -139,7 +146,10 @@ def docker_save_tar(tag: str) -> bytes:
 
 
 def oci_tar(tmp_path: Path, tars: list[bytes], tag: str) -> bytes:
-    layout = layout_from_tars(tmp_path / "layout", tars, tag)
+    return layout_tar(layout_from_tars(tmp_path / "layout", tars, tag))
+
+
+def layout_tar(layout: Path) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name in ("oci-layout", "index.json", "blobs"):
@@ -290,6 +300,29 @@ def test_hostile_layers_are_refused_and_leave_nothing(
             listing = await ask(conn, lambda r: ListImages(reply=r))
             assert isinstance(listing, ImageList)
             assert [i.tags for i in listing.images] == [["busybox:kept"]]
+
+    run(main)
+
+
+def test_a_decompression_bomb_is_refused_at_import(store: ImageStore, busybox_tar: Path,
+                                                   tmp_path: Path) -> None:
+    """About 10 MB stored that unpacks to 10 GiB over ten files, with the default limits: the
+    scan stops once the layer has unpacked past the floor at over 100 times its stored size,
+    long before the 10 GiB (the old defaults accepted it)."""
+    bomb = gzip_bomb(files=10, file_size=1 << 30)
+    assert len(bomb) < 12 * 1024 * 1024
+    # Its diff id would take hashing 10 GiB; the refusal comes before it is compared.
+    layout = layout_from_layers(tmp_path / "layout", [(bomb, digest_bytes(b"unread"))],
+                                "bomb:oci")
+
+    async def main() -> None:
+        async with serving(ImageService(store)) as (conn, _):
+            await upload(conn, busybox_tar.read_bytes(), "busybox:kept")
+            before = disk_state(store.root)
+            for data, fmt in ((layout_tar(layout), "oci"), (bomb, "rootfs")):
+                with pytest.raises(LayerRejected, match="times its stored size"):
+                    await upload(conn, data, "bomb:latest", fmt=fmt)
+                assert disk_state(store.root) == before
 
     run(main)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -180,6 +181,16 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     async def remove(self, record: EngineContainer) -> None:
         """Remove everything ``prepare`` made. Idempotent."""
+
+    async def end_leftovers(self, record: EngineContainer) -> bool:
+        """At start-up, for a container whose record says it does not run: end anything that
+        runs for it all the same (a start that a crash cut short) and release its runtime
+        state. True if something was running."""
+        alive = self.running(record)
+        if alive:
+            await self.signal(record, signal.SIGKILL, all_processes=True)
+        await self.cleanup(record)
+        return alive
 
     def input(self, record: EngineContainer) -> int | None:
         """Our end of the running container's stdin (its pty master with a tty), if any; the

@@ -33,7 +33,9 @@ from protocol.specs import (
     Event,
     EventType,
 )
+from protocol.validation import check_spec
 from worker.engine.driver import Driver, ExecProcess, ExecRequest, ExecResult, ExitStatus
+from worker.engine.faults import crash_point
 from worker.engine.logfile import LogFollower, LogRecord, read_log
 from worker.engine.records import ContainerDisk, EngineContainer, ImageDefaults
 from worker.engine.restart import (
@@ -89,12 +91,26 @@ class Engine:
 
     # --- start-up and shutdown -------------------------------------------------------------------
     async def open(self) -> None:
-        """Load every record; re-adopt live containers, settle the ones that ended meanwhile."""
+        """Load every record; re-adopt live containers, settle the ones that ended meanwhile.
+
+        What a crash cut short is settled before anything is reported: a create that never
+        finished (never answered) is removed with whatever its driver made, and a container
+        whose record says it does not run (created, exited: a start cut short) has whatever
+        the driver still holds for it ended (its processes killed, its runtime state deleted).
+        """
         for record in self.disk.load_all():
+            if record.creating:
+                log.info("removing a create cut short", container_id=record.id)
+                await self.driver.remove(record)
+                self.disk.remove(record.id)
+                continue
             self.records[record.id] = record
             self._exited[record.id] = asyncio.Event()
             if record.state.status not in ("running", "restarting"):
                 self._exited[record.id].set()
+                if await self.driver.end_leftovers(record):
+                    log.warning("ended processes of a container that was not running",
+                                container_id=record.id, status=record.state.status)
                 if start_on_worker_boot(record.spec.restart, self._history(record), False) \
                         and record.desired == "running":
                     await self._launch(record)
@@ -133,6 +149,7 @@ class Engine:
     # --- verbs -----------------------------------------------------------------------------------
     async def create(self, spec: ContainerSpec, *, container_id: str | None = None,
                      generation: int = 0) -> EngineContainer:
+        check_spec(spec)  # before anything is made: the same refusal as the CLI's and scheduler's
         name = spec.name.lstrip("/")
         if name and not NAME_RE.match(name):
             raise InvalidArgument(f"invalid container name {name!r}: use letters, digits, "
@@ -146,7 +163,7 @@ class Engine:
         image = await self.images.defaults(spec.image)
         record = EngineContainer(id=new_id, name=name, spec=spec, image=image,
                                  created_at=time.time(), driver=self.driver.name,
-                                 generation=generation)
+                                 generation=generation, creating=True)
         if not record.argv():
             raise InvalidArgument("no command: give one, or an image that has Cmd/Entrypoint")
         self.disk.save(record)  # first, so a crash in prepare leaves a record to remove
@@ -155,6 +172,8 @@ class Engine:
         except BaseException:
             self.disk.remove(new_id)
             raise
+        crash_point("create.prepared")
+        record.creating = False
         self.disk.save(record)
         self.records[new_id] = record
         self._exited[new_id] = asyncio.Event()

@@ -29,10 +29,12 @@ from worker.engine.driver import (
     ExitStatus,
     Started,
 )
+from worker.engine.faults import crash_point
 from worker.engine.rawlog import RawLogCopier
 from worker.engine.records import EngineContainer, ImageDefaults
 from worker.engine.terminal import copy_terminal, set_window_size
-from worker.images import ImageStore
+from worker.images import ImageStore, LayerLimits
+from worker.runtime import cgroups
 from worker.runtime.client import RuntimeHelper
 from worker.runtime.errors import RuntimeFailure
 from worker.runtime.state import StateDir, proc_start_time
@@ -83,8 +85,9 @@ class NativeDriver(Driver):
         self._dropping: set[asyncio.Task[None]] = set()  # drop_input requests under way
 
     @classmethod
-    async def open(cls, state_dir: Path, *, storage: str | None = None) -> NativeDriver:
-        store = ImageStore(state_dir / "images")
+    async def open(cls, state_dir: Path, *, storage: str | None = None,
+                   image_limits: LayerLimits | None = None) -> NativeDriver:
+        store = ImageStore(state_dir / "images", limits=image_limits)
         await asyncio.to_thread(store.recover)
         chosen, reason = await asyncio.to_thread(choose_driver, state_dir / "storage", store,
                                                  storage)
@@ -144,7 +147,9 @@ class NativeDriver(Driver):
             # The helper outlives this worker: with its copy, a worker restart neither hangs
             # up the terminal nor ends the stdin; the next worker takes the input back.
             await self.runtime.keep_input(record.id, self._inputs[record.id])
+        crash_point("start.runtime-created")
         await self.runtime.start(record.id)
+        crash_point("start.runtime-started")
         self._copying[record.id] = asyncio.get_running_loop().create_task(
             self._copy_until_cancelled(copier))
         return Started(process.pid, time.time())
@@ -309,6 +314,23 @@ class NativeDriver(Driver):
     async def cleanup(self, record: EngineContainer) -> None:
         with contextlib.suppress(RuntimeFailure):
             await self.runtime.delete(record.id, force=True)
+
+    async def end_leftovers(self, record: EngineContainer) -> bool:
+        """The runtime's container deleted with force (its init and so its pid namespace
+        killed), then whatever is still in its cgroup killed and the cgroup removed: a crash
+        between the runtime's create and the record's save may leave either."""
+        dirs = [d for _, d in cgroups.container_dirs(
+            cgroups.discover(), f"shoal/{self.cgroup_scope}/{record.id}", record.id)]
+        state = StateDir(self.runtime_root, record.id)
+        if not state.path.exists() and not any(os.path.isdir(d) for d in dirs):
+            return False  # the common case, a container that ended cleanly: no round trip
+        alive = self.running(record) or bool(cgroups.pids_in(dirs))
+        await self.cleanup(record)
+        for pid in cgroups.pids_in(dirs):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        await asyncio.to_thread(cgroups.remove, dirs)
+        return alive
 
     async def remove(self, record: EngineContainer) -> None:
         terminal = self._terminal_copies.pop(record.id, None)

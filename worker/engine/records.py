@@ -52,6 +52,9 @@ class EngineContainer(msgspec.Struct, kw_only=True, omit_defaults=True):
     last_delay: float = 0.0
     manually_stopped: bool = False
     generation: int = 0  # the cluster's fencing token, when a scheduler assigned it
+    # Saved True before the driver prepares anything and False once it has: a record still
+    # True at start-up is a create that a crash cut short (never answered), removed then.
+    creating: bool = False
 
     def argv(self) -> list[str]:
         """The command line: entrypoint + command, each from the spec or else the image."""

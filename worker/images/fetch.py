@@ -31,7 +31,7 @@ from worker.images.layers import LayerRef
 from worker.images.oci import MAX_DOCUMENT_BYTES, Descriptor, decode_config, decode_manifest
 from worker.images.reference import parse_reference
 from worker.images.store import Image, ImageStore
-from worker.images.verify import verify_layer
+from worker.images.verify import image_total, verify_layer
 
 RESOLVE_TIMEOUT = 30.0
 # A blob stream that brings nothing for this long fails the fetch: a scheduler that is alive
@@ -202,9 +202,11 @@ class ImageFetcher:
         if len(diff_ids) != len(manifest.layers):
             raise InvalidImage(f"image {manifest.config.digest}: {len(manifest.layers)} layers "
                                f"but {len(diff_ids)} diff ids")
+        total = 0
         for layer, diff_id in zip(manifest.layers, diff_ids, strict=True):
             try:
-                verify_layer(store, LayerRef(layer.digest, diff_id))
+                total = image_total(total, verify_layer(store, LayerRef(layer.digest, diff_id)),
+                                    store.limits)
             except ShoalError:
                 store.blobs.delete(layer.digest)  # refused for good: keep nothing of it
                 raise

@@ -48,7 +48,13 @@ from worker.images.oci import (
 )
 from worker.images.reference import parse_reference
 from worker.images.store import Image, ImageStore
-from worker.images.unpack import HashingReader, compression_of, decompress_errors, decompressor
+from worker.images.unpack import (
+    ExpansionGuard,
+    HashingReader,
+    compression_of,
+    decompress_errors,
+    decompressor,
+)
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_NESTING = 4
@@ -237,8 +243,9 @@ def _diff_id(store: ImageStore, digest: str) -> str:
     with store.blobs.open(digest) as blob:
         kind = compression_of(blob.read(4))
         blob.seek(0)
-        inner = HashingReader(decompressor(kind, blob), store.limits.max_stream_bytes,
-                               "uncompressed rootfs")
+        stored = HashingReader(blob, None, "rootfs blob")
+        inner = ExpansionGuard(decompressor(kind, cast(BinaryIO, io.BufferedReader(stored))),
+                               store.limits, stored)
         errors: tuple[type[BaseException], ...] = (OSError, *decompress_errors())
         try:
             with tarfile.open(fileobj=cast(BinaryIO, io.BufferedReader(inner)),

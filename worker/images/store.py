@@ -168,16 +168,18 @@ class ImageStore:
                 self._layer_stores[form] = store
             return store
 
-    def recover(self) -> None:
-        """Clean what a crash left: ingest files, index temp files, partial unpacks."""
+    def recover(self) -> int:
+        """Clean what a crash left: ingest files, index temp files, partial unpacks; returns
+        how many partial blobs (ingest files) it removed."""
         with self.lock:
-            self.blobs.recover()
+            partial = self.blobs.recover()
             for entry in os.scandir(self.layout):
                 if entry.name.startswith(".index.json.") or entry.name.startswith(".oci-layout."):
                     os.unlink(entry.path)
             for form in Form:
                 if (self.root / "layers" / form.value).is_dir():
                     self.layer_store(form).recover()
+            return partial
 
     # --- reading -----------------------------------------------------------------------------
     def _load(self, desc: Descriptor, tags: tuple[str, ...]) -> Image:

@@ -19,6 +19,7 @@ from worker.images.errors import LayerRejected
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
+MiB = 1024 ** 2
 GiB = 1024 ** 3
 
 Path_ = tuple[str, ...]  # a normalised path inside the layer, as components
@@ -26,13 +27,35 @@ Path_ = tuple[str, ...]  # a normalised path inside the layer, as components
 
 @dataclass(frozen=True, slots=True)
 class LayerLimits:
-    """Bounds on what one layer may contain; all checked before bytes hit the disk."""
+    """Bounds on what a layer and an image may contain; all checked while the layer is scanned
+    at import or fetch (and again at unpack), before bytes hit the disk.
 
-    max_total_bytes: int = 16 * GiB      # sum of regular file sizes
-    max_file_bytes: int = 8 * GiB        # one regular file
-    max_entries: int = 1_000_000
+    The defaults leave room for the largest images in common use (CUDA and ML framework images
+    hold single layers of 3-5 GiB unpacked and reach 10-15 GiB in all) and refuse what only an
+    attack needs: docker itself sets no bound, so these follow what real images need. The
+    expansion bound catches a decompression bomb however its size is spread over files: gzip
+    cannot do better than ~1000:1, real layers unpack to 2-10 times their stored size, and
+    text-heavy ones to some tens; so a layer that has unpacked to more than ``expansion_floor``
+    bytes and to more than ``max_expansion`` times the bytes read to get there is refused
+    then, without reading the rest.
+    """
+
+    max_total_bytes: int = 8 * GiB       # one layer: sum of its regular file sizes
+    max_file_bytes: int = 4 * GiB        # one regular file
+    max_entries: int = 500_000           # entries of one layer
     max_path_bytes: int = 4096
     allow_devices: bool = False          # char/block nodes in the tar (whiteouts never count)
+    max_image_bytes: int = 16 * GiB      # one image: sum of its layers' regular file sizes
+    max_expansion: int = 100             # unpacked tar bytes per stored (compressed) byte
+    expansion_floor: int = 64 * MiB      # a layer unpacked to no more than this is never judged
+
+    def __post_init__(self) -> None:
+        for name in ("max_total_bytes", "max_file_bytes", "max_entries", "max_path_bytes",
+                     "max_image_bytes", "max_expansion"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"image limit {name} must be at least 1")
+        if self.expansion_floor < 0:
+            raise ValueError("image limit expansion_floor must not be negative")
 
     @property
     def max_stream_bytes(self) -> int:

@@ -92,6 +92,26 @@ class HashingReader(io.RawIOBase):
             pass
 
 
+class ExpansionGuard(HashingReader):
+    """The decompressed side of a layer: bounded in size, and refused as soon as it has grown
+    past ``expansion_floor`` to more than ``max_expansion`` times the stored bytes read so far
+    (a decompression bomb is caught early, whatever its size is spread over)."""
+
+    def __init__(self, raw: BinaryIO, limits: LayerLimits, stored: HashingReader) -> None:
+        super().__init__(raw, limits.max_stream_bytes, "uncompressed layer")
+        self.stored = stored
+        self.floor = limits.expansion_floor
+        self.ratio = limits.max_expansion
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = super().readinto(buffer)
+        if self.count > self.floor and self.count > self.ratio * max(1, self.stored.count):
+            raise reject_stream(
+                f"unpacks to more than {self.ratio} times its stored size ({self.count} bytes "
+                f"from {self.stored.count}): a decompression bomb?")
+        return n
+
+
 def reject_stream(reason: str, entry: str = "") -> LayerRejected:
     where = f"after entry {entry[:300]!r}: " if entry else ""
     return LayerRejected(f"layer rejected: {where}{reason}", entry=entry[:300], reason=reason)
@@ -130,8 +150,8 @@ class LayerStream:
         self.outer = HashingReader(blob, None, "layer blob")
         self.buffered = io.BufferedReader(self.outer, CHUNK)
         self.kind = compression_of(self.buffered.peek(4)[:4])
-        self.inner = HashingReader(decompressor(self.kind, cast(BinaryIO, self.buffered)),
-                                   limits.max_stream_bytes, "uncompressed layer")
+        self.inner = ExpansionGuard(decompressor(self.kind, cast(BinaryIO, self.buffered)),
+                                     limits, self.outer)
 
     def tar(self) -> tarfile.TarFile:
         return tarfile.open(fileobj=cast(BinaryIO, self.inner), mode="r|", errorlevel=2)

@@ -2,8 +2,9 @@
 before anything uses it.
 
 Each entry is judged by the same ``tarsafety.LayerChecker`` that unpacking uses (traversal,
-absolute paths, writes through links, hardlink escapes, devices, sizes), and the blob digest and
-the diff id are checked, but nothing is written: the layer is only read and hashed.
+absolute paths, writes through links, hardlink escapes, devices, sizes), the stream by the same
+expansion bound, and the blob digest and the diff id are checked, but nothing is written: the
+layer is only read and hashed. The sum of the layers' unpacked sizes is bounded per image.
 """
 
 from __future__ import annotations
@@ -43,11 +44,23 @@ def verify_layer(store: ImageStore, layer: LayerRef) -> LayerStats:
                           diff_id=layer.diff_id)
 
 
+def image_total(total: int, layer: LayerStats, limits: LayerLimits) -> int:
+    """``total`` (the unpacked bytes of an image's layers so far) with ``layer`` added;
+    ``LayerRejected`` once it passes ``limits.max_image_bytes``."""
+    total += layer.content_bytes
+    if total > limits.max_image_bytes:
+        raise LayerRejected(f"image contents exceed {limits.max_image_bytes} bytes unpacked",
+                            reason="image too large")
+    return total
+
+
 def verify_image(store: ImageStore, image: Image) -> None:
-    """Scan every layer of ``image``; the first refusal names the layer and the entry."""
+    """Scan every layer of ``image`` and bound the sum of their unpacked sizes; the first
+    refusal names the layer (and the entry)."""
+    total = 0
     for number, layer in enumerate(image.layers, 1):
         try:
-            verify_layer(store, layer)
+            total = image_total(total, verify_layer(store, layer), store.limits)
         except LayerRejected as exc:
             details = {**exc.details, "layer": layer.blob, "image": image.id}
             raise LayerRejected(f"layer {number} of {len(image.layers)} ({layer.blob[:19]}): "

@@ -36,7 +36,7 @@ from typing import TypeVar
 from protocol.errors import error_from_info
 from worker.runtime import seqpacket, wire
 from worker.runtime.errors import HelperLost
-from worker.runtime.helper import SOCKET_NAME, dir_path
+from worker.runtime.helper import DEFAULT_IDLE_EXIT, SOCKET_NAME, dir_path
 from worker.runtime.ops import parse_signal
 from worker.runtime.state import OciState
 
@@ -82,8 +82,10 @@ class RuntimeHelper:
     # --- getting a helper -------------------------------------------------------------------
     @classmethod
     async def spawn(cls, root: str | Path, *, python: str = sys.executable,
-                    log_level: str = "info") -> RuntimeHelper:
-        """Start a helper for ``root`` (a fresh interpreter, once) and connect to it."""
+                    log_level: str = "info", idle_exit: float = DEFAULT_IDLE_EXIT,
+                    ) -> RuntimeHelper:
+        """Start a helper for ``root`` (a fresh interpreter, once) and connect to it. It exits
+        after ``idle_exit`` seconds with no client and no live container (0: never)."""
         root = Path(_absolute(root))
         ours, theirs = seqpacket.new_pair()
         env = dict(os.environ)
@@ -93,7 +95,7 @@ class RuntimeHelper:
             # Its own session: the helper outlives the worker and its terminal's signals.
             process = await asyncio.create_subprocess_exec(
                 python, "-m", "worker.runtime.helper", "--root", str(root), "--fd",
-                str(theirs.fileno()), "--log-level", log_level,
+                str(theirs.fileno()), "--log-level", log_level, "--idle-exit", str(idle_exit),
                 pass_fds=(theirs.fileno(),), start_new_session=True, env=env,
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         except BaseException:
@@ -130,12 +132,13 @@ class RuntimeHelper:
         return rt
 
     @classmethod
-    async def ensure(cls, root: str | Path) -> RuntimeHelper:
+    async def ensure(cls, root: str | Path, *, idle_exit: float = DEFAULT_IDLE_EXIT,
+                     ) -> RuntimeHelper:
         """The running helper of ``root``, or a new one."""
         try:
             return await cls.connect(root)
         except HelperLost:
-            return await cls.spawn(root)
+            return await cls.spawn(root, idle_exit=idle_exit)
 
     async def _hello(self) -> None:
         info = await self._call(wire.Hello(), wire.HelperInfo)

@@ -3,7 +3,8 @@ reaps them as their subreaper, records their exit status and serves the ``wire``
 
 The worker is a threaded asyncio program and must not fork; it starts this helper once
 (``python -m worker.runtime.helper``, see ``client.RuntimeHelper.spawn``) and sends it requests.
-The helper outlives its clients: a restarted worker reconnects through ``ROOT/.helper.sock``.
+The helper outlives its clients: a restarted worker reconnects through ``ROOT/.helper.sock``;
+once it has had no client and no live container for ``--idle-exit`` seconds it exits.
 If the helper itself dies, the containers run on (reparented); the next helper adopts them from
 the state directory and watches each init through a pidfd, so it learns *when* an adopted
 container exits but not its status, which only the dead reaper could have read
@@ -21,6 +22,7 @@ import selectors
 import signal
 import socket
 import sys
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +44,9 @@ log = structlog.get_logger(__name__)
 
 SOCKET_NAME = ".helper.sock"
 LOCK_NAME = ".helper.lock"
+# A helper with no client and no live container for this long exits (and its zygote with it):
+# a stopped worker leaves nothing running, and the next worker starts a helper on demand.
+DEFAULT_IDLE_EXIT = 60.0
 
 
 def dir_path(dir_fd: int, name: str) -> str:
@@ -68,11 +73,13 @@ Waiter = tuple[_Conn, int]
 class Helper:
     """The serving loop and the reaper; every request runs to completion before the next."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, idle_exit: float | None = None) -> None:
         self.root = root
         self.rt = Runtime(root)
         self.sel = selectors.DefaultSelector()
         self.running = True
+        self.idle_exit = idle_exit  # seconds with no client and no live container; None: never
+        self.conns: set[_Conn] = set()
         self.inits: dict[int, str] = {}      # init pid -> container id (our children)
         self.execs: dict[int, str] = {}      # exec'd pid -> container id (our children)
         self.exits: dict[str, ExitRecord] = {}
@@ -103,6 +110,7 @@ class Helper:
         os.close(dir_fd)
         listener.listen(16)
         listener.setblocking(False)
+        self.listener = listener
         self.sel.register(listener, selectors.EVENT_READ, lambda _m: self._accept(listener))
         # SIGCHLD only wakes the loop; reaping happens there, never inside a handler.
         rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -121,12 +129,25 @@ class Helper:
 
     def add_connection(self, sock: socket.socket) -> None:
         conn = _Conn(sock)
+        self.conns.add(conn)
         self.sel.register(sock, selectors.EVENT_READ, lambda m: self._on_conn(conn, m))
 
     # --- the loop ---------------------------------------------------------------------------
     def serve(self) -> None:
+        idle_since: float | None = None
         while self.running:
-            for key, mask in self.sel.select():
+            timeout = None
+            if self.idle_exit is not None and self.idle():
+                now = time.monotonic()
+                idle_since = now if idle_since is None else idle_since
+                timeout = idle_since + self.idle_exit - now
+                if timeout <= 0 and not self.sel.select(0):
+                    log.info("helper.idle_exit", root=str(self.root), idle_for=self.idle_exit)
+                    self.running = False
+                    break
+            else:
+                idle_since = None
+            for key, mask in self.sel.select(None if timeout is None else max(0.0, timeout)):
                 callback: Callable[[int], None] = key.data
                 callback(mask)
         with contextlib.suppress(FileNotFoundError):
@@ -134,6 +155,15 @@ class Helper:
         for key in list(self.sel.get_map().values()):
             if isinstance(key.fileobj, socket.socket):
                 key.fileobj.close()
+        # No client can reach this helper any more: a new one may take the root at once
+        # (rather than when this process is gone) and adopts what still runs.
+        with contextlib.suppress(AttributeError):
+            os.close(self.lock_fd)
+
+    def idle(self) -> bool:
+        """No client connected and no container whose process lives (created or running):
+        nothing for this helper to do that a new one started on demand could not."""
+        return not self.conns and not self.inits and not self.watched
 
     def _accept(self, listener: socket.socket) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -174,6 +204,7 @@ class Helper:
         if conn.closed:
             return
         conn.closed = True
+        self.conns.discard(conn)
         self.sel.unregister(conn.sock)
         conn.sock.close()
         for _data, fds in conn.outbox:
@@ -352,12 +383,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--no-zygote", action="store_true",
                         help="fork every init here rather than in a small zygote process")
+    parser.add_argument("--idle-exit", type=float, default=DEFAULT_IDLE_EXIT, metavar="SECONDS",
+                        help="exit (with the zygote) after this long with no client connected "
+                             "and no container alive; 0: never")
     args = parser.parse_args(argv)
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[args.log_level.upper()]),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    helper = Helper(args.root.absolute())
+    helper = Helper(args.root.absolute(), idle_exit=args.idle_exit or None)
     first = None
     if args.fd is not None:
         first = socket.socket(fileno=args.fd)

@@ -1,0 +1,148 @@
+"""The checks a container spec must pass before anything is made for it: what the wire schema
+cannot say (an env entry is ``KEY=VALUE``, a mount target is absolute, a cpu limit is not too
+small to mean anything) and what the kernel would only refuse at start (a NUL byte in an argv
+entry, a uid it cannot hold, a hostname ``sethostname`` rejects).
+
+One pure function, ``check_spec``, called by the CLI before it sends a spec, by the scheduler at
+submit and by the worker's engine at create, so a bad spec is refused with the same
+``InvalidSpec`` everywhere, naming the field (``env[2]``, ``mounts[0].target``), and nothing is
+created for it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from protocol.errors import InvalidSpec
+from protocol.specs import ContainerSpec, Mount, Resources
+
+MIN_MILLICPUS = 10  # 0.01 cpus: below, the CFS quota rounds to nothing (0 = no limit)
+MIN_MEMORY = 6 * 1024 * 1024  # docker's minimum memory limit (0 = no limit)
+MAX_ID = 2**32 - 2  # uid/gid: (uid_t)-1 means "no change" to the kernel, so it is not an id
+HOST_NAME_MAX = 64  # what sethostname(2) accepts
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
+
+
+def check_spec(spec: ContainerSpec) -> ContainerSpec:
+    """``spec`` if it can be created as it is; else ``InvalidSpec`` for its first bad field."""
+    _check_argv("command", spec.command)
+    if spec.entrypoint is not None:
+        _check_argv("entrypoint", spec.entrypoint)
+    for number, entry in enumerate(spec.env):
+        check_env_entry(f"env[{number}]", entry)
+    if spec.workdir:
+        _check_path("workdir", spec.workdir)
+    if spec.user:
+        check_user("user", spec.user)
+    if spec.hostname:
+        check_hostname("hostname", spec.hostname)
+    for number, mount in enumerate(spec.mounts):
+        _check_mount(f"mounts[{number}]", mount)
+    _check_resources(spec.resources)
+    return spec
+
+
+def check_specs(specs: Sequence[ContainerSpec]) -> None:
+    """Each of ``specs``; the field of a refusal is prefixed with the spec's place
+    (``containers[1].env[0]``) when there are several."""
+    for number, spec in enumerate(specs):
+        try:
+            check_spec(spec)
+        except InvalidSpec as exc:
+            if len(specs) == 1:
+                raise
+            raise InvalidSpec.of(f"containers[{number}].{exc.field}", exc.reason) from None
+
+
+def millicpus(cpus: float) -> int:
+    """``--cpus`` in the unit of ``Resources.millicpus``; a value above 0 that would round to
+    less than ``MIN_MILLICPUS`` is refused here rather than silently becoming no limit."""
+    if cpus < 0 or 0 < cpus < MIN_MILLICPUS / 1000:
+        raise InvalidSpec.of("resources.millicpus", _cpus_reason(f"{cpus:g}"))
+    return round(cpus * 1000)
+
+
+def check_env_entry(field: str, entry: str) -> None:
+    key, equals, _ = entry.partition("=")
+    _check_text(field, entry)
+    if not equals:
+        raise InvalidSpec.of(field, f"{_shown(entry)} is not KEY=VALUE")
+    if not key:
+        raise InvalidSpec.of(field, f"{_shown(entry)} has an empty variable name")
+
+
+def check_user(field: str, user: str) -> None:
+    """``name``, ``uid``, ``name:group`` or ``uid:gid``; a number must be an id the kernel
+    can hold (0 to 2^32-2)."""
+    _check_text(field, user)
+    parts = user.split(":")
+    if len(parts) > 2 or not all(parts):
+        raise InvalidSpec.of(field, f"{_shown(user)} is not USER[:GROUP]")
+    for part in parts:
+        if part.isdigit() and int(part) > MAX_ID:
+            raise InvalidSpec.of(field, f"id {part} is out of range (0 to {MAX_ID})")
+
+
+def check_hostname(field: str, hostname: str) -> None:
+    """A host name as RFC 1123 has it, within the kernel's 64 bytes."""
+    if len(hostname.encode("utf-8", "surrogateescape")) > HOST_NAME_MAX:
+        raise InvalidSpec.of(field, f"{_shown(hostname)} is longer than {HOST_NAME_MAX} bytes")
+    if not all(_HOST_LABEL.fullmatch(label) for label in hostname.split(".")):
+        raise InvalidSpec.of(field, f"{_shown(hostname)} is not a host name: dot-separated labels "
+                                 "of letters, digits and '-', not starting or ending with '-'")
+
+
+def _check_mount(field: str, mount: Mount) -> None:
+    _check_path(f"{field}.target", mount.target)
+    if mount.target.rstrip("/") == "":
+        raise InvalidSpec.of(f"{field}.target", "a mount cannot replace the container's root '/'")
+    if mount.type == "bind":
+        _check_path(f"{field}.source", mount.source)
+    else:
+        _check_text(f"{field}.source", mount.source)
+
+
+def _check_resources(resources: Resources) -> None:
+    if 0 < resources.millicpus < MIN_MILLICPUS:
+        raise InvalidSpec.of("resources.millicpus",
+                          _cpus_reason(f"{resources.millicpus / 1000:g}"))
+    if 0 < resources.memory < MIN_MEMORY:
+        raise InvalidSpec.of("resources.memory", f"a memory limit of {resources.memory} bytes is "
+                          f"below the minimum of 6 MiB ({MIN_MEMORY}; 0 means no limit)")
+    swap = resources.memory_swap
+    if swap not in (0, -1):
+        if not resources.memory:
+            raise InvalidSpec.of("resources.memory_swap",
+                              "a memory+swap limit needs a memory limit too")
+        if swap < resources.memory:
+            raise InvalidSpec.of("resources.memory_swap",
+                              f"memory+swap ({swap} bytes) is less than memory "
+                              f"({resources.memory} bytes); -1 means unlimited swap")
+
+
+def _cpus_reason(cpus: str) -> str:
+    return (f"a cpu limit of {cpus} cpus is below the minimum of "
+            f"{MIN_MILLICPUS / 1000:g} (0 means no limit)")
+
+
+def _check_argv(field: str, argv: Sequence[str]) -> None:
+    for number, entry in enumerate(argv):
+        _check_text(f"{field}[{number}]", entry)
+
+
+def _check_path(field: str, path: str) -> None:
+    _check_text(field, path)
+    if not path.startswith("/"):
+        raise InvalidSpec.of(field, f"{_shown(path)} is not an absolute path")
+
+
+def _check_text(field: str, text: str) -> None:
+    """No NUL: the kernel takes these as C strings, so one would cut them short."""
+    if "\x00" in text:
+        raise InvalidSpec.of(field, f"{_shown(text)} contains a NUL byte")
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+

@@ -1,0 +1,126 @@
+"""``protocol.validation``: each bad field refused with its name, each good one let through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from protocol.errors import InvalidArgument, InvalidSpec, error_from_info
+from protocol.specs import AppSpec, ContainerSpec, Mount, Resources
+from protocol.validation import MIN_MEMORY, check_spec, check_specs, millicpus
+
+MiB = 1024 * 1024
+
+
+def spec(**fields: Any) -> ContainerSpec:
+    return ContainerSpec(image="busybox", **fields)
+
+
+# (what, spec, the field named, a word of the reason)
+REFUSED: list[tuple[str, ContainerSpec, str, str]] = [
+    ("env without =", spec(env=["A=1", "B=2", "JUSTKEY"]), "env[2]", "KEY=VALUE"),
+    ("env with empty key", spec(env=["=value"]), "env[0]", "empty variable name"),
+    ("env with NUL in the value", spec(env=["A=x\x00y"]), "env[0]", "NUL"),
+    ("env with NUL in the key", spec(env=["A\x00B=1"]), "env[0]", "NUL"),
+    ("NUL in the command", spec(command=["echo", "a\x00b"]), "command[1]", "NUL"),
+    ("NUL in the entrypoint", spec(entrypoint=["/bin/s\x00h"]), "entrypoint[0]", "NUL"),
+    ("relative workdir", spec(workdir="tmp"), "workdir", "absolute"),
+    ("NUL in the workdir", spec(workdir="/tm\x00p"), "workdir", "NUL"),
+    ("relative mount target", spec(mounts=[Mount(source="/a", target="b")]),
+     "mounts[0].target", "absolute"),
+    ("relative bind source",
+     spec(mounts=[Mount(source="/a", target="/a"), Mount(source="a", target="/b")]),
+     "mounts[1].source", "absolute"),
+    ("mount over the root", spec(mounts=[Mount(source="/a", target="/")]),
+     "mounts[0].target", "root"),
+    ("NUL in a tmpfs target", spec(mounts=[Mount(type="tmpfs", target="/a\x00")]),
+     "mounts[0].target", "NUL"),
+    ("uid past the range", spec(user="4294967295"), "user", "out of range"),
+    ("gid past the range", spec(user="0:4294967296"), "user", "out of range"),
+    ("empty group", spec(user="app:"), "user", "USER[:GROUP]"),
+    ("three parts", spec(user="a:b:c"), "user", "USER[:GROUP]"),
+    ("NUL in the user", spec(user="ro\x00ot"), "user", "NUL"),
+    ("hostname with a space", spec(hostname="my host"), "hostname", "not a host name"),
+    ("hostname ending with -", spec(hostname="web-"), "hostname", "not a host name"),
+    ("hostname with an empty label", spec(hostname="a..b"), "hostname", "not a host name"),
+    ("hostname of 65 bytes", spec(hostname="a" * 65), "hostname", "64 bytes"),
+    ("NUL in the hostname", spec(hostname="a\x00b"), "hostname", "not a host name"),
+    ("cpus 0.001", spec(resources=Resources(millicpus=1)), "resources.millicpus",
+     "below the minimum of 0.01"),
+    ("memory 1 MiB", spec(resources=Resources(memory=MiB)), "resources.memory", "6 MiB"),
+    ("memory one byte short", spec(resources=Resources(memory=MIN_MEMORY - 1)),
+     "resources.memory", "6 MiB"),
+    ("swap below memory", spec(resources=Resources(memory=64 * MiB, memory_swap=32 * MiB)),
+     "resources.memory_swap", "less than memory"),
+    ("swap without memory", spec(resources=Resources(memory_swap=64 * MiB)),
+     "resources.memory_swap", "needs a memory limit"),
+]
+
+ACCEPTED: list[tuple[str, ContainerSpec]] = [
+    ("nothing set", spec()),
+    ("env with = in the value and an empty value", spec(env=["A=b=c", "EMPTY="])),
+    ("absolute workdir", spec(workdir="/srv/app")),
+    ("named user with group", spec(user="app:staff")),
+    ("largest ids", spec(user="4294967294:4294967294")),
+    ("root by number", spec(user="0")),
+    ("dotted hostname", spec(hostname="web-1.example.org")),
+    ("64-byte hostname", spec(hostname="a" * 63 + "b")),
+    ("bind and tmpfs", spec(mounts=[Mount(source="/data", target="/data", read_only=True),
+                                    Mount(type="tmpfs", target="/run")])),
+    ("volume by name", spec(mounts=[Mount(type="volume", source="cache", target="/cache")])),
+    ("no limits (zeros)", spec(resources=Resources(millicpus=0, memory=0))),
+    ("smallest limits", spec(resources=Resources(millicpus=10, memory=MIN_MEMORY))),
+    ("unlimited swap", spec(resources=Resources(memory=64 * MiB, memory_swap=-1))),
+    ("swap equal to memory", spec(resources=Resources(memory=64 * MiB, memory_swap=64 * MiB))),
+]
+
+
+@pytest.mark.parametrize(("what", "bad", "field", "reason"), REFUSED,
+                         ids=[case[0] for case in REFUSED])
+def test_a_bad_field_is_refused_by_name(what: str, bad: ContainerSpec, field: str,
+                                        reason: str) -> None:
+    with pytest.raises(InvalidSpec) as caught:
+        check_spec(bad)
+    assert caught.value.field == field
+    assert reason in caught.value.reason
+    assert str(caught.value).startswith(f"invalid {field}: ")
+
+
+@pytest.mark.parametrize(("what", "good"), ACCEPTED, ids=[case[0] for case in ACCEPTED])
+def test_a_good_spec_passes_unchanged(what: str, good: ContainerSpec) -> None:
+    assert check_spec(good) is good
+
+
+def test_the_refusal_crosses_the_wire_as_itself() -> None:
+    with pytest.raises(InvalidSpec) as caught:
+        check_spec(spec(env=["=x"]))
+    info = msgspec.msgpack.decode(msgspec.msgpack.encode(caught.value.to_info()),
+                                  type=type(caught.value.to_info()))
+    again = error_from_info(info)
+    assert isinstance(again, InvalidSpec) and isinstance(again, InvalidArgument)
+    assert (again.field, str(again)) == ("env[0]", str(caught.value))
+
+
+@pytest.mark.parametrize(("cpus", "expected"), [(0.0, 0), (0.01, 10), (0.5, 500), (2.0, 2000),
+                                                (0.0151, 15)])
+def test_cpus_become_millicpus(cpus: float, expected: int) -> None:
+    assert millicpus(cpus) == expected
+
+
+@pytest.mark.parametrize("cpus", [0.0001, 0.009, -1.0])
+def test_cpus_that_would_round_to_no_limit_are_refused(cpus: float) -> None:
+    with pytest.raises(InvalidSpec) as caught:
+        millicpus(cpus)
+    assert caught.value.field == "resources.millicpus"
+
+
+def test_an_app_names_the_container_at_fault() -> None:
+    app = AppSpec(name="app", containers=[spec(), spec(workdir="rel")])
+    with pytest.raises(InvalidSpec) as caught:
+        check_specs(app.containers)
+    assert caught.value.field == "containers[1].workdir"
+    with pytest.raises(InvalidSpec) as caught:
+        check_specs([spec(workdir="rel")])
+    assert caught.value.field == "workdir"
