@@ -8,6 +8,7 @@ place, ``channels._transport``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from protocol.errors import (
     Timeout,
 )
 from protocol.frames import Bye, Fail, Hello, SessionOptions
-from protocol.limits import SessionLimits
+from protocol.limits import PeerBounds, SessionLimits
 from protocol.messages import Message
 
 log = structlog.get_logger("shoal.channels")
@@ -35,7 +36,11 @@ log = structlog.get_logger("shoal.channels")
 
 @dataclass(frozen=True, slots=True)
 class ChannelOptions:
-    """How an endpoint behaves. ``timeout``: silence after which a peer is declared lost."""
+    """How an endpoint behaves. ``timeout``: silence after which a peer is declared lost (a
+    peer's slower heartbeat stretches it up to ``bounds.max_silence``). ``max_peers``: sessions
+    a listener keeps at once; when full, a new peer's Hello closes the session idle the longest
+    among those with no request under way. ``limits`` are announced to peers; ``bounds`` are
+    what a peer may cost this side whatever it announces."""
 
     name: str = ""
     heartbeat: float = 1.0
@@ -43,6 +48,7 @@ class ChannelOptions:
     connect_timeout: float = 10.0
     max_peers: int = 10_000
     limits: SessionLimits = field(default_factory=SessionLimits)
+    bounds: PeerBounds = field(default_factory=PeerBounds)
 
     def session_options(self) -> SessionOptions:
         return SessionOptions(name=self.name, limits=self.limits, heartbeat=self.heartbeat)
@@ -100,6 +106,7 @@ class Connection:
         self._session = PeerSession(
             link, dialer=True, options=self.options.session_options(),
             timeout=self.options.timeout, on_end=self._on_end, peer_name=self.address,
+            bounds=self.options.bounds,
         )
         self._ticker = _Ticker(min(self.options.heartbeat, self.options.timeout) / 2,
                                self._session.tick)
@@ -174,6 +181,11 @@ class _ListenerPeerLink:
         self._link.forget(self._key)
 
 
+# How many of the longest-idle sessions a new peer's Hello looks at for one to close, when the
+# listener is full: busy ones looked at go to the back, so the next Hello looks at others.
+_EVICTION_SCAN = 64
+
+
 class Listener:
     """Accepts sessions from many dialers; their root messages all arrive at ``receiver``."""
 
@@ -181,7 +193,9 @@ class Listener:
         self.options = options
         self._inbox = Inbox()
         self.receiver = Receiver(self._inbox)
-        self.peers: dict[bytes, PeerSession] = {}
+        # Least recently heard from first: every frame moves its peer to the back.
+        self.peers: collections.OrderedDict[bytes, PeerSession] = collections.OrderedDict()
+        self._keys: dict[PeerSession, bytes] = {}  # the reverse of peers: O(1) teardown
         self._link: ListenLink | None = None
         self._ticker: _Ticker | None = None
         self.address = ""
@@ -200,6 +214,7 @@ class Listener:
     def _on_frame(self, key: bytes, parts: list[bytes]) -> None:
         session = self.peers.get(key)
         if session is not None:
+            self.peers.move_to_end(key)
             session.feed(parts)
             return
         assert self._link is not None
@@ -213,17 +228,34 @@ class Listener:
         if not isinstance(header, Hello):
             self._refuse(key, PeerLost("no session with this peer: say Hello first"))
             return
-        if len(self.peers) >= self.options.max_peers:
+        if len(self.peers) >= self.options.max_peers and not self._evict_idlest():
             self._refuse(key, LimitExceeded(f"this listener has {len(self.peers)} peers, "
-                                            "the most it serves"))
+                                            "the most it serves, all with requests under way"))
             return
         session = PeerSession(
             _ListenerPeerLink(self._link, key), dialer=False,
             options=self.options.session_options(), timeout=self.options.timeout,
             root_inbox=self._inbox, on_end=self._session_ended, peer_name=key.hex(),
+            bounds=self.options.bounds,
         )
         self.peers[key] = session
+        self._keys[session] = key
         session.feed(parts)
+
+    def _evict_idlest(self) -> bool:
+        """Close the session heard from the longest ago that has no request under way, so
+        that a flood of silent peers cannot lock a new one out; False when none qualifies."""
+        peers = self.peers
+        for _ in range(min(len(peers), _EVICTION_SCAN)):
+            key, session = next(iter(peers.items()))
+            if not session.core.busy:
+                log.debug("peer evicted", peer=session.peer_name, peers=len(peers))
+                session.close(LimitExceeded(
+                    "this listener is full and this session was the longest idle: closed for a "
+                    "new peer"))
+                return True
+            peers.move_to_end(key)
+        return False
 
     def _refuse(self, key: bytes, error: ShoalError) -> None:
         assert self._link is not None
@@ -236,11 +268,12 @@ class Listener:
             session.fail_transport(error)
 
     def _session_ended(self, session: PeerSession, error: ShoalError) -> None:
-        for key, known in list(self.peers.items()):
-            if known is session:
+        key = self._keys.pop(session, None)
+        if key is not None:
+            if self.peers.get(key) is session:
                 del self.peers[key]
-                if self._link is not None:
-                    self._link.forget(key)
+            if self._link is not None:
+                self._link.forget(key)
         log.debug("peer left", peer=session.peer_name, error=str(error))
 
     async def close(self) -> None:

@@ -44,7 +44,7 @@ from protocol.errors import (
     Timeout,
 )
 from protocol.frames import SessionOptions
-from protocol.limits import STREAM_CHUNK, SessionLimits
+from protocol.limits import DEFAULT_BOUNDS, STREAM_CHUNK, PeerBounds, SessionLimits
 from protocol.messages import Message
 from protocol.refs import ByteReaderRef, ByteWriterRef, ChannelRef, ReceiverRef, RefKind, SenderRef
 
@@ -164,7 +164,7 @@ class _WriteEnd:
 
     def writable(self) -> bool:
         """Whether a send would go out (or fail) without waiting for credit."""
-        return self.done or (self._end is not None and self._end.credit > 0)
+        return self.done or (self._end is not None and self._session.core.can_send(self._end))
 
     def _ready_end(self, timeout: float | None) -> ChannelEnd:
         if self._end is None:
@@ -242,7 +242,8 @@ class BlockingSession:
     """One session with a listener, driven by whoever waits on it."""
 
     def __init__(self, address: str, *, connect_timeout: float = 5.0, timeout: float = 5.0,
-                 options: SessionOptions | None = None) -> None:
+                 options: SessionOptions | None = None,
+                 bounds: PeerBounds = DEFAULT_BOUNDS) -> None:
         self.address = address
         self.options = options or SessionOptions(name="shoal-cli", limits=SessionLimits())
         self.error: ShoalError | None = None
@@ -258,7 +259,7 @@ class BlockingSession:
         self._poller.register(self._link, select.POLLIN)
         self.core = SessionCore(dialer=True, options=self.options, make_ref=self._make_ref,
                                 export_ref=self._export_ref, timeout=timeout,
-                                now=time.monotonic())
+                                now=time.monotonic(), bounds=bounds)
         self._flush()
         try:
             self.wait_for(lambda: self._root is not None, deadline - time.monotonic())
@@ -438,7 +439,7 @@ class BlockingSession:
                     if isinstance(end.sink, _ReadEnd | _WriteEnd):
                         end.sink.finish(self.error)
             elif type(event) is CreditAvailable:
-                pass  # writers look at the end's credit when they wake
+                pass  # writers ask the core whether they may send when they wake
 
     # --- references --------------------------------------------------------------------------
     def _make_ref(self, kind: RefKind, end: ChannelEnd) -> ChannelRef:

@@ -37,7 +37,7 @@ from channels._session import (
 )
 from protocol.errors import ChannelClosed, ChannelError, EndOfChannel, PeerLost, ShoalError
 from protocol.frames import SessionOptions
-from protocol.limits import STREAM_CHUNK
+from protocol.limits import DEFAULT_BOUNDS, STREAM_CHUNK, PeerBounds
 from protocol.messages import Message
 from protocol.refs import ChannelRef, RefKind
 
@@ -65,6 +65,7 @@ class PeerSession:
         root_inbox: Inbox | None = None,
         on_end: Callable[[PeerSession, ShoalError], None] | None = None,
         peer_name: str = "",
+        bounds: PeerBounds = DEFAULT_BOUNDS,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self.link = link
@@ -78,7 +79,7 @@ class PeerSession:
         self.root: SessionSender | None = None
         self.core = SessionCore(
             dialer=dialer, options=options, make_ref=self._make_ref,
-            export_ref=self._export_ref, timeout=timeout, now=self._loop.time(),
+            export_ref=self._export_ref, timeout=timeout, now=self._loop.time(), bounds=bounds,
         )
         self.flush()
 
@@ -330,7 +331,8 @@ class _SessionWriterBase:
         return self._failed
 
     async def _wait_credit(self) -> None:
-        while self._end.credit <= 0 and self._failed is None:
+        can_send = self._peer.core.can_send
+        while self._failed is None and not self._done and not can_send(self._end):
             self._credit = asyncio.get_running_loop().create_future()
             await self._credit
         self._check()
@@ -363,7 +365,7 @@ class SessionSender(_SessionWriterBase, Sender):
     __slots__ = ()
 
     async def send(self, message: Message, *, last: bool = False) -> None:
-        if self._end.credit <= 0 or self._failed is not None or self._done:
+        if self._failed is not None or self._done or not self._peer.core.can_send(self._end):
             await self._wait_credit()
         self._peer.send_message(self._end, message, last)
         if last:
@@ -386,7 +388,7 @@ class SessionByteWriter(_SessionWriterBase, ByteWriter):
         size = min(STREAM_CHUNK, core.max_chunk)
         view = memoryview(data)
         for start in range(0, len(view), size):
-            if self._end.credit <= 0 or self._failed is not None or self._done:
+            if self._failed is not None or self._done or not core.can_send(self._end):
                 await self._wait_credit()
             chunk = data if size >= len(view) else bytes(view[start:start + size])
             core.send_chunk(self._end, chunk)

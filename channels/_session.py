@@ -1,9 +1,11 @@
 """The sans-I/O session core: frames in, events out; local operations in, frames out.
 
 One ``SessionCore`` is one peer-to-peer session (h11's shape). It holds the channel table, the
-handshake, flow-control credit and liveness clocks, and knows nothing of sockets or event loops:
+handshake, flow-control credit (per channel, and the session's send budget) and liveness clocks,
+and knows nothing of sockets or event loops:
 the shell feeds it received frames and the time, drains ``outbox`` onto the transport, and acts
-on the returned events. Every decision follows the tables in ``_states``.
+on the returned events. Every decision follows the tables in ``_states``. What the peer
+announces (its window, its heartbeat) is honoured only up to this side's ``PeerBounds``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from protocol.frames import (
     SessionOptions,
     Welcome,
 )
+from protocol.limits import DEFAULT_BOUNDS, MAX_GRANT_BATCH, PeerBounds
 from protocol.messages import Message
 from protocol.refs import ChannelRef, RefKind
 from protocol.version import SUPPORTED_VERSIONS, choose_version
@@ -68,6 +71,7 @@ class ChannelEnd(msgspec.Struct, eq=False):
     credit: int  # SEND: bytes we may still send; RECV: bytes the peer may still send
     sink: Any = None
     unacked: int = 0  # RECV: bytes consumed locally and not yet granted back
+    in_flight: int = 0  # SEND: bytes sent and not yet granted back
     grant: Any = None  # the shell's callback that gives consumed bytes back (cached per end)
 
 
@@ -128,11 +132,18 @@ class SessionCore:
         timeout: float,
         now: float,
         versions: tuple[int, ...] = SUPPORTED_VERSIONS,
+        bounds: PeerBounds = DEFAULT_BOUNDS,
     ) -> None:
         self.dialer = dialer
         self.options = options
         self.versions = versions
         self.timeout = timeout
+        self.bounds = bounds
+        self.in_flight = 0  # bytes sent on all channels and not yet granted back
+        self._send_window = 0  # credit each channel we send on starts with (set when open)
+        self._reserve = 0  # in flight on one channel before the peer must grant (set when open)
+        self._grant_at = min((options.limits.window + 1) // 2, MAX_GRANT_BATCH)
+        self._starved: dict[int, ChannelEnd] = {}  # ends that waited for the send budget
         self.state = SessionState.AWAIT_HELLO
         self.version = 0
         self.peer: SessionOptions | None = None
@@ -220,6 +231,10 @@ class SessionCore:
         self.state = SessionState.OPEN
         self.version = version
         self.peer = peer
+        # A peer announcing a huge window must not make us queue that much for it; it grants
+        # back after min(half its window, MAX_GRANT_BATCH), so the clamp never stalls it.
+        self._send_window = min(peer.limits.window, self.bounds.max_window)
+        self._reserve = min((peer.limits.window + 1) // 2, MAX_GRANT_BATCH)
         root_role = Role.SEND if self.dialer else Role.RECV
         self.ends[ROOT_CHANNEL] = ChannelEnd(ROOT_CHANNEL, root_role, False,
                                              self._initial_credit(root_role))
@@ -253,7 +268,7 @@ class SessionCore:
                 return self._refuse_message(end, body, exc)
         events: list[Event] = [Delivered(end, item, size)]
         if outcome is EndOutcome.END:
-            del self.ends[end.id]
+            self._forget(end)
             events.append(Ended(end, None))
         return events
 
@@ -292,7 +307,7 @@ class SessionCore:
                 self._emit(Abort(channel=channel_id), encode_error(error.to_info()))
         if end.id == ROOT_CHANNEL:
             return []
-        del self.ends[end.id]
+        self._forget(end)
         self._emit(Abort(channel=end.id), encode_error(error.to_info()))
         return [Ended(end, error)]
 
@@ -317,22 +332,44 @@ class SessionCore:
         if end is None:
             return self._unknown_channel(header.channel, reply=False)
         if isinstance(header, Credit):
-            if CHANNEL_TABLE[(end.role, Input.PEER_CREDIT)] is EndOutcome.VIOLATION:
-                return self._fail(ProtocolError(f"credit for channel {end.id}, which it sends"))
-            was_blocked = end.credit <= 0
-            end.credit += header.amount
-            return [CreditAvailable(end)] if was_blocked and end.credit > 0 else []
+            return self._on_credit(end, header.amount)
         if isinstance(header, Close):
             if CHANNEL_TABLE[(end.role, Input.PEER_CLOSE)] is EndOutcome.VIOLATION:
                 return self._fail(ProtocolError(f"close of channel {end.id}, which it reads"))
-            del self.ends[end.id]
+            self._forget(end)
             return [Ended(end, None)]
         try:
             error = error_from_info(decode_error(body))
         except ProtocolError as exc:
             error = exc
-        del self.ends[end.id]
+        self._forget(end)
         return [Ended(end, error)]
+
+    def _on_credit(self, end: ChannelEnd, amount: int) -> list[Event]:
+        if CHANNEL_TABLE[(end.role, Input.PEER_CREDIT)] is EndOutcome.VIOLATION:
+            return self._fail(ProtocolError(f"credit for channel {end.id}, which it sends"))
+        if amount > end.in_flight:
+            # A receiver grants only bytes it consumed: more than we sent is a lie that would
+            # let it make us queue without bound.
+            return self._fail(ProtocolError(
+                f"credit of {amount} bytes for channel {end.id}, which has {end.in_flight} "
+                "bytes in flight"))
+        was_blocked = end.credit <= 0
+        was_full = self.in_flight >= self.bounds.send_budget
+        end.credit += amount
+        end.in_flight -= amount
+        self.in_flight -= amount
+        woken: dict[int, ChannelEnd] = {}
+        if was_blocked and end.credit > 0:
+            woken[end.id] = end
+        starved = self._starved
+        if starved:
+            if was_full and self.in_flight < self.bounds.send_budget:
+                woken.update(starved)  # writers look again; the losers wait once more
+                starved.clear()
+            elif end.id in starved and end.in_flight < self._reserve:
+                woken[end.id] = starved.pop(end.id)
+        return [CreditAvailable(e) for e in woken.values()]
 
     def _unknown_channel(self, channel_id: int, *, reply: bool) -> list[Event]:
         mine = (channel_id & 1) == (self._next_id & 1)
@@ -373,19 +410,19 @@ class SessionCore:
             raise
         finally:
             self._opened = None
-        end.credit -= len(body)
+        self._spend(end, len(body))
         self.outbox.append([encode_header(Data(channel=end.id, last=last)), body])
         if last:
-            del self.ends[end.id]
+            self._forget(end)
 
     def send_chunk(self, end: ChannelEnd, data: bytes, *, last: bool = False) -> None:
         self._check_send(end, last, is_bytes=True)
         if len(data) > self.max_chunk:
             raise LimitExceeded(f"chunk of {len(data)} bytes exceeds {self.max_chunk}")
-        end.credit -= len(data)
+        self._spend(end, len(data))
         self.outbox.append([encode_header(Chunk(channel=end.id, last=last)), data])
         if last:
-            del self.ends[end.id]
+            self._forget(end)
 
     @property
     def max_chunk(self) -> int:
@@ -399,8 +436,22 @@ class SessionCore:
         outcome = CHANNEL_TABLE[(end.role, Input.LOCAL_LAST if last else Input.LOCAL_SEND)]
         if outcome is EndOutcome.MISUSE or end.is_bytes != is_bytes:
             raise ChannelError(f"channel {end.id} cannot be written from this side")
-        if end.credit <= 0:
+        if not self.can_send(end):
             raise ChannelError(f"channel {end.id} has no credit; wait for CreditAvailable")
+
+    def can_send(self, end: ChannelEnd) -> bool:
+        """Whether ``end`` may send now; when not, CreditAvailable tells when it may.
+
+        A channel needs credit of its own, and the session's send budget must not be spent
+        unless the channel has less in flight than the peer waits for before granting (so a
+        channel is never stuck behind others' unread bytes with credit it cannot earn back).
+        """
+        if end.credit <= 0:
+            return False
+        if self.in_flight < self.bounds.send_budget or end.in_flight < self._reserve:
+            return True
+        self._starved[end.id] = end
+        return False
 
     def close_channel(self, end: ChannelEnd) -> None:
         """The sender is done (a reader cancels with ``abort_channel``)."""
@@ -408,13 +459,13 @@ class SessionCore:
             return
         if CHANNEL_TABLE[(end.role, Input.LOCAL_CLOSE)] is EndOutcome.MISUSE:
             raise ChannelError(f"channel {end.id} is read here; cancel it with abort")
-        del self.ends[end.id]
+        self._forget(end)
         self._emit(Close(channel=end.id))
 
     def abort_channel(self, end: ChannelEnd, error: ShoalError) -> None:
         if self.ends.get(end.id) is not end or self.state is not SessionState.OPEN:
             return
-        del self.ends[end.id]
+        self._forget(end)
         self._emit(Abort(channel=end.id), encode_error(error.to_info()))
 
     def consumed(self, end: ChannelEnd, size: int) -> None:
@@ -422,7 +473,7 @@ class SessionCore:
         if self.ends.get(end.id) is not end or self.state is not SessionState.OPEN:
             return
         end.unacked += size
-        if end.unacked * 2 >= self.options.limits.window:
+        if end.unacked >= self._grant_at:
             end.credit += end.unacked
             self._emit(Credit(channel=end.id, amount=end.unacked))
             end.unacked = 0
@@ -431,8 +482,10 @@ class SessionCore:
         """Liveness: ping when due; end the session when the peer has been silent too long."""
         if self.state is SessionState.ENDED:
             return []
+        # A peer with a slow heartbeat may stretch our timeout, but only up to max_silence: a
+        # silent peer announcing an hour must not hold its session (and a place) for hours.
         peer_beat = self.peer.heartbeat if self.peer else 0.0
-        limit = max(self.timeout, 3 * peer_beat)
+        limit = max(self.timeout, min(3 * peer_beat, self.bounds.max_silence))
         if now - self._last_rx > limit:
             return self._end(PeerLost(f"the peer has been silent for more than {limit:g} s"),
                              notify_peer=True)
@@ -457,10 +510,33 @@ class SessionCore:
         return events
 
     # --- helpers --------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """Whether any channel besides the root is open: a request is under way."""
+        return len(self.ends) > (ROOT_CHANNEL in self.ends)
+
+    @property
+    def idle_since(self) -> float:
+        """When the peer was last heard from."""
+        return self._last_rx
+
     def _initial_credit(self, role: Role) -> int:
         if role is Role.RECV:
             return self.options.limits.window
-        return self.peer.limits.window if self.peer else self.options.limits.window
+        return self._send_window
+
+    def _spend(self, end: ChannelEnd, size: int) -> None:
+        end.credit -= size
+        end.in_flight += size
+        self.in_flight += size
+
+    def _forget(self, end: ChannelEnd) -> None:
+        """``end`` leaves the table; what it had in flight no longer counts against the
+        budget (the peer will not grant it back). A writer waiting for the budget is not woken
+        here: it has a reserve in flight, so the peer's next grant on it wakes it."""
+        del self.ends[end.id]
+        self.in_flight -= end.in_flight
+        self._starved.pop(end.id, None)
 
     def _require_open(self) -> None:
         if self.state is not SessionState.OPEN:
@@ -484,4 +560,6 @@ class SessionCore:
                 self._emit(Fail(), encode_error(error.to_info()))
         ends = tuple(self.ends.values())
         self.ends.clear()
+        self._starved.clear()
+        self.in_flight = 0
         return [SessionEnded(error, ends)]

@@ -3,8 +3,9 @@
 The sockets are plain (non-asyncio) pyzmq sockets whose notification fd is watched by the event
 loop; every wake-up drains the socket in a batch, so a busy peer costs one loop callback per
 batch rather than one await per message. Sends never block: high-water marks are off because
-channel credit already bounds what is in flight, and a ROUTER refuses (rather than drops) frames
-for a peer it no longer knows.
+the session core already bounds what is queued for one peer in bytes (credit per channel, and
+the session's send budget: ``PeerBounds``), which a count of messages could not; a ROUTER
+refuses (rather than drops) frames for a peer it no longer knows.
 """
 
 from __future__ import annotations

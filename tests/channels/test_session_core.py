@@ -29,7 +29,7 @@ from protocol.errors import (
     VersionMismatch,
 )
 from protocol.frames import Abort, Chunk, Close, Credit, Data, Fail, Hello, Ping, SessionOptions
-from protocol.limits import SessionLimits
+from protocol.limits import MAX_GRANT_BATCH, STREAM_CHUNK, PeerBounds, SessionLimits
 from protocol.messages import Echo, Echoed, Message
 from protocol.refs import ChannelRef, RefKind, wire_ref, wire_ref_id
 
@@ -37,7 +37,8 @@ WINDOW = 4096
 
 
 def make_core(dialer: bool, *, window: int = WINDOW, versions: tuple[int, ...] = (1,),
-              timeout: float = 5.0) -> SessionCore:
+              timeout: float = 5.0, heartbeat: float = 1.0,
+              bounds: PeerBounds | None = None) -> SessionCore:
     def make_ref(kind: RefKind, end: ChannelEnd) -> ChannelRef:
         end.sink = f"sink-{end.id}"
         return wire_ref(kind, end.id)
@@ -50,10 +51,11 @@ def make_core(dialer: bool, *, window: int = WINDOW, versions: tuple[int, ...] =
             return existing
         return core.open_channel(RefKind.SENDER, "local").id
 
-    options = SessionOptions(name="d" if dialer else "l", heartbeat=1.0,
+    options = SessionOptions(name="d" if dialer else "l", heartbeat=heartbeat,
                              limits=SessionLimits(window=window, max_channels=64))
     core = SessionCore(dialer=dialer, options=options, make_ref=make_ref, export_ref=export,
-                       timeout=timeout, now=0.0, versions=versions)
+                       timeout=timeout, now=0.0, versions=versions,
+                       bounds=bounds or PeerBounds())
     return core
 
 
@@ -66,8 +68,10 @@ def deliver(src: SessionCore, dst: SessionCore) -> list[Event]:
     return events
 
 
-def pair() -> tuple[SessionCore, SessionCore]:
-    dialer, listener = make_core(True), make_core(False)
+def pair(dialer: SessionCore | None = None,
+         listener: SessionCore | None = None) -> tuple[SessionCore, SessionCore]:
+    dialer = dialer or make_core(True)
+    listener = listener or make_core(False)
     assert isinstance(deliver(dialer, listener)[0], Established)
     assert isinstance(deliver(listener, dialer)[0], Established)
     return dialer, listener
@@ -332,3 +336,130 @@ def test_random_frames_never_escape_as_untyped_errors(frames: list[list[bytes]])
         for event in listener.receive(frame):
             if isinstance(event, SessionEnded | Ended) and event.error is not None:
                 assert isinstance(event.error, ProtocolError | PeerLost | ChannelClosed)
+
+
+# --- what a peer may cost us, whatever it announces ---------------------------------------------
+def byte_channel(listener: SessionCore, dialer: SessionCore) -> tuple[ChannelEnd, ChannelEnd]:
+    """A byte stream the listener writes and the dialer reads (as if its ref had arrived)."""
+    end = listener.open_channel(RefKind.BYTE_READER, None)
+    reader = ChannelEnd(end.id, Role.RECV, True, dialer.options.limits.window)
+    dialer.ends[end.id] = reader
+    dialer._peer_high = end.id
+    return end, reader
+
+
+def write_while_allowed(core: SessionCore, end: ChannelEnd) -> int:
+    """Send chunks on ``end`` until the core says wait; the bytes sent."""
+    sent_bytes = 0
+    for _ in range(10_000):
+        if not core.can_send(end):
+            return sent_bytes
+        core.send_chunk(end, b"x" * STREAM_CHUNK)
+        sent_bytes += STREAM_CHUNK
+    raise AssertionError("the writer was never held back")
+
+
+GIB = 1 << 30
+MIB = 1 << 20
+
+
+@pytest.mark.parametrize(("announced", "max_window", "used"), [
+    (GIB, 4 * MIB, 4 * MIB),  # a greedy peer gets our maximum
+    (GIB, MIB, MIB),  # tunable per endpoint
+    (WINDOW, 4 * MIB, WINDOW),  # a modest peer gets what it asked for
+])
+def test_the_window_used_when_sending_is_the_peers_clamped(announced: int, max_window: int,
+                                                           used: int) -> None:
+    dialer, listener = pair(make_core(True, window=announced),
+                            make_core(False, bounds=PeerBounds(max_window=max_window)))
+    end, _reader = byte_channel(listener, dialer)
+    assert end.credit == used
+    assert dialer.ends[ROOT_CHANNEL].credit == WINDOW  # what the listener announced
+
+
+def test_a_receiver_with_a_huge_window_still_grants_a_clamped_sender() -> None:
+    dialer, listener = pair(make_core(True, window=GIB),
+                            make_core(False, bounds=PeerBounds(max_window=MAX_GRANT_BATCH)))
+    end, reader = byte_channel(listener, dialer)
+    assert write_while_allowed(listener, end) == MAX_GRANT_BATCH
+    delivered = deliver(listener, dialer)
+    for event in delivered:
+        assert isinstance(event, Delivered)
+        dialer.consumed(reader, event.size)
+    (credit,) = sent(dialer)  # after MAX_GRANT_BATCH, not half a GiB
+    assert credit == Credit(channel=end.id, amount=MAX_GRANT_BATCH)
+    assert deliver(dialer, listener) == [CreditAvailable(end)]
+    assert listener.can_send(end) and listener.in_flight == 0
+
+
+def test_a_slow_heartbeat_stretches_the_silence_limit_only_to_max_silence() -> None:
+    _dialer, listener = pair(make_core(True, heartbeat=3600.0),
+                             make_core(False, bounds=PeerBounds(max_silence=30.0)))
+    assert listener.tick(1.0) == []
+    assert sent(listener) == [Ping()]  # our pings follow our own heartbeat, not the peer's
+    assert listener.tick(29.9) == []
+    (ended,) = listener.tick(30.1)
+    assert isinstance(ended, SessionEnded) and isinstance(ended.error, PeerLost)
+    assert "silent for more than 30 s" in str(ended.error)
+
+
+def test_a_slow_heartbeat_within_max_silence_is_honoured() -> None:
+    _dialer, listener = pair(make_core(True, heartbeat=4.0), make_core(False))
+    assert listener.tick(11.9) == []
+    assert isinstance(listener.tick(12.1)[0], SessionEnded)
+
+
+def test_a_grant_of_more_than_was_sent_ends_the_session() -> None:
+    dialer, listener = pair()
+    end, _reader = byte_channel(listener, dialer)
+    listener.send_chunk(end, b"x" * 100)
+    (ended,) = listener.receive([encode_header(Credit(channel=end.id, amount=101))])
+    assert isinstance(ended, SessionEnded) and "has 100 bytes in flight" in str(ended.error)
+
+
+def test_the_send_budget_holds_back_channels_past_their_reserve_until_credit_returns() -> None:
+    budget = MIB
+    dialer, listener = pair(make_core(True, window=MIB),
+                            make_core(False, bounds=PeerBounds(max_window=MIB,
+                                                               send_budget=budget)))
+    reserve = MAX_GRANT_BATCH  # the peer grants after this much: below it a channel may go on
+    (a, ra), (b, _rb), (c, _rc) = (byte_channel(listener, dialer) for _ in range(3))
+    for _ in range(12):
+        listener.send_chunk(a, b"x" * STREAM_CHUNK)  # 768 KiB: a keeps 256 KiB of credit
+    assert write_while_allowed(listener, b) == budget - 12 * STREAM_CHUNK
+    assert write_while_allowed(listener, c) == reserve  # a new stream still makes progress
+    assert a.credit > 0 and not listener.can_send(a)  # credit, but the budget is spent
+    assert listener.in_flight == budget + reserve
+    for event in deliver(listener, dialer):
+        if isinstance(event, Delivered) and event.end is ra:
+            dialer.consumed(ra, event.size)
+    # a's 768 KiB come back in grants of MAX_GRANT_BATCH; once the budget has room, every
+    # writer that waited for it is woken (CreditAvailable), and looks again.
+    woken = [event.end.id for event in deliver(dialer, listener)
+             if isinstance(event, CreditAvailable)]
+    assert sorted(woken) == [a.id, b.id, c.id]
+    assert listener.in_flight == budget + reserve - 12 * STREAM_CHUNK
+    assert listener.can_send(a) and listener.can_send(b)
+
+
+def test_a_peer_that_never_reads_costs_at_most_the_budget_and_a_reserve_per_channel() -> None:
+    budget = 2 * MIB
+    dialer, listener = pair(make_core(True, window=GIB),
+                            make_core(False, bounds=PeerBounds(max_window=MIB, send_budget=budget)))
+    ends = [byte_channel(listener, dialer)[0] for _ in range(40)]
+    for end in ends:
+        write_while_allowed(listener, end)
+    assert budget <= listener.in_flight <= budget + len(ends) * (MAX_GRANT_BATCH + STREAM_CHUNK)
+    assert listener.in_flight < len(ends) * MIB / 2  # far below channels x window
+    assert all(not listener.can_send(end) for end in ends)
+
+
+def test_ending_a_channel_releases_what_it_had_in_flight() -> None:
+    dialer, listener = pair()
+    end, _reader = byte_channel(listener, dialer)
+    listener.send_chunk(end, b"x" * 1000)
+    other, _ = byte_channel(listener, dialer)
+    listener.send_chunk(other, b"y" * 10, last=True)
+    assert listener.in_flight == 1000
+    listener.abort_channel(end, ChannelClosed("done"))
+    assert listener.in_flight == 0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import select
 
+from channels._dial import ZmtpConnection
 from channels._transport import DialLink, ListenLink, transport_for
 from protocol.codec import MessageCodec, decode_error, decode_header, encode_header
 from protocol.errors import ErrorInfo
@@ -38,12 +40,13 @@ class RawDialer:
         assert self.link is not None
         self.link.send(list(parts))
 
-    def hello(self, versions: list[int] | None = None) -> None:
-        self.send(encode_header(Hello(magic="shoal", versions=versions or [1],
-                                      options=SessionOptions(name="raw", heartbeat=0.05))))
+    def hello(self, versions: list[int] | None = None,
+              options: SessionOptions | None = None) -> None:
+        options = options or SessionOptions(name="raw", heartbeat=0.05)
+        self.send(encode_header(Hello(magic="shoal", versions=versions or [1], options=options)))
 
-    async def handshake(self) -> Welcome:
-        self.hello()
+    async def handshake(self, options: SessionOptions | None = None) -> Welcome:
+        self.hello(options=options)
         frame = await self.next()
         header = decode_header(frame[0])
         assert isinstance(header, Welcome), header
@@ -97,3 +100,32 @@ class RawListener:
     def close(self) -> None:
         if self.link is not None:
             self.link.close()
+
+
+def silent_sessions(address: str, count: int, options: SessionOptions,
+                    timeout: float = 5.0) -> list[ZmtpConnection]:
+    """``count`` sessions that say Hello, wait for the Welcome and then say nothing more (a
+    plain socket each, speaking ZMTP: no ZeroMQ I/O thread). Blocking: run it in a thread."""
+    hello = encode_header(Hello(magic="shoal", versions=[1], options=options))
+    opened: list[ZmtpConnection] = []
+    try:
+        for _ in range(count):
+            link = ZmtpConnection(address, max_message=MAX_FRAME, timeout=timeout)
+            opened.append(link)
+            link.send([hello])
+            poller = select.poll()  # not select(): the descriptors go past 1024
+            poller.register(link, select.POLLIN)
+            for _ in range(100):  # the greeting, READY, then the Welcome
+                if not poller.poll(timeout * 1000):
+                    raise TimeoutError(f"no Welcome within {timeout} s")
+                frames = link.receive()
+                if frames:
+                    assert isinstance(decode_header(frames[0][0]), Welcome), frames
+                    break
+            else:
+                raise AssertionError("the listener never answered the Hello")
+    except BaseException:
+        for link in opened:
+            link.close()
+        raise
+    return opened
