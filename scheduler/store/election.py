@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import structlog
 from aetcd import rpc
 
-from protocol.errors import ShoalError
+from protocol.errors import ShoalError, Timeout, Unavailable
 from scheduler.store.connection import EtcdClient
-from scheduler.store.errors import Compacted, NotLeader
+from scheduler.store.errors import Compacted, LeaseExpired, NotLeader
 from scheduler.store.keys import Layout
 from scheduler.store.lease import Lease
 from scheduler.store.plan import Guard
@@ -30,6 +31,10 @@ from scheduler.store.watch import watch_raw
 log = structlog.get_logger("shoal.store")
 
 DEFAULT_TTL = 10
+
+# Pauses between campaign attempts while etcd is out of reach.
+_RETRY_MIN = 0.05
+_RETRY_MAX = 1.0
 
 
 class Leadership:
@@ -143,28 +148,59 @@ class Election:
         self.ttl = ttl
 
     async def campaign(self) -> Leadership:
-        """Wait until this candidate leads. Cancel to stop campaigning."""
-        lease = await Lease.grant(self.client, self.ttl)
+        """Wait until this candidate leads. Cancel to stop campaigning.
+
+        Nothing etcd does ends a campaign but leadership: a lease lost while waiting (etcd
+        out of reach past its TTL, or gone from etcd) is replaced by a new one, and while etcd
+        is unreachable the campaign waits and tries again. Only refusals that no retry can
+        change (a bad request, a canceled watch) are raised.
+        """
+        lease: Lease | None = None
+        pause = _RETRY_MIN
         try:
             while True:
-                if lease.lost.is_set():
-                    await lease.revoke()
-                    lease = await Lease.grant(self.client, self.ttl)
-                absent = rpc.Compare(result=rpc.Compare.EQUAL, target=rpc.Compare.CREATE,
-                                     key=self.key, create_revision=0)
-                put = rpc.RequestOp(request_put=rpc.PutRequest(
-                    key=self.key, value=LEADERS.encode(self.candidate), lease=lease.id))
-                resp = await self.client.call(
-                    "kv", "Txn", rpc.TxnRequest(compare=[absent], success=[put]),
-                    what="campaign")
-                if resp.succeeded:
-                    log.info("elected", leader=self.candidate.id, revision=resp.header.revision)
-                    return Leadership(self.client, self.key, lease, resp.header.revision,
-                                      self.candidate)
-                await self._wait_vacant(resp.header.revision + 1, lease)
+                try:
+                    if lease is not None and lease.lost.is_set():
+                        await lease.revoke()
+                        lease = None
+                    if lease is None:
+                        lease = await Lease.grant(self.client, self.ttl)
+                    leadership = await self._try_once(lease)
+                    if leadership is not None:
+                        return leadership
+                    pause = _RETRY_MIN
+                except LeaseExpired as exc:
+                    # Our lease ended in etcd before our own clock said so: take a new one.
+                    log.info("campaign lease gone; campaigning with a new one",
+                             candidate=self.candidate.id, error=str(exc))
+                    if lease is not None:
+                        await lease.revoke()
+                        lease = None
+                except (Unavailable, Timeout) as exc:
+                    log.info("campaign interrupted; trying again", candidate=self.candidate.id,
+                             error=str(exc))
+                    await asyncio.sleep(pause * (0.5 + random.random()))
+                    pause = min(pause * 2, _RETRY_MAX)
         except BaseException:
-            await lease.revoke()
+            if lease is not None:
+                await lease.revoke()
             raise
+
+    async def _try_once(self, lease: Lease) -> Leadership | None:
+        """Create the leader key under ``lease`` if it is absent; else wait until it is
+        deleted (or the lease is lost) and return None."""
+        absent = rpc.Compare(result=rpc.Compare.EQUAL, target=rpc.Compare.CREATE,
+                             key=self.key, create_revision=0)
+        put = rpc.RequestOp(request_put=rpc.PutRequest(
+            key=self.key, value=LEADERS.encode(self.candidate), lease=lease.id))
+        resp = await self.client.call(
+            "kv", "Txn", rpc.TxnRequest(compare=[absent], success=[put]), what="campaign")
+        if resp.succeeded:
+            log.info("elected", leader=self.candidate.id, revision=resp.header.revision)
+            return Leadership(self.client, self.key, lease, resp.header.revision,
+                              self.candidate)
+        await self._wait_vacant(resp.header.revision + 1, lease)
+        return None
 
     async def _wait_vacant(self, start: int, lease: Lease) -> None:
         """Return once the leader key is deleted after ``start`` (or our lease is lost)."""
