@@ -146,6 +146,8 @@ class Election:
         self.key = layout.leader_key
         self.candidate = candidate
         self.ttl = ttl
+        # Set while a campaign, under a live lease, waits for the leader key to be vacant.
+        self.waiting = asyncio.Event()
 
     async def campaign(self) -> Leadership:
         """Wait until this candidate leads. Cancel to stop campaigning.
@@ -199,7 +201,11 @@ class Election:
             log.info("elected", leader=self.candidate.id, revision=resp.header.revision)
             return Leadership(self.client, self.key, lease, resp.header.revision,
                               self.candidate)
-        await self._wait_vacant(resp.header.revision + 1, lease)
+        self.waiting.set()
+        try:
+            await self._wait_vacant(resp.header.revision + 1, lease)
+        finally:
+            self.waiting.clear()
         return None
 
     async def _wait_vacant(self, start: int, lease: Lease) -> None:
