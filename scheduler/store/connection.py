@@ -12,7 +12,6 @@ endpoint when the stream breaks; their owners open a new one.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -21,6 +20,7 @@ from aetcd import rpc
 from grpc import aio
 
 from protocol.errors import InvalidArgument, ShoalError, Unavailable
+from scheduler.store.backoff import Backoff
 from scheduler.store.endpoints import Endpoint, parse_endpoints
 from scheduler.store.errors import translate
 
@@ -53,10 +53,6 @@ _STREAM_BROKEN = frozenset({
     rpc.StatusCode.UNAVAILABLE, rpc.StatusCode.CANCELLED, rpc.StatusCode.INTERNAL,
     rpc.StatusCode.UNKNOWN, rpc.StatusCode.DEADLINE_EXCEEDED,
 })
-
-# Pauses between rounds of a unary call over every endpoint while none answers.
-_RETRY_MIN = 0.05
-_RETRY_MAX = 0.5
 
 
 class EtcdClient:
@@ -135,7 +131,7 @@ class EtcdClient:
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (rpc_timeout or self.timeout)
-        pause = _RETRY_MIN
+        pauses = Backoff(high=0.5)  # between rounds over every endpoint while none answers
         last: rpc.AioRpcError | None = None
         while True:
             for _ in range(len(self.endpoints)):
@@ -155,8 +151,7 @@ class EtcdClient:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
-            await asyncio.sleep(min(pause * (0.5 + random.random()), remaining))
-            pause = min(pause * 2, _RETRY_MAX)
+            await asyncio.sleep(min(pauses.next(), remaining))
         if last is None:
             raise Unavailable(f"etcd {what}: no answer within the timeout")
         raise translate(last, what) from last

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -20,6 +19,7 @@ import structlog
 from aetcd import rpc
 
 from protocol.errors import ShoalError, Timeout, Unavailable
+from scheduler.store.backoff import Backoff
 from scheduler.store.connection import EtcdClient
 from scheduler.store.errors import Compacted, LeaseExpired, NotLeader
 from scheduler.store.keys import Layout
@@ -31,10 +31,6 @@ from scheduler.store.watch import watch_raw
 log = structlog.get_logger("shoal.store")
 
 DEFAULT_TTL = 10
-
-# Pauses between campaign attempts while etcd is out of reach.
-_RETRY_MIN = 0.05
-_RETRY_MAX = 1.0
 
 
 class Leadership:
@@ -158,7 +154,7 @@ class Election:
         change (a bad request, a canceled watch) are raised.
         """
         lease: Lease | None = None
-        pause = _RETRY_MIN
+        pauses = Backoff()
         try:
             while True:
                 try:
@@ -170,7 +166,7 @@ class Election:
                     leadership = await self._try_once(lease)
                     if leadership is not None:
                         return leadership
-                    pause = _RETRY_MIN
+                    pauses.reset()
                 except LeaseExpired as exc:
                     # Our lease ended in etcd before our own clock said so: take a new one.
                     log.info("campaign lease gone; campaigning with a new one",
@@ -181,8 +177,7 @@ class Election:
                 except (Unavailable, Timeout) as exc:
                     log.info("campaign interrupted; trying again", candidate=self.candidate.id,
                              error=str(exc))
-                    await asyncio.sleep(pause * (0.5 + random.random()))
-                    pause = min(pause * 2, _RETRY_MAX)
+                    await asyncio.sleep(pauses.next())
         except BaseException:
             if lease is not None:
                 await lease.revoke()

@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from typing import NoReturn
 
 import structlog
 from aetcd import rpc
 
 from protocol.errors import InvalidArgument, ShoalError, Unavailable
+from scheduler.store.backoff import Backoff
 from scheduler.store.connection import EtcdClient
 from scheduler.store.errors import LeaseExpired
 
 log = structlog.get_logger("shoal.store")
-
-# Pauses before reopening a broken keepalive stream (never past the lease's deadline).
-_RETRY_MIN = 0.05
-_RETRY_MAX = 0.5
 
 
 class Lease:
@@ -100,7 +96,7 @@ class Lease:
         """Renew every ttl/3 over a stream; when the stream breaks, reopen it (on the member
         the client moved to) until the lease's deadline, checking first that the lease lives."""
         interval = max(self.ttl / 3, 0.1)
-        backoff = _RETRY_MIN
+        pauses = Backoff(high=0.5)  # before reopening a broken stream, never past the deadline
         broken = False
         while True:
             renewals = self.renewals
@@ -123,14 +119,13 @@ class Lease:
                 log.info("lease keepalive interrupted", lease=f"{self.id:x}", error=str(exc))
                 broken = True
             if self.renewals != renewals:
-                backoff = _RETRY_MIN
+                pauses.reset()
             try:
                 async with asyncio.timeout_at(self._deadline):
-                    await asyncio.sleep(backoff * (0.5 + random.random()))
+                    await asyncio.sleep(pauses.next())
             except TimeoutError:
                 self._lose("not renewed within its ttl")
                 return
-            backoff = min(backoff * 2, _RETRY_MAX)
 
     async def _renew_over_stream(self, interval: float) -> NoReturn:
         """Keepalives on one stream until it breaks or etcd says the lease is gone (a store

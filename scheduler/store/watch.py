@@ -10,7 +10,6 @@ informer pattern). ``watch_records`` decodes events into typed ``RecordEvent``s.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
@@ -19,6 +18,7 @@ import structlog
 from aetcd import rpc
 
 from protocol.errors import Internal, InvalidArgument, Unavailable
+from scheduler.store.backoff import Backoff
 from scheduler.store.connection import EtcdClient
 from scheduler.store.errors import Compacted
 from scheduler.store.keys import Layout, prefix_end
@@ -28,9 +28,6 @@ from scheduler.store.records import Kind
 log = structlog.get_logger("shoal.store")
 
 T = TypeVar("T")
-
-_BACKOFF_MIN = 0.05
-_BACKOFF_MAX = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +50,7 @@ async def watch_raw(client: EtcdClient, key: bytes, range_end: bytes, start_revi
     Raises ``Compacted`` and etcd's other refusals, all store errors.
     """
     next_revision = start_revision
-    backoff = _BACKOFF_MIN
+    pauses = Backoff()
     while True:
         stream = client.stream("watch", "Watch", what="watch")
         try:
@@ -71,7 +68,7 @@ async def watch_raw(client: EtcdClient, key: bytes, range_end: bytes, start_revi
                     if "future revision" in reason:
                         raise InvalidArgument(f"watch: {reason}")
                     raise Internal(f"watch: {reason}")
-                backoff = _BACKOFF_MIN
+                pauses.reset()
                 if resp.created and next_revision == 0:
                     # "From now" must mean the same thing after a reconnect.
                     next_revision = resp.header.revision + 1
@@ -89,8 +86,7 @@ async def watch_raw(client: EtcdClient, key: bytes, range_end: bytes, start_revi
                      endpoint=stream.endpoint, error=str(exc))
         finally:
             stream.close()
-        await asyncio.sleep(backoff * (0.5 + random.random()))
-        backoff = min(backoff * 2, _BACKOFF_MAX)
+        await asyncio.sleep(pauses.next())
 
 
 async def watch_records(client: EtcdClient, layout: Layout, kind: Kind[T], *,
