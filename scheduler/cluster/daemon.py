@@ -3,7 +3,9 @@
 Every scheduler listens and serves reads. All of them campaign; the one elected builds a
 ``Leader`` (loading the cluster from etcd) and serves writes and worker sessions until it
 loses the leadership or is told to stop; then it ends its sessions (workers join the next
-leader) and campaigns again. Standbys answer writes with ``Unavailable`` naming the leader; a
+leader) and campaigns again. A standby never gives up: its campaign outlives lost leases and
+etcd members (``Election.campaign``), and a term that fails for any reason is followed by
+another. Standbys answer writes with ``Unavailable`` naming the leader; a
 standby with a state dir keeps a copy of the leader's images (``ImageSync``), so a failover
 finds them in the new leader's store.
 """
@@ -32,6 +34,8 @@ from scheduler.store import Election, LeaderRecord, Store
 log = structlog.get_logger("shoal.scheduler")
 
 DEFAULT_LISTEN = DEFAULT_SCHEDULER
+# Pause before campaigning or following again after a failure the store did not ride out.
+RETRY_PAUSE = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,7 @@ class SchedulerDaemon:
         self.leading = asyncio.Event()
         self.leader_known = asyncio.Event()  # set while some scheduler holds the leadership
         self.following = asyncio.Event()  # set while another scheduler leads and we stand by
+        self.election: Election | None = None  # once running: its ``waiting`` says we campaign
 
     async def run(self, stop: asyncio.Event) -> None:
         opts = self.options
@@ -84,15 +89,23 @@ class SchedulerDaemon:
             name=self.name, heartbeat=opts.channel_heartbeat, timeout=opts.channel_timeout))
         self.listen_address = listener.address
         self.address = advertised(listener.address, opts.advertise)
-        election = Election(self.store.client, self.store.layout,
-                            LeaderRecord(id=self.name, address=self.address), ttl=opts.lease_ttl)
+        election = self.election = Election(
+            self.store.client, self.store.layout,
+            LeaderRecord(id=self.name, address=self.address), ttl=opts.lease_ttl)
         tasks = [asyncio.create_task(channels.serve(listener.receiver, self.api.handle)),
                  asyncio.create_task(self._observe(election))]
         log.info("scheduler listening", name=self.name, address=self.address)
         self.listening.set()
         try:
             while not stop.is_set():
-                await self._term(election, stop)
+                try:
+                    await self._term(election, stop)
+                except Exception:
+                    # A bug, not etcd (the store raises only ShoalError, handled in _term):
+                    # log it loudly, but keep serving and campaigning rather than take the
+                    # listener and every standby duty down with it.
+                    log.exception("a term ended in an unexpected error; campaigning again")
+                    await asyncio.sleep(RETRY_PAUSE)
         finally:
             await listener.close()
             await self.api.forwarder.close()
@@ -132,7 +145,10 @@ class SchedulerDaemon:
                         self.following.clear()
             except ShoalError as exc:
                 log.warning("following the leader key failed; retrying", error=str(exc))
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(RETRY_PAUSE)
+            except Exception:  # a bug: keep following (see run)
+                log.exception("following the leader key failed unexpectedly; retrying")
+                await asyncio.sleep(RETRY_PAUSE)
 
     async def _term(self, election: Election, stop: asyncio.Event) -> None:
         """Campaign; lead until leadership ends or we are stopped."""
@@ -151,7 +167,7 @@ class SchedulerDaemon:
             leadership = campaign.result()
         except ShoalError as exc:
             log.warning("campaign failed; trying again", error=str(exc))
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(RETRY_PAUSE)
             return
         leader = Leader(self.store, leadership, self.options.leader, self.api.events)
         reason = "stopped"

@@ -4,7 +4,8 @@ Records (protocol types in MessagePack) live under one versioned prefix, ``/shoa
 layout is in LAYOUT.md beside this file. Modules, one job each:
 
 - ``endpoints``: parse ``--etcd http://a:2379,http://b:2379``.
-- ``connection``: gRPC channels to the members, failover (``EtcdClient``).
+- ``connection``: gRPC channels to the members, failover (``EtcdClient``, ``EtcdStream``).
+- ``backoff`` (pure): the pauses between retries while etcd is out of reach.
 - ``records`` / ``keys``: record types, collections (``Kind``), the key layout.
 - ``kv``: typed reads (get, paged list, count) and compare-and-set writes (``Store``).
 - ``plan`` (pure) / ``commit``: plans of thousands of changes as transactions of ≤128 ops.

@@ -3,19 +3,24 @@
 aetcd's ``Client`` speaks to a single host and leaves out range limits, pinned revisions and
 count-only reads, which paging a million records needs; so the store drives aetcd's generated
 gRPC stubs (``aetcd.rpc``) directly, through this class. Unary calls fail over to the next
-endpoint when one is unreachable; streams (watch, lease keepalive) are opened on the current
-endpoint and their owners call ``failed`` to move on.
+endpoint when one is unreachable, and ride out a short outage of the whole cluster (a raft
+election, an embedded etcd restarting) within their timeout. Streams (watch, lease keepalive)
+are opened on the current endpoint as an ``EtcdStream``, which moves the client on to the next
+endpoint when the stream breaks; their owners open a new one.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import structlog
 from aetcd import rpc
+from grpc import aio
 
-from protocol.errors import InvalidArgument, Unavailable
+from protocol.errors import InvalidArgument, ShoalError, Unavailable
+from scheduler.store.backoff import Backoff
 from scheduler.store.endpoints import Endpoint, parse_endpoints
 from scheduler.store.errors import translate
 
@@ -41,6 +46,13 @@ _CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
 ]
+
+# A stream ended by its transport or its member rather than refused by etcd: the endpoint died,
+# the connection was reset, the member lost its raft leader. The owner opens it again.
+_STREAM_BROKEN = frozenset({
+    rpc.StatusCode.UNAVAILABLE, rpc.StatusCode.CANCELLED, rpc.StatusCode.INTERNAL,
+    rpc.StatusCode.UNKNOWN, rpc.StatusCode.DEADLINE_EXCEEDED,
+})
 
 
 class EtcdClient:
@@ -75,6 +87,11 @@ class EtcdClient:
             if channel is not None:
                 await channel.close()
 
+    @property
+    def endpoint(self) -> Endpoint:
+        """The endpoint calls and streams go to now."""
+        return self.endpoints[self._current]
+
     def stub(self, service: Service, index: int | None = None) -> tuple[int, Any]:
         """(endpoint index, stub) for ``service``, on the current endpoint unless told."""
         if self._closed:
@@ -98,23 +115,95 @@ class EtcdClient:
             log.warning("etcd endpoint failed over", failed=self.endpoints[index].url,
                         now=self.endpoints[self._current].url)
 
+    def stream(self, service: Service, method: str, *, what: str) -> EtcdStream:
+        """Open a bidirectional stream (``Watch``, ``LeaseKeepAlive``) on the current endpoint."""
+        idx, stub = self.stub(service)
+        return EtcdStream(self, idx, getattr(stub, method)(), what)
+
     async def call(self, service: Service, method: str, request: Any, *, what: str,
                    rpc_timeout: float | None = None) -> Any:
-        """A unary RPC, tried on each endpoint in turn while they are unreachable.
+        """A unary RPC, tried on each endpoint in turn while they are unreachable, and again
+        after a short pause while none is, until ``rpc_timeout`` (default: the client's) ends.
 
         A write whose connection broke after it was sent may have applied; retrying it on
         another member is still safe for the store's writes because they all compare
         revisions: the retry then fails its compare instead of applying twice.
         """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (rpc_timeout or self.timeout)
+        pauses = Backoff(high=0.5)  # between rounds over every endpoint while none answers
         last: rpc.AioRpcError | None = None
-        for _ in range(len(self.endpoints)):
-            idx, stub = self.stub(service)
-            try:
-                return await getattr(stub, method)(request, timeout=rpc_timeout or self.timeout)
-            except rpc.AioRpcError as exc:
-                if exc.code() != rpc.StatusCode.UNAVAILABLE:
+        while True:
+            for _ in range(len(self.endpoints)):
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                idx, stub = self.stub(service)
+                try:
+                    return await getattr(stub, method)(request, timeout=remaining)
+                except rpc.AioRpcError as exc:
+                    if exc.code() != rpc.StatusCode.UNAVAILABLE:
+                        raise translate(exc, what) from exc
+                    last = exc
+                    self.failed(idx)
+                except Exception as exc:  # grpc's own (a closed channel ...): ours from here
                     raise translate(exc, what) from exc
-                last = exc
-                self.failed(idx)
-        assert last is not None
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await asyncio.sleep(min(pauses.next(), remaining))
+        if last is None:
+            raise Unavailable(f"etcd {what}: no answer within the timeout")
         raise translate(last, what) from last
+
+
+class EtcdStream:
+    """One bidirectional gRPC stream on one endpoint. Every failure comes out as a store
+    error: ``Unavailable`` when the stream broke (its member died or lost its raft leader, the
+    RPC had already ended), after moving the client on to the next endpoint; etcd's own
+    refusals translated (``errors.translate``)."""
+
+    def __init__(self, client: EtcdClient, index: int, call: Any, what: str) -> None:
+        self.client = client
+        self.index = index
+        self.what = what
+        self._call = call
+
+    @property
+    def endpoint(self) -> str:
+        return self.client.endpoints[self.index].url
+
+    async def write(self, request: Any) -> None:
+        try:
+            await self._call.write(request)
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    async def read(self) -> Any | None:
+        """The next message, or None once etcd ended the stream."""
+        try:
+            message = await self._call.read()
+        except Exception as exc:
+            raise self._error(exc) from exc
+        return None if message is aio.EOF else message
+
+    def close(self) -> None:
+        self._call.cancel()
+
+    def _error(self, exc: Exception) -> ShoalError:
+        if isinstance(exc, rpc.AioRpcError) and exc.code() not in _STREAM_BROKEN:
+            return translate(exc, self.what)
+        if isinstance(exc, rpc.AioRpcError):
+            detail = f"{exc.code().name}: {exc.details() or ''}"
+        elif isinstance(exc, asyncio.InvalidStateError):  # written after the RPC had ended
+            detail = f"the stream had ended ({exc})"
+        elif isinstance(exc, ShoalError):
+            return exc
+        else:
+            error = translate(exc, self.what)
+            if not isinstance(error, Unavailable):
+                return error
+            detail = str(exc)
+        self.client.failed(self.index)
+        return Unavailable(f"etcd {self.what} on {self.endpoint}: {detail}",
+                           details={"endpoint": self.endpoint})

@@ -18,9 +18,10 @@ from typing import Any
 import structlog
 from aetcd import rpc
 
-from protocol.errors import ShoalError
+from protocol.errors import ShoalError, Timeout, Unavailable
+from scheduler.store.backoff import Backoff
 from scheduler.store.connection import EtcdClient
-from scheduler.store.errors import Compacted, NotLeader
+from scheduler.store.errors import Compacted, LeaseExpired, NotLeader
 from scheduler.store.keys import Layout
 from scheduler.store.lease import Lease
 from scheduler.store.plan import Guard
@@ -141,30 +142,66 @@ class Election:
         self.key = layout.leader_key
         self.candidate = candidate
         self.ttl = ttl
+        # Set while a campaign, under a live lease, waits for the leader key to be vacant.
+        self.waiting = asyncio.Event()
 
     async def campaign(self) -> Leadership:
-        """Wait until this candidate leads. Cancel to stop campaigning."""
-        lease = await Lease.grant(self.client, self.ttl)
+        """Wait until this candidate leads. Cancel to stop campaigning.
+
+        Nothing etcd does ends a campaign but leadership: a lease lost while waiting (etcd
+        out of reach past its TTL, or gone from etcd) is replaced by a new one, and while etcd
+        is unreachable the campaign waits and tries again. Only refusals that no retry can
+        change (a bad request, a canceled watch) are raised.
+        """
+        lease: Lease | None = None
+        pauses = Backoff()
         try:
             while True:
-                if lease.lost.is_set():
-                    await lease.revoke()
-                    lease = await Lease.grant(self.client, self.ttl)
-                absent = rpc.Compare(result=rpc.Compare.EQUAL, target=rpc.Compare.CREATE,
-                                     key=self.key, create_revision=0)
-                put = rpc.RequestOp(request_put=rpc.PutRequest(
-                    key=self.key, value=LEADERS.encode(self.candidate), lease=lease.id))
-                resp = await self.client.call(
-                    "kv", "Txn", rpc.TxnRequest(compare=[absent], success=[put]),
-                    what="campaign")
-                if resp.succeeded:
-                    log.info("elected", leader=self.candidate.id, revision=resp.header.revision)
-                    return Leadership(self.client, self.key, lease, resp.header.revision,
-                                      self.candidate)
-                await self._wait_vacant(resp.header.revision + 1, lease)
+                try:
+                    if lease is not None and lease.lost.is_set():
+                        await lease.revoke()
+                        lease = None
+                    if lease is None:
+                        lease = await Lease.grant(self.client, self.ttl)
+                    leadership = await self._try_once(lease)
+                    if leadership is not None:
+                        return leadership
+                    pauses.reset()
+                except LeaseExpired as exc:
+                    # Our lease ended in etcd before our own clock said so: take a new one.
+                    log.info("campaign lease gone; campaigning with a new one",
+                             candidate=self.candidate.id, error=str(exc))
+                    if lease is not None:
+                        await lease.revoke()
+                        lease = None
+                except (Unavailable, Timeout) as exc:
+                    log.info("campaign interrupted; trying again", candidate=self.candidate.id,
+                             error=str(exc))
+                    await asyncio.sleep(pauses.next())
         except BaseException:
-            await lease.revoke()
+            if lease is not None:
+                await lease.revoke()
             raise
+
+    async def _try_once(self, lease: Lease) -> Leadership | None:
+        """Create the leader key under ``lease`` if it is absent; else wait until it is
+        deleted (or the lease is lost) and return None."""
+        absent = rpc.Compare(result=rpc.Compare.EQUAL, target=rpc.Compare.CREATE,
+                             key=self.key, create_revision=0)
+        put = rpc.RequestOp(request_put=rpc.PutRequest(
+            key=self.key, value=LEADERS.encode(self.candidate), lease=lease.id))
+        resp = await self.client.call(
+            "kv", "Txn", rpc.TxnRequest(compare=[absent], success=[put]), what="campaign")
+        if resp.succeeded:
+            log.info("elected", leader=self.candidate.id, revision=resp.header.revision)
+            return Leadership(self.client, self.key, lease, resp.header.revision,
+                              self.candidate)
+        self.waiting.set()
+        try:
+            await self._wait_vacant(resp.header.revision + 1, lease)
+        finally:
+            self.waiting.clear()
+        return None
 
     async def _wait_vacant(self, start: int, lease: Lease) -> None:
         """Return once the leader key is deleted after ``start`` (or our lease is lost)."""

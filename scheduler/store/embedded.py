@@ -2,8 +2,10 @@
 
 ``EmbeddedEtcd`` runs the ``etcd`` binary found on PATH (Debian: ``etcd-server``) with its data
 under shoal's state dir, through a small supervisor process (``_etcd_supervisor``) that stops
-etcd when shoal exits or dies: no orphan etcd is left behind. Several instances with a shared
-``initial_cluster`` form a multi-member cluster on one host.
+etcd when shoal exits or dies: no orphan etcd is left behind. Once etcd has served, the
+supervisor starts it again whenever it dies (with a bounded backoff); shoal's client reconnects
+by itself. Several instances with a shared ``initial_cluster`` form a multi-member cluster on one
+host.
 
 etcd listens on unix sockets beside its data directory, not on TCP ports: etcd cannot bind
 port 0 and report the port it got, and choosing a free port for it (bind, close, hand the
@@ -144,18 +146,20 @@ def _serving(path: Path) -> bool:
 class EmbeddedEtcd:
     """One private etcd process. ``start`` it, use ``endpoint``, ``stop`` it (or use ``with``).
 
-    ``stop`` then ``start`` again restarts the same member on the same sockets and data.
+    ``stop`` then ``start`` again restarts the same member on the same sockets and data. With
+    ``restart`` (the default) an etcd that dies after it first served is started again by its
+    supervisor; without, it stays dead (a test's member lost for good).
     """
 
     def __init__(self, data_dir: Path | None = None, *, config: MemberConfig | None = None,
-                 binary: str | None = None) -> None:
+                 binary: str | None = None, restart: bool = True) -> None:
         # Absolute: etcd runs in the data directory's parent, and clients reach its socket
         # from anywhere.
         self.data_dir = (data_dir or default_state_dir() / "etcd").absolute()
         self.config = config or MemberConfig("shoal")
         self.binary = binary or find_etcd()
         self.log_path = self.data_dir.with_name(self.data_dir.name + ".log")
-        self.pid = 0
+        self.restart = restart
         self._supervisor: subprocess.Popen[bytes] | None = None
 
     @property
@@ -168,7 +172,25 @@ class EmbeddedEtcd:
 
     @property
     def running(self) -> bool:
+        """Whether the supervisor runs (etcd itself may be between a death and a restart)."""
         return self._supervisor is not None and self._supervisor.poll() is None
+
+    @property
+    def supervisor_pid(self) -> int:
+        """The supervisor process (it outlives etcd's restarts), or 0 once it has ended."""
+        return self._supervisor.pid if self.running and self._supervisor else 0
+
+    @property
+    def pid(self) -> int:
+        """The etcd process now (a restart changes it), or 0 while none runs."""
+        sup = self._supervisor
+        if sup is None or sup.poll() is not None:
+            return 0
+        try:  # the supervisor is single-threaded and has no child but etcd
+            children = Path(f"/proc/{sup.pid}/task/{sup.pid}/children").read_text().split()
+        except OSError:
+            return 0
+        return int(children[0]) if children else 0
 
     def __enter__(self) -> EmbeddedEtcd:
         self.start()
@@ -185,8 +207,10 @@ class EmbeddedEtcd:
         self._clear_sockets()
         with open(self.log_path, "ab") as log_file:
             self._supervisor = subprocess.Popen(
-                [sys.executable, str(_SUPERVISOR), self.binary,
-                 *self.config.args(self.data_dir)],
+                [sys.executable, str(_SUPERVISOR),
+                 "--socket", str(client_socket(self.data_dir)),
+                 "--socket", str(peer_socket(self.data_dir)),
+                 "--", self.binary, *self.config.args(self.data_dir)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file,
                 close_fds=True, cwd=self.data_dir.parent)
         assert self._supervisor.stdout is not None
@@ -194,8 +218,7 @@ class EmbeddedEtcd:
         if len(line) != 2 or line[0] != "pid":
             self.stop()
             raise EtcdStartFailed(f"etcd supervisor did not start etcd; see {self.log_path}")
-        self.pid = int(line[1])
-        log.info("etcd started", pid=self.pid, client=self.endpoint.url,
+        log.info("etcd started", pid=int(line[1]), client=self.endpoint.url,
                  data_dir=str(self.data_dir))
 
     def _clear_sockets(self) -> None:
@@ -221,12 +244,23 @@ class EmbeddedEtcd:
                 raise EtcdStartFailed(f"etcd exited during start; see {self.log_path}",
                                       details={"log": str(self.log_path)})
             if self._healthy():
+                self._arm_restarts()
                 return
             if time.monotonic() > deadline:
                 raise EtcdStartFailed(f"etcd did not serve within {timeout:.0f} s; see "
                                       f"{self.log_path}", details={"log": str(self.log_path)})
             # A readiness probe, not a wait for a fixed time: etcd exposes no notification.
             time.sleep(0.05)
+
+    def _arm_restarts(self) -> None:
+        """Tell the supervisor that etcd served: from now on it restarts etcd when it dies."""
+        sup = self._supervisor
+        if self.restart and sup is not None and sup.stdin is not None:
+            try:
+                sup.stdin.write(b"r")
+                sup.stdin.flush()
+            except BrokenPipeError:
+                pass  # the supervisor is gone: ``running`` says so
 
     def _healthy(self) -> bool:
         connection = _UnixHTTPConnection(self.client_socket, timeout=1.0)
@@ -261,12 +295,12 @@ class EmbeddedEtcd:
             sup.kill()
             sup.wait()
         sup.stdout.close()
-        log.info("etcd stopped", pid=self.pid)
-        self.pid = 0
+        log.info("etcd stopped", data_dir=str(self.data_dir))
 
 
 def local_cluster(base: Path, size: int, *, binary: str | None = None,
-                  heartbeat_ms: int = 100, election_ms: int = 1000) -> list[EmbeddedEtcd]:
+                  heartbeat_ms: int = 100, election_ms: int = 1000,
+                  restart: bool = True) -> list[EmbeddedEtcd]:
     """``size`` members of one new cluster on this host, data under ``base`` (not started).
 
     Their sockets are all in ``base``, the members' common working directory, where the
@@ -276,7 +310,7 @@ def local_cluster(base: Path, size: int, *, binary: str | None = None,
     initial = ",".join(f"{n}={_etcd_url(peer_socket(base / n))}" for n in names)
     token = f"shoal-{os.getpid()}-{time.monotonic_ns()}"
     return [
-        EmbeddedEtcd(base / name, binary=binary, config=MemberConfig(
+        EmbeddedEtcd(base / name, binary=binary, restart=restart, config=MemberConfig(
             name, initial, token, heartbeat_ms, election_ms))
         for name in names
     ]

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import NoReturn
 
 import structlog
 from aetcd import rpc
 
-from protocol.errors import InvalidArgument, ShoalError
+from protocol.errors import InvalidArgument, ShoalError, Unavailable
+from scheduler.store.backoff import Backoff
 from scheduler.store.connection import EtcdClient
 from scheduler.store.errors import LeaseExpired
 
@@ -71,46 +73,83 @@ class Lease:
         """Seconds until this holder must consider the lease gone."""
         return self._deadline - asyncio.get_running_loop().time()
 
+    async def time_to_live(self) -> int:
+        """The lease's remaining TTL in etcd, in seconds; ``LeaseExpired`` if it is gone."""
+        resp = await self.client.call(
+            "lease", "LeaseTimeToLive", rpc.LeaseTimeToLiveRequest(ID=self.id),
+            what="lease ttl")
+        if resp.TTL <= 0:
+            raise LeaseExpired(f"lease {self.id:x} is gone from etcd",
+                               details={"lease": f"{self.id:x}"})
+        return int(resp.TTL)
+
     async def _keepalive(self) -> None:
-        loop = asyncio.get_running_loop()
+        try:
+            await self._keep()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug, not etcd: say so, and stop trusting the lease
+            log.exception("lease keepalive failed", lease=f"{self.id:x}")
+            self._lose(f"keepalive failed: {type(exc).__name__}: {exc}")
+
+    async def _keep(self) -> None:
+        """Renew every ttl/3 over a stream; when the stream breaks, reopen it (on the member
+        the client moved to) until the lease's deadline, checking first that the lease lives."""
         interval = max(self.ttl / 3, 0.1)
-        while not self.lost.is_set():
-            idx, stub = self.client.stub("lease")
-            call = stub.LeaseKeepAlive()
+        pauses = Backoff(high=0.5)  # before reopening a broken stream, never past the deadline
+        broken = False
+        while True:
+            renewals = self.renewals
             try:
-                while True:
-                    if self.remaining() <= 0:
-                        self._lose("not renewed within its ttl")
-                        return
-                    sent = loop.time()
-                    await call.write(rpc.LeaseKeepAliveRequest(ID=self.id))
-                    async with asyncio.timeout(self.remaining()):
-                        resp = await call.read()
-                    if not isinstance(resp, rpc.LeaseKeepAliveResponse):  # end of stream
-                        break
-                    if resp.TTL <= 0:
-                        self._lose("expired in etcd")
-                        return
-                    self._deadline = sent + resp.TTL
-                    self.renewals += 1
-                    renewed, self._renewed = self._renewed, asyncio.Event()
-                    renewed.set()
-                    await asyncio.sleep(interval)
+                if broken:
+                    async with asyncio.timeout_at(self._deadline):
+                        ttl = await self.time_to_live()
+                    log.info("lease alive after its stream broke", lease=f"{self.id:x}",
+                             ttl=ttl, endpoint=self.client.endpoint.url)
+                await self._renew_over_stream(interval)
             except TimeoutError:
                 self._lose("not renewed within its ttl")
                 return
-            except rpc.AioRpcError as exc:
-                self.client.failed(idx)
-                log.info("lease keepalive interrupted", lease=f"{self.id:x}",
-                         error=exc.code().name)
-            finally:
-                call.cancel()
-            # etcd unreachable: retry soon, but never past the deadline.
+            except LeaseExpired:
+                self._lose("expired in etcd")
+                return
+            except ShoalError as exc:
+                # A broken stream, or a member that could not answer: try again (another
+                # member, or this one back) until the deadline says otherwise.
+                log.info("lease keepalive interrupted", lease=f"{self.id:x}", error=str(exc))
+                broken = True
+            if self.renewals != renewals:
+                pauses.reset()
             try:
-                async with asyncio.timeout(max(self.remaining(), 0)):
-                    await asyncio.sleep(min(0.1, interval))
+                async with asyncio.timeout_at(self._deadline):
+                    await asyncio.sleep(pauses.next())
             except TimeoutError:
                 self._lose("not renewed within its ttl")
+                return
+
+    async def _renew_over_stream(self, interval: float) -> NoReturn:
+        """Keepalives on one stream until it breaks or etcd says the lease is gone (a store
+        error either way), or the deadline passes (``TimeoutError``)."""
+        loop = asyncio.get_running_loop()
+        stream = self.client.stream("lease", "LeaseKeepAlive", what="lease keepalive")
+        try:
+            while True:
+                sent = loop.time()
+                async with asyncio.timeout_at(self._deadline):
+                    await stream.write(rpc.LeaseKeepAliveRequest(ID=self.id))
+                    resp = await stream.read()
+                if resp is None:
+                    raise Unavailable(f"etcd ended the lease keepalive stream on "
+                                      f"{stream.endpoint}")
+                if resp.TTL <= 0:
+                    raise LeaseExpired(f"lease {self.id:x} expired in etcd")
+                self._deadline = sent + resp.TTL
+                self.renewals += 1
+                renewed, self._renewed = self._renewed, asyncio.Event()
+                renewed.set()
+                await asyncio.sleep(interval)
+        finally:
+            stream.close()
 
     async def revoke(self) -> None:
         """Stop the keepalive and revoke the lease (deleting its keys), if etcd is reachable."""

@@ -10,7 +10,6 @@ informer pattern). ``watch_records`` decodes events into typed ``RecordEvent``s.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
@@ -18,9 +17,10 @@ from typing import Any, Generic, Literal, TypeVar
 import structlog
 from aetcd import rpc
 
-from protocol.errors import Internal, InvalidArgument
+from protocol.errors import Internal, InvalidArgument, Unavailable
+from scheduler.store.backoff import Backoff
 from scheduler.store.connection import EtcdClient
-from scheduler.store.errors import Compacted, translate
+from scheduler.store.errors import Compacted
 from scheduler.store.keys import Layout, prefix_end
 from scheduler.store.kv import decode_kv
 from scheduler.store.records import Kind
@@ -28,9 +28,6 @@ from scheduler.store.records import Kind
 log = structlog.get_logger("shoal.store")
 
 T = TypeVar("T")
-
-_BACKOFF_MIN = 0.05
-_BACKOFF_MAX = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,20 +45,20 @@ async def watch_raw(client: EtcdClient, key: bytes, range_end: bytes, start_revi
                     ) -> AsyncGenerator[Any, None]:
     """etcd events on ``[key, range_end)`` from ``start_revision`` (0: from now), forever.
 
-    Retries with a capped, jittered backoff while etcd is unreachable: a watch is meant to
-    outlive restarts. Raises ``Compacted`` and other non-transient errors.
+    Resumes on another member (or the same one once it is back) with a capped, jittered
+    backoff whenever the stream breaks: a watch is meant to outlive members and restarts.
+    Raises ``Compacted`` and etcd's other refusals, all store errors.
     """
     next_revision = start_revision
-    backoff = _BACKOFF_MIN
+    pauses = Backoff()
     while True:
-        idx, stub = client.stub("watch")
-        call = stub.Watch()
+        stream = client.stream("watch", "Watch", what="watch")
         try:
             create = rpc.WatchCreateRequest(key=key, range_end=range_end,
                                             start_revision=next_revision,
                                             progress_notify=True)
-            await call.write(rpc.WatchRequest(create_request=create))
-            async for resp in call:
+            await stream.write(rpc.WatchRequest(create_request=create))
+            while (resp := await stream.read()) is not None:
                 if resp.compact_revision:
                     raise Compacted(f"watch from revision {next_revision}: compacted up to "
                                     f"{resp.compact_revision}",
@@ -71,7 +68,7 @@ async def watch_raw(client: EtcdClient, key: bytes, range_end: bytes, start_revi
                     if "future revision" in reason:
                         raise InvalidArgument(f"watch: {reason}")
                     raise Internal(f"watch: {reason}")
-                backoff = _BACKOFF_MIN
+                pauses.reset()
                 if resp.created and next_revision == 0:
                     # "From now" must mean the same thing after a reconnect.
                     next_revision = resp.header.revision + 1
@@ -82,21 +79,14 @@ async def watch_raw(client: EtcdClient, key: bytes, range_end: bytes, start_revi
                     # A progress notice: every event up to header.revision was sent already.
                     next_revision = max(next_revision, resp.header.revision + 1)
             log.warning("etcd closed the watch stream; resuming", revision=next_revision)
-        except rpc.AioRpcError as exc:
-            err = translate(exc, "watch")
-            if isinstance(err, Compacted):
-                raise err from exc
-            if exc.code() not in (rpc.StatusCode.UNAVAILABLE, rpc.StatusCode.CANCELLED,
-                                  rpc.StatusCode.INTERNAL, rpc.StatusCode.UNKNOWN,
-                                  rpc.StatusCode.DEADLINE_EXCEEDED):
-                raise err from exc
-            client.failed(idx)
+        except Unavailable as exc:
+            # The stream broke (``EtcdStream`` moved the client to the next member): resume
+            # there from the revision after the last event delivered.
             log.info("watch interrupted; resuming", revision=next_revision,
-                     endpoint=client.endpoints[idx].url, error=exc.code().name)
+                     endpoint=stream.endpoint, error=str(exc))
         finally:
-            call.cancel()
-        await asyncio.sleep(backoff * (0.5 + random.random()))
-        backoff = min(backoff * 2, _BACKOFF_MAX)
+            stream.close()
+        await asyncio.sleep(pauses.next())
 
 
 async def watch_records(client: EtcdClient, layout: Layout, kind: Kind[T], *,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import channels
@@ -15,7 +15,7 @@ from bench._simagent import SimAgent, sim_node
 from protocol.messages import Message
 from scheduler.cluster.daemon import DaemonOptions, SchedulerDaemon
 from scheduler.cluster.leader import LeaderOptions
-from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, Store
+from scheduler.store import EmbeddedEtcd, Endpoint, EtcdClient, Layout, Store
 
 # Short timings: a node is down after 1.2 s of silence, a dead leader's lease ends in 2 s.
 HEARTBEAT = 0.1
@@ -33,14 +33,16 @@ def daemon_options(name: str, listen: str = "tcp://127.0.0.1:0") -> DaemonOption
 
 
 @contextlib.asynccontextmanager
-async def scheduler(etcd: EmbeddedEtcd, layout: Layout, name: str = "s1", *,
-                    state_dir: Path | None = None,
-                    image_resync: float = 30.0) -> AsyncIterator[SchedulerDaemon]:
+async def scheduler(etcd: EmbeddedEtcd | Sequence[Endpoint], layout: Layout, name: str = "s1",
+                    *, state_dir: Path | None = None, image_resync: float = 30.0,
+                    lease_ttl: int = LEASE_TTL) -> AsyncIterator[SchedulerDaemon]:
     """An in-process scheduler, leading once ``daemon.leading`` is set; with ``state_dir`` it
-    keeps the cluster's images there (and, as a standby, a copy of the leader's)."""
+    keeps the cluster's images there (and, as a standby, a copy of the leader's). Given a list
+    of endpoints (several members of one cluster), its client uses the first until it fails."""
     options = dataclasses.replace(daemon_options(name), state_dir=state_dir,
-                                  image_resync=image_resync)
-    async with EtcdClient([etcd.endpoint], timeout=5.0) as client:
+                                  image_resync=image_resync, lease_ttl=lease_ttl)
+    endpoints = [etcd.endpoint] if isinstance(etcd, EmbeddedEtcd) else list(etcd)
+    async with EtcdClient(endpoints, timeout=5.0) as client:
         daemon = SchedulerDaemon(Store(client, layout), options)
         stop = asyncio.Event()
         task = asyncio.create_task(daemon.run(stop))

@@ -7,6 +7,9 @@ is removed.
 
 from __future__ import annotations
 
+import os
+import select
+import signal
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -15,7 +18,14 @@ from typing import TypeVar
 
 import pytest
 
-from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, MemberConfig, Store
+from scheduler.store import (
+    EmbeddedEtcd,
+    EtcdClient,
+    Layout,
+    MemberConfig,
+    Store,
+    local_cluster,
+)
 from tests.helpers.bounded_run import run as run_bounded
 
 T = TypeVar("T")
@@ -72,6 +82,34 @@ def private_etcd() -> Iterator[EmbeddedEtcd]:
 
 
 @pytest.fixture
+def three_members() -> Iterator[list[EmbeddedEtcd]]:
+    """A three-member etcd cluster of the test's own, serving. A member killed stays dead (no
+    restart): a member lost for good, as when its host is."""
+    with tempfile.TemporaryDirectory(prefix="shoal-store-test-") as tmp:
+        members = local_cluster(Path(tmp), 3, heartbeat_ms=HEARTBEAT_MS,
+                                election_ms=ELECTION_MS, restart=False)
+        try:
+            for member in members:
+                member.spawn()
+            for member in members:
+                member.wait_ready()
+            yield members
+        finally:
+            for member in members:
+                member.stop()
+
+
+def kill_9(pid: int, timeout: float = 10.0) -> None:
+    """SIGKILL ``pid`` and return once it has exited (its pidfd is readable)."""
+    fd = os.pidfd_open(pid)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        assert select.select([fd], [], [], timeout)[0], f"{pid} outlived SIGKILL"
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
 def layout() -> Layout:
     """A root of the test's own, so tests sharing one etcd never see each other's keys."""
     return Layout(f"/test-{uuid.uuid4().hex[:12]}/shoal/v1/")
@@ -79,3 +117,17 @@ def layout() -> Layout:
 
 def open_store(server: EmbeddedEtcd, layout: Layout) -> Store:
     return Store(EtcdClient([server.endpoint], timeout=5.0), layout)
+
+
+async def raft_leader(members: list[EmbeddedEtcd]) -> int:
+    """The index of the member that is raft leader now (as the first member to answer says)."""
+    from aetcd import rpc  # only the tests that need it pay for it
+
+    async with EtcdClient([m.endpoint for m in members], timeout=5.0) as client:
+        status = await client.call("maintenance", "Status", rpc.StatusRequest(), what="status")
+        ids = []
+        for index in range(len(members)):
+            _, stub = client.stub("maintenance", index)
+            own = await stub.Status(rpc.StatusRequest(), timeout=5.0)
+            ids.append(own.header.member_id)
+        return ids.index(status.leader)

@@ -1,12 +1,14 @@
 """The embedded etcd manager: a clear error without a binary, no orphan when the parent dies,
-a three-member cluster that keeps serving with one member stopped, and its unix sockets: stale
-ones removed, taken ones refused, a path too long named."""
+a three-member cluster that keeps serving with one member stopped, its unix sockets (stale
+ones removed, taken ones refused, a path too long named), and an etcd that dies restarted."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,19 +21,23 @@ from scheduler.store import (
     CONTAINERS,
     ContainerRecord,
     Create,
+    Election,
     EmbeddedEtcd,
     EtcdClient,
     EtcdMissing,
     EtcdStartFailed,
     Layout,
+    LeaderRecord,
     Store,
     find_etcd,
     local_cluster,
     watch_records,
 )
-from tests.helpers.store_fixtures import ELECTION_MS, HEARTBEAT_MS, Runner
+from tests.helpers.store_fixtures import ELECTION_MS, HEARTBEAT_MS, Runner, kill_9
 
 ROOT = Path(__file__).resolve().parents[3]
+# Long enough to outlast an etcd restart (its own election timeout of 1 s included).
+LEASE_TTL = 6
 
 
 def rec() -> ContainerRecord:
@@ -129,13 +135,15 @@ def test_three_member_cluster_with_one_member_stopped(run: Runner[None]) -> None
 
 def test_a_member_killed_with_sigkill_starts_again_on_its_sockets(tmp_path: Path) -> None:
     """etcd leaves its sockets behind when killed; the next start removes them and serves."""
-    etcd = EmbeddedEtcd(tmp_path / "etcd")
+    etcd = EmbeddedEtcd(tmp_path / "etcd", restart=False)
     etcd.start()
     try:
-        pid = etcd.pid
+        pid, supervisor = etcd.pid, etcd.supervisor_pid
         os.kill(pid, signal.SIGKILL)
         assert _wait_exit(pid, 20)
+        assert _wait_exit(supervisor, 20)  # without restarts, it ends with etcd
         assert etcd.client_socket.exists()  # stale: nobody listens there now
+        assert not etcd.running
         etcd.stop()
         etcd.start()
         assert etcd.pid != pid
@@ -158,3 +166,45 @@ def test_a_socket_path_too_long_is_named(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 100) / "etcd"
     with pytest.raises(EtcdStartFailed, match="longer than the 107 bytes"):
         EmbeddedEtcd(deep).start()
+
+
+def test_a_killed_etcd_is_restarted_and_its_clients_carry_on(run: Runner[None],
+                                                            tmp_path: Path) -> None:
+    """The supervisor starts a dead etcd again (on its stale sockets, with its data); a
+    client's next call waits it out, and a leadership held across the restart is kept."""
+    etcd = EmbeddedEtcd(tmp_path / "etcd")
+    etcd.start()
+    try:
+        async def body() -> None:
+            store = Store(EtcdClient([etcd.endpoint], timeout=10.0), Layout())
+            async with store.client:
+                leadership = await Election(store.client, store.layout, LeaderRecord(id="a"),
+                                            ttl=LEASE_TTL).campaign()
+                await store.create(CONTAINERS, "kept", rec(), fence=leadership)
+                for _ in range(2):  # and again: the supervisor does not give up
+                    killed = etcd.pid
+                    kill_9(killed)
+                    assert await store.get(CONTAINERS, "kept") is not None
+                    assert etcd.pid not in (0, killed)
+                async with asyncio.timeout(LEASE_TTL):
+                    renewals = leadership.lease.renewals
+                    while leadership.lease.renewals < renewals + 2:
+                        await leadership.lease.renewed()
+                assert not leadership.lost.is_set()
+                await store.create(CONTAINERS, "after", rec(), fence=leadership)
+                await leadership.resign()
+
+        run(body, 40.0)
+        assert "etcd restarted" in etcd.log_path.read_text()
+    finally:
+        etcd.stop()
+    assert not _serving_socket(etcd.client_socket)
+
+
+def _serving_socket(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+        return True
