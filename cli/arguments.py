@@ -9,9 +9,6 @@ from typing import TypeVar
 
 import click
 
-from protocol.addresses import check_advertise, is_wildcard
-from protocol.errors import InvalidArgument
-
 F = TypeVar("F", bound=Callable[..., object])
 
 
@@ -48,6 +45,11 @@ def parse_memory(text: str) -> int:
 
 
 def _advertise_value(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    # Imported here: the address rules bring the wire's error types (msgspec), which a
+    # command that only parses its arguments (``shoal --version``) never loads.
+    from protocol.addresses import check_advertise
+    from protocol.errors import InvalidArgument
+
     if value:
         try:
             check_advertise(value)
@@ -65,6 +67,8 @@ def advertise_option(help_text: str) -> Callable[[F], F]:
 def require_advertise(listen: str, advertise: str, daemon: str) -> None:
     """A daemon others must reach cannot tell them a wildcard: a usage error saying what to
     pass instead."""
+    from protocol.addresses import is_wildcard
+
     if is_wildcard(listen) and not advertise:
         port = listen.rpartition(":")[2]
         raise click.UsageError(

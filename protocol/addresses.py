@@ -12,12 +12,20 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from protocol.errors import InvalidArgument
-
 DEFAULT_SCHEDULER = "tcp://127.0.0.1:7375"
 DEFAULT_WORKER = "tcp://127.0.0.1:7376"
 
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "*"})
+
+
+def _refused(why: str) -> Exception:
+    # The wire's error types (msgspec) load only on a refusal: ``shoal --version`` reads the
+    # defaults above and nothing more.
+    from protocol.errors import InvalidArgument
+
+    return InvalidArgument(why)
+
+
 _HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+(%[A-Za-z0-9._-]+)?")  # a name, IPv4, IPv6
 
 
@@ -26,24 +34,24 @@ def _tcp_host_port(address: str) -> tuple[str, int | None]:
     if address.startswith("tcp://*"):  # ZeroMQ's wildcard is no URL host: read it by hand
         rest = address[len("tcp://*"):]
         if rest and not rest.startswith(":"):
-            raise InvalidArgument(f"address {address!r}: expected tcp://HOST:PORT")
+            raise _refused(f"address {address!r}: expected tcp://HOST:PORT")
         return "*", _port(address, rest[1:]) if rest else None
     try:
         parts = urlsplit(address)
         port = parts.port
     except ValueError as exc:
-        raise InvalidArgument(f"address {address!r}: {exc}") from exc
+        raise _refused(f"address {address!r}: {exc}") from exc
     if parts.scheme != "tcp" or not parts.hostname or parts.path or parts.query \
             or parts.fragment or parts.username or parts.password:
-        raise InvalidArgument(f"address {address!r}: expected tcp://HOST:PORT")
+        raise _refused(f"address {address!r}: expected tcp://HOST:PORT")
     if not _HOST.fullmatch(parts.hostname):
-        raise InvalidArgument(f"address {address!r}: bad host {parts.hostname!r}")
+        raise _refused(f"address {address!r}: bad host {parts.hostname!r}")
     return parts.hostname, port
 
 
 def _port(address: str, text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
-        raise InvalidArgument(f"address {address!r}: bad port {text!r}")
+        raise _refused(f"address {address!r}: bad port {text!r}")
     return int(text)
 
 
@@ -56,11 +64,9 @@ def is_wildcard(address: str) -> bool:
     by that name)."""
     if not address.startswith("tcp://"):
         return False
-    try:
-        host, _ = _tcp_host_port(address)
-    except InvalidArgument:
-        return False
-    return host in WILDCARD_HOSTS
+    rest = address[len("tcp://"):]
+    host = rest.rpartition(":")[0] if not rest.endswith("]") else rest
+    return (host or rest).strip("[]") in WILDCARD_HOSTS
 
 
 def check_reachable(address: str) -> str:
@@ -68,16 +74,16 @@ def check_reachable(address: str) -> str:
     ``ipc://PATH``; InvalidArgument, saying why, otherwise."""
     if address.startswith("ipc://"):
         if len(address) == len("ipc://"):
-            raise InvalidArgument(f"address {address!r}: expected ipc://PATH")
+            raise _refused(f"address {address!r}: expected ipc://PATH")
         return address
     if not address.startswith("tcp://"):
-        raise InvalidArgument(f"address {address!r}: expected tcp://HOST:PORT or ipc://PATH")
+        raise _refused(f"address {address!r}: expected tcp://HOST:PORT or ipc://PATH")
     host, port = _tcp_host_port(address)
     if host in WILDCARD_HOSTS:
-        raise InvalidArgument(f"address {address!r} is a wildcard: nobody can reach it by "
+        raise _refused(f"address {address!r} is a wildcard: nobody can reach it by "
                               "that name")
     if not port:
-        raise InvalidArgument(f"address {address!r}: expected tcp://HOST:PORT with a port "
+        raise _refused(f"address {address!r}: expected tcp://HOST:PORT with a port "
                               "other than 0")
     return address
 
@@ -99,7 +105,7 @@ def advertised(bound: str, explicit: str) -> str:
     ``ipc://PATH``. Without it, the bound address, which must not be a wildcard."""
     if not explicit:
         if is_wildcard(bound):
-            raise InvalidArgument(f"listening on the wildcard {bound}: give the address others "
+            raise _refused(f"listening on the wildcard {bound}: give the address others "
                                   "reach this host by (--advertise tcp://HOST:PORT)")
         return check_reachable(bound)
     if explicit.startswith("ipc://"):
@@ -110,9 +116,9 @@ def advertised(bound: str, explicit: str) -> str:
         host, port = _tcp_host_port(explicit)
     if not port:
         if not bound.startswith("tcp://"):
-            raise InvalidArgument(f"--advertise {explicit}: give a port (the listener is "
+            raise _refused(f"--advertise {explicit}: give a port (the listener is "
                                   f"{bound}, not tcp://)")
         _, port = _tcp_host_port(bound)
         if not port:
-            raise InvalidArgument(f"--advertise {explicit}: the listener {bound} has no port")
+            raise _refused(f"--advertise {explicit}: the listener {bound} has no port")
     return check_reachable(_join(host, port))
