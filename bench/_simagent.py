@@ -2,7 +2,8 @@
 processes. Many run in one process; tests and ``bench cluster`` use them as workers.
 
 An agent joins one of its schedulers (following ``Unavailable`` to the leader it names),
-heartbeats on the ``reports`` channel, acknowledges each ``Assign`` with a ``running`` report and
+heartbeats on the ``reports`` channel, keeps the schedulers' addresses the leader names (and
+tries them too, as a real agent does), acknowledges each ``Assign`` with a ``running`` report and
 honours ``Revoke``, all through ``worker.agent.state.AgentState`` (fencing by generation). With
 a state file it remembers what it holds across a kill -9, as a real worker's live restore does,
 and joins again with those containers as ``held``.
@@ -34,6 +35,7 @@ from protocol.messages import (
     Heartbeat,
     Join,
     Joined,
+    Managers,
     Message,
     Revoke,
 )
@@ -64,6 +66,7 @@ class SimAgent:
                  options: channels.ChannelOptions | None = None) -> None:
         self.node = node
         self.schedulers = list(schedulers)
+        self.managers: list[str] = []  # the live schedulers, as the leader last named them
         self.state_file = state_file
         self.options = options or channels.ChannelOptions(name=node.id)
         self.state = AgentState()
@@ -103,7 +106,8 @@ class SimAgent:
         preferred = ""
         backoff = BACKOFF_MIN
         while True:
-            address = preferred or self.schedulers[index % len(self.schedulers)]
+            candidates = list(dict.fromkeys([*self.schedulers, *self.managers]))
+            address = preferred or candidates[index % len(candidates)]
             preferred = ""
             try:
                 conn = await channels.connect(address, self.options)
@@ -138,7 +142,8 @@ class SimAgent:
     async def _session(self, conn: channels.Connection, address: str) -> None:
         commands_tx, commands_rx = channels.pipe()
         held = [ContainerReport(node_id=self.node.id, container_id=cid,
-                                generation=h.generation, state=ContainerState(status=h.status))
+                                generation=h.generation,
+                                state=ContainerState(status=h.status, exit_code=h.exit_code))
                 for cid, h in sorted(self.state.held.items())]
         try:
             reply = await channels.request(
@@ -152,6 +157,7 @@ class SimAgent:
             raise Unavailable(f"join answered with {type(reply).__name__}")
         reports = reply.reports
         self.epoch = reply.epoch
+        self.managers = list(reply.managers) or self.managers
         self.joins += 1
         self.scheduler = address
         self.state.connected = True
@@ -187,6 +193,8 @@ class SimAgent:
             elif isinstance(message, Revoke):
                 out += self.state.handle(Revoked(message.container_id, message.generation,
                                                  message.reason, self._next()))
+            elif isinstance(message, Managers):
+                self.managers = list(message.addresses)
             else:
                 log.warning("unexpected command", node_id=self.node.id,
                             message_type=type(message).__name__)

@@ -1,11 +1,15 @@
-"""Argument forms several verbs share: ``KEY=VALUE`` lists (labels, filters) and docker's
-sizes (``512m``), each refused with the option's name when malformed."""
+"""Argument forms several commands share: ``KEY=VALUE`` lists (labels, filters), docker's
+sizes (``512m``) and a daemon's ``--advertise`` address, each refused with the option's name
+when malformed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import click
+
+F = TypeVar("F", bound=Callable[..., object])
 
 
 def key_values(items: Iterable[str], what: str, hint: str) -> dict[str, str]:
@@ -38,3 +42,36 @@ def parse_memory(text: str) -> int:
     if size >= MAX_BYTES:
         raise click.BadParameter(f"{text!r} is too large: at most {MAX_BYTES >> 40}t")
     return int(size)
+
+
+def _advertise_value(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    # Imported here: the address rules bring the wire's error types (msgspec), which a
+    # command that only parses its arguments (``shoal --version``) never loads.
+    from protocol.addresses import check_advertise
+    from protocol.errors import InvalidArgument
+
+    if value:
+        try:
+            check_advertise(value)
+        except InvalidArgument as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def advertise_option(help_text: str) -> Callable[[F], F]:
+    """``--advertise ADDR``: the address a daemon tells others, checked as it is parsed."""
+    return click.option("--advertise", default="", metavar="ADDR", callback=_advertise_value,
+                        help=help_text)
+
+
+def require_advertise(listen: str, advertise: str, daemon: str) -> None:
+    """A daemon others must reach cannot tell them a wildcard: a usage error saying what to
+    pass instead."""
+    from protocol.addresses import is_wildcard
+
+    if is_wildcard(listen) and not advertise:
+        port = listen.rpartition(":")[2]
+        raise click.UsageError(
+            f"--listen {listen} is a wildcard, which nobody can reach by that name: also give "
+            f"--advertise with the address other hosts reach this {daemon} by, e.g. "
+            f"--advertise tcp://192.0.2.10:{port} (or just the host: --advertise 192.0.2.10)")

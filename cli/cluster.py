@@ -1,5 +1,5 @@
 """The cluster commands of the CLI: ``shoal nodes`` and ``shoal node inspect|drain|activate|
-label``, against a scheduler (a single worker answers them ``Unsupported``)."""
+label|rm``, against a scheduler (a single worker answers them ``Unsupported``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from protocol.messages import (
     NodeInspected,
     NodeList,
     Ok,
+    RemoveNode,
     UpdateNode,
 )
 from protocol.specs import NodeAvailability, NodeInfo, NodeUsage
@@ -82,7 +83,7 @@ def nodes(host: str | None, filters: tuple[str, ...], fmt: str) -> None:
 
 @click.group()
 def node() -> None:
-    """Inspect a node, drain or activate it, set its labels."""
+    """Inspect a node, drain or activate it, set its labels, remove it."""
 
 
 @node.command("inspect", cls=ShoalCommand)
@@ -132,6 +133,21 @@ def label(host: str | None, remove: tuple[str, ...], node_id: str, labels: tuple
         info = client.ask(lambda r: LabelNode(node_id=node_id, add=add, remove=list(remove),
                                               reply=r), NodeInspected).info
     click.echo(",".join(f"{k}={v}" for k, v in sorted(info.labels.items())))
+
+
+@node.command("rm", cls=ShoalCommand)
+@host_option
+@click.option("-f", "--force", is_flag=True,
+              help="Remove the node even though its worker is still joined.")
+@click.argument("node_ids", metavar="NODE...", nargs=-1, required=True)
+def remove_node(host: str | None, force: bool, node_ids: tuple[str, ...]) -> None:
+    """Remove departed (down) nodes from the cluster; their containers are rescheduled or
+    orphaned as when a node is lost."""
+    with connect(host) as client:
+        for node_id in node_ids:
+            client.ask(lambda r, n=node_id: RemoveNode(node_id=n, force=force,  # type: ignore[misc]
+                                                       reply=r), Ok)
+            click.echo(node_id)
 
 
 CLUSTER_COMMANDS: list[click.Command] = [nodes, node]

@@ -2,8 +2,10 @@
 
 Without ``--etcd`` it starts a private etcd under the state directory and stops it on exit.
 SIGTERM and SIGINT stop it cleanly: a leader resigns, so a standby takes over at once.
-With ``--ready-fd N`` it writes ``READY=1`` (with ``LISTEN``, ``ROLE`` and, for a standby,
-``LEADER``) to that descriptor once it leads or follows a leader, then closes it.
+A wildcard ``--listen`` (``tcp://0.0.0.0:P``) needs ``--advertise``: the address workers
+and clients reach this host by, which is what the leader record names.
+With ``--ready-fd N`` it writes ``READY=1`` (with ``LISTEN``, ``ADVERTISE``, ``ROLE`` and, for
+a standby, ``LEADER``) to that descriptor once it leads or follows a leader, then closes it.
 Also runnable as ``python -m cli.scheduler_daemon``.
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 import click
 import uvloop
 
+from cli.arguments import advertise_option, require_advertise
 from cli.log_config import configure_logging
 from cli.readiness import ReadyNotifier, notifier_option
 from protocol.errors import ShoalError
@@ -31,7 +34,7 @@ async def _announce(daemon: SchedulerDaemon, notifier: ReadyNotifier) -> None:
     """Ready: leading, or standing by with a leader to name (a standby never leads while a
     healthy leader lives, and before it knows one it can only answer that none is elected)."""
     role = await daemon.until_ready()
-    facts = {"LISTEN": daemon.listen_address, "ROLE": role}
+    facts = {"LISTEN": daemon.listen_address, "ADVERTISE": daemon.address, "ROLE": role}
     leader = daemon.api.leader_record
     if role == "standby" and leader is not None:
         facts["LEADER"] = leader.address
@@ -76,8 +79,9 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
               help="etcd endpoints, comma-separated (default: a private etcd in --state-dir).")
 @click.option("--listen", default=DEFAULT_LISTEN, show_default=True, metavar="ADDR",
               help="Where workers and clients reach this scheduler.")
-@click.option("--advertise", default="", metavar="ADDR",
-              help="The address recorded for others (default: the listen address).")
+@advertise_option("Where workers and clients reach this scheduler: tcp://HOST:PORT, "
+                  "tcp://HOST or HOST (the listener's port); needed with a wildcard --listen "
+                  "(default: the listen address).")
 @click.option("--strategy", type=click.Choice(["spread", "binpack", "random"]),
               default="spread", show_default=True, help="Placement strategy.")
 @click.option("--state-dir", type=click.Path(path_type=Path), default=None,
@@ -101,6 +105,7 @@ def scheduler_command(etcd: str | None, listen: str, advertise: str, strategy: s
                       node_timeout: float, lease_ttl: int, store_root: str,
                       ready: ReadyNotifier | None) -> None:
     """Run a scheduler: leads the cluster, or stands by to take over."""
+    require_advertise(listen, advertise, "scheduler")
     leader = LeaderOptions(strategy=strategy,  # type: ignore[arg-type]
                            heartbeat_interval=heartbeat_interval, node_timeout=node_timeout,
                            reconcile_interval=min(1.0, node_timeout / 3))

@@ -1,5 +1,7 @@
 """``shoal worker``: run a worker, standalone or joined to schedulers with ``--join``.
 
+A joined worker tells the schedulers where it serves its verbs: the ``--listen`` address, or
+``--advertise`` (needed with a wildcard ``--listen``, which nobody can reach by that name).
 With ``--ready-fd N`` it writes ``READY=1`` and ``LISTEN=ADDR`` to that descriptor once joined
 (or, alone, serving), then closes it.
 """
@@ -11,7 +13,7 @@ from pathlib import Path
 import click
 import uvloop
 
-from cli.arguments import key_values, parse_memory
+from cli.arguments import advertise_option, key_values, parse_memory, require_advertise
 from cli.readiness import ReadyNotifier, notifier_option
 from protocol.addresses import DEFAULT_WORKER
 from protocol.errors import ShoalError
@@ -29,6 +31,9 @@ from worker.images import LayerLimits
               show_default=True, help="How containers run.")
 @click.option("--join", default="", help="Schedulers to join (tcp://A:P[,tcp://B:P]); "
               "without it the worker stands alone.")
+@advertise_option("With --join: where the schedulers and other hosts reach this worker: "
+                  "tcp://HOST:PORT, tcp://HOST or HOST (the listener's port); needed with a "
+                  "wildcard --listen (default: the listen address).")
 @click.option("--name", default="", help="Node id in the cluster (default: host name).")
 @click.option("--label", "labels", multiple=True, help="Node label KEY=VALUE (repeatable).")
 @click.option("--log-max-size", default="0", show_default=True,
@@ -44,15 +49,20 @@ from worker.images import LayerLimits
               callback=notifier_option,
               help="Once joined (or, without --join, serving), write READY=1 and "
                    "LISTEN=ADDR to this inherited descriptor, then close it.")
-def worker_command(listen: str, state_dir: Path | None, driver: str, join: str, name: str,
-           labels: tuple[str, ...], log_max_size: str, log_max_file: int,
-           image_limits: str, ready: ReadyNotifier | None) -> None:
+def worker_command(listen: str, state_dir: Path | None, driver: str, join: str,
+                   advertise: str, name: str, labels: tuple[str, ...], log_max_size: str,
+                   log_max_file: int, image_limits: str, ready: ReadyNotifier | None) -> None:
     """Run a worker: standalone, or part of a cluster with --join."""
     label_map = key_values(labels, "label", "--label")
     schedulers = [a.strip() for a in join.split(",") if a.strip()]
+    if schedulers:
+        require_advertise(listen, advertise, "worker")
+    elif advertise:
+        raise click.UsageError("--advertise is the address a worker tells the schedulers it "
+                               "joins: give --join too")
     try:
         uvloop.run(run_worker(listen, state_dir or default_state_dir(), driver,
-                              join=schedulers, name=name,
+                              join=schedulers, name=name, advertise=advertise,
                               labels=label_map,
                               log_max_size=parse_memory(log_max_size),
                               log_max_file=log_max_file,

@@ -25,6 +25,7 @@ MAX_HELD_IMAGES = 4096  # image tags and ids a node lists at join
 MAX_ERROR_DETAILS = 64
 MAX_LIST_ITEMS = 100_000  # entries of a list reply (containers, nodes); larger lists are paged
 MAX_BATCH = 10_000  # containers submitted in one request
+MAX_MANAGERS = 64  # scheduler addresses a worker is told of
 
 # Deepest nesting a valid message can have: the schema has no recursive types, so this is a
 # property of the types; unknown (newer) fields are skipped by a decoder whose recursion is

@@ -16,7 +16,14 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from protocol.limits import MAX_BATCH, MAX_HELD_IMAGES, MAX_LIST_ITEMS, MAX_NAME_LEN, MAX_TAGS
+from protocol.limits import (
+    MAX_BATCH,
+    MAX_HELD_IMAGES,
+    MAX_LIST_ITEMS,
+    MAX_MANAGERS,
+    MAX_NAME_LEN,
+    MAX_TAGS,
+)
 from protocol.refs import ByteReaderRef, ByteWriterRef, ReceiverRef, SenderRef
 from protocol.specs import (
     AppSpec,
@@ -263,13 +270,27 @@ class Join(Message, tag="cluster.join", frozen=True, kw_only=True):
     reply: SenderRef
 
 
+# The addresses of the live schedulers (leader and standbys), as workers learn them.
+ManagerAddresses = Annotated[list[Text], msgspec.Meta(max_length=MAX_MANAGERS)]
+
+
 class Joined(Message, tag="cluster.joined", frozen=True, kw_only=True):
-    """The scheduler accepted the node: heartbeats and reports go on ``reports``."""
+    """The scheduler accepted the node: heartbeats and reports go on ``reports``.
+    ``managers`` lists every live scheduler's address, for the worker to try when its
+    session ends (``Managers`` on ``commands`` updates it)."""
 
     node_id: Name
     epoch: NonNegInt
     heartbeat_interval: Annotated[float, msgspec.Meta(gt=0, le=3600)]
     reports: SenderRef
+    managers: ManagerAddresses = []
+
+
+class Managers(Message, tag="cluster.managers", frozen=True, kw_only=True):
+    """On a worker's ``commands``: the live schedulers changed (one started or ended); the
+    whole list of their addresses, as in ``Joined``."""
+
+    addresses: ManagerAddresses
 
 
 class Heartbeat(Message, tag="cluster.heartbeat", frozen=True, kw_only=True):
@@ -342,6 +363,16 @@ class UpdateNode(Message, tag="cluster.node.update", frozen=True, kw_only=True):
 
     node_id: Name
     availability: NodeAvailability
+    reply: SenderRef
+
+
+class RemoveNode(Message, tag="cluster.node.remove", frozen=True, kw_only=True):
+    """Forget a departed (down) node; its live containers are handled as on its loss. A node
+    whose worker is joined is refused (``request.conflict``) unless ``force``. Answered with
+    ``Ok``."""
+
+    node_id: Name
+    force: bool = False
     reply: SenderRef
 
 
@@ -459,7 +490,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     TerminalSize, AttachContainer, Attached, WaitContainer, ContainerExited, WatchEvents,
     EventMessage, Subscribed,
     Join, Joined, Heartbeat, NodeImages, ContainerReport, Assign, Revoke, ListNodes, NodeList,
-    UpdateNode, InspectNode, NodeInspected, LabelNode, SubmitApp,
+    UpdateNode, InspectNode, NodeInspected, LabelNode, RemoveNode, Managers, SubmitApp,
     SubmitJob, Submitted,
     ImportImage, ImageImported, ListImages, ImageList, InspectImage, ImageInspected,
     RemoveImage, ImageRemoved, FetchBlob, ResolveImage, ImageResolved,

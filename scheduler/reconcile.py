@@ -12,6 +12,8 @@ Rules:
 - a node drained by an operator gives up its containers that may move (restart policy asks for
   restarts): they are rescheduled elsewhere, and the old copies stopped once the new ones are
   assigned; the others keep running there;
+- an orphaned container whose node comes back takes the state that node reports (exited with
+  its code, or running still): the node's word ends the doubt that orphaned it;
 - a node that reports a container it no longer owns (rescheduled elsewhere, removed, or an older
   generation) is told to stop it: a container never runs twice;
 - a container wanted removed is deleted once no node reports it, after stops where one does;
@@ -139,13 +141,11 @@ def reconcile(
         if record.schedule_state == "pending":
             actions.place.append(cid)
         elif record.schedule_state in LIVE and record.node_id in down:
-            if record.spec.restart.name in RESCHEDULE_POLICIES and record.desired == "running":
-                actions.reschedule.append(Reschedule(cid, record.node_id, record.generation + 1))
+            loss = node_lost(cid, record, "is down")
+            if isinstance(loss, Reschedule):
+                actions.reschedule.append(loss)
             else:
-                actions.orphan.append(Orphan(
-                    cid, record.node_id,
-                    f"node {record.node_id} is down and the restart policy is "
-                    f"{record.spec.restart.name}"))
+                actions.orphan.append(loss)
         elif record.schedule_state in LIVE and record.node_id in draining \
                 and record.spec.restart.name in RESCHEDULE_POLICIES \
                 and record.desired == "running":
@@ -164,9 +164,24 @@ def reconcile(
                 continue
             assert known is not None
             target = _FROM_STATUS.get(report.status)
-            if target is not None and _ORDER[target] > _ORDER[known.schedule_state]:
+            if target is None or target == known.schedule_state:
+                continue
+            # Forward only, except out of "orphaned": that was a guess made while the node
+            # was silent, and its owner now says what became of the container.
+            if _ORDER[target] > _ORDER[known.schedule_state] \
+                    or known.schedule_state == "orphaned":
                 actions.observe.append(Observe(cid, target))
     return actions
+
+
+def node_lost(cid: str, record: ContainerRecord, why: str) -> Reschedule | Orphan:
+    """What becomes of a live container whose node is lost (``why``: "is down", "was
+    removed"): placed again elsewhere when its restart policy asks for restarts, else
+    orphaned, visibly."""
+    if record.spec.restart.name in RESCHEDULE_POLICIES and record.desired == "running":
+        return Reschedule(cid, record.node_id, record.generation + 1)
+    return Orphan(cid, record.node_id, f"node {record.node_id} {why} and the restart policy "
+                                       f"is {record.spec.restart.name}")
 
 
 def _placed_on_live_node(record: ContainerRecord, down: set[str]) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 import structlog
 
 import channels
-from protocol.addresses import DEFAULT_WORKER
+from protocol.addresses import DEFAULT_WORKER, advertised, check_advertise, is_wildcard
 from protocol.errors import InvalidArgument
 from protocol.messages import Message
 from worker.agent.shell import Agent, host_node
@@ -75,22 +75,37 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
                      on_ready: Callable[[str], None] | None = None,
                      stop: asyncio.Event | None = None, *, join: Sequence[str] = (),
                      name: str = "", labels: dict[str, str] | None = None,
-                     log_max_size: int = 0, log_max_file: int = 1,
+                     advertise: str = "", log_max_size: int = 0, log_max_file: int = 1,
                      image_limits: LayerLimits | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or ``stop``). With ``join``, also take part in the cluster
-    led by one of those schedulers. ``on_ready`` is called once with the bound address when
-    the worker is ready: joined to a scheduler with ``join``, else serving. ``image_limits``
-    bound the layers and images it imports or fetches."""
+    led by one of those schedulers, telling them ``advertise`` as this node's address
+    (``protocol.addresses.advertised``: default the bound one, which must then not be a
+    wildcard). ``on_ready`` is called once with the bound address when the worker is ready:
+    joined to a scheduler with ``join``, else serving. ``image_limits`` bound the layers and
+    images it imports or fetches."""
+    if advertise and not join:
+        raise InvalidArgument("advertise: only a worker that joins a cluster tells its address")
+    if join:  # refused before anything starts: what the listener will bind cannot change it
+        if advertise:
+            check_advertise(advertise)
+        elif is_wildcard(listen):
+            advertised(listen, "")  # raises, saying what to pass
     state_dir.mkdir(parents=True, exist_ok=True)
     driver, images = await make_driver(driver_name, state_dir, image_limits)
     engine = Engine(state_dir, driver, images=images, log_max_size=log_max_size,
                     log_max_file=log_max_file)
     await engine.open()
+    listener = await channels.listen(listen)
+    try:  # checked above, but only now is a port 0 resolved
+        address = advertised(listener.address, advertise) if join else listener.address
+    except InvalidArgument:
+        await listener.close()
+        await engine.close()
+        raise
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, stop.set)
-    listener = await channels.listen(listen)
     service = WorkerService(engine)
     store = driver.store if isinstance(driver, NativeDriver) \
         else ImageStore(state_dir / "images", limits=image_limits)
@@ -107,13 +122,14 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
     agent_task: asyncio.Task[None] | None = None
     agent: Agent | None = None
     if join:
-        node = host_node(name or socket.gethostname(), listener.address, dict(labels or {}),
-                         engine)
+        node = host_node(name or socket.gethostname(), address, dict(labels or {}), engine)
         # A worker that runs images fetches the ones it lacks from the scheduler.
         fetcher = ImageFetcher(driver.store) if isinstance(driver, NativeDriver) else None
-        agent = Agent(engine, node, join, fetcher=fetcher)
+        agent = Agent(engine, node, join, fetcher=fetcher,
+                      managers_file=state_dir / "managers.json")
         agent_task = asyncio.create_task(agent.run(stop))
-    log.info("worker listening", address=listener.address, state_dir=str(state_dir),
+    log.info("worker listening", address=listener.address, advertised=address,
+             state_dir=str(state_dir),
              driver=engine.driver.name, containers=len(engine.records),
              joining=",".join(join))
 

@@ -1,10 +1,11 @@
 """The verbs a scheduler serves: container verbs for the whole cluster, plus cluster verbs.
 
 Reads (list, inspect, nodes) come from etcd, so any scheduler answers them. Writes (join,
-submit, create, start, stop, remove, node availability) are served by the leader only; a
-standby refuses them with ``Unavailable`` whose details name the leader (``leader``: its
-address, ``leader_id``), so a client or worker reconnects there. Forwarding would hide the
-leader's address from workers, which must hold their session with the leader anyway.
+submit, create, start, stop, remove; node availability, labels, removal) are served by the
+leader only; a standby refuses them with ``Unavailable`` whose details name the leader
+(``leader``: its address, ``leader_id``), so a client or worker reconnects there. Forwarding
+would hide the leader's address from workers, which must hold their session with the leader
+anyway.
 
 Verbs that only the container's worker can answer (logs, exec, attach, wait, top, restart) are
 forwarded to it by any scheduler (``forward``). ``events.watch`` streams the cluster events of
@@ -43,6 +44,7 @@ from protocol.messages import (
     NodeInspected,
     NodeList,
     RemoveContainer,
+    RemoveNode,
     StartContainer,
     StopContainer,
     SubmitApp,
@@ -64,6 +66,7 @@ from scheduler.cluster.leader import Leader
 from scheduler.cluster.work import (
     JoinNode,
     Remove,
+    RemoveNodeWork,
     SetAvailability,
     SetLabels,
     Start,
@@ -93,7 +96,7 @@ class ClusterApi:
         self.events.listeners.append(self._on_event)
 
     def _on_event(self, event: Event) -> None:
-        if event.type == "node" and event.action == "down":
+        if event.type == "node" and event.action in ("down", "remove"):
             self.forwarder.drop(event.id)  # a node that comes back is connected to afresh
 
     async def handle(self, message: Message) -> Message | None:
@@ -153,6 +156,10 @@ class ClusterApi:
         if isinstance(message, LabelNode):
             return SetLabels(_checked(message.node_id), message.add, message.remove,
                              lambda record: NodeInspected(info=record.info))
+        if isinstance(message, RemoveNode):
+            leader = self._lead()
+            return RemoveNodeWork(_checked(message.node_id), message.force, leader.is_live,
+                                  leader.end_session)
         if isinstance(message, SubmitApp):
             check_specs(message.app.containers)
             return SubmitAppWork(message.app)
@@ -177,7 +184,8 @@ class ClusterApi:
         if not isinstance(commands, Sender):
             raise InvalidArgument("join: commands must be a Sender")
         return JoinNode(message.node, commands, list(message.held), leader.is_live,
-                        leader.open_session, leader.options.heartbeat_interval)
+                        leader.open_session, leader.options.heartbeat_interval,
+                        lambda: leader.managers)
 
     async def _list(self, message: ListContainers) -> Message:
         rows = []

@@ -25,6 +25,15 @@ from scheduler.store import APPS, CONTAINERS, NODES, AppRecord, ContainerRecord,
 KindName = Literal["containers", "nodes", "apps"]
 Key = tuple[KindName, str]
 
+# A container id may be used again once its record is gone (a job's name reused after ``rm``),
+# and a worker fences by id: the new record's generations must all be above the old one's.
+# A record starts at the store revision the leader knows when it is created, times this span:
+# that revision is above every revision of the earlier record's life (its deletion included),
+# so the new generations clear the old ones as long as one record is reassigned fewer than a
+# million times. Read in decimal, a generation says both: 4521000003 is the third assignment of
+# the record created after revision 4521.
+GENERATION_SPAN = 1_000_000
+
 
 def occupies_node(record: ContainerRecord | None) -> bool:
     """Whether the record holds a reservation on its node (placement must count it)."""
@@ -89,13 +98,22 @@ class LeaderCycle:
     failed: dict[Key, ShoalError] = field(default_factory=dict)
     joined: list[str] = field(default_factory=list)  # node ids whose join is in this cycle
     recheck: set[str] = field(default_factory=set)  # ids to reconcile again after the commit
+    revision: int = 0  # the newest store revision the leader knows of (see GENERATION_SPAN)
 
     @classmethod
     def over(cls, now: float, containers: dict[str, Entry[ContainerRecord]],
              nodes: dict[str, Entry[NodeRecord]],
-             apps: dict[str, Entry[AppRecord]] | None = None) -> LeaderCycle:
+             apps: dict[str, Entry[AppRecord]] | None = None, *,
+             revision: int = 0) -> LeaderCycle:
         return cls(now, Table(CONTAINERS, containers), Table(NODES, nodes),
-                   Table(APPS, apps if apps is not None else {}))
+                   Table(APPS, apps if apps is not None else {}), revision=revision)
+
+    def first_generation(self, cid: str) -> int:
+        """The generation a new record for ``cid`` starts at: above every generation an
+        earlier record of that id had (``GENERATION_SPAN``), and above the generation of a
+        removed record it replaces before that record is deleted."""
+        earlier = self.containers.get(cid)
+        return max(self.revision * GENERATION_SPAN, earlier.generation if earlier else 0)
 
     def mark(self) -> tuple[int, int, int, int, bool, int]:
         return (self.containers.mark(), self.nodes.mark(), len(self.outgoing),
@@ -122,6 +140,10 @@ class LeaderCycle:
 
     def put_node(self, node_id: str, record: NodeRecord) -> None:
         self.nodes.put(node_id, record)
+        self.nodes_changed = True
+
+    def delete_node(self, node_id: str) -> None:
+        self.nodes.delete(node_id)
         self.nodes_changed = True
 
     def keep_pending(self, cid: str, why: Explanation) -> None:

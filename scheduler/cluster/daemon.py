@@ -5,9 +5,10 @@ Every scheduler listens and serves reads. All of them campaign; the one elected 
 loses the leadership or is told to stop; then it ends its sessions (workers join the next
 leader) and campaigns again. A standby never gives up: its campaign outlives lost leases and
 etcd members (``Election.campaign``), and a term that fails for any reason is followed by
-another. Standbys answer writes with ``Unavailable`` naming the leader; a
-standby with a state dir keeps a copy of the leader's images (``ImageSync``), so a failover
-finds them in the new leader's store.
+another. Every scheduler registers itself as a manager (``managers``); the leader tells its
+workers every manager's address, so they can follow a failover. Standbys answer writes with
+``Unavailable`` naming the leader; a standby with a state dir keeps a copy of the leader's
+images (``ImageSync``), so a failover finds them in the new leader's store.
 """
 
 from __future__ import annotations
@@ -18,17 +19,17 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import structlog
 
 import channels
-from protocol.addresses import DEFAULT_SCHEDULER
+from protocol.addresses import DEFAULT_SCHEDULER, advertised
 from protocol.errors import ShoalError
 from scheduler.cluster.api import ClusterApi
 from scheduler.cluster.images import ClusterImages
 from scheduler.cluster.imagesync import RESYNC_INTERVAL, ImageSync
 from scheduler.cluster.leader import Leader, LeaderOptions
+from scheduler.cluster.managers import ManagerRegistry
 from scheduler.store import Election, LeaderRecord, Store
 
 log = structlog.get_logger("shoal.scheduler")
@@ -41,7 +42,9 @@ RETRY_PAUSE = 1.0
 @dataclass(frozen=True, slots=True)
 class DaemonOptions:
     listen: str = DEFAULT_LISTEN
-    advertise: str = ""  # the address others use to reach us; default: the bound one
+    # The address others use to reach us (``protocol.addresses.advertised``); default: the
+    # bound one, which must then not be a wildcard.
+    advertise: str = ""
     name: str = ""  # default: hostname-pid
     lease_ttl: int = 10  # seconds without us before a standby takes over
     channel_heartbeat: float = 1.0
@@ -50,16 +53,6 @@ class DaemonOptions:
     # Where this scheduler keeps the cluster's images (``images/`` below it); None: none kept.
     state_dir: Path | None = None
     image_resync: float = RESYNC_INTERVAL  # a standby's full image sync without events
-
-
-def advertised(bound: str, explicit: str) -> str:
-    """What to record in etcd as our address: never a wildcard host."""
-    if explicit:
-        return explicit
-    parts = urlsplit(bound)
-    if parts.hostname in ("0.0.0.0", "::", "*"):
-        return f"{parts.scheme}://{socket.gethostname()}:{parts.port}"
-    return bound
 
 
 class SchedulerDaemon:
@@ -82,18 +75,25 @@ class SchedulerDaemon:
         self.leader_known = asyncio.Event()  # set while some scheduler holds the leadership
         self.following = asyncio.Event()  # set while another scheduler leads and we stand by
         self.election: Election | None = None  # once running: its ``waiting`` says we campaign
+        self.managers: ManagerRegistry | None = None  # set once listening
 
     async def run(self, stop: asyncio.Event) -> None:
         opts = self.options
         listener = await channels.listen(opts.listen, channels.ChannelOptions(
             name=self.name, heartbeat=opts.channel_heartbeat, timeout=opts.channel_timeout))
         self.listen_address = listener.address
-        self.address = advertised(listener.address, opts.advertise)
-        election = self.election = Election(
-            self.store.client, self.store.layout,
-            LeaderRecord(id=self.name, address=self.address), ttl=opts.lease_ttl)
+        try:
+            self.address = advertised(listener.address, opts.advertise)
+        except ShoalError:
+            await listener.close()
+            raise
+        me = LeaderRecord(id=self.name, address=self.address)
+        election = self.election = Election(self.store.client, self.store.layout, me,
+                                            ttl=opts.lease_ttl)
+        self.managers = ManagerRegistry(self.store, me, opts.lease_ttl, self._managers_changed)
         tasks = [asyncio.create_task(channels.serve(listener.receiver, self.api.handle)),
-                 asyncio.create_task(self._observe(election))]
+                 asyncio.create_task(self._observe(election)),
+                 asyncio.create_task(self.managers.run())]
         log.info("scheduler listening", name=self.name, address=self.address)
         self.listening.set()
         try:
@@ -114,6 +114,11 @@ class SchedulerDaemon:
             await asyncio.gather(*tasks, return_exceptions=True)
             if self.image_sync is not None:
                 await self.image_sync.close()
+
+    def _managers_changed(self, addresses: list[str]) -> None:
+        leader = self.api.leader
+        if leader is not None:
+            leader.set_managers(addresses)
 
     async def until_ready(self) -> str:
         """Wait until this scheduler leads, or stands by following another's leadership (it
@@ -170,6 +175,8 @@ class SchedulerDaemon:
             await asyncio.sleep(RETRY_PAUSE)
             return
         leader = Leader(self.store, leadership, self.options.leader, self.api.events)
+        if self.managers is not None:
+            leader.managers = self.managers.addresses()
         reason = "stopped"
         try:
             if self.image_sync is not None:

@@ -55,9 +55,11 @@ def container_events(cid: str, old: ContainerRecord | None, new: ContainerRecord
 def node_events(node_id: str, old: NodeRecord | None, new: NodeRecord | None,
                 now: float) -> list[Event]:
     """A node came up, joined again (a new epoch: after a worker restart or a leader
-    change), went down, or had its availability, labels or list of images changed."""
+    change), went down, was removed, or had its availability, labels or list of images
+    changed."""
     if new is None:
-        return []
+        return [] if old is None else [Event(type="node", action="remove", id=node_id,
+                                             time=now, node_id=node_id)]
     info = new.info
     out: list[Event] = []
     if old is None or old.info.status != info.status:

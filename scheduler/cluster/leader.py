@@ -35,6 +35,7 @@ from protocol.messages import (
     Assign,
     ContainerReport,
     Heartbeat,
+    Managers,
     Message,
     NodeImages,
     Ok,
@@ -46,9 +47,9 @@ from scheduler.cluster.cycle import Key, LeaderCycle, Work
 from scheduler.cluster.events import container_events, node_events
 from scheduler.cluster.sessions import Held, WorkerSession
 from scheduler.cluster.tx import Entry
-from scheduler.cluster.work import SetNodeImages
+from scheduler.cluster.work import SetNodeImages, stage_node_loss
 from scheduler.placement import EngineOptions, PlacementEngine, Strategy, Task
-from scheduler.reconcile import LIVE, Actions, Report, reconcile
+from scheduler.reconcile import LIVE, Actions, Orphan, Report, Reschedule, reconcile
 from scheduler.store import (
     APPS,
     CONTAINERS,
@@ -89,8 +90,10 @@ class Leader:
         self.apps: dict[str, Entry[AppRecord]] = {}
         self.last_seen: dict[str, float] = {}
         self.sessions: dict[str, WorkerSession] = {}
+        self.managers: list[str] = []  # every live scheduler's address, told to workers
         self.holders: dict[str, set[str]] = {}  # container id → nodes that report holding it
         self.cycles = 0
+        self.revision = 0  # the newest store revision known: new records' generations start there
         self._works: list[Work] = []
         self._dirty: set[str] = set()
         self._full = True
@@ -115,6 +118,8 @@ class Leader:
             self.containers[container.id] = Entry(container.value, container.mod_revision)
         async for app in self.store.list(APPS):
             self.apps[app.id] = Entry(app.value, app.mod_revision)
+        # Read after the listing: at or above every deletion the listing reflects.
+        self.revision = await self.store.revision()
         log.info("leader loaded the cluster", nodes=len(self.nodes),
                  containers=len(self.containers))
 
@@ -207,6 +212,19 @@ class Leader:
         self._wake.set()
         return reports_tx
 
+    def set_managers(self, addresses: list[str]) -> None:
+        """The live schedulers changed: every joined worker is told."""
+        self.managers = list(addresses)
+        for session in self.sessions.values():
+            session.send(Managers(addresses=self.managers))
+
+    def end_session(self, node_id: str, reason: str) -> None:
+        """End the node's session, if it has one (its node record is gone)."""
+        session = self.sessions.get(node_id)
+        if session is not None:
+            session.end(reason)
+        self.last_seen.pop(node_id, None)
+
     def _record(self, session: WorkerSession, report: ContainerReport) -> None:
         session.held[report.container_id] = Held(report.generation, report.state)
         self.holders.setdefault(report.container_id, set()).add(session.node_id)
@@ -282,7 +300,8 @@ class Leader:
         works, self._works = self._works, []
         dirty, self._dirty = self._dirty, set()
         full, self._full = self._full, False
-        cycle = LeaderCycle.over(time.time(), self.containers, self.nodes, self.apps)
+        cycle = LeaderCycle.over(time.time(), self.containers, self.nodes, self.apps,
+                                 revision=self.revision)
         for work in works:
             mark = cycle.mark()
             try:
@@ -342,22 +361,9 @@ class Leader:
             session = self.sessions.get(nid)
             if session is not None:
                 session.end("node declared down: heartbeats missed")
-        for r in actions.reschedule:
-            record = table.get(r.container_id)
-            if record is None:
-                continue
-            log.info("rescheduling", container_id=r.container_id, from_node=r.from_node,
-                     generation=r.generation)
-            cycle.put_container(r.container_id, replace(
-                record, schedule_state="pending", node_id="", generation=r.generation,
-                observed=None, restarts=record.restarts + 1,
-                placement=f"rescheduled: node {r.from_node} is down"))
-            cycle.place[r.container_id] = None
-        for o in actions.orphan:
-            record = table.get(o.container_id)
-            if record is not None:
-                cycle.put_container(o.container_id, replace(
-                    record, schedule_state="orphaned", placement=o.reason))
+        losses: list[Reschedule | Orphan] = [*actions.reschedule, *actions.orphan]
+        for loss in losses:
+            stage_node_loss(cycle, loss, "is down")
         for s in actions.stop:
             session = self.sessions.get(s.node_id)
             if session is None:
@@ -470,6 +476,7 @@ class Leader:
         news = []
         for key, outcome in zip(keys, result.results, strict=True):
             if outcome.outcome is CommitOutcome.COMMITTED:
+                self.revision = max(self.revision, outcome.revision)
                 kind, record_id = key
                 if kind == "containers":
                     old = self.containers.get(record_id)
@@ -516,6 +523,12 @@ class Leader:
 
     async def _reload_keys(self) -> None:
         keys, self._reload = self._reload, set()
+        try:  # a record found gone below was deleted at or before this revision
+            self.revision = max(self.revision, await self.store.revision())
+        except ShoalError as exc:
+            log.warning("reading the store revision failed; will retry", error=str(exc))
+            self._reload |= keys
+            return
         for kind, record_id in keys:
             try:
                 if kind == "containers":

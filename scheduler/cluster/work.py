@@ -12,7 +12,9 @@ import msgspec
 import structlog
 
 from channels import Sender
+from protocol.addresses import check_reachable
 from protocol.errors import Conflict, InvalidArgument, NotFound, ShoalError, Unavailable
+from protocol.limits import MAX_MANAGERS
 from protocol.messages import (
     Assign,
     ContainerCreated,
@@ -26,7 +28,7 @@ from protocol.messages import (
 from protocol.specs import AppSpec, ContainerSpec, ContainerState, NodeAvailability, NodeInfo
 from scheduler.cluster.cycle import LeaderCycle, Work
 from scheduler.placement import Explanation, validate_spec
-from scheduler.reconcile import LIVE
+from scheduler.reconcile import LIVE, Orphan, Reschedule, node_lost
 from scheduler.store import AppRecord, ContainerRecord, NodeRecord
 from scheduler.store.keys import check_id
 from scheduler.store.records import DesiredState
@@ -42,6 +44,34 @@ def _first_error(cycle: LeaderCycle, keys: Sequence[tuple[str, str]]) -> ShoalEr
         if error is not None:
             return error
     return None
+
+
+def stage_node_loss(cycle: LeaderCycle, loss: Reschedule | Orphan, why: str) -> None:
+    """Stage what the reconciler decided for a container whose node was lost (``why``)."""
+    record = cycle.containers.get(loss.container_id)
+    if record is None:
+        return
+    if isinstance(loss, Orphan):
+        cycle.put_container(loss.container_id, replace(
+            record, schedule_state="orphaned", placement=loss.reason))
+        return
+    log.info("rescheduling", container_id=loss.container_id, from_node=loss.from_node,
+             generation=loss.generation)
+    cycle.put_container(loss.container_id, replace(
+        record, schedule_state="pending", node_id="", generation=loss.generation,
+        observed=None, restarts=record.restarts + 1,
+        placement=f"rescheduled: node {loss.from_node} {why}"))
+    cycle.place[loss.container_id] = None
+
+
+def _free_id(cycle: LeaderCycle, cid: str) -> None:
+    """Refuse an id a container holds. A removed container's record, still waiting for its
+    node to stop it, does not hold its id: the new record replaces it, under generations above
+    its own (``LeaderCycle.first_generation``), so the old copy is stopped as stale."""
+    check_id(cid)
+    record = cycle.containers.get(cid)
+    if record is not None and record.desired != "removed":
+        raise Conflict(f"a container named {cid} already exists", details={"id": cid})
 
 
 def _refusal(why: Explanation) -> Unavailable:
@@ -63,15 +93,13 @@ class Submit(Work):
     def stage(self, cycle: LeaderCycle) -> None:
         validate_spec(self.spec)
         for cid in self.ids:
-            check_id(cid)
-            if cycle.containers.get(cid) is not None:
-                raise Conflict(f"a container named {cid} already exists",
-                               details={"id": cid})
+            _free_id(cycle, cid)
         desired: DesiredState = "running" if self.start else "stopped"
         for cid in self.ids:
             # One spec object for every replica: placement compiles a job's class once.
-            cycle.put_container(cid, ContainerRecord(spec=self.spec, desired=desired,
-                                                     created_at=cycle.now))
+            cycle.put_container(cid, ContainerRecord(
+                spec=self.spec, desired=desired, created_at=cycle.now,
+                generation=cycle.first_generation(cid)))
             cycle.place[cid] = self
 
     def refused(self, cycle: LeaderCycle, container_id: str, why: Explanation) -> None:
@@ -230,6 +258,47 @@ class SetAvailability(Work):
         return Ok()
 
 
+class RemoveNodeWork(Work):
+    """``shoal node rm``: forget a departed node. Its live containers are handled as on the
+    node's loss (rescheduled, or orphaned). A node whose worker is joined is refused unless
+    ``force``; then its session is ended too, and the worker, should it try again, joins as a
+    new node."""
+
+    def __init__(self, node_id: str, force: bool, is_live: IsLive,
+                 end_session: Callable[[str, str], None]) -> None:
+        super().__init__()
+        self.node_id = node_id
+        self.force = force
+        self.is_live = is_live
+        self.end_session = end_session
+
+    def stage(self, cycle: LeaderCycle) -> None:
+        record = cycle.nodes.get(self.node_id)
+        if record is None:
+            raise NotFound(f"no node {self.node_id} in the cluster",
+                           details={"node_id": self.node_id})
+        joined = self.is_live(self.node_id) or record.info.status != "down"
+        if joined and not self.force:
+            raise Conflict(f"node {self.node_id} is {record.info.status}: its worker is still "
+                           "joined (or has not yet been declared down); stop the worker and "
+                           "wait for the node to go down, or remove it anyway with --force",
+                           details={"node_id": self.node_id, "status": record.info.status})
+        for cid in list(cycle.containers.ids()):
+            container = cycle.containers.get(cid)
+            if (container is not None and container.node_id == self.node_id
+                    and container.schedule_state in LIVE):
+                stage_node_loss(cycle, node_lost(cid, container, "was removed"),
+                                "was removed")
+        cycle.delete_node(self.node_id)
+
+    def finish(self, cycle: LeaderCycle) -> Message | None:
+        error = cycle.error(("nodes", self.node_id))
+        if error is not None:
+            raise error
+        self.end_session(self.node_id, "the node was removed from the cluster")
+        return Ok()
+
+
 def effective_labels(own: Mapping[str, str], labels_set: Mapping[str, str],
                      labels_removed: Sequence[str]) -> dict[str, str]:
     """A node's labels: the worker's own, minus what an operator removed, plus what it set."""
@@ -337,11 +406,11 @@ class SubmitAppWork(Work):
         self.ids = app_ids(self.app)
         for cid, spec in zip(self.ids, self.app.containers, strict=True):
             validate_spec(spec)
-            if cycle.containers.get(cid) is not None:
-                raise Conflict(f"a container named {cid} already exists", details={"id": cid})
+            _free_id(cycle, cid)
         for cid, spec in zip(self.ids, self.app.containers, strict=True):
             cycle.put_container(cid, ContainerRecord(spec=spec, app=self.app.name,
-                                                     created_at=cycle.now))
+                                                     created_at=cycle.now,
+                                                     generation=cycle.first_generation(cid)))
             cycle.place[cid] = self
         cycle.apps.put(self.app.name, AppRecord(spec=self.app, container_ids=self.ids))
 
@@ -387,11 +456,16 @@ IsLive = Callable[[str], bool]
 
 class JoinNode(Work):
     """A worker joins: its node record is written ready under a new epoch, then a session
-    opens. A node id held by another live session is refused (two workers claiming one id)."""
+    opens, and the worker learns every live scheduler's address (``managers``). A node id
+    held by another live session is refused (two workers claiming one id), and so is an
+    address nobody could reach the node by (a wildcard, not ``tcp://HOST:PORT`` or
+    ``ipc://PATH``); an empty address is a node that serves no verbs of its own."""
 
     def __init__(self, node: NodeInfo, commands: Sender, held: list[ContainerReport],
-                 is_live: IsLive, open_session: OpenSession, heartbeat_interval: float) -> None:
+                 is_live: IsLive, open_session: OpenSession, heartbeat_interval: float,
+                 managers: Callable[[], list[str]] = list) -> None:
         super().__init__()
+        self.managers = managers
         self.heartbeat_interval = heartbeat_interval
         self.node = node
         self.commands = commands
@@ -403,6 +477,13 @@ class JoinNode(Work):
     def stage(self, cycle: LeaderCycle) -> None:
         node_id = self.node.id
         check_id(node_id)
+        if self.node.address:
+            try:
+                check_reachable(self.node.address)
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"node {node_id} cannot be reached at its address: {exc}"
+                                      "; a worker on a wildcard listens with --advertise",
+                                      details={"node_id": node_id, "field": "address"}) from exc
         if self.is_live(node_id) or node_id in cycle.joined:
             log.warning("join refused: node id in use by a live session", node_id=node_id)
             raise Conflict(f"node id {node_id} is in use by a live worker session; a worker "
@@ -429,4 +510,5 @@ class JoinNode(Work):
             raise error
         reports = self.open_session(self.node.id, self.epoch, self.commands, self.held)
         return Joined(node_id=self.node.id, epoch=self.epoch,
-                      heartbeat_interval=self.heartbeat_interval, reports=reports)
+                      heartbeat_interval=self.heartbeat_interval, reports=reports,
+                      managers=self.managers()[:MAX_MANAGERS])

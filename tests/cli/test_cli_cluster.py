@@ -97,4 +97,12 @@ def test_cluster_cli(run: Runner[None],
                 assert info.info.spec.affinities == ["~image==busybox"]
                 assert info.info.node_id == "a"
 
+                joined = await shoal(node, "rm", *host, "a")
+                assert joined.exit_code == 1 and "--force" in joined.output
+                forced = await shoal(node, "rm", *host, "--force", "a")
+                assert forced.exit_code == 0 and forced.output.strip() == "a"
+                # Its session was ended; its worker, still running, joins as a new node.
+                await pool["a"].until(lambda ag: ag.joins >= 2 and ag.joined.is_set())
+                assert pool["a"].epoch == 1
+
     run(body)

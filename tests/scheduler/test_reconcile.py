@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.specs import ContainerSpec, NodeInfo, RestartPolicy
-from scheduler.reconcile import Orphan, Report, Reschedule, StopStale, reconcile
+from scheduler.reconcile import Observe, Orphan, Report, Reschedule, StopStale, reconcile
 from scheduler.store.records import ContainerRecord, NodeRecord
 
 TIMEOUT = 10.0
@@ -45,6 +45,18 @@ def test_a_silent_node_goes_down_and_its_containers_move_or_are_orphaned() -> No
     assert actions.reschedule == [Reschedule("keep", "n1", 4)]
     assert actions.orphan == [Orphan("once", "n1",
                                      "node n1 is down and the restart policy is no")]
+
+
+def test_an_orphan_takes_what_its_returning_node_reports() -> None:
+    orphan = {"generation": 2, "schedule_state": "orphaned", "node_id": "n1"}
+    containers = {"gone": container("no", **orphan), "alive": container("no", **orphan),
+                  "moved": container("no", **{**orphan, "node_id": "n2"})}
+    reports = [Report("n1", "gone", 2, "exited"), Report("n1", "alive", 2, "running"),
+               Report("n1", "moved", 2, "exited")]
+    actions = reconcile(containers, {"n1": node("n1"), "n2": node("n2")}, reports,
+                        now=100.0, node_timeout=TIMEOUT)
+    assert actions.observe == [Observe("alive", "running"), Observe("gone", "exited")]
+    assert not actions.stop  # a stale copy that has exited needs no stop
 
 
 def test_a_drained_node_gives_up_what_may_move() -> None:

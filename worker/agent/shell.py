@@ -6,6 +6,11 @@ heartbeats and reports on the ``reports`` channel while Assign and Revoke arrive
 containers keep running; the agent reconnects with backoff, following the leader a standby
 names, and joins again with its containers in ``held``.
 
+The leader tells it every live scheduler's address (in ``Joined``, then ``Managers``): the
+agent keeps that list (in ``managers_file``, so a restarted worker has it too) and tries those
+schedulers as well as the ones it was told to ``--join``, so a worker that joined only the old
+leader finds the new one.
+
 With an ``ImageFetcher`` (workers that run images), an assigned container whose image this
 worker lacks has it fetched from the scheduler over the session before it is created; a fetch
 that fails (unknown image, a blob whose digest does not match) fails the container, reported
@@ -21,23 +26,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import platform
 import random
 from collections.abc import Sequence
+from pathlib import Path
 
 import msgspec
 import structlog
 
 import channels
 from protocol.errors import ChannelError, EventsOverflow, NotFound, ShoalError, Unavailable
-from protocol.limits import MAX_HELD_IMAGES
+from protocol.limits import MAX_HELD_IMAGES, MAX_MANAGERS
 from protocol.messages import (
     Assign,
     ContainerReport,
     Heartbeat,
     Join,
     Joined,
+    Managers,
     NodeImages,
     Revoke,
 )
@@ -67,6 +75,28 @@ BACKOFF_MAX = 10.0
 WATCHED_ACTIONS = frozenset({"start", "die", "restart", "destroy"})
 
 
+def load_managers(path: Path | None) -> list[str]:
+    """The schedulers' addresses kept by ``save_managers`` (none if absent or unreadable)."""
+    if path is None:
+        return []
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        if path.exists():
+            log.warning("ignoring an unreadable managers file", path=str(path), error=str(exc))
+        return []
+    if not isinstance(saved, list):
+        return []
+    return [a for a in saved if isinstance(a, str) and a][:MAX_MANAGERS]
+
+
+def save_managers(path: Path, addresses: list[str]) -> None:
+    """Keep the schedulers' addresses across restarts (written whole, then renamed)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(addresses))
+    os.replace(tmp, path)
+
+
 def host_node(node_id: str, address: str, labels: dict[str, str], engine: Engine) -> NodeInfo:
     """This host as a node: platform, cpus, memory and pids it offers, where it serves verbs."""
     memory = 0
@@ -89,12 +119,15 @@ def host_node(node_id: str, address: str, labels: dict[str, str], engine: Engine
 class Agent:
     def __init__(self, engine: Engine, node: NodeInfo, schedulers: Sequence[str],
                  options: channels.ChannelOptions | None = None, *,
-                 fetcher: ImageFetcher | None = None) -> None:
+                 fetcher: ImageFetcher | None = None,
+                 managers_file: Path | None = None) -> None:
         self.engine = engine
         self.node = node
         self.fetcher = fetcher
         self._scheduler: channels.Sender | None = None  # the joined session's root channel
-        self.schedulers = list(schedulers)
+        self.schedulers = list(schedulers)  # the --join list: always tried
+        self.managers_file = managers_file
+        self.managers = load_managers(managers_file)  # what the leader last said
         # Notice a dead scheduler well within any node timeout, so that after a failover the
         # worker has joined the new leader before that leader would declare its node down.
         # A dead scheduler is not waited for long either: the next one is tried.
@@ -144,12 +177,31 @@ class Agent:
             await asyncio.gather(watcher, return_exceptions=True)
             await self._lanes.close()  # abandons image fetches; a create under way finishes
 
+    def candidates(self) -> list[str]:
+        """The schedulers to try, in order: the --join list, then those the leader named."""
+        return list(dict.fromkeys([*self.schedulers, *self.managers]))
+
     def _after(self, address: str) -> str:
-        """The scheduler to try after ``address`` failed: the next one in the list (a leader
-        a standby named may not be in it: then the first)."""
-        if address in self.schedulers:
-            return self.schedulers[(self.schedulers.index(address) + 1) % len(self.schedulers)]
-        return self.schedulers[0]
+        """The scheduler to try after ``address`` failed: the next candidate (a leader a
+        standby named may not be one: then the first)."""
+        candidates = self.candidates()
+        if address in candidates:
+            return candidates[(candidates.index(address) + 1) % len(candidates)]
+        return candidates[0]
+
+    def _learn_managers(self, addresses: Sequence[str]) -> None:
+        """The leader named the live schedulers: keep them, on disk too."""
+        learned = list(dict.fromkeys(addresses))
+        if not learned or learned == self.managers:
+            return
+        self.managers = learned
+        log.info("managers learned", managers=",".join(learned))
+        if self.managers_file is not None:
+            try:
+                save_managers(self.managers_file, learned)
+            except OSError as exc:
+                log.warning("cannot keep the managers' addresses", error=str(exc),
+                            path=str(self.managers_file))
 
     async def _session(self, address: str, stop: asyncio.Event) -> str:
         """One joined session; returns the leader's address when a standby names one."""
@@ -175,6 +227,7 @@ class Agent:
                 raise ChannelError(f"expected Joined, got {type(joined).__name__}")
             self._reports = joined.reports
             self._epoch = joined.epoch
+            self._learn_managers(joined.managers)
             self._scheduler = conn.sender
             log.info("joined", scheduler=address, node_id=self.node.id, epoch=joined.epoch,
                      held=len(held))
@@ -245,6 +298,9 @@ class Agent:
         elif isinstance(message, Revoke):
             event = Revoked(message.container_id, message.generation, message.reason,
                             self._sid())
+        elif isinstance(message, Managers):
+            self._learn_managers(message.addresses)
+            return
         else:
             log.warning("unexpected command", type=type(message).__name__)
             return

@@ -8,6 +8,7 @@ from collections import Counter
 import channels
 from protocol.messages import ContainerCreated, CreateContainer, Ok, StartContainer
 from protocol.specs import ContainerSpec
+from scheduler.cluster.cycle import GENERATION_SPAN
 from scheduler.store import CONTAINERS, EmbeddedEtcd, EtcdClient, Layout, Store
 from tests.helpers.in_process_cluster import CHANNELS, agents, scheduler
 from tests.helpers.store_fixtures import Runner
@@ -48,7 +49,8 @@ def test_1000_concurrent_runs_each_placed_exactly_once(run: Runner[None], etcd: 
                 async with EtcdClient([etcd.endpoint]) as client_:
                     records = [r async for r in Store(client_, layout).list(CONTAINERS)]
                 assert len(records) == total
-                assert {r.value.generation for r in records} == {1}
+                # Each placed once: the first assignment of its record.
+                assert {r.value.generation % GENERATION_SPAN for r in records} == {1}
                 assert max(len(a.running()) for a in pool.values()) == total // len(pool)
 
     run(body, 90.0)
