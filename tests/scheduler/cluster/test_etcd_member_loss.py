@@ -37,10 +37,18 @@ async def outlast_a_ttl(lease: Lease) -> None:
 
 
 async def live_leases(members: list[EmbeddedEtcd]) -> set[int]:
+    """The leases alive in etcd, less those that hold a scheduler's ``managers/`` record (every
+    scheduler registers itself under a lease of its own, besides its campaign's)."""
     async with EtcdClient([m.endpoint for m in members], timeout=5.0) as client:
         listed = await client.call("lease", "LeaseLeases", rpc.LeaseLeasesRequest(),
                                    what="test")
-        return {lease.ID for lease in listed.leases}
+        alive = set()
+        for lease in listed.leases:
+            held = await client.call("lease", "LeaseTimeToLive", rpc.LeaseTimeToLiveRequest(
+                ID=lease.ID, keys=True), what="test")
+            if not any(b"/managers/" in key for key in held.keys):
+                alive.add(lease.ID)
+        return alive
 
 
 def spec(name: str) -> ContainerSpec:
