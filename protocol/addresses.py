@@ -10,7 +10,6 @@ nobody can reach it by that name: a daemon tells others an address it was given
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 DEFAULT_SCHEDULER = "tcp://127.0.0.1:7375"
 DEFAULT_WORKER = "tcp://127.0.0.1:7376"
@@ -36,6 +35,8 @@ def _tcp_host_port(address: str) -> tuple[str, int | None]:
         if rest and not rest.startswith(":"):
             raise _refused(f"address {address!r}: expected tcp://HOST:PORT")
         return "*", _port(address, rest[1:]) if rest else None
+    from urllib.parse import urlsplit  # only to check an address: not on a client's start-up
+
     try:
         parts = urlsplit(address)
         port = parts.port
