@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from scheduler.placement.explain import explain
 from scheduler.placement.filters import Identity, PlacementCycle
 from scheduler.placement.pipeline import Strategy, build_pipeline
+from scheduler.placement.preferences import preferred
 from scheduler.placement.request import PlacementRequest, compile_spec
 from scheduler.placement.results import Assignment, PlacementResult, Refusal, Task
 from scheduler.placement.snapshot import ClusterSnapshot, PlacedContainer
@@ -52,6 +53,7 @@ class NaiveScheduler:
                     if all(f.check(attempt, n, cycle) is None for f in filters)]
             if not fits:
                 continue
+            fits = preferred(attempt, fits, self.cluster.nodes)  # the emptiest branches
             if self.pipeline.scorer.ordered:
                 node = min(fits, key=lambda n: (score(attempt, n), self._rank[n.index]))
             else:

@@ -221,15 +221,26 @@ def spread_quality(scale: Scale, seed: int) -> tuple[dict[str, float], list[Run]
         out[f"{key}_cv"] = round(load_cv(run.snapshot), 4) if run.snapshot else 0.0
         out[f"{key}_placements_per_s"] = round(run.rate)
         runs.append(run)
-    # Sidecars that reserve nothing: Swarm classic's weight cannot tell nodes apart (all 0 %),
-    # shoal's container-count tie-break spreads them. CV of containers per node.
+    # Sidecars that reserve nothing leave every weight equal. Swarm classic sorts exactly equal
+    # weights by container count (weighting="swarm"); shoal adds the count as a small term of
+    # the weight (1e-4 per container), which also decides weights closer than that. Measured
+    # alone (all weights tie exactly) and interleaved with the reserving jobs (weights differ,
+    # near-ties possible): CV of containers per node, and of load for the mix.
     sidecar = ContainerSpec(image="sidecar:1")
     sidecars = jobs_of([sidecar] * 5, scale.mid_nodes, "z")
+    mixed = [job for pair in zip(jobs, jobs_of([sidecar] * len(jobs), len(jobs[0]), "m"),
+                                 strict=True) for job in pair]
     for key, weighting in (("swarm", "swarm"), ("shoal", "shoal")):
         options = EngineOptions(weighting=weighting)  # type: ignore[arg-type]
         run = run_engine("sidecars", nodes, sidecars, options=options)
         out[f"zero_reservation_{key}_count_cv"] = (
             round(count_cv(run.snapshot), 4) if run.snapshot else 0.0)
+        runs.append(run)
+        run = run_engine("sidecars mixed", nodes, mixed, options=options)
+        out[f"mixed_sidecars_{key}_count_cv"] = (
+            round(count_cv(run.snapshot), 4) if run.snapshot else 0.0)
+        out[f"mixed_sidecars_{key}_load_cv"] = (
+            round(load_cv(run.snapshot), 4) if run.snapshot else 0.0)
         runs.append(run)
     return out, runs
 

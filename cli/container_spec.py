@@ -127,6 +127,10 @@ def placement_options(function: Callable[..., None]) -> Callable[..., None]:
                      help="Node rule, e.g. node.labels.zone==a (~ for soft)."),
         click.option("--affinity", "affinities", multiple=True,
                      help="Affinity rule, e.g. container==web or image!=redis (~ for soft)."),
+        click.option("--placement-pref", "preferences", multiple=True,
+                     metavar="spread=node.labels.NAME",
+                     help="Spread the job's containers evenly over a node label's values "
+                          "(several nest in order)."),
         click.option("--max-per-node", type=click.IntRange(1, 1 << 31), default=None,
                      metavar="N", help="At most N of the job's containers on one node."),
         click.option("--platform", default=None, metavar="OS[/ARCH[/VARIANT]]",
@@ -154,9 +158,12 @@ def with_placement(spec: ContainerSpec, options: dict[str, object]) -> Container
     affinities = options.pop("affinities")
     platform = options.pop("platform")
     max_per_node = options.pop("max_per_node")
+    preferences = options.pop("preferences")
     assert isinstance(constraints, tuple) and isinstance(affinities, tuple)
+    assert isinstance(preferences, tuple)
     return msgspec.structs.replace(
         spec, constraints=list(constraints), affinities=list(affinities),
+        preferences=list(preferences),
         platform=parse_platform(platform) if isinstance(platform, str) else None,
         max_per_node=max_per_node if isinstance(max_per_node, int) else 0)
 
@@ -166,7 +173,8 @@ def spec_from_options(image: str, command: tuple[str, ...],
     """The spec ``create``/``run`` send, from their container and placement options (taken out
     of ``options``), checked against the wire schema."""
     placement = {key: options.pop(key)
-                 for key in ("constraints", "affinities", "platform", "max_per_node")}
+                 for key in ("constraints", "affinities", "platform", "max_per_node",
+                             "preferences")}
     return checked(with_placement(build_spec(image, command, **options), placement))  # type: ignore[arg-type]
 
 

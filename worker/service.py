@@ -241,9 +241,10 @@ def refuse_placement_rules(spec: ContainerSpec) -> None:
     """A worker asked directly runs the container itself, so it cannot honour the rules that
     choose among a cluster's nodes: refuse them rather than ignore them. A platform is
     honoured: this host's, or a refusal that names both."""
-    if spec.constraints or spec.affinities or spec.max_per_node:
+    if spec.constraints or spec.affinities or spec.max_per_node or spec.preferences:
         rules = [*spec.constraints, *spec.affinities,
-                 *([f"max_per_node={spec.max_per_node}"] if spec.max_per_node else [])]
+                 *([f"max_per_node={spec.max_per_node}"] if spec.max_per_node else []),
+                 *spec.preferences]
         raise Unsupported(
             f"placement rules ({', '.join(rules[:3])}{', ...' if len(rules) > 3 else ''}) "
             "choose among a cluster's nodes; this worker runs what it is given: send the "

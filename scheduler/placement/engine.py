@@ -8,8 +8,10 @@ assigns. The chain for one class of identical tasks:
    pop the best node, and only that node's entry is re-scored (nothing else changed for them);
    entries of nodes changed by other classes carry a stale version and are re-checked lazily;
 3. optional candidate sampling instead of the heap (Nomad's log2 N, Kubernetes' percentage);
-4. soft rules first; when nothing is left, again without them, recording what was dropped;
-5. tasks that still find no node are refused with an ``Explanation`` built from a full pass.
+4. placement preferences (``spread=node.labels.zone``): one heap per branch of the label tree,
+   each task taking the best node of the branches holding fewest of its job (preferences.py);
+5. soft rules first; when nothing is left, again without them, recording what was dropped;
+6. tasks that still find no node are refused with an ``Explanation`` built from a full pass.
 
 Apps place groups of co-located containers (links, volumes-from) as one unit, all-or-nothing
 when asked, rolling the snapshot back if a group fails.
@@ -31,6 +33,14 @@ from protocol.specs import AppSpec, ContainerSpec
 from scheduler.placement.explain import Explanation, explain
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
 from scheduler.placement.pipeline import STRATEGIES, Strategy, build_pipeline
+from scheduler.placement.preferences import (
+    Path,
+    add_to_branches,
+    branch_counts,
+    least_filled,
+    preferred,
+    spread_path,
+)
 from scheduler.placement.request import (
     PlacementRequest,
     class_key,
@@ -40,6 +50,7 @@ from scheduler.placement.request import (
 )
 from scheduler.placement.results import Assignment, PlacementResult, Refusal, Task
 from scheduler.placement.rules import Rule
+from scheduler.placement.scorers import Score
 from scheduler.placement.snapshot import (
     ClusterSnapshot,
     NodeSnapshot,
@@ -51,7 +62,7 @@ from scheduler.placement.static_cache import StaticCandidates
 Order = Literal["arrival", "largest-first"]
 Stop = Literal["done", "exhausted", "guarded"]
 # (score, 1 if the node lacks the image else 0, tie-break rank, node index, node version)
-HeapEntry = tuple[float, int, int, int, int]
+HeapEntry = tuple[Score, int, int, int, int]
 MAX_COMPILED = 65_536  # distinct specs remembered between batches
 
 
@@ -66,8 +77,9 @@ class EngineOptions:
     # packs tighter than arrival order under binpack; see bench/placement.py for the figures.
     order: Order = "arrival"
     cached_classes: int = 8  # heaps kept for classes seen again in a later batch
-    # "swarm": Swarm classic's weight exactly (the baseline, kept to measure against);
-    # "shoal": plus a container-count tie-break, so tasks that reserve nothing still spread.
+    # "swarm": Swarm classic's order exactly, the weight then the container count on exact ties
+    # (the baseline, kept to measure against); "shoal": the count as a small term of the
+    # weight, so it also decides near-ties.
     weighting: Literal["shoal", "swarm"] = "shoal"
 
     def __post_init__(self) -> None:
@@ -275,6 +287,10 @@ class PlacementEngine:
         for this class), or "guarded" (only tasks[pos] is barred, and ``defer`` asked to hand
         it back instead of refusing it here).
         """
+        if req.spread:
+            if self.pipeline.scorer.ordered and self.options.sample == "all":
+                return self._run_spread(req, relaxed, tasks, pos, end, result, defer=defer)
+            return self._run_spread_scan(req, relaxed, tasks, pos, end, result, defer=defer)
         if not self.pipeline.scorer.ordered:
             return self._run_sampled(req, relaxed, tasks, pos, end, result, k=1,
                                      shuffle_each=True, defer=defer)
@@ -427,6 +443,114 @@ class PlacementEngine:
             pos += 1
         return pos, "done"
 
+    def _run_spread(self, req: PlacementRequest, relaxed: tuple[str, ...], tasks: list[Task],
+                    pos: int, end: int, result: PlacementResult, *,
+                    defer: bool) -> tuple[int, Stop]:
+        """``_run_heap`` with one heap per branch of the preference tree: each task takes the
+        best top among the heaps of the branches holding fewest of its job. The heaps are
+        built per call (not cached): a preference's counts change with every placement."""
+        chain = tuple(f for f in self._dynamic if f.relevant(req))
+        cycle = PlacementCycle(self.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, req)])
+        nodes, score, feasible, rank = (self.cluster.nodes, self.pipeline.scorer.key,
+                                        self._feasible, self._rank)
+        leaves: dict[Path, list[HeapEntry]] = {}
+        for node in self._static.get(req, cycle):
+            if feasible(req, node, cycle, chain):
+                leaves.setdefault(spread_path(req, node), []).append(
+                    (score(req, node), lacks_image(req, node), rank[node.index], node.index,
+                     node.version))
+        for heap in leaves.values():
+            heapq.heapify(heap)
+        counts = branch_counts(req, nodes)
+        heappop, heapreplace, heappush = heapq.heappop, heapq.heapreplace, heapq.heappush
+        while pos < end:
+            task = tasks[pos]
+            aside: list[tuple[list[HeapEntry], HeapEntry]] = []
+            live: list[Path] = []
+            for path, heap in leaves.items():
+                while heap:  # bring a node that can take this task to the top, or empty it
+                    _, lacks, rk, idx, version = heap[0]
+                    node = nodes[idx]
+                    if version != node.version:
+                        if feasible(req, node, cycle, chain):
+                            heapreplace(heap, (score(req, node), lacks, rk, idx, node.version))
+                        else:
+                            heappop(heap)
+                        continue
+                    if node.guards:
+                        cycle.identities = [Identity(task.spec.name, task.id, req)]
+                        if self._guarded(req, node, cycle):
+                            aside.append((heap, heappop(heap)))
+                            continue
+                    live.append(path)
+                    break
+            if not live:
+                for heap, entry in aside:
+                    heappush(heap, entry)
+                if not aside:
+                    return pos, "exhausted"
+                if defer:
+                    return pos, "guarded"
+                self._refuse_one(req, relaxed, task, result)
+                pos += 1
+                continue
+            path = min(least_filled(live, counts), key=lambda p: leaves[p][0])
+            heap = leaves[path]
+            _, lacks, rk, idx, _ = heap[0]
+            chosen = nodes[idx]
+            unmet = self._unmet(req, chosen) if relaxed else ()
+            self.cluster.place(chosen, PlacedContainer(task.id, task.spec.name, req))
+            result.assignments.append(Assignment(task.id, chosen.id, unmet))
+            add_to_branches(counts, path, 1)
+            if feasible(req, chosen, cycle, chain):
+                heapreplace(heap, (score(req, chosen), lacks, rk, idx, chosen.version))
+            else:
+                heappop(heap)
+            for heap, entry in aside:
+                heappush(heap, entry)
+            pos += 1
+        return pos, "done"
+
+    def _run_spread_scan(self, req: PlacementRequest, relaxed: tuple[str, ...],
+                         tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
+                         defer: bool) -> tuple[int, Stop]:
+        """Preferences under the random strategy or sampling: every candidate is checked per
+        task (the branch needs them all), then the choice is random or the best of a sample
+        of the preferred nodes."""
+        chain = tuple(f for f in self._dynamic if f.relevant(req))
+        cycle = PlacementCycle(self.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, req)])
+        cands = list(self._static.get(req, cycle))
+        rng, score, rank = self._rng, self.pipeline.scorer.key, self._rank
+        sample, n = self.options.sample, len(self.cluster.nodes)
+        k = max(2, math.ceil(math.log2(max(n, 2)))) if sample == "log2" else \
+            1 if sample == "all" else max(1, math.ceil(float(sample) * n))
+        while pos < end:
+            task = tasks[pos]
+            cycle.identities = [Identity(task.spec.name, task.id, req)]
+            cands = [node for node in cands if self._feasible(req, node, cycle, chain)]
+            open_ = [node for node in cands
+                     if not (node.guards and self._guarded(req, node, cycle))]
+            if not open_:
+                if not cands:
+                    return pos, "exhausted"
+                if defer:
+                    return pos, "guarded"
+                self._refuse_one(req, relaxed, task, result)
+                pos += 1
+                continue
+            keep = preferred(req, open_, self.cluster.nodes)
+            if self.pipeline.scorer.ordered:
+                drawn = rng.sample(keep, min(k, len(keep)))
+                chosen = min(drawn, key=lambda node: (score(req, node), lacks_image(req, node),
+                                                      rank[node.index]))
+            else:
+                chosen = keep[rng.randrange(len(keep))]
+            unmet = self._unmet(req, chosen) if relaxed else ()
+            self.cluster.place(chosen, PlacedContainer(task.id, task.spec.name, req))
+            result.assignments.append(Assignment(task.id, chosen.id, unmet))
+            pos += 1
+        return pos, "done"
+
     def _unmet(self, relaxed_req: PlacementRequest, node: NodeSnapshot) -> tuple[str, ...]:
         """The dropped soft rules this node does not satisfy: what the decision relaxed."""
         original = relaxed_req.original or relaxed_req
@@ -454,6 +578,7 @@ class PlacementEngine:
                 break
             chain = tuple(f for f in self.pipeline.dynamic if f.relevant(req))
             fits = [n for n in self._static.get(req, cycle) if self._feasible(req, n, cycle, chain)]
+            fits = preferred(req, fits, self.cluster.nodes)
             if fits:
                 if self.pipeline.scorer.ordered:
                     node = min(fits, key=lambda n: (score(req, n), lacks_image(req, n),

@@ -22,9 +22,9 @@ from scheduler.placement.filters.platform import PlatformFilter
 from scheduler.placement.filters.ports import PortFilter
 from scheduler.placement.filters.resources import ResourceFilter
 from scheduler.placement.scorers import Scorer
-from scheduler.placement.scorers.binpack import BinpackScorer
+from scheduler.placement.scorers.binpack import BinpackScorer, ClassicBinpackScorer
 from scheduler.placement.scorers.random_choice import RandomScorer
-from scheduler.placement.scorers.spread import SpreadScorer
+from scheduler.placement.scorers.spread import ClassicSpreadScorer, SpreadScorer
 
 Strategy = Literal["spread", "binpack", "random"]
 STRATEGIES: tuple[Strategy, ...] = ("spread", "binpack", "random")
@@ -42,11 +42,12 @@ class Pipeline:
 
 
 def scorer_for(strategy: Strategy, *, classic: bool = False) -> Scorer:
-    """``classic``: Swarm classic's weight alone, without shoal's container-count tie-break."""
+    """``classic``: Swarm classic's order, the weight then the container count on exact ties;
+    otherwise shoal's, where the count also decides near-ties."""
     if strategy == "spread":
-        return SpreadScorer(count_weight=0.0) if classic else SpreadScorer()
+        return ClassicSpreadScorer() if classic else SpreadScorer()
     if strategy == "binpack":
-        return BinpackScorer(count_weight=0.0) if classic else BinpackScorer()
+        return ClassicBinpackScorer() if classic else BinpackScorer()
     return RandomScorer()
 
 

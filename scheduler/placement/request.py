@@ -16,7 +16,13 @@ import msgspec
 from protocol import platforms
 from protocol.errors import InvalidArgument
 from protocol.specs import AppSpec, ContainerSpec
-from scheduler.placement.rules import Rule, image_names, parse_affinity, parse_constraint
+from scheduler.placement.rules import (
+    Rule,
+    image_names,
+    parse_affinity,
+    parse_constraint,
+    parse_preference,
+)
 
 # (os, arch or "" for any, variant or "" for any)
 PlatformNeed = tuple[str, str, str]
@@ -42,6 +48,7 @@ class PlacementRequest:
     count: int = 1
     job: str = ""  # the spec's name: what max_per_node counts on a node
     max_per_node: int = 0
+    spread: tuple[str, ...] = ()  # node labels the job's containers spread over, outermost first
     conflict: str = ""  # why the group can never be placed anywhere, if it cannot
     has_soft_rules: bool = False
     original: PlacementRequest | None = None  # set on a relaxed copy: the request with soft rules
@@ -125,13 +132,22 @@ def compile_spec(spec: ContainerSpec, *, lenient: bool = False) -> PlacementRequ
             name = _dep_name(text, f"{kind}[{i}]", lenient=lenient)
             if name is not None and name not in deps:
                 deps.append(name)
+    spread: list[str] = []
+    for i, text in enumerate(spec.preferences):
+        try:
+            spread.append(parse_preference(text, f"preferences[{i}]"))
+        except InvalidArgument:
+            if not lenient:
+                raise
     soft = tuple(r for r in (*rules_c, *rules_a) if r.soft)
-    if spec.max_per_node and not spec.name and not lenient:
-        raise InvalidArgument("max_per_node: a job needs a name to count its containers by",
-                              details={"field": "max_per_node"})
+    for field, used in (("max_per_node", spec.max_per_node), ("preferences", spread)):
+        if used and not spec.name and not lenient:
+            raise InvalidArgument(f"{field}: a job needs a name to count its containers by",
+                                  details={"field": field})
     return PlacementRequest(
         job=spec.name,
         max_per_node=spec.max_per_node,
+        spread=tuple(spread),
         image=spec.image,
         image_names=image_names(spec.image),
         labels=dict(spec.labels),
@@ -172,7 +188,10 @@ def validate_app(app: AppSpec) -> None:
 
 
 def class_key(spec: ContainerSpec) -> bytes:
-    """Specs with equal keys place alike: everything but the name (which only guards read)."""
+    """Specs with equal keys place alike: everything but the name (which only guards read),
+    unless max_per_node or preferences count the job's replicas by that name."""
+    if spec.max_per_node or spec.preferences:
+        return msgspec.msgpack.encode(spec)
     return msgspec.msgpack.encode(msgspec.structs.replace(spec, name=""))
 
 
@@ -216,6 +235,8 @@ def combine(members: Sequence[tuple[str, PlacementRequest]]) -> PlacementRequest
     first = members[0][1]
     if any(r.max_per_node for _, r in members) and not conflict:
         conflict = "max_per_node counts a job's replicas, not linked containers placed together"
+    if any(r.spread for _, r in members) and not conflict:
+        conflict = "preferences spread a job's replicas, not linked containers placed together"
     soft = tuple(r for r in (*constraints, *affinities) if r.soft)
     return PlacementRequest(
         image=first.image,

@@ -236,3 +236,29 @@ def image_names(ref: str) -> frozenset[str]:
     if colon > slash:
         names.add(base[:colon])
     return frozenset(names)
+
+
+SPREAD_PREFIX = "spread="
+
+
+def parse_preference(text: str, field: str) -> str:
+    """A placement preference, SwarmKit's ``spread=node.labels.<name>``: the label's name.
+
+    Replicas of a job are spread evenly over the label's values (nodes without the label form
+    one more group); it is the only preference SwarmKit knows, and the only one here."""
+    if len(text) > MAX_RULE_LEN:
+        raise _invalid(field, text[:64] + "...", f"longer than {MAX_RULE_LEN} characters")
+    kind, sep, key = text.strip().partition("=")
+    if not sep or kind.strip() != "spread":
+        raise _invalid(field, text, "unknown preference (known: spread=node.labels.<name>)")
+    key = key.strip()
+    if not _KEY_SYNTAX.match(key):
+        raise _invalid(field, text, f"bad key {key!r} (letters, digits, '_', '.', '-', '/')")
+    _refuse_miscased(key, (), ("node.labels.", "engine.labels."), field, text)
+    if key.startswith("engine.labels."):
+        raise _invalid(field, text, "engine labels are not supported: a node's labels are "
+                                    "node.labels.<name> (shoal worker --label, shoal node label)")
+    if not key.startswith(LABEL_PREFIX) or len(key) == len(LABEL_PREFIX):
+        raise _invalid(field, text, "a preference spreads over a node label: "
+                                    "spread=node.labels.<name>")
+    return key[len(LABEL_PREFIX):]

@@ -179,6 +179,9 @@ def test_refusals_leave_nothing_behind(cluster: Cluster) -> None:
     per_node = shoal("-H", cluster.worker, "create", "--name", "x", "--max-per-node", "1",
                      "busybox")
     assert per_node.returncode == 1 and "max_per_node=1" in per_node.stderr
+    pref = shoal("-H", cluster.worker, "create", "--name", "x", "--placement-pref",
+                 "spread=node.labels.zone", "busybox")
+    assert pref.returncode == 1 and "spread=node.labels.zone" in pref.stderr
     other = shoal("-H", cluster.worker, "create", "--platform", "windows/amd64", "busybox")
     assert other.returncode == 1
     assert "this worker is linux/" in other.stderr and "asks for windows/amd64" in other.stderr

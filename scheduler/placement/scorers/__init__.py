@@ -7,11 +7,16 @@ the choice to the engine's seeded RNG.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 if TYPE_CHECKING:
     from scheduler.placement.request import PlacementRequest
     from scheduler.placement.snapshot import NodeSnapshot
+
+
+# A float, or for Swarm classic's weighting (weight, container count): classic sorts nodes of
+# exactly equal weight by their number of containers, as a second key, not a weighted term.
+Score: TypeAlias = "float | tuple[float, int]"
 
 
 def swarm_weight(req: PlacementRequest, node: NodeSnapshot) -> float:
@@ -28,4 +33,4 @@ class Scorer(Protocol):
     @property
     def ordered(self) -> bool: ...
 
-    def key(self, req: PlacementRequest, node: NodeSnapshot) -> float: ...
+    def key(self, req: PlacementRequest, node: NodeSnapshot) -> Score: ...

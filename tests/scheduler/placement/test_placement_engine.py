@@ -277,11 +277,35 @@ def test_a_node_listed_twice_counts_once() -> None:
     assert [n.id for n in cluster.nodes] == ["n0", "n1"]
 
 
-def test_swarm_weighting_piles_up_what_reserves_nothing() -> None:
-    # The baseline kept for comparison: every weight is 0, so one node takes everything.
-    e = engine(nodes(5), weighting="swarm")
-    result = e.place_batch(job(ContainerSpec(image="x"), 10))
-    assert len({a.node_id for a in result.assignments}) == 1
+@pytest.mark.parametrize(("strategy", "weighting", "per_node"), [
+    # Swarm classic sorts exactly equal weights by container count: 60 containers that
+    # reserve nothing spread 30/30 (strategy/weighted_node.go); binpack reverses the order,
+    # so the fuller node takes them all. shoal's weighting agrees on exact ties.
+    ("spread", "swarm", [30, 30]),
+    ("spread", "shoal", [30, 30]),
+    ("binpack", "swarm", [60]),
+    ("binpack", "shoal", [60]),
+])
+def test_exact_ties_go_by_container_count(strategy: str, weighting: str,
+                                          per_node: list[int]) -> None:
+    e = engine(nodes(2), strategy=strategy, weighting=weighting)
+    result = e.place_batch(job(ContainerSpec(image="x"), 60))
+    assert sorted(Counter(a.node_id for a in result.assignments).values()) == per_node
+
+
+@pytest.mark.parametrize(("weighting", "chosen"), [
+    ("swarm", "n1"),  # classic: the lower weight, however many containers it holds
+    ("shoal", "n0"),  # shoal: 1 millicpu of 4,000 cpus weighs less than 4 more containers
+])
+def test_near_ties_go_by_count_only_in_shoal_weighting(weighting: str, chosen: str) -> None:
+    infos = nodes(2, cpu=4_000_000)
+    existing = [ContainerInfo(id="r", name="r", node_id="n0", schedule_state="running",
+                              spec=ContainerSpec(image="x", resources=Resources(millicpus=1)))]
+    existing += [ContainerInfo(id=f"s{i}", name=f"s{i}", node_id="n1", schedule_state="running",
+                               spec=ContainerSpec(image="x")) for i in range(5)]
+    result = engine(infos, existing, weighting=weighting).place_batch(
+        job(ContainerSpec(image="x"), 1))
+    assert [a.node_id for a in result.assignments] == [chosen]
 
 
 def test_details_list_example_nodes() -> None:

@@ -46,17 +46,23 @@ rule_a = st.sampled_from([
     "label.app==kv", "image!=cache*",
 ])
 
+preference = st.sampled_from([
+    "spread=node.labels.zone", "spread=node.labels.disk", "spread=node.labels.rack",  # no rack
+])
+
 spec_st = st.builds(
-    lambda image, name, app, cpu, mem, pids, port, plat, cons, affs: ContainerSpec(
+    lambda image, name, app, cpu, mem, pids, port, plat, cons, affs, prefs: ContainerSpec(
         image=image, name=name, labels={"app": app},
         resources=Resources(millicpus=cpu, memory=mem * MiB, pids=pids),
         ports=[PortMapping(container_port=80, host_port=port)] if port else [],
-        platform=plat, constraints=cons, affinities=affs),
+        platform=plat, constraints=cons, affinities=affs,
+        preferences=prefs if name else []),  # preferences count a named job's replicas
     st.sampled_from(["db", "cache:1", "web"]), st.sampled_from(["", "web-1", "web-2"]),
     st.sampled_from(["kv", "web"]), st.integers(0, 1500), st.integers(0, 1024),
     st.integers(0, 20), st.sampled_from([0, 0, 80, 443]),
     st.sampled_from([None, None, Platform(os="windows"), Platform(arch="arm64")]),
     st.lists(rule_c, max_size=2), st.lists(rule_a, max_size=2),
+    st.lists(preference, max_size=2),
 )
 
 
