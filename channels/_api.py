@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from channels._endpoints import Inbox, Receiver, Sender, pipe
-from channels._peer import PeerSession
+from channels._peer import PeerSession, SessionStats
 from channels._transport import DialLink, ListenLink, transport_for
 from protocol.codec import decode_header, encode_error, encode_header
 from protocol.errors import (
@@ -196,6 +196,7 @@ class Listener:
         # Least recently heard from first: every frame moves its peer to the back.
         self.peers: collections.OrderedDict[bytes, PeerSession] = collections.OrderedDict()
         self._keys: dict[PeerSession, bytes] = {}  # the reverse of peers: O(1) teardown
+        self.stats = SessionStats()  # summed over every session it has served
         self._link: ListenLink | None = None
         self._ticker: _Ticker | None = None
         self.address = ""
@@ -236,7 +237,7 @@ class Listener:
             _ListenerPeerLink(self._link, key), dialer=False,
             options=self.options.session_options(), timeout=self.options.timeout,
             root_inbox=self._inbox, on_end=self._session_ended, peer_name=key.hex(),
-            bounds=self.options.bounds,
+            bounds=self.options.bounds, stats=self.stats,
         )
         self.peers[key] = session
         self._keys[session] = key

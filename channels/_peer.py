@@ -52,6 +52,17 @@ class Link(Protocol):
     def close(self) -> None: ...
 
 
+class SessionStats:
+    """Counts a daemon reads for its metrics, shared by the sessions of one listener (or one
+    connection). Plain integers: the channels know nothing of how they are exported."""
+
+    __slots__ = ("credit_stalls",)
+
+    def __init__(self) -> None:
+        # sends (a message, or a byte stream's chunk) that had to wait for the peer's credit
+        self.credit_stalls = 0
+
+
 class PeerSession:
     """One session with one peer, bound to a transport link."""
 
@@ -66,8 +77,10 @@ class PeerSession:
         on_end: Callable[[PeerSession, ShoalError], None] | None = None,
         peer_name: str = "",
         bounds: PeerBounds = DEFAULT_BOUNDS,
+        stats: SessionStats | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
+        self.stats = stats or SessionStats()
         self.link = link
         self.peer_name = peer_name
         self._root_inbox = root_inbox
@@ -332,6 +345,8 @@ class _SessionWriterBase:
 
     async def _wait_credit(self) -> None:
         can_send = self._peer.core.can_send
+        if self._failed is None and not self._done and not can_send(self._end):
+            self._peer.stats.credit_stalls += 1
         while self._failed is None and not self._done and not can_send(self._end):
             self._credit = asyncio.get_running_loop().create_future()
             await self._credit

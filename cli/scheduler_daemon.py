@@ -6,6 +6,8 @@ A wildcard ``--listen`` (``tcp://0.0.0.0:P``) needs ``--advertise``: the address
 and clients reach this host by, which is what the leader record names.
 With ``--ready-fd N`` it writes ``READY=1`` (with ``LISTEN``, ``ADVERTISE``, ``ROLE`` and, for
 a standby, ``LEADER``) to that descriptor once it leads or follows a leader, then closes it.
+With ``--metrics HOST:PORT`` it serves Prometheus metrics at ``/metrics`` there (``METRICS`` in
+the notification is the bound address: port 0 picks a free one).
 Also runnable as ``python -m cli.scheduler_daemon``.
 """
 
@@ -22,15 +24,18 @@ import uvloop
 
 from cli.arguments import advertise_option, require_advertise
 from cli.log_config import configure_logging
+from cli.metrics_endpoint import MetricsEndpoint, metrics_option
 from cli.readiness import ReadyNotifier, notifier_option
 from protocol.errors import ShoalError
 from scheduler.cluster.daemon import DEFAULT_LISTEN, DaemonOptions, SchedulerDaemon
 from scheduler.cluster.leader import LeaderOptions
+from scheduler.cluster.metrics import SchedulerMetrics
 from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, Store, parse_endpoints
 from scheduler.store.embedded import default_state_dir
 
 
-async def _announce(daemon: SchedulerDaemon, notifier: ReadyNotifier) -> None:
+async def _announce(daemon: SchedulerDaemon, notifier: ReadyNotifier,
+                    metrics: MetricsEndpoint | None) -> None:
     """Ready: leading, or standing by with a leader to name (a standby never leads while a
     healthy leader lives, and before it knows one it can only answer that none is elected)."""
     role = await daemon.until_ready()
@@ -38,18 +43,25 @@ async def _announce(daemon: SchedulerDaemon, notifier: ReadyNotifier) -> None:
     leader = daemon.api.leader_record
     if role == "standby" and leader is not None:
         facts["LEADER"] = leader.address
+    if metrics is not None:
+        facts["METRICS"] = metrics.address
     notifier.notify(**facts)
 
 
 async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOptions,
-                 ready: ReadyNotifier | None = None) -> None:
+                 ready: ReadyNotifier | None = None,
+                 metrics_at: tuple[str, int] | None = None) -> None:
     options = dataclasses.replace(options, state_dir=state_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     embedded: EmbeddedEtcd | None = None
+    metrics = SchedulerMetrics()
+    endpoint: MetricsEndpoint | None = None
     try:
+        if metrics_at is not None:  # first: a port in use fails before etcd starts
+            endpoint = await MetricsEndpoint.start(*metrics_at, metrics.registry)
         if etcd:
             endpoints = parse_endpoints(etcd)
         else:
@@ -58,8 +70,9 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
             endpoints = [embedded.endpoint]
             click.echo(f"private etcd at {embedded.endpoint.url}", err=True)
         async with EtcdClient(endpoints, timeout=5.0) as client:
-            daemon = SchedulerDaemon(Store(client, Layout(root)), options)
-            announcing = asyncio.create_task(_announce(daemon, ready)) if ready else None
+            daemon = SchedulerDaemon(Store(client, Layout(root)), options, metrics)
+            announcing = (asyncio.create_task(_announce(daemon, ready, endpoint))
+                          if ready else None)
             try:
                 await daemon.run(stop)
             finally:
@@ -67,6 +80,8 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
                     announcing.cancel()
                     await asyncio.gather(announcing, return_exceptions=True)
     finally:
+        if endpoint is not None:
+            await endpoint.close()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -100,10 +115,16 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
               callback=notifier_option,
               help="Once leading (or following a leader), write READY=1 and LISTEN=ADDR to "
                    "this inherited descriptor, then close it.")
+@click.option("--metrics", "metrics_at", default=None, metavar="HOST:PORT",
+              callback=metrics_option,
+              help="Serve Prometheus metrics at http://HOST:PORT/metrics (port 0: a free one, "
+                   "told as METRICS= on --ready-fd). Not authenticated: bind to loopback or a "
+                   "private network.")
 def scheduler_command(etcd: str | None, listen: str, advertise: str, strategy: str,
                       state_dir: Path | None, name: str, heartbeat_interval: float,
                       node_timeout: float, lease_ttl: int, store_root: str,
-                      ready: ReadyNotifier | None) -> None:
+                      ready: ReadyNotifier | None,
+                      metrics_at: tuple[str, int] | None) -> None:
     """Run a scheduler: leads the cluster, or stands by to take over."""
     require_advertise(listen, advertise, "scheduler")
     leader = LeaderOptions(strategy=strategy,  # type: ignore[arg-type]
@@ -115,7 +136,8 @@ def scheduler_command(etcd: str | None, listen: str, advertise: str, strategy: s
                             channel_timeout=max(node_timeout, 3 * heartbeat_interval),
                             leader=leader)
     try:
-        uvloop.run(_serve(etcd, state_dir or default_state_dir(), store_root, options, ready))
+        uvloop.run(_serve(etcd, state_dir or default_state_dir(), store_root, options, ready,
+                          metrics_at))
     except ShoalError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 

@@ -3,22 +3,27 @@
 A joined worker tells the schedulers where it serves its verbs: the ``--listen`` address, or
 ``--advertise`` (needed with a wildcard ``--listen``, which nobody can reach by that name).
 With ``--ready-fd N`` it writes ``READY=1`` and ``LISTEN=ADDR`` to that descriptor once joined
-(or, alone, serving), then closes it.
+(or, alone, serving), then closes it. With ``--metrics HOST:PORT`` it serves Prometheus metrics
+at ``/metrics`` there (``METRICS`` in the notification: the bound address, port 0 resolved).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import click
 import uvloop
 
 from cli.arguments import advertise_option, key_values, parse_memory, require_advertise
+from cli.metrics_endpoint import MetricsEndpoint, metrics_option
 from cli.readiness import ReadyNotifier, notifier_option
 from protocol.addresses import DEFAULT_WORKER
 from protocol.errors import ShoalError
 from worker.daemon import default_state_dir, run_worker
 from worker.images import LayerLimits
+from worker.metrics import WorkerMetrics
 
 
 @click.command("worker")
@@ -49,9 +54,15 @@ from worker.images import LayerLimits
               callback=notifier_option,
               help="Once joined (or, without --join, serving), write READY=1 and "
                    "LISTEN=ADDR to this inherited descriptor, then close it.")
+@click.option("--metrics", "metrics_at", default=None, metavar="HOST:PORT",
+              callback=metrics_option,
+              help="Serve Prometheus metrics at http://HOST:PORT/metrics (port 0: a free one, "
+                   "told as METRICS= on --ready-fd). Not authenticated: bind to loopback or a "
+                   "private network.")
 def worker_command(listen: str, state_dir: Path | None, driver: str, join: str,
                    advertise: str, name: str, labels: tuple[str, ...], log_max_size: str,
-                   log_max_file: int, image_limits: str, ready: ReadyNotifier | None) -> None:
+                   log_max_file: int, image_limits: str, ready: ReadyNotifier | None,
+                   metrics_at: tuple[str, int] | None) -> None:
     """Run a worker: standalone, or part of a cluster with --join."""
     label_map = key_values(labels, "label", "--label")
     schedulers = [a.strip() for a in join.split(",") if a.strip()]
@@ -60,17 +71,37 @@ def worker_command(listen: str, state_dir: Path | None, driver: str, join: str,
     elif advertise:
         raise click.UsageError("--advertise is the address a worker tells the schedulers it "
                                "joins: give --join too")
+    worker = functools.partial(
+        run_worker, listen, state_dir or default_state_dir(), driver, join=schedulers,
+        name=name, advertise=advertise, labels=label_map,
+        log_max_size=parse_memory(log_max_size), log_max_file=log_max_file,
+        image_limits=parse_image_limits(image_limits))
     try:
-        uvloop.run(run_worker(listen, state_dir or default_state_dir(), driver,
-                              join=schedulers, name=name, advertise=advertise,
-                              labels=label_map,
-                              log_max_size=parse_memory(log_max_size),
-                              log_max_file=log_max_file,
-                              image_limits=parse_image_limits(image_limits),
-                              on_ready=(lambda address: ready.notify(LISTEN=address))
-                              if ready else None))
+        uvloop.run(_serve(worker, ready, metrics_at))
     except ShoalError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+
+
+async def _serve(worker: Callable[..., Awaitable[None]], ready: ReadyNotifier | None,
+                 metrics_at: tuple[str, int] | None) -> None:
+    """The worker (``run_worker`` given all but ``on_ready`` and ``metrics``), with its
+    metrics endpoint (started first: a port in use fails at once)."""
+    metrics = WorkerMetrics()
+    endpoint = (await MetricsEndpoint.start(*metrics_at, metrics.registry)
+                if metrics_at is not None else None)
+
+    def notify(address: str) -> None:
+        assert ready is not None
+        if endpoint is None:
+            ready.notify(LISTEN=address)
+        else:
+            ready.notify(LISTEN=address, METRICS=endpoint.address)
+
+    try:
+        await worker(on_ready=notify if ready else None, metrics=metrics)
+    finally:
+        if endpoint is not None:
+            await endpoint.close()
 
 
 # --image-limits keys and the LayerLimits fields they set (sizes in docker's notation).

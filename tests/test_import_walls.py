@@ -86,9 +86,12 @@ NO_IO = (
     "time", "datetime",
     # entropy
     "secrets", "uuid",
-    # logs
-    "logging", "structlog",
+    # logs and metrics
+    "logging", "structlog", "prometheus_client",
 )
+# The modules that keep a daemon's metrics or serve them; the rest of the product updates them
+# through these, and the ``shoal`` client's verbs never load prometheus_client.
+METRICS_MODULES = ("scheduler.cluster.metrics", "worker.metrics", "cli.metrics_endpoint")
 
 RULES: tuple[Rule, ...] = (
     Rule("tests are not shipped: nothing shipped imports them",
@@ -109,6 +112,8 @@ RULES: tuple[Rule, ...] = (
          importers=("worker.images", "worker.image_service"), forbidden=("worker",),
          allowed=("worker.images", "worker.image_service")),
     # bench/store.py measures a bare aetcd client as its reference, so bench is not covered.
+    Rule("only the metrics modules import prometheus_client",
+         importers=PRODUCT, forbidden=("prometheus_client",), exempt=METRICS_MODULES),
     Rule("only scheduler.store talks to etcd (aetcd, grpc)",
          importers=PRODUCT, forbidden=("aetcd", "grpc"), exempt=("scheduler.store",)),
     # The cores import the store's pure modules by name, not through the package face: the
@@ -409,6 +414,10 @@ PLANTED: list[tuple[str, dict[str, str], set[tuple[str, int, str]]]] = [
         """,
         "channels/_session.py": "import msgspec\n",
     }, {("channels/__init__.py", 1, "the channel session core")}),
+    ("a pure core counts its decisions in Prometheus itself", {
+        "scheduler/reconcile.py": "from prometheus_client import Counter\n",
+    }, {("scheduler/reconcile.py", 1, "the pure cores"),
+        ("scheduler/reconcile.py", 1, "only the metrics modules")}),
     ("importlib.import_module with a literal name", {
         "worker/service.py": "import importlib\nimportlib.import_module('cli.main')\n",
     }, {("worker/service.py", 2, "worker never imports")}),
@@ -450,7 +459,7 @@ def test_allowances_let_only_their_modules_through() -> None:
 
 # What a pure core must not load at run time, checked in a fresh interpreter.
 RUNTIME_IO = ("aetcd", "grpc", "zmq", "uvloop", "asyncio", "channels", "socket", "subprocess",
-              "structlog")
+              "structlog", "prometheus_client")
 
 
 @pytest.mark.parametrize("statement", [

@@ -28,6 +28,7 @@ from worker.engine.process_driver import ProcessDriver
 from worker.image_service import IMAGE_REQUESTS, ImageService
 from worker.images import ImageStore, LayerLimits
 from worker.images.fetch import ImageFetcher
+from worker.metrics import WorkerLevels, WorkerMetrics
 from worker.service import WorkerService
 
 log = structlog.get_logger("shoal.worker")
@@ -71,18 +72,30 @@ def collect_image_leftovers(store: ImageStore) -> None:
                  digests=",".join(freed.blobs))
 
 
+def _levels(engine: Engine, listener: channels.Listener) -> WorkerLevels:
+    """What a metrics scrape reads: containers by status, sessions, stalls."""
+    containers: dict[str, int] = {}
+    for record in engine.records.values():
+        status = record.state.status
+        containers[status] = containers.get(status, 0) + 1
+    return WorkerLevels(containers=containers, channel_sessions=len(listener.peers),
+                        credit_stalls=listener.stats.credit_stalls)
+
+
 async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
                      on_ready: Callable[[str], None] | None = None,
                      stop: asyncio.Event | None = None, *, join: Sequence[str] = (),
                      name: str = "", labels: dict[str, str] | None = None,
                      advertise: str = "", log_max_size: int = 0, log_max_file: int = 1,
-                     image_limits: LayerLimits | None = None) -> None:
+                     image_limits: LayerLimits | None = None,
+                     metrics: WorkerMetrics | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or ``stop``). With ``join``, also take part in the cluster
     led by one of those schedulers, telling them ``advertise`` as this node's address
     (``protocol.addresses.advertised``: default the bound one, which must then not be a
     wildcard). ``on_ready`` is called once with the bound address when the worker is ready:
     joined to a scheduler with ``join``, else serving. ``image_limits`` bound the layers and
-    images it imports or fetches."""
+    images it imports or fetches. ``metrics`` (default: its own, unserved) are kept up to
+    date: whoever serves their registry sees this worker."""
     if advertise and not join:
         raise InvalidArgument("advertise: only a worker that joins a cluster tells its address")
     if join:  # refused before anything starts: what the listener will bind cannot change it
@@ -91,9 +104,12 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
         elif is_wildcard(listen):
             advertised(listen, "")  # raises, saying what to pass
     state_dir.mkdir(parents=True, exist_ok=True)
+    metrics = metrics or WorkerMetrics()
     driver, images = await make_driver(driver_name, state_dir, image_limits)
+    if isinstance(driver, NativeDriver):
+        driver.runtime.on_reply = metrics.runtime_call
     engine = Engine(state_dir, driver, images=images, log_max_size=log_max_size,
-                    log_max_file=log_max_file)
+                    log_max_file=log_max_file, metrics=metrics)
     await engine.open()
     listener = await channels.listen(listen)
     try:  # checked above, but only now is a port 0 resolved
@@ -102,6 +118,7 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
         await listener.close()
         await engine.close()
         raise
+    metrics.watch(lambda: _levels(engine, listener))
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGTERM, signal.SIGINT):
@@ -124,7 +141,8 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
     if join:
         node = host_node(name or socket.gethostname(), address, dict(labels or {}), engine)
         # A worker that runs images fetches the ones it lacks from the scheduler.
-        fetcher = ImageFetcher(driver.store) if isinstance(driver, NativeDriver) else None
+        fetcher = (ImageFetcher(driver.store, on_data=metrics.fetched)
+                   if isinstance(driver, NativeDriver) else None)
         agent = Agent(engine, node, join, fetcher=fetcher,
                       managers_file=state_dir / "managers.json")
         agent_task = asyncio.create_task(agent.run(stop))

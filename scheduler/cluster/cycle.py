@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -56,6 +57,7 @@ class Work(abc.ABC):
     def __init__(self) -> None:
         self.future: asyncio.Future[Message | None] = (
             asyncio.get_running_loop().create_future())
+        self.queued_at = time.monotonic()  # where a placement's latency starts
 
     @abc.abstractmethod
     def stage(self, cycle: LeaderCycle) -> None:

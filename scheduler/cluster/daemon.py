@@ -30,6 +30,7 @@ from scheduler.cluster.images import ClusterImages
 from scheduler.cluster.imagesync import RESYNC_INTERVAL, ImageSync
 from scheduler.cluster.leader import Leader, LeaderOptions
 from scheduler.cluster.managers import ManagerRegistry
+from scheduler.cluster.metrics import SchedulerLevels, SchedulerMetrics
 from scheduler.store import Election, LeaderRecord, Store
 
 log = structlog.get_logger("shoal.scheduler")
@@ -58,9 +59,12 @@ class DaemonOptions:
 class SchedulerDaemon:
     """Run with ``await daemon.run(stop)``; ``address`` is set once listening."""
 
-    def __init__(self, store: Store, options: DaemonOptions) -> None:
+    def __init__(self, store: Store, options: DaemonOptions,
+                 metrics: SchedulerMetrics | None = None) -> None:
         self.store = store
         self.options = options
+        self.metrics = metrics or SchedulerMetrics()
+        self.metrics.watch(self.levels)
         self.name = options.name or f"{socket.gethostname()}-{os.getpid()}"
         images = ClusterImages(options.state_dir / "images") if options.state_dir else None
         channel_options = channels.ChannelOptions(
@@ -76,12 +80,14 @@ class SchedulerDaemon:
         self.following = asyncio.Event()  # set while another scheduler leads and we stand by
         self.election: Election | None = None  # once running: its ``waiting`` says we campaign
         self.managers: ManagerRegistry | None = None  # set once listening
+        self.listener: channels.Listener | None = None  # set while listening
 
     async def run(self, stop: asyncio.Event) -> None:
         opts = self.options
         listener = await channels.listen(opts.listen, channels.ChannelOptions(
             name=self.name, heartbeat=opts.channel_heartbeat, timeout=opts.channel_timeout))
         self.listen_address = listener.address
+        self.listener = listener
         try:
             self.address = advertised(listener.address, opts.advertise)
         except ShoalError:
@@ -114,6 +120,27 @@ class SchedulerDaemon:
             await asyncio.gather(*tasks, return_exceptions=True)
             if self.image_sync is not None:
                 await self.image_sync.close()
+
+    def levels(self) -> SchedulerLevels:
+        """What a metrics scrape reads: the leader's cache by state, sessions, stalls."""
+        listener = self.listener
+        channel_sessions = len(listener.peers) if listener is not None else 0
+        stalls = listener.stats.credit_stalls if listener is not None else 0
+        leader = self.api.leader
+        if leader is None:
+            return SchedulerLevels(leader=False, channel_sessions=channel_sessions,
+                                   credit_stalls=stalls)
+        containers: dict[str, int] = {}
+        for entry in leader.containers.values():
+            state = entry.record.schedule_state
+            containers[state] = containers.get(state, 0) + 1
+        nodes: dict[str, int] = {}
+        for node in leader.nodes.values():
+            status = node.record.info.status
+            nodes[status] = nodes.get(status, 0) + 1
+        return SchedulerLevels(leader=True, containers=containers, nodes=nodes,
+                               worker_sessions=len(leader.sessions),
+                               channel_sessions=channel_sessions, credit_stalls=stalls)
 
     def _managers_changed(self, addresses: list[str]) -> None:
         leader = self.api.leader
@@ -174,7 +201,8 @@ class SchedulerDaemon:
             log.warning("campaign failed; trying again", error=str(exc))
             await asyncio.sleep(RETRY_PAUSE)
             return
-        leader = Leader(self.store, leadership, self.options.leader, self.api.events)
+        leader = Leader(self.store, leadership, self.options.leader, self.api.events,
+                        self.metrics)
         if self.managers is not None:
             leader.managers = self.managers.addresses()
         reason = "stopped"

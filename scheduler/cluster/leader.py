@@ -45,6 +45,7 @@ from protocol.specs import ContainerState
 from scheduler.cluster import views
 from scheduler.cluster.cycle import Key, LeaderCycle, Work
 from scheduler.cluster.events import container_events, node_events
+from scheduler.cluster.metrics import SchedulerMetrics
 from scheduler.cluster.sessions import Held, WorkerSession
 from scheduler.cluster.tx import Entry
 from scheduler.cluster.work import SetNodeImages, stage_node_loss
@@ -80,8 +81,10 @@ class Leader:
     """The cluster as the elected scheduler runs it."""
 
     def __init__(self, store: Store, leadership: Leadership, options: LeaderOptions,
-                 events: EventFeed | None = None) -> None:
+                 events: EventFeed | None = None,
+                 metrics: SchedulerMetrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics or SchedulerMetrics()
         self.leadership = leadership
         self.options = options
         self.events = events or EventFeed()
@@ -314,7 +317,8 @@ class Leader:
                 cycle.rollback(mark)
                 work.fail(Internal(f"{type(work).__name__} failed: {exc}"))
         self._reconcile(cycle, dirty, full)
-        self._place(cycle)
+        started = time.monotonic()
+        placed = self._place(cycle)
         await self._commit(cycle)
         self.cycles += 1
         self._changed.set()
@@ -322,10 +326,28 @@ class Leader:
         self._node_index = None  # the cache changed: rebuilt by the first join that needs it
         for work in works:
             work.resolve(cycle)
+        self._count(cycle, works, placed, started)
         self._node_index = None
         if cycle.recheck:
             self._dirty.update(cycle.recheck)
             self._wake.set()
+
+    def _count(self, cycle: LeaderCycle, works: list[Work], placed: list[str],
+               started: float) -> None:
+        """The cycle's placements that were committed, and the requests it refused."""
+        now = time.monotonic()
+        latency = self.metrics.placement_seconds
+        for cid in placed:
+            if ("containers", cid) in cycle.committed:
+                owner = cycle.place.get(cid)
+                latency.observe(now - (owner.queued_at if owner is not None else started))
+        for work in works:
+            future = work.future
+            if future.done() and not future.cancelled():
+                error = future.exception()
+                if isinstance(error, ShoalError):
+                    self.metrics.refused_requests.labels(type(work).__name__,
+                                                         error.wire_code).inc()
 
     def _reconcile(self, cycle: LeaderCycle, dirty: set[str], full: bool) -> None:
         table = cycle.containers
@@ -405,7 +427,8 @@ class Leader:
             return record.observed
         return held.state
 
-    def _place(self, cycle: LeaderCycle) -> None:
+    def _place(self, cycle: LeaderCycle) -> list[str]:
+        """Place the pending containers; the ids assigned (to commit)."""
         if cycle.nodes_changed:
             self._engine = None
         elif self._engine is not None:
@@ -416,7 +439,7 @@ class Leader:
                 if (rec := table.get(cid)) is not None and rec.schedule_state == "pending"
                 and rec.desired != "removed"]
         if not todo:
-            return
+            return []
         engine = self._engine
         if engine is None:
             snapshot = views.snapshot(
@@ -424,12 +447,17 @@ class Leader:
                 ((cid, rec) for cid in table.ids() if (rec := table.get(cid))))
             engine = self._engine = PlacementEngine(
                 snapshot, EngineOptions(strategy=self.options.strategy, seed=self.options.seed))
+        began = time.monotonic()
         try:
             result = engine.place_batch([Task(cid, rec.spec) for cid, rec in todo])
         except InvalidArgument as exc:  # a recorded spec that no longer validates
             log.error("placement refused a recorded spec", error=str(exc))
             self._engine = None
-            return
+            return []
+        self.metrics.placement_batch_seconds.observe(time.monotonic() - began)
+        self.metrics.placement_batch_containers.observe(len(todo))
+        if result.refusals:
+            self.metrics.placement_refusals.inc(len(result.refusals))
         records = dict(todo)
         for a in result.assignments:
             record = records[a.task_id]
@@ -453,6 +481,7 @@ class Leader:
         for a in result.assignments:
             if a.task_id in cycle.released:
                 engine.release(a.task_id)
+        return [a.task_id for a in result.assignments]
 
     async def _commit(self, cycle: LeaderCycle) -> None:
         plan: list[tuple[Key, Change]] = [
@@ -462,6 +491,7 @@ class Leader:
         if not plan:
             return
         keys: list[Key] = [key for key, _ in plan]
+        began = time.monotonic()
         try:
             result = await self.store.commit([change for _, change in plan],
                                              fence=self.leadership)
@@ -472,6 +502,8 @@ class Leader:
                 self._reload.add(key)
             self._engine = None
             return
+        finally:
+            self.metrics.plan_commit_seconds.observe(time.monotonic() - began)
         lost = False
         news = []
         for key, outcome in zip(keys, result.results, strict=True):

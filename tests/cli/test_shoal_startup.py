@@ -1,5 +1,6 @@
 """``shoal`` imports little before it dispatches: the runtime verbs and ``version`` run
-without structlog, uvloop or the wire protocol's message types."""
+without structlog, uvloop or the wire protocol's message types, and no client verb loads the
+daemons' metrics (prometheus_client)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 NOT_AT_START = ["structlog", "uvloop", "asyncio", "msgspec", "protocol.messages", "rich",
-                "worker.runtime"]
+                "worker.runtime", "prometheus_client"]
 
 
-def _loaded_after(*args: str) -> tuple[str, set[str]]:
+def _loaded_after(*args: str, check: bool = True) -> tuple[str, set[str]]:
     code = ("import atexit, sys\n"
             "atexit.register(lambda: print(*sys.modules, file=sys.stderr))\n"
             "sys.argv[0] = 'shoal'\n"
             "from cli.main import main\n"
             "main()")
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          check=True, timeout=60,
+                          check=check, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     return done.stdout, set(done.stderr.split())
 
@@ -36,3 +37,11 @@ def test_the_help_of_the_runtime_imports_no_structlog() -> None:
     assert "state" in out
     assert "structlog" not in loaded
     assert "uvloop" not in loaded
+
+
+def test_ps_loads_no_metrics() -> None:
+    # Run through to its connect (which fails: nobody listens there), so every module the
+    # verb needs has been loaded.
+    _, loaded = _loaded_after("-H", "ipc:///nonexistent/shoal.sock", "ps", check=False)
+    assert "cli.containers" in loaded and "protocol.messages" in loaded
+    assert "prometheus_client" not in loaded

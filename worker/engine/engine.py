@@ -46,6 +46,7 @@ from worker.engine.restart import (
     start_on_worker_boot,
     started_by_hand,
 )
+from worker.metrics import WorkerMetrics
 
 log = structlog.get_logger("shoal.engine")
 
@@ -69,8 +70,10 @@ class NoImages:
 
 class Engine:
     def __init__(self, state_dir: Path, driver: Driver, *, images: ImageResolver | None = None,
-                 node_id: str = "", log_max_size: int = 0, log_max_file: int = 1) -> None:
+                 node_id: str = "", log_max_size: int = 0, log_max_file: int = 1,
+                 metrics: WorkerMetrics | None = None) -> None:
         self.state_dir = state_dir
+        self.metrics = metrics or WorkerMetrics()
         self.disk = ContainerDisk(state_dir / "containers")
         self.driver = driver
         self.images: ImageResolver = images or NoImages()
@@ -435,6 +438,7 @@ class Engine:
         record.desired = "running"
         self.disk.save(record)
         self._exited[record.id].clear()
+        self.metrics.container_starts.inc()
         self._announce("container", "start", record.id, name=record.name)
         self._supervise(record)
         self._notify()
@@ -465,6 +469,7 @@ class Engine:
         manual = record.manually_stopped
         self._set_exited(record, status.exit_code, status.finished_at, status.error,
                          status.oom_killed)
+        self.metrics.exited(status.exit_code, status.oom_killed)
         self._announce("container", "die", record.id, name=record.name,
                             exitCode=str(status.exit_code))
         await self.driver.cleanup(record)
@@ -486,6 +491,7 @@ class Engine:
         await asyncio.sleep(decision.delay)  # the restart backoff itself
         if record.id in self.records and not record.manually_stopped:
             await self._launch(record)
+            self.metrics.container_restarts.inc()
             self._announce("container", "restart", record.id, name=record.name)
 
     def _set_exited(self, record: EngineContainer, exit_code: int, finished_at: float,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
@@ -43,8 +44,10 @@ class _StreamFile(io.RawIOBase):
     """A channels ``ByteReader`` read from a worker thread as a blocking binary file."""
 
     def __init__(self, reader: channels.ByteReader, loop: asyncio.AbstractEventLoop,
-                 idle_timeout: float, digest: str) -> None:
+                 idle_timeout: float, digest: str,
+                 on_data: Callable[[int], None] | None = None) -> None:
         super().__init__()
+        self._on_data = on_data
         self._reader = reader
         self._loop = loop
         self._idle_timeout = idle_timeout
@@ -65,10 +68,13 @@ class _StreamFile(io.RawIOBase):
 
     async def _next(self) -> bytes:
         try:
-            return await asyncio.wait_for(self._reader.read(), self._idle_timeout)
+            data = await asyncio.wait_for(self._reader.read(), self._idle_timeout)
         except TimeoutError:
             raise Timeout(f"blob {self._digest}: no data for {self._idle_timeout:g} s",
                           details={"digest": self._digest}) from None
+        if self._on_data is not None and data:
+            self._on_data(len(data))
+        return data
 
 
 @dataclass(slots=True)
@@ -82,9 +88,11 @@ class _Download:
 class ImageFetcher:
     """Fills one worker's ``ImageStore`` from a scheduler's; call on the event loop."""
 
-    def __init__(self, store: ImageStore, *, idle_timeout: float = IDLE_TIMEOUT) -> None:
+    def __init__(self, store: ImageStore, *, idle_timeout: float = IDLE_TIMEOUT,
+                 on_data: Callable[[int], None] | None = None) -> None:
         self.store = store
         self.idle_timeout = idle_timeout
+        self.on_data = on_data  # told the size of every piece of a blob received (metrics)
         self._downloads: dict[str, _Download] = {}
 
     async def ensure(self, ref: str, source: channels.Sender) -> Image:
@@ -177,7 +185,7 @@ class ImageFetcher:
         try:
             await source.send(FetchBlob(digest=digest, into=writer, reply=reply_tx))
             stream = cast(BinaryIO, _StreamFile(reader, asyncio.get_running_loop(),
-                                                self.idle_timeout, digest))
+                                                self.idle_timeout, digest, self.on_data))
             put = asyncio.ensure_future(asyncio.to_thread(self.store.blobs.put, stream, digest,
                                                           size, limit=size))
             try:

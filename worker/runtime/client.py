@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -77,6 +78,8 @@ class RuntimeHelper:
         self._outbox: deque[tuple[bytes, builtins.list[int]]] = deque()
         self._next_rid = 1
         self._lost: HelperLost | None = None
+        # Told each call's operation (its wire class name) and seconds to the reply: metrics.
+        self.on_reply: Callable[[str, float], None] | None = None
         self._loop.add_reader(sock.fileno(), self._readable)
 
     # --- getting a helper -------------------------------------------------------------------
@@ -253,10 +256,13 @@ class RuntimeHelper:
         self._pending[rid] = future
         self._outbox.append((wire.encode(wire.Request(rid, op)), fds))
         self._flush()
+        sent = self._loop.time()
         try:
             return await future
         finally:
             self._pending.pop(rid, None)
+            if self.on_reply is not None and future.done() and not future.cancelled():
+                self.on_reply(type(op).__name__, self._loop.time() - sent)
 
     def _flush(self) -> None:
         while self._outbox:
