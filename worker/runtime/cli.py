@@ -14,45 +14,60 @@ import click
 import msgspec
 
 from protocol.errors import ShoalError
-from worker.runtime.lazylog import WARNING, configure_cli
+from worker.runtime import cli_info
+from worker.runtime.cli_base import RuncGroup, fail, runtime_of, version_lines
+from worker.runtime.lazylog import DEBUG, LOG_FORMATS, WARNING, LazyLogger, configure_cli
 from worker.runtime.ops import DEFAULT_ROOT, Runtime, exit_code
 from worker.runtime.state import OciState
 
-
-def _rt(ctx: click.Context) -> Runtime:
-    root: Path = ctx.obj["root"]
-    return Runtime(root)
+log = LazyLogger(__name__)
 
 
-def _fail(exc: ShoalError) -> None:
-    click.echo(f"shoal runtime: {exc}", err=True)
-    raise SystemExit(1)
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        for line in version_lines():
+            click.echo(line)
+        ctx.exit()
 
 
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except ShoalError as exc:
-            _fail(exc)
-            return None
-
-
-@click.group(cls=_Group)
+@click.group(cls=RuncGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--root", type=click.Path(path_type=Path), default=DEFAULT_ROOT, show_default=True,
               help="Directory of container state.")
-@click.option("--log", "log_path", default=None, hidden=True,
-              help="Accepted for runc compatibility.")
-@click.option("--log-format", default=None, hidden=True)
-@click.option("--systemd-cgroup", is_flag=True, hidden=True)
+@click.option("--debug", is_flag=True, help="Log debug events too.")
+@click.option("--log", "log_path", default=None, metavar="FILE",
+              help="Append the log events to FILE instead of stderr.")
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default=None,
+              help="Log events as key=value text or JSON lines (default with --log: text).")
+@click.option("--systemd-cgroup", is_flag=True, hidden=True,
+              help="Refused: cgroupsPath is a path under the runtime's own cgroup.")
+@click.option("--version", "-v", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version, help="Print the version and exit.")
 @click.pass_context
-def runtime(ctx: click.Context, root: Path, log_path: str | None, log_format: str | None,
-            systemd_cgroup: bool) -> None:
-    """The native OCI runtime (runc's verbs)."""
+def runtime(ctx: click.Context, root: Path, debug: bool, log_path: str | None,
+            log_format: str | None, systemd_cgroup: bool) -> None:
+    """The native OCI runtime, with runc's verbs and flags.
+
+    Containers are made from bundles: a directory with a config.json (see the spec verb) and
+    the root filesystem it names. Their state lives under --root.
+    """
     ctx.ensure_object(dict)
     ctx.obj["root"] = root
-    # stdout belongs to the containers and to `state`/`list`: logs go to stderr, warnings up.
-    configure_cli(WARNING)
+    stream = None
+    if log_path is not None:
+        try:
+            # Line-buffered: the events reach the file even if the process is killed.
+            stream = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            fail(ctx, f"cannot open the log file: {exc}")
+        ctx.call_on_close(stream.close)
+        ctx.obj["log_file"] = log_path
+    # stdout belongs to the containers and to `state`/`list`: logs go to stderr (or --log).
+    configure_cli(DEBUG if debug else WARNING, stream=stream,
+                  log_format=log_format or ("text" if log_path is not None else None))
+    if systemd_cgroup:
+        fail(ctx, "--systemd-cgroup is not supported: cgroupsPath is a path under the "
+                  "runtime's own cgroup")
+    log.debug("runtime.command", verb=ctx.invoked_subcommand, root=str(root))
 
 
 def _send_console(path: str, master: int) -> None:
@@ -80,7 +95,7 @@ def _write_pid(path: str | None, pid: int) -> None:
 def create(ctx: click.Context, bundle: str, console_socket: str | None, pid_file: str | None,
            container_id: str) -> None:
     """Create a container; its process waits until start."""
-    created = _rt(ctx).create(container_id, bundle)
+    created = runtime_of(ctx).create(container_id, bundle)
     if created.pty_master is not None:
         if console_socket:
             _send_console(console_socket, created.pty_master)
@@ -93,7 +108,7 @@ def create(ctx: click.Context, bundle: str, console_socket: str | None, pid_file
 @click.pass_context
 def start(ctx: click.Context, container_id: str) -> None:
     """Let a created container's process run."""
-    _rt(ctx).start(container_id)
+    runtime_of(ctx).start(container_id)
 
 
 @runtime.command()
@@ -101,7 +116,7 @@ def start(ctx: click.Context, container_id: str) -> None:
 @click.pass_context
 def state(ctx: click.Context, container_id: str) -> None:
     """Print the container's runtime-spec state as JSON."""
-    doc = msgspec.to_builtins(_rt(ctx).state(container_id))
+    doc = msgspec.to_builtins(runtime_of(ctx).state(container_id))
     click.echo(json.dumps(doc, indent=2))
 
 
@@ -112,7 +127,7 @@ def state(ctx: click.Context, container_id: str) -> None:
 @click.pass_context
 def kill(ctx: click.Context, all_processes: bool, container_id: str, sig: str) -> None:
     """Send a signal to the container's init (or every process with --all)."""
-    _rt(ctx).kill(container_id, sig, all_processes=all_processes)
+    runtime_of(ctx).kill(container_id, sig, all_processes=all_processes)
 
 
 @runtime.command()
@@ -121,39 +136,26 @@ def kill(ctx: click.Context, all_processes: bool, container_id: str, sig: str) -
 @click.pass_context
 def delete(ctx: click.Context, force: bool, container_id: str) -> None:
     """Delete a stopped container (or any with --force), leaving nothing behind."""
-    _rt(ctx).delete(container_id, force=force)
-
-
-@runtime.command(name="list")
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.option("--quiet", "-q", is_flag=True)
-@click.pass_context
-def list_(ctx: click.Context, fmt: str, quiet: bool) -> None:
-    """List the containers under the root."""
-    states = _rt(ctx).list()
-    if quiet:
-        for s in states:
-            click.echo(s.id)
-    elif fmt == "json":
-        click.echo(json.dumps([msgspec.to_builtins(s) for s in states]))
-    else:
-        click.echo(f"{'ID':<24}{'PID':<10}{'STATUS':<10}{'BUNDLE':<40}CREATED")
-        for s in states:
-            click.echo(f"{s.id:<24}{s.pid:<10}{s.status:<10}{s.bundle:<40}{s.created}")
+    runtime_of(ctx).delete(container_id, force=force)
 
 
 @runtime.command()
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.argument("container_id")
 @click.pass_context
-def ps(ctx: click.Context, fmt: str, container_id: str) -> None:
-    """The processes of a container (host pids)."""
-    pids = _rt(ctx).ps(container_id)
-    if fmt == "json":
-        click.echo(json.dumps(pids))
-    else:
-        for pid in pids:
-            click.echo(pid)
+def pause(ctx: click.Context, container_id: str) -> None:
+    """Freeze every process of the container (the cgroup freezer).
+
+    The container's status becomes paused until resume.
+    """
+    runtime_of(ctx).pause(container_id)
+
+
+@runtime.command()
+@click.argument("container_id")
+@click.pass_context
+def resume(ctx: click.Context, container_id: str) -> None:
+    """Let the processes of a paused container run again."""
+    runtime_of(ctx).resume(container_id)
 
 
 def _forward_signals(rt: Runtime, container_id: str) -> None:
@@ -229,7 +231,7 @@ def run(ctx: click.Context, bundle: str, detach: bool, console_socket: str | Non
     """Create, start and (unless --detach) wait for a container, then delete it."""
     from worker.runtime import syscalls as sc  # ctypes: only the verbs that fork need it
 
-    rt = _rt(ctx)
+    rt = runtime_of(ctx)
     # The init is reparented to us when its setup parent exits, so we can reap its status.
     sc.set_child_subreaper()
     created = rt.create(container_id, bundle)
@@ -249,12 +251,14 @@ def run(ctx: click.Context, bundle: str, detach: bool, console_socket: str | Non
         os.close(master)
     else:
         code = rt.wait(container_id)
+    log.debug("container.exited", container_id=container_id, status=code)
     if not keep:
         rt.delete(container_id, force=True)
     sys.exit(code)
 
 
-@runtime.command(name="exec", context_settings={"ignore_unknown_options": True})
+# Everything after the container id is the command: its flags are its own.
+@runtime.command(name="exec", context_settings={"allow_interspersed_args": False})
 @click.option("--env", "-e", multiple=True, help="NAME=value, added to the container's env.")
 @click.option("--cwd", default=None)
 @click.option("--user", "-u", default=None, help="uid[:gid]")
@@ -273,8 +277,8 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
     """Run a process inside a running container; exits with its status."""
     from worker.runtime import syscalls as sc
 
-    rt = _rt(ctx)
-    args = list(command)
+    rt = runtime_of(ctx)
+    args = list(command[1:] if command[:1] == ("--",) else command)
     uid = gid = None
     full_env: list[str] | None = None
     if process_json:
@@ -308,7 +312,11 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
     else:
         _, status = os.waitpid(done.pid, 0)
         code = exit_code(status)
+    log.debug("exec.exited", container_id=container_id, pid=done.pid, status=code)
     sys.exit(code)
 
+
+for _verb in cli_info.VERBS:
+    runtime.add_command(_verb)
 
 __all__ = ["OciState", "runtime"]

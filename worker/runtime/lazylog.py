@@ -1,23 +1,39 @@
 """A structlog logger imported on first use: ``shoal runtime`` runs once per container
-operation, and importing structlog costs more than most operations (~60 ms here)."""
+operation, and importing structlog costs more than most operations (~60 ms here).
+
+For the command line, a call below the configured level is dropped without importing
+structlog at all, so debug events cost nothing unless ``--debug`` asked for them; ``--log``
+and ``--log-format`` send the events to a file, as key=value text or JSON lines.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
-# logging.WARNING: the logging package costs ~4 ms to import, too much for a constant.
+# logging's numbers: the logging package costs ~4 ms to import, too much for constants.
+DEBUG = 10
 WARNING = 30
+_LEVELS = {"debug": 10, "info": 20, "msg": 20, "warning": 30, "warn": 30, "error": 40,
+           "exception": 40, "critical": 50, "fatal": 50}
+LOG_FORMATS = ("text", "json")
 
 _cli_level: int | None = None
+_cli_stream: TextIO | None = None
+_cli_format: str | None = None
 _setup: Callable[[], None] | None = None
 
 
-def configure_cli(level: int = WARNING) -> None:
-    """For the command line: log at ``level`` and up, to stderr, once something logs."""
-    global _cli_level
-    _cli_level = level
+def configure_cli(level: int = WARNING, *, stream: TextIO | None = None,
+                  log_format: str | None = None) -> None:
+    """For the command line: log at ``level`` and up, once something logs, to ``stream``
+    (stderr if None) as ``log_format`` (``text``, ``json``, or None: whatever the program
+    configured with ``before_first_use``, else structlog's default)."""
+    global _cli_level, _cli_stream, _cli_format
+    if log_format is not None and log_format not in LOG_FORMATS:
+        raise ValueError(f"log format {log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+    _cli_level, _cli_stream, _cli_format = level, stream, log_format
 
 
 def before_first_use(setup: Callable[[], None]) -> None:
@@ -27,8 +43,13 @@ def before_first_use(setup: Callable[[], None]) -> None:
     _setup = setup
 
 
+def _drop(*_args: object, **_kwargs: object) -> None:
+    return None
+
+
 class LazyLogger:
-    """Has the methods of a structlog logger; structlog is imported by the first call."""
+    """Has the methods of a structlog logger; structlog is imported by the first call that
+    the command line's level lets through."""
 
     def __init__(self, name: str) -> None:
         self._name = name
@@ -36,6 +57,9 @@ class LazyLogger:
 
     def __getattr__(self, method: str) -> Any:
         if self._log is None:
+            level = _LEVELS.get(method)
+            if _cli_level is not None and level is not None and level < _cli_level:
+                return _drop
             import structlog
             _configure()
             self._log = structlog.get_logger(self._name)
@@ -49,6 +73,25 @@ def _configure() -> None:
     if _setup is not None:
         setup, _setup = _setup, None
         setup()
-    if _cli_level is not None:
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(_cli_level),
-                            logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    if _cli_level is None:
+        return
+    stream = _cli_stream if _cli_stream is not None else sys.stderr
+    settings: dict[str, Any] = {
+        "wrapper_class": structlog.make_filtering_bound_logger(_cli_level),
+        "logger_factory": structlog.PrintLoggerFactory(stream),
+    }
+    if _cli_format is not None:
+        renderer: structlog.types.Processor
+        if _cli_format == "json":
+            renderer = structlog.processors.JSONRenderer()
+        else:
+            renderer = structlog.processors.LogfmtRenderer(
+                key_order=["time", "level", "event"], drop_missing=True)
+        settings["processors"] = [
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+            structlog.processors.format_exc_info,
+            renderer,
+        ]
+    structlog.configure(**settings)

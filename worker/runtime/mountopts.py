@@ -66,6 +66,11 @@ PROPAGATION: dict[str, int] = {
 }
 
 
+def known_options() -> list[str]:
+    """The option words that mean a flag or a propagation change (the rest are fs data)."""
+    return sorted([*_FLAGS, *PROPAGATION])
+
+
 @dataclass(frozen=True, slots=True)
 class MountOptions:
     """Parsed options: flags for the first mount(2), propagation changes, and fs data."""

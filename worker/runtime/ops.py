@@ -1,5 +1,5 @@
-"""Container operations over the state directory: create, start, state, kill, delete, wait,
-exec, list, ps. This is the library API; forks happen in ``launcher`` and need a
+"""Container operations over the state directory: create, start, state, kill, pause, resume,
+delete, wait, exec, list, ps. This is the library API; forks happen in ``launcher`` and need a
 single-threaded caller (the CLI, or the helper behind ``worker.runtime.client``).
 """
 
@@ -16,7 +16,7 @@ import msgspec
 
 from protocol import signals
 from protocol.errors import InvalidArgument
-from worker.runtime import cgroups
+from worker.runtime import cgroups, freezer
 from worker.runtime import hooks as hookmod
 from worker.runtime.errors import CreateFailed, OperationFailed, WrongState
 from worker.runtime.lazylog import LazyLogger
@@ -68,12 +68,16 @@ class Runtime:
         if self._hierarchies is None:
             self._hierarchies = cgroups.discover()
         try:
-            return launcher.create(self.root, container_id, bundle, stdio=stdio,
-                                   hierarchies=self._hierarchies, forker=self.forker)
+            created = launcher.create(self.root, container_id, bundle, stdio=stdio,
+                                      hierarchies=self._hierarchies, forker=self.forker)
         except CreateFailed as exc:
             if exc.step == "cgroups":
                 self._hierarchies = None  # perhaps the hierarchies did change: read them again
+            log.debug("container.create_failed", container_id=container_id, error=str(exc))
             raise
+        log.debug("container.created", container_id=container_id, pid=created.record.pid,
+                  bundle=bundle, cgroups=created.record.cgroup_dirs)
+        return created
 
     def start(self, container_id: str) -> None:
         sd = StateDir(self.root, container_id)
@@ -94,6 +98,7 @@ class Runtime:
         finally:
             os.close(fd)
         sd.fifo.unlink()
+        log.debug("container.started", container_id=container_id, pid=record.pid)
         for i, hook in enumerate(record.poststart):
             try:
                 hookmod.run_hook(hook, state, what=f"poststart[{i}]")
@@ -113,15 +118,48 @@ class Runtime:
         sd = StateDir(self.root, container_id)
         record = sd.load()
         status = sd.status(record)
-        if status not in ("created", "running"):
+        if status not in ("created", "running", "paused"):
             raise WrongState(f"container {container_id!r} is {status}")
         number = parse_signal(sig)
+        log.debug("container.signal", container_id=container_id, signal=number,
+                  all_processes=all_processes)
         if all_processes:
             for pid in cgroups.pids_in(record.cgroup_dirs):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, number)
-            return
-        self._signal_init(record, number)
+        else:
+            self._signal_init(record, number)
+        if status == "paused" and number == signal.SIGKILL:
+            # A frozen task acts on no signal, not even SIGKILL, until it is thawed.
+            self._thaw(record)
+
+    def pause(self, container_id: str) -> None:
+        """Freeze every process of a created or running container."""
+        sd = StateDir(self.root, container_id)
+        record = sd.load()
+        status = sd.status(record)
+        if status not in ("created", "running"):
+            raise WrongState(f"container not running ({container_id!r} is {status})")
+        found = freezer.find(record.cgroup_dirs)
+        if found is None:
+            raise OperationFailed(f"pause {container_id!r}: no freezer cgroup is mounted")
+        freezer.freeze(found)
+        log.debug("container.paused", container_id=container_id, freezer=found.path)
+
+    def resume(self, container_id: str) -> None:
+        """Thaw a paused container."""
+        sd = StateDir(self.root, container_id)
+        record = sd.load()
+        status = sd.status(record)
+        if status != "paused":
+            raise WrongState(f"container not paused ({container_id!r} is {status})")
+        self._thaw(record)
+        log.debug("container.resumed", container_id=container_id)
+
+    def _thaw(self, record: RuntimeRecord) -> None:
+        found = freezer.find(record.cgroup_dirs)
+        if found is not None and freezer.is_frozen(found):
+            freezer.thaw(found)
 
     def _signal_init(self, record: RuntimeRecord, number: int) -> None:
         # A pidfd pins the process: checking its start time through it and signalling through
@@ -171,6 +209,8 @@ class Runtime:
             for pid in cgroups.pids_in(record.cgroup_dirs):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+        # Frozen processes die only once thawed.
+        self._thaw(record)
         if not launcher.wait_gone(record.pid, record.pid_start, KILL_TIMEOUT):
             raise OperationFailed(f"container {container_id!r} did not die within "
                                   f"{KILL_TIMEOUT}s")
@@ -188,6 +228,7 @@ class Runtime:
             except hookmod.HookFailed as exc:
                 log.warning("hook.poststop_failed", container_id=container_id, error=str(exc))
         sd.remove()
+        log.debug("container.deleted", container_id=container_id)
 
     def _remove_cgroups(self, record: RuntimeRecord) -> None:
         try:

@@ -3,7 +3,8 @@
 ``ROOT/ID/state.json`` says where the container's init is (pid and its start time, so a reused
 pid is never mistaken for it), its bundle, cgroups and hooks; ``ROOT/ID/exec.fifo`` exists
 while the container waits for start; ``ROOT/ID/exit.json`` holds the exit status once a reaper
-saw it. Any process can read these to find, inspect, kill and delete a container.
+saw it; a frozen freezer cgroup means paused. Any process can read these to find, inspect,
+kill and delete a container.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import msgspec
 
+from worker.runtime import freezer
 from worker.runtime.errors import ContainerExists, ContainerNotFound
 from worker.runtime.procstat import proc_start_time as proc_start_time
 from worker.runtime.spec import Hook
@@ -165,9 +167,13 @@ class StateDir:
             return None
 
     def status(self, record: RuntimeRecord) -> str:
+        """created, running, paused (its cgroup frozen, from either of the others) or stopped."""
         alive = proc_start_time(record.pid) == record.pid_start
         if not alive:
             return "stopped"
+        found = freezer.find(record.cgroup_dirs)
+        if found is not None and freezer.is_frozen(found):
+            return "paused"
         return "created" if self.fifo.exists() else "running"
 
     def oci_state(self, record: RuntimeRecord) -> OciState:

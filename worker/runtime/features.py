@@ -1,0 +1,38 @@
+"""What ``shoal runtime features`` reports: the runtime-spec features document, built from the
+tables the runtime itself uses (namespaces, capabilities, mount options, hooks), so that it
+cannot claim what the runtime does not do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from worker.runtime.caps import CAPABILITIES
+from worker.runtime.mountopts import known_options
+from worker.runtime.plan import NAMESPACES
+from worker.runtime.spec import Hooks
+from worker.runtime.state import OCI_VERSION
+
+OCI_VERSION_MIN = "1.0.0"
+
+
+def features(runtime_version: str) -> dict[str, Any]:
+    hooks = [f.encode_name for f in msgspec.structs.fields(Hooks)]
+    return {
+        "ociVersionMin": OCI_VERSION_MIN,
+        "ociVersionMax": OCI_VERSION,
+        "hooks": hooks,
+        "mountOptions": known_options(),
+        "linux": {
+            "namespaces": sorted(NAMESPACES),
+            "capabilities": list(CAPABILITIES),
+            # cgroupfs on v1 and on v2; no systemd driver (cgroupsPath is a plain path).
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
+            # The planner refuses linux.seccomp, process.apparmorProfile and selinuxLabel.
+            "seccomp": {"enabled": False},
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+        },
+        "annotations": {"org.shoal.runtime.version": runtime_version},
+    }
