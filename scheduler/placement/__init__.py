@@ -6,8 +6,9 @@ verifies any result from scratch. The chain is assembled in ``pipeline.build_pip
 """
 
 from scheduler.placement.checker import Violation, check_placement
-from scheduler.placement.engine import EngineOptions, PlacementEngine
+from scheduler.placement.engine import PlacementEngine
 from scheduler.placement.explain import Explanation, ReasonCount
+from scheduler.placement.options import EngineOptions
 from scheduler.placement.pipeline import Strategy, build_pipeline
 from scheduler.placement.request import (
     PlacementRequest,

@@ -25,14 +25,14 @@ import math
 import random
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 from protocol.errors import InvalidArgument
 from protocol.specs import AppSpec, ContainerSpec
 from scheduler.placement.explain import Explanation, explain
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
-from scheduler.placement.pipeline import STRATEGIES, Strategy, build_pipeline
+from scheduler.placement.options import EngineOptions
+from scheduler.placement.pipeline import build_pipeline
 from scheduler.placement.preferences import (
     Path,
     add_to_branches,
@@ -59,45 +59,10 @@ from scheduler.placement.snapshot import (
 )
 from scheduler.placement.static_cache import StaticCandidates
 
-Order = Literal["arrival", "largest-first"]
 Stop = Literal["done", "exhausted", "guarded"]
 # (score, 1 if the node lacks the image else 0, tie-break rank, node index, node version)
 HeapEntry = tuple[Score, int, int, int, int]
 MAX_COMPILED = 65_536  # distinct specs remembered between batches
-
-
-@dataclass(frozen=True, slots=True)
-class EngineOptions:
-    """How to place. ``sample``: "all" (exact), "log2" (Nomad) or a fraction of nodes (k8s)."""
-
-    strategy: Strategy = "spread"
-    seed: int = 0
-    sample: str | float = "all"
-    # largest-first places the biggest classes of a batch first (first-fit decreasing), which
-    # packs tighter than arrival order under binpack; see bench/placement.py for the figures.
-    order: Order = "arrival"
-    cached_classes: int = 8  # heaps kept for classes seen again in a later batch
-    # "swarm": Swarm classic's order exactly, the weight then the container count on exact ties
-    # (the baseline, kept to measure against); "shoal": the count as a small term of the
-    # weight, so it also decides near-ties.
-    weighting: Literal["shoal", "swarm"] = "shoal"
-
-    def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise InvalidArgument(f"strategy: unknown {self.strategy!r} (known: spread, "
-                                  "binpack, random)", details={"field": "strategy"})
-        if isinstance(self.sample, str):
-            if self.sample not in ("all", "log2"):
-                raise InvalidArgument(f"sample: expected 'all', 'log2' or a fraction, got "
-                                      f"{self.sample!r}", details={"field": "sample"})
-        elif not 0.0 < self.sample <= 1.0:
-            raise InvalidArgument("sample: a fraction must be in (0, 1]",
-                                  details={"field": "sample"})
-        if self.order not in ("arrival", "largest-first"):
-            raise InvalidArgument(f"order: unknown {self.order!r}", details={"field": "order"})
-        if self.weighting not in ("shoal", "swarm"):
-            raise InvalidArgument(f"weighting: unknown {self.weighting!r}",
-                                  details={"field": "weighting"})
 
 
 def _soft_texts(req: PlacementRequest) -> tuple[str, ...]:
