@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Callable
 
 import click
 import structlog
@@ -41,8 +42,17 @@ def parse_metrics_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def metrics_option(ctx: click.Context, param: click.Parameter,
-                   value: str | None) -> tuple[str, int] | None:
+def metrics_option(function: Callable[..., None]) -> Callable[..., None]:
+    """The daemons' ``--metrics HOST:PORT`` option (parameter ``metrics_at``)."""
+    return click.option(
+        "--metrics", "metrics_at", default=None, metavar="HOST:PORT", callback=_metrics_address,
+        help="Serve Prometheus metrics at http://HOST:PORT/metrics (port 0: a free one, told "
+             "as METRICS= on --ready-fd). Not authenticated: bind to loopback or a private "
+             "network.")(function)
+
+
+def _metrics_address(ctx: click.Context, param: click.Parameter,
+                     value: str | None) -> tuple[str, int] | None:
     """The ``--metrics`` option's callback: a malformed address is a usage error."""
     if value is None:
         return None

@@ -115,11 +115,7 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
               callback=notifier_option,
               help="Once leading (or following a leader), write READY=1 and LISTEN=ADDR to "
                    "this inherited descriptor, then close it.")
-@click.option("--metrics", "metrics_at", default=None, metavar="HOST:PORT",
-              callback=metrics_option,
-              help="Serve Prometheus metrics at http://HOST:PORT/metrics (port 0: a free one, "
-                   "told as METRICS= on --ready-fd). Not authenticated: bind to loopback or a "
-                   "private network.")
+@metrics_option
 def scheduler_command(etcd: str | None, listen: str, advertise: str, strategy: str,
                       state_dir: Path | None, name: str, heartbeat_interval: float,
                       node_timeout: float, lease_ttl: int, store_root: str,

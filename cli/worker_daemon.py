@@ -54,11 +54,7 @@ from worker.metrics import WorkerMetrics
               callback=notifier_option,
               help="Once joined (or, without --join, serving), write READY=1 and "
                    "LISTEN=ADDR to this inherited descriptor, then close it.")
-@click.option("--metrics", "metrics_at", default=None, metavar="HOST:PORT",
-              callback=metrics_option,
-              help="Serve Prometheus metrics at http://HOST:PORT/metrics (port 0: a free one, "
-                   "told as METRICS= on --ready-fd). Not authenticated: bind to loopback or a "
-                   "private network.")
+@metrics_option
 def worker_command(listen: str, state_dir: Path | None, driver: str, join: str,
                    advertise: str, name: str, labels: tuple[str, ...], log_max_size: str,
                    log_max_file: int, image_limits: str, ready: ReadyNotifier | None,
