@@ -17,7 +17,10 @@ from protocol.errors import EndOfChannel
 from protocol.lazyface import lazy_face
 
 _HOMES = {
-    "ChannelOptions": "_api", "Connection": "_api", "Listener": "_api", "connect": "_api",
+    "ChannelOptions": "_api", "Connection": "_api", "FromPeer": "_api", "Listener": "_api",
+    "connect": "_api",
+    "Access": "_curve", "CurveClient": "_curve", "CurveServer": "_curve", "Keypair": "_curve",
+    "key_text": "_curve", "parse_key": "_curve",
     "listen": "_api", "request": "_api",
     "ByteReader": "_endpoints", "ByteWriter": "_endpoints", "Receiver": "_endpoints",
     "Sender": "_endpoints", "byte_pipe": "_endpoints", "pipe": "_endpoints",
@@ -30,7 +33,15 @@ _HOMES = {
 }
 
 if TYPE_CHECKING:
-    from channels._api import ChannelOptions, Connection, Listener, connect, listen, request
+    from channels._api import (
+        ChannelOptions,
+        Connection,
+        FromPeer,
+        Listener,
+        connect,
+        listen,
+        request,
+    )
     from channels._blocking import (
         BlockingByteReader,
         BlockingByteWriter,
@@ -40,6 +51,7 @@ if TYPE_CHECKING:
         ByteSource,
         ReplyInbox,
     )
+    from channels._curve import Access, CurveClient, CurveServer, Keypair, key_text, parse_key
     from channels._endpoints import (
         ByteReader,
         ByteWriter,
@@ -56,6 +68,7 @@ if TYPE_CHECKING:
 __getattr__, __dir__, _ = lazy_face(__name__, _HOMES)
 
 __all__ = [
+    "Access",
     "BlockingByteReader",
     "BlockingByteWriter",
     "BlockingReceiver",
@@ -66,8 +79,12 @@ __all__ = [
     "ByteWriter",
     "ChannelOptions",
     "Connection",
+    "CurveClient",
+    "CurveServer",
     "EndOfChannel",
     "FeedReader",
+    "FromPeer",
+    "Keypair",
     "Listener",
     "Receiver",
     "ReplyInbox",
@@ -75,7 +92,9 @@ __all__ = [
     "answer",
     "byte_pipe",
     "connect",
+    "key_text",
     "listen",
+    "parse_key",
     "pipe",
     "register_transport",
     "request",

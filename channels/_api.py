@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from channels._curve import INSECURE, LOCAL, CurveClient, CurveServer
 from channels._endpoints import Inbox, Receiver, Sender, pipe
 from channels._peer import PeerSession, SessionStats
-from channels._transport import DialLink, ListenLink, transport_for
+from channels._transport import DialLink, ListenLink, split_address, transport_for
 from protocol.codec import decode_header, encode_error, encode_header
 from protocol.errors import (
     ConnectFailed,
+    Forbidden,
     LimitExceeded,
     PeerLost,
     ProtocolError,
@@ -90,9 +92,11 @@ async def _shut_down(sessions: list[PeerSession], ticker: _Ticker | None,
 class Connection:
     """A dialer's session with one listener."""
 
-    def __init__(self, address: str, options: ChannelOptions) -> None:
+    def __init__(self, address: str, options: ChannelOptions,
+                 security: CurveClient | None = None) -> None:
         self.address = address
         self.options = options
+        self.security = security
         self._link: DialLink | None = None
         self._session: PeerSession | None = None
         self._ticker: _Ticker | None = None
@@ -101,7 +105,8 @@ class Connection:
     async def _open(self) -> None:
         transport = transport_for(self.address)
         link = await transport.dial(self.address, self._on_frame, self._on_broken,
-                                    max_frame=self.options.limits.max_frame)
+                                    max_frame=self.options.limits.max_frame,
+                                    security=self.security)
         self._link = link
         self._session = PeerSession(
             link, dialer=True, options=self.options.session_options(),
@@ -186,25 +191,73 @@ class _ListenerPeerLink:
 _EVICTION_SCAN = 64
 
 
-class Listener:
-    """Accepts sessions from many dialers; their root messages all arrive at ``receiver``."""
+@dataclass(frozen=True, slots=True)
+class FromPeer:
+    """A root message on a routed receiver (``Listener.route``), with the key of its sender
+    (its CURVE key text) and the role that key holds."""
 
-    def __init__(self, options: ChannelOptions) -> None:
+    peer: str
+    role: str
+    message: Message
+
+
+class _RoutedInbox(Inbox):
+    """One session's root channel into a shared receiver, naming the session's peer."""
+
+    __slots__ = ("_peer", "_role", "_target")
+
+    def __init__(self, target: Inbox, peer: str, role: str) -> None:
+        super().__init__()
+        self._target = target
+        self._peer = peer
+        self._role = role
+
+    def push(self, item: object, size: int, grant: Callable[[int], None] | None = None) -> None:
+        self._target.push(FromPeer(self._peer, self._role, item), size,  # type: ignore[arg-type]
+                          grant)
+
+
+class Listener:
+    """Accepts sessions from many dialers; their root messages all arrive at ``receiver``,
+    except those of roles given their own receiver with ``route``.
+
+    With CURVE (``security``), a peer's role is what its key holds in the listener's
+    ``Access``, checked on every frame: a key revoked (or given another role) ends its sessions
+    at once. Without CURVE every peer is ``local`` (ipc and in-process: the socket file's
+    permissions admit it) or ``insecure`` (tcp an operator opened without CURVE)."""
+
+    def __init__(self, options: ChannelOptions, security: CurveServer | None = None) -> None:
         self.options = options
+        self.security = security
         self._inbox = Inbox()
         self.receiver = Receiver(self._inbox)
+        self._routes: dict[str, Inbox] = {}
         # Least recently heard from first: every frame moves its peer to the back.
         self.peers: collections.OrderedDict[bytes, PeerSession] = collections.OrderedDict()
         self._keys: dict[PeerSession, bytes] = {}  # the reverse of peers: O(1) teardown
+        self._users: dict[PeerSession, tuple[str | None, str]] = {}  # (key text, role)
         self.stats = SessionStats()  # summed over every session it has served
+        self.refused = 0  # frames refused for their key (unknown, revoked, or re-roled)
         self._link: ListenLink | None = None
         self._ticker: _Ticker | None = None
+        self._plain_role = LOCAL
         self.address = ""
+
+    def route(self, role: str) -> Receiver:
+        """A receiver of its own for the root messages of peers holding ``role``; each item is
+        a ``FromPeer``. Call before peers arrive."""
+        inbox = self._routes.setdefault(role, Inbox())
+        return Receiver(inbox)
 
     async def _open(self, address: str) -> None:
         transport = transport_for(address)
+        if self.security is None and split_address(address)[0] == "tcp":
+            self._plain_role = INSECURE
         self._link = await transport.listen(address, self._on_frame, self._on_gone,
-                                            max_frame=self.options.limits.max_frame)
+                                            max_frame=self.options.limits.max_frame,
+                                            security=self.security)
+        if self.security is not None:
+            self.security.access.on_revoke.append(self._revoked)
         self.address = self._link.address
         self._ticker = _Ticker(min(self.options.heartbeat, self.options.timeout) / 2, self._tick)
 
@@ -212,13 +265,27 @@ class Listener:
         for session in list(self.peers.values()):
             session.tick()
 
-    def _on_frame(self, key: bytes, parts: list[bytes]) -> None:
+    def _role_of(self, user: str | None) -> str | None:
+        if self.security is None:
+            return self._plain_role
+        return self.security.access.role(user) if user is not None else None
+
+    def _on_frame(self, key: bytes, parts: list[bytes], user: str | None) -> None:
+        role = self._role_of(user)
         session = self.peers.get(key)
         if session is not None:
+            if self.security is not None and self._users.get(session) != (user, role):
+                self.refused += 1
+                session.close(Forbidden("this key is no longer admitted"))
+                return
             self.peers.move_to_end(key)
             session.feed(parts)
             return
         assert self._link is not None
+        if role is None:
+            self.refused += 1
+            self._refuse(key, Forbidden("this key is not admitted"))
+            return
         try:
             header = decode_header(parts[0])
         except ProtocolError as exc:
@@ -233,15 +300,26 @@ class Listener:
             self._refuse(key, LimitExceeded(f"this listener has {len(self.peers)} peers, "
                                             "the most it serves, all with requests under way"))
             return
+        route = self._routes.get(role)
+        root_inbox = (self._inbox if route is None
+                      else _RoutedInbox(route, user or "", role))
         session = PeerSession(
             _ListenerPeerLink(self._link, key), dialer=False,
             options=self.options.session_options(), timeout=self.options.timeout,
-            root_inbox=self._inbox, on_end=self._session_ended, peer_name=key.hex(),
+            root_inbox=root_inbox, on_end=self._session_ended, peer_name=user or key.hex(),
             bounds=self.options.bounds, stats=self.stats,
         )
         self.peers[key] = session
         self._keys[session] = key
+        self._users[session] = (user, role)
         session.feed(parts)
+
+    def _revoked(self, user: str) -> None:
+        """``user``'s key was revoked or re-roled: its sessions end now, not at their next
+        frame."""
+        for session, (session_user, _) in list(self._users.items()):
+            if session_user == user:
+                session.close(Forbidden("this key is no longer admitted"))
 
     def _evict_idlest(self) -> bool:
         """Close the session heard from the longest ago that has no request under way, so
@@ -269,6 +347,7 @@ class Listener:
             session.fail_transport(error)
 
     def _session_ended(self, session: PeerSession, error: ShoalError) -> None:
+        self._users.pop(session, None)
         key = self._keys.pop(session, None)
         if key is not None:
             if self.peers.get(key) is session:
@@ -278,11 +357,15 @@ class Listener:
         log.debug("peer left", peer=session.peer_name, error=str(error))
 
     async def close(self) -> None:
-        """Say Bye to every peer, stop timers, release the address; the receiver ends."""
+        """Say Bye to every peer, stop timers, release the address; the receivers end."""
+        if self.security is not None and self._revoked in self.security.access.on_revoke:
+            self.security.access.on_revoke.remove(self._revoked)
         await _shut_down(list(self.peers.values()), self._ticker, self._link)
         self._ticker = None
         self._link = None
         self._inbox.end(None)  # the receiver ends cleanly: serve loops finish
+        for inbox in self._routes.values():
+            inbox.end(None)
 
     async def __aenter__(self) -> Listener:
         return self
@@ -291,16 +374,19 @@ class Listener:
         await self.close()
 
 
-async def connect(address: str, options: ChannelOptions | None = None) -> Connection:
-    """Open a session with the listener at ``address``."""
-    conn = Connection(address, options or ChannelOptions())
+async def connect(address: str, options: ChannelOptions | None = None,
+                  security: CurveClient | None = None) -> Connection:
+    """Open a session with the listener at ``address`` (with CURVE when ``security`` says)."""
+    conn = Connection(address, options or ChannelOptions(), security)
     await conn._open()
     return conn
 
 
-async def listen(address: str, options: ChannelOptions | None = None) -> Listener:
-    """Listen on ``address`` (``tcp://127.0.0.1:0`` picks a free port; see ``.address``)."""
-    listener = Listener(options or ChannelOptions())
+async def listen(address: str, options: ChannelOptions | None = None,
+                 security: CurveServer | None = None) -> Listener:
+    """Listen on ``address`` (``tcp://127.0.0.1:0`` picks a free port; see ``.address``),
+    admitting only the keys of ``security.access`` when ``security`` is given."""
+    listener = Listener(options or ChannelOptions(), security)
     await listener._open(address)
     return listener
 

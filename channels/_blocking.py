@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from channels._curve import CurveClient
 from channels._dial import ZmtpConnection
 from channels._session import (
     ROOT_CHANNEL,
@@ -243,7 +244,7 @@ class BlockingSession:
 
     def __init__(self, address: str, *, connect_timeout: float = 5.0, timeout: float = 5.0,
                  options: SessionOptions | None = None,
-                 bounds: PeerBounds = DEFAULT_BOUNDS) -> None:
+                 bounds: PeerBounds = DEFAULT_BOUNDS, curve: CurveClient | None = None) -> None:
         self.address = address
         self.options = options or SessionOptions(name="shoal-cli", limits=SessionLimits())
         self.error: ShoalError | None = None
@@ -252,7 +253,7 @@ class BlockingSession:
         deadline = time.monotonic() + connect_timeout
         try:
             self._link = ZmtpConnection(address, max_message=self.options.limits.max_frame + 4096,
-                                        timeout=connect_timeout)
+                                        timeout=connect_timeout, curve=curve)
         except ConnectFailed as exc:
             raise ConnectFailed(f"no shoal session with {address}: {exc}") from None
         self._poller = select.poll()

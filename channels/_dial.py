@@ -13,6 +13,7 @@ import select
 import socket
 import time
 
+from channels._curve import CurveClient
 from channels._zmtp import ZmtpDealer
 from protocol.errors import AddressError, ConnectFailed, PeerLost
 
@@ -35,9 +36,10 @@ def split_dial_address(address: str) -> tuple[str, str]:
 class ZmtpConnection:
     """One connected socket and its ZMTP state; sends block, reads are the caller's to poll."""
 
-    def __init__(self, address: str, *, max_message: int, timeout: float) -> None:
+    def __init__(self, address: str, *, max_message: int, timeout: float,
+                 curve: CurveClient | None = None) -> None:
         self.address = address
-        self.protocol = ZmtpDealer(max_message)
+        self.protocol = ZmtpDealer(max_message, curve)
         self.sock = _connect(address, timeout)
         self.closed = False
 
@@ -75,8 +77,10 @@ class ZmtpConnection:
             except BlockingIOError:
                 break
             except OSError as exc:
+                self._handshake_cut()
                 raise PeerLost(f"{self.address}: {exc.strerror or exc}") from exc
             if not data:
+                self._handshake_cut()
                 raise PeerLost(f"{self.address} closed the connection")
             messages += self.protocol.receive(data)
             if len(data) < _READ:
@@ -84,6 +88,16 @@ class ZmtpConnection:
         if self.protocol.outbox:
             self.flush()  # what waited for the handshake, or a PONG
         return messages
+
+    def _handshake_cut(self) -> None:
+        """The listener hung up before the handshake ended: say what that usually means."""
+        if self.protocol.ready:
+            return
+        if self.protocol.mechanism == b"CURVE":
+            raise ConnectFailed("the listener hung up during the CURVE handshake: its key is "
+                                "not the one this client has for it, or it does not use CURVE")
+        raise ConnectFailed("the listener hung up before the handshake ended: it may require "
+                            "CURVE (enroll this client with a client token: shoal enroll)")
 
     def close(self) -> None:
         if not self.closed:

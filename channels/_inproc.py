@@ -16,6 +16,7 @@ from channels._transport import (
     OnFrame,
     OnListenFrame,
     OnPeerGone,
+    Security,
     Transport,
     split_address,
 )
@@ -44,7 +45,7 @@ class _InprocListen(ListenLink):
 
     def deliver(self, key: bytes, parts: list[bytes]) -> None:
         if not self.closed and key in self.peers:
-            self._on_frame(key, parts)
+            self._on_frame(key, parts, None)
 
     def peer_closed(self, key: bytes) -> None:
         if self.peers.pop(key, None) is not None and not self.closed:
@@ -94,12 +95,19 @@ class _InprocDial(DialLink):
         self._loop.call_soon(self._listener.peer_closed, self.key)
 
 
+def _refuse_security(address: str, security: Security) -> None:
+    if security is not None:
+        raise AddressError(f"{address}: an in-process channel never leaves this process; "
+                           "it takes no CURVE options")
+
+
 class InprocTransport(Transport):
     def __init__(self) -> None:
         self.listeners: dict[str, _InprocListen] = {}
 
     async def listen(self, address: str, on_frame: OnListenFrame, on_gone: OnPeerGone,
-                     *, max_frame: int) -> ListenLink:
+                     *, max_frame: int, security: Security = None) -> ListenLink:
+        _refuse_security(address, security)
         _, name = split_address(address)
         if name in self.listeners:
             raise AddressError(f"{address} is already in use")
@@ -108,7 +116,8 @@ class InprocTransport(Transport):
         return link
 
     async def dial(self, address: str, on_frame: OnFrame, on_broken: OnBroken,
-                   *, max_frame: int) -> DialLink:
+                   *, max_frame: int, security: Security = None) -> DialLink:
+        _refuse_security(address, security)
         _, name = split_address(address)
         listener = self.listeners.get(name)
         if listener is None:

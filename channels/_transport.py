@@ -5,9 +5,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 
+from channels._curve import CurveClient, CurveServer
 from protocol.errors import AddressError, ShoalError
 
-OnListenFrame = Callable[[bytes, list[bytes]], None]  # (peer key, frame parts)
+Security = CurveClient | CurveServer | None  # CURVE options for a dial or a listen; None: none
+
+# (peer key, frame parts, the CURVE key text the frame was authenticated with, if any)
+OnListenFrame = Callable[[bytes, list[bytes], str | None], None]
 OnPeerGone = Callable[[bytes, ShoalError], None]  # the transport itself saw the peer go
 OnFrame = Callable[[list[bytes]], None]
 OnBroken = Callable[[ShoalError], None]
@@ -45,12 +49,13 @@ class ListenLink(abc.ABC):
 class Transport(abc.ABC):
     @abc.abstractmethod
     async def listen(self, address: str, on_frame: OnListenFrame, on_gone: OnPeerGone,
-                     *, max_frame: int) -> ListenLink:
-        """Bind ``address``; raises AddressError when it is malformed or taken."""
+                     *, max_frame: int, security: Security = None) -> ListenLink:
+        """Bind ``address``; raises AddressError when it is malformed or taken, or when the
+        transport cannot honour ``security``."""
 
     @abc.abstractmethod
     async def dial(self, address: str, on_frame: OnFrame, on_broken: OnBroken,
-                   *, max_frame: int) -> DialLink:
+                   *, max_frame: int, security: Security = None) -> DialLink:
         """Open a link to ``address``; raises ConnectFailed or AddressError."""
 
 

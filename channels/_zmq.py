@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import zmq
 
+from channels._curve import CurveClient, CurveServer
 from channels._transport import (
     DialLink,
     ListenLink,
@@ -24,10 +25,11 @@ from channels._transport import (
     OnFrame,
     OnListenFrame,
     OnPeerGone,
+    Security,
     Transport,
     split_address,
 )
-from protocol.errors import AddressError, PeerLost
+from protocol.errors import AddressError, ConnectFailed, PeerLost
 
 _BATCH = 2048  # frames handled per wake-up before yielding to other callbacks
 _LINGER_MS = 200  # a Bye queued just before close still gets out
@@ -42,18 +44,19 @@ def context() -> zmq.Context[zmq.Socket[bytes]]:
     return _context
 
 
-class _Watched:
+class Watched:
     """A zmq socket whose readiness is watched by the running loop."""
 
-    def __init__(self, kind: int, max_frame: int) -> None:
-        self.sock: zmq.Socket[bytes] = context().socket(kind)
+    def __init__(self, kind: int, max_frame: int,
+                 sock: zmq.Socket[bytes] | None = None) -> None:
+        self.sock: zmq.Socket[bytes] = sock if sock is not None else context().socket(kind)
         open_sockets.add(self.sock)
         self.sock.setsockopt(zmq.LINGER, _LINGER_MS)
         self.sock.setsockopt(zmq.SNDHWM, 0)
         self.sock.setsockopt(zmq.RCVHWM, 0)
         # A peer sending a frame larger than this is disconnected by zmq itself.
         self.sock.setsockopt(zmq.MAXMSGSIZE, max_frame + 4096)
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         fd = self.sock.getsockopt(zmq.FD)
         assert isinstance(fd, int)
         self._fd = fd
@@ -61,14 +64,14 @@ class _Watched:
         self.closed = False
 
     def watch(self) -> None:
-        self._loop.add_reader(self._fd, self._on_ready)
+        self.loop.add_reader(self._fd, self._on_ready)
         self._schedule()
 
     def _schedule(self) -> None:
         # zmq's fd is edge-triggered and any send may consume the edge: look again soon.
         if not self._scheduled and not self.closed:
             self._scheduled = True
-            self._loop.call_soon(self._on_ready)
+            self.loop.call_soon(self._on_ready)
 
     def _on_ready(self) -> None:
         self._scheduled = False
@@ -102,17 +105,28 @@ class _Watched:
             return
         self.closed = True
         with contextlib.suppress(Exception):
-            self._loop.remove_reader(self._fd)
+            self.loop.remove_reader(self._fd)
         self.sock.close()
         open_sockets.discard(self.sock)
 
 
-class _RouterLink(_Watched, ListenLink):
-    def __init__(self, address: str, on_frame: OnListenFrame, max_frame: int) -> None:
+class _RouterLink(Watched, ListenLink):
+    def __init__(self, address: str, on_frame: OnListenFrame, max_frame: int,
+                 curve: CurveServer | None) -> None:
         super().__init__(zmq.ROUTER, max_frame)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self._on_frame = on_frame
         self._ipc_path: str | None = None
+        self._zap_domain: bytes | None = None
+        if curve is not None:
+            from channels import _zap
+
+            # Registered before binding: libzmq admits every key while no handler answers.
+            self._zap_domain = _zap.register(curve.access)
+            self.sock.setsockopt(zmq.CURVE_SERVER, 1)
+            self.sock.setsockopt(zmq.CURVE_SECRETKEY, curve.keypair.secret)
+            self.sock.setsockopt(zmq.ZAP_DOMAIN, self._zap_domain)
+            self.handle = self._handle_curve  # type: ignore[method-assign]
         try:
             self.sock.bind(address)
         except zmq.ZMQError as exc:
@@ -125,11 +139,41 @@ class _RouterLink(_Watched, ListenLink):
     def handle(self, parts: list[bytes]) -> None:
         if len(parts) < 2:
             return  # zmq always prefixes the identity; anything else is not a frame
-        self._on_frame(parts[0], parts[1:])
+        self._on_frame(parts[0], parts[1:], None)
+
+    def _handle_curve(self, parts: list[bytes]) -> None:
+        raise TypeError("a CURVE router reads frames with their metadata (_on_ready_curve)")
+
+    def _on_ready(self) -> None:
+        if self._zap_domain is None:
+            Watched._on_ready(self)
+            return
+        # CURVE: read zmq Frames to learn the key each message was authenticated with (its
+        # User-Id, set by the ZAP handler), so the listener can check it on every frame.
+        self._scheduled = False
+        if self.closed:
+            return
+        recv = self.sock.recv_multipart
+        try:
+            for _ in range(_BATCH):
+                frames = recv(zmq.NOBLOCK, copy=False)
+                if len(frames) >= 2:
+                    user = frames[-1].get("User-Id")
+                    self._on_frame(frames[0].bytes, [frame.bytes for frame in frames[1:]],
+                                   user if isinstance(user, str) else None)
+                if self.closed:
+                    return
+        except zmq.Again:
+            return
+        except zmq.ZMQError:
+            if self.closed:
+                return
+            raise
+        self._schedule()
 
     def send(self, key: bytes, parts: list[bytes]) -> None:  # type: ignore[override]
         try:
-            _Watched.send(self, [key, *parts])
+            Watched.send(self, [key, *parts])
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EHOSTUNREACH:
                 raise PeerLost("the peer disconnected") from exc
@@ -139,16 +183,52 @@ class _RouterLink(_Watched, ListenLink):
         if self.closed:
             return
         super().close()
+        if self._zap_domain is not None:
+            from channels import _zap
+
+            _zap.unregister(self._zap_domain)
         if self._ipc_path:
             # zmq unlinks the socket file it created; make sure nothing is left either way.
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._ipc_path)
 
 
-class _DealerLink(_Watched, DialLink):
-    def __init__(self, address: str, on_frame: OnFrame, max_frame: int) -> None:
+_HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+
+
+class _HandshakeMonitor(Watched):
+    """A CURVE dialer's socket events: a refused handshake is reported at once, rather than
+    left to zmq's silent reconnecting until the connect timeout."""
+
+    def __init__(self, dealer: zmq.Socket[bytes], on_broken: OnBroken) -> None:
+        super().__init__(zmq.PAIR, 4096, dealer.get_monitor_socket(_HANDSHAKE_FAILED))
+        self._on_broken = on_broken
+
+    def handle(self, parts: list[bytes]) -> None:
+        if len(parts) < 2 or len(parts[0]) < 6:
+            return
+        event = int.from_bytes(parts[0][:2], "little")
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            reason = "the listener refused this client's key"
+        else:
+            reason = ("the CURVE handshake failed: the listener's key is not the one given, "
+                      "or it does not speak CURVE")
+        self._on_broken(ConnectFailed(reason))
+
+
+class _DealerLink(Watched, DialLink):
+    def __init__(self, address: str, on_frame: OnFrame, on_broken: OnBroken, max_frame: int,
+                 curve: CurveClient | None) -> None:
         super().__init__(zmq.DEALER, max_frame)
         self._on_frame = on_frame
+        self._monitor: _HandshakeMonitor | None = None
+        if curve is not None:
+            self.sock.setsockopt(zmq.CURVE_SERVERKEY, curve.server_key)
+            self.sock.setsockopt(zmq.CURVE_PUBLICKEY, curve.keypair.public)
+            self.sock.setsockopt(zmq.CURVE_SECRETKEY, curve.keypair.secret)
+            self._monitor = _HandshakeMonitor(self.sock, on_broken)
+            self._monitor.watch()
         try:
             self.sock.connect(address)
         except zmq.ZMQError as exc:
@@ -158,9 +238,17 @@ class _DealerLink(_Watched, DialLink):
     def handle(self, parts: list[bytes]) -> None:
         self._on_frame(parts)
 
+    def close(self) -> None:
+        if self._monitor is not None:
+            monitor, self._monitor = self._monitor, None
+            with contextlib.suppress(zmq.ZMQError):
+                self.sock.disable_monitor()
+            monitor.close()
+        super().close()
+
     def send(self, parts: list[bytes]) -> None:
         try:
-            _Watched.send(self, parts)
+            Watched.send(self, parts)
         except zmq.ZMQError as exc:
             raise PeerLost(f"cannot send to the listener: {exc.strerror}") from exc
 
@@ -182,17 +270,21 @@ class ZmqTransport(Transport):
         return f"{scheme}://{where}"
 
     async def listen(self, address: str, on_frame: OnListenFrame, on_gone: OnPeerGone,
-                     *, max_frame: int) -> ListenLink:
-        link = _RouterLink(self._normalise(address), on_frame, max_frame)
+                     *, max_frame: int, security: Security = None) -> ListenLink:
+        if security is not None and not isinstance(security, CurveServer):
+            raise AddressError("a listener takes CURVE server options (CurveServer)")
+        link = _RouterLink(self._normalise(address), on_frame, max_frame, security)
         link.watch()
         return link
 
     async def dial(self, address: str, on_frame: OnFrame, on_broken: OnBroken,
-                   *, max_frame: int) -> DialLink:
+                   *, max_frame: int, security: Security = None) -> DialLink:
         normal = self._normalise(address)
         if normal.endswith(":*"):
             raise AddressError(f"cannot connect to a wildcard port: {address}")
-        link = _DealerLink(normal, on_frame, max_frame)
+        if security is not None and not isinstance(security, CurveClient):
+            raise AddressError("a dialer takes CURVE client options (CurveClient)")
+        link = _DealerLink(normal, on_frame, on_broken, max_frame, security)
         link.watch()
         return link
 

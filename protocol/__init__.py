@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from protocol.errors import Conflict as Conflict
     from protocol.errors import ConnectFailed as ConnectFailed
     from protocol.errors import ErrorInfo as ErrorInfo
+    from protocol.errors import Forbidden as Forbidden
     from protocol.errors import Internal as Internal
     from protocol.errors import InvalidArgument as InvalidArgument
     from protocol.errors import LimitExceeded as LimitExceeded
@@ -57,7 +58,7 @@ _WHERE = {
     **dict.fromkeys(["MessageCodec", "decode_error", "decode_header", "encode_error",
                      "encode_header"], "codec"),
     **dict.fromkeys(["AddressError", "ChannelClosed", "ChannelError", "Conflict",
-                     "ConnectFailed", "ErrorInfo", "Internal", "InvalidArgument",
+                     "ConnectFailed", "ErrorInfo", "Forbidden", "Internal", "InvalidArgument",
                      "LimitExceeded", "NotFound", "PeerLost", "ProtocolError", "RequestError",
                      "ShoalError", "Timeout", "Unavailable", "Unsupported", "VersionMismatch",
                      "error_class", "error_from_info"], "errors"),

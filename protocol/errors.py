@@ -177,6 +177,13 @@ class Unavailable(RequestError):
     code = "request.unavailable"
 
 
+class Forbidden(RequestError):
+    """The peer is known but its role may not do this (a worker submitting work), or its key
+    was revoked."""
+
+    code = "request.forbidden"
+
+
 class Timeout(RequestError):
     code = "request.timeout"
 
