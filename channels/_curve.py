@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from protocol.errors import InvalidArgument
 
@@ -88,6 +90,37 @@ class Keypair:
         return Keypair(public=public, secret=secret)
 
 
+TOKEN_PREFIX = "SHOAL-1-"
+
+
+def format_token(cluster_key: bytes, secret: bytes) -> str:
+    """``SHOAL-1-<cluster public key>-<secret>``: what a manager prints for a role."""
+    return f"{TOKEN_PREFIX}{key_text(cluster_key)}-{key_text(secret)}"
+
+
+def parse_token(text: str) -> tuple[bytes, bytes]:
+    """(the cluster's public key, the secret) of a join token; InvalidArgument otherwise."""
+    cleaned = text.strip()
+    if not cleaned.startswith(TOKEN_PREFIX):
+        raise InvalidArgument("a join token starts with SHOAL-1- (print one on a manager with "
+                              "shoal join-token worker|client)")
+    parts = cleaned[len(TOKEN_PREFIX):].split("-")
+    if len(parts) != 2:
+        raise InvalidArgument("a join token is SHOAL-1-<cluster key>-<secret>")
+    return parse_key(parts[0], "join token"), parse_key(parts[1], "join token")
+
+
+def new_secret() -> bytes:
+    import secrets
+
+    return secrets.token_bytes(KEY_SIZE)
+
+
+def token_keypair(secret: bytes) -> Keypair:
+    """The key a token's holder enrolls with (``Keypair.derive``)."""
+    return Keypair.derive(secret)
+
+
 @dataclass(frozen=True, slots=True)
 class CurveClient:
     """Dial with CURVE: the listener's public key, and our own keypair."""
@@ -139,6 +172,32 @@ class Access:
     def _revoked(self, text: str) -> None:
         for hook in list(self.on_revoke):
             hook(text)
+
+
+def load_keypair(path: Path, *, create: bool = True) -> Keypair:
+    """The keypair kept in ``path`` (mode 0600), made on first use when ``create``."""
+    try:
+        return Keypair.parse(path.read_text(), str(path))
+    except FileNotFoundError:
+        if not create:
+            raise
+    keys = Keypair.generate()
+    write_private(path, keys.text() + "\n")
+    return keys
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only, atomically (never a moment at a
+    looser mode, never half written)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 
+from channels._api import FromPeer
 from channels._endpoints import Receiver, Sender
 from protocol.errors import ChannelError, Internal, ShoalError
 from protocol.messages import Message
@@ -14,14 +16,18 @@ from protocol.messages import Message
 log = structlog.get_logger("shoal.channels")
 
 Handler = Callable[[Message], Awaitable[Message | None]]
+# A routed receiver's items (``Listener.route``) name their sender.
+PeerHandler = Callable[[FromPeer], Awaitable[Message | None]]
 
 
-def reply_sender(message: Message) -> Sender | None:
+def reply_sender(message: Message | FromPeer) -> Sender | None:
+    if isinstance(message, FromPeer):
+        message = message.message
     reply = getattr(message, "reply", None)
     return reply if isinstance(reply, Sender) else None
 
 
-async def answer(message: Message, handler: Handler) -> None:
+async def answer(message: Any, handler: Handler | PeerHandler) -> None:
     """Run ``handler`` for one request; send its result (or its refusal) on ``reply``."""
     reply = reply_sender(message)
     try:
@@ -31,9 +37,10 @@ async def answer(message: Message, handler: Handler) -> None:
             reply.abort(exc)
         return
     except Exception as exc:
-        log.exception("handler failed", message_type=type(message).__name__)
+        kind = type(message.message if isinstance(message, FromPeer) else message).__name__
+        log.exception("handler failed", message_type=kind)
         if reply is not None:
-            reply.abort(Internal(f"{type(message).__name__} failed: {type(exc).__name__}: {exc}"))
+            reply.abort(Internal(f"{kind} failed: {type(exc).__name__}: {exc}"))
         return
     if reply is None:
         return
@@ -46,7 +53,7 @@ async def answer(message: Message, handler: Handler) -> None:
         pass  # the caller went away; nothing to tell
 
 
-async def serve(receiver: Receiver, handler: Handler) -> None:
+async def serve(receiver: Receiver, handler: Handler | PeerHandler) -> None:
     """Handle every message of ``receiver`` concurrently until it ends; then wait for them."""
     tasks: set[asyncio.Task[None]] = set()
     try:

@@ -75,3 +75,26 @@ def require_advertise(listen: str, advertise: str, daemon: str) -> None:
             f"--listen {listen} is a wildcard, which nobody can reach by that name: also give "
             f"--advertise with the address other hosts reach this {daemon} by, e.g. "
             f"--advertise tcp://192.0.2.10:{port} (or just the host: --advertise 192.0.2.10)")
+
+
+def insecure_option(daemon: str) -> Callable[[F], F]:
+    """``--insecure``: no CURVE on the tcp listener. Loud, because anyone who reaches the port
+    then owns the host."""
+    return click.option(
+        "--insecure", is_flag=True,
+        help=f"Serve tcp without CURVE: no authentication, no encryption; anyone who reaches "
+             f"the port controls this {daemon}. Only on a network you trust completely.")
+
+
+def warn_insecure(daemon: str, listen: str) -> None:
+    click.secho(f"WARNING: this {daemon} serves {listen} with NO authentication and NO "
+                "encryption (--insecure): anyone who can reach it can run anything as root "
+                "here.", fg="red", bold=True, err=True)
+
+
+def ipc_option(default_help: str) -> Callable[[F], F]:
+    return click.option(
+        "--ipc", default="", metavar="PATH|none",
+        help=f"Also serve this root-only unix socket (mode 0660, group shoal if it exists), "
+             f"which the CLI on this host uses without keys; 'none' for no socket "
+             f"(default: {default_help}).")

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from channels._blocking import BlockingSession, ReplyInbox
+from channels._curve import CurveClient
 from protocol.addresses import DEFAULT_SCHEDULER
 from protocol.errors import (
     AddressError,
@@ -34,9 +35,21 @@ MAX_REDIRECTS = 3
 CONNECT_TIMEOUT = 5.0
 
 
+def default_hosts() -> str:
+    """Where the CLI looks when told nowhere: this host's scheduler, then its standalone
+    worker, by their root-only sockets (no keys needed), then the scheduler's default tcp
+    address (with the keys it leaves for root, or the user's enrollment)."""
+    from channels.credentials import default_ipc_path
+    from protocol.addresses import scheduler_state_dir, worker_state_dir
+
+    sockets = [f"ipc://{default_ipc_path(d)}"
+               for d in (scheduler_state_dir(), worker_state_dir())]
+    return ",".join([*sockets, DEFAULT_SCHEDULER])
+
+
 def host_addresses(value: str | None) -> list[str]:
     """The addresses in ``-H`` (or ``$SHOAL_HOST``, or the default), in order, without repeats."""
-    text = value or os.environ.get("SHOAL_HOST") or DEFAULT_SCHEDULER
+    text = value or os.environ.get("SHOAL_HOST") or default_hosts()
     addresses: list[str] = []
     for part in text.split(","):
         address = part.strip()
@@ -58,6 +71,7 @@ class Client:
         self._tried: list[str] = []  # what each address we gave up on said, for the last word
         self._visited: set[str] = set()
         self._next = 0  # the next address of the list to try
+        self._curves: dict[BlockingSession, CurveClient | None] = {}
 
     @property
     def session(self) -> BlockingSession:
@@ -76,10 +90,22 @@ class Client:
                 return session
         raise ConnectFailed(self._nothing_answered())
 
-    def _dial(self, address: str) -> BlockingSession | None:
+    def _dial(self, address: str, same_cluster: CurveClient | None = None
+              ) -> BlockingSession | None:
+        """A session with ``address``: CURVE over tcp with the keys known for it (or, for a
+        leader a standby named, those of the standby's cluster)."""
         self._visited.add(address)
+        curve = None
+        if address.startswith("tcp://"):
+            from channels.credentials import find
+
+            found = find(address)
+            curve = found.curve if found is not None else same_cluster
         try:
-            return BlockingSession(address, connect_timeout=self.connect_timeout)
+            session = BlockingSession(address, connect_timeout=self.connect_timeout,
+                                      curve=curve)
+            self._curves[session] = curve
+            return session
         except ProtocolError:
             raise  # a peer that is not shoal, or speaks another version: its own words
         except (ConnectFailed, AddressError) as exc:
@@ -102,10 +128,12 @@ class Client:
     def _redirect(self, error: Unavailable) -> None:
         assert self._session is not None
         self._tried.append(f"{self._session.address} (a standby)")
+        curve = self._curves.pop(self._session, None)
         self._session.close()
         self._session = None
         leader = error.details.get("leader", "")
-        session = self._dial(leader) if leader and leader not in self._visited else None
+        session = (self._dial(leader, curve) if leader and leader not in self._visited
+                   else None)
         if session is None and self._next >= len(self.addresses):
             raise error  # no leader elected, or none we can reach, and nowhere else to ask
         self._session = session or self._connect_next()
@@ -179,6 +207,7 @@ def host_option(function: Callable[..., None]) -> Callable[..., None]:
     return click.option(
         "-H", "--host", default=None, metavar="ADDR[,ADDR...]",
         help="Scheduler(s) or worker to talk to, tried in order (default: $SHOAL_HOST, else "
+             "this host's scheduler and worker sockets, then "
              f"{DEFAULT_SCHEDULER}).")(function)
 
 

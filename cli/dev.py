@@ -40,6 +40,8 @@ from protocol.errors import ShoalError, Unavailable
 from protocol.messages import (
     ContainerList,
     ContainerLogs,
+    GetJoinToken,
+    JoinToken,
     ListContainers,
     ListNodes,
     LogLine,
@@ -69,6 +71,8 @@ class DevCluster:
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     # What each process said when ready (``LISTEN``: the address it is bound to; ...).
     ready: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The scheduler's root-only socket, once started: this process's own way in (no keys).
+    local: str = ""
 
     def _spawn(self, name: str, args: list[str],
                pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
@@ -124,21 +128,32 @@ class DevCluster:
             "--heartbeat-interval", str(self.heartbeat), "--node-timeout",
             str(self.node_timeout)])
         self.address = self.ready["scheduler"]["LISTEN"]
+        self.local = self.ready["scheduler"].get("IPC") or self.address
         if os.geteuid() == 0:  # the native driver runs images: the cluster gets busybox
             await self.import_test_image()
+        token = await self.worker_token() if self.workers else ""
         for n in range(1, self.workers + 1):
             name = f"worker{n}"
             state = self.state_dir / name
             await self.launch(name, [
                 "worker", "--join", self.address, "--listen", "tcp://127.0.0.1:0",
                 "--state-dir", str(state), "--name", name, "--label", f"zone=z{2 - n % 2}",
-                "--label", f"rack=r{n}"])
+                "--label", f"rack=r{n}", "--token", token])
+
+    async def worker_token(self) -> str:
+        """The cluster's worker token, asked on the scheduler's own socket."""
+        async with await channels.connect(self.local) as conn:
+            answer = await channels.request(
+                conn.sender, lambda r: GetJoinToken(role="worker", reply=r), timeout=10)
+        if not isinstance(answer, JoinToken):
+            raise Unavailable(f"the scheduler answered {type(answer).__name__} for a token")
+        return answer.token
 
     async def import_test_image(self) -> None:
         """``shoal image import`` of the busybox test image, against the scheduler."""
         with tempfile.TemporaryDirectory(prefix="shoal-dev-image-") as tmp:
             layout = await asyncio.to_thread(build_layout, Path(tmp) / "busybox")
-            await asyncio.to_thread(upload_to, self.address, layout, "busybox:latest")
+            await asyncio.to_thread(upload_to, self.local, layout, "busybox:latest")
 
     async def stop(self) -> None:
         """Workers first (their containers were removed), then their runtime helpers, then
@@ -247,7 +262,7 @@ async def run_dev(console: Console, *, workers: int, address: str, state_dir: Pa
                       f"worker(s) up in {time.perf_counter() - started:.1f} s (state and logs "
                       f"in {root})")
         if run_example:
-            await example(console, cluster.address, workers)
+            await example(console, cluster.local, workers)
         else:
             console.print(f"reach it with: shoal ps  (or SHOAL_HOST={cluster.address}); Ctrl-C "
                           "stops everything")

@@ -17,12 +17,21 @@ import asyncio
 import contextlib
 import dataclasses
 import signal
+import socket
 from pathlib import Path
 
 import click
 import uvloop
 
-from cli.arguments import advertise_option, require_advertise
+from channels import key_text
+from channels.credentials import default_ipc_path, publish_local, withdraw_local
+from cli.arguments import (
+    advertise_option,
+    insecure_option,
+    ipc_option,
+    require_advertise,
+    warn_insecure,
+)
 from cli.log_config import configure_logging
 from cli.metrics_endpoint import MetricsEndpoint, metrics_option
 from cli.readiness import ReadyNotifier, notifier_option
@@ -35,11 +44,18 @@ from scheduler.store.embedded import default_state_dir
 
 
 async def _announce(daemon: SchedulerDaemon, notifier: ReadyNotifier,
-                    metrics: MetricsEndpoint | None) -> None:
+                    metrics: MetricsEndpoint | None,
+                    publishing: asyncio.Task[Path | None]) -> None:
     """Ready: leading, or standing by with a leader to name (a standby never leads while a
-    healthy leader lives, and before it knows one it can only answer that none is elected)."""
+    healthy leader lives, and before it knows one it can only answer that none is elected),
+    with the local CLI's keys in place."""
     role = await daemon.until_ready()
+    await asyncio.shield(publishing)
     facts = {"LISTEN": daemon.listen_address, "ADVERTISE": daemon.address, "ROLE": role}
+    if daemon.ipc_address:
+        facts["IPC"] = daemon.ipc_address
+    if daemon.auth is not None:
+        facts["CLUSTER_KEY"] = key_text(daemon.auth.cluster.public)
     leader = daemon.api.leader_record
     if role == "standby" and leader is not None:
         facts["LEADER"] = leader.address
@@ -48,10 +64,26 @@ async def _announce(daemon: SchedulerDaemon, notifier: ReadyNotifier,
     notifier.notify(**facts)
 
 
+async def _publish_local(daemon: SchedulerDaemon) -> Path | None:
+    """Leave keys for root's CLI on this host (``channels.credentials``) once listening."""
+    await daemon.listening.wait()
+    auth = daemon.auth
+    if auth is None:
+        return None
+    keys = await auth.local_client(socket.gethostname())
+    addresses = list(dict.fromkeys([daemon.listen_address, daemon.address]))
+    return publish_local(f"scheduler-{daemon.name}", addresses, auth.cluster.public, keys)
+
+
 async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOptions,
                  ready: ReadyNotifier | None = None,
                  metrics_at: tuple[str, int] | None = None) -> None:
-    options = dataclasses.replace(options, state_dir=state_dir)
+    ipc = options.ipc
+    if ipc == "":
+        ipc = str(default_ipc_path(state_dir))
+    elif ipc == "none":
+        ipc = ""
+    options = dataclasses.replace(options, state_dir=state_dir, ipc=ipc)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -71,14 +103,22 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
             click.echo(f"private etcd at {embedded.endpoint.url}", err=True)
         async with EtcdClient(endpoints, timeout=5.0) as client:
             daemon = SchedulerDaemon(Store(client, Layout(root)), options, metrics)
-            announcing = (asyncio.create_task(_announce(daemon, ready, endpoint))
+            publishing = asyncio.create_task(_publish_local(daemon))
+            announcing = (asyncio.create_task(_announce(daemon, ready, endpoint, publishing))
                           if ready else None)
             try:
                 await daemon.run(stop)
             finally:
-                if announcing is not None:
-                    announcing.cancel()
-                    await asyncio.gather(announcing, return_exceptions=True)
+                for task in (announcing, publishing):
+                    if task is not None:
+                        task.cancel()
+                await asyncio.gather(*(t for t in (announcing, publishing) if t),
+                                     return_exceptions=True)
+                if publishing.done() and not publishing.cancelled() \
+                        and publishing.exception() is None:
+                    published = publishing.result()
+                    if published is not None:
+                        withdraw_local(published)
     finally:
         if endpoint is not None:
             await endpoint.close()
@@ -116,18 +156,26 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
               help="Once leading (or following a leader), write READY=1 and LISTEN=ADDR to "
                    "this inherited descriptor, then close it.")
 @metrics_option
+@insecure_option("scheduler")
+@ipc_option("STATE_DIR/shoal.sock")
 def scheduler_command(etcd: str | None, listen: str, advertise: str, strategy: str,
                       state_dir: Path | None, name: str, heartbeat_interval: float,
                       node_timeout: float, lease_ttl: int, store_root: str,
                       ready: ReadyNotifier | None,
-                      metrics_at: tuple[str, int] | None) -> None:
-    """Run a scheduler: leads the cluster, or stands by to take over."""
+                      metrics_at: tuple[str, int] | None, insecure: bool, ipc: str) -> None:
+    """Run a scheduler: leads the cluster, or stands by to take over.
+
+    Its tcp listener uses CURVE: workers and clients enroll with join tokens (shoal
+    join-token worker|client). Root on this host needs none: the CLI uses the root-only
+    --ipc socket, or keys this scheduler leaves in /run/shoal/local."""
     require_advertise(listen, advertise, "scheduler")
+    if insecure:
+        warn_insecure("scheduler", listen)
     leader = LeaderOptions(strategy=strategy,  # type: ignore[arg-type]
                            heartbeat_interval=heartbeat_interval, node_timeout=node_timeout,
                            reconcile_interval=min(1.0, node_timeout / 3))
     options = DaemonOptions(listen=listen, advertise=advertise, name=name,
-                            lease_ttl=lease_ttl,
+                            lease_ttl=lease_ttl, secure=not insecure, ipc=ipc,
                             channel_heartbeat=min(1.0, heartbeat_interval),
                             channel_timeout=max(node_timeout, 3 * heartbeat_interval),
                             leader=leader)

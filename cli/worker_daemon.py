@@ -16,7 +16,16 @@ from pathlib import Path
 import click
 import uvloop
 
-from cli.arguments import advertise_option, key_values, parse_memory, require_advertise
+from channels.credentials import default_ipc_path
+from cli.arguments import (
+    advertise_option,
+    insecure_option,
+    ipc_option,
+    key_values,
+    parse_memory,
+    require_advertise,
+    warn_insecure,
+)
 from cli.metrics_endpoint import MetricsEndpoint, metrics_option
 from cli.readiness import ReadyNotifier, notifier_option
 from protocol.addresses import DEFAULT_WORKER
@@ -55,12 +64,37 @@ from worker.metrics import WorkerMetrics
               help="Once joined (or, without --join, serving), write READY=1 and "
                    "LISTEN=ADDR to this inherited descriptor, then close it.")
 @metrics_option
+@click.option("--token", default="", envvar="SHOAL_JOIN_TOKEN", metavar="TOKEN",
+              help="With --join: the worker token (shoal join-token worker on a manager) that "
+                   "enrolls this worker's key the first time ($SHOAL_JOIN_TOKEN).")
+@insecure_option("worker")
+@ipc_option("STATE_DIR/shoal.sock")
 def worker_command(listen: str, state_dir: Path | None, driver: str, join: str,
                    advertise: str, name: str, labels: tuple[str, ...], log_max_size: str,
                    log_max_file: int, image_limits: str, ready: ReadyNotifier | None,
-                   metrics_at: tuple[str, int] | None) -> None:
-    """Run a worker: standalone, or part of a cluster with --join."""
+                   metrics_at: tuple[str, int] | None, token: str, insecure: bool,
+                   ipc: str) -> None:
+    """Run a worker: standalone, or part of a cluster with --join.
+
+    Its tcp listener uses CURVE with the keys in STATE_DIR/auth; it joins with --token the
+    first time. Root on this host reaches it through the root-only --ipc socket.
+
+    Stopping the worker leaves its containers running (they are found again at its next
+    start). To stop everything on a host for good, remove the containers first (shoal rm -f
+    $(shoal ps -aq)), then stop the worker: its runtime helper exits by itself once it has
+    neither containers nor a worker."""
     label_map = key_values(labels, "label", "--label")
+    if insecure and token:
+        raise click.UsageError("--token enrolls a CURVE key; --insecure uses none: give one")
+    if token and not join:
+        raise click.UsageError("--token is for joining a cluster: give --join too")
+    if insecure:
+        warn_insecure("worker", listen)
+    directory = state_dir or default_state_dir()
+    if ipc == "":
+        ipc = str(default_ipc_path(directory))
+    elif ipc == "none":
+        ipc = ""
     schedulers = [a.strip() for a in join.split(",") if a.strip()]
     if schedulers:
         require_advertise(listen, advertise, "worker")
@@ -68,10 +102,11 @@ def worker_command(listen: str, state_dir: Path | None, driver: str, join: str,
         raise click.UsageError("--advertise is the address a worker tells the schedulers it "
                                "joins: give --join too")
     worker = functools.partial(
-        run_worker, listen, state_dir or default_state_dir(), driver, join=schedulers,
+        run_worker, listen, directory, driver, join=schedulers,
         name=name, advertise=advertise, labels=label_map,
         log_max_size=parse_memory(log_max_size), log_max_file=log_max_file,
-        image_limits=parse_image_limits(image_limits))
+        image_limits=parse_image_limits(image_limits), secure=not insecure, token=token,
+        ipc=ipc)
     try:
         uvloop.run(_serve(worker, ready, metrics_at))
     except ShoalError as exc:

@@ -37,6 +37,7 @@ from protocol.specs import (
     ImageInfo,
     ImageRef,
     ImageSummary,
+    KeyText,
     Labels,
     Name,
     NodeAvailability,
@@ -481,6 +482,66 @@ class ImageResolved(Message, tag="image.resolved", frozen=True, kw_only=True):
     tags: Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_TAGS)] = []
 
 
+# --- keys and tokens: who may talk to the cluster ---------------------------------------------
+EnrolledRole = Literal["worker", "client"]
+
+
+class Enroll(Message, tag="auth.enroll", frozen=True, kw_only=True):
+    """A join token's holder (authenticated by the token's key) enrolls its own ``key`` for
+    the token's role: a worker under its node id (``name``), a client under a name for
+    people. Answered with ``Enrolled``."""
+
+    key: KeyText
+    name: Name
+    reply: SenderRef
+
+
+class Enrolled(Message, tag="auth.enrolled", frozen=True, kw_only=True):
+    """The key is admitted: dial the cluster's managers (``managers``) with ``cluster_key``."""
+
+    role: EnrolledRole
+    name: Name
+    cluster_key: KeyText
+    managers: ManagerAddresses = []
+
+
+class GetJoinToken(Message, tag="auth.token.get", frozen=True, kw_only=True):
+    """The join token for ``role``; ``rotate``: replace it first (the old one stops working;
+    keys it enrolled stay)."""
+
+    role: Name
+    rotate: bool = False
+    reply: SenderRef
+
+
+class JoinToken(Message, tag="auth.token", frozen=True, kw_only=True):
+    role: EnrolledRole
+    token: Text
+
+
+class KeyInfo(msgspec.Struct, frozen=True, kw_only=True):
+    key: KeyText
+    role: Name
+    name: Name
+    created: Timestamp = 0.0
+
+
+class ListKeys(Message, tag="auth.keys.list", frozen=True, kw_only=True):
+    reply: SenderRef
+
+
+class KeyList(Message, tag="auth.keys.listed", frozen=True, kw_only=True):
+    keys: Annotated[list[KeyInfo], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
+
+
+class RevokeKey(Message, tag="auth.key.revoke", frozen=True, kw_only=True):
+    """Stop admitting ``key`` (a prefix of its text that names one key will do): its sessions
+    end at once. Answered with ``Ok``."""
+
+    key: Name
+    reply: SenderRef
+
+
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Ok, Echo, Echoed, GetVersion, VersionInfo,
     CreateContainer, ContainerCreated, StartContainer, StopContainer, KillContainer,
@@ -494,4 +555,5 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     SubmitJob, Submitted,
     ImportImage, ImageImported, ListImages, ImageList, InspectImage, ImageInspected,
     RemoveImage, ImageRemoved, FetchBlob, ResolveImage, ImageResolved,
+    Enroll, Enrolled, GetJoinToken, JoinToken, ListKeys, KeyList, RevokeKey,
 )

@@ -26,6 +26,8 @@ from protocol.limits import (
 
 Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)]
 Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT_LEN)]
+# A CURVE key as text: 32 bytes in lowercase base32 without padding.
+KeyText = Annotated[str, msgspec.Meta(pattern="^[a-z2-7]{52}$")]
 Labels = Annotated[dict[Name, Text], msgspec.Meta(max_length=MAX_LABELS)]
 Argv = Annotated[list[Text], msgspec.Meta(max_length=MAX_ARGS)]
 EnvList = Annotated[list[Text], msgspec.Meta(max_length=MAX_ENV)]
@@ -226,6 +228,10 @@ class NodeInfo(_Spec, frozen=True, kw_only=True):
     # The images the worker stores, as tags (``busybox:latest``) and ids, listed at each join:
     # placement prefers a node that holds the image when scores tie.
     images: Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_HELD_IMAGES)] = []
+    # The CURVE public key (key text) the worker's listener answers with: what a scheduler
+    # dials it with. Set by the scheduler from the key the worker authenticated with; "" when
+    # the worker runs --insecure.
+    key: KeyText | Literal[""] = ""
 
 
 class NodeUsage(_Spec, frozen=True, kw_only=True):

@@ -14,13 +14,25 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import msgspec
 import structlog
 
 import channels
-from protocol.addresses import DEFAULT_WORKER, advertised, check_advertise, is_wildcard
-from protocol.errors import InvalidArgument
+from channels import key_text
+from channels._curve import CLIENT, ENROLL_PREFIX
+from channels.credentials import publish_local, withdraw_local
+from channels.local import listen_local
+from protocol.addresses import (
+    DEFAULT_WORKER,
+    advertised,
+    check_advertise,
+    is_wildcard,
+    worker_state_dir,
+)
+from protocol.errors import InvalidArgument, ShoalError
 from protocol.messages import Message
-from worker.agent.shell import Agent, host_node
+from worker.agent.shell import AGENT_OPTIONS, Agent, host_node, save_managers
+from worker.auth import WorkerAuth
 from worker.engine.driver import Driver
 from worker.engine.engine import Engine, ImageResolver, NoImages
 from worker.engine.native_driver import NativeDriver, NativeImages
@@ -36,14 +48,7 @@ log = structlog.get_logger("shoal.worker")
 DEFAULT_LISTEN = DEFAULT_WORKER
 
 
-def default_state_dir() -> Path:
-    base = os.environ.get("SHOAL_STATE_DIR")
-    if base:
-        return Path(base) / "worker"
-    if os.geteuid() == 0:
-        return Path("/var/lib/shoal/worker")
-    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(xdg) / "shoal" / "worker"
+default_state_dir = worker_state_dir
 
 
 async def make_driver(name: str, state_dir: Path, image_limits: LayerLimits | None = None,
@@ -88,14 +93,18 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
                      name: str = "", labels: dict[str, str] | None = None,
                      advertise: str = "", log_max_size: int = 0, log_max_file: int = 1,
                      image_limits: LayerLimits | None = None,
-                     metrics: WorkerMetrics | None = None) -> None:
+                     metrics: WorkerMetrics | None = None, secure: bool = False,
+                     token: str = "", ipc: str = "") -> None:
     """Serve until SIGTERM/SIGINT (or ``stop``). With ``join``, also take part in the cluster
     led by one of those schedulers, telling them ``advertise`` as this node's address
     (``protocol.addresses.advertised``: default the bound one, which must then not be a
     wildcard). ``on_ready`` is called once with the bound address when the worker is ready:
     joined to a scheduler with ``join``, else serving. ``image_limits`` bound the layers and
     images it imports or fetches. ``metrics`` (default: its own, unserved) are kept up to
-    date: whoever serves their registry sees this worker."""
+    date: whoever serves their registry sees this worker. ``secure``: CURVE on a tcp listener
+    and towards the schedulers, with the keys in ``STATE_DIR/auth`` (``worker.auth``);
+    ``token`` enrolls them in the cluster the first time. ``ipc``: also serve this root-only
+    unix socket ("" for none)."""
     if advertise and not join:
         raise InvalidArgument("advertise: only a worker that joins a cluster tells its address")
     if join:  # refused before anything starts: what the listener will bind cannot change it
@@ -103,7 +112,19 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
             check_advertise(advertise)
         elif is_wildcard(listen):
             advertised(listen, "")  # raises, saying what to pass
+    if token and not join:
+        raise InvalidArgument("token: a join token is for joining a cluster (--join)")
     state_dir.mkdir(parents=True, exist_ok=True)
+    auth = WorkerAuth(state_dir) if secure else None
+    node_name = name or socket.gethostname()
+    if auth is not None and join:
+        if token:
+            learned = await auth.enroll(list(join), token, node_name, AGENT_OPTIONS)
+            if learned:
+                save_managers(state_dir / "managers.json", learned)
+        elif auth.cluster_key is None:
+            raise InvalidArgument("--join needs --token the first time: print one on a manager "
+                                  "with `shoal join-token worker`")
     metrics = metrics or WorkerMetrics()
     driver, images = await make_driver(driver_name, state_dir, image_limits)
     if isinstance(driver, NativeDriver):
@@ -111,10 +132,14 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
     engine = Engine(state_dir, driver, images=images, log_max_size=log_max_size,
                     log_max_file=log_max_file, metrics=metrics)
     await engine.open()
-    listener = await channels.listen(listen)
+    security = auth.server if auth is not None and listen.startswith("tcp://") else None
+    listener = await channels.listen(listen, security=security)
+    local: channels.Listener | None = None
     try:  # checked above, but only now is a port 0 resolved
         address = advertised(listener.address, advertise) if join else listener.address
-    except InvalidArgument:
+        if ipc:
+            local = await listen_local(ipc)
+    except ShoalError:
         await listener.close()
         await engine.close()
         raise
@@ -133,18 +158,33 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
     async def handle(message: Message) -> Message | None:
         if isinstance(message, IMAGE_REQUESTS):
             return await image_service.handle(message)
+        if auth is not None and auth.handles(message):
+            return await auth.handle(message)
         return await service.handle(message)
 
-    server = asyncio.create_task(channels.serve(listener.receiver, handle))
+    servers = [asyncio.create_task(channels.serve(listener.receiver, handle))]
+    if local is not None:
+        servers.append(asyncio.create_task(channels.serve(local.receiver, handle)))
+    published: Path | None = None
+    if auth is not None:
+        servers.append(asyncio.create_task(channels.serve(
+            listener.route(ENROLL_PREFIX + CLIENT), auth.handle_enroll)))
+        if security is not None:
+            published = publish_local(f"worker-{os.getpid()}",
+                                      list(dict.fromkeys([listener.address, address])),
+                                      auth.keypair.public, auth.local)
     agent_task: asyncio.Task[None] | None = None
     agent: Agent | None = None
     if join:
-        node = host_node(name or socket.gethostname(), address, dict(labels or {}), engine)
+        node = host_node(node_name, address, dict(labels or {}), engine)
+        if security is not None and auth is not None:
+            node = msgspec.structs.replace(node, key=key_text(auth.keypair.public))
         # A worker that runs images fetches the ones it lacks from the scheduler.
         fetcher = (ImageFetcher(driver.store, on_data=metrics.fetched)
                    if isinstance(driver, NativeDriver) else None)
         agent = Agent(engine, node, join, fetcher=fetcher,
-                      managers_file=state_dir / "managers.json")
+                      managers_file=state_dir / "managers.json",
+                      security=auth.scheduler_security() if auth is not None else None)
         agent_task = asyncio.create_task(agent.run(stop))
     log.info("worker listening", address=listener.address, advertised=address,
              state_dir=str(state_dir),
@@ -168,8 +208,13 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
             await asyncio.gather(announcing, return_exceptions=True)
         if agent_task is not None:
             await asyncio.gather(agent_task, return_exceptions=True)
+        if published is not None:
+            withdraw_local(published)
         await listener.close()
-        server.cancel()
-        await asyncio.gather(server, return_exceptions=True)
+        if local is not None:
+            await local.close()
+        for task in servers:
+            task.cancel()
+        await asyncio.gather(*servers, return_exceptions=True)
         await engine.close()
         log.info("worker stopped; its containers keep running", address=listener.address)

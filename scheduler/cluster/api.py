@@ -20,31 +20,51 @@ like a write, naming the leader. What the leader's imports and removals change i
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
+import msgspec
 import structlog
 
 import channels
-from channels import Sender
-from protocol.errors import Conflict, InvalidArgument, NotFound, Unavailable, Unsupported
+from channels import Sender, key_text
+from channels._curve import ENROLL_PREFIX
+from protocol.errors import (
+    Conflict,
+    Forbidden,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+    Unsupported,
+)
 from protocol.eventfeed import EventFeed
 from protocol.limits import MAX_LIST_ITEMS
 from protocol.messages import (
     ContainerInspected,
     ContainerList,
     CreateContainer,
+    Enroll,
+    Enrolled,
+    FetchBlob,
+    GetJoinToken,
     GetVersion,
     InspectContainer,
     InspectNode,
     Join,
+    JoinToken,
+    KeyList,
     KillContainer,
     LabelNode,
     ListContainers,
+    ListKeys,
     ListNodes,
     Message,
     NodeInspected,
     NodeList,
+    Ok,
     RemoveContainer,
     RemoveNode,
+    ResolveImage,
+    RevokeKey,
     StartContainer,
     StopContainer,
     SubmitApp,
@@ -58,6 +78,7 @@ from protocol.specs import Event, NodeUsage
 from protocol.validation import check_spec, check_specs
 from protocol.version import PROTOCOL_VERSION, package_version
 from scheduler.cluster import views
+from scheduler.cluster.auth import ClusterAuth
 from scheduler.cluster.cycle import Work, occupies_node
 from scheduler.cluster.events import image_events
 from scheduler.cluster.forward import FORWARDED, Forwarder, Route
@@ -85,21 +106,84 @@ class ClusterApi:
 
     def __init__(self, store: Store, name: str,
                  worker_options: channels.ChannelOptions | None = None,
-                 images: ClusterImages | None = None) -> None:
+                 images: ClusterImages | None = None, auth: ClusterAuth | None = None,
+                 managers: Callable[[], list[str]] = list) -> None:
         self.store = store
         self.name = name
         self.images = images
+        self.auth = auth
+        self.managers = managers  # every live scheduler's address
         self.leader: Leader | None = None
         self.leader_record: LeaderRecord | None = None  # who leads, as last observed
         self.events = EventFeed()
-        self.forwarder = Forwarder(worker_options or channels.ChannelOptions(name=name))
+        self.forwarder = Forwarder(worker_options or channels.ChannelOptions(name=name),
+                                   lambda: auth.keypair if auth is not None else None)
         self.events.listeners.append(self._on_event)
 
     def _on_event(self, event: Event) -> None:
         if event.type == "node" and event.action in ("down", "remove"):
             self.forwarder.drop(event.id)  # a node that comes back is connected to afresh
 
+    # --- by role: who may ask what -----------------------------------------------------------
+    async def handle_client(self, request: channels.FromPeer) -> Message | None:
+        """An enrolled client: every verb but those of workers and of enrollment."""
+        message = request.message
+        if isinstance(message, Join | Enroll):
+            raise Forbidden(f"a client key cannot {type(message).__name__.lower()}: that "
+                            "takes a worker's key (shoal worker --join ... --token)")
+        return await self.handle(message)
+
+    async def handle_worker(self, request: channels.FromPeer) -> Message | None:
+        """An enrolled worker: it joins as the node it enrolled as, fetches images and asks
+        the version; it never submits work or reads other nodes' containers."""
+        message = request.message
+        if isinstance(message, Join):
+            enrolled = self.auth.name_of(request.peer) if self.auth is not None else None
+            if enrolled != message.node.id:
+                raise Forbidden(f"this key is enrolled as node {enrolled!r}, not "
+                                f"{message.node.id!r}")
+            node = msgspec.structs.replace(message.node, key=request.peer)
+            return await self._lead().submit(self._join(
+                msgspec.structs.replace(message, node=node)))
+        if isinstance(message, FetchBlob | ResolveImage | GetVersion):
+            return await self.handle(message)
+        raise Forbidden(f"a worker's key cannot ask for {type(message).__name__}")
+
+    async def handle_enroll(self, request: channels.FromPeer) -> Message | None:
+        """A join token's holder: it may enroll its own key, nothing else."""
+        message = request.message
+        if not isinstance(message, Enroll):
+            raise Forbidden("a join token's key may only enroll a key (Enroll)")
+        if self.auth is None:
+            raise Unsupported("this scheduler runs without CURVE: nothing to enroll")
+        role = request.role.removeprefix(ENROLL_PREFIX)
+        record = await self.auth.enroll(role, message.key, message.name)
+        return Enrolled(role=role, name=record.name,  # type: ignore[arg-type]
+                        cluster_key=key_text(self.auth.cluster.public),
+                        managers=self.managers())
+
+    async def _auth_verb(self, message: Message) -> Message:
+        auth = self.auth
+        if auth is None:
+            raise Unsupported(f"scheduler {self.name} runs --insecure: it has no keys or "
+                              "tokens")
+        if isinstance(message, GetJoinToken):
+            return JoinToken(role=message.role,  # type: ignore[arg-type]
+                             token=await auth.token(message.role, message.rotate))
+        if isinstance(message, ListKeys):
+            return KeyList(keys=auth.keys())
+        if isinstance(message, RevokeKey):
+            await auth.revoke(message.key)
+            return Ok()
+        raise Forbidden(f"{type(message).__name__} takes a join token's key")
+
     async def handle(self, message: Message) -> Message | None:
+        if isinstance(message, GetJoinToken | ListKeys | RevokeKey | Enroll):
+            return await self._auth_verb(message)
+        if isinstance(message, RemoveNode) and self.auth is not None:
+            answer = await self._lead().submit(self._work(message))
+            await self.auth.revoke_node(message.node_id)  # its key goes with it
+            return answer
         if isinstance(message, FORWARDED):
             await self.forwarder.forward(message, await self._route(message.id))
             return None  # the worker answered the caller through the relay
@@ -228,7 +312,7 @@ class ClusterApi:
         if not address:
             raise Unavailable(f"node {node_id} serves no container verbs (it registered no "
                               "address)", details={"id": cid, "node_id": node_id})
-        return Route(node_id, address)
+        return Route(node_id, address, node.value.info.key)
 
     async def _usage(self) -> dict[str, tuple[NodeUsage, list[str]]]:
         """What every node holds: reservations summed over its live containers."""

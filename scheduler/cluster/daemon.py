@@ -23,9 +23,12 @@ from pathlib import Path
 import structlog
 
 import channels
+from channels._curve import CLIENT, ENROLL_PREFIX, WORKER
+from channels.local import listen_local
 from protocol.addresses import DEFAULT_SCHEDULER, advertised
 from protocol.errors import ShoalError
 from scheduler.cluster.api import ClusterApi
+from scheduler.cluster.auth import ENROLLABLE, ClusterAuth
 from scheduler.cluster.images import ClusterImages
 from scheduler.cluster.imagesync import RESYNC_INTERVAL, ImageSync
 from scheduler.cluster.leader import Leader, LeaderOptions
@@ -54,6 +57,12 @@ class DaemonOptions:
     # Where this scheduler keeps the cluster's images (``images/`` below it); None: none kept.
     state_dir: Path | None = None
     image_resync: float = RESYNC_INTERVAL  # a standby's full image sync without events
+    # CURVE on the tcp listener: keys and tokens in etcd (``auth``). False: no authentication
+    # at all (``--insecure``, and in-process tests).
+    secure: bool = False
+    # A second listener on this ipc socket path, root-only (its file's mode is the
+    # authentication, as docker.sock's): "" for none.
+    ipc: str = ""
 
 
 class SchedulerDaemon:
@@ -69,9 +78,13 @@ class SchedulerDaemon:
         images = ClusterImages(options.state_dir / "images") if options.state_dir else None
         channel_options = channels.ChannelOptions(
             name=self.name, heartbeat=options.channel_heartbeat, timeout=options.channel_timeout)
-        self.api = ClusterApi(store, self.name, channel_options, images)
+        self.auth = ClusterAuth(store, options.state_dir) if options.secure else None
+        self.api = ClusterApi(store, self.name, channel_options, images, self.auth,
+                              self._manager_addresses)
         self.image_sync = (ImageSync(images, self.name, channel_options,
-                                     resync=options.image_resync) if images else None)
+                                     resync=options.image_resync, identity=self._identity)
+                           if images else None)
+        self.ipc_address = ""  # the root-only ipc listener's address, once listening
         self.address = ""
         self.listen_address = ""  # where the listener is bound (a port 0 resolved)
         self.listening = asyncio.Event()
@@ -81,24 +94,68 @@ class SchedulerDaemon:
         self.election: Election | None = None  # once running: its ``waiting`` says we campaign
         self.managers: ManagerRegistry | None = None  # set once listening
         self.listener: channels.Listener | None = None  # set while listening
+        self.ipc_listener: channels.Listener | None = None
+
+    def _identity(self) -> channels.Keypair | None:
+        return self.auth.keypair if self.auth is not None else None
+
+    def _manager_addresses(self) -> list[str]:
+        return self.managers.addresses() if self.managers is not None else [self.address]
+
+    async def _listen(self) -> tuple[channels.Listener, list[asyncio.Task[None]]]:
+        """The tcp listener (with CURVE when secure: each role served by its own handler)
+        and the root-only ipc one; the tasks that serve them."""
+        opts = self.options
+        channel_options = channels.ChannelOptions(
+            name=self.name, heartbeat=opts.channel_heartbeat, timeout=opts.channel_timeout)
+        security = None
+        if self.auth is not None:
+            await self.auth.load()
+            security = channels.CurveServer(self.auth.cluster, self.auth.access)
+        listener = await channels.listen(opts.listen, channel_options, security)
+        api = self.api
+        tasks = [asyncio.create_task(channels.serve(listener.receiver, api.handle))]
+        if self.auth is not None:
+            tasks += [
+                asyncio.create_task(channels.serve(listener.route(CLIENT), api.handle_client)),
+                asyncio.create_task(channels.serve(listener.route(WORKER), api.handle_worker)),
+                asyncio.create_task(self.auth.run()),
+            ]
+            tasks += [asyncio.create_task(channels.serve(
+                listener.route(ENROLL_PREFIX + role), api.handle_enroll))
+                for role in ENROLLABLE]
+        if opts.ipc:
+            try:
+                local = await listen_local(opts.ipc, channel_options)
+            except ShoalError:
+                await listener.close()
+                for task in tasks:
+                    task.cancel()
+                raise
+            self.ipc_listener = local
+            self.ipc_address = local.address
+            tasks.append(asyncio.create_task(channels.serve(local.receiver, api.handle)))
+        return listener, tasks
 
     async def run(self, stop: asyncio.Event) -> None:
         opts = self.options
-        listener = await channels.listen(opts.listen, channels.ChannelOptions(
-            name=self.name, heartbeat=opts.channel_heartbeat, timeout=opts.channel_timeout))
+        listener, serving = await self._listen()
         self.listen_address = listener.address
         self.listener = listener
         try:
             self.address = advertised(listener.address, opts.advertise)
         except ShoalError:
             await listener.close()
+            if self.ipc_listener is not None:
+                await self.ipc_listener.close()
+            for task in serving:
+                task.cancel()
             raise
         me = LeaderRecord(id=self.name, address=self.address)
         election = self.election = Election(self.store.client, self.store.layout, me,
                                             ttl=opts.lease_ttl)
         self.managers = ManagerRegistry(self.store, me, opts.lease_ttl, self._managers_changed)
-        tasks = [asyncio.create_task(channels.serve(listener.receiver, self.api.handle)),
-                 asyncio.create_task(self._observe(election)),
+        tasks = [*serving, asyncio.create_task(self._observe(election)),
                  asyncio.create_task(self.managers.run())]
         log.info("scheduler listening", name=self.name, address=self.address)
         self.listening.set()
@@ -114,6 +171,8 @@ class SchedulerDaemon:
                     await asyncio.sleep(RETRY_PAUSE)
         finally:
             await listener.close()
+            if self.ipc_listener is not None:
+                await self.ipc_listener.close()
             await self.api.forwarder.close()
             for task in tasks:
                 task.cancel()

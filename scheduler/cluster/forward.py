@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -48,13 +49,17 @@ class Route:
 
     node_id: str
     address: str
+    key: str = ""  # the worker's CURVE key (key text); "" for a worker run --insecure
 
 
 class Forwarder:
-    """Worker connections per node, and the relays of requests forwarded on them."""
+    """Worker connections per node, and the relays of requests forwarded on them. With
+    ``identity`` (the cluster's keypair) a worker that registered a key is dialed with CURVE."""
 
-    def __init__(self, options: channels.ChannelOptions) -> None:
+    def __init__(self, options: channels.ChannelOptions,
+                 identity: Callable[[], channels.Keypair | None] = lambda: None) -> None:
         self.options = options
+        self.identity = identity
         self._conns: dict[str, tuple[str, channels.Connection]] = {}
         self._connecting: dict[str, asyncio.Lock] = {}
         self._relays: set[asyncio.Task[None]] = set()
@@ -111,13 +116,23 @@ class Forwarder:
                     return conn
                 self.drop(route.node_id)
             try:
-                conn = await channels.connect(route.address, self.options)
+                conn = await channels.connect(route.address, self.options,
+                                              self._security(route))
             except ShoalError as exc:
                 raise Unavailable(f"node {route.node_id} cannot be reached at {route.address}: "
                                   f"{exc}", details={"node_id": route.node_id}) from exc
             self._conns[route.node_id] = (route.address, conn)
             log.debug("connected to a worker", node_id=route.node_id, address=route.address)
             return conn
+
+    def _security(self, route: Route) -> channels.CurveClient | None:
+        if not route.key:
+            return None
+        identity = self.identity()
+        if identity is None:
+            raise Unavailable(f"node {route.node_id} uses CURVE but this scheduler has no "
+                              "cluster key", details={"node_id": route.node_id})
+        return channels.CurveClient(channels.parse_key(route.key, "node key"), identity)
 
     def drop(self, node_id: str) -> None:
         """Forget the node's connection (it went down): relays on it fail with PeerLost."""

@@ -47,10 +47,12 @@ class ImageSync:
 
     def __init__(self, images: ClusterImages, name: str, options: channels.ChannelOptions, *,
                  resync: float = RESYNC_INTERVAL, backoff_start: float = BACKOFF_START,
-                 backoff_max: float = BACKOFF_MAX) -> None:
+                 backoff_max: float = BACKOFF_MAX,
+                 identity: Callable[[], channels.Keypair | None] = lambda: None) -> None:
         self.store: ImageStore = images.store
         self.name = name
         self.options = options
+        self.identity = identity  # the cluster's keypair: managers reach each other with it
         self.resync = resync
         self.backoff_start = backoff_start
         self.backoff_max = backoff_max
@@ -125,7 +127,11 @@ class ImageSync:
         backoff = self.backoff_start
         while True:
             try:
-                async with await channels.connect(leader.address, self.options) as conn:
+                identity = self.identity()
+                security = (channels.CurveClient(identity.public, identity)
+                            if identity is not None else None)
+                async with await channels.connect(leader.address, self.options,
+                                                  security) as conn:
                     events_tx, events = channels.pipe(capacity=1024)
                     try:
                         await conn.sender.send(WatchEvents(filters={"type": "image"},

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import structlog
 
+from protocol.addresses import scheduler_state_dir
 from scheduler.store.endpoints import Endpoint
 from scheduler.store.errors import EtcdMissing, EtcdStartFailed
 
@@ -39,14 +40,7 @@ ETCD_PACKAGE = "etcd-server"
 _SUPERVISOR = Path(__file__).with_name("_etcd_supervisor.py")
 
 
-def default_state_dir() -> Path:
-    """shoal's state dir: $SHOAL_STATE_DIR, else $XDG_STATE_HOME/shoal, else ~/.local/state."""
-    explicit = os.environ.get("SHOAL_STATE_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_STATE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
-    return base / "shoal"
+default_state_dir = scheduler_state_dir
 
 
 def find_etcd(path: str | None = None) -> str:

@@ -75,6 +75,12 @@ BACKOFF_MAX = 10.0
 WATCHED_ACTIONS = frozenset({"start", "die", "restart", "destroy"})
 
 
+# Notice a dead scheduler well within any node timeout, so that after a failover the worker has
+# joined the new leader before that leader would declare its node down. A dead scheduler is
+# not waited for long either: the next one is tried.
+AGENT_OPTIONS = channels.ChannelOptions(heartbeat=0.25, timeout=1.5, connect_timeout=2.0)
+
+
 def load_managers(path: Path | None) -> list[str]:
     """The schedulers' addresses kept by ``save_managers`` (none if absent or unreadable)."""
     if path is None:
@@ -120,7 +126,8 @@ class Agent:
     def __init__(self, engine: Engine, node: NodeInfo, schedulers: Sequence[str],
                  options: channels.ChannelOptions | None = None, *,
                  fetcher: ImageFetcher | None = None,
-                 managers_file: Path | None = None) -> None:
+                 managers_file: Path | None = None,
+                 security: channels.CurveClient | None = None) -> None:
         self.engine = engine
         self.node = node
         self.fetcher = fetcher
@@ -128,11 +135,8 @@ class Agent:
         self.schedulers = list(schedulers)  # the --join list: always tried
         self.managers_file = managers_file
         self.managers = load_managers(managers_file)  # what the leader last said
-        # Notice a dead scheduler well within any node timeout, so that after a failover the
-        # worker has joined the new leader before that leader would declare its node down.
-        # A dead scheduler is not waited for long either: the next one is tried.
-        self.options = options or channels.ChannelOptions(heartbeat=0.25, timeout=1.5,
-                                                          connect_timeout=2.0)
+        self.options = options or AGENT_OPTIONS
+        self.security = security  # CURVE towards the managers (the cluster's key, ours)
         self.state = AgentState()
         self._lanes = ContainerLanes(self._prepare_run, self._commit)
         self._reports: channels.Sender | None = None
@@ -205,7 +209,7 @@ class Agent:
 
     async def _session(self, address: str, stop: asyncio.Event) -> str:
         """One joined session; returns the leader's address when a standby names one."""
-        async with await channels.connect(address, self.options) as conn:
+        async with await channels.connect(address, self.options, self.security) as conn:
             commands_tx, commands_rx = channels.pipe(capacity=1024)
             held = [ContainerReport(node_id=self.node.id, container_id=record.id,
                                     generation=record.generation, state=record.state)

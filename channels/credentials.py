@@ -1,0 +1,173 @@
+"""Where a client finds the CURVE keys to dial an address with.
+
+Two places, looked at in this order:
+
+- the user's own (``~/.shoal``, or ``$SHOAL_CONFIG``): ``client.key`` (the user's keypair, 0600)
+  and ``clusters/<cluster key>.json`` for each cluster the user enrolled in with a client token
+  (``shoal enroll``): the cluster's public key and the managers' addresses;
+- the host's (``/run/shoal/local``, or ``$SHOAL_RUNTIME_DIR/local``): each daemon on this host
+  publishes there, readable by root only, a client keypair it admits and the addresses it
+  listens on, so root on the same host needs no enrollment (as root needs none for
+  ``docker.sock``). A file whose daemon has died is passed over.
+
+Files are JSON; keys are key text (``channels._curve.key_text``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from channels._curve import CurveClient, Keypair, key_text, parse_key, write_private
+
+_WILDCARD_HOSTS = ("0.0.0.0", "[::]", "*", "::")
+SOCKET_NAME = "shoal.sock"
+MAX_SOCKET_PATH = 100  # sockaddr_un holds 108 bytes with the NUL; leave room
+
+
+def user_dir() -> Path:
+    explicit = os.environ.get("SHOAL_CONFIG")
+    return Path(explicit) if explicit else Path.home() / ".shoal"
+
+
+def runtime_dir() -> Path:
+    """Where daemons leave what local clients need: root's /run/shoal, else the user's."""
+    explicit = os.environ.get("SHOAL_RUNTIME_DIR")
+    if explicit:
+        return Path(explicit)
+    if os.geteuid() == 0:
+        return Path("/run/shoal")
+    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/shoal-{os.geteuid()}"
+    return Path(base) / "shoal"
+
+
+def default_ipc_path(state_dir: Path) -> Path:
+    """A daemon's root-only socket: ``STATE_DIR/shoal.sock``; when that path is too long for
+    a unix socket, one named by the state dir's hash in the runtime directory."""
+    path = state_dir.absolute() / SOCKET_NAME
+    if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
+        return path
+    import hashlib
+
+    digest = hashlib.sha256(os.fsencode(state_dir.absolute())).hexdigest()[:16]
+    return runtime_dir() / "sockets" / f"{digest}.sock"
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """Keys for an address, and where they came from (for error messages)."""
+
+    curve: CurveClient
+    source: str
+
+
+def _matches(address: str, known: list[str]) -> bool:
+    if address in known:
+        return True
+    scheme, _, where = address.partition("://")
+    _, _, port = where.rpartition(":")
+    for entry in known:
+        entry_scheme, _, entry_where = entry.partition("://")
+        host, _, entry_port = entry_where.rpartition(":")
+        if entry_scheme == scheme and entry_port == port and host in _WILDCARD_HOSTS:
+            return True
+    return False
+
+
+def _read(path: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _addresses(data: dict[str, object]) -> list[str]:
+    listed = data.get("addresses")
+    return [str(a) for a in listed] if isinstance(listed, list) else []
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return True  # no pid recorded: an enrollment, not a daemon
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def find(address: str) -> Found | None:
+    """The keys to dial ``address`` with CURVE, or None when none are known."""
+    mine = user_dir()
+    with contextlib.suppress(OSError, ValueError):
+        keys = Keypair.parse((mine / "client.key").read_text())
+        for path in sorted((mine / "clusters").glob("*.json")):
+            data = _read(path)
+            if data is None:
+                continue
+            addresses = _addresses(data)
+            if _matches(address, addresses):
+                server = parse_key(str(data.get("cluster_key", "")), str(path))
+                return Found(CurveClient(server, keys), str(path))
+    local = runtime_dir() / "local"
+    candidates: list[tuple[float, Path]] = []
+    with contextlib.suppress(OSError):
+        for path in local.glob("*.json"):
+            with contextlib.suppress(OSError):
+                candidates.append((path.stat().st_mtime, path))
+    for _, path in sorted(candidates, reverse=True):  # the newest daemon first
+        data = _read(path)
+        if data is None or not _alive(data.get("pid")):
+            continue
+        addresses = _addresses(data)
+        if not _matches(address, addresses):
+            continue
+        with contextlib.suppress(ValueError):
+            server = parse_key(str(data.get("server_key", "")), str(path))
+            keys = Keypair(public=parse_key(str(data.get("public", "")), str(path)),
+                           secret=parse_key(str(data.get("secret", "")), str(path)))
+            return Found(CurveClient(server, keys), str(path))
+    return None
+
+
+def publish_local(name: str, addresses: list[str], server_key: bytes, keys: Keypair) -> Path:
+    """Leave this daemon's local client keys for root's CLI on this host; returns the file
+    (remove it with ``withdraw_local`` at exit)."""
+    path = runtime_dir() / "local" / f"{name}.json"
+    runtime_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(path, json.dumps({
+        "addresses": addresses, "server_key": key_text(server_key),
+        "public": key_text(keys.public), "secret": key_text(keys.secret), "pid": os.getpid(),
+    }) + "\n")
+    return path
+
+
+def withdraw_local(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def client_keys() -> Keypair:
+    """This user's client keypair, made on first use."""
+    from channels._curve import load_keypair
+
+    return load_keypair(user_dir() / "client.key")
+
+
+def save_enrollment(cluster_key: bytes, addresses: list[str]) -> Path:
+    """Remember a cluster this user's key is enrolled in, and where its managers are."""
+    path = user_dir() / "clusters" / f"{key_text(cluster_key)}.json"
+    known: list[str] = []
+    data = _read(path)
+    if data is not None:
+        known = _addresses(data)
+    merged = list(dict.fromkeys([*addresses, *known]))
+    write_private(path, json.dumps({"cluster_key": key_text(cluster_key),
+                                    "addresses": merged}) + "\n")
+    return path
