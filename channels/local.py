@@ -2,8 +2,8 @@
 
 An ``ipc://`` listener whose socket file is mode 0660, owned by root and by the ``shoal`` group
 when that group exists: the kernel admits only those who may write the file, so the channel
-needs no CURVE. The CLI tries the default sockets first (``channels.credentials.default_ipc_path``), so root on the
-host needs no address and no keys.
+needs no CURVE. The CLI tries the default sockets first
+(``channels.credentials.default_ipc_path``), so root on the host needs no address and no keys.
 """
 
 from __future__ import annotations
