@@ -85,7 +85,7 @@ class RawListener:
             address, self._on_frame, lambda key, error: None, max_frame=MAX_FRAME)
         return self
 
-    def _on_frame(self, key: bytes, parts: list[bytes]) -> None:
+    def _on_frame(self, key: bytes, parts: list[bytes], user: str | None = None) -> None:
         assert self.link is not None
         if isinstance(decode_header(parts[0]), Hello) and not self.welcomed.is_set():
             welcome = Welcome(version=1, options=SessionOptions(heartbeat=0.05))
