@@ -3,7 +3,8 @@
 ``python -m bench._channels_peer KIND ADDRESS`` serves until stdin closes. KIND is:
 
 - ``shoal``: a channels listener that answers Echo inline, counts one-way messages, and writes
-  FetchBlob streams;
+  FetchBlob streams; ``shoal-curve``: the same with CURVE (``BENCH_SERVER``, admitting
+  ``BENCH_CLIENT``);
 - ``zmq-sync``: a blocking pyzmq ROUTER echoing every request;
 - ``zmq-async``: a zmq.asyncio ROUTER echoing every request, one await per message.
 
@@ -49,7 +50,17 @@ async def _write_blob(message: FetchBlob) -> None:
     await reply.send(Ok(), last=True)
 
 
-async def serve_shoal(address: str) -> None:
+# The benchmark's keys, derived from fixed seeds so both processes know them.
+BENCH_SERVER = channels.Keypair.derive(b"shoal bench server")
+BENCH_CLIENT = channels.Keypair.derive(b"shoal bench client")
+
+
+def bench_security() -> channels.CurveServer:
+    return channels.CurveServer(BENCH_SERVER,
+                                channels.Access([(BENCH_CLIENT.public, "client")]))
+
+
+async def serve_shoal(address: str, curve: bool = False) -> None:
     stop = threading.Event()
     _exit_when_stdin_closes(stop)
     loop = asyncio.get_running_loop()
@@ -58,7 +69,7 @@ async def serve_shoal(address: str) -> None:
         target=lambda: (stop.wait(), loop.call_soon_threadsafe(stopped.set_result, None)),
         daemon=True,
     ).start()
-    listener = await channels.listen(address)
+    listener = await channels.listen(address, security=bench_security() if curve else None)
     print(listener.address, flush=True)
     counted = 0
     tasks: set[asyncio.Task[None]] = set()
@@ -143,8 +154,8 @@ async def serve_zmq_async(address: str) -> None:
 def main(argv: list[str]) -> int:
     configure_logging("warning")
     kind, address = argv
-    if kind == "shoal":
-        uvloop.run(serve_shoal(address))
+    if kind in ("shoal", "shoal-curve"):
+        uvloop.run(serve_shoal(address, curve=kind == "shoal-curve"))
     elif kind == "zmq-sync":
         serve_zmq_sync(address)
     elif kind == "zmq-async":

@@ -25,6 +25,7 @@ import zmq
 import zmq.asyncio
 
 import channels
+from bench._channels_peer import BENCH_CLIENT, BENCH_SERVER
 from bench._report import print_table, write_results
 from protocol.messages import Echo, Echoed, FetchBlob, GetVersion
 
@@ -57,8 +58,12 @@ def server(kind: str, address: str) -> Iterator[str]:
 
 
 # --- shoal clients -------------------------------------------------------------------------------
-async def shoal_rr(address: str, inflight: int, seconds: float) -> float:
-    async with await channels.connect(address) as conn:
+def _client(curve: bool) -> channels.CurveClient | None:
+    return channels.CurveClient(BENCH_SERVER.public, BENCH_CLIENT) if curve else None
+
+
+async def shoal_rr(address: str, inflight: int, seconds: float, curve: bool = False) -> float:
+    async with await channels.connect(address, security=_client(curve)) as conn:
         sender = conn.sender
         for _ in range(200):  # warm up
             await channels.request(sender, lambda r: Echo(data=PAYLOAD, reply=r))
@@ -76,8 +81,8 @@ async def shoal_rr(address: str, inflight: int, seconds: float) -> float:
         return done / (time.perf_counter() - start)
 
 
-async def shoal_oneway(address: str, seconds: float) -> float:
-    async with await channels.connect(address) as conn:
+async def shoal_oneway(address: str, seconds: float, curve: bool = False) -> float:
+    async with await channels.connect(address, security=_client(curve)) as conn:
         sender = conn.sender
         message = Echoed(data=PAYLOAD)
         sent = 0
@@ -95,8 +100,8 @@ async def shoal_oneway(address: str, seconds: float) -> float:
         return sent / (time.perf_counter() - start)
 
 
-async def shoal_stream(address: str, total: int) -> float:
-    async with await channels.connect(address) as conn:
+async def shoal_stream(address: str, total: int, curve: bool = False) -> float:
+    async with await channels.connect(address, security=_client(curve)) as conn:
         writer, reader = channels.byte_pipe()
         start = time.perf_counter()
         request = channels.request(conn.sender, lambda r: FetchBlob(
@@ -264,6 +269,14 @@ def measure(quick: bool) -> dict[str, float]:
         with server("zmq-sync", address) as bound:
             figures[f"pyzmq_sync_rr1_{transport}_per_s"] = zmq_sync_rr(bound, 1, seconds)
             figures[f"pyzmq_sync_rr100_{transport}_per_s"] = zmq_sync_rr(bound, 100, seconds)
+    with server("shoal-curve", addresses["tcp"]) as bound:
+        figures["curve_rr1_tcp_per_s"] = run(shoal_rr(bound, 1, seconds, True))
+        figures["curve_rr100_tcp_per_s"] = run(shoal_rr(bound, 100, seconds, True))
+        figures["curve_oneway_per_s"] = run(shoal_oneway(bound, seconds, True))
+        figures["curve_stream_mb_per_s"] = run(shoal_stream(bound, stream_total, True))
+    for name in ("rr1_tcp_per_s", "rr100_tcp_per_s", "oneway_per_s", "stream_mb_per_s"):
+        figures[f"curve_{name.removesuffix('_per_s').removesuffix('_mb')}_vs_plain"] = (
+            figures[f"curve_{name}"] / figures[name])
     with contextlib.suppress(OSError):
         os.rmdir(tmp)
     figures["pyzmq_stream_mb_per_s"] = zmq_sync_stream(stream_total)
@@ -294,6 +307,14 @@ def main(argv: list[str]) -> int:
                  figures["pyzmq_stream_mb_per_s"], "-"])
     print_table("shoal channels vs raw pyzmq (same run)",
                 ["measure", "shoal", "zmq.asyncio", "pyzmq sync", "shoal / zmq.asyncio"], rows)
+    curve_rows: list[list[object]] = [
+        [label, figures[name], figures[f"curve_{name}"], figures[f"curve_{name}"] / figures[name]]
+        for label, name in (("request/reply tcp, 1 in flight (per s)", "rr1_tcp_per_s"),
+                            ("request/reply tcp, 100 in flight (per s)", "rr100_tcp_per_s"),
+                            ("one-way messages tcp (per s)", "oneway_per_s"),
+                            ("byte stream tcp, 64 KiB chunks (MB/s)", "stream_mb_per_s"))]
+    print_table("shoal channels with CURVE beside without (same run)",
+                ["measure", "plain", "CURVE", "CURVE / plain"], curve_rows)
     path = write_results("channels", figures, quick=args.quick)
     print(f"wrote {path}")
     return 0

@@ -73,6 +73,10 @@ def nodes(host: str | None, filters: tuple[str, ...], fmt: str) -> None:
     rows = [node_row(n, listed.usage.get(n.id, NodeUsage())) for n in ordered]
     if fmt == "table":
         table(NODE_COLUMNS, rows)
+        insecure = [n.id for n in ordered if not n.key and n.status != "down"]
+        if insecure:
+            click.secho(f"WARNING: {', '.join(insecure)} run(s) --insecure: no authentication "
+                        "and no encryption on their port", fg="red", err=True)
         return
     from cli.formatting import print_formatted
 
