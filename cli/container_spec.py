@@ -56,8 +56,8 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
                workdir: str, user: str, entrypoint: str | None, labels: tuple[str, ...],
                hostname: str, init: bool, network: str, memory: str | None,
                cpus: float | None, cpu_shares: int | None, pids_limit: int | None,
-               restart: str, rm: bool, publish: tuple[str, ...], volume: tuple[str, ...]
-               ) -> ContainerSpec:
+               restart: str, rm: bool, publish: tuple[str, ...], volume: tuple[str, ...],
+               exclusive: bool = False) -> ContainerSpec:
     try:
         policy = RestartPolicy.parse(restart)
     except ValueError as exc:
@@ -70,7 +70,7 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
             entrypoint=[entrypoint] if entrypoint is not None else None, env=env_list,
             workdir=workdir, user=user, hostname=hostname,
             labels=label_map,
-            restart=policy, auto_remove=rm, init=init, network=network,
+            restart=policy, auto_remove=rm, init=init, network=network, exclusive=exclusive,
             ports=[parse_port(p) for p in publish], mounts=[parse_volume(v) for v in volume],
             resources=Resources(
                 memory=parse_memory(memory) if memory else 0,
@@ -110,6 +110,10 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
         click.option("--restart", default="no", show_default=True,
                      help="no | on-failure[:N] | always | unless-stopped"),
         click.option("--rm", is_flag=True, help="Remove the container when it exits."),
+        click.option("--exclusive", is_flag=True,
+                     help="Never run twice, even across a partition: its worker kills it once "
+                          "cut off from every scheduler for the cluster's fence delay, before "
+                          "a replacement is placed (default: at least once)."),
         click.option("-p", "--publish", multiple=True, help="Publish a port."),
         click.option("-v", "--volume", multiple=True,
                      help="Bind mount /HOST:/CONTAINER[:ro|rw]."),

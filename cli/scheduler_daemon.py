@@ -26,10 +26,11 @@ from cli.arguments import advertise_option, require_advertise
 from cli.log_config import configure_logging
 from cli.metrics_endpoint import MetricsEndpoint, metrics_option
 from cli.readiness import ReadyNotifier, notifier_option
-from protocol.errors import ShoalError
+from protocol.errors import InvalidArgument, ShoalError
 from scheduler.cluster.daemon import DEFAULT_LISTEN, DaemonOptions, SchedulerDaemon
 from scheduler.cluster.leader import LeaderOptions
 from scheduler.cluster.metrics import SchedulerMetrics
+from scheduler.fencing import fence_delay
 from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, Store, parse_endpoints
 from scheduler.store.embedded import default_state_dir
 
@@ -107,6 +108,11 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
               show_default=True, help="Seconds between worker heartbeats.")
 @click.option("--node-timeout", type=click.FloatRange(0.05, 86400), default=5.0,
               show_default=True, help="Silence after which a worker's node is down.")
+@click.option("--fence-after", type=click.FloatRange(0.01, 86400, min_open=False), default=None,
+              metavar="SECONDS",
+              help="A worker cut off from every scheduler this long kills its --exclusive "
+                   "containers (default: the node timeout less 2 heartbeat intervals; the node "
+                   "timeout must leave those 2 intervals after it).")
 @click.option("--lease-ttl", type=click.IntRange(1, 3600), default=10, show_default=True,
               help="Seconds a dead leader keeps the leadership before a standby takes it.")
 @click.option("--store-root", default="/shoal/v1/", show_default=True,
@@ -118,13 +124,19 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
 @metrics_option
 def scheduler_command(etcd: str | None, listen: str, advertise: str, strategy: str,
                       state_dir: Path | None, name: str, heartbeat_interval: float,
-                      node_timeout: float, lease_ttl: int, store_root: str,
+                      node_timeout: float, fence_after: float | None, lease_ttl: int,
+                      store_root: str,
                       ready: ReadyNotifier | None,
                       metrics_at: tuple[str, int] | None) -> None:
     """Run a scheduler: leads the cluster, or stands by to take over."""
     require_advertise(listen, advertise, "scheduler")
+    try:
+        fence_after = fence_delay(heartbeat_interval, node_timeout, fence_after)
+    except InvalidArgument as exc:
+        raise click.ClickException(str(exc)) from None
     leader = LeaderOptions(strategy=strategy,  # type: ignore[arg-type]
                            heartbeat_interval=heartbeat_interval, node_timeout=node_timeout,
+                           fence_after=fence_after,
                            reconcile_interval=min(1.0, node_timeout / 3))
     options = DaemonOptions(listen=listen, advertise=advertise, name=name,
                             lease_ttl=lease_ttl,

@@ -138,6 +138,9 @@ class ContainerSpec(_Spec, frozen=True, kw_only=True):
     stop_signal: Name = ""
     stop_timeout: Annotated[float, msgspec.Meta(ge=0, le=86400)] | None = None
     auto_remove: bool = False
+    # At most once: its worker kills it when cut off from every manager for the cluster's
+    # fence_after, and the scheduler replaces it only after the longer node timeout.
+    exclusive: bool = False
 
 
 ContainerStatus = Literal[
