@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import signal
 import struct
 from collections.abc import Callable
@@ -13,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.runtime_harness import Bundle, cli
+from tests.helpers.runtime_harness import Bundle, cli, read_all, spawn
+from tests.helpers.runtime_harness import run as helper_run
 from worker.runtime import BundleInvalid
 from worker.runtime.seccomp import FilterCache
 
@@ -193,3 +195,25 @@ def test_compiled_once_per_profile(tmp_path: Path) -> None:
     # A different profile is a different program.
     changed = json.dumps(dict(DENY_MKDIR, defaultAction="SCMP_ACT_LOG")).encode()
     assert cache.filter_for(changed).program != first.program and cache.compiled == 2
+
+
+@pytest.mark.root
+def test_through_the_helper_as_the_worker_runs_it(make_bundle: Callable[..., Bundle],
+                                                  state_root: Path,
+                                                  helper_pids: list[int]) -> None:
+    # The helper's zygote forks the init from a pickled plan: the filter travels with it.
+    bundle = make_bundle(["sh", "-c", "mkdir /tmp/x"], with_profile(DENY_MKDIR))
+
+    async def body() -> None:
+        rt = await spawn(state_root, helper_pids)
+        err_r, err_w = os.pipe()
+        await rt.create("h1", bundle.path, stderr=err_w)
+        os.close(err_w)
+        await rt.start("h1")
+        status = await rt.wait("h1")
+        assert status.code == 1
+        assert b"Operation not permitted" in read_all(err_r)
+        await rt.delete("h1")
+        await rt.shutdown()
+
+    helper_run(body)
