@@ -17,6 +17,7 @@ import pytest
 from tests.helpers.runtime_harness import Bundle, cli, read_all, spawn
 from tests.helpers.runtime_harness import run as helper_run
 from worker.runtime import BundleInvalid
+from worker.runtime.docker_seccomp import default_profile
 from worker.runtime.seccomp import FilterCache
 
 DENY_MKDIR: dict[str, Any] = {
@@ -217,3 +218,30 @@ def test_through_the_helper_as_the_worker_runs_it(make_bundle: Callable[..., Bun
         await rt.shutdown()
 
     helper_run(body)
+
+
+def test_docker_profile_resolves_caps_and_arches() -> None:
+    plain = default_profile(["CAP_CHOWN"], machine="x86_64")
+    assert plain["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+    names = {n for rule in plain["syscalls"] for n in rule["names"]}
+    assert "mount" not in names  # CAP_SYS_ADMIN only
+    assert "arch_prctl" in names  # amd64 only
+    assert "s390_pci_mmio_read" not in names
+    # clone3 -> ENOSYS without CAP_SYS_ADMIN, so that libcs fall back to clone (filtered).
+    assert {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38} in plain["syscalls"]
+    admin = default_profile(["CAP_SYS_ADMIN"], machine="x86_64")
+    admin_names = {n for rule in admin["syscalls"] for n in rule["names"]}
+    assert "mount" in admin_names
+    assert not any(rule["names"] == ["clone3"] for rule in admin["syscalls"])
+    FilterCache().filter_for(json.dumps(plain).encode())  # libseccomp takes it
+
+
+@pytest.mark.root
+def test_docker_default_profile_in_a_container(make_bundle: Callable[..., Bundle],
+                                               state_root: Path) -> None:
+    profile = default_profile(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"])
+    code, out = run(make_bundle, state_root,
+                    "grep Seccomp: /proc/self/status; unshare -U -r -m true || echo refused",
+                    profile)
+    assert code == 0, out
+    assert "Seccomp:\t2" in out and "refused" in out, out
