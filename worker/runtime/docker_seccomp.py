@@ -11,6 +11,7 @@ container's config.json when no ``--security-opt seccomp=`` says otherwise.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -25,6 +26,13 @@ _NATIVE = {"x86_64": "amd64", "aarch64": "arm64", "i686": "x86", "i386": "x86",
 _SECCOMP_ARCH = {"amd64": "SCMP_ARCH_X86_64", "arm64": "SCMP_ARCH_AARCH64",
                  "x86": "SCMP_ARCH_X86", "arm": "SCMP_ARCH_ARM", "ppc64le": "SCMP_ARCH_PPC64LE",
                  "s390x": "SCMP_ARCH_S390X", "riscv64": "SCMP_ARCH_RISCV64"}
+
+
+@functools.cache
+def _docker_default() -> dict[str, Any]:
+    # Read once per process (the worker makes a config per container); never mutated.
+    loaded: dict[str, Any] = json.loads(PROFILE_PATH.read_text())
+    return loaded
 
 
 def _kernel_at_least(version: str) -> bool:
@@ -51,7 +59,7 @@ def default_profile(bounding: list[str], profile: dict[str, Any] | None = None,
     """Docker's default profile (or ``profile``, in Docker's format) for a process whose
     bounding set is ``bounding``, as a runtime-spec linux.seccomp object."""
     if profile is None:
-        profile = json.loads(PROFILE_PATH.read_text())
+        profile = _docker_default()
     arch = _NATIVE.get(machine or platform.machine(), machine or platform.machine())
     caps = set(bounding)
     result: dict[str, Any] = {"defaultAction": profile["defaultAction"]}
