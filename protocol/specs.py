@@ -19,6 +19,7 @@ from protocol.limits import (
     MAX_LAYERS,
     MAX_NAME_LEN,
     MAX_PORTS,
+    MAX_PROFILE_LEN,
     MAX_RULES,
     MAX_TAGS,
     MAX_TEXT_LEN,
@@ -141,6 +142,9 @@ class ContainerSpec(_Spec, frozen=True, kw_only=True):
     # At most once: its worker kills it when cut off from every manager for the cluster's
     # fence_after, and the scheduler replaces it only after the longer node timeout.
     exclusive: bool = False
+    # --security-opt seccomp=: "" for Docker's default profile, "unconfined" for none, or a
+    # profile's JSON text in Docker's format (read by the client, as Docker does).
+    seccomp: Annotated[str, msgspec.Meta(max_length=MAX_PROFILE_LEN)] = ""
 
 
 ContainerStatus = Literal[
