@@ -32,7 +32,7 @@ class EtcdOptionError(click.ClickException):
 def etcd_options(default_help: str) -> Callable[[F], F]:
     """``--etcd URLS`` (``default_help``: what happens without it) and its TLS options, passed
     as ``etcd``, ``etcd_cacert``, ``etcd_cert``, ``etcd_key``."""
-    path = click.Path(path_type=Path, dir_okay=False)
+    path = click.Path(path_type=Path)  # checked by the store's load_tls, in one line
     options = [
         click.option("--etcd", default=None, metavar="URLS",
                      help="etcd endpoints, comma-separated: http://, https://, unix:// or "
