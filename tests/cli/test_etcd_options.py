@@ -45,8 +45,10 @@ def test_a_scheduler_on_https_etcd_survives_the_loss_of_its_member(
             others: list[Endpoint] = [m.endpoint for m in members[1:]]
             async with EtcdClient(others, timeout=5.0) as client:
                 before = await leader_key(client)
-                kill_9(members[0].pid)  # the scheduler's first endpoint: the one it uses
+                # Granted before the kill: a grant sent to a raft leader as it dies would wait
+                # out etcd's own request timeout.
                 clock = await Lease.grant(client, 3)
+                kill_9(members[0].pid)  # the scheduler's first endpoint: the one it uses
                 await outlast_a_ttl(clock)  # its lease would have expired unless renewed
                 await clock.revoke()
                 assert await leader_key(client) == before  # the same leadership, renewed
