@@ -2,9 +2,9 @@
 
 ``ensure_certificates(directory)`` keeps them in a directory of their own (0700, keys 0600)
 beside etcd's data, made on first use and reused afterwards; the set is made again whole when a
-file is missing, does not parse, or a certificate has less than ``RENEW_BEFORE`` left. The CA's
-key is deleted once the two certificates are signed: nothing can mint another identity the
-etcd would accept, and a new set replaces the old one whole.
+file is missing, does not parse, does not chain to the CA, or a certificate has less than
+``RENEW_BEFORE`` left. The CA's key is deleted once the two certificates are signed: nothing
+can mint another identity the etcd would accept, and a new set replaces the old one whole.
 
 Made with Debian's ``openssl`` command (``req -x509 -CA``, OpenSSL 3): shoal has no X.509
 library among its dependencies, and a handful of commands once per state directory do not
@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,12 +91,10 @@ def _usable(found: LocalCertificates) -> bool:
         load_tls(found.ca, found.server_cert, found.server_key)
     except InvalidArgument:
         return False
-    return all(_lasts(cert) for cert in (found.ca, found.server_cert, client.cert))
-
-
-def _lasts(cert: Path) -> bool:
-    done = subprocess.run(["openssl", "x509", "-noout", "-checkend", str(RENEW_BEFORE),
-                           "-in", str(cert)], capture_output=True, check=False)
+    # One command: both certificates chain to this CA, and all three are still valid then.
+    done = subprocess.run(["openssl", "verify", "-attime", str(int(time.time()) + RENEW_BEFORE),
+                           "-CAfile", str(found.ca), str(found.server_cert), str(client.cert)],
+                          capture_output=True, check=False)
     return done.returncode == 0
 
 

@@ -52,6 +52,12 @@ def test_certificates_are_private_and_reused(tmp_path: Path) -> None:
     client.key.unlink()  # a set missing a file is made again, whole
     assert ensure_certificates(made.directory).ca.read_bytes() != ca
     assert client.key.exists()
+    ca = made.ca.read_bytes()
+    other = ensure_certificates(tmp_path / "other").client  # signed by another CA
+    assert other.cert is not None and other.key is not None
+    client.cert.write_bytes(other.cert.read_bytes())
+    client.key.write_bytes(other.key.read_bytes())
+    assert ensure_certificates(made.directory).ca.read_bytes() != ca
 
 
 def test_a_restarted_etcd_keeps_its_certificates(run: Runner[None],
