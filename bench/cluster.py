@@ -138,7 +138,7 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
         daemons = DevCluster(Path(tmp), "", workers=0)
         try:
             await daemons.launch("scheduler", [
-                "--log-level", "warning", "scheduler", "--etcd", etcd.endpoint.url,
+                "--log-level", "warning", "scheduler", *etcd.etcd_flags(),
                 "--listen", "tcp://127.0.0.1:0", "--state-dir", str(Path(tmp) / "scheduler"),
                 "--name", "bench", "--heartbeat-interval", "2", "--node-timeout", "30"])
             address = daemons.ready["scheduler"]["LISTEN"]

@@ -1,6 +1,8 @@
 """``shoal scheduler``: run a scheduler daemon (leader or standby) against etcd.
 
-Without ``--etcd`` it starts a private etcd under the state directory and stops it on exit.
+Without ``--etcd`` it starts a private etcd under the state directory and stops it on exit
+(clients by certificate only; its certificates are made beside it). An external etcd over
+https takes ``--etcd-cacert`` and, with client-certificate auth, ``--etcd-cert``/``--etcd-key``.
 SIGTERM and SIGINT stop it cleanly: a leader resigns, so a standby takes over at once.
 A wildcard ``--listen`` (``tcp://0.0.0.0:P``) needs ``--advertise``: the address workers
 and clients reach this host by, which is what the leader record names.
@@ -23,6 +25,7 @@ import click
 import uvloop
 
 from cli.arguments import advertise_option, require_advertise
+from cli.etcd_options import etcd_endpoints, etcd_options
 from cli.log_config import configure_logging
 from cli.metrics_endpoint import MetricsEndpoint, metrics_option
 from cli.readiness import ReadyNotifier, notifier_option
@@ -31,7 +34,7 @@ from scheduler.cluster.daemon import DEFAULT_LISTEN, DaemonOptions, SchedulerDae
 from scheduler.cluster.leader import LeaderOptions
 from scheduler.cluster.metrics import SchedulerMetrics
 from scheduler.fencing import fence_delay
-from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, Store, parse_endpoints
+from scheduler.store import EmbeddedEtcd, Endpoint, EtcdClient, Layout, Store
 from scheduler.store.embedded import default_state_dir
 
 
@@ -49,7 +52,7 @@ async def _announce(daemon: SchedulerDaemon, notifier: ReadyNotifier,
     notifier.notify(**facts)
 
 
-async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOptions,
+async def _serve(etcd: list[Endpoint] | None, state_dir: Path, root: str, options: DaemonOptions,
                  ready: ReadyNotifier | None = None,
                  metrics_at: tuple[str, int] | None = None) -> None:
     options = dataclasses.replace(options, state_dir=state_dir)
@@ -64,7 +67,7 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
         if metrics_at is not None:  # first: a port in use fails before etcd starts
             endpoint = await MetricsEndpoint.start(*metrics_at, metrics.registry)
         if etcd:
-            endpoints = parse_endpoints(etcd)
+            endpoints = etcd
         else:
             embedded = EmbeddedEtcd(state_dir / "etcd")
             await asyncio.to_thread(embedded.start)
@@ -91,8 +94,7 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
 
 
 @click.command("scheduler")
-@click.option("--etcd", default=None, metavar="URLS",
-              help="etcd endpoints, comma-separated (default: a private etcd in --state-dir).")
+@etcd_options("default: a private etcd in --state-dir")
 @click.option("--listen", default=DEFAULT_LISTEN, show_default=True, metavar="ADDR",
               help="Where workers and clients reach this scheduler.")
 @advertise_option("Where workers and clients reach this scheduler: tcp://HOST:PORT, "
@@ -122,7 +124,8 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
               help="Once leading (or following a leader), write READY=1 and LISTEN=ADDR to "
                    "this inherited descriptor, then close it.")
 @metrics_option
-def scheduler_command(etcd: str | None, listen: str, advertise: str, strategy: str,
+def scheduler_command(etcd: str | None, etcd_cacert: Path | None, etcd_cert: Path | None,
+                      etcd_key: Path | None, listen: str, advertise: str, strategy: str,
                       state_dir: Path | None, name: str, heartbeat_interval: float,
                       node_timeout: float, fence_after: float | None, lease_ttl: int,
                       store_root: str,
@@ -134,6 +137,7 @@ def scheduler_command(etcd: str | None, listen: str, advertise: str, strategy: s
         fence_after = fence_delay(heartbeat_interval, node_timeout, fence_after)
     except InvalidArgument as exc:
         raise click.ClickException(str(exc)) from None
+    endpoints = etcd_endpoints(etcd, etcd_cacert, etcd_cert, etcd_key)
     leader = LeaderOptions(strategy=strategy,  # type: ignore[arg-type]
                            heartbeat_interval=heartbeat_interval, node_timeout=node_timeout,
                            fence_after=fence_after,
@@ -144,7 +148,7 @@ def scheduler_command(etcd: str | None, listen: str, advertise: str, strategy: s
                             channel_timeout=max(node_timeout, 3 * heartbeat_interval),
                             leader=leader)
     try:
-        uvloop.run(_serve(etcd, state_dir or default_state_dir(), store_root, options, ready,
+        uvloop.run(_serve(endpoints, state_dir or default_state_dir(), store_root, options, ready,
                           metrics_at))
     except ShoalError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
