@@ -35,6 +35,7 @@ import msgspec
 import uvloop
 
 import channels
+from bench._failover import measure_failover
 from bench._report import print_table, write_results
 from cli.dev import DevCluster
 from protocol.messages import (
@@ -137,7 +138,7 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
         daemons = DevCluster(Path(tmp), "", workers=0)
         try:
             await daemons.launch("scheduler", [
-                "--log-level", "warning", "scheduler", "--etcd", etcd.endpoint.url,
+                "--log-level", "warning", "scheduler", *etcd.etcd_flags(),
                 "--listen", "tcp://127.0.0.1:0", "--state-dir", str(Path(tmp) / "scheduler"),
                 "--name", "bench", "--heartbeat-interval", "2", "--node-timeout", "30"])
             address = daemons.ready["scheduler"]["LISTEN"]
@@ -248,6 +249,8 @@ def main(argv: list[str]) -> int:
     args.latency = 50 if args.quick else 200
     args.real = 20 if args.quick else 100
     figures = uvloop.run(_run(args))
+    if os.geteuid() == 0:  # network namespaces
+        figures["failover_s"] = round(measure_failover(), 2)
     print_table("cluster: control plane with simulated agents; latency on real workers",
                 ["figure", "value"],
                 [[k, v] for k, v in figures.items() if k != "goals"])

@@ -124,6 +124,45 @@ def _time(fn: object, n: int) -> list[float]:
     return out
 
 
+def _seccomp_figures(base: Path, devnull: int, n: int, rounds: int) -> dict[str, float]:
+    """create+start+wait+delete with Docker's default seccomp profile and without, shoal's
+    library path (the filter compiled once, then taken from the cache) beside crun doing the
+    same; ``seccomp_create_ms`` is what the profile adds per container."""
+    from worker.runtime import Runtime
+    from worker.runtime.docker_seccomp import default_profile
+
+    plain = _bundle(base / "seccomp-off", False)
+    confined = _bundle(base / "seccomp-on", False)
+    config = json.loads((confined / "config.json").read_text())
+    config["linux"]["seccomp"] = default_profile([])
+    (confined / "config.json").write_text(json.dumps(config))
+    rt = Runtime(base / "seccomp-state")
+    counter = iter(range(10**6))
+
+    def library(bundle: Path) -> Callable[[int, int], list[float]]:
+        def one() -> None:
+            cid = f"s{next(counter)}"
+            rt.create(cid, str(bundle), stdio=(devnull, devnull, devnull))
+            rt.start(cid)
+            rt.wait(cid)
+            rt.delete(cid)
+        return lambda k, _r: _time(one, k)
+
+    def crun(bundle: Path, tag: str) -> Callable[[int, int], list[float]]:
+        return lambda k, r: _crun(_CRUN_LOOP, str(bundle), str(base / "crun"), str(k),
+                                  f"{tag}{r}.")
+
+    samples = _rounds({"on": library(confined), "off": library(plain),
+                       "crun_on": crun(confined, "son"), "crun_off": crun(plain, "soff")},
+                      n, rounds)
+    on, off, crun_on, crun_off = (statistics.median(samples[k])
+                                  for k in ("on", "off", "crun_on", "crun_off"))
+    return {"seccomp_library_ms": round(on, 2), "library_ms_no_seccomp": round(off, 2),
+            "seccomp_create_ms": round(on - off, 2),
+            "crun_seccomp_ms": round(crun_on, 2), "crun_ms_no_seccomp": round(crun_off, 2),
+            "crun_seccomp_create_ms": round(crun_on - crun_off, 2)}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench runtime")
     parser.add_argument("--quick", action="store_true", help="few runs, same keys")
@@ -198,6 +237,7 @@ def main(argv: list[str]) -> int:
                             f"command_vs_runc{suffix}": round(cmd / runc_ms, 3)})
             rows.append(["netns" if netns else "no netns", inproc, library, cmd, runc_ms,
                          crun_ms, inproc / crun_ms])
+        figures.update(_seccomp_figures(base, devnull, n, rounds))
         sleeper = _bundle(base / "exec", False, ["/bin/sleep", "1000"])
 
         def runc_exec(k: int, _r: int) -> list[float]:
@@ -230,6 +270,12 @@ def main(argv: list[str]) -> int:
                 ["shoal in-process (helper)", "runc", "crun (reference)", "shoal / crun"],
                 [[figures["exec_ms"], figures["runc_exec_ms"], figures["crun_exec_ms"],
                   figures["exec_vs_crun"]]])
+    print_table("Docker's default seccomp profile: create+start+wait+delete, median ms",
+                ["shoal library, seccomp", "without", "added", "crun, seccomp", "without",
+                 "added"],
+                [[figures[k] for k in ("seccomp_library_ms", "library_ms_no_seccomp",
+                                       "seccomp_create_ms", "crun_seccomp_ms",
+                                       "crun_ms_no_seccomp", "crun_seccomp_create_ms")]])
     print(f"host memory per running container attributable to shoal: "
           f"{figures['overhead_kib_per_container']} KiB")
     print(f"once per host (proportional set size): helper {figures['helper_pss_kib']} KiB, "

@@ -127,7 +127,9 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
     with (tempfile.TemporaryDirectory(prefix="shoal-bench-store-") as tmp,
-          EmbeddedEtcd(Path(tmp) / "etcd") as etcd):
+          # Plain text: the reference, aetcd's own client, dials no TLS; the store's figures
+          # are measured on the same etcd so the two compare.
+          EmbeddedEtcd(Path(tmp) / "etcd", tls=False) as etcd):
         figures = uvloop.run(_run(etcd, args.quick))
     by_config = figures["plan_records_per_s_by_config"]
     assert isinstance(by_config, dict)

@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 
 from channels._api import FromPeer
-from channels._endpoints import Receiver, Sender
+from channels._endpoints import ByteReader, Receiver, Sender
 from protocol.errors import ChannelError, Internal, ShoalError
 from protocol.messages import Message
 
@@ -27,18 +27,30 @@ def reply_sender(message: Message | FromPeer) -> Sender | None:
     return reply if isinstance(reply, Sender) else None
 
 
+def release_streams(message: Message) -> None:
+    """Close the byte streams a refused request brought (an image archive, stdin): their
+    writer waits for credit that nobody would give, and only learns from the close that it may
+    stop (a standby refusing ``image import`` left the CLI blocked mid-archive forever)."""
+    for name in message.__struct_fields__:
+        value = getattr(message, name)
+        if isinstance(value, ByteReader):
+            value.close()
+
+
 async def answer(message: Any, handler: Handler | PeerHandler) -> None:
     """Run ``handler`` for one request; send its result (or its refusal) on ``reply``."""
     reply = reply_sender(message)
     try:
         result = await handler(message)
     except ShoalError as exc:
+        release_streams(message)
         if reply is not None:
             reply.abort(exc)
         return
     except Exception as exc:
         kind = type(message.message if isinstance(message, FromPeer) else message).__name__
         log.exception("handler failed", message_type=kind)
+        release_streams(message.message if isinstance(message, FromPeer) else message)
         if reply is not None:
             reply.abort(Internal(f"{kind} failed: {type(exc).__name__}: {exc}"))
         return

@@ -10,7 +10,9 @@ Two places, looked at in this order:
   listens on, so root on the same host needs no enrollment (as root needs none for
   ``docker.sock``). A file whose daemon has died is passed over.
 
-Files are JSON; keys are key text (``channels._curve.key_text``).
+Files are JSON; keys are key text (``channels._curve.key_text``). The daemons' default state
+dirs are here too, since their sockets (``STATE_DIR/shoal.sock``) are where the CLI looks
+first.
 """
 
 from __future__ import annotations
@@ -42,6 +44,29 @@ def runtime_dir() -> Path:
         return Path("/run/shoal")
     base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/shoal-{os.geteuid()}"
     return Path(base) / "shoal"
+
+
+def scheduler_state_dir() -> Path:
+    """A scheduler's default state dir: $SHOAL_STATE_DIR, else $XDG_STATE_HOME/shoal, else
+    ~/.local/state/shoal."""
+    explicit = os.environ.get("SHOAL_STATE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
+    return base / "shoal"
+
+
+def worker_state_dir() -> Path:
+    """A worker's default state dir: $SHOAL_STATE_DIR/worker, else /var/lib/shoal/worker for
+    root, else the user's state dir's ``shoal/worker``."""
+    base = os.environ.get("SHOAL_STATE_DIR")
+    if base:
+        return Path(base) / "worker"
+    if os.geteuid() == 0:
+        return Path("/var/lib/shoal/worker")
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "shoal" / "worker"
 
 
 def default_ipc_path(state_dir: Path) -> Path:

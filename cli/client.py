@@ -39,8 +39,7 @@ def default_hosts() -> str:
     """Where the CLI looks when told nowhere: this host's scheduler, then its standalone
     worker, by their root-only sockets (no keys needed), then the scheduler's default tcp
     address (with the keys it leaves for root, or the user's enrollment)."""
-    from channels.credentials import default_ipc_path
-    from protocol.addresses import scheduler_state_dir, worker_state_dir
+    from channels.credentials import default_ipc_path, scheduler_state_dir, worker_state_dir
 
     sockets = [f"ipc://{default_ipc_path(d)}"
                for d in (scheduler_state_dir(), worker_state_dir())]

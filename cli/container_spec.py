@@ -52,12 +52,35 @@ def parse_volume(text: str) -> Mount:
                  read_only=len(parts) == 3 and parts[2] == "ro")
 
 
+def parse_security_opts(opts: tuple[str, ...]) -> str:
+    """``--security-opt seccomp=unconfined|PROFILE.json`` → ``ContainerSpec.seccomp`` (the
+    profile file is read here, as Docker's client does); any other option is refused."""
+    seccomp = ""
+    for opt in opts:
+        key, sep, value = opt.partition("=")
+        if key != "seccomp" or not sep or not value:
+            raise click.BadParameter(
+                f"{opt!r} is not supported: only seccomp=unconfined|PROFILE.json is "
+                "(no-new-privileges, apparmor= and label= are not implemented)",
+                param_hint="--security-opt")
+        if value == "unconfined":
+            seccomp = value
+            continue
+        try:
+            with open(value, encoding="utf-8") as f:
+                seccomp = f.read()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read seccomp profile {value}: {exc.strerror}",
+                                     param_hint="--security-opt") from None
+    return seccomp
+
+
 def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[str, ...],
                workdir: str, user: str, entrypoint: str | None, labels: tuple[str, ...],
                hostname: str, init: bool, network: str, memory: str | None,
                cpus: float | None, cpu_shares: int | None, pids_limit: int | None,
-               restart: str, rm: bool, publish: tuple[str, ...], volume: tuple[str, ...]
-               ) -> ContainerSpec:
+               restart: str, rm: bool, publish: tuple[str, ...], volume: tuple[str, ...],
+               security_opt: tuple[str, ...], exclusive: bool = False) -> ContainerSpec:
     try:
         policy = RestartPolicy.parse(restart)
     except ValueError as exc:
@@ -70,8 +93,9 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
             entrypoint=[entrypoint] if entrypoint is not None else None, env=env_list,
             workdir=workdir, user=user, hostname=hostname,
             labels=label_map,
-            restart=policy, auto_remove=rm, init=init, network=network,
+            restart=policy, auto_remove=rm, init=init, network=network, exclusive=exclusive,
             ports=[parse_port(p) for p in publish], mounts=[parse_volume(v) for v in volume],
+            seccomp=parse_security_opts(security_opt),
             resources=Resources(
                 memory=parse_memory(memory) if memory else 0,
                 millicpus=millicpus(cpus) if cpus else 0, cpu_shares=cpu_shares or 0,
@@ -110,9 +134,16 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
         click.option("--restart", default="no", show_default=True,
                      help="no | on-failure[:N] | always | unless-stopped"),
         click.option("--rm", is_flag=True, help="Remove the container when it exits."),
+        click.option("--exclusive", is_flag=True,
+                     help="Never run twice, even across a partition: its worker kills it once "
+                          "cut off from every scheduler for the cluster's fence delay, before "
+                          "a replacement is placed (default: at least once)."),
         click.option("-p", "--publish", multiple=True, help="Publish a port."),
         click.option("-v", "--volume", multiple=True,
                      help="Bind mount /HOST:/CONTAINER[:ro|rw]."),
+        click.option("--security-opt", multiple=True,
+                     help="seccomp=unconfined, or seccomp=PROFILE.json (Docker's format); "
+                          "without it, Docker's default profile."),
     ]
     for option in reversed(options):
         function = option(function)

@@ -1,6 +1,8 @@
 """``shoal scheduler``: run a scheduler daemon (leader or standby) against etcd.
 
-Without ``--etcd`` it starts a private etcd under the state directory and stops it on exit.
+Without ``--etcd`` it starts a private etcd under the state directory and stops it on exit
+(clients by certificate only; its certificates are made beside it). An external etcd over
+https takes ``--etcd-cacert`` and, with client-certificate auth, ``--etcd-cert``/``--etcd-key``.
 SIGTERM and SIGINT stop it cleanly: a leader resigns, so a standby takes over at once.
 A wildcard ``--listen`` (``tcp://0.0.0.0:P``) needs ``--advertise``: the address workers
 and clients reach this host by, which is what the leader record names.
@@ -32,14 +34,16 @@ from cli.arguments import (
     require_advertise,
     warn_insecure,
 )
+from cli.etcd_options import etcd_endpoints, etcd_options
 from cli.log_config import configure_logging
 from cli.metrics_endpoint import MetricsEndpoint, metrics_option
 from cli.readiness import ReadyNotifier, notifier_option
-from protocol.errors import ShoalError
+from protocol.errors import InvalidArgument, ShoalError
 from scheduler.cluster.daemon import DEFAULT_LISTEN, DaemonOptions, SchedulerDaemon
 from scheduler.cluster.leader import LeaderOptions
 from scheduler.cluster.metrics import SchedulerMetrics
-from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, Store, parse_endpoints
+from scheduler.fencing import fence_delay
+from scheduler.store import EmbeddedEtcd, Endpoint, EtcdClient, Layout, Store
 from scheduler.store.embedded import default_state_dir
 
 
@@ -75,7 +79,7 @@ async def _publish_local(daemon: SchedulerDaemon) -> Path | None:
     return publish_local(f"scheduler-{daemon.name}", addresses, auth.cluster.public, keys)
 
 
-async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOptions,
+async def _serve(etcd: list[Endpoint] | None, state_dir: Path, root: str, options: DaemonOptions,
                  ready: ReadyNotifier | None = None,
                  metrics_at: tuple[str, int] | None = None) -> None:
     ipc = options.ipc
@@ -95,7 +99,7 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
         if metrics_at is not None:  # first: a port in use fails before etcd starts
             endpoint = await MetricsEndpoint.start(*metrics_at, metrics.registry)
         if etcd:
-            endpoints = parse_endpoints(etcd)
+            endpoints = etcd
         else:
             embedded = EmbeddedEtcd(state_dir / "etcd")
             await asyncio.to_thread(embedded.start)
@@ -130,8 +134,7 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
 
 
 @click.command("scheduler")
-@click.option("--etcd", default=None, metavar="URLS",
-              help="etcd endpoints, comma-separated (default: a private etcd in --state-dir).")
+@etcd_options("default: a private etcd in --state-dir")
 @click.option("--listen", default=DEFAULT_LISTEN, show_default=True, metavar="ADDR",
               help="Where workers and clients reach this scheduler.")
 @advertise_option("Where workers and clients reach this scheduler: tcp://HOST:PORT, "
@@ -147,6 +150,11 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
               show_default=True, help="Seconds between worker heartbeats.")
 @click.option("--node-timeout", type=click.FloatRange(0.05, 86400), default=5.0,
               show_default=True, help="Silence after which a worker's node is down.")
+@click.option("--fence-after", type=click.FloatRange(0.01, 86400, min_open=False), default=None,
+              metavar="SECONDS",
+              help="A worker cut off from every scheduler this long kills its --exclusive "
+                   "containers (default: the node timeout less 2 heartbeat intervals; the node "
+                   "timeout must leave those 2 intervals after it).")
 @click.option("--lease-ttl", type=click.IntRange(1, 3600), default=10, show_default=True,
               help="Seconds a dead leader keeps the leadership before a standby takes it.")
 @click.option("--store-root", default="/shoal/v1/", show_default=True,
@@ -158,9 +166,11 @@ async def _serve(etcd: str | None, state_dir: Path, root: str, options: DaemonOp
 @metrics_option
 @insecure_option("scheduler")
 @ipc_option("STATE_DIR/shoal.sock")
-def scheduler_command(etcd: str | None, listen: str, advertise: str, strategy: str,
+def scheduler_command(etcd: str | None, etcd_cacert: Path | None, etcd_cert: Path | None,
+                      etcd_key: Path | None, listen: str, advertise: str, strategy: str,
                       state_dir: Path | None, name: str, heartbeat_interval: float,
-                      node_timeout: float, lease_ttl: int, store_root: str,
+                      node_timeout: float, fence_after: float | None, lease_ttl: int,
+                      store_root: str,
                       ready: ReadyNotifier | None,
                       metrics_at: tuple[str, int] | None, insecure: bool, ipc: str) -> None:
     """Run a scheduler: leads the cluster, or stands by to take over.
@@ -171,8 +181,14 @@ def scheduler_command(etcd: str | None, listen: str, advertise: str, strategy: s
     require_advertise(listen, advertise, "scheduler")
     if insecure:
         warn_insecure("scheduler", listen)
+    try:
+        fence_after = fence_delay(heartbeat_interval, node_timeout, fence_after)
+    except InvalidArgument as exc:
+        raise click.ClickException(str(exc)) from None
+    endpoints = etcd_endpoints(etcd, etcd_cacert, etcd_cert, etcd_key)
     leader = LeaderOptions(strategy=strategy,  # type: ignore[arg-type]
                            heartbeat_interval=heartbeat_interval, node_timeout=node_timeout,
+                           fence_after=fence_after,
                            reconcile_interval=min(1.0, node_timeout / 3))
     options = DaemonOptions(listen=listen, advertise=advertise, name=name,
                             lease_ttl=lease_ttl, secure=not insecure, ipc=ipc,
@@ -180,7 +196,7 @@ def scheduler_command(etcd: str | None, listen: str, advertise: str, strategy: s
                             channel_timeout=max(node_timeout, 3 * heartbeat_interval),
                             leader=leader)
     try:
-        uvloop.run(_serve(etcd, state_dir or default_state_dir(), store_root, options, ready,
+        uvloop.run(_serve(endpoints, state_dir or default_state_dir(), store_root, options, ready,
                           metrics_at))
     except ShoalError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc

@@ -119,6 +119,7 @@ def inspect_view(info: ContainerInfo) -> dict[str, Any]:
                        "CpuShares": spec.resources.cpu_shares,
                        "PidsLimit": spec.resources.pids, "NetworkMode": spec.network,
                        "AutoRemove": spec.auto_remove, "Init": spec.init,
+                       "Exclusive": spec.exclusive,
                        "Binds": [f"{m.source}:{m.target}{':ro' if m.read_only else ''}"
                                  for m in spec.mounts if m.type == "bind"]},
         "Node": {"ID": info.node_id, "ScheduleState": info.schedule_state or ""},

@@ -14,6 +14,8 @@ command -v etcd >/dev/null 2>&1 || need_pkgs+=(etcd-server)
 command -v runc >/dev/null 2>&1 || need_pkgs+=(runc)
 command -v crun >/dev/null 2>&1 || need_pkgs+=(crun)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+# The private etcd's CA and certificates are made with openssl (scheduler/store/certificates.py).
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 # Independent checkers of the OCI image layouts the tests build.
 command -v skopeo >/dev/null 2>&1 || need_pkgs+=(skopeo)
 command -v umoci >/dev/null 2>&1 || need_pkgs+=(umoci)

@@ -1,6 +1,5 @@
 """Addresses: the well-known defaults (where a scheduler listens, and so where the CLI looks
-first; where a standalone worker listens; where each keeps its state, beside which its local
-socket lives), and what may be told to others as a node's or a
+first; where a standalone worker listens), and what may be told to others as a node's or a
 scheduler's address. Pure.
 
 A listener may bind a wildcard (``tcp://0.0.0.0:P``, ``tcp://[::]:P``, ``tcp://*:P``), but
@@ -10,35 +9,11 @@ nobody can reach it by that name: a daemon tells others an address it was given
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 DEFAULT_SCHEDULER = "tcp://127.0.0.1:7375"
 DEFAULT_WORKER = "tcp://127.0.0.1:7376"
 
-
-def scheduler_state_dir() -> Path:
-    """A scheduler's default state dir: $SHOAL_STATE_DIR, else $XDG_STATE_HOME/shoal, else
-    ~/.local/state/shoal."""
-    explicit = os.environ.get("SHOAL_STATE_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_STATE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
-    return base / "shoal"
-
-
-def worker_state_dir() -> Path:
-    """A worker's default state dir: $SHOAL_STATE_DIR/worker, else /var/lib/shoal/worker for
-    root, else the user's state dir's ``shoal/worker``."""
-    base = os.environ.get("SHOAL_STATE_DIR")
-    if base:
-        return Path(base) / "worker"
-    if os.geteuid() == 0:
-        return Path("/var/lib/shoal/worker")
-    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(xdg) / "shoal" / "worker"
 
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "*"})
 

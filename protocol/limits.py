@@ -14,6 +14,7 @@ import msgspec
 # Schema limits, enforced by the decoder of every message type.
 MAX_NAME_LEN = 255  # ids, names, codes, label keys, image references
 MAX_TEXT_LEN = 64 * 1024  # free text: error messages, label values, env entries
+MAX_PROFILE_LEN = 256 * 1024  # a seccomp profile's JSON (Docker's default is ~20 KiB)
 MAX_ARGS = 4096  # command and entrypoint argv entries
 MAX_ENV = 4096  # environment entries
 MAX_LABELS = 1024  # labels on a container or node

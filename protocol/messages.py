@@ -278,13 +278,17 @@ ManagerAddresses = Annotated[list[Text], msgspec.Meta(max_length=MAX_MANAGERS)]
 class Joined(Message, tag="cluster.joined", frozen=True, kw_only=True):
     """The scheduler accepted the node: heartbeats and reports go on ``reports``.
     ``managers`` lists every live scheduler's address, for the worker to try when its
-    session ends (``Managers`` on ``commands`` updates it)."""
+    session ends (``Managers`` on ``commands`` updates it). ``fence_after`` is the cluster's
+    fencing delay, the same for every worker (``Joined`` is where a worker learns it)."""
 
     node_id: Name
     epoch: NonNegInt
     heartbeat_interval: Annotated[float, msgspec.Meta(gt=0, le=3600)]
     reports: SenderRef
     managers: ManagerAddresses = []
+    # Seconds without an acknowledged heartbeat after which the worker kills its exclusive
+    # containers; 0: never (a scheduler that predates fencing).
+    fence_after: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 0.0
 
 
 class Managers(Message, tag="cluster.managers", frozen=True, kw_only=True):

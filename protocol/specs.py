@@ -19,6 +19,7 @@ from protocol.limits import (
     MAX_LAYERS,
     MAX_NAME_LEN,
     MAX_PORTS,
+    MAX_PROFILE_LEN,
     MAX_RULES,
     MAX_TAGS,
     MAX_TEXT_LEN,
@@ -140,6 +141,12 @@ class ContainerSpec(_Spec, frozen=True, kw_only=True):
     stop_signal: Name = ""
     stop_timeout: Annotated[float, msgspec.Meta(ge=0, le=86400)] | None = None
     auto_remove: bool = False
+    # At most once: its worker kills it when cut off from every manager for the cluster's
+    # fence_after, and the scheduler replaces it only after the longer node timeout.
+    exclusive: bool = False
+    # --security-opt seccomp=: "" for Docker's default profile, "unconfined" for none, or a
+    # profile's JSON text in Docker's format (read by the client, as Docker does).
+    seccomp: Annotated[str, msgspec.Meta(max_length=MAX_PROFILE_LEN)] = ""
 
 
 ContainerStatus = Literal[

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import msgspec
+
 from protocol.errors import InvalidSpec
 from protocol.specs import ContainerSpec, Mount, Resources
 
@@ -40,7 +42,21 @@ def check_spec(spec: ContainerSpec) -> ContainerSpec:
     for number, mount in enumerate(spec.mounts):
         _check_mount(f"mounts[{number}]", mount)
     _check_resources(spec.resources)
+    _check_seccomp(spec.seccomp)
     return spec
+
+
+def _check_seccomp(profile: str) -> None:
+    """"" (the default profile), "unconfined", or a JSON object (a profile in Docker's format;
+    the runtime checks its fields when it compiles it)."""
+    if profile in ("", "unconfined"):
+        return
+    try:
+        decoded = msgspec.json.decode(profile)
+    except msgspec.DecodeError as exc:
+        raise InvalidSpec.of("seccomp", f"not a JSON profile: {exc}") from None
+    if not isinstance(decoded, dict) or "defaultAction" not in decoded:
+        raise InvalidSpec.of("seccomp", "a profile is a JSON object with a defaultAction")
 
 
 def check_specs(specs: Sequence[ContainerSpec]) -> None:

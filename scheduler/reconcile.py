@@ -1,17 +1,20 @@
 """The reconciler: desired state + observed state → the actions that close the gap. Pure.
 
 Inputs are the store's records (what was asked, where it was placed, under which generation),
-the nodes with the time each was last heard from, and what each node reports running. Outputs
+the nodes with the time each was last heard from (``now`` and ``last_seen`` on the scheduler's
+own monotonic clock), and what each node reports running. Outputs
 are decisions only; the scheduler's shell writes them to etcd as a plan and sends the stops.
 
 Rules:
 - a pending container is placed;
 - a ready node silent past the timeout goes down; its live containers are rescheduled (back to
   pending under a new generation) when their restart policy asks for restarts, else marked
-  orphaned, visibly;
+  orphaned, visibly; an exclusive one too, as the node timeout is longer than the delay after
+  which its cut-off worker has killed it (``scheduler.fencing``);
 - a node drained by an operator gives up its containers that may move (restart policy asks for
   restarts): they are rescheduled elsewhere, and the old copies stopped once the new ones are
-  assigned; the others keep running there;
+  assigned; the others keep running there, and so do exclusive ones, which would run twice
+  for that while;
 - an orphaned container whose node comes back takes the state that node reports (exited with
   its code, or running still): the node's word ends the doubt that orphaned it;
 - a node that reports a container it no longer owns (rescheduled elsewhere, removed, or an older
@@ -148,7 +151,7 @@ def reconcile(
                 actions.orphan.append(loss)
         elif record.schedule_state in LIVE and record.node_id in draining \
                 and record.spec.restart.name in RESCHEDULE_POLICIES \
-                and record.desired == "running":
+                and record.desired == "running" and not record.spec.exclusive:
             actions.reschedule.append(Reschedule(cid, record.node_id, record.generation + 1))
 
     rescheduled = {r.container_id for r in actions.reschedule}

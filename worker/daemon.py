@@ -20,14 +20,13 @@ import structlog
 import channels
 from channels import key_text
 from channels._curve import CLIENT, ENROLL_PREFIX
-from channels.credentials import publish_local, withdraw_local
+from channels.credentials import publish_local, withdraw_local, worker_state_dir
 from channels.local import listen_local
 from protocol.addresses import (
     DEFAULT_WORKER,
     advertised,
     check_advertise,
     is_wildcard,
-    worker_state_dir,
 )
 from protocol.errors import InvalidArgument, ShoalError
 from protocol.messages import Message

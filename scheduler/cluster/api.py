@@ -269,7 +269,7 @@ class ClusterApi:
             raise InvalidArgument("join: commands must be a Sender")
         return JoinNode(message.node, commands, list(message.held), leader.is_live,
                         leader.open_session, leader.options.heartbeat_interval,
-                        lambda: leader.managers)
+                        lambda: leader.managers, leader.fence_after)
 
     async def _list(self, message: ListContainers) -> Message:
         rows = []

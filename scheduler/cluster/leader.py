@@ -13,13 +13,17 @@ and whatever arrives while it commits is batched into the next. A cycle:
 5. caches what was committed, sends Assign/Revoke for it, and answers the requests.
 
 Heartbeats are kept in memory, not written: etcd holds ``last_seen`` from the join and each
-status change; a new leader grants every node two timeouts to join it again.
+status change; a new leader grants every node two timeouts to join it again. Liveness is
+measured on this process's monotonic clock (``Leader.last_seen``), never against a time another
+host wrote, so a node goes down exactly ``node_timeout`` after this scheduler last heard it: the
+promise its workers' fencing (``scheduler.fencing``) is built on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -49,6 +53,7 @@ from scheduler.cluster.metrics import SchedulerMetrics
 from scheduler.cluster.sessions import Held, WorkerSession
 from scheduler.cluster.tx import Entry
 from scheduler.cluster.work import SetNodeImages, stage_node_loss
+from scheduler.fencing import fence_delay
 from scheduler.placement import EngineOptions, PlacementEngine, Strategy, Task
 from scheduler.reconcile import LIVE, Actions, Orphan, Report, Reschedule, reconcile
 from scheduler.store import (
@@ -73,6 +78,9 @@ class LeaderOptions:
     strategy: Strategy = "spread"
     heartbeat_interval: float = 1.0
     node_timeout: float = 5.0  # silence after which a node is declared down
+    # When a cut-off worker kills its exclusive containers; None: the node timeout less the
+    # margin (``scheduler.fencing``). Checked against the node timeout when a Leader starts.
+    fence_after: float | None = None
     reconcile_interval: float = 1.0  # full reconciliation (and node liveness) period
     seed: int = 0
 
@@ -87,11 +95,13 @@ class Leader:
         self.metrics = metrics or SchedulerMetrics()
         self.leadership = leadership
         self.options = options
+        self.fence_after = fence_delay(options.heartbeat_interval, options.node_timeout,
+                                       options.fence_after)
         self.events = events or EventFeed()
         self.containers: dict[str, Entry[ContainerRecord]] = {}
         self.nodes: dict[str, Entry[NodeRecord]] = {}
         self.apps: dict[str, Entry[AppRecord]] = {}
-        self.last_seen: dict[str, float] = {}
+        self.last_seen: dict[str, float] = {}  # node id → time.monotonic() of its last word
         self.sessions: dict[str, WorkerSession] = {}
         self.managers: list[str] = []  # every live scheduler's address, told to workers
         self.holders: dict[str, set[str]] = {}  # container id → nodes that report holding it
@@ -113,7 +123,7 @@ class Leader:
     async def load(self) -> None:
         """Read the cluster as committed; every node gets two timeouts to (re)join us: one for
         its worker to notice that the old leader is gone, one to find and join us."""
-        now = time.time() + self.options.node_timeout
+        now = time.monotonic() + self.options.node_timeout
         async for node in self.store.list(NODES):
             self.nodes[node.id] = Entry(node.value, node.mod_revision)
             self.last_seen[node.id] = now
@@ -178,7 +188,8 @@ class Leader:
     def is_live(self, node_id: str) -> bool:
         session = self.sessions.get(node_id)
         return (session is not None and session.alive and
-                time.time() - self.last_seen.get(node_id, 0.0) <= self.options.node_timeout)
+                time.monotonic() - self.last_seen.get(node_id, -math.inf)
+                <= self.options.node_timeout)
 
     def open_session(self, node_id: str, epoch: int, commands: Sender,
                      held: list[ContainerReport]) -> Sender:
@@ -190,7 +201,7 @@ class Leader:
         session = WorkerSession(node_id, epoch, commands, reports_rx, self._on_message,
                                 self._on_end)
         self.sessions[node_id] = session
-        self.last_seen[node_id] = time.time()
+        self.last_seen[node_id] = time.monotonic()
         for report in held:
             self._record(session, report)
         if self._node_index is None:
@@ -241,7 +252,7 @@ class Leader:
                 del self.holders[cid]
 
     def _on_message(self, session: WorkerSession, message: Message) -> None:
-        now = time.time()
+        now = time.monotonic()
         self._changed.set()
         if isinstance(message, ContainerReport):
             if message.node_id != session.node_id:
@@ -351,9 +362,11 @@ class Leader:
 
     def _reconcile(self, cycle: LeaderCycle, dirty: set[str], full: bool) -> None:
         table = cycle.containers
+        clock = time.monotonic()
         if full:
             ids: list[str] | set[str] = list(table.ids())
-            nodes = {nid: replace(n, last_seen=self.last_seen.get(nid, n.last_seen))
+            # A node first known here (not loaded, not joined yet) was heard of just now.
+            nodes = {nid: replace(n, last_seen=self.last_seen.setdefault(nid, clock))
                      for nid in cycle.nodes.ids() if (n := cycle.nodes.get(nid)) is not None}
         else:
             if not dirty:
@@ -367,7 +380,7 @@ class Leader:
             if (session := self.sessions.get(nid)) is not None
             and (held := session.held.get(cid)) is not None
         ]
-        actions = reconcile(containers, nodes, reports, now=cycle.now,
+        actions = reconcile(containers, nodes, reports, now=clock,
                             node_timeout=self.options.node_timeout)
         self._apply(cycle, actions, dirty)
 

@@ -463,10 +463,11 @@ class JoinNode(Work):
 
     def __init__(self, node: NodeInfo, commands: Sender, held: list[ContainerReport],
                  is_live: IsLive, open_session: OpenSession, heartbeat_interval: float,
-                 managers: Callable[[], list[str]] = list) -> None:
+                 managers: Callable[[], list[str]] = list, fence_after: float = 0.0) -> None:
         super().__init__()
         self.managers = managers
         self.heartbeat_interval = heartbeat_interval
+        self.fence_after = fence_after
         self.node = node
         self.commands = commands
         self.held = held
@@ -511,4 +512,4 @@ class JoinNode(Work):
         reports = self.open_session(self.node.id, self.epoch, self.commands, self.held)
         return Joined(node_id=self.node.id, epoch=self.epoch,
                       heartbeat_interval=self.heartbeat_interval, reports=reports,
-                      managers=self.managers()[:MAX_MANAGERS])
+                      managers=self.managers()[:MAX_MANAGERS], fence_after=self.fence_after)

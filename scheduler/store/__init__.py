@@ -3,7 +3,8 @@
 Records (protocol types in MessagePack) live under one versioned prefix, ``/shoal/v1/``; the key
 layout is in LAYOUT.md beside this file. Modules, one job each:
 
-- ``endpoints``: parse ``--etcd http://a:2379,http://b:2379``.
+- ``endpoints``: parse ``--etcd https://a:2379,https://b:2379``.
+- ``tls``: the CA and client certificate a client uses (``--etcd-cacert/-cert/-key``), checked.
 - ``connection``: gRPC channels to the members, failover (``EtcdClient``, ``EtcdStream``).
 - ``backoff`` (pure): the pauses between retries while etcd is out of reach.
 - ``records`` / ``keys``: record types, collections (``Kind``), the key layout.
@@ -11,7 +12,8 @@ layout is in LAYOUT.md beside this file. Modules, one job each:
 - ``plan`` (pure) / ``commit``: plans of thousands of changes as transactions of ≤128 ops.
 - ``watch``: resumable watches of a collection, typed events, ``Compacted`` when too late.
 - ``lease`` / ``election``: leases with our own keepalive; leader election with fencing.
-- ``embedded``: a private etcd process for one host, never orphaned.
+- ``embedded``: a private etcd process for one host, never orphaned, clients by certificate
+  only; ``certificates``: its private CA, server and client certificates.
 - ``errors``: the store's error branch; grpc errors are translated here and never leak.
 
 The names below are loaded on first use, from the module that defines them: code that wants only
@@ -63,6 +65,8 @@ if TYPE_CHECKING:
     from scheduler.store.records import LeaderRecord as LeaderRecord
     from scheduler.store.records import NodeRecord as NodeRecord
     from scheduler.store.records import Versioned as Versioned
+    from scheduler.store.tls import EtcdTLS as EtcdTLS
+    from scheduler.store.tls import load_tls as load_tls
     from scheduler.store.watch import RecordEvent as RecordEvent
     from scheduler.store.watch import watch_records as watch_records
 
@@ -85,6 +89,7 @@ _NAMES: dict[str, tuple[str, ...]] = {
         "APPS", "AppRecord", "CONTAINERS", "ContainerRecord", "Kind", "LEADERS", "LeaderRecord",
         "NODES", "NodeRecord", "Versioned",
     ),
+    "tls": ("EtcdTLS", "load_tls"),
     "watch": ("RecordEvent", "watch_records"),
 }
 _WHERE = {name: module for module, names in _NAMES.items() for name in names}

@@ -7,6 +7,10 @@ endpoint when one is unreachable, and ride out a short outage of the whole clust
 election, an embedded etcd restarting) within their timeout. Streams (watch, lease keepalive)
 are opened on the current endpoint as an ``EtcdStream``, which moves the client on to the next
 endpoint when the stream breaks; their owners open a new one.
+
+An endpoint with ``tls`` gets a secure channel with its CA and client certificate; a channel,
+once made, is kept for the client's life and gRPC reconnects it with the same credentials, so
+no dial to that endpoint is ever plain text.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import grpc
 import structlog
 from aetcd import rpc
 from grpc import aio
@@ -23,6 +28,7 @@ from protocol.errors import InvalidArgument, ShoalError, Unavailable
 from scheduler.store.backoff import Backoff
 from scheduler.store.endpoints import Endpoint, parse_endpoints
 from scheduler.store.errors import translate
+from scheduler.store.tls import UNIX_SERVER_NAME, EtcdTLS
 
 log = structlog.get_logger("shoal.store")
 
@@ -64,14 +70,16 @@ class EtcdClient:
         self.endpoints = list(endpoints)
         self.timeout = timeout
         self._channels: list[rpc.Channel | None] = [None] * len(self.endpoints)
+        self._credentials: dict[EtcdTLS, grpc.ChannelCredentials] = {}
         self._stubs: list[dict[Service, Any]] = [{} for _ in self.endpoints]
         self._current = 0
         self._closed = False
 
     @classmethod
-    def from_spec(cls, spec: str, *, timeout: float = 10.0) -> EtcdClient:
-        """A client for ``--etcd http://a:2379,http://b:2379``."""
-        return cls(parse_endpoints(spec), timeout=timeout)
+    def from_spec(cls, spec: str, *, tls: EtcdTLS | None = None,
+                  timeout: float = 10.0) -> EtcdClient:
+        """A client for ``--etcd https://a:2379,https://b:2379`` (TLS with ``tls``)."""
+        return cls(parse_endpoints(spec, tls), timeout=timeout)
 
     async def __aenter__(self) -> EtcdClient:
         return self
@@ -102,11 +110,25 @@ class EtcdClient:
         if stub is None:
             channel = self._channels[idx]
             if channel is None:
-                channel = rpc.insecure_channel(self.endpoints[idx].target,
-                                                    options=_CHANNEL_OPTIONS)
-                self._channels[idx] = channel
+                channel = self._channels[idx] = self._open(self.endpoints[idx])
             stub = stubs[service] = _STUBS[service](channel)
         return idx, stub
+
+    def _open(self, endpoint: Endpoint) -> rpc.Channel:
+        if endpoint.tls is None:
+            return rpc.insecure_channel(endpoint.target, options=_CHANNEL_OPTIONS)
+        credentials = self._credentials.get(endpoint.tls)
+        if credentials is None:
+            try:
+                ca, key, cert = endpoint.tls.read()
+            except OSError as exc:  # checked at start; gone or unreadable since
+                raise Unavailable(f"etcd TLS files for {endpoint.url}: {exc}") from exc
+            credentials = grpc.ssl_channel_credentials(ca, key, cert)
+            self._credentials[endpoint.tls] = credentials
+        options: list[tuple[str, int | str]] = [*_CHANNEL_OPTIONS]
+        if endpoint.socket:  # check the certificate against a name, not the socket's path
+            options.append(("grpc.default_authority", UNIX_SERVER_NAME))
+        return rpc.secure_channel(endpoint.target, credentials, options=options)
 
     def failed(self, index: int) -> None:
         """The endpoint at ``index`` failed a call or a stream: prefer the next one."""

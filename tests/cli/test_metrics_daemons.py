@@ -74,7 +74,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
     async def start() -> Cluster:
         await procs.launch("scheduler", [
-            "scheduler", "--etcd", etcd.endpoint.url, "--listen", "tcp://127.0.0.1:0",
+            "scheduler", *etcd.etcd_flags(), "--listen", "tcp://127.0.0.1:0",
             "--name", "s1", "--state-dir", str(tmp / "s1"), "--metrics", "127.0.0.1:0"])
         address = procs.ready["scheduler"]["LISTEN"]
         await procs.launch("worker1", [

@@ -74,7 +74,7 @@ def etcd(tmp_path: Path) -> Iterator[EmbeddedEtcd]:
 
 
 def scheduler_args(etcd: EmbeddedEtcd, base: Path, name: str) -> list[str]:
-    return ["scheduler", "--etcd", etcd.endpoint.url, "--listen", "tcp://127.0.0.1:0",
+    return ["scheduler", *etcd.etcd_flags(), "--listen", "tcp://127.0.0.1:0",
             "--name", name, "--state-dir", str(base / name), "--lease-ttl", "2"]
 
 

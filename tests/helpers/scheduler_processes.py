@@ -12,6 +12,6 @@ from scheduler.store import EmbeddedEtcd
 def scheduler_args(etcd: EmbeddedEtcd, state_root: Path, name: str) -> list[str]:
     """``shoal scheduler`` arguments for a scheduler named ``name``, its state under
     ``state_root``."""
-    return ["scheduler", "--etcd", etcd.endpoint.url, "--listen", "tcp://127.0.0.1:0",
+    return ["scheduler", *etcd.etcd_flags(), "--listen", "tcp://127.0.0.1:0",
             "--name", name, "--state-dir", str(state_root / name), "--heartbeat-interval",
             "0.2", "--node-timeout", "2", "--lease-ttl", "2"]

@@ -22,6 +22,7 @@ from scheduler.store import (
     EmbeddedEtcd,
     EtcdClient,
     Layout,
+    Lease,
     MemberConfig,
     Store,
     local_cluster,
@@ -81,13 +82,11 @@ def private_etcd() -> Iterator[EmbeddedEtcd]:
             server.stop()
 
 
-@pytest.fixture
-def three_members() -> Iterator[list[EmbeddedEtcd]]:
-    """A three-member etcd cluster of the test's own, serving. A member killed stays dead (no
-    restart): a member lost for good, as when its host is."""
+def _three_members(client_host: str = "") -> Iterator[list[EmbeddedEtcd]]:
     with tempfile.TemporaryDirectory(prefix="shoal-store-test-") as tmp:
         members = local_cluster(Path(tmp), 3, heartbeat_ms=HEARTBEAT_MS,
-                                election_ms=ELECTION_MS, restart=False)
+                                election_ms=ELECTION_MS, restart=False,
+                                client_host=client_host)
         try:
             for member in members:
                 member.spawn()
@@ -99,6 +98,21 @@ def three_members() -> Iterator[list[EmbeddedEtcd]]:
                 member.stop()
 
 
+@pytest.fixture
+def three_members() -> Iterator[list[EmbeddedEtcd]]:
+    """A three-member etcd cluster of the test's own, serving (on unix sockets, TLS and client
+    certificates). A member killed stays dead (no restart): a member lost for good, as when
+    its host is."""
+    yield from _three_members()
+
+
+@pytest.fixture
+def three_members_https() -> Iterator[list[EmbeddedEtcd]]:
+    """``three_members`` serving clients on https://127.0.0.1:PORT, as an external cluster's
+    members do: certificates of a CA of their own, client certificates required."""
+    yield from _three_members("127.0.0.1")
+
+
 def kill_9(pid: int, timeout: float = 10.0) -> None:
     """SIGKILL ``pid`` and return once it has exited (its pidfd is readable)."""
     fd = os.pidfd_open(pid)
@@ -107,6 +121,14 @@ def kill_9(pid: int, timeout: float = 10.0) -> None:
         assert select.select([fd], [], [], timeout)[0], f"{pid} outlived SIGKILL"
     finally:
         os.close(fd)
+
+
+async def outlast_a_ttl(lease: Lease) -> None:
+    """Return once ``lease`` was renewed for more than a TTL's worth of time from now (every
+    TTL/3): any lease left unrenewed since then has expired in etcd."""
+    renewals = lease.renewals
+    while lease.renewals < renewals + 4:
+        await lease.renewed()
 
 
 @pytest.fixture

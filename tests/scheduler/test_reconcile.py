@@ -209,3 +209,18 @@ def test_no_container_is_lost_or_duplicated_once_the_cluster_heals(
             assert len(copies) <= 1  # visible as lost; never a second copy
             continue
         assert copies == [(record.node_id, record.generation)], (cid, record, copies)
+
+
+def test_a_drained_node_keeps_its_exclusive_containers_and_a_lost_one_gives_them_up() -> None:
+    exclusive = ContainerSpec(image="busybox", restart=RestartPolicy(name="always"),
+                              exclusive=True)
+    running = {"schedule_state": "running", "node_id": "n1", "generation": 2}
+    containers = {"ex": ContainerRecord(spec=exclusive, **running),  # type: ignore[arg-type]
+                  "plain": container("always", **running)}
+    drained = NodeRecord(info=NodeInfo(id="n1", status="ready", availability="drain"),
+                         last_seen=100.0)
+    actions = reconcile(containers, {"n1": drained}, [], now=100.0, node_timeout=TIMEOUT)
+    assert actions.reschedule == [Reschedule("plain", "n1", 3)]  # ex would run twice a while
+    lost = reconcile(containers, {"n1": node("n1", last_seen=80.0)}, [], now=100.0,
+                     node_timeout=TIMEOUT)
+    assert lost.reschedule == [Reschedule("ex", "n1", 3), Reschedule("plain", "n1", 3)]

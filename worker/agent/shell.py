@@ -16,6 +16,12 @@ worker lacks has it fetched from the scheduler over the session before it is cre
 that fails (unknown image, a blob whose digest does not match) fails the container, reported
 with the reason. Each join lists the images the worker holds, for placement.
 
+Fencing: the agent notes the send time of every heartbeat the leader acknowledges; once
+``fence_after`` (learned in ``Joined``) has passed since the newest, it kills its ``exclusive``
+containers (``worker.agent.fence`` decides when) and starts none until it is heard again. The
+clock is CLOCK_BOOTTIME, which keeps counting while the host is suspended, as the scheduler's
+clock does while this host sleeps.
+
 Commands are decided in the order they arrive, but carried out per container
 (``worker.agent.lanes``): a container whose image is being fetched holds up no other
 container's run, stop or report, and a stop or newer run of it abandons the fetch.
@@ -30,6 +36,7 @@ import json
 import os
 import platform
 import random
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,6 +58,7 @@ from protocol.messages import (
 )
 from protocol.platforms import host_platform
 from protocol.specs import ContainerState, NodeInfo, NodeResources
+from worker.agent.fence import ContactFence
 from worker.agent.lanes import ContainerLanes, LaneInstruction
 from worker.agent.state import (
     AgentState,
@@ -71,6 +79,12 @@ from worker.images.fetch import ImageFetcher
 log = structlog.get_logger("shoal.agent")
 
 BACKOFF_START = 0.2
+FENCEABLE = frozenset({"running", "paused", "restarting"})
+
+
+def fence_clock() -> float:
+    """Seconds on a clock that only goes forward and keeps counting through a suspend."""
+    return time.clock_gettime(getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC))
 BACKOFF_MAX = 10.0
 WATCHED_ACTIONS = frozenset({"start", "die", "restart", "destroy"})
 
@@ -138,6 +152,9 @@ class Agent:
         self.options = options or AGENT_OPTIONS
         self.security = security  # CURVE towards the managers (the cluster's key, ours)
         self.state = AgentState()
+        self.fence = ContactFence()
+        self._contact = asyncio.Event()  # set when the fence's deadline moves
+        self._acks: set[asyncio.Task[None]] = set()
         self._lanes = ContainerLanes(self._prepare_run, self._commit)
         self._reports: channels.Sender | None = None
         self._epoch = 0
@@ -155,6 +172,7 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> None:
         """Stay joined to the cluster until ``stop`` is set."""
         watcher = asyncio.create_task(self._watch_engine())
+        fencer = asyncio.create_task(self._keep_fence())
         backoff = BACKOFF_START
         address = self.schedulers[0]
         try:
@@ -178,7 +196,8 @@ class Agent:
                 backoff = min(backoff * 2, BACKOFF_MAX)
         finally:
             watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+            fencer.cancel()
+            await asyncio.gather(watcher, fencer, return_exceptions=True)
             await self._lanes.close()  # abandons image fetches; a create under way finishes
 
     def candidates(self) -> list[str]:
@@ -216,6 +235,7 @@ class Agent:
                     for record in self.engine.records.values() if record.generation]
             self._announced = await self._held_images()
             node = msgspec.structs.replace(self.node, images=self._announced)
+            sent_at = fence_clock()
             try:
                 joined = await channels.request(
                     conn.sender, lambda r: Join(node=node, commands=commands_tx,
@@ -229,6 +249,8 @@ class Agent:
             if not isinstance(joined, Joined) or not isinstance(joined.reports,
                                                                  channels.Sender):
                 raise ChannelError(f"expected Joined, got {type(joined).__name__}")
+            self.fence.fence_after = joined.fence_after
+            self._acknowledged(sent_at)
             self._reports = joined.reports
             self._epoch = joined.epoch
             self._learn_managers(joined.managers)
@@ -257,7 +279,9 @@ class Agent:
                 self._reports = None
                 self._scheduler = None
                 beat.cancel()
-                await asyncio.gather(beat, return_exceptions=True)
+                for ack in list(self._acks):
+                    ack.cancel()
+                await asyncio.gather(beat, *self._acks, return_exceptions=True)
 
     async def _held_images(self) -> list[str]:
         """Tags and ids of the images this worker stores (none without a fetcher)."""
@@ -292,8 +316,59 @@ class Agent:
 
     async def _heartbeat(self, reports: channels.Sender, epoch: int, interval: float) -> None:
         while True:
-            await reports.send(Heartbeat(node_id=self.node.id, epoch=epoch))
+            sent_at = fence_clock()
+            reply_tx, reply_rx = channels.pipe(capacity=1)
+            await reports.send(Heartbeat(node_id=self.node.id, epoch=epoch, reply=reply_tx))
+            # Acknowledgements are awaited beside the beat, not in it: a slow one delays no
+            # heartbeat, and one that never comes simply moves no deadline.
+            ack = asyncio.create_task(self._await_ack(reply_rx, sent_at))
+            self._acks.add(ack)
+            ack.add_done_callback(self._acks.discard)
             await asyncio.sleep(interval)
+
+    async def _await_ack(self, reply: channels.Receiver, sent_at: float) -> None:
+        try:
+            await reply.recv()  # Ok; a refusal raises
+        except ShoalError:
+            return
+        finally:
+            reply.close()
+        self._acknowledged(sent_at)
+
+    def _acknowledged(self, sent_at: float) -> None:
+        self.fence.acknowledged(sent_at)
+        self._contact.set()
+
+    async def _keep_fence(self) -> None:
+        """Kill the exclusive containers whenever the fence's deadline passes."""
+        while True:
+            self._contact.clear()
+            deadline = self.fence.deadline()
+            if deadline is None:
+                await self._contact.wait()
+                continue
+            left = deadline - fence_clock()
+            if left > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._contact.wait(), left)
+                continue
+            await self._fence_exclusive()
+            await self._contact.wait()  # nothing exclusive starts until the leader answers
+
+    async def _fence_exclusive(self) -> None:
+        now = fence_clock()
+        reason = self.fence.reason(now)
+        for cid, record in list(self.engine.records.items()):
+            if not record.spec.exclusive or record.state.status not in FENCEABLE:
+                continue
+            log.warning("fencing an exclusive container", container_id=cid,
+                        generation=record.generation, reason=reason)
+            try:
+                await self.engine.fence(cid, reason)
+            except NotFound:
+                pass
+            except ShoalError as exc:
+                log.error("fencing failed", container_id=cid, error=str(exc))
 
     async def _on_command(self, message: object) -> None:
         if isinstance(message, Assign):
@@ -351,6 +426,13 @@ class Agent:
     async def _commit(self, instruction: LaneInstruction) -> None:
         match instruction:
             case Run(container_id=cid, generation=generation, spec=spec):
+                if spec.exclusive and self.fence.due(fence_clock()):
+                    reason = self.fence.reason(fence_clock())
+                    log.warning("not starting an exclusive container", container_id=cid,
+                                reason=reason)
+                    await self._send(cid, generation, ContainerState(status="dead",
+                                                                     error=reason))
+                    return
                 try:
                     if cid in self.engine.records:
                         await self.engine.remove(cid, force=True)

@@ -1,13 +1,15 @@
 """From a container record to an OCI runtime-spec config (pure, apart from reading the image's
 /etc/passwd and /etc/group to resolve user names).
 
-Docker's defaults: its capability set, the usual /dev, /proc and /sys mounts, masked and
-read-only paths, new pid/ipc/uts/mount namespaces and a network namespace unless the network
+Docker's defaults: its capability set, its default seccomp profile (unless the spec says
+``unconfined`` or gives its own), the usual /dev, /proc and /sys mounts, masked and read-only
+paths, new pid/ipc/uts/mount namespaces and a network namespace unless the network
 is ``host``; resources from the spec; ``--init`` runs tini (Debian's static build) as PID 1.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 
 from protocol.errors import InvalidArgument
 from worker.engine.records import EngineContainer
+from worker.runtime.docker_seccomp import default_profile
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DOCKER_CAPS = (
@@ -146,6 +149,10 @@ def oci_config(record: EngineContainer, rootfs: Path, *, init_binary: str = INIT
     if limits.pids:
         resources["pids"] = {"limit": limits.pids}
     caps = list(DOCKER_CAPS)
+    seccomp: dict[str, Any] = {}
+    if spec.seccomp != "unconfined":
+        given = json.loads(spec.seccomp) if spec.seccomp else None
+        seccomp = {"seccomp": default_profile(caps, given)}
     return {
         "ociVersion": "1.0.2",
         "process": {
@@ -168,5 +175,6 @@ def oci_config(record: EngineContainer, rootfs: Path, *, init_binary: str = INIT
             "maskedPaths": list(MASKED),
             "readonlyPaths": list(READ_ONLY),
             **({"resources": resources} if resources else {}),
+            **seccomp,
         },
     }

@@ -20,6 +20,7 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Protocol
 
+import msgspec
 import structlog
 
 from protocol.errors import Conflict, InvalidArgument, NotFound
@@ -214,6 +215,28 @@ class Engine:
                 await self.driver.signal(record, signal.SIGKILL, all_processes=True)
                 await self._wait_exit(record.id, None)
         self._announce("container", "stop", record.id, name=record.name)
+        return record
+
+    async def fence(self, ref: str, reason: str) -> EngineContainer:
+        """Kill the container at once and for good: SIGKILL to all its processes, no stop
+        signal and no grace (the fence's deadline has passed: a grace would let it run into
+        the time the scheduler may start a replacement), no restart whatever its policy.
+        ``reason`` is kept as the exit's error."""
+        record = self.find(ref)
+        async with self._lock(record.id):
+            record.manually_stopped = True  # the restart policy must not bring it back
+            record.desired = "stopped"
+            self.disk.save(record)
+            if record.state.status == "restarting":
+                self._cancel_supervisor(record.id)
+                self._set_exited(record, record.state.exit_code or 0, time.time(), reason)
+            elif record.state.status in ("running", "paused"):
+                await self.driver.signal(record, signal.SIGKILL, all_processes=True)
+                await self._wait_exit(record.id, None)
+                record.state = msgspec.structs.replace(record.state, error=reason)
+                self.disk.save(record)
+        self._announce("container", "kill", record.id, name=record.name,
+                       signal=str(int(signal.SIGKILL)))
         return record
 
     async def kill(self, ref: str, sig: str | int = "KILL") -> EngineContainer:

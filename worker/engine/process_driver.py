@@ -50,6 +50,11 @@ class ProcessDriver(Driver):
         return self.state_root / record.id / "process"
 
     async def prepare(self, record: EngineContainer) -> dict[str, str]:
+        if record.spec.seccomp not in ("", "unconfined"):
+            # Plain processes get no default profile either; a profile asked for by name is
+            # refused rather than silently not applied.
+            raise Unsupported("the process driver does not isolate containers: a seccomp "
+                              "profile needs the native driver")
         if (record.spec.tty or record.spec.stdin_open) and sys.platform == "win32":
             raise Unsupported("the process driver cannot give a container a terminal or an "
                               "open stdin (run -i/-t) on this host; exec -i works")

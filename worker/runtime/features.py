@@ -17,6 +17,19 @@ from worker.runtime.state import OCI_VERSION
 OCI_VERSION_MIN = "1.0.0"
 
 
+def _seccomp() -> dict[str, Any]:
+    from worker.runtime import seccomp
+
+    return {
+        "enabled": True,
+        "actions": sorted(seccomp.ACTIONS),
+        "operators": sorted(seccomp.OPERATORS),
+        "archs": sorted(seccomp.ARCHITECTURES),
+        "knownFlags": list(seccomp.FLAGS),
+        "supportedFlags": list(seccomp.FLAGS),
+    }
+
+
 def features(runtime_version: str) -> dict[str, Any]:
     hooks = [f.encode_name for f in msgspec.structs.fields(Hooks)]
     return {
@@ -29,8 +42,9 @@ def features(runtime_version: str) -> dict[str, Any]:
             "capabilities": list(CAPABILITIES),
             # cgroupfs on v1 and on v2; no systemd driver (cgroupsPath is a plain path).
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
-            # The planner refuses linux.seccomp, process.apparmorProfile and selinuxLabel.
-            "seccomp": {"enabled": False},
+            # The planner refuses process.apparmorProfile and selinuxLabel; seccomp's lists
+            # are the tables worker.runtime.seccomp checks profiles against.
+            "seccomp": _seccomp(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
         },

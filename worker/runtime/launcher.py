@@ -13,6 +13,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -24,17 +25,21 @@ from worker.runtime.errors import BundleInvalid, CreateFailed, OperationFailed
 from worker.runtime.init import InitContext, direct_main, recv, send, setup_main
 from worker.runtime.lazylog import LazyLogger
 from worker.runtime.paths import PathEscape, resolve_in_root
-from worker.runtime.plan import NAMESPACES, Plan, ProcessPlan
+from worker.runtime.plan import NAMESPACES, Plan, ProcessPlan, SeccompFilter
 from worker.runtime.planner import make_plan
 from worker.runtime.spec import load_spec
 from worker.runtime.state import (
     ExecDefaults,
     OciState,
     RuntimeRecord,
+    SeccompRecord,
     StateDir,
     now_rfc3339,
     proc_start_time,
 )
+
+if TYPE_CHECKING:
+    from worker.runtime.seccomp import FilterCache
 
 log = LazyLogger(__name__)
 
@@ -76,6 +81,13 @@ def preflight(plan: Plan) -> None:
             raise BundleInvalid(f"linux.namespaces[{i}].path", f"{ns.path} does not exist")
 
 
+def _seccomp_cache(root: Path) -> FilterCache:
+    # A dot name is never a container id: `list` does not take the cache for a container.
+    from worker.runtime.seccomp import cache_in
+
+    return cache_in(root / ".seccomp")
+
+
 def _exec_defaults(proc: ProcessPlan) -> ExecDefaults:
     caps = None
     if proc.caps is not None:
@@ -83,7 +95,14 @@ def _exec_defaults(proc: ProcessPlan) -> ExecDefaults:
         caps = [c.bounding, c.effective, c.permitted, c.inheritable, c.ambient]
     return ExecDefaults(env=list(proc.env), cwd=proc.cwd, uid=proc.uid, gid=proc.gid,
                         additional_gids=list(proc.additional_gids), caps=caps,
-                        no_new_privileges=proc.no_new_privileges, rlimits=list(proc.rlimits))
+                        no_new_privileges=proc.no_new_privileges, rlimits=list(proc.rlimits),
+                        seccomp=_seccomp_record(proc.seccomp))
+
+
+def _seccomp_record(flt: SeccompFilter | None) -> SeccompRecord | None:
+    if flt is None:
+        return None
+    return SeccompRecord(program=flt.program, flags=flt.flags, digest=flt.digest)
 
 
 def _kill_and_reap(pid: int) -> None:
@@ -126,7 +145,7 @@ def create(root: Path, container_id: str, bundle: str, *,
     ``hierarchies``: the cgroup hierarchies, if the caller already knows them; ``forker``:
     where to fork an init that needs no setup child, if not here."""
     bundle = os.path.abspath(bundle)
-    plan = make_plan(load_spec(bundle), bundle)
+    plan = make_plan(load_spec(bundle), bundle, seccomp_filters=_seccomp_cache(root))
     preflight(plan)
     if hierarchies is None:
         hierarchies = cgroups.discover()

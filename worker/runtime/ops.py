@@ -260,7 +260,7 @@ class Runtime:
         master of its new pty with ``tty`` (then ``stdio`` is not used), of ``console_size``
         (rows, cols) from the start."""
         from worker.runtime import launcher
-        from worker.runtime.plan import CapSets, ProcessPlan
+        from worker.runtime.plan import CapSets, ProcessPlan, SeccompFilter
 
         if not args:
             raise OperationFailed("exec needs a program to run")
@@ -277,7 +277,9 @@ class Runtime:
             gid=d.gid if gid is None else gid, additional_gids=tuple(d.additional_gids),
             umask=None, rlimits=tuple(tuple(r) for r in d.rlimits),  # type: ignore[misc]
             caps=caps, no_new_privileges=d.no_new_privileges, terminal=tty,
-            oom_score_adj=None, console_size=console_size if tty else None)
+            oom_score_adj=None, console_size=console_size if tty else None,
+            seccomp=SeccompFilter(d.seccomp.program, d.seccomp.flags, d.seccomp.digest)
+            if d.seccomp is not None else None)
         return launcher.exec_in(record, proc, stdio=stdio, cloner=self.exec_cloner)
 
 

@@ -74,6 +74,15 @@ class CapSets:
 
 
 @dataclass(frozen=True, slots=True)
+class SeccompFilter:
+    """A compiled linux.seccomp: the struct sock_filter array and the seccomp(2) flags."""
+
+    program: bytes
+    flags: int
+    digest: str  # of the profile's JSON: the cache key
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessPlan:
     args: tuple[str, ...]
     env: tuple[str, ...]
@@ -88,6 +97,7 @@ class ProcessPlan:
     terminal: bool
     oom_score_adj: int | None
     console_size: tuple[int, int] | None = None  # (rows, cols) the pty has from the start
+    seccomp: SeccompFilter | None = None
 
 
 @dataclass(frozen=True, slots=True)

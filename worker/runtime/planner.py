@@ -8,7 +8,9 @@ executes step by step.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
+from typing import TYPE_CHECKING
 
 from worker.runtime import caps as capmod
 from worker.runtime.errors import BundleInvalid
@@ -25,6 +27,9 @@ from worker.runtime.plan import (
     ProcessPlan,
 )
 from worker.runtime.spec import Hook, Spec
+
+if TYPE_CHECKING:
+    from worker.runtime.seccomp import FilterCache
 
 
 def _absolute(field_name: str, path: str) -> str:
@@ -172,8 +177,9 @@ def _devices(spec: Spec) -> tuple[DevicePlan, ...]:
     return tuple(devices.values())
 
 
-def make_plan(spec: Spec, bundle: str) -> Plan:
-    """Validate ``spec`` (from ``bundle``, an absolute directory) into a Plan."""
+def make_plan(spec: Spec, bundle: str, *, seccomp_filters: FilterCache | None = None) -> Plan:
+    """Validate ``spec`` (from ``bundle``, an absolute directory) into a Plan. A linux.seccomp
+    profile is compiled through ``seccomp_filters`` (by default the process's in-memory cache)."""
     bundle = _absolute("bundle", bundle)
     if spec.root is None:
         raise BundleInvalid("root", "required")
@@ -181,8 +187,13 @@ def make_plan(spec: Spec, bundle: str) -> Plan:
         raise BundleInvalid("root.path", "must not be empty")
     rootfs = posixpath.normpath(posixpath.join(bundle, spec.root.path))
     linux = spec.linux
-    if linux is not None and linux.seccomp is not None:
-        raise BundleInvalid("linux.seccomp", "seccomp filters are not supported")
+    process = _process(spec)
+    profile = bytes(linux.seccomp) if linux is not None else b""
+    if profile and profile != b"null":
+        from worker.runtime import seccomp
+
+        cache = seccomp_filters if seccomp_filters is not None else seccomp.memory_cache()
+        process = dataclasses.replace(process, seccomp=cache.filter_for(profile))
     namespaces = _namespaces(spec)
     kinds = {ns.kind for ns in namespaces}
     if "mount" not in kinds:
@@ -222,7 +233,7 @@ def make_plan(spec: Spec, bundle: str) -> Plan:
         bundle=bundle,
         rootfs=rootfs,
         readonly_root=spec.root.readonly,
-        process=_process(spec),
+        process=process,
         namespaces=namespaces,
         uid_map=uid_map,
         gid_map=gid_map,

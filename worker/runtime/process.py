@@ -62,7 +62,15 @@ def set_oom_score_adj(proc: ProcessPlan) -> None:
 
 
 def become(proc: ProcessPlan) -> None:
-    """Switch to the process's user, groups and capability sets; set no_new_privs."""
+    """Switch to the process's user, groups and capability sets; set no_new_privs; load the
+    seccomp filter.
+
+    As runc: without no_new_privs, loading a filter needs CAP_SYS_ADMIN, so it is loaded first,
+    while the process still has every capability; with no_new_privs it is loaded last, so the
+    profile has to allow as few of the runtime's own calls as possible (those left: umask,
+    chdir, close_range, execve)."""
+    if proc.seccomp is not None and not proc.no_new_privileges:
+        sc.seccomp_set_filter(proc.seccomp.program, proc.seccomp.flags)
     caps = proc.caps
     if caps is not None:
         for n in range(capmod.last_cap() + 1):
@@ -84,6 +92,8 @@ def become(proc: ProcessPlan) -> None:
         sc.prctl(sc.PR_SET_KEEPCAPS, 0)
     if proc.no_new_privileges:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        if proc.seccomp is not None:
+            sc.seccomp_set_filter(proc.seccomp.program, proc.seccomp.flags)
 
 
 def exec_process(proc: ProcessPlan, executable: str) -> None:

@@ -167,8 +167,9 @@ class Linux(_Struct):
     readonly_paths: list[str] = []
     sysctl: dict[str, str] = {}
     mount_label: str | None = None
-    # Accepted so that configs that carry it are refused with a clear reason, not a decode error.
-    seccomp: msgspec.Raw | None = None
+    # Kept as the JSON text (empty when absent): worker.runtime.seccomp checks it, and caches the
+    # compiled filter by a digest of it. (msgspec cannot decode ``Raw | None``.)
+    seccomp: msgspec.Raw = msgspec.Raw()
 
 
 class Spec(_Struct):

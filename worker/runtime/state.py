@@ -26,6 +26,14 @@ OCI_VERSION = "1.0.2"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
 
 
+class SeccompRecord(msgspec.Struct, frozen=True):
+    """The container's compiled seccomp filter, which every exec'd process gets too."""
+
+    program: bytes
+    flags: int
+    digest: str
+
+
 class ExecDefaults(msgspec.Struct, frozen=True):
     """The container's process settings that an exec starts from."""
 
@@ -37,6 +45,7 @@ class ExecDefaults(msgspec.Struct, frozen=True):
     caps: list[int] | None  # bounding, effective, permitted, inheritable, ambient
     no_new_privileges: bool
     rlimits: list[tuple[int, int, int]]
+    seccomp: SeccompRecord | None = None
 
 
 class RuntimeRecord(msgspec.Struct, frozen=True):

@@ -18,6 +18,8 @@ _libc_gil = ctypes.PyDLL(None, use_errno=True)
 SYS_CLONE = 56  # x86_64
 SYS_PIVOT_ROOT = 155
 SYS_OPENAT2 = 437
+SYS_SECCOMP = 317
+SECCOMP_SET_MODE_FILTER = 1
 
 CLONE_PARENT = 0x00008000
 MNT_DETACH = 2
@@ -136,3 +138,16 @@ def clone_sibling(flags: int) -> int:
                                ctypes.c_void_p(None), ctypes.c_void_p(None),
                                ctypes.c_void_p(None), ctypes.c_ulong(0))
     return _check(result, "clone")
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_set_filter(program: bytes, flags: int) -> None:
+    """seccomp(SECCOMP_SET_MODE_FILTER, flags, program): ``program`` is an array of struct
+    sock_filter (8 bytes each), as libseccomp exports it."""
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
+    _check(_libc.syscall(ctypes.c_long(SYS_SECCOMP), ctypes.c_uint(SECCOMP_SET_MODE_FILTER),
+                         ctypes.c_uint(flags), ctypes.byref(prog)), "seccomp")

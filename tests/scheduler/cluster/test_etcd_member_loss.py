@@ -17,7 +17,7 @@ from protocol.specs import ContainerSpec
 from scheduler.cluster.daemon import SchedulerDaemon
 from scheduler.store import EmbeddedEtcd, EtcdClient, Layout, Lease
 from tests.helpers.in_process_cluster import agents, ask, scheduler
-from tests.helpers.store_fixtures import Runner, kill_9, raft_leader
+from tests.helpers.store_fixtures import Runner, kill_9, outlast_a_ttl, raft_leader
 
 TTL = 3
 
@@ -26,14 +26,6 @@ def leader_lease(daemon: SchedulerDaemon) -> Lease:
     leader = daemon.api.leader
     assert leader is not None, "not leading"
     return leader.leadership.lease
-
-
-async def outlast_a_ttl(lease: Lease) -> None:
-    """Return once ``lease`` was renewed for more than a TTL's worth of time from now (every
-    TTL/3): any lease left unrenewed since then has expired in etcd."""
-    renewals = lease.renewals
-    while lease.renewals < renewals + 4:
-        await lease.renewed()
 
 
 async def live_leases(members: list[EmbeddedEtcd]) -> set[int]:

@@ -45,7 +45,7 @@ def test_standby_serves_reads_and_names_the_leader_for_writes(run: Runner[None],
 
 def _scheduler_args(etcd: EmbeddedEtcd, layout: Layout, state_root: Path,
                     name: str) -> list[str]:
-    return ["scheduler", "--etcd", etcd.endpoint.url, "--listen", "tcp://127.0.0.1:0",
+    return ["scheduler", *etcd.etcd_flags(), "--listen", "tcp://127.0.0.1:0",
             "--name", name, "--store-root", layout.root, "--state-dir", str(state_root / name),
             "--heartbeat-interval", "0.1", "--node-timeout", "5", "--lease-ttl", "2"]
 

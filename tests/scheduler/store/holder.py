@@ -1,6 +1,6 @@
 """A process that holds a lease (or leadership) until it is killed: run by the tests by path.
 
-usage: holder.py ENDPOINT ROOT lease|leader TTL
+usage: holder.py ENDPOINT ROOT lease|leader TTL [CACERT CERT KEY]
 Prints "ready REVISION" once it holds a lease-bound key (or leads), then waits forever.
 """
 
@@ -22,12 +22,13 @@ from scheduler.store import (
     LeaderRecord,
     Lease,
     Store,
+    load_tls,
     parse_endpoints,
 )
 
 
-async def main(endpoint: str, root: str, mode: str, ttl: int) -> None:
-    client = EtcdClient(parse_endpoints(endpoint))
+async def main(endpoint: str, root: str, mode: str, ttl: int, tls: list[str]) -> None:
+    client = EtcdClient(parse_endpoints(endpoint, load_tls(*tls) if tls else None))
     layout = Layout(root)
     if mode == "lease":
         lease = await Lease.grant(client, ttl)
@@ -44,4 +45,4 @@ async def main(endpoint: str, root: str, mode: str, ttl: int) -> None:
 if __name__ == "__main__":
     # stdout carries the "ready" line; logs go to stderr.
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    uvloop.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    uvloop.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5:8]))

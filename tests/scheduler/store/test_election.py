@@ -41,9 +41,11 @@ def rec() -> ContainerRecord:
 def holder(server: EmbeddedEtcd, layout: Layout, mode: str) -> Iterator[tuple[int, int]]:
     """A subprocess holding a lease or leadership: yields (pid, revision); always killed."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    tls = server.endpoint.tls
+    files = [str(tls.cacert), str(tls.cert), str(tls.key)] if tls else []
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("holder.py")), server.endpoint.url,
-         layout.root, mode, str(TTL)], stdout=subprocess.PIPE, env=env)
+         layout.root, mode, str(TTL), *files], stdout=subprocess.PIPE, env=env)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().decode().split()

@@ -109,7 +109,8 @@ def test_three_member_cluster_with_one_member_stopped(run: Runner[None]) -> None
 
             async def body() -> None:
                 spec = ",".join(m.endpoint.url for m in members)
-                store = Store(EtcdClient.from_spec(spec, timeout=5.0), Layout())
+                store = Store(EtcdClient.from_spec(spec, tls=members[0].endpoint.tls,
+                                                   timeout=5.0), Layout())
                 async with store.client:
                     await store.commit([Create(CONTAINERS, f"c{i}", rec()) for i in range(300)])
                     start = await store.revision()

@@ -1,12 +1,14 @@
 """Losing one of three etcd members (kill -9) while a lease, leadership and watches depend on
 the member their client uses: nothing is lost. The keepalive reconnects to another member and
 keeps the lease; the leadership goes on under the same leader key; a watch resumes there from
-its last revision."""
+its last revision. Over the embedded members' unix sockets and over https to members on
+loopback TCP, as to an external cluster: TLS and client certificates on every reconnect."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aetcd import rpc
 
 from protocol.specs import ContainerSpec
@@ -30,9 +32,12 @@ def rec() -> ContainerRecord:
     return ContainerRecord(spec=ContainerSpec(image="busybox"))
 
 
-def test_the_leaders_member_killed_changes_nothing(run: Runner[None],
-                                                    three_members: list[EmbeddedEtcd],
+@pytest.mark.parametrize("cluster", ["three_members", "three_members_https"])
+def test_the_leaders_member_killed_changes_nothing(run: Runner[None], cluster: str,
+                                                    request: pytest.FixtureRequest,
                                                     layout: Layout) -> None:
+    three_members: list[EmbeddedEtcd] = request.getfixturevalue(cluster)
+
     async def body() -> None:
         # The worst member to lose: the one the leader's client uses and the raft leader too,
         # so the keepalive must wait out a raft election as well as find another member.

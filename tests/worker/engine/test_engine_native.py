@@ -189,3 +189,28 @@ def test_network_workdir_entrypoint_and_labels(tmp_path: Path) -> None:
         assert [e.data async for e in engine.logs(cwd.id)] == [b"/tmp\n"]
 
     with_engine(tmp_path, body)
+
+
+def test_docker_default_seccomp_profile_unless_unconfined(tmp_path: Path) -> None:
+    script = ("grep Seccomp: /proc/self/status; "
+              "unshare -U -r -m true 2>/dev/null && echo unshared || echo refused")
+
+    async def output(engine: Engine, spec: ContainerSpec) -> list[str]:
+        record = await engine.create(spec)
+        await engine.start(record.id)
+        assert (await engine.wait(record.id)).exit_code == 0
+        return [e.data.decode().strip() async for e in engine.logs(record.id)]
+
+    async def body(engine: Engine) -> None:
+        confined = await output(engine, busybox("sh", "-c", script))
+        assert confined == ["Seccomp:\t2", "refused"]
+        unconfined = await output(engine, busybox("sh", "-c", script, seccomp="unconfined"))
+        assert unconfined[0] == "Seccomp:\t0"
+        # A profile of the user's own, in Docker's format: mkdir refused with EACCES.
+        own = ('{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], '
+               '"action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}')
+        denied = await output(engine, busybox(
+            "sh", "-c", "mkdir /tmp/x 2>&1; true", seccomp=own))
+        assert denied == ["mkdir: can't create directory '/tmp/x': Permission denied"]
+
+    with_engine(tmp_path, body)

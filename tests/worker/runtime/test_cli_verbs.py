@@ -131,7 +131,12 @@ def test_features_has_runcs_shape_and_claims_only_what_shoal_does(tmp_path: Path
     assert set(ours["linux"]["namespaces"]) == set(theirs["linux"]["namespaces"])
     assert set(ours["linux"]["capabilities"]) == set(theirs["linux"]["capabilities"])
     # What the planner refuses is not claimed.
-    assert ours["linux"]["seccomp"] == {"enabled": False}
+    assert ours["linux"]["seccomp"]["enabled"] is True
+    # Every action and operator claimed is runc's too; runc's notify is refused here.
+    theirs_seccomp = theirs["linux"]["seccomp"]
+    assert set(ours["linux"]["seccomp"]["actions"]) == (
+        set(theirs_seccomp["actions"]) - {"SCMP_ACT_NOTIFY"})
+    assert set(ours["linux"]["seccomp"]["operators"]) == set(theirs_seccomp["operators"])
     assert ours["linux"]["cgroup"]["systemd"] is False
     # Every mount option claimed is one the runtime knows (not passed on as fs data).
     assert {"ro", "nosuid", "rbind", "rprivate", "strictatime"} <= set(ours["mountOptions"])

@@ -45,7 +45,8 @@ def plan_of(cfg: dict[str, Any]) -> Any:
     (lambda c: c["linux"].update(maskedPaths=["proc/kcore"]), "linux.maskedPaths[0]"),
     (lambda c: c["linux"].update(rootfsPropagation="sideways"), "linux.rootfsPropagation"),
     (lambda c: c["mounts"].append({"destination": "/x", "type": "bind"}), "mounts[7].source"),
-    (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}), "linux.seccomp"),
+    (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_NOTIFY"}),
+     "linux.seccomp.defaultAction"),
     (lambda c: c.pop("root"), "root"),
 ])
 def test_bad_config_names_the_field(change: Any, field: str) -> None:

@@ -1,0 +1,157 @@
+"""A cluster across network-namespace hosts (``deploy/netns-cluster.sh``): three etcd members,
+two schedulers, four workers and a client host running the ``shoal`` CLI, all real processes.
+Spread, logs and exec across hosts, one etcd member killed, a worker partitioned and healed
+(every container's processes followed on every host), and the leader killed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from bench._multihost import MultiHostCluster
+from tests.helpers.multihost import (
+    assert_exclusive_never_doubled,
+    assert_none_lost,
+    census,
+    doubled,
+    multihost_cluster,
+    ps,
+    until,
+    wait_pids_gone,
+)
+from tests.helpers.process_logs import wait_for_log
+
+pytestmark = pytest.mark.root
+PREFIX = f"mh{os.getpid() % 100000}"  # this run's namespaces only
+SUBNET = "10.241.61"
+COMMAND = ["sh", "-c", 'trap "exit 0" TERM; echo hello from $(hostname); '
+           "while :; do sleep 1 & wait; done"]
+# How long after healing a stale copy may still run: one heartbeat, plus the worker's
+# reconnection (its back-off after the link came back) and the stop itself.
+STALE_SLACK = 3.0
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MultiHostCluster]:
+    with multihost_cluster(tmp_path_factory.mktemp("multihost"), PREFIX, SUBNET) as running:
+        yield running
+
+
+def running(cluster: MultiHostCluster, name: str, count: int) -> list[dict[str, object]]:
+    rows = [r for r in ps(cluster) if str(r["name"]).startswith(name)
+            and r["state"].get("status") == "running"]  # type: ignore[union-attr]
+    return rows if len(rows) >= count else []
+
+
+def leader(cluster: MultiHostCluster) -> tuple[str, str]:
+    roles = {h: cluster.daemons[h].ready.get("ROLE") for h in cluster.layout.schedulers}
+    (lead,) = [h for h, role in roles.items() if role == "leader"]
+    (standby,) = [h for h in roles if h != lead]
+    return lead, standby
+
+
+def count_in_log(cluster: MultiHostCluster, host: str, phrase: str) -> int:
+    return cluster.log_path(host).read_text(errors="replace").count(phrase)
+
+
+def test_a_job_spreads_over_the_four_workers(cluster: MultiHostCluster) -> None:
+    cluster.shoal("run", "-d", "--replicas", "8", "--name", "web", "--restart", "always",
+                  "busybox", *COMMAND)
+    until(cluster, lambda: bool(running(cluster, "web", 8)), timeout=60)
+    rows = running(cluster, "web", 8)
+    assert Counter(r["node_id"] for r in rows) == {h: 2 for h in cluster.layout.worker_hosts}
+    processes = census(cluster)
+    assert_none_lost(cluster, ps(cluster), processes)
+    assert not doubled(processes)
+
+
+def test_logs_and_exec_from_the_client_reach_a_container_on_another_host(
+        cluster: MultiHostCluster) -> None:
+    until(cluster, lambda: bool(running(cluster, "web", 8)), timeout=60)
+    row = running(cluster, "web", 8)[0]
+    logs = cluster.shoal("logs", str(row["id"]))
+    assert "hello from" in logs.stdout
+    said = cluster.shoal("exec", str(row["id"]), "cat", "/proc/1/cmdline")
+    assert "sleep" in said.stdout or "sh" in said.stdout
+    host = cluster.shoal("exec", str(row["id"]), "echo", "across hosts")
+    assert host.stdout.strip() == "across hosts"
+
+
+def test_a_partitioned_worker_loses_nothing_and_its_stale_copies_end_after_healing(
+        cluster: MultiHostCluster) -> None:
+    until(cluster, lambda: bool(running(cluster, "web", 8)), timeout=60)
+    cut = cluster.layout.worker_hosts[-1]
+    moved = {str(r["id"]) for r in running(cluster, "web", 8) if r["node_id"] == cut}
+    assert moved
+    exclusive: set[str] = set()  # EXCLUSIVE: the ids of `run --exclusive` containers, once merged
+    cluster.topology.partition(cut)
+    try:
+        def replaced() -> bool:
+            rows = running(cluster, "web", 8)
+            return bool(rows) and all(r["node_id"] != cut for r in rows)
+
+        until(cluster, replaced, timeout=30)
+        processes = census(cluster)
+        assert_exclusive_never_doubled(exclusive, processes)
+        stale = [pid for cid in moved for pid in processes.get(cid, {}).get(cut, [])]
+        assert stale, "the partitioned worker's copies were expected to run on (at-least-once)"
+        assert_none_lost(cluster, ps(cluster), processes)
+    finally:
+        cluster.topology.heal(cut)
+    healed = time.monotonic()
+    wait_pids_gone(stale, cluster.timing.heartbeat + STALE_SLACK)
+    print(f"stale copies ended {time.monotonic() - healed:.2f} s after healing")
+    processes = census(cluster)
+    assert not doubled(processes)
+    assert_exclusive_never_doubled(exclusive, processes)
+    assert_none_lost(cluster, ps(cluster), processes)
+
+
+def test_one_etcd_member_killed_changes_no_leadership_and_work_goes_on(
+        cluster: MultiHostCluster) -> None:
+    lead, standby = leader(cluster)
+    member = cluster.layout.etcd[cluster.layout.schedulers.index(lead)]  # the one it uses
+    lost_before = count_in_log(cluster, lead, "leadership lost")
+    led_before = count_in_log(cluster, standby, "leading the cluster")
+    cluster.kill(member)
+    try:
+        cluster.shoal("run", "-d", "--name", "during-etcd-loss", "busybox", *COMMAND)
+        until(cluster, lambda: bool(running(cluster, "during-etcd-loss", 1)), timeout=30)
+    finally:
+        cluster.restart(member)
+    assert count_in_log(cluster, lead, "leadership lost") == lost_before
+    assert count_in_log(cluster, standby, "leading the cluster") == led_before
+    assert_none_lost(cluster, ps(cluster), census(cluster))
+
+
+def test_the_standby_takes_over_from_a_killed_leader_and_workers_follow(
+        cluster: MultiHostCluster) -> None:
+    lead, standby = leader(cluster)
+    led_before = count_in_log(cluster, standby, "leading the cluster")
+    killed = time.monotonic()
+    cluster.kill(lead)
+    proc = cluster.daemons[standby].proc
+    assert proc is not None
+
+    assert led_before == 0, "the standby led before"
+    asyncio.run(wait_for_log(cluster.log_path(standby), "leading the cluster", proc, timeout=30))
+    cluster.shoal("run", "-d", "--name", "after-failover", "busybox", *COMMAND)
+    failover = time.monotonic() - killed
+    print(f"kill -9 of the leader to an accepted submit: {failover:.2f} s")
+    assert failover <= cluster.timing.lease_ttl + 5
+    workers = set(cluster.layout.worker_hosts)
+
+    def followed() -> bool:
+        nodes = cluster.shoal("nodes", "--format", "json").stdout
+        ready = {n["node"]["id"] for n in json.loads(nodes)
+                 if n["node"]["status"] == "ready"}
+        return ready == workers and bool(running(cluster, "after-failover", 1))
+
+    until(cluster, followed, timeout=30)
+    assert_none_lost(cluster, ps(cluster), census(cluster))
