@@ -113,7 +113,7 @@ def affinity_heavy(scale: Scale, seed: int) -> tuple[Run, Run]:
     for s in range(scale.mid_nodes // 10):
         affinities = [f"label.svc!=svc-{s}"]
         if s % 2 == 0:
-            affinities.append("image==redis")
+            affinities.append("container.image==redis")
         if s % 5 == 0:
             affinities.append("~image!=batch-*")
         spec = ContainerSpec(image=f"svc-{s}:1", labels={"svc": f"svc-{s}"},

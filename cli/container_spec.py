@@ -126,7 +126,8 @@ def placement_options(function: Callable[..., None]) -> Callable[..., None]:
         click.option("-c", "--constraint", "constraints", multiple=True,
                      help="Node rule, e.g. node.labels.zone==a (~ for soft)."),
         click.option("--affinity", "affinities", multiple=True,
-                     help="Affinity rule, e.g. container==web or image!=redis (~ for soft)."),
+                     help="Affinity rule, e.g. container==web, image==redis (stored on the node), "
+                          "container.image!=redis (no redis container there); ~ for soft."),
         click.option("--placement-pref", "preferences", multiple=True,
                      metavar="spread=node.labels.NAME",
                      help="Spread the job's containers evenly over a node label's values "

@@ -121,7 +121,8 @@ class ContainerSpec(_Spec, frozen=True, kw_only=True):
     platform: Platform | None = None
     # Swarm classic's language: "node.labels.zone==a", "node.platform.os!=windows", "~..." soft.
     constraints: Rules = []
-    # "container==web", "image==redis", "label.tier==db", "~..." soft; "!=" for anti-affinity.
+    # "container==web", "image==redis" (stored on the node), "container.image==redis" (a redis
+    # container runs there), "label.tier==db", "~..." soft; "!=" for anti-affinity.
     affinities: Rules = []
     links: Rules = []
     volumes_from: Rules = []

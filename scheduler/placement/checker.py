@@ -94,6 +94,17 @@ def _image_names(ref: str) -> set[str]:
     return out
 
 
+def _stores(node: NodeInfo, pattern: str) -> bool:
+    """Does the node list an image ``pattern`` matches, by id, tag or the tag's repository?"""
+    for listed in node.images:
+        if re.fullmatch(r"[a-z0-9]+:[0-9a-f]{32,}", listed):  # an id: no tag to strip
+            if _match(pattern, listed):
+                return True
+        elif any(_match(pattern, n) for n in _image_names(listed)):
+            return True
+    return False
+
+
 @dataclass(slots=True)
 class _Member:
     """A container in the final state of a node."""
@@ -106,7 +117,7 @@ class _Member:
 def _matches(key: str, value: str, m: _Member) -> bool:
     if key == "container":
         return _match(value, m.spec.name) or _match(value, m.id)
-    if key == "image":
+    if key in ("image", "container.image"):
         return any(_match(value, n) for n in _image_names(m.spec.image))
     label = key[len("label."):] if key.startswith("label.") else key
     return _match(value, m.spec.labels.get(label))
@@ -252,13 +263,17 @@ def _check_node(node: NodeInfo, members: list[_Member], where: dict[str, str],
             if soft:
                 continue
             others = [o for o in members if o is not m and _matches(key, value, o)]
-            if neg:
+            # image==: stored on the node (listed by the worker) or brought by another container
+            stored = key == "image" and _stores(node, value)
+            if neg and stored and m.new:
+                out.append(Violation("anti-affinity", m.id, node.id, f"{text}: image stored"))
+            elif neg:
                 # A newcomer must respect old rules too; two old containers are not our doing.
                 bad = [o for o in others if m.new or o.new]
                 if bad:
                     out.append(Violation("anti-affinity", m.id if m.new else bad[0].id,
                                          node.id, f"{text} matches {bad[0].id}"))
-            elif m.new and not others:
+            elif m.new and not others and not stored:
                 out.append(Violation("affinity", m.id, node.id, f"{text}: no match here"))
         if m.new:
             for dep in (*m.spec.links, *m.spec.volumes_from):

@@ -17,6 +17,8 @@ from protocol import platforms
 from protocol.errors import InvalidArgument
 from protocol.specs import AppSpec, ContainerSpec
 from scheduler.placement.rules import (
+    CONTAINER_IMAGE_KEY,
+    IMAGE_KEY,
     Rule,
     image_names,
     parse_affinity,
@@ -200,7 +202,7 @@ def container_matches(rule: Rule, name: str, cid: str, req: PlacementRequest) ->
     m = rule.matcher
     if rule.key == "container":
         return m.matches(name) or m.matches(cid)
-    if rule.key == "image":
+    if rule.key in (IMAGE_KEY, CONTAINER_IMAGE_KEY):  # a container brings its image along
         return any(m.matches(n) for n in req.image_names)
     return m.matches(req.labels.get(rule.key[len("label."):]))
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import re
+from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from enum import Enum
@@ -41,6 +42,13 @@ _NODE_ALIASES: dict[str, str] = {"node.name": "node.hostname"}
 NODE_ID_OR_NAME = "node"
 LABEL_PREFIX = "node.labels."
 CONTAINER_LABEL_PREFIX = "label."
+# Affinity keys: ``image`` is an image stored on the node (Swarm classic's meaning);
+# ``container.image`` a container of that image running there.
+IMAGE_KEY = "image"
+CONTAINER_IMAGE_KEY = "container.image"
+AFFINITY_KEYS = ("container", IMAGE_KEY, CONTAINER_IMAGE_KEY)
+# An image id as a store lists it (``sha256:<hex>``): it has no repository to strip a tag from.
+_IMAGE_ID = re.compile(r"^[a-z0-9]+:[0-9a-f]{32,}$")
 
 
 class MatchKind(Enum):
@@ -93,12 +101,14 @@ class Rule:
 
     def holds_any(self, values: AbstractSet[str]) -> bool:
         """For an affinity: do the containers' ``values`` satisfy it (some match / none match)?"""
+        return self.found_in(values) != self.negate
+
+    def found_in(self, values: AbstractSet[str]) -> bool:
+        """Does the pattern match one of ``values`` (whatever the operator)?"""
         m = self.matcher
         if m.kind is MatchKind.EXACT:
-            found = m.pattern in values
-        else:
-            found = any(m.matches(v) for v in values)
-        return found != self.negate
+            return m.pattern in values
+        return any(m.matches(v) for v in values)
 
 
 def _invalid(field: str, text: str, why: str) -> InvalidArgument:
@@ -215,13 +225,14 @@ def _parse_network(raw: str, field: str, text: str) -> Matcher:
 
 
 def parse_affinity(text: str, field: str) -> Rule:
-    """An affinity to containers: by ``container`` name/id, ``image`` or container label."""
+    """An affinity: to containers by ``container`` name/id, ``container.image`` or container
+    label; to the images a node stores by ``image``."""
     key, negate, raw, soft = _split(text, field)
-    _refuse_miscased(key, ("container", "image"), (CONTAINER_LABEL_PREFIX,), field, text)
+    _refuse_miscased(key, AFFINITY_KEYS, (CONTAINER_LABEL_PREFIX,), field, text)
     if key.startswith(CONTAINER_LABEL_PREFIX):
         if len(key) == len(CONTAINER_LABEL_PREFIX):
             raise _invalid(field, text, "empty label name")
-    elif key not in ("container", "image"):
+    elif key not in AFFINITY_KEYS:
         key = CONTAINER_LABEL_PREFIX + key  # Swarm classic: a bare key is a container label
     return Rule(text, field, key, negate, soft, parse_value(raw, field, text))
 
@@ -236,6 +247,18 @@ def image_names(ref: str) -> frozenset[str]:
     if colon > slash:
         names.add(base[:colon])
     return frozenset(names)
+
+
+def stored_refs(images: Iterable[str]) -> frozenset[str]:
+    """What ``image==`` matches on a node storing ``images`` (tags and ids, as a worker lists
+    them): each as listed, and the repository of each tag (``redis`` for ``redis:7``)."""
+    refs: set[str] = set()
+    for image in images:
+        if _IMAGE_ID.match(image):
+            refs.add(image)
+        else:
+            refs.update(image_names(image))
+    return frozenset(refs)
 
 
 SPREAD_PREFIX = "spread="

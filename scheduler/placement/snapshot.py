@@ -15,6 +15,7 @@ from protocol.addresses import address_ip
 from protocol.platforms import normalise
 from protocol.specs import ContainerInfo, NodeInfo
 from scheduler.placement.request import PlacementRequest, compile_spec
+from scheduler.placement.rules import stored_refs
 
 # A container in one of these scheduler states holds no reservation on its node any more.
 TERMINAL_STATES = frozenset({"exited", "failed", "rejected", "orphaned", "removed"})
@@ -81,13 +82,17 @@ class NodeSnapshot:
     containers: list[PlacedContainer] = field(default_factory=list)
     ports: set[tuple[int, str]] = field(default_factory=set)
     names: dict[str, int] = field(default_factory=dict)  # names and ids of containers
-    images: dict[str, int] = field(default_factory=dict)  # image names (see rules.image_names)
+    # image names of its containers (see rules.image_names): container.image==, and image==
+    # too (a container's image is pulled to its node, if the node did not list it yet)
+    images: dict[str, int] = field(default_factory=dict)
     label_values: dict[str, dict[str, int]] = field(default_factory=dict)
     jobs: dict[str, int] = field(default_factory=dict)  # containers here by job (spec name)
     guards: list[PlacedContainer] = field(default_factory=list)  # hold hard anti-affinities
     # The images the worker stores (tags, ids, and ``name`` for ``name:latest``), as listed
     # when it joined: a tie-break, so that a container starts where no fetch is needed.
     stored_images: frozenset[str] = frozenset()
+    # What ``image==`` matches among them: ids, tags and the repository of each tag.
+    stored_refs: frozenset[str] = frozenset()
     # Everything the static filters look at except id and hostname: nodes with equal keys pass
     # or fail a request's platform/constraint/availability checks together.
     static_key: tuple[object, ...] = ()
@@ -186,7 +191,7 @@ class ClusterSnapshot:
                 availability=info.availability, status=info.status,
                 cap_cpu=info.capacity.millicpus, cap_mem=info.capacity.memory,
                 cap_pids=info.capacity.pids, max_containers=limit,
-                stored_images=stored_names(info.images),
+                stored_images=stored_names(info.images), stored_refs=stored_refs(info.images),
             )
             snap.static_key = (os_name, arch, variant, snap.ready, info.availability,
                                info.status, tuple(sorted(labels.items())))
