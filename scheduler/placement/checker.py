@@ -246,17 +246,21 @@ def _check_node(node: NodeInfo, members: list[_Member], where: dict[str, str],
             out.append(Violation("max-per-node", m.id, node.id,
                                  f"{per_job[m.spec.name]} of job {m.spec.name}, at most {most}"))
             break
-    seen: dict[tuple[int, str], str] = {}
+    bound: list[tuple[int, str, str, str]] = []  # (port, protocol, address or "", holder)
     for m in members:
         for p in m.spec.ports:
-            if p.host_port == 0:
+            on_host = m.spec.network == "host"  # the container's own ports are the host's
+            port = (p.host_port or p.container_port) if on_host else p.host_port
+            if port == 0:
                 continue
-            pair = (p.host_port, p.protocol)
-            other = seen.get(pair)
-            if other is not None and (m.new or other != ""):
-                out.append(Violation("ports", m.id, node.id,
-                                     f"host port {p.host_port}/{p.protocol} also used by {other}"))
-            seen[pair] = m.id
+            ip = "" if on_host or p.host_ip in ("", "0.0.0.0", "::") else p.host_ip
+            for b_port, b_proto, b_ip, other in bound:
+                if (b_port, b_proto) == (port, p.protocol) and (ip == b_ip or not ip or not b_ip) \
+                        and (m.new or other != ""):
+                    out.append(Violation("ports", m.id, node.id,
+                                         f"host port {port}/{p.protocol} also used by {other}"))
+                    break
+            bound.append((port, p.protocol, ip, m.id))
     for m in members:
         for text in m.spec.affinities:
             soft, key, neg, value = _parse(text)

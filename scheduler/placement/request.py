@@ -8,6 +8,7 @@ into one request. Bad input raises ``InvalidArgument`` naming the field, here an
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,57 @@ from scheduler.placement.rules import (
 
 # (os, arch or "" for any, variant or "" for any)
 PlatformNeed = tuple[str, str, str]
+# A host port a container binds: (port, protocol, host IP or "" for every interface).
+HostPort = tuple[int, str, str]
+
+
+def host_ip(text: str, field: str) -> str:
+    """A binding's address in one spelling: "" for every interface (also 0.0.0.0 and ::)."""
+    if not text:
+        return ""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidArgument(f"{field}: host_ip {text!r} is not an IP address",
+                              details={"field": field}) from None
+    return "" if ip.is_unspecified else str(ip)
+
+
+def host_ports(spec: ContainerSpec, *, lenient: bool = False) -> list[HostPort]:
+    """The host ports a container binds, as Swarm classic's port filter reads them.
+
+    On ``--network host`` the container's own ports are the host's: each mapping binds its
+    container port (or its host port, when given) on every interface. Otherwise a mapping with a
+    host port binds it on ``host_ip``; one without (``-p 80``) names no host port in advance.
+    ``lenient`` skips bad mappings instead of refusing them (for containers already running).
+    """
+    out: list[HostPort] = []
+    on_host = spec.network == "host"
+    for i, p in enumerate(spec.ports):
+        field = f"ports[{i}]"
+        port = (p.host_port or p.container_port) if on_host else p.host_port
+        if port == 0:
+            continue
+        try:
+            if not 0 < port <= 65535:
+                raise InvalidArgument(f"{field}: host port {port} out of range",
+                                      details={"field": field})
+            binding = (port, p.protocol, "" if on_host else host_ip(p.host_ip, field))
+            if any(ports_clash(binding, b) for b in out):
+                raise InvalidArgument(f"{field}: host port {port}/{p.protocol} is published "
+                                      "twice", details={"field": field})
+        except InvalidArgument:
+            if lenient:
+                continue
+            raise
+        out.append(binding)
+    return out
+
+
+def ports_clash(a: HostPort, b: HostPort) -> bool:
+    """Two bindings of one port and protocol clash on the same address, or when either takes
+    every interface (127.0.0.1:4242 and 192.168.1.1:4242 do not)."""
+    return a[0] == b[0] and a[1] == b[1] and (a[2] == b[2] or not a[2] or not b[2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +96,7 @@ class PlacementRequest:
     millicpus: int
     memory: int
     pids: int
-    ports: tuple[tuple[int, str], ...]  # fixed host ports as (port, protocol)
+    ports: tuple[HostPort, ...]  # host ports it binds (see host_ports)
     deps: tuple[str, ...]  # containers (name or id) outside the group it must sit beside
     guards: tuple[Rule, ...]  # hard anti-affinities: they also bar later containers
     count: int = 1
@@ -115,19 +167,7 @@ def compile_spec(spec: ContainerSpec, *, lenient: bool = False) -> PlacementRequ
         if not lenient:
             raise
         cpu = mem = pids = 0
-    ports: list[tuple[int, str]] = []
-    for i, p in enumerate(spec.ports):
-        if p.host_port == 0:
-            continue  # any free port: the worker picks one, nothing to reserve here
-        pair = (p.host_port, p.protocol)
-        if pair in ports and not lenient:
-            raise InvalidArgument(
-                f"ports[{i}]: host port {p.host_port}/{p.protocol} is published twice",
-                details={"field": f"ports[{i}]"})
-        if not 0 < p.host_port <= 65535 and not lenient:
-            raise InvalidArgument(f"ports[{i}]: host port {p.host_port} out of range",
-                                  details={"field": f"ports[{i}]"})
-        ports.append(pair)
+    ports = host_ports(spec, lenient=lenient)
     deps: list[str] = []
     for kind, texts in (("links", spec.links), ("volumes_from", spec.volumes_from)):
         for i, text in enumerate(texts):
@@ -218,7 +258,7 @@ def combine(members: Sequence[tuple[str, PlacementRequest]]) -> PlacementRequest
     names = {n for n, _ in members}
     constraints: list[Rule] = []
     affinities: list[Rule] = []
-    ports: list[tuple[int, str]] = []
+    ports: list[HostPort] = []
     conflict = ""
     for name, req in members:
         constraints.extend(req.constraints)
@@ -230,10 +270,10 @@ def combine(members: Sequence[tuple[str, PlacementRequest]]) -> PlacementRequest
             if rule.negate and hit and not rule.soft and not conflict:
                 conflict = f"{name}: anti-affinity {rule.text} matches a container it must join"
             affinities.append(rule)
-        for pair in req.ports:
-            if pair in ports and not conflict:
-                conflict = f"host port {pair[0]}/{pair[1]} is published twice in the group"
-            ports.append(pair)
+        for binding in req.ports:
+            if any(ports_clash(binding, b) for b in ports) and not conflict:
+                conflict = f"host port {binding[0]}/{binding[1]} is published twice in the group"
+            ports.append(binding)
     first = members[0][1]
     if any(r.max_per_node for _, r in members) and not conflict:
         conflict = "max_per_node counts a job's replicas, not linked containers placed together"

@@ -80,7 +80,8 @@ class NodeSnapshot:
     used_mem: int = 0
     used_pids: int = 0
     containers: list[PlacedContainer] = field(default_factory=list)
-    ports: set[tuple[int, str]] = field(default_factory=set)
+    # host ports bound: (port, protocol) → {host IP or "" for every interface: containers}
+    ports: dict[tuple[int, str], dict[str, int]] = field(default_factory=dict)
     names: dict[str, int] = field(default_factory=dict)  # names and ids of containers
     # image names of its containers (see rules.image_names): container.image==, and image==
     # too (a container's image is pulled to its node, if the node did not list it yet)
@@ -108,8 +109,11 @@ class NodeSnapshot:
         self.used_mem += r.memory
         self.used_pids += r.pids
         self.containers.append(c)
-        if r.ports:
-            self.ports.update(r.ports)
+        for port, protocol, ip in r.ports:
+            ips = self.ports.get((port, protocol))
+            if ips is None:
+                ips = self.ports[(port, protocol)] = {}
+            ips[ip] = ips.get(ip, 0) + 1
         names = self.names
         names[c.id] = names.get(c.id, 0) + 1
         if c.name:
@@ -135,7 +139,11 @@ class NodeSnapshot:
         self.used_mem -= r.memory
         self.used_pids -= r.pids
         self.containers.remove(c)
-        self.ports.difference_update(r.ports)
+        for port, protocol, ip in r.ports:
+            ips = self.ports[(port, protocol)]
+            _bump(ips, ip, -1)
+            if not ips:
+                del self.ports[(port, protocol)]
         _bump(self.names, c.id, -1)
         if c.name:
             _bump(self.names, c.name, -1)
