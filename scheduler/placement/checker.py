@@ -51,10 +51,13 @@ def _parse(text: str) -> tuple[bool, str, bool, str]:
 
 
 def _match(pattern: str, value: str | None, fold: str = "") -> bool:
+    """``fold``: "os"/"arch" canonical platform names, "case" any case (a node constraint)."""
     if value is None:
         return False
     if len(pattern) >= 2 and pattern[0] == "/" and pattern[-1] == "/":
         return re.search(pattern[1:-1], value) is not None
+    if fold:
+        value = value.lower()
     if fold == "arch" and not any(ch in pattern for ch in "*?["):
         pattern = normalise_arch(pattern)
     elif fold == "os" and not any(ch in pattern for ch in "*?["):
@@ -75,15 +78,15 @@ def _in_network(ip: str, block: str) -> bool:
 
 def _node_attr(node: NodeInfo, key: str) -> tuple[str | None, str]:
     if key in ("node.hostname", "node.name"):
-        return node.hostname or node.id, ""
+        return node.hostname or node.id, "case"
     if key == "node.id":
-        return node.id, ""
+        return node.id, "case"
     if key == "node.platform.os":
         return normalise_os(node.platform.os), "os"
     if key == "node.platform.arch":
         return normalise_arch(node.platform.arch), "arch"
     label = key[len("node.labels."):] if key.startswith("node.labels.") else key
-    return node.labels.get(label), ""
+    return node.labels.get(label), "case"
 
 
 def _image_names(ref: str) -> set[str]:
@@ -192,7 +195,7 @@ def check_placement(
                 for text in task.spec.constraints:
                     soft, key, neg, value = _parse(text)
                     if key == "node":  # Swarm classic's: the node's id or its name
-                        matched = any(_match(value, name, "")
+                        matched = any(_match(value, name, "case")
                                       for name in (node.id, node.hostname or node.id))
                     elif key == "node.ip":
                         matched = _in_network(address_ip(node.address), value)

@@ -8,9 +8,14 @@ is soft when it starts with ``~`` (``~node.labels.zone==a``) or its value does (
 Constraint keys are SwarmKit's (``node.id``, ``node.hostname``, ``node.platform.os``,
 ``node.platform.arch``, ``node.labels.<name>``, and ``node.ip`` with an address or a CIDR block,
 matched against the address the node advertises); Swarm classic's ``node`` matches the node's id
-or its name, and any other key names a node label. Affinity keys are ``container`` (name or
-id), ``image`` and ``label.<name>`` (a container label); any other key names a container label,
-as in classic.
+or its name, and any other key names a node label. A constraint's literal or glob value matches
+in any case, as SwarmKit compares them; a /regex/ as written (``/(?i).../`` for any case), as in
+classic.
+
+Affinity keys are ``container`` (name or id), ``image`` (the image is stored on the node, as in
+classic: by id, tag or repository; an image pulled there for a container placed on it counts),
+``container.image`` (a container of that image runs there) and ``label.<name>`` (a container
+label); any other key names a container label, as in classic. Affinity values keep their case.
 
 Every syntax error becomes an ``InvalidArgument`` that names the field (``constraints[2]``), so a
 bad rule is refused at submission and never reaches the engine.
@@ -66,12 +71,16 @@ class Matcher:
     pattern: str
     compiled: re.Pattern[str] | None = None
     network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    # SwarmKit compares a constraint's value in any case (``zone==US-East`` holds for us-east):
+    # the pattern of a literal is then stored lower case, a glob compiled to ignore case. A
+    # /regex/ is the user's own (``/(?i).../`` asks for it), as in Swarm classic.
+    ignore_case: bool = False
 
     def matches(self, value: str | None) -> bool:
         if value is None:
             return False
         if self.kind is MatchKind.EXACT:
-            return value == self.pattern
+            return (value.lower() if self.ignore_case else value) == self.pattern
         if self.kind is MatchKind.NETWORK:
             assert self.network is not None
             try:
@@ -106,7 +115,7 @@ class Rule:
     def found_in(self, values: AbstractSet[str]) -> bool:
         """Does the pattern match one of ``values`` (whatever the operator)?"""
         m = self.matcher
-        if m.kind is MatchKind.EXACT:
+        if m.kind is MatchKind.EXACT and not m.ignore_case:
             return m.pattern in values
         return any(m.matches(v) for v in values)
 
@@ -116,9 +125,11 @@ def _invalid(field: str, text: str, why: str) -> InvalidArgument:
 
 
 def parse_value(
-    raw: str, field: str, text: str, *, fold: Literal["", "os", "arch"] = ""
+    raw: str, field: str, text: str, *, fold: Literal["", "os", "arch"] = "",
+    ignore_case: bool = False,
 ) -> Matcher:
-    """A literal, glob or /regex/ value; ``fold`` canonicalises platform literals."""
+    """A literal, glob or /regex/ value; ``fold`` canonicalises platform literals;
+    ``ignore_case`` matches literals and globs in any case."""
     if not raw:
         raise _invalid(field, text, "empty value")
     if len(raw) >= 2 and raw.startswith("/") and raw.endswith("/"):
@@ -130,14 +141,17 @@ def parse_value(
     if raw.startswith("/"):
         raise _invalid(field, text, "regular expression without its closing '/'")
     if _GLOB_CHARS & set(raw):
-        if fold:
+        if fold or ignore_case:
             raw = raw.lower()
-        return Matcher(MatchKind.GLOB, raw, re.compile(fnmatch.translate(raw)))
+        flags = re.IGNORECASE if ignore_case else 0
+        return Matcher(MatchKind.GLOB, raw, re.compile(fnmatch.translate(raw), flags),
+                       ignore_case=ignore_case)
     if fold == "os":
         raw = normalise_os(raw)
     elif fold == "arch":
         raw = normalise_arch(raw)
-    return Matcher(MatchKind.EXACT, raw)
+    return Matcher(MatchKind.EXACT, raw.lower() if ignore_case else raw,
+                   ignore_case=ignore_case)
 
 
 def _split(text: str, field: str) -> tuple[str, bool, str, bool]:
@@ -211,7 +225,8 @@ def parse_constraint(text: str, field: str) -> Rule:
     fold: Literal["", "os", "arch"] = (
         "os" if key == "node.platform.os" else "arch" if key == "node.platform.arch" else ""
     )
-    return Rule(text, field, key, negate, soft, parse_value(raw, field, text, fold=fold))
+    return Rule(text, field, key, negate, soft,
+                parse_value(raw, field, text, fold=fold, ignore_case=True))
 
 
 def _parse_network(raw: str, field: str, text: str) -> Matcher:

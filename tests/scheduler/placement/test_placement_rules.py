@@ -98,7 +98,7 @@ def test_affinity_forms(text: str, key: str, negate: bool) -> None:
         ("zone==a*", "bac", False),
         ("zone==/b/", "abc", True),  # regexes search; anchor them for whole values
         ("zone==/^b/", "abc", False),
-        ("zone==A", "a", False),  # label values are case-sensitive
+        ("zone==A", "a", True),  # values in any case, as SwarmKit compares them
     ],
 )
 def test_holds(text: str, value: str | None, holds: bool) -> None:
