@@ -134,9 +134,9 @@ def placement_options(function: Callable[..., None]) -> Callable[..., None]:
                           "(several nest in order)."),
         click.option("--max-per-node", type=click.IntRange(1, 1 << 31), default=None,
                      metavar="N", help="At most N of the job's containers on one node."),
-        click.option("--platform", default=None, metavar="OS[/ARCH[/VARIANT]]",
+        click.option("--platform", multiple=True, metavar="OS[/ARCH[/VARIANT]]",
                      help="Run only on nodes of this platform (linux/amd64, or windows: any "
-                          "architecture)."),
+                          "architecture); repeated, on any one of them."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -153,6 +153,15 @@ def parse_platform(text: str) -> Platform:
                     variant=parts[2] if len(parts) == 3 else "")
 
 
+def platform_fields(given: object) -> dict[str, object]:
+    """``--platform`` once fills ``platform``, repeated fills ``platforms`` (any one will do)."""
+    assert isinstance(given, tuple)
+    parsed = [parse_platform(text) for text in given]
+    if len(parsed) == 1:
+        return {"platform": parsed[0]}
+    return {"platform": None, "platforms": parsed}
+
+
 def with_placement(spec: ContainerSpec, options: dict[str, object]) -> ContainerSpec:
     """Move the placement options out of ``options`` into ``spec``."""
     constraints = options.pop("constraints")
@@ -165,7 +174,7 @@ def with_placement(spec: ContainerSpec, options: dict[str, object]) -> Container
     return msgspec.structs.replace(
         spec, constraints=list(constraints), affinities=list(affinities),
         preferences=list(preferences),
-        platform=parse_platform(platform) if isinstance(platform, str) else None,
+        **platform_fields(platform),
         max_per_node=max_per_node if isinstance(max_per_node, int) else 0)
 
 

@@ -119,6 +119,9 @@ class ContainerSpec(_Spec, frozen=True, kw_only=True):
     ports: Annotated[list[PortMapping], msgspec.Meta(max_length=MAX_PORTS)] = []
     mounts: Annotated[list[Mount], msgspec.Meta(max_length=MAX_RULES)] = []
     platform: Platform | None = None
+    # Several acceptable platforms (SwarmKit's Placement.Platforms): any one of them will do.
+    # Instead of ``platform``, never beside it; neither means Linux on any architecture.
+    platforms: Annotated[list[Platform], msgspec.Meta(max_length=MAX_RULES)] = []
     # Swarm classic's language: "node.labels.zone==a", "node.platform.os!=windows", "~..." soft.
     constraints: Rules = []
     # "container==web", "image==redis" (stored on the node), "container.image==redis" (a redis

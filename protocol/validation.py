@@ -40,6 +40,8 @@ def check_spec(spec: ContainerSpec) -> ContainerSpec:
     for number, mount in enumerate(spec.mounts):
         _check_mount(f"mounts[{number}]", mount)
     _check_resources(spec.resources)
+    if spec.platform is not None and spec.platforms:
+        raise InvalidSpec.of("platforms", "give platform or platforms, not both")
     return spec
 
 

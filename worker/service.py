@@ -249,10 +249,13 @@ def refuse_placement_rules(spec: ContainerSpec) -> None:
             f"placement rules ({', '.join(rules[:3])}{', ...' if len(rules) > 3 else ''}) "
             "choose among a cluster's nodes; this worker runs what it is given: send the "
             "container to a scheduler", details={"rules": str(len(rules))})
-    if spec.platform is not None:
-        want_os, want_arch, want_variant = validate(spec.platform)
+    wanted = [spec.platform] if spec.platform is not None else spec.platforms
+    if wanted:
         host = host_platform()
-        if want_os != host.os or (want_arch and want_arch != host.arch) or \
-                (want_variant and host.variant and want_variant != host.variant):
-            raise Unsupported(f"this worker is {host}; the container asks for "
-                              f"{spec.platform}", details={"platform": str(spec.platform)})
+        for want_os, want_arch, want_variant in (validate(p) for p in wanted):
+            if want_os == host.os and (not want_arch or want_arch == host.arch) and \
+                    (not want_variant or not host.variant or want_variant == host.variant):
+                return  # one of the platforms it accepts
+        asked = " or ".join(str(p) for p in wanted)
+        raise Unsupported(f"this worker is {host}; the container asks for {asked}",
+                          details={"platform": asked})

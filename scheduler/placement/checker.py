@@ -128,12 +128,16 @@ def _matches(key: str, value: str, m: _Member) -> bool:
 
 def _platform_ok(spec: ContainerSpec, node: NodeInfo) -> bool:
     os_name, arch, variant = normalise(node.platform)
-    if spec.platform is None:
+    wanted = [spec.platform] if spec.platform is not None else spec.platforms
+    if not wanted:
         return os_name == "linux"
-    want_os, want_arch, want_variant = normalise(spec.platform)
-    if want_os != os_name or (want_arch and want_arch != arch):  # no arch: any
-        return False
-    return not (want_variant and variant and want_variant != variant)
+    for platform in wanted:  # any one will do
+        want_os, want_arch, want_variant = normalise(platform)
+        if want_os != os_name or (want_arch and want_arch != arch):  # no arch: any
+            continue
+        if not (want_variant and variant and want_variant != variant):
+            return True
+    return False
 
 
 def check_placement(

@@ -29,6 +29,24 @@ from scheduler.placement.rules import (
 
 # (os, arch or "" for any, variant or "" for any)
 PlatformNeed = tuple[str, str, str]
+LINUX: PlatformNeed = ("linux", "", "")  # Docker's default: a Linux image, any architecture
+
+
+def platform_needs(spec: ContainerSpec, *, lenient: bool = False) -> tuple[PlatformNeed, ...]:
+    """The platforms a container accepts, any one of them (``platform`` or ``platforms``)."""
+    if spec.platform is not None and spec.platforms and not lenient:
+        raise InvalidArgument("platforms: give platform or platforms, not both",
+                              details={"field": "platforms"})
+    if spec.platform is not None:
+        given, fields = [spec.platform], ["platform"]
+    else:
+        given, fields = spec.platforms, [f"platforms[{i}]" for i in range(len(spec.platforms))]
+    if not given:
+        return (LINUX,)
+    if lenient:
+        return tuple(dict.fromkeys(platforms.normalise(p) for p in given))
+    return tuple(dict.fromkeys(platforms.validate(p, f) for p, f in zip(given, fields,
+                                                                         strict=True)))
 # A host port a container binds: (port, protocol, host IP or "" for every interface).
 HostPort = tuple[int, str, str]
 
@@ -89,7 +107,8 @@ class PlacementRequest:
     image: str
     image_names: frozenset[str]
     labels: Mapping[str, str]
-    platforms: tuple[PlatformNeed, ...]
+    # one entry per container of the group, each the platforms it accepts (any one will do)
+    platforms: tuple[tuple[PlatformNeed, ...], ...]
     constraints: tuple[Rule, ...]  # active: hard, plus soft until relaxed
     affinities: tuple[Rule, ...]
     soft: tuple[Rule, ...]  # the soft rules among the above (dropped by ``relax``)
@@ -137,13 +156,7 @@ def _dep_name(text: str, field: str, *, lenient: bool) -> str | None:
 
 def compile_spec(spec: ContainerSpec, *, lenient: bool = False) -> PlacementRequest:
     """Validate and compile; ``lenient`` skips bad parts (for containers already running)."""
-    need: PlatformNeed
-    if spec.platform is None:
-        need = ("linux", "", "")  # Docker's default: a Linux image, any architecture
-    elif lenient:
-        need = platforms.normalise(spec.platform)
-    else:
-        need = platforms.validate(spec.platform)
+    needs = platform_needs(spec, lenient=lenient)
     rules_c: list[Rule] = []
     rules_a: list[Rule] = []
     for i, text in enumerate(spec.constraints):
@@ -193,7 +206,7 @@ def compile_spec(spec: ContainerSpec, *, lenient: bool = False) -> PlacementRequ
         image=spec.image,
         image_names=image_names(spec.image),
         labels=dict(spec.labels),
-        platforms=(need,),
+        platforms=(needs,),
         constraints=tuple(rules_c),
         affinities=tuple(rules_a),
         soft=soft,
