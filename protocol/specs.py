@@ -227,6 +227,9 @@ class NodeInfo(_Spec, frozen=True, kw_only=True):
     storage_driver: Name = ""
     epoch: NonNegInt = 0
     version: Name = ""
+    # The labels the worker declared at start (``shoal worker --label``), whatever an operator
+    # sets or removes since (``labels``): ``engine.labels.<name>`` in a constraint.
+    engine_labels: Labels = {}
     # The images the worker stores, as tags (``busybox:latest``) and ids, listed at each join:
     # placement prefers a node that holds the image when scores tie.
     images: Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_HELD_IMAGES)] = []

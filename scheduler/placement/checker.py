@@ -85,6 +85,8 @@ def _node_attr(node: NodeInfo, key: str) -> tuple[str | None, str]:
         return normalise_os(node.platform.os), "os"
     if key == "node.platform.arch":
         return normalise_arch(node.platform.arch), "arch"
+    if key.startswith("engine.labels."):
+        return node.engine_labels.get(key[len("engine.labels."):]), "case"
     label = key[len("node.labels."):] if key.startswith("node.labels.") else key
     return node.labels.get(label), "case"
 

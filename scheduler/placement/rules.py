@@ -8,7 +8,9 @@ is soft when it starts with ``~`` (``~node.labels.zone==a``) or its value does (
 Constraint keys are SwarmKit's (``node.id``, ``node.hostname``, ``node.platform.os``,
 ``node.platform.arch``, ``node.labels.<name>``, and ``node.ip`` with an address or a CIDR block,
 matched against the address the node advertises); Swarm classic's ``node`` matches the node's id
-or its name, and any other key names a node label. A constraint's literal or glob value matches
+or its name; ``engine.labels.<name>`` reads the labels the worker declared at start (``shoal
+worker --label``), which ``node.labels`` also holds unless an operator changed them (``shoal node
+label``); any other key names a node label. A constraint's literal or glob value matches
 in any case, as SwarmKit compares them; a /regex/ as written (``/(?i).../`` for any case), as in
 classic.
 
@@ -46,6 +48,8 @@ _NODE_ALIASES: dict[str, str] = {"node.name": "node.hostname"}
 # Swarm classic's ``node==X``: the node whose id or name is X (``!=``: neither is).
 NODE_ID_OR_NAME = "node"
 LABEL_PREFIX = "node.labels."
+# What the worker declared at start (shoal worker --label), whatever an operator changed since.
+ENGINE_LABEL_PREFIX = "engine.labels."
 CONTAINER_LABEL_PREFIX = "label."
 # Affinity keys: ``image`` is an image stored on the node (Swarm classic's meaning);
 # ``container.image`` a container of that image running there.
@@ -202,17 +206,14 @@ def parse_constraint(text: str, field: str) -> Rule:
     """A node constraint; unknown ``node.*`` keys are refused (they are typos, not labels)."""
     key, negate, raw, soft = _split(text, field)
     _refuse_miscased(key, ("node",), ("node.labels.", "engine.labels.", "node."), field, text)
-    if key.startswith("engine.labels."):
-        raise _invalid(field, text, "engine labels are not supported: a node's labels are "
-                                    "node.labels.<name> (shoal worker --label, shoal node label)")
     if key == "node.role":
         raise _invalid(field, text, "node.role has no meaning here: schedulers run no "
                                     "containers, every node is a worker")
     key = _NODE_ALIASES.get(key, key)
     if key == NODE_ID_OR_NAME:
         pass
-    elif key.startswith(LABEL_PREFIX):
-        if len(key) == len(LABEL_PREFIX):
+    elif key.startswith((LABEL_PREFIX, ENGINE_LABEL_PREFIX)):
+        if key in (LABEL_PREFIX, ENGINE_LABEL_PREFIX):
             raise _invalid(field, text, "empty label name")
     elif key.startswith("node."):
         if key not in NODE_KEYS:
@@ -293,9 +294,10 @@ def parse_preference(text: str, field: str) -> str:
     if not _KEY_SYNTAX.match(key):
         raise _invalid(field, text, f"bad key {key!r} (letters, digits, '_', '.', '-', '/')")
     _refuse_miscased(key, (), ("node.labels.", "engine.labels."), field, text)
-    if key.startswith("engine.labels."):
-        raise _invalid(field, text, "engine labels are not supported: a node's labels are "
-                                    "node.labels.<name> (shoal worker --label, shoal node label)")
+    if key.startswith(ENGINE_LABEL_PREFIX):
+        raise _invalid(field, text, "a preference spreads over a node label: spread over "
+                                    "node.labels.<name> (engine labels are node labels too, "
+                                    "unless an operator changed them)")
     if not key.startswith(LABEL_PREFIX) or len(key) == len(LABEL_PREFIX):
         raise _invalid(field, text, "a preference spreads over a node label: "
                                     "spread=node.labels.<name>")

@@ -68,6 +68,7 @@ class NodeSnapshot:
     arch: str
     variant: str
     labels: Mapping[str, str]
+    engine_labels: Mapping[str, str]
     ready: bool
     availability: str
     status: str
@@ -191,10 +192,12 @@ class ClusterSnapshot:
             if raw is not None and raw.isdigit():
                 limit = int(raw)
             labels = dict(info.labels)
+            engine_labels = dict(info.engine_labels)
             snap = NodeSnapshot(
                 index=len(snaps), id=info.id, hostname=info.hostname or info.id,
                 ip=address_ip(info.address),
                 os=os_name, arch=arch, variant=variant, labels=labels,
+                engine_labels=engine_labels,
                 ready=info.status == "ready" and info.availability == "active",
                 availability=info.availability, status=info.status,
                 cap_cpu=info.capacity.millicpus, cap_mem=info.capacity.memory,
@@ -202,7 +205,8 @@ class ClusterSnapshot:
                 stored_images=stored_names(info.images), stored_refs=stored_refs(info.images),
             )
             snap.static_key = (os_name, arch, variant, snap.ready, info.availability,
-                               info.status, tuple(sorted(labels.items())))
+                               info.status, tuple(sorted(labels.items())),
+                               tuple(sorted(engine_labels.items())))
             snaps.append(snap)
         cluster = cls(snaps)
         compiled: dict[int, PlacementRequest] = {}
