@@ -102,6 +102,12 @@ class Mount(_Spec, frozen=True, kw_only=True):
     read_only: bool = False
 
 
+# Swarm classic's container labels that carry placement rules, each a JSON list of rules
+# (["node==a", "zone!=b"]): a scheduler adds them to a spec's constraints and affinities.
+CONSTRAINTS_LABEL = "com.docker.swarm.constraints"
+AFFINITIES_LABEL = "com.docker.swarm.affinities"
+
+
 class ContainerSpec(_Spec, frozen=True, kw_only=True):
     """What to run. Empty fields fall back to the image config, as in Docker."""
 

@@ -47,7 +47,7 @@ from protocol.messages import (
     WatchEvents,
 )
 from protocol.platforms import host_platform, validate
-from protocol.specs import ContainerSpec
+from protocol.specs import AFFINITIES_LABEL, CONSTRAINTS_LABEL, ContainerSpec
 from protocol.version import PROTOCOL_VERSION, package_version
 from worker.engine.engine import Engine
 from worker.exec_session import ExecSession
@@ -241,8 +241,11 @@ def refuse_placement_rules(spec: ContainerSpec) -> None:
     """A worker asked directly runs the container itself, so it cannot honour the rules that
     choose among a cluster's nodes: refuse them rather than ignore them. A platform is
     honoured: this host's, or a refusal that names both."""
-    if spec.constraints or spec.affinities or spec.max_per_node or spec.preferences:
-        rules = [*spec.constraints, *spec.affinities,
+    # Swarm classic's rules carried in labels are rules too (a scheduler reads them).
+    carried = [f"{k}={v}" for k, v in spec.labels.items()
+               if k in (CONSTRAINTS_LABEL, AFFINITIES_LABEL)]
+    if spec.constraints or spec.affinities or spec.max_per_node or spec.preferences or carried:
+        rules = [*spec.constraints, *spec.affinities, *carried,
                  *([f"max_per_node={spec.max_per_node}"] if spec.max_per_node else []),
                  *spec.preferences]
         raise Unsupported(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -21,7 +22,13 @@ from dataclasses import dataclass
 
 from protocol.addresses import address_ip
 from protocol.platforms import normalise, normalise_arch, normalise_os
-from protocol.specs import ContainerInfo, ContainerSpec, NodeInfo
+from protocol.specs import (
+    AFFINITIES_LABEL,
+    CONSTRAINTS_LABEL,
+    ContainerInfo,
+    ContainerSpec,
+    NodeInfo,
+)
 from scheduler.placement.results import PlacementResult, Task
 
 _DONE = {"exited", "failed", "rejected", "orphaned", "removed"}
@@ -128,6 +135,19 @@ def _matches(key: str, value: str, m: _Member) -> bool:
     return _match(value, m.spec.labels.get(label))
 
 
+def _rules(spec: ContainerSpec, field: str) -> list[str]:
+    """The spec's rules and those in Swarm classic's label (a JSON list), as the checker reads
+    them (the engine refuses a malformed label at submission)."""
+    own = spec.constraints if field == "constraints" else spec.affinities
+    raw = spec.labels.get(CONSTRAINTS_LABEL if field == "constraints" else AFFINITIES_LABEL)
+    try:
+        extra = json.loads(raw) if raw is not None else []
+    except ValueError:
+        extra = []
+    return [*own, *(t for t in extra if isinstance(t, str))] if isinstance(extra, list) \
+        else list(own)
+
+
 def _platform_ok(spec: ContainerSpec, node: NodeInfo) -> bool:
     os_name, arch, variant = normalise(node.platform)
     wanted = [spec.platform] if spec.platform is not None else spec.platforms
@@ -198,7 +218,7 @@ def check_placement(
             elif not _platform_ok(task.spec, node):
                 verdict = f"platform: node is {node.platform}"
             else:
-                for text in task.spec.constraints:
+                for text in _rules(task.spec, "constraints"):
                     soft, key, neg, value = _parse(text)
                     if key == "node":  # Swarm classic's: the node's id or its name
                         matched = any(_match(value, name, "case")
@@ -271,7 +291,7 @@ def _check_node(node: NodeInfo, members: list[_Member], where: dict[str, str],
                     break
             bound.append((port, p.protocol, ip, m.id))
     for m in members:
-        for text in m.spec.affinities:
+        for text in _rules(m.spec, "affinities"):
             soft, key, neg, value = _parse(text)
             if soft:
                 continue

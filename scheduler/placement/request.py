@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ import msgspec
 
 from protocol import platforms
 from protocol.errors import InvalidArgument
-from protocol.specs import AppSpec, ContainerSpec
+from protocol.specs import AFFINITIES_LABEL, CONSTRAINTS_LABEL, AppSpec, ContainerSpec
 from scheduler.placement.rules import (
     CONTAINER_IMAGE_KEY,
     IMAGE_KEY,
@@ -154,20 +155,43 @@ def _dep_name(text: str, field: str, *, lenient: bool) -> str | None:
     return name
 
 
+def rule_texts(spec: ContainerSpec, field: str, *,
+               lenient: bool = False) -> list[tuple[str, str]]:
+    """(field, rule) of every constraint (``field`` "constraints") or affinity ("affinities"):
+    the spec's own, then those of classic's label."""
+    own: list[str] = spec.constraints if field == "constraints" else spec.affinities
+    out = [(f"{field}[{i}]", text) for i, text in enumerate(own)]
+    label = CONSTRAINTS_LABEL if field == "constraints" else AFFINITIES_LABEL
+    raw = spec.labels.get(label)
+    if raw is None:
+        return out
+    where = f"labels[{label}]"
+    try:
+        listed = json.loads(raw)
+    except ValueError:
+        listed = None
+    if not isinstance(listed, list) or not all(isinstance(t, str) for t in listed):
+        if lenient:
+            return out
+        raise InvalidArgument(f"{where}: expected a JSON list of rules, e.g. "
+                              '["node.labels.zone==a"]', details={"field": where})
+    return out + [(f"{where}[{i}]", text) for i, text in enumerate(listed)]
+
+
 def compile_spec(spec: ContainerSpec, *, lenient: bool = False) -> PlacementRequest:
     """Validate and compile; ``lenient`` skips bad parts (for containers already running)."""
     needs = platform_needs(spec, lenient=lenient)
     rules_c: list[Rule] = []
     rules_a: list[Rule] = []
-    for i, text in enumerate(spec.constraints):
+    for field, text in rule_texts(spec, "constraints", lenient=lenient):
         try:
-            rules_c.append(parse_constraint(text, f"constraints[{i}]"))
+            rules_c.append(parse_constraint(text, field))
         except InvalidArgument:
             if not lenient:
                 raise
-    for i, text in enumerate(spec.affinities):
+    for field, text in rule_texts(spec, "affinities", lenient=lenient):
         try:
-            rules_a.append(parse_affinity(text, f"affinities[{i}]"))
+            rules_a.append(parse_affinity(text, field))
         except InvalidArgument:
             if not lenient:
                 raise

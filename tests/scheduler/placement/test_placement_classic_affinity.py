@@ -2,7 +2,8 @@
 
 Transcribed case by case (not code) from docker/classicswarm, Apache-2.0, commit
 3cc018dc2cd0af0880330bd75bd351bbf54fde9c, scheduler/filter/affinity_test.go
-(TestAffinityFilter, TestAffinityFilterLabels). ``image==`` means an image stored on the node,
+(TestAffinityFilter, TestAffinityFilterLabels, the latter also through the
+com.docker.swarm.affinities label). ``image==`` means an image stored on the node,
 matched by id, tag or repository, as there. Classic runs soft rules here as hard ones ("soft"
 mode) and an empty result is its error; the engine drops a soft rule nothing satisfies, which
 test_placement_engine covers, so here a soft rule is held like a hard one.
@@ -13,7 +14,14 @@ from __future__ import annotations
 import pytest
 
 from protocol.errors import InvalidArgument
-from protocol.specs import ContainerInfo, ContainerSpec, NodeInfo, NodeResources, Platform
+from protocol.specs import (
+    AFFINITIES_LABEL,
+    ContainerInfo,
+    ContainerSpec,
+    NodeInfo,
+    NodeResources,
+    Platform,
+)
 from scheduler.placement.filters import PlacementCycle
 from scheduler.placement.filters.affinity import AffinityFilter
 from scheduler.placement.request import compile_spec
@@ -109,6 +117,19 @@ LABEL_RUNNING = [
 ])
 def test_classic_affinity_filter_labels(affinities: list[str], expected: set[int]) -> None:
     assert passing(affinities, LABEL_NODES, LABEL_RUNNING) == expected
+
+
+@pytest.mark.parametrize(("label", "expected"), [
+    ('["image==image-1"]', {1}),
+    ('["image!=image-1"]', {0}),
+])
+def test_classic_affinities_label(label: str, expected: set[int]) -> None:
+    # the same rules carried in the com.docker.swarm.affinities label
+    cluster = ClusterSnapshot.build(LABEL_NODES, LABEL_RUNNING)
+    req = compile_spec(ContainerSpec(image="new:1", labels={AFFINITIES_LABEL: label}))
+    cycle = PlacementCycle(cluster)
+    assert {n.index for n in cluster.nodes
+            if AffinityFilter().check(req, n, cycle) is None} == expected
 
 
 def test_a_container_of_the_image_is_its_own_key() -> None:
