@@ -65,7 +65,7 @@ def test_a_malformed_label_is_refused(label: str, why: str) -> None:
 
 
 def test_a_worker_asked_directly_refuses_them() -> None:
-    with pytest.raises(Unsupported, match="com.docker.swarm.constraints"):
+    with pytest.raises(Unsupported, match=r"com\.docker\.swarm\.constraints"):
         refuse_placement_rules(ContainerSpec(image="x", labels={CONSTRAINTS_LABEL: '["a==b"]'}))
     refuse_placement_rules(ContainerSpec(image="x", labels={"com.example": "x"}))
 
