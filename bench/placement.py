@@ -15,6 +15,8 @@ import math
 import random
 from dataclasses import dataclass
 
+import msgspec
+
 from bench._placement_runs import (
     Run,
     count_cv,
@@ -113,7 +115,7 @@ def affinity_heavy(scale: Scale, seed: int) -> tuple[Run, Run]:
     for s in range(scale.mid_nodes // 10):
         affinities = [f"label.svc!=svc-{s}"]
         if s % 2 == 0:
-            affinities.append("image==redis")
+            affinities.append("container.image==redis")
         if s % 5 == 0:
             affinities.append("~image!=batch-*")
         spec = ContainerSpec(image=f"svc-{s}:1", labels={"svc": f"svc-{s}"},
@@ -262,6 +264,29 @@ def scaling(scale: Scale, seed: int) -> list[tuple[int, float, float]]:
     return points
 
 
+def sweep_with_rules(scale: Scale, seed: int) -> Run:
+    """The C1M shape at the sweep's largest size (20,000 nodes in full) with the newer rules on:
+    every third job spreads over zones (``spread=node.labels.zone``), every fifth caps its
+    replicas per node, every seventh wants its image stored (``~image==``) and every eleventh
+    binds a host port on 127.0.0.1; checked by the independent checker. Best of two runs."""
+    size = scale.plot_sizes[-1]
+    nodes = generate_cluster(ClusterShape(size), seed + 16)
+    rng = random.Random(seed + 17)
+    specs = []
+    for j in range(scale.plot_tasks // 1000 or 1):
+        spec = job_spec(rng, j)
+        specs.append(msgspec.structs.replace(
+            spec,
+            preferences=["spread=node.labels.zone"] if j % 3 == 0 else [],
+            max_per_node=4 if j % 5 == 0 else 0,
+            affinities=[f"~image=={spec.image}"] if j % 7 == 0 else [],
+            ports=[PortMapping(container_port=80, host_port=20_000 + j, host_ip="127.0.0.1")]
+            if j % 11 == 0 else []))
+    jobs = jobs_of(specs, min(1000, scale.plot_tasks), "w")
+    return max((run_engine("sweep, rules on", nodes, jobs) for _ in range(2)),
+               key=lambda r: r.rate)
+
+
 def plot(points: list[tuple[int, float, float]]) -> str:
     try:
         import matplotlib
@@ -314,6 +339,10 @@ def main(argv: list[str]) -> int:
                 [[k, v] for k, v in {**binpack, **spread}.items()])
 
     points = [] if args.no_plot else scaling(scale, seed)
+    sweep = sweep_with_rules(scale, seed)
+    runs.append(sweep)
+    print_table("placement: the sweep's largest size with preferences and newer rules on",
+                COLUMNS, [sweep.row()])
     if points:
         print_table("placement: placements/s against cluster size",
                     ["nodes", "engine", "naive", "speedup"],
@@ -331,6 +360,9 @@ def main(argv: list[str]) -> int:
         "c1m_decision_ms_p50": round(big.pct(0.5), 3),
         "c1m_decision_ms_p99": round(big.pct(0.99), 3),
         "c1m_task_us_amortized": round(1e6 / big.rate, 2) if big.rate else 0.0,
+        "sweep_nodes": sweep.nodes,
+        f"sweep_{sweep.nodes}_placements_per_s": round(sweep.rate),
+        "sweep_placed": sweep.placed,
         "naive_placements_per_s": round(naive.rate, 1),
         "naive_tasks": naive.tasks,
         "speedup_vs_naive": round(big.rate / naive.rate, 1) if naive.rate else 0.0,

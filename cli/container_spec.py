@@ -125,8 +125,8 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
         click.option("-l", "--label", "labels", multiple=True, help="KEY=VALUE label."),
         click.option("--hostname", default="", help="Container host name."),
         click.option("--init", is_flag=True, help="Run an init inside (reaps, forwards)."),
-        click.option("--network", type=click.Choice(["none", "host"]), default="none",
-                     show_default=True),
+        click.option("--network", default="none", show_default=True, metavar="none|host",
+                     help="The container's own network namespace, or the host's."),
         click.option("-m", "--memory", default=None, help="Memory limit (e.g. 512m)."),
         click.option("--cpus", type=click.FloatRange(0, 1024), default=None),
         click.option("--cpu-shares", type=click.IntRange(0, 262144), default=None),
@@ -157,16 +157,17 @@ def placement_options(function: Callable[..., None]) -> Callable[..., None]:
         click.option("-c", "--constraint", "constraints", multiple=True,
                      help="Node rule, e.g. node.labels.zone==a (~ for soft)."),
         click.option("--affinity", "affinities", multiple=True,
-                     help="Affinity rule, e.g. container==web or image!=redis (~ for soft)."),
+                     help="Affinity rule, e.g. container==web, image==redis (stored on the node), "
+                          "container.image!=redis (no redis container there); ~ for soft."),
         click.option("--placement-pref", "preferences", multiple=True,
                      metavar="spread=node.labels.NAME",
                      help="Spread the job's containers evenly over a node label's values "
                           "(several nest in order)."),
         click.option("--max-per-node", type=click.IntRange(1, 1 << 31), default=None,
                      metavar="N", help="At most N of the job's containers on one node."),
-        click.option("--platform", default=None, metavar="OS[/ARCH[/VARIANT]]",
+        click.option("--platform", multiple=True, metavar="OS[/ARCH[/VARIANT]]",
                      help="Run only on nodes of this platform (linux/amd64, or windows: any "
-                          "architecture)."),
+                          "architecture); repeated, on any one of them."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -183,6 +184,15 @@ def parse_platform(text: str) -> Platform:
                     variant=parts[2] if len(parts) == 3 else "")
 
 
+def platform_fields(given: object) -> dict[str, object]:
+    """``--platform`` once fills ``platform``, repeated fills ``platforms`` (any one will do)."""
+    assert isinstance(given, tuple)
+    parsed = [parse_platform(text) for text in given]
+    if len(parsed) == 1:
+        return {"platform": parsed[0]}
+    return {"platform": None, "platforms": parsed}
+
+
 def with_placement(spec: ContainerSpec, options: dict[str, object]) -> ContainerSpec:
     """Move the placement options out of ``options`` into ``spec``."""
     constraints = options.pop("constraints")
@@ -195,7 +205,7 @@ def with_placement(spec: ContainerSpec, options: dict[str, object]) -> Container
     return msgspec.structs.replace(
         spec, constraints=list(constraints), affinities=list(affinities),
         preferences=list(preferences),
-        platform=parse_platform(platform) if isinstance(platform, str) else None,
+        **platform_fields(platform),
         max_per_node=max_per_node if isinstance(max_per_node, int) else 0)
 
 

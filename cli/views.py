@@ -123,5 +123,6 @@ def inspect_view(info: ContainerInfo) -> dict[str, Any]:
                        "Binds": [f"{m.source}:{m.target}{':ro' if m.read_only else ''}"
                                  for m in spec.mounts if m.type == "bind"]},
         "Node": {"ID": info.node_id, "ScheduleState": info.schedule_state or ""},
-        "Platform": str(spec.platform) if spec.platform else "linux",
+        "Platform": str(spec.platform) if spec.platform else
+                    ",".join(str(p) for p in spec.platforms) or "linux",
     }

@@ -105,6 +105,12 @@ class Mount(_Spec, frozen=True, kw_only=True):
     read_only: bool = False
 
 
+# Swarm classic's container labels that carry placement rules, each a JSON list of rules
+# (["node==a", "zone!=b"]): a scheduler adds them to a spec's constraints and affinities.
+CONSTRAINTS_LABEL = "com.docker.swarm.constraints"
+AFFINITIES_LABEL = "com.docker.swarm.affinities"
+
+
 class ContainerSpec(_Spec, frozen=True, kw_only=True):
     """What to run. Empty fields fall back to the image config, as in Docker."""
 
@@ -122,9 +128,13 @@ class ContainerSpec(_Spec, frozen=True, kw_only=True):
     ports: Annotated[list[PortMapping], msgspec.Meta(max_length=MAX_PORTS)] = []
     mounts: Annotated[list[Mount], msgspec.Meta(max_length=MAX_RULES)] = []
     platform: Platform | None = None
+    # Several acceptable platforms (SwarmKit's Placement.Platforms): any one of them will do.
+    # Instead of ``platform``, never beside it; neither means Linux on any architecture.
+    platforms: Annotated[list[Platform], msgspec.Meta(max_length=MAX_RULES)] = []
     # Swarm classic's language: "node.labels.zone==a", "node.platform.os!=windows", "~..." soft.
     constraints: Rules = []
-    # "container==web", "image==redis", "label.tier==db", "~..." soft; "!=" for anti-affinity.
+    # "container==web", "image==redis" (stored on the node), "container.image==redis" (a redis
+    # container runs there), "label.tier==db", "~..." soft; "!=" for anti-affinity.
     affinities: Rules = []
     links: Rules = []
     volumes_from: Rules = []
@@ -232,6 +242,9 @@ class NodeInfo(_Spec, frozen=True, kw_only=True):
     storage_driver: Name = ""
     epoch: NonNegInt = 0
     version: Name = ""
+    # The labels the worker declared at start (``shoal worker --label``), whatever an operator
+    # sets or removes since (``labels``): ``engine.labels.<name>`` in a constraint.
+    engine_labels: Labels = {}
     # The images the worker stores, as tags (``busybox:latest``) and ids, listed at each join:
     # placement prefers a node that holds the image when scores tie.
     images: Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_HELD_IMAGES)] = []

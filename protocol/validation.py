@@ -43,6 +43,9 @@ def check_spec(spec: ContainerSpec) -> ContainerSpec:
         _check_mount(f"mounts[{number}]", mount)
     _check_resources(spec.resources)
     _check_seccomp(spec.seccomp)
+    if spec.platform is not None and spec.platforms:
+        raise InvalidSpec.of("platforms", "give platform or platforms, not both")
+    _check_network(spec.network)
     return spec
 
 
@@ -57,6 +60,23 @@ def _check_seccomp(profile: str) -> None:
         raise InvalidSpec.of("seccomp", f"not a JSON profile: {exc}") from None
     if not isinstance(decoded, dict) or "defaultAction" not in decoded:
         raise InvalidSpec.of("seccomp", "a profile is a JSON object with a defaultAction")
+
+
+NETWORKS = ("none", "host")
+
+
+def _check_network(network: str) -> None:
+    """A container gets its own network namespace (``none``) or the host's (``host``)."""
+    if network in NETWORKS:
+        return
+    kind, colon, other = network.partition(":")
+    if colon and kind == "container":
+        # Docker's container:X shares X's namespace; the runtime cannot join one yet, and a
+        # container merely placed beside X would be silently on a network of its own.
+        raise InvalidSpec.of("network", f"{_shown(network)}: joining another container's "
+                             "network is not supported (none or host); to place it on the "
+                             f"node of {_shown(other)}, use the affinity container=={other}")
+    raise InvalidSpec.of("network", f"{_shown(network)} is not a network here (none or host)")
 
 
 def check_specs(specs: Sequence[ContainerSpec]) -> None:

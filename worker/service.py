@@ -47,7 +47,7 @@ from protocol.messages import (
     WatchEvents,
 )
 from protocol.platforms import host_platform, validate
-from protocol.specs import ContainerSpec
+from protocol.specs import AFFINITIES_LABEL, CONSTRAINTS_LABEL, ContainerSpec
 from protocol.version import PROTOCOL_VERSION, package_version
 from worker.engine.engine import Engine
 from worker.exec_session import ExecSession
@@ -241,18 +241,24 @@ def refuse_placement_rules(spec: ContainerSpec) -> None:
     """A worker asked directly runs the container itself, so it cannot honour the rules that
     choose among a cluster's nodes: refuse them rather than ignore them. A platform is
     honoured: this host's, or a refusal that names both."""
-    if spec.constraints or spec.affinities or spec.max_per_node or spec.preferences:
-        rules = [*spec.constraints, *spec.affinities,
+    # Swarm classic's rules carried in labels are rules too (a scheduler reads them).
+    carried = [f"{k}={v}" for k, v in spec.labels.items()
+               if k in (CONSTRAINTS_LABEL, AFFINITIES_LABEL)]
+    if spec.constraints or spec.affinities or spec.max_per_node or spec.preferences or carried:
+        rules = [*spec.constraints, *spec.affinities, *carried,
                  *([f"max_per_node={spec.max_per_node}"] if spec.max_per_node else []),
                  *spec.preferences]
         raise Unsupported(
             f"placement rules ({', '.join(rules[:3])}{', ...' if len(rules) > 3 else ''}) "
             "choose among a cluster's nodes; this worker runs what it is given: send the "
             "container to a scheduler", details={"rules": str(len(rules))})
-    if spec.platform is not None:
-        want_os, want_arch, want_variant = validate(spec.platform)
+    wanted = [spec.platform] if spec.platform is not None else spec.platforms
+    if wanted:
         host = host_platform()
-        if want_os != host.os or (want_arch and want_arch != host.arch) or \
-                (want_variant and host.variant and want_variant != host.variant):
-            raise Unsupported(f"this worker is {host}; the container asks for "
-                              f"{spec.platform}", details={"platform": str(spec.platform)})
+        for want_os, want_arch, want_variant in (validate(p) for p in wanted):
+            if want_os == host.os and (not want_arch or want_arch == host.arch) and \
+                    (not want_variant or not host.variant or want_variant == host.variant):
+                return  # one of the platforms it accepts
+        asked = " or ".join(str(p) for p in wanted)
+        raise Unsupported(f"this worker is {host}; the container asks for {asked}",
+                          details={"platform": asked})

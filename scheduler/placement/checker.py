@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -21,7 +22,13 @@ from dataclasses import dataclass
 
 from protocol.addresses import address_ip
 from protocol.platforms import normalise, normalise_arch, normalise_os
-from protocol.specs import ContainerInfo, ContainerSpec, NodeInfo
+from protocol.specs import (
+    AFFINITIES_LABEL,
+    CONSTRAINTS_LABEL,
+    ContainerInfo,
+    ContainerSpec,
+    NodeInfo,
+)
 from scheduler.placement.results import PlacementResult, Task
 
 _DONE = {"exited", "failed", "rejected", "orphaned", "removed"}
@@ -51,10 +58,13 @@ def _parse(text: str) -> tuple[bool, str, bool, str]:
 
 
 def _match(pattern: str, value: str | None, fold: str = "") -> bool:
+    """``fold``: "os"/"arch" canonical platform names, "case" any case (a node constraint)."""
     if value is None:
         return False
     if len(pattern) >= 2 and pattern[0] == "/" and pattern[-1] == "/":
         return re.search(pattern[1:-1], value) is not None
+    if fold:
+        value = value.lower()
     if fold == "arch" and not any(ch in pattern for ch in "*?["):
         pattern = normalise_arch(pattern)
     elif fold == "os" and not any(ch in pattern for ch in "*?["):
@@ -75,15 +85,17 @@ def _in_network(ip: str, block: str) -> bool:
 
 def _node_attr(node: NodeInfo, key: str) -> tuple[str | None, str]:
     if key in ("node.hostname", "node.name"):
-        return node.hostname or node.id, ""
+        return node.hostname or node.id, "case"
     if key == "node.id":
-        return node.id, ""
+        return node.id, "case"
     if key == "node.platform.os":
         return normalise_os(node.platform.os), "os"
     if key == "node.platform.arch":
         return normalise_arch(node.platform.arch), "arch"
+    if key.startswith("engine.labels."):
+        return node.engine_labels.get(key[len("engine.labels."):]), "case"
     label = key[len("node.labels."):] if key.startswith("node.labels.") else key
-    return node.labels.get(label), ""
+    return node.labels.get(label), "case"
 
 
 def _image_names(ref: str) -> set[str]:
@@ -92,6 +104,17 @@ def _image_names(ref: str) -> set[str]:
     if base.rfind(":") > base.rfind("/"):
         out.add(base[: base.rfind(":")])
     return out
+
+
+def _stores(node: NodeInfo, pattern: str) -> bool:
+    """Does the node list an image ``pattern`` matches, by id, tag or the tag's repository?"""
+    for listed in node.images:
+        if re.fullmatch(r"[a-z0-9]+:[0-9a-f]{32,}", listed):  # an id: no tag to strip
+            if _match(pattern, listed):
+                return True
+        elif any(_match(pattern, n) for n in _image_names(listed)):
+            return True
+    return False
 
 
 @dataclass(slots=True)
@@ -106,20 +129,37 @@ class _Member:
 def _matches(key: str, value: str, m: _Member) -> bool:
     if key == "container":
         return _match(value, m.spec.name) or _match(value, m.id)
-    if key == "image":
+    if key in ("image", "container.image"):
         return any(_match(value, n) for n in _image_names(m.spec.image))
     label = key[len("label."):] if key.startswith("label.") else key
     return _match(value, m.spec.labels.get(label))
 
 
+def _rules(spec: ContainerSpec, field: str) -> list[str]:
+    """The spec's rules and those in Swarm classic's label (a JSON list), as the checker reads
+    them (the engine refuses a malformed label at submission)."""
+    own = spec.constraints if field == "constraints" else spec.affinities
+    raw = spec.labels.get(CONSTRAINTS_LABEL if field == "constraints" else AFFINITIES_LABEL)
+    try:
+        extra = json.loads(raw) if raw is not None else []
+    except ValueError:
+        extra = []
+    return [*own, *(t for t in extra if isinstance(t, str))] if isinstance(extra, list) \
+        else list(own)
+
+
 def _platform_ok(spec: ContainerSpec, node: NodeInfo) -> bool:
     os_name, arch, variant = normalise(node.platform)
-    if spec.platform is None:
+    wanted = [spec.platform] if spec.platform is not None else spec.platforms
+    if not wanted:
         return os_name == "linux"
-    want_os, want_arch, want_variant = normalise(spec.platform)
-    if want_os != os_name or (want_arch and want_arch != arch):  # no arch: any
-        return False
-    return not (want_variant and variant and want_variant != variant)
+    for platform in wanted:  # any one will do
+        want_os, want_arch, want_variant = normalise(platform)
+        if want_os != os_name or (want_arch and want_arch != arch):  # no arch: any
+            continue
+        if not (want_variant and variant and want_variant != variant):
+            return True
+    return False
 
 
 def check_placement(
@@ -178,10 +218,10 @@ def check_placement(
             elif not _platform_ok(task.spec, node):
                 verdict = f"platform: node is {node.platform}"
             else:
-                for text in task.spec.constraints:
+                for text in _rules(task.spec, "constraints"):
                     soft, key, neg, value = _parse(text)
                     if key == "node":  # Swarm classic's: the node's id or its name
-                        matched = any(_match(value, name, "")
+                        matched = any(_match(value, name, "case")
                                       for name in (node.id, node.hostname or node.id))
                     elif key == "node.ip":
                         matched = _in_network(address_ip(node.address), value)
@@ -235,30 +275,38 @@ def _check_node(node: NodeInfo, members: list[_Member], where: dict[str, str],
             out.append(Violation("max-per-node", m.id, node.id,
                                  f"{per_job[m.spec.name]} of job {m.spec.name}, at most {most}"))
             break
-    seen: dict[tuple[int, str], str] = {}
+    bound: list[tuple[int, str, str, str]] = []  # (port, protocol, address or "", holder)
     for m in members:
         for p in m.spec.ports:
-            if p.host_port == 0:
+            on_host = m.spec.network == "host"  # the container's own ports are the host's
+            port = (p.host_port or p.container_port) if on_host else p.host_port
+            if port == 0:
                 continue
-            pair = (p.host_port, p.protocol)
-            other = seen.get(pair)
-            if other is not None and (m.new or other != ""):
-                out.append(Violation("ports", m.id, node.id,
-                                     f"host port {p.host_port}/{p.protocol} also used by {other}"))
-            seen[pair] = m.id
+            ip = "" if on_host or p.host_ip in ("", "0.0.0.0", "::") else p.host_ip
+            for b_port, b_proto, b_ip, other in bound:
+                if (b_port, b_proto) == (port, p.protocol) and (ip == b_ip or not ip or not b_ip) \
+                        and (m.new or other != ""):
+                    out.append(Violation("ports", m.id, node.id,
+                                         f"host port {port}/{p.protocol} also used by {other}"))
+                    break
+            bound.append((port, p.protocol, ip, m.id))
     for m in members:
-        for text in m.spec.affinities:
+        for text in _rules(m.spec, "affinities"):
             soft, key, neg, value = _parse(text)
             if soft:
                 continue
             others = [o for o in members if o is not m and _matches(key, value, o)]
-            if neg:
+            # image==: stored on the node (listed by the worker) or brought by another container
+            stored = key == "image" and _stores(node, value)
+            if neg and stored and m.new:
+                out.append(Violation("anti-affinity", m.id, node.id, f"{text}: image stored"))
+            elif neg:
                 # A newcomer must respect old rules too; two old containers are not our doing.
                 bad = [o for o in others if m.new or o.new]
                 if bad:
                     out.append(Violation("anti-affinity", m.id if m.new else bad[0].id,
                                          node.id, f"{text} matches {bad[0].id}"))
-            elif m.new and not others:
+            elif m.new and not others and not stored:
                 out.append(Violation("affinity", m.id, node.id, f"{text}: no match here"))
         if m.new:
             for dep in (*m.spec.links, *m.spec.volumes_from):

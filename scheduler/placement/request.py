@@ -8,6 +8,8 @@ into one request. Bad input raises ``InvalidArgument`` naming the field, here an
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -15,8 +17,10 @@ import msgspec
 
 from protocol import platforms
 from protocol.errors import InvalidArgument
-from protocol.specs import AppSpec, ContainerSpec
+from protocol.specs import AFFINITIES_LABEL, CONSTRAINTS_LABEL, AppSpec, ContainerSpec
 from scheduler.placement.rules import (
+    CONTAINER_IMAGE_KEY,
+    IMAGE_KEY,
     Rule,
     image_names,
     parse_affinity,
@@ -26,6 +30,75 @@ from scheduler.placement.rules import (
 
 # (os, arch or "" for any, variant or "" for any)
 PlatformNeed = tuple[str, str, str]
+LINUX: PlatformNeed = ("linux", "", "")  # Docker's default: a Linux image, any architecture
+
+
+def platform_needs(spec: ContainerSpec, *, lenient: bool = False) -> tuple[PlatformNeed, ...]:
+    """The platforms a container accepts, any one of them (``platform`` or ``platforms``)."""
+    if spec.platform is not None and spec.platforms and not lenient:
+        raise InvalidArgument("platforms: give platform or platforms, not both",
+                              details={"field": "platforms"})
+    if spec.platform is not None:
+        given, fields = [spec.platform], ["platform"]
+    else:
+        given, fields = spec.platforms, [f"platforms[{i}]" for i in range(len(spec.platforms))]
+    if not given:
+        return (LINUX,)
+    if lenient:
+        return tuple(dict.fromkeys(platforms.normalise(p) for p in given))
+    return tuple(dict.fromkeys(platforms.validate(p, f) for p, f in zip(given, fields,
+                                                                         strict=True)))
+# A host port a container binds: (port, protocol, host IP or "" for every interface).
+HostPort = tuple[int, str, str]
+
+
+def host_ip(text: str, field: str) -> str:
+    """A binding's address in one spelling: "" for every interface (also 0.0.0.0 and ::)."""
+    if not text:
+        return ""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidArgument(f"{field}: host_ip {text!r} is not an IP address",
+                              details={"field": field}) from None
+    return "" if ip.is_unspecified else str(ip)
+
+
+def host_ports(spec: ContainerSpec, *, lenient: bool = False) -> list[HostPort]:
+    """The host ports a container binds, as Swarm classic's port filter reads them.
+
+    On ``--network host`` the container's own ports are the host's: each mapping binds its
+    container port (or its host port, when given) on every interface. Otherwise a mapping with a
+    host port binds it on ``host_ip``; one without (``-p 80``) names no host port in advance.
+    ``lenient`` skips bad mappings instead of refusing them (for containers already running).
+    """
+    out: list[HostPort] = []
+    on_host = spec.network == "host"
+    for i, p in enumerate(spec.ports):
+        field = f"ports[{i}]"
+        port = (p.host_port or p.container_port) if on_host else p.host_port
+        if port == 0:
+            continue
+        try:
+            if not 0 < port <= 65535:
+                raise InvalidArgument(f"{field}: host port {port} out of range",
+                                      details={"field": field})
+            binding = (port, p.protocol, "" if on_host else host_ip(p.host_ip, field))
+            if any(ports_clash(binding, b) for b in out):
+                raise InvalidArgument(f"{field}: host port {port}/{p.protocol} is published "
+                                      "twice", details={"field": field})
+        except InvalidArgument:
+            if lenient:
+                continue
+            raise
+        out.append(binding)
+    return out
+
+
+def ports_clash(a: HostPort, b: HostPort) -> bool:
+    """Two bindings of one port and protocol clash on the same address, or when either takes
+    every interface (127.0.0.1:4242 and 192.168.1.1:4242 do not)."""
+    return a[0] == b[0] and a[1] == b[1] and (a[2] == b[2] or not a[2] or not b[2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +108,15 @@ class PlacementRequest:
     image: str
     image_names: frozenset[str]
     labels: Mapping[str, str]
-    platforms: tuple[PlatformNeed, ...]
+    # one entry per container of the group, each the platforms it accepts (any one will do)
+    platforms: tuple[tuple[PlatformNeed, ...], ...]
     constraints: tuple[Rule, ...]  # active: hard, plus soft until relaxed
     affinities: tuple[Rule, ...]
     soft: tuple[Rule, ...]  # the soft rules among the above (dropped by ``relax``)
     millicpus: int
     memory: int
     pids: int
-    ports: tuple[tuple[int, str], ...]  # fixed host ports as (port, protocol)
+    ports: tuple[HostPort, ...]  # host ports it binds (see host_ports)
     deps: tuple[str, ...]  # containers (name or id) outside the group it must sit beside
     guards: tuple[Rule, ...]  # hard anti-affinities: they also bar later containers
     count: int = 1
@@ -81,26 +155,43 @@ def _dep_name(text: str, field: str, *, lenient: bool) -> str | None:
     return name
 
 
+def rule_texts(spec: ContainerSpec, field: str, *,
+               lenient: bool = False) -> list[tuple[str, str]]:
+    """(field, rule) of every constraint (``field`` "constraints") or affinity ("affinities"):
+    the spec's own, then those of classic's label."""
+    own: list[str] = spec.constraints if field == "constraints" else spec.affinities
+    out = [(f"{field}[{i}]", text) for i, text in enumerate(own)]
+    label = CONSTRAINTS_LABEL if field == "constraints" else AFFINITIES_LABEL
+    raw = spec.labels.get(label)
+    if raw is None:
+        return out
+    where = f"labels[{label}]"
+    try:
+        listed = json.loads(raw)
+    except ValueError:
+        listed = None
+    if not isinstance(listed, list) or not all(isinstance(t, str) for t in listed):
+        if lenient:
+            return out
+        raise InvalidArgument(f"{where}: expected a JSON list of rules, e.g. "
+                              '["node.labels.zone==a"]', details={"field": where})
+    return out + [(f"{where}[{i}]", text) for i, text in enumerate(listed)]
+
+
 def compile_spec(spec: ContainerSpec, *, lenient: bool = False) -> PlacementRequest:
     """Validate and compile; ``lenient`` skips bad parts (for containers already running)."""
-    need: PlatformNeed
-    if spec.platform is None:
-        need = ("linux", "", "")  # Docker's default: a Linux image, any architecture
-    elif lenient:
-        need = platforms.normalise(spec.platform)
-    else:
-        need = platforms.validate(spec.platform)
+    needs = platform_needs(spec, lenient=lenient)
     rules_c: list[Rule] = []
     rules_a: list[Rule] = []
-    for i, text in enumerate(spec.constraints):
+    for field, text in rule_texts(spec, "constraints", lenient=lenient):
         try:
-            rules_c.append(parse_constraint(text, f"constraints[{i}]"))
+            rules_c.append(parse_constraint(text, field))
         except InvalidArgument:
             if not lenient:
                 raise
-    for i, text in enumerate(spec.affinities):
+    for field, text in rule_texts(spec, "affinities", lenient=lenient):
         try:
-            rules_a.append(parse_affinity(text, f"affinities[{i}]"))
+            rules_a.append(parse_affinity(text, field))
         except InvalidArgument:
             if not lenient:
                 raise
@@ -113,19 +204,7 @@ def compile_spec(spec: ContainerSpec, *, lenient: bool = False) -> PlacementRequ
         if not lenient:
             raise
         cpu = mem = pids = 0
-    ports: list[tuple[int, str]] = []
-    for i, p in enumerate(spec.ports):
-        if p.host_port == 0:
-            continue  # any free port: the worker picks one, nothing to reserve here
-        pair = (p.host_port, p.protocol)
-        if pair in ports and not lenient:
-            raise InvalidArgument(
-                f"ports[{i}]: host port {p.host_port}/{p.protocol} is published twice",
-                details={"field": f"ports[{i}]"})
-        if not 0 < p.host_port <= 65535 and not lenient:
-            raise InvalidArgument(f"ports[{i}]: host port {p.host_port} out of range",
-                                  details={"field": f"ports[{i}]"})
-        ports.append(pair)
+    ports = host_ports(spec, lenient=lenient)
     deps: list[str] = []
     for kind, texts in (("links", spec.links), ("volumes_from", spec.volumes_from)):
         for i, text in enumerate(texts):
@@ -151,7 +230,7 @@ def compile_spec(spec: ContainerSpec, *, lenient: bool = False) -> PlacementRequ
         image=spec.image,
         image_names=image_names(spec.image),
         labels=dict(spec.labels),
-        platforms=(need,),
+        platforms=(needs,),
         constraints=tuple(rules_c),
         affinities=tuple(rules_a),
         soft=soft,
@@ -200,7 +279,7 @@ def container_matches(rule: Rule, name: str, cid: str, req: PlacementRequest) ->
     m = rule.matcher
     if rule.key == "container":
         return m.matches(name) or m.matches(cid)
-    if rule.key == "image":
+    if rule.key in (IMAGE_KEY, CONTAINER_IMAGE_KEY):  # a container brings its image along
         return any(m.matches(n) for n in req.image_names)
     return m.matches(req.labels.get(rule.key[len("label."):]))
 
@@ -216,7 +295,7 @@ def combine(members: Sequence[tuple[str, PlacementRequest]]) -> PlacementRequest
     names = {n for n, _ in members}
     constraints: list[Rule] = []
     affinities: list[Rule] = []
-    ports: list[tuple[int, str]] = []
+    ports: list[HostPort] = []
     conflict = ""
     for name, req in members:
         constraints.extend(req.constraints)
@@ -228,10 +307,10 @@ def combine(members: Sequence[tuple[str, PlacementRequest]]) -> PlacementRequest
             if rule.negate and hit and not rule.soft and not conflict:
                 conflict = f"{name}: anti-affinity {rule.text} matches a container it must join"
             affinities.append(rule)
-        for pair in req.ports:
-            if pair in ports and not conflict:
-                conflict = f"host port {pair[0]}/{pair[1]} is published twice in the group"
-            ports.append(pair)
+        for binding in req.ports:
+            if any(ports_clash(binding, b) for b in ports) and not conflict:
+                conflict = f"host port {binding[0]}/{binding[1]} is published twice in the group"
+            ports.append(binding)
     first = members[0][1]
     if any(r.max_per_node for _, r in members) and not conflict:
         conflict = "max_per_node counts a job's replicas, not linked containers placed together"

@@ -8,9 +8,16 @@ is soft when it starts with ``~`` (``~node.labels.zone==a``) or its value does (
 Constraint keys are SwarmKit's (``node.id``, ``node.hostname``, ``node.platform.os``,
 ``node.platform.arch``, ``node.labels.<name>``, and ``node.ip`` with an address or a CIDR block,
 matched against the address the node advertises); Swarm classic's ``node`` matches the node's id
-or its name, and any other key names a node label. Affinity keys are ``container`` (name or
-id), ``image`` and ``label.<name>`` (a container label); any other key names a container label,
-as in classic.
+or its name; ``engine.labels.<name>`` reads the labels the worker declared at start (``shoal
+worker --label``), which ``node.labels`` also holds unless an operator changed them (``shoal node
+label``); any other key names a node label. A constraint's literal or glob value matches
+in any case, as SwarmKit compares them; a /regex/ as written (``/(?i).../`` for any case), as in
+classic.
+
+Affinity keys are ``container`` (name or id), ``image`` (the image is stored on the node, as in
+classic: by id, tag or repository; an image pulled there for a container placed on it counts),
+``container.image`` (a container of that image runs there) and ``label.<name>`` (a container
+label); any other key names a container label, as in classic. Affinity values keep their case.
 
 Every syntax error becomes an ``InvalidArgument`` that names the field (``constraints[2]``), so a
 bad rule is refused at submission and never reaches the engine.
@@ -21,6 +28,7 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import re
+from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from enum import Enum
@@ -40,7 +48,16 @@ _NODE_ALIASES: dict[str, str] = {"node.name": "node.hostname"}
 # Swarm classic's ``node==X``: the node whose id or name is X (``!=``: neither is).
 NODE_ID_OR_NAME = "node"
 LABEL_PREFIX = "node.labels."
+# What the worker declared at start (shoal worker --label), whatever an operator changed since.
+ENGINE_LABEL_PREFIX = "engine.labels."
 CONTAINER_LABEL_PREFIX = "label."
+# Affinity keys: ``image`` is an image stored on the node (Swarm classic's meaning);
+# ``container.image`` a container of that image running there.
+IMAGE_KEY = "image"
+CONTAINER_IMAGE_KEY = "container.image"
+AFFINITY_KEYS = ("container", IMAGE_KEY, CONTAINER_IMAGE_KEY)
+# An image id as a store lists it (``sha256:<hex>``): it has no repository to strip a tag from.
+_IMAGE_ID = re.compile(r"^[a-z0-9]+:[0-9a-f]{32,}$")
 
 
 class MatchKind(Enum):
@@ -58,12 +75,16 @@ class Matcher:
     pattern: str
     compiled: re.Pattern[str] | None = None
     network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    # SwarmKit compares a constraint's value in any case (``zone==US-East`` holds for us-east):
+    # the pattern of a literal is then stored lower case, a glob compiled to ignore case. A
+    # /regex/ is the user's own (``/(?i).../`` asks for it), as in Swarm classic.
+    ignore_case: bool = False
 
     def matches(self, value: str | None) -> bool:
         if value is None:
             return False
         if self.kind is MatchKind.EXACT:
-            return value == self.pattern
+            return (value.lower() if self.ignore_case else value) == self.pattern
         if self.kind is MatchKind.NETWORK:
             assert self.network is not None
             try:
@@ -93,12 +114,14 @@ class Rule:
 
     def holds_any(self, values: AbstractSet[str]) -> bool:
         """For an affinity: do the containers' ``values`` satisfy it (some match / none match)?"""
+        return self.found_in(values) != self.negate
+
+    def found_in(self, values: AbstractSet[str]) -> bool:
+        """Does the pattern match one of ``values`` (whatever the operator)?"""
         m = self.matcher
-        if m.kind is MatchKind.EXACT:
-            found = m.pattern in values
-        else:
-            found = any(m.matches(v) for v in values)
-        return found != self.negate
+        if m.kind is MatchKind.EXACT and not m.ignore_case:
+            return m.pattern in values
+        return any(m.matches(v) for v in values)
 
 
 def _invalid(field: str, text: str, why: str) -> InvalidArgument:
@@ -106,9 +129,11 @@ def _invalid(field: str, text: str, why: str) -> InvalidArgument:
 
 
 def parse_value(
-    raw: str, field: str, text: str, *, fold: Literal["", "os", "arch"] = ""
+    raw: str, field: str, text: str, *, fold: Literal["", "os", "arch"] = "",
+    ignore_case: bool = False,
 ) -> Matcher:
-    """A literal, glob or /regex/ value; ``fold`` canonicalises platform literals."""
+    """A literal, glob or /regex/ value; ``fold`` canonicalises platform literals;
+    ``ignore_case`` matches literals and globs in any case."""
     if not raw:
         raise _invalid(field, text, "empty value")
     if len(raw) >= 2 and raw.startswith("/") and raw.endswith("/"):
@@ -120,14 +145,17 @@ def parse_value(
     if raw.startswith("/"):
         raise _invalid(field, text, "regular expression without its closing '/'")
     if _GLOB_CHARS & set(raw):
-        if fold:
+        if fold or ignore_case:
             raw = raw.lower()
-        return Matcher(MatchKind.GLOB, raw, re.compile(fnmatch.translate(raw)))
+        flags = re.IGNORECASE if ignore_case else 0
+        return Matcher(MatchKind.GLOB, raw, re.compile(fnmatch.translate(raw), flags),
+                       ignore_case=ignore_case)
     if fold == "os":
         raw = normalise_os(raw)
     elif fold == "arch":
         raw = normalise_arch(raw)
-    return Matcher(MatchKind.EXACT, raw)
+    return Matcher(MatchKind.EXACT, raw.lower() if ignore_case else raw,
+                   ignore_case=ignore_case)
 
 
 def _split(text: str, field: str) -> tuple[str, bool, str, bool]:
@@ -178,17 +206,14 @@ def parse_constraint(text: str, field: str) -> Rule:
     """A node constraint; unknown ``node.*`` keys are refused (they are typos, not labels)."""
     key, negate, raw, soft = _split(text, field)
     _refuse_miscased(key, ("node",), ("node.labels.", "engine.labels.", "node."), field, text)
-    if key.startswith("engine.labels."):
-        raise _invalid(field, text, "engine labels are not supported: a node's labels are "
-                                    "node.labels.<name> (shoal worker --label, shoal node label)")
     if key == "node.role":
         raise _invalid(field, text, "node.role has no meaning here: schedulers run no "
                                     "containers, every node is a worker")
     key = _NODE_ALIASES.get(key, key)
     if key == NODE_ID_OR_NAME:
         pass
-    elif key.startswith(LABEL_PREFIX):
-        if len(key) == len(LABEL_PREFIX):
+    elif key.startswith((LABEL_PREFIX, ENGINE_LABEL_PREFIX)):
+        if key in (LABEL_PREFIX, ENGINE_LABEL_PREFIX):
             raise _invalid(field, text, "empty label name")
     elif key.startswith("node."):
         if key not in NODE_KEYS:
@@ -201,7 +226,8 @@ def parse_constraint(text: str, field: str) -> Rule:
     fold: Literal["", "os", "arch"] = (
         "os" if key == "node.platform.os" else "arch" if key == "node.platform.arch" else ""
     )
-    return Rule(text, field, key, negate, soft, parse_value(raw, field, text, fold=fold))
+    return Rule(text, field, key, negate, soft,
+                parse_value(raw, field, text, fold=fold, ignore_case=True))
 
 
 def _parse_network(raw: str, field: str, text: str) -> Matcher:
@@ -215,13 +241,14 @@ def _parse_network(raw: str, field: str, text: str) -> Matcher:
 
 
 def parse_affinity(text: str, field: str) -> Rule:
-    """An affinity to containers: by ``container`` name/id, ``image`` or container label."""
+    """An affinity: to containers by ``container`` name/id, ``container.image`` or container
+    label; to the images a node stores by ``image``."""
     key, negate, raw, soft = _split(text, field)
-    _refuse_miscased(key, ("container", "image"), (CONTAINER_LABEL_PREFIX,), field, text)
+    _refuse_miscased(key, AFFINITY_KEYS, (CONTAINER_LABEL_PREFIX,), field, text)
     if key.startswith(CONTAINER_LABEL_PREFIX):
         if len(key) == len(CONTAINER_LABEL_PREFIX):
             raise _invalid(field, text, "empty label name")
-    elif key not in ("container", "image"):
+    elif key not in AFFINITY_KEYS:
         key = CONTAINER_LABEL_PREFIX + key  # Swarm classic: a bare key is a container label
     return Rule(text, field, key, negate, soft, parse_value(raw, field, text))
 
@@ -236,6 +263,18 @@ def image_names(ref: str) -> frozenset[str]:
     if colon > slash:
         names.add(base[:colon])
     return frozenset(names)
+
+
+def stored_refs(images: Iterable[str]) -> frozenset[str]:
+    """What ``image==`` matches on a node storing ``images`` (tags and ids, as a worker lists
+    them): each as listed, and the repository of each tag (``redis`` for ``redis:7``)."""
+    refs: set[str] = set()
+    for image in images:
+        if _IMAGE_ID.match(image):
+            refs.add(image)
+        else:
+            refs.update(image_names(image))
+    return frozenset(refs)
 
 
 SPREAD_PREFIX = "spread="
@@ -255,9 +294,10 @@ def parse_preference(text: str, field: str) -> str:
     if not _KEY_SYNTAX.match(key):
         raise _invalid(field, text, f"bad key {key!r} (letters, digits, '_', '.', '-', '/')")
     _refuse_miscased(key, (), ("node.labels.", "engine.labels."), field, text)
-    if key.startswith("engine.labels."):
-        raise _invalid(field, text, "engine labels are not supported: a node's labels are "
-                                    "node.labels.<name> (shoal worker --label, shoal node label)")
+    if key.startswith(ENGINE_LABEL_PREFIX):
+        raise _invalid(field, text, "a preference spreads over a node label: spread over "
+                                    "node.labels.<name> (engine labels are node labels too, "
+                                    "unless an operator changed them)")
     if not key.startswith(LABEL_PREFIX) or len(key) == len(LABEL_PREFIX):
         raise _invalid(field, text, "a preference spreads over a node label: "
                                     "spread=node.labels.<name>")

@@ -15,6 +15,7 @@ from protocol.addresses import address_ip
 from protocol.platforms import normalise
 from protocol.specs import ContainerInfo, NodeInfo
 from scheduler.placement.request import PlacementRequest, compile_spec
+from scheduler.placement.rules import stored_refs
 
 # A container in one of these scheduler states holds no reservation on its node any more.
 TERMINAL_STATES = frozenset({"exited", "failed", "rejected", "orphaned", "removed"})
@@ -67,6 +68,7 @@ class NodeSnapshot:
     arch: str
     variant: str
     labels: Mapping[str, str]
+    engine_labels: Mapping[str, str]
     ready: bool
     availability: str
     status: str
@@ -79,15 +81,20 @@ class NodeSnapshot:
     used_mem: int = 0
     used_pids: int = 0
     containers: list[PlacedContainer] = field(default_factory=list)
-    ports: set[tuple[int, str]] = field(default_factory=set)
+    # host ports bound: (port, protocol) → {host IP or "" for every interface: containers}
+    ports: dict[tuple[int, str], dict[str, int]] = field(default_factory=dict)
     names: dict[str, int] = field(default_factory=dict)  # names and ids of containers
-    images: dict[str, int] = field(default_factory=dict)  # image names (see rules.image_names)
+    # image names of its containers (see rules.image_names): container.image==, and image==
+    # too (a container's image is pulled to its node, if the node did not list it yet)
+    images: dict[str, int] = field(default_factory=dict)
     label_values: dict[str, dict[str, int]] = field(default_factory=dict)
     jobs: dict[str, int] = field(default_factory=dict)  # containers here by job (spec name)
     guards: list[PlacedContainer] = field(default_factory=list)  # hold hard anti-affinities
     # The images the worker stores (tags, ids, and ``name`` for ``name:latest``), as listed
     # when it joined: a tie-break, so that a container starts where no fetch is needed.
     stored_images: frozenset[str] = frozenset()
+    # What ``image==`` matches among them: ids, tags and the repository of each tag.
+    stored_refs: frozenset[str] = frozenset()
     # Everything the static filters look at except id and hostname: nodes with equal keys pass
     # or fail a request's platform/constraint/availability checks together.
     static_key: tuple[object, ...] = ()
@@ -103,8 +110,11 @@ class NodeSnapshot:
         self.used_mem += r.memory
         self.used_pids += r.pids
         self.containers.append(c)
-        if r.ports:
-            self.ports.update(r.ports)
+        for port, protocol, ip in r.ports:
+            ips = self.ports.get((port, protocol))
+            if ips is None:
+                ips = self.ports[(port, protocol)] = {}
+            ips[ip] = ips.get(ip, 0) + 1
         names = self.names
         names[c.id] = names.get(c.id, 0) + 1
         if c.name:
@@ -130,7 +140,11 @@ class NodeSnapshot:
         self.used_mem -= r.memory
         self.used_pids -= r.pids
         self.containers.remove(c)
-        self.ports.difference_update(r.ports)
+        for port, protocol, ip in r.ports:
+            ips = self.ports[(port, protocol)]
+            _bump(ips, ip, -1)
+            if not ips:
+                del self.ports[(port, protocol)]
         _bump(self.names, c.id, -1)
         if c.name:
             _bump(self.names, c.name, -1)
@@ -178,18 +192,21 @@ class ClusterSnapshot:
             if raw is not None and raw.isdigit():
                 limit = int(raw)
             labels = dict(info.labels)
+            engine_labels = dict(info.engine_labels)
             snap = NodeSnapshot(
                 index=len(snaps), id=info.id, hostname=info.hostname or info.id,
                 ip=address_ip(info.address),
                 os=os_name, arch=arch, variant=variant, labels=labels,
+                engine_labels=engine_labels,
                 ready=info.status == "ready" and info.availability == "active",
                 availability=info.availability, status=info.status,
                 cap_cpu=info.capacity.millicpus, cap_mem=info.capacity.memory,
                 cap_pids=info.capacity.pids, max_containers=limit,
-                stored_images=stored_names(info.images),
+                stored_images=stored_names(info.images), stored_refs=stored_refs(info.images),
             )
             snap.static_key = (os_name, arch, variant, snap.ready, info.availability,
-                               info.status, tuple(sorted(labels.items())))
+                               info.status, tuple(sorted(labels.items())),
+                               tuple(sorted(engine_labels.items())))
             snaps.append(snap)
         cluster = cls(snaps)
         compiled: dict[int, PlacementRequest] = {}

@@ -83,6 +83,11 @@ def test_cluster_cli(run: Runner[None],
                 any_arch = await shoal(run_command, *host, "--replicas", "1", "--platform",
                                        "windows", "--name", "win2", "busybox")
                 assert any_arch.exit_code == 1 and "windows/*" in any_arch.output
+                # Repeated: any one of them will do (none is here, and the refusal names both).
+                either = await shoal(run_command, *host, "--replicas", "1", "--platform",
+                                     "windows", "--platform", "linux/arm64", "--name", "win3",
+                                     "busybox")
+                assert either.exit_code == 1 and "windows/* or linux/arm64" in either.output
                 bad = await shoal(run_command, *host, "--platform", "linux/amd64/v1/x",
                                   "busybox")
                 assert bad.exit_code == 2 and "OS[/ARCH[/VARIANT]]" in bad.output

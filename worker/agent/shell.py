@@ -132,7 +132,8 @@ def host_node(node_id: str, address: str, labels: dict[str, str], engine: Engine
         id=node_id, hostname=platform.node(), platform=host_platform(),
         capacity=NodeResources(millicpus=(os.cpu_count() or 1) * 1000, memory=memory,
                                pids=pids),
-        labels=labels, address=address, status="ready", runtime=engine.driver.name,
+        labels=labels, engine_labels=labels, address=address, status="ready",
+        runtime=engine.driver.name,
         storage_driver=storage)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from scheduler.placement.filters import PlacementCycle, Rejection
 from scheduler.placement.request import PlacementRequest
-from scheduler.placement.rules import LABEL_PREFIX, NODE_ID_OR_NAME
+from scheduler.placement.rules import ENGINE_LABEL_PREFIX, LABEL_PREFIX, NODE_ID_OR_NAME
 from scheduler.placement.snapshot import NodeSnapshot
 
 
@@ -14,6 +14,8 @@ def node_value(node: NodeSnapshot, key: str) -> str | None:
     """The attribute a canonical constraint key names; None when the node has no such label."""
     if key.startswith(LABEL_PREFIX):
         return node.labels.get(key[len(LABEL_PREFIX):])
+    if key.startswith(ENGINE_LABEL_PREFIX):
+        return node.engine_labels.get(key[len(ENGINE_LABEL_PREFIX):])
     if key == "node.id":
         return node.id
     if key == "node.hostname":

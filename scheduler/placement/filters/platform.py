@@ -1,7 +1,8 @@
 """The node's os/arch must be what the container needs: no Windows container on Linux, or back.
 
 Both sides are already folded to Go's names (x86_64 → amd64, aarch64 → arm64, armv7l → arm/v7)
-by ``protocol.platforms``. An empty arch or variant in the need means any.
+by ``protocol.platforms``. An empty arch or variant in the need means any. A container may
+accept several platforms (``platforms``): a node of any one of them will do.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ class PlatformFilter:
 
     def check(self, req: PlacementRequest, node: NodeSnapshot,
               cycle: PlacementCycle) -> Rejection | None:
-        for need in req.platforms:
-            if not satisfies(node, need):
-                return Rejection(self.name, f"platform {node.platform} ≠ {need_text(need)}")
+        for accepted in req.platforms:
+            if not any(satisfies(node, need) for need in accepted):
+                wanted = " or ".join(need_text(need) for need in accepted)
+                return Rejection(self.name, f"platform {node.platform} ≠ {wanted}")
         return None

@@ -1,4 +1,9 @@
-"""No two containers on a node publish the same host port with the same protocol."""
+"""No two containers on a node bind the same host port and protocol on the same address.
+
+A binding on every interface (no ``host_ip``, 0.0.0.0 or ::, and every port of a container on
+``--network host``) clashes with any binding of that port; 127.0.0.1:4242 and 192.168.1.1:4242
+do not clash, as in Swarm classic's port filter.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,9 @@ class PortFilter:
     def check(self, req: PlacementRequest, node: NodeSnapshot,
               cycle: PlacementCycle) -> Rejection | None:
         used = node.ports
-        for pair in req.ports:
-            if pair in used:
-                return Rejection(self.name, f"host port {pair[0]}/{pair[1]} in use")
+        for port, protocol, ip in req.ports:
+            ips = used.get((port, protocol))
+            if ips and (not ip or "" in ips or ip in ips):
+                where = f" on {ip}" if ip else ""
+                return Rejection(self.name, f"host port {port}/{protocol}{where} in use")
         return None

@@ -22,7 +22,7 @@ NODES = [
              platform=Platform(os="linux", arch="x86_64"),
              capacity=NodeResources(millicpus=1000, memory=2 * GiB, pids=10)),
     NodeInfo(id="win", hostname="win", status="ready", labels={"zone": "b"},
-             platform=Platform(os="windows", arch="amd64"),
+             platform=Platform(os="windows", arch="amd64"), images=["redis:7"],
              capacity=NodeResources(millicpus=1000, memory=2 * GiB)),
     NodeInfo(id="off", hostname="off", status="ready", availability="drain",
              platform=Platform(os="linux", arch="amd64"),
@@ -65,6 +65,10 @@ def spec(**kw: object) -> ContainerSpec:
          None),
         ([(spec(affinities=["image==postgres"]), "lin")], None),
         ([(spec(affinities=["image==postgres"], platform=WIN), "win")], "affinity"),
+        ([(spec(affinities=["image==redis"], platform=WIN), "win")], None),  # stored there
+        ([(spec(affinities=["image!=redis"], platform=WIN), "win")], "anti-affinity"),
+        ([(spec(affinities=["container.image==redis"], platform=WIN), "win")], "affinity"),
+        ([(spec(affinities=["container.image==postgres"]), "lin")], None),
         ([(spec(affinities=["container!=db"]), "lin")], "anti-affinity"),
         ([(spec(name="xray"), "lin")], "anti-affinity"),  # db's rule bars newcomers
         ([(spec(links=["db:d"]), "lin")], None),

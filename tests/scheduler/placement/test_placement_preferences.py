@@ -74,7 +74,7 @@ def test_a_preference_names_a_node_label(text: str, label: str) -> None:
     ("spread=node.labels.", "spreads over a node label"),
     ("spread=NODE.LABELS.zone", "another case"),
     ("spread=Node.Labels.zone", "another case"),
-    ("spread=engine.labels.zone", "engine labels are not supported"),
+    ("spread=engine.labels.zone", "spread over node.labels.<name>"),
     ("spread=node.labels.a b", "bad key"),
 ])
 def test_unknown_preferences_are_refused_naming_the_field(text: str, why: str) -> None:

@@ -25,15 +25,16 @@ SETTINGS = settings(max_examples=100, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 node_st = st.builds(
-    lambda i, os_, arch, cpu, mem, zone, disk, status, avail: NodeInfo(
+    lambda i, os_, arch, cpu, mem, zone, disk, status, avail, images: NodeInfo(
         id=f"n{i}", hostname=f"h{i}", platform=Platform(os=os_, arch=arch),
         capacity=NodeResources(millicpus=cpu, memory=mem * MiB, pids=50),
-        labels={"zone": zone, "disk": disk}, status=status, availability=avail),
+        labels={"zone": zone, "disk": disk}, status=status, availability=avail, images=images),
     st.just(0), st.sampled_from(["linux", "linux", "windows"]),
     st.sampled_from(["amd64", "x86_64", "aarch64"]),
     st.integers(0, 4000), st.integers(0, 4096), st.sampled_from("abc"),
     st.sampled_from(["ssd", "hdd"]), st.sampled_from(["ready", "ready", "ready", "down"]),
     st.sampled_from(["active", "active", "active", "drain", "pause"]),
+    st.sampled_from([[], [], ["redis:7"], ["redis:6", "sha256:" + "b" * 64]]),
 )
 
 rule_c = st.sampled_from([
@@ -43,7 +44,8 @@ rule_c = st.sampled_from([
 ])
 rule_a = st.sampled_from([
     "label.app!=kv", "~label.app!=kv", "image==db", "container!=web-1", "~image==db",
-    "label.app==kv", "image!=cache*",
+    "label.app==kv", "image!=cache*", "container.image==db", "container.image!=web",
+    "image==redis", "image!=redis:7",
 ])
 
 preference = st.sampled_from([
