@@ -173,6 +173,7 @@ class MultiHostCluster:
         self.timing = timing
         self.state_root = state_root
         self.daemons: dict[str, Daemon] = {}
+        self.worker_token = ""  # the cluster's, once its schedulers run
 
     # --- addresses --------------------------------------------------------------------------
     @property
@@ -182,6 +183,14 @@ class MultiHostCluster:
 
     def state_dir(self, host: str) -> Path:
         return self.state_root / host
+
+    def host_env(self, host: str) -> dict[str, str]:
+        """The environment of anything run on ``host``: its own runtime dir (where daemons
+        leave keys for root's CLI on their host) and its own user config (``shoal enroll``),
+        as separate machines would have."""
+        return {**self.topology.env,
+                "SHOAL_RUNTIME_DIR": str(self.state_root / "hosts" / host / "run"),
+                "SHOAL_CONFIG": str(self.state_root / "hosts" / host / "config")}
 
     def log_path(self, host: str) -> Path:
         return self.state_root / f"{host}.log"
@@ -204,6 +213,17 @@ class MultiHostCluster:
                 self.state_dir(host)), "worker")
         self._launch_together(self.layout.etcd)
         self._launch_together(self.layout.schedulers)
+        # Tokens, asked on a scheduler's host as its root would; the client host enrolls.
+        first = self.layout.schedulers[0]
+        here = scheduler_address(self.topology, first)
+        self.worker_token = self.shoal_on(first, "-H", here, "join-token", "worker",
+                                          "-q").stdout.strip()
+        client_token = self.shoal_on(first, "-H", here, "join-token", "client",
+                                     "-q").stdout.strip()
+        self.shoal_on(self.layout.client, "enroll", self.scheduler_addresses, "--token",
+                      client_token, "--name", "client")
+        for host in self.layout.worker_hosts:
+            self.daemons[host].argv += ["--token", self.worker_token]
         if image_layout is not None:
             self.shoal("image", "import", str(image_layout), "busybox:latest")
         self._launch_together(self.layout.worker_hosts)
@@ -220,7 +240,7 @@ class MultiHostCluster:
         """Start ``host``'s daemon; the returned call waits until it is ready."""
         daemon = self.daemons[host]
         assert daemon.proc is None or daemon.proc.poll() is not None, f"{host} runs already"
-        env = {**self.topology.env, "SHOAL_LOG": "info"}
+        env = {**self.host_env(host), "SHOAL_LOG": "info"}
         with self.log_path(host).open("ab") as log:
             if daemon.kind == "etcd":
                 path = self.state_root / f"{host}.notify"
@@ -305,11 +325,18 @@ class MultiHostCluster:
     # --- the client host --------------------------------------------------------------------
     def shoal(self, *args: str, check: bool = True,
               timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        """The ``shoal`` CLI on the client host, given every scheduler."""
+        """The ``shoal`` CLI on the client host (enrolled with a client token), given every
+        scheduler."""
+        return self.shoal_on(self.layout.client, "-H", self.scheduler_addresses, *args,
+                             check=check, timeout=timeout)
+
+    def shoal_on(self, host: str, *args: str, check: bool = True, timeout: float = 60.0,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """The ``shoal`` CLI on ``host``, as its root (``env`` added to the host's)."""
         result = subprocess.run(
-            self.topology.on(self.layout.client, [
-                sys.executable, "-m", "cli", "-H", self.scheduler_addresses, *args]),
-            cwd=REPO, env=self.topology.env, capture_output=True, text=True, timeout=timeout)
+            self.topology.on(host, [sys.executable, "-m", "cli", *args]),
+            cwd=REPO, env={**self.host_env(host), **(env or {})}, capture_output=True,
+            text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"shoal {' '.join(args)} failed ({result.returncode}): "
                                  f"{result.stderr.strip()}")
@@ -320,5 +347,5 @@ class MultiHostCluster:
         return subprocess.Popen(
             self.topology.on(self.layout.client, [
                 sys.executable, "-m", "cli", "-H", self.scheduler_addresses, "events"]),
-            cwd=REPO, env=self.topology.env, stdin=subprocess.DEVNULL,
+            cwd=REPO, env=self.host_env(self.layout.client), stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)

@@ -27,11 +27,14 @@ import structlog
 import uvloop
 
 import channels
+from channels._curve import parse_token, token_keypair
 from cli.log_config import configure_logging
 from protocol.errors import ChannelError, ShoalError, Unavailable
 from protocol.messages import (
     Assign,
     ContainerReport,
+    Enroll,
+    Enrolled,
     Heartbeat,
     Join,
     Joined,
@@ -63,8 +66,12 @@ class SimAgent:
 
     def __init__(self, node: NodeInfo, schedulers: Sequence[str], *,
                  state_file: Path | None = None,
-                 options: channels.ChannelOptions | None = None) -> None:
+                 options: channels.ChannelOptions | None = None, token: str = "") -> None:
         self.node = node
+        # With a worker token: a key of its own, enrolled before the first join, as a real
+        # worker's; the sessions then use CURVE.
+        self.token = token
+        self.security: channels.CurveClient | None = None
         self.schedulers = list(schedulers)
         self.managers: list[str] = []  # the live schedulers, as the leader last named them
         self.state_file = state_file
@@ -100,8 +107,29 @@ class SimAgent:
         self._changed.set()
 
     # --- the agent ----------------------------------------------------------------------------
+    async def enroll(self) -> None:
+        """Enroll a fresh key with the token, through the first scheduler that answers."""
+        cluster_key, secret = parse_token(self.token)
+        keys = channels.Keypair.generate()
+        holder = channels.CurveClient(cluster_key, token_keypair(secret))
+        while True:
+            for address in self.schedulers:
+                try:
+                    async with await channels.connect(address, self.options, holder) as conn:
+                        answer = await channels.request(conn.sender, lambda r: Enroll(
+                            key=channels.key_text(keys.public), name=self.node.id, reply=r))
+                except ShoalError as exc:
+                    log.debug("enrollment failed", node_id=self.node.id, error=str(exc))
+                    continue
+                if isinstance(answer, Enrolled):
+                    self.security = channels.CurveClient(cluster_key, keys)
+                    return
+            await asyncio.sleep(BACKOFF_MAX)
+
     async def run(self) -> None:
         """Join, serve, and join again after any loss, until cancelled."""
+        if self.token and self.security is None:
+            await self.enroll()
         index = 0
         preferred = ""
         backoff = BACKOFF_MIN
@@ -110,7 +138,7 @@ class SimAgent:
             address = preferred or candidates[index % len(candidates)]
             preferred = ""
             try:
-                conn = await channels.connect(address, self.options)
+                conn = await channels.connect(address, self.options, self.security)
             except ShoalError:
                 index += 1
                 await asyncio.sleep(backoff)
@@ -249,7 +277,7 @@ async def _main(args: argparse.Namespace) -> None:
         state_file = Path(args.state_dir) / f"{name}.json" if args.state_dir else None
         node = sim_node(name, os_name=args.os, arch=args.arch, labels=labels)
         agents.append(SimAgent(node, args.join.split(","), state_file=state_file,
-                               options=options))
+                               options=options, token=args.token))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -265,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench._simagent")
     parser.add_argument("--join", required=True, help="scheduler addresses, comma-separated")
     parser.add_argument("--name", required=True)
+    parser.add_argument("--token", default="", help="a worker token: enroll, then use CURVE")
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--state-dir", default="")
     parser.add_argument("--label", action="append", default=[])

@@ -27,10 +27,12 @@ def reply_sender(message: Message | FromPeer) -> Sender | None:
     return reply if isinstance(reply, Sender) else None
 
 
-def release_streams(message: Message) -> None:
+def release_streams(message: Message | FromPeer) -> None:
     """Close the byte streams a refused request brought (an image archive, stdin): their
     writer waits for credit that nobody would give, and only learns from the close that it may
     stop (a standby refusing ``image import`` left the CLI blocked mid-archive forever)."""
+    if isinstance(message, FromPeer):
+        message = message.message
     for name in message.__struct_fields__:
         value = getattr(message, name)
         if isinstance(value, ByteReader):
@@ -50,7 +52,7 @@ async def answer(message: Any, handler: Handler | PeerHandler) -> None:
     except Exception as exc:
         kind = type(message.message if isinstance(message, FromPeer) else message).__name__
         log.exception("handler failed", message_type=kind)
-        release_streams(message.message if isinstance(message, FromPeer) else message)
+        release_streams(message)
         if reply is not None:
             reply.abort(Internal(f"{kind} failed: {type(exc).__name__}: {exc}"))
         return

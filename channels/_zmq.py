@@ -194,7 +194,8 @@ class _RouterLink(Watched, ListenLink):
 
 
 _HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-                     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+                     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_SUCCEEDED
+                     | zmq.EVENT_DISCONNECTED)
 
 
 class _HandshakeMonitor(Watched):
@@ -204,16 +205,26 @@ class _HandshakeMonitor(Watched):
     def __init__(self, dealer: zmq.Socket[bytes], on_broken: OnBroken) -> None:
         super().__init__(zmq.PAIR, 4096, dealer.get_monitor_socket(_HANDSHAKE_FAILED))
         self._on_broken = on_broken
+        self._shaken = False  # a handshake succeeded once: later drops are the session's
 
     def handle(self, parts: list[bytes]) -> None:
         if len(parts) < 2 or len(parts[0]) < 6:
             return
         event = int.from_bytes(parts[0][:2], "little")
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self._shaken = True
+            return
         if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
             reason = "the listener refused this client's key"
+        elif event == zmq.EVENT_DISCONNECTED:
+            if self._shaken:
+                return
+            # A listener that cannot open our HELLO (it has another key) just hangs up.
+            reason = ("the listener hung up during the CURVE handshake: its key is not the one "
+                      "this client has for it, or it does not use CURVE")
         else:
-            reason = ("the CURVE handshake failed: the listener's key is not the one given, "
-                      "or it does not speak CURVE")
+            reason = ("the CURVE handshake failed: its key is not the one this client has "
+                      "for it, or it does not use CURVE")
         self._on_broken(ConnectFailed(reason))
 
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from pathlib import Path
@@ -32,7 +33,7 @@ from channels._curve import (
     write_private,
 )
 from protocol.errors import (
-    ConnectFailed,
+    Conflict,
     Forbidden,
     InvalidArgument,
     NotFound,
@@ -101,16 +102,29 @@ class WorkerAuth:
         return channels.CurveClient(self.cluster_key, self.keypair)
 
     # --- joining a cluster -------------------------------------------------------------------
-    async def enroll(self, schedulers: list[str], token: str, node_id: str,
-                     options: channels.ChannelOptions) -> list[str]:
-        """Enroll this worker's key with the cluster ``token`` names, through the first of
-        ``schedulers`` that answers; returns the managers' addresses it was told. Nothing to
-        do when already enrolled in that cluster."""
+    async def enroll_until_done(self, schedulers: list[str], token: str, node_id: str,
+                                options: channels.ChannelOptions,
+                                stop: asyncio.Event) -> list[str]:
+        """Enroll this worker's key with the cluster ``token`` names; returns the managers'
+        addresses it was told (none when it was enrolled there already). While no scheduler
+        answers it tries again, with a backoff, until ``stop``; a refusal (a wrong or rotated
+        token, another node's name) is raised."""
         cluster_key, secret = parse_token(token)
         if self.cluster_key == cluster_key:
             return []
+        backoff = 0.2
+        while not stop.is_set():
+            learned = await self._enroll_once(schedulers, cluster_key, secret, node_id, options)
+            if learned is not None:
+                return learned
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(backoff * 2, 10.0)
+        return []
+
+    async def _enroll_once(self, schedulers: list[str], cluster_key: bytes, secret: bytes,
+                           node_id: str, options: channels.ChannelOptions) -> list[str] | None:
         holder = channels.CurveClient(cluster_key, token_keypair(secret))
-        errors: list[str] = []
         for address in schedulers:
             try:
                 async with await channels.connect(address, options, holder) as conn:
@@ -118,12 +132,18 @@ class WorkerAuth:
                         conn.sender, lambda reply: Enroll(key=key_text(self.keypair.public),
                                                           name=node_id, reply=reply),
                         timeout=options.connect_timeout + 5)
+            except (Forbidden, Conflict, InvalidArgument):
+                raise
             except ShoalError as exc:
-                errors.append(f"{address}: {exc}")
+                if "refused this client's key" in str(exc) or "its key is not" in str(exc):
+                    raise Forbidden("the scheduler refused the join token: it is not this "
+                                    "cluster's, or it was rotated (shoal join-token worker on "
+                                    "a manager prints the current one)") from None
+                log.info("enrollment: no answer; trying the next scheduler", address=address,
+                         error=str(exc))
                 continue
             if not isinstance(answer, Enrolled):
-                errors.append(f"{address}: answered {type(answer).__name__}")
-                continue
+                raise Forbidden(f"{address} answered {type(answer).__name__} to Enroll")
             if answer.role != "worker":
                 raise Forbidden(f"that is a {answer.role} token, not a worker token (shoal "
                                 "join-token worker on a manager)")
@@ -132,7 +152,7 @@ class WorkerAuth:
             self._publish()
             log.info("enrolled in the cluster", node_id=node_id, cluster=key_text(cluster_key))
             return list(answer.managers)
-        raise ConnectFailed("cannot enroll with the join token: " + "; ".join(errors))
+        return None
 
     # --- a standalone worker's own clients ---------------------------------------------------
     def handles(self, message: Message) -> bool:

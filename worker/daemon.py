@@ -13,13 +13,14 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import structlog
 
 import channels
 from channels import key_text
-from channels._curve import CLIENT, ENROLL_PREFIX
+from channels._curve import CLIENT, ENROLL_PREFIX, parse_token
 from channels.credentials import publish_local, withdraw_local, worker_state_dir
 from channels.local import listen_local
 from protocol.addresses import (
@@ -86,6 +87,22 @@ def _levels(engine: Engine, listener: channels.Listener) -> WorkerLevels:
                         credit_stalls=listener.stats.credit_stalls)
 
 
+async def _enroll_and_join(agent: Agent, auth: WorkerAuth | None, schedulers: list[str],
+                           token: str, managers_file: Path, stop: asyncio.Event) -> None:
+    """Enroll with ``token`` first when the worker's key is not enrolled in that cluster yet
+    (retrying while no scheduler answers; a refusal of the token ends the worker), then take
+    part in the cluster until ``stop``."""
+    if auth is not None and token:
+        learned = await auth.enroll_until_done(schedulers, token, agent.node.id,
+                                               AGENT_OPTIONS, stop)
+        if learned:
+            save_managers(managers_file, learned)
+            agent.managers = learned
+        agent.security = auth.scheduler_security()
+    if not stop.is_set():
+        await agent.run(stop)
+
+
 async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
                      on_ready: Callable[[str], None] | None = None,
                      stop: asyncio.Event | None = None, *, join: Sequence[str] = (),
@@ -118,9 +135,7 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
     node_name = name or socket.gethostname()
     if auth is not None and join:
         if token:
-            learned = await auth.enroll(list(join), token, node_name, AGENT_OPTIONS)
-            if learned:
-                save_managers(state_dir / "managers.json", learned)
+            parse_token(token)  # a malformed token is refused before anything starts
         elif auth.cluster_key is None:
             raise InvalidArgument("--join needs --token the first time: print one on a manager "
                                   "with `shoal join-token worker`")
@@ -184,7 +199,8 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
         agent = Agent(engine, node, join, fetcher=fetcher,
                       managers_file=state_dir / "managers.json",
                       security=auth.scheduler_security() if auth is not None else None)
-        agent_task = asyncio.create_task(agent.run(stop))
+        agent_task = asyncio.create_task(_enroll_and_join(
+            agent, auth, list(join), token, state_dir / "managers.json", stop))
     log.info("worker listening", address=listener.address, advertised=address,
              state_dir=str(state_dir),
              driver=engine.driver.name, containers=len(engine.records),
@@ -198,15 +214,24 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
     announcing = (asyncio.create_task(announce(agent.joined if agent else None, on_ready))
                   if on_ready is not None else None)
     try:
-        await stop.wait()
+        stopping = asyncio.create_task(stop.wait())
+        waits: list[asyncio.Task[Any]] = [stopping]
+        if agent_task is not None:
+            waits.append(agent_task)
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        stop.set()
     finally:
         for number in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(number)
         if announcing is not None:
             announcing.cancel()
             await asyncio.gather(announcing, return_exceptions=True)
+        failed: BaseException | None = None
         if agent_task is not None:
-            await asyncio.gather(agent_task, return_exceptions=True)
+            (outcome,) = await asyncio.gather(agent_task, return_exceptions=True)
+            if isinstance(outcome, ShoalError):
+                failed = outcome
         if published is not None:
             withdraw_local(published)
         await listener.close()
@@ -217,3 +242,5 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
         await asyncio.gather(*servers, return_exceptions=True)
         await engine.close()
         log.info("worker stopped; its containers keep running", address=listener.address)
+    if failed is not None:
+        raise failed  # the cluster refused this worker for good (its token): say why

@@ -16,6 +16,7 @@ import channels
 from cli.dev import DevCluster
 from protocol.messages import ContainerList, ListContainers, SubmitJob, Submitted
 from protocol.specs import ContainerSpec, RestartPolicy
+from tests.helpers import cluster_keys
 from tests.helpers.bounded_run import run
 from tests.helpers.cluster_events import ClusterEvents
 from tests.helpers.process_logs import wait_for_log
@@ -64,7 +65,7 @@ def test_a_killed_worker_s_containers_move_and_never_run_twice(tmp_path: Path) -
     async def main() -> None:
         await cluster.start()
         try:
-            async with await channels.connect(cluster.address) as conn, \
+            async with await cluster_keys.connect(cluster.address) as conn, \
                     ClusterEvents(cluster.address) as events:
                 spec = ContainerSpec(image="busybox", name="svc", command=[
                     "sh", "-c", "while :; do sleep 1; done"],

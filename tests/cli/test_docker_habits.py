@@ -22,6 +22,7 @@ import pytest
 from cli.dev import DevCluster
 from cli.images import upload_to
 from scheduler.store import EmbeddedEtcd
+from tests.helpers import cluster_keys
 from tests.helpers.bounded_run import run
 from tests.helpers.scheduler_processes import scheduler_args
 from worker.images.testimage import build_layout
@@ -64,7 +65,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             leader, standby = procs.ready["a"]["LISTEN"], procs.ready["b"]["LISTEN"]
             await procs.launch("worker1", [
                 "worker", "--join", f"{leader},{standby}", "--listen", "tcp://127.0.0.1:0",
-                "--state-dir", str(tmp / "worker1"), "--name", "w1"])
+                "--state-dir", str(tmp / "worker1"), "--name", "w1",
+                "--token", await asyncio.to_thread(cluster_keys.join_token, leader)])
             layout = await asyncio.to_thread(build_layout, tmp / "busybox")
             worker = procs.ready["worker1"]["LISTEN"]
             for address in (leader, worker):

@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cli.dev import DevCluster
 from scheduler.store import EmbeddedEtcd
+from tests.helpers import cluster_keys
 from tests.helpers.bounded_run import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +81,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         await procs.launch("worker1", [
             "worker", "--join", address, "--listen", "tcp://127.0.0.1:0", "--driver",
             "process", "--state-dir", str(tmp / "worker1"), "--name", "w1",
-            "--metrics", "127.0.0.1:0"])
+            "--metrics", "127.0.0.1:0",
+            "--token", await asyncio.to_thread(cluster_keys.join_token, address)])
         return Cluster(address, procs.ready["scheduler"]["METRICS"],
                        procs.ready["worker1"]["METRICS"])
 

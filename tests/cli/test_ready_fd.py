@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-import channels
 from cli.dev import DevCluster
 from cli.readiness import parse_notification
 from protocol.errors import Unavailable
 from scheduler.store import EmbeddedEtcd
+from tests.helpers import cluster_keys
 from tests.helpers.bounded_run import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,7 +88,7 @@ def test_a_standalone_worker_is_ready_when_serving_and_says_where(tmp_path: Path
         assert not facts["LISTEN"].endswith(":0")  # the port it is bound to
 
         async def reach() -> None:
-            async with await channels.connect(facts["LISTEN"]):
+            async with await cluster_keys.connect(facts["LISTEN"]):
                 pass
 
         run(reach, timeout=30)
@@ -113,7 +113,9 @@ def test_schedulers_are_ready_leading_or_following_and_a_worker_once_joined(
         # joined there.
         worker = Started(["worker", "--listen", "tcp://127.0.0.1:0", "--driver", "process",
                           "--state-dir", str(tmp_path / "w"), "--name", "w",
-                          "--join", stood["LISTEN"]], tmp_path / "w.log")
+                          "--join", stood["LISTEN"],
+                          "--token", cluster_keys.join_token(stood["LISTEN"])],
+                         tmp_path / "w.log")
         started.append(worker)
         worker.notification()
         assert '"joined"' in (tmp_path / "w.log").read_text()
@@ -151,9 +153,13 @@ def unreachable_scheduler() -> Iterator[str]:
         yield f"tcp://127.0.0.1:{held.getsockname()[1]}"
 
 
+# A well-formed token of a cluster nobody runs: the worker keeps trying to enroll.
+SOME_TOKEN = "SHOAL-1-" + "a" * 52 + "-" + "b" * 52
+
+
 def lonely_worker(join: str, *extra: str) -> list[str]:
     return ["worker", "--join", join, "--listen", "tcp://127.0.0.1:0", "--driver", "process",
-            "--name", "lonely", *extra]
+            "--name", "lonely", "--token", SOME_TOKEN, *extra]
 
 
 def test_a_worker_whose_scheduler_is_unreachable_is_never_ready(tmp_path: Path) -> None:

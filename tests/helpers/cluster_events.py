@@ -12,6 +12,7 @@ from types import TracebackType
 
 import channels
 from protocol.messages import EventMessage, WatchEvents
+from tests.helpers import cluster_keys
 
 
 class ClusterEvents:
@@ -21,7 +22,7 @@ class ClusterEvents:
         self._events: channels.Receiver | None = None
 
     async def __aenter__(self) -> ClusterEvents:
-        self._conn = await channels.connect(self.address)
+        self._conn = await cluster_keys.connect(self.address)
         tx, rx = channels.pipe(capacity=65536)
         await self._conn.sender.send(WatchEvents(reply=tx))
         self._events = rx

@@ -16,9 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Worker:
-    def __init__(self, state_dir: Path, driver: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, state_dir: Path, driver: str, env: dict[str, str] | None = None,
+                 args: tuple[str, ...] = ()) -> None:
         self.state_dir = state_dir
         self.driver = driver
+        self.args = args  # more of the worker's options (``--insecure``, ...)
         self.env = dict(env or {})  # added to the worker's environment at each start
         self.address = ""  # where it listens: a new port each start, as it says when ready
         self.proc: subprocess.Popen[bytes] | None = None
@@ -31,7 +33,7 @@ class Worker:
                 self.proc = subprocess.Popen(
                     [sys.executable, "-m", "cli", "worker", "--listen",
                      "tcp://127.0.0.1:0", "--state-dir", str(self.state_dir), "--driver",
-                     self.driver, "--ready-fd", str(write_end)],
+                     self.driver, *self.args, "--ready-fd", str(write_end)],
                     cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_LOG": "info",
                                    **self.env},
                     stdout=subprocess.DEVNULL, stderr=log, pass_fds=(write_end,))

@@ -11,6 +11,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -89,12 +90,20 @@ def test_a_partitioned_worker_loses_nothing_and_its_stale_copies_end_after_heali
     cut = cluster.layout.worker_hosts[-1]
     moved = {str(r["id"]) for r in running(cluster, "web", 8) if r["node_id"] == cut}
     assert moved
-    exclusive: set[str] = set()  # EXCLUSIVE: the ids of `run --exclusive` containers, once merged
+    # At most once: spread one replica per worker, so one is on the host about to be cut off
+    # (and its replacement has room on the others).
+    cluster.shoal("run", "-d", "--exclusive", "--replicas", "4", "--name", "solo",
+                  "--restart", "always", "busybox", *COMMAND)
+    until(cluster, lambda: bool(running(cluster, "solo", 4)), timeout=60)
+    exclusive = {str(r["id"]) for r in running(cluster, "solo", 4)}
+    assert cut in {r["node_id"] for r in running(cluster, "solo", 4)}
+    assert_exclusive_never_doubled(exclusive, census(cluster))
     cluster.topology.partition(cut)
     try:
         def replaced() -> bool:
-            rows = running(cluster, "web", 8)
-            return bool(rows) and all(r["node_id"] != cut for r in rows)
+            assert_exclusive_never_doubled(exclusive, census(cluster))  # at every look
+            rows = running(cluster, "web", 8) + running(cluster, "solo", 4)
+            return len(rows) == 12 and all(r["node_id"] != cut for r in rows)
 
         until(cluster, replaced, timeout=30)
         processes = census(cluster)
@@ -111,6 +120,39 @@ def test_a_partitioned_worker_loses_nothing_and_its_stale_copies_end_after_heali
     assert not doubled(processes)
     assert_exclusive_never_doubled(exclusive, processes)
     assert_none_lost(cluster, ps(cluster), processes)
+
+
+SOME_TOKEN = "SHOAL-1-" + "a" * 52 + "-" + "b" * 52  # well formed, of no cluster
+
+
+def test_a_rogue_worker_and_a_stranger_are_refused_and_a_revoked_key_is_cut(
+        cluster: MultiHostCluster, tmp_path: Path) -> None:
+    host = cluster.layout.client
+    join = ["worker", "--join", cluster.scheduler_addresses, "--listen",
+            f"tcp://{cluster.topology.ips[host]}:7399",
+            "--state-dir", str(tmp_path / "rogue"), "--name", "rogue", "--driver", "process",
+            "--ipc", "none"]
+    without = cluster.shoal_on(host, *join, check=False)
+    assert without.returncode == 1 and "--join needs --token" in without.stderr
+    forged = cluster.shoal_on(host, *join, "--token", SOME_TOKEN, check=False)
+    assert forged.returncode == 1 and "refused the join token" in forged.stderr, forged.stderr
+    assert "rogue" not in cluster.shoal("nodes").stdout
+    # Someone on the client host who never enrolled: refused, and told why.
+    stranger = {"SHOAL_CONFIG": str(tmp_path / "stranger")}
+    refused = cluster.shoal_on(host, "-H", cluster.scheduler_addresses, "ps", check=False,
+                               env=stranger)
+    assert refused.returncode == 1 and "CURVE" in refused.stderr, refused.stderr
+    # A person enrolled, then revoked on a manager: cut from then on.
+    lead = leader(cluster)[0]
+    here = f"tcp://{cluster.topology.ips[lead]}:7375"
+    token = cluster.shoal_on(lead, "-H", here, "join-token", "client", "-q").stdout.strip()
+    cluster.shoal_on(host, "enroll", cluster.scheduler_addresses, "--token", token,
+                     "--name", "temp", env=stranger)
+    cluster.shoal_on(host, "-H", cluster.scheduler_addresses, "ps", env=stranger)
+    cluster.shoal_on(lead, "-H", here, "key", "rm", "temp")
+    after = cluster.shoal_on(host, "-H", cluster.scheduler_addresses, "ps", check=False,
+                             env=stranger)
+    assert after.returncode == 1 and "refused this client's key" in after.stderr, after.stderr
 
 
 def test_one_etcd_member_killed_changes_no_leadership_and_work_goes_on(

@@ -47,6 +47,7 @@ def _ref(kind: RefKind, n: int) -> ChannelRef:
     return wire_ref(kind, n)
 
 
+_KEY = "a" * 52  # a CURVE key as text
 SAMPLES: list[m.Message] = [
     m.Ok(),
     m.Echo(data=b"x", reply=_ref(RefKind.SENDER, 3)),
@@ -124,6 +125,13 @@ SAMPLES: list[m.Message] = [
                     tags=["busybox:latest"]),
     m.FetchBlob(digest="sha256:00", into=_ref(RefKind.BYTE_WRITER, 57),
                 reply=_ref(RefKind.SENDER, 59)),
+    m.Enroll(key=_KEY, name="worker1", reply=_ref(RefKind.SENDER, 61)),
+    m.Enrolled(role="worker", name="worker1", cluster_key=_KEY, managers=["tcp://a:7375"]),
+    m.GetJoinToken(role="client", rotate=True, reply=_ref(RefKind.SENDER, 63)),
+    m.JoinToken(role="client", token="SHOAL-1-" + _KEY + "-" + _KEY),
+    m.ListKeys(reply=_ref(RefKind.SENDER, 65)),
+    m.KeyList(keys=[m.KeyInfo(key=_KEY, role="client", name="ann@box", created=1.5)]),
+    m.RevokeKey(key="ann@box", reply=_ref(RefKind.SENDER, 67)),
 ]
 
 

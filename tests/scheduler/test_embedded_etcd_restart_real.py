@@ -13,6 +13,7 @@ from pathlib import Path
 import channels
 from cli.dev import DevCluster
 from protocol.messages import ContainerList, ListContainers
+from tests.helpers import cluster_keys
 from tests.helpers.bounded_run import run
 from tests.helpers.store_fixtures import kill_9
 
@@ -56,7 +57,7 @@ def test_a_killed_embedded_etcd_is_restarted_and_the_scheduler_answers() -> None
                 kill_9(killed)
                 started = time.monotonic()
                 async with asyncio.timeout(ANSWER_WITHIN):
-                    async with await channels.connect(address) as conn:
+                    async with await cluster_keys.connect(address) as conn:
                         listed = await channels.request(
                             conn.sender, lambda r: ListContainers(reply=r),
                             timeout=ANSWER_WITHIN)

@@ -23,6 +23,7 @@ from protocol.messages import (
 )
 from protocol.specs import ContainerSpec, RestartPolicy
 from scheduler.store import EmbeddedEtcd
+from tests.helpers import cluster_keys
 from tests.helpers.bounded_run import run
 from tests.helpers.cluster_events import ClusterEvents
 from tests.helpers.process_logs import wait_for_log
@@ -39,7 +40,7 @@ def test_standby_takes_over_and_the_worker_keeps_its_containers(tmp_path: Path) 
     etcd = EmbeddedEtcd(tmp_path / "etcd")
 
     async def listing(address: str) -> ContainerList:
-        async with await channels.connect(address) as conn:
+        async with await cluster_keys.connect(address) as conn:
             reply = await channels.request(conn.sender, lambda r: ListContainers(all=True,
                                                                                 reply=r))
         assert isinstance(reply, ContainerList)
@@ -48,7 +49,7 @@ def test_standby_takes_over_and_the_worker_keeps_its_containers(tmp_path: Path) 
     async def submit(address: str, name: str) -> list[str]:
         spec = ContainerSpec(image="busybox", name=name, command=["sleep", "3600"],
                              restart=RestartPolicy(name="always"))
-        async with await channels.connect(address) as conn:
+        async with await cluster_keys.connect(address) as conn:
             reply = await channels.request(conn.sender, lambda r: SubmitJob(
                 spec=spec, replicas=2, reply=r))
         assert isinstance(reply, Submitted)
@@ -69,7 +70,8 @@ def test_standby_takes_over_and_the_worker_keeps_its_containers(tmp_path: Path) 
                 await asyncio.to_thread(upload_to, first, layout, "busybox:latest")
             await procs.launch("w1", [
                 "worker", "--join", f"{first},{second}", "--listen", "tcp://127.0.0.1:0",
-                "--state-dir", str(tmp_path / "w1"), "--name", "w1"])
+                "--state-dir", str(tmp_path / "w1"), "--name", "w1",
+                "--token", await asyncio.to_thread(cluster_keys.join_token, first)])
             ids = await submit(first, "svc")
 
             async def running_on(address: str, want: set[str]) -> bool:
@@ -85,7 +87,7 @@ def test_standby_takes_over_and_the_worker_keeps_its_containers(tmp_path: Path) 
             await wait_for_log(tmp_path / "b.log", "leading the cluster", standby)
 
             async def rejoined() -> bool:  # the worker's second join, at the new leader
-                async with await channels.connect(second) as conn:
+                async with await cluster_keys.connect(second) as conn:
                     nodes = await channels.request(conn.sender, lambda r: ListNodes(reply=r))
                 assert isinstance(nodes, NodeList)
                 return any(n.id == "w1" and n.epoch >= 2 and n.status == "ready"

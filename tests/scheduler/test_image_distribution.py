@@ -25,6 +25,7 @@ from protocol.messages import (
     Submitted,
 )
 from protocol.specs import ContainerSpec
+from tests.helpers import cluster_keys
 from tests.helpers.bounded_run import run
 from tests.helpers.cluster_events import ClusterEvents
 from tests.helpers.image_blobs import served_blobs, stored_blobs
@@ -52,7 +53,7 @@ def test_workers_fetch_the_image_once_each_and_refuse_a_corrupt_blob(tmp_path: P
     async def main() -> None:
         await cluster.start()
         try:
-            async with await channels.connect(cluster.address) as conn:
+            async with await cluster_keys.connect(cluster.address) as conn:
                 await distribute(conn)
                 await refuse_corrupt(cluster.address, conn)
         finally:
@@ -138,7 +139,7 @@ def test_a_tie_goes_to_the_worker_that_stores_the_image(tmp_path: Path) -> None:
     async def main() -> None:
         await cluster.start()
         try:
-            async with await channels.connect(cluster.address) as conn:
+            async with await cluster_keys.connect(cluster.address) as conn:
                 nodes = await channels.request(conn.sender, lambda r: ListNodes(reply=r))
                 assert isinstance(nodes, NodeList)
                 held = {node.id: node.images for node in nodes.nodes}

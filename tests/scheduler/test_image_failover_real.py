@@ -17,6 +17,7 @@ from cli.images import upload_to
 from protocol.messages import ContainerList, ListContainers, SubmitJob, Submitted
 from protocol.specs import ContainerSpec
 from scheduler.store import EmbeddedEtcd
+from tests.helpers import cluster_keys
 from tests.helpers.bounded_run import run
 from tests.helpers.cluster_events import ClusterEvents
 from tests.helpers.image_blobs import served_blobs, stored_blobs
@@ -55,10 +56,11 @@ def test_the_new_leader_serves_the_image_imported_into_the_old_one(tmp_path: Pat
             await wait_for_log(tmp_path / "b.log", "leading the cluster", standby)
             await procs.launch("w1", [
                 "worker", "--join", f"{first},{second}", "--listen", "tcp://127.0.0.1:0",
-                "--state-dir", str(tmp_path / "w1"), "--name", "w1"])
+                "--state-dir", str(tmp_path / "w1"), "--name", "w1",
+                "--token", await asyncio.to_thread(cluster_keys.join_token, second)])
             assert stored_blobs(tmp_path / "w1" / "images") == set()
             spec = ContainerSpec(image="busybox", name="svc", command=["sleep", "3600"])
-            async with await channels.connect(second) as conn:
+            async with await cluster_keys.connect(second) as conn:
                 submitted = await channels.request(conn.sender,
                                                    lambda r: SubmitJob(spec=spec, reply=r))
                 assert isinstance(submitted, Submitted) and len(submitted.ids) == 1

@@ -17,6 +17,7 @@ from cli.dev import DevCluster
 from protocol.messages import ListNodes, NodeList
 from protocol.specs import NodeInfo
 from scheduler.store import EmbeddedEtcd
+from tests.helpers import cluster_keys
 from tests.helpers.bounded_run import run
 from tests.helpers.cluster_events import ClusterEvents
 from tests.helpers.process_logs import wait_for_log
@@ -25,7 +26,7 @@ from tests.helpers.worker_process import ROOT
 
 
 async def node_info(address: str, node_id: str) -> NodeInfo | None:
-    async with await channels.connect(address) as conn:
+    async with await cluster_keys.connect(address) as conn:
         nodes = await channels.request(conn.sender, lambda r: ListNodes(reply=r))
     assert isinstance(nodes, NodeList)
     return next((n for n in nodes.nodes if n.id == node_id), None)
@@ -46,7 +47,8 @@ def test_a_worker_joined_to_the_leader_only_follows_it_to_the_standby(tmp_path: 
             await procs.launch("w1", [
                 "worker", "--join", first, "--listen", "tcp://0.0.0.0:0",
                 "--advertise", "127.0.0.1", "--driver", "process",
-                "--state-dir", str(tmp_path / "w1"), "--name", "w1"])
+                "--state-dir", str(tmp_path / "w1"), "--name", "w1",
+                "--token", await asyncio.to_thread(cluster_keys.join_token, first)])
             port = procs.ready["w1"]["LISTEN"].rpartition(":")[2]
             joined = await node_info(first, "w1")
             assert joined is not None and joined.address == f"tcp://127.0.0.1:{port}"

@@ -14,6 +14,7 @@ import channels
 from protocol.errors import InvalidSpec
 from protocol.messages import ContainerCreated, CreateContainer
 from protocol.specs import ContainerSpec, Mount, Resources
+from tests.helpers import cluster_keys
 from tests.helpers.worker_process import Worker
 
 BAD = [
@@ -39,7 +40,7 @@ def worker(tmp_path: Path) -> Iterator[Worker]:
 
 
 async def create(address: str, spec: ContainerSpec) -> object:
-    async with await channels.connect(address) as conn:
+    async with await cluster_keys.connect(address) as conn:
         return await channels.request(conn.sender, lambda r: CreateContainer(spec=spec, reply=r),
                                       timeout=20.0)
 

@@ -39,8 +39,9 @@ from tests.helpers.worker_process import Worker
 
 @pytest.fixture
 def worker_address(tmp_path: Path) -> Iterator[str]:
-    """A real ``shoal worker`` process (process driver), killed at the end."""
-    node = Worker(tmp_path / "worker", "process")
+    """A real ``shoal worker`` process (process driver), killed at the end. --insecure, as the
+    in-process scheduler that forwards to it (its CURVE side is tested with real daemons)."""
+    node = Worker(tmp_path / "worker", "process", args=("--insecure",))
     node.start()  # returns once it says it is ready (--ready-fd)
     try:
         yield node.address

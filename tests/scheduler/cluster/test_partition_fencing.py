@@ -147,8 +147,11 @@ def test_partition_exclusive_never_doubles_and_stale_copies_end_after_healing(
                          str(tmp_path / "mgr"), "--name", "mgr", "--heartbeat-interval",
                          str(HEARTBEAT), "--node-timeout", str(NODE_TIMEOUT))
     scheduler = ready["LISTEN"]
+    # The token, asked on the scheduler's host as root would (its keys for its own address).
+    token = hosts.shoal("mgr", "-H", scheduler, "join-token", "worker", "-q").strip()
     hosts.launch("wa", "worker", "--join", scheduler, "--listen", f"tcp://{wa}:0",
-                 "--state-dir", str(tmp_path / "wa"), "--name", "wa", "--driver", "process")
+                 "--state-dir", str(tmp_path / "wa"), "--name", "wa", "--driver", "process",
+                 "--token", token)
     # Both start on wa, the only worker yet; wb joins to take them over.
     for name, mark, extra in (("ex", EXCLUSIVE_MARK, ["--exclusive"]), ("plain", PLAIN_MARK, [])):
         hosts.shoal("mgr", "-H", scheduler, "run", "-d", "--restart", "always", "--name",
@@ -157,7 +160,8 @@ def test_partition_exclusive_never_doubles_and_stale_copies_end_after_healing(
     watch(hosts, lambda now: now[EXCLUSIVE_MARK] == {"wa"} and now[PLAIN_MARK] == {"wa"},
           30, seen)
     hosts.launch("wb", "worker", "--join", scheduler, "--listen", f"tcp://{wb}:0",
-                 "--state-dir", str(tmp_path / "wb"), "--name", "wb", "--driver", "process")
+                 "--state-dir", str(tmp_path / "wb"), "--name", "wb", "--driver", "process",
+                 "--token", token)
     assert "wb" in hosts.shoal("mgr", "-H", scheduler, "nodes")
 
     topology("partition", "wa")
