@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import select
 import signal
 import socket
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 from cli.readiness import parse_notification
+from worker.engine.native_driver import cgroup_scope
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "deploy" / "netns-cluster.sh"
@@ -349,3 +351,34 @@ class MultiHostCluster:
                 sys.executable, "-m", "cli", "-H", self.scheduler_addresses, "events"]),
             cwd=REPO, env=self.host_env(self.layout.client), stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+
+
+# --- what runs where, whatever the workers say --------------------------------------------
+_CGROUP_PATH = re.compile(r"/shoal/([0-9a-f]{12})/([^/]+)")
+
+
+def census(cluster: MultiHostCluster) -> dict[str, dict[str, list[int]]]:
+    """container id → worker host → its processes there, from every process's cgroup on the
+    machine (the hosts share /sys and /proc), whatever the workers say."""
+    hosts = {cgroup_scope(cluster.state_dir(h)): h for h in cluster.layout.worker_hosts}
+    found: dict[str, dict[str, list[int]]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = Path(entry.path, "cgroup").read_text()
+        except OSError:
+            continue  # it ended meanwhile
+        for line in text.splitlines():
+            if ":pids:" not in line:
+                continue
+            match = _CGROUP_PATH.search(line)
+            if match and match.group(1) in hosts:
+                by_host = found.setdefault(match.group(2), {})
+                by_host.setdefault(hosts[match.group(1)], []).append(int(entry.name))
+    return found
+
+
+def doubled(processes: dict[str, dict[str, list[int]]]) -> dict[str, list[str]]:
+    """Containers with processes on more than one host at once."""
+    return {cid: sorted(hosts) for cid, hosts in processes.items() if len(hosts) > 1}

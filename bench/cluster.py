@@ -8,7 +8,10 @@ channels and follows the containers in etcd with a watch, so a container counts 
 — is in etcd.
 
 - ``e2e_placements_per_s``: containers from submission to committed ``running``, per second,
-  with many jobs in flight from concurrent clients.
+  with many jobs in flight from concurrent clients, the scheduler run ``--insecure``;
+  ``secure_e2e_placements_per_s`` the same with CURVE on every channel (the agents enroll
+  with a worker token first; the clients use root's local keys), and ``secure_vs_plain``
+  their ratio.
 - ``submit_to_running_p50_ms`` / ``submit_to_running_p99_ms``: one container at a time, from
   the submit request to its ``running`` record, on an otherwise idle cluster.
 
@@ -35,11 +38,14 @@ import msgspec
 import uvloop
 
 import channels
-from bench._failover import measure_failover
+from bench._failover import measure_failover, measure_partition_duplicates
 from bench._report import print_table, write_results
+from channels.credentials import find as find_credentials
 from cli.dev import DevCluster
 from protocol.messages import (
     EventMessage,
+    GetJoinToken,
+    JoinToken,
     ListNodes,
     NodeList,
     RemoveContainer,
@@ -81,8 +87,14 @@ class RunningWatch:
         return max(self.at[i] for i in ids)
 
 
+def _curve(address: str) -> channels.CurveClient | None:
+    """The keys root's CLI on this host would use for ``address`` (None: --insecure)."""
+    found = find_credentials(address)
+    return found.curve if found is not None else None
+
+
 async def _wait_nodes(address: str, count: int) -> None:
-    async with await channels.connect(address, OPTIONS) as conn:
+    async with await channels.connect(address, OPTIONS, _curve(address)) as conn:
         while True:
             reply = await channels.request(conn.sender, lambda r: ListNodes(
                 filters={"status": "ready"}, reply=r))
@@ -100,7 +112,7 @@ async def _throughput(address: str, watch: RunningWatch, jobs: int, replicas: in
     start = time.perf_counter()
 
     async def client(n: int) -> None:
-        async with await channels.connect(address, OPTIONS) as conn:
+        async with await channels.connect(address, OPTIONS, _curve(address)) as conn:
             for j in range(n, jobs, clients):
                 named = msgspec.structs.replace(spec, name=f"tp{j}")
                 reply = await channels.request(conn.sender, lambda r, s=named: SubmitJob(  # type: ignore[misc]
@@ -115,7 +127,7 @@ async def _throughput(address: str, watch: RunningWatch, jobs: int, replicas: in
 
 async def _latency(address: str, watch: RunningWatch, count: int) -> list[float]:
     out = []
-    async with await channels.connect(address, OPTIONS) as conn:
+    async with await channels.connect(address, OPTIONS, _curve(address)) as conn:
         for i in range(count):
             spec = ContainerSpec(image="busybox", name=f"lat{i}")
             start = time.perf_counter()
@@ -127,7 +139,11 @@ async def _latency(address: str, watch: RunningWatch, count: int) -> list[float]
     return out
 
 
-async def _run(args: argparse.Namespace) -> dict[str, object]:
+async def _control_plane(args: argparse.Namespace, *, secure: bool
+                         ) -> tuple[float, int, float, list[float]]:
+    """Simulated agents joined to a real scheduler process: (joined in s, containers placed,
+    placements per second, submit-to-running latencies in ms). ``secure``: CURVE everywhere
+    (the agents enroll with a worker token first); else the scheduler runs --insecure."""
     layout = Layout("/shoal/v1/")
     with tempfile.TemporaryDirectory(prefix="shoal-bench-cluster-") as tmp:
         etcd = EmbeddedEtcd(Path(tmp) / "etcd")
@@ -140,11 +156,19 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
             await daemons.launch("scheduler", [
                 "--log-level", "warning", "scheduler", *etcd.etcd_flags(),
                 "--listen", "tcp://127.0.0.1:0", "--state-dir", str(Path(tmp) / "scheduler"),
-                "--name", "bench", "--heartbeat-interval", "2", "--node-timeout", "30"])
+                "--name", "bench", "--heartbeat-interval", "2", "--node-timeout", "30",
+                *([] if secure else ["--insecure"])])
             address = daemons.ready["scheduler"]["LISTEN"]
+            token = []
+            if secure:
+                async with await channels.connect(address, OPTIONS, _curve(address)) as conn:
+                    issued = await channels.request(conn.sender, lambda r: GetJoinToken(
+                        role="worker", reply=r))
+                assert isinstance(issued, JoinToken), issued
+                token = ["--token", issued.token]
             procs.append(_spawn("-m", "bench._simagent", "--join", address,
                                 "--name", "sim", "--count", str(args.agents),
-                                "--channel-heartbeat", "2", "--channel-timeout", "30"))
+                                "--channel-heartbeat", "2", "--channel-timeout", "30", *token))
             started = time.perf_counter()
             await _wait_nodes(address, args.agents)
             join_s = time.perf_counter() - started
@@ -170,7 +194,14 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
                     proc.wait()
             await daemons.stop()
             await asyncio.to_thread(etcd.stop)
+    return join_s, total, rate, latencies
+
+
+async def _run(args: argparse.Namespace) -> dict[str, object]:
+    join_s, total, rate, latencies = await _control_plane(args, secure=False)
+    secure_join_s, _, secure_rate, secure_latencies = await _control_plane(args, secure=True)
     q = statistics.quantiles(latencies, n=100)
+    sq = statistics.quantiles(secure_latencies, n=100)
     real = await _dev_latency(args.real)
     r = statistics.quantiles(real, n=100)
     return {
@@ -182,11 +213,19 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
         "sim_submit_to_running_p50_ms": round(q[49], 2),
         "sim_submit_to_running_p99_ms": round(q[98], 2),
         "sim_latency_samples": len(latencies),
+        "secure_agents_enrolled_and_joined_s": round(secure_join_s, 2),
+        "secure_e2e_placements_per_s": round(secure_rate, 1),
+        "secure_vs_plain": round(secure_rate / rate, 3),
+        "secure_sim_submit_to_running_p50_ms": round(sq[49], 2),
+        "secure_sim_submit_to_running_p99_ms": round(sq[98], 2),
+        "secure_where": "loopback: the scheduler, the agents and the clients on one host",
         "submit_to_running_p50_ms": round(r[49], 2),
         "submit_to_running_p99_ms": round(r[98], 2),
         "real_latency_samples": len(real),
-        "real_cluster": "shoal dev: 2 workers, native runtime, busybox sleep",
-        "goals": {"e2e_placements_per_s": 5000, "submit_to_running_p99_ms": 250},
+        "real_cluster": "shoal dev: 2 workers, native runtime, busybox sleep (CURVE)",
+        "goals": {"e2e_placements_per_s": 5000, "secure_e2e_placements_per_s": 5000,
+                  "submit_to_running_p99_ms": 250, "failover_s": 12,
+                  "partition_duplicates_exclusive": 0},
     }
 
 
@@ -197,7 +236,7 @@ async def _dev_latency(count: int) -> list[float]:
         await cluster.start()
         address = cluster.address
         try:
-            async with await channels.connect(address, OPTIONS) as conn:
+            async with await channels.connect(address, OPTIONS, _curve(address)) as conn:
                 events_tx, events_rx = channels.pipe(capacity=4096)
                 await conn.sender.send(WatchEvents(reply=events_tx))
                 started: dict[str, float] = {}
@@ -251,6 +290,9 @@ def main(argv: list[str]) -> int:
     figures = uvloop.run(_run(args))
     if os.geteuid() == 0:  # network namespaces
         figures["failover_s"] = round(measure_failover(), 2)
+        duplicates, replaced = measure_partition_duplicates()
+        figures["partition_duplicates_exclusive"] = duplicates
+        figures["partition_exclusive_replaced_s"] = round(replaced, 2)
     print_table("cluster: control plane with simulated agents; latency on real workers",
                 ["figure", "value"],
                 [[k, v] for k, v in figures.items() if k != "goals"])

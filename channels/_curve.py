@@ -156,7 +156,10 @@ class Access:
 
     def replace(self, entries: Iterable[tuple[bytes, str]]) -> None:
         """Make the allowlist exactly ``entries`` (a watch's full state), revoking the rest."""
-        fresh = {key_text(key): role for key, role in entries}
+        self.replace_texts({key_text(key): role for key, role in entries})
+
+    def replace_texts(self, fresh: dict[str, str]) -> None:
+        """``replace`` with keys already in their text form (as etcd keeps them)."""
         gone = [text for text, role in self._roles.items() if fresh.get(text) != role]
         self._roles = fresh
         for text in gone:

@@ -29,6 +29,7 @@ from channels import Access, Keypair, key_text, parse_key
 from channels._curve import (
     CLIENT,
     ENROLL_PREFIX,
+    KEY_TEXT_SIZE,
     MANAGER,
     WORKER,
     format_token,
@@ -116,15 +117,12 @@ class ClusterAuth:
         self._publish()
 
     def _publish(self) -> None:
-        entries: list[tuple[bytes, str]] = [(self.cluster.public, MANAGER)]
-        entries += [(token_keypair(secret).public, ENROLL_PREFIX + role)
-                    for role, secret in self._tokens.items() if role in ENROLLABLE]
-        for text, record in self._keys.items():
-            try:
-                entries.append((parse_key(text), record.role))
-            except InvalidArgument:
-                log.error("an enrolled key in etcd is not a key; ignored", key=text)
-        self.access.replace(entries)
+        roles = {text: record.role for text, record in self._keys.items()
+                 if len(text) == KEY_TEXT_SIZE}
+        roles.update({key_text(token_keypair(secret).public): ENROLL_PREFIX + role
+                      for role, secret in self._tokens.items() if role in ENROLLABLE})
+        roles[key_text(self.cluster.public)] = MANAGER
+        self.access.replace_texts(roles)
 
     async def run(self) -> None:
         """Follow tokens and keys (every manager's enrollments and revocations)."""

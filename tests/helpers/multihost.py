@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import select
 import subprocess
 import time
@@ -15,8 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench._multihost import Layout, MultiHostCluster, Timing, Topology
-from worker.engine.native_driver import cgroup_scope
+from bench._multihost import Layout, MultiHostCluster, Timing, Topology, doubled
 from worker.images.testimage import build_layout
 
 
@@ -67,31 +65,6 @@ def until(cluster: MultiHostCluster, check: Callable[[], bool], timeout: float =
                 events.stdout.close()
 
 
-_CGROUP_PATH = re.compile(r"/shoal/([0-9a-f]{12})/([^/]+)")
-
-
-def census(cluster: MultiHostCluster) -> dict[str, dict[str, list[int]]]:
-    """container id → worker host → its processes there, from every process's cgroup on the
-    machine (the hosts share /sys and /proc), whatever the workers say."""
-    hosts = {cgroup_scope(cluster.state_dir(h)): h for h in cluster.layout.worker_hosts}
-    found: dict[str, dict[str, list[int]]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = Path(entry.path, "cgroup").read_text()
-        except OSError:
-            continue  # it ended meanwhile
-        for line in text.splitlines():
-            if ":pids:" not in line:
-                continue
-            match = _CGROUP_PATH.search(line)
-            if match and match.group(1) in hosts:
-                by_host = found.setdefault(match.group(2), {})
-                by_host.setdefault(hosts[match.group(1)], []).append(int(entry.name))
-    return found
-
-
 def assert_none_lost(cluster: MultiHostCluster, rows: list[dict[str, Any]],
                      processes: dict[str, dict[str, list[int]]]) -> None:
     """Every container ps says runs has processes on the host ps names."""
@@ -102,16 +75,10 @@ def assert_none_lost(cluster: MultiHostCluster, rows: list[dict[str, Any]],
                 f"{processes.get(row['id'])}")
 
 
-def doubled(processes: dict[str, dict[str, list[int]]]) -> dict[str, list[str]]:
-    """Containers with processes on more than one host at once."""
-    return {cid: sorted(hosts) for cid, hosts in processes.items() if len(hosts) > 1}
-
-
 def assert_exclusive_never_doubled(exclusive_ids: set[str],
                                    processes: dict[str, dict[str, list[int]]]) -> None:
-    """EXCLUSIVE CONTAINERS (``run --exclusive``) never run on two hosts at once. The suite
-    passes the ids of the exclusive containers it started; none yet, until ``--exclusive``
-    is merged (then the partition test starts some and checks them at every census)."""
+    """Exclusive containers (``run --exclusive``) never run on two hosts at once: the
+    partition test starts some and checks them at every census."""
     twice = {cid: hosts for cid, hosts in doubled(processes).items() if cid in exclusive_ids}
     assert not twice, f"exclusive containers ran on two hosts: {twice}"
 
