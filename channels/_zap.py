@@ -13,6 +13,7 @@ bound, so a listener registers (and the handler binds) before its socket does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 
 import structlog
@@ -33,6 +34,14 @@ class _Handler(Watched):
         self.sock.bind(ZAP_ENDPOINT)
         self.domains: dict[bytes, Access] = {}
         self.refused = 0
+
+    def close(self) -> None:
+        # Unbound first: libzmq releases an inproc endpoint only once the closed socket is
+        # reaped, and the next handler (the next event loop's) binds it again at once.
+        if not self.closed:
+            with contextlib.suppress(zmq.ZMQError):
+                self.sock.unbind(ZAP_ENDPOINT)
+        super().close()
 
     def handle(self, parts: list[bytes]) -> None:
         if len(parts) < 6:

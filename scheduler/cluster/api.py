@@ -11,6 +11,11 @@ Verbs that only the container's worker can answer (logs, exec, attach, wait, top
 forwarded to it by any scheduler (``forward``). ``events.watch`` streams the cluster events of
 the leader's commits; a standby has none to tell and refuses it like a write.
 
+Who asks matters (``handle_client``, ``handle_worker``, ``handle_enroll``: the listener routes
+each CURVE role to its own): a worker's key may join as its own node and fetch images, a
+token's key may only enroll a key, a client's key may do everything but join; root's local
+socket and an --insecure listener reach ``handle``, everything. Keys and tokens are ``auth``'s.
+
 Images (``image.*``) live in the leader's own store (``images``): the leader is the one every
 worker holds a session with, so it serves their blob fetches; a standby refuses image verbs
 like a write, naming the leader. What the leader's imports and removals change is published as

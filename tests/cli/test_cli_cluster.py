@@ -38,7 +38,9 @@ def test_cluster_cli(run: Runner[None],
             async with agents([s.address], ["a", "b"], labels={"a": {"zone": "x"}}) as pool:
                 listed = await shoal(nodes, *host)
                 assert listed.exit_code == 0, listed.output
-                lines = listed.output.splitlines()
+                lines = listed.stdout.splitlines()
+                # The in-process agents run --insecure (no key): said on stderr, not in the table.
+                assert "WARNING: a, b run(s) --insecure" in listed.stderr
                 assert lines[0].split() == ["NAME", "STATUS", "AVAILABILITY", "PLATFORM", "CPU",
                                             "MEMORY", "CONTAINERS", "LABELS"]
                 assert lines[1].split() == ["a", "ready", "active", "linux/amd64", "0/4",
@@ -62,7 +64,7 @@ def test_cluster_cli(run: Runner[None],
                 rows = {row["node"]["id"]: row for row in json.loads(as_json.output)}
                 assert rows["b"]["usage"] == {"containers": 2, "millicpus": 1000}
                 table = await shoal(nodes, *host, "-f", "label=gpu")
-                assert [line.split()[0] for line in table.output.splitlines()[1:]] == ["b"]
+                assert [line.split()[0] for line in table.stdout.splitlines()[1:]] == ["b"]
                 assert "1/4" in table.output
 
                 inspected = await shoal(node, "inspect", *host, "b")

@@ -47,7 +47,8 @@ def _scheduler_args(etcd: EmbeddedEtcd, layout: Layout, state_root: Path,
                     name: str) -> list[str]:
     return ["scheduler", *etcd.etcd_flags(), "--listen", "tcp://127.0.0.1:0",
             "--name", name, "--store-root", layout.root, "--state-dir", str(state_root / name),
-            "--heartbeat-interval", "0.1", "--node-timeout", "5", "--lease-ttl", "2"]
+            "--heartbeat-interval", "0.1", "--node-timeout", "5", "--lease-ttl", "2",
+            "--insecure"]  # the simulated agents here are in-process, without keys
 
 
 def test_kill_9_leader_standby_takes_over_nothing_lost_or_duplicated(
