@@ -59,11 +59,13 @@ class Worker:
             self.proc.wait(10)
             self.proc = None
 
-    def shoal(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def shoal(self, *args: str, check: bool = True,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True,
             text=True, timeout=30,
-            env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_HOST": self.address})
+            env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_HOST": self.address,
+                 **(env or {})})
         if check and result.returncode != 0:
             raise AssertionError(f"shoal {' '.join(args)} failed: {result.stderr}")
         return result
