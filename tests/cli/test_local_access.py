@@ -102,3 +102,26 @@ def test_the_keys_left_for_root_go_with_the_daemon(tmp_path: Path) -> None:
     assert len(left) == 1
     node.kill(15)  # SIGTERM: a clean stop withdraws them
     assert not left[0].exists()
+
+
+def test_a_standalone_worker_enrolls_a_client_with_its_token_and_revokes_it(
+        worker: Worker, tmp_path: Path) -> None:
+    elsewhere = {"SHOAL_CONFIG": str(tmp_path / "someone"),
+                 "SHOAL_RUNTIME_DIR": str(tmp_path / "no-runtime")}  # not root's local keys
+    token = worker.shoal("join-token", "client", "-q").stdout.strip()
+    assert token.startswith("SHOAL-1-")
+    refused = worker.shoal("join-token", "worker", check=False)
+    assert refused.returncode == 1 and "client tokens only" in refused.stderr
+    enrolled = worker.shoal("enroll", worker.address, "--token", token, "--name", "ann",
+                            env=elsewhere)
+    assert "Enrolled 'ann'" in enrolled.stdout
+    assert worker.shoal("ps", env=elsewhere).returncode == 0
+    assert "ann" in worker.shoal("key", "ls").stdout
+    worker.shoal("key", "rm", "ann")
+    cut = worker.shoal("ps", check=False, env=elsewhere)
+    assert cut.returncode == 1 and "refused this client's key" in cut.stderr
+    # a rotated token enrolls no one any more
+    worker.shoal("join-token", "client", "--rotate", "-q")
+    stale = worker.shoal("enroll", worker.address, "--token", token, check=False,
+                         env=elsewhere)
+    assert stale.returncode == 1 and "refused" in stale.stderr, stale.stderr

@@ -35,12 +35,15 @@ def daemon_options(name: str, listen: str = "tcp://127.0.0.1:0") -> DaemonOption
 @contextlib.asynccontextmanager
 async def scheduler(etcd: EmbeddedEtcd | Sequence[Endpoint], layout: Layout, name: str = "s1",
                     *, state_dir: Path | None = None, image_resync: float = 30.0,
-                    lease_ttl: int = LEASE_TTL) -> AsyncIterator[SchedulerDaemon]:
+                    lease_ttl: int = LEASE_TTL,
+                    secure: bool = False) -> AsyncIterator[SchedulerDaemon]:
     """An in-process scheduler, leading once ``daemon.leading`` is set; with ``state_dir`` it
     keeps the cluster's images there (and, as a standby, a copy of the leader's). Given a list
-    of endpoints (several members of one cluster), its client uses the first until it fails."""
+    of endpoints (several members of one cluster), its client uses the first until it fails.
+    ``secure``: CURVE on its listener (``daemon.auth`` holds the keys and tokens)."""
     options = dataclasses.replace(daemon_options(name), state_dir=state_dir,
-                                  image_resync=image_resync, lease_ttl=lease_ttl)
+                                  image_resync=image_resync, lease_ttl=lease_ttl,
+                                  secure=secure)
     endpoints = [etcd.endpoint] if isinstance(etcd, EmbeddedEtcd) else list(etcd)
     async with EtcdClient(endpoints, timeout=5.0) as client:
         daemon = SchedulerDaemon(Store(client, layout), options)
@@ -77,7 +80,8 @@ async def agents(addresses: list[str], names: list[str], *,
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def ask(address: str, make: Callable[[channels.Sender], Message]) -> Message:
-    """One request from a fresh client connection."""
-    async with await channels.connect(address, CHANNELS) as conn:
+async def ask(address: str, make: Callable[[channels.Sender], Message],
+              security: channels.CurveClient | None = None) -> Message:
+    """One request from a fresh client connection (with CURVE when ``security`` says)."""
+    async with await channels.connect(address, CHANNELS, security) as conn:
         return await channels.request(conn.sender, make, timeout=20.0)
