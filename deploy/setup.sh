@@ -21,6 +21,10 @@ command -v skopeo >/dev/null 2>&1 || need_pkgs+=(skopeo)
 command -v umoci >/dev/null 2>&1 || need_pkgs+=(umoci)
 # --init runs Debian's static tini as the container's PID 1.
 [ -x /usr/bin/tini-static ] || need_pkgs+=(tini)
+# tests/runc/run-runc-bats.sh runs runc's own integration tests (bats) against shoal runtime.
+command -v bats >/dev/null 2>&1 || need_pkgs+=(bats)
+command -v jq >/dev/null 2>&1 || need_pkgs+=(jq)
+command -v gawk >/dev/null 2>&1 || need_pkgs+=(gawk)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

@@ -1,9 +1,11 @@
 """Container cgroups: where they go, what the resource limits become, creating and removing them.
 
 The translation from runtime-spec resources to cgroup files is pure (``v1_writes``,
-``v2_writes``). On cgroup v1 the container gets a cgroup in every mounted hierarchy, nested
-under the runtime's own cgroup in that hierarchy (read from /proc/self/cgroup); on a unified
-(v2) host, one cgroup under the runtime's own.
+``v2_writes``). On cgroup v1 the container gets a cgroup in every mounted hierarchy; on a
+unified (v2) host, one cgroup. An absolute cgroupsPath is taken from the hierarchy's root, as
+the runtime-spec says; a relative one (and the default, shoal/ID) from the runtime's own cgroup
+in that hierarchy (read from /proc/self/cgroup). A cgroup that exists already is joined, as runc
+does, unless it is frozen.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ def v1_writes(res: Resources | None) -> list[tuple[str, str, str]]:
             out.append(("cpuset", "cpuset.mems", cpu.mems))
     if res.pids is not None:
         out.append(("pids", "pids.max", str(res.pids.limit) if res.pids.limit > 0 else "max"))
+    weight = _blkio_weight(res)
+    if weight is not None:
+        out.append(("blkio", "blkio.weight", str(weight)))
     if res.devices:
         out.append(("devices", "devices.deny", "a"))
         for i, rule in enumerate(res.devices):
@@ -127,11 +132,29 @@ def v2_writes(res: Resources | None) -> list[tuple[str, str]]:
             out.append(("cpuset.mems", cpu.mems))
     if res.pids is not None:
         out.append(("pids.max", str(res.pids.limit) if res.pids.limit > 0 else "max"))
+    io_weight = _blkio_weight(res)
+    if io_weight is not None:
+        # io.weight is [1, 10000]: the mapping runc uses for the v1 range [10, 1000].
+        out.append(("io.weight", f"default {1 + (io_weight - 10) * 9999 // 990}"))
     for key, value in sorted((res.unified or {}).items()):
         if "/" in key or key.startswith("."):
             raise BundleInvalid(f"linux.resources.unified.{key}", "malformed file name")
         out.append((key, value))
     return out
+
+
+def _blkio_weight(res: Resources) -> int | None:
+    bio = res.block_IO
+    if bio is None:
+        return None
+    for name in ("leaf_weight", "weight_device", "throttle_read_bps_device",
+                 "throttle_write_bps_device", "throttle_read_IOPS_device",
+                 "throttle_write_IOPS_device"):
+        if getattr(bio, name):
+            raise BundleInvalid(f"linux.resources.blockIO.{name}", "is not supported")
+    if bio.weight is not None and not 10 <= bio.weight <= 1000:
+        raise BundleInvalid("linux.resources.blockIO.weight", "must be within [10, 1000]")
+    return bio.weight
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,12 +210,44 @@ def discover() -> list[Hierarchy]:
 
 def container_dirs(hierarchies: list[Hierarchy], cgroups_path: str | None,
                    container_id: str) -> list[tuple[Hierarchy, str]]:
-    """Where the container's cgroup goes in each hierarchy (under the runtime's own cgroup)."""
+    """Where the container's cgroup goes in each hierarchy: an absolute cgroupsPath from the
+    hierarchy's root, a relative one from the runtime's own cgroup."""
     rel = (cgroups_path or f"shoal/{container_id}").strip("/")
     rel = posixpath.normpath(rel)
-    if rel.startswith("..") or ":" in rel:
+    if rel.startswith("..") or rel == "." or ":" in rel:
         raise BundleInvalid("linux.cgroupsPath", f"{cgroups_path!r} must be a plain path")
-    return [(h, posixpath.join(h.own_dir, rel)) for h in hierarchies]
+    from_root = cgroups_path is not None and cgroups_path.startswith("/")
+    return [(h, posixpath.join(h.mountpoint if from_root else h.own_dir, rel))
+            for h in hierarchies]
+
+
+class CgroupFrozen(OSError):
+    """A pre-existing cgroup is frozen: a task joining it would stop at once."""
+
+
+def _check_reused(h: Hierarchy, d: str) -> None:
+    """A cgroup made by someone else is joined as it is, but not a frozen one (the init would
+    hang); one with processes in it is allowed, with a warning, as runc does."""
+    if h.unified:
+        frozen = _read_or_empty(posixpath.join(d, "cgroup.freeze")) == "1"
+    elif "freezer" in h.controllers:
+        frozen = _read_or_empty(posixpath.join(d, "freezer.state")) not in ("", "THAWED")
+    else:
+        frozen = False
+    if frozen:
+        raise CgroupFrozen(errno.EBUSY, f"container's cgroup unexpectedly frozen: {d}")
+    procs = _read_or_empty(posixpath.join(d, "cgroup.procs"))
+    if procs:
+        log.warning("cgroup.not_empty", cgroup=d, processes=len(procs.split()),
+                    message="container's cgroup is not empty")
+
+
+def _read_or_empty(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return ""
 
 
 def _write(path: str, value: str) -> None:
@@ -227,12 +282,14 @@ def _fill_cpuset(h: Hierarchy, d: str) -> None:
 
 
 def create(dirs: list[tuple[Hierarchy, str]], res: Resources | None) -> list[str]:
-    """Create the cgroups and write the limits; returns the directories made (for removal)."""
+    """Create the cgroups (or join existing ones) and write the limits; returns the
+    directories made (for removal)."""
     made: list[str] = []
     try:
         for h, d in dirs:
             if os.path.isdir(d):
-                raise FileExistsError(errno.EEXIST, f"cgroup {d} already exists")
+                _check_reused(h, d)
+                continue
             parent = posixpath.dirname(d)
             missing = []
             while not os.path.isdir(parent):

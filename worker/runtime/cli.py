@@ -14,7 +14,7 @@ import click
 import msgspec
 
 from protocol.errors import ShoalError
-from worker.runtime import cli_info
+from worker.runtime import cli_info, cli_resources
 from worker.runtime.cli_base import RuncGroup, fail, runtime_of, version_lines
 from worker.runtime.lazylog import DEBUG, LOG_FORMATS, WARNING, LazyLogger, configure_cli
 from worker.runtime.ops import DEFAULT_ROOT, Runtime, exit_code
@@ -257,6 +257,10 @@ def run(ctx: click.Context, bundle: str, detach: bool, console_socket: str | Non
     sys.exit(code)
 
 
+# runc's status when exec itself fails (not the process: its status is exec's).
+EXEC_FAILED = 255
+
+
 # Everything after the container id is the command: its flags are its own.
 @runtime.command(name="exec", context_settings={"allow_interspersed_args": False})
 @click.option("--env", "-e", multiple=True, help="NAME=value, added to the container's env.")
@@ -268,12 +272,19 @@ def run(ctx: click.Context, bundle: str, detach: bool, console_socket: str | Non
 @click.option("--pid-file", default=None)
 @click.option("--process", "-p", "process_json", default=None,
               help="A runtime-spec process JSON file.")
+@click.option("--additional-gids", "-g", "additional_gids", multiple=True, type=int,
+              help="A supplementary group of the process (repeatable; replaces the init's).")
+@click.option("--preserve-fds", type=click.IntRange(min=0), default=0,
+              help="Pass on N descriptors past stdio (3 .. 3+N-1).")
+@click.option("--ignore-paused", is_flag=True,
+              help="Enter a paused container too (the process waits, frozen, for resume).")
 @click.argument("container_id")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str | None,
           detach: bool, use_tty: bool, console_socket: str | None, pid_file: str | None,
-          process_json: str | None, container_id: str, command: tuple[str, ...]) -> None:
+          process_json: str | None, additional_gids: tuple[int, ...], preserve_fds: int,
+          ignore_paused: bool, container_id: str, command: tuple[str, ...]) -> None:
     """Run a process inside a running container; exits with its status."""
     from worker.runtime import syscalls as sc
 
@@ -296,7 +307,12 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
         base = full_env if full_env is not None else list(rt.record(container_id).exec_defaults.env)
         full_env = base + list(env)
     sc.set_child_subreaper()
-    done = rt.exec(container_id, args, env=full_env, cwd=cwd, uid=uid, gid=gid, tty=use_tty)
+    try:
+        done = rt.exec(container_id, args, env=full_env, cwd=cwd, uid=uid, gid=gid,
+                       tty=use_tty, additional_gids=list(additional_gids) or None,
+                       preserve_fds=preserve_fds, ignore_paused=ignore_paused)
+    except ShoalError as exc:
+        fail(ctx, str(exc), EXEC_FAILED)
     _write_pid(pid_file, done.pid)
     master = done.pty_master
     if master is not None and (detach or console_socket):
@@ -316,7 +332,7 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
     sys.exit(code)
 
 
-for _verb in cli_info.VERBS:
+for _verb in (*cli_info.VERBS, *cli_resources.VERBS):
     runtime.add_command(_verb)
 
 __all__ = ["OciState", "runtime"]

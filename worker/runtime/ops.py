@@ -232,7 +232,7 @@ class Runtime:
 
     def _remove_cgroups(self, record: RuntimeRecord) -> None:
         try:
-            cgroups.remove(record.cgroup_made or record.cgroup_dirs)
+            cgroups.remove(record.cgroup_made)  # not a cgroup it joined
         except OSError as exc:
             raise OperationFailed(f"remove cgroups of {record.id!r}: {exc}") from exc
 
@@ -255,10 +255,15 @@ class Runtime:
              env: builtins.list[str] | None = None,
              cwd: str | None = None, uid: int | None = None, gid: int | None = None,
              tty: bool = False, console_size: tuple[int, int] | None = None,
-             stdio: tuple[int, int, int] = (0, 1, 2)) -> launcher.Executed:
+             stdio: tuple[int, int, int] = (0, 1, 2),
+             additional_gids: builtins.list[int] | None = None, preserve_fds: int = 0,
+             ignore_paused: bool = False) -> launcher.Executed:
         """Run a process in a running container's namespaces and cgroup: its pid, and the
         master of its new pty with ``tty`` (then ``stdio`` is not used), of ``console_size``
-        (rows, cols) from the start."""
+        (rows, cols) from the start. ``additional_gids`` replace the init's supplementary
+        groups; ``preserve_fds``: descriptors 3 .. 3+N-1 of this process are passed on (when
+        forked here, not through a cloner); ``ignore_paused``: a paused container is entered
+        too (the process stays frozen until it is resumed)."""
         from worker.runtime import launcher
         from worker.runtime.plan import CapSets, ProcessPlan, SeccompFilter
 
@@ -267,19 +272,25 @@ class Runtime:
         sd = StateDir(self.root, container_id)
         record = sd.load()
         status = sd.status(record)
-        if status != "running":
+        if status == "paused" and not ignore_paused:
+            raise WrongState(f"cannot exec in a paused container ({container_id!r})")
+        if status not in ("running", "paused"):
             raise WrongState(f"container {container_id!r} is {status}, not running")
+        if preserve_fds and self.exec_cloner is not None:
+            raise OperationFailed("preserve_fds needs the process forked by the caller")
         d = record.exec_defaults
         caps = CapSets(*d.caps) if d.caps is not None else None
         proc = ProcessPlan(
             args=tuple(args), env=tuple(env if env is not None else d.env),
             cwd=cwd or d.cwd, uid=d.uid if uid is None else uid,
-            gid=d.gid if gid is None else gid, additional_gids=tuple(d.additional_gids),
+            gid=d.gid if gid is None else gid,
+            additional_gids=tuple(d.additional_gids if additional_gids is None
+                                  else additional_gids),
             umask=None, rlimits=tuple(tuple(r) for r in d.rlimits),  # type: ignore[misc]
             caps=caps, no_new_privileges=d.no_new_privileges, terminal=tty,
             oom_score_adj=None, console_size=console_size if tty else None,
             seccomp=SeccompFilter(d.seccomp.program, d.seccomp.flags, d.seccomp.digest)
-            if d.seccomp is not None else None)
+            if d.seccomp is not None else None, preserve_fds=preserve_fds)
         return launcher.exec_in(record, proc, stdio=stdio, cloner=self.exec_cloner)
 
 

@@ -98,6 +98,7 @@ class ProcessPlan:
     oom_score_adj: int | None
     console_size: tuple[int, int] | None = None  # (rows, cols) the pty has from the start
     seccomp: SeccompFilter | None = None
+    preserve_fds: int = 0  # descriptors 3 .. 3+N-1 the process inherits (exec --preserve-fds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,6 @@ def exec_process(proc: ProcessPlan, executable: str) -> None:
     else:
         os.umask(0o022)
     os.chdir(proc.cwd)
-    sc.close_from(3)
+    sc.close_from(3 + proc.preserve_fds)
     env = dict(e.split("=", 1) for e in proc.env)
     os.execve(executable, list(proc.args), env)

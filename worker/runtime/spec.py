@@ -147,11 +147,24 @@ class Pids(_Struct):
     limit: int
 
 
+class BlockIO(_Struct):
+    """Only the weight is applied; the per-device lists are refused (cgroups.v1_writes)."""
+
+    weight: int | None = None
+    leaf_weight: int | None = None
+    weight_device: list[dict[str, object]] = []
+    throttle_read_bps_device: list[dict[str, object]] = []
+    throttle_write_bps_device: list[dict[str, object]] = []
+    throttle_read_IOPS_device: list[dict[str, object]] = []
+    throttle_write_IOPS_device: list[dict[str, object]] = []
+
+
 class Resources(_Struct):
     devices: list[DeviceRule] = []
     memory: Memory | None = None
     cpu: CPU | None = None
     pids: Pids | None = None
+    block_IO: BlockIO | None = None
     unified: dict[str, str] | None = None
 
 

@@ -62,7 +62,7 @@ def test_pause_freezes_and_resume_thaws(make_bundle: Callable[..., Bundle],
     again = cli(state_root, "pause", "p1", check=False)
     assert again.returncode == 1 and "container not running" in again.stderr
     refused = cli(state_root, "exec", "p1", "true", check=False)
-    assert refused.returncode == 1 and "paused" in refused.stderr
+    assert refused.returncode == 255 and "cannot exec in a paused container" in refused.stderr
 
     cli(state_root, "resume", "p1")
     assert _status(state_root, "p1") == "running"
