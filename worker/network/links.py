@@ -1,5 +1,6 @@
 """The kernel's side of bridge networks, through pyroute2's synchronous ``IPRoute`` (blocking:
-the manager runs these in a thread, never inside the event loop).
+the manager runs these in a thread, never inside the event loop). Inside a container's
+namespace the calling thread itself enters it (``setns`` is per thread) and comes back.
 
 A container's veth pair is made with its peer created directly inside the container's network
 namespace (``net_ns_pid``): one request, where create-then-move costs a second one and a
@@ -8,12 +9,17 @@ link's rename. The host end belongs to the bridge; the container end is ``eth0``
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
-from typing import Any
+import os
+from collections.abc import Iterator
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from worker.runtime import syscalls
+
+CLONE_NEWNET = 0x40000000
 ENOENT_ERRNOS = (2, 19)  # ENOENT, ENODEV: the link is gone already
 
 
@@ -88,11 +94,32 @@ def attach(pid: int, host_end: str, bridge: str, address: str, prefixlen: int,
         index = _index(ipr, host_end)
         assert index is not None
         ipr.link("set", index=index, master=bridge_index, state="up")
-    inside: dict[str, Any] = {"netns": f"/proc/{pid}/ns/net", "flags": 0}
-    with IPRoute(**inside) as ns:
+    with _in_namespace(pid), IPRoute() as ns:
         index = _index(ns, "eth0")
         assert index is not None
         ns.addr("add", index=index, address=address, prefixlen=prefixlen)
         ns.link("set", index=index, state="up")
         if gateway is not None:
             ns.route("add", dst="0.0.0.0/0", gateway=gateway)
+
+
+@contextlib.contextmanager
+def _in_namespace(pid: int) -> Iterator[None]:
+    """This thread in the network namespace of process ``pid`` for the block, and back.
+
+    Not ``IPRoute(netns=...)``: pyroute2 forks a process for that, and a forked child of the
+    worker shares its event loop's signal wake-up descriptor, so the child's end can reach the
+    worker as a signal of its own (seen: a SIGTERM that stopped the worker)."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            syscalls.setns(target, CLONE_NEWNET)
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            syscalls.setns(home, CLONE_NEWNET)  # an error here is fatal for the thread: raise
+    finally:
+        os.close(home)
