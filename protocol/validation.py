@@ -90,6 +90,9 @@ def _check_network(spec: ContainerSpec) -> None:
             if given:
                 raise InvalidSpec.of(field, f"a container on --network {network} {why}: "
                                      f"--{field} needs a bridge network")
+    if spec.network_spec is not None and spec.network_spec.name != network:
+        raise InvalidSpec.of("network_spec", f"names {_shown(spec.network_spec.name)}, not "
+                             f"the container's network {_shown(network)}")
     if spec.ip:
         _check_address("ip", spec.ip)
     for number, entry in enumerate(spec.dns):

@@ -61,6 +61,16 @@ def _free_port(protocol: str, host_ip: str, port: int) -> int:
         return int(probe.getsockname()[1])
 
 
+def _drop_unused_cluster_networks(state: NetworkFile) -> list[NetworkRecord]:
+    """Networks made for a scheduler's containers that no endpoint uses any more, taken out
+    of ``state`` (their bridges are the caller's to delete)."""
+    used = {e.network for e in state.endpoints.values()}
+    gone = [n for n in state.networks.values() if n.from_cluster and n.spec.name not in used]
+    for network in gone:
+        del state.networks[network.spec.name]
+    return gone
+
+
 class Networks:
     def __init__(self, state_dir: Path, scope: str) -> None:
         self.state = NetworkState(state_dir / "networks")
@@ -88,6 +98,8 @@ class Networks:
                 log.info("released the endpoint of a container that is gone",
                          container_id=container_id, ip=state.endpoints[container_id].ip)
                 del state.endpoints[container_id]
+            for network in _drop_unused_cluster_networks(state):
+                links.delete_link(network.bridge)
             for network in state.networks.values():
                 links.ensure_bridge(network.bridge, network.gateway,
                                     ipaddress.IPv4Network(network.subnet).prefixlen)
@@ -204,6 +216,9 @@ class Networks:
         if spec.network not in NOT_BRIDGES:
             with self.state.change() as state:
                 network = state.networks.get(spec.network)
+                if network is None and spec.network_spec is not None:
+                    network = self._add(state, spec.network_spec)
+                    network.from_cluster = True
                 if network is None:
                     raise NotFound(f"network {spec.network} not found",
                                    details={"network": spec.network})
@@ -273,7 +288,10 @@ class Networks:
             with self.state.change() as state:
                 if state.endpoints.pop(container_id, None) is None:
                     return
+                gone = _drop_unused_cluster_networks(state)
                 nat.apply(nat.render(self.table, state.networks.values(),
                                      state.endpoints.values()))
             links.delete_link(self.veth_name(container_id))
+            for network in gone:
+                links.delete_link(network.bridge)
         await asyncio.to_thread(run)

@@ -24,6 +24,9 @@ class NetworkRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     subnet: str
     gateway: str
     bridge: str
+    # Made for a container a scheduler sent (its spec's ``network_spec``): removed again with
+    # the last endpoint on it, so a network the cluster removed leaves nothing on the node.
+    from_cluster: bool = False
 
 
 class EndpointRecord(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -182,3 +182,21 @@ def test_user_networks_internal_and_in_use(tmp_path: Path) -> None:
         assert "masquerade" in rendered  # the default bridge's NAT to the outside
 
     with_engine(tmp_path, body)
+
+
+def test_a_cluster_network_is_made_with_its_first_container_and_goes_with_its_last(
+        tmp_path: Path) -> None:
+    async def body(engine: Engine, driver: NativeDriver, state: Path) -> None:
+        spec = NetworkSpec(name="front", subnet="10.251.7.0/24")
+        made = [await engine.create(busybox("true", network="front", network_spec=spec))
+                for _ in range(2)]
+        [front] = [n for n in driver.networks.listing() if n.spec.name == "front"]
+        assert front.subnet == "10.251.7.0/24"
+        assert sorted(e.ip for e in front.endpoints) == ["10.251.7.2", "10.251.7.3"]
+        for record in made:
+            await engine.remove(record.id)
+        assert [n.spec.name for n in driver.networks.listing()] == ["bridge"]
+        bridges = await asyncio.to_thread(links.links_named, f"b{driver.networks.scope}")
+        assert len(bridges) == 1  # the default network's only
+
+    with_engine(tmp_path, body)
