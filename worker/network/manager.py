@@ -71,6 +71,41 @@ def _drop_unused_cluster_networks(state: NetworkFile) -> list[NetworkRecord]:
     return gone
 
 
+def _publish(state: NetworkFile, container_id: str, wanted: list[PortMapping]
+             ) -> list[PortMapping]:
+    """Host ports for ``wanted``: the one asked for if no endpoint and no socket on this host
+    holds it, or a free one the kernel chose."""
+    held = {(p.protocol, p.host_port) for e in state.endpoints.values()
+            if e.container_id != container_id for p in e.ports}
+    chosen: list[PortMapping] = []
+    for port in wanted:
+        if port.protocol not in ("tcp", "udp"):
+            raise Unsupported(f"publishing {port.protocol} ports is not supported (tcp, "
+                              "udp)")
+        if port.host_port and (port.protocol, port.host_port) in held:
+            raise Conflict(f"host port {port.host_port}/{port.protocol} is already "
+                           "published by another container",
+                           details={"port": str(port.host_port)})
+        host_port = _free_port(port.protocol, port.host_ip, port.host_port)
+        held.add((port.protocol, host_port))
+        chosen.append(PortMapping(container_port=port.container_port, host_port=host_port,
+                                  protocol=port.protocol, host_ip=port.host_ip))
+    return chosen
+
+
+def allocate(state: NetworkFile, network: NetworkRecord, container_id: str, name: str,
+             spec: ContainerSpec) -> EndpointRecord:
+    """The container's endpoint on ``network``, put in ``state`` (held under its lock): an
+    address no other endpoint holds (``--ip`` if free) and its published ports."""
+    held = [e.ip for e in state.endpoints.values() if e.network == network.spec.name
+            and e.container_id != container_id]
+    ip = ipam.next_address(ipaddress.IPv4Network(network.subnet), network.gateway, held, spec.ip)
+    endpoint = EndpointRecord(container_id=container_id, name=name, network=network.spec.name,
+                              ip=ip, ports=_publish(state, container_id, spec.ports))
+    state.endpoints[container_id] = endpoint
+    return endpoint
+
+
 class Networks:
     def __init__(self, state_dir: Path, scope: str) -> None:
         self.state = NetworkState(state_dir / "networks")
@@ -222,39 +257,10 @@ class Networks:
                 if network is None:
                     raise NotFound(f"network {spec.network} not found",
                                    details={"network": spec.network})
-                subnet = ipaddress.IPv4Network(network.subnet)
-                held = [e.ip for e in state.endpoints.values() if e.network == spec.network
-                        and e.container_id != container_id]
-                ip = ipam.next_address(subnet, network.gateway, held, spec.ip)
-                ports = self._publish(state, container_id, spec.ports)
-                state.endpoints[container_id] = EndpointRecord(
-                    container_id=container_id, name=name, network=spec.network, ip=ip,
-                    ports=ports)
+                ip = allocate(state, network, container_id, name, spec).ip
                 nat.apply(nat.render(self.table, state.networks.values(),
                                      state.endpoints.values()))
         return files.write_files(directory, spec, hostname, ip)
-
-    @staticmethod
-    def _publish(state: NetworkFile, container_id: str, wanted: list[PortMapping]
-                 ) -> list[PortMapping]:
-        """Host ports for ``wanted``: the one asked for if no endpoint and no socket on this
-        host holds it, or a free one the kernel chose."""
-        held = {(p.protocol, p.host_port) for e in state.endpoints.values()
-                if e.container_id != container_id for p in e.ports}
-        chosen: list[PortMapping] = []
-        for port in wanted:
-            if port.protocol not in ("tcp", "udp"):
-                raise Unsupported(f"publishing {port.protocol} ports is not supported (tcp, "
-                                  "udp)")
-            if port.host_port and (port.protocol, port.host_port) in held:
-                raise Conflict(f"host port {port.host_port}/{port.protocol} is already "
-                               "published by another container",
-                               details={"port": str(port.host_port)})
-            host_port = _free_port(port.protocol, port.host_ip, port.host_port)
-            held.add((port.protocol, host_port))
-            chosen.append(PortMapping(container_port=port.container_port, host_port=host_port,
-                                      protocol=port.protocol, host_ip=port.host_ip))
-        return chosen
 
     def ports(self, container_id: str) -> list[PortMapping] | None:
         endpoint = self.state.read().endpoints.get(container_id)

@@ -140,10 +140,18 @@ def test_nothing_leaks_after_a_worker_that_went_away(tmp_path: Path) -> None:
         server = await engine.create(busybox("sh", "-c", SERVE, network="bridge",
                                              ports=[PortMapping(container_port=8000)]))
         await engine.start(server.id)
-        assert await counts(driver) == (1, 1)
+        stale = await engine.create(busybox("true", network="bridge",
+                                            ports=[PortMapping(container_port=9)]))
+        assert await counts(driver) == (1, 2)
+        # A container whose record is gone (lost with its state, say) holds nothing after
+        # the next start; its endpoint, address and rule are released.
+        shutil.rmtree(state / "containers" / stale.id)
+        engine.records.pop(stale.id)
         # As after kill -9: nothing closed; a new worker opens the same state.
         again, driver2 = await open_engine(state)
         assert await counts(driver2) == (1, 1)  # the running container keeps its endpoint
+        [bridge] = driver2.networks.listing()
+        assert [e.container_id for e in bridge.endpoints] == [server.id]
         assert again.inspect(server.id).details["ip_address"]
         await again.remove(server.id, force=True)
         assert await counts(driver2) == (0, 0)
