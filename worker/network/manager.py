@@ -142,7 +142,13 @@ class Networks:
             for veth in links.links_named(f"v{self.scope}"):
                 if veth not in known:
                     links.delete_link(veth)
-            nat.apply(nat.render(self.table, state.networks.values(), state.endpoints.values()))
+            try:
+                nat.apply(nat.render(self.table, state.networks.values(),
+                                     state.endpoints.values()))
+            except Unsupported as exc:
+                # The worker still runs containers on none and host; a bridge network's
+                # container is refused at create with the same reason.
+                log.warning("bridge networks unavailable", reason=str(exc))
 
     async def tear_down(self) -> None:
         """Everything of this worker's networks off the host: bridges, veths, its table."""

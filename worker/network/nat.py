@@ -85,9 +85,10 @@ def delete_table(table: str) -> None:
 
 
 def rules(table: str) -> list[dict[str, Any]]:
-    """The table's rules as ``nft -j`` reads them back ([] when there is no table)."""
+    """The table's rules as ``nft -j`` reads them back ([] when there is no table, or no
+    nft to have made one)."""
     try:
         listing = json.loads(_nft("-j", "list", "table", "ip", table))
-    except OSError:
+    except (OSError, Unsupported):
         return []
     return [item["rule"] for item in listing.get("nftables", []) if "rule" in item]

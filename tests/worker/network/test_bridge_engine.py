@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from protocol.errors import Conflict, InvalidSpec
+from protocol.errors import Conflict, InvalidSpec, Unsupported
 from protocol.specs import ContainerSpec, NetworkSpec, PortMapping
 from tests.helpers.bounded_run import run
 from tests.helpers.netns import client_namespace
@@ -26,6 +26,7 @@ from worker.teardown import tear_down_worker
 
 pytestmark = pytest.mark.root
 
+NFT = shutil.which("nft")
 SERVE = "echo served-by-$(hostname) > /tmp/index.html; exec httpd -f -p 8000 -h /tmp"
 
 
@@ -55,7 +56,7 @@ def _counts(driver: NativeDriver) -> tuple[int, int]:
 
 def with_engine(tmp_path: Path, body: Callable[[Engine, NativeDriver, Path], Awaitable[None]]
                 ) -> None:
-    if shutil.which("nft") is None:
+    if NFT is None:
         missing("nftables (nft)")
     state = tmp_path / "state"
 
@@ -206,5 +207,22 @@ def test_a_cluster_network_is_made_with_its_first_container_and_goes_with_its_la
         assert [n.spec.name for n in driver.networks.listing()] == ["bridge"]
         bridges = await asyncio.to_thread(links.links_named, f"b{driver.networks.scope}")
         assert len(bridges) == 1  # the default network's only
+
+    with_engine(tmp_path, body)
+
+
+def test_without_nftables_only_bridge_networks_are_refused(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    real_which = shutil.which
+    monkeypatch.setattr(nat.shutil, "which",
+                        lambda name: None if name == "nft" else real_which(name))
+
+    async def body(engine: Engine, driver: NativeDriver, state: Path) -> None:
+        alone = await engine.create(busybox("true"))
+        await engine.start(alone.id)
+        assert (await engine.wait(alone.id)).exit_code == 0
+        with pytest.raises(Unsupported, match="Debian package nftables"):
+            await engine.create(busybox("true", network="bridge"))
 
     with_engine(tmp_path, body)
