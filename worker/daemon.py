@@ -19,7 +19,7 @@ import structlog
 import channels
 from protocol.addresses import DEFAULT_WORKER, advertised, check_advertise, is_wildcard
 from protocol.errors import InvalidArgument
-from protocol.messages import Message
+from protocol.messages import NETWORK_REQUESTS, Message
 from worker.agent.shell import Agent, host_node
 from worker.engine.driver import Driver
 from worker.engine.engine import Engine, ImageResolver, NoImages
@@ -29,6 +29,7 @@ from worker.image_service import IMAGE_REQUESTS, ImageService
 from worker.images import ImageStore, LayerLimits
 from worker.images.fetch import ImageFetcher
 from worker.metrics import WorkerLevels, WorkerMetrics
+from worker.network.service import handle_network
 from worker.service import WorkerService
 
 log = structlog.get_logger("shoal.worker")
@@ -130,9 +131,13 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
     image_service = ImageService(
         store, in_use=lambda: {r.image.id for r in engine.records.values()})
 
+    networks = driver.networks if isinstance(driver, NativeDriver) else None
+
     async def handle(message: Message) -> Message | None:
         if isinstance(message, IMAGE_REQUESTS):
             return await image_service.handle(message)
+        if isinstance(message, NETWORK_REQUESTS):
+            return await handle_network(networks, message)
         return await service.handle(message)
 
     server = asyncio.create_task(channels.serve(listener.receiver, handle))

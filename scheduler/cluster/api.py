@@ -29,6 +29,7 @@ from protocol.errors import Conflict, InvalidArgument, NotFound, Unavailable, Un
 from protocol.eventfeed import EventFeed
 from protocol.limits import MAX_LIST_ITEMS
 from protocol.messages import (
+    NETWORK_REQUESTS,
     ContainerInspected,
     ContainerList,
     CreateContainer,
@@ -63,6 +64,7 @@ from scheduler.cluster.events import image_events
 from scheduler.cluster.forward import FORWARDED, Forwarder, Route
 from scheduler.cluster.images import CLUSTER_IMAGE_REQUESTS, ClusterImages
 from scheduler.cluster.leader import Leader
+from scheduler.cluster.networks import ClusterNetworks
 from scheduler.cluster.work import (
     JoinNode,
     Remove,
@@ -93,6 +95,7 @@ class ClusterApi:
         self.leader_record: LeaderRecord | None = None  # who leads, as last observed
         self.events = EventFeed()
         self.forwarder = Forwarder(worker_options or channels.ChannelOptions(name=name))
+        self.networks = ClusterNetworks(store, self._lead)
         self.events.listeners.append(self._on_event)
 
     def _on_event(self, event: Event) -> None:
@@ -131,6 +134,9 @@ class ClusterApi:
             return VersionInfo(version=package_version(), protocol=PROTOCOL_VERSION,
                                component="scheduler", os=host_platform().os,
                                arch=host_platform().arch)
+        if isinstance(message, NETWORK_REQUESTS):  # networks: scheduler/cluster/networks.py
+            return await self.networks.handle(message)
+        message = await self.networks.resolve(message)  # a container's network looked up
         work = self._work(message)
         return await self._lead().submit(work)
 
