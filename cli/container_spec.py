@@ -24,11 +24,14 @@ from protocol.validation import check_spec, millicpus
 
 
 def parse_port(text: str) -> PortMapping:
-    """``[IP:]HOST:CONTAINER[/PROTO]`` or ``CONTAINER[/PROTO]``."""
+    """``[IP:][HOST:]CONTAINER[/PROTO]`` (an empty or missing HOST: any free port)."""
     spec, _, protocol = text.partition("/")
     parts = spec.split(":")
+    if len(parts) > 3:
+        raise click.BadParameter(f"bad port mapping {text!r}: expected "
+                                 "[IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]")
     try:
-        numbers = [int(p) for p in parts[-2:]]
+        numbers = [int(p) if p else 0 for p in parts[-2:]]
     except ValueError:
         raise click.BadParameter(f"bad port mapping {text!r}") from None
     host_ip = parts[0] if len(parts) == 3 else ""
@@ -80,7 +83,9 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
                hostname: str, init: bool, network: str, memory: str | None,
                cpus: float | None, cpu_shares: int | None, pids_limit: int | None,
                restart: str, rm: bool, publish: tuple[str, ...], volume: tuple[str, ...],
-               security_opt: tuple[str, ...], exclusive: bool = False) -> ContainerSpec:
+               security_opt: tuple[str, ...], exclusive: bool = False, ip: str = "",
+               add_host: tuple[str, ...] = (), dns: tuple[str, ...] = (),
+               dns_search: tuple[str, ...] = ()) -> ContainerSpec:
     try:
         policy = RestartPolicy.parse(restart)
     except ValueError as exc:
@@ -94,6 +99,7 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
             workdir=workdir, user=user, hostname=hostname,
             labels=label_map,
             restart=policy, auto_remove=rm, init=init, network=network, exclusive=exclusive,
+            ip=ip, add_hosts=list(add_host), dns=list(dns), dns_search=list(dns_search),
             ports=[parse_port(p) for p in publish], mounts=[parse_volume(v) for v in volume],
             seccomp=parse_security_opts(security_opt),
             resources=Resources(
@@ -125,8 +131,15 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
         click.option("-l", "--label", "labels", multiple=True, help="KEY=VALUE label."),
         click.option("--hostname", default="", help="Container host name."),
         click.option("--init", is_flag=True, help="Run an init inside (reaps, forwards)."),
-        click.option("--network", default="none", show_default=True, metavar="none|host",
-                     help="The container's own network namespace, or the host's."),
+        click.option("--network", default="none", show_default=True,
+                     metavar="none|host|bridge|NAME",
+                     help="Its own namespace with loopback only (none), the host's, the "
+                          "node's default bridge, or a network made with network create."),
+        click.option("--ip", default="", help="Its address on a bridge network."),
+        click.option("--add-host", multiple=True, metavar="HOST:IP",
+                     help="An extra line of /etc/hosts."),
+        click.option("--dns", multiple=True, help="A resolver for /etc/resolv.conf."),
+        click.option("--dns-search", multiple=True, help="A search domain for resolv.conf."),
         click.option("-m", "--memory", default=None, help="Memory limit (e.g. 512m)."),
         click.option("--cpus", type=click.FloatRange(0, 1024), default=None),
         click.option("--cpu-shares", type=click.IntRange(0, 262144), default=None),
@@ -138,7 +151,9 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
                      help="Never run twice, even across a partition: its worker kills it once "
                           "cut off from every scheduler for the cluster's fence delay, before "
                           "a replacement is placed (default: at least once)."),
-        click.option("-p", "--publish", multiple=True, help="Publish a port."),
+        click.option("-p", "--publish", multiple=True,
+                     metavar="[IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]",
+                     help="Publish a port (on a bridge network; no HOSTPORT: a free one)."),
         click.option("-v", "--volume", multiple=True,
                      help="Bind mount /HOST:/CONTAINER[:ro|rw]."),
         click.option("--security-opt", multiple=True,

@@ -17,7 +17,7 @@ import click
 from cli.arguments import key_values
 from cli.client import ShoalCommand, connect, host_option, one_line
 from cli.output import ago, as_json, status_text, table
-from cli.views import INSPECT_FIELDS, PS_FIELDS, PS_HEADERS, inspect_view, ps_view
+from cli.views import INSPECT_FIELDS, PS_FIELDS, PS_HEADERS, inspect_view, ports_text, ps_view
 from protocol.errors import NotFound, ShoalError
 from protocol.messages import (
     ContainerExited,
@@ -149,9 +149,10 @@ def ps(host: str | None, all_: bool, quiet: bool, fmt: str) -> None:
         return
     rows = [[c.id[:12], c.image, _short(c.command), ago(c.created_at, now),
              status_text(c.state.status, c.state.exit_code, c.state.started_at,
-                         c.state.finished_at, now), c.node_id, c.name]
+                         c.state.finished_at, now), ports_text(c.ports), c.node_id, c.name]
             for c in listing.containers]
-    table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NODE", "NAMES"], rows)
+    table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NODE", "NAMES"],
+          rows)
 
 
 def _short(command: str) -> str:
@@ -244,4 +245,31 @@ def events(host: str | None, since: float, filters: tuple[str, ...]) -> None:
                 click.echo(f"{stamp} {event.type} {event.action} {event.id} ({attrs})")
 
 
-COMMANDS = [start, stop, restart, kill, rm, wait, ps, inspect, logs, top, events]
+@command
+@host_option
+@click.argument("container")
+@click.argument("private_port", required=False, metavar="[PRIVATE_PORT[/PROTO]]")
+def port(host: str | None, container: str, private_port: str | None) -> None:
+    """List a container's published ports, or the host address of one of them."""
+    with connect(host) as client:
+        listing = client.ask(lambda r: ListContainers(all=True, reply=r), ContainerList)
+        info = client.ask(lambda r: InspectContainer(id=container, reply=r),
+                          ContainerInspected).info
+    # The listing has the ports as bound (a free port chosen for ``-p 80``), the spec as asked.
+    rows = [c for c in listing.containers if c.id == info.id]
+    ports = rows[0].ports if rows else info.spec.ports
+    wanted_port, _, wanted_proto = (private_port or "").partition("/")
+    shown = 0
+    for p in ports:
+        if private_port and (str(p.container_port) != wanted_port
+                             or (wanted_proto and p.protocol != wanted_proto)):
+            continue
+        address = f"{p.host_ip or '0.0.0.0'}:{p.host_port}"
+        click.echo(address if private_port else f"{p.container_port}/{p.protocol} -> {address}")
+        shown += 1
+    if private_port and not shown:
+        raise click.ClickException(f"no public port '{private_port}' published for "
+                                   f"{container}")
+
+
+COMMANDS = [start, stop, restart, kill, rm, wait, ps, inspect, logs, top, events, port]

@@ -18,7 +18,8 @@ from protocol.version import PROTOCOL_VERSION, package_version
 LAZY_COMMANDS = {
     **{name: f"cli.containers:{name}" for name in [
         "start", "stop", "restart", "kill", "rm", "wait", "ps", "inspect", "logs", "top",
-        "events"]},
+        "events", "port"]},
+    "network": "cli.networks:network",
     "create": "cli.running:create",
     "run": "cli.running:run",
     "exec": "cli.running:exec_",

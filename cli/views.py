@@ -4,11 +4,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cli.output import ago, status_text
-from protocol.specs import ContainerInfo, ContainerSummary, ImageSummary, NodeInfo, NodeUsage
+from protocol.specs import (
+    ContainerInfo,
+    ContainerSummary,
+    ImageSummary,
+    NodeInfo,
+    NodeUsage,
+    PortMapping,
+)
 
 PS_FIELDS = ("ID", "Image", "Command", "CreatedAt", "RunningFor", "Ports", "State", "Status",
              "Names", "Labels", "Label", "Node", "Mounts", "Networks")
@@ -53,15 +60,19 @@ def _label_of(labels: dict[str, str]) -> Callable[[str], str]:
     return lambda key: labels.get(key, "")
 
 
+def ports_text(ports: Sequence[PortMapping]) -> str:
+    """Docker's PORTS column: ``0.0.0.0:8080->80/tcp, 53/udp``."""
+    return ", ".join(f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.protocol}"
+                     if p.host_port else f"{p.container_port}/{p.protocol}" for p in ports)
+
+
 def ps_view(row: ContainerSummary, now: float) -> dict[str, Any]:
     state = row.state
     command = row.command if len(row.command) <= 20 else row.command[:20] + "…"
     return {
         "ID": row.id[:12], "Image": row.image, "Command": f'"{command}"',
         "CreatedAt": go_time(row.created_at), "RunningFor": ago(row.created_at, now),
-        "Ports": ", ".join(f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/"
-                           f"{p.protocol}" if p.host_port else f"{p.container_port}/{p.protocol}"
-                           for p in row.ports),
+        "Ports": ports_text(row.ports),
         "State": state.status,
         "Status": status_text(state.status, state.exit_code, state.started_at,
                               state.finished_at, now),

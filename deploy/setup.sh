@@ -14,6 +14,8 @@ command -v etcd >/dev/null 2>&1 || need_pkgs+=(etcd-server)
 command -v runc >/dev/null 2>&1 || need_pkgs+=(runc)
 command -v crun >/dev/null 2>&1 || need_pkgs+=(crun)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+# Bridge networks: NAT and published ports in a table of shoal's own.
+command -v nft >/dev/null 2>&1 || need_pkgs+=(nftables)
 # The private etcd's CA and certificates are made with openssl (scheduler/store/certificates.py).
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 # Independent checkers of the OCI image layouts the tests build.

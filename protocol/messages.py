@@ -40,6 +40,8 @@ from protocol.specs import (
     KeyText,
     Labels,
     Name,
+    NetworkInfo,
+    NetworkSpec,
     NodeAvailability,
     NodeInfo,
     NodeUsage,
@@ -486,6 +488,41 @@ class ImageResolved(Message, tag="image.resolved", frozen=True, kw_only=True):
     tags: Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_TAGS)] = []
 
 
+# --- networks (a standalone worker's own, or the cluster's in etcd) -----------------------------
+class CreateNetwork(Message, tag="network.create", frozen=True, kw_only=True):
+    spec: NetworkSpec
+    reply: SenderRef
+
+
+class NetworkCreated(Message, tag="network.created", frozen=True, kw_only=True):
+    id: Name
+
+
+class ListNetworks(Message, tag="network.list", frozen=True, kw_only=True):
+    reply: SenderRef
+
+
+class NetworkList(Message, tag="network.listed", frozen=True, kw_only=True):
+    networks: Annotated[list[NetworkInfo], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
+
+
+class InspectNetwork(Message, tag="network.inspect", frozen=True, kw_only=True):
+    name: Name  # a name, an id or a unique id prefix
+    reply: SenderRef
+
+
+class NetworkInspected(Message, tag="network.inspected", frozen=True, kw_only=True):
+    info: NetworkInfo
+
+
+class RemoveNetwork(Message, tag="network.remove", frozen=True, kw_only=True):
+    name: Name
+    reply: SenderRef
+
+
+NETWORK_REQUESTS = (CreateNetwork, ListNetworks, InspectNetwork, RemoveNetwork)
+
+
 # --- keys and tokens: who may talk to the cluster ---------------------------------------------
 EnrolledRole = Literal["worker", "client"]
 
@@ -559,5 +596,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     SubmitJob, Submitted,
     ImportImage, ImageImported, ListImages, ImageList, InspectImage, ImageInspected,
     RemoveImage, ImageRemoved, FetchBlob, ResolveImage, ImageResolved,
+    CreateNetwork, NetworkCreated, ListNetworks, NetworkList, InspectNetwork, NetworkInspected,
+    RemoveNetwork,
     Enroll, Enrolled, GetJoinToken, JoinToken, ListKeys, KeyList, RevokeKey,
 )

@@ -105,6 +105,18 @@ class Mount(_Spec, frozen=True, kw_only=True):
     read_only: bool = False
 
 
+class NetworkSpec(_Spec, frozen=True, kw_only=True):
+    """A network containers join by name (``shoal network create``). A bridge network lives on
+    each node: ``subnet`` "" lets the node choose one that overlaps nothing it has."""
+
+    name: Name
+    driver: Literal["bridge"] = "bridge"
+    subnet: Name = ""
+    gateway: Name = ""
+    internal: bool = False  # no way out: no NAT, no forwarding beyond the bridge
+    labels: Labels = {}
+
+
 # Swarm classic's container labels that carry placement rules, each a JSON list of rules
 # (["node==a", "zone!=b"]): a scheduler adds them to a spec's constraints and affinities.
 CONSTRAINTS_LABEL = "com.docker.swarm.constraints"
@@ -145,6 +157,15 @@ class ContainerSpec(_Spec, frozen=True, kw_only=True):
     # label's values, then by the strategy; several nest in order. SwarmKit's --placement-pref.
     preferences: Rules = []
     network: Name = "none"
+    # On a bridge network: a fixed address in its subnet ("" = the next free one), extra
+    # /etc/hosts lines ("name:ip"), resolvers and search domains for /etc/resolv.conf.
+    ip: Name = ""
+    add_hosts: Rules = []
+    dns: Rules = []
+    dns_search: Rules = []
+    # The cluster network ``network`` names, as a scheduler found it at submit: the node the
+    # container lands on makes it if it has none of that name yet.
+    network_spec: NetworkSpec | None = None
     init: bool = False
     tty: bool = False
     stdin_open: bool = False
@@ -157,6 +178,28 @@ class ContainerSpec(_Spec, frozen=True, kw_only=True):
     # --security-opt seccomp=: "" for Docker's default profile, "unconfined" for none, or a
     # profile's JSON text in Docker's format (read by the client, as Docker does).
     seccomp: Annotated[str, msgspec.Meta(max_length=MAX_PROFILE_LEN)] = ""
+
+
+class Endpoint(_Spec, frozen=True, kw_only=True):
+    """A container's place on a network: its address and its published ports."""
+
+    container_id: Name
+    name: Name = ""
+    ip: Name = ""
+    ports: Annotated[list[PortMapping], msgspec.Meta(max_length=MAX_PORTS)] = []
+
+
+class NetworkInfo(_Spec, frozen=True, kw_only=True):
+    """A network as ``network inspect`` shows it; ``subnet``/``gateway`` as chosen (on a
+    scheduler, as asked: each node chooses its own for a bridge network)."""
+
+    id: Name
+    spec: NetworkSpec
+    created_at: Timestamp = 0.0
+    subnet: Name = ""
+    gateway: Name = ""
+    node_id: Name = ""
+    endpoints: Annotated[list[Endpoint], msgspec.Meta(max_length=MAX_PORTS)] = []
 
 
 ContainerStatus = Literal[

@@ -45,7 +45,7 @@ def check_spec(spec: ContainerSpec) -> ContainerSpec:
     _check_seccomp(spec.seccomp)
     if spec.platform is not None and spec.platforms:
         raise InvalidSpec.of("platforms", "give platform or platforms, not both")
-    _check_network(spec.network)
+    _check_network(spec)
     return spec
 
 
@@ -62,21 +62,63 @@ def _check_seccomp(profile: str) -> None:
         raise InvalidSpec.of("seccomp", "a profile is a JSON object with a defaultAction")
 
 
-NETWORKS = ("none", "host")
+NETWORKS = ("none", "host")  # the two that are not a bridge: no address, no published port
+_NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
-def _check_network(network: str) -> None:
-    """A container gets its own network namespace (``none``) or the host's (``host``)."""
-    if network in NETWORKS:
-        return
+def _check_network(spec: ContainerSpec) -> None:
+    """``none`` (its own namespace, loopback only), ``host``, or a network's name (``bridge``,
+    the node's default, or one made with ``network create``); what only a bridge network can
+    give (an address, published ports) is refused elsewhere, naming why."""
+    network = spec.network
     kind, colon, other = network.partition(":")
     if colon and kind == "container":
         # Docker's container:X shares X's namespace; the runtime cannot join one yet, and a
         # container merely placed beside X would be silently on a network of its own.
         raise InvalidSpec.of("network", f"{_shown(network)}: joining another container's "
-                             "network is not supported (none or host); to place it on the "
-                             f"node of {_shown(other)}, use the affinity container=={other}")
-    raise InvalidSpec.of("network", f"{_shown(network)} is not a network here (none or host)")
+                             "network is not supported (none, host or a network's name); to "
+                             f"place it on the node of {_shown(other)}, use the affinity "
+                             f"container=={other}")
+    if not _NETWORK_NAME.fullmatch(network):
+        raise InvalidSpec.of("network", f"{_shown(network)} is not a network name")
+    if network in NETWORKS:
+        why = "has no network of its own" if network == "host" else "has loopback only"
+        if spec.ports:
+            raise InvalidSpec.of("ports", f"a container on --network {network} {why}: no "
+                                 "port can be published (use a bridge network)")
+        for field, given in (("ip", spec.ip), ("dns", spec.dns)):
+            if given:
+                raise InvalidSpec.of(field, f"a container on --network {network} {why}: "
+                                     f"--{field} needs a bridge network")
+    if spec.network_spec is not None and spec.network_spec.name != network:
+        raise InvalidSpec.of("network_spec", f"names {_shown(spec.network_spec.name)}, not "
+                             f"the container's network {_shown(network)}")
+    if spec.ip:
+        _check_address("ip", spec.ip)
+    for number, entry in enumerate(spec.dns):
+        _check_address(f"dns[{number}]", entry)
+    for number, entry in enumerate(spec.add_hosts):
+        host, sep, address = entry.partition(":")
+        if not sep or not host:
+            raise InvalidSpec.of(f"add_hosts[{number}]", f"{_shown(entry)}: expected "
+                                 "HOST:IP")
+        check_hostname(f"add_hosts[{number}]", host)
+        _check_address(f"add_hosts[{number}]", address)
+    for number, domain in enumerate(spec.dns_search):
+        if not domain or any(c.isspace() for c in domain):
+            raise InvalidSpec.of(f"dns_search[{number}]", f"{_shown(domain)}: not a domain")
+    for number, port in enumerate(spec.ports):
+        if port.host_ip:
+            _check_address(f"ports[{number}].host_ip", port.host_ip)
+
+
+def _check_address(field: str, text: str) -> None:
+    import ipaddress  # here: only specs that name an address pay for it
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidSpec.of(field, f"{_shown(text)} is not an IP address") from None
 
 
 def check_specs(specs: Sequence[ContainerSpec]) -> None:

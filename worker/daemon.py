@@ -30,7 +30,7 @@ from protocol.addresses import (
     is_wildcard,
 )
 from protocol.errors import InvalidArgument, ShoalError
-from protocol.messages import Message
+from protocol.messages import NETWORK_REQUESTS, Message
 from worker.agent.shell import AGENT_OPTIONS, Agent, host_node, save_managers
 from worker.auth import WorkerAuth
 from worker.engine.driver import Driver
@@ -41,6 +41,7 @@ from worker.image_service import IMAGE_REQUESTS, ImageService
 from worker.images import ImageStore, LayerLimits
 from worker.images.fetch import ImageFetcher
 from worker.metrics import WorkerLevels, WorkerMetrics
+from worker.network.service import handle_network
 from worker.service import WorkerService
 
 log = structlog.get_logger("shoal.worker")
@@ -169,9 +170,13 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
     image_service = ImageService(
         store, in_use=lambda: {r.image.id for r in engine.records.values()})
 
+    networks = driver.networks if isinstance(driver, NativeDriver) else None
+
     async def handle(message: Message) -> Message | None:
         if isinstance(message, IMAGE_REQUESTS):
             return await image_service.handle(message)
+        if isinstance(message, NETWORK_REQUESTS):
+            return await handle_network(networks, message)
         if auth is not None and auth.handles(message):
             return await auth.handle(message)
         return await service.handle(message)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from protocol.errors import ShoalError
 from worker.engine.native_driver import cgroup_scope
+from worker.network.manager import Networks
 from worker.runtime import cgroups
 from worker.runtime.client import RuntimeHelper
 from worker.storage.mounts import unmount
@@ -32,6 +33,8 @@ async def tear_down_worker(state_dir: Path) -> None:
             await asyncio.wait_for(helper.shutdown(), STEP_TIMEOUT)
     await asyncio.to_thread(unmount, state_dir)
     await asyncio.to_thread(_remove_cgroup_scope, state_dir)
+    if (state_dir / "networks").exists():  # its bridges, veths and nftables table
+        await Networks(state_dir, cgroup_scope(state_dir)).tear_down()
 
 
 def _remove_cgroup_scope(state_dir: Path) -> None:

@@ -44,6 +44,7 @@ from protocol.errors import (
 from protocol.eventfeed import EventFeed
 from protocol.limits import MAX_LIST_ITEMS
 from protocol.messages import (
+    NETWORK_REQUESTS,
     ContainerInspected,
     ContainerList,
     CreateContainer,
@@ -89,6 +90,7 @@ from scheduler.cluster.events import image_events
 from scheduler.cluster.forward import FORWARDED, Forwarder, Route
 from scheduler.cluster.images import CLUSTER_IMAGE_REQUESTS, ClusterImages
 from scheduler.cluster.leader import Leader
+from scheduler.cluster.networks import ClusterNetworks
 from scheduler.cluster.work import (
     JoinNode,
     Remove,
@@ -123,6 +125,7 @@ class ClusterApi:
         self.events = EventFeed()
         self.forwarder = Forwarder(worker_options or channels.ChannelOptions(name=name),
                                    lambda: auth.keypair if auth is not None else None)
+        self.networks = ClusterNetworks(store, self._lead)
         self.events.listeners.append(self._on_event)
 
     def _on_event(self, event: Event) -> None:
@@ -220,6 +223,9 @@ class ClusterApi:
             return VersionInfo(version=package_version(), protocol=PROTOCOL_VERSION,
                                component="scheduler", os=host_platform().os,
                                arch=host_platform().arch)
+        if isinstance(message, NETWORK_REQUESTS):  # networks: scheduler/cluster/networks.py
+            return await self.networks.handle(message)
+        message = await self.networks.resolve(message)  # a container's network looked up
         work = self._work(message)
         return await self._lead().submit(work)
 

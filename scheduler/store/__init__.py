@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from scheduler.store.records import APPS as APPS
     from scheduler.store.records import CONTAINERS as CONTAINERS
     from scheduler.store.records import LEADERS as LEADERS
+    from scheduler.store.records import NETWORKS as NETWORKS
     from scheduler.store.records import NODES as NODES
     from scheduler.store.records import AppRecord as AppRecord
     from scheduler.store.records import ContainerRecord as ContainerRecord
@@ -87,7 +88,7 @@ _NAMES: dict[str, tuple[str, ...]] = {
     ),
     "records": (
         "APPS", "AppRecord", "CONTAINERS", "ContainerRecord", "Kind", "LEADERS", "LeaderRecord",
-        "NODES", "NodeRecord", "Versioned",
+        "NETWORKS", "NODES", "NodeRecord", "Versioned",
     ),
     "tls": ("EtcdTLS", "load_tls"),
     "watch": ("RecordEvent", "watch_records"),

@@ -13,7 +13,7 @@ from protocol.limits import MAX_NAME_LEN
 DEFAULT_ROOT = "/shoal/v1/"
 
 # Collections of records; each lives under ROOT + name + "/".
-KINDS = ("nodes", "containers", "apps")
+KINDS = ("nodes", "containers", "apps", "networks")
 LEADER = "leader"
 
 

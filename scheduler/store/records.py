@@ -19,6 +19,7 @@ from protocol.specs import (
     ContainerSpec,
     ContainerState,
     Labels,
+    NetworkInfo,
     NodeInfo,
     NonNegInt,
     ScheduleState,
@@ -113,6 +114,8 @@ CONTAINERS: Kind[ContainerRecord] = Kind("containers", ContainerRecord)
 NODES: Kind[NodeRecord] = Kind("nodes", NodeRecord)
 APPS: Kind[AppRecord] = Kind("apps", AppRecord)
 LEADERS: Kind[LeaderRecord] = Kind("leader", LeaderRecord)
+# The cluster's networks by name: the spec as asked (each node chooses a bridge's subnet).
+NETWORKS: Kind[NetworkInfo] = Kind("networks", NetworkInfo)
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,6 +132,18 @@ SAMPLES: list[m.Message] = [
     m.ListKeys(reply=_ref(RefKind.SENDER, 65)),
     m.KeyList(keys=[m.KeyInfo(key=_KEY, role="client", name="ann@box", created=1.5)]),
     m.RevokeKey(key="ann@box", reply=_ref(RefKind.SENDER, 67)),
+    m.CreateNetwork(spec=specs.NetworkSpec(name="back", subnet="10.1.0.0/24", internal=True,
+                                           labels={"a": "b"}), reply=_ref(RefKind.SENDER, 71)),
+    m.NetworkCreated(id="ab" * 32),
+    m.ListNetworks(reply=_ref(RefKind.SENDER, 73)),
+    m.NetworkList(networks=[specs.NetworkInfo(
+        id="ab" * 32, spec=specs.NetworkSpec(name="bridge"), subnet="172.17.0.0/16",
+        gateway="172.17.0.1", endpoints=[specs.Endpoint(
+            container_id="cd" * 32, name="web", ip="172.17.0.2",
+            ports=[specs.PortMapping(container_port=80, host_port=8080)])])]),
+    m.InspectNetwork(name="back", reply=_ref(RefKind.SENDER, 75)),
+    m.NetworkInspected(info=specs.NetworkInfo(id="ab" * 32, spec=specs.NetworkSpec(name="x"))),
+    m.RemoveNetwork(name="back", reply=_ref(RefKind.SENDER, 77)),
 ]
 
 

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from protocol.errors import InvalidArgument, InvalidSpec, error_from_info
-from protocol.specs import AppSpec, ContainerSpec, Mount, Resources
+from protocol.specs import AppSpec, ContainerSpec, Mount, PortMapping, Resources
 from protocol.validation import MIN_MEMORY, check_spec, check_specs, millicpus
 
 MiB = 1024 * 1024
@@ -124,3 +124,29 @@ def test_an_app_names_the_container_at_fault() -> None:
     with pytest.raises(InvalidSpec) as caught:
         check_specs([spec(workdir="rel")])
     assert caught.value.field == "workdir"
+
+
+@pytest.mark.parametrize(("network", "field", "why"), [
+    ("none", "ports", "--network none has loopback only: no port can be published"),
+    ("host", "ports", "--network host has no network of its own: no port can be published"),
+])
+def test_a_published_port_needs_a_bridge_network(network: str, field: str, why: str) -> None:
+    with pytest.raises(InvalidSpec, match=why) as info:
+        check_spec(ContainerSpec(image="x", network=network,
+                                 ports=[PortMapping(container_port=80)]))
+    assert info.value.field == field
+    check_spec(ContainerSpec(image="x", network="bridge", ports=[PortMapping(container_port=80)]))
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"network": "bridge", "ip": "10.0.0.300"}, "ip"),
+    ({"network": "none", "ip": "10.0.0.3"}, "ip"),
+    ({"network": "bridge", "dns": ["resolver"]}, "dns[0]"),
+    ({"add_hosts": ["db"]}, "add_hosts[0]"),
+    ({"add_hosts": ["db:nowhere"]}, "add_hosts[0]"),
+    ({"dns_search": ["a b"]}, "dns_search[0]"),
+])
+def test_network_fields_are_checked(fields: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidSpec) as info:
+        check_spec(ContainerSpec(image="x", **fields))
+    assert info.value.field == field

@@ -83,9 +83,16 @@ def host_nofile() -> int:
     return 1048576 if hard == resource.RLIM_INFINITY else min(1048576, hard)
 
 
+def hostname_of(record: EngineContainer) -> str:
+    """The container's host name: the spec's, or Docker's default, the id's first 12."""
+    return record.spec.hostname or record.id[:12]
+
+
 def oci_config(record: EngineContainer, rootfs: Path, *, init_binary: str = INIT_BINARY,
-               nofile: int | None = None, cgroup_scope: str = "") -> dict[str, Any]:
-    """``cgroup_scope`` keeps the cgroups of workers sharing a host apart (ids may repeat)."""
+               nofile: int | None = None, cgroup_scope: str = "",
+               extra_mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``cgroup_scope`` keeps the cgroups of workers sharing a host apart (ids may repeat);
+    ``extra_mounts`` come after the spec's (the network's /etc/hosts and the like)."""
     spec = record.spec
     argv = record.argv()
     if not argv:
@@ -94,7 +101,7 @@ def oci_config(record: EngineContainer, rootfs: Path, *, init_binary: str = INIT
     names = {e.split("=", 1)[0] for e in env}
     if "PATH" not in names:
         env.insert(0, f"PATH={DEFAULT_PATH}")
-    hostname = spec.hostname or record.id[:12]
+    hostname = hostname_of(record)
     env.append(f"HOSTNAME={hostname}")
     uid, gid, extra = resolve_user(record.user(), rootfs)
     mounts: list[dict[str, Any]] = [
@@ -123,6 +130,9 @@ def oci_config(record: EngineContainer, rootfs: Path, *, init_binary: str = INIT
         else:
             raise InvalidArgument("named volumes are not supported by this worker yet; use a "
                                   "bind mount or tmpfs")
+    targets = {m.target.rstrip("/") for m in spec.mounts}
+    # A file the user binds over /etc/hosts (or the others) wins, as in Docker.
+    mounts.extend(m for m in extra_mounts or () if m["destination"] not in targets)
     if spec.init:
         if not os.path.exists(init_binary):
             raise InvalidArgument(f"--init needs {init_binary} (Debian package tini)")

@@ -15,6 +15,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from protocol.specs import PortMapping
 from worker.engine.records import EngineContainer
 
 
@@ -202,6 +203,14 @@ class Driver(abc.ABC):
 
     def resize(self, record: EngineContainer, rows: int, cols: int) -> None:  # noqa: B027
         """Set the window size of the container's terminal, if it has one."""
+
+    def published_ports(self, record: EngineContainer) -> list[PortMapping]:
+        """The container's published ports as bound (a port asked as 0 with the one chosen)."""
+        return list(record.spec.ports)
+
+    def address(self, record: EngineContainer) -> str:
+        """The container's address on its network, "" without one."""
+        return ""
 
     async def close(self) -> None:  # noqa: B027 - most drivers hold nothing to release
         """The worker is going away: release what the driver holds (containers keep running)."""

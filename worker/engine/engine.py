@@ -311,7 +311,7 @@ class Engine:
                 id=record.id, name=record.name, image=record.spec.image,
                 command=" ".join(record.argv()), created_at=record.created_at,
                 state=record.state, node_id=self.node_id, labels=record.spec.labels,
-                ports=record.spec.ports))
+                ports=self.driver.published_ports(record)))
         return rows
 
     def inspect(self, ref: str) -> ContainerInfo:
@@ -322,8 +322,22 @@ class Engine:
             node_id=self.node_id, generation=record.generation, runtime=record.driver,
             storage_driver=record.driver_data.get("storage_driver", ""),
             details={**record.driver_data, "log_path": str(self.disk.log_path(record.id)),
+                     **self._network_details(record),
                      "restart_policy": record.spec.restart.name,
                      "manually_stopped": str(record.manually_stopped).lower()})
+
+    def _network_details(self, record: EngineContainer) -> dict[str, str]:
+        """The container's address and bound ports, for inspect (``shoal port`` reads them)."""
+        details = {}
+        address = self.driver.address(record)
+        if address:
+            details["ip_address"] = address
+        ports = self.driver.published_ports(record)
+        if ports:
+            details["ports"] = ",".join(
+                f"{p.container_port}/{p.protocol}->{p.host_ip or '0.0.0.0'}:{p.host_port}"
+                for p in ports)
+        return details
 
     async def top(self, ref: str) -> list[int]:
         record = self.find(ref)

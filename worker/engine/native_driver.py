@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from protocol.errors import ShoalError
-from worker.engine.bundle import oci_config, resolve_user
+from protocol.specs import PortMapping
+from worker.engine.bundle import hostname_of, oci_config, resolve_user
 from worker.engine.driver import (
     Driver,
     ExecPipes,
@@ -34,6 +35,7 @@ from worker.engine.rawlog import RawLogCopier
 from worker.engine.records import EngineContainer, ImageDefaults
 from worker.engine.terminal import copy_terminal, set_window_size
 from worker.images import ImageStore, LayerLimits
+from worker.network.manager import Networks
 from worker.runtime import cgroups
 from worker.runtime.client import RuntimeHelper
 from worker.runtime.errors import RuntimeFailure
@@ -83,6 +85,7 @@ class NativeDriver(Driver):
         self._inputs: dict[str, int] = {}
         self._terminal_copies: dict[str, asyncio.Task[None]] = {}
         self._dropping: set[asyncio.Task[None]] = set()  # drop_input requests under way
+        self.networks = Networks(state_dir, self.cgroup_scope)
 
     @classmethod
     async def open(cls, state_dir: Path, *, storage: str | None = None,
@@ -93,7 +96,12 @@ class NativeDriver(Driver):
                                                  storage)
         await asyncio.to_thread(chosen.recover)
         runtime = await RuntimeHelper.ensure(state_dir / "runtime")
-        return cls(state_dir, store, chosen, runtime, reason)
+        driver = cls(state_dir, store, chosen, runtime, reason)
+        containers = state_dir / "containers"
+        live = {d.name for d in containers.iterdir() if (d / "container.json").exists()} \
+            if containers.is_dir() else set()
+        await driver.networks.open(live)
+        return driver
 
     def _dir(self, record: EngineContainer) -> Path:
         return self.state_dir / "containers" / record.id
@@ -104,11 +112,18 @@ class NativeDriver(Driver):
         try:
             bundle = self._dir(record) / "bundle"
             bundle.mkdir(parents=True, exist_ok=True)
-            config = oci_config(record, Path(info.path), cgroup_scope=self.cgroup_scope)
+            network_files: list[dict[str, object]] = []
+            if record.spec.network != "host":  # on the host's network: the host's files
+                network_files = await self.networks.prepare(
+                    record.id, record.name, record.spec, hostname_of(record),
+                    self._dir(record) / "network")
+            config = oci_config(record, Path(info.path), cgroup_scope=self.cgroup_scope,
+                                extra_mounts=network_files)
             tmp = bundle / "config.json.tmp"
             tmp.write_text(json.dumps(config, indent=1))
             os.replace(tmp, bundle / "config.json")
         except BaseException:
+            await self.networks.release(record.id)
             await asyncio.to_thread(self.storage.remove, record.id)
             raise
         return {"storage_driver": self.storage.name, "rootfs": str(info.path),
@@ -133,6 +148,14 @@ class NativeDriver(Driver):
             os.close(err)
             if stdin_r is not None:
                 os.close(stdin_r)
+        try:  # its network before its program runs (the init waits at the gate meanwhile)
+            await self.networks.attach(record.id, process.pid)
+        except BaseException:
+            os.close(out)
+            if stdin_w is not None:
+                os.close(stdin_w)
+            await self.cleanup(record)
+            raise
         if process.pty_master is not None:  # the terminal's output goes to stdout's raw file
             self._inputs[record.id] = process.pty_master
             if console_size is not None:  # before start: the command never sees 0x0
@@ -188,6 +211,7 @@ class NativeDriver(Driver):
             await asyncio.gather(terminal, return_exceptions=True)
         self._close_input(record)
         await self._stop_copying(record, discard=True)
+        await self.networks.detach(record.id)  # before anyone learns of the exit
         code = 255 if code is None else code
         return ExitStatus(code, time.time(), oom_killed=self._oom_killed(record, code),
                           error=error)
@@ -314,6 +338,7 @@ class NativeDriver(Driver):
     async def cleanup(self, record: EngineContainer) -> None:
         with contextlib.suppress(RuntimeFailure):
             await self.runtime.delete(record.id, force=True)
+        await self.networks.detach(record.id)
 
     async def end_leftovers(self, record: EngineContainer) -> bool:
         """The runtime's container deleted with force (its init and so its pid namespace
@@ -340,8 +365,17 @@ class NativeDriver(Driver):
         self._close_input(record)
         await self._stop_copying(record, discard=False)
         await self.cleanup(record)
+        await self.networks.release(record.id)
         await asyncio.to_thread(self.storage.remove, record.id)
         await asyncio.to_thread(shutil.rmtree, self._dir(record) / "bundle", True)
+        await asyncio.to_thread(shutil.rmtree, self._dir(record) / "network", True)
+
+    def published_ports(self, record: EngineContainer) -> list[PortMapping]:
+        chosen = self.networks.ports(record.id)
+        return record.spec.ports if chosen is None else chosen
+
+    def address(self, record: EngineContainer) -> str:
+        return self.networks.address(record.id)
 
     async def close(self) -> None:
         """Stop copying (the raw files keep what comes meanwhile); leave the helper running.

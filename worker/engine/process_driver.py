@@ -55,6 +55,11 @@ class ProcessDriver(Driver):
             # refused rather than silently not applied.
             raise Unsupported("the process driver does not isolate containers: a seccomp "
                               "profile needs the native driver")
+        if record.spec.network not in ("none", "host"):
+            # A plain process shares the host's network: an address of its own, a bridge or a
+            # published port would be promised and not given.
+            raise Unsupported(f"the process driver runs containers on the host's network only: "
+                              f"--network {record.spec.network} needs the native driver")
         if (record.spec.tty or record.spec.stdin_open) and sys.platform == "win32":
             raise Unsupported("the process driver cannot give a container a terminal or an "
                               "open stdin (run -i/-t) on this host; exec -i works")

@@ -185,6 +185,9 @@ def _namespaces(ctx: InitContext) -> None:
             flags |= ns.flag
     ctx.step = "create namespaces"
     sc.unshare(flags & ~ctx.made_ns)
+    if plan.creates("network"):
+        ctx.step = "loopback up"
+        sc.loopback_up()
 
 
 def _init(ctx: InitContext) -> None:

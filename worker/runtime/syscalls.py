@@ -151,3 +151,23 @@ def seccomp_set_filter(program: bytes, flags: int) -> None:
     prog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
     _check(_libc.syscall(ctypes.c_long(SYS_SECCOMP), ctypes.c_uint(SECCOMP_SET_MODE_FILTER),
                          ctypes.c_uint(flags), ctypes.byref(prog)), "seccomp")
+
+
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+def loopback_up() -> None:
+    """Bring ``lo`` up in this process's network namespace (a new one has it down), as runc
+    does for every network namespace it creates: 127.0.0.1 works inside, even with no network."""
+    import fcntl  # here: only an init that owns a new network namespace needs it
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH22x", b"lo", 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, request))[1]
+        if not flags & IFF_UP:
+            fcntl.ioctl(sock.fileno(), SIOCSIFFLAGS, struct.pack("16sH22x", b"lo",
+                                                                 flags | IFF_UP))

@@ -191,6 +191,22 @@ def test_network_workdir_entrypoint_and_labels(tmp_path: Path) -> None:
     with_engine(tmp_path, body)
 
 
+def test_loopback_is_up_in_every_network_namespace_of_its_own(tmp_path: Path) -> None:
+    """As Docker does: 127.0.0.1 answers inside, even with ``--network none``."""
+    async def body(engine: Engine) -> None:
+        records = [await engine.create(busybox(
+            "sh", "-c", "cat /sys/class/net/lo/flags; ping -c1 -W2 127.0.0.1 >/dev/null && "
+            "echo reached")) for _ in range(3)]  # the later ones from the zygote's spares
+        for record in records:
+            await engine.start(record.id)
+            assert (await engine.wait(record.id)).exit_code == 0
+            lines = [e.data.decode().strip() async for e in engine.logs(record.id)]
+            assert int(lines[0], 16) & 0x1  # IFF_UP
+            assert lines[1] == "reached"
+
+    with_engine(tmp_path, body)
+
+
 def test_docker_default_seccomp_profile_unless_unconfined(tmp_path: Path) -> None:
     script = ("grep Seccomp: /proc/self/status; "
               "unshare -U -r -m true 2>/dev/null && echo unshared || echo refused")

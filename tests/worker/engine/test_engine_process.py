@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import channels
-from protocol.errors import Conflict, InvalidArgument, NotFound
+from protocol.errors import Conflict, InvalidArgument, NotFound, Unsupported
 from protocol.specs import ContainerSpec, RestartPolicy
 from tests.helpers.bounded_run import run
 from worker.engine.engine import Engine
@@ -69,6 +69,8 @@ def test_names_are_unique_and_validated(tmp_path: Path) -> None:
             await engine.create(sh("true", name="web"))
         with pytest.raises(InvalidArgument, match="invalid container name"):
             await engine.create(sh("true", name="no spaces"))
+        with pytest.raises(Unsupported, match="host's network only: --network bridge"):
+            await engine.create(sh("true", network="bridge"))
 
     with_engine(tmp_path, body)
 

@@ -1,0 +1,107 @@
+"""The network commands of the CLI: ``network create|ls|inspect|rm``, against a worker (its own
+bridge networks) or a scheduler (the cluster's, kept in etcd)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from cli.arguments import key_values
+from cli.client import ShoalCommand, connect, host_option, one_line
+from cli.output import as_json, table
+from protocol.errors import ShoalError
+from protocol.messages import (
+    CreateNetwork,
+    InspectNetwork,
+    ListNetworks,
+    NetworkCreated,
+    NetworkInspected,
+    NetworkList,
+    Ok,
+    RemoveNetwork,
+)
+from protocol.specs import NetworkSpec
+
+
+@click.group()
+def network() -> None:
+    """Manage networks: create, ls, inspect, rm."""
+
+
+@network.command(cls=ShoalCommand)
+@host_option
+@click.option("-d", "--driver", type=click.Choice(["bridge"]), default="bridge",
+              show_default=True, help="A Linux bridge on each node, NAT to the outside.")
+@click.option("--subnet", default="", help="Its subnet (CIDR); default: a free one.")
+@click.option("--gateway", default="", help="The gateway's address in the subnet.")
+@click.option("--internal", is_flag=True, help="No way out of the network.")
+@click.option("-l", "--label", "labels", multiple=True, help="KEY=VALUE label.")
+@click.argument("name")
+def create(host: str | None, driver: str, subnet: str, gateway: str, internal: bool,
+           labels: tuple[str, ...], name: str) -> None:
+    """Create a network NAME."""
+    spec = NetworkSpec(name=name, driver=driver, subnet=subnet,  # type: ignore[arg-type]
+                       gateway=gateway, internal=internal,
+                       labels=key_values(labels, "label", "-l"))
+    with connect(host) as client:
+        created = client.ask(lambda r: CreateNetwork(spec=spec, reply=r), NetworkCreated)
+    click.echo(created.id)
+
+
+@network.command("ls", cls=ShoalCommand)
+@host_option
+@click.option("-q", "--quiet", is_flag=True, help="Only ids.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def ls(host: str | None, quiet: bool, fmt: str) -> None:
+    """List networks."""
+    with connect(host) as client:
+        listing = client.ask(lambda r: ListNetworks(reply=r), NetworkList)
+    if quiet:
+        for info in listing.networks:
+            click.echo(info.id[:12])
+        return
+    if fmt == "json":
+        as_json(listing.networks)
+        return
+    table(["NETWORK ID", "NAME", "DRIVER", "SUBNET", "INTERNAL", "CONTAINERS"],
+          [[n.id[:12], n.spec.name, n.spec.driver, n.subnet or n.spec.subnet or "(per node)",
+            str(n.spec.internal).lower(), str(len(n.endpoints))] for n in listing.networks])
+
+
+@network.command(cls=ShoalCommand)
+@host_option
+@click.argument("networks", nargs=-1, required=True)
+def inspect(host: str | None, networks: tuple[str, ...]) -> None:
+    """Show networks as JSON: subnet, gateway, and each container's address and ports."""
+    found = []
+    failures = 0
+    with connect(host) as client:
+        for name in networks:
+            try:
+                found.append(client.ask(lambda r, n=name: InspectNetwork(name=n, reply=r),  # type: ignore[misc]
+                                        NetworkInspected).info)
+            except ShoalError as exc:
+                click.echo(one_line(exc), err=True)
+                failures += 1
+    as_json(found)
+    if failures:
+        sys.exit(1)
+
+
+@network.command(cls=ShoalCommand)
+@host_option
+@click.argument("networks", nargs=-1, required=True)
+def rm(host: str | None, networks: tuple[str, ...]) -> None:
+    """Remove networks (refused while a container is on one, naming it)."""
+    failures = 0
+    with connect(host) as client:
+        for name in networks:
+            try:
+                client.ask(lambda r, n=name: RemoveNetwork(name=n, reply=r), Ok)  # type: ignore[misc]
+                click.echo(name)
+            except ShoalError as exc:
+                click.echo(one_line(exc), err=True)
+                failures += 1
+    if failures:
+        sys.exit(1)

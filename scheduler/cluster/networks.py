@@ -1,0 +1,134 @@
+"""The cluster's networks: ``network create|ls|inspect|rm`` on a scheduler, kept in etcd
+(``networks/<name>``), and the network a submitted container names looked up there.
+
+A bridge network is made on each node that runs a container on it: the record keeps the spec
+as asked, the spec rides in the container's (``network_spec``) to its node, and each node
+chooses the subnet of its own bridge (unless the spec gives one) and removes the bridge with
+its last container there. ``bridge`` is every node's default network; ``none`` and ``host`` are
+no networks at all. Writes are the leader's, fenced by its leadership; reads any scheduler's.
+
+``rm`` is refused while a container that is not removed names the network, saying which (the
+check and the delete are two steps: a container submitted between them still gets the network
+on its node, from its own spec).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from protocol.errors import Conflict, InvalidArgument, NotFound, Unsupported
+from protocol.messages import (
+    CreateContainer,
+    CreateNetwork,
+    InspectNetwork,
+    ListNetworks,
+    Message,
+    NetworkCreated,
+    NetworkInspected,
+    NetworkList,
+    Ok,
+    RemoveNetwork,
+    SubmitApp,
+    SubmitJob,
+)
+from protocol.specs import ContainerSpec, NetworkInfo, NetworkSpec
+from scheduler.cluster.leader import Leader
+from scheduler.store import CONTAINERS, NETWORKS, Store
+
+DEFAULT_NETWORK = "bridge"
+PREDEFINED = ("none", "host", DEFAULT_NETWORK)
+DEFAULT_INFO = NetworkInfo(id=DEFAULT_NETWORK, spec=NetworkSpec(name=DEFAULT_NETWORK))
+
+
+class ClusterNetworks:
+    def __init__(self, store: Store, lead: Callable[[], Leader]) -> None:
+        self.store = store
+        self.lead = lead  # the leader, or Unavailable naming it
+
+    async def handle(self, message: Message) -> Message:
+        match message:
+            case CreateNetwork(spec=spec):
+                return NetworkCreated(id=(await self._create(spec)).id)
+            case ListNetworks():
+                found = [r.value async for r in self.store.list(NETWORKS)]
+                return NetworkList(networks=[DEFAULT_INFO, *sorted(
+                    found, key=lambda n: n.spec.name)])
+            case InspectNetwork(name=name):
+                return NetworkInspected(info=await self._find(name))
+            case RemoveNetwork(name=name):
+                await self._remove(name)
+                return Ok()
+        raise Unsupported(f"not a network verb: {type(message).__name__}")
+
+    async def _create(self, spec: NetworkSpec) -> NetworkInfo:
+        leader = self.lead()
+        if spec.name in PREDEFINED:
+            raise Conflict(f"{spec.name} is a predefined network: choose another name")
+        if spec.gateway and not spec.subnet:
+            raise InvalidArgument("--gateway needs --subnet")
+        info = NetworkInfo(id=os.urandom(32).hex(), spec=spec, created_at=time.time(),
+                           subnet=spec.subnet, gateway=spec.gateway)
+        try:
+            await self.store.create(NETWORKS, spec.name, info, fence=leader.leadership)
+        except Conflict:
+            raise Conflict(f"network {spec.name} already exists",
+                           details={"network": spec.name}) from None
+        return info
+
+    async def _find(self, ref: str) -> NetworkInfo:
+        if ref == DEFAULT_NETWORK:
+            return DEFAULT_INFO
+        if ref and "/" not in ref:
+            got = await self.store.get(NETWORKS, ref)
+            if got is not None:
+                return got.value
+        matches = [r.value async for r in self.store.list(NETWORKS)
+                   if ref and r.value.id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        raise NotFound(f"no such network: {ref}", details={"network": ref})
+
+    async def _remove(self, ref: str) -> None:
+        leader = self.lead()
+        if ref in PREDEFINED:
+            raise Conflict(f"{ref} is a predefined network: it cannot be removed")
+        info = await self._find(ref)
+        name = info.spec.name
+        users = sorted([r.id
+                        async for r in self.store.list(CONTAINERS, page_size=5000)
+                        if r.value.spec.network == name and r.value.desired != "removed"
+                        and r.value.schedule_state != "removed"])
+        if users:
+            shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5
+                                             else "")
+            raise Conflict(f"network {name} is in use by {shown}",
+                           details={"containers": ",".join(users)[:200]})
+        got = await self.store.get(NETWORKS, name)
+        if got is None:
+            raise NotFound(f"no such network: {ref}", details={"network": ref})
+        await self.store.delete(NETWORKS, name, got.mod_revision, fence=leader.leadership)
+
+    async def resolve(self, message: Message) -> Message:
+        """A submission with each container's network looked up: a network made with
+        ``network create`` rides in its spec (``network_spec``) to the node; an unknown one
+        is refused before anything is made."""
+        if isinstance(message, CreateContainer | SubmitJob):
+            return msgspec.structs.replace(message, spec=await self._with_network(message.spec))
+        if isinstance(message, SubmitApp):
+            containers = [await self._with_network(s) for s in message.app.containers]
+            return msgspec.structs.replace(message, app=msgspec.structs.replace(
+                message.app, containers=containers))
+        return message
+
+    async def _with_network(self, spec: ContainerSpec) -> ContainerSpec:
+        if spec.network in PREDEFINED:
+            return spec
+        got = await self.store.get(NETWORKS, spec.network) if "/" not in spec.network else None
+        if got is None:
+            raise NotFound(f"network {spec.network} not found: make it with network create",
+                           details={"network": spec.network})
+        return msgspec.structs.replace(spec, network_spec=got.value.spec)
