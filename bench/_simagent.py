@@ -117,7 +117,8 @@ class SimAgent:
                 try:
                     async with await channels.connect(address, self.options, holder) as conn:
                         answer = await channels.request(conn.sender, lambda r: Enroll(
-                            key=channels.key_text(keys.public), name=self.node.id, reply=r))
+                            key=channels.key_text(keys.public), name=self.node.id, reply=r),
+                            timeout=30)
                 except ShoalError as exc:
                     log.debug("enrollment failed", node_id=self.node.id, error=str(exc))
                     continue

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 from collections.abc import Callable
 
@@ -41,6 +42,14 @@ def context() -> zmq.Context[zmq.Socket[bytes]]:
     global _context
     if _context is None:
         _context = zmq.Context()
+        # libzmq's default is 1,023 sockets per context; a CURVE dial takes three (the DEALER,
+        # its monitor's two ends), so a scheduler forwarding to 350 workers, or a process of
+        # 350 simulated agents, would run out. The open-files limit is the real bound.
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = soft if soft != resource.RLIM_INFINITY else 1 << 16
+        _context.set(zmq.MAX_SOCKETS, max(1024, min(wanted, 1 << 16)))
     return _context
 
 
@@ -193,6 +202,7 @@ class _RouterLink(Watched, ListenLink):
                 os.unlink(self._ipc_path)
 
 
+_monitors = itertools.count(1)
 _HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                      | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_SUCCEEDED
                      | zmq.EVENT_DISCONNECTED)
@@ -203,7 +213,13 @@ class _HandshakeMonitor(Watched):
     left to zmq's silent reconnecting until the connect timeout."""
 
     def __init__(self, dealer: zmq.Socket[bytes], on_broken: OnBroken) -> None:
-        super().__init__(zmq.PAIR, 4096, dealer.get_monitor_socket(_HANDSHAKE_FAILED))
+        # An endpoint of its own: pyzmq's default names it by the socket's fd, which the next
+        # socket reuses while libzmq may still hold the old endpoint (EADDRINUSE under churn).
+        endpoint = f"inproc://shoal-monitor-{next(_monitors)}"
+        dealer.monitor(endpoint, _HANDSHAKE_FAILED)
+        pair: zmq.Socket[bytes] = context().socket(zmq.PAIR)
+        pair.connect(endpoint)
+        super().__init__(zmq.PAIR, 4096, pair)
         self._on_broken = on_broken
         self._shaken = False  # a handshake succeeded once: later drops are the session's
 
@@ -238,7 +254,12 @@ class _DealerLink(Watched, DialLink):
             self.sock.setsockopt(zmq.CURVE_SERVERKEY, curve.server_key)
             self.sock.setsockopt(zmq.CURVE_PUBLICKEY, curve.keypair.public)
             self.sock.setsockopt(zmq.CURVE_SECRETKEY, curve.keypair.secret)
-            self._monitor = _HandshakeMonitor(self.sock, on_broken)
+            try:
+                self._monitor = _HandshakeMonitor(self.sock, on_broken)
+            except zmq.ZMQError as exc:
+                self.close()
+                raise ConnectFailed(f"cannot watch the CURVE handshake: {exc.strerror}") \
+                    from exc
             self._monitor.watch()
         try:
             self.sock.connect(address)
@@ -284,7 +305,10 @@ class ZmqTransport(Transport):
                      *, max_frame: int, security: Security = None) -> ListenLink:
         if security is not None and not isinstance(security, CurveServer):
             raise AddressError("a listener takes CURVE server options (CurveServer)")
-        link = _RouterLink(self._normalise(address), on_frame, max_frame, security)
+        try:
+            link = _RouterLink(self._normalise(address), on_frame, max_frame, security)
+        except zmq.ZMQError as exc:
+            raise AddressError(f"cannot open a socket for {address}: {exc.strerror}") from exc
         link.watch()
         return link
 
@@ -295,7 +319,11 @@ class ZmqTransport(Transport):
             raise AddressError(f"cannot connect to a wildcard port: {address}")
         if security is not None and not isinstance(security, CurveClient):
             raise AddressError("a dialer takes CURVE client options (CurveClient)")
-        link = _DealerLink(normal, on_frame, on_broken, max_frame, security)
+        try:
+            link = _DealerLink(normal, on_frame, on_broken, max_frame, security)
+        except zmq.ZMQError as exc:  # e.g. EMFILE: out of sockets or descriptors
+            raise ConnectFailed(f"cannot open a socket for {address}: {exc.strerror}") \
+                from exc
         link.watch()
         return link
 

@@ -163,9 +163,16 @@ def find(address: str) -> Found | None:
 
 def publish_local(name: str, addresses: list[str], server_key: bytes, keys: Keypair) -> Path:
     """Leave this daemon's local client keys for root's CLI on this host; returns the file
-    (remove it with ``withdraw_local`` at exit)."""
-    path = runtime_dir() / "local" / f"{name}.json"
+    (remove it with ``withdraw_local`` at exit). Named by the daemon and its pid, so two
+    daemons of one name never remove each other's; files of daemons that died are removed."""
+    local = runtime_dir() / "local"
+    path = local / f"{name}-{os.getpid()}.json"
     runtime_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(OSError):
+        for old in local.glob("*.json"):
+            data = _read(old)
+            if data is not None and not _alive(data.get("pid")):
+                old.unlink(missing_ok=True)
     write_private(path, json.dumps({
         "addresses": addresses, "server_key": key_text(server_key),
         "public": key_text(keys.public), "secret": key_text(keys.secret), "pid": os.getpid(),

@@ -189,7 +189,7 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
         servers.append(asyncio.create_task(channels.serve(
             listener.route(ENROLL_PREFIX + CLIENT), auth.handle_enroll)))
         if security is not None:
-            published = publish_local(f"worker-{os.getpid()}",
+            published = publish_local("worker",
                                       list(dict.fromkeys([listener.address, address])),
                                       auth.keypair.public, auth.local)
     agent_task: asyncio.Task[None] | None = None
