@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from scheduler.placement.filters import PlacementCycle, Rejection
 from scheduler.placement.request import PlacementRequest
-from scheduler.placement.rules import ENGINE_LABEL_PREFIX, LABEL_PREFIX, NODE_ID_OR_NAME
+from scheduler.placement.rules import ENGINE_LABEL_PREFIX, LABEL_PREFIX, NODE_ID_OR_NAME, Rule
 from scheduler.placement.snapshot import NodeSnapshot
 
 
@@ -29,6 +29,13 @@ def node_value(node: NodeSnapshot, key: str) -> str | None:
     return None
 
 
+def node_holds(rule: Rule, node: NodeSnapshot) -> bool:
+    """Does the node satisfy one constraint? (``node`` names its id or its hostname.)"""
+    if rule.key == NODE_ID_OR_NAME:
+        return rule.holds_any({node.id, node.hostname})
+    return rule.holds(node_value(node, rule.key))
+
+
 @dataclass(frozen=True, slots=True)
 class ConstraintFilter:
     name: str = "constraints"
@@ -41,9 +48,7 @@ class ConstraintFilter:
     def check(self, req: PlacementRequest, node: NodeSnapshot,
               cycle: PlacementCycle) -> Rejection | None:
         for rule in req.constraints:
-            held = rule.holds_any({node.id, node.hostname}) if rule.key == NODE_ID_OR_NAME \
-                else rule.holds(node_value(node, rule.key))
-            if not held:
+            if not node_holds(rule, node):
                 soft = " (soft)" if rule.soft else ""
                 return Rejection(self.name, f"constraint {rule.text.lstrip('~')}{soft}")
         return None
