@@ -24,13 +24,14 @@ import heapq
 import math
 import random
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from protocol.errors import InvalidArgument
 from protocol.specs import AppSpec, ContainerSpec
 from scheduler.placement.explain import Explanation, explain
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
+from scheduler.placement.load_order import HeapEntry, LoadOrder, Walk
 from scheduler.placement.options import EngineOptions
 from scheduler.placement.pipeline import build_pipeline
 from scheduler.placement.preferences import (
@@ -50,7 +51,7 @@ from scheduler.placement.request import (
 )
 from scheduler.placement.results import Assignment, PlacementResult, Refusal, Task
 from scheduler.placement.rules import Rule
-from scheduler.placement.scorers import Score
+from scheduler.placement.scorers.spread import SpreadScorer
 from scheduler.placement.snapshot import (
     ClusterSnapshot,
     NodeSnapshot,
@@ -60,9 +61,11 @@ from scheduler.placement.snapshot import (
 from scheduler.placement.static_cache import StaticCandidates
 
 Stop = Literal["done", "exhausted", "guarded"]
-# (score, 1 if the node lacks the image else 0, tie-break rank, node index, node version)
-HeapEntry = tuple[Score, int, int, int, int]
 MAX_COMPILED = 65_536  # distinct specs remembered between batches
+# Runs of at least this many tasks walk the shared load order (load_order.py) instead of
+# building a heap over every candidate; shorter ones build (and cache) a heap, which one-task
+# calls then reuse at O(log n) where a walk would first look for nodes changed since.
+WALK_MIN_TASKS = 16
 
 
 def _soft_texts(req: PlacementRequest) -> tuple[str, ...]:
@@ -88,6 +91,13 @@ class PlacementEngine:
         self._identity = tuple(f for f in self.pipeline.dynamic if f.identity)
         self._compiled: dict[bytes, PlacementRequest] = {}
         self._heaps: OrderedDict[tuple[bytes, bool], list[HeapEntry]] = OrderedDict()
+        # Only for shoal's spread weighting, whose score splits into a node's own term and the
+        # request's; ``shared_order=False`` keeps a heap per class (the reference the property
+        # tests hold it to).
+        scorer = self.pipeline.scorer
+        order = LoadOrder(cluster, scorer) if isinstance(scorer, SpreadScorer) and \
+            self.options.shared_order else None
+        self._order = order if order is not None and order.usable else None
 
     # --- public API -----------------------------------------------------------------------
     def compile(self, spec: ContainerSpec) -> tuple[bytes, PlacementRequest]:
@@ -306,12 +316,34 @@ class PlacementEngine:
                 self._heaps.popitem(last=False)
         return heap
 
+    def _walk(self, key: bytes, req: PlacementRequest, relaxed: bool, cycle: PlacementCycle,
+              chain: tuple[Filter, ...], tasks: int) -> Walk | None:
+        """A walk of the shared load order for this run, or None to use a heap of its own
+        (no load order, a short run, or a heap cached for the class by an earlier call)."""
+        if self._order is None or tasks < WALK_MIN_TASKS or (key, relaxed) in self._heaps:
+            return None
+        return self._order.walk(req, self._static.selector(req, cycle),
+                                self._entry_maker(req, cycle, chain))
+
+    def _entry_maker(self, req: PlacementRequest, cycle: PlacementCycle,
+                     chain: tuple[Filter, ...]) -> Callable[[NodeSnapshot], HeapEntry | None]:
+        """A node's heap entry for this request, or None when it cannot take it now."""
+        score, rank, feasible = self.pipeline.scorer.key, self._rank, self._feasible
+
+        def entry(node: NodeSnapshot) -> HeapEntry | None:
+            if not feasible(req, node, cycle, chain):
+                return None
+            return (score(req, node), lacks_image(req, node), rank[node.index], node.index,
+                    node.version)
+        return entry
+
     def _run_heap(self, key: bytes, req: PlacementRequest, relaxed: tuple[str, ...],
                   tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
                   defer: bool) -> tuple[int, Stop]:
         chain = tuple(f for f in self._dynamic if f.relevant(req))
         cycle = PlacementCycle(self.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, req)])
-        heap = self._heap_for(key, req, bool(relaxed), cycle, chain)
+        walk = self._walk(key, req, bool(relaxed), cycle, chain, end - pos)
+        heap = [] if walk is not None else self._heap_for(key, req, bool(relaxed), cycle, chain)
         nodes, score, feasible = self.cluster.nodes, self.pipeline.scorer.key, self._feasible
         place, assignments = self.cluster.place, result.assignments
         heappop, heapreplace = heapq.heappop, heapq.heapreplace
@@ -319,7 +351,11 @@ class PlacementEngine:
             task = tasks[pos]
             aside: list[HeapEntry] = []
             chosen: NodeSnapshot | None = None
-            while heap:
+            while True:
+                if walk is not None:
+                    walk.settle(heap)
+                if not heap:
+                    break
                 _, lacks, rank, idx, version = heap[0]
                 node = nodes[idx]
                 if version != node.version:  # changed since scored: check and score again
@@ -419,13 +455,23 @@ class PlacementEngine:
         nodes, score, feasible, rank = (self.cluster.nodes, self.pipeline.scorer.key,
                                         self._feasible, self._rank)
         leaves: dict[Path, list[HeapEntry]] = {}
-        for node in self._static.get(req, cycle):
-            if feasible(req, node, cycle, chain):
-                leaves.setdefault(spread_path(req, node), []).append(
-                    (score(req, node), lacks_image(req, node), rank[node.index], node.index,
-                     node.version))
-        for heap in leaves.values():
-            heapq.heapify(heap)
+        walk: Walk | None = None
+        if self._order is not None and end - pos >= WALK_MIN_TASKS:
+            leaves = {path: [] for path in self._static.branches(req, cycle)}
+            walk = self._order.walk(req, self._static.selector(req, cycle),
+                                    self._entry_maker(req, cycle, chain))
+        else:
+            for node in self._static.get(req, cycle):
+                if feasible(req, node, cycle, chain):
+                    leaves.setdefault(spread_path(req, node), []).append(
+                        (score(req, node), lacks_image(req, node), rank[node.index],
+                         node.index, node.version))
+            for heap in leaves.values():
+                heapq.heapify(heap)
+
+        def route(node: NodeSnapshot) -> list[HeapEntry]:
+            return leaves[spread_path(req, node)]
+
         counts = branch_counts(req, nodes)
         heappop, heapreplace, heappush = heapq.heappop, heapq.heapreplace, heapq.heappush
         while pos < end:
@@ -433,7 +479,11 @@ class PlacementEngine:
             aside: list[tuple[list[HeapEntry], HeapEntry]] = []
             live: list[Path] = []
             for path, heap in leaves.items():
-                while heap:  # bring a node that can take this task to the top, or empty it
+                while True:  # bring a node that can take this task to the top, or empty it
+                    if walk is not None:
+                        walk.settle(heap, route)
+                    if not heap:
+                        break
                     _, lacks, rk, idx, version = heap[0]
                     node = nodes[idx]
                     if version != node.version:

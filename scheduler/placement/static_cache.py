@@ -18,7 +18,7 @@ import dataclasses
 from itertools import compress
 
 from scheduler.placement.filters import Filter, PlacementCycle
-from scheduler.placement.filters.constraints import ConstraintFilter, node_holds, node_value
+from scheduler.placement.filters.constraints import ConstraintFilter, attribute, node_holds
 from scheduler.placement.preferences import Path, spread_path
 from scheduler.placement.request import PlacementRequest
 from scheduler.placement.rules import NODE_ID_OR_NAME, Rule
@@ -127,8 +127,9 @@ class StaticCandidates:
         values = self._values.get(key)
         if values is None:
             values = self._values[key] = {}
+            read = attribute(key)
             for node in self._nodes:
-                values.setdefault(node_value(node, key), []).append(node.index)
+                values.setdefault(read(node), []).append(node.index)
         return values
 
     def _rule_mask(self, rule: Rule) -> int:

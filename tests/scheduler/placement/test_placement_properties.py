@@ -3,6 +3,7 @@ fast paths choose exactly what the naive scheduler chooses."""
 
 from __future__ import annotations
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -209,3 +210,63 @@ def test_many_small_calls_match_the_naive_scheduler(
         fast.update(e.place_batch(chunk).node_of())
         slow.update(naive.place_batch(_grouped(chunk)).node_of())
     assert fast == slow
+
+
+# The shared load order (scheduler/placement/load_order.py) serves spread runs of 16 tasks or
+# more and groups nodes by capacity: clusters of up to 40 nodes drawn from a few capacities
+# (zero included), jobs of up to 70 small tasks, several calls.
+capacity_st = st.sampled_from([(0, 0), (1000, 1024), (2000, 2048), (4000, 4096), (4000, 512),
+                               (0, 2048)])
+
+
+@st.composite
+def shared_capacity_clusters(draw: st.DrawFn) -> tuple[list[NodeInfo], list[ContainerInfo]]:
+    raw = draw(st.lists(node_st, min_size=4, max_size=40))
+    infos = []
+    for i, n in enumerate(raw):
+        cpu, mem = draw(capacity_st)
+        labels = {**n.labels, "rack": f"r{i % 3}"} if draw(st.booleans()) else n.labels
+        infos.append(msgspec.structs.replace(
+            n, id=f"n{i}", hostname=f"h{i}", labels=labels,
+            capacity=NodeResources(millicpus=cpu, memory=mem * MiB, pids=50)))
+    existing = [ContainerInfo(id=f"e{j}", name=f"e{j}", spec=draw(spec_st),
+                              node_id=draw(st.sampled_from(infos)).id, schedule_state="running")
+                for j in range(draw(st.integers(0, 6)))]
+    return infos, existing
+
+
+@st.composite
+def large_jobs(draw: st.DrawFn) -> list[Task]:
+    tasks: list[Task] = []
+    for k in range(draw(st.integers(1, 4))):
+        spec = draw(spec_st)
+        spec = msgspec.structs.replace(
+            spec, name=spec.name or f"job{k}",  # preferences and max-per-node count a job
+            resources=Resources(millicpus=draw(st.sampled_from([0, 10, 100, 400])),
+                                memory=draw(st.sampled_from([0, 16, 64])) * MiB,
+                                pids=draw(st.sampled_from([0, 1]))),
+            max_per_node=draw(st.sampled_from([0, 0, 1, 3])))
+        tasks += [Task(f"j{k}.{i}", spec) for i in range(draw(st.integers(1, 70)))]
+    return tasks
+
+
+@settings(SETTINGS, max_examples=300)
+@given(shared_capacity_clusters(), large_jobs(), st.integers(0, 3),
+       st.lists(st.integers(1, 80), min_size=1, max_size=4))
+def test_the_shared_load_order_chooses_what_a_heap_per_class_chooses(
+        cluster: tuple[list[NodeInfo], list[ContainerInfo]], tasks: list[Task], seed: int,
+        cuts: list[int]) -> None:
+    """Same node for every task, same relaxed rules, same refusals: the scores are a total
+    order (score, image held, rank, index), so no tie may go either way."""
+    infos, existing = cluster
+    engines = [PlacementEngine(ClusterSnapshot.build(infos, existing),
+                               EngineOptions(seed=seed, shared_order=shared))
+               for shared in (True, False)]
+    at = 0
+    for size in [*cuts, len(tasks)]:
+        chunk = tasks[at: at + size]
+        at += size
+        walked, heaped = (e.place_batch(chunk) for e in engines)
+        assert walked.assignments == heaped.assignments
+        assert [(r.task_id, r.explanation.message) for r in walked.refusals] == \
+            [(r.task_id, r.explanation.message) for r in heaped.refusals]

@@ -1,0 +1,139 @@
+"""Nodes in order of load, shared by every class: spread placement without a heap per class.
+
+Under the spread strategy a node's score is its weight once the request is added plus a small
+count term (scorers/spread.py). For nodes of equal capacity that is the node's own term (its
+load and count) plus a term of the request and the capacity alone. So one order of the nodes by
+their own term per capacity, kept across classes and refreshed only where nodes changed (their
+version moved), lets a class find its best nodes by walking those orders from the least loaded,
+scoring nodes as it meets them, instead of scoring every candidate to build a heap of its own.
+
+A ``Walk`` stops once the best node scored so far is strictly better than any node it has not
+met could be: a lower bound from the order, less a margin far above float rounding. Ties in
+score fall to the full key (image held, rank, index) among nodes met, and a node that could tie
+is always met first, so the choice is exactly the one a heap over every candidate makes.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from operator import attrgetter
+
+from scheduler.placement.request import PlacementRequest
+from scheduler.placement.scorers import Score
+from scheduler.placement.scorers.spread import SpreadScorer
+from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot
+
+MAX_GROUPS = 64  # capacities beyond this: walking many orders would cost more than a heap
+_version = attrgetter("version")
+# (score, 1 if the node lacks the image else 0, tie-break rank, node index, node version)
+HeapEntry = tuple[Score, int, int, int, int]
+
+
+def _lower(own: float, shift: float) -> float:
+    """A bound no score computed from these terms can fall below, float rounding included."""
+    return own + shift - 1e-9 * (abs(own) + abs(shift) + 1.0)
+
+
+class LoadOrder:
+    """Per capacity (cpu, memory), the nodes sorted by the scorer's own term."""
+
+    def __init__(self, cluster: ClusterSnapshot, scorer: SpreadScorer) -> None:
+        self.nodes = cluster.nodes
+        self.scorer = scorer
+        groups: dict[tuple[int, int], int] = {}
+        self.group_of = [groups.setdefault((n.cap_cpu, n.cap_mem), len(groups))
+                         for n in self.nodes]
+        self.capacities = list(groups)
+        self.orders: list[list[tuple[float, int]]] = [[] for _ in groups]
+        self._versions = [-1] * len(self.nodes)  # so that the first refresh sorts every node
+
+    @property
+    def usable(self) -> bool:
+        return len(self.capacities) <= MAX_GROUPS
+
+    def refresh(self) -> None:
+        """Re-sort the nodes whose version moved since the last refresh."""
+        current = list(map(_version, self.nodes))
+        if current == self._versions:
+            return
+        seen = self._versions
+        dirty = [i for i in range(len(current)) if current[i] != seen[i]]
+        self._versions = current
+        moved = bytearray(len(self.nodes))
+        fresh: dict[int, list[tuple[float, int]]] = {}
+        own, nodes, group_of = self.scorer.own_term, self.nodes, self.group_of
+        for i in dirty:
+            moved[i] = 1
+            fresh.setdefault(group_of[i], []).append((own(nodes[i]), i))
+        for g, entries in fresh.items():
+            order = [e for e in self.orders[g] if not moved[e[1]]]
+            order += entries
+            order.sort()  # timsort: the kept run is sorted already
+            self.orders[g] = order
+
+    def walk(self, req: PlacementRequest, member: bytes,
+             entry: Callable[[NodeSnapshot], HeapEntry | None]) -> Walk:
+        """A walk for one run of one class over the nodes whose ``member`` byte is 1."""
+        self.refresh()
+        return Walk(self, req, member, entry)
+
+
+class Walk:
+    """Meets the nodes of a ``LoadOrder`` least loaded first, handing each member node to
+    ``entry`` (its heap entry, or None when it cannot take the request) and pushing the entry
+    on the heap the caller names. Valid while only the walk's caller places on the nodes it met
+    (a class's run); the order itself is not touched."""
+
+    __slots__ = ("_bounds", "_cursors", "_entry", "_member", "_nodes", "_orders", "_shifts")
+
+    def __init__(self, order: LoadOrder, req: PlacementRequest, member: bytes,
+                 entry: Callable[[NodeSnapshot], HeapEntry | None]) -> None:
+        self._nodes = order.nodes
+        self._orders = order.orders
+        self._member = member
+        self._entry = entry
+        term = order.scorer.request_term
+        self._shifts = [term(req, cpu, mem) for cpu, mem in order.capacities]
+        self._cursors = [0] * len(self._orders)
+        self._bounds: list[tuple[float, int]] = []
+        for g in range(len(self._orders)):
+            self._advance(g, 0)
+        heapq.heapify(self._bounds)
+
+    def _advance(self, g: int, at: int) -> None:
+        """Point group g's cursor at its next member from ``at``; push its bound (unordered)."""
+        order, member = self._orders[g], self._member
+        end = len(order)
+        while at < end and not member[order[at][1]]:
+            at += 1
+        self._cursors[g] = at
+        if at < end:
+            self._bounds.append((_lower(order[at][0], self._shifts[g]), g))
+
+    def settle(self, heap: list[HeapEntry],
+               route: Callable[[NodeSnapshot], list[HeapEntry]] | None = None) -> None:
+        """Meet nodes until ``heap``'s top beats every node not met yet, or none is left.
+        ``route`` picks the heap for each node met (preference branches); else ``heap``."""
+        # Scores here are floats: a LoadOrder is only made for the SpreadScorer. A group's
+        # cursor always rests on a member node (``_advance``).
+        bounds, orders, cursors, shifts = self._bounds, self._orders, self._cursors, self._shifts
+        member, nodes, entry = self._member, self._nodes, self._entry
+        heappush, heapreplace, heappop = heapq.heappush, heapq.heapreplace, heapq.heappop
+        while bounds and (not heap or heap[0][0] >= bounds[0][0]):  # type: ignore[operator]
+            g = bounds[0][1]
+            order = orders[g]
+            at = cursors[g]
+            node = nodes[order[at][1]]
+            at += 1
+            end = len(order)
+            while at < end and not member[order[at][1]]:  # skip nodes not of this class
+                at += 1
+            cursors[g] = at
+            if at < end:
+                heapreplace(bounds, (_lower(order[at][0], shifts[g]), g))
+            else:
+                heappop(bounds)
+            made = entry(node)
+            if made is not None:
+                heappush(heap if route is None else route(node), made)
