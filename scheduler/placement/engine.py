@@ -91,6 +91,8 @@ class PlacementEngine:
         self._identity = tuple(f for f in self.pipeline.dynamic if f.identity)
         self._compiled: dict[bytes, PlacementRequest] = {}
         self._heaps: OrderedDict[tuple[bytes, bool], list[HeapEntry]] = OrderedDict()
+        # (id of a request, id of one of its soft rules) → (the request, it with that rule only)
+        self._singles: dict[tuple[int, int], tuple[PlacementRequest, PlacementRequest]] = {}
         # Only for shoal's spread weighting, whose score splits into a node's own term and the
         # request's; ``shared_order=False`` keeps a heap per class (the reference the property
         # tests hold it to).
@@ -322,6 +324,7 @@ class PlacementEngine:
         (no load order, a short run, or a heap cached for the class by an earlier call)."""
         if self._order is None or tasks < WALK_MIN_TASKS or (key, relaxed) in self._heaps:
             return None
+        self._order.refresh()
         return self._order.walk(req, self._static.selector(req, cycle),
                                 self._entry_maker(req, cycle, chain))
 
@@ -455,11 +458,13 @@ class PlacementEngine:
         nodes, score, feasible, rank = (self.cluster.nodes, self.pipeline.scorer.key,
                                         self._feasible, self._rank)
         leaves: dict[Path, list[HeapEntry]] = {}
-        walk: Walk | None = None
+        walks: dict[Path, Walk] = {}  # a walk per branch, over that branch's candidates
         if self._order is not None and end - pos >= WALK_MIN_TASKS:
-            leaves = {path: [] for path in self._static.branches(req, cycle)}
-            walk = self._order.walk(req, self._static.selector(req, cycle),
-                                    self._entry_maker(req, cycle, chain))
+            self._order.refresh()
+            make_entry = self._entry_maker(req, cycle, chain)
+            for path, member in self._static.branches(req, cycle).items():
+                leaves[path] = []
+                walks[path] = self._order.walk(req, member, make_entry)
         else:
             for node in self._static.get(req, cycle):
                 if feasible(req, node, cycle, chain):
@@ -468,11 +473,7 @@ class PlacementEngine:
                          node.index, node.version))
             for heap in leaves.values():
                 heapq.heapify(heap)
-
-        def route(node: NodeSnapshot) -> list[HeapEntry]:
-            return leaves[spread_path(req, node)]
-
-        counts = branch_counts(req, nodes)
+        counts = branch_counts(req, nodes) if self.cluster.job_counts.get(req.job) else {}
         heappop, heapreplace, heappush = heapq.heappop, heapq.heapreplace, heapq.heappush
         while pos < end:
             task = tasks[pos]
@@ -480,8 +481,8 @@ class PlacementEngine:
             live: list[Path] = []
             for path, heap in leaves.items():
                 while True:  # bring a node that can take this task to the top, or empty it
-                    if walk is not None:
-                        walk.settle(heap, route)
+                    if walks:
+                        walks[path].settle(heap)
                     if not heap:
                         break
                     _, lacks, rk, idx, version = heap[0]
@@ -572,11 +573,23 @@ class PlacementEngine:
         out: list[str] = []
         cycle = PlacementCycle(self.cluster)
         for rule in original.soft:
-            single = _only_rule(original, rule)
+            single = self._single(original, rule)
             chain = self.pipeline.static if rule in original.constraints else self._dynamic
             if not all(f.check(single, node, cycle) is None for f in chain if f.relevant(single)):
                 out.append(rule.text)
         return tuple(out)
+
+    def _single(self, req: PlacementRequest, rule: Rule) -> PlacementRequest:
+        """``_only_rule``, remembered: relaxed runs ask it once per placement."""
+        key = (id(req), id(rule))
+        hit = self._singles.get(key)
+        if hit is not None and hit[0] is req:
+            return hit[1]
+        if len(self._singles) >= MAX_COMPILED:
+            self._singles.clear()
+        single = _only_rule(req, rule)
+        self._singles[key] = (req, single)
+        return single
 
     # --- one unit of an app ---------------------------------------------------------------
     def _place_unit(self, unit: PlacementRequest, identities: list[Identity],

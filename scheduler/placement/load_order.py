@@ -74,15 +74,15 @@ class LoadOrder:
 
     def walk(self, req: PlacementRequest, member: bytes,
              entry: Callable[[NodeSnapshot], HeapEntry | None]) -> Walk:
-        """A walk for one run of one class over the nodes whose ``member`` byte is 1."""
-        self.refresh()
+        """A walk for one run of one class over the nodes whose ``member`` byte is 1 (call
+        ``refresh`` first if nodes changed since the last walk was made)."""
         return Walk(self, req, member, entry)
 
 
 class Walk:
     """Meets the nodes of a ``LoadOrder`` least loaded first, handing each member node to
     ``entry`` (its heap entry, or None when it cannot take the request) and pushing the entry
-    on the heap the caller names. Valid while only the walk's caller places on the nodes it met
+    on the caller's heap. Valid while only the walk's caller places on the nodes it met
     (a class's run); the order itself is not touched."""
 
     __slots__ = ("_bounds", "_cursors", "_entry", "_member", "_nodes", "_orders", "_shifts")
@@ -111,10 +111,8 @@ class Walk:
         if at < end:
             self._bounds.append((_lower(order[at][0], self._shifts[g]), g))
 
-    def settle(self, heap: list[HeapEntry],
-               route: Callable[[NodeSnapshot], list[HeapEntry]] | None = None) -> None:
-        """Meet nodes until ``heap``'s top beats every node not met yet, or none is left.
-        ``route`` picks the heap for each node met (preference branches); else ``heap``."""
+    def settle(self, heap: list[HeapEntry]) -> None:
+        """Meet nodes until ``heap``'s top beats every node not met yet, or none is left."""
         # Scores here are floats: a LoadOrder is only made for the SpreadScorer. A group's
         # cursor always rests on a member node (``_advance``).
         bounds, orders, cursors, shifts = self._bounds, self._orders, self._cursors, self._shifts
@@ -136,4 +134,4 @@ class Walk:
                 heappop(bounds)
             made = entry(node)
             if made is not None:
-                heappush(heap if route is None else route(node), made)
+                heappush(heap, made)

@@ -170,6 +170,7 @@ class ClusterSnapshot:
         # container name or id → node, for links and volumes-from.
         self.located: dict[str, NodeSnapshot] = {}
         self.container_count = 0
+        self.job_counts: dict[str, int] = {}  # containers per job (spec name), on every node
 
     @classmethod
     def build(
@@ -228,6 +229,9 @@ class ClusterSnapshot:
         if c.name:
             self.located[c.name] = node
         self.container_count += 1
+        job = c.request.job
+        if job:
+            self.job_counts[job] = self.job_counts.get(job, 0) + 1
 
     def release(self, container_id: str) -> bool:
         """A container stopped or was removed: give its reservation back. False if unknown."""
@@ -247,3 +251,5 @@ class ClusterSnapshot:
         if c.name and self.located.get(c.name) is node:
             del self.located[c.name]
         self.container_count -= 1
+        if c.request.job:
+            _bump(self.job_counts, c.request.job, -1)

@@ -19,9 +19,9 @@ from itertools import compress
 
 from scheduler.placement.filters import Filter, PlacementCycle
 from scheduler.placement.filters.constraints import ConstraintFilter, attribute, node_holds
-from scheduler.placement.preferences import Path, spread_path
+from scheduler.placement.preferences import Path
 from scheduler.placement.request import PlacementRequest
-from scheduler.placement.rules import NODE_ID_OR_NAME, Rule
+from scheduler.placement.rules import LABEL_PREFIX, NODE_ID_OR_NAME, Rule
 from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot
 
 MAX_CACHED = 4096  # signatures and rules remembered: rule sets are user input
@@ -68,7 +68,8 @@ class StaticCandidates:
         self._values: dict[str, dict[str | None, list[int]]] = {}  # key → value → nodes
         self._rule_masks: dict[tuple[str, str, bool], int] = {}
         self._cache: dict[tuple[object, ...], tuple[int, list[NodeSnapshot], bytes]] = {}
-        self._branches: dict[tuple[object, ...], list[Path]] = {}
+        self._masks: dict[str, dict[str | None, int]] = {}  # key → value → nodes, as masks
+        self._branches: dict[tuple[object, ...], dict[Path, bytes]] = {}
 
     def _entry(self, req: PlacementRequest,
                cycle: PlacementCycle) -> tuple[int, list[NodeSnapshot], bytes]:
@@ -96,18 +97,25 @@ class StaticCandidates:
         """The statically feasible nodes as one byte per node index (1: feasible)."""
         return self._entry(req, cycle)[2]
 
-    def branches(self, req: PlacementRequest, cycle: PlacementCycle) -> list[Path]:
-        """The branches of the request's preference tree that hold a static candidate."""
-        candidates = self._entry(req, cycle)[1]
+    def branches(self, req: PlacementRequest, cycle: PlacementCycle) -> dict[Path, bytes]:
+        """The branches of the request's preference tree that hold a static candidate, each
+        with its candidates as one byte per node index (1: a candidate in that branch)."""
+        mask = self._entry(req, cycle)[0]
         key = (static_signature(req), req.spread)
         hit = self._branches.get(key)
         if hit is not None:
             return hit
-        paths = list(dict.fromkeys(spread_path(req, node) for node in candidates))
+        level: list[tuple[Path, int]] = [((), mask)]
+        for name in req.spread:
+            values = self._value_masks(LABEL_PREFIX + name)
+            level = [((*path, value), within & nodes) for path, within in level
+                     for value, nodes in values.items() if within & nodes]
+        size = len(self._nodes)
+        branches = {path: selector(within, size) for path, within in level}
         if len(self._branches) > MAX_CACHED:
             self._branches.clear()
-        self._branches[key] = paths
-        return paths
+        self._branches[key] = branches
+        return branches
 
     def _base_mask(self, req: PlacementRequest, cycle: PlacementCycle) -> int:
         hit = self._base_masks.get(req.platforms)
@@ -122,6 +130,15 @@ class StaticCandidates:
                 mask |= members
         self._base_masks[req.platforms] = mask
         return mask
+
+    def _value_masks(self, key: str) -> dict[str | None, int]:
+        """Nodes by the value of one attribute, as masks (for labels preferences spread over)."""
+        masks = self._masks.get(key)
+        if masks is None:
+            size = len(self._nodes)
+            masks = self._masks[key] = {value: mask_of(nodes, size)
+                                        for value, nodes in self._holders(key).items()}
+        return masks
 
     def _holders(self, key: str) -> dict[str | None, list[int]]:
         values = self._values.get(key)
