@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from operator import attrgetter
 
 from scheduler.placement.request import PlacementRequest
 from scheduler.placement.scorers import Score
@@ -25,7 +24,6 @@ from scheduler.placement.scorers.spread import SpreadScorer
 from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot
 
 MAX_GROUPS = 64  # capacities beyond this: walking many orders would cost more than a heap
-_version = attrgetter("version")
 # (score, 1 if the node lacks the image else 0, tie-break rank, node index, node version)
 HeapEntry = tuple[Score, int, int, int, int]
 
@@ -36,7 +34,12 @@ def _lower(own: float, shift: float) -> float:
 
 
 class LoadOrder:
-    """Per capacity (cpu, memory), the nodes sorted by the scorer's own term."""
+    """Per capacity (cpu, memory), the nodes sorted by the scorer's own term.
+
+    Entries are (own term, node index, stamp); a node that changes gets a fresh entry with a
+    new stamp and its old one stays behind, skipped by walks, until stale entries make up half
+    of an order and it is compacted: so a refresh sorts a few new entries into a sorted run
+    (timsort merges it) instead of filtering every order."""
 
     def __init__(self, cluster: ClusterSnapshot, scorer: SpreadScorer) -> None:
         self.nodes = cluster.nodes
@@ -45,32 +48,38 @@ class LoadOrder:
         self.group_of = [groups.setdefault((n.cap_cpu, n.cap_mem), len(groups))
                          for n in self.nodes]
         self.capacities = list(groups)
-        self.orders: list[list[tuple[float, int]]] = [[] for _ in groups]
-        self._versions = [-1] * len(self.nodes)  # so that the first refresh sorts every node
+        self.orders: list[list[tuple[float, int, int]]] = [[] for _ in groups]
+        self.stamps = [0] * len(self.nodes)  # the stamp of each node's live entry
+        self._stale = [0] * len(groups)
+        self._last_stamp = 0
+        self._changed = cluster.watch()
 
     @property
     def usable(self) -> bool:
         return len(self.capacities) <= MAX_GROUPS
 
     def refresh(self) -> None:
-        """Re-sort the nodes whose version moved since the last refresh."""
-        current = list(map(_version, self.nodes))
-        if current == self._versions:
+        """Give every node changed since the last refresh a fresh entry in its order."""
+        changed = self._changed
+        if not changed:
             return
-        seen = self._versions
-        dirty = [i for i in range(len(current)) if current[i] != seen[i]]
-        self._versions = current
-        moved = bytearray(len(self.nodes))
-        fresh: dict[int, list[tuple[float, int]]] = {}
-        own, nodes, group_of = self.scorer.own_term, self.nodes, self.group_of
-        for i in dirty:
-            moved[i] = 1
-            fresh.setdefault(group_of[i], []).append((own(nodes[i]), i))
+        own, nodes, group_of, stamps = self.scorer.own_term, self.nodes, self.group_of, self.stamps
+        fresh: dict[int, list[tuple[float, int, int]]] = {}
+        stamp = self._last_stamp
+        for i in changed:
+            stamp += 1
+            stamps[i] = stamp
+            fresh.setdefault(group_of[i], []).append((own(nodes[i]), i, stamp))
+        changed.clear()
+        self._last_stamp = stamp
         for g, entries in fresh.items():
-            order = [e for e in self.orders[g] if not moved[e[1]]]
+            order = self.orders[g]
+            self._stale[g] += len(entries) if order else 0
+            if 2 * self._stale[g] > len(order):
+                order = self.orders[g] = [e for e in order if stamps[e[1]] == e[2]]
+                self._stale[g] = 0
             order += entries
-            order.sort()  # timsort: the kept run is sorted already
-            self.orders[g] = order
+            order.sort()  # timsort: the order is one sorted run already
 
     def walk(self, req: PlacementRequest, member: bytes,
              entry: Callable[[NodeSnapshot], HeapEntry | None]) -> Walk:
@@ -85,12 +94,14 @@ class Walk:
     on the caller's heap. Valid while only the walk's caller places on the nodes it met
     (a class's run); the order itself is not touched."""
 
-    __slots__ = ("_bounds", "_cursors", "_entry", "_member", "_nodes", "_orders", "_shifts")
+    __slots__ = ("_bounds", "_cursors", "_entry", "_member", "_nodes", "_orders", "_shifts",
+                 "_stamps")
 
     def __init__(self, order: LoadOrder, req: PlacementRequest, member: bytes,
                  entry: Callable[[NodeSnapshot], HeapEntry | None]) -> None:
         self._nodes = order.nodes
         self._orders = order.orders
+        self._stamps = order.stamps
         self._member = member
         self._entry = entry
         term = order.scorer.request_term
@@ -102,10 +113,11 @@ class Walk:
         heapq.heapify(self._bounds)
 
     def _advance(self, g: int, at: int) -> None:
-        """Point group g's cursor at its next member from ``at``; push its bound (unordered)."""
-        order, member = self._orders[g], self._member
+        """Point group g's cursor at its next live member entry from ``at``; push its bound
+        (the caller heapifies)."""
+        order, member, stamps = self._orders[g], self._member, self._stamps
         end = len(order)
-        while at < end and not member[order[at][1]]:
+        while at < end and (not member[order[at][1]] or stamps[order[at][1]] != order[at][2]):
             at += 1
         self._cursors[g] = at
         if at < end:
@@ -116,7 +128,7 @@ class Walk:
         # Scores here are floats: a LoadOrder is only made for the SpreadScorer. A group's
         # cursor always rests on a member node (``_advance``).
         bounds, orders, cursors, shifts = self._bounds, self._orders, self._cursors, self._shifts
-        member, nodes, entry = self._member, self._nodes, self._entry
+        member, nodes, entry, stamps = self._member, self._nodes, self._entry, self._stamps
         heappush, heapreplace, heappop = heapq.heappush, heapq.heapreplace, heapq.heappop
         while bounds and (not heap or heap[0][0] >= bounds[0][0]):  # type: ignore[operator]
             g = bounds[0][1]
@@ -125,7 +137,8 @@ class Walk:
             node = nodes[order[at][1]]
             at += 1
             end = len(order)
-            while at < end and not member[order[at][1]]:  # skip nodes not of this class
+            # Skip nodes not of this class, and entries a node's later change left behind.
+            while at < end and (not member[order[at][1]] or stamps[order[at][1]] != order[at][2]):
                 at += 1
             cursors[g] = at
             if at < end:

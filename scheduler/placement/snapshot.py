@@ -171,6 +171,14 @@ class ClusterSnapshot:
         self.located: dict[str, NodeSnapshot] = {}
         self.container_count = 0
         self.job_counts: dict[str, int] = {}  # containers per job (spec name), on every node
+        self._watchers: list[set[int]] = []
+
+    def watch(self) -> set[int]:
+        """A set that collects the index of every node placed on or freed from now on (the
+        holder empties it as it catches up): to follow changes without a pass over nodes."""
+        changed = set(range(len(self.nodes)))  # everything is new to a new watcher
+        self._watchers.append(changed)
+        return changed
 
     @classmethod
     def build(
@@ -225,6 +233,8 @@ class ClusterSnapshot:
 
     def place(self, node: NodeSnapshot, c: PlacedContainer) -> None:
         node.add(c)
+        for changed in self._watchers:
+            changed.add(node.index)
         self.located[c.id] = node
         if c.name:
             self.located[c.name] = node
@@ -246,6 +256,8 @@ class ClusterSnapshot:
 
     def unplace(self, node: NodeSnapshot, c: PlacedContainer) -> None:
         node.remove(c)
+        for changed in self._watchers:
+            changed.add(node.index)
         if self.located.get(c.id) is node:
             del self.located[c.id]
         if c.name and self.located.get(c.name) is node:
