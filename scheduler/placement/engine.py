@@ -350,13 +350,16 @@ class PlacementEngine:
         nodes, score, feasible = self.cluster.nodes, self.pipeline.scorer.key, self._feasible
         place, assignments = self.cluster.place, result.assignments
         heappop, heapreplace = heapq.heappop, heapq.heapreplace
+        # The walk's test, inlined: meet more nodes only when the top may not be the best.
+        bounds = walk.bounds if walk is not None else []
+        settle = walk.settle if walk is not None else _no_walk
         while pos < end:
             task = tasks[pos]
             aside: list[HeapEntry] = []
             chosen: NodeSnapshot | None = None
             while True:
-                if walk is not None:
-                    walk.settle(heap)
+                if bounds and (not heap or heap[0][0] >= bounds[0][0]):  # type: ignore[operator]
+                    settle(heap)
                 if not heap:
                     break
                 _, lacks, rank, idx, version = heap[0]
@@ -482,7 +485,9 @@ class PlacementEngine:
             for path, heap in leaves.items():
                 while True:  # bring a node that can take this task to the top, or empty it
                     if walks:
-                        walks[path].settle(heap)
+                        bounds = walks[path].bounds
+                        if bounds and (not heap or heap[0][0] >= bounds[0][0]):  # type: ignore[operator]
+                            walks[path].settle(heap)
                     if not heap:
                         break
                     _, lacks, rk, idx, version = heap[0]
@@ -616,6 +621,10 @@ class PlacementEngine:
                 return node, (self._unmet(req, node) if relaxed else ()), None
         why = explain(last, self.cluster, self.pipeline.filters, cycle, relaxed=relaxed)
         return None, (), why
+
+
+def _no_walk(heap: list[HeapEntry]) -> None:
+    """The walk's ``settle`` where there is no walk (never called: its bounds are empty)."""
 
 
 def _only_rule(req: PlacementRequest, rule: Rule) -> PlacementRequest:

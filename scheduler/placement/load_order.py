@@ -94,8 +94,8 @@ class Walk:
     on the caller's heap. Valid while only the walk's caller places on the nodes it met
     (a class's run); the order itself is not touched."""
 
-    __slots__ = ("_bounds", "_cursors", "_entry", "_member", "_nodes", "_orders", "_shifts",
-                 "_stamps")
+    __slots__ = ("_cursors", "_entry", "_member", "_nodes", "_orders", "_shifts",
+                 "_stamps", "bounds")
 
     def __init__(self, order: LoadOrder, req: PlacementRequest, member: bytes,
                  entry: Callable[[NodeSnapshot], HeapEntry | None]) -> None:
@@ -107,10 +107,11 @@ class Walk:
         term = order.scorer.request_term
         self._shifts = [term(req, cpu, mem) for cpu, mem in order.capacities]
         self._cursors = [0] * len(self._orders)
-        self._bounds: list[tuple[float, int]] = []
+        # (lower bound on the score of any member not met yet in group g, g), least first
+        self.bounds: list[tuple[float, int]] = []
         for g in range(len(self._orders)):
             self._advance(g, 0)
-        heapq.heapify(self._bounds)
+        heapq.heapify(self.bounds)
 
     def _advance(self, g: int, at: int) -> None:
         """Point group g's cursor at its next live member entry from ``at``; push its bound
@@ -121,13 +122,13 @@ class Walk:
             at += 1
         self._cursors[g] = at
         if at < end:
-            self._bounds.append((_lower(order[at][0], self._shifts[g]), g))
+            self.bounds.append((_lower(order[at][0], self._shifts[g]), g))
 
     def settle(self, heap: list[HeapEntry]) -> None:
         """Meet nodes until ``heap``'s top beats every node not met yet, or none is left."""
         # Scores here are floats: a LoadOrder is only made for the SpreadScorer. A group's
         # cursor always rests on a member node (``_advance``).
-        bounds, orders, cursors, shifts = self._bounds, self._orders, self._cursors, self._shifts
+        bounds, orders, cursors, shifts = self.bounds, self._orders, self._cursors, self._shifts
         member, nodes, entry, stamps = self._member, self._nodes, self._entry, self._stamps
         heappush, heapreplace, heappop = heapq.heappush, heapq.heapreplace, heapq.heappop
         while bounds and (not heap or heap[0][0] >= bounds[0][0]):  # type: ignore[operator]
