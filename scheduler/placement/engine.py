@@ -331,11 +331,13 @@ class PlacementEngine:
     def _entry_maker(self, req: PlacementRequest, cycle: PlacementCycle,
                      chain: tuple[Filter, ...]) -> Callable[[NodeSnapshot], HeapEntry | None]:
         """A node's heap entry for this request, or None when it cannot take it now."""
-        score, rank, feasible = self.pipeline.scorer.key, self._rank, self._feasible
+        score, rank = self.pipeline.scorer.key, self._rank
+        checks = tuple(f.check for f in chain)
 
         def entry(node: NodeSnapshot) -> HeapEntry | None:
-            if not feasible(req, node, cycle, chain):
-                return None
+            for check in checks:  # _feasible without a call: this runs for every node met
+                if check(req, node, cycle) is not None:
+                    return None
             return (score(req, node), lacks_image(req, node), rank[node.index], node.index,
                     node.version)
         return entry

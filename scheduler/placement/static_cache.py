@@ -24,6 +24,7 @@ from scheduler.placement.request import PlacementRequest
 from scheduler.placement.rules import LABEL_PREFIX, NODE_ID_OR_NAME, Rule
 from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot
 
+_PER_NODE_KEYS = frozenset({"node.id", "node.hostname", "node.ip"})
 MAX_CACHED = 4096  # signatures and rules remembered: rule sets are user input
 _BITS = bytes.maketrans(b"01", b"\x00\x01")
 
@@ -156,6 +157,9 @@ class StaticCandidates:
             return hit
         if rule.key == NODE_ID_OR_NAME:
             held = [n.index for n in self._nodes if node_holds(rule, n)]
+        elif rule.key in _PER_NODE_KEYS:  # a value per node: no point grouping by value
+            read, holds = attribute(rule.key), rule.holds
+            held = [n.index for n in self._nodes if holds(read(n))]
         else:
             held = [i for value, nodes in self._holders(rule.key).items() if rule.holds(value)
                     for i in nodes]
