@@ -66,6 +66,10 @@ MAX_COMPILED = 65_536  # distinct specs remembered between batches
 # building a heap over every candidate; shorter ones build (and cache) a heap, which one-task
 # calls then reuse at O(log n) where a walk would first look for nodes changed since.
 WALK_MIN_TASKS = 16
+# ... and only when candidates outnumber the run's tasks this many times: meeting a node costs
+# about twice what scoring it into a heap does, and a run meets about a node per task and
+# more, so on small clusters the heap is as fast (bench/PLACEMENT.md).
+WALK_CANDIDATES_PER_TASK = 4
 
 
 def _soft_texts(req: PlacementRequest) -> tuple[str, ...]:
@@ -322,11 +326,16 @@ class PlacementEngine:
               chain: tuple[Filter, ...], tasks: int) -> Walk | None:
         """A walk of the shared load order for this run, or None to use a heap of its own
         (no load order, a short run, or a heap cached for the class by an earlier call)."""
-        if self._order is None or tasks < WALK_MIN_TASKS or (key, relaxed) in self._heaps:
+        order = self._order
+        if order is None or not self._walks_pay(req, cycle, tasks) or (key, relaxed) in self._heaps:
             return None
-        self._order.refresh()
-        return self._order.walk(req, self._static.selector(req, cycle),
+        order.refresh()
+        return order.walk(req, self._static.selector(req, cycle),
                                 self._entry_maker(req, cycle, chain))
+
+    def _walks_pay(self, req: PlacementRequest, cycle: PlacementCycle, tasks: int) -> bool:
+        return self._order is not None and tasks >= WALK_MIN_TASKS and \
+            len(self._static.get(req, cycle)) >= WALK_CANDIDATES_PER_TASK * tasks
 
     def _entry_maker(self, req: PlacementRequest, cycle: PlacementCycle,
                      chain: tuple[Filter, ...]) -> Callable[[NodeSnapshot], HeapEntry | None]:
@@ -464,12 +473,13 @@ class PlacementEngine:
                                         self._feasible, self._rank)
         leaves: dict[Path, list[HeapEntry]] = {}
         walks: dict[Path, Walk] = {}  # a walk per branch, over that branch's candidates
-        if self._order is not None and end - pos >= WALK_MIN_TASKS:
-            self._order.refresh()
+        order = self._order
+        if order is not None and self._walks_pay(req, cycle, end - pos):
+            order.refresh()
             make_entry = self._entry_maker(req, cycle, chain)
             for path, member in self._static.branches(req, cycle).items():
                 leaves[path] = []
-                walks[path] = self._order.walk(req, member, make_entry)
+                walks[path] = order.walk(req, member, make_entry)
         else:
             for node in self._static.get(req, cycle):
                 if feasible(req, node, cycle, chain):

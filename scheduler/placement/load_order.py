@@ -16,6 +16,7 @@ is always met first, so the choice is exactly the one a heap over every candidat
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable
 
 from scheduler.placement.request import PlacementRequest
@@ -29,7 +30,8 @@ HeapEntry = tuple[Score, int, int, int, int]
 
 
 def _lower(own: float, shift: float) -> float:
-    """A bound no score computed from these terms can fall below, float rounding included."""
+    """A bound no score computed from these terms can fall below, float rounding included
+    (inlined in ``Walk.settle``)."""
     return own + shift - 1e-9 * (abs(own) + abs(shift) + 1.0)
 
 
@@ -133,19 +135,29 @@ class Walk:
         heappush, heapreplace, heappop = heapq.heappush, heapq.heapreplace, heapq.heappop
         while bounds and (not heap or heap[0][0] >= bounds[0][0]):  # type: ignore[operator]
             g = bounds[0][1]
-            order = orders[g]
-            at = cursors[g]
-            node = nodes[order[at][1]]
-            at += 1
-            end = len(order)
-            # Skip nodes not of this class, and entries a node's later change left behind.
-            while at < end and (not member[order[at][1]] or stamps[order[at][1]] != order[at][2]):
+            order, shift = orders[g], shifts[g]
+            # Keep meeting this group's nodes while it holds the least bound (no heap work).
+            other = min(bounds[1][0], bounds[2][0]) if len(bounds) > 2 else \
+                bounds[1][0] if len(bounds) > 1 else math.inf
+            at, end = cursors[g], len(order)
+            while True:
+                node = nodes[order[at][1]]
                 at += 1
+                # Skip nodes not of this class, and entries a node's later change left behind.
+                while at < end:
+                    _, idx, stamp = order[at]
+                    if member[idx] and stamps[idx] == stamp:
+                        break
+                    at += 1
+                made = entry(node)
+                if made is not None:
+                    heappush(heap, made)
+                if at >= end:
+                    heappop(bounds)
+                    break
+                own = order[at][0]
+                bound = own + shift - 1e-9 * (abs(own) + abs(shift) + 1.0)  # as _lower
+                if bound > other or (heap and heap[0][0] < bound):  # type: ignore[operator]
+                    heapreplace(bounds, (bound, g))
+                    break
             cursors[g] = at
-            if at < end:
-                heapreplace(bounds, (_lower(order[at][0], shifts[g]), g))
-            else:
-                heappop(bounds)
-            made = entry(node)
-            if made is not None:
-                heappush(heap, made)

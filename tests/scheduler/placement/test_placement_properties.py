@@ -3,6 +3,8 @@ fast paths choose exactly what the naive scheduler chooses."""
 
 from __future__ import annotations
 
+from unittest import mock
+
 import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,6 +22,7 @@ from protocol.specs import (
 )
 from scheduler.placement import ClusterSnapshot, EngineOptions, PlacementEngine, Task
 from scheduler.placement import check_placement as check
+from scheduler.placement import engine as engine_module
 
 MiB = 1 << 20
 SETTINGS = settings(max_examples=100, deadline=None,
@@ -212,9 +215,9 @@ def test_many_small_calls_match_the_naive_scheduler(
     assert fast == slow
 
 
-# The shared load order (scheduler/placement/load_order.py) serves spread runs of 16 tasks or
-# more and groups nodes by capacity: clusters of up to 40 nodes drawn from a few capacities
-# (zero included), jobs of up to 70 small tasks, several calls.
+# The shared load order (scheduler/placement/load_order.py) serves long spread runs and groups
+# nodes by capacity: clusters of up to 40 nodes drawn from a few capacities (zero included),
+# jobs of up to 70 small tasks, several calls.
 capacity_st = st.sampled_from([(0, 0), (1000, 1024), (2000, 2048), (4000, 4096), (4000, 512),
                                (0, 2048)])
 
@@ -252,12 +255,13 @@ def large_jobs(draw: st.DrawFn) -> list[Task]:
 
 @settings(SETTINGS, max_examples=300)
 @given(shared_capacity_clusters(), large_jobs(), st.integers(0, 3),
-       st.lists(st.integers(1, 80), min_size=1, max_size=4))
+       st.lists(st.integers(1, 80), min_size=1, max_size=4), st.sampled_from([1, 16]))
 def test_the_shared_load_order_chooses_what_a_heap_per_class_chooses(
         cluster: tuple[list[NodeInfo], list[ContainerInfo]], tasks: list[Task], seed: int,
-        cuts: list[int]) -> None:
+        cuts: list[int], walk_from: int) -> None:
     """Same node for every task, same relaxed rules, same refusals: the scores are a total
-    order (score, image held, rank, index), so no tie may go either way."""
+    order (score, image held, rank, index), so no tie may go either way. Every run walks here
+    (the engine walks only long runs on clusters much larger than the run, by default)."""
     infos, existing = cluster
     engines = [PlacementEngine(ClusterSnapshot.build(infos, existing),
                                EngineOptions(seed=seed, shared_order=shared))
@@ -266,7 +270,10 @@ def test_the_shared_load_order_chooses_what_a_heap_per_class_chooses(
     for size in [*cuts, len(tasks)]:
         chunk = tasks[at: at + size]
         at += size
-        walked, heaped = (e.place_batch(chunk) for e in engines)
+        with mock.patch.multiple(engine_module, WALK_MIN_TASKS=walk_from,
+                                 WALK_CANDIDATES_PER_TASK=0):
+            walked = engines[0].place_batch(chunk)
+        heaped = engines[1].place_batch(chunk)
         assert walked.assignments == heaped.assignments
         assert [(r.task_id, r.explanation.message) for r in walked.refusals] == \
             [(r.task_id, r.explanation.message) for r in heaped.refusals]
