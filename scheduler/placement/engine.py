@@ -24,13 +24,14 @@ import heapq
 import math
 import random
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from protocol.errors import InvalidArgument
 from protocol.specs import AppSpec, ContainerSpec
 from scheduler.placement.explain import Explanation, explain
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
+from scheduler.placement.load_order import HeapEntry, LoadOrder, Walk
 from scheduler.placement.options import EngineOptions
 from scheduler.placement.pipeline import build_pipeline
 from scheduler.placement.preferences import (
@@ -50,7 +51,7 @@ from scheduler.placement.request import (
 )
 from scheduler.placement.results import Assignment, PlacementResult, Refusal, Task
 from scheduler.placement.rules import Rule
-from scheduler.placement.scorers import Score
+from scheduler.placement.scorers.spread import SpreadScorer
 from scheduler.placement.snapshot import (
     ClusterSnapshot,
     NodeSnapshot,
@@ -60,9 +61,15 @@ from scheduler.placement.snapshot import (
 from scheduler.placement.static_cache import StaticCandidates
 
 Stop = Literal["done", "exhausted", "guarded"]
-# (score, 1 if the node lacks the image else 0, tie-break rank, node index, node version)
-HeapEntry = tuple[Score, int, int, int, int]
 MAX_COMPILED = 65_536  # distinct specs remembered between batches
+# Runs of at least this many tasks walk the shared load order (load_order.py) instead of
+# building a heap over every candidate; shorter ones build (and cache) a heap, which one-task
+# calls then reuse at O(log n) where a walk would first look for nodes changed since.
+WALK_MIN_TASKS = 16
+# ... and only when candidates outnumber the run's tasks this many times: meeting a node costs
+# about twice what scoring it into a heap does, and a run meets about a node per task and
+# more, so on small clusters the heap is as fast (bench/PLACEMENT.md).
+WALK_CANDIDATES_PER_TASK = 4
 
 
 def _soft_texts(req: PlacementRequest) -> tuple[str, ...]:
@@ -88,6 +95,15 @@ class PlacementEngine:
         self._identity = tuple(f for f in self.pipeline.dynamic if f.identity)
         self._compiled: dict[bytes, PlacementRequest] = {}
         self._heaps: OrderedDict[tuple[bytes, bool], list[HeapEntry]] = OrderedDict()
+        # (id of a request, id of one of its soft rules) → (the request, it with that rule only)
+        self._singles: dict[tuple[int, int], tuple[PlacementRequest, PlacementRequest]] = {}
+        # Only for shoal's spread weighting, whose score splits into a node's own term and the
+        # request's; ``shared_order=False`` keeps a heap per class (the reference the property
+        # tests hold it to).
+        scorer = self.pipeline.scorer
+        order = LoadOrder(cluster, scorer) if isinstance(scorer, SpreadScorer) and \
+            self.options.shared_order else None
+        self._order = order if order is not None and order.usable else None
 
     # --- public API -----------------------------------------------------------------------
     def compile(self, spec: ContainerSpec) -> tuple[bytes, PlacementRequest]:
@@ -306,20 +322,57 @@ class PlacementEngine:
                 self._heaps.popitem(last=False)
         return heap
 
+    def _walk(self, key: bytes, req: PlacementRequest, relaxed: bool, cycle: PlacementCycle,
+              chain: tuple[Filter, ...], tasks: int) -> Walk | None:
+        """A walk of the shared load order for this run, or None to use a heap of its own
+        (no load order, a short run, or a heap cached for the class by an earlier call)."""
+        order = self._order
+        if order is None or not self._walks_pay(req, cycle, tasks) or (key, relaxed) in self._heaps:
+            return None
+        order.refresh()
+        return order.walk(req, self._static.selector(req, cycle),
+                                self._entry_maker(req, cycle, chain))
+
+    def _walks_pay(self, req: PlacementRequest, cycle: PlacementCycle, tasks: int) -> bool:
+        return self._order is not None and tasks >= WALK_MIN_TASKS and \
+            len(self._static.get(req, cycle)) >= WALK_CANDIDATES_PER_TASK * tasks
+
+    def _entry_maker(self, req: PlacementRequest, cycle: PlacementCycle,
+                     chain: tuple[Filter, ...]) -> Callable[[NodeSnapshot], HeapEntry | None]:
+        """A node's heap entry for this request, or None when it cannot take it now."""
+        score, rank = self.pipeline.scorer.key, self._rank
+        checks = tuple(f.check for f in chain)
+
+        def entry(node: NodeSnapshot) -> HeapEntry | None:
+            for check in checks:  # _feasible without a call: this runs for every node met
+                if check(req, node, cycle) is not None:
+                    return None
+            return (score(req, node), lacks_image(req, node), rank[node.index], node.index,
+                    node.version)
+        return entry
+
     def _run_heap(self, key: bytes, req: PlacementRequest, relaxed: tuple[str, ...],
                   tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
                   defer: bool) -> tuple[int, Stop]:
         chain = tuple(f for f in self._dynamic if f.relevant(req))
         cycle = PlacementCycle(self.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, req)])
-        heap = self._heap_for(key, req, bool(relaxed), cycle, chain)
+        walk = self._walk(key, req, bool(relaxed), cycle, chain, end - pos)
+        heap = [] if walk is not None else self._heap_for(key, req, bool(relaxed), cycle, chain)
         nodes, score, feasible = self.cluster.nodes, self.pipeline.scorer.key, self._feasible
         place, assignments = self.cluster.place, result.assignments
         heappop, heapreplace = heapq.heappop, heapq.heapreplace
+        # The walk's test, inlined: meet more nodes only when the top may not be the best.
+        bounds = walk.bounds if walk is not None else []
+        settle = walk.settle if walk is not None else _no_walk
         while pos < end:
             task = tasks[pos]
             aside: list[HeapEntry] = []
             chosen: NodeSnapshot | None = None
-            while heap:
+            while True:
+                if bounds and (not heap or heap[0][0] >= bounds[0][0]):  # type: ignore[operator]
+                    settle(heap)
+                if not heap:
+                    break
                 _, lacks, rank, idx, version = heap[0]
                 node = nodes[idx]
                 if version != node.version:  # changed since scored: check and score again
@@ -419,21 +472,36 @@ class PlacementEngine:
         nodes, score, feasible, rank = (self.cluster.nodes, self.pipeline.scorer.key,
                                         self._feasible, self._rank)
         leaves: dict[Path, list[HeapEntry]] = {}
-        for node in self._static.get(req, cycle):
-            if feasible(req, node, cycle, chain):
-                leaves.setdefault(spread_path(req, node), []).append(
-                    (score(req, node), lacks_image(req, node), rank[node.index], node.index,
-                     node.version))
-        for heap in leaves.values():
-            heapq.heapify(heap)
-        counts = branch_counts(req, nodes)
+        walks: dict[Path, Walk] = {}  # a walk per branch, over that branch's candidates
+        order = self._order
+        if order is not None and self._walks_pay(req, cycle, end - pos):
+            order.refresh()
+            make_entry = self._entry_maker(req, cycle, chain)
+            for path, member in self._static.branches(req, cycle).items():
+                leaves[path] = []
+                walks[path] = order.walk(req, member, make_entry)
+        else:
+            for node in self._static.get(req, cycle):
+                if feasible(req, node, cycle, chain):
+                    leaves.setdefault(spread_path(req, node), []).append(
+                        (score(req, node), lacks_image(req, node), rank[node.index],
+                         node.index, node.version))
+            for heap in leaves.values():
+                heapq.heapify(heap)
+        counts = branch_counts(req, nodes) if self.cluster.job_counts.get(req.job) else {}
         heappop, heapreplace, heappush = heapq.heappop, heapq.heapreplace, heapq.heappush
         while pos < end:
             task = tasks[pos]
             aside: list[tuple[list[HeapEntry], HeapEntry]] = []
             live: list[Path] = []
             for path, heap in leaves.items():
-                while heap:  # bring a node that can take this task to the top, or empty it
+                while True:  # bring a node that can take this task to the top, or empty it
+                    if walks:
+                        bounds = walks[path].bounds
+                        if bounds and (not heap or heap[0][0] >= bounds[0][0]):  # type: ignore[operator]
+                            walks[path].settle(heap)
+                    if not heap:
+                        break
                     _, lacks, rk, idx, version = heap[0]
                     node = nodes[idx]
                     if version != node.version:
@@ -522,11 +590,23 @@ class PlacementEngine:
         out: list[str] = []
         cycle = PlacementCycle(self.cluster)
         for rule in original.soft:
-            single = _only_rule(original, rule)
+            single = self._single(original, rule)
             chain = self.pipeline.static if rule in original.constraints else self._dynamic
             if not all(f.check(single, node, cycle) is None for f in chain if f.relevant(single)):
                 out.append(rule.text)
         return tuple(out)
+
+    def _single(self, req: PlacementRequest, rule: Rule) -> PlacementRequest:
+        """``_only_rule``, remembered: relaxed runs ask it once per placement."""
+        key = (id(req), id(rule))
+        hit = self._singles.get(key)
+        if hit is not None and hit[0] is req:
+            return hit[1]
+        if len(self._singles) >= MAX_COMPILED:
+            self._singles.clear()
+        single = _only_rule(req, rule)
+        self._singles[key] = (req, single)
+        return single
 
     # --- one unit of an app ---------------------------------------------------------------
     def _place_unit(self, unit: PlacementRequest, identities: list[Identity],
@@ -553,6 +633,10 @@ class PlacementEngine:
                 return node, (self._unmet(req, node) if relaxed else ()), None
         why = explain(last, self.cluster, self.pipeline.filters, cycle, relaxed=relaxed)
         return None, (), why
+
+
+def _no_walk(heap: list[HeapEntry]) -> None:
+    """The walk's ``settle`` where there is no walk (never called: its bounds are empty)."""
 
 
 def _only_rule(req: PlacementRequest, rule: Rule) -> PlacementRequest:

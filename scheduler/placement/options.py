@@ -26,6 +26,10 @@ class EngineOptions:
     # (the baseline, kept to measure against); "shoal": the count as a small term of the
     # weight, so it also decides near-ties.
     weighting: Literal["shoal", "swarm"] = "shoal"
+    # Spread, shoal's weighting: long runs walk one order of nodes by load shared by every
+    # class (load_order.py) instead of scoring every candidate into a heap per class; the same
+    # choices, measured in bench/PLACEMENT.md. False: a heap per class, as the reference.
+    shared_order: bool = True
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:

@@ -170,6 +170,15 @@ class ClusterSnapshot:
         # container name or id → node, for links and volumes-from.
         self.located: dict[str, NodeSnapshot] = {}
         self.container_count = 0
+        self.job_counts: dict[str, int] = {}  # containers per job (spec name), on every node
+        self._watchers: list[set[int]] = []
+
+    def watch(self) -> set[int]:
+        """A set that collects the index of every node placed on or freed from now on (the
+        holder empties it as it catches up): to follow changes without a pass over nodes."""
+        changed = set(range(len(self.nodes)))  # everything is new to a new watcher
+        self._watchers.append(changed)
+        return changed
 
     @classmethod
     def build(
@@ -224,10 +233,15 @@ class ClusterSnapshot:
 
     def place(self, node: NodeSnapshot, c: PlacedContainer) -> None:
         node.add(c)
+        for changed in self._watchers:
+            changed.add(node.index)
         self.located[c.id] = node
         if c.name:
             self.located[c.name] = node
         self.container_count += 1
+        job = c.request.job
+        if job:
+            self.job_counts[job] = self.job_counts.get(job, 0) + 1
 
     def release(self, container_id: str) -> bool:
         """A container stopped or was removed: give its reservation back. False if unknown."""
@@ -242,8 +256,12 @@ class ClusterSnapshot:
 
     def unplace(self, node: NodeSnapshot, c: PlacedContainer) -> None:
         node.remove(c)
+        for changed in self._watchers:
+            changed.add(node.index)
         if self.located.get(c.id) is node:
             del self.located[c.id]
         if c.name and self.located.get(c.name) is node:
             del self.located[c.name]
         self.container_count -= 1
+        if c.request.job:
+            _bump(self.job_counts, c.request.job, -1)

@@ -1,18 +1,45 @@
-"""Static feasibility, computed once per class of alike nodes and cached across requests.
+"""Static feasibility as sets of nodes, computed per rule and cached across requests.
 
-Nodes with the same platform, labels and readiness pass or fail a request's static filters
-together (Nomad's computed node classes), so a 5,000-node cluster with 200 distinct node shapes
-costs 200 checks per distinct rule set, not 5,000 per container. Rules on ``node.id`` or
-``node.hostname`` name single nodes, so requests with them are checked node by node.
+The static filters read attributes placement never changes, so their verdicts are sets of
+nodes, kept as bit masks (a Python int, bit i for node i). Readiness and platform are judged
+once per class of nodes alike in those (a handful per cluster, Nomad's computed node classes);
+a constraint is judged once per distinct value of the attribute it reads (three zones, a
+hundred racks) and its mask cached by its text, so ``node.labels.zone==a`` costs three checks
+for the life of the snapshot whatever the number of nodes. A request's candidates are the AND of
+its masks. Only ``node==`` (id or hostname) is judged node by node, once per rule.
+
+The filters other than ``ConstraintFilter`` must read only readiness and platform of a node
+(``_BASE_ATTRS``): that is what lets one node stand for its class.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from itertools import compress
+
 from scheduler.placement.filters import Filter, PlacementCycle
+from scheduler.placement.filters.constraints import ConstraintFilter, attribute, node_holds
+from scheduler.placement.preferences import Path
 from scheduler.placement.request import PlacementRequest
+from scheduler.placement.rules import LABEL_PREFIX, NODE_ID_OR_NAME, Rule
 from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot
 
-_PER_NODE_KEYS = frozenset({"node", "node.id", "node.hostname", "node.ip"})
+_PER_NODE_KEYS = frozenset({"node.id", "node.hostname", "node.ip"})
+MAX_CACHED = 4096  # signatures and rules remembered: rule sets are user input
+_BITS = bytes.maketrans(b"01", b"\x00\x01")
+
+
+def _base_attrs(node: NodeSnapshot) -> tuple[object, ...]:
+    return (node.os, node.arch, node.variant, node.ready, node.availability, node.status)
+
+
+def mask_of(indices: list[int], size: int) -> int:
+    """The mask with bits ``indices`` set (built as text: OR-ing bit by bit is quadratic)."""
+    digits = bytearray(b"0") * size
+    for i in indices:
+        digits[i] = 49  # "1"
+    digits.reverse()
+    return int(digits, 2) if size else 0
 
 
 def static_signature(req: PlacementRequest) -> tuple[object, ...]:
@@ -20,39 +47,124 @@ def static_signature(req: PlacementRequest) -> tuple[object, ...]:
     return (req.platforms, tuple((r.text, r.soft) for r in req.constraints))
 
 
+def selector(mask: int, size: int) -> bytes:
+    """The mask as one byte per node, 1 for a member: O(1) membership by node index."""
+    bits = bin(mask)[:1:-1].encode().translate(_BITS)  # least significant bit first
+    return bits + bytes(size - len(bits))
+
+
 class StaticCandidates:
     """Nodes that pass the static filters, per request signature. Valid while nodes are fixed."""
 
     def __init__(self, cluster: ClusterSnapshot, filters: tuple[Filter, ...]) -> None:
-        self._cluster = cluster
-        self._filters = filters
-        self._classes: dict[tuple[object, ...], list[NodeSnapshot]] = {}
-        for node in cluster.nodes:
-            self._classes.setdefault(node.static_key, []).append(node)
-        self._cache: dict[tuple[object, ...], list[NodeSnapshot]] = {}
+        self._nodes = cluster.nodes
+        self._rules = tuple(f for f in filters if isinstance(f, ConstraintFilter))
+        self._others = tuple(f for f in filters if not isinstance(f, ConstraintFilter))
+        classes: dict[tuple[object, ...], list[int]] = {}
+        for node in self._nodes:
+            classes.setdefault(_base_attrs(node), []).append(node.index)
+        size = len(self._nodes)
+        self._base_classes = [mask_of(members, size) for members in classes.values()]
+        self._base_masks: dict[object, int] = {}  # platforms → ready nodes of those platforms
+        self._values: dict[str, dict[str | None, list[int]]] = {}  # key → value → nodes
+        self._rule_masks: dict[tuple[str, str, bool], int] = {}
+        self._cache: dict[tuple[object, ...], tuple[int, list[NodeSnapshot], bytes]] = {}
+        self._masks: dict[str, dict[str | None, int]] = {}  # key → value → nodes, as masks
+        self._branches: dict[tuple[object, ...], dict[Path, bytes]] = {}
 
-    @property
-    def node_classes(self) -> int:
-        return len(self._classes)
-
-    def _passes(self, req: PlacementRequest, node: NodeSnapshot, cycle: PlacementCycle) -> bool:
-        return all(f.check(req, node, cycle) is None for f in self._filters if f.relevant(req))
-
-    def get(self, req: PlacementRequest, cycle: PlacementCycle) -> list[NodeSnapshot]:
-        """The statically feasible nodes, in cluster order (callers must not mutate the list)."""
+    def _entry(self, req: PlacementRequest,
+               cycle: PlacementCycle) -> tuple[int, list[NodeSnapshot], bytes]:
         sig = static_signature(req)
         hit = self._cache.get(sig)
         if hit is not None:
             return hit
-        per_node = any(r.key in _PER_NODE_KEYS for r in req.constraints)
-        out: list[NodeSnapshot] = []
-        for members in self._classes.values():
-            if per_node:
-                out.extend(n for n in members if self._passes(req, n, cycle))
-            elif self._passes(req, members[0], cycle):
-                out.extend(members)
-        out.sort(key=lambda n: n.index)
-        if len(self._cache) > 4096:  # bounded: rule sets are user input
+        mask = self._base_mask(req, cycle)
+        if self._rules and any(f.relevant(req) for f in self._rules):
+            for rule in req.constraints:
+                mask &= self._rule_mask(rule)
+        nodes = self._nodes
+        sel = selector(mask, len(nodes))
+        entry = (mask, list(compress(nodes, sel)), sel)
+        if len(self._cache) > MAX_CACHED:
             self._cache.clear()
-        self._cache[sig] = out
-        return out
+        self._cache[sig] = entry
+        return entry
+
+    def get(self, req: PlacementRequest, cycle: PlacementCycle) -> list[NodeSnapshot]:
+        """The statically feasible nodes, in cluster order (callers must not mutate the list)."""
+        return self._entry(req, cycle)[1]
+
+    def selector(self, req: PlacementRequest, cycle: PlacementCycle) -> bytes:
+        """The statically feasible nodes as one byte per node index (1: feasible)."""
+        return self._entry(req, cycle)[2]
+
+    def branches(self, req: PlacementRequest, cycle: PlacementCycle) -> dict[Path, bytes]:
+        """The branches of the request's preference tree that hold a static candidate, each
+        with its candidates as one byte per node index (1: a candidate in that branch)."""
+        mask = self._entry(req, cycle)[0]
+        key = (static_signature(req), req.spread)
+        hit = self._branches.get(key)
+        if hit is not None:
+            return hit
+        level: list[tuple[Path, int]] = [((), mask)]
+        for name in req.spread:
+            values = self._value_masks(LABEL_PREFIX + name)
+            level = [((*path, value), within & nodes) for path, within in level
+                     for value, nodes in values.items() if within & nodes]
+        size = len(self._nodes)
+        branches = {path: selector(within, size) for path, within in level}
+        if len(self._branches) > MAX_CACHED:
+            self._branches.clear()
+        self._branches[key] = branches
+        return branches
+
+    def _base_mask(self, req: PlacementRequest, cycle: PlacementCycle) -> int:
+        hit = self._base_masks.get(req.platforms)
+        if hit is not None:
+            return hit
+        bare = dataclasses.replace(req, constraints=())
+        chain = tuple(f for f in self._others if f.relevant(bare))
+        mask = 0
+        for members in self._base_classes:
+            node = self._nodes[(members & -members).bit_length() - 1]  # the lowest member
+            if all(f.check(bare, node, cycle) is None for f in chain):
+                mask |= members
+        self._base_masks[req.platforms] = mask
+        return mask
+
+    def _value_masks(self, key: str) -> dict[str | None, int]:
+        """Nodes by the value of one attribute, as masks (for labels preferences spread over)."""
+        masks = self._masks.get(key)
+        if masks is None:
+            size = len(self._nodes)
+            masks = self._masks[key] = {value: mask_of(nodes, size)
+                                        for value, nodes in self._holders(key).items()}
+        return masks
+
+    def _holders(self, key: str) -> dict[str | None, list[int]]:
+        values = self._values.get(key)
+        if values is None:
+            values = self._values[key] = {}
+            read = attribute(key)
+            for node in self._nodes:
+                values.setdefault(read(node), []).append(node.index)
+        return values
+
+    def _rule_mask(self, rule: Rule) -> int:
+        key = (rule.key, rule.text, rule.negate)
+        hit = self._rule_masks.get(key)
+        if hit is not None:
+            return hit
+        if rule.key == NODE_ID_OR_NAME:
+            held = [n.index for n in self._nodes if node_holds(rule, n)]
+        elif rule.key in _PER_NODE_KEYS:  # a value per node: no point grouping by value
+            read, holds = attribute(rule.key), rule.holds
+            held = [n.index for n in self._nodes if holds(read(n))]
+        else:
+            held = [i for value, nodes in self._holders(rule.key).items() if rule.holds(value)
+                    for i in nodes]
+        mask = mask_of(held, len(self._nodes))
+        if len(self._rule_masks) > MAX_CACHED:
+            self._rule_masks.clear()
+        self._rule_masks[key] = mask
+        return mask

@@ -3,6 +3,9 @@ fast paths choose exactly what the naive scheduler chooses."""
 
 from __future__ import annotations
 
+from unittest import mock
+
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +22,7 @@ from protocol.specs import (
 )
 from scheduler.placement import ClusterSnapshot, EngineOptions, PlacementEngine, Task
 from scheduler.placement import check_placement as check
+from scheduler.placement import engine as engine_module
 
 MiB = 1 << 20
 SETTINGS = settings(max_examples=100, deadline=None,
@@ -209,3 +213,67 @@ def test_many_small_calls_match_the_naive_scheduler(
         fast.update(e.place_batch(chunk).node_of())
         slow.update(naive.place_batch(_grouped(chunk)).node_of())
     assert fast == slow
+
+
+# The shared load order (scheduler/placement/load_order.py) serves long spread runs and groups
+# nodes by capacity: clusters of up to 40 nodes drawn from a few capacities (zero included),
+# jobs of up to 70 small tasks, several calls.
+capacity_st = st.sampled_from([(0, 0), (1000, 1024), (2000, 2048), (4000, 4096), (4000, 512),
+                               (0, 2048)])
+
+
+@st.composite
+def shared_capacity_clusters(draw: st.DrawFn) -> tuple[list[NodeInfo], list[ContainerInfo]]:
+    raw = draw(st.lists(node_st, min_size=4, max_size=40))
+    infos = []
+    for i, n in enumerate(raw):
+        cpu, mem = draw(capacity_st)
+        labels = {**n.labels, "rack": f"r{i % 3}"} if draw(st.booleans()) else n.labels
+        infos.append(msgspec.structs.replace(
+            n, id=f"n{i}", hostname=f"h{i}", labels=labels,
+            capacity=NodeResources(millicpus=cpu, memory=mem * MiB, pids=50)))
+    existing = [ContainerInfo(id=f"e{j}", name=f"e{j}", spec=draw(spec_st),
+                              node_id=draw(st.sampled_from(infos)).id, schedule_state="running")
+                for j in range(draw(st.integers(0, 6)))]
+    return infos, existing
+
+
+@st.composite
+def large_jobs(draw: st.DrawFn) -> list[Task]:
+    tasks: list[Task] = []
+    for k in range(draw(st.integers(1, 4))):
+        spec = draw(spec_st)
+        spec = msgspec.structs.replace(
+            spec, name=spec.name or f"job{k}",  # preferences and max-per-node count a job
+            resources=Resources(millicpus=draw(st.sampled_from([0, 10, 100, 400])),
+                                memory=draw(st.sampled_from([0, 16, 64])) * MiB,
+                                pids=draw(st.sampled_from([0, 1]))),
+            max_per_node=draw(st.sampled_from([0, 0, 1, 3])))
+        tasks += [Task(f"j{k}.{i}", spec) for i in range(draw(st.integers(1, 70)))]
+    return tasks
+
+
+@settings(SETTINGS, max_examples=300)
+@given(shared_capacity_clusters(), large_jobs(), st.integers(0, 3),
+       st.lists(st.integers(1, 80), min_size=1, max_size=4), st.sampled_from([1, 16]))
+def test_the_shared_load_order_chooses_what_a_heap_per_class_chooses(
+        cluster: tuple[list[NodeInfo], list[ContainerInfo]], tasks: list[Task], seed: int,
+        cuts: list[int], walk_from: int) -> None:
+    """Same node for every task, same relaxed rules, same refusals: the scores are a total
+    order (score, image held, rank, index), so no tie may go either way. Every run walks here
+    (the engine walks only long runs on clusters much larger than the run, by default)."""
+    infos, existing = cluster
+    engines = [PlacementEngine(ClusterSnapshot.build(infos, existing),
+                               EngineOptions(seed=seed, shared_order=shared))
+               for shared in (True, False)]
+    at = 0
+    for size in [*cuts, len(tasks)]:
+        chunk = tasks[at: at + size]
+        at += size
+        with mock.patch.multiple(engine_module, WALK_MIN_TASKS=walk_from,
+                                 WALK_CANDIDATES_PER_TASK=0):
+            walked = engines[0].place_batch(chunk)
+        heaped = engines[1].place_batch(chunk)
+        assert walked.assignments == heaped.assignments
+        assert [(r.task_id, r.explanation.message) for r in walked.refusals] == \
+            [(r.task_id, r.explanation.message) for r in heaped.refusals]

@@ -1,0 +1,163 @@
+"""Nodes in order of load, shared by every class: spread placement without a heap per class.
+
+Under the spread strategy a node's score is its weight once the request is added plus a small
+count term (scorers/spread.py). For nodes of equal capacity that is the node's own term (its
+load and count) plus a term of the request and the capacity alone. So one order of the nodes by
+their own term per capacity, kept across classes and refreshed only where nodes changed (their
+version moved), lets a class find its best nodes by walking those orders from the least loaded,
+scoring nodes as it meets them, instead of scoring every candidate to build a heap of its own.
+
+A ``Walk`` stops once the best node scored so far is strictly better than any node it has not
+met could be: a lower bound from the order, less a margin far above float rounding. Ties in
+score fall to the full key (image held, rank, index) among nodes met, and a node that could tie
+is always met first, so the choice is exactly the one a heap over every candidate makes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+
+from scheduler.placement.request import PlacementRequest
+from scheduler.placement.scorers import Score
+from scheduler.placement.scorers.spread import SpreadScorer
+from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot
+
+MAX_GROUPS = 64  # capacities beyond this: walking many orders would cost more than a heap
+# (score, 1 if the node lacks the image else 0, tie-break rank, node index, node version)
+HeapEntry = tuple[Score, int, int, int, int]
+
+
+def _lower(own: float, shift: float) -> float:
+    """A bound no score computed from these terms can fall below, float rounding included
+    (inlined in ``Walk.settle``)."""
+    return own + shift - 1e-9 * (abs(own) + abs(shift) + 1.0)
+
+
+class LoadOrder:
+    """Per capacity (cpu, memory), the nodes sorted by the scorer's own term.
+
+    Entries are (own term, node index, stamp); a node that changes gets a fresh entry with a
+    new stamp and its old one stays behind, skipped by walks, until stale entries make up half
+    of an order and it is compacted: so a refresh sorts a few new entries into a sorted run
+    (timsort merges it) instead of filtering every order."""
+
+    def __init__(self, cluster: ClusterSnapshot, scorer: SpreadScorer) -> None:
+        self.nodes = cluster.nodes
+        self.scorer = scorer
+        groups: dict[tuple[int, int], int] = {}
+        self.group_of = [groups.setdefault((n.cap_cpu, n.cap_mem), len(groups))
+                         for n in self.nodes]
+        self.capacities = list(groups)
+        self.orders: list[list[tuple[float, int, int]]] = [[] for _ in groups]
+        self.stamps = [0] * len(self.nodes)  # the stamp of each node's live entry
+        self._stale = [0] * len(groups)
+        self._last_stamp = 0
+        self._changed = cluster.watch()
+
+    @property
+    def usable(self) -> bool:
+        return len(self.capacities) <= MAX_GROUPS
+
+    def refresh(self) -> None:
+        """Give every node changed since the last refresh a fresh entry in its order."""
+        changed = self._changed
+        if not changed:
+            return
+        own, nodes, group_of, stamps = self.scorer.own_term, self.nodes, self.group_of, self.stamps
+        fresh: dict[int, list[tuple[float, int, int]]] = {}
+        stamp = self._last_stamp
+        for i in changed:
+            stamp += 1
+            stamps[i] = stamp
+            fresh.setdefault(group_of[i], []).append((own(nodes[i]), i, stamp))
+        changed.clear()
+        self._last_stamp = stamp
+        for g, entries in fresh.items():
+            order = self.orders[g]
+            self._stale[g] += len(entries) if order else 0
+            if 2 * self._stale[g] > len(order):
+                order = self.orders[g] = [e for e in order if stamps[e[1]] == e[2]]
+                self._stale[g] = 0
+            order += entries
+            order.sort()  # timsort: the order is one sorted run already
+
+    def walk(self, req: PlacementRequest, member: bytes,
+             entry: Callable[[NodeSnapshot], HeapEntry | None]) -> Walk:
+        """A walk for one run of one class over the nodes whose ``member`` byte is 1 (call
+        ``refresh`` first if nodes changed since the last walk was made)."""
+        return Walk(self, req, member, entry)
+
+
+class Walk:
+    """Meets the nodes of a ``LoadOrder`` least loaded first, handing each member node to
+    ``entry`` (its heap entry, or None when it cannot take the request) and pushing the entry
+    on the caller's heap. Valid while only the walk's caller places on the nodes it met
+    (a class's run); the order itself is not touched."""
+
+    __slots__ = ("_cursors", "_entry", "_member", "_nodes", "_orders", "_shifts",
+                 "_stamps", "bounds")
+
+    def __init__(self, order: LoadOrder, req: PlacementRequest, member: bytes,
+                 entry: Callable[[NodeSnapshot], HeapEntry | None]) -> None:
+        self._nodes = order.nodes
+        self._orders = order.orders
+        self._stamps = order.stamps
+        self._member = member
+        self._entry = entry
+        term = order.scorer.request_term
+        self._shifts = [term(req, cpu, mem) for cpu, mem in order.capacities]
+        self._cursors = [0] * len(self._orders)
+        # (lower bound on the score of any member not met yet in group g, g), least first
+        self.bounds: list[tuple[float, int]] = []
+        for g in range(len(self._orders)):
+            self._advance(g, 0)
+        heapq.heapify(self.bounds)
+
+    def _advance(self, g: int, at: int) -> None:
+        """Point group g's cursor at its next live member entry from ``at``; push its bound
+        (the caller heapifies)."""
+        order, member, stamps = self._orders[g], self._member, self._stamps
+        end = len(order)
+        while at < end and (not member[order[at][1]] or stamps[order[at][1]] != order[at][2]):
+            at += 1
+        self._cursors[g] = at
+        if at < end:
+            self.bounds.append((_lower(order[at][0], self._shifts[g]), g))
+
+    def settle(self, heap: list[HeapEntry]) -> None:
+        """Meet nodes until ``heap``'s top beats every node not met yet, or none is left."""
+        # Scores here are floats: a LoadOrder is only made for the SpreadScorer. A group's
+        # cursor always rests on a member node (``_advance``).
+        bounds, orders, cursors, shifts = self.bounds, self._orders, self._cursors, self._shifts
+        member, nodes, entry, stamps = self._member, self._nodes, self._entry, self._stamps
+        heappush, heapreplace, heappop = heapq.heappush, heapq.heapreplace, heapq.heappop
+        while bounds and (not heap or heap[0][0] >= bounds[0][0]):  # type: ignore[operator]
+            g = bounds[0][1]
+            order, shift = orders[g], shifts[g]
+            # Keep meeting this group's nodes while it holds the least bound (no heap work).
+            other = min(bounds[1][0], bounds[2][0]) if len(bounds) > 2 else \
+                bounds[1][0] if len(bounds) > 1 else math.inf
+            at, end = cursors[g], len(order)
+            while True:
+                node = nodes[order[at][1]]
+                at += 1
+                # Skip nodes not of this class, and entries a node's later change left behind.
+                while at < end:
+                    _, idx, stamp = order[at]
+                    if member[idx] and stamps[idx] == stamp:
+                        break
+                    at += 1
+                made = entry(node)
+                if made is not None:
+                    heappush(heap, made)
+                if at >= end:
+                    heappop(bounds)
+                    break
+                own = order[at][0]
+                bound = own + shift - 1e-9 * (abs(own) + abs(shift) + 1.0)  # as _lower
+                if bound > other or (heap and heap[0][0] < bound):  # type: ignore[operator]
+                    heapreplace(bounds, (bound, g))
+                    break
+            cursors[g] = at
