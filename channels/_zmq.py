@@ -71,6 +71,7 @@ class Watched:
         self._fd = fd
         self._scheduled = False
         self.closed = False
+        self.copy = True  # frames as bytes; False: as zmq Frames (with their metadata)
 
     def watch(self) -> None:
         self.loop.add_reader(self._fd, self._on_ready)
@@ -88,10 +89,11 @@ class Watched:
             return
         recv = self.sock.recv_multipart
         handle = self.handle
+        copy = self.copy
         try:
             for _ in range(_BATCH):
-                parts = recv(zmq.NOBLOCK)
-                handle(parts)
+                parts = recv(zmq.NOBLOCK, copy=copy)
+                handle(parts)  # type: ignore[arg-type]
                 if self.closed:
                     return
         except zmq.Again:
@@ -135,7 +137,8 @@ class _RouterLink(Watched, ListenLink):
             self.sock.setsockopt(zmq.CURVE_SERVER, 1)
             self.sock.setsockopt(zmq.CURVE_SECRETKEY, curve.keypair.secret)
             self.sock.setsockopt(zmq.ZAP_DOMAIN, self._zap_domain)
-            self.handle = self._handle_curve  # type: ignore[method-assign]
+            self.copy = False  # Frames, which carry their metadata
+            self.handle = self._handle_curve  # type: ignore[method-assign,assignment]
         try:
             self.sock.bind(address)
         except zmq.ZMQError as exc:
@@ -150,35 +153,14 @@ class _RouterLink(Watched, ListenLink):
             return  # zmq always prefixes the identity; anything else is not a frame
         self._on_frame(parts[0], parts[1:], None)
 
-    def _handle_curve(self, parts: list[bytes]) -> None:
-        raise TypeError("a CURVE router reads frames with their metadata (_on_ready_curve)")
-
-    def _on_ready(self) -> None:
-        if self._zap_domain is None:
-            Watched._on_ready(self)
+    def _handle_curve(self, frames: list[zmq.Frame]) -> None:
+        """A CURVE message, read as zmq Frames for the key it was authenticated with (its
+        User-Id, set by the ZAP handler), which the listener checks on every frame."""
+        if len(frames) < 2:
             return
-        # CURVE: read zmq Frames to learn the key each message was authenticated with (its
-        # User-Id, set by the ZAP handler), so the listener can check it on every frame.
-        self._scheduled = False
-        if self.closed:
-            return
-        recv = self.sock.recv_multipart
-        try:
-            for _ in range(_BATCH):
-                frames = recv(zmq.NOBLOCK, copy=False)
-                if len(frames) >= 2:
-                    user = frames[-1].get("User-Id")
-                    self._on_frame(frames[0].bytes, [frame.bytes for frame in frames[1:]],
-                                   user if isinstance(user, str) else None)
-                if self.closed:
-                    return
-        except zmq.Again:
-            return
-        except zmq.ZMQError:
-            if self.closed:
-                return
-            raise
-        self._schedule()
+        user = frames[-1].get("User-Id")
+        self._on_frame(frames[0].bytes, [frame.bytes for frame in frames[1:]],
+                       user if isinstance(user, str) else None)
 
     def send(self, key: bytes, parts: list[bytes]) -> None:  # type: ignore[override]
         try:

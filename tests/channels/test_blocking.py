@@ -26,6 +26,7 @@ from protocol.messages import (
     Message,
 )
 from protocol.specs import ImageSummary
+from tests.helpers.channel_testing import ThreadedService
 
 BIG = 3 * 1024 * 1024 + 17  # over the 1 MiB window: credit has to flow back, both ways
 
@@ -58,49 +59,20 @@ async def handle(message: Message) -> Message | None:
     raise NotFound(f"no handler for {type(message).__name__}")
 
 
-class Service:
-    """A listener serving ``handle`` on its own event loop, in a thread."""
-
-    def __init__(self, address: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        self.address = ""
-        self._stop: asyncio.Event | None = None
-
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            async with await channels.listen(address) as listener:
-                self.address = listener.address
-                serving = asyncio.create_task(channels.serve(listener.receiver, handle))
-                ready.set()
-                await self._stop.wait()
-                serving.cancel()
-
-        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(main(),))
-        self.thread.start()
-        assert ready.wait(10)
-
-    def stop(self) -> None:
-        if self.loop.is_closed():
-            return
-        assert self._stop is not None
-        self.loop.call_soon_threadsafe(self._stop.set)
-        self.thread.join(10)
-        self.loop.close()
 
 
 @pytest.fixture(params=["tcp", "ipc"])
-def service(request: pytest.FixtureRequest) -> Iterator[Service]:
+def service(request: pytest.FixtureRequest) -> Iterator[ThreadedService]:
     with tempfile.TemporaryDirectory(prefix="shoal-", dir="/tmp") as short:
         where = "tcp://127.0.0.1:0" if request.param == "tcp" else f"ipc://{short}/s"
-        running = Service(where)
+        running = ThreadedService(where, handle)
         try:
             yield running
         finally:
             running.stop()
 
 
-def test_request_reply_and_a_refusal(service: Service) -> None:
+def test_request_reply_and_a_refusal(service: ThreadedService) -> None:
     with BlockingSession(service.address) as session:
         reply = session.request(lambda r: Echo(data=b"hi", reply=r))
         assert reply == Echoed(data=b"hi")
@@ -110,7 +82,7 @@ def test_request_reply_and_a_refusal(service: Service) -> None:
         assert session.request(lambda r: Echo(data=b"again", reply=r)) == Echoed(data=b"again")
 
 
-def test_a_stream_of_messages_ends_cleanly(service: Service) -> None:
+def test_a_stream_of_messages_ends_cleanly(service: ThreadedService) -> None:
     with BlockingSession(service.address) as session:
         lines = session.reply_inbox()
         session.send(ContainerLogs(id="x", reply=lines))
@@ -118,7 +90,7 @@ def test_a_stream_of_messages_ends_cleanly(service: Service) -> None:
         assert got == [b"0\n", b"1\n", b"2\n", b"3\n", b"4\n"]
 
 
-def test_byte_streams_both_ways_past_the_window(service: Service) -> None:
+def test_byte_streams_both_ways_past_the_window(service: ThreadedService) -> None:
     with BlockingSession(service.address) as session:
         attached = session.request(lambda r: AttachContainer(id="x", reply=r))
         assert isinstance(attached, Attached)
@@ -138,7 +110,7 @@ def test_byte_streams_both_ways_past_the_window(service: Service) -> None:
         assert imported.images[0].id == f"sha256:{BIG}"
 
 
-def test_a_timeout_and_the_service_going_away(service: Service) -> None:
+def test_a_timeout_and_the_service_going_away(service: ThreadedService) -> None:
     session = BlockingSession(service.address)
     inbox = session.reply_inbox()
     session.send(Echo(data=b"x", reply=inbox))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import select
-import threading
 import time
 from collections.abc import Iterator
 
@@ -20,7 +19,7 @@ from protocol.errors import AddressError, ConnectFailed, InvalidArgument, PeerLo
 from protocol.messages import Echo, Echoed, ImageImported, ImportImage, Message
 from protocol.specs import ImageSummary
 from tests.helpers.bounded_run import run
-from tests.helpers.channel_testing import FAST
+from tests.helpers.channel_testing import FAST, ThreadedService
 
 SERVER, GOOD, OTHER = Keypair.generate(), Keypair.generate(), Keypair.generate()
 BIG = 3 * 1024 * 1024 + 5
@@ -124,46 +123,17 @@ def test_in_process_channels_take_no_keys() -> None:
 
 
 # --- the CLI's own client ----------------------------------------------------------------------
-class CurveService:
-    """A CURVE listener serving ``echo`` on its own loop, in a thread."""
-
-    def __init__(self, access: Access) -> None:
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        self.address = ""
-        self._stop: asyncio.Event | None = None
-
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            async with await channels.listen("tcp://127.0.0.1:0", FAST,
-                                             CurveServer(SERVER, access)) as listener:
-                self.address = listener.address
-                serving = asyncio.create_task(channels.serve(listener.receiver, echo))
-                ready.set()
-                await self._stop.wait()
-                serving.cancel()
-
-        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(main(),))
-        self.thread.start()
-        assert ready.wait(10)
-
-    def stop(self) -> None:
-        assert self._stop is not None
-        self.loop.call_soon_threadsafe(self._stop.set)
-        self.thread.join(10)
-        self.loop.close()
-
-
 @pytest.fixture
-def service() -> Iterator[CurveService]:
-    running = CurveService(Access([(GOOD.public, "client")]))
+def service() -> Iterator[ThreadedService]:
+    running = ThreadedService("tcp://127.0.0.1:0", echo,
+                              CurveServer(SERVER, Access([(GOOD.public, "client")])))
     try:
         yield running
     finally:
         running.stop()
 
 
-def test_the_blocking_client_speaks_curve_to_libzmq(service: CurveService) -> None:
+def test_the_blocking_client_speaks_curve_to_libzmq(service: ThreadedService) -> None:
     session = BlockingSession(service.address, curve=CurveClient(SERVER.public, GOOD))
     try:
         for size in (0, 1, 300, BIG):  # short and long frames, several boxes per message
@@ -186,14 +156,14 @@ def test_the_blocking_client_speaks_curve_to_libzmq(service: CurveService) -> No
     (CurveClient(OTHER.public, GOOD), "its key is not the one this client has"),
     (None, "it may require CURVE"),
 ])
-def test_the_blocking_client_says_why_it_was_refused(service: CurveService,
+def test_the_blocking_client_says_why_it_was_refused(service: ThreadedService,
                                                      curve: CurveClient | None,
                                                      said: str) -> None:
     with pytest.raises(ConnectFailed, match=said):
         BlockingSession(service.address, curve=curve, connect_timeout=5)
 
 
-def test_a_tampered_box_ends_the_connection_and_delivers_nothing(service: CurveService) -> None:
+def test_a_tampered_box_ends_the_connection_and_delivers_nothing(service: ThreadedService) -> None:
     link = ZmtpConnection(service.address, max_message=1 << 20, timeout=5,
                           curve=CurveClient(SERVER.public, GOOD))
     try:
