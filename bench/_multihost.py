@@ -50,9 +50,11 @@ class Timing:
 
     heartbeat: float = 0.2  # worker heartbeats (scheduler --heartbeat-interval)
     node_timeout: float = 2.0  # silence after which a node is down
-    # The leader's lease (s). etcd's minimum is 1.5 election timeouts (here 1.5 s); 3 leaves
-    # room for an etcd member's death (a raft election of ~1 s) without a leadership change.
-    lease_ttl: int = 3
+    # The leader's lease (s). etcd's minimum is 1.5 election timeouts (here 1.5 s). An etcd
+    # member's death may cost a raft election (~1 s, more when it was the raft leader) plus
+    # the keepalive's move to another member: 3 s was seen to expire both schedulers' leases
+    # now and then; 5 leaves room, and a leader's kill -9 is still taken over within ~6 s.
+    lease_ttl: int = 5
 
 
 @dataclass(frozen=True)

@@ -312,6 +312,18 @@ class Leader:
         if self._reload:
             await self._reload_keys()
         works, self._works = self._works, []
+        try:
+            await self._serve(works)
+        except BaseException as exc:
+            # The commit failed (the leadership went with its lease, etcd refused) or the term
+            # was cancelled: every request of this cycle still waiting is answered, never left
+            # to hang its caller; it may go to the next leader.
+            for work in works:
+                work.fail(exc if isinstance(exc, ShoalError) else Unavailable(
+                    "the scheduler stopped leading while serving this request"))
+            raise
+
+    async def _serve(self, works: list[Work]) -> None:
         dirty, self._dirty = self._dirty, set()
         full, self._full = self._full, False
         cycle = LeaderCycle.over(time.time(), self.containers, self.nodes, self.apps,
