@@ -147,12 +147,19 @@ class EtcdClient:
         """A unary RPC, tried on each endpoint in turn while they are unreachable, and again
         after a short pause while none is, until ``rpc_timeout`` (default: the client's) ends.
 
-        A write whose connection broke after it was sent may have applied; retrying it on
-        another member is still safe for the store's writes because they all compare
-        revisions: the retry then fails its compare instead of applying twice.
+        An endpoint that does not answer within its share of the time (a third, with several)
+        is passed over like an unreachable one. A write whose connection broke, or whose
+        answer never came, may have applied; retrying it on another member is still safe for
+        the store's writes because they all compare revisions: the retry then fails its
+        compare instead of applying twice.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (rpc_timeout or self.timeout)
+        budget = rpc_timeout or self.timeout
+        deadline = loop.time() + budget
+        # One endpoint gets a share of the budget, not all of it: a member killed mid-call (or
+        # one whose proposals a leader change dropped) may never answer rather than refuse,
+        # and the call must still reach a live member in time.
+        attempt = budget if len(self.endpoints) == 1 else max(1.0, budget / 3)
         pauses = Backoff(high=0.5)  # between rounds over every endpoint while none answers
         last: rpc.AioRpcError | None = None
         while True:
@@ -162,9 +169,13 @@ class EtcdClient:
                     break
                 idx, stub = self.stub(service)
                 try:
-                    return await getattr(stub, method)(request, timeout=remaining)
+                    return await getattr(stub, method)(request,
+                                                       timeout=min(attempt, remaining))
                 except rpc.AioRpcError as exc:
-                    if exc.code() != rpc.StatusCode.UNAVAILABLE:
+                    code = exc.code()
+                    silent = (code == rpc.StatusCode.DEADLINE_EXCEEDED
+                              and loop.time() < deadline - 0.05)
+                    if code != rpc.StatusCode.UNAVAILABLE and not silent:
                         raise translate(exc, what) from exc
                     last = exc
                     self.failed(idx)

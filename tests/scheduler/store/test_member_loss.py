@@ -7,6 +7,8 @@ loopback TCP, as to an external cluster: TLS and client certificates on every re
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 
 import pytest
 from aetcd import rpc
@@ -78,3 +80,28 @@ def test_the_leaders_member_killed_changes_nothing(run: Runner[None], cluster: s
             await leadership.resign()
 
     run(body, 30.0)
+
+
+def test_a_member_that_stops_answering_is_passed_over_within_the_timeout(
+        run: Runner[None], three_members: list[EmbeddedEtcd], layout: Layout) -> None:
+    """A member that holds the connection and says nothing (stopped here with SIGSTOP, as a
+    member killed mid-call or a hung host can) gets a share of a call's time, not all of it:
+    the next member answers in time."""
+    import time
+
+    hung = three_members[0]
+
+    async def body() -> None:
+        async with EtcdClient([m.endpoint for m in three_members], timeout=6.0) as client:
+            store = Store(client, layout)
+            await store.create(CONTAINERS, "before", rec())  # the channel to member 0 is up
+            os.kill(hung.pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                await store.create(CONTAINERS, "during", rec())
+                assert time.monotonic() - started < 5.0  # its share (2 s), then another
+            finally:
+                os.kill(hung.pid, signal.SIGCONT)
+            assert await store.get(CONTAINERS, "during") is not None
+
+    run(body)
