@@ -237,7 +237,6 @@ class Listener:
         self._keys: dict[PeerSession, bytes] = {}  # the reverse of peers: O(1) teardown
         self._users: dict[PeerSession, tuple[str | None, str]] = {}  # (key text, role)
         self.stats = SessionStats()  # summed over every session it has served
-        self.refused = 0  # frames refused for their key (unknown, revoked, or re-roled)
         self._link: ListenLink | None = None
         self._ticker: _Ticker | None = None
         self._plain_role = LOCAL
@@ -271,19 +270,18 @@ class Listener:
         return self.security.access.role(user) if user is not None else None
 
     def _on_frame(self, key: bytes, parts: list[bytes], user: str | None) -> None:
-        role = self._role_of(user)
         session = self.peers.get(key)
         if session is not None:
-            if self.security is not None and self._users.get(session) != (user, role):
-                self.refused += 1
+            if self.security is not None and \
+                    self._users.get(session) != (user, self._role_of(user)):
                 session.close(Forbidden("this key is no longer admitted"))
                 return
             self.peers.move_to_end(key)
             session.feed(parts)
             return
         assert self._link is not None
+        role = self._role_of(user)
         if role is None:
-            self.refused += 1
             self._refuse(key, Forbidden("this key is not admitted"))
             return
         try:

@@ -154,12 +154,9 @@ class Access:
         if self._roles.pop(text, None) is not None:
             self._revoked(text)
 
-    def replace(self, entries: Iterable[tuple[bytes, str]]) -> None:
-        """Make the allowlist exactly ``entries`` (a watch's full state), revoking the rest."""
-        self.replace_texts({key_text(key): role for key, role in entries})
-
-    def replace_texts(self, fresh: dict[str, str]) -> None:
-        """``replace`` with keys already in their text form (as etcd keeps them)."""
+    def replace(self, fresh: dict[str, str]) -> None:
+        """Make the allowlist exactly ``fresh`` (key text → role: a watch's full state),
+        revoking the rest."""
         gone = [text for text, role in self._roles.items() if fresh.get(text) != role]
         self._roles = fresh
         for text in gone:

@@ -33,7 +33,6 @@ class _Handler(Watched):
         super().__init__(zmq.REP, 4096)
         self.sock.bind(ZAP_ENDPOINT)
         self.domains: dict[bytes, Access] = {}
-        self.refused = 0
 
     def close(self) -> None:
         # Unbound first: libzmq releases an inproc endpoint only once the closed socket is
@@ -57,7 +56,6 @@ class _Handler(Watched):
             user = key_text(credentials[0])
             role = access.role(user)
         if role is None:
-            self.refused += 1
             log.debug("CURVE key refused", key=user or "?",
                       domain=domain.decode("ascii", "replace"))
             self.send([version, request_id, b"400", b"key not admitted", b"", b""])

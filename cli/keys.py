@@ -61,7 +61,7 @@ def join_token(host: str | None, role: str, rotate: bool, quiet: bool) -> None:
 def enroll(address: str, token: str, name: str) -> None:
     """Enroll this account's key as a client of the cluster (or worker) at ADDR."""
     from channels._blocking import BlockingSession
-    from channels._curve import CurveClient, parse_token, token_keypair
+    from channels._curve import CurveClient, key_text, parse_token, token_keypair
     from channels.credentials import client_keys, save_enrollment
 
     cluster_key, secret = parse_token(token)
@@ -76,8 +76,6 @@ def enroll(address: str, token: str, name: str) -> None:
             tried.append(f"{where} ({exc})")
             continue
         try:
-            from channels import key_text
-
             answer = session.request(lambda r: Enroll(key=key_text(keys.public), name=name,
                                                       reply=r))
         finally:

@@ -83,13 +83,13 @@ class WorkerAuth:
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
     def _publish(self) -> None:
-        entries: list[tuple[bytes, str]] = [(self.local.public, CLIENT)]
+        roles = dict.fromkeys(self._clients, CLIENT)
+        roles[key_text(self.local.public)] = CLIENT
         if self.cluster_key is not None:
-            entries.append((self.cluster_key, MANAGER))
+            roles[key_text(self.cluster_key)] = MANAGER
         if self._token is not None:
-            entries.append((token_keypair(self._token).public, ENROLL_PREFIX + CLIENT))
-        entries += [(parse_key(text), CLIENT) for text in self._clients]
-        self.access.replace(entries)
+            roles[key_text(token_keypair(self._token).public)] = ENROLL_PREFIX + CLIENT
+        self.access.replace(roles)
 
     @property
     def server(self) -> channels.CurveServer:

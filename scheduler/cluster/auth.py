@@ -122,7 +122,7 @@ class ClusterAuth:
         roles.update({key_text(token_keypair(secret).public): ENROLL_PREFIX + role
                       for role, secret in self._tokens.items() if role in ENROLLABLE})
         roles[key_text(self.cluster.public)] = MANAGER
-        self.access.replace_texts(roles)
+        self.access.replace(roles)
 
     async def run(self) -> None:
         """Follow tokens and keys (every manager's enrollments and revocations)."""
