@@ -116,8 +116,10 @@ def _addresses(data: dict[str, object]) -> list[str]:
 
 
 def _alive(pid: object) -> bool:
+    """Whether the daemon that published a local key file still runs (a file without a pid
+    is not one a daemon wrote: passed over, and removed by the next daemon that publishes)."""
     if not isinstance(pid, int) or pid <= 0:
-        return True  # no pid recorded: an enrollment, not a daemon
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
