@@ -219,6 +219,10 @@ class PlacementEngine:
         relaxed = _soft_texts(req)
         attempt = req
         attempt_relaxed: tuple[str, ...] = ()
+        # A positive soft affinity (image==, container==, label.k==) can come to hold on the
+        # node a task of this very class joins: once relaxed, such a class places one task at a
+        # time and looks again, as Swarm classic judges each task on its own.
+        revivable = any(r.soft and not r.negate for r in req.affinities)
         if req.conflict:
             pos = total  # nothing to try: explained below
             attempt_relaxed = relaxed
@@ -239,10 +243,16 @@ class PlacementEngine:
                     soft = False  # no node satisfies them any more, for any of the rest
                 continue
             attempt, attempt_relaxed = relaxed_req, relaxed if req.has_soft_rules else ()
-            pos, stop = self._run(key, attempt, attempt_relaxed, tasks, pos, total, result,
+            start, end = len(result.assignments), pos + 1 if revivable else total
+            pos, stop = self._run(key, attempt, attempt_relaxed, tasks, pos, end, result,
                                   defer=False)
             if stop == "exhausted":
                 break
+            if revivable and len(result.assignments) > start:
+                # The node this task joined is the only one that changed: when its soft rules
+                # hold there now, the next task tries them again.
+                joined = self.cluster.by_id[result.assignments[-1].node_id]
+                soft = not self._unmet(relaxed_req, joined)
         if pos < total:
             cycle = PlacementCycle(self.cluster,
                                    [Identity(tasks[pos].spec.name, tasks[pos].id, attempt)])

@@ -336,3 +336,21 @@ def test_guard_on_the_only_soft_node_falls_back_to_relaxed(sample: str) -> None:
     assert not result.refusals
     assert {a.relaxed for a in result.assignments} == {("~node.hostname==h0",)}
     assert "n0" not in {a.node_id for a in result.assignments}
+
+
+@pytest.mark.parametrize("strategy", ["spread", "binpack"])
+def test_a_relaxed_soft_affinity_holds_again_where_a_sibling_landed(strategy: str) -> None:
+    """``~image==db`` that no node satisfies is relaxed for the first task; the node it joins
+    then runs db, so every later task of the job is judged with the rule again and follows it
+    (Swarm classic judges each task alone; the engine once kept it relaxed for the whole job)."""
+    from bench._naive_placement import NaiveScheduler
+
+    infos = nodes(6)
+    spec = ContainerSpec(image="db", affinities=["~image==db"])
+    tasks = [Task(f"t{i}", spec) for i in range(4)]
+    engine = PlacementEngine(ClusterSnapshot.build(infos, []), EngineOptions(strategy=strategy))  # type: ignore[arg-type]
+    result = engine.place_batch(tasks)
+    assert len(set(result.node_of().values())) == 1
+    assert [a.relaxed for a in result.assignments] == [("~image==db",), (), (), ()]
+    naive = NaiveScheduler(ClusterSnapshot.build(infos, []), strategy=strategy)  # type: ignore[arg-type]
+    assert naive.place_batch(tasks).node_of() == result.node_of()
