@@ -116,28 +116,7 @@ class ImageService:
         return ImageImported(images=images, format=result.format.value)
 
     async def _spool(self, data: channels.ByteReader, path: Path) -> int:
-        """Copy the stream into ``path``; returns its length. Stream errors (the client aborted
-        or vanished) propagate; so does a stream over the size limit."""
-        total = 0
-        batch: list[bytes] = []
-        batched = 0
-        try:
-            with path.open("wb") as out:
-                while chunk := await data.read():
-                    total += len(chunk)
-                    if total > self.max_import_bytes:
-                        raise InvalidImage(f"the archive is larger than the "
-                                           f"{self.max_import_bytes}-byte import limit",
-                                           details={"limit": str(self.max_import_bytes)})
-                    batch.append(chunk)
-                    batched += len(chunk)
-                    if batched >= SPOOL_BATCH:
-                        await asyncio.to_thread(_write_all, out, batch)
-                        batch, batched = [], 0
-                await asyncio.to_thread(_write_all, out, batch)
-        except OSError as exc:
-            raise Unavailable(f"cannot spool the import: {exc.strerror or exc}") from exc
-        return total
+        return await spool_stream(data, path, self.max_import_bytes, "import")
 
     def _import_file(self, path: Path, tag: str | None,
                      fmt: ArchiveFormat | None) -> ImportResult:
@@ -146,6 +125,31 @@ class ImageService:
             for image in result.images:
                 verify_image(self.store, image)
         return result
+
+
+async def spool_stream(data: channels.ByteReader, path: Path, limit: int, what: str) -> int:
+    """Copy the stream into ``path``; returns its length. Stream errors (the client aborted
+    or vanished) propagate; so does a stream over ``limit`` bytes."""
+    total = 0
+    batch: list[bytes] = []
+    batched = 0
+    try:
+        with path.open("wb") as out:
+            while chunk := await data.read():
+                total += len(chunk)
+                if total > limit:
+                    raise InvalidImage(f"the {what} is larger than the {limit}-byte {what} "
+                                       "limit",
+                                       details={"limit": str(limit)})
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched >= SPOOL_BATCH:
+                    await asyncio.to_thread(_write_all, out, batch)
+                    batch, batched = [], 0
+            await asyncio.to_thread(_write_all, out, batch)
+    except OSError as exc:
+        raise Unavailable(f"cannot spool the {what}: {exc.strerror or exc}") from exc
+    return total
 
 
 def _write_all(out: BinaryIO, chunks: list[bytes]) -> None:

@@ -124,7 +124,7 @@ def plan_copy(root: Path, sources: list[str], dest: str, workdir: str, *, keywor
     items: list[CopyItem] = []
     for rel in matched:
         path = root / rel
-        if not _inside(root, path.parent) or (not path.is_symlink() and not _inside(root, path)):
+        if not _inside(root, path.parent if path.is_symlink() else path):
             raise BuildFailed(f"{keyword} failed: {rel} is outside the build context")
         if path.is_dir() and not path.is_symlink():
             items.append(CopyItem(path, dest))

@@ -222,6 +222,11 @@ class ImageStore:
         with self.lock:
             return self._resolve(ref)[0]
 
+    def resolve(self, text: str) -> tuple[Image, str | None]:
+        """The image ``text`` names and, if it named a tag, that tag."""
+        with self.lock:
+            return self._resolve(text)
+
     def _resolve(self, text: str) -> tuple[Image, str | None]:
         """The image and, if ``text`` named a tag, that tag."""
         images = self.images()
