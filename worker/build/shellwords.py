@@ -55,7 +55,23 @@ class _Lexer:
             elif ch == '"':
                 current.append(self._double())
             elif ch == "$":
-                current.append(self._variable())
+                value = self._variable()
+                if not split:
+                    current.append(value)
+                    continue
+                # An unquoted variable's value is split into words too, as Docker does.
+                parts = value.split()
+                if value[:1].isspace() and current:
+                    words.append("".join(current))
+                    current = []
+                for i, part in enumerate(parts):
+                    if i:
+                        words.append("".join(current))
+                        current = []
+                    current.append(part)
+                if value[-1:].isspace() and parts:
+                    words.append("".join(current))
+                    current, started = [], False
             else:
                 current.append(ch)
         if started:
