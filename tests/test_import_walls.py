@@ -65,6 +65,9 @@ PURE_CORES = (
     "worker.agent.state",  # the agent's decisions: events in, instructions out
     "worker.engine.restart",  # Docker's restart decisions
     "worker.agent.fence",  # when a cut-off worker kills its exclusive containers
+    "worker.build.dockerfile",  # Dockerfile text -> instructions with their lines
+    "worker.build.shellwords",  # Docker's variable substitution
+    "worker.build.ignore",  # .dockerignore patterns
     "scheduler.fencing",  # the cluster's fencing delay against its node timeout
     # the store's pure side, which the cores may import for record types and keys
     "scheduler.store.records",

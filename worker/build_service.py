@@ -133,9 +133,9 @@ class BuildService:
                     await flush()  # the output up to a failure goes out before the error
             log.info("image built", image=image.id, tags=list(image.tags))
             await reply.send(BuildResult(image=image_summary(image)))
+            reply.close()  # the client is done; the context's removal need not hold it up
         finally:
             await asyncio.to_thread(shutil.rmtree, work, True)
-        reply.close()
 
     # --- save ----------------------------------------------------------------------------------
     async def _save(self, request: SaveImages) -> None:
