@@ -96,9 +96,10 @@ def _platform_text(state_os: str, arch: str, variant: str | None) -> str:
 
 
 class Builder:
-    """One build. ``emit`` receives the output a ``docker build`` would print."""
+    """One build. ``emit`` receives the output a ``docker build`` would print. Without a
+    ``runtime`` a Dockerfile with a RUN is refused at that step."""
 
-    def __init__(self, store: ImageStore, runtime: RuntimeHelper, scratch: Path,
+    def __init__(self, store: ImageStore, runtime: RuntimeHelper | None, scratch: Path,
                  emit: Emit) -> None:
         self.store = store
         self.runtime = runtime
@@ -304,6 +305,9 @@ class Builder:
             await self.emit(" ---> Using cache\n")
             return state.with_step(record.created_by, record.created,
                                    Layer(record.layer, record.diff_id))
+        if self.runtime is None:
+            raise self._fail(ins, "RUN needs the native runtime, which this worker does not "
+                             "use")
         container_id = f"shoal-build-{os.urandom(6).hex()}"
         await self.emit(f" ---> Running in {container_id[-12:]}\n")
         env = [*(state.config.env or ()), *(f"{k}={v}" for k, v in visible)]
