@@ -45,6 +45,7 @@ from protocol.eventfeed import EventFeed
 from protocol.limits import MAX_LIST_ITEMS
 from protocol.messages import (
     NETWORK_REQUESTS,
+    BuildImage,
     ContainerInspected,
     ContainerList,
     CreateContainer,
@@ -219,6 +220,12 @@ class ClusterApi:
             if answer is not None:
                 self.events.publish(*image_events(answer, time.time()))
             return answer
+        if isinstance(message, BuildImage):
+            if isinstance(message.context, channels.ByteReader):
+                message.context.close()  # the client's writer stops at once
+            raise Unsupported("a scheduler does not run builds yet: build on a worker "
+                              "(shoal -H WORKER build ...), then bring the image into the "
+                              "cluster (shoal -H WORKER save REF | shoal image import -)")
         if isinstance(message, GetVersion):
             return VersionInfo(version=package_version(), protocol=PROTOCOL_VERSION,
                                component="scheduler", os=host_platform().os,
