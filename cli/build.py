@@ -3,8 +3,9 @@
 The context directory goes to the worker as a tar on a byte stream, paced by the worker's
 credit, with ``.dockerignore`` applied here (Docker's pattern rules; the Dockerfile travels in
 the request, so ``-f`` may name one outside the context). The worker's output is printed as it
-comes (``Step N/M : ...``); ``-q`` prints only the image id. A build runs on the worker
-addressed: against a scheduler it is refused (a cluster build is not routed yet).
+comes (``Step N/M : ...``); ``-q`` prints only the image id. Against a worker the build runs
+there; against a scheduler it runs on a worker of the target platform and the image lands in
+the cluster's store.
 """
 
 from __future__ import annotations

@@ -141,6 +141,9 @@ ALLOWANCES: tuple[Allowance, ...] = (
         "worker.image_service", "worker.images", "worker.images.blobs", "worker.images.digest",
         "worker.images.errors",
     }), _IMAGES_REASON),
+    Allowance("scheduler.cluster.builds", frozenset({"worker.image_service"}),
+              "a cluster build stores its image with the worker's own import (every digest "
+              "checked, every layer scanned) and describes it with the same summary"),
     Allowance("scheduler.cluster.imagesync", frozenset({
         "worker.images", "worker.images.digest", "worker.images.fetch",
     }), _IMAGES_REASON),

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 
 import structlog
@@ -58,6 +58,8 @@ class BuildService:
         self.work_dir = work_dir
         self.in_use = in_use
         self.max_context_bytes = max_context_bytes
+        # Set on a worker in a cluster: fetches a base image this store lacks (the scheduler's).
+        self.fetch_base: Callable[[str], Awaitable[None]] | None = None
         # What a worker that died mid-build left: its step mounts first, then the files.
         for point in mounts.mounts_under(work_dir):
             mounts.unmount(Path(point))
@@ -125,7 +127,8 @@ class BuildService:
                 target=request.target, no_cache=request.no_cache, platform=request.platform)
             scratch = work / "steps"
             scratch.mkdir()
-            builder = Builder(self.store, self.runtime, scratch, emit)
+            builder = Builder(self.store, self.runtime, scratch, emit,
+                              fetch_base=self.fetch_base)
             try:
                 image = await builder.build(options, context_dir)
             finally:

@@ -210,6 +210,7 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
         agent = Agent(engine, node, join, fetcher=fetcher,
                       managers_file=state_dir / "managers.json",
                       security=auth.scheduler_security() if auth is not None else None)
+        build_service.fetch_base = agent.ensure_image  # a build's base, from the scheduler
         agent_task = asyncio.create_task(_enroll_and_join(
             agent, auth, list(join), token, state_dir / "managers.json", stop))
     log.info("worker listening", address=listener.address, advertised=address,

@@ -105,7 +105,7 @@ class ImageService:
         try:
             archive = spool / (_SAFE_NAME.sub("_", Path(request.source).name)[:100] or "archive")
             size = await self._spool(data, archive)
-            result = await asyncio.to_thread(self._import_file, archive, tag,
+            result = await asyncio.to_thread(self.import_file, archive, tag,
                                              FORMATS[request.format])
         finally:
             data.close()
@@ -118,7 +118,7 @@ class ImageService:
     async def _spool(self, data: channels.ByteReader, path: Path) -> int:
         return await spool_stream(data, path, self.max_import_bytes, "import")
 
-    def _import_file(self, path: Path, tag: str | None,
+    def import_file(self, path: Path, tag: str | None,
                      fmt: ArchiveFormat | None) -> ImportResult:
         with self.store.undo_on_error():
             result = import_image(self.store, path, tag, fmt=fmt)

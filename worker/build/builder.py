@@ -17,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 
-from protocol.errors import InvalidArgument
+from protocol.errors import InvalidArgument, ShoalError
 from worker.build import context as ctx
 from worker.build import metadata
 from worker.build.dockerfile import Dockerfile, Instruction, parse
@@ -100,8 +100,10 @@ class Builder:
     ``runtime`` a Dockerfile with a RUN is refused at that step."""
 
     def __init__(self, store: ImageStore, runtime: RuntimeHelper | None, scratch: Path,
-                 emit: Emit) -> None:
+                 emit: Emit, *, fetch_base: Callable[[str], Awaitable[None]] | None = None
+                 ) -> None:
         self.store = store
+        self.fetch_base = fetch_base
         self.runtime = runtime
         self.scratch = scratch
         self.emit = emit
@@ -236,13 +238,26 @@ class Builder:
         elif base.lower() in done:
             state = done[base.lower()]
         else:
-            state = await asyncio.to_thread(self._image_state, ins, base)
+            state = await self._base_image(ins, base)
         here = _platform_text(state.os, state.architecture, state.variant)
         if platform and platform.split("/")[:2] != here.split("/")[:2]:
             raise self._fail(ins, f"FROM --platform={platform}: the base is {here}; this "
                              "worker builds only for its own platform")
         await self.emit(f" ---> {self._short(state)}\n")
         return _Scope(state)
+
+    async def _base_image(self, ins: Instruction, ref: str) -> StageState:
+        """An image from the store; in a cluster, fetched from the scheduler if missing."""
+        if self.fetch_base is not None:
+            try:
+                await asyncio.to_thread(self.store.get, ref)
+            except ImageNotFound:
+                await self.emit(f" ---> fetching {ref} from the cluster's images\n")
+                try:
+                    await self.fetch_base(ref)
+                except ShoalError as exc:
+                    raise self._fail(ins, f"the base image {ref!r}: {exc.message}") from exc
+        return await asyncio.to_thread(self._image_state, ins, ref)
 
     def _image_state(self, ins: Instruction, base: str) -> StageState:
         try:
@@ -396,7 +411,7 @@ class Builder:
             if int(ref) < len(finals):
                 return finals[int(ref)]
             raise self._fail(ins, f"--from={ref}: no stage {ref} before this one")
-        return await asyncio.to_thread(self._image_state, ins, ref)
+        return await self._base_image(ins, ref)
 
     def _owner(self, ins: Instruction, chown: str, rootfs: Path) -> tuple[int, int]:
         user, _, group = chown.partition(":")
