@@ -5,8 +5,9 @@ Layout under ``root``: ``oci/`` is a plain OCI image layout (``oci-layout``, ``i
 ``blobs/sha256/``) that skopeo or umoci can read; ``ingest/`` holds blobs being written;
 ``layers/`` the unpacked layers (see ``layers``); ``build-cache/`` the records of Dockerfile
 builds' layer cache (see ``buildcache``), whose blobs ``gc`` keeps until ``prune``.
-``index.json`` is the only mutable record: one manifest descriptor per tag, annotated ``org.opencontainers.image.ref.name=<name:tag>``, or one
-without annotation for an untagged image. It is rewritten atomically (temp file, rename).
+``index.json`` is the only mutable record: one manifest
+descriptor per tag, annotated ``org.opencontainers.image.ref.name=<name:tag>``, or one without
+annotation for an untagged image. It is rewritten atomically (temp file, rename).
 
 An image's id is its config digest, as in Docker. All methods block and are thread-safe (one
 re-entrant lock per store); callers on an event loop run them with ``asyncio.to_thread``.
