@@ -108,6 +108,7 @@ class Builder:
         self.scratch = scratch
         self.emit = emit
         self.active_chains: set[str] = set()
+        self.active_blobs: set[str] = set()
 
     async def build(self, options: BuildOptions, context_dir: Path) -> Image:
         file = options.dockerfile_name
@@ -144,6 +145,7 @@ class Builder:
         done: dict[str, StageState] = {}
         finals: list[StageState] = []
         self.store.chain_guards.append(self._chains_in_use)
+        self.store.blob_guards.append(self._blobs_in_use)
         try:
             for stage in stages:
                 scope = await self._from(stage, done, finals)
@@ -161,6 +163,7 @@ class Builder:
             image = await asyncio.to_thread(self._record, finals[-1], list(options.tags))
         finally:
             self.store.chain_guards.remove(self._chains_in_use)
+            self.store.blob_guards.remove(self._blobs_in_use)
         await self.emit(f"Successfully built {image.short_id}\n")
         for tag in image.tags:
             if tag in [parse_reference(t).tagged for t in options.tags]:
@@ -169,6 +172,15 @@ class Builder:
 
     def _chains_in_use(self) -> set[str]:
         return set(self.active_chains)
+
+    def _blobs_in_use(self) -> set[str]:
+        """The layers this build's stages hold: an ``image prune`` meanwhile (which clears
+        the cache records that otherwise keep them) or an ``rmi`` of a base keeps them."""
+        return set(self.active_blobs)
+
+    def _held(self, layer: Layer) -> Layer:
+        self.active_blobs.add(layer.blob.digest)
+        return layer
 
     # --- bookkeeping --------------------------------------------------------------------------
     async def _step(self, ins: Instruction) -> None:
@@ -261,7 +273,10 @@ class Builder:
 
     def _image_state(self, ins: Instruction, base: str) -> StageState:
         try:
-            return StageState.from_image(self.store.get(base))
+            state = StageState.from_image(self.store.get(base))
+            for layer in state.layers:
+                self._held(layer)
+            return state
         except ImageNotFound as exc:
             raise self._fail(ins, f"the base image {base!r} is not in this worker's store "
                              "(shoal build does not pull: import or pull it first)") from exc
@@ -302,6 +317,8 @@ class Builder:
         return after.with_step(record.created_by, record.created, None)
 
     def _layer_refs(self, state: StageState) -> list[LayerRef]:
+        for layer in state.layers:
+            self._held(layer)
         refs = [LayerRef(layer.blob.digest, layer.diff_id) for layer in state.layers]
         self.active_chains.update(chain_ids([r.diff_id for r in refs]))
         return refs
@@ -319,7 +336,7 @@ class Builder:
         if record is not None and record.layer is not None and record.diff_id:
             await self.emit(" ---> Using cache\n")
             return state.with_step(record.created_by, record.created,
-                                   Layer(record.layer, record.diff_id))
+                                   self._held(Layer(record.layer, record.diff_id)))
         if self.runtime is None:
             raise self._fail(ins, "RUN needs the native runtime, which this worker does not "
                              "use")
@@ -341,7 +358,7 @@ class Builder:
         finally:
             await asyncio.to_thread(_remove_tree, bundle)
         await self.emit(f"Removing intermediate container {container_id[-12:]}\n")
-        return state.with_step(created_by, made.created, layer)
+        return state.with_step(created_by, made.created, self._held(layer))
 
     async def _output(self, data: bytes) -> None:
         await self.emit(data.decode(errors="replace"))
@@ -356,7 +373,7 @@ class Builder:
         """Store the layer and its cache record together: the record is what keeps the blob
         from garbage collection until an image references it."""
         with self.store.lock:
-            layer = commit()
+            layer = self._held(commit())
             record = CacheRecord(created_by=created_by, created=now_rfc3339(),
                                  layer=layer.blob, diff_id=layer.diff_id)
             self.store.build_cache.put(key, record)
@@ -447,7 +464,7 @@ class Builder:
         if record is not None and record.layer is not None and record.diff_id:
             await self.emit(" ---> Using cache\n")
             return state.with_step(record.created_by, record.created,
-                                   Layer(record.layer, record.diff_id))
+                                   self._held(Layer(record.layer, record.diff_id)))
 
         def write() -> tuple[Layer, CacheRecord]:
             with new_layer(self.store) as (tar, commit):
@@ -458,7 +475,7 @@ class Builder:
             layer, made = await asyncio.to_thread(write)
         except BuildFailed as exc:
             raise self._fail(ins, exc.message) from exc
-        return state.with_step(created_by, made.created, layer)
+        return state.with_step(created_by, made.created, self._held(layer))
 
 
 def _remove_tree(path: Path) -> None:

@@ -144,6 +144,8 @@ class ImageStore:
         # Storage drivers register what their containers still mount, so that removing an
         # image never pulls unpacked layers from under a live rootfs.
         self.chain_guards: list[Callable[[], Collection[str]]] = []
+        # Builds register the blobs their unfinished stages hold (no image names them yet).
+        self.blob_guards: list[Callable[[], Collection[str]]] = []
         marker = self.layout / "oci-layout"
         if not marker.exists():
             self._atomic_write(marker, b'{"imageLayoutVersion":"%s"}' % OCI_LAYOUT_VERSION.encode())
@@ -365,6 +367,8 @@ class ImageStore:
         """
         with self.lock:
             referenced: set[str] = set(self.build_cache.blobs())
+            for blob_guard in self.blob_guards:
+                referenced.update(blob_guard())
             chains: set[str] = set(keep_chains)
             for guard in self.chain_guards:
                 chains.update(guard())
