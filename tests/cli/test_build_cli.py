@@ -19,7 +19,7 @@ import pytest
 import uvloop
 
 from tests.helpers.worker_process import Worker
-from worker.images import ImageStore
+from worker.images import ImageStore, testimage
 from worker.images.testimage import import_test_image
 from worker.storage import mounts
 from worker.teardown import tear_down_worker
@@ -182,16 +182,19 @@ def test_a_failing_run_reports_its_exit_code_and_leaves_nothing(
     assert "shoal-build" not in listed and listed.strip().startswith("[")
 
 
-def test_add_unpacks_a_local_archive_and_copy_chowns(worker: Worker, tmp_path: Path) -> None:
+def test_add_unpacks_an_archive_copy_chowns_by_name_and_copies_from_an_image(
+        worker: Worker, tmp_path: Path) -> None:
     ctx = make_context(tmp_path / "ctx", "FROM busybox\nADD files.tar /unpacked/\n"
-                       "COPY --chown=65534:65534 plain.txt /owned\n"
+                       "COPY --chown=nobody:nogroup plain.txt /owned\n"
+                       "COPY --from=busybox:latest /etc/motd /motd-from-image\n"
                        "CMD [\"sh\", \"-c\", \"cat /unpacked/inner/a.txt; stat -c %u:%g "
-                       "/owned\"]\n", {"plain.txt": "p", "inner/a.txt": "from the archive\n"})
+                       "/owned; cat /motd-from-image\"]\n",
+                       {"plain.txt": "p", "inner/a.txt": "from the archive\n"})
     with tarfile.open(ctx / "files.tar", "w") as tar:
         tar.add(ctx / "inner", arcname="inner")
     build(worker, "-t", "added:1", str(ctx))
-    assert worker.shoal("run", "--rm", "added:1").stdout.split("\n")[:2] == [
-        "from the archive", "65534:65534"]
+    assert worker.shoal("run", "--rm", "added:1").stdout.split("\n")[:3] == [
+        "from the archive", "65534:65534", testimage.MOTD.strip()]
 
 
 @pytest.mark.parametrize("fmt", ["docker", "oci"])
