@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from worker.build.errors import BuildContextError, BuildFailed
+from worker.build.ignore import pattern_regex
 from worker.build.layerfile import add_path
 
 _WILDCARD = re.compile(r"[*?\[]")
@@ -77,9 +78,7 @@ def _all_paths(root: Path) -> list[str]:
 
 
 def _glob(root: Path, pattern: str) -> list[str]:
-    from worker.build.ignore import _regex  # one translation of Docker's pattern syntax
-
-    regex = _regex(pattern)
+    regex = pattern_regex(pattern)
     return [p for p in _all_paths(root) if regex.match(p)]
 
 

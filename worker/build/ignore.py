@@ -26,7 +26,8 @@ def _clean(path: str) -> str:
     return "." if cleaned in ("", ".") else cleaned
 
 
-def _regex(pattern: str) -> re.Pattern[str]:
+def pattern_regex(pattern: str) -> re.Pattern[str]:
+    """Docker's path pattern as a regex over ``/``-separated paths (COPY's wildcards too)."""
     out = ["^"]
     i = 0
     while i < len(pattern):
@@ -74,7 +75,7 @@ def parse_ignore(text: str) -> list[Pattern]:
         cleaned = _clean(line)
         if cleaned == ".":
             continue
-        patterns.append(Pattern(line, _regex(cleaned), exclusion))
+        patterns.append(Pattern(line, pattern_regex(cleaned), exclusion))
     return patterns
 
 
@@ -92,9 +93,3 @@ def is_ignored(path: str, patterns: list[Pattern]) -> bool:
         if matched:
             ignored = not pattern.exclusion
     return ignored
-
-
-def may_hold_exceptions(directory: str, patterns: list[Pattern]) -> bool:
-    """Whether an ignored ``directory`` may still hold a path a ``!`` pattern takes back in
-    (then the walk has to look inside it)."""
-    return any(p.exclusion for p in patterns)

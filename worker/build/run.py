@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worker.engine.bundle import DOCKER_CAPS, MASKED, READ_ONLY, host_nofile, resolve_user
+from worker.engine.bundle import (
+    DEFAULT_PATH,
+    DOCKER_CAPS,
+    MASKED,
+    READ_ONLY,
+    host_nofile,
+    resolve_user,
+)
 from worker.images.layers import LayerRef
 from worker.images.store import ImageStore
 from worker.images.unpack import Form
@@ -69,7 +76,7 @@ async def mounted_stage(store: ImageStore, scratch: Path, layers: list[LayerRef]
 def bundle_config(rootfs: Path, request: RunRequest, hostname: str) -> dict[str, Any]:
     env = list(request.env)
     if not any(e.startswith("PATH=") for e in env):
-        env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        env.insert(0, f"PATH={DEFAULT_PATH}")
     env.append(f"HOSTNAME={hostname}")
     uid, gid, extra = resolve_user(request.user, rootfs)
     caps = list(DOCKER_CAPS)

@@ -10,6 +10,7 @@ import msgspec
 
 from worker.images.digest import digest_bytes
 from worker.images.hostplatform import host_platform
+from worker.images.importer import DEFAULT_PATH
 from worker.images.oci import (
     MT_OCI_CONFIG,
     MT_OCI_MANIFEST,
@@ -25,7 +26,6 @@ from worker.images.oci import (
 from worker.images.store import Image
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
-DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def now_rfc3339() -> str:
