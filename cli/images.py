@@ -254,13 +254,24 @@ def inspect(host: str | None, refs: tuple[str, ...]) -> None:
 
 @click.group()
 def image() -> None:
-    """Manage images: import, inspect, ls, rm."""
+    """Manage images: build, import, inspect, load, ls, prune, rm, save."""
 
 
 image.add_command(import_)
 image.add_command(inspect)
 image.add_command(images, name="ls")
 image.add_command(rmi, name="rm")
+
+
+def _add_archive_commands() -> None:
+    from cli.build import build
+    from cli.image_archives import load, prune, save
+
+    for command in (build, load, prune, save):
+        image.add_command(command)
+
+
+_add_archive_commands()
 
 IMAGE_COMMANDS: list[click.Command] = [images, rmi, image]
 

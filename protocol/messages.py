@@ -459,6 +459,65 @@ class ImageRemoved(Message, tag="image.removed", frozen=True, kw_only=True):
     deleted: Annotated[list[Name], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []  # image ids
 
 
+MAX_DOCKERFILE_BYTES = 1024 * 1024
+MAX_SAVE_CHUNK = 1024 * 1024
+
+
+class BuildImage(Message, tag="image.build", frozen=True, kw_only=True):
+    """``docker build``: the client writes the context (a tar, ``.dockerignore`` already
+    applied) on ``context``; the Dockerfile's text comes in the request (``-f`` may name a file
+    outside the context). The worker answers with ``BuildOutput`` messages as the steps run,
+    then one ``BuildResult``, and ends the stream; a failed build is refused with the error
+    (``request.invalid_argument.dockerfile`` naming the line, ``request.build_failed`` with
+    a RUN's exit code)."""
+
+    dockerfile: Annotated[str, msgspec.Meta(max_length=MAX_DOCKERFILE_BYTES)]
+    dockerfile_name: Name = "Dockerfile"
+    tags: Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_TAGS)] = []
+    build_args: Labels = {}
+    target: Name = ""
+    no_cache: bool = False
+    platform: Name = ""
+    context: ByteReaderRef
+    reply: SenderRef
+
+
+class BuildOutput(Message, tag="image.build.output", frozen=True, kw_only=True):
+    text: Text
+
+
+class BuildResult(Message, tag="image.built", frozen=True, kw_only=True):
+    image: ImageSummary
+
+
+class PruneImages(Message, tag="image.prune", frozen=True, kw_only=True):
+    """``docker image prune [-a]``: untagged images (``all``: every image) no container uses
+    are deleted, the build cache is cleared, unreferenced blobs are collected."""
+
+    all: bool = False
+    reply: SenderRef
+
+
+class ImagesPruned(Message, tag="image.pruned", frozen=True, kw_only=True):
+    deleted: Annotated[list[Name], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
+    untagged: Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
+    cache_records: NonNegInt = 0
+    reclaimed: NonNegInt = 0  # bytes
+
+
+class SaveImages(Message, tag="image.save", frozen=True, kw_only=True):
+    """``docker save``: the images as one tar, an OCI image layout or a ``docker save``
+    archive, sent as ``ImageChunk`` messages on ``reply``; the stream ends after the last."""
+
+    refs: Annotated[list[ImageRef], msgspec.Meta(min_length=1, max_length=MAX_TAGS)]
+    format: Literal["oci", "docker"] = "docker"
+    reply: SenderRef
+
+
+class ImageChunk(Message, tag="image.chunk", frozen=True, kw_only=True):
+    data: Annotated[bytes, msgspec.Meta(max_length=MAX_SAVE_CHUNK)]
+
+
 class FetchBlob(Message, tag="image.blob.fetch", frozen=True, kw_only=True):
     """Asks for a content-addressed blob: the server writes it on ``into`` and closes it, then
     answers ``Ok``; the reader checks the digest. Refused (``into`` aborted too) with
@@ -596,6 +655,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     SubmitJob, Submitted,
     ImportImage, ImageImported, ListImages, ImageList, InspectImage, ImageInspected,
     RemoveImage, ImageRemoved, FetchBlob, ResolveImage, ImageResolved,
+    BuildImage, BuildOutput, BuildResult, PruneImages, ImagesPruned, SaveImages, ImageChunk,
     CreateNetwork, NetworkCreated, ListNetworks, NetworkList, InspectNetwork, NetworkInspected,
     RemoveNetwork,
     Enroll, Enrolled, GetJoinToken, JoinToken, ListKeys, KeyList, RevokeKey,

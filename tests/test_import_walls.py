@@ -65,6 +65,9 @@ PURE_CORES = (
     "worker.agent.state",  # the agent's decisions: events in, instructions out
     "worker.engine.restart",  # Docker's restart decisions
     "worker.agent.fence",  # when a cut-off worker kills its exclusive containers
+    "worker.build.dockerfile",  # Dockerfile text -> instructions with their lines
+    "worker.build.shellwords",  # Docker's variable substitution
+    "worker.build.ignore",  # .dockerignore patterns
     "scheduler.fencing",  # the cluster's fencing delay against its node timeout
     # the store's pure side, which the cores may import for record types and keys
     "scheduler.store.records",
@@ -138,6 +141,9 @@ ALLOWANCES: tuple[Allowance, ...] = (
         "worker.image_service", "worker.images", "worker.images.blobs", "worker.images.digest",
         "worker.images.errors",
     }), _IMAGES_REASON),
+    Allowance("scheduler.cluster.builds", frozenset({"worker.image_service"}),
+              "a cluster build stores its image with the worker's own import (every digest "
+              "checked, every layer scanned) and describes it with the same summary"),
     Allowance("scheduler.cluster.imagesync", frozenset({
         "worker.images", "worker.images.digest", "worker.images.fetch",
     }), _IMAGES_REASON),

@@ -33,6 +33,7 @@ from protocol.errors import InvalidArgument, ShoalError
 from protocol.messages import NETWORK_REQUESTS, Message
 from worker.agent.shell import AGENT_OPTIONS, Agent, host_node, save_managers
 from worker.auth import WorkerAuth
+from worker.build_service import BUILD_REQUESTS, BuildService
 from worker.engine.driver import Driver
 from worker.engine.engine import Engine, ImageResolver, NoImages
 from worker.engine.native_driver import NativeDriver, NativeImages
@@ -169,12 +170,17 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
     await asyncio.to_thread(collect_image_leftovers, store)
     image_service = ImageService(
         store, in_use=lambda: {r.image.id for r in engine.records.values()})
+    build_service = BuildService(
+        store, driver.runtime if isinstance(driver, NativeDriver) else None,
+        state_dir / "build", in_use=lambda: {r.image.id for r in engine.records.values()})
 
     networks = driver.networks if isinstance(driver, NativeDriver) else None
 
     async def handle(message: Message) -> Message | None:
         if isinstance(message, IMAGE_REQUESTS):
             return await image_service.handle(message)
+        if isinstance(message, BUILD_REQUESTS):
+            return await build_service.handle(message)
         if isinstance(message, NETWORK_REQUESTS):
             return await handle_network(networks, message)
         if auth is not None and auth.handles(message):
@@ -204,6 +210,7 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
         agent = Agent(engine, node, join, fetcher=fetcher,
                       managers_file=state_dir / "managers.json",
                       security=auth.scheduler_security() if auth is not None else None)
+        build_service.fetch_base = agent.ensure_image  # a build's base, from the scheduler
         agent_task = asyncio.create_task(_enroll_and_join(
             agent, auth, list(join), token, state_dir / "managers.json", stop))
     log.info("worker listening", address=listener.address, advertised=address,

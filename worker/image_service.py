@@ -105,7 +105,7 @@ class ImageService:
         try:
             archive = spool / (_SAFE_NAME.sub("_", Path(request.source).name)[:100] or "archive")
             size = await self._spool(data, archive)
-            result = await asyncio.to_thread(self._import_file, archive, tag,
+            result = await asyncio.to_thread(self.import_file, archive, tag,
                                              FORMATS[request.format])
         finally:
             data.close()
@@ -116,36 +116,40 @@ class ImageService:
         return ImageImported(images=images, format=result.format.value)
 
     async def _spool(self, data: channels.ByteReader, path: Path) -> int:
-        """Copy the stream into ``path``; returns its length. Stream errors (the client aborted
-        or vanished) propagate; so does a stream over the size limit."""
-        total = 0
-        batch: list[bytes] = []
-        batched = 0
-        try:
-            with path.open("wb") as out:
-                while chunk := await data.read():
-                    total += len(chunk)
-                    if total > self.max_import_bytes:
-                        raise InvalidImage(f"the archive is larger than the "
-                                           f"{self.max_import_bytes}-byte import limit",
-                                           details={"limit": str(self.max_import_bytes)})
-                    batch.append(chunk)
-                    batched += len(chunk)
-                    if batched >= SPOOL_BATCH:
-                        await asyncio.to_thread(_write_all, out, batch)
-                        batch, batched = [], 0
-                await asyncio.to_thread(_write_all, out, batch)
-        except OSError as exc:
-            raise Unavailable(f"cannot spool the import: {exc.strerror or exc}") from exc
-        return total
+        return await spool_stream(data, path, self.max_import_bytes, "import")
 
-    def _import_file(self, path: Path, tag: str | None,
+    def import_file(self, path: Path, tag: str | None,
                      fmt: ArchiveFormat | None) -> ImportResult:
         with self.store.undo_on_error():
             result = import_image(self.store, path, tag, fmt=fmt)
             for image in result.images:
                 verify_image(self.store, image)
         return result
+
+
+async def spool_stream(data: channels.ByteReader, path: Path, limit: int, what: str) -> int:
+    """Copy the stream into ``path``; returns its length. Stream errors (the client aborted
+    or vanished) propagate; so does a stream over ``limit`` bytes."""
+    total = 0
+    batch: list[bytes] = []
+    batched = 0
+    try:
+        with path.open("wb") as out:
+            while chunk := await data.read():
+                total += len(chunk)
+                if total > limit:
+                    raise InvalidImage(f"the {what} is larger than the {limit}-byte {what} "
+                                       "limit",
+                                       details={"limit": str(limit)})
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched >= SPOOL_BATCH:
+                    await asyncio.to_thread(_write_all, out, batch)
+                    batch, batched = [], 0
+            await asyncio.to_thread(_write_all, out, batch)
+    except OSError as exc:
+        raise Unavailable(f"cannot spool the {what}: {exc.strerror or exc}") from exc
+    return total
 
 
 def _write_all(out: BinaryIO, chunks: list[bytes]) -> None:

@@ -45,6 +45,7 @@ from protocol.eventfeed import EventFeed
 from protocol.limits import MAX_LIST_ITEMS
 from protocol.messages import (
     NETWORK_REQUESTS,
+    BuildImage,
     ContainerInspected,
     ContainerList,
     CreateContainer,
@@ -85,6 +86,7 @@ from protocol.validation import check_spec, check_specs
 from protocol.version import PROTOCOL_VERSION, package_version
 from scheduler.cluster import views
 from scheduler.cluster.auth import ClusterAuth
+from scheduler.cluster.builds import build_in_cluster, choose_builder
 from scheduler.cluster.cycle import Work, occupies_node
 from scheduler.cluster.events import image_events
 from scheduler.cluster.forward import FORWARDED, Forwarder, Route
@@ -219,6 +221,9 @@ class ClusterApi:
             if answer is not None:
                 self.events.publish(*image_events(answer, time.time()))
             return answer
+        if isinstance(message, BuildImage):
+            await self._build(message)
+            return None  # answered on the request's reply: output, then image.built
         if isinstance(message, GetVersion):
             return VersionInfo(version=package_version(), protocol=PROTOCOL_VERSION,
                                component="scheduler", os=host_platform().os,
@@ -303,6 +308,23 @@ class ClusterApi:
             got = await self.store.get(NODES, record.value.node_id)
             node = got.value if got is not None else None
         return ContainerInspected(info=views.info(cid, record.value, node))
+
+    async def _build(self, message: BuildImage) -> None:
+        """A build on a worker of the target platform; the image lands in the cluster's store
+        (scheduler/cluster/builds.py)."""
+        try:
+            self._lead()
+            if self.images is None:
+                raise Unsupported(f"scheduler {self.name} keeps no images (it runs without a "
+                                  "state dir): it cannot store a build")
+            nodes = [record.value.info async for record in self.store.list(NODES)]
+            node = choose_builder(nodes, message.platform)
+        except BaseException:
+            if isinstance(message.context, channels.ByteReader):
+                message.context.close()  # the client's writer stops at once
+            raise
+        imported = await build_in_cluster(message, node, self.forwarder, self.images)
+        self.events.publish(*image_events(imported, time.time()))
 
     async def _route(self, cid: str) -> Route:
         """The node that runs ``cid`` and where it serves its verbs."""

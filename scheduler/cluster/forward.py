@@ -106,6 +106,11 @@ class Forwarder:
             if not self._relays:
                 self._idle.set()
 
+    async def connection(self, route: Route) -> channels.Connection:
+        """The cached connection to the worker at ``route`` (made if needed), for a caller
+        that relays the answers itself (a cluster build)."""
+        return await self._connection(route)
+
     async def _connection(self, route: Route) -> channels.Connection:
         lock = self._connecting.setdefault(route.node_id, asyncio.Lock())
         async with lock:

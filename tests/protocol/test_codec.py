@@ -144,6 +144,16 @@ SAMPLES: list[m.Message] = [
     m.InspectNetwork(name="back", reply=_ref(RefKind.SENDER, 75)),
     m.NetworkInspected(info=specs.NetworkInfo(id="ab" * 32, spec=specs.NetworkSpec(name="x"))),
     m.RemoveNetwork(name="back", reply=_ref(RefKind.SENDER, 77)),
+    m.BuildImage(dockerfile="FROM busybox\nRUN true\n", tags=["app:1"],
+                 build_args={"V": "1"}, target="final", no_cache=True,
+                 context=_ref(RefKind.BYTE_READER, 201), reply=_ref(RefKind.SENDER, 203)),
+    m.BuildOutput(text="Step 1/2 : FROM busybox\n"),
+    m.BuildResult(image=IMAGE),
+    m.PruneImages(all=True, reply=_ref(RefKind.SENDER, 205)),
+    m.ImagesPruned(deleted=["sha256:00"], untagged=["busybox:latest"], cache_records=3,
+                   reclaimed=1024),
+    m.SaveImages(refs=["busybox"], format="oci", reply=_ref(RefKind.SENDER, 207)),
+    m.ImageChunk(data=b"\x00" * 512),
 ]
 
 

@@ -292,7 +292,9 @@ class Agent:
         names = [name for image in images for name in (*image.tags, image.id)]
         return names[:MAX_HELD_IMAGES]
 
-    async def _ensure_image(self, reference: str) -> None:
+    async def ensure_image(self, reference: str) -> None:
+        """Have ``reference`` in this worker's store, fetched from the scheduler if missing
+        (a container's image, or a build's base)."""
         if self.fetcher is None:
             return  # this worker's driver runs no images
         scheduler = self._scheduler
@@ -416,7 +418,7 @@ class Agent:
     async def _prepare_run(self, run: Run) -> bool:
         """Fetch the run's image if this worker lacks it; False (reported) when that fails."""
         try:
-            await self._ensure_image(run.spec.image)
+            await self.ensure_image(run.spec.image)
         except ShoalError as exc:
             self._run_failed(run, exc)
             await self._send(run.container_id, run.generation,

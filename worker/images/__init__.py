@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from worker.images.store import GcResult as GcResult
     from worker.images.store import Image as Image
     from worker.images.store import ImageStore as ImageStore
+    from worker.images.store import PruneResult as PruneResult
     from worker.images.store import RemoveResult as RemoveResult
     from worker.images.tarsafety import LayerLimits as LayerLimits
     from worker.images.unpack import Form as Form
@@ -49,7 +50,7 @@ _NAMES: dict[str, tuple[str, ...]] = {
     "layers": ("LayerRef", "LayerStore"),
     "oci": ("ContainerDefaults", "ImageConfig"),
     "reference": ("Reference", "parse_reference"),
-    "store": ("GcResult", "Image", "ImageStore", "RemoveResult"),
+    "store": ("GcResult", "Image", "ImageStore", "PruneResult", "RemoveResult"),
     "tarsafety": ("LayerLimits",),
     "unpack": ("Form",),
 }

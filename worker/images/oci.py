@@ -76,6 +76,18 @@ class Manifest(msgspec.Struct, frozen=True, omit_defaults=True, rename="camel"):
     annotations: dict[str, str] | None = None
 
 
+class HealthConfig(msgspec.Struct, frozen=True, omit_defaults=True, rename="pascal"):
+    """An image's HEALTHCHECK as Docker stores it: durations in nanoseconds, ``test`` one of
+    ``["NONE"]``, ``["CMD", argv...]`` or ``["CMD-SHELL", command]``."""
+
+    test: list[str] | None = None
+    interval: int = 0
+    timeout: int = 0
+    start_period: int = 0
+    start_interval: int = 0
+    retries: int = 0
+
+
 class ContainerConfig(msgspec.Struct, frozen=True, omit_defaults=True, rename="pascal"):
     """The ``config`` object of an image config; Docker writes ``null`` for empty fields."""
 
@@ -88,6 +100,8 @@ class ContainerConfig(msgspec.Struct, frozen=True, omit_defaults=True, rename="p
     working_dir: str | None = None
     labels: dict[str, str] | None = None
     stop_signal: str | None = None
+    healthcheck: HealthConfig | None = None
+    shell: list[str] | None = None
 
 
 class RootFS(msgspec.Struct, frozen=True):

@@ -3,9 +3,11 @@ collection.
 
 Layout under ``root``: ``oci/`` is a plain OCI image layout (``oci-layout``, ``index.json``,
 ``blobs/sha256/``) that skopeo or umoci can read; ``ingest/`` holds blobs being written;
-``layers/`` the unpacked layers (see ``layers``). ``index.json`` is the only mutable record: one
-manifest descriptor per tag, annotated ``org.opencontainers.image.ref.name=<name:tag>``, or one
-without annotation for an untagged image. It is rewritten atomically (temp file, rename).
+``layers/`` the unpacked layers (see ``layers``); ``build-cache/`` the records of Dockerfile
+builds' layer cache (see ``buildcache``), whose blobs ``gc`` keeps until ``prune``.
+``index.json`` is the only mutable record: one manifest
+descriptor per tag, annotated ``org.opencontainers.image.ref.name=<name:tag>``, or one without
+annotation for an untagged image. It is rewritten atomically (temp file, rename).
 
 An image's id is its config digest, as in Docker. All methods block and are thread-safe (one
 re-entrant lock per store); callers on an event loop run them with ``asyncio.to_thread``.
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worker.images.blobs import BlobStore
+from worker.images.buildcache import BuildCache
 from worker.images.digest import chain_ids, is_digest
 from worker.images.errors import ImageInUse, ImageNotFound, InvalidImage, InvalidReference
 from worker.images.layers import LayerRef, LayerStore
@@ -117,6 +120,15 @@ class RemoveResult:
 class GcResult:
     blobs: list[str] = field(default_factory=list)
     chains: list[str] = field(default_factory=list)
+    bytes: int = 0  # what the deleted blobs held
+
+
+@dataclass(slots=True)
+class PruneResult:
+    deleted: list[str] = field(default_factory=list)  # image ids
+    untagged: list[str] = field(default_factory=list)
+    cache_records: int = 0
+    reclaimed: int = 0  # bytes of blobs deleted
 
 
 class ImageStore:
@@ -125,12 +137,15 @@ class ImageStore:
         self.layout = root / "oci"
         self.layout.mkdir(parents=True, exist_ok=True)
         self.blobs = BlobStore(self.layout, root / "ingest")
+        self.build_cache = BuildCache(root / "build-cache")
         self.limits = limits or LayerLimits()
         self.lock = threading.RLock()
         self._layer_stores: dict[Form, LayerStore] = {}
         # Storage drivers register what their containers still mount, so that removing an
         # image never pulls unpacked layers from under a live rootfs.
         self.chain_guards: list[Callable[[], Collection[str]]] = []
+        # Builds register the blobs their unfinished stages hold (no image names them yet).
+        self.blob_guards: list[Callable[[], Collection[str]]] = []
         marker = self.layout / "oci-layout"
         if not marker.exists():
             self._atomic_write(marker, b'{"imageLayoutVersion":"%s"}' % OCI_LAYOUT_VERSION.encode())
@@ -210,6 +225,11 @@ class ImageStore:
         """An image by ``name[:tag]``, ``name@digest``, full or short id, or manifest digest."""
         with self.lock:
             return self._resolve(ref)[0]
+
+    def resolve(self, text: str) -> tuple[Image, str | None]:
+        """The image ``text`` names and, if it named a tag, that tag."""
+        with self.lock:
+            return self._resolve(text)
 
     def _resolve(self, text: str) -> tuple[Image, str | None]:
         """The image and, if ``text`` named a tag, that tag."""
@@ -346,7 +366,9 @@ class ImageStore:
         storage drivers still use.
         """
         with self.lock:
-            referenced: set[str] = set()
+            referenced: set[str] = set(self.build_cache.blobs())
+            for blob_guard in self.blob_guards:
+                referenced.update(blob_guard())
             chains: set[str] = set(keep_chains)
             for guard in self.chain_guards:
                 chains.update(guard())
@@ -357,9 +379,31 @@ class ImageStore:
                 chains.update(image.chain_ids)
             result = GcResult()
             for digest in list(self.blobs.digests()):
-                if digest not in referenced and self.blobs.delete(digest):
+                if digest in referenced:
+                    continue
+                size = self.blobs.path(digest).stat().st_size
+                if self.blobs.delete(digest):
                     result.blobs.append(digest)
+                    result.bytes += size
             for form in Form:
                 if (self.root / "layers" / form.value).is_dir():
                     result.chains.extend(self.layer_store(form).prune(chains))
+            return result
+
+    def prune(self, *, all_images: bool = False, in_use: Collection[str] = ()) -> PruneResult:
+        """``docker image prune``: delete the untagged images (with ``all_images``, every
+        image) that no container uses, clear the build cache, and collect the blobs and
+        unpacked layers nothing references any more."""
+        with self.lock:
+            result = PruneResult()
+            entries = self._entries()
+            doomed = {image.manifest_digest: image for image in self.images()
+                      if (all_images or not image.tags) and image.id not in in_use}
+            if doomed:
+                self._write_index([e for e in entries if e.digest not in doomed])
+            for image in doomed.values():
+                result.untagged.extend(image.tags)
+                result.deleted.append(image.id)
+            result.cache_records = self.build_cache.clear()
+            result.reclaimed = self.gc().bytes
             return result

@@ -1,0 +1,156 @@
+"""The build and store-hygiene verbs over channels: ``image.build`` (a Dockerfile build on
+this worker), ``image.prune`` and ``image.save``.
+
+A build's context is spooled to a file under the worker's build directory (bounded by a size
+limit), unpacked there, and the build runs with its output streamed back as ``BuildOutput``
+messages; the context, the spool and every step's scratch directory are removed when the
+build ends, however it ends. Builds need the native runtime (RUN runs in a container).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable, Collection
+from pathlib import Path
+
+import structlog
+
+import channels
+from protocol.errors import ChannelError, InvalidArgument, Unsupported
+from protocol.messages import (
+    MAX_SAVE_CHUNK,
+    BuildImage,
+    BuildOutput,
+    BuildResult,
+    ImageChunk,
+    ImagesPruned,
+    Message,
+    PruneImages,
+    SaveImages,
+)
+from worker.build.builder import Builder, BuildOptions
+from worker.build.context import unpack_context
+from worker.image_service import image_summary, spool_stream
+from worker.images.export import save_images
+from worker.images.store import ImageStore
+from worker.runtime.client import RuntimeHelper
+from worker.storage import mounts
+
+log = structlog.get_logger("shoal.worker.build")
+
+BUILD_REQUESTS: tuple[type[Message], ...] = (BuildImage, PruneImages, SaveImages)
+DEFAULT_MAX_CONTEXT_BYTES = 8 * 1024 ** 3
+OUTPUT_BATCH = 16 * 1024  # text gathered before one BuildOutput message
+
+
+class BuildService:
+    """``runtime`` is None on a worker without the native runtime: builds are refused there;
+    prune and save still work. ``in_use`` gives the image ids containers use."""
+
+    def __init__(self, store: ImageStore, runtime: RuntimeHelper | None, work_dir: Path, *,
+                 in_use: Callable[[], Collection[str]] = frozenset,
+                 max_context_bytes: int = DEFAULT_MAX_CONTEXT_BYTES) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.work_dir = work_dir
+        self.in_use = in_use
+        self.max_context_bytes = max_context_bytes
+        # Set on a worker in a cluster: fetches a base image this store lacks (the scheduler's).
+        self.fetch_base: Callable[[str], Awaitable[None]] | None = None
+        # What a worker that died mid-build left: its step mounts first, then the files.
+        for point in mounts.mounts_under(work_dir):
+            mounts.unmount(Path(point))
+        shutil.rmtree(work_dir, ignore_errors=True)
+        work_dir.mkdir(parents=True, exist_ok=True)
+
+    async def handle(self, message: Message) -> Message | None:
+        match message:
+            case BuildImage():
+                await self._build(message)
+                return None
+            case PruneImages(all=all_images):
+                busy = frozenset(self.in_use())
+                result = await asyncio.to_thread(self.store.prune, all_images=all_images,
+                                                 in_use=busy)
+                log.info("images pruned", deleted=len(result.deleted),
+                         reclaimed=result.reclaimed, cache_records=result.cache_records)
+                return ImagesPruned(deleted=result.deleted, untagged=result.untagged,
+                                    cache_records=result.cache_records,
+                                    reclaimed=result.reclaimed)
+            case SaveImages():
+                await self._save(message)
+                return None
+        raise Unsupported(f"the build service does not serve {type(message).__name__}")
+
+    # --- build ---------------------------------------------------------------------------------
+    async def _build(self, request: BuildImage) -> None:
+        reply = request.reply
+        data = request.context
+        assert isinstance(reply, channels.Sender)
+        if not isinstance(data, channels.ByteReader):
+            raise InvalidArgument("image.build needs a byte stream carrying the context")
+        if self.runtime is None:
+            data.close()
+            raise Unsupported("builds run RUN steps on the native runtime; this worker uses "
+                              "another driver")
+        work = Path(tempfile.mkdtemp(prefix="build-", dir=self.work_dir))
+        pending: list[str] = []
+
+        async def flush() -> None:
+            if pending:
+                text = "".join(pending)
+                pending.clear()
+                for start in range(0, len(text), OUTPUT_BATCH):
+                    await reply.send(BuildOutput(text=text[start:start + OUTPUT_BATCH]))
+
+        async def emit(text: str) -> None:
+            pending.append(text)
+            if "\n" in text or sum(map(len, pending)) >= OUTPUT_BATCH:
+                await flush()
+
+        try:
+            archive = work / "context.tar"
+            try:
+                await spool_stream(data, archive, self.max_context_bytes, "build context")
+            finally:
+                data.close()
+            context_dir = work / "context"
+            context_dir.mkdir()
+            await asyncio.to_thread(unpack_context, archive, context_dir)
+            archive.unlink()
+            options = BuildOptions(
+                dockerfile=request.dockerfile, dockerfile_name=request.dockerfile_name,
+                tags=tuple(request.tags), build_args=dict(request.build_args),
+                target=request.target, no_cache=request.no_cache, platform=request.platform)
+            scratch = work / "steps"
+            scratch.mkdir()
+            builder = Builder(self.store, self.runtime, scratch, emit,
+                              fetch_base=self.fetch_base)
+            try:
+                image = await builder.build(options, context_dir)
+            finally:
+                with contextlib.suppress(ChannelError):
+                    await flush()  # the output up to a failure goes out before the error
+            log.info("image built", image=image.id, tags=list(image.tags))
+            await reply.send(BuildResult(image=image_summary(image)))
+            reply.close()  # the client is done; the context's removal need not hold it up
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
+
+    # --- save ----------------------------------------------------------------------------------
+    async def _save(self, request: SaveImages) -> None:
+        reply = request.reply
+        assert isinstance(reply, channels.Sender)
+        with tempfile.TemporaryFile(dir=self.work_dir) as spool:
+            await asyncio.to_thread(save_images, self.store, request.refs, spool,
+                                    request.format)
+            spool.seek(0)
+            try:
+                while chunk := await asyncio.to_thread(spool.read, MAX_SAVE_CHUNK):
+                    await reply.send(ImageChunk(data=chunk))
+            except ChannelError:
+                return  # the client went away
+        reply.close()
