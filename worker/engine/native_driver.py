@@ -35,6 +35,7 @@ from worker.engine.rawlog import RawLogCopier
 from worker.engine.records import EngineContainer, ImageDefaults
 from worker.engine.terminal import copy_terminal, set_window_size
 from worker.images import ImageStore, LayerLimits
+from worker.network.files import HOST_RESOLV
 from worker.network.manager import Networks
 from worker.runtime import cgroups
 from worker.runtime.client import RuntimeHelper
@@ -69,7 +70,8 @@ class NativeDriver(Driver):
     name = "native"
 
     def __init__(self, state_dir: Path, store: ImageStore, storage: StorageDriver,
-                 runtime: RuntimeHelper, storage_reason: str = "") -> None:
+                 runtime: RuntimeHelper, storage_reason: str = "",
+                 resolv_conf: Path = HOST_RESOLV) -> None:
         self.state_dir = state_dir
         self.store = store
         self.storage = storage
@@ -85,18 +87,20 @@ class NativeDriver(Driver):
         self._inputs: dict[str, int] = {}
         self._terminal_copies: dict[str, asyncio.Task[None]] = {}
         self._dropping: set[asyncio.Task[None]] = set()  # drop_input requests under way
-        self.networks = Networks(state_dir, self.cgroup_scope)
+        self.networks = Networks(state_dir, self.cgroup_scope, resolv_conf)
 
     @classmethod
     async def open(cls, state_dir: Path, *, storage: str | None = None,
-                   image_limits: LayerLimits | None = None) -> NativeDriver:
+                   image_limits: LayerLimits | None = None,
+                   resolv_conf: Path = HOST_RESOLV) -> NativeDriver:
+        """``resolv_conf``: where the containers' resolvers find the host's resolvers."""
         store = ImageStore(state_dir / "images", limits=image_limits)
         await asyncio.to_thread(store.recover)
         chosen, reason = await asyncio.to_thread(choose_driver, state_dir / "storage", store,
                                                  storage)
         await asyncio.to_thread(chosen.recover)
         runtime = await RuntimeHelper.ensure(state_dir / "runtime")
-        driver = cls(state_dir, store, chosen, runtime, reason)
+        driver = cls(state_dir, store, chosen, runtime, reason, resolv_conf)
         containers = state_dir / "containers"
         live = {d.name for d in containers.iterdir() if (d / "container.json").exists()} \
             if containers.is_dir() else set()
@@ -116,7 +120,7 @@ class NativeDriver(Driver):
             if record.spec.network != "host":  # on the host's network: the host's files
                 network_files = await self.networks.prepare(
                     record.id, record.name, record.spec, hostname_of(record),
-                    self._dir(record) / "network")
+                    self.network_dir(record.id), list(image.defaults.exposed_ports))
             config = oci_config(record, Path(info.path), cgroup_scope=self.cgroup_scope,
                                 extra_mounts=network_files)
             tmp = bundle / "config.json.tmp"
@@ -199,6 +203,10 @@ class NativeDriver(Driver):
             await self._take_input_back(record, copier)
             self._copying[record.id] = asyncio.get_running_loop().create_task(
                 self._copy_until_cancelled(copier))
+            with contextlib.suppress(ShoalError, OSError, ValueError):
+                saved = StateDir(self.runtime_root, record.id).load()
+                if self.running(record):  # its resolver, port proxies and names again
+                    await self.networks.resume(record.id, saved.pid)
         code: int | None = None
         try:
             code = (await self.runtime.wait(record.id)).code
@@ -368,7 +376,20 @@ class NativeDriver(Driver):
         await self.networks.release(record.id)
         await asyncio.to_thread(self.storage.remove, record.id)
         await asyncio.to_thread(shutil.rmtree, self._dir(record) / "bundle", True)
-        await asyncio.to_thread(shutil.rmtree, self._dir(record) / "network", True)
+        await asyncio.to_thread(shutil.rmtree, self.network_dir(record.id), True)
+
+    def network_dir(self, container_id: str) -> Path:
+        """Where its /etc/hosts, /etc/hostname and /etc/resolv.conf are kept."""
+        return self.state_dir / "containers" / container_id / "network"
+
+    async def connect(self, record: EngineContainer, network: str, *, ip: str = "",
+                      aliases: list[str] | None = None) -> None:
+        await self.networks.connect(network, record.id, record.name, record.spec,
+                                    self.network_dir(record.id), ip=ip, aliases=aliases,
+                                    hostname=hostname_of(record))
+
+    async def disconnect(self, record: EngineContainer, network: str) -> None:
+        await self.networks.disconnect(network, record.id, self.network_dir(record.id))
 
     def published_ports(self, record: EngineContainer) -> list[PortMapping]:
         chosen = self.networks.ports(record.id)
@@ -397,6 +418,7 @@ class NativeDriver(Driver):
             copier.close()
         self._copiers.clear()
         await asyncio.gather(*self._dropping, return_exceptions=True)
+        await self.networks.close()
         await self.runtime.close()
 
 
