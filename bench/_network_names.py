@@ -201,7 +201,8 @@ async def _measure(state: Path, resolv_conf: Path, lookups: int, seconds: float
             "ports_conn_per_s": {"direct": direct, "published_dnat": dnat,
                                  "published_loopback_proxy": proxied,
                                  "dnat_vs_direct": dnat / direct,
-                                 "proxy_vs_direct": proxied / direct},
+                                 "proxy_vs_direct": proxied / direct,
+                                 "rounds": rates},
         }
     finally:
         for server in servers:

@@ -626,6 +626,6 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     ImportImage, ImageImported, ListImages, ImageList, InspectImage, ImageInspected,
     RemoveImage, ImageRemoved, FetchBlob, ResolveImage, ImageResolved,
     CreateNetwork, NetworkCreated, ListNetworks, NetworkList, InspectNetwork, NetworkInspected,
-    RemoveNetwork,
+    RemoveNetwork, ConnectNetwork, DisconnectNetwork, PruneNetworks, NetworksPruned,
     Enroll, Enrolled, GetJoinToken, JoinToken, ListKeys, KeyList, RevokeKey,
 )

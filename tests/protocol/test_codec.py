@@ -144,6 +144,12 @@ SAMPLES: list[m.Message] = [
     m.InspectNetwork(name="back", reply=_ref(RefKind.SENDER, 75)),
     m.NetworkInspected(info=specs.NetworkInfo(id="ab" * 32, spec=specs.NetworkSpec(name="x"))),
     m.RemoveNetwork(name="back", reply=_ref(RefKind.SENDER, 77)),
+    m.ConnectNetwork(name="back", container="web", ip="10.0.0.9", aliases=["cache"],
+                     reply=_ref(RefKind.SENDER, 78)),
+    m.DisconnectNetwork(name="back", container="web", force=True,
+                        reply=_ref(RefKind.SENDER, 79)),
+    m.PruneNetworks(reply=_ref(RefKind.SENDER, 80)),
+    m.NetworksPruned(names=["spare"]),
 ]
 
 

@@ -105,7 +105,18 @@ class NativeDriver(Driver):
         live = {d.name for d in containers.iterdir() if (d / "container.json").exists()} \
             if containers.is_dir() else set()
         await driver.networks.open(live)
+        for container_id in sorted(live):  # running ones: resolvers, port proxies, names
+            pid = driver._running_pid(container_id)
+            if pid is not None:
+                await driver.networks.resume(container_id, pid)
         return driver
+
+    def _running_pid(self, container_id: str) -> int | None:
+        try:
+            saved = StateDir(self.runtime_root, container_id).load()
+        except (ShoalError, OSError, ValueError):
+            return None
+        return saved.pid if proc_start_time(saved.pid) == saved.pid_start else None
 
     def _dir(self, record: EngineContainer) -> Path:
         return self.state_dir / "containers" / record.id
@@ -203,10 +214,7 @@ class NativeDriver(Driver):
             await self._take_input_back(record, copier)
             self._copying[record.id] = asyncio.get_running_loop().create_task(
                 self._copy_until_cancelled(copier))
-            with contextlib.suppress(ShoalError, OSError, ValueError):
-                saved = StateDir(self.runtime_root, record.id).load()
-                if self.running(record):  # its resolver, port proxies and names again
-                    await self.networks.resume(record.id, saved.pid)
+
         code: int | None = None
         try:
             code = (await self.runtime.wait(record.id)).code
@@ -282,11 +290,7 @@ class NativeDriver(Driver):
         return False
 
     def running(self, record: EngineContainer) -> bool:
-        try:
-            saved = StateDir(self.runtime_root, record.id).load()
-        except (ShoalError, OSError, ValueError):
-            return False
-        return proc_start_time(saved.pid) == saved.pid_start
+        return self._running_pid(record.id) is not None
 
     async def signal(self, record: EngineContainer, signum: int, *, all_processes: bool = False
                      ) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from protocol.errors import Conflict, NotFound
 from protocol.specs import JOB_LABEL, ContainerSpec, NetworkSpec
-from tests.helpers.network_engine import upstream_resolver, with_engine
+from tests.helpers.network_engine import open_engine, upstream_resolver, with_engine
 from worker.engine.engine import Engine
 from worker.engine.native_driver import NativeDriver
 from worker.network import links
@@ -219,3 +219,41 @@ def _http_get(host: str, port: int, deadline: float = 10.0) -> str:
         if b"\r\n\r\n" in data or time.monotonic() > give_up:
             return data.split(b"\r\n\r\n", 1)[-1].decode()
         time.sleep(0.05)
+
+
+def test_a_restarted_worker_serves_the_names_of_running_containers_again(
+        tmp_path: Path) -> None:
+    async def body(engine: Engine, driver: NativeDriver, state: Path) -> None:
+        await driver.networks.create(NetworkSpec(name="front"))
+        web = await run_detached(engine, busybox("sleep", "600", name="web", network="front"))
+        client = await run_detached(engine, busybox("sleep", "600", name="client",
+                                                    network="front"))
+        address = engine.inspect(web).details["ip_address"]
+        # The worker goes (its sockets with it), the containers keep running.
+        await engine.close()
+        assert await lookup_by_socket(engine.inspect(client).state.pid, "web") is None
+        again, driver2 = await open_engine(state)
+        try:
+            assert driver2.networks.resolver.serving(client)  # opened again as it opened
+            assert await lookup(again, client, "web") == [address]
+            await again.remove(web, force=True)
+            assert await lookup(again, client, "web") == []
+            await again.remove(client, force=True)
+        finally:
+            engine.records.clear()
+            await again.close()
+
+    with_engine(tmp_path, body)
+
+
+async def lookup_by_socket(pid: int, name: str) -> list[str] | None:
+    """The A answer for ``name`` from 127.0.0.11 in the namespace of ``pid``; None if no
+    resolver answers there."""
+    query = dns.message.make_query(name, "A")
+    try:
+        [reply] = await asyncio.to_thread(ask_in_namespace, pid, [query.to_wire()])
+    except ConnectionRefusedError:
+        return None
+    if reply is None:
+        return None
+    return [r.address for rrset in dns.message.from_wire(reply).answer for r in rrset]
