@@ -71,6 +71,27 @@ def render(table: str, networks: Iterable[NetworkRecord],
     return body + "\n"
 
 
+RESOLVER_TABLE = "shoal_dns"
+
+
+def resolver_redirect(address: str, udp_port: int, tcp_port: int) -> str:
+    """The script, for a container's own namespace, that sends its questions to
+    ``address``:53 on to the ports the worker's sockets hold (Docker's way: port 53 stays
+    free for a DNS server of the container's own; conntrack restores the source port on the
+    way back)."""
+    return "\n".join([
+        f"add table ip {RESOLVER_TABLE}",
+        f"delete table ip {RESOLVER_TABLE}",
+        f"table ip {RESOLVER_TABLE} {{",
+        "  chain output {",
+        "    type nat hook output priority -100; policy accept;",
+        f"    ip daddr {address} udp dport 53 dnat to {address}:{udp_port}",
+        f"    ip daddr {address} tcp dport 53 dnat to {address}:{tcp_port}",
+        "  }",
+        "}",
+    ]) + "\n"
+
+
 def _nft(*args: str, script: str | None = None) -> str:
     binary = shutil.which("nft")
     if binary is None:

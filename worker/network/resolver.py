@@ -1,8 +1,10 @@
 """The embedded resolver at 127.0.0.11:53 in each container namespace on a user-defined
 network, served by the worker process itself: no process per container.
 
-A thread enters the container's network namespace, opens a UDP and a TCP socket bound to
-127.0.0.11:53 there, and comes back (a socket stays in the namespace it was made in); the
+A thread enters the container's network namespace, opens a UDP and a TCP socket on
+127.0.0.11 there (ports the kernel picks, and a DNAT rule in the namespace's own nftables
+table from port 53 to them, as Docker does, so the container may still serve DNS on
+0.0.0.0:53 itself), and comes back (a socket stays in the namespace it was made in); the
 worker's event loop serves them. Questions are decided by ``dns_answers`` from the shared
 ``NameTable``; the rest go to the upstream resolvers (the container's ``--dns``, or the
 host's from the worker's resolv.conf) from the worker's own namespace, and their answer is
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import structlog
 
-from worker.network import links
+from worker.network import links, nat
 from worker.network.dns_answers import (
     MAX_TCP_ANSWERS,
     Forward,
@@ -35,7 +37,7 @@ from worker.network.names import NameTable
 log = structlog.get_logger("shoal.worker.network.resolver")
 
 ADDRESS = "127.0.0.11"
-PORT = 53
+DNS_PORT = 53  # the upstream resolvers'
 SERVFAIL = 2
 FORWARD_TIMEOUT = 2.0  # per upstream, as resolv.conf's default
 MAX_UPSTREAMS = 3  # resolv.conf's MAXNS
@@ -70,7 +72,7 @@ async def forward_udp(query: bytes, upstreams: Sequence[str],
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
             sock.setblocking(False)
             try:
-                await loop.sock_connect(sock, (server, PORT))
+                await loop.sock_connect(sock, (server, DNS_PORT))
                 await loop.sock_sendall(sock, query)
                 async with asyncio.timeout(timeout):
                     while True:
@@ -88,7 +90,7 @@ async def forward_tcp(query: bytes, upstreams: Sequence[str],
         writer = None
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(server, PORT)
+                reader, writer = await asyncio.open_connection(server, DNS_PORT)
                 writer.write(struct.pack("!H", len(query)) + query)
                 size = struct.unpack("!H", await reader.readexactly(2))[0]
                 reply = await reader.readexactly(size)
@@ -103,21 +105,24 @@ async def forward_tcp(query: bytes, upstreams: Sequence[str],
 
 
 def _open_sockets(pid: int) -> tuple[socket.socket, socket.socket]:
-    """UDP and TCP sockets on 127.0.0.11:53 inside the network namespace of ``pid``."""
+    """UDP and TCP sockets on 127.0.0.11 inside the network namespace of ``pid``, on ports
+    the kernel chose, and the namespace's rule that sends port 53 there (nft run from this
+    thread, so inside the namespace too)."""
     with links.in_namespace(pid):
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        udp.bind((ADDRESS, PORT))
-        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        tcp.bind((ADDRESS, PORT))
-        tcp.listen(MAX_TCP_CONNECTIONS)
-        udp.setblocking(False)
-        tcp.setblocking(False)
-    except BaseException:
-        udp.close()
-        tcp.close()
-        raise
+        try:
+            udp.bind((ADDRESS, 0))
+            tcp.bind((ADDRESS, 0))
+            tcp.listen(MAX_TCP_CONNECTIONS)
+            udp.setblocking(False)
+            tcp.setblocking(False)
+            nat.apply(nat.resolver_redirect(ADDRESS, udp.getsockname()[1],
+                                            tcp.getsockname()[1]))
+        except BaseException:
+            udp.close()
+            tcp.close()
+            raise
     return udp, tcp
 
 

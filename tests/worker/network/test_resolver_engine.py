@@ -82,8 +82,10 @@ def test_names_aliases_and_jobs_resolve_inside_containers(tmp_path: Path) -> Non
                 "sleep", "600", name=f"api.{n}", network="front", labels={JOB_LABEL: "api"}))
                 for n in (1, 2)]
             await run_detached(engine, busybox("sleep", "600", name="db", network="back"))
-            client = await run_detached(engine, busybox("sleep", "600", name="client",
-                                                        network="front"))
+            # A server of its own on 0.0.0.0:53 (the resolver's sockets are elsewhere).
+            client = await run_detached(engine, busybox(
+                "sh", "-c", "httpd -p 53 -h /tmp && exec sleep 600", name="client",
+                network="front"))
             address = {r: engine.inspect(r).details["ip_address"] for r in [web, *replicas]}
 
             _, resolv = await sh(engine, client, "cat /etc/resolv.conf")
