@@ -4,8 +4,8 @@
   resolver (127.0.0.11) from inside another container's network namespace, one at a time;
   beside it ``dns_forward_us``, a name the resolver forwards to an upstream in a namespace of
   the benchmark's own (its latency is the relay's plus that server's).
-- ``ports_conn_per_s``: TCP connections per second (connect, the server closes, one at a
-  time) to a container's port: directly at its address (the reference), through its published
+- ``ports_conn_per_s``: TCP connections per second (connect, one byte, the client resets, one
+  at a time) to a container's port: directly at its address (the reference), through its published
   port at a host address (nftables DNAT) and at 127.0.0.1 (the userland proxy).
 
 The clients are separate processes (``nsenter --net`` into the container's namespace for DNS),
@@ -55,18 +55,23 @@ print(json.dumps(out))
 
 # Connects to host:port one connection at a time for ``seconds``; prints connections/s.
 _CONN_CLIENT = """
-import socket, sys, time
+import socket, struct, sys, time
 host, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 done = 0
 end = time.perf_counter() + seconds
 while time.perf_counter() < end:
     with socket.create_connection((host, port), timeout=3) as conn:
         assert conn.recv(16) == b"x"
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     done += 1
 print(done / seconds)
 """
 
-# Accepts and closes (after one byte), for the connection rates; in the container's namespace.
+# Accepts, sends one byte, closes after the client; in the container's namespace. The client
+# closes by reset (linger 0): no TIME_WAIT piles up from one client address over the rounds.
+# With an orderly close, the client's ports come round again within seconds at these rates,
+# and a SYN that meets its tuple's old connection still in conntrack's TIME_WAIT waits for a
+# retransmission (1 s) on the DNAT path: that measures port reuse, not the path.
 _CONN_SERVER = """
 import socket
 server = socket.socket()
@@ -76,7 +81,11 @@ server.listen(512)
 print("ready", flush=True)
 while True:
     conn, _ = server.accept()
-    conn.sendall(b"x")
+    try:
+        conn.sendall(b"x")
+        conn.recv(16)  # until the client's reset
+    except OSError:
+        pass
     conn.close()
 """
 
