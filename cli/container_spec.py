@@ -85,7 +85,8 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
                restart: str, rm: bool, publish: tuple[str, ...], volume: tuple[str, ...],
                security_opt: tuple[str, ...], exclusive: bool = False, ip: str = "",
                add_host: tuple[str, ...] = (), dns: tuple[str, ...] = (),
-               dns_search: tuple[str, ...] = ()) -> ContainerSpec:
+               dns_search: tuple[str, ...] = (), network_alias: tuple[str, ...] = (),
+               publish_all: bool = False, expose: tuple[str, ...] = ()) -> ContainerSpec:
     try:
         policy = RestartPolicy.parse(restart)
     except ValueError as exc:
@@ -100,6 +101,7 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
             labels=label_map,
             restart=policy, auto_remove=rm, init=init, network=network, exclusive=exclusive,
             ip=ip, add_hosts=list(add_host), dns=list(dns), dns_search=list(dns_search),
+            network_aliases=list(network_alias), publish_all=publish_all, expose=list(expose),
             ports=[parse_port(p) for p in publish], mounts=[parse_volume(v) for v in volume],
             seccomp=parse_security_opts(security_opt),
             resources=Resources(
@@ -136,6 +138,9 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
                      help="Its own namespace with loopback only (none), the host's, the "
                           "node's default bridge, or a network made with network create."),
         click.option("--ip", default="", help="Its address on a bridge network."),
+        click.option("--network-alias", multiple=True, metavar="NAME",
+                     help="One more name for it on its network (the resolver at 127.0.0.11 "
+                          "answers it to containers on that network)."),
         click.option("--add-host", multiple=True, metavar="HOST:IP",
                      help="An extra line of /etc/hosts."),
         click.option("--dns", multiple=True, help="A resolver for /etc/resolv.conf."),
@@ -154,6 +159,11 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
         click.option("-p", "--publish", multiple=True,
                      metavar="[IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]",
                      help="Publish a port (on a bridge network; no HOSTPORT: a free one)."),
+        click.option("-P", "--publish-all", is_flag=True,
+                     help="Publish every exposed port (the image's EXPOSE and --expose) on a "
+                          "free host port."),
+        click.option("--expose", multiple=True, metavar="PORT[/tcp|udp]",
+                     help="Expose a port as if the image did (published by -P)."),
         click.option("-v", "--volume", multiple=True,
                      help="Bind mount /HOST:/CONTAINER[:ro|rw]."),
         click.option("--security-opt", multiple=True,

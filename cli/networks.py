@@ -1,5 +1,5 @@
-"""The network commands of the CLI: ``network create|ls|inspect|rm``, against a worker (its own
-bridge networks) or a scheduler (the cluster's, kept in etcd)."""
+"""The network commands of the CLI: ``network create|ls|inspect|rm|connect|disconnect|prune``,
+against a worker (its own bridge networks) or a scheduler (the cluster's, kept in etcd)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ from cli.client import ShoalCommand, connect, host_option, one_line
 from cli.output import as_json, table
 from protocol.errors import ShoalError
 from protocol.messages import (
+    ConnectNetwork,
     CreateNetwork,
+    DisconnectNetwork,
     InspectNetwork,
     ListNetworks,
     NetworkCreated,
     NetworkInspected,
     NetworkList,
+    NetworksPruned,
     Ok,
+    PruneNetworks,
     RemoveNetwork,
 )
 from protocol.specs import NetworkSpec
@@ -26,7 +30,7 @@ from protocol.specs import NetworkSpec
 
 @click.group()
 def network() -> None:
-    """Manage networks: create, ls, inspect, rm."""
+    """Manage networks: create, ls, inspect, rm, connect, disconnect, prune."""
 
 
 @network.command(cls=ShoalCommand)
@@ -105,3 +109,39 @@ def rm(host: str | None, networks: tuple[str, ...]) -> None:
                 failures += 1
     if failures:
         sys.exit(1)
+
+
+@network.command("connect", cls=ShoalCommand)
+@host_option
+@click.option("--ip", default="", help="Its address on the network (default: the next free).")
+@click.option("--alias", "aliases", multiple=True, help="One more name for it there.")
+@click.argument("name")
+@click.argument("container")
+def connect_container(host: str | None, ip: str, aliases: tuple[str, ...], name: str,
+                      container: str) -> None:
+    """Connect CONTAINER to network NAME (a running one at once: a new interface)."""
+    with connect(host) as client:
+        client.ask(lambda r: ConnectNetwork(name=name, container=container, ip=ip,
+                                            aliases=list(aliases), reply=r), Ok)
+
+
+@network.command("disconnect", cls=ShoalCommand)
+@host_option
+@click.option("-f", "--force", is_flag=True, help="Even if the container is gone.")
+@click.argument("name")
+@click.argument("container")
+def disconnect_container(host: str | None, force: bool, name: str, container: str) -> None:
+    """Disconnect CONTAINER from network NAME."""
+    with connect(host) as client:
+        client.ask(lambda r: DisconnectNetwork(name=name, container=container, force=force,
+                                               reply=r), Ok)
+
+
+@network.command(cls=ShoalCommand)
+@host_option
+def prune(host: str | None) -> None:
+    """Remove every network no container uses; print their names."""
+    with connect(host) as client:
+        pruned = client.ask(lambda r: PruneNetworks(reply=r), NetworksPruned)
+    for name in pruned.names:
+        click.echo(name)

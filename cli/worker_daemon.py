@@ -67,13 +67,17 @@ from worker.metrics import WorkerMetrics
 @click.option("--token", default="", envvar="SHOAL_JOIN_TOKEN", metavar="TOKEN",
               help="With --join: the worker token (shoal join-token worker on a manager) that "
                    "enrolls this worker's key the first time ($SHOAL_JOIN_TOKEN).")
+@click.option("--resolv-conf", type=click.Path(dir_okay=False, path_type=Path),
+              default="/etc/resolv.conf", show_default=True,
+              help="The host's resolvers: where the containers' resolvers (127.0.0.11) "
+                   "forward the names they do not know.")
 @insecure_option("worker")
 @ipc_option("STATE_DIR/shoal.sock")
 def worker_command(listen: str, state_dir: Path | None, driver: str, join: str,
                    advertise: str, name: str, labels: tuple[str, ...], log_max_size: str,
                    log_max_file: int, image_limits: str, ready: ReadyNotifier | None,
                    metrics_at: tuple[str, int] | None, token: str, insecure: bool,
-                   ipc: str) -> None:
+                   ipc: str, resolv_conf: Path) -> None:
     """Run a worker: standalone, or part of a cluster with --join.
 
     Its tcp listener uses CURVE with the keys in STATE_DIR/auth; it joins with --token the
@@ -106,7 +110,7 @@ def worker_command(listen: str, state_dir: Path | None, driver: str, join: str,
         name=name, advertise=advertise, labels=label_map,
         log_max_size=parse_memory(log_max_size), log_max_file=log_max_file,
         image_limits=parse_image_limits(image_limits), secure=not insecure, token=token,
-        ipc=ipc)
+        ipc=ipc, resolv_conf=resolv_conf)
     try:
         uvloop.run(_serve(worker, ready, metrics_at))
     except ShoalError as exc:

@@ -579,7 +579,36 @@ class RemoveNetwork(Message, tag="network.remove", frozen=True, kw_only=True):
     reply: SenderRef
 
 
-NETWORK_REQUESTS = (CreateNetwork, ListNetworks, InspectNetwork, RemoveNetwork)
+class ConnectNetwork(Message, tag="network.connect", frozen=True, kw_only=True):
+    """A container (running or not) on one more network: an address there (``ip`` if free),
+    more names there (``aliases``)."""
+
+    name: Name  # the network: a name, an id or a unique id prefix
+    container: Name  # a container's name or id
+    ip: Name = ""
+    aliases: Annotated[list[Name], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
+    reply: SenderRef
+
+
+class DisconnectNetwork(Message, tag="network.disconnect", frozen=True, kw_only=True):
+    """A container off a network; ``force``: even when the container is gone."""
+
+    name: Name
+    container: Name
+    force: bool = False
+    reply: SenderRef
+
+
+class PruneNetworks(Message, tag="network.prune", frozen=True, kw_only=True):
+    reply: SenderRef
+
+
+class NetworksPruned(Message, tag="network.pruned", frozen=True, kw_only=True):
+    names: Annotated[list[Name], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
+
+
+NETWORK_REQUESTS = (CreateNetwork, ListNetworks, InspectNetwork, RemoveNetwork,
+                    ConnectNetwork, DisconnectNetwork, PruneNetworks)
 
 
 # --- keys and tokens: who may talk to the cluster ---------------------------------------------
@@ -657,6 +686,6 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     RemoveImage, ImageRemoved, FetchBlob, ResolveImage, ImageResolved,
     BuildImage, BuildOutput, BuildResult, PruneImages, ImagesPruned, SaveImages, ImageChunk,
     CreateNetwork, NetworkCreated, ListNetworks, NetworkList, InspectNetwork, NetworkInspected,
-    RemoveNetwork,
+    RemoveNetwork, ConnectNetwork, DisconnectNetwork, PruneNetworks, NetworksPruned,
     Enroll, Enrolled, GetJoinToken, JoinToken, ListKeys, KeyList, RevokeKey,
 )

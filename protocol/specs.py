@@ -121,6 +121,9 @@ class NetworkSpec(_Spec, frozen=True, kw_only=True):
 # (["node==a", "zone!=b"]): a scheduler adds them to a spec's constraints and affinities.
 CONSTRAINTS_LABEL = "com.docker.swarm.constraints"
 AFFINITIES_LABEL = "com.docker.swarm.affinities"
+# The cluster job a container is a replica of, set by the worker's agent (the container's own
+# name is its cluster id, NAME.N): the embedded resolver answers NAME with every replica.
+JOB_LABEL = "com.shoal.job"
 
 
 class ContainerSpec(_Spec, frozen=True, kw_only=True):
@@ -160,6 +163,11 @@ class ContainerSpec(_Spec, frozen=True, kw_only=True):
     # On a bridge network: a fixed address in its subnet ("" = the next free one), extra
     # /etc/hosts lines ("name:ip"), resolvers and search domains for /etc/resolv.conf.
     ip: Name = ""
+    # More names for it on ``network`` (--network-alias), answered by the embedded resolver.
+    network_aliases: Rules = []
+    # -P: every port the image EXPOSEs and every ``expose`` one published on a free host port.
+    publish_all: bool = False
+    expose: Rules = []  # --expose PORT[/tcp|udp]: exposed as if the image said so
     add_hosts: Rules = []
     dns: Rules = []
     dns_search: Rules = []

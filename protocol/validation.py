@@ -86,10 +86,19 @@ def _check_network(spec: ContainerSpec) -> None:
         if spec.ports:
             raise InvalidSpec.of("ports", f"a container on --network {network} {why}: no "
                                  "port can be published (use a bridge network)")
-        for field, given in (("ip", spec.ip), ("dns", spec.dns)):
+        if spec.publish_all:
+            raise InvalidSpec.of("publish_all", f"a container on --network {network} {why}: "
+                                 "no port can be published (use a bridge network)")
+        for field, given in (("ip", spec.ip), ("dns", spec.dns),
+                             ("network_aliases", spec.network_aliases)):
             if given:
+                flag = "network-alias" if field == "network_aliases" else field
                 raise InvalidSpec.of(field, f"a container on --network {network} {why}: "
-                                     f"--{field} needs a bridge network")
+                                     f"--{flag} needs a bridge network")
+    for number, entry in enumerate(spec.network_aliases):
+        check_network_alias(entry, f"network_aliases[{number}]")
+    for number, entry in enumerate(spec.expose):
+        parse_exposed(entry, f"expose[{number}]")
     if spec.network_spec is not None and spec.network_spec.name != network:
         raise InvalidSpec.of("network_spec", f"names {_shown(spec.network_spec.name)}, not "
                              f"the container's network {_shown(network)}")
@@ -224,3 +233,19 @@ def _check_text(field: str, text: str) -> None:
 def _shown(text: str) -> str:
     return repr(text if len(text) <= 80 else text[:77] + "...")
 
+
+
+def parse_exposed(text: str, field: str = "expose") -> tuple[int, str]:
+    """An exposed port as an image's ExposedPorts or ``--expose`` give it, ``PORT[/PROTO]``:
+    (port, "tcp"|"udp")."""
+    port, _, protocol = text.partition("/")
+    protocol = protocol.lower() or "tcp"
+    if not port.isdigit() or not 1 <= int(port) <= 65535 or protocol not in ("tcp", "udp"):
+        raise InvalidSpec.of(field, f"{_shown(text)} is not PORT[/tcp|udp]")
+    return int(port), protocol
+
+
+def check_network_alias(alias: str, field: str = "aliases") -> None:
+    """A name a resolver can answer: letters, digits, ``_.-``, from a letter or digit."""
+    if len(alias) > 253 or not _NETWORK_NAME.fullmatch(alias):
+        raise InvalidSpec.of(field, f"{_shown(alias)} is not a name (letters, digits, '_.-')")

@@ -42,6 +42,7 @@ from worker.image_service import IMAGE_REQUESTS, ImageService
 from worker.images import ImageStore, LayerLimits
 from worker.images.fetch import ImageFetcher
 from worker.metrics import WorkerLevels, WorkerMetrics
+from worker.network.files import HOST_RESOLV
 from worker.network.service import handle_network
 from worker.service import WorkerService
 
@@ -54,7 +55,7 @@ default_state_dir = worker_state_dir
 
 
 async def make_driver(name: str, state_dir: Path, image_limits: LayerLimits | None = None,
-                      ) -> tuple[Driver, ImageResolver]:
+                      resolv_conf: Path = HOST_RESOLV) -> tuple[Driver, ImageResolver]:
     """``native`` runs images on shoal's OCI runtime (Linux, root); ``process`` runs plain host
     processes (no isolation, any OS); ``auto`` picks native where it can run."""
     if name == "auto":
@@ -62,7 +63,8 @@ async def make_driver(name: str, state_dir: Path, image_limits: LayerLimits | No
     if name == "process":
         return ProcessDriver(state_dir / "containers"), NoImages()
     if name == "native":
-        native = await NativeDriver.open(state_dir, image_limits=image_limits)
+        native = await NativeDriver.open(state_dir, image_limits=image_limits,
+                                         resolv_conf=resolv_conf)
         return native, NativeImages(native.store)
     raise InvalidArgument(f"unknown driver {name!r}: expected auto, native or process")
 
@@ -112,7 +114,8 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
                      advertise: str = "", log_max_size: int = 0, log_max_file: int = 1,
                      image_limits: LayerLimits | None = None,
                      metrics: WorkerMetrics | None = None, secure: bool = False,
-                     token: str = "", ipc: str = "") -> None:
+                     token: str = "", ipc: str = "",
+                     resolv_conf: Path = HOST_RESOLV) -> None:
     """Serve until SIGTERM/SIGINT (or ``stop``). With ``join``, also take part in the cluster
     led by one of those schedulers, telling them ``advertise`` as this node's address
     (``protocol.addresses.advertised``: default the bound one, which must then not be a
@@ -122,7 +125,8 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
     date: whoever serves their registry sees this worker. ``secure``: CURVE on a tcp listener
     and towards the schedulers, with the keys in ``STATE_DIR/auth`` (``worker.auth``);
     ``token`` enrolls them in the cluster the first time. ``ipc``: also serve this root-only
-    unix socket ("" for none)."""
+    unix socket ("" for none). ``resolv_conf``: the host's resolvers, to which the
+    containers' embedded resolvers forward what they do not know."""
     if advertise and not join:
         raise InvalidArgument("advertise: only a worker that joins a cluster tells its address")
     if join:  # refused before anything starts: what the listener will bind cannot change it
@@ -142,7 +146,7 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
             raise InvalidArgument("--join needs --token the first time: print one on a manager "
                                   "with `shoal join-token worker`")
     metrics = metrics or WorkerMetrics()
-    driver, images = await make_driver(driver_name, state_dir, image_limits)
+    driver, images = await make_driver(driver_name, state_dir, image_limits, resolv_conf)
     if isinstance(driver, NativeDriver):
         driver.runtime.on_reply = metrics.runtime_call
     engine = Engine(state_dir, driver, images=images, log_max_size=log_max_size,
@@ -174,7 +178,7 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
         store, driver.runtime if isinstance(driver, NativeDriver) else None,
         state_dir / "build", in_use=lambda: {r.image.id for r in engine.records.values()})
 
-    networks = driver.networks if isinstance(driver, NativeDriver) else None
+    native = driver if isinstance(driver, NativeDriver) else None
 
     async def handle(message: Message) -> Message | None:
         if isinstance(message, IMAGE_REQUESTS):
@@ -182,7 +186,7 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
         if isinstance(message, BUILD_REQUESTS):
             return await build_service.handle(message)
         if isinstance(message, NETWORK_REQUESTS):
-            return await handle_network(networks, message)
+            return await handle_network(native, engine, message)
         if auth is not None and auth.handles(message):
             return await auth.handle(message)
         return await service.handle(message)

@@ -22,8 +22,10 @@ import msgspec
 
 from protocol.errors import Conflict, InvalidArgument, NotFound, Unsupported
 from protocol.messages import (
+    ConnectNetwork,
     CreateContainer,
     CreateNetwork,
+    DisconnectNetwork,
     InspectNetwork,
     ListNetworks,
     Message,
@@ -31,6 +33,7 @@ from protocol.messages import (
     NetworkInspected,
     NetworkList,
     Ok,
+    PruneNetworks,
     RemoveNetwork,
     SubmitApp,
     SubmitJob,
@@ -62,6 +65,10 @@ class ClusterNetworks:
             case RemoveNetwork(name=name):
                 await self._remove(name)
                 return Ok()
+            case ConnectNetwork() | DisconnectNetwork() | PruneNetworks():
+                raise Unsupported("network connect, disconnect and prune are a worker's verbs for "
+                                  "now: ask the worker "
+                                  "that runs the container (shoal -H its address)")
         raise Unsupported(f"not a network verb: {type(message).__name__}")
 
     async def _create(self, spec: NetworkSpec) -> NetworkInfo:

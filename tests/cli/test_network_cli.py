@@ -87,3 +87,32 @@ def test_networks_ports_and_restart(native: Worker) -> None:
     native.shoal("rm", "-f", "web", "db")
     native.shoal("network", "rm", "back")
     assert leftovers(native.state_dir) == ([], [])
+
+
+def test_names_connect_prune_and_publish_all(native: Worker) -> None:
+    native.shoal("network", "create", "front")
+    native.shoal("network", "create", "back")
+    native.shoal("network", "create", "spare")
+    native.shoal("run", "-d", "--name", "web", "--network", "front", "--network-alias", "www",
+                 "--expose", "8000", "-P", "--hostname", "web", "busybox", "sh", "-c", SERVE)
+    native.shoal("run", "-d", "--name", "app", "--network", "back", "busybox", "sleep", "100")
+    [line] = native.shoal("port", "web").stdout.splitlines()
+    assert line.startswith("8000/tcp -> 0.0.0.0:")
+
+    def resolves(container: str, name: str) -> bool:
+        return native.shoal("exec", container, "nslookup", name, check=False).returncode == 0
+
+    assert not resolves("app", "www")
+    native.shoal("network", "connect", "--alias", "cache", "front", "app")
+    assert resolves("app", "www") and resolves("web", "cache")
+    refused = native.shoal("network", "connect", "front", "app", check=False)
+    assert refused.returncode == 1 and "already on network front" in refused.stderr
+    native.kill(signal.SIGKILL)  # a new worker serves the names of the running containers
+    native.start()  # ready once its resolvers are open again
+    assert resolves("app", "www")
+    native.shoal("network", "disconnect", "front", "app")
+    assert not resolves("app", "www") and not resolves("web", "cache")
+    assert native.shoal("network", "prune").stdout.split() == ["spare"]
+    native.shoal("rm", "-f", "web", "app")
+    assert sorted(native.shoal("network", "prune").stdout.split()) == ["back", "front"]
+    assert leftovers(native.state_dir) == ([], [])

@@ -154,6 +154,12 @@ SAMPLES: list[m.Message] = [
                    reclaimed=1024),
     m.SaveImages(refs=["busybox"], format="oci", reply=_ref(RefKind.SENDER, 207)),
     m.ImageChunk(data=b"\x00" * 512),
+    m.ConnectNetwork(name="back", container="web", ip="10.0.0.9", aliases=["cache"],
+                     reply=_ref(RefKind.SENDER, 78)),
+    m.DisconnectNetwork(name="back", container="web", force=True,
+                        reply=_ref(RefKind.SENDER, 79)),
+    m.PruneNetworks(reply=_ref(RefKind.SENDER, 80)),
+    m.NetworksPruned(names=["spare"]),
 ]
 
 

@@ -57,7 +57,7 @@ from protocol.messages import (
     Revoke,
 )
 from protocol.platforms import host_platform
-from protocol.specs import ContainerState, NodeInfo, NodeResources
+from protocol.specs import JOB_LABEL, ContainerState, NodeInfo, NodeResources
 from worker.agent.fence import ContactFence
 from worker.agent.lanes import ContainerLanes, LaneInstruction
 from worker.agent.state import (
@@ -442,7 +442,10 @@ class Agent:
                     # The cluster's id is the container's name here: replicas share a spec
                     # name. Removal is the cluster's decision (its record must go too), never
                     # the engine's on its own: --rm is carried out through the scheduler.
-                    named = msgspec.structs.replace(spec, name=cid, auto_remove=False)
+                    labels = spec.labels if not spec.name or spec.name == cid else \
+                        {**spec.labels, JOB_LABEL: spec.name}
+                    named = msgspec.structs.replace(spec, name=cid, auto_remove=False,
+                                                    labels=labels)
                     await self.engine.create(named, container_id=cid, generation=generation)
                     await self._send(cid, generation, self.engine.records[cid].state)
                     await self.engine.start(cid)

@@ -35,6 +35,7 @@ from worker.engine.rawlog import RawLogCopier
 from worker.engine.records import EngineContainer, ImageDefaults
 from worker.engine.terminal import copy_terminal, set_window_size
 from worker.images import ImageStore, LayerLimits
+from worker.network.files import HOST_RESOLV
 from worker.network.manager import Networks
 from worker.runtime import cgroups
 from worker.runtime.client import RuntimeHelper
@@ -69,7 +70,8 @@ class NativeDriver(Driver):
     name = "native"
 
     def __init__(self, state_dir: Path, store: ImageStore, storage: StorageDriver,
-                 runtime: RuntimeHelper, storage_reason: str = "") -> None:
+                 runtime: RuntimeHelper, storage_reason: str = "",
+                 resolv_conf: Path = HOST_RESOLV) -> None:
         self.state_dir = state_dir
         self.store = store
         self.storage = storage
@@ -85,23 +87,36 @@ class NativeDriver(Driver):
         self._inputs: dict[str, int] = {}
         self._terminal_copies: dict[str, asyncio.Task[None]] = {}
         self._dropping: set[asyncio.Task[None]] = set()  # drop_input requests under way
-        self.networks = Networks(state_dir, self.cgroup_scope)
+        self.networks = Networks(state_dir, self.cgroup_scope, resolv_conf)
 
     @classmethod
     async def open(cls, state_dir: Path, *, storage: str | None = None,
-                   image_limits: LayerLimits | None = None) -> NativeDriver:
+                   image_limits: LayerLimits | None = None,
+                   resolv_conf: Path = HOST_RESOLV) -> NativeDriver:
+        """``resolv_conf``: where the containers' resolvers find the host's resolvers."""
         store = ImageStore(state_dir / "images", limits=image_limits)
         await asyncio.to_thread(store.recover)
         chosen, reason = await asyncio.to_thread(choose_driver, state_dir / "storage", store,
                                                  storage)
         await asyncio.to_thread(chosen.recover)
         runtime = await RuntimeHelper.ensure(state_dir / "runtime")
-        driver = cls(state_dir, store, chosen, runtime, reason)
+        driver = cls(state_dir, store, chosen, runtime, reason, resolv_conf)
         containers = state_dir / "containers"
         live = {d.name for d in containers.iterdir() if (d / "container.json").exists()} \
             if containers.is_dir() else set()
         await driver.networks.open(live)
+        for container_id in sorted(live):  # running ones: resolvers, port proxies, names
+            pid = driver._running_pid(container_id)
+            if pid is not None:
+                await driver.networks.resume(container_id, pid)
         return driver
+
+    def _running_pid(self, container_id: str) -> int | None:
+        try:
+            saved = StateDir(self.runtime_root, container_id).load()
+        except (ShoalError, OSError, ValueError):
+            return None
+        return saved.pid if proc_start_time(saved.pid) == saved.pid_start else None
 
     def _dir(self, record: EngineContainer) -> Path:
         return self.state_dir / "containers" / record.id
@@ -116,7 +131,7 @@ class NativeDriver(Driver):
             if record.spec.network != "host":  # on the host's network: the host's files
                 network_files = await self.networks.prepare(
                     record.id, record.name, record.spec, hostname_of(record),
-                    self._dir(record) / "network")
+                    self.network_dir(record.id), list(image.defaults.exposed_ports))
             config = oci_config(record, Path(info.path), cgroup_scope=self.cgroup_scope,
                                 extra_mounts=network_files)
             tmp = bundle / "config.json.tmp"
@@ -199,6 +214,7 @@ class NativeDriver(Driver):
             await self._take_input_back(record, copier)
             self._copying[record.id] = asyncio.get_running_loop().create_task(
                 self._copy_until_cancelled(copier))
+
         code: int | None = None
         try:
             code = (await self.runtime.wait(record.id)).code
@@ -274,11 +290,7 @@ class NativeDriver(Driver):
         return False
 
     def running(self, record: EngineContainer) -> bool:
-        try:
-            saved = StateDir(self.runtime_root, record.id).load()
-        except (ShoalError, OSError, ValueError):
-            return False
-        return proc_start_time(saved.pid) == saved.pid_start
+        return self._running_pid(record.id) is not None
 
     async def signal(self, record: EngineContainer, signum: int, *, all_processes: bool = False
                      ) -> None:
@@ -368,7 +380,20 @@ class NativeDriver(Driver):
         await self.networks.release(record.id)
         await asyncio.to_thread(self.storage.remove, record.id)
         await asyncio.to_thread(shutil.rmtree, self._dir(record) / "bundle", True)
-        await asyncio.to_thread(shutil.rmtree, self._dir(record) / "network", True)
+        await asyncio.to_thread(shutil.rmtree, self.network_dir(record.id), True)
+
+    def network_dir(self, container_id: str) -> Path:
+        """Where its /etc/hosts, /etc/hostname and /etc/resolv.conf are kept."""
+        return self.state_dir / "containers" / container_id / "network"
+
+    async def connect(self, record: EngineContainer, network: str, *, ip: str = "",
+                      aliases: list[str] | None = None) -> None:
+        await self.networks.connect(network, record.id, record.name, record.spec,
+                                    self.network_dir(record.id), ip=ip, aliases=aliases,
+                                    hostname=hostname_of(record))
+
+    async def disconnect(self, record: EngineContainer, network: str) -> None:
+        await self.networks.disconnect(network, record.id, self.network_dir(record.id))
 
     def published_ports(self, record: EngineContainer) -> list[PortMapping]:
         chosen = self.networks.ports(record.id)
@@ -397,6 +422,7 @@ class NativeDriver(Driver):
             copier.close()
         self._copiers.clear()
         await asyncio.gather(*self._dropping, return_exceptions=True)
+        await self.networks.close()
         await self.runtime.close()
 
 

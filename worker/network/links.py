@@ -81,8 +81,8 @@ def links_named(prefix: str) -> list[str]:
 
 
 def attach(pid: int, host_end: str, bridge: str, address: str, prefixlen: int,
-           gateway: str | None) -> None:
-    """A veth pair from the bridge into the network namespace of process ``pid``: ``eth0``
+           gateway: str | None, ifname: str = "eth0") -> None:
+    """A veth pair from the bridge into the network namespace of process ``pid``: ``ifname``
     there, with ``address`` and (unless None) a default route via ``gateway``."""
     delete_link(host_end)  # a leftover of an earlier run of this container
     with IPRoute() as ipr:
@@ -90,12 +90,12 @@ def attach(pid: int, host_end: str, bridge: str, address: str, prefixlen: int,
         if bridge_index is None:
             raise FileNotFoundError(f"bridge {bridge} is missing")
         ipr.link("add", ifname=host_end, kind="veth",
-                 peer={"ifname": "eth0", "net_ns_pid": pid})
+                 peer={"ifname": ifname, "net_ns_pid": pid})
         index = _index(ipr, host_end)
         assert index is not None
         ipr.link("set", index=index, master=bridge_index, state="up")
-    with _in_namespace(pid), IPRoute() as ns:
-        index = _index(ns, "eth0")
+    with in_namespace(pid), IPRoute() as ns:
+        index = _index(ns, ifname)
         assert index is not None
         ns.addr("add", index=index, address=address, prefixlen=prefixlen)
         ns.link("set", index=index, state="up")
@@ -104,7 +104,7 @@ def attach(pid: int, host_end: str, bridge: str, address: str, prefixlen: int,
 
 
 @contextlib.contextmanager
-def _in_namespace(pid: int) -> Iterator[None]:
+def in_namespace(pid: int) -> Iterator[None]:
     """This thread in the network namespace of process ``pid`` for the block, and back.
 
     Not ``IPRoute(netns=...)``: pyroute2 forks a process for that, and a forked child of the

@@ -3,9 +3,12 @@
 The driver asks it for a container's endpoint when it prepares the container (an address from
 the network's subnet, host ports for ``-p``, /etc/hosts, /etc/hostname and /etc/resolv.conf),
 to attach it once the runtime has made the container's namespace (a veth pair into it, before
-the container's program starts), and to release it when the container is removed. At start it
-settles what a crash left: endpoints of containers that are gone are released, their veths
-deleted, and the nftables table is rebuilt from the state.
+the container's program starts), and to release it when the container is removed. A running
+container can be connected to more networks and disconnected from them. While a container
+runs, its names are in the ``NameTable`` its resolver at 127.0.0.11 answers from, and its
+published ports have a userland proxy on the host. At start it settles what a crash left:
+endpoints of containers that are gone are released, their veths deleted, and the nftables
+table is rebuilt from the state.
 
 Names on the host are the worker's own: ``b<scope><net>`` for bridges, ``v<scope><id>`` for
 veths, table ``shoal_<scope>``, where scope is the worker's (its state dir's) short hash, so
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import ipaddress
 import os
 import socket
@@ -27,9 +31,26 @@ from pathlib import Path
 import structlog
 
 from protocol.errors import Conflict, InvalidArgument, NotFound, Unsupported
-from protocol.specs import ContainerSpec, Endpoint, NetworkInfo, NetworkSpec, PortMapping
+from protocol.specs import (
+    JOB_LABEL,
+    ContainerSpec,
+    Endpoint,
+    NetworkInfo,
+    NetworkSpec,
+    PortMapping,
+)
+from protocol.validation import parse_exposed
 from worker.network import files, ipam, links, nat
-from worker.network.state import EndpointRecord, NetworkFile, NetworkRecord, NetworkState
+from worker.network.names import NameEntry, NameTable
+from worker.network.proxy import PortProxy
+from worker.network.resolver import EmbeddedResolver
+from worker.network.state import (
+    EndpointRecord,
+    NetworkFile,
+    NetworkRecord,
+    NetworkState,
+    endpoint_key,
+)
 
 log = structlog.get_logger("shoal.worker.network")
 
@@ -93,24 +114,51 @@ def _publish(state: NetworkFile, container_id: str, wanted: list[PortMapping]
     return chosen
 
 
+def ports_to_publish(spec: ContainerSpec, image_exposed: list[str]) -> list[PortMapping]:
+    """``-p`` as given, and with ``-P`` every exposed port (the image's and ``--expose``)
+    not already published, on a free host port."""
+    wanted = list(spec.ports)
+    if spec.publish_all:
+        given: set[tuple[int, str]] = {(p.container_port, p.protocol) for p in wanted}
+        for text in [*image_exposed, *spec.expose]:
+            port, protocol = parse_exposed(text)
+            if (port, protocol) not in given:
+                given.add((port, protocol))
+                wanted.append(PortMapping(container_port=port,
+                                          protocol=protocol))  # type: ignore[arg-type]
+    return wanted
+
+
 def allocate(state: NetworkFile, network: NetworkRecord, container_id: str, name: str,
-             spec: ContainerSpec) -> EndpointRecord:
+             spec: ContainerSpec, *, ports: list[PortMapping] | None = None,
+             ip: str | None = None, aliases: list[str] | None = None, ifname: str = "eth0",
+             veth: str = "") -> EndpointRecord:
     """The container's endpoint on ``network``, put in ``state`` (held under its lock): an
     address no other endpoint holds (``--ip`` if free) and its published ports."""
     held = [e.ip for e in state.endpoints.values() if e.network == network.spec.name
             and e.container_id != container_id]
-    ip = ipam.next_address(ipaddress.IPv4Network(network.subnet), network.gateway, held, spec.ip)
-    endpoint = EndpointRecord(container_id=container_id, name=name, network=network.spec.name,
-                              ip=ip, ports=_publish(state, container_id, spec.ports))
-    state.endpoints[container_id] = endpoint
+    address = ipam.next_address(ipaddress.IPv4Network(network.subnet), network.gateway, held,
+                                spec.ip if ip is None else ip)
+    endpoint = EndpointRecord(
+        container_id=container_id, name=name, network=network.spec.name, ip=address,
+        ports=_publish(state, container_id, spec.ports if ports is None else ports),
+        aliases=list(spec.network_aliases if aliases is None else aliases),
+        job=spec.labels.get(JOB_LABEL, ""), dns=list(spec.dns), ifname=ifname, veth=veth)
+    state.endpoints[endpoint_key(container_id, network.spec.name)] = endpoint
     return endpoint
 
 
 class Networks:
-    def __init__(self, state_dir: Path, scope: str) -> None:
+    def __init__(self, state_dir: Path, scope: str,
+                 resolv_conf: Path = files.HOST_RESOLV) -> None:
         self.state = NetworkState(state_dir / "networks")
         self.scope = scope[:6]
         self.table = nat.table_name(scope[:12])
+        self.resolv_conf = resolv_conf
+        self.names = NameTable()
+        self.resolver = EmbeddedResolver(self.names, resolv_conf)
+        self.proxy = PortProxy()
+        self._running: dict[str, int] = {}  # container id -> its init's pid, while it runs
 
     # --- names -----------------------------------------------------------------------------
     def bridge_name(self, network_id: str) -> str:
@@ -118,6 +166,14 @@ class Networks:
 
     def veth_name(self, container_id: str) -> str:
         return f"v{self.scope}{container_id[:8]}"
+
+    def _veth_of(self, endpoint: EndpointRecord) -> str:
+        return endpoint.veth or self.veth_name(endpoint.container_id)
+
+    def _connected_veth(self, container_id: str, network: str) -> str:
+        """A connected network's host end: the pair hashed (the first one's is the id)."""
+        digest = hashlib.sha256(f"{container_id}/{network}".encode()).hexdigest()
+        return f"v{self.scope}{digest[:8]}"
 
     # --- start-up and teardown -------------------------------------------------------------
     async def open(self, live: set[str]) -> None:
@@ -129,16 +185,17 @@ class Networks:
         with self.state.change() as state:
             if DEFAULT_NETWORK not in state.networks:
                 self._add(state, NetworkSpec(name=DEFAULT_NETWORK))
-            for container_id in [c for c in state.endpoints if c not in live]:
-                log.info("released the endpoint of a container that is gone",
-                         container_id=container_id, ip=state.endpoints[container_id].ip)
-                del state.endpoints[container_id]
+            for key, endpoint in list(state.endpoints.items()):
+                if endpoint.container_id not in live:
+                    log.info("released the endpoint of a container that is gone",
+                             container_id=endpoint.container_id, ip=endpoint.ip)
+                    del state.endpoints[key]
             for network in _drop_unused_cluster_networks(state):
                 links.delete_link(network.bridge)
             for network in state.networks.values():
                 links.ensure_bridge(network.bridge, network.gateway,
                                     ipaddress.IPv4Network(network.subnet).prefixlen)
-            known = {self.veth_name(c) for c in state.endpoints}
+            known = {self._veth_of(e) for e in state.endpoints.values()}
             for veth in links.links_named(f"v{self.scope}"):
                 if veth not in known:
                     links.delete_link(veth)
@@ -149,6 +206,13 @@ class Networks:
                 # The worker still runs containers on none and host; a bridge network's
                 # container is refused at create with the same reason.
                 log.warning("bridge networks unavailable", reason=str(exc))
+
+    async def close(self) -> None:
+        """The resolvers' and proxies' sockets closed (the containers keep running; the next
+        worker opens them again as it finds them)."""
+        await self.resolver.close()
+        await self.proxy.close()
+        self._running.clear()
 
     async def tear_down(self) -> None:
         """Everything of this worker's networks off the host: bridges, veths, its table."""
@@ -244,15 +308,32 @@ class Networks:
                 links.delete_link(record.bridge)
         await asyncio.to_thread(run)
 
+    async def prune(self) -> list[str]:
+        """Every network no endpoint uses removed (the default one kept); their names."""
+        def run() -> list[str]:
+            with self.state.change() as state:
+                used = {e.network for e in state.endpoints.values()}
+                gone = [n for n in state.networks.values()
+                        if n.spec.name != DEFAULT_NETWORK and n.spec.name not in used]
+                for network in gone:
+                    del state.networks[network.spec.name]
+                nat.apply(nat.render(self.table, state.networks.values(),
+                                     state.endpoints.values()))
+            for network in gone:
+                links.delete_link(network.bridge)
+            return sorted(n.spec.name for n in gone)
+        return await asyncio.to_thread(run)
+
     # --- endpoints ---------------------------------------------------------------------------
     async def prepare(self, container_id: str, name: str, spec: ContainerSpec, hostname: str,
-                      directory: Path) -> list[dict[str, object]]:
+                      directory: Path, image_exposed: list[str] | None = None
+                      ) -> list[dict[str, object]]:
         """The container's endpoint (on a bridge network) and its files; the bind mounts."""
         return await asyncio.to_thread(self._prepare, container_id, name, spec, hostname,
-                                       directory)
+                                       directory, image_exposed or [])
 
     def _prepare(self, container_id: str, name: str, spec: ContainerSpec, hostname: str,
-                 directory: Path) -> list[dict[str, object]]:
+                 directory: Path, image_exposed: list[str]) -> list[dict[str, object]]:
         ip = ""
         if spec.network not in NOT_BRIDGES:
             with self.state.change() as state:
@@ -263,47 +344,158 @@ class Networks:
                 if network is None:
                     raise NotFound(f"network {spec.network} not found",
                                    details={"network": spec.network})
-                ip = allocate(state, network, container_id, name, spec).ip
+                ip = allocate(state, network, container_id, name, spec,
+                              ports=ports_to_publish(spec, image_exposed)).ip
                 nat.apply(nat.render(self.table, state.networks.values(),
                                      state.endpoints.values()))
-        return files.write_files(directory, spec, hostname, ip)
+        # Docker's model: the default bridge keeps the host's resolvers, a user-defined
+        # network gets the embedded one.
+        embedded = spec.network not in (*NOT_BRIDGES, DEFAULT_NETWORK)
+        return files.write_files(directory, spec, hostname, ip, embedded_dns=embedded,
+                                 resolv_conf=self.resolv_conf)
 
     def ports(self, container_id: str) -> list[PortMapping] | None:
-        endpoint = self.state.read().endpoints.get(container_id)
+        endpoint = self.state.read().first_endpoint(container_id)
         return None if endpoint is None else endpoint.ports
 
     def address(self, container_id: str) -> str:
-        endpoint = self.state.read().endpoints.get(container_id)
+        endpoint = self.state.read().first_endpoint(container_id)
         return "" if endpoint is None else endpoint.ip
 
     async def attach(self, container_id: str, pid: int) -> None:
-        """The container's veth into the namespace of its init (``pid``), before it starts."""
+        """The container's veths into the namespace of its init (``pid``), before it starts
+        (one per network it is on); its resolver and port proxies opened, its names in."""
         state = await asyncio.to_thread(self.state.read)
-        endpoint = state.endpoints.get(container_id)
-        if endpoint is None:
-            return
+        for endpoint in state.endpoints_of(container_id):
+            await asyncio.to_thread(self._attach_endpoint, state, endpoint, pid)
+        await self.resume(container_id, pid, state)
+
+    def _attach_endpoint(self, state: NetworkFile, endpoint: EndpointRecord, pid: int) -> None:
         network = state.networks[endpoint.network]
         prefixlen = ipaddress.IPv4Network(network.subnet).prefixlen
-        # An internal network has no way out: no default route either.
-        gateway = None if network.spec.internal else network.gateway
-        await asyncio.to_thread(links.attach, pid, self.veth_name(container_id), network.bridge,
-                                endpoint.ip, prefixlen, gateway)
+        # An internal network has no way out: no default route either; only the first
+        # network gives the default route, as in Docker.
+        gateway = None if network.spec.internal or endpoint.ifname != "eth0" \
+            else network.gateway
+        links.attach(pid, self._veth_of(endpoint), network.bridge, endpoint.ip, prefixlen,
+                     gateway, ifname=endpoint.ifname)
+
+    async def resume(self, container_id: str, pid: int, state: NetworkFile | None = None
+                     ) -> None:
+        """A running container's resolver, proxies and names (at its start, or found
+        running by a restarted worker)."""
+        if state is None:
+            state = await asyncio.to_thread(self.state.read)
+        endpoints = state.endpoints_of(container_id)
+        if not endpoints:
+            return
+        self._running[container_id] = pid
+        first = endpoints[0]
+        if any(e.network != DEFAULT_NETWORK for e in endpoints):
+            await self.resolver.serve(container_id, pid, first.dns)
+        if first.ports:
+            await self.proxy.start(container_id, first.ip, first.ports)
+        self._refresh_names(state)
+
+    def _refresh_names(self, state: NetworkFile) -> None:
+        self.names.update_local(
+            NameEntry(network=e.network, container_id=e.container_id, ip=e.ip, name=e.name,
+                      job=e.job, aliases=tuple(e.aliases))
+            for e in state.endpoints.values() if e.container_id in self._running)
+
+    async def _stop_serving(self, container_id: str) -> None:
+        self._running.pop(container_id, None)
+        await self.resolver.stop(container_id)
+        await self.proxy.stop(container_id)
 
     async def detach(self, container_id: str) -> None:
-        """After the container's exit: its veth pair deleted now (the kernel frees a dead
-        namespace's links only later, from a work queue); the address stays its own."""
-        await asyncio.to_thread(links.delete_link, self.veth_name(container_id))
+        """After the container's exit: its names out, its resolver and proxies closed, its
+        veth pairs deleted now (the kernel frees a dead namespace's links only later, from a
+        work queue); the addresses stay its own."""
+        await self._stop_serving(container_id)
+        state = await asyncio.to_thread(self.state.read)
+        self._refresh_names(state)
+        veths = {self.veth_name(container_id)} | {
+            self._veth_of(e) for e in state.endpoints_of(container_id)}
+        for veth in sorted(veths):
+            await asyncio.to_thread(links.delete_link, veth)
 
     async def release(self, container_id: str) -> None:
-        """The container's address and ports given back, its veth and rules gone."""
-        def run() -> None:
+        """The container's addresses and ports given back, its veths and rules gone."""
+        await self._stop_serving(container_id)
+
+        def run() -> NetworkFile:
             with self.state.change() as state:
-                if state.endpoints.pop(container_id, None) is None:
-                    return
+                mine = state.endpoints_of(container_id)
+                for endpoint in mine:
+                    del state.endpoints[endpoint_key(container_id, endpoint.network)]
                 gone = _drop_unused_cluster_networks(state)
-                nat.apply(nat.render(self.table, state.networks.values(),
-                                     state.endpoints.values()))
-            links.delete_link(self.veth_name(container_id))
+                if mine:
+                    nat.apply(nat.render(self.table, state.networks.values(),
+                                         state.endpoints.values()))
+            for veth in {self.veth_name(container_id)} | {self._veth_of(e) for e in mine}:
+                links.delete_link(veth)
             for network in gone:
                 links.delete_link(network.bridge)
-        await asyncio.to_thread(run)
+            return state
+        self._refresh_names(await asyncio.to_thread(run))
+
+    async def connect(self, ref: str, container_id: str, name: str, spec: ContainerSpec,
+                      directory: Path, *, ip: str = "", aliases: list[str] | None = None,
+                      hostname: str = "") -> EndpointRecord:
+        """The container on one more network: an address there, a veth into its namespace
+        now if it runs (``ethN``), a line in its /etc/hosts, its names on that network."""
+        def run() -> tuple[EndpointRecord, NetworkFile]:
+            with self.state.change() as state:
+                network = self._find(state, ref)
+                if state.endpoints.get(endpoint_key(container_id, network.spec.name)):
+                    raise Conflict(f"container {name or container_id} is already on network "
+                                   f"{network.spec.name}",
+                                   details={"network": network.spec.name})
+                mine = state.endpoints_of(container_id)
+                used = {e.ifname for e in mine}
+                ifname = next(f"eth{n}" for n in range(len(used) + 1) if f"eth{n}" not in used)
+                endpoint = allocate(state, network, container_id, name, spec, ports=[], ip=ip,
+                                    aliases=aliases or [], ifname=ifname,
+                                    veth="" if ifname == "eth0" else
+                                    self._connected_veth(container_id, network.spec.name))
+                pid = self._running.get(container_id)
+                if pid is not None:
+                    self._attach_endpoint(state, endpoint, pid)
+            files.add_host_line(directory, endpoint.ip, hostname or name)
+            return endpoint, state
+        endpoint, state = await asyncio.to_thread(run)
+        pid = self._running.get(container_id)
+        if pid is not None:
+            if not self.resolver.serving(container_id) and endpoint.network != DEFAULT_NETWORK:
+                await self.resolver.serve(container_id, pid, endpoint.dns)
+            self._refresh_names(state)
+        return endpoint
+
+    async def disconnect(self, ref: str, container_id: str, directory: Path) -> None:
+        """The container off a network: its veth there deleted, its address given back, its
+        /etc/hosts line and its names there gone."""
+        def run() -> tuple[NetworkFile, EndpointRecord]:
+            with self.state.change() as state:
+                network = self._find(state, ref)
+                endpoint = state.endpoints.pop(endpoint_key(container_id, network.spec.name),
+                                               None)
+                if endpoint is None:
+                    raise NotFound(f"container {container_id[:12]} is not on network "
+                                   f"{network.spec.name}",
+                                   details={"network": network.spec.name})
+                if endpoint.ports:
+                    nat.apply(nat.render(self.table, state.networks.values(),
+                                         state.endpoints.values()))
+            links.delete_link(self._veth_of(endpoint))
+            files.drop_host_line(directory, endpoint.ip)
+            return state, endpoint
+        state, endpoint = await asyncio.to_thread(run)
+        if endpoint.ports:
+            await self.proxy.stop(container_id)
+        if not state.endpoints_of(container_id):
+            await self._stop_serving(container_id)
+        elif container_id in self._running and \
+                not any(e.network != DEFAULT_NETWORK for e in state.endpoints_of(container_id)):
+            await self.resolver.stop(container_id)
+        self._refresh_names(state)

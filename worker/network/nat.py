@@ -1,5 +1,6 @@
 """The worker's own nftables table: masquerade for its non-internal bridge networks, DNAT for
-published ports, and a forward filter that keeps internal networks in. Only this table is ever
+published ports (but for loopback and hairpin, which ``proxy`` serves), and a forward filter
+that keeps internal networks in. Only this table is ever
 touched: it is rebuilt whole from the state, in one ``nft -f`` transaction (add, delete, define:
 the old rules and the new never mix), and deleted whole when the worker is torn down.
 """
@@ -33,8 +34,13 @@ def render(table: str, networks: Iterable[NetworkRecord],
                             f'oifname "{n.bridge}" iifname != "{n.bridge}" drop')]
     published = []
     for ep in sorted(endpoints, key=lambda e: e.container_id):
+        # From the container's own bridge (hairpin) the userland proxy answers: DNAT there
+        # would send the container's replies to itself, not back through the host.
+        bridge = nets[ep.network].bridge if ep.network in nets else ""
         for port in ep.ports:
             match = f"ip daddr {port.host_ip} " if port.host_ip else ""
+            if bridge:
+                match = f'iifname != "{bridge}" {match}'
             published.append(f"{match}{port.protocol} dport {port.host_port} dnat to "
                              f'{ep.ip}:{port.container_port} comment "{ep.container_id[:12]}"')
     body = "\n".join([
@@ -63,6 +69,27 @@ def render(table: str, networks: Iterable[NetworkRecord],
         "}",
     ])
     return body + "\n"
+
+
+RESOLVER_TABLE = "shoal_dns"
+
+
+def resolver_redirect(address: str, udp_port: int, tcp_port: int) -> str:
+    """The script, for a container's own namespace, that sends its questions to
+    ``address``:53 on to the ports the worker's sockets hold (Docker's way: port 53 stays
+    free for a DNS server of the container's own; conntrack restores the source port on the
+    way back)."""
+    return "\n".join([
+        f"add table ip {RESOLVER_TABLE}",
+        f"delete table ip {RESOLVER_TABLE}",
+        f"table ip {RESOLVER_TABLE} {{",
+        "  chain output {",
+        "    type nat hook output priority -100; policy accept;",
+        f"    ip daddr {address} udp dport 53 dnat to {address}:{udp_port}",
+        f"    ip daddr {address} tcp dport 53 dnat to {address}:{tcp_port}",
+        "  }",
+        "}",
+    ]) + "\n"
 
 
 def _nft(*args: str, script: str | None = None) -> str:

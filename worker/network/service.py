@@ -1,28 +1,40 @@
-"""The network verbs a worker answers (``network create|ls|inspect|rm``), from its own
-``Networks``; a worker without one (the process driver: the host's network only) refuses
-them, naming why."""
+"""The network verbs a worker answers (``network create|ls|inspect|rm|connect|disconnect|
+prune``), from its own ``Networks``; a worker without one (the process driver: the host's
+network only) refuses them, naming why."""
 
 from __future__ import annotations
 
-from protocol.errors import Unsupported
+from typing import TYPE_CHECKING
+
+from protocol.errors import NotFound, Unsupported
 from protocol.messages import (
+    ConnectNetwork,
     CreateNetwork,
+    DisconnectNetwork,
     InspectNetwork,
     ListNetworks,
     Message,
     NetworkCreated,
     NetworkInspected,
     NetworkList,
+    NetworksPruned,
     Ok,
+    PruneNetworks,
     RemoveNetwork,
 )
-from worker.network.manager import Networks
+from protocol.validation import check_network_alias
+
+if TYPE_CHECKING:
+    from worker.engine.engine import Engine
+    from worker.engine.native_driver import NativeDriver
 
 
-async def handle_network(networks: Networks | None, message: Message) -> Message:
-    if networks is None:
+async def handle_network(driver: NativeDriver | None, engine: Engine, message: Message
+                         ) -> Message:
+    if driver is None:
         raise Unsupported("this worker's driver runs containers on the host's network only: "
                           "it has no networks")
+    networks = driver.networks
     match message:
         case CreateNetwork(spec=spec):
             return NetworkCreated(id=(await networks.create(spec)).id)
@@ -33,4 +45,25 @@ async def handle_network(networks: Networks | None, message: Message) -> Message
         case RemoveNetwork(name=name):
             await networks.remove(name)
             return Ok()
+        case ConnectNetwork(name=name, container=container, ip=ip, aliases=aliases):
+            for alias in aliases:
+                check_network_alias(alias)
+            record = engine.find(container)
+            if record.spec.network in ("none", "host"):
+                raise Unsupported(f"container {record.name or record.id[:12]} is on --network "
+                                  f"{record.spec.network}: it cannot join a bridge network")
+            await driver.connect(record, name, ip=ip, aliases=list(aliases))
+            return Ok()
+        case DisconnectNetwork(name=name, container=container, force=force):
+            try:
+                record = engine.find(container)
+            except NotFound:
+                if not force:
+                    raise
+                await networks.disconnect(name, container, driver.network_dir(container))
+                return Ok()
+            await driver.disconnect(record, name)
+            return Ok()
+        case PruneNetworks():
+            return NetworksPruned(names=await networks.prune())
     raise Unsupported(f"not a network verb: {type(message).__name__}")

@@ -30,18 +30,38 @@ class NetworkRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class EndpointRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """A container's address on a network and the host ports published to it."""
+    """A container's address on a network and the host ports published to it. A container
+    has one on the network it was made on (``eth0``, its default route, its ports) and one
+    more per network it was connected to later (``eth1``...)."""
 
     container_id: str
     name: str = ""
     network: str  # the network's name
     ip: str
     ports: list[PortMapping] = []
+    aliases: list[str] = []  # --network-alias / connect --alias: more names on this network
+    job: str = ""  # the cluster job it is a replica of: its name resolves to every replica
+    dns: list[str] = []  # the container's --dns: where its resolver forwards (else the host's)
+    ifname: str = "eth0"  # its name inside the container
+    veth: str = ""  # the host end; "" for the first endpoint (``Networks.veth_name``)
+
+
+def endpoint_key(container_id: str, network: str) -> str:
+    return f"{container_id}/{network}"
 
 
 class NetworkFile(msgspec.Struct, kw_only=True, omit_defaults=True):
     networks: dict[str, NetworkRecord] = {}  # by name
-    endpoints: dict[str, EndpointRecord] = {}  # by container id
+    endpoints: dict[str, EndpointRecord] = {}  # by endpoint_key(container id, network)
+
+    def endpoints_of(self, container_id: str) -> list[EndpointRecord]:
+        """The container's endpoints, the first one (``eth0``) first."""
+        return sorted((e for e in self.endpoints.values() if e.container_id == container_id),
+                      key=lambda e: (e.ifname != "eth0", e.ifname))
+
+    def first_endpoint(self, container_id: str) -> EndpointRecord | None:
+        found = self.endpoints_of(container_id)
+        return found[0] if found else None
 
 
 _decoder = msgspec.json.Decoder(NetworkFile)
@@ -56,9 +76,13 @@ class NetworkState:
 
     def read(self) -> NetworkFile:
         try:
-            return _decoder.decode(self.path.read_bytes())
+            state = _decoder.decode(self.path.read_bytes())
         except FileNotFoundError:
             return NetworkFile()
+        # Files written before a container could have several endpoints keyed them by id.
+        state.endpoints = {endpoint_key(e.container_id, e.network): e
+                           for e in state.endpoints.values()}
+        return state
 
     @contextlib.contextmanager
     def change(self) -> Iterator[NetworkFile]:

@@ -16,7 +16,7 @@ from protocol.errors import Conflict, InvalidArgument
 from protocol.specs import ContainerSpec, NetworkSpec
 from worker.network import ipam
 from worker.network.manager import allocate
-from worker.network.state import NetworkRecord, NetworkState
+from worker.network.state import NetworkRecord, NetworkState, endpoint_key
 
 SUBNET = "10.77.0.0/26"  # 61 addresses for containers (gateway .1)
 
@@ -83,7 +83,7 @@ def test_concurrent_allocators_never_share_an_address(tmp_path: Path) -> None:
     assert len(endpoints) == 60 and len(set(addresses)) == 60
     # Released, an address is given again; the pool holds 61, so one more fits, then none.
     with state.change() as current:
-        freed = current.endpoints.pop("w0-0").ip
+        freed = current.endpoints.pop(endpoint_key("w0-0", "net")).ip
         again = allocate(current, current.networks["net"], "late", "",
                          ContainerSpec(image="x", network="net", ip=freed))
     assert again.ip == freed
