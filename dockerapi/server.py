@@ -110,8 +110,14 @@ def routes() -> list[tuple[str, str, Handler]]:
             ("POST", "/images/prune", "image-prune"), ("POST", "/build", "build"),
             ("GET", "/system/df", "system-df")):
         served.append((method, path, missing_endpoint(feature)))
-    served.append(("GET", "/networks/{name}", missing_object("network", "networks")))
-    served.append(("GET", "/volumes/{name}", missing_object("volume", "volumes")))
+    # Inspecting one object of a kind shoal does not serve: 404, so that a type-less
+    # ``docker inspect NAME`` passes over it as docker does over a kind with no such object.
+    for path, kind, feature in (
+            ("/networks/{name}", "network", "networks"), ("/volumes/{name}", "volume", "volumes"),
+            ("/plugins/{name}/json", "plugin", "plugins"), ("/nodes/{name}", "node", "swarm"),
+            ("/services/{name}", "service", "swarm"), ("/tasks/{name}", "task", "swarm"),
+            ("/secrets/{name}", "secret", "secrets"), ("/configs/{name}", "config", "secrets")):
+        served.append(("GET", path, missing_object(kind, feature)))
     for prefix, feature in (("networks", "networks"), ("volumes", "volumes"),
                             ("swarm", "swarm"), ("nodes", "swarm"), ("services", "swarm"),
                             ("tasks", "swarm"), ("secrets", "secrets"),
