@@ -135,14 +135,9 @@ async def start(request: web.Request) -> web.Response:
     state, ref = _state(request), _ref(request)
     if request.query.get("detachKeys"):
         raise bad_parameter("detachKeys is not supported")
-    try:
-        await state.verbs.ask(lambda r: StartContainer(id=ref, reply=r), Ok)
-    except Conflict as exc:
-        if (await inspect_info(state, ref)).state.status == "running":
-            return web.Response(status=304)
-        raise from_shoal(exc) from None
-    except ShoalError as exc:
-        raise from_shoal(exc, "container", ref) from None
+    if (await inspect_info(state, ref)).state.status == "running":
+        return web.Response(status=304)  # Docker's answer; the verb itself would accept it
+    await _ok(state, ref, lambda r: StartContainer(id=ref, reply=r))
     return web.Response(status=204)
 
 

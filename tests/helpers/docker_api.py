@@ -88,4 +88,6 @@ def status_and_json(answer: bytes) -> tuple[int, dict[str, str], Any]:
     status = int(lines[0].split()[1])
     headers = {k.strip().lower(): v.strip() for k, _, v in
                (line.partition(":") for line in lines[1:])}
-    return status, headers, json.loads(body) if body.strip() else None
+    if not body.strip() or "json" not in headers.get("content-type", ""):
+        return status, headers, body
+    return status, headers, json.loads(body)
