@@ -152,6 +152,7 @@ def test_conflicts(node: Worker) -> None:
 def test_query_booleans_as_docker_reads_them(node: Worker, value: str, forced: bool) -> None:
     status, _, created = call(node, "POST", "/containers/create",
                               {"Image": "any", "Cmd": ["sleep", "60"]})
+    assert status == 201, created
     cid = created["Id"]
     call(node, "POST", f"/containers/{cid}/start")
     removed = call(node, "DELETE", f"/containers/{cid}?force={value}")
