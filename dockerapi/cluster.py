@@ -56,6 +56,11 @@ async def _until(verbs: Verbs, cid: str, states: tuple[str, ...]) -> ContainerIn
         events.close()
 
 
+async def started(verbs: Verbs, cid: str) -> None:
+    """Return once the container runs on its worker (or has already ended there)."""
+    await _until(verbs, cid, RUNNING_OR_FINAL)
+
+
 async def wait(verbs: Verbs, info: ContainerInfo, condition: str) -> tuple[int, str]:
     """(exit code, error) once the container has ended (and, for ``removed``, is gone)."""
     if condition == "next-exit" and info.schedule_state in FINAL:

@@ -138,6 +138,9 @@ async def start(request: web.Request) -> web.Response:
     if (await inspect_info(state, ref)).state.status == "running":
         return web.Response(status=304)  # Docker's answer; the verb itself would accept it
     await _ok(state, ref, lambda r: StartContainer(id=ref, reply=r))
+    if await state.on_scheduler():
+        # Docker answers once the container runs; a scheduler, once the start is committed.
+        await cluster.started(state.verbs, ref)
     return web.Response(status=204)
 
 

@@ -97,7 +97,7 @@ async def info(request: web.Request) -> web.Response:
         for node in nodes.nodes:
             usage = nodes.usage.get(node.id)
             status += [
-                [f" {node.hostname or node.id}", node.address],
+                [f" {node.id}", node.address], ["  └ Hostname", node.hostname],
                 ["  └ ID", node.id], ["  └ Status", node.status.capitalize()],
                 ["  └ Containers", str(usage.containers if usage else 0)],
                 ["  └ Reserved CPUs", f"{(usage.millicpus if usage else 0) / 1000:g} / "

@@ -168,7 +168,7 @@ def inspect_container(info: ContainerInfo, node: NodeInfo | None = None) -> dict
 def node_view(node: NodeInfo) -> dict[str, Any]:
     """Swarm classic's ``Node`` of a container: where it runs."""
     host = node.address.removeprefix("tcp://").rpartition(":")[0]
-    return {"ID": node.id, "IP": host, "Addr": node.address, "Name": node.hostname or node.id,
+    return {"ID": node.id, "IP": host, "Addr": node.address, "Name": node.id,
             "Cpus": node.capacity.millicpus // 1000, "Memory": node.capacity.memory,
             "Labels": dict(node.labels)}
 
