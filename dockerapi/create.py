@@ -64,11 +64,12 @@ def _object(body: Any, section: str) -> dict[str, Any]:
     return body
 
 
-def _strings(value: Any, field: str) -> list[str]:
-    """A list of strings, or a single string (Docker's strslice), or null."""
+def _strings(value: Any, field: str, *, single: bool = False) -> list[str]:
+    """A list of strings or null; with ``single``, a string too (Docker's strslice: Cmd,
+    Entrypoint)."""
     if value is None:
         return []
-    if isinstance(value, str):
+    if single and isinstance(value, str):
         return [value]
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return value
@@ -151,11 +152,12 @@ def _ports(bindings: dict[str, Any]) -> list[PortMapping]:
 
 
 def _resources(hc: dict[str, Any]) -> Resources:
-    millicpus = _number(hc.get("NanoCpus"), "NanoCpus") // 1_000_000
+    nanos = _number(hc.get("NanoCpus"), "NanoCpus")
+    millicpus = nanos // 1_000_000
     quota, period = _number(hc.get("CpuQuota"), "CpuQuota"), _number(hc.get("CpuPeriod"),
                                                                       "CpuPeriod")
     if quota > 0:
-        if millicpus:
+        if nanos:
             raise bad_parameter("Conflicting options: Nano CPUs and CPU Period cannot both be "
                                 "set")
         millicpus = quota * 1000 // (period or 100_000)
@@ -249,9 +251,9 @@ def spec_from_create(body: Any, name: str, platform: str) -> ContainerSpec:
         _log_config(_object(hc.get("LogConfig"), "HostConfig.LogConfig"))
         spec = ContainerSpec(
             image=image, name=name.removeprefix("/"),
-            command=_strings(config.get("Cmd"), "Cmd"),
+            command=_strings(config.get("Cmd"), "Cmd", single=True),
             entrypoint=None if entrypoint is None else
-            [e for e in _strings(entrypoint, "Entrypoint") if e],
+            [e for e in _strings(entrypoint, "Entrypoint", single=True) if e],
             env=env, workdir=str(config.get("WorkingDir") or ""),
             user=str(config.get("User") or ""), hostname=str(config.get("Hostname") or ""),
             labels=_object(config.get("Labels"), "Labels"), restart=policy,
