@@ -380,7 +380,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
     resizer = live_sender(attached.resize)
     if resizer is not None:
         state.resizers[info.id] = resizer
-    feeding = asyncio.ensure_future(_feed_stdin(reader, stdin_w))
+    feeding = asyncio.ensure_future(feed_stdin(reader, stdin_w))
     try:
         streams = [(live_reader(attached.stdout), STDOUT, want["stdout"])]
         if attached.stderr is not None:
@@ -426,7 +426,7 @@ async def copy_out(source: channels.ByteReader, response: web.StreamResponse, st
         source.close()
 
 
-async def _feed_stdin(reader: RawInput, writer: channels.ByteWriter | None) -> None:
+async def feed_stdin(reader: RawInput, writer: channels.ByteWriter | None) -> None:
     """The client's bytes to the container's stdin; its half-close closes stdin."""
     while data := await reader.read():
         if writer is None:

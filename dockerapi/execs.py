@@ -12,8 +12,8 @@ from aiohttp import web
 import channels
 from dockerapi.containers import (
     STATE,
-    _feed_stdin,
     copy_out,
+    feed_stdin,
     inspect_info,
     live_reader,
     live_sender,
@@ -108,7 +108,7 @@ async def start(request: web.Request) -> web.StreamResponse:
         task.add_done_callback(state.background.discard)
         return web.Response(status=200)
     response, reader = await hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM)
-    feeding = asyncio.ensure_future(_feed_stdin(reader, stdin_w))
+    feeding = asyncio.ensure_future(feed_stdin(reader, stdin_w))
     try:
         streams = [copy_out(live_reader(first.stdout), response, STDOUT, tty,
                             instance.stdout)]

@@ -207,3 +207,35 @@ def test_silent_and_slow_peers_cost_nothing_to_others(node: Worker) -> None:
 def test_socket_is_root_only(node: Worker) -> None:
     mode = Path(sock_path(node)).stat().st_mode & 0o777
     assert mode == 0o660
+
+
+def test_exec_start_without_upgrade_streams_the_body(node: Worker) -> None:
+    """The non-upgraded form: 200, Docker's multiplexed stream as the body, to the close;
+    with the upgrade: 101 and the same frames."""
+    status, _, created = call(node, "POST", "/containers/create",
+                              {"Image": "any", "Cmd": ["sleep", "60"]})
+    assert status == 201, created
+    cid = created["Id"]
+    try:
+        assert call(node, "POST", f"/containers/{cid}/start")[0] == 204
+        for upgrade, expected in ((b"", b"HTTP/1.1 200"),
+                                  (b"Connection: Upgrade\r\nUpgrade: tcp\r\n", b"HTTP/1.1 101")):
+            _, _, made = call(node, "POST", f"/containers/{cid}/exec",
+                              {"Cmd": ["sh", "-c", "echo out; echo err >&2"],
+                               "AttachStdout": True, "AttachStderr": True})
+            body = b'{"Detach": false, "Tty": false}'
+            answer = raw_exchange(sock_path(node), (
+                f"POST /v1.41/exec/{made['Id']}/start HTTP/1.1\r\nHost: d\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                ).encode() + upgrade + b"\r\n" + body)
+            head, _, stream = answer.partition(b"\r\n\r\n")
+            assert head.startswith(expected), head
+            assert b"application/vnd.docker.multiplexed-stream" in head
+            assert b"transfer-encoding" not in head.lower()
+            frames = sorted({stream[i:i + 12] for i in range(0, len(stream), 12)})
+            assert frames == [b"\x01\x00\x00\x00\x00\x00\x00\x04out\n",
+                              b"\x02\x00\x00\x00\x00\x00\x00\x04err\n"], stream
+            inspected = call(node, "GET", f"/exec/{made['Id']}/json")[2]
+            assert (inspected["ExitCode"], inspected["Running"]) == (0, False)
+    finally:
+        call(node, "DELETE", f"/containers/{cid}?force=1")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,8 +68,9 @@ def test_scheduled_with_a_classic_constraint(cli) -> None:  # type: ignore[no-un
         assert cli("ps", "--format", "{{.ID}}").stdout.split() == [cid[:12]]
         executed = cli("exec", cid, "sh", "-c", "echo from $(hostname); exit 6")
         assert executed.returncode == 6 and executed.stdout.startswith("from "), executed
-        logs = cli("logs", cid)
-        assert logs.stdout == "ready\n", logs.stderr
+        deadline = time.monotonic() + 30
+        while (logs := cli("logs", cid)).stdout != "ready\n":  # the log fills on its own time
+            assert time.monotonic() < deadline, logs.stdout + logs.stderr
         assert cli("stop", "-t", "1", cid).returncode == 0
     finally:
         assert cli("rm", "-f", cid).returncode == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,8 +59,10 @@ def test_run_detached_logs_exec_stop_rm(cli) -> None:  # type: ignore[no-untyped
     assert len(cid) == 64
     listed = cli("ps", "--format", "{{.Names}} {{.Status}}")
     assert listed.stdout.startswith("ticker Up"), listed.stdout
-    # the three lines are out once exec answers: the shell ran them before it
-    assert cli("exec", "ticker", "true").returncode == 0
+    # the three lines are in the log once the shell has become sleep and its output is read
+    deadline = time.monotonic() + 30
+    while cli("logs", "ticker").stdout != "one\ntwo\nthree\n":
+        assert time.monotonic() < deadline, "the three lines never reached the log"
     tail = cli("logs", "-t", "--tail", "2", "ticker")
     assert [line.split(" ", 1)[1] for line in tail.stdout.splitlines()] == ["two", "three"]
     assert tail.stdout.startswith("20")  # an RFC 3339 time first
@@ -130,3 +133,17 @@ def test_a_quoted_command_reaches_the_container_whole(cli) -> None:  # type: ign
     done = cli("run", "--rm", "-e", "GREETING=a b", "-w", "/etc", "busybox", "sh", "-c",
                'echo "$GREETING" $(pwd)')
     assert done.stdout == "a b /etc\n", shlex.quote(done.stderr)
+
+
+def test_exec_interactive_with_a_terminal(cli, node: Worker) -> None:  # type: ignore[no-untyped-def]
+    assert cli("run", "-d", "--name", "shell", "busybox", "sleep", "600").returncode == 0
+    try:
+        command = f"{DOCKER_CLI} exec -it shell sh"
+        done = subprocess.run(
+            ["script", "-qec", command, "/dev/null"], input="echo in-$((6*7)); exit 5\n",
+            capture_output=True, text=True, timeout=60,
+            env={"PATH": "/usr/bin:/bin", "DOCKER_HOST": node.docker, "TERM": "xterm"})
+        assert done.returncode == 5, done.stdout + done.stderr
+        assert "in-42" in done.stdout
+    finally:
+        cli("rm", "-f", "shell")
