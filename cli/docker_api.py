@@ -1,7 +1,8 @@
 """``--docker-api ADDR`` on ``shoal worker`` and ``shoal scheduler``: the Docker Engine API
 served beside the daemon (``dockerapi``), reaching it through the daemon's root-only ipc socket.
 
-Default ``unix://STATE_DIR/docker.sock`` (mode 0660, like docker.sock); ``none`` turns it off;
+Default ``unix://STATE_DIR/docker.sock`` (mode 0660, like docker.sock), or none with ``--ipc
+none`` (the API reaches its daemon through that socket); ``none`` turns it off;
 ``tcp://HOST:PORT`` needs ``--docker-tlscacert/--docker-tlscert/--docker-tlskey`` (clients then
 present a certificate that CA signed, docker's ``--tlsverify``) or ``--insecure``.
 """
@@ -28,7 +29,7 @@ def docker_api_options(function: F) -> F:
         click.option("--docker-api", "docker_api", default="", metavar="ADDR",
                      help="Serve the Docker Engine API here: unix:///PATH, tcp://HOST:PORT "
                           "(with the --docker-tls* files or --insecure) or none (default: "
-                          f"unix://STATE_DIR/{SOCKET_NAME}, mode 0660)."),
+                          f"unix://STATE_DIR/{SOCKET_NAME}, mode 0660; none with --ipc none)."),
         click.option("--docker-tlscacert", type=path, default=None,
                      help="CA certificate that signs the Docker API's clients' certificates."),
         click.option("--docker-tlscert", type=path, default=None,
@@ -43,6 +44,8 @@ def docker_api_options(function: F) -> F:
 def docker_listen(value: str, state_dir: Path, cacert: Path | None, cert: Path | None,
                   key: Path | None, insecure: bool, ipc: str) -> DockerListen | None:
     """The parsed option (None: off); a usage error says what is wrong."""
+    if ipc == "none" and not value:
+        return None  # the API reaches its daemon through the ipc socket: none, no API
     text = value or f"unix://{state_dir.resolve() / SOCKET_NAME}"
     try:
         listen = parse_docker_api(text, tls=tls_files(cacert, cert, key), insecure=insecure)

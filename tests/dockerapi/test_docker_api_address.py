@@ -50,7 +50,8 @@ def test_tls_files_go_together() -> None:
 
 def test_worker_refuses_plain_tcp_and_a_docker_api_without_ipc(tmp_path: Path) -> None:
     for extra, said in ((["--docker-api", "tcp://127.0.0.1:0"], "--docker-tlscacert"),
-                        (["--ipc", "none"], "give --docker-api none with --ipc none")):
+                        (["--ipc", "none", "--docker-api", "unix:///tmp/x.sock"],
+                         "give --docker-api none with --ipc none")):
         done = subprocess.run(
             [sys.executable, "-m", "cli", "worker", "--state-dir", str(tmp_path / "w"),
              "--driver", "process", *extra], cwd=ROOT, capture_output=True, text=True,
