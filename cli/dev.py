@@ -73,6 +73,8 @@ class DevCluster:
     ready: dict[str, dict[str, str]] = field(default_factory=dict)
     # The scheduler's root-only socket, once started: this process's own way in (no keys).
     local: str = ""
+    # The scheduler's Docker API (DOCKER_HOST for the docker CLI and docker-py), once started.
+    docker: str = ""
 
     def _spawn(self, name: str, args: list[str],
                pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
@@ -129,6 +131,7 @@ class DevCluster:
             str(self.node_timeout)])
         self.address = self.ready["scheduler"]["LISTEN"]
         self.local = self.ready["scheduler"].get("IPC") or self.address
+        self.docker = self.ready["scheduler"].get("DOCKER", "")
         if os.geteuid() == 0:  # the native driver runs images: the cluster gets busybox
             await self.import_test_image()
         token = await self.worker_token() if self.workers else ""
@@ -266,6 +269,8 @@ async def run_dev(console: Console, *, workers: int, address: str, state_dir: Pa
         else:
             console.print(f"reach it with: shoal ps  (or SHOAL_HOST={cluster.address}); Ctrl-C "
                           "stops everything")
+            if cluster.docker:
+                console.print(f"docker and docker-py: DOCKER_HOST={cluster.docker} docker ps")
             await stop.wait()
     finally:
         await cluster.stop()

@@ -34,10 +34,13 @@ from cli.arguments import (
     require_advertise,
     warn_insecure,
 )
+from cli.docker_api import docker_api_options, docker_listen
 from cli.etcd_options import etcd_endpoints, etcd_options
 from cli.log_config import configure_logging
 from cli.metrics_endpoint import MetricsEndpoint, metrics_option
 from cli.readiness import ReadyNotifier, notifier_option
+from dockerapi.address import DockerListen
+from dockerapi.server import DockerApiServer
 from protocol.errors import InvalidArgument, ShoalError
 from scheduler.cluster.daemon import DEFAULT_LISTEN, DaemonOptions, SchedulerDaemon
 from scheduler.cluster.leader import LeaderOptions
@@ -49,7 +52,8 @@ from scheduler.store.embedded import default_state_dir
 
 async def _announce(daemon: SchedulerDaemon, notifier: ReadyNotifier,
                     metrics: MetricsEndpoint | None,
-                    publishing: asyncio.Task[Path | None]) -> None:
+                    publishing: asyncio.Task[Path | None],
+                    docker: DockerApiServer | None = None) -> None:
     """Ready: leading, or standing by with a leader to name (a standby never leads while a
     healthy leader lives, and before it knows one it can only answer that none is elected),
     with the local CLI's keys in place."""
@@ -65,6 +69,8 @@ async def _announce(daemon: SchedulerDaemon, notifier: ReadyNotifier,
         facts["LEADER"] = leader.address
     if metrics is not None:
         facts["METRICS"] = metrics.address
+    if docker is not None:
+        facts["DOCKER"] = docker.address
     notifier.notify(**facts)
 
 
@@ -81,7 +87,8 @@ async def _publish_local(daemon: SchedulerDaemon) -> Path | None:
 
 async def _serve(etcd: list[Endpoint] | None, state_dir: Path, root: str, options: DaemonOptions,
                  ready: ReadyNotifier | None = None,
-                 metrics_at: tuple[str, int] | None = None) -> None:
+                 metrics_at: tuple[str, int] | None = None,
+                 docker: DockerListen | None = None) -> None:
     ipc = options.ipc
     if ipc == "":
         ipc = str(default_ipc_path(state_dir))
@@ -95,9 +102,12 @@ async def _serve(etcd: list[Endpoint] | None, state_dir: Path, root: str, option
     embedded: EmbeddedEtcd | None = None
     metrics = SchedulerMetrics()
     endpoint: MetricsEndpoint | None = None
+    api: DockerApiServer | None = None
     try:
         if metrics_at is not None:  # first: a port in use fails before etcd starts
             endpoint = await MetricsEndpoint.start(*metrics_at, metrics.registry)
+        if docker is not None:  # it reaches the scheduler's ipc socket at its first request
+            api = await DockerApiServer.start(docker, f"ipc://{ipc}")
         if etcd:
             endpoints = etcd
         else:
@@ -108,7 +118,8 @@ async def _serve(etcd: list[Endpoint] | None, state_dir: Path, root: str, option
         async with EtcdClient(endpoints, timeout=5.0) as client:
             daemon = SchedulerDaemon(Store(client, Layout(root)), options, metrics)
             publishing = asyncio.create_task(_publish_local(daemon))
-            announcing = (asyncio.create_task(_announce(daemon, ready, endpoint, publishing))
+            announcing = (asyncio.create_task(_announce(daemon, ready, endpoint, publishing,
+                                                        api))
                           if ready else None)
             try:
                 await daemon.run(stop)
@@ -124,6 +135,8 @@ async def _serve(etcd: list[Endpoint] | None, state_dir: Path, root: str, option
                     if published is not None:
                         withdraw_local(published)
     finally:
+        if api is not None:
+            await api.close()
         if endpoint is not None:
             await endpoint.close()
         if embedded is not None:
@@ -166,13 +179,16 @@ async def _serve(etcd: list[Endpoint] | None, state_dir: Path, root: str, option
 @metrics_option
 @insecure_option("scheduler")
 @ipc_option("STATE_DIR/shoal.sock")
+@docker_api_options
 def scheduler_command(etcd: str | None, etcd_cacert: Path | None, etcd_cert: Path | None,
                       etcd_key: Path | None, listen: str, advertise: str, strategy: str,
                       state_dir: Path | None, name: str, heartbeat_interval: float,
                       node_timeout: float, fence_after: float | None, lease_ttl: int,
                       store_root: str,
                       ready: ReadyNotifier | None,
-                      metrics_at: tuple[str, int] | None, insecure: bool, ipc: str) -> None:
+                      metrics_at: tuple[str, int] | None, insecure: bool, ipc: str,
+                      docker_api: str, docker_tlscacert: Path | None,
+                      docker_tlscert: Path | None, docker_tlskey: Path | None) -> None:
     """Run a scheduler: leads the cluster, or stands by to take over.
 
     Its tcp listener uses CURVE: workers and clients enroll with join tokens (shoal
@@ -186,6 +202,9 @@ def scheduler_command(etcd: str | None, etcd_cacert: Path | None, etcd_cert: Pat
     except InvalidArgument as exc:
         raise click.ClickException(str(exc)) from None
     endpoints = etcd_endpoints(etcd, etcd_cacert, etcd_cert, etcd_key)
+    directory = state_dir or default_state_dir()
+    docker = docker_listen(docker_api, directory, docker_tlscacert, docker_tlscert,
+                           docker_tlskey, insecure, ipc)
     leader = LeaderOptions(strategy=strategy,  # type: ignore[arg-type]
                            heartbeat_interval=heartbeat_interval, node_timeout=node_timeout,
                            fence_after=fence_after,
@@ -196,8 +215,7 @@ def scheduler_command(etcd: str | None, etcd_cacert: Path | None, etcd_cert: Pat
                             channel_timeout=max(node_timeout, 3 * heartbeat_interval),
                             leader=leader)
     try:
-        uvloop.run(_serve(endpoints, state_dir or default_state_dir(), store_root, options, ready,
-                          metrics_at))
+        uvloop.run(_serve(endpoints, directory, store_root, options, ready, metrics_at, docker))
     except ShoalError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 

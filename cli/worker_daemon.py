@@ -26,8 +26,11 @@ from cli.arguments import (
     require_advertise,
     warn_insecure,
 )
+from cli.docker_api import docker_api_options, docker_listen
 from cli.metrics_endpoint import MetricsEndpoint, metrics_option
 from cli.readiness import ReadyNotifier, notifier_option
+from dockerapi.address import DockerListen
+from dockerapi.server import DockerApiServer
 from protocol.addresses import DEFAULT_WORKER
 from protocol.errors import ShoalError
 from worker.daemon import default_state_dir, run_worker
@@ -73,11 +76,14 @@ from worker.metrics import WorkerMetrics
                    "forward the names they do not know.")
 @insecure_option("worker")
 @ipc_option("STATE_DIR/shoal.sock")
+@docker_api_options
 def worker_command(listen: str, state_dir: Path | None, driver: str, join: str,
                    advertise: str, name: str, labels: tuple[str, ...], log_max_size: str,
                    log_max_file: int, image_limits: str, ready: ReadyNotifier | None,
                    metrics_at: tuple[str, int] | None, token: str, insecure: bool,
-                   ipc: str, resolv_conf: Path) -> None:
+                   ipc: str, resolv_conf: Path, docker_api: str,
+                   docker_tlscacert: Path | None, docker_tlscert: Path | None,
+                   docker_tlskey: Path | None) -> None:
     """Run a worker: standalone, or part of a cluster with --join.
 
     Its tcp listener uses CURVE with the keys in STATE_DIR/auth; it joins with --token the
@@ -95,6 +101,8 @@ def worker_command(listen: str, state_dir: Path | None, driver: str, join: str,
     if insecure:
         warn_insecure("worker", listen)
     directory = state_dir or default_state_dir()
+    docker = docker_listen(docker_api, directory, docker_tlscacert, docker_tlscert,
+                           docker_tlskey, insecure, ipc)
     if ipc == "":
         ipc = str(default_ipc_path(directory))
     elif ipc == "none":
@@ -112,29 +120,36 @@ def worker_command(listen: str, state_dir: Path | None, driver: str, join: str,
         image_limits=parse_image_limits(image_limits), secure=not insecure, token=token,
         ipc=ipc, resolv_conf=resolv_conf)
     try:
-        uvloop.run(_serve(worker, ready, metrics_at))
+        uvloop.run(_serve(worker, ready, metrics_at, docker, ipc))
     except ShoalError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 
 
 async def _serve(worker: Callable[..., Awaitable[None]], ready: ReadyNotifier | None,
-                 metrics_at: tuple[str, int] | None) -> None:
+                 metrics_at: tuple[str, int] | None, docker: DockerListen | None = None,
+                 ipc: str = "") -> None:
     """The worker (``run_worker`` given all but ``on_ready`` and ``metrics``), with its
-    metrics endpoint (started first: a port in use fails at once)."""
+    metrics endpoint and Docker API (started first: an address in use fails at once; the
+    Docker API reaches the worker's ``ipc`` socket at its first request)."""
     metrics = WorkerMetrics()
     endpoint = (await MetricsEndpoint.start(*metrics_at, metrics.registry)
                 if metrics_at is not None else None)
+    api = await DockerApiServer.start(docker, f"ipc://{ipc}") if docker is not None else None
 
     def notify(address: str) -> None:
         assert ready is not None
-        if endpoint is None:
-            ready.notify(LISTEN=address)
-        else:
-            ready.notify(LISTEN=address, METRICS=endpoint.address)
+        facts = {"LISTEN": address}
+        if endpoint is not None:
+            facts["METRICS"] = endpoint.address
+        if api is not None:
+            facts["DOCKER"] = api.address
+        ready.notify(**facts)
 
     try:
         await worker(on_ready=notify if ready else None, metrics=metrics)
     finally:
+        if api is not None:
+            await api.close()
         if endpoint is not None:
             await endpoint.close()
 

@@ -27,6 +27,10 @@ command -v umoci >/dev/null 2>&1 || need_pkgs+=(umoci)
 command -v bats >/dev/null 2>&1 || need_pkgs+=(bats)
 command -v jq >/dev/null 2>&1 || need_pkgs+=(jq)
 command -v gawk >/dev/null 2>&1 || need_pkgs+=(gawk)
+# The Docker API front end is tested with the docker CLI, and bench/dockerapi runs a private
+# dockerd beside shoal: Debian's docker.io has both.
+{ command -v docker >/dev/null 2>&1 && command -v dockerd >/dev/null 2>&1; } ||
+    need_pkgs+=(docker.io)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
@@ -64,4 +68,4 @@ fi
 # shoal's own bytecode, compiled here: where PYTHONDONTWRITEBYTECODE is set (as on these
 # machines) Python never caches it, and every command would compile its modules again at
 # start-up (~20 ms for `shoal runtime run`). Stale files are ignored by Python, never wrong.
-.venv/bin/python -m compileall -q -j 0 channels protocol scheduler worker cli bench >/dev/null
+.venv/bin/python -m compileall -q -j 0 channels protocol scheduler worker cli bench dockerapi >/dev/null

@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = ("protocol", "channels", "scheduler", "worker", "cli", "bench", "tests")
-SHIPPED = ("protocol", "channels", "scheduler", "worker", "cli", "bench")
-PRODUCT = ("protocol", "channels", "scheduler", "worker", "cli")
+OURS = ("protocol", "channels", "scheduler", "worker", "cli", "dockerapi", "bench", "tests")
+SHIPPED = ("protocol", "channels", "scheduler", "worker", "cli", "dockerapi", "bench")
+PRODUCT = ("protocol", "channels", "scheduler", "worker", "cli", "dockerapi")
 
 # --- the rules ---------------------------------------------------------------------------------
 
@@ -104,13 +104,19 @@ RULES: tuple[Rule, ...] = (
     Rule("the product never imports its benchmarks",
          importers=PRODUCT, forbidden=("bench",)),
     Rule("protocol imports nothing of ours",
-         importers=("protocol",), forbidden=("channels", "scheduler", "worker", "cli")),
+         importers=("protocol",),
+         forbidden=("channels", "scheduler", "worker", "cli", "dockerapi")),
     Rule("channels imports only protocol (of ours)",
-         importers=("channels",), forbidden=("scheduler", "worker", "cli")),
-    Rule("worker never imports scheduler or cli",
-         importers=("worker",), forbidden=("scheduler", "cli")),
-    Rule("scheduler never imports cli, nor worker beyond the image store allowances",
-         importers=("scheduler",), forbidden=("cli", "worker")),
+         importers=("channels",), forbidden=("scheduler", "worker", "cli", "dockerapi")),
+    Rule("worker never imports scheduler, cli or the Docker API front end",
+         importers=("worker",), forbidden=("scheduler", "cli", "dockerapi")),
+    Rule("scheduler never imports cli, the Docker API front end, nor worker beyond the image "
+         "store allowances",
+         importers=("scheduler",), forbidden=("cli", "worker", "dockerapi")),
+    # A front end is one more client of the daemons' verbs (DESIGN.md): it speaks protocol
+    # over channels and knows nothing of how a worker or a scheduler does what it asks.
+    Rule("the Docker API front end imports only protocol and channels (of ours)",
+         importers=("dockerapi",), forbidden=("scheduler", "worker", "cli")),
     # What keeps the allowances below narrow: the image store does not pull in the rest of
     # the worker (engine, runtime, agent) behind the scheduler's back.
     Rule("the image store (worker.images, worker.image_service) imports no other worker module",
@@ -119,6 +125,8 @@ RULES: tuple[Rule, ...] = (
     # bench/store.py measures a bare aetcd client as its reference, so bench is not covered.
     Rule("only the metrics modules import prometheus_client",
          importers=PRODUCT, forbidden=("prometheus_client",), exempt=METRICS_MODULES),
+    Rule("only the Docker API front end serves HTTP with aiohttp",
+         importers=PRODUCT, forbidden=("aiohttp",), exempt=("dockerapi",)),
     Rule("only scheduler.store talks to etcd (aetcd, grpc)",
          importers=PRODUCT, forbidden=("aetcd", "grpc"), exempt=("scheduler.store",)),
     # The cores import the store's pure modules by name, not through the package face: the

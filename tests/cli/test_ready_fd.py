@@ -83,7 +83,8 @@ def test_a_standalone_worker_is_ready_when_serving_and_says_where(tmp_path: Path
                       "--state-dir", str(tmp_path / "w")], tmp_path / "w.log")
     try:
         facts = worker.notification()
-        assert set(facts) == {"LISTEN"}
+        assert set(facts) == {"LISTEN", "DOCKER"}
+        assert facts["DOCKER"] == f"unix://{(tmp_path / 'w').resolve()}/docker.sock"
         assert facts["LISTEN"].startswith("tcp://127.0.0.1:")
         assert not facts["LISTEN"].endswith(":0")  # the port it is bound to
 

@@ -23,6 +23,7 @@ class Worker:
         self.args = args  # more of the worker's options (``--insecure``, ...)
         self.env = dict(env or {})  # added to the worker's environment at each start
         self.address = ""  # where it listens: a new port each start, as it says when ready
+        self.docker = ""  # its Docker API (DOCKER= when ready), "" when it serves none
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -48,6 +49,7 @@ class Worker:
                                          f"before it was ready; see {log_path}")
                 said += chunk
             self.address = facts["LISTEN"]
+            self.docker = facts.get("DOCKER", "")
         finally:
             for fd in (read_end, write_end):
                 if fd >= 0:

@@ -1,0 +1,291 @@
+"""``POST /containers/create``: Docker's container config turned into a ``ContainerSpec``.
+
+Every field Docker defines is either translated, or accepted only at its empty value (what the
+docker CLI and docker-py send for options not given), or refused with a 400 that names it: a
+field that matters is never dropped silently. Swarm classic's ``constraint:``/``affinity:`` env
+entries become placement rules, as its manager read them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from dockerapi.errors import ApiError, bad_parameter, missing
+from protocol.errors import InvalidArgument
+from protocol.specs import ContainerSpec, Mount, Platform, PortMapping, Resources, RestartPolicy
+from protocol.validation import check_spec
+
+# Docker's rule for container names.
+NAME_PATTERN = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+
+# Fields that are client-side or descriptive in Docker and need nothing from the daemon.
+_CLIENT_ONLY = {"AttachStdin", "AttachStdout", "AttachStderr", "StdinOnce", "ArgsEscaped",
+                "NetworkDisabled", "ConsoleSize", "OomScoreAdj", "MacAddress", "Shell",
+                "OnBuild", "ExposedPorts", "Isolation"}
+
+# Fields whose only accepted values are these (the defaults clients send).
+_DEFAULTS: dict[str, tuple[Any, ...]] = {
+    "CgroupnsMode": ("", "private", "host"), "IpcMode": ("", "private", "shareable"),
+    "PidMode": ("",), "UTSMode": ("",), "UsernsMode": ("",), "Runtime": ("", "runc"),
+    "Isolation": ("", "default"), "VolumeDriver": ("",), "CgroupParent": ("",),
+    "Cgroup": ("",), "ShmSize": (0, 67108864), "MemorySwappiness": (None, -1),
+    "OomKillDisable": (None, False),
+}
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value is False or value == 0 or value == "" or value == [] \
+        or value == {}
+
+
+def _leftover(section: str, body: dict[str, Any], used: set[str]) -> None:
+    """Refuse any field of ``body`` not in ``used`` that carries more than its empty value."""
+    for key, value in body.items():
+        if key in used or key in _CLIENT_ONLY or _empty(value):
+            continue
+        if key in _DEFAULTS and value in _DEFAULTS[key]:
+            continue
+        if key == "Healthcheck":
+            raise missing("healthcheck", 400)
+        if key == "Volumes":
+            raise missing("volumes", 400)
+        raise bad_parameter(f"{section}.{key} is not supported by shoal "
+                            f"(given {str(value)[:80]})")
+
+
+def _object(body: Any, section: str) -> dict[str, Any]:
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise bad_parameter(f"{section}: expected a JSON object")
+    return body
+
+
+def _strings(value: Any, field: str, *, single: bool = False) -> list[str]:
+    """A list of strings or null; with ``single``, a string too (Docker's strslice: Cmd,
+    Entrypoint)."""
+    if value is None:
+        return []
+    if single and isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise bad_parameter(f"{field}: expected a string or a list of strings")
+
+
+def _number(value: Any, field: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise bad_parameter(f"{field}: expected a whole number")
+    return value
+
+
+def _placement(env: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """Swarm classic's env entries ``constraint:RULE`` and ``affinity:RULE``, taken out of the
+    environment: (env, constraints, affinities)."""
+    kept, constraints, affinities = [], [], []
+    for entry in env:
+        if entry.startswith("constraint:"):
+            constraints.append(entry.removeprefix("constraint:"))
+        elif entry.startswith("affinity:"):
+            affinities.append(entry.removeprefix("affinity:"))
+        else:
+            kept.append(entry)
+    return kept, constraints, affinities
+
+
+def _binds(binds: list[str]) -> list[Mount]:
+    mounts = []
+    for bind in binds:
+        parts = bind.split(":")
+        if len(parts) < 2 or not parts[0].startswith("/"):
+            raise missing("volumes", 400) if len(parts) >= 2 else \
+                bad_parameter(f"invalid volume specification: {bind!r}")
+        options = parts[2].split(",") if len(parts) > 2 else []
+        unknown = [o for o in options if o not in ("ro", "rw", "")]
+        if len(parts) > 3 or unknown:
+            raise bad_parameter(f"HostConfig.Binds: {bind!r}: only ro and rw are supported")
+        mounts.append(Mount(type="bind", source=parts[0], target=parts[1],
+                            read_only="ro" in options))
+    return mounts
+
+
+def _api_mounts(items: list[Any]) -> list[Mount]:
+    mounts = []
+    for item in items:
+        item = _object(item, "HostConfig.Mounts[]")
+        kind = item.get("Type", "")
+        _leftover("HostConfig.Mounts[]", item, {"Type", "Source", "Target", "ReadOnly"})
+        if kind == "volume":
+            raise missing("volumes", 400)
+        if kind not in ("bind", "tmpfs"):
+            raise bad_parameter(f"HostConfig.Mounts: type {kind!r} is not supported")
+        mounts.append(Mount(type=kind, source=str(item.get("Source", "")),
+                            target=str(item.get("Target", "")),
+                            read_only=bool(item.get("ReadOnly"))))
+    return mounts
+
+
+def _ports(bindings: dict[str, Any]) -> list[PortMapping]:
+    ports = []
+    for key, hosts in bindings.items():
+        number, _, proto = key.partition("/")
+        if not number.isdigit():
+            raise bad_parameter(f"HostConfig.PortBindings: bad port {key!r}")
+        for host in hosts or [{}]:
+            host = _object(host, "HostConfig.PortBindings[]")
+            host_port = str(host.get("HostPort") or "0")
+            if not host_port.isdigit():
+                raise bad_parameter(f"HostConfig.PortBindings: bad host port {host_port!r} "
+                                    "(ranges are not supported)")
+            try:
+                ports.append(PortMapping(container_port=int(number), host_port=int(host_port),
+                                         protocol=proto or "tcp",  # type: ignore[arg-type]
+                                         host_ip=str(host.get("HostIp") or "")))
+            except (TypeError, ValueError) as exc:
+                raise bad_parameter(f"HostConfig.PortBindings: {key}: {exc}") from None
+    return ports
+
+
+def _resources(hc: dict[str, Any]) -> Resources:
+    nanos = _number(hc.get("NanoCpus"), "NanoCpus")
+    millicpus = nanos // 1_000_000
+    quota, period = _number(hc.get("CpuQuota"), "CpuQuota"), _number(hc.get("CpuPeriod"),
+                                                                      "CpuPeriod")
+    if quota > 0:
+        if nanos:
+            raise bad_parameter("Conflicting options: Nano CPUs and CPU Period cannot both be "
+                                "set")
+        millicpus = quota * 1000 // (period or 100_000)
+    pids = _number(hc.get("PidsLimit"), "PidsLimit")
+    return Resources(millicpus=millicpus, cpu_shares=_number(hc.get("CpuShares"), "CpuShares"),
+                     memory=_number(hc.get("Memory"), "Memory"),
+                     memory_swap=_number(hc.get("MemorySwap"), "MemorySwap"),
+                     pids=max(pids, 0))
+
+
+def _security(opts: list[str]) -> str:
+    seccomp = ""
+    for opt in opts:
+        key, sep, value = opt.partition("=" if "=" in opt else ":")
+        if key == "seccomp" and sep and value:
+            seccomp = value
+        else:
+            raise bad_parameter(f"HostConfig.SecurityOpt: {opt[:80]!r} is not supported "
+                                "(only seccomp=unconfined or a seccomp profile)")
+    return seccomp
+
+
+def _log_config(log_config: dict[str, Any]) -> None:
+    kind = log_config.get("Type") or ""
+    if kind not in ("", "json-file") or log_config.get("Config"):
+        raise bad_parameter("HostConfig.LogConfig: shoal keeps every container's log as "
+                            "json-file with the worker's rotation (shoal worker --log-max-size)"
+                            f"; {kind or 'json-file'} with options is not supported")
+
+
+def _network(hc: dict[str, Any], networking: dict[str, Any]) -> tuple[str, str]:
+    """(network, fixed address). ``default`` is the daemon's default network, which on shoal
+    is ``none`` (as on a dockerd started with --bridge=none)."""
+    mode = hc.get("NetworkMode") or "default"
+    if not isinstance(mode, str):
+        raise bad_parameter("HostConfig.NetworkMode: expected a string")
+    if mode.startswith("container:"):
+        raise bad_parameter("HostConfig.NetworkMode: joining another container's network "
+                            "(container:X) is not supported")
+    network = "none" if mode == "default" else mode
+    address = ""
+    endpoints = _object(networking.get("EndpointsConfig"), "NetworkingConfig.EndpointsConfig")
+    for name, endpoint in endpoints.items():
+        if name != mode and not (mode == "default" and name == "bridge"):
+            raise missing("networks", 400)
+        endpoint = _object(endpoint, f"NetworkingConfig.EndpointsConfig.{name}")
+        if endpoint.get("Aliases"):
+            raise missing("aliases", 400)
+        ipam = _object(endpoint.get("IPAMConfig"), "IPAMConfig")
+        address = str(ipam.get("IPv4Address") or "")
+        _leftover("IPAMConfig", ipam, {"IPv4Address"})
+        _leftover(f"NetworkingConfig.EndpointsConfig.{name}", endpoint,
+                  {"IPAMConfig", "Aliases", "NetworkID", "EndpointID", "Gateway",
+                   "IPAddress", "DriverOpts"})
+    return network, address
+
+
+def spec_from_create(body: Any, name: str, platform: str) -> ContainerSpec:
+    """The spec a create request asks for, checked as the daemon will check it."""
+    config = _object(body, "body")
+    if name and not NAME_PATTERN.match(name):
+        raise bad_parameter(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                            "are allowed")
+    hc = _object(config.get("HostConfig"), "HostConfig")
+    networking = _object(config.get("NetworkingConfig"), "NetworkingConfig")
+    image = config.get("Image")
+    if not isinstance(image, str) or not image:
+        raise bad_parameter("Config.Image: an image is required")
+    env, constraints, affinities = _placement(_strings(config.get("Env"), "Env"))
+    entrypoint = config.get("Entrypoint")
+    restart = _object(hc.get("RestartPolicy"), "HostConfig.RestartPolicy")
+    restart_name = restart.get("Name") or "no"
+    tmpfs = _object(hc.get("Tmpfs"), "HostConfig.Tmpfs")
+    if any(tmpfs.values()):
+        raise bad_parameter("HostConfig.Tmpfs: mount options are not supported")
+    network, address = _network(hc, networking)
+    init = hc.get("Init")
+    stop_timeout = config.get("StopTimeout")
+    _leftover("Config", config, {
+        "Image", "Cmd", "Entrypoint", "Env", "WorkingDir", "User", "Labels", "Tty",
+        "OpenStdin", "StopSignal", "StopTimeout", "Hostname", "HostConfig",
+        "NetworkingConfig"})
+    _leftover("HostConfig", hc, {
+        "Binds", "Mounts", "PortBindings", "RestartPolicy", "Memory", "MemorySwap", "NanoCpus",
+        "CpuShares", "CpuQuota", "CpuPeriod", "PidsLimit", "NetworkMode", "AutoRemove", "Init",
+        "SecurityOpt", "LogConfig", "ExtraHosts", "Dns", "DnsSearch", "Tmpfs"})
+    try:
+        policy = RestartPolicy(name=restart_name,  # type: ignore[arg-type]  # decode checks
+                               max_retries=_number(restart.get("MaximumRetryCount"),
+                                                   "MaximumRetryCount"))
+        _log_config(_object(hc.get("LogConfig"), "HostConfig.LogConfig"))
+        spec = ContainerSpec(
+            image=image, name=name.removeprefix("/"),
+            command=_strings(config.get("Cmd"), "Cmd", single=True),
+            entrypoint=None if entrypoint is None else
+            [e for e in _strings(entrypoint, "Entrypoint", single=True) if e],
+            env=env, workdir=str(config.get("WorkingDir") or ""),
+            user=str(config.get("User") or ""), hostname=str(config.get("Hostname") or ""),
+            labels=_object(config.get("Labels"), "Labels"), restart=policy,
+            resources=_resources(hc), ports=_ports(_object(hc.get("PortBindings"),
+                                                           "HostConfig.PortBindings")),
+            mounts=[*_binds(_strings(hc.get("Binds"), "Binds")),
+                    *_api_mounts(hc.get("Mounts") or []),
+                    *(Mount(type="tmpfs", target=t) for t in tmpfs)],
+            platform=_platform(platform), constraints=constraints, affinities=affinities,
+            network=network, ip=address,
+            add_hosts=_strings(hc.get("ExtraHosts"), "ExtraHosts"),
+            dns=_strings(hc.get("Dns"), "Dns"), dns_search=_strings(hc.get("DnsSearch"),
+                                                                   "DnsSearch"),
+            init=bool(init), tty=bool(config.get("Tty")),
+            stdin_open=bool(config.get("OpenStdin")),
+            stop_signal=str(config.get("StopSignal") or ""),
+            stop_timeout=float(stop_timeout) if isinstance(stop_timeout, int) else None,
+            auto_remove=bool(hc.get("AutoRemove")),
+            seccomp=_security(_strings(hc.get("SecurityOpt"), "SecurityOpt")))
+        decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(spec), type=ContainerSpec)
+        return check_spec(decoded)
+    except (msgspec.ValidationError, OverflowError, TypeError, ValueError) as exc:
+        raise bad_parameter(f"invalid container config: {exc}".replace("`$.", "`")) from None
+    except InvalidArgument as exc:
+        raise bad_parameter(str(exc)) from None
+    except ApiError:
+        raise
+
+
+def _platform(text: str) -> Platform | None:
+    if not text:
+        return None
+    os_, _, rest = text.partition("/")
+    arch, _, variant = rest.partition("/")
+    return Platform(os=os_, arch=arch, variant=variant)

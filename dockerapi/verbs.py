@@ -1,0 +1,56 @@
+"""The daemon's verbs as the front end asks them: one channels session to the daemon's
+root-only local socket, opened at first use and again once it is lost."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+import channels
+from protocol.errors import ChannelError, Unavailable
+from protocol.messages import Message
+
+ReplyT = TypeVar("ReplyT", bound=Message)
+MakeRequest = Callable[[channels.Sender], Message]
+
+
+class Verbs:
+    """A client of one daemon's verbs at ``address`` (its ``ipc://`` socket)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._conn: channels.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def _sender(self) -> channels.Sender:
+        async with self._lock:
+            if self._conn is not None and self._conn.error is not None:
+                await self._conn.close()
+                self._conn = None
+            if self._conn is None:
+                try:
+                    self._conn = await channels.connect(self.address)
+                except ChannelError as exc:
+                    raise Unavailable(f"the daemon does not answer at {self.address}: "
+                                      f"{exc}") from exc
+            return self._conn.sender
+
+    async def ask(self, make: MakeRequest, expected: type[ReplyT]) -> ReplyT:
+        """The single reply to ``make(reply)``; a refusal is raised as its ShoalError."""
+        reply = await channels.request(await self._sender(), make)
+        if not isinstance(reply, expected):
+            raise Unavailable(f"expected {expected.__name__}, got {type(reply).__name__}")
+        return reply
+
+    async def open(self, make: MakeRequest, capacity: int = 64) -> channels.Receiver:
+        """Send ``make(reply)`` and return the reply channel to read a stream of answers
+        from; the caller closes it (which tells the daemon it went away)."""
+        reply_tx, reply_rx = channels.pipe(capacity=capacity)
+        await (await self._sender()).send(make(reply_tx))
+        return reply_rx
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None

@@ -1,0 +1,214 @@
+"""shoal's records in Docker's JSON shapes: container rows and inspect, images, events, nodes.
+
+Only translation: every value comes from the record the daemon returned; fields Docker has and
+shoal does not keep are given Docker's empty values, so clients that read them find what an
+engine with nothing to say there would send.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import Any
+
+from protocol.specs import (
+    ContainerInfo,
+    ContainerSpec,
+    ContainerState,
+    ContainerSummary,
+    Event,
+    ImageInfo,
+    ImageSummary,
+    NodeInfo,
+    PortMapping,
+)
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def iso_time(stamp: float) -> str:
+    """Go's RFC 3339 with nanoseconds, as Docker prints times (0 → Go's zero time)."""
+    if not stamp:
+        return ZERO_TIME
+    moment = datetime.datetime.fromtimestamp(stamp, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}000Z"
+
+
+def _ago(seconds: float) -> str:
+    """Docker's ``units.HumanDuration``, near enough for a status column."""
+    if seconds < 1:
+        return "Less than a second"
+    if seconds < 60:
+        return f"{int(seconds)} seconds"
+    if seconds < 3600:
+        minutes = int(seconds // 60)
+        return "About a minute" if minutes == 1 else f"{minutes} minutes"
+    hours = int(seconds // 3600)
+    return "About an hour" if hours == 1 else f"{hours} hours" if hours < 48 \
+        else f"{hours // 24} days"
+
+
+def status_text(state: ContainerState, now: float | None = None) -> str:
+    """The ``Status`` column: ``Up 3 seconds``, ``Exited (3) 2 minutes ago``, ``Created``."""
+    now = time.time() if now is None else now
+    if state.status in ("running", "paused"):
+        return f"Up {_ago(now - state.started_at)}" + (" (Paused)" if state.status == "paused"
+                                                       else "")
+    if state.status == "restarting":
+        return f"Restarting ({state.exit_code or 0}) {_ago(now - state.finished_at)} ago"
+    if state.status in ("exited", "dead") and state.finished_at:
+        return f"Exited ({state.exit_code or 0}) {_ago(now - state.finished_at)} ago"
+    return state.status.capitalize()
+
+
+def port_rows(ports: list[PortMapping]) -> list[dict[str, Any]]:
+    return [{"IP": p.host_ip or "0.0.0.0", "PrivatePort": p.container_port,
+             "PublicPort": p.host_port, "Type": p.protocol} for p in ports]
+
+
+def network_mode(spec: ContainerSpec) -> str:
+    return spec.network or "none"
+
+
+def container_row(row: ContainerSummary) -> dict[str, Any]:
+    """One item of ``GET /containers/json``."""
+    return {
+        "Id": row.id, "Names": [f"/{row.name}"], "Image": row.image, "ImageID": "",
+        "Command": row.command, "Created": int(row.created_at),
+        "Ports": port_rows(row.ports), "Labels": dict(row.labels),
+        "State": row.state.status, "Status": status_text(row.state),
+        "HostConfig": {"NetworkMode": "default"},
+        "NetworkSettings": {"Networks": {}}, "Mounts": [],
+        **({"Node": {"ID": row.node_id, "Name": row.node_id}} if row.node_id else {}),
+    }
+
+
+def _port_map(spec: ContainerSpec) -> dict[str, Any]:
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for p in spec.ports:
+        bindings.setdefault(f"{p.container_port}/{p.protocol}", []).append(
+            {"HostIp": p.host_ip, "HostPort": str(p.host_port) if p.host_port else ""})
+    return bindings
+
+
+def host_config(spec: ContainerSpec) -> dict[str, Any]:
+    """``HostConfig`` as Docker shows it, from what the spec asked for."""
+    res = spec.resources
+    seccomp = ([f"seccomp={spec.seccomp}"] if spec.seccomp == "unconfined"
+               else ["seccomp=<profile>"] if spec.seccomp else [])
+    return {
+        "Binds": [f"{m.source}:{m.target}" + (":ro" if m.read_only else "")
+                  for m in spec.mounts if m.type == "bind"] or None,
+        "NetworkMode": network_mode(spec), "PortBindings": _port_map(spec),
+        "RestartPolicy": {"Name": spec.restart.name,
+                          "MaximumRetryCount": spec.restart.max_retries},
+        "AutoRemove": spec.auto_remove, "Init": spec.init,
+        "Memory": res.memory, "MemorySwap": res.memory_swap,
+        "NanoCpus": res.millicpus * 1_000_000, "CpuShares": res.cpu_shares,
+        "PidsLimit": res.pids or None, "CapAdd": None, "CapDrop": None,
+        "SecurityOpt": seccomp or None, "Privileged": False, "ReadonlyRootfs": False,
+        "ExtraHosts": list(spec.add_hosts) or None, "Dns": list(spec.dns),
+        "DnsSearch": list(spec.dns_search), "LogConfig": {"Type": "json-file", "Config": {}},
+        "Tmpfs": {m.target: "" for m in spec.mounts if m.type == "tmpfs"} or None,
+    }
+
+
+def inspect_container(info: ContainerInfo, node: NodeInfo | None = None) -> dict[str, Any]:
+    """``GET /containers/{id}/json``; ``Node`` as Swarm classic showed it, on a scheduler."""
+    spec, state = info.spec, info.state
+    argv = [*(spec.entrypoint or []), *spec.command]
+    details = info.details
+    address = details.get("ip_address", "")
+    body: dict[str, Any] = {
+        "Id": info.id, "Created": iso_time(info.created_at),
+        "Path": argv[0] if argv else "", "Args": argv[1:],
+        "State": {
+            "Status": state.status, "Running": state.status in ("running", "paused"),
+            "Paused": state.status == "paused", "Restarting": state.status == "restarting",
+            "OOMKilled": state.oom_killed, "Dead": state.status == "dead", "Pid": state.pid,
+            "ExitCode": state.exit_code or 0, "Error": state.error,
+            "StartedAt": iso_time(state.started_at), "FinishedAt": iso_time(state.finished_at),
+        },
+        "Image": info.image_id, "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "",
+        "LogPath": details.get("log_path", ""), "Name": f"/{info.name}",
+        "RestartCount": state.restart_count, "Driver": info.storage_driver,
+        "Platform": "linux", "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
+        "ExecIDs": None, "HostConfig": host_config(spec),
+        "GraphDriver": {"Name": info.storage_driver, "Data": {}},
+        "Mounts": [{"Type": m.type, "Source": m.source, "Destination": m.target,
+                    "Mode": "ro" if m.read_only else "", "RW": not m.read_only,
+                    "Propagation": ""} for m in spec.mounts],
+        "Config": {
+            "Hostname": spec.hostname or info.id[:12], "Domainname": "", "User": spec.user,
+            "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
+            "ExposedPorts": {f"{p.container_port}/{p.protocol}": {} for p in spec.ports}
+            or None,
+            "Tty": spec.tty, "OpenStdin": spec.stdin_open, "StdinOnce": False,
+            "Env": list(spec.env), "Cmd": list(spec.command) or None, "Image": spec.image,
+            "Volumes": None, "WorkingDir": spec.workdir, "Entrypoint": spec.entrypoint,
+            "OnBuild": None, "Labels": dict(spec.labels),
+            **({"StopSignal": spec.stop_signal} if spec.stop_signal else {}),
+            **({"StopTimeout": int(spec.stop_timeout)} if spec.stop_timeout is not None
+               else {}),
+        },
+        "NetworkSettings": {
+            "Bridge": "", "SandboxID": "", "HairpinMode": False, "SandboxKey": "",
+            "Ports": {key: [{"HostIp": b["HostIp"] or "0.0.0.0", "HostPort": b["HostPort"]}
+                            for b in bound] for key, bound in _port_map(spec).items()},
+            "IPAddress": address, "Gateway": "", "MacAddress": "",
+            "Networks": ({network_mode(spec): {"IPAddress": address, "NetworkID": ""}}
+                         if spec.network not in ("", "none", "host") else {}),
+        },
+    }
+    if node is not None:
+        body["Node"] = node_view(node)
+    return body
+
+
+def node_view(node: NodeInfo) -> dict[str, Any]:
+    """Swarm classic's ``Node`` of a container: where it runs."""
+    host = node.address.removeprefix("tcp://").rpartition(":")[0]
+    return {"ID": node.id, "IP": host, "Addr": node.address, "Name": node.id,
+            "Cpus": node.capacity.millicpus // 1000, "Memory": node.capacity.memory,
+            "Labels": dict(node.labels)}
+
+
+def image_row(image: ImageSummary) -> dict[str, Any]:
+    """One item of ``GET /images/json``."""
+    return {"Id": image.id, "ParentId": "", "RepoTags": list(image.tags) or ["<none>:<none>"],
+            "RepoDigests": [], "Created": int(image.created), "Size": image.size,
+            "SharedSize": -1, "VirtualSize": image.size, "Labels": {}, "Containers": -1}
+
+
+def inspect_image(info: ImageInfo) -> dict[str, Any]:
+    """``GET /images/{name}/json``."""
+    s, c = info.summary, info.config
+    config: dict[str, Any] = {"User": c.user, "Env": list(c.env), "Cmd": list(c.cmd) or None,
+              "Entrypoint": list(c.entrypoint) or None, "WorkingDir": c.working_dir,
+              "ExposedPorts": {p: {} for p in c.exposed_ports} or None,
+              "Labels": dict(c.labels) or None,
+              "Volumes": {v: {} for v in c.volumes} or None,
+              **({"StopSignal": c.stop_signal} if c.stop_signal else {})}
+    return {"Id": s.id, "RepoTags": list(s.tags), "RepoDigests": [], "Parent": "",
+            "Comment": "", "Created": iso_time(s.created), "Author": info.author,
+            "Config": config, "Architecture": s.arch, "Variant": s.variant or None,
+            "Os": s.os, "Size": s.size, "VirtualSize": s.size,
+            "GraphDriver": {"Name": "", "Data": {}},
+            "RootFS": {"Type": "layers", "Layers": list(info.layers)},
+            "Metadata": {"LastTagTime": ZERO_TIME}}
+
+
+def event_view(event: Event) -> dict[str, Any]:
+    """One line of ``GET /events``, in both the old (status/id/from) and new shapes."""
+    nanos = int(event.time * 1e9)
+    attributes = dict(event.attributes)
+    if event.node_id:
+        attributes.setdefault("node", event.node_id)
+    body: dict[str, Any] = {"Type": event.type, "Action": event.action,
+                            "Actor": {"ID": event.id, "Attributes": attributes},
+                            "scope": "local", "time": nanos // 1_000_000_000,
+                            "timeNano": nanos}
+    if event.type == "container":
+        body.update(status=event.action, id=event.id, **(
+            {"from": attributes["image"]} if "image" in attributes else {}))
+    return body

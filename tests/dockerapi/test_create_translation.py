@@ -1,0 +1,134 @@
+"""Docker's container config to a ContainerSpec: what is translated, what is accepted only at
+its empty value, and what is refused by name (pure: no daemon)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dockerapi.create import spec_from_create
+from dockerapi.errors import ApiError
+from protocol.specs import Mount, PortMapping, Resources, RestartPolicy
+
+# What docker CLI 20.10 sends for `docker create busybox` with no options (trimmed of nulls).
+CLI_DEFAULTS: dict[str, Any] = {
+    "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": True,
+    "AttachStderr": True, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": [],
+    "Cmd": ["true"], "Image": "busybox", "Volumes": {}, "WorkingDir": "", "Entrypoint": None,
+    "OnBuild": None, "Labels": {},
+    "HostConfig": {
+        "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "", "Config": {}},
+        "NetworkMode": "default", "PortBindings": {}, "RestartPolicy": {
+            "Name": "no", "MaximumRetryCount": 0}, "AutoRemove": False, "VolumeDriver": "",
+        "VolumesFrom": None, "CapAdd": None, "CapDrop": None, "CgroupnsMode": "",
+        "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None,
+        "IpcMode": "", "Cgroup": "", "Links": None, "OomScoreAdj": 0, "PidMode": "",
+        "Privileged": False, "PublishAllPorts": False, "ReadonlyRootfs": False,
+        "SecurityOpt": None, "UTSMode": "", "UsernsMode": "", "ShmSize": 0,
+        "ConsoleSize": [0, 0], "Isolation": "", "CpuShares": 0, "Memory": 0, "NanoCpus": 0,
+        "CgroupParent": "", "BlkioWeight": 0, "CpuPeriod": 0, "CpuQuota": 0,
+        "CpusetCpus": "", "Devices": [], "KernelMemory": 0, "MemoryReservation": 0,
+        "MemorySwap": 0, "MemorySwappiness": -1, "OomKillDisable": False, "PidsLimit": None,
+        "Ulimits": None, "MaskedPaths": None, "ReadonlyPaths": None},
+    "NetworkingConfig": {"EndpointsConfig": {}},
+}
+
+
+def with_host(**host: Any) -> dict[str, Any]:
+    return {**CLI_DEFAULTS, "HostConfig": {**CLI_DEFAULTS["HostConfig"], **host}}
+
+
+def test_the_cli_s_defaults_give_the_plain_spec() -> None:
+    spec = spec_from_create(CLI_DEFAULTS, "", "")
+    assert (spec.image, spec.command, spec.entrypoint, spec.network) == \
+        ("busybox", ["true"], None, "none")
+
+
+TRANSLATED: list[tuple[dict[str, Any], str, Any]] = [
+    ({**CLI_DEFAULTS, "Entrypoint": ["/bin/sh", "-c"]}, "entrypoint", ["/bin/sh", "-c"]),
+    ({**CLI_DEFAULTS, "Entrypoint": [""]}, "entrypoint", []),
+    ({**CLI_DEFAULTS, "Cmd": "echo"}, "command", ["echo"]),
+    ({**CLI_DEFAULTS, "Env": ["A=1", "constraint:zone==a", "affinity:image==redis"]}, "env",
+     ["A=1"]),
+    ({**CLI_DEFAULTS, "Env": ["constraint:zone==~a"]}, "constraints", ["zone==~a"]),
+    ({**CLI_DEFAULTS, "Env": ["affinity:container!=db"]}, "affinities", ["container!=db"]),
+    ({**CLI_DEFAULTS, "WorkingDir": "/tmp", "User": "nobody"}, "workdir", "/tmp"),
+    ({**CLI_DEFAULTS, "Tty": True, "OpenStdin": True}, "stdin_open", True),
+    ({**CLI_DEFAULTS, "StopSignal": "SIGINT", "StopTimeout": 3}, "stop_timeout", 3.0),
+    ({**CLI_DEFAULTS, "Labels": {"a": "b"}}, "labels", {"a": "b"}),
+    (with_host(Binds=["/srv:/data:ro"]), "mounts",
+     [Mount(type="bind", source="/srv", target="/data", read_only=True)]),
+    (with_host(Tmpfs={"/run": ""}), "mounts", [Mount(type="tmpfs", target="/run")]),
+    (with_host(NetworkMode="bridge",
+               PortBindings={"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}),
+     "ports", [PortMapping(container_port=80, host_port=8080, host_ip="127.0.0.1")]),
+    (with_host(RestartPolicy={"Name": "on-failure", "MaximumRetryCount": 3}), "restart",
+     RestartPolicy(name="on-failure", max_retries=3)),
+    (with_host(Memory=1 << 26, NanoCpus=1_500_000_000, CpuShares=512, PidsLimit=64),
+     "resources", Resources(memory=1 << 26, millicpus=1500, cpu_shares=512, pids=64)),
+    (with_host(CpuQuota=50_000, CpuPeriod=100_000), "resources", Resources(millicpus=500)),
+    (with_host(NetworkMode="host"), "network", "host"),
+    (with_host(AutoRemove=True), "auto_remove", True),
+    (with_host(Init=True), "init", True),
+    (with_host(SecurityOpt=["seccomp=unconfined"]), "seccomp", "unconfined"),
+    (with_host(LogConfig={"Type": "json-file", "Config": {}}), "image", "busybox"),
+    (with_host(NetworkMode="bridge", ExtraHosts=["db:10.0.0.2"], Dns=["1.1.1.1"]),
+     "add_hosts", ["db:10.0.0.2"]),
+]
+
+
+@pytest.mark.parametrize(("body", "field", "value"), TRANSLATED)
+def test_translated(body: dict[str, Any], field: str, value: Any) -> None:
+    assert getattr(spec_from_create(body, "web", ""), field) == value
+
+
+def test_name_and_platform() -> None:
+    spec = spec_from_create(CLI_DEFAULTS, "/web", "linux/arm64")
+    assert spec.name == "web" and str(spec.platform) == "linux/arm64"
+
+
+REFUSED: list[tuple[dict[str, Any], str]] = [
+    (with_host(Privileged=True), "HostConfig.Privileged is not supported"),
+    (with_host(CapAdd=["NET_ADMIN"]), "HostConfig.CapAdd is not supported"),
+    (with_host(CapDrop=["ALL"]), "HostConfig.CapDrop is not supported"),
+    (with_host(Devices=[{"PathOnHost": "/dev/fuse"}]), "HostConfig.Devices"),
+    (with_host(PublishAllPorts=True), "HostConfig.PublishAllPorts"),
+    (with_host(VolumesFrom=["db"]), "HostConfig.VolumesFrom"),
+    (with_host(Links=["db:db"]), "HostConfig.Links"),
+    (with_host(PidMode="host"), "HostConfig.PidMode"),
+    (with_host(Ulimits=[{"Name": "nofile"}]), "HostConfig.Ulimits"),
+    (with_host(Binds=["named:/data"]), "named volumes"),
+    (with_host(Binds=["/a:/b:z"]), "only ro and rw"),
+    (with_host(NetworkMode="container:x"), "container:X"),
+    (with_host(Tmpfs={"/run": "size=1m"}), "HostConfig.Tmpfs"),
+    (with_host(CpuQuota=50_000, NanoCpus=1), "Conflicting options"),
+    (with_host(PortBindings={"80/tcp": [{"HostPort": "80"}]}), "network none"),
+    (with_host(LogConfig={"Type": "json-file", "Config": {"max-size": "1m"}}), "LogConfig"),
+    ({**CLI_DEFAULTS, "Domainname": "example.org"}, "Config.Domainname"),
+    ({**CLI_DEFAULTS, "Volumes": {"/data": {}}}, "named volumes"),
+    ({**CLI_DEFAULTS, "Healthcheck": {"Test": ["CMD", "true"]}}, "healthchecks"),
+    ({**CLI_DEFAULTS, "Env": "A=1"}, "Env"),
+    ({**CLI_DEFAULTS, "Env": ["=x"]}, "env"),
+    ({**CLI_DEFAULTS, "Image": ""}, "an image is required"),
+    ({**CLI_DEFAULTS, "NetworkingConfig": {"EndpointsConfig": {"other": {}}}},
+     "Docker networks"),
+    ({**CLI_DEFAULTS, "NetworkingConfig": {"EndpointsConfig": {"default": {
+        "Aliases": ["a"]}}}}, "network aliases"),
+    (with_host(PortBindings={"80/tcp": [{"HostPort": "8000-8010"}]}), "ranges"),
+    ("not an object", "expected a JSON object"),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), REFUSED)
+def test_refused_with_its_name(body: Any, message: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        spec_from_create(body, "", "")
+    assert refused.value.status == 400
+    assert message in refused.value.message, refused.value.message
+
+
+def test_names_as_docker_allows_them() -> None:
+    for bad in ("a", "-x", "a b", "é"):
+        with pytest.raises(ApiError, match="Invalid container name"):
+            spec_from_create(CLI_DEFAULTS, bad, "")

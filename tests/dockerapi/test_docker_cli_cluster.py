@@ -1,0 +1,86 @@
+"""Debian's docker CLI against the dev cluster's scheduler: creates are scheduled (Swarm
+classic's constraint: env entries included), and logs, exec, wait and attach reach the
+container's worker through the scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli.dev import DevCluster
+from tests.helpers.docker_api import DOCKER_CLI, docker
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
+    assert DOCKER_CLI.exists(), "Debian's docker.io is missing: run deploy/setup.sh"
+    dev = DevCluster(tmp_path_factory.mktemp("dockercluster") / "dev", "tcp://127.0.0.1:0",
+                     workers=2, heartbeat=0.2, node_timeout=2.0)
+    asyncio.run(dev.start())
+    try:
+        assert dev.docker.startswith("unix://"), dev.ready["scheduler"]
+        yield dev
+    finally:
+        asyncio.run(dev.stop())
+
+
+@pytest.fixture
+def cli(cluster: DevCluster, tmp_path: Path):  # type: ignore[no-untyped-def]
+    def run(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        return docker(cluster.docker, tmp_path, *args, **kwargs)  # type: ignore[arg-type]
+    return run
+
+
+def test_version_and_info_show_the_nodes(cli) -> None:  # type: ignore[no-untyped-def]
+    version = cli("version", "--format", "{{.Server.Os}} {{.Server.APIVersion}}")
+    assert version.stdout.split() == ["linux", "1.45"], version.stderr
+    info = cli("info", "--format", "{{json .SystemStatus}}")
+    status = json.loads(info.stdout)
+    assert ["Nodes", "2"] in status
+    assert {row[0].strip() for row in status} >= {"worker1", "worker2"}, status
+    assert cli("images", "--format", "{{.Repository}}").stdout.split() == ["busybox"]
+
+
+def test_run_rm_through_the_scheduler(cli) -> None:  # type: ignore[no-untyped-def]
+    done = cli("run", "--rm", "busybox", "sh", "-c", "echo hi; exit 3")
+    assert (done.returncode, done.stdout) == (3, "hi\n"), done.stderr
+    assert cli("ps", "-aq").stdout.split() == []
+
+
+def test_scheduled_with_a_classic_constraint(cli) -> None:  # type: ignore[no-untyped-def]
+    started = cli("run", "-d", "-e", "constraint:node==worker2", "busybox", "sh", "-c",
+                  "echo ready; exec sleep 600")
+    assert started.returncode == 0, started.stderr
+    cid = started.stdout.strip()
+    try:
+        node = cli("inspect", "-f", "{{.Node.Name}} {{.Node.ID}}", cid)
+        assert node.stdout.split()[-1] == "worker2", node.stdout + node.stderr
+        env = cli("inspect", "-f", "{{json .Config.Env}}", cid)
+        assert "constraint" not in env.stdout  # a rule, not the container's environment
+        assert cli("ps", "--format", "{{.ID}}").stdout.split() == [cid[:12]]
+        executed = cli("exec", cid, "sh", "-c", "echo from $(hostname); exit 6")
+        assert executed.returncode == 6 and executed.stdout.startswith("from "), executed
+        deadline = time.monotonic() + 30
+        while (logs := cli("logs", cid)).stdout != "ready\n":  # the log fills on its own time
+            assert time.monotonic() < deadline, logs.stdout + logs.stderr
+        assert cli("stop", "-t", "1", cid).returncode == 0
+    finally:
+        assert cli("rm", "-f", cid).returncode == 0
+
+
+def test_refusals_through_the_scheduler(cli) -> None:  # type: ignore[no-untyped-def]
+    nowhere = cli("run", "-d", "-e", "constraint:node==nosuchnode", "busybox", "true")
+    assert nowhere.returncode != 0
+    assert "0/2 nodes" in nowhere.stderr or "no node" in nowhere.stderr.lower() \
+        or "nosuchnode" in nowhere.stderr, nowhere.stderr
+    assert cli("rm", "-f", "nope").returncode == 0
+    missing = cli("inspect", "nope")
+    assert missing.returncode == 1 and "No such object: nope" in missing.stderr

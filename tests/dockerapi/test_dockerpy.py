@@ -1,0 +1,136 @@
+"""docker-py (PyPI ``docker`` 7.x) against a worker's Docker API: its high-level and low-level
+clients driving containers, exec, logs, events and images."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from tests.helpers.docker_api import docker_worker
+from tests.helpers.worker_process import Worker
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    with docker_worker(tmp_path_factory.mktemp("dockerpy") / "worker") as worker:
+        yield worker
+
+
+@pytest.fixture
+def client(node: Worker) -> Iterator[docker.DockerClient]:
+    c = docker.DockerClient(base_url=node.docker, timeout=60)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def test_run_with_remove_returns_the_output(client: docker.DockerClient) -> None:
+    out = client.containers.run("busybox", ["sh", "-c", "echo out; echo err >&2"],
+                                remove=True, stderr=True)
+    assert sorted(out.splitlines()) == [b"err", b"out"]
+    with pytest.raises(docker.errors.ContainerError) as failed:
+        client.containers.run("busybox", ["sh", "-c", "exit 9"], remove=True)
+    assert failed.value.exit_status == 9
+    assert client.containers.list(all=True) == []
+
+
+def test_detached_container_exec_logs_and_filters(client: docker.DockerClient) -> None:
+    box = client.containers.run("busybox", ["sh", "-c", "echo started; exec sleep 600"],
+                                detach=True, name="pybox", labels={"tier": "test"},
+                                environment={"MOOD": "fine"})
+    try:
+        box.reload()
+        assert box.status == "running" and box.name == "pybox"
+        assert box.attrs["Config"]["Labels"] == {"tier": "test"}
+        assert "MOOD=fine" in box.attrs["Config"]["Env"]
+        result = box.exec_run(["sh", "-c", "echo $MOOD; exit 2"])
+        assert (result.exit_code, result.output) == (2, b"fine\n")
+        split = box.exec_run(["sh", "-c", "echo o; echo e >&2"], demux=True)
+        assert split.output == (b"o\n", b"e\n")
+        streamed = box.exec_run(["sh", "-c", "sleep 0.2; echo 1; echo 2"], stream=True)
+        assert b"".join(streamed.output) == b"1\n2\n"
+        fed = client.api.exec_create(box.id, ["cat"], stdin=True)
+        sock = client.api.exec_start(fed["Id"], socket=True)
+        sock._sock.sendall(b"through stdin\n")
+        sock._sock.shutdown(1)  # half-close: stdin ends, the output still comes
+        got = b""
+        while chunk := sock._sock.recv(4096):
+            got += chunk
+        assert got[8:] == b"through stdin\n" and got[0] == 1
+        assert client.api.exec_inspect(fed["Id"])["ExitCode"] == 0
+        deadline = time.monotonic() + 30
+        while box.logs() != b"started\n":  # the shell's echo reaches the log on its own time
+            assert time.monotonic() < deadline, box.logs()
+        assert [c.name for c in client.containers.list(filters={"label": "tier=test"})] == \
+            ["pybox"]
+        assert client.containers.list(filters={"label": "tier=prod"}) == []
+        assert [c.name for c in client.containers.list(filters={"name": "pyb"})] == ["pybox"]
+        assert [c.name for c in client.containers.list(filters={"ancestor": "busybox"})] == \
+            ["pybox"]
+        assert client.containers.list(filters={"status": "exited"}) == []
+        top = box.top()
+        assert top["Titles"] == ["PID", "CMD"] and any("sleep 600" in p[1]
+                                                       for p in top["Processes"])
+    finally:
+        box.remove(force=True)
+    with pytest.raises(docker.errors.NotFound, match="No such container: pybox"):
+        client.containers.get("pybox")
+
+
+def test_low_level_lifecycle_and_wait(client: docker.DockerClient) -> None:
+    api = client.api
+    created = api.create_container("busybox", ["sh", "-c", "echo bye; exit 4"],
+                                   host_config=api.create_host_config(mem_limit="64m",
+                                                                      nano_cpus=500_000_000))
+    cid = created["Id"]
+    hc = api.inspect_container(cid)["HostConfig"]
+    assert (hc["Memory"], hc["NanoCpus"]) == (64 << 20, 500_000_000)
+    api.start(cid)
+    assert api.wait(cid) == {"StatusCode": 4, "Error": None}
+    assert api.logs(cid, timestamps=False) == b"bye\n"
+    frames = list(api.logs(cid, stream=True, follow=True))
+    assert b"".join(frames) == b"bye\n"
+    api.remove_container(cid)
+
+
+def test_events_stream_with_filters(client: docker.DockerClient) -> None:
+    since = time.time()
+    box = client.containers.run("busybox", "true", detach=True)
+    box.wait()
+    box.remove()
+    events = client.events(since=since, until=time.time() + 0.5, decode=True,
+                           filters={"container": box.id})
+    actions = [e["Action"] for e in events]
+    assert actions[:2] == ["create", "start"] and "die" in actions, actions
+
+
+def test_images_list_inspect_and_load(client: docker.DockerClient) -> None:
+    [image] = client.images.list()
+    assert image.tags == ["busybox:latest"]
+    assert client.images.get("busybox").id == image.id
+    assert client.images.get("busybox").attrs["Config"]["Cmd"] == ["sh"]
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get("nothing:here")
+    with pytest.raises(docker.errors.APIError) as refused:
+        client.images.pull("busybox:1.36")
+    assert refused.value.status_code == 501
+    assert "pulling images" in str(refused.value)
+    # a docker save tar that is not one: refused with the importer's reason, daemon fine
+    bad = io.BytesIO()
+    with tarfile.open(fileobj=bad, mode="w") as tar:
+        data = b"not a manifest"
+        entry = tarfile.TarInfo("manifest.json")
+        entry.size = len(data)
+        tar.addfile(entry, io.BytesIO(data))
+    with pytest.raises(docker.errors.APIError) as unloadable:
+        client.images.load(bad.getvalue())
+    assert unloadable.value.status_code == 400
+    assert client.ping()
