@@ -26,6 +26,8 @@ command -v umoci >/dev/null 2>&1 || need_pkgs+=(umoci)
 # tests/runc/run-runc-bats.sh runs runc's own integration tests (bats) against shoal runtime.
 command -v bats >/dev/null 2>&1 || need_pkgs+=(bats)
 command -v jq >/dev/null 2>&1 || need_pkgs+=(jq)
+# python -m bench network measures overlay throughput with iperf3.
+command -v iperf3 >/dev/null 2>&1 || need_pkgs+=(iperf3)
 command -v gawk >/dev/null 2>&1 || need_pkgs+=(gawk)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
