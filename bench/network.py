@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import shutil
 import statistics
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from bench._multihost import Layout, MultiHostCluster, Timing, Topology, census, until
@@ -29,20 +31,29 @@ from worker.images.testimage import build_layout
 LAYOUT = Layout(workers=2, etcd=("etcd1",), schedulers=("sched1",))
 LOOP = ["sh", "-c", 'trap "exit 0" TERM; while :; do sleep 1 & wait; done']
 IPERF_PORT = "5201"
+READY_TIMEOUT = 30.0
 
 
 def _iperf(server: list[str], client: list[str], address: str, seconds: float,
            env: dict[str, str]) -> float:
     """Bits per second from ``client`` to ``server`` (command prefixes that enter a
     namespace), one TCP stream for ``seconds``."""
-    served = subprocess.Popen([*server, "iperf3", "-s", "-1", "-p", IPERF_PORT],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=env)
+    # --forceflush: iperf3 block-buffers a pipe, and "listening" is what says it is ready.
+    served = subprocess.Popen([*server, "iperf3", "-s", "-1", "-p", IPERF_PORT,
+                               "--forceflush"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, env=env)
     try:
         assert served.stdout is not None
-        for line in served.stdout:  # ready once it says it listens
-            if "listening" in line:
-                break
+        said = b""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while b"listening" not in said:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([served.stdout], [], [], remaining)[0]:
+                raise TimeoutError(f"iperf3 server not listening in {READY_TIMEOUT:g} s")
+            chunk = os.read(served.stdout.fileno(), 4096)
+            if not chunk:
+                raise RuntimeError(f"iperf3 server ended: {said.decode(errors='replace')}")
+            said += chunk
         done = subprocess.run([*client, "iperf3", "-c", address, "-p", IPERF_PORT, "-J",
                                "-t", str(seconds)], capture_output=True, text=True,
                               timeout=seconds + 60, env=env, check=True)
