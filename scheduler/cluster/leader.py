@@ -349,8 +349,8 @@ class Leader:
         started = time.monotonic()
         placed = self._place(cycle)
         addresses = await self.overlay.allocate(cycle, placed)
-        if len(addresses) != sum(1 for cid in placed if (r := cycle.containers.get(cid))
-                                 is not None and r.address):
+        if any((r := cycle.containers.get(cid)) is not None and r.schedule_state == "pending"
+               for cid in placed):
             self._engine = None  # a placement undone for want of an address
         changes = await self._commit(cycle)
         self.cycles += 1

@@ -14,7 +14,7 @@ import structlog
 
 from protocol.errors import ShoalError
 from protocol.messages import Assign, NetworkEndpoints
-from scheduler.cluster.cycle import LeaderCycle
+from scheduler.cluster.cycle import LeaderCycle, occupies_node
 from scheduler.cluster.overlay_endpoints import OverlayDirectory, endpoint_of
 from scheduler.cluster.overlay_ipam import OverlayAddresses
 from scheduler.cluster.tx import Entry
@@ -69,7 +69,9 @@ class LeaderOverlay:
                    if isinstance(out.message, Assign) and out.key is not None}
         for cid in placed:
             record = cycle.containers.get(cid)
-            if record is None or not _overlay(record) or record.address:
+            # Placements an all-or-nothing submission undid hold no node: no address either.
+            if record is None or not _overlay(record) or record.address or \
+                    not occupies_node(record):
                 continue
             network = record.spec.network_spec
             assert network is not None
@@ -104,10 +106,10 @@ class LeaderOverlay:
             self.directory.put(cid, endpoint_of(cid, after, self._node(nodes, node_id)),
                                node_id)
         for cid, ip in taken.items():
-            if not cycle.ok(("containers", cid)):
-                record = cycle.containers.get(cid)
-                if record is not None:
-                    gone.append((record.spec.network, ip, cid))
+            record = cycle.containers.get(cid)
+            if record is not None and (not cycle.ok(("containers", cid))
+                                       or record.address != ip):
+                gone.append((record.spec.network, ip, cid))
         for network, ip, cid in gone:
             try:
                 await self.addresses.release(network, ip, cid)
