@@ -10,7 +10,7 @@ systemd's ``$NOTIFY_SOCKET`` protocol (etcd speaks it: ``READY=1`` once it serve
 launcher waits for that, never for a guessed delay.
 
 ``shoal_daemon_args`` is the one place the command lines of ``shoal scheduler`` and ``shoal
-worker`` are written.
+worker`` are written; ``until`` waits for a condition on the cluster's event stream.
 
 This lives in bench/ because the benchmarks may not import tests/; the tests import it.
 """
@@ -353,6 +353,29 @@ class MultiHostCluster:
                 sys.executable, "-m", "cli", "-H", self.scheduler_addresses, "events"]),
             cwd=REPO, env=self.host_env(self.layout.client), stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+
+
+def until(cluster: MultiHostCluster, check: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Until ``check()``: asked again after each event of the cluster (``shoal events`` on the
+    client host; started again when it ends, as at a failover)."""
+    deadline = time.monotonic() + timeout
+    events: subprocess.Popen[str] | None = None
+    try:
+        while not check():
+            if events is None or events.poll() is not None:
+                events = cluster.watch_events()
+                continue  # look again: something may have happened before it watched
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"condition not reached within {timeout:g} s"
+            assert events.stdout is not None
+            if select.select([events.stdout], [], [], remaining)[0]:
+                os.read(events.stdout.fileno(), 65536)  # the events themselves say nothing more
+    finally:
+        if events is not None:
+            events.kill()
+            events.wait(10)
+            if events.stdout is not None:
+                events.stdout.close()
 
 
 # --- what runs where, whatever the workers say --------------------------------------------

@@ -40,9 +40,10 @@ from protocol.messages import (
     Joined,
     Managers,
     Message,
+    NetworkEndpoints,
     Revoke,
 )
-from protocol.specs import ContainerState, NodeInfo, NodeResources, Platform
+from protocol.specs import ContainerState, NodeInfo, NodeResources, OverlayEndpoint, Platform
 from worker.agent.state import (
     AgentState,
     Assigned,
@@ -74,6 +75,7 @@ class SimAgent:
         self.security: channels.CurveClient | None = None
         self.schedulers = list(schedulers)
         self.managers: list[str] = []  # the live schedulers, as the leader last named them
+        self.overlay_endpoints: list[OverlayEndpoint] = []  # as the leader last sent them
         self.state_file = state_file
         self.options = options or channels.ChannelOptions(name=node.id)
         self.state = AgentState()
@@ -224,6 +226,9 @@ class SimAgent:
                                                  message.reason, self._next()))
             elif isinstance(message, Managers):
                 self.managers = list(message.addresses)
+            elif isinstance(message, NetworkEndpoints):
+                self.overlay_endpoints = list(message.endpoints)  # no data plane to program
+                self._changed.set()
             else:
                 log.warning("unexpected command", node_id=self.node.id,
                             message_type=type(message).__name__)

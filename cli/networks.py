@@ -35,18 +35,23 @@ def network() -> None:
 
 @network.command(cls=ShoalCommand)
 @host_option
-@click.option("-d", "--driver", type=click.Choice(["bridge"]), default="bridge",
-              show_default=True, help="A Linux bridge on each node, NAT to the outside.")
+@click.option("-d", "--driver", type=click.Choice(["bridge", "overlay"]), default="bridge",
+              show_default=True, help="bridge: a Linux bridge on each node, NAT to the "
+              "outside; overlay (on a cluster): one network across the hosts (VXLAN).")
 @click.option("--subnet", default="", help="Its subnet (CIDR); default: a free one.")
 @click.option("--gateway", default="", help="The gateway's address in the subnet.")
 @click.option("--internal", is_flag=True, help="No way out of the network.")
+@click.option("--attachable", is_flag=True,
+              help="An overlay standalone containers may join, not only jobs (--replicas).")
 @click.option("-l", "--label", "labels", multiple=True, help="KEY=VALUE label.")
 @click.argument("name")
 def create(host: str | None, driver: str, subnet: str, gateway: str, internal: bool,
-           labels: tuple[str, ...], name: str) -> None:
+           attachable: bool, labels: tuple[str, ...], name: str) -> None:
     """Create a network NAME."""
+    if attachable and driver != "overlay":
+        raise click.UsageError("--attachable is for overlay networks (--driver overlay)")
     spec = NetworkSpec(name=name, driver=driver, subnet=subnet,  # type: ignore[arg-type]
-                       gateway=gateway, internal=internal,
+                       gateway=gateway, internal=internal, attachable=attachable,
                        labels=key_values(labels, "label", "-l"))
     with connect(host) as client:
         created = client.ask(lambda r: CreateNetwork(spec=spec, reply=r), NetworkCreated)

@@ -26,6 +26,8 @@ command -v umoci >/dev/null 2>&1 || need_pkgs+=(umoci)
 # tests/runc/run-runc-bats.sh runs runc's own integration tests (bats) against shoal runtime.
 command -v bats >/dev/null 2>&1 || need_pkgs+=(bats)
 command -v jq >/dev/null 2>&1 || need_pkgs+=(jq)
+# python -m bench network measures overlay throughput with iperf3.
+command -v iperf3 >/dev/null 2>&1 || need_pkgs+=(iperf3)
 command -v gawk >/dev/null 2>&1 || need_pkgs+=(gawk)
 # The Docker API front end is tested with the docker CLI, and bench/dockerapi runs a private
 # dockerd beside shoal: Debian's docker.io has both.

@@ -46,6 +46,7 @@ from protocol.specs import (
     NodeInfo,
     NodeUsage,
     NonNegInt,
+    OverlayEndpoint,
     Text,
     Timestamp,
 )
@@ -321,6 +322,14 @@ class Assign(Message, tag="cluster.assign", frozen=True, kw_only=True):
     container_id: Name
     generation: NonNegInt
     spec: ContainerSpec
+
+
+class NetworkEndpoints(Message, tag="cluster.network_endpoints", frozen=True, kw_only=True):
+    """On a worker's ``commands``: every endpoint of the overlay networks the node has
+    containers on (the whole list, which replaces the last one; sent at join and whenever it
+    changes). The worker programs its VXLAN forwarding and neighbour entries from it."""
+
+    endpoints: Annotated[list[OverlayEndpoint], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
 
 
 class Revoke(Message, tag="cluster.revoke", frozen=True, kw_only=True):
@@ -680,7 +689,8 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     TerminalSize, AttachContainer, Attached, WaitContainer, ContainerExited, WatchEvents,
     EventMessage, Subscribed,
     Join, Joined, Heartbeat, NodeImages, ContainerReport, Assign, Revoke, ListNodes, NodeList,
-    UpdateNode, InspectNode, NodeInspected, LabelNode, RemoveNode, Managers, SubmitApp,
+    UpdateNode, InspectNode, NodeInspected, LabelNode, RemoveNode, Managers, NetworkEndpoints,
+    SubmitApp,
     SubmitJob, Submitted,
     ImportImage, ImageImported, ListImages, ImageList, InspectImage, ImageInspected,
     RemoveImage, ImageRemoved, FetchBlob, ResolveImage, ImageResolved,

@@ -107,14 +107,19 @@ class Mount(_Spec, frozen=True, kw_only=True):
 
 class NetworkSpec(_Spec, frozen=True, kw_only=True):
     """A network containers join by name (``shoal network create``). A bridge network lives on
-    each node: ``subnet`` "" lets the node choose one that overlaps nothing it has."""
+    each node: ``subnet`` "" lets the node choose one that overlaps nothing it has. An overlay
+    network spans a cluster's hosts (VXLAN): its subnet is the cluster's, chosen at create."""
 
     name: Name
-    driver: Literal["bridge"] = "bridge"
+    driver: Literal["bridge", "overlay"] = "bridge"
     subnet: Name = ""
     gateway: Name = ""
     internal: bool = False  # no way out: no NAT, no forwarding beyond the bridge
+    attachable: bool = False  # Docker's: standalone containers may join it, not only jobs
     labels: Labels = {}
+    # An overlay's VXLAN network identifier, chosen by the cluster at create (a request that
+    # sets it is refused there); 0 on a bridge network.
+    vni: Annotated[int, msgspec.Meta(ge=0, lt=1 << 24)] = 0
 
 
 # Swarm classic's container labels that carry placement rules, each a JSON list of rules
@@ -195,6 +200,21 @@ class Endpoint(_Spec, frozen=True, kw_only=True):
     name: Name = ""
     ip: Name = ""
     ports: Annotated[list[PortMapping], msgspec.Meta(max_length=MAX_PORTS)] = []
+
+
+class OverlayEndpoint(_Spec, frozen=True, kw_only=True):
+    """A container's place on an overlay network, as the scheduler tells every worker that has
+    the network: where to send its frames (``vtep``: its node's address) and the names it
+    answers to (container name, job name, aliases) for a resolver."""
+
+    network: Name
+    container_id: Name
+    name: Name = ""
+    job: Name = ""
+    aliases: Annotated[list[Name], msgspec.Meta(max_length=MAX_RULES)] = []
+    ip: Name
+    mac: Name
+    vtep: Name  # the IPv4 address of the node it runs on
 
 
 class NetworkInfo(_Spec, frozen=True, kw_only=True):

@@ -25,6 +25,7 @@ from channels.credentials import publish_local, withdraw_local, worker_state_dir
 from channels.local import listen_local
 from protocol.addresses import (
     DEFAULT_WORKER,
+    address_ip,
     advertised,
     check_advertise,
     is_wildcard,
@@ -211,9 +212,14 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
         # A worker that runs images fetches the ones it lacks from the scheduler.
         fetcher = (ImageFetcher(driver.store, on_data=metrics.fetched)
                    if isinstance(driver, NativeDriver) else None)
+        networks = native.networks if native is not None else None
+        if networks is not None:
+            ip = address_ip(address)
+            networks.vtep = ip if "." in ip else ""  # VXLAN over IPv4 only
         agent = Agent(engine, node, join, fetcher=fetcher,
                       managers_file=state_dir / "managers.json",
-                      security=auth.scheduler_security() if auth is not None else None)
+                      security=auth.scheduler_security() if auth is not None else None,
+                      on_endpoints=networks.set_endpoints if networks is not None else None)
         build_service.fetch_base = agent.ensure_image  # a build's base, from the scheduler
         agent_task = asyncio.create_task(_enroll_and_join(
             agent, auth, list(join), token, state_dir / "managers.json", stop))

@@ -36,7 +36,6 @@ from channels import Sender
 from protocol.errors import Conflict, Internal, InvalidArgument, ShoalError, Unavailable
 from protocol.eventfeed import EventFeed
 from protocol.messages import (
-    Assign,
     ContainerReport,
     Heartbeat,
     Managers,
@@ -50,6 +49,9 @@ from scheduler.cluster import views
 from scheduler.cluster.cycle import Key, LeaderCycle, Work
 from scheduler.cluster.events import container_events, node_events
 from scheduler.cluster.metrics import SchedulerMetrics
+from scheduler.cluster.overlay_endpoints import assignment
+from scheduler.cluster.overlay_leader import Change as ContainerChange
+from scheduler.cluster.overlay_leader import LeaderOverlay
 from scheduler.cluster.sessions import Held, WorkerSession
 from scheduler.cluster.tx import Entry
 from scheduler.cluster.work import SetNodeImages, stage_node_loss
@@ -118,6 +120,7 @@ class Leader:
         self._stopped = False
         self.stopped_by_fence = False  # a commit found the leadership gone
         self._changed = asyncio.Event()
+        self.overlay = LeaderOverlay(store, leadership)
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def load(self) -> None:
@@ -133,6 +136,7 @@ class Leader:
             self.apps[app.id] = Entry(app.value, app.mod_revision)
         # Read after the listing: at or above every deletion the listing reflects.
         self.revision = await self.store.revision()
+        await self.overlay.load(self.containers, self.nodes)
         log.info("leader loaded the cluster", nodes=len(self.nodes),
                  containers=len(self.containers))
 
@@ -219,9 +223,11 @@ class Leader:
             if (record.node_id == node_id and record.desired == "running"
                     and record.schedule_state in LIVE
                     and (mine is None or mine.generation != record.generation)):
-                session.send(Assign(container_id=cid, generation=record.generation,
-                                    spec=record.spec))
+                session.send(assignment(cid, record))
                 resent += 1
+        endpoints = self.overlay.snapshot(node_id)
+        if endpoints.endpoints:  # a node with no overlay container has nothing to program
+            session.send(endpoints)
         log.info("worker joined", node_id=node_id, epoch=epoch, held=len(held), resent=resent)
         self._wake.set()
         return reports_tx
@@ -342,10 +348,19 @@ class Leader:
         self._reconcile(cycle, dirty, full)
         started = time.monotonic()
         placed = self._place(cycle)
-        await self._commit(cycle)
+        addresses = await self.overlay.allocate(cycle, placed)
+        if any((r := cycle.containers.get(cid)) is not None and r.schedule_state == "pending"
+               for cid in placed):
+            self._engine = None  # a placement undone for want of an address
+        changes = await self._commit(cycle)
         self.cycles += 1
         self._changed.set()
+        await self.overlay.settle(cycle, changes, addresses, self.nodes)
         self._deliver(cycle)
+        for node_id, notice in self.overlay.notices().items():
+            session = self.sessions.get(node_id)
+            if session is not None:
+                session.send(notice)
         self._node_index = None  # the cache changed: rebuilt by the first join that needs it
         for work in works:
             work.resolve(cycle)
@@ -493,9 +508,7 @@ class Leader:
                              generation=record.generation + 1, placement=text)
             cycle.put_container(a.task_id, placed)
             if placed.desired == "running":
-                cycle.send(a.node_id, Assign(container_id=a.task_id,
-                                             generation=placed.generation, spec=placed.spec),
-                           ("containers", a.task_id))
+                cycle.send(a.node_id, assignment(a.task_id, placed), ("containers", a.task_id))
         for refusal in result.refusals:
             owner = cycle.place.get(refusal.task_id)
             if owner is not None:
@@ -508,13 +521,15 @@ class Leader:
                 engine.release(a.task_id)
         return [a.task_id for a in result.assignments]
 
-    async def _commit(self, cycle: LeaderCycle) -> None:
+    async def _commit(self, cycle: LeaderCycle) -> list[ContainerChange]:
+        """Commit the cycle's plan; the container records committed (before, after)."""
         plan: list[tuple[Key, Change]] = [
             (("containers", cid), change) for cid, change in cycle.containers.changes()]
         plan += [(("nodes", nid), change) for nid, change in cycle.nodes.changes()]
         plan += [(("apps", name), change) for name, change in cycle.apps.changes()]
+        committed: list[ContainerChange] = []
         if not plan:
-            return
+            return committed
         keys: list[Key] = [key for key, _ in plan]
         began = time.monotonic()
         try:
@@ -526,7 +541,7 @@ class Leader:
                 cycle.failed[key] = exc
                 self._reload.add(key)
             self._engine = None
-            return
+            return committed
         finally:
             self.metrics.plan_commit_seconds.observe(time.monotonic() - began)
         lost = False
@@ -537,8 +552,10 @@ class Leader:
                 kind, record_id = key
                 if kind == "containers":
                     old = self.containers.get(record_id)
+                    new = cycle.containers.staged.get(record_id)
+                    committed.append((record_id, old.record if old else None, new))
                     news += container_events(record_id, old.record if old else None,
-                                             cycle.containers.staged.get(record_id), cycle.now)
+                                             new, cycle.now)
                     cycle.containers.apply(record_id, outcome.revision)
                 elif kind == "nodes":
                     old_node = self.nodes.get(record_id)
@@ -562,6 +579,7 @@ class Leader:
         if lost:
             self.stopped_by_fence = True
             self._stopped = True  # the daemon sees leadership lost and steps down
+        return committed
 
     def _deliver(self, cycle: LeaderCycle) -> None:
         for out in cycle.outgoing:

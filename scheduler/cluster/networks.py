@@ -7,6 +7,12 @@ chooses the subnet of its own bridge (unless the spec gives one) and removes the
 its last container there. ``bridge`` is every node's default network; ``none`` and ``host`` are
 no networks at all. Writes are the leader's, fenced by its leadership; reads any scheduler's.
 
+An overlay network spans the hosts: at create it takes a VXLAN network identifier and its
+subnet (``--subnet`` or a /24 of the overlay pool, ``overlay_ipam``) in etcd, the spec that rides
+to a node carries both, and each container placed on it gets its address from the cluster
+(``overlay_leader``). A standalone container (``run`` without ``--replicas``) joins one only if it
+was made ``--attachable``, as in Docker.
+
 ``rm`` is refused while a container that is not removed names the network, saying which (the
 check and the delete are two steps: a container submitted between them still gets the network
 on its node, from its own spec).
@@ -14,6 +20,7 @@ on its node, from its own spec).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import time
 from collections.abc import Callable
@@ -39,7 +46,9 @@ from protocol.messages import (
     SubmitJob,
 )
 from protocol.specs import ContainerSpec, NetworkInfo, NetworkSpec
+from protocol.subnets import gateway_of, parse_subnet
 from scheduler.cluster.leader import Leader
+from scheduler.cluster.overlay_ipam import default_subnet, give_back_vni, take_vni
 from scheduler.store import CONTAINERS, NETWORKS, Store
 
 DEFAULT_NETWORK = "bridge"
@@ -77,14 +86,41 @@ class ClusterNetworks:
             raise Conflict(f"{spec.name} is a predefined network: choose another name")
         if spec.gateway and not spec.subnet:
             raise InvalidArgument("--gateway needs --subnet")
+        if spec.vni:
+            raise InvalidArgument("a network's VNI is the cluster's to choose")
+        if spec.driver == "overlay":
+            spec = await self._overlay(spec, leader)
         info = NetworkInfo(id=os.urandom(32).hex(), spec=spec, created_at=time.time(),
                            subnet=spec.subnet, gateway=spec.gateway)
         try:
             await self.store.create(NETWORKS, spec.name, info, fence=leader.leadership)
         except Conflict:
+            if spec.vni:
+                await give_back_vni(self.store, spec.vni, spec.name, leader.leadership)
             raise Conflict(f"network {spec.name} already exists",
                            details={"network": spec.name}) from None
         return info
+
+    async def _overlay(self, spec: NetworkSpec, leader: Leader) -> NetworkSpec:
+        """The overlay's spec as the cluster keeps it: VNI, subnet and gateway chosen."""
+        others = [ipaddress.IPv4Network(r.value.spec.subnet)
+                  async for r in self.store.list(NETWORKS)
+                  if r.value.spec.driver == "overlay" and r.value.spec.subnet]
+        subnet = parse_subnet(spec.subnet) if spec.subnet else None
+        if subnet is not None:
+            clash = [str(o) for o in others if o.overlaps(subnet)]
+            if clash:
+                raise Conflict(f"subnet {subnet} overlaps overlay subnet {clash[0]}",
+                               details={"subnet": str(subnet)})
+        vni = await take_vni(self.store, spec.name, leader.leadership)
+        if subnet is None:
+            subnet = default_subnet(vni, others)
+        try:
+            gateway = gateway_of(subnet, spec.gateway)
+        except InvalidArgument:
+            await give_back_vni(self.store, vni, spec.name, leader.leadership)
+            raise
+        return msgspec.structs.replace(spec, vni=vni, subnet=str(subnet), gateway=gateway)
 
     async def _find(self, ref: str) -> NetworkInfo:
         if ref == DEFAULT_NETWORK:
@@ -118,24 +154,33 @@ class ClusterNetworks:
         if got is None:
             raise NotFound(f"no such network: {ref}", details={"network": ref})
         await self.store.delete(NETWORKS, name, got.mod_revision, fence=leader.leadership)
+        if got.value.spec.vni:
+            await give_back_vni(self.store, got.value.spec.vni, name, leader.leadership)
 
     async def resolve(self, message: Message) -> Message:
         """A submission with each container's network looked up: a network made with
         ``network create`` rides in its spec (``network_spec``) to the node; an unknown one
         is refused before anything is made."""
         if isinstance(message, CreateContainer | SubmitJob):
-            return msgspec.structs.replace(message, spec=await self._with_network(message.spec))
+            return msgspec.structs.replace(message, spec=await self._with_network(
+                message.spec, standalone=isinstance(message, CreateContainer)))
         if isinstance(message, SubmitApp):
-            containers = [await self._with_network(s) for s in message.app.containers]
+            containers = [await self._with_network(s, standalone=False)
+                          for s in message.app.containers]
             return msgspec.structs.replace(message, app=msgspec.structs.replace(
                 message.app, containers=containers))
         return message
 
-    async def _with_network(self, spec: ContainerSpec) -> ContainerSpec:
+    async def _with_network(self, spec: ContainerSpec, *, standalone: bool) -> ContainerSpec:
         if spec.network in PREDEFINED:
             return spec
         got = await self.store.get(NETWORKS, spec.network) if "/" not in spec.network else None
         if got is None:
             raise NotFound(f"network {spec.network} not found: make it with network create",
                            details={"network": spec.network})
+        network = got.value.spec
+        if network.driver == "overlay" and standalone and not network.attachable:
+            raise Conflict(f"overlay network {spec.network} is not attachable: a container "
+                           "joins it as a job (run --replicas N), or make the network with "
+                           "--attachable", details={"network": spec.network})
         return msgspec.structs.replace(spec, network_spec=got.value.spec)

@@ -16,7 +16,6 @@ from protocol.addresses import check_reachable
 from protocol.errors import Conflict, InvalidArgument, NotFound, ShoalError, Unavailable
 from protocol.limits import MAX_MANAGERS
 from protocol.messages import (
-    Assign,
     ContainerCreated,
     ContainerReport,
     Joined,
@@ -27,6 +26,7 @@ from protocol.messages import (
 )
 from protocol.specs import AppSpec, ContainerSpec, ContainerState, NodeAvailability, NodeInfo
 from scheduler.cluster.cycle import LeaderCycle, Work
+from scheduler.cluster.overlay_endpoints import assignment
 from scheduler.placement import Explanation, validate_spec
 from scheduler.reconcile import LIVE, Orphan, Reschedule, node_lost
 from scheduler.store import AppRecord, ContainerRecord, NodeRecord
@@ -150,9 +150,7 @@ class Start(Work):
         self.before = record
         if record.schedule_state in LIVE and record.node_id:
             cycle.put_container(self.cid, replace(record, desired="running"))
-            cycle.send(record.node_id, Assign(container_id=self.cid,
-                                              generation=record.generation, spec=record.spec),
-                       ("containers", self.cid))
+            cycle.send(record.node_id, assignment(self.cid, record), ("containers", self.cid))
             return
         cycle.put_container(self.cid, replace(record, desired="running",
                                               schedule_state="pending", node_id="",

@@ -55,17 +55,21 @@ if TYPE_CHECKING:
     from scheduler.store.plan import PlanResult as PlanResult
     from scheduler.store.plan import RecordResult as RecordResult
     from scheduler.store.plan import Update as Update
+    from scheduler.store.records import ADDRESSES as ADDRESSES
     from scheduler.store.records import APPS as APPS
     from scheduler.store.records import CONTAINERS as CONTAINERS
     from scheduler.store.records import LEADERS as LEADERS
     from scheduler.store.records import NETWORKS as NETWORKS
     from scheduler.store.records import NODES as NODES
+    from scheduler.store.records import VNIS as VNIS
+    from scheduler.store.records import AddressRecord as AddressRecord
     from scheduler.store.records import AppRecord as AppRecord
     from scheduler.store.records import ContainerRecord as ContainerRecord
     from scheduler.store.records import Kind as Kind
     from scheduler.store.records import LeaderRecord as LeaderRecord
     from scheduler.store.records import NodeRecord as NodeRecord
     from scheduler.store.records import Versioned as Versioned
+    from scheduler.store.records import VniRecord as VniRecord
     from scheduler.store.tls import EtcdTLS as EtcdTLS
     from scheduler.store.tls import load_tls as load_tls
     from scheduler.store.watch import RecordEvent as RecordEvent
@@ -87,7 +91,8 @@ _NAMES: dict[str, tuple[str, ...]] = {
         "Update",
     ),
     "records": (
-        "APPS", "AppRecord", "CONTAINERS", "ContainerRecord", "Kind", "LEADERS", "LeaderRecord",
+        "ADDRESSES", "APPS", "AddressRecord", "VNIS", "VniRecord", "AppRecord",
+        "CONTAINERS", "ContainerRecord", "Kind", "LEADERS", "LeaderRecord",
         "NETWORKS", "NODES", "NodeRecord", "Versioned",
     ),
     "tls": ("EtcdTLS", "load_tls"),

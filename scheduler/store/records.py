@@ -44,6 +44,9 @@ class ContainerRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     app: Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)] = ""
     placement: Text = ""
     created_at: Timestamp = 0.0
+    # Its address on an overlay network while it holds its node (``addresses/`` holds the
+    # claim): allocated when placed, released when it stops holding the node.
+    address: Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)] = ""
 
 
 class NodeRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -73,6 +76,20 @@ class LeaderRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
 
     id: Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)]
     address: Text = ""
+
+
+class AddressRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An overlay address taken (key ``<network>:<ip>``): created if absent, so two
+    placements never take one address."""
+
+    network: Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)]
+    container_id: Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)]
+
+
+class VniRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A VXLAN network identifier taken by an overlay network (key: the VNI in decimal)."""
+
+    network: Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)]
 
 
 class BadRecord(ValueError):
@@ -116,6 +133,9 @@ APPS: Kind[AppRecord] = Kind("apps", AppRecord)
 LEADERS: Kind[LeaderRecord] = Kind("leader", LeaderRecord)
 # The cluster's networks by name: the spec as asked (each node chooses a bridge's subnet).
 NETWORKS: Kind[NetworkInfo] = Kind("networks", NetworkInfo)
+# Overlay IPAM: one key per address taken, one per VNI taken.
+ADDRESSES: Kind[AddressRecord] = Kind("addresses", AddressRecord)
+VNIS: Kind[VniRecord] = Kind("vnis", VniRecord)
 
 
 @dataclass(frozen=True, slots=True)

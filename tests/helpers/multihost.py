@@ -1,6 +1,7 @@
-"""The multi-host suite's cluster (``bench._multihost``: the topology and the daemons' command
-lines, shared with ``python -m bench cluster``), waiting on its event stream from the client
-host, and the census of every container's processes on every host."""
+"""The multi-host suite's cluster (``bench._multihost``: the topology, the daemons' command
+lines and ``until``, waiting on its event stream, shared with ``python -m bench cluster`` and
+``network``), checks on the census of every container's processes on every host, and the count
+of what container networking left in each host's kernel."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import os
 import select
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,12 @@ from worker.images.testimage import build_layout
 
 
 @contextlib.contextmanager
-def multihost_cluster(root: Path, prefix: str, subnet: str,
-                      timing: Timing | None = None) -> Iterator[MultiHostCluster]:
+def multihost_cluster(root: Path, prefix: str, subnet: str, timing: Timing | None = None,
+                      layout: Layout | None = None) -> Iterator[MultiHostCluster]:
     """The whole cluster up (busybox imported), torn down and the namespaces removed when
     the block ends, pass or fail."""
     topology = Topology(prefix, subnet)
-    layout = Layout()
+    layout = layout or Layout()
     topology.up(layout.hosts)
     cluster = MultiHostCluster(topology, layout, timing or Timing(), root / "state")
     try:
@@ -40,29 +41,6 @@ def multihost_cluster(root: Path, prefix: str, subnet: str,
 def ps(cluster: MultiHostCluster) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = json.loads(cluster.shoal("ps", "-a", "--format", "json").stdout)
     return rows
-
-
-def until(cluster: MultiHostCluster, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Until ``check()``: asked again after each event of the cluster (``shoal events`` on the
-    client host; started again when it ends, as at a failover)."""
-    deadline = time.monotonic() + timeout
-    events: subprocess.Popen[str] | None = None
-    try:
-        while not check():
-            if events is None or events.poll() is not None:
-                events = cluster.watch_events()
-                continue  # look again: something may have happened before it watched
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"condition not reached within {timeout:g} s"
-            assert events.stdout is not None
-            if select.select([events.stdout], [], [], remaining)[0]:
-                os.read(events.stdout.fileno(), 65536)  # the events themselves say nothing more
-    finally:
-        if events is not None:
-            events.kill()
-            events.wait(10)
-            if events.stdout is not None:
-                events.stdout.close()
 
 
 def assert_none_lost(cluster: MultiHostCluster, rows: list[dict[str, Any]],
@@ -97,3 +75,23 @@ def wait_pids_gone(pids: list[int], timeout: float) -> None:
                 f"process {pid} still runs {timeout:g} s on")
         finally:
             os.close(fd)
+
+
+def network_leftovers(cluster: MultiHostCluster, host: str) -> dict[str, int]:
+    """What container networking has on ``host``, counted from the kernel: veths, VXLAN
+    devices and bridges, forwarding entries with a remote address, permanent neighbour
+    entries, and the rules of shoal's nftables tables."""
+    def read(*argv: str) -> Any:
+        done = subprocess.run(cluster.topology.on(host, list(argv)), capture_output=True,
+                              text=True, timeout=30, check=True, env=cluster.topology.env)
+        return json.loads(done.stdout or "[]")
+
+    links = read("ip", "-j", "-d", "link", "show")
+    kinds = [link.get("linkinfo", {}).get("info_kind", "") for link in links]
+    fdb = [e for e in read("bridge", "-j", "fdb", "show") if e.get("dst")]
+    neigh = [e for e in read("ip", "-j", "neigh", "show", "nud", "permanent")]
+    tables = read("nft", "-j", "list", "ruleset").get("nftables", [])
+    rules = [t for t in tables if "rule" in t and t["rule"]["table"].startswith("shoal_")]
+    return {"veth": kinds.count("veth"), "vxlan": kinds.count("vxlan"),
+            "bridge": kinds.count("bridge"), "fdb": len(fdb), "neigh": len(neigh),
+            "nft_rules": len(rules)}

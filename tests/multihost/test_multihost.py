@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from bench._multihost import MultiHostCluster, census, doubled
+from bench._multihost import MultiHostCluster, census, doubled, until
 from tests.helpers.multihost import (
     assert_exclusive_never_doubled,
     assert_none_lost,
     multihost_cluster,
     ps,
-    until,
     wait_pids_gone,
 )
 from tests.helpers.process_logs import wait_for_log

@@ -98,6 +98,9 @@ SAMPLES: list[m.Message] = [
     m.UpdateNode(node_id="n1", availability="drain", reply=_ref(RefKind.SENDER, 147)),
     m.RemoveNode(node_id="n1", force=True, reply=_ref(RefKind.SENDER, 149)),
     m.Managers(addresses=["tcp://10.0.0.1:7375", "tcp://10.0.0.2:7375"]),
+    m.NetworkEndpoints(endpoints=[specs.OverlayEndpoint(
+        network="ov", container_id="web.1", name="web.1", job="web", aliases=["www"],
+        ip="10.0.0.2", mac="02:42:0a:00:00:02", vtep="192.0.2.1")]),
     m.NodeList(nodes=[NODE], usage={"n1": specs.NodeUsage(millicpus=500, containers=1)}),
     m.InspectNode(node_id="n1", reply=_ref(RefKind.SENDER, 149)),
     m.NodeInspected(info=NODE, usage=specs.NodeUsage(memory=1 << 20, containers=2),

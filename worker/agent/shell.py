@@ -37,7 +37,7 @@ import os
 import platform
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import msgspec
@@ -53,11 +53,12 @@ from protocol.messages import (
     Join,
     Joined,
     Managers,
+    NetworkEndpoints,
     NodeImages,
     Revoke,
 )
 from protocol.platforms import host_platform
-from protocol.specs import JOB_LABEL, ContainerState, NodeInfo, NodeResources
+from protocol.specs import JOB_LABEL, ContainerState, NodeInfo, NodeResources, OverlayEndpoint
 from worker.agent.fence import ContactFence
 from worker.agent.lanes import ContainerLanes, LaneInstruction
 from worker.agent.state import (
@@ -92,6 +93,8 @@ WATCHED_ACTIONS = frozenset({"start", "die", "restart", "destroy"})
 # Notice a dead scheduler well within any node timeout, so that after a failover the worker has
 # joined the new leader before that leader would declare its node down. A dead scheduler is
 # not waited for long either: the next one is tried.
+# Where the scheduler's ``NetworkEndpoints`` go (the worker's ``Networks.set_endpoints``).
+EndpointsHandler = Callable[[list[OverlayEndpoint]], Awaitable[None]]
 AGENT_OPTIONS = channels.ChannelOptions(heartbeat=0.25, timeout=1.5, connect_timeout=2.0)
 
 
@@ -142,8 +145,10 @@ class Agent:
                  options: channels.ChannelOptions | None = None, *,
                  fetcher: ImageFetcher | None = None,
                  managers_file: Path | None = None,
-                 security: channels.CurveClient | None = None) -> None:
+                 security: channels.CurveClient | None = None,
+                 on_endpoints: EndpointsHandler | None = None) -> None:
         self.engine = engine
+        self.on_endpoints = on_endpoints  # where the cluster's overlay endpoints go
         self.node = node
         self.fetcher = fetcher
         self._scheduler: channels.Sender | None = None  # the joined session's root channel
@@ -382,6 +387,14 @@ class Agent:
                             self._sid())
         elif isinstance(message, Managers):
             self._learn_managers(message.addresses)
+            return
+        elif isinstance(message, NetworkEndpoints):
+            if self.on_endpoints is not None:
+                try:
+                    await self.on_endpoints(message.endpoints)
+                except (ShoalError, OSError) as exc:
+                    log.error("programming overlay endpoints failed", error=str(exc),
+                              endpoints=len(message.endpoints))
             return
         else:
             log.warning("unexpected command", type=type(message).__name__)

@@ -31,30 +31,6 @@ def free_subnet(taken: Iterable[IPv4Network],
                    "192.168.0.0/16): give one with --subnet")
 
 
-def parse_subnet(text: str) -> IPv4Network:
-    try:
-        subnet = ipaddress.IPv4Network(text, strict=False)
-    except ValueError:
-        raise InvalidArgument(f"{text!r} is not an IPv4 subnet (CIDR, as 10.1.0.0/24)") from None
-    if subnet.prefixlen > 30:
-        raise InvalidArgument(f"subnet {subnet} is too small: /30 at most, for a gateway and a "
-                              "container")
-    return subnet
-
-
-def gateway_of(subnet: IPv4Network, given: str = "") -> str:
-    """The given gateway (checked to be a host of the subnet) or the subnet's first host."""
-    if not given:
-        return str(next(subnet.hosts()))
-    try:
-        address = ipaddress.IPv4Address(given)
-    except ValueError:
-        raise InvalidArgument(f"gateway {given!r} is not an IPv4 address") from None
-    if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
-        raise InvalidArgument(f"gateway {given} is not a host address of {subnet}")
-    return given
-
-
 def next_address(subnet: IPv4Network, gateway: str, held: Iterable[str],
                  wanted: str = "") -> str:
     """``wanted`` if it is free and in the subnet, or else the lowest address nobody holds

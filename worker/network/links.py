@@ -81,16 +81,21 @@ def links_named(prefix: str) -> list[str]:
 
 
 def attach(pid: int, host_end: str, bridge: str, address: str, prefixlen: int,
-           gateway: str | None, ifname: str = "eth0") -> None:
+           gateway: str | None, ifname: str = "eth0", *, mtu: int = 0,
+           mac: str = "") -> None:
     """A veth pair from the bridge into the network namespace of process ``pid``: ``ifname``
-    there, with ``address`` and (unless None) a default route via ``gateway``."""
+    there, with ``address`` and (unless None) a default route via ``gateway``; ``mtu`` and
+    ``mac`` (an overlay's) when given."""
+    sized = {"mtu": mtu} if mtu else {}
     delete_link(host_end)  # a leftover of an earlier run of this container
     with IPRoute() as ipr:
         bridge_index = _index(ipr, bridge)
         if bridge_index is None:
             raise FileNotFoundError(f"bridge {bridge} is missing")
-        ipr.link("add", ifname=host_end, kind="veth",
-                 peer={"ifname": ifname, "net_ns_pid": pid})
+        peer: dict[str, object] = {"ifname": ifname, "net_ns_pid": pid, **sized}
+        if mac:
+            peer["address"] = mac
+        ipr.link("add", ifname=host_end, kind="veth", peer=peer, **sized)
         index = _index(ipr, host_end)
         assert index is not None
         ipr.link("set", index=index, master=bridge_index, state="up")

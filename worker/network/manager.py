@@ -10,9 +10,14 @@ published ports have a userland proxy on the host. At start it settles what a cr
 endpoints of containers that are gone are released, their veths deleted, and the nftables
 table is rebuilt from the state.
 
-Names on the host are the worker's own: ``b<scope><net>`` for bridges, ``v<scope><id>`` for
-veths, table ``shoal_<scope>``, where scope is the worker's (its state dir's) short hash, so
-workers sharing a host never touch each other's.
+An overlay network (only ever from a scheduler's container) is a bridge plus a VXLAN device
+(``vxlan``) on each host that has a container on it; its subnet, gateway, VNI and each
+container's address are the cluster's. The cluster's endpoint list (``set_endpoints``, the one
+place it arrives) programs where remote containers are.
+
+Names on the host are the worker's own: ``b<scope><net>`` for bridges, ``x<scope><net>`` for
+VXLAN devices, ``v<scope><id>`` for veths, table ``shoal_<scope>``, where scope is the
+worker's (its state dir's) short hash, so workers sharing a host never touch each other's.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pathlib import Path
 
 import structlog
 
+from protocol import subnets
 from protocol.errors import Conflict, InvalidArgument, NotFound, Unsupported
 from protocol.specs import (
     JOB_LABEL,
@@ -37,10 +43,12 @@ from protocol.specs import (
     Endpoint,
     NetworkInfo,
     NetworkSpec,
+    OverlayEndpoint,
     PortMapping,
 )
+from protocol.subnets import mac_of
 from protocol.validation import parse_exposed
-from worker.network import files, ipam, links, nat
+from worker.network import files, ipam, links, nat, vxlan
 from worker.network.names import NameEntry, NameTable
 from worker.network.proxy import PortProxy
 from worker.network.resolver import EmbeddedResolver
@@ -159,6 +167,12 @@ class Networks:
         self.resolver = EmbeddedResolver(self.names, resolv_conf)
         self.proxy = PortProxy()
         self._running: dict[str, int] = {}  # container id -> its init's pid, while it runs
+        # This worker's advertised IPv4 address, the VXLAN devices' local one: set when it
+        # joins a cluster ("" on a standalone worker, which has no overlay networks).
+        self.vtep = ""
+        # The cluster's overlay endpoints, as the scheduler last told them (set_endpoints).
+        self.endpoints: list[OverlayEndpoint] = []
+        self._programming = asyncio.Lock()
 
     # --- names -----------------------------------------------------------------------------
     def bridge_name(self, network_id: str) -> str:
@@ -174,6 +188,9 @@ class Networks:
         """A connected network's host end: the pair hashed (the first one's is the id)."""
         digest = hashlib.sha256(f"{container_id}/{network}".encode()).hexdigest()
         return f"v{self.scope}{digest[:8]}"
+
+    def vxlan_name(self, network_id: str) -> str:
+        return f"x{self.scope}{network_id[:8]}"
 
     # --- start-up and teardown -------------------------------------------------------------
     async def open(self, live: set[str]) -> None:
@@ -191,7 +208,7 @@ class Networks:
                              container_id=endpoint.container_id, ip=endpoint.ip)
                     del state.endpoints[key]
             for network in _drop_unused_cluster_networks(state):
-                links.delete_link(network.bridge)
+                _delete_network_links(network)
             for network in state.networks.values():
                 links.ensure_bridge(network.bridge, network.gateway,
                                     ipaddress.IPv4Network(network.subnet).prefixlen)
@@ -199,6 +216,12 @@ class Networks:
             for veth in links.links_named(f"v{self.scope}"):
                 if veth not in known:
                     links.delete_link(veth)
+            # An overlay's VXLAN device is made again (with what it forwards) when the
+            # worker has joined and knows its address and the cluster's endpoints.
+            devices = {n.vxlan for n in state.networks.values() if n.vxlan}
+            for device in links.links_named(f"x{self.scope}"):
+                if device not in devices:
+                    links.delete_link(device)
             try:
                 nat.apply(nat.render(self.table, state.networks.values(),
                                      state.endpoints.values()))
@@ -217,8 +240,9 @@ class Networks:
     async def tear_down(self) -> None:
         """Everything of this worker's networks off the host: bridges, veths, its table."""
         def run() -> None:
-            for name in links.links_named(f"v{self.scope}") + links.links_named(
-                    f"b{self.scope}"):
+            for name in (links.links_named(f"v{self.scope}") +
+                         links.links_named(f"x{self.scope}") +
+                         links.links_named(f"b{self.scope}")):
                 links.delete_link(name)
             with contextlib.suppress(OSError, Unsupported):
                 nat.delete_table(self.table)
@@ -227,11 +251,13 @@ class Networks:
     # --- networks ----------------------------------------------------------------------------
     def _add(self, state: NetworkFile, spec: NetworkSpec) -> NetworkRecord:
         network_id = os.urandom(32).hex()
+        if spec.driver == "overlay":
+            return self._add_overlay(state, spec, network_id)
         with _host_lock():
             taken = links.host_subnets()
             taken += [ipaddress.IPv4Network(n.subnet) for n in state.networks.values()]
             if spec.subnet:
-                subnet = ipam.parse_subnet(spec.subnet)
+                subnet = subnets.parse_subnet(spec.subnet)
                 clash = [str(t) for t in taken if t.overlaps(subnet)]
                 if clash:
                     raise Conflict(f"subnet {subnet} overlaps {', '.join(clash[:3])} on this "
@@ -239,14 +265,38 @@ class Networks:
             else:
                 subnet = ipam.free_subnet(taken)
             record = NetworkRecord(id=network_id, spec=spec, created_at=time.time(),
-                                   subnet=str(subnet), gateway=ipam.gateway_of(subnet,
+                                   subnet=str(subnet), gateway=subnets.gateway_of(subnet,
                                                                                spec.gateway),
                                    bridge=self.bridge_name(network_id))
             links.ensure_bridge(record.bridge, record.gateway, subnet.prefixlen)
         state.networks[spec.name] = record
         return record
 
+    def _add_overlay(self, state: NetworkFile, spec: NetworkSpec,
+                     network_id: str) -> NetworkRecord:
+        """An overlay's bridge and VXLAN device on this host, as the cluster chose them."""
+        if not self.vtep:
+            raise Unsupported(f"overlay network {spec.name}: this worker has no IPv4 address "
+                              "advertised to a cluster for its VXLAN traffic (--advertise)")
+        if not spec.subnet or not spec.vni:
+            raise InvalidArgument(f"overlay network {spec.name} came without its subnet and "
+                                  "VNI: only a scheduler makes overlay networks")
+        subnet = ipaddress.IPv4Network(spec.subnet)
+        record = NetworkRecord(id=network_id, spec=spec, created_at=time.time(),
+                               subnet=str(subnet), gateway=spec.gateway or str(
+                                   next(subnet.hosts())),
+                               bridge=self.bridge_name(network_id),
+                               vxlan=self.vxlan_name(network_id))
+        links.ensure_bridge(record.bridge, record.gateway, subnet.prefixlen)
+        vxlan.ensure_vxlan(record.vxlan, spec.vni, self.vtep, record.bridge)
+        state.networks[spec.name] = record
+        return record
+
     async def create(self, spec: NetworkSpec) -> NetworkInfo:
+        if spec.driver == "overlay":
+            raise Unsupported("an overlay network spans a cluster's hosts: create it on a "
+                              "scheduler (shoal -H <scheduler> network create --driver "
+                              "overlay); a standalone worker has bridge networks only")
         if spec.name in NOT_BRIDGES:
             raise Conflict(f"{spec.name} is a predefined network: choose another name")
         if spec.gateway and not spec.subnet:
@@ -305,7 +355,7 @@ class Networks:
                 del state.networks[record.spec.name]
                 nat.apply(nat.render(self.table, state.networks.values(),
                                      state.endpoints.values()))
-                links.delete_link(record.bridge)
+                _delete_network_links(record)
         await asyncio.to_thread(run)
 
     async def prune(self) -> list[str]:
@@ -320,7 +370,7 @@ class Networks:
                 nat.apply(nat.render(self.table, state.networks.values(),
                                      state.endpoints.values()))
             for network in gone:
-                links.delete_link(network.bridge)
+                _delete_network_links(network)
             return sorted(n.spec.name for n in gone)
         return await asyncio.to_thread(run)
 
@@ -338,6 +388,7 @@ class Networks:
         if spec.network not in NOT_BRIDGES:
             with self.state.change() as state:
                 network = state.networks.get(spec.network)
+                made = network is None and spec.network_spec is not None
                 if network is None and spec.network_spec is not None:
                     network = self._add(state, spec.network_spec)
                     network.from_cluster = True
@@ -348,6 +399,8 @@ class Networks:
                               ports=ports_to_publish(spec, image_exposed)).ip
                 nat.apply(nat.render(self.table, state.networks.values(),
                                      state.endpoints.values()))
+                if made and network.vxlan:
+                    vxlan.program(network.vxlan, self._peers(network.spec.name))
         # Docker's model: the default bridge keeps the host's resolvers, a user-defined
         # network gets the embedded one.
         embedded = spec.network not in (*NOT_BRIDGES, DEFAULT_NETWORK)
@@ -377,8 +430,11 @@ class Networks:
         # network gives the default route, as in Docker.
         gateway = None if network.spec.internal or endpoint.ifname != "eth0" \
             else network.gateway
+        overlay = bool(network.vxlan)  # its MAC is the one other hosts' entries name
         links.attach(pid, self._veth_of(endpoint), network.bridge, endpoint.ip, prefixlen,
-                     gateway, ifname=endpoint.ifname)
+                     gateway, ifname=endpoint.ifname,
+                     mtu=vxlan.OVERLAY_MTU if overlay else 0,
+                     mac=mac_of(endpoint.ip) if overlay else "")
 
     async def resume(self, container_id: str, pid: int, state: NetworkFile | None = None
                      ) -> None:
@@ -436,7 +492,7 @@ class Networks:
             for veth in {self.veth_name(container_id)} | {self._veth_of(e) for e in mine}:
                 links.delete_link(veth)
             for network in gone:
-                links.delete_link(network.bridge)
+                _delete_network_links(network)
             return state
         self._refresh_names(await asyncio.to_thread(run))
 
@@ -499,3 +555,43 @@ class Networks:
                 not any(e.network != DEFAULT_NETWORK for e in state.endpoints_of(container_id)):
             await self.resolver.stop(container_id)
         self._refresh_names(state)
+
+    # --- overlay endpoints -------------------------------------------------------------------
+    def _peers(self, network: str) -> set[vxlan.Peer]:
+        """The remote containers on ``network`` (the local ones are on the bridge itself)."""
+        return {vxlan.Peer(e.ip, e.mac, e.vtep) for e in self.endpoints
+                if e.network == network and e.vtep and e.vtep != self.vtep}
+
+    async def set_endpoints(self, endpoints: list[OverlayEndpoint]) -> None:
+        """The cluster's overlay endpoints (the whole list, replacing the last one): every
+        overlay network on this host made whole (after a restart) and its forwarding and
+        neighbour entries made exactly the remote endpoints'; the remote ones' names given to
+        the resolvers (this host's own come from its state)."""
+        self.endpoints = list(endpoints)
+        self.names.update_remote(
+            NameEntry(network=e.network, container_id=e.container_id, ip=e.ip, name=e.name,
+                      job=e.job, aliases=tuple(e.aliases))
+            for e in self.endpoints if not (self.vtep and e.vtep == self.vtep))
+
+        def run() -> None:
+            state = self.state.read()
+            for network in state.networks.values():
+                if not network.vxlan:
+                    continue
+                if self.vtep:
+                    vxlan.ensure_vxlan(network.vxlan, network.spec.vni, self.vtep,
+                                       network.bridge)
+                added, removed = vxlan.program(network.vxlan, self._peers(network.spec.name))
+                if added or removed:
+                    log.info("overlay peers programmed", network=network.spec.name,
+                             added=added, removed=removed)
+        async with self._programming:
+            await asyncio.to_thread(run)
+
+
+def _delete_network_links(network: NetworkRecord) -> None:
+    """A network's devices off the host: its VXLAN device (with every forwarding and
+    neighbour entry on it) and its bridge."""
+    if network.vxlan:
+        links.delete_link(network.vxlan)
+    links.delete_link(network.bridge)

@@ -1,8 +1,8 @@
 """The worker's own nftables table: masquerade for its non-internal bridge networks, DNAT for
 published ports (but for loopback and hairpin, which ``proxy`` serves), and a forward filter
-that keeps internal networks in. Only this table is ever
-touched: it is rebuilt whole from the state, in one ``nft -f`` transaction (add, delete, define:
-the old rules and the new never mix), and deleted whole when the worker is torn down.
+that keeps internal networks in and overlays apart. Only this table is ever touched: it is
+rebuilt whole from the state, in one ``nft -f`` transaction (add, delete, define: the old rules
+and the new never mix), and deleted whole when the worker is torn down.
 """
 
 from __future__ import annotations
@@ -32,6 +32,13 @@ def render(table: str, networks: Iterable[NetworkRecord],
     isolate = [rule for n in nets.values() if n.spec.internal
                for rule in (f'iifname "{n.bridge}" oifname != "{n.bridge}" drop',
                             f'oifname "{n.bridge}" iifname != "{n.bridge}" drop')]
+    # An overlay network is kept apart from the host's other networks (routed through the
+    # gateways every one of them has here), as Docker keeps its networks apart.
+    for n in nets.values():
+        others = sorted(f'"{o.bridge}"' for o in nets.values() if o.bridge != n.bridge)
+        if n.vxlan and others:
+            isolate.append(f'iifname "{n.bridge}" oifname {{ {", ".join(others)} }} drop')
+            isolate.append(f'oifname "{n.bridge}" iifname {{ {", ".join(others)} }} drop')
     published = []
     for ep in sorted(endpoints, key=lambda e: e.container_id):
         # From the container's own bridge (hairpin) the userland proxy answers: DNAT there

@@ -16,7 +16,8 @@ from protocol.specs import NetworkSpec, PortMapping
 
 
 class NetworkRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """A bridge network on this host: the subnet chosen, its gateway, its bridge's name."""
+    """A network on this host: the subnet chosen (an overlay's is the cluster's), its gateway,
+    its bridge's name, and an overlay's VXLAN device."""
 
     id: str
     spec: NetworkSpec
@@ -27,6 +28,7 @@ class NetworkRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     # Made for a container a scheduler sent (its spec's ``network_spec``): removed again with
     # the last endpoint on it, so a network the cluster removed leaves nothing on the node.
     from_cluster: bool = False
+    vxlan: str = ""  # an overlay network's VXLAN device on this host
 
 
 class EndpointRecord(msgspec.Struct, kw_only=True, omit_defaults=True):

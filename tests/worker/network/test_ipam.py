@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from protocol import subnets
 from protocol.errors import Conflict, InvalidArgument
 from protocol.specs import ContainerSpec, NetworkSpec
 from worker.network import ipam
@@ -31,16 +32,16 @@ def test_free_subnet_skips_what_is_taken() -> None:
 
 def test_gateways_and_fixed_addresses() -> None:
     subnet = ipaddress.IPv4Network(SUBNET)
-    assert ipam.gateway_of(subnet) == "10.77.0.1"
+    assert subnets.gateway_of(subnet) == "10.77.0.1"
     with pytest.raises(InvalidArgument, match="not a host address"):
-        ipam.gateway_of(subnet, "10.77.0.63")  # the broadcast address
+        subnets.gateway_of(subnet, "10.77.0.63")  # the broadcast address
     assert ipam.next_address(subnet, "10.77.0.1", [], "10.77.0.9") == "10.77.0.9"
     with pytest.raises(Conflict, match="already in use"):
         ipam.next_address(subnet, "10.77.0.1", ["10.77.0.9"], "10.77.0.9")
     with pytest.raises(InvalidArgument, match="not a host address"):
         ipam.next_address(subnet, "10.77.0.1", [], "10.78.0.9")
     with pytest.raises(InvalidArgument, match="too small"):
-        ipam.parse_subnet("10.0.0.0/31")
+        subnets.parse_subnet("10.0.0.0/31")
 
 
 @given(st.lists(st.integers(min_value=2, max_value=62), unique=True, max_size=61))

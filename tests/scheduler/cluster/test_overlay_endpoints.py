@@ -1,0 +1,74 @@
+"""The leader's overlay directory (pure): which nodes hear their endpoint list again, and what
+it holds; a record's endpoint; the Assign carrying the address; VTEP and MAC derivations."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol.specs import ContainerSpec, NetworkSpec, NodeInfo
+from scheduler.cluster.overlay_endpoints import (
+    OverlayDirectory,
+    assignment,
+    endpoint_of,
+    vtep_of,
+)
+from scheduler.store import ContainerRecord, NodeRecord
+
+OV = NetworkSpec(name="ov", driver="overlay", subnet="10.0.0.0/24", gateway="10.0.0.1",
+                 vni=4096)
+NODES = {n: NodeRecord(info=NodeInfo(id=n, address=f"tcp://192.0.2.{i}:7376"))
+         for i, n in enumerate(("a", "b", "c"), start=1)}
+
+
+def record(node: str, ip: str, network: NetworkSpec = OV) -> ContainerRecord:
+    spec = ContainerSpec(image="busybox", name="web", network=network.name,
+                         network_spec=network)
+    return ContainerRecord(spec=spec, schedule_state="running", node_id=node, address=ip,
+                           generation=3)
+
+
+def put(directory: OverlayDirectory, cid: str, rec: ContainerRecord | None) -> None:
+    node = rec.node_id if rec is not None else ""
+    directory.put(cid, endpoint_of(cid, rec, NODES.get(node)), node)
+
+
+@pytest.mark.parametrize(("address", "vtep"), [
+    ("tcp://10.1.2.3:7376", "10.1.2.3"), ("tcp://[::1]:7376", ""), ("ipc:///run/x", ""),
+    ("tcp://host.example:7376", "")])
+def test_vtep_of(address: str, vtep: str) -> None:
+    assert vtep_of(address) == vtep
+
+
+def test_endpoint_and_assignment() -> None:
+    rec = record("a", "10.0.0.7")
+    endpoint = endpoint_of("web.1", rec, NODES["a"])
+    assert endpoint is not None
+    assert (endpoint.name, endpoint.job, endpoint.mac, endpoint.vtep) == (
+        "web.1", "web", "02:42:0a:00:00:07", "192.0.2.1")
+    assert assignment("web.1", rec).spec.ip == "10.0.0.7"
+    assert endpoint_of("web.1", record("a", ""), NODES["a"]) is None
+    bridge = NetworkSpec(name="br")
+    assert endpoint_of("x", record("a", "10.0.0.8", bridge), NODES["a"]) is None
+
+
+def test_nodes_hear_changes_of_their_networks_only() -> None:
+    directory = OverlayDirectory()
+    put(directory, "web.1", record("a", "10.0.0.2"))
+    put(directory, "web.2", record("b", "10.0.0.3"))
+    other = NetworkSpec(name="ov2", driver="overlay", subnet="10.0.1.0/24", vni=4097)
+    put(directory, "db.1", record("c", "10.0.1.2", other))
+    assert directory.take_changed() == {"a", "b", "c"}
+    assert [e.container_id for e in directory.snapshot("a")] == ["web.1", "web.2"]
+    assert [e.container_id for e in directory.snapshot("c")] == ["db.1"]
+
+    put(directory, "web.2", record("b", "10.0.0.3"))  # the same: nobody hears
+    assert directory.take_changed() == set()
+    put(directory, "web.3", record("a", "10.0.0.4"))
+    assert directory.take_changed() == {"a", "b"}  # c has no container on ov
+    put(directory, "web.2", None)  # b's last one on ov: b hears (an empty list), and a
+    assert directory.take_changed() == {"a", "b"}
+    assert directory.snapshot("b") == []
+    put(directory, "web.1", record("c", "10.0.0.9"))  # moved to c with a new address
+    assert directory.take_changed() == {"a", "c"}
+    assert [(e.container_id, e.ip) for e in directory.snapshot("c")] == [
+        ("web.1", "10.0.0.9"), ("web.3", "10.0.0.4"), ("db.1", "10.0.1.2")]
