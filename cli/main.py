@@ -26,6 +26,8 @@ LAZY_COMMANDS = {
     "images": "cli.images:images",
     "rmi": "cli.images:rmi",
     "image": "cli.images:image",
+    **{name: f"cli.registry:{name}" for name in ["pull", "push", "tag", "login", "logout",
+                                                   "search"]},
     "nodes": "cli.cluster:nodes",
     "join-token": "cli.keys:join_token",
     "enroll": "cli.keys:enroll",

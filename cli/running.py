@@ -15,6 +15,7 @@ import msgspec
 from channels._blocking import ByteSource, ReplyInbox
 from cli.client import Client, ShoalCommand, connect, host_option, one_line
 from cli.container_spec import container_options, placement_options, spec_from_options
+from cli.registry import ensure_image
 from cli.terminal import check_tty, raw_terminal, stream, window_size
 from protocol.errors import NotFound, ShoalError, Timeout, Unavailable, Unsupported
 from protocol.messages import (
@@ -60,6 +61,7 @@ def create(host: str | None, image: str, command: tuple[str, ...], **options: ob
     """Create a container (it does not start)."""
     spec = spec_from_options(image, command, options)
     with connect(host) as client:
+        ensure_image(client, spec.image)
         created = client.ask(lambda r: CreateContainer(spec=spec, reply=r), ContainerCreated)
     click.echo(created.id)
 
@@ -83,6 +85,10 @@ def run(host: str | None, image: str, command: tuple[str, ...], detach: bool,
     spec = msgspec.structs.replace(spec_from_options(image, command, options), tty=use_tty,
                                    stdin_open=interactive)
     with connect(host) as client:
+        try:
+            ensure_image(client, spec.image)
+        except ShoalError as exc:
+            _fail_run(exc)
         if replicas is not None:
             _submit_job(client, spec, replicas)
             return

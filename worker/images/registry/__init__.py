@@ -23,8 +23,13 @@ if TYPE_CHECKING:
     from worker.images.registry.errors import RegistryError as RegistryError
     from worker.images.registry.errors import RegistryRefused as RegistryRefused
     from worker.images.registry.errors import RegistryUnauthorized as RegistryUnauthorized
+    from worker.images.registry.login import SearchHit as SearchHit
+    from worker.images.registry.login import check_login as check_login
+    from worker.images.registry.login import search as search
     from worker.images.registry.names import RemoteName as RemoteName
+    from worker.images.registry.names import registry_key as registry_key
     from worker.images.registry.names import remote_name as remote_name
+    from worker.images.registry.names import split_domain as split_domain
     from worker.images.registry.platform_choice import WantedPlatform as WantedPlatform
     from worker.images.registry.platform_choice import parse_platform as parse_platform
     from worker.images.registry.progress import BlobProgress as BlobProgress
@@ -37,7 +42,8 @@ if TYPE_CHECKING:
 _NAMES: dict[str, tuple[str, ...]] = {
     "auth": ("Credentials",),
     "errors": ("ManifestUnknown", "RegistryError", "RegistryRefused", "RegistryUnauthorized"),
-    "names": ("RemoteName", "remote_name"),
+    "login": ("SearchHit", "check_login", "search"),
+    "names": ("RemoteName", "registry_key", "remote_name", "split_domain"),
     "platform_choice": ("WantedPlatform", "parse_platform"),
     "progress": ("BlobProgress",),
     "pull": ("PullResult", "Puller"),
