@@ -93,7 +93,9 @@ def transfer(client: Client, make: Callable[[SenderRef, SenderRef], Message], ex
         session.send(make(progress, reply))
         try:
             while True:
-                session.wait_for(lambda p=progress, r=reply: p.ready() or r.ready())  # type: ignore[misc]
+                # An ended progress channel is "ready" for ever: wait on what it still holds.
+                session.wait_for(lambda p=progress, r=reply:  # type: ignore[misc]
+                                 (p.ready() and not p.exhausted()) or r.ready())
                 while progress.ready() and not progress.exhausted():
                     try:
                         event = progress.recv()

@@ -166,7 +166,7 @@ def test_tls_and_htpasswd(secured: RunningRegistry, tmp_path: Path) -> None:
         assert empty.images() == []
     # The CA unknown: TLS fails, and plain http is not tried unless asked for.
     untrusted = RegistryAccess(credentials=good.credentials, certs_dirs=())
-    with pytest.raises(RegistryError, match=r"certificate verify failed.*--insecure-registry"):
+    with pytest.raises(RegistryError, match=r"certificate verify failed.*--ca"):
         run(lambda: Puller(ImageStore(tmp_path / "untrusted"), remote_name(ref),
                            untrusted).pull())
     # A certs.d directory for the host does what ca_pem does.

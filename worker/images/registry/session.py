@@ -8,12 +8,14 @@ lying registry in a few lines.
 
 TLS trusts the system's CAs, the CA the caller gives (``ca_pem``) and a docker ``certs.d``
 directory per host (``<dir>/<host>/*.crt``, client ``*.cert``/``*.key`` pairs). Plain http
-only with ``insecure``: then https without verification is tried first, as docker does for an
-insecure registry, and http if the host does not speak TLS.
+only with ``insecure`` (then https without verification is tried first, as docker does for an
+insecure registry, and http if the host does not speak TLS) or, as docker allows by default,
+for a registry on loopback (https first, verified; http if the host does not speak TLS).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,6 +51,19 @@ class RegistryAccess:
 class _Token(msgspec.Struct):
     token: str = ""
     access_token: str = ""
+
+
+def is_loopback(host: str) -> bool:
+    """Docker's default insecure registries are those on loopback: plain http is tried there
+    (after https) without ``--insecure-registry``."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def tls_context(host: str, access: RegistryAccess) -> ssl.SSLContext:
@@ -115,9 +130,12 @@ class RegistrySession:
 
     async def _ping(self) -> None:
         """``GET /v2/``: which scheme answers and which challenge the registry sets."""
-        schemes = ["https", "http"] if self.access.insecure else ["https"]
+        schemes = ["https", "http"] if self.access.insecure or is_loopback(self.host) \
+            else ["https"]
         last: Exception | None = None
         for scheme in schemes:
+            if isinstance(last, aiohttp.ClientConnectorCertificateError):
+                break  # it speaks TLS, with a certificate we do not trust: http is no help
             base = URL(f"{scheme}://{self.host}")
             try:
                 async with self.http.get(base / "v2/") as response:
@@ -133,7 +151,7 @@ class RegistrySession:
                     aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
                 last = exc
         hint = "" if self.access.insecure else \
-            " (plain http is used only with --insecure-registry)"
+            " (give its CA with --ca, or use --insecure-registry)"
         raise RegistryError(f"cannot reach registry {self.host}: {last}{hint}",
                             details={"registry": self.host}) from last
 
