@@ -46,9 +46,10 @@ class RegistryImage:
                           platform=self.platform)
 
 
-def small_image(payload: bytes, arch: str = "amd64", variant: str | None = None) -> RegistryImage:
+def small_image(payload: bytes, arch: str = "amd64", variant: str | None = None,
+                extra: tuple[E, ...] = ()) -> RegistryImage:
     tar = make_tar([E("etc", "dir"), E("etc/arch", data=arch.encode()),
-                    E("payload", data=payload)])
+                    E("payload", data=payload), *extra])
     layer = gz(tar)
     config = encode(ImageConfig(architecture=arch, os="linux", variant=variant,
                                 rootfs=RootFS("layers", [diff_id(tar)])))

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.bounded_run import run
+from tests.helpers.image_layers import E
 from tests.helpers.lying_registry import Lies, LyingRegistry
 from tests.helpers.registry_images import RegistryImage, small_image
-from worker.images import DigestMismatch, ImageStore, InvalidImage
+from worker.images import DigestMismatch, ImageStore, InvalidImage, LayerRejected
 from worker.images.digest import digest_bytes
 from worker.images.oci import MAX_DOCUMENT_BYTES
 from worker.images.registry import Puller, PullResult, RegistryAccess, RegistryError, remote_name
@@ -95,3 +96,13 @@ def test_a_registry_ignoring_range_restarts_the_blob(tmp_path: Path) -> None:
     assert result.image.manifest_digest == IMAGE.digest
     assert "bytes=250000-" in server.ranges
     assert store.blobs.path(LAYER).read_bytes() == IMAGE.layer
+
+
+def test_a_hostile_layer_is_refused_and_dropped(tmp_path: Path) -> None:
+    """Digest and size right, content hostile: the scan an import does refuses it."""
+    hostile = small_image(b"x", extra=(E("../../escape", data=b"owned"),))
+    store = ImageStore(tmp_path / "store")
+    with pytest.raises(LayerRejected, match="escape"):
+        _pull(store, Lies(), image=hostile)
+    assert store.images() == []
+    assert digest_bytes(hostile.layer) not in set(store.blobs.digests())

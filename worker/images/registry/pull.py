@@ -7,8 +7,9 @@ store's ingest directory and hashed as it arrives: a blob is renamed into the st
 its size and digest are right, and more bytes than its descriptor says are refused at once.
 A broken transfer is resumed with ``Range`` from what the partial file holds (within the pull,
 a few times, and by the next pull of the same blob); a partial file whose content turns out
-wrong is deleted. Before the image is recorded its layers are scanned as unpacking would judge
-them, as an import does.
+wrong is deleted. Each layer is scanned as unpacking would judge it (as an import does) in a
+thread as soon as it has landed, while the others still download; the image is recorded only
+when every layer has passed.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ from worker.images.registry.platform_choice import WantedPlatform, choose_manife
 from worker.images.registry.progress import BlobProgress, ProgressSink, ignore_progress
 from worker.images.registry.session import RegistryAccess, RegistrySession
 from worker.images.store import Image, ImageStore
-from worker.images.verify import image_total, verify_layer
+from worker.images.unpack import LayerStats
+from worker.images.verify import image_total, scan_layer
 
 MANIFEST_ACCEPT = ", ".join((MT_OCI_INDEX, MT_DOCKER_LIST, MT_OCI_MANIFEST, MT_DOCKER_MANIFEST))
 CONCURRENT_BLOBS = 4
@@ -128,19 +130,45 @@ class Puller:
                 raise InvalidImage(f"{self.name}: unsupported manifest type {media_type!r}",
                                    details={"media_type": media_type[:200]})
             manifest = decode_manifest(body)
-            blobs = [manifest.config, *manifest.layers]
-            missing = [d for d in blobs if not self.store.blobs.has(d.digest)]
-            for desc in blobs:
-                if desc not in missing:
-                    self.progress(BlobProgress(desc.digest, "exists", desc.size, desc.size))
-            outcomes = await asyncio.gather(*(self._blob(d) for d in missing),
-                                            return_exceptions=True)
+            # The config first (it is small): its diff ids let each layer be scanned in a
+            # thread as soon as it lands, while the others still download.
+            missing = [d for d in (manifest.config, *manifest.layers)
+                       if not self.store.blobs.has(d.digest)]
+            await self._fetch(manifest.config)
+            config = decode_config(await asyncio.to_thread(
+                self.store.blobs.read, manifest.config.digest, MAX_DOCUMENT_BYTES))
+            diff_ids = config.rootfs.diff_ids
+            if len(diff_ids) != len(manifest.layers):
+                raise InvalidImage(f"image {manifest.config.digest}: {len(manifest.layers)} "
+                                   f"layers but {len(diff_ids)} diff ids")
+            outcomes = await asyncio.gather(
+                *(self._fetch_and_scan(LayerRef(d.digest, diff_id), d)
+                  for d, diff_id in zip(manifest.layers, diff_ids, strict=True)),
+                return_exceptions=True)
+            stats: list[LayerStats] = []
             for outcome in outcomes:
                 if isinstance(outcome, BaseException):
                     raise outcome
+                stats.append(outcome)
         manifest_desc = Descriptor(media_type, digest_bytes(body), len(body))
-        image = await asyncio.to_thread(self._record, body, manifest_desc)
+        image = await asyncio.to_thread(self._record, body, manifest_desc, stats)
         return PullResult(image, pulled_digest, len(missing))
+
+    async def _fetch(self, desc: Descriptor) -> None:
+        if self.store.blobs.has(desc.digest):
+            self.progress(BlobProgress(desc.digest, "exists", desc.size, desc.size))
+        else:
+            await self._blob(desc)
+
+    async def _fetch_and_scan(self, layer: LayerRef, desc: Descriptor) -> LayerStats:
+        """Fetch a layer unless stored, then judge it as unpacking would (in a thread); a
+        layer refused for its content is deleted."""
+        await self._fetch(desc)
+        try:
+            return await asyncio.to_thread(self._scan, layer)
+        except ShoalError:
+            await asyncio.to_thread(self.store.blobs.delete, layer.blob)
+            raise
 
     async def _manifest(self, reference: str, size: int | None = None) -> tuple[bytes, str]:
         """A manifest's bytes and media type, bounded and checked against its digest."""
@@ -267,28 +295,22 @@ class Puller:
                 await asyncio.to_thread(_append_all, partial, pending)
         self.progress(BlobProgress(desc.digest, "verifying", partial.have, desc.size))
 
-    def _record(self, body: bytes, manifest: Descriptor) -> Image:
-        """Store the manifest, scan the layers, record the image under the pulled tag."""
+    def _scan(self, layer: LayerRef) -> LayerStats:
+        # The blob's digest was checked as it arrived (or when it was first stored): only the
+        # entries and the diff id are left to judge.
+        with self.store.blobs.open(layer.blob) as blob:
+            return scan_layer(blob, limits=self.store.limits, diff_id=layer.diff_id)
+
+    def _record(self, body: bytes, manifest: Descriptor, stats: list[LayerStats]) -> Image:
+        """Bound the image's unpacked size, store the manifest, record the image under the
+        pulled tag."""
         store = self.store
-        parsed = decode_manifest(body)
-        config = decode_config(store.blobs.read(parsed.config.digest, MAX_DOCUMENT_BYTES))
-        diff_ids = config.rootfs.diff_ids
-        if len(diff_ids) != len(parsed.layers):
-            raise InvalidImage(f"image {parsed.config.digest}: {len(parsed.layers)} layers "
-                               f"but {len(diff_ids)} diff ids")
         total = 0
-        for layer, diff_id in zip(parsed.layers, diff_ids, strict=True):
-            try:
-                total = image_total(total, verify_layer(store, LayerRef(layer.digest, diff_id)),
-                                    store.limits)
-            except ShoalError:
-                store.blobs.delete(layer.digest)  # refused for good: keep nothing of it
-                raise
+        for layer in stats:
+            total = image_total(total, layer, store.limits)
         store.blobs.put_bytes(body, manifest.digest)
         tag = self.name.local_tag
-        with store.lock:
-            image = store.add(manifest, [tag] if tag else [])
-        return image
+        return store.add(manifest, [tag] if tag else [])
 
 
 def _append_all(partial: _Partial, chunks: list[bytes]) -> None:
