@@ -15,7 +15,9 @@ import asyncio
 import gzip
 import io
 import os
+import resource
 import shutil
+import statistics
 import subprocess
 import tarfile
 import time
@@ -51,6 +53,23 @@ class TransferFigures:
     skopeo_pull_mb_per_s: float
     push_mb_per_s: float
     skopeo_push_mb_per_s: float
+    # CPU seconds (user + sys) per transfer, medians: shoal's process (every thread), and
+    # skopeo's (its rusage as our child); the registry's own CPU is in neither.
+    pull_cpu_s: float
+    skopeo_pull_cpu_s: float
+    push_cpu_s: float
+    skopeo_push_cpu_s: float
+
+
+@dataclass(frozen=True)
+class _Run:
+    wall: float
+    cpu: float
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def build_layout(dest: Path, layers: int, layer_mb: int) -> tuple[Path, int]:
@@ -86,24 +105,26 @@ def build_layout(dest: Path, layers: int, layer_mb: int) -> tuple[Path, int]:
     return dest, len(config) + sum(d.size for d in descriptors)
 
 
-def _skopeo(*args: str) -> float:
+def _skopeo(*args: str) -> _Run:
+    cpu = _cpu(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(["skopeo", *args], check=True, capture_output=True, timeout=600)
-    return time.perf_counter() - start
+    return _Run(time.perf_counter() - start, _cpu(resource.RUSAGE_CHILDREN) - cpu)
 
 
-def _timed(transfer: Callable[[], Coroutine[Any, Any, object]]) -> float:
-    """Wall time of one transfer on its own event loop (as a worker runs it)."""
+def _timed(transfer: Callable[[], Coroutine[Any, Any, object]]) -> _Run:
+    """Wall and CPU time of one transfer on its own event loop (as a worker runs it)."""
+    cpu = _cpu(resource.RUSAGE_SELF)
     start = time.perf_counter()
     asyncio.run(transfer())
-    return time.perf_counter() - start
+    return _Run(time.perf_counter() - start, _cpu(resource.RUSAGE_SELF) - cpu)
 
 
 def measure(work: Path, *, rounds: int, layers: int, layer_mb: int) -> TransferFigures:
-    pull_s: list[float] = []
-    skopeo_pull_s: list[float] = []
-    push_s: list[float] = []
-    skopeo_push_s: list[float] = []
+    pull_s: list[_Run] = []
+    skopeo_pull_s: list[_Run] = []
+    push_s: list[_Run] = []
+    skopeo_push_s: list[_Run] = []
     size = 0
     with registry(work / "registry") as running:
         for round_number in range(rounds):
@@ -115,20 +136,20 @@ def measure(work: Path, *, rounds: int, layers: int, layer_mb: int) -> TransferF
             skopeo_ref = f"docker://{running.address}/bench/skopeo-{round_number}:1"
 
             def push_shoal(source: ImageStore = source, image: Image = image,
-                           shoal_ref: RemoteName = shoal_ref) -> float:
+                           shoal_ref: RemoteName = shoal_ref) -> _Run:
                 return _timed(lambda: Pusher(source, image, shoal_ref, ACCESS).push())
 
-            def push_skopeo(layout: Path = layout, skopeo_ref: str = skopeo_ref) -> float:
+            def push_skopeo(layout: Path = layout, skopeo_ref: str = skopeo_ref) -> _Run:
                 return _skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:1",
                                skopeo_ref)
 
-            def pull_shoal(here: Path = here, shoal_ref: RemoteName = shoal_ref) -> float:
+            def pull_shoal(here: Path = here, shoal_ref: RemoteName = shoal_ref) -> _Run:
                 store = ImageStore(here / f"pulled-{time.monotonic_ns()}")
                 seconds = _timed(lambda: Puller(store, shoal_ref, ACCESS).pull())
                 shutil.rmtree(store.root)
                 return seconds
 
-            def pull_skopeo(here: Path = here, skopeo_ref: str = skopeo_ref) -> float:
+            def pull_skopeo(here: Path = here, skopeo_ref: str = skopeo_ref) -> _Run:
                 target = here / f"skopeo-{time.monotonic_ns()}"
                 seconds = _skopeo("copy", "--src-tls-verify=false", skopeo_ref,
                                   f"oci:{target}:1")
@@ -150,8 +171,12 @@ def measure(work: Path, *, rounds: int, layers: int, layer_mb: int) -> TransferF
             shutil.rmtree(here)
     mb = size / 1e6
 
-    def rate(seconds: list[float]) -> float:
-        return mb / sorted(seconds)[len(seconds) // 2]
+    def rate(runs: list[_Run]) -> float:
+        return mb / statistics.median(r.wall for r in runs)
+
+    def cpu(runs: list[_Run]) -> float:
+        return round(statistics.median(r.cpu for r in runs), 3)
 
     return TransferFigures(round(mb, 1), rate(pull_s), rate(skopeo_pull_s), rate(push_s),
-                           rate(skopeo_push_s))
+                           rate(skopeo_push_s), cpu(pull_s), cpu(skopeo_pull_s), cpu(push_s),
+                           cpu(skopeo_push_s))

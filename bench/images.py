@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shutil
 import sys
 import tempfile
@@ -27,6 +28,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--layer-mb", type=int, default=None,
                         help="MiB of random data per layer (default 32; --quick: 8)")
     args = parser.parse_args(argv)
+    load = os.getloadavg()[0]
     missing = available()
     if missing is not None or shutil.which("skopeo") is None:
         print(f"bench images needs {missing or 'skopeo'}", file=sys.stderr)
@@ -39,17 +41,19 @@ def main(argv: list[str]) -> int:
     push_ratio = figures.push_mb_per_s / figures.skopeo_push_mb_per_s
     print_table(f"registry transfers: one image of {figures.image_mb} MB "
                 f"({args.layers} gzipped layers of random data), median of {rounds}",
-                ["transfer", "shoal MB/s", "skopeo MB/s", "shoal / skopeo", "goal"],
+                ["transfer", "shoal MB/s", "skopeo MB/s", "shoal / skopeo", "goal",
+                 "shoal CPU s", "skopeo CPU s"],
                 [["pull", figures.pull_mb_per_s, figures.skopeo_pull_mb_per_s, pull_ratio,
-                  "≥ 1.0"],
+                  "≥ 1.0", figures.pull_cpu_s, figures.skopeo_pull_cpu_s],
                  ["push", figures.push_mb_per_s, figures.skopeo_push_mb_per_s, push_ratio,
-                  "≥ 1.0"]])
+                  "≥ 1.0", figures.push_cpu_s, figures.skopeo_push_cpu_s]])
     path = write_results("images", {
         **dataclasses.asdict(figures), "rounds": rounds, "layers": args.layers,
         "layer_mib": layer_mb,
         "pull_vs_skopeo": round(pull_ratio, 3), "push_vs_skopeo": round(push_ratio, 3),
         "goals": {"pull_vs_skopeo": ">= 1.0", "push_vs_skopeo": ">= 1.0"},
         "goals_met": {"pull_vs_skopeo": pull_ratio >= 1.0, "push_vs_skopeo": push_ratio >= 1.0},
+        "load_average_at_start": round(load, 2),
         "reference": "skopeo copy (containers/image) of the same image, same registry, same run",
     }, quick=args.quick)
     print(f"wrote {path}")

@@ -230,7 +230,7 @@ def login(server: str | None, username: str, password: str, password_stdin: bool
           ca_file: Path | None, insecure: bool) -> None:
     """Log in to a registry (Docker Hub without SERVER): check and keep the credentials."""
     from worker.images.registry.login import check_login
-    from worker.registry_service import registry_access
+    from worker.images.registry.service import registry_access
 
     if password_stdin:
         if password:
@@ -270,7 +270,7 @@ def search(term: str, limit: int, server: str | None, ca_file: Path | None,
     """Search a registry for images (where the registry offers docker's search)."""
     from cli.output import table
     from worker.images.registry.login import search as search_registry
-    from worker.registry_service import registry_access
+    from worker.images.registry.service import registry_access
 
     host, key = _server_host(server)
     access = registry_access(load_login(key).options(ca_pem=_ca_text(ca_file),

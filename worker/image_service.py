@@ -1,5 +1,5 @@
 """The image verbs over channels: import (from a byte stream), list, inspect, tag and remove;
-pull and push are handed to ``worker.registry_service`` (loaded on the first such request:
+pull and push are handed to ``worker.images.registry.service`` (loaded on the first such request:
 it brings aiohttp).
 
 A worker chains this service after its container verbs: it answers only the image requests
@@ -49,7 +49,7 @@ from worker.images.reference import parse_reference
 from worker.images.verify import verify_image
 
 if TYPE_CHECKING:
-    from worker.registry_service import RegistryVerbs
+    from worker.images.registry.service import RegistryVerbs
 
 log = structlog.get_logger("shoal.worker.images")
 
@@ -114,10 +114,11 @@ class ImageService:
 
     def _registry_verbs(self) -> RegistryVerbs:
         if self._registry is None:
-            from worker.registry_service import RegistryVerbs
+            from worker.images.registry.service import RegistryVerbs
 
-            self._registry = (RegistryVerbs(self.store) if self.registry_certs is None
-                              else RegistryVerbs(self.store, self.registry_certs))
+            self._registry = (RegistryVerbs(self.store, image_summary)
+                              if self.registry_certs is None else
+                              RegistryVerbs(self.store, image_summary, self.registry_certs))
         return self._registry
 
     # --- import ----------------------------------------------------------------------------------

@@ -154,7 +154,8 @@ class LayerStream:
                                      limits, self.outer)
 
     def tar(self) -> tarfile.TarFile:
-        return tarfile.open(fileobj=cast(BinaryIO, self.inner), mode="r|", errorlevel=2)
+        return tarfile.open(fileobj=cast(BinaryIO, self.inner), mode="r|", errorlevel=2,
+                            bufsize=CHUNK)
 
     def finish(self) -> None:
         self.inner.drain()

@@ -7,9 +7,10 @@ store's ingest directory and hashed as it arrives: a blob is renamed into the st
 its size and digest are right, and more bytes than its descriptor says are refused at once.
 A broken transfer is resumed with ``Range`` from what the partial file holds (within the pull,
 a few times, and by the next pull of the same blob); a partial file whose content turns out
-wrong is deleted. Each layer is scanned as unpacking would judge it (as an import does) in a
-thread as soon as it has landed, while the others still download; the image is recorded only
-when every layer has passed.
+wrong is deleted. Each layer is judged as unpacking would judge it (as an import does) while
+it downloads: its bytes go to a scanner thread as they are written (``scanfeed``), whose hash
+of them is the digest checked; a layer already stored is scanned from disk. The image is
+recorded only when every layer has passed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import hashlib
 import os
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +28,7 @@ import aiohttp
 
 from protocol.errors import ShoalError
 from worker.images.digest import digest_bytes, hex_of, is_digest
-from worker.images.errors import DigestMismatch, InvalidImage
+from worker.images.errors import DigestMismatch, InvalidImage, LayerRejected
 from worker.images.layers import LayerRef
 from worker.images.oci import (
     INDEX_TYPES,
@@ -46,6 +48,7 @@ from worker.images.registry.errors import RegistryError
 from worker.images.registry.names import RemoteName
 from worker.images.registry.platform_choice import WantedPlatform, choose_manifest, host_wanted
 from worker.images.registry.progress import BlobProgress, ProgressSink, ignore_progress
+from worker.images.registry.scanfeed import LayerScan
 from worker.images.registry.session import RegistryAccess, RegistrySession
 from worker.images.store import Image, ImageStore
 from worker.images.unpack import LayerStats
@@ -67,40 +70,67 @@ class PullResult:
 
 
 class _Partial:
-    """A blob being downloaded: its ingest file, the bytes it holds and their running hash."""
+    """A blob being downloaded: its ingest file, the bytes it holds, and either their running
+    hash or, for a layer, the scanner they are handed to (whose outer hash is the blob's)."""
 
-    def __init__(self, path: Path, size: int) -> None:
+    def __init__(self, path: Path, size: int,
+                 new_scan: Callable[[], LayerScan] | None = None) -> None:
         self.path = path
         self.size = size
+        self.new_scan = new_scan
         self.hasher = hashlib.sha256()
+        self.scan = new_scan() if new_scan is not None else None
+        self.stats: LayerStats | None = None
         self.have = 0
         self.file = path.open("ab+")
-        self.file.seek(0)
-        while chunk := self.file.read(FLUSH_BYTES):
-            self.hasher.update(chunk)
-            self.have += len(chunk)
-        if self.have > size:
-            self.restart()
+        try:
+            self.file.seek(0)
+            while chunk := self.file.read(FLUSH_BYTES):
+                self._digest(chunk)
+                self.have += len(chunk)
+            if self.have > size:
+                self.restart()
+        except BaseException:
+            self.abandon()
+            raise
+
+    def _digest(self, data: bytes) -> None:
+        if self.scan is not None:
+            self.scan.put(data)
+        else:
+            self.hasher.update(data)
 
     def append(self, data: bytes) -> None:
         self.file.write(data)
-        self.hasher.update(data)
+        self._digest(data)
         self.have += len(data)
 
     def restart(self) -> None:
         self.file.seek(0)
         self.file.truncate()
         self.hasher = hashlib.sha256()
+        if self.scan is not None and self.new_scan is not None:
+            self.scan.abort()
+            self.scan = self.new_scan()
         self.have = 0
 
     def finish(self) -> str:
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
+        if self.scan is not None:
+            self.stats = self.scan.finish()  # its refusal (LayerRejected) propagates
+            return self.stats.blob_digest
         return f"sha256:{self.hasher.hexdigest()}"
 
-    def discard(self) -> None:
+    def abandon(self) -> None:
+        """Stop the scanner and close the file; what it holds stays for a resumption."""
+        if self.scan is not None:
+            self.scan.abort()
         self.file.close()
+
+    def discard(self) -> None:
+        self.abandon()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
@@ -154,16 +184,20 @@ class Puller:
         image = await asyncio.to_thread(self._record, body, manifest_desc, stats)
         return PullResult(image, pulled_digest, len(missing))
 
-    async def _fetch(self, desc: Descriptor) -> None:
+    async def _fetch(self, desc: Descriptor, layer: LayerRef | None = None) \
+            -> LayerStats | None:
+        """Store blob ``desc`` unless it is here; for a layer downloaded now, its scan."""
         if self.store.blobs.has(desc.digest):
             self.progress(BlobProgress(desc.digest, "exists", desc.size, desc.size))
-        else:
-            await self._blob(desc)
+            return None
+        return await self._blob(desc, layer)
 
     async def _fetch_and_scan(self, layer: LayerRef, desc: Descriptor) -> LayerStats:
-        """Fetch a layer unless stored, then judge it as unpacking would (in a thread); a
-        layer refused for its content is deleted."""
-        await self._fetch(desc)
+        """Fetch a layer unless stored, judged as unpacking would judge it (while it
+        downloads, or from the store); a layer refused for its content is deleted."""
+        stats = await self._fetch(desc, layer)
+        if stats is not None:
+            return stats
         try:
             return await asyncio.to_thread(self._scan, layer)
         except ShoalError:
@@ -203,7 +237,7 @@ class Puller:
             media_type = _sniff_media_type(body) or media_type
         return body, media_type
 
-    async def _blob(self, desc: Descriptor) -> None:
+    async def _blob(self, desc: Descriptor, layer: LayerRef | None) -> LayerStats | None:
         path = self.store.blobs.ingest / f"pull-{hex_of(desc.digest)}"
         # One download per blob per store: a second pull of it (another replica's) waits for
         # the first and then finds the blob stored.
@@ -211,20 +245,24 @@ class Puller:
         async with self.limit, lock:
             if self.store.blobs.has(desc.digest):
                 self.progress(BlobProgress(desc.digest, "exists", desc.size, desc.size))
-                return
-            await self._download(desc, path)
+                return None
+            return await self._download(desc, path, layer)
 
-    async def _download(self, desc: Descriptor, path: Path) -> None:
+    async def _download(self, desc: Descriptor, path: Path,
+                        layer: LayerRef | None) -> LayerStats | None:
         self.progress(BlobProgress(desc.digest, "downloading", 0, desc.size))
-        partial = await asyncio.to_thread(_Partial, path, desc.size)
+        limits = self.store.limits
+        new_scan = None if layer is None else \
+            (lambda: LayerScan(limits, layer.diff_id, desc.digest[7:19]))
+        partial = await asyncio.to_thread(_Partial, path, desc.size, new_scan)
         try:
             await self._transfer(desc, partial)
             actual = await asyncio.to_thread(partial.finish)
         except BaseException as exc:
-            if isinstance(exc, DigestMismatch):
+            if isinstance(exc, DigestMismatch | LayerRejected):
                 await asyncio.to_thread(partial.discard)  # wrong bytes: never resume them
             else:
-                partial.file.close()  # kept: the next attempt resumes from it
+                await asyncio.to_thread(partial.abandon)  # kept: the next attempt resumes
             raise
         if actual != desc.digest:
             await asyncio.to_thread(partial.discard)
@@ -232,6 +270,7 @@ class Puller:
                                  details={"digest": desc.digest, "actual": actual})
         await asyncio.to_thread(self._adopt, partial.path, desc.digest)
         self.progress(BlobProgress(desc.digest, "done", desc.size, desc.size))
+        return partial.stats
 
     def _adopt(self, path: Path, digest: str) -> None:
         target = self.store.blobs.path(digest)
@@ -285,14 +324,15 @@ class Puller:
                 pending.append(chunk)
                 pending_bytes += len(chunk)
                 if pending_bytes >= FLUSH_BYTES:
-                    await asyncio.to_thread(_append_all, partial, pending)
-                    pending, pending_bytes = [], 0
+                    batch, pending, pending_bytes = pending, [], 0
+                    await asyncio.to_thread(_append_all, partial, batch)
                     self.progress(BlobProgress(desc.digest, "downloading", partial.have,
                                                desc.size))
         finally:
             # What arrived before a break is kept: the resumption starts after it.
             if pending:
-                await asyncio.to_thread(_append_all, partial, pending)
+                batch, pending = pending, []
+                await asyncio.to_thread(_append_all, partial, batch)
         self.progress(BlobProgress(desc.digest, "verifying", partial.have, desc.size))
 
     def _scan(self, layer: LayerRef) -> LayerStats:

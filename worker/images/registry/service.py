@@ -1,7 +1,7 @@
 """The registry verbs over channels: ``image.pull`` and ``image.push`` into and from one store.
 
-A worker serves them on its own store, a scheduler on the cluster's (``ImageService`` hands
-them here). The credentials come with each request and live only as long as it does. Progress
+A worker serves them on its own store, a scheduler on the cluster's (``worker.image_service``
+hands them here). The credentials come with each request and live only as long as it does. Progress
 is forwarded to the request's ``progress`` Sender through a bounded queue: a slow reader loses
 intermediate byte counts, never a blob's start or end, and never slows the transfer.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -24,6 +25,7 @@ from protocol.messages import (
     RegistryOptions,
     TransferProgress,
 )
+from protocol.specs import ImageSummary
 from worker.images.registry.auth import Credentials
 from worker.images.registry.names import remote_name
 from worker.images.registry.platform_choice import parse_platform
@@ -31,7 +33,7 @@ from worker.images.registry.progress import BlobProgress
 from worker.images.registry.pull import Puller
 from worker.images.registry.push import Pusher
 from worker.images.registry.session import DEFAULT_CERTS_DIRS, RegistryAccess
-from worker.images.store import ImageStore
+from worker.images.store import Image, ImageStore
 
 log = structlog.get_logger("shoal.worker.registry")
 
@@ -87,14 +89,13 @@ class RegistryVerbs:
     """Pulls into and pushes from ``store``; ``certs_dirs`` are the docker-style certs.d
     directories trusted per registry host."""
 
-    def __init__(self, store: ImageStore,
+    def __init__(self, store: ImageStore, summarise: Callable[[Image], ImageSummary],
                  certs_dirs: tuple[Path, ...] = DEFAULT_CERTS_DIRS) -> None:
         self.store = store
+        self.summarise = summarise  # the wire view of a stored image (the image service's)
         self.certs_dirs = certs_dirs
 
     async def pull(self, request: PullImage) -> ImagePulled:
-        from worker.image_service import image_summary  # the one wire view of an image
-
         name = remote_name(request.ref)
         wanted = parse_platform(request.platform) if request.platform else None
         progress = ProgressForwarder(_sender(request.progress))
@@ -106,7 +107,7 @@ class RegistryVerbs:
             await progress.close()
         log.info("image pulled", ref=str(name), digest=result.digest, image=result.image.id,
                  downloaded=result.downloaded)
-        return ImagePulled(image=image_summary(result.image), digest=result.digest,
+        return ImagePulled(image=self.summarise(result.image), digest=result.digest,
                            downloaded=result.downloaded)
 
     async def push(self, request: PushImage) -> ImagePushed:
