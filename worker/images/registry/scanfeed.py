@@ -18,7 +18,7 @@ from worker.images.tarsafety import LayerLimits
 from worker.images.unpack import LayerStats
 from worker.images.verify import scan_layer
 
-QUEUED_CHUNKS = 8
+QUEUED_CHUNKS = 16  # of up to 256 KiB: at most 4 MiB waiting per layer
 
 
 class FeedAborted(Exception):
