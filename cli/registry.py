@@ -140,9 +140,10 @@ def pull_image(client: Client, ref: str, *, platform: str = "", ca_file: Path | 
 
 
 def ensure_image(client: Client, ref: str) -> None:
-    """Pull ``ref`` into the service's store when it lacks it (``run``, ``create``): docker's
-    ``Unable to find image`` and the pull's progress go to stderr. A reference that names no
-    registry image (an id) is left for the service to refuse."""
+    """Pull ``ref`` into the service's store when it lacks it (``run --replicas``: the
+    scheduler accepts a job whatever its image, and its workers fetch the image from its
+    store): docker's ``Unable to find image`` and the pull's progress go to stderr. A
+    reference that names no registry image (an id) is left for the service to refuse."""
     from protocol.messages import ImageInspected, InspectImage
     from worker.images.errors import ImageNotFound, InvalidReference
 
