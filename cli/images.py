@@ -1,4 +1,5 @@
-"""The image commands of the CLI: ``images``, ``rmi``, and ``image import|inspect|ls|rm``.
+"""The image commands of the CLI: ``images``, ``rmi``, and ``image import|inspect|ls|rm`` (and
+``image pull|push|tag``, which live in ``cli.registry``).
 
 ``image import`` streams the archive (a file, ``-`` for stdin, or an OCI layout directory sent
 as a tar) to the worker on a byte stream: credit flow control keeps what is in flight bounded,
@@ -14,6 +15,7 @@ from pathlib import Path
 import click
 
 from channels._blocking import ByteSource
+from cli import registry
 from cli.client import MAX_REDIRECTS, Client, ShoalCommand, connect, host_option, one_line
 from cli.output import ago, as_json, table
 from cli.views import IMAGE_FIELDS, IMAGE_HEADERS, image_views
@@ -254,13 +256,16 @@ def inspect(host: str | None, refs: tuple[str, ...]) -> None:
 
 @click.group()
 def image() -> None:
-    """Manage images: build, import, inspect, load, ls, prune, rm, save."""
+    """Manage images: build, import, inspect, load, ls, prune, pull, push, rm, save, tag."""
 
 
 image.add_command(import_)
 image.add_command(inspect)
 image.add_command(images, name="ls")
 image.add_command(rmi, name="rm")
+image.add_command(registry.pull)
+image.add_command(registry.push)
+image.add_command(registry.tag)
 
 
 def _add_archive_commands() -> None:

@@ -29,6 +29,8 @@ LAZY_COMMANDS = {
     "build": "cli.build:build",
     "save": "cli.image_archives:save",
     "load": "cli.image_archives:load",
+    **{name: f"cli.registry:{name}" for name in ["pull", "push", "tag", "login", "logout",
+                                                   "search"]},
     "nodes": "cli.cluster:nodes",
     "join-token": "cli.keys:join_token",
     "enroll": "cli.keys:enroll",

@@ -15,6 +15,7 @@ import msgspec
 from channels._blocking import ByteSource, ReplyInbox
 from cli.client import Client, ShoalCommand, connect, host_option, one_line
 from cli.container_spec import container_options, placement_options, spec_from_options
+from cli.registry import ensure_image, pull_image
 from cli.terminal import check_tty, raw_terminal, stream, window_size
 from protocol.errors import NotFound, ShoalError, Timeout, Unavailable, Unsupported
 from protocol.messages import (
@@ -40,6 +41,7 @@ from protocol.messages import (
 )
 from protocol.refs import SenderRef
 from protocol.specs import ContainerInfo, ContainerSpec
+from worker.images.errors import ImageNotFound
 
 # docker run's own exit statuses: the daemon failed, the command could not be invoked, the
 # command was not found.
@@ -60,7 +62,7 @@ def create(host: str | None, image: str, command: tuple[str, ...], **options: ob
     """Create a container (it does not start)."""
     spec = spec_from_options(image, command, options)
     with connect(host) as client:
-        created = client.ask(lambda r: CreateContainer(spec=spec, reply=r), ContainerCreated)
+        created = create_pulling(client, spec)
     click.echo(created.id)
 
 
@@ -84,11 +86,14 @@ def run(host: str | None, image: str, command: tuple[str, ...], detach: bool,
                                    stdin_open=interactive)
     with connect(host) as client:
         if replicas is not None:
+            try:
+                ensure_image(client, spec.image)  # into the cluster's store, once
+            except ShoalError as exc:
+                _fail_run(exc)
             _submit_job(client, spec, replicas)
             return
         try:
-            created = client.ask(lambda r: CreateContainer(spec=spec, reply=r),
-                                 ContainerCreated)
+            created = create_pulling(client, spec)
         except ShoalError as exc:
             _fail_run(exc)
         if detach:
@@ -98,6 +103,17 @@ def run(host: str | None, image: str, command: tuple[str, ...], detach: bool,
         with raw_terminal(interactive and use_tty):
             code = _run_attached(client, created.id, spec, interactive, use_tty)
     sys.exit(code)
+
+
+def create_pulling(client: Client, spec: ContainerSpec) -> ContainerCreated:
+    """Create the container; a service that lacks its image (``ImageNotFound``) pulls it
+    first, as docker's CLI does, then the create is sent again."""
+    try:
+        return client.ask(lambda r: CreateContainer(spec=spec, reply=r), ContainerCreated)
+    except ImageNotFound:
+        click.echo(f"Unable to find image '{spec.image}' locally", err=True)
+        pull_image(client, spec.image, err=True)
+    return client.ask(lambda r: CreateContainer(spec=spec, reply=r), ContainerCreated)
 
 
 def _run_attached(client: Client, container_id: str, spec: ContainerSpec, interactive: bool,

@@ -21,6 +21,9 @@ command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 # Independent checkers of the OCI image layouts the tests build.
 command -v skopeo >/dev/null 2>&1 || need_pkgs+=(skopeo)
 command -v umoci >/dev/null 2>&1 || need_pkgs+=(umoci)
+# A real registry (distribution 2.8) for the registry tests and bench, htpasswd for its auth.
+command -v docker-registry >/dev/null 2>&1 || need_pkgs+=(docker-registry)
+command -v htpasswd >/dev/null 2>&1 || need_pkgs+=(apache2-utils)
 # --init runs Debian's static tini as the container's PID 1.
 [ -x /usr/bin/tini-static ] || need_pkgs+=(tini)
 # tests/runc/run-runc-bats.sh runs runc's own integration tests (bats) against shoal runtime.

@@ -556,6 +556,80 @@ class ImageResolved(Message, tag="image.resolved", frozen=True, kw_only=True):
     tags: Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_TAGS)] = []
 
 
+# --- registries (pull, push, tag) ----------------------------------------------------------------
+class RegistryOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """How to reach the registry of one pull or push, sent with that request only: the
+    receiver uses the credentials for it and never stores them. ``ca_pem`` is a CA to trust
+    besides the receiver's own (and its certs.d); ``insecure`` allows plain http and
+    unverified TLS (``--insecure-registry``)."""
+
+    username: Name = ""
+    password: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+    identity_token: Annotated[str, msgspec.Meta(max_length=8192)] = ""
+    ca_pem: Text = ""
+    insecure: bool = False
+
+
+class PullImage(Message, tag="image.pull", frozen=True, kw_only=True):
+    """Pulls ``ref`` (``name[:tag|@digest]``) from its registry into the server's store; for a
+    multi-platform image the entry for ``platform`` (``os/arch[/variant]``, empty: the
+    server's own). Progress goes to ``progress`` as ``TransferProgress`` messages (closed at
+    the end). Answered with ``ImagePulled``."""
+
+    ref: ImageRef
+    platform: Name = ""
+    registry: RegistryOptions = RegistryOptions()
+    progress: SenderRef | None = None
+    reply: SenderRef
+
+
+class ImagePulled(Message, tag="image.pulled", frozen=True, kw_only=True):
+    """``digest`` is what the reference named (a multi-platform index's own digest, as docker
+    shows it); ``downloaded`` counts the blobs fetched (0: it was up to date)."""
+
+    image: ImageSummary
+    digest: Name
+    downloaded: NonNegInt = 0
+
+
+class PushImage(Message, tag="image.push", frozen=True, kw_only=True):
+    """Pushes the stored image ``ref`` (``registry/name:tag``) to its registry; progress as for
+    a pull. ``chunk_size`` > 0 uploads blobs in chunks of that many bytes (else one request
+    each). Answered with ``ImagePushed``."""
+
+    ref: ImageRef
+    registry: RegistryOptions = RegistryOptions()
+    chunk_size: NonNegInt = 0
+    progress: SenderRef | None = None
+    reply: SenderRef
+
+
+class ImagePushed(Message, tag="image.pushed", frozen=True, kw_only=True):
+    digest: Name
+    size: NonNegInt
+    uploaded: NonNegInt = 0
+    mounted: NonNegInt = 0
+
+
+class TransferProgress(Message, tag="image.progress", frozen=True, kw_only=True):
+    """One step of a blob's transfer: ``action`` is waiting, exists, downloading, resuming,
+    verifying, done, uploading, mounted or pushed; ``current`` of ``total`` bytes."""
+
+    blob: Name
+    action: Name
+    current: NonNegInt = 0
+    total: NonNegInt = 0
+
+
+class TagImage(Message, tag="image.tag", frozen=True, kw_only=True):
+    """``docker tag``: ``target`` (``name[:tag]``) names the image ``source`` names (moved
+    from any image it named before). Answered with ``Ok``."""
+
+    source: ImageRef
+    target: ImageRef
+    reply: SenderRef
+
+
 # --- networks (a standalone worker's own, or the cluster's in etcd) -----------------------------
 class CreateNetwork(Message, tag="network.create", frozen=True, kw_only=True):
     spec: NetworkSpec
@@ -695,6 +769,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     ImportImage, ImageImported, ListImages, ImageList, InspectImage, ImageInspected,
     RemoveImage, ImageRemoved, FetchBlob, ResolveImage, ImageResolved,
     BuildImage, BuildOutput, BuildResult, PruneImages, ImagesPruned, SaveImages, ImageChunk,
+    PullImage, ImagePulled, PushImage, ImagePushed, TransferProgress, TagImage,
     CreateNetwork, NetworkCreated, ListNetworks, NetworkList, InspectNetwork, NetworkInspected,
     RemoveNetwork, ConnectNetwork, DisconnectNetwork, PruneNetworks, NetworksPruned,
     Enroll, Enrolled, GetJoinToken, JoinToken, ListKeys, KeyList, RevokeKey,

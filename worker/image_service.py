@@ -1,4 +1,6 @@
-"""The image verbs over channels: import (from a byte stream), list, inspect and remove.
+"""The image verbs over channels: import (from a byte stream), list, inspect, tag and remove;
+pull and push are handed to ``worker.images.registry.service`` (loaded on the first such request:
+it brings aiohttp).
 
 A worker chains this service after its container verbs: it answers only the image requests
 (``IMAGE_REQUESTS``) and refuses anything else with ``Unsupported``. An import is spooled to a
@@ -18,7 +20,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import structlog
 
@@ -34,7 +36,11 @@ from protocol.messages import (
     InspectImage,
     ListImages,
     Message,
+    Ok,
+    PullImage,
+    PushImage,
     RemoveImage,
+    TagImage,
 )
 from protocol.specs import ImageInfo, ImageRunConfig, ImageSummary
 from worker.images import ArchiveFormat, Image, ImageStore, InvalidImage, import_image
@@ -42,9 +48,13 @@ from worker.images.importer import ImportResult
 from worker.images.reference import parse_reference
 from worker.images.verify import verify_image
 
+if TYPE_CHECKING:
+    from worker.images.registry.service import RegistryVerbs
+
 log = structlog.get_logger("shoal.worker.images")
 
-IMAGE_REQUESTS: tuple[type[Message], ...] = (ImportImage, ListImages, InspectImage, RemoveImage)
+IMAGE_REQUESTS: tuple[type[Message], ...] = (ImportImage, ListImages, InspectImage, RemoveImage,
+                                             TagImage, PullImage, PushImage)
 DEFAULT_MAX_IMPORT_BYTES = 32 * 1024 ** 3
 SPOOL_BATCH = 1024 * 1024  # bytes gathered from the stream before one write to the spool file
 FORMATS: dict[str, ArchiveFormat | None] = {
@@ -64,8 +74,11 @@ class ImageService:
 
     def __init__(self, store: ImageStore, *, in_use: Callable[[], Collection[str]] = frozenset,
                  spool_dir: Path | None = None,
-                 max_import_bytes: int = DEFAULT_MAX_IMPORT_BYTES) -> None:
+                 max_import_bytes: int = DEFAULT_MAX_IMPORT_BYTES,
+                 registry_certs: tuple[Path, ...] | None = None) -> None:
         self.store = store
+        self.registry_certs = registry_certs  # None: docker's and containers' certs.d
+        self._registry: RegistryVerbs | None = None
         self.in_use = in_use
         self.spool_dir = spool_dir or store.root / "spool"
         self.max_import_bytes = max_import_bytes
@@ -83,6 +96,14 @@ class ImageService:
             case InspectImage(ref=ref):
                 image = await asyncio.to_thread(store.get, ref)
                 return ImageInspected(info=image_info(image))
+            case TagImage(source=source, target=target):
+                image = await asyncio.to_thread(store.tag, source, target)
+                log.info("image tagged", image=image.id, tag=target)
+                return Ok()
+            case PullImage():
+                return await self._registry_verbs().pull(message)
+            case PushImage():
+                return await self._registry_verbs().push(message)
             case RemoveImage(ref=ref, force=force):
                 busy = frozenset(self.in_use())
                 result = await asyncio.to_thread(store.remove, ref, force=force, in_use=busy)
@@ -90,6 +111,15 @@ class ImageService:
                          deleted=result.deleted)
                 return ImageRemoved(untagged=result.untagged, deleted=result.deleted)
         raise Unsupported(f"the image service does not serve {type(message).__name__}")
+
+    def _registry_verbs(self) -> RegistryVerbs:
+        if self._registry is None:
+            from worker.images.registry.service import RegistryVerbs
+
+            self._registry = (RegistryVerbs(self.store, image_summary)
+                              if self.registry_certs is None else
+                              RegistryVerbs(self.store, image_summary, self.registry_certs))
+        return self._registry
 
     # --- import ----------------------------------------------------------------------------------
     async def _import(self, request: ImportImage) -> ImageImported:

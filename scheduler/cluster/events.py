@@ -12,7 +12,7 @@ workers follow too: a subscriber that falls too far behind is ended with ``Event
 from __future__ import annotations
 
 from protocol.limits import MAX_NAME_LEN, MAX_TEXT_LEN
-from protocol.messages import ImageImported, ImageRemoved, Message
+from protocol.messages import ImageImported, ImagePulled, ImageRemoved, Message
 from protocol.specs import Event
 from scheduler.store import ContainerRecord, NodeRecord
 
@@ -80,8 +80,13 @@ def node_events(node_id: str, old: NodeRecord | None, new: NodeRecord | None,
 
 def image_events(reply: Message, now: float) -> list[Event]:
     """What the leader's answer to an image verb says changed in its store: ``import`` per
-    image stored (``tags``: comma-separated), ``untag`` per tag dropped, ``delete`` per image
-    deleted. Other answers (lists, inspects, resolves, blob fetches) change nothing."""
+    image stored (``tags``: comma-separated), ``pull`` per image pulled from a registry,
+    ``untag`` per tag dropped, ``delete`` per image deleted. Other answers (lists, inspects,
+    resolves, blob fetches, pushes) change nothing."""
+    if isinstance(reply, ImagePulled):
+        image = reply.image
+        return [Event(type="image", action="pull", id=image.id, time=now,
+                      attributes={"tags": _joined(image.tags), "digest": reply.digest})]
     if isinstance(reply, ImageImported):
         return [Event(type="image", action="import", id=image.id, time=now,
                       attributes={"tags": _joined(image.tags), "digest": image.digest})

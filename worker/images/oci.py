@@ -47,10 +47,11 @@ ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
 Size = Annotated[int, msgspec.Meta(ge=0)]
 
 
-class Platform(msgspec.Struct, frozen=True):
+class Platform(msgspec.Struct, frozen=True, omit_defaults=True):
     architecture: str
     os: str
     variant: str | None = None
+    os_version: str | None = msgspec.field(default=None, name="os.version")  # Windows builds
 
 
 class Descriptor(msgspec.Struct, frozen=True, omit_defaults=True, rename="camel"):

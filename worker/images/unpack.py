@@ -126,9 +126,55 @@ def compression_of(head: bytes) -> str:
     return "none"
 
 
+class GzipStream(io.RawIOBase):
+    """A gzip stream (one member or several, back to back) decompressed with zlib directly, a
+    MiB of input at a time: ``gzip.GzipFile`` works in 8 KiB steps of Python code, which made a
+    layer's decompression mostly interpreter overhead (and GIL time, while a pull's network
+    loop and other layers' scans wait for it). zlib checks each member's CRC-32 and length."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self.raw = raw
+        self.inflate = zlib.decompressobj(wbits=31)
+        self.in_member = False  # input fed to ``inflate`` and its member not ended yet
+        self.input = b""  # compressed bytes read and not yet given to ``inflate``
+        self.pending = b""
+        self.ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self.pending and not self.ended:
+            if not self.input:
+                self.input = self.raw.read(CHUNK)
+                if not self.input:
+                    if self.in_member:
+                        raise EOFError("compressed file ended before the end-of-stream "
+                                       "marker was reached")
+                    self.ended = True
+                    break
+            if not self.in_member:
+                self.input = self.input.lstrip(b"\0")  # padding between or after members
+                if not self.input:
+                    continue
+                self.in_member = True
+            self.pending = self.inflate.decompress(self.input, CHUNK)
+            if self.inflate.eof:  # a member ended; what follows may be another
+                self.input = self.inflate.unused_data
+                self.inflate = zlib.decompressobj(wbits=31)
+                self.in_member = False
+            else:
+                self.input = self.inflate.unconsumed_tail
+        n = min(len(buffer), len(self.pending))
+        buffer[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+
 def decompressor(kind: str, stream: BinaryIO) -> BinaryIO:
     if kind == "gzip":
-        return cast(BinaryIO, gzip.GzipFile(fileobj=stream, mode="rb"))
+        return cast(BinaryIO, io.BufferedReader(GzipStream(stream), CHUNK))
     if kind == "zstd":
         try:
             import zstandard
@@ -154,7 +200,8 @@ class LayerStream:
                                      limits, self.outer)
 
     def tar(self) -> tarfile.TarFile:
-        return tarfile.open(fileobj=cast(BinaryIO, self.inner), mode="r|", errorlevel=2)
+        return tarfile.open(fileobj=cast(BinaryIO, self.inner), mode="r|", errorlevel=2,
+                            bufsize=CHUNK)
 
     def finish(self) -> None:
         self.inner.drain()
