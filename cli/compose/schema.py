@@ -12,7 +12,6 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from cli.compose.document import Document
@@ -22,16 +21,22 @@ if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
 
 MAX_PROBLEMS = 20
+# Which copy of the schema compose-spec.json is (see README.md): part of every verdict's key, so
+# a new copy (with a new id) checks every document again. Not a digest of the file, which would
+# cost reading it on every load.
+SCHEMA_ID = "compose-spec@170098ba07d9"
 
 
 @cache
 def _schema_text() -> bytes:
+    from importlib import resources  # ~20 ms: only when a document is checked
+
     return resources.files("cli.compose").joinpath("compose-spec.json").read_bytes()
 
 
 def verdict_key(data: Any) -> str:
-    """A digest of the schema and ``data``: the same key means the same verdict."""
-    digest = hashlib.sha256(_schema_text())
+    """A digest of the schema's id and ``data``: the same key means the same verdict."""
+    digest = hashlib.sha256(SCHEMA_ID.encode())
     digest.update(json.dumps(data, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
