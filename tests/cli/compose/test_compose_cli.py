@@ -139,7 +139,7 @@ def test_an_app_up_ps_logs_converges_and_down(native: Worker, tmp_path: Path) ->
     assert compose(native, app, "-p", project, "ps", "-a").stdout.splitlines()[1:] == []
 
 
-def test_refusals_and_file_errors_reach_the_user_and_nothing_is_made(
+def test_refusals_make_nothing_and_an_attached_up_shows_the_output(
         native: Worker, tmp_path: Path) -> None:
     app = tmp_path / "app"
     app.mkdir()
@@ -152,3 +152,12 @@ def test_refusals_and_file_errors_reach_the_user_and_nothing_is_made(
                                       ).replace("compose.yaml", str(app / "compose.yaml"))
     assert native.shoal("ps", "-aq").stdout.strip() == ""
     assert "app_default" not in native.shoal("network", "ls").stdout
+
+    # Without -d, up follows the output until the containers end.
+    (app / "compose.yaml").write_text(
+        "services:\n  once:\n    image: busybox\n    network_mode: none\n"
+        "    command: [sh, -c, 'echo first; echo second']\n")
+    attached = compose(native, app, "-p", "ctonce", "up")
+    assert "ctonce-once-1 | first\nctonce-once-1 | second\n" in attached.stdout
+    compose(native, app, "-p", "ctonce", "down")
+    assert native.shoal("ps", "-aq").stdout.strip() == ""
