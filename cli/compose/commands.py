@@ -45,16 +45,33 @@ class ProjectOptions:
 
         return load(self.files, self.project_name, self.profiles, self.env_files, targets)
 
-    def name_only(self) -> str:
-        """The project's name, without reading its files when -p or COMPOSE_PROJECT_NAME
-        gives it (``down -p x`` works without the file, as in compose)."""
+    def has_files(self) -> bool:
+        """Whether there is a file to read: -f, COMPOSE_FILE, or a default file here or
+        above; with -p or COMPOSE_PROJECT_NAME, a verb may do without (``down -p x``)."""
         import os
 
-        explicit = self.project_name or os.environ.get("COMPOSE_PROJECT_NAME", "")
-        if explicit and not self.files and not os.environ.get("COMPOSE_FILE"):
+        if self.files or os.environ.get("COMPOSE_FILE") or not self._explicit_name():
+            return True
+        from cli.compose.sources import compose_files
+
+        try:
+            compose_files([], os.environ, os.getcwd())
+        except ComposeError:
+            return False
+        return True
+
+    def _explicit_name(self) -> str:
+        import os
+
+        return self.project_name or os.environ.get("COMPOSE_PROJECT_NAME", "")
+
+    def name_only(self) -> str:
+        """The project's name, without reading its files when -p or COMPOSE_PROJECT_NAME
+        gives it and there are none (``down -p x`` works without the file, as in compose)."""
+        if not self.has_files():
             from cli.compose.loader import project_name
 
-            return project_name(explicit, "", "")
+            return project_name(self._explicit_name(), "", "")
         return self.load().name
 
 

@@ -162,12 +162,15 @@ def _remove(client: Client, container_id: str, name: str, said: str) -> None:
               help="Also remove containers of services the file no longer has.")
 @pass_options
 def down(options: ProjectOptions, volumes: bool, remove_orphans: bool) -> None:
-    """Stop and remove the project's containers and the networks it made."""
-    project = options.load()
+    """Stop and remove the project's containers and the networks it made (with -p alone and
+    no file, every container and network labelled with the project)."""
+    name = options.name_only()
+    project = options.load() if options.has_files() else None
     failures = 0
     with connect(options.host) as client:
-        existing = listed(client, project.name)
-        known = list(project.services) + list(project.disabled)
+        existing = listed(client, name)
+        known = list(project.services) + list(project.disabled) if project is not None \
+            else [c.labels.get("com.docker.compose.service", "") for c in existing]
         doomed: list[ContainerSummary] = [c for c in existing if c not in orphans(existing, known)]
         if remove_orphans:
             doomed = existing
@@ -175,8 +178,8 @@ def down(options: ProjectOptions, volumes: bool, remove_orphans: bool) -> None:
             click.echo(f"WARNING: {len(existing) - len(doomed)} orphan container(s) left; "
                        "--remove-orphans removes them", err=True)
         # Dependants first: the reverse of the start order.
-        rank = {name: i for i, name in enumerate(start_order(project, [],
-                                                             with_dependencies=True))}
+        rank = {} if project is None else \
+            {s: i for i, s in enumerate(start_order(project, [], with_dependencies=True))}
         doomed.sort(key=lambda c: -rank.get(c.labels.get("com.docker.compose.service", ""),
                                             -1))
         for container in doomed:
@@ -187,7 +190,7 @@ def down(options: ProjectOptions, volumes: bool, remove_orphans: bool) -> None:
                 click.echo(f"Error: {container.name}: {one_line(exc)}", err=True)
         networks = client.ask(lambda r: ListNetworks(reply=r), NetworkList).networks
         for network in networks:
-            if network.spec.labels.get(PROJECT_LABEL) != project.name:
+            if network.spec.labels.get(PROJECT_LABEL) != name:
                 continue
             try:
                 client.ask(lambda r, n=network.spec.name: RemoveNetwork(name=n, reply=r),  # type: ignore[misc]

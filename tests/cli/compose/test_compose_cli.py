@@ -25,7 +25,8 @@ from worker.images.testimage import import_test_image
 from worker.network import links, nat
 from worker.teardown import tear_down_worker
 
-pytestmark = pytest.mark.root
+# Some twenty CLI processes and a dozen containers: over a minute on a loaded machine.
+pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
 
 APP = """\
 services:
@@ -159,5 +160,8 @@ def test_refusals_make_nothing_and_an_attached_up_shows_the_output(
         "    command: [sh, -c, 'echo first; echo second']\n")
     attached = compose(native, app, "-p", "ctonce", "up")
     assert "ctonce-once-1 | first\nctonce-once-1 | second\n" in attached.stdout
-    compose(native, app, "-p", "ctonce", "down")
+    # down -p needs no file: the labels say what is the project's.
+    down = native.shoal("compose", "-p", "ctonce", "down",
+                        env={"XDG_CACHE_HOME": str(app / "cache")})
+    assert said(down.stdout) == [("ctonce-once-1", "Removed")]
     assert native.shoal("ps", "-aq").stdout.strip() == ""
