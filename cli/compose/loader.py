@@ -247,7 +247,7 @@ def check_references(project: Project) -> None:
                     profiles = ", ".join(project.disabled[dependency.service].profiles)
                     problem(path, f"depends on {dependency.service}, whose profiles "
                                   f"({profiles}) are not active")
-            elif dependency.service not in project.services:
+            elif dependency.service not in project.services and dependency.required:
                 problem(path, f"depends on an undefined service {dependency.service!r}")
         for network in service.networks:
             if network != "default" and network not in project.networks:

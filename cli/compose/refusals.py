@@ -1,14 +1,16 @@
 """What a Compose file may ask that shoal cannot honour (yet): ONE table, each entry a path
 pattern and the reason given to the user. A feature that lands deletes its line here (and, for a
-key, adds it to HONOURED_SERVICE_KEYS with its translation in ``cli.compose.translate``).
+key, adds it to HONOURED with its translation in ``cli.compose.translate``).
 
 Patterns are dotted paths into the resolved project: ``*`` matches any one key (a service, a
 network), and ``=VALUE`` at the end matches only that value. A key under ``services.*`` that is
-neither honoured nor listed is refused with ``UNHONOURED``: nothing in a file is ignored.
+neither honoured (HONOURED) nor listed is refused with ``UNHONOURED``: nothing in a file is
+ignored.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,28 +71,43 @@ REFUSALS: dict[str, str] = {
                                               "backoff",
     "services.*.deploy.restart_policy.window": "not supported yet: restarts use Docker's "
                                                "backoff",
+    "services.*.volumes.*.bind": "not supported yet: bind propagation, SELinux labels and "
+                                 "create_host_path",
+    "services.*.volumes.*.tmpfs": "not supported yet: tmpfs options",
+    "services.*.tmpfs.*=*:*": "not supported yet: tmpfs options",
     "configs": "not supported yet: shoal has no configs",
     "secrets": "not supported yet: shoal has no secrets",
     "services.*.configs": "not supported yet: shoal has no configs",
     "services.*.secrets": "not supported yet: shoal has no secrets",
 }
 
-HONOURED_SERVICE_KEYS = frozenset({
-    "image", "command", "entrypoint", "environment", "env_file", "working_dir", "user",
-    "hostname", "labels", "restart", "deploy", "scale", "platform", "container_name", "ports",
-    "expose", "networks", "network_mode", "dns", "dns_search", "extra_hosts", "volumes",
-    "tmpfs", "init", "stop_signal", "stop_grace_period", "mem_limit", "memswap_limit", "cpus",
-    "cpu_shares", "pids_limit", "tty", "stdin_open", "depends_on", "profiles", "extends",
-    "security_opt", "logging", "pull_policy",
-})
-# Within the honoured keys, the sub-keys that are honoured too (the rest: UNHONOURED).
-HONOURED_SUBKEYS: dict[str, frozenset[str]] = {
-    "deploy": frozenset({"replicas", "resources", "restart_policy", "placement", "mode",
-                         "labels", "update_config", "rollback_config", "endpoint_mode"}),
-    "logging": frozenset({"driver", "options"}),
+# What shoal honours, by pattern: the keys allowed in the mapping(s) the pattern names. Any
+# other key there is refused with UNHONOURED (unless REFUSALS gives a better reason).
+HONOURED: dict[str, frozenset[str]] = {
+    "services.*": frozenset({
+        "image", "command", "entrypoint", "environment", "env_file", "working_dir", "user",
+        "hostname", "labels", "restart", "deploy", "scale", "platform", "container_name",
+        "ports", "expose", "networks", "network_mode", "dns", "dns_search", "extra_hosts",
+        "volumes", "tmpfs", "init", "stop_signal", "stop_grace_period", "mem_limit",
+        "memswap_limit", "cpus", "cpu_shares", "pids_limit", "tty", "stdin_open",
+        "depends_on", "profiles", "extends", "security_opt", "logging", "pull_policy"}),
+    "services.*.deploy": frozenset({"replicas", "resources", "restart_policy", "placement",
+                                    "mode"}),
+    "services.*.deploy.resources": frozenset({"limits"}),
+    "services.*.deploy.resources.limits": frozenset({"cpus", "memory", "pids"}),
+    "services.*.deploy.placement": frozenset({"constraints", "preferences",
+                                              "max_replicas_per_node"}),
+    "services.*.deploy.restart_policy": frozenset({"condition", "max_attempts"}),
+    "services.*.logging": frozenset({"driver"}),
+    "services.*.networks.*": frozenset({"ipv4_address"}),
+    "services.*.ports.*": frozenset({"target", "published", "host_ip", "protocol", "mode",
+                                     "name", "app_protocol"}),
+    "services.*.volumes.*": frozenset({"type", "source", "target", "read_only"}),
+    "services.*.depends_on.*": frozenset({"condition", "required"}),
+    "networks.*": frozenset({"name", "driver", "external", "internal", "labels", "ipam"}),
+    "networks.*.ipam": frozenset({"config"}),
+    "networks.*.ipam.config.*": frozenset({"subnet", "gateway"}),
 }
-HONOURED_NETWORK_KEYS = frozenset({"name", "driver", "external", "internal", "labels", "ipam",
-                                   "attachable"})
 
 
 def refusals(project: Project) -> list[Problem]:
@@ -100,30 +117,34 @@ def refusals(project: Project) -> list[Problem]:
     for pattern, reason in REFUSALS.items():
         for path in _matches(document, pattern):
             found.setdefault(path, reason)
-    for name, service in project.services.items():
-        for key, value in service.config.items():
-            where: Path = ("services", name, key)
-            if key.startswith("x-"):
+    for pattern, honoured in HONOURED.items():
+        for path in _matches(document, pattern):
+            mapping = _at(document, path)
+            if not isinstance(mapping, dict):
                 continue
-            if key not in HONOURED_SERVICE_KEYS:
-                found.setdefault(where, UNHONOURED)
-            elif key in HONOURED_SUBKEYS and isinstance(value, dict):
-                for sub in value:
-                    if sub not in HONOURED_SUBKEYS[key]:
-                        found.setdefault((*where, sub), UNHONOURED)
+            for key in mapping:
+                if key not in honoured and not str(key).startswith("x-"):
+                    found.setdefault((*path, key), UNHONOURED)
     for name, network in project.networks.items():
         driver = network.get("driver", "bridge")
         if driver not in ("bridge", "overlay"):
             found.setdefault(("networks", name, "driver"),
                              f"{driver}: not supported: shoal's networks are bridges")
-        for key in network:
-            if key not in HONOURED_NETWORK_KEYS and not key.startswith("x-"):
-                found.setdefault(("networks", name, key), UNHONOURED)
+        configs = (network.get("ipam") or {}).get("config") or []
+        if len(configs) > 1:
+            found.setdefault(("networks", name, "ipam", "config", 1),
+                             "not supported yet: one subnet per network")
     ordered = sorted(found.items(), key=lambda item: str(item[0]))
     # A refused key's children are not refused again.
     kept = [(path, reason) for path, reason in ordered
             if not any(path[:n] in found for n in range(1, len(path)))]
     return [project.problem(path, f"{reason}") for path, reason in kept]
+
+
+def _at(document: Any, path: Path) -> Any:
+    for part in path:
+        document = document[part]
+    return document
 
 
 def _matches(document: Any, pattern: str) -> Iterator[Path]:
@@ -149,6 +170,8 @@ def _walk(node: Any, parts: list[str], path: Path, value: str) -> Iterator[Path]
 
 
 def _value_matches(node: Any, wanted: str) -> bool:
+    """``node`` is the text ``wanted``, where a ``*`` stands for any characters."""
     if not isinstance(node, str):
         return False
-    return node.startswith(wanted[:-1]) if wanted.endswith("*") else node == wanted
+    return re.fullmatch(".*".join(re.escape(part) for part in wanted.split("*")), node) \
+        is not None

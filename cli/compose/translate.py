@@ -146,11 +146,19 @@ def _base_spec(project: Project, service: Service) -> ContainerSpec:
                                  host_port=int(port.published or 0),
                                  protocol=port.protocol,  # type: ignore[arg-type]
                                  host_ip=port.host_ip))
-    mounts = [Mount(type="bind", source=v.source, target=v.target, read_only=v.read_only)
-              for v in service.volumes if v.type == "bind"]
+    mounts = [Mount(type=v.type, source=v.source if v.type == "bind" else "",  # type: ignore[arg-type]
+                    target=v.target, read_only=v.read_only)
+              for v in service.volumes if v.type in ("bind", "tmpfs")]
     for i, volume in enumerate(service.volumes):
-        if volume.type not in ("bind", "volume"):
+        if volume.type not in ("bind", "volume", "tmpfs"):
             refuse(("volumes", i), f"a {volume.type} mount is not supported yet")
+    address = ""
+    for network, settings in service.networks.items():
+        if settings.get("ipv4_address"):
+            if service.replicas > 1:
+                refuse(("networks", network, "ipv4_address"),
+                       f"one address for {service.replicas} replicas")
+            address = str(settings["ipv4_address"])
     mounts += [Mount(type="tmpfs", target=str(t).split(":")[0])
                for t in config.get("tmpfs") or []]
     logging = config.get("logging") or {}
@@ -192,7 +200,7 @@ def _base_spec(project: Project, service: Service) -> ContainerSpec:
                 preferences=[f"spread={p['spread']}" for p in placement.get("preferences")
                              or [] if "spread" in p],
                 max_per_node=int(placement.get("max_replicas_per_node", 0) or 0),
-                network=service_network(project, service),
+                network=service_network(project, service), ip=address,
                 add_hosts=list(config.get("extra_hosts") or []),
                 dns=list(config.get("dns") or []),
                 dns_search=list(config.get("dns_search") or []),

@@ -171,3 +171,56 @@ def test_up_keeps_the_unchanged_and_recreates_the_changed() -> None:
         ("remove", "shop-web-3"), ("recreate", "shop-web-1"), ("create", "shop-web-2")]
     plan = plan_service(specs[:1], [_container("shop-web-1", 1, same)], force_recreate=True)
     assert [a.kind for a in plan] == ["recreate"]
+
+
+def test_nested_keys_are_refused_too_and_ipv4_address_is_honoured() -> None:
+    files = {"compose.yaml": """\
+        services:
+          web:
+            image: busybox
+            tmpfs: ["/run:size=1m"]
+            volumes:
+              - {type: bind, source: /a, target: /a, bind: {propagation: shared}}
+              - {type: tmpfs, target: /scratch}
+            networks:
+              front: {ipv4_address: 10.7.0.5, mac_address: "02:42:ac:11:00:02"}
+            oom_score_adj: 100
+            deploy: {resources: {limits: {cpus: "1"}}}
+        networks:
+          front:
+            driver_opts: {mtu: "1400"}
+            ipam: {config: [{subnet: 10.7.0.0/24}, {subnet: 10.8.0.0/24}]}
+        """}
+    project = load_texts(files)
+    with pytest.raises(ComposeError) as caught:
+        check_project(project, ["web"])
+    assert str(caught.value).splitlines() == [
+        "compose.yaml:4: services.web.tmpfs[0]: not supported yet: tmpfs options",
+        "compose.yaml:6: services.web.volumes[0].bind: not supported yet: bind propagation, "
+        "SELinux labels and create_host_path",
+        "compose.yaml:9: services.web.networks.front.mac_address: shoal cannot honour this",
+        "compose.yaml:10: services.web.oom_score_adj: shoal cannot honour this",
+        "compose.yaml:14: networks.front.driver_opts: shoal cannot honour this",
+        "compose.yaml:15: networks.front.ipam.config[1]: not supported yet: one subnet per "
+        "network",
+    ]
+    fixed = load_texts({"compose.yaml": files["compose.yaml"]
+                        .replace("/run:size=1m", "/run")
+                        .replace(", bind: {propagation: shared}", "")
+                        .replace(', mac_address: "02:42:ac:11:00:02"', "")
+                        .replace("oom_score_adj: 100", "init: false")
+                        .replace("driver_opts: {mtu: \"1400\"}", "internal: false")
+                        .replace(", {subnet: 10.8.0.0/24}", "")})
+    check_project(fixed, ["web"])
+    [spec] = service_specs(fixed, fixed.services["web"])
+    assert (spec.ip, spec.network) == ("10.7.0.5", "app_front")
+    assert [(m.type, m.target) for m in spec.mounts] == \
+        [("bind", "/a"), ("tmpfs", "/scratch"), ("tmpfs", "/run")]
+
+
+def test_an_optional_dependency_may_be_missing() -> None:
+    project = load_texts({"compose.yaml": """\
+        services:
+          web: {image: x, depends_on: {gone: {condition: service_started, required: false}}}
+        """})
+    check_project(project, ["web"])
