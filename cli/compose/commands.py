@@ -8,14 +8,21 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import click
 
-from cli.client import Client, ShoalCommand, connect, host_option, one_line
-from cli.compose.errors import ComposeError
-from cli.compose.model import Project
+from cli.client import connect, host_option, one_line
+from cli.compose.lifecycle import down, up
+from cli.compose.logs import logs
+from cli.compose.options import (
+    ComposeCommand,
+    ProjectOptions,
+    listed,
+    pass_options,
+    project_of_services,
+    selected,
+    verb,
+)
 from cli.compose.translate import PROJECT_LABEL, SERVICE_LABEL
 from protocol.errors import ShoalError
 from protocol.messages import (
@@ -30,63 +37,6 @@ from protocol.messages import (
 )
 from protocol.refs import SenderRef
 from protocol.specs import ContainerSummary
-
-
-@dataclass(frozen=True)
-class ProjectOptions:
-    files: tuple[str, ...]
-    project_name: str
-    env_files: tuple[str, ...]
-    profiles: tuple[str, ...]
-    host: str | None
-
-    def load(self, targets: Sequence[str] = ()) -> Project:
-        from cli.compose.sources import load
-
-        return load(self.files, self.project_name, self.profiles, self.env_files, targets)
-
-    def has_files(self) -> bool:
-        """Whether there is a file to read: -f, COMPOSE_FILE, or a default file here or
-        above; with -p or COMPOSE_PROJECT_NAME, a verb may do without (``down -p x``)."""
-        import os
-
-        if self.files or os.environ.get("COMPOSE_FILE") or not self._explicit_name():
-            return True
-        from cli.compose.sources import compose_files
-
-        try:
-            compose_files([], os.environ, os.getcwd())
-        except ComposeError:
-            return False
-        return True
-
-    def _explicit_name(self) -> str:
-        import os
-
-        return self.project_name or os.environ.get("COMPOSE_PROJECT_NAME", "")
-
-    def name_only(self) -> str:
-        """The project's name, without reading its files when -p or COMPOSE_PROJECT_NAME
-        gives it and there are none (``down -p x`` works without the file, as in compose)."""
-        if not self.has_files():
-            from cli.compose.loader import project_name
-
-            return project_name(self._explicit_name(), "", "")
-        return self.load().name
-
-
-class ComposeCommand(ShoalCommand):
-    """A compose verb: a problem with the files is printed as its lines, exit 1."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ComposeError as exc:
-            raise click.ClickException(str(exc)) from None
-
-
-pass_options = click.make_pass_decorator(ProjectOptions)
-verb = click.command(cls=ComposeCommand)
 
 
 @click.group()
@@ -135,32 +85,6 @@ def config(options: ProjectOptions, fmt: str, services: bool, volumes: bool,
     import yaml
 
     click.echo(yaml.safe_dump(document, sort_keys=False, default_flow_style=False), nl=False)
-
-
-def listed(client: Client, project: str) -> list[ContainerSummary]:
-    """The project's containers, stopped ones too."""
-    from cli.compose.converge import project_containers
-
-    listing = client.ask(lambda r: ListContainers(all=True, reply=r), ContainerList)
-    return project_containers(listing.containers, project)
-
-
-def selected(containers: list[ContainerSummary], services: Sequence[str]
-              ) -> list[ContainerSummary]:
-    if not services:
-        return containers
-    return [c for c in containers if c.labels.get(SERVICE_LABEL) in services]
-
-
-def project_of_services(options: ProjectOptions, services: Sequence[str]) -> str:
-    """The project's name; named services are checked against its file when there is one."""
-    if not services:
-        return options.name_only()
-    project = options.load(services)
-    unknown = [s for s in services if s not in project.services]
-    if unknown:
-        raise ComposeError("", 0, (), f"no such service: {', '.join(unknown)}")
-    return project.name
 
 
 def _each(options: ProjectOptions, services: Sequence[str], action: str,
@@ -304,12 +228,5 @@ def ls(options: ProjectOptions, all_: bool, quiet: bool) -> None:
     table(["NAME", "STATUS", "CONFIG FILES"], rows)
 
 
-def _register() -> None:
-    from cli.compose.lifecycle import down, up
-    from cli.compose.logs import logs
-
-    for command in (start, stop, restart, kill, rm, ps, ls, up, down, logs):
-        compose.add_command(command)
-
-
-_register()
+for _command in (start, stop, restart, kill, rm, ps, ls, up, down, logs):
+    compose.add_command(_command)

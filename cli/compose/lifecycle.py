@@ -10,11 +10,11 @@ import click
 
 from cli.arguments import key_values
 from cli.client import Client, connect, one_line
-from cli.compose.commands import ProjectOptions, listed, pass_options, verb
 from cli.compose.converge import Action, of_service, orphans, plan_service
 from cli.compose.errors import ComposeError
 from cli.compose.loader import start_order
 from cli.compose.model import Project
+from cli.compose.options import ProjectOptions, listed, pass_options, verb
 from cli.compose.translate import (
     PROJECT_LABEL,
     check_project,

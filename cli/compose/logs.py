@@ -13,7 +13,8 @@ from typing import BinaryIO
 import click
 
 from cli.client import Client, connect
-from cli.compose.commands import (
+from cli.compose.model import Project
+from cli.compose.options import (
     ProjectOptions,
     listed,
     pass_options,
@@ -21,7 +22,6 @@ from cli.compose.commands import (
     selected,
     verb,
 )
-from cli.compose.model import Project
 from cli.compose.translate import SERVICE_LABEL
 from protocol.errors import ShoalError
 from protocol.messages import ContainerLogs, LogLine, Message, StopContainer

@@ -224,3 +224,15 @@ def test_an_optional_dependency_may_be_missing() -> None:
           web: {image: x, depends_on: {gone: {condition: service_started, required: false}}}
         """})
     check_project(project, ["web"])
+
+
+def test_scale_overrides_the_replicas_and_names_a_known_service() -> None:
+    from cli.compose.lifecycle import _scaled
+
+    project = load_texts({"compose.yaml": APP})
+    scaled = _scaled(project, {"db": "3"})
+    assert [s.name for s in service_specs(scaled, scaled.services["db"])] == \
+        ["shop-db-1", "shop-db-2", "shop-db-3"]
+    assert scaled.services["db"].config_hash == project.services["db"].config_hash
+    with pytest.raises(ComposeError, match="--scale: no such service 'nope'"):
+        _scaled(project, {"nope": "1"})
