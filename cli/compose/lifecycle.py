@@ -5,6 +5,7 @@ sends), orphans reported or removed."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -35,6 +36,7 @@ from protocol.messages import (
     StartContainer,
     StopContainer,
 )
+from protocol.refs import SenderRef
 from protocol.specs import ContainerSummary, NetworkSpec
 
 
@@ -142,6 +144,29 @@ def _carry_out(client: Client, action: Action) -> bool:
     return True
 
 
+def ask_all(client: Client, requests: list[Callable[[SenderRef], Message]]
+            ) -> list[ShoalError | None]:
+    """Send every request before reading any answer, so the service works on them together;
+    each one's refusal, or None. (The session is the leader's by now: the listing before went
+    through ``Client.ask``, which follows a standby's redirect.)"""
+    session = client.session
+    inboxes = []
+    for make in requests:
+        inbox = session.reply_inbox()
+        session.send(make(inbox))
+        inboxes.append(inbox)
+    answers: list[ShoalError | None] = []
+    for inbox in inboxes:
+        try:
+            inbox.recv()
+            answers.append(None)
+        except ShoalError as exc:
+            answers.append(exc)
+        finally:
+            inbox.close()
+    return answers
+
+
 def _remove(client: Client, container_id: str, name: str, said: str) -> None:
     """Stop (with the container's own grace time), then remove."""
     try:
@@ -177,17 +202,18 @@ def down(options: ProjectOptions, volumes: bool, remove_orphans: bool) -> None:
         elif len(doomed) < len(existing):
             click.echo(f"WARNING: {len(existing) - len(doomed)} orphan container(s) left; "
                        "--remove-orphans removes them", err=True)
-        # Dependants first: the reverse of the start order.
-        rank = {} if project is None else \
-            {s: i for i, s in enumerate(start_order(project, [], with_dependencies=True))}
-        doomed.sort(key=lambda c: -rank.get(c.labels.get("com.docker.compose.service", ""),
-                                            -1))
-        for container in doomed:
-            try:
-                _remove(client, container.id, container.name, "Removed")
-            except ShoalError as exc:
+        # All stopped at once (each waits out its own grace time), then all removed.
+        ask_all(client, [lambda r, c=c.id: StopContainer(id=c, reply=r)  # type: ignore[misc]
+                         for c in doomed])
+        refused = ask_all(client, [
+            lambda r, c=c.id: RemoveContainer(id=c, force=True, reply=r)  # type: ignore[misc]
+            for c in doomed])
+        for container, error in zip(doomed, refused, strict=True):
+            if error is None or isinstance(error, NotFound):
+                click.echo(f"Container {container.name}  Removed")
+            else:
                 failures += 1
-                click.echo(f"Error: {container.name}: {one_line(exc)}", err=True)
+                click.echo(f"Error: {container.name}: {one_line(error)}", err=True)
         networks = client.ask(lambda r: ListNetworks(reply=r), NetworkList).networks
         for network in networks:
             if network.spec.labels.get(PROJECT_LABEL) != name:
