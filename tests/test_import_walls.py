@@ -76,6 +76,11 @@ PURE_CORES = (
 )
 PURE_STORE = ("scheduler.store.records", "scheduler.store.keys", "scheduler.store.plan")
 
+# shoal compose's pure side: parsing, interpolation, merging, the model and its checks.
+COMPOSE_LOADER = tuple(f"cli.compose.{m}" for m in (
+    "document", "errors", "interpolation", "dotenv", "normalize", "merge", "model", "loader",
+    "schema", "refusals"))
+
 # What a pure core must not touch. The time comes in as an argument (seconds, a float) and
 # never from a clock, so ``time`` and ``datetime`` are out whole; randomness comes in as a
 # seeded ``random.Random`` (the module ``random`` is allowed for that class), never from the
@@ -138,6 +143,12 @@ RULES: tuple[Rule, ...] = (
     # importing the core loads nothing of the shells either (the blocking client relies on it).
     Rule("the channel session core imports no I/O",
          importers=("channels._session", "channels._states"), forbidden=NO_IO, loads=True),
+    # Compose files to a Project: files come in through a reader and the environment as a
+    # mapping, so the loader is tested on texts and dicts (cli.compose.sources is its shell).
+    Rule("the compose loader imports no I/O, no client and no click",
+         importers=COMPOSE_LOADER,
+         forbidden=(*NO_IO, "channels", "scheduler", "worker", "click", "cli"),
+         allowed=COMPOSE_LOADER, loads=True),
 )
 
 _IMAGES_REASON = (

@@ -1,0 +1,177 @@
+"""What a Compose file may ask that shoal cannot honour (yet): ONE table, each entry a path
+pattern and the reason given to the user. A feature that lands deletes its line here (and, for a
+key, adds it to HONOURED with its translation in ``cli.compose.translate``).
+
+Patterns are dotted paths into the resolved project: ``*`` matches any one key (a service, a
+network), and ``=VALUE`` at the end matches only that value. A key under ``services.*`` that is
+neither honoured (HONOURED) nor listed is refused with ``UNHONOURED``: nothing in a file is
+ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from cli.compose.errors import Path, Problem
+from cli.compose.model import Project
+
+PENDING_HEALTH = "not supported yet: the engine has no healthchecks"
+PENDING_BUILD = "not supported yet: shoal cannot build images from a Dockerfile"
+PENDING_DNS = "not supported yet: shoal has no embedded DNS to resolve service names"
+PENDING_OVERLAY = "not supported yet: shoal has no overlay networks"
+PENDING_REGISTRY = "not supported yet: shoal cannot pull from a registry (images come from " \
+                   "the nodes' stores: shoal image import)"
+NO_VOLUMES = "not supported yet: shoal has named volumes in no driver (bind mounts and tmpfs " \
+             "only)"
+UNHONOURED = "shoal cannot honour this"
+
+REFUSALS: dict[str, str] = {
+    # healthchecks (the engine's HEALTHCHECK)
+    "services.*.healthcheck": PENDING_HEALTH,
+    "services.*.depends_on.*.condition=service_healthy": PENDING_HEALTH,
+    # Dockerfile builds
+    "services.*.build": PENDING_BUILD,
+    # registries
+    "services.*.pull_policy=always": PENDING_REGISTRY,
+    "services.*.pull_policy=build": PENDING_BUILD,
+    "services.*.pull_policy=daily": PENDING_REGISTRY,
+    "services.*.pull_policy=weekly": PENDING_REGISTRY,
+    # names resolved by the embedded DNS
+    "services.*.networks.*.aliases": PENDING_DNS,
+    "services.*.links": PENDING_DNS,
+    "services.*.external_links": PENDING_DNS,
+    # overlay networks (and any driver but bridge)
+    "networks.*.driver=overlay": PENDING_OVERLAY,
+    "networks.*.attachable": PENDING_OVERLAY,
+    # volumes
+    "volumes.*": NO_VOLUMES,
+    "services.*.volumes.*.type=volume": NO_VOLUMES,
+    "services.*.volumes_from": "not supported yet: a container cannot mount another's volumes",
+    # what the runtime has no field for yet
+    "services.*.depends_on.*.condition=service_completed_successfully":
+        "not supported yet: starts wait for service_started only",
+    "services.*.depends_on.*.restart": "not supported yet: dependants are not restarted",
+    "services.*.network_mode=service:*": "not supported yet: a container cannot join "
+                                         "another's network",
+    "services.*.network_mode=container:*": "not supported yet: a container cannot join "
+                                           "another's network",
+    "services.*.cap_add": "not supported yet: the runtime keeps Docker's default capabilities",
+    "services.*.cap_drop": "not supported yet: the runtime keeps Docker's default capabilities",
+    "services.*.ulimits": "not supported yet: the runtime sets no rlimits",
+    "services.*.logging.options": "not supported yet: logs are kept by the worker, whole",
+    "services.*.deploy.resources.reservations": "not supported yet: limits only",
+    "services.*.deploy.mode=global": "not supported yet: replicated services only",
+    "services.*.deploy.labels": "not supported yet: shoal has no service objects to label",
+    "services.*.deploy.update_config": "not supported yet: up recreates a changed service",
+    "services.*.deploy.rollback_config": "not supported yet: up recreates a changed service",
+    "services.*.deploy.endpoint_mode": PENDING_DNS,
+    "services.*.deploy.restart_policy.delay": "not supported yet: restarts use Docker's "
+                                              "backoff",
+    "services.*.deploy.restart_policy.window": "not supported yet: restarts use Docker's "
+                                               "backoff",
+    "services.*.volumes.*.bind": "not supported yet: bind propagation, SELinux labels and "
+                                 "create_host_path",
+    "services.*.volumes.*.tmpfs": "not supported yet: tmpfs options",
+    "services.*.tmpfs.*=*:*": "not supported yet: tmpfs options",
+    "configs": "not supported yet: shoal has no configs",
+    "secrets": "not supported yet: shoal has no secrets",
+    "services.*.configs": "not supported yet: shoal has no configs",
+    "services.*.secrets": "not supported yet: shoal has no secrets",
+}
+
+# What shoal honours, by pattern: the keys allowed in the mapping(s) the pattern names. Any
+# other key there is refused with UNHONOURED (unless REFUSALS gives a better reason).
+HONOURED: dict[str, frozenset[str]] = {
+    "services.*": frozenset({
+        "image", "command", "entrypoint", "environment", "env_file", "working_dir", "user",
+        "hostname", "labels", "restart", "deploy", "scale", "platform", "container_name",
+        "ports", "expose", "networks", "network_mode", "dns", "dns_search", "extra_hosts",
+        "volumes", "tmpfs", "init", "stop_signal", "stop_grace_period", "mem_limit",
+        "memswap_limit", "cpus", "cpu_shares", "pids_limit", "tty", "stdin_open",
+        "depends_on", "profiles", "extends", "security_opt", "logging", "pull_policy"}),
+    "services.*.deploy": frozenset({"replicas", "resources", "restart_policy", "placement",
+                                    "mode"}),
+    "services.*.deploy.resources": frozenset({"limits"}),
+    "services.*.deploy.resources.limits": frozenset({"cpus", "memory", "pids"}),
+    "services.*.deploy.placement": frozenset({"constraints", "preferences",
+                                              "max_replicas_per_node"}),
+    "services.*.deploy.restart_policy": frozenset({"condition", "max_attempts"}),
+    "services.*.logging": frozenset({"driver"}),
+    "services.*.networks.*": frozenset({"ipv4_address"}),
+    "services.*.ports.*": frozenset({"target", "published", "host_ip", "protocol", "mode",
+                                     "name", "app_protocol"}),
+    "services.*.volumes.*": frozenset({"type", "source", "target", "read_only"}),
+    "services.*.depends_on.*": frozenset({"condition", "required"}),
+    "networks.*": frozenset({"name", "driver", "external", "internal", "labels", "ipam"}),
+    "networks.*.ipam": frozenset({"config"}),
+    "networks.*.ipam.config.*": frozenset({"subnet", "gateway"}),
+}
+
+
+def refusals(project: Project) -> list[Problem]:
+    """Everything in ``project`` that shoal would have to ignore, each with its reason."""
+    found: dict[Path, str] = {}
+    document = project.as_document()
+    for pattern, reason in REFUSALS.items():
+        for path in _matches(document, pattern):
+            found.setdefault(path, reason)
+    for pattern, honoured in HONOURED.items():
+        for path in _matches(document, pattern):
+            mapping = _at(document, path)
+            if not isinstance(mapping, dict):
+                continue
+            for key in mapping:
+                if key not in honoured and not str(key).startswith("x-"):
+                    found.setdefault((*path, key), UNHONOURED)
+    for name, network in project.networks.items():
+        driver = network.get("driver", "bridge")
+        if driver not in ("bridge", "overlay"):
+            found.setdefault(("networks", name, "driver"),
+                             f"{driver}: not supported: shoal's networks are bridges")
+        configs = (network.get("ipam") or {}).get("config") or []
+        if len(configs) > 1:
+            found.setdefault(("networks", name, "ipam", "config", 1),
+                             "not supported yet: one subnet per network")
+    ordered = sorted(found.items(), key=lambda item: str(item[0]))
+    # A refused key's children are not refused again.
+    kept = [(path, reason) for path, reason in ordered
+            if not any(path[:n] in found for n in range(1, len(path)))]
+    return [project.problem(path, f"{reason}") for path, reason in kept]
+
+
+def _at(document: Any, path: Path) -> Any:
+    for part in path:
+        document = document[part]
+    return document
+
+
+def _matches(document: Any, pattern: str) -> Iterator[Path]:
+    keys, _, value = pattern.partition("=")
+    parts = keys.split(".")
+    yield from _walk(document, parts, (), value)
+
+
+def _walk(node: Any, parts: list[str], path: Path, value: str) -> Iterator[Path]:
+    if not parts:
+        if not value or _value_matches(node, value):
+            yield path
+        return
+    head, rest = parts[0], parts[1:]
+    if isinstance(node, dict):
+        items = list(node.items()) if head == "*" else \
+            [(head, node[head])] if head in node else []
+        for key, child in items:
+            yield from _walk(child, rest, (*path, key), value)
+    elif isinstance(node, list) and head == "*":
+        for index, child in enumerate(node):
+            yield from _walk(child, rest, (*path, index), value)
+
+
+def _value_matches(node: Any, wanted: str) -> bool:
+    """``node`` is the text ``wanted``, where a ``*`` stands for any characters."""
+    if not isinstance(node, str):
+        return False
+    return re.fullmatch(".*".join(re.escape(part) for part in wanted.split("*")), node) \
+        is not None

@@ -1,0 +1,238 @@
+"""Services to ContainerSpecs: what each honoured key becomes, what is refused (with file,
+line, path and reason, all at once), and what ``up`` decides from the labels it finds."""
+
+from __future__ import annotations
+
+import pytest
+
+from cli.compose.converge import plan_service
+from cli.compose.errors import ComposeError
+from cli.compose.translate import (
+    HASH_LABEL,
+    NUMBER_LABEL,
+    PROJECT_LABEL,
+    SERVICE_LABEL,
+    check_project,
+    network_specs,
+    service_specs,
+)
+from protocol.specs import ContainerState, ContainerSummary, Mount, PortMapping, RestartPolicy
+from tests.helpers.compose_files import PROJECT_DIR, load_texts
+
+APP = """\
+    name: shop
+    services:
+      web:
+        image: busybox
+        command: httpd -f -p 8000
+        entrypoint: [/bin/sh, -c]
+        environment: {A: "1"}
+        working_dir: /srv
+        user: "1000:1000"
+        hostname: web
+        labels: {tier: front}
+        ports: ["127.0.0.1:8080:8000", "9000/udp"]
+        volumes: ["./site:/srv:ro"]
+        tmpfs: /tmp
+        dns: 9.9.9.9
+        extra_hosts: ["db:10.0.0.2"]
+        init: true
+        stop_signal: SIGINT
+        stop_grace_period: 1m30s
+        restart: on-failure:3
+        platform: linux/amd64
+        deploy:
+          replicas: 2
+          resources: {limits: {cpus: "0.5", memory: 64m, pids: 100}}
+          placement:
+            constraints: ["node.labels.zone == a"]
+            preferences: [{spread: node.labels.rack}]
+            max_replicas_per_node: 1
+        depends_on: [db]
+      db:
+        image: busybox
+        networks: [back]
+        deploy: {restart_policy: {condition: any}}
+    networks:
+      back: {internal: true, ipam: {config: [{subnet: 10.9.0.0/24}]}}
+    """
+
+
+def test_every_honoured_key_reaches_the_spec() -> None:
+    project = load_texts({"compose.yaml": APP})
+    check_project(project, ["web", "db"])
+    first, second = service_specs(project, project.services["web"])
+    assert (first.name, second.name) == ("shop-web-1", "shop-web-2")
+    assert first.command == ["httpd", "-f", "-p", "8000"]
+    assert first.entrypoint == ["/bin/sh", "-c"]
+    assert (first.env, first.workdir, first.user, first.hostname) == \
+        (["A=1"], "/srv", "1000:1000", "web")
+    assert first.ports == [PortMapping(container_port=8000, host_port=8080, host_ip="127.0.0.1"),
+                           PortMapping(container_port=9000, protocol="udp")]
+    assert first.mounts == [Mount(type="bind", source=f"{PROJECT_DIR}/site", target="/srv",
+                                  read_only=True), Mount(type="tmpfs", target="/tmp")]
+    assert (first.dns, first.add_hosts, first.init, first.stop_signal, first.stop_timeout) == \
+        (["9.9.9.9"], ["db:10.0.0.2"], True, "SIGINT", 90.0)
+    assert first.restart == RestartPolicy(name="on-failure", max_retries=3)
+    assert (first.resources.millicpus, first.resources.memory, first.resources.pids) == \
+        (500, 64 << 20, 100)
+    assert (first.constraints, first.preferences, first.max_per_node) == \
+        (["node.labels.zone==a"], ["spread=node.labels.rack"], 1)
+    assert first.network == "shop_default" and str(first.platform) == "linux/amd64"
+    assert {k: first.labels[k] for k in (PROJECT_LABEL, SERVICE_LABEL, NUMBER_LABEL, "tier")} \
+        == {PROJECT_LABEL: "shop", SERVICE_LABEL: "web", NUMBER_LABEL: "1", "tier": "front"}
+    [db] = service_specs(project, project.services["db"])
+    assert (db.network, db.restart.name) == ("shop_back", "always")
+    networks = network_specs(project, ["web", "db"])
+    assert sorted(networks) == ["shop_back", "shop_default"]
+    back = networks["shop_back"]
+    assert back is not None and (back.internal, back.subnet) == (True, "10.9.0.0/24")
+
+
+def test_the_config_hash_changes_with_the_service_and_not_with_its_scale() -> None:
+    project = load_texts({"compose.yaml": APP})
+    edited = load_texts({"compose.yaml": APP.replace("A: \"1\"", "A: \"2\"")})
+    scaled = load_texts({"compose.yaml": APP.replace("replicas: 2", "replicas: 5")})
+    web = project.services["web"].config_hash
+    assert edited.services["web"].config_hash != web
+    assert scaled.services["web"].config_hash == web
+    assert edited.services["db"].config_hash == project.services["db"].config_hash
+
+
+def test_everything_shoal_cannot_honour_is_refused_at_once() -> None:
+    files = {"compose.yaml": """\
+        services:
+          web:
+            image: busybox
+            build: .
+            healthcheck: {test: [CMD, "true"]}
+            cap_add: [NET_ADMIN]
+            privileged: true
+            networks:
+              front: {aliases: [www]}
+            volumes: [data:/data]
+            depends_on:
+              db: {condition: service_healthy}
+          db:
+            image: busybox
+            container_name: the-db
+            deploy: {replicas: 2}
+            logging: {driver: syslog}
+        networks:
+          front: {driver: overlay}
+        volumes:
+          data: {}
+        """}
+    project = load_texts(files)
+    with pytest.raises(ComposeError) as caught:
+        check_project(project, ["db", "web"])
+    assert str(caught.value).splitlines() == [
+        "compose.yaml:4: services.web.build: not supported yet: shoal cannot build images "
+        "from a Dockerfile",
+        "compose.yaml:5: services.web.healthcheck: not supported yet: the engine has no "
+        "healthchecks",
+        "compose.yaml:6: services.web.cap_add: not supported yet: the runtime keeps Docker's "
+        "default capabilities",
+        "compose.yaml:7: services.web.privileged: shoal cannot honour this",
+        "compose.yaml:9: services.web.networks.front.aliases: not supported yet: shoal has no "
+        "embedded DNS to resolve service names",
+        "compose.yaml:10: services.web.volumes[0].type: not supported yet: shoal has named volumes "
+        "in no driver (bind mounts and tmpfs only)",
+        "compose.yaml:12: services.web.depends_on.db.condition: not supported yet: the engine "
+        "has no healthchecks",
+        "compose.yaml:15: services.db.container_name: names one container, but the service "
+        "has 2 replicas",
+        "compose.yaml:17: services.db.logging.driver: syslog: not supported: the worker keeps "
+        "the logs (json-file only)",
+        "compose.yaml:19: networks.front.driver: not supported yet: shoal has no overlay "
+        "networks",
+        "compose.yaml:21: volumes.data: not supported yet: shoal has named volumes in no "
+        "driver (bind mounts and tmpfs only)",
+    ]
+
+
+def _container(name: str, number: int, config_hash: str, status: str = "running",
+               created: float = 1.0) -> ContainerSummary:
+    return ContainerSummary(id=f"id-{name}", name=name, image="busybox", created_at=created,
+                            state=ContainerState(status=status),  # type: ignore[arg-type]
+                            labels={NUMBER_LABEL: str(number), HASH_LABEL: config_hash})
+
+
+def test_up_keeps_the_unchanged_and_recreates_the_changed() -> None:
+    project = load_texts({"compose.yaml": APP})
+    specs = service_specs(project, project.services["web"])
+    same = specs[0].labels[HASH_LABEL]
+    plan = plan_service(specs, [_container("shop-web-1", 1, same),
+                                _container("shop-web-2", 2, same, status="exited")])
+    assert [(a.kind, a.name) for a in plan] == [("keep", "shop-web-1"), ("start", "shop-web-2")]
+    plan = plan_service(specs, [_container("shop-web-1", 1, "old"),
+                                _container("shop-web-3", 3, same)])
+    assert [(a.kind, a.name) for a in plan] == [
+        ("remove", "shop-web-3"), ("recreate", "shop-web-1"), ("create", "shop-web-2")]
+    plan = plan_service(specs[:1], [_container("shop-web-1", 1, same)], force_recreate=True)
+    assert [a.kind for a in plan] == ["recreate"]
+
+
+def test_nested_keys_are_refused_too_and_ipv4_address_is_honoured() -> None:
+    files = {"compose.yaml": """\
+        services:
+          web:
+            image: busybox
+            tmpfs: ["/run:size=1m"]
+            volumes:
+              - {type: bind, source: /a, target: /a, bind: {propagation: shared}}
+              - {type: tmpfs, target: /scratch}
+            networks:
+              front: {ipv4_address: 10.7.0.5, mac_address: "02:42:ac:11:00:02"}
+            oom_score_adj: 100
+            deploy: {resources: {limits: {cpus: "1"}}}
+        networks:
+          front:
+            driver_opts: {mtu: "1400"}
+            ipam: {config: [{subnet: 10.7.0.0/24}, {subnet: 10.8.0.0/24}]}
+        """}
+    project = load_texts(files)
+    with pytest.raises(ComposeError) as caught:
+        check_project(project, ["web"])
+    assert str(caught.value).splitlines() == [
+        "compose.yaml:4: services.web.tmpfs[0]: not supported yet: tmpfs options",
+        "compose.yaml:6: services.web.volumes[0].bind: not supported yet: bind propagation, "
+        "SELinux labels and create_host_path",
+        "compose.yaml:9: services.web.networks.front.mac_address: shoal cannot honour this",
+        "compose.yaml:10: services.web.oom_score_adj: shoal cannot honour this",
+        "compose.yaml:14: networks.front.driver_opts: shoal cannot honour this",
+        "compose.yaml:15: networks.front.ipam.config[1]: not supported yet: one subnet per "
+        "network",
+    ]
+    fixed = load_texts({"compose.yaml": files["compose.yaml"]
+                        .replace("/run:size=1m", "/run")
+                        .replace(", bind: {propagation: shared}", "")
+                        .replace(', mac_address: "02:42:ac:11:00:02"', "")
+                        .replace("oom_score_adj: 100", "init: false")
+                        .replace("driver_opts: {mtu: \"1400\"}", "internal: false")
+                        .replace(", {subnet: 10.8.0.0/24}", "")})
+    check_project(fixed, ["web"])
+    [spec] = service_specs(fixed, fixed.services["web"])
+    assert (spec.ip, spec.network) == ("10.7.0.5", "app_front")
+    assert [(m.type, m.target) for m in spec.mounts] == \
+        [("bind", "/a"), ("tmpfs", "/scratch"), ("tmpfs", "/run")]
+
+
+def test_an_optional_dependency_may_be_missing() -> None:
+    project = load_texts({"compose.yaml": """\
+        services:
+          web: {image: x, depends_on: {gone: {condition: service_started, required: false}}}
+        """})
+    check_project(project, ["web"])
+
+
+def test_scale_overrides_the_replicas_and_names_a_known_service() -> None:
+    from cli.compose.lifecycle import _scaled
+
+    project = load_texts({"compose.yaml": APP})
+    scaled = _scaled(project, {"db": "3"})
+    assert [s.name for s in service_specs(scaled, scaled.services["db"])] == \
+        ["shop-db-1", "shop-db-2", "shop-db-3"]
+    assert scaled.services["db"].config_hash == project.services["db"].config_hash
+    with pytest.raises(ComposeError, match="--scale: no such service 'nope'"):
+        _scaled(project, {"nope": "1"})

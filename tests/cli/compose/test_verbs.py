@@ -1,0 +1,12 @@
+"""The compose group's verbs as click sees them: every verb is there, with its own help."""
+
+from __future__ import annotations
+
+from cli.compose.commands import compose
+
+
+def test_every_verb_is_there_with_its_own_help() -> None:
+    assert sorted(compose.commands) == ["config", "down", "kill", "logs", "ls", "ps", "restart",
+                                        "rm", "start", "stop", "up"]
+    helps = [command.get_short_help_str() for command in compose.commands.values()]
+    assert len(set(helps)) == len(helps), helps
