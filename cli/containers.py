@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -42,7 +43,12 @@ from protocol.messages import (
 from protocol.refs import SenderRef
 from protocol.specs import ContainerInfo
 
-command = click.command(cls=ShoalCommand)
+
+def command(f: Callable[..., Any]) -> click.Command:
+    """A container verb. A fresh decorator per verb: click's keeps the first function's
+    docstring in the attributes it was made with, so a shared one gave every verb the help of
+    the first (``start``)."""
+    return click.command(cls=ShoalCommand)(f)
 
 
 def _each(host: str | None, containers: tuple[str, ...],

@@ -7,7 +7,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 import msgspec
@@ -48,8 +48,11 @@ from worker.images.errors import ImageNotFound
 EXIT_DAEMON, EXIT_CANNOT_INVOKE, EXIT_NOT_FOUND = 125, 126, 127
 _FINAL_STATES = ("exited", "failed", "rejected", "orphaned")
 
-verb_with_argv = click.command(cls=ShoalCommand,
-                               context_settings={"allow_interspersed_args": False})
+def verb_with_argv(f: Callable[..., Any]) -> click.Command:
+    """A verb whose arguments after the image are the container's command (``run IMAGE ls
+    -l``); a fresh decorator each time, as ``containers.command`` says why."""
+    return click.command(cls=ShoalCommand,
+                         context_settings={"allow_interspersed_args": False})(f)
 
 
 @verb_with_argv
