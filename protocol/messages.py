@@ -48,6 +48,8 @@ from protocol.specs import (
     NonNegInt,
     Text,
     Timestamp,
+    VolumeInfo,
+    VolumeSpec,
 )
 
 
@@ -225,7 +227,9 @@ class Attached(Message, tag="container.attached", frozen=True, kw_only=True):
 
 class WaitContainer(Message, tag="container.wait", frozen=True, kw_only=True):
     id: Name
-    condition: Literal["not-running", "next-exit", "removed"] = "not-running"
+    # Docker's three, and "healthy": answered once the container's healthcheck passes, or
+    # refused (Conflict) when it has none, is not running, or stops first.
+    condition: Literal["not-running", "next-exit", "removed", "healthy"] = "not-running"
     reply: SenderRef
 
 
@@ -523,6 +527,69 @@ class RemoveNetwork(Message, tag="network.remove", frozen=True, kw_only=True):
 NETWORK_REQUESTS = (CreateNetwork, ListNetworks, InspectNetwork, RemoveNetwork)
 
 
+# --- volumes (named volumes of the local driver, each on one node) ------------------------------
+class CreateVolume(Message, tag="volume.create", frozen=True, kw_only=True):
+    """Make a volume (an existing one of that name is answered as it is, as docker does). To a
+    scheduler, ``node_id`` says on which node; "" is refused unless the cluster has one."""
+
+    spec: VolumeSpec
+    node_id: Name = ""
+    reply: SenderRef
+
+
+class VolumeInspected(Message, tag="volume.inspected", frozen=True, kw_only=True):
+    info: VolumeInfo
+
+
+class ListVolumes(Message, tag="volume.list", frozen=True, kw_only=True):
+    reply: SenderRef
+
+
+class VolumeList(Message, tag="volume.listed", frozen=True, kw_only=True):
+    volumes: Annotated[list[VolumeInfo], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
+
+
+class InspectVolume(Message, tag="volume.inspect", frozen=True, kw_only=True):
+    name: Name
+    node_id: Name = ""  # to a scheduler, when nodes hold volumes of the same name
+    reply: SenderRef
+
+
+class RemoveVolume(Message, tag="volume.remove", frozen=True, kw_only=True):
+    """Remove a volume; refused (Conflict, naming them) while containers use it, even with
+    ``force`` (docker's -f only passes over a volume that does not exist)."""
+
+    name: Name
+    node_id: Name = ""
+    force: bool = False
+    reply: SenderRef
+
+
+class PruneVolumes(Message, tag="volume.prune", frozen=True, kw_only=True):
+    """Remove every volume no container uses; ``all`` named ones too (docker prunes only
+    anonymous volumes by default, and shoal makes none)."""
+
+    all: bool = True
+    reply: SenderRef
+
+
+class VolumesPruned(Message, tag="volume.pruned", frozen=True, kw_only=True):
+    names: Annotated[list[Name], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
+    reclaimed: NonNegInt = 0  # bytes
+
+
+class NodeVolumes(Message, tag="cluster.node_volumes", frozen=True, kw_only=True):
+    """A worker's named volumes, sent at each join and whenever they change: the scheduler
+    keeps them in etcd and places a container that names one on that volume's node."""
+
+    node_id: Name
+    epoch: NonNegInt
+    volumes: Annotated[list[VolumeInfo], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
+
+
+VOLUME_REQUESTS = (CreateVolume, ListVolumes, InspectVolume, RemoveVolume, PruneVolumes)
+
+
 # --- keys and tokens: who may talk to the cluster ---------------------------------------------
 EnrolledRole = Literal["worker", "client"]
 
@@ -598,5 +665,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     RemoveImage, ImageRemoved, FetchBlob, ResolveImage, ImageResolved,
     CreateNetwork, NetworkCreated, ListNetworks, NetworkList, InspectNetwork, NetworkInspected,
     RemoveNetwork,
+    CreateVolume, VolumeInspected, ListVolumes, VolumeList, InspectVolume, RemoveVolume,
+    PruneVolumes, VolumesPruned, NodeVolumes,
     Enroll, Enrolled, GetJoinToken, JoinToken, ListKeys, KeyList, RevokeKey,
 )

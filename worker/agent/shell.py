@@ -87,6 +87,8 @@ def fence_clock() -> float:
     return time.clock_gettime(getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC))
 BACKOFF_MAX = 10.0
 WATCHED_ACTIONS = frozenset({"start", "die", "restart", "destroy"})
+# "health_status: healthy": the observed state carries the health, which the scheduler keeps.
+HEALTH_ACTION = "health_status"
 
 
 # Notice a dead scheduler well within any node timeout, so that after a failover the worker has
@@ -480,7 +482,9 @@ class Agent:
             while True:
                 try:
                     async for event in reader:
-                        if event.type == "container" and event.action in WATCHED_ACTIONS:
+                        if event.type == "container" and (
+                                event.action in WATCHED_ACTIONS
+                                or event.action.startswith(HEALTH_ACTION)):
                             await self._engine_changed(event.id)
                 except EventsOverflow as exc:
                     log.warning("fell behind the engine's events; reporting every container",

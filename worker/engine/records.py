@@ -15,7 +15,7 @@ from typing import Literal
 import msgspec
 import structlog
 
-from protocol.specs import ContainerSpec, ContainerState, Labels
+from protocol.specs import ContainerSpec, ContainerState, HealthCheck, Labels
 
 log = structlog.get_logger("shoal.engine")
 
@@ -34,6 +34,8 @@ class ImageDefaults(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     stop_signal: str = ""
     os: str = "linux"
     arch: str = ""
+    healthcheck: HealthCheck | None = None
+    volumes: list[str] = []  # the image's VOLUME paths
 
 
 class EngineContainer(msgspec.Struct, kw_only=True, omit_defaults=True):
