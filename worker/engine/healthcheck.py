@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol.durations import go_duration
 from protocol.specs import (
     MAX_HEALTH_LOG,
     MAX_HEALTH_OUTPUT,
@@ -112,20 +113,3 @@ def probe_output(data: bytes, truncated: bool) -> str:
 def timed_out(probe: Probe) -> str:
     """Docker's output for a probe that outlived its timeout."""
     return f"Health check exceeded timeout ({go_duration(probe.timeout)})"
-
-
-def go_duration(seconds: float) -> str:
-    """A duration as Go prints one: ``30s``, ``1m30s``, ``500ms``, ``1h0m0s``."""
-    if seconds == 0:
-        return "0s"
-    if seconds < 1:
-        millis = seconds * 1000
-        return f"{millis:g}ms" if millis >= 1 else f"{seconds * 1e6:g}µs"
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = f"{secs:.9f}".rstrip("0").rstrip(".") + "s"
-    if hours:
-        return f"{int(hours)}h{int(minutes)}m{text}"
-    if minutes:
-        return f"{int(minutes)}m{text}"
-    return text

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from protocol.durations import go_duration, parse_duration
 from protocol.errors import InvalidSpec
 from protocol.specs import MAX_HEALTH_LOG, ContainerSpec, Health, HealthCheck, HealthResult
 from protocol.validation import check_spec
 from worker.engine.healthcheck import (
     Probe,
     apply_result,
-    go_duration,
     next_delay,
     probe_output,
     resolve,
@@ -121,3 +121,16 @@ def test_bad_healthchecks_are_refused_naming_the_field(check: HealthCheck, field
     with pytest.raises(InvalidSpec) as caught:
         check_spec(ContainerSpec(image="x", healthcheck=check))
     assert field in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("30s", 30.0), ("1m30s", 90.0), ("1.5h", 5400.0), ("500ms", 0.5), ("0", 0.0),
+    ("2h45m", 9900.0), ("10us", 1e-5), ("-3s", -3.0)])
+def test_go_durations_parse(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "30", "5 s", "1d", "s", "1m30"])
+def test_bad_durations_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(text)
