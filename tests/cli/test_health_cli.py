@@ -17,8 +17,8 @@ FAST = ("--health-interval", "100ms", "--health-start-interval", "50ms")
 
 
 def first_event_line(worker: Worker, action_prefix: str) -> str:
-    """The first line of ``shoal events --since 1`` (every kept event) whose action starts so (a watchdog ends
-    the stream after 30 s, so a missing event fails the test instead of hanging it)."""
+    """The first line of ``shoal events --since 1`` (every kept event) whose action starts
+    so (a watchdog ends the stream after 30 s: a missing event fails the test, never hangs)."""
     proc = subprocess.Popen([sys.executable, "-m", "cli", "events", "--since", "1"],
                             cwd=ROOT, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT),
