@@ -20,6 +20,7 @@ LAZY_COMMANDS = {
         "start", "stop", "restart", "kill", "rm", "wait", "ps", "inspect", "logs", "top",
         "events", "port"]},
     "network": "cli.networks:network",
+    "volume": "cli.volumes:volume",
     "create": "cli.running:create",
     "run": "cli.running:run",
     "exec": "cli.running:exec_",

@@ -48,6 +48,7 @@ from worker.engine.restart import (
     start_on_worker_boot,
     started_by_hand,
 )
+from worker.engine.volume_use import EngineVolumes
 from worker.metrics import WorkerMetrics
 
 log = structlog.get_logger("shoal.engine")
@@ -94,6 +95,7 @@ class Engine:
         # from the beginning (``run -t`` attaches, sets it, then starts).
         self._window_sizes: dict[str, tuple[int, int]] = {}
         self.health = HealthMonitor(self)
+        self.volumes = EngineVolumes(self)
 
     # --- start-up and shutdown -------------------------------------------------------------------
     async def open(self) -> None:
@@ -177,7 +179,9 @@ class Engine:
             raise InvalidArgument("no command: give one, or an image that has Cmd/Entrypoint")
         self.disk.save(record)  # first, so a crash in prepare leaves a record to remove
         try:
+            await self.volumes.attach(record)
             record.driver_data = await self.driver.prepare(record)
+            await self.volumes.fill(record)
         except BaseException:
             self.disk.remove(new_id)
             raise
@@ -339,6 +343,7 @@ class Engine:
             storage_driver=record.driver_data.get("storage_driver", ""),
             details={**record.driver_data, "log_path": str(self.disk.log_path(record.id)),
                      **self._network_details(record),
+                     **{f"volume.{name}": path for name, path in record.volumes.items()},
                      "restart_policy": record.spec.restart.name,
                      "manually_stopped": str(record.manually_stopped).lower()})
 

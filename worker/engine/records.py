@@ -57,6 +57,8 @@ class EngineContainer(msgspec.Struct, kw_only=True, omit_defaults=True):
     # Saved True before the driver prepares anything and False once it has: a record still
     # True at start-up is a create that a crash cut short (never answered), removed then.
     creating: bool = False
+    # Where each named volume it mounts has its data on this node, by volume name.
+    volumes: Labels = {}
 
     def argv(self) -> list[str]:
         """The command line: entrypoint + command, each from the spec or else the image."""
