@@ -22,6 +22,7 @@ from protocol.limits import (
     MAX_LIST_ITEMS,
     MAX_MANAGERS,
     MAX_NAME_LEN,
+    MAX_NODE_VOLUMES,
     MAX_TAGS,
 )
 from protocol.refs import ByteReaderRef, ByteWriterRef, ReceiverRef, SenderRef
@@ -584,7 +585,7 @@ class NodeVolumes(Message, tag="cluster.node_volumes", frozen=True, kw_only=True
 
     node_id: Name
     epoch: NonNegInt
-    volumes: Annotated[list[VolumeInfo], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
+    volumes: Annotated[list[VolumeInfo], msgspec.Meta(max_length=MAX_NODE_VOLUMES)] = []
 
 
 VOLUME_REQUESTS = (CreateVolume, ListVolumes, InspectVolume, RemoveVolume, PruneVolumes)

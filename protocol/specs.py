@@ -19,6 +19,7 @@ from protocol.limits import (
     MAX_LAYERS,
     MAX_LIST_ITEMS,
     MAX_NAME_LEN,
+    MAX_NODE_VOLUMES,
     MAX_PORTS,
     MAX_PROFILE_LEN,
     MAX_RULES,
@@ -372,6 +373,9 @@ class NodeInfo(_Spec, frozen=True, kw_only=True):
     # dials it with. Set by the scheduler from the key the worker authenticated with; "" when
     # the worker runs --insecure.
     key: KeyText | Literal[""] = ""
+    # Its named volumes (without users), listed at each join and whenever they change: a
+    # container that names one is placed on a node that holds it.
+    volumes: Annotated[list[VolumeInfo], msgspec.Meta(max_length=MAX_NODE_VOLUMES)] = []
 
 
 class NodeUsage(_Spec, frozen=True, kw_only=True):
