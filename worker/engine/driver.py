@@ -142,6 +142,9 @@ class Driver(abc.ABC):
     """One way of running containers. All methods may be called from the event loop."""
 
     name: str
+    # Whether it can give a container mounts (binds, volumes, tmpfs): a plain process sees
+    # the host's file system, so the process driver refuses them rather than ignore them.
+    mounts: bool = True
 
     @abc.abstractmethod
     async def prepare(self, record: EngineContainer) -> dict[str, str]:

@@ -23,7 +23,7 @@ from typing import Protocol
 import msgspec
 import structlog
 
-from protocol.errors import Conflict, InvalidArgument, NotFound
+from protocol.errors import Conflict, InvalidArgument, NotFound, Unsupported
 from protocol.eventfeed import EventFeed
 from protocol.signals import parse_signal
 from protocol.specs import (
@@ -161,6 +161,9 @@ class Engine:
     async def create(self, spec: ContainerSpec, *, container_id: str | None = None,
                      generation: int = 0) -> EngineContainer:
         check_spec(spec)  # before anything is made: the same refusal as the CLI's and scheduler's
+        if spec.mounts and not self.driver.mounts:
+            raise Unsupported(f"the {self.driver.name} driver does not isolate containers: "
+                              "mounts (-v, --mount, --tmpfs) need the native driver")
         name = spec.name.lstrip("/")
         if name and not NAME_RE.match(name):
             raise InvalidArgument(f"invalid container name {name!r}: use letters, digits, "

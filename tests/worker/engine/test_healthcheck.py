@@ -134,3 +134,18 @@ def test_go_durations_parse(text: str, seconds: float) -> None:
 def test_bad_durations_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="invalid duration"):
         parse_duration(text)
+
+
+def test_an_image_config_s_healthcheck_is_read_in_nanoseconds() -> None:
+    from worker.images.oci import ContainerConfig, ContainerDefaults, _decode
+
+    config = _decode(b'{"Healthcheck": {"Test": ["CMD-SHELL", "curl -f localhost"], '
+                     b'"Interval": 5000000000, "Retries": 4, "StartPeriod": -1}}',
+                     ContainerConfig, "config")
+    defaults = ContainerDefaults.from_config(config)
+    assert defaults.healthcheck == HealthCheck(test=["CMD-SHELL", "curl -f localhost"],
+                                               interval=5.0, retries=4)
+    probe = resolve(HealthCheck(retries=1), defaults.healthcheck)
+    assert probe is not None and (probe.interval, probe.retries) == (5.0, 1)
+    assert ContainerDefaults.from_config(_decode(b'{"Healthcheck": {}}', ContainerConfig,
+                                                 "config")).healthcheck is None
