@@ -64,6 +64,7 @@ PURE_CORES = (
     "scheduler.reconcile",  # desired + observed -> actions
     "worker.agent.state",  # the agent's decisions: events in, instructions out
     "worker.engine.restart",  # Docker's restart decisions
+    "worker.engine.healthcheck",  # Docker's healthcheck transitions and delays
     "worker.agent.fence",  # when a cut-off worker kills its exclusive containers
     "scheduler.fencing",  # the cluster's fencing delay against its node timeout
     # the store's pure side, which the cores may import for record types and keys
