@@ -124,15 +124,16 @@ def rm(host: str | None, force: bool, node: str, volumes: tuple[str, ...]) -> No
 @host_option
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 @click.option("-a", "--all", "all_", is_flag=True,
-              help="Named volumes too (shoal makes no anonymous ones, so always so).")
+              help="Named volumes too; without it only anonymous ones go, as in docker (and "
+                   "shoal makes none).")
 def prune(host: str | None, force: bool, all_: bool) -> None:
-    """Remove every volume no container uses."""
+    """Remove the volumes no container uses (named ones with -a)."""
     if not force and not click.confirm("WARNING! This will remove all volumes not used by at "
                                        "least one container.\nAre you sure you want to "
                                        "continue?", default=False, err=True):
         return
     with connect(host) as client:
-        pruned = client.ask(lambda r: PruneVolumes(reply=r), VolumesPruned)
+        pruned = client.ask(lambda r: PruneVolumes(all=all_, reply=r), VolumesPruned)
     if pruned.names:
         click.echo("Deleted Volumes:")
         for name in pruned.names:

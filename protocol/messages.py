@@ -567,10 +567,10 @@ class RemoveVolume(Message, tag="volume.remove", frozen=True, kw_only=True):
 
 
 class PruneVolumes(Message, tag="volume.prune", frozen=True, kw_only=True):
-    """Remove every volume no container uses; ``all`` named ones too (docker prunes only
-    anonymous volumes by default, and shoal makes none)."""
+    """Remove the volumes no container uses: anonymous ones only, as docker does, unless
+    ``all`` (shoal makes no anonymous volumes, so without ``all`` nothing goes)."""
 
-    all: bool = True
+    all: bool = False
     reply: SenderRef
 
 

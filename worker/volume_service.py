@@ -35,7 +35,9 @@ async def handle_volume(engine: Engine, message: Message) -> Message:
         case RemoveVolume(name=name, force=force):
             await volumes.remove(name, force=force)
             return Ok()
-        case PruneVolumes():
+        case PruneVolumes(all=every):
+            if not every:  # anonymous volumes only, and shoal makes none
+                return VolumesPruned()
             names, reclaimed = await volumes.prune()
             return VolumesPruned(names=names, reclaimed=reclaimed)
     raise InvalidArgument(f"not a volume verb: {type(message).__name__}")

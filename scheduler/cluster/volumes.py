@@ -56,8 +56,8 @@ class ClusterVolumes:
             case RemoveVolume(name=name, node_id=node_id, force=force):
                 await self._remove(name, node_id, force)
                 return Ok()
-            case PruneVolumes():
-                return await self._prune()
+            case PruneVolumes(all=every):
+                return await self._prune(every)
         raise Unsupported(f"not a volume verb: {type(message).__name__}")
 
     async def _users(self) -> dict[tuple[str, str], list[str]]:
@@ -113,7 +113,7 @@ class ClusterVolumes:
         await self.forwarder.ask(route, lambda r: RemoveVolume(name=name, force=force,
                                                                reply=r))
 
-    async def _prune(self) -> VolumesPruned:
+    async def _prune(self, every: bool) -> VolumesPruned:
         """Every ready node's unused volumes, each named NODE/NAME."""
         names: list[str] = []
         reclaimed = 0
@@ -122,7 +122,8 @@ class ClusterVolumes:
             if info.status != "ready" or not info.volumes:
                 continue
             route = await self.route(info.id, f"node {info.id}")
-            answer = await self.forwarder.ask(route, lambda r: PruneVolumes(reply=r))
+            answer = await self.forwarder.ask(route, lambda r: PruneVolumes(all=every,
+                                                                             reply=r))
             if isinstance(answer, VolumesPruned):
                 names += [f"{info.id}/{name}" for name in answer.names]
                 reclaimed += answer.reclaimed

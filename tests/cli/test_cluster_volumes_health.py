@@ -106,7 +106,7 @@ def test_volumes_pin_placement_and_health_reaches_the_cluster(tmp_path: Path) ->
                     return rm.returncode == 0
 
                 await events.until(unused)  # once the removals reached the workers
-                pruned = await sh("volume", "prune", "-f")
+                pruned = await sh("volume", "prune", "-a", "-f")
                 assert pruned.returncode == 0, pruned.stderr
         finally:
             await cluster.stop()

@@ -30,7 +30,7 @@ def native(tmp_path: Path) -> Iterator[Worker]:
     finally:
         for ref in node.shoal("ps", "-aq", check=False).stdout.split():
             node.shoal("rm", "-f", ref, check=False)
-        node.shoal("volume", "prune", "-f", check=False)
+        node.shoal("volume", "prune", "-a", "-f", check=False)
         node.kill(signal.SIGTERM)
         uvloop.run(tear_down_worker(tmp_path / "worker"))
 
@@ -78,7 +78,8 @@ def test_create_inspect_rm_refused_while_used_and_prune(native: Worker) -> None:
                       ) == [{"Type": "volume", "Destination": "/data", "RW": True,
                              "Name": "data", "Driver": "local", "Source": info["mountpoint"]}]
     native.shoal("volume", "create", "spare")
-    pruned = native.shoal("volume", "prune", "-f").stdout
+    assert native.shoal("volume", "prune", "-f").stdout == "Total reclaimed space: 0B\n"
+    pruned = native.shoal("volume", "prune", "-a", "-f").stdout
     assert pruned.startswith("Deleted Volumes:\nspare\n")
     assert native.shoal("volume", "ls", "-q").stdout == "data\n"
     native.shoal("rm", "-f", "user1", "user2")
