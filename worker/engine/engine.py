@@ -161,9 +161,9 @@ class Engine:
     async def create(self, spec: ContainerSpec, *, container_id: str | None = None,
                      generation: int = 0) -> EngineContainer:
         check_spec(spec)  # before anything is made: the same refusal as the CLI's and scheduler's
-        if spec.mounts and not self.driver.mounts:
+        if not self.driver.mounts and any(m.type != "bind" for m in spec.mounts):
             raise Unsupported(f"the {self.driver.name} driver does not isolate containers: "
-                              "mounts (-v, --mount, --tmpfs) need the native driver")
+                              "named volumes and tmpfs mounts need the native driver")
         name = spec.name.lstrip("/")
         if name and not NAME_RE.match(name):
             raise InvalidArgument(f"invalid container name {name!r}: use letters, digits, "
