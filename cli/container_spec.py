@@ -11,10 +11,12 @@ import click
 import msgspec
 
 from cli.arguments import key_values, parse_memory
+from cli.mounts import parse_mount, parse_tmpfs, parse_volume
+from protocol.durations import parse_duration
 from protocol.errors import InvalidArgument
 from protocol.specs import (
     ContainerSpec,
-    Mount,
+    HealthCheck,
     Platform,
     PortMapping,
     Resources,
@@ -42,17 +44,34 @@ def parse_port(text: str) -> PortMapping:
         raise click.BadParameter(f"bad port mapping {text!r}: {exc}") from None
 
 
-def parse_volume(text: str) -> Mount:
-    """``/HOST/PATH:/CONTAINER/PATH[:ro|rw]``, a bind mount (named volumes are not served)."""
-    parts = text.split(":")
-    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
-        raise click.BadParameter(f"bad volume {text!r}: expected /HOST:/CONTAINER[:ro|rw]",
-                                 param_hint="-v")
-    if not parts[0].startswith("/") or not parts[1].startswith("/"):
-        raise click.BadParameter(f"bad volume {text!r}: both paths must be absolute (named "
-                                 "volumes are not supported)", param_hint="-v")
-    return Mount(type="bind", source=parts[0], target=parts[1],
-                 read_only=len(parts) == 3 and parts[2] == "ro")
+def parse_healthcheck(cmd: str | None, interval: str | None, timeout: str | None,
+                      retries: int | None, start_period: str | None,
+                      start_interval: str | None, off: bool) -> HealthCheck | None:
+    """docker's ``--health-*`` flags: a command run by the shell (CMD-SHELL), durations in
+    Go's form; ``--no-healthcheck`` (test NONE) with none of them. None: the image's."""
+    durations = {"interval": interval, "timeout": timeout, "start_period": start_period,
+                 "start_interval": start_interval}
+    given = cmd is not None or retries is not None or any(
+        v is not None for v in durations.values())
+    if off:
+        if given:
+            raise click.UsageError("--no-healthcheck conflicts with --health-* options")
+        return HealthCheck(test=["NONE"])
+    if not given:
+        return None
+    seconds: dict[str, float] = {}
+    for name, text in durations.items():
+        if text is None:
+            continue
+        flag = "--health-" + name.replace("_", "-")
+        try:
+            seconds[name] = parse_duration(text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=flag) from None
+        if seconds[name] < 0:
+            raise click.BadParameter(f"{text!r} cannot be negative", param_hint=flag)
+    return HealthCheck(test=["CMD-SHELL", cmd] if cmd else [], retries=retries or 0,
+                       **seconds)
 
 
 def parse_security_opts(opts: tuple[str, ...]) -> str:
@@ -86,12 +105,27 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
                security_opt: tuple[str, ...], exclusive: bool = False, ip: str = "",
                add_host: tuple[str, ...] = (), dns: tuple[str, ...] = (),
                dns_search: tuple[str, ...] = (), network_alias: tuple[str, ...] = (),
-               publish_all: bool = False, expose: tuple[str, ...] = ()) -> ContainerSpec:
+               publish_all: bool = False, expose: tuple[str, ...] = (),
+               tmpfs: tuple[str, ...] = (),
+               mount: tuple[str, ...] = (), health_cmd: str | None = None,
+               health_interval: str | None = None, health_timeout: str | None = None,
+               health_retries: int | None = None, health_start_period: str | None = None,
+               health_start_interval: str | None = None,
+               no_healthcheck: bool = False) -> ContainerSpec:
     try:
         policy = RestartPolicy.parse(restart)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--restart") from None
     label_map = key_values(labels, "label", "-l")
+    healthcheck = parse_healthcheck(health_cmd, health_interval, health_timeout,
+                                    health_retries, health_start_period, health_start_interval,
+                                    no_healthcheck)
+    mounts = [*(parse_volume(v) for v in volume), *(parse_tmpfs(t) for t in tmpfs),
+              *(parse_mount(m) for m in mount)]
+    targets = [m.target.rstrip("/") for m in mounts]
+    for target in targets:
+        if targets.count(target) > 1:
+            raise click.BadParameter(f"duplicate mount point: {target}")
     env_list = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in env]
     try:
         return ContainerSpec(
@@ -102,7 +136,7 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
             restart=policy, auto_remove=rm, init=init, network=network, exclusive=exclusive,
             ip=ip, add_hosts=list(add_host), dns=list(dns), dns_search=list(dns_search),
             network_aliases=list(network_alias), publish_all=publish_all, expose=list(expose),
-            ports=[parse_port(p) for p in publish], mounts=[parse_volume(v) for v in volume],
+            ports=[parse_port(p) for p in publish], mounts=mounts, healthcheck=healthcheck,
             seccomp=parse_security_opts(security_opt),
             resources=Resources(
                 memory=parse_memory(memory) if memory else 0,
@@ -164,8 +198,27 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
                           "free host port."),
         click.option("--expose", multiple=True, metavar="PORT[/tcp|udp]",
                      help="Expose a port as if the image did (published by -P)."),
-        click.option("-v", "--volume", multiple=True,
-                     help="Bind mount /HOST:/CONTAINER[:ro|rw]."),
+        click.option("-v", "--volume", multiple=True, metavar="SOURCE:/PATH[:ro|rw]",
+                     help="Bind mount a /host/path, or mount a named volume (made on first "
+                          "use, filled from the image)."),
+        click.option("--tmpfs", multiple=True, metavar="/PATH[:size=,mode=,ro]",
+                     help="Mount a tmpfs."),
+        click.option("--mount", multiple=True,
+                     metavar="type=volume|bind|tmpfs,source=,target=[,readonly]",
+                     help="Attach a mount, docker's long form."),
+        click.option("--health-cmd", default=None, help="Command to run to check health."),
+        click.option("--health-interval", default=None, metavar="DURATION",
+                     help="Time between checks (e.g. 30s, 1m30s)."),
+        click.option("--health-timeout", default=None, metavar="DURATION",
+                     help="Longest a check may run."),
+        click.option("--health-retries", type=click.IntRange(0), default=None,
+                     help="Failures in a row that make it unhealthy."),
+        click.option("--health-start-period", default=None, metavar="DURATION",
+                     help="Grace for a starting container: failures then do not count."),
+        click.option("--health-start-interval", default=None, metavar="DURATION",
+                     help="Time between checks during the start period."),
+        click.option("--no-healthcheck", is_flag=True,
+                     help="Disable any healthcheck the image has."),
         click.option("--security-opt", multiple=True,
                      help="seccomp=unconfined, or seccomp=PROFILE.json (Docker's format); "
                           "without it, Docker's default profile."),

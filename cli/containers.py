@@ -115,14 +115,20 @@ def rm(host: str | None, force: bool, containers: tuple[str, ...]) -> None:
 
 @command
 @host_option
+@click.option("--condition", default="not-running", show_default=True,
+              type=click.Choice(["not-running", "next-exit", "removed", "healthy"]),
+              help="healthy: until its healthcheck passes (fails if it stops first or has "
+                   "none), printing 'healthy'.")
 @click.argument("containers", nargs=-1, required=True)
-def wait(host: str | None, containers: tuple[str, ...]) -> None:
+def wait(host: str | None, condition: str, containers: tuple[str, ...]) -> None:
     """Wait until containers stop; print their exit codes."""
     with connect(host) as client:
         for ref in containers:
-            exited = client.ask(lambda r, ref=ref: WaitContainer(id=ref, reply=r),  # type: ignore[misc]
-                                ContainerExited)
-            click.echo(str(exited.exit_code))
+            exited = client.ask(
+                lambda r, ref=ref: WaitContainer(id=ref, condition=condition,  # type: ignore[misc,arg-type]
+                                                 reply=r),
+                ContainerExited)
+            click.echo("healthy" if condition == "healthy" else str(exited.exit_code))
 
 
 @command
@@ -155,7 +161,9 @@ def ps(host: str | None, all_: bool, quiet: bool, fmt: str) -> None:
         return
     rows = [[c.id[:12], c.image, _short(c.command), ago(c.created_at, now),
              status_text(c.state.status, c.state.exit_code, c.state.started_at,
-                         c.state.finished_at, now), ports_text(c.ports), c.node_id, c.name]
+                         c.state.finished_at, now,
+                         c.state.health.status if c.state.health else ""),
+             ports_text(c.ports), c.node_id, c.name]
             for c in listing.containers]
     table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NODE", "NAMES"],
           rows)
@@ -248,7 +256,9 @@ def events(host: str | None, since: float, filters: tuple[str, ...]) -> None:
                 event = message.event
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(event.time))
                 attrs = ", ".join(f"{k}={v}" for k, v in sorted(event.attributes.items()))
+                # Each line as it comes, also into a pipe (``shoal events | grep …``).
                 click.echo(f"{stamp} {event.type} {event.action} {event.id} ({attrs})")
+                sys.stdout.flush()
 
 
 @command

@@ -209,7 +209,7 @@ async def _show(console: Console, conn: channels.Connection, ids: set[str]) -> N
     for row in sorted(listing.containers, key=lambda c: c.name):
         table.add_row(row.name, row.node_id, status_text(
             row.state.status, row.state.exit_code, row.state.started_at,
-            row.state.finished_at))
+            row.state.finished_at, health=row.state.health.status if row.state.health else ""))
     console.print(table)
     nodes = await channels.request(conn.sender, lambda r: ListNodes(reply=r))
     assert isinstance(nodes, NodeList)

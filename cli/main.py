@@ -21,6 +21,7 @@ LAZY_COMMANDS = {
         "events", "port"]},
     "network": "cli.networks:network",
     "compose": "cli.compose.commands:compose",
+    "volume": "cli.volumes:volume",
     "create": "cli.running:create",
     "run": "cli.running:run",
     "exec": "cli.running:exec_",

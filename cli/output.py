@@ -39,10 +39,14 @@ def ago(timestamp: float, now: float | None = None) -> str:
 
 
 def status_text(status: str, exit_code: int | None, started_at: float, finished_at: float,
-                now: float | None = None) -> str:
-    """docker ps's STATUS column."""
+                now: float | None = None, health: str = "") -> str:
+    """docker ps's STATUS column; a running container's ``health`` (starting, healthy,
+    unhealthy) in brackets after it, as docker shows it."""
     if status == "running":
-        return "Up " + ago(started_at, now).removesuffix(" ago")
+        up = "Up " + ago(started_at, now).removesuffix(" ago")
+        if health:
+            return f"{up} ({'health: starting' if health == 'starting' else health})"
+        return up
     if status == "restarting":
         return f"Restarting ({exit_code if exit_code is not None else 0}) " + \
             ago(finished_at, now)

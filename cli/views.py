@@ -11,7 +11,10 @@ from cli.output import ago, status_text
 from protocol.specs import (
     ContainerInfo,
     ContainerSummary,
+    Health,
+    HealthCheck,
     ImageSummary,
+    Mount,
     NodeInfo,
     NodeUsage,
     PortMapping,
@@ -35,7 +38,7 @@ NODE_HEADERS = {"ID": "NAME", "Hostname": "HOSTNAME", "Status": "STATUS",
                 "Memory": "MEMORY", "Containers": "CONTAINERS", "Labels": "LABELS",
                 "Address": "ADDRESS", "EngineVersion": "ENGINE VERSION"}
 INSPECT_FIELDS = ("Id", "Created", "Path", "Args", "State", "Image", "Name", "RestartCount",
-                  "Driver", "Config", "HostConfig", "Node", "Platform")
+                  "Driver", "Config", "HostConfig", "Node", "Platform", "Mounts")
 
 
 def go_time(timestamp: float) -> str:
@@ -75,7 +78,8 @@ def ps_view(row: ContainerSummary, now: float) -> dict[str, Any]:
         "Ports": ports_text(row.ports),
         "State": state.status,
         "Status": status_text(state.status, state.exit_code, state.started_at,
-                              state.finished_at, now),
+                              state.finished_at, now,
+                              state.health.status if state.health else ""),
         "Names": row.name, "Labels": _labels(row.labels), "Label": _label_of(row.labels),
         "Node": row.node_id, "Mounts": "", "Networks": "",
     }
@@ -103,6 +107,39 @@ def node_view(node: NodeInfo, usage: NodeUsage, cpu: str, memory: str) -> dict[s
             "Address": node.address, "EngineVersion": node.version}
 
 
+def health_view(health: Health) -> dict[str, Any]:
+    """Docker's ``State.Health``: Status, FailingStreak, Log (Start, End, ExitCode, Output)."""
+    return {"Status": health.status, "FailingStreak": health.failing_streak,
+            "Log": [{"Start": rfc3339(r.start), "End": rfc3339(r.end), "ExitCode": r.exit_code,
+                     "Output": r.output} for r in health.log]}
+
+
+def healthcheck_view(check: HealthCheck) -> dict[str, Any]:
+    """Docker's ``Config.Healthcheck``, durations in nanoseconds."""
+    return {"Test": list(check.test), "Interval": int(check.interval * 1e9),
+            "Timeout": int(check.timeout * 1e9), "StartPeriod": int(check.start_period * 1e9),
+            "StartInterval": int(check.start_interval * 1e9), "Retries": check.retries}
+
+
+def tmpfs_options(mount: Mount) -> str:
+    """docker's ``--tmpfs`` option text: ``size=…,mode=…,ro``."""
+    options = [f"size={mount.tmpfs_size}"] if mount.tmpfs_size else []
+    options += [f"mode={mount.tmpfs_mode:o}"] if mount.tmpfs_mode else []
+    return ",".join([*options, *(["ro"] if mount.read_only else [])])
+
+
+def mount_view(mount: Mount, details: dict[str, str]) -> dict[str, Any]:
+    """One of docker's ``Mounts``: a volume's Name and Source (its directory on the node)."""
+    view: dict[str, Any] = {"Type": mount.type, "Destination": mount.target,
+                            "RW": not mount.read_only}
+    if mount.type == "volume":
+        view.update({"Name": mount.source, "Driver": "local",
+                     "Source": details.get(f"volume.{mount.source}", "")})
+    elif mount.type == "bind":
+        view["Source"] = mount.source
+    return view
+
+
 def inspect_view(info: ContainerInfo) -> dict[str, Any]:
     """A container under docker's inspect names, for templates like ``{{.State.Status}}``."""
     spec, state = info.spec, info.state
@@ -116,13 +153,16 @@ def inspect_view(info: ContainerInfo) -> dict[str, Any]:
                   "Dead": state.status == "dead", "Pid": state.pid,
                   "ExitCode": state.exit_code if state.exit_code is not None else 0,
                   "Error": state.error, "StartedAt": rfc3339(state.started_at),
-                  "FinishedAt": rfc3339(state.finished_at)},
+                  "FinishedAt": rfc3339(state.finished_at),
+                  **({"Health": health_view(state.health)} if state.health else {})},
         "Image": info.image_id, "Name": "/" + info.name, "RestartCount": state.restart_count,
         "Driver": info.storage_driver,
         "Config": {"Hostname": spec.hostname, "User": spec.user, "Env": list(spec.env),
                    "Cmd": list(spec.command), "Image": spec.image,
                    "WorkingDir": spec.workdir, "Entrypoint": spec.entrypoint,
-                   "Labels": dict(spec.labels), "Tty": spec.tty, "OpenStdin": spec.stdin_open},
+                   "Labels": dict(spec.labels), "Tty": spec.tty, "OpenStdin": spec.stdin_open,
+                   **({"Healthcheck": healthcheck_view(spec.healthcheck)}
+                      if spec.healthcheck else {})},
         "HostConfig": {"RestartPolicy": {"Name": spec.restart.name,
                                          "MaximumRetryCount": spec.restart.max_retries},
                        "Memory": spec.resources.memory,
@@ -132,7 +172,10 @@ def inspect_view(info: ContainerInfo) -> dict[str, Any]:
                        "AutoRemove": spec.auto_remove, "Init": spec.init,
                        "Exclusive": spec.exclusive,
                        "Binds": [f"{m.source}:{m.target}{':ro' if m.read_only else ''}"
-                                 for m in spec.mounts if m.type == "bind"]},
+                                 for m in spec.mounts if m.type in ("bind", "volume")],
+                       "Tmpfs": {m.target: tmpfs_options(m)
+                                 for m in spec.mounts if m.type == "tmpfs"}},
+        "Mounts": [mount_view(m, info.details) for m in spec.mounts],
         "Node": {"ID": info.node_id, "ScheduleState": info.schedule_state or ""},
         "Platform": str(spec.platform) if spec.platform else
                     ",".join(str(p) for p in spec.platforms) or "linux",

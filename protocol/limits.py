@@ -23,6 +23,7 @@ MAX_RULES = 256  # constraints and affinities of one container
 MAX_TAGS = 1024  # tags of one image
 MAX_LAYERS = 1024  # layers of one image (Docker's overlay stops at 128)
 MAX_HELD_IMAGES = 4096  # image tags and ids a node lists at join
+MAX_NODE_VOLUMES = 4096  # named volumes a node lists at join and when they change
 MAX_ERROR_DETAILS = 64
 MAX_LIST_ITEMS = 100_000  # entries of a list reply (containers, nodes); larger lists are paged
 MAX_BATCH = 10_000  # containers submitted in one request

@@ -22,6 +22,7 @@ from protocol.limits import (
     MAX_LIST_ITEMS,
     MAX_MANAGERS,
     MAX_NAME_LEN,
+    MAX_NODE_VOLUMES,
     MAX_TAGS,
 )
 from protocol.refs import ByteReaderRef, ByteWriterRef, ReceiverRef, SenderRef
@@ -49,6 +50,8 @@ from protocol.specs import (
     OverlayEndpoint,
     Text,
     Timestamp,
+    VolumeInfo,
+    VolumeSpec,
 )
 
 
@@ -226,7 +229,9 @@ class Attached(Message, tag="container.attached", frozen=True, kw_only=True):
 
 class WaitContainer(Message, tag="container.wait", frozen=True, kw_only=True):
     id: Name
-    condition: Literal["not-running", "next-exit", "removed"] = "not-running"
+    # Docker's three, and "healthy": answered once the container's healthcheck passes, or
+    # refused (Conflict) when it has none, is not running, or stops first.
+    condition: Literal["not-running", "next-exit", "removed", "healthy"] = "not-running"
     reply: SenderRef
 
 
@@ -694,6 +699,69 @@ NETWORK_REQUESTS = (CreateNetwork, ListNetworks, InspectNetwork, RemoveNetwork,
                     ConnectNetwork, DisconnectNetwork, PruneNetworks)
 
 
+# --- volumes (named volumes of the local driver, each on one node) ------------------------------
+class CreateVolume(Message, tag="volume.create", frozen=True, kw_only=True):
+    """Make a volume (an existing one of that name is answered as it is, as docker does). To a
+    scheduler, ``node_id`` says on which node; "" is refused unless the cluster has one."""
+
+    spec: VolumeSpec
+    node_id: Name = ""
+    reply: SenderRef
+
+
+class VolumeInspected(Message, tag="volume.inspected", frozen=True, kw_only=True):
+    info: VolumeInfo
+
+
+class ListVolumes(Message, tag="volume.list", frozen=True, kw_only=True):
+    reply: SenderRef
+
+
+class VolumeList(Message, tag="volume.listed", frozen=True, kw_only=True):
+    volumes: Annotated[list[VolumeInfo], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
+
+
+class InspectVolume(Message, tag="volume.inspect", frozen=True, kw_only=True):
+    name: Name
+    node_id: Name = ""  # to a scheduler, when nodes hold volumes of the same name
+    reply: SenderRef
+
+
+class RemoveVolume(Message, tag="volume.remove", frozen=True, kw_only=True):
+    """Remove a volume; refused (Conflict, naming them) while containers use it, even with
+    ``force`` (docker's -f only passes over a volume that does not exist)."""
+
+    name: Name
+    node_id: Name = ""
+    force: bool = False
+    reply: SenderRef
+
+
+class PruneVolumes(Message, tag="volume.prune", frozen=True, kw_only=True):
+    """Remove the volumes no container uses: anonymous ones only, as docker does, unless
+    ``all`` (shoal makes no anonymous volumes, so without ``all`` nothing goes)."""
+
+    all: bool = False
+    reply: SenderRef
+
+
+class VolumesPruned(Message, tag="volume.pruned", frozen=True, kw_only=True):
+    names: Annotated[list[Name], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
+    reclaimed: NonNegInt = 0  # bytes
+
+
+class NodeVolumes(Message, tag="cluster.node_volumes", frozen=True, kw_only=True):
+    """A worker's named volumes, sent at each join and whenever they change: the scheduler
+    keeps them in etcd and places a container that names one on that volume's node."""
+
+    node_id: Name
+    epoch: NonNegInt
+    volumes: Annotated[list[VolumeInfo], msgspec.Meta(max_length=MAX_NODE_VOLUMES)] = []
+
+
+VOLUME_REQUESTS = (CreateVolume, ListVolumes, InspectVolume, RemoveVolume, PruneVolumes)
+
+
 # --- keys and tokens: who may talk to the cluster ---------------------------------------------
 EnrolledRole = Literal["worker", "client"]
 
@@ -772,5 +840,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     PullImage, ImagePulled, PushImage, ImagePushed, TransferProgress, TagImage,
     CreateNetwork, NetworkCreated, ListNetworks, NetworkList, InspectNetwork, NetworkInspected,
     RemoveNetwork, ConnectNetwork, DisconnectNetwork, PruneNetworks, NetworksPruned,
+    CreateVolume, VolumeInspected, ListVolumes, VolumeList, InspectVolume, RemoveVolume,
+    PruneVolumes, VolumesPruned, NodeVolumes,
     Enroll, Enrolled, GetJoinToken, JoinToken, ListKeys, KeyList, RevokeKey,
 )

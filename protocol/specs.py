@@ -17,7 +17,9 @@ from protocol.limits import (
     MAX_HELD_IMAGES,
     MAX_LABELS,
     MAX_LAYERS,
+    MAX_LIST_ITEMS,
     MAX_NAME_LEN,
+    MAX_NODE_VOLUMES,
     MAX_PORTS,
     MAX_PROFILE_LEN,
     MAX_RULES,
@@ -103,6 +105,56 @@ class Mount(_Spec, frozen=True, kw_only=True):
     source: Text = ""
     target: Text
     read_only: bool = False
+    # type=volume: don't copy the image's content at the target into a new volume (docker's
+    # volume-nocopy); type=tmpfs: its size in bytes (0: the kernel's default, half the memory)
+    # and its mode (0: 1777).
+    no_copy: bool = False
+    tmpfs_size: NonNegInt = 0
+    tmpfs_mode: Annotated[int, msgspec.Meta(ge=0, le=0o7777)] = 0
+
+
+# Durations are seconds (the CLI and Compose take Go's "30s", "1m30s"); 0 means the default.
+Seconds = Annotated[float, msgspec.Meta(ge=0, le=1 << 31)]
+# Docker's healthcheck probe forms: ["NONE"], ["CMD", argv...], ["CMD-SHELL", "shell text"].
+HealthTest = Annotated[list[Text], msgspec.Meta(max_length=MAX_ARGS)]
+
+
+class HealthCheck(_Spec, frozen=True, kw_only=True):
+    """Docker's ``HEALTHCHECK``: a probe run as an exec in the container every ``interval``
+    (``start_interval`` while starting within ``start_period``), failed after ``timeout``;
+    ``retries`` failures in a row make it unhealthy. An empty ``test`` or a 0 takes the image's
+    value, and then Docker's default (30 s, 30 s, 0, 5 s, 3)."""
+
+    test: HealthTest = []
+    interval: Seconds = 0.0
+    timeout: Seconds = 0.0
+    start_period: Seconds = 0.0
+    start_interval: Seconds = 0.0
+    retries: Annotated[int, msgspec.Meta(ge=0, le=1 << 31)] = 0
+
+
+VolumeDriver = Literal["local"]
+
+
+class VolumeSpec(_Spec, frozen=True, kw_only=True):
+    """A named volume of the ``local`` driver on one node (``shoal volume create``). ``options``
+    are the local driver's: ``type``/``device``/``o`` mount a device, a bind or a tmpfs instead
+    of a directory of the worker's own."""
+
+    name: Name
+    driver: VolumeDriver = "local"
+    labels: Labels = {}
+    options: Labels = {}
+
+
+class VolumeInfo(_Spec, frozen=True, kw_only=True):
+    """A volume as ``volume inspect`` shows it; ``users`` the containers that mount it."""
+
+    spec: VolumeSpec
+    node_id: Name = ""
+    mountpoint: Text = ""
+    created_at: Timestamp = 0.0
+    users: Annotated[list[Name], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
 
 
 class NetworkSpec(_Spec, frozen=True, kw_only=True):
@@ -191,6 +243,8 @@ class ContainerSpec(_Spec, frozen=True, kw_only=True):
     # --security-opt seccomp=: "" for Docker's default profile, "unconfined" for none, or a
     # profile's JSON text in Docker's format (read by the client, as Docker does).
     seccomp: Annotated[str, msgspec.Meta(max_length=MAX_PROFILE_LEN)] = ""
+    # Overrides the image's HEALTHCHECK field by field; test ["NONE"] turns it off.
+    healthcheck: HealthCheck | None = None
 
 
 class Endpoint(_Spec, frozen=True, kw_only=True):
@@ -241,6 +295,29 @@ ScheduleState = Literal[
 ]
 
 
+HealthStatus = Literal["starting", "healthy", "unhealthy"]
+MAX_HEALTH_OUTPUT = 4096  # bytes of a probe's output kept, as Docker keeps them
+MAX_HEALTH_LOG = 5  # probe results kept, as Docker keeps them
+
+
+class HealthResult(_Spec, frozen=True, kw_only=True):
+    """One probe: when it ran, its exit code (-1: it could not run or timed out), its output."""
+
+    start: Timestamp = 0.0
+    end: Timestamp = 0.0
+    exit_code: Annotated[int, msgspec.Meta(ge=-1, le=255)] = 0
+    output: Annotated[str, msgspec.Meta(max_length=MAX_HEALTH_OUTPUT + 3)] = ""
+
+
+class Health(_Spec, frozen=True, kw_only=True):
+    """Docker's ``State.Health``: the status, failures in a row, the last results (oldest
+    first)."""
+
+    status: HealthStatus = "starting"
+    failing_streak: NonNegInt = 0
+    log: Annotated[list[HealthResult], msgspec.Meta(max_length=MAX_HEALTH_LOG)] = []
+
+
 class ContainerState(_Spec, frozen=True, kw_only=True):
     """Observed state of one container, as its worker reports it."""
 
@@ -252,6 +329,7 @@ class ContainerState(_Spec, frozen=True, kw_only=True):
     started_at: Timestamp = 0.0
     finished_at: Timestamp = 0.0
     restart_count: NonNegInt = 0
+    health: Health | None = None  # only for a container with a healthcheck
 
 
 class ContainerSummary(_Spec, frozen=True, kw_only=True):
@@ -323,6 +401,9 @@ class NodeInfo(_Spec, frozen=True, kw_only=True):
     # dials it with. Set by the scheduler from the key the worker authenticated with; "" when
     # the worker runs --insecure.
     key: KeyText | Literal[""] = ""
+    # Its named volumes (without users), listed at each join and whenever they change: a
+    # container that names one is placed on a node that holds it.
+    volumes: Annotated[list[VolumeInfo], msgspec.Meta(max_length=MAX_NODE_VOLUMES)] = []
 
 
 class NodeUsage(_Spec, frozen=True, kw_only=True):
@@ -334,7 +415,7 @@ class NodeUsage(_Spec, frozen=True, kw_only=True):
     containers: NonNegInt = 0
 
 
-EventType = Literal["container", "node", "image", "app"]
+EventType = Literal["container", "node", "image", "app", "volume"]
 
 
 class Event(_Spec, frozen=True, kw_only=True):
@@ -377,6 +458,7 @@ class ImageRunConfig(_Spec, frozen=True, kw_only=True):
     stop_signal: Name = ""
     labels: Labels = {}
     volumes: Annotated[list[Text], msgspec.Meta(max_length=MAX_RULES)] = []
+    healthcheck: HealthCheck | None = None
 
 
 class ImageInfo(_Spec, frozen=True, kw_only=True):

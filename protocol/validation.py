@@ -17,11 +17,12 @@ from collections.abc import Sequence
 import msgspec
 
 from protocol.errors import InvalidSpec
-from protocol.specs import ContainerSpec, Mount, Resources
+from protocol.specs import ContainerSpec, HealthCheck, Mount, Resources
 
 MIN_MILLICPUS = 10  # 0.01 cpus: below, the CFS quota rounds to nothing (0 = no limit)
 MIN_MEMORY = 6 * 1024 * 1024  # docker's minimum memory limit (0 = no limit)
 MAX_ID = 2**32 - 2  # uid/gid: (uid_t)-1 means "no change" to the kernel, so it is not an id
+MIN_HEALTH_DURATION = 0.001  # Docker refuses a healthcheck duration under 1 ms (0: default)
 HOST_NAME_MAX = 64  # what sethostname(2) accepts
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
 
@@ -46,7 +47,28 @@ def check_spec(spec: ContainerSpec) -> ContainerSpec:
     if spec.platform is not None and spec.platforms:
         raise InvalidSpec.of("platforms", "give platform or platforms, not both")
     _check_network(spec)
+    if spec.healthcheck is not None:
+        check_healthcheck("healthcheck", spec.healthcheck)
     return spec
+
+
+def check_healthcheck(field: str, check: HealthCheck) -> None:
+    """InvalidSpec for a test of no known form or a duration Docker refuses."""
+    if check.test:
+        kind = check.test[0]
+        if kind not in ("NONE", "CMD", "CMD-SHELL"):
+            raise InvalidSpec.of(f"{field}.test[0]", f"{kind!r} is not NONE, CMD or CMD-SHELL")
+        if kind == "NONE" and len(check.test) != 1:
+            raise InvalidSpec.of(f"{field}.test", "NONE takes no command")
+        if kind == "CMD" and len(check.test) < 2:
+            raise InvalidSpec.of(f"{field}.test", "CMD needs a command")
+        if kind == "CMD-SHELL" and len(check.test) != 2:
+            raise InvalidSpec.of(f"{field}.test", "CMD-SHELL takes one shell command line")
+    for name in ("interval", "timeout", "start_period", "start_interval"):
+        value = getattr(check, name)
+        if 0 < value < MIN_HEALTH_DURATION:
+            raise InvalidSpec.of(f"{field}.{name}", f"{value:g} s is under the minimum of 1 ms "
+                                 "(0 means the default)")
 
 
 def _check_seccomp(profile: str) -> None:

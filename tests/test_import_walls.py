@@ -64,6 +64,7 @@ PURE_CORES = (
     "scheduler.reconcile",  # desired + observed -> actions
     "worker.agent.state",  # the agent's decisions: events in, instructions out
     "worker.engine.restart",  # Docker's restart decisions
+    "worker.engine.healthcheck",  # Docker's healthcheck transitions and delays
     "worker.agent.fence",  # when a cut-off worker kills its exclusive containers
     "worker.build.dockerfile",  # Dockerfile text -> instructions with their lines
     "worker.build.shellwords",  # Docker's variable substitution

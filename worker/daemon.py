@@ -31,7 +31,7 @@ from protocol.addresses import (
     is_wildcard,
 )
 from protocol.errors import InvalidArgument, ShoalError
-from protocol.messages import NETWORK_REQUESTS, Message
+from protocol.messages import NETWORK_REQUESTS, VOLUME_REQUESTS, Message
 from worker.agent.shell import AGENT_OPTIONS, Agent, host_node, save_managers
 from worker.auth import WorkerAuth
 from worker.build_service import BUILD_REQUESTS, BuildService
@@ -46,6 +46,7 @@ from worker.metrics import WorkerLevels, WorkerMetrics
 from worker.network.files import HOST_RESOLV
 from worker.network.service import handle_network
 from worker.service import WorkerService
+from worker.volume_service import handle_volume
 
 log = structlog.get_logger("shoal.worker")
 
@@ -188,6 +189,8 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
             return await build_service.handle(message)
         if isinstance(message, NETWORK_REQUESTS):
             return await handle_network(native, engine, message)
+        if isinstance(message, VOLUME_REQUESTS):
+            return await handle_volume(engine, message)
         if auth is not None and auth.handles(message):
             return await auth.handle(message)
         return await service.handle(message)

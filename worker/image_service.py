@@ -217,6 +217,7 @@ def image_info(image: Image) -> ImageInfo:
         config=ImageRunConfig(entrypoint=list(d.entrypoint), cmd=list(d.cmd), env=list(d.env),
                               working_dir=d.working_dir, user=d.user,
                               exposed_ports=list(d.exposed_ports), stop_signal=d.stop_signal,
-                              labels=dict(d.labels), volumes=list(d.volumes)),
+                              labels=dict(d.labels), volumes=list(d.volumes),
+                              healthcheck=d.healthcheck),
         layers=list(image.config.rootfs.diff_ids[:MAX_LAYERS]))
 

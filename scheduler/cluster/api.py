@@ -45,6 +45,7 @@ from protocol.eventfeed import EventFeed
 from protocol.limits import MAX_LIST_ITEMS
 from protocol.messages import (
     NETWORK_REQUESTS,
+    VOLUME_REQUESTS,
     BuildImage,
     ContainerInspected,
     ContainerList,
@@ -93,6 +94,7 @@ from scheduler.cluster.forward import FORWARDED, Forwarder, Route
 from scheduler.cluster.images import CLUSTER_IMAGE_REQUESTS, ClusterImages
 from scheduler.cluster.leader import Leader
 from scheduler.cluster.networks import ClusterNetworks
+from scheduler.cluster.volumes import ClusterVolumes
 from scheduler.cluster.work import (
     JoinNode,
     Remove,
@@ -128,6 +130,7 @@ class ClusterApi:
         self.forwarder = Forwarder(worker_options or channels.ChannelOptions(name=name),
                                    lambda: auth.keypair if auth is not None else None)
         self.networks = ClusterNetworks(store, self._lead)
+        self.volumes = ClusterVolumes(store, self.node_route, self.forwarder)
         self.events.listeners.append(self._on_event)
 
     def _on_event(self, event: Event) -> None:
@@ -230,6 +233,9 @@ class ClusterApi:
                                arch=host_platform().arch)
         if isinstance(message, NETWORK_REQUESTS):  # networks: scheduler/cluster/networks.py
             return await self.networks.handle(message)
+        if isinstance(message, VOLUME_REQUESTS):  # volumes: scheduler/cluster/volumes.py
+            self._lead()
+            return await self.volumes.handle(message)
         message = await self.networks.resolve(message)  # a container's network looked up
         work = self._work(message)
         return await self._lead().submit(work)
@@ -336,15 +342,22 @@ class ClusterApi:
         if not node_id or record.value.schedule_state in ("pending", "rejected"):
             raise Conflict(f"container {cid} is not on any node "
                            f"({record.value.schedule_state})", details={"id": cid})
+        return await self.node_route(node_id, f"container {cid} is on node {node_id}",
+                                     {"id": cid})
+
+    async def node_route(self, node_id: str, what: str,
+                         details: dict[str, str] | None = None) -> Route:
+        """Where node ``node_id`` serves its verbs; Unavailable (``what``, which is …) when
+        it is not ready or registered no address."""
+        details = {**(details or {}), "node_id": node_id}
         node = await self.store.get(NODES, node_id)
         if node is None or node.value.info.status != "ready":
             status = node.value.info.status if node is not None else "gone"
-            raise Unavailable(f"container {cid} is on node {node_id}, which is {status}",
-                              details={"id": cid, "node_id": node_id})
+            raise Unavailable(f"{what}, which is {status}", details=details)
         address = node.value.info.address
         if not address:
             raise Unavailable(f"node {node_id} serves no container verbs (it registered no "
-                              "address)", details={"id": cid, "node_id": node_id})
+                              "address)", details=details)
         return Route(node_id, address, node.value.info.key)
 
     async def _usage(self) -> dict[str, tuple[NodeUsage, list[str]]]:

@@ -33,6 +33,9 @@ def container_events(cid: str, old: ContainerRecord | None, new: ContainerRecord
     state = new.schedule_state
     if old is None:
         out.append(event("create", new))
+    health = _health(new)
+    if health and health != _health(old):  # as the worker's own: "health_status: healthy"
+        out.append(event(f"health_status: {health}", new))
     if state == before:
         return out
     if state == "assigned":
@@ -50,6 +53,11 @@ def container_events(cid: str, old: ContainerRecord | None, new: ContainerRecord
     elif state == "removed":
         out.append(event("remove", new))
     return out
+
+
+def _health(record: ContainerRecord | None) -> str:
+    observed = record.observed if record is not None else None
+    return observed.health.status if observed is not None and observed.health else ""
 
 
 def node_events(node_id: str, old: NodeRecord | None, new: NodeRecord | None,
@@ -71,10 +79,12 @@ def node_events(node_id: str, old: NodeRecord | None, new: NodeRecord | None,
                          attributes={"epoch": str(info.epoch)}))
     if old is not None and (old.info.availability != info.availability
                             or old.info.labels != info.labels
-                            or old.info.images != info.images):
+                            or old.info.images != info.images
+                            or old.info.volumes != info.volumes):
         out.append(Event(type="node", action="update", id=node_id, time=now, node_id=node_id,
                          attributes={"availability": info.availability,
-                                     "images": str(len(info.images))}))
+                                     "images": str(len(info.images)),
+                                     "volumes": str(len(info.volumes))}))
     return out
 
 

@@ -30,6 +30,7 @@ from protocol.messages import (
     AttachContainer,
     ContainerLogs,
     ExecContainer,
+    Message,
     RestartContainer,
     TopContainer,
     WaitContainer,
@@ -110,6 +111,13 @@ class Forwarder:
         """The cached connection to the worker at ``route`` (made if needed), for a caller
         that relays the answers itself (a cluster build)."""
         return await self._connection(route)
+
+    async def ask(self, route: Route, make: Callable[[Sender], Message],
+                  timeout: float = 60.0) -> Message:
+        """One request to the worker at ``route`` and its one answer (the worker's refusal
+        is raised as its own error)."""
+        conn = await self._connection(route)
+        return await channels.request(conn.sender, make, timeout=timeout)
 
     async def _connection(self, route: Route) -> channels.Connection:
         lock = self._connecting.setdefault(route.node_id, asyncio.Lock())

@@ -41,6 +41,7 @@ from protocol.messages import (
     Managers,
     Message,
     NodeImages,
+    NodeVolumes,
     Ok,
     Revoke,
 )
@@ -54,7 +55,7 @@ from scheduler.cluster.overlay_leader import Change as ContainerChange
 from scheduler.cluster.overlay_leader import LeaderOverlay
 from scheduler.cluster.sessions import Held, WorkerSession
 from scheduler.cluster.tx import Entry
-from scheduler.cluster.work import SetNodeImages, stage_node_loss
+from scheduler.cluster.work import SetNodeImages, SetNodeVolumes, stage_node_loss
 from scheduler.fencing import fence_delay
 from scheduler.placement import EngineOptions, PlacementEngine, Strategy, Task
 from scheduler.reconcile import LIVE, Actions, Orphan, Report, Reschedule, reconcile
@@ -289,6 +290,14 @@ class Leader:
             self.last_seen[session.node_id] = now
             self._spawn(self._await(self.submit(
                 SetNodeImages(session.node_id, message.epoch, message.images))))
+        elif isinstance(message, NodeVolumes):
+            if message.node_id != session.node_id or message.epoch != session.epoch:
+                log.warning("volumes for another node or epoch; ignored",
+                            node_id=session.node_id, claimed=message.node_id)
+                return
+            self.last_seen[session.node_id] = now
+            self._spawn(self._await(self.submit(
+                SetNodeVolumes(session.node_id, message.epoch, message.volumes))))
         else:
             log.warning("unexpected message on a reports channel; ignored",
                         node_id=session.node_id, message_type=type(message).__name__)

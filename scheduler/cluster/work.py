@@ -24,7 +24,14 @@ from protocol.messages import (
     Revoke,
     Submitted,
 )
-from protocol.specs import AppSpec, ContainerSpec, ContainerState, NodeAvailability, NodeInfo
+from protocol.specs import (
+    AppSpec,
+    ContainerSpec,
+    ContainerState,
+    NodeAvailability,
+    NodeInfo,
+    VolumeInfo,
+)
 from scheduler.cluster.cycle import LeaderCycle, Work
 from scheduler.cluster.overlay_endpoints import assignment
 from scheduler.placement import Explanation, validate_spec
@@ -361,6 +368,32 @@ class SetNodeImages(Work):
         if record.info.images != self.images:
             cycle.put_node(self.node_id,
                            replace(record, info=replace(record.info, images=self.images)))
+
+    def finish(self, cycle: LeaderCycle) -> Message | None:
+        error = cycle.error(("nodes", self.node_id))
+        if error is not None:
+            raise error
+        return None
+
+
+class SetNodeVolumes(Work):
+    """A worker made or removed a named volume: its record lists its volumes now (placement
+    puts a container that names one where it is). Ignored for a node or an epoch that has
+    changed since, as ``SetNodeImages``."""
+
+    def __init__(self, node_id: str, epoch: int, volumes: Sequence[VolumeInfo]) -> None:
+        super().__init__()
+        self.node_id = node_id
+        self.epoch = epoch
+        self.volumes = list(volumes)
+
+    def stage(self, cycle: LeaderCycle) -> None:
+        record = cycle.nodes.get(self.node_id)
+        if record is None or record.info.epoch != self.epoch:
+            return
+        if record.info.volumes != self.volumes:
+            cycle.put_node(self.node_id,
+                           replace(record, info=replace(record.info, volumes=self.volumes)))
 
     def finish(self, cycle: LeaderCycle) -> Message | None:
         error = cycle.error(("nodes", self.node_id))

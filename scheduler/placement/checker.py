@@ -235,6 +235,12 @@ def check_placement(
         if verdict:
             rule, _, detail = verdict.partition(": ")
             out.append(Violation(rule, a.task_id, a.node_id, detail))
+        for mount in task.spec.mounts:
+            holders = [n.id for n in nodes if any(v.spec.name == mount.source
+                                                  for v in n.volumes)]
+            if mount.type == "volume" and holders and node.id not in holders:
+                out.append(Violation("volume", a.task_id, a.node_id,
+                                     f"volume {mount.source} is on {', '.join(holders)}"))
 
     where: dict[str, str] = {}
     for node_id, members in final.items():

@@ -21,6 +21,7 @@ from scheduler.placement.filters.max_per_node import MaxPerNodeFilter
 from scheduler.placement.filters.platform import PlatformFilter
 from scheduler.placement.filters.ports import PortFilter
 from scheduler.placement.filters.resources import ResourceFilter
+from scheduler.placement.filters.volumes import VolumeFilter
 from scheduler.placement.scorers import Scorer
 from scheduler.placement.scorers.binpack import BinpackScorer, ClassicBinpackScorer
 from scheduler.placement.scorers.random_choice import RandomScorer
@@ -61,6 +62,7 @@ def build_pipeline(strategy: Strategy = "spread", *, classic: bool = False) -> P
         ),
         dynamic=(
             DependencyFilter(),  # links pin to one node: check before anything costly
+            VolumeFilter(),  # a named volume pins to the node that holds it
             ResourceFilter(),  # cpu, memory, pids
             PortFilter(),  # host ports per protocol
             MaxContainersFilter(),

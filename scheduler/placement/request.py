@@ -125,6 +125,7 @@ class PlacementRequest:
     spread: tuple[str, ...] = ()  # node labels the job's containers spread over, outermost first
     conflict: str = ""  # why the group can never be placed anywhere, if it cannot
     has_soft_rules: bool = False
+    volumes: tuple[str, ...] = ()  # named volumes it mounts: where one exists, it goes there
     original: PlacementRequest | None = None  # set on a relaxed copy: the request with soft rules
 
     def relax(self) -> PlacementRequest:
@@ -241,6 +242,7 @@ def compile_spec(spec: ContainerSpec, *, lenient: bool = False) -> PlacementRequ
         deps=tuple(deps),
         guards=tuple(r for r in rules_a if r.negate and not r.soft),
         has_soft_rules=bool(soft),
+        volumes=tuple(dict.fromkeys(m.source for m in spec.mounts if m.type == "volume")),
     )
 
 
@@ -334,4 +336,5 @@ def combine(members: Sequence[tuple[str, PlacementRequest]]) -> PlacementRequest
         count=len(members),
         conflict=conflict,
         has_soft_rules=bool(soft),
+        volumes=tuple(dict.fromkeys(v for _, r in members for v in r.volumes)),
     )

@@ -95,6 +95,8 @@ class NodeSnapshot:
     stored_images: frozenset[str] = frozenset()
     # What ``image==`` matches among them: ids, tags and the repository of each tag.
     stored_refs: frozenset[str] = frozenset()
+    # The names of the named volumes it holds, as it listed them.
+    volumes: frozenset[str] = frozenset()
     # Everything the static filters look at except id and hostname: nodes with equal keys pass
     # or fail a request's platform/constraint/availability checks together.
     static_key: tuple[object, ...] = ()
@@ -171,6 +173,11 @@ class ClusterSnapshot:
         self.located: dict[str, NodeSnapshot] = {}
         self.container_count = 0
         self.job_counts: dict[str, int] = {}  # containers per job (spec name), on every node
+        # volume name → the nodes that hold a volume of that name (in node order)
+        self.volume_nodes: dict[str, list[str]] = {}
+        for node in nodes:
+            for name in sorted(node.volumes):
+                self.volume_nodes.setdefault(name, []).append(node.id)
         self._watchers: list[set[int]] = []
 
     def watch(self) -> set[int]:
@@ -212,6 +219,7 @@ class ClusterSnapshot:
                 cap_cpu=info.capacity.millicpus, cap_mem=info.capacity.memory,
                 cap_pids=info.capacity.pids, max_containers=limit,
                 stored_images=stored_names(info.images), stored_refs=stored_refs(info.images),
+                volumes=frozenset(v.spec.name for v in info.volumes),
             )
             snap.static_key = (os_name, arch, variant, snap.ready, info.availability,
                                info.status, tuple(sorted(labels.items())),

@@ -12,6 +12,7 @@ from types import TracebackType
 
 import channels
 from protocol.messages import EventMessage, WatchEvents
+from protocol.specs import Event
 from tests.helpers import cluster_keys
 
 
@@ -20,6 +21,7 @@ class ClusterEvents:
         self.address = address
         self._conn: channels.Connection | None = None
         self._events: channels.Receiver | None = None
+        self.seen: list[Event] = []  # every event ``until`` has read, oldest first
 
     async def __aenter__(self) -> ClusterEvents:
         self._conn = await cluster_keys.connect(self.address)
@@ -48,3 +50,4 @@ class ClusterEvents:
             except TimeoutError:
                 raise AssertionError(f"condition not reached within {timeout:g} s") from None
             assert isinstance(event, EventMessage), event
+            self.seen.append(event.event)

@@ -91,6 +91,10 @@ SAMPLES: list[m.Message] = [
     m.NodeImages(node_id="n1", epoch=2, images=["busybox:latest", "sha256:" + "a" * 64]),
     m.ContainerReport(node_id="n1", container_id="c1", generation=1,
                       state=specs.ContainerState(status="exited", exit_code=1)),
+    m.ContainerReport(node_id="n1", container_id="c2", generation=1,
+                      state=specs.ContainerState(status="running", health=specs.Health(
+                          status="healthy", log=[specs.HealthResult(
+                              start=1.0, end=2.0, exit_code=0, output="ok\n")]))),
     m.Assign(container_id="c1", generation=3, spec=SPEC),
     m.Revoke(container_id="c1", generation=2, reason="moved to n2"),
     m.ListNodes(reply=_ref(RefKind.SENDER, 47)),
@@ -173,6 +177,19 @@ SAMPLES: list[m.Message] = [
                         reply=_ref(RefKind.SENDER, 79)),
     m.PruneNetworks(reply=_ref(RefKind.SENDER, 80)),
     m.NetworksPruned(names=["spare"]),
+    m.CreateVolume(spec=specs.VolumeSpec(name="data", labels={"k": "v"},
+                                         options={"type": "tmpfs"}), node_id="n1",
+                   reply=_ref(RefKind.SENDER, 78)),
+    m.VolumeInspected(info=specs.VolumeInfo(spec=specs.VolumeSpec(name="data"), node_id="n1",
+                                            mountpoint="/v/data/_data", users=["web"])),
+    m.ListVolumes(reply=_ref(RefKind.SENDER, 79)),
+    m.VolumeList(volumes=[specs.VolumeInfo(spec=specs.VolumeSpec(name="data"))]),
+    m.InspectVolume(name="data", reply=_ref(RefKind.SENDER, 80)),
+    m.RemoveVolume(name="data", force=True, reply=_ref(RefKind.SENDER, 81)),
+    m.PruneVolumes(reply=_ref(RefKind.SENDER, 82)),
+    m.VolumesPruned(names=["a", "b"], reclaimed=4096),
+    m.NodeVolumes(node_id="n1", epoch=3, volumes=[
+        specs.VolumeInfo(spec=specs.VolumeSpec(name="data"), node_id="n1")]),
 ]
 
 

@@ -45,7 +45,7 @@ import structlog
 
 import channels
 from protocol.errors import ChannelError, EventsOverflow, NotFound, ShoalError, Unavailable
-from protocol.limits import MAX_HELD_IMAGES, MAX_MANAGERS
+from protocol.limits import MAX_HELD_IMAGES, MAX_MANAGERS, MAX_NODE_VOLUMES
 from protocol.messages import (
     Assign,
     ContainerReport,
@@ -55,10 +55,18 @@ from protocol.messages import (
     Managers,
     NetworkEndpoints,
     NodeImages,
+    NodeVolumes,
     Revoke,
 )
 from protocol.platforms import host_platform
-from protocol.specs import JOB_LABEL, ContainerState, NodeInfo, NodeResources, OverlayEndpoint
+from protocol.specs import (
+    JOB_LABEL,
+    ContainerState,
+    NodeInfo,
+    NodeResources,
+    OverlayEndpoint,
+    VolumeInfo,
+)
 from worker.agent.fence import ContactFence
 from worker.agent.lanes import ContainerLanes, LaneInstruction
 from worker.agent.state import (
@@ -88,6 +96,8 @@ def fence_clock() -> float:
     return time.clock_gettime(getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC))
 BACKOFF_MAX = 10.0
 WATCHED_ACTIONS = frozenset({"start", "die", "restart", "destroy"})
+# "health_status: healthy": the observed state carries the health, which the scheduler keeps.
+HEALTH_ACTION = "health_status"
 
 
 # Notice a dead scheduler well within any node timeout, so that after a failover the worker has
@@ -165,6 +175,7 @@ class Agent:
         self._reports: channels.Sender | None = None
         self._epoch = 0
         self._announced: list[str] = []  # the images the scheduler was told of
+        self._announced_volumes: list[VolumeInfo] = []  # and the volumes
         self._stimulus = itertools.count(1)
         self.joined = asyncio.Event()
         for record in engine.records.values():
@@ -240,7 +251,9 @@ class Agent:
                                     generation=record.generation, state=record.state)
                     for record in self.engine.records.values() if record.generation]
             self._announced = await self._held_images()
-            node = msgspec.structs.replace(self.node, images=self._announced)
+            self._announced_volumes = self._held_volumes()
+            node = msgspec.structs.replace(self.node, images=self._announced,
+                                           volumes=self._announced_volumes)
             sent_at = fence_clock()
             try:
                 joined = await channels.request(
@@ -321,6 +334,22 @@ class Agent:
         with contextlib.suppress(ChannelError):
             await reports.send(NodeImages(node_id=self.node.id, epoch=self._epoch,
                                           images=images))
+
+    def _held_volumes(self) -> list[VolumeInfo]:
+        """This worker's named volumes as the scheduler keeps them (users are its to know)."""
+        return [msgspec.structs.replace(info, users=[])
+                for info in self.engine.volumes.every()][:MAX_NODE_VOLUMES]
+
+    async def _announce_volumes(self) -> None:
+        """A volume was made or removed: the scheduler places by where volumes are."""
+        volumes = self._held_volumes()
+        reports = self._reports
+        if reports is None or volumes == self._announced_volumes:
+            return  # the next join lists them
+        self._announced_volumes = volumes
+        with contextlib.suppress(ChannelError):
+            await reports.send(NodeVolumes(node_id=self.node.id, epoch=self._epoch,
+                                           volumes=volumes))
 
     async def _heartbeat(self, reports: channels.Sender, epoch: int, interval: float) -> None:
         while True:
@@ -498,7 +527,11 @@ class Agent:
             while True:
                 try:
                     async for event in reader:
-                        if event.type == "container" and event.action in WATCHED_ACTIONS:
+                        if event.type == "volume":
+                            await self._announce_volumes()
+                        elif event.type == "container" and (
+                                event.action in WATCHED_ACTIONS
+                                or event.action.startswith(HEALTH_ACTION)):
                             await self._engine_changed(event.id)
                 except EventsOverflow as exc:
                     log.warning("fell behind the engine's events; reporting every container",

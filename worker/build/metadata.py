@@ -14,7 +14,7 @@ from worker.build.dockerfile import Instruction
 from worker.build.errors import DockerfileError
 from worker.build.shellwords import SubstitutionError, expand_word, expand_words, split_raw
 from worker.build.state import StageState
-from worker.images.oci import HealthConfig
+from worker.images.oci import ImageHealthcheck
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
@@ -134,12 +134,12 @@ def _command(state: StageState, ins: Instruction) -> list[str]:
     return [*state.shell, ins.text]
 
 
-def _health(ins: Instruction, state: StageState, file: str) -> HealthConfig | None:
+def _health(ins: Instruction, state: StageState, file: str) -> ImageHealthcheck | None:
     kind, _, rest = ins.text.partition(" ")
     if kind.upper() == "NONE":
         if rest.strip():
             raise fail(ins, "HEALTHCHECK NONE takes no arguments", file)
-        return HealthConfig(test=["NONE"])
+        return ImageHealthcheck(test=["NONE"])
     if kind.upper() != "CMD":
         raise fail(ins, f"HEALTHCHECK: unknown type {kind!r} (CMD or NONE)", file)
     rest = rest.strip()
@@ -159,6 +159,6 @@ def _health(ins: Instruction, state: StageState, file: str) -> HealthConfig | No
         raise fail(ins, f"HEALTHCHECK --retries={retries}: not a number", file)
     durations = {name: parse_duration(ins, name, flags[name], file) if name in flags else 0
                  for name in ("interval", "timeout", "start-period", "start-interval")}
-    return HealthConfig(test=test, interval=durations["interval"],
+    return ImageHealthcheck(test=test, interval=durations["interval"],
                         timeout=durations["timeout"], start_period=durations["start-period"],
                         start_interval=durations["start-interval"], retries=int(retries))

@@ -16,9 +16,9 @@ from worker.images.oci import (
     MT_OCI_MANIFEST,
     ContainerConfig,
     Descriptor,
-    HealthConfig,
     History,
     ImageConfig,
+    ImageHealthcheck,
     Manifest,
     RootFS,
     encode,
@@ -89,7 +89,7 @@ class StageState:
             env[key] = value
         return self.with_config(env=[f"{k}={v}" for k, v in env.items()])
 
-    def with_health(self, health: HealthConfig | None) -> StageState:
+    def with_health(self, health: ImageHealthcheck | None) -> StageState:
         return self.with_config(healthcheck=health)
 
     def with_step(self, created_by: str, created: str, layer: Layer | None) -> StageState:

@@ -121,15 +121,22 @@ def oci_config(record: EngineContainer, rootfs: Path, *, init_binary: str = INIT
     for mount in spec.mounts:
         if mount.type == "tmpfs":
             mounts.append({"destination": mount.target, "type": "tmpfs", "source": "tmpfs",
-                           "options": ["nosuid", "nodev", *(["ro"] if mount.read_only else [])]})
+                           "options": ["nosuid", "nodev", *(["ro"] if mount.read_only else []),
+                                       *([f"size={mount.tmpfs_size}"] if mount.tmpfs_size
+                                         else []),
+                                       f"mode={mount.tmpfs_mode or 0o1777:o}"]})
         elif mount.type == "bind":
             if not os.path.isabs(mount.source):
                 raise InvalidArgument(f"bind mount source {mount.source!r} must be absolute")
             mounts.append({"destination": mount.target, "type": "bind", "source": mount.source,
                            "options": ["rbind", "ro" if mount.read_only else "rw"]})
-        else:
-            raise InvalidArgument("named volumes are not supported by this worker yet; use a "
-                                  "bind mount or tmpfs")
+        else:  # a named volume: its directory on this node, bound in
+            source = record.volumes.get(mount.source)
+            if source is None:
+                raise InvalidArgument(f"volume {mount.source!r} was not made ready for this "
+                                      "container")
+            mounts.append({"destination": mount.target, "type": "bind", "source": source,
+                           "options": ["rbind", "ro" if mount.read_only else "rw"]})
     targets = {m.target.rstrip("/") for m in spec.mounts}
     # A file the user binds over /etc/hosts (or the others) wins, as in Docker.
     mounts.extend(m for m in extra_mounts or () if m["destination"] not in targets)

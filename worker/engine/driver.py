@@ -142,6 +142,10 @@ class Driver(abc.ABC):
     """One way of running containers. All methods may be called from the event loop."""
 
     name: str
+    # Whether it can give a container named volumes and tmpfs mounts: a plain process sees
+    # the host's file system, so the process driver refuses them rather than ignore them.
+    # (It passes bind mounts over, as it always has: the host's paths are there as they are.)
+    mounts: bool = True
 
     @abc.abstractmethod
     async def prepare(self, record: EngineContainer) -> dict[str, str]:

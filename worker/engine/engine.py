@@ -23,7 +23,7 @@ from typing import Protocol
 import msgspec
 import structlog
 
-from protocol.errors import Conflict, InvalidArgument, NotFound
+from protocol.errors import Conflict, InvalidArgument, NotFound, Unsupported
 from protocol.eventfeed import EventFeed
 from protocol.signals import parse_signal
 from protocol.specs import (
@@ -37,6 +37,7 @@ from protocol.specs import (
 from protocol.validation import check_spec
 from worker.engine.driver import Driver, ExecProcess, ExecRequest, ExecResult, ExitStatus
 from worker.engine.faults import crash_point
+from worker.engine.health_monitor import HealthMonitor, probe_of
 from worker.engine.logfile import LogFollower, LogRecord, read_log
 from worker.engine.records import ContainerDisk, EngineContainer, ImageDefaults
 from worker.engine.restart import (
@@ -47,6 +48,7 @@ from worker.engine.restart import (
     start_on_worker_boot,
     started_by_hand,
 )
+from worker.engine.volume_use import EngineVolumes
 from worker.metrics import WorkerMetrics
 
 log = structlog.get_logger("shoal.engine")
@@ -92,6 +94,8 @@ class Engine:
         # The last window size a client set on a container's terminal: its next start has it
         # from the beginning (``run -t`` attaches, sets it, then starts).
         self._window_sizes: dict[str, tuple[int, int]] = {}
+        self.health = HealthMonitor(self)
+        self.volumes = EngineVolumes(self)
 
     # --- start-up and shutdown -------------------------------------------------------------------
     async def open(self) -> None:
@@ -121,6 +125,8 @@ class Engine:
                 continue
             if self.driver.running(record):
                 log.info("re-adopted", container_id=record.id, pid=record.state.pid)
+                if record.state.status == "running":
+                    self.health.begin(record, fresh=False)  # its checks go on where they were
             else:
                 log.info("ended while the worker was away", container_id=record.id)
             # Either way the supervisor learns the exit (now or later) and applies the policy.
@@ -128,6 +134,7 @@ class Engine:
 
     async def close(self) -> None:
         """Stop supervising; the containers keep running for the next worker process."""
+        self.health.close()
         for task in list(self._supervisors.values()):
             task.cancel()
         await asyncio.gather(*self._supervisors.values(), return_exceptions=True)
@@ -154,6 +161,9 @@ class Engine:
     async def create(self, spec: ContainerSpec, *, container_id: str | None = None,
                      generation: int = 0) -> EngineContainer:
         check_spec(spec)  # before anything is made: the same refusal as the CLI's and scheduler's
+        if not self.driver.mounts and any(m.type != "bind" for m in spec.mounts):
+            raise Unsupported(f"the {self.driver.name} driver does not isolate containers: "
+                              "named volumes and tmpfs mounts need the native driver")
         name = spec.name.lstrip("/")
         if name and not NAME_RE.match(name):
             raise InvalidArgument(f"invalid container name {name!r}: use letters, digits, "
@@ -172,7 +182,9 @@ class Engine:
             raise InvalidArgument("no command: give one, or an image that has Cmd/Entrypoint")
         self.disk.save(record)  # first, so a crash in prepare leaves a record to remove
         try:
+            await self.volumes.attach(record)
             record.driver_data = await self.driver.prepare(record)
+            await self.volumes.fill(record)
         except BaseException:
             self.disk.remove(new_id)
             raise
@@ -296,6 +308,17 @@ class Engine:
                     or record.id not in self.records)
             elif condition == "removed":
                 await self._changed.wait_for(lambda: record.id not in self.records)
+            elif condition == "healthy":
+                if record.state.health is None and probe_of(record) is None:
+                    raise Conflict(f"container {record.name} has no healthcheck")
+                await self._changed.wait_for(
+                    lambda: (record.state.health is not None
+                             and record.state.health.status == "healthy"
+                             and record.state.status == "running")
+                    or record.state.status not in ("running", "restarting", "created")
+                    or record.id not in self.records)
+                if record.id not in self.records or record.state.status != "running":
+                    raise Conflict(f"container {record.name} stopped before it was healthy")
             else:
                 await self._changed.wait_for(
                     lambda: record.state.status not in ("running", "restarting")
@@ -323,6 +346,7 @@ class Engine:
             storage_driver=record.driver_data.get("storage_driver", ""),
             details={**record.driver_data, "log_path": str(self.disk.log_path(record.id)),
                      **self._network_details(record),
+                     **{f"volume.{name}": path for name, path in record.volumes.items()},
                      "restart_policy": record.spec.restart.name,
                      "manually_stopped": str(record.manually_stopped).lower()})
 
@@ -458,6 +482,12 @@ class Engine:
         if record.state.status == "running":
             self.driver.resize(record, *size)
 
+    def health_changed(self, record: EngineContainer, status: str) -> None:
+        """The health monitor saw a new status: Docker's event, and waiters woken."""
+        self._announce("container", f"health_status: {status}", record.id, name=record.name,
+                       image=record.spec.image)
+        self._notify()
+
     def _announce(self, type: EventType, action: str, id: str, **attributes: str) -> None:
         """Publish one of Docker's container events, stamped with this node and the time now."""
         self.events.publish(Event(type=type, action=action, id=id, time=time.time(),
@@ -471,9 +501,11 @@ class Engine:
                                           console_size=self._window_sizes.get(record.id))
         record.state = ContainerState(status="running", pid=started.pid,
                                       started_at=started.started_at,
-                                      restart_count=record.restart_count)
+                                      restart_count=record.restart_count,
+                                      health=record.state.health)
         record.desired = "running"
         self.disk.save(record)
+        self.health.begin(record, fresh=True)
         self._exited[record.id].clear()
         self.metrics.container_starts.inc()
         self._announce("container", "start", record.id, name=record.name)
@@ -523,7 +555,8 @@ class Engine:
             return
         record.state = ContainerState(
             status="restarting", exit_code=status.exit_code, finished_at=status.finished_at,
-            started_at=record.state.started_at, restart_count=record.restart_count)
+            started_at=record.state.started_at, restart_count=record.restart_count,
+            health=record.state.health)
         self.disk.save(record)
         await asyncio.sleep(decision.delay)  # the restart backoff itself
         if record.id in self.records and not record.manually_stopped:
@@ -536,7 +569,7 @@ class Engine:
         record.state = ContainerState(
             status="exited", pid=0, exit_code=max(-1, min(exit_code, 255)), error=error,
             oom_killed=oom_killed, started_at=record.state.started_at, finished_at=finished_at,
-            restart_count=record.restart_count)
+            restart_count=record.restart_count, health=self.health.end(record))
         self.disk.save(record)
         self._exit_counts[record.id] = self._exit_counts.get(record.id, 0) + 1
         event = self._exited.get(record.id)

@@ -63,7 +63,8 @@ class NativeImages:
         return ImageDefaults(id=image.id, entrypoint=list(d.entrypoint), cmd=list(d.cmd),
                              env=list(d.env), workdir=d.working_dir, user=d.user,
                              stop_signal=d.stop_signal, os=image.config.os,
-                             arch=image.config.architecture)
+                             arch=image.config.architecture, healthcheck=d.healthcheck,
+                             volumes=list(d.volumes))
 
 
 class NativeDriver(Driver):

@@ -15,7 +15,7 @@ from typing import Literal
 import msgspec
 import structlog
 
-from protocol.specs import ContainerSpec, ContainerState, Labels
+from protocol.specs import ContainerSpec, ContainerState, HealthCheck, Labels
 
 log = structlog.get_logger("shoal.engine")
 
@@ -34,6 +34,8 @@ class ImageDefaults(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     stop_signal: str = ""
     os: str = "linux"
     arch: str = ""
+    healthcheck: HealthCheck | None = None
+    volumes: list[str] = []  # the image's VOLUME paths
 
 
 class EngineContainer(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -55,6 +57,8 @@ class EngineContainer(msgspec.Struct, kw_only=True, omit_defaults=True):
     # Saved True before the driver prepares anything and False once it has: a record still
     # True at start-up is a create that a crash cut short (never answered), removed then.
     creating: bool = False
+    # Where each named volume it mounts has its data on this node, by volume name.
+    volumes: Labels = {}
 
     def argv(self) -> list[str]:
         """The command line: entrypoint + command, each from the spec or else the image."""

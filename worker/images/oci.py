@@ -13,6 +13,7 @@ from typing import Annotated, TypeVar
 
 import msgspec
 
+from protocol.specs import HealthCheck
 from worker.images.digest import check_digest
 from worker.images.errors import InvalidImage
 
@@ -77,9 +78,8 @@ class Manifest(msgspec.Struct, frozen=True, omit_defaults=True, rename="camel"):
     annotations: dict[str, str] | None = None
 
 
-class HealthConfig(msgspec.Struct, frozen=True, omit_defaults=True, rename="pascal"):
-    """An image's HEALTHCHECK as Docker stores it: durations in nanoseconds, ``test`` one of
-    ``["NONE"]``, ``["CMD", argv...]`` or ``["CMD-SHELL", command]``."""
+class ImageHealthcheck(msgspec.Struct, frozen=True, omit_defaults=True, rename="pascal"):
+    """Docker's ``Healthcheck`` in an image config: durations in nanoseconds, 0 = inherit."""
 
     test: list[str] | None = None
     interval: int = 0
@@ -87,6 +87,18 @@ class HealthConfig(msgspec.Struct, frozen=True, omit_defaults=True, rename="pasc
     start_period: int = 0
     start_interval: int = 0
     retries: int = 0
+
+    def as_spec(self) -> HealthCheck | None:
+        """The same as a spec's healthcheck (seconds); None when it says nothing."""
+        if not self.test and not any((self.interval, self.timeout, self.start_period,
+                                      self.start_interval, self.retries)):
+            return None
+        # A negative value (Docker refuses one at build) counts as unset: the default.
+        return HealthCheck(test=list(self.test or ()), interval=max(0, self.interval) / 1e9,
+                           timeout=max(0, self.timeout) / 1e9,
+                           start_period=max(0, self.start_period) / 1e9,
+                           start_interval=max(0, self.start_interval) / 1e9,
+                           retries=max(0, self.retries))
 
 
 class ContainerConfig(msgspec.Struct, frozen=True, omit_defaults=True, rename="pascal"):
@@ -101,7 +113,7 @@ class ContainerConfig(msgspec.Struct, frozen=True, omit_defaults=True, rename="p
     working_dir: str | None = None
     labels: dict[str, str] | None = None
     stop_signal: str | None = None
-    healthcheck: HealthConfig | None = None
+    healthcheck: ImageHealthcheck | None = None
     shell: list[str] | None = None
 
 
@@ -144,6 +156,7 @@ class ContainerDefaults:
     stop_signal: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     volumes: tuple[str, ...] = ()
+    healthcheck: HealthCheck | None = None
 
     @classmethod
     def from_config(cls, config: ContainerConfig | None) -> ContainerDefaults:
@@ -159,6 +172,7 @@ class ContainerDefaults:
             stop_signal=config.stop_signal or "",
             labels=dict(config.labels or {}),
             volumes=tuple(sorted(config.volumes or {})),
+            healthcheck=config.healthcheck.as_spec() if config.healthcheck else None,
         )
 
 

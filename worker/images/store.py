@@ -105,6 +105,12 @@ class Image:
                 "WorkingDir": d.working_dir, "User": d.user,
                 "ExposedPorts": {p: {} for p in d.exposed_ports}, "StopSignal": d.stop_signal,
                 "Labels": dict(d.labels), "Volumes": {v: {} for v in d.volumes},
+                **({"Healthcheck": {
+                    "Test": d.healthcheck.test, "Interval": int(d.healthcheck.interval * 1e9),
+                    "Timeout": int(d.healthcheck.timeout * 1e9),
+                    "StartPeriod": int(d.healthcheck.start_period * 1e9),
+                    "StartInterval": int(d.healthcheck.start_interval * 1e9),
+                    "Retries": d.healthcheck.retries}} if d.healthcheck else {}),
             },
             "RootFS": {"Type": "layers", "Layers": list(self.config.rootfs.diff_ids)},
         }

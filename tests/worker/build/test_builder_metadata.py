@@ -13,7 +13,7 @@ import pytest
 from worker.build.builder import Builder, BuildOptions
 from worker.build.errors import BuildFailed, DockerfileError
 from worker.images import testimage
-from worker.images.oci import HealthConfig
+from worker.images.oci import ImageHealthcheck
 from worker.images.store import Image, ImageStore
 
 DOCKERFILE = """\
@@ -75,7 +75,7 @@ def test_metadata_instructions_write_dockers_config(store: ImageStore, tmp_path:
     assert config.volumes == {"/data": {}, "/logs": {}}
     assert config.stop_signal == "SIGINT"
     assert config.shell == ["/bin/sh", "-ec"]
-    assert config.healthcheck == HealthConfig(
+    assert config.healthcheck == ImageHealthcheck(
         test=["CMD-SHELL", "wget -q localhost || exit 1"], interval=30_000_000_000,
         timeout=90_000_000_000, retries=3)
     assert config.entrypoint == ["/bin/app"]

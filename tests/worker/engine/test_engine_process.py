@@ -11,7 +11,7 @@ import pytest
 
 import channels
 from protocol.errors import Conflict, InvalidArgument, NotFound, Unsupported
-from protocol.specs import ContainerSpec, RestartPolicy
+from protocol.specs import ContainerSpec, Mount, RestartPolicy
 from tests.helpers.bounded_run import run
 from worker.engine.engine import Engine
 from worker.engine.process_driver import ProcessDriver
@@ -337,3 +337,17 @@ def test_a_terminal_keeps_its_size_input_and_session_across_a_worker_restart(
             await second.close()
 
     run(main, timeout=60)
+
+
+def test_volumes_and_tmpfs_are_refused_not_ignored_and_nothing_is_made(tmp_path: Path
+                                                                        ) -> None:
+    async def body(engine: Engine) -> None:
+        for mount in (Mount(type="volume", source="data", target="/data"),
+                      Mount(type="tmpfs", target="/t")):
+            with pytest.raises(Unsupported, match="named volumes and tmpfs mounts need the "
+                                                  "native driver"):
+                await engine.create(sh("true", mounts=[mount]))
+        assert engine.records == {}
+        assert engine.volumes.every() == []
+
+    with_engine(tmp_path, body)
