@@ -131,8 +131,10 @@ RULES: tuple[Rule, ...] = (
     # bench/store.py measures a bare aetcd client as its reference, so bench is not covered.
     Rule("only the metrics modules import prometheus_client",
          importers=PRODUCT, forbidden=("prometheus_client",), exempt=METRICS_MODULES),
-    Rule("only the Docker API front end serves HTTP with aiohttp",
-         importers=PRODUCT, forbidden=("aiohttp",), exempt=("dockerapi",)),
+    Rule("only the Docker API front end (a server) and the registry client speak HTTP "
+         "with aiohttp",
+         importers=PRODUCT, forbidden=("aiohttp",),
+         exempt=("dockerapi", "worker.images.registry")),
     Rule("only scheduler.store talks to etcd (aetcd, grpc)",
          importers=PRODUCT, forbidden=("aetcd", "grpc"), exempt=("scheduler.store",)),
     # The cores import the store's pure modules by name, not through the package face: the

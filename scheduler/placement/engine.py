@@ -9,7 +9,8 @@ assigns. The chain for one class of identical tasks:
    entries of nodes changed by other classes carry a stale version and are re-checked lazily;
 3. optional candidate sampling instead of the heap (Nomad's log2 N, Kubernetes' percentage);
 4. placement preferences (``spread=node.labels.zone``): one heap per branch of the label tree,
-   each task taking the best node of the branches holding fewest of its job (preferences.py);
+   each task taking the best node of the branches holding fewest of its job (preferences.py,
+   preference_runs.py);
 5. soft rules first; when nothing is left, again without them, recording what was dropped;
 6. tasks that still find no node are refused with an ``Explanation`` built from a full pass.
 
@@ -34,13 +35,9 @@ from scheduler.placement.filters import Filter, Identity, PlacementCycle
 from scheduler.placement.load_order import HeapEntry, LoadOrder, Walk
 from scheduler.placement.options import EngineOptions
 from scheduler.placement.pipeline import build_pipeline
+from scheduler.placement.preference_runs import run_spread, run_spread_scan
 from scheduler.placement.preferences import (
-    Path,
-    add_to_branches,
-    branch_counts,
-    least_filled,
     preferred,
-    spread_path,
 )
 from scheduler.placement.request import (
     PlacementRequest,
@@ -280,8 +277,8 @@ class PlacementEngine:
         """
         if req.spread:
             if self.pipeline.scorer.ordered and self.options.sample == "all":
-                return self._run_spread(req, relaxed, tasks, pos, end, result, defer=defer)
-            return self._run_spread_scan(req, relaxed, tasks, pos, end, result, defer=defer)
+                return run_spread(self, req, relaxed, tasks, pos, end, result, defer=defer)
+            return run_spread_scan(self, req, relaxed, tasks, pos, end, result, defer=defer)
         if not self.pipeline.scorer.ordered:
             return self._run_sampled(req, relaxed, tasks, pos, end, result, k=1,
                                      shuffle_each=True, defer=defer)
@@ -465,129 +462,6 @@ class PlacementEngine:
                 continue
             chosen = min(found, key=lambda n: (score(req, n), lacks_image(req, n),
                                                rank[n.index]))
-            unmet = self._unmet(req, chosen) if relaxed else ()
-            self.cluster.place(chosen, PlacedContainer(task.id, task.spec.name, req))
-            result.assignments.append(Assignment(task.id, chosen.id, unmet))
-            pos += 1
-        return pos, "done"
-
-    def _run_spread(self, req: PlacementRequest, relaxed: tuple[str, ...], tasks: list[Task],
-                    pos: int, end: int, result: PlacementResult, *,
-                    defer: bool) -> tuple[int, Stop]:
-        """``_run_heap`` with one heap per branch of the preference tree: each task takes the
-        best top among the heaps of the branches holding fewest of its job. The heaps are
-        built per call (not cached): a preference's counts change with every placement."""
-        chain = tuple(f for f in self._dynamic if f.relevant(req))
-        cycle = PlacementCycle(self.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, req)])
-        nodes, score, feasible, rank = (self.cluster.nodes, self.pipeline.scorer.key,
-                                        self._feasible, self._rank)
-        leaves: dict[Path, list[HeapEntry]] = {}
-        walks: dict[Path, Walk] = {}  # a walk per branch, over that branch's candidates
-        order = self._order
-        if order is not None and self._walks_pay(req, cycle, end - pos):
-            order.refresh()
-            make_entry = self._entry_maker(req, cycle, chain)
-            for path, member in self._static.branches(req, cycle).items():
-                leaves[path] = []
-                walks[path] = order.walk(req, member, make_entry)
-        else:
-            for node in self._static.get(req, cycle):
-                if feasible(req, node, cycle, chain):
-                    leaves.setdefault(spread_path(req, node), []).append(
-                        (score(req, node), lacks_image(req, node), rank[node.index],
-                         node.index, node.version))
-            for heap in leaves.values():
-                heapq.heapify(heap)
-        counts = branch_counts(req, nodes) if self.cluster.job_counts.get(req.job) else {}
-        heappop, heapreplace, heappush = heapq.heappop, heapq.heapreplace, heapq.heappush
-        while pos < end:
-            task = tasks[pos]
-            aside: list[tuple[list[HeapEntry], HeapEntry]] = []
-            live: list[Path] = []
-            for path, heap in leaves.items():
-                while True:  # bring a node that can take this task to the top, or empty it
-                    if walks:
-                        bounds = walks[path].bounds
-                        if bounds and (not heap or heap[0][0] >= bounds[0][0]):  # type: ignore[operator]
-                            walks[path].settle(heap)
-                    if not heap:
-                        break
-                    _, lacks, rk, idx, version = heap[0]
-                    node = nodes[idx]
-                    if version != node.version:
-                        if feasible(req, node, cycle, chain):
-                            heapreplace(heap, (score(req, node), lacks, rk, idx, node.version))
-                        else:
-                            heappop(heap)
-                        continue
-                    if node.guards:
-                        cycle.identities = [Identity(task.spec.name, task.id, req)]
-                        if self._guarded(req, node, cycle):
-                            aside.append((heap, heappop(heap)))
-                            continue
-                    live.append(path)
-                    break
-            if not live:
-                for heap, entry in aside:
-                    heappush(heap, entry)
-                if not aside:
-                    return pos, "exhausted"
-                if defer:
-                    return pos, "guarded"
-                self._refuse_one(req, relaxed, task, result)
-                pos += 1
-                continue
-            path = min(least_filled(live, counts), key=lambda p: leaves[p][0])
-            heap = leaves[path]
-            _, lacks, rk, idx, _ = heap[0]
-            chosen = nodes[idx]
-            unmet = self._unmet(req, chosen) if relaxed else ()
-            self.cluster.place(chosen, PlacedContainer(task.id, task.spec.name, req))
-            result.assignments.append(Assignment(task.id, chosen.id, unmet))
-            add_to_branches(counts, path, 1)
-            if feasible(req, chosen, cycle, chain):
-                heapreplace(heap, (score(req, chosen), lacks, rk, idx, chosen.version))
-            else:
-                heappop(heap)
-            for heap, entry in aside:
-                heappush(heap, entry)
-            pos += 1
-        return pos, "done"
-
-    def _run_spread_scan(self, req: PlacementRequest, relaxed: tuple[str, ...],
-                         tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
-                         defer: bool) -> tuple[int, Stop]:
-        """Preferences under the random strategy or sampling: every candidate is checked per
-        task (the branch needs them all), then the choice is random or the best of a sample
-        of the preferred nodes."""
-        chain = tuple(f for f in self._dynamic if f.relevant(req))
-        cycle = PlacementCycle(self.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, req)])
-        cands = list(self._static.get(req, cycle))
-        rng, score, rank = self._rng, self.pipeline.scorer.key, self._rank
-        sample, n = self.options.sample, len(self.cluster.nodes)
-        k = max(2, math.ceil(math.log2(max(n, 2)))) if sample == "log2" else \
-            1 if sample == "all" else max(1, math.ceil(float(sample) * n))
-        while pos < end:
-            task = tasks[pos]
-            cycle.identities = [Identity(task.spec.name, task.id, req)]
-            cands = [node for node in cands if self._feasible(req, node, cycle, chain)]
-            open_ = [node for node in cands
-                     if not (node.guards and self._guarded(req, node, cycle))]
-            if not open_:
-                if not cands:
-                    return pos, "exhausted"
-                if defer:
-                    return pos, "guarded"
-                self._refuse_one(req, relaxed, task, result)
-                pos += 1
-                continue
-            keep = preferred(req, open_, self.cluster.nodes)
-            if self.pipeline.scorer.ordered:
-                drawn = rng.sample(keep, min(k, len(keep)))
-                chosen = min(drawn, key=lambda node: (score(req, node), lacks_image(req, node),
-                                                      rank[node.index]))
-            else:
-                chosen = keep[rng.randrange(len(keep))]
             unmet = self._unmet(req, chosen) if relaxed else ()
             self.cluster.place(chosen, PlacedContainer(task.id, task.spec.name, req))
             result.assignments.append(Assignment(task.id, chosen.id, unmet))

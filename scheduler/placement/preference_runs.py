@@ -1,0 +1,153 @@
+"""Placement preferences' runs (``--placement-pref spread=node.labels.X``), apart from the
+engine for size: one heap (or walk) per branch of the label tree, each task taking the best node
+of the branches holding fewest of its job; and the scan used under the random strategy or
+sampling. Both place tasks[pos:end] of one class on ``engine``'s snapshot and say where they
+stopped and why, as ``PlacementEngine._run`` does."""
+
+from __future__ import annotations
+
+import heapq
+import math
+from typing import TYPE_CHECKING
+
+from scheduler.placement.filters import Identity, PlacementCycle
+from scheduler.placement.load_order import HeapEntry, Walk
+from scheduler.placement.preferences import (
+    Path,
+    add_to_branches,
+    branch_counts,
+    least_filled,
+    preferred,
+    spread_path,
+)
+from scheduler.placement.request import PlacementRequest
+from scheduler.placement.results import Assignment, PlacementResult, Task
+from scheduler.placement.snapshot import PlacedContainer, lacks_image
+
+if TYPE_CHECKING:
+    from scheduler.placement.engine import PlacementEngine, Stop
+
+
+def run_spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...],
+               tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
+               defer: bool) -> tuple[int, Stop]:
+    """The engine's heap run (``PlacementEngine._run_heap``) with one heap per branch of the
+    preference tree: each task takes the best top among the heaps of the branches holding
+    fewest of its job. The heaps are built per call (not cached): a preference's counts
+    change with every placement."""
+    chain = tuple(f for f in engine._dynamic if f.relevant(req))
+    cycle = PlacementCycle(engine.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, req)])
+    nodes, score, feasible, rank = (engine.cluster.nodes, engine.pipeline.scorer.key,
+                                    engine._feasible, engine._rank)
+    leaves: dict[Path, list[HeapEntry]] = {}
+    walks: dict[Path, Walk] = {}  # a walk per branch, over that branch's candidates
+    order = engine._order
+    if order is not None and engine._walks_pay(req, cycle, end - pos):
+        order.refresh()
+        make_entry = engine._entry_maker(req, cycle, chain)
+        for path, member in engine._static.branches(req, cycle).items():
+            leaves[path] = []
+            walks[path] = order.walk(req, member, make_entry)
+    else:
+        for node in engine._static.get(req, cycle):
+            if feasible(req, node, cycle, chain):
+                leaves.setdefault(spread_path(req, node), []).append(
+                    (score(req, node), lacks_image(req, node), rank[node.index],
+                     node.index, node.version))
+        for heap in leaves.values():
+            heapq.heapify(heap)
+    counts = branch_counts(req, nodes) if engine.cluster.job_counts.get(req.job) else {}
+    heappop, heapreplace, heappush = heapq.heappop, heapq.heapreplace, heapq.heappush
+    while pos < end:
+        task = tasks[pos]
+        aside: list[tuple[list[HeapEntry], HeapEntry]] = []
+        live: list[Path] = []
+        for path, heap in leaves.items():
+            while True:  # bring a node that can take this task to the top, or empty it
+                if walks:
+                    bounds = walks[path].bounds
+                    if bounds and (not heap or heap[0][0] >= bounds[0][0]):  # type: ignore[operator]
+                        walks[path].settle(heap)
+                if not heap:
+                    break
+                _, lacks, rk, idx, version = heap[0]
+                node = nodes[idx]
+                if version != node.version:
+                    if feasible(req, node, cycle, chain):
+                        heapreplace(heap, (score(req, node), lacks, rk, idx, node.version))
+                    else:
+                        heappop(heap)
+                    continue
+                if node.guards:
+                    cycle.identities = [Identity(task.spec.name, task.id, req)]
+                    if engine._guarded(req, node, cycle):
+                        aside.append((heap, heappop(heap)))
+                        continue
+                live.append(path)
+                break
+        if not live:
+            for heap, entry in aside:
+                heappush(heap, entry)
+            if not aside:
+                return pos, "exhausted"
+            if defer:
+                return pos, "guarded"
+            engine._refuse_one(req, relaxed, task, result)
+            pos += 1
+            continue
+        path = min(least_filled(live, counts), key=lambda p: leaves[p][0])
+        heap = leaves[path]
+        _, lacks, rk, idx, _ = heap[0]
+        chosen = nodes[idx]
+        unmet = engine._unmet(req, chosen) if relaxed else ()
+        engine.cluster.place(chosen, PlacedContainer(task.id, task.spec.name, req))
+        result.assignments.append(Assignment(task.id, chosen.id, unmet))
+        add_to_branches(counts, path, 1)
+        if feasible(req, chosen, cycle, chain):
+            heapreplace(heap, (score(req, chosen), lacks, rk, idx, chosen.version))
+        else:
+            heappop(heap)
+        for heap, entry in aside:
+            heappush(heap, entry)
+        pos += 1
+    return pos, "done"
+
+def run_spread_scan(engine: PlacementEngine, req: PlacementRequest,
+                    relaxed: tuple[str, ...], tasks: list[Task], pos: int, end: int,
+                    result: PlacementResult, *, defer: bool) -> tuple[int, Stop]:
+    """Preferences under the random strategy or sampling: every candidate is checked per
+    task (the branch needs them all), then the choice is random or the best of a sample
+    of the preferred nodes."""
+    chain = tuple(f for f in engine._dynamic if f.relevant(req))
+    cycle = PlacementCycle(engine.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, req)])
+    cands = list(engine._static.get(req, cycle))
+    rng, score, rank = engine._rng, engine.pipeline.scorer.key, engine._rank
+    sample, n = engine.options.sample, len(engine.cluster.nodes)
+    k = max(2, math.ceil(math.log2(max(n, 2)))) if sample == "log2" else \
+        1 if sample == "all" else max(1, math.ceil(float(sample) * n))
+    while pos < end:
+        task = tasks[pos]
+        cycle.identities = [Identity(task.spec.name, task.id, req)]
+        cands = [node for node in cands if engine._feasible(req, node, cycle, chain)]
+        open_ = [node for node in cands
+                 if not (node.guards and engine._guarded(req, node, cycle))]
+        if not open_:
+            if not cands:
+                return pos, "exhausted"
+            if defer:
+                return pos, "guarded"
+            engine._refuse_one(req, relaxed, task, result)
+            pos += 1
+            continue
+        keep = preferred(req, open_, engine.cluster.nodes)
+        if engine.pipeline.scorer.ordered:
+            drawn = rng.sample(keep, min(k, len(keep)))
+            chosen = min(drawn, key=lambda node: (score(req, node), lacks_image(req, node),
+                                                  rank[node.index]))
+        else:
+            chosen = keep[rng.randrange(len(keep))]
+        unmet = engine._unmet(req, chosen) if relaxed else ()
+        engine.cluster.place(chosen, PlacedContainer(task.id, task.spec.name, req))
+        result.assignments.append(Assignment(task.id, chosen.id, unmet))
+        pos += 1
+    return pos, "done"
