@@ -205,7 +205,9 @@ class Endpoint(_Spec, frozen=True, kw_only=True):
 class OverlayEndpoint(_Spec, frozen=True, kw_only=True):
     """A container's place on an overlay network, as the scheduler tells every worker that has
     the network: where to send its frames (``vtep``: its node's address) and the names it
-    answers to (container name, job name, aliases) for a resolver."""
+    answers to (container name, job name, aliases) for a resolver, while it runs (``running``:
+    a container that is placed but not started, or has stopped, keeps its forwarding entries
+    and its address, but no name resolves to it)."""
 
     network: Name
     container_id: Name
@@ -215,6 +217,7 @@ class OverlayEndpoint(_Spec, frozen=True, kw_only=True):
     ip: Name
     mac: Name
     vtep: Name  # the IPv4 address of the node it runs on
+    running: bool = True
 
 
 class NetworkInfo(_Spec, frozen=True, kw_only=True):

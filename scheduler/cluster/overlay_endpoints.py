@@ -4,7 +4,8 @@ A container is an endpoint of its overlay network while its record holds an addr
 (``ContainerRecord.address``: placed, live, not removed). ``OverlayDirectory`` keeps them by
 network, follows committed records, and says which nodes must hear the list again: each node
 gets every endpoint of the overlay networks it has containers on (``NetworkEndpoints``), the
-whole list, at join and whenever it changes.
+whole list, at join and whenever it changes. An endpoint names its container for resolvers only
+while the container is seen running.
 """
 
 from __future__ import annotations
@@ -44,11 +45,14 @@ def endpoint_of(container_id: str, record: ContainerRecord | None,
     if network is None or network.driver != "overlay":
         return None
     job = record.spec.name if record.spec.name and record.spec.name != container_id else ""
+    running = record.desired == "running" and record.observed is not None and \
+        record.observed.status == "running"
     return OverlayEndpoint(network=network.name, container_id=container_id,
                            name=container_id, job=job,
                            aliases=list(record.spec.network_aliases), ip=record.address,
                            mac=mac_of(record.address),
-                           vtep=vtep_of(node.info.address) if node is not None else "")
+                           vtep=vtep_of(node.info.address) if node is not None else "",
+                           running=running)
 
 
 class OverlayDirectory:

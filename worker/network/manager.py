@@ -565,13 +565,13 @@ class Networks:
     async def set_endpoints(self, endpoints: list[OverlayEndpoint]) -> None:
         """The cluster's overlay endpoints (the whole list, replacing the last one): every
         overlay network on this host made whole (after a restart) and its forwarding and
-        neighbour entries made exactly the remote endpoints'; the remote ones' names given to
-        the resolvers (this host's own come from its state)."""
+        neighbour entries made exactly the remote endpoints'; the remote running ones' names
+        given to the resolvers (this host's own come from its state)."""
         self.endpoints = list(endpoints)
         self.names.update_remote(
             NameEntry(network=e.network, container_id=e.container_id, ip=e.ip, name=e.name,
                       job=e.job, aliases=tuple(e.aliases))
-            for e in self.endpoints if not (self.vtep and e.vtep == self.vtep))
+            for e in self.endpoints if e.running and not (self.vtep and e.vtep == self.vtep))
 
         def run() -> None:
             state = self.state.read()

@@ -3,9 +3,10 @@ it holds; a record's endpoint; the Assign carrying the address; VTEP and MAC der
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
-from protocol.specs import ContainerSpec, NetworkSpec, NodeInfo
+from protocol.specs import ContainerSpec, ContainerState, NetworkSpec, NodeInfo
 from scheduler.cluster.overlay_endpoints import (
     OverlayDirectory,
     assignment,
@@ -49,6 +50,18 @@ def test_endpoint_and_assignment() -> None:
     assert endpoint_of("web.1", record("a", ""), NODES["a"]) is None
     bridge = NetworkSpec(name="br")
     assert endpoint_of("x", record("a", "10.0.0.8", bridge), NODES["a"]) is None
+
+
+@pytest.mark.parametrize(("observed", "desired", "running"), [
+    (None, "running", False), ("created", "running", False), ("running", "running", True),
+    ("exited", "running", False), ("running", "stopped", False)])
+def test_an_endpoint_is_named_only_while_it_runs(observed: str | None, desired: str,
+                                                 running: bool) -> None:
+    rec = msgspec.structs.replace(
+        record("a", "10.0.0.7"), desired=desired,
+        observed=None if observed is None else ContainerState(status=observed))
+    endpoint = endpoint_of("web.1", rec, NODES["a"])
+    assert endpoint is not None and endpoint.running is running
 
 
 def test_nodes_hear_changes_of_their_networks_only() -> None:

@@ -1,0 +1,166 @@
+"""Names across hosts over an overlay (one etcd, one scheduler, three workers, a client): a
+container on one host resolves containers on another by name, by ``--network-alias`` and by
+job name (every running replica, rotated) through its resolver at 127.0.0.11, and reaches them
+by that name over TCP and UDP; a stopped container's name is gone; a replica rescheduled by a
+partition resolves to its new address within a heartbeat; two overlays never see each other's
+names."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bench._multihost import Layout, MultiHostCluster, census, until
+from tests.helpers.multihost import multihost_cluster, ps
+
+pytestmark = [pytest.mark.root, pytest.mark.timeout(300)]
+PREFIX = f"on{os.getpid() % 100000}"  # this run's namespaces only
+SUBNET = "10.241.113"
+LAYOUT = Layout(workers=3, etcd=("etcd1",), schedulers=("sched1",))
+LOOP = ["sh", "-c", 'trap "exit 0" TERM; while :; do sleep 1 & wait; done']
+UNTIL_TOLD = ["sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.1; done"]
+PONG = ["sh", "-c", 'trap "exit 0" TERM; while :; do hostname | nc -l -p 7000; done']
+UDP_ECHO = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            "s.bind(('0.0.0.0', 7001)); print('ready', flush=True); "
+            "d, a = s.recvfrom(100); s.sendto(d.upper(), a)")
+# Inside the asker's namespace: the name resolved by its embedded resolver, then a datagram.
+UDP_ASK_BY_NAME = (
+    "import socket, sys, dns.resolver; r = dns.resolver.Resolver(configure=False); "
+    "r.nameservers = ['127.0.0.11']; ip = r.resolve(sys.argv[1], 'A')[0].address; "
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5); "
+    "s.sendto(b'ping', (ip, 7001)); print(ip, s.recv(100))")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MultiHostCluster]:
+    with multihost_cluster(tmp_path_factory.mktemp("names"), PREFIX, SUBNET,
+                           layout=LAYOUT) as running:
+        yield running
+
+
+def status(cluster: MultiHostCluster) -> dict[str, dict[str, Any]]:
+    return {str(r["name"]): r for r in ps(cluster)}
+
+
+def running_rows(cluster: MultiHostCluster, prefix: str) -> list[dict[str, Any]]:
+    return [r for r in ps(cluster) if str(r["name"]).startswith(prefix)
+            and r["state"].get("status") == "running"]
+
+
+def run_on(cluster: MultiHostCluster, name: str, network: str, where: str,
+           command: list[str], *extra: str) -> None:
+    cluster.shoal("run", "-d", "--name", name, "--network", network, "-c", where, *extra,
+                  "busybox", *command)
+
+
+def wait_running(cluster: MultiHostCluster, *names: str) -> None:
+    until(cluster, lambda: all(status(cluster).get(n, {}).get("state", {}).get("status")
+                               == "running" for n in names), timeout=60)
+
+
+def ip_of(cluster: MultiHostCluster, name: str) -> str:
+    out = cluster.shoal("exec", name, "ip", "-4", "-o", "addr", "show", "eth0").stdout
+    return out.split("inet ")[1].split("/")[0]
+
+
+def lookup(cluster: MultiHostCluster, asker: str, name: str) -> list[str]:
+    """The addresses ``asker``'s resolver gives for ``name`` ([] when it does not know it)."""
+    text = cluster.shoal("exec", asker, "nslookup", "-type=a", name, check=False).stdout
+    after_name = text.split("Name:", 1)[1] if "Name:" in text else ""
+    return re.findall(r"Address:?\s+(\d+\.\d+\.\d+\.\d+)\s*$", after_name, re.MULTILINE)
+
+
+def netns_of(cluster: MultiHostCluster, name: str) -> str:
+    cid = str(status(cluster)[name]["id"])
+    (pids,) = census(cluster)[cid].values()
+    return f"/proc/{pids[0]}/ns/net"
+
+
+def test_names_aliases_and_jobs_resolve_and_answer_across_hosts(
+        cluster: MultiHostCluster) -> None:
+    for name in ("nna", "nnb"):
+        cluster.shoal("network", "create", "--driver", "overlay", "--attachable", name)
+    run_on(cluster, "web", "nna", "node.labels.host==worker1", PONG, "--network-alias", "www")
+    run_on(cluster, "cli", "nna", "node.labels.host==worker3", LOOP)
+    run_on(cluster, "stranger", "nnb", "node.labels.host==worker3", LOOP)
+    cluster.shoal("run", "-d", "--replicas", "2", "--name", "api", "--network", "nna",
+                  "-c", "node.labels.host!=worker3", "busybox", *PONG)
+    wait_running(cluster, "web", "cli", "stranger", "api.1", "api.2")
+    web = ip_of(cluster, "web")
+    api = sorted(ip_of(cluster, f"api.{i}") for i in (1, 2))
+    assert lookup(cluster, "cli", "web") == [web]
+    assert lookup(cluster, "cli", "www") == [web]
+    assert lookup(cluster, "cli", "api.1") == [ip_of(cluster, "api.1")]
+    # The job's name: every replica, the first one rotating between questions.
+    answers = [lookup(cluster, "cli", "api") for _ in range(2)]
+    assert all(sorted(a) == api for a in answers), answers
+    assert answers[0][0] != answers[1][0]
+    # Reached by name: TCP from busybox, UDP from the namespace through its resolver.
+    assert cluster.shoal("exec", "cli", "nc", "-w", "5", "www", "7000").stdout.strip() == "web"
+    assert cluster.shoal("exec", "cli", "nc", "-w", "5", "api", "7000").stdout.strip() \
+        .startswith("api.")
+    server = subprocess.Popen(["nsenter", f"--net={netns_of(cluster, 'web')}", sys.executable,
+                               "-c", UDP_ECHO], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        asked = subprocess.run(["nsenter", f"--net={netns_of(cluster, 'cli')}",
+                                sys.executable, "-c", UDP_ASK_BY_NAME, "web"],
+                               capture_output=True, text=True, timeout=30)
+        assert f"{web} b'PING'" in asked.stdout, asked.stderr
+    finally:
+        server.kill()
+        server.wait(10)
+    # Another overlay's names are not this one's, either way.
+    assert lookup(cluster, "stranger", "web") == []
+    assert lookup(cluster, "stranger", "api") == []
+    assert lookup(cluster, "cli", "stranger") == []
+
+
+def test_an_exited_container_is_no_longer_named(cluster: MultiHostCluster) -> None:
+    wait_running(cluster, "cli")
+    # It ends on its own (no restart policy): exited, still on its node.
+    run_on(cluster, "brief", "nna", "node.labels.host==worker1", UNTIL_TOLD)
+    wait_running(cluster, "brief")
+    until(cluster, lambda: lookup(cluster, "cli", "brief") == [ip_of(cluster, "brief")],
+          timeout=10)
+    cluster.shoal("exec", "brief", "touch", "/tmp/go")
+    until(cluster, lambda: status(cluster)["brief"]["state"].get("status") != "running",
+          timeout=30)
+    until(cluster, lambda: lookup(cluster, "cli", "brief") == [], timeout=10)
+    cluster.shoal("rm", "-f", "brief")
+
+
+def test_a_replica_moved_by_a_partition_resolves_to_its_new_address(
+        cluster: MultiHostCluster) -> None:
+    cluster.shoal("run", "-d", "--name", "mov", "--network", "nna", "--restart", "always",
+                  "-c", "node.labels.host!=worker3", "busybox", *PONG)
+    wait_running(cluster, "mov", "cli")
+    before = ip_of(cluster, "mov")
+    node = str(status(cluster)["mov"]["node_id"])
+    until(cluster, lambda: lookup(cluster, "cli", "mov") == [before], timeout=10)
+    cluster.topology.partition(node)
+    try:
+        until(cluster, lambda: status(cluster)["mov"]["node_id"] != node and
+              status(cluster)["mov"]["state"].get("status") == "running", timeout=60)
+        moved = time.monotonic()
+        after = ip_of(cluster, "mov")
+        assert after != before
+        # A heartbeat after the scheduler saw it run (with the exec's own cost as slack).
+        until(cluster, lambda: lookup(cluster, "cli", "mov") == [after], timeout=10)
+        took = time.monotonic() - moved
+        print(f"the new address resolved {took:.2f} s after the move was seen")
+        assert took <= cluster.timing.heartbeat + 3.0
+        said = cluster.shoal("exec", "cli", "nc", "-w", "5", "mov", "7000").stdout.strip()
+        assert said == "mov"
+    finally:
+        cluster.topology.heal(node)
+    cluster.shoal("rm", "-f", "mov", "web", "cli", "stranger", "api.1", "api.2")
+    until(cluster, lambda: not status(cluster), timeout=60)
+    cluster.shoal("network", "rm", "nna", "nnb")
