@@ -129,6 +129,10 @@ AFFINITIES_LABEL = "com.docker.swarm.affinities"
 # The cluster job a container is a replica of, set by the worker's agent (the container's own
 # name is its cluster id, NAME.N): the embedded resolver answers NAME with every replica.
 JOB_LABEL = "com.shoal.job"
+# The node's default network, chosen by the worker that runs the container (Docker's
+# NetworkMode "default"): ``bridge`` on a native-driver worker, the host's network on a
+# process-driver one (which has no other). What ``run`` gives without ``--network``.
+DEFAULT_NETWORK_MODE = "default"
 
 
 class ContainerSpec(_Spec, frozen=True, kw_only=True):
@@ -200,6 +204,7 @@ class Endpoint(_Spec, frozen=True, kw_only=True):
     name: Name = ""
     ip: Name = ""
     ports: Annotated[list[PortMapping], msgspec.Meta(max_length=MAX_PORTS)] = []
+    node_id: Name = ""  # on a scheduler: the node the container is placed on
 
 
 class OverlayEndpoint(_Spec, frozen=True, kw_only=True):

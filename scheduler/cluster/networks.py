@@ -15,7 +15,9 @@ was made ``--attachable``, as in Docker.
 
 ``rm`` is refused while a container that is not removed names the network, saying which (the
 check and the delete are two steps: a container submitted between them still gets the network
-on its node, from its own spec).
+on its node, from its own spec); ``prune`` removes every network none names. ``inspect`` lists
+the containers on the network with the node each is placed on (and its address, on an
+overlay).
 """
 
 from __future__ import annotations
@@ -39,20 +41,22 @@ from protocol.messages import (
     NetworkCreated,
     NetworkInspected,
     NetworkList,
+    NetworksPruned,
     Ok,
     PruneNetworks,
     RemoveNetwork,
     SubmitApp,
     SubmitJob,
 )
-from protocol.specs import ContainerSpec, NetworkInfo, NetworkSpec
+from protocol.specs import ContainerSpec, Endpoint, NetworkInfo, NetworkSpec
 from protocol.subnets import gateway_of, parse_subnet
+from protocol.validation import PREDEFINED_NETWORKS
 from scheduler.cluster.leader import Leader
 from scheduler.cluster.overlay_ipam import default_subnet, give_back_vni, take_vni
-from scheduler.store import CONTAINERS, NETWORKS, Store
+from scheduler.store import CONTAINERS, NETWORKS, ContainerRecord, Store
 
 DEFAULT_NETWORK = "bridge"
-PREDEFINED = ("none", "host", DEFAULT_NETWORK)
+PREDEFINED = PREDEFINED_NETWORKS
 DEFAULT_INFO = NetworkInfo(id=DEFAULT_NETWORK, spec=NetworkSpec(name=DEFAULT_NETWORK))
 
 
@@ -70,12 +74,14 @@ class ClusterNetworks:
                 return NetworkList(networks=[DEFAULT_INFO, *sorted(
                     found, key=lambda n: n.spec.name)])
             case InspectNetwork(name=name):
-                return NetworkInspected(info=await self._find(name))
+                return NetworkInspected(info=await self._inspect(name))
             case RemoveNetwork(name=name):
                 await self._remove(name)
                 return Ok()
-            case ConnectNetwork() | DisconnectNetwork() | PruneNetworks():
-                raise Unsupported("network connect, disconnect and prune are a worker's verbs for "
+            case PruneNetworks():
+                return NetworksPruned(names=await self._prune())
+            case ConnectNetwork() | DisconnectNetwork():
+                raise Unsupported("network connect and disconnect are a worker's verbs for "
                                   "now: ask the worker "
                                   "that runs the container (shoal -H its address)")
         raise Unsupported(f"not a network verb: {type(message).__name__}")
@@ -135,16 +141,45 @@ class ClusterNetworks:
             return matches[0]
         raise NotFound(f"no such network: {ref}", details={"network": ref})
 
+    async def _users(self) -> dict[str, list[tuple[str, ContainerRecord]]]:
+        """Containers that are not removed, by the network they name."""
+        found: dict[str, list[tuple[str, ContainerRecord]]] = {}
+        async for r in self.store.list(CONTAINERS, page_size=5000):
+            if r.value.desired != "removed" and r.value.schedule_state != "removed":
+                found.setdefault(r.value.spec.network, []).append((r.id, r.value))
+        return found
+
+    async def _inspect(self, ref: str) -> NetworkInfo:
+        """The network with the containers on it: their cluster address on an overlay (each
+        node chooses its own on a bridge network) and the node each is placed on."""
+        info = await self._find(ref)
+        users = (await self._users()).get(info.spec.name, [])
+        return msgspec.structs.replace(info, endpoints=[
+            Endpoint(container_id=cid, name=cid, ip=record.address, node_id=record.node_id)
+            for cid, record in sorted(users, key=lambda u: u[0])])
+
+    async def _prune(self) -> list[str]:
+        """Every network made here that no container names removed (as ``rm`` would)."""
+        leader = self.lead()
+        used = await self._users()
+        pruned: list[str] = []
+        async for r in self.store.list(NETWORKS):
+            name = r.value.spec.name
+            if name in used:
+                continue
+            await self.store.delete(NETWORKS, name, r.mod_revision, fence=leader.leadership)
+            if r.value.spec.vni:
+                await give_back_vni(self.store, r.value.spec.vni, name, leader.leadership)
+            pruned.append(name)
+        return sorted(pruned)
+
     async def _remove(self, ref: str) -> None:
         leader = self.lead()
         if ref in PREDEFINED:
             raise Conflict(f"{ref} is a predefined network: it cannot be removed")
         info = await self._find(ref)
         name = info.spec.name
-        users = sorted([r.id
-                        async for r in self.store.list(CONTAINERS, page_size=5000)
-                        if r.value.spec.network == name and r.value.desired != "removed"
-                        and r.value.schedule_state != "removed"])
+        users = sorted(cid for cid, _ in (await self._users()).get(name, []))
         if users:
             shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5
                                              else "")

@@ -7,6 +7,7 @@ names."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -95,6 +96,11 @@ def test_names_aliases_and_jobs_resolve_and_answer_across_hosts(
     wait_running(cluster, "web", "cli", "stranger", "api.1", "api.2")
     web = ip_of(cluster, "web")
     api = sorted(ip_of(cluster, f"api.{i}") for i in (1, 2))
+    # The scheduler's inspect: each container on the overlay, its address and its node.
+    [info] = json.loads(cluster.shoal("network", "inspect", "nna").stdout)
+    rows = status(cluster)
+    assert {(e["container_id"], e["ip"], e["node_id"]) for e in info["endpoints"]} == {
+        (n, ip_of(cluster, n), rows[n]["node_id"]) for n in ("web", "cli", "api.1", "api.2")}
     assert lookup(cluster, "cli", "web") == [web]
     assert lookup(cluster, "cli", "www") == [web]
     assert lookup(cluster, "cli", "api.1") == [ip_of(cluster, "api.1")]
@@ -163,4 +169,7 @@ def test_a_replica_moved_by_a_partition_resolves_to_its_new_address(
         cluster.topology.heal(node)
     cluster.shoal("rm", "-f", "mov", "web", "cli", "stranger", "api.1", "api.2")
     until(cluster, lambda: not status(cluster), timeout=60)
-    cluster.shoal("network", "rm", "nna", "nnb")
+    cluster.shoal("network", "create", "--driver", "overlay", "spare")
+    assert cluster.shoal("network", "prune").stdout.split() == ["nna", "nnb", "spare"]
+    assert [n["spec"]["name"] for n in json.loads(cluster.shoal(
+        "network", "ls", "--format", "json").stdout)] == ["bridge"]

@@ -142,6 +142,8 @@ class Driver(abc.ABC):
     """One way of running containers. All methods may be called from the event loop."""
 
     name: str
+    # What ``--network default`` (``run`` without ``--network``) is on this driver.
+    default_network: str
 
     @abc.abstractmethod
     async def prepare(self, record: EngineContainer) -> dict[str, str]:

@@ -23,10 +23,11 @@ from typing import Protocol
 import msgspec
 import structlog
 
-from protocol.errors import Conflict, InvalidArgument, NotFound
+from protocol.errors import Conflict, InvalidArgument, InvalidSpec, NotFound
 from protocol.eventfeed import EventFeed
 from protocol.signals import parse_signal
 from protocol.specs import (
+    DEFAULT_NETWORK_MODE,
     ContainerInfo,
     ContainerSpec,
     ContainerState,
@@ -154,6 +155,14 @@ class Engine:
     async def create(self, spec: ContainerSpec, *, container_id: str | None = None,
                      generation: int = 0) -> EngineContainer:
         check_spec(spec)  # before anything is made: the same refusal as the CLI's and scheduler's
+        if spec.network == DEFAULT_NETWORK_MODE:
+            spec = msgspec.structs.replace(spec, network=self.driver.default_network)
+            try:
+                check_spec(spec)
+            except InvalidSpec as exc:  # -p on a process-driver worker's host network
+                raise InvalidSpec(f"{exc} (the default network of this worker's "
+                                  f"{self.driver.name} driver is {spec.network})",
+                                  details=exc.details) from None
         name = spec.name.lstrip("/")
         if name and not NAME_RE.match(name):
             raise InvalidArgument(f"invalid container name {name!r}: use letters, digits, "

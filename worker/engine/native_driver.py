@@ -68,6 +68,7 @@ class NativeImages:
 
 class NativeDriver(Driver):
     name = "native"
+    default_network = "bridge"
 
     def __init__(self, state_dir: Path, store: ImageStore, storage: StorageDriver,
                  runtime: RuntimeHelper, storage_reason: str = "",
