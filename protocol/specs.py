@@ -260,6 +260,9 @@ class ContainerState(_Spec, frozen=True, kw_only=True):
     started_at: Timestamp = 0.0
     finished_at: Timestamp = 0.0
     restart_count: NonNegInt = 0
+    # While it runs, its published ports as bound on its node (a free one chosen for ``-p 80``
+    # or ``-P``): what a scheduler's ``ps`` and ``port`` show.
+    ports: Annotated[list[PortMapping], msgspec.Meta(max_length=MAX_PORTS)] = []
 
 
 class ContainerSummary(_Spec, frozen=True, kw_only=True):
