@@ -48,11 +48,13 @@ from protocol.messages import (
     SubmitApp,
     SubmitJob,
 )
-from protocol.specs import ContainerSpec, Endpoint, NetworkInfo, NetworkSpec
+from protocol.specs import DEFAULT_NETWORK_MODE, ContainerSpec, Endpoint, NetworkInfo, NetworkSpec
 from protocol.subnets import gateway_of, parse_subnet
+from protocol.validation import NETWORKS as NETWORKS_WITHOUT_NAMESPACE
 from protocol.validation import PREDEFINED_NETWORKS
 from scheduler.cluster.leader import Leader
 from scheduler.cluster.overlay_ipam import default_subnet, give_back_vni, take_vni
+from scheduler.placement.request import platform_needs
 from scheduler.store import CONTAINERS, NETWORKS, ContainerRecord, Store
 
 DEFAULT_NETWORK = "bridge"
@@ -207,6 +209,12 @@ class ClusterNetworks:
         return message
 
     async def _with_network(self, spec: ContainerSpec, *, standalone: bool) -> ContainerSpec:
+        if spec.network not in (*NETWORKS_WITHOUT_NAMESPACE, DEFAULT_NETWORK_MODE) and all(
+                os_name == "windows" for os_name, _, _ in platform_needs(spec, lenient=True)):
+            raise Unsupported(f"--network {spec.network}: a Windows worker runs containers "
+                              "with its process driver, on the host's network only (no bridge "
+                              "or overlay network); use --network host or leave it out",
+                              details={"network": spec.network})
         if spec.network in PREDEFINED:
             return spec
         got = await self.store.get(NETWORKS, spec.network) if "/" not in spec.network else None
