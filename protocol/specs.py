@@ -212,7 +212,10 @@ class OverlayEndpoint(_Spec, frozen=True, kw_only=True):
     the network: where to send its frames (``vtep``: its node's address) and the names it
     answers to (container name, job name, aliases) for a resolver, while it runs (``running``:
     a container that is placed but not started, or has stopped, keeps its forwarding entries
-    and its address, but no name resolves to it)."""
+    and its address, but no name resolves to it). ``network`` ``host``: a cluster container on
+    its node's own network (``--network host``, or the default on a process-driver worker,
+    which has no other): ``ip`` is its node's address, no ``mac`` or ``vtep``, and its names
+    answer on every network, so mixed apps reach it at its node."""
 
     network: Name
     container_id: Name

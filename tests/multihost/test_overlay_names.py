@@ -1,9 +1,10 @@
 """Names across hosts over an overlay (one etcd, one scheduler, three workers, a client): a
 container on one host resolves containers on another by name, by ``--network-alias`` and by
 job name (every running replica, rotated) through its resolver at 127.0.0.11, and reaches them
-by that name over TCP and UDP; a stopped container's name is gone; a replica rescheduled by a
-partition resolves to its new address within a heartbeat; two overlays never see each other's
-names."""
+by that name over TCP and UDP, and a container on its node's own network by name at its node;
+an exited container's name is gone; a replica rescheduled by a partition resolves to its new
+address within a heartbeat; two overlays never see each other's names. Beside them, the
+default network and published ports through the scheduler."""
 
 from __future__ import annotations
 
@@ -134,6 +135,15 @@ def test_names_aliases_and_jobs_resolve_and_answer_across_hosts(
     finally:
         server.kill()
         server.wait(10)
+    # A container on its node's own network (as every one on a Windows worker is): its name
+    # answers on the overlays with its node's address, where it is reached.
+    cluster.shoal("run", "-d", "--name", "onhost", "--network", "host",
+                  "-c", "node.labels.host==worker1", "busybox", *PONG)
+    wait_running(cluster, "onhost")
+    node_ip = cluster.topology.ips["worker1"]
+    until(cluster, lambda: lookup(cluster, "cli", "onhost") == [node_ip], timeout=10)
+    assert cluster.shoal("exec", "cli", "nc", "-w", "5", "onhost", "7000").stdout.strip()
+    cluster.shoal("rm", "-f", "onhost")
     # Another overlay's names are not this one's, either way.
     assert lookup(cluster, "stranger", "web") == []
     assert lookup(cluster, "stranger", "api") == []

@@ -49,7 +49,7 @@ from protocol.specs import (
 from protocol.subnets import mac_of
 from protocol.validation import PREDEFINED_NETWORKS, parse_exposed
 from worker.network import files, ipam, links, nat, vxlan
-from worker.network.names import NameEntry, NameTable
+from worker.network.names import EVERY_NETWORK, NameEntry, NameTable
 from worker.network.proxy import PortProxy
 from worker.network.resolver import EmbeddedResolver
 from worker.network.state import (
@@ -572,11 +572,13 @@ class Networks:
         """The cluster's overlay endpoints (the whole list, replacing the last one): every
         overlay network on this host made whole (after a restart) and its forwarding and
         neighbour entries made exactly the remote endpoints'; the remote running ones' names
-        given to the resolvers (this host's own come from its state)."""
+        given to the resolvers (this host's own come from its state; containers on a node's
+        own network, this one's included, answer on every network)."""
         self.endpoints = list(endpoints)
         self.names.update_remote(
-            NameEntry(network=e.network, container_id=e.container_id, ip=e.ip, name=e.name,
-                      job=e.job, aliases=tuple(e.aliases))
+            NameEntry(network=EVERY_NETWORK if e.network == "host" else e.network,
+                      container_id=e.container_id, ip=e.ip, name=e.name, job=e.job,
+                      aliases=tuple(e.aliases))
             for e in self.endpoints if e.running and not (self.vtep and e.vtep == self.vtep))
 
         def run() -> None:
