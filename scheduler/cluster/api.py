@@ -46,9 +46,11 @@ from protocol.limits import MAX_LIST_ITEMS
 from protocol.messages import (
     NETWORK_REQUESTS,
     BuildImage,
+    ConnectNetwork,
     ContainerInspected,
     ContainerList,
     CreateContainer,
+    DisconnectNetwork,
     Enroll,
     Enrolled,
     FetchBlob,
@@ -228,6 +230,10 @@ class ClusterApi:
             return VersionInfo(version=package_version(), protocol=PROTOCOL_VERSION,
                                component="scheduler", os=host_platform().os,
                                arch=host_platform().arch)
+        if isinstance(message, ConnectNetwork | DisconnectNetwork):
+            forwarded = await self.networks.forward_to_node(message)
+            await self.forwarder.forward(forwarded, await self._route(message.container))
+            return None  # the worker answered the caller through the relay
         if isinstance(message, NETWORK_REQUESTS):  # networks: scheduler/cluster/networks.py
             return await self.networks.handle(message)
         message = await self.networks.resolve(message)  # a container's network looked up

@@ -15,7 +15,9 @@ was made ``--attachable``, as in Docker.
 
 ``rm`` is refused while a container that is not removed names the network, saying which (the
 check and the delete are two steps: a container submitted between them still gets the network
-on its node, from its own spec); ``prune`` removes every network none names. ``inspect`` lists
+on its node, from its own spec); ``prune`` removes every network none names. ``connect`` and
+``disconnect`` go to the container's node with the bridge network's spec
+(``forward_to_node``). ``inspect`` lists
 the containers on the network with the node each is placed on (and its address, on an
 overlay).
 """
@@ -83,10 +85,27 @@ class ClusterNetworks:
             case PruneNetworks():
                 return NetworksPruned(names=await self._prune())
             case ConnectNetwork() | DisconnectNetwork():
-                raise Unsupported("network connect and disconnect are a worker's verbs for "
-                                  "now: ask the worker "
-                                  "that runs the container (shoal -H its address)")
+                raise Unsupported("network connect and disconnect go to the container's node "
+                                  "(forward_to_node)")
         raise Unsupported(f"not a network verb: {type(message).__name__}")
+
+    async def forward_to_node(self, message: ConnectNetwork | DisconnectNetwork
+                              ) -> ConnectNetwork | DisconnectNetwork:
+        """A connect or disconnect as the container's node takes it: a bridge network of the
+        cluster's with its spec (the node makes it if it has none yet). An overlay is refused:
+        a second overlay address would be the cluster's to allocate, which it does only at
+        placement for now. What is connected this way lives on the node, not in the
+        container's record: a replacement elsewhere starts on its own network only."""
+        if message.name in PREDEFINED:
+            return message
+        info = await self._find(message.name)
+        if info.spec.driver == "overlay":
+            raise Unsupported(f"network {info.spec.name} is an overlay: connecting a running "
+                              "container to it is not supported yet (submit the container on "
+                              "it: --network)", details={"network": info.spec.name})
+        if isinstance(message, DisconnectNetwork):
+            return msgspec.structs.replace(message, name=info.spec.name)
+        return msgspec.structs.replace(message, name=info.spec.name, spec=info.spec)
 
     async def _create(self, spec: NetworkSpec) -> NetworkInfo:
         leader = self.lead()

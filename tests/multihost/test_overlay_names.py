@@ -4,7 +4,7 @@ job name (every running replica, rotated) through its resolver at 127.0.0.11, an
 by that name over TCP and UDP, and a container on its node's own network by name at its node;
 an exited container's name is gone; a replica rescheduled by a partition resolves to its new
 address within a heartbeat; two overlays never see each other's names. Beside them, the
-default network and published ports through the scheduler."""
+default network, published ports and connect/disconnect through the scheduler."""
 
 from __future__ import annotations
 
@@ -181,6 +181,17 @@ def test_the_default_network_and_published_ports_through_the_scheduler(
                                    cluster.topology.ips["worker2"], str(port["host_port"]),
                                    check=False)
     assert said.stdout.strip() == "pub", said.stderr
+    # connect/disconnect through the scheduler: to the container's node, the cluster's bridge
+    # network made there with it; an overlay is refused, naming why.
+    cluster.shoal("network", "create", "nbr")
+    cluster.shoal("network", "connect", "nbr", "pub")
+    eth1 = cluster.shoal("exec", "pub", "ip", "-4", "-o", "addr", "show", "eth1").stdout
+    assert "inet " in eth1
+    refused = cluster.shoal("network", "connect", "nna", "pub", check=False)
+    assert refused.returncode != 0 and "overlay" in refused.stderr
+    cluster.shoal("network", "disconnect", "nbr", "pub")
+    assert cluster.shoal("exec", "pub", "ip", "link", "show", "eth1", check=False).returncode
+    cluster.shoal("network", "rm", "nbr")
     cluster.shoal("rm", "-f", "pub")
 
 

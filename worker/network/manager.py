@@ -505,11 +505,17 @@ class Networks:
 
     async def connect(self, ref: str, container_id: str, name: str, spec: ContainerSpec,
                       directory: Path, *, ip: str = "", aliases: list[str] | None = None,
-                      hostname: str = "") -> EndpointRecord:
+                      hostname: str = "", cluster_network: NetworkSpec | None = None
+                      ) -> EndpointRecord:
         """The container on one more network: an address there, a veth into its namespace
-        now if it runs (``ethN``), a line in its /etc/hosts, its names on that network."""
+        now if it runs (``ethN``), a line in its /etc/hosts, its names on that network. A
+        scheduler's bridge network (``cluster_network``) is made here if this host has none
+        of that name yet, as for a container placed on it."""
         def run() -> tuple[EndpointRecord, NetworkFile]:
             with self.state.change() as state:
+                if cluster_network is not None and cluster_network.name not in state.networks:
+                    self._add(state, cluster_network).from_cluster = True
+                    self._apply_rules(state)
                 network = self._find(state, ref)
                 if state.endpoints.get(endpoint_key(container_id, network.spec.name)):
                     raise Conflict(f"container {name or container_id} is already on network "
@@ -547,9 +553,12 @@ class Networks:
                     raise NotFound(f"container {container_id[:12]} is not on network "
                                    f"{network.spec.name}",
                                    details={"network": network.spec.name})
-                if endpoint.ports:
+                gone = _drop_unused_cluster_networks(state)
+                if endpoint.ports or gone:
                     self._apply_rules(state)
             links.delete_link(self._veth_of(endpoint))
+            for unused in gone:
+                _delete_network_links(unused)
             files.drop_host_line(directory, endpoint.ip)
             return state, endpoint
         state, endpoint = await asyncio.to_thread(run)
