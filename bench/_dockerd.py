@@ -2,8 +2,10 @@
 ``dockerd`` with its own data root, exec root, socket, config and cgroup parent, and its removal
 (containers, processes, mounts, cgroups, files) whatever happened.
 
-The daemon never touches the host's network configuration (no bridge, no iptables rules) and
-reads no system configuration (``/etc/docker/daemon.json``, ``~/.docker``).
+The daemon never touches the host's network configuration and reads no system configuration
+(``/etc/docker/daemon.json``, ``~/.docker``): by default it has no bridge and writes no
+iptables rules; given a network namespace of the caller's own (``netns``), it runs inside it
+with Docker's default bridge (docker0), NAT and userland proxy, all of which stay there.
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ class PrivateDockerd:
     environment for its CLI. Everything it made is under ``directory`` and the cgroup parent
     named after it, and is removed on exit."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, netns: str = "") -> None:
         self.directory = directory
+        self.netns = netns  # a name under /run/netns: the daemon's network there, bridged
         self.socket = directory / "docker.sock"
         self.cgroup_parent = f"shoal-bench-docker-{os.getpid()}"
         self.env = {**os.environ, "DOCKER_HOST": f"unix://{self.socket}",
@@ -64,11 +67,14 @@ class PrivateDockerd:
 
     def argv(self) -> list[str]:
         d = self.directory
-        return [str(DOCKERD), "--config-file", str(d / "daemon.json"),
+        inside = ["nsenter", f"--net=/run/netns/{self.netns}"] if self.netns else []
+        network = ["--ip6tables=false"] if self.netns else [
+            "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+            "--userland-proxy=false"]
+        return [*inside, str(DOCKERD), "--config-file", str(d / "daemon.json"),
                 "--data-root", str(d / "data"), "--exec-root", str(d / "exec"),
                 "--pidfile", str(d / "docker.pid"), "-H", f"unix://{self.socket}",
-                "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
-                "--userland-proxy=false", "--storage-driver", "overlay2",
+                *network, "--storage-driver", "overlay2",
                 "--exec-opt", "native.cgroupdriver=cgroupfs",
                 "--cgroup-parent", f"/{self.cgroup_parent}"]
 

@@ -151,7 +151,9 @@ def cli_run_rm(address: str, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "cli", "run", "--rm", "busybox", "true"],
+        # --network none: the same container as the API's and the runtime's (no bridge).
+        subprocess.run([sys.executable, "-m", "cli", "run", "--rm", "--network", "none",
+                        "busybox", "true"],
                        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT),
                                       "SHOAL_HOST": address}, check=True,
                        capture_output=True)

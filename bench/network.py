@@ -1,7 +1,12 @@
 """``python -m bench network [--quick] [--seconds S] [--rounds N]``: container networking.
 
-Two halves in one run, one JSON (``bench/results/network.json``):
+Four parts in one run, one JSON (``bench/results/network.json``):
 
+- what a bridge network costs a container's start (``bench._network_attach``): the worker's
+  network setup per container (``attach_ms``) beside the runtime's create of it
+  (``create_ms``), and a whole start on ``none`` and on ``bridge``;
+- ``run --rm`` on a bridge network beside ``docker run --rm --network bridge``
+  (``bench._network_docker``: a private dockerd inside a network namespace of its own);
 - names and published ports on one host (``bench._network_names``): the embedded resolver's
   lookup latency from inside a container, connections per second through a published port
   beside the container directly;
@@ -18,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import _network_names, _network_overlay
+from bench import _network_attach, _network_docker, _network_names, _network_overlay
 from bench._report import print_table, write_results
 
 
@@ -32,6 +37,12 @@ def main(argv: list[str]) -> int:
         print("bench network needs root (namespaces, nftables) and iperf3 "
               "(deploy/setup.sh installs it)", file=sys.stderr)
         return 2
+    attach = _network_attach.measure(quick=args.quick)
+    print_table("network: a bridge network at container start", ["figure", "value", "beside"],
+                _network_attach.summary_rows(attach))
+    versus = _network_docker.measure(quick=args.quick)
+    print_table("network: run --rm on a bridge, beside docker", ["command", "median", "note"],
+                _network_docker.summary_rows(versus))
     figures = _network_names.measure(quick=args.quick)
     print_table("network: names and published ports", ["figure", "value", "beside"],
                 _network_names.summary_rows(figures))
@@ -46,6 +57,7 @@ def main(argv: list[str]) -> int:
                   str(overlay["overlay_runs_gbit_s"])],
                  ["overlay_throughput_ratio (goal >= 0.7)",
                   overlay["overlay_throughput_ratio"], ""]])
-    path = write_results("network", {**figures, **overlay}, quick=args.quick)
+    path = write_results("network", {**attach, **versus, **figures, **overlay},
+                         quick=args.quick)
     print(f"results: {path}")
     return 0

@@ -15,6 +15,7 @@ from cli.mounts import parse_mount, parse_tmpfs, parse_volume
 from protocol.durations import parse_duration
 from protocol.errors import InvalidArgument
 from protocol.specs import (
+    DEFAULT_NETWORK_MODE,
     ContainerSpec,
     HealthCheck,
     Platform,
@@ -167,10 +168,11 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
         click.option("-l", "--label", "labels", multiple=True, help="KEY=VALUE label."),
         click.option("--hostname", default="", help="Container host name."),
         click.option("--init", is_flag=True, help="Run an init inside (reaps, forwards)."),
-        click.option("--network", default="none", show_default=True,
-                     metavar="none|host|bridge|NAME",
-                     help="Its own namespace with loopback only (none), the host's, the "
-                          "node's default bridge, or a network made with network create."),
+        click.option("--network", default=DEFAULT_NETWORK_MODE, show_default=True,
+                     metavar="default|none|host|bridge|NAME",
+                     help="The node's default (bridge; host on a process-driver worker), "
+                          "its own namespace with loopback only (none), the host's, the "
+                          "node's bridge, or a network made with network create."),
         click.option("--ip", default="", help="Its address on a bridge network."),
         click.option("--network-alias", multiple=True, metavar="NAME",
                      help="One more name for it on its network (the resolver at 127.0.0.11 "

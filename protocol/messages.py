@@ -675,6 +675,9 @@ class ConnectNetwork(Message, tag="network.connect", frozen=True, kw_only=True):
     container: Name  # a container's name or id
     ip: Name = ""
     aliases: Annotated[list[Name], msgspec.Meta(max_length=MAX_LIST_ITEMS)] = []
+    # Set by a scheduler that forwards the request to the container's node: the cluster's
+    # bridge network, which the node makes if it has none of that name yet.
+    spec: NetworkSpec | None = None
     reply: SenderRef
 
 

@@ -181,6 +181,10 @@ AFFINITIES_LABEL = "com.docker.swarm.affinities"
 # The cluster job a container is a replica of, set by the worker's agent (the container's own
 # name is its cluster id, NAME.N): the embedded resolver answers NAME with every replica.
 JOB_LABEL = "com.shoal.job"
+# The node's default network, chosen by the worker that runs the container (Docker's
+# NetworkMode "default"): ``bridge`` on a native-driver worker, the host's network on a
+# process-driver one (which has no other). What ``run`` gives without ``--network``.
+DEFAULT_NETWORK_MODE = "default"
 
 
 class ContainerSpec(_Spec, frozen=True, kw_only=True):
@@ -254,12 +258,18 @@ class Endpoint(_Spec, frozen=True, kw_only=True):
     name: Name = ""
     ip: Name = ""
     ports: Annotated[list[PortMapping], msgspec.Meta(max_length=MAX_PORTS)] = []
+    node_id: Name = ""  # on a scheduler: the node the container is placed on
 
 
 class OverlayEndpoint(_Spec, frozen=True, kw_only=True):
     """A container's place on an overlay network, as the scheduler tells every worker that has
     the network: where to send its frames (``vtep``: its node's address) and the names it
-    answers to (container name, job name, aliases) for a resolver."""
+    answers to (container name, job name, aliases) for a resolver, while it runs (``running``:
+    a container that is placed but not started, or has stopped, keeps its forwarding entries
+    and its address, but no name resolves to it). ``network`` ``host``: a cluster container on
+    its node's own network (``--network host``, or the default on a process-driver worker,
+    which has no other): ``ip`` is its node's address, no ``mac`` or ``vtep``, and its names
+    answer on every network, so mixed apps reach it at its node."""
 
     network: Name
     container_id: Name
@@ -269,6 +279,7 @@ class OverlayEndpoint(_Spec, frozen=True, kw_only=True):
     ip: Name
     mac: Name
     vtep: Name  # the IPv4 address of the node it runs on
+    running: bool = True
 
 
 class NetworkInfo(_Spec, frozen=True, kw_only=True):
@@ -330,6 +341,9 @@ class ContainerState(_Spec, frozen=True, kw_only=True):
     finished_at: Timestamp = 0.0
     restart_count: NonNegInt = 0
     health: Health | None = None  # only for a container with a healthcheck
+    # While it runs, its published ports as bound on its node (a free one chosen for ``-p 80``
+    # or ``-P``): what a scheduler's ``ps`` and ``port`` show.
+    ports: Annotated[list[PortMapping], msgspec.Meta(max_length=MAX_PORTS)] = []
 
 
 class ContainerSummary(_Spec, frozen=True, kw_only=True):

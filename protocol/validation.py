@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import msgspec
 
 from protocol.errors import InvalidSpec
-from protocol.specs import ContainerSpec, HealthCheck, Mount, Resources
+from protocol.specs import DEFAULT_NETWORK_MODE, ContainerSpec, HealthCheck, Mount, Resources
 
 MIN_MILLICPUS = 10  # 0.01 cpus: below, the CFS quota rounds to nothing (0 = no limit)
 MIN_MEMORY = 6 * 1024 * 1024  # docker's minimum memory limit (0 = no limit)
@@ -85,12 +85,15 @@ def _check_seccomp(profile: str) -> None:
 
 
 NETWORKS = ("none", "host")  # the two that are not a bridge: no address, no published port
+# Reserved: no network made with ``network create`` may take these names.
+PREDEFINED_NETWORKS = (*NETWORKS, "bridge", DEFAULT_NETWORK_MODE)
 _NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def _check_network(spec: ContainerSpec) -> None:
-    """``none`` (its own namespace, loopback only), ``host``, or a network's name (``bridge``,
-    the node's default, or one made with ``network create``); what only a bridge network can
+    """``none`` (its own namespace, loopback only), ``host``, ``default`` (the node's default:
+    ``bridge``, or ``host`` on a process-driver worker), or a network's name (``bridge``, or
+    one made with ``network create``); what only a bridge network can
     give (an address, published ports) is refused elsewhere, naming why."""
     network = spec.network
     kind, colon, other = network.partition(":")

@@ -47,9 +47,11 @@ from protocol.messages import (
     NETWORK_REQUESTS,
     VOLUME_REQUESTS,
     BuildImage,
+    ConnectNetwork,
     ContainerInspected,
     ContainerList,
     CreateContainer,
+    DisconnectNetwork,
     Enroll,
     Enrolled,
     FetchBlob,
@@ -231,6 +233,10 @@ class ClusterApi:
             return VersionInfo(version=package_version(), protocol=PROTOCOL_VERSION,
                                component="scheduler", os=host_platform().os,
                                arch=host_platform().arch)
+        if isinstance(message, ConnectNetwork | DisconnectNetwork):
+            forwarded = await self.networks.forward_to_node(message)
+            await self.forwarder.forward(forwarded, await self._route(message.container))
+            return None  # the worker answered the caller through the relay
         if isinstance(message, NETWORK_REQUESTS):  # networks: scheduler/cluster/networks.py
             return await self.networks.handle(message)
         if isinstance(message, VOLUME_REQUESTS):  # volumes: scheduler/cluster/volumes.py

@@ -1,7 +1,8 @@
 """Container verbs the scheduler passes on to the worker that runs the container.
 
 libswarm's aggregate: ``logs``, ``exec``, ``attach``, ``wait``, ``top`` and ``restart`` for a
-cluster container go to its node's own listener (``NodeInfo.address``). The request travels on
+cluster container (and ``network connect``/``disconnect``, from ``networks``) go to its node's
+own listener (``NodeInfo.address``). The request travels on
 with everything it carries (stdin byte streams are bridged by the channels layer); its reply
 comes back through a relay owned here, so the scheduler knows when a forward is over and ends it
 the moment either side goes away: a client that disconnects mid-``logs -f`` closes the relay,
@@ -28,7 +29,9 @@ from channels import EndOfChannel, Receiver, Sender
 from protocol.errors import ChannelError, ShoalError, Unavailable
 from protocol.messages import (
     AttachContainer,
+    ConnectNetwork,
     ContainerLogs,
+    DisconnectNetwork,
     ExecContainer,
     Message,
     RestartContainer,
@@ -41,7 +44,7 @@ log = structlog.get_logger("shoal.scheduler")
 FORWARDED = (ContainerLogs, ExecContainer, AttachContainer, WaitContainer, TopContainer,
              RestartContainer)
 Forwarded = (ContainerLogs | ExecContainer | AttachContainer | WaitContainer | TopContainer
-             | RestartContainer)
+             | RestartContainer | ConnectNetwork | DisconnectNetwork)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,11 @@ was made ``--attachable``, as in Docker.
 
 ``rm`` is refused while a container that is not removed names the network, saying which (the
 check and the delete are two steps: a container submitted between them still gets the network
-on its node, from its own spec).
+on its node, from its own spec); ``prune`` removes every network none names. ``connect`` and
+``disconnect`` go to the container's node with the bridge network's spec
+(``forward_to_node``). ``inspect`` lists
+the containers on the network with the node each is placed on (and its address, on an
+overlay).
 """
 
 from __future__ import annotations
@@ -39,20 +43,24 @@ from protocol.messages import (
     NetworkCreated,
     NetworkInspected,
     NetworkList,
+    NetworksPruned,
     Ok,
     PruneNetworks,
     RemoveNetwork,
     SubmitApp,
     SubmitJob,
 )
-from protocol.specs import ContainerSpec, NetworkInfo, NetworkSpec
+from protocol.specs import DEFAULT_NETWORK_MODE, ContainerSpec, Endpoint, NetworkInfo, NetworkSpec
 from protocol.subnets import gateway_of, parse_subnet
+from protocol.validation import NETWORKS as NETWORKS_WITHOUT_NAMESPACE
+from protocol.validation import PREDEFINED_NETWORKS
 from scheduler.cluster.leader import Leader
 from scheduler.cluster.overlay_ipam import default_subnet, give_back_vni, take_vni
-from scheduler.store import CONTAINERS, NETWORKS, Store
+from scheduler.placement.request import platform_needs
+from scheduler.store import CONTAINERS, NETWORKS, ContainerRecord, Store
 
 DEFAULT_NETWORK = "bridge"
-PREDEFINED = ("none", "host", DEFAULT_NETWORK)
+PREDEFINED = PREDEFINED_NETWORKS
 DEFAULT_INFO = NetworkInfo(id=DEFAULT_NETWORK, spec=NetworkSpec(name=DEFAULT_NETWORK))
 
 
@@ -70,15 +78,34 @@ class ClusterNetworks:
                 return NetworkList(networks=[DEFAULT_INFO, *sorted(
                     found, key=lambda n: n.spec.name)])
             case InspectNetwork(name=name):
-                return NetworkInspected(info=await self._find(name))
+                return NetworkInspected(info=await self._inspect(name))
             case RemoveNetwork(name=name):
                 await self._remove(name)
                 return Ok()
-            case ConnectNetwork() | DisconnectNetwork() | PruneNetworks():
-                raise Unsupported("network connect, disconnect and prune are a worker's verbs for "
-                                  "now: ask the worker "
-                                  "that runs the container (shoal -H its address)")
+            case PruneNetworks():
+                return NetworksPruned(names=await self._prune())
+            case ConnectNetwork() | DisconnectNetwork():
+                raise Unsupported("network connect and disconnect go to the container's node "
+                                  "(forward_to_node)")
         raise Unsupported(f"not a network verb: {type(message).__name__}")
+
+    async def forward_to_node(self, message: ConnectNetwork | DisconnectNetwork
+                              ) -> ConnectNetwork | DisconnectNetwork:
+        """A connect or disconnect as the container's node takes it: a bridge network of the
+        cluster's with its spec (the node makes it if it has none yet). An overlay is refused:
+        a second overlay address would be the cluster's to allocate, which it does only at
+        placement for now. What is connected this way lives on the node, not in the
+        container's record: a replacement elsewhere starts on its own network only."""
+        if message.name in PREDEFINED:
+            return message
+        info = await self._find(message.name)
+        if info.spec.driver == "overlay":
+            raise Unsupported(f"network {info.spec.name} is an overlay: connecting a running "
+                              "container to it is not supported yet (submit the container on "
+                              "it: --network)", details={"network": info.spec.name})
+        if isinstance(message, DisconnectNetwork):
+            return msgspec.structs.replace(message, name=info.spec.name)
+        return msgspec.structs.replace(message, name=info.spec.name, spec=info.spec)
 
     async def _create(self, spec: NetworkSpec) -> NetworkInfo:
         leader = self.lead()
@@ -135,16 +162,45 @@ class ClusterNetworks:
             return matches[0]
         raise NotFound(f"no such network: {ref}", details={"network": ref})
 
+    async def _users(self) -> dict[str, list[tuple[str, ContainerRecord]]]:
+        """Containers that are not removed, by the network they name."""
+        found: dict[str, list[tuple[str, ContainerRecord]]] = {}
+        async for r in self.store.list(CONTAINERS, page_size=5000):
+            if r.value.desired != "removed" and r.value.schedule_state != "removed":
+                found.setdefault(r.value.spec.network, []).append((r.id, r.value))
+        return found
+
+    async def _inspect(self, ref: str) -> NetworkInfo:
+        """The network with the containers on it: their cluster address on an overlay (each
+        node chooses its own on a bridge network) and the node each is placed on."""
+        info = await self._find(ref)
+        users = (await self._users()).get(info.spec.name, [])
+        return msgspec.structs.replace(info, endpoints=[
+            Endpoint(container_id=cid, name=cid, ip=record.address, node_id=record.node_id)
+            for cid, record in sorted(users, key=lambda u: u[0])])
+
+    async def _prune(self) -> list[str]:
+        """Every network made here that no container names removed (as ``rm`` would)."""
+        leader = self.lead()
+        used = await self._users()
+        pruned: list[str] = []
+        async for r in self.store.list(NETWORKS):
+            name = r.value.spec.name
+            if name in used:
+                continue
+            await self.store.delete(NETWORKS, name, r.mod_revision, fence=leader.leadership)
+            if r.value.spec.vni:
+                await give_back_vni(self.store, r.value.spec.vni, name, leader.leadership)
+            pruned.append(name)
+        return sorted(pruned)
+
     async def _remove(self, ref: str) -> None:
         leader = self.lead()
         if ref in PREDEFINED:
             raise Conflict(f"{ref} is a predefined network: it cannot be removed")
         info = await self._find(ref)
         name = info.spec.name
-        users = sorted([r.id
-                        async for r in self.store.list(CONTAINERS, page_size=5000)
-                        if r.value.spec.network == name and r.value.desired != "removed"
-                        and r.value.schedule_state != "removed"])
+        users = sorted(cid for cid, _ in (await self._users()).get(name, []))
         if users:
             shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5
                                              else "")
@@ -172,6 +228,12 @@ class ClusterNetworks:
         return message
 
     async def _with_network(self, spec: ContainerSpec, *, standalone: bool) -> ContainerSpec:
+        if spec.network not in (*NETWORKS_WITHOUT_NAMESPACE, DEFAULT_NETWORK_MODE) and all(
+                os_name == "windows" for os_name, _, _ in platform_needs(spec, lenient=True)):
+            raise Unsupported(f"--network {spec.network}: a Windows worker runs containers "
+                              "with its process driver, on the host's network only (no bridge "
+                              "or overlay network); use --network host or leave it out",
+                              details={"network": spec.network})
         if spec.network in PREDEFINED:
             return spec
         got = await self.store.get(NETWORKS, spec.network) if "/" not in spec.network else None

@@ -47,12 +47,14 @@ def observed(record: ContainerRecord) -> ContainerState:
 
 
 def summary(cid: str, record: ContainerRecord) -> ContainerSummary:
+    """A listing's row; its ports as its node bound them while it runs, else as asked."""
     spec = record.spec
     command = shlex.join([*(spec.entrypoint or []), *spec.command])
+    state = observed(record)
     return ContainerSummary(
         id=cid, name=cid, image=spec.image, command=command[:4096],
-        created_at=record.created_at, state=observed(record), node_id=record.node_id,
-        labels=spec.labels, ports=spec.ports)
+        created_at=record.created_at, state=state, node_id=record.node_id,
+        labels=spec.labels, ports=state.ports or spec.ports)
 
 
 def info(cid: str, record: ContainerRecord, node: NodeRecord | None) -> ContainerInfo:

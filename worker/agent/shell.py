@@ -248,7 +248,8 @@ class Agent:
         async with await channels.connect(address, self.options, self.security) as conn:
             commands_tx, commands_rx = channels.pipe(capacity=1024)
             held = [ContainerReport(node_id=self.node.id, container_id=record.id,
-                                    generation=record.generation, state=record.state)
+                                    generation=record.generation,
+                                    state=self._reported(record.id, record.state))
                     for record in self.engine.records.values() if record.generation]
             self._announced = await self._held_images()
             self._announced_volumes = self._held_volumes()
@@ -510,10 +511,19 @@ class Agent:
         log.error("instruction failed", instruction="Run", container_id=run.container_id,
                   generation=run.generation, error=str(exc))
 
+    def _reported(self, container_id: str, state: ContainerState) -> ContainerState:
+        """``state`` as the scheduler hears it: a running container's ports as bound here."""
+        record = self.engine.records.get(container_id)
+        if record is None or state.status != "running" or state.ports:
+            return state
+        ports = self.engine.driver.published_ports(record)
+        return msgspec.structs.replace(state, ports=ports) if ports else state
+
     async def _send(self, container_id: str, generation: int, state: ContainerState) -> None:
         reports = self._reports
         if reports is None:
             return  # reported in full at the next join (``held``)
+        state = self._reported(container_id, state)
         with contextlib.suppress(ChannelError):
             await reports.send(ContainerReport(node_id=self.node.id, container_id=container_id,
                                                generation=generation, state=state))

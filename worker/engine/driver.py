@@ -146,6 +146,8 @@ class Driver(abc.ABC):
     # the host's file system, so the process driver refuses them rather than ignore them.
     # (It passes bind mounts over, as it always has: the host's paths are there as they are.)
     mounts: bool = True
+    # What ``--network default`` (``run`` without ``--network``) is on this driver.
+    default_network: str
 
     @abc.abstractmethod
     async def prepare(self, record: EngineContainer) -> dict[str, str]:

@@ -23,10 +23,11 @@ from typing import Protocol
 import msgspec
 import structlog
 
-from protocol.errors import Conflict, InvalidArgument, NotFound, Unsupported
+from protocol.errors import Conflict, InvalidArgument, InvalidSpec, NotFound, Unsupported
 from protocol.eventfeed import EventFeed
 from protocol.signals import parse_signal
 from protocol.specs import (
+    DEFAULT_NETWORK_MODE,
     ContainerInfo,
     ContainerSpec,
     ContainerState,
@@ -164,6 +165,14 @@ class Engine:
         if not self.driver.mounts and any(m.type != "bind" for m in spec.mounts):
             raise Unsupported(f"the {self.driver.name} driver does not isolate containers: "
                               "named volumes and tmpfs mounts need the native driver")
+        if spec.network == DEFAULT_NETWORK_MODE:
+            spec = msgspec.structs.replace(spec, network=self.driver.default_network)
+            try:
+                check_spec(spec)
+            except InvalidSpec as exc:  # -p on a process-driver worker's host network
+                raise InvalidSpec(f"{exc} (the default network of this worker's "
+                                  f"{self.driver.name} driver is {spec.network})",
+                                  details=exc.details) from None
         name = spec.name.lstrip("/")
         if name and not NAME_RE.match(name):
             raise InvalidArgument(f"invalid container name {name!r}: use letters, digits, "

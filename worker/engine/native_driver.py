@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from protocol.errors import ShoalError
-from protocol.specs import PortMapping
+from protocol.specs import NetworkSpec, PortMapping
 from worker.engine.bundle import hostname_of, oci_config, resolve_user
 from worker.engine.driver import (
     Driver,
@@ -69,6 +69,7 @@ class NativeImages:
 
 class NativeDriver(Driver):
     name = "native"
+    default_network = "bridge"
 
     def __init__(self, state_dir: Path, store: ImageStore, storage: StorageDriver,
                  runtime: RuntimeHelper, storage_reason: str = "",
@@ -388,10 +389,12 @@ class NativeDriver(Driver):
         return self.state_dir / "containers" / container_id / "network"
 
     async def connect(self, record: EngineContainer, network: str, *, ip: str = "",
-                      aliases: list[str] | None = None) -> None:
+                      aliases: list[str] | None = None,
+                      cluster_network: NetworkSpec | None = None) -> None:
         await self.networks.connect(network, record.id, record.name, record.spec,
                                     self.network_dir(record.id), ip=ip, aliases=aliases,
-                                    hostname=hostname_of(record))
+                                    hostname=hostname_of(record),
+                                    cluster_network=cluster_network)
 
     async def disconnect(self, record: EngineContainer, network: str) -> None:
         await self.networks.disconnect(network, record.id, self.network_dir(record.id))

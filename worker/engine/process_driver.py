@@ -40,6 +40,7 @@ _POLL = 0.05  # where no pidfd exists, how often a foreign shim's exit is looked
 class ProcessDriver(Driver):
     name = "process"
     mounts = False
+    default_network = "host"  # a plain process has no namespace of its own to network
 
     def __init__(self, state_root: Path) -> None:
         self.state_root = state_root

@@ -47,9 +47,9 @@ from protocol.specs import (
     PortMapping,
 )
 from protocol.subnets import mac_of
-from protocol.validation import parse_exposed
+from protocol.validation import PREDEFINED_NETWORKS, parse_exposed
 from worker.network import files, ipam, links, nat, vxlan
-from worker.network.names import NameEntry, NameTable
+from worker.network.names import EVERY_NETWORK, NameEntry, NameTable
 from worker.network.proxy import PortProxy
 from worker.network.resolver import EmbeddedResolver
 from worker.network.state import (
@@ -173,6 +173,9 @@ class Networks:
         # The cluster's overlay endpoints, as the scheduler last told them (set_endpoints).
         self.endpoints: list[OverlayEndpoint] = []
         self._programming = asyncio.Lock()
+        # The nftables script last applied: a container without published ports changes
+        # nothing in it, and its start then spares the ``nft`` run (None: apply whatever).
+        self._applied_rules: str | None = None
 
     # --- names -----------------------------------------------------------------------------
     def bridge_name(self, network_id: str) -> str:
@@ -191,6 +194,14 @@ class Networks:
 
     def vxlan_name(self, network_id: str) -> str:
         return f"x{self.scope}{network_id[:8]}"
+
+    def _apply_rules(self, state: NetworkFile) -> None:
+        """This worker's table made what ``state`` needs (held under its lock)."""
+        script = nat.render(self.table, state.networks.values(), state.endpoints.values())
+        if script != self._applied_rules:
+            self._applied_rules = None
+            nat.apply(script)
+            self._applied_rules = script
 
     # --- start-up and teardown -------------------------------------------------------------
     async def open(self, live: set[str]) -> None:
@@ -222,9 +233,9 @@ class Networks:
             for device in links.links_named(f"x{self.scope}"):
                 if device not in devices:
                     links.delete_link(device)
+            self._applied_rules = None  # rebuilt whatever the kernel holds now
             try:
-                nat.apply(nat.render(self.table, state.networks.values(),
-                                     state.endpoints.values()))
+                self._apply_rules(state)
             except Unsupported as exc:
                 # The worker still runs containers on none and host; a bridge network's
                 # container is refused at create with the same reason.
@@ -244,6 +255,7 @@ class Networks:
                          links.links_named(f"x{self.scope}") +
                          links.links_named(f"b{self.scope}")):
                 links.delete_link(name)
+            self._applied_rules = None
             with contextlib.suppress(OSError, Unsupported):
                 nat.delete_table(self.table)
         await asyncio.to_thread(run)
@@ -297,7 +309,7 @@ class Networks:
             raise Unsupported("an overlay network spans a cluster's hosts: create it on a "
                               "scheduler (shoal -H <scheduler> network create --driver "
                               "overlay); a standalone worker has bridge networks only")
-        if spec.name in NOT_BRIDGES:
+        if spec.name in PREDEFINED_NETWORKS:
             raise Conflict(f"{spec.name} is a predefined network: choose another name")
         if spec.gateway and not spec.subnet:
             raise InvalidArgument("--gateway needs --subnet")
@@ -308,8 +320,7 @@ class Networks:
                     raise Conflict(f"network {spec.name} already exists",
                                    details={"network": spec.name})
                 record = self._add(state, spec)
-                nat.apply(nat.render(self.table, state.networks.values(),
-                                     state.endpoints.values()))
+                self._apply_rules(state)
             return self._info(record, state)
         return await asyncio.to_thread(run)
 
@@ -353,8 +364,7 @@ class Networks:
                                    f"{', '.join(sorted(users))}",
                                    details={"containers": ",".join(sorted(users))[:200]})
                 del state.networks[record.spec.name]
-                nat.apply(nat.render(self.table, state.networks.values(),
-                                     state.endpoints.values()))
+                self._apply_rules(state)
                 _delete_network_links(record)
         await asyncio.to_thread(run)
 
@@ -367,8 +377,7 @@ class Networks:
                         if n.spec.name != DEFAULT_NETWORK and n.spec.name not in used]
                 for network in gone:
                     del state.networks[network.spec.name]
-                nat.apply(nat.render(self.table, state.networks.values(),
-                                     state.endpoints.values()))
+                self._apply_rules(state)
             for network in gone:
                 _delete_network_links(network)
             return sorted(n.spec.name for n in gone)
@@ -397,8 +406,7 @@ class Networks:
                                    details={"network": spec.network})
                 ip = allocate(state, network, container_id, name, spec,
                               ports=ports_to_publish(spec, image_exposed)).ip
-                nat.apply(nat.render(self.table, state.networks.values(),
-                                     state.endpoints.values()))
+                self._apply_rules(state)
                 if made and network.vxlan:
                     vxlan.program(network.vxlan, self._peers(network.spec.name))
         # Docker's model: the default bridge keeps the host's resolvers, a user-defined
@@ -487,8 +495,7 @@ class Networks:
                     del state.endpoints[endpoint_key(container_id, endpoint.network)]
                 gone = _drop_unused_cluster_networks(state)
                 if mine:
-                    nat.apply(nat.render(self.table, state.networks.values(),
-                                         state.endpoints.values()))
+                    self._apply_rules(state)
             for veth in {self.veth_name(container_id)} | {self._veth_of(e) for e in mine}:
                 links.delete_link(veth)
             for network in gone:
@@ -498,11 +505,17 @@ class Networks:
 
     async def connect(self, ref: str, container_id: str, name: str, spec: ContainerSpec,
                       directory: Path, *, ip: str = "", aliases: list[str] | None = None,
-                      hostname: str = "") -> EndpointRecord:
+                      hostname: str = "", cluster_network: NetworkSpec | None = None
+                      ) -> EndpointRecord:
         """The container on one more network: an address there, a veth into its namespace
-        now if it runs (``ethN``), a line in its /etc/hosts, its names on that network."""
+        now if it runs (``ethN``), a line in its /etc/hosts, its names on that network. A
+        scheduler's bridge network (``cluster_network``) is made here if this host has none
+        of that name yet, as for a container placed on it."""
         def run() -> tuple[EndpointRecord, NetworkFile]:
             with self.state.change() as state:
+                if cluster_network is not None and cluster_network.name not in state.networks:
+                    self._add(state, cluster_network).from_cluster = True
+                    self._apply_rules(state)
                 network = self._find(state, ref)
                 if state.endpoints.get(endpoint_key(container_id, network.spec.name)):
                     raise Conflict(f"container {name or container_id} is already on network "
@@ -540,10 +553,12 @@ class Networks:
                     raise NotFound(f"container {container_id[:12]} is not on network "
                                    f"{network.spec.name}",
                                    details={"network": network.spec.name})
-                if endpoint.ports:
-                    nat.apply(nat.render(self.table, state.networks.values(),
-                                         state.endpoints.values()))
+                gone = _drop_unused_cluster_networks(state)
+                if endpoint.ports or gone:
+                    self._apply_rules(state)
             links.delete_link(self._veth_of(endpoint))
+            for unused in gone:
+                _delete_network_links(unused)
             files.drop_host_line(directory, endpoint.ip)
             return state, endpoint
         state, endpoint = await asyncio.to_thread(run)
@@ -565,13 +580,15 @@ class Networks:
     async def set_endpoints(self, endpoints: list[OverlayEndpoint]) -> None:
         """The cluster's overlay endpoints (the whole list, replacing the last one): every
         overlay network on this host made whole (after a restart) and its forwarding and
-        neighbour entries made exactly the remote endpoints'; the remote ones' names given to
-        the resolvers (this host's own come from its state)."""
+        neighbour entries made exactly the remote endpoints'; the remote running ones' names
+        given to the resolvers (this host's own come from its state; containers on a node's
+        own network, this one's included, answer on every network)."""
         self.endpoints = list(endpoints)
         self.names.update_remote(
-            NameEntry(network=e.network, container_id=e.container_id, ip=e.ip, name=e.name,
-                      job=e.job, aliases=tuple(e.aliases))
-            for e in self.endpoints if not (self.vtep and e.vtep == self.vtep))
+            NameEntry(network=EVERY_NETWORK if e.network == "host" else e.network,
+                      container_id=e.container_id, ip=e.ip, name=e.name, job=e.job,
+                      aliases=tuple(e.aliases))
+            for e in self.endpoints if e.running and not (self.vtep and e.vtep == self.vtep))
 
         def run() -> None:
             state = self.state.read()

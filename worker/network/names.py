@@ -3,7 +3,9 @@ job, aliases, address), fed from two sides: this worker's own running containers
 (``update_local``, whole, whenever they change) and the endpoints of other hosts on shared
 networks (``update_remote``, whole, from the overlay's list). Pure: no sockets, no files.
 
-A container sees only the names on the networks it is on itself, as in Docker. A name is a
+A container sees only the names on the networks it is on itself, as in Docker, and the
+names of the cluster's containers on their nodes' own (host) network, which are on no network
+of their own (``EVERY_NETWORK``): those answer with their node's address on any network. A name is a
 container's name, its id's first 12 characters, one of its aliases on that network, or its
 job's name (every running replica); several answers come back rotated by one per question,
 so clients that take the first address spread over the replicas.
@@ -16,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 SHORT_ID = 12
+EVERY_NETWORK = ""  # an entry's network: answered on whatever networks the asker is on
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,7 @@ class NameTable:
         None when no endpoint there has that name (the caller forwards the question)."""
         key = canonical(name)
         found: list[str] = []
-        for network in sorted(networks):
+        for network in [*sorted(networks), EVERY_NETWORK]:
             for entry in self._by_name.get((network, key), ()):
                 if entry.ip not in found:
                     found.append(entry.ip)
@@ -106,7 +109,7 @@ class NameTable:
 
     def reverse(self, ip: str, networks: Iterable[str]) -> str | None:
         """The name of the endpoint holding ``ip`` on one of ``networks``, if any."""
-        for network in sorted(networks):
+        for network in [*sorted(networks), EVERY_NETWORK]:
             entry = self._by_ip.get((network, ip))
             if entry is not None:
                 return entry.name or entry.container_id[:SHORT_ID]

@@ -131,9 +131,9 @@ async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
         while chunk := await source.read(CHUNK):
             sink.write(chunk)
             await sink.drain()
-        if sink.can_write_eof():
+        if sink.can_write_eof() and not sink.is_closing():
             sink.write_eof()
-    except OSError:
+    except (OSError, RuntimeError):  # uvloop: RuntimeError once the other side closed it
         sink.close()
 
 

@@ -45,14 +45,20 @@ async def handle_network(driver: NativeDriver | None, engine: Engine, message: M
         case RemoveNetwork(name=name):
             await networks.remove(name)
             return Ok()
-        case ConnectNetwork(name=name, container=container, ip=ip, aliases=aliases):
+        case ConnectNetwork(name=name, container=container, ip=ip, aliases=aliases,
+                            spec=cluster_network):
             for alias in aliases:
                 check_network_alias(alias)
             record = engine.find(container)
             if record.spec.network in ("none", "host"):
                 raise Unsupported(f"container {record.name or record.id[:12]} is on --network "
                                   f"{record.spec.network}: it cannot join a bridge network")
-            await driver.connect(record, name, ip=ip, aliases=list(aliases))
+            if cluster_network is not None and cluster_network.driver != "bridge":
+                raise Unsupported(f"network {cluster_network.name} is a cluster's "
+                                  f"{cluster_network.driver} network: only a bridge network is "
+                                  "made on one node")
+            await driver.connect(record, name, ip=ip, aliases=list(aliases),
+                                 cluster_network=cluster_network)
             return Ok()
         case DisconnectNetwork(name=name, container=container, force=force):
             try:

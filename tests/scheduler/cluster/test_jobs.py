@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from bench._simagent import SimAgent
-from protocol.errors import Conflict, NotFound, Unavailable
+from protocol.errors import Conflict, NotFound, Unavailable, Unsupported
 from protocol.messages import (
     ContainerCreated,
     ContainerInspected,
@@ -129,6 +129,11 @@ def test_impossible_constraints_are_refused_with_the_engine_explanation(
                 listed = await ask(s.address, lambda r: ListContainers(all=True, reply=r))
                 assert isinstance(listed, ContainerList)
                 assert listed.containers == []  # a refusal records nothing
+                # A Windows container asks for a bridge: the host network is all it can have.
+                windows = ContainerSpec(image="busybox", name="win", network="bridge",
+                                        platform=Platform(os="windows", arch="amd64"))
+                with pytest.raises(Unsupported, match="host's network only"):
+                    await ask(s.address, lambda r: CreateContainer(spec=windows, reply=r))
 
     run(body)
 

@@ -3,9 +3,10 @@ it holds; a record's endpoint; the Assign carrying the address; VTEP and MAC der
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
-from protocol.specs import ContainerSpec, NetworkSpec, NodeInfo
+from protocol.specs import ContainerSpec, ContainerState, NetworkSpec, NodeInfo
 from scheduler.cluster.overlay_endpoints import (
     OverlayDirectory,
     assignment,
@@ -51,6 +52,18 @@ def test_endpoint_and_assignment() -> None:
     assert endpoint_of("x", record("a", "10.0.0.8", bridge), NODES["a"]) is None
 
 
+@pytest.mark.parametrize(("observed", "desired", "running"), [
+    (None, "running", False), ("created", "running", False), ("running", "running", True),
+    ("exited", "running", False), ("running", "stopped", False)])
+def test_an_endpoint_is_named_only_while_it_runs(observed: str | None, desired: str,
+                                                 running: bool) -> None:
+    rec = msgspec.structs.replace(
+        record("a", "10.0.0.7"), desired=desired,
+        observed=None if observed is None else ContainerState(status=observed))
+    endpoint = endpoint_of("web.1", rec, NODES["a"])
+    assert endpoint is not None and endpoint.running is running
+
+
 def test_nodes_hear_changes_of_their_networks_only() -> None:
     directory = OverlayDirectory()
     put(directory, "web.1", record("a", "10.0.0.2"))
@@ -72,3 +85,30 @@ def test_nodes_hear_changes_of_their_networks_only() -> None:
     assert directory.take_changed() == {"a", "c"}
     assert [(e.container_id, e.ip) for e in directory.snapshot("c")] == [
         ("web.1", "10.0.0.9"), ("web.3", "10.0.0.4"), ("db.1", "10.0.1.2")]
+
+
+def test_containers_on_a_nodes_own_network_are_named_at_its_address_to_overlay_nodes() -> None:
+    windows = NodeRecord(info=NodeInfo(id="w", address="tcp://192.0.2.9:7376",
+                                       runtime="process"))
+    running = ContainerState(status="running")
+    on_default = ContainerRecord(spec=ContainerSpec(image="app", name="win", network="default"),
+                                 schedule_state="running", node_id="w", observed=running)
+    on_host = msgspec.structs.replace(
+        on_default, node_id="a", spec=ContainerSpec(image="app", name="h", network="host"))
+    endpoint = endpoint_of("win.1", on_default, windows)
+    assert endpoint is not None
+    assert (endpoint.network, endpoint.ip, endpoint.job, endpoint.vtep, endpoint.running) == (
+        "host", "192.0.2.9", "win", "", True)
+    # On a native node the default is its bridge: no cluster-wide name.
+    assert endpoint_of("win.1", on_default, NODES["a"]) is None
+    directory = OverlayDirectory()
+    directory.put("win.1", endpoint, "w")
+    directory.put("h", endpoint_of("h", on_host, NODES["a"]), "a")
+    put(directory, "web.1", record("b", "10.0.0.2"))
+    directory.take_changed()
+    assert [(e.container_id, e.ip) for e in directory.snapshot("b")] == [
+        ("h", "192.0.2.1"), ("win.1", "192.0.2.9"), ("web.1", "10.0.0.2")]
+    assert directory.snapshot("w") == []  # no overlay there: nothing to program or name
+    put(directory, "web.1", None)
+    directory.put("win.1", None, "w")
+    assert "b" in directory.take_changed()

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from worker.network.dns_answers import Forward, decide, error_reply
-from worker.network.names import NameEntry, NameTable
+from worker.network.names import EVERY_NETWORK, NameEntry, NameTable
 
 
 def table() -> NameTable:
@@ -149,3 +149,12 @@ def test_other_types_of_a_known_name_are_empty() -> None:
     reply = ask(table(), "web", "MX")
     assert isinstance(reply, dns.message.Message) and reply.answer == []
     assert reply.question[0].rdtype == dns.rdatatype.MX
+
+
+def test_a_container_on_its_nodes_own_network_answers_on_every_network() -> None:
+    names = table()
+    names.update_remote([NameEntry(EVERY_NETWORK, "w" * 64, "192.0.2.9", name="win.1",
+                                   job="win")])
+    assert addresses(ask(names, "win")) == ["192.0.2.9"]
+    assert addresses(ask(names, "win.1", networks=frozenset({"back"}))) == ["192.0.2.9"]
+    assert names.reverse("192.0.2.9", {"back"}) == "win.1"
