@@ -496,10 +496,12 @@ class Networks:
                 gone = _drop_unused_cluster_networks(state)
                 if mine:
                     self._apply_rules(state)
-            for veth in {self.veth_name(container_id)} | {self._veth_of(e) for e in mine}:
-                links.delete_link(veth)
-            for network in gone:
-                _delete_network_links(network)
+                # Under the state's lock: a container's prepare making the network again,
+                # or ``set_endpoints`` making its VXLAN device again, waits for this.
+                for veth in {self.veth_name(container_id)} | {self._veth_of(e) for e in mine}:
+                    links.delete_link(veth)
+                for network in gone:
+                    _delete_network_links(network)
             return state
         self._refresh_names(await asyncio.to_thread(run))
 
@@ -591,20 +593,25 @@ class Networks:
             for e in self.endpoints if e.running and not (self.vtep and e.vtep == self.vtep))
 
         def run() -> None:
-            state = self.state.read()
-            for network in state.networks.values():
-                if not network.vxlan:
-                    continue
-                if self.vtep:
-                    vxlan.ensure_vxlan(network.vxlan, network.spec.vni, self.vtep,
-                                       network.bridge)
-                added, removed = vxlan.program(network.vxlan, self._peers(network.spec.name))
-                if added or removed:
-                    log.info("overlay peers programmed", network=network.spec.name,
-                             added=added, removed=removed)
+            # Under the state's lock, so a device is never made again for a network that a
+            # release is taking off the host at the same moment (it would stay behind).
+            with self.state.change() as state:
+                self._program_overlays(state)
         async with self._programming:
             await asyncio.to_thread(run)
 
+    def _program_overlays(self, state: NetworkFile) -> None:
+        """Each overlay network in ``state``: its VXLAN device (made again after a restart
+        once this worker knows its address) and exactly the remote endpoints' entries."""
+        for network in state.networks.values():
+            if not network.vxlan:
+                continue
+            if self.vtep:
+                vxlan.ensure_vxlan(network.vxlan, network.spec.vni, self.vtep, network.bridge)
+            added, removed = vxlan.program(network.vxlan, self._peers(network.spec.name))
+            if added or removed:
+                log.info("overlay peers programmed", network=network.spec.name,
+                         added=added, removed=removed)
 
 def _delete_network_links(network: NetworkRecord) -> None:
     """A network's devices off the host: its VXLAN device (with every forwarding and
