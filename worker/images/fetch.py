@@ -100,12 +100,15 @@ class ImageFetcher:
         with contextlib.suppress(ImageNotFound):
             return await asyncio.to_thread(self.store.get, ref)
         resolved = await self.resolve(ref, source)
-        return await self.fetch(ref, resolved, source, _local_tags(ref, resolved.tags))
+        return await self.fetch(ref, resolved, source, local_tags(ref, resolved.tags))
 
-    async def resolve(self, ref: str, source: channels.Sender) -> ImageResolved:
-        """Which image ``ref`` names at ``source`` (``image.resolve``), its answer checked."""
-        resolved = await channels.request(source, lambda r: ResolveImage(ref=ref, reply=r),
-                                          timeout=RESOLVE_TIMEOUT)
+    async def resolve(self, ref: str, source: channels.Sender,
+                      platform: str = "") -> ImageResolved:
+        """Which image ``ref`` names at ``source`` (``image.resolve``; with ``platform``, only
+        an image of that platform), its answer checked."""
+        resolved = await channels.request(
+            source, lambda r: ResolveImage(ref=ref, platform=platform, reply=r),
+            timeout=RESOLVE_TIMEOUT)
         if not isinstance(resolved, ImageResolved):
             raise ChannelError(f"image.resolve: expected image.resolved, got "
                                f"{type(resolved).__name__}")
@@ -221,7 +224,7 @@ class ImageFetcher:
         return store.add(desc, tags)
 
 
-def _local_tags(ref: str, scheduler_tags: list[str]) -> list[str]:
+def local_tags(ref: str, scheduler_tags: list[str]) -> list[str]:
     """Tag the fetched image with what the container asked for, when that is one of the
     scheduler's tags for it (a reference by id or digest leaves it untagged, as pulls do)."""
     try:
