@@ -131,7 +131,8 @@ RULES: tuple[Rule, ...] = (
     Rule("only the metrics modules import prometheus_client",
          importers=PRODUCT, forbidden=("prometheus_client",), exempt=METRICS_MODULES),
     Rule("only the Docker API front end serves HTTP with aiohttp",
-         importers=PRODUCT, forbidden=("aiohttp",), exempt=("dockerapi",)),
+         importers=PRODUCT, forbidden=("aiohttp",),
+         exempt=("dockerapi", "worker.images.registry")),
     Rule("only scheduler.store talks to etcd (aetcd, grpc)",
          importers=PRODUCT, forbidden=("aetcd", "grpc"), exempt=("scheduler.store",)),
     # The cores import the store's pure modules by name, not through the package face: the
@@ -158,8 +159,11 @@ _IMAGES_REASON = (
 ALLOWANCES: tuple[Allowance, ...] = (
     Allowance("scheduler.cluster.images", frozenset({
         "worker.image_service", "worker.images", "worker.images.blobs", "worker.images.digest",
-        "worker.images.errors",
-    }), _IMAGES_REASON),
+        "worker.images.errors", "worker.images.registry",
+    }), _IMAGES_REASON + "; and pulls for a worker that cannot reach a registry"),
+    Allowance("scheduler.cluster.api", frozenset({"worker.image_events"}),
+              "the leader publishes the image events a worker publishes, from the one pure "
+              "function of an image verb and its answer"),
     Allowance("scheduler.cluster.builds", frozenset({"worker.image_service"}),
               "a cluster build stores its image with the worker's own import (every digest "
               "checked, every layer scanned) and describes it with the same summary"),

@@ -60,6 +60,8 @@ class BuildService:
         self.max_context_bytes = max_context_bytes
         # Set on a worker in a cluster: fetches a base image this store lacks (the scheduler's).
         self.fetch_base: Callable[[str], Awaitable[None]] | None = None
+        # Told of every build that ends with an image (the worker's image events).
+        self.on_built: Callable[[BuildImage, BuildResult], None] | None = None
         # What a worker that died mid-build left: its step mounts first, then the files.
         for point in mounts.mounts_under(work_dir):
             mounts.unmount(Path(point))
@@ -135,7 +137,10 @@ class BuildService:
                 with contextlib.suppress(ChannelError):
                     await flush()  # the output up to a failure goes out before the error
             log.info("image built", image=image.id, tags=list(image.tags))
-            await reply.send(BuildResult(image=image_summary(image)))
+            result = BuildResult(image=image_summary(image))
+            if self.on_built is not None:
+                self.on_built(request, result)
+            await reply.send(result)
             reply.close()  # the client is done; the context's removal need not hold it up
         finally:
             await asyncio.to_thread(shutil.rmtree, work, True)

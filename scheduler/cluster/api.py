@@ -49,6 +49,7 @@ from protocol.limits import MAX_LIST_ITEMS
 from protocol.messages import (
     NETWORK_REQUESTS,
     BuildImage,
+    BuildResult,
     ContainerInspected,
     ContainerList,
     CreateContainer,
@@ -93,7 +94,6 @@ from scheduler.cluster import views
 from scheduler.cluster.auth import ClusterAuth
 from scheduler.cluster.builds import build_in_cluster, choose_builder
 from scheduler.cluster.cycle import Work, occupies_node
-from scheduler.cluster.events import image_events
 from scheduler.cluster.forward import FORWARDED, Forwarder, Route
 from scheduler.cluster.images import CLUSTER_IMAGE_REQUESTS, ClusterImages
 from scheduler.cluster.leader import Leader
@@ -112,6 +112,7 @@ from scheduler.cluster.work import (
 )
 from scheduler.store import CONTAINERS, NODES, LeaderRecord, NodeRecord, Store
 from scheduler.store.keys import check_id
+from worker.image_events import image_events
 
 log = structlog.get_logger("shoal.scheduler")
 
@@ -175,7 +176,7 @@ class ClusterApi:
             raise Unsupported(f"scheduler {self.name} keeps no images (it runs without a "
                               "state dir)")
         answer = await self.images.pull_for_node(message)
-        self.events.publish(*image_events(answer, time.time()))
+        self.events.publish(*image_events(message, answer, time.time()))
         return answer
 
     async def handle_enroll(self, request: channels.FromPeer) -> Message | None:
@@ -238,7 +239,7 @@ class ClusterApi:
                                   "state dir)")
             answer = await self.images.handle(message)
             if answer is not None:
-                self.events.publish(*image_events(answer, time.time()))
+                self.events.publish(*image_events(message, answer, time.time()))
             return answer
         if isinstance(message, BuildImage):
             await self._build(message)
@@ -362,7 +363,8 @@ class ClusterApi:
                 message.context.close()  # the client's writer stops at once
             raise
         imported = await build_in_cluster(message, node, self.forwarder, self.images)
-        self.events.publish(*image_events(imported, time.time()))
+        for image in imported.images:
+            self.events.publish(*image_events(message, BuildResult(image=image), time.time()))
 
     async def _route(self, cid: str) -> Route:
         """The node that runs ``cid`` and where it serves its verbs."""

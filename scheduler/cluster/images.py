@@ -32,13 +32,11 @@ from protocol.messages import (
     ResolveImage,
 )
 from worker.image_service import IMAGE_REQUESTS, ImageService
-from worker.images import ImageStore
+from worker.images import Image, ImageStore
 from worker.images.blobs import CHUNK
 from worker.images.digest import is_digest
 from worker.images.errors import BlobNotFound, ImageNotFound
-from worker.images.registry.names import remote_name
-from worker.images.registry.platform_choice import parse_platform, platform_fits
-from worker.images.store import Image
+from worker.images.registry import parse_platform, platform_fits, remote_name
 
 log = structlog.get_logger("shoal.scheduler.images")
 

@@ -20,9 +20,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+import channels
 from bench._registry_server import RunningRegistry, available, registry
 from cli.dev import DevCluster
 from cli.images import upload_to
+from protocol.messages import EventMessage, WatchEvents
 from scheduler.store import EmbeddedEtcd
 from tests.helpers import cluster_keys
 from tests.helpers.bounded_run import run
@@ -151,6 +153,27 @@ def _node(container: dict[str, object]) -> str:
     return str(container["node_id"])
 
 
+def image_event(address: str, action: str, id: str) -> dict[str, str]:
+    """The attributes of the first ``image`` event ``action`` of ``id`` the service at
+    ``address`` has published (its history replayed, then waited for)."""
+
+    async def find() -> dict[str, str]:
+        conn = await cluster_keys.connect(address)
+        tx, rx = channels.pipe(capacity=4096)
+        try:
+            await conn.sender.send(WatchEvents(since=1.0, filters={"type": "image"}, reply=tx))
+            while True:
+                message = await asyncio.wait_for(rx.recv(), 30)
+                assert isinstance(message, EventMessage), message
+                if (message.event.action, message.event.id) == (action, id):
+                    return dict(message.event.attributes)
+        finally:
+            rx.close()
+            await conn.close()
+
+    return run(find, timeout=40)
+
+
 def held_by(cluster: Cluster, node: str, ref: str) -> bool:
     name, _, tag = ref.rpartition(":")
     listed = ok(shoal(cluster, "-H", cluster.workers[node], "images"))
@@ -168,6 +191,11 @@ def test_a_run_is_pulled_by_the_worker_it_lands_on(cluster: Cluster) -> None:
     node = _node(container)
     assert held_by(cluster, node, ref)
     assert manifest_gets(cluster.plain, "solo/busybox") == 1
+    # The worker's own event feed tells of the pull (``shoal events -H WORKER``), as it does
+    # of the push and tag on p1.
+    assert image_event(cluster.workers[node], "pull", ref)["name"] == ref
+    assert image_event(cluster.workers["p1"], "push", ref)["digest"].startswith("sha256:")
+    assert image_event(cluster.workers["p1"], "tag", "busybox")["name"] == ref
     leader_images = ok(shoal(cluster, "-H", cluster.leader, "images"))
     assert "solo/busybox" not in leader_images  # straight from the registry
     ok(shoal(cluster, "-H", cluster.leader, "rm", "-f", "solo"))

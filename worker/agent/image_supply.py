@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +29,11 @@ import structlog
 
 import channels
 from protocol.errors import ChannelError
+from protocol.eventfeed import EventFeed
 from protocol.messages import ImagePulled, PullImage, RegistryOptions
 from protocol.specs import Platform
+from worker.image_events import pull_event
+from worker.image_service import image_summary
 from worker.images.digest import is_digest
 from worker.images.errors import ImageNotFound, InvalidReference
 from worker.images.fetch import ImageFetcher, local_tags
@@ -58,8 +62,10 @@ class ImageSupply:
     """Brings images into ``fetcher.store`` for a node of ``platform``; call on the loop."""
 
     def __init__(self, fetcher: ImageFetcher, platform: Platform,
-                 certs_dirs: tuple[Path, ...] = DEFAULT_CERTS_DIRS) -> None:
+                 certs_dirs: tuple[Path, ...] = DEFAULT_CERTS_DIRS,
+                 events: EventFeed | None = None) -> None:
         self.fetcher = fetcher
+        self.events = events  # the worker's feed: a ``pull`` event per image pulled
         self.store = fetcher.store
         self.wanted = wanted_for(platform)
         self.certs_dirs = certs_dirs
@@ -125,7 +131,12 @@ class ImageSupply:
         self.pulled_directly += 1
         log.info("image pulled from its registry", ref=ref, image=result.image.id,
                  platform=str(self.wanted), downloaded=result.downloaded)
+        self._pulled(ref, result.image, result.digest)
         return result.image
+
+    def _pulled(self, ref: str, image: Image, digest: str) -> None:
+        if self.events is not None:
+            self.events.publish(pull_event(ref, image_summary(image), digest, time.time()))
 
     async def _pull_through_cluster(self, ref: str, name: RemoteName,
                                     scheduler: channels.Sender,
@@ -147,5 +158,6 @@ class ImageSupply:
         self.pulled_through_cluster += 1
         log.info("image pulled through the cluster's store", ref=ref, image=image.id,
                  platform=str(self.wanted))
+        self._pulled(ref, image, pulled.digest)
         return image
 

@@ -155,7 +155,8 @@ class Agent:
         self.on_endpoints = on_endpoints  # where the cluster's overlay endpoints go
         self.node = node
         self.fetcher = fetcher
-        self.supply = ImageSupply(fetcher, node.platform) if fetcher is not None else None
+        self.supply = (ImageSupply(fetcher, node.platform, events=engine.events)
+                       if fetcher is not None else None)
         # The registry access of each assigned container whose image may be pulled: in memory,
         # until its run is prepared or revoked.
         self._pull_access: dict[str, RegistryOptions] = {}
