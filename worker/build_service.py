@@ -38,9 +38,9 @@ from worker.build.context import unpack_context
 from worker.image_service import image_summary
 from worker.images.export import save_images
 from worker.images.store import ImageStore
+from worker.images.stream_file import StreamFile
 from worker.runtime.client import RuntimeHelper
 from worker.storage import mounts
-from worker.stream_file import StreamFile
 
 log = structlog.get_logger("shoal.worker.build")
 

@@ -31,8 +31,8 @@ from worker.images.layers import LayerRef
 from worker.images.oci import MAX_DOCUMENT_BYTES, Descriptor, decode_config, decode_manifest
 from worker.images.reference import parse_reference
 from worker.images.store import Image, ImageStore
+from worker.images.stream_file import StreamFile
 from worker.images.verify import image_total, verify_layer
-from worker.stream_file import StreamFile
 
 RESOLVE_TIMEOUT = 30.0
 # A blob stream that brings nothing for this long fails the fetch: a scheduler that is alive

@@ -12,7 +12,7 @@ import pytest
 import channels
 from protocol.errors import InvalidArgument, Timeout
 from tests.helpers.bounded_run import run
-from worker.stream_file import StreamFile
+from worker.images.stream_file import StreamFile
 
 
 async def _read_all(pieces: list[bytes], *, limit: int | None = None, read: int = 7,
