@@ -171,3 +171,22 @@ def test_login_push_pull_logout_with_tls_and_htpasswd(setup: Setup) -> None:
     refused = shoal(setup, "-H", setup.worker, "pull", "--ca", ca, ref)
     assert refused.returncode == 1
     assert "unauthorized: authentication required" in refused.stderr
+
+
+def test_compose_up_pulls_a_missing_image_on_a_worker(setup: Setup, tmp_path: Path) -> None:
+    ref = f"{setup.plain.address}/compose/busybox:c"
+    assert shoal(setup, "-H", setup.worker, "tag", "busybox", ref).returncode == 0
+    assert shoal(setup, "-H", setup.worker, "push", "-q", ref).returncode == 0
+    assert shoal(setup, "-H", setup.worker, "rmi", ref).returncode == 0
+    compose_file = tmp_path / "compose.yaml"
+    compose_file.write_text(f"services:\n  web:\n    image: {ref}\n"
+                            "    command: [\"sleep\", \"60\"]\n")
+    up = shoal(setup, "-H", setup.worker, "compose", "-f", str(compose_file), "-p", "pulled",
+               "up", "-d")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert f"Unable to find image '{ref}' locally" in up.stderr
+        assert "Started" in up.stdout + up.stderr
+    finally:
+        shoal(setup, "-H", setup.worker, "compose", "-f", str(compose_file), "-p", "pulled",
+              "down")
