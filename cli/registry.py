@@ -25,7 +25,6 @@ from protocol.errors import (
     EndOfChannel,
     InvalidArgument,
     Unavailable,
-    Unsupported,
 )
 from protocol.messages import (
     ImagePulled,
@@ -139,27 +138,29 @@ def pull_image(client: Client, ref: str, *, platform: str = "", ca_file: Path | 
     return pulled
 
 
-def ensure_image(client: Client, ref: str) -> None:
-    """Pull ``ref`` into the service's store when it lacks it (``run --replicas``: the
-    scheduler accepts a job whatever its image, and its workers fetch the image from its
-    store): docker's ``Unable to find image`` and the pull's progress go to stderr. A
-    reference that names no registry image (an id) is left for the service to refuse."""
-    from protocol.messages import ImageInspected, InspectImage
-    from worker.images.errors import ImageNotFound, InvalidReference
+def cluster_pull_access(client: Client, image: str, *,
+                        scheduler: bool | None = None) -> RegistryOptions | None:
+    """What ``run``/``create`` through a scheduler sends for the workers that pull ``image``:
+    the kept login for its registry. None when there is none (an anonymous pull needs
+    nothing), when ``image`` names no registry image, or when the service is a worker (the
+    CLI pulls into a worker itself); ``scheduler`` None: ask the service which it is."""
+    from protocol.messages import GetVersion, VersionInfo
+    from worker.images.digest import is_digest
+    from worker.images.errors import InvalidReference
 
+    if is_digest(image):
+        return None
     try:
-        client.ask(lambda r: InspectImage(ref=ref, reply=r), ImageInspected)
-        return
-    except ImageNotFound:
-        pass
-    except Unsupported:
-        return  # a service without an image store: it says what it makes of the image
-    try:
-        remote_name(ref)
+        name = remote_name(image)
     except InvalidReference:
-        return
-    click.echo(f"Unable to find image '{ref}' locally", err=True)
-    pull_image(client, ref, err=True)
+        return None
+    options = options_for(name, None, False)
+    if options.empty:
+        return None
+    if scheduler is None:
+        version = client.ask(lambda r: GetVersion(reply=r), VersionInfo)
+        scheduler = version.component == "scheduler"
+    return options if scheduler else None
 
 
 @click.command(cls=ShoalCommand)

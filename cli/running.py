@@ -15,7 +15,7 @@ import msgspec
 from channels._blocking import ByteSource, ReplyInbox
 from cli.client import Client, ShoalCommand, connect, host_option, one_line
 from cli.container_spec import container_options, placement_options, spec_from_options
-from cli.registry import ensure_image, pull_image
+from cli.registry import cluster_pull_access, pull_image
 from cli.terminal import check_tty, raw_terminal, stream, window_size
 from protocol.errors import NotFound, ShoalError, Timeout, Unavailable, Unsupported
 from protocol.messages import (
@@ -89,10 +89,6 @@ def run(host: str | None, image: str, command: tuple[str, ...], detach: bool,
                                    stdin_open=interactive)
     with connect(host) as client:
         if replicas is not None:
-            try:
-                ensure_image(client, spec.image)  # into the cluster's store, once
-            except ShoalError as exc:
-                _fail_run(exc)
             _submit_job(client, spec, replicas)
             return
         try:
@@ -109,14 +105,19 @@ def run(host: str | None, image: str, command: tuple[str, ...], detach: bool,
 
 
 def create_pulling(client: Client, spec: ContainerSpec) -> ContainerCreated:
-    """Create the container; a service that lacks its image (``ImageNotFound``) pulls it
-    first, as docker's CLI does, then the create is sent again."""
+    """Create the container; a worker that lacks its image (``ImageNotFound``) pulls it
+    first, as docker's CLI does, then the create is sent again. A scheduler accepts it
+    whatever its image: the worker it lands on brings the image (from the cluster's store or
+    its registry), with the registry access sent here."""
+    registry = cluster_pull_access(client, spec.image)
     try:
-        return client.ask(lambda r: CreateContainer(spec=spec, reply=r), ContainerCreated)
+        return client.ask(lambda r: CreateContainer(spec=spec, registry=registry, reply=r),
+                          ContainerCreated)
     except ImageNotFound:
         click.echo(f"Unable to find image '{spec.image}' locally", err=True)
         pull_image(client, spec.image, err=True)
-    return client.ask(lambda r: CreateContainer(spec=spec, reply=r), ContainerCreated)
+    return client.ask(lambda r: CreateContainer(spec=spec, registry=registry, reply=r),
+                      ContainerCreated)
 
 
 def _run_attached(client: Client, container_id: str, spec: ContainerSpec, interactive: bool,
@@ -223,9 +224,12 @@ def _cluster_state(client: Client, container_id: str, states: tuple[str, ...],
 
 
 def _submit_job(client: Client, spec: ContainerSpec, replicas: int) -> None:
-    """``run --replicas N``: one SubmitJob; print the ids placed, explain the rest."""
-    submitted = client.ask(lambda r: SubmitJob(spec=spec, replicas=replicas, reply=r),
-                           Submitted)
+    """``run --replicas N``: one SubmitJob; print the ids placed, explain the rest. Each
+    worker a replica lands on brings the image once (from the cluster's store or its
+    registry, with the registry access sent here)."""
+    registry = cluster_pull_access(client, spec.image, scheduler=True)
+    submitted = client.ask(lambda r: SubmitJob(spec=spec, replicas=replicas,
+                                               registry=registry, reply=r), Submitted)
     for cid in submitted.ids:
         click.echo(cid)
     if submitted.refused:

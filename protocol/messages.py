@@ -87,9 +87,37 @@ class VersionInfo(Message, tag="version.info", frozen=True, kw_only=True):
     arch: Name = ""
 
 
+class RegistryOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """How to reach the registry of one pull or push, sent with that request only: the
+    receiver uses the credentials for it and never writes them down (a scheduler holds those
+    of a run in memory, to hand them to the worker that pulls). ``ca_pem`` is a CA to trust
+    besides the receiver's own (and its certs.d); ``insecure`` allows plain http and
+    unverified TLS (``--insecure-registry``). Its repr hides the secrets (logs)."""
+
+    username: Name = ""
+    password: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+    identity_token: Annotated[str, msgspec.Meta(max_length=8192)] = ""
+    ca_pem: Text = ""
+    insecure: bool = False
+
+    def __repr__(self) -> str:
+        secret = "***" if self.password or self.identity_token else ""
+        return (f"RegistryOptions(username={self.username!r}, secret={secret!r}, "
+                f"ca={bool(self.ca_pem)}, insecure={self.insecure})")
+
+    @property
+    def empty(self) -> bool:
+        """Nothing beyond an anonymous pull's defaults."""
+        return self == RegistryOptions()
+
+
 # --- container verbs -----------------------------------------------------------------------------
 class CreateContainer(Message, tag="container.create", frozen=True, kw_only=True):
+    """``registry``: how the cluster's workers reach the image's registry should they pull it
+    (a scheduler only; it keeps them in memory and hands them on with each assignment)."""
+
     spec: ContainerSpec
+    registry: RegistryOptions | None = None
     reply: SenderRef
 
 
@@ -322,11 +350,14 @@ class NodeImages(Message, tag="cluster.node_images", frozen=True, kw_only=True):
 
 
 class Assign(Message, tag="cluster.assign", frozen=True, kw_only=True):
-    """Run ``spec`` as ``container_id``; refused by the worker when ``generation`` is stale."""
+    """Run ``spec`` as ``container_id``; refused by the worker when ``generation`` is stale.
+    ``registry``: the cluster's way to the image's registry, for a worker that pulls the image
+    itself; used for that pull only, never stored."""
 
     container_id: Name
     generation: NonNegInt
     spec: ContainerSpec
+    registry: RegistryOptions | None = None
 
 
 class NetworkEndpoints(Message, tag="cluster.network_endpoints", frozen=True, kw_only=True):
@@ -407,6 +438,7 @@ class SubmitJob(Message, tag="cluster.job.submit", frozen=True, kw_only=True):
 
     spec: ContainerSpec
     replicas: Annotated[int, msgspec.Meta(ge=1, le=MAX_BATCH)] = 1
+    registry: RegistryOptions | None = None  # as CreateContainer's
     reply: SenderRef
 
 
@@ -544,9 +576,11 @@ class FetchBlob(Message, tag="image.blob.fetch", frozen=True, kw_only=True):
 
 class ResolveImage(Message, tag="image.resolve", frozen=True, kw_only=True):
     """Which image ``ref`` names on the server, and its manifest's descriptor: what a worker
-    asks before it fetches an image's blobs. Answered with ``ImageResolved``."""
+    asks before it fetches an image's blobs. With ``platform`` (``os/arch[/variant]``), an
+    image of another platform is not found. Answered with ``ImageResolved``."""
 
     ref: ImageRef
+    platform: Name = ""
     reply: SenderRef
 
 
@@ -562,19 +596,6 @@ class ImageResolved(Message, tag="image.resolved", frozen=True, kw_only=True):
 
 
 # --- registries (pull, push, tag) ----------------------------------------------------------------
-class RegistryOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """How to reach the registry of one pull or push, sent with that request only: the
-    receiver uses the credentials for it and never stores them. ``ca_pem`` is a CA to trust
-    besides the receiver's own (and its certs.d); ``insecure`` allows plain http and
-    unverified TLS (``--insecure-registry``)."""
-
-    username: Name = ""
-    password: Annotated[str, msgspec.Meta(max_length=4096)] = ""
-    identity_token: Annotated[str, msgspec.Meta(max_length=8192)] = ""
-    ca_pem: Text = ""
-    insecure: bool = False
-
-
 class PullImage(Message, tag="image.pull", frozen=True, kw_only=True):
     """Pulls ``ref`` (``name[:tag|@digest]``) from its registry into the server's store; for a
     multi-platform image the entry for ``platform`` (``os/arch[/variant]``, empty: the

@@ -161,8 +161,11 @@ _IMAGES_REASON = (
 ALLOWANCES: tuple[Allowance, ...] = (
     Allowance("scheduler.cluster.images", frozenset({
         "worker.image_service", "worker.images", "worker.images.blobs", "worker.images.digest",
-        "worker.images.errors",
-    }), _IMAGES_REASON),
+        "worker.images.errors", "worker.images.registry",
+    }), _IMAGES_REASON + "; and pulls for a worker that cannot reach a registry"),
+    Allowance("scheduler.cluster.api", frozenset({"worker.image_events"}),
+              "the leader publishes the image events a worker publishes, from the one pure "
+              "function of an image verb and its answer"),
     Allowance("scheduler.cluster.builds", frozenset({"worker.image_service"}),
               "a cluster build stores its image with the worker's own import (every digest "
               "checked, every layer scanned) and describes it with the same summary"),

@@ -1,9 +1,9 @@
 """The build and store-hygiene verbs over channels: ``image.build`` (a Dockerfile build on
 this worker), ``image.prune`` and ``image.save``.
 
-A build's context is spooled to a file under the worker's build directory (bounded by a size
-limit), unpacked there, and the build runs with its output streamed back as ``BuildOutput``
-messages; the context, the spool and every step's scratch directory are removed when the
+A build's context is unpacked under the worker's build directory as it arrives (bounded by a
+size limit; no spool file), and the build runs with its output streamed back as
+``BuildOutput`` messages; the context and every step's scratch directory are removed when the
 build ends, however it ends. Builds need the native runtime (RUN runs in a container).
 """
 
@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import structlog
 
@@ -33,9 +35,10 @@ from protocol.messages import (
 )
 from worker.build.builder import Builder, BuildOptions
 from worker.build.context import unpack_context
-from worker.image_service import image_summary, spool_stream
+from worker.image_service import image_summary
 from worker.images.export import save_images
 from worker.images.store import ImageStore
+from worker.images.stream_file import StreamFile
 from worker.runtime.client import RuntimeHelper
 from worker.storage import mounts
 
@@ -44,6 +47,10 @@ log = structlog.get_logger("shoal.worker.build")
 BUILD_REQUESTS: tuple[type[Message], ...] = (BuildImage, PruneImages, SaveImages)
 DEFAULT_MAX_CONTEXT_BYTES = 8 * 1024 ** 3
 OUTPUT_BATCH = 16 * 1024  # text gathered before one BuildOutput message
+CONTEXT_READ_BYTES = 1024 * 1024  # tarfile's reads of the context stream, buffered
+# A context stream that brings nothing for this long fails the build: a client that is alive
+# but stuck must not hold a thread for ever.
+CONTEXT_IDLE_TIMEOUT = 300.0
 
 
 class BuildService:
@@ -60,6 +67,8 @@ class BuildService:
         self.max_context_bytes = max_context_bytes
         # Set on a worker in a cluster: fetches a base image this store lacks (the scheduler's).
         self.fetch_base: Callable[[str], Awaitable[None]] | None = None
+        # Told of every build that ends with an image (the worker's image events).
+        self.on_built: Callable[[BuildImage, BuildResult], None] | None = None
         # What a worker that died mid-build left: its step mounts first, then the files.
         for point in mounts.mounts_under(work_dir):
             mounts.unmount(Path(point))
@@ -112,15 +121,9 @@ class BuildService:
                 await flush()
 
         try:
-            archive = work / "context.tar"
-            try:
-                await spool_stream(data, archive, self.max_context_bytes, "build context")
-            finally:
-                data.close()
             context_dir = work / "context"
             context_dir.mkdir()
-            await asyncio.to_thread(unpack_context, archive, context_dir)
-            archive.unlink()
+            await self._receive_context(data, context_dir)
             options = BuildOptions(
                 dockerfile=request.dockerfile, dockerfile_name=request.dockerfile_name,
                 tags=tuple(request.tags), build_args=dict(request.build_args),
@@ -135,10 +138,29 @@ class BuildService:
                 with contextlib.suppress(ChannelError):
                     await flush()  # the output up to a failure goes out before the error
             log.info("image built", image=image.id, tags=list(image.tags))
-            await reply.send(BuildResult(image=image_summary(image)))
+            result = BuildResult(image=image_summary(image))
+            if self.on_built is not None:
+                self.on_built(request, result)
+            await reply.send(result)
             reply.close()  # the client is done; the context's removal need not hold it up
         finally:
             await asyncio.to_thread(shutil.rmtree, work, True)
+
+    async def _receive_context(self, data: channels.ByteReader, context_dir: Path) -> None:
+        """Unpack the context into ``context_dir`` as it arrives (no spool file, no second
+        pass over it); a build abandoned meanwhile closes the stream, which ends the thread."""
+        stream = StreamFile(data, asyncio.get_running_loop(), idle_timeout=CONTEXT_IDLE_TIMEOUT,
+                            what="the build context", limit=self.max_context_bytes)
+        reader = cast(BinaryIO, io.BufferedReader(stream, CONTEXT_READ_BYTES))
+        unpacking = asyncio.ensure_future(asyncio.to_thread(unpack_context, reader, context_dir))
+        try:
+            await asyncio.shield(unpacking)
+        except asyncio.CancelledError:
+            data.close()
+            await asyncio.gather(unpacking, return_exceptions=True)
+            raise
+        finally:
+            data.close()
 
     # --- save ----------------------------------------------------------------------------------
     async def _save(self, request: SaveImages) -> None:

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from worker.engine.driver import Driver
 from worker.engine.engine import Engine, ImageResolver, NoImages
 from worker.engine.native_driver import NativeDriver, NativeImages
 from worker.engine.process_driver import ProcessDriver
+from worker.image_events import image_events
 from worker.image_service import IMAGE_REQUESTS, ImageService
 from worker.images import ImageStore, LayerLimits
 from worker.images.fetch import ImageFetcher
@@ -182,11 +184,20 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
 
     native = driver if isinstance(driver, NativeDriver) else None
 
+    def publish_image_events(request: Message, answer: Message | None) -> None:
+        engine.events.publish(*image_events(request, answer, time.time()))
+
+    build_service.on_built = publish_image_events
+
     async def handle(message: Message) -> Message | None:
         if isinstance(message, IMAGE_REQUESTS):
-            return await image_service.handle(message)
+            answer = await image_service.handle(message)
+            publish_image_events(message, answer)
+            return answer
         if isinstance(message, BUILD_REQUESTS):
-            return await build_service.handle(message)
+            answer = await build_service.handle(message)
+            publish_image_events(message, answer)  # a build's: on_built, with its result
+            return answer
         if isinstance(message, NETWORK_REQUESTS):
             return await handle_network(native, engine, message)
         if isinstance(message, VOLUME_REQUESTS):

@@ -31,6 +31,7 @@ from protocol.messages import (
     ImageImported,
     ImageInspected,
     ImageList,
+    ImagePulled,
     ImageRemoved,
     ImportImage,
     InspectImage,
@@ -101,7 +102,7 @@ class ImageService:
                 log.info("image tagged", image=image.id, tag=target)
                 return Ok()
             case PullImage():
-                return await self._registry_verbs().pull(message)
+                return await self.pull(message)
             case PushImage():
                 return await self._registry_verbs().push(message)
             case RemoveImage(ref=ref, force=force):
@@ -111,6 +112,10 @@ class ImageService:
                          deleted=result.deleted)
                 return ImageRemoved(untagged=result.untagged, deleted=result.deleted)
         raise Unsupported(f"the image service does not serve {type(message).__name__}")
+
+    async def pull(self, request: PullImage, *, tag: bool = True) -> ImagePulled:
+        """``image.pull``; without ``tag`` the image is stored by digest only."""
+        return await self._registry_verbs().pull(request, tag=tag)
 
     def _registry_verbs(self) -> RegistryVerbs:
         if self._registry is None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import structlog
 
 import channels
-from protocol.errors import ChannelError, Unsupported
+from protocol.errors import ChannelError, InvalidArgument, Unsupported
 from protocol.messages import (
     AttachContainer,
     Attached,
@@ -69,8 +69,11 @@ class WorkerService:
                 return VersionInfo(version=package_version(), protocol=PROTOCOL_VERSION,
                                    component="worker", os=host_platform().os,
                                    arch=host_platform().arch)
-            case CreateContainer(spec=spec):
+            case CreateContainer(spec=spec, registry=registry):
                 refuse_placement_rules(spec)
+                if registry is not None:
+                    raise InvalidArgument("registry access with a create is for a scheduler's "
+                                          "workers: pull the image into this worker first")
                 record = await engine.create(spec)
                 return ContainerCreated(id=record.id)
             case StartContainer(id=ref):

@@ -25,7 +25,6 @@ from cli.compose.translate import (
 from protocol.errors import NotFound, ShoalError
 from protocol.messages import (
     ContainerCreated,
-    CreateContainer,
     CreateNetwork,
     ListNetworks,
     Message,
@@ -37,7 +36,7 @@ from protocol.messages import (
     StopContainer,
 )
 from protocol.refs import SenderRef
-from protocol.specs import ContainerSummary, NetworkSpec
+from protocol.specs import ContainerSpec, ContainerSummary, NetworkSpec
 
 
 @verb
@@ -132,8 +131,7 @@ def _carry_out(client: Client, action: Action) -> bool:
                 _remove(client, action.old_id, action.name, "Recreate")
             spec = action.spec
             assert spec is not None
-            created = client.ask(lambda r: CreateContainer(spec=spec, reply=r),
-                                 ContainerCreated)
+            created = _create(client, spec)
             click.echo(f"Container {action.name}  "
                        f"{'Recreated' if action.kind == 'recreate' else 'Created'}")
             client.ask(lambda r: StartContainer(id=created.id, reply=r), Message)
@@ -142,6 +140,14 @@ def _carry_out(client: Client, action: Action) -> bool:
         click.echo(f"Error: {action.name}: {one_line(exc)}", err=True)
         return False
     return True
+
+
+def _create(client: Client, spec: ContainerSpec) -> ContainerCreated:
+    """Create as ``run`` does: a worker that lacks the image pulls it first; a scheduler's
+    worker brings it, with the registry access of the user's login."""
+    from cli.running import create_pulling  # the run verbs load only when a service is made
+
+    return create_pulling(client, spec)
 
 
 def ask_all(client: Client, requests: list[Callable[[SenderRef], Message]]

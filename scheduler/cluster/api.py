@@ -13,13 +13,16 @@ the leader's commits; a standby has none to tell and refuses it like a write.
 
 Who asks matters (``handle_client``, ``handle_worker``, ``handle_enroll``: the listener routes
 each CURVE role to its own): a worker's key may join as its own node and fetch images, a
-token's key may only enroll a key, a client's key may do everything but join; root's local
+token's key may only enroll a key, a client's key may do everything but join (a worker may
+also have the cluster's store pull an image for its platform when it cannot reach the registry
+itself); root's local
 socket and an --insecure listener reach ``handle``, everything. Keys and tokens are ``auth``'s.
 
 Images (``image.*``) live in the leader's own store (``images``): the leader is the one every
 worker holds a session with, so it serves their blob fetches; a standby refuses image verbs
 like a write, naming the leader. What the leader's imports and removals change is published as
-``image`` events; standbys with a store follow them to keep a copy (``imagesync``).
+``image`` events; standbys with a store follow them to keep a copy (``imagesync``). The registry
+access a run or job brings is kept in memory (``pull_access``) and rides with its assignments.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from protocol.messages import (
     NETWORK_REQUESTS,
     VOLUME_REQUESTS,
     BuildImage,
+    BuildResult,
     ConnectNetwork,
     ContainerInspected,
     ContainerList,
@@ -71,6 +75,8 @@ from protocol.messages import (
     NodeInspected,
     NodeList,
     Ok,
+    PullImage,
+    RegistryOptions,
     RemoveContainer,
     RemoveNode,
     ResolveImage,
@@ -91,11 +97,11 @@ from scheduler.cluster import views
 from scheduler.cluster.auth import ClusterAuth
 from scheduler.cluster.builds import build_in_cluster, choose_builder
 from scheduler.cluster.cycle import Work, occupies_node
-from scheduler.cluster.events import image_events
 from scheduler.cluster.forward import FORWARDED, Forwarder, Route
 from scheduler.cluster.images import CLUSTER_IMAGE_REQUESTS, ClusterImages
 from scheduler.cluster.leader import Leader
 from scheduler.cluster.networks import ClusterNetworks
+from scheduler.cluster.pull_access import PullAccess
 from scheduler.cluster.volumes import ClusterVolumes
 from scheduler.cluster.work import (
     JoinNode,
@@ -110,6 +116,7 @@ from scheduler.cluster.work import (
 )
 from scheduler.store import CONTAINERS, NODES, LeaderRecord, NodeRecord, Store
 from scheduler.store.keys import check_id
+from worker.image_events import image_events
 
 log = structlog.get_logger("shoal.scheduler")
 
@@ -129,6 +136,7 @@ class ClusterApi:
         self.leader: Leader | None = None
         self.leader_record: LeaderRecord | None = None  # who leads, as last observed
         self.events = EventFeed()
+        self.pull_access = PullAccess()  # registry access runs brought, for the workers
         self.forwarder = Forwarder(worker_options or channels.ChannelOptions(name=name),
                                    lambda: auth.keypair if auth is not None else None)
         self.networks = ClusterNetworks(store, self._lead)
@@ -162,7 +170,19 @@ class ClusterApi:
                 msgspec.structs.replace(message, node=node)))
         if isinstance(message, FetchBlob | ResolveImage | GetVersion):
             return await self.handle(message)
+        if isinstance(message, PullImage):
+            return await self._pull_for_node(message)
         raise Forbidden(f"a worker's key cannot ask for {type(message).__name__}")
+
+    async def _pull_for_node(self, message: PullImage) -> Message:
+        """A worker that cannot reach a registry has the cluster's store pull for it."""
+        self._lead()
+        if self.images is None:
+            raise Unsupported(f"scheduler {self.name} keeps no images (it runs without a "
+                              "state dir)")
+        answer = await self.images.pull_for_node(message)
+        self.events.publish(*image_events(message, answer, time.time()))
+        return answer
 
     async def handle_enroll(self, request: channels.FromPeer) -> Message | None:
         """A join token's holder: it may enroll its own key, nothing else."""
@@ -224,7 +244,7 @@ class ClusterApi:
                                   "state dir)")
             answer = await self.images.handle(message)
             if answer is not None:
-                self.events.publish(*image_events(answer, time.time()))
+                self.events.publish(*image_events(message, answer, time.time()))
             return answer
         if isinstance(message, BuildImage):
             await self._build(message)
@@ -244,7 +264,26 @@ class ClusterApi:
             return await self.volumes.handle(message)
         message = await self.networks.resolve(message)  # a container's network looked up
         work = self._work(message)
-        return await self._lead().submit(work)
+        if isinstance(message, CreateContainer | SubmitJob) and isinstance(work, Submit) \
+                and message.registry is not None and not message.registry.empty:
+            return await self._submit_with_access(work, message.registry)
+        answer = await self._lead().submit(work)
+        if isinstance(message, RemoveContainer):
+            self.pull_access.forget(message.id)
+        return answer
+
+    async def _submit_with_access(self, work: Submit,
+                                  registry: RegistryOptions) -> Message | None:
+        """A run that brings registry access: kept for its containers' assignments."""
+        undo = self.pull_access.remember(work.ids, registry)
+        try:
+            answer = await self._lead().submit(work)
+        except BaseException:
+            undo()
+            raise
+        for cid in work.refused_ids:
+            self.pull_access.forget(cid)
+        return answer
 
     def _work(self, message: Message) -> Work:
         if isinstance(message, Join):
@@ -336,7 +375,8 @@ class ClusterApi:
                 message.context.close()  # the client's writer stops at once
             raise
         imported = await build_in_cluster(message, node, self.forwarder, self.images)
-        self.events.publish(*image_events(imported, time.time()))
+        for image in imported.images:
+            self.events.publish(*image_events(message, BuildResult(image=image), time.time()))
 
     async def _route(self, cid: str) -> Route:
         """The node that runs ``cid`` and where it serves its verbs."""

@@ -261,7 +261,7 @@ class SchedulerDaemon:
             await asyncio.sleep(RETRY_PAUSE)
             return
         leader = Leader(self.store, leadership, self.options.leader, self.api.events,
-                        self.metrics)
+                        self.metrics, self.api.pull_access.attach)
         if self.managers is not None:
             leader.managers = self.managers.addresses()
         reason = "stopped"

@@ -2,8 +2,7 @@
 
 ``container_events`` and ``node_events`` are pure: a committed record before and after → the
 events it means (a container placed, started, exited, rescheduled, orphaned, removed; a node
-up, down, updated). ``image_events`` is pure too: the leader's answer to an image verb → the
-images imported, untagged or deleted in its store (standbys follow these to copy the images).
+up, down, updated); image events come from ``worker.image_events``, which workers share.
 They are fanned out to subscribers by a ``protocol.eventfeed.EventFeed``, with the one policy
 workers follow too: a subscriber that falls too far behind is ended with ``EventsOverflow``
 (nothing is dropped silently) rather than slowing the leader's cycle.
@@ -11,8 +10,6 @@ workers follow too: a subscriber that falls too far behind is ended with ``Event
 
 from __future__ import annotations
 
-from protocol.limits import MAX_NAME_LEN, MAX_TEXT_LEN
-from protocol.messages import ImageImported, ImagePulled, ImageRemoved, Message
 from protocol.specs import Event
 from scheduler.store import ContainerRecord, NodeRecord
 
@@ -86,37 +83,3 @@ def node_events(node_id: str, old: NodeRecord | None, new: NodeRecord | None,
                                      "images": str(len(info.images)),
                                      "volumes": str(len(info.volumes))}))
     return out
-
-
-def image_events(reply: Message, now: float) -> list[Event]:
-    """What the leader's answer to an image verb says changed in its store: ``import`` per
-    image stored (``tags``: comma-separated), ``pull`` per image pulled from a registry,
-    ``untag`` per tag dropped, ``delete`` per image deleted. Other answers (lists, inspects,
-    resolves, blob fetches, pushes) change nothing."""
-    if isinstance(reply, ImagePulled):
-        image = reply.image
-        return [Event(type="image", action="pull", id=image.id, time=now,
-                      attributes={"tags": _joined(image.tags), "digest": reply.digest})]
-    if isinstance(reply, ImageImported):
-        return [Event(type="image", action="import", id=image.id, time=now,
-                      attributes={"tags": _joined(image.tags), "digest": image.digest})
-                for image in reply.images]
-    if isinstance(reply, ImageRemoved):
-        return ([Event(type="image", action="untag", id=tag[:MAX_NAME_LEN], time=now,
-                       attributes={"tag": tag})
-                 for tag in reply.untagged]
-                + [Event(type="image", action="delete", id=image_id, time=now)
-                   for image_id in reply.deleted])
-    return []
-
-
-def _joined(tags: list[str]) -> str:
-    """Tags as one attribute value, cut at a whole tag to stay within the wire's text limit."""
-    kept: list[str] = []
-    length = 0
-    for tag in tags:
-        length += len(tag) + 1
-        if length > MAX_TEXT_LEN:
-            break
-        kept.append(tag)
-    return ",".join(kept)

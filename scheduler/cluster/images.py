@@ -5,7 +5,10 @@ and the blobs workers fetch from it.
 so every digest is checked and every layer scanned at import). A worker assigned a container
 whose image it lacks resolves the reference (``image.resolve``) and fetches the missing blobs
 (``image.blob.fetch``), each written on the worker's byte stream as stored; the worker checks
-the digests. ``served`` counts the blobs written out, per digest, for logs and tests.
+the digests. A resolve for a platform finds only an image of that platform. A worker that
+cannot reach an image's registry asks the cluster's store to pull it for its platform
+(``pull_for_node``), then fetches it from here. ``served`` counts the blobs written out, per
+digest, for logs and tests.
 """
 
 from __future__ import annotations
@@ -19,12 +22,21 @@ import structlog
 import channels
 from protocol.errors import Internal, InvalidArgument, ShoalError
 from protocol.limits import MAX_TAGS
-from protocol.messages import FetchBlob, ImageResolved, Message, Ok, ResolveImage
+from protocol.messages import (
+    FetchBlob,
+    ImagePulled,
+    ImageResolved,
+    Message,
+    Ok,
+    PullImage,
+    ResolveImage,
+)
 from worker.image_service import IMAGE_REQUESTS, ImageService
-from worker.images import ImageStore
+from worker.images import Image, ImageStore
 from worker.images.blobs import CHUNK
 from worker.images.digest import is_digest
-from worker.images.errors import BlobNotFound
+from worker.images.errors import BlobNotFound, ImageNotFound
+from worker.images.registry import parse_platform, platform_fits, remote_name
 
 log = structlog.get_logger("shoal.scheduler.images")
 
@@ -35,15 +47,21 @@ class ClusterImages:
     """Answers the image verbs, ``image.resolve`` and ``image.blob.fetch`` from one store under
     ``root`` (the scheduler's state dir), which this scheduler process owns."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, registry_certs: tuple[Path, ...] | None = None) -> None:
         self.store = ImageStore(root)
         self.store.recover()
-        self.service = ImageService(self.store)
+        # registry_certs: the certs.d directories trusted per registry (None: docker's).
+        self.service = ImageService(self.store, registry_certs=registry_certs)
         self.served: collections.Counter[str] = collections.Counter()
 
     async def handle(self, message: Message) -> Message | None:
         if isinstance(message, ResolveImage):
             image = await asyncio.to_thread(self.store.get, message.ref)
+            if message.platform and not _fits(image, message.platform):
+                raise ImageNotFound(f"the cluster's store has {message.ref} for "
+                                    f"{image.platform}, not {message.platform}",
+                                    details={"ref": message.ref,
+                                             "platform": message.platform})
             size = await asyncio.to_thread(self.store.blobs.size, image.manifest_digest)
             return ImageResolved(id=image.id, manifest_digest=image.manifest_digest,
                                  media_type=image.manifest_media_type, size=size,
@@ -52,6 +70,20 @@ class ClusterImages:
             await self._send_blob(message)
             return Ok()
         return await self.service.handle(message)
+
+    async def pull_for_node(self, message: PullImage) -> ImagePulled:
+        """A worker's pull of an image for its platform (``message.platform``): the tag moves
+        to it only when it names no image, or one of that platform (a node of another platform
+        does not take the tag from the image the others run); the worker fetches it by
+        digest."""
+        try:
+            holder: Image | None = await asyncio.to_thread(self.store.get,
+                                                           remote_name(message.ref).local_tag
+                                                           or message.ref)
+        except ImageNotFound:
+            holder = None
+        tag = holder is None or not message.platform or _fits(holder, message.platform)
+        return await self.service.pull(message, tag=tag)
 
     async def _send_blob(self, message: FetchBlob) -> None:
         into = message.into
@@ -83,3 +115,9 @@ class ClusterImages:
         into.close()
         self.served[digest] += 1
         log.info("blob served", digest=digest, bytes=sent)
+
+
+def _fits(image: Image, platform: str) -> bool:
+    config = image.config
+    return platform_fits(config.os, config.architecture, config.variant or "",
+                         parse_platform(platform))

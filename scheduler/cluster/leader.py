@@ -93,8 +93,11 @@ class Leader:
 
     def __init__(self, store: Store, leadership: Leadership, options: LeaderOptions,
                  events: EventFeed | None = None,
-                 metrics: SchedulerMetrics | None = None) -> None:
+                 metrics: SchedulerMetrics | None = None,
+                 outgoing: Callable[[Message], Message] | None = None) -> None:
         self.store = store
+        # What a command gets as it leaves for a worker (the registry access of an Assign).
+        self.outgoing = outgoing
         self.metrics = metrics or SchedulerMetrics()
         self.leadership = leadership
         self.options = options
@@ -204,7 +207,7 @@ class Leader:
             old.end("replaced by a new join of the same node")
         reports_tx, reports_rx = channels.pipe()
         session = WorkerSession(node_id, epoch, commands, reports_rx, self._on_message,
-                                self._on_end)
+                                self._on_end, self.outgoing)
         self.sessions[node_id] = session
         self.last_seen[node_id] = time.monotonic()
         for report in held:

@@ -39,7 +39,8 @@ class WorkerSession:
 
     def __init__(self, node_id: str, epoch: int, commands: Sender, reports: Receiver,
                  on_message: Callable[[WorkerSession, Message], None],
-                 on_end: Callable[[WorkerSession, str], None]) -> None:
+                 on_end: Callable[[WorkerSession, str], None],
+                 outgoing: Callable[[Message], Message] | None = None) -> None:
         self.node_id = node_id
         self.epoch = epoch
         self.commands = commands
@@ -48,6 +49,7 @@ class WorkerSession:
         self.alive = True
         self._on_message = on_message
         self._on_end = on_end
+        self._outgoing = outgoing  # applied as a command leaves: what is queued holds no secret
         self._outbox: collections.deque[Message] = collections.deque()
         self._ready = asyncio.Event()
         self._tasks = [asyncio.create_task(self._pump_out(), name=f"to-{node_id}"),
@@ -65,7 +67,10 @@ class WorkerSession:
                 await self._ready.wait()
                 self._ready.clear()
                 while self._outbox and self.alive:
-                    await self.commands.send(self._outbox.popleft())
+                    message = self._outbox.popleft()
+                    if self._outgoing is not None:
+                        message = self._outgoing(message)
+                    await self.commands.send(message)
         except ChannelError as exc:
             self.end(f"commands channel failed: {exc}")
 

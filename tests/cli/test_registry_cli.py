@@ -1,9 +1,8 @@
 """The registry verbs end to end: the shoal command against a real worker joined to a real
 scheduler, and Debian's docker-registry (plain, and TLS + htpasswd) on loopback.
 
-``push``/``pull``/``tag`` against a worker; ``run`` of an image a worker lacks pulls it there;
-``run --replicas`` through the scheduler of an image nobody has pulls it once, into the
-scheduler's store, from which the worker fetches it; ``login`` keeps checked credentials in a
+``push``/``pull``/``tag`` against a worker; ``run`` of an image a worker lacks pulls it there
+(through a scheduler: tests/cli/test_cluster_pull.py); ``login`` keeps checked credentials in a
 0600 config.json, wrong ones are refused in docker's words; ``search`` is refused with the
 reason by a registry without it."""
 
@@ -29,7 +28,6 @@ from cli.images import upload_to
 from scheduler.store import EmbeddedEtcd
 from tests.helpers import cluster_keys
 from tests.helpers.bounded_run import run
-from tests.helpers.cluster_events import ClusterEvents
 from tests.helpers.requirements import missing
 from tests.helpers.scheduler_processes import scheduler_args
 from worker.images.testimage import build_layout
@@ -97,13 +95,6 @@ def _skopeo_digest(ref: str, *extra: str) -> str:
     return str(json.loads(done.stdout)["Digest"])
 
 
-def _blob_gets(registry_log: Path, repository: str) -> int:
-    """Blob downloads the registry answered for ``repository`` (one log line per request)."""
-    pattern = re.compile(r'msg="response completed.*http\.request\.method=GET .*'
-                         rf'http\.request\.uri="?/v2/{re.escape(repository)}/blobs/sha256:')
-    return sum(1 for line in registry_log.read_text().splitlines() if pattern.search(line))
-
-
 def test_tag_push_pull_against_a_worker(setup: Setup) -> None:
     ref = f"{setup.plain.address}/cli/busybox:1"
     tagged = shoal(setup, "-H", setup.worker, "tag", "busybox", ref)
@@ -143,39 +134,6 @@ def test_run_pulls_a_missing_image_on_a_worker(setup: Setup) -> None:
     assert f"Unable to find image '{ref}' locally" in ran.stderr
 
 
-def test_a_job_of_an_image_nobody_has_is_pulled_once(setup: Setup) -> None:
-    ref = f"{setup.plain.address}/jobs/busybox:j"
-    assert shoal(setup, "-H", setup.worker, "tag", "busybox", ref).returncode == 0
-    assert shoal(setup, "-H", setup.worker, "push", "-q", ref).returncode == 0
-    assert shoal(setup, "-H", setup.worker, "rmi", ref).returncode == 0
-    before = _blob_gets(setup.plain.log, "jobs/busybox")
-    job = shoal(setup, "-H", setup.leader, "run", "-d", "--replicas", "4", "--name", "pulled",
-                ref, "sleep", "60")
-    assert job.returncode == 0, job.stderr
-    assert f"Unable to find image '{ref}' locally" in job.stderr
-    # The scheduler pulled it into its store, once: config and two layers, one GET each.
-    assert _blob_gets(setup.plain.log, "jobs/busybox") - before == 3
-    in_store = re.compile(rf"^{re.escape(ref[:-2])}\s+j\s", re.MULTILINE)
-    assert in_store.search(shoal(setup, "-H", setup.leader, "images").stdout)
-
-    async def all_running() -> bool:
-        listed = await asyncio.to_thread(shoal, setup, "-H", setup.leader, "ps", "-q")
-        return len(listed.stdout.split()) == 4
-
-    async def wait_running() -> None:
-        async with ClusterEvents(setup.leader) as events:
-            await events.until(all_running, timeout=60)
-
-    run(wait_running, timeout=50)
-    # The worker fetched it from the scheduler's store, not from the registry again.
-    assert in_store.search(shoal(setup, "-H", setup.worker, "images").stdout)
-    assert _blob_gets(setup.plain.log, "jobs/busybox") - before == 3
-    again = shoal(setup, "-H", setup.leader, "pull", ref)
-    assert again.returncode == 0 and "Status: Image is up to date" in again.stdout
-    assert _blob_gets(setup.plain.log, "jobs/busybox") - before == 3
-    shoal(setup, "-H", setup.leader, "rm", "-f", *[f"pulled.{n}" for n in range(1, 5)])
-
-
 def test_login_push_pull_logout_with_tls_and_htpasswd(setup: Setup) -> None:
     secured = setup.secured
     assert secured.ca_file is not None
@@ -213,3 +171,22 @@ def test_login_push_pull_logout_with_tls_and_htpasswd(setup: Setup) -> None:
     refused = shoal(setup, "-H", setup.worker, "pull", "--ca", ca, ref)
     assert refused.returncode == 1
     assert "unauthorized: authentication required" in refused.stderr
+
+
+def test_compose_up_pulls_a_missing_image_on_a_worker(setup: Setup, tmp_path: Path) -> None:
+    ref = f"{setup.plain.address}/compose/busybox:c"
+    assert shoal(setup, "-H", setup.worker, "tag", "busybox", ref).returncode == 0
+    assert shoal(setup, "-H", setup.worker, "push", "-q", ref).returncode == 0
+    assert shoal(setup, "-H", setup.worker, "rmi", ref).returncode == 0
+    compose_file = tmp_path / "compose.yaml"
+    compose_file.write_text(f"services:\n  web:\n    image: {ref}\n"
+                            "    command: [\"sleep\", \"60\"]\n")
+    up = shoal(setup, "-H", setup.worker, "compose", "-f", str(compose_file), "-p", "pulled",
+               "up", "-d")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert f"Unable to find image '{ref}' locally" in up.stderr
+        assert "Started" in up.stdout + up.stderr
+    finally:
+        shoal(setup, "-H", setup.worker, "compose", "-f", str(compose_file), "-p", "pulled",
+              "down")

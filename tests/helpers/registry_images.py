@@ -1,10 +1,14 @@
 """Small images as registry documents, built by the registry tests: a manifest, its config and
 one gzipped layer holding ``payload`` (random bytes make a layer that does not compress), and
-the raw HTTP to put them (and an index of several) into a registry."""
+the raw HTTP to put them (and an index of several) into a registry; and how many blob downloads
+a registry's log shows."""
 
 from __future__ import annotations
 
+import re
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
@@ -65,9 +69,18 @@ def index_of(images: list[RegistryImage]) -> bytes:
                         manifests=[image.entry for image in images]))
 
 
-async def put_image(base: str, repository: str, image: RegistryImage, tag: str) -> None:
-    """Upload an image's blobs (monolithic) and its manifest under ``tag`` (no auth)."""
-    async with aiohttp.ClientSession() as http:
+def _session(ca_pem: str) -> aiohttp.ClientSession:
+    if not ca_pem:
+        return aiohttp.ClientSession()
+    context = ssl.create_default_context(cadata=ca_pem)
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+
+
+async def put_image(base: str, repository: str, image: RegistryImage, tag: str, *,
+                    ca_pem: str = "") -> None:
+    """Upload an image's blobs (monolithic) and its manifest under ``tag`` (no auth; over
+    TLS trusting ``ca_pem``)."""
+    async with _session(ca_pem) as http:
         for digest, data in image.blobs.items():
             async with http.post(f"{base}/v2/{repository}/blobs/uploads/") as started:
                 assert started.status == 202, await started.text()
@@ -87,11 +100,19 @@ async def put_manifest(http: aiohttp.ClientSession, base: str, repository: str,
         assert put.status == 201, await put.text()
 
 
-async def put_index(base: str, repository: str, images: list[RegistryImage], tag: str) -> str:
+async def put_index(base: str, repository: str, images: list[RegistryImage], tag: str, *,
+                    ca_pem: str = "") -> str:
     """Upload ``images`` by digest and an OCI index of them under ``tag``; its digest."""
     for image in images:
-        await put_image(base, repository, image, image.digest)
+        await put_image(base, repository, image, image.digest, ca_pem=ca_pem)
     body = index_of(images)
-    async with aiohttp.ClientSession() as http:
+    async with _session(ca_pem) as http:
         await put_manifest(http, base, repository, tag, body, MT_OCI_INDEX)
     return digest_bytes(body)
+
+
+def blob_gets(registry_log: Path, repository: str) -> int:
+    """Blob downloads the registry answered for ``repository`` (one log line per request)."""
+    pattern = re.compile(r'msg="response completed.*http\.request\.method=GET .*'
+                         rf'http\.request\.uri="?/v2/{re.escape(repository)}/blobs/sha256:')
+    return sum(1 for line in registry_log.read_text().splitlines() if pattern.search(line))

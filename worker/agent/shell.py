@@ -12,9 +12,11 @@ schedulers as well as the ones it was told to ``--join``, so a worker that joine
 leader finds the new one.
 
 With an ``ImageFetcher`` (workers that run images), an assigned container whose image this
-worker lacks has it fetched from the scheduler over the session before it is created; a fetch
-that fails (unknown image, a blob whose digest does not match) fails the container, reported
-with the reason. Each join lists the images the worker holds, for placement.
+worker lacks has it brought before it is created (``image_supply``: from the cluster's store
+over the session, or pulled from its registry with the access the Assign carried, which is
+kept in memory until then); a fetch or pull that fails (unknown image, a blob whose digest
+does not match) fails the container, reported with the reason. Each join lists the images the
+worker holds, for placement.
 
 Fencing: the agent notes the send time of every heartbeat the leader acknowledges; once
 ``fence_after`` (learned in ``Joined``) has passed since the newest, it kills its ``exclusive``
@@ -56,6 +58,7 @@ from protocol.messages import (
     NetworkEndpoints,
     NodeImages,
     NodeVolumes,
+    RegistryOptions,
     Revoke,
 )
 from protocol.platforms import host_platform
@@ -68,6 +71,7 @@ from protocol.specs import (
     VolumeInfo,
 )
 from worker.agent.fence import ContactFence
+from worker.agent.image_supply import ImageSupply
 from worker.agent.lanes import ContainerLanes, LaneInstruction
 from worker.agent.state import (
     AgentState,
@@ -161,6 +165,11 @@ class Agent:
         self.on_endpoints = on_endpoints  # where the cluster's overlay endpoints go
         self.node = node
         self.fetcher = fetcher
+        self.supply = (ImageSupply(fetcher, node.platform, events=engine.events)
+                       if fetcher is not None else None)
+        # The registry access of each assigned container whose image may be pulled: in memory,
+        # until its run is prepared or revoked.
+        self._pull_access: dict[str, RegistryOptions] = {}
         self._scheduler: channels.Sender | None = None  # the joined session's root channel
         self.schedulers = list(schedulers)  # the --join list: always tried
         self.managers_file = managers_file
@@ -311,15 +320,17 @@ class Agent:
         names = [name for image in images for name in (*image.tags, image.id)]
         return names[:MAX_HELD_IMAGES]
 
-    async def ensure_image(self, reference: str) -> None:
-        """Have ``reference`` in this worker's store, fetched from the scheduler if missing
-        (a container's image, or a build's base)."""
-        if self.fetcher is None:
+    async def ensure_image(self, reference: str,
+                           registry: RegistryOptions | None = None) -> None:
+        """Have ``reference`` in this worker's store, from the cluster's store or its registry
+        if missing (a container's image, or a build's base); ``registry``: the access to
+        pull it with."""
+        if self.supply is None:
             return  # this worker's driver runs no images
         scheduler = self._scheduler
         if scheduler is None:
             raise Unavailable(f"image {reference}: no scheduler session to fetch it from")
-        image = await self.fetcher.ensure(reference, scheduler)
+        image = await self.supply.ensure(reference, scheduler, registry)
         log.debug("image ready", reference=reference, image_id=image.id)
         if reference not in self._announced and image.id not in self._announced:
             await self._announce_images()
@@ -410,9 +421,12 @@ class Agent:
 
     async def _on_command(self, message: object) -> None:
         if isinstance(message, Assign):
+            if message.registry is not None:
+                self._pull_access[message.container_id] = message.registry
             event: Assigned | Revoked = Assigned(message.container_id, message.generation,
                                                  message.spec, self._sid())
         elif isinstance(message, Revoke):
+            self._pull_access.pop(message.container_id, None)
             event = Revoked(message.container_id, message.generation, message.reason,
                             self._sid())
         elif isinstance(message, Managers):
@@ -461,7 +475,8 @@ class Agent:
     async def _prepare_run(self, run: Run) -> bool:
         """Fetch the run's image if this worker lacks it; False (reported) when that fails."""
         try:
-            await self.ensure_image(run.spec.image)
+            await self.ensure_image(run.spec.image,
+                                    self._pull_access.pop(run.container_id, None))
         except ShoalError as exc:
             self._run_failed(run, exc)
             await self._send(run.container_id, run.generation,

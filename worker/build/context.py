@@ -19,6 +19,7 @@ import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from worker.build.errors import BuildContextError, BuildFailed
 from worker.build.ignore import pattern_regex
@@ -43,9 +44,11 @@ def _context_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | Non
     return member
 
 
-def unpack_context(archive: Path, dest: Path) -> None:
+def unpack_context(archive: BinaryIO, dest: Path) -> None:
+    """Unpack the context tar (plain or compressed) read front to back from ``archive`` (the
+    client's stream as it arrives: nothing is spooled first) into ``dest``."""
     try:
-        with tarfile.open(archive, mode="r:*") as tar:
+        with tarfile.open(fileobj=archive, mode="r|*") as tar:
             tar.extractall(dest, filter=_context_filter)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise BuildContextError(f"the build context is not a readable tar: {exc}") from exc

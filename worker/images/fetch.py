@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 import channels
-from protocol.errors import ChannelError, ShoalError, Timeout
+from protocol.errors import ChannelError, ShoalError
 from protocol.messages import FetchBlob, ImageResolved, ResolveImage
 from worker.images.digest import is_digest
 from worker.images.errors import DigestMismatch, ImageNotFound, InvalidImage, InvalidReference
@@ -32,49 +31,13 @@ from worker.images.layers import LayerRef
 from worker.images.oci import MAX_DOCUMENT_BYTES, Descriptor, decode_config, decode_manifest
 from worker.images.reference import parse_reference
 from worker.images.store import Image, ImageStore
+from worker.images.stream_file import StreamFile
 from worker.images.verify import image_total, verify_layer
 
 RESOLVE_TIMEOUT = 30.0
 # A blob stream that brings nothing for this long fails the fetch: a scheduler that is alive
 # but stuck must not hold the container (and the agent's command loop) forever.
 IDLE_TIMEOUT = 60.0
-
-
-class _StreamFile(io.RawIOBase):
-    """A channels ``ByteReader`` read from a worker thread as a blocking binary file."""
-
-    def __init__(self, reader: channels.ByteReader, loop: asyncio.AbstractEventLoop,
-                 idle_timeout: float, digest: str,
-                 on_data: Callable[[int], None] | None = None) -> None:
-        super().__init__()
-        self._on_data = on_data
-        self._reader = reader
-        self._loop = loop
-        self._idle_timeout = idle_timeout
-        self._digest = digest
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        if not self._pending:
-            future = asyncio.run_coroutine_threadsafe(self._next(), self._loop)
-            self._pending = future.result()
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-    async def _next(self) -> bytes:
-        try:
-            data = await asyncio.wait_for(self._reader.read(), self._idle_timeout)
-        except TimeoutError:
-            raise Timeout(f"blob {self._digest}: no data for {self._idle_timeout:g} s",
-                          details={"digest": self._digest}) from None
-        if self._on_data is not None and data:
-            self._on_data(len(data))
-        return data
 
 
 @dataclass(slots=True)
@@ -100,12 +63,15 @@ class ImageFetcher:
         with contextlib.suppress(ImageNotFound):
             return await asyncio.to_thread(self.store.get, ref)
         resolved = await self.resolve(ref, source)
-        return await self.fetch(ref, resolved, source, _local_tags(ref, resolved.tags))
+        return await self.fetch(ref, resolved, source, local_tags(ref, resolved.tags))
 
-    async def resolve(self, ref: str, source: channels.Sender) -> ImageResolved:
-        """Which image ``ref`` names at ``source`` (``image.resolve``), its answer checked."""
-        resolved = await channels.request(source, lambda r: ResolveImage(ref=ref, reply=r),
-                                          timeout=RESOLVE_TIMEOUT)
+    async def resolve(self, ref: str, source: channels.Sender,
+                      platform: str = "") -> ImageResolved:
+        """Which image ``ref`` names at ``source`` (``image.resolve``; with ``platform``, only
+        an image of that platform), its answer checked."""
+        resolved = await channels.request(
+            source, lambda r: ResolveImage(ref=ref, platform=platform, reply=r),
+            timeout=RESOLVE_TIMEOUT)
         if not isinstance(resolved, ImageResolved):
             raise ChannelError(f"image.resolve: expected image.resolved, got "
                                f"{type(resolved).__name__}")
@@ -184,8 +150,10 @@ class ImageFetcher:
         reply_tx, reply_rx = channels.pipe(capacity=4)
         try:
             await source.send(FetchBlob(digest=digest, into=writer, reply=reply_tx))
-            stream = cast(BinaryIO, _StreamFile(reader, asyncio.get_running_loop(),
-                                                self.idle_timeout, digest, self.on_data))
+            stream = cast(BinaryIO, StreamFile(reader, asyncio.get_running_loop(),
+                                               idle_timeout=self.idle_timeout,
+                                               what=f"blob {digest}", on_data=self.on_data,
+                                               details={"digest": digest}))
             put = asyncio.ensure_future(asyncio.to_thread(self.store.blobs.put, stream, digest,
                                                           size, limit=size))
             try:
@@ -221,7 +189,7 @@ class ImageFetcher:
         return store.add(desc, tags)
 
 
-def _local_tags(ref: str, scheduler_tags: list[str]) -> list[str]:
+def local_tags(ref: str, scheduler_tags: list[str]) -> list[str]:
     """Tag the fetched image with what the container asked for, when that is one of the
     scheduler's tags for it (a reference by id or digest leaves it untagged, as pulls do)."""
     try:

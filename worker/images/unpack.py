@@ -32,6 +32,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
+from isal import isal_zlib
+
 from worker.images.digest import ALGORITHM
 from worker.images.errors import LayerRejected
 from worker.images.tarsafety import Action, Header, Kind, LayerChecker, LayerLimits, Path_
@@ -127,15 +129,17 @@ def compression_of(head: bytes) -> str:
 
 
 class GzipStream(io.RawIOBase):
-    """A gzip stream (one member or several, back to back) decompressed with zlib directly, a
-    MiB of input at a time: ``gzip.GzipFile`` works in 8 KiB steps of Python code, which made a
-    layer's decompression mostly interpreter overhead (and GIL time, while a pull's network
-    loop and other layers' scans wait for it). zlib checks each member's CRC-32 and length."""
+    """A gzip stream (one member or several, back to back) inflated directly, a MiB of input
+    at a time: ``gzip.GzipFile`` works in 8 KiB steps of Python code, which made a layer's
+    decompression mostly interpreter overhead (and GIL time, while a pull's network loop and
+    other layers' scans wait for it). The inflater is ISA-L's (python-isal, zlib's API): 2 to
+    4.5 times zlib's speed on layers, which makes a pull's scan cheaper; it checks each
+    member's CRC-32 and length as zlib does."""
 
     def __init__(self, raw: BinaryIO) -> None:
         super().__init__()
         self.raw = raw
-        self.inflate = zlib.decompressobj(wbits=31)
+        self.inflate = isal_zlib.decompressobj(wbits=31)
         self.in_member = False  # input fed to ``inflate`` and its member not ended yet
         self.input = b""  # compressed bytes read and not yet given to ``inflate``
         self.pending = b""
@@ -162,7 +166,7 @@ class GzipStream(io.RawIOBase):
             self.pending = self.inflate.decompress(self.input, CHUNK)
             if self.inflate.eof:  # a member ended; what follows may be another
                 self.input = self.inflate.unused_data
-                self.inflate = zlib.decompressobj(wbits=31)
+                self.inflate = isal_zlib.decompressobj(wbits=31)
                 self.in_member = False
             else:
                 self.input = self.inflate.unconsumed_tail
@@ -220,9 +224,13 @@ class LayerStream:
                           checker.total_bytes)
 
 
+# isal's stubs declare its error as an instance; it is the exception class IsalError.
+_ISAL_ERROR = cast(type[BaseException], isal_zlib.error)
+
+
 def decompress_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [EOFError, zlib.error, gzip.BadGzipFile,
-                                         tarfile.TarError]
+    errors: list[type[BaseException]] = [EOFError, zlib.error, _ISAL_ERROR,
+                                         gzip.BadGzipFile, tarfile.TarError]
     try:
         import zstandard
         errors.append(zstandard.ZstdError)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from worker.images.registry.names import split_domain as split_domain
     from worker.images.registry.platform_choice import WantedPlatform as WantedPlatform
     from worker.images.registry.platform_choice import parse_platform as parse_platform
+    from worker.images.registry.platform_choice import platform_fits as platform_fits
     from worker.images.registry.progress import BlobProgress as BlobProgress
     from worker.images.registry.pull import Puller as Puller
     from worker.images.registry.pull import PullResult as PullResult
@@ -44,7 +45,7 @@ _NAMES: dict[str, tuple[str, ...]] = {
     "errors": ("ManifestUnknown", "RegistryError", "RegistryRefused", "RegistryUnauthorized"),
     "login": ("SearchHit", "check_login", "search"),
     "names": ("RemoteName", "registry_key", "remote_name", "split_domain"),
-    "platform_choice": ("WantedPlatform", "parse_platform"),
+    "platform_choice": ("WantedPlatform", "parse_platform", "platform_fits"),
     "progress": ("BlobProgress",),
     "pull": ("PullResult", "Puller"),
     "push": ("PushResult", "Pusher"),

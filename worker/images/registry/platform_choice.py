@@ -40,11 +40,7 @@ def parse_platform(text: str, os_version: str = "") -> WantedPlatform:
 
 
 def host_wanted(os_version: str = "") -> WantedPlatform:
-    host = platforms.host_platform()
-    os_name, arch, variant = platforms.normalise(host)
-    if arch == "arm64" and not variant:
-        variant = "v8"
-    return WantedPlatform(os_name, arch, variant, os_version)
+    return wanted_for(platforms.host_platform(), os_version)
 
 
 def _acceptable_variants(wanted: WantedPlatform) -> tuple[str, ...]:
@@ -59,24 +55,44 @@ def _build(version: str) -> str:
     return ".".join(version.split(".")[:3])
 
 
+def wanted_for(platform: SpecPlatform, os_version: str = "") -> WantedPlatform:
+    """What a node of ``platform`` wants from a multi-platform image."""
+    os_name, arch, variant = platforms.normalise(platform)
+    if arch == "arm64" and not variant:
+        variant = "v8"
+    return WantedPlatform(os_name, arch, variant, os_version)
+
+
+def _rank(os_name: str, arch: str, variant: str, wanted: WantedPlatform) -> int | None:
+    """How well an image of (os, arch, variant) suits ``wanted``: 0 best, None not at all."""
+    os_name, arch, variant = platforms.normalise(SpecPlatform(os=os_name, arch=arch,
+                                                              variant=variant))
+    if os_name != wanted.os or arch != wanted.architecture:
+        return None
+    order = _acceptable_variants(wanted)
+    if not order:
+        return 0
+    if variant not in order and not (variant == "" and wanted.architecture != "arm"):
+        return None
+    return order.index(variant) if variant in order else len(order)
+
+
+def platform_fits(os_name: str, arch: str, variant: str, wanted: WantedPlatform) -> bool:
+    """Whether an image of (os, arch, variant) runs where ``wanted`` is asked; an image that
+    names no architecture fits anywhere (a rootfs import)."""
+    return not arch or _rank(os_name, arch, variant, wanted) is not None
+
+
 def choose_manifest(index: Index, wanted: WantedPlatform) -> Descriptor:
     """The index entry for ``wanted``; ``ImageNotFound`` naming what the index has."""
     candidates: list[tuple[int, int, Descriptor]] = []
-    order = _acceptable_variants(wanted)
     for position, entry in enumerate(index.manifests):
         platform = entry.platform
         if platform is None:
             continue
-        os_name, arch, variant = platforms.normalise(SpecPlatform(
-            os=platform.os, arch=platform.architecture, variant=platform.variant or ""))
-        if os_name != wanted.os or arch != wanted.architecture:
+        rank = _rank(platform.os, platform.architecture, platform.variant or "", wanted)
+        if rank is None:
             continue
-        if order:
-            if variant not in order and not (variant == "" and wanted.architecture != "arm"):
-                continue
-            rank = order.index(variant) if variant in order else len(order)
-        else:
-            rank = 0
         os_version = platform.os_version or ""
         if wanted.os_version and os_version and _build(os_version) != _build(wanted.os_version):
             rank += 100  # another Windows build: only if nothing matches ours

@@ -148,7 +148,10 @@ class Puller:
         self.progress = progress
         self.limit = asyncio.Semaphore(concurrency)
 
-    async def pull(self, wanted: WantedPlatform | None = None) -> PullResult:
+    async def pull(self, wanted: WantedPlatform | None = None, *,
+                   tag: bool = True) -> PullResult:
+        """Pull the image (for ``wanted``, default the host's platform); with ``tag`` it gets
+        the reference's tag, else it is stored by digest only."""
         async with self.session:
             body, media_type = await self._manifest(self.name.reference)
             pulled_digest = self.name.digest or digest_bytes(body)
@@ -181,7 +184,7 @@ class Puller:
                     raise outcome
                 stats.append(outcome)
         manifest_desc = Descriptor(media_type, digest_bytes(body), len(body))
-        image = await asyncio.to_thread(self._record, body, manifest_desc, stats)
+        image = await asyncio.to_thread(self._record, body, manifest_desc, stats, tag)
         return PullResult(image, pulled_digest, len(missing))
 
     async def _fetch(self, desc: Descriptor, layer: LayerRef | None = None) \
@@ -341,15 +344,16 @@ class Puller:
         with self.store.blobs.open(layer.blob) as blob:
             return scan_layer(blob, limits=self.store.limits, diff_id=layer.diff_id)
 
-    def _record(self, body: bytes, manifest: Descriptor, stats: list[LayerStats]) -> Image:
-        """Bound the image's unpacked size, store the manifest, record the image under the
-        pulled tag."""
+    def _record(self, body: bytes, manifest: Descriptor, stats: list[LayerStats],
+                tagged: bool) -> Image:
+        """Bound the image's unpacked size, store the manifest, record the image (under the
+        pulled tag when ``tagged``)."""
         store = self.store
         total = 0
         for layer in stats:
             total = image_total(total, layer, store.limits)
         store.blobs.put_bytes(body, manifest.digest)
-        tag = self.name.local_tag
+        tag = self.name.local_tag if tagged else None
         return store.add(manifest, [tag] if tag else [])
 
 

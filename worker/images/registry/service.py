@@ -95,14 +95,15 @@ class RegistryVerbs:
         self.summarise = summarise  # the wire view of a stored image (the image service's)
         self.certs_dirs = certs_dirs
 
-    async def pull(self, request: PullImage) -> ImagePulled:
+    async def pull(self, request: PullImage, *, tag: bool = True) -> ImagePulled:
+        """Pull as ``request`` asks; without ``tag`` the image is stored by digest only."""
         name = remote_name(request.ref)
         wanted = parse_platform(request.platform) if request.platform else None
         progress = ProgressForwarder(_sender(request.progress))
         try:
             result = await Puller(self.store, name, registry_access(request.registry,
                                                                     self.certs_dirs),
-                                  progress=progress).pull(wanted)
+                                  progress=progress).pull(wanted, tag=tag)
         finally:
             await progress.close()
         log.info("image pulled", ref=str(name), digest=result.digest, image=result.image.id,
