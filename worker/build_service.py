@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -36,8 +37,10 @@ from worker.build.context import unpack_context
 from worker.image_service import image_summary, spool_stream
 from worker.images.export import save_images
 from worker.images.store import ImageStore
-from worker.runtime.client import RuntimeHelper
 from worker.storage import mounts
+
+if TYPE_CHECKING:  # the native runtime is Linux's; a worker imports this anywhere
+    from worker.runtime.client import RuntimeHelper
 
 log = structlog.get_logger("shoal.worker.build")
 
