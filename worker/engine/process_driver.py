@@ -79,8 +79,8 @@ class ProcessDriver(Driver):
         directory.mkdir(parents=True, exist_ok=True)
         await self.cleanup(record)
         self._close_input(record)
-        env = dict(item.split("=", 1) for item in record.env() if "=" in item)
-        env.setdefault("PATH", os.environ.get("PATH", "/usr/bin:/bin"))
+        env = {**HOST.base_environment(),
+               **dict(item.split("=", 1) for item in record.env() if "=" in item)}
         env.setdefault("HOSTNAME", record.spec.hostname or record.id[:12])
         workdir = record.workdir()
         spec = ShimSpec(argv=record.argv(), env=env, state_dir=str(directory), log_path=log_path,
@@ -205,8 +205,9 @@ class ProcessDriver(Driver):
         return HOST.members(pid, record.id)
 
     async def exec(self, record: EngineContainer, request: ExecRequest) -> ExecProcess:
-        merged = dict(item.split("=", 1) for item in record.env() + request.env if "=" in item)
-        merged.setdefault("PATH", os.environ.get("PATH", "/usr/bin:/bin"))
+        merged = {**HOST.base_environment(),
+                  **dict(item.split("=", 1) for item in record.env() + request.env
+                         if "=" in item)}
         cwd = request.cwd if request.cwd and os.path.isdir(request.cwd) else None
         ours: list[int] = []
         theirs: list[int] = []

@@ -122,6 +122,11 @@ class HostOS(abc.ABC):
 
     # --- the worker's side of a container -----------------------------------------------------
     @abc.abstractmethod
+    def base_environment(self) -> dict[str, str]:
+        """What a container's command needs from the host's environment to start at all,
+        under whatever its spec sets (PATH; on Windows SYSTEMROOT and its kin too)."""
+
+    @abc.abstractmethod
     def refuse_limits(self, limits: JobLimits, *, cpu_shares: int, memory_swap: int) -> str:
         """Why the process driver cannot honour these limits here ("" if it can)."""
 

@@ -81,6 +81,9 @@ class PosixHost(HostOS):
             return int(pid_max.read())
         return 0
 
+    def base_environment(self) -> dict[str, str]:
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+
     def refuse_limits(self, limits: JobLimits, *, cpu_shares: int, memory_swap: int) -> str:
         # The process driver on a POSIX host runs the command as it is; the scheduler still
         # reserves what the spec asks for on the node. Cgroup limits need the native driver.

@@ -32,6 +32,9 @@ from worker.hostos.win32 import Win32Api
 
 ERROR_ACCESS_DENIED = 5
 _FOREIGN_WAIT_MS = 250  # a waiting thread looks up from WaitForSingleObject this often
+_BASE_VARIABLES = ("PATH", "PATHEXT", "SYSTEMROOT", "SYSTEMDRIVE", "WINDIR", "COMSPEC", "TEMP",
+                   "TMP", "PROGRAMDATA", "PROGRAMFILES", "USERPROFILE", "APPDATA",
+                   "LOCALAPPDATA", "NUMBER_OF_PROCESSORS", "PROCESSOR_ARCHITECTURE")
 
 
 class JobConfinement(Confinement):
@@ -87,6 +90,10 @@ class WindowsHost(HostOS):
 
     def process_limit(self) -> int:
         return 0  # Windows has no fixed bound on processes
+
+    def base_environment(self) -> dict[str, str]:
+        # Without SYSTEMROOT many programs (Python among them) cannot even initialise.
+        return {name: os.environ[name] for name in _BASE_VARIABLES if name in os.environ}
 
     def refuse_limits(self, limits: JobLimits, *, cpu_shares: int, memory_swap: int) -> str:
         if cpu_shares:
