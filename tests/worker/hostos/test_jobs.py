@@ -71,7 +71,7 @@ def test_no_limits_means_only_kill_on_close_and_no_cpu_call() -> None:
 
 def test_a_job_whose_limits_fail_is_closed_not_leaked() -> None:
     api = FakeWin32(fail={"SetInformationJobObject"})
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"fake|no job"):
         Job.create(api, "j", JobLimits(memory=1 << 20), host_cpus=1)
     assert api.names()[-1] == "CloseHandle"
     assert api.open_handles == {}
@@ -93,7 +93,7 @@ def test_a_process_that_cannot_join_its_job_is_ended_never_resumed() -> None:
     api = FakeWin32(running={7}, fail={"AssignProcessToJobObject"})
     job = Job.create(api, "j", JobLimits(), host_cpus=1)
     api.calls.clear()
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"fake|no job"):
         job.adopt_suspended(7)
     assert api.names() == ["OpenProcess", "AssignProcessToJobObject", "TerminateProcess",
                            "CloseHandle"]
@@ -119,6 +119,6 @@ def test_exec_joins_the_running_containers_job_or_is_ended() -> None:
     Job.create(api, jobs.job_name("c"), JobLimits(), host_cpus=1).adopt_suspended(1)
     jobs.adopt_into_named(api, jobs.job_name("c"), 2)
     assert jobs.members_of(api, jobs.job_name("c")) == [1, 2]
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"fake|no job"):
         jobs.adopt_into_named(api, jobs.job_name("stopped"), 3)
     assert api.exit_codes[3] == 137

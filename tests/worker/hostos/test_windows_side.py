@@ -58,7 +58,7 @@ def test_signals_windows_cannot_express_are_refused(signum: int) -> None:
 
 def test_a_failed_ctrl_break_to_a_live_process_is_an_error_to_a_gone_one_nothing() -> None:
     api = FakeWin32(running={300}, fail={"GenerateConsoleCtrlEvent"})
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"fake|no job"):
         host_with(api).signal(300, signals.SIGTERM, container_id="c", all_processes=False)
     api = FakeWin32(fail={"GenerateConsoleCtrlEvent"})
     host_with(api).signal(300, signals.SIGTERM, container_id="c", all_processes=False)
@@ -97,7 +97,7 @@ def test_confine_makes_the_named_job_and_resumes_the_command_in_it() -> None:
 
 def test_a_command_that_cannot_be_confined_runs_not_at_all() -> None:
     api = FakeWin32(running={77}, fail={"AssignProcessToJobObject"})
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"fake|no job"):
         host_with(api).confine(77, "abc", JobLimits())
     assert api.exit_codes == {77: 137}
     assert api.open_handles == {}  # the job closed too: KILL_ON_JOB_CLOSE
