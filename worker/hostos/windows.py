@@ -23,12 +23,16 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import structlog
+
 from protocol import signals
 from protocol.errors import Unsupported
 from worker.hostos import jobs, win32
 from worker.hostos.base import Child, Confinement, HostOS, PopenChild, PopenOptions
 from worker.hostos.jobs import Job, JobLimits
 from worker.hostos.win32 import Win32Api
+
+log = structlog.get_logger("shoal.hostos")
 
 ERROR_ACCESS_DENIED = 5
 _FOREIGN_WAIT_MS = 250  # a waiting thread looks up from WaitForSingleObject this often
@@ -105,9 +109,18 @@ class WindowsHost(HostOS):
         return ""
 
     async def start_shim(self, argv: list[str], env: dict[str, str]) -> Child:
-        popen = await asyncio.to_thread(
-            subprocess.Popen, argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, env=env, creationflags=win32.CREATE_NEW_PROCESS_GROUP)
+        def start(flags: int) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, env=env, creationflags=flags)
+
+        # Out of the worker's own job, if it runs in one (a service manager's, a CI
+        # runner's), so that a worker killed with its job leaves its containers running;
+        # a job that forbids breaking away keeps the shim in it.
+        try:
+            popen = await asyncio.to_thread(start, win32.CREATE_NEW_PROCESS_GROUP
+                                            | win32.CREATE_BREAKAWAY_FROM_JOB)
+        except PermissionError:
+            popen = await asyncio.to_thread(start, win32.CREATE_NEW_PROCESS_GROUP)
         return PopenChild(popen)
 
     async def start_exec(self, argv: list[str], *, env: dict[str, str], cwd: str | None,
@@ -135,9 +148,12 @@ class WindowsHost(HostOS):
             # process of the container's group (the main process leads it).
             try:
                 self.api.generate_console_ctrl_event(win32.CTRL_BREAK_EVENT, pid)
-            except OSError:
+            except OSError as exc:
+                # No console shared with it (a worker run as a service has none): it cannot
+                # be asked, and a stop kills it when the grace period ends.
                 if self.alive(pid):
-                    raise
+                    log.warning("cannot ask the container to stop", pid=pid,
+                                container_id=container_id, error=str(exc))
         else:
             raise Unsupported(f"signal {signum} has no equivalent on Windows: the process "
                               "driver there sends SIGTERM/SIGINT as CTRL_BREAK and SIGKILL as "
