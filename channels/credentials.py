@@ -29,6 +29,9 @@ from channels._curve import CurveClient, Keypair, key_text, parse_key, write_pri
 _WILDCARD_HOSTS = ("0.0.0.0", "[::]", "*", "::")
 SOCKET_NAME = "shoal.sock"
 MAX_SOCKET_PATH = 100  # sockaddr_un holds 108 bytes with the NUL; leave room
+# Whether daemons here serve a local ipc:// socket: not on Windows, where the CLI on the host
+# dials their tcp listeners with the keys they publish in the runtime dir instead.
+HAS_LOCAL_SOCKET = sys.platform != "win32"
 
 
 def _is_root() -> bool:
@@ -45,7 +48,7 @@ def _private_tmp() -> str:
         return f"/tmp/shoal-{geteuid()}"
     import tempfile
 
-    return os.path.join(tempfile.gettempdir(), "shoal")
+    return tempfile.gettempdir()
 
 
 def user_dir() -> Path:

@@ -18,11 +18,10 @@ import sys
 from pathlib import Path
 
 from channels._api import ChannelOptions, Listener, listen
-from channels.credentials import MAX_SOCKET_PATH
+from channels.credentials import HAS_LOCAL_SOCKET, MAX_SOCKET_PATH
 from protocol.errors import AddressError
 
 GROUP = "shoal"
-HAS_LOCAL_SOCKET = sys.platform != "win32"
 
 
 async def listen_local(path: str, options: ChannelOptions | None = None) -> Listener:

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import click
 
-from channels.credentials import default_ipc_path
-from channels.local import HAS_LOCAL_SOCKET
+from channels.credentials import HAS_LOCAL_SOCKET, default_ipc_path
 from cli.arguments import (
     advertise_option,
     insecure_option,
