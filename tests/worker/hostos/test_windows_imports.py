@@ -55,6 +55,7 @@ WORKER_PATH = [
     "worker.engine.shim",  # run as its own interpreter by the driver
     "worker.streams",
     "worker.exec_session",
+    "cli.client",  # the blocking client the CLI on a Windows host dials with
     "channels.credentials",
     "channels.local",
 ]
