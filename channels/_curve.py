@@ -191,7 +191,12 @@ def write_private(path: Path, text: str) -> None:
     looser mode, never half written)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    # Windows has no O_CLOEXEC (its descriptors are not inherited anyway) and needs O_BINARY
+    # to write the bytes as given; its mode bits are ignored: the user's directory's ACL
+    # keeps the file private there.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0) \
+        | getattr(os, "O_BINARY", 0)
+    fd = os.open(temporary, flags, 0o600)
     try:
         os.write(fd, text.encode())
         os.fsync(fd)

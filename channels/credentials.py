@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,26 @@ from channels._curve import CurveClient, Keypair, key_text, parse_key, write_pri
 _WILDCARD_HOSTS = ("0.0.0.0", "[::]", "*", "::")
 SOCKET_NAME = "shoal.sock"
 MAX_SOCKET_PATH = 100  # sockaddr_un holds 108 bytes with the NUL; leave room
+# Whether daemons here serve a local ipc:// socket: not on Windows, where the CLI on the host
+# dials their tcp listeners with the keys they publish in the runtime dir instead.
+HAS_LOCAL_SOCKET = sys.platform != "win32"
+
+
+def _is_root() -> bool:
+    """Root on POSIX; Windows has no uid (its daemons and clients use the user's dirs)."""
+    geteuid = getattr(os, "geteuid", None)
+    return geteuid is not None and geteuid() == 0
+
+
+def _private_tmp() -> str:
+    """A per-user place in the temporary directory: /tmp/shoal-UID on POSIX; on Windows the
+    temporary directory is the user's own already."""
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is not None:
+        return f"/tmp/shoal-{geteuid()}"
+    import tempfile
+
+    return tempfile.gettempdir()
 
 
 def user_dir() -> Path:
@@ -40,9 +61,9 @@ def runtime_dir() -> Path:
     explicit = os.environ.get("SHOAL_RUNTIME_DIR")
     if explicit:
         return Path(explicit)
-    if os.geteuid() == 0:
+    if _is_root():
         return Path("/run/shoal")
-    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/shoal-{os.geteuid()}"
+    base = os.environ.get("XDG_RUNTIME_DIR") or _private_tmp()
     return Path(base) / "shoal"
 
 
@@ -63,7 +84,7 @@ def worker_state_dir() -> Path:
     base = os.environ.get("SHOAL_STATE_DIR")
     if base:
         return Path(base) / "worker"
-    if os.geteuid() == 0:
+    if _is_root():
         return Path("/var/lib/shoal/worker")
     xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(xdg) / "shoal" / "worker"
@@ -120,6 +141,8 @@ def _alive(pid: object) -> bool:
     is not one a daemon wrote: passed over, and removed by the next daemon that publishes)."""
     if not isinstance(pid, int) or pid <= 0:
         return False
+    if sys.platform == "win32":  # os.kill(pid, 0) would terminate it there
+        return _alive_on_windows(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -127,6 +150,21 @@ def _alive(pid: object) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _alive_on_windows(pid: int) -> bool:
+    if sys.platform == "win32":  # for mypy: _winapi is Windows' own
+        import _winapi
+
+        try:
+            handle = _winapi.OpenProcess(0x1000, False, pid)  # QUERY_LIMITED_INFORMATION
+        except OSError as exc:
+            return exc.winerror == 5  # access denied: it exists
+        try:
+            return _winapi.GetExitCodeProcess(handle) == 259  # STILL_ACTIVE
+        finally:
+            _winapi.CloseHandle(handle)
+    return False
 
 
 def find(address: str) -> Found | None:

@@ -17,7 +17,7 @@ import click
 
 from channels._blocking import BlockingSession, ReplyInbox
 from channels._curve import CurveClient
-from protocol.addresses import DEFAULT_SCHEDULER
+from protocol.addresses import DEFAULT_SCHEDULER, DEFAULT_WORKER
 from protocol.errors import (
     AddressError,
     ChannelError,
@@ -38,9 +38,17 @@ CONNECT_TIMEOUT = 5.0
 def default_hosts() -> str:
     """Where the CLI looks when told nowhere: this host's scheduler, then its standalone
     worker, by their root-only sockets (no keys needed), then the scheduler's default tcp
-    address (with the keys it leaves for root, or the user's enrollment)."""
-    from channels.credentials import default_ipc_path, scheduler_state_dir, worker_state_dir
+    address (with the keys it leaves for root, or the user's enrollment). Where daemons serve
+    no socket (Windows), the scheduler's and then the worker's default tcp addresses."""
+    from channels.credentials import (
+        HAS_LOCAL_SOCKET,
+        default_ipc_path,
+        scheduler_state_dir,
+        worker_state_dir,
+    )
 
+    if not HAS_LOCAL_SOCKET:
+        return ",".join([DEFAULT_SCHEDULER, DEFAULT_WORKER])
     sockets = [f"ipc://{default_ipc_path(d)}"
                for d in (scheduler_state_dir(), worker_state_dir())]
     return ",".join([*sockets, DEFAULT_SCHEDULER])

@@ -14,8 +14,8 @@ descriptor could hold back).
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
+import sys
 
 import click
 import structlog
@@ -31,6 +31,14 @@ def fd_problem(fd: int) -> str | None:
     if fd in (0, 1, 2):
         return (f"descriptor {fd} is standard input, output or error: give the notification one "
                 "of its own (it is closed once ready)")
+    if sys.platform == "win32":  # no fcntl: whether it is open is all that can be told
+        try:
+            os.fstat(fd)
+        except OSError:
+            return f"descriptor {fd} is not open"
+        return None
+    import fcntl
+
     try:
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     except OSError:

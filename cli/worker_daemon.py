@@ -10,13 +10,13 @@ at ``/metrics`` there (``METRICS`` in the notification: the bound address, port 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import click
-import uvloop
 
-from channels.credentials import default_ipc_path
+from channels.credentials import HAS_LOCAL_SOCKET, default_ipc_path
 from cli.arguments import (
     advertise_option,
     insecure_option,
@@ -33,7 +33,10 @@ from dockerapi.address import DockerListen
 from dockerapi.server import DockerApiServer
 from protocol.addresses import DEFAULT_WORKER
 from protocol.errors import ShoalError
+from protocol.platforms import canonical, validate
+from protocol.specs import Platform
 from worker.daemon import default_state_dir, run_worker
+from worker.hostos import HOST
 from worker.images import LayerLimits
 from worker.metrics import WorkerMetrics
 
@@ -74,8 +77,12 @@ from worker.metrics import WorkerMetrics
               default="/etc/resolv.conf", show_default=True,
               help="The host's resolvers: where the containers' resolvers (127.0.0.11) "
                    "forward the names they do not know.")
+@click.option("--platform-override", default="", metavar="OS/ARCH",
+              help="Tests only (refused unless SHOAL_TEST_PLATFORM_OVERRIDE=1): report and "
+                   "accept OS/ARCH instead of this host's platform, so a Linux process-driver "
+                   "worker stands in for e.g. a windows/amd64 one in a mixed-cluster test.")
 @insecure_option("worker")
-@ipc_option("STATE_DIR/shoal.sock")
+@ipc_option("STATE_DIR/shoal.sock; none on Windows")
 @docker_api_options
 def worker_command(listen: str, state_dir: Path | None, driver: str, join: str,
                    advertise: str, name: str, labels: tuple[str, ...], log_max_size: str,
@@ -83,7 +90,7 @@ def worker_command(listen: str, state_dir: Path | None, driver: str, join: str,
                    metrics_at: tuple[str, int] | None, token: str, insecure: bool,
                    ipc: str, resolv_conf: Path, docker_api: str,
                    docker_tlscacert: Path | None, docker_tlscert: Path | None,
-                   docker_tlskey: Path | None) -> None:
+                   docker_tlskey: Path | None, platform_override: str) -> None:
     """Run a worker: standalone, or part of a cluster with --join.
 
     Its tcp listener uses CURVE with the keys in STATE_DIR/auth; it joins with --token the
@@ -100,11 +107,12 @@ def worker_command(listen: str, state_dir: Path | None, driver: str, join: str,
         raise click.UsageError("--token is for joining a cluster: give --join too")
     if insecure:
         warn_insecure("worker", listen)
+    override = platform_override_for_tests(platform_override)
     directory = state_dir or default_state_dir()
     docker = docker_listen(docker_api, directory, docker_tlscacert, docker_tlscert,
                            docker_tlskey, insecure, ipc)
     if ipc == "":
-        ipc = str(default_ipc_path(directory))
+        ipc = str(default_ipc_path(directory)) if HAS_LOCAL_SOCKET else ""
     elif ipc == "none":
         ipc = ""
     schedulers = [a.strip() for a in join.split(",") if a.strip()]
@@ -118,9 +126,9 @@ def worker_command(listen: str, state_dir: Path | None, driver: str, join: str,
         name=name, advertise=advertise, labels=label_map,
         log_max_size=parse_memory(log_max_size), log_max_file=log_max_file,
         image_limits=parse_image_limits(image_limits), secure=not insecure, token=token,
-        ipc=ipc, resolv_conf=resolv_conf)
+        ipc=ipc, resolv_conf=resolv_conf, platform_override=override)
     try:
-        uvloop.run(_serve(worker, ready, metrics_at, docker, ipc))
+        HOST.run(_serve(worker, ready, metrics_at, docker, ipc))
     except ShoalError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 
@@ -152,6 +160,30 @@ async def _serve(worker: Callable[..., Awaitable[None]], ready: ReadyNotifier | 
             await api.close()
         if endpoint is not None:
             await endpoint.close()
+
+
+TEST_OVERRIDE_ENV = "SHOAL_TEST_PLATFORM_OVERRIDE"
+
+
+def platform_override_for_tests(text: str) -> Platform | None:
+    """``--platform-override OS/ARCH``, allowed only where the environment says this is a
+    test (a worker that claims another OS runs its jobs on this one all the same)."""
+    if not text:
+        return None
+    if os.environ.get(TEST_OVERRIDE_ENV) != "1":
+        raise click.UsageError(f"--platform-override is for tests only: it makes this worker "
+                               f"claim a platform it is not; set {TEST_OVERRIDE_ENV}=1 to "
+                               "allow it")
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise click.BadParameter(f"bad platform {text!r}: expected OS/ARCH[/VARIANT]",
+                                 param_hint="--platform-override")
+    platform = Platform(os=parts[0], arch=parts[1], variant=parts[2] if parts[2:] else "")
+    try:
+        validate(platform, "--platform-override")
+    except ShoalError as exc:
+        raise click.BadParameter(str(exc), param_hint="--platform-override") from None
+    return canonical(platform)
 
 
 # --image-limits keys and the LayerLimits fields they set (sizes in docker's notation).

@@ -5,7 +5,6 @@ with TLS client certificates or explicitly insecure)."""
 from __future__ import annotations
 
 import contextlib
-import grp
 import os
 import socket
 import ssl
@@ -177,6 +176,8 @@ async def _bind(runner: web.AppRunner, listen: DockerListen) -> str:
         await site.start()
         group = -1
         with contextlib.suppress(KeyError):
+            import grp  # a unix socket's group: POSIX only, as the socket is
+
             group = grp.getgrnam(SOCKET_GROUP).gr_gid
         os.chown(path, 0 if os.geteuid() == 0 else -1, group)
         os.chmod(path, 0o660)

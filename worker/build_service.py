@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import structlog
 
@@ -39,8 +39,10 @@ from worker.image_service import image_summary
 from worker.images.export import save_images
 from worker.images.store import ImageStore
 from worker.images.stream_file import StreamFile
-from worker.runtime.client import RuntimeHelper
 from worker.storage import mounts
+
+if TYPE_CHECKING:  # the native runtime is Linux's; a worker imports this anywhere
+    from worker.runtime.client import RuntimeHelper
 
 log = structlog.get_logger("shoal.worker.build")
 

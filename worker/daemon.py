@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
@@ -33,13 +32,14 @@ from protocol.addresses import (
 )
 from protocol.errors import InvalidArgument, ShoalError
 from protocol.messages import NETWORK_REQUESTS, VOLUME_REQUESTS, Message
+from protocol.specs import Platform
 from worker.agent.shell import AGENT_OPTIONS, Agent, host_node, save_managers
 from worker.auth import WorkerAuth
 from worker.build_service import BUILD_REQUESTS, BuildService
 from worker.engine.driver import Driver
 from worker.engine.engine import Engine, ImageResolver, NoImages
-from worker.engine.native_driver import NativeDriver, NativeImages
 from worker.engine.process_driver import ProcessDriver
+from worker.hostos import HOST
 from worker.image_events import image_events
 from worker.image_service import IMAGE_REQUESTS, ImageService
 from worker.images import ImageStore, LayerLimits
@@ -49,6 +49,9 @@ from worker.network.files import HOST_RESOLV
 from worker.network.service import handle_network
 from worker.service import WorkerService
 from worker.volume_service import handle_volume
+
+if TYPE_CHECKING:  # the native driver is Linux's: imported when chosen
+    from worker.engine.native_driver import NativeDriver
 
 log = structlog.get_logger("shoal.worker")
 
@@ -64,13 +67,28 @@ async def make_driver(name: str, state_dir: Path, image_limits: LayerLimits | No
     processes (no isolation, any OS); ``auto`` picks native where it can run."""
     if name == "auto":
         name = "native" if sys.platform == "linux" and os.geteuid() == 0 else "process"
+    if name == "native" and sys.platform != "linux":
+        raise InvalidArgument(f"the native driver needs Linux; this host is {sys.platform}: "
+                              "use --driver process")
     if name == "process":
         return ProcessDriver(state_dir / "containers"), NoImages()
     if name == "native":
+        from worker.engine.native_driver import NativeDriver, NativeImages
+
         native = await NativeDriver.open(state_dir, image_limits=image_limits,
                                          resolv_conf=resolv_conf)
         return native, NativeImages(native.store)
     raise InvalidArgument(f"unknown driver {name!r}: expected auto, native or process")
+
+
+def native_driver(driver: Driver) -> NativeDriver | None:
+    """The driver as the native one, if it is (its module is imported only then)."""
+    if driver.name != "native":
+        return None
+    from worker.engine.native_driver import NativeDriver
+
+    assert isinstance(driver, NativeDriver)
+    return driver
 
 
 def collect_image_leftovers(store: ImageStore) -> None:
@@ -119,7 +137,8 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
                      image_limits: LayerLimits | None = None,
                      metrics: WorkerMetrics | None = None, secure: bool = False,
                      token: str = "", ipc: str = "",
-                     resolv_conf: Path = HOST_RESOLV) -> None:
+                     resolv_conf: Path = HOST_RESOLV,
+                     platform_override: Platform | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or ``stop``). With ``join``, also take part in the cluster
     led by one of those schedulers, telling them ``advertise`` as this node's address
     (``protocol.addresses.advertised``: default the bound one, which must then not be a
@@ -130,7 +149,10 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
     and towards the schedulers, with the keys in ``STATE_DIR/auth`` (``worker.auth``);
     ``token`` enrolls them in the cluster the first time. ``ipc``: also serve this root-only
     unix socket ("" for none). ``resolv_conf``: the host's resolvers, to which the
-    containers' embedded resolvers forward what they do not know."""
+    containers' embedded resolvers forward what they do not know. ``platform_override``: the
+    platform to report and run instead of the host's (tests only: a Linux process-driver
+    worker standing in for a Windows one; the CLI allows it only under
+    SHOAL_TEST_PLATFORM_OVERRIDE=1)."""
     if advertise and not join:
         raise InvalidArgument("advertise: only a worker that joins a cluster tells its address")
     if join:  # refused before anything starts: what the listener will bind cannot change it
@@ -151,8 +173,14 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
                                   "with `shoal join-token worker`")
     metrics = metrics or WorkerMetrics()
     driver, images = await make_driver(driver_name, state_dir, image_limits, resolv_conf)
-    if isinstance(driver, NativeDriver):
-        driver.runtime.on_reply = metrics.runtime_call
+    if platform_override is not None and driver.name != "process":
+        await driver.close()
+        raise InvalidArgument("a platform override is for a process-driver worker that stands "
+                              "in for another OS in tests; this worker runs "
+                              f"{driver.name} containers")
+    native = native_driver(driver)
+    if native is not None:
+        native.runtime.on_reply = metrics.runtime_call
     engine = Engine(state_dir, driver, images=images, log_max_size=log_max_size,
                     log_max_file=log_max_file, metrics=metrics)
     await engine.open()
@@ -169,20 +197,16 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
         raise
     metrics.watch(lambda: _levels(engine, listener))
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for number in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(number, stop.set)
-    service = WorkerService(engine)
-    store = driver.store if isinstance(driver, NativeDriver) \
+    stop_handled = HOST.on_stop_request(stop.set)
+    service = WorkerService(engine, platform_override)
+    store = native.store if native is not None \
         else ImageStore(state_dir / "images", limits=image_limits)
     await asyncio.to_thread(collect_image_leftovers, store)
     image_service = ImageService(
         store, in_use=lambda: {r.image.id for r in engine.records.values()})
     build_service = BuildService(
-        store, driver.runtime if isinstance(driver, NativeDriver) else None,
+        store, native.runtime if native is not None else None,
         state_dir / "build", in_use=lambda: {r.image.id for r in engine.records.values()})
-
-    native = driver if isinstance(driver, NativeDriver) else None
 
     def publish_image_events(request: Message, answer: Message | None) -> None:
         engine.events.publish(*image_events(request, answer, time.time()))
@@ -220,12 +244,12 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
     agent_task: asyncio.Task[None] | None = None
     agent: Agent | None = None
     if join:
-        node = host_node(node_name, address, dict(labels or {}), engine)
+        node = host_node(node_name, address, dict(labels or {}), engine, platform_override)
         if security is not None and auth is not None:
             node = msgspec.structs.replace(node, key=key_text(auth.keypair.public))
         # A worker that runs images fetches the ones it lacks from the scheduler.
-        fetcher = (ImageFetcher(driver.store, on_data=metrics.fetched)
-                   if isinstance(driver, NativeDriver) else None)
+        fetcher = (ImageFetcher(native.store, on_data=metrics.fetched)
+                   if native is not None else None)
         networks = native.networks if native is not None else None
         if networks is not None:
             ip = address_ip(address)
@@ -258,8 +282,7 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
         stopping.cancel()
         stop.set()
     finally:
-        for number in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(number)
+        stop_handled()
         if announcing is not None:
             announcing.cancel()
             await asyncio.gather(announcing, return_exceptions=True)

@@ -47,7 +47,7 @@ from protocol.messages import (
     WatchEvents,
 )
 from protocol.platforms import host_platform, validate
-from protocol.specs import AFFINITIES_LABEL, CONSTRAINTS_LABEL, ContainerSpec
+from protocol.specs import AFFINITIES_LABEL, CONSTRAINTS_LABEL, ContainerSpec, Platform
 from protocol.version import PROTOCOL_VERSION, package_version
 from worker.engine.engine import Engine
 from worker.exec_session import ExecSession
@@ -59,18 +59,21 @@ log = structlog.get_logger("shoal.worker")
 class WorkerService:
     """Answers the container verbs from one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, platform: Platform | None = None) -> None:
         self.engine = engine
+        # The platform it reports and runs: the host's, unless a test overrides it
+        # (``shoal worker --platform-override``).
+        self.platform = platform or host_platform()
 
     async def handle(self, message: Message) -> Message | None:
         engine = self.engine
         match message:
             case GetVersion():
                 return VersionInfo(version=package_version(), protocol=PROTOCOL_VERSION,
-                                   component="worker", os=host_platform().os,
-                                   arch=host_platform().arch)
+                                   component="worker", os=self.platform.os,
+                                   arch=self.platform.arch)
             case CreateContainer(spec=spec, registry=registry):
-                refuse_placement_rules(spec)
+                refuse_placement_rules(spec, self.platform)
                 if registry is not None:
                     raise InvalidArgument("registry access with a create is for a scheduler's "
                                           "workers: pull the image into this worker first")
@@ -240,10 +243,10 @@ class WorkerService:
             await session.close()
 
 
-def refuse_placement_rules(spec: ContainerSpec) -> None:
+def refuse_placement_rules(spec: ContainerSpec, host: Platform | None = None) -> None:
     """A worker asked directly runs the container itself, so it cannot honour the rules that
     choose among a cluster's nodes: refuse them rather than ignore them. A platform is
-    honoured: this host's, or a refusal that names both."""
+    honoured: ``host`` (default this host's), or a refusal that names both."""
     # Swarm classic's rules carried in labels are rules too (a scheduler reads them).
     carried = [f"{k}={v}" for k, v in spec.labels.items()
                if k in (CONSTRAINTS_LABEL, AFFINITIES_LABEL)]
@@ -257,7 +260,7 @@ def refuse_placement_rules(spec: ContainerSpec) -> None:
             "container to a scheduler", details={"rules": str(len(rules))})
     wanted = [spec.platform] if spec.platform is not None else spec.platforms
     if wanted:
-        host = host_platform()
+        host = host or host_platform()
         for want_os, want_arch, want_variant in (validate(p) for p in wanted):
             if want_os == host.os and (not want_arch or want_arch == host.arch) and \
                     (not want_variant or not host.variant or want_variant == host.variant):

@@ -68,6 +68,7 @@ from protocol.specs import (
     NodeInfo,
     NodeResources,
     OverlayEndpoint,
+    Platform,
     VolumeInfo,
 )
 from worker.agent.fence import ContactFence
@@ -87,6 +88,7 @@ from worker.agent.state import (
     StopAndRemove,
 )
 from worker.engine.engine import Engine
+from worker.hostos import HOST
 from worker.images.fetch import ImageFetcher
 
 log = structlog.get_logger("shoal.agent")
@@ -134,19 +136,15 @@ def save_managers(path: Path, addresses: list[str]) -> None:
     os.replace(tmp, path)
 
 
-def host_node(node_id: str, address: str, labels: dict[str, str], engine: Engine) -> NodeInfo:
-    """This host as a node: platform, cpus, memory and pids it offers, where it serves verbs."""
-    memory = 0
-    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo") as meminfo:
-        for line in meminfo:
-            if line.startswith("MemTotal:"):
-                memory = int(line.split()[1]) * 1024
-    pids = 0
-    with contextlib.suppress(OSError, ValueError), open("/proc/sys/kernel/pid_max") as pid_max:
-        pids = int(pid_max.read())
+def host_node(node_id: str, address: str, labels: dict[str, str], engine: Engine,
+              reported: Platform | None = None) -> NodeInfo:
+    """This host as a node: platform (``reported`` if given: a test's override), cpus, memory
+    and pids it offers, where it serves verbs."""
+    memory = HOST.memory_total()
+    pids = HOST.process_limit()
     storage = getattr(getattr(engine.driver, "storage", None), "name", "")
     return NodeInfo(
-        id=node_id, hostname=platform.node(), platform=host_platform(),
+        id=node_id, hostname=platform.node(), platform=reported or host_platform(),
         capacity=NodeResources(millicpus=(os.cpu_count() or 1) * 1000, memory=memory,
                                pids=pids),
         labels=labels, engine_labels=labels, address=address, status="ready",

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -35,7 +36,9 @@ from worker.images.layers import LayerRef
 from worker.images.oci import MT_OCI_MANIFEST, Descriptor
 from worker.images.reference import parse_reference
 from worker.images.store import Image, ImageStore
-from worker.runtime.client import RuntimeHelper
+
+if TYPE_CHECKING:  # the native runtime is Linux's; a worker imports this anywhere
+    from worker.runtime.client import RuntimeHelper
 
 Emit = Callable[[str], Awaitable[None]]
 

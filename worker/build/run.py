@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker.engine.bundle import (
     DEFAULT_PATH,
@@ -33,9 +33,11 @@ from worker.engine.bundle import (
 from worker.images.layers import LayerRef
 from worker.images.store import ImageStore
 from worker.images.unpack import Form
-from worker.runtime.client import RuntimeHelper
 from worker.runtime.docker_seccomp import default_profile
 from worker.storage import mounts
+
+if TYPE_CHECKING:  # the native runtime is Linux's; a worker imports this anywhere
+    from worker.runtime.client import RuntimeHelper
 
 READ_CHUNK = 64 * 1024
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +78,8 @@ def resolve_user(user: str, rootfs: Path) -> tuple[int, int, list[int]]:
 
 def host_nofile() -> int:
     """The most open files a container may have: Docker's 1048576, within this host's limit."""
+    import resource  # POSIX only, as bundles are; the worker imports this module everywhere
+
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return 1048576 if hard == resource.RLIM_INFINITY else min(1048576, hard)
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from protocol import signals
 from protocol.specs import PortMapping
 from worker.engine.records import EngineContainer
 
@@ -195,7 +195,7 @@ class Driver(abc.ABC):
         state. True if something was running."""
         alive = self.running(record)
         if alive:
-            await self.signal(record, signal.SIGKILL, all_processes=True)
+            await self.signal(record, signals.SIGKILL, all_processes=True)
         await self.cleanup(record)
         return alive
 

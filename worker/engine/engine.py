@@ -14,7 +14,6 @@ import contextlib
 import functools
 import os
 import re
-import signal
 import time
 from collections.abc import AsyncGenerator
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Protocol
 import msgspec
 import structlog
 
+from protocol import signals
 from protocol.errors import Conflict, InvalidArgument, InvalidSpec, NotFound, Unsupported
 from protocol.eventfeed import EventFeed
 from protocol.signals import parse_signal
@@ -233,7 +233,7 @@ class Engine:
                 grace = record.spec.stop_timeout
             await self.driver.signal(record, parse_signal(record.stop_signal()))
             if not await self._wait_exit(record.id, grace):
-                await self.driver.signal(record, signal.SIGKILL, all_processes=True)
+                await self.driver.signal(record, signals.SIGKILL, all_processes=True)
                 await self._wait_exit(record.id, None)
         self._announce("container", "stop", record.id, name=record.name)
         return record
@@ -252,12 +252,12 @@ class Engine:
                 self._cancel_supervisor(record.id)
                 self._set_exited(record, record.state.exit_code or 0, time.time(), reason)
             elif record.state.status in ("running", "paused"):
-                await self.driver.signal(record, signal.SIGKILL, all_processes=True)
+                await self.driver.signal(record, signals.SIGKILL, all_processes=True)
                 await self._wait_exit(record.id, None)
                 record.state = msgspec.structs.replace(record.state, error=reason)
                 self.disk.save(record)
         self._announce("container", "kill", record.id, name=record.name,
-                       signal=str(int(signal.SIGKILL)))
+                       signal=str(int(signals.SIGKILL)))
         return record
 
     async def kill(self, ref: str, sig: str | int = "KILL") -> EngineContainer:
@@ -265,7 +265,7 @@ class Engine:
         number = parse_signal(sig)
         if record.state.status != "running":
             raise Conflict(f"container {record.name} is not running")
-        if number in (signal.SIGKILL, parse_signal(record.stop_signal())):
+        if number in (signals.SIGKILL, parse_signal(record.stop_signal())):
             record.manually_stopped = True  # Docker's rule: these kills count as a stop
             record.desired = "stopped"
             self.disk.save(record)
@@ -291,7 +291,7 @@ class Engine:
                 record.desired = "stopped"
                 self._cancel_supervisor(record.id)
                 if record.state.status == "running":
-                    await self.driver.signal(record, signal.SIGKILL, all_processes=True)
+                    await self.driver.signal(record, signals.SIGKILL, all_processes=True)
                     status = await self.driver.wait(record)
                     self._set_exited(record, status.exit_code, status.finished_at)
                 else:  # between two runs, waiting out the backoff: nothing runs

@@ -9,7 +9,8 @@ point is passed, so nothing else in the worker changes when it is unset.
 from __future__ import annotations
 
 import os
-import signal
+
+from protocol import signals
 
 ENV = "SHOAL_TEST_CRASH_AT"
 POINTS = (
@@ -23,4 +24,4 @@ def crash_point(name: str) -> None:
     """Die here, at once and without cleaning up, when the environment asks for ``name``."""
     assert name in POINTS, name
     if os.environ.get(ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signals.SIGKILL)

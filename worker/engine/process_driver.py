@@ -2,7 +2,9 @@
 namespaces (Windows, macOS) and wherever it is forced. Each container runs under a small shim
 (``worker.engine.shim``) that keeps its logs and exit code, and its terminal (``-t``) or open
 stdin (``-i``), so a worker restart loses nothing: the worker takes a duplicate of the input
-from the shim's control socket at start and at re-adoption.
+from the shim's control socket at start and at re-adoption. Everything that differs between
+POSIX and Windows (sessions or job objects, signals, waiting for a process) goes through
+``worker.hostos.HOST``.
 """
 
 from __future__ import annotations
@@ -31,10 +33,9 @@ from worker.engine.driver import (
 from worker.engine.records import EngineContainer
 from worker.engine.shim import ShimSpec, on_terminal
 from worker.engine.shim_control import ShimInput
+from worker.hostos import HOST, Child, JobLimits
 
 log = structlog.get_logger("shoal.process_driver")
-
-_POLL = 0.05  # where no pidfd exists, how often a foreign shim's exit is looked for
 
 
 class ProcessDriver(Driver):
@@ -44,7 +45,7 @@ class ProcessDriver(Driver):
 
     def __init__(self, state_root: Path) -> None:
         self.state_root = state_root
-        self._shims: dict[str, asyncio.subprocess.Process] = {}
+        self._shims: dict[str, Child] = {}
         # Our duplicate of a running container's input, which its shim holds (-i or -t).
         self._inputs: dict[str, ShimInput] = {}
 
@@ -62,9 +63,14 @@ class ProcessDriver(Driver):
             # published port would be promised and not given.
             raise Unsupported(f"the process driver runs containers on the host's network only: "
                               f"--network {record.spec.network} needs the native driver")
-        if (record.spec.tty or record.spec.stdin_open) and sys.platform == "win32":
+        if (record.spec.tty or record.spec.stdin_open) and not HOST.terminals:
             raise Unsupported("the process driver cannot give a container a terminal or an "
                               "open stdin (run -i/-t) on this host; exec -i works")
+        resources = record.spec.resources
+        refusal = HOST.refuse_limits(_limits(record), cpu_shares=resources.cpu_shares,
+                                     memory_swap=resources.memory_swap)
+        if refusal:
+            raise Unsupported(f"the process driver on this host cannot honour {refusal}")
         directory = self._dir(record)
         directory.mkdir(parents=True, exist_ok=True)
         return {"state_dir": str(directory)}
@@ -75,33 +81,29 @@ class ProcessDriver(Driver):
         directory.mkdir(parents=True, exist_ok=True)
         await self.cleanup(record)
         self._close_input(record)
-        env = dict(item.split("=", 1) for item in record.env() if "=" in item)
-        env.setdefault("PATH", os.environ.get("PATH", "/usr/bin:/bin"))
+        env = {**HOST.base_environment(),
+               **dict(item.split("=", 1) for item in record.env() if "=" in item)}
         env.setdefault("HOSTNAME", record.spec.hostname or record.id[:12])
         workdir = record.workdir()
         spec = ShimSpec(argv=record.argv(), env=env, state_dir=str(directory), log_path=log_path,
                         cwd=workdir if workdir != "/" and os.path.isdir(workdir) else "",
                         max_size=max_size, max_file=max_file, tty=record.spec.tty,
                         stdin_open=record.spec.stdin_open,
-                        console_size=console_size if record.spec.tty else None)
+                        console_size=console_size if record.spec.tty else None,
+                        container_id=record.id, limits=_limits(record))
         if not spec.argv:
             raise Internal("no command to run: the spec and the image name none")
-        shim = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "worker.engine.shim", msgspec.json.encode(spec).decode(),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
-            env={**os.environ, "PYTHONPATH": _package_root()},
-        )
+        shim = await HOST.start_shim(
+            [sys.executable, "-m", "worker.engine.shim", msgspec.json.encode(spec).decode()],
+            {**os.environ, "PYTHONPATH": _package_root()})
         self._shims[record.id] = shim
         started = await self._started(record, shim)
         await asyncio.to_thread(self._take_input, record)
         return started
 
-    async def _started(self, record: EngineContainer, shim: asyncio.subprocess.Process
-                       ) -> Started:
+    async def _started(self, record: EngineContainer, shim: Child) -> Started:
         """The shim says "ready" once pid.json (or, if the command failed, exit.json) exists."""
-        assert shim.stdout is not None
-        await shim.stdout.readline()  # "ready", or EOF if the shim died first
+        await shim.read_line()  # "ready", or EOF if the shim died first
         directory = self._dir(record)
         for name in ("pid.json", "exit.json"):
             path = directory / name
@@ -147,7 +149,7 @@ class ProcessDriver(Driver):
         if (self._dir(record) / "exit.json").exists():
             return False
         _, shim_pid = self._pids(record)
-        return shim_pid > 0 and _alive(shim_pid)
+        return shim_pid > 0 and HOST.alive(shim_pid)
 
     async def wait(self, record: EngineContainer) -> ExitStatus:
         shim = self._shims.get(record.id)
@@ -157,7 +159,7 @@ class ProcessDriver(Driver):
         else:
             _, shim_pid = self._pids(record)
             if shim_pid:
-                await _wait_foreign(shim_pid)
+                await HOST.wait_foreign(shim_pid)
         self._close_input(record)
         return self._exit_status(record)
 
@@ -196,36 +198,24 @@ class ProcessDriver(Driver):
         pid, _ = self._pids(record)
         if pid <= 0:
             return
-        with contextlib.suppress(ProcessLookupError):
-            if all_processes:
-                os.killpg(pid, signum)  # the shim made the command its own process group
-            else:
-                os.kill(pid, signum)
+        HOST.signal(pid, signum, container_id=record.id, all_processes=all_processes)
 
     async def processes(self, record: EngineContainer) -> list[int]:
         pid, _ = self._pids(record)
-        if pid <= 0 or not _alive(pid):
+        if pid <= 0:
             return []
-        members = [pid]
-        proc = Path("/proc")
-        if proc.is_dir():
-            for entry in proc.iterdir():
-                if entry.name.isdigit() and int(entry.name) != pid:
-                    with contextlib.suppress(OSError, ValueError, IndexError):
-                        fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                        if int(fields[2]) == pid:  # process group
-                            members.append(int(entry.name))
-        return sorted(members)
+        return HOST.members(pid, record.id)
 
     async def exec(self, record: EngineContainer, request: ExecRequest) -> ExecProcess:
-        merged = dict(item.split("=", 1) for item in record.env() + request.env if "=" in item)
-        merged.setdefault("PATH", os.environ.get("PATH", "/usr/bin:/bin"))
+        merged = {**HOST.base_environment(),
+                  **dict(item.split("=", 1) for item in record.env() + request.env
+                         if "=" in item)}
         cwd = request.cwd if request.cwd and os.path.isdir(request.cwd) else None
         ours: list[int] = []
         theirs: list[int] = []
         try:
             if request.tty:
-                if sys.platform == "win32":
+                if not HOST.terminals:
                     raise Unsupported("a tty exec needs ptys, which this host does not have")
                 master, slave = os.openpty()
                 ours.append(master)
@@ -234,16 +224,14 @@ class ProcessDriver(Driver):
                     from worker.engine.terminal import set_window_size  # Unix only, like ptys
                     set_window_size(master, *request.console_size)
                 argv = on_terminal(request.argv)
-                stdio = (slave, slave, slave)
+                stdio: tuple[int | None, int, int] = (slave, slave, slave)
             else:
                 pipes = ExecPipes.open(request, ours, theirs)
                 argv = list(request.argv)
-                stdio = (pipes.stdin if pipes.stdin is not None else asyncio.subprocess.DEVNULL,
-                         pipes.stdout, pipes.stderr)
+                stdio = (pipes.stdin, pipes.stdout, pipes.stderr)
             try:
-                proc = await asyncio.create_subprocess_exec(
-                    *argv, env=merged, cwd=cwd, stdin=stdio[0], stdout=stdio[1],
-                    stderr=stdio[2], start_new_session=True)
+                proc = await HOST.start_exec(argv, env=merged, cwd=cwd, stdio=stdio,
+                                             container_id=record.id)
             except OSError as exc:
                 return _failed_exec(exc, request.argv[0], ours)
         except BaseException:
@@ -284,7 +272,7 @@ class ProcessDriver(Driver):
 class PlainExec(ExecProcess):
     """A process the worker started itself (a child of the worker)."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, *, stdin: int | None, stdout: int,
+    def __init__(self, proc: Child, *, stdin: int | None, stdout: int,
                  stderr: int | None, tty: bool) -> None:
         super().__init__(pid=proc.pid, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
         self._proc = proc
@@ -294,9 +282,7 @@ class PlainExec(ExecProcess):
         return code if code >= 0 else 128 - code
 
     def kill(self) -> None:
-        if self._proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._proc.kill()
+        self._proc.kill()
 
 
 class FailedExec(ExecProcess):
@@ -322,40 +308,12 @@ def _failed_exec(exc: OSError, arg0: str, ours: list[int]) -> FailedExec:
     return FailedExec(126 if exc.errno == 13 else 127, read_end)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-async def _wait_foreign(pid: int) -> None:
-    """Wait for a process that is not our child (a shim started by an earlier worker)."""
-    pidfd_open = getattr(os, "pidfd_open", None)
-    if pidfd_open is not None:
-        try:
-            fd = pidfd_open(pid)
-        except ProcessLookupError:
-            return
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def exited() -> None:
-            if not done.done():
-                done.set_result(None)
-
-        loop.add_reader(fd, exited)
-        try:
-            await done
-        finally:
-            loop.remove_reader(fd)
-            os.close(fd)
-        return
-    while _alive(pid):  # noqa: ASYNC110 - no exit notification for a non-child without pidfd
-        await asyncio.sleep(_POLL)
+def _limits(record: EngineContainer) -> JobLimits:
+    """What the container asks to be held to, as a host that can hold a process tree to
+    limits (a Windows job) takes it."""
+    resources = record.spec.resources
+    return JobLimits(memory=resources.memory, millicpus=resources.millicpus,
+                     processes=resources.pids)
 
 
 def _package_root() -> str:

@@ -6,8 +6,10 @@ atomically. The shim outlives the worker that started it, so a worker killed wit
 neither the container, nor its output, nor its exit code (live restore). For ``run -t`` it holds
 the container's pty master (its output goes to the log as stdout), for ``run -i`` the write end
 of its stdin, and hands them to workers through a control socket (``shim_control``), so the
-container keeps its terminal and its stdin across worker restarts too. Portable: no Linux-only
-calls, for hosts without namespaces (ptys and the control socket need Unix).
+container keeps its terminal and its stdin across worker restarts too. Portable: what differs
+between hosts goes through ``worker.hostos.HOST`` (a process group or a job object holds the
+command's processes; on Windows the output is copied on threads, since pipes cannot be
+polled there); ptys and the control socket need Unix.
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import msgspec
 
 from worker.engine.logfile import JsonFileLog, Stream
 from worker.engine.shim_control import CLOSE_STDIN, ControlServer
+from worker.hostos import HOST, Confinement, JobLimits
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -54,6 +59,8 @@ class ShimSpec(msgspec.Struct, frozen=True):
     tty: bool = False
     stdin_open: bool = False
     console_size: tuple[int, int] | None = None
+    container_id: str = ""  # names the container's job object on Windows
+    limits: JobLimits = JobLimits()  # enforced where the host can (a Windows job)
 
 
 # Run with a pty: in its own session (start_new_session), take the pty on stdin as the
@@ -86,9 +93,10 @@ def _ready() -> None:
 
 
 def _spawn(spec: ShimSpec, cwd: str) -> tuple[subprocess.Popen[bytes], dict[int, Stream],
-                                               int | None]:
-    """Start the command: the process, the descriptors its output comes on, and our end of
-    its input (the pty master, which is also its output, or its stdin pipe), if any."""
+                                               int | None, Confinement]:
+    """Start the command: the process, the descriptors its output comes on, our end of its
+    input (the pty master, which is also its output, or its stdin pipe), if any, and what
+    holds its processes together."""
     if spec.tty:
         from worker.engine.terminal import set_window_size  # Unix only, like ptys
 
@@ -104,15 +112,25 @@ def _spawn(spec: ShimSpec, cwd: str) -> tuple[subprocess.Popen[bytes], dict[int,
             raise
         finally:
             os.close(slave)  # the master reads EIO once the container's holders are gone
-        return child, {master: "stdout"}, master
+        return child, {master: "stdout"}, master, HOST.confine(child.pid, spec.container_id,
+                                                                spec.limits)
+    options = HOST.popen_options()
     child = subprocess.Popen(spec.argv, env=spec.env, cwd=cwd,
                              stdin=subprocess.PIPE if spec.stdin_open else subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             start_new_session=True)
+                             start_new_session=options.start_new_session,
+                             creationflags=options.creationflags)
+    try:  # on Windows the command waits, suspended, until it is in its job
+        confinement = HOST.confine(child.pid, spec.container_id, spec.limits)
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
     assert child.stdout is not None and child.stderr is not None
     streams: dict[int, Stream] = {child.stdout.fileno(): "stdout",
                                   child.stderr.fileno(): "stderr"}
-    return child, streams, child.stdin.fileno() if child.stdin is not None else None
+    return (child, streams, child.stdin.fileno() if child.stdin is not None else None,
+            confinement)
 
 
 def run(spec: ShimSpec) -> int:
@@ -122,7 +140,7 @@ def run(spec: ShimSpec) -> int:
     cwd = spec.cwd or str(state_dir)
     started = time.time()
     try:
-        child, streams, input_fd = _spawn(spec, cwd)
+        child, streams, input_fd, confinement = _spawn(spec, cwd)
     except OSError as exc:
         log.write("stderr", f"shoal: cannot start {argv[0]}: {exc.strerror}\n".encode())
         log.close()
@@ -137,8 +155,12 @@ def run(spec: ShimSpec) -> int:
          "control": control.path if control is not None else ""}).encode())
     _ready()
     try:
-        status = _serve(child, streams, input_fd, control, log, tty=spec.tty)
+        if HOST.pollable_pipes:
+            status = _serve(child, streams, input_fd, control, confinement, log, tty=spec.tty)
+        else:
+            status = serve_on_threads(child, confinement, log)
     finally:
+        confinement.close()
         if control is not None:
             control.close()
     log.close()
@@ -149,8 +171,34 @@ def run(spec: ShimSpec) -> int:
     return 0
 
 
+def serve_on_threads(child: subprocess.Popen[bytes], confinement: Confinement,
+                     log: JsonFileLog) -> int:
+    """Where pipes cannot be polled (Windows): copy stdout and stderr into the log on a
+    thread each until the command has exited and its output has ended; its exit status.
+    What the command left running is ended with it, so nothing holds the pipes open."""
+    lock = threading.Lock()
+
+    def copy(pipe: IO[bytes], stream: Stream) -> None:
+        with pipe:
+            while data := os.read(pipe.fileno(), 65536):
+                with lock:
+                    log.write(stream, data)
+
+    assert child.stdout is not None and child.stderr is not None
+    copiers = [threading.Thread(target=copy, args=(pipe, stream), daemon=True)
+               for pipe, stream in ((child.stdout, "stdout"), (child.stderr, "stderr"))]
+    for thread in copiers:
+        thread.start()
+    status = child.wait()
+    confinement.end_rest()
+    for thread in copiers:
+        thread.join()
+    return status
+
+
 def _serve(child: subprocess.Popen[bytes], streams: dict[int, Stream], input_fd: int | None,
-           control: ControlServer | None, log: JsonFileLog, *, tty: bool) -> int:
+           control: ControlServer | None, confinement: Confinement, log: JsonFileLog, *,
+           tty: bool) -> int:
     """Copy the output into the log and serve the control socket until the command has
     exited and its output has ended; its wait status."""
     # The worker signals the container, not the shim; a signal meant for us is passed on.
@@ -181,8 +229,7 @@ def _serve(child: subprocess.Popen[bytes], streams: dict[int, Stream], input_fd:
                 if status is None:
                     status = child.poll()
                     if status is not None:
-                        with contextlib.suppress(ProcessLookupError, PermissionError):
-                            os.killpg(child.pid, signal.SIGKILL)
+                        confinement.end_rest()
                 continue
             if control is not None and fd == control.listener.fileno():
                 worker = control.accept(input_fd)

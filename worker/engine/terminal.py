@@ -1,4 +1,4 @@
-"""Ptys and non-blocking descriptors as the worker drives them (Unix only): waiting on a
+"""Ptys and non-blocking descriptors as the worker drives them (ptys: Unix only): waiting on a
 descriptor, a terminal's window size, and the copy of a container's terminal output into its
 raw stdout file, from where it reaches the json-file log."""
 
@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
 import os
 import struct
-import termios
 
 
 async def wait_ready(fd: int, *, write: bool, wake: asyncio.Event | None = None) -> None:
@@ -36,6 +34,9 @@ async def wait_ready(fd: int, *, write: bool, wake: asyncio.Event | None = None)
 
 def set_window_size(fd: int, rows: int, cols: int) -> None:
     """TIOCSWINSZ on a pty master: the processes on the terminal get SIGWINCH."""
+    import fcntl  # Unix only, like ptys; the module is imported on every host
+    import termios
+
     with contextlib.suppress(OSError):
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
