@@ -306,6 +306,8 @@ def _drive(conn: socket.socket, plan: Plan, setup_pid: int, container_id: str,
             except OSError as exc:
                 raise CreateFailed("write id mappings", str(exc)) from exc
             send(conn, {"t": "mapped"})
+        elif kind == "sources":
+            _open_bind_sources(conn, plan, setup_pid)
         elif kind == "pid":
             pid = msg.get("pid")
             assert isinstance(pid, int)
@@ -331,6 +333,28 @@ def _drive(conn: socket.socket, plan: Plan, setup_pid: int, container_id: str,
                 os.close(pty)
             raise CreateFailed(str(msg.get("step")), str(msg.get("reason")),
                                errno=str(msg.get("errno") or ""))
+
+
+def _open_bind_sources(conn: socket.socket, plan: Plan, setup_pid: int) -> None:
+    """A child of ours enters the setup child's new mount namespace as the host's root, opens
+    each bind source there (O_PATH) and sends the descriptors to the setup child: the
+    container's mapped root may not be allowed to walk to a source (runc's mount fds). A
+    child, because setns into a mount namespace needs a process sharing no fs state."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            try:
+                fd = os.open(f"/proc/{setup_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+                sc.setns(fd, NAMESPACES["mount"][0])
+                fds = [os.open(m.source, os.O_PATH | os.O_CLOEXEC)
+                       for m in plan.mounts if m.options.is_bind]
+            except OSError as exc:
+                send(conn, {"t": "failed", "reason": f"{exc.filename}: {exc.strerror}"})
+            else:
+                send(conn, {"t": "sources"}, fds)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
 
 
 def exec_in(record: RuntimeRecord, proc: ProcessPlan, *,

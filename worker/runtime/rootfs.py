@@ -76,15 +76,22 @@ def prepare(plan: Plan) -> None:
     sc.mount(plan.rootfs, plan.rootfs, None, MS_BIND | MS_REC)
 
 
-def do_mount(plan: Plan, m: MountPlan, cgroup_dirs: dict[str, str], in_userns: bool) -> None:
-    """One entry of config.json's mounts."""
+def do_mount(plan: Plan, m: MountPlan, cgroup_dirs: dict[str, str], in_userns: bool, *,
+             source_fd: int | None = None) -> None:
+    """One entry of config.json's mounts; ``source_fd``: the bind source, opened (O_PATH) by
+    the host's root where the container's own root may not reach it. It is closed here."""
     root = plan.rootfs
     opts = m.options
     flags = opts.flags
     if opts.is_bind:
-        st = os.stat(m.source)
-        target = _mount_at(root, m.destination, is_dir=stat.S_ISDIR(st.st_mode), source=m.source,
-                           fstype=None, flags=flags & (MS_BIND | MS_REC))
+        source = m.source if source_fd is None else f"/proc/self/fd/{source_fd}"
+        try:
+            st = os.stat(source)
+            target = _mount_at(root, m.destination, is_dir=stat.S_ISDIR(st.st_mode),
+                               source=source, fstype=None, flags=flags & (MS_BIND | MS_REC))
+        finally:
+            if source_fd is not None:
+                os.close(source_fd)
         extra = flags & ~(MS_BIND | MS_REC | MS_REMOUNT)
         if extra:
             locked = _current_flags(target) & _LOCKED if in_userns else 0

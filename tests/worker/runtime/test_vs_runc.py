@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.runtime_harness import Bundle, env, shoal_cmd
+from tests.helpers.runtime_harness import Bundle, cli, env, shoal_cmd
 
 pytestmark = pytest.mark.root
 
@@ -124,3 +124,39 @@ def test_joined_network_namespace(make_bundle: Callable[..., Bundle], state_root
         assert ours.stdout == theirs.stdout
     finally:
         subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+def test_user_namespace_reaches_what_only_the_hosts_root_can(
+        make_bundle: Callable[..., Bundle], state_root: Path, runc_root: Path,
+        tmp_path: Path) -> None:
+    """The container's root is host uid 100000: a bind source in a 0700 directory of the
+    host's root, and a state directory it cannot enter, are opened before the mapping (the
+    gate fifo) or by the host's root inside the new mount namespace (the sources), as runc
+    does; run and exec both see the files."""
+    # The bundle's path is walked by the mapped root (runc's userns.bats does the same).
+    for d in (tmp_path, *tmp_path.parents):
+        d.chmod(d.stat().st_mode | 0o111)
+    private = tmp_path / "private"
+    for name in ("one", "two"):
+        (private / name).mkdir(parents=True)
+        (private / name / "foo.txt").write_text(name)
+    private.chmod(0o700)
+    state_root.mkdir(mode=0o700)
+
+    def edit(cfg: dict[str, Any]) -> None:
+        _userns(cfg)
+        cfg["mounts"] += [{"destination": f"/tmp/{name}", "type": "bind",
+                           "source": str(private / name), "options": ["bind"]}
+                          for name in ("one", "two")]
+
+    bundle = make_bundle(["cat", "/tmp/one/foo.txt", "/tmp/two/foo.txt"], edit)
+    theirs, ours = run_both(bundle, state_root, runc_root)
+    assert theirs.returncode == 0, theirs.stderr
+    assert (ours.returncode, ours.stdout) == (0, "onetwo"), ours.stderr
+
+    bundle.config["process"]["args"] = ["sleep", "1000"]
+    bundle.write()
+    cli(state_root, "run", "-d", "-b", str(bundle.path), "userns")
+    seen = cli(state_root, "exec", "userns", "cat", "/tmp/one/foo.txt", "/tmp/two/foo.txt")
+    assert seen.stdout == "onetwo"
+    cli(state_root, "delete", "--force", "userns")
