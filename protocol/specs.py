@@ -191,6 +191,12 @@ class ContainerSpec(_Spec, frozen=True, kw_only=True):
     # --security-opt seccomp=: "" for Docker's default profile, "unconfined" for none, or a
     # profile's JSON text in Docker's format (read by the client, as Docker does).
     seccomp: Annotated[str, msgspec.Meta(max_length=MAX_PROFILE_LEN)] = ""
+    # Docker's capability set changed: names with or without CAP_, or ALL (--cap-add/--cap-drop).
+    cap_add: Rules = []
+    cap_drop: Rules = []
+    # --privileged: every capability, no seccomp filter, no masked or read-only paths, /sys
+    # writable, the host's devices and an open device cgroup. Shown by inspect.
+    privileged: bool = False
 
 
 class Endpoint(_Spec, frozen=True, kw_only=True):

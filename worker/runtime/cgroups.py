@@ -19,15 +19,17 @@ from dataclasses import dataclass
 
 from worker.runtime.errors import BundleInvalid
 from worker.runtime.lazylog import LazyLogger
-from worker.runtime.spec import Resources
+from worker.runtime.spec import DeviceRule, Resources
 
 log = LazyLogger(__name__)
 
-# Devices every container needs, allowed even when the config denies all devices.
+# Devices every container needs, allowed even when the config denies all devices (runc's
+# AllowedDevices): mknod of any node (opening one still needs a rule), null, zero, full,
+# random, urandom, tty, console, ptmx, the ptys, and tun.
 _DEFAULT_DEVICE_RULES = (
-    # null, zero, full, random, urandom
+    "c *:* m", "b *:* m",
     "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
-    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",  # tty console ptmx pts
+    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
 )
 
 
@@ -76,25 +78,32 @@ def v1_writes(res: Resources | None) -> list[tuple[str, str, str]]:
     if weight is not None:
         out.append(("blkio", "blkio.weight", str(weight)))
     if res.devices:
-        out.append(("devices", "devices.deny", "a"))
-        for i, rule in enumerate(res.devices):
-            kind = rule.type or "a"
-            if kind not in ("a", "c", "b"):
-                raise BundleInvalid(f"linux.resources.devices[{i}].type", f"unknown type {kind!r}")
-            access = rule.access or "rwm"
-            if not access or set(access) - set("rwm"):
-                raise BundleInvalid(f"linux.resources.devices[{i}].access",
-                                    f"{access!r} is not a subset of rwm")
-            if kind == "a":
-                entry = "a"
-            else:
-                major = "*" if rule.major is None or rule.major < 0 else str(rule.major)
-                minor = "*" if rule.minor is None or rule.minor < 0 else str(rule.minor)
-                entry = f"{kind} {major}:{minor} {access}"
-            out.append(("devices", "devices.allow" if rule.allow else "devices.deny", entry))
-        out.extend(("devices", "devices.allow", rule) for rule in _DEFAULT_DEVICE_RULES)
+        out.extend(_device_writes(res.devices))
     if res.unified:
         raise BundleInvalid("linux.resources.unified", "needs a cgroup v2 host")
+    return out
+
+
+def _device_writes(rules: list[DeviceRule]) -> list[tuple[str, str, str]]:
+    """Deny every device, then the config's rules in order, then the defaults (as runc:
+    its device emulator starts from deny-all and appends its AllowedDevices)."""
+    out: list[tuple[str, str, str]] = [("devices", "devices.deny", "a")]
+    for i, rule in enumerate(rules):
+        kind = rule.type or "a"
+        if kind not in ("a", "c", "b"):
+            raise BundleInvalid(f"linux.resources.devices[{i}].type", f"unknown type {kind!r}")
+        access = rule.access or "rwm"
+        if not access or set(access) - set("rwm"):
+            raise BundleInvalid(f"linux.resources.devices[{i}].access",
+                                f"{access!r} is not a subset of rwm")
+        if kind == "a":
+            entry = "a"
+        else:
+            major = "*" if rule.major is None or rule.major < 0 else str(rule.major)
+            minor = "*" if rule.minor is None or rule.minor < 0 else str(rule.minor)
+            entry = f"{kind} {major}:{minor} {access}"
+        out.append(("devices", "devices.allow" if rule.allow else "devices.deny", entry))
+    out.extend(("devices", "devices.allow", default) for default in _DEFAULT_DEVICE_RULES)
     return out
 
 
@@ -306,7 +315,11 @@ def create(dirs: list[tuple[Hierarchy, str]], res: Resources | None) -> list[str
                 _write(posixpath.join(d, name), value)
         else:
             by_ctrl = {c: d for h, d in dirs for c in h.controllers}
-            for ctrl, name, value in v1_writes(res):
+            writes = v1_writes(res)
+            if "devices" in by_ctrl and not (res and res.devices):
+                # No device rules in the config: runc still denies all but its defaults.
+                writes += _device_writes([])
+            for ctrl, name, value in writes:
                 if ctrl not in by_ctrl:
                     raise OSError(errno.ENOENT, f"no {ctrl} cgroup hierarchy is mounted")
                 _write(posixpath.join(by_ctrl[ctrl], name), value)
