@@ -14,7 +14,7 @@ import click
 import msgspec
 
 from protocol.errors import ShoalError
-from worker.runtime import cli_info, cli_resources
+from worker.runtime import cli_checkpoint, cli_info, cli_resources
 from worker.runtime.cli_base import RuncGroup, fail, runtime_of, version_lines
 from worker.runtime.lazylog import DEBUG, LOG_FORMATS, WARNING, LazyLogger, configure_cli
 from worker.runtime.ops import DEFAULT_ROOT, Runtime, exit_code
@@ -332,7 +332,7 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
     sys.exit(code)
 
 
-for _verb in (*cli_info.VERBS, *cli_resources.VERBS):
+for _verb in (*cli_info.VERBS, *cli_resources.VERBS, *cli_checkpoint.VERBS):
     runtime.add_command(_verb)
 
 __all__ = ["OciState", "runtime"]

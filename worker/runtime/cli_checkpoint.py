@@ -1,0 +1,56 @@
+"""``shoal runtime checkpoint`` and ``restore``: runc hands these to CRIU. shoal's runtime does
+not drive CRIU yet, so both refuse, saying why in the order an operator would fix it: CRIU is
+not installed; CRIU is installed but ``criu check`` fails on this host (its first error);
+CRIU works but shoal cannot use it. Nothing is changed, and the exit status is 1 (runc's for
+a failed checkpoint). runc's flags are taken whole, since the command refuses as a whole.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import click
+
+from worker.runtime.cli_base import RuncCommand, fail
+
+_CHECK_TIMEOUT = 30.0
+
+
+def criu_refusal() -> str:
+    """Why a checkpoint cannot be taken here."""
+    criu = shutil.which("criu")
+    if criu is None:
+        return "checkpoint/restore needs CRIU, which is not installed (Debian package criu)"
+    try:
+        check = subprocess.run([criu, "check"], capture_output=True, text=True,
+                               timeout=_CHECK_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"checkpoint/restore needs CRIU, and `criu check` could not run: {exc}"
+    if check.returncode != 0:
+        errors = [line for line in (check.stderr + check.stdout).splitlines()
+                  if line.startswith("Error")] or ["(no error message)"]
+        return f"CRIU cannot work on this host: `criu check` failed: {errors[0]}"
+    return "checkpoint/restore is not implemented by shoal's runtime (CRIU works here)"
+
+
+_SETTINGS = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+@click.command(cls=RuncCommand, context_settings=_SETTINGS)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def checkpoint(ctx: click.Context, args: tuple[str, ...]) -> None:
+    """Checkpoint a running container with CRIU (refused: see the message)."""
+    fail(ctx, criu_refusal())
+
+
+@click.command(cls=RuncCommand, context_settings=_SETTINGS)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def restore(ctx: click.Context, args: tuple[str, ...]) -> None:
+    """Restore a container from a CRIU checkpoint (refused: see the message)."""
+    fail(ctx, criu_refusal())
+
+
+VERBS = [checkpoint, restore]
