@@ -37,7 +37,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 @click.option("--log", "log_path", default=None, metavar="FILE",
               help="Append the log events to FILE instead of stderr.")
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), default=None,
-              help="Log events as key=value text or JSON lines (default with --log: text).")
+              help="Log events as key=value text (the default) or JSON lines.")
 @click.option("--systemd-cgroup", is_flag=True, hidden=True,
               help="Refused: cgroupsPath is a path under the runtime's own cgroup.")
 @click.option("--version", "-v", is_flag=True, expose_value=False, is_eager=True,
@@ -62,8 +62,9 @@ def runtime(ctx: click.Context, root: Path, debug: bool, log_path: str | None,
         ctx.call_on_close(stream.close)
         ctx.obj["log_file"] = log_path
     # stdout belongs to the containers and to `state`/`list`: logs go to stderr (or --log).
-    configure_cli(DEBUG if debug else WARNING, stream=stream,
-                  log_format=log_format or ("text" if log_path is not None else None))
+    # runc's default is text, to stderr too (`shoal runtime` under shoal's CLI, which logs
+    # JSON lines, included).
+    configure_cli(DEBUG if debug else WARNING, stream=stream, log_format=log_format or "text")
     if systemd_cgroup:
         fail(ctx, "--systemd-cgroup is not supported: cgroupsPath is a path under the "
                   "runtime's own cgroup")

@@ -296,8 +296,8 @@ def _init(ctx: InitContext) -> None:
     os.close(gate)
     try:
         hookmod.run_hooks(plan.hooks.get("start_container", ()), state, what="startContainer")
-        procmod.become(proc)
-        procmod.exec_process(proc, executable)
+        entered = procmod.become(proc)
+        procmod.exec_process(proc, executable, cwd_entered=entered)
     except BaseException as exc:
         # Nobody listens any more: say it on the container's stderr, like a shell would.
         os.write(2, f"shoal runtime: start failed: {exc}\n".encode(errors="replace"))

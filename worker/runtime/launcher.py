@@ -177,6 +177,8 @@ def create(root: Path, container_id: str, bundle: str, *,
                           state_json=state_json)
         ctx.direct = _direct(plan)
         ctx.late_cgroups = late_cgroups
+        # runc's debug messages for the same milestones, for whoever reads runc's logs.
+        log.debug("nsexec container setup", container_id=container_id)
         setup_pid = _fork_direct(ctx, parent_sock, forker) if ctx.direct else os.fork()
         if setup_pid == 0:
             parent_sock.close()
@@ -327,6 +329,8 @@ def _drive(conn: socket.socket, plan: Plan, setup_pid: int, container_id: str,
         elif kind == "pty":
             pty = fds[0]
         elif kind == "created":
+            log.debug("child process in init()", pid=init_pid)
+            log.debug("init: closing the pipe to signal completion", pid=init_pid)
             return init_pid, pty
         elif kind == "error":
             if pty is not None:

@@ -258,7 +258,7 @@ class Runtime:
              stdio: tuple[int, int, int] = (0, 1, 2),
              additional_gids: builtins.list[int] | None = None, preserve_fds: int = 0,
              ignore_paused: bool = False) -> launcher.Executed:
-        """Run a process in a running container's namespaces and cgroup: its pid, and the
+        """Run a process in a created or running container's namespaces and cgroup: its pid, and the
         master of its new pty with ``tty`` (then ``stdio`` is not used), of ``console_size``
         (rows, cols) from the start. ``additional_gids`` replace the init's supplementary
         groups; ``preserve_fds``: descriptors 3 .. 3+N-1 of this process are passed on (when
@@ -274,7 +274,8 @@ class Runtime:
         status = sd.status(record)
         if status == "paused" and not ignore_paused:
             raise WrongState(f"cannot exec in a paused container ({container_id!r})")
-        if status not in ("running", "paused"):
+        # A created container's init waits at the gate in its finished root: runc enters it.
+        if status not in ("created", "running", "paused"):
             raise WrongState(f"container {container_id!r} is {status}, not running")
         if preserve_fds and self.exec_cloner is not None:
             raise OperationFailed("preserve_fds needs the process forked by the caller")

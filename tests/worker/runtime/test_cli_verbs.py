@@ -207,3 +207,12 @@ def test_checkpoint_and_restore_refuse_saying_why(tmp_path: Path, verb: str, cri
                           check=False)
     assert done.returncode == 1
     assert done.stderr.startswith("shoal runtime: ") and said in done.stderr
+
+
+def test_debug_goes_to_stderr_as_runcs_text_under_shoals_own_cli(tmp_path: Path) -> None:
+    """`shoal runtime --debug` (shoal's CLI logs JSON lines itself) logs runc's text."""
+    done = subprocess.run([sys.executable, "-m", "cli", "runtime", "--root", str(tmp_path),
+                           "--debug", "list"], env=env(), capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"level=debug .*runtime\.command", done.stderr), done.stderr
