@@ -383,3 +383,38 @@ def _wait_exit(pid: int, timeout: float) -> None:
 
 def _has_children(d: str) -> bool:
     return any(e.is_dir() for e in os.scandir(d))
+
+
+def exec_dirs(container_dirs: list[str], hierarchies: list[Hierarchy],
+              requests: list[str]) -> list[str]:
+    """The cgroups an exec'd process joins: the container's own, or for each ``--cgroup``
+    request (``PATH``, or ``CONTROLLER[,CONTROLLER]:PATH``) a sub-cgroup of it, as runc does.
+    Raises OperationFailed for a path outside the container's cgroup, an unknown controller,
+    or a sub-cgroup that does not exist."""
+    from worker.runtime.errors import OperationFailed
+
+    def hierarchy_of(d: str) -> Hierarchy | None:
+        return next((h for h in hierarchies
+                     if d == h.mountpoint or d.startswith(h.mountpoint.rstrip("/") + "/")), None)
+
+    owners = {d: hierarchy_of(d) for d in container_dirs}
+    chosen = {d: d for d in container_dirs}
+    for request in requests:
+        names, colon, path = request.rpartition(":")
+        sub = posixpath.normpath(path.lstrip("/") or ".")
+        if sub == ".." or sub.startswith("../"):
+            raise OperationFailed(f"exec --cgroup: {path} is not a sub cgroup path")
+        wanted = set(names.split(",")) if colon else None
+        known = {c.removeprefix("name=") for h in owners.values() if h for c in h.controllers}
+        for name in wanted or ():
+            if name not in known:
+                raise OperationFailed(f"exec --cgroup: unknown controller {name!r}")
+        for d, h in owners.items():
+            ctrls = {c.removeprefix("name=") for c in h.controllers} if h else set()
+            if wanted is None or (h is not None and (h.unified or wanted & ctrls)):
+                chosen[d] = posixpath.normpath(posixpath.join(d, sub))
+    for d in chosen.values():
+        if not os.path.isdir(d):
+            raise OperationFailed(f"exec failed: adding pid to cgroups: open "
+                                  f"{d}/cgroup.procs: no such file or directory")
+    return list(chosen.values())

@@ -137,7 +137,13 @@ def kill(ctx: click.Context, all_processes: bool, container_id: str, sig: str) -
 @click.pass_context
 def delete(ctx: click.Context, force: bool, container_id: str) -> None:
     """Delete a stopped container (or any with --force), leaving nothing behind."""
-    runtime_of(ctx).delete(container_id, force=force)
+    from worker.runtime.errors import ContainerNotFound
+
+    try:
+        runtime_of(ctx).delete(container_id, force=force)
+    except ContainerNotFound:
+        if not force:  # as runc: --force of a container that is not there succeeds
+            raise
 
 
 @runtime.command()
@@ -279,13 +285,16 @@ EXEC_FAILED = 255
               help="Pass on N descriptors past stdio (3 .. 3+N-1).")
 @click.option("--ignore-paused", is_flag=True,
               help="Enter a paused container too (the process waits, frozen, for resume).")
+@click.option("--cgroup", "cgroups", multiple=True, metavar="[CONTROLLER[,...]:]PATH",
+              help="Join this sub-cgroup of the container's (repeatable).")
 @click.argument("container_id")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str | None,
           detach: bool, use_tty: bool, console_socket: str | None, pid_file: str | None,
           process_json: str | None, additional_gids: tuple[int, ...], preserve_fds: int,
-          ignore_paused: bool, container_id: str, command: tuple[str, ...]) -> None:
+          ignore_paused: bool, cgroups: tuple[str, ...], container_id: str,
+          command: tuple[str, ...]) -> None:
     """Run a process inside a running container; exits with its status."""
     from worker.runtime import syscalls as sc
 
@@ -311,10 +320,19 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
     try:
         done = rt.exec(container_id, args, env=full_env, cwd=cwd, uid=uid, gid=gid,
                        tty=use_tty, additional_gids=list(additional_gids) or None,
-                       preserve_fds=preserve_fds, ignore_paused=ignore_paused)
+                       preserve_fds=preserve_fds, ignore_paused=ignore_paused,
+                       cgroups=list(cgroups))
     except ShoalError as exc:
         fail(ctx, str(exc), EXEC_FAILED)
-    _write_pid(pid_file, done.pid)
+    try:
+        _write_pid(pid_file, done.pid)
+    except OSError as exc:
+        # As runc: a process nobody could find by its pid file is not left running.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(done.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(done.pid, 0)
+        fail(ctx, f"cannot write the pid file: {exc}", EXEC_FAILED)
     master = done.pty_master
     if master is not None and (detach or console_socket):
         if console_socket:

@@ -363,15 +363,18 @@ def _open_bind_sources(conn: socket.socket, plan: Plan, setup_pid: int) -> None:
 
 def exec_in(record: RuntimeRecord, proc: ProcessPlan, *,
             stdio: tuple[int, int, int] = (0, 1, 2),
-            cloner: ExecCloner | None = None) -> Executed:
+            cloner: ExecCloner | None = None,
+            cgroup_dirs: list[str] | None = None) -> Executed:
     """Start ``proc`` inside a running container; returns its pid once it has exec'd, and the
     master of its pty when ``proc.terminal`` asks for one. ``cloner``: where to clone it
-    straight into the container's pid namespace (the helper's zygote), if not forked here."""
+    straight into the container's pid namespace (the helper's zygote), if not forked here;
+    ``cgroup_dirs``: sub-cgroups of the container's to join instead of its own."""
     if proc_start_time(record.pid) != record.pid_start:
         raise OperationFailed(f"container {record.id!r} is not running")
     target = ExecTarget(container_id=record.id, pid=record.pid, pid_start=record.pid_start,
                         namespaces=tuple(record.namespaces),
-                        cgroup_dirs=tuple(record.cgroup_dirs))
+                        cgroup_dirs=tuple(cgroup_dirs or record.cgroup_dirs))
+    log.debug("nsexec container setup", container_id=record.id)
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     forked = 0
     try:
@@ -412,4 +415,7 @@ def exec_in(record: RuntimeRecord, proc: ProcessPlan, *,
         if pty is not None:
             os.close(pty)
         raise OperationFailed("exec: the helper exited without starting the process")
+    # runc's debug messages for the same milestones (runc's exec.bats looks for them).
+    log.debug("child process in init()", pid=pid)
+    log.debug("setns_init: about to exec", pid=pid)
     return Executed(pid, pty)

@@ -1,0 +1,106 @@
+"""Behaviours runc v1.1.5's integration tests expect (exec.bats, kill.bats, delete.bats,
+cwd.bats), on real containers through the runtime's command line: exec --cgroup into a
+sub-cgroup, exec's pid file, kill -a of a stopped container and signal 0, delete --force of a
+missing id, a cwd only the runtime's root can enter."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.runtime_harness import Bundle, cli
+
+pytestmark = pytest.mark.root
+
+V1 = Path("/sys/fs/cgroup")
+
+
+def _sleeper(cfg: dict[str, Any]) -> None:
+    cfg["process"]["args"] = ["sleep", "1000"]
+
+
+@pytest.fixture
+def cgroups_path() -> Iterator[str]:
+    """An absolute cgroupsPath; every directory under it removed afterwards, deepest first."""
+    top = f"shoal-test-{uuid.uuid4().hex[:8]}"
+    yield f"/{top}/ct"
+    for hierarchy in V1.iterdir():
+        base = hierarchy / top
+        if base.is_dir():
+            for dirpath, _dirs, _files in sorted(os.walk(base), key=lambda w: -len(w[0])):
+                os.rmdir(dirpath)
+
+
+def test_exec_joins_a_sub_cgroup_of_the_containers(make_bundle: Callable[..., Bundle],
+                                                   state_root: Path, cgroups_path: str) -> None:
+    if not (V1 / "memory").is_dir():
+        pytest.skip("a cgroup v1 memory hierarchy (this host's layout) is needed")
+
+    def edit(cfg: dict[str, Any]) -> None:
+        _sleeper(cfg)
+        cfg["linux"]["cgroupsPath"] = cgroups_path
+
+    cli(state_root, "run", "-d", "-b", str(make_bundle([], edit).path), "g1")
+    rel = cgroups_path.lstrip("/")
+    (V1 / "memory" / rel / "sub").mkdir()
+    seen = cli(state_root, "exec", "--cgroup", "memory:sub", "g1", "cat", "/proc/self/cgroup")
+    lines = seen.stdout.splitlines()
+    assert any(line.endswith(f":memory:{cgroups_path}/sub") for line in lines), lines
+    assert any(line.endswith(f":pids:{cgroups_path}") for line in lines), lines
+    for request, said in ((["--cgroup", ".."], ".. is not a sub cgroup path"),
+                          (["--cgroup", "nope"], "/nope/cgroup.procs: no such file"),
+                          (["--cgroup", "whaaat:/"], "unknown controller 'whaaat'")):
+        refused = cli(state_root, "exec", *request, "g1", "true", check=False)
+        assert refused.returncode == 255 and said in refused.stderr, refused.stderr
+    cli(state_root, "delete", "--force", "g1")
+
+
+def test_exec_pid_file_that_cannot_be_written_fails_and_kills_the_process(
+        make_bundle: Callable[..., Bundle], state_root: Path) -> None:
+    cli(state_root, "run", "-d", "-b", str(make_bundle([], _sleeper).path), "p1")
+    refused = cli(state_root, "exec", "--pid-file", "/non-existent/dir/pid", "p1", "sleep",
+                  "999", check=False)
+    assert refused.returncode == 255
+    assert "pid file" in refused.stderr
+    ps = json.loads(cli(state_root, "ps", "-f", "json", "p1").stdout)
+    assert len(ps) == 1  # only the init: the exec'd sleep was killed
+    cli(state_root, "delete", "--force", "p1")
+
+
+def test_kill_all_of_a_stopped_container_and_signal_zero(make_bundle: Callable[..., Bundle],
+                                                         state_root: Path) -> None:
+    cli(state_root, "run", "-d", "-b", str(make_bundle([], _sleeper).path), "k1")
+    cli(state_root, "kill", "k1", "0")  # the init is there
+    cli(state_root, "kill", "k1", "KILL")
+    pid = json.loads(cli(state_root, "state", "k1").stdout)["pid"]
+    fd = os.pidfd_open(pid) if Path(f"/proc/{pid}").exists() else None
+    if fd is not None:
+        import select
+        assert select.select([fd], [], [], 10)[0]
+        os.close(fd)
+    assert cli(state_root, "kill", "k1", "0", check=False).returncode == 1  # stopped
+    cli(state_root, "kill", "-a", "k1", "0")  # as runc: --all reaches a stopped one
+    cli(state_root, "delete", "k1")
+
+
+def test_delete_force_of_a_missing_container_succeeds(state_root: Path) -> None:
+    cli(state_root, "delete", "--force", "nothere")
+    plain = cli(state_root, "delete", "nothere", check=False)
+    assert plain.returncode == 1 and "does not exist" in plain.stderr
+
+
+def test_cwd_only_the_runtime_can_enter_is_entered_before_the_user_changes(
+        make_bundle: Callable[..., Bundle], state_root: Path) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["process"]["cwd"] = "/root"
+        cfg["process"]["user"] = {"uid": 42, "gid": 42}
+
+    bundle = make_bundle(["pwd"], edit)
+    (bundle.path / "rootfs" / "root").chmod(0o700)  # root's; not for uid 42
+    assert cli(state_root, "run", "-b", str(bundle.path), "w1").stdout == "/root\n"
