@@ -37,7 +37,8 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 @click.option("--log", "log_path", default=None, metavar="FILE",
               help="Append the log events to FILE instead of stderr.")
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), default=None,
-              help="Log events as key=value text (the default) or JSON lines.")
+              help="Log events as key=value text or JSON lines (default with --log or --debug: "
+                   "text).")
 @click.option("--systemd-cgroup", is_flag=True, hidden=True,
               help="Refused: cgroupsPath is a path under the runtime's own cgroup.")
 @click.option("--version", "-v", is_flag=True, expose_value=False, is_eager=True,
@@ -62,9 +63,11 @@ def runtime(ctx: click.Context, root: Path, debug: bool, log_path: str | None,
         ctx.call_on_close(stream.close)
         ctx.obj["log_file"] = log_path
     # stdout belongs to the containers and to `state`/`list`: logs go to stderr (or --log).
-    # runc's default is text, to stderr too (`shoal runtime` under shoal's CLI, which logs
-    # JSON lines, included).
-    configure_cli(DEBUG if debug else WARNING, stream=stream, log_format=log_format or "text")
+    # runc's flags get runc's text (under shoal's CLI too, which logs JSON lines when stderr
+    # is not a terminal); without them the program's own format stays.
+    default_format = "text" if log_path is not None or debug else None
+    configure_cli(DEBUG if debug else WARNING, stream=stream,
+                  log_format=log_format or default_format)
     if systemd_cgroup:
         fail(ctx, "--systemd-cgroup is not supported: cgroupsPath is a path under the "
                   "runtime's own cgroup")
@@ -302,6 +305,7 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
     args = list(command[1:] if command[:1] == ("--",) else command)
     uid = gid = None
     full_env: list[str] | None = None
+    console_size: tuple[int, int] | None = None
     if process_json:
         from worker.runtime.spec import Process
         with open(process_json, "rb") as f:
@@ -309,6 +313,8 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
         args, cwd, full_env = p.args, p.cwd, p.env
         uid, gid = p.user.uid, p.user.gid
         use_tty = use_tty or p.terminal
+        if p.console_size is not None:
+            console_size = (p.console_size.height, p.console_size.width)
     if user:
         u, _, g = user.partition(":")
         uid = int(u)
@@ -319,7 +325,8 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
     sc.set_child_subreaper()
     try:
         done = rt.exec(container_id, args, env=full_env, cwd=cwd, uid=uid, gid=gid,
-                       tty=use_tty, additional_gids=list(additional_gids) or None,
+                       tty=use_tty, console_size=console_size,
+                       additional_gids=list(additional_gids) or None,
                        preserve_fds=preserve_fds, ignore_paused=ignore_paused,
                        cgroups=list(cgroups))
     except ShoalError as exc:

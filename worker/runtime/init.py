@@ -295,8 +295,10 @@ def _init(ctx: InitContext) -> None:
         state = os.read(gate, MAX_MESSAGE)
     os.close(gate)
     try:
-        hookmod.run_hooks(plan.hooks.get("start_container", ()), state, what="startContainer")
+        # As runc: the startContainer hooks run as the process will, its user, capabilities
+        # and seccomp filter in place, right before the exec.
         entered = procmod.become(proc)
+        hookmod.run_hooks(plan.hooks.get("start_container", ()), state, what="startContainer")
         procmod.exec_process(proc, executable, cwd_entered=entered)
     except BaseException as exc:
         # Nobody listens any more: say it on the container's stderr, like a shell would.

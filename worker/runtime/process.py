@@ -85,6 +85,7 @@ def become(proc: ProcessPlan) -> bool:
                 sc.prctl(sc.PR_CAPBSET_DROP, n)
         # Keep the permitted set across the uid change; capset below sets the exact sets.
         sc.prctl(sc.PR_SET_KEEPCAPS, 1)
+    _own_terminal(proc.uid)
     os.setgroups(list(proc.additional_gids))
     os.setresgid(proc.gid, proc.gid, proc.gid)
     os.setresuid(proc.uid, proc.uid, proc.uid)
@@ -102,6 +103,20 @@ def become(proc: ProcessPlan) -> bool:
         if proc.seccomp is not None:
             sc.seccomp_set_filter(proc.seccomp.program, proc.seccomp.flags)
     return entered
+
+
+def _own_terminal(uid: int) -> None:
+    """As runc: a terminal on stdio becomes the process's user's, so that a non-root process
+    can use its console; the group stays (devpts gives the tty group). Only terminals: a pipe
+    or file handed in by the caller keeps its owner."""
+    for fd in (0, 1, 2):
+        try:
+            if os.isatty(fd) and os.fstat(fd).st_uid != uid:
+                os.fchown(fd, uid, -1)
+        except OSError as exc:
+            # EINVAL/EPERM: the owner is not mapped in our user namespace; leave it as is.
+            if exc.errno not in (errno.EINVAL, errno.EPERM, errno.EBADF):
+                raise
 
 
 def exec_process(proc: ProcessPlan, executable: str, *, cwd_entered: bool = False) -> None:

@@ -104,3 +104,22 @@ def test_cwd_only_the_runtime_can_enter_is_entered_before_the_user_changes(
     bundle = make_bundle(["pwd"], edit)
     (bundle.path / "rootfs" / "root").chmod(0o700)  # root's; not for uid 42
     assert cli(state_root, "run", "-b", str(bundle.path), "w1").stdout == "/root\n"
+
+
+def test_start_container_hooks_run_as_the_process_under_its_seccomp_filter(
+        make_bundle: Callable[..., Bundle], state_root: Path) -> None:
+    """As runc: the process's filter is in place when the hooks run (runc's seccomp.bats), and
+    a hook's failure is said in runc's words."""
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+        cfg["process"]["noNewPrivileges"] = True
+        cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_KILL"}]}
+        cfg["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": [
+            "sh", "-c", "exec mkdir /tmp/x"]}]}
+
+    done = cli(state_root, "run", "-b", str(make_bundle(["true"], edit).path), "h1",
+               check=False)
+    assert done.returncode != 0
+    assert "error running hook startContainer[0] /bin/sh: signal: bad system call" in (
+        done.stderr), done.stderr
