@@ -80,7 +80,8 @@ def v1_writes(res: Resources | None) -> list[tuple[str, str, str]]:
     if res.devices:
         out.extend(_device_writes(res.devices))
     if res.unified:
-        raise BundleInvalid("linux.resources.unified", "needs a cgroup v2 host")
+        raise BundleInvalid("linux.resources.unified", "invalid configuration: cgroup v1 has "
+                            "no unified resources (they need a cgroup v2 host)")
     return out
 
 

@@ -123,3 +123,29 @@ def test_start_container_hooks_run_as_the_process_under_its_seccomp_filter(
     assert done.returncode != 0
     assert "error running hook startContainer[0] /bin/sh: signal: bad system call" in (
         done.stderr), done.stderr
+
+
+@pytest.mark.parametrize("directory", ["proc", "sys"])
+def test_proc_or_sys_made_a_symlink_by_the_image_is_refused(
+        make_bundle: Callable[..., Bundle], state_root: Path, directory: str) -> None:
+    bundle = make_bundle(["true"])
+    target = bundle.path / "rootfs" / directory
+    target.rmdir()
+    target.symlink_to("/elsewhere")
+    refused = cli(state_root, "run", "-b", str(bundle.path), "s1", check=False)
+    assert refused.returncode == 1
+    assert "must be mounted on ordinary directory" in refused.stderr, refused.stderr
+
+
+def test_read_only_dev_is_made_read_only_after_its_contents(
+        make_bundle: Callable[..., Bundle], state_root: Path) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        for m in cfg["mounts"]:
+            if m["destination"] == "/dev":
+                m["options"].append("ro")
+
+    bundle = make_bundle(["sh", "-c", "ls /dev/null /dev/pts/ptmx; grep ' /dev ' /proc/mounts "
+                          "| cut -d' ' -f4 | cut -d, -f1; touch /dev/x 2>/dev/null || echo ro"],
+                         edit)
+    done = cli(state_root, "run", "-b", str(bundle.path), "d1")
+    assert done.stdout.splitlines() == ["/dev/null", "/dev/pts/ptmx", "ro", "ro"]
