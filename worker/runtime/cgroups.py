@@ -93,10 +93,13 @@ def _device_writes(rules: list[DeviceRule]) -> list[tuple[str, str, str]]:
         kind = rule.type or "a"
         if kind not in ("a", "c", "b"):
             raise BundleInvalid(f"linux.resources.devices[{i}].type", f"unknown type {kind!r}")
-        access = rule.access or "rwm"
-        if not access or set(access) - set("rwm"):
+        given = rule.access or "rwm"
+        # As runc (its device emulator): letters other than r, w and m are no permission and
+        # are dropped ("rwa" is rw); a rule left with none is refused.
+        access = "".join(c for c in "rwm" if c in given)
+        if not access:
             raise BundleInvalid(f"linux.resources.devices[{i}].access",
-                                f"{access!r} is not a subset of rwm")
+                                f"{given!r} names none of r, w and m")
         if kind == "a":
             entry = "a"
         else:
@@ -178,7 +181,8 @@ class Hierarchy:
 
 
 def discover() -> list[Hierarchy]:
-    """The cgroup hierarchies of this process, from /proc/self/mountinfo and /proc/self/cgroup."""
+    """The cgroup hierarchies of this process, from /proc/self/mountinfo and /proc/self/cgroup
+    (on a hybrid host, the controller-less v2 tree last)."""
     own: dict[str, str] = {}
     with open("/proc/self/cgroup") as f:
         for line in f:
@@ -194,8 +198,6 @@ def discover() -> list[Hierarchy]:
             root, mountpoint = fields[3], fields[4]
             fstype, _src, superopts = right.split()[:3]
             if fstype == "cgroup2":
-                if not unified_host:
-                    continue  # hybrid: the v2 tree carries no controllers here
                 key = ""
                 ctrls: frozenset[str] = frozenset()
             elif fstype == "cgroup":
@@ -215,6 +217,10 @@ def discover() -> list[Hierarchy]:
             rel = posixpath.relpath(own_path, root) if own_path.startswith(root) else "."
             own_dir = posixpath.normpath(posixpath.join(mountpoint, rel))
             result.append(Hierarchy(ctrls, mountpoint, own_dir, fstype == "cgroup2"))
+    if not unified_host:
+        # Hybrid: the v2 tree carries no controllers, but runc places the container in it too
+        # (what /proc/PID/cgroup's 0:: line shows). Last: the v1 hierarchies decide the rest.
+        result.sort(key=lambda h: h.unified)
     return result
 
 
@@ -412,7 +418,8 @@ def exec_dirs(container_dirs: list[str], hierarchies: list[Hierarchy],
                 raise OperationFailed(f"exec --cgroup: unknown controller {name!r}")
         for d, h in owners.items():
             ctrls = {c.removeprefix("name=") for c in h.controllers} if h else set()
-            if wanted is None or (h is not None and (h.unified or wanted & ctrls)):
+            # A controller-less v2 tree (hybrid, or a v2 host) takes plain paths only.
+            if wanted is None or wanted & ctrls:
                 chosen[d] = posixpath.normpath(posixpath.join(d, sub))
     for d in chosen.values():
         if not os.path.isdir(d):

@@ -7,9 +7,6 @@ a failed checkpoint). runc's flags are taken whole, since the command refuses as
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import click
 
 from worker.runtime.cli_base import RuncCommand, fail
@@ -19,6 +16,9 @@ _CHECK_TIMEOUT = 30.0
 
 def criu_refusal() -> str:
     """Why a checkpoint cannot be taken here."""
+    import shutil  # here: the command line's start imports neither
+    import subprocess
+
     criu = shutil.which("criu")
     if criu is None:
         return "checkpoint/restore needs CRIU, which is not installed (Debian package criu)"

@@ -26,8 +26,9 @@ def _sleeper(cfg: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def cgroups_path() -> Iterator[str]:
-    """An absolute cgroupsPath; every directory under it removed afterwards, deepest first."""
+def cgroups_path(state_root: Path) -> Iterator[str]:
+    """An absolute cgroupsPath; every directory under it removed afterwards, deepest first
+    (after state_root's teardown has deleted what a failed test left running)."""
     top = f"shoal-test-{uuid.uuid4().hex[:8]}"
     yield f"/{top}/ct"
     for hierarchy in V1.iterdir():
@@ -149,3 +150,55 @@ def test_read_only_dev_is_made_read_only_after_its_contents(
                          edit)
     done = cli(state_root, "run", "-b", str(bundle.path), "d1")
     assert done.stdout.splitlines() == ["/dev/null", "/dev/pts/ptmx", "ro", "ro"]
+
+
+def test_hybrid_host_places_the_container_in_the_v2_tree_too(
+        make_bundle: Callable[..., Bundle], state_root: Path, cgroups_path: str) -> None:
+    if not (V1 / "unified" / "cgroup.procs").exists() or (V1 / "cgroup.controllers").exists():
+        pytest.skip("a hybrid cgroup host (v1 controllers, v2 tree at /sys/fs/cgroup/unified)")
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["cgroupsPath"] = cgroups_path
+
+    done = cli(state_root, "run", "-b", str(make_bundle(["cat", "/proc/self/cgroup"], edit).path),
+               "y1")
+    assert f"0::{cgroups_path}" in done.stdout.splitlines()
+    assert not (V1 / "unified" / cgroups_path.lstrip("/")).exists()  # removed with it
+
+
+def test_device_rule_letters_beyond_rwm_are_dropped_as_runc_drops_them(
+        make_bundle: Callable[..., Bundle], state_root: Path) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        for kind in ("bounding", "effective", "permitted"):
+            cfg["process"]["capabilities"][kind].append("CAP_MKNOD")
+        cfg["linux"]["resources"] = {"devices": [
+            {"allow": True, "access": "rwm"},
+            {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwa"}]}
+
+    bundle = make_bundle(["sh", "-c", "mknod /dev/fuse2 c 10 229 && echo made; "
+                          "(: > /dev/fuse2) 2>/dev/null && echo opened || echo refused"], edit)
+    assert cli(state_root, "run", "-b", str(bundle.path), "r1").stdout == "made\nrefused\n"
+
+
+def test_update_to_a_shorter_period_under_a_pod_limit(
+        make_bundle: Callable[..., Bundle], state_root: Path, cgroups_path: str) -> None:
+    cpu = V1 / "cpu"
+    if not (cpu / "cpu.cfs_quota_us").exists():
+        pytest.skip("a cgroup v1 cpu hierarchy (this host's layout) is needed")
+    pod = cpu / cgroups_path.strip("/").split("/")[0]
+    pod.mkdir()
+    (pod / "cpu.cfs_quota_us").write_text("50000")  # 50% of the 100 ms period
+
+    def edit(cfg: dict[str, Any]) -> None:
+        _sleeper(cfg)
+        cfg["linux"]["cgroupsPath"] = cgroups_path
+
+    cli(state_root, "run", "-d", "-b", str(make_bundle([], edit).path), "q1")
+    too_much = cli(state_root, "update", "--cpu-quota", "60000", "q1", check=False)
+    assert too_much.returncode == 1
+    # The old quota over the new 10 ms period would exceed the pod's: runc's order works.
+    cli(state_root, "update", "--cpu-period", "10000", "--cpu-quota", "3000", "q1")
+    container = cpu / cgroups_path.lstrip("/")
+    assert (container / "cpu.cfs_period_us").read_text().strip() == "10000"
+    assert (container / "cpu.cfs_quota_us").read_text().strip() == "3000"
+    cli(state_root, "delete", "--force", "q1")
