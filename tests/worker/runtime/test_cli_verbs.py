@@ -216,3 +216,10 @@ def test_debug_goes_to_stderr_as_runcs_text_under_shoals_own_cli(tmp_path: Path)
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert re.search(r"level=debug .*runtime\.command", done.stderr), done.stderr
+
+
+def test_checkpoint_names_a_bad_parent_path_first(tmp_path: Path) -> None:
+    for parent in (str(tmp_path / "abs"), "./missing"):
+        done = cli(tmp_path / "s", "checkpoint", "--parent-path", parent, "--image-path",
+                   str(tmp_path), "c1", check=False)
+        assert done.returncode == 1 and "--parent-path" in done.stderr, done.stderr
