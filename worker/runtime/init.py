@@ -262,15 +262,16 @@ def _init(ctx: InitContext) -> None:
     if plan.domainname is not None:
         ctx.step = "domainname"
         sc.setdomainname(plan.domainname)
+    proc = plan.process
+    if proc.terminal:
+        # As runc: before /dev or the root become read-only (/dev/console is made in /dev).
+        ctx.step = "terminal"
+        _terminal(ctx)
     # Before the read-only paths: /proc/sys becomes read-only there.
     ctx.step = "sysctl"
     rootfs.write_sysctls(plan)
     ctx.step = "masked and read-only paths"
     rootfs.finish(plan, in_userns)
-    proc = plan.process
-    if proc.terminal:
-        ctx.step = "terminal"
-        _terminal(ctx)
     ctx.step = "rlimits"
     procmod.set_rlimits(proc)
     procmod.set_oom_score_adj(proc)

@@ -138,18 +138,21 @@ def test_proc_or_sys_made_a_symlink_by_the_image_is_refused(
     assert "must be mounted on ordinary directory" in refused.stderr, refused.stderr
 
 
+@pytest.mark.parametrize("terminal", [False, True])
 def test_read_only_dev_is_made_read_only_after_its_contents(
-        make_bundle: Callable[..., Bundle], state_root: Path) -> None:
+        make_bundle: Callable[..., Bundle], state_root: Path, terminal: bool) -> None:
     def edit(cfg: dict[str, Any]) -> None:
+        cfg["process"]["terminal"] = terminal  # /dev/console is made in /dev too
         for m in cfg["mounts"]:
             if m["destination"] == "/dev":
                 m["options"].append("ro")
 
-    bundle = make_bundle(["sh", "-c", "ls /dev/null /dev/pts/ptmx; grep ' /dev ' /proc/mounts "
+    bundle = make_bundle(["sh", "-c", "ls -1 /dev/null /dev/pts/ptmx; grep ' /dev ' /proc/mounts "
                           "| cut -d' ' -f4 | cut -d, -f1; touch /dev/x 2>/dev/null || echo ro"],
                          edit)
     done = cli(state_root, "run", "-b", str(bundle.path), "d1")
-    assert done.stdout.splitlines() == ["/dev/null", "/dev/pts/ptmx", "ro", "ro"]
+    assert done.stdout.replace("\r", "").splitlines() == [
+        "/dev/null", "/dev/pts/ptmx", "ro", "ro"]
 
 
 def test_hybrid_host_places_the_container_in_the_v2_tree_too(
