@@ -205,3 +205,22 @@ def test_update_to_a_shorter_period_under_a_pod_limit(
     assert (container / "cpu.cfs_period_us").read_text().strip() == "10000"
     assert (container / "cpu.cfs_quota_us").read_text().strip() == "3000"
     cli(state_root, "delete", "--force", "q1")
+
+
+def test_update_resources_file_with_gos_field_name_matching(
+        make_bundle: Callable[..., Bundle], state_root: Path, cgroups_path: str,
+        tmp_path: Path) -> None:
+    if not (V1 / "cpu" / "cpu.shares").exists():
+        pytest.skip("a cgroup v1 cpu hierarchy (this host's layout) is needed")
+
+    def edit(cfg: dict[str, Any]) -> None:
+        _sleeper(cfg)
+        cfg["linux"]["cgroupsPath"] = cgroups_path
+
+    cli(state_root, "run", "-d", "-b", str(make_bundle([], edit).path), "f1")
+    resources = tmp_path / "resources.json"
+    resources.write_text(json.dumps({"CPU": {"Shares": 512}}))
+    cli(state_root, "update", "-r", str(resources), "f1")
+    shares = V1 / "cpu" / cgroups_path.lstrip("/") / "cpu.shares"
+    assert shares.read_text().strip() == "512"
+    cli(state_root, "delete", "--force", "f1")
