@@ -112,7 +112,8 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
                health_interval: str | None = None, health_timeout: str | None = None,
                health_retries: int | None = None, health_start_period: str | None = None,
                health_start_interval: str | None = None,
-               no_healthcheck: bool = False) -> ContainerSpec:
+               no_healthcheck: bool = False, cap_add: tuple[str, ...] = (),
+               cap_drop: tuple[str, ...] = (), privileged: bool = False) -> ContainerSpec:
     try:
         policy = RestartPolicy.parse(restart)
     except ValueError as exc:
@@ -139,6 +140,7 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
             network_aliases=list(network_alias), publish_all=publish_all, expose=list(expose),
             ports=[parse_port(p) for p in publish], mounts=mounts, healthcheck=healthcheck,
             seccomp=parse_security_opts(security_opt),
+            cap_add=list(cap_add), cap_drop=list(cap_drop), privileged=privileged,
             resources=Resources(
                 memory=parse_memory(memory) if memory else 0,
                 millicpus=millicpus(cpus) if cpus else 0, cpu_shares=cpu_shares or 0,
@@ -224,6 +226,13 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
         click.option("--security-opt", multiple=True,
                      help="seccomp=unconfined, or seccomp=PROFILE.json (Docker's format); "
                           "without it, Docker's default profile."),
+        click.option("--cap-add", multiple=True, metavar="CAP",
+                     help="Add a capability to Docker's default set (ALL: every one)."),
+        click.option("--cap-drop", multiple=True, metavar="CAP",
+                     help="Drop a capability from Docker's default set (ALL: every one)."),
+        click.option("--privileged", is_flag=True,
+                     help="No isolation limits: every capability, no seccomp filter, the "
+                          "host's devices, /sys writable, no masked paths."),
     ]
     for option in reversed(options):
         function = option(function)

@@ -243,7 +243,8 @@ def spec_from_create(body: Any, name: str, platform: str) -> ContainerSpec:
     _leftover("HostConfig", hc, {
         "Binds", "Mounts", "PortBindings", "RestartPolicy", "Memory", "MemorySwap", "NanoCpus",
         "CpuShares", "CpuQuota", "CpuPeriod", "PidsLimit", "NetworkMode", "AutoRemove", "Init",
-        "SecurityOpt", "LogConfig", "ExtraHosts", "Dns", "DnsSearch", "Tmpfs"})
+        "SecurityOpt", "LogConfig", "ExtraHosts", "Dns", "DnsSearch", "Tmpfs", "CapAdd",
+        "CapDrop", "Privileged"})
     try:
         policy = RestartPolicy(name=restart_name,  # type: ignore[arg-type]  # decode checks
                                max_retries=_number(restart.get("MaximumRetryCount"),
@@ -272,7 +273,10 @@ def spec_from_create(body: Any, name: str, platform: str) -> ContainerSpec:
             stop_signal=str(config.get("StopSignal") or ""),
             stop_timeout=float(stop_timeout) if isinstance(stop_timeout, int) else None,
             auto_remove=bool(hc.get("AutoRemove")),
-            seccomp=_security(_strings(hc.get("SecurityOpt"), "SecurityOpt")))
+            seccomp=_security(_strings(hc.get("SecurityOpt"), "SecurityOpt")),
+            cap_add=_strings(hc.get("CapAdd"), "CapAdd"),
+            cap_drop=_strings(hc.get("CapDrop"), "CapDrop"),
+            privileged=hc.get("Privileged") is True)
         decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(spec), type=ContainerSpec)
         return check_spec(decoded)
     except (msgspec.ValidationError, OverflowError, TypeError, ValueError) as exc:

@@ -249,6 +249,12 @@ class ContainerSpec(_Spec, frozen=True, kw_only=True):
     seccomp: Annotated[str, msgspec.Meta(max_length=MAX_PROFILE_LEN)] = ""
     # Overrides the image's HEALTHCHECK field by field; test ["NONE"] turns it off.
     healthcheck: HealthCheck | None = None
+    # Docker's capability set changed: names with or without CAP_, or ALL (--cap-add/--cap-drop).
+    cap_add: Rules = []
+    cap_drop: Rules = []
+    # --privileged: every capability, no seccomp filter, no masked or read-only paths, /sys
+    # writable, the host's devices and an open device cgroup. Shown by inspect.
+    privileged: bool = False
 
 
 class Endpoint(_Spec, frozen=True, kw_only=True):

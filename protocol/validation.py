@@ -44,6 +44,7 @@ def check_spec(spec: ContainerSpec) -> ContainerSpec:
         _check_mount(f"mounts[{number}]", mount)
     _check_resources(spec.resources)
     _check_seccomp(spec.seccomp)
+    _check_capabilities(spec)
     if spec.platform is not None and spec.platforms:
         raise InvalidSpec.of("platforms", "give platform or platforms, not both")
     _check_network(spec)
@@ -82,6 +83,30 @@ def _check_seccomp(profile: str) -> None:
         raise InvalidSpec.of("seccomp", f"not a JSON profile: {exc}") from None
     if not isinstance(decoded, dict) or "defaultAction" not in decoded:
         raise InvalidSpec.of("seccomp", "a profile is a JSON object with a defaultAction")
+
+
+_CAP_NAME = re.compile(r"(?:CAP_)?[A-Z][A-Z_]*|ALL", re.IGNORECASE)
+
+
+def _check_capabilities(spec: ContainerSpec) -> None:
+    """Capability names are words (the worker knows which its kernel has); one both added and
+    dropped is refused, and so is a seccomp profile given with --privileged, which has none."""
+    for field, names in (("cap_add", spec.cap_add), ("cap_drop", spec.cap_drop)):
+        for number, name in enumerate(names):
+            if not _CAP_NAME.fullmatch(name):
+                raise InvalidSpec.of(f"{field}[{number}]", f"{_shown(name)} is not a "
+                                     "capability name")
+    both = {_cap_key(n) for n in spec.cap_add} & {_cap_key(n) for n in spec.cap_drop} - {"ALL"}
+    if both:
+        raise InvalidSpec.of("cap_add", f"{', '.join(sorted(both))} both added and dropped")
+    if spec.privileged and spec.seccomp not in ("", "unconfined"):
+        raise InvalidSpec.of("seccomp", "a privileged container has no seccomp filter: give "
+                             "a profile or --privileged, not both")
+
+
+def _cap_key(name: str) -> str:
+    upper = name.upper()
+    return upper if upper == "ALL" or upper.startswith("CAP_") else "CAP_" + upper
 
 
 NETWORKS = ("none", "host")  # the two that are not a bridge: no address, no published port

@@ -57,8 +57,6 @@ REFUSALS: dict[str, str] = {
                                          "another's network",
     "services.*.network_mode=container:*": "not supported yet: a container cannot join "
                                            "another's network",
-    "services.*.cap_add": "not supported yet: the runtime keeps Docker's default capabilities",
-    "services.*.cap_drop": "not supported yet: the runtime keeps Docker's default capabilities",
     "services.*.ulimits": "not supported yet: the runtime sets no rlimits",
     "services.*.logging.options": "not supported yet: logs are kept by the worker, whole",
     "services.*.deploy.resources.reservations": "not supported yet: limits only",
@@ -90,7 +88,8 @@ HONOURED: dict[str, frozenset[str]] = {
         "ports", "expose", "networks", "network_mode", "dns", "dns_search", "extra_hosts",
         "volumes", "tmpfs", "init", "stop_signal", "stop_grace_period", "mem_limit",
         "memswap_limit", "cpus", "cpu_shares", "pids_limit", "tty", "stdin_open",
-        "depends_on", "profiles", "extends", "security_opt", "logging", "pull_policy"}),
+        "depends_on", "profiles", "extends", "security_opt", "logging", "pull_policy",
+        "cap_add", "cap_drop", "privileged"}),
     "services.*.deploy": frozenset({"replicas", "resources", "restart_policy", "placement",
                                     "mode"}),
     "services.*.deploy.resources": frozenset({"limits"}),

@@ -207,7 +207,9 @@ def _base_spec(project: Project, service: Service) -> ContainerSpec:
                 init=bool(config.get("init", False)), tty=bool(config.get("tty", False)),
                 stdin_open=bool(config.get("stdin_open", False)),
                 stop_signal=config.get("stop_signal", ""), stop_timeout=stop_timeout,
-                seccomp=seccomp)
+                seccomp=seccomp, cap_add=[str(c) for c in config.get("cap_add") or []],
+                cap_drop=[str(c) for c in config.get("cap_drop") or []],
+                privileged=bool(config.get("privileged", False)))
         except (TypeError, ValueError) as exc:
             refuse((), str(exc))
     if problems or spec is None:

@@ -79,10 +79,12 @@ ERRORS: list[tuple[str, str, Any, int, str]] = [
     ("POST", "/containers/create", {}, 400, "Config.Image: an image is required"),
     ("POST", "/containers/create?name=a%20b", {"Image": "busybox"}, 400,
      "Invalid container name (a b)"),
-    ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {"Privileged": True}},
-     400, "HostConfig.Privileged is not supported by shoal"),
-    ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {"CapAdd": ["NET_ADMIN"]}},
-     400, "HostConfig.CapAdd is not supported by shoal"),
+    ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {
+        "CapAdd": ["NET_ADMIN"], "CapDrop": ["NET_ADMIN"]}},
+     400, "invalid cap_add: CAP_NET_ADMIN both added and dropped"),
+    ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {
+        "Devices": [{"PathOnHost": "/dev/fuse"}]}},
+     400, "HostConfig.Devices is not supported by shoal"),
     ("POST", "/containers/create", {"Image": "busybox", "Healthcheck": {"Test": ["CMD", "x"]}},
      400, "shoal's Docker API does not serve healthchecks yet"),
     ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {"Binds": ["data:/d"]}},

@@ -57,6 +57,9 @@ TRANSLATED: list[tuple[dict[str, Any], str, Any]] = [
     ({**CLI_DEFAULTS, "Tty": True, "OpenStdin": True}, "stdin_open", True),
     ({**CLI_DEFAULTS, "StopSignal": "SIGINT", "StopTimeout": 3}, "stop_timeout", 3.0),
     ({**CLI_DEFAULTS, "Labels": {"a": "b"}}, "labels", {"a": "b"}),
+    (with_host(Privileged=True), "privileged", True),
+    (with_host(CapAdd=["NET_ADMIN"]), "cap_add", ["NET_ADMIN"]),
+    (with_host(CapDrop=["ALL"]), "cap_drop", ["ALL"]),
     (with_host(Binds=["/srv:/data:ro"]), "mounts",
      [Mount(type="bind", source="/srv", target="/data", read_only=True)]),
     (with_host(Tmpfs={"/run": ""}), "mounts", [Mount(type="tmpfs", target="/run")]),
@@ -89,9 +92,10 @@ def test_name_and_platform() -> None:
 
 
 REFUSED: list[tuple[dict[str, Any], str]] = [
-    (with_host(Privileged=True), "HostConfig.Privileged is not supported"),
-    (with_host(CapAdd=["NET_ADMIN"]), "HostConfig.CapAdd is not supported"),
-    (with_host(CapDrop=["ALL"]), "HostConfig.CapDrop is not supported"),
+    (with_host(CapAdd=["NET_ADMIN"], CapDrop=["net_admin"]),
+     "invalid cap_add: CAP_NET_ADMIN both added and dropped"),
+    (with_host(Privileged=True, SecurityOpt=['seccomp={"defaultAction": "SCMP_ACT_LOG"}']),
+     "invalid seccomp: a privileged container has no seccomp filter"),
     (with_host(Devices=[{"PathOnHost": "/dev/fuse"}]), "HostConfig.Devices"),
     (with_host(PublishAllPorts=True), "HostConfig.PublishAllPorts"),
     (with_host(VolumesFrom=["db"]), "HostConfig.VolumesFrom"),

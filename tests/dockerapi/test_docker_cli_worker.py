@@ -120,9 +120,9 @@ def test_missing_objects(cli) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_refusals_say_what_is_missing(cli) -> None:  # type: ignore[no-untyped-def]
-    privileged = cli("run", "--rm", "--privileged", "busybox", "true")
-    assert privileged.returncode == 125
-    assert "HostConfig.Privileged is not supported" in privileged.stderr
+    device = cli("run", "--rm", "--device", "/dev/fuse", "busybox", "true")
+    assert device.returncode == 125
+    assert "HostConfig.Devices is not supported" in device.stderr
     network = cli("network", "ls")
     assert network.returncode == 1 and "does not serve Docker networks" in network.stderr
     placed = cli("run", "--rm", "-e", "constraint:zone==a", "busybox", "true")

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,19 @@ class Bundle:
     def write(self) -> Path:
         (self.path / "config.json").write_text(json.dumps(self.config))
         return self.path
+
+
+def run_both(bundle: Bundle, state_root: Path, runc_root: Path) -> tuple[
+        subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    """``run`` of one bundle under runc, then under shoal's runtime: (runc's, ours)."""
+    cid = "t" + uuid.uuid4().hex[:10]
+    theirs = subprocess.run(["runc", "--root", str(runc_root), "run", "-b", str(bundle.path),
+                             cid], capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL, check=False)
+    ours = subprocess.run(shoal_cmd(state_root, "run", "-b", str(bundle.path), cid),
+                          capture_output=True, text=True, timeout=60, env=env(),
+                          stdin=subprocess.DEVNULL, check=False)
+    return theirs, ours
 
 
 def shoal_cmd(root: Path, *args: str) -> list[str]:

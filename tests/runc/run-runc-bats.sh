@@ -14,8 +14,9 @@
 # Changes to runc's harness, made in the scratch copy only: get-images.sh is replaced (it
 # downloads busybox and Debian with curl and needs go): the busybox image is shoal's test
 # image layer (/bin/busybox from busybox-static, an applet symlink each, /etc/passwd and
-# /etc/group); there is no Debian image (its tests fail). contrib/cmd/recvtty is
-# tests/runc/recvtty (Python); sd-helper and seccompagent are absent (their tests fail).
+# /etc/group; no proc/ or sys/, as docker-library's busybox rootfs); there is no Debian
+# image (its tests fail). contrib/cmd/recvtty is tests/runc/recvtty (Python); sd-helper and
+# seccompagent are absent (their tests fail).
 #
 # Writes the TAP stream to $WORK/result.tap and prints "passed N of M (skipped S)".
 # Needs root, bats, jq and gawk (Debian packages; deploy/setup.sh installs them).
@@ -51,10 +52,17 @@ mkdir -p "$work/contrib/cmd/recvtty"
 ln -sf "$here/recvtty" "$work/contrib/cmd/recvtty/recvtty"
 
 busybox_tar=$integration/testdata/busybox-rootfs.tar
+# Without proc/ and sys/, as docker-library's busybox rootfs (mask.bats makes them symlinks).
 (cd "$repo" && "$python" -c '
-import sys
+import io, sys, tarfile
 from worker.images.testimage import layer_base
-open(sys.argv[1], "wb").write(layer_base())' "$busybox_tar")
+with tarfile.open(fileobj=io.BytesIO(layer_base())) as src, \
+        tarfile.open(sys.argv[1], "w") as out:
+    for member in src:
+        if member.name.strip("./").split("/")[0] in ("proc", "sys"):
+            continue
+        out.addfile(member, src.extractfile(member) if member.isfile() else None)' \
+    "$busybox_tar")
 cat > "$integration/get-images.sh" <<IMAGES
 #!/bin/bash
 echo BUSYBOX_IMAGE=$busybox_tar

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from worker.engine.bundle import (
     DEFAULT_PATH,
-    DOCKER_CAPS,
     MASKED,
     READ_ONLY,
     host_nofile,
     resolve_user,
 )
+from worker.engine.privileges import DENY_ALL_DEVICES, DOCKER_CAPS
 from worker.images.layers import LayerRef
 from worker.images.store import ImageStore
 from worker.images.unpack import Form
@@ -111,6 +111,7 @@ def bundle_config(rootfs: Path, request: RunRequest, hostname: str) -> dict[str,
             "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount")],
             "maskedPaths": list(MASKED), "readonlyPaths": list(READ_ONLY),
             "seccomp": default_profile(caps, None),
+            "resources": {"devices": DENY_ALL_DEVICES},
         },
     }
 

@@ -1,10 +1,12 @@
 """From a container record to an OCI runtime-spec config (pure, apart from reading the image's
 /etc/passwd and /etc/group to resolve user names).
 
-Docker's defaults: its capability set, its default seccomp profile (unless the spec says
-``unconfined`` or gives its own), the usual /dev, /proc and /sys mounts, masked and read-only
-paths, new pid/ipc/uts/mount namespaces and a network namespace unless the network
-is ``host``; resources from the spec; ``--init`` runs tini (Debian's static build) as PID 1.
+Docker's defaults: its capability set (with --cap-add/--cap-drop), its default seccomp profile
+(unless the spec says ``unconfined`` or gives its own), its device cgroup (deny all; the runtime
+allows the usual devices), the usual /dev, /proc and /sys mounts, masked and read-only
+paths (--privileged: none of these limits), new pid/ipc/uts/mount namespaces and a network
+namespace unless the network is ``host``; resources from the spec; ``--init`` runs tini
+(Debian's static build) as PID 1.
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from protocol.errors import InvalidArgument
+from worker.engine.privileges import (
+    ALLOW_ALL_DEVICES,
+    DENY_ALL_DEVICES,
+    capabilities,
+    host_devices,
+)
 from worker.engine.records import EngineContainer
 from worker.runtime.docker_seccomp import default_profile
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-DOCKER_CAPS = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-)
 MASKED = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
           "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
           "/sys/firmware")
@@ -117,7 +120,7 @@ def oci_config(record: EngineContainer, rootfs: Path, *, init_binary: str = INIT
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
          "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-         "options": ["nosuid", "noexec", "nodev", "ro"]},
+         "options": ["nosuid", "noexec", "nodev", "ro" if not spec.privileged else "rw"]},
     ]
     for mount in spec.mounts:
         if mount.type == "tmpfs":
@@ -166,9 +169,10 @@ def oci_config(record: EngineContainer, rootfs: Path, *, init_binary: str = INIT
         resources["cpu"] = cpu
     if limits.pids:
         resources["pids"] = {"limit": limits.pids}
-    caps = list(DOCKER_CAPS)
+    resources["devices"] = ALLOW_ALL_DEVICES if spec.privileged else DENY_ALL_DEVICES
+    caps = capabilities(spec.cap_add, spec.cap_drop, spec.privileged)
     seccomp: dict[str, Any] = {}
-    if spec.seccomp != "unconfined":
+    if spec.seccomp != "unconfined" and not spec.privileged:
         given = json.loads(spec.seccomp) if spec.seccomp else None
         seccomp = {"seccomp": default_profile(caps, given)}
     return {
@@ -190,9 +194,10 @@ def oci_config(record: EngineContainer, rootfs: Path, *, init_binary: str = INIT
         "linux": {
             "namespaces": namespaces,
             **({"cgroupsPath": f"shoal/{cgroup_scope}/{record.id}"} if cgroup_scope else {}),
-            "maskedPaths": list(MASKED),
-            "readonlyPaths": list(READ_ONLY),
-            **({"resources": resources} if resources else {}),
+            "maskedPaths": [] if spec.privileged else list(MASKED),
+            "readonlyPaths": [] if spec.privileged else list(READ_ONLY),
+            **({"devices": host_devices()} if spec.privileged else {}),
+            "resources": resources,
             **seccomp,
         },
     }

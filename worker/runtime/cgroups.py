@@ -19,15 +19,17 @@ from dataclasses import dataclass
 
 from worker.runtime.errors import BundleInvalid
 from worker.runtime.lazylog import LazyLogger
-from worker.runtime.spec import Resources
+from worker.runtime.spec import DeviceRule, Resources
 
 log = LazyLogger(__name__)
 
-# Devices every container needs, allowed even when the config denies all devices.
+# Devices every container needs, allowed even when the config denies all devices (runc's
+# AllowedDevices): mknod of any node (opening one still needs a rule), null, zero, full,
+# random, urandom, tty, console, ptmx, the ptys, and tun.
 _DEFAULT_DEVICE_RULES = (
-    # null, zero, full, random, urandom
+    "c *:* m", "b *:* m",
     "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
-    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",  # tty console ptmx pts
+    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
 )
 
 
@@ -76,25 +78,36 @@ def v1_writes(res: Resources | None) -> list[tuple[str, str, str]]:
     if weight is not None:
         out.append(("blkio", "blkio.weight", str(weight)))
     if res.devices:
-        out.append(("devices", "devices.deny", "a"))
-        for i, rule in enumerate(res.devices):
-            kind = rule.type or "a"
-            if kind not in ("a", "c", "b"):
-                raise BundleInvalid(f"linux.resources.devices[{i}].type", f"unknown type {kind!r}")
-            access = rule.access or "rwm"
-            if not access or set(access) - set("rwm"):
-                raise BundleInvalid(f"linux.resources.devices[{i}].access",
-                                    f"{access!r} is not a subset of rwm")
-            if kind == "a":
-                entry = "a"
-            else:
-                major = "*" if rule.major is None or rule.major < 0 else str(rule.major)
-                minor = "*" if rule.minor is None or rule.minor < 0 else str(rule.minor)
-                entry = f"{kind} {major}:{minor} {access}"
-            out.append(("devices", "devices.allow" if rule.allow else "devices.deny", entry))
-        out.extend(("devices", "devices.allow", rule) for rule in _DEFAULT_DEVICE_RULES)
+        out.extend(_device_writes(res.devices))
     if res.unified:
-        raise BundleInvalid("linux.resources.unified", "needs a cgroup v2 host")
+        raise BundleInvalid("linux.resources.unified", "invalid configuration: cgroup v1 has "
+                            "no unified resources (they need a cgroup v2 host)")
+    return out
+
+
+def _device_writes(rules: list[DeviceRule]) -> list[tuple[str, str, str]]:
+    """Deny every device, then the config's rules in order, then the defaults (as runc:
+    its device emulator starts from deny-all and appends its AllowedDevices)."""
+    out: list[tuple[str, str, str]] = [("devices", "devices.deny", "a")]
+    for i, rule in enumerate(rules):
+        kind = rule.type or "a"
+        if kind not in ("a", "c", "b"):
+            raise BundleInvalid(f"linux.resources.devices[{i}].type", f"unknown type {kind!r}")
+        given = rule.access or "rwm"
+        # As runc (its device emulator): letters other than r, w and m are no permission and
+        # are dropped ("rwa" is rw); a rule left with none is refused.
+        access = "".join(c for c in "rwm" if c in given)
+        if not access:
+            raise BundleInvalid(f"linux.resources.devices[{i}].access",
+                                f"{given!r} names none of r, w and m")
+        if kind == "a":
+            entry = "a"
+        else:
+            major = "*" if rule.major is None or rule.major < 0 else str(rule.major)
+            minor = "*" if rule.minor is None or rule.minor < 0 else str(rule.minor)
+            entry = f"{kind} {major}:{minor} {access}"
+        out.append(("devices", "devices.allow" if rule.allow else "devices.deny", entry))
+    out.extend(("devices", "devices.allow", default) for default in _DEFAULT_DEVICE_RULES)
     return out
 
 
@@ -168,7 +181,8 @@ class Hierarchy:
 
 
 def discover() -> list[Hierarchy]:
-    """The cgroup hierarchies of this process, from /proc/self/mountinfo and /proc/self/cgroup."""
+    """The cgroup hierarchies of this process, from /proc/self/mountinfo and /proc/self/cgroup
+    (on a hybrid host, the controller-less v2 tree last)."""
     own: dict[str, str] = {}
     with open("/proc/self/cgroup") as f:
         for line in f:
@@ -184,8 +198,6 @@ def discover() -> list[Hierarchy]:
             root, mountpoint = fields[3], fields[4]
             fstype, _src, superopts = right.split()[:3]
             if fstype == "cgroup2":
-                if not unified_host:
-                    continue  # hybrid: the v2 tree carries no controllers here
                 key = ""
                 ctrls: frozenset[str] = frozenset()
             elif fstype == "cgroup":
@@ -205,6 +217,10 @@ def discover() -> list[Hierarchy]:
             rel = posixpath.relpath(own_path, root) if own_path.startswith(root) else "."
             own_dir = posixpath.normpath(posixpath.join(mountpoint, rel))
             result.append(Hierarchy(ctrls, mountpoint, own_dir, fstype == "cgroup2"))
+    if not unified_host:
+        # Hybrid: the v2 tree carries no controllers, but runc places the container in it too
+        # (what /proc/PID/cgroup's 0:: line shows). Last: the v1 hierarchies decide the rest.
+        result.sort(key=lambda h: h.unified)
     return result
 
 
@@ -306,7 +322,11 @@ def create(dirs: list[tuple[Hierarchy, str]], res: Resources | None) -> list[str
                 _write(posixpath.join(d, name), value)
         else:
             by_ctrl = {c: d for h, d in dirs for c in h.controllers}
-            for ctrl, name, value in v1_writes(res):
+            writes = v1_writes(res)
+            if "devices" in by_ctrl and not (res and res.devices):
+                # No device rules in the config: runc still denies all but its defaults.
+                writes += _device_writes([])
+            for ctrl, name, value in writes:
                 if ctrl not in by_ctrl:
                     raise OSError(errno.ENOENT, f"no {ctrl} cgroup hierarchy is mounted")
                 _write(posixpath.join(by_ctrl[ctrl], name), value)
@@ -370,3 +390,39 @@ def _wait_exit(pid: int, timeout: float) -> None:
 
 def _has_children(d: str) -> bool:
     return any(e.is_dir() for e in os.scandir(d))
+
+
+def exec_dirs(container_dirs: list[str], hierarchies: list[Hierarchy],
+              requests: list[str]) -> list[str]:
+    """The cgroups an exec'd process joins: the container's own, or for each ``--cgroup``
+    request (``PATH``, or ``CONTROLLER[,CONTROLLER]:PATH``) a sub-cgroup of it, as runc does.
+    Raises OperationFailed for a path outside the container's cgroup, an unknown controller,
+    or a sub-cgroup that does not exist."""
+    from worker.runtime.errors import OperationFailed
+
+    def hierarchy_of(d: str) -> Hierarchy | None:
+        return next((h for h in hierarchies
+                     if d == h.mountpoint or d.startswith(h.mountpoint.rstrip("/") + "/")), None)
+
+    owners = {d: hierarchy_of(d) for d in container_dirs}
+    chosen = {d: d for d in container_dirs}
+    for request in requests:
+        names, colon, path = request.rpartition(":")
+        sub = posixpath.normpath(path.lstrip("/") or ".")
+        if sub == ".." or sub.startswith("../"):
+            raise OperationFailed(f"exec --cgroup: {path} is not a sub cgroup path")
+        wanted = set(names.split(",")) if colon else None
+        known = {c.removeprefix("name=") for h in owners.values() if h for c in h.controllers}
+        for name in wanted or ():
+            if name not in known:
+                raise OperationFailed(f"exec --cgroup: unknown controller {name!r}")
+        for d, h in owners.items():
+            ctrls = {c.removeprefix("name=") for c in h.controllers} if h else set()
+            # A controller-less v2 tree (hybrid, or a v2 host) takes plain paths only.
+            if wanted is None or wanted & ctrls:
+                chosen[d] = posixpath.normpath(posixpath.join(d, sub))
+    for d in chosen.values():
+        if not os.path.isdir(d):
+            raise OperationFailed(f"exec failed: adding pid to cgroups: open "
+                                  f"{d}/cgroup.procs: no such file or directory")
+    return list(chosen.values())

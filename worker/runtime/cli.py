@@ -14,7 +14,7 @@ import click
 import msgspec
 
 from protocol.errors import ShoalError
-from worker.runtime import cli_info, cli_resources
+from worker.runtime import cli_checkpoint, cli_info, cli_resources
 from worker.runtime.cli_base import RuncGroup, fail, runtime_of, version_lines
 from worker.runtime.lazylog import DEBUG, LOG_FORMATS, WARNING, LazyLogger, configure_cli
 from worker.runtime.ops import DEFAULT_ROOT, Runtime, exit_code
@@ -37,7 +37,8 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 @click.option("--log", "log_path", default=None, metavar="FILE",
               help="Append the log events to FILE instead of stderr.")
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), default=None,
-              help="Log events as key=value text or JSON lines (default with --log: text).")
+              help="Log events as key=value text or JSON lines (default with --log or --debug: "
+                   "text).")
 @click.option("--systemd-cgroup", is_flag=True, hidden=True,
               help="Refused: cgroupsPath is a path under the runtime's own cgroup.")
 @click.option("--version", "-v", is_flag=True, expose_value=False, is_eager=True,
@@ -62,8 +63,11 @@ def runtime(ctx: click.Context, root: Path, debug: bool, log_path: str | None,
         ctx.call_on_close(stream.close)
         ctx.obj["log_file"] = log_path
     # stdout belongs to the containers and to `state`/`list`: logs go to stderr (or --log).
+    # runc's flags get runc's text (under shoal's CLI too, which logs JSON lines when stderr
+    # is not a terminal); without them the program's own format stays.
+    default_format = "text" if log_path is not None or debug else None
     configure_cli(DEBUG if debug else WARNING, stream=stream,
-                  log_format=log_format or ("text" if log_path is not None else None))
+                  log_format=log_format or default_format)
     if systemd_cgroup:
         fail(ctx, "--systemd-cgroup is not supported: cgroupsPath is a path under the "
                   "runtime's own cgroup")
@@ -136,7 +140,13 @@ def kill(ctx: click.Context, all_processes: bool, container_id: str, sig: str) -
 @click.pass_context
 def delete(ctx: click.Context, force: bool, container_id: str) -> None:
     """Delete a stopped container (or any with --force), leaving nothing behind."""
-    runtime_of(ctx).delete(container_id, force=force)
+    from worker.runtime.errors import ContainerNotFound
+
+    try:
+        runtime_of(ctx).delete(container_id, force=force)
+    except ContainerNotFound:
+        if not force:  # as runc: --force of a container that is not there succeeds
+            raise
 
 
 @runtime.command()
@@ -278,13 +288,16 @@ EXEC_FAILED = 255
               help="Pass on N descriptors past stdio (3 .. 3+N-1).")
 @click.option("--ignore-paused", is_flag=True,
               help="Enter a paused container too (the process waits, frozen, for resume).")
+@click.option("--cgroup", "cgroups", multiple=True, metavar="[CONTROLLER[,...]:]PATH",
+              help="Join this sub-cgroup of the container's (repeatable).")
 @click.argument("container_id")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str | None,
           detach: bool, use_tty: bool, console_socket: str | None, pid_file: str | None,
           process_json: str | None, additional_gids: tuple[int, ...], preserve_fds: int,
-          ignore_paused: bool, container_id: str, command: tuple[str, ...]) -> None:
+          ignore_paused: bool, cgroups: tuple[str, ...], container_id: str,
+          command: tuple[str, ...]) -> None:
     """Run a process inside a running container; exits with its status."""
     from worker.runtime import syscalls as sc
 
@@ -292,6 +305,7 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
     args = list(command[1:] if command[:1] == ("--",) else command)
     uid = gid = None
     full_env: list[str] | None = None
+    console_size: tuple[int, int] | None = None
     if process_json:
         from worker.runtime.spec import Process
         with open(process_json, "rb") as f:
@@ -299,6 +313,8 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
         args, cwd, full_env = p.args, p.cwd, p.env
         uid, gid = p.user.uid, p.user.gid
         use_tty = use_tty or p.terminal
+        if p.console_size is not None:
+            console_size = (p.console_size.height, p.console_size.width)
     if user:
         u, _, g = user.partition(":")
         uid = int(u)
@@ -309,11 +325,21 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
     sc.set_child_subreaper()
     try:
         done = rt.exec(container_id, args, env=full_env, cwd=cwd, uid=uid, gid=gid,
-                       tty=use_tty, additional_gids=list(additional_gids) or None,
-                       preserve_fds=preserve_fds, ignore_paused=ignore_paused)
+                       tty=use_tty, console_size=console_size,
+                       additional_gids=list(additional_gids) or None,
+                       preserve_fds=preserve_fds, ignore_paused=ignore_paused,
+                       cgroups=list(cgroups))
     except ShoalError as exc:
         fail(ctx, str(exc), EXEC_FAILED)
-    _write_pid(pid_file, done.pid)
+    try:
+        _write_pid(pid_file, done.pid)
+    except OSError as exc:
+        # As runc: a process nobody could find by its pid file is not left running.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(done.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(done.pid, 0)
+        fail(ctx, f"cannot write the pid file: {exc}", EXEC_FAILED)
     master = done.pty_master
     if master is not None and (detach or console_socket):
         if console_socket:
@@ -332,7 +358,7 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
     sys.exit(code)
 
 
-for _verb in (*cli_info.VERBS, *cli_resources.VERBS):
+for _verb in (*cli_info.VERBS, *cli_resources.VERBS, *cli_checkpoint.VERBS):
     runtime.add_command(_verb)
 
 __all__ = ["OciState", "runtime"]

@@ -112,8 +112,11 @@ def update(ctx: click.Context, /, resources_file: str | None, container_id: str,
         else:
             with open(resources_file, "rb") as f:
                 raw = f.read()
+        from worker.runtime.spec import fold_keys
+
         try:
-            doc = msgspec.json.decode(raw)
+            # Field names as Go's encoding/json (runc's) matches them: "CPU" is cpu.
+            doc = fold_keys(msgspec.json.decode(raw), Resources)  # type: ignore[assignment]
             msgspec.convert(doc, Resources)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise OperationFailed(f"invalid resources: {exc}") from exc

@@ -107,9 +107,9 @@ def _become(entry: _Entry, proc: ProcessPlan) -> NoReturn:
     entry.step = "process.args"
     executable = procmod.find_executable(proc.args[0], proc.env)
     entry.step = "user and capabilities"
-    procmod.become(proc)
+    entered = procmod.become(proc)
     entry.step = "exec"
-    procmod.exec_process(proc, executable)
+    procmod.exec_process(proc, executable, cwd_entered=entered)
     raise OSError(errno.ENOEXEC, "exec returned")  # pragma: no cover - exec raises instead
 
 

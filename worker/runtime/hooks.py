@@ -27,9 +27,16 @@ def run_hook(hook: Hook, state_json: bytes, *, what: str) -> None:
         raise HookFailed(f"{what} {hook.path} timed out after {hook.timeout}s") from exc
     except OSError as exc:
         raise HookFailed(f"{what} {hook.path}: {exc.strerror}") from exc
+    if proc.returncode < 0:
+        import signal
+
+        # runc's wording: "error running hook ...: signal: bad system call".
+        name = (signal.strsignal(-proc.returncode) or f"signal {-proc.returncode}").lower()
+        raise HookFailed(f"error running hook {what} {hook.path}: signal: {name}")
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip()[-500:]
-        raise HookFailed(f"{what} {hook.path} exited with {proc.returncode}: {err}")
+        raise HookFailed(f"error running hook {what} {hook.path}: exited with "
+                         f"{proc.returncode}: {err}")
 
 
 def run_hooks(hooks: tuple[Hook, ...], state_json: bytes, *, what: str) -> None:

@@ -27,6 +27,7 @@ from worker.runtime.mountopts import MS_BIND
 from worker.runtime.plan import JOIN_ORDER, NAMESPACES, Plan
 
 MAX_MESSAGE = 65536
+MAX_FDS = 253  # SCM_MAX_FD: the bind sources of a user-namespaced container come in one message
 
 
 @dataclass
@@ -51,6 +52,11 @@ class InitContext:
     made_ns: int = 0
     own_ns: dict[str, int] = field(default_factory=dict)
     extra_fds: list[int] = field(default_factory=list)
+    # In a new user namespace the container's root is a mapped uid that may not reach what the
+    # host's root can: the gate fifo is opened before the namespace is made, and bind sources
+    # are opened by the launcher (mounts index -> O_PATH descriptor), as runc does.
+    gate: int | None = None
+    bind_sources: dict[int, int] = field(default_factory=dict)
 
 
 def send(conn: socket.socket, message: dict[str, object], fds: list[int] | None = None) -> None:
@@ -62,7 +68,7 @@ def send(conn: socket.socket, message: dict[str, object], fds: list[int] | None 
 
 
 def recv(conn: socket.socket) -> tuple[dict[str, object] | None, list[int]]:
-    data, fds, _flags, _addr = socket.recv_fds(conn, MAX_MESSAGE, 4)
+    data, fds, _flags, _addr = socket.recv_fds(conn, MAX_MESSAGE, MAX_FDS)
     if not data:
         return None, fds
     message: dict[str, object] = json.loads(data)
@@ -166,6 +172,8 @@ def _namespaces(ctx: InitContext) -> None:
             finally:
                 os.close(fd)
     if plan.creates("user"):
+        ctx.step = "open gate"
+        ctx.gate = os.open(ctx.fifo_path, os.O_RDWR | os.O_CLOEXEC)
         ctx.step = "create user namespace"
         sc.unshare(0x10000000)
         send(ctx.conn, {"t": "map"})
@@ -188,6 +196,25 @@ def _namespaces(ctx: InitContext) -> None:
     if plan.creates("network"):
         ctx.step = "loopback up"
         sc.loopback_up()
+    if plan.creates("user") and plan.creates("mount"):
+        _receive_bind_sources(ctx)
+
+
+def _receive_bind_sources(ctx: InitContext) -> None:
+    """Have the launcher open each bind source inside our new mount namespace as the host's
+    root (a mapped root may not be able to walk to it) and send the descriptors."""
+    binds = [m.index for m in ctx.plan.mounts if m.options.is_bind]
+    if not binds:
+        return
+    ctx.step = "open bind sources"
+    send(ctx.conn, {"t": "sources"})
+    reply, fds = recv(ctx.conn)
+    if reply is None or reply.get("t") != "sources" or len(fds) != len(binds):
+        for fd in fds:
+            os.close(fd)
+        reason = reply.get("reason") if reply else None
+        raise OSError(errno.EACCES, f"cannot open the bind sources: {reason or 'no answer'}")
+    ctx.bind_sources = dict(zip(binds, fds, strict=True))
 
 
 def _init(ctx: InitContext) -> None:
@@ -199,7 +226,8 @@ def _init(ctx: InitContext) -> None:
     rootfs.prepare(plan)
     for m in plan.mounts:
         ctx.step = f"mounts[{m.index}] {m.destination}"
-        rootfs.do_mount(plan, m, ctx.cgroup_mounts, in_userns)
+        rootfs.do_mount(plan, m, ctx.cgroup_mounts, in_userns,
+                        source_fd=ctx.bind_sources.pop(m.index, None))
     dirs = rootfs.DirFds(plan.rootfs)
     try:
         for dev in plan.devices:
@@ -224,7 +252,8 @@ def _init(ctx: InitContext) -> None:
                           what="createContainer")
     ctx.step = "open gate"
     # O_RDWR never blocks on a fifo and keeps it open for reading; start writes into it.
-    gate = os.open(ctx.fifo_path, os.O_RDWR | os.O_CLOEXEC)
+    gate = ctx.gate if ctx.gate is not None else os.open(ctx.fifo_path,
+                                                          os.O_RDWR | os.O_CLOEXEC)
     ctx.step = "pivot_root"
     rootfs.pivot(plan.rootfs)
     if plan.hostname is not None:
@@ -233,15 +262,16 @@ def _init(ctx: InitContext) -> None:
     if plan.domainname is not None:
         ctx.step = "domainname"
         sc.setdomainname(plan.domainname)
+    proc = plan.process
+    if proc.terminal:
+        # As runc: before /dev or the root become read-only (/dev/console is made in /dev).
+        ctx.step = "terminal"
+        _terminal(ctx)
     # Before the read-only paths: /proc/sys becomes read-only there.
     ctx.step = "sysctl"
     rootfs.write_sysctls(plan)
     ctx.step = "masked and read-only paths"
     rootfs.finish(plan, in_userns)
-    proc = plan.process
-    if proc.terminal:
-        ctx.step = "terminal"
-        _terminal(ctx)
     ctx.step = "rlimits"
     procmod.set_rlimits(proc)
     procmod.set_oom_score_adj(proc)
@@ -266,9 +296,11 @@ def _init(ctx: InitContext) -> None:
         state = os.read(gate, MAX_MESSAGE)
     os.close(gate)
     try:
+        # As runc: the startContainer hooks run as the process will, its user, capabilities
+        # and seccomp filter in place, right before the exec.
+        entered = procmod.become(proc)
         hookmod.run_hooks(plan.hooks.get("start_container", ()), state, what="startContainer")
-        procmod.become(proc)
-        procmod.exec_process(proc, executable)
+        procmod.exec_process(proc, executable, cwd_entered=entered)
     except BaseException as exc:
         # Nobody listens any more: say it on the container's stderr, like a shell would.
         os.write(2, f"shoal runtime: start failed: {exc}\n".encode(errors="replace"))

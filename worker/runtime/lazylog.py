@@ -83,7 +83,8 @@ def _configure() -> None:
     if _cli_format is not None:
         renderer: structlog.types.Processor
         if _cli_format == "json":
-            renderer = structlog.processors.JSONRenderer()
+            # Compact, as runc's (logrus) lines: "level":"debug".
+            renderer = structlog.processors.JSONRenderer(separators=(",", ":"))
         else:
             renderer = structlog.processors.LogfmtRenderer(
                 key_order=["time", "level", "event"], drop_missing=True)

@@ -41,7 +41,10 @@ KILL_TIMEOUT = 10.0
 
 
 def parse_signal(value: str | int) -> int:
-    """A signal given as a number, "KILL" or "SIGKILL" (the runtime's own error if not)."""
+    """A signal given as a number, "KILL" or "SIGKILL" (the runtime's own error if not); 0,
+    as for kill(2), only checks that the process is there (runc takes it too)."""
+    if value in (0, "0"):
+        return 0
     try:
         return signals.parse_signal(value)
     except InvalidArgument as exc:
@@ -118,7 +121,9 @@ class Runtime:
         sd = StateDir(self.root, container_id)
         record = sd.load()
         status = sd.status(record)
-        if status not in ("created", "running", "paused"):
+        # As runc, --all also reaches what may be left in a stopped container's cgroup.
+        if status not in ("created", "running", "paused") and not (
+                all_processes and status == "stopped"):
             raise WrongState(f"container {container_id!r} is {status}")
         number = parse_signal(sig)
         log.debug("container.signal", container_id=container_id, signal=number,
@@ -257,13 +262,15 @@ class Runtime:
              tty: bool = False, console_size: tuple[int, int] | None = None,
              stdio: tuple[int, int, int] = (0, 1, 2),
              additional_gids: builtins.list[int] | None = None, preserve_fds: int = 0,
-             ignore_paused: bool = False) -> launcher.Executed:
-        """Run a process in a running container's namespaces and cgroup: its pid, and the
+             ignore_paused: bool = False,
+             cgroups: builtins.list[str] | None = None) -> launcher.Executed:
+        """Run a process in a created or running container's namespaces and cgroup: its pid, and the
         master of its new pty with ``tty`` (then ``stdio`` is not used), of ``console_size``
         (rows, cols) from the start. ``additional_gids`` replace the init's supplementary
         groups; ``preserve_fds``: descriptors 3 .. 3+N-1 of this process are passed on (when
         forked here, not through a cloner); ``ignore_paused``: a paused container is entered
-        too (the process stays frozen until it is resumed)."""
+        too (the process stays frozen until it is resumed); ``cgroups``: runc's ``exec
+        --cgroup`` requests, sub-cgroups of the container's to join instead."""
         from worker.runtime import launcher
         from worker.runtime.plan import CapSets, ProcessPlan, SeccompFilter
 
@@ -274,7 +281,8 @@ class Runtime:
         status = sd.status(record)
         if status == "paused" and not ignore_paused:
             raise WrongState(f"cannot exec in a paused container ({container_id!r})")
-        if status not in ("running", "paused"):
+        # A created container's init waits at the gate in its finished root: runc enters it.
+        if status not in ("created", "running", "paused"):
             raise WrongState(f"container {container_id!r} is {status}, not running")
         if preserve_fds and self.exec_cloner is not None:
             raise OperationFailed("preserve_fds needs the process forked by the caller")
@@ -291,7 +299,12 @@ class Runtime:
             oom_score_adj=None, console_size=console_size if tty else None,
             seccomp=SeccompFilter(d.seccomp.program, d.seccomp.flags, d.seccomp.digest)
             if d.seccomp is not None else None, preserve_fds=preserve_fds)
-        return launcher.exec_in(record, proc, stdio=stdio, cloner=self.exec_cloner)
+        cgroup_dirs = None
+        if cgroups:
+            from worker.runtime import cgroups as cgroupmod
+            cgroup_dirs = cgroupmod.exec_dirs(record.cgroup_dirs, cgroupmod.discover(), cgroups)
+        return launcher.exec_in(record, proc, stdio=stdio, cloner=self.exec_cloner,
+                                cgroup_dirs=cgroup_dirs)
 
 
 def exit_record(wait_status: int) -> ExitRecord:

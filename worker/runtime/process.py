@@ -61,14 +61,21 @@ def set_oom_score_adj(proc: ProcessPlan) -> None:
             f.write(str(proc.oom_score_adj))
 
 
-def become(proc: ProcessPlan) -> None:
+def become(proc: ProcessPlan) -> bool:
     """Switch to the process's user, groups and capability sets; set no_new_privs; load the
-    seccomp filter.
+    seccomp filter. Returns whether the cwd was entered already: as runc, it is tried first
+    with the runtime's privileges (a directory the process's user cannot reach still works),
+    and else by ``exec_process`` as that user.
 
     As runc: without no_new_privs, loading a filter needs CAP_SYS_ADMIN, so it is loaded first,
     while the process still has every capability; with no_new_privs it is loaded last, so the
     profile has to allow as few of the runtime's own calls as possible (those left: umask,
     chdir, close_range, execve)."""
+    try:
+        os.chdir(proc.cwd)
+        entered = True
+    except OSError:
+        entered = False
     if proc.seccomp is not None and not proc.no_new_privileges:
         sc.seccomp_set_filter(proc.seccomp.program, proc.seccomp.flags)
     caps = proc.caps
@@ -78,6 +85,7 @@ def become(proc: ProcessPlan) -> None:
                 sc.prctl(sc.PR_CAPBSET_DROP, n)
         # Keep the permitted set across the uid change; capset below sets the exact sets.
         sc.prctl(sc.PR_SET_KEEPCAPS, 1)
+    _own_terminal(proc.uid)
     os.setgroups(list(proc.additional_gids))
     os.setresgid(proc.gid, proc.gid, proc.gid)
     os.setresuid(proc.uid, proc.uid, proc.uid)
@@ -94,15 +102,32 @@ def become(proc: ProcessPlan) -> None:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
         if proc.seccomp is not None:
             sc.seccomp_set_filter(proc.seccomp.program, proc.seccomp.flags)
+    return entered
 
 
-def exec_process(proc: ProcessPlan, executable: str) -> None:
-    """Close every inherited descriptor past stdio and exec; raises OSError if exec fails."""
+def _own_terminal(uid: int) -> None:
+    """As runc: a terminal on stdio becomes the process's user's, so that a non-root process
+    can use its console; the group stays (devpts gives the tty group). Only terminals: a pipe
+    or file handed in by the caller keeps its owner."""
+    for fd in (0, 1, 2):
+        try:
+            if os.isatty(fd) and os.fstat(fd).st_uid != uid:
+                os.fchown(fd, uid, -1)
+        except OSError as exc:
+            # EINVAL/EPERM: the owner is not mapped in our user namespace; leave it as is.
+            if exc.errno not in (errno.EINVAL, errno.EPERM, errno.EBADF):
+                raise
+
+
+def exec_process(proc: ProcessPlan, executable: str, *, cwd_entered: bool = False) -> None:
+    """Enter the cwd (unless ``become`` has), close every inherited descriptor past stdio and
+    exec; raises OSError if exec fails."""
     if proc.umask is not None:
         os.umask(proc.umask)
     else:
         os.umask(0o022)
-    os.chdir(proc.cwd)
+    if not cwd_entered:
+        os.chdir(proc.cwd)
     sc.close_from(3 + proc.preserve_fds)
     env = dict(e.split("=", 1) for e in proc.env)
     os.execve(executable, list(proc.args), env)

@@ -3,6 +3,7 @@ runc parses them, and the cgroup files written in an order the kernel accepts.""
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import re
@@ -49,10 +50,22 @@ def apply(cgroup_dirs: list[str], res: Resources) -> None:
             return
         by_ctrl = {c: d for h, d in dirs for c in h.controllers}
         writes = _v1_memory_order(cgroups.v1_writes(res), by_ctrl.get("memory"))
+        quota_follows = any(name == "cpu.cfs_quota_us" for _c, name, _v in writes)
+        retry: list[tuple[str, str]] = []
         for ctrl, name, value in writes:
             if ctrl not in by_ctrl:
                 raise OperationFailed(f"no {ctrl} cgroup hierarchy is mounted")
-            _write(posixpath.join(by_ctrl[ctrl], name), value)
+            path = posixpath.join(by_ctrl[ctrl], name)
+            try:
+                _write(path, value)
+            except OSError as exc:
+                # As runc: a shorter period can make the old quota exceed the parent's limit
+                # (EINVAL) until the new quota is in; it is written again after the quota.
+                if name != "cpu.cfs_period_us" or exc.errno != errno.EINVAL or not quota_follows:
+                    raise
+                retry.append((path, value))
+        for path, value in retry:
+            _write(path, value)
     except OSError as exc:
         raise OperationFailed(f"update the cgroups: {exc}") from exc
 

@@ -76,15 +76,24 @@ def prepare(plan: Plan) -> None:
     sc.mount(plan.rootfs, plan.rootfs, None, MS_BIND | MS_REC)
 
 
-def do_mount(plan: Plan, m: MountPlan, cgroup_dirs: dict[str, str], in_userns: bool) -> None:
-    """One entry of config.json's mounts."""
+def do_mount(plan: Plan, m: MountPlan, cgroup_dirs: dict[str, str], in_userns: bool, *,
+             source_fd: int | None = None) -> None:
+    """One entry of config.json's mounts; ``source_fd``: the bind source, opened (O_PATH) by
+    the host's root where the container's own root may not reach it. It is closed here."""
     root = plan.rootfs
     opts = m.options
     flags = opts.flags
+    if m.fstype in ("proc", "sysfs"):
+        _refuse_symlink(root, m)
     if opts.is_bind:
-        st = os.stat(m.source)
-        target = _mount_at(root, m.destination, is_dir=stat.S_ISDIR(st.st_mode), source=m.source,
-                           fstype=None, flags=flags & (MS_BIND | MS_REC))
+        source = m.source if source_fd is None else f"/proc/self/fd/{source_fd}"
+        try:
+            st = os.stat(source)
+            target = _mount_at(root, m.destination, is_dir=stat.S_ISDIR(st.st_mode),
+                               source=source, fstype=None, flags=flags & (MS_BIND | MS_REC))
+        finally:
+            if source_fd is not None:
+                os.close(source_fd)
         extra = flags & ~(MS_BIND | MS_REC | MS_REMOUNT)
         if extra:
             locked = _current_flags(target) & _LOCKED if in_userns else 0
@@ -103,10 +112,29 @@ def do_mount(plan: Plan, m: MountPlan, cgroup_dirs: dict[str, str], in_userns: b
         _mount_cgroups(root, m, cgroup_dirs)
         return
     else:
+        if _dev_read_only_later(m):
+            flags &= ~MS_RDONLY  # devices and /dev/pts go in first; finish() makes it ro
         target = _mount_at(root, m.destination, is_dir=True, source=m.source or m.fstype,
                            fstype=m.fstype, flags=flags, data=opts.data)
     for prop in opts.propagation:
         sc.mount(None, target, None, prop)
+
+
+def _dev_read_only_later(m: MountPlan) -> bool:
+    """A read-only tmpfs on /dev is mounted writable and made read-only after pivot_root, as
+    runc does: its device nodes, links and mount points are made in it first."""
+    return m.fstype == "tmpfs" and m.destination.rstrip("/") == "/dev" and bool(
+        m.options.flags & MS_RDONLY)
+
+
+def _refuse_symlink(root: str, m: MountPlan) -> None:
+    """As runc: /proc or /sys made a symlink by the image would have the kernel's files
+    mounted wherever the link points (inside the rootfs, but not where masks and read-only
+    paths expect them)."""
+    path = os.path.join(root, m.destination.lstrip("/"))
+    if os.path.islink(path):
+        raise OSError(errno.ENOTDIR, f"{m.destination} is a symlink: {m.fstype} must be "
+                      "mounted on ordinary directory")
 
 
 def _mount_cgroups(root: str, m: MountPlan, cgroup_dirs: dict[str, str]) -> None:
@@ -213,6 +241,10 @@ def finish(plan: Plan, in_userns: bool) -> None:
             sc.mount("tmpfs", path, "tmpfs", MS_RDONLY, None)
         else:
             sc.mount("/dev/null", path, None, MS_BIND)
+    for m in plan.mounts:
+        if _dev_read_only_later(m):
+            sc.mount(None, "/dev", None, MS_BIND | MS_REMOUNT | MS_RDONLY
+                     | (_current_flags("/dev") & _LOCKED))
     if plan.readonly_root:
         locked = _current_flags("/") & _LOCKED if in_userns else 0
         sc.mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | locked)

@@ -200,12 +200,45 @@ class Spec(_Struct):
 _AT_PATH = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$", re.S)
 
 
+def fold_keys(doc: object, typ: object) -> object:
+    """``doc`` with each key of a struct's object renamed to the field name it matches
+    case-insensitively (exact names first); maps and lists are walked by their value type."""
+    import typing
+
+    origin, args = typing.get_origin(typ), typing.get_args(typ)
+    if isinstance(typ, type) and issubclass(typ, msgspec.Struct) and isinstance(doc, dict):
+        fields = {str(f.encode_name): f.type for f in msgspec.structs.fields(typ)}
+        folded = {name.lower(): name for name in fields}
+        out: dict[str, object] = {}
+        for key, value in doc.items():
+            name = str(key)
+            name = name if name in fields else folded.get(name.lower(), name)
+            out[name] = fold_keys(value, fields.get(name))
+        return out
+    if origin is list and isinstance(doc, list) and args:
+        return [fold_keys(item, args[0]) for item in doc]
+    if origin is dict and isinstance(doc, dict) and len(args) == 2:
+        return {key: fold_keys(value, args[1]) for key, value in doc.items()}
+    if args and origin is not None:  # X | None and the like: the struct member, if any
+        for arg in args:
+            if isinstance(arg, type) and issubclass(arg, msgspec.Struct):
+                return fold_keys(doc, arg)
+    return doc
+
+
 def decode_spec(data: bytes) -> Spec:
     """Decode config.json bytes; a bad document raises BundleInvalid naming the field."""
     if len(data) > MAX_CONFIG_BYTES:
         raise BundleInvalid("config.json", f"larger than {MAX_CONFIG_BYTES} bytes")
     try:
-        return msgspec.json.decode(data, type=Spec)
+        try:
+            return msgspec.json.decode(data, type=Spec)
+        except msgspec.ValidationError as exc:
+            if "unknown field" not in str(exc):
+                raise
+            # Go's encoding/json (runc's) matches field names case-insensitively: a config
+            # that runc takes ("CPU" for "cpu") is read again with its keys folded.
+            return msgspec.convert(fold_keys(msgspec.json.decode(data), Spec), type=Spec)
     except msgspec.ValidationError as exc:
         match = _AT_PATH.match(str(exc))
         reason, where = (match.group(1), match.group(2)) if match else (str(exc), None)

@@ -106,8 +106,8 @@ def test_everything_shoal_cannot_honour_is_refused_at_once() -> None:
             image: busybox
             build: .
             healthcheck: {test: [CMD, "true"]}
-            cap_add: [NET_ADMIN]
-            privileged: true
+            ulimits: {nofile: 1024}
+            read_only: true
             networks:
               front: {aliases: [www]}
             volumes: [data:/data]
@@ -131,9 +131,8 @@ def test_everything_shoal_cannot_honour_is_refused_at_once() -> None:
         "from a Dockerfile",
         "compose.yaml:5: services.web.healthcheck: not supported yet: the engine has no "
         "healthchecks",
-        "compose.yaml:6: services.web.cap_add: not supported yet: the runtime keeps Docker's "
-        "default capabilities",
-        "compose.yaml:7: services.web.privileged: shoal cannot honour this",
+        "compose.yaml:6: services.web.ulimits: not supported yet: the runtime sets no rlimits",
+        "compose.yaml:7: services.web.read_only: shoal cannot honour this",
         "compose.yaml:9: services.web.networks.front.aliases: not supported yet: shoal has no "
         "embedded DNS to resolve service names",
         "compose.yaml:10: services.web.volumes[0].type: not supported yet: shoal has named volumes "

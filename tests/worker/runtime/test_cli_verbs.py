@@ -17,7 +17,7 @@ from worker.runtime.cli_info import table
 from worker.runtime.default_config import default_config, make_rootless
 
 VERBS = ["create", "start", "run", "exec", "state", "kill", "delete", "pause", "resume",
-         "list", "ps", "spec", "features", "version", "help"]
+         "list", "ps", "spec", "features", "version", "help", "checkpoint", "restore"]
 
 
 @pytest.mark.parametrize("flag", ["-h", "--help"])
@@ -182,3 +182,44 @@ def test_table_pads_columns_as_runc_does() -> None:
     assert table(rows) == ["ID                 PID         STATUS",
                            "a-rather-long-id   1           running"]
     assert table([]) == []
+
+
+@pytest.mark.parametrize(("criu", "said"), [
+    (None, "needs CRIU, which is not installed (Debian package criu)"),
+    ("echo 'Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds' >&2; exit 1",
+     "CRIU cannot work on this host: `criu check` failed: Error (criu/vdso.c:381): vdso: "
+     "Unexpected rt vDSO area bounds"),
+    ("exit 0", "not implemented by shoal's runtime (CRIU works here)"),
+])
+@pytest.mark.parametrize("verb", ["checkpoint", "restore"])
+def test_checkpoint_and_restore_refuse_saying_why(tmp_path: Path, verb: str, criu: str | None,
+                                                  said: str) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if criu is not None:
+        (bin_dir / "criu").write_text(f"#!/bin/sh\n{criu}\n")
+        (bin_dir / "criu").chmod(0o755)
+    environment = env()
+    environment["PATH"] = str(bin_dir)  # the runtime itself runs as sys.executable -m
+    done = subprocess.run([sys.executable, "-m", "worker.runtime", "--root",
+                           str(tmp_path / "s"), verb, "--image-path", str(tmp_path), "c1"],
+                          env=environment, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith("shoal runtime: ") and said in done.stderr
+
+
+def test_debug_goes_to_stderr_as_runcs_text_under_shoals_own_cli(tmp_path: Path) -> None:
+    """`shoal runtime --debug` (shoal's CLI logs JSON lines itself) logs runc's text."""
+    done = subprocess.run([sys.executable, "-m", "cli", "runtime", "--root", str(tmp_path),
+                           "--debug", "list"], env=env(), capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"level=debug .*runtime\.command", done.stderr), done.stderr
+
+
+def test_checkpoint_names_a_bad_parent_path_first(tmp_path: Path) -> None:
+    for parent in (str(tmp_path / "abs"), "./missing"):
+        done = cli(tmp_path / "s", "checkpoint", "--parent-path", parent, "--image-path",
+                   str(tmp_path), "c1", check=False)
+        assert done.returncode == 1 and "--parent-path" in done.stderr, done.stderr

@@ -188,3 +188,17 @@ def test_start_twice_is_refused(make_bundle: Callable[..., Bundle],
 def _devnull3() -> tuple[int, int, int]:
     fd = os.open(os.devnull, os.O_RDWR)
     return (fd, fd, fd)
+
+
+def test_exec_into_a_created_container(make_bundle: Callable[..., Bundle],
+                                       state_root: Path) -> None:
+    """As runc: the init waits at the gate inside its finished root, and an exec'd process
+    sees that root; the container stays created until start."""
+    bundle = make_bundle(["sleep", "1000"])
+    cli(state_root, "create", "-b", str(bundle.path), "c1")
+    seen = cli(state_root, "exec", "c1", "sh", "-c", "ls /proc/1/cmdline && echo in-root")
+    assert seen.stdout.splitlines() == ["/proc/1/cmdline", "in-root"]
+    assert json.loads(cli(state_root, "state", "c1").stdout)["status"] == "created"
+    cli(state_root, "start", "c1")
+    assert json.loads(cli(state_root, "state", "c1").stdout)["status"] == "running"
+    cli(state_root, "delete", "--force", "c1")

@@ -105,3 +105,19 @@ def test_resolve_in_root(tmp_path: Path) -> None:
     assert resolve_in_root(r, "/new/dir") == f"{r}/new/dir"
     with pytest.raises(PathEscape):
         resolve_in_root(r, "/escape/x")
+
+
+def test_field_names_match_case_insensitively_as_gos_json_matches_them() -> None:
+    """runc reads ``linux.resources.CPU`` as ``cpu`` (Go's encoding/json); map keys stay."""
+    from worker.runtime.spec import decode_spec
+
+    config = base_config(["true"])
+    config["linux"]["resources"] = {"CPU": {"Shares": 100}, "pids": {"limit": 5}}
+    config["linux"]["sysctl"] = {"Net.Ipv4.Ip_forward": "1"}
+    spec = decode_spec(json.dumps(config).encode())
+    assert spec.linux is not None and spec.linux.resources is not None
+    assert spec.linux.resources.cpu is not None and spec.linux.resources.cpu.shares == 100
+    assert spec.linux.sysctl == {"Net.Ipv4.Ip_forward": "1"}
+    config["linux"]["resources"] = {"nope": {}}
+    with pytest.raises(BundleInvalid, match=r"linux\.resources\.nope"):
+        decode_spec(json.dumps(config).encode())

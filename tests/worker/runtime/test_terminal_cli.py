@@ -3,6 +3,7 @@ handing its master over, and ``exec -t``."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import tempfile
@@ -64,3 +65,28 @@ def test_console_socket_and_exec_tty(make_bundle: Callable[..., Bundle],
         listener.close()
         os.unlink(path)
         os.rmdir(sock_dir)
+
+
+def test_terminal_belongs_to_the_processs_user_and_exec_p_sets_its_size(
+        make_bundle: Callable[..., Bundle], state_root: Path, tmp_path: Path) -> None:
+    """As runc: the pty is the process's user's (its group stays devpts's tty group), for
+    run and exec; exec -p process.json gives the new pty its consoleSize."""
+    def edit(cfg: dict[str, Any]) -> None:
+        _terminal(cfg)
+        cfg["process"]["user"] = {"uid": 1000, "gid": 100}  # devpts is mounted gid=5
+
+    bundle = make_bundle(["sh", "-c", "stat -c %u:%g $(tty)"], edit)
+    done = cli(state_root, "run", "-b", str(bundle.path), "to1")
+    assert done.stdout == "1000:5\r\n"
+    bundle.config["process"]["args"] = ["sleep", "1000"]
+    bundle.config["process"]["terminal"] = False
+    bundle.write()
+    cli(state_root, "run", "-d", "-b", str(bundle.path), "to2")
+    process = tmp_path / "process.json"
+    process.write_text(json.dumps({
+        "terminal": True, "consoleSize": {"height": 10, "width": 110}, "cwd": "/",
+        "user": {"uid": 1000, "gid": 100}, "env": ["PATH=/bin"],
+        "args": ["sh", "-c", "stat -c %u:%g $(tty); stty size"]}))
+    seen = cli(state_root, "exec", "-p", str(process), "to2")
+    assert seen.stdout == "1000:5\r\n10 110\r\n"
+    cli(state_root, "delete", "--force", "to2")

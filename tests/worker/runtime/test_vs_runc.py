@@ -11,23 +11,11 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.runtime_harness import Bundle, env, shoal_cmd
+from tests.helpers.runtime_harness import Bundle, cli, run_both
 
 pytestmark = pytest.mark.root
 
 Edit = Callable[[dict[str, Any]], None] | None
-
-
-def run_both(bundle: Bundle, state_root: Path, runc_root: Path) -> tuple[
-        subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
-    cid = "t" + uuid.uuid4().hex[:10]
-    theirs = subprocess.run(["runc", "--root", str(runc_root), "run", "-b", str(bundle.path),
-                             cid], capture_output=True, text=True, timeout=60,
-                            stdin=subprocess.DEVNULL, check=False)
-    ours = subprocess.run(shoal_cmd(state_root, "run", "-b", str(bundle.path), cid),
-                          capture_output=True, text=True, timeout=60, env=env(),
-                          stdin=subprocess.DEVNULL, check=False)
-    return theirs, ours
 
 
 def _user(cfg: dict[str, Any]) -> None:
@@ -61,6 +49,17 @@ def _umask_cwd(cfg: dict[str, Any]) -> None:
     cfg["process"]["cwd"] = "/tmp"
 
 
+def _mknod(cfg: dict[str, Any]) -> None:
+    for kind in ("bounding", "effective", "permitted"):
+        cfg["process"]["capabilities"][kind].append("CAP_MKNOD")
+
+
+# /dev/fuse opens without a capability: only the device cgroup can refuse it.
+DEVICE_PROBE = ("mknod /dev/fuse2 c 10 229 && mknod /dev/null2 c 1 3 && echo made; "
+                "(: > /dev/fuse2) 2>/dev/null && echo fuse-opened || echo fuse-refused; "
+                "(: > /dev/null2) && echo null-opened")
+
+
 def _sysctl(cfg: dict[str, Any]) -> None:
     cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1", "kernel.shmmax": "123456789"}
 
@@ -84,6 +83,7 @@ CASES: list[tuple[str, list[str], Edit]] = [
     ("fork bomb hits pids.max", ["sh", "-c",
      "for i in $(seq 1 30); do sleep 5 & done 2>/dev/null; echo started;"
      " ls /proc | grep -c '^[0-9]'; kill $(jobs -p) 2>/dev/null; true"], _pids),
+    ("device cgroup without rules", ["sh", "-c", DEVICE_PROBE], _mknod),
     ("sysctl", ["sh", "-c", "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax"],
      _sysctl),
 ]
@@ -124,3 +124,39 @@ def test_joined_network_namespace(make_bundle: Callable[..., Bundle], state_root
         assert ours.stdout == theirs.stdout
     finally:
         subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+def test_user_namespace_reaches_what_only_the_hosts_root_can(
+        make_bundle: Callable[..., Bundle], state_root: Path, runc_root: Path,
+        tmp_path: Path) -> None:
+    """The container's root is host uid 100000: a bind source in a 0700 directory of the
+    host's root, and a state directory it cannot enter, are opened before the mapping (the
+    gate fifo) or by the host's root inside the new mount namespace (the sources), as runc
+    does; run and exec both see the files."""
+    # The bundle's path is walked by the mapped root (runc's userns.bats does the same).
+    for d in (tmp_path, *tmp_path.parents):
+        d.chmod(d.stat().st_mode | 0o111)
+    private = tmp_path / "private"
+    for name in ("one", "two"):
+        (private / name).mkdir(parents=True)
+        (private / name / "foo.txt").write_text(name)
+    private.chmod(0o700)
+    state_root.mkdir(mode=0o700)
+
+    def edit(cfg: dict[str, Any]) -> None:
+        _userns(cfg)
+        cfg["mounts"] += [{"destination": f"/tmp/{name}", "type": "bind",
+                           "source": str(private / name), "options": ["bind"]}
+                          for name in ("one", "two")]
+
+    bundle = make_bundle(["cat", "/tmp/one/foo.txt", "/tmp/two/foo.txt"], edit)
+    theirs, ours = run_both(bundle, state_root, runc_root)
+    assert theirs.returncode == 0, theirs.stderr
+    assert (ours.returncode, ours.stdout) == (0, "onetwo"), ours.stderr
+
+    bundle.config["process"]["args"] = ["sleep", "1000"]
+    bundle.write()
+    cli(state_root, "run", "-d", "-b", str(bundle.path), "userns")
+    seen = cli(state_root, "exec", "userns", "cat", "/tmp/one/foo.txt", "/tmp/two/foo.txt")
+    assert seen.stdout == "onetwo"
+    cli(state_root, "delete", "--force", "userns")
