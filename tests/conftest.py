@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
 import structlog
@@ -21,3 +22,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     test cannot carry one without the other."""
     if item.get_closest_marker("root") is not None:
         require_root()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of another host OS (``@pytest.mark.windows_only``: Windows' kernel32, job
+    objects) are deselected here, and reported as such, rather than skipped: they run in
+    ``.github/workflows/windows.yml`` on a Windows runner."""
+    if sys.platform == "win32":
+        return
+    other = [item for item in items if item.get_closest_marker("windows_only")]
+    if other:
+        config.hook.pytest_deselected(items=other)
+        items[:] = [item for item in items if not item.get_closest_marker("windows_only")]

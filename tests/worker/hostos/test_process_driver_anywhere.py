@@ -134,8 +134,7 @@ def test_exec_runs_a_new_process_beside_the_container(tmp_path: Path) -> None:
     with_engine(tmp_path, body)
 
 
-@pytest.mark.skipif(sys.platform != "win32", reason="a job object's memory limit: Windows; "
-                    "the process driver on Linux limits nothing (the native driver does)")
+@pytest.mark.windows_only  # a job object's memory limit; the process driver on Linux limits nothing
 def test_a_memory_limit_holds_on_windows(tmp_path: Path) -> None:
     async def body(engine: Engine) -> None:
         record = await engine.create(python(
@@ -150,7 +149,7 @@ def test_a_memory_limit_holds_on_windows(tmp_path: Path) -> None:
     with_engine(tmp_path, body)
 
 
-@pytest.mark.skipif(sys.platform != "win32", reason="what a Windows job cannot express")
+@pytest.mark.windows_only  # what a Windows job cannot express
 def test_limits_windows_cannot_express_are_refused(tmp_path: Path) -> None:
     async def body(engine: Engine) -> None:
         with pytest.raises(Unsupported, match="--cpu-shares"):

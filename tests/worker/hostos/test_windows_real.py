@@ -1,5 +1,5 @@
 """The Windows side against the real kernel32 (Windows only: the CI workflow
-.github/workflows/windows.yml runs it on windows-latest; here it is skipped, and the same
+.github/workflows/windows.yml runs it on windows-latest; elsewhere it is deselected, and the same
 logic is checked against a fake in test_jobs.py and test_windows_side.py)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from protocol import signals
 from worker.hostos import HOST, JobLimits, jobs
 
-pytestmark = pytest.mark.skipif(sys.platform != "win32", reason="needs Windows' kernel32")
+pytestmark = pytest.mark.windows_only  # needs Windows' kernel32
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(300)"]
 
