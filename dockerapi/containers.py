@@ -48,7 +48,10 @@ from protocol.messages import (
     InspectNode,
     KillContainer,
     ListContainers,
+    ListNetworks,
+    ListVolumes,
     LogLine,
+    NetworkList,
     NodeInspected,
     Ok,
     RemoveContainer,
@@ -56,13 +59,15 @@ from protocol.messages import (
     StartContainer,
     StopContainer,
     TopContainer,
+    VolumeList,
     WaitContainer,
 )
-from protocol.specs import ContainerInfo, ContainerSummary
+from protocol.specs import ContainerInfo, ContainerSummary, NetworkInfo
 
 STATE = web.AppKey("state", FrontState)
 MAX_CREATE_BODY = 1 << 20
-LIST_FILTERS = ("name", "label", "status", "ancestor", "id", "node")
+LIST_FILTERS = ("name", "label", "status", "ancestor", "id", "node", "health", "network",
+                "volume")
 WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
 
 
@@ -118,7 +123,7 @@ def _ref(request: web.Request) -> str:
 async def create(request: web.Request) -> web.Response:
     state = _state(request)
     spec = spec_from_create(await read_json(request), request.query.get("name", ""),
-                            request.query.get("platform", ""))
+                            request.query.get("platform", ""), await state.default_network())
     try:
         created = await state.verbs.ask(lambda r: CreateContainer(spec=spec, reply=r),
                                         ContainerCreated)
@@ -210,6 +215,9 @@ def _matches(row: ContainerSummary, wanted: dict[str, list[str]]) -> bool:
             return row.state.status == value
         if key == "node":
             return row.node_id == value
+        if key == "health":
+            health = row.state.health
+            return (health.status if health is not None else "none") == value
         if key == "ancestor":
             image = row.image
             return image == value or image.split(":")[0] == value or \
@@ -229,8 +237,31 @@ async def list_(request: web.Request) -> web.Response:
                                       ContainerList)).containers
     except ShoalError as exc:
         raise from_shoal(exc) from None
+    network, volume = wanted.pop("network", []), wanted.pop("volume", [])
+    if network or volume:
+        rows = await _using(state, rows, network, volume)
     chosen = [container_row(row) for row in rows if _matches(row, wanted)]
     return web.json_response(chosen[:limit] if limit > 0 else chosen)
+
+
+async def _using(state: FrontState, rows: list[ContainerSummary], networks: list[str],
+                 volumes: list[str]) -> list[ContainerSummary]:
+    """The rows of containers on one of ``networks`` (by name or id) and mounting one of
+    ``volumes`` (the filters Compose lists a project's users of a network or volume by)."""
+    keep = {row.id for row in rows}
+    try:
+        if networks:
+            found = (await state.verbs.ask(lambda r: ListNetworks(reply=r), NetworkList))
+            keep &= {e.container_id for n in found.networks
+                     if n.spec.name in networks or any(n.id.startswith(w) for w in networks)
+                     for e in n.endpoints}
+        if volumes:
+            held = (await state.verbs.ask(lambda r: ListVolumes(reply=r), VolumeList))
+            users = {u for v in held.volumes if v.spec.name in volumes for u in v.users}
+            keep &= {row.id for row in rows if row.id in users or row.name in users}
+    except ShoalError as exc:
+        raise from_shoal(exc) from None
+    return [row for row in rows if row.id in keep]
 
 
 async def inspect(request: web.Request) -> web.Response:
@@ -241,7 +272,12 @@ async def inspect(request: web.Request) -> web.Response:
         with contextlib.suppress(ShoalError):
             node = (await state.verbs.ask(lambda r: InspectNode(node_id=info.node_id, reply=r),
                                           NodeInspected)).info
-    return web.json_response(inspect_container(info, node))
+    networks: list[NetworkInfo] = []
+    if info.spec.network not in ("", "none", "host"):
+        with contextlib.suppress(ShoalError):  # the endpoints only add detail to inspect
+            networks = list((await state.verbs.ask(lambda r: ListNetworks(reply=r),
+                                                   NetworkList)).networks)
+    return web.json_response(inspect_container(info, node, networks))
 
 
 async def top(request: web.Request) -> web.Response:
