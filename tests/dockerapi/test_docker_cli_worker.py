@@ -123,8 +123,8 @@ def test_refusals_say_what_is_missing(cli) -> None:  # type: ignore[no-untyped-d
     privileged = cli("run", "--rm", "--privileged", "busybox", "true")
     assert privileged.returncode == 125
     assert "HostConfig.Privileged is not supported" in privileged.stderr
-    network = cli("network", "ls")
-    assert network.returncode == 1 and "does not serve Docker networks" in network.stderr
+    paused = cli("pause", "nope")
+    assert paused.returncode == 1 and "No such container: nope" in paused.stderr
     placed = cli("run", "--rm", "-e", "constraint:zone==a", "busybox", "true")
     assert placed.returncode == 125 and "send the container to a scheduler" in placed.stderr
 
