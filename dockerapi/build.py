@@ -48,7 +48,7 @@ def _check_query(request: web.Request) -> None:
             continue
         if key not in _EMPTY_OK:
             raise bad_parameter(f"build parameter {key!r} is not supported by shoal")
-        if value not in _EMPTY_OK[key]:
+        if value.strip().lower() not in _EMPTY_OK[key]:
             raise bad_parameter(f"build parameter {key}={value[:80]!r} is not supported by "
                                 "shoal" + (" (BuildKit: use the classic builder, "
                                            "DOCKER_BUILDKIT=0)" if key == "version" else ""))

@@ -60,9 +60,6 @@ def _leftover(section: str, body: dict[str, Any], used: set[str]) -> None:
             continue
         if key in _DEFAULTS and value in _DEFAULTS[key]:
             continue
-        if key == "Volumes":
-            raise bad_parameter("Config.Volumes: anonymous volumes are not supported (name "
-                                "a volume in HostConfig.Binds or Mounts)")
         raise bad_parameter(f"{section}.{key} is not supported by shoal "
                             f"(given {str(value)[:80]})")
 
@@ -206,6 +203,17 @@ def _bytes(text: str) -> int:
     return int(found.group(1)) * _UNITS[found.group(2)]
 
 
+def _anonymous(volumes: dict[str, Any], mounts: list[Mount]) -> None:
+    """``Config.Volumes``: mount points; one no bind, volume or tmpfs covers would be an
+    anonymous volume, which shoal does not make (docker-py lists its binds' targets here)."""
+    covered = {m.target for m in mounts}
+    anonymous = sorted(set(volumes) - covered)
+    if anonymous:
+        raise bad_parameter(f"Config.Volumes: anonymous volumes are not supported "
+                            f"({', '.join(anonymous)[:80]}): name a volume in "
+                            "HostConfig.Binds or Mounts")
+
+
 def _healthcheck(config: dict[str, Any]) -> HealthCheck | None:
     """``Config.Healthcheck``: durations in nanoseconds, as Docker sends them."""
     if config.get("Healthcheck") is None:
@@ -347,12 +355,15 @@ def spec_from_create(body: Any, name: str, platform: str,
     _leftover("Config", config, {
         "Image", "Cmd", "Entrypoint", "Env", "WorkingDir", "User", "Labels", "Tty",
         "OpenStdin", "StopSignal", "StopTimeout", "Hostname", "HostConfig",
-        "NetworkingConfig", "Healthcheck"})
+        "NetworkingConfig", "Healthcheck", "Volumes"})
     _leftover("HostConfig", hc, {
         "Binds", "Mounts", "PortBindings", "RestartPolicy", "Memory", "MemorySwap", "NanoCpus",
         "CpuShares", "CpuQuota", "CpuPeriod", "PidsLimit", "NetworkMode", "AutoRemove", "Init",
         "SecurityOpt", "LogConfig", "ExtraHosts", "Dns", "DnsSearch", "Tmpfs",
         "PublishAllPorts"})
+    mounts = [*_binds(_strings(hc.get("Binds"), "Binds")),
+              *_api_mounts(hc.get("Mounts") or []), *tmpfs]
+    _anonymous(_object(config.get("Volumes"), "Config.Volumes"), mounts)
     try:
         policy = RestartPolicy(name=restart_name,  # type: ignore[arg-type]  # decode checks
                                max_retries=_number(restart.get("MaximumRetryCount"),
@@ -368,9 +379,7 @@ def spec_from_create(body: Any, name: str, platform: str,
             labels=_object(config.get("Labels"), "Labels"), restart=policy,
             resources=_resources(hc), ports=_ports(_object(hc.get("PortBindings"),
                                                            "HostConfig.PortBindings")),
-            mounts=[*_binds(_strings(hc.get("Binds"), "Binds")),
-                    *_api_mounts(hc.get("Mounts") or []),
-                    *tmpfs],
+            mounts=mounts,
             platform=_platform(platform), constraints=constraints, affinities=affinities,
             network=network, ip=address, network_aliases=aliases,
             healthcheck=_healthcheck(config),

@@ -76,6 +76,9 @@ TRANSLATED: list[tuple[dict[str, Any], str, Any]] = [
       Mount(type="tmpfs", target="/t", tmpfs_size=4096),
       Mount(type="bind", source="/srv", target="/s")]),
     (with_host(PublishAllPorts=True), "publish_all", True),
+    # docker-py lists its binds' targets in Config.Volumes: covered, so no anonymous volume
+    ({**with_host(Binds=["data:/data"]), "Volumes": {"/data": {}}}, "mounts",
+     [Mount(type="volume", source="data", target="/data")]),
     ({**CLI_DEFAULTS, "ExposedPorts": {"80/tcp": {}, "53/udp": {}}}, "expose",
      ["53/udp", "80/tcp"]),
     ({**CLI_DEFAULTS, "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 2_000_000_000,
