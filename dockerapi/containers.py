@@ -224,7 +224,9 @@ def _matches(row: ContainerSummary, wanted: dict[str, list[str]]) -> bool:
                 image == f"{value}:latest"
         label, _, want = value.partition("=")
         return label in row.labels and (not want or row.labels[label] == want)
-    return all(any(one(key, v) for v in values) for key, values in wanted.items() if values)
+    # Docker: every label filter must match; any value of another key will do.
+    return all((all if key == "label" else any)(one(key, v) for v in values)
+               for key, values in wanted.items() if values)
 
 
 async def list_(request: web.Request) -> web.Response:

@@ -101,7 +101,9 @@ def _matches(view: dict[str, Any], used: bool, wanted: dict[str, list[str]]) -> 
         label, _, want = value.partition("=")
         labels = view["Labels"]
         return label in labels and (not want or labels[label] == want)
-    return all(any(one(key, v) for v in values) for key, values in wanted.items() if values)
+    # Docker: every label filter must match; any value of another key will do.
+    return all((all if key == "label" else any)(one(key, v) for v in values)
+               for key, values in wanted.items() if values)
 
 
 async def list_(request: web.Request) -> web.Response:

@@ -52,7 +52,9 @@ def _matches(info: VolumeInfo, wanted: dict[str, list[str]]) -> bool:
         label, _, want = value.partition("=")
         labels = info.spec.labels
         return label in labels and (not want or labels[label] == want)
-    return all(any(one(key, v) for v in values) for key, values in wanted.items() if values)
+    # Docker: every label filter must match; any value of another key will do.
+    return all((all if key == "label" else any)(one(key, v) for v in values)
+               for key, values in wanted.items() if values)
 
 
 async def list_(request: web.Request) -> web.Response:
