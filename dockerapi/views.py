@@ -105,9 +105,18 @@ def _status_words(state: ContainerState) -> str:
 def container_networks(info: ContainerInfo, networks: list[NetworkInfo]) -> dict[str, Any]:
     """``NetworkSettings.Networks``: each network the container has an endpoint on (its
     address, the network's gateway and prefix); its own network from inspect's details when
-    no network record lists it (a scheduler's bridge networks live on each node)."""
+    no network record lists it (a scheduler's bridge networks live on each node).
+
+    On a user-defined network the container's own aliases end with its short id, as Docker
+    24 and before list them: Compose 1.29 reads that to learn that the container was made
+    with its aliases (else it disconnects and connects it again before the start, which a
+    scheduler cannot do for a container not placed yet). shoal's resolver does not answer
+    that name (Docker's does)."""
     spec = info.spec
     shown: dict[str, Any] = {}
+    own_aliases = list(spec.network_aliases)
+    if spec.network not in ("bridge", "none", "host"):
+        own_aliases.append(info.id[:12])
     for network in networks:
         for endpoint in network.endpoints:
             if endpoint.container_id != info.id:
@@ -116,10 +125,11 @@ def container_networks(info: ContainerInfo, networks: list[NetworkInfo]) -> dict
             primary = network.spec.name == spec.network
             shown[network.spec.name] = _endpoint(
                 network.id, endpoint.ip, network.gateway, int(prefix) if prefix else 0,
-                list(spec.network_aliases) if primary else [])
+                own_aliases if primary else [])
     if spec.network not in ("", "none", "host") and spec.network not in shown:
-        shown[spec.network] = _endpoint("", info.details.get("ip_address", ""), "", 0,
-                                        list(spec.network_aliases))
+        found = [n for n in networks if n.spec.name == spec.network]
+        shown[spec.network] = _endpoint(found[0].id if found else "",
+                                        info.details.get("ip_address", ""), "", 0, own_aliases)
     if spec.network in ("none", "host"):
         shown[spec.network] = _endpoint(spec.network + "0" * 60, "", "", 0, [])
     return shown

@@ -59,11 +59,12 @@ def test_network_lifecycle_with_aliases(cli) -> None:  # type: ignore[no-untyped
         assert shown["Id"] == network_id and shown["Labels"] == {"team": "a"}
         subnet = shown["IPAM"]["Config"][0]["Subnet"]
         assert shown["Driver"] == "bridge" and shown["Scope"] == "local"
-        ok(cli("run", "-d", "--name", f"{net}-srv", "--network", net, "--network-alias",
-               "db", "busybox", "sleep", "600"))
+        cid = ok(cli("run", "-d", "--name", f"{net}-srv", "--network", net, "--network-alias",
+                     "db", "busybox", "sleep", "600")).strip()
         inspected = json.loads(ok(cli("inspect", f"{net}-srv")))[0]
         endpoint = inspected["NetworkSettings"]["Networks"][net]
-        assert endpoint["Aliases"] == ["db"] and endpoint["NetworkID"] == network_id
+        # the short id last, as docker 24 lists it (Compose 1.29 reads it)
+        assert endpoint["Aliases"] == ["db", cid[:12]] and endpoint["NetworkID"] == network_id
         address = endpoint["IPAddress"]
         assert address and endpoint["Gateway"] and endpoint["IPPrefixLen"] == \
             int(subnet.rpartition("/")[2])

@@ -163,7 +163,7 @@ def test_networks_and_volumes(client: docker.DockerClient) -> None:
             endpoint = box.attrs["NetworkSettings"]["Networks"][net.name]
             assert endpoint["IPAddress"] == "10.251.7.9"
             assert endpoint["Gateway"] == "10.251.7.1"
-            assert endpoint["Aliases"] == ["pyalias"]
+            assert endpoint["Aliases"] == ["pyalias", box.id[:12]]
             net.reload()
             assert list(net.containers) == [box]
             assert box.exec_run(["sh", "-c", "echo v > /data/f"]).exit_code == 0
@@ -182,6 +182,28 @@ def test_networks_and_volumes(client: docker.DockerClient) -> None:
         client.networks.get(net.id)
     with pytest.raises(docker.errors.NotFound):
         client.volumes.get(vol.name)
+
+
+def test_reconnected_to_its_network_a_container_keeps_its_ports(
+        client: docker.DockerClient) -> None:
+    """Compose 1.29 against docker 25 disconnects and connects a created container before its
+    start: its published ports must survive that."""
+    net = client.networks.create(unique("rc"))
+    try:
+        box = client.containers.create("busybox", ["sleep", "600"], network=net.name,
+                                       ports={"80/tcp": None})
+        try:
+            client.api.disconnect_container_from_network(box.id, net.name)
+            client.api.connect_container_to_network(box.id, net.name, aliases=["again"])
+            box.start()
+            box.reload()
+            [bound] = box.attrs["NetworkSettings"]["Ports"]["80/tcp"]
+            assert int(bound["HostPort"]) > 0
+            assert box.attrs["NetworkSettings"]["Networks"][net.name]["IPAddress"]
+        finally:
+            box.remove(force=True)
+    finally:
+        net.remove()
 
 
 def test_healthcheck(client: docker.DockerClient) -> None:
