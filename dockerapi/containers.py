@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -193,6 +194,9 @@ async def remove(request: web.Request) -> web.Response:
     if flag(request, "link"):
         raise bad_parameter("removing a link is not supported: shoal has no links")
     force = flag(request, "force")
+    on_scheduler = await state.on_scheduler()
+    asked_at = time.time() - 1.0  # the destroy event is looked for from here
+    cid = (await inspect_info(state, ref)).id if on_scheduler else ref
     try:
         await state.verbs.ask(lambda r: RemoveContainer(id=ref, force=force, reply=r), Ok)
     except Conflict as exc:
@@ -201,6 +205,8 @@ async def remove(request: web.Request) -> web.Response:
             from None
     except ShoalError as exc:
         raise from_shoal(exc, "container", ref) from None
+    if on_scheduler:
+        await cluster.removed(state.verbs, cid, asked_at)  # Docker answers once it is gone
     return web.Response(status=204)
 
 

@@ -105,8 +105,8 @@ def routes() -> list[tuple[str, str, Handler]]:
         ("POST", "/networks/{name}/connect", n.connect),
         ("POST", "/networks/{name}/disconnect", n.disconnect),
         ("GET", "/volumes", v.list_), ("POST", "/volumes/create", v.create),
-        ("POST", "/volumes/prune", v.prune), ("GET", "/volumes/{name}", v.inspect),
-        ("DELETE", "/volumes/{name}", v.remove),
+        ("POST", "/volumes/prune", v.prune), ("GET", "/volumes/{name:.+}", v.inspect),
+        ("DELETE", "/volumes/{name:.+}", v.remove),
     ]
     for verb in ("pause", "unpause", "update", "rename"):
         served.append(("POST", f"/containers/{{id}}/{{verb:{verb}}}", c.not_served))

@@ -1,6 +1,10 @@
 """The volume endpoints over the daemon's volume verbs: list, inspect, create, remove and
 prune, in Docker's JSON shapes. Only the ``local`` driver; a create without a name gets a
-random one, as Docker names an anonymous volume."""
+random one, as Docker names an anonymous volume.
+
+On a scheduler a volume lives on one node: ``NODE/NAME`` names the node, as Swarm classic
+read it (``docker volume create worker2/data``); a plain name is the cluster's only volume of
+that name (or, to create, its only node)."""
 
 from __future__ import annotations
 
@@ -32,13 +36,21 @@ LIST_FILTERS = ("name", "driver", "label", "dangling")
 PRUNE_FILTERS = ("all", "label")
 
 
+def _split(name: str) -> tuple[str, str]:
+    """(node, volume) of Swarm classic's ``NODE/NAME``; ("", name) for a plain name."""
+    node, slash, volume = name.rpartition("/")
+    return (node, volume) if slash else ("", name)
+
+
 def volume_view(info: VolumeInfo) -> dict[str, Any]:
     spec = info.spec
     return {"Name": spec.name, "Driver": spec.driver, "Mountpoint": info.mountpoint,
-            "CreatedAt": iso_time(info.created_at).replace(".000000000Z", "Z"),
-            "Status": {}, "Labels": dict(spec.labels) or None, "Scope": "local",
-            "Options": dict(spec.options) or None, "UsageData": None,
-            **({"Node": info.node_id} if info.node_id else {})}
+            "CreatedAt": iso_time(info.created_at)[:19] + "Z",
+            # A scheduler's volume is on one node: said in the driver's status map, which
+            # Docker's clients keep as given.
+            "Status": {"Node": info.node_id} if info.node_id else None,
+            "Labels": dict(spec.labels) or None, "Scope": "local",
+            "Options": dict(spec.options) or None, "UsageData": None}
 
 
 def _matches(info: VolumeInfo, wanted: dict[str, list[str]]) -> bool:
@@ -70,9 +82,10 @@ async def list_(request: web.Request) -> web.Response:
 
 async def inspect(request: web.Request) -> web.Response:
     name = request.match_info["name"]
+    node, volume = _split(name)
     try:
-        info = (await request.app[STATE].verbs.ask(lambda r: InspectVolume(name=name, reply=r),
-                                                   VolumeInspected)).info
+        info = (await request.app[STATE].verbs.ask(
+            lambda r: InspectVolume(name=volume, node_id=node, reply=r), VolumeInspected)).info
     except ShoalError as exc:
         raise from_shoal(exc, "volume", name) from None
     return web.json_response(volume_view(info))
@@ -89,13 +102,14 @@ async def create(request: web.Request) -> web.Response:
         raise bad_parameter(f"volume driver {driver!r} is not supported: shoal has local")
     if body.get("ClusterVolumeSpec"):
         raise bad_parameter("cluster volumes (ClusterVolumeSpec) are not supported by shoal")
-    name = body.get("Name") or secrets.token_hex(32)
+    node, name = _split(str(body.get("Name") or ""))
+    name = name or secrets.token_hex(32)
     try:
         spec = msgspec.convert({"name": name, "driver": driver,
                                 "labels": body.get("Labels") or {},
                                 "options": body.get("DriverOpts") or {}}, VolumeSpec)
         created = await request.app[STATE].verbs.ask(
-            lambda r: CreateVolume(spec=spec, reply=r), VolumeInspected)
+            lambda r: CreateVolume(spec=spec, node_id=node, reply=r), VolumeInspected)
     except msgspec.ValidationError as exc:
         raise bad_parameter(f"invalid volume: {exc}") from None
     except Conflict as exc:
@@ -107,10 +121,11 @@ async def create(request: web.Request) -> web.Response:
 
 async def remove(request: web.Request) -> web.Response:
     name = request.match_info["name"]
+    node, volume = _split(name)
     force = flag(request, "force")
     try:
         await request.app[STATE].verbs.ask(
-            lambda r: RemoveVolume(name=name, force=force, reply=r), Ok)
+            lambda r: RemoveVolume(name=volume, node_id=node, force=force, reply=r), Ok)
     except NotFound:
         if force:
             return web.Response(status=204)
