@@ -11,6 +11,7 @@ docker-py reads the id from), or ``{"error": ...}``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import tarfile
@@ -142,6 +143,9 @@ async def build(request: web.Request) -> web.StreamResponse:
             reply_rx.close()
             sending.cancel()
             writer.close()
+            # its read of the spool (in a thread) ends before the spool is closed
+            with contextlib.suppress(asyncio.CancelledError):
+                await sending
 
 
 async def _answer(lines: JsonLines, replies: channels.Receiver, tags: list[str],
