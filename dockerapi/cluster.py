@@ -58,10 +58,11 @@ async def _until(verbs: Verbs, cid: str, states: tuple[str, ...]) -> ContainerIn
 
 
 async def removed(verbs: Verbs, cid: str, since: float) -> None:
-    """Return once the container's record is deleted (its ``destroy`` event, from ``since``,
-    a moment before the remove was asked), as Docker's remove returns: until then the
-    cluster still counts it, as a user of its volumes for one. At most REMOVE_WAIT: the
-    removal is committed, and a worker that is away finishes it later."""
+    """Return once the container is destroyed on its worker (its ``destroy`` event, from
+    ``since``, a moment before the remove was asked), as Docker's remove returns once it is
+    gone. At most REMOVE_WAIT: the removal is committed, and a worker that is away finishes
+    it later. (The scheduler's record, which counts it among its volumes' users, may last a
+    moment longer.)"""
     events = await verbs.open(lambda r: WatchEvents(
         since=since, filters={"type": "container", "id": cid, "action": "destroy"}, reply=r))
     try:

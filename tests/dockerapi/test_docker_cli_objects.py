@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench._registry_server import RunningRegistry, available, registry
-from tests.helpers.docker_api import DOCKER_CLI, docker, docker_worker
+from tests.helpers.docker_api import DOCKER_CLI, docker, docker_worker, wait_for_event
 from tests.helpers.requirements import missing
 from tests.helpers.worker_process import Worker
 
@@ -123,26 +122,6 @@ def test_a_named_volume_outlives_its_containers(cli) -> None:  # type: ignore[no
     assert cli("volume", "rm", "-f", vol).returncode == 0  # -f: a missing one is fine
 
 
-def wait_for_event(node: Worker, config: Path, container: str, since: float,
-                   action: str) -> bool:
-    """Whether ``docker events`` shows ``action`` for ``container`` (from ``since``, so one
-    that came first counts) within HEALTHY_WITHIN."""
-    watch = subprocess.Popen(
-        [str(DOCKER_CLI), "events", "--since", f"{since:.3f}", "--filter",
-         f"container={container}", "--format", "{{.Action}}"], stdout=subprocess.PIPE,
-        text=True, env={"PATH": "/usr/bin:/bin", "DOCKER_HOST": node.docker,
-                        "DOCKER_CONFIG": str(config), "HOME": str(config)})
-    timer = threading.Timer(HEALTHY_WITHIN, watch.kill)
-    timer.start()
-    try:
-        assert watch.stdout is not None
-        return any(line.strip() == action for line in watch.stdout)
-    finally:
-        timer.cancel()
-        watch.kill()
-        watch.wait()
-
-
 def test_run_with_a_health_command(cli, node: Worker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     name = unique("hc")
     since = time.time() - 1
@@ -150,7 +129,8 @@ def test_run_with_a_health_command(cli, node: Worker, tmp_path: Path) -> None:  
                  "--health-interval", "1s", "--health-retries", "1", "busybox", "sh", "-c",
                  "touch /tmp/up; exec sleep 600")).strip()
     try:
-        assert wait_for_event(node, tmp_path, cid, since, "health_status: healthy")
+        assert wait_for_event(node.docker, tmp_path, cid, since, "health_status: healthy",
+                              HEALTHY_WITHIN)
         status = ok(cli("inspect", "--format", "{{.State.Health.Status}}", name)).strip()
         assert status == "healthy"
         config = json.loads(ok(cli("inspect", name)))[0]["Config"]["Healthcheck"]
