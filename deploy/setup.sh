@@ -36,6 +36,8 @@ command -v gawk >/dev/null 2>&1 || need_pkgs+=(gawk)
 # dockerd beside shoal: Debian's docker.io has both.
 { command -v docker >/dev/null 2>&1 && command -v dockerd >/dev/null 2>&1; } ||
     need_pkgs+=(docker.io)
+# docker-compose 1.29 (a Python client of the same API) is tested against it too.
+[ -x /usr/bin/docker-compose ] || need_pkgs+=(docker-compose)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

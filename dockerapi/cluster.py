@@ -32,6 +32,7 @@ FINAL = ("exited", "failed", "rejected", "orphaned", "removed")
 RUNNING_OR_FINAL = ("running", *FINAL)
 RECHECK = 1.0  # the record is read again at least this often, events or not
 DEADLINE = 24 * 3600.0
+REMOVE_WAIT = 30.0
 
 
 async def _until(verbs: Verbs, cid: str, states: tuple[str, ...]) -> ContainerInfo | None:
@@ -52,6 +53,21 @@ async def _until(verbs: Verbs, cid: str, states: tuple[str, ...]) -> ContainerIn
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(events.recv(), RECHECK)
         raise Unavailable(f"{cid} did not reach {'/'.join(states)}")
+    finally:
+        events.close()
+
+
+async def removed(verbs: Verbs, cid: str, since: float) -> None:
+    """Return once the container is destroyed on its worker (its ``destroy`` event, from
+    ``since``, a moment before the remove was asked), as Docker's remove returns once it is
+    gone. At most REMOVE_WAIT: the removal is committed, and a worker that is away finishes
+    it later. (The scheduler's record, which counts it among its volumes' users, may last a
+    moment longer.)"""
+    events = await verbs.open(lambda r: WatchEvents(
+        since=since, filters={"type": "container", "id": cid, "action": "destroy"}, reply=r))
+    try:
+        with contextlib.suppress(TimeoutError, ShoalError):
+            await asyncio.wait_for(events.recv(), REMOVE_WAIT)
     finally:
         events.close()
 

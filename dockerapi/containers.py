@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -48,7 +49,10 @@ from protocol.messages import (
     InspectNode,
     KillContainer,
     ListContainers,
+    ListNetworks,
+    ListVolumes,
     LogLine,
+    NetworkList,
     NodeInspected,
     Ok,
     RemoveContainer,
@@ -56,13 +60,15 @@ from protocol.messages import (
     StartContainer,
     StopContainer,
     TopContainer,
+    VolumeList,
     WaitContainer,
 )
-from protocol.specs import ContainerInfo, ContainerSummary
+from protocol.specs import ContainerInfo, ContainerSummary, NetworkInfo
 
 STATE = web.AppKey("state", FrontState)
 MAX_CREATE_BODY = 1 << 20
-LIST_FILTERS = ("name", "label", "status", "ancestor", "id", "node")
+LIST_FILTERS = ("name", "label", "status", "ancestor", "id", "node", "health", "network",
+                "volume")
 WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
 
 
@@ -118,7 +124,7 @@ def _ref(request: web.Request) -> str:
 async def create(request: web.Request) -> web.Response:
     state = _state(request)
     spec = spec_from_create(await read_json(request), request.query.get("name", ""),
-                            request.query.get("platform", ""))
+                            request.query.get("platform", ""), await state.default_network())
     try:
         created = await state.verbs.ask(lambda r: CreateContainer(spec=spec, reply=r),
                                         ContainerCreated)
@@ -188,6 +194,9 @@ async def remove(request: web.Request) -> web.Response:
     if flag(request, "link"):
         raise bad_parameter("removing a link is not supported: shoal has no links")
     force = flag(request, "force")
+    on_scheduler = await state.on_scheduler()
+    asked_at = time.time() - 1.0  # the destroy event is looked for from here
+    cid = (await inspect_info(state, ref)).id if on_scheduler else ref
     try:
         await state.verbs.ask(lambda r: RemoveContainer(id=ref, force=force, reply=r), Ok)
     except Conflict as exc:
@@ -196,6 +205,8 @@ async def remove(request: web.Request) -> web.Response:
             from None
     except ShoalError as exc:
         raise from_shoal(exc, "container", ref) from None
+    if on_scheduler:
+        await cluster.removed(state.verbs, cid, asked_at)  # Docker answers once it is gone
     return web.Response(status=204)
 
 
@@ -210,13 +221,18 @@ def _matches(row: ContainerSummary, wanted: dict[str, list[str]]) -> bool:
             return row.state.status == value
         if key == "node":
             return row.node_id == value
+        if key == "health":
+            health = row.state.health
+            return (health.status if health is not None else "none") == value
         if key == "ancestor":
             image = row.image
             return image == value or image.split(":")[0] == value or \
                 image == f"{value}:latest"
         label, _, want = value.partition("=")
         return label in row.labels and (not want or row.labels[label] == want)
-    return all(any(one(key, v) for v in values) for key, values in wanted.items() if values)
+    # Docker: every label filter must match; any value of another key will do.
+    return all((all if key == "label" else any)(one(key, v) for v in values)
+               for key, values in wanted.items() if values)
 
 
 async def list_(request: web.Request) -> web.Response:
@@ -229,8 +245,31 @@ async def list_(request: web.Request) -> web.Response:
                                       ContainerList)).containers
     except ShoalError as exc:
         raise from_shoal(exc) from None
+    network, volume = wanted.pop("network", []), wanted.pop("volume", [])
+    if network or volume:
+        rows = await _using(state, rows, network, volume)
     chosen = [container_row(row) for row in rows if _matches(row, wanted)]
     return web.json_response(chosen[:limit] if limit > 0 else chosen)
+
+
+async def _using(state: FrontState, rows: list[ContainerSummary], networks: list[str],
+                 volumes: list[str]) -> list[ContainerSummary]:
+    """The rows of containers on one of ``networks`` (by name or id) and mounting one of
+    ``volumes`` (the filters Compose lists a project's users of a network or volume by)."""
+    keep = {row.id for row in rows}
+    try:
+        if networks:
+            found = (await state.verbs.ask(lambda r: ListNetworks(reply=r), NetworkList))
+            keep &= {e.container_id for n in found.networks
+                     if n.spec.name in networks or any(n.id.startswith(w) for w in networks)
+                     for e in n.endpoints}
+        if volumes:
+            held = (await state.verbs.ask(lambda r: ListVolumes(reply=r), VolumeList))
+            users = {u for v in held.volumes if v.spec.name in volumes for u in v.users}
+            keep &= {row.id for row in rows if row.id in users or row.name in users}
+    except ShoalError as exc:
+        raise from_shoal(exc) from None
+    return [row for row in rows if row.id in keep]
 
 
 async def inspect(request: web.Request) -> web.Response:
@@ -241,7 +280,12 @@ async def inspect(request: web.Request) -> web.Response:
         with contextlib.suppress(ShoalError):
             node = (await state.verbs.ask(lambda r: InspectNode(node_id=info.node_id, reply=r),
                                           NodeInspected)).info
-    return web.json_response(inspect_container(info, node))
+    networks: list[NetworkInfo] = []
+    if info.spec.network not in ("", "none", "host"):
+        with contextlib.suppress(ShoalError):  # the endpoints only add detail to inspect
+            networks = list((await state.verbs.ask(lambda r: ListNetworks(reply=r),
+                                                   NetworkList)).networks)
+    return web.json_response(inspect_container(info, node, networks))
 
 
 async def top(request: web.Request) -> web.Response:

@@ -13,9 +13,17 @@ from typing import Any
 
 import msgspec
 
-from dockerapi.errors import ApiError, bad_parameter, missing
+from dockerapi.errors import ApiError, bad_parameter
 from protocol.errors import InvalidArgument
-from protocol.specs import ContainerSpec, Mount, Platform, PortMapping, Resources, RestartPolicy
+from protocol.specs import (
+    ContainerSpec,
+    HealthCheck,
+    Mount,
+    Platform,
+    PortMapping,
+    Resources,
+    RestartPolicy,
+)
 from protocol.validation import check_spec
 
 # Docker's rule for container names.
@@ -25,6 +33,10 @@ NAME_PATTERN = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _CLIENT_ONLY = {"AttachStdin", "AttachStdout", "AttachStderr", "StdinOnce", "ArgsEscaped",
                 "NetworkDisabled", "ConsoleSize", "OomScoreAdj", "MacAddress", "Shell",
                 "OnBuild", "ExposedPorts", "Isolation"}
+# docker's volume names: a letter or digit first, then letters, digits, '_', '.', '-'.
+VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# Docker's default network: shoal's worker has a bridge network of that name.
+DEFAULT_NETWORK = "bridge"
 
 # Fields whose only accepted values are these (the defaults clients send).
 _DEFAULTS: dict[str, tuple[Any, ...]] = {
@@ -48,10 +60,6 @@ def _leftover(section: str, body: dict[str, Any], used: set[str]) -> None:
             continue
         if key in _DEFAULTS and value in _DEFAULTS[key]:
             continue
-        if key == "Healthcheck":
-            raise missing("healthcheck", 400)
-        if key == "Volumes":
-            raise missing("volumes", 400)
         raise bad_parameter(f"{section}.{key} is not supported by shoal "
                             f"(given {str(value)[:80]})")
 
@@ -99,35 +107,128 @@ def _placement(env: list[str]) -> tuple[list[str], list[str], list[str]]:
 
 
 def _binds(binds: list[str]) -> list[Mount]:
+    """``SOURCE:TARGET[:ro|rw]``: a bind when SOURCE is an absolute path, else a named
+    volume (made on first use, as Docker makes one)."""
     mounts = []
     for bind in binds:
         parts = bind.split(":")
-        if len(parts) < 2 or not parts[0].startswith("/"):
-            raise missing("volumes", 400) if len(parts) >= 2 else \
-                bad_parameter(f"invalid volume specification: {bind!r}")
+        if len(parts) < 2 or not parts[0] or not parts[1].startswith("/"):
+            raise bad_parameter(f"invalid volume specification: {bind!r}")
         options = parts[2].split(",") if len(parts) > 2 else []
         unknown = [o for o in options if o not in ("ro", "rw", "")]
         if len(parts) > 3 or unknown:
             raise bad_parameter(f"HostConfig.Binds: {bind!r}: only ro and rw are supported")
-        mounts.append(Mount(type="bind", source=parts[0], target=parts[1],
+        kind = "bind" if parts[0].startswith("/") else "volume"
+        if kind == "volume" and not VOLUME_NAME.match(parts[0]):
+            raise bad_parameter(f"HostConfig.Binds: {parts[0]!r} is not a volume name and a "
+                                "host path must be absolute")
+        mounts.append(Mount(type=kind,  # type: ignore[arg-type]  # bind or volume
+                            source=parts[0], target=parts[1],
                             read_only="ro" in options))
     return mounts
 
 
 def _api_mounts(items: list[Any]) -> list[Mount]:
+    """``HostConfig.Mounts``: bind, volume and tmpfs, with the options shoal has."""
     mounts = []
     for item in items:
         item = _object(item, "HostConfig.Mounts[]")
-        kind = item.get("Type", "")
-        _leftover("HostConfig.Mounts[]", item, {"Type", "Source", "Target", "ReadOnly"})
-        if kind == "volume":
-            raise missing("volumes", 400)
-        if kind not in ("bind", "tmpfs"):
+        kind = item.get("Type") or "volume"
+        _leftover("HostConfig.Mounts[]", item, {"Type", "Source", "Target", "ReadOnly",
+                                                "Consistency", "BindOptions", "VolumeOptions",
+                                                "TmpfsOptions"})
+        if kind not in ("bind", "volume", "tmpfs"):
             raise bad_parameter(f"HostConfig.Mounts: type {kind!r} is not supported")
-        mounts.append(Mount(type=kind, source=str(item.get("Source", "")),
+        bind = _object(item.get("BindOptions"), "BindOptions")
+        _leftover("BindOptions", bind, {"Propagation"})
+        if bind.get("Propagation") not in (None, "", "rprivate"):
+            raise bad_parameter("BindOptions.Propagation: only rprivate is supported")
+        volume = _object(item.get("VolumeOptions"), "VolumeOptions")
+        _leftover("VolumeOptions", volume, {"NoCopy", "Labels", "DriverConfig"})
+        driver = _object(volume.get("DriverConfig"), "DriverConfig")
+        if (driver.get("Name") or "local") != "local" or driver.get("Options"):
+            raise bad_parameter("VolumeOptions.DriverConfig: only the local driver, without "
+                                "options, is supported")
+        if volume.get("Labels"):
+            raise bad_parameter("VolumeOptions.Labels: create the volume with its labels "
+                                "first (POST /volumes/create)")
+        tmpfs = _object(item.get("TmpfsOptions"), "TmpfsOptions")
+        _leftover("TmpfsOptions", tmpfs, {"SizeBytes", "Mode"})
+        source = str(item.get("Source") or "")
+        if kind == "volume" and not source:
+            raise bad_parameter("HostConfig.Mounts: a volume needs a Source (anonymous "
+                                "volumes are not supported)")
+        mounts.append(Mount(type=kind,  # type: ignore[arg-type]  # checked above
+                            source="" if kind == "tmpfs" else source,
                             target=str(item.get("Target", "")),
-                            read_only=bool(item.get("ReadOnly"))))
+                            read_only=bool(item.get("ReadOnly")),
+                            no_copy=bool(volume.get("NoCopy")),
+                            tmpfs_size=_number(tmpfs.get("SizeBytes"), "SizeBytes"),
+                            tmpfs_mode=_number(tmpfs.get("Mode"), "Mode")))
     return mounts
+
+
+def _tmpfs(tmpfs: dict[str, Any]) -> list[Mount]:
+    """``HostConfig.Tmpfs``: {path: "size=64m,mode=1777,ro"}, Docker's --tmpfs options."""
+    mounts = []
+    for target, options in tmpfs.items():
+        if not isinstance(options, str):
+            raise bad_parameter("HostConfig.Tmpfs: expected an object of strings")
+        size, mode, read_only = 0, 0, False
+        for option in filter(None, options.split(",")):
+            key, sep, value = option.partition("=")
+            if key in ("ro", "rw") and not sep:
+                read_only = key == "ro"
+            elif key in ("nosuid", "nodev", "noexec", "exec") and not sep:
+                continue  # a tmpfs is always nosuid,nodev; exec as Docker's default
+            elif key == "size" and sep:
+                size = _bytes(value)
+            elif key == "mode" and sep and re.fullmatch(r"[0-7]{1,4}", value):
+                mode = int(value, 8)
+            else:
+                raise bad_parameter(f"HostConfig.Tmpfs: {target}: option {option!r} is not "
+                                    "supported (size=, mode=, ro, rw)")
+        mounts.append(Mount(type="tmpfs", target=target, read_only=read_only,
+                            tmpfs_size=size, tmpfs_mode=mode))
+    return mounts
+
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _bytes(text: str) -> int:
+    found = re.fullmatch(r"(\d+)([bkmgt]?)", text.strip().lower())
+    if not found:
+        raise bad_parameter(f"HostConfig.Tmpfs: bad size {text!r}")
+    return int(found.group(1)) * _UNITS[found.group(2)]
+
+
+def _anonymous(volumes: dict[str, Any], mounts: list[Mount]) -> None:
+    """``Config.Volumes``: mount points; one no bind, volume or tmpfs covers would be an
+    anonymous volume, which shoal does not make (docker-py lists its binds' targets here)."""
+    covered = {m.target for m in mounts}
+    anonymous = sorted(set(volumes) - covered)
+    if anonymous:
+        raise bad_parameter(f"Config.Volumes: anonymous volumes are not supported "
+                            f"({', '.join(anonymous)[:80]}): name a volume in "
+                            "HostConfig.Binds or Mounts")
+
+
+def _healthcheck(config: dict[str, Any]) -> HealthCheck | None:
+    """``Config.Healthcheck``: durations in nanoseconds, as Docker sends them."""
+    if config.get("Healthcheck") is None:
+        return None
+    health = _object(config.get("Healthcheck"), "Config.Healthcheck")
+    _leftover("Config.Healthcheck", health, {"Test", "Interval", "Timeout", "StartPeriod",
+                                              "StartInterval", "Retries"})
+
+    def seconds(key: str) -> float:
+        return _number(health.get(key), f"Healthcheck.{key}") / 1e9
+    return HealthCheck(test=_strings(health.get("Test"), "Healthcheck.Test"),
+                       interval=seconds("Interval"), timeout=seconds("Timeout"),
+                       start_period=seconds("StartPeriod"),
+                       start_interval=seconds("StartInterval"),
+                       retries=_number(health.get("Retries"), "Healthcheck.Retries"))
 
 
 def _ports(bindings: dict[str, Any]) -> list[PortMapping]:
@@ -188,34 +289,51 @@ def _log_config(log_config: dict[str, Any]) -> None:
                             f"; {kind or 'json-file'} with options is not supported")
 
 
-def _network(hc: dict[str, Any], networking: dict[str, Any]) -> tuple[str, str]:
-    """(network, fixed address). ``default`` is the daemon's default network, which on shoal
-    is ``none`` (as on a dockerd started with --bridge=none)."""
+def _network(hc: dict[str, Any], networking: dict[str, Any],
+             default: str) -> tuple[str, str, list[str]]:
+    """(network, fixed address, aliases). Docker's ``default`` is the daemon's ``default``
+    (shoal's ``bridge`` network, or ``none`` where there are no networks); ``bridge``,
+    ``none`` and ``host`` are kept as given. One network at create, as Docker takes (more
+    join with ``POST /networks/{id}/connect``)."""
     mode = hc.get("NetworkMode") or "default"
     if not isinstance(mode, str):
         raise bad_parameter("HostConfig.NetworkMode: expected a string")
     if mode.startswith("container:"):
         raise bad_parameter("HostConfig.NetworkMode: joining another container's network "
                             "(container:X) is not supported")
-    network = "none" if mode == "default" else mode
-    address = ""
+    network = default if mode == "default" else mode
+    address, aliases = "", []
     endpoints = _object(networking.get("EndpointsConfig"), "NetworkingConfig.EndpointsConfig")
+    if len(endpoints) > 1:
+        raise bad_parameter("Container cannot be connected to network endpoints: "
+                            f"{', '.join(endpoints)} (one network at create; connect more "
+                            "after)")
     for name, endpoint in endpoints.items():
-        if name != mode and not (mode == "default" and name == "bridge"):
-            raise missing("networks", 400)
+        if name not in (network, mode) and not (name == DEFAULT_NETWORK
+                                                 and mode == "default"):
+            # Compose leaves the mode at default and names the network here
+            if mode != "default":
+                raise bad_parameter(f"NetworkingConfig names network {name!r}, but "
+                                    f"HostConfig.NetworkMode is {mode!r}")
+            network = name
         endpoint = _object(endpoint, f"NetworkingConfig.EndpointsConfig.{name}")
-        if endpoint.get("Aliases"):
-            raise missing("aliases", 400)
+        aliases = _strings(endpoint.get("Aliases"), "Aliases")
         ipam = _object(endpoint.get("IPAMConfig"), "IPAMConfig")
         address = str(ipam.get("IPv4Address") or "")
         _leftover("IPAMConfig", ipam, {"IPv4Address"})
         _leftover(f"NetworkingConfig.EndpointsConfig.{name}", endpoint,
                   {"IPAMConfig", "Aliases", "NetworkID", "EndpointID", "Gateway",
-                   "IPAddress", "DriverOpts"})
-    return network, address
+                   "IPAddress", "DriverOpts", "Links"})
+        if endpoint.get("Links"):
+            raise bad_parameter("EndpointsConfig.Links: links are not supported (use "
+                                "names or aliases on a network)")
+    if aliases and network in ("none", "host"):
+        raise bad_parameter(f"network-scoped aliases are not supported on network {network}")
+    return network, address, aliases
 
 
-def spec_from_create(body: Any, name: str, platform: str) -> ContainerSpec:
+def spec_from_create(body: Any, name: str, platform: str,
+                     default_network: str = DEFAULT_NETWORK) -> ContainerSpec:
     """The spec a create request asks for, checked as the daemon will check it."""
     config = _object(body, "body")
     if name and not NAME_PATTERN.match(name):
@@ -230,21 +348,22 @@ def spec_from_create(body: Any, name: str, platform: str) -> ContainerSpec:
     entrypoint = config.get("Entrypoint")
     restart = _object(hc.get("RestartPolicy"), "HostConfig.RestartPolicy")
     restart_name = restart.get("Name") or "no"
-    tmpfs = _object(hc.get("Tmpfs"), "HostConfig.Tmpfs")
-    if any(tmpfs.values()):
-        raise bad_parameter("HostConfig.Tmpfs: mount options are not supported")
-    network, address = _network(hc, networking)
+    tmpfs = _tmpfs(_object(hc.get("Tmpfs"), "HostConfig.Tmpfs"))
+    network, address, aliases = _network(hc, networking, default_network)
     init = hc.get("Init")
     stop_timeout = config.get("StopTimeout")
     _leftover("Config", config, {
         "Image", "Cmd", "Entrypoint", "Env", "WorkingDir", "User", "Labels", "Tty",
         "OpenStdin", "StopSignal", "StopTimeout", "Hostname", "HostConfig",
-        "NetworkingConfig"})
+        "NetworkingConfig", "Healthcheck", "Volumes"})
     _leftover("HostConfig", hc, {
         "Binds", "Mounts", "PortBindings", "RestartPolicy", "Memory", "MemorySwap", "NanoCpus",
         "CpuShares", "CpuQuota", "CpuPeriod", "PidsLimit", "NetworkMode", "AutoRemove", "Init",
         "SecurityOpt", "LogConfig", "ExtraHosts", "Dns", "DnsSearch", "Tmpfs", "CapAdd",
-        "CapDrop", "Privileged"})
+        "CapDrop", "Privileged", "PublishAllPorts"})
+    mounts = [*_binds(_strings(hc.get("Binds"), "Binds")),
+              *_api_mounts(hc.get("Mounts") or []), *tmpfs]
+    _anonymous(_object(config.get("Volumes"), "Config.Volumes"), mounts)
     try:
         policy = RestartPolicy(name=restart_name,  # type: ignore[arg-type]  # decode checks
                                max_retries=_number(restart.get("MaximumRetryCount"),
@@ -260,11 +379,12 @@ def spec_from_create(body: Any, name: str, platform: str) -> ContainerSpec:
             labels=_object(config.get("Labels"), "Labels"), restart=policy,
             resources=_resources(hc), ports=_ports(_object(hc.get("PortBindings"),
                                                            "HostConfig.PortBindings")),
-            mounts=[*_binds(_strings(hc.get("Binds"), "Binds")),
-                    *_api_mounts(hc.get("Mounts") or []),
-                    *(Mount(type="tmpfs", target=t) for t in tmpfs)],
+            mounts=mounts,
             platform=_platform(platform), constraints=constraints, affinities=affinities,
-            network=network, ip=address,
+            network=network, ip=address, network_aliases=aliases,
+            healthcheck=_healthcheck(config),
+            publish_all=bool(hc.get("PublishAllPorts")),
+            expose=sorted(_object(config.get("ExposedPorts"), "Config.ExposedPorts")),
             add_hosts=_strings(hc.get("ExtraHosts"), "ExtraHosts"),
             dns=_strings(hc.get("Dns"), "Dns"), dns_search=_strings(hc.get("DnsSearch"),
                                                                    "DnsSearch"),

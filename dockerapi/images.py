@@ -1,5 +1,7 @@
-"""The image endpoints over the daemon's image verbs: list, inspect, remove, and ``load`` (a
-``docker save`` tar streamed to the import verb as it arrives)."""
+"""The image endpoints over the daemon's image verbs: list, inspect, remove, tag, prune,
+``load`` (a ``docker save`` tar streamed to the import verb as it arrives) and ``get`` (the
+save verb's chunks streamed out as they come). Pulls and pushes are ``dockerapi.transfers``,
+builds ``dockerapi.build``."""
 
 from __future__ import annotations
 
@@ -9,21 +11,28 @@ import json
 from aiohttp import web
 
 import channels
+from dockerapi import transfers
 from dockerapi.containers import STATE
 from dockerapi.errors import bad_parameter, from_shoal, missing
 from dockerapi.hijack import flush_head
 from dockerapi.params import filters, flag
 from dockerapi.views import image_row, inspect_image
-from protocol.errors import ChannelError, ShoalError
+from protocol.errors import ChannelError, EndOfChannel, ShoalError
 from protocol.messages import (
+    ImageChunk,
     ImageImported,
     ImageInspected,
     ImageList,
     ImageRemoved,
+    ImagesPruned,
     ImportImage,
     InspectImage,
     ListImages,
+    Ok,
+    PruneImages,
     RemoveImage,
+    SaveImages,
+    TagImage,
 )
 from protocol.specs import ImageSummary
 
@@ -106,7 +115,77 @@ async def load(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def create(request: web.Request) -> web.Response:
-    """``POST /images/create``: a pull (``fromImage``) or an import (``fromSrc``); shoal
-    serves neither through this API yet."""
-    raise missing("import" if request.query.get("fromSrc") else "pull")
+async def create(request: web.Request) -> web.StreamResponse:
+    """``POST /images/create``: a pull (``fromImage``) or an import (``fromSrc``, which shoal
+    does not serve here)."""
+    if request.query.get("fromSrc"):
+        raise missing("import")
+    return await transfers.pull(request)
+
+
+async def tag(request: web.Request) -> web.Response:
+    """``POST /images/{name}/tag?repo=&tag=``."""
+    state, name = request.app[STATE], request.match_info["name"]
+    repo, tag_ = request.query.get("repo", ""), request.query.get("tag", "")
+    if not repo:
+        raise bad_parameter("repository name (repo) is required")
+    target = f"{repo}:{tag_}" if tag_ else repo
+    try:
+        await state.verbs.ask(lambda r: TagImage(source=name, target=target, reply=r), Ok)
+    except ShoalError as exc:
+        raise from_shoal(exc, "image", name) from None
+    return web.Response(status=201)
+
+
+async def prune(request: web.Request) -> web.Response:
+    """``POST /images/prune``: untagged images, or every unused one with ``dangling=false``."""
+    state = request.app[STATE]
+    wanted = filters(request, ("dangling", "until", "label"))
+    if wanted.get("until") or wanted.get("label"):
+        raise bad_parameter("image prune filters until and label are not supported by shoal")
+    all_ = any(v in ("0", "false") for v in wanted.get("dangling", []))
+    try:
+        pruned = await state.verbs.ask(lambda r: PruneImages(all=all_, reply=r), ImagesPruned)
+    except ShoalError as exc:
+        raise from_shoal(exc) from None
+    deleted = [*({"Untagged": t} for t in pruned.untagged),
+               *({"Deleted": d} for d in pruned.deleted)]
+    return web.json_response({"ImagesDeleted": deleted or None,
+                              "SpaceReclaimed": pruned.reclaimed})
+
+
+async def get(request: web.Request) -> web.StreamResponse:
+    """``GET /images/{name}/get`` and ``GET /images/get?names=...``: a ``docker save`` tar."""
+    state = request.app[STATE]
+    names = [request.match_info["name"]] if "name" in request.match_info \
+        else request.query.getall("names", [])
+    if not names:
+        raise bad_parameter("no image names given (names=)")
+    chunks = await state.verbs.open(lambda r: SaveImages(refs=names, format="docker", reply=r))
+    try:
+        try:
+            first = await chunks.recv()
+        except EndOfChannel:
+            first = None
+        except ShoalError as exc:
+            raise from_shoal(exc, "image", names[0]) from None
+        response = web.StreamResponse(status=200)
+        response.content_type = "application/x-tar"
+        await response.prepare(request)
+        message = first
+        while message is not None:
+            if isinstance(message, ImageChunk):
+                await response.write(message.data)
+            try:
+                message = await chunks.recv()
+            except EndOfChannel:
+                message = None
+            except ShoalError:
+                # A failure midway cannot change the status any more: the tar ends short,
+                # and its reader finds it truncated, as with docker.
+                response.force_close()
+                return response
+        await response.write_eof()
+        return response
+    finally:
+        chunks.close()

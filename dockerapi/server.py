@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from dockerapi import containers, execs, images, system
+from dockerapi import build, containers, execs, images, networks, system, transfers, volumes
 from dockerapi.address import DockerListen
 from dockerapi.containers import STATE
 from dockerapi.errors import ApiError, json_error, missing_endpoint, missing_object
@@ -77,7 +77,7 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
 
 def routes() -> list[tuple[str, str, Handler]]:
     """(method, path, handler) of every endpoint served, without the version prefix."""
-    c, x, i, s = containers, execs, images, system
+    c, x, i, s, n, v = containers, execs, images, system, networks, volumes
     served: list[tuple[str, str, Handler]] = [
         ("GET", "/_ping", s.ping), ("HEAD", "/_ping", s.ping),
         ("GET", "/version", s.version), ("GET", "/info", s.info),
@@ -93,8 +93,19 @@ def routes() -> list[tuple[str, str, Handler]]:
         ("POST", "/containers/{id}/exec", x.create), ("POST", "/exec/{id}/start", x.start),
         ("POST", "/exec/{id}/resize", x.resize), ("GET", "/exec/{id}/json", x.inspect),
         ("GET", "/images/json", i.list_), ("POST", "/images/load", i.load),
-        ("POST", "/images/create", i.create),
+        ("POST", "/images/create", i.create), ("POST", "/images/prune", i.prune),
+        ("GET", "/images/get", i.get), ("GET", "/images/{name:.+}/get", i.get),
+        ("POST", "/images/{name:.+}/push", transfers.push),
+        ("POST", "/images/{name:.+}/tag", i.tag), ("POST", "/build", build.build),
         ("GET", "/images/{name:.+}/json", i.inspect), ("DELETE", "/images/{name:.+}", i.remove),
+        ("GET", "/networks", n.list_), ("POST", "/networks/create", n.create),
+        ("POST", "/networks/prune", n.prune), ("GET", "/networks/{name}", n.inspect),
+        ("DELETE", "/networks/{name}", n.remove),
+        ("POST", "/networks/{name}/connect", n.connect),
+        ("POST", "/networks/{name}/disconnect", n.disconnect),
+        ("GET", "/volumes", v.list_), ("POST", "/volumes/create", v.create),
+        ("POST", "/volumes/prune", v.prune), ("GET", "/volumes/{name:.+}", v.inspect),
+        ("DELETE", "/volumes/{name:.+}", v.remove),
     ]
     for verb in ("pause", "unpause", "update", "rename"):
         served.append(("POST", f"/containers/{{id}}/{{verb:{verb}}}", c.not_served))
@@ -104,21 +115,17 @@ def routes() -> list[tuple[str, str, Handler]]:
         served.append((method, "/containers/{id}/{verb:archive}", c.not_served))
     # Endpoints whose feature other parts of shoal bring (errors.MISSING).
     for method, path, feature in (
-            ("GET", "/images/get", "export"), ("GET", "/images/{name:.+}/get", "export"),
-            ("POST", "/images/{name:.+}/push", "push"), ("POST", "/images/{name:.+}/tag", "tag"),
-            ("POST", "/images/prune", "image-prune"), ("POST", "/build", "build"),
+            ("GET", "/images/{name:.+}/history", "history"), ("POST", "/build/prune", "build"),
             ("GET", "/system/df", "system-df")):
         served.append((method, path, missing_endpoint(feature)))
     # Inspecting one object of a kind shoal does not serve: 404, so that a type-less
     # ``docker inspect NAME`` passes over it as docker does over a kind with no such object.
     for path, kind, feature in (
-            ("/networks/{name}", "network", "networks"), ("/volumes/{name}", "volume", "volumes"),
             ("/plugins/{name}/json", "plugin", "plugins"), ("/nodes/{name}", "node", "swarm"),
             ("/services/{name}", "service", "swarm"), ("/tasks/{name}", "task", "swarm"),
             ("/secrets/{name}", "secret", "secrets"), ("/configs/{name}", "config", "secrets")):
         served.append(("GET", path, missing_object(kind, feature)))
-    for prefix, feature in (("networks", "networks"), ("volumes", "volumes"),
-                            ("swarm", "swarm"), ("nodes", "swarm"), ("services", "swarm"),
+    for prefix, feature in (("swarm", "swarm"), ("nodes", "swarm"), ("services", "swarm"),
                             ("tasks", "swarm"), ("secrets", "secrets"),
                             ("configs", "secrets"), ("plugins", "plugins")):
         served.append(("*", f"/{prefix}", missing_endpoint(feature)))

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import channels
 from dockerapi.errors import ApiError
 from dockerapi.verbs import Verbs
-from protocol.errors import ChannelError
-from protocol.messages import GetVersion, TerminalSize, VersionInfo
+from protocol.errors import ChannelError, Unsupported
+from protocol.messages import GetVersion, ListNetworks, NetworkList, TerminalSize, VersionInfo
 
 MAX_EXECS = 1024  # exec instances remembered; the oldest finished ones are forgotten first
 
@@ -43,6 +43,7 @@ class ExecInstance:
 class FrontState:
     verbs: Verbs
     info: VersionInfo | None = None
+    default: str | None = None  # default_network, once known
     # container id → the resize Sender of its live attach with a terminal
     resizers: dict[str, channels.Sender] = field(default_factory=dict)
     execs: dict[str, ExecInstance] = field(default_factory=dict)
@@ -53,6 +54,19 @@ class FrontState:
         if self.info is None:
             self.info = await self.verbs.ask(lambda r: GetVersion(reply=r), VersionInfo)
         return self.info
+
+    async def default_network(self) -> str:
+        """What Docker's ``default`` network mode is here: shoal's ``bridge`` network, or
+        ``none`` on a daemon without networks (a process-driver worker), as on a dockerd
+        started with --bridge=none."""
+        if self.default is None:
+            try:
+                await self.verbs.ask(lambda r: ListNetworks(reply=r), NetworkList)
+            except Unsupported:
+                self.default = "none"
+            else:
+                self.default = "bridge"
+        return self.default
 
     async def on_scheduler(self) -> bool:
         return (await self.version()).component == "scheduler"

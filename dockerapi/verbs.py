@@ -50,6 +50,21 @@ class Verbs:
         await (await self._sender()).send(make(reply_tx))
         return reply_rx
 
+    async def send(self, request: Message) -> None:
+        """Send a request whose reply channels the caller made and reads."""
+        await (await self._sender()).send(request)
+
+    async def open_with_progress(self, make: Callable[[channels.Sender, channels.Sender],
+                                                       Message],
+                                 capacity: int = 256) -> tuple[channels.Receiver,
+                                                               channels.Receiver]:
+        """Send ``make(progress, reply)`` (a pull's or a push's shape) and return both
+        receivers; the caller closes them."""
+        progress_tx, progress_rx = channels.pipe(capacity=capacity)
+        reply_tx, reply_rx = channels.pipe(capacity=4)
+        await (await self._sender()).send(make(progress_tx, reply_tx))
+        return progress_rx, reply_rx
+
     async def close(self) -> None:
         if self._conn is not None:
             await self._conn.close()

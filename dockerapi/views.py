@@ -19,6 +19,8 @@ from protocol.specs import (
     Event,
     ImageInfo,
     ImageSummary,
+    Mount,
+    NetworkInfo,
     NodeInfo,
     PortMapping,
 )
@@ -70,13 +72,84 @@ def network_mode(spec: ContainerSpec) -> str:
     return spec.network or "none"
 
 
+def _health(state: ContainerState) -> dict[str, Any]:
+    health = state.health
+    if health is None:
+        return {}
+    return {"Health": {"Status": health.status, "FailingStreak": health.failing_streak,
+                       "Log": [{"Start": iso_time(r.start), "End": iso_time(r.end),
+                                "ExitCode": r.exit_code, "Output": r.output}
+                               for r in health.log]}}
+
+
+def _healthcheck(spec: ContainerSpec) -> dict[str, Any]:
+    check = spec.healthcheck
+    if check is None:
+        return {}
+    nanos = 1_000_000_000
+    return {"Healthcheck": {
+        "Test": list(check.test) or None, "Interval": int(check.interval * nanos),
+        "Timeout": int(check.timeout * nanos), "StartPeriod": int(check.start_period * nanos),
+        "StartInterval": int(check.start_interval * nanos), "Retries": check.retries}}
+
+
+def _status_words(state: ContainerState) -> str:
+    text = status_text(state)
+    if state.health is not None and state.status == "running":
+        shown = "health: starting" if state.health.status == "starting" \
+            else state.health.status
+        text += f" ({shown})"
+    return text
+
+
+def container_networks(info: ContainerInfo, networks: list[NetworkInfo]) -> dict[str, Any]:
+    """``NetworkSettings.Networks``: each network the container has an endpoint on (its
+    address, the network's gateway and prefix); its own network from inspect's details when
+    no network record lists it (a scheduler's bridge networks live on each node).
+
+    On a user-defined network the container's own aliases end with its short id, as Docker
+    24 and before list them: Compose 1.29 reads that to learn that the container was made
+    with its aliases (else it disconnects and connects it again before the start, which a
+    scheduler cannot do for a container not placed yet). shoal's resolver does not answer
+    that name (Docker's does)."""
+    spec = info.spec
+    shown: dict[str, Any] = {}
+    own_aliases = list(spec.network_aliases)
+    if spec.network not in ("bridge", "none", "host"):
+        own_aliases.append(info.id[:12])
+    for network in networks:
+        for endpoint in network.endpoints:
+            if endpoint.container_id != info.id:
+                continue
+            prefix = network.subnet.rpartition("/")[2] if network.subnet else ""
+            primary = network.spec.name == spec.network
+            shown[network.spec.name] = _endpoint(
+                network.id, endpoint.ip, network.gateway, int(prefix) if prefix else 0,
+                own_aliases if primary else [])
+    if spec.network not in ("", "none", "host") and spec.network not in shown:
+        found = [n for n in networks if n.spec.name == spec.network]
+        shown[spec.network] = _endpoint(found[0].id if found else "",
+                                        info.details.get("ip_address", ""), "", 0, own_aliases)
+    if spec.network in ("none", "host"):
+        shown[spec.network] = _endpoint(spec.network + "0" * 60, "", "", 0, [])
+    return shown
+
+
+def _endpoint(network_id: str, ip: str, gateway: str, prefix: int,
+              aliases: list[str]) -> dict[str, Any]:
+    return {"IPAMConfig": None, "Links": None, "Aliases": aliases or None, "MacAddress": "",
+            "NetworkID": network_id, "EndpointID": "", "Gateway": gateway, "IPAddress": ip,
+            "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "DriverOpts": None, "DNSNames": None}
+
+
 def container_row(row: ContainerSummary) -> dict[str, Any]:
     """One item of ``GET /containers/json``."""
     return {
         "Id": row.id, "Names": [f"/{row.name}"], "Image": row.image, "ImageID": "",
         "Command": row.command, "Created": int(row.created_at),
         "Ports": port_rows(row.ports), "Labels": dict(row.labels),
-        "State": row.state.status, "Status": status_text(row.state),
+        "State": row.state.status, "Status": _status_words(row.state),
         "HostConfig": {"NetworkMode": "default"},
         "NetworkSettings": {"Networks": {}}, "Mounts": [],
         **({"Node": {"ID": row.node_id, "Name": row.node_id}} if row.node_id else {}),
@@ -98,7 +171,7 @@ def host_config(spec: ContainerSpec) -> dict[str, Any]:
                else ["seccomp=<profile>"] if spec.seccomp else [])
     return {
         "Binds": [f"{m.source}:{m.target}" + (":ro" if m.read_only else "")
-                  for m in spec.mounts if m.type == "bind"] or None,
+                  for m in spec.mounts if m.type in ("bind", "volume")] or None,
         "NetworkMode": network_mode(spec), "PortBindings": _port_map(spec),
         "RestartPolicy": {"Name": spec.restart.name,
                           "MaximumRetryCount": spec.restart.max_retries},
@@ -110,16 +183,39 @@ def host_config(spec: ContainerSpec) -> dict[str, Any]:
         "SecurityOpt": seccomp or None, "Privileged": spec.privileged, "ReadonlyRootfs": False,
         "ExtraHosts": list(spec.add_hosts) or None, "Dns": list(spec.dns),
         "DnsSearch": list(spec.dns_search), "LogConfig": {"Type": "json-file", "Config": {}},
-        "Tmpfs": {m.target: "" for m in spec.mounts if m.type == "tmpfs"} or None,
+        "Tmpfs": {m.target: _tmpfs_options(m) for m in spec.mounts if m.type == "tmpfs"}
+        or None,
+        "PublishAllPorts": spec.publish_all,
     }
 
 
-def inspect_container(info: ContainerInfo, node: NodeInfo | None = None) -> dict[str, Any]:
-    """``GET /containers/{id}/json``; ``Node`` as Swarm classic showed it, on a scheduler."""
+def _tmpfs_options(mount: Mount) -> str:
+    options = (["ro"] if mount.read_only else []) + \
+        ([f"size={mount.tmpfs_size}"] if mount.tmpfs_size else []) + \
+        ([f"mode={mount.tmpfs_mode:o}"] if mount.tmpfs_mode else [])
+    return ",".join(options)
+
+
+def _mount_view(mount: Mount, details: dict[str, str]) -> dict[str, Any]:
+    view: dict[str, Any] = {"Type": mount.type, "Source": mount.source,
+                            "Destination": mount.target,
+                            "Mode": "ro" if mount.read_only else "", "RW": not mount.read_only,
+                            "Propagation": "rprivate" if mount.type == "bind" else ""}
+    if mount.type == "volume":
+        view.update(Name=mount.source, Driver="local",
+                    Source=details.get(f"volume.{mount.source}", ""), Mode="z")
+    elif mount.type == "tmpfs":
+        view["Source"] = ""
+    return view
+
+
+def inspect_container(info: ContainerInfo, node: NodeInfo | None = None,
+                      networks: list[NetworkInfo] | None = None) -> dict[str, Any]:
+    """``GET /containers/{id}/json``; ``Node`` as Swarm classic showed it, on a scheduler;
+    ``networks`` the daemon's network records (for the container's endpoints on them)."""
     spec, state = info.spec, info.state
     argv = [*(spec.entrypoint or []), *spec.command]
     details = info.details
-    address = details.get("ip_address", "")
     body: dict[str, Any] = {
         "Id": info.id, "Created": iso_time(info.created_at),
         "Path": argv[0] if argv else "", "Args": argv[1:],
@@ -129,6 +225,7 @@ def inspect_container(info: ContainerInfo, node: NodeInfo | None = None) -> dict
             "OOMKilled": state.oom_killed, "Dead": state.status == "dead", "Pid": state.pid,
             "ExitCode": state.exit_code or 0, "Error": state.error,
             "StartedAt": iso_time(state.started_at), "FinishedAt": iso_time(state.finished_at),
+            **_health(state),
         },
         "Image": info.image_id, "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "",
         "LogPath": details.get("log_path", ""), "Name": f"/{info.name}",
@@ -136,34 +233,55 @@ def inspect_container(info: ContainerInfo, node: NodeInfo | None = None) -> dict
         "Platform": "linux", "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
         "ExecIDs": None, "HostConfig": host_config(spec),
         "GraphDriver": {"Name": info.storage_driver, "Data": {}},
-        "Mounts": [{"Type": m.type, "Source": m.source, "Destination": m.target,
-                    "Mode": "ro" if m.read_only else "", "RW": not m.read_only,
-                    "Propagation": ""} for m in spec.mounts],
+        "Mounts": [_mount_view(m, details) for m in spec.mounts],
         "Config": {
             "Hostname": spec.hostname or info.id[:12], "Domainname": "", "User": spec.user,
             "AttachStdin": False, "AttachStdout": False, "AttachStderr": False,
-            "ExposedPorts": {f"{p.container_port}/{p.protocol}": {} for p in spec.ports}
+            "ExposedPorts": {**{f"{p.container_port}/{p.protocol}": {} for p in spec.ports},
+                             **{e if "/" in e else f"{e}/tcp": {} for e in spec.expose}}
             or None,
             "Tty": spec.tty, "OpenStdin": spec.stdin_open, "StdinOnce": False,
             "Env": list(spec.env), "Cmd": list(spec.command) or None, "Image": spec.image,
             "Volumes": None, "WorkingDir": spec.workdir, "Entrypoint": spec.entrypoint,
-            "OnBuild": None, "Labels": dict(spec.labels),
+            "OnBuild": None, "Labels": dict(spec.labels), **_healthcheck(spec),
             **({"StopSignal": spec.stop_signal} if spec.stop_signal else {}),
             **({"StopTimeout": int(spec.stop_timeout)} if spec.stop_timeout is not None
                else {}),
         },
-        "NetworkSettings": {
-            "Bridge": "", "SandboxID": "", "HairpinMode": False, "SandboxKey": "",
-            "Ports": {key: [{"HostIp": b["HostIp"] or "0.0.0.0", "HostPort": b["HostPort"]}
-                            for b in bound] for key, bound in _port_map(spec).items()},
-            "IPAddress": address, "Gateway": "", "MacAddress": "",
-            "Networks": ({network_mode(spec): {"IPAddress": address, "NetworkID": ""}}
-                         if spec.network not in ("", "none", "host") else {}),
-        },
+        "NetworkSettings": _network_settings(info, networks or []),
     }
     if node is not None:
         body["Node"] = node_view(node)
     return body
+
+
+def _network_settings(info: ContainerInfo, networks: list[NetworkInfo]) -> dict[str, Any]:
+    """``NetworkSettings``: the published ports as bound (inspect's details, else as asked),
+    each network's endpoint, and the primary network's address at the top level as Docker's
+    old fields are."""
+    spec = info.spec
+    bound: dict[str, Any] = {}
+    for entry in filter(None, info.details.get("ports", "").split(",")):
+        key, _, host = entry.partition("->")
+        host_ip, _, host_port = host.rpartition(":")
+        bound.setdefault(key, []).append({"HostIp": host_ip, "HostPort": host_port})
+    if not bound:
+        bound = {key: [{"HostIp": b["HostIp"] or "0.0.0.0", "HostPort": b["HostPort"]}
+                       for b in asked] for key, asked in _port_map(spec).items()}
+    if info.state.status != "running":
+        bound = {}
+    for exposed in spec.expose:
+        bound.setdefault(exposed if "/" in exposed else f"{exposed}/tcp", None)
+    shown = container_networks(info, networks)
+    primary = shown.get(spec.network, {})
+    return {"Bridge": "", "SandboxID": "", "HairpinMode": False, "SandboxKey": "",
+            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+            "Ports": bound, "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+            "EndpointID": "", "Gateway": primary.get("Gateway", ""),
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "IPAddress": primary.get("IPAddress", ""),
+            "IPPrefixLen": primary.get("IPPrefixLen", 0), "IPv6Gateway": "",
+            "MacAddress": "", "Networks": shown}
 
 
 def node_view(node: NodeInfo) -> dict[str, Any]:

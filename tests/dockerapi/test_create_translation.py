@@ -9,7 +9,7 @@ import pytest
 
 from dockerapi.create import spec_from_create
 from dockerapi.errors import ApiError
-from protocol.specs import Mount, PortMapping, Resources, RestartPolicy
+from protocol.specs import HealthCheck, Mount, PortMapping, Resources, RestartPolicy
 
 # What docker CLI 20.10 sends for `docker create busybox` with no options (trimmed of nulls).
 CLI_DEFAULTS: dict[str, Any] = {
@@ -42,7 +42,9 @@ def with_host(**host: Any) -> dict[str, Any]:
 def test_the_cli_s_defaults_give_the_plain_spec() -> None:
     spec = spec_from_create(CLI_DEFAULTS, "", "")
     assert (spec.image, spec.command, spec.entrypoint, spec.network) == \
-        ("busybox", ["true"], None, "none")
+        ("busybox", ["true"], None, "bridge")
+    # A daemon without networks (a process-driver worker): Docker's default is none there.
+    assert spec_from_create(CLI_DEFAULTS, "", "", "none").network == "none"
 
 
 TRANSLATED: list[tuple[dict[str, Any], str, Any]] = [
@@ -63,6 +65,40 @@ TRANSLATED: list[tuple[dict[str, Any], str, Any]] = [
     (with_host(Binds=["/srv:/data:ro"]), "mounts",
      [Mount(type="bind", source="/srv", target="/data", read_only=True)]),
     (with_host(Tmpfs={"/run": ""}), "mounts", [Mount(type="tmpfs", target="/run")]),
+    (with_host(Tmpfs={"/run": "size=1m,mode=1770,noexec"}), "mounts",
+     [Mount(type="tmpfs", target="/run", tmpfs_size=1 << 20, tmpfs_mode=0o1770)]),
+    (with_host(Binds=["data:/data", "/srv:/srv:rw"]), "mounts",
+     [Mount(type="volume", source="data", target="/data"),
+      Mount(type="bind", source="/srv", target="/srv")]),
+    (with_host(Mounts=[{"Type": "volume", "Source": "v", "Target": "/v", "ReadOnly": True,
+                        "VolumeOptions": {"NoCopy": True}},
+                       {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 4096}},
+                       {"Type": "bind", "Source": "/srv", "Target": "/s",
+                        "BindOptions": {"Propagation": "rprivate"}}]), "mounts",
+     [Mount(type="volume", source="v", target="/v", read_only=True, no_copy=True),
+      Mount(type="tmpfs", target="/t", tmpfs_size=4096),
+      Mount(type="bind", source="/srv", target="/s")]),
+    (with_host(PublishAllPorts=True), "publish_all", True),
+    # docker-py lists its binds' targets in Config.Volumes: covered, so no anonymous volume
+    ({**with_host(Binds=["data:/data"]), "Volumes": {"/data": {}}}, "mounts",
+     [Mount(type="volume", source="data", target="/data")]),
+    ({**CLI_DEFAULTS, "ExposedPorts": {"80/tcp": {}, "53/udp": {}}}, "expose",
+     ["53/udp", "80/tcp"]),
+    ({**CLI_DEFAULTS, "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 2_000_000_000,
+                                      "Timeout": 500_000_000, "Retries": 4}},
+     "healthcheck", HealthCheck(test=["CMD-SHELL", "true"], interval=2.0, timeout=0.5,
+                                retries=4)),
+    ({**CLI_DEFAULTS, "Healthcheck": {"Test": ["NONE"]}}, "healthcheck",
+     HealthCheck(test=["NONE"])),
+    (with_host(NetworkMode="front"), "network", "front"),
+    ({**with_host(NetworkMode="front"), "NetworkingConfig": {"EndpointsConfig": {"front": {
+        "Aliases": ["web", "www"], "IPAMConfig": {"IPv4Address": "10.9.0.5"}}}}},
+     "network_aliases", ["web", "www"]),
+    ({**with_host(NetworkMode="front"), "NetworkingConfig": {"EndpointsConfig": {"front": {
+        "IPAMConfig": {"IPv4Address": "10.9.0.5"}}}}}, "ip", "10.9.0.5"),
+    # Compose 1.29: the mode at default, the network named in EndpointsConfig only.
+    ({**CLI_DEFAULTS, "NetworkingConfig": {"EndpointsConfig": {"app_default": {
+        "Aliases": ["db"]}}}}, "network", "app_default"),
     (with_host(NetworkMode="bridge",
                PortBindings={"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}),
      "ports", [PortMapping(container_port=80, host_port=8080, host_ip="127.0.0.1")]),
@@ -97,28 +133,37 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
     (with_host(Privileged=True, SecurityOpt=['seccomp={"defaultAction": "SCMP_ACT_LOG"}']),
      "invalid seccomp: a privileged container has no seccomp filter"),
     (with_host(Devices=[{"PathOnHost": "/dev/fuse"}]), "HostConfig.Devices"),
-    (with_host(PublishAllPorts=True), "HostConfig.PublishAllPorts"),
     (with_host(VolumesFrom=["db"]), "HostConfig.VolumesFrom"),
     (with_host(Links=["db:db"]), "HostConfig.Links"),
     (with_host(PidMode="host"), "HostConfig.PidMode"),
     (with_host(Ulimits=[{"Name": "nofile"}]), "HostConfig.Ulimits"),
-    (with_host(Binds=["named:/data"]), "named volumes"),
+    (with_host(Binds=["-x:/data"]), "is not a volume name"),
+    (with_host(Mounts=[{"Type": "volume", "Source": "v", "Target": "/v", "VolumeOptions": {
+        "DriverConfig": {"Name": "nfs"}}}]), "only the local driver"),
+    (with_host(Mounts=[{"Type": "bind", "Source": "/a", "Target": "/v", "BindOptions": {
+        "Propagation": "rshared"}}]), "only rprivate"),
     (with_host(Binds=["/a:/b:z"]), "only ro and rw"),
     (with_host(NetworkMode="container:x"), "container:X"),
-    (with_host(Tmpfs={"/run": "size=1m"}), "HostConfig.Tmpfs"),
+    (with_host(Tmpfs={"/run": "uid=1"}), "HostConfig.Tmpfs"),
     (with_host(CpuQuota=50_000, NanoCpus=1), "Conflicting options"),
-    (with_host(PortBindings={"80/tcp": [{"HostPort": "80"}]}), "network none"),
+    (with_host(NetworkMode="none", PortBindings={"80/tcp": [{"HostPort": "80"}]}),
+     "network none"),
     (with_host(LogConfig={"Type": "json-file", "Config": {"max-size": "1m"}}), "LogConfig"),
     ({**CLI_DEFAULTS, "Domainname": "example.org"}, "Config.Domainname"),
-    ({**CLI_DEFAULTS, "Volumes": {"/data": {}}}, "named volumes"),
-    ({**CLI_DEFAULTS, "Healthcheck": {"Test": ["CMD", "true"]}}, "healthchecks"),
+    ({**CLI_DEFAULTS, "Volumes": {"/data": {}}}, "anonymous volumes are not supported"),
+    ({**CLI_DEFAULTS, "Healthcheck": {"Test": ["CMD", "true"], "Interval": 1.5}},
+     "Healthcheck.Interval"),
+    ({**CLI_DEFAULTS, "Healthcheck": {"Test": ["CMD", "true"], "Sometimes": 1}},
+     "Config.Healthcheck.Sometimes is not supported"),
     ({**CLI_DEFAULTS, "Env": "A=1"}, "Env"),
     ({**CLI_DEFAULTS, "Env": ["=x"]}, "env"),
     ({**CLI_DEFAULTS, "Image": ""}, "an image is required"),
-    ({**CLI_DEFAULTS, "NetworkingConfig": {"EndpointsConfig": {"other": {}}}},
-     "Docker networks"),
-    ({**CLI_DEFAULTS, "NetworkingConfig": {"EndpointsConfig": {"default": {
-        "Aliases": ["a"]}}}}, "network aliases"),
+    ({**CLI_DEFAULTS, "NetworkingConfig": {"EndpointsConfig": {"a": {}, "b": {}}}},
+     "one network at create"),
+    ({**with_host(NetworkMode="host"), "NetworkingConfig": {"EndpointsConfig": {"host": {
+        "Aliases": ["a"]}}}}, "aliases are not supported on network host"),
+    ({**with_host(NetworkMode="front"), "NetworkingConfig": {"EndpointsConfig": {"front": {
+        "Links": ["db"]}}}}, "links are not supported"),
     (with_host(PortBindings={"80/tcp": [{"HostPort": "8000-8010"}]}), "ranges"),
     ("not an object", "expected a JSON object"),
 ]

@@ -1,11 +1,12 @@
 """Debian's docker CLI against the dev cluster's scheduler: creates are scheduled (Swarm
 classic's constraint: env entries included), and logs, exec, wait and attach reach the
-container's worker through the scheduler."""
+container's worker through the scheduler; networks and volumes (Swarm classic's NODE/NAME)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import subprocess
 import time
 from collections.abc import Iterator
@@ -84,3 +85,31 @@ def test_refusals_through_the_scheduler(cli) -> None:  # type: ignore[no-untyped
     assert cli("rm", "-f", "nope").returncode == 0
     missing = cli("inspect", "nope")
     assert missing.returncode == 1 and "No such object: nope" in missing.stderr
+
+
+def test_networks_and_volumes_through_the_scheduler(cli) -> None:  # type: ignore[no-untyped-def]
+    net, vol = f"da2cn{secrets.token_hex(3)}", f"da2cv{secrets.token_hex(3)}"
+    created = cli("network", "create", net)
+    assert created.returncode == 0, created.stderr
+    assert net in cli("network", "ls", "--format", "{{.Name}}").stdout.split()
+    # Swarm classic's NODE/NAME: the volume on worker2; a container that mounts it goes there
+    made = cli("volume", "create", f"worker2/{vol}")
+    assert made.returncode == 0, made.stderr
+    try:
+        shown = json.loads(cli("volume", "inspect", f"worker2/{vol}").stdout)[0]
+        assert shown["Name"] == vol and shown["Status"] == {"Node": "worker2"}
+        ran = cli("run", "-d", "--network", net, "-v", f"{vol}:/data", "busybox", "sh", "-c",
+                  "echo kept > /data/f; exec sleep 600")
+        assert ran.returncode == 0, ran.stderr
+        cid = ran.stdout.strip()
+        try:
+            where = cli("inspect", "-f", "{{.Node.Name}} {{.HostConfig.NetworkMode}}", cid)
+            assert where.stdout.split() == ["worker2", net], where.stdout + where.stderr
+        finally:
+            gone = cli("rm", "-f", cid)
+            assert gone.returncode == 0, gone.stderr
+    finally:
+        # Best effort: the scheduler still counts a container removed a moment ago among a
+        # volume's users (after its destroy event), so the dev cluster's teardown does it.
+        cli("volume", "rm", f"worker2/{vol}")
+        cli("network", "rm", net)

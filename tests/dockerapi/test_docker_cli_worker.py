@@ -123,8 +123,8 @@ def test_refusals_say_what_is_missing(cli) -> None:  # type: ignore[no-untyped-d
     device = cli("run", "--rm", "--device", "/dev/fuse", "busybox", "true")
     assert device.returncode == 125
     assert "HostConfig.Devices is not supported" in device.stderr
-    network = cli("network", "ls")
-    assert network.returncode == 1 and "does not serve Docker networks" in network.stderr
+    paused = cli("pause", "nope")
+    assert paused.returncode == 1 and "No such container: nope" in paused.stderr
     placed = cli("run", "--rm", "-e", "constraint:zone==a", "busybox", "true")
     assert placed.returncode == 125 and "send the container to a scheduler" in placed.stderr
 

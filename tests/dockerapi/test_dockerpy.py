@@ -1,9 +1,11 @@
 """docker-py (PyPI ``docker`` 7.x) against a worker's Docker API: its high-level and low-level
-clients driving containers, exec, logs, events and images."""
+clients driving containers, exec, logs, events, images (save/load, build, tag, push and pull
+through Debian's docker-registry), networks, volumes and healthchecks."""
 
 from __future__ import annotations
 
 import io
+import secrets
 import tarfile
 import time
 from collections.abc import Iterator
@@ -11,7 +13,9 @@ from collections.abc import Iterator
 import docker
 import pytest
 
+from bench._registry_server import available, registry
 from tests.helpers.docker_api import docker_worker
+from tests.helpers.requirements import missing
 from tests.helpers.worker_process import Worker
 
 pytestmark = pytest.mark.root
@@ -119,10 +123,10 @@ def test_images_list_inspect_and_load(client: docker.DockerClient) -> None:
     assert client.images.get("busybox").attrs["Config"]["Cmd"] == ["sh"]
     with pytest.raises(docker.errors.ImageNotFound):
         client.images.get("nothing:here")
-    with pytest.raises(docker.errors.APIError) as refused:
-        client.images.pull("busybox:1.36")
-    assert refused.value.status_code == 501
-    assert "pulling images" in str(refused.value)
+    # docker save (images/{name}/get) and load back: the same image
+    saved = b"".join(client.images.get("busybox").save())
+    [loaded] = client.images.load(saved)
+    assert loaded.id == image.id
     # a docker save tar that is not one: refused with the importer's reason, daemon fine
     bad = io.BytesIO()
     with tarfile.open(fileobj=bad, mode="w") as tar:
@@ -134,3 +138,119 @@ def test_images_list_inspect_and_load(client: docker.DockerClient) -> None:
         client.images.load(bad.getvalue())
     assert unloadable.value.status_code == 400
     assert client.ping()
+
+
+def unique(prefix: str) -> str:
+    return f"da2py{prefix}{secrets.token_hex(3)}"
+
+
+def test_networks_and_volumes(client: docker.DockerClient) -> None:
+    net = client.networks.create(unique("net"), driver="bridge", labels={"by": "py"},
+                                 ipam=docker.types.IPAMConfig(pool_configs=[
+                                     docker.types.IPAMPool(subnet="10.251.7.0/24")]))
+    vol = client.volumes.create(unique("vol"), labels={"by": "py"})
+    try:
+        assert net.attrs["IPAM"]["Config"] == [{"Subnet": "10.251.7.0/24",
+                                                "Gateway": "10.251.7.1"}]
+        assert net.id in [n.id for n in client.networks.list(filters={"label": "by=py"})]
+        box = client.containers.run(
+            "busybox", ["sleep", "600"], detach=True, network=net.name,
+            volumes={vol.name: {"bind": "/data", "mode": "rw"}},
+            networking_config={net.name: client.api.create_endpoint_config(
+                aliases=["pyalias"], ipv4_address="10.251.7.9")})
+        try:
+            box.reload()
+            endpoint = box.attrs["NetworkSettings"]["Networks"][net.name]
+            assert endpoint["IPAddress"] == "10.251.7.9"
+            assert endpoint["Gateway"] == "10.251.7.1"
+            assert endpoint["Aliases"] == ["pyalias", box.id[:12]]
+            net.reload()
+            assert list(net.containers) == [box]
+            assert box.exec_run(["sh", "-c", "echo v > /data/f"]).exit_code == 0
+            assert client.volumes.get(vol.name).attrs["Labels"] == {"by": "py"}
+            with pytest.raises(docker.errors.APIError) as busy:
+                vol.remove()
+            assert busy.value.status_code == 409
+        finally:
+            box.remove(force=True)
+        assert client.containers.run("busybox", ["cat", "/data/f"], remove=True,
+                                     volumes=[f"{vol.name}:/data:ro"]) == b"v\n"
+    finally:
+        net.remove()
+        vol.remove()
+    with pytest.raises(docker.errors.NotFound):
+        client.networks.get(net.id)
+    with pytest.raises(docker.errors.NotFound):
+        client.volumes.get(vol.name)
+
+
+def test_reconnected_to_its_network_a_container_keeps_its_ports(
+        client: docker.DockerClient) -> None:
+    """Compose 1.29 against docker 25 disconnects and connects a created container before its
+    start: its published ports must survive that."""
+    net = client.networks.create(unique("rc"))
+    try:
+        box = client.containers.create("busybox", ["sleep", "600"], network=net.name,
+                                       ports={"80/tcp": None})
+        try:
+            client.api.disconnect_container_from_network(box.id, net.name)
+            client.api.connect_container_to_network(box.id, net.name, aliases=["again"])
+            box.start()
+            box.reload()
+            [bound] = box.attrs["NetworkSettings"]["Ports"]["80/tcp"]
+            assert int(bound["HostPort"]) > 0
+            assert box.attrs["NetworkSettings"]["Networks"][net.name]["IPAddress"]
+        finally:
+            box.remove(force=True)
+    finally:
+        net.remove()
+
+
+def test_healthcheck(client: docker.DockerClient) -> None:
+    box = client.containers.run("busybox", ["sleep", "600"], detach=True,
+                                healthcheck={"test": ["CMD", "true"], "interval": 500_000_000,
+                                             "retries": 1})
+    try:
+        deadline = time.monotonic() + 60
+        for event in client.events(decode=True, since=time.time() - 60,
+                                   filters={"container": box.id}):
+            if event["Action"] == "health_status: healthy" or time.monotonic() > deadline:
+                break
+        box.reload()
+        assert box.attrs["State"]["Health"]["Status"] == "healthy"
+        assert box in client.containers.list(filters={"health": "healthy"})
+        assert box not in client.containers.list(filters={"health": "unhealthy"})
+    finally:
+        box.remove(force=True)
+
+
+def test_build_tag_push_and_pull(client: docker.DockerClient,
+                                 tmp_path_factory: pytest.TempPathFactory) -> None:
+    why = available()
+    if why is not None:
+        missing(why)
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w:gz") as tar:
+        text = b"FROM busybox\nRUN echo py > /made\nCMD [\"cat\", \"/made\"]\n"
+        entry = tarfile.TarInfo("Dockerfile")
+        entry.size = len(text)
+        tar.addfile(entry, io.BytesIO(text))
+    tag = unique("img") + ":b"
+    image, logs = client.images.build(fileobj=io.BytesIO(context.getvalue()),
+                                      custom_context=True, encoding="gzip", tag=tag)
+    assert image.tags == [tag] and any("stream" in line for line in logs)
+    assert client.containers.run(tag, remove=True) == b"py\n"
+    with registry(tmp_path_factory.mktemp("dockerpy-registry")) as running:
+        remote = f"{running.address}/{unique('repo')}"
+        assert image.tag(remote, "v1")
+        lines = list(client.images.push(remote, "v1", stream=True, decode=True,
+                                        auth_config={"username": "u", "password": "p"}))
+        assert lines[-1]["aux"]["Tag"] == "v1", lines
+        client.images.remove(f"{remote}:v1")
+        pulled = client.images.pull(remote, "v1")
+        assert pulled.id == image.id
+        with pytest.raises(docker.errors.NotFound):
+            client.images.pull(f"{running.address}/absent", "v1")
+    client.images.remove(tag)
+    client.images.remove(f"{remote}:v1")
+    assert client.images.prune(filters={"dangling": True})["SpaceReclaimed"] >= 0

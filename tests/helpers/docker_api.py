@@ -7,6 +7,7 @@ import json
 import signal
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +50,26 @@ def docker(host: str, config: Path, *args: str, timeout: float = 60,
                           timeout=timeout, input=stdin,
                           env={"PATH": "/usr/bin:/bin", "DOCKER_HOST": host,
                                "DOCKER_CONFIG": str(config), "HOME": str(config)})
+
+
+def wait_for_event(host: str, config: Path, container: str, since: float, action: str,
+                   within: float) -> bool:
+    """Whether ``docker events`` shows ``action`` for ``container`` (from ``since``, so one
+    that came first counts) within ``within`` seconds; it returns at the first one."""
+    watch = subprocess.Popen(
+        [str(DOCKER_CLI), "events", "--since", f"{since:.3f}", "--filter",
+         f"container={container}", "--format", "{{.Action}}"], stdout=subprocess.PIPE,
+        text=True, env={"PATH": "/usr/bin:/bin", "DOCKER_HOST": host,
+                        "DOCKER_CONFIG": str(config), "HOME": str(config)})
+    timer = threading.Timer(within, watch.kill)
+    timer.start()
+    try:
+        assert watch.stdout is not None
+        return any(line.strip() == action for line in watch.stdout)
+    finally:
+        timer.cancel()
+        watch.kill()
+        watch.wait()
 
 
 def raw_exchange(path: str, request: bytes, *, timeout: float = 10.0) -> bytes:

@@ -391,10 +391,15 @@ class NativeDriver(Driver):
     async def connect(self, record: EngineContainer, network: str, *, ip: str = "",
                       aliases: list[str] | None = None,
                       cluster_network: NetworkSpec | None = None) -> None:
+        try:
+            image = await asyncio.to_thread(self.store.get, record.spec.image)
+            exposed = list(image.defaults.exposed_ports)
+        except ShoalError:  # the image is gone since: its EXPOSE is not known any more
+            exposed = []
         await self.networks.connect(network, record.id, record.name, record.spec,
                                     self.network_dir(record.id), ip=ip, aliases=aliases,
                                     hostname=hostname_of(record),
-                                    cluster_network=cluster_network)
+                                    cluster_network=cluster_network, image_exposed=exposed)
 
     async def disconnect(self, record: EngineContainer, network: str) -> None:
         await self.networks.disconnect(network, record.id, self.network_dir(record.id))

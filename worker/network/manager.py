@@ -507,12 +507,14 @@ class Networks:
 
     async def connect(self, ref: str, container_id: str, name: str, spec: ContainerSpec,
                       directory: Path, *, ip: str = "", aliases: list[str] | None = None,
-                      hostname: str = "", cluster_network: NetworkSpec | None = None
-                      ) -> EndpointRecord:
+                      hostname: str = "", cluster_network: NetworkSpec | None = None,
+                      image_exposed: list[str] | None = None) -> EndpointRecord:
         """The container on one more network: an address there, a veth into its namespace
         now if it runs (``ethN``), a line in its /etc/hosts, its names on that network. A
         scheduler's bridge network (``cluster_network``) is made here if this host has none
-        of that name yet, as for a container placed on it."""
+        of that name yet, as for a container placed on it. Back on its own network
+        (``spec.network``, after a disconnect, as Compose 1.29 does before a start to set its
+        aliases), its ports are published there again, as at create."""
         def run() -> tuple[EndpointRecord, NetworkFile]:
             with self.state.change() as state:
                 if cluster_network is not None and cluster_network.name not in state.networks:
@@ -526,7 +528,10 @@ class Networks:
                 mine = state.endpoints_of(container_id)
                 used = {e.ifname for e in mine}
                 ifname = next(f"eth{n}" for n in range(len(used) + 1) if f"eth{n}" not in used)
-                endpoint = allocate(state, network, container_id, name, spec, ports=[], ip=ip,
+                own = network.spec.name == spec.network
+                endpoint = allocate(state, network, container_id, name, spec,
+                                    ports=ports_to_publish(spec, image_exposed or []) if own
+                                    else [], ip=ip,
                                     aliases=aliases or [], ifname=ifname,
                                     veth="" if ifname == "eth0" else
                                     self._connected_veth(container_id, network.spec.name))
