@@ -46,7 +46,7 @@ from worker.images.errors import ImageNotFound
 # docker run's own exit statuses: the daemon failed, the command could not be invoked, the
 # command was not found.
 EXIT_DAEMON, EXIT_CANNOT_INVOKE, EXIT_NOT_FOUND = 125, 126, 127
-_FINAL_STATES = ("exited", "failed", "rejected", "orphaned")
+FINAL_STATES = ("exited", "failed", "rejected", "orphaned")
 
 def verb_with_argv(f: Callable[..., Any]) -> click.Command:
     """A verb whose arguments after the image are the container's command (``run IMAGE ls
@@ -181,14 +181,14 @@ def _run_on_cluster(client: Client, container_id: str, remove: bool) -> int:
     _start_or_clean_up(client, container_id, remove)
     try:
         # The scheduler learns of the container's progress from its worker's reports.
-        _cluster_state(client, container_id, ("running", *_FINAL_STATES))
+        cluster_state(client, container_id, ("running", *FINAL_STATES))
         for line in client.messages(lambda r: ContainerLogs(id=container_id, follow=True,
                                                             reply=r)):
             if isinstance(line, LogLine):
                 out = sys.stdout.buffer if line.stream == "stdout" else sys.stderr.buffer
                 out.write(line.data)
                 out.flush()
-        info = _cluster_state(client, container_id, _FINAL_STATES)
+        info = cluster_state(client, container_id, FINAL_STATES)
     finally:
         if remove:
             _remove_quietly(client, container_id)
@@ -197,7 +197,7 @@ def _run_on_cluster(client: Client, container_id: str, remove: bool) -> int:
     return info.state.exit_code
 
 
-def _cluster_state(client: Client, container_id: str, states: tuple[str, ...],
+def cluster_state(client: Client, container_id: str, states: tuple[str, ...],
                    timeout: float = 60.0) -> ContainerInfo:
     """The container's record once it is in one of ``states``: the cluster's events say when
     it changes, and the record is read again each time."""
