@@ -191,7 +191,9 @@ def ps(options: ProjectOptions, all_: bool, quiet: bool, only_services: bool,
     table(["NAME", "IMAGE", "SERVICE", "STATUS", "PORTS", "NODE"],
           [[c.name, c.image, c.labels.get(SERVICE_LABEL, ""),
             status_text(c.state.status, c.state.exit_code, c.state.started_at,
-                        c.state.finished_at, now), ports_text(c.ports), c.node_id]
+                        c.state.finished_at, now,
+                        c.state.health.status if c.state.health else ""),
+            ports_text(c.ports), c.node_id]
            for c in containers])
 
 

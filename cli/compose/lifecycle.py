@@ -110,7 +110,11 @@ def up(options: ProjectOptions, detach: bool, scale: tuple[str, ...], force_recr
             if failed:
                 break
         if wait and not failed:
-            failed = not _all_ready(client, cluster, made, deadline)
+            # A service others wait to complete was waited for already: it has exited.
+            one_shot = {d.service for s in project.services.values() for d in s.depends_on
+                        if d.condition == "service_completed_successfully"}
+            failed = not _all_ready(client, cluster, {k: v for k, v in made.items()
+                                                      if k not in one_shot}, deadline)
     if failed:
         sys.exit(1)
     if not detach and not wait:
