@@ -24,7 +24,14 @@ from cli.compose.translate import (
     volume_name,
     volume_specs,
 )
-from cli.compose.waiting import RUNNING_OR_HEALTHY, Condition, Deadline, wait_for
+from cli.compose.waiting import (
+    CLUSTER_SETTLE_TIMEOUT,
+    RUNNING_OR_HEALTHY,
+    Condition,
+    Deadline,
+    until_not_in_use,
+    wait_for,
+)
 from protocol.errors import NotFound, ShoalError
 from protocol.messages import (
     ContainerCreated,
@@ -334,14 +341,16 @@ def down(options: ProjectOptions, volumes: bool, remove_orphans: bool) -> None:
                 failures += 1
                 click.echo(f"Error: network {network.spec.name}: {one_line(exc)}", err=True)
         if volumes:
-            failures += _remove_volumes(client, name, project)
+            failures += _remove_volumes(client, name, project, on_cluster(client))
     if failures:
         sys.exit(1)
 
 
-def _remove_volumes(client: Client, name: str, project: Project | None) -> int:
+def _remove_volumes(client: Client, name: str, project: Project | None, cluster: bool) -> int:
     """Remove the project's volumes: those labelled with it, and those its file names (a
-    volume a cluster made on first use has no labels); the number refused."""
+    volume a cluster made on first use has no labels); the number refused. Through a
+    scheduler a container's removal reaches its worker a moment later: until then the
+    worker refuses to remove a volume it mounts, and the removal is tried again."""
     named = {volume_name(project, key) for key, config in project.volumes.items()
              if not (config or {}).get("external")} if project is not None else set()
     failures = 0
@@ -349,8 +358,9 @@ def _remove_volumes(client: Client, name: str, project: Project | None) -> int:
         if info.spec.labels.get(PROJECT_LABEL) != name and info.spec.name not in named:
             continue
         try:
-            client.ask(lambda r, i=info: RemoveVolume(  # type: ignore[misc]
-                name=i.spec.name, node_id=i.node_id, reply=r), Message)
+            until_not_in_use(client, lambda i=info: client.ask(  # type: ignore[misc]
+                lambda r: RemoveVolume(name=i.spec.name, node_id=i.node_id, reply=r),
+                Message), CLUSTER_SETTLE_TIMEOUT if cluster else 0.0)
             click.echo(f"Volume {info.spec.name}  Removed")
         except ShoalError as exc:
             failures += 1

@@ -17,22 +17,20 @@ from typing import Any
 from cli.compose.errors import Path, Problem
 from cli.compose.model import Project
 
-PENDING_BUILD = "not supported yet: shoal cannot build images from a Dockerfile"
-PENDING_REGISTRY = "not supported yet: shoal cannot pull from a registry (images come from " \
-                   "the nodes' stores: shoal image import)"
 NO_ENDPOINT_MODE = "not supported: shoal's resolver answers a service's name with every " \
                    "replica's address (dnsrr); it has no virtual IPs"
 UNHONOURED = "shoal cannot honour this"
 
 REFUSALS: dict[str, str] = {
-    # Dockerfile builds
-    "services.*.build": PENDING_BUILD,
-    # registries
-    "services.*.pull_policy=always": PENDING_REGISTRY,
-    "services.*.pull_policy=build": PENDING_BUILD,
-    "services.*.pull_policy=daily": PENDING_REGISTRY,
-    "services.*.pull_policy=weekly": PENDING_REGISTRY,
-    "services.*.volumes_from": "not supported yet: a container cannot mount another's volumes",
+    # pull policies with a clock
+    "services.*.pull_policy=daily": "not supported yet: shoal keeps no pull times (always, "
+                                    "missing, never or build)",
+    "services.*.pull_policy=weekly": "not supported yet: shoal keeps no pull times (always, "
+                                     "missing, never or build)",
+    "services.*.pull_policy=every_*": "not supported yet: shoal keeps no pull times (always, "
+                                      "missing, never or build)",
+    "services.*.build.context=*://*": "not supported yet: a build context is a directory "
+                                      "(not a URL)",
     # what the runtime has no field for yet
     "services.*.depends_on.*.restart": "not supported yet: dependants are not restarted",
     "services.*.network_mode=service:*": "not supported yet: a container cannot join "
@@ -73,7 +71,8 @@ HONOURED: dict[str, frozenset[str]] = {
         "volumes", "tmpfs", "init", "stop_signal", "stop_grace_period", "mem_limit",
         "memswap_limit", "cpus", "cpu_shares", "pids_limit", "tty", "stdin_open",
         "depends_on", "profiles", "extends", "security_opt", "logging", "pull_policy",
-        "healthcheck", "links"}),
+        "healthcheck", "links", "build"}),
+    "services.*.build": frozenset({"context", "dockerfile", "args", "target"}),
     "services.*.healthcheck": frozenset({"test", "interval", "timeout", "retries",
                                          "start_period", "start_interval", "disable"}),
     "services.*.deploy": frozenset({"replicas", "resources", "restart_policy", "placement",

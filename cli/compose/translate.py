@@ -60,6 +60,12 @@ def container_name(project: Project, service: Service, number: int) -> str:
     return explicit if isinstance(explicit, str) else f"{project.name}-{service.name}-{number}"
 
 
+def image_name(project: Project, service: Service) -> str:
+    """The service's image: its ``image``, else (a service that is built) the name compose
+    gives the build, ``<project>-<service>``."""
+    return service.image or f"{project.name}-{service.name}"
+
+
 def network_name(project: Project, network: str) -> str:
     """The name a project's network has in shoal: its ``name``, else ``<project>_<key>``."""
     config = project.networks.get(network) or {}
@@ -210,8 +216,6 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
         else:
             refuse(("security_opt", i), "a seccomp profile file: not supported yet in "
                                         "compose (use seccomp=unconfined or none)")
-    if (policy := config.get("pull_policy")) not in (None, "never", "missing", "if_not_present"):
-        refuse("pull_policy", f"{policy}: not supported yet")
     restart = _restart(config, deploy, refuse)
     platform = _platform(config.get("platform"), refuse)
     stop_timeout = _duration(config.get("stop_grace_period"), refuse, ("stop_grace_period",))
@@ -222,7 +226,7 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
     if not problems:
         try:
             spec = ContainerSpec(
-                image=service.image, command=list(service.command or []),
+                image=image_name(project, service), command=list(service.command or []),
                 entrypoint=list(service.entrypoint) if service.entrypoint is not None
                 else None,
                 env=[f"{k}={v}" for k, v in service.environment.items()],

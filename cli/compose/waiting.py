@@ -5,7 +5,9 @@ first waited for on its node (the scheduler forwards a wait only once a worker h
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
 from typing import Literal
 
 from cli.client import Client, one_line
@@ -15,8 +17,11 @@ from protocol.messages import (
     ContainerInspected,
     InspectContainer,
     WaitContainer,
+    WatchEvents,
 )
 
+# How long a cluster's worker may take to act on a removal the scheduler accepted.
+CLUSTER_SETTLE_TIMEOUT = 30.0
 Condition = Literal["healthy", "completed", "running"]
 # up --wait: healthy when it has a healthcheck, else running.
 RUNNING_OR_HEALTHY: Condition = "running"
@@ -77,3 +82,26 @@ def _wait(client: Client, container_id: str, condition: Literal["not-running", "
         inbox.close()
     assert isinstance(answer, ContainerExited)
     return answer
+
+
+def until_not_in_use(client: Client, attempt: Callable[[], object], timeout: float) -> None:
+    """``attempt()``, tried again after each of the service's events while it is refused as
+    in use (Conflict), for up to ``timeout`` seconds; then its refusal is raised."""
+    deadline = time.monotonic() + timeout
+    session = client.session
+    events = session.reply_inbox()
+    session.send(WatchEvents(reply=events))
+    try:
+        while True:
+            try:
+                attempt()
+                return
+            except Conflict:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise
+            # No news within a second: try again all the same.
+            with contextlib.suppress(Timeout):
+                events.recv(timeout=min(remaining, 1.0))
+    finally:
+        events.close()
