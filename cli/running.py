@@ -100,11 +100,11 @@ def run(host: str | None, image: str, command: tuple[str, ...], detach: bool,
         except ShoalError as exc:
             _fail_run(exc)
         if detach:
-            _start_or_clean_up(client, created.id, spec.auto_remove)
+            start_or_clean_up(client, created.id, spec.auto_remove)
             click.echo(created.id)
             return
         with raw_terminal(interactive and use_tty):
-            code = _run_attached(client, created.id, spec, interactive, use_tty)
+            code = run_attached(client, created.id, spec, interactive, use_tty)
     sys.exit(code)
 
 
@@ -119,7 +119,7 @@ def create_pulling(client: Client, spec: ContainerSpec) -> ContainerCreated:
     return client.ask(lambda r: CreateContainer(spec=spec, reply=r), ContainerCreated)
 
 
-def _run_attached(client: Client, container_id: str, spec: ContainerSpec, interactive: bool,
+def run_attached(client: Client, container_id: str, spec: ContainerSpec, interactive: bool,
                   use_tty: bool) -> int:
     """Attach, start, copy the output until it ends; the container's exit code."""
     session = client.session
@@ -137,7 +137,7 @@ def _run_attached(client: Client, container_id: str, spec: ContainerSpec, intera
     # The wait is asked for before the start, so even an instant exit is seen.
     waiting = session.reply_inbox()
     session.send(WaitContainer(id=container_id, condition="next-exit", reply=waiting))
-    _start_or_clean_up(client, container_id, spec.auto_remove)
+    start_or_clean_up(client, container_id, spec.auto_remove)
     stream(session, stdout=attached.stdout, stderr=attached.stderr, stdin=stdin,
            resize=attached.resize)
     exited = waiting.recv()
@@ -147,7 +147,7 @@ def _run_attached(client: Client, container_id: str, spec: ContainerSpec, intera
     return exited.exit_code
 
 
-def _start_or_clean_up(client: Client, container_id: str, remove: bool) -> None:
+def start_or_clean_up(client: Client, container_id: str, remove: bool) -> None:
     """Start the container; when that fails, a ``--rm`` container is removed (docker does the
     same) and the run ends with docker's status for the reason."""
     try:
@@ -178,7 +178,7 @@ def _remove_quietly(client: Client, container_id: str) -> None:
 def _run_on_cluster(client: Client, container_id: str, remove: bool) -> int:
     """``run`` against a scheduler: start, follow the output from its worker, wait, and
     (with --rm) remove the cluster's record too."""
-    _start_or_clean_up(client, container_id, remove)
+    start_or_clean_up(client, container_id, remove)
     try:
         # The scheduler learns of the container's progress from its worker's reports.
         cluster_state(client, container_id, ("running", *FINAL_STATES))

@@ -13,6 +13,7 @@ from cli.arguments import key_values
 from cli.client import Client, connect, one_line
 from cli.compose.converge import Action, of_service, orphans, plan_service
 from cli.compose.errors import ComposeError
+from cli.compose.images import prepare_images
 from cli.compose.loader import start_order
 from cli.compose.model import Project, Service
 from cli.compose.options import ProjectOptions, listed, pass_options, verb
@@ -72,11 +73,16 @@ from protocol.specs import ContainerSummary, NetworkSpec, VolumeSpec
 @click.option("--wait-timeout", type=click.FloatRange(0, 86400), default=None,
               metavar="SECONDS", help="Give up after this long (the dependencies' waits "
                                       "too), exit 1.")
+@click.option("--build", is_flag=True, help="Build the images of services with a build "
+                                             "section first.")
+@click.option("--pull", type=click.Choice(["always", "missing", "never"]), default=None,
+              help="Pull images before creating (default: each service's pull_policy, "
+                   "missing unless it says otherwise).")
 @click.argument("services", nargs=-1)
 @pass_options
 def up(options: ProjectOptions, detach: bool, scale: tuple[str, ...], force_recreate: bool,
        no_deps: bool, remove_orphans: bool, wait: bool, wait_timeout: float | None,
-       services: tuple[str, ...]) -> None:
+       build: bool, pull: str | None, services: tuple[str, ...]) -> None:
     """Create and start the services' containers; an unchanged one is left alone. A
     dependant starts once its dependencies meet their depends_on condition (started,
     healthy, or exited 0)."""
@@ -88,6 +94,7 @@ def up(options: ProjectOptions, detach: bool, scale: tuple[str, ...], force_recr
     with connect(options.host) as client:
         cluster = on_cluster(client)
         check_project(project, order, cluster=cluster)
+        prepare_images(client, project, order, build=build, pull=pull or "")
         _ensure_networks(client, network_specs(project, order, overlay=cluster))
         _ensure_volumes(client, volume_specs(project, order), cluster)
         existing = listed(client, project.name)

@@ -105,6 +105,19 @@ def test_an_app_up_ps_logs_converges_and_down(native: Worker, tmp_path: Path) ->
     logs = compose(native, app, "-p", project, "logs", "api").stdout
     assert f"{project}-api-1 | api up as backend" in logs
 
+    # The verbs that look at a service's containers.
+    assert compose(native, app, "-p", project, "port", "web", "8000").stdout == \
+        native.shoal("port", f"{project}-web-1", "8000").stdout
+    assert compose(native, app, "-p", project, "exec", "-T", "api", "sh", "-c",
+                   "echo $ROLE").stdout == "backend\n"
+    one_off = compose(native, app, "-p", project, "run", "--rm", "-T", "--no-deps", "api",
+                      "echo", "one-off")
+    assert one_off.stdout == "one-off\n", one_off.stderr
+    assert "sleep 1000" in compose(native, app, "-p", project, "top", "cache").stdout
+    assert [r.split()[:3] for r in compose(native, app, "-p", project, "images").stdout
+            .splitlines()[1:]] == [[f"{project}-{s}-1", s, "busybox"]
+                                   for s in ("api", "cache", "web")]
+
     # The published port answers from another namespace.
     port = native.shoal("port", f"{project}-web-1", "8000").stdout.strip().rsplit(":", 1)[1]
     with client_namespace() as client:
@@ -185,7 +198,7 @@ services:
     volumes: [data:/data]
     depends_on: {db: {condition: service_healthy}}
   web:
-    image: busybox
+    build: {context: ./web, args: {GREETING: built}}
     command: sleep 1000
     stop_grace_period: 1s
     depends_on:
@@ -200,8 +213,13 @@ def test_healthchecks_gate_the_start_order_and_a_named_volume_outlives_up(
     app = tmp_path / "app"
     app.mkdir()
     (app / "compose.yaml").write_text(GATED)
+    (app / "web").mkdir()
+    (app / "web" / "Dockerfile").write_text(
+        "FROM busybox\nARG GREETING\nRUN echo $GREETING > /greeting\n")
     project = f"cg{os.urandom(3).hex()}"
     first = compose(native, app, "-p", project, "up", "-d")
+    # The service with a build section is built first, as its image does not exist yet.
+    assert f"Image {project}-web  Built" in first.stdout
     assert said(first.stdout) == [
         (f"{project}-db-1", "Created"), (f"{project}-db-1", "Started"),
         (f"{project}-db-1", "Waiting"), (f"{project}-db-1", "Healthy"),
@@ -220,6 +238,9 @@ def test_healthchecks_gate_the_start_order_and_a_named_volume_outlives_up(
     assert (f"{project}-db-1", "Healthy") in said(again.stdout)
     count = native.shoal("exec", f"{project}-db-1", "cat", "/data/count").stdout
     assert count == "ready\nready\n"
+    assert "Built" not in again.stdout
+    assert compose(native, app, "-p", project, "exec", "-T", "web", "cat",
+                   "/greeting").stdout == "built\n"
 
     down = compose(native, app, "-p", project, "down", "-v")
     assert f"Volume {project}_data  Removed" in down.stdout

@@ -113,7 +113,7 @@ def test_everything_shoal_cannot_honour_is_refused_at_once() -> None:
         services:
           web:
             image: busybox
-            build: .
+            build: {context: ., network: host}
             healthcheck: {test: [BOGUS, "true"], interval: 5 minutes}
             cap_add: [NET_ADMIN]
             privileged: true
@@ -136,8 +136,7 @@ def test_everything_shoal_cannot_honour_is_refused_at_once() -> None:
     with pytest.raises(ComposeError) as caught:
         check_project(project, ["db", "web"])
     assert str(caught.value).splitlines() == [
-        "compose.yaml:4: services.web.build: not supported yet: shoal cannot build images "
-        "from a Dockerfile",
+        "compose.yaml:4: services.web.build.network: shoal cannot honour this",
         "compose.yaml:5: services.web.healthcheck.test: 'BOGUS': expected NONE, CMD or "
         "CMD-SHELL first",
         "compose.yaml:5: services.web.healthcheck.interval: invalid duration '5 minutes': "
