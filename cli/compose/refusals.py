@@ -53,6 +53,7 @@ REFUSALS: dict[str, str] = {
                                               "backoff",
     "services.*.deploy.restart_policy.window": "not supported yet: restarts use Docker's "
                                                "backoff",
+    "services.*.volumes_from": "not supported yet: a container cannot mount another's volumes",
     "services.*.volumes.*.bind": "not supported yet: bind propagation, SELinux labels and "
                                  "create_host_path",
     "configs": "not supported yet: shoal has no configs",

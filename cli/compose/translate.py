@@ -242,6 +242,7 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
                 network_aliases=network_aliases(project, service),
                 affinities=[f"container=={target}" for target in _linked(project, service)]
                 if cluster else [],
+                expose=[str(port) for port in config.get("expose") or []],
                 add_hosts=list(config.get("extra_hosts") or []),
                 dns=list(config.get("dns") or []),
                 dns_search=list(config.get("dns_search") or []),

@@ -257,6 +257,7 @@ def test_healthchecks_volumes_and_names_reach_the_spec() -> None:
           web:
             image: busybox
             hostname: www
+            expose: ["8000", "9000/udp"]
             links: ["api:backend"]
             healthcheck:
               test: wget -qO- http://localhost:8000/
@@ -290,6 +291,7 @@ def test_healthchecks_volumes_and_names_reach_the_spec() -> None:
         test=["CMD-SHELL", "wget -qO- http://localhost:8000/"], interval=2.0, timeout=1.0,
         retries=5, start_period=60.0, start_interval=0.5)
     assert web.network_aliases == ["web", "www", "site"] and web.affinities == []
+    assert web.expose == ["8000", "9000/udp"]
     assert web.mounts == [
         Mount(type="volume", source="shop_data", target="/data", read_only=True),
         Mount(type="volume", source="shared-cache", target="/cache", no_copy=True),
