@@ -10,23 +10,20 @@ from pathlib import Path
 
 import click
 
-from cli.build import BuildOptions, build_image, read_dockerfile
 from cli.client import Client, connect, one_line
 from cli.compose.model import Project, Service
 from cli.compose.options import ProjectOptions, listed, pass_options, selected, verb
 from cli.compose.translate import SERVICE_LABEL, image_name
-from cli.registry import pull_image, push_image
 from protocol.errors import ShoalError
 from protocol.messages import ImageInspected, InspectImage
-from worker.images.errors import ImageNotFound
-
-PULL_POLICIES = ("always", "missing", "never", "build")
 
 
 def build_service(client: Client, project: Project, service: Service, *,
                   no_cache: bool = False, quiet: bool = False) -> None:
     """Build the service's image from its ``build`` (context, dockerfile, args, target),
     tagged with its image name."""
+    from cli.build import BuildOptions, build_image, read_dockerfile
+
     config = service.config["build"]
     context = Path(config.get("context", "."))
     text, name = read_dockerfile(context, config.get("dockerfile"), "build.dockerfile")
@@ -57,6 +54,8 @@ def _build_args(args: object) -> dict[str, str]:
 
 
 def has_image(client: Client, ref: str) -> bool:
+    from worker.images.errors import ImageNotFound
+
     try:
         client.ask(lambda r: InspectImage(ref=ref, reply=r), ImageInspected)
     except ImageNotFound:
@@ -65,21 +64,34 @@ def has_image(client: Client, ref: str) -> bool:
 
 
 def prepare_images(client: Client, project: Project, services: list[str], *, build: bool,
-                   pull: str) -> None:
+                   pull: str, present: set[str]) -> None:
     """Before ``up`` creates anything: build what is to be built (``--build``, pull_policy
     build, or a built image that does not exist yet), pull what is to be pulled (``--pull``
-    over each service's ``pull_policy``: always, or missing when the store lacks it)."""
+    over each service's ``pull_policy``: always, or missing when the store lacks it).
+    ``present``: images known to exist (the project's containers use them), which a no-change
+    ``up`` need not ask about."""
+    from cli.registry import pull_image
+
+    def missing(image: str) -> bool:
+        if image not in present:
+            if has_image(client, image):
+                present.add(image)
+            else:
+                return True
+        return False
+
     for name in services:
         service = project.services[name]
         policy = pull or str(service.config.get("pull_policy", "missing"))
         image = image_name(project, service)
         if "build" in service.config:
-            if build or policy == "build" or not has_image(client, image):
+            if build or policy == "build" or missing(image):
                 build_service(client, project, service)
+                present.add(image)
             continue
-        if policy == "always" or (policy in ("missing", "if_not_present")
-                                  and not has_image(client, image)):
+        if policy == "always" or (policy in ("missing", "if_not_present") and missing(image)):
             pull_image(client, image, err=True)
+            present.add(image)
 
 
 @verb
@@ -107,6 +119,8 @@ def build(options: ProjectOptions, no_cache: bool, quiet: bool,
 def pull(options: ProjectOptions, quiet: bool, ignore_buildable: bool,
          services: tuple[str, ...]) -> None:
     """Pull the services' images (those with pull_policy never or build are left out)."""
+    from cli.registry import pull_image
+
     project = options.load(services)
     failures = 0
     with connect(options.host) as client:
@@ -130,6 +144,8 @@ def pull(options: ProjectOptions, quiet: bool, ignore_buildable: bool,
 @pass_options
 def push(options: ProjectOptions, quiet: bool, services: tuple[str, ...]) -> None:
     """Push the images of the services that have a build section and an image name."""
+    from cli.registry import push_image
+
     project = options.load(services)
     with connect(options.host) as client:
         for name in services or sorted(project.services):

@@ -94,10 +94,11 @@ def up(options: ProjectOptions, detach: bool, scale: tuple[str, ...], force_recr
     with connect(options.host) as client:
         cluster = on_cluster(client)
         check_project(project, order, cluster=cluster)
-        prepare_images(client, project, order, build=build, pull=pull or "")
+        existing = listed(client, project.name)
+        prepare_images(client, project, order, build=build, pull=pull or "",
+                       present={c.image for c in existing})
         _ensure_networks(client, network_specs(project, order, overlay=cluster))
         _ensure_volumes(client, volume_specs(project, order), cluster)
-        existing = listed(client, project.name)
         stray = [c for c in orphans(existing, list(project.services) + list(project.disabled))]
         for container in stray:
             if remove_orphans:
@@ -336,28 +337,30 @@ def down(options: ProjectOptions, volumes: bool, remove_orphans: bool) -> None:
             else:
                 failures += 1
                 click.echo(f"Error: {container.name}: {one_line(error)}", err=True)
+        # Through a scheduler, a removed container may hold its network and volumes on its
+        # worker a moment longer: their removals are tried again while refused as in use.
+        settle = CLUSTER_SETTLE_TIMEOUT if on_cluster(client) else 0.0
         networks = client.ask(lambda r: ListNetworks(reply=r), NetworkList).networks
         for network in networks:
             if network.spec.labels.get(PROJECT_LABEL) != name:
                 continue
             try:
-                client.ask(lambda r, n=network.spec.name: RemoveNetwork(name=n, reply=r),  # type: ignore[misc]
-                           Message)
+                until_not_in_use(client, lambda n=network.spec.name: client.ask(  # type: ignore[misc]
+                    lambda r: RemoveNetwork(name=n, reply=r), Message), settle)
                 click.echo(f"Network {network.spec.name}  Removed")
             except ShoalError as exc:
                 failures += 1
                 click.echo(f"Error: network {network.spec.name}: {one_line(exc)}", err=True)
         if volumes:
-            failures += _remove_volumes(client, name, project, on_cluster(client))
+            failures += _remove_volumes(client, name, project, settle)
     if failures:
         sys.exit(1)
 
 
-def _remove_volumes(client: Client, name: str, project: Project | None, cluster: bool) -> int:
+def _remove_volumes(client: Client, name: str, project: Project | None, settle: float) -> int:
     """Remove the project's volumes: those labelled with it, and those its file names (a
-    volume a cluster made on first use has no labels); the number refused. Through a
-    scheduler a container's removal reaches its worker a moment later: until then the
-    worker refuses to remove a volume it mounts, and the removal is tried again."""
+    volume a cluster made on first use has no labels); the number refused. Each removal is
+    tried again for ``settle`` seconds while refused as in use."""
     named = {volume_name(project, key) for key, config in project.volumes.items()
              if not (config or {}).get("external")} if project is not None else set()
     failures = 0
@@ -367,7 +370,7 @@ def _remove_volumes(client: Client, name: str, project: Project | None, cluster:
         try:
             until_not_in_use(client, lambda i=info: client.ask(  # type: ignore[misc]
                 lambda r: RemoveVolume(name=i.spec.name, node_id=i.node_id, reply=r),
-                Message), CLUSTER_SETTLE_TIMEOUT if cluster else 0.0)
+                Message), settle)
             click.echo(f"Volume {info.spec.name}  Removed")
         except ShoalError as exc:
             failures += 1
