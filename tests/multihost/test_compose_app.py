@@ -1,7 +1,8 @@
 """A Compose app across network-namespace hosts (one etcd, one scheduler, two workers, a
 client): web → api → cache, placed on two workers, each started once its dependency is healthy
 (``depends_on: service_healthy``), reaching the next by its service name across hosts on the
-project's overlay; web's published port answers the client host; ``down -v`` leaves no
+project's overlay; web's published port answers the client host; exec, a one-off run and
+port through the scheduler; ``down -v`` leaves no
 container, network, volume, or kernel leftover (veths, VXLAN, bridges, fdb, neighbours, nft)."""
 
 from __future__ import annotations
@@ -97,6 +98,13 @@ def test_a_three_service_app_across_two_hosts(cluster: MultiHostCluster,
     answer = subprocess.run(got, capture_output=True, text=True, timeout=60,
                             env=cluster.topology.env)
     assert (answer.returncode, answer.stdout.strip()) == (0, "from-cache"), answer.stderr
+
+    # The service verbs through the scheduler: exec on web's worker, a one-off on the
+    # overlay, a published port.
+    assert compose("exec", "-T", "web", "wget", "-qO-", "http://api:8001/") == "from-cache\n"
+    assert compose("run", "--rm", "-T", "--no-deps", "api", "nc", "cache", "7000") == \
+        "from-cache\n"
+    assert compose("port", "web", "8000").strip().endswith(":8080")
 
     again = compose("up", "-d")
     assert {a for a in re.findall(r"  (\w+)$", again, re.MULTILINE)} <= \
