@@ -10,7 +10,11 @@ it:
 - ``up -d`` again with nothing changed (``noop_up_ms``, goal at most 300 ms);
 - ``down`` (``down_s``);
 - a plain ``shoal ps`` (``ps_ms``), the floor of any shoal command on this machine at this
-  moment, for reading ``noop_up_ms`` on a loaded machine.
+  moment, for reading ``noop_up_ms`` on a loaded machine;
+- on a dev cluster (``shoal dev``'s processes: a scheduler and two workers, native driver),
+  ``up -d --wait`` of the same N services with ``deploy.replicas`` R each (default 5) and a
+  healthcheck (``CMD true`` every second), until every container is healthy (``up_wait_s``),
+  then ``down`` (``cluster_down_s``).
 
 Python's bytecode caches are written as a user's would be (``PYTHONDONTWRITEBYTECODE`` is
 dropped from the commands' environment).
@@ -52,6 +56,43 @@ def app_file(services: int, image: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cluster_app_file(services: int, replicas: int) -> str:
+    """The cluster's app: as ``app_file``, each service ``replicas`` containers with a
+    healthcheck, so ``up --wait`` waits for every one of them to be healthy."""
+    lines = ["services:"]
+    for number in range(services):
+        lines += [f"  s{number}:", "    image: busybox:latest", "    command: sleep 3600",
+                  "    network_mode: none", "    stop_grace_period: 1s",
+                  f"    deploy: {{replicas: {replicas}}}",
+                  "    healthcheck: {test: [CMD, 'true'], interval: 1s}"]
+        if number:
+            lines.append(f"    depends_on: [s{number - 1}]")
+    return "\n".join(lines) + "\n"
+
+
+def measure_cluster(shoal: Path, state: Path, services: int, replicas: int
+                    ) -> dict[str, float]:
+    """``up -d --wait`` of ``cluster_app_file`` on a dev cluster of two workers, then down."""
+    import asyncio
+
+    from cli.dev import DevCluster
+
+    cluster = DevCluster(state / "dev", "tcp://127.0.0.1:0", workers=2)
+    asyncio.run(cluster.start())
+    try:
+        env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+               "SHOAL_HOST": cluster.local, "XDG_CACHE_HOME": str(state / "cache")}
+        app = state / "cluster-app"
+        app.mkdir()
+        (app / "compose.yaml").write_text(cluster_app_file(services, replicas))
+        compose = [str(shoal), "compose", "-p", "benchcluster"]
+        up = timed([*compose, "up", "-d", "--wait", "--wait-timeout", "600"], env, app)
+        down = timed([*compose, "down"], env, app)
+    finally:
+        asyncio.run(cluster.stop())
+    return {"up_wait_s": up, "cluster_down_s": down}
+
+
 def timed(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> float:
     """Seconds ``argv`` took; an error with its output if it failed."""
     start = time.perf_counter()
@@ -87,6 +128,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench compose", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer runs, same keys")
     parser.add_argument("--services", type=int, default=20)
+    parser.add_argument("--replicas", type=int, default=5,
+                        help="each service's replicas in the cluster's up --wait")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("bench compose needs root (the native runtime and dockerd)", file=sys.stderr)
@@ -134,6 +177,8 @@ def main(argv: list[str]) -> int:
             figures["noop_vs_docker"] = figures["noop_up_ms"] / theirs["noop_up_ms"]  # type: ignore[operator]
         else:
             figures["docker_compose"] = f"not measured: no {DOCKER_COMPOSE}"
+        figures["replicas"] = args.replicas
+        figures.update(measure_cluster(shoal, state, args.services, args.replicas))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)

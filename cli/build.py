@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 import sys
 import tarfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
 from channels._blocking import ByteSource
-from cli.client import ShoalCommand, connect, host_option
+from cli.client import Client, ShoalCommand, connect, host_option
 from protocol.errors import ChannelError, EndOfChannel, InvalidArgument
 from protocol.messages import BuildImage, BuildOutput, BuildResult
 
@@ -86,6 +87,61 @@ def _build_args(given: tuple[str, ...]) -> dict[str, str]:
     return args
 
 
+def read_dockerfile(context: Path, dockerfile: str | None, hint: str) -> tuple[str, str]:
+    """The Dockerfile's text and name: ``dockerfile`` as given (else relative to the
+    context), or the context's ``Dockerfile``."""
+    path = Path(dockerfile) if dockerfile else context / "Dockerfile"
+    if dockerfile and not path.is_absolute() and not path.exists():
+        path = context / dockerfile
+    try:
+        return path.read_text(), path.name
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror or exc}",
+                                 param_hint=hint) from None
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str] = field(default_factory=dict)
+    target: str = ""
+    no_cache: bool = False
+    platform: str = ""
+
+
+def build_image(client: Client, context: Path, dockerfile: str, dockerfile_name: str,
+                options: BuildOptions, *, quiet: bool = False) -> BuildResult:
+    """Send the build and its context, print its output as it comes (unless ``quiet``), and
+    return its result."""
+    ignore = context / ".dockerignore"
+    patterns = parse_ignore(ignore.read_text()) if ignore.is_file() else []
+    session = client.session
+    source = session.byte_source()
+    reply = session.reply_inbox()
+    session.send(BuildImage(dockerfile=dockerfile, dockerfile_name=dockerfile_name,
+                            tags=options.tags, build_args=options.build_args,
+                            target=options.target, no_cache=options.no_cache,
+                            platform=options.platform, context=source, reply=reply))
+    send_context(context, patterns, source)
+    result: BuildResult | None = None
+    try:
+        while True:
+            try:
+                message = reply.recv()
+            except EndOfChannel:
+                break
+            if isinstance(message, BuildOutput) and not quiet:
+                sys.stdout.write(message.text)
+                sys.stdout.flush()
+            elif isinstance(message, BuildResult):
+                result = message
+    finally:
+        reply.close()
+    if result is None:
+        raise click.ClickException("the worker ended the build without a result")
+    return result
+
+
 @click.command(cls=ShoalCommand)
 @host_option
 @click.option("-t", "--tag", "tags", multiple=True, help="Name the image NAME[:TAG].")
@@ -105,40 +161,10 @@ def build(host: str | None, tags: tuple[str, ...], dockerfile: str | None,
     if dockerfile == "-":
         text, name = sys.stdin.read(), "Dockerfile"
     else:
-        path = Path(dockerfile) if dockerfile else context / "Dockerfile"
-        if dockerfile and not path.is_absolute() and not path.exists():
-            path = context / dockerfile
-        try:
-            text, name = path.read_text(), path.name
-        except OSError as exc:
-            raise click.BadParameter(f"cannot read {path}: {exc.strerror or exc}",
-                                     param_hint="-f") from None
-    ignore = context / ".dockerignore"
-    patterns = parse_ignore(ignore.read_text()) if ignore.is_file() else []
+        text, name = read_dockerfile(context, dockerfile, "-f")
     with connect(host) as client:
-        session = client.session
-        source = session.byte_source()
-        reply = session.reply_inbox()
-        session.send(BuildImage(dockerfile=text, dockerfile_name=name, tags=list(tags),
-                                build_args=_build_args(build_args), target=target,
-                                no_cache=no_cache, platform=platform, context=source,
-                                reply=reply))
-        send_context(context, patterns, source)
-        result: BuildResult | None = None
-        try:
-            while True:
-                try:
-                    message = reply.recv()
-                except EndOfChannel:
-                    break
-                if isinstance(message, BuildOutput) and not quiet:
-                    sys.stdout.write(message.text)
-                    sys.stdout.flush()
-                elif isinstance(message, BuildResult):
-                    result = message
-        finally:
-            reply.close()
-    if result is None:
-        raise click.ClickException("the worker ended the build without a result")
+        result = build_image(client, context, text, name, BuildOptions(
+            tags=list(tags), build_args=_build_args(build_args), target=target,
+            no_cache=no_cache, platform=platform), quiet=quiet)
     if quiet:
         click.echo(result.image.id)

@@ -41,7 +41,7 @@ from protocol.messages import (
     WatchEvents,
 )
 from protocol.refs import SenderRef
-from protocol.specs import ContainerInfo
+from protocol.specs import ContainerInfo, Event
 
 
 def command(f: Callable[..., Any]) -> click.Command:
@@ -253,12 +253,16 @@ def events(host: str | None, since: float, filters: tuple[str, ...]) -> None:
         for message in client.messages(lambda r: WatchEvents(since=since, filters=wanted,
                                                              reply=r)):
             if isinstance(message, EventMessage):
-                event = message.event
-                stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(event.time))
-                attrs = ", ".join(f"{k}={v}" for k, v in sorted(event.attributes.items()))
                 # Each line as it comes, also into a pipe (``shoal events | grep …``).
-                click.echo(f"{stamp} {event.type} {event.action} {event.id} ({attrs})")
+                click.echo(event_line(message.event))
                 sys.stdout.flush()
+
+
+def event_line(event: Event) -> str:
+    """An event as ``docker events`` prints it."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(event.time))
+    attrs = ", ".join(f"{k}={v}" for k, v in sorted(event.attributes.items()))
+    return f"{stamp} {event.type} {event.action} {event.id} ({attrs})"
 
 
 @command

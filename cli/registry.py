@@ -188,11 +188,20 @@ def pull(host: str | None, name: str, platform: str, quiet: bool, ca_file: Path 
 def push(host: str | None, name: str, quiet: bool, chunk_size: int, ca_file: Path | None,
          insecure: bool) -> None:
     """Push an image from the worker's or the cluster's store to a registry."""
+    with connect(host) as client:
+        push_image(client, name, quiet=quiet, chunk_size=chunk_size, ca_file=ca_file,
+                   insecure=insecure)
+
+
+def push_image(client: Client, name: str, *, quiet: bool = False, chunk_size: int = 0,
+               ca_file: Path | None = None, insecure: bool = False) -> ImagePushed:
+    """Push the stored image ``name`` to its registry, showing progress (``quiet``: only
+    the digest)."""
     remote = remote_name(name)
     options = options_for(remote, ca_file, insecure)
     if not quiet:
         click.echo(f"The push refers to repository [{remote.domain}/{remote.repository}]")
-    with connect(host) as client, TransferDisplay(quiet=quiet) as display:
+    with TransferDisplay(quiet=quiet) as display:
         pushed = transfer(client, lambda p, r: PushImage(ref=name, registry=options,
                                                          chunk_size=chunk_size, progress=p,
                                                          reply=r), ImagePushed, display)
@@ -200,6 +209,7 @@ def push(host: str | None, name: str, quiet: bool, chunk_size: int, ca_file: Pat
         click.echo(pushed.digest)
     else:
         click.echo(f"{remote.reference}: digest: {pushed.digest} size: {pushed.size}")
+    return pushed
 
 
 def tag_image(host: str | None, source: str, target: str) -> None:

@@ -46,7 +46,7 @@ from worker.images.errors import ImageNotFound
 # docker run's own exit statuses: the daemon failed, the command could not be invoked, the
 # command was not found.
 EXIT_DAEMON, EXIT_CANNOT_INVOKE, EXIT_NOT_FOUND = 125, 126, 127
-_FINAL_STATES = ("exited", "failed", "rejected", "orphaned")
+FINAL_STATES = ("exited", "failed", "rejected", "orphaned")
 
 def verb_with_argv(f: Callable[..., Any]) -> click.Command:
     """A verb whose arguments after the image are the container's command (``run IMAGE ls
@@ -96,11 +96,11 @@ def run(host: str | None, image: str, command: tuple[str, ...], detach: bool,
         except ShoalError as exc:
             _fail_run(exc)
         if detach:
-            _start_or_clean_up(client, created.id, spec.auto_remove)
+            start_or_clean_up(client, created.id, spec.auto_remove)
             click.echo(created.id)
             return
         with raw_terminal(interactive and use_tty):
-            code = _run_attached(client, created.id, spec, interactive, use_tty)
+            code = run_attached(client, created.id, spec, interactive, use_tty)
     sys.exit(code)
 
 
@@ -120,7 +120,7 @@ def create_pulling(client: Client, spec: ContainerSpec) -> ContainerCreated:
                       ContainerCreated)
 
 
-def _run_attached(client: Client, container_id: str, spec: ContainerSpec, interactive: bool,
+def run_attached(client: Client, container_id: str, spec: ContainerSpec, interactive: bool,
                   use_tty: bool) -> int:
     """Attach, start, copy the output until it ends; the container's exit code."""
     session = client.session
@@ -138,7 +138,7 @@ def _run_attached(client: Client, container_id: str, spec: ContainerSpec, intera
     # The wait is asked for before the start, so even an instant exit is seen.
     waiting = session.reply_inbox()
     session.send(WaitContainer(id=container_id, condition="next-exit", reply=waiting))
-    _start_or_clean_up(client, container_id, spec.auto_remove)
+    start_or_clean_up(client, container_id, spec.auto_remove)
     stream(session, stdout=attached.stdout, stderr=attached.stderr, stdin=stdin,
            resize=attached.resize)
     exited = waiting.recv()
@@ -148,7 +148,7 @@ def _run_attached(client: Client, container_id: str, spec: ContainerSpec, intera
     return exited.exit_code
 
 
-def _start_or_clean_up(client: Client, container_id: str, remove: bool) -> None:
+def start_or_clean_up(client: Client, container_id: str, remove: bool) -> None:
     """Start the container; when that fails, a ``--rm`` container is removed (docker does the
     same) and the run ends with docker's status for the reason."""
     try:
@@ -179,17 +179,17 @@ def _remove_quietly(client: Client, container_id: str) -> None:
 def _run_on_cluster(client: Client, container_id: str, remove: bool) -> int:
     """``run`` against a scheduler: start, follow the output from its worker, wait, and
     (with --rm) remove the cluster's record too."""
-    _start_or_clean_up(client, container_id, remove)
+    start_or_clean_up(client, container_id, remove)
     try:
         # The scheduler learns of the container's progress from its worker's reports.
-        _cluster_state(client, container_id, ("running", *_FINAL_STATES))
+        cluster_state(client, container_id, ("running", *FINAL_STATES))
         for line in client.messages(lambda r: ContainerLogs(id=container_id, follow=True,
                                                             reply=r)):
             if isinstance(line, LogLine):
                 out = sys.stdout.buffer if line.stream == "stdout" else sys.stderr.buffer
                 out.write(line.data)
                 out.flush()
-        info = _cluster_state(client, container_id, _FINAL_STATES)
+        info = cluster_state(client, container_id, FINAL_STATES)
     finally:
         if remove:
             _remove_quietly(client, container_id)
@@ -198,7 +198,7 @@ def _run_on_cluster(client: Client, container_id: str, remove: bool) -> int:
     return info.state.exit_code
 
 
-def _cluster_state(client: Client, container_id: str, states: tuple[str, ...],
+def cluster_state(client: Client, container_id: str, states: tuple[str, ...],
                    timeout: float = 60.0) -> ContainerInfo:
     """The container's record once it is in one of ``states``: the cluster's events say when
     it changes, and the record is read again each time."""

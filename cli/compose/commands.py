@@ -1,7 +1,8 @@
 """``shoal compose``: a project's files (``-f``, ``-p``, ``--env-file``, ``--profile``) turned
 into shoal containers through the client's verbs, found again by their compose labels:
 ``config``, ``up``, ``down``, ``ps``, ``logs``, ``start``, ``stop``, ``restart``, ``kill``,
-``rm`` and ``ls``."""
+``rm``, ``ls``, ``build``, ``pull``, ``push``, ``images``, ``port``, ``top``, ``events``,
+``exec`` and ``run``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from collections.abc import Callable, Sequence
 import click
 
 from cli.client import connect, host_option, one_line
+from cli.compose.images import build, images, pull, push
+from cli.compose.inspection import events, exec_, port, run, top
 from cli.compose.lifecycle import down, up
 from cli.compose.logs import logs
 from cli.compose.options import (
@@ -191,7 +194,9 @@ def ps(options: ProjectOptions, all_: bool, quiet: bool, only_services: bool,
     table(["NAME", "IMAGE", "SERVICE", "STATUS", "PORTS", "NODE"],
           [[c.name, c.image, c.labels.get(SERVICE_LABEL, ""),
             status_text(c.state.status, c.state.exit_code, c.state.started_at,
-                        c.state.finished_at, now), ports_text(c.ports), c.node_id]
+                        c.state.finished_at, now,
+                        c.state.health.status if c.state.health else ""),
+            ports_text(c.ports), c.node_id]
            for c in containers])
 
 
@@ -228,5 +233,6 @@ def ls(options: ProjectOptions, all_: bool, quiet: bool) -> None:
     table(["NAME", "STATUS", "CONFIG FILES"], rows)
 
 
-for _command in (start, stop, restart, kill, rm, ps, ls, up, down, logs):
+for _command in (start, stop, restart, kill, rm, ps, ls, up, down, logs, build, pull, push,
+                 images, port, top, events, exec_, run):
     compose.add_command(_command)

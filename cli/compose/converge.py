@@ -9,7 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from cli.compose.translate import HASH_LABEL, NUMBER_LABEL, PROJECT_LABEL, SERVICE_LABEL
+from cli.compose.translate import (
+    HASH_LABEL,
+    NUMBER_LABEL,
+    ONEOFF_LABEL,
+    PROJECT_LABEL,
+    SERVICE_LABEL,
+)
 from protocol.specs import ContainerSpec, ContainerSummary
 
 ActionKind = Literal["keep", "start", "create", "recreate", "remove"]
@@ -29,7 +35,9 @@ def project_containers(containers: Sequence[ContainerSummary],
 
 
 def of_service(containers: Sequence[ContainerSummary], service: str) -> list[ContainerSummary]:
-    return [c for c in containers if c.labels.get(SERVICE_LABEL) == service]
+    """The service's containers, not its one-offs (``compose run``), which up leaves alone."""
+    return [c for c in containers if c.labels.get(SERVICE_LABEL) == service
+            and c.labels.get(ONEOFF_LABEL) != "True"]
 
 
 def plan_service(specs: Sequence[ContainerSpec], existing: Sequence[ContainerSummary], *,

@@ -13,30 +13,48 @@ from cli.arguments import key_values
 from cli.client import Client, connect, one_line
 from cli.compose.converge import Action, of_service, orphans, plan_service
 from cli.compose.errors import ComposeError
+from cli.compose.images import prepare_images
 from cli.compose.loader import start_order
-from cli.compose.model import Project
+from cli.compose.model import Project, Service
 from cli.compose.options import ProjectOptions, listed, pass_options, verb
 from cli.compose.translate import (
     PROJECT_LABEL,
     check_project,
     network_specs,
     service_specs,
+    volume_name,
+    volume_specs,
+)
+from cli.compose.waiting import (
+    CLUSTER_SETTLE_TIMEOUT,
+    RUNNING_OR_HEALTHY,
+    Condition,
+    Deadline,
+    until_not_in_use,
+    wait_for,
 )
 from protocol.errors import NotFound, ShoalError
 from protocol.messages import (
     ContainerCreated,
     CreateNetwork,
+    CreateVolume,
+    GetVersion,
     ListNetworks,
+    ListVolumes,
     Message,
     NetworkCreated,
     NetworkList,
     RemoveContainer,
     RemoveNetwork,
+    RemoveVolume,
     StartContainer,
     StopContainer,
+    VersionInfo,
+    VolumeInspected,
+    VolumeList,
 )
 from protocol.refs import SenderRef
-from protocol.specs import ContainerSpec, ContainerSummary, NetworkSpec
+from protocol.specs import ContainerSpec, ContainerSummary, NetworkSpec, VolumeSpec
 
 
 @verb
@@ -49,19 +67,37 @@ from protocol.specs import ContainerSpec, ContainerSummary, NetworkSpec
 @click.option("--no-deps", is_flag=True, help="Leave the named services' dependencies alone.")
 @click.option("--remove-orphans", is_flag=True,
               help="Remove containers of services the file no longer has.")
+@click.option("--wait", is_flag=True, help="Wait until every container runs, healthy when it "
+                                           "has a healthcheck (implies -d).")
+@click.option("--wait-timeout", type=click.FloatRange(0, 86400), default=None,
+              metavar="SECONDS", help="Give up after this long (the dependencies' waits "
+                                      "too), exit 1.")
+@click.option("--build", is_flag=True, help="Build the images of services with a build "
+                                             "section first.")
+@click.option("--pull", type=click.Choice(["always", "missing", "never"]), default=None,
+              help="Pull images before creating (default: each service's pull_policy, "
+                   "missing unless it says otherwise).")
 @click.argument("services", nargs=-1)
 @pass_options
 def up(options: ProjectOptions, detach: bool, scale: tuple[str, ...], force_recreate: bool,
-       no_deps: bool, remove_orphans: bool, services: tuple[str, ...]) -> None:
-    """Create and start the services' containers; an unchanged one is left alone."""
+       no_deps: bool, remove_orphans: bool, wait: bool, wait_timeout: float | None,
+       build: bool, pull: str | None, services: tuple[str, ...]) -> None:
+    """Create and start the services' containers; an unchanged one is left alone. A
+    dependant starts once its dependencies meet their depends_on condition (started,
+    healthy, or exited 0)."""
     project = options.load(services)
     order = start_order(project, services, with_dependencies=not no_deps)
     project = _scaled(project, key_values(scale, "scale", "--scale"))
-    check_project(project, order)
+    deadline = Deadline(wait_timeout)
     failed = False
     with connect(options.host) as client:
-        _ensure_networks(client, network_specs(project, order))
+        cluster = on_cluster(client)
+        check_project(project, order, cluster=cluster)
         existing = listed(client, project.name)
+        prepare_images(client, project, order, build=build, pull=pull or "",
+                       present={c.image for c in existing})
+        _ensure_networks(client, network_specs(project, order, overlay=cluster))
+        _ensure_volumes(client, volume_specs(project, order), cluster)
         stray = [c for c in orphans(existing, list(project.services) + list(project.disabled))]
         for container in stray:
             if remove_orphans:
@@ -70,20 +106,83 @@ def up(options: ProjectOptions, detach: bool, scale: tuple[str, ...], force_recr
                 click.echo(f"WARNING: found orphan container {container.name} (service "
                            f"{container.labels.get('com.docker.compose.service')}); "
                            "--remove-orphans removes it", err=True)
+        made: dict[str, list[tuple[str, str]]] = {}  # service: (container id, name) each
         for name in order:
-            actions = plan_service(service_specs(project, project.services[name]),
-                                   of_service(existing, name), force_recreate=force_recreate)
-            for action in actions:
-                if not _carry_out(client, action):
-                    failed = True
-            if failed:
+            service = project.services[name]
+            if not _dependencies_met(client, cluster, service, made, existing, deadline):
+                failed = True
                 break  # a dependant does not start after its dependency failed
+            actions = plan_service(service_specs(project, service, cluster=cluster),
+                                   of_service(existing, name), force_recreate=force_recreate)
+            made[name] = []
+            for action in actions:
+                container_id = _carry_out(client, action)
+                if container_id is None:
+                    failed = True
+                elif action.kind != "remove":
+                    made[name].append((container_id, action.name))
+            if failed:
+                break
+        if wait and not failed:
+            # A service others wait to complete was waited for already: it has exited.
+            one_shot = {d.service for s in project.services.values() for d in s.depends_on
+                        if d.condition == "service_completed_successfully"}
+            failed = not _all_ready(client, cluster, {k: v for k, v in made.items()
+                                                      if k not in one_shot}, deadline)
     if failed:
         sys.exit(1)
-    if not detach:
+    if not detach and not wait:
         from cli.compose.logs import follow_then_stop
 
         follow_then_stop(options, project, order)
+
+
+def on_cluster(client: Client) -> bool:
+    """Whether the service is a scheduler (a cluster), not a standalone worker."""
+    return client.ask(lambda r: GetVersion(reply=r), VersionInfo).component == "scheduler"
+
+
+def _dependencies_met(client: Client, cluster: bool, service: Service,
+                      made: dict[str, list[tuple[str, str]]],
+                      existing: list[ContainerSummary], deadline: Deadline) -> bool:
+    """Wait for each dependency's containers to meet its condition (those this ``up`` made,
+    else those that exist: with --no-deps, or a dependency not asked for)."""
+    for dependency in service.depends_on:
+        if dependency.condition == "service_started":
+            continue  # its containers were started before this one, in order
+        condition: Condition = "healthy" if dependency.condition == "service_healthy" \
+            else "completed"
+        containers = made.get(dependency.service)
+        if containers is None:
+            containers = [(c.id, c.name) for c in of_service(existing, dependency.service)]
+        if not containers and dependency.required:
+            click.echo(f"Error: {service.name} depends on {dependency.service}, which has no "
+                       "container", err=True)
+            return False
+        for container_id, name in containers:
+            click.echo(f"Container {name}  Waiting")
+            why = wait_for(client, cluster, container_id, name, condition, deadline)
+            if why:
+                click.echo(f"Error: dependency failed to start: {why}", err=True)
+                return False
+            click.echo(f"Container {name}  "
+                       f"{'Healthy' if condition == 'healthy' else 'Exited'}")
+    return True
+
+
+def _all_ready(client: Client, cluster: bool, made: dict[str, list[tuple[str, str]]],
+               deadline: Deadline) -> bool:
+    """up --wait: every container running, healthy when it has a healthcheck."""
+    ready = True
+    for containers in made.values():
+        for container_id, name in containers:
+            why = wait_for(client, cluster, container_id, name, RUNNING_OR_HEALTHY, deadline)
+            if why:
+                click.echo(f"Error: {why}", err=True)
+                ready = False
+            else:
+                click.echo(f"Container {name}  Healthy")
+    return ready
 
 
 def _scaled(project: Project, scale: dict[str, str]) -> Project:
@@ -116,30 +215,56 @@ def _ensure_networks(client: Client, wanted: dict[str, NetworkSpec | None]) -> N
         click.echo(f"Network {name}  Created")
 
 
-def _carry_out(client: Client, action: Action) -> bool:
-    """Send what ``action`` needs; False (with the reason printed) when refused."""
+def _carry_out(client: Client, action: Action) -> str | None:
+    """Send what ``action`` needs: the container's id ("" for a removal), or None (with the
+    reason printed) when refused."""
     try:
         if action.kind == "keep":
             click.echo(f"Container {action.name}  Running")
-        elif action.kind == "start":
+            return action.old_id
+        if action.kind == "start":
             client.ask(lambda r: StartContainer(id=action.old_id, reply=r), Message)
             click.echo(f"Container {action.name}  Started")
-        elif action.kind == "remove":
+            return action.old_id
+        if action.kind == "remove":
             _remove(client, action.old_id, action.name, "Removed")
-        else:
-            if action.kind == "recreate":
-                _remove(client, action.old_id, action.name, "Recreate")
-            spec = action.spec
-            assert spec is not None
-            created = _create(client, spec)
-            click.echo(f"Container {action.name}  "
-                       f"{'Recreated' if action.kind == 'recreate' else 'Created'}")
-            client.ask(lambda r: StartContainer(id=created.id, reply=r), Message)
-            click.echo(f"Container {action.name}  Started")
+            return ""
+        if action.kind == "recreate":
+            _remove(client, action.old_id, action.name, "Recreate")
+        spec = action.spec
+        assert spec is not None
+        created = _create(client, spec)
+        click.echo(f"Container {action.name}  "
+                   f"{'Recreated' if action.kind == 'recreate' else 'Created'}")
+        client.ask(lambda r: StartContainer(id=created.id, reply=r), Message)
+        click.echo(f"Container {action.name}  Started")
+        return created.id
     except ShoalError as exc:
         click.echo(f"Error: {action.name}: {one_line(exc)}", err=True)
-        return False
-    return True
+        return None
+
+
+def _ensure_volumes(client: Client, wanted: dict[str, VolumeSpec | None],
+                    cluster: bool) -> None:
+    """Make the project's named volumes. Through a scheduler of several nodes a volume without
+    ``driver_opts`` is left to its first container: it is made on the node that container is
+    placed on, and pins the service there (with options it must be made first, and the
+    scheduler refuses to choose a node for it)."""
+    if not wanted:
+        return
+    have = {v.spec.name for v in client.ask(lambda r: ListVolumes(reply=r),
+                                            VolumeList).volumes}
+    for name, spec in wanted.items():
+        if name in have:
+            continue
+        if spec is None:
+            raise ComposeError("", 0, (), f"volume {name} is declared external, but it does "
+                                          "not exist: shoal volume create it first")
+        if cluster and not spec.options:
+            continue
+        client.ask(lambda r, s=spec: CreateVolume(spec=s, reply=r),  # type: ignore[misc]
+                   VolumeInspected)
+        click.echo(f"Volume {name}  Created")
 
 
 def _create(client: Client, spec: ContainerSpec) -> ContainerCreated:
@@ -187,8 +312,7 @@ def _remove(client: Client, container_id: str, name: str, said: str) -> None:
 
 @verb
 @click.option("-v", "--volumes", is_flag=True,
-              help="Also remove the project's named volumes (none exist: shoal refuses files "
-                   "that declare them).")
+              help="Also remove the project's named volumes (not the external ones).")
 @click.option("--remove-orphans", is_flag=True,
               help="Also remove containers of services the file no longer has.")
 @pass_options
@@ -220,17 +344,42 @@ def down(options: ProjectOptions, volumes: bool, remove_orphans: bool) -> None:
             else:
                 failures += 1
                 click.echo(f"Error: {container.name}: {one_line(error)}", err=True)
+        # Through a scheduler, a removed container may hold its network and volumes on its
+        # worker a moment longer: their removals are tried again while refused as in use.
+        settle = CLUSTER_SETTLE_TIMEOUT if on_cluster(client) else 0.0
         networks = client.ask(lambda r: ListNetworks(reply=r), NetworkList).networks
         for network in networks:
             if network.spec.labels.get(PROJECT_LABEL) != name:
                 continue
             try:
-                client.ask(lambda r, n=network.spec.name: RemoveNetwork(name=n, reply=r),  # type: ignore[misc]
-                           Message)
+                until_not_in_use(client, lambda n=network.spec.name: client.ask(  # type: ignore[misc]
+                    lambda r: RemoveNetwork(name=n, reply=r), Message), settle)
                 click.echo(f"Network {network.spec.name}  Removed")
             except ShoalError as exc:
                 failures += 1
                 click.echo(f"Error: network {network.spec.name}: {one_line(exc)}", err=True)
-    del volumes  # nothing to remove: see the option's help
+        if volumes:
+            failures += _remove_volumes(client, name, project, settle)
     if failures:
         sys.exit(1)
+
+
+def _remove_volumes(client: Client, name: str, project: Project | None, settle: float) -> int:
+    """Remove the project's volumes: those labelled with it, and those its file names (a
+    volume a cluster made on first use has no labels); the number refused. Each removal is
+    tried again for ``settle`` seconds while refused as in use."""
+    named = {volume_name(project, key) for key, config in project.volumes.items()
+             if not (config or {}).get("external")} if project is not None else set()
+    failures = 0
+    for info in client.ask(lambda r: ListVolumes(reply=r), VolumeList).volumes:
+        if info.spec.labels.get(PROJECT_LABEL) != name and info.spec.name not in named:
+            continue
+        try:
+            until_not_in_use(client, lambda i=info: client.ask(  # type: ignore[misc]
+                lambda r: RemoveVolume(name=i.spec.name, node_id=i.node_id, reply=r),
+                Message), settle)
+            click.echo(f"Volume {info.spec.name}  Removed")
+        except ShoalError as exc:
+            failures += 1
+            click.echo(f"Error: volume {info.spec.name}: {one_line(exc)}", err=True)
+    return failures

@@ -122,10 +122,22 @@ def service_from_config(name: str, config: dict[str, Any]) -> Service:
         volumes=[VolumeSpec(type=v.get("type", "volume"), target=v.get("target", ""),
                             source=v.get("source", ""), read_only=bool(v.get("read_only")))
                  for v in config.get("volumes") or []],
-        depends_on=[Dependency(service=dep, condition=item.get("condition", "service_started"),
-                               required=item.get("required", True),
-                               restart=item.get("restart", False))
-                    for dep, item in (config.get("depends_on") or {}).items()],
+        depends_on=_dependencies(config),
         networks={net: dict(item or {}) for net, item in (config.get("networks") or {}).items()},
         profiles=list(config.get("profiles") or []),
         replicas=int(replicas) if replicas is not None else 1)
+
+
+def _dependencies(config: dict[str, Any]) -> list[Dependency]:
+    """``depends_on``, and the services ``links`` name (a link starts after its target, as
+    in compose)."""
+    found = [Dependency(service=dep, condition=item.get("condition", "service_started"),
+                        required=item.get("required", True), restart=item.get("restart", False))
+             for dep, item in (config.get("depends_on") or {}).items()]
+    named = {d.service for d in found}
+    for link in config.get("links") or []:
+        target = str(link).partition(":")[0]
+        if target not in named:
+            named.add(target)
+            found.append(Dependency(service=target))
+    return found

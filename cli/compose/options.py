@@ -78,6 +78,12 @@ def verb(function: Callable[..., None]) -> click.Command:
     return click.command(cls=ComposeCommand)(function)
 
 
+def verb_with_argv(function: Callable[..., None]) -> click.Command:
+    """A compose verb whose arguments after the service are a command (``exec web ls -l``)."""
+    return click.command(cls=ComposeCommand,
+                         context_settings={"allow_interspersed_args": False})(function)
+
+
 def listed(client: Client, project: str) -> list[ContainerSummary]:
     """The project's containers, stopped ones too."""
     from cli.compose.converge import project_containers

@@ -17,41 +17,21 @@ from typing import Any
 from cli.compose.errors import Path, Problem
 from cli.compose.model import Project
 
-PENDING_HEALTH = "not supported yet: the engine has no healthchecks"
-PENDING_BUILD = "not supported yet: shoal cannot build images from a Dockerfile"
-PENDING_DNS = "not supported yet: shoal has no embedded DNS to resolve service names"
-PENDING_OVERLAY = "not supported yet: shoal has no overlay networks"
-PENDING_REGISTRY = "not supported yet: shoal cannot pull from a registry (images come from " \
-                   "the nodes' stores: shoal image import)"
-NO_VOLUMES = "not supported yet: shoal has named volumes in no driver (bind mounts and tmpfs " \
-             "only)"
+NO_ENDPOINT_MODE = "not supported: shoal's resolver answers a service's name with every " \
+                   "replica's address (dnsrr); it has no virtual IPs"
 UNHONOURED = "shoal cannot honour this"
 
 REFUSALS: dict[str, str] = {
-    # healthchecks (the engine's HEALTHCHECK)
-    "services.*.healthcheck": PENDING_HEALTH,
-    "services.*.depends_on.*.condition=service_healthy": PENDING_HEALTH,
-    # Dockerfile builds
-    "services.*.build": PENDING_BUILD,
-    # registries
-    "services.*.pull_policy=always": PENDING_REGISTRY,
-    "services.*.pull_policy=build": PENDING_BUILD,
-    "services.*.pull_policy=daily": PENDING_REGISTRY,
-    "services.*.pull_policy=weekly": PENDING_REGISTRY,
-    # names resolved by the embedded DNS
-    "services.*.networks.*.aliases": PENDING_DNS,
-    "services.*.links": PENDING_DNS,
-    "services.*.external_links": PENDING_DNS,
-    # overlay networks (and any driver but bridge)
-    "networks.*.driver=overlay": PENDING_OVERLAY,
-    "networks.*.attachable": PENDING_OVERLAY,
-    # volumes
-    "volumes.*": NO_VOLUMES,
-    "services.*.volumes.*.type=volume": NO_VOLUMES,
-    "services.*.volumes_from": "not supported yet: a container cannot mount another's volumes",
+    # pull policies with a clock
+    "services.*.pull_policy=daily": "not supported yet: shoal keeps no pull times (always, "
+                                    "missing, never or build)",
+    "services.*.pull_policy=weekly": "not supported yet: shoal keeps no pull times (always, "
+                                     "missing, never or build)",
+    "services.*.pull_policy=every_*": "not supported yet: shoal keeps no pull times (always, "
+                                      "missing, never or build)",
+    "services.*.build.context=*://*": "not supported yet: a build context is a directory "
+                                      "(not a URL)",
     # what the runtime has no field for yet
-    "services.*.depends_on.*.condition=service_completed_successfully":
-        "not supported yet: starts wait for service_started only",
     "services.*.depends_on.*.restart": "not supported yet: dependants are not restarted",
     "services.*.network_mode=service:*": "not supported yet: a container cannot join "
                                          "another's network",
@@ -64,15 +44,16 @@ REFUSALS: dict[str, str] = {
     "services.*.deploy.labels": "not supported yet: shoal has no service objects to label",
     "services.*.deploy.update_config": "not supported yet: up recreates a changed service",
     "services.*.deploy.rollback_config": "not supported yet: up recreates a changed service",
-    "services.*.deploy.endpoint_mode": PENDING_DNS,
+    "services.*.deploy.endpoint_mode=vip": NO_ENDPOINT_MODE,
+    "services.*.external_links": "not supported: a container outside the project is "
+                                 "reached by its own name on a shared network",
     "services.*.deploy.restart_policy.delay": "not supported yet: restarts use Docker's "
                                               "backoff",
     "services.*.deploy.restart_policy.window": "not supported yet: restarts use Docker's "
                                                "backoff",
+    "services.*.volumes_from": "not supported yet: a container cannot mount another's volumes",
     "services.*.volumes.*.bind": "not supported yet: bind propagation, SELinux labels and "
                                  "create_host_path",
-    "services.*.volumes.*.tmpfs": "not supported yet: tmpfs options",
-    "services.*.tmpfs.*=*:*": "not supported yet: tmpfs options",
     "configs": "not supported yet: shoal has no configs",
     "secrets": "not supported yet: shoal has no secrets",
     "services.*.configs": "not supported yet: shoal has no configs",
@@ -89,21 +70,29 @@ HONOURED: dict[str, frozenset[str]] = {
         "volumes", "tmpfs", "init", "stop_signal", "stop_grace_period", "mem_limit",
         "memswap_limit", "cpus", "cpu_shares", "pids_limit", "tty", "stdin_open",
         "depends_on", "profiles", "extends", "security_opt", "logging", "pull_policy",
-        "cap_add", "cap_drop", "privileged"}),
+        "healthcheck", "links", "build", "cap_add", "cap_drop", "privileged"}),
+    "services.*.build": frozenset({"context", "dockerfile", "args", "target"}),
+    "services.*.healthcheck": frozenset({"test", "interval", "timeout", "retries",
+                                         "start_period", "start_interval", "disable"}),
     "services.*.deploy": frozenset({"replicas", "resources", "restart_policy", "placement",
-                                    "mode"}),
+                                    "mode", "endpoint_mode"}),
     "services.*.deploy.resources": frozenset({"limits"}),
     "services.*.deploy.resources.limits": frozenset({"cpus", "memory", "pids"}),
     "services.*.deploy.placement": frozenset({"constraints", "preferences",
                                               "max_replicas_per_node"}),
     "services.*.deploy.restart_policy": frozenset({"condition", "max_attempts"}),
     "services.*.logging": frozenset({"driver"}),
-    "services.*.networks.*": frozenset({"ipv4_address"}),
+    "services.*.networks.*": frozenset({"ipv4_address", "aliases"}),
     "services.*.ports.*": frozenset({"target", "published", "host_ip", "protocol", "mode",
                                      "name", "app_protocol"}),
-    "services.*.volumes.*": frozenset({"type", "source", "target", "read_only"}),
+    "services.*.volumes.*": frozenset({"type", "source", "target", "read_only", "volume",
+                                       "tmpfs"}),
+    "services.*.volumes.*.volume": frozenset({"nocopy"}),
+    "services.*.volumes.*.tmpfs": frozenset({"size", "mode"}),
     "services.*.depends_on.*": frozenset({"condition", "required"}),
-    "networks.*": frozenset({"name", "driver", "external", "internal", "labels", "ipam"}),
+    "networks.*": frozenset({"name", "driver", "external", "internal", "labels", "ipam",
+                             "attachable"}),
+    "volumes.*": frozenset({"name", "driver", "driver_opts", "external", "labels"}),
     "networks.*.ipam": frozenset({"config"}),
     "networks.*.ipam.config.*": frozenset({"subnet", "gateway"}),
 }
@@ -129,10 +118,19 @@ def refusals(project: Project) -> list[Problem]:
         if driver not in ("bridge", "overlay"):
             found.setdefault(("networks", name, "driver"),
                              f"{driver}: not supported: shoal's networks are bridges")
+        if network.get("attachable") is False and driver == "overlay":
+            found.setdefault(("networks", name, "attachable"),
+                             "not supported: compose's containers are standalone, so a "
+                             "project's overlay is attachable")
         configs = (network.get("ipam") or {}).get("config") or []
         if len(configs) > 1:
             found.setdefault(("networks", name, "ipam", "config", 1),
                              "not supported yet: one subnet per network")
+    for name, volume in project.volumes.items():
+        driver = (volume or {}).get("driver", "local")
+        if driver != "local":
+            found.setdefault(("volumes", name, "driver"),
+                             f"{driver}: not supported: shoal's volumes are local")
     ordered = sorted(found.items(), key=lambda item: str(item[0]))
     # A refused key's children are not refused again.
     kept = [(path, reason) for path, reason in ordered

@@ -13,15 +13,18 @@ import msgspec
 from cli.compose.errors import ComposeError, Path, Problem
 from cli.compose.model import Project, Service
 from cli.compose.refusals import refusals
+from protocol.durations import parse_duration
 from protocol.errors import ShoalError
 from protocol.specs import (
     ContainerSpec,
+    HealthCheck,
     Mount,
     NetworkSpec,
     Platform,
     PortMapping,
     Resources,
     RestartPolicy,
+    VolumeSpec,
 )
 from protocol.validation import check_spec, millicpus
 
@@ -34,19 +37,18 @@ WORKDIR_LABEL = "com.docker.compose.project.working_dir"
 NETWORK_LABEL = "com.docker.compose.network"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
 DEFAULT_NETWORK = "default"
+VOLUME_LABEL = "com.docker.compose.volume"
 _SWARM_OPERATOR = re.compile(r"\s*(==|!=)\s*")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|m|s)")
-_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)b?$", re.IGNORECASE)
 
 
-def check_project(project: Project, services: list[str]) -> None:
+def check_project(project: Project, services: list[str], *, cluster: bool = False) -> None:
     """Refuse what shoal cannot honour in ``project`` (all of it, each with its reason), and
     what cannot be translated in ``services``."""
     problems = refusals(project)
     for name in services:
         try:
-            service_specs(project, project.services[name])
+            service_specs(project, project.services[name], cluster=cluster)
         except ComposeError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -56,6 +58,12 @@ def check_project(project: Project, services: list[str]) -> None:
 def container_name(project: Project, service: Service, number: int) -> str:
     explicit = service.config.get("container_name")
     return explicit if isinstance(explicit, str) else f"{project.name}-{service.name}-{number}"
+
+
+def image_name(project: Project, service: Service) -> str:
+    """The service's image: its ``image``, else (a service that is built) the name compose
+    gives the build, ``<project>-<service>``."""
+    return service.image or f"{project.name}-{service.name}"
 
 
 def network_name(project: Project, network: str) -> str:
@@ -73,9 +81,12 @@ def service_network(project: Project, service: Service) -> str:
     return network_name(project, names[0])
 
 
-def network_specs(project: Project, services: list[str]) -> dict[str, NetworkSpec | None]:
+def network_specs(project: Project, services: list[str], *, overlay: bool = False
+                  ) -> dict[str, NetworkSpec | None]:
     """The networks ``services`` join, by shoal name: a spec to create, or None for an
-    external one (which must exist)."""
+    external one (which must exist). With ``overlay`` (a scheduler's cluster) every network
+    the project makes is an attachable overlay, so its services reach each other by name on
+    any host; on a standalone worker a bridge."""
     wanted: dict[str, NetworkSpec | None] = {}
     for name in services:
         service = project.services[name]
@@ -89,16 +100,47 @@ def network_specs(project: Project, services: list[str]) -> dict[str, NetworkSpe
                 continue
             ipam = (config.get("ipam") or {}).get("config") or [{}]
             wanted[shoal_name] = NetworkSpec(
-                name=shoal_name, subnet=ipam[0].get("subnet", ""),
+                name=shoal_name, driver="overlay" if overlay else "bridge",
+                attachable=overlay, subnet=ipam[0].get("subnet", ""),
                 gateway=ipam[0].get("gateway", ""), internal=bool(config.get("internal")),
                 labels={**(config.get("labels") or {}), PROJECT_LABEL: project.name,
                         NETWORK_LABEL: network})
     return wanted
 
 
-def service_specs(project: Project, service: Service) -> list[ContainerSpec]:
-    """One spec per replica (numbered from 1), each checked as the service will check it."""
-    base = _base_spec(project, service)
+def volume_name(project: Project, volume: str) -> str:
+    """The name a project's volume has in shoal: its ``name``, else ``<project>_<key>`` (an
+    external one: its ``name``, else its key)."""
+    config = project.volumes.get(volume) or {}
+    if config.get("name"):
+        return str(config["name"])
+    return volume if config.get("external") else f"{project.name}_{volume}"
+
+
+def volume_specs(project: Project, services: list[str]) -> dict[str, VolumeSpec | None]:
+    """The named volumes ``services`` mount, by shoal name: a spec to create, or None for an
+    external one (which must exist)."""
+    wanted: dict[str, VolumeSpec | None] = {}
+    for name in services:
+        for mount in project.services[name].volumes:
+            if mount.type != "volume" or mount.source not in project.volumes:
+                continue
+            config = project.volumes.get(mount.source) or {}
+            shoal_name = volume_name(project, mount.source)
+            wanted[shoal_name] = None if config.get("external") else VolumeSpec(
+                name=shoal_name, options={k: str(v) for k, v in
+                                          (config.get("driver_opts") or {}).items()},
+                labels={**(config.get("labels") or {}), PROJECT_LABEL: project.name,
+                        VOLUME_LABEL: mount.source})
+    return wanted
+
+
+def service_specs(project: Project, service: Service, *, cluster: bool = False
+                  ) -> list[ContainerSpec]:
+    """One spec per replica (numbered from 1), each checked as the service will check it.
+    ``cluster``: for a scheduler, where ``links`` co-locate (a worker runs what it is given
+    and refuses placement rules)."""
+    base = _base_spec(project, service, cluster)
     specs = []
     for number in range(1, service.replicas + 1):
         labels = {**base.labels, NUMBER_LABEL: str(number)}
@@ -113,7 +155,7 @@ def service_specs(project: Project, service: Service) -> list[ContainerSpec]:
     return specs
 
 
-def _base_spec(project: Project, service: Service) -> ContainerSpec:
+def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSpec:
     config = service.config
     where: Path = ("services", service.name)
     problems: list[Problem] = []
@@ -146,12 +188,7 @@ def _base_spec(project: Project, service: Service) -> ContainerSpec:
                                  host_port=int(port.published or 0),
                                  protocol=port.protocol,  # type: ignore[arg-type]
                                  host_ip=port.host_ip))
-    mounts = [Mount(type=v.type, source=v.source if v.type == "bind" else "",  # type: ignore[arg-type]
-                    target=v.target, read_only=v.read_only)
-              for v in service.volumes if v.type in ("bind", "tmpfs")]
-    for i, volume in enumerate(service.volumes):
-        if volume.type not in ("bind", "volume", "tmpfs"):
-            refuse(("volumes", i), f"a {volume.type} mount is not supported yet")
+    mounts = _mounts(project, service, refuse)
     address = ""
     for network, settings in service.networks.items():
         if settings.get("ipv4_address"):
@@ -159,8 +196,11 @@ def _base_spec(project: Project, service: Service) -> ContainerSpec:
                 refuse(("networks", network, "ipv4_address"),
                        f"one address for {service.replicas} replicas")
             address = str(settings["ipv4_address"])
-    mounts += [Mount(type="tmpfs", target=str(t).split(":")[0])
-               for t in config.get("tmpfs") or []]
+    for i, text in enumerate(config.get("tmpfs") or []):
+        target, _, options = str(text).partition(":")
+        size, mode = _tmpfs_options(options, refuse, ("tmpfs", i))
+        mounts.append(Mount(type="tmpfs", target=target, tmpfs_size=size, tmpfs_mode=mode))
+    healthcheck = _healthcheck(config.get("healthcheck"), refuse)
     logging = config.get("logging") or {}
     if logging.get("driver", "json-file") != "json-file":
         refuse(("logging", "driver"), f"{logging['driver']}: not supported: the worker keeps "
@@ -176,11 +216,9 @@ def _base_spec(project: Project, service: Service) -> ContainerSpec:
         else:
             refuse(("security_opt", i), "a seccomp profile file: not supported yet in "
                                         "compose (use seccomp=unconfined or none)")
-    if (policy := config.get("pull_policy")) not in (None, "never", "missing", "if_not_present"):
-        refuse("pull_policy", f"{policy}: not supported yet")
     restart = _restart(config, deploy, refuse)
     platform = _platform(config.get("platform"), refuse)
-    stop_timeout = _duration(config.get("stop_grace_period"), refuse, "stop_grace_period")
+    stop_timeout = _duration(config.get("stop_grace_period"), refuse, ("stop_grace_period",))
     labels = {**service.labels, PROJECT_LABEL: project.name, SERVICE_LABEL: service.name,
               HASH_LABEL: service.config_hash, ONEOFF_LABEL: "False",
               FILES_LABEL: ",".join(project.files), WORKDIR_LABEL: project.working_dir}
@@ -188,7 +226,7 @@ def _base_spec(project: Project, service: Service) -> ContainerSpec:
     if not problems:
         try:
             spec = ContainerSpec(
-                image=service.image, command=list(service.command or []),
+                image=image_name(project, service), command=list(service.command or []),
                 entrypoint=list(service.entrypoint) if service.entrypoint is not None
                 else None,
                 env=[f"{k}={v}" for k, v in service.environment.items()],
@@ -201,6 +239,10 @@ def _base_spec(project: Project, service: Service) -> ContainerSpec:
                              or [] if "spread" in p],
                 max_per_node=int(placement.get("max_replicas_per_node", 0) or 0),
                 network=service_network(project, service), ip=address,
+                network_aliases=network_aliases(project, service),
+                affinities=[f"container=={target}" for target in _linked(project, service)]
+                if cluster else [],
+                expose=[str(port) for port in config.get("expose") or []],
                 add_hosts=list(config.get("extra_hosts") or []),
                 dns=list(config.get("dns") or []),
                 dns_search=list(config.get("dns_search") or []),
@@ -209,7 +251,7 @@ def _base_spec(project: Project, service: Service) -> ContainerSpec:
                 stop_signal=config.get("stop_signal", ""), stop_timeout=stop_timeout,
                 seccomp=seccomp, cap_add=[str(c) for c in config.get("cap_add") or []],
                 cap_drop=[str(c) for c in config.get("cap_drop") or []],
-                privileged=bool(config.get("privileged", False)))
+                privileged=bool(config.get("privileged", False)), healthcheck=healthcheck)
         except (TypeError, ValueError) as exc:
             refuse((), str(exc))
     if problems or spec is None:
@@ -246,21 +288,111 @@ def _platform(text: Any, refuse: Any) -> Platform | None:
                     variant=parts[2] if len(parts) == 3 else "")
 
 
-def _duration(value: Any, refuse: Any, key: str) -> float | None:
-    """Compose's durations: ``1m30s``, ``10s``, ``500ms``, or a number of seconds."""
+def _duration(value: Any, refuse: Any, key: tuple[str | int, ...]) -> float | None:
+    """Compose's durations: Go's (``1m30s``, ``10s``, ``500ms``), or a number of seconds."""
     if value is None:
         return None
     if isinstance(value, int | float):
         return float(value)
-    text = str(value)
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        refuse(key, f"bad duration {text!r}: expected e.g. 10s, 1m30s, 500ms")
+    try:
+        seconds = parse_duration(str(value))
+    except ValueError as exc:
+        refuse(key, str(exc))
         return None
-    return sum(float(number) * _UNITS[unit] for number, unit in parts)
+    if seconds < 0:
+        refuse(key, f"a negative duration: {value}")
+        return None
+    return seconds
 
 
-def _size(value: Any, refuse: Any, key: str) -> int:
+def _healthcheck(config: Any, refuse: Any) -> HealthCheck | None:
+    """The service's ``healthcheck`` over the image's (``disable: true`` or test ``NONE``
+    turns the image's off); None: the image's own."""
+    if not isinstance(config, dict):
+        return None
+    where = ("healthcheck",)
+    if config.get("disable"):
+        return HealthCheck(test=["NONE"])
+    test = [str(word) for word in config.get("test") or []]
+    if test and test[0] not in ("NONE", "CMD", "CMD-SHELL"):
+        refuse((*where, "test"), f"{test[0]!r}: expected NONE, CMD or CMD-SHELL first")
+    seconds = {key: _duration(config.get(key), refuse, (*where, key)) or 0.0
+               for key in ("interval", "timeout", "start_period", "start_interval")}
+    return HealthCheck(test=test, retries=int(config.get("retries", 0) or 0), **seconds)
+
+
+def network_aliases(project: Project, service: Service) -> list[str]:
+    """The names a service's containers answer to on its network besides their own, as
+    compose gives them: the service's name, its ``hostname``, the network's ``aliases``, and
+    the aliases other services' ``links`` give it."""
+    if isinstance(service.config.get("network_mode"), str):
+        return []
+    names = [service.name]
+    if isinstance(service.config.get("hostname"), str):
+        names.append(service.config["hostname"])
+    for settings in list(service.networks.values())[:1]:
+        names += [str(alias) for alias in settings.get("aliases") or []]
+    for other in project.services.values():
+        for link in other.config.get("links") or []:
+            target, _, alias = str(link).partition(":")
+            if target == service.name and alias:
+                names.append(alias)
+    return list(dict.fromkeys(names))
+
+
+def _linked(project: Project, service: Service) -> list[str]:
+    """The containers ``links`` co-locate the service's with: each linked service's first."""
+    targets = []
+    for link in service.config.get("links") or []:
+        target = project.services.get(str(link).partition(":")[0])
+        if target is not None:
+            targets.append(container_name(project, target, 1))
+    return targets
+
+
+def _mounts(project: Project, service: Service, refuse: Any) -> list[Mount]:
+    mounts = []
+    for i, volume in enumerate(service.volumes):
+        config = service.config["volumes"][i]
+        if volume.type == "bind":
+            mounts.append(Mount(type="bind", source=volume.source, target=volume.target,
+                                read_only=volume.read_only))
+        elif volume.type == "volume":
+            if not volume.source:
+                refuse(("volumes", i), "an anonymous volume: not supported yet (name it, and "
+                                       "declare it under the top-level volumes)")
+            else:
+                mounts.append(Mount(
+                    type="volume", source=volume_name(project, volume.source),
+                    target=volume.target, read_only=volume.read_only,
+                    no_copy=bool((config.get("volume") or {}).get("nocopy"))))
+        elif volume.type == "tmpfs":
+            tmpfs = config.get("tmpfs") or {}
+            size = _size(tmpfs.get("size"), refuse, ("volumes", i, "tmpfs", "size"))
+            mode = tmpfs.get("mode", 0)
+            mounts.append(Mount(type="tmpfs", target=volume.target, tmpfs_size=size,
+                                tmpfs_mode=int(str(mode), 8) if isinstance(mode, str)
+                                else int(mode)))
+        else:
+            refuse(("volumes", i), f"a {volume.type} mount is not supported yet")
+    return mounts
+
+
+def _tmpfs_options(text: str, refuse: Any, key: tuple[str | int, ...]) -> tuple[int, int]:
+    """``size=64m,mode=1777`` of a short ``tmpfs`` entry: its size in bytes and its mode."""
+    size = mode = 0
+    for option in filter(None, text.split(",")):
+        name, _, value = option.partition("=")
+        if name == "size":
+            size = _size(value, refuse, key)
+        elif name == "mode" and value and all(c in "01234567" for c in value):
+            mode = int(value, 8)
+        else:
+            refuse(key, f"tmpfs option {option!r}: expected size=BYTES or mode=OCTAL")
+    return size, mode
+
+
+def _size(value: Any, refuse: Any, key: str | tuple[str | int, ...]) -> int:
     """Compose's byte sizes: ``512m``, ``1gb``, ``1024`` (bytes)."""
     if value is None:
         return 0

@@ -1,10 +1,13 @@
 """``shoal compose`` end to end against a standalone worker on the native driver: a 3-service
 app up in depends_on order on its own network, ps, logs, a second up that changes nothing, an
 edited file that recreates only the edited service, a published port answering, and down -v
-leaving nothing (containers, network, veths, published-port rules)."""
+leaving nothing (containers, network, veths, published-port rules); a healthcheck-gated
+depends_on order (service_healthy, service_completed_successfully) observed through a named
+volume, the volume surviving a second up and gone after down -v, up --wait."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -102,6 +105,19 @@ def test_an_app_up_ps_logs_converges_and_down(native: Worker, tmp_path: Path) ->
     logs = compose(native, app, "-p", project, "logs", "api").stdout
     assert f"{project}-api-1 | api up as backend" in logs
 
+    # The verbs that look at a service's containers.
+    assert compose(native, app, "-p", project, "port", "web", "8000").stdout == \
+        native.shoal("port", f"{project}-web-1", "8000").stdout
+    assert compose(native, app, "-p", project, "exec", "-T", "api", "sh", "-c",
+                   "echo $ROLE").stdout == "backend\n"
+    one_off = compose(native, app, "-p", project, "run", "--rm", "-T", "--no-deps", "api",
+                      "echo", "one-off")
+    assert one_off.stdout == "one-off\n", one_off.stderr
+    assert "sleep 1000" in compose(native, app, "-p", project, "top", "cache").stdout
+    assert [r.split()[:3] for r in compose(native, app, "-p", project, "images").stdout
+            .splitlines()[1:]] == [[f"{project}-{s}-1", s, "busybox"]
+                                   for s in ("api", "cache", "web")]
+
     # The published port answers from another namespace.
     port = native.shoal("port", f"{project}-web-1", "8000").stdout.strip().rsplit(":", 1)[1]
     with client_namespace() as client:
@@ -145,12 +161,12 @@ def test_refusals_make_nothing_and_an_attached_up_shows_the_output(
     app = tmp_path / "app"
     app.mkdir()
     (app / "compose.yaml").write_text(
-        "services:\n  web:\n    image: busybox\n    healthcheck: {test: [CMD, 'true']}\n")
+        "services:\n  web:\n    image: busybox\n    ulimits: {nofile: 1024}\n")
     refused = compose(native, app, "up", "-d", check=False)
     assert refused.returncode == 1
-    assert refused.stderr.strip() == ("Error: compose.yaml:4: services.web.healthcheck: not "
-                                      "supported yet: the engine has no healthchecks"
-                                      ).replace("compose.yaml", str(app / "compose.yaml"))
+    assert refused.stderr.strip() == (
+        f"Error: {app / 'compose.yaml'}:4: services.web.ulimits: not supported yet: the "
+        "runtime sets no rlimits")
     assert native.shoal("ps", "-aq").stdout.strip() == ""
     assert "app_default" not in native.shoal("network", "ls").stdout
 
@@ -165,3 +181,79 @@ def test_refusals_make_nothing_and_an_attached_up_shows_the_output(
                         env={"XDG_CACHE_HOME": str(app / "cache")})
     assert said(down.stdout) == [("ctonce-once-1", "Removed")]
     assert native.shoal("ps", "-aq").stdout.strip() == ""
+
+
+GATED = """\
+services:
+  db:
+    image: busybox
+    command: [sh, -c, 'sleep 0.5; echo ready > /data/ready; exec sleep 1000']
+    healthcheck: {test: [CMD, test, -f, /data/ready], interval: 100ms, retries: 100}
+    stop_grace_period: 1s
+    volumes: [data:/data]
+  migrate:
+    image: busybox
+    # Fails unless the db was healthy before it started: the file is the db's proof.
+    command: [sh, -c, 'cat /data/ready >> /data/count']
+    volumes: [data:/data]
+    depends_on: {db: {condition: service_healthy}}
+  web:
+    build: {context: ./web, args: {GREETING: built}}
+    command: sleep 1000
+    stop_grace_period: 1s
+    depends_on:
+      migrate: {condition: service_completed_successfully}
+volumes:
+  data: {labels: {purpose: test}}
+"""
+
+
+def test_healthchecks_gate_the_start_order_and_a_named_volume_outlives_up(
+        native: Worker, tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "compose.yaml").write_text(GATED)
+    (app / "web").mkdir()
+    (app / "web" / "Dockerfile").write_text(
+        "FROM busybox\nARG GREETING\nRUN echo $GREETING > /greeting\n")
+    project = f"cg{os.urandom(3).hex()}"
+    first = compose(native, app, "-p", project, "up", "-d")
+    # The service with a build section is built first, as its image does not exist yet.
+    assert f"Image {project}-web  Built" in first.stdout
+    assert said(first.stdout) == [
+        (f"{project}-db-1", "Created"), (f"{project}-db-1", "Started"),
+        (f"{project}-db-1", "Waiting"), (f"{project}-db-1", "Healthy"),
+        (f"{project}-migrate-1", "Created"), (f"{project}-migrate-1", "Started"),
+        (f"{project}-migrate-1", "Waiting"), (f"{project}-migrate-1", "Exited"),
+        (f"{project}-web-1", "Created"), (f"{project}-web-1", "Started")], first.stdout
+    assert f"Volume {project}_data  Created" in first.stdout
+    inspected = json.loads(native.shoal("volume", "inspect", f"{project}_data").stdout)
+    assert inspected[0]["spec"]["labels"]["purpose"] == "test"
+    ps = compose(native, app, "-p", project, "ps").stdout
+    assert "(healthy)" in next(r for r in ps.splitlines() if "-db-1" in r), ps
+
+    # Up again: the one-shot runs again on the same volume; --wait sees the db healthy.
+    again = compose(native, app, "-p", project, "up", "-d", "--wait", "--wait-timeout", "60")
+    assert (f"{project}-db-1", "Running") in said(again.stdout)
+    assert (f"{project}-db-1", "Healthy") in said(again.stdout)
+    count = native.shoal("exec", f"{project}-db-1", "cat", "/data/count").stdout
+    assert count == "ready\nready\n"
+    assert "Built" not in again.stdout
+    assert compose(native, app, "-p", project, "exec", "-T", "web", "cat",
+                   "/greeting").stdout == "built\n"
+
+    down = compose(native, app, "-p", project, "down", "-v")
+    assert f"Volume {project}_data  Removed" in down.stdout
+    assert f"{project}_data" not in native.shoal("volume", "ls").stdout
+    assert native.shoal("ps", "-aq").stdout.strip() == ""
+
+    # A dependency that never becomes healthy stops the dependants, within --wait-timeout.
+    (app / "compose.yaml").write_text(GATED.replace("test, -f, /data/ready", "'false'"))
+    stuck = compose(native, app, "-p", project, "up", "-d", "--wait-timeout", "2",
+                    check=False)
+    assert stuck.returncode == 1
+    assert f"Error: dependency failed to start: {project}-db-1: not ready after 2 s" in \
+        stuck.stderr, stuck.stderr
+    assert f"{project}-migrate-1" not in stuck.stdout
+    compose(native, app, "-p", project, "down", "-v")
+    assert native.shoal("volume", "ls", "-q").stdout.strip() == ""

@@ -7,6 +7,7 @@ import pytest
 
 from cli.compose.converge import plan_service
 from cli.compose.errors import ComposeError
+from cli.compose.loader import start_order
 from cli.compose.translate import (
     HASH_LABEL,
     NUMBER_LABEL,
@@ -15,8 +16,16 @@ from cli.compose.translate import (
     check_project,
     network_specs,
     service_specs,
+    volume_specs,
 )
-from protocol.specs import ContainerState, ContainerSummary, Mount, PortMapping, RestartPolicy
+from protocol.specs import (
+    ContainerState,
+    ContainerSummary,
+    HealthCheck,
+    Mount,
+    PortMapping,
+    RestartPolicy,
+)
 from tests.helpers.compose_files import PROJECT_DIR, load_texts
 
 APP = """\
@@ -104,49 +113,51 @@ def test_everything_shoal_cannot_honour_is_refused_at_once() -> None:
         services:
           web:
             image: busybox
-            build: .
-            healthcheck: {test: [CMD, "true"]}
+            build: {context: ., network: host}
+            healthcheck: {test: [BOGUS, "true"], interval: 5 minutes}
             ulimits: {nofile: 1024}
             read_only: true
             networks:
               front: {aliases: [www]}
-            volumes: [data:/data]
+            volumes: [data:/data, /anonymous, "/run:/run:z"]
             depends_on:
               db: {condition: service_healthy}
           db:
             image: busybox
             container_name: the-db
-            deploy: {replicas: 2}
+            deploy: {replicas: 2, endpoint_mode: vip}
             logging: {driver: syslog}
         networks:
-          front: {driver: overlay}
+          front: {driver: macvlan}
         volumes:
-          data: {}
+          data: {driver: nfs}
         """}
     project = load_texts(files)
     with pytest.raises(ComposeError) as caught:
         check_project(project, ["db", "web"])
     assert str(caught.value).splitlines() == [
-        "compose.yaml:4: services.web.build: not supported yet: shoal cannot build images "
-        "from a Dockerfile",
-        "compose.yaml:5: services.web.healthcheck: not supported yet: the engine has no "
-        "healthchecks",
+        "compose.yaml:4: services.web.build.network: shoal cannot honour this",
+        "compose.yaml:5: services.web.healthcheck.test: 'BOGUS': expected NONE, CMD or "
+        "CMD-SHELL first",
+        "compose.yaml:5: services.web.healthcheck.interval: invalid duration '5 minutes': "
+        "expected numbers with units (ns, us, ms, s, m, h), as in 30s or 1m30s",
         "compose.yaml:6: services.web.ulimits: not supported yet: the runtime sets no rlimits",
         "compose.yaml:7: services.web.read_only: shoal cannot honour this",
-        "compose.yaml:9: services.web.networks.front.aliases: not supported yet: shoal has no "
-        "embedded DNS to resolve service names",
-        "compose.yaml:10: services.web.volumes[0].type: not supported yet: shoal has named volumes "
-        "in no driver (bind mounts and tmpfs only)",
-        "compose.yaml:12: services.web.depends_on.db.condition: not supported yet: the engine "
-        "has no healthchecks",
+        "compose.yaml:10: services.web.volumes[1]: an anonymous volume: not supported yet "
+        "(name it, and declare it under the top-level volumes)",
+        "compose.yaml:10: services.web.volumes[2].bind: not supported yet: bind "
+        "propagation, SELinux labels and create_host_path",
         "compose.yaml:15: services.db.container_name: names one container, but the service "
         "has 2 replicas",
-        "compose.yaml:17: services.db.logging.driver: syslog: not supported: the worker keeps "
-        "the logs (json-file only)",
-        "compose.yaml:19: networks.front.driver: not supported yet: shoal has no overlay "
-        "networks",
-        "compose.yaml:21: volumes.data: not supported yet: shoal has named volumes in no "
-        "driver (bind mounts and tmpfs only)",
+        "compose.yaml:16: services.db.deploy.endpoint_mode: not supported: shoal's "
+        "resolver answers a service's name with every replica's address (dnsrr); it has no "
+        "virtual IPs",
+        "compose.yaml:17: services.db.logging.driver: syslog: not supported: the worker "
+        "keeps the logs (json-file only)",
+        "compose.yaml:19: networks.front.driver: macvlan: not supported: shoal's networks "
+        "are bridges",
+        "compose.yaml:21: volumes.data.driver: nfs: not supported: shoal's volumes are "
+        "local",
     ]
 
 
@@ -177,7 +188,7 @@ def test_nested_keys_are_refused_too_and_ipv4_address_is_honoured() -> None:
         services:
           web:
             image: busybox
-            tmpfs: ["/run:size=1m"]
+            tmpfs: ["/run:size=1m,uid=5"]
             volumes:
               - {type: bind, source: /a, target: /a, bind: {propagation: shared}}
               - {type: tmpfs, target: /scratch}
@@ -194,7 +205,8 @@ def test_nested_keys_are_refused_too_and_ipv4_address_is_honoured() -> None:
     with pytest.raises(ComposeError) as caught:
         check_project(project, ["web"])
     assert str(caught.value).splitlines() == [
-        "compose.yaml:4: services.web.tmpfs[0]: not supported yet: tmpfs options",
+        "compose.yaml:4: services.web.tmpfs[0]: tmpfs option 'uid=5': expected size=BYTES or "
+        "mode=OCTAL",
         "compose.yaml:6: services.web.volumes[0].bind: not supported yet: bind propagation, "
         "SELinux labels and create_host_path",
         "compose.yaml:9: services.web.networks.front.mac_address: shoal cannot honour this",
@@ -204,7 +216,7 @@ def test_nested_keys_are_refused_too_and_ipv4_address_is_honoured() -> None:
         "network",
     ]
     fixed = load_texts({"compose.yaml": files["compose.yaml"]
-                        .replace("/run:size=1m", "/run")
+                        .replace(",uid=5", "")
                         .replace(", bind: {propagation: shared}", "")
                         .replace(', mac_address: "02:42:ac:11:00:02"', "")
                         .replace("oom_score_adj: 100", "init: false")
@@ -213,8 +225,8 @@ def test_nested_keys_are_refused_too_and_ipv4_address_is_honoured() -> None:
     check_project(fixed, ["web"])
     [spec] = service_specs(fixed, fixed.services["web"])
     assert (spec.ip, spec.network) == ("10.7.0.5", "app_front")
-    assert [(m.type, m.target) for m in spec.mounts] == \
-        [("bind", "/a"), ("tmpfs", "/scratch"), ("tmpfs", "/run")]
+    assert [(m.type, m.target, m.tmpfs_size) for m in spec.mounts] == \
+        [("bind", "/a", 0), ("tmpfs", "/scratch", 0), ("tmpfs", "/run", 1 << 20)]
 
 
 def test_an_optional_dependency_may_be_missing() -> None:
@@ -235,3 +247,68 @@ def test_scale_overrides_the_replicas_and_names_a_known_service() -> None:
     assert scaled.services["db"].config_hash == project.services["db"].config_hash
     with pytest.raises(ComposeError, match="--scale: no such service 'nope'"):
         _scaled(project, {"nope": "1"})
+
+
+def test_healthchecks_volumes_and_names_reach_the_spec() -> None:
+    project = load_texts({"compose.yaml": """\
+        name: shop
+        services:
+          web:
+            image: busybox
+            hostname: www
+            expose: ["8000", "9000/udp"]
+            links: ["api:backend"]
+            healthcheck:
+              test: wget -qO- http://localhost:8000/
+              interval: 2s
+              timeout: 1s
+              retries: 5
+              start_period: 1m
+              start_interval: 500ms
+            networks:
+              front: {aliases: [site]}
+            volumes:
+              - data:/data:ro
+              - {type: volume, source: cache, target: /cache, volume: {nocopy: true}}
+              - {type: tmpfs, target: /scratch, tmpfs: {size: 1m, mode: 0700}}
+          api:
+            image: busybox
+            healthcheck: {disable: true}
+            networks: [front]
+            depends_on:
+              once: {condition: service_completed_successfully}
+          once: {image: busybox, network_mode: none}
+        networks:
+          front: {}
+        volumes:
+          data: {driver_opts: {type: tmpfs, device: tmpfs}, labels: {keep: "yes"}}
+          cache: {external: true, name: shared-cache}
+        """})
+    check_project(project, ["once", "api", "web"])
+    [web] = service_specs(project, project.services["web"])
+    assert web.healthcheck == HealthCheck(
+        test=["CMD-SHELL", "wget -qO- http://localhost:8000/"], interval=2.0, timeout=1.0,
+        retries=5, start_period=60.0, start_interval=0.5)
+    assert web.network_aliases == ["web", "www", "site"] and web.affinities == []
+    assert web.expose == ["8000", "9000/udp"]
+    assert web.mounts == [
+        Mount(type="volume", source="shop_data", target="/data", read_only=True),
+        Mount(type="volume", source="shared-cache", target="/cache", no_copy=True),
+        Mount(type="tmpfs", target="/scratch", tmpfs_size=1 << 20, tmpfs_mode=0o700)]
+    [api] = service_specs(project, project.services["api"], cluster=True)
+    assert api.healthcheck == HealthCheck(test=["NONE"])
+    # A link's alias names its target; through a scheduler the link co-locates.
+    assert api.network_aliases == ["api", "backend"]
+    [clustered] = service_specs(project, project.services["web"], cluster=True)
+    assert clustered.affinities == ["container==shop-api-1"]
+    assert start_order(project, ["web"], with_dependencies=True) == ["once", "api", "web"]
+    volumes = volume_specs(project, ["web"])
+    assert volumes["shared-cache"] is None
+    data = volumes["shop_data"]
+    assert data is not None and data.options == {"type": "tmpfs", "device": "tmpfs"}
+    assert data.labels == {"keep": "yes", PROJECT_LABEL: "shop",
+                           "com.docker.compose.volume": "data"}
+    overlay = network_specs(project, ["web"], overlay=True)["shop_front"]
+    bridge = network_specs(project, ["web"])["shop_front"]
+    assert overlay is not None and (overlay.driver, overlay.attachable) == ("overlay", True)
+    assert bridge is not None and (bridge.driver, bridge.attachable) == ("bridge", False)
