@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -151,13 +152,21 @@ class _BoundedOutput:
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._loop = asyncio.get_running_loop()
         self._closed = False
+        if sys.platform == "win32":
+            # Windows' selector loop watches sockets only (select() on a pipe fails inside
+            # the loop, not at add_reader): a thread reads the pipe there.
+            self._read_by_thread()
+            return
         try:
             os.set_blocking(fd, False)
             self._loop.add_reader(fd, self._readable)
-        except (NotImplementedError, OSError):  # a proactor loop (Windows): a thread reads
+        except (NotImplementedError, OSError):  # a loop that cannot watch this pipe
             os.set_blocking(fd, True)
-            self._closed = True
-            self._thread = self._loop.create_task(self._read_in_thread())
+            self._read_by_thread()
+
+    def _read_by_thread(self) -> None:
+        self._closed = True
+        self._thread = self._loop.create_task(self._read_in_thread())
 
     async def _read_in_thread(self) -> None:
         while chunk := await asyncio.to_thread(_read_some, self.fd):
