@@ -83,6 +83,11 @@ class ClusterAuth:
         self.keypair: Keypair | None = None
         self._tokens: dict[str, bytes] = {}  # role → secret
         self._keys: dict[str, KeyRecord] = {}  # key text → record
+        # This manager's own writes, by id: (revision, value or None for a delete), kept over
+        # what the watch has delivered until it reaches that revision, so that a watch event
+        # older than an enrollment cannot cut the key it just admitted.
+        self._keys_ahead: dict[str, tuple[int, KeyRecord | None]] = {}
+        self._tokens_ahead: dict[str, tuple[int, TokenRecord | None]] = {}
 
     @property
     def cluster(self) -> Keypair:
@@ -126,10 +131,11 @@ class ClusterAuth:
 
     async def run(self) -> None:
         """Follow tokens and keys (every manager's enrollments and revocations)."""
-        await asyncio.gather(self._follow(TOKENS, self._set_tokens),
-                             self._follow(KEYS, self._set_keys))
+        await asyncio.gather(self._follow(TOKENS, self._tokens_ahead, self._set_tokens),
+                             self._follow(KEYS, self._keys_ahead, self._set_keys))
 
-    async def _follow(self, kind: Kind[T], apply: Callable[[dict[str, T]], None]) -> None:
+    async def _follow(self, kind: Kind[T], ahead: dict[str, tuple[int, T | None]],
+                      apply: Callable[[dict[str, T]], None]) -> None:
         while True:
             try:
                 fresh: dict[str, T] = {}
@@ -137,14 +143,14 @@ class ClusterAuth:
                 async for page in self.store.pages(kind):
                     revision = page.revision
                     fresh.update((r.id, r.value) for r in page.records)
-                apply(fresh)
+                apply(overlay_ahead(fresh, ahead, revision))
                 async for event in watch_records(self.store.client, self.store.layout, kind,
                                                  start_revision=revision + 1):
                     if event.value is None:
                         fresh.pop(event.id, None)
                     else:
                         fresh[event.id] = event.value
-                    apply(fresh)
+                    apply(overlay_ahead(fresh, ahead, event.revision))
             except ShoalError as exc:  # Compacted included: list again
                 log.info("following the cluster's keys failed; listing again", error=str(exc))
                 await asyncio.sleep(RETRY)
@@ -176,9 +182,10 @@ class ClusterAuth:
             secret = new_secret()
             value = TokenRecord(secret=key_text(secret), created=time.time())
             if record is None:
-                await self.store.create(TOKENS, role, value)
+                written = await self.store.create(TOKENS, role, value)
             else:
-                await self.store.update(TOKENS, role, value, record.mod_revision)
+                written = await self.store.update(TOKENS, role, value, record.mod_revision)
+            self._tokens_ahead[role] = (written, value)
             self._tokens[role] = secret
             self._publish()
             log.info("join token rotated", role=role)
@@ -207,11 +214,13 @@ class ClusterAuth:
                     raise Conflict(f"node {name!r} is enrolled with another key (remove it "
                                    "first: shoal node rm, or shoal key rm)")
         try:
-            await self.store.create(KEYS, key, record)
+            written = await self.store.create(KEYS, key, record)
         except Conflict:
             stored = await self.store.get(KEYS, key)
             if stored is None or stored.value.role != role or stored.value.name != name:
                 raise
+            written, record = stored.mod_revision, stored.value
+        self._keys_ahead[key] = (written, record)
         self._keys[key] = record
         self._publish()  # admitted here at once; other managers follow the watch
         log.info("key enrolled", role=role, name=name, key=key)
@@ -244,7 +253,8 @@ class ClusterAuth:
         record = self._keys[text]
         stored = await self.store.get(KEYS, text)
         if stored is not None:
-            await self.store.delete(KEYS, text, stored.mod_revision)
+            deleted = await self.store.delete(KEYS, text, stored.mod_revision)
+            self._keys_ahead[text] = (deleted, None)
         self._keys.pop(text, None)  # the watch may have been first
         self._publish()  # cut here at once; other managers follow the watch
         log.info("key revoked", key=text, role=record.role, name=record.name)
@@ -264,3 +274,18 @@ class ClusterAuth:
         await self.enroll(CLIENT, key_text(keys.public), f"local:{name}")
         self.access.grant(keys.public, CLIENT)
         return keys
+
+
+def overlay_ahead(fresh: dict[str, T], ahead: dict[str, tuple[int, T | None]],
+                  seen: int) -> dict[str, T]:
+    """``fresh`` (what a watch has delivered up to revision ``seen``) with this manager's own
+    later writes laid over it; writes the watch has reached are forgotten from ``ahead``."""
+    merged = dict(fresh)
+    for record_id, (revision, value) in list(ahead.items()):
+        if revision <= seen:
+            del ahead[record_id]
+        elif value is None:
+            merged.pop(record_id, None)
+        else:
+            merged[record_id] = value
+    return merged
