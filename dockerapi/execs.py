@@ -5,6 +5,7 @@ in ``FrontState.execs``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from aiohttp import web
@@ -20,7 +21,7 @@ from dockerapi.containers import (
     read_json,
 )
 from dockerapi.errors import ApiError, bad_parameter, from_shoal, no_such
-from dockerapi.hijack import MULTIPLEXED_STREAM, RAW_STREAM, STDERR, STDOUT, hijack
+from dockerapi.hijack import MULTIPLEXED_STREAM, RAW_STREAM, STDERR, STDOUT, frame, hijack
 from dockerapi.params import integer
 from dockerapi.state import ExecInstance, FrontState, send_size
 from protocol.errors import ChannelError, ShoalError
@@ -88,26 +89,26 @@ async def start(request: web.Request) -> web.StreamResponse:
     if instance.started:
         raise ApiError(409, f"exec {instance.id} has already started")
     tty = bool(body.get("Tty", instance.tty))
-    stdin_w, stdin_r = channels.byte_pipe() if instance.stdin else (None, None)
-    try:
-        answers = await state.verbs.open(lambda r: ExecContainer(
-            id=instance.container, command=instance.command, env=instance.env,
-            workdir=instance.workdir, user=instance.user, tty=tty, stdin=stdin_r,
-            size=_size(body), reply=r))
-        first = await answers.recv()
-    except ShoalError as exc:
-        raise from_shoal(exc, "container", instance.container) from None
-    if not isinstance(first, ExecStarted):
-        answers.close()
-        raise ApiError(500, f"expected ExecStarted, got {type(first).__name__}")
-    instance.started = instance.running = True
-    instance.resize = live_sender(first.resize)
     if body.get("Detach"):
+        answers, first, stdin_w = await _open(state, instance, tty, body)
         task = asyncio.ensure_future(_finish(instance, answers, first, stdin_w))
         state.background.add(task)
         task.add_done_callback(state.background.discard)
         return web.Response(status=200)
+    # As Docker does, the stream's head goes out before the process starts: a client that
+    # reads the head through a buffered reader and then reads the bare socket (docker-py)
+    # would lose output that arrived with the head. A failure to start is then told in the
+    # stream, in Docker's words.
+    instance.started = True
     response, reader = await hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM)
+    try:
+        answers, first, stdin_w = await _open(state, instance, tty, body)
+    except ApiError as exc:
+        instance.started = False
+        text = (exc.message + "\r\n").encode()
+        with contextlib.suppress(ConnectionError):
+            await response.write(text if tty else frame(STDOUT, text))
+        return response
     feeding = asyncio.ensure_future(feed_stdin(reader, stdin_w))
     try:
         streams = [copy_out(live_reader(first.stdout), response, STDOUT, tty,
@@ -126,6 +127,27 @@ async def start(request: web.Request) -> web.StreamResponse:
         instance.running = False
         instance.resize = None
     return response
+
+
+async def _open(state: FrontState, instance: ExecInstance, tty: bool, body: dict[str, Any]
+                ) -> tuple[channels.Receiver, ExecStarted, channels.ByteWriter | None]:
+    """Start the exec's process: its answers, the ExecStarted with its streams, and the
+    writer of its stdin (None without one)."""
+    stdin_w, stdin_r = channels.byte_pipe() if instance.stdin else (None, None)
+    try:
+        answers = await state.verbs.open(lambda r: ExecContainer(
+            id=instance.container, command=instance.command, env=instance.env,
+            workdir=instance.workdir, user=instance.user, tty=tty, stdin=stdin_r,
+            size=_size(body), reply=r))
+        first = await answers.recv()
+    except ShoalError as exc:
+        raise from_shoal(exc, "container", instance.container) from None
+    if not isinstance(first, ExecStarted):
+        answers.close()
+        raise ApiError(500, f"expected ExecStarted, got {type(first).__name__}")
+    instance.started = instance.running = True
+    instance.resize = live_sender(first.resize)
+    return answers, first, stdin_w
 
 
 async def _exit_code(instance: ExecInstance, answers: channels.Receiver) -> None:

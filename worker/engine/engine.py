@@ -39,7 +39,7 @@ from protocol.validation import check_spec
 from worker.engine.driver import Driver, ExecProcess, ExecRequest, ExecResult, ExitStatus
 from worker.engine.faults import crash_point
 from worker.engine.health_monitor import HealthMonitor, probe_of
-from worker.engine.logfile import LogFollower, LogRecord, read_log
+from worker.engine.logfile import LogFollower, LogRecord, follow_log
 from worker.engine.records import ContainerDisk, EngineContainer, ImageDefaults
 from worker.engine.restart import (
     ExitFacts,
@@ -423,9 +423,9 @@ class Engine:
         """Entries oldest first; with ``follow`` new ones as they come, until the container ends."""
         record = self.find(ref)
         path = self.disk.log_path(record.id)
-        follower = LogFollower(path)  # from the end as of now: nothing is missed or repeated
+        history, follower = follow_log(path, since=since, tail=tail)
         try:
-            for entry in read_log(path, since=since, tail=tail):
+            for entry in history:
                 yield entry
             if not follow:
                 return

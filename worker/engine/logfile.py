@@ -182,11 +182,11 @@ class LogFollower:
     (a container run with auto-remove) are still read.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, at_end: bool = True) -> None:
         self.path = path
         self._handle: BinaryIO | None = None
         self._partial = b""
-        self._open(at_end=True)
+        self._open(at_end=at_end)
 
     def _open(self, *, at_end: bool) -> None:
         try:
@@ -210,11 +210,27 @@ class LogFollower:
             current = self.path.stat().st_ino
         except FileNotFoundError:
             return records  # removed: what was written before is all there will be
-        if current != os.fstat(self._handle.fileno()).st_ino:  # rotated: go on in the new file
+        held = os.fstat(self._handle.fileno()).st_ino
+        if current != held:  # rotated: the files made after the held one, then the new one
             self._handle.close()
+            records += self._newer_rotated(held)
             self._open(at_end=False)
             records += self._drain()
         return records
+
+    def _newer_rotated(self, held: int) -> list[LogRecord]:
+        """Entries of the rotated files newer than the one with inode ``held`` (all of them
+        when it is gone): rotations that came twice between two polls lose nothing."""
+        newer: list[list[LogRecord]] = []
+        for file in reversed([f for f in log_files(self.path) if f != self.path]):
+            try:
+                with open(file, "rb") as handle:
+                    if os.fstat(handle.fileno()).st_ino == held:
+                        break
+                    newer.append([r for r in map(_parse_line, handle) if r is not None])
+            except FileNotFoundError:
+                continue
+        return [r for chunk in reversed(newer) for r in chunk]
 
     def _drain(self) -> list[LogRecord]:
         assert self._handle is not None
@@ -223,7 +239,30 @@ class LogFollower:
         self._partial = lines.pop()
         return [r for r in (_parse_line(line) for line in lines if line) if r is not None]
 
+    def opened_inode(self) -> int | None:
+        return os.fstat(self._handle.fileno()).st_ino if self._handle is not None else None
+
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+
+def follow_log(path: Path, *, since: float = 0.0, tail: int = -1
+               ) -> tuple[list[LogRecord], LogFollower]:
+    """The entries so far (as ``read_log`` selects them) and a follower that goes on exactly
+    after them: the current file is read through the follower's own handle, so a line written
+    meanwhile is in one or the other, never both, and none is missed."""
+    follower = LogFollower(path, at_end=False)
+    inode = follower.opened_inode()
+    records: list[LogRecord] = []
+    for file in (f for f in log_files(path) if f != path):  # the current one: the follower's
+        with contextlib.suppress(FileNotFoundError), open(file, "rb") as handle:
+            if os.fstat(handle.fileno()).st_ino == inode:
+                continue  # rotated since the follower opened it: the follower reads it
+            records.extend(r for r in map(_parse_line, handle) if r is not None)
+    records.extend(follower.poll())
+    records = [r for r in records if r.time >= since]
+    if tail >= 0:
+        records = records[len(records) - tail:] if tail else []
+    return records, follower

@@ -12,6 +12,9 @@ from hypothesis import strategies as st
 from worker.engine.logfile import (
     PARTIAL_LIMIT,
     JsonFileLog,
+    LogFollower,
+    LogRecord,
+    follow_log,
     format_time,
     log_files,
     parse_time,
@@ -89,3 +92,49 @@ def test_time_format_round_trips(stamp: float) -> None:
 def test_bad_rotation_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="max_file"):
         JsonFileLog(tmp_path / "x", max_file=0)
+
+
+def _data(records: list[LogRecord]) -> list[bytes]:
+    return [r.data for r in records]
+
+
+def test_following_a_log_not_yet_made_repeats_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "c-json.log"
+    history, follower = follow_log(path)
+    assert history == []
+    log = JsonFileLog(path)
+    log.write("stdout", b"out\n")
+    log.write("stderr", b"err\n")
+    assert _data(follower.poll()) == [b"out\n", b"err\n"]
+    assert follower.poll() == []
+    follower.close()
+    log.close()
+
+
+def test_what_is_written_while_following_starts_comes_once(tmp_path: Path) -> None:
+    path = tmp_path / "c-json.log"
+    log = JsonFileLog(path, max_size=60, max_file=3)
+    for n in range(4):
+        log.write("stdout", f"line {n}\n".encode())
+    history, follower = follow_log(path, tail=2)
+    log.write("stdout", b"line 4\n")  # rotates again: the follower goes on in the new file
+    log.write("stdout", b"line 5\n")
+    assert _data(history) == [b"line 2\n", b"line 3\n"]
+    assert _data(follower.poll()) == [b"line 4\n", b"line 5\n"]
+    follower.close()
+    log.close()
+
+
+def test_a_rotation_between_opening_and_listing_is_read_once(tmp_path: Path) -> None:
+    path = tmp_path / "c-json.log"
+    log = JsonFileLog(path, max_size=40, max_file=3)
+    log.write("stdout", b"first\n")
+    follower = LogFollower(path, at_end=False)
+    log.write("stdout", b"second line that rotates\n")
+    # The file the follower holds is now c-json.log.1: the listing must skip it.
+    history, second = follow_log(path)
+    assert _data(history) == [b"first\n", b"second line that rotates\n"]
+    assert _data(follower.poll()) == [b"first\n", b"second line that rotates\n"]
+    follower.close()
+    second.close()
+    log.close()
