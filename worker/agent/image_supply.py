@@ -13,7 +13,8 @@
    (``image.pull`` from the worker's key) and the image is fetched from there by digest.
 
 A reference is pulled once per worker however many containers want it at once: the others wait
-for that pull (``_Flight``); when every container that wanted it is gone, the pull is abandoned.
+for that pull (``SingleFlight``); when every container that wanted it is gone, the pull is
+abandoned.
 A reference that names no registry image (an id) is only looked for in the two stores.
 """
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -43,19 +43,12 @@ from worker.images.registry.platform_choice import wanted_for
 from worker.images.registry.pull import Puller
 from worker.images.registry.service import registry_access
 from worker.images.registry.session import DEFAULT_CERTS_DIRS
+from worker.images.single_flight import SingleFlight
 from worker.images.store import Image
 
 log = structlog.get_logger("shoal.worker.images")
 
 PULL_TIMEOUT = 3600.0  # the cluster's store pulling for this node: as long as a big pull takes
-
-
-@dataclass(slots=True)
-class _Flight:
-    """One pull of a reference, and how many callers wait for it."""
-
-    task: asyncio.Task[Image]
-    waiters: int = 0
 
 
 class ImageSupply:
@@ -71,36 +64,13 @@ class ImageSupply:
         self.certs_dirs = certs_dirs
         self.pulled_directly = 0  # pulls from a registry (tests, logs)
         self.pulled_through_cluster = 0  # pulls the cluster's store made for this node
-        self._flights: dict[str, _Flight] = {}
+        self._flights: SingleFlight[Image] = SingleFlight()
 
     async def ensure(self, ref: str, scheduler: channels.Sender,
                      registry: RegistryOptions | None = None) -> Image:
         with contextlib.suppress(ImageNotFound):
             return await asyncio.to_thread(self.store.get, ref)
-        flight = self._flights.get(ref)
-        if flight is None:
-            flight = _Flight(asyncio.create_task(self._bring(ref, scheduler, registry)))
-            self._flights[ref] = flight
-
-            def forget(done: asyncio.Task[Image], ref: str = ref) -> None:
-                current = self._flights.get(ref)
-                if current is not None and current.task is done:
-                    del self._flights[ref]
-                if not done.cancelled():
-                    done.exception()  # retrieved: every waiter gets it through shield
-
-            flight.task.add_done_callback(forget)
-        flight.waiters += 1
-        try:
-            return await asyncio.shield(flight.task)
-        finally:
-            flight.waiters -= 1
-            if flight.waiters == 0 and not flight.task.done():
-                # Nobody wants it any more (the containers revoked): stop, leave nothing running.
-                if self._flights.get(ref) is flight:
-                    del self._flights[ref]
-                flight.task.cancel()
-                await asyncio.gather(flight.task, return_exceptions=True)
+        return await self._flights.run(ref, lambda: self._bring(ref, scheduler, registry))
 
     async def _bring(self, ref: str, scheduler: channels.Sender,
                      registry: RegistryOptions | None) -> Image:

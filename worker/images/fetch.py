@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 import channels
@@ -30,6 +29,7 @@ from worker.images.errors import DigestMismatch, ImageNotFound, InvalidImage, In
 from worker.images.layers import LayerRef
 from worker.images.oci import MAX_DOCUMENT_BYTES, Descriptor, decode_config, decode_manifest
 from worker.images.reference import parse_reference
+from worker.images.single_flight import SingleFlight
 from worker.images.store import Image, ImageStore
 from worker.images.stream_file import StreamFile
 from worker.images.verify import image_total, verify_layer
@@ -40,14 +40,6 @@ RESOLVE_TIMEOUT = 30.0
 IDLE_TIMEOUT = 60.0
 
 
-@dataclass(slots=True)
-class _Download:
-    """One blob being fetched, and how many callers wait for it."""
-
-    task: asyncio.Task[None]
-    waiters: int = 0
-
-
 class ImageFetcher:
     """Fills one worker's ``ImageStore`` from a scheduler's; call on the event loop."""
 
@@ -56,7 +48,7 @@ class ImageFetcher:
         self.store = store
         self.idle_timeout = idle_timeout
         self.on_data = on_data  # told the size of every piece of a blob received (metrics)
-        self._downloads: dict[str, _Download] = {}
+        self._downloads: SingleFlight[None] = SingleFlight()
 
     async def ensure(self, ref: str, source: channels.Sender) -> Image:
         """The image ``ref`` names, fetched from ``source`` first if this store lacks it."""
@@ -116,34 +108,7 @@ class ImageFetcher:
             raise DigestMismatch(f"not a digest: {digest!r}", details={"digest": digest})
         if self.store.blobs.has(digest):
             return
-        download = self._downloads.get(digest)
-        if download is None:
-            download = _Download(asyncio.create_task(self._download(source, digest, size)))
-            self._downloads[digest] = download
-
-            def forget(done: asyncio.Task[None], digest: str = digest) -> None:
-                current = self._downloads.get(digest)
-                if current is not None and current.task is done:
-                    del self._downloads[digest]
-                if not done.cancelled():
-                    done.exception()  # retrieved: every waiter gets it through shield
-
-            download.task.add_done_callback(forget)
-        download.waiters += 1
-        try:
-            await asyncio.shield(download.task)
-        finally:
-            download.waiters -= 1
-            # The last waiter gone (cancelled): nobody wants this blob now; stop fetching it.
-            # Forgotten at once, so that a caller coming while it winds down starts afresh
-            # rather than waiting on a download that ends cancelled.
-            if download.waiters == 0 and not download.task.done():
-                if self._downloads.get(digest) is download:
-                    del self._downloads[digest]
-                download.task.cancel()
-                # Wound down before the caller's cancellation completes: no stream, thread
-                # or partial blob outlives the run that wanted it.
-                await asyncio.gather(download.task, return_exceptions=True)
+        await self._downloads.run(digest, lambda: self._download(source, digest, size))
 
     async def _download(self, source: channels.Sender, digest: str, size: int) -> None:
         writer, reader = channels.byte_pipe()

@@ -246,7 +246,7 @@ def test_a_revoke_during_the_fetch_abandons_it_and_the_container_never_starts(
             await s.until_report(reported("y", 1, "running"))
             assert "x" not in r.engine.records
             assert s.of("x") == []
-            assert r.fetcher._downloads == {}
+            assert len(r.fetcher._downloads) == 0
             assert not r.worker_images.blobs.has(s.held)
             assert list((tmp_path / "worker-images" / "ingest").iterdir()) == []
             # A stale assignment of the revoked generation is refused, as before.
@@ -294,7 +294,7 @@ def test_shutdown_during_a_fetch_leaves_no_task_behind(tmp_path: Path) -> None:
                 if task.get_coro().__qualname__.startswith(mine)]  # type: ignore[union-attr]
         assert left == []
         assert "x" not in r.engine.records
-        assert r.fetcher._downloads == {}
+        assert len(r.fetcher._downloads) == 0
 
     run(body, timeout=60)
 

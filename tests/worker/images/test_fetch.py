@@ -101,7 +101,7 @@ def test_concurrent_requests_share_one_download_per_blob(
     run(body)
     expected = blobs_of(scheduler_images.store, "busybox")
     assert scheduler_images.served == dict.fromkeys(expected, 1)
-    assert fetcher._downloads == {}
+    assert len(fetcher._downloads) == 0
 
 
 def test_a_corrupt_blob_is_refused_and_nothing_of_it_kept(
@@ -219,6 +219,6 @@ def test_a_stalled_blob_stream_fails_the_fetch(scheduler_images: ClusterImages,
 
     run(body)
     assert not worker.blobs.has(layer)
-    assert fetcher._downloads == {}
+    assert len(fetcher._downloads) == 0
     with pytest.raises(ImageNotFound):
         worker.get("busybox")
