@@ -70,6 +70,21 @@ def _readback(key: bytes) -> Any:
     return rpc.RequestOp(request_range=rpc.RangeRequest(key=key, keys_only=True))
 
 
+async def _applied_before(client: EtcdClient, prepared: _Prepared) -> int | None:
+    """After a retried transaction failed its compare: the revision at which an earlier
+    attempt applied ``prepared`` (the key holds exactly the value it wrote, or is gone for a
+    delete), else None (someone else's write: a real conflict)."""
+    response = await client.call("kv", "Range", rpc.RangeRequest(key=prepared.key),
+                                 what="plan commit readback")
+    kvs = response.kvs
+    if isinstance(prepared.change, Delete):
+        return None if kvs else int(response.header.revision)
+    put = prepared.op.request_put
+    if kvs and kvs[0].value == put.value and kvs[0].lease == put.lease:
+        return int(kvs[0].mod_revision)
+    return None
+
+
 def _guard_compare(guard: Guard) -> Any:
     return rpc.Compare(result=rpc.Compare.EQUAL, target=rpc.Compare.CREATE, key=guard.key,
                        create_revision=guard.create_revision)
@@ -105,8 +120,15 @@ async def _commit_batch(client: EtcdClient, items: Sequence[_Prepared], indexes:
         request = rpc.TxnRequest(compare=compare, success=[p.op for p in batch],
                                  failure=failure)
         sent += 1
+        retried = False
+
+        def note_retry() -> None:
+            nonlocal retried
+            retried = True
+
         try:
-            response = await client.call("kv", "Txn", request, what="plan commit")
+            response = await client.call("kv", "Txn", request, what="plan commit",
+                                         on_retry=note_retry)
         except ShoalError as exc:
             if not isinstance(exc, (Unavailable, Timeout)):
                 log.error("plan transaction refused", error=str(exc), records=len(batch))
@@ -130,10 +152,14 @@ async def _commit_batch(client: EtcdClient, items: Sequence[_Prepared], indexes:
         innocent: list[int] = []
         for i, p, op in zip(pending, batch, response.responses, strict=False):
             mod, created = _found(op)
-            if conflicts(p.change, mod, created):
-                results[indexes[i]] = RecordResult(CommitOutcome.CONFLICT, mod)
-            else:
+            if not conflicts(p.change, mod, created):
                 innocent.append(i)
+            elif retried and (applied := await _applied_before(client, p)) is not None:
+                # The attempt that was given up had applied: this is our own write, not a
+                # conflict (the whole transaction applied then, so every record says so).
+                results[indexes[i]] = RecordResult(CommitOutcome.COMMITTED, applied)
+            else:
+                results[indexes[i]] = RecordResult(CommitOutcome.CONFLICT, mod)
         if not innocent:
             return sent
         pending = innocent

@@ -16,7 +16,7 @@ no dial to that endpoint is ever plain text.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import grpc
@@ -143,7 +143,8 @@ class EtcdClient:
         return EtcdStream(self, idx, getattr(stub, method)(), what)
 
     async def call(self, service: Service, method: str, request: Any, *, what: str,
-                   rpc_timeout: float | None = None) -> Any:
+                   rpc_timeout: float | None = None,
+                   on_retry: Callable[[], None] | None = None) -> Any:
         """A unary RPC, tried on each endpoint in turn while they are unreachable, and again
         after a short pause while none is, until ``rpc_timeout`` (default: the client's) ends.
 
@@ -179,6 +180,8 @@ class EtcdClient:
                         raise translate(exc, what) from exc
                     last = exc
                     self.failed(idx)
+                    if on_retry is not None:
+                        on_retry()
                 except Exception as exc:  # grpc's own (a closed channel ...): ours from here
                     raise translate(exc, what) from exc
             remaining = deadline - loop.time()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from protocol.errors import InvalidArgument
@@ -108,5 +110,50 @@ def test_guard_refuses_a_stale_fence(run: Runner[None], etcd: EmbeddedEtcd,
             assert await store.count(CONTAINERS) == 0
             with pytest.raises(NotLeader):
                 await store.create(CONTAINERS, "one", rec(), fence=stale)
+
+    run(body)
+
+
+def test_a_transaction_applied_by_an_attempt_given_up_is_committed_not_a_conflict(
+        run: Runner[None], etcd: EmbeddedEtcd, layout: Layout) -> None:
+    """A member that applies a transaction but never answers (stopped, or its leader changed)
+    makes the client try another: the retry fails its compare on the first attempt's own
+    write. That is reported as committed, and a write by someone else still as a conflict."""
+
+    async def body() -> None:
+        store = open_store(etcd, layout)
+        real_call = store.client.call
+
+        async def answer_lost_then_retried(service: str, method: str, request: object, *,
+                                           what: str, rpc_timeout: float | None = None,
+                                           on_retry: Callable[[], None] | None = None
+                                           ) -> object:
+            if method == "Txn":  # the first attempt applies; its answer never comes back
+                await real_call(service, method, request, what=what)  # type: ignore[arg-type]
+                assert on_retry is not None
+                on_retry()
+            return await real_call(service, method, request,  # type: ignore[arg-type]
+                                   what=what, rpc_timeout=rpc_timeout)
+
+        async with store.client:
+            await store.create(CONTAINERS, "theirs", rec(1))
+            updated_at = await store.create(CONTAINERS, "mine", rec(1))
+            await store.create(CONTAINERS, "gone", rec(1))
+            gone = await store.get(CONTAINERS, "gone")
+            assert gone is not None
+            store.client.call = answer_lost_then_retried  # type: ignore[method-assign]
+            result = await store.commit([Create(CONTAINERS, "new", rec(2))])
+            assert result.results[0].outcome is CommitOutcome.COMMITTED
+            result = await store.commit([Update(CONTAINERS, "mine", rec(2), updated_at)])
+            assert result.results[0].outcome is CommitOutcome.COMMITTED
+            result = await store.commit([Delete(CONTAINERS, "gone", gone.mod_revision)])
+            assert result.results[0].outcome is CommitOutcome.COMMITTED
+            # Another writer's record with other content is a conflict, retry or not.
+            result = await store.commit([Create(CONTAINERS, "theirs", rec(3))])
+            assert result.results[0].outcome is CommitOutcome.CONFLICT
+            store.client.call = real_call  # type: ignore[method-assign]
+            got = await store.get(CONTAINERS, "new")
+            assert got is not None and got.value.generation == 2
+            assert await store.get(CONTAINERS, "gone") is None
 
     run(body)
