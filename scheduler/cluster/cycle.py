@@ -131,11 +131,11 @@ class LeaderCycle:
 
     def put_container(self, cid: str, record: ContainerRecord) -> None:
         """Stage a container; remember when it stops holding its node's reservation. An
-        overlay address goes with the reservation (given back after the commit)."""
+        overlay addresses go with the reservation (given back after the commit)."""
         if occupies_node(self.containers.get(cid)) and not occupies_node(record):
             self.released.add(cid)
-        if record.address and not occupies_node(record):
-            record = msgspec.structs.replace(record, address="")
+        if record.addresses and not occupies_node(record):
+            record = msgspec.structs.replace(record, addresses={})
         self.containers.put(cid, record)
 
     def delete_container(self, cid: str) -> None:
