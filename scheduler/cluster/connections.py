@@ -74,6 +74,9 @@ class Connect(Work):
 
     def stage(self, cycle: LeaderCycle) -> None:
         record = existing(cycle, self.cid)
+        if record.schedule_state == "orphaned":
+            raise Conflict(f"container {self.cid} is orphaned (node {record.node_id} went "
+                           "silent): connect it once its node is back", details={"id": self.cid})
         if occupies_node(record) != self.live:
             raise _changed(self.cid)
         name = self.attachment.name
