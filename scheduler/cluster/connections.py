@@ -182,6 +182,14 @@ class ClusterConnections:
             raise
         if not live:
             return Ok()  # it joins the network where it is placed
+        entry = leader.containers.get(cid)
+        if entry is None or entry.record.node_id != record.node_id or (
+                address and entry.record.addresses.get(network.name) != address):
+            # Moved in the very cycle that connected it (its node was lost): the new
+            # placement took its own addresses and its Assign names every network.
+            if address:
+                await leader.overlay.release(network.name, address, cid)
+            return Ok()
         try:
             route = await self.route(record.node_id, f"container {cid} is on node "
                                      f"{record.node_id}", {"id": cid})

@@ -200,6 +200,14 @@ def test_connect_and_disconnect_a_second_overlay_through_the_scheduler(
                     await ask(s.address, lambda r: DisconnectNetwork(
                         name="ov2", container="web.1", reply=r))
 
+                # A node's own bridge network: its node asked, no address taken here.
+                await ask(s.address, lambda r: ConnectNetwork(name="bridge", container="web.1",
+                                                              reply=r))
+                asked = on_c.asked[-1]
+                assert isinstance(asked, ConnectNetwork)
+                assert (asked.name, asked.spec, asked.ip) == ("bridge", None, "")
+                assert connected(leader, "web.1") == (["bridge"], {"ov1": addresses["ov1"]})
+
                 # A stopped container holds no node: its record changes, no node is asked.
                 await ask(s.address, lambda r: StopContainer(id="db.1", reply=r))
                 await ask(s.address, lambda r: ConnectNetwork(name="ov1", container="db.1",
