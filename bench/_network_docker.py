@@ -48,7 +48,11 @@ def measure(*, quick: bool = False) -> dict[str, object]:
     proc, address = start_worker(worker_state)
     samples = {"shoal": Samples.empty(), "docker": Samples.empty()}
     try:
-        shoal_env = {**os.environ, "SHOAL_HOST": address}
+        # Bytecode caches written as a user's would be: with PYTHONDONTWRITEBYTECODE (set on
+        # these machines) a module changed since the last compileall is compiled from source
+        # by every CLI process (~30 ms of CPU each; bench/compose.py does the same).
+        shoal_env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+                     "SHOAL_HOST": address}
         run_one([str(shoal), "image", "import", str(rootfs), "busybox:latest"], shoal_env)
         with PrivateDockerd(state / "docker", netns=netns) as docker:
             docker.cli("import", str(rootfs), "busybox:bench")

@@ -9,7 +9,6 @@ it keeps them.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -255,6 +254,8 @@ def login(server: str | None, username: str, password: str, password_stdin: bool
     host, key = _server_host(server)
     login_data = StoredLogin(username, password)
     access = registry_access(login_data.options(ca_pem=_ca_text(ca_file), insecure=insecure))
+    import asyncio  # here: the other verbs (run's pull access among them) never need it
+
     asyncio.run(check_login(host, access))
     where = store_login(key, login_data)
     click.echo(f"Login Succeeded (credentials kept in {where})")
@@ -287,6 +288,8 @@ def search(term: str, limit: int, server: str | None, ca_file: Path | None,
     host, key = _server_host(server)
     access = registry_access(load_login(key).options(ca_pem=_ca_text(ca_file),
                                                      insecure=insecure))
+    import asyncio  # here: as in login
+
     hits = asyncio.run(search_registry(host, term, access, limit))
     table(["NAME", "DESCRIPTION", "STARS", "OFFICIAL"],
           [[h.name, h.description[:45], str(h.star_count), "[OK]" if h.is_official else ""]

@@ -174,6 +174,20 @@ class NetworkSpec(_Spec, frozen=True, kw_only=True):
     vni: Annotated[int, msgspec.Meta(ge=0, lt=1 << 24)] = 0
 
 
+class NetworkAttachment(_Spec, frozen=True, kw_only=True):
+    """One more network a container is on beside its own (``network connect`` through a
+    scheduler, kept in the container's record so a replacement elsewhere joins it too):
+    ``eth1``, ``eth2``... in the order connected."""
+
+    name: Name
+    # The cluster's network as a scheduler found it: the node makes it if it has none yet.
+    spec: NetworkSpec | None = None
+    # A fixed address there ("" = the next free one); in an Assign, on an overlay, the
+    # address the cluster took for it.
+    ip: Name = ""
+    aliases: Rules = []
+
+
 # Swarm classic's container labels that carry placement rules, each a JSON list of rules
 # (["node==a", "zone!=b"]): a scheduler adds them to a spec's constraints and affinities.
 CONSTRAINTS_LABEL = "com.docker.swarm.constraints"
@@ -235,6 +249,8 @@ class ContainerSpec(_Spec, frozen=True, kw_only=True):
     # The cluster network ``network`` names, as a scheduler found it at submit: the node the
     # container lands on makes it if it has none of that name yet.
     network_spec: NetworkSpec | None = None
+    # Networks beyond ``network``, none of them twice (``NetworkAttachment``).
+    connected: Annotated[list[NetworkAttachment], msgspec.Meta(max_length=MAX_RULES)] = []
     init: bool = False
     tty: bool = False
     stdin_open: bool = False

@@ -154,6 +154,7 @@ def _check_network(spec: ContainerSpec) -> None:
                              f"the container's network {_shown(network)}")
     if spec.ip:
         _check_address("ip", spec.ip)
+    _check_connected(spec)
     for number, entry in enumerate(spec.dns):
         _check_address(f"dns[{number}]", entry)
     for number, entry in enumerate(spec.add_hosts):
@@ -169,6 +170,33 @@ def _check_network(spec: ContainerSpec) -> None:
     for number, port in enumerate(spec.ports):
         if port.host_ip:
             _check_address(f"ports[{number}].host_ip", port.host_ip)
+
+
+def _check_connected(spec: ContainerSpec) -> None:
+    """The networks beyond the container's own: each a network's name, once, and none when
+    the container has no network namespace of its own to put an interface in."""
+    # The default network is a native worker's bridge (a process-driver worker has no other
+    # network than the host's, and placement keeps such a container off those).
+    seen = {spec.network, "bridge" if spec.network == DEFAULT_NETWORK_MODE else spec.network}
+    for number, attachment in enumerate(spec.connected):
+        field = f"connected[{number}]"
+        if spec.network in NETWORKS:
+            raise InvalidSpec.of(field, f"a container on --network {spec.network} cannot be "
+                                 "on another network too (use a bridge network)")
+        if not _NETWORK_NAME.fullmatch(attachment.name) or attachment.name in (
+                *NETWORKS, DEFAULT_NETWORK_MODE):
+            raise InvalidSpec.of(field, f"{_shown(attachment.name)} is not a network name")
+        if attachment.name in seen:
+            raise InvalidSpec.of(field, f"the container is on network "
+                                 f"{_shown(attachment.name)} already")
+        seen.add(attachment.name)
+        if attachment.spec is not None and attachment.spec.name != attachment.name:
+            raise InvalidSpec.of(f"{field}.spec", f"names {_shown(attachment.spec.name)}, "
+                                 f"not {_shown(attachment.name)}")
+        if attachment.ip:
+            _check_address(f"{field}.ip", attachment.ip)
+        for alias_number, alias in enumerate(attachment.aliases):
+            check_network_alias(alias, f"{field}.aliases[{alias_number}]")
 
 
 def _check_address(field: str, text: str) -> None:

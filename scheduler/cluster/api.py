@@ -8,7 +8,8 @@ would hide the leader's address from workers, which must hold their session with
 anyway.
 
 Verbs that only the container's worker can answer (logs, exec, attach, wait, top, restart) are
-forwarded to it by any scheduler (``forward``). ``events.watch`` streams the cluster events of
+forwarded to it by any scheduler (``forward``). ``network connect``/``disconnect`` change the
+container's record, then its node (``connections``). ``events.watch`` streams the cluster events of
 the leader's commits; a standby has none to tell and refuses it like a write.
 
 Who asks matters (``handle_client``, ``handle_worker``, ``handle_enroll``: the listener routes
@@ -96,6 +97,7 @@ from protocol.version import PROTOCOL_VERSION, package_version
 from scheduler.cluster import views
 from scheduler.cluster.auth import ClusterAuth
 from scheduler.cluster.builds import build_in_cluster, choose_builder
+from scheduler.cluster.connections import ClusterConnections
 from scheduler.cluster.cycle import Work, occupies_node
 from scheduler.cluster.forward import FORWARDED, Forwarder, Route
 from scheduler.cluster.images import CLUSTER_IMAGE_REQUESTS, ClusterImages
@@ -140,6 +142,8 @@ class ClusterApi:
         self.forwarder = Forwarder(worker_options or channels.ChannelOptions(name=name),
                                    lambda: auth.keypair if auth is not None else None)
         self.networks = ClusterNetworks(store, self._lead)
+        self.connections = ClusterConnections(store, self._lead, self.networks.find,
+                                              self.node_route, self.forwarder)
         self.volumes = ClusterVolumes(store, self.node_route, self.forwarder)
         self.events.listeners.append(self._on_event)
 
@@ -253,10 +257,10 @@ class ClusterApi:
             return VersionInfo(version=package_version(), protocol=PROTOCOL_VERSION,
                                component="scheduler", os=host_platform().os,
                                arch=host_platform().arch)
-        if isinstance(message, ConnectNetwork | DisconnectNetwork):
-            forwarded = await self.networks.forward_to_node(message)
-            await self.forwarder.forward(forwarded, await self._route(message.container))
-            return None  # the worker answered the caller through the relay
+        if isinstance(message, ConnectNetwork):  # scheduler/cluster/connections.py
+            return await self.connections.connect(message)
+        if isinstance(message, DisconnectNetwork):
+            return await self.connections.disconnect(message)
         if isinstance(message, NETWORK_REQUESTS):  # networks: scheduler/cluster/networks.py
             return await self.networks.handle(message)
         if isinstance(message, VOLUME_REQUESTS):  # volumes: scheduler/cluster/volumes.py

@@ -42,6 +42,14 @@ def occupies_node(record: ContainerRecord | None) -> bool:
             and record.schedule_state in LIVE)
 
 
+def holds_addresses(record: ContainerRecord) -> bool:
+    """Whether the record keeps its overlay addresses: while it holds its node, and while it
+    is orphaned there (its node went silent; the container may still run with them, and
+    takes the node's word when it comes back), never once it leaves the node."""
+    return (bool(record.node_id) and record.desired != "removed"
+            and (record.schedule_state in LIVE or record.schedule_state == "orphaned"))
+
+
 @dataclass(slots=True)
 class Outgoing:
     """A command for a node, sent after the commit when ``key`` (if any) was committed."""
@@ -130,12 +138,13 @@ class LeaderCycle:
         self.apps.rollback(mark[5])
 
     def put_container(self, cid: str, record: ContainerRecord) -> None:
-        """Stage a container; remember when it stops holding its node's reservation. An
-        overlay address goes with the reservation (given back after the commit)."""
+        """Stage a container; remember when it stops holding its node's reservation. Its
+        overlay addresses go when it leaves its node (``holds_addresses``; given back after
+        the commit)."""
         if occupies_node(self.containers.get(cid)) and not occupies_node(record):
             self.released.add(cid)
-        if record.address and not occupies_node(record):
-            record = msgspec.structs.replace(record, address="")
+        if record.addresses and not holds_addresses(record):
+            record = msgspec.structs.replace(record, addresses={})
         self.containers.put(cid, record)
 
     def delete_container(self, cid: str) -> None:

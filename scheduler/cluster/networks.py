@@ -13,13 +13,12 @@ to a node carries both, and each container placed on it gets its address from th
 (``overlay_leader``). A standalone container (``run`` without ``--replicas``) joins one only if it
 was made ``--attachable``, as in Docker.
 
-``rm`` is refused while a container that is not removed names the network, saying which (the
-check and the delete are two steps: a container submitted between them still gets the network
-on its node, from its own spec); ``prune`` removes every network none names. ``connect`` and
-``disconnect`` go to the container's node with the bridge network's spec
-(``forward_to_node``). ``inspect`` lists
-the containers on the network with the node each is placed on (and its address, on an
-overlay).
+``rm`` is refused while a container that is not removed names the network (as its own or as
+one connected later), saying which (the check and the delete are two steps: a container
+submitted between them still gets the network on its node, from its own spec); ``prune``
+removes every network none names. ``connect`` and ``disconnect`` are ``connections``'.
+``inspect`` lists the containers on the network with the node each is placed on (and its
+address, on an overlay).
 """
 
 from __future__ import annotations
@@ -85,27 +84,9 @@ class ClusterNetworks:
             case PruneNetworks():
                 return NetworksPruned(names=await self._prune())
             case ConnectNetwork() | DisconnectNetwork():
-                raise Unsupported("network connect and disconnect go to the container's node "
-                                  "(forward_to_node)")
+                raise Unsupported("network connect and disconnect change the container's "
+                                  "record (scheduler/cluster/connections.py)")
         raise Unsupported(f"not a network verb: {type(message).__name__}")
-
-    async def forward_to_node(self, message: ConnectNetwork | DisconnectNetwork
-                              ) -> ConnectNetwork | DisconnectNetwork:
-        """A connect or disconnect as the container's node takes it: a bridge network of the
-        cluster's with its spec (the node makes it if it has none yet). An overlay is refused:
-        a second overlay address would be the cluster's to allocate, which it does only at
-        placement for now. What is connected this way lives on the node, not in the
-        container's record: a replacement elsewhere starts on its own network only."""
-        if message.name in PREDEFINED:
-            return message
-        info = await self._find(message.name)
-        if info.spec.driver == "overlay":
-            raise Unsupported(f"network {info.spec.name} is an overlay: connecting a running "
-                              "container to it is not supported yet (submit the container on "
-                              "it: --network)", details={"network": info.spec.name})
-        if isinstance(message, DisconnectNetwork):
-            return msgspec.structs.replace(message, name=info.spec.name)
-        return msgspec.structs.replace(message, name=info.spec.name, spec=info.spec)
 
     async def _create(self, spec: NetworkSpec) -> NetworkInfo:
         leader = self.lead()
@@ -149,7 +130,8 @@ class ClusterNetworks:
             raise
         return msgspec.structs.replace(spec, vni=vni, subnet=str(subnet), gateway=gateway)
 
-    async def _find(self, ref: str) -> NetworkInfo:
+    async def find(self, ref: str) -> NetworkInfo:
+        """The network by name, id or unique id prefix (``bridge``: every node's own)."""
         if ref == DEFAULT_NETWORK:
             return DEFAULT_INFO
         if ref and "/" not in ref:
@@ -167,16 +149,18 @@ class ClusterNetworks:
         found: dict[str, list[tuple[str, ContainerRecord]]] = {}
         async for r in self.store.list(CONTAINERS, page_size=5000):
             if r.value.desired != "removed" and r.value.schedule_state != "removed":
-                found.setdefault(r.value.spec.network, []).append((r.id, r.value))
+                for network in (r.value.spec.network, *(a.name for a in r.value.spec.connected)):
+                    found.setdefault(network, []).append((r.id, r.value))
         return found
 
     async def _inspect(self, ref: str) -> NetworkInfo:
         """The network with the containers on it: their cluster address on an overlay (each
         node chooses its own on a bridge network) and the node each is placed on."""
-        info = await self._find(ref)
+        info = await self.find(ref)
         users = (await self._users()).get(info.spec.name, [])
         return msgspec.structs.replace(info, endpoints=[
-            Endpoint(container_id=cid, name=cid, ip=record.address, node_id=record.node_id)
+            Endpoint(container_id=cid, name=cid, ip=record.addresses.get(info.spec.name, ""),
+                     node_id=record.node_id)
             for cid, record in sorted(users, key=lambda u: u[0])])
 
     async def _prune(self) -> list[str]:
@@ -198,7 +182,7 @@ class ClusterNetworks:
         leader = self.lead()
         if ref in PREDEFINED:
             raise Conflict(f"{ref} is a predefined network: it cannot be removed")
-        info = await self._find(ref)
+        info = await self.find(ref)
         name = info.spec.name
         users = sorted(cid for cid, _ in (await self._users()).get(name, []))
         if users:
@@ -234,15 +218,26 @@ class ClusterNetworks:
                               "with its process driver, on the host's network only (no bridge "
                               "or overlay network); use --network host or leave it out",
                               details={"network": spec.network})
-        if spec.network in PREDEFINED:
+        own = await self._cluster_network(spec.network, standalone)
+        connected = [msgspec.structs.replace(a, spec=await self._cluster_network(
+            a.name, standalone)) for a in spec.connected]
+        if own is None and not connected:
             return spec
-        got = await self.store.get(NETWORKS, spec.network) if "/" not in spec.network else None
+        return msgspec.structs.replace(spec, network_spec=own or spec.network_spec,
+                                       connected=connected)
+
+    async def _cluster_network(self, name: str, standalone: bool) -> NetworkSpec | None:
+        """The cluster's network ``name`` for a container joining it (None: a predefined
+        one, every node's own)."""
+        if name in PREDEFINED:
+            return None
+        got = await self.store.get(NETWORKS, name) if "/" not in name else None
         if got is None:
-            raise NotFound(f"network {spec.network} not found: make it with network create",
-                           details={"network": spec.network})
+            raise NotFound(f"network {name} not found: make it with network create",
+                           details={"network": name})
         network = got.value.spec
         if network.driver == "overlay" and standalone and not network.attachable:
-            raise Conflict(f"overlay network {spec.network} is not attachable: a container "
+            raise Conflict(f"overlay network {name} is not attachable: a container "
                            "joins it as a job (run --replicas N), or make the network with "
-                           "--attachable", details={"network": spec.network})
-        return msgspec.structs.replace(spec, network_spec=got.value.spec)
+                           "--attachable", details={"network": name})
+        return network

@@ -1,7 +1,8 @@
 """The overlay endpoints the leader tells workers about. Pure.
 
-A container is an endpoint of its overlay network while its record holds an address
-(``ContainerRecord.address``: placed, live, not removed). ``OverlayDirectory`` keeps them by
+A container is an endpoint of each overlay network it holds an address on
+(``ContainerRecord.addresses``: placed, live, not removed; its own network and those connected
+later). ``OverlayDirectory`` keeps them by
 network, follows committed records, and says which nodes must hear the list again: each node
 gets every endpoint of the overlay networks it has containers on (``NetworkEndpoints``), the
 whole list, at join and whenever it changes. An endpoint names its container for resolvers only
@@ -13,12 +14,13 @@ names answer on any network there).
 from __future__ import annotations
 
 from collections import Counter
+from typing import NamedTuple
 
 import msgspec
 
 from protocol.addresses import address_ip
 from protocol.messages import Assign
-from protocol.specs import DEFAULT_NETWORK_MODE, OverlayEndpoint
+from protocol.specs import DEFAULT_NETWORK_MODE, ContainerSpec, NetworkSpec, OverlayEndpoint
 from protocol.subnets import mac_of
 from scheduler.store import ContainerRecord, NodeRecord
 
@@ -32,11 +34,38 @@ def vtep_of(address: str) -> str:
     return ip if "." in ip else ""
 
 
+class OverlayNetwork(NamedTuple):
+    """One overlay network a container is on: the network, the address asked (``--ip``)
+    and the container's aliases there."""
+
+    spec: NetworkSpec
+    wanted_ip: str
+    aliases: list[str]
+
+
+def overlays_of(spec: ContainerSpec) -> list[OverlayNetwork]:
+    """The overlay networks the container is on: its own first, then those connected."""
+    found = []
+    own = spec.network_spec
+    if own is not None and own.driver == "overlay" and own.subnet:
+        found.append(OverlayNetwork(own, spec.ip, list(spec.network_aliases)))
+    for attachment in spec.connected:
+        network = attachment.spec
+        if network is not None and network.driver == "overlay" and network.subnet:
+            found.append(OverlayNetwork(network, attachment.ip, list(attachment.aliases)))
+    return found
+
+
 def assignment(container_id: str, record: ContainerRecord) -> Assign:
-    """The Assign for a record: its overlay address rides as the spec's ``ip``."""
+    """The Assign for a record: its overlay addresses ride as the spec's ``ip`` (its own
+    network) and its connected networks' ``ip``."""
     spec = record.spec
-    if record.address:
-        spec = msgspec.structs.replace(spec, ip=record.address)
+    addresses = record.addresses
+    if addresses:
+        own = addresses.get(spec.network, spec.ip)
+        connected = [msgspec.structs.replace(a, ip=addresses.get(a.name, a.ip))
+                     for a in spec.connected]
+        spec = msgspec.structs.replace(spec, ip=own, connected=connected)
     return Assign(container_id=container_id, generation=record.generation, spec=spec)
 
 
@@ -48,30 +77,27 @@ def on_host_network(record: ContainerRecord, node: NodeRecord | None) -> bool:
                                  and node.info.runtime == "process")
 
 
-def endpoint_of(container_id: str, record: ContainerRecord | None,
-                node: NodeRecord | None) -> OverlayEndpoint | None:
-    """The record's endpoint, or None when it holds no overlay address (nor runs on the
-    host network of a node with an IPv4 address)."""
+def endpoints_of(container_id: str, record: ContainerRecord | None,
+                 node: NodeRecord | None) -> list[OverlayEndpoint]:
+    """The record's endpoints: one per overlay network it holds an address on, or the one
+    on its node's own network (when that node has an IPv4 address)."""
     if record is None or not record.node_id:
-        return None
+        return []
     job = record.spec.name if record.spec.name and record.spec.name != container_id else ""
     running = record.desired == "running" and record.observed is not None and \
         record.observed.status == "running"
     if on_host_network(record, node) and node is not None and vtep_of(node.info.address):
-        return OverlayEndpoint(network=HOST_NETWORK, container_id=container_id,
-                               name=container_id, job=job,
-                               aliases=list(record.spec.network_aliases),
-                               ip=vtep_of(node.info.address), mac="", vtep="",
-                               running=running)
-    network = record.spec.network_spec
-    if not record.address or network is None or network.driver != "overlay":
-        return None
-    return OverlayEndpoint(network=network.name, container_id=container_id,
-                           name=container_id, job=job,
-                           aliases=list(record.spec.network_aliases), ip=record.address,
-                           mac=mac_of(record.address),
-                           vtep=vtep_of(node.info.address) if node is not None else "",
-                           running=running)
+        return [OverlayEndpoint(network=HOST_NETWORK, container_id=container_id,
+                                name=container_id, job=job,
+                                aliases=list(record.spec.network_aliases),
+                                ip=vtep_of(node.info.address), mac="", vtep="",
+                                running=running)]
+    vtep = vtep_of(node.info.address) if node is not None else ""
+    return [OverlayEndpoint(network=overlay.spec.name, container_id=container_id,
+                            name=container_id, job=job, aliases=overlay.aliases, ip=ip,
+                            mac=mac_of(ip), vtep=vtep, running=running)
+            for overlay in overlays_of(record.spec)
+            if (ip := record.addresses.get(overlay.spec.name))]
 
 
 class OverlayDirectory:
@@ -84,37 +110,43 @@ class OverlayDirectory:
         self._changed_networks: set[str] = set()
         self._changed_nodes: set[str] = set()
 
-    def put(self, container_id: str, endpoint: OverlayEndpoint | None, node_id: str) -> None:
-        """The container's endpoint is now ``endpoint`` (None: it has none) on ``node_id``."""
-        if endpoint is not None and self.node_of.get(container_id) == node_id and \
-                self.by_network.get(endpoint.network, {}).get(container_id) == endpoint:
-            return
-        self._drop(container_id)
-        if endpoint is None:
-            return
-        self.by_network.setdefault(endpoint.network, {})[container_id] = endpoint
-        self.node_of[container_id] = node_id
-        self.node_networks.setdefault(node_id, Counter())[endpoint.network] += 1
-        self._changed_networks.add(endpoint.network)
-        self._changed_nodes.add(node_id)
+    def put(self, container_id: str, endpoints: list[OverlayEndpoint], node_id: str) -> None:
+        """The container's endpoints are now ``endpoints`` (none: it has none) on
+        ``node_id``; only the networks whose endpoint changed count as changed."""
+        before_node = self.node_of.get(container_id)
+        before = self._held(container_id) if before_node is not None else {}
+        after = {e.network: e for e in endpoints}
+        moved = before_node != node_id
+        for network, endpoint in before.items():
+            if moved or after.get(network) != endpoint:
+                self._remove(container_id, network, before_node or "")
+        for network, endpoint in after.items():
+            if moved or before.get(network) != endpoint:
+                self.by_network.setdefault(network, {})[container_id] = endpoint
+                self.node_networks.setdefault(node_id, Counter())[network] += 1
+                self._changed_networks.add(network)
+                self._changed_nodes.add(node_id)
+        if after:
+            self.node_of[container_id] = node_id
+        else:
+            self.node_of.pop(container_id, None)
 
-    def _drop(self, container_id: str) -> None:
-        node_id = self.node_of.pop(container_id, None)
-        if node_id is None:
-            return
-        for network, members in self.by_network.items():
-            endpoint = members.pop(container_id, None)
-            if endpoint is None:
-                continue
-            if not members:
-                del self.by_network[network]
-            counts = self.node_networks[node_id]
-            counts[network] -= 1
-            if counts[network] <= 0:
-                del counts[network]
-            self._changed_networks.add(network)
-            self._changed_nodes.add(node_id)
-            return
+    def _held(self, container_id: str) -> dict[str, OverlayEndpoint]:
+        """The container's endpoints as the directory has them, by network."""
+        return {network: members[container_id] for network, members in self.by_network.items()
+                if container_id in members}
+
+    def _remove(self, container_id: str, network: str, node_id: str) -> None:
+        members = self.by_network[network]
+        del members[container_id]
+        if not members:
+            del self.by_network[network]
+        counts = self.node_networks[node_id]
+        counts[network] -= 1
+        if counts[network] <= 0:
+            del counts[network]
+        self._changed_networks.add(network)
+        self._changed_nodes.add(node_id)
 
     def _networks_of(self, node_id: str) -> list[str]:
         """The overlay networks ``node_id`` has containers on, and with them ``host``."""

@@ -62,6 +62,8 @@ def info(cid: str, record: ContainerRecord, node: NodeRecord | None) -> Containe
     if node is not None:
         details["node_address"] = node.info.address
         details["node_status"] = node.info.status
+    # Its overlay addresses, its own network's and those of networks connected later.
+    details.update({f"address.{network}": ip for network, ip in record.addresses.items()})
     return ContainerInfo(
         id=cid, name=cid, spec=record.spec, state=observed(record),
         created_at=record.created_at, node_id=record.node_id,

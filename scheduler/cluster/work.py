@@ -133,7 +133,7 @@ class Submit(Work):
         return Submitted(ids=committed, refused="; ".join(notes)[:65536])
 
 
-def _existing(cycle: LeaderCycle, cid: str) -> ContainerRecord:
+def existing(cycle: LeaderCycle, cid: str) -> ContainerRecord:
     record = cycle.containers.get(cid)
     if record is None or record.desired == "removed":
         raise NotFound(f"no container {cid} in the cluster", details={"id": cid})
@@ -150,7 +150,7 @@ class Start(Work):
         self.refusal: Explanation | None = None
 
     def stage(self, cycle: LeaderCycle) -> None:
-        record = _existing(cycle, self.cid)
+        record = existing(cycle, self.cid)
         if record.desired == "running" and (record.schedule_state in LIVE
                                             or record.schedule_state == "pending"):
             return
@@ -186,7 +186,7 @@ class Stop(Work):
         self.cid = cid
 
     def stage(self, cycle: LeaderCycle) -> None:
-        record = _existing(cycle, self.cid)
+        record = existing(cycle, self.cid)
         if record.desired == "stopped" and record.schedule_state not in LIVE:
             return
         if record.schedule_state in LIVE and record.node_id:
@@ -218,7 +218,7 @@ class Remove(Work):
         self.force = force
 
     def stage(self, cycle: LeaderCycle) -> None:
-        record = _existing(cycle, self.cid)
+        record = existing(cycle, self.cid)
         live = record.schedule_state in LIVE and bool(record.node_id)
         if live and record.desired == "running" and not self.force:
             raise Conflict(f"container {self.cid} is running: stop it first or force removal",

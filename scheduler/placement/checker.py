@@ -3,7 +3,8 @@
 It shares no code with the engine's filters, snapshot or rule parser on purpose (only the
 protocol's one spelling of platform names, ``protocol.platforms``): it reads the
 protocol records (nodes, running containers, task specs) and the result, rebuilds the final
-state of every node and checks capacity, readiness, platform, hard constraints, host ports,
+state of every node and checks capacity, readiness, platform, networks (a process-driver node
+has the host's network only), hard constraints, host ports,
 container limits, a job's replicas per node, hard (anti-)affinities in the final state, links
 and volumes-from, that every task is answered exactly once, and that all-or-nothing groups are
 whole. Soft rules are
@@ -217,6 +218,9 @@ def check_placement(
                 verdict = f"readiness: node is {node.status}/{node.availability}"
             elif not _platform_ok(task.spec, node):
                 verdict = f"platform: node is {node.platform}"
+            elif node.runtime == "process" and (task.spec.connected or task.spec.network
+                                                not in ("none", "host", "default")):
+                verdict = "network: node has the host's network only"
             else:
                 for text in _rules(task.spec, "constraints"):
                     soft, key, neg, value = _parse(text)

@@ -18,6 +18,7 @@ from scheduler.placement.filters.dependencies import DependencyFilter
 from scheduler.placement.filters.guards import GuardFilter
 from scheduler.placement.filters.max_containers import MaxContainersFilter
 from scheduler.placement.filters.max_per_node import MaxPerNodeFilter
+from scheduler.placement.filters.networks import NetworkFilter
 from scheduler.placement.filters.platform import PlatformFilter
 from scheduler.placement.filters.ports import PortFilter
 from scheduler.placement.filters.resources import ResourceFilter
@@ -58,6 +59,7 @@ def build_pipeline(strategy: Strategy = "spread", *, classic: bool = False) -> P
         static=(
             AvailabilityFilter(),  # drained, paused, down nodes take nothing
             PlatformFilter(),  # windows/linux and arch: the most common refusal, and cheap
+            NetworkFilter(),  # bridge and overlay networks: not on a host-network-only node
             ConstraintFilter(),  # node attributes and labels
         ),
         dynamic=(

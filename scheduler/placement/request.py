@@ -17,7 +17,13 @@ import msgspec
 
 from protocol import platforms
 from protocol.errors import InvalidArgument
-from protocol.specs import AFFINITIES_LABEL, CONSTRAINTS_LABEL, AppSpec, ContainerSpec
+from protocol.specs import (
+    AFFINITIES_LABEL,
+    CONSTRAINTS_LABEL,
+    DEFAULT_NETWORK_MODE,
+    AppSpec,
+    ContainerSpec,
+)
 from scheduler.placement.rules import (
     CONTAINER_IMAGE_KEY,
     IMAGE_KEY,
@@ -126,6 +132,8 @@ class PlacementRequest:
     conflict: str = ""  # why the group can never be placed anywhere, if it cannot
     has_soft_rules: bool = False
     volumes: tuple[str, ...] = ()  # named volumes it mounts: where one exists, it goes there
+    # The bridge and overlay networks it joins: a node with the host's network only cannot.
+    networks: tuple[str, ...] = ()
     original: PlacementRequest | None = None  # set on a relaxed copy: the request with soft rules
 
     def relax(self) -> PlacementRequest:
@@ -243,7 +251,15 @@ def compile_spec(spec: ContainerSpec, *, lenient: bool = False) -> PlacementRequ
         guards=tuple(r for r in rules_a if r.negate and not r.soft),
         has_soft_rules=bool(soft),
         volumes=tuple(dict.fromkeys(m.source for m in spec.mounts if m.type == "volume")),
+        networks=joined_networks(spec),
     )
+
+
+def joined_networks(spec: ContainerSpec) -> tuple[str, ...]:
+    """The bridge and overlay networks the container joins: its own unless none, host or the
+    node's default (the host's network on a process-driver node), and those connected."""
+    own = () if spec.network in ("none", "host", DEFAULT_NETWORK_MODE) else (spec.network,)
+    return (*own, *(a.name for a in spec.connected))
 
 
 def validate_spec(spec: ContainerSpec) -> None:
@@ -337,4 +353,5 @@ def combine(members: Sequence[tuple[str, PlacementRequest]]) -> PlacementRequest
         conflict=conflict,
         has_soft_rules=bool(soft),
         volumes=tuple(dict.fromkeys(v for _, r in members for v in r.volumes)),
+        networks=tuple(dict.fromkeys(n for _, r in members for n in r.networks)),
     )

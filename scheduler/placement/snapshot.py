@@ -76,6 +76,7 @@ class NodeSnapshot:
     cap_mem: int
     cap_pids: int
     max_containers: int | None
+    runtime: str = ""  # the worker's driver: "process" has the host's network only
     version: int = 0  # bumped on every change, so cached scores can tell they are stale
     used_cpu: int = 0
     used_mem: int = 0
@@ -219,11 +220,11 @@ class ClusterSnapshot:
                 cap_cpu=info.capacity.millicpus, cap_mem=info.capacity.memory,
                 cap_pids=info.capacity.pids, max_containers=limit,
                 stored_images=stored_names(info.images), stored_refs=stored_refs(info.images),
-                volumes=frozenset(v.spec.name for v in info.volumes),
+                volumes=frozenset(v.spec.name for v in info.volumes), runtime=info.runtime,
             )
             snap.static_key = (os_name, arch, variant, snap.ready, info.availability,
                                info.status, tuple(sorted(labels.items())),
-                               tuple(sorted(engine_labels.items())))
+                               tuple(sorted(engine_labels.items())), info.runtime)
             snaps.append(snap)
         cluster = cls(snaps)
         compiled: dict[int, PlacementRequest] = {}

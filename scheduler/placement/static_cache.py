@@ -8,8 +8,9 @@ hundred racks) and its mask cached by its text, so ``node.labels.zone==a`` costs
 for the life of the snapshot whatever the number of nodes. A request's candidates are the AND of
 its masks. Only ``node==`` (id or hostname) is judged node by node, once per rule.
 
-The filters other than ``ConstraintFilter`` must read only readiness and platform of a node
-(``_BASE_ATTRS``): that is what lets one node stand for its class.
+The filters other than ``ConstraintFilter`` must read only readiness, platform and runtime of a
+node (``_base_attrs``), and of a request only its platforms and whether it joins networks
+(``_base_key``): that is what lets one node stand for its class.
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ _BITS = bytes.maketrans(b"01", b"\x00\x01")
 
 
 def _base_attrs(node: NodeSnapshot) -> tuple[object, ...]:
-    return (node.os, node.arch, node.variant, node.ready, node.availability, node.status)
+    return (node.os, node.arch, node.variant, node.ready, node.availability, node.status,
+            node.runtime)
+
+
+def _base_key(req: PlacementRequest) -> tuple[object, ...]:
+    """What the filters other than constraints read of a request (see the module's note)."""
+    return (req.platforms, bool(req.networks))
 
 
 def mask_of(indices: list[int], size: int) -> int:
@@ -44,7 +51,7 @@ def mask_of(indices: list[int], size: int) -> int:
 
 def static_signature(req: PlacementRequest) -> tuple[object, ...]:
     """What the static filters read of a request: equal signatures, equal verdicts."""
-    return (req.platforms, tuple((r.text, r.soft) for r in req.constraints))
+    return (_base_key(req), tuple((r.text, r.soft) for r in req.constraints))
 
 
 def selector(mask: int, size: int) -> bytes:
@@ -65,7 +72,7 @@ class StaticCandidates:
             classes.setdefault(_base_attrs(node), []).append(node.index)
         size = len(self._nodes)
         self._base_classes = [mask_of(members, size) for members in classes.values()]
-        self._base_masks: dict[object, int] = {}  # platforms → ready nodes of those platforms
+        self._base_masks: dict[object, int] = {}  # _base_key → the ready nodes that fit it
         self._values: dict[str, dict[str | None, list[int]]] = {}  # key → value → nodes
         self._rule_masks: dict[tuple[str, str, bool], int] = {}
         self._cache: dict[tuple[object, ...], tuple[int, list[NodeSnapshot], bytes]] = {}
@@ -119,7 +126,7 @@ class StaticCandidates:
         return branches
 
     def _base_mask(self, req: PlacementRequest, cycle: PlacementCycle) -> int:
-        hit = self._base_masks.get(req.platforms)
+        hit = self._base_masks.get(_base_key(req))
         if hit is not None:
             return hit
         bare = dataclasses.replace(req, constraints=())
@@ -129,7 +136,7 @@ class StaticCandidates:
             node = self._nodes[(members & -members).bit_length() - 1]  # the lowest member
             if all(f.check(bare, node, cycle) is None for f in chain):
                 mask |= members
-        self._base_masks[req.platforms] = mask
+        self._base_masks[_base_key(req)] = mask
         return mask
 
     def _value_masks(self, key: str) -> dict[str | None, int]:

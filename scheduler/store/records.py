@@ -44,9 +44,12 @@ class ContainerRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     app: Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)] = ""
     placement: Text = ""
     created_at: Timestamp = 0.0
-    # Its address on an overlay network while it holds its node (``addresses/`` holds the
-    # claim): allocated when placed, released when it stops holding the node.
-    address: Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)] = ""
+    # Its address on each overlay network it is on (its own and those connected later), by
+    # network, while it holds its node (``addresses/`` holds each claim): allocated when
+    # placed or connected, released when it stops holding the node or is disconnected.
+    addresses: Annotated[dict[Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)],
+                              Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)]],
+                         msgspec.Meta(max_length=1024)] = {}
 
 
 class NodeRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -64,11 +64,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         leader = procs.ready["a"]["LISTEN"]
         workers = {}
         for name in ("p1", "p2"):
-            await procs.launch(name, [
+            # Launched as "worker-…" in the cluster's dir: DevCluster.stop tears down the
+            # networks of those (their default bridges were left on the host, and leaks from
+            # every run used up the bridge pools for every later test).
+            launched = f"worker-{name}"
+            await procs.launch(launched, [
                 "worker", "--join", leader, "--listen", "tcp://127.0.0.1:0",
-                "--state-dir", str(tmp / name), "--name", name,
+                "--state-dir", str(tmp / launched), "--name", name,
                 "--token", await asyncio.to_thread(cluster_keys.join_token, leader)])
-            workers[name] = procs.ready[name]["LISTEN"]
+            workers[name] = procs.ready[launched]["LISTEN"]
         layout = await asyncio.to_thread(build_layout, tmp / "busybox")
         await asyncio.to_thread(upload_to, workers["p1"], layout, "busybox:latest")
         return leader, workers

@@ -182,13 +182,16 @@ def test_the_default_network_and_published_ports_through_the_scheduler(
                                    check=False)
     assert said.stdout.strip() == "pub", said.stderr
     # connect/disconnect through the scheduler: to the container's node, the cluster's bridge
-    # network made there with it; an overlay is refused, naming why.
+    # network made there with it; an overlay made without --attachable is refused to a
+    # standalone container, naming why.
     cluster.shoal("network", "create", "nbr")
     cluster.shoal("network", "connect", "nbr", "pub")
     eth1 = cluster.shoal("exec", "pub", "ip", "-4", "-o", "addr", "show", "eth1").stdout
     assert "inet " in eth1
-    refused = cluster.shoal("network", "connect", "nna", "pub", check=False)
-    assert refused.returncode != 0 and "overlay" in refused.stderr
+    cluster.shoal("network", "create", "--driver", "overlay", "nnx")
+    refused = cluster.shoal("network", "connect", "nnx", "pub", check=False)
+    assert refused.returncode != 0 and "not attachable" in refused.stderr
+    cluster.shoal("network", "rm", "nnx")
     cluster.shoal("network", "disconnect", "nbr", "pub")
     assert cluster.shoal("exec", "pub", "ip", "link", "show", "eth1", check=False).returncode
     cluster.shoal("network", "rm", "nbr")

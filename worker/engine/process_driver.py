@@ -62,11 +62,13 @@ class ProcessDriver(Driver):
             # A plain process has the worker's own privileges: neither more nor fewer.
             raise Unsupported("the process driver does not isolate containers: --cap-add, "
                               "--cap-drop and --privileged need the native driver")
-        if record.spec.network not in ("none", "host"):
+        if record.spec.network not in ("none", "host") or record.spec.connected:
             # A plain process shares the host's network: an address of its own, a bridge or a
             # published port would be promised and not given.
+            wanted = [*([record.spec.network] if record.spec.network not in ("none", "host")
+                        else []), *(a.name for a in record.spec.connected)]
             raise Unsupported(f"the process driver runs containers on the host's network only: "
-                              f"--network {record.spec.network} needs the native driver")
+                              f"--network {', '.join(wanted)} needs the native driver")
         if (record.spec.tty or record.spec.stdin_open) and not HOST.terminals:
             raise Unsupported("the process driver cannot give a container a terminal or an "
                               "open stdin (run -i/-t) on this host; exec -i works")

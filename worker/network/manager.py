@@ -387,33 +387,55 @@ class Networks:
     async def prepare(self, container_id: str, name: str, spec: ContainerSpec, hostname: str,
                       directory: Path, image_exposed: list[str] | None = None
                       ) -> list[dict[str, object]]:
-        """The container's endpoint (on a bridge network) and its files; the bind mounts."""
+        """The container's endpoints (on its network and those its spec lists as connected)
+        and its files; the bind mounts."""
         return await asyncio.to_thread(self._prepare, container_id, name, spec, hostname,
                                        directory, image_exposed or [])
 
     def _prepare(self, container_id: str, name: str, spec: ContainerSpec, hostname: str,
                  directory: Path, image_exposed: list[str]) -> list[dict[str, object]]:
         ip = ""
+        connected: list[EndpointRecord] = []
         if spec.network not in NOT_BRIDGES:
             with self.state.change() as state:
-                network = state.networks.get(spec.network)
-                made = network is None and spec.network_spec is not None
-                if network is None and spec.network_spec is not None:
-                    network = self._add(state, spec.network_spec)
-                    network.from_cluster = True
-                if network is None:
-                    raise NotFound(f"network {spec.network} not found",
-                                   details={"network": spec.network})
+                network = self._joined(state, spec.network, spec.network_spec)
                 ip = allocate(state, network, container_id, name, spec,
                               ports=ports_to_publish(spec, image_exposed)).ip
+                # Networks a scheduler's container was connected to (its record keeps them):
+                # eth1, eth2... in their order, as when they were connected.
+                for number, attachment in enumerate(spec.connected, start=1):
+                    joined = self._joined(state, attachment.name, attachment.spec)
+                    connected.append(allocate(
+                        state, joined, container_id, name, spec, ports=[], ip=attachment.ip,
+                        aliases=list(attachment.aliases), ifname=f"eth{number}",
+                        veth=self._connected_veth(container_id, attachment.name)))
                 self._apply_rules(state)
-                if made and network.vxlan:
-                    vxlan.program(network.vxlan, self._peers(network.spec.name))
         # Docker's model: the default bridge keeps the host's resolvers, a user-defined
         # network gets the embedded one.
-        embedded = spec.network not in (*NOT_BRIDGES, DEFAULT_NETWORK)
-        return files.write_files(directory, spec, hostname, ip, embedded_dns=embedded,
-                                 resolv_conf=self.resolv_conf)
+        embedded = any(n not in (*NOT_BRIDGES, DEFAULT_NETWORK)
+                       for n in (spec.network, *(e.network for e in connected)))
+        mounts = files.write_files(directory, spec, hostname, ip, embedded_dns=embedded,
+                                   resolv_conf=self.resolv_conf)
+        for endpoint in connected:
+            files.add_host_line(directory, endpoint.ip, hostname or name)
+        return mounts
+
+    def _joined(self, state: NetworkFile, name: str, cluster_network: NetworkSpec | None
+                ) -> NetworkRecord:
+        """The network ``name`` a container joins (held under the state's lock): made here
+        from the scheduler's ``cluster_network`` if this host has none of that name yet
+        (removed again with its last endpoint), with an overlay's remote endpoints
+        programmed."""
+        network = state.networks.get(name)
+        if network is not None:
+            return network
+        if cluster_network is None:
+            raise NotFound(f"network {name} not found", details={"network": name})
+        network = self._add(state, cluster_network)
+        network.from_cluster = True
+        if network.vxlan:
+            vxlan.program(network.vxlan, self._peers(network.spec.name))
+        return network
 
     def ports(self, container_id: str) -> list[PortMapping] | None:
         endpoint = self.state.read().first_endpoint(container_id)
@@ -511,14 +533,15 @@ class Networks:
                       image_exposed: list[str] | None = None) -> EndpointRecord:
         """The container on one more network: an address there, a veth into its namespace
         now if it runs (``ethN``), a line in its /etc/hosts, its names on that network. A
-        scheduler's bridge network (``cluster_network``) is made here if this host has none
-        of that name yet, as for a container placed on it. Back on its own network
+        scheduler's network (``cluster_network``, a bridge or an overlay, with the address the
+        cluster took as ``ip``) is made here if this host has none of that name yet, as for
+        a container placed on it. Back on its own network
         (``spec.network``, after a disconnect, as Compose 1.29 does before a start to set its
         aliases), its ports are published there again, as at create."""
         def run() -> tuple[EndpointRecord, NetworkFile]:
             with self.state.change() as state:
-                if cluster_network is not None and cluster_network.name not in state.networks:
-                    self._add(state, cluster_network).from_cluster = True
+                if cluster_network is not None:
+                    self._joined(state, cluster_network.name, cluster_network)
                     self._apply_rules(state)
                 network = self._find(state, ref)
                 if state.endpoints.get(endpoint_key(container_id, network.spec.name)):

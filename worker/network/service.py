@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from protocol.errors import NotFound, Unsupported
+from protocol.errors import InvalidArgument, NotFound, Unsupported
 from protocol.messages import (
     ConnectNetwork,
     CreateNetwork,
@@ -53,10 +53,9 @@ async def handle_network(driver: NativeDriver | None, engine: Engine, message: M
             if record.spec.network in ("none", "host"):
                 raise Unsupported(f"container {record.name or record.id[:12]} is on --network "
                                   f"{record.spec.network}: it cannot join a bridge network")
-            if cluster_network is not None and cluster_network.driver != "bridge":
-                raise Unsupported(f"network {cluster_network.name} is a cluster's "
-                                  f"{cluster_network.driver} network: only a bridge network is "
-                                  "made on one node")
+            if cluster_network is not None and cluster_network.driver == "overlay" and not ip:
+                raise InvalidArgument(f"overlay network {cluster_network.name}: the address "
+                                      "is the cluster's to choose (connect through a scheduler)")
             await driver.connect(record, name, ip=ip, aliases=list(aliases),
                                  cluster_network=cluster_network)
             return Ok()

@@ -40,8 +40,8 @@ def agent(name: str, address: str) -> SimAgent:
 
 def addresses(leader: Leader) -> dict[str, tuple[str, str]]:
     """Container id → (node, address) of every live record."""
-    return {cid: (e.record.node_id, e.record.address) for cid, e in leader.containers.items()
-            if e.record.schedule_state == "running"}
+    return {cid: (e.record.node_id, e.record.addresses.get("ov", ""))
+            for cid, e in leader.containers.items() if e.record.schedule_state == "running"}
 
 
 def test_overlay_addresses_follow_placement_loss_and_removal(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import msgspec
 import pytest
 
 from protocol.errors import InvalidArgument
@@ -354,3 +355,20 @@ def test_a_relaxed_soft_affinity_holds_again_where_a_sibling_landed(strategy: st
     assert [a.relaxed for a in result.assignments] == [("~image==db",), (), (), ()]
     naive = NaiveScheduler(ClusterSnapshot.build(infos, []), strategy=strategy)  # type: ignore[arg-type]
     assert naive.place_batch(tasks).node_of() == result.node_of()
+
+
+def test_a_network_job_is_kept_off_host_network_only_nodes_and_told_why() -> None:
+    """A process-driver node (the host's network only) takes a job on --network none or
+    host, never one on a bridge or overlay network: the explanation counts those nodes."""
+    infos = nodes(4)
+    for i in (0, 1):
+        infos[i] = NodeInfo(**{**_fields(infos[i]), "runtime": "process"})
+    big = ContainerSpec(image="db", network="front", resources=Resources(memory=6 * GiB))
+    result = engine(infos).place_batch(job(big, 3))
+    assert sorted(a.node_id for a in result.assignments) == ["n2", "n3"]
+    assert result.refusals[0].explanation.message == (
+        "placed 2 of 3; for the rest 0/4 nodes available: 2 have only the host network "
+        "(process driver), not front, 2 insufficient memory (needs 6 GiB, best node has "
+        "2 GiB)")
+    on_host = msgspec.structs.replace(big, network="host")
+    assert len(engine(infos).place_batch(job(on_host, 4)).assignments) == 4

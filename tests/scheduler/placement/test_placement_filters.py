@@ -8,6 +8,7 @@ from protocol.errors import InvalidArgument
 from protocol.specs import (
     ContainerInfo,
     ContainerSpec,
+    NetworkAttachment,
     NodeInfo,
     NodeResources,
     Platform,
@@ -22,6 +23,7 @@ from scheduler.placement.filters.dependencies import DependencyFilter
 from scheduler.placement.filters.guards import GuardFilter
 from scheduler.placement.filters.max_containers import MaxContainersFilter
 from scheduler.placement.filters.max_per_node import MaxPerNodeFilter
+from scheduler.placement.filters.networks import NetworkFilter
 from scheduler.placement.filters.platform import PlatformFilter
 from scheduler.placement.filters.ports import PortFilter
 from scheduler.placement.filters.resources import ResourceFilter
@@ -164,6 +166,16 @@ CASES: list[tuple[str, Filter, ContainerSpec, NodeInfo, str | None]] = [
     ("link present", DependencyFilter(), s(links=["db:database"]), node(), None),
     ("volumes-from missing", DependencyFilter(), s(volumes_from=["data:ro"]), node(),
      "linked container data is not running anywhere"),
+    # A process-driver node (a Windows worker) has the host's network only.
+    ("bridge on a native node", NetworkFilter(), s(network="front"), node(runtime="native"),
+     None),
+    ("bridge on a process node", NetworkFilter(), s(network="front"), node(runtime="process"),
+     "have only the host network (process driver), not front"),
+    ("connected on a process node", NetworkFilter(),
+     s(network="bridge", connected=[NetworkAttachment(name="back")]), node(runtime="process"),
+     "have only the host network (process driver), not bridge, back"),
+    *[(f"--network {n} on a process node", NetworkFilter(), s(network=n),
+       node(runtime="process"), None) for n in ("none", "host", "default")],
 ]
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import channels
-from protocol.errors import Conflict, InvalidArgument, NotFound, Unsupported
-from protocol.specs import ContainerSpec, Mount, RestartPolicy
+from protocol.errors import Conflict, InvalidArgument, InvalidSpec, NotFound, Unsupported
+from protocol.specs import ContainerSpec, Mount, NetworkAttachment, RestartPolicy
 from tests.helpers.bounded_run import run
 from worker.engine.engine import Engine
 from worker.engine.process_driver import ProcessDriver
@@ -71,6 +71,11 @@ def test_names_are_unique_and_validated(tmp_path: Path) -> None:
             await engine.create(sh("true", name="no spaces"))
         with pytest.raises(Unsupported, match="host's network only: --network bridge"):
             await engine.create(sh("true", network="bridge"))
+        # The default is the host's network here: a network connected beside it is refused
+        # too, never left out.
+        with pytest.raises(InvalidSpec, match="cannot be on another network too"):
+            await engine.create(sh("true", network="default",
+                                   connected=[NetworkAttachment(name="back")]))
 
     with_engine(tmp_path, body)
 

@@ -6,6 +6,8 @@ worker that went away without closing, and after teardown (veths, rules and brid
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import shutil
 import subprocess
 from collections.abc import Awaitable, Callable
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from protocol.errors import Conflict, InvalidSpec, Unsupported
-from protocol.specs import ContainerSpec, NetworkSpec, PortMapping
+from protocol.specs import ContainerSpec, NetworkAttachment, NetworkSpec, PortMapping
 from tests.helpers.bounded_run import run
 from tests.helpers.netns import client_namespace
 from tests.helpers.requirements import missing
@@ -224,5 +226,33 @@ def test_without_nftables_only_bridge_networks_are_refused(tmp_path: Path,
         assert (await engine.wait(alone.id)).exit_code == 0
         with pytest.raises(Unsupported, match="Debian package nftables"):
             await engine.create(busybox("true", network="bridge"))
+
+    with_engine(tmp_path, body)
+
+
+def test_a_container_made_with_connected_networks_is_on_each_from_its_start(
+        tmp_path: Path) -> None:
+    """A scheduler's container connected to more networks (its spec's ``connected``, as a
+    replacement elsewhere is made): eth1, eth2 there from the start, at the address the spec
+    gives or the next free one, each in /etc/hosts; the networks go with it."""
+    third = 100 + os.getpid() % 100  # this run's subnets only: other runs share the kernel
+    front = NetworkSpec(name="front", subnet=f"10.252.{third}.0/25")
+    back = NetworkSpec(name="back", subnet=f"10.252.{third}.128/25")
+
+    async def body(engine: Engine, driver: NativeDriver, state: Path) -> None:
+        record = await engine.create(busybox(
+            "sh", "-c", "ip -4 -o addr; cat /etc/hosts", network="front", network_spec=front,
+            connected=[NetworkAttachment(name="back", spec=back, ip=f"10.252.{third}.140"),
+                       NetworkAttachment(name="bridge")]))
+        await engine.start(record.id)
+        await engine.wait(record.id)
+        text = await output(engine, record.id)
+        assert re.search(rf"eth0\s+inet 10\.252\.{third}\.2/25", text), text
+        assert re.search(rf"eth1\s+inet 10\.252\.{third}\.140/25", text), text
+        assert re.search(r"eth2\s+inet 172\.", text), text
+        assert f"10.252.{third}.140\t" in text
+        await engine.remove(record.id)
+        assert [n.spec.name for n in driver.networks.listing()] == ["bridge"]
+        assert await counts(driver) == (0, 0)
 
     with_engine(tmp_path, body)
