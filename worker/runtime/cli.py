@@ -15,7 +15,7 @@ import msgspec
 
 from protocol.errors import ShoalError
 from worker.runtime import cli_checkpoint, cli_info, cli_resources
-from worker.runtime.cli_base import RuncGroup, fail, runtime_of, version_lines
+from worker.runtime.cli_base import RuncGroup, fail, program_name, runtime_of, version_lines
 from worker.runtime.lazylog import DEBUG, LOG_FORMATS, WARNING, LazyLogger, configure_cli
 from worker.runtime.ops import DEFAULT_ROOT, Runtime, exit_code
 from worker.runtime.state import OciState
@@ -46,10 +46,11 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 @click.pass_context
 def runtime(ctx: click.Context, root: Path, debug: bool, log_path: str | None,
             log_format: str | None, systemd_cgroup: bool) -> None:
-    """The native OCI runtime, with runc's verbs and flags.
+    """Open Container Initiative runtime
 
-    Containers are made from bundles: a directory with a config.json (see the spec verb) and
-    the root filesystem it names. Their state lives under --root.
+    shoal's native runtime, with runc's verbs and flags. Containers are made from bundles: a
+    directory with a config.json (see the spec verb) and the root filesystem it names. Their
+    state lives under --root.
     """
     ctx.ensure_object(dict)
     ctx.obj["root"] = root
@@ -361,4 +362,12 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
 for _verb in (*cli_info.VERBS, *cli_resources.VERBS, *cli_checkpoint.VERBS):
     runtime.add_command(_verb)
 
-__all__ = ["OciState", "runtime"]
+
+
+def main() -> None:
+    """The runtime as a program of its own (``python -m worker.runtime``, or an executable
+    file named runc that calls this: a drop-in that answers to runc's name)."""
+    runtime(prog_name=program_name())
+
+
+__all__ = ["OciState", "main", "runtime"]
