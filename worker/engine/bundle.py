@@ -172,8 +172,10 @@ def oci_config(record: EngineContainer, rootfs: Path, *, init_binary: str = INIT
         resources["pids"] = {"limit": limits.pids}
     resources["devices"] = ALLOW_ALL_DEVICES if spec.privileged else DENY_ALL_DEVICES
     devices, device_rules = mapped_devices(spec.devices)
-    if spec.privileged:
-        devices = host_devices()  # every one already, with an open device cgroup
+    if spec.privileged:  # every host device already, with an open device cgroup
+        every = host_devices()
+        paths = {d["path"] for d in every}
+        devices = [*every, *(d for d in devices if d["path"] not in paths)]
     else:
         resources["devices"] = [*DENY_ALL_DEVICES, *device_rules]
     caps = capabilities(spec.cap_add, spec.cap_drop, spec.privileged)
