@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import click
 import msgspec
@@ -17,6 +18,7 @@ from protocol.errors import InvalidArgument
 from protocol.specs import (
     DEFAULT_NETWORK_MODE,
     ContainerSpec,
+    DeviceMapping,
     HealthCheck,
     Platform,
     PortMapping,
@@ -75,17 +77,33 @@ def parse_healthcheck(cmd: str | None, interval: str | None, timeout: str | None
                        **seconds)
 
 
-def parse_security_opts(opts: tuple[str, ...]) -> str:
-    """``--security-opt seccomp=unconfined|PROFILE.json`` → ``ContainerSpec.seccomp`` (the
-    profile file is read here, as Docker's client does); any other option is refused."""
+@dataclass(frozen=True)
+class SecurityOpts:
+    """What ``--security-opt`` asks for."""
+
+    seccomp: str = ""  # as ContainerSpec.seccomp
+    no_new_privileges: bool = False
+
+
+_TRUTH = {"true": True, "1": True, "false": False, "0": False}
+
+
+def parse_security_opts(opts: tuple[str, ...]) -> SecurityOpts:
+    """``--security-opt seccomp=unconfined|PROFILE.json`` (the profile file is read here, as
+    Docker's client does) and ``no-new-privileges[=true|false]`` (``:`` too, as Docker takes
+    it); any other option is refused."""
     seccomp = ""
+    no_new_privileges = False
     for opt in opts:
-        key, sep, value = opt.partition("=")
+        key, sep, value = opt.partition("=" if "=" in opt else ":")
+        if key == "no-new-privileges" and (not sep or value in _TRUTH):
+            no_new_privileges = _TRUTH[value] if sep else True
+            continue
         if key != "seccomp" or not sep or not value:
             raise click.BadParameter(
-                f"{opt!r} is not supported: only seccomp=unconfined|PROFILE.json is "
-                "(no-new-privileges, apparmor= and label= are not implemented)",
-                param_hint="--security-opt")
+                f"{opt!r} is not supported: only seccomp=unconfined|PROFILE.json and "
+                "no-new-privileges are (apparmor= and label= need an LSM shoal does not "
+                "drive)", param_hint="--security-opt")
         if value == "unconfined":
             seccomp = value
             continue
@@ -95,7 +113,30 @@ def parse_security_opts(opts: tuple[str, ...]) -> str:
         except OSError as exc:
             raise click.BadParameter(f"cannot read seccomp profile {value}: {exc.strerror}",
                                      param_hint="--security-opt") from None
-    return seccomp
+    return SecurityOpts(seccomp=seccomp, no_new_privileges=no_new_privileges)
+
+
+_DEVICE_ACCESS = frozenset("rwm")
+
+
+def parse_device(text: str) -> DeviceMapping:
+    """``--device HOST[:CONTAINER][:PERMISSIONS]`` as Docker reads it: a second field made
+    only of r, w and m is the permissions; the container path defaults to the host's."""
+    parts = text.split(":")
+    permissions = "rwm"
+    if len(parts) > 1 and parts[-1] and set(parts[-1]) <= _DEVICE_ACCESS:
+        permissions = parts.pop()
+    if len(parts) > 2 or not parts[0]:
+        raise click.BadParameter(f"bad device {text!r}: expected HOST[:CONTAINER][:rwm]",
+                                 param_hint="--device")
+    host = parts[0]
+    container = parts[1] if len(parts) == 2 and parts[1] else host
+    for path in (host, container):
+        if not path.startswith("/"):
+            raise click.BadParameter(f"bad device {text!r}: {path} is not an absolute path",
+                                     param_hint="--device")
+    return DeviceMapping(path_on_host=host, path_in_container=container,
+                         permissions="".join(c for c in "rwm" if c in permissions))
 
 
 def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[str, ...],
@@ -113,7 +154,8 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
                health_retries: int | None = None, health_start_period: str | None = None,
                health_start_interval: str | None = None,
                no_healthcheck: bool = False, cap_add: tuple[str, ...] = (),
-               cap_drop: tuple[str, ...] = (), privileged: bool = False) -> ContainerSpec:
+               cap_drop: tuple[str, ...] = (), privileged: bool = False,
+               device: tuple[str, ...] = ()) -> ContainerSpec:
     try:
         policy = RestartPolicy.parse(restart)
     except ValueError as exc:
@@ -129,6 +171,7 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
         if targets.count(target) > 1:
             raise click.BadParameter(f"duplicate mount point: {target}")
     env_list = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in env]
+    security = parse_security_opts(security_opt)
     try:
         return ContainerSpec(
             image=image, name=name, command=list(command),
@@ -139,7 +182,8 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
             ip=ip, add_hosts=list(add_host), dns=list(dns), dns_search=list(dns_search),
             network_aliases=list(network_alias), publish_all=publish_all, expose=list(expose),
             ports=[parse_port(p) for p in publish], mounts=mounts, healthcheck=healthcheck,
-            seccomp=parse_security_opts(security_opt),
+            seccomp=security.seccomp, no_new_privileges=security.no_new_privileges,
+            devices=[parse_device(d) for d in device],
             cap_add=list(cap_add), cap_drop=list(cap_drop), privileged=privileged,
             resources=Resources(
                 memory=parse_memory(memory) if memory else 0,
@@ -224,8 +268,13 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
         click.option("--no-healthcheck", is_flag=True,
                      help="Disable any healthcheck the image has."),
         click.option("--security-opt", multiple=True,
-                     help="seccomp=unconfined, or seccomp=PROFILE.json (Docker's format); "
-                          "without it, Docker's default profile."),
+                     help="seccomp=unconfined, or seccomp=PROFILE.json (Docker's format; "
+                          "without it, Docker's default profile); no-new-privileges: no "
+                          "privilege gained through exec (setuid bits, file capabilities)."),
+        click.option("--device", multiple=True, metavar="HOST[:CONTAINER][:rwm]",
+                     help="A host device (or the devices under a host directory) in the "
+                          "container, allowed in its device cgroup with these permissions "
+                          "(default rwm)."),
         click.option("--cap-add", multiple=True, metavar="CAP",
                      help="Add a capability to Docker's default set (ALL: every one)."),
         click.option("--cap-drop", multiple=True, metavar="CAP",

@@ -17,6 +17,7 @@ from dockerapi.errors import ApiError, bad_parameter
 from protocol.errors import InvalidArgument
 from protocol.specs import (
     ContainerSpec,
+    DeviceMapping,
     HealthCheck,
     Mount,
     Platform,
@@ -269,16 +270,36 @@ def _resources(hc: dict[str, Any]) -> Resources:
                      pids=max(pids, 0))
 
 
-def _security(opts: list[str]) -> str:
+def _security(opts: list[str]) -> tuple[str, bool]:
+    """``HostConfig.SecurityOpt``: the seccomp profile (as ``ContainerSpec.seccomp``) and
+    whether no-new-privileges is asked for."""
     seccomp = ""
+    no_new_privileges = False
     for opt in opts:
         key, sep, value = opt.partition("=" if "=" in opt else ":")
         if key == "seccomp" and sep and value:
             seccomp = value
+        elif key == "no-new-privileges" and value in (("true", "false") if sep else ("",)):
+            no_new_privileges = value != "false"
         else:
             raise bad_parameter(f"HostConfig.SecurityOpt: {opt[:80]!r} is not supported "
-                                "(only seccomp=unconfined or a seccomp profile)")
-    return seccomp
+                                "(only seccomp=unconfined, a seccomp profile and "
+                                "no-new-privileges)")
+    return seccomp, no_new_privileges
+
+
+def _devices(items: list[Any]) -> list[DeviceMapping]:
+    """``HostConfig.Devices``: [{PathOnHost, PathInContainer, CgroupPermissions}]."""
+    mappings = []
+    for item in items:
+        item = _object(item, "HostConfig.Devices[]")
+        _leftover("HostConfig.Devices[]", item,
+                  {"PathOnHost", "PathInContainer", "CgroupPermissions"})
+        host = str(item.get("PathOnHost") or "")
+        mappings.append(DeviceMapping(
+            path_on_host=host, path_in_container=str(item.get("PathInContainer") or host),
+            permissions=str(item.get("CgroupPermissions") or "rwm")))
+    return mappings
 
 
 def _log_config(log_config: dict[str, Any]) -> None:
@@ -360,10 +381,11 @@ def spec_from_create(body: Any, name: str, platform: str,
         "Binds", "Mounts", "PortBindings", "RestartPolicy", "Memory", "MemorySwap", "NanoCpus",
         "CpuShares", "CpuQuota", "CpuPeriod", "PidsLimit", "NetworkMode", "AutoRemove", "Init",
         "SecurityOpt", "LogConfig", "ExtraHosts", "Dns", "DnsSearch", "Tmpfs", "CapAdd",
-        "CapDrop", "Privileged", "PublishAllPorts"})
+        "CapDrop", "Privileged", "PublishAllPorts", "Devices"})
     mounts = [*_binds(_strings(hc.get("Binds"), "Binds")),
               *_api_mounts(hc.get("Mounts") or []), *tmpfs]
     _anonymous(_object(config.get("Volumes"), "Config.Volumes"), mounts)
+    seccomp, no_new_privileges = _security(_strings(hc.get("SecurityOpt"), "SecurityOpt"))
     try:
         policy = RestartPolicy(name=restart_name,  # type: ignore[arg-type]  # decode checks
                                max_retries=_number(restart.get("MaximumRetryCount"),
@@ -393,7 +415,8 @@ def spec_from_create(body: Any, name: str, platform: str,
             stop_signal=str(config.get("StopSignal") or ""),
             stop_timeout=float(stop_timeout) if isinstance(stop_timeout, int) else None,
             auto_remove=bool(hc.get("AutoRemove")),
-            seccomp=_security(_strings(hc.get("SecurityOpt"), "SecurityOpt")),
+            seccomp=seccomp, no_new_privileges=no_new_privileges,
+            devices=_devices(hc.get("Devices") or []),
             cap_add=_strings(hc.get("CapAdd"), "CapAdd"),
             cap_drop=_strings(hc.get("CapDrop"), "CapDrop"),
             privileged=hc.get("Privileged") is True)

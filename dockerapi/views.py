@@ -167,8 +167,10 @@ def _port_map(spec: ContainerSpec) -> dict[str, Any]:
 def host_config(spec: ContainerSpec) -> dict[str, Any]:
     """``HostConfig`` as Docker shows it, from what the spec asked for."""
     res = spec.resources
-    seccomp = ([f"seccomp={spec.seccomp}"] if spec.seccomp == "unconfined"
-               else ["seccomp=<profile>"] if spec.seccomp else [])
+    security = ([f"seccomp={spec.seccomp}"] if spec.seccomp == "unconfined"
+                else ["seccomp=<profile>"] if spec.seccomp else [])
+    if spec.no_new_privileges:
+        security.append("no-new-privileges")
     return {
         "Binds": [f"{m.source}:{m.target}" + (":ro" if m.read_only else "")
                   for m in spec.mounts if m.type in ("bind", "volume")] or None,
@@ -180,7 +182,9 @@ def host_config(spec: ContainerSpec) -> dict[str, Any]:
         "NanoCpus": res.millicpus * 1_000_000, "CpuShares": res.cpu_shares,
         "PidsLimit": res.pids or None,
         "CapAdd": list(spec.cap_add) or None, "CapDrop": list(spec.cap_drop) or None,
-        "SecurityOpt": seccomp or None, "Privileged": spec.privileged, "ReadonlyRootfs": False,
+        "SecurityOpt": security or None, "Privileged": spec.privileged, "ReadonlyRootfs": False,
+        "Devices": [{"PathOnHost": d.path_on_host, "PathInContainer": d.path_in_container,
+                     "CgroupPermissions": d.permissions} for d in spec.devices] or None,
         "ExtraHosts": list(spec.add_hosts) or None, "Dns": list(spec.dns),
         "DnsSearch": list(spec.dns_search), "LogConfig": {"Type": "json-file", "Config": {}},
         "Tmpfs": {m.target: _tmpfs_options(m) for m in spec.mounts if m.type == "tmpfs"}

@@ -98,6 +98,16 @@ class PortMapping(_Spec, frozen=True, kw_only=True):
     host_ip: Name = ""
 
 
+class DeviceMapping(_Spec, frozen=True, kw_only=True):
+    """A host device node (or every node under a host directory) made in the container and
+    allowed in its device cgroup (``--device HOST[:CONTAINER][:PERMISSIONS]``)."""
+
+    path_on_host: Name
+    path_in_container: Name
+    # The device cgroup's access: read, write and mknod, any of them.
+    permissions: Annotated[str, msgspec.Meta(pattern="^[rwm]{1,3}$")] = "rwm"
+
+
 class Mount(_Spec, frozen=True, kw_only=True):
     """A bind mount, a named volume or a tmpfs inside the container."""
 
@@ -271,6 +281,10 @@ class ContainerSpec(_Spec, frozen=True, kw_only=True):
     # --privileged: every capability, no seccomp filter, no masked or read-only paths, /sys
     # writable, the host's devices and an open device cgroup. Shown by inspect.
     privileged: bool = False
+    # --security-opt no-new-privileges: neither the process nor its children gain privileges
+    # through exec (setuid and setgid bits, file capabilities are ignored).
+    no_new_privileges: bool = False
+    devices: Annotated[list[DeviceMapping], msgspec.Meta(max_length=MAX_RULES)] = []
 
 
 class Endpoint(_Spec, frozen=True, kw_only=True):

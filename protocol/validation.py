@@ -45,6 +45,12 @@ def check_spec(spec: ContainerSpec) -> ContainerSpec:
     _check_resources(spec.resources)
     _check_seccomp(spec.seccomp)
     _check_capabilities(spec)
+    for number, device in enumerate(spec.devices):
+        for name in ("path_on_host", "path_in_container"):
+            path = getattr(device, name)
+            if not path.startswith("/") or "\0" in path:
+                raise InvalidSpec.of(f"devices[{number}].{name}",
+                                     f"{path!r} is not an absolute path")
     if spec.platform is not None and spec.platforms:
         raise InvalidSpec.of("platforms", "give platform or platforms, not both")
     _check_network(spec)

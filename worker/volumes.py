@@ -21,6 +21,7 @@ import structlog
 
 from protocol.errors import Conflict, InvalidArgument, NotFound, ShoalError
 from protocol.specs import VolumeInfo, VolumeSpec
+from worker.runtime.mountinfo import unescape
 
 log = structlog.get_logger("shoal.volumes")
 
@@ -198,14 +199,9 @@ def is_mount_point(path: Path) -> bool:
     with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as handle:
         for line in handle:
             fields = line.split(" ")
-            if len(fields) > 4 and _unescape(fields[4]) == wanted:
+            if len(fields) > 4 and unescape(fields[4]) == wanted:
                 return True
     return False
-
-
-def _unescape(field: str) -> str:
-    """mountinfo's octal escapes (``\040`` for a space) undone."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def image_path(rootfs: Path, target: str) -> Path | None:

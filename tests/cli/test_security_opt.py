@@ -1,4 +1,5 @@
-"""--security-opt on create/run: seccomp=unconfined or a profile file; anything else refused."""
+"""--security-opt on create/run: seccomp=unconfined or a profile file, no-new-privileges;
+anything else refused."""
 
 from __future__ import annotations
 
@@ -32,8 +33,30 @@ def test_default_unconfined_and_a_profile_file(tmp_path: Path) -> None:
     assert json.loads(given.output) == {"defaultAction": "SCMP_ACT_ALLOW"}
 
 
+@click.command()
+@container_options
+@placement_options
+def _no_new_privileges(**options: object) -> None:
+    click.echo(spec_from_options("busybox", ("true",), options).no_new_privileges)
+
+
+@pytest.mark.parametrize(("opts", "expected"), [
+    ([], "False"),
+    (["no-new-privileges"], "True"),
+    (["no-new-privileges=true"], "True"),
+    (["no-new-privileges:true"], "True"),  # Docker takes ':' too
+    (["no-new-privileges", "no-new-privileges=false"], "False"),
+    (["seccomp=unconfined", "no-new-privileges"], "True"),
+])
+def test_no_new_privileges(opts: list[str], expected: str) -> None:
+    args = [a for opt in opts for a in ("--security-opt", opt)]
+    result = CliRunner().invoke(_no_new_privileges, args)
+    assert result.exit_code == 0, result.output
+    assert result.output == f"{expected}\n"
+
+
 @pytest.mark.parametrize(("opt", "words"), [
-    ("no-new-privileges", "only seccomp=unconfined|PROFILE.json"),
+    ("no-new-privileges=maybe", "only seccomp=unconfined|PROFILE.json and no-new-privileges"),
     ("apparmor=unconfined", "only seccomp=unconfined|PROFILE.json"),
     ("seccomp=/nonexistent.json", "cannot read seccomp profile"),
 ])

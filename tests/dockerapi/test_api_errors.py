@@ -83,8 +83,8 @@ ERRORS: list[tuple[str, str, Any, int, str]] = [
         "CapAdd": ["NET_ADMIN"], "CapDrop": ["NET_ADMIN"]}},
      400, "invalid cap_add: CAP_NET_ADMIN both added and dropped"),
     ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {
-        "Devices": [{"PathOnHost": "/dev/fuse"}]}},
-     400, "HostConfig.Devices is not supported by shoal"),
+        "Devices": [{"PathOnHost": "/dev/fuse", "CgroupPermissions": "rwx"}]}},
+     400, "invalid container config"),
     ("POST", "/containers/create", {"Image": "busybox", "Healthcheck": {"Test": ["CMD", "x"],
                                                                        "Retries": "3"}},
      400, "Healthcheck.Retries: expected a whole number"),

@@ -9,7 +9,14 @@ import pytest
 
 from dockerapi.create import spec_from_create
 from dockerapi.errors import ApiError
-from protocol.specs import HealthCheck, Mount, PortMapping, Resources, RestartPolicy
+from protocol.specs import (
+    DeviceMapping,
+    HealthCheck,
+    Mount,
+    PortMapping,
+    Resources,
+    RestartPolicy,
+)
 
 # What docker CLI 20.10 sends for `docker create busybox` with no options (trimmed of nulls).
 CLI_DEFAULTS: dict[str, Any] = {
@@ -111,6 +118,12 @@ TRANSLATED: list[tuple[dict[str, Any], str, Any]] = [
     (with_host(AutoRemove=True), "auto_remove", True),
     (with_host(Init=True), "init", True),
     (with_host(SecurityOpt=["seccomp=unconfined"]), "seccomp", "unconfined"),
+    (with_host(SecurityOpt=["no-new-privileges"]), "no_new_privileges", True),
+    (with_host(SecurityOpt=["no-new-privileges:true"]), "no_new_privileges", True),
+    (with_host(Devices=[{"PathOnHost": "/dev/fuse", "PathInContainer": "",
+                         "CgroupPermissions": "rw"}]), "devices",
+     [DeviceMapping(path_on_host="/dev/fuse", path_in_container="/dev/fuse",
+                    permissions="rw")]),
     (with_host(LogConfig={"Type": "json-file", "Config": {}}), "image", "busybox"),
     (with_host(NetworkMode="bridge", ExtraHosts=["db:10.0.0.2"], Dns=["1.1.1.1"]),
      "add_hosts", ["db:10.0.0.2"]),
@@ -132,7 +145,8 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
      "invalid cap_add: CAP_NET_ADMIN both added and dropped"),
     (with_host(Privileged=True, SecurityOpt=['seccomp={"defaultAction": "SCMP_ACT_LOG"}']),
      "invalid seccomp: a privileged container has no seccomp filter"),
-    (with_host(Devices=[{"PathOnHost": "/dev/fuse"}]), "HostConfig.Devices"),
+    (with_host(Devices=[{"PathOnHost": "/dev/fuse", "Major": 10}]), "HostConfig.Devices[].Major"),
+    (with_host(SecurityOpt=["no-new-privileges=maybe"]), "HostConfig.SecurityOpt"),
     (with_host(VolumesFrom=["db"]), "HostConfig.VolumesFrom"),
     (with_host(Links=["db:db"]), "HostConfig.Links"),
     (with_host(PidMode="host"), "HostConfig.PidMode"),

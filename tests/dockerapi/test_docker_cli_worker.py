@@ -120,9 +120,9 @@ def test_missing_objects(cli) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_refusals_say_what_is_missing(cli) -> None:  # type: ignore[no-untyped-def]
-    device = cli("run", "--rm", "--device", "/dev/fuse", "busybox", "true")
-    assert device.returncode == 125
-    assert "HostConfig.Devices is not supported" in device.stderr
+    linked = cli("run", "--rm", "--volumes-from", "db", "busybox", "true")
+    assert linked.returncode == 125
+    assert "HostConfig.VolumesFrom is not supported" in linked.stderr
     paused = cli("pause", "nope")
     assert paused.returncode == 1 and "No such container: nope" in paused.stderr
     placed = cli("run", "--rm", "-e", "constraint:zone==a", "busybox", "true")

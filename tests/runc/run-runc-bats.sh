@@ -9,7 +9,10 @@
 # into a scratch directory, never copied into shoal (they are runc's, Apache-2.0). BATS_FILE
 # names files of tests/integration (default: all but seccomp-notify*.bats, which
 # wait forever for the seccompagent that is not built). RUNTIME names the runtime under test
-# (default: tests/runc/shoal-as-runc; RUNTIME=/usr/sbin/runc measures runc itself).
+# (default: shoal's runtime as a drop-in named runc, $WORK/bin/runc, made here: an executable
+# Python file with $PYTHON, the worktree's .venv/bin/python, as its interpreter, so that the
+# runtime answers to runc's name in help and version text; RUNTIME=/usr/sbin/runc measures runc
+# itself).
 #
 # Changes to runc's harness, made in the scratch copy only: get-images.sh is replaced (it
 # downloads busybox and Debian with curl and needs go): the busybox image is shoal's test
@@ -27,9 +30,17 @@ repo=$(readlink -f "$here/../..")
 src=${1:?usage: run-runc-bats.sh RUNC_SOURCE [BATS_FILE...]}
 shift
 tag=${RUNC_TAG:-v1.1.5}
-runtime=$(readlink -f "${RUNTIME:-$here/shoal-as-runc}")
 work=${WORK:-$(mktemp -d /tmp/runc-bats.XXXXXX)}
 python=${PYTHON:-$repo/.venv/bin/python}
+if [ -n "${RUNTIME:-}" ]; then
+    runtime=$(readlink -f "$RUNTIME")
+else
+    # A file named runc (sys.argv[0]): the runtime calls itself runc, as a drop-in does.
+    runtime=$work/bin/runc
+    mkdir -p "$work/bin"
+    printf '#!%s\nfrom worker.runtime.cli import main\nmain()\n' "$python" > "$runtime"
+    chmod +x "$runtime"
+fi
 
 for tool in bats jq; do
     command -v "$tool" >/dev/null || { echo "run-runc-bats: $tool is missing" >&2; exit 2; }

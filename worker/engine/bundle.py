@@ -1,12 +1,12 @@
 """From a container record to an OCI runtime-spec config (pure, apart from reading the image's
-/etc/passwd and /etc/group to resolve user names).
+/etc/passwd and /etc/group to resolve user names, and the host's device nodes).
 
 Docker's defaults: its capability set (with --cap-add/--cap-drop), its default seccomp profile
 (unless the spec says ``unconfined`` or gives its own), its device cgroup (deny all; the runtime
-allows the usual devices), the usual /dev, /proc and /sys mounts, masked and read-only
-paths (--privileged: none of these limits), new pid/ipc/uts/mount namespaces and a network
-namespace unless the network is ``host``; resources from the spec; ``--init`` runs tini
-(Debian's static build) as PID 1.
+allows the usual devices; --device adds nodes and their rules), no-new-privileges if asked, the
+usual /dev, /proc and /sys mounts, masked and read-only paths (--privileged: none of these
+limits), new pid/ipc/uts/mount namespaces and a network namespace unless the network is
+``host``; resources from the spec; ``--init`` runs tini (Debian's static build) as PID 1.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from worker.engine.privileges import (
     DENY_ALL_DEVICES,
     capabilities,
     host_devices,
+    mapped_devices,
 )
 from worker.engine.records import EngineContainer
 from worker.runtime.docker_seccomp import default_profile
@@ -170,6 +171,13 @@ def oci_config(record: EngineContainer, rootfs: Path, *, init_binary: str = INIT
     if limits.pids:
         resources["pids"] = {"limit": limits.pids}
     resources["devices"] = ALLOW_ALL_DEVICES if spec.privileged else DENY_ALL_DEVICES
+    devices, device_rules = mapped_devices(spec.devices)
+    if spec.privileged:  # every host device already, with an open device cgroup
+        every = host_devices()
+        paths = {d["path"] for d in every}
+        devices = [*every, *(d for d in devices if d["path"] not in paths)]
+    else:
+        resources["devices"] = [*DENY_ALL_DEVICES, *device_rules]
     caps = capabilities(spec.cap_add, spec.cap_drop, spec.privileged)
     seccomp: dict[str, Any] = {}
     if spec.seccomp != "unconfined" and not spec.privileged:
@@ -186,7 +194,7 @@ def oci_config(record: EngineContainer, rootfs: Path, *, init_binary: str = INIT
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile or host_nofile(),
                          "soft": nofile or host_nofile()}],
-            "noNewPrivileges": False,
+            "noNewPrivileges": spec.no_new_privileges,
         },
         "root": {"path": str(rootfs), "readonly": False},
         "hostname": hostname,
@@ -196,7 +204,7 @@ def oci_config(record: EngineContainer, rootfs: Path, *, init_binary: str = INIT
             **({"cgroupsPath": f"shoal/{cgroup_scope}/{record.id}"} if cgroup_scope else {}),
             "maskedPaths": [] if spec.privileged else list(MASKED),
             "readonlyPaths": [] if spec.privileged else list(READ_ONLY),
-            **({"devices": host_devices()} if spec.privileged else {}),
+            **({"devices": devices} if devices else {}),
             "resources": resources,
             **seccomp,
         },

@@ -1,6 +1,7 @@
 """What a container may do, as Docker decides it: the capability set after ``--cap-add`` and
-``--cap-drop``, the device cgroup rules, and what ``--privileged`` opens up (every capability
-the worker has, every host device, an open device cgroup).
+``--cap-drop``, the device cgroup rules, the host devices ``--device`` maps in, and what
+``--privileged`` opens up (every capability the worker has, every host device, an open device
+cgroup).
 
 Pure apart from reading the kernel's last capability and the worker's own bounding set, and
 walking the host's /dev.
@@ -13,6 +14,7 @@ import stat
 from typing import Any
 
 from protocol.errors import InvalidArgument
+from protocol.specs import DeviceMapping
 from worker.runtime.caps import CAPABILITIES, last_cap
 
 # Docker's default set (moby oci/caps/defaults.go).
@@ -89,16 +91,55 @@ def host_devices(dev: str = "/dev") -> list[dict[str, Any]]:
             if path == os.path.join(dev, "console"):
                 continue  # the container's own console is its terminal
             try:
-                st = os.lstat(path)
+                node = _device_node(path, path, follow_symlinks=False)
             except OSError:
                 continue
-            if stat.S_ISCHR(st.st_mode):
-                kind = "c"
-            elif stat.S_ISBLK(st.st_mode):
-                kind = "b"
-            else:
-                continue
-            found.append({"path": path, "type": kind, "major": os.major(st.st_rdev),
-                          "minor": os.minor(st.st_rdev), "fileMode": stat.S_IMODE(st.st_mode),
-                          "uid": st.st_uid, "gid": st.st_gid})
+            if node is not None:
+                found.append(node)
     return found
+
+
+def _device_node(host_path: str, container_path: str, *,
+                 follow_symlinks: bool = True) -> dict[str, Any] | None:
+    """The node at ``host_path`` as a linux.devices entry at ``container_path``, or None if it
+    is not a character or block device (a link, unless it is followed to its node)."""
+    st = os.stat(host_path, follow_symlinks=follow_symlinks)
+    if stat.S_ISCHR(st.st_mode):
+        kind = "c"
+    elif stat.S_ISBLK(st.st_mode):
+        kind = "b"
+    else:
+        return None
+    return {"path": container_path, "type": kind, "major": os.major(st.st_rdev),
+            "minor": os.minor(st.st_rdev), "fileMode": stat.S_IMODE(st.st_mode),
+            "uid": st.st_uid, "gid": st.st_gid}
+
+
+def mapped_devices(mappings: list[DeviceMapping]) -> tuple[list[dict[str, Any]],
+                                                           list[dict[str, Any]]]:
+    """``--device`` mappings as linux.devices entries and the device cgroup rules that allow
+    them (with each mapping's permissions). A host directory maps every node under it, as
+    Docker does; anything else that is not a device is refused."""
+    devices: list[dict[str, Any]] = []
+    for mapping in mappings:
+        host, inside = mapping.path_on_host, mapping.path_in_container
+        try:
+            if os.path.isdir(host):
+                nodes = []
+                for dirpath, _dirnames, filenames in os.walk(host):
+                    for name in sorted(filenames):
+                        path = os.path.join(dirpath, name)
+                        target = os.path.join(inside, os.path.relpath(path, host))
+                        nodes.append((_device_node(path, target), mapping.permissions))
+                devices_here = [(n, p) for n, p in nodes if n is not None]
+            else:
+                node = _device_node(host, inside)
+                if node is None:
+                    raise InvalidArgument(f"--device {host}: not a device node")
+                devices_here = [(node, mapping.permissions)]
+        except OSError as exc:
+            raise InvalidArgument(f"--device {host}: {exc.strerror}") from None
+        devices.extend(node | {"access": access} for node, access in devices_here)
+    rules = [{"allow": True, "type": d["type"], "major": d["major"], "minor": d["minor"],
+              "access": d.pop("access")} for d in devices]
+    return devices, rules

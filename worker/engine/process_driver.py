@@ -58,10 +58,14 @@ class ProcessDriver(Driver):
             # refused rather than silently not applied.
             raise Unsupported("the process driver does not isolate containers: a seccomp "
                               "profile needs the native driver")
-        if record.spec.cap_add or record.spec.cap_drop or record.spec.privileged:
-            # A plain process has the worker's own privileges: neither more nor fewer.
+        spec = record.spec
+        if (spec.cap_add or spec.cap_drop or spec.privileged or spec.no_new_privileges
+                or spec.devices):
+            # A plain process has the worker's own privileges and the host's devices:
+            # neither more nor fewer.
             raise Unsupported("the process driver does not isolate containers: --cap-add, "
-                              "--cap-drop and --privileged need the native driver")
+                              "--cap-drop, --privileged, --device and --security-opt "
+                              "no-new-privileges need the native driver")
         if record.spec.network not in ("none", "host") or record.spec.connected:
             # A plain process shares the host's network: an address of its own, a bridge or a
             # published port would be promised and not given.

@@ -15,7 +15,7 @@ import msgspec
 
 from protocol.errors import ShoalError
 from worker.runtime import cli_checkpoint, cli_info, cli_resources
-from worker.runtime.cli_base import RuncGroup, fail, runtime_of, version_lines
+from worker.runtime.cli_base import RuncGroup, fail, program_name, runtime_of, version_lines
 from worker.runtime.lazylog import DEBUG, LOG_FORMATS, WARNING, LazyLogger, configure_cli
 from worker.runtime.ops import DEFAULT_ROOT, Runtime, exit_code
 from worker.runtime.state import OciState
@@ -46,10 +46,11 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 @click.pass_context
 def runtime(ctx: click.Context, root: Path, debug: bool, log_path: str | None,
             log_format: str | None, systemd_cgroup: bool) -> None:
-    """The native OCI runtime, with runc's verbs and flags.
+    """Open Container Initiative runtime
 
-    Containers are made from bundles: a directory with a config.json (see the spec verb) and
-    the root filesystem it names. Their state lives under --root.
+    shoal's native runtime, with runc's verbs and flags. Containers are made from bundles: a
+    directory with a config.json (see the spec verb) and the root filesystem it names. Their
+    state lives under --root.
     """
     ctx.ensure_object(dict)
     ctx.obj["root"] = root
@@ -90,16 +91,21 @@ def _write_pid(path: str | None, pid: int) -> None:
         os.rename(tmp, path)
 
 
+NO_PIVOT_HELP = ("Enter the root with MS_MOVE and chroot, not pivot_root (for a root "
+                 "pivot_root cannot leave, as an initramfs; less isolated).")
+
+
 @runtime.command()
 @click.option("--bundle", "-b", default=".", help="Path to the bundle directory.")
 @click.option("--console-socket", default=None, help="Unix socket that receives the pty master.")
 @click.option("--pid-file", default=None)
+@click.option("--no-pivot", is_flag=True, help=NO_PIVOT_HELP)
 @click.argument("container_id")
 @click.pass_context
 def create(ctx: click.Context, bundle: str, console_socket: str | None, pid_file: str | None,
-           container_id: str) -> None:
+           no_pivot: bool, container_id: str) -> None:
     """Create a container; its process waits until start."""
-    created = runtime_of(ctx).create(container_id, bundle)
+    created = runtime_of(ctx).create(container_id, bundle, no_pivot=no_pivot)
     if created.pty_master is not None:
         if console_socket:
             _send_console(console_socket, created.pty_master)
@@ -234,17 +240,18 @@ def _drain(master: int) -> None:
 @click.option("--console-socket", default=None)
 @click.option("--pid-file", default=None)
 @click.option("--keep", is_flag=True, help="Do not delete the container after it exits.")
+@click.option("--no-pivot", is_flag=True, help=NO_PIVOT_HELP)
 @click.argument("container_id")
 @click.pass_context
 def run(ctx: click.Context, bundle: str, detach: bool, console_socket: str | None,
-        pid_file: str | None, keep: bool, container_id: str) -> None:
+        pid_file: str | None, keep: bool, no_pivot: bool, container_id: str) -> None:
     """Create, start and (unless --detach) wait for a container, then delete it."""
     from worker.runtime import syscalls as sc  # ctypes: only the verbs that fork need it
 
     rt = runtime_of(ctx)
     # The init is reparented to us when its setup parent exits, so we can reap its status.
     sc.set_child_subreaper()
-    created = rt.create(container_id, bundle)
+    created = rt.create(container_id, bundle, no_pivot=no_pivot)
     _write_pid(pid_file, created.record.pid)
     master = created.pty_master
     if master is not None and (detach or console_socket):
@@ -361,4 +368,12 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
 for _verb in (*cli_info.VERBS, *cli_resources.VERBS, *cli_checkpoint.VERBS):
     runtime.add_command(_verb)
 
-__all__ = ["OciState", "runtime"]
+
+
+def main() -> None:
+    """The runtime as a program of its own (``python -m worker.runtime``, or an executable
+    file named runc that calls this: a drop-in that answers to runc's name)."""
+    runtime(prog_name=program_name())
+
+
+__all__ = ["OciState", "main", "runtime"]

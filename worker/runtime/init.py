@@ -254,8 +254,12 @@ def _init(ctx: InitContext) -> None:
     # O_RDWR never blocks on a fifo and keeps it open for reading; start writes into it.
     gate = ctx.gate if ctx.gate is not None else os.open(ctx.fifo_path,
                                                           os.O_RDWR | os.O_CLOEXEC)
-    ctx.step = "pivot_root"
-    rootfs.pivot(plan.rootfs)
+    if plan.no_pivot:
+        ctx.step = "move root"
+        rootfs.move_root(plan.rootfs)
+    else:
+        ctx.step = "pivot_root"
+        rootfs.pivot(plan.rootfs)
     if plan.hostname is not None:
         ctx.step = "hostname"
         sc.sethostname(plan.hostname)

@@ -7,6 +7,7 @@ with other threads could leave a lock held in the child forever.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -140,12 +141,15 @@ def wait_gone(pid: int, start: int | None, timeout: float) -> bool:
 def create(root: Path, container_id: str, bundle: str, *,
            stdio: tuple[int, int, int] = (0, 1, 2),
            hierarchies: list[cgroups.Hierarchy] | None = None,
-           forker: Forker | None = None) -> Created:
+           forker: Forker | None = None, no_pivot: bool = False) -> Created:
     """Create a container whose init waits at the gate; unwind everything if a step fails.
     ``hierarchies``: the cgroup hierarchies, if the caller already knows them; ``forker``:
-    where to fork an init that needs no setup child, if not here."""
+    where to fork an init that needs no setup child, if not here; ``no_pivot``: enter the
+    root with MS_MOVE and chroot instead of pivot_root."""
     bundle = os.path.abspath(bundle)
     plan = make_plan(load_spec(bundle), bundle, seccomp_filters=_seccomp_cache(root))
+    if no_pivot:
+        plan = dataclasses.replace(plan, no_pivot=True)
     preflight(plan)
     if hierarchies is None:
         hierarchies = cgroups.discover()

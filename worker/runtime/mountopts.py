@@ -1,4 +1,5 @@
-"""Translate fstab-style mount option strings into mount(2) flags, propagation and data (pure)."""
+"""Translate fstab-style mount option strings into mount(2) flags, propagation, recursive
+attributes (mount_setattr(2)) and data (pure)."""
 
 from __future__ import annotations
 
@@ -66,18 +67,61 @@ PROPAGATION: dict[str, int] = {
 }
 
 
+# mount_setattr(2)'s MOUNT_ATTR_*: the atime modes are one field (_ATIME), not bits.
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+
+# Recursive options (runc's words): applied to the mount and every mount below it.
+# option -> (clears the attribute instead of setting it, attribute)
+_RECURSIVE: dict[str, tuple[bool, int]] = {
+    "rro": (False, MOUNT_ATTR_RDONLY),
+    "rrw": (True, MOUNT_ATTR_RDONLY),
+    "rnosuid": (False, MOUNT_ATTR_NOSUID),
+    "rsuid": (True, MOUNT_ATTR_NOSUID),
+    "rnodev": (False, MOUNT_ATTR_NODEV),
+    "rdev": (True, MOUNT_ATTR_NODEV),
+    "rnoexec": (False, MOUNT_ATTR_NOEXEC),
+    "rexec": (True, MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (False, MOUNT_ATTR_NODIRATIME),
+    "rdiratime": (True, MOUNT_ATTR_NODIRATIME),
+    "rrelatime": (False, MOUNT_ATTR_RELATIME),
+    "rnorelatime": (True, MOUNT_ATTR_RELATIME),
+    "rnoatime": (False, MOUNT_ATTR_NOATIME),
+    "ratime": (True, MOUNT_ATTR_NOATIME),
+    "rstrictatime": (False, MOUNT_ATTR_STRICTATIME),
+    "rnostrictatime": (True, MOUNT_ATTR_STRICTATIME),
+}
+_ATIME_OPTIONS = {"rrelatime", "rnorelatime", "rnoatime", "ratime", "rstrictatime",
+                  "rnostrictatime"}
+
+
 def known_options() -> list[str]:
-    """The option words that mean a flag or a propagation change (the rest are fs data)."""
-    return sorted([*_FLAGS, *PROPAGATION])
+    """The option words that mean a flag, a recursive attribute or a propagation change (the
+    rest are fs data)."""
+    return sorted([*_FLAGS, *_RECURSIVE, *PROPAGATION])
 
 
 @dataclass(frozen=True, slots=True)
 class MountOptions:
-    """Parsed options: flags for the first mount(2), propagation changes, and fs data."""
+    """Parsed options: flags for the first mount(2), propagation changes, fs data, and the
+    attributes mount_setattr(2) sets and clears on the whole tree of the mount."""
 
     flags: int
     propagation: tuple[int, ...]
     data: str
+    recursive_set: int = 0
+    recursive_clear: int = 0
+
+    @property
+    def is_recursive(self) -> bool:
+        return bool(self.recursive_set or self.recursive_clear)
 
     @property
     def is_bind(self) -> bool:
@@ -89,12 +133,25 @@ def parse_options(options: list[str]) -> MountOptions:
     flags = 0
     propagation: list[int] = []
     data: list[str] = []
+    attr_set = attr_clear = 0
     for opt in options:
         if opt in _FLAGS:
             clear, flag = _FLAGS[opt]
             flags = flags & ~flag if clear else flags | flag
+        elif opt in _RECURSIVE:
+            clear, attr = _RECURSIVE[opt]
+            if opt in _ATIME_OPTIONS:
+                # One atime mode replaces another: the kernel takes a change of the mode only
+                # with the whole field cleared (and "no longer noatime" means relatime).
+                attr_clear |= MOUNT_ATTR__ATIME
+                attr_set = (attr_set & ~MOUNT_ATTR__ATIME) | (0 if clear else attr)
+            elif clear:
+                attr_clear, attr_set = attr_clear | attr, attr_set & ~attr
+            else:
+                attr_set, attr_clear = attr_set | attr, attr_clear & ~attr
         elif opt in PROPAGATION:
             propagation.append(PROPAGATION[opt])
         else:
             data.append(opt)
-    return MountOptions(flags=flags, propagation=tuple(propagation), data=",".join(data))
+    return MountOptions(flags=flags, propagation=tuple(propagation), data=",".join(data),
+                        recursive_set=attr_set, recursive_clear=attr_clear)

@@ -65,14 +65,16 @@ class Runtime:
 
     # --- lifecycle ----------------------------------------------------------------------------
     def create(self, container_id: str, bundle: str, *,
-               stdio: tuple[int, int, int] = (0, 1, 2)) -> launcher.Created:
+               stdio: tuple[int, int, int] = (0, 1, 2),
+               no_pivot: bool = False) -> launcher.Created:
         from worker.runtime import launcher
 
         if self._hierarchies is None:
             self._hierarchies = cgroups.discover()
         try:
             created = launcher.create(self.root, container_id, bundle, stdio=stdio,
-                                      hierarchies=self._hierarchies, forker=self.forker)
+                                      hierarchies=self._hierarchies, forker=self.forker,
+                                      no_pivot=no_pivot)
         except CreateFailed as exc:
             if exc.step == "cgroups":
                 self._hierarchies = None  # perhaps the hierarchies did change: read them again

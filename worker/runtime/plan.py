@@ -130,6 +130,8 @@ class Plan:
     resources: Resources | None
     hooks: dict[str, tuple[Hook, ...]] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
+    # MS_MOVE and chroot instead of pivot_root (run/create --no-pivot).
+    no_pivot: bool = False
 
     def creates(self, kind: str) -> bool:
         """True when the container gets a new namespace of this kind."""

@@ -3,7 +3,8 @@
 Order: the host's / made slave (or as rootfsPropagation says) so nothing propagates back, the
 rootfs bind-mounted onto itself, the config's mounts in order with every target resolved inside
 the rootfs and mounted through an O_PATH descriptor, devices and /dev links, then pivot_root
-with the old root detached, then masked and read-only paths and a read-only root.
+with the old root detached (or, with no_pivot, the rootfs moved over / and chrooted into), then
+masked and read-only paths and a read-only root.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import os
 import stat
 
 from worker.runtime import syscalls as sc
+from worker.runtime.mountinfo import read_mounts
 from worker.runtime.mountopts import (
     MS_BIND,
+    MS_MOVE,
     MS_NODEV,
     MS_NOEXEC,
     MS_NOSUID,
@@ -116,8 +119,22 @@ def do_mount(plan: Plan, m: MountPlan, cgroup_dirs: dict[str, str], in_userns: b
             flags &= ~MS_RDONLY  # devices and /dev/pts go in first; finish() makes it ro
         target = _mount_at(root, m.destination, is_dir=True, source=m.source or m.fstype,
                            fstype=m.fstype, flags=flags, data=opts.data)
+    if opts.is_recursive:
+        _set_recursive(target, m)
     for prop in opts.propagation:
         sc.mount(None, target, None, prop)
+
+
+def _set_recursive(target: str, m: MountPlan) -> None:
+    """The recursive options (rro, rnosuid, ...): mount_setattr(2) over the mount's tree."""
+    try:
+        sc.mount_setattr(target, m.options.recursive_set, m.options.recursive_clear,
+                         recursive=True)
+    except OSError as exc:
+        if exc.errno == errno.ENOSYS:
+            raise OSError(errno.ENOSYS, f"{m.destination}: recursive mount options (rro, ...) "
+                          "need mount_setattr(2), Linux 5.12 or later") from exc
+        raise
 
 
 def _dev_read_only_later(m: MountPlan) -> bool:
@@ -222,6 +239,36 @@ def pivot(root: str) -> None:
     sc.mount(None, ".", None, MS_SLAVE | MS_REC)
     sc.umount2(".", sc.MNT_DETACH)
     os.chdir("/")
+
+
+def move_root(root: str) -> None:
+    """Without pivot_root (run --no-pivot: a root pivot_root cannot leave, as an initramfs):
+    move ``root`` over / and chroot into it. The host's mounts stay in the namespace, out of
+    reach of paths but still counted by the kernel: it lets a new proc or sysfs be mounted (by
+    a user namespace inside) only where one with nothing masked is already mounted somewhere
+    in the namespace. So the host's full proc and sysfs mounts are detached first, or covered
+    where they cannot be (locked in a user namespace), as runc does."""
+    for mountpoint in _full_kernel_fs_mounts(root):
+        # No unmount reaches the host: prepare() made every mount a slave or private.
+        try:
+            sc.umount2(mountpoint, sc.MNT_DETACH)
+        except OSError as exc:
+            if exc.errno == errno.EPERM:
+                sc.mount("tmpfs", mountpoint, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            elif exc.errno not in (errno.EINVAL, errno.ENOENT):  # gone with a mount above it
+                raise
+    os.chdir(root)
+    sc.mount(root, "/", None, MS_MOVE)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def _full_kernel_fs_mounts(root: str) -> list[str]:
+    """Mount points of proc and sysfs mounts of their whole filesystem, outside ``root``."""
+    inside = root.rstrip("/") + "/"
+    return [m.mount_point for m in read_mounts()
+            if m.fstype in ("proc", "sysfs") and m.root == "/" and m.mount_point != root
+            and not m.mount_point.startswith(inside)]
 
 
 def finish(plan: Plan, in_userns: bool) -> None:

@@ -11,7 +11,9 @@ under the runtime root for ``shoal runtime`` commands, each a new process.
 Semantics follow runc: an ERRNO or TRACE action without errnoRet returns EPERM; a syscall name
 unknown on this architecture is skipped; a rule whose action is the default one is skipped;
 two conditions on the same argument make one rule per condition (OR), otherwise all the
-conditions make one rule (AND); no ``flags`` field means SECCOMP_FILTER_FLAG_SPEC_ALLOW.
+conditions make one rule (AND); no ``flags`` field means SECCOMP_FILTER_FLAG_SPEC_ALLOW; a
+call numbered above every call the profile names, on an architecture it lists, gets ENOSYS
+rather than a refusing default action (``worker.runtime.seccomp_enosys``).
 SCMP_ACT_NOTIFY (a seccomp agent) is refused.
 """
 
@@ -33,9 +35,11 @@ from worker.runtime.plan import SeccompFilter
 if TYPE_CHECKING:
     import pyseccomp
 
+    from worker.runtime.seccomp_enosys import ArchLimit
+
 FIELD = "linux.seccomp"
 # Bumped when the way a profile is compiled changes: cached programs of the old way are ignored.
-_COMPILER_VERSION = b"shoal-seccomp-1\n"
+_COMPILER_VERSION = b"shoal-seccomp-2\n"
 
 # seccomp(2) filter flags the runtime-spec names; SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV only
 # concerns a notify listener, which shoal refuses.
@@ -58,6 +62,8 @@ ACTIONS = {
     "SCMP_ACT_ALLOW": 0x7FFF0000,
 }
 _WITH_ERRNO = {"SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"}
+# Default actions that let a call run: an unknown call needs no ENOSYS from them.
+_LETS_RUN = {"SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE"}
 
 OPERATORS = {
     "SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
@@ -222,7 +228,46 @@ def compile_program(profile: SeccompProfile) -> bytes:
                 raise BundleInvalid(f"{FIELD}.syscalls[{i}]",
                                     f"libseccomp refused the rule for {name}: "
                                     f"{os.strerror(exc.errno or 0)}") from exc
-    return _export(flt)
+    if not _needs_enosys(profile, default):
+        return _export(flt)
+    from worker.runtime.seccomp_enosys import prelude
+
+    limits = _arch_limits(profile)
+    return (prelude(limits) if limits else b"") + _export(flt)
+
+
+def _needs_enosys(profile: SeccompProfile, default: int) -> bool:
+    """Whether unknown calls need ENOSYS: not when the default action lets them run, nor when
+    it already returns ENOSYS."""
+    return profile.default_action not in _LETS_RUN and default != ACTIONS["SCMP_ACT_ERRNO"] | (
+        errno.ENOSYS)
+
+
+def _arch_limits(profile: SeccompProfile) -> list[ArchLimit]:
+    """The highest call the profile names (whatever its action) on each architecture it
+    lists; an architecture where it names none gets no limit."""
+    import pyseccomp
+
+    from worker.runtime.seccomp_enosys import AUDIT_ARCH_X86_64, ArchLimit
+
+    names = {name for call in profile.syscalls for name in call.names}
+    limits: dict[int, ArchLimit] = {}
+    for arch_name in dict.fromkeys(profile.architectures):
+        arch = getattr(pyseccomp.Arch, ARCHITECTURES[arch_name])
+        # libseccomp's numbers of names this architecture lacks are negative.
+        highest = max((n for n in (pyseccomp.resolve_syscall(arch, name) for name in names)
+                       if n > 0), default=None)
+        if highest is None:
+            continue
+        if arch_name == "SCMP_ARCH_X32":  # the x86_64 architecture's other ABI
+            limit = limits.get(AUDIT_ARCH_X86_64, ArchLimit(AUDIT_ARCH_X86_64))
+            limits[AUDIT_ARCH_X86_64] = ArchLimit(AUDIT_ARCH_X86_64, limit.highest, highest)
+        elif int(arch) == AUDIT_ARCH_X86_64:
+            limit = limits.get(AUDIT_ARCH_X86_64, ArchLimit(AUDIT_ARCH_X86_64))
+            limits[AUDIT_ARCH_X86_64] = ArchLimit(AUDIT_ARCH_X86_64, highest, limit.highest_x32)
+        else:
+            limits[int(arch)] = ArchLimit(int(arch), highest)
+    return list(limits.values())
 
 
 def _export(flt: pyseccomp.SyscallFilter) -> bytes:

@@ -18,6 +18,8 @@ _libc_gil = ctypes.PyDLL(None, use_errno=True)
 SYS_CLONE = 56  # x86_64
 SYS_PIVOT_ROOT = 155
 SYS_OPENAT2 = 437
+SYS_MOUNT_SETATTR = 442
+AT_RECURSIVE = 0x8000
 SYS_SECCOMP = 317
 SECCOMP_SET_MODE_FILTER = 1
 
@@ -65,6 +67,21 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int,
 
 def umount2(target: str, flags: int = 0) -> None:
     _check(_libc.umount2(_b(target), ctypes.c_int(flags)), f"umount {target}")
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def mount_setattr(path: str, attr_set: int, attr_clear: int, *, recursive: bool) -> None:
+    """mount_setattr(2) (Linux 5.12): change the attributes of the mount at ``path`` and, with
+    ``recursive``, of every mount below it. ENOSYS says that the kernel is older."""
+    attr = _MountAttr(attr_set, attr_clear, 0, 0)
+    flags = AT_RECURSIVE if recursive else 0
+    _check(_libc.syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(-100), _b(path),
+                         ctypes.c_uint(flags), ctypes.byref(attr),
+                         ctypes.c_size_t(ctypes.sizeof(attr))), f"mount_setattr {path}")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:

@@ -8,20 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from worker.runtime import syscalls
+from worker.runtime.mountinfo import unescape
 from worker.storage.errors import MountFailed
-
-
-def unescape(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo.
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit() and len(field[i + 1:i + 4]) == 3:
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
 
 
 def mount_points() -> list[str]:

@@ -73,6 +73,40 @@ def test_version_lines_have_runcs_shape(tmp_path: Path, need_runc: str) -> None:
         assert any(re.fullmatch(r"spec: \d+\.\d+\.\d+(-dev)?", t) for t in theirs)
 
 
+def _drop_in(tmp_path: Path) -> Path:
+    """An executable file named runc that runs the runtime, as a drop-in installs it."""
+    path = tmp_path / "bin" / "runc"
+    path.parent.mkdir()
+    path.write_text(f"#!{sys.executable}\nfrom worker.runtime.cli import main\nmain()\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_a_drop_in_named_runc_answers_to_runc_and_says_it_is_shoal(tmp_path: Path) -> None:
+    runc = _drop_in(tmp_path)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(runc), "--root", str(tmp_path / "s"), *args], env=env(),
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    for flag in ("-h", "--help"):
+        page = run(flag).stdout.splitlines()
+        assert page[:2] == ["NAME:", "  runc - Open Container Initiative runtime"]
+    assert re.match(r"\s+runc delete - \S", run("delete", "-h").stdout.splitlines()[1])
+    version = run("-v").stdout.splitlines()
+    # runc's shape (runc's own tests read the first three lines), shoal's version, named.
+    assert re.fullmatch(r"runc version \d+\.\d+\.\d+\S* \(shoal runtime\)", version[0])
+    if (Path(__file__).resolve().parents[3] / ".git").exists():  # a git checkout: its commit
+        assert re.fullmatch(r"commit: [0-9a-f]{40}(-dirty)?", version.pop(1))
+    assert not any(line.startswith("commit:") for line in version)
+    assert re.fullmatch(r"spec: \d+\.\d+\.\d+", version[1])
+    failed = run("state", "nothere")
+    assert failed.returncode == 1 and failed.stderr.startswith("runc: "), failed.stderr
+    # Under its own name it stays shoal runtime.
+    assert cli(tmp_path, "-h").stdout.splitlines()[1] == (
+        "  shoal runtime - Open Container Initiative runtime")
+
+
 def _normal(config: dict[str, Any]) -> dict[str, Any]:
     """What may differ between two runtimes' default configs: the name and the spec version."""
     return {**config, "hostname": "", "ociVersion": ""}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ from typing import Any
 import pytest
 
 from protocol.errors import InvalidArgument, InvalidSpec
-from protocol.specs import ContainerSpec
+from protocol.specs import ContainerSpec, DeviceMapping
 from protocol.validation import check_spec
+from tests.helpers.requirements import missing
 from tests.helpers.runtime_harness import Bundle, run_both
 from worker.engine.bundle import oci_config
 from worker.engine.privileges import DOCKER_CAPS, all_caps, capabilities
@@ -38,8 +40,9 @@ PROBE = "; ".join([
 ])
 
 
-def worker_config(rootfs: Path, **fields: Any) -> dict[str, Any]:
-    spec = ContainerSpec(image="busybox", command=["sh", "-c", PROBE], **fields)
+def worker_config(rootfs: Path, command: list[str] | None = None,
+                  **fields: Any) -> dict[str, Any]:
+    spec = ContainerSpec(image="busybox", command=command or ["sh", "-c", PROBE], **fields)
     record = EngineContainer(id="c" * 64, name="probe", spec=check_spec(spec), created_at=0.0)
     return oci_config(record, rootfs)
 
@@ -49,7 +52,9 @@ def caps_line(name: str, caps: list[str]) -> str:
 
 
 def run_probe(make_bundle: Callable[..., Bundle], state_root: Path, runc_root: Path,
-              **fields: Any) -> list[str]:
+              prepare: Callable[[Bundle], None] | None = None, **fields: Any) -> list[str]:
+    """The worker's config for ``fields`` run under runc and shoal: the lines both printed
+    (the same). ``prepare`` may change the bundle (its config or rootfs) first."""
     def edit(cfg: dict[str, Any]) -> None:
         rootfs = cfg["root"]["path"]
         cfg.clear()
@@ -57,6 +62,8 @@ def run_probe(make_bundle: Callable[..., Bundle], state_root: Path, runc_root: P
 
     bundle = make_bundle(["true"], edit)
     bundle.config["root"]["path"] = str(bundle.path / "rootfs")
+    if prepare is not None:
+        prepare(bundle)
     bundle.write()
     theirs, ours = run_both(bundle, state_root, runc_root)
     assert theirs.returncode == 0, theirs.stderr
@@ -100,6 +107,69 @@ def test_cap_add_and_cap_drop_change_dockers_set(
     assert "mknod-fuse" not in seen and "mknod-disk" not in seen
 
 
+DEVICE_PROBE = "; ".join([
+    "ls -l /dev/myfuse | cut -c1 && stat -c '%t,%T' /dev/myfuse",
+    "(: > /dev/myfuse) 2>/dev/null && echo write-opened || echo write-refused",
+    "(: < /dev/myfuse) 2>/dev/null && echo read-opened || echo read-refused",
+])
+
+
+@pytest.mark.root
+@pytest.mark.parametrize(("permissions", "opened"), [
+    ("rwm", ["write-opened", "read-opened"]),
+    ("r", ["write-refused", "read-opened"]),
+])
+def test_device_is_made_in_the_container_and_allowed_in_its_device_cgroup(
+        make_bundle: Callable[..., Bundle], state_root: Path, runc_root: Path,
+        permissions: str, opened: list[str]) -> None:
+    if not os.path.exists("/dev/fuse"):
+        missing("/dev/fuse (a char device outside Docker's allowlist)")
+    # /dev/fuse (10:229): outside Docker's allowlist, and opened without a capability.
+    seen = run_probe(make_bundle, state_root, runc_root, command=["sh", "-c", DEVICE_PROBE],
+                     devices=[DeviceMapping(path_on_host="/dev/fuse",
+                                            path_in_container="/dev/myfuse",
+                                            permissions=permissions)])
+    assert seen == ["c", "a,e5", *opened]
+
+
+def test_a_device_that_is_not_one_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "plain").write_text("")
+    for path, said in ((tmp_path / "plain", "not a device node"),
+                       (tmp_path / "none", "No such file or directory")):
+        mapping = DeviceMapping(path_on_host=str(path), path_in_container="/dev/x")
+        with pytest.raises(InvalidArgument, match=said):
+            worker_config(tmp_path, devices=[mapping])
+
+
+def _setuid_python(bundle: Bundle) -> None:
+    """A setuid-root copy of Debian's python3 in the rootfs (the host's /usr bound in for its
+    libraries and standard library), for a process of uid 1000 to run."""
+    rootfs = bundle.path / "rootfs"
+    for link in ("lib", "lib64"):
+        (rootfs / link).symlink_to(f"usr/{link}")
+    shutil.copy2(DEBIAN_PYTHON, rootfs / "suid-python")
+    (rootfs / "suid-python").chmod(0o4755)
+    bundle.config["mounts"].append({"destination": "/usr", "type": "bind", "source": "/usr",
+                                    "options": ["rbind", "ro"]})
+
+
+DEBIAN_PYTHON = Path("/usr/bin/python3")
+
+
+@pytest.mark.root
+@pytest.mark.parametrize(("no_new_privileges", "euid"), [(False, "0"), (True, "1000")])
+def test_no_new_privileges_keeps_a_setuid_binary_from_gaining_root(
+        make_bundle: Callable[..., Bundle], state_root: Path, runc_root: Path,
+        no_new_privileges: bool, euid: str) -> None:
+    if not DEBIAN_PYTHON.exists():
+        missing("Debian's python3")
+    seen = run_probe(make_bundle, state_root, runc_root, prepare=_setuid_python,
+                     command=["/suid-python", "-S", "-c",
+                              "import os; print(os.getuid(), os.geteuid())"],
+                     user="1000", no_new_privileges=no_new_privileges)
+    assert seen == [f"1000 {euid}"]
+
+
 def test_capability_arithmetic_follows_docker() -> None:
     assert capabilities([], [], False) == list(DOCKER_CAPS)
     assert capabilities(["NET_ADMIN"], ["ALL"], False) == ["CAP_NET_ADMIN"]
@@ -120,3 +190,13 @@ def test_contradictory_privileges_are_refused(fields: dict[str, Any], field: str
     with pytest.raises(InvalidSpec) as caught:
         check_spec(ContainerSpec(image="busybox", **fields))
     assert caught.value.field == field
+
+
+def test_device_paths_must_be_absolute() -> None:
+    for mapping, field in ((DeviceMapping(path_on_host="dev/fuse", path_in_container="/d"),
+                            "devices[0].path_on_host"),
+                           (DeviceMapping(path_on_host="/dev/fuse", path_in_container="d"),
+                            "devices[0].path_in_container")):
+        with pytest.raises(InvalidSpec) as caught:
+            check_spec(ContainerSpec(image="busybox", devices=[mapping]))
+        assert caught.value.field == field
