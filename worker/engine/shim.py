@@ -60,7 +60,7 @@ class ShimSpec(msgspec.Struct, frozen=True):
     stdin_open: bool = False
     console_size: tuple[int, int] | None = None
     container_id: str = ""  # names the container's job object on Windows
-    limits: JobLimits = JobLimits()  # enforced where the host can (a Windows job)
+    limits: JobLimits = JobLimits()  # a cgroup's (Linux) or a job's (Windows)
 
 
 # Run with a pty: in its own session (start_new_session), take the pty on stdin as the
@@ -97,35 +97,44 @@ def _spawn(spec: ShimSpec, cwd: str) -> tuple[subprocess.Popen[bytes], dict[int,
     """Start the command: the process, the descriptors its output comes on, our end of its
     input (the pty master, which is also its output, or its stdin pipe), if any, and what
     holds its processes together."""
-    if spec.tty:
-        from worker.engine.terminal import set_window_size  # Unix only, like ptys
+    confinement = HOST.confine(spec.container_id, spec.limits)
+    options = confinement.popen_options()
+    try:
+        if spec.tty:
+            from worker.engine.terminal import set_window_size  # Unix only, like ptys
 
-        master, slave = os.openpty()
-        try:
-            if spec.console_size is not None:
-                set_window_size(master, *spec.console_size)
-            child = subprocess.Popen(on_terminal(spec.argv), env=spec.env, cwd=cwd,
-                                     stdin=slave, stdout=slave, stderr=slave,
-                                     start_new_session=True)
-        except BaseException:
-            os.close(master)
-            raise
-        finally:
-            os.close(slave)  # the master reads EIO once the container's holders are gone
-        return child, {master: "stdout"}, master, HOST.confine(child.pid, spec.container_id,
-                                                                spec.limits)
-    options = HOST.popen_options()
-    child = subprocess.Popen(spec.argv, env=spec.env, cwd=cwd,
-                             stdin=subprocess.PIPE if spec.stdin_open else subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             start_new_session=options.start_new_session,
-                             creationflags=options.creationflags)
+            master, slave = os.openpty()
+            try:
+                if spec.console_size is not None:
+                    set_window_size(master, *spec.console_size)
+                child = subprocess.Popen(on_terminal(spec.argv), env=spec.env, cwd=cwd,
+                                         stdin=slave, stdout=slave, stderr=slave,
+                                         start_new_session=True,
+                                         preexec_fn=options.preexec_fn)
+            except BaseException:
+                os.close(master)
+                raise
+            finally:
+                os.close(slave)  # the master reads EIO once the container's holders are gone
+        else:
+            child = subprocess.Popen(
+                spec.argv, env=spec.env, cwd=cwd,
+                stdin=subprocess.PIPE if spec.stdin_open else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                start_new_session=options.start_new_session,
+                creationflags=options.creationflags, preexec_fn=options.preexec_fn)
+    except BaseException:
+        confinement.close()
+        raise
     try:  # on Windows the command waits, suspended, until it is in its job
-        confinement = HOST.confine(child.pid, spec.container_id, spec.limits)
+        confinement.adopt(child.pid)
     except BaseException:
         child.kill()
         child.wait()
+        confinement.close()
         raise
+    if spec.tty:
+        return child, {master: "stdout"}, master, confinement
     assert child.stdout is not None and child.stderr is not None
     streams: dict[int, Stream] = {child.stdout.fileno(): "stdout",
                                   child.stderr.fileno(): "stderr"}
@@ -141,12 +150,14 @@ def run(spec: ShimSpec) -> int:
     started = time.time()
     try:
         child, streams, input_fd, confinement = _spawn(spec, cwd)
-    except OSError as exc:
-        log.write("stderr", f"shoal: cannot start {argv[0]}: {exc.strerror}\n".encode())
+    except (OSError, subprocess.SubprocessError) as exc:
+        # SubprocessError: entering the cgroup failed between fork and exec.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        log.write("stderr", f"shoal: cannot start {argv[0]}: {reason}\n".encode())
         log.close()
         write_atomic(state_dir / "exit.json", json.dumps(
             {"exit_code": 127, "started_at": started, "finished_at": time.time(),
-             "error": f"cannot start {argv[0]}: {exc.strerror}"}).encode())
+             "error": f"cannot start {argv[0]}: {reason}"}).encode())
         _ready()
         return 127
     control = ControlServer() if input_fd is not None else None
