@@ -51,7 +51,8 @@ REFUSALS: dict[str, str] = {
                                               "backoff",
     "services.*.deploy.restart_policy.window": "not supported yet: restarts use Docker's "
                                                "backoff",
-    "services.*.volumes_from": "not supported yet: a container cannot mount another's volumes",
+    "services.*.volumes_from.*=container:*": "not supported yet: volumes from a container "
+                                             "outside the project (name one of its services)",
     "services.*.volumes.*.bind": "not supported yet: bind propagation, SELinux labels and "
                                  "create_host_path",
     "configs": "not supported yet: shoal has no configs",
@@ -70,7 +71,8 @@ HONOURED: dict[str, frozenset[str]] = {
         "volumes", "tmpfs", "init", "stop_signal", "stop_grace_period", "mem_limit",
         "memswap_limit", "cpus", "cpu_shares", "pids_limit", "tty", "stdin_open",
         "depends_on", "profiles", "extends", "security_opt", "logging", "pull_policy",
-        "healthcheck", "links", "build", "cap_add", "cap_drop", "privileged"}),
+        "healthcheck", "links", "build", "cap_add", "cap_drop", "privileged",
+        "volumes_from"}),
     "services.*.build": frozenset({"context", "dockerfile", "args", "target"}),
     "services.*.healthcheck": frozenset({"test", "interval", "timeout", "retries",
                                          "start_period", "start_interval", "disable"}),

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from cli.compose.errors import ComposeError, Path, Problem
-from cli.compose.model import Project, Service
+from cli.compose.model import Project, Service, volume_sources
 from cli.compose.refusals import refusals
 from protocol.durations import parse_duration
 from protocol.errors import ShoalError
@@ -138,8 +138,8 @@ def volume_specs(project: Project, services: list[str]) -> dict[str, VolumeSpec 
 def service_specs(project: Project, service: Service, *, cluster: bool = False
                   ) -> list[ContainerSpec]:
     """One spec per replica (numbered from 1), each checked as the service will check it.
-    ``cluster``: for a scheduler, where ``links`` co-locate (a worker runs what it is given
-    and refuses placement rules)."""
+    ``cluster``: for a scheduler, where ``links`` and ``volumes_from`` co-locate (a worker
+    runs what it is given and refuses placement rules)."""
     base = _base_spec(project, service, cluster)
     specs = []
     for number in range(1, service.replicas + 1):
@@ -189,6 +189,7 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
                                  protocol=port.protocol,  # type: ignore[arg-type]
                                  host_ip=port.host_ip))
     mounts = _mounts(project, service, refuse)
+    mounts += _mounts_from(project, service, {m.target for m in mounts}, refuse)
     address = ""
     for network, settings in service.networks.items():
         if settings.get("ipv4_address"):
@@ -242,6 +243,9 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
                 network_aliases=network_aliases(project, service),
                 affinities=[f"container=={target}" for target in _linked(project, service)]
                 if cluster else [],
+                volumes_from=[container_name(project, project.services[source], 1)
+                              for source, _ in volume_sources(config)
+                              if source in project.services] if cluster else [],
                 expose=[str(port) for port in config.get("expose") or []],
                 add_hosts=list(config.get("extra_hosts") or []),
                 dns=list(config.get("dns") or []),
@@ -375,6 +379,29 @@ def _mounts(project: Project, service: Service, refuse: Any) -> list[Mount]:
                                 else int(mode)))
         else:
             refuse(("volumes", i), f"a {volume.type} mount is not supported yet")
+    return mounts
+
+
+def _mounts_from(project: Project, service: Service, own: set[str], refuse: Any
+                 ) -> list[Mount]:
+    """``volumes_from``: the bind mounts and named volumes of each source service, read-only
+    with ``:ro``, else as the source has them (Docker's rule); a target the service mounts
+    itself keeps its own (Docker's too). A tmpfs is not shared: it is not carried over."""
+    mounts: list[Mount] = []
+    targets = set(own)
+    for i, (source, mode) in enumerate(volume_sources(service.config)):
+        other = project.services.get(source)
+        if not source or other is None:
+            continue  # a container's (refused) or an undefined service (the loader's)
+        if mode not in ("", "ro", "rw"):
+            refuse(("volumes_from", i), f"{mode!r}: expected ro or rw")
+            continue
+        for mount in _mounts(project, other, lambda *_: None):
+            if mount.type == "tmpfs" or mount.target in targets:
+                continue
+            targets.add(mount.target)
+            mounts.append(msgspec.structs.replace(
+                mount, read_only=mount.read_only if mode == "" else mode == "ro"))
     return mounts
 
 

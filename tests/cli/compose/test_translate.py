@@ -312,3 +312,58 @@ def test_healthchecks_volumes_and_names_reach_the_spec() -> None:
     bridge = network_specs(project, ["web"])["shop_front"]
     assert overlay is not None and (overlay.driver, overlay.attachable) == ("overlay", True)
     assert bridge is not None and (bridge.driver, bridge.attachable) == ("bridge", False)
+
+
+def test_volumes_from_carries_the_sources_mounts_and_co_locates() -> None:
+    project = load_texts({"compose.yaml": """\
+        name: shop
+        services:
+          data:
+            image: busybox
+            volumes:
+              - store:/store
+              - ./conf:/conf:ro
+              - {type: tmpfs, target: /scratch}
+          reader:
+            image: busybox
+            volumes_from: ["data:ro"]
+          writer:
+            image: busybox
+            volumes: ["./own:/conf"]
+            volumes_from: [data]
+        volumes:
+          store: {}
+        """})
+    check_project(project, ["data", "reader", "writer"])
+    [reader] = service_specs(project, project.services["reader"])
+    assert reader.mounts == [
+        Mount(type="volume", source="shop_store", target="/store", read_only=True),
+        Mount(type="bind", source=f"{PROJECT_DIR}/conf", target="/conf", read_only=True)]
+    assert reader.volumes_from == []  # a worker runs it beside its source anyway
+    # Each mount's own mode without ro|rw; the service's own mount of a target wins.
+    [writer] = service_specs(project, project.services["writer"], cluster=True)
+    assert writer.mounts == [
+        Mount(type="bind", source=f"{PROJECT_DIR}/own", target="/conf"),
+        Mount(type="volume", source="shop_store", target="/store")]
+    # Through a scheduler the source's first container is the one it is placed beside.
+    assert writer.volumes_from == ["shop-data-1"]
+    # A source starts first, as a dependency.
+    assert start_order(project, ["writer"], with_dependencies=True) == ["data", "writer"]
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("container:other", "services.web.volumes_from[0]: not supported yet: volumes from a "
+                        "container outside the project (name one of its services)"),
+    ("data:rx", "services.web.volumes_from[0]: 'rx': expected ro or rw"),
+])
+def test_volumes_from_that_cannot_be_honoured_is_refused(entry: str, message: str) -> None:
+    project = load_texts({"compose.yaml": f"""\
+        services:
+          data: {{image: busybox}}
+          web:
+            image: busybox
+            volumes_from: ["{entry}"]
+        """})
+    with pytest.raises(ComposeError) as caught:
+        check_project(project, ["data", "web"])
+    assert [line.split(": ", 1)[1] for line in str(caught.value).splitlines()] == [message]
