@@ -33,11 +33,11 @@ REFUSALS: dict[str, str] = {
                                       "(not a URL)",
     # what the runtime has no field for yet
     "services.*.depends_on.*.restart": "not supported yet: dependants are not restarted",
-    "services.*.network_mode=service:*": "not supported yet: a container cannot join "
-                                         "another's network",
+    "services.*.network_mode=service:*": "not supported yet: the runtime cannot join "
+                                         "another container's network namespace (placing it "
+                                         "beside the service would not share its network)",
     "services.*.network_mode=container:*": "not supported yet: a container cannot join "
                                            "another's network",
-    "services.*.ulimits": "not supported yet: the runtime sets no rlimits",
     "services.*.logging.options": "not supported yet: logs are kept by the worker, whole",
     "services.*.deploy.resources.reservations": "not supported yet: limits only",
     "services.*.deploy.mode=global": "not supported yet: replicated services only",
@@ -72,7 +72,7 @@ HONOURED: dict[str, frozenset[str]] = {
         "memswap_limit", "cpus", "cpu_shares", "pids_limit", "tty", "stdin_open",
         "depends_on", "profiles", "extends", "security_opt", "logging", "pull_policy",
         "healthcheck", "links", "build", "cap_add", "cap_drop", "privileged",
-        "volumes_from"}),
+        "volumes_from", "ulimits"}),
     "services.*.build": frozenset({"context", "dockerfile", "args", "target"}),
     "services.*.healthcheck": frozenset({"test", "interval", "timeout", "retries",
                                          "start_period", "start_interval", "disable"}),
@@ -92,6 +92,7 @@ HONOURED: dict[str, frozenset[str]] = {
     "services.*.volumes.*.volume": frozenset({"nocopy"}),
     "services.*.volumes.*.tmpfs": frozenset({"size", "mode"}),
     "services.*.depends_on.*": frozenset({"condition", "required"}),
+    "services.*.ulimits.*": frozenset({"soft", "hard"}),
     "networks.*": frozenset({"name", "driver", "external", "internal", "labels", "ipam",
                              "attachable"}),
     "volumes.*": frozenset({"name", "driver", "driver_opts", "external", "labels"}),

@@ -6,7 +6,7 @@ What cannot be translated is a Problem with its file, line and path."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 
@@ -24,6 +24,8 @@ from protocol.specs import (
     PortMapping,
     Resources,
     RestartPolicy,
+    Ulimit,
+    UlimitName,
     VolumeSpec,
 )
 from protocol.validation import check_spec, millicpus
@@ -39,6 +41,7 @@ ONEOFF_LABEL = "com.docker.compose.oneoff"
 DEFAULT_NETWORK = "default"
 VOLUME_LABEL = "com.docker.compose.volume"
 _SWARM_OPERATOR = re.compile(r"\s*(==|!=)\s*")
+ULIMIT_NAMES: tuple[str, ...] = get_args(UlimitName)
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)b?$", re.IGNORECASE)
 
 
@@ -218,6 +221,7 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
             refuse(("security_opt", i), "a seccomp profile file: not supported yet in "
                                         "compose (use seccomp=unconfined or none)")
     restart = _restart(config, deploy, refuse)
+    ulimits = _ulimits(config.get("ulimits") or {}, refuse)
     platform = _platform(config.get("platform"), refuse)
     stop_timeout = _duration(config.get("stop_grace_period"), refuse, ("stop_grace_period",))
     labels = {**service.labels, PROJECT_LABEL: project.name, SERVICE_LABEL: service.name,
@@ -255,12 +259,35 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
                 stop_signal=config.get("stop_signal", ""), stop_timeout=stop_timeout,
                 seccomp=seccomp, cap_add=[str(c) for c in config.get("cap_add") or []],
                 cap_drop=[str(c) for c in config.get("cap_drop") or []],
-                privileged=bool(config.get("privileged", False)), healthcheck=healthcheck)
+                privileged=bool(config.get("privileged", False)), healthcheck=healthcheck,
+                ulimits=ulimits)
         except (TypeError, ValueError) as exc:
             refuse((), str(exc))
     if problems or spec is None:
         raise ComposeError.of(problems)
     return spec
+
+
+def _ulimits(config: dict[str, Any], refuse: Any) -> list[Ulimit]:
+    """``ulimits``: NAME: N (soft and hard), or NAME: {soft, hard}."""
+    found = []
+    for name, value in config.items():
+        soft, hard = (value, value) if not isinstance(value, dict) else \
+            (value.get("soft"), value.get("hard"))
+        if name not in ULIMIT_NAMES:
+            refuse(("ulimits", name), f"{name!r}: not a limit shoal knows "
+                                      f"({', '.join(ULIMIT_NAMES)})")
+            continue
+        try:
+            limit = msgspec.convert({"name": name, "soft": soft, "hard": hard}, Ulimit)
+        except msgspec.ValidationError as exc:
+            refuse(("ulimits", name), str(exc).replace("`$.", "`"))
+            continue
+        if limit.hard != -1 and (limit.soft == -1 or limit.soft > limit.hard):
+            refuse(("ulimits", name), f"the soft limit ({soft}) is above the hard one "
+                                      f"({hard})")
+        found.append(limit)
+    return found
 
 
 def _restart(config: dict[str, Any], deploy: dict[str, Any], refuse: Any) -> RestartPolicy:

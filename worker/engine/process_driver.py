@@ -68,6 +68,10 @@ class ProcessDriver(Driver):
             # published port would be promised and not given.
             raise Unsupported(f"the process driver runs containers on the host's network only: "
                               f"--network {record.spec.network} needs the native driver")
+        if record.spec.ulimits and not HOST.rlimits:
+            raise Unsupported("the process driver cannot set --ulimit on this host: it has "
+                              "no resource limits per process (a job limits the whole "
+                              "container: --memory, --cpus, --pids-limit)")
         if (record.spec.tty or record.spec.stdin_open) and not HOST.terminals:
             raise Unsupported("the process driver cannot give a container a terminal or an "
                               "open stdin (run -i/-t) on this host; exec -i works")
@@ -93,7 +97,8 @@ class ProcessDriver(Driver):
                         max_size=max_size, max_file=max_file, tty=record.spec.tty,
                         stdin_open=record.spec.stdin_open,
                         console_size=console_size if record.spec.tty else None,
-                        container_id=record.id, limits=_limits(record))
+                        container_id=record.id, limits=_limits(record),
+                        ulimits=list(record.spec.ulimits))
         if not spec.argv:
             raise Internal("no command to run: the spec and the image name none")
         shim = await HOST.start_shim(

@@ -15,6 +15,7 @@ polled there); ptys and the control socket need Unix.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import os
@@ -29,9 +30,10 @@ from typing import IO
 
 import msgspec
 
+from protocol.specs import Ulimit
 from worker.engine.logfile import JsonFileLog, Stream
 from worker.engine.shim_control import CLOSE_STDIN, ControlServer
-from worker.hostos import HOST, Confinement, JobLimits
+from worker.hostos import HOST, Confinement, JobLimits, PopenOptions
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -61,6 +63,7 @@ class ShimSpec(msgspec.Struct, frozen=True):
     console_size: tuple[int, int] | None = None
     container_id: str = ""  # names the container's job object on Windows
     limits: JobLimits = JobLimits()  # a cgroup's (Linux) or a job's (Windows)
+    ulimits: list[Ulimit] = []  # set between fork and exec (POSIX)
 
 
 # Run with a pty: in its own session (start_new_session), take the pty on stdin as the
@@ -92,13 +95,35 @@ def _ready() -> None:
     os.close(devnull)
 
 
+def with_ulimits(options: PopenOptions, ulimits: list[Ulimit]) -> PopenOptions:
+    """``options`` whose child also sets ``ulimits`` on itself before it execs (after it has
+    entered its cgroup): what it runs, and everything that starts, inherits them."""
+    if not ulimits:
+        return options
+    import resource  # POSIX only: a host without it refuses --ulimit before a shim starts
+
+    wanted = [(getattr(resource, f"RLIMIT_{limit.name.upper()}"),
+               (resource.RLIM_INFINITY if limit.soft == -1 else limit.soft,
+                resource.RLIM_INFINITY if limit.hard == -1 else limit.hard))
+              for limit in ulimits]
+    before = options.preexec_fn
+
+    def preexec() -> None:
+        if before is not None:
+            before()
+        for which, values in wanted:
+            resource.setrlimit(which, values)
+
+    return dataclasses.replace(options, preexec_fn=preexec)
+
+
 def _spawn(spec: ShimSpec, cwd: str) -> tuple[subprocess.Popen[bytes], dict[int, Stream],
                                                int | None, Confinement]:
     """Start the command: the process, the descriptors its output comes on, our end of its
     input (the pty master, which is also its output, or its stdin pipe), if any, and what
     holds its processes together."""
     confinement = HOST.confine(spec.container_id, spec.limits)
-    options = confinement.popen_options()
+    options = with_ulimits(confinement.popen_options(), spec.ulimits)
     try:
         if spec.tty:
             from worker.engine.terminal import set_window_size  # Unix only, like ptys

@@ -114,6 +114,8 @@ class HostOS(abc.ABC):
     pollable_pipes: bool
     # Whether the host has ptys and unix-socket descriptor passing (run -t/-i, exec -t).
     terminals: bool
+    # Whether a process's resource limits can be set for its children (setrlimit: --ulimit).
+    rlimits: bool
 
     # --- the daemon -------------------------------------------------------------------------
     @abc.abstractmethod

@@ -69,6 +69,7 @@ class PosixHost(HostOS):
     name = "posix"
     pollable_pipes = True
     terminals = True
+    rlimits = True
 
     def run(self, main: Coroutine[Any, Any, None]) -> None:
         import uvloop

@@ -67,6 +67,7 @@ class WindowsHost(HostOS):
     name = "windows"
     pollable_pipes = False
     terminals = False
+    rlimits = False
 
     def __init__(self, api: Win32Api | None = None) -> None:
         self._api = api

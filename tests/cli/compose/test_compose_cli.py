@@ -161,12 +161,12 @@ def test_refusals_make_nothing_and_an_attached_up_shows_the_output(
     app = tmp_path / "app"
     app.mkdir()
     (app / "compose.yaml").write_text(
-        "services:\n  web:\n    image: busybox\n    ulimits: {nofile: 1024}\n")
+        "services:\n  web:\n    image: busybox\n    external_links: [elsewhere]\n")
     refused = compose(native, app, "up", "-d", check=False)
     assert refused.returncode == 1
     assert refused.stderr.strip() == (
-        f"Error: {app / 'compose.yaml'}:4: services.web.ulimits: not supported yet: the "
-        "runtime sets no rlimits")
+        f"Error: {app / 'compose.yaml'}:4: services.web.external_links: not supported: a "
+        "container outside the project is reached by its own name on a shared network")
     assert native.shoal("ps", "-aq").stdout.strip() == ""
     assert "app_default" not in native.shoal("network", "ls").stdout
 

@@ -25,6 +25,7 @@ from protocol.specs import (
     Mount,
     PortMapping,
     RestartPolicy,
+    Ulimit,
 )
 from tests.helpers.compose_files import PROJECT_DIR, load_texts
 
@@ -115,7 +116,7 @@ def test_everything_shoal_cannot_honour_is_refused_at_once() -> None:
             image: busybox
             build: {context: ., network: host}
             healthcheck: {test: [BOGUS, "true"], interval: 5 minutes}
-            ulimits: {nofile: 1024}
+            ulimits: {nofile: {soft: 2048, hard: 1024}, files: 1}
             read_only: true
             networks:
               front: {aliases: [www]}
@@ -141,7 +142,11 @@ def test_everything_shoal_cannot_honour_is_refused_at_once() -> None:
         "CMD-SHELL first",
         "compose.yaml:5: services.web.healthcheck.interval: invalid duration '5 minutes': "
         "expected numbers with units (ns, us, ms, s, m, h), as in 30s or 1m30s",
-        "compose.yaml:6: services.web.ulimits: not supported yet: the runtime sets no rlimits",
+        "compose.yaml:6: services.web.ulimits.files: 'files': not a limit shoal knows (as, "
+        "core, cpu, data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, "
+        "rttime, sigpending, stack)",
+        "compose.yaml:6: services.web.ulimits.nofile: the soft limit (2048) is above the hard "
+        "one (1024)",
         "compose.yaml:7: services.web.read_only: shoal cannot honour this",
         "compose.yaml:10: services.web.volumes[1]: an anonymous volume: not supported yet "
         "(name it, and declare it under the top-level volumes)",
@@ -367,3 +372,20 @@ def test_volumes_from_that_cannot_be_honoured_is_refused(entry: str, message: st
     with pytest.raises(ComposeError) as caught:
         check_project(project, ["data", "web"])
     assert [line.split(": ", 1)[1] for line in str(caught.value).splitlines()] == [message]
+
+
+def test_ulimits_reach_the_spec() -> None:
+    project = load_texts({"compose.yaml": """\
+        services:
+          web:
+            image: busybox
+            ulimits:
+              nproc: 65535
+              nofile: {soft: 20000, hard: 40000}
+              core: -1
+        """})
+    check_project(project, ["web"])
+    [web] = service_specs(project, project.services["web"])
+    assert web.ulimits == [Ulimit(name="nproc", soft=65535, hard=65535),
+                           Ulimit(name="nofile", soft=20000, hard=40000),
+                           Ulimit(name="core", soft=-1, hard=-1)]

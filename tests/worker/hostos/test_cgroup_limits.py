@@ -1,7 +1,8 @@
 """The process driver's limits on Linux: a cgroup of the container's own, made before the
 command starts and entered between fork and exec, with the native driver's values; what it
 leaves is killed and the cgroup removed; and, end to end through the engine, a container over
-its memory limit is killed by the kernel (the limit is held, not just written down)."""
+its memory limit is killed by the kernel (the limit is held, not just written down); and
+--ulimit set on the command between fork and exec."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from protocol.errors import Unsupported
-from protocol.specs import ContainerSpec, Resources
+from protocol.specs import ContainerSpec, Resources, Ulimit
 from tests.helpers.bounded_run import run
 from worker.engine.engine import Engine
 from worker.engine.process_driver import ProcessDriver
@@ -143,6 +144,25 @@ def test_limits_are_refused_where_no_cgroup_can_hold_them(
                 await engine.create(sh("true", Resources(pids=5)))
             assert engine.records == {}
         finally:
+            await engine.close()
+
+    run(main, timeout=30)
+
+
+def test_ulimits_reach_a_process_driver_container(tmp_path: Path) -> None:
+    async def main() -> None:
+        engine = Engine(tmp_path / "state", ProcessDriver(tmp_path / "state" / "containers"))
+        await engine.open()
+        try:
+            record = await engine.create(ContainerSpec(
+                image="host", command=["sh", "-c", "ulimit -Sn; ulimit -Hn"],
+                ulimits=[Ulimit(name="nofile", soft=100, hard=200)]))
+            await engine.start(record.id)
+            assert (await engine.wait(record.id)).exit_code == 0
+            assert [e.data async for e in engine.logs(record.id)] == [b"100\n", b"200\n"]
+        finally:
+            for record in list(engine.records.values()):
+                await engine.remove(record.id, force=True)
             await engine.close()
 
     run(main, timeout=30)
