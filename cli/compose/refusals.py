@@ -20,6 +20,8 @@ from cli.compose.model import Project
 NO_ENDPOINT_MODE = "not supported: shoal's resolver answers a service's name with every " \
                    "replica's address (dnsrr); it has no virtual IPs"
 UNHONOURED = "shoal cannot honour this"
+NO_STORE = "not supported: shoal has no store of secrets and configs (give a file)"
+AS_ON_HOST = "not supported: the file is bind-mounted as it is on the host (owner and mode)"
 
 REFUSALS: dict[str, str] = {
     # pull policies with a clock
@@ -55,10 +57,18 @@ REFUSALS: dict[str, str] = {
                                              "outside the project (name one of its services)",
     "services.*.volumes.*.bind": "not supported yet: bind propagation, SELinux labels and "
                                  "create_host_path",
-    "configs": "not supported yet: shoal has no configs",
-    "secrets": "not supported yet: shoal has no secrets",
-    "services.*.configs": "not supported yet: shoal has no configs",
-    "services.*.secrets": "not supported yet: shoal has no secrets",
+    # configs and secrets are files bind-mounted read-only, as compose does without a swarm
+    "secrets.*.external": NO_STORE,
+    "configs.*.external": NO_STORE,
+    "secrets.*.environment": "not supported yet: a secret from the environment (give a file)",
+    "configs.*.environment": "not supported yet: a config from the environment (give a file)",
+    "configs.*.content": "not supported yet: a config's content inline (give a file)",
+    "services.*.secrets.*.uid": AS_ON_HOST,
+    "services.*.secrets.*.gid": AS_ON_HOST,
+    "services.*.secrets.*.mode": AS_ON_HOST,
+    "services.*.configs.*.uid": AS_ON_HOST,
+    "services.*.configs.*.gid": AS_ON_HOST,
+    "services.*.configs.*.mode": AS_ON_HOST,
 }
 
 # What shoal honours, by pattern: the keys allowed in the mapping(s) the pattern names. Any
@@ -72,7 +82,7 @@ HONOURED: dict[str, frozenset[str]] = {
         "memswap_limit", "cpus", "cpu_shares", "pids_limit", "tty", "stdin_open",
         "depends_on", "profiles", "extends", "security_opt", "logging", "pull_policy",
         "healthcheck", "links", "build", "cap_add", "cap_drop", "privileged",
-        "volumes_from", "ulimits"}),
+        "volumes_from", "ulimits", "secrets", "configs"}),
     "services.*.build": frozenset({"context", "dockerfile", "args", "target"}),
     "services.*.healthcheck": frozenset({"test", "interval", "timeout", "retries",
                                          "start_period", "start_interval", "disable"}),
@@ -93,6 +103,10 @@ HONOURED: dict[str, frozenset[str]] = {
     "services.*.volumes.*.tmpfs": frozenset({"size", "mode"}),
     "services.*.depends_on.*": frozenset({"condition", "required"}),
     "services.*.ulimits.*": frozenset({"soft", "hard"}),
+    "services.*.secrets.*": frozenset({"source", "target"}),
+    "services.*.configs.*": frozenset({"source", "target"}),
+    "secrets.*": frozenset({"name", "file", "labels"}),
+    "configs.*": frozenset({"name", "file", "labels"}),
     "networks.*": frozenset({"name", "driver", "external", "internal", "labels", "ipam",
                              "attachable"}),
     "volumes.*": frozenset({"name", "driver", "driver_opts", "external", "labels"}),

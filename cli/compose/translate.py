@@ -193,6 +193,7 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
                                  host_ip=port.host_ip))
     mounts = _mounts(project, service, refuse)
     mounts += _mounts_from(project, service, {m.target for m in mounts}, refuse)
+    mounts += _files(project, service, refuse)
     address = ""
     for network, settings in service.networks.items():
         if settings.get("ipv4_address"):
@@ -429,6 +430,28 @@ def _mounts_from(project: Project, service: Service, own: set[str], refuse: Any
             targets.add(mount.target)
             mounts.append(msgspec.structs.replace(
                 mount, read_only=mount.read_only if mode == "" else mode == "ro"))
+    return mounts
+
+
+def _files(project: Project, service: Service, refuse: Any) -> list[Mount]:
+    """The service's ``secrets`` and ``configs`` as compose mounts them without a swarm: the
+    file bind-mounted read-only, a secret at ``/run/secrets/<target or name>``, a config at
+    its ``target`` (default ``/<name>``)."""
+    mounts = []
+    for kind, defined, directory in (("secrets", project.secrets, "/run/secrets"),
+                                     ("configs", project.configs, "")):
+        for i, item in enumerate(service.config.get(kind) or []):
+            source = str(item.get("source", ""))
+            path = (defined.get(source) or {}).get("file")
+            if not isinstance(path, str):
+                continue  # undefined (the loader's), or not from a file (refused)
+            target = str(item.get("target") or source)
+            if not target.startswith("/"):
+                target = f"{directory}/{target}"
+            if ".." in target.split("/"):
+                refuse((kind, i, "target"), f"{target!r}: '..' is not allowed")
+                continue
+            mounts.append(Mount(type="bind", source=path, target=target, read_only=True))
     return mounts
 
 

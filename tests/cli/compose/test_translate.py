@@ -389,3 +389,52 @@ def test_ulimits_reach_the_spec() -> None:
     assert web.ulimits == [Ulimit(name="nproc", soft=65535, hard=65535),
                            Ulimit(name="nofile", soft=20000, hard=40000),
                            Ulimit(name="core", soft=-1, hard=-1)]
+
+
+def test_file_secrets_and_configs_are_read_only_binds() -> None:
+    project = load_texts({"compose.yaml": """\
+        services:
+          web:
+            image: busybox
+            secrets: [token, {source: token, target: api-key}]
+            configs: [app, {source: app, target: /etc/app.conf}]
+        secrets:
+          token: {file: ./token.txt}
+        configs:
+          app: {file: /srv/app.conf}
+        """})
+    check_project(project, ["web"])
+    [web] = service_specs(project, project.services["web"])
+    assert web.mounts == [
+        Mount(type="bind", source=f"{PROJECT_DIR}/token.txt", target="/run/secrets/token",
+              read_only=True),
+        Mount(type="bind", source=f"{PROJECT_DIR}/token.txt", target="/run/secrets/api-key",
+              read_only=True),
+        Mount(type="bind", source="/srv/app.conf", target="/app", read_only=True),
+        Mount(type="bind", source="/srv/app.conf", target="/etc/app.conf", read_only=True)]
+
+
+def test_secrets_and_configs_shoal_cannot_honour_are_refused() -> None:
+    project = load_texts({"compose.yaml": """\
+        services:
+          web:
+            image: busybox
+            secrets: [{source: env, uid: "1000"}, outside]
+            configs: [inline]
+        secrets:
+          env: {environment: TOKEN}
+          outside: {external: true}
+        configs:
+          inline: {content: hello}
+        """})
+    with pytest.raises(ComposeError) as caught:
+        check_project(project, ["web"])
+    assert str(caught.value).splitlines() == [
+        "compose.yaml:4: services.web.secrets[0].uid: not supported: the file is "
+        "bind-mounted as it is on the host (owner and mode)",
+        "compose.yaml:7: secrets.env.environment: not supported yet: a secret from the "
+        "environment (give a file)",
+        "compose.yaml:8: secrets.outside.external: not supported: shoal has no store of "
+        "secrets and configs (give a file)",
+        "compose.yaml:10: configs.inline.content: not supported yet: a config's content "
+        "inline (give a file)"]
