@@ -111,7 +111,10 @@ class Job:
         self.api.terminate_job_object(self.handle, KILLED_EXIT_CODE)
 
     def close(self) -> None:
-        self.api.close_handle(self.handle)
+        """Let go of the job (again: nothing)."""
+        if self.handle:
+            handle, self.handle = self.handle, 0
+            self.api.close_handle(handle)
 
 
 def terminate_named(api: Win32Api, name: str) -> bool:

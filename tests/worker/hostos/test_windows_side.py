@@ -99,10 +99,13 @@ def test_confine_makes_the_named_job_and_resumes_the_command_in_it() -> None:
 
 def test_a_command_that_cannot_be_confined_runs_not_at_all() -> None:
     api = FakeWin32(running={77}, fail={"AssignProcessToJobObject"})
+    confinement = host_with(api).confine("abc", JobLimits())
     with pytest.raises(OSError, match=r"fake|no job"):
-        host_with(api).confine("abc", JobLimits()).adopt(77)
+        confinement.adopt(77)
     assert api.exit_codes == {77: 137}
     assert api.open_handles == {}  # the job closed too: KILL_ON_JOB_CLOSE
+    confinement.close()  # the shim lets go of it as well: nothing more happens
+    assert api.names().count("CloseHandle") == 2  # the process's and the job's, once each
 
 
 def test_the_command_is_created_suspended_in_a_new_process_group() -> None:
