@@ -24,6 +24,7 @@ from protocol.specs import (
     PortMapping,
     Resources,
     RestartPolicy,
+    Ulimit,
 )
 from protocol.validation import check_spec, millicpus
 
@@ -139,6 +140,24 @@ def parse_device(text: str) -> DeviceMapping:
                          permissions="".join(c for c in "rwm" if c in permissions))
 
 
+def parse_ulimit(text: str) -> Ulimit:
+    """Docker's ``--ulimit NAME=SOFT[:HARD]`` (HARD: SOFT when not given; -1: unlimited)."""
+    name, equals, values = text.partition("=")
+    soft, _, hard = values.partition(":")
+    try:
+        numbers = (int(soft), int(hard or soft))
+    except ValueError:
+        numbers = None
+    if not equals or numbers is None:
+        raise click.BadParameter(f"{text!r}: expected NAME=SOFT[:HARD], e.g. nofile=1024:2048",
+                                 param_hint="--ulimit")
+    try:
+        return msgspec.convert({"name": name, "soft": numbers[0], "hard": numbers[1]}, Ulimit)
+    except msgspec.ValidationError as exc:
+        raise click.BadParameter(f"{text!r}: {exc}".replace("`$.", "`"),
+                                 param_hint="--ulimit") from None
+
+
 def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[str, ...],
                workdir: str, user: str, entrypoint: str | None, labels: tuple[str, ...],
                hostname: str, init: bool, network: str, memory: str | None,
@@ -155,7 +174,8 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
                health_start_interval: str | None = None,
                no_healthcheck: bool = False, cap_add: tuple[str, ...] = (),
                cap_drop: tuple[str, ...] = (), privileged: bool = False,
-               device: tuple[str, ...] = ()) -> ContainerSpec:
+               device: tuple[str, ...] = (),
+               ulimit: tuple[str, ...] = ()) -> ContainerSpec:
     try:
         policy = RestartPolicy.parse(restart)
     except ValueError as exc:
@@ -185,6 +205,7 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
             seccomp=security.seccomp, no_new_privileges=security.no_new_privileges,
             devices=[parse_device(d) for d in device],
             cap_add=list(cap_add), cap_drop=list(cap_drop), privileged=privileged,
+            ulimits=[parse_ulimit(text) for text in ulimit],
             resources=Resources(
                 memory=parse_memory(memory) if memory else 0,
                 millicpus=millicpus(cpus) if cpus else 0, cpu_shares=cpu_shares or 0,
@@ -279,6 +300,9 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
                      help="Add a capability to Docker's default set (ALL: every one)."),
         click.option("--cap-drop", multiple=True, metavar="CAP",
                      help="Drop a capability from Docker's default set (ALL: every one)."),
+        click.option("--ulimit", multiple=True, metavar="NAME=SOFT[:HARD]",
+                     help="A limit of each of its processes (setrlimit), e.g. nofile=1024 or "
+                          "nproc=64:128; -1 is unlimited."),
         click.option("--privileged", is_flag=True,
                      help="No isolation limits: every capability, no seccomp filter, the "
                           "host's devices, /sys writable, no masked paths."),

@@ -161,7 +161,7 @@ class DevCluster:
     async def stop(self) -> None:
         """Workers first (their containers were removed), then their runtime helpers, then
         the scheduler, which stops its etcd."""
-        for name, proc in reversed(self.processes):
+        for _, proc in reversed(self.processes):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
@@ -169,9 +169,20 @@ class DevCluster:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     await asyncio.to_thread(proc.wait)
-            if name.startswith("worker"):
-                await tear_down_worker(self.state_dir / name)
+            state = _worker_state_dir(proc.args)
+            if state is not None:  # any worker launched, whatever its name (p1, worker2…)
+                await tear_down_worker(state)
         self.processes.clear()
+
+
+def _worker_state_dir(argv: object) -> Path | None:
+    """The state dir of a ``shoal worker`` command line (its bridges, nft rules and mounts
+    are torn down with it), or None for another command."""
+    args = [str(a) for a in argv] if isinstance(argv, list | tuple) else []
+    if args[3:4] != ["worker"] or "--state-dir" not in args:
+        return None
+    index = args.index("--state-dir") + 1
+    return Path(args[index]) if index < len(args) else None
 
 
 async def example(console: Console, address: str, workers: int) -> None:

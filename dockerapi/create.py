@@ -24,6 +24,7 @@ from protocol.specs import (
     PortMapping,
     Resources,
     RestartPolicy,
+    Ulimit,
 )
 from protocol.validation import check_spec
 
@@ -381,7 +382,7 @@ def spec_from_create(body: Any, name: str, platform: str,
         "Binds", "Mounts", "PortBindings", "RestartPolicy", "Memory", "MemorySwap", "NanoCpus",
         "CpuShares", "CpuQuota", "CpuPeriod", "PidsLimit", "NetworkMode", "AutoRemove", "Init",
         "SecurityOpt", "LogConfig", "ExtraHosts", "Dns", "DnsSearch", "Tmpfs", "CapAdd",
-        "CapDrop", "Privileged", "PublishAllPorts", "Devices"})
+        "CapDrop", "Privileged", "PublishAllPorts", "Devices", "Ulimits"})
     mounts = [*_binds(_strings(hc.get("Binds"), "Binds")),
               *_api_mounts(hc.get("Mounts") or []), *tmpfs]
     _anonymous(_object(config.get("Volumes"), "Config.Volumes"), mounts)
@@ -419,7 +420,7 @@ def spec_from_create(body: Any, name: str, platform: str,
             devices=_devices(hc.get("Devices") or []),
             cap_add=_strings(hc.get("CapAdd"), "CapAdd"),
             cap_drop=_strings(hc.get("CapDrop"), "CapDrop"),
-            privileged=hc.get("Privileged") is True)
+            privileged=hc.get("Privileged") is True, ulimits=_ulimits(hc.get("Ulimits")))
         decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(spec), type=ContainerSpec)
         return check_spec(decoded)
     except (msgspec.ValidationError, OverflowError, TypeError, ValueError) as exc:
@@ -428,6 +429,24 @@ def spec_from_create(body: Any, name: str, platform: str,
         raise bad_parameter(str(exc)) from None
     except ApiError:
         raise
+
+
+def _ulimits(value: Any) -> list[Ulimit]:
+    """``HostConfig.Ulimits``: [{Name, Soft, Hard}], Docker's --ulimit."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise bad_parameter("HostConfig.Ulimits: expected a list")
+    found = []
+    for item in value:
+        item = _object(item, "HostConfig.Ulimits[]")
+        _leftover("HostConfig.Ulimits[]", item, {"Name", "Soft", "Hard"})
+        try:
+            found.append(msgspec.convert({"name": item.get("Name"), "soft": item.get("Soft"),
+                                          "hard": item.get("Hard")}, Ulimit))
+        except msgspec.ValidationError as exc:
+            raise bad_parameter(f"HostConfig.Ulimits: {exc}".replace("`$.", "`")) from None
+    return found
 
 
 def _platform(text: str) -> Platform | None:

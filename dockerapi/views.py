@@ -190,6 +190,8 @@ def host_config(spec: ContainerSpec) -> dict[str, Any]:
         "Tmpfs": {m.target: _tmpfs_options(m) for m in spec.mounts if m.type == "tmpfs"}
         or None,
         "PublishAllPorts": spec.publish_all,
+        "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in spec.ulimits]
+        or None,
     }
 
 

@@ -89,6 +89,21 @@ class Resources(_Spec, frozen=True, kw_only=True):
     pids: NonNegInt = 0
 
 
+UlimitName = Literal["as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue",
+                     "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending",
+                     "stack"]
+RlimitValue = Annotated[int, msgspec.Meta(ge=-1, le=1 << 62)]
+
+
+class Ulimit(_Spec, frozen=True, kw_only=True):
+    """A limit of each of the container's processes (Docker's ``--ulimit``, setrlimit's):
+    soft at most hard; -1 is unlimited."""
+
+    name: UlimitName
+    soft: RlimitValue
+    hard: RlimitValue
+
+
 class PortMapping(_Spec, frozen=True, kw_only=True):
     """A container port published on the host (host_port 0 = any free port)."""
 
@@ -285,6 +300,8 @@ class ContainerSpec(_Spec, frozen=True, kw_only=True):
     # through exec (setuid and setgid bits, file capabilities are ignored).
     no_new_privileges: bool = False
     devices: Annotated[list[DeviceMapping], msgspec.Meta(max_length=MAX_RULES)] = []
+    # --ulimit: each name at most once (the runtime's own nofile default otherwise).
+    ulimits: Annotated[list[Ulimit], msgspec.Meta(max_length=32)] = []
 
 
 class Endpoint(_Spec, frozen=True, kw_only=True):

@@ -56,7 +56,19 @@ def check_spec(spec: ContainerSpec) -> ContainerSpec:
     _check_network(spec)
     if spec.healthcheck is not None:
         check_healthcheck("healthcheck", spec.healthcheck)
+    _check_ulimits(spec)
     return spec
+
+
+def _check_ulimits(spec: ContainerSpec) -> None:
+    seen: set[str] = set()
+    for number, limit in enumerate(spec.ulimits):
+        if limit.name in seen:
+            raise InvalidSpec.of(f"ulimits[{number}]", f"{limit.name} is given twice")
+        seen.add(limit.name)
+        if limit.hard != -1 and (limit.soft == -1 or limit.soft > limit.hard):
+            raise InvalidSpec.of(f"ulimits[{number}]", f"{limit.name}: the soft limit "
+                                 f"({limit.soft}) is above the hard one ({limit.hard})")
 
 
 def check_healthcheck(field: str, check: HealthCheck) -> None:

@@ -80,7 +80,7 @@ PURE_STORE = ("scheduler.store.records", "scheduler.store.keys", "scheduler.stor
 # shoal compose's pure side: parsing, interpolation, merging, the model and its checks.
 COMPOSE_LOADER = tuple(f"cli.compose.{m}" for m in (
     "document", "errors", "interpolation", "dotenv", "normalize", "merge", "model", "loader",
-    "schema", "refusals"))
+    "schema", "refusals", "yaml_reader"))
 
 # What a pure core must not touch. The time comes in as an argument (seconds, a float) and
 # never from a clock, so ``time`` and ``datetime`` are out whole; randomness comes in as a

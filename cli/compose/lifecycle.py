@@ -19,6 +19,7 @@ from cli.compose.model import Project, Service
 from cli.compose.options import ProjectOptions, listed, pass_options, verb
 from cli.compose.translate import (
     PROJECT_LABEL,
+    SERVICE_LABEL,
     check_project,
     network_specs,
     service_specs,
@@ -36,6 +37,7 @@ from cli.compose.waiting import (
 from protocol.errors import NotFound, ShoalError
 from protocol.messages import (
     ContainerCreated,
+    CreateContainers,
     CreateNetwork,
     CreateVolume,
     GetVersion,
@@ -49,6 +51,7 @@ from protocol.messages import (
     RemoveVolume,
     StartContainer,
     StopContainer,
+    Submitted,
     VersionInfo,
     VolumeInspected,
     VolumeList,
@@ -106,14 +109,18 @@ def up(options: ProjectOptions, detach: bool, scale: tuple[str, ...], force_recr
                 click.echo(f"WARNING: found orphan container {container.name} (service "
                            f"{container.labels.get('com.docker.compose.service')}); "
                            "--remove-orphans removes it", err=True)
+        planned = {
+            name: plan_service(service_specs(project, project.services[name], cluster=cluster),
+                               of_service(existing, name), force_recreate=force_recreate)
+            for name in order}
+        plans = _create_together(client, planned) if cluster else planned
         made: dict[str, list[tuple[str, str]]] = {}  # service: (container id, name) each
-        for name in order:
+        for name in order if plans is not None else ():
             service = project.services[name]
             if not _dependencies_met(client, cluster, service, made, existing, deadline):
                 failed = True
                 break  # a dependant does not start after its dependency failed
-            actions = plan_service(service_specs(project, service, cluster=cluster),
-                                   of_service(existing, name), force_recreate=force_recreate)
+            actions = plans[name] if plans is not None else []
             made[name] = []
             for action in actions:
                 container_id = _carry_out(client, action)
@@ -123,6 +130,7 @@ def up(options: ProjectOptions, detach: bool, scale: tuple[str, ...], force_recr
                     made[name].append((container_id, action.name))
             if failed:
                 break
+        failed = failed or plans is None
         if wait and not failed:
             # A service others wait to complete was waited for already: it has exited.
             one_shot = {d.service for s in project.services.values() for d in s.depends_on
@@ -135,6 +143,44 @@ def up(options: ProjectOptions, detach: bool, scale: tuple[str, ...], force_recr
         from cli.compose.logs import follow_then_stop
 
         follow_then_stop(options, project, order)
+
+
+ALL_OR_NOTHING = "nothing created (all or nothing): "  # the scheduler's words, said once
+
+
+def _create_together(client: Client, plans: dict[str, list[Action]]
+                     ) -> dict[str, list[Action]] | None:
+    """Through a scheduler, every container this ``up`` makes afresh is created at once, all
+    placed or none (``CreateContainers``), so that an app that does not fit leaves nothing
+    behind; the plans with those creations turned into starts, or None when the app cannot
+    be placed (one explanation printed, naming the service and why). Recreations go one by
+    one, in order, as before (each replaces a container of the same name)."""
+    fresh = [action for actions in plans.values() for action in actions
+             if action.kind == "create" and action.spec is not None]
+    if not fresh:
+        return plans
+    from cli.registry import cluster_pull_access  # loaded only when something is made
+
+    specs = [action.spec for action in fresh if action.spec is not None]
+    registries = [cluster_pull_access(client, spec.image, scheduler=True) for spec in specs]
+    try:
+        created = client.ask(lambda r: CreateContainers(specs=specs, registries=registries,
+                                                        reply=r), Submitted)
+    except ShoalError as exc:
+        refused = str(exc.details.get("refused", "")).split(",")[0]
+        service = next((spec.labels.get(SERVICE_LABEL, "") for spec in specs
+                        if spec.name == refused), "")
+        why = " ".join(str(exc).split()).removeprefix(ALL_OR_NOTHING)
+        where = f"service {service} cannot be placed, so nothing was created" if service \
+            else f"nothing was created: {type(exc).__name__}"
+        click.echo(f"Error: {where}: {why}", err=True)
+        return None
+    ids = dict(zip([action.name for action in fresh], created.ids, strict=True))
+    for action in fresh:
+        click.echo(f"Container {action.name}  Created")
+    return {name: [Action("start", action.name, old_id=ids[action.name])
+                   if action.kind == "create" and action.name in ids else action
+                   for action in actions] for name, actions in plans.items()}
 
 
 def on_cluster(client: Client) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cli.compose import schema
-from cli.compose.document import Document, parse
+from cli.compose.document import Document, parse, text_key
 from cli.compose.dotenv import parse_env_file
 from cli.compose.errors import ComposeError, Path, Problem
 from cli.compose.interpolation import interpolate
@@ -29,7 +29,8 @@ MAX_EXTENDS_DEPTH = 32
 
 
 class Sources(Protocol):
-    """Where the loader reads: files by absolute path, and a cache of schema verdicts."""
+    """Where the loader reads: files by absolute path, and caches of parsed documents (by
+    ``text_key``) and of schema verdicts."""
 
     def read(self, path: str) -> str:
         """The file's text; OSError when it cannot be read."""
@@ -39,6 +40,12 @@ class Sources(Protocol):
     def known_valid(self, key: str) -> bool: ...
 
     def remember_valid(self, key: str) -> None: ...
+
+    def parsed(self, key: str) -> Document | None:
+        """The document a text was parsed into before (None: parse it)."""
+
+    def remember_parsed(self, key: str, document: Document) -> None:
+        """Keep ``document``, just parsed and not yet changed, for ``parsed``."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +167,11 @@ class _Loading:
             text = self.sources.read(path)
         except OSError as exc:
             raise ComposeError(shown, 0, (), f"cannot read: {exc.strerror or exc}") from None
-        document = parse(shown, text)
+        parsed_key = text_key(shown, text)
+        document = self.sources.parsed(parsed_key)
+        if document is None:
+            document = parse(shown, text)
+            self.sources.remember_parsed(parsed_key, document)
         lift_v1(document)
         interpolate(document, self.env)
         key = schema.verdict_key(document.data)

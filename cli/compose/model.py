@@ -128,15 +128,32 @@ def service_from_config(name: str, config: dict[str, Any]) -> Service:
         replicas=int(replicas) if replicas is not None else 1)
 
 
+def volume_sources(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """``volumes_from`` as (service, mode) pairs, mode ``ro``, ``rw`` or "" (each mount's
+    own); a ``container:NAME`` entry is ("", its text)."""
+    found = []
+    for entry in config.get("volumes_from") or []:
+        first, _, rest = str(entry).partition(":")
+        if first == "container":
+            found.append(("", str(entry)))
+        else:
+            found.append((first, rest))
+    return found
+
+
 def _dependencies(config: dict[str, Any]) -> list[Dependency]:
-    """``depends_on``, and the services ``links`` name (a link starts after its target, as
-    in compose)."""
+    """``depends_on``, and the services ``links``, ``volumes_from`` and ``network_mode:
+    service:X`` name (each starts after its target, as in compose)."""
     found = [Dependency(service=dep, condition=item.get("condition", "service_started"),
                         required=item.get("required", True), restart=item.get("restart", False))
              for dep, item in (config.get("depends_on") or {}).items()]
     named = {d.service for d in found}
-    for link in config.get("links") or []:
-        target = str(link).partition(":")[0]
+    targets = [str(link).partition(":")[0] for link in config.get("links") or []]
+    targets += [source for source, _ in volume_sources(config) if source]
+    mode = config.get("network_mode")
+    if isinstance(mode, str) and mode.startswith("service:"):
+        targets.append(mode.removeprefix("service:"))
+    for target in targets:
         if target not in named:
             named.add(target)
             found.append(Dependency(service=target))

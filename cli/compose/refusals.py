@@ -20,6 +20,8 @@ from cli.compose.model import Project
 NO_ENDPOINT_MODE = "not supported: shoal's resolver answers a service's name with every " \
                    "replica's address (dnsrr); it has no virtual IPs"
 UNHONOURED = "shoal cannot honour this"
+NO_STORE = "not supported: shoal has no store of secrets and configs (give a file)"
+AS_ON_HOST = "not supported: the file is bind-mounted as it is on the host (owner and mode)"
 
 REFUSALS: dict[str, str] = {
     # pull policies with a clock
@@ -33,11 +35,11 @@ REFUSALS: dict[str, str] = {
                                       "(not a URL)",
     # what the runtime has no field for yet
     "services.*.depends_on.*.restart": "not supported yet: dependants are not restarted",
-    "services.*.network_mode=service:*": "not supported yet: a container cannot join "
-                                         "another's network",
+    "services.*.network_mode=service:*": "not supported yet: the runtime cannot join "
+                                         "another container's network namespace (placing it "
+                                         "beside the service would not share its network)",
     "services.*.network_mode=container:*": "not supported yet: a container cannot join "
                                            "another's network",
-    "services.*.ulimits": "not supported yet: the runtime sets no rlimits",
     "services.*.logging.options": "not supported yet: logs are kept by the worker, whole",
     "services.*.deploy.resources.reservations": "not supported yet: limits only",
     "services.*.deploy.mode=global": "not supported yet: replicated services only",
@@ -51,13 +53,22 @@ REFUSALS: dict[str, str] = {
                                               "backoff",
     "services.*.deploy.restart_policy.window": "not supported yet: restarts use Docker's "
                                                "backoff",
-    "services.*.volumes_from": "not supported yet: a container cannot mount another's volumes",
+    "services.*.volumes_from.*=container:*": "not supported yet: volumes from a container "
+                                             "outside the project (name one of its services)",
     "services.*.volumes.*.bind": "not supported yet: bind propagation, SELinux labels and "
                                  "create_host_path",
-    "configs": "not supported yet: shoal has no configs",
-    "secrets": "not supported yet: shoal has no secrets",
-    "services.*.configs": "not supported yet: shoal has no configs",
-    "services.*.secrets": "not supported yet: shoal has no secrets",
+    # configs and secrets are files bind-mounted read-only, as compose does without a swarm
+    "secrets.*.external": NO_STORE,
+    "configs.*.external": NO_STORE,
+    "secrets.*.environment": "not supported yet: a secret from the environment (give a file)",
+    "configs.*.environment": "not supported yet: a config from the environment (give a file)",
+    "configs.*.content": "not supported yet: a config's content inline (give a file)",
+    "services.*.secrets.*.uid": AS_ON_HOST,
+    "services.*.secrets.*.gid": AS_ON_HOST,
+    "services.*.secrets.*.mode": AS_ON_HOST,
+    "services.*.configs.*.uid": AS_ON_HOST,
+    "services.*.configs.*.gid": AS_ON_HOST,
+    "services.*.configs.*.mode": AS_ON_HOST,
 }
 
 # What shoal honours, by pattern: the keys allowed in the mapping(s) the pattern names. Any
@@ -70,7 +81,8 @@ HONOURED: dict[str, frozenset[str]] = {
         "volumes", "tmpfs", "init", "stop_signal", "stop_grace_period", "mem_limit",
         "memswap_limit", "cpus", "cpu_shares", "pids_limit", "tty", "stdin_open",
         "depends_on", "profiles", "extends", "security_opt", "logging", "pull_policy",
-        "healthcheck", "links", "build", "cap_add", "cap_drop", "privileged"}),
+        "healthcheck", "links", "build", "cap_add", "cap_drop", "privileged",
+        "volumes_from", "ulimits", "secrets", "configs"}),
     "services.*.build": frozenset({"context", "dockerfile", "args", "target"}),
     "services.*.healthcheck": frozenset({"test", "interval", "timeout", "retries",
                                          "start_period", "start_interval", "disable"}),
@@ -90,6 +102,11 @@ HONOURED: dict[str, frozenset[str]] = {
     "services.*.volumes.*.volume": frozenset({"nocopy"}),
     "services.*.volumes.*.tmpfs": frozenset({"size", "mode"}),
     "services.*.depends_on.*": frozenset({"condition", "required"}),
+    "services.*.ulimits.*": frozenset({"soft", "hard"}),
+    "services.*.secrets.*": frozenset({"source", "target"}),
+    "services.*.configs.*": frozenset({"source", "target"}),
+    "secrets.*": frozenset({"name", "file", "labels"}),
+    "configs.*": frozenset({"name", "file", "labels"}),
     "networks.*": frozenset({"name", "driver", "external", "internal", "labels", "ipam",
                              "attachable"}),
     "volumes.*": frozenset({"name", "driver", "driver_opts", "external", "labels"}),

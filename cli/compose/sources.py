@@ -1,14 +1,19 @@
 """The loader's I/O: which files a command means (``-f``, ``COMPOSE_FILE``, else compose.yaml
-and its override found from the current directory up), reading them, and a cache of the
+and its override found from the current directory up), reading them, and two caches: the
 schema's verdicts (a document that passed once is not checked again: loading the validator
-costs more than the rest of a no-change ``up``)."""
+costs more than the rest of a no-change ``up``) and parsed documents (a text read before is not
+parsed again, and a no-change ``up`` does not import PyYAML)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import msgspec
+
+from cli.compose.document import Document
 from cli.compose.errors import ComposeError
 from cli.compose.loader import LoadOptions, load_project
 from cli.compose.model import Project
@@ -16,6 +21,15 @@ from cli.compose.model import Project
 DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 OVERRIDE_FILES = ("compose.override.yaml", "compose.override.yml",
                   "docker-compose.override.yml", "docker-compose.override.yaml")
+
+
+PARSED = "compose-parsed"  # beside the verdicts' directory
+
+
+class _ParsedDocument(msgspec.Struct, array_like=True):
+    file: str
+    data: dict[str, Any]
+    lines: list[tuple[list[str | int], int]]
 
 
 class FileSources:
@@ -28,6 +42,35 @@ class FileSources:
 
     def exists(self, path: str) -> bool:
         return os.path.isfile(path)
+
+    def parsed(self, key: str) -> Document | None:
+        if self.cache_dir is None:
+            return None
+        try:
+            saved = msgspec.msgpack.decode((self.cache_dir.parent / PARSED / key).read_bytes(),
+                                           type=_ParsedDocument)
+        except (OSError, msgspec.DecodeError):
+            return None  # none kept, or unreadable: parsed again
+        return Document(saved.file, saved.data, {tuple(path): line
+                                                 for path, line in saved.lines})
+
+    def remember_parsed(self, key: str, document: Document) -> None:
+        if self.cache_dir is None:
+            return
+        saved = _ParsedDocument(document.file, document.data,
+                                [(list(path), line) for path, line in document.lines.items()])
+        encoded = msgspec.msgpack.encode(saved)
+        # Kept only if it comes back equal (a YAML value msgpack would change is not).
+        if msgspec.msgpack.decode(encoded, type=_ParsedDocument) != saved:
+            return
+        directory = self.cache_dir.parent / PARSED
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            partial = directory / f".{key}.{os.getpid()}"
+            partial.write_bytes(encoded)
+            os.replace(partial, directory / key)
+        except OSError:
+            pass  # no cache: the next load parses again
 
     def known_valid(self, key: str) -> bool:
         return self.cache_dir is not None and (self.cache_dir / key).exists()

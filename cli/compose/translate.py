@@ -6,12 +6,12 @@ What cannot be translated is a Problem with its file, line and path."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 
 from cli.compose.errors import ComposeError, Path, Problem
-from cli.compose.model import Project, Service
+from cli.compose.model import Project, Service, volume_sources
 from cli.compose.refusals import refusals
 from protocol.durations import parse_duration
 from protocol.errors import ShoalError
@@ -24,6 +24,8 @@ from protocol.specs import (
     PortMapping,
     Resources,
     RestartPolicy,
+    Ulimit,
+    UlimitName,
     VolumeSpec,
 )
 from protocol.validation import check_spec, millicpus
@@ -39,6 +41,7 @@ ONEOFF_LABEL = "com.docker.compose.oneoff"
 DEFAULT_NETWORK = "default"
 VOLUME_LABEL = "com.docker.compose.volume"
 _SWARM_OPERATOR = re.compile(r"\s*(==|!=)\s*")
+ULIMIT_NAMES: tuple[str, ...] = get_args(UlimitName)
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)b?$", re.IGNORECASE)
 
 
@@ -138,8 +141,8 @@ def volume_specs(project: Project, services: list[str]) -> dict[str, VolumeSpec 
 def service_specs(project: Project, service: Service, *, cluster: bool = False
                   ) -> list[ContainerSpec]:
     """One spec per replica (numbered from 1), each checked as the service will check it.
-    ``cluster``: for a scheduler, where ``links`` co-locate (a worker runs what it is given
-    and refuses placement rules)."""
+    ``cluster``: for a scheduler, where ``links`` and ``volumes_from`` co-locate (a worker
+    runs what it is given and refuses placement rules)."""
     base = _base_spec(project, service, cluster)
     specs = []
     for number in range(1, service.replicas + 1):
@@ -189,6 +192,8 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
                                  protocol=port.protocol,  # type: ignore[arg-type]
                                  host_ip=port.host_ip))
     mounts = _mounts(project, service, refuse)
+    mounts += _mounts_from(project, service, {m.target for m in mounts}, refuse)
+    mounts += _files(project, service, refuse)
     address = ""
     for network, settings in service.networks.items():
         if settings.get("ipv4_address"):
@@ -217,6 +222,7 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
             refuse(("security_opt", i), "a seccomp profile file: not supported yet in "
                                         "compose (use seccomp=unconfined or none)")
     restart = _restart(config, deploy, refuse)
+    ulimits = _ulimits(config.get("ulimits") or {}, refuse)
     platform = _platform(config.get("platform"), refuse)
     stop_timeout = _duration(config.get("stop_grace_period"), refuse, ("stop_grace_period",))
     labels = {**service.labels, PROJECT_LABEL: project.name, SERVICE_LABEL: service.name,
@@ -242,6 +248,9 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
                 network_aliases=network_aliases(project, service),
                 affinities=[f"container=={target}" for target in _linked(project, service)]
                 if cluster else [],
+                volumes_from=[container_name(project, project.services[source], 1)
+                              for source, _ in volume_sources(config)
+                              if source in project.services] if cluster else [],
                 expose=[str(port) for port in config.get("expose") or []],
                 add_hosts=list(config.get("extra_hosts") or []),
                 dns=list(config.get("dns") or []),
@@ -251,12 +260,35 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
                 stop_signal=config.get("stop_signal", ""), stop_timeout=stop_timeout,
                 seccomp=seccomp, cap_add=[str(c) for c in config.get("cap_add") or []],
                 cap_drop=[str(c) for c in config.get("cap_drop") or []],
-                privileged=bool(config.get("privileged", False)), healthcheck=healthcheck)
+                privileged=bool(config.get("privileged", False)), healthcheck=healthcheck,
+                ulimits=ulimits)
         except (TypeError, ValueError) as exc:
             refuse((), str(exc))
     if problems or spec is None:
         raise ComposeError.of(problems)
     return spec
+
+
+def _ulimits(config: dict[str, Any], refuse: Any) -> list[Ulimit]:
+    """``ulimits``: NAME: N (soft and hard), or NAME: {soft, hard}."""
+    found = []
+    for name, value in config.items():
+        soft, hard = (value, value) if not isinstance(value, dict) else \
+            (value.get("soft"), value.get("hard"))
+        if name not in ULIMIT_NAMES:
+            refuse(("ulimits", name), f"{name!r}: not a limit shoal knows "
+                                      f"({', '.join(ULIMIT_NAMES)})")
+            continue
+        try:
+            limit = msgspec.convert({"name": name, "soft": soft, "hard": hard}, Ulimit)
+        except msgspec.ValidationError as exc:
+            refuse(("ulimits", name), str(exc).replace("`$.", "`"))
+            continue
+        if limit.hard != -1 and (limit.soft == -1 or limit.soft > limit.hard):
+            refuse(("ulimits", name), f"the soft limit ({soft}) is above the hard one "
+                                      f"({hard})")
+        found.append(limit)
+    return found
 
 
 def _restart(config: dict[str, Any], deploy: dict[str, Any], refuse: Any) -> RestartPolicy:
@@ -375,6 +407,51 @@ def _mounts(project: Project, service: Service, refuse: Any) -> list[Mount]:
                                 else int(mode)))
         else:
             refuse(("volumes", i), f"a {volume.type} mount is not supported yet")
+    return mounts
+
+
+def _mounts_from(project: Project, service: Service, own: set[str], refuse: Any
+                 ) -> list[Mount]:
+    """``volumes_from``: the bind mounts and named volumes of each source service, read-only
+    with ``:ro``, else as the source has them (Docker's rule); a target the service mounts
+    itself keeps its own (Docker's too). A tmpfs is not shared: it is not carried over."""
+    mounts: list[Mount] = []
+    targets = set(own)
+    for i, (source, mode) in enumerate(volume_sources(service.config)):
+        other = project.services.get(source)
+        if not source or other is None:
+            continue  # a container's (refused) or an undefined service (the loader's)
+        if mode not in ("", "ro", "rw"):
+            refuse(("volumes_from", i), f"{mode!r}: expected ro or rw")
+            continue
+        for mount in _mounts(project, other, lambda *_: None):
+            if mount.type == "tmpfs" or mount.target in targets:
+                continue
+            targets.add(mount.target)
+            mounts.append(msgspec.structs.replace(
+                mount, read_only=mount.read_only if mode == "" else mode == "ro"))
+    return mounts
+
+
+def _files(project: Project, service: Service, refuse: Any) -> list[Mount]:
+    """The service's ``secrets`` and ``configs`` as compose mounts them without a swarm: the
+    file bind-mounted read-only, a secret at ``/run/secrets/<target or name>``, a config at
+    its ``target`` (default ``/<name>``)."""
+    mounts = []
+    for kind, defined, directory in (("secrets", project.secrets, "/run/secrets"),
+                                     ("configs", project.configs, "")):
+        for i, item in enumerate(service.config.get(kind) or []):
+            source = str(item.get("source", ""))
+            path = (defined.get(source) or {}).get("file")
+            if not isinstance(path, str):
+                continue  # undefined (the loader's), or not from a file (refused)
+            target = str(item.get("target") or source)
+            if not target.startswith("/"):
+                target = f"{directory}/{target}"
+            if ".." in target.split("/"):
+                refuse((kind, i, "target"), f"{target!r}: '..' is not allowed")
+                continue
+            mounts.append(Mount(type="bind", source=path, target=target, read_only=True))
     return mounts
 
 

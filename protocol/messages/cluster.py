@@ -177,6 +177,18 @@ class SubmitApp(Message, tag="cluster.app.submit", frozen=True, kw_only=True):
     reply: SenderRef
 
 
+class CreateContainers(Message, tag="cluster.containers.create", frozen=True, kw_only=True):
+    """Containers created together, none started (``container.create``'s, several at once):
+    placed as one app, every one of them or none (the refusal names the container that found
+    no node, and why), those that link to or take volumes from another beside it.
+    ``registries``: each spec's registry access by position, as ``container.create``'s."""
+
+    specs: Annotated[list[ContainerSpec], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+    registries: Annotated[list[RegistryOptions | None],
+                          msgspec.Meta(max_length=MAX_BATCH)] = []
+    reply: SenderRef
+
+
 class SubmitJob(Message, tag="cluster.job.submit", frozen=True, kw_only=True):
     """N identical containers placed as one batch (named NAME.1 … NAME.N)."""
 

@@ -56,6 +56,7 @@ from protocol.messages import (
     ContainerInspected,
     ContainerList,
     CreateContainer,
+    CreateContainers,
     DisconnectNetwork,
     Enroll,
     Enrolled,
@@ -106,6 +107,7 @@ from scheduler.cluster.networks import ClusterNetworks
 from scheduler.cluster.pull_access import PullAccess
 from scheduler.cluster.volumes import ClusterVolumes
 from scheduler.cluster.work import (
+    CreateTogether,
     JoinNode,
     Remove,
     RemoveNodeWork,
@@ -270,20 +272,28 @@ class ClusterApi:
         work = self._work(message)
         if isinstance(message, CreateContainer | SubmitJob) and isinstance(work, Submit) \
                 and message.registry is not None and not message.registry.empty:
-            return await self._submit_with_access(work, message.registry)
+            return await self._submit_with_access(work, [(work.ids, message.registry)])
+        if isinstance(message, CreateContainers) and isinstance(work, CreateTogether):
+            access = [([cid], registry) for cid, registry in zip(work.ids, message.registries,
+                                                                  strict=False)
+                      if registry is not None and not registry.empty]
+            if access:
+                return await self._submit_with_access(work, access)
         answer = await self._lead().submit(work)
         if isinstance(message, RemoveContainer):
             self.pull_access.forget(message.id)
         return answer
 
-    async def _submit_with_access(self, work: Submit,
-                                  registry: RegistryOptions) -> Message | None:
+    async def _submit_with_access(self, work: Submit | CreateTogether,
+                                  access: list[tuple[list[str], RegistryOptions]]
+                                  ) -> Message | None:
         """A run that brings registry access: kept for its containers' assignments."""
-        undo = self.pull_access.remember(work.ids, registry)
+        undos = [self.pull_access.remember(ids, registry) for ids, registry in access]
         try:
             answer = await self._lead().submit(work)
         except BaseException:
-            undo()
+            for undo in reversed(undos):
+                undo()
             raise
         for cid in work.refused_ids:
             self.pull_access.forget(cid)
@@ -318,6 +328,13 @@ class ClusterApi:
         if isinstance(message, SubmitApp):
             check_specs(message.app.containers)
             return SubmitAppWork(message.app)
+        if isinstance(message, CreateContainers):
+            check_specs(message.specs)
+            if len(message.registries) > len(message.specs):
+                raise InvalidArgument("registries: one per spec at most",
+                                      details={"field": "registries"})
+            return CreateTogether([views.container_id(spec) for spec in message.specs],
+                                  list(message.specs))
         raise Unsupported(f"the scheduler does not serve {type(message).__name__}",
                           details={"type": type(message).__name__})
 

@@ -55,7 +55,12 @@ from scheduler.cluster.overlay_leader import Change as ContainerChange
 from scheduler.cluster.overlay_leader import LeaderOverlay
 from scheduler.cluster.sessions import Held, WorkerSession
 from scheduler.cluster.tx import Entry
-from scheduler.cluster.work import SetNodeImages, SetNodeVolumes, stage_node_loss
+from scheduler.cluster.work import (
+    CreateTogether,
+    SetNodeImages,
+    SetNodeVolumes,
+    stage_node_loss,
+)
 from scheduler.fencing import fence_delay
 from scheduler.placement import EngineOptions, PlacementEngine, Strategy, Task
 from scheduler.reconcile import LIVE, Actions, Orphan, Report, Reschedule, reconcile
@@ -500,8 +505,19 @@ class Leader:
             engine = self._engine = PlacementEngine(
                 snapshot, EngineOptions(strategy=self.options.strategy, seed=self.options.seed))
         began = time.monotonic()
+        # Containers created together are placed as one all-or-nothing app (co-located where
+        # they link to or take volumes from each other); the rest in one batch.
+        together: dict[int, CreateTogether] = {}
+        for cid, _ in todo:
+            owner = cycle.place.get(cid)
+            if isinstance(owner, CreateTogether):
+                together[id(owner)] = owner
+        grouped = {cid for owner in together.values() for cid in owner.ids}
         try:
-            result = engine.place_batch([Task(cid, rec.spec) for cid, rec in todo])
+            result = engine.place_batch([Task(cid, rec.spec) for cid, rec in todo
+                                         if cid not in grouped])
+            for owner in together.values():
+                result.extend(engine.place_app(owner.as_app(), owner.ids))
         except InvalidArgument as exc:  # a recorded spec that no longer validates
             log.error("placement refused a recorded spec", error=str(exc))
             self._engine = None

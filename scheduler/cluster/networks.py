@@ -34,6 +34,7 @@ from protocol.errors import Conflict, InvalidArgument, NotFound, Unsupported
 from protocol.messages import (
     ConnectNetwork,
     CreateContainer,
+    CreateContainers,
     CreateNetwork,
     DisconnectNetwork,
     InspectNetwork,
@@ -209,6 +210,9 @@ class ClusterNetworks:
                           for s in message.app.containers]
             return msgspec.structs.replace(message, app=msgspec.structs.replace(
                 message.app, containers=containers))
+        if isinstance(message, CreateContainers):
+            return msgspec.structs.replace(message, specs=[
+                await self._with_network(s, standalone=True) for s in message.specs])
         return message
 
     async def _with_network(self, spec: ContainerSpec, *, standalone: bool) -> ContainerSpec:

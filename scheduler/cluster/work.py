@@ -481,6 +481,62 @@ class SubmitAppWork(Work):
         return Submitted(ids=committed, refused="; ".join(notes)[:65536])
 
 
+class CreateTogether(Work):
+    """Containers created together, none started, placed as one all-or-nothing app (the
+    leader places them with ``PlacementEngine.place_app``): one refusal records nothing, and
+    the answer names the container that found no node, and why."""
+
+    def __init__(self, ids: list[str], specs: list[ContainerSpec]) -> None:
+        super().__init__()
+        self.ids = ids
+        self.specs = specs
+        self.refusal: Explanation | None = None
+        self.refused_ids: list[str] = []
+
+    def stage(self, cycle: LeaderCycle) -> None:
+        for cid, spec in zip(self.ids, self.specs, strict=True):
+            validate_spec(spec)
+            _free_id(cycle, cid)
+        for cid, spec in zip(self.ids, self.specs, strict=True):
+            cycle.put_container(cid, ContainerRecord(spec=spec, desired="stopped",
+                                                     created_at=cycle.now,
+                                                     generation=cycle.first_generation(cid)))
+            cycle.place[cid] = self
+
+    APP = "together"  # the app's name for the engine (its note names it; ours does not)
+
+    def as_app(self) -> AppSpec:
+        """The containers as the placement engine takes an all-or-nothing app."""
+        return AppSpec(name=self.APP, containers=self.specs, all_or_nothing=True)
+
+    def refused(self, cycle: LeaderCycle, container_id: str, why: Explanation) -> None:
+        if self.refusal is None:
+            # The engine's note names the containers that found no node (those placed with
+            # them are refused too): those are the refused ones, and the note says no more.
+            prefix = f"app {self.APP} is all-or-nothing and "
+            self.refusal = why
+            if why.note.startswith(prefix):
+                note = why.note.removeprefix(prefix)
+                self.refusal = why.with_note(note)
+                self.refused_ids = note.removesuffix(" found no node:").split(", ")
+        if container_id not in self.refused_ids and not self.refusal.note:
+            self.refused_ids.append(container_id)
+        for cid in self.ids:
+            if cycle.containers.get(cid) is not None:
+                cycle.delete_container(cid)
+
+    def finish(self, cycle: LeaderCycle) -> Message | None:
+        if self.refusal is not None:
+            raise Unavailable(
+                f"nothing created (all or nothing): {self.refusal.message}",
+                details={"placement": self.refusal.details()[:4096],
+                         "refused": ",".join(self.refused_ids)[:4096]})
+        error = _first_error(cycle, [("containers", cid) for cid in self.ids])
+        if error is not None:
+            raise error
+        return Submitted(ids=self.ids)
+
+
 OpenSession = Callable[[str, int, Sender, list[ContainerReport]], Sender]
 IsLive = Callable[[str], bool]
 

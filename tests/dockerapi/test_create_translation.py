@@ -16,6 +16,7 @@ from protocol.specs import (
     PortMapping,
     Resources,
     RestartPolicy,
+    Ulimit,
 )
 
 # What docker CLI 20.10 sends for `docker create busybox` with no options (trimmed of nulls).
@@ -115,6 +116,8 @@ TRANSLATED: list[tuple[dict[str, Any], str, Any]] = [
      "resources", Resources(memory=1 << 26, millicpus=1500, cpu_shares=512, pids=64)),
     (with_host(CpuQuota=50_000, CpuPeriod=100_000), "resources", Resources(millicpus=500)),
     (with_host(NetworkMode="host"), "network", "host"),
+    (with_host(Ulimits=[{"Name": "nofile", "Soft": 1024, "Hard": 2048}]), "ulimits",
+     [Ulimit(name="nofile", soft=1024, hard=2048)]),
     (with_host(AutoRemove=True), "auto_remove", True),
     (with_host(Init=True), "init", True),
     (with_host(SecurityOpt=["seccomp=unconfined"]), "seccomp", "unconfined"),
@@ -179,6 +182,8 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
     ({**with_host(NetworkMode="front"), "NetworkingConfig": {"EndpointsConfig": {"front": {
         "Links": ["db"]}}}}, "links are not supported"),
     (with_host(PortBindings={"80/tcp": [{"HostPort": "8000-8010"}]}), "ranges"),
+    (with_host(Ulimits=[{"Name": "files", "Soft": 1, "Hard": 1}]), "HostConfig.Ulimits"),
+    (with_host(Ulimits=[{"Name": "nofile", "Soft": 9, "Hard": 1}]), "soft limit (9) is above"),
     ("not an object", "expected a JSON object"),
 ]
 

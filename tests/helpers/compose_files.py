@@ -6,6 +6,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Mapping, Sequence
 
+from cli.compose.document import Document
 from cli.compose.loader import LoadOptions, load_project
 from cli.compose.model import Project
 
@@ -32,6 +33,12 @@ class MemorySources:
 
     def remember_valid(self, key: str) -> None:
         self.valid.add(key)
+
+    def parsed(self, key: str) -> Document | None:
+        return None  # every text parsed: the loader's own path (FileSources caches)
+
+    def remember_parsed(self, key: str, document: Document) -> None:
+        pass
 
 
 def load_texts(files: Mapping[str, str], *, env: Mapping[str, str] | None = None,

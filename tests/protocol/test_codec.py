@@ -112,6 +112,8 @@ SAMPLES: list[m.Message] = [
     m.LabelNode(node_id="n1", add={"zone": "a"}, remove=["old"],
                 reply=_ref(RefKind.SENDER, 151)),
     m.SubmitApp(app=specs.AppSpec(name="a", containers=[SPEC]), reply=_ref(RefKind.SENDER, 49)),
+    m.CreateContainers(specs=[SPEC], registries=[m.RegistryOptions(username="u")],
+                       reply=_ref(RefKind.SENDER, 47)),
     m.SubmitJob(spec=SPEC, replicas=3, reply=_ref(RefKind.SENDER, 51)),
     m.Submitted(ids=["c1", "c2"]),
     m.ImportImage(name="busybox:latest", data=_ref(RefKind.BYTE_READER, 53),

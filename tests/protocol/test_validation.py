@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from protocol.errors import InvalidArgument, InvalidSpec, error_from_info
-from protocol.specs import AppSpec, ContainerSpec, Mount, PortMapping, Resources
+from protocol.specs import AppSpec, ContainerSpec, Mount, PortMapping, Resources, Ulimit
 from protocol.validation import MIN_MEMORY, check_spec, check_specs, millicpus
 
 MiB = 1024 * 1024
@@ -56,6 +56,13 @@ REFUSED: list[tuple[str, ContainerSpec, str, str]] = [
      "resources.memory_swap", "less than memory"),
     ("swap without memory", spec(resources=Resources(memory_swap=64 * MiB)),
      "resources.memory_swap", "needs a memory limit"),
+    ("ulimit soft above hard", spec(ulimits=[Ulimit(name="nofile", soft=10, hard=5)]),
+     "ulimits[0]", "nofile: the soft limit (10) is above the hard one (5)"),
+    ("ulimit soft unlimited, hard not", spec(ulimits=[Ulimit(name="core", soft=-1, hard=5)]),
+     "ulimits[0]", "above the hard one"),
+    ("ulimit given twice", spec(ulimits=[Ulimit(name="nproc", soft=1, hard=1),
+                                         Ulimit(name="nproc", soft=2, hard=2)]),
+     "ulimits[1]", "nproc is given twice"),
 ]
 
 ACCEPTED: list[tuple[str, ContainerSpec]] = [
@@ -74,6 +81,9 @@ ACCEPTED: list[tuple[str, ContainerSpec]] = [
     ("smallest limits", spec(resources=Resources(millicpus=10, memory=MIN_MEMORY))),
     ("unlimited swap", spec(resources=Resources(memory=64 * MiB, memory_swap=-1))),
     ("swap equal to memory", spec(resources=Resources(memory=64 * MiB, memory_swap=64 * MiB))),
+    ("ulimits", spec(ulimits=[Ulimit(name="nofile", soft=10, hard=20),
+                              Ulimit(name="core", soft=0, hard=-1),
+                              Ulimit(name="stack", soft=-1, hard=-1)])),
 ]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.errors import InvalidArgument
+from protocol.specs import Ulimit
 from worker.engine.privileges import (
     ALLOW_ALL_DEVICES,
     DENY_ALL_DEVICES,
@@ -35,6 +36,7 @@ READ_ONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-tri
 INIT_BINARY = "/usr/bin/tini-static"
 INIT_PATH = "/sbin/shoal-init"
 CPU_PERIOD = 100_000
+RLIM_UNLIMITED = (1 << 64) - 1  # the runtime-spec's (a uint64) RLIM_INFINITY
 
 
 def _table(rootfs: Path, name: str) -> list[list[str]]:
@@ -86,6 +88,20 @@ def host_nofile() -> int:
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return 1048576 if hard == resource.RLIM_INFINITY else min(1048576, hard)
+
+
+def rlimits(ulimits: list[Ulimit], nofile: int) -> list[dict[str, Any]]:
+    """The process's rlimits: the spec's ``ulimits`` (-1: the runtime-spec's unlimited,
+    the largest uint64), and Docker's open-files default unless they set it."""
+    out = [{"type": f"RLIMIT_{limit.name.upper()}", "soft": _rlim(limit.soft),
+            "hard": _rlim(limit.hard)} for limit in ulimits]
+    if not any(limit.name == "nofile" for limit in ulimits):
+        out.insert(0, {"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile})
+    return out
+
+
+def _rlim(value: int) -> int:
+    return RLIM_UNLIMITED if value == -1 else value
 
 
 def hostname_of(record: EngineContainer) -> str:
@@ -192,8 +208,7 @@ def oci_config(record: EngineContainer, rootfs: Path, *, init_binary: str = INIT
             "env": env,
             "cwd": record.workdir(),
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile or host_nofile(),
-                         "soft": nofile or host_nofile()}],
+            "rlimits": rlimits(spec.ulimits, nofile or host_nofile()),
             "noNewPrivileges": spec.no_new_privileges,
         },
         "root": {"path": str(rootfs), "readonly": False},

@@ -4,7 +4,8 @@ namespaces (Windows, macOS) and wherever it is forced. Each container runs under
 stdin (``-i``), so a worker restart loses nothing: the worker takes a duplicate of the input
 from the shim's control socket at start and at re-adoption. Everything that differs between
 POSIX and Windows (sessions or job objects, signals, waiting for a process) goes through
-``worker.hostos.HOST``.
+``worker.hostos.HOST``. Resource limits are held, not just recorded: by a cgroup of the
+container's own on Linux, a job object on Windows; a host that can hold none refuses them.
 """
 
 from __future__ import annotations
@@ -73,12 +74,14 @@ class ProcessDriver(Driver):
                         else []), *(a.name for a in record.spec.connected)]
             raise Unsupported(f"the process driver runs containers on the host's network only: "
                               f"--network {', '.join(wanted)} needs the native driver")
+        if record.spec.ulimits and not HOST.rlimits:
+            raise Unsupported("the process driver cannot set --ulimit on this host: it has "
+                              "no resource limits per process (a job limits the whole "
+                              "container: --memory, --cpus, --pids-limit)")
         if (record.spec.tty or record.spec.stdin_open) and not HOST.terminals:
             raise Unsupported("the process driver cannot give a container a terminal or an "
                               "open stdin (run -i/-t) on this host; exec -i works")
-        resources = record.spec.resources
-        refusal = HOST.refuse_limits(_limits(record), cpu_shares=resources.cpu_shares,
-                                     memory_swap=resources.memory_swap)
+        refusal = HOST.refuse_limits(_limits(record))
         if refusal:
             raise Unsupported(f"the process driver on this host cannot honour {refusal}")
         directory = self._dir(record)
@@ -100,7 +103,8 @@ class ProcessDriver(Driver):
                         max_size=max_size, max_file=max_file, tty=record.spec.tty,
                         stdin_open=record.spec.stdin_open,
                         console_size=console_size if record.spec.tty else None,
-                        container_id=record.id, limits=_limits(record))
+                        container_id=record.id, limits=_limits(record),
+                        ulimits=list(record.spec.ulimits))
         if not spec.argv:
             raise Internal("no command to run: the spec and the image name none")
         shim = await HOST.start_shim(
@@ -319,11 +323,11 @@ def _failed_exec(exc: OSError, arg0: str, ours: list[int]) -> FailedExec:
 
 
 def _limits(record: EngineContainer) -> JobLimits:
-    """What the container asks to be held to, as a host that can hold a process tree to
-    limits (a Windows job) takes it."""
+    """What the container asks its processes to be held to, together."""
     resources = record.spec.resources
     return JobLimits(memory=resources.memory, millicpus=resources.millicpus,
-                     processes=resources.pids)
+                     processes=resources.pids, memory_swap=resources.memory_swap,
+                     cpu_shares=resources.cpu_shares)
 
 
 def _package_root() -> str:

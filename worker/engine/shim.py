@@ -15,6 +15,7 @@ polled there); ptys and the control socket need Unix.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import os
@@ -29,9 +30,10 @@ from typing import IO
 
 import msgspec
 
+from protocol.specs import Ulimit
 from worker.engine.logfile import JsonFileLog, Stream
 from worker.engine.shim_control import CLOSE_STDIN, ControlServer
-from worker.hostos import HOST, Confinement, JobLimits
+from worker.hostos import HOST, Confinement, JobLimits, PopenOptions
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -60,7 +62,8 @@ class ShimSpec(msgspec.Struct, frozen=True):
     stdin_open: bool = False
     console_size: tuple[int, int] | None = None
     container_id: str = ""  # names the container's job object on Windows
-    limits: JobLimits = JobLimits()  # enforced where the host can (a Windows job)
+    limits: JobLimits = JobLimits()  # a cgroup's (Linux) or a job's (Windows)
+    ulimits: list[Ulimit] = []  # set between fork and exec (POSIX)
 
 
 # Run with a pty: in its own session (start_new_session), take the pty on stdin as the
@@ -92,40 +95,71 @@ def _ready() -> None:
     os.close(devnull)
 
 
+def with_ulimits(options: PopenOptions, ulimits: list[Ulimit]) -> PopenOptions:
+    """``options`` whose child also sets ``ulimits`` on itself before it execs (after it has
+    entered its cgroup): what it runs, and everything that starts, inherits them."""
+    if not ulimits:
+        return options
+    import resource  # POSIX only: a host without it refuses --ulimit before a shim starts
+
+    wanted = [(getattr(resource, f"RLIMIT_{limit.name.upper()}"),
+               (resource.RLIM_INFINITY if limit.soft == -1 else limit.soft,
+                resource.RLIM_INFINITY if limit.hard == -1 else limit.hard))
+              for limit in ulimits]
+    before = options.preexec_fn
+
+    def preexec() -> None:
+        if before is not None:
+            before()
+        for which, values in wanted:
+            resource.setrlimit(which, values)
+
+    return dataclasses.replace(options, preexec_fn=preexec)
+
+
 def _spawn(spec: ShimSpec, cwd: str) -> tuple[subprocess.Popen[bytes], dict[int, Stream],
                                                int | None, Confinement]:
     """Start the command: the process, the descriptors its output comes on, our end of its
     input (the pty master, which is also its output, or its stdin pipe), if any, and what
     holds its processes together."""
-    if spec.tty:
-        from worker.engine.terminal import set_window_size  # Unix only, like ptys
+    confinement = HOST.confine(spec.container_id, spec.limits)
+    options = with_ulimits(confinement.popen_options(), spec.ulimits)
+    try:
+        if spec.tty:
+            from worker.engine.terminal import set_window_size  # Unix only, like ptys
 
-        master, slave = os.openpty()
-        try:
-            if spec.console_size is not None:
-                set_window_size(master, *spec.console_size)
-            child = subprocess.Popen(on_terminal(spec.argv), env=spec.env, cwd=cwd,
-                                     stdin=slave, stdout=slave, stderr=slave,
-                                     start_new_session=True)
-        except BaseException:
-            os.close(master)
-            raise
-        finally:
-            os.close(slave)  # the master reads EIO once the container's holders are gone
-        return child, {master: "stdout"}, master, HOST.confine(child.pid, spec.container_id,
-                                                                spec.limits)
-    options = HOST.popen_options()
-    child = subprocess.Popen(spec.argv, env=spec.env, cwd=cwd,
-                             stdin=subprocess.PIPE if spec.stdin_open else subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             start_new_session=options.start_new_session,
-                             creationflags=options.creationflags)
+            master, slave = os.openpty()
+            try:
+                if spec.console_size is not None:
+                    set_window_size(master, *spec.console_size)
+                child = subprocess.Popen(on_terminal(spec.argv), env=spec.env, cwd=cwd,
+                                         stdin=slave, stdout=slave, stderr=slave,
+                                         start_new_session=True,
+                                         preexec_fn=options.preexec_fn)
+            except BaseException:
+                os.close(master)
+                raise
+            finally:
+                os.close(slave)  # the master reads EIO once the container's holders are gone
+        else:
+            child = subprocess.Popen(
+                spec.argv, env=spec.env, cwd=cwd,
+                stdin=subprocess.PIPE if spec.stdin_open else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                start_new_session=options.start_new_session,
+                creationflags=options.creationflags, preexec_fn=options.preexec_fn)
+    except BaseException:
+        confinement.close()
+        raise
     try:  # on Windows the command waits, suspended, until it is in its job
-        confinement = HOST.confine(child.pid, spec.container_id, spec.limits)
+        confinement.adopt(child.pid)
     except BaseException:
         child.kill()
         child.wait()
+        confinement.close()
         raise
+    if spec.tty:
+        return child, {master: "stdout"}, master, confinement
     assert child.stdout is not None and child.stderr is not None
     streams: dict[int, Stream] = {child.stdout.fileno(): "stdout",
                                   child.stderr.fileno(): "stderr"}
@@ -141,12 +175,14 @@ def run(spec: ShimSpec) -> int:
     started = time.time()
     try:
         child, streams, input_fd, confinement = _spawn(spec, cwd)
-    except OSError as exc:
-        log.write("stderr", f"shoal: cannot start {argv[0]}: {exc.strerror}\n".encode())
+    except (OSError, subprocess.SubprocessError) as exc:
+        # SubprocessError: entering the cgroup failed between fork and exec.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        log.write("stderr", f"shoal: cannot start {argv[0]}: {reason}\n".encode())
         log.close()
         write_atomic(state_dir / "exit.json", json.dumps(
             {"exit_code": 127, "started_at": started, "finished_at": time.time(),
-             "error": f"cannot start {argv[0]}: {exc.strerror}"}).encode())
+             "error": f"cannot start {argv[0]}: {reason}"}).encode())
         _ready()
         return 127
     control = ControlServer() if input_fd is not None else None

@@ -24,11 +24,13 @@ from worker.hostos.jobs import JobLimits
 @dataclass(frozen=True, slots=True)
 class PopenOptions:
     """How the shim starts a container's command with ``subprocess.Popen``: in a new session
-    (POSIX) or with creation flags (Windows: a new process group, created suspended so it
-    is in its job before it runs)."""
+    (POSIX), entering its cgroup between fork and exec (``preexec_fn``, Linux with limits),
+    or with creation flags (Windows: a new process group, created suspended so it is in its
+    job before it runs)."""
 
     start_new_session: bool = False
     creationflags: int = 0
+    preexec_fn: Callable[[], None] | None = None
 
 
 class Child(abc.ABC):
@@ -84,7 +86,18 @@ class PopenChild(Child):
 
 
 class Confinement(abc.ABC):
-    """The shim's hold on its container's processes beyond the main one."""
+    """The shim's hold on its container's processes, made before the command starts (a
+    cgroup with the limits, or a Windows job): the command starts with ``popen_options``, is
+    ``adopt``ed, and everything it starts stays held."""
+
+    @abc.abstractmethod
+    def popen_options(self) -> PopenOptions:
+        """How the shim starts the container's command."""
+
+    @abc.abstractmethod
+    def adopt(self, pid: int) -> None:
+        """Right after starting it with ``popen_options``: hold the command (and let it run).
+        If it cannot be held, it is ended rather than run unconfined, and this raises."""
 
     @abc.abstractmethod
     def end_rest(self) -> None:
@@ -101,6 +114,8 @@ class HostOS(abc.ABC):
     pollable_pipes: bool
     # Whether the host has ptys and unix-socket descriptor passing (run -t/-i, exec -t).
     terminals: bool
+    # Whether a process's resource limits can be set for its children (setrlimit: --ulimit).
+    rlimits: bool
 
     # --- the daemon -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -127,7 +142,7 @@ class HostOS(abc.ABC):
         under whatever its spec sets (PATH; on Windows SYSTEMROOT and its kin too)."""
 
     @abc.abstractmethod
-    def refuse_limits(self, limits: JobLimits, *, cpu_shares: int, memory_swap: int) -> str:
+    def refuse_limits(self, limits: JobLimits) -> str:
         """Why the process driver cannot honour these limits here ("" if it can)."""
 
     @abc.abstractmethod
@@ -159,10 +174,6 @@ class HostOS(abc.ABC):
 
     # --- the shim's side ------------------------------------------------------------------------
     @abc.abstractmethod
-    def popen_options(self) -> PopenOptions:
-        """How the shim starts the container's command."""
-
-    @abc.abstractmethod
-    def confine(self, pid: int, container_id: str, limits: JobLimits) -> Confinement:
-        """Right after starting it with ``popen_options``: hold the command's processes
-        together under ``limits`` (and let it run)."""
+    def confine(self, container_id: str, limits: JobLimits) -> Confinement:
+        """Before the container's command starts: what will hold its processes together
+        under ``limits`` (OSError if it cannot be made)."""

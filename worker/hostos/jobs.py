@@ -21,12 +21,16 @@ KILLED_EXIT_CODE = 137  # what a Linux container killed with SIGKILL exits with:
 
 @dataclass(frozen=True, slots=True)
 class JobLimits:
-    """What a job enforces: committed memory of the whole job in bytes (0: none), a hard CPU
-    cap in millicpus (0: none), the most processes alive at once (0: any)."""
+    """What a container's processes are held to, together: memory in bytes (0: none; on
+    Windows committed memory), a hard CPU cap in millicpus (0: none), the most processes alive
+    at once (0: any); and what only a Linux cgroup holds (a Windows job refuses them):
+    memory plus swap in bytes (-1: unlimited), relative CPU shares."""
 
     memory: int = 0
     millicpus: int = 0
     processes: int = 0
+    memory_swap: int = 0
+    cpu_shares: int = 0
 
 
 def job_name(container_id: str) -> str:
@@ -107,7 +111,10 @@ class Job:
         self.api.terminate_job_object(self.handle, KILLED_EXIT_CODE)
 
     def close(self) -> None:
-        self.api.close_handle(self.handle)
+        """Let go of the job (again: nothing)."""
+        if self.handle:
+            handle, self.handle = self.handle, 0
+            self.api.close_handle(handle)
 
 
 def terminate_named(api: Win32Api, name: str) -> bool:

@@ -1,5 +1,6 @@
 """The POSIX side of the host seam (Linux, and any Unix the process driver runs on):
-sessions and process groups, signals, ``/proc``, pidfds and uvloop."""
+sessions and process groups, signals, ``/proc``, pidfds and uvloop; on Linux, a cgroup per
+container that asks for limits (``cgroup_limits``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from worker.hostos import cgroup_limits
 from worker.hostos.base import Child, Confinement, HostOS, PopenOptions
+from worker.hostos.cgroup_limits import ContainerCgroup
 from worker.hostos.jobs import JobLimits
 
 _POLL = 0.05  # where no pidfd exists, how often a foreign shim's exit is looked for
@@ -36,20 +39,37 @@ class AsyncioChild(Child):
 
 class ProcessGroup(Confinement):
     """The command leads a process group of its own (its session): what it leaves behind
-    when it exits is killed with the group, as a pid namespace would."""
+    when it exits is killed with the group, as a pid namespace would. With limits, it runs in
+    a cgroup of its own too (``cgroup_limits``), which holds what left the group as well."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, cgroup: ContainerCgroup | None = None) -> None:
+        self.pid = 0
+        self.cgroup = cgroup
+
+    def popen_options(self) -> PopenOptions:
+        return PopenOptions(start_new_session=True,
+                            preexec_fn=self.cgroup.joiner() if self.cgroup else None)
+
+    def adopt(self, pid: int) -> None:
         self.pid = pid
 
     def end_rest(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
+        if self.pid > 0:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+
+    def close(self) -> None:
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
 
 class PosixHost(HostOS):
     name = "posix"
     pollable_pipes = True
     terminals = True
+    rlimits = True
 
     def run(self, main: Coroutine[Any, Any, None]) -> None:
         import uvloop
@@ -84,10 +104,8 @@ class PosixHost(HostOS):
     def base_environment(self) -> dict[str, str]:
         return {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
-    def refuse_limits(self, limits: JobLimits, *, cpu_shares: int, memory_swap: int) -> str:
-        # The process driver on a POSIX host runs the command as it is; the scheduler still
-        # reserves what the spec asks for on the node. Cgroup limits need the native driver.
-        return ""
+    def refuse_limits(self, limits: JobLimits) -> str:
+        return cgroup_limits.refusal(limits)
 
     async def start_shim(self, argv: list[str], env: dict[str, str]) -> Child:
         return AsyncioChild(await asyncio.create_subprocess_exec(
@@ -155,8 +173,7 @@ class PosixHost(HostOS):
                             found.append(int(entry.name))
         return sorted(found)
 
-    def popen_options(self) -> PopenOptions:
-        return PopenOptions(start_new_session=True)
-
-    def confine(self, pid: int, container_id: str, limits: JobLimits) -> Confinement:
-        return ProcessGroup(pid)
+    def confine(self, container_id: str, limits: JobLimits) -> Confinement:
+        if not cgroup_limits.asked(limits):
+            return ProcessGroup()
+        return ProcessGroup(ContainerCgroup.make(container_id, limits))

@@ -45,6 +45,17 @@ class JobConfinement(Confinement):
     def __init__(self, job: Job) -> None:
         self.job = job
 
+    def popen_options(self) -> PopenOptions:
+        return PopenOptions(creationflags=win32.CREATE_NEW_PROCESS_GROUP
+                            | win32.CREATE_SUSPENDED)
+
+    def adopt(self, pid: int) -> None:
+        try:
+            self.job.adopt_suspended(pid)
+        except BaseException:
+            self.job.close()  # KILL_ON_JOB_CLOSE: nothing runs unconfined
+            raise
+
     def end_rest(self) -> None:
         self.job.terminate()
 
@@ -56,6 +67,7 @@ class WindowsHost(HostOS):
     name = "windows"
     pollable_pipes = False
     terminals = False
+    rlimits = False
 
     def __init__(self, api: Win32Api | None = None) -> None:
         self._api = api
@@ -99,11 +111,11 @@ class WindowsHost(HostOS):
         # Without SYSTEMROOT many programs (Python among them) cannot even initialise.
         return {name: os.environ[name] for name in _BASE_VARIABLES if name in os.environ}
 
-    def refuse_limits(self, limits: JobLimits, *, cpu_shares: int, memory_swap: int) -> str:
-        if cpu_shares:
+    def refuse_limits(self, limits: JobLimits) -> str:
+        if limits.cpu_shares:
             return ("--cpu-shares: a Windows job takes either relative weights or a hard cap; "
                     "the process driver uses the hard cap (--cpus)")
-        if memory_swap:
+        if limits.memory_swap:
             return ("--memory-swap: a Windows job limits committed memory, which includes the "
                     "page file, so --memory is the only memory limit")
         return ""
@@ -202,15 +214,6 @@ class WindowsHost(HostOS):
     def members(self, pid: int, container_id: str) -> list[int]:
         return jobs.members_of(self.api, jobs.job_name(container_id))
 
-    def popen_options(self) -> PopenOptions:
-        return PopenOptions(creationflags=win32.CREATE_NEW_PROCESS_GROUP
-                            | win32.CREATE_SUSPENDED)
-
-    def confine(self, pid: int, container_id: str, limits: JobLimits) -> Confinement:
-        job = Job.create(self.api, jobs.job_name(container_id), limits, os.cpu_count() or 1)
-        try:
-            job.adopt_suspended(pid)
-        except BaseException:
-            job.close()  # KILL_ON_JOB_CLOSE: nothing runs unconfined
-            raise
-        return JobConfinement(job)
+    def confine(self, container_id: str, limits: JobLimits) -> Confinement:
+        return JobConfinement(Job.create(self.api, jobs.job_name(container_id), limits,
+                                         os.cpu_count() or 1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
+from resource import RLIM_INFINITY
 from typing import TYPE_CHECKING
 
 from worker.runtime import caps as capmod
@@ -30,6 +31,12 @@ from worker.runtime.spec import Hook, Spec
 
 if TYPE_CHECKING:
     from worker.runtime.seccomp import FilterCache
+
+
+def _rlimit(value: int) -> int:
+    """A config's rlimit value as setrlimit takes it: the largest uint64 (runc's and the
+    kernel's RLIM_INFINITY) is Python's RLIM_INFINITY."""
+    return RLIM_INFINITY if value >= (1 << 64) - 1 else value
 
 
 def _absolute(field_name: str, path: str) -> str:
@@ -68,7 +75,7 @@ def _process(spec: Spec) -> ProcessPlan:
         if rl.soft > rl.hard or rl.soft < 0:
             raise BundleInvalid(f"process.rlimits[{i}]", "soft must be between 0 and hard")
         seen.add(rl.type)
-        rlimits.append((RLIMITS[rl.type], rl.soft, rl.hard))
+        rlimits.append((RLIMITS[rl.type], _rlimit(rl.soft), _rlimit(rl.hard)))
     caps = None
     if proc.capabilities is not None:
         c = proc.capabilities

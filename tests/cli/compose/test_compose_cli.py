@@ -3,7 +3,8 @@ app up in depends_on order on its own network, ps, logs, a second up that change
 edited file that recreates only the edited service, a published port answering, and down -v
 leaving nothing (containers, network, veths, published-port rules); a healthcheck-gated
 depends_on order (service_healthy, service_completed_successfully) observed through a named
-volume, the volume surviving a second up and gone after down -v, up --wait."""
+volume, the volume surviving a second up and gone after down -v, up --wait; file secrets and
+configs, and ulimits, inside a container."""
 
 from __future__ import annotations
 
@@ -161,21 +162,29 @@ def test_refusals_make_nothing_and_an_attached_up_shows_the_output(
     app = tmp_path / "app"
     app.mkdir()
     (app / "compose.yaml").write_text(
-        "services:\n  web:\n    image: busybox\n    ulimits: {nofile: 1024}\n")
+        "services:\n  web:\n    image: busybox\n    external_links: [elsewhere]\n")
     refused = compose(native, app, "up", "-d", check=False)
     assert refused.returncode == 1
     assert refused.stderr.strip() == (
-        f"Error: {app / 'compose.yaml'}:4: services.web.ulimits: not supported yet: the "
-        "runtime sets no rlimits")
+        f"Error: {app / 'compose.yaml'}:4: services.web.external_links: not supported: a "
+        "container outside the project is reached by its own name on a shared network")
     assert native.shoal("ps", "-aq").stdout.strip() == ""
     assert "app_default" not in native.shoal("network", "ls").stdout
 
-    # Without -d, up follows the output until the containers end.
+    # Without -d, up follows the output until the containers end. A file secret and a file
+    # config are bind-mounted read-only, and ulimits are the process's.
+    (app / "token.txt").write_text("s3cret\n")
     (app / "compose.yaml").write_text(
         "services:\n  once:\n    image: busybox\n    network_mode: none\n"
-        "    command: [sh, -c, 'echo first; echo second']\n")
+        "    secrets: [token]\n    configs: [{source: token, target: /etc/app.conf}]\n"
+        "    ulimits: {nofile: {soft: 300, hard: 400}}\n"
+        "    command: [sh, -c, 'echo first; echo second; cat /run/secrets/token /etc/app.conf;"
+        " ulimit -n; touch /run/secrets/token || echo read-only']\n"
+        "secrets:\n  token: {file: ./token.txt}\nconfigs:\n  token: {file: ./token.txt}\n")
     attached = compose(native, app, "-p", "ctonce", "up")
-    assert "ctonce-once-1 | first\nctonce-once-1 | second\n" in attached.stdout
+    assert "ctonce-once-1 | first\nctonce-once-1 | second\nctonce-once-1 | s3cret\n" \
+           "ctonce-once-1 | s3cret\nctonce-once-1 | 300\n" in attached.stdout, attached.stdout
+    assert "ctonce-once-1 | read-only\n" in attached.stdout
     # down -p needs no file: the labels say what is the project's.
     down = native.shoal("compose", "-p", "ctonce", "down",
                         env={"XDG_CACHE_HOME": str(app / "cache")})

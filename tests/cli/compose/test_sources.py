@@ -1,5 +1,5 @@
 """Which files a command means (-f, COMPOSE_FILE, the default file and its override, found
-from the current directory up), and the schema's verdict cache on disk."""
+from the current directory up), the schema's verdict cache and the parse cache on disk."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from cli.compose.document import parse, text_key
 from cli.compose.errors import ComposeError
-from cli.compose.sources import FileSources, compose_files, verdict_cache_dir
+from cli.compose.sources import FileSources, compose_files, load, verdict_cache_dir
 
 
 def test_the_default_file_and_its_override_are_found_from_below(tmp_path: Path) -> None:
@@ -48,3 +49,38 @@ def test_verdicts_are_kept_in_the_cache_dir(tmp_path: Path) -> None:
     sources.remember_valid("k")
     assert FileSources(cache).known_valid("k")
     assert verdict_cache_dir({}) is None and not FileSources(None).known_valid("k")
+
+
+def test_a_parsed_document_is_kept_as_it_was_parsed(tmp_path: Path) -> None:
+    sources = FileSources(tmp_path / "shoal" / "compose-schema")
+    text = ("x-base: &base {image: busybox, ports: ['80:80']}\n"
+            "services:\n  web:\n    <<: *base\n    command: [sh, -c, 'echo 1']\n")
+    key = text_key("compose.yaml", text)
+    assert sources.parsed(key) is None
+    document = parse("compose.yaml", text)
+    sources.remember_parsed(key, document)
+    again = FileSources(tmp_path / "shoal" / "compose-schema").parsed(key)
+    assert again is not None
+    assert (again.file, again.data, again.lines) == (document.file, document.data,
+                                                     document.lines)
+    assert again.line_of(("services", "web", "command")) == 5
+    # A value msgpack would not bring back as it was is not kept: parsed again next time.
+    odd = parse("compose.yaml", "services: {web: {image: busybox, x-f: .nan}}\n")
+    sources.remember_parsed("odd", odd)
+    assert sources.parsed("odd") is None
+    assert FileSources(None).parsed(key) is None
+
+
+def test_a_project_loads_the_same_from_the_parse_cache(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  web:\n    image: busybox\n    environment: {A: $A}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("A", "1")
+    first = load([], "", [], [])
+    assert list((tmp_path / "cache" / "shoal" / "compose-parsed").iterdir())
+    monkeypatch.setenv("A", "2")  # interpolation is done after the cache, every time
+    second = load([], "", [], [])
+    assert first.services["web"].environment == {"A": "1"}
+    assert second.services["web"].environment == {"A": "2"}

@@ -25,6 +25,7 @@ from protocol.specs import (
     Mount,
     PortMapping,
     RestartPolicy,
+    Ulimit,
 )
 from tests.helpers.compose_files import PROJECT_DIR, load_texts
 
@@ -115,7 +116,7 @@ def test_everything_shoal_cannot_honour_is_refused_at_once() -> None:
             image: busybox
             build: {context: ., network: host}
             healthcheck: {test: [BOGUS, "true"], interval: 5 minutes}
-            ulimits: {nofile: 1024}
+            ulimits: {nofile: {soft: 2048, hard: 1024}, files: 1}
             read_only: true
             networks:
               front: {aliases: [www]}
@@ -141,7 +142,11 @@ def test_everything_shoal_cannot_honour_is_refused_at_once() -> None:
         "CMD-SHELL first",
         "compose.yaml:5: services.web.healthcheck.interval: invalid duration '5 minutes': "
         "expected numbers with units (ns, us, ms, s, m, h), as in 30s or 1m30s",
-        "compose.yaml:6: services.web.ulimits: not supported yet: the runtime sets no rlimits",
+        "compose.yaml:6: services.web.ulimits.files: 'files': not a limit shoal knows (as, "
+        "core, cpu, data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, "
+        "rttime, sigpending, stack)",
+        "compose.yaml:6: services.web.ulimits.nofile: the soft limit (2048) is above the hard "
+        "one (1024)",
         "compose.yaml:7: services.web.read_only: shoal cannot honour this",
         "compose.yaml:10: services.web.volumes[1]: an anonymous volume: not supported yet "
         "(name it, and declare it under the top-level volumes)",
@@ -312,3 +317,124 @@ def test_healthchecks_volumes_and_names_reach_the_spec() -> None:
     bridge = network_specs(project, ["web"])["shop_front"]
     assert overlay is not None and (overlay.driver, overlay.attachable) == ("overlay", True)
     assert bridge is not None and (bridge.driver, bridge.attachable) == ("bridge", False)
+
+
+def test_volumes_from_carries_the_sources_mounts_and_co_locates() -> None:
+    project = load_texts({"compose.yaml": """\
+        name: shop
+        services:
+          data:
+            image: busybox
+            volumes:
+              - store:/store
+              - ./conf:/conf:ro
+              - {type: tmpfs, target: /scratch}
+          reader:
+            image: busybox
+            volumes_from: ["data:ro"]
+          writer:
+            image: busybox
+            volumes: ["./own:/conf"]
+            volumes_from: [data]
+        volumes:
+          store: {}
+        """})
+    check_project(project, ["data", "reader", "writer"])
+    [reader] = service_specs(project, project.services["reader"])
+    assert reader.mounts == [
+        Mount(type="volume", source="shop_store", target="/store", read_only=True),
+        Mount(type="bind", source=f"{PROJECT_DIR}/conf", target="/conf", read_only=True)]
+    assert reader.volumes_from == []  # a worker runs it beside its source anyway
+    # Each mount's own mode without ro|rw; the service's own mount of a target wins.
+    [writer] = service_specs(project, project.services["writer"], cluster=True)
+    assert writer.mounts == [
+        Mount(type="bind", source=f"{PROJECT_DIR}/own", target="/conf"),
+        Mount(type="volume", source="shop_store", target="/store")]
+    # Through a scheduler the source's first container is the one it is placed beside.
+    assert writer.volumes_from == ["shop-data-1"]
+    # A source starts first, as a dependency.
+    assert start_order(project, ["writer"], with_dependencies=True) == ["data", "writer"]
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("container:other", "services.web.volumes_from[0]: not supported yet: volumes from a "
+                        "container outside the project (name one of its services)"),
+    ("data:rx", "services.web.volumes_from[0]: 'rx': expected ro or rw"),
+])
+def test_volumes_from_that_cannot_be_honoured_is_refused(entry: str, message: str) -> None:
+    project = load_texts({"compose.yaml": f"""\
+        services:
+          data: {{image: busybox}}
+          web:
+            image: busybox
+            volumes_from: ["{entry}"]
+        """})
+    with pytest.raises(ComposeError) as caught:
+        check_project(project, ["data", "web"])
+    assert [line.split(": ", 1)[1] for line in str(caught.value).splitlines()] == [message]
+
+
+def test_ulimits_reach_the_spec() -> None:
+    project = load_texts({"compose.yaml": """\
+        services:
+          web:
+            image: busybox
+            ulimits:
+              nproc: 65535
+              nofile: {soft: 20000, hard: 40000}
+              core: -1
+        """})
+    check_project(project, ["web"])
+    [web] = service_specs(project, project.services["web"])
+    assert web.ulimits == [Ulimit(name="nproc", soft=65535, hard=65535),
+                           Ulimit(name="nofile", soft=20000, hard=40000),
+                           Ulimit(name="core", soft=-1, hard=-1)]
+
+
+def test_file_secrets_and_configs_are_read_only_binds() -> None:
+    project = load_texts({"compose.yaml": """\
+        services:
+          web:
+            image: busybox
+            secrets: [token, {source: token, target: api-key}]
+            configs: [app, {source: app, target: /etc/app.conf}]
+        secrets:
+          token: {file: ./token.txt}
+        configs:
+          app: {file: /srv/app.conf}
+        """})
+    check_project(project, ["web"])
+    [web] = service_specs(project, project.services["web"])
+    assert web.mounts == [
+        Mount(type="bind", source=f"{PROJECT_DIR}/token.txt", target="/run/secrets/token",
+              read_only=True),
+        Mount(type="bind", source=f"{PROJECT_DIR}/token.txt", target="/run/secrets/api-key",
+              read_only=True),
+        Mount(type="bind", source="/srv/app.conf", target="/app", read_only=True),
+        Mount(type="bind", source="/srv/app.conf", target="/etc/app.conf", read_only=True)]
+
+
+def test_secrets_and_configs_shoal_cannot_honour_are_refused() -> None:
+    project = load_texts({"compose.yaml": """\
+        services:
+          web:
+            image: busybox
+            secrets: [{source: env, uid: "1000"}, outside]
+            configs: [inline]
+        secrets:
+          env: {environment: TOKEN}
+          outside: {external: true}
+        configs:
+          inline: {content: hello}
+        """})
+    with pytest.raises(ComposeError) as caught:
+        check_project(project, ["web"])
+    assert str(caught.value).splitlines() == [
+        "compose.yaml:4: services.web.secrets[0].uid: not supported: the file is "
+        "bind-mounted as it is on the host (owner and mode)",
+        "compose.yaml:7: secrets.env.environment: not supported yet: a secret from the "
+        "environment (give a file)",
+        "compose.yaml:8: secrets.outside.external: not supported: shoal has no store of "
+        "secrets and configs (give a file)",
+        "compose.yaml:10: configs.inline.content: not supported yet: a config's content "
+        "inline (give a file)"]

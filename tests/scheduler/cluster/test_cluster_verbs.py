@@ -9,6 +9,7 @@ import channels
 from protocol.errors import Conflict, NotFound, Unavailable
 from protocol.messages import (
     ContainerList,
+    CreateContainers,
     EventMessage,
     InspectNode,
     LabelNode,
@@ -167,5 +168,44 @@ def test_cluster_events_stream(run: Runner[None], etcd: EmbeddedEtcd, layout: La
                 events.close()
             await s.api.leader.until(  # type: ignore[union-attr]
                 lambda _: s.api.events.subscribers == 0)
+
+    run(body)
+
+
+def test_containers_created_together_are_all_placed_or_none(
+        run: Runner[None], etcd: EmbeddedEtcd, layout: Layout) -> None:
+    big = Resources(memory=6 * GIB)
+
+    async def body() -> None:
+        async with scheduler(etcd, layout) as s:
+            await s.leading.wait()
+            async with agents([s.address], ["a", "b"]) as pool:  # 8 GiB each
+                # Three 6 GiB containers on two 8 GiB nodes: nothing is created, and the
+                # refusal names the container that found no node and why.
+                specs = [ContainerSpec(image="busybox", name=f"shop-svc{i}", resources=big)
+                         for i in range(3)]
+                with pytest.raises(Unavailable, match=r"^nothing created \(all or nothing\): "
+                                                      r"shop-svc\d found no node: 0/2 nodes "
+                                                      r"available: 2 insufficient memory") as e:
+                    await ask(s.address, lambda r: CreateContainers(specs=specs, reply=r))
+                assert e.value.details["refused"].startswith("shop-svc")
+                async with EtcdClient([etcd.endpoint]) as client:
+                    assert [r.id async for r in Store(client, layout).list(CONTAINERS)] == []
+                # Two fit: both created, none started (no agent runs anything).
+                reply = await ask(s.address, lambda r: CreateContainers(specs=specs[:2],
+                                                                        reply=r))
+                assert isinstance(reply, Submitted)
+                assert reply.ids == ["shop-svc0", "shop-svc1"]
+                listed = await ask(s.address, lambda r: ListContainers(all=True, reply=r))
+                assert isinstance(listed, ContainerList)
+                assert sorted(c.name for c in listed.containers) == reply.ids
+                assert all(c.state.status == "created" for c in listed.containers)
+                assert all(not a.running() for a in pool.values())
+                # A name in use refuses the whole creation.
+                with pytest.raises(Conflict, match="shop-svc1 already exists"):
+                    await ask(s.address, lambda r: CreateContainers(specs=[
+                        ContainerSpec(image="busybox", name="shop-new"), specs[1]], reply=r))
+                listed = await ask(s.address, lambda r: ListContainers(all=True, reply=r))
+                assert isinstance(listed, ContainerList) and len(listed.containers) == 2
 
     run(body)

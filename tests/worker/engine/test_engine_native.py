@@ -12,7 +12,7 @@ import pytest
 
 import channels
 from protocol.errors import NotFound
-from protocol.specs import ContainerSpec, Mount, Resources, RestartPolicy
+from protocol.specs import ContainerSpec, Mount, Resources, RestartPolicy, Ulimit
 from tests.helpers.bounded_run import run
 from worker.engine.engine import Engine
 from worker.engine.native_driver import NativeDriver, NativeImages
@@ -228,5 +228,20 @@ def test_docker_default_seccomp_profile_unless_unconfined(tmp_path: Path) -> Non
         denied = await output(engine, busybox(
             "sh", "-c", "mkdir /tmp/x 2>&1; true", seccomp=own))
         assert denied == ["mkdir: can't create directory '/tmp/x': Permission denied"]
+
+    with_engine(tmp_path, body)
+
+
+def test_ulimits_are_the_processes_rlimits(tmp_path: Path) -> None:
+    async def body(engine: Engine) -> None:
+        record = await engine.create(busybox(
+            "sh", "-c", "ulimit -Sn; ulimit -Hn; ulimit -Su; ulimit -Hc",
+            ulimits=[Ulimit(name="nofile", soft=256, hard=512),
+                     Ulimit(name="nproc", soft=64, hard=128),
+                     Ulimit(name="core", soft=0, hard=-1)]))
+        await engine.start(record.id)
+        assert (await engine.wait(record.id)).exit_code == 0
+        logs = b"".join([e.data async for e in engine.logs(record.id)])
+        assert logs.split() == [b"256", b"512", b"64", b"unlimited"]
 
     with_engine(tmp_path, body)

@@ -26,14 +26,15 @@ def test_this_host_has_the_posix_side() -> None:
     assert isinstance(HOST, PosixHost)
     assert HOST.pollable_pipes and HOST.terminals
     assert HOST.memory_total() > 0 and HOST.process_limit() > 0
-    assert HOST.refuse_limits(JobLimits(memory=1), cpu_shares=2, memory_swap=3) == ""
 
 
 def test_a_group_is_listed_signalled_and_ended_as_one() -> None:
     async def main() -> None:
         # The command leads its own group and leaves a child in it.
-        options = HOST.popen_options()
+        confinement = HOST.confine("unused", JobLimits())
+        options = confinement.popen_options()
         assert options.start_new_session and options.creationflags == 0
+        assert options.preexec_fn is None  # no limits: no cgroup
         leader = subprocess.Popen(  # noqa: ASYNC220 - a plain child, as the shim makes
             ["sh", "-c", "sleep 300 & echo $!; wait"],
                                   stdout=subprocess.PIPE,
@@ -42,7 +43,8 @@ def test_a_group_is_listed_signalled_and_ended_as_one() -> None:
         child = int(leader.stdout.readline())
         try:
             assert HOST.members(leader.pid, "unused") == sorted([leader.pid, child])
-            HOST.confine(leader.pid, "unused", JobLimits()).end_rest()
+            confinement.adopt(leader.pid)
+            confinement.end_rest()
             assert leader.wait(10) == -9
             await asyncio.wait_for(HOST.wait_foreign(child), 10)  # exited (maybe unreaped)
             assert HOST.members(leader.pid, "unused") == []
@@ -92,7 +94,9 @@ def test_output_copied_on_threads_reaches_the_log_and_leftovers_are_ended(
     child = subprocess.Popen(["sh", "-c", "echo out; echo err >&2; sleep 300 & exit 5"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              start_new_session=True)
-    status = serve_on_threads(child, ProcessGroup(child.pid), log)
+    group = ProcessGroup()
+    group.adopt(child.pid)
+    status = serve_on_threads(child, group, log)
     log.close()
     assert status == 5
     assert sorted((r.stream, r.data) for r in read_log(log_path)) == [

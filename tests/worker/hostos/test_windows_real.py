@@ -25,13 +25,13 @@ def test_windows_has_its_side() -> None:
 
 def test_a_confined_command_is_listed_and_killed_with_its_tree() -> None:
     container_id = f"test-{uuid.uuid4().hex[:12]}"
-    options = HOST.popen_options()
+    confinement = HOST.confine(container_id, JobLimits(memory=256 << 20, millicpus=500))
+    options = confinement.popen_options()
     parent = subprocess.Popen(
         [sys.executable, "-c", "import subprocess, sys, time\n"
          f"subprocess.Popen({SLEEPER!r})\nprint('up', flush=True)\ntime.sleep(300)\n"],
         stdout=subprocess.PIPE, creationflags=options.creationflags)
-    confinement = HOST.confine(parent.pid, container_id, JobLimits(memory=256 << 20,
-                                                                   millicpus=500))
+    confinement.adopt(parent.pid)
     try:
         assert parent.stdout is not None
         assert parent.stdout.readline().strip() == b"up"  # it runs: resumed in its job

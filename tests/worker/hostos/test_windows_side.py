@@ -86,7 +86,8 @@ def test_members_are_the_jobs_processes() -> None:
 
 def test_confine_makes_the_named_job_and_resumes_the_command_in_it() -> None:
     api = FakeWin32(running={77})
-    confinement = host_with(api).confine(77, "abc", JobLimits(memory=64 << 20))
+    confinement = host_with(api).confine("abc", JobLimits(memory=64 << 20))
+    confinement.adopt(77)
     assert api.names() == ["CreateJobObject", "SetInformationJobObject", "OpenProcess",
                            "AssignProcessToJobObject", "NtResumeProcess", "CloseHandle"]
     assert api.calls[0][1] == "Local\\shoal-abc"
@@ -98,14 +99,17 @@ def test_confine_makes_the_named_job_and_resumes_the_command_in_it() -> None:
 
 def test_a_command_that_cannot_be_confined_runs_not_at_all() -> None:
     api = FakeWin32(running={77}, fail={"AssignProcessToJobObject"})
+    confinement = host_with(api).confine("abc", JobLimits())
     with pytest.raises(OSError, match=r"fake|no job"):
-        host_with(api).confine(77, "abc", JobLimits())
+        confinement.adopt(77)
     assert api.exit_codes == {77: 137}
     assert api.open_handles == {}  # the job closed too: KILL_ON_JOB_CLOSE
+    confinement.close()  # the shim lets go of it as well: nothing more happens
+    assert api.names().count("CloseHandle") == 2  # the process's and the job's, once each
 
 
 def test_the_command_is_created_suspended_in_a_new_process_group() -> None:
-    options = host_with(FakeWin32()).popen_options()
+    options = host_with(FakeWin32()).confine("abc", JobLimits()).popen_options()
     assert options.creationflags == win32.CREATE_NEW_PROCESS_GROUP | win32.CREATE_SUSPENDED
     assert not options.start_new_session
 
@@ -118,9 +122,8 @@ def test_the_command_is_created_suspended_in_a_new_process_group() -> None:
 ])
 def test_limits_a_job_cannot_express_are_refused(cpu_shares: int, memory_swap: int,
                                                  refused: str) -> None:
-    reason = host_with(FakeWin32()).refuse_limits(JobLimits(memory=1 << 30, millicpus=500),
-                                                  cpu_shares=cpu_shares,
-                                                  memory_swap=memory_swap)
+    reason = host_with(FakeWin32()).refuse_limits(JobLimits(
+        memory=1 << 30, millicpus=500, cpu_shares=cpu_shares, memory_swap=memory_swap))
     assert reason.startswith(refused) if refused else reason == ""
 
 
