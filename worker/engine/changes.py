@@ -39,6 +39,7 @@ class LiveChanges:
                 raise Conflict(f"Container {record.id} is not running")
             await engine.driver.pause(record)
             self._set_status(record, "paused")
+            await engine.disk.durable()
         engine._announce("container", "pause", record.id, name=record.name)
         return record
 
@@ -51,6 +52,7 @@ class LiveChanges:
             await engine.driver.resume(record)
             self._set_status(record, "running")
             engine.health.begin(record, fresh=False)  # its checks go on where they were
+            await engine.disk.durable()
         engine._announce("container", "unpause", record.id, name=record.name)
         return record
 
@@ -86,6 +88,7 @@ class LiveChanges:
         async with engine._lock(record.id):
             record.name = name
             engine.disk.save(record)
+            await engine.disk.durable()
             await engine.driver.renamed(record)
         engine._announce("container", "rename", record.id, name=name, oldName=f"/{old}")
         return record
@@ -103,6 +106,7 @@ class LiveChanges:
                     record.spec = spec
                     raise
             engine.disk.save(record)
+            await engine.disk.durable()
         engine._announce("container", "update", record.id, name=record.name)
         return record
 

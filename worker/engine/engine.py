@@ -2,9 +2,11 @@
 
 create → start → (running ⇄ restarting) → exited, then start again or remove. Each container
 has a supervisor task that waits for its exit, records it, and asks ``restart.decide`` whether
-and when to start it again. Records are saved on every change, so a worker killed with SIGKILL
-comes back, re-adopts what still runs, learns the exit of what ended meanwhile, and applies the
-restart policies (live restore). Names are unique per worker; ids may be abbreviated.
+and when to start it again. Records are saved on every change (written off the event loop; a
+verb answers, and a signal is sent, only once what it changed is on disk), so a worker killed
+with SIGKILL comes back, re-adopts what still runs, learns the exit of what ended meanwhile,
+and applies the restart policies (live restore). Names are unique per worker; ids may be
+abbreviated.
 """
 
 from __future__ import annotations
@@ -135,6 +137,7 @@ class Engine:
                 log.info("ended while the worker was away", container_id=record.id)
             # Either way the supervisor learns the exit (now or later) and applies the policy.
             self._supervise(record)
+        await self.disk.durable()
 
     async def close(self) -> None:
         """Stop supervising; the containers keep running for the next worker process."""
@@ -143,6 +146,7 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._supervisors.values(), return_exceptions=True)
         self._supervisors.clear()
+        await self.disk.durable()
         await self.driver.close()
 
     # --- lookups ---------------------------------------------------------------------------------
@@ -193,6 +197,7 @@ class Engine:
         if not record.argv():
             raise InvalidArgument("no command: give one, or an image that has Cmd/Entrypoint")
         self.disk.save(record)  # first, so a crash in prepare leaves a record to remove
+        await self.disk.durable()
         try:
             await self.volumes.attach(record)
             record.driver_data = await self.driver.prepare(record)
@@ -203,6 +208,7 @@ class Engine:
         crash_point("create.prepared")
         record.creating = False
         self.disk.save(record)
+        await self.disk.durable()
         self.records[new_id] = record
         self._exited[new_id] = asyncio.Event()
         self._exited[new_id].set()
@@ -212,12 +218,15 @@ class Engine:
     async def start(self, ref: str) -> EngineContainer:
         record = self.find(ref)
         async with self._lock(record.id):
+            if record.state.status == "paused":
+                raise Conflict("Cannot start a paused container, try unpause instead.")
             if record.state.status in LIVE:
                 return record
             history = started_by_hand(self._history(record))
             record.manually_stopped = history.manually_stopped
             record.last_delay = history.last_delay
             await self._launch(record)
+            await self.disk.durable()
         return record
 
     async def stop(self, ref: str, timeout: float | None = None) -> EngineContainer:
@@ -229,6 +238,7 @@ class Engine:
             if record.state.status == "restarting":
                 self._cancel_supervisor(record.id)
                 self._set_exited(record, record.state.exit_code or 0, time.time())
+            await self.disk.durable()  # known as stopped by hand before it is signalled
             if record.state.status not in ("running", "paused"):
                 return record
             grace = DEFAULT_STOP_TIMEOUT if timeout is None else timeout
@@ -239,6 +249,7 @@ class Engine:
             if not await self._wait_exit(record.id, grace):
                 await self.driver.signal(record, signals.SIGKILL, all_processes=True)
                 await self._wait_exit(record.id, None)
+            await self.disk.durable()
         self._announce("container", "stop", record.id, name=record.name)
         return record
 
@@ -252,6 +263,7 @@ class Engine:
             record.manually_stopped = True  # the restart policy must not bring it back
             record.desired = "stopped"
             self.disk.save(record)
+            await self.disk.durable()
             if record.state.status == "restarting":
                 self._cancel_supervisor(record.id)
                 self._set_exited(record, record.state.exit_code or 0, time.time(), reason)
@@ -260,6 +272,7 @@ class Engine:
                 await self._wait_exit(record.id, None)
                 record.state = msgspec.structs.replace(record.state, error=reason)
                 self.disk.save(record)
+            await self.disk.durable()
         self._announce("container", "kill", record.id, name=record.name,
                        signal=str(int(signals.SIGKILL)))
         return record
@@ -274,6 +287,7 @@ class Engine:
             record.manually_stopped = True  # Docker's rule: these kills count as a stop
             record.desired = "stopped"
             self.disk.save(record)
+            await self.disk.durable()
         await self.driver.signal(record, number)
         if stopping:  # another signal waits, pending, for the unpause
             await self.changes.thaw_to_stop(record)
@@ -306,6 +320,7 @@ class Engine:
             await self.driver.cleanup(record)
             await self.driver.remove(record)
             self.disk.remove(record.id)
+            await self.disk.durable()
             self.records.pop(record.id, None)
             self._exited.pop(record.id, None)
             self._window_sizes.pop(record.id, None)
