@@ -82,6 +82,8 @@ def test_pause_freezes_and_unpause_thaws(cli: Cli) -> None:
         refused = cli("exec", name, "true")
         assert refused.returncode != 0 and "is paused, unpause the container" in refused.stderr
         assert cli("top", name).returncode == 0  # Docker lists a paused container's processes
+        started = cli("start", name)
+        assert started.returncode == 1 and "try unpause instead" in started.stderr
 
         resumed = cli("unpause", name)
         assert resumed.returncode == 0, resumed.stderr
