@@ -160,8 +160,10 @@ class NativeDriver(Driver):
     async def start(self, record: EngineContainer, log_path: str, *, max_size: int = 0,
                     max_file: int = 1, console_size: tuple[int, int] | None = None) -> Started:
         await self.cleanup(record)
-        copier = self._copier(record, log_path, max_size, max_file)
-        out, err = copier.sinks()
+        # Its files are made (opened with O_CREAT, directories made) off the event loop: on a
+        # busy disk that can take as long as an fsync, and a burst of starts queues behind it.
+        copier = await asyncio.to_thread(self._copier, record, log_path, max_size, max_file)
+        out, err = await asyncio.to_thread(copier.sinks)
         stdin_r, stdin_w = os.pipe() if record.spec.stdin_open and not record.spec.tty \
             else (None, None)
         try:  # the runtime's own typed errors (bundle invalid, create failed at step X) go on
