@@ -38,7 +38,7 @@ class LiveChanges:
             if status != "running":
                 raise Conflict(f"Container {record.id} is not running")
             await engine.driver.pause(record)
-            self._set_status(record, "paused")
+            self._set_status(record, "running", "paused")
             await engine.disk.durable()
         engine._announce("container", "pause", record.id, name=record.name)
         return record
@@ -50,7 +50,7 @@ class LiveChanges:
             if record.state.status != "paused":
                 raise Conflict(f"Container {record.id} is not paused")
             await engine.driver.resume(record)
-            self._set_status(record, "running")
+            self._set_status(record, "paused", "running")
             engine.health.begin(record, fresh=False)  # its checks go on where they were
             await engine.disk.durable()
         engine._announce("container", "unpause", record.id, name=record.name)
@@ -61,9 +61,13 @@ class LiveChanges:
         acted on (Docker's stop and kill of a paused container)."""
         if record.state.status == "paused":
             await self.engine.driver.resume(record)
-            self._set_status(record, "running")
+            self._set_status(record, "paused", "running")
 
-    def _set_status(self, record: EngineContainer, status: str) -> None:
+    def _set_status(self, record: EngineContainer, was: str, status: str) -> None:
+        """``status`` unless the record left ``was`` while the freezer was written (its exit,
+        which the supervisor has recorded, stands)."""
+        if record.state.status != was:
+            return
         record.state = msgspec.structs.replace(record.state, status=status)
         self.engine.disk.save(record)
         self.engine._notify()
@@ -77,15 +81,19 @@ class LiveChanges:
         if not NAME_RE.match(name):
             raise InvalidArgument(f"Invalid container name ({name}), only "
                                   "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-        if name == record.name:
-            raise InvalidArgument("Renaming a container with the same name as its current name")
-        taken = next((r for r in engine.records.values() if r.name == name), None)
-        if taken is not None:
-            raise Conflict(f'Conflict. The container name "/{name}" is already in use by '
-                           f"container \"{taken.id}\". You have to remove (or rename) that "
-                           "container to be able to reuse that name.", details={"name": name})
-        old = record.name
         async with engine._lock(record.id):
+            # Checked and taken with no await between: two renames to one name cannot both
+            # find it free.
+            if name == record.name:
+                raise InvalidArgument("Renaming a container with the same name as its current "
+                                      "name")
+            taken = next((r for r in engine.records.values() if r.name == name), None)
+            if taken is not None:
+                raise Conflict(f'Conflict. The container name "/{name}" is already in use by '
+                               f"container \"{taken.id}\". You have to remove (or rename) "
+                               "that container to be able to reuse that name.",
+                               details={"name": name})
+            old = record.name
             record.name = name
             engine.disk.save(record)
             await engine.disk.durable()
