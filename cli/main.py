@@ -19,6 +19,8 @@ LAZY_COMMANDS = {
     **{name: f"cli.containers:{name}" for name in [
         "start", "stop", "restart", "kill", "rm", "wait", "ps", "inspect", "logs", "top",
         "events", "port"]},
+    **{name: f"cli.container_changes:{name}" for name in [
+        "pause", "unpause", "rename", "update", "stats"]},
     "network": "cli.networks:network",
     "compose": "cli.compose.commands:compose",
     "volume": "cli.volumes:volume",

@@ -42,6 +42,8 @@ def status_text(status: str, exit_code: int | None, started_at: float, finished_
                 now: float | None = None, health: str = "") -> str:
     """docker ps's STATUS column; a running container's ``health`` (starting, healthy,
     unhealthy) in brackets after it, as docker shows it."""
+    if status == "paused":
+        return "Up " + ago(started_at, now).removesuffix(" ago") + " (Paused)"
     if status == "running":
         up = "Up " + ago(started_at, now).removesuffix(" ago")
         if health:

@@ -4,6 +4,7 @@ the one table of what this front end does not serve yet, with the reason (``MISS
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -70,11 +71,7 @@ MISSING: dict[str, str] = {
     "build": "build cache pruning (docker image prune clears the build cache)",
     "swarm": "Docker's swarm mode (shoal's own cluster verbs serve a cluster)",
     "export": "exporting containers as tars (the worker has no export verb)",
-    "stats": "container statistics (the daemon has no stats verb)",
-    "pause": "pausing containers (the runtime has no freeze verb)",
     "archive": "copying files in and out of containers",
-    "update": "changing a container's resources after create",
-    "rename": "renaming a container",
     "system-df": "disk usage (system df)",
     "plugins": "plugins",
     "secrets": "secrets and configs",
@@ -109,4 +106,7 @@ def missing_object(kind: str, feature: str) -> Callable[[web.Request],
 
 
 def json_error(status: int, message: str) -> web.Response:
-    return web.json_response({"message": message}, status=status)
+    # Exactly ``application/json``, no charset: the docker CLI reads the message out of the
+    # body only for that Content-Type, and prints the raw body for any other.
+    return web.Response(body=json.dumps({"message": message}).encode(), status=status,
+                        content_type="application/json")

@@ -63,6 +63,8 @@ async def create(request: web.Request) -> web.Response:
     if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
         raise bad_parameter("exec: Env must be a list of strings")
     info = await inspect_info(state, ref)
+    if info.state.status == "paused":
+        raise ApiError(409, f"Container {info.id} is paused, unpause the container before exec")
     if info.state.status != "running":
         raise ApiError(409, f"Container {info.id} is not running")
     instance = state.new_exec(

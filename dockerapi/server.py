@@ -14,6 +14,7 @@ import structlog
 from aiohttp import web
 
 from dockerapi import build, containers, execs, images, networks, system, transfers, volumes
+from dockerapi import container_changes as changes
 from dockerapi.address import DockerListen
 from dockerapi.containers import STATE
 from dockerapi.errors import ApiError, json_error, missing_endpoint, missing_object
@@ -107,9 +108,12 @@ def routes() -> list[tuple[str, str, Handler]]:
         ("POST", "/volumes/prune", v.prune), ("GET", "/volumes/{name:.+}", v.inspect),
         ("DELETE", "/volumes/{name:.+}", v.remove),
     ]
-    for verb in ("pause", "unpause", "update", "rename"):
-        served.append(("POST", f"/containers/{{id}}/{{verb:{verb}}}", c.not_served))
-    for verb in ("stats", "export", "changes"):
+    served += [("POST", "/containers/{id}/pause", changes.pause),
+               ("POST", "/containers/{id}/unpause", changes.unpause),
+               ("POST", "/containers/{id}/rename", changes.rename),
+               ("POST", "/containers/{id}/update", changes.update),
+               ("GET", "/containers/{id}/stats", changes.stats)]
+    for verb in ("export", "changes"):
         served.append(("GET", f"/containers/{{id}}/{{verb:{verb}}}", c.not_served))
     for method in ("GET", "PUT", "HEAD"):
         served.append((method, "/containers/{id}/{verb:archive}", c.not_served))

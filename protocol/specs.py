@@ -431,6 +431,62 @@ class ContainerInfo(_Spec, frozen=True, kw_only=True):
     details: Labels = {}  # driver paths and other per-backend facts
 
 
+Count = Annotated[int, msgspec.Meta(ge=0)]  # kernel counters: u64, beyond NonNegInt
+
+
+class BlockIoEntry(_Spec, frozen=True, kw_only=True):
+    """One line of a blkio counter: a device, an operation (Read, Write, Sync, Async, Discard,
+    Total) and its value."""
+
+    major: NonNegInt = 0
+    minor: NonNegInt = 0
+    op: Name = ""
+    value: Count = 0
+
+
+class InterfaceCounters(_Spec, frozen=True, kw_only=True):
+    """One network interface's counters inside the container's network namespace."""
+
+    rx_bytes: Count = 0
+    rx_packets: Count = 0
+    rx_errors: Count = 0
+    rx_dropped: Count = 0
+    tx_bytes: Count = 0
+    tx_packets: Count = 0
+    tx_errors: Count = 0
+    tx_dropped: Count = 0
+
+
+class ResourceSample(_Spec, frozen=True, kw_only=True):
+    """A container's resource use at ``time``: CPU time in nanoseconds (its own, per CPU, in
+    user and kernel mode, and the host's ``system_cpu`` over all CPUs, so that two samples
+    give a percentage), memory in bytes (``memory_limit`` is the host's memory when the
+    container has no limit; ``memory_stats`` the cgroup's memory.stat), processes, block I/O
+    counters by Docker's list name (io_service_bytes_recursive, ...) and the counters of each
+    interface of its network namespace."""
+
+    time: Timestamp = 0.0
+    cpu_total: Count = 0
+    cpu_percpu: Annotated[list[Count], msgspec.Meta(max_length=4096)] = []
+    cpu_user: Count = 0
+    cpu_kernel: Count = 0
+    system_cpu: Count = 0
+    online_cpus: NonNegInt = 0
+    throttled_periods: Count = 0
+    throttling_periods: Count = 0
+    throttled_time: Count = 0
+    memory_usage: Count = 0
+    memory_max_usage: Count = 0
+    memory_limit: Count = 0
+    memory_failcnt: Count = 0
+    memory_stats: Annotated[dict[Name, Count], msgspec.Meta(max_length=256)] = {}
+    pids_current: Count = 0
+    pids_limit: Count = 0
+    blkio: Annotated[dict[Name, Annotated[list[BlockIoEntry], msgspec.Meta(max_length=1024)]],
+                     msgspec.Meta(max_length=16)] = {}
+    networks: Annotated[dict[Name, InterfaceCounters], msgspec.Meta(max_length=256)] = {}
+
+
 class NodeResources(_Spec, frozen=True, kw_only=True):
     """Capacity of a node, in the units of ``Resources``."""
 

@@ -25,6 +25,7 @@ from protocol.messages import (
     ContainerList,
     ContainerLogs,
     ContainerProcesses,
+    ContainerStats,
     CreateContainer,
     ExecContainer,
     ExecExited,
@@ -36,12 +37,17 @@ from protocol.messages import (
     LogLine,
     Message,
     Ok,
+    PauseContainer,
     RemoveContainer,
+    RenameContainer,
     RestartContainer,
     StartContainer,
+    StatsContainer,
     StopContainer,
     TerminalSize,
     TopContainer,
+    UnpauseContainer,
+    UpdateContainer,
     VersionInfo,
     WaitContainer,
     WatchEvents,
@@ -49,6 +55,7 @@ from protocol.messages import (
 from protocol.platforms import host_platform, validate
 from protocol.specs import AFFINITIES_LABEL, CONSTRAINTS_LABEL, ContainerSpec, Platform
 from protocol.version import PROTOCOL_VERSION, package_version
+from worker.engine.changes import SAMPLED
 from worker.engine.engine import Engine
 from worker.exec_session import ExecSession
 from worker.streams import copy_in
@@ -100,6 +107,21 @@ class WorkerService:
                 return ContainerInspected(info=engine.inspect(ref))
             case TopContainer(id=ref):
                 return await self._top(ref)
+            case PauseContainer(id=ref):
+                await engine.changes.pause(ref)
+                return Ok()
+            case UnpauseContainer(id=ref):
+                await engine.changes.unpause(ref)
+                return Ok()
+            case RenameContainer(id=ref, name=name):
+                await engine.changes.rename(ref, name)
+                return Ok()
+            case UpdateContainer():
+                await engine.changes.update(message)
+                return Ok()
+            case StatsContainer():
+                await self._stats(message)
+                return None
             case WaitContainer(id=ref, condition=condition):
                 record = engine.find(ref)
                 state = await engine.wait(ref, condition)
@@ -129,6 +151,28 @@ class WorkerService:
                 command = raw.replace(b"\0", b" ").decode(errors="replace").strip()
             rows.append([str(pid), command])
         return ContainerProcesses(titles=["PID", "CMD"], processes=rows)
+
+    async def _stats(self, request: StatsContainer) -> None:
+        """A sample at once; with ``stream`` one every ``interval`` while the container runs,
+        until the caller closes the reply."""
+        reply = request.reply
+        assert isinstance(reply, channels.Sender)
+        changes = self.engine.changes
+        closed = asyncio.ensure_future(reply.wait_closed())
+        try:
+            while True:
+                record, sample = await changes.sample(request.id)
+                await reply.send(ContainerStats(id=record.id, name=record.name, sample=sample))
+                if not request.stream or record.state.status not in SAMPLED:
+                    break
+                await asyncio.wait({closed}, timeout=request.interval)
+                if closed.done():
+                    return
+        except ChannelError:
+            return  # the caller went away
+        finally:
+            closed.cancel()
+        reply.close()
 
     async def _logs(self, request: ContainerLogs) -> None:
         reply = request.reply

@@ -21,6 +21,8 @@ from protocol.specs import (
     Event,
     Labels,
     Name,
+    ResourceSample,
+    RestartPolicy,
     Text,
     Timestamp,
 )
@@ -100,6 +102,70 @@ class ContainerProcesses(Message, tag="container.processes", frozen=True, kw_onl
     titles: Annotated[list[Name], msgspec.Meta(max_length=64)]
     processes: Annotated[list[Annotated[list[Text], msgspec.Meta(max_length=64)]],
                          msgspec.Meta(max_length=MAX_LIST_ITEMS)]
+
+
+class PauseContainer(Message, tag="container.pause", frozen=True, kw_only=True):
+    """Freezes every process of a running container (``ok``); ``request.conflict`` when it
+    is not running or already paused."""
+
+    id: Name
+    reply: SenderRef
+
+
+class UnpauseContainer(Message, tag="container.unpause", frozen=True, kw_only=True):
+    """Lets a paused container's processes run again (``ok``); ``request.conflict`` when it
+    is not paused."""
+
+    id: Name
+    reply: SenderRef
+
+
+class RenameContainer(Message, tag="container.rename", frozen=True, kw_only=True):
+    """Gives a container a new name (``ok``): unique among the worker's containers
+    (``request.conflict``), and its DNS name on its networks follows."""
+
+    id: Name
+    name: Name
+    reply: SenderRef
+
+
+# A limit an update leaves as it is: None. Docker's update changes only what it is given.
+Limit = Annotated[int, msgspec.Meta(ge=0, le=1 << 62)] | None
+
+
+class UpdateContainer(Message, tag="container.update", frozen=True, kw_only=True):
+    """Changes a container's limits and restart policy (``ok``): in its cgroups at once when
+    it runs, and in its spec for every later start. A field left None stays as it is; 0 for
+    ``memory``, ``millicpus``, ``cpu_shares`` or ``pids`` lifts that limit; ``memory_swap``
+    -1 is unlimited swap."""
+
+    id: Name
+    memory: Limit = None
+    memory_swap: Annotated[int, msgspec.Meta(ge=-1, le=1 << 62)] | None = None
+    millicpus: Limit = None
+    cpu_shares: Annotated[int, msgspec.Meta(ge=0, le=262144)] | None = None
+    pids: Limit = None
+    restart: RestartPolicy | None = None
+    reply: SenderRef
+
+
+class StatsContainer(Message, tag="container.stats", frozen=True, kw_only=True):
+    """Streams ``ContainerStats`` on ``reply``: one at once, then (with ``stream``) one every
+    ``interval`` seconds until the caller closes the channel or the container stops."""
+
+    id: Name
+    stream: bool = False
+    interval: Annotated[float, msgspec.Meta(ge=0.1, le=3600)] = 1.0
+    reply: SenderRef
+
+
+class ContainerStats(Message, tag="container.stats.sample", frozen=True, kw_only=True):
+    """One sample of a container's resource use (``ResourceSample``; all zero for a container
+    that is not running)."""
+
+    id: Name
+    name: Name
+    sample: ResourceSample
 
 
 class ContainerLogs(Message, tag="container.logs", frozen=True, kw_only=True):

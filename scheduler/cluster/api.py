@@ -7,9 +7,11 @@ leader only; a standby refuses them with ``Unavailable`` whose details name the 
 would hide the leader's address from workers, which must hold their session with the leader
 anyway.
 
-Verbs that only the container's worker can answer (logs, exec, attach, wait, top, restart) are
-forwarded to it by any scheduler (``forward``). ``network connect``/``disconnect`` change the
-container's record, then its node (``connections``). ``events.watch`` streams the cluster events of
+Verbs that only the container's worker can answer (logs, exec, attach, wait, top, restart,
+pause, unpause, stats) are forwarded to it by any scheduler (``forward``); an update goes to
+the worker of a live container, then into its record. A cluster container cannot be renamed:
+its name is its id. ``network connect``/``disconnect`` change the container's record, then its
+node (``connections``). ``events.watch`` streams the cluster events of
 the leader's commits; a standby has none to tell and refuses it like a write.
 
 Who asks matters (``handle_client``, ``handle_worker``, ``handle_enroll``: the listener routes
@@ -81,18 +83,21 @@ from protocol.messages import (
     RegistryOptions,
     RemoveContainer,
     RemoveNode,
+    RenameContainer,
     ResolveImage,
     RevokeKey,
     StartContainer,
     StopContainer,
     SubmitApp,
     SubmitJob,
+    UpdateContainer,
     UpdateNode,
     VersionInfo,
     WatchEvents,
 )
 from protocol.platforms import host_platform
 from protocol.specs import Event, NodeUsage
+from protocol.updates import updated_spec
 from protocol.validation import check_spec, check_specs
 from protocol.version import PROTOCOL_VERSION, package_version
 from scheduler.cluster import views
@@ -117,7 +122,9 @@ from scheduler.cluster.work import (
     Stop,
     Submit,
     SubmitAppWork,
+    UpdateSpec,
 )
+from scheduler.reconcile import LIVE
 from scheduler.store import CONTAINERS, NODES, LeaderRecord, NodeRecord, Store
 from scheduler.store.keys import check_id
 from worker.image_events import image_events
@@ -228,6 +235,13 @@ class ClusterApi:
         if isinstance(message, FORWARDED):
             await self.forwarder.forward(message, await self._route(message.id))
             return None  # the worker answered the caller through the relay
+        if isinstance(message, UpdateContainer):
+            return await self._update(message)
+        if isinstance(message, RenameContainer):
+            raise Unsupported("a cluster container's name is its id (its key in the cluster's "
+                              "store, and the worker's container id): it cannot be renamed; "
+                              "create it again under the new name",
+                              details={"id": message.id})
         if isinstance(message, ListContainers):
             return await self._list(message)
         if isinstance(message, InspectContainer):
@@ -380,6 +394,20 @@ class ClusterApi:
             got = await self.store.get(NODES, record.value.node_id)
             node = got.value if got is not None else None
         return ContainerInspected(info=views.info(cid, record.value, node))
+
+    async def _update(self, message: UpdateContainer) -> Message | None:
+        """On the container's worker first when it runs there (its cgroups may refuse the
+        limits), then in its record."""
+        leader = self._lead()
+        record = await self.store.get(CONTAINERS, _checked(message.id))
+        if record is None or record.value.desired == "removed":
+            raise NotFound(f"no container {message.id} in the cluster",
+                           details={"id": message.id})
+        updated_spec(record.value.spec, message)  # refused here before a worker changes it
+        if record.value.node_id and record.value.schedule_state in LIVE:
+            await self.forwarder.ask(await self._route(message.id),
+                                     lambda r: msgspec.structs.replace(message, reply=r))
+        return await leader.submit(UpdateSpec(message))
 
     async def _build(self, message: BuildImage) -> None:
         """A build on a worker of the target platform; the image lands in the cluster's store

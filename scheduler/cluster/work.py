@@ -23,6 +23,7 @@ from protocol.messages import (
     Ok,
     Revoke,
     Submitted,
+    UpdateContainer,
 )
 from protocol.specs import (
     AppSpec,
@@ -32,6 +33,7 @@ from protocol.specs import (
     NodeInfo,
     VolumeInfo,
 )
+from protocol.updates import updated_spec
 from scheduler.cluster.cycle import LeaderCycle, Work
 from scheduler.cluster.overlay_endpoints import assignment
 from scheduler.placement import Explanation, validate_spec
@@ -234,6 +236,26 @@ class Remove(Work):
 
     def finish(self, cycle: LeaderCycle) -> Message | None:
         error = cycle.error(("containers", self.cid))
+        if error is not None:
+            raise error
+        return Ok()
+
+
+class UpdateSpec(Work):
+    """Keep a ``container.update`` in the container's record: the limits placement counts and
+    the spec a later placement runs it with."""
+
+    def __init__(self, update: UpdateContainer) -> None:
+        super().__init__()
+        self.update = update
+
+    def stage(self, cycle: LeaderCycle) -> None:
+        cid = self.update.id
+        record = existing(cycle, cid)
+        cycle.put_container(cid, replace(record, spec=updated_spec(record.spec, self.update)))
+
+    def finish(self, cycle: LeaderCycle) -> Message | None:
+        error = cycle.error(("containers", self.update.id))
         if error is not None:
             raise error
         return Ok()

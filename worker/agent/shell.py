@@ -101,7 +101,7 @@ def fence_clock() -> float:
     """Seconds on a clock that only goes forward and keeps counting through a suspend."""
     return time.clock_gettime(getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC))
 BACKOFF_MAX = 10.0
-WATCHED_ACTIONS = frozenset({"start", "die", "restart", "destroy"})
+WATCHED_ACTIONS = frozenset({"start", "die", "restart", "destroy", "pause", "unpause"})
 # "health_status: healthy": the observed state carries the health, which the scheduler keeps.
 HEALTH_ACTION = "health_status"
 

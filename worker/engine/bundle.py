@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.errors import InvalidArgument
-from protocol.specs import Ulimit
+from protocol.specs import Resources, Ulimit
 from worker.engine.privileges import (
     ALLOW_ALL_DEVICES,
     DENY_ALL_DEVICES,
@@ -109,6 +109,27 @@ def hostname_of(record: EngineContainer) -> str:
     return record.spec.hostname or record.id[:12]
 
 
+def resource_limits(limits: Resources) -> dict[str, Any]:
+    """The memory, cpu and pids sections of ``linux.resources`` for the spec's limits (a
+    section only for a limit that is set)."""
+    resources: dict[str, Any] = {}
+    if limits.memory:
+        resources["memory"] = {"limit": limits.memory}
+        if limits.memory_swap:
+            resources["memory"]["swap"] = limits.memory_swap
+    cpu: dict[str, Any] = {}
+    if limits.cpu_shares:
+        cpu["shares"] = limits.cpu_shares
+    if limits.millicpus:
+        cpu["quota"] = limits.millicpus * CPU_PERIOD // 1000
+        cpu["period"] = CPU_PERIOD
+    if cpu:
+        resources["cpu"] = cpu
+    if limits.pids:
+        resources["pids"] = {"limit": limits.pids}
+    return resources
+
+
 def oci_config(record: EngineContainer, rootfs: Path, *, init_binary: str = INIT_BINARY,
                nofile: int | None = None, cgroup_scope: str = "",
                extra_mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -170,22 +191,7 @@ def oci_config(record: EngineContainer, rootfs: Path, *, init_binary: str = INIT
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     if spec.network != "host":
         namespaces.append({"type": "network"})
-    resources: dict[str, Any] = {}
-    limits = spec.resources
-    if limits.memory:
-        resources["memory"] = {"limit": limits.memory}
-        if limits.memory_swap:
-            resources["memory"]["swap"] = limits.memory_swap
-    cpu: dict[str, Any] = {}
-    if limits.cpu_shares:
-        cpu["shares"] = limits.cpu_shares
-    if limits.millicpus:
-        cpu["quota"] = limits.millicpus * CPU_PERIOD // 1000
-        cpu["period"] = CPU_PERIOD
-    if cpu:
-        resources["cpu"] = cpu
-    if limits.pids:
-        resources["pids"] = {"limit": limits.pids}
+    resources = resource_limits(spec.resources)
     resources["devices"] = ALLOW_ALL_DEVICES if spec.privileged else DENY_ALL_DEVICES
     devices, device_rules = mapped_devices(spec.devices)
     if spec.privileged:  # every host device already, with an open device cgroup

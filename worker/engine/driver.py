@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from protocol import signals
-from protocol.specs import PortMapping
+from protocol.errors import Unsupported
+from protocol.specs import PortMapping, Resources, ResourceSample
 from worker.engine.records import EngineContainer
 
 
@@ -209,6 +210,26 @@ class Driver(abc.ABC):
 
     def resize(self, record: EngineContainer, rows: int, cols: int) -> None:  # noqa: B027
         """Set the window size of the container's terminal, if it has one."""
+
+    async def pause(self, record: EngineContainer) -> None:
+        """Freeze every process of the running container."""
+        raise Unsupported(f"the {self.name} driver cannot pause a container")
+
+    async def resume(self, record: EngineContainer) -> None:
+        """Let the processes of the paused container run again."""
+        raise Unsupported(f"the {self.name} driver cannot pause a container")
+
+    async def change_limits(self, record: EngineContainer, before: Resources) -> None:
+        """``record.spec.resources`` (which were ``before``) are the container's limits from
+        now on: at once if it runs, and from its next start."""
+        raise Unsupported(f"the {self.name} driver cannot change a container's limits")
+
+    async def sample(self, record: EngineContainer) -> ResourceSample:
+        """The running container's resource use now."""
+        raise Unsupported(f"the {self.name} driver keeps no resource statistics")
+
+    async def renamed(self, record: EngineContainer) -> None:  # noqa: B027 - nothing by default
+        """The container has a new name (``record.name``): whatever names it follows."""
 
     def published_ports(self, record: EngineContainer) -> list[PortMapping]:
         """The container's published ports as bound (a port asked as 0 with the one chosen)."""

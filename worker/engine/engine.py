@@ -2,9 +2,11 @@
 
 create → start → (running ⇄ restarting) → exited, then start again or remove. Each container
 has a supervisor task that waits for its exit, records it, and asks ``restart.decide`` whether
-and when to start it again. Records are saved on every change, so a worker killed with SIGKILL
-comes back, re-adopts what still runs, learns the exit of what ended meanwhile, and applies the
-restart policies (live restore). Names are unique per worker; ids may be abbreviated.
+and when to start it again. Records are saved on every change (written off the event loop; a
+verb answers, and a signal is sent, only once what it changed is on disk), so a worker killed
+with SIGKILL comes back, re-adopts what still runs, learns the exit of what ended meanwhile,
+and applies the restart policies (live restore). Names are unique per worker; ids may be
+abbreviated.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from protocol.specs import (
     EventType,
 )
 from protocol.validation import check_spec
+from worker.engine.changes import LiveChanges
 from worker.engine.driver import Driver, ExecProcess, ExecRequest, ExecResult, ExitStatus
 from worker.engine.faults import crash_point
 from worker.engine.health_monitor import HealthMonitor, probe_of
@@ -58,6 +61,7 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 DEFAULT_STOP_TIMEOUT = 10.0
 FOLLOW_POLL = 0.05  # how often a followed log file is looked at for new lines
 MAX_WINDOW = 10000  # rows or columns of a terminal, as the wire's TerminalSize bounds them
+LIVE = ("running", "restarting", "paused")  # a process of it is there (or soon, restarting)
 
 
 class ImageResolver(Protocol):
@@ -97,6 +101,7 @@ class Engine:
         self._window_sizes: dict[str, tuple[int, int]] = {}
         self.health = HealthMonitor(self)
         self.volumes = EngineVolumes(self)
+        self.changes = LiveChanges(self)
 
     # --- start-up and shutdown -------------------------------------------------------------------
     async def open(self) -> None:
@@ -115,7 +120,7 @@ class Engine:
                 continue
             self.records[record.id] = record
             self._exited[record.id] = asyncio.Event()
-            if record.state.status not in ("running", "restarting"):
+            if record.state.status not in LIVE:
                 self._exited[record.id].set()
                 if await self.driver.end_leftovers(record):
                     log.warning("ended processes of a container that was not running",
@@ -132,6 +137,7 @@ class Engine:
                 log.info("ended while the worker was away", container_id=record.id)
             # Either way the supervisor learns the exit (now or later) and applies the policy.
             self._supervise(record)
+        await self.disk.durable()
 
     async def close(self) -> None:
         """Stop supervising; the containers keep running for the next worker process."""
@@ -140,6 +146,7 @@ class Engine:
             task.cancel()
         await asyncio.gather(*self._supervisors.values(), return_exceptions=True)
         self._supervisors.clear()
+        await self.disk.durable()
         await self.driver.close()
 
     # --- lookups ---------------------------------------------------------------------------------
@@ -190,6 +197,7 @@ class Engine:
         if not record.argv():
             raise InvalidArgument("no command: give one, or an image that has Cmd/Entrypoint")
         self.disk.save(record)  # first, so a crash in prepare leaves a record to remove
+        await self.disk.durable()
         try:
             await self.volumes.attach(record)
             record.driver_data = await self.driver.prepare(record)
@@ -200,6 +208,7 @@ class Engine:
         crash_point("create.prepared")
         record.creating = False
         self.disk.save(record)
+        await self.disk.durable()
         self.records[new_id] = record
         self._exited[new_id] = asyncio.Event()
         self._exited[new_id].set()
@@ -209,12 +218,15 @@ class Engine:
     async def start(self, ref: str) -> EngineContainer:
         record = self.find(ref)
         async with self._lock(record.id):
-            if record.state.status in ("running", "restarting"):
+            if record.state.status == "paused":
+                raise Conflict("Cannot start a paused container, try unpause instead.")
+            if record.state.status in LIVE:
                 return record
             history = started_by_hand(self._history(record))
             record.manually_stopped = history.manually_stopped
             record.last_delay = history.last_delay
             await self._launch(record)
+            await self.disk.durable()
         return record
 
     async def stop(self, ref: str, timeout: float | None = None) -> EngineContainer:
@@ -226,15 +238,18 @@ class Engine:
             if record.state.status == "restarting":
                 self._cancel_supervisor(record.id)
                 self._set_exited(record, record.state.exit_code or 0, time.time())
-            if record.state.status != "running":
+            await self.disk.durable()  # known as stopped by hand before it is signalled
+            if record.state.status not in ("running", "paused"):
                 return record
             grace = DEFAULT_STOP_TIMEOUT if timeout is None else timeout
             if record.spec.stop_timeout is not None and timeout is None:
                 grace = record.spec.stop_timeout
             await self.driver.signal(record, parse_signal(record.stop_signal()))
+            await self.changes.thaw_to_stop(record)
             if not await self._wait_exit(record.id, grace):
                 await self.driver.signal(record, signals.SIGKILL, all_processes=True)
                 await self._wait_exit(record.id, None)
+            await self.disk.durable()
         self._announce("container", "stop", record.id, name=record.name)
         return record
 
@@ -248,6 +263,7 @@ class Engine:
             record.manually_stopped = True  # the restart policy must not bring it back
             record.desired = "stopped"
             self.disk.save(record)
+            await self.disk.durable()
             if record.state.status == "restarting":
                 self._cancel_supervisor(record.id)
                 self._set_exited(record, record.state.exit_code or 0, time.time(), reason)
@@ -256,6 +272,7 @@ class Engine:
                 await self._wait_exit(record.id, None)
                 record.state = msgspec.structs.replace(record.state, error=reason)
                 self.disk.save(record)
+            await self.disk.durable()
         self._announce("container", "kill", record.id, name=record.name,
                        signal=str(int(signals.SIGKILL)))
         return record
@@ -263,13 +280,17 @@ class Engine:
     async def kill(self, ref: str, sig: str | int = "KILL") -> EngineContainer:
         record = self.find(ref)
         number = parse_signal(sig)
-        if record.state.status != "running":
+        if record.state.status not in ("running", "paused"):
             raise Conflict(f"container {record.name} is not running")
-        if number in (signals.SIGKILL, parse_signal(record.stop_signal())):
+        stopping = number in (signals.SIGKILL, parse_signal(record.stop_signal()))
+        if stopping:
             record.manually_stopped = True  # Docker's rule: these kills count as a stop
             record.desired = "stopped"
             self.disk.save(record)
+            await self.disk.durable()
         await self.driver.signal(record, number)
+        if stopping:  # another signal waits, pending, for the unpause
+            await self.changes.thaw_to_stop(record)
         self._announce("container", "kill", record.id, name=record.name,
                             signal=str(number))
         return record
@@ -283,14 +304,14 @@ class Engine:
     async def remove(self, ref: str, *, force: bool = False) -> None:
         record = self.find(ref)
         async with self._lock(record.id):
-            if record.state.status in ("running", "restarting"):
+            if record.state.status in LIVE:
                 if not force:
-                    raise Conflict(f"container {record.name} is running: stop it first or "
-                                   "remove it with force")
+                    raise Conflict(f"container {record.name} is {record.state.status}: stop "
+                                   "it first or remove it with force")
                 record.manually_stopped = True
                 record.desired = "stopped"
                 self._cancel_supervisor(record.id)
-                if record.state.status == "running":
+                if record.state.status in ("running", "paused"):  # SIGKILL thaws it too
                     await self.driver.signal(record, signals.SIGKILL, all_processes=True)
                     status = await self.driver.wait(record)
                     self._set_exited(record, status.exit_code, status.finished_at)
@@ -299,6 +320,7 @@ class Engine:
             await self.driver.cleanup(record)
             await self.driver.remove(record)
             self.disk.remove(record.id)
+            await self.disk.durable()
             self.records.pop(record.id, None)
             self._exited.pop(record.id, None)
             self._window_sizes.pop(record.id, None)
@@ -330,14 +352,14 @@ class Engine:
                     raise Conflict(f"container {record.name} stopped before it was healthy")
             else:
                 await self._changed.wait_for(
-                    lambda: record.state.status not in ("running", "restarting")
+                    lambda: record.state.status not in LIVE
                     or record.id not in self.records)
         return record.state
 
     def ps(self, *, all: bool = False) -> list[ContainerSummary]:
         rows = []
         for record in sorted(self.records.values(), key=lambda r: r.created_at, reverse=True):
-            if not all and record.state.status not in ("running", "restarting"):
+            if not all and record.state.status not in LIVE:
                 continue
             rows.append(ContainerSummary(
                 id=record.id, name=record.name, image=record.spec.image,
@@ -374,7 +396,7 @@ class Engine:
 
     async def top(self, ref: str) -> list[int]:
         record = self.find(ref)
-        if record.state.status != "running":
+        if record.state.status not in ("running", "paused"):
             raise Conflict(f"container {record.name} is not running")
         return await self.driver.processes(record)
 
@@ -386,6 +408,9 @@ class Engine:
         and closes it (``exec`` does all that and collects the output). With ``tty`` its
         terminal has ``console_size`` (rows, cols) before the process runs."""
         record = self.find(ref)
+        if record.state.status == "paused":
+            raise Conflict(f"Container {record.id} is paused, unpause the container before "
+                           "exec")
         if record.state.status != "running":
             raise Conflict(f"container {record.name} is not running")
         if not argv:
@@ -430,7 +455,7 @@ class Engine:
             if not follow:
                 return
             while True:
-                alive = record.state.status in ("running", "restarting") \
+                alive = record.state.status in LIVE \
                     and record.id in self.records
                 for entry in follower.poll():
                     if entry.time >= since:

@@ -20,8 +20,14 @@ import time
 from pathlib import Path
 
 from protocol.errors import ShoalError
-from protocol.specs import NetworkSpec, PortMapping
-from worker.engine.bundle import hostname_of, oci_config, resolve_user
+from protocol.specs import NetworkSpec, PortMapping, Resources, ResourceSample
+from worker.engine.bundle import (
+    CPU_PERIOD,
+    hostname_of,
+    oci_config,
+    resolve_user,
+    resource_limits,
+)
 from worker.engine.driver import (
     Driver,
     ExecPipes,
@@ -33,17 +39,22 @@ from worker.engine.driver import (
 from worker.engine.faults import crash_point
 from worker.engine.rawlog import RawLogCopier
 from worker.engine.records import EngineContainer, ImageDefaults
+from worker.engine.resource_sample import read_sample
 from worker.engine.terminal import copy_terminal, set_window_size
 from worker.images import ImageStore, LayerLimits
 from worker.network.files import HOST_RESOLV
 from worker.network.manager import Networks
-from worker.runtime import cgroups
+from worker.runtime import cgroups, resources_update
 from worker.runtime.client import RuntimeHelper
 from worker.runtime.errors import RuntimeFailure
+from worker.runtime.ops import Runtime
+from worker.runtime.spec import CPU, Memory, Pids
+from worker.runtime.spec import Resources as LiveResources
 from worker.runtime.state import StateDir, proc_start_time
 from worker.storage import StorageDriver, choose_driver
 
 COPY_EVERY = 0.05  # how often new output is copied into the json-file log
+DEFAULT_CPU_SHARES = 1024  # the kernel's (and Docker's) weight of a cgroup given none
 
 
 def cgroup_scope(state_dir: Path) -> str:
@@ -149,8 +160,10 @@ class NativeDriver(Driver):
     async def start(self, record: EngineContainer, log_path: str, *, max_size: int = 0,
                     max_file: int = 1, console_size: tuple[int, int] | None = None) -> Started:
         await self.cleanup(record)
-        copier = self._copier(record, log_path, max_size, max_file)
-        out, err = copier.sinks()
+        # Its files are made (opened with O_CREAT, directories made) off the event loop: on a
+        # busy disk that can take as long as an fsync, and a burst of starts queues behind it.
+        copier = await asyncio.to_thread(self._copier, record, log_path, max_size, max_file)
+        out, err = await asyncio.to_thread(copier.sinks)
         stdin_r, stdin_w = os.pipe() if record.spec.stdin_open and not record.spec.tty \
             else (None, None)
         try:  # the runtime's own typed errors (bundle invalid, create failed at step X) go on
@@ -290,6 +303,43 @@ class NativeDriver(Driver):
                         if line.startswith("oom_kill ") and int(line.split()[1]) > 0:
                             return True
         return False
+
+    async def pause(self, record: EngineContainer) -> None:
+        await asyncio.to_thread(Runtime(self.runtime_root).pause, record.id)
+
+    async def resume(self, record: EngineContainer) -> None:
+        await asyncio.to_thread(Runtime(self.runtime_root).resume, record.id)
+
+    async def change_limits(self, record: EngineContainer, before: Resources) -> None:
+        await asyncio.to_thread(self._change_limits, record, before)
+
+    def _change_limits(self, record: EngineContainer, before: Resources) -> None:
+        """Into the live cgroups first (the kernel may refuse, say a memory limit below what
+        the container uses: then nothing has changed), then into the bundle the next start
+        reads."""
+        pid = self._running_pid(record.id)
+        if pid is not None:
+            saved = StateDir(self.runtime_root, record.id).load()
+            resources_update.apply(saved.cgroup_dirs, live_limits(before, record.spec.resources))
+        path = self._dir(record) / "bundle" / "config.json"
+        config = json.loads(path.read_text())
+        resources = config.setdefault("linux", {}).setdefault("resources", {})
+        for section in ("memory", "cpu", "pids"):
+            resources.pop(section, None)
+        resources.update(resource_limits(record.spec.resources))
+        tmp = path.with_name("config.json.tmp")
+        tmp.write_text(json.dumps(config, indent=1))
+        os.replace(tmp, path)
+
+    async def sample(self, record: EngineContainer) -> ResourceSample:
+        def read() -> ResourceSample:
+            saved = StateDir(self.runtime_root, record.id).load()
+            return read_sample(saved.cgroup_dirs, saved.pid,
+                               own_network=record.spec.network != "host")
+        return await asyncio.to_thread(read)
+
+    async def renamed(self, record: EngineContainer) -> None:
+        await self.networks.rename(record.id, record.name)
 
     def running(self, record: EngineContainer) -> bool:
         return self._running_pid(record.id) is not None
@@ -466,3 +516,18 @@ class NativeExec(ExecProcess):
             os.close(self._pidfd)
             self._pidfd = None
 
+
+def live_limits(before: Resources, after: Resources) -> LiveResources:
+    """What to write into a running container's cgroups to go from ``before`` to ``after``:
+    the sections that changed, a lifted limit written as the kernel's unlimited."""
+    memory = cpu = pids = None
+    if (before.memory, before.memory_swap) != (after.memory, after.memory_swap):
+        swap = after.memory_swap or (-1 if before.memory_swap else None)
+        memory = Memory(limit=after.memory or -1, swap=swap)
+    if (before.millicpus, before.cpu_shares) != (after.millicpus, after.cpu_shares):
+        cpu = CPU(shares=after.cpu_shares or DEFAULT_CPU_SHARES,
+                  quota=after.millicpus * CPU_PERIOD // 1000 if after.millicpus else -1,
+                  period=CPU_PERIOD)
+    if before.pids != after.pids:
+        pids = Pids(limit=after.pids or -1)
+    return LiveResources(memory=memory, cpu=cpu, pids=pids)

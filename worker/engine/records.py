@@ -7,6 +7,7 @@ that does not decode is moved aside and logged, never fatal.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -91,11 +92,23 @@ _decoder = msgspec.json.Decoder(EngineContainer)
 
 
 class ContainerDisk:
-    """Container records under ``root``; every save is atomic (temp file, fsync, rename)."""
+    """Container records under ``root``; every save is atomic (temp file, fsync, rename).
+
+    Saves and removals leave the event loop at once: ``save`` takes the record's bytes as they
+    are at the call and a writer thread writes them (each record's latest, in the order of the
+    calls, several records per trip); ``await durable()`` returns once everything saved or
+    removed before it is on disk, which the engine awaits before it answers a verb or acts on
+    a record (a create's record before its rootfs). Without a running event loop (start-up
+    tools, tests) they are done at once."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
+        self._pending: dict[str, bytes | None] = {}  # by id: the bytes to write, None: remove
+        self._asked = 0  # saves and removals so far
+        self._written = 0  # of those, how many are on disk (or failed)
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     def dir(self, container_id: str) -> Path:
         return self.root / container_id
@@ -104,14 +117,70 @@ class ContainerDisk:
         return self.dir(container_id) / f"{container_id}-json.log"
 
     def save(self, record: EngineContainer) -> None:
-        directory = self.dir(record.id)
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / "container.json.tmp"
-        with open(tmp, "wb") as handle:
-            handle.write(_encoder.encode(record))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, directory / "container.json")
+        self._queue(record.id, _encoder.encode(record))
+
+    def remove(self, container_id: str) -> None:
+        self._queue(container_id, None)
+
+    async def durable(self) -> None:
+        """Return once every save and removal asked so far is on disk; the writer's error
+        (a full disk) if one of them failed."""
+        if self._written >= self._asked:
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._asked, done))
+        await done
+
+    def _queue(self, container_id: str, data: bytes | None) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write({container_id: data})
+            return
+        self._pending[container_id] = data
+        self._asked += 1
+        if self._writer is None:
+            self._writer = loop.create_task(self._write_pending())
+
+    async def _write_pending(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, {}
+                upto = self._asked
+                error: Exception | None = None
+                try:
+                    await asyncio.to_thread(self._write, batch)
+                except Exception as exc:  # a full disk: told to whoever waits for it
+                    log.error("container records not saved", error=str(exc),
+                              container_ids=sorted(batch))
+                    error = exc
+                self._written = upto
+                waiting, self._waiters = self._waiters, []
+                for target, done in waiting:
+                    if target > upto:
+                        self._waiters.append((target, done))
+                    elif done.done():
+                        continue
+                    elif error is not None:
+                        done.set_exception(error)
+                    else:
+                        done.set_result(None)
+        finally:
+            self._writer = None
+
+    def _write(self, batch: dict[str, bytes | None]) -> None:
+        for container_id, data in batch.items():
+            directory = self.dir(container_id)
+            if data is None:
+                shutil.rmtree(directory, ignore_errors=True)
+                continue
+            directory.mkdir(parents=True, exist_ok=True)
+            tmp = directory / "container.json.tmp"
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, directory / "container.json")
 
     def load_all(self) -> list[EngineContainer]:
         records = []
@@ -128,5 +197,3 @@ class ContainerDisk:
                           path=str(path), error=str(exc))
         return records
 
-    def remove(self, container_id: str) -> None:
-        shutil.rmtree(self.dir(container_id), ignore_errors=True)

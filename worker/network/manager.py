@@ -527,6 +527,15 @@ class Networks:
             return state
         self._refresh_names(await asyncio.to_thread(run))
 
+    async def rename(self, container_id: str, name: str) -> None:
+        """The container's endpoints answer to its new name (its resolver's names at once)."""
+        def run() -> NetworkFile:
+            with self.state.change() as state:
+                for endpoint in state.endpoints_of(container_id):
+                    endpoint.name = name
+            return state
+        self._refresh_names(await asyncio.to_thread(run))
+
     async def connect(self, ref: str, container_id: str, name: str, spec: ContainerSpec,
                       directory: Path, *, ip: str = "", aliases: list[str] | None = None,
                       hostname: str = "", cluster_network: NetworkSpec | None = None,
