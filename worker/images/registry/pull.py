@@ -57,8 +57,7 @@ from worker.images.verify import image_total, scan_layer
 MANIFEST_ACCEPT = ", ".join((MT_OCI_INDEX, MT_DOCKER_LIST, MT_OCI_MANIFEST, MT_DOCKER_MANIFEST))
 CONCURRENT_BLOBS = 4
 ATTEMPTS = 4  # transfers of one blob within a pull (the first and three resumptions)
-FLUSH_BYTES = 1024 * 1024  # bytes gathered before one write+hash in a thread
-READ_BYTES = 256 * 1024
+FLUSH_BYTES = 4 * 1024 * 1024  # bytes gathered before one write (and hand-over) in a thread
 _INGESTING: weakref.WeakValueDictionary[Path, asyncio.Lock] = weakref.WeakValueDictionary()
 
 
@@ -319,7 +318,14 @@ class Puller:
         pending: list[bytes] = []
         pending_bytes = 0
         try:
-            while chunk := await response.content.read(READ_BYTES):
+            while True:
+                # Each chunk as the HTTP parser made it: read(n) and readany() join what is
+                # buffered into new bytes, a copy of every byte of the blob.
+                chunk, chunk_end = await response.content.readchunk()
+                if not chunk:
+                    if chunk_end:  # an HTTP/1.1 chunk's end, not the body's
+                        continue
+                    break
                 if partial.have + pending_bytes + len(chunk) > desc.size:
                     raise DigestMismatch(f"blob {desc.digest}: the registry sent more than "
                                          f"the {desc.size} bytes its descriptor says",
