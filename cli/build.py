@@ -107,7 +107,11 @@ def send_context(root: Path, patterns: list[Pattern], source: ByteSource) -> Non
 
 
 def _build_args(given: tuple[str, ...]) -> dict[str, str]:
+    """``--build-arg`` values; ``SOURCE_DATE_EPOCH`` from the environment unless given (a
+    reproducible build, as docker buildx passes it)."""
     args = {}
+    if "SOURCE_DATE_EPOCH" in os.environ:
+        args["SOURCE_DATE_EPOCH"] = os.environ["SOURCE_DATE_EPOCH"]
     for item in given:
         key, sep, value = item.partition("=")
         if not sep:  # docker takes a bare name's value from the environment
