@@ -174,7 +174,8 @@ def test_a_failing_run_reports_its_exit_code_and_leaves_nothing(
     assert "Dockerfile:2: The command '/bin/sh -c echo partial > /file && echo said-before " \
         "&& exit 7' returned a non-zero code: 7" in result.stderr
     assert blobs(worker) == before
-    assert list((worker.state_dir / "build").iterdir()) == []
+    # nothing but the context the worker keeps for the next build to unpack over
+    assert {p.name for p in (worker.state_dir / "build").iterdir()} <= {"context"}
     assert mounts.mounts_under(worker.state_dir / "build") == []
     assert "broken" not in worker.shoal("images").stdout
     listed = worker.shoal("runtime", "--root", str(worker.state_dir / "runtime"), "list",
