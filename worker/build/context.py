@@ -54,12 +54,14 @@ def context_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None
 
 
 def unpack_context(archive: BinaryIO, dest: Path, *,
-                   entry_filter: EntryFilter = context_filter) -> None:
+                   entry_filter: EntryFilter = context_filter,
+                   tar_class: type[tarfile.TarFile] = tarfile.TarFile) -> None:
     """Unpack the context tar (plain or compressed) read front to back from ``archive`` (the
     client's stream as it arrives: nothing is spooled first) into ``dest``; ``entry_filter``
-    judges each entry (``context_reuse`` adds its own work to ``context_filter``)."""
+    judges each entry, ``tar_class`` writes them (``context_reuse`` adds its own work to
+    both)."""
     try:
-        with tarfile.open(fileobj=archive, mode="r|*") as tar:
+        with tar_class.open(fileobj=archive, mode="r|*") as tar:
             tar.extractall(dest, filter=entry_filter)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise BuildContextError(f"the build context is not a readable tar: {exc}") from exc

@@ -22,10 +22,15 @@ import shutil
 import stat
 import tarfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from worker.build.context import checked_name, context_filter, unpack_context
 from worker.build.errors import BuildContextError
+
+if TYPE_CHECKING:
+    from _typeshed import StrOrBytesPath
+
+COMPARE_BYTES = 1024 * 1024
 
 
 def unpack_over(archive: BinaryIO, dest: Path) -> None:
@@ -45,13 +50,45 @@ def unpack_over(archive: BinaryIO, dest: Path) -> None:
         return result
 
     try:
-        unpack_context(archive, dest, entry_filter=reuse_filter)
+        unpack_context(archive, dest, entry_filter=reuse_filter, tar_class=_OverTar)
     except BaseException:
         _empty(dest)
         raise
     for parent in _remove_unlisted(dest, kept):
         if parent in dir_times:  # a removal touched it after tarfile set its time
             os.utime(os.path.join(dest, parent), (dir_times[parent], dir_times[parent]))
+
+
+class _OverTar(tarfile.TarFile):
+    """Writes a file that is already there in place, and only the pieces that differ:
+    truncating it and writing it again frees and allocates its blocks, which on a disk with
+    online discard cost as much wall time as the inodes did."""
+
+    def makefile(self, tarinfo: tarfile.TarInfo, targetpath: StrOrBytesPath) -> None:
+        try:
+            target = open(targetpath, "r+b")  # noqa: SIM115
+        except FileNotFoundError:
+            super().makefile(tarinfo, targetpath)
+            return
+        if tarinfo.sparse is not None:
+            target.close()
+            super().makefile(tarinfo, targetpath)
+            return
+        source = self.fileobj
+        assert source is not None
+        source.seek(tarinfo.offset_data)
+        with target:
+            left = tarinfo.size
+            while left:
+                new = source.read(min(left, COMPARE_BYTES))
+                if not new:
+                    raise tarfile.ReadError("unexpected end of data")
+                old = target.read(len(new))
+                if old != new:
+                    target.seek(-len(old), os.SEEK_CUR)
+                    target.write(new)
+                left -= len(new)
+            target.truncate()
 
 
 def _make_room(dest: str, name: str, member: tarfile.TarInfo, kept: set[str]) -> None:

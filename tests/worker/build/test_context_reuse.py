@@ -30,6 +30,9 @@ CHANGES: dict[str, list[Entry]] = {
     "hard-linked names become two files": [
         ("d", "dir", ""), ("d/b", "file", "beta"), ("twin", "file", "other")],
     "a file becomes a link": [("keep", "symlink", "elsewhere")],
+    "files change content, longer, shorter, same size": [
+        ("d", "dir", ""), ("d/a", "file", "ALPHA"), ("d/b", "file", "b"),
+        ("keep", "file", "same, and then some")],
     "everything goes": [],
     "entries without their directories": [("x/deep", "file", "new"), ("n/e/w", "file", "w")],
 }
