@@ -105,3 +105,16 @@ def test_a_bomb_is_refused_while_it_inflates() -> None:
         scan_layer(io.BytesIO(blob), limits=limits)
     with pytest.raises(LayerRejected, match="decompression bomb"):
         _feed(blob, [3, 4000], limits)
+
+
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_other_layers_take_the_general_path_with_the_first_bytes_replayed(
+        compression: str) -> None:
+    import zstandard
+
+    tar = _layer([70_000, 3], long_names=True)
+    blob = tar if compression == "none" else zstandard.ZstdCompressor().compress(tar)
+    expected = LayerStats(digest_bytes(blob), diff_id(tar), 2, 70_003)
+    assert scan_layer(io.BytesIO(blob), limits=LIMITS, blob_digest=digest_bytes(blob),
+                      diff_id=diff_id(tar)) == expected
+    assert _feed(blob, [1, 2, 5000], wanted=diff_id(tar)) == expected  # a 1-byte first chunk
