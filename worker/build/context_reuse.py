@@ -6,7 +6,9 @@ after the build, its files cost an inode allocation and a deletion each, every b
 ext4 (online discard, a busy disk) that kernel work was the largest share of a fully cached
 build's CPU, more than the whole Python side of it. So a worker keeps its last context
 directory, and ``unpack_over`` writes the new context into it: a regular file or directory
-already there with the right type is written over in place (same inode), anything of the
+already there with the right type is kept (same inode) and a file's bytes are written only
+where they differ (truncating and rewriting it frees and allocates its blocks, which with
+online discard cost as much wall time as the inodes did), anything of the
 wrong type (a link, a file another name shares, a file where a directory must be) is removed
 first, and whatever the new context does not hold is removed at the end. The result is what
 a fresh unpack gives (names, types, content, modes, times), with the same refusals: old
@@ -51,12 +53,15 @@ def unpack_over(archive: BinaryIO, dest: Path) -> None:
 
     try:
         unpack_context(archive, dest, entry_filter=reuse_filter, tar_class=_OverTar)
+        for parent in _remove_unlisted(dest, kept):
+            if parent in dir_times:  # a removal touched it after tarfile set its time
+                os.utime(os.path.join(dest, parent), (dir_times[parent], dir_times[parent]))
+    except OSError as exc:
+        _empty(dest)
+        raise BuildContextError(f"cannot unpack the build context: {exc}") from exc
     except BaseException:
         _empty(dest)
         raise
-    for parent in _remove_unlisted(dest, kept):
-        if parent in dir_times:  # a removal touched it after tarfile set its time
-            os.utime(os.path.join(dest, parent), (dir_times[parent], dir_times[parent]))
 
 
 class _OverTar(tarfile.TarFile):
