@@ -317,6 +317,12 @@ class Puller:
                        response: aiohttp.ClientResponse) -> None:
         pending: list[bytes] = []
         pending_bytes = 0
+        received = partial.have  # with the batches not yet written
+        # One batch is written (and handed to the scanner) in a thread while the next one
+        # arrives: awaiting each write before reading on left the connection idle for a
+        # thread's round trip per batch, which on a loaded machine was most of a pull's
+        # waiting. The next batch waits for the one before, so the file grows in order.
+        writing: asyncio.Future[None] | None = None
         try:
             while True:
                 # Each chunk as the HTTP parser made it: read(n) and readany() join what is
@@ -326,19 +332,25 @@ class Puller:
                     if chunk_end:  # an HTTP/1.1 chunk's end, not the body's
                         continue
                     break
-                if partial.have + pending_bytes + len(chunk) > desc.size:
+                if received + len(chunk) > desc.size:
                     raise DigestMismatch(f"blob {desc.digest}: the registry sent more than "
                                          f"the {desc.size} bytes its descriptor says",
                                          details={"digest": desc.digest})
                 pending.append(chunk)
                 pending_bytes += len(chunk)
+                received += len(chunk)
                 if pending_bytes >= FLUSH_BYTES:
+                    if writing is not None:
+                        await writing
                     batch, pending, pending_bytes = pending, [], 0
-                    await asyncio.to_thread(_append_all, partial, batch)
+                    writing = asyncio.ensure_future(
+                        asyncio.to_thread(_append_all, partial, batch))
                     self.progress(BlobProgress(desc.digest, "downloading", partial.have,
                                                desc.size))
         finally:
             # What arrived before a break is kept: the resumption starts after it.
+            if writing is not None:
+                await writing
             if pending:
                 batch, pending = pending, []
                 await asyncio.to_thread(_append_all, partial, batch)
