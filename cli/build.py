@@ -11,6 +11,7 @@ the cluster's store.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import tarfile
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import click
 
 from channels._blocking import ByteSource
 from cli.client import Client, ShoalCommand, connect, host_option
+from cli.stream_sink import StreamSink
 from protocol.errors import ChannelError, EndOfChannel, InvalidArgument
 from protocol.messages import BuildImage, BuildOutput, BuildResult
 
@@ -52,18 +54,47 @@ def context_entries(root: Path, patterns: list[Pattern]) -> list[str]:
     return found
 
 
-def send_context(root: Path, patterns: list[Pattern], source: ByteSource) -> None:
-    from cli.images import _StreamSink  # cli.images adds `build` to its group: import late
+def context_member(path: str, name: str,
+                   linked: dict[tuple[int, int], str]) -> tarfile.TarInfo | None:
+    """The tar header of one context entry, or None for what a context does not carry
+    (devices, fifos, sockets: the worker would skip them); a file seen before under another
+    name (``linked``: by device and inode) is a hard link to it. Made from ``lstat`` alone:
+    ``gettarinfo`` also looks the owner's names up in the user and group databases, which
+    the worker never reads. The mtime is whole seconds, as Docker's context tar has it (the
+    cache key ignores times; a fractional one cost a pax header per file)."""
+    st = os.lstat(path)
+    info = tarfile.TarInfo(name)
+    info.mode = stat.S_IMODE(st.st_mode)
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.mtime = int(st.st_mtime)
+    if stat.S_ISREG(st.st_mode):
+        first = linked.setdefault((st.st_dev, st.st_ino), name) if st.st_nlink > 1 else name
+        if first != name:
+            info.type, info.linkname = tarfile.LNKTYPE, first
+        else:
+            info.size = st.st_size
+    elif stat.S_ISDIR(st.st_mode):
+        info.type = tarfile.DIRTYPE
+    elif stat.S_ISLNK(st.st_mode):
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+    else:
+        return None
+    return info
 
-    sink = _StreamSink(source)
+
+def send_context(root: Path, patterns: list[Pattern], source: ByteSource) -> None:
+    sink = StreamSink(source)
     try:
         with tarfile.open(fileobj=sink, mode="w|",  # type: ignore[call-overload]
                           format=tarfile.PAX_FORMAT) as tar:
+            linked: dict[tuple[int, int], str] = {}
             for rel in context_entries(root, patterns):
-                info = tar.gettarinfo(str(root / rel), rel)
-                info.uname = info.gname = ""
+                path = os.path.join(root, rel)
+                info = context_member(path, rel, linked)
+                if info is None:
+                    continue
                 if info.isreg():
-                    with (root / rel).open("rb") as f:
+                    with open(path, "rb") as f:
                         tar.addfile(info, f)
                 else:
                     tar.addfile(info)
@@ -76,7 +107,11 @@ def send_context(root: Path, patterns: list[Pattern], source: ByteSource) -> Non
 
 
 def _build_args(given: tuple[str, ...]) -> dict[str, str]:
+    """``--build-arg`` values; ``SOURCE_DATE_EPOCH`` from the environment unless given (a
+    reproducible build, as docker buildx passes it)."""
     args = {}
+    if "SOURCE_DATE_EPOCH" in os.environ:
+        args["SOURCE_DATE_EPOCH"] = os.environ["SOURCE_DATE_EPOCH"]
     for item in given:
         key, sep, value = item.partition("=")
         if not sep:  # docker takes a bare name's value from the environment

@@ -18,6 +18,7 @@ from channels._blocking import ByteSource
 from cli import registry
 from cli.client import MAX_REDIRECTS, Client, ShoalCommand, connect, host_option, one_line
 from cli.output import ago, as_json, table
+from cli.stream_sink import READ_CHUNK, StreamSink
 from cli.views import IMAGE_FIELDS, IMAGE_HEADERS, image_views
 from protocol.errors import ChannelError, InvalidArgument, ShoalError, Unavailable
 from protocol.messages import (
@@ -35,31 +36,10 @@ from protocol.specs import ImageSummary
 # Registers the image store's error codes, so refusals show as ImageNotFound, LayerRejected...
 from worker.images import errors as _image_errors  # noqa: F401
 
-READ_CHUNK = 1024 * 1024
 LAYOUT_ENTRIES = ("oci-layout", "index.json", "blobs")
 
 
 # --- import --------------------------------------------------------------------------------------
-class _StreamSink:
-    """A file-like object ``tarfile`` writes into; the bytes go out on ``source`` in batches,
-    each when the worker has room for it (so the tar is paced by the worker)."""
-
-    def __init__(self, source: ByteSource) -> None:
-        self.source = source
-        self.buffer = bytearray()
-
-    def write(self, data: bytes) -> int:
-        self.buffer += data
-        if len(self.buffer) >= READ_CHUNK:
-            self.flush()
-        return len(data)
-
-    def flush(self) -> None:
-        if self.buffer:
-            data, self.buffer = bytes(self.buffer), bytearray()
-            self.source.write(data)
-
-
 def _send_archive(path: Path | None, source: ByteSource) -> None:
     """Stream the archive at ``path`` (stdin when None; a directory as a tar of its OCI
     layout) on ``source`` and end the stream."""
@@ -67,7 +47,7 @@ def _send_archive(path: Path | None, source: ByteSource) -> None:
         if path is not None and path.is_dir():
             import tarfile  # only to send a directory
 
-            sink = _StreamSink(source)
+            sink = StreamSink(source)
             with tarfile.open(fileobj=sink, mode="w|") as tar:  # type: ignore[call-overload]
                 for name in LAYOUT_ENTRIES:
                     if (path / name).exists():

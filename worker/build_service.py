@@ -3,8 +3,11 @@ this worker), ``image.prune`` and ``image.save``.
 
 A build's context is unpacked under the worker's build directory as it arrives (bounded by a
 size limit; no spool file), and the build runs with its output streamed back as
-``BuildOutput`` messages; the context and every step's scratch directory are removed when the
-build ends, however it ends. Builds need the native runtime (RUN runs in a container).
+``BuildOutput`` messages; every step's scratch directory is removed when the build ends,
+however it ends. The worker keeps its last context (up to ``KEPT_CONTEXT_BYTES``) and unpacks
+the next one over it (``context_reuse``): a cached rebuild of an unchanged context then
+allocates and frees no inode; a build beside it gets a context directory of its own, removed
+with its scratch. Builds need the native runtime (RUN runs in a container).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from protocol.messages import (
 )
 from worker.build.builder import Builder, BuildOptions
 from worker.build.context import unpack_context
+from worker.build.context_reuse import unpack_over
 from worker.image_service import image_summary
 from worker.images.export import save_images
 from worker.images.store import ImageStore
@@ -50,6 +54,7 @@ BUILD_REQUESTS: tuple[type[Message], ...] = (BuildImage, PruneImages, SaveImages
 DEFAULT_MAX_CONTEXT_BYTES = 8 * 1024 ** 3
 OUTPUT_BATCH = 16 * 1024  # text gathered before one BuildOutput message
 CONTEXT_READ_BYTES = 1024 * 1024  # tarfile's reads of the context stream, buffered
+KEPT_CONTEXT_BYTES = 256 * 1024 ** 2  # a larger context is removed after its build
 # A context stream that brings nothing for this long fails the build: a client that is alive
 # but stuck must not hold a thread for ever.
 CONTEXT_IDLE_TIMEOUT = 300.0
@@ -76,6 +81,8 @@ class BuildService:
             mounts.unmount(Path(point))
         shutil.rmtree(work_dir, ignore_errors=True)
         work_dir.mkdir(parents=True, exist_ok=True)
+        self.kept_context = work_dir / "context"
+        self.kept_context_busy = False
 
     async def handle(self, message: Message) -> Message | None:
         match message:
@@ -108,6 +115,12 @@ class BuildService:
             raise Unsupported("builds run RUN steps on the native runtime; this worker uses "
                               "another driver")
         work = Path(tempfile.mkdtemp(prefix="build-", dir=self.work_dir))
+        # One build at a time unpacks over the context the last one kept; one beside it gets
+        # a directory of its own.
+        holds_kept = not self.kept_context_busy
+        self.kept_context_busy = True
+        reusing = holds_kept
+        context_dir = self.kept_context if reusing else work / "context"
         pending: list[str] = []
 
         async def flush() -> None:
@@ -123,9 +136,11 @@ class BuildService:
                 await flush()
 
         try:
-            context_dir = work / "context"
-            context_dir.mkdir()
-            await self._receive_context(data, context_dir)
+            context_dir.mkdir(exist_ok=True)
+            size = await self._receive_context(data, context_dir, over=reusing)
+            if reusing and size > KEPT_CONTEXT_BYTES:
+                reusing = False  # removed with the scratch: too big to keep on disk
+                context_dir = context_dir.rename(work / "context")
             options = BuildOptions(
                 dockerfile=request.dockerfile, dockerfile_name=request.dockerfile_name,
                 tags=tuple(request.tags), build_args=dict(request.build_args),
@@ -144,17 +159,22 @@ class BuildService:
             if self.on_built is not None:
                 self.on_built(request, result)
             await reply.send(result)
-            reply.close()  # the client is done; the context's removal need not hold it up
+            reply.close()  # the client is done; the scratch's removal need not hold it up
         finally:
+            if holds_kept:
+                self.kept_context_busy = False
             await asyncio.to_thread(shutil.rmtree, work, True)
 
-    async def _receive_context(self, data: channels.ByteReader, context_dir: Path) -> None:
+    async def _receive_context(self, data: channels.ByteReader, context_dir: Path, *,
+                               over: bool) -> int:
         """Unpack the context into ``context_dir`` as it arrives (no spool file, no second
-        pass over it); a build abandoned meanwhile closes the stream, which ends the thread."""
+        pass over it), ``over`` what an earlier build left there; a build abandoned
+        meanwhile closes the stream, which ends the thread. Returns the tar's size."""
         stream = StreamFile(data, asyncio.get_running_loop(), idle_timeout=CONTEXT_IDLE_TIMEOUT,
                             what="the build context", limit=self.max_context_bytes)
         reader = cast(BinaryIO, io.BufferedReader(stream, CONTEXT_READ_BYTES))
-        unpacking = asyncio.ensure_future(asyncio.to_thread(unpack_context, reader, context_dir))
+        unpack = unpack_over if over else unpack_context
+        unpacking = asyncio.ensure_future(asyncio.to_thread(unpack, reader, context_dir))
         try:
             await asyncio.shield(unpacking)
         except asyncio.CancelledError:
@@ -163,6 +183,7 @@ class BuildService:
             raise
         finally:
             data.close()
+        return stream.received
 
     # --- save ----------------------------------------------------------------------------------
     async def _save(self, request: SaveImages) -> None:

@@ -174,7 +174,8 @@ def test_a_failing_run_reports_its_exit_code_and_leaves_nothing(
     assert "Dockerfile:2: The command '/bin/sh -c echo partial > /file && echo said-before " \
         "&& exit 7' returned a non-zero code: 7" in result.stderr
     assert blobs(worker) == before
-    assert list((worker.state_dir / "build").iterdir()) == []
+    # nothing but the context the worker keeps for the next build to unpack over
+    assert {p.name for p in (worker.state_dir / "build").iterdir()} <= {"context"}
     assert mounts.mounts_under(worker.state_dir / "build") == []
     assert "broken" not in worker.shoal("images").stdout
     listed = worker.shoal("runtime", "--root", str(worker.state_dir / "runtime"), "list",
@@ -240,3 +241,34 @@ def test_prune_rmi_of_shared_layers_and_gc(worker: Worker, tmp_path: Path) -> No
     worker.start()
     assert not (blob_dir / name).exists()
     assert "shared" in worker.shoal("images").stdout
+
+
+REPRODUCIBLE = """\
+FROM busybox
+COPY data.txt /data/
+RUN mkdir /made && echo made > /made/file
+ENV STAGE=done
+"""
+
+
+def test_source_date_epoch_makes_one_image_of_one_context(worker: Worker,
+                                                          tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx", REPRODUCIBLE, {"data.txt": "data\n"})
+    epoch = 1_700_000_000  # before the context's file was written: its time is clamped too
+    first = build(worker, "-q", "--no-cache", "--build-arg", f"SOURCE_DATE_EPOCH={epoch}",
+                  "-t", "repro:1", str(ctx)).stdout.strip()
+    second = worker.shoal("build", "-q", "--no-cache", "-t", "repro:2", str(ctx),
+                          env={"SOURCE_DATE_EPOCH": str(epoch)}).stdout.strip()
+    assert first == second  # the CLI passes its environment's epoch as the build argument
+    assert build(worker, "-q", "--no-cache", "-t", "repro:3", str(ctx)).stdout.strip() != first
+    store = worker.state_dir / "images" / "oci" / "blobs" / "sha256"
+    config = json.loads((store / first.removeprefix("sha256:")).read_bytes())
+    assert config["created"] == "2023-11-14T22:13:20Z"
+    assert {entry["created"] for entry in config["history"][-3:]} == {config["created"]}
+    built = config["rootfs"]["diff_ids"][-2:]  # the COPY's and the RUN's (stored uncompressed)
+    for diff_id in built:
+        with tarfile.open(store / diff_id.removeprefix("sha256:")) as layer:
+            mtimes = {member.name: member.mtime for member in layer}
+        assert max(mtimes.values()) == epoch, mtimes
+    bad = build(worker, "--build-arg", "SOURCE_DATE_EPOCH=yesterday", str(ctx), check=False)
+    assert bad.returncode != 0 and "SOURCE_DATE_EPOCH='yesterday'" in bad.stderr

@@ -24,6 +24,7 @@ from worker.build import metadata
 from worker.build.dockerfile import Dockerfile, Instruction, parse
 from worker.build.errors import BuildFailed, DockerfileError
 from worker.build.layerfile import new_layer, write_upper
+from worker.build.reproducible import SOURCE_DATE_EPOCH, epoch_rfc3339, source_date_epoch
 from worker.build.run import RunRequest, mounted_stage, run_in_container
 from worker.build.shellwords import split_raw
 from worker.build.state import Layer, StageState, now_rfc3339
@@ -139,6 +140,9 @@ class Builder:
             "TARGETPLATFORM": here, "TARGETOS": host.os, "TARGETARCH": host.architecture,
             "BUILDPLATFORM": here, "BUILDOS": host.os, "BUILDARCH": host.architecture}
         self.consumed: set[str] = set()
+        self.epoch = source_date_epoch(options.build_args)
+        if self.epoch is not None:
+            self.consumed.add(SOURCE_DATE_EPOCH)  # the build's own, as in BuildKit
         declared_globals: dict[str, str] = {}
         for ins in global_ins:
             await self._step(ins)
@@ -198,7 +202,16 @@ class Builder:
                            details={"line": str(ins.line), **details})
 
     def _key(self, state: StageState, created_by: str, extra: str = "") -> str:
-        return digest_bytes(msgspec.json.encode([state.cache_id(), created_by, extra]))
+        # A reproducible build's steps are its own: their times and their layers' mtimes
+        # are the epoch's, so they are cached apart from other builds'.
+        parts = [state.cache_id(), created_by, extra]
+        if self.epoch is not None:
+            parts.append(f"{SOURCE_DATE_EPOCH}={self.epoch}")
+        return digest_bytes(msgspec.json.encode(parts))
+
+    def _now(self) -> str:
+        """A step's ``created`` time: now, or a reproducible build's epoch."""
+        return now_rfc3339() if self.epoch is None else epoch_rfc3339(self.epoch)
 
     def _cached(self, key: str) -> CacheRecord | None:
         if self.options.no_cache:
@@ -315,7 +328,7 @@ class Builder:
         if record is not None:
             await self.emit(" ---> Using cache\n")
             return after.with_step(record.created_by, record.created, None)
-        record = CacheRecord(created_by=created_by, created=now_rfc3339())
+        record = CacheRecord(created_by=created_by, created=self._now())
         await asyncio.to_thread(self._commit, key, record)
         return after.with_step(record.created_by, record.created, None)
 
@@ -367,7 +380,7 @@ class Builder:
         await self.emit(data.decode(errors="replace"))
 
     def _diff_layer(self, upper: Path, key: str, created_by: str) -> tuple[Layer, CacheRecord]:
-        with new_layer(self.store) as (tar, commit):
+        with new_layer(self.store, mtime_limit=self.epoch) as (tar, commit):
             write_upper(tar, upper)
             return self._commit_layer(commit, key, created_by)
 
@@ -377,7 +390,7 @@ class Builder:
         from garbage collection until an image references it."""
         with self.store.lock:
             layer = self._held(commit())
-            record = CacheRecord(created_by=created_by, created=now_rfc3339(),
+            record = CacheRecord(created_by=created_by, created=self._now(),
                                  layer=layer.blob, diff_id=layer.diff_id)
             self.store.build_cache.put(key, record)
             return layer, record
@@ -470,7 +483,7 @@ class Builder:
                                    self._held(Layer(record.layer, record.diff_id)))
 
         def write() -> tuple[Layer, CacheRecord]:
-            with new_layer(self.store) as (tar, commit):
+            with new_layer(self.store, mtime_limit=self.epoch) as (tar, commit):
                 ctx.write_copy(tar, items, owner, chmod, in_image)
                 return self._commit_layer(commit, key, created_by)
 

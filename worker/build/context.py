@@ -29,10 +29,19 @@ _WILDCARD = re.compile(r"[*?\[]")
 _URL = re.compile(r"^(?:https?|git|ssh)://|^git@", re.IGNORECASE)
 
 
-def _context_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+EntryFilter = Callable[[tarfile.TarInfo, str], tarfile.TarInfo | None]
+
+
+def checked_name(member: tarfile.TarInfo) -> str:
+    """The entry's name, normalised; refused if it names something outside the context."""
     name = posixpath.normpath(member.name)
     if name.startswith(("/", "../")) or name == "..":
         raise BuildContextError(f"the context holds {member.name!r}, outside the context")
+    return name
+
+
+def context_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    checked_name(member)
     if member.issym():
         return member  # kept as a link; reads never follow one out of the context
     if not (member.isreg() or member.isdir() or member.islnk()):
@@ -44,12 +53,16 @@ def _context_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | Non
     return member
 
 
-def unpack_context(archive: BinaryIO, dest: Path) -> None:
+def unpack_context(archive: BinaryIO, dest: Path, *,
+                   entry_filter: EntryFilter = context_filter,
+                   tar_class: type[tarfile.TarFile] = tarfile.TarFile) -> None:
     """Unpack the context tar (plain or compressed) read front to back from ``archive`` (the
-    client's stream as it arrives: nothing is spooled first) into ``dest``."""
+    client's stream as it arrives: nothing is spooled first) into ``dest``; ``entry_filter``
+    judges each entry, ``tar_class`` writes them (``context_reuse`` adds its own work to
+    both)."""
     try:
-        with tarfile.open(fileobj=archive, mode="r|*") as tar:
-            tar.extractall(dest, filter=_context_filter)
+        with tar_class.open(fileobj=archive, mode="r|*") as tar:
+            tar.extractall(dest, filter=entry_filter)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise BuildContextError(f"the build context is not a readable tar: {exc}") from exc
 

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from worker.build.reproducible import ClampedTar
 from worker.build.state import Layer
 from worker.images.oci import MT_OCI_LAYER, Descriptor
 from worker.images.store import ImageStore
@@ -23,14 +24,17 @@ OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 
 
 @contextlib.contextmanager
-def new_layer(store: ImageStore) -> Iterator[tuple[tarfile.TarFile, Callable[[], Layer]]]:
+def new_layer(store: ImageStore, *, mtime_limit: int | None = None
+              ) -> Iterator[tuple[tarfile.TarFile, Callable[[], Layer]]]:
     """``with new_layer(store) as (tar, commit): ...; layer = commit()`` — entries written to
     ``tar`` become a blob once ``commit`` is called (the tar is closed then); without it,
-    nothing is stored."""
+    nothing is stored. With ``mtime_limit`` (a reproducible build's epoch) no entry's mtime
+    is later than it."""
     fd, name = tempfile.mkstemp(dir=store.blobs.ingest, prefix="build-")
     path = Path(name)
     out = os.fdopen(fd, "wb")
-    tar = tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+    tar = ClampedTar(fileobj=out, mode="w", format=tarfile.PAX_FORMAT)
+    tar.mtime_limit = mtime_limit
     done: list[Layer] = []
 
     def commit() -> Layer:

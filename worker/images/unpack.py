@@ -131,10 +131,10 @@ def compression_of(head: bytes) -> str:
 class GzipStream(io.RawIOBase):
     """A gzip stream (one member or several, back to back) inflated directly, a MiB of input
     at a time: ``gzip.GzipFile`` works in 8 KiB steps of Python code, which made a layer's
-    decompression mostly interpreter overhead (and GIL time, while a pull's network loop and
-    other layers' scans wait for it). The inflater is ISA-L's (python-isal, zlib's API): 2 to
-    4.5 times zlib's speed on layers, which makes a pull's scan cheaper; it checks each
-    member's CRC-32 and length as zlib does."""
+    decompression mostly interpreter overhead (and GIL time, while other threads wait for
+    it). The inflater is ISA-L's (python-isal, zlib's API): 2 to 4.5 times zlib's speed on
+    layers; it checks each member's CRC-32 and length as zlib does. Unpacking reads through
+    it; a scan, which needs no file contents, reads gzip layers with ``gzipscan``."""
 
     def __init__(self, raw: BinaryIO) -> None:
         super().__init__()

@@ -9,20 +9,37 @@ layer is only read and hashed. The sum of the layers' unpacked sizes is bounded 
 
 from __future__ import annotations
 
-from typing import BinaryIO
+import io
+from typing import BinaryIO, cast
 
 from worker.images.errors import LayerRejected
+from worker.images.gzipscan import GzipLayerScan, ReadRaw
 from worker.images.layers import LayerRef
 from worker.images.store import Image, ImageStore
 from worker.images.tarsafety import Header, LayerChecker, LayerLimits
-from worker.images.unpack import LayerStats, LayerStream, decompress_errors
+from worker.images.unpack import (
+    CHUNK,
+    LayerStats,
+    LayerStream,
+    compression_of,
+    decompress_errors,
+)
 
 
 def scan_layer(blob: BinaryIO, *, limits: LayerLimits, blob_digest: str | None = None,
                diff_id: str | None = None) -> LayerStats:
     """Judge every entry of the layer ``blob`` and check its digests; raises ``LayerRejected``
     naming the entry and the reason."""
-    stream = LayerStream(blob, limits)
+    read_raw: ReadRaw = blob.read
+    first = read_raw(CHUNK)
+    while 0 < len(first) < 4 and (more := read_raw(CHUNK)):  # enough to tell the compression
+        first += more
+    stream: GzipLayerScan | LayerStream
+    if compression_of(first[:4]) == "gzip":
+        stream = GzipLayerScan(read_raw, first, limits)
+    else:
+        stream = LayerStream(cast(BinaryIO, io.BufferedReader(_Replayed(first, read_raw))),
+                             limits)
     checker = LayerChecker(limits)
     last = ""
     try:
@@ -36,6 +53,25 @@ def scan_layer(blob: BinaryIO, *, limits: LayerLimits, blob_digest: str | None =
     except decompress_errors() as exc:
         raise stream.corrupt(exc, last) from exc
     return stream.stats(checker, blob_digest, diff_id)
+
+
+class _Replayed(io.RawIOBase):
+    """A blob's first bytes, already read to learn its compression, then the rest of it."""
+
+    def __init__(self, first: bytes, read_raw: ReadRaw) -> None:
+        super().__init__()
+        self.pending = first
+        self.read_raw = read_raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.pending or self.read_raw(len(buffer))
+        n = min(len(buffer), len(data))
+        buffer[:n] = data[:n]
+        self.pending = data[n:]
+        return n
 
 
 def verify_layer(store: ImageStore, layer: LayerRef) -> LayerStats:

@@ -57,8 +57,7 @@ from worker.images.verify import image_total, scan_layer
 MANIFEST_ACCEPT = ", ".join((MT_OCI_INDEX, MT_DOCKER_LIST, MT_OCI_MANIFEST, MT_DOCKER_MANIFEST))
 CONCURRENT_BLOBS = 4
 ATTEMPTS = 4  # transfers of one blob within a pull (the first and three resumptions)
-FLUSH_BYTES = 1024 * 1024  # bytes gathered before one write+hash in a thread
-READ_BYTES = 256 * 1024
+FLUSH_BYTES = 4 * 1024 * 1024  # bytes gathered before one write (and hand-over) in a thread
 _INGESTING: weakref.WeakValueDictionary[Path, asyncio.Lock] = weakref.WeakValueDictionary()
 
 
@@ -318,21 +317,40 @@ class Puller:
                        response: aiohttp.ClientResponse) -> None:
         pending: list[bytes] = []
         pending_bytes = 0
+        received = partial.have  # with the batches not yet written
+        # One batch is written (and handed to the scanner) in a thread while the next one
+        # arrives: awaiting each write before reading on left the connection idle for a
+        # thread's round trip per batch, which on a loaded machine was most of a pull's
+        # waiting. The next batch waits for the one before, so the file grows in order.
+        writing: asyncio.Future[None] | None = None
         try:
-            while chunk := await response.content.read(READ_BYTES):
-                if partial.have + pending_bytes + len(chunk) > desc.size:
+            while True:
+                # Each chunk as the HTTP parser made it: read(n) and readany() join what is
+                # buffered into new bytes, a copy of every byte of the blob.
+                chunk, chunk_end = await response.content.readchunk()
+                if not chunk:
+                    if chunk_end:  # an HTTP/1.1 chunk's end, not the body's
+                        continue
+                    break
+                if received + len(chunk) > desc.size:
                     raise DigestMismatch(f"blob {desc.digest}: the registry sent more than "
                                          f"the {desc.size} bytes its descriptor says",
                                          details={"digest": desc.digest})
                 pending.append(chunk)
                 pending_bytes += len(chunk)
+                received += len(chunk)
                 if pending_bytes >= FLUSH_BYTES:
+                    if writing is not None:
+                        await writing
                     batch, pending, pending_bytes = pending, [], 0
-                    await asyncio.to_thread(_append_all, partial, batch)
+                    writing = asyncio.ensure_future(
+                        asyncio.to_thread(_append_all, partial, batch))
                     self.progress(BlobProgress(desc.digest, "downloading", partial.have,
                                                desc.size))
         finally:
             # What arrived before a break is kept: the resumption starts after it.
+            if writing is not None:
+                await writing
             if pending:
                 batch, pending = pending, []
                 await asyncio.to_thread(_append_all, partial, batch)

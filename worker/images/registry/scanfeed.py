@@ -29,28 +29,43 @@ class _Feed(io.RawIOBase):
     def __init__(self) -> None:
         super().__init__()
         self.chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(QUEUED_CHUNKS)
-        self.pending = memoryview(b"")
+        self.pending = b""
         self.ended = False
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+    def _next(self) -> bool:
+        """Have ``pending`` hold unread bytes; False at the end of the stream."""
         while not self.pending:
             if self.ended:
-                return 0
+                return False
             item = self.chunks.get()
             if item is None:
                 self.ended = True
-                return 0
+                return False
             if isinstance(item, BaseException):
                 self.ended = True
                 raise item
-            self.pending = memoryview(item)
-        n = min(len(buffer), len(self.pending))
-        buffer[:n] = self.pending[:n]
-        self.pending = self.pending[n:]
-        return n
+            self.pending = item
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        """The next bytes as they were put (a whole chunk when it fits): no copy."""
+        if size < 0:
+            return b"".join(iter(lambda: self.read(1 << 30), b""))
+        if not self._next():
+            return b""
+        if size >= len(self.pending):
+            data, self.pending = self.pending, b""
+        else:
+            data, self.pending = self.pending[:size], self.pending[size:]
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
 
 class LayerScan:
