@@ -13,7 +13,17 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from dockerapi import build, containers, execs, images, networks, system, transfers, volumes
+from dockerapi import (
+    build,
+    containers,
+    execs,
+    files,
+    images,
+    networks,
+    system,
+    transfers,
+    volumes,
+)
 from dockerapi.address import DockerListen
 from dockerapi.containers import STATE
 from dockerapi.errors import ApiError, json_error, missing_endpoint, missing_object
@@ -109,14 +119,17 @@ def routes() -> list[tuple[str, str, Handler]]:
     ]
     for verb in ("pause", "unpause", "update", "rename"):
         served.append(("POST", f"/containers/{{id}}/{{verb:{verb}}}", c.not_served))
-    for verb in ("stats", "export", "changes"):
+    for verb in ("stats", "changes"):
         served.append(("GET", f"/containers/{{id}}/{{verb:{verb}}}", c.not_served))
-    for method in ("GET", "PUT", "HEAD"):
-        served.append((method, "/containers/{id}/{verb:archive}", c.not_served))
+    served += [
+        ("GET", "/containers/{id}/archive", files.archive_get),
+        ("HEAD", "/containers/{id}/archive", files.archive_head),
+        ("PUT", "/containers/{id}/archive", files.archive_put),
+        ("GET", "/containers/{id}/export", files.export),
+        ("GET", "/images/{name:.+}/history", i.history), ("GET", "/system/df", s.disk_usage),
+    ]
     # Endpoints whose feature other parts of shoal bring (errors.MISSING).
-    for method, path, feature in (
-            ("GET", "/images/{name:.+}/history", "history"), ("POST", "/build/prune", "build"),
-            ("GET", "/system/df", "system-df")):
+    for method, path, feature in (("POST", "/build/prune", "build"),):
         served.append((method, path, missing_endpoint(feature)))
     # Inspecting one object of a kind shoal does not serve: 404, so that a type-less
     # ``docker inspect NAME`` passes over it as docker does over a kind with no such object.

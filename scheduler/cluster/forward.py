@@ -1,9 +1,10 @@
 """Container verbs the scheduler passes on to the worker that runs the container.
 
-libswarm's aggregate: ``logs``, ``exec``, ``attach``, ``wait``, ``top`` and ``restart`` for a
-cluster container (and ``network connect``/``disconnect``, from ``networks``) go to its node's
-own listener (``NodeInfo.address``). The request travels on
-with everything it carries (stdin byte streams are bridged by the channels layer); its reply
+libswarm's aggregate: ``logs``, ``exec``, ``attach``, ``wait``, ``top``, ``restart`` and the file
+verbs (``archive`` stat, get and put, ``export``) for a cluster container (and ``network
+connect``/``disconnect``, from ``networks``) go to its node's own listener
+(``NodeInfo.address``). The request travels on with everything it carries (stdin byte
+streams are bridged by the channels layer); its reply
 comes back through a relay owned here, so the scheduler knows when a forward is over and ends it
 the moment either side goes away: a client that disconnects mid-``logs -f`` closes the relay,
 which cancels the worker's stream, and nothing is left behind.
@@ -33,8 +34,12 @@ from protocol.messages import (
     ContainerLogs,
     DisconnectNetwork,
     ExecContainer,
+    ExportContainer,
+    GetContainerArchive,
     Message,
+    PutContainerArchive,
     RestartContainer,
+    StatContainerPath,
     TopContainer,
     WaitContainer,
 )
@@ -42,9 +47,11 @@ from protocol.messages import (
 log = structlog.get_logger("shoal.scheduler")
 
 FORWARDED = (ContainerLogs, ExecContainer, AttachContainer, WaitContainer, TopContainer,
-             RestartContainer)
+             RestartContainer, StatContainerPath, GetContainerArchive, PutContainerArchive,
+             ExportContainer)
 Forwarded = (ContainerLogs | ExecContainer | AttachContainer | WaitContainer | TopContainer
-             | RestartContainer | ConnectNetwork | DisconnectNetwork)
+             | RestartContainer | StatContainerPath | GetContainerArchive | PutContainerArchive
+             | ExportContainer | ConnectNetwork | DisconnectNetwork)
 
 
 @dataclass(frozen=True, slots=True)

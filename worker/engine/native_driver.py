@@ -291,6 +291,10 @@ class NativeDriver(Driver):
                             return True
         return False
 
+    async def rootfs(self, record: EngineContainer) -> str | None:
+        info = await asyncio.to_thread(self.storage.mount, record.id)
+        return str(info.path)
+
     def running(self, record: EngineContainer) -> bool:
         return self._running_pid(record.id) is not None
 

@@ -1,0 +1,115 @@
+"""What a worker's images, containers, volumes and build cache take on disk (``docker system
+df``). Sizes are sums of file sizes (each inode once); a tree is walked without following
+links. A container's own bytes are its overlay upper directory (the copy driver's whole copy);
+its root filesystem's, those plus its image's unpacked layers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from collections import Counter
+
+from protocol.messages import (
+    BuildCacheUsage,
+    ContainerUsage,
+    DiskUsage,
+    ImageUsage,
+    VolumeUsage,
+)
+from protocol.specs import VolumeInfo
+from worker.engine.engine import Engine
+from worker.engine.records import EngineContainer
+from worker.image_service import created_timestamp
+from worker.images import ImageStore
+
+
+def tree_size(path: str) -> int:
+    """Bytes of the regular files under ``path`` (hardlinks counted once); 0 if absent."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    pending = [path]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as listing:
+                entries = list(listing)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                pending.append(entry.path)
+            elif stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in seen:
+                if info.st_nlink > 1:
+                    seen.add((info.st_dev, info.st_ino))
+                total += info.st_size
+    return total
+
+
+def _images(store: ImageStore, users: Counter[str]) -> tuple[list[ImageUsage], int]:
+    """The images' rows and their layers' bytes, each layer once."""
+    images = store.images()
+    holders: Counter[str] = Counter(d.digest for i in images for d in i.manifest.layers)
+    rows = []
+    for image in images:
+        shared = sum(d.size for d in image.manifest.layers if holders[d.digest] > 1)
+        rows.append(ImageUsage(id=image.id, tags=list(image.tags[:64]),
+                               created=created_timestamp(image.config.created),
+                               size=image.size, shared=shared, containers=users[image.id]))
+    layers = {d.digest: d.size for i in images for d in i.manifest.layers}
+    return rows, sum(layers.values())
+
+
+def _build_cache(store: ImageStore) -> list[BuildCacheUsage]:
+    return [BuildCacheUsage(id=key, description=record.created_by[:4096],
+                            size=record.layer.size if record.layer is not None else 0,
+                            created=created_timestamp(record.created))
+            for key, record in store.build_cache.items()]
+
+
+def _containers(records: list[EngineContainer], node_id: str) -> list[ContainerUsage]:
+    lower_sizes: dict[str, int] = {}
+    rows = []
+    for record in records:
+        data = record.driver_data
+        if "UpperDir" in data:
+            own = tree_size(data["UpperDir"])
+            lowers = [p for p in data.get("LowerDir", "").split(":") if p]
+            for lower in lowers:
+                if lower not in lower_sizes:
+                    lower_sizes[lower] = tree_size(lower)
+            whole = own + sum(lower_sizes[p] for p in lowers)
+        elif "RootDir" in data:
+            own = whole = tree_size(data["RootDir"])
+        else:
+            own = whole = 0
+        rows.append(ContainerUsage(
+            id=record.id, name=record.name, image=record.spec.image,
+            image_id=record.image.id, command=" ".join(record.argv())[:4096],
+            created=record.created_at, status=record.state.status, size_rw=own,
+            size_root=whole, node_id=node_id))
+    return rows
+
+
+def _volumes(engine: Engine, volumes: list[VolumeInfo]) -> list[VolumeUsage]:
+    store = engine.volumes.store
+    return [VolumeUsage(name=info.spec.name, driver=info.spec.driver or "local",
+                        mountpoint=info.mountpoint, size=store.size(info.spec.name),
+                        containers=len(info.users), node_id=info.node_id)
+            for info in volumes]
+
+
+async def disk_usage(engine: Engine, store: ImageStore | None) -> DiskUsage:
+    users: Counter[str] = Counter(r.image.id for r in engine.records.values() if r.image.id)
+    images, layers = await asyncio.to_thread(_images, store, users) if store is not None \
+        else ([], 0)
+    cache = await asyncio.to_thread(_build_cache, store) if store is not None else []
+    containers = await asyncio.to_thread(_containers, list(engine.records.values()),
+                                         engine.node_id)
+    volumes = await asyncio.to_thread(_volumes, engine, engine.volumes.every())
+    return DiskUsage(layers_size=layers, images=images, containers=containers,
+                     volumes=volumes, build_cache=cache)
+
