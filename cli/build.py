@@ -53,9 +53,9 @@ def context_entries(root: Path, patterns: list[Pattern]) -> list[str]:
 
 
 def send_context(root: Path, patterns: list[Pattern], source: ByteSource) -> None:
-    from cli.images import _StreamSink  # cli.images adds `build` to its group: import late
+    from cli.images import StreamSink  # cli.images adds `build` to its group: import late
 
-    sink = _StreamSink(source)
+    sink = StreamSink(source)
     try:
         with tarfile.open(fileobj=sink, mode="w|",  # type: ignore[call-overload]
                           format=tarfile.PAX_FORMAT) as tar:

@@ -40,7 +40,7 @@ LAYOUT_ENTRIES = ("oci-layout", "index.json", "blobs")
 
 
 # --- import --------------------------------------------------------------------------------------
-class _StreamSink:
+class StreamSink:
     """A file-like object ``tarfile`` writes into; the bytes go out on ``source`` in batches,
     each when the worker has room for it (so the tar is paced by the worker)."""
 
@@ -67,7 +67,7 @@ def _send_archive(path: Path | None, source: ByteSource) -> None:
         if path is not None and path.is_dir():
             import tarfile  # only to send a directory
 
-            sink = _StreamSink(source)
+            sink = StreamSink(source)
             with tarfile.open(fileobj=sink, mode="w|") as tar:  # type: ignore[call-overload]
                 for name in LAYOUT_ENTRIES:
                     if (path / name).exists():
@@ -256,7 +256,8 @@ def inspect(host: str | None, refs: tuple[str, ...]) -> None:
 
 @click.group()
 def image() -> None:
-    """Manage images: build, import, inspect, load, ls, prune, pull, push, rm, save, tag."""
+    """Manage images: build, history, import, inspect, load, ls, prune, pull, push, rm, save,
+    tag."""
 
 
 image.add_command(import_)
@@ -270,9 +271,10 @@ image.add_command(registry.tag)
 
 def _add_archive_commands() -> None:
     from cli.build import build
+    from cli.disk_usage import history
     from cli.image_archives import load, prune, save
 
-    for command in (build, load, prune, save):
+    for command in (build, history, load, prune, save):
         image.add_command(command)
 
 

@@ -202,3 +202,42 @@ def test_archive_refusals(client: docker.DockerClient) -> None:
         assert refused.value.status_code == 400
     finally:
         container.remove(force=True)
+
+
+def test_shoal_cp_export_history_df(node: Worker, tmp_path: Path) -> None:
+    name = _name("shoalcp")
+    node.shoal("run", "-d", "--name", name, "busybox", "sleep", "600")
+    try:
+        tree = tmp_path / "tree"
+        (tree / "deep").mkdir(parents=True)
+        (tree / "deep" / "f.txt").write_text("shoal cp\n")
+        (tree / "link").symlink_to("deep/f.txt")
+        node.shoal("cp", str(tree), f"{name}:/srv")  # /srv does not exist: tree becomes it
+        listed = node.shoal("exec", name, "sh", "-c",
+                            "cat /srv/deep/f.txt /srv/link; stat -c %u /srv/deep/f.txt")
+        assert listed.stdout == "shoal cp\nshoal cp\n0\n", listed.stderr
+        node.shoal("cp", str(tree / "deep" / "f.txt"), f"{name}:/srv/")  # into the directory
+        assert node.shoal("exec", name, "cat", "/srv/f.txt").stdout == "shoal cp\n"
+        out = tmp_path / "out"
+        out.mkdir()
+        node.shoal("cp", f"{name}:/srv", str(out))
+        assert (out / "srv" / "deep" / "f.txt").read_text() == "shoal cp\n"
+        assert (out / "srv" / "link").readlink() == Path("deep/f.txt")
+        node.shoal("cp", f"{name}:/srv/.", str(out / "contents"))
+        assert (out / "contents" / "f.txt").read_text() == "shoal cp\n"
+        node.shoal("cp", f"{name}:/srv/f.txt", str(out / "renamed.txt"))
+        assert (out / "renamed.txt").read_text() == "shoal cp\n"
+        refused = node.shoal("cp", f"{name}:/srv", str(out / "renamed.txt"), check=False)
+        assert refused.returncode != 0 and "cannot copy a directory" in refused.stderr
+        missing = node.shoal("cp", f"{name}:/nope", str(out), check=False)
+        assert missing.returncode != 0 and "/nope" in missing.stderr, missing.stderr
+        node.shoal("export", "-o", str(tmp_path / "fs.tar"), name)
+        with tarfile.open(tmp_path / "fs.tar") as tar:
+            assert "srv/deep/f.txt" in tar.getnames()
+        steps = node.shoal("history", "busybox").stdout.splitlines()
+        assert steps[0].split()[:2] == ["IMAGE", "CREATED"] and len(steps) >= 2, steps
+        df = node.shoal("system", "df").stdout.splitlines()
+        assert [line.split()[0] for line in df] == ["TYPE", "Images", "Containers", "Local",
+                                                    "Build"], df
+    finally:
+        node.shoal("rm", "-f", name, check=False)

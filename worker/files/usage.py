@@ -10,18 +10,12 @@ import os
 import stat
 from collections import Counter
 
-from protocol.messages import (
-    BuildCacheUsage,
-    ContainerUsage,
-    DiskUsage,
-    ImageUsage,
-    VolumeUsage,
-)
+from protocol.messages import ContainerUsage, DiskUsage, VolumeUsage
 from protocol.specs import VolumeInfo
 from worker.engine.engine import Engine
 from worker.engine.records import EngineContainer
-from worker.image_service import created_timestamp
 from worker.images import ImageStore
+from worker.images.usage import build_cache_usage, image_usage
 
 
 def tree_size(path: str) -> int:
@@ -47,27 +41,6 @@ def tree_size(path: str) -> int:
                     seen.add((info.st_dev, info.st_ino))
                 total += info.st_size
     return total
-
-
-def _images(store: ImageStore, users: Counter[str]) -> tuple[list[ImageUsage], int]:
-    """The images' rows and their layers' bytes, each layer once."""
-    images = store.images()
-    holders: Counter[str] = Counter(d.digest for i in images for d in i.manifest.layers)
-    rows = []
-    for image in images:
-        shared = sum(d.size for d in image.manifest.layers if holders[d.digest] > 1)
-        rows.append(ImageUsage(id=image.id, tags=list(image.tags[:64]),
-                               created=created_timestamp(image.config.created),
-                               size=image.size, shared=shared, containers=users[image.id]))
-    layers = {d.digest: d.size for i in images for d in i.manifest.layers}
-    return rows, sum(layers.values())
-
-
-def _build_cache(store: ImageStore) -> list[BuildCacheUsage]:
-    return [BuildCacheUsage(id=key, description=record.created_by[:4096],
-                            size=record.layer.size if record.layer is not None else 0,
-                            created=created_timestamp(record.created))
-            for key, record in store.build_cache.items()]
 
 
 def _containers(records: list[EngineContainer], node_id: str) -> list[ContainerUsage]:
@@ -104,9 +77,9 @@ def _volumes(engine: Engine, volumes: list[VolumeInfo]) -> list[VolumeUsage]:
 
 async def disk_usage(engine: Engine, store: ImageStore | None) -> DiskUsage:
     users: Counter[str] = Counter(r.image.id for r in engine.records.values() if r.image.id)
-    images, layers = await asyncio.to_thread(_images, store, users) if store is not None \
+    images, layers = await asyncio.to_thread(image_usage, store, users) if store is not None \
         else ([], 0)
-    cache = await asyncio.to_thread(_build_cache, store) if store is not None else []
+    cache = await asyncio.to_thread(build_cache_usage, store) if store is not None else []
     containers = await asyncio.to_thread(_containers, list(engine.records.values()),
                                          engine.node_id)
     volumes = await asyncio.to_thread(_volumes, engine, engine.volumes.every())
