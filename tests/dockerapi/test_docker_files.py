@@ -241,3 +241,31 @@ def test_shoal_cp_export_history_df(node: Worker, tmp_path: Path) -> None:
                                                     "Build"], df
     finally:
         node.shoal("rm", "-f", name, check=False)
+
+
+def test_volumes_are_copied_while_running_and_refused_when_stopped(
+        client: docker.DockerClient) -> None:
+    volume = _name("cpvol")
+    container = client.containers.run("busybox", "sleep 600", detach=True,
+                                      name=_name("cpvol"), volumes={volume: {"bind": "/data"}})
+    try:
+        payload = io.BytesIO()
+        with tarfile.open(fileobj=payload, mode="w") as tar:
+            info = tarfile.TarInfo("in-volume.txt")
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"vol"))
+        assert container.put_archive("/data", payload.getvalue())
+        assert container.exec_run("cat /data/in-volume.txt") == (0, b"vol")
+        stream, found = container.get_archive("/data/in-volume.txt")
+        assert found["size"] == 3 and b"".join(stream)
+        container.stop(timeout=0)
+        with pytest.raises(docker.errors.APIError) as refused:
+            container.get_archive("/data/in-volume.txt")
+        assert refused.value.status_code == 409
+        assert "mounted only while the container runs" in str(refused.value)
+        # the container's own files are there when it is stopped
+        stream, found = container.get_archive("/etc/hostname")
+        assert found["name"] == "hostname"
+    finally:
+        container.remove(force=True)
+        client.volumes.get(volume).remove()

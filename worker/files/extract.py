@@ -20,7 +20,7 @@ import tarfile
 from typing import BinaryIO
 
 from protocol.errors import Conflict, InvalidArgument
-from worker.files.inroot import open_in_root
+from worker.files.inroot import open_dir, open_in_root
 from worker.images.tarsafety import WHITEOUT_PREFIX, Action, Header, Kind, LayerChecker, LayerLimits
 
 COPY_PIECE = 1 << 16
@@ -41,7 +41,8 @@ class Extraction:
         self._dir_times: list[tuple[str, int]] = []
 
     def run(self, stream: BinaryIO) -> int:
-        """Extract every entry; returns how many."""
+        """Extract every entry; returns how many. The destination must be a directory."""
+        os.close(open_dir(self.root_fd, self.dest or "/"))
         count = 0
         try:
             with tarfile.open(fileobj=stream, mode="r|") as tar:
@@ -163,9 +164,10 @@ class Extraction:
             return self._parent[1]
         self._drop_parent()
         try:
-            fd = open_in_root(self.root_fd, path, os.O_PATH | os.O_DIRECTORY)
-        except FileNotFoundError:
-            fd = self._make_parents(parts)
+            try:
+                fd = open_in_root(self.root_fd, path, os.O_PATH | os.O_DIRECTORY)
+            except FileNotFoundError:
+                fd = self._make_parents(parts)
         except NotADirectoryError:
             raise InvalidArgument(f"cannot extract below {path}: not a directory",
                                   details={"path": path}) from None
@@ -173,7 +175,10 @@ class Extraction:
         return fd
 
     def _make_parents(self, parts: tuple[str, ...]) -> int:
-        for depth in range(len(parts) + 1):
+        """The directories ``parts`` below the destination (which exists), made as needed."""
+        fd = open_in_root(self.root_fd, self.dest or "/", os.O_PATH | os.O_DIRECTORY)
+        for depth in range(1, len(parts) + 1):
+            os.close(fd)
             path = self._inside(parts[:depth])
             try:
                 fd = open_in_root(self.root_fd, path, os.O_PATH | os.O_DIRECTORY)
@@ -181,14 +186,11 @@ class Extraction:
                 above = open_in_root(self.root_fd, self._inside(parts[:depth - 1]),
                                      os.O_PATH | os.O_DIRECTORY)
                 try:
-                    os.mkdir(parts[depth - 1], 0o755, dir_fd=above)
-                except FileExistsError:
-                    pass
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(parts[depth - 1], 0o755, dir_fd=above)
                 finally:
                     os.close(above)
                 fd = open_in_root(self.root_fd, path, os.O_PATH | os.O_DIRECTORY)
-            if depth < len(parts):
-                os.close(fd)
         return fd
 
     def _drop_parent(self) -> None:

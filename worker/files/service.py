@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import io
 import os
-import posixpath
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -50,7 +49,7 @@ from worker.engine.bundle import resolve_user
 from worker.engine.engine import Engine
 from worker.engine.records import EngineContainer
 from worker.files.extract import Extraction
-from worker.files.inroot import ContainerPath, lstat_at, open_dir, parse, resolve
+from worker.files.inroot import ContainerPath, lstat_at, parse, resolve
 from worker.files.stream_writer import buffered
 from worker.files.tarwrite import KERNEL_VIEWS, write_path, write_root
 from worker.images.stream_file import StreamFile
@@ -112,7 +111,7 @@ class ContainerFiles:
                               "containers have no file system of their own to copy")
         if live:
             for mount in record.spec.mounts:
-                target = posixpath.normpath("/" + mount.target)
+                target = parse(mount.target).path
                 if where.path == target or where.path.startswith(target.rstrip("/") + "/"):
                     raise Conflict(f"{where.path} is in the container's {mount.type} mount at "
                                    f"{target}, which is mounted only while the container "
@@ -169,7 +168,6 @@ class ContainerFiles:
             data.close()
             raise
         try:
-            await asyncio.to_thread(_check_dir, root_fd, where)
             extraction = Extraction(root_fd, where.path,
                                     no_overwrite_dir_non_dir=request.no_overwrite_dir_non_dir,
                                     owner=owner, limits=self.limits)
@@ -213,10 +211,6 @@ def _with_root(root: str, write: Callable[..., None], *args: object) -> None:
 
 def _export(root_fd: int, out: BinaryIO) -> None:
     write_root(root_fd, out)
-
-
-def _check_dir(root_fd: int, where: ContainerPath) -> None:
-    os.close(open_dir(root_fd, where.path))
 
 
 def _stat(root: str, where: ContainerPath) -> PathStat:
