@@ -5,11 +5,15 @@ with Debian's docker CLI, the same through docker-py, and the archive endpoint's
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
+import os
 import secrets
+import socket
 import subprocess
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -269,3 +273,40 @@ def test_volumes_are_copied_while_running_and_refused_when_stopped(
     finally:
         container.remove(force=True)
         client.volumes.get(volume).remove()
+
+
+def _open_files(pid: int, needle: str) -> list[str]:
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if needle in target:
+                found.append(target)
+    return found
+
+
+def test_a_client_that_leaves_mid_copy_ends_it(node: Worker,
+                                               client: docker.DockerClient) -> None:
+    """The tar is written as the client reads it: a client that stops reading holds the
+    copy at the stream's window, and one that goes away ends it (the file is closed)."""
+    container = client.containers.run("busybox", "sleep 600", detach=True,
+                                      name=_name("leaver"))
+    try:
+        big = "shoal-big-" + secrets.token_hex(3)
+        assert container.exec_run(f"dd if=/dev/zero of=/{big} bs=1M count=256")[0] == 0
+        socket_path = node.docker.removeprefix("unix://")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(socket_path)
+            sock.sendall(f"GET /containers/{container.id}/archive?path=/{big} HTTP/1.1\r\n"
+                         "Host: docker\r\n\r\n".encode())
+            head = sock.recv(65536)
+            assert head.startswith(b"HTTP/1.1 200"), head[:200]
+            deadline = time.monotonic() + 30
+            while not _open_files(node.proc.pid, big):  # being read, held by the window
+                assert time.monotonic() < deadline, "the worker never opened the file"
+        deadline = time.monotonic() + 30
+        while _open_files(node.proc.pid, big):
+            assert time.monotonic() < deadline, "the copy went on after the client left"
+        assert container.exec_run(f"rm /{big}")[0] == 0
+    finally:
+        container.remove(force=True)

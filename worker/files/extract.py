@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 from protocol.errors import Conflict, InvalidArgument
 from worker.files.inroot import open_dir, open_in_root
+from worker.images.errors import LayerRejected
 from worker.images.tarsafety import WHITEOUT_PREFIX, Action, Header, Kind, LayerChecker, LayerLimits
 
 COPY_PIECE = 1 << 16
@@ -50,7 +51,11 @@ class Extraction:
                     if any(p.startswith(WHITEOUT_PREFIX) for p in member.name.split("/")):
                         raise InvalidArgument(f"tar entry {member.name[:200]!r}: whiteout "
                                               "names cannot be copied into a container")
-                    action = self.checker.check(Header.of(member))
+                    try:
+                        action = self.checker.check(Header.of(member))
+                    except LayerRejected as exc:  # said as a copy's refusal, not a layer's
+                        raise LayerRejected(f"copied entry {exc.entry!r} refused: {exc.reason}",
+                                            entry=exc.entry, reason=exc.reason) from None
                     if action.kind is Kind.SKIP:
                         continue
                     self._entry(tar, member, action)

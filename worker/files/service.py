@@ -149,6 +149,10 @@ class ContainerFiles:
             log.warning("a container copy failed midway", error=str(exc))
             writer.abort(Internal(f"the copy failed: {exc.strerror or exc}"))
             return
+        except Exception as exc:  # the reply is gone: the stream is the one place to say it
+            log.exception("a container copy failed midway")
+            writer.abort(Internal(f"the copy failed: {type(exc).__name__}: {exc}"))
+            return
         writer.close()
 
     async def _put(self, request: PutContainerArchive) -> None:
