@@ -39,7 +39,7 @@ from worker.build_service import BUILD_REQUESTS, BuildService
 from worker.engine.driver import Driver
 from worker.engine.engine import Engine, ImageResolver, NoImages
 from worker.engine.process_driver import ProcessDriver
-from worker.files.service import FILE_REQUESTS, ContainerFiles
+from worker.files import FILE_REQUESTS
 from worker.files.usage import disk_usage
 from worker.hostos import HOST
 from worker.image_events import image_events
@@ -54,6 +54,7 @@ from worker.volume_service import handle_volume
 
 if TYPE_CHECKING:  # the native driver is Linux's: imported when chosen
     from worker.engine.native_driver import NativeDriver
+    from worker.files.service import ContainerFiles
 
 log = structlog.get_logger("shoal.worker")
 
@@ -214,7 +215,7 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
         engine.events.publish(*image_events(request, answer, time.time()))
 
     build_service.on_built = publish_image_events
-    files = ContainerFiles(engine)
+    files: ContainerFiles | None = None  # Linux's: imported when first asked
 
     async def handle(message: Message) -> Message | None:
         if isinstance(message, IMAGE_REQUESTS):
@@ -226,6 +227,11 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
             publish_image_events(message, answer)  # a build's: on_built, with its result
             return answer
         if isinstance(message, FILE_REQUESTS):
+            nonlocal files
+            if files is None:
+                from worker.files.service import ContainerFiles
+
+                files = ContainerFiles(engine)
             return await files.handle(message)
         if isinstance(message, GetDiskUsage):
             return await disk_usage(engine, store)

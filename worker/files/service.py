@@ -57,8 +57,6 @@ from worker.images.tarsafety import LayerLimits
 
 log = structlog.get_logger("shoal.worker.files")
 
-FILE_REQUESTS: tuple[type[Message], ...] = (StatContainerPath, GetContainerArchive,
-                                            PutContainerArchive, ExportContainer)
 COPY_IDLE_TIMEOUT = 60.0  # a client that sends nothing for this long ends its copy
 COPY_READ_BYTES = 1 << 16
 # What one copy into a container may hold: layer limits (no devices, bounded entries and
