@@ -20,6 +20,7 @@ import io
 import os
 import stat
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -57,7 +58,10 @@ from worker.images.tarsafety import LayerLimits
 
 log = structlog.get_logger("shoal.worker.files")
 
-COPY_IDLE_TIMEOUT = 60.0  # a client that sends nothing for this long ends its copy
+COPY_IDLE_TIMEOUT = 60.0  # a client that sends or takes nothing for this long ends its copy
+# Copies run on threads of their own, at most this many at once (more wait for one): a client
+# that reads slowly holds one of them, never a thread the rest of the worker needs.
+MAX_COPY_THREADS = 8
 COPY_READ_BYTES = 1 << 16
 # What one copy into a container may hold: layer limits (no devices, bounded entries and
 # sizes), so a client cannot make the daemon write without end.
@@ -67,9 +71,12 @@ COPY_LIMITS = LayerLimits()
 class ContainerFiles:
     """Answers the file verbs for the containers of one engine."""
 
-    def __init__(self, engine: Engine, limits: LayerLimits = COPY_LIMITS) -> None:
+    def __init__(self, engine: Engine, limits: LayerLimits = COPY_LIMITS,
+                 idle_timeout: float = COPY_IDLE_TIMEOUT) -> None:
         self.engine = engine
         self.limits = limits
+        self.idle_timeout = idle_timeout
+        self._threads = ThreadPoolExecutor(MAX_COPY_THREADS, thread_name_prefix="copy")
 
     async def handle(self, message: Message) -> Message | None:
         match message:
@@ -126,11 +133,11 @@ class ContainerFiles:
         loop = asyncio.get_running_loop()
 
         def run() -> None:
-            out = buffered(writer, loop)
+            out = buffered(writer, loop, idle_timeout=self.idle_timeout)
             write(out)
             out.flush()
 
-        writing = asyncio.ensure_future(asyncio.to_thread(run))
+        writing = loop.run_in_executor(self._threads, run)
         try:
             await asyncio.shield(writing)
         except asyncio.CancelledError:
@@ -173,11 +180,11 @@ class ContainerFiles:
             extraction = Extraction(root_fd, where.path,
                                     no_overwrite_dir_non_dir=request.no_overwrite_dir_non_dir,
                                     owner=owner, limits=self.limits)
-            stream = StreamFile(data, asyncio.get_running_loop(),
-                                idle_timeout=COPY_IDLE_TIMEOUT, what="the copied archive",
-                                limit=self.limits.max_stream_bytes)
+            loop = asyncio.get_running_loop()
+            stream = StreamFile(data, loop, idle_timeout=self.idle_timeout,
+                                what="the copied archive", limit=self.limits.max_stream_bytes)
             reader = cast(BinaryIO, io.BufferedReader(stream, COPY_READ_BYTES))
-            extracting = asyncio.ensure_future(asyncio.to_thread(extraction.run, reader))
+            extracting = loop.run_in_executor(self._threads, extraction.run, reader)
             try:
                 count = await asyncio.shield(extracting)
             except asyncio.CancelledError:
