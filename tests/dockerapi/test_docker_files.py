@@ -75,6 +75,13 @@ def test_cp_both_ways_running_and_stopped(cli, tmp_path: Path) -> None:  # type:
     back = cli("cp", f"{name}:/tmp/in", str(out))
     assert back.returncode == 0, back.stderr
     assert (out / "in" / "sub" / "data.txt").read_text() == "hello from the host\n"
+    # a symlink: copied as one, or followed inside the container with -L (linkTarget)
+    assert cli("exec", name, "ln", "-s", "/tmp/in/top.txt", "/tmp/top-link").returncode == 0
+    assert cli("cp", f"{name}:/tmp/top-link", str(out / "as-link")).returncode == 0
+    assert (out / "as-link").readlink() == Path("/tmp/in/top.txt")
+    followed = cli("cp", "-L", f"{name}:/tmp/top-link", str(out / "followed"))
+    assert followed.returncode == 0, followed.stderr
+    assert (out / "followed").read_text() == "top\n"
     # a stopped container: its files are still there, and take new ones
     assert cli("stop", "-t", "0", name).returncode == 0
     (tmp_path / "later.txt").write_text("later\n")
