@@ -236,7 +236,8 @@ def inspect(host: str | None, refs: tuple[str, ...]) -> None:
 
 @click.group()
 def image() -> None:
-    """Manage images: build, import, inspect, load, ls, prune, pull, push, rm, save, tag."""
+    """Manage images: build, history, import, inspect, load, ls, prune, pull, push, rm, save,
+    tag."""
 
 
 image.add_command(import_)
@@ -250,9 +251,10 @@ image.add_command(registry.tag)
 
 def _add_archive_commands() -> None:
     from cli.build import build
+    from cli.disk_usage import history
     from cli.image_archives import load, prune, save
 
-    for command in (build, load, prune, save):
+    for command in (build, history, load, prune, save):
         image.add_command(command)
 
 

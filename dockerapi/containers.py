@@ -508,8 +508,7 @@ def _remover(cid: str) -> Callable[[channels.Sender], RemoveContainer]:
 
 async def not_served(request: web.Request) -> web.Response:
     """Container endpoints whose feature shoal does not have (one answer per feature)."""
-    feature = {"export": "export", "archive": "archive",
-               "changes": "archive"}[request.match_info["verb"]]
+    feature = {"changes": "changes"}[request.match_info["verb"]]
     await inspect_info(_state(request), _ref(request))  # a missing container: 404 first
     raise missing(feature)
 

@@ -67,12 +67,9 @@ def from_shoal(exc: ShoalError, kind: str = "", ref: str = "") -> ApiError:
 # endpoint and create field that needs one answers from here, so the list shrinks in one place.
 MISSING: dict[str, str] = {
     "import": "importing a rootfs tar (shoal image import FILE NAME:TAG does)",
-    "history": "image history (the image store keeps no history records)",
     "build": "build cache pruning (docker image prune clears the build cache)",
     "swarm": "Docker's swarm mode (shoal's own cluster verbs serve a cluster)",
-    "export": "exporting containers as tars (the worker has no export verb)",
-    "archive": "copying files in and out of containers",
-    "system-df": "disk usage (system df)",
+    "changes": "a container's changes (docker diff)",
     "plugins": "plugins",
     "secrets": "secrets and configs",
 }

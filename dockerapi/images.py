@@ -1,4 +1,4 @@
-"""The image endpoints over the daemon's image verbs: list, inspect, remove, tag, prune,
+"""The image endpoints over the daemon's image verbs: list, inspect, history, remove, tag, prune,
 ``load`` (a ``docker save`` tar streamed to the import verb as it arrives) and ``get`` (the
 save verb's chunks streamed out as they come). Pulls and pushes are ``dockerapi.transfers``,
 builds ``dockerapi.build``."""
@@ -20,6 +20,8 @@ from dockerapi.views import image_row, inspect_image
 from protocol.errors import ChannelError, EndOfChannel, ShoalError
 from protocol.messages import (
     ImageChunk,
+    ImageHistory,
+    ImageHistoryList,
     ImageImported,
     ImageInspected,
     ImageList,
@@ -189,3 +191,18 @@ async def get(request: web.Request) -> web.StreamResponse:
         return response
     finally:
         chunks.close()
+
+
+async def history(request: web.Request) -> web.Response:
+    """``GET /images/{name}/history``: the config's history, newest first; steps below the
+    newest have no image of their own here (``<missing>``, as docker shows pulled images)."""
+    state, name = request.app[STATE], request.match_info["name"]
+    try:
+        entries = (await state.verbs.ask(lambda r: ImageHistory(ref=name, reply=r),
+                                         ImageHistoryList)).entries
+    except ShoalError as exc:
+        raise from_shoal(exc, "image", name) from None
+    return web.json_response([
+        {"Id": entry.image_id or "<missing>", "Created": int(entry.created),
+         "CreatedBy": entry.created_by, "Tags": list(entry.tags) or None, "Size": entry.size,
+         "Comment": entry.comment} for entry in entries])

@@ -13,7 +13,17 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from dockerapi import build, containers, execs, images, networks, system, transfers, volumes
+from dockerapi import (
+    build,
+    containers,
+    execs,
+    files,
+    images,
+    networks,
+    system,
+    transfers,
+    volumes,
+)
 from dockerapi import container_changes as changes
 from dockerapi.address import DockerListen
 from dockerapi.containers import STATE
@@ -113,14 +123,17 @@ def routes() -> list[tuple[str, str, Handler]]:
                ("POST", "/containers/{id}/rename", changes.rename),
                ("POST", "/containers/{id}/update", changes.update),
                ("GET", "/containers/{id}/stats", changes.stats)]
-    for verb in ("export", "changes"):
+    for verb in ("changes",):
         served.append(("GET", f"/containers/{{id}}/{{verb:{verb}}}", c.not_served))
-    for method in ("GET", "PUT", "HEAD"):
-        served.append((method, "/containers/{id}/{verb:archive}", c.not_served))
+    served += [
+        ("GET", "/containers/{id}/archive", files.archive_get),
+        ("HEAD", "/containers/{id}/archive", files.archive_head),
+        ("PUT", "/containers/{id}/archive", files.archive_put),
+        ("GET", "/containers/{id}/export", files.export),
+        ("GET", "/images/{name:.+}/history", i.history), ("GET", "/system/df", s.disk_usage),
+    ]
     # Endpoints whose feature other parts of shoal bring (errors.MISSING).
-    for method, path, feature in (
-            ("GET", "/images/{name:.+}/history", "history"), ("POST", "/build/prune", "build"),
-            ("GET", "/system/df", "system-df")):
+    for method, path, feature in (("POST", "/build/prune", "build"),):
         served.append((method, path, missing_endpoint(feature)))
     # Inspecting one object of a kind shoal does not serve: 404, so that a type-less
     # ``docker inspect NAME`` passes over it as docker does over a kind with no such object.

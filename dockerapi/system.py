@@ -1,5 +1,5 @@
 """The daemon-wide endpoints: ``_ping``, ``version``, ``info`` (with the nodes on a scheduler,
-as Swarm classic's ``SystemStatus`` showed them) and ``events``."""
+as Swarm classic's ``SystemStatus`` showed them), ``events`` and ``system/df``."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from dockerapi.containers import STATE
 from dockerapi.errors import bad_parameter, from_shoal
 from dockerapi.hijack import flush_head
 from dockerapi.params import filters, timestamp
-from dockerapi.views import event_view
+from dockerapi.views import event_view, iso_time
 from protocol.errors import ShoalError
 from protocol.messages import (
     ContainerList,
+    DiskUsage,
     EventMessage,
+    GetDiskUsage,
     ImageList,
     ListContainers,
     ListImages,
@@ -31,6 +33,7 @@ from protocol.messages import (
 API_VERSION = "1.45"
 MIN_API_VERSION = "1.24"
 EVENT_FILTERS = ("type", "container", "event", "image", "label", "node")
+DF_TYPES = ("container", "image", "volume", "build-cache")
 
 
 async def ping(request: web.Request) -> web.Response:
@@ -158,3 +161,44 @@ async def events(request: web.Request) -> web.StreamResponse:
         stream.close()
     await response.write_eof()
     return response
+
+
+async def disk_usage(request: web.Request) -> web.Response:
+    """``GET /system/df?type=``: images, containers, volumes and build cache with sizes."""
+    state = request.app[STATE]
+    kinds = request.query.getall("type", []) or list(DF_TYPES)
+    unknown = [k for k in kinds if k not in DF_TYPES]
+    if unknown:
+        raise bad_parameter(f"unknown type: {unknown[0]!r} (expected one of "
+                            f"{', '.join(DF_TYPES)})")
+    try:
+        usage = await state.verbs.ask(lambda r: GetDiskUsage(reply=r), DiskUsage)
+    except ShoalError as exc:
+        raise from_shoal(exc) from None
+    body: dict[str, Any] = {}
+    if "image" in kinds:
+        body["LayersSize"] = usage.layers_size
+        body["Images"] = [
+            {"Id": i.id, "ParentId": "", "RepoTags": list(i.tags) or ["<none>:<none>"],
+             "RepoDigests": [], "Created": int(i.created), "Size": i.size,
+             "SharedSize": i.shared, "VirtualSize": i.size, "Labels": {},
+             "Containers": i.containers} for i in usage.images]
+    if "container" in kinds:
+        body["Containers"] = [
+            {"Id": c.id, "Names": [f"/{c.name}"], "Image": c.image, "ImageID": c.image_id,
+             "Command": c.command, "Created": int(c.created), "State": c.status,
+             "Status": c.status, "SizeRw": c.size_rw, "SizeRootFs": c.size_root,
+             "Labels": {}, "Ports": [], "Mounts": [], "HostConfig": {},
+             "NetworkSettings": {"Networks": {}}} for c in usage.containers]
+    if "volume" in kinds:
+        body["Volumes"] = [
+            {"Name": v.name, "Driver": v.driver, "Mountpoint": v.mountpoint, "Labels": {},
+             "Scope": "local", "Options": {}, "CreatedAt": "",
+             "UsageData": {"Size": v.size, "RefCount": v.containers}} for v in usage.volumes]
+    if "build-cache" in kinds:
+        body["BuildCache"] = [
+            {"ID": b.id.removeprefix("sha256:")[:25], "Parent": "", "Parents": [],
+             "Type": "regular", "Description": b.description, "InUse": False,
+             "Shared": False, "Size": b.size, "CreatedAt": iso_time(b.created),
+             "LastUsedAt": None, "UsageCount": 0} for b in usage.build_cache]
+    return web.json_response(body)

@@ -161,8 +161,9 @@ _IMAGES_REASON = (
 ALLOWANCES: tuple[Allowance, ...] = (
     Allowance("scheduler.cluster.images", frozenset({
         "worker.image_service", "worker.images", "worker.images.blobs", "worker.images.digest",
-        "worker.images.errors", "worker.images.registry",
-    }), _IMAGES_REASON + "; and pulls for a worker that cannot reach a registry"),
+        "worker.images.errors", "worker.images.registry", "worker.images.usage",
+    }), _IMAGES_REASON + "; and pulls for a worker that cannot reach a registry, and counts "
+        "the store's disk usage (system df) as a worker counts its own"),
     Allowance("scheduler.cluster.api", frozenset({"worker.image_events"}),
               "the leader publishes the image events a worker publishes, from the one pure "
               "function of an image verb and its answer"),

@@ -31,7 +31,7 @@ from protocol.addresses import (
     is_wildcard,
 )
 from protocol.errors import InvalidArgument, ShoalError
-from protocol.messages import NETWORK_REQUESTS, VOLUME_REQUESTS, Message
+from protocol.messages import NETWORK_REQUESTS, VOLUME_REQUESTS, GetDiskUsage, Message
 from protocol.specs import Platform
 from worker.agent.shell import AGENT_OPTIONS, Agent, host_node, save_managers
 from worker.auth import WorkerAuth
@@ -39,6 +39,8 @@ from worker.build_service import BUILD_REQUESTS, BuildService
 from worker.engine.driver import Driver
 from worker.engine.engine import Engine, ImageResolver, NoImages
 from worker.engine.process_driver import ProcessDriver
+from worker.files import FILE_REQUESTS
+from worker.files.usage import disk_usage
 from worker.hostos import HOST
 from worker.image_events import image_events
 from worker.image_service import IMAGE_REQUESTS, ImageService
@@ -52,6 +54,7 @@ from worker.volume_service import handle_volume
 
 if TYPE_CHECKING:  # the native driver is Linux's: imported when chosen
     from worker.engine.native_driver import NativeDriver
+    from worker.files.service import ContainerFiles
 
 log = structlog.get_logger("shoal.worker")
 
@@ -212,6 +215,7 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
         engine.events.publish(*image_events(request, answer, time.time()))
 
     build_service.on_built = publish_image_events
+    files: ContainerFiles | None = None  # Linux's: imported when first asked
 
     async def handle(message: Message) -> Message | None:
         if isinstance(message, IMAGE_REQUESTS):
@@ -222,6 +226,15 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
             answer = await build_service.handle(message)
             publish_image_events(message, answer)  # a build's: on_built, with its result
             return answer
+        if isinstance(message, FILE_REQUESTS):
+            nonlocal files
+            if files is None:
+                from worker.files.service import ContainerFiles
+
+                files = ContainerFiles(engine)
+            return await files.handle(message)
+        if isinstance(message, GetDiskUsage):
+            return await disk_usage(engine, store)
         if isinstance(message, NETWORK_REQUESTS):
             return await handle_network(native, engine, message)
         if isinstance(message, VOLUME_REQUESTS):

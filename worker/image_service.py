@@ -22,12 +22,16 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+import msgspec
 import structlog
 
 import channels
 from protocol.errors import InvalidArgument, Unavailable, Unsupported
-from protocol.limits import MAX_LAYERS, MAX_TAGS
+from protocol.limits import MAX_LAYERS, MAX_LIST_ITEMS, MAX_TAGS
 from protocol.messages import (
+    HistoryEntry,
+    ImageHistory,
+    ImageHistoryList,
     ImageImported,
     ImageInspected,
     ImageList,
@@ -55,13 +59,14 @@ if TYPE_CHECKING:
 log = structlog.get_logger("shoal.worker.images")
 
 IMAGE_REQUESTS: tuple[type[Message], ...] = (ImportImage, ListImages, InspectImage, RemoveImage,
-                                             TagImage, PullImage, PushImage)
+                                             TagImage, PullImage, PushImage, ImageHistory)
 DEFAULT_MAX_IMPORT_BYTES = 32 * 1024 ** 3
 SPOOL_BATCH = 1024 * 1024  # bytes gathered from the stream before one write to the spool file
 FORMATS: dict[str, ArchiveFormat | None] = {
     "auto": None, "oci": ArchiveFormat.OCI, "docker": ArchiveFormat.DOCKER_SAVE,
     "rootfs": ArchiveFormat.ROOTFS,
 }
+MAX_HISTORY_TEXT = 16 * 1024  # a history step's text, cut (a RUN's whole script can be long)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]")
 
 
@@ -97,6 +102,9 @@ class ImageService:
             case InspectImage(ref=ref):
                 image = await asyncio.to_thread(store.get, ref)
                 return ImageInspected(info=image_info(image))
+            case ImageHistory(ref=ref):
+                image = await asyncio.to_thread(store.get, ref)
+                return ImageHistoryList(entries=image_history(image))
             case TagImage(source=source, target=target):
                 image = await asyncio.to_thread(store.tag, source, target)
                 log.info("image tagged", image=image.id, tag=target)
@@ -212,6 +220,33 @@ def image_summary(image: Image) -> ImageSummary:
                         digest=image.manifest_digest, size=image.size,
                         created=created_timestamp(config.created), os=config.os,
                         arch=config.architecture, variant=config.variant or "")
+
+
+def image_history(image: Image) -> list[HistoryEntry]:
+    """The config's history, newest first, each step that made a layer given that layer
+    (the next of the manifest's, in order) and its stored size; the newest step carries the
+    image's id and tags, as ``docker history`` shows them."""
+    layers = list(zip(image.config.rootfs.diff_ids, image.manifest.layers, strict=False))
+    steps = list(image.config.history or [])
+    entries = []
+    for step in steps:
+        layer, size = "", 0
+        if not step.empty_layer and layers:
+            diff_id, descriptor = layers.pop(0)
+            layer, size = diff_id, descriptor.size
+        entries.append(HistoryEntry(created=created_timestamp(step.created),
+                                    created_by=(step.created_by or "")[:MAX_HISTORY_TEXT],
+                                    comment=(step.comment or "")[:MAX_HISTORY_TEXT],
+                                    layer=layer, size=size))
+    for diff_id, descriptor in layers:  # layers the history does not tell of (an import)
+        entries.append(HistoryEntry(created=created_timestamp(image.config.created),
+                                    layer=diff_id, size=descriptor.size))
+    entries.reverse()
+    entries = entries[:MAX_LIST_ITEMS]
+    if entries:
+        entries[0] = msgspec.structs.replace(entries[0], image_id=image.id,
+                                             tags=list(image.tags[:MAX_TAGS]))
+    return entries
 
 
 def image_info(image: Image) -> ImageInfo:

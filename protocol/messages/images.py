@@ -232,3 +232,28 @@ class TagImage(Message, tag="image.tag", frozen=True, kw_only=True):
     source: ImageRef
     target: ImageRef
     reply: SenderRef
+
+
+class ImageHistory(Message, tag="image.history", frozen=True, kw_only=True):
+    """``docker history``: the image config's history, newest first. Answered with
+    ``ImageHistoryList``."""
+
+    ref: ImageRef
+    reply: SenderRef
+
+
+class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One step of an image's history: ``layer`` is the layer it made (its diff id, "" for a
+    step that made none), ``size`` that layer's bytes as stored (compressed, as pulled)."""
+
+    created: float = 0.0
+    created_by: Text = ""
+    comment: Text = ""
+    layer: Name = ""
+    size: NonNegInt = 0
+    tags: Annotated[list[ImageRef], msgspec.Meta(max_length=MAX_TAGS)] = []
+    image_id: Name = ""  # the image's id on its newest entry, as docker shows it
+
+
+class ImageHistoryList(Message, tag="image.history.listed", frozen=True, kw_only=True):
+    entries: Annotated[list[HistoryEntry], msgspec.Meta(max_length=MAX_LIST_ITEMS)]

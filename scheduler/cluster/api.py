@@ -63,6 +63,7 @@ from protocol.messages import (
     Enroll,
     Enrolled,
     FetchBlob,
+    GetDiskUsage,
     GetJoinToken,
     GetVersion,
     InspectContainer,
@@ -105,6 +106,7 @@ from scheduler.cluster.auth import ClusterAuth
 from scheduler.cluster.builds import build_in_cluster, choose_builder
 from scheduler.cluster.connections import ClusterConnections
 from scheduler.cluster.cycle import Work, occupies_node
+from scheduler.cluster.disk_usage import cluster_disk_usage
 from scheduler.cluster.forward import FORWARDED, Forwarder, Route
 from scheduler.cluster.images import CLUSTER_IMAGE_REQUESTS, ClusterImages
 from scheduler.cluster.leader import Leader
@@ -248,6 +250,9 @@ class ClusterApi:
             return await self._inspect(message.id)
         if isinstance(message, ListNodes):
             return await self._nodes(message)
+        if isinstance(message, GetDiskUsage):
+            return await cluster_disk_usage(self.store, self.images, self.forwarder,
+                                            self.node_route)
         if isinstance(message, InspectNode):
             return await self._inspect_node(message.node_id)
         if isinstance(message, WatchEvents):

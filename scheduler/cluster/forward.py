@@ -1,12 +1,13 @@
 """Container verbs the scheduler passes on to the worker that runs the container.
 
 libswarm's aggregate: ``logs``, ``exec``, ``attach``, ``wait``, ``top``, ``restart``,
-``pause``, ``unpause`` and ``stats`` for a cluster container (and ``network connect``/
-``disconnect``, from ``networks``) go to its node's own listener (``NodeInfo.address``). The
-request travels on with everything it carries (stdin byte streams are bridged by the channels
-layer); its reply comes back through a relay owned here, so the scheduler knows when a forward
-is over and ends it the moment either side goes away: a client that disconnects mid-``logs -f``
-closes the relay, which cancels the worker's stream, and nothing is left behind.
+``pause``, ``unpause``, ``stats`` and the file verbs (``archive`` stat, get and put,
+``export``) for a cluster container (and ``network connect``/``disconnect``, from
+``networks``) go to its node's own listener (``NodeInfo.address``). The request travels on with
+everything it carries (stdin byte streams are bridged by the channels layer); its reply comes
+back through a relay owned here, so the scheduler knows when a forward is over and ends it the
+moment either side goes away: a client that disconnects mid-``logs -f`` closes the relay, which
+cancels the worker's stream, and nothing is left behind.
 
 The cluster's container id is the worker's container id (the agent creates the engine container
 with ``container_id=<cluster id>``, and a worker also finds a container by name), so the request
@@ -33,9 +34,13 @@ from protocol.messages import (
     ContainerLogs,
     DisconnectNetwork,
     ExecContainer,
+    ExportContainer,
+    GetContainerArchive,
     Message,
     PauseContainer,
+    PutContainerArchive,
     RestartContainer,
+    StatContainerPath,
     StatsContainer,
     TopContainer,
     UnpauseContainer,
@@ -45,9 +50,11 @@ from protocol.messages import (
 log = structlog.get_logger("shoal.scheduler")
 
 FORWARDED = (ContainerLogs, ExecContainer, AttachContainer, WaitContainer, TopContainer,
-             RestartContainer, PauseContainer, UnpauseContainer, StatsContainer)
+             RestartContainer, PauseContainer, UnpauseContainer, StatsContainer,
+             StatContainerPath, GetContainerArchive, PutContainerArchive, ExportContainer)
 Forwarded = (ContainerLogs | ExecContainer | AttachContainer | WaitContainer | TopContainer
              | RestartContainer | PauseContainer | UnpauseContainer | StatsContainer
+             | StatContainerPath | GetContainerArchive | PutContainerArchive | ExportContainer
              | ConnectNetwork | DisconnectNetwork)
 
 

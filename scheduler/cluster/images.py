@@ -23,9 +23,11 @@ import channels
 from protocol.errors import Internal, InvalidArgument, ShoalError
 from protocol.limits import MAX_TAGS
 from protocol.messages import (
+    BuildCacheUsage,
     FetchBlob,
     ImagePulled,
     ImageResolved,
+    ImageUsage,
     Message,
     Ok,
     PullImage,
@@ -37,6 +39,7 @@ from worker.images.blobs import CHUNK
 from worker.images.digest import is_digest
 from worker.images.errors import BlobNotFound, ImageNotFound
 from worker.images.registry import parse_platform, platform_fits, remote_name
+from worker.images.usage import build_cache_usage, image_usage
 
 log = structlog.get_logger("shoal.scheduler.images")
 
@@ -70,6 +73,14 @@ class ClusterImages:
             await self._send_blob(message)
             return Ok()
         return await self.service.handle(message)
+
+    async def usage(self, users: collections.Counter[str],
+                    ) -> tuple[list[ImageUsage], list[BuildCacheUsage], int]:
+        """The cluster store's images (``users``: containers per image id), build cache and
+        layer bytes, as ``system.df`` reports them."""
+        images, layers = await asyncio.to_thread(image_usage, self.store, users)
+        cache = await asyncio.to_thread(build_cache_usage, self.store)
+        return images, cache, layers
 
     async def pull_for_node(self, message: PullImage) -> ImagePulled:
         """A worker's pull of an image for its platform (``message.platform``): the tag moves

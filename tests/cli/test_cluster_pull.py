@@ -35,6 +35,7 @@ from tests.helpers.scheduler_processes import scheduler_args
 from worker.images.digest import digest_bytes
 from worker.images.oci import MT_OCI_INDEX, Descriptor, Index, Platform, encode
 from worker.images.testimage import build_layout
+from worker.teardown import tear_down_worker
 
 pytestmark = pytest.mark.root
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +90,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 shoal(made, "-H", leader, "rm", "-f", *left)
         finally:
             run(procs.stop, timeout=60)
+            run(lambda: tear_down_workers(tmp), timeout=60)
             etcd.stop()
+
+
+async def tear_down_workers(tmp: Path) -> None:
+    """Their bridges, helpers and mounts: DevCluster.stop tears down only ``worker*`` names."""
+    for name in ("p1", "p2"):
+        await tear_down_worker(tmp / name)
 
 
 def shoal(cluster: Cluster, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

@@ -132,8 +132,11 @@ ERRORS: list[tuple[str, str, Any, int, str]] = [
     ("POST", "/images/busybox/tag", None, 400, "repository name (repo) is required"),
     ("POST", "/images/prune?filters=%7B%22until%22%3A%5B%2210m%22%5D%7D", None, 400,
      "image prune filters until and label are not supported"),
-    ("GET", "/images/nope:1/history", None, 501, "shoal's Docker API does not serve image "
-                                                 "history"),
+    ("GET", "/images/nope:1/history", None, 404, "No such image: nope:1"),
+    ("GET", "/containers/nope/archive?path=/etc", None, 404, "No such container: nope"),
+    ("PUT", "/containers/nope/archive?path=/etc", None, 404, "No such container: nope"),
+    ("GET", "/containers/nope/export", None, 404, "No such container: nope"),
+    ("GET", "/system/df?type=disks", None, 400, "unknown type: 'disks'"),
     ("POST", "/build?version=2", None, 400, "build parameter version='2' is not supported"),
     ("POST", "/build?squash=1", None, 400, "build parameter squash='1' is not supported"),
     ("POST", "/build", None, 400, "the build context is not a tar"),

@@ -200,6 +200,12 @@ class Driver(abc.ABC):
         await self.cleanup(record)
         return alive
 
+    async def rootfs(self, record: EngineContainer) -> str | None:
+        """Where this process reaches the container's root filesystem (its image's layers
+        and its own changes, no mounts), mounted if it was not; None for a driver whose
+        containers have no root of their own (a plain host process)."""
+        return None
+
     def input(self, record: EngineContainer) -> int | None:
         """Our end of the running container's stdin (its pty master with a tty), if any; the
         driver owns it (callers duplicate it)."""

@@ -341,6 +341,10 @@ class NativeDriver(Driver):
     async def renamed(self, record: EngineContainer) -> None:
         await self.networks.rename(record.id, record.name)
 
+    async def rootfs(self, record: EngineContainer) -> str | None:
+        info = await asyncio.to_thread(self.storage.mount, record.id)
+        return str(info.path)
+
     def running(self, record: EngineContainer) -> bool:
         return self._running_pid(record.id) is not None
 

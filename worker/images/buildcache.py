@@ -51,12 +51,17 @@ class BuildCache:
             raise
 
     def records(self) -> list[CacheRecord]:
+        return [record for _, record in self.items()]
+
+    def items(self) -> list[tuple[str, CacheRecord]]:
+        """Every readable record with its key."""
         found = []
         for entry in os.scandir(self.root):
-            if is_digest(f"sha256:{entry.name}"):
-                record = self.get(f"sha256:{entry.name}")
+            key = f"sha256:{entry.name}"
+            if is_digest(key):
+                record = self.get(key)
                 if record is not None:
-                    found.append(record)
+                    found.append((key, record))
         return found
 
     def blobs(self) -> set[str]:

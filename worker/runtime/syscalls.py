@@ -130,6 +130,25 @@ def set_child_subreaper() -> None:
     prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dir_fd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2): ``path`` opened relative to ``dir_fd`` under the ``resolve`` rules
+    (``RESOLVE_IN_ROOT``: ``..`` and absolute symlinks stay inside ``dir_fd``, as in a
+    chroot). Linux 5.6 or later."""
+    how = _OpenHow(flags, mode, resolve)
+    return _check(_libc.syscall(ctypes.c_long(SYS_OPENAT2), ctypes.c_int(dir_fd),
+                                os.fsencode(path), ctypes.byref(how),
+                                ctypes.c_size_t(ctypes.sizeof(how))), f"openat2 {path}")
+
+
 SYS_CLOSE_RANGE = 436
 
 
