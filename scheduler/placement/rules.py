@@ -281,24 +281,25 @@ SPREAD_PREFIX = "spread="
 
 
 def parse_preference(text: str, field: str) -> str:
-    """A placement preference, SwarmKit's ``spread=node.labels.<name>``: the label's name.
+    """A placement preference, SwarmKit's ``spread=node.labels.<name>`` or
+    ``spread=engine.labels.<name>``: the label's key, as a constraint names it.
 
     Replicas of a job are spread evenly over the label's values (nodes without the label form
-    one more group); it is the only preference SwarmKit knows, and the only one here."""
+    one more group); it is the only preference SwarmKit knows, and the only one here. An
+    engine label is one a worker declared at start (``shoal worker --label``), as in
+    constraints, whatever an operator changed on the node's labels since."""
     if len(text) > MAX_RULE_LEN:
         raise _invalid(field, text[:64] + "...", f"longer than {MAX_RULE_LEN} characters")
     kind, sep, key = text.strip().partition("=")
     if not sep or kind.strip() != "spread":
-        raise _invalid(field, text, "unknown preference (known: spread=node.labels.<name>)")
+        raise _invalid(field, text, "unknown preference (known: spread=node.labels.<name>, "
+                                    "spread=engine.labels.<name>)")
     key = key.strip()
     if not _KEY_SYNTAX.match(key):
         raise _invalid(field, text, f"bad key {key!r} (letters, digits, '_', '.', '-', '/')")
     _refuse_miscased(key, (), ("node.labels.", "engine.labels."), field, text)
-    if key.startswith(ENGINE_LABEL_PREFIX):
-        raise _invalid(field, text, "a preference spreads over a node label: spread over "
-                                    "node.labels.<name> (engine labels are node labels too, "
-                                    "unless an operator changed them)")
-    if not key.startswith(LABEL_PREFIX) or len(key) == len(LABEL_PREFIX):
+    if not key.startswith((LABEL_PREFIX, ENGINE_LABEL_PREFIX)) or \
+            key in (LABEL_PREFIX, ENGINE_LABEL_PREFIX):
         raise _invalid(field, text, "a preference spreads over a node label: "
-                                    "spread=node.labels.<name>")
-    return key[len(LABEL_PREFIX):]
+                                    "spread=node.labels.<name> or spread=engine.labels.<name>")
+    return key

@@ -21,7 +21,7 @@ from scheduler.placement.filters import Filter, PlacementCycle
 from scheduler.placement.filters.constraints import ConstraintFilter, attribute, node_holds
 from scheduler.placement.preferences import Path
 from scheduler.placement.request import PlacementRequest
-from scheduler.placement.rules import LABEL_PREFIX, NODE_ID_OR_NAME, Rule
+from scheduler.placement.rules import NODE_ID_OR_NAME, Rule
 from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot
 
 _PER_NODE_KEYS = frozenset({"node.id", "node.hostname", "node.ip"})
@@ -107,8 +107,8 @@ class StaticCandidates:
         if hit is not None:
             return hit
         level: list[tuple[Path, int]] = [((), mask)]
-        for name in req.spread:
-            values = self._value_masks(LABEL_PREFIX + name)
+        for label in req.spread:
+            values = self._value_masks(label)
             level = [((*path, value), within & nodes) for path, within in level
                      for value, nodes in values.items() if within & nodes]
         size = len(self._nodes)
