@@ -33,6 +33,7 @@ from protocol.specs import AppSpec, ContainerSpec
 from scheduler.placement.class_runs import ClassRuns
 from scheduler.placement.explain import Explanation, explain
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
+from scheduler.placement.filters.max_containers import MaxContainersFilter
 from scheduler.placement.heap_runs import run_heap
 from scheduler.placement.load_order import HeapEntry, LoadOrder, Walk
 from scheduler.placement.options import EngineOptions
@@ -90,12 +91,21 @@ class PlacementEngine:
         self._rng.shuffle(ranks)
         self._rank = ranks
         self._static = StaticCandidates(cluster, self.pipeline.static)
-        self._dynamic = tuple(f for f in self.pipeline.dynamic if not f.identity)
+        self._bare_cycle = PlacementCycle(cluster)  # no identities: for filters that need none
+        # A node's container limit is fixed with the snapshot (its label or the cluster's
+        # default): where no node has one, that filter cannot refuse and is left out of the
+        # checks run for every node met (explanations still run the whole pipeline).
+        limited = any(n.max_containers is not None for n in cluster.nodes)
+        self._dynamic = tuple(f for f in self.pipeline.dynamic if not f.identity and (
+            limited or not isinstance(f, MaxContainersFilter)))
         self._identity = tuple(f for f in self.pipeline.dynamic if f.identity)
         self._compiled: dict[bytes, PlacementRequest] = {}
         self._heaps: OrderedDict[tuple[bytes, bool], list[HeapEntry]] = OrderedDict()
         # (id of a request, id of one of its soft rules) → (the request, it with that rule only)
-        self._singles: dict[tuple[int, int], tuple[PlacementRequest, PlacementRequest]] = {}
+        # (id of a request, id of one of its soft rules) → (the request, it with that rule
+        # only, the filters that judge that rule)
+        self._singles: dict[tuple[int, int], tuple[PlacementRequest, PlacementRequest,
+                                                   tuple[Filter, ...]]] = {}
         # Only for shoal's spread weighting, whose score splits into a node's own term and the
         # request's; ``shared_order=False`` keeps a heap per class (the reference the property
         # tests hold it to).
@@ -359,8 +369,9 @@ class PlacementEngine:
             for check in checks:  # _feasible without a call: this runs for every node met
                 if check(req, node, cycle) is not None:
                     return None
-            return (score(req, node), lacks_image(req, node), rank[node.index], node.index,
-                    node.version)
+            # lacks_image, inlined
+            return (score(req, node), 0 if req.image in node.stored_images else 1,
+                    rank[node.index], node.index, node.version)
         return entry
 
     def _run_sampled(self, req: PlacementRequest, relaxed: tuple[str, ...], tasks: list[Task],
@@ -415,25 +426,32 @@ class PlacementEngine:
         """The dropped soft rules this node does not satisfy: what the decision relaxed."""
         original = relaxed_req.original or relaxed_req
         out: list[str] = []
-        cycle = PlacementCycle(self.cluster)
+        cycle = self._bare_cycle
         for rule in original.soft:
-            single = self._single(original, rule)
-            chain = self.pipeline.static if rule in original.constraints else self._dynamic
-            if not all(f.check(single, node, cycle) is None for f in chain if f.relevant(single)):
-                out.append(rule.text)
+            single, chain = self._single(original, rule)
+            for f in chain:
+                if f.check(single, node, cycle) is not None:
+                    out.append(rule.text)
+                    break
         return tuple(out)
 
-    def _single(self, req: PlacementRequest, rule: Rule) -> PlacementRequest:
-        """``_only_rule``, remembered: relaxed runs ask it once per placement."""
+    def _single(self, req: PlacementRequest,
+                rule: Rule) -> tuple[PlacementRequest, tuple[Filter, ...]]:
+        """``_only_rule`` and the filters that judge it, remembered: relaxed runs ask once per
+        placement."""
         key = (id(req), id(rule))
         hit = self._singles.get(key)
         if hit is not None and hit[0] is req:
-            return hit[1]
+            return hit[1], hit[2]
         if len(self._singles) >= MAX_COMPILED:
             self._singles.clear()
         single = _only_rule(req, rule)
-        self._singles[key] = (req, single)
-        return single
+        # By identity: rules compare by value, and a constraint and an affinity may read alike.
+        constraint = any(rule is r for r in req.constraints)
+        chain = tuple(f for f in (self.pipeline.static if constraint else self._dynamic)
+                      if f.relevant(single))
+        self._singles[key] = (req, single, chain)
+        return single, chain
 
     # --- one unit of an app ---------------------------------------------------------------
     def _place_unit(self, unit: PlacementRequest, identities: list[Identity],

@@ -6,6 +6,7 @@ and walk outlive the call for the rest of the class (class_runs.py)."""
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ class HeapRun:
     heap: list[HeapEntry]
     walk: Walk | None
     member: bytes  # static candidates, one byte per node index
+    make: Callable[[NodeSnapshot], HeapEntry | None]  # a node's entry, None if it cannot take it
     seen: int  # the class's assignments this run has taken into account (ClassRuns.mark)
 
 
@@ -43,7 +45,8 @@ def heap_run(engine: PlacementEngine, runs: ClassRuns, key: bytes, req: Placemen
     cycle = PlacementCycle(engine.cluster, [Identity(task.spec.name, task.id, req)])
     walk = engine._walk(runs, key, req, bool(relaxed), cycle, chain, runs.remaining())
     heap = [] if walk is not None else engine._heap_for(key, req, bool(relaxed), cycle, chain)
-    state = HeapRun(chain, cycle, heap, walk, engine._static.selector(req, cycle), runs.mark())
+    state = HeapRun(chain, cycle, heap, walk, engine._static.selector(req, cycle),
+                    engine._entry_maker(req, cycle, chain), runs.mark())
     runs.states[id(req)] = state
     return state
 
@@ -54,7 +57,7 @@ def offer_changed(engine: PlacementEngine, runs: ClassRuns, req: PlacementReques
     this run had dropped may take it now (a soft image== that a sibling's image made hold).
     A node still in the heap gets a second entry, which is harmless: an entry is only used
     once its version is the node's."""
-    make = engine._entry_maker(req, state.cycle, state.chain)
+    make = state.make
     for node in dict.fromkeys(runs.placed_since(state.seen)):
         if state.member[node.index]:
             entry = make(node)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,7 @@ from scheduler.placement.preferences import (
 )
 from scheduler.placement.request import PlacementRequest
 from scheduler.placement.results import Assignment, PlacementResult, Task
-from scheduler.placement.snapshot import PlacedContainer, lacks_image
+from scheduler.placement.snapshot import NodeSnapshot, PlacedContainer, lacks_image
 
 if TYPE_CHECKING:
     from scheduler.placement.engine import PlacementEngine, Stop
@@ -42,6 +43,7 @@ class SpreadRun:
     walks: dict[Path, Walk]  # a walk per branch, over that branch's candidates
     counts: dict[Path, int]
     member: bytes  # static candidates, one byte per node index
+    make: Callable[[NodeSnapshot], HeapEntry | None]  # a node's entry, None if it cannot take it
     seen: int  # the class's assignments this run has taken into account (ClassRuns.mark)
 
 
@@ -52,7 +54,7 @@ def spread_run(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
     if isinstance(state, SpreadRun):
         # The class's other attempt placed since: count those containers, and offer their
         # nodes again (one dropped here may take the task now).
-        make = engine._entry_maker(req, state.cycle, state.chain)
+        make = state.make
         placed = runs.placed_since(state.seen)
         for node in placed:
             add_to_branches(state.counts, spread_path(req, node), 1)
@@ -70,9 +72,9 @@ def spread_run(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
     leaves: dict[Path, list[HeapEntry]] = {}
     walks: dict[Path, Walk] = {}
     order = engine._order
+    make_entry = engine._entry_maker(req, cycle, chain)
     if order is not None and engine._walks_pay(req, cycle, runs.remaining()):
         runs.refresh_order(order)
-        make_entry = engine._entry_maker(req, cycle, chain)
         for path, member in engine._static.branches(req, cycle).items():
             leaves[path] = []
             walks[path] = order.walk(req, member, make_entry)
@@ -87,7 +89,7 @@ def spread_run(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
     nodes = engine.cluster.nodes
     counts = branch_counts(req, nodes) if engine.cluster.job_counts.get(req.job) else {}
     state = SpreadRun(chain, cycle, leaves, walks, counts, engine._static.selector(req, cycle),
-                      runs.mark())
+                      make_entry, runs.mark())
     runs.states[id(req)] = state
     return state
 
