@@ -28,7 +28,7 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from enum import Enum
@@ -95,6 +95,20 @@ class Matcher:
         if self.kind is MatchKind.GLOB:
             return self.compiled.match(value) is not None
         return self.compiled.search(value) is not None
+
+    def matching(self, values: Sequence[str | None]) -> list[int]:
+        """The indices of the ``values`` that ``matches`` holds for, in one pass without a
+        call per value (a node attribute over every node: 20,000 calls cost milliseconds)."""
+        if self.kind is MatchKind.EXACT:
+            pattern = self.pattern
+            if self.ignore_case:
+                return [i for i, v in enumerate(values) if v is not None and v.lower() == pattern]
+            return [i for i, v in enumerate(values) if v == pattern]
+        if self.kind is MatchKind.NETWORK:
+            return [i for i, v in enumerate(values) if self.matches(v)]
+        assert self.compiled is not None
+        test = self.compiled.match if self.kind is MatchKind.GLOB else self.compiled.search
+        return [i for i, v in enumerate(values) if v is not None and test(v) is not None]
 
 
 @dataclass(frozen=True, slots=True)
