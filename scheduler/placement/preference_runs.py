@@ -20,7 +20,6 @@ from scheduler.placement.preferences import (
     Path,
     add_to_branches,
     branch_counts,
-    least_filled,
     preferred,
     spread_path,
 )
@@ -113,11 +112,26 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
                                            state.counts)
     nodes, score, feasible = engine.cluster.nodes, engine.pipeline.scorer.key, engine._feasible
     heappop, heapreplace, heappush = heapq.heappop, heapq.heapreplace, heapq.heappush
+    depth = len(req.spread)
+    # Branches whose top is known good for any task of the class (True) or known empty
+    # (False): within a call only this run places, so only the branch it chose changes; a top
+    # node with guards is judged per task (they read the task's name) and never kept here.
+    settled: dict[Path, bool] = {}
+
+    def rank_of(p: Path) -> tuple[list[int], HeapEntry]:
+        """least_filled, then the best top, as one key: fewest at each level in turn."""
+        return [counts.get(p[:level], 0) for level in range(1, depth + 1)], leaves[p][0]
+
     while pos < end:
         task = tasks[pos]
         aside: list[tuple[list[HeapEntry], HeapEntry]] = []
         live: list[Path] = []
         for path, heap in leaves.items():
+            known = settled.get(path)
+            if known is not None:
+                if known:
+                    live.append(path)
+                continue
             while True:  # bring a node that can take this task to the top, or empty it
                 if walks:
                     bounds = walks[path].bounds
@@ -138,8 +152,14 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
                     if engine._guarded(req, node, cycle):
                         aside.append((heap, heappop(heap)))
                         continue
+                else:
+                    settled[path] = True
                 live.append(path)
                 break
+            if not heap and not aside:  # met every node of the branch: none is left
+                settled[path] = False
+        if aside:
+            settled.clear()  # entries set aside go back on their heaps below: tops may move
         if not live:
             for heap, entry in aside:
                 heappush(heap, entry)
@@ -150,7 +170,13 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
             engine._refuse_one(req, relaxed, task, result)
             pos += 1
             continue
-        path = min(least_filled(live, counts), key=lambda p: leaves[p][0])
+        if len(live) == 1:
+            path = live[0]
+        elif depth == 1:  # the usual single preference: rank_of without building lists
+            path = min(live, key=lambda p: (counts.get(p, 0), leaves[p][0]))
+        else:
+            path = min(live, key=rank_of)
+        settled.pop(path, None)
         heap = leaves[path]
         _, lacks, rk, idx, _ = heap[0]
         chosen = nodes[idx]
