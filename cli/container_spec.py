@@ -324,7 +324,8 @@ def placement_options(function: Callable[..., None]) -> Callable[..., None]:
         click.option("--placement-pref", "preferences", multiple=True,
                      metavar="spread=node.labels.NAME",
                      help="Spread the job's containers evenly over a node label's values "
-                          "(several nest in order)."),
+                          "(node.labels.NAME, or engine.labels.NAME: a label the worker "
+                          "declared at start); several nest in order."),
         click.option("--max-per-node", type=click.IntRange(1, 1 << 31), default=None,
                      metavar="N", help="At most N of the job's containers on one node."),
         click.option("--platform", multiple=True, metavar="OS[/ARCH[/VARIANT]]",

@@ -256,8 +256,9 @@ class ContainerSpec(_Spec, frozen=True, kw_only=True):
     # At most this many containers of the job (same name) on one node; 0: no limit. Compose's
     # deploy.placement.max_replicas_per_node, SwarmKit's MaxReplicas.
     max_per_node: Annotated[int, msgspec.Meta(ge=0, le=1 << 31)] = 0
-    # "spread=node.labels.zone": the job's containers (same name) spread evenly over the
-    # label's values, then by the strategy; several nest in order. SwarmKit's --placement-pref.
+    # "spread=node.labels.zone" (or engine.labels.zone): the job's containers (same name)
+    # spread evenly over the label's values, then by the strategy; several nest in order.
+    # SwarmKit's --placement-pref.
     preferences: Rules = []
     network: Name = "none"
     # On a bridge network: a fixed address in its subnet ("" = the next free one), extra

@@ -8,9 +8,9 @@ assigns. The chain for one class of identical tasks:
    pop the best node, and only that node's entry is re-scored (nothing else changed for them);
    entries of nodes changed by other classes carry a stale version and are re-checked lazily;
 3. optional candidate sampling instead of the heap (Nomad's log2 N, Kubernetes' percentage);
-4. placement preferences (``spread=node.labels.zone``): one heap per branch of the label tree,
-   each task taking the best node of the branches holding fewest of its job (preferences.py,
-   preference_runs.py);
+4. placement preferences (``spread=node.labels.zone``, or ``engine.labels.zone``): one heap
+   per branch of the label tree, each task taking the best node of the branches holding
+   fewest of its job (preferences.py, preference_runs.py);
 5. soft rules first; when nothing is left, again without them, recording what was dropped;
 6. tasks that still find no node are refused with an ``Explanation`` built from a full pass.
 
@@ -30,8 +30,11 @@ from typing import Literal
 
 from protocol.errors import InvalidArgument
 from protocol.specs import AppSpec, ContainerSpec
+from scheduler.placement.class_runs import ClassRuns
 from scheduler.placement.explain import Explanation, explain
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
+from scheduler.placement.filters.max_containers import MaxContainersFilter
+from scheduler.placement.heap_runs import run_heap
 from scheduler.placement.load_order import HeapEntry, LoadOrder, Walk
 from scheduler.placement.options import EngineOptions
 from scheduler.placement.pipeline import build_pipeline
@@ -88,12 +91,21 @@ class PlacementEngine:
         self._rng.shuffle(ranks)
         self._rank = ranks
         self._static = StaticCandidates(cluster, self.pipeline.static)
-        self._dynamic = tuple(f for f in self.pipeline.dynamic if not f.identity)
+        self._bare_cycle = PlacementCycle(cluster)  # no identities: for filters that need none
+        # A node's container limit is fixed with the snapshot (its label or the cluster's
+        # default): where no node has one, that filter cannot refuse and is left out of the
+        # checks run for every node met (explanations still run the whole pipeline).
+        limited = any(n.max_containers is not None for n in cluster.nodes)
+        self._dynamic = tuple(f for f in self.pipeline.dynamic if not f.identity and (
+            limited or not isinstance(f, MaxContainersFilter)))
         self._identity = tuple(f for f in self.pipeline.dynamic if f.identity)
         self._compiled: dict[bytes, PlacementRequest] = {}
         self._heaps: OrderedDict[tuple[bytes, bool], list[HeapEntry]] = OrderedDict()
         # (id of a request, id of one of its soft rules) → (the request, it with that rule only)
-        self._singles: dict[tuple[int, int], tuple[PlacementRequest, PlacementRequest]] = {}
+        # (id of a request, id of one of its soft rules) → (the request, it with that rule
+        # only, the filters that judge that rule)
+        self._singles: dict[tuple[int, int], tuple[PlacementRequest, PlacementRequest,
+                                                   tuple[Filter, ...]]] = {}
         # Only for shoal's spread weighting, whose score splits into a node's own term and the
         # request's; ``shared_order=False`` keeps a heap per class (the reference the property
         # tests hold it to).
@@ -223,13 +235,15 @@ class PlacementEngine:
         if req.conflict:
             pos = total  # nothing to try: explained below
             attempt_relaxed = relaxed
+        runs = ClassRuns(self.cluster, result, total, len(result.assignments))
         while pos < total and not req.conflict:
             if soft:
-                pos, stop = self._run(key, req, (), tasks, pos, total, result, defer=True)
+                pos, stop = self._run(runs, key, req, (), tasks, pos, total, result,
+                                      defer=True)
                 if stop == "guarded":
                     # Only this task is barred (by a running container's anti-affinity) from
                     # the nodes its soft rules allow: try it alone without them.
-                    after, _ = self._run(key, relaxed_req, relaxed, tasks, pos, pos + 1,
+                    after, _ = self._run(runs, key, relaxed_req, relaxed, tasks, pos, pos + 1,
                                          result, defer=False)
                     if after == pos:
                         self._refuse_one(relaxed_req, relaxed, tasks[pos], result)
@@ -241,8 +255,8 @@ class PlacementEngine:
                 continue
             attempt, attempt_relaxed = relaxed_req, relaxed if req.has_soft_rules else ()
             start, end = len(result.assignments), pos + 1 if revivable else total
-            pos, stop = self._run(key, attempt, attempt_relaxed, tasks, pos, end, result,
-                                  defer=False)
+            pos, stop = self._run(runs, key, attempt, attempt_relaxed, tasks, pos, end,
+                                  result, defer=False)
             if stop == "exhausted":
                 break
             if revivable and len(result.assignments) > start:
@@ -266,9 +280,9 @@ class PlacementEngine:
         why = explain(req, self.cluster, self.pipeline.filters, cycle, relaxed=relaxed)
         result.refusals.append(Refusal(task.id, why))
 
-    def _run(self, key: bytes, req: PlacementRequest, relaxed: tuple[str, ...],
-             tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
-             defer: bool) -> tuple[int, Stop]:
+    def _run(self, runs: ClassRuns, key: bytes, req: PlacementRequest,
+             relaxed: tuple[str, ...], tasks: list[Task], pos: int, end: int,
+             result: PlacementResult, *, defer: bool) -> tuple[int, Stop]:
         """Place tasks[pos:end] while nodes remain.
 
         Returns where it stopped and why: "done" (reached end), "exhausted" (no node is left
@@ -277,7 +291,8 @@ class PlacementEngine:
         """
         if req.spread:
             if self.pipeline.scorer.ordered and self.options.sample == "all":
-                return run_spread(self, req, relaxed, tasks, pos, end, result, defer=defer)
+                return run_spread(self, runs, req, relaxed, tasks, pos, end, result,
+                                  defer=defer)
             return run_spread_scan(self, req, relaxed, tasks, pos, end, result, defer=defer)
         if not self.pipeline.scorer.ordered:
             return self._run_sampled(req, relaxed, tasks, pos, end, result, k=1,
@@ -289,7 +304,7 @@ class PlacementEngine:
                 else max(1, math.ceil(float(sample) * n))
             return self._run_sampled(req, relaxed, tasks, pos, end, result, k=k,
                                      shuffle_each=False, defer=defer)
-        return self._run_heap(key, req, relaxed, tasks, pos, end, result, defer=defer)
+        return run_heap(self, runs, key, req, relaxed, tasks, pos, end, result, defer=defer)
 
     def _feasible(self, req: PlacementRequest, node: NodeSnapshot, cycle: PlacementCycle,
                   chain: tuple[Filter, ...]) -> bool:
@@ -329,14 +344,14 @@ class PlacementEngine:
                 self._heaps.popitem(last=False)
         return heap
 
-    def _walk(self, key: bytes, req: PlacementRequest, relaxed: bool, cycle: PlacementCycle,
-              chain: tuple[Filter, ...], tasks: int) -> Walk | None:
+    def _walk(self, runs: ClassRuns, key: bytes, req: PlacementRequest, relaxed: bool,
+              cycle: PlacementCycle, chain: tuple[Filter, ...], tasks: int) -> Walk | None:
         """A walk of the shared load order for this run, or None to use a heap of its own
         (no load order, a short run, or a heap cached for the class by an earlier call)."""
         order = self._order
         if order is None or not self._walks_pay(req, cycle, tasks) or (key, relaxed) in self._heaps:
             return None
-        order.refresh()
+        runs.refresh_order(order)
         return order.walk(req, self._static.selector(req, cycle),
                                 self._entry_maker(req, cycle, chain))
 
@@ -354,71 +369,10 @@ class PlacementEngine:
             for check in checks:  # _feasible without a call: this runs for every node met
                 if check(req, node, cycle) is not None:
                     return None
-            return (score(req, node), lacks_image(req, node), rank[node.index], node.index,
-                    node.version)
+            # lacks_image, inlined
+            return (score(req, node), 0 if req.image in node.stored_images else 1,
+                    rank[node.index], node.index, node.version)
         return entry
-
-    def _run_heap(self, key: bytes, req: PlacementRequest, relaxed: tuple[str, ...],
-                  tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
-                  defer: bool) -> tuple[int, Stop]:
-        chain = tuple(f for f in self._dynamic if f.relevant(req))
-        cycle = PlacementCycle(self.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, req)])
-        walk = self._walk(key, req, bool(relaxed), cycle, chain, end - pos)
-        heap = [] if walk is not None else self._heap_for(key, req, bool(relaxed), cycle, chain)
-        nodes, score, feasible = self.cluster.nodes, self.pipeline.scorer.key, self._feasible
-        place, assignments = self.cluster.place, result.assignments
-        heappop, heapreplace = heapq.heappop, heapq.heapreplace
-        # The walk's test, inlined: meet more nodes only when the top may not be the best.
-        bounds = walk.bounds if walk is not None else []
-        settle = walk.settle if walk is not None else _no_walk
-        while pos < end:
-            task = tasks[pos]
-            aside: list[HeapEntry] = []
-            chosen: NodeSnapshot | None = None
-            while True:
-                if bounds and (not heap or heap[0][0] >= bounds[0][0]):  # type: ignore[operator]
-                    settle(heap)
-                if not heap:
-                    break
-                _, lacks, rank, idx, version = heap[0]
-                node = nodes[idx]
-                if version != node.version:  # changed since scored: check and score again
-                    if feasible(req, node, cycle, chain):
-                        heapreplace(heap, (score(req, node), lacks, rank, idx, node.version))
-                    else:
-                        heappop(heap)
-                    continue
-                if node.guards:
-                    cycle.identities = [Identity(task.spec.name, task.id, req)]
-                    if self._guarded(req, node, cycle):
-                        aside.append(heappop(heap))
-                        continue
-                chosen = node
-                break
-            if chosen is None:
-                if not aside:
-                    return pos, "exhausted"
-                # Only this task is barred; its siblings may still fit there.
-                for entry in aside:
-                    heapq.heappush(heap, entry)
-                if defer:
-                    return pos, "guarded"
-                self._refuse_one(req, relaxed, task, result)
-                pos += 1
-                continue
-            # What was relaxed is judged before the task itself joins the node.
-            unmet = self._unmet(req, chosen) if relaxed else ()
-            place(chosen, PlacedContainer(task.id, task.spec.name, req))
-            assignments.append(Assignment(task.id, chosen.id, unmet))
-            # The chosen node is still heap[0]: re-score it for the next identical task.
-            if feasible(req, chosen, cycle, chain):
-                heapreplace(heap, (score(req, chosen), lacks, rank, idx, chosen.version))
-            else:
-                heappop(heap)
-            for entry in aside:
-                heapq.heappush(heap, entry)
-            pos += 1
-        return pos, "done"
 
     def _run_sampled(self, req: PlacementRequest, relaxed: tuple[str, ...], tasks: list[Task],
                      pos: int, end: int, result: PlacementResult, *, k: int,
@@ -472,25 +426,32 @@ class PlacementEngine:
         """The dropped soft rules this node does not satisfy: what the decision relaxed."""
         original = relaxed_req.original or relaxed_req
         out: list[str] = []
-        cycle = PlacementCycle(self.cluster)
+        cycle = self._bare_cycle
         for rule in original.soft:
-            single = self._single(original, rule)
-            chain = self.pipeline.static if rule in original.constraints else self._dynamic
-            if not all(f.check(single, node, cycle) is None for f in chain if f.relevant(single)):
-                out.append(rule.text)
+            single, chain = self._single(original, rule)
+            for f in chain:
+                if f.check(single, node, cycle) is not None:
+                    out.append(rule.text)
+                    break
         return tuple(out)
 
-    def _single(self, req: PlacementRequest, rule: Rule) -> PlacementRequest:
-        """``_only_rule``, remembered: relaxed runs ask it once per placement."""
+    def _single(self, req: PlacementRequest,
+                rule: Rule) -> tuple[PlacementRequest, tuple[Filter, ...]]:
+        """``_only_rule`` and the filters that judge it, remembered: relaxed runs ask once per
+        placement."""
         key = (id(req), id(rule))
         hit = self._singles.get(key)
         if hit is not None and hit[0] is req:
-            return hit[1]
+            return hit[1], hit[2]
         if len(self._singles) >= MAX_COMPILED:
             self._singles.clear()
         single = _only_rule(req, rule)
-        self._singles[key] = (req, single)
-        return single
+        # By identity: rules compare by value, and a constraint and an affinity may read alike.
+        constraint = any(rule is r for r in req.constraints)
+        chain = tuple(f for f in (self.pipeline.static if constraint else self._dynamic)
+                      if f.relevant(single))
+        self._singles[key] = (req, single, chain)
+        return single, chain
 
     # --- one unit of an app ---------------------------------------------------------------
     def _place_unit(self, unit: PlacementRequest, identities: list[Identity],
@@ -517,10 +478,6 @@ class PlacementEngine:
                 return node, (self._unmet(req, node) if relaxed else ()), None
         why = explain(last, self.cluster, self.pipeline.filters, cycle, relaxed=relaxed)
         return None, (), why
-
-
-def _no_walk(heap: list[HeapEntry]) -> None:
-    """The walk's ``settle`` where there is no walk (never called: its bounds are empty)."""
 
 
 def _only_rule(req: PlacementRequest, rule: Rule) -> PlacementRequest:

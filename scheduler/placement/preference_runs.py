@@ -1,4 +1,5 @@
-"""Placement preferences' runs (``--placement-pref spread=node.labels.X``), apart from the
+"""Placement preferences' runs (``--placement-pref spread=node.labels.X``, or
+``engine.labels.X``), apart from the
 engine for size: one heap (or walk) per branch of the label tree, each task taking the best node
 of the branches holding fewest of its job; and the scan used under the random strategy or
 sampling. Both place tasks[pos:end] of one class on ``engine``'s snapshot and say where they
@@ -8,43 +9,71 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from scheduler.placement.filters import Identity, PlacementCycle
+from scheduler.placement.class_runs import ClassRuns
+from scheduler.placement.filters import Filter, Identity, PlacementCycle
 from scheduler.placement.load_order import HeapEntry, Walk
 from scheduler.placement.preferences import (
     Path,
     add_to_branches,
     branch_counts,
-    least_filled,
     preferred,
     spread_path,
 )
 from scheduler.placement.request import PlacementRequest
 from scheduler.placement.results import Assignment, PlacementResult, Task
-from scheduler.placement.snapshot import PlacedContainer, lacks_image
+from scheduler.placement.snapshot import NodeSnapshot, PlacedContainer, lacks_image
 
 if TYPE_CHECKING:
     from scheduler.placement.engine import PlacementEngine, Stop
 
 
-def run_spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...],
-               tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
-               defer: bool) -> tuple[int, Stop]:
-    """The engine's heap run (``PlacementEngine._run_heap``) with one heap per branch of the
-    preference tree: each task takes the best top among the heaps of the branches holding
-    fewest of its job. The heaps are built per call (not cached): a preference's counts
-    change with every placement."""
+@dataclass(slots=True)
+class SpreadRun:
+    """One attempt's heaps (and walks) per branch, and the job's counts per branch, for the
+    rest of its class (class_runs.py)."""
+
+    chain: tuple[Filter, ...]
+    cycle: PlacementCycle
+    leaves: dict[Path, list[HeapEntry]]
+    walks: dict[Path, Walk]  # a walk per branch, over that branch's candidates
+    counts: dict[Path, int]
+    member: bytes  # static candidates, one byte per node index
+    make: Callable[[NodeSnapshot], HeapEntry | None]  # a node's entry, None if it cannot take it
+    seen: int  # the class's assignments this run has taken into account (ClassRuns.mark)
+
+
+def spread_run(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
+               task: Task) -> SpreadRun:
+    """The attempt's state: made on its first call, brought up to date on later ones."""
+    state = runs.states.get(id(req))
+    if isinstance(state, SpreadRun):
+        # The class's other attempt placed since: count those containers, and offer their
+        # nodes again (one dropped here may take the task now).
+        make = state.make
+        placed = runs.placed_since(state.seen)
+        for node in placed:
+            add_to_branches(state.counts, spread_path(req, node), 1)
+        for node in dict.fromkeys(placed):
+            if state.member[node.index]:
+                path = spread_path(req, node)
+                entry = make(node)
+                if entry is not None:
+                    state.leaves.setdefault(path, [])
+                    heapq.heappush(state.leaves[path], entry)
+        return state
     chain = tuple(f for f in engine._dynamic if f.relevant(req))
-    cycle = PlacementCycle(engine.cluster, [Identity(tasks[pos].spec.name, tasks[pos].id, req)])
-    nodes, score, feasible, rank = (engine.cluster.nodes, engine.pipeline.scorer.key,
-                                    engine._feasible, engine._rank)
+    cycle = PlacementCycle(engine.cluster, [Identity(task.spec.name, task.id, req)])
+    score, feasible, rank = engine.pipeline.scorer.key, engine._feasible, engine._rank
     leaves: dict[Path, list[HeapEntry]] = {}
-    walks: dict[Path, Walk] = {}  # a walk per branch, over that branch's candidates
+    walks: dict[Path, Walk] = {}
     order = engine._order
-    if order is not None and engine._walks_pay(req, cycle, end - pos):
-        order.refresh()
-        make_entry = engine._entry_maker(req, cycle, chain)
+    make_entry = engine._entry_maker(req, cycle, chain)
+    if order is not None and engine._walks_pay(req, cycle, runs.remaining()):
+        runs.refresh_order(order)
         for path, member in engine._static.branches(req, cycle).items():
             leaves[path] = []
             walks[path] = order.walk(req, member, make_entry)
@@ -56,13 +85,53 @@ def run_spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[st
                      node.index, node.version))
         for heap in leaves.values():
             heapq.heapify(heap)
+    nodes = engine.cluster.nodes
     counts = branch_counts(req, nodes) if engine.cluster.job_counts.get(req.job) else {}
+    state = SpreadRun(chain, cycle, leaves, walks, counts, engine._static.selector(req, cycle),
+                      make_entry, runs.mark())
+    runs.states[id(req)] = state
+    return state
+
+
+def run_spread(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
+               relaxed: tuple[str, ...], tasks: list[Task], pos: int, end: int,
+               result: PlacementResult, *, defer: bool) -> tuple[int, Stop]:
+    """The engine's heap run (heap_runs.py) with one heap per branch of the preference tree:
+    each task takes the best top among the heaps of the branches holding fewest of its job."""
+    state = spread_run(engine, runs, req, tasks[pos])
+    try:
+        return _spread(engine, req, relaxed, state, tasks, pos, end, result, defer=defer)
+    finally:
+        state.seen = runs.mark()
+
+
+def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...],
+            state: SpreadRun, tasks: list[Task], pos: int, end: int, result: PlacementResult,
+            *, defer: bool) -> tuple[int, Stop]:
+    chain, cycle, leaves, walks, counts = (state.chain, state.cycle, state.leaves, state.walks,
+                                           state.counts)
+    nodes, score, feasible = engine.cluster.nodes, engine.pipeline.scorer.key, engine._feasible
     heappop, heapreplace, heappush = heapq.heappop, heapq.heapreplace, heapq.heappush
+    depth = len(req.spread)
+    # Branches whose top is known good for any task of the class (True) or known empty
+    # (False): within a call only this run places, so only the branch it chose changes; a top
+    # node with guards is judged per task (they read the task's name) and never kept here.
+    settled: dict[Path, bool] = {}
+
+    def rank_of(p: Path) -> tuple[list[int], HeapEntry]:
+        """least_filled, then the best top, as one key: fewest at each level in turn."""
+        return [counts.get(p[:level], 0) for level in range(1, depth + 1)], leaves[p][0]
+
     while pos < end:
         task = tasks[pos]
         aside: list[tuple[list[HeapEntry], HeapEntry]] = []
         live: list[Path] = []
         for path, heap in leaves.items():
+            known = settled.get(path)
+            if known is not None:
+                if known:
+                    live.append(path)
+                continue
             while True:  # bring a node that can take this task to the top, or empty it
                 if walks:
                     bounds = walks[path].bounds
@@ -83,8 +152,14 @@ def run_spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[st
                     if engine._guarded(req, node, cycle):
                         aside.append((heap, heappop(heap)))
                         continue
+                else:
+                    settled[path] = True
                 live.append(path)
                 break
+            if not heap and not aside:  # met every node of the branch: none is left
+                settled[path] = False
+        if aside:
+            settled.clear()  # entries set aside go back on their heaps below: tops may move
         if not live:
             for heap, entry in aside:
                 heappush(heap, entry)
@@ -95,7 +170,13 @@ def run_spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[st
             engine._refuse_one(req, relaxed, task, result)
             pos += 1
             continue
-        path = min(least_filled(live, counts), key=lambda p: leaves[p][0])
+        if len(live) == 1:
+            path = live[0]
+        elif depth == 1:  # the usual single preference: rank_of without building lists
+            path = min(live, key=lambda p: (counts.get(p, 0), leaves[p][0]))
+        else:
+            path = min(live, key=rank_of)
+        settled.pop(path, None)
         heap = leaves[path]
         _, lacks, rk, idx, _ = heap[0]
         chosen = nodes[idx]

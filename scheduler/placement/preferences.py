@@ -1,6 +1,7 @@
 """Placement preferences: spread a job's containers evenly over the values of node labels.
 
-SwarmKit's ``--placement-pref spread=node.labels.zone``: the nodes form a tree, one level per
+SwarmKit's ``--placement-pref spread=node.labels.zone`` (or ``engine.labels.zone``, a label
+the worker declared at start): the nodes form a tree, one level per
 preference, a branch per label value (nodes without the label form a branch of their own). A
 container goes to the branch holding the fewest of its job's containers (counted on every node
 of the branch, as SwarmKit counts them), level by level, among branches with a node that can
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from scheduler.placement.filters.constraints import attribute
 from scheduler.placement.request import PlacementRequest
 from scheduler.placement.snapshot import NodeSnapshot
 
@@ -24,8 +26,7 @@ Path = tuple[str | None, ...]
 
 def spread_path(req: PlacementRequest, node: NodeSnapshot) -> Path:
     """Where the node sits in the request's tree."""
-    labels = node.labels
-    return tuple(labels.get(name) for name in req.spread)
+    return tuple(attribute(key)(node) for key in req.spread)
 
 
 def branch_counts(req: PlacementRequest, nodes: Iterable[NodeSnapshot]) -> dict[Path, int]:

@@ -128,7 +128,9 @@ class PlacementRequest:
     count: int = 1
     job: str = ""  # the spec's name: what max_per_node counts on a node
     max_per_node: int = 0
-    spread: tuple[str, ...] = ()  # node labels the job's containers spread over, outermost first
+    # the label keys (node.labels.<name>, engine.labels.<name>) the job's containers spread
+    # over, outermost first
+    spread: tuple[str, ...] = ()
     conflict: str = ""  # why the group can never be placed anywhere, if it cannot
     has_soft_rules: bool = False
     volumes: tuple[str, ...] = ()  # named volumes it mounts: where one exists, it goes there

@@ -28,7 +28,7 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from enum import Enum
@@ -95,6 +95,20 @@ class Matcher:
         if self.kind is MatchKind.GLOB:
             return self.compiled.match(value) is not None
         return self.compiled.search(value) is not None
+
+    def matching(self, values: Sequence[str | None]) -> list[int]:
+        """The indices of the ``values`` that ``matches`` holds for, in one pass without a
+        call per value (a node attribute over every node: 20,000 calls cost milliseconds)."""
+        if self.kind is MatchKind.EXACT:
+            pattern = self.pattern
+            if self.ignore_case:
+                return [i for i, v in enumerate(values) if v is not None and v.lower() == pattern]
+            return [i for i, v in enumerate(values) if v == pattern]
+        if self.kind is MatchKind.NETWORK:
+            return [i for i, v in enumerate(values) if self.matches(v)]
+        assert self.compiled is not None
+        test = self.compiled.match if self.kind is MatchKind.GLOB else self.compiled.search
+        return [i for i, v in enumerate(values) if v is not None and test(v) is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,24 +295,25 @@ SPREAD_PREFIX = "spread="
 
 
 def parse_preference(text: str, field: str) -> str:
-    """A placement preference, SwarmKit's ``spread=node.labels.<name>``: the label's name.
+    """A placement preference, SwarmKit's ``spread=node.labels.<name>`` or
+    ``spread=engine.labels.<name>``: the label's key, as a constraint names it.
 
     Replicas of a job are spread evenly over the label's values (nodes without the label form
-    one more group); it is the only preference SwarmKit knows, and the only one here."""
+    one more group); it is the only preference SwarmKit knows, and the only one here. An
+    engine label is one a worker declared at start (``shoal worker --label``), as in
+    constraints, whatever an operator changed on the node's labels since."""
     if len(text) > MAX_RULE_LEN:
         raise _invalid(field, text[:64] + "...", f"longer than {MAX_RULE_LEN} characters")
     kind, sep, key = text.strip().partition("=")
     if not sep or kind.strip() != "spread":
-        raise _invalid(field, text, "unknown preference (known: spread=node.labels.<name>)")
+        raise _invalid(field, text, "unknown preference (known: spread=node.labels.<name>, "
+                                    "spread=engine.labels.<name>)")
     key = key.strip()
     if not _KEY_SYNTAX.match(key):
         raise _invalid(field, text, f"bad key {key!r} (letters, digits, '_', '.', '-', '/')")
     _refuse_miscased(key, (), ("node.labels.", "engine.labels."), field, text)
-    if key.startswith(ENGINE_LABEL_PREFIX):
-        raise _invalid(field, text, "a preference spreads over a node label: spread over "
-                                    "node.labels.<name> (engine labels are node labels too, "
-                                    "unless an operator changed them)")
-    if not key.startswith(LABEL_PREFIX) or len(key) == len(LABEL_PREFIX):
+    if not key.startswith((LABEL_PREFIX, ENGINE_LABEL_PREFIX)) or \
+            key in (LABEL_PREFIX, ENGINE_LABEL_PREFIX):
         raise _invalid(field, text, "a preference spreads over a node label: "
-                                    "spread=node.labels.<name>")
-    return key[len(LABEL_PREFIX):]
+                                    "spread=node.labels.<name> or spread=engine.labels.<name>")
+    return key

@@ -19,10 +19,10 @@ import dataclasses
 from itertools import compress
 
 from scheduler.placement.filters import Filter, PlacementCycle
-from scheduler.placement.filters.constraints import ConstraintFilter, attribute, node_holds
+from scheduler.placement.filters.constraints import ConstraintFilter, attribute
 from scheduler.placement.preferences import Path
 from scheduler.placement.request import PlacementRequest
-from scheduler.placement.rules import LABEL_PREFIX, NODE_ID_OR_NAME, Rule
+from scheduler.placement.rules import NODE_ID_OR_NAME, Rule
 from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot
 
 _PER_NODE_KEYS = frozenset({"node.id", "node.hostname", "node.ip"})
@@ -74,6 +74,7 @@ class StaticCandidates:
         self._base_classes = [mask_of(members, size) for members in classes.values()]
         self._base_masks: dict[object, int] = {}  # _base_key → the ready nodes that fit it
         self._values: dict[str, dict[str | None, list[int]]] = {}  # key → value → nodes
+        self._columns: dict[str, list[str | None]] = {}  # per-node key → value of each node
         self._rule_masks: dict[tuple[str, str, bool], int] = {}
         self._cache: dict[tuple[object, ...], tuple[int, list[NodeSnapshot], bytes]] = {}
         self._masks: dict[str, dict[str | None, int]] = {}  # key → value → nodes, as masks
@@ -114,8 +115,8 @@ class StaticCandidates:
         if hit is not None:
             return hit
         level: list[tuple[Path, int]] = [((), mask)]
-        for name in req.spread:
-            values = self._value_masks(LABEL_PREFIX + name)
+        for label in req.spread:
+            values = self._value_masks(label)
             level = [((*path, value), within & nodes) for path, within in level
                      for value, nodes in values.items() if within & nodes]
         size = len(self._nodes)
@@ -157,20 +158,32 @@ class StaticCandidates:
                 values.setdefault(read(node), []).append(node.index)
         return values
 
+    def _column(self, key: str) -> list[str | None]:
+        """One attribute of every node, in node order (for attributes unique per node)."""
+        column = self._columns.get(key)
+        if column is None:
+            read = attribute(key)
+            column = self._columns[key] = [read(node) for node in self._nodes]
+        return column
+
     def _rule_mask(self, rule: Rule) -> int:
         key = (rule.key, rule.text, rule.negate)
         hit = self._rule_masks.get(key)
         if hit is not None:
             return hit
-        if rule.key == NODE_ID_OR_NAME:
-            held = [n.index for n in self._nodes if node_holds(rule, n)]
-        elif rule.key in _PER_NODE_KEYS:  # a value per node: no point grouping by value
-            read, holds = attribute(rule.key), rule.holds
-            held = [n.index for n in self._nodes if holds(read(n))]
+        size = len(self._nodes)
+        if rule.key in _PER_NODE_KEYS or rule.key == NODE_ID_OR_NAME:
+            # A value per node: no point grouping by value; matched over the column in one
+            # pass, then negated as a mask (node== matches the id or the name: either will do).
+            keys = ("node.id", "node.hostname") if rule.key == NODE_ID_OR_NAME else (rule.key,)
+            found = [i for key in keys for i in rule.matcher.matching(self._column(key))]
+            mask = mask_of(found, size)
+            if rule.negate:
+                mask ^= (1 << size) - 1
         else:
             held = [i for value, nodes in self._holders(rule.key).items() if rule.holds(value)
                     for i in nodes]
-        mask = mask_of(held, len(self._nodes))
+            mask = mask_of(held, size)
         if len(self._rule_masks) > MAX_CACHED:
             self._rule_masks.clear()
         self._rule_masks[key] = mask

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,8 +12,10 @@ from scheduler.placement.rules import ENGINE_LABEL_PREFIX, LABEL_PREFIX, NODE_ID
 from scheduler.placement.snapshot import NodeSnapshot
 
 
+@functools.lru_cache(maxsize=1024)  # keys are user input: bounded
 def attribute(key: str) -> Callable[[NodeSnapshot], str | None]:
-    """How to read the attribute a canonical constraint key names (None: no such label)."""
+    """How to read the attribute a canonical constraint key names (None: no such label).
+    Remembered per key: preferences read a node's path with it in their runs."""
     if key.startswith(LABEL_PREFIX):
         name = key[len(LABEL_PREFIX):]
         return lambda node: node.labels.get(name)

@@ -23,7 +23,12 @@ class SpreadScorer:
     ordered: bool = True
 
     def key(self, req: PlacementRequest, node: NodeSnapshot) -> float:
-        return swarm_weight(req, node) + COUNT_WEIGHT * len(node.containers)
+        # swarm_weight, inlined: this runs for every node met and every placement.
+        cap = node.cap_cpu
+        cpu = (node.used_cpu + req.millicpus) * 100.0 / cap if cap else 0.0
+        cap = node.cap_mem
+        mem = (node.used_mem + req.memory) * 100.0 / cap if cap else 0.0
+        return cpu + mem + COUNT_WEIGHT * len(node.containers)
 
     # ``key`` split in two, equal to it but for float rounding: the node's own term and the
     # request's share of a node of that capacity (load_order.py walks nodes by the first).

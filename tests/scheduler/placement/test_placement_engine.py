@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import msgspec
 import pytest
@@ -372,3 +373,40 @@ def test_a_network_job_is_kept_off_host_network_only_nodes_and_told_why() -> Non
         "2 GiB)")
     on_host = msgspec.structs.replace(big, network="host")
     assert len(engine(infos).place_batch(job(on_host, 4)).assignments) == 4
+
+
+class _CountingFilter:
+    """A dynamic filter that counts its checks: how many times the engine met a node."""
+
+    def __init__(self, inner: Any, counter: list[int]) -> None:
+        self.inner, self.counter = inner, counter
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def check(self, req: Any, node: Any, cycle: Any) -> Any:
+        self.counter[0] += 1
+        return self.inner.check(req, node, cycle)
+
+
+@pytest.mark.parametrize("preferences", [[], ["spread=node.labels.zone"]])
+def test_a_class_alternating_soft_and_relaxed_keeps_its_heaps(preferences: list[str]) -> None:
+    """``~image==db`` holds only where a sibling landed, and max-per-node 2 fills that node at
+    once: the job alternates, one relaxed task and then one more with the rule, a hundred
+    times. Each attempt keeps its heap across the switches (it once built both again for every
+    task, a pass over the cluster per task); the choices stay the naive scheduler's."""
+    from bench._naive_placement import NaiveScheduler
+
+    infos = nodes(400)
+    spec = ContainerSpec(image="db", name="db", affinities=["~image==db"], max_per_node=2,
+                         preferences=preferences)
+    tasks = [Task(f"t{i}", spec) for i in range(200)]
+    engine = PlacementEngine(ClusterSnapshot.build(infos, []))
+    checks = [0]
+    engine._dynamic = tuple(_CountingFilter(f, checks) for f in engine._dynamic)
+    result = engine.place_batch(tasks)
+    assert len(result.assignments) == 200
+    assert sum(1 for a in result.assignments if a.relaxed) == 100
+    assert checks[0] < 4 * len(infos) + 40 * len(tasks)  # not a pass per task (159,000 before)
+    naive = NaiveScheduler(ClusterSnapshot.build(infos, []))
+    assert naive.place_batch(tasks).node_of() == result.node_of()

@@ -1,5 +1,6 @@
-"""Placement preferences (spread=node.labels.<name>): parsing, refusals, and how replicas
-spread over label values, nested preferences and the strategy within a branch.
+"""Placement preferences (spread=node.labels.<name>, spread=engine.labels.<name>): parsing,
+refusals, and how replicas spread over label values, nested preferences and the strategy
+within a branch.
 
 The SwarmKit cases are transcribed as data from docker/swarmkit manager/scheduler/
 scheduler_test.go (testPreferences, testMultiplePreferences) at commit 2dcf70aa, Apache-2.0.
@@ -11,6 +12,7 @@ from collections import Counter
 
 import pytest
 
+from bench._naive_placement import NaiveScheduler
 from protocol.errors import InvalidArgument
 from protocol.specs import (
     AppSpec,
@@ -34,8 +36,10 @@ from scheduler.placement.rules import parse_preference
 GB = 10**9
 
 
-def node(nid: str, memory: int = GB, **labels: str) -> NodeInfo:
+def node(nid: str, memory: int = GB, engine: dict[str, str] | None = None,
+         **labels: str) -> NodeInfo:
     return NodeInfo(id=nid, hostname=nid, status="ready", labels=labels,
+                    engine_labels=engine or {},
                     platform=Platform(os="linux", arch="amd64"),
                     capacity=NodeResources(millicpus=4000, memory=memory, pids=1000))
 
@@ -56,10 +60,13 @@ def job(*preferences: str, memory: int = 0) -> ContainerSpec:
 
 
 @pytest.mark.parametrize(("text", "label"), [
-    ("spread=node.labels.zone", "zone"),
-    ("spread=node.labels.Zone", "Zone"),  # a label's own name keeps its case
-    ("spread=node.labels.topology.kubernetes.io/zone", "topology.kubernetes.io/zone"),
-    (" spread = node.labels.az ", "az"),
+    ("spread=node.labels.zone", "node.labels.zone"),
+    ("spread=node.labels.Zone", "node.labels.Zone"),  # a label's own name keeps its case
+    ("spread=node.labels.topology.kubernetes.io/zone",
+     "node.labels.topology.kubernetes.io/zone"),
+    (" spread = node.labels.az ", "node.labels.az"),
+    ("spread=engine.labels.zone", "engine.labels.zone"),  # SwarmKit spreads over both
+    ("spread=engine.labels.Zone", "engine.labels.Zone"),
 ])
 def test_a_preference_names_a_node_label(text: str, label: str) -> None:
     assert parse_preference(text, "preferences[0]") == label
@@ -74,7 +81,9 @@ def test_a_preference_names_a_node_label(text: str, label: str) -> None:
     ("spread=node.labels.", "spreads over a node label"),
     ("spread=NODE.LABELS.zone", "another case"),
     ("spread=Node.Labels.zone", "another case"),
-    ("spread=engine.labels.zone", "spread over node.labels.<name>"),
+    ("spread=engine.labels.", "spreads over a node label"),
+    ("spread=ENGINE.LABELS.zone", "another case"),
+    ("spread=Engine.labels.zone", "another case"),
     ("spread=node.labels.a b", "bad key"),
 ])
 def test_unknown_preferences_are_refused_naming_the_field(text: str, why: str) -> None:
@@ -112,6 +121,51 @@ def test_swarmkit_nested_preferences_and_a_full_branch() -> None:
     rack2 = [got[f"id{i}"] for i in (5, 6)]
     assert sorted((sum(rack1), sum(rack2))) == [3, 4]
     assert max(rack1) - min(rack1) <= 1 and max(rack2) - min(rack2) <= 1
+
+
+def test_swarmkit_one_preference_over_engine_labels() -> None:
+    # testPreferences again, the zones declared by the workers at start instead.
+    infos = [node("id1", engine={"az": "az1"}),
+             *(node(f"id{i}", engine={"az": "az2"}) for i in range(2, 6))]
+    assert place(infos, job("spread=engine.labels.az"), 8) == {
+        "id1": 4, "id2": 1, "id3": 1, "id4": 1, "id5": 1}
+
+
+def test_engine_and_node_labels_of_one_name_are_spread_over_apart() -> None:
+    # An operator relabelled n0 and n1 into zone a: node labels say a/a/b, the workers'
+    # own declarations say a/b/b. Each preference reads its own.
+    infos = [node("n0", zone="a", engine={"zone": "a"}),
+             node("n1", zone="a", engine={"zone": "b"}),
+             node("n2", zone="b", engine={"zone": "b"})]
+    by_node = place(infos, job("spread=node.labels.zone"), 4)
+    assert by_node["n0"] + by_node["n1"] == 2 and by_node["n2"] == 2
+    by_engine = place(infos, job("spread=engine.labels.zone"), 4)
+    assert by_engine["n0"] == 2 and by_engine["n1"] + by_engine["n2"] == 2
+
+
+@pytest.mark.parametrize("strategy", ["spread", "binpack", "random"])
+@pytest.mark.parametrize("sample", ["all", "log2"])
+def test_nested_node_and_engine_label_preferences(strategy: str, sample: str) -> None:
+    # Outer: the worker's declared region (r1: n0-n3, r2: n4-n5); inner: the operator's rack.
+    infos = [node(f"n{i}", engine={"region": "r1" if i < 4 else "r2"}, rack=f"k{i % 2}")
+             for i in range(6)]
+    got = place(infos, job("spread=engine.labels.region", "spread=node.labels.rack"), 8,
+                strategy=strategy, sample=sample)
+    assert sum(got[f"n{i}"] for i in range(4)) == 4  # half per region
+    for nodes in (range(0, 4), range(4, 6)):  # and within a region, half per rack
+        assert sum(got[f"n{i}"] for i in nodes if i % 2 == 0) == \
+            sum(got[f"n{i}"] for i in nodes if i % 2 == 1)
+
+
+def test_one_call_per_replica_over_engine_labels_matches_the_naive_scheduler() -> None:
+    infos = [node(f"n{i}", engine={"zone": "abc"[i % 3]} if i < 5 else None)
+             for i in range(7)]
+    spec = job("spread=engine.labels.zone")
+    engine = PlacementEngine(ClusterSnapshot.build(infos, []))
+    naive = NaiveScheduler(ClusterSnapshot.build(infos, []))
+    for i in range(14):
+        task = [Task(f"t{i}", spec)]
+        assert engine.place_batch(task).node_of() == naive.place_batch(task).node_of()
 
 
 @pytest.mark.parametrize(("labels", "n", "per_value"), [

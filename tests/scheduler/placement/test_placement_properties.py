@@ -23,6 +23,7 @@ from protocol.specs import (
 from scheduler.placement import ClusterSnapshot, EngineOptions, PlacementEngine, Task
 from scheduler.placement import check_placement as check
 from scheduler.placement import engine as engine_module
+from scheduler.placement.request import class_key
 
 MiB = 1 << 20
 # Derandomized: the same examples every run, so CI is deterministic. Random runs (hypothesis'
@@ -33,16 +34,18 @@ SETTINGS = settings(max_examples=100, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
 
 node_st = st.builds(
-    lambda i, os_, arch, cpu, mem, zone, disk, status, avail, images: NodeInfo(
+    lambda i, os_, arch, cpu, mem, zone, disk, status, avail, images, declared: NodeInfo(
         id=f"n{i}", hostname=f"h{i}", platform=Platform(os=os_, arch=arch),
         capacity=NodeResources(millicpus=cpu, memory=mem * MiB, pids=50),
-        labels={"zone": zone, "disk": disk}, status=status, availability=avail, images=images),
+        labels={"zone": zone, "disk": disk}, status=status, availability=avail, images=images,
+        engine_labels=declared),
     st.just(0), st.sampled_from(["linux", "linux", "windows"]),
     st.sampled_from(["amd64", "x86_64", "aarch64"]),
     st.integers(0, 4000), st.integers(0, 4096), st.sampled_from("abc"),
     st.sampled_from(["ssd", "hdd"]), st.sampled_from(["ready", "ready", "ready", "down"]),
     st.sampled_from(["active", "active", "active", "drain", "pause"]),
     st.sampled_from([[], [], ["redis:7"], ["redis:6", "sha256:" + "b" * 64]]),
+    st.sampled_from([{}, {"zone": "a"}, {"zone": "b"}]),  # what the worker declared at start
 )
 
 rule_c = st.sampled_from([
@@ -58,6 +61,7 @@ rule_a = st.sampled_from([
 
 preference = st.sampled_from([
     "spread=node.labels.zone", "spread=node.labels.disk", "spread=node.labels.rack",  # no rack
+    "spread=engine.labels.zone",
 ])
 
 spec_st = st.builds(
@@ -184,10 +188,11 @@ def test_apps_are_valid_and_whole(cluster: tuple[list[NodeInfo], list[ContainerI
 
 
 def _grouped(chunk: list[Task]) -> list[Task]:
-    """The order the engine places a batch in: class by class, by first appearance."""
-    order: dict[int, list[Task]] = {}
+    """The order the engine places a batch in: class by class, by first appearance. Equal
+    specs drawn as distinct objects are one class (grouping by object failed such draws)."""
+    order: dict[bytes, list[Task]] = {}
     for t in chunk:
-        order.setdefault(id(t.spec), []).append(t)
+        order.setdefault(class_key(t.spec), []).append(t)
     return [t for ts in order.values() for t in ts]
 
 
