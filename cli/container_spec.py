@@ -117,27 +117,12 @@ def parse_security_opts(opts: tuple[str, ...]) -> SecurityOpts:
     return SecurityOpts(seccomp=seccomp, no_new_privileges=no_new_privileges)
 
 
-_DEVICE_ACCESS = frozenset("rwm")
-
-
 def parse_device(text: str) -> DeviceMapping:
-    """``--device HOST[:CONTAINER][:PERMISSIONS]`` as Docker reads it: a second field made
-    only of r, w and m is the permissions; the container path defaults to the host's."""
-    parts = text.split(":")
-    permissions = "rwm"
-    if len(parts) > 1 and parts[-1] and set(parts[-1]) <= _DEVICE_ACCESS:
-        permissions = parts.pop()
-    if len(parts) > 2 or not parts[0]:
-        raise click.BadParameter(f"bad device {text!r}: expected HOST[:CONTAINER][:rwm]",
-                                 param_hint="--device")
-    host = parts[0]
-    container = parts[1] if len(parts) == 2 and parts[1] else host
-    for path in (host, container):
-        if not path.startswith("/"):
-            raise click.BadParameter(f"bad device {text!r}: {path} is not an absolute path",
-                                     param_hint="--device")
-    return DeviceMapping(path_on_host=host, path_in_container=container,
-                         permissions="".join(c for c in "rwm" if c in permissions))
+    """``--device HOST[:CONTAINER][:PERMISSIONS]`` as Docker reads it."""
+    try:
+        return DeviceMapping.parse(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--device") from None
 
 
 def parse_ulimit(text: str) -> Ulimit:

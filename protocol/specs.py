@@ -122,6 +122,25 @@ class DeviceMapping(_Spec, frozen=True, kw_only=True):
     # The device cgroup's access: read, write and mknod, any of them.
     permissions: Annotated[str, msgspec.Meta(pattern="^[rwm]{1,3}$")] = "rwm"
 
+    @classmethod
+    def parse(cls, text: str) -> "DeviceMapping":
+        """``HOST[:CONTAINER][:PERMISSIONS]`` as Docker and Compose read it: a last field made
+        only of r, w and m is the permissions; the container path defaults to the host's.
+        ValueError, saying what is wrong, for anything else."""
+        parts = text.split(":")
+        permissions = "rwm"
+        if len(parts) > 1 and parts[-1] and set(parts[-1]) <= set("rwm"):
+            permissions = parts.pop()
+        if len(parts) > 2 or not parts[0]:
+            raise ValueError(f"bad device {text!r}: expected HOST[:CONTAINER][:rwm]")
+        host = parts[0]
+        container = parts[1] if len(parts) == 2 and parts[1] else host
+        for path in (host, container):
+            if not path.startswith("/"):
+                raise ValueError(f"bad device {text!r}: {path} is not an absolute path")
+        return cls(path_on_host=host, path_in_container=container,
+                   permissions="".join(c for c in "rwm" if c in permissions))
+
 
 class Mount(_Spec, frozen=True, kw_only=True):
     """A bind mount, a named volume or a tmpfs inside the container."""

@@ -82,7 +82,7 @@ HONOURED: dict[str, frozenset[str]] = {
         "memswap_limit", "cpus", "cpu_shares", "pids_limit", "tty", "stdin_open",
         "depends_on", "profiles", "extends", "security_opt", "logging", "pull_policy",
         "healthcheck", "links", "build", "cap_add", "cap_drop", "privileged",
-        "volumes_from", "ulimits", "secrets", "configs"}),
+        "volumes_from", "ulimits", "secrets", "configs", "devices"}),
     "services.*.build": frozenset({"context", "dockerfile", "args", "target"}),
     "services.*.healthcheck": frozenset({"test", "interval", "timeout", "retries",
                                          "start_period", "start_interval", "disable"}),

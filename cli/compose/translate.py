@@ -17,6 +17,7 @@ from protocol.durations import parse_duration
 from protocol.errors import ShoalError
 from protocol.specs import (
     ContainerSpec,
+    DeviceMapping,
     HealthCheck,
     Mount,
     NetworkSpec,
@@ -211,11 +212,14 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
         refuse(("logging", "driver"), f"{logging['driver']}: not supported: the worker keeps "
                                       "the logs (json-file only)")
     seccomp = ""
+    no_new_privileges = False
     for i, option in enumerate(config.get("security_opt") or []):
-        key, _, value = str(option).replace(":", "=", 1).partition("=")
-        if key != "seccomp" or not value:
+        key, sep, value = str(option).replace(":", "=", 1).partition("=")
+        if key == "no-new-privileges" and (not sep or value in ("true", "false")):
+            no_new_privileges = not sep or value == "true"
+        elif key != "seccomp" or not value:
             refuse(("security_opt", i), f"{option!r}: not supported: only seccomp="
-                                        "unconfined|PROFILE.json")
+                                        "unconfined|PROFILE.json and no-new-privileges")
         elif value == "unconfined":
             seccomp = value
         else:
@@ -223,6 +227,7 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
                                         "compose (use seccomp=unconfined or none)")
     restart = _restart(config, deploy, refuse)
     ulimits = _ulimits(config.get("ulimits") or {}, refuse)
+    devices = _devices(config.get("devices") or [], refuse)
     platform = _platform(config.get("platform"), refuse)
     stop_timeout = _duration(config.get("stop_grace_period"), refuse, ("stop_grace_period",))
     labels = {**service.labels, PROJECT_LABEL: project.name, SERVICE_LABEL: service.name,
@@ -261,12 +266,26 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
                 seccomp=seccomp, cap_add=[str(c) for c in config.get("cap_add") or []],
                 cap_drop=[str(c) for c in config.get("cap_drop") or []],
                 privileged=bool(config.get("privileged", False)), healthcheck=healthcheck,
-                ulimits=ulimits)
+                ulimits=ulimits, devices=devices, no_new_privileges=no_new_privileges)
         except (TypeError, ValueError) as exc:
             refuse((), str(exc))
     if problems or spec is None:
         raise ComposeError.of(problems)
     return spec
+
+
+def _devices(config: list[Any], refuse: Any) -> list[DeviceMapping]:
+    """``devices``: ``HOST[:CONTAINER][:rwm]``, or {source, target, permissions}."""
+    found = []
+    for i, entry in enumerate(config):
+        text = entry if isinstance(entry, str) else ":".join(
+            str(part) for part in (entry.get("source", ""), entry.get("target", ""),
+                                   entry.get("permissions", "")) if part)
+        try:
+            found.append(DeviceMapping.parse(text))
+        except ValueError as exc:
+            refuse(("devices", i), str(exc))
+    return found
 
 
 def _ulimits(config: dict[str, Any], refuse: Any) -> list[Ulimit]:

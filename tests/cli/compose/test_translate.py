@@ -21,6 +21,7 @@ from cli.compose.translate import (
 from protocol.specs import (
     ContainerState,
     ContainerSummary,
+    DeviceMapping,
     HealthCheck,
     Mount,
     PortMapping,
@@ -389,6 +390,37 @@ def test_ulimits_reach_the_spec() -> None:
     assert web.ulimits == [Ulimit(name="nproc", soft=65535, hard=65535),
                            Ulimit(name="nofile", soft=20000, hard=40000),
                            Ulimit(name="core", soft=-1, hard=-1)]
+
+
+def test_devices_and_no_new_privileges_reach_the_spec() -> None:
+    project = load_texts({"compose.yaml": """\
+        services:
+          web:
+            image: busybox
+            devices: ["/dev/fuse", "/dev/null:/dev/nothing:r",
+                      {source: /dev/zero, target: /dev/z, permissions: rw}]
+            security_opt: ["no-new-privileges:true"]
+          odd:
+            image: busybox
+            devices: [fuse, "/dev/a:/dev/b:/dev/c"]
+            security_opt: ["no-new-privileges=maybe"]
+        """})
+    check_project(project, ["web"])
+    [web] = service_specs(project, project.services["web"])
+    assert web.devices == [
+        DeviceMapping(path_on_host="/dev/fuse", path_in_container="/dev/fuse"),
+        DeviceMapping(path_on_host="/dev/null", path_in_container="/dev/nothing",
+                      permissions="r"),
+        DeviceMapping(path_on_host="/dev/zero", path_in_container="/dev/z", permissions="rw")]
+    assert web.no_new_privileges
+    with pytest.raises(ComposeError) as caught:
+        check_project(project, ["odd"])
+    assert sorted(line.split(": ", 1)[1] for line in str(caught.value).splitlines()) == [
+        "services.odd.devices[0]: bad device 'fuse': fuse is not an absolute path",
+        "services.odd.devices[1]: bad device '/dev/a:/dev/b:/dev/c': expected "
+        "HOST[:CONTAINER][:rwm]",
+        "services.odd.security_opt[0]: 'no-new-privileges=maybe': not supported: only "
+        "seccomp=unconfined|PROFILE.json and no-new-privileges"]
 
 
 def test_file_secrets_and_configs_are_read_only_binds() -> None:
