@@ -123,6 +123,16 @@ class DevCluster:
         raise Unavailable(f"{name} exited (status {status}) before it was ready; see {path}")
 
     async def start(self) -> None:
+        """Etcd and the scheduler, the test image, then the workers. When any of them fails
+        to start, what did start is stopped before the error goes on: a caller that never got
+        a cluster has nothing to stop."""
+        try:
+            await self._start()
+        except BaseException:
+            await asyncio.shield(self.stop())
+            raise
+
+    async def _start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         await self.launch("scheduler", [
             "scheduler", "--listen", self.address, "--state-dir",

@@ -14,6 +14,7 @@ import pytest
 
 import channels
 from cli.dev import DevCluster
+from protocol.errors import Unavailable
 from protocol.messages import ContainerList, ListContainers, SubmitJob, Submitted
 from protocol.specs import ContainerSpec, RestartPolicy
 from tests.helpers import cluster_keys
@@ -51,6 +52,29 @@ def test_shoal_dev_example_spreads_a_constrained_job_and_cleans_up() -> None:
     assert address is not None, out  # the port its scheduler chose
     leftovers = subprocess.run(["pgrep", "-f", f"--join {address[1]}"], capture_output=True)
     assert leftovers.stdout == b""
+
+
+def test_a_cluster_that_fails_to_start_leaves_nothing_running(tmp_path: Path) -> None:
+    """A worker that cannot start (a file where its state dir goes): start raises, and the
+    scheduler and etcd it had started are stopped, not left to the caller."""
+    cluster = DevCluster(tmp_path / "dev", "tcp://127.0.0.1:0", workers=1, heartbeat=0.2)
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "worker1").write_text("in the way\n")
+    spawned: list[subprocess.Popen[bytes]] = []
+    spawn = cluster._spawn
+
+    def recorded(name: str, args: list[str],
+                 pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
+        proc = spawn(name, args, pass_fds)
+        spawned.append(proc)
+        return proc
+
+    cluster._spawn = recorded  # type: ignore[method-assign]
+    with pytest.raises(Unavailable, match="worker1 exited"):
+        run(cluster.start, timeout=120)
+    assert [proc.args[3] for proc in spawned] == ["scheduler", "worker"]
+    assert all(proc.poll() is not None for proc in spawned)
+    assert cluster.processes == []
 
 
 def test_a_killed_worker_s_containers_move_and_never_run_twice(tmp_path: Path) -> None:
