@@ -38,15 +38,6 @@ def cli(node: Worker, tmp_path: Path) -> Cli:
     return run
 
 
-@pytest.fixture
-def client(node: Worker) -> Iterator[docker.DockerClient]:
-    c = docker.DockerClient(base_url=node.docker, timeout=60)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
 def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(3)}"
 

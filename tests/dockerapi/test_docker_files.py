@@ -42,15 +42,6 @@ def cli(node: Worker, tmp_path: Path):  # type: ignore[no-untyped-def]
     return run
 
 
-@pytest.fixture
-def client(node: Worker) -> Iterator[docker.DockerClient]:
-    c = docker.DockerClient(base_url=node.docker, timeout=60)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
 def _name(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 

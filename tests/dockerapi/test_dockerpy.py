@@ -27,15 +27,6 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
         yield worker
 
 
-@pytest.fixture
-def client(node: Worker) -> Iterator[docker.DockerClient]:
-    c = docker.DockerClient(base_url=node.docker, timeout=60)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
 def test_run_with_remove_returns_the_output(client: docker.DockerClient) -> None:
     out = client.containers.run("busybox", ["sh", "-c", "echo out; echo err >&2"],
                                 remove=True, stderr=True)
