@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import click
 
 from cli.client import Client, ShoalCommand, connect, host_option
+from cli.output import archive_output
 from protocol.errors import ChannelError, InvalidArgument, NotFound
 from protocol.messages import (
     ContainerArchive,
@@ -218,21 +219,8 @@ def _send(client: Client, container: str, directory: str, fill: Fill) -> None:
 @click.argument("container")
 def export(host: str | None, output: Path | None, container: str) -> None:
     """Write a container's root filesystem as a tar (stdout unless -o)."""
-    if output is None and sys.stdout.isatty():
-        raise click.UsageError("cowardly refusing to export to a terminal: use -o or redirect")
-    target = output.with_name(f".{output.name}.part") if output is not None else None
-    with connect(host) as client:
+    with archive_output(output, "export") as out, connect(host) as client:
         answer = client.ask(lambda r: ExportContainer(id=container, reply=r), ContainerArchive)
         data = _StreamReader(answer.data)
-        out = target.open("wb") if target is not None else sys.stdout.buffer
-        try:
-            while chunk := data.read(1 << 16):
-                out.write(chunk)
-            out.flush()
-            if target is not None and output is not None:
-                out.close()
-                target.replace(output)  # a file appears only whole
-        finally:
-            if target is not None:
-                out.close()
-                target.unlink(missing_ok=True)
+        while chunk := data.read(1 << 16):
+            out.write(chunk)

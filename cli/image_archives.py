@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from cli.client import ShoalCommand, connect, host_option
+from cli.output import archive_output
 from protocol.messages import ImageChunk, ImagesPruned, PruneImages, SaveImages
 
 # Registers the image store's error codes, so refusals show as ImageNotFound...
@@ -50,24 +50,11 @@ def _human(size: int) -> str:
 @click.argument("refs", nargs=-1, required=True)
 def save(host: str | None, output: Path | None, fmt: str, refs: tuple[str, ...]) -> None:
     """Write images to a tar archive (stdout unless -o)."""
-    if output is None and sys.stdout.isatty():
-        raise click.UsageError("cowardly refusing to save to a terminal: use -o or redirect")
-    target = output.with_name(f".{output.name}.part") if output is not None else None
-    out = target.open("wb") if target is not None else sys.stdout.buffer
-    try:
-        with connect(host) as client:
-            for message in client.messages(lambda r: SaveImages(
-                    refs=list(refs), format=fmt, reply=r)):  # type: ignore[arg-type]
-                if isinstance(message, ImageChunk):
-                    out.write(message.data)
-        out.flush()
-        if target is not None and output is not None:
-            out.close()
-            target.replace(output)  # a file appears only whole
-    finally:
-        if target is not None:
-            out.close()
-            target.unlink(missing_ok=True)
+    with archive_output(output, "save") as out, connect(host) as client:
+        for message in client.messages(lambda r: SaveImages(
+                refs=list(refs), format=fmt, reply=r)):  # type: ignore[arg-type]
+            if isinstance(message, ImageChunk):
+                out.write(message.data)
 
 
 @click.command(cls=ShoalCommand)

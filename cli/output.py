@@ -1,10 +1,14 @@
-"""How the CLI prints: docker-like column tables, or JSON with ``--format json``."""
+"""How the CLI prints: docker-like column tables, JSON with ``--format json``, and archives
+written to a file (only whole) or to stdout."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import click
 import msgspec
@@ -55,3 +59,26 @@ def status_text(status: str, exit_code: int | None, started_at: float, finished_
     if status == "exited":
         return f"Exited ({exit_code if exit_code is not None else 0}) " + ago(finished_at, now)
     return status.capitalize()
+
+
+@contextlib.contextmanager
+def archive_output(output: Path | None, verb: str) -> Iterator[BinaryIO]:
+    """Where a command's archive goes: the file ``output``, which appears only whole (written
+    beside it as a hidden part, renamed at the end, removed on failure), or stdout, never a
+    terminal (``verb`` says what was refused there)."""
+    if output is None:
+        if sys.stdout.isatty():
+            raise click.UsageError(f"cowardly refusing to {verb} to a terminal: use -o or "
+                                   "redirect")
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    part = output.with_name(f".{output.name}.part")
+    out = part.open("wb")
+    try:
+        yield out
+        out.close()
+        part.replace(output)
+    finally:
+        out.close()
+        part.unlink(missing_ok=True)
