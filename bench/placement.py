@@ -309,7 +309,7 @@ def plot(points: list[tuple[int, float, float]]) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return str(path)
+    return str(path.relative_to(RESULTS_DIR.parent.parent))  # as the repository names it
 
 
 def main(argv: list[str]) -> int:
