@@ -111,15 +111,12 @@ from scheduler.cluster.forward import FORWARDED, Forwarder, Route
 from scheduler.cluster.images import CLUSTER_IMAGE_REQUESTS, ClusterImages
 from scheduler.cluster.leader import Leader
 from scheduler.cluster.networks import ClusterNetworks
+from scheduler.cluster.node_work import JoinNode, RemoveNodeWork, SetAvailability, SetLabels
 from scheduler.cluster.pull_access import PullAccess
 from scheduler.cluster.volumes import ClusterVolumes
 from scheduler.cluster.work import (
     CreateTogether,
-    JoinNode,
     Remove,
-    RemoveNodeWork,
-    SetAvailability,
-    SetLabels,
     Start,
     Stop,
     Submit,

@@ -50,17 +50,13 @@ from scheduler.cluster import views
 from scheduler.cluster.cycle import Key, LeaderCycle, Work
 from scheduler.cluster.events import container_events, node_events
 from scheduler.cluster.metrics import SchedulerMetrics
+from scheduler.cluster.node_work import SetNodeImages, SetNodeVolumes
 from scheduler.cluster.overlay_endpoints import assignment
 from scheduler.cluster.overlay_leader import Change as ContainerChange
 from scheduler.cluster.overlay_leader import LeaderOverlay
 from scheduler.cluster.sessions import Held, WorkerSession
 from scheduler.cluster.tx import Entry
-from scheduler.cluster.work import (
-    CreateTogether,
-    SetNodeImages,
-    SetNodeVolumes,
-    stage_node_loss,
-)
+from scheduler.cluster.work import CreateTogether, stage_node_loss
 from scheduler.fencing import fence_delay
 from scheduler.placement import EngineOptions, PlacementEngine, Strategy, Task
 from scheduler.reconcile import LIVE, Actions, Orphan, Report, Reschedule, reconcile

@@ -160,7 +160,8 @@ class _BoundedOutput:
         try:
             os.set_blocking(fd, False)
             self._loop.add_reader(fd, self._readable)
-        except (NotImplementedError, OSError):  # a loop that cannot watch this pipe
+        except (NotImplementedError, OSError):
+            # Another loop than the daemon's (uvloop watches pipes): read it in a thread.
             os.set_blocking(fd, True)
             self._read_by_thread()
 

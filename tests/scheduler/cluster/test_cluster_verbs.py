@@ -25,7 +25,7 @@ from protocol.messages import (
     WatchEvents,
 )
 from protocol.specs import AppSpec, ContainerSpec, Resources
-from scheduler.cluster.work import effective_labels
+from scheduler.cluster.node_work import effective_labels
 from scheduler.store import APPS, CONTAINERS, EmbeddedEtcd, EtcdClient, Layout, Store
 from tests.helpers.in_process_cluster import CHANNELS, agents, ask, scheduler
 from tests.helpers.store_fixtures import Runner
