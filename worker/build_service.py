@@ -18,6 +18,7 @@ import io
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
 
@@ -58,6 +59,11 @@ KEPT_CONTEXT_BYTES = 256 * 1024 ** 2  # a larger context is removed after its bu
 # A context stream that brings nothing for this long fails the build: a client that is alive
 # but stuck must not hold a thread for ever.
 CONTEXT_IDLE_TIMEOUT = 300.0
+# A build's context is received on threads of the build service's own, at most this many at
+# once (more wait for one): a client that sends slowly holds one of them, never a thread of the
+# pool the rest of the worker uses. (A save's spool is written and read without waiting on the
+# client, so it uses the shared pool.)
+MAX_STREAM_THREADS = 4
 
 
 class BuildService:
@@ -83,6 +89,7 @@ class BuildService:
         work_dir.mkdir(parents=True, exist_ok=True)
         self.kept_context = work_dir / "context"
         self.kept_context_busy = False
+        self._threads = ThreadPoolExecutor(MAX_STREAM_THREADS, thread_name_prefix="build-io")
 
     async def handle(self, message: Message) -> Message | None:
         match message:
@@ -174,7 +181,8 @@ class BuildService:
                             what="the build context", limit=self.max_context_bytes)
         reader = cast(BinaryIO, io.BufferedReader(stream, CONTEXT_READ_BYTES))
         unpack = unpack_over if over else unpack_context
-        unpacking = asyncio.ensure_future(asyncio.to_thread(unpack, reader, context_dir))
+        loop = asyncio.get_running_loop()
+        unpacking = loop.run_in_executor(self._threads, unpack, reader, context_dir)
         try:
             await asyncio.shield(unpacking)
         except asyncio.CancelledError:
