@@ -23,7 +23,14 @@ import msgspec
 import structlog
 
 from protocol import signals
-from protocol.errors import Conflict, InvalidArgument, InvalidSpec, NotFound, Unsupported
+from protocol.errors import (
+    Conflict,
+    InvalidArgument,
+    InvalidSpec,
+    NotFound,
+    ShoalError,
+    Unsupported,
+)
 from protocol.eventfeed import EventFeed
 from protocol.signals import parse_signal
 from protocol.specs import (
@@ -34,6 +41,7 @@ from protocol.specs import (
     ContainerSummary,
     Event,
     EventType,
+    network_container,
 )
 from protocol.validation import check_spec
 from worker.engine.changes import LiveChanges
@@ -41,6 +49,7 @@ from worker.engine.container_io import LIVE, ContainerIO
 from worker.engine.driver import Driver, ExitStatus
 from worker.engine.faults import crash_point
 from worker.engine.health_monitor import HealthMonitor, probe_of
+from worker.engine.network_join import check_joinable, network_peer
 from worker.engine.records import ContainerDisk, EngineContainer, ImageDefaults
 from worker.engine.restart import (
     ExitFacts,
@@ -107,6 +116,7 @@ class Engine(ContainerIO):
         whose record says it does not run (created, exited: a start cut short) has whatever
         the driver still holds for it ended (its processes killed, its runtime state deleted).
         """
+        joiners: list[EngineContainer] = []  # started after the containers they join
         for record in self.disk.load_all():
             if record.creating:
                 log.info("removing a create cut short", container_id=record.id)
@@ -122,7 +132,10 @@ class Engine(ContainerIO):
                                 container_id=record.id, status=record.state.status)
                 if start_on_worker_boot(record.spec.restart, self._history(record), False) \
                         and record.desired == "running":
-                    await self._launch(record)
+                    if network_container(record.spec.network):
+                        joiners.append(record)
+                    else:
+                        await self._launch(record)
                 continue
             if self.driver.running(record):
                 log.info("re-adopted", container_id=record.id, pid=record.state.pid)
@@ -132,6 +145,12 @@ class Engine(ContainerIO):
                 log.info("ended while the worker was away", container_id=record.id)
             # Either way the supervisor learns the exit (now or later) and applies the policy.
             self._supervise(record)
+        for record in joiners:
+            try:
+                await self._launch(record)
+            except ShoalError as exc:  # its peer did not come back: it stays exited
+                log.warning("not restarted", container_id=record.id, error=str(exc))
+                self._set_exited(record, record.state.exit_code or 0, time.time(), str(exc))
         await self.disk.durable()
 
     async def close(self) -> None:
@@ -167,6 +186,7 @@ class Engine(ContainerIO):
         if not self.driver.mounts and any(m.type != "bind" for m in spec.mounts):
             raise Unsupported(f"the {self.driver.name} driver does not isolate containers: "
                               "named volumes and tmpfs mounts need the native driver")
+        check_joinable(spec, self.driver, self.find)
         if spec.network == DEFAULT_NETWORK_MODE:
             spec = msgspec.structs.replace(spec, network=self.driver.default_network)
             try:
@@ -408,10 +428,12 @@ class Engine(ContainerIO):
 
     # --- supervision -----------------------------------------------------------------------------
     async def _launch(self, record: EngineContainer) -> None:
+        peer = network_peer(record, self.find)  # at each start: Docker's rule
         started = await self.driver.start(record, str(self.disk.log_path(record.id)),
                                           max_size=self.log_max_size,
                                           max_file=self.log_max_file,
-                                          console_size=self._window_sizes.get(record.id))
+                                          console_size=self._window_sizes.get(record.id),
+                                          network_peer=peer)
         record.state = ContainerState(status="running", pid=started.pid,
                                       started_at=started.started_at,
                                       restart_count=record.restart_count,
@@ -473,7 +495,11 @@ class Engine(ContainerIO):
         self.disk.save(record)
         await asyncio.sleep(decision.delay)  # the restart backoff itself
         if record.id in self.records and not record.manually_stopped:
-            await self._launch(record)
+            try:
+                await self._launch(record)
+            except (Conflict, NotFound) as exc:  # the container it joins the network of
+                self._set_exited(record, status.exit_code, time.time(), str(exc))
+                return
             self.metrics.container_restarts.inc()
             self._announce("container", "restart", record.id, name=record.name)
 
