@@ -315,14 +315,11 @@ def _network(hc: dict[str, Any], networking: dict[str, Any],
              default: str) -> tuple[str, str, list[str]]:
     """(network, fixed address, aliases). Docker's ``default`` is the daemon's ``default``
     (shoal's ``bridge`` network, or ``none`` where there are no networks); ``bridge``,
-    ``none`` and ``host`` are kept as given. One network at create, as Docker takes (more
+    ``none``, ``host`` and ``container:<id|name>`` are kept as given. One network at create, as Docker takes (more
     join with ``POST /networks/{id}/connect``)."""
     mode = hc.get("NetworkMode") or "default"
     if not isinstance(mode, str):
         raise bad_parameter("HostConfig.NetworkMode: expected a string")
-    if mode.startswith("container:"):
-        raise bad_parameter("HostConfig.NetworkMode: joining another container's network "
-                            "(container:X) is not supported")
     network = default if mode == "default" else mode
     address, aliases = "", []
     endpoints = _object(networking.get("EndpointsConfig"), "NetworkingConfig.EndpointsConfig")
