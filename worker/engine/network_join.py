@@ -10,13 +10,22 @@ go with the peer's exit); its own next start joins the peer's new namespace.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from protocol.errors import Conflict, InvalidArgument, Unsupported
+from protocol.errors import Conflict, InvalidArgument, NotFound, Unsupported
 from protocol.specs import ContainerSpec, network_container
 from worker.engine.driver import Driver
 from worker.engine.records import EngineContainer
 
+if TYPE_CHECKING:
+    from worker.engine.engine import Engine
+
+# How long a cluster's container waits on its node for the peer whose network it joins: the
+# scheduler starts the two in order, but each reaches the node on its own lane.
+PEER_WAIT = 60.0
 MAX_CHAIN = 16  # container:A where A is on container:B...: each start follows the chain
 
 
@@ -59,3 +68,23 @@ def network_peer(record: EngineContainer, find: Callable[[str], EngineContainer]
         peer = find(further)
     raise InvalidArgument(f"container {record.name}: more than {MAX_CHAIN} containers in a "
                           "chain of --network container:")
+
+
+async def wait_for_peer(engine: Engine, spec: ContainerSpec, timeout: float = PEER_WAIT
+                        ) -> None:
+    """Until the container whose network ``spec`` joins runs on ``engine`` (whose condition
+    is notified at each start), for at most ``timeout``; then the create and start say what
+    is wrong. At once for a spec with a network of its own."""
+    target = network_container(spec.network)
+    if not target:
+        return
+
+    def running() -> bool:
+        try:
+            return engine.find(target).state.status == "running"
+        except (NotFound, InvalidArgument):
+            return False
+
+    with contextlib.suppress(TimeoutError):
+        async with engine._changed:
+            await asyncio.wait_for(engine._changed.wait_for(running), timeout)
