@@ -214,6 +214,12 @@ def test_network_mode_container_joins_the_others_namespace(
             client.containers.create("busybox", ["true"], network_mode="container:pyweb",
                                      ports={"80/tcp": 8080})
         assert bad.value.status_code == 400
+        with pytest.raises(docker.errors.APIError, match="--mac-address conflicts with it"):
+            client.api.create_container("busybox", ["true"], mac_address="02:42:ac:11:00:09",
+                                        host_config=client.api.create_host_config(
+                                            network_mode="container:pyweb"))
+        with pytest.raises(docker.errors.APIError, match="shares the network of pyweb"):
+            client.networks.get("bridge").connect(side)
         web.stop(timeout=0)
         with pytest.raises(docker.errors.APIError, match="cannot join the network of pyweb: "
                            "it is not running") as stopped:
