@@ -49,7 +49,7 @@ from worker.engine.container_io import LIVE, ContainerIO
 from worker.engine.driver import Driver, ExitStatus
 from worker.engine.faults import crash_point
 from worker.engine.health_monitor import HealthMonitor, probe_of
-from worker.engine.network_join import check_joinable, network_peer
+from worker.engine.network_join import check_joinable, network_peer, wait_for_peer
 from worker.engine.records import ContainerDisk, EngineContainer, ImageDefaults
 from worker.engine.restart import (
     ExitFacts,
@@ -494,6 +494,9 @@ class Engine(ContainerIO):
             health=record.state.health)
         self.disk.save(record)
         await asyncio.sleep(decision.delay)  # the restart backoff itself
+        # A peer whose network it joins, restarting beside it (at a worker's return, say),
+        # is waited for: its start comes first.
+        await wait_for_peer(self, record.spec)
         if record.id in self.records and not record.manually_stopped:
             try:
                 await self._launch(record)

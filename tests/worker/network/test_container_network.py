@@ -5,12 +5,15 @@ interfaces, address, hostname and network files and reaches what the peer serves
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from protocol.errors import Conflict, NotFound
-from protocol.specs import ContainerSpec
+from protocol.specs import ContainerSpec, RestartPolicy
 from tests.helpers.network_engine import with_engine
 from worker.engine.engine import Engine
 from worker.engine.native_driver import NativeDriver
@@ -87,5 +90,31 @@ def test_the_peer_restarting_leaves_the_old_namespace_until_a_restart(tmp_path: 
         with pytest.raises(Conflict, match="not running"):
             await engine.restart(side.id, timeout=0)
         assert engine.inspect(side.id).state.status == "exited"
+
+    with_engine(tmp_path, body)
+
+
+def test_restarted_by_policy_with_its_peer_it_joins_the_peers_new_namespace(
+        tmp_path: Path) -> None:
+    async def body(engine: Engine, driver: NativeDriver, state: Path) -> None:
+        always = RestartPolicy(name="always")
+        web = await engine.create(busybox("sleep", "600", network="bridge", name="web",
+                                          restart=always))
+        await engine.start(web.id)
+        side = await engine.create(busybox("sleep", "600", network="container:web",
+                                           restart=always))
+        await engine.start(side.id)
+        before = {r.id: r.restart_count for r in (web, side)}
+        # The joined one first: its restart comes due before its peer's, and waits for it.
+        for record in (side, web):
+            os.kill(record.state.pid, signal.SIGKILL)
+
+        def both_back() -> bool:
+            return all(r.state.status == "running" and r.restart_count > before[r.id]
+                       for r in (web, side))
+
+        async with engine._changed:
+            await asyncio.wait_for(engine._changed.wait_for(both_back), 30)
+        assert await netns(engine, side.id) == await netns(engine, web.id)
 
     with_engine(tmp_path, body)
