@@ -221,10 +221,11 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
         click.option("--hostname", default="", help="Container host name."),
         click.option("--init", is_flag=True, help="Run an init inside (reaps, forwards)."),
         click.option("--network", default=DEFAULT_NETWORK_MODE, show_default=True,
-                     metavar="default|none|host|bridge|NAME",
+                     metavar="default|none|host|bridge|NAME|container:NAME",
                      help="The node's default (bridge; host on a process-driver worker), "
                           "its own namespace with loopback only (none), the host's, the "
-                          "node's bridge, or a network made with network create."),
+                          "node's bridge, a network made with network create, or another "
+                          "container's (container:NAME, on its node)."),
         click.option("--ip", default="", help="Its address on a bridge network."),
         click.option("--network-alias", multiple=True, metavar="NAME",
                      help="One more name for it on its network (the resolver at 127.0.0.11 "

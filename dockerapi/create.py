@@ -25,6 +25,7 @@ from protocol.specs import (
     Resources,
     RestartPolicy,
     Ulimit,
+    network_container,
 )
 from protocol.validation import check_spec
 
@@ -315,14 +316,11 @@ def _network(hc: dict[str, Any], networking: dict[str, Any],
              default: str) -> tuple[str, str, list[str]]:
     """(network, fixed address, aliases). Docker's ``default`` is the daemon's ``default``
     (shoal's ``bridge`` network, or ``none`` where there are no networks); ``bridge``,
-    ``none`` and ``host`` are kept as given. One network at create, as Docker takes (more
-    join with ``POST /networks/{id}/connect``)."""
+    ``none``, ``host`` and ``container:<id|name>`` are kept as given. One network at create,
+    as Docker takes (more join with ``POST /networks/{id}/connect``)."""
     mode = hc.get("NetworkMode") or "default"
     if not isinstance(mode, str):
         raise bad_parameter("HostConfig.NetworkMode: expected a string")
-    if mode.startswith("container:"):
-        raise bad_parameter("HostConfig.NetworkMode: joining another container's network "
-                            "(container:X) is not supported")
     network = default if mode == "default" else mode
     address, aliases = "", []
     endpoints = _object(networking.get("EndpointsConfig"), "NetworkingConfig.EndpointsConfig")
@@ -372,6 +370,10 @@ def spec_from_create(body: Any, name: str, platform: str,
     restart_name = restart.get("Name") or "no"
     tmpfs = _tmpfs(_object(hc.get("Tmpfs"), "HostConfig.Tmpfs"))
     network, address, aliases = _network(hc, networking, default_network)
+    if network_container(network) and config.get("MacAddress"):
+        # Client-only elsewhere; beside container:X Docker refuses it, and so does shoal.
+        raise bad_parameter(f"a container on --network {network} shares its network: "
+                            "--mac-address conflicts with it")
     init = hc.get("Init")
     stop_timeout = config.get("StopTimeout")
     _leftover("Config", config, {

@@ -23,6 +23,7 @@ from protocol.specs import (
     NetworkInfo,
     NodeInfo,
     PortMapping,
+    network_container,
 )
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -113,6 +114,8 @@ def container_networks(info: ContainerInfo, networks: list[NetworkInfo]) -> dict
     scheduler cannot do for a container not placed yet). shoal's resolver does not answer
     that name (Docker's does)."""
     spec = info.spec
+    if network_container(spec.network):
+        return {}  # Docker's: the namespace is the other container's, no endpoint its own
     shown: dict[str, Any] = {}
     own_aliases = list(spec.network_aliases)
     if spec.network not in ("bridge", "none", "host"):

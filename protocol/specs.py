@@ -243,6 +243,15 @@ JOB_LABEL = "com.shoal.job"
 # NetworkMode "default"): ``bridge`` on a native-driver worker, the host's network on a
 # process-driver one (which has no other). What ``run`` gives without ``--network``.
 DEFAULT_NETWORK_MODE = "default"
+# Docker's ``container:NAME`` network mode: the container joins NAME's network namespace (its
+# interfaces, addresses, ports, /etc/hosts, /etc/resolv.conf and hostname), on NAME's node.
+CONTAINER_NETWORK_PREFIX = "container:"
+
+
+def network_container(network: str) -> str:
+    """The container whose network ``network`` (``container:NAME``) joins; "" for any other."""
+    return network[len(CONTAINER_NETWORK_PREFIX):] \
+        if network.startswith(CONTAINER_NETWORK_PREFIX) else ""
 
 
 class ContainerSpec(_Spec, frozen=True, kw_only=True):

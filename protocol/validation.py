@@ -17,7 +17,15 @@ from collections.abc import Sequence
 import msgspec
 
 from protocol.errors import InvalidSpec
-from protocol.specs import DEFAULT_NETWORK_MODE, ContainerSpec, HealthCheck, Mount, Resources
+from protocol.specs import (
+    CONTAINER_NETWORK_PREFIX,
+    DEFAULT_NETWORK_MODE,
+    ContainerSpec,
+    HealthCheck,
+    Mount,
+    Resources,
+    network_container,
+)
 
 MIN_MILLICPUS = 10  # 0.01 cpus: below, the CFS quota rounds to nothing (0 = no limit)
 MIN_MEMORY = 6 * 1024 * 1024  # docker's minimum memory limit (0 = no limit)
@@ -139,14 +147,9 @@ def _check_network(spec: ContainerSpec) -> None:
     one made with ``network create``); what only a bridge network can
     give (an address, published ports) is refused elsewhere, naming why."""
     network = spec.network
-    kind, colon, other = network.partition(":")
-    if colon and kind == "container":
-        # Docker's container:X shares X's namespace; the runtime cannot join one yet, and a
-        # container merely placed beside X would be silently on a network of its own.
-        raise InvalidSpec.of("network", f"{_shown(network)}: joining another container's "
-                             "network is not supported (none, host or a network's name); to "
-                             f"place it on the node of {_shown(other)}, use the affinity "
-                             f"container=={other}")
+    if network.startswith(CONTAINER_NETWORK_PREFIX):
+        _check_joined_network(spec, network_container(network))
+        return
     if not _NETWORK_NAME.fullmatch(network):
         raise InvalidSpec.of("network", f"{_shown(network)} is not a network name")
     if network in NETWORKS:
@@ -188,6 +191,36 @@ def _check_network(spec: ContainerSpec) -> None:
     for number, port in enumerate(spec.ports):
         if port.host_ip:
             _check_address(f"ports[{number}].host_ip", port.host_ip)
+
+
+def _check_joined_network(spec: ContainerSpec, target: str) -> None:
+    """``container:NAME`` (Docker's): NAME's namespace, addresses, ports, /etc/hosts,
+    /etc/resolv.conf and hostname are the container's, so what would set any of them for it
+    alone is refused, as Docker refuses it (each in shoal's words)."""
+    if not _NETWORK_NAME.fullmatch(target):
+        raise InvalidSpec.of("network", f"{_shown(spec.network)}: expected container:NAME "
+                             "(a container's name or id)")
+    mode = f"--network container:{target}"
+    shared = f"a container on {mode} shares its network"
+    for field, given, flag, why in (
+            ("hostname", spec.hostname, "hostname", f"it has the hostname of {target}"),
+            ("ports", spec.ports, "publish", f"publish the port on {target}"),
+            ("publish_all", spec.publish_all, "publish-all", f"publish on {target}"),
+            ("expose", spec.expose, "expose", f"expose the port on {target}"),
+            ("dns", spec.dns, "dns", f"it has the /etc/resolv.conf of {target}"),
+            ("dns_search", spec.dns_search, "dns-search",
+             f"it has the /etc/resolv.conf of {target}"),
+            ("add_hosts", spec.add_hosts, "add-host", f"it has the /etc/hosts of {target}"),
+            ("ip", spec.ip, "ip", "its address is the one of " + target),
+            ("network_aliases", spec.network_aliases, "network-alias",
+             f"give the alias to {target}"),
+            ("links", spec.links, "link", f"link {target} instead"),
+            ("connected", spec.connected, "network", "it cannot be connected to other "
+             f"networks; connect {target}")):
+        if given:
+            raise InvalidSpec.of(field, f"{shared}: --{flag} conflicts with it ({why})")
+    if spec.network_spec is not None:
+        raise InvalidSpec.of("network_spec", f"{shared}: it has no network spec of its own")
 
 
 def _check_connected(spec: ContainerSpec) -> None:

@@ -15,12 +15,13 @@ from cli.compose.converge import Action, of_service, orphans, plan_service
 from cli.compose.errors import ComposeError
 from cli.compose.images import prepare_images
 from cli.compose.loader import start_order
-from cli.compose.model import Project, Service
+from cli.compose.model import Project, Service, network_peer_service
 from cli.compose.options import ProjectOptions, listed, pass_options, verb
 from cli.compose.translate import (
     PROJECT_LABEL,
     SERVICE_LABEL,
     check_project,
+    container_name,
     network_specs,
     service_specs,
     volume_name,
@@ -109,10 +110,12 @@ def up(options: ProjectOptions, detach: bool, scale: tuple[str, ...], force_recr
                 click.echo(f"WARNING: found orphan container {container.name} (service "
                            f"{container.labels.get('com.docker.compose.service')}); "
                            "--remove-orphans removes it", err=True)
-        planned = {
-            name: plan_service(service_specs(project, project.services[name], cluster=cluster),
-                               of_service(existing, name), force_recreate=force_recreate)
-            for name in order}
+        planned: dict[str, list[Action]] = {}
+        for name in order:  # a service's network peer is planned before it (a dependency)
+            planned[name] = plan_service(
+                service_specs(project, project.services[name], cluster=cluster),
+                of_service(existing, name),
+                force_recreate=force_recreate or _peer_made_anew(project, name, planned))
         plans = _create_together(client, planned) if cluster else planned
         made: dict[str, list[tuple[str, str]]] = {}  # service: (container id, name) each
         for name in order if plans is not None else ():
@@ -143,6 +146,17 @@ def up(options: ProjectOptions, detach: bool, scale: tuple[str, ...], force_recr
         from cli.compose.logs import follow_then_stop
 
         follow_then_stop(options, project, order)
+
+
+def _peer_made_anew(project: Project, name: str, planned: dict[str, list[Action]]) -> bool:
+    """Whether the container whose network service ``name`` joins (``network_mode:
+    service:X``, X's first) is created or recreated by this up: then the service's
+    containers are recreated too, as compose does (they would keep the old namespace)."""
+    peer = network_peer_service(project.services[name].config)
+    if not peer or peer not in planned:
+        return False
+    first = container_name(project, project.services[peer], 1)
+    return any(a.kind in ("create", "recreate") and a.name == first for a in planned[peer])
 
 
 ALL_OR_NOTHING = "nothing created (all or nothing): "  # the scheduler's words, said once

@@ -141,6 +141,13 @@ def volume_sources(config: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def network_peer_service(config: dict[str, Any]) -> str:
+    """The service whose network a ``network_mode: service:X`` service joins; "" if none."""
+    mode = config.get("network_mode")
+    return mode.removeprefix("service:") if isinstance(mode, str) \
+        and mode.startswith("service:") else ""
+
+
 def _dependencies(config: dict[str, Any]) -> list[Dependency]:
     """``depends_on``, and the services ``links``, ``volumes_from`` and ``network_mode:
     service:X`` name (each starts after its target, as in compose)."""
@@ -150,9 +157,8 @@ def _dependencies(config: dict[str, Any]) -> list[Dependency]:
     named = {d.service for d in found}
     targets = [str(link).partition(":")[0] for link in config.get("links") or []]
     targets += [source for source, _ in volume_sources(config) if source]
-    mode = config.get("network_mode")
-    if isinstance(mode, str) and mode.startswith("service:"):
-        targets.append(mode.removeprefix("service:"))
+    if network_peer_service(config):
+        targets.append(network_peer_service(config))
     for target in targets:
         if target not in named:
             named.add(target)

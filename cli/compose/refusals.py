@@ -35,11 +35,6 @@ REFUSALS: dict[str, str] = {
                                       "(not a URL)",
     # what the runtime has no field for yet
     "services.*.depends_on.*.restart": "not supported yet: dependants are not restarted",
-    "services.*.network_mode=service:*": "not supported yet: the runtime cannot join "
-                                         "another container's network namespace (placing it "
-                                         "beside the service would not share its network)",
-    "services.*.network_mode=container:*": "not supported yet: a container cannot join "
-                                           "another's network",
     "services.*.logging.options": "not supported yet: logs are kept by the worker, whole",
     "services.*.deploy.resources.reservations": "not supported yet: limits only",
     "services.*.deploy.mode=global": "not supported yet: replicated services only",

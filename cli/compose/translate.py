@@ -11,11 +11,12 @@ from typing import Any, get_args
 import msgspec
 
 from cli.compose.errors import ComposeError, Path, Problem
-from cli.compose.model import Project, Service, volume_sources
+from cli.compose.model import Project, Service, network_peer_service, volume_sources
 from cli.compose.refusals import refusals
 from protocol.durations import parse_duration
 from protocol.errors import ShoalError
 from protocol.specs import (
+    CONTAINER_NETWORK_PREFIX,
     ContainerSpec,
     DeviceMapping,
     HealthCheck,
@@ -77,8 +78,13 @@ def network_name(project: Project, network: str) -> str:
 
 
 def service_network(project: Project, service: Service) -> str:
-    """The one network a service's containers join (shoal gives a container one)."""
+    """The one network a service's containers join (shoal gives a container one), or its
+    ``network_mode``: ``service:X`` joins the namespace of X's first container, as compose
+    does (``container:<project>-X-1``)."""
     mode = service.config.get("network_mode")
+    peer = network_peer_service(service.config)
+    if peer and peer in project.services:
+        return CONTAINER_NETWORK_PREFIX + container_name(project, project.services[peer], 1)
     if isinstance(mode, str):
         return mode
     names = list(service.networks) or [DEFAULT_NETWORK]

@@ -50,7 +50,14 @@ from protocol.messages import (
     SubmitApp,
     SubmitJob,
 )
-from protocol.specs import DEFAULT_NETWORK_MODE, ContainerSpec, Endpoint, NetworkInfo, NetworkSpec
+from protocol.specs import (
+    DEFAULT_NETWORK_MODE,
+    ContainerSpec,
+    Endpoint,
+    NetworkInfo,
+    NetworkSpec,
+    network_container,
+)
 from protocol.subnets import gateway_of, parse_subnet
 from protocol.validation import NETWORKS as NETWORKS_WITHOUT_NAMESPACE
 from protocol.validation import PREDEFINED_NETWORKS
@@ -232,8 +239,8 @@ class ClusterNetworks:
 
     async def _cluster_network(self, name: str, standalone: bool) -> NetworkSpec | None:
         """The cluster's network ``name`` for a container joining it (None: a predefined
-        one, every node's own)."""
-        if name in PREDEFINED:
+        one, every node's own; or ``container:NAME``, that container's)."""
+        if name in PREDEFINED or network_container(name):
             return None
         got = await self.store.get(NETWORKS, name) if "/" not in name else None
         if got is None:

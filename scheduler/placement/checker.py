@@ -29,6 +29,7 @@ from protocol.specs import (
     ContainerInfo,
     ContainerSpec,
     NodeInfo,
+    network_container,
 )
 from scheduler.placement.results import PlacementResult, Task
 
@@ -319,7 +320,8 @@ def _check_node(node: NodeInfo, members: list[_Member], where: dict[str, str],
             elif m.new and not others and not stored:
                 out.append(Violation("affinity", m.id, node.id, f"{text}: no match here"))
         if m.new:
-            for dep in (*m.spec.links, *m.spec.volumes_from):
+            peer = network_container(m.spec.network)  # --network container:NAME
+            for dep in (*m.spec.links, *m.spec.volumes_from, *([peer] if peer else [])):
                 target = dep.split(":", 1)[0].strip()
                 if where.get(target) != node.id:
                     out.append(Violation("links", m.id, node.id,

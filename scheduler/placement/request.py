@@ -23,6 +23,7 @@ from protocol.specs import (
     DEFAULT_NETWORK_MODE,
     AppSpec,
     ContainerSpec,
+    network_container,
 )
 from scheduler.placement.rules import (
     CONTAINER_IMAGE_KEY,
@@ -136,6 +137,9 @@ class PlacementRequest:
     volumes: tuple[str, ...] = ()  # named volumes it mounts: where one exists, it goes there
     # The bridge and overlay networks it joins: a node with the host's network only cannot.
     networks: tuple[str, ...] = ()
+    # Those of ``deps`` whose network namespace it joins (--network container:NAME): the
+    # same hard rule, named as such in a refusal.
+    network_peers: tuple[str, ...] = ()
     original: PlacementRequest | None = None  # set on a relaxed copy: the request with soft rules
 
     def relax(self) -> PlacementRequest:
@@ -222,6 +226,8 @@ def compile_spec(spec: ContainerSpec, *, lenient: bool = False) -> PlacementRequ
             name = _dep_name(text, f"{kind}[{i}]", lenient=lenient)
             if name is not None and name not in deps:
                 deps.append(name)
+    peers = network_peers(spec)
+    deps += [peer for peer in peers if peer not in deps]
     spread: list[str] = []
     for i, text in enumerate(spec.preferences):
         try:
@@ -254,7 +260,15 @@ def compile_spec(spec: ContainerSpec, *, lenient: bool = False) -> PlacementRequ
         has_soft_rules=bool(soft),
         volumes=tuple(dict.fromkeys(m.source for m in spec.mounts if m.type == "volume")),
         networks=joined_networks(spec),
+        network_peers=peers,
     )
+
+
+def network_peers(spec: ContainerSpec) -> tuple[str, ...]:
+    """The container whose network namespace ``spec`` joins (``container:NAME``): it must
+    land on that container's node, as links do (empty for a network of its own)."""
+    peer = network_container(spec.network)
+    return (peer,) if peer else ()
 
 
 def joined_networks(spec: ContainerSpec) -> tuple[str, ...]:
@@ -356,4 +370,6 @@ def combine(members: Sequence[tuple[str, PlacementRequest]]) -> PlacementRequest
         has_soft_rules=bool(soft),
         volumes=tuple(dict.fromkeys(v for _, r in members for v in r.volumes)),
         networks=tuple(dict.fromkeys(n for _, r in members for n in r.networks)),
+        network_peers=tuple(dict.fromkeys(p for _, r in members for p in r.network_peers
+                                          if p not in names)),
     )

@@ -120,8 +120,9 @@ ERRORS: list[tuple[str, str, Any, int, str]] = [
         "SecurityOpt": ["apparmor=x"]}}, 400, "HostConfig.SecurityOpt: 'apparmor=x' is not "
                                               "supported"),
     ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {
-        "NetworkMode": "container:db"}}, 400, "HostConfig.NetworkMode: joining another "
-                                             "container's network"),
+        "NetworkMode": "container:db", "Dns": ["192.0.2.1"]}}, 400,
+     "invalid dns: a container on --network container:db shares its network: --dns "
+     "conflicts with it"),
     ("POST", "/containers/create", {"Image": "busybox", "Env": ["affinity:container==db"]},
      400, "placement rules (container==db) choose among a cluster's nodes"),
     ("POST", "/containers/create", [1, 2], 400, "body: expected a JSON object"),

@@ -147,3 +147,20 @@ def test_exec_interactive_with_a_terminal(cli, node: Worker) -> None:  # type: i
         assert "in-42" in done.stdout
     finally:
         cli("rm", "-f", "shell")
+
+
+def test_run_network_container_joins_the_other(cli) -> None:  # type: ignore[no-untyped-def]
+    web = cli("run", "-d", "--name", "cliweb", "busybox", "httpd", "-f", "-p",
+              "127.0.0.1:8000", "-h", "/etc")
+    assert web.returncode == 0, web.stderr
+    try:
+        joined = cli("run", "--rm", "--network", "container:cliweb", "busybox", "sh", "-c",
+                     "until wget -qO- http://127.0.0.1:8000/hostname; do sleep 0.1; done")
+        assert joined.returncode == 0, joined.stderr
+        assert joined.stdout.strip() == web.stdout.strip()[:12]  # the peer's hostname
+        refused = cli("run", "--rm", "--network", "container:cliweb", "--dns", "192.0.2.1",
+                      "busybox", "true")
+        assert refused.returncode != 0
+        assert "--dns conflicts with it" in refused.stderr, refused.stderr
+    finally:
+        cli("rm", "-f", "cliweb")

@@ -134,3 +134,36 @@ def test_up_ps_logs_down_on_the_dev_cluster(cluster: DevCluster, tmp_path: Path)
         down = compose(cluster.docker, tmp_path, name, "down")
     assert down.returncode == 0, down.stderr
     assert docker(cluster.docker, tmp_path, "ps", "-aq").stdout.split() == []
+
+
+SIDECAR = """\
+    version: "3.8"
+    services:
+      web:
+        image: busybox
+        command: ["httpd", "-f", "-p", "127.0.0.1:8000", "-h", "/etc"]
+      side:
+        image: busybox
+        network_mode: service:web
+        command: ["sh", "-c", "until wget -qO- http://127.0.0.1:8000/hostname; do sleep 0.1;
+                               done; exec sleep 600"]
+    """
+
+
+def test_a_sidecar_on_network_mode_service(node: Worker, tmp_path: Path) -> None:
+    (tmp_path / "docker-compose.yml").write_text(textwrap.dedent(SIDECAR))
+    name = f"dsc{secrets.token_hex(3)}"
+    up = compose(node.docker, tmp_path, name, "up", "-d")
+    try:
+        assert up.returncode == 0, up.stderr
+        mode = docker(node.docker, tmp_path, "inspect", "-f", "{{.HostConfig.NetworkMode}}",
+                      f"{name}_side_1").stdout.strip()
+        web = docker(node.docker, tmp_path, "inspect", "-f", "{{.Id}}", f"{name}_web_1")
+        assert mode == f"container:{web.stdout.strip()}"  # compose 1.29 names the id
+        hostname = docker(node.docker, tmp_path, "exec", f"{name}_web_1", "hostname")
+        served = docker(node.docker, tmp_path, "exec", f"{name}_side_1", "wget", "-qO-",
+                        "http://127.0.0.1:8000/hostname")
+        assert served.stdout == hostname.stdout and served.stdout.strip(), served.stderr
+    finally:
+        down = compose(node.docker, tmp_path, name, "down")
+        assert down.returncode == 0, down.stderr

@@ -197,6 +197,39 @@ def test_reconnected_to_its_network_a_container_keeps_its_ports(
         net.remove()
 
 
+def test_network_mode_container_joins_the_others_namespace(
+        client: docker.DockerClient) -> None:
+    web = client.containers.run("busybox", ["httpd", "-f", "-p", "127.0.0.1:8000", "-h",
+                                            "/etc"], detach=True, name="pyweb")
+    try:
+        side = client.containers.run(
+            "busybox", ["sh", "-c", "until wget -qO- http://127.0.0.1:8000/hostname; do "
+                        "sleep 0.1; done"], detach=True, network_mode="container:pyweb")
+        assert side.wait(timeout=30)["StatusCode"] == 0
+        assert side.logs().decode().strip() == web.attrs["Config"]["Hostname"]
+        side.reload()
+        assert side.attrs["HostConfig"]["NetworkMode"] == "container:pyweb"
+        assert side.attrs["NetworkSettings"]["Networks"] == {}
+        with pytest.raises(docker.errors.APIError, match="--publish conflicts with it") as bad:
+            client.containers.create("busybox", ["true"], network_mode="container:pyweb",
+                                     ports={"80/tcp": 8080})
+        assert bad.value.status_code == 400
+        with pytest.raises(docker.errors.APIError, match="--mac-address conflicts with it"):
+            client.api.create_container("busybox", ["true"], mac_address="02:42:ac:11:00:09",
+                                        host_config=client.api.create_host_config(
+                                            network_mode="container:pyweb"))
+        with pytest.raises(docker.errors.APIError, match="shares the network of pyweb"):
+            client.networks.get("bridge").connect(side)
+        web.stop(timeout=0)
+        with pytest.raises(docker.errors.APIError, match="cannot join the network of pyweb: "
+                           "it is not running") as stopped:
+            side.start()
+        assert stopped.value.status_code == 409
+        side.remove(force=True)
+    finally:
+        web.remove(force=True)
+
+
 def test_healthcheck(client: docker.DockerClient) -> None:
     box = client.containers.run("busybox", ["sleep", "600"], detach=True,
                                 healthcheck={"test": ["CMD", "true"], "interval": 500_000_000,

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
 import pytest
 
 from protocol.errors import InvalidArgument, InvalidSpec, error_from_info
-from protocol.specs import AppSpec, ContainerSpec, Mount, PortMapping, Resources, Ulimit
+from protocol.specs import (
+    AppSpec,
+    ContainerSpec,
+    Mount,
+    NetworkAttachment,
+    NetworkSpec,
+    PortMapping,
+    Resources,
+    Ulimit,
+)
 from protocol.validation import MIN_MEMORY, check_spec, check_specs, millicpus
 
 MiB = 1024 * 1024
@@ -160,3 +170,43 @@ def test_network_fields_are_checked(fields: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidSpec) as info:
         check_spec(ContainerSpec(image="x", **fields))
     assert info.value.field == field
+
+
+# Docker refuses each of these with --network container:X (its runconfig's conflicts); shoal
+# names the flag and what the container has from X instead.
+@pytest.mark.parametrize(("fields", "field", "why"), [
+    ({"hostname": "h"}, "hostname", "--hostname conflicts with it (it has the hostname of web)"),
+    ({"ports": [PortMapping(container_port=80)]}, "ports", "--publish conflicts with it "
+     "(publish the port on web)"),
+    ({"publish_all": True}, "publish_all", "--publish-all conflicts"),
+    ({"expose": ["80"]}, "expose", "--expose conflicts"),
+    ({"dns": ["192.0.2.1"]}, "dns", "--dns conflicts with it (it has the /etc/resolv.conf of "
+     "web)"),
+    ({"dns_search": ["example.test"]}, "dns_search", "--dns-search conflicts"),
+    ({"add_hosts": ["db:10.0.0.2"]}, "add_hosts", "--add-host conflicts with it (it has the "
+     "/etc/hosts of web)"),
+    ({"ip": "10.0.0.9"}, "ip", "--ip conflicts"),
+    ({"network_aliases": ["api"]}, "network_aliases", "--network-alias conflicts"),
+    ({"links": ["db:db"]}, "links", "--link conflicts"),
+    ({"connected": [NetworkAttachment(name="back")]}, "connected",
+     "cannot be connected to other networks"),
+    ({"network_spec": NetworkSpec(name="container:web")}, "network_spec", "no network spec"),
+])
+def test_a_joined_network_refuses_what_would_set_its_own(fields: dict[str, Any], field: str,
+                                                         why: str) -> None:
+    with pytest.raises(InvalidSpec, match=re.escape(why)) as info:
+        check_spec(ContainerSpec(image="x", network="container:web", **fields))
+    assert info.value.field == field
+    assert "a container on --network container:web shares its network" in info.value.reason
+
+
+@pytest.mark.parametrize("network", ["container:", "container:a b", "container:-x"])
+def test_a_joined_network_names_a_container(network: str) -> None:
+    with pytest.raises(InvalidSpec, match="expected container:NAME") as info:
+        check_spec(ContainerSpec(image="x", network=network))
+    assert info.value.field == "network"
+
+
+def test_a_joined_network_alone_passes() -> None:
+    good = ContainerSpec(image="x", network="container:web", name="side")
+    assert check_spec(good) is good

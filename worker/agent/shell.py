@@ -88,6 +88,7 @@ from worker.agent.state import (
     StopAndRemove,
 )
 from worker.engine.engine import Engine
+from worker.engine.network_join import wait_for_peer
 from worker.hostos import HOST
 from worker.images.fetch import ImageFetcher
 
@@ -471,7 +472,8 @@ class Agent:
         await self._send(cid, generation, state)
 
     async def _prepare_run(self, run: Run) -> bool:
-        """Fetch the run's image if this worker lacks it; False (reported) when that fails."""
+        """Fetch the run's image if this worker lacks it; False (reported) when that fails.
+        Then wait for the container whose network it joins, if any, to run here."""
         try:
             await self.ensure_image(run.spec.image,
                                     self._pull_access.pop(run.container_id, None))
@@ -480,6 +482,8 @@ class Agent:
             await self._send(run.container_id, run.generation,
                              ContainerState(status="dead", error=str(exc)[:4096]))
             return False
+        # --network container:NAME: NAME's own run may reach this node after this one.
+        await wait_for_peer(self.engine, run.spec)
         return True
 
     async def _commit(self, instruction: LaneInstruction) -> None:

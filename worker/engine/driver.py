@@ -147,6 +147,9 @@ class Driver(abc.ABC):
     # the host's file system, so the process driver refuses them rather than ignore them.
     # (It passes bind mounts over, as it always has: the host's paths are there as they are.)
     mounts: bool = True
+    # Whether its containers have namespaces of their own, so one can join another's
+    # network (``--network container:NAME``); a plain process has the host's.
+    namespaces: bool = True
     # What ``--network default`` (``run`` without ``--network``) is on this driver.
     default_network: str
 
@@ -156,9 +159,12 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     async def start(self, record: EngineContainer, log_path: str, *, max_size: int = 0,
-                    max_file: int = 1, console_size: tuple[int, int] | None = None) -> Started:
+                    max_file: int = 1, console_size: tuple[int, int] | None = None,
+                    network_peer: EngineContainer | None = None) -> Started:
         """Start the main process; its stdout/stderr go to ``log_path`` (json-file). With a
-        tty, its terminal has ``console_size`` (rows, cols) before the process runs."""
+        tty, its terminal has ``console_size`` (rows, cols) before the process runs. With
+        ``network_peer`` (running; only on a driver with ``namespaces``) it joins that
+        container's network namespace and has its hostname and network files."""
 
     @abc.abstractmethod
     async def wait(self, record: EngineContainer) -> ExitStatus:

@@ -12,12 +12,10 @@ abbreviated.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import os
 import re
 import time
-from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Protocol
 
@@ -25,7 +23,14 @@ import msgspec
 import structlog
 
 from protocol import signals
-from protocol.errors import Conflict, InvalidArgument, InvalidSpec, NotFound, Unsupported
+from protocol.errors import (
+    Conflict,
+    InvalidArgument,
+    InvalidSpec,
+    NotFound,
+    ShoalError,
+    Unsupported,
+)
 from protocol.eventfeed import EventFeed
 from protocol.signals import parse_signal
 from protocol.specs import (
@@ -36,13 +41,15 @@ from protocol.specs import (
     ContainerSummary,
     Event,
     EventType,
+    network_container,
 )
 from protocol.validation import check_spec
 from worker.engine.changes import LiveChanges
-from worker.engine.driver import Driver, ExecProcess, ExecRequest, ExecResult, ExitStatus
+from worker.engine.container_io import LIVE, ContainerIO
+from worker.engine.driver import Driver, ExitStatus
 from worker.engine.faults import crash_point
 from worker.engine.health_monitor import HealthMonitor, probe_of
-from worker.engine.logfile import LogFollower, LogRecord, follow_log
+from worker.engine.network_join import check_joinable, network_peer, wait_for_peer
 from worker.engine.records import ContainerDisk, EngineContainer, ImageDefaults
 from worker.engine.restart import (
     ExitFacts,
@@ -59,9 +66,6 @@ log = structlog.get_logger("shoal.engine")
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 DEFAULT_STOP_TIMEOUT = 10.0
-FOLLOW_POLL = 0.05  # how often a followed log file is looked at for new lines
-MAX_WINDOW = 10000  # rows or columns of a terminal, as the wire's TerminalSize bounds them
-LIVE = ("running", "restarting", "paused")  # a process of it is there (or soon, restarting)
 
 
 class ImageResolver(Protocol):
@@ -76,7 +80,7 @@ class NoImages:
         return ImageDefaults()
 
 
-class Engine:
+class Engine(ContainerIO):
     def __init__(self, state_dir: Path, driver: Driver, *, images: ImageResolver | None = None,
                  node_id: str = "", log_max_size: int = 0, log_max_file: int = 1,
                  metrics: WorkerMetrics | None = None) -> None:
@@ -112,6 +116,7 @@ class Engine:
         whose record says it does not run (created, exited: a start cut short) has whatever
         the driver still holds for it ended (its processes killed, its runtime state deleted).
         """
+        joiners: list[EngineContainer] = []  # started after the containers they join
         for record in self.disk.load_all():
             if record.creating:
                 log.info("removing a create cut short", container_id=record.id)
@@ -127,7 +132,10 @@ class Engine:
                                 container_id=record.id, status=record.state.status)
                 if start_on_worker_boot(record.spec.restart, self._history(record), False) \
                         and record.desired == "running":
-                    await self._launch(record)
+                    if network_container(record.spec.network):
+                        joiners.append(record)
+                    else:
+                        await self._launch(record)
                 continue
             if self.driver.running(record):
                 log.info("re-adopted", container_id=record.id, pid=record.state.pid)
@@ -137,6 +145,12 @@ class Engine:
                 log.info("ended while the worker was away", container_id=record.id)
             # Either way the supervisor learns the exit (now or later) and applies the policy.
             self._supervise(record)
+        for record in joiners:
+            try:
+                await self._launch(record)
+            except ShoalError as exc:  # its peer did not come back: it stays exited
+                log.warning("not restarted", container_id=record.id, error=str(exc))
+                self._set_exited(record, record.state.exit_code or 0, time.time(), str(exc))
         await self.disk.durable()
 
     async def close(self) -> None:
@@ -172,6 +186,7 @@ class Engine:
         if not self.driver.mounts and any(m.type != "bind" for m in spec.mounts):
             raise Unsupported(f"the {self.driver.name} driver does not isolate containers: "
                               "named volumes and tmpfs mounts need the native driver")
+        check_joinable(spec, self.driver, self.find)
         if spec.network == DEFAULT_NETWORK_MODE:
             spec = msgspec.structs.replace(spec, network=self.driver.default_network)
             try:
@@ -400,122 +415,6 @@ class Engine:
             raise Conflict(f"container {record.name} is not running")
         return await self.driver.processes(record)
 
-    async def exec_start(self, ref: str, argv: list[str], *, env: list[str] | None = None,
-                         workdir: str = "", user: str = "", tty: bool = False,
-                         stdin: bool = False, split_stderr: bool = True,
-                         console_size: tuple[int, int] | None = None) -> ExecProcess:
-        """Start a process in a running container; the caller copies its stdio, waits for it
-        and closes it (``exec`` does all that and collects the output). With ``tty`` its
-        terminal has ``console_size`` (rows, cols) before the process runs."""
-        record = self.find(ref)
-        if record.state.status == "paused":
-            raise Conflict(f"Container {record.id} is paused, unpause the container before "
-                           "exec")
-        if record.state.status != "running":
-            raise Conflict(f"container {record.name} is not running")
-        if not argv:
-            raise InvalidArgument("exec needs a command")
-        size = window_size(*console_size) if console_size is not None and tty else None
-        request = ExecRequest(argv=list(argv), env=env or [], cwd=workdir or record.workdir(),
-                              user=user or record.user(), tty=tty, stdin=stdin,
-                              split_stderr=split_stderr, console_size=size)
-        process = await self.driver.exec(record, request)
-        self._announce("container", "exec_start", record.id, name=record.name,
-                            command=" ".join(argv))
-
-        def died(code: int) -> None:
-            self._announce("container", "exec_die", record.id, name=record.name,
-                                exitCode=str(code))
-
-        process.on_exit.append(died)
-        return process
-
-    async def exec(self, ref: str, argv: list[str], *, env: list[str] | None = None,
-                   workdir: str = "", user: str = "") -> ExecResult:
-        """Run a process in a running container to its end; its stdout and stderr together."""
-        process = await self.exec_start(ref, argv, env=env, workdir=workdir, user=user,
-                                        split_stderr=False)
-        try:
-            output = await asyncio.to_thread(_read_all, process.stdout)
-            return ExecResult(await process.wait(), output)
-        finally:
-            process.kill()
-            await process.wait()
-            process.close()
-
-    async def logs(self, ref: str, *, follow: bool = False, tail: int = -1, since: float = 0.0,
-                   ) -> AsyncGenerator[LogRecord, None]:
-        """Entries oldest first; with ``follow`` new ones as they come, until the container ends."""
-        record = self.find(ref)
-        path = self.disk.log_path(record.id)
-        history, follower = follow_log(path, since=since, tail=tail)
-        try:
-            for entry in history:
-                yield entry
-            if not follow:
-                return
-            while True:
-                alive = record.state.status in LIVE \
-                    and record.id in self.records
-                for entry in follower.poll():
-                    if entry.time >= since:
-                        yield entry
-                if not alive:
-                    return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._exited[record.id].wait(), FOLLOW_POLL)
-        finally:
-            follower.close()
-
-    async def attach(self, ref: str) -> AsyncGenerator[LogRecord, None]:
-        """Output from now until the container's next exit (what ``run`` shows)."""
-        record = self.find(ref)
-        follower = LogFollower(self.disk.log_path(record.id))
-        exits = self._exit_counts.get(record.id, 0)
-        try:
-            while True:
-                ended = self._exit_counts.get(record.id, 0) > exits \
-                    or record.id not in self.records
-                for entry in follower.poll():
-                    yield entry
-                if ended:
-                    return
-                with contextlib.suppress(TimeoutError):
-                    async with self._changed:
-                        await asyncio.wait_for(self._changed.wait(), FOLLOW_POLL)
-        finally:
-            follower.close()
-
-    async def attach_input(self, ref: str) -> int | None:
-        """Once the container runs (now, or at its next start), a duplicate of our end of its
-        stdin (the pty master with a tty) for the caller to write to and close; None when it
-        has no open stdin (created without ``-i``/``-t``, or it ended first)."""
-        record = self.find(ref)
-        if not (record.spec.stdin_open or record.spec.tty):
-            return None
-        exits = self._exit_counts.get(record.id, 0)
-        async with self._changed:
-            await self._changed.wait_for(
-                lambda: record.state.status == "running"
-                or self._exit_counts.get(record.id, 0) > exits or record.id not in self.records)
-        fd = self.driver.input(record) if record.state.status == "running" else None
-        return os.dup(fd) if fd is not None else None
-
-    def close_input(self, ref: str) -> None:
-        """The attached client's input ended (``run -i``): the container reads EOF."""
-        self.driver.close_input(self.find(ref))
-
-    def resize(self, ref: str, rows: int, cols: int) -> None:
-        """Set the window size of the container's terminal now if it runs, and at its next
-        start; InvalidArgument for a size no terminal has, nothing without a terminal."""
-        record = self.find(ref)
-        size = window_size(rows, cols)
-        if not record.spec.tty:
-            return
-        self._window_sizes[record.id] = size
-        if record.state.status == "running":
-            self.driver.resize(record, *size)
-
     def health_changed(self, record: EngineContainer, status: str) -> None:
         """The health monitor saw a new status: Docker's event, and waiters woken."""
         self._announce("container", f"health_status: {status}", record.id, name=record.name,
@@ -529,10 +428,12 @@ class Engine:
 
     # --- supervision -----------------------------------------------------------------------------
     async def _launch(self, record: EngineContainer) -> None:
+        peer = network_peer(record, self.find)  # at each start: Docker's rule
         started = await self.driver.start(record, str(self.disk.log_path(record.id)),
                                           max_size=self.log_max_size,
                                           max_file=self.log_max_file,
-                                          console_size=self._window_sizes.get(record.id))
+                                          console_size=self._window_sizes.get(record.id),
+                                          network_peer=peer)
         record.state = ContainerState(status="running", pid=started.pid,
                                       started_at=started.started_at,
                                       restart_count=record.restart_count,
@@ -593,8 +494,15 @@ class Engine:
             health=record.state.health)
         self.disk.save(record)
         await asyncio.sleep(decision.delay)  # the restart backoff itself
+        # A peer whose network it joins, restarting beside it (at a worker's return, say),
+        # is waited for: its start comes first.
+        await wait_for_peer(self, record.spec)
         if record.id in self.records and not record.manually_stopped:
-            await self._launch(record)
+            try:
+                await self._launch(record)
+            except (Conflict, NotFound) as exc:  # the container it joins the network of
+                self._set_exited(record, status.exit_code, time.time(), str(exc))
+                return
             self.metrics.container_restarts.inc()
             self._announce("container", "restart", record.id, name=record.name)
 
@@ -633,18 +541,3 @@ class Engine:
 
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
-
-
-def window_size(rows: int, cols: int) -> tuple[int, int]:
-    """(rows, cols) if a terminal can have that size, else InvalidArgument."""
-    if not (1 <= rows <= MAX_WINDOW and 1 <= cols <= MAX_WINDOW):
-        raise InvalidArgument(f"a terminal of {rows}x{cols} (rows x columns): each must be "
-                              f"from 1 to {MAX_WINDOW}")
-    return rows, cols
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 16):
-        chunks.append(chunk)
-    return b"".join(chunks)

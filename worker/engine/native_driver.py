@@ -20,7 +20,13 @@ import time
 from pathlib import Path
 
 from protocol.errors import ShoalError
-from protocol.specs import NetworkSpec, PortMapping, Resources, ResourceSample
+from protocol.specs import (
+    NetworkSpec,
+    PortMapping,
+    Resources,
+    ResourceSample,
+    network_container,
+)
 from worker.engine.bundle import (
     CPU_PERIOD,
     hostname_of,
@@ -141,7 +147,8 @@ class NativeDriver(Driver):
             bundle = self._dir(record) / "bundle"
             bundle.mkdir(parents=True, exist_ok=True)
             network_files: list[dict[str, object]] = []
-            if record.spec.network != "host":  # on the host's network: the host's files
+            # On the host's network: the host's files; on another's, that one's (at start).
+            if record.spec.network != "host" and not network_container(record.spec.network):
                 network_files = await self.networks.prepare(
                     record.id, record.name, record.spec, hostname_of(record),
                     self.network_dir(record.id), list(image.defaults.exposed_ports))
@@ -158,8 +165,11 @@ class NativeDriver(Driver):
                 "bundle": str(bundle), **{k: str(v) for k, v in info.details.items()}}
 
     async def start(self, record: EngineContainer, log_path: str, *, max_size: int = 0,
-                    max_file: int = 1, console_size: tuple[int, int] | None = None) -> Started:
+                    max_file: int = 1, console_size: tuple[int, int] | None = None,
+                    network_peer: EngineContainer | None = None) -> Started:
         await self.cleanup(record)
+        if network_peer is not None:
+            await asyncio.to_thread(self._join_network, record, network_peer)
         # Its files are made (opened with O_CREAT, directories made) off the event loop: on a
         # busy disk that can take as long as an fsync, and a burst of starts queues behind it.
         copier = await asyncio.to_thread(self._copier, record, log_path, max_size, max_file)
@@ -179,7 +189,8 @@ class NativeDriver(Driver):
             if stdin_r is not None:
                 os.close(stdin_r)
         try:  # its network before its program runs (the init waits at the gate meanwhile)
-            await self.networks.attach(record.id, process.pid)
+            if network_peer is None:
+                await self.networks.attach(record.id, process.pid)
         except BaseException:
             os.close(out)
             if stdin_w is not None:
@@ -206,6 +217,31 @@ class NativeDriver(Driver):
         self._copying[record.id] = asyncio.get_running_loop().create_task(
             self._copy_until_cancelled(copier))
         return Started(process.pid, time.time())
+
+    def _join_network(self, record: EngineContainer, peer: EngineContainer) -> None:
+        """Into the bundle, for this start: the peer's network namespace (its init's, which
+        the runtime joins by path), its hostname, and its /etc/hosts, /etc/hostname and
+        /etc/resolv.conf (the files themselves, as Docker shares them), in place of an
+        earlier peer's."""
+        path = self._dir(record) / "bundle" / "config.json"
+        config = json.loads(path.read_text())
+        linux = config.setdefault("linux", {})
+        linux["namespaces"] = [
+            *(ns for ns in linux.get("namespaces", []) if ns.get("type") != "network"),
+            {"type": "network", "path": f"/proc/{peer.state.pid}/ns/net"}]
+        config["hostname"] = hostname_of(peer)
+        networks_root = self.state_dir / "containers"
+        mounts = [m for m in config.get("mounts", [])
+                  if not _network_file(Path(m.get("source", "")), networks_root)]
+        files = self.network_dir(peer.id)
+        for name in ("hosts", "hostname", "resolv.conf"):
+            if (files / name).exists():  # a peer on the host's network has none
+                mounts.append({"destination": f"/etc/{name}", "type": "bind",
+                               "source": str(files / name), "options": ["rbind", "rw"]})
+        config["mounts"] = mounts
+        tmp = path.with_name("config.json.tmp")
+        tmp.write_text(json.dumps(config, indent=1))
+        os.replace(tmp, path)
 
     def _copier(self, record: EngineContainer, log_path: str, max_size: int,
                 max_file: int) -> RawLogCopier:
@@ -519,6 +555,12 @@ class NativeExec(ExecProcess):
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
+
+
+def _network_file(source: Path, networks_root: Path) -> bool:
+    """Whether a bind mount's source is one of a container's network files (its own or a
+    peer's), which a start with ``--network container:`` replaces."""
+    return source.parent.name == "network" and source.parent.parent.parent == networks_root
 
 
 def live_limits(before: Resources, after: Resources) -> LiveResources:

@@ -42,6 +42,7 @@ log = structlog.get_logger("shoal.process_driver")
 class ProcessDriver(Driver):
     name = "process"
     mounts = False
+    namespaces = False
     default_network = "host"  # a plain process has no namespace of its own to network
 
     def __init__(self, state_root: Path) -> None:
@@ -89,7 +90,10 @@ class ProcessDriver(Driver):
         return {"state_dir": str(directory)}
 
     async def start(self, record: EngineContainer, log_path: str, *, max_size: int = 0,
-                    max_file: int = 1, console_size: tuple[int, int] | None = None) -> Started:
+                    max_file: int = 1, console_size: tuple[int, int] | None = None,
+                    network_peer: EngineContainer | None = None) -> Started:
+        if network_peer is not None:  # create refuses it first (``namespaces``)
+            raise Unsupported("the process driver has no network namespace to join")
         directory = self._dir(record)
         directory.mkdir(parents=True, exist_ok=True)
         await self.cleanup(record)

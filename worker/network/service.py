@@ -22,6 +22,7 @@ from protocol.messages import (
     PruneNetworks,
     RemoveNetwork,
 )
+from protocol.specs import network_container
 from protocol.validation import check_network_alias
 
 if TYPE_CHECKING:
@@ -50,6 +51,10 @@ async def handle_network(driver: NativeDriver | None, engine: Engine, message: M
             for alias in aliases:
                 check_network_alias(alias)
             record = engine.find(container)
+            peer = network_container(record.spec.network)
+            if peer:  # Docker's rule: the namespace is the peer's, connect the peer instead
+                raise Unsupported(f"container {record.name} shares the network of {peer} "
+                                  f"(--network container:{peer}): connect {peer} instead")
             if record.spec.network in ("none", "host"):
                 raise Unsupported(f"container {record.name or record.id[:12]} is on --network "
                                   f"{record.spec.network}: it cannot join a bridge network")

@@ -1,4 +1,5 @@
-"""Links and volumes-from: a container goes where the container it depends on already runs."""
+"""Links, volumes-from and --network container:NAME: a container goes where the container it
+depends on already runs."""
 
 from __future__ import annotations
 
@@ -22,8 +23,11 @@ class DependencyFilter:
               cycle: PlacementCycle) -> Rejection | None:
         for dep in req.deps:
             where = cycle.cluster.located.get(dep)
+            if where is not None and where is node:
+                continue
+            what = f"container {dep}, whose network it joins," if dep in req.network_peers \
+                else f"linked container {dep}"
             if where is None:
-                return Rejection(self.name, f"linked container {dep} is not running anywhere")
-            if where is not node:
-                return Rejection(self.name, f"linked container {dep} runs elsewhere")
+                return Rejection(self.name, f"{what} is not running anywhere")
+            return Rejection(self.name, f"{what} runs elsewhere")
         return None

@@ -71,6 +71,9 @@ def test_names_are_unique_and_validated(tmp_path: Path) -> None:
             await engine.create(sh("true", name="no spaces"))
         with pytest.raises(Unsupported, match="host's network only: --network bridge"):
             await engine.create(sh("true", network="bridge"))
+        with pytest.raises(Unsupported, match="without namespaces: --network container:web "
+                           "needs the native driver"):
+            await engine.create(sh("true", network="container:web"))
         # The default is the host's network here: a network connected beside it is refused
         # too, never left out.
         with pytest.raises(InvalidSpec, match="cannot be on another network too"):
