@@ -17,7 +17,7 @@ bit with the access refuses it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # The access bits, as the kernel numbers them (and as struct bpf_cgroup_dev_ctx carries them
 # in the high half of access_type).
@@ -28,9 +28,11 @@ _ACCESS_LETTERS = (("r", ACCESS_READ), ("w", ACCESS_WRITE), ("m", ACCESS_MKNOD))
 
 WILDCARD = 0xFFFFFFFF  # the kernel's ~0: "*" as a major or minor (and the number itself)
 
+# Named tuples, not dataclasses: this module is imported by a command that starts a container,
+# and a dataclass costs ten times as much to define.
 
-@dataclass(frozen=True, slots=True)
-class DeviceException:
+
+class DeviceException(NamedTuple):
     """One exception to the default: a device type ("c" or "b"), major and minor (WILDCARD
     for any), and the access bits it is about."""
 
@@ -49,8 +51,7 @@ class DeviceException:
         return f"{self.kind} {numbers} {access_letters(self.access)}"
 
 
-@dataclass(frozen=True, slots=True)
-class DevicePolicy:
+class DevicePolicy(NamedTuple):
     """A device cgroup's state: its default and the exceptions to it, in the order made."""
 
     default_allow: bool
@@ -117,15 +118,11 @@ def reduce(rules: list[tuple[bool, str]]) -> DevicePolicy:
                 if (ex.kind, ex.major, ex.minor) == (rule.kind, rule.major, rule.minor)]
         if allow == default_allow:  # takes access away from the exactly equal exceptions
             for i in same:
-                ex = exceptions[i]
-                exceptions[i] = DeviceException(ex.kind, ex.major, ex.minor,
-                                                ex.access & ~rule.access)
+                exceptions[i] = exceptions[i]._replace(access=exceptions[i].access & ~rule.access)
             exceptions = [ex for ex in exceptions if ex.access]
         elif same:
             for i in same:
-                ex = exceptions[i]
-                exceptions[i] = DeviceException(ex.kind, ex.major, ex.minor,
-                                                ex.access | rule.access)
+                exceptions[i] = exceptions[i]._replace(access=exceptions[i].access | rule.access)
         else:
             exceptions.append(rule)
     return DevicePolicy(default_allow, tuple(exceptions))

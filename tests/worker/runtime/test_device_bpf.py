@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from tests.helpers.runtime_harness import Bundle, cgroup_leftovers, cli
 from worker.runtime import cgroups, device_bpf, device_filter, launcher
 from worker.runtime.device_policy import DevicePolicy, reduce
+from worker.runtime.state import StateDir
 
 pytestmark = pytest.mark.root
 
@@ -176,3 +177,25 @@ def test_the_runtimes_cgroup_v2_path_confines_and_updates_devices(
     finally:
         cli(state_root, "delete", "--force", cid, check=False)
     assert cgroup_leftovers(cid) == []
+
+
+def test_an_update_of_device_rules_on_a_v1_host_rewrites_the_devices_controller(
+        make_bundle: Callable[..., Bundle], state_root: Path, tmp_path: Path) -> None:
+    """Where the container has a v1 devices cgroup (this hybrid host, as runc) the rules go
+    there, after denying all and before the default allowlist, and no filter is attached."""
+    devices = _hierarchy(lambda h: "devices" in h.controllers, "cgroup v1 devices hierarchy")
+    cid = f"devv1-{uuid.uuid4().hex[:6]}"
+    cli(state_root, "run", "-d", "-b", str(make_bundle(["sleep", "1000"]).path), cid)
+    try:
+        [cgroup] = [d for d in StateDir(state_root, cid).load().cgroup_dirs
+                    if d.startswith(devices.mountpoint + "/")]
+        listing = Path(cgroup, "devices.list")
+        assert "c 1:11 w" not in listing.read_text().splitlines()
+        update = tmp_path / "devices.json"
+        update.write_text(json.dumps({"devices": [
+            {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}]}))
+        cli(state_root, "update", "-r", str(update), cid)
+        assert listing.read_text().splitlines() == _policy([
+            {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}]).listing()
+    finally:
+        cli(state_root, "delete", "--force", cid, check=False)
