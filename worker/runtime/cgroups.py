@@ -162,6 +162,8 @@ def v2_writes(res: Resources | None) -> list[tuple[str, str]]:
         if "/" in key or key.startswith("."):
             raise BundleInvalid(f"linux.resources.unified.{key}", "malformed file name")
         out.append((key, value))
+    if res.devices:
+        _device_writes(res.devices)  # checked as on v1; v2 has no files for them (a filter)
     return out
 
 

@@ -21,7 +21,7 @@ from worker.runtime.device_policy import (
     reduce,
 )
 from worker.runtime.errors import BundleInvalid
-from worker.runtime.spec import DeviceRule
+from worker.runtime.spec import DeviceRule, Resources
 
 R, W, M = ACCESS_READ, ACCESS_WRITE, ACCESS_MKNOD
 RW = R | W
@@ -143,3 +143,14 @@ def test_a_container_cgroup_without_any_device_mechanism_is_refused(tmp_path: Pa
     # A host process's cgroup (the process driver) has no device policy to apply.
     assert cgroups.create(where, None, confine_devices=False) == [
         str(tmp_path / "shoal"), str(tmp_path / "shoal" / "c1")]
+
+
+def test_a_bad_device_rule_is_the_bundles_error_before_any_cgroup_is_made(
+        tmp_path: Path) -> None:
+    unified = cgroups.Hierarchy(frozenset(), str(tmp_path), str(tmp_path), True)
+    res = Resources(devices=[DeviceRule(allow=True, type="x")])
+    with pytest.raises(BundleInvalid, match=r"devices\[0\]\.type"):
+        cgroups.v2_writes(res)  # what the launcher checks before it forks
+    with pytest.raises(BundleInvalid, match=r"devices\[0\]\.type"):
+        cgroups.create([(unified, str(tmp_path / "c1"))], res)
+    assert list(tmp_path.iterdir()) == []
