@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers.runtime_harness import Bundle, cgroup_leftovers, cli
-from worker.runtime import cgroups, device_bpf, device_filter, launcher
+from tests.helpers.runtime_harness import Bundle, as_unified_host, cgroup_leftovers, cli
+from worker.runtime import cgroups, device_bpf, device_filter
 from worker.runtime.device_policy import DevicePolicy, reduce
 from worker.runtime.state import StateDir
 
@@ -139,10 +139,11 @@ def test_a_filtered_cgroup_refuses_kmsg_and_an_update_replaces_the_filter(
                                             "made": "ok"}
 
 
-def test_the_runtimes_cgroup_v2_path_confines_and_updates_devices(
+def test_on_a_cgroup_v2_host_create_exec_and_update_confine_devices(
         make_bundle: Callable[..., Bundle], state_root: Path, tmp_path: Path) -> None:
-    """The container placed in the cgroup2 tree alone (as on a unified host): its v1 devices
-    cgroup stays the unrestricted one, so only the filter create attached can refuse."""
+    """Every command run where the cgroup2 tree is the only hierarchy: the runtime finds a
+    unified host, and the container's devices are confined by its filter alone (its v1
+    devices cgroup stays the caller's unrestricted one)."""
     v2 = _v2()
 
     def edit(cfg: dict[str, Any]) -> None:
@@ -150,32 +151,29 @@ def test_the_runtimes_cgroup_v2_path_confines_and_updates_devices(
             cfg["process"]["capabilities"][kind].append("CAP_MKNOD")
     bundle = make_bundle(["sleep", "1000"], edit)
     cid = f"devbpf-{uuid.uuid4().hex[:6]}"
-    devnull = os.open(os.devnull, os.O_RDWR)
+    cli(state_root, "run", "-d", "-b", str(bundle.path), cid, wrap=as_unified_host)
     try:
-        created = launcher.create(state_root, cid, str(bundle.path),
-                                  stdio=(devnull, devnull, devnull), hierarchies=[v2])
-    finally:
-        os.close(devnull)
-    try:
-        [cgroup] = created.record.cgroup_dirs
-        assert cgroup.startswith(v2.mountpoint + "/")
-        cli(state_root, "start", cid)
+        [cgroup] = StateDir(state_root, cid).load().cgroup_dirs
+        # Seen from here (a hybrid host) the container's cgroup is in the cgroup2 tree.
+        here = Path(v2.mountpoint, os.path.relpath(cgroup, "/sys/fs/cgroup"))
+        assert (here / "cgroup.procs").read_text().split()
         check = ("mknod /dev/k c 1 11 && echo made; (: > /dev/k) 2>/dev/null && echo opened "
                  "|| echo refused; : > /dev/null && echo null; rm /dev/k")
-        assert cli(state_root, "exec", cid, "sh", "-c", check).stdout == \
-            "made\nrefused\nnull\n"
+        assert cli(state_root, "exec", cid, "sh", "-c", check,
+                   wrap=as_unified_host).stdout == "made\nrefused\nnull\n"
         update = tmp_path / "devices.json"
         update.write_text(json.dumps({"devices": [
             {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}]}))
-        cli(state_root, "update", "-r", str(update), cid)
-        assert cli(state_root, "exec", cid, "sh", "-c", check).stdout == "made\nopened\nnull\n"
-        fd = os.open(cgroup, os.O_RDONLY | os.O_DIRECTORY)
+        cli(state_root, "update", "-r", str(update), cid, wrap=as_unified_host)
+        assert cli(state_root, "exec", cid, "sh", "-c", check,
+                   wrap=as_unified_host).stdout == "made\nopened\nnull\n"
+        fd = os.open(here, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            assert len(device_bpf.attached(fd)) == 1
+            assert len(device_bpf.attached(fd)) == 1  # the update's, in place of create's
         finally:
             os.close(fd)
     finally:
-        cli(state_root, "delete", "--force", cid, check=False)
+        cli(state_root, "delete", "--force", cid, check=False, wrap=as_unified_host)
     assert cgroup_leftovers(cid) == []
 
 
