@@ -77,14 +77,34 @@ class Bundle:
         return self.path
 
 
-def run_both(bundle: Bundle, state_root: Path, runc_root: Path) -> tuple[
-        subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
-    """``run`` of one bundle under runc, then under shoal's runtime: (runc's, ours)."""
+Wrap = Callable[[list[str]], list[str]]
+
+
+def as_unified_host(cmd: list[str]) -> list[str]:
+    """``cmd`` run where this host looks like a cgroup v2 (unified) host: in a mount namespace
+    of its own, the cgroup mounts under /sys/fs/cgroup replaced by the cgroup2 tree (the same
+    kernel hierarchy as the host's /sys/fs/cgroup/unified on a hybrid host; the v1 controllers
+    go unseen, so their cgroups stay the caller's)."""
+    script = ("umount -R /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup "
+              '&& exec "$@"')
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *cmd]
+
+
+def as_this_host(cmd: list[str]) -> list[str]:
+    """``cmd`` as it is: the host as it is."""
+    return cmd
+
+
+def run_both(bundle: Bundle, state_root: Path, runc_root: Path, wrap: Wrap = as_this_host
+             ) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    """``run`` of one bundle under runc, then under shoal's runtime: (runc's, ours); ``wrap``
+    changes how each command is started (``as_unified_host``)."""
     cid = "t" + uuid.uuid4().hex[:10]
-    theirs = subprocess.run(["runc", "--root", str(runc_root), "run", "-b", str(bundle.path),
-                             cid], capture_output=True, text=True, timeout=60,
+    theirs = subprocess.run(wrap(["runc", "--root", str(runc_root), "run", "-b",
+                                  str(bundle.path), cid]),
+                            capture_output=True, text=True, timeout=60,
                             stdin=subprocess.DEVNULL, check=False)
-    ours = subprocess.run(shoal_cmd(state_root, "run", "-b", str(bundle.path), cid),
+    ours = subprocess.run(wrap(shoal_cmd(state_root, "run", "-b", str(bundle.path), cid)),
                           capture_output=True, text=True, timeout=60, env=env(),
                           stdin=subprocess.DEVNULL, check=False)
     return theirs, ours
@@ -108,10 +128,11 @@ def no_leftovers(marker: str) -> Iterator[None]:
     assert marker not in mounts
 
 
-def cli(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(root: Path, *args: str, check: bool = True,
+        wrap: Wrap = as_this_host) -> subprocess.CompletedProcess[str]:
     # Files, never pipes: a created init inherits stdio and would hold a pipe open (as runc's).
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.run(shoal_cmd(root, *args), env=env(), timeout=60,
+        proc = subprocess.run(wrap(shoal_cmd(root, *args)), env=env(), timeout=60,
                               stdin=subprocess.DEVNULL, stdout=out, stderr=err, check=False)
         out.seek(0)
         err.seek(0)

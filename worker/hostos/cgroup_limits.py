@@ -126,7 +126,8 @@ class ContainerCgroup:
         chosen = [h for h in cgroups.discover()
                   if (h.unified and _unified()) or h.controllers & wanted]
         places = cgroups.container_dirs(chosen, None, container_id)
-        cgroups.create(places, resources(limits))
+        # A host process: no device policy but what its limits name (none).
+        cgroups.create(places, resources(limits), confine_devices=False)
         return cls(tuple(directory for _, directory in places))
 
     def joiner(self) -> Callable[[], None]:

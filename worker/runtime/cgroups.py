@@ -6,6 +6,11 @@ unified (v2) host, one cgroup. An absolute cgroupsPath is taken from the hierarc
 the runtime-spec says; a relative one (and the default, shoal/ID) from the runtime's own cgroup
 in that hierarchy (read from /proc/self/cgroup). A cgroup that exists already is joined, as runc
 does, unless it is frozen.
+
+A container's devices are confined as runc confines them (deny all, the config's rules, the
+default allowlist): by the v1 devices controller where there is one (a v1 or hybrid host), else
+by a device filter program attached to the container's cgroup v2 directory (``device_bpf``,
+imported only then).
 """
 
 from __future__ import annotations
@@ -103,6 +108,10 @@ def _device_writes(rules: list[DeviceRule]) -> list[tuple[str, str, str]]:
         if kind == "a":
             entry = "a"
         else:
+            for name, number in (("major", rule.major), ("minor", rule.minor)):
+                if number is not None and number > 0xFFFFFFFF:  # the kernel's u32
+                    raise BundleInvalid(f"linux.resources.devices[{i}].{name}",
+                                        f"{number} is not a device number")
             major = "*" if rule.major is None or rule.major < 0 else str(rule.major)
             minor = "*" if rule.minor is None or rule.minor < 0 else str(rule.minor)
             entry = f"{kind} {major}:{minor} {access}"
@@ -153,6 +162,8 @@ def v2_writes(res: Resources | None) -> list[tuple[str, str]]:
         if "/" in key or key.startswith("."):
             raise BundleInvalid(f"linux.resources.unified.{key}", "malformed file name")
         out.append((key, value))
+    if res.devices:
+        _device_writes(res.devices)  # checked as on v1; v2 has no files for them (a filter)
     return out
 
 
@@ -297,9 +308,16 @@ def _fill_cpuset(h: Hierarchy, d: str) -> None:
         _CLONING.add(parent)
 
 
-def create(dirs: list[tuple[Hierarchy, str]], res: Resources | None) -> list[str]:
+def create(dirs: list[tuple[Hierarchy, str]], res: Resources | None, *,
+           confine_devices: bool = True) -> list[str]:
     """Create the cgroups (or join existing ones) and write the limits; returns the
-    directories made (for removal)."""
+    directories made (for removal). ``confine_devices``: a container's cgroup, which gets
+    runc's device policy (deny all but the config's rules and the default allowlist) whether
+    or not the config names devices; False for a host process's (the process driver's), where
+    only the rules named apply."""
+    rules = res.devices if res is not None and res.devices else None
+    # Checked before anything is made: a bad rule is the bundle's error, not a cgroup's.
+    device_lines = _device_writes(rules or []) if rules is not None or confine_devices else []
     made: list[str] = []
     try:
         for h, d in dirs:
@@ -322,18 +340,44 @@ def create(dirs: list[tuple[Hierarchy, str]], res: Resources | None) -> list[str
                 _write(posixpath.join(d, name), value)
         else:
             by_ctrl = {c: d for h, d in dirs for c in h.controllers}
-            writes = v1_writes(res)
-            if "devices" in by_ctrl and not (res and res.devices):
-                # No device rules in the config: runc still denies all but its defaults.
-                writes += _device_writes([])
-            for ctrl, name, value in writes:
+            for ctrl, name, value in v1_writes(res):
+                if ctrl == "devices":
+                    continue  # device_lines, below
                 if ctrl not in by_ctrl:
                     raise OSError(errno.ENOENT, f"no {ctrl} cgroup hierarchy is mounted")
                 _write(posixpath.join(by_ctrl[ctrl], name), value)
+        if device_lines:
+            _apply_device_lines(dirs, device_lines)
     except OSError:
         remove(made)
         raise
     return made
+
+
+def apply_devices(dirs: list[tuple[Hierarchy, str]], rules: list[DeviceRule]) -> None:
+    """Make ``rules`` (then the default allowlist, after denying all) the container's device
+    policy in place of the one it had."""
+    _apply_device_lines(dirs, _device_writes(rules))
+
+
+def _apply_device_lines(dirs: list[tuple[Hierarchy, str]],
+                        lines: list[tuple[str, str, str]]) -> None:
+    """The v1 devices controller takes the lines where the container has a cgroup in it (a v1
+    or hybrid host, as runc); else, on cgroup v2, the same lines become a device filter
+    program attached to the container's cgroup (and its loader is imported only then)."""
+    v1 = next((d for h, d in dirs if "devices" in h.controllers), None)
+    if v1 is not None:
+        for _ctrl, name, value in lines:
+            _write(posixpath.join(v1, name), value)
+        return
+    v2 = next((d for h, d in dirs if h.unified), None)
+    if v2 is None:
+        raise OSError(errno.ENOENT, "no devices cgroup hierarchy is mounted, and no cgroup2 "
+                      "tree to attach a device filter to")
+    from worker.runtime import device_bpf, device_policy
+
+    policy = device_policy.reduce([(name == "devices.allow", value) for _c, name, value in lines])
+    device_bpf.confine(v2, policy)
 
 
 def procs_files(dirs: list[str]) -> list[str]:

@@ -40,7 +40,8 @@ def features(runtime_version: str) -> dict[str, Any]:
         "linux": {
             "namespaces": sorted(NAMESPACES),
             "capabilities": list(CAPABILITIES),
-            # cgroupfs on v1 and on v2; no systemd driver (cgroupsPath is a plain path).
+            # cgroupfs on v1 and on v2 (device rules included: an eBPF device filter there);
+            # no systemd driver (cgroupsPath is a plain path).
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
             # The planner refuses process.apparmorProfile and selinuxLabel; seccomp's lists
             # are the tables worker.runtime.seccomp checks profiles against.

@@ -39,7 +39,8 @@ def dirs_by_hierarchy(cgroup_dirs: list[str]) -> list[tuple[cgroups.Hierarchy, s
 
 
 def apply(cgroup_dirs: list[str], res: Resources) -> None:
-    """Write ``res`` into the container's cgroups."""
+    """Write ``res`` into the container's cgroups; device rules replace the container's
+    device policy (after denying all, before the default allowlist, as at create)."""
     dirs = dirs_by_hierarchy(cgroup_dirs)
     if not dirs:
         raise OperationFailed("the container has no cgroup")
@@ -47,27 +48,35 @@ def apply(cgroup_dirs: list[str], res: Resources) -> None:
         if dirs[0][0].unified:
             for name, value in cgroups.v2_writes(res):
                 _write(posixpath.join(dirs[0][1], name), value)
-            return
-        by_ctrl = {c: d for h, d in dirs for c in h.controllers}
-        writes = _v1_memory_order(cgroups.v1_writes(res), by_ctrl.get("memory"))
-        quota_follows = any(name == "cpu.cfs_quota_us" for _c, name, _v in writes)
-        retry: list[tuple[str, str]] = []
-        for ctrl, name, value in writes:
-            if ctrl not in by_ctrl:
-                raise OperationFailed(f"no {ctrl} cgroup hierarchy is mounted")
-            path = posixpath.join(by_ctrl[ctrl], name)
-            try:
-                _write(path, value)
-            except OSError as exc:
-                # As runc: a shorter period can make the old quota exceed the parent's limit
-                # (EINVAL) until the new quota is in; it is written again after the quota.
-                if name != "cpu.cfs_period_us" or exc.errno != errno.EINVAL or not quota_follows:
-                    raise
-                retry.append((path, value))
-        for path, value in retry:
-            _write(path, value)
+        else:
+            _apply_v1(dirs, res)
+        if res.devices:
+            cgroups.apply_devices(dirs, res.devices)
     except OSError as exc:
         raise OperationFailed(f"update the cgroups: {exc}") from exc
+
+
+def _apply_v1(dirs: list[tuple[cgroups.Hierarchy, str]], res: Resources) -> None:
+    by_ctrl = {c: d for h, d in dirs for c in h.controllers}
+    writes = _v1_memory_order(cgroups.v1_writes(res), by_ctrl.get("memory"))
+    quota_follows = any(name == "cpu.cfs_quota_us" for _c, name, _v in writes)
+    retry: list[tuple[str, str]] = []
+    for ctrl, name, value in writes:
+        if ctrl == "devices":
+            continue  # cgroups.apply_devices: with the defaults, wherever devices are confined
+        if ctrl not in by_ctrl:
+            raise OperationFailed(f"no {ctrl} cgroup hierarchy is mounted")
+        path = posixpath.join(by_ctrl[ctrl], name)
+        try:
+            _write(path, value)
+        except OSError as exc:
+            # As runc: a shorter period can make the old quota exceed the parent's limit
+            # (EINVAL) until the new quota is in; it is written again after the quota.
+            if name != "cpu.cfs_period_us" or exc.errno != errno.EINVAL or not quota_follows:
+                raise
+            retry.append((path, value))
+    for path, value in retry:
+        _write(path, value)
 
 
 def _v1_memory_order(writes: list[tuple[str, str, str]], memory_dir: str | None

@@ -17,7 +17,13 @@ from protocol.errors import InvalidArgument, InvalidSpec
 from protocol.specs import ContainerSpec, DeviceMapping
 from protocol.validation import check_spec
 from tests.helpers.requirements import missing
-from tests.helpers.runtime_harness import Bundle, run_both
+from tests.helpers.runtime_harness import (
+    Bundle,
+    Wrap,
+    as_this_host,
+    as_unified_host,
+    run_both,
+)
 from worker.engine.bundle import oci_config
 from worker.engine.privileges import DOCKER_CAPS, all_caps, capabilities
 from worker.engine.records import EngineContainer
@@ -52,9 +58,11 @@ def caps_line(name: str, caps: list[str]) -> str:
 
 
 def run_probe(make_bundle: Callable[..., Bundle], state_root: Path, runc_root: Path,
-              prepare: Callable[[Bundle], None] | None = None, **fields: Any) -> list[str]:
+              prepare: Callable[[Bundle], None] | None = None, wrap: Wrap = as_this_host,
+              **fields: Any) -> list[str]:
     """The worker's config for ``fields`` run under runc and shoal: the lines both printed
-    (the same). ``prepare`` may change the bundle (its config or rootfs) first."""
+    (the same). ``prepare`` may change the bundle (its config or rootfs) first; ``wrap``,
+    how both runtimes are started."""
     def edit(cfg: dict[str, Any]) -> None:
         rootfs = cfg["root"]["path"]
         cfg.clear()
@@ -65,7 +73,7 @@ def run_probe(make_bundle: Callable[..., Bundle], state_root: Path, runc_root: P
     if prepare is not None:
         prepare(bundle)
     bundle.write()
-    theirs, ours = run_both(bundle, state_root, runc_root)
+    theirs, ours = run_both(bundle, state_root, runc_root, wrap)
     assert theirs.returncode == 0, theirs.stderr
     assert ours.returncode == 0, ours.stderr
     assert ours.stdout == theirs.stdout
@@ -83,6 +91,15 @@ def test_default_container_is_isolated_as_docker_and_runc_isolate_it(
         "mknod-fuse", "fuse-refused", "mknod-disk", "disk-refused",
         "timer_list 0 firmware 0", "unshare-refused", "sys-ro",
     ]
+
+
+@pytest.mark.root
+def test_default_container_on_a_cgroup_v2_host_is_isolated_as_runc_isolates_it(
+        make_bundle: Callable[..., Bundle], state_root: Path, runc_root: Path) -> None:
+    """Where cgroup v2 is the only hierarchy, runc confines devices with an eBPF filter, and
+    so does shoal: the same nodes are made and refused as under the v1 controller."""
+    seen = run_probe(make_bundle, state_root, runc_root, wrap=as_unified_host)
+    assert seen[3:7] == ["mknod-fuse", "fuse-refused", "mknod-disk", "disk-refused"]
 
 
 @pytest.mark.root
