@@ -19,10 +19,10 @@ import msgspec
 
 from worker.runtime import freezer
 from worker.runtime.errors import ContainerExists, ContainerNotFound
+from worker.runtime.oci_version import OCI_VERSION as OCI_VERSION
 from worker.runtime.procstat import proc_start_time as proc_start_time
 from worker.runtime.spec import Hook
 
-OCI_VERSION = "1.0.2"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
 
 
