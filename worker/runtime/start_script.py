@@ -18,11 +18,13 @@ import sysconfig
 
 
 def script_text(python: str, path: list[str]) -> str:
-    """The script: ``python`` run with -IS, ``path`` put first on the module path."""
+    """The script: ``python`` run with -IS, ``path`` after the standard library on the module
+    path (as site puts site-packages: the standard library's imports are not looked up in
+    them first)."""
     return (f"#!{python} -IS\n"
             f'"""shoal\'s OCI runtime (written by python -m worker.runtime.start_script)."""\n'
             "import sys\n"
-            f"sys.path[:0] = {path!r}\n"
+            f"sys.path += {path!r}\n"
             "from worker.runtime.quick import main\n"
             "main()\n")
 
