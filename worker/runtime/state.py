@@ -7,7 +7,8 @@ saw it; a frozen freezer cgroup means paused. Any process can read these to find
 kill and delete a container.
 """
 
-from __future__ import annotations
+# No postponed annotations: msgspec reads them when it builds a decoder, and a string costs an
+# eval there (~140 of them, milliseconds of every runtime command), as in protocol's wire types.
 
 import contextlib
 import os
