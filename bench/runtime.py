@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -114,6 +115,22 @@ def _rounds(batches: dict[str, Callable[[int, int], list[float]]], n: int,
         for name in names[r % len(names):] + names[:r % len(names)]:
             samples[name] += batches[name](per, r)
     return samples
+
+
+def _children_cpu_ms() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (used.ru_utime + used.ru_stime) * 1000
+
+
+def _counting_cpu(fn: Callable[[], None], into: list[float]) -> Callable[[], None]:
+    """``fn`` (which runs a command), appending the command's CPU (user + sys, with the
+    processes it waited for: its container's too) to ``into``: unlike wall time, CPU does not
+    grow with the other processes on a shared host."""
+    def counted() -> None:
+        before = _children_cpu_ms()
+        fn()
+        into.append(_children_cpu_ms() - before)
+    return counted
 
 
 def _time(fn: object, n: int) -> list[float]:
@@ -226,6 +243,10 @@ def main(argv: list[str]) -> int:
                 subprocess.run(["runc", "--root", str(base / "runc"), "run", "-b", str(bundle),
                                 f"r{next(counter)}"], check=True, stdin=devnull, stdout=devnull)
 
+            cpu: dict[str, list[float]] = {"command": [], "launcher": [], "runc": []}
+            command_cpu = _counting_cpu(command, cpu["command"])
+            started_cpu = _counting_cpu(started, cpu["launcher"])
+            runc_cpu = _counting_cpu(runc, cpu["runc"])
             # Rounds, each method's batch in turn and the order rotated: on a shared host the
             # noise drifts, and a batch also pays for the kernel's deferred teardown of the
             # batch before it; so every method gets its share of both.
@@ -236,9 +257,9 @@ def main(argv: list[str]) -> int:
                 "crun": lambda k, r: _crun(_CRUN_LOOP, str(bundle),  # noqa: B023
                                            str(base / "crun"), str(k), f"b{r}."),
                 "library": lambda k, _r: _time(inprocess, k),
-                "runc": lambda k, _r: _time(runc, k),
-                "command": lambda k, _r: _time(command, max(1, k // 2)),
-                "launcher": lambda k, _r: _time(started, max(1, k // 2)),
+                "runc": lambda k, _r: _time(runc_cpu, k),  # noqa: B023
+                "command": lambda k, _r: _time(command_cpu, max(1, k // 2)),  # noqa: B023
+                "launcher": lambda k, _r: _time(started_cpu, max(1, k // 2)),  # noqa: B023
             }
             samples = _rounds(batches, n, rounds)
             inproc, crun_ms, library, runc_ms, cmd, started_ms = (
@@ -254,6 +275,14 @@ def main(argv: list[str]) -> int:
                             f"inprocess_vs_crun{suffix}": round(inproc / crun_ms, 3),
                             f"command_vs_runc{suffix}": round(cmd / runc_ms, 3),
                             f"launcher_vs_runc{suffix}": round(started_ms / runc_ms, 3)})
+            command_cpu_ms, launcher_cpu_ms, runc_cpu_ms = (
+                statistics.median(cpu[k]) for k in ("command", "launcher", "runc"))
+            figures.update({f"command_cpu_ms{suffix}": round(command_cpu_ms, 2),
+                            f"launcher_cpu_ms{suffix}": round(launcher_cpu_ms, 2),
+                            f"runc_cpu_ms{suffix}": round(runc_cpu_ms, 2),
+                            f"command_cpu_vs_runc{suffix}": round(command_cpu_ms / runc_cpu_ms, 3),
+                            f"launcher_cpu_vs_runc{suffix}":
+                                round(launcher_cpu_ms / runc_cpu_ms, 3)})
             rows.append(["netns" if netns else "no netns", inproc, library, cmd, started_ms,
                          runc_ms, crun_ms, inproc / crun_ms])
         figures.update(_seccomp_figures(base, devnull, n, rounds))
@@ -286,6 +315,13 @@ def main(argv: list[str]) -> int:
                 ["case", "shoal in-process (helper)", "library, direct fork",
                  "shoal runtime", "shoal-runtime", "runc", "crun (reference)",
                  "in-process / crun"], rows)
+    print_table("CPU of the command (user + sys, its container's included), median ms",
+                ["case", "shoal runtime", "shoal-runtime", "runc", "shoal runtime / runc",
+                 "shoal-runtime / runc"],
+                [[case, figures[f"command_cpu_ms{sfx}"], figures[f"launcher_cpu_ms{sfx}"],
+                  figures[f"runc_cpu_ms{sfx}"], figures[f"command_cpu_vs_runc{sfx}"],
+                  figures[f"launcher_cpu_vs_runc{sfx}"]]
+                 for case, sfx in (("no netns", ""), ("netns", "_netns"))])
     print_table("exec of /bin/true in a running container, median ms",
                 ["shoal in-process (helper)", "runc", "crun (reference)", "shoal / crun"],
                 [[figures["exec_ms"], figures["runc_exec_ms"], figures["crun_exec_ms"],
