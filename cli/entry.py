@@ -15,6 +15,12 @@ def version_text() -> str:
     return f"shoal {PACKAGE_VERSION} (protocol {PROTOCOL_VERSION})"
 
 
+def internal_error(exc: BaseException) -> str:
+    """How every shoal command reports an error that is not a shoal error: one line (the
+    traceback with ``--log-level debug``, on the click path)."""
+    return f"internal error: {type(exc).__name__}: {exc} (--log-level debug shows where)"
+
+
 def main() -> None:
     if sys.argv[1:] == ["version"]:
         print(version_text())
@@ -22,7 +28,13 @@ def main() -> None:
     if sys.argv[1:2] == ["runtime"]:
         from worker.runtime import quick
 
-        quick.main(sys.argv[2:], fallback=_click_main, before_logging=_configure_logging)
+        try:
+            quick.main(sys.argv[2:], fallback=_click_main, before_logging=_configure_logging)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except Exception as exc:  # a shoal error was said by the runtime; this is a bug
+            print(f"Error: {internal_error(exc)}", file=sys.stderr)
+            sys.exit(1)
         return
     _click_main()
 

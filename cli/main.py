@@ -75,9 +75,9 @@ class LazyGroup(click.Group):
                 raise click.ClickException(one_line(exc)) from None
             if ctx.params.get("log_level") == "debug":
                 raise
-            raise click.ClickException(
-                f"internal error: {type(exc).__name__}: {exc} (--log-level debug shows where)"
-            ) from None
+            from cli.entry import internal_error
+
+            raise click.ClickException(internal_error(exc)) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})

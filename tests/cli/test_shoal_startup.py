@@ -97,3 +97,20 @@ def test_a_verbs_help_loads_no_daemon_machinery(verb: str) -> None:
     assert f"Usage: shoal {verb}" in out
     # click sizes the help to the terminal with shutil: help alone may have it.
     assert sorted(loaded & set(NOT_ON_A_LOCAL_RUN) - {"shutil"}) == []
+
+
+def test_a_bug_on_the_runtimes_quick_path_is_one_line_as_on_clicks() -> None:
+    code = ("import sys\n"
+            "from worker.runtime import verbs\n"
+            "def broken(*args, **kwargs):\n"
+            "    raise RuntimeError('planted')\n"
+            "verbs.state = broken\n"
+            "sys.argv = ['shoal', 'runtime', '--root', sys.argv[1], 'state', 'c1']\n"
+            "from cli.entry import main\n"
+            "main()")
+    done = subprocess.run([sys.executable, "-c", code, "/nonexistent-root"], capture_output=True,
+                          text=True, check=False, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 1
+    assert done.stderr == ("Error: internal error: RuntimeError: planted (--log-level debug "
+                           "shows where)\n")
