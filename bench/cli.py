@@ -397,7 +397,10 @@ def main(argv: list[str]) -> int:
     proc, address = start_worker(worker_state)
     samples = {"shoal": Samples.empty(), "docker": Samples.empty()}
     try:
-        shoal_env = {**os.environ, "SHOAL_HOST": address}
+        # Bytecode caches written as a user's would be: with PYTHONDONTWRITEBYTECODE (set on
+        # these machines) a module changed since the last compileall is compiled at every start.
+        shoal_env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+                     "SHOAL_HOST": address}
         run_one([str(shoal), "image", "import", str(rootfs), "busybox:latest"], shoal_env)
         with PrivateDockerd(state / "docker") as docker:
             docker.cli("import", str(rootfs), "busybox:bench")

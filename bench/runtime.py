@@ -2,9 +2,11 @@
 
 All paths run the same busybox bundle in the same run: shoal's in-process API (the asyncio
 ``RuntimeHelper`` the worker uses, talking to the runtime helper process), the library forking
-directly in this single-threaded process (for reference), the ``shoal runtime run`` command,
-``runc run`` and ``crun run`` (crun inside a private mount namespace without the cgroup2 mount,
-which crun 1.8 refuses on hybrid hosts).
+directly in this single-threaded process (for reference), the ``shoal runtime run`` command
+(the ``shoal`` console script), ``shoal-runtime run`` (the runtime's own start-up script that
+deploy/setup.sh installs, what a runc drop-in runs), ``runc run`` and ``crun run`` (crun
+inside a private mount namespace without the cgroup2 mount, which crun 1.8 refuses on hybrid
+hosts).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -114,6 +117,22 @@ def _rounds(batches: dict[str, Callable[[int, int], list[float]]], n: int,
     return samples
 
 
+def _children_cpu_ms() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (used.ru_utime + used.ru_stime) * 1000
+
+
+def _counting_cpu(fn: Callable[[], None], into: list[float]) -> Callable[[], None]:
+    """``fn`` (which runs a command), appending the command's CPU (user + sys, with the
+    processes it waited for: its container's too) to ``into``: unlike wall time, CPU does not
+    grow with the other processes on a shared host."""
+    def counted() -> None:
+        before = _children_cpu_ms()
+        fn()
+        into.append(_children_cpu_ms() - before)
+    return counted
+
+
 def _time(fn: object, n: int) -> list[float]:
     assert callable(fn)
     out = []
@@ -177,9 +196,17 @@ def main(argv: list[str]) -> int:
     from worker.runtime import syscalls as sc
 
     sc.set_child_subreaper()
-    # The `shoal` console script beside this interpreter (what users and tools run).
+    # The `shoal` console script beside this interpreter (what users and tools run), and the
+    # runtime's start-up script deploy/setup.sh writes beside it.
     script = Path(sys.executable).parent / "shoal"
     shoal = [str(script)] if script.exists() else [sys.executable, "-m", "cli"]
+    launcher = Path(sys.executable).parent / "shoal-runtime"
+    if not launcher.exists():
+        print(f"bench runtime: {launcher} is missing: run deploy/setup.sh", file=sys.stderr)
+        return 2
+    # Bytecode caches written as a user's would be: with PYTHONDONTWRITEBYTECODE (set on these
+    # machines) a module changed since the last compileall is compiled at every start.
+    command_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     base = Path(tempfile.mkdtemp(prefix="shoal-bench-"))
     devnull = os.open(os.devnull, os.O_RDWR)
     figures: dict[str, object] = {"runs": n, "rounds": rounds}
@@ -203,13 +230,23 @@ def main(argv: list[str]) -> int:
                 assert isinstance(counter, type(iter(range(1))))
                 subprocess.run([*shoal, "runtime", "--root", str(base / "state"), "run",
                                 "--bundle", str(bundle), f"k{next(counter)}"],
-                               check=True, stdin=devnull, stdout=devnull)
+                               check=True, stdin=devnull, stdout=devnull, env=command_env)
+
+            def started(bundle: Path = bundle, counter: object = counter) -> None:
+                assert isinstance(counter, type(iter(range(1))))
+                subprocess.run([str(launcher), "--root", str(base / "state"), "run",
+                                "--bundle", str(bundle), f"l{next(counter)}"],
+                               check=True, stdin=devnull, stdout=devnull, env=command_env)
 
             def runc(bundle: Path = bundle, counter: object = counter) -> None:
                 assert isinstance(counter, type(iter(range(1))))
                 subprocess.run(["runc", "--root", str(base / "runc"), "run", "-b", str(bundle),
                                 f"r{next(counter)}"], check=True, stdin=devnull, stdout=devnull)
 
+            cpu: dict[str, list[float]] = {"command": [], "launcher": [], "runc": []}
+            command_cpu = _counting_cpu(command, cpu["command"])
+            started_cpu = _counting_cpu(started, cpu["launcher"])
+            runc_cpu = _counting_cpu(runc, cpu["runc"])
             # Rounds, each method's batch in turn and the order rotated: on a shared host the
             # noise drifts, and a batch also pays for the kernel's deferred teardown of the
             # batch before it; so every method gets its share of both.
@@ -220,23 +257,34 @@ def main(argv: list[str]) -> int:
                 "crun": lambda k, r: _crun(_CRUN_LOOP, str(bundle),  # noqa: B023
                                            str(base / "crun"), str(k), f"b{r}."),
                 "library": lambda k, _r: _time(inprocess, k),
-                "runc": lambda k, _r: _time(runc, k),
-                "command": lambda k, _r: _time(command, max(1, k // 2)),
+                "runc": lambda k, _r: _time(runc_cpu, k),  # noqa: B023
+                "command": lambda k, _r: _time(command_cpu, max(1, k // 2)),  # noqa: B023
+                "launcher": lambda k, _r: _time(started_cpu, max(1, k // 2)),  # noqa: B023
             }
             samples = _rounds(batches, n, rounds)
-            inproc, crun_ms, library, runc_ms, cmd = (
+            inproc, crun_ms, library, runc_ms, cmd, started_ms = (
                 statistics.median(samples[k])
-                for k in ("inproc", "crun", "library", "runc", "command"))
+                for k in ("inproc", "crun", "library", "runc", "command", "launcher"))
             suffix = "_netns" if netns else ""
             figures.update({f"inprocess_ms{suffix}": round(inproc, 2),
                             f"library_ms{suffix}": round(library, 2),
                             f"command_ms{suffix}": round(cmd, 2),
+                            f"launcher_ms{suffix}": round(started_ms, 2),
                             f"runc_ms{suffix}": round(runc_ms, 2),
                             f"crun_ms{suffix}": round(crun_ms, 2),
                             f"inprocess_vs_crun{suffix}": round(inproc / crun_ms, 3),
-                            f"command_vs_runc{suffix}": round(cmd / runc_ms, 3)})
-            rows.append(["netns" if netns else "no netns", inproc, library, cmd, runc_ms,
-                         crun_ms, inproc / crun_ms])
+                            f"command_vs_runc{suffix}": round(cmd / runc_ms, 3),
+                            f"launcher_vs_runc{suffix}": round(started_ms / runc_ms, 3)})
+            command_cpu_ms, launcher_cpu_ms, runc_cpu_ms = (
+                statistics.median(cpu[k]) for k in ("command", "launcher", "runc"))
+            figures.update({f"command_cpu_ms{suffix}": round(command_cpu_ms, 2),
+                            f"launcher_cpu_ms{suffix}": round(launcher_cpu_ms, 2),
+                            f"runc_cpu_ms{suffix}": round(runc_cpu_ms, 2),
+                            f"command_cpu_vs_runc{suffix}": round(command_cpu_ms / runc_cpu_ms, 3),
+                            f"launcher_cpu_vs_runc{suffix}":
+                                round(launcher_cpu_ms / runc_cpu_ms, 3)})
+            rows.append(["netns" if netns else "no netns", inproc, library, cmd, started_ms,
+                         runc_ms, crun_ms, inproc / crun_ms])
         figures.update(_seccomp_figures(base, devnull, n, rounds))
         sleeper = _bundle(base / "exec", False, ["/bin/sleep", "1000"])
 
@@ -264,8 +312,16 @@ def main(argv: list[str]) -> int:
         os.close(devnull)
         shutil.rmtree(base, ignore_errors=True)
     print_table("create+start+wait+delete of /bin/true, median ms",
-                ["case", "shoal in-process (helper)", "library, direct fork", "shoal command",
-                 "runc", "crun (reference)", "in-process / crun"], rows)
+                ["case", "shoal in-process (helper)", "library, direct fork",
+                 "shoal runtime", "shoal-runtime", "runc", "crun (reference)",
+                 "in-process / crun"], rows)
+    print_table("CPU of the command (user + sys, its container's included), median ms",
+                ["case", "shoal runtime", "shoal-runtime", "runc", "shoal runtime / runc",
+                 "shoal-runtime / runc"],
+                [[case, figures[f"command_cpu_ms{sfx}"], figures[f"launcher_cpu_ms{sfx}"],
+                  figures[f"runc_cpu_ms{sfx}"], figures[f"command_cpu_vs_runc{sfx}"],
+                  figures[f"launcher_cpu_vs_runc{sfx}"]]
+                 for case, sfx in (("no netns", ""), ("netns", "_netns"))])
     print_table("exec of /bin/true in a running container, median ms",
                 ["shoal in-process (helper)", "runc", "crun (reference)", "shoal / crun"],
                 [[figures["exec_ms"], figures["runc_exec_ms"], figures["crun_exec_ms"],

@@ -18,9 +18,8 @@ import collections
 import select
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from channels._curve import CurveClient
 from channels._dial import ZmtpConnection
 from channels._session import (
     ROOT_CHANNEL,
@@ -48,6 +47,10 @@ from protocol.frames import SessionOptions
 from protocol.limits import DEFAULT_BOUNDS, STREAM_CHUNK, PeerBounds, SessionLimits
 from protocol.messages import Message
 from protocol.refs import ByteReaderRef, ByteWriterRef, ChannelRef, ReceiverRef, RefKind, SenderRef
+
+if TYPE_CHECKING:
+    # As in channels._dial: CURVE is loaded by who makes a CurveClient (tcp only).
+    from channels._curve import CurveClient
 
 
 # --- channel ends ---------------------------------------------------------------------------

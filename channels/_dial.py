@@ -13,9 +13,14 @@ import select
 import socket
 import time
 
-from channels._curve import CurveClient
 from channels._zmtp import ZmtpDealer
 from protocol.errors import AddressError, ConnectFailed, PeerLost
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    # CURVE (hashlib, pathlib: ~10 ms of a CLI command's start) is loaded by who makes a
+    # CurveClient (channels.credentials, for tcp): an ipc session never needs it.
+    from channels._curve import CurveClient
 
 _READ = 1 << 18
 

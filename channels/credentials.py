@@ -24,7 +24,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from channels._curve import CurveClient, Keypair, key_text, parse_key, write_private
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    # Loaded by the functions that use keys: every client command reads user_dir (a login,
+    # the config), few need CURVE (hashlib, base64: milliseconds of each command's start).
+    from channels._curve import CurveClient, Keypair
 
 _WILDCARD_HOSTS = ("0.0.0.0", "[::]", "*", "::")
 SOCKET_NAME = "shoal.sock"
@@ -169,6 +173,8 @@ def _alive_on_windows(pid: int) -> bool:
 
 def find(address: str) -> Found | None:
     """The keys to dial ``address`` with CURVE, or None when none are known."""
+    from channels._curve import CurveClient, Keypair, parse_key
+
     mine = user_dir()
     with contextlib.suppress(OSError, ValueError):
         keys = Keypair.parse((mine / "client.key").read_text())
@@ -205,6 +211,8 @@ def publish_local(name: str, addresses: list[str], server_key: bytes, keys: Keyp
     """Leave this daemon's local client keys for root's CLI on this host; returns the file
     (remove it with ``withdraw_local`` at exit). Named by the daemon and its pid, so two
     daemons of one name never remove each other's; files of daemons that died are removed."""
+    from channels._curve import key_text, write_private
+
     local = runtime_dir() / "local"
     path = local / f"{name}-{os.getpid()}.json"
     runtime_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -234,6 +242,8 @@ def client_keys() -> Keypair:
 
 def save_enrollment(cluster_key: bytes, addresses: list[str]) -> Path:
     """Remember a cluster this user's key is enrolled in, and where its managers are."""
+    from channels._curve import key_text, write_private
+
     path = user_dir() / "clusters" / f"{key_text(cluster_key)}.json"
     known: list[str] = []
     data = _read(path)

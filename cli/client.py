@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from channels._blocking import BlockingSession, ReplyInbox
-from channels._curve import CurveClient
 from protocol.addresses import DEFAULT_SCHEDULER, DEFAULT_WORKER
 from protocol.errors import (
     AddressError,
@@ -29,6 +28,9 @@ from protocol.errors import (
 )
 from protocol.messages import Message
 from protocol.refs import SenderRef
+
+if TYPE_CHECKING:
+    from channels._curve import CurveClient  # tcp only: channels.credentials loads it
 
 M = TypeVar("M", bound=Message)
 MAX_REDIRECTS = 3

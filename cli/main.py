@@ -9,7 +9,6 @@ from typing import Any
 import click
 
 from protocol.addresses import DEFAULT_SCHEDULER
-from protocol.version import PROTOCOL_VERSION, package_version
 
 # Commands that live in their own modules, imported only when used: a `shoal ps` should not
 # pay for the scheduler daemon, etcd's gRPC stubs or the runtime. Nor does this module import
@@ -76,9 +75,9 @@ class LazyGroup(click.Group):
                 raise click.ClickException(one_line(exc)) from None
             if ctx.params.get("log_level") == "debug":
                 raise
-            raise click.ClickException(
-                f"internal error: {type(exc).__name__}: {exc} (--log-level debug shows where)"
-            ) from None
+            from cli.entry import internal_error
+
+            raise click.ClickException(internal_error(exc)) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
@@ -126,8 +125,12 @@ def _configure_logging(level: str | None) -> None:
 @main.command()
 def version() -> None:
     """Print the package and protocol versions."""
-    click.echo(f"shoal {package_version()} (protocol {PROTOCOL_VERSION})")
+    from cli.entry import version_text
+
+    click.echo(version_text())
 
 
 if __name__ == "__main__":
-    main()
+    from cli.entry import main as entry_main
+
+    entry_main()

@@ -11,9 +11,6 @@ import base64
 import contextlib
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +53,8 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _save(path: Path, data: dict[str, Any]) -> None:
+    import tempfile  # here, as shutil and subprocess below: every `run` reads a login, few save
+
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -78,6 +77,9 @@ def _helper(data: dict[str, Any], key: str) -> str | None:
 
 
 def _run_helper(name: str, action: str, payload: str) -> str:
+    import shutil
+    import subprocess
+
     program = f"docker-credential-{name}"
     if shutil.which(program) is None:
         raise Unavailable(f"credential helper {program} is not installed (named in "

@@ -72,6 +72,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ deploy/setup.sh -nt
     touch "$stamp"
 fi
 
+# shoal-runtime: the runtime's own start-up script (python -IS with its module path written
+# in), for what starts a runtime per container operation (runc's place in containerd, docker
+# --add-runtime, runc's tests); `shoal runtime` does the same work behind the console script.
+.venv/bin/python -m worker.runtime.start_script .venv/bin/shoal-runtime
+
 # shoal's own bytecode, compiled here: where PYTHONDONTWRITEBYTECODE is set (as on these
 # machines) Python never caches it, and every command would compile its modules again at
 # start-up (~20 ms for `shoal runtime run`). Stale files are ignored by Python, never wrong.

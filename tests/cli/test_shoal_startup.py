@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 NOT_AT_START = ["structlog", "uvloop", "asyncio", "msgspec", "protocol.messages", "rich",
                 "worker.runtime", "prometheus_client"]
@@ -45,3 +47,70 @@ def test_ps_loads_no_metrics() -> None:
     _, loaded = _loaded_after("-H", "ipc:///nonexistent/shoal.sock", "ps", check=False)
     assert "cli.containers" in loaded and "protocol.messages" in loaded
     assert "prometheus_client" not in loaded
+
+
+def _loaded_by_the_program(*args: str) -> tuple[str, set[str]]:
+    """Output and modules of ``shoal ARGS`` entered as the console script enters it
+    (``cli.entry:main``, which ``python -m cli`` runs too); the command may fail."""
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: print(*sys.modules, file=sys.stderr))\n"
+            "sys.argv[0] = 'shoal'\n"
+            "import runpy\n"
+            "runpy.run_module('cli', run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          check=False, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return done.stdout, set(done.stderr.split())
+
+
+def test_the_console_script_enters_before_click() -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["shoal"] == "cli.entry:main"
+
+
+@pytest.mark.parametrize("args", [["version"], ["runtime", "--version"], ["runtime", "-v"]])
+def test_the_version_verbs_load_neither_click_nor_msgspec(args: list[str]) -> None:
+    out, loaded = _loaded_by_the_program(*args)
+    assert out.startswith("shoal ") and "0" in out
+    heavy = {"click", "msgspec", "typing", "importlib.metadata", "structlog", "rich"}
+    assert sorted(loaded & heavy) == []
+
+
+# What a client verb on the local socket never needs: CURVE and hashing (tcp only), the
+# credential helpers' subprocess, temporary files, the daemons' logging, event loop, metrics.
+NOT_ON_A_LOCAL_RUN = ["channels._curve", "hashlib", "subprocess", "tempfile", "shutil",
+                      "structlog", "rich", "asyncio", "uvloop", "prometheus_client",
+                      "importlib.metadata"]
+
+
+def test_run_on_the_local_socket_loads_only_what_it_uses() -> None:
+    _, loaded = _loaded_by_the_program("-H", "ipc:///nonexistent/shoal.sock", "run", "--rm",
+                                       "busybox", "true")
+    assert "cli.running" in loaded and "channels._blocking" in loaded
+    assert sorted(loaded & set(NOT_ON_A_LOCAL_RUN)) == []
+
+
+@pytest.mark.parametrize("verb", ["run", "ps", "exec", "logs"])
+def test_a_verbs_help_loads_no_daemon_machinery(verb: str) -> None:
+    out, loaded = _loaded_by_the_program(verb, "--help")
+    assert f"Usage: shoal {verb}" in out
+    # click sizes the help to the terminal with shutil: help alone may have it.
+    assert sorted(loaded & set(NOT_ON_A_LOCAL_RUN) - {"shutil"}) == []
+
+
+def test_a_bug_on_the_runtimes_quick_path_is_one_line_as_on_clicks() -> None:
+    code = ("import sys\n"
+            "from worker.runtime import verbs\n"
+            "def broken(*args, **kwargs):\n"
+            "    raise RuntimeError('planted')\n"
+            "verbs.state = broken\n"
+            "sys.argv = ['shoal', 'runtime', '--root', sys.argv[1], 'state', 'c1']\n"
+            "from cli.entry import main\n"
+            "main()")
+    done = subprocess.run([sys.executable, "-c", code, "/nonexistent-root"], capture_output=True,
+                          text=True, check=False, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 1
+    assert done.stderr == ("Error: internal error: RuntimeError: planted (--log-level debug "
+                           "shows where)\n")

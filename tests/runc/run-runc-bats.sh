@@ -9,10 +9,10 @@
 # into a scratch directory, never copied into shoal (they are runc's, Apache-2.0). BATS_FILE
 # names files of tests/integration (default: all but seccomp-notify*.bats, which
 # wait forever for the seccompagent that is not built). RUNTIME names the runtime under test
-# (default: shoal's runtime as a drop-in named runc, $WORK/bin/runc, made here: an executable
-# Python file with $PYTHON, the worktree's .venv/bin/python, as its interpreter, so that the
-# runtime answers to runc's name in help and version text; RUNTIME=/usr/sbin/runc measures runc
-# itself).
+# (default: shoal's runtime as a drop-in named runc, $WORK/bin/runc, made here as setup.sh makes
+# shoal-runtime, by worker.runtime.start_script with $PYTHON, the worktree's .venv/bin/python:
+# the same quick start-up, and the runtime answers to runc's name in help and version text;
+# RUNTIME=/usr/sbin/runc measures runc itself).
 #
 # Changes to runc's harness, made in the scratch copy only: get-images.sh is replaced (it
 # downloads busybox and Debian with curl and needs go): the busybox image is shoal's test
@@ -38,8 +38,7 @@ else
     # A file named runc (sys.argv[0]): the runtime calls itself runc, as a drop-in does.
     runtime=$work/bin/runc
     mkdir -p "$work/bin"
-    printf '#!%s\nfrom worker.runtime.cli import main\nmain()\n' "$python" > "$runtime"
-    chmod +x "$runtime"
+    "$python" -m worker.runtime.start_script "$runtime"
 fi
 
 for tool in bats jq; do

@@ -6,7 +6,6 @@ accepted, which is all the OCI image layout in practice uses and all the store w
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 
@@ -34,6 +33,8 @@ def hex_of(digest: str) -> str:
 
 
 def digest_bytes(data: bytes) -> str:
+    import hashlib  # here: the CLI reads references (is_digest) on every run, hashes seldom
+
     return f"{ALGORITHM}:{hashlib.sha256(data).hexdigest()}"
 
 

@@ -1,5 +1,5 @@
 """``python -m worker.runtime``: the runtime's command line without the main shoal CLI."""
 
-from worker.runtime.cli import main
+from worker.runtime.quick import main
 
 main()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import select
 import signal
 import sys
 from pathlib import Path
@@ -14,11 +12,12 @@ import click
 import msgspec
 
 from protocol.errors import ShoalError
-from worker.runtime import cli_checkpoint, cli_info, cli_resources
-from worker.runtime.cli_base import RuncGroup, fail, program_name, runtime_of, version_lines
-from worker.runtime.lazylog import DEBUG, LOG_FORMATS, WARNING, LazyLogger, configure_cli
-from worker.runtime.ops import DEFAULT_ROOT, Runtime, exit_code
+from worker.runtime import cli_checkpoint, cli_info, cli_resources, verbs
+from worker.runtime.cli_base import RuncGroup, fail, runtime_of
+from worker.runtime.lazylog import LOG_FORMATS, LazyLogger
+from worker.runtime.ops import DEFAULT_ROOT, exit_code
 from worker.runtime.state import OciState
+from worker.runtime.verbs import program_name, version_lines
 
 log = LazyLogger(__name__)
 
@@ -54,41 +53,17 @@ def runtime(ctx: click.Context, root: Path, debug: bool, log_path: str | None,
     """
     ctx.ensure_object(dict)
     ctx.obj["root"] = root
-    stream = None
-    if log_path is not None:
-        try:
-            # Line-buffered: the events reach the file even if the process is killed.
-            stream = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
-        except OSError as exc:
-            fail(ctx, f"cannot open the log file: {exc}")
+    try:
+        stream = verbs.open_logging(debug, log_path, log_format)
+    except OSError as exc:
+        fail(ctx, f"cannot open the log file: {exc}")
+    if stream is not None:
         ctx.call_on_close(stream.close)
         ctx.obj["log_file"] = log_path
-    # stdout belongs to the containers and to `state`/`list`: logs go to stderr (or --log).
-    # runc's flags get runc's text (under shoal's CLI too, which logs JSON lines when stderr
-    # is not a terminal); without them the program's own format stays.
-    default_format = "text" if log_path is not None or debug else None
-    configure_cli(DEBUG if debug else WARNING, stream=stream,
-                  log_format=log_format or default_format)
     if systemd_cgroup:
         fail(ctx, "--systemd-cgroup is not supported: cgroupsPath is a path under the "
                   "runtime's own cgroup")
     log.debug("runtime.command", verb=ctx.invoked_subcommand, root=str(root))
-
-
-def _send_console(path: str, master: int) -> None:
-    """Hand the pty master to whoever listens on --console-socket, as runc does."""
-    import socket  # here: it imports enum and selectors, and most verbs have no console
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.connect(path)
-        socket.send_fds(s, [b"/dev/ptmx"], [master])
-
-
-def _write_pid(path: str | None, pid: int) -> None:
-    if path:
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            f.write(str(pid))
-        os.rename(tmp, path)
 
 
 NO_PIVOT_HELP = ("Enter the root with MS_MOVE and chroot, not pivot_root (for a root "
@@ -105,12 +80,8 @@ NO_PIVOT_HELP = ("Enter the root with MS_MOVE and chroot, not pivot_root (for a 
 def create(ctx: click.Context, bundle: str, console_socket: str | None, pid_file: str | None,
            no_pivot: bool, container_id: str) -> None:
     """Create a container; its process waits until start."""
-    created = runtime_of(ctx).create(container_id, bundle, no_pivot=no_pivot)
-    if created.pty_master is not None:
-        if console_socket:
-            _send_console(console_socket, created.pty_master)
-        os.close(created.pty_master)
-    _write_pid(pid_file, created.record.pid)
+    verbs.create(runtime_of(ctx), container_id, bundle=bundle, console_socket=console_socket,
+                 pid_file=pid_file, no_pivot=no_pivot)
 
 
 @runtime.command()
@@ -118,7 +89,7 @@ def create(ctx: click.Context, bundle: str, console_socket: str | None, pid_file
 @click.pass_context
 def start(ctx: click.Context, container_id: str) -> None:
     """Let a created container's process run."""
-    runtime_of(ctx).start(container_id)
+    verbs.start(runtime_of(ctx), container_id)
 
 
 @runtime.command()
@@ -126,8 +97,7 @@ def start(ctx: click.Context, container_id: str) -> None:
 @click.pass_context
 def state(ctx: click.Context, container_id: str) -> None:
     """Print the container's runtime-spec state as JSON."""
-    doc = msgspec.to_builtins(runtime_of(ctx).state(container_id))
-    click.echo(json.dumps(doc, indent=2))
+    verbs.state(runtime_of(ctx), container_id)
 
 
 @runtime.command()
@@ -137,7 +107,7 @@ def state(ctx: click.Context, container_id: str) -> None:
 @click.pass_context
 def kill(ctx: click.Context, all_processes: bool, container_id: str, sig: str) -> None:
     """Send a signal to the container's init (or every process with --all)."""
-    runtime_of(ctx).kill(container_id, sig, all_processes=all_processes)
+    verbs.kill(runtime_of(ctx), container_id, sig, all_processes=all_processes)
 
 
 @runtime.command()
@@ -146,13 +116,7 @@ def kill(ctx: click.Context, all_processes: bool, container_id: str, sig: str) -
 @click.pass_context
 def delete(ctx: click.Context, force: bool, container_id: str) -> None:
     """Delete a stopped container (or any with --force), leaving nothing behind."""
-    from worker.runtime.errors import ContainerNotFound
-
-    try:
-        runtime_of(ctx).delete(container_id, force=force)
-    except ContainerNotFound:
-        if not force:  # as runc: --force of a container that is not there succeeds
-            raise
+    verbs.delete(runtime_of(ctx), container_id, force=force)
 
 
 @runtime.command()
@@ -174,66 +138,6 @@ def resume(ctx: click.Context, container_id: str) -> None:
     runtime_of(ctx).resume(container_id)
 
 
-def _forward_signals(rt: Runtime, container_id: str) -> None:
-    def forward(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ShoalError):
-            rt.kill(container_id, signum)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-                signal.SIGUSR2):
-        signal.signal(sig, forward)
-
-
-def _proxy_pty(master: int, pid: int) -> int:
-    """Copy between our stdio and the container's pty until the process exits; its status."""
-    import termios
-    import tty
-    old = None
-    if os.isatty(0):
-        old = termios.tcgetattr(0)
-        tty.setraw(0)
-    pidfd = os.pidfd_open(pid)
-    watched = [0, master, pidfd]
-    try:
-        while master in watched:
-            ready, _, _ = select.select(watched, [], [])
-            if master in ready:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # EIO: every slave descriptor is closed
-                    data = b""
-                if data:
-                    os.write(1, data)
-                else:
-                    watched.remove(master)
-            if 0 in ready:
-                data = os.read(0, 65536)
-                if data:
-                    os.write(master, data)
-                else:
-                    watched.remove(0)  # our stdin ended; the process keeps its terminal
-            if pidfd in ready and master not in ready:
-                # Exited; whatever it wrote last is already in the pty buffer: drain it.
-                _drain(master)
-                break
-    finally:
-        os.close(pidfd)
-        if old is not None:
-            termios.tcsetattr(0, termios.TCSADRAIN, old)
-    _, status = os.waitpid(pid, 0)
-    return exit_code(status)
-
-
-def _drain(master: int) -> None:
-    while select.select([master], [], [], 0)[0]:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            return
-        if not data:
-            return
-        os.write(1, data)
-
-
 @runtime.command()
 @click.option("--bundle", "-b", default=".")
 @click.option("--detach", "-d", is_flag=True, help="Do not wait for the container.")
@@ -246,32 +150,8 @@ def _drain(master: int) -> None:
 def run(ctx: click.Context, bundle: str, detach: bool, console_socket: str | None,
         pid_file: str | None, keep: bool, no_pivot: bool, container_id: str) -> None:
     """Create, start and (unless --detach) wait for a container, then delete it."""
-    from worker.runtime import syscalls as sc  # ctypes: only the verbs that fork need it
-
-    rt = runtime_of(ctx)
-    # The init is reparented to us when its setup parent exits, so we can reap its status.
-    sc.set_child_subreaper()
-    created = rt.create(container_id, bundle, no_pivot=no_pivot)
-    _write_pid(pid_file, created.record.pid)
-    master = created.pty_master
-    if master is not None and (detach or console_socket):
-        if console_socket:
-            _send_console(console_socket, master)
-        os.close(master)
-        master = None
-    _forward_signals(rt, container_id)
-    rt.start(container_id)
-    if detach:
-        return
-    if master is not None:
-        code = _proxy_pty(master, created.record.pid)
-        os.close(master)
-    else:
-        code = rt.wait(container_id)
-    log.debug("container.exited", container_id=container_id, status=code)
-    if not keep:
-        rt.delete(container_id, force=True)
-    sys.exit(code)
+    verbs.run(runtime_of(ctx), container_id, bundle=bundle, detach=detach,
+              console_socket=console_socket, pid_file=pid_file, keep=keep, no_pivot=no_pivot)
 
 
 # runc's status when exec itself fails (not the process: its status is exec's).
@@ -339,7 +219,7 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
     except ShoalError as exc:
         fail(ctx, str(exc), EXEC_FAILED)
     try:
-        _write_pid(pid_file, done.pid)
+        verbs.write_pid(pid_file, done.pid)
     except OSError as exc:
         # As runc: a process nobody could find by its pid file is not left running.
         with contextlib.suppress(ProcessLookupError):
@@ -350,13 +230,13 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
     master = done.pty_master
     if master is not None and (detach or console_socket):
         if console_socket:
-            _send_console(console_socket, master)
+            verbs.send_console(console_socket, master)
         os.close(master)
         master = None
     if detach:
         return
     if master is not None:
-        code = _proxy_pty(master, done.pid)
+        code = verbs.proxy_pty(master, done.pid)
         os.close(master)
     else:
         _, status = os.waitpid(done.pid, 0)

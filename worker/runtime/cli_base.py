@@ -6,30 +6,14 @@ the program answers to, and the version lines."""
 from __future__ import annotations
 
 import inspect
-import os
-import sys
 from pathlib import Path
 from typing import NoReturn
 
 import click
 
 from protocol.errors import ShoalError
-from worker.runtime.lazylog import LazyLogger
+from worker.runtime import verbs
 from worker.runtime.ops import Runtime
-from worker.runtime.state import OCI_VERSION
-
-log = LazyLogger(__name__)
-
-# A drop-in started under runc's name (an executable file named runc that runs
-# worker.runtime.cli.main) calls itself runc, as tools written for runc expect in its help and
-# version text; the version it reports is still shoal's, and says so.
-DROP_IN_NAME = "runc"
-OWN_NAME = "shoal runtime"
-
-
-def program_name() -> str:
-    """``runc`` when started as a drop-in under that name, else ``shoal runtime``."""
-    return DROP_IN_NAME if os.path.basename(sys.argv[0]) == DROP_IN_NAME else OWN_NAME
 
 
 class UnknownVerb(click.UsageError):
@@ -98,44 +82,9 @@ class RuncGroup(click.Group):
 
 def fail(ctx: click.Context, message: str, code: int = 1) -> NoReturn:
     """End the command: ``message`` on stderr, and in the log file if there is one."""
-    click.echo(f"{program_name()}: {message}", err=True)
-    if isinstance(ctx.obj, dict) and ctx.obj.get("log_file"):
-        log.error("runtime.failed", error=message)
-    raise SystemExit(code)
+    verbs.fail(message, code, logged=isinstance(ctx.obj, dict) and bool(ctx.obj.get("log_file")))
 
 
 def runtime_of(ctx: click.Context) -> Runtime:
     root: Path = ctx.obj["root"]  # the runtime group's, shared by its verbs' contexts
     return Runtime(root)
-
-
-def version_lines() -> list[str]:
-    """What ``--version`` and ``version`` print: runc's lines (the commit only when known, as
-    runc's), with shoal's numbers; under runc's name the first line says it is shoal's."""
-    from protocol.version import package_version
-
-    name = program_name()
-    first = f"{name} version {package_version()}"
-    if name != OWN_NAME:
-        first += f" ({OWN_NAME})"  # Docker's parser takes what follows "version" as the version
-    commit = source_commit()
-    return [first, *([f"commit: {commit}"] if commit else []), f"spec: {OCI_VERSION}",
-            f"python: {sys.version.split()[0]}"]
-
-
-def source_commit() -> str | None:
-    """The git commit of the source tree shoal runs from (``-dirty`` if it has changes), or
-    None when it runs from an installed copy or git cannot say."""
-    import subprocess  # only the version verbs get here
-
-    tree = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    if not os.path.exists(os.path.join(tree, ".git")):
-        return None
-    try:
-        done = subprocess.run(["git", "-C", tree, "describe", "--always", "--dirty", "--long",
-                               "--abbrev=40"],
-                              capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    commit = done.stdout.strip()
-    return commit if done.returncode == 0 and commit else None

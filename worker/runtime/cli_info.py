@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 import click
 
-from worker.runtime.cli_base import RuncCommand, UnknownVerb, fail, runtime_of, version_lines
+from worker.runtime import verbs
+from worker.runtime.cli_base import RuncCommand, UnknownVerb, fail, runtime_of
 from worker.runtime.state import OciState
 
 # runc's columns: at least 12 wide, 3 spaces between (Go's tabwriter as runc sets it up).
@@ -156,8 +157,7 @@ def features() -> None:
 @click.command(cls=RuncCommand)
 def version() -> None:
     """Print the runtime's version and the runtime-spec version it implements."""
-    for line in version_lines():
-        click.echo(line)
+    verbs.version()
 
 
 @click.command(name="help", cls=RuncCommand)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.runtime.state import OCI_VERSION
+from worker.runtime.oci_version import OCI_VERSION
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 

@@ -10,9 +10,9 @@ import msgspec
 
 from worker.runtime.caps import CAPABILITIES
 from worker.runtime.mountopts import known_options
+from worker.runtime.oci_version import OCI_VERSION
 from worker.runtime.plan import NAMESPACES
 from worker.runtime.spec import Hooks
-from worker.runtime.state import OCI_VERSION
 
 OCI_VERSION_MIN = "1.0.0"
 

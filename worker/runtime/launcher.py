@@ -14,7 +14,6 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -38,9 +37,6 @@ from worker.runtime.state import (
     now_rfc3339,
     proc_start_time,
 )
-
-if TYPE_CHECKING:
-    from worker.runtime.seccomp import FilterCache
 
 log = LazyLogger(__name__)
 
@@ -80,13 +76,6 @@ def preflight(plan: Plan) -> None:
     for i, ns in enumerate(plan.namespaces):
         if ns.path is not None and not os.path.exists(ns.path):
             raise BundleInvalid(f"linux.namespaces[{i}].path", f"{ns.path} does not exist")
-
-
-def _seccomp_cache(root: Path) -> FilterCache:
-    # A dot name is never a container id: `list` does not take the cache for a container.
-    from worker.runtime.seccomp import cache_in
-
-    return cache_in(root / ".seccomp")
 
 
 def _exec_defaults(proc: ProcessPlan) -> ExecDefaults:
@@ -147,7 +136,8 @@ def create(root: Path, container_id: str, bundle: str, *,
     where to fork an init that needs no setup child, if not here; ``no_pivot``: enter the
     root with MS_MOVE and chroot instead of pivot_root."""
     bundle = os.path.abspath(bundle)
-    plan = make_plan(load_spec(bundle), bundle, seccomp_filters=_seccomp_cache(root))
+    # A dot name is never a container id: `list` does not take the cache for a container.
+    plan = make_plan(load_spec(bundle), bundle, seccomp_cache_dir=root / ".seccomp")
     if no_pivot:
         plan = dataclasses.replace(plan, no_pivot=True)
     preflight(plan)

@@ -30,7 +30,8 @@ from worker.runtime.plan import (
 from worker.runtime.spec import Hook, Spec
 
 if TYPE_CHECKING:
-    from worker.runtime.seccomp import FilterCache
+    from pathlib import Path
+
 
 
 def _rlimit(value: int) -> int:
@@ -184,9 +185,10 @@ def _devices(spec: Spec) -> tuple[DevicePlan, ...]:
     return tuple(devices.values())
 
 
-def make_plan(spec: Spec, bundle: str, *, seccomp_filters: FilterCache | None = None) -> Plan:
+def make_plan(spec: Spec, bundle: str, *, seccomp_cache_dir: Path | None = None) -> Plan:
     """Validate ``spec`` (from ``bundle``, an absolute directory) into a Plan. A linux.seccomp
-    profile is compiled through ``seccomp_filters`` (by default the process's in-memory cache)."""
+    profile is compiled through the process's filter cache over ``seccomp_cache_dir`` (memory
+    only if None); the seccomp module (hashlib, tempfile, libseccomp) is imported only then."""
     bundle = _absolute("bundle", bundle)
     if spec.root is None:
         raise BundleInvalid("root", "required")
@@ -199,7 +201,7 @@ def make_plan(spec: Spec, bundle: str, *, seccomp_filters: FilterCache | None = 
     if profile and profile != b"null":
         from worker.runtime import seccomp
 
-        cache = seccomp_filters if seccomp_filters is not None else seccomp.memory_cache()
+        cache = seccomp.cache_in(seccomp_cache_dir)
         process = dataclasses.replace(process, seccomp=cache.filter_for(profile))
     namespaces = _namespaces(spec)
     kinds = {ns.kind for ns in namespaces}

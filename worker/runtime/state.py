@@ -7,7 +7,8 @@ saw it; a frozen freezer cgroup means paused. Any process can read these to find
 kill and delete a container.
 """
 
-from __future__ import annotations
+# No postponed annotations: msgspec reads them when it builds a decoder, and a string costs an
+# eval there (~140 of them, milliseconds of every runtime command), as in protocol's wire types.
 
 import contextlib
 import os
@@ -19,10 +20,10 @@ import msgspec
 
 from worker.runtime import freezer
 from worker.runtime.errors import ContainerExists, ContainerNotFound
+from worker.runtime.oci_version import OCI_VERSION as OCI_VERSION
 from worker.runtime.procstat import proc_start_time as proc_start_time
 from worker.runtime.spec import Hook
 
-OCI_VERSION = "1.0.2"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
 
 

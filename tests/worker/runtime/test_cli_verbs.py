@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.runtime_harness import cli, env
+from worker.runtime import start_script
 from worker.runtime.cli_info import table
 from worker.runtime.default_config import default_config, make_rootless
 
@@ -74,11 +75,11 @@ def test_version_lines_have_runcs_shape(tmp_path: Path, need_runc: str) -> None:
 
 
 def _drop_in(tmp_path: Path) -> Path:
-    """An executable file named runc that runs the runtime, as a drop-in installs it."""
+    """An executable file named runc that runs the runtime, as setup.sh installs shoal-runtime
+    and run-runc-bats.sh its drop-in."""
     path = tmp_path / "bin" / "runc"
     path.parent.mkdir()
-    path.write_text(f"#!{sys.executable}\nfrom worker.runtime.cli import main\nmain()\n")
-    path.chmod(0o755)
+    start_script.write(str(path))
     return path
 
 
