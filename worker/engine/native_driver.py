@@ -19,8 +19,16 @@ import signal
 import time
 from pathlib import Path
 
-from protocol.errors import ShoalError
-from protocol.specs import NetworkSpec, PortMapping, Resources, ResourceSample
+import structlog
+
+from protocol.errors import NotFound, ShoalError
+from protocol.specs import (
+    NetworkAttachment,
+    NetworkSpec,
+    PortMapping,
+    Resources,
+    ResourceSample,
+)
 from worker.engine.bundle import (
     CPU_PERIOD,
     hostname_of,
@@ -52,6 +60,8 @@ from worker.runtime.spec import CPU, Memory, Pids
 from worker.runtime.spec import Resources as LiveResources
 from worker.runtime.state import StateDir, proc_start_time
 from worker.storage import StorageDriver, choose_driver
+
+log = structlog.get_logger("shoal.engine")
 
 COPY_EVERY = 0.05  # how often new output is copied into the json-file log
 DEFAULT_CPU_SHARES = 1024  # the kernel's (and Docker's) weight of a cgroup given none
@@ -444,7 +454,8 @@ class NativeDriver(Driver):
 
     async def connect(self, record: EngineContainer, network: str, *, ip: str = "",
                       aliases: list[str] | None = None,
-                      cluster_network: NetworkSpec | None = None) -> None:
+                      cluster_network: NetworkSpec | None = None,
+                      again_ok: bool = False) -> None:
         try:
             image = await asyncio.to_thread(self.store.get, record.spec.image)
             exposed = list(image.defaults.exposed_ports)
@@ -453,10 +464,39 @@ class NativeDriver(Driver):
         await self.networks.connect(network, record.id, record.name, record.spec,
                                     self.network_dir(record.id), ip=ip, aliases=aliases,
                                     hostname=hostname_of(record),
-                                    cluster_network=cluster_network, image_exposed=exposed)
+                                    cluster_network=cluster_network, image_exposed=exposed,
+                                    again_ok=again_ok)
 
     async def disconnect(self, record: EngineContainer, network: str) -> None:
         await self.networks.disconnect(network, record.id, self.network_dir(record.id))
+
+    async def set_connected(self, record: EngineContainer,
+                            attachments: list[NetworkAttachment]) -> None:
+        """The container on its own network and exactly the ``attachments`` (a scheduler's
+        container, as its record says after a connect or disconnect): the networks it is on
+        and not named are left, those named and missing joined. A network that cannot be
+        joined or left is logged; the others still are."""
+        wanted = {a.name for a in attachments}
+        on = await asyncio.to_thread(self.networks.networks_of, record.id)
+        for network in on:
+            if network != record.spec.network and network not in wanted:
+                try:
+                    await self.disconnect(record, network)
+                except NotFound:
+                    pass  # left meanwhile (the scheduler's own disconnect)
+                except ShoalError as exc:
+                    log.error("leaving a network failed", container_id=record.id,
+                              network=network, error=str(exc))
+        for attachment in attachments:
+            if attachment.name in on:
+                continue
+            try:
+                await self.connect(record, attachment.name, ip=attachment.ip,
+                                   aliases=list(attachment.aliases),
+                                   cluster_network=attachment.spec, again_ok=True)
+            except ShoalError as exc:
+                log.error("joining a network failed", container_id=record.id,
+                          network=attachment.name, error=str(exc))
 
     def published_ports(self, record: EngineContainer) -> list[PortMapping]:
         chosen = self.networks.ports(record.id)

@@ -441,6 +441,10 @@ class Networks:
         endpoint = self.state.read().first_endpoint(container_id)
         return None if endpoint is None else endpoint.ports
 
+    def networks_of(self, container_id: str) -> list[str]:
+        """The networks the container has an endpoint on."""
+        return [e.network for e in self.state.read().endpoints_of(container_id)]
+
     def address(self, container_id: str) -> str:
         endpoint = self.state.read().first_endpoint(container_id)
         return "" if endpoint is None else endpoint.ip
@@ -539,21 +543,27 @@ class Networks:
     async def connect(self, ref: str, container_id: str, name: str, spec: ContainerSpec,
                       directory: Path, *, ip: str = "", aliases: list[str] | None = None,
                       hostname: str = "", cluster_network: NetworkSpec | None = None,
-                      image_exposed: list[str] | None = None) -> EndpointRecord:
+                      image_exposed: list[str] | None = None, again_ok: bool = False
+                      ) -> EndpointRecord:
         """The container on one more network: an address there, a veth into its namespace
         now if it runs (``ethN``), a line in its /etc/hosts, its names on that network. A
         scheduler's network (``cluster_network``, a bridge or an overlay, with the address the
         cluster took as ``ip``) is made here if this host has none of that name yet, as for
         a container placed on it. Back on its own network
         (``spec.network``, after a disconnect, as Compose 1.29 does before a start to set its
-        aliases), its ports are published there again, as at create."""
-        def run() -> tuple[EndpointRecord, NetworkFile]:
+        aliases), its ports are published there again, as at create. ``again_ok``: a container
+        already on the network is left as it is (the scheduler's connect and its resent
+        assignment may both carry one out), not a conflict."""
+        def run() -> tuple[EndpointRecord, NetworkFile, bool]:
             with self.state.change() as state:
                 if cluster_network is not None:
                     self._joined(state, cluster_network.name, cluster_network)
                     self._apply_rules(state)
                 network = self._find(state, ref)
-                if state.endpoints.get(endpoint_key(container_id, network.spec.name)):
+                on = state.endpoints.get(endpoint_key(container_id, network.spec.name))
+                if on is not None and again_ok:
+                    return on, state, False
+                if on is not None:
                     raise Conflict(f"container {name or container_id} is already on network "
                                    f"{network.spec.name}",
                                    details={"network": network.spec.name})
@@ -571,10 +581,10 @@ class Networks:
                 if pid is not None:
                     self._attach_endpoint(state, endpoint, pid)
             files.add_host_line(directory, endpoint.ip, hostname or name)
-            return endpoint, state
-        endpoint, state = await asyncio.to_thread(run)
+            return endpoint, state, True
+        endpoint, state, made = await asyncio.to_thread(run)
         pid = self._running.get(container_id)
-        if pid is not None:
+        if made and pid is not None:
             if not self.resolver.serving(container_id) and endpoint.network != DEFAULT_NETWORK:
                 await self.resolver.serve(container_id, pid, endpoint.dns)
             self._refresh_names(state)
