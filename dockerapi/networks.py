@@ -32,6 +32,7 @@ from protocol.messages import (
     RemoveNetwork,
 )
 from protocol.specs import NetworkInfo, NetworkSpec
+from protocol.subnets import endpoint_id, mac_of
 
 LIST_FILTERS = ("name", "id", "driver", "label", "type", "scope", "dangling")
 PRUNE_FILTERS = ("label", "until")
@@ -56,7 +57,9 @@ def network_view(info: NetworkInfo, with_containers: bool = True) -> dict[str, A
     prefix = ""
     if info.subnet:
         prefix = "/" + info.subnet.rpartition("/")[2]
-    containers = {e.container_id: {"Name": e.name, "EndpointID": "", "MacAddress": "",
+    containers = {e.container_id: {"Name": e.name,
+                                   "EndpointID": endpoint_id(e.container_id, spec.name),
+                                   "MacAddress": mac_of(e.ip) if e.ip else "",
                                    "IPv4Address": f"{e.ip}{prefix}" if e.ip else "",
                                    "IPv6Address": ""}
                   for e in info.endpoints} if with_containers else {}
@@ -222,10 +225,16 @@ async def connect(request: web.Request) -> web.Response:
     ipam = endpoint.get("IPAMConfig") or {}
     if not isinstance(ipam, dict):
         raise bad_parameter("EndpointConfig.IPAMConfig: expected a JSON object")
-    if endpoint.get("Links") or ipam.get("IPv6Address") or ipam.get("LinkLocalIPs") \
-            or endpoint.get("MacAddress") or endpoint.get("DriverOpts"):
-        raise bad_parameter("EndpointConfig: only Aliases and IPAMConfig.IPv4Address are "
-                            "supported by shoal")
+    asked = [name for name, value in (
+        ("Links", endpoint.get("Links")), ("MacAddress", endpoint.get("MacAddress")),
+        ("DriverOpts", endpoint.get("DriverOpts")),
+        ("IPAMConfig.IPv6Address", ipam.get("IPv6Address")),
+        ("IPAMConfig.LinkLocalIPs", ipam.get("LinkLocalIPs"))) if value]
+    if asked:
+        raise bad_parameter(f"EndpointConfig.{', EndpointConfig.'.join(asked)}: not supported "
+                            "by shoal (a connect takes Aliases and IPAMConfig.IPv4Address; "
+                            "the MAC address follows from the IPv4 address, and there is no "
+                            "IPv6)")
     aliases = endpoint.get("Aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         raise bad_parameter("EndpointConfig.Aliases: expected a list of strings")

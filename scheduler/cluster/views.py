@@ -12,7 +12,15 @@ import shlex
 from collections.abc import Iterable, Mapping
 
 from protocol.errors import InvalidArgument
-from protocol.specs import ContainerInfo, ContainerSpec, ContainerState, ContainerSummary, NodeInfo
+from protocol.specs import (
+    ContainerInfo,
+    ContainerSpec,
+    ContainerState,
+    ContainerSummary,
+    EndpointSettings,
+    NodeInfo,
+)
+from protocol.subnets import mac_of
 from scheduler.placement import ClusterSnapshot
 from scheduler.store import ContainerRecord, NodeRecord
 from scheduler.store.keys import check_id
@@ -72,6 +80,24 @@ def info(cid: str, record: ContainerRecord, node: NodeRecord | None) -> Containe
         runtime=node.info.runtime if node is not None else "",
         storage_driver=node.info.storage_driver if node is not None else "",
         details=details)
+
+
+def record_endpoints(record: ContainerRecord) -> list[EndpointSettings]:
+    """The endpoints a record knows of: its overlay addresses (the cluster's), with the
+    network's prefix and gateway and the MAC made from the address."""
+    spec = record.spec
+    networks = {a.name: (a.spec, list(a.aliases)) for a in spec.connected}
+    if spec.network_spec is not None:
+        networks[spec.network] = (spec.network_spec, list(spec.network_aliases))
+    shown = []
+    for name, ip in record.addresses.items():
+        network, aliases = networks.get(name, (None, []))
+        subnet = network.subnet if network is not None else ""
+        shown.append(EndpointSettings(
+            network=name, ip=ip, mac=mac_of(ip), aliases=aliases,
+            prefix_len=int(subnet.rpartition("/")[2]) if subnet else 0,
+            gateway=network.gateway if network is not None and not network.internal else ""))
+    return shown
 
 
 def matches(record: ContainerRecord, cid: str, filters: Mapping[str, str], all_: bool) -> bool:

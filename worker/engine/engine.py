@@ -379,7 +379,8 @@ class Engine:
                      **self._network_details(record),
                      **{f"volume.{name}": path for name, path in record.volumes.items()},
                      "restart_policy": record.spec.restart.name,
-                     "manually_stopped": str(record.manually_stopped).lower()})
+                     "manually_stopped": str(record.manually_stopped).lower()},
+            networks=self.driver.endpoints(record))
 
     def _network_details(self, record: EngineContainer) -> dict[str, str]:
         """The container's address and bound ports, for inspect (``shoal port`` reads them)."""

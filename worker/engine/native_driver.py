@@ -23,6 +23,7 @@ import structlog
 
 from protocol.errors import NotFound, ShoalError
 from protocol.specs import (
+    EndpointSettings,
     NetworkAttachment,
     NetworkSpec,
     PortMapping,
@@ -504,6 +505,9 @@ class NativeDriver(Driver):
 
     def address(self, record: EngineContainer) -> str:
         return self.networks.address(record.id)
+
+    def endpoints(self, record: EngineContainer) -> list[EndpointSettings]:
+        return self.networks.settings(record.id)
 
     async def close(self) -> None:
         """Stop copying (the raw files keep what comes meanwhile); leave the helper running.

@@ -41,12 +41,13 @@ from protocol.specs import (
     JOB_LABEL,
     ContainerSpec,
     Endpoint,
+    EndpointSettings,
     NetworkInfo,
     NetworkSpec,
     OverlayEndpoint,
     PortMapping,
 )
-from protocol.subnets import mac_of
+from protocol.subnets import endpoint_id, mac_of
 from protocol.validation import PREDEFINED_NETWORKS, parse_exposed
 from worker.network import files, ipam, links, nat, vxlan
 from worker.network.names import EVERY_NETWORK, NameEntry, NameTable
@@ -441,6 +442,23 @@ class Networks:
         endpoint = self.state.read().first_endpoint(container_id)
         return None if endpoint is None else endpoint.ports
 
+    def settings(self, container_id: str) -> list[EndpointSettings]:
+        """The container's endpoints as inspect shows them (Docker's
+        ``NetworkSettings.Networks``)."""
+        state = self.state.read()
+        shown = []
+        for endpoint in state.endpoints_of(container_id):
+            network = state.networks.get(endpoint.network)
+            if network is None:
+                continue
+            shown.append(EndpointSettings(
+                network=endpoint.network, network_id=network.id,
+                endpoint_id=endpoint_id(container_id, endpoint.network),
+                ip=endpoint.ip, prefix_len=ipaddress.IPv4Network(network.subnet).prefixlen,
+                gateway="" if network.spec.internal else network.gateway,
+                mac=mac_of(endpoint.ip), aliases=list(endpoint.aliases)))
+        return shown
+
     def networks_of(self, container_id: str) -> list[str]:
         """The networks the container has an endpoint on."""
         return [e.network for e in self.state.read().endpoints_of(container_id)]
@@ -464,11 +482,10 @@ class Networks:
         # network gives the default route, as in Docker.
         gateway = None if network.spec.internal or endpoint.ifname != "eth0" \
             else network.gateway
-        overlay = bool(network.vxlan)  # its MAC is the one other hosts' entries name
+        # Docker's MAC from the address (on an overlay, the one other hosts' entries name).
         links.attach(pid, self._veth_of(endpoint), network.bridge, endpoint.ip, prefixlen,
                      gateway, ifname=endpoint.ifname,
-                     mtu=vxlan.OVERLAY_MTU if overlay else 0,
-                     mac=mac_of(endpoint.ip) if overlay else "")
+                     mtu=vxlan.OVERLAY_MTU if network.vxlan else 0, mac=mac_of(endpoint.ip))
 
     async def resume(self, container_id: str, pid: int, state: NetworkFile | None = None
                      ) -> None:
