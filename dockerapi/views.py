@@ -169,7 +169,10 @@ def container_row(row: ContainerSummary) -> dict[str, Any]:
         "Ports": port_rows(row.ports), "Labels": dict(row.labels),
         "State": row.state.status, "Status": _status_words(row.state),
         "HostConfig": {"NetworkMode": "default"},
-        "NetworkSettings": {"Networks": {}}, "Mounts": [],
+        "NetworkSettings": {"Networks": {
+            e.network: _endpoint(e.network_id, e.ip, e.gateway, e.prefix_len, list(e.aliases),
+                                 mac=e.mac, endpoint_id=e.endpoint_id)
+            for e in row.networks}}, "Mounts": [],
         **({"Node": {"ID": row.node_id, "Name": row.node_id}} if row.node_id else {}),
     }
 

@@ -447,6 +447,8 @@ class ContainerSummary(_Spec, frozen=True, kw_only=True):
     node_id: Name = ""
     labels: Labels = {}
     ports: Annotated[list[PortMapping], msgspec.Meta(max_length=MAX_PORTS)] = []
+    # Its endpoints: as its worker made them, or on a scheduler as its record knows them.
+    networks: Annotated[list[EndpointSettings], msgspec.Meta(max_length=MAX_RULES)] = []
 
 
 class ContainerInfo(_Spec, frozen=True, kw_only=True):

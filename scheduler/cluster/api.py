@@ -425,7 +425,7 @@ class ClusterApi:
             except ShoalError as exc:
                 log.debug("the container's node did not say its endpoints",
                           container_id=cid, error=str(exc))
-        return views.record_endpoints(record)
+        return views.record_endpoints(cid, record)
 
     async def _update(self, message: UpdateContainer) -> Message | None:
         """On the container's worker first when it runs there (its cgroups may refuse the

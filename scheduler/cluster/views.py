@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 
 from protocol.errors import InvalidArgument
 from protocol.specs import (
+    DEFAULT_NETWORK_MODE,
     ContainerInfo,
     ContainerSpec,
     ContainerState,
@@ -20,7 +21,7 @@ from protocol.specs import (
     EndpointSettings,
     NodeInfo,
 )
-from protocol.subnets import mac_of
+from protocol.subnets import endpoint_id, mac_of
 from scheduler.placement import ClusterSnapshot
 from scheduler.store import ContainerRecord, NodeRecord
 from scheduler.store.keys import check_id
@@ -62,7 +63,7 @@ def summary(cid: str, record: ContainerRecord) -> ContainerSummary:
     return ContainerSummary(
         id=cid, name=cid, image=spec.image, command=command[:4096],
         created_at=record.created_at, state=state, node_id=record.node_id,
-        labels=spec.labels, ports=state.ports or spec.ports)
+        labels=spec.labels, ports=state.ports or spec.ports, networks=record_endpoints(cid, record))
 
 
 def info(cid: str, record: ContainerRecord, node: NodeRecord | None) -> ContainerInfo:
@@ -82,21 +83,25 @@ def info(cid: str, record: ContainerRecord, node: NodeRecord | None) -> Containe
         details=details)
 
 
-def record_endpoints(record: ContainerRecord) -> list[EndpointSettings]:
-    """The endpoints a record knows of: its overlay addresses (the cluster's), with the
-    network's prefix and gateway and the MAC made from the address."""
+def record_endpoints(cid: str, record: ContainerRecord) -> list[EndpointSettings]:
+    """The endpoints a record knows of: each network it is on (its own first, then those
+    connected), with the address the cluster took on an overlay, the network's prefix and
+    gateway and the MAC made from the address (a bridge network's address is its node's)."""
     spec = record.spec
-    networks = {a.name: (a.spec, list(a.aliases)) for a in spec.connected}
-    if spec.network_spec is not None:
-        networks[spec.network] = (spec.network_spec, list(spec.network_aliases))
+    networks = [(a.name, a.spec, list(a.aliases)) for a in spec.connected]
+    if spec.network not in ("", "none", "host"):
+        own = "bridge" if spec.network == DEFAULT_NETWORK_MODE else spec.network
+        networks.insert(0, (own, spec.network_spec, list(spec.network_aliases)))
     shown = []
-    for name, ip in record.addresses.items():
-        network, aliases = networks.get(name, (None, []))
-        subnet = network.subnet if network is not None else ""
+    for name, network, aliases in networks:
+        ip = record.addresses.get(name, "")
+        subnet = network.subnet if network is not None and ip else ""
         shown.append(EndpointSettings(
-            network=name, ip=ip, mac=mac_of(ip), aliases=aliases,
+            network=name, ip=ip, mac=mac_of(ip) if ip else "", aliases=aliases,
+            endpoint_id=endpoint_id(cid, name),
             prefix_len=int(subnet.rpartition("/")[2]) if subnet else 0,
-            gateway=network.gateway if network is not None and not network.internal else ""))
+            gateway=network.gateway if subnet and network is not None
+            and not network.internal else ""))
     return shown
 
 

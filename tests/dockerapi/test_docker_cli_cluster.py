@@ -143,6 +143,8 @@ def test_connected_networks_show_in_inspect_through_the_scheduler(  # type: igno
         assert shown["Networks"][net]["NetworkID"] == net_id
         assert "extra" in shown["Networks"][net]["Aliases"]
         assert shown["IPAddress"] == shown["Networks"]["bridge"]["IPAddress"]
+        listed = cli("ps", "--filter", f"id={cid}", "--format", "{{.Networks}}").stdout
+        assert sorted(listed.strip().split(",")) == sorted(["bridge", net]), listed
         on_net = json.loads(cli("network", "inspect", net).stdout)[0]["Containers"]
         assert on_net[cid]["EndpointID"] == shown["Networks"][net]["EndpointID"], on_net
 

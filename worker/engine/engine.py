@@ -365,7 +365,8 @@ class Engine:
                 id=record.id, name=record.name, image=record.spec.image,
                 command=" ".join(record.argv()), created_at=record.created_at,
                 state=record.state, node_id=self.node_id, labels=record.spec.labels,
-                ports=self.driver.published_ports(record)))
+                ports=self.driver.published_ports(record),
+                networks=self.driver.endpoints(record)))
         return rows
 
     def inspect(self, ref: str) -> ContainerInfo:
