@@ -168,6 +168,10 @@ class Networks:
         self.resolver = EmbeddedResolver(self.names, resolv_conf)
         self.proxy = PortProxy()
         self._running: dict[str, int] = {}  # container id -> its init's pid, while it runs
+        # Containers whose veths may be on the host: from their attach (or found running) to
+        # their detach. Detach and release, each called more than once on a container's way
+        # out, spare the netlink round trips once its veths are deleted.
+        self._attached: set[str] = set()
         # This worker's advertised IPv4 address, the VXLAN devices' local one: set when it
         # joins a cluster ("" on a standalone worker, which has no overlay networks).
         self.vtep = ""
@@ -471,6 +475,7 @@ class Networks:
         """The container's veths into the namespace of its init (``pid``), before it starts
         (one per network it is on); its resolver and port proxies opened, its names in."""
         state = await asyncio.to_thread(self.state.read)
+        self._attached.add(container_id)
         for endpoint in state.endpoints_of(container_id):
             await asyncio.to_thread(self._attach_endpoint, state, endpoint, pid)
         await self.resume(container_id, pid, state)
@@ -496,6 +501,7 @@ class Networks:
         endpoints = state.endpoints_of(container_id)
         if not endpoints:
             return
+        self._attached.add(container_id)
         self._running[container_id] = pid
         first = endpoints[0]
         if any(e.network != DEFAULT_NETWORK for e in endpoints):
@@ -519,17 +525,24 @@ class Networks:
         """After the container's exit: its names out, its resolver and proxies closed, its
         veth pairs deleted now (the kernel frees a dead namespace's links only later, from a
         work queue); the addresses stay its own."""
+        if container_id not in self._attached:
+            return  # detached already (or never attached): nothing serves it, no veth
         await self._stop_serving(container_id)
         state = await asyncio.to_thread(self.state.read)
         self._refresh_names(state)
-        veths = {self.veth_name(container_id)} | {
-            self._veth_of(e) for e in state.endpoints_of(container_id)}
-        for veth in sorted(veths):
-            await asyncio.to_thread(links.delete_link, veth)
+        await asyncio.to_thread(links.delete_links, self._veths(container_id, state))
+        self._attached.discard(container_id)
+
+    def _veths(self, container_id: str, state: NetworkFile) -> list[str]:
+        """The host ends of the container's veths."""
+        return sorted({self.veth_name(container_id)} | {
+            self._veth_of(e) for e in state.endpoints_of(container_id)})
 
     async def release(self, container_id: str) -> None:
         """The container's addresses and ports given back, its veths and rules gone."""
         await self._stop_serving(container_id)
+        attached = container_id in self._attached
+        self._attached.discard(container_id)
 
         def run() -> NetworkFile:
             with self.state.change() as state:
@@ -541,8 +554,9 @@ class Networks:
                     self._apply_rules(state)
                 # Under the state's lock: a container's prepare making the network again,
                 # or ``set_endpoints`` making its VXLAN device again, waits for this.
-                for veth in {self.veth_name(container_id)} | {self._veth_of(e) for e in mine}:
-                    links.delete_link(veth)
+                if attached:
+                    links.delete_links({self.veth_name(container_id)} |
+                                       {self._veth_of(e) for e in mine})
                 for network in gone:
                     _delete_network_links(network)
             return state
