@@ -139,8 +139,9 @@ def run_attached(client: Client, container_id: str, spec: ContainerSpec, interac
     # is answered once the container is removed (its addresses and rules with it), as
     # docker's CLI waits for: the command never returns before the removal.
     waiting = session.reply_inbox()
-    condition = "removed" if spec.auto_remove else "next-exit"
-    session.send(WaitContainer(id=container_id, condition=condition, reply=waiting))
+    session.send(WaitContainer(id=container_id,
+                               condition="removed" if spec.auto_remove else "next-exit",
+                               reply=waiting))
     start_or_clean_up(client, container_id, spec.auto_remove)
     stream(session, stdout=attached.stdout, stderr=attached.stderr, stdin=stdin,
            resize=attached.resize)
