@@ -33,6 +33,7 @@ from protocol.messages import (
 )
 from protocol.specs import NetworkInfo, NetworkSpec
 from protocol.subnets import endpoint_id, mac_of
+from protocol.validation import refuse_network_options
 
 LIST_FILTERS = ("name", "id", "driver", "label", "type", "scope", "dangling")
 PRUNE_FILTERS = ("label", "until")
@@ -180,9 +181,13 @@ async def create(request: web.Request) -> web.Response:
             raise bad_parameter(f"{key} is not supported by shoal")
     if (body.get("ConfigFrom") or {}).get("Network"):
         raise bad_parameter("ConfigFrom is not supported by shoal")
-    if body.get("Options"):
-        raise bad_parameter("network Options are not supported by shoal (given "
-                            f"{str(body['Options'])[:80]})")
+    options = body.get("Options") or {}
+    if not isinstance(options, dict):
+        raise bad_parameter("Options: expected a JSON object")
+    try:
+        refuse_network_options([f"{k}={v}" for k, v in options.items()])
+    except ShoalError as exc:
+        raise bad_parameter(str(exc)) from None
     subnet, gateway = _ipam(body)
     labels = body.get("Labels") or {}
     if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
