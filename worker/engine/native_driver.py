@@ -252,8 +252,10 @@ class NativeDriver(Driver):
         if terminal is not None:  # ends at EIO: every process that held the pty has exited
             await asyncio.gather(terminal, return_exceptions=True)
         self._close_input(record)
-        await self._stop_copying(record, discard=True)
-        await self.networks.detach(record.id)  # before anyone learns of the exit
+        # Both before anyone learns of the exit, side by side: the last output copied, and
+        # its veths deleted (the kernel frees a dead namespace's only later).
+        await asyncio.gather(self._stop_copying(record, discard=True),
+                             self.networks.detach(record.id))
         code = 255 if code is None else code
         return ExitStatus(code, time.time(), oom_killed=self._oom_killed(record, code),
                           error=error)
