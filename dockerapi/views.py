@@ -25,6 +25,7 @@ from protocol.specs import (
     NodeInfo,
     PortMapping,
 )
+from protocol.validation import own_network
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -144,12 +145,6 @@ def container_networks(info: ContainerInfo, networks: list[NetworkInfo]) -> dict
     if spec.network in ("none", "host"):
         shown[spec.network] = _endpoint(spec.network + "0" * 60, "", "", 0, [])
     return shown
-
-
-def own_network(spec: ContainerSpec) -> str:
-    """The network the container was made on, as its worker names it (the default one is a
-    node's ``bridge``)."""
-    return "bridge" if spec.network == DEFAULT_NETWORK_MODE else spec.network
 
 
 def _endpoint(network_id: str, ip: str, gateway: str, prefix: int,

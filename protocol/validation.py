@@ -364,3 +364,9 @@ def refuse_network_options(options: Sequence[str]) -> None:
         raise Unsupported(f"--opt {_shown(key)}: shoal's network drivers take no options "
                           "(bridge and overlay are configured by --subnet, --gateway, "
                           "--internal and --attachable)", details={"option": key})
+
+
+def own_network(spec: ContainerSpec) -> str:
+    """The network a container was submitted on, as the worker that makes it names it: the
+    default one is a node's ``bridge``."""
+    return "bridge" if spec.network == DEFAULT_NETWORK_MODE else spec.network

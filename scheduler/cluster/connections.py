@@ -36,9 +36,9 @@ import structlog
 
 from protocol.errors import Conflict, NotFound, ShoalError, Unsupported
 from protocol.messages import ConnectNetwork, DisconnectNetwork, Message, Ok
-from protocol.specs import DEFAULT_NETWORK_MODE, NetworkAttachment, NetworkInfo
+from protocol.specs import NetworkAttachment, NetworkInfo
 from protocol.validation import NETWORKS as NETWORKS_WITHOUT_NAMESPACE
-from protocol.validation import check_network_alias, check_spec
+from protocol.validation import check_network_alias, check_spec, own_network
 from scheduler.cluster.cycle import LeaderCycle, Work, occupies_node
 from scheduler.cluster.forward import Forwarder, Route
 from scheduler.cluster.leader import Leader
@@ -54,10 +54,6 @@ NodeRoute = Callable[..., Awaitable[Route]]
 DEFAULT_BRIDGE = "bridge"
 
 
-def own_network(record: ContainerRecord) -> str:
-    """The network the container was submitted on (the default one is a node's bridge)."""
-    network = record.spec.network
-    return DEFAULT_BRIDGE if network == DEFAULT_NETWORK_MODE else network
 
 
 def is_standalone(cid: str, record: ContainerRecord) -> bool:
@@ -100,7 +96,7 @@ class Connect(Work):
         if occupies_node(record) != self.live:
             raise _changed(self.cid)
         name = self.attachment.name
-        if name == own_network(record) or any(a.name == name for a in record.spec.connected):
+        if name == own_network(record.spec) or any(a.name == name for a in record.spec.connected):
             raise Conflict(f"container {self.cid} is already on network {name}",
                            details={"network": name, "id": self.cid})
         if record.spec.network in NETWORKS_WITHOUT_NAMESPACE:
@@ -135,7 +131,7 @@ class Disconnect(Work):
 
     def stage(self, cycle: LeaderCycle) -> None:
         record = existing(cycle, self.cid)
-        if self.network == own_network(record):
+        if self.network == own_network(record.spec):
             raise Unsupported(f"container {self.cid} was submitted on network {self.network} "
                               "and stays on it (a replacement would be placed on it again): "
                               "only a network connected later can be disconnected",
@@ -235,7 +231,7 @@ class ClusterConnections:
         cid = message.container
         record = await self._record(cid)
         name = message.name
-        if name != own_network(record) and all(a.name != name for a in record.spec.connected):
+        if name != own_network(record.spec) and all(a.name != name for a in record.spec.connected):
             name = (await self.find(name)).spec.name  # an id or an id prefix
         work = Disconnect(cid, name)
         await leader.submit(work)

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping
 
 from protocol.errors import InvalidArgument
 from protocol.specs import (
-    DEFAULT_NETWORK_MODE,
     ContainerInfo,
     ContainerSpec,
     ContainerState,
@@ -22,6 +21,7 @@ from protocol.specs import (
     NodeInfo,
 )
 from protocol.subnets import endpoint_id, mac_of
+from protocol.validation import own_network
 from scheduler.placement import ClusterSnapshot
 from scheduler.store import ContainerRecord, NodeRecord
 from scheduler.store.keys import check_id
@@ -90,8 +90,7 @@ def record_endpoints(cid: str, record: ContainerRecord) -> list[EndpointSettings
     spec = record.spec
     networks = [(a.name, a.spec, list(a.aliases)) for a in spec.connected]
     if spec.network not in ("", "none", "host"):
-        own = "bridge" if spec.network == DEFAULT_NETWORK_MODE else spec.network
-        networks.insert(0, (own, spec.network_spec, list(spec.network_aliases)))
+        networks.insert(0, (own_network(spec), spec.network_spec, list(spec.network_aliases)))
     shown = []
     for name, network, aliases in networks:
         ip = record.addresses.get(name, "")
