@@ -26,6 +26,7 @@ from protocol.messages import (
     RemoveNetwork,
 )
 from protocol.specs import NetworkSpec
+from protocol.validation import refuse_network_options
 
 
 @click.group()
@@ -44,10 +45,15 @@ def network() -> None:
 @click.option("--attachable", is_flag=True,
               help="An overlay standalone containers may join, not only jobs (--replicas).")
 @click.option("-l", "--label", "labels", multiple=True, help="KEY=VALUE label.")
+@click.option("-o", "--opt", "options", multiple=True,
+              help="Docker's driver options: none is supported (each is refused, saying why; "
+              "encrypted is not built yet).")
 @click.argument("name")
 def create(host: str | None, driver: str, subnet: str, gateway: str, internal: bool,
-           attachable: bool, labels: tuple[str, ...], name: str) -> None:
+           attachable: bool, labels: tuple[str, ...], options: tuple[str, ...],
+           name: str) -> None:
     """Create a network NAME."""
+    refuse_network_options(options)
     if attachable and driver != "overlay":
         raise click.UsageError("--attachable is for overlay networks (--driver overlay)")
     spec = NetworkSpec(name=name, driver=driver, subnet=subnet,  # type: ignore[arg-type]

@@ -135,9 +135,13 @@ def run_attached(client: Client, container_id: str, spec: ContainerSpec, interac
             _remove_quietly(client, container_id)
             raise Unsupported("run -i through a scheduler: use run -d, then exec -i") from None
         return _run_on_cluster(client, container_id, spec.auto_remove)
-    # The wait is asked for before the start, so even an instant exit is seen.
+    # The wait is asked for before the start, so even an instant exit is seen. With --rm it
+    # is answered once the container is removed (its addresses and rules with it), as
+    # docker's CLI waits for: the command never returns before the removal.
     waiting = session.reply_inbox()
-    session.send(WaitContainer(id=container_id, condition="next-exit", reply=waiting))
+    session.send(WaitContainer(id=container_id,
+                               condition="removed" if spec.auto_remove else "next-exit",
+                               reply=waiting))
     start_or_clean_up(client, container_id, spec.auto_remove)
     stream(session, stdout=attached.stdout, stderr=attached.stderr, stdin=stdin,
            resize=attached.resize)

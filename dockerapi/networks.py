@@ -32,6 +32,8 @@ from protocol.messages import (
     RemoveNetwork,
 )
 from protocol.specs import NetworkInfo, NetworkSpec
+from protocol.subnets import endpoint_id, mac_of
+from protocol.validation import refuse_network_options
 
 LIST_FILTERS = ("name", "id", "driver", "label", "type", "scope", "dangling")
 PRUNE_FILTERS = ("label", "until")
@@ -56,7 +58,9 @@ def network_view(info: NetworkInfo, with_containers: bool = True) -> dict[str, A
     prefix = ""
     if info.subnet:
         prefix = "/" + info.subnet.rpartition("/")[2]
-    containers = {e.container_id: {"Name": e.name, "EndpointID": "", "MacAddress": "",
+    containers = {e.container_id: {"Name": e.name,
+                                   "EndpointID": endpoint_id(e.container_id, spec.name),
+                                   "MacAddress": mac_of(e.ip) if e.ip else "",
                                    "IPv4Address": f"{e.ip}{prefix}" if e.ip else "",
                                    "IPv6Address": ""}
                   for e in info.endpoints} if with_containers else {}
@@ -177,9 +181,13 @@ async def create(request: web.Request) -> web.Response:
             raise bad_parameter(f"{key} is not supported by shoal")
     if (body.get("ConfigFrom") or {}).get("Network"):
         raise bad_parameter("ConfigFrom is not supported by shoal")
-    if body.get("Options"):
-        raise bad_parameter("network Options are not supported by shoal (given "
-                            f"{str(body['Options'])[:80]})")
+    options = body.get("Options") or {}
+    if not isinstance(options, dict):
+        raise bad_parameter("Options: expected a JSON object")
+    try:
+        refuse_network_options([f"{k}={v}" for k, v in options.items()])
+    except ShoalError as exc:
+        raise bad_parameter(str(exc)) from None
     subnet, gateway = _ipam(body)
     labels = body.get("Labels") or {}
     if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
@@ -222,10 +230,16 @@ async def connect(request: web.Request) -> web.Response:
     ipam = endpoint.get("IPAMConfig") or {}
     if not isinstance(ipam, dict):
         raise bad_parameter("EndpointConfig.IPAMConfig: expected a JSON object")
-    if endpoint.get("Links") or ipam.get("IPv6Address") or ipam.get("LinkLocalIPs") \
-            or endpoint.get("MacAddress") or endpoint.get("DriverOpts"):
-        raise bad_parameter("EndpointConfig: only Aliases and IPAMConfig.IPv4Address are "
-                            "supported by shoal")
+    asked = [name for name, value in (
+        ("Links", endpoint.get("Links")), ("MacAddress", endpoint.get("MacAddress")),
+        ("DriverOpts", endpoint.get("DriverOpts")),
+        ("IPAMConfig.IPv6Address", ipam.get("IPv6Address")),
+        ("IPAMConfig.LinkLocalIPs", ipam.get("LinkLocalIPs"))) if value]
+    if asked:
+        raise bad_parameter(f"EndpointConfig.{', EndpointConfig.'.join(asked)}: not supported "
+                            "by shoal (a connect takes Aliases and IPAMConfig.IPv4Address; "
+                            "the MAC address follows from the IPv4 address, and there is no "
+                            "IPv6)")
     aliases = endpoint.get("Aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         raise bad_parameter("EndpointConfig.Aliases: expected a list of strings")

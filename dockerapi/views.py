@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from protocol.specs import (
+    DEFAULT_NETWORK_MODE,
     ContainerInfo,
     ContainerSpec,
     ContainerState,
@@ -25,6 +26,7 @@ from protocol.specs import (
     PortMapping,
     network_container,
 )
+from protocol.validation import own_network
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -118,8 +120,18 @@ def container_networks(info: ContainerInfo, networks: list[NetworkInfo]) -> dict
         return {}  # Docker's: the namespace is the other container's, no endpoint its own
     shown: dict[str, Any] = {}
     own_aliases = list(spec.network_aliases)
-    if spec.network not in ("bridge", "none", "host"):
+    if spec.network not in ("bridge", "none", "host", DEFAULT_NETWORK_MODE):
         own_aliases.append(info.id[:12])
+    if info.networks:  # as the container's worker made them
+        ids = {n.spec.name: n.id for n in networks}  # a scheduler's ids are the cluster's
+        own = own_network(spec)
+        for made in info.networks:
+            primary = made.network == own
+            shown[made.network] = _endpoint(
+                ids.get(made.network, made.network_id), made.ip, made.gateway,
+                made.prefix_len, own_aliases if primary else list(made.aliases),
+                mac=made.mac, endpoint_id=made.endpoint_id)
+        return shown
     for network in networks:
         for endpoint in network.endpoints:
             if endpoint.container_id != info.id:
@@ -139,9 +151,10 @@ def container_networks(info: ContainerInfo, networks: list[NetworkInfo]) -> dict
 
 
 def _endpoint(network_id: str, ip: str, gateway: str, prefix: int,
-              aliases: list[str]) -> dict[str, Any]:
-    return {"IPAMConfig": None, "Links": None, "Aliases": aliases or None, "MacAddress": "",
-            "NetworkID": network_id, "EndpointID": "", "Gateway": gateway, "IPAddress": ip,
+              aliases: list[str], *, mac: str = "", endpoint_id: str = "") -> dict[str, Any]:
+    return {"IPAMConfig": None, "Links": None, "Aliases": aliases or None, "MacAddress": mac,
+            "NetworkID": network_id, "EndpointID": endpoint_id, "Gateway": gateway,
+            "IPAddress": ip,
             "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
             "GlobalIPv6PrefixLen": 0, "DriverOpts": None, "DNSNames": None}
 
@@ -154,7 +167,10 @@ def container_row(row: ContainerSummary) -> dict[str, Any]:
         "Ports": port_rows(row.ports), "Labels": dict(row.labels),
         "State": row.state.status, "Status": _status_words(row.state),
         "HostConfig": {"NetworkMode": "default"},
-        "NetworkSettings": {"Networks": {}}, "Mounts": [],
+        "NetworkSettings": {"Networks": {
+            e.network: _endpoint(e.network_id, e.ip, e.gateway, e.prefix_len, list(e.aliases),
+                                 mac=e.mac, endpoint_id=e.endpoint_id)
+            for e in row.networks}}, "Mounts": [],
         **({"Node": {"ID": row.node_id, "Name": row.node_id}} if row.node_id else {}),
     }
 
@@ -282,15 +298,16 @@ def _network_settings(info: ContainerInfo, networks: list[NetworkInfo]) -> dict[
     for exposed in spec.expose:
         bound.setdefault(exposed if "/" in exposed else f"{exposed}/tcp", None)
     shown = container_networks(info, networks)
-    primary = shown.get(spec.network, {})
+    primary = shown.get(own_network(spec), {})
     return {"Bridge": "", "SandboxID": "", "HairpinMode": False, "SandboxKey": "",
             "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
             "Ports": bound, "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
-            "EndpointID": "", "Gateway": primary.get("Gateway", ""),
+            "EndpointID": primary.get("EndpointID", ""),
+            "Gateway": primary.get("Gateway", ""),
             "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
             "IPAddress": primary.get("IPAddress", ""),
             "IPPrefixLen": primary.get("IPPrefixLen", 0), "IPv6Gateway": "",
-            "MacAddress": "", "Networks": shown}
+            "MacAddress": primary.get("MacAddress", ""), "Networks": shown}
 
 
 def node_view(node: NodeInfo) -> dict[str, Any]:

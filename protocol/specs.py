@@ -428,6 +428,22 @@ class ContainerState(_Spec, frozen=True, kw_only=True):
     ports: Annotated[list[PortMapping], msgspec.Meta(max_length=MAX_PORTS)] = []
 
 
+class EndpointSettings(_Spec, frozen=True, kw_only=True):
+    """A container's endpoint on one network as inspect shows it (Docker's
+    ``NetworkSettings.Networks``), as the worker that runs it made it: ``endpoint_id`` is
+    stable for the container and network, ``mac`` the one its interface there has, ``gateway``
+    "" on an internal network (no way out)."""
+
+    network: Name
+    network_id: Name = ""
+    endpoint_id: Name = ""
+    ip: Name = ""
+    prefix_len: Annotated[int, msgspec.Meta(ge=0, le=32)] = 0
+    gateway: Name = ""
+    mac: Name = ""
+    aliases: Annotated[list[Name], msgspec.Meta(max_length=MAX_RULES)] = []
+
+
 class ContainerSummary(_Spec, frozen=True, kw_only=True):
     """One row of a container listing."""
 
@@ -440,6 +456,8 @@ class ContainerSummary(_Spec, frozen=True, kw_only=True):
     node_id: Name = ""
     labels: Labels = {}
     ports: Annotated[list[PortMapping], msgspec.Meta(max_length=MAX_PORTS)] = []
+    # Its endpoints: as its worker made them, or on a scheduler as its record knows them.
+    networks: Annotated[list[EndpointSettings], msgspec.Meta(max_length=MAX_RULES)] = []
 
 
 class ContainerInfo(_Spec, frozen=True, kw_only=True):
@@ -458,6 +476,8 @@ class ContainerInfo(_Spec, frozen=True, kw_only=True):
     runtime: Name = ""
     storage_driver: Name = ""
     details: Labels = {}  # driver paths and other per-backend facts
+    # Its endpoints, known where it runs (a scheduler asks the container's node).
+    networks: Annotated[list[EndpointSettings], msgspec.Meta(max_length=MAX_RULES)] = []
 
 
 Count = Annotated[int, msgspec.Meta(ge=0)]  # kernel counters: u64, beyond NonNegInt

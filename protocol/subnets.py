@@ -4,6 +4,7 @@ and a cluster's overlay alike."""
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 
 from protocol.errors import InvalidArgument
@@ -33,6 +34,12 @@ def gateway_of(subnet: IPv4Network, given: str = "") -> str:
     if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
         raise InvalidArgument(f"gateway {given} is not a host address of {subnet}")
     return given
+
+
+def endpoint_id(container_id: str, network: str) -> str:
+    """A container's endpoint id on a network (Docker's ``EndpointID``): the same wherever it
+    is shown (a worker's inspect, a scheduler's, a network's ``Containers``)."""
+    return hashlib.sha256(f"{container_id}/{network}".encode()).hexdigest()
 
 
 def mac_of(ip: str) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from protocol.errors import InvalidSpec
+from protocol.errors import InvalidSpec, Unsupported
 from protocol.specs import (
     CONTAINER_NETWORK_PREFIX,
     DEFAULT_NETWORK_MODE,
@@ -378,3 +378,28 @@ def check_network_alias(alias: str, field: str = "aliases") -> None:
     """A name a resolver can answer: letters, digits, ``_.-``, from a letter or digit."""
     if len(alias) > 253 or not _NETWORK_NAME.fullmatch(alias):
         raise InvalidSpec.of(field, f"{_shown(alias)} is not a name (letters, digits, '_.-')")
+
+
+ENCRYPTED_OPTION = "encrypted"
+
+
+def refuse_network_options(options: Sequence[str]) -> None:
+    """Docker's network driver options (``--opt KEY[=VALUE]``): shoal takes none, and says
+    why for each rather than ignoring it."""
+    for option in options:
+        key = option.partition("=")[0]
+        if key == ENCRYPTED_OPTION:
+            raise Unsupported("--opt encrypted: overlay encryption (IPsec between the hosts "
+                              "for VXLAN traffic) is not built in shoal yet; an overlay's "
+                              "traffic between hosts is plain VXLAN, so use it only on a "
+                              "network between the hosts that you trust",
+                              details={"option": key})
+        raise Unsupported(f"--opt {_shown(key)}: shoal's network drivers take no options "
+                          "(bridge and overlay are configured by --subnet, --gateway, "
+                          "--internal and --attachable)", details={"option": key})
+
+
+def own_network(spec: ContainerSpec) -> str:
+    """The network a container was submitted on, as the worker that makes it names it: the
+    default one is a node's ``bridge``."""
+    return "bridge" if spec.network == DEFAULT_NETWORK_MODE else spec.network

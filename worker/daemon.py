@@ -270,7 +270,8 @@ async def run_worker(listen: str, state_dir: Path, driver_name: str = "auto",
         agent = Agent(engine, node, join, fetcher=fetcher,
                       managers_file=state_dir / "managers.json",
                       security=auth.scheduler_security() if auth is not None else None,
-                      on_endpoints=networks.set_endpoints if networks is not None else None)
+                      on_endpoints=networks.set_endpoints if networks is not None else None,
+                      on_networks=native.set_connected if native is not None else None)
         build_service.fetch_base = agent.ensure_image  # a build's base, from the scheduler
         agent_task = asyncio.create_task(_enroll_and_join(
             agent, auth, list(join), token, state_dir / "managers.json", stop))

@@ -16,6 +16,7 @@ from protocol.specs import (
     Name,
     NetworkInfo,
     NetworkSpec,
+    NonNegInt,
 )
 
 
@@ -62,6 +63,10 @@ class ConnectNetwork(Message, tag="network.connect", frozen=True, kw_only=True):
     # Set by a scheduler that forwards the request to the container's node: the cluster's
     # bridge network, which the node makes if it has none of that name yet.
     spec: NetworkSpec | None = None
+    # Set by a scheduler that forwards the request: the copy it means. A node whose copy is
+    # not made yet (or is another) answers not_found (its resent Assign connects the copy
+    # once made); one already on the network answers ok.
+    generation: NonNegInt = 0
     reply: SenderRef
 
 

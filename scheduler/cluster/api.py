@@ -44,6 +44,7 @@ from protocol.errors import (
     Forbidden,
     InvalidArgument,
     NotFound,
+    ShoalError,
     Unavailable,
     Unsupported,
 )
@@ -97,7 +98,7 @@ from protocol.messages import (
     WatchEvents,
 )
 from protocol.platforms import host_platform
-from protocol.specs import Event, NodeUsage
+from protocol.specs import EndpointSettings, Event, NodeUsage
 from protocol.updates import updated_spec
 from protocol.validation import check_spec, check_specs
 from protocol.version import PROTOCOL_VERSION, package_version
@@ -124,11 +125,21 @@ from scheduler.cluster.work import (
     UpdateSpec,
 )
 from scheduler.reconcile import LIVE
-from scheduler.store import CONTAINERS, NODES, LeaderRecord, NodeRecord, Store
+from scheduler.store import (
+    CONTAINERS,
+    NODES,
+    ContainerRecord,
+    LeaderRecord,
+    NodeRecord,
+    Store,
+)
 from scheduler.store.keys import check_id
 from worker.image_events import image_events
 
 log = structlog.get_logger("shoal.scheduler")
+# How long inspect waits for a container's node to say its endpoints before showing what the
+# record knows.
+ENDPOINTS_TIMEOUT = 5.0
 
 
 class ClusterApi:
@@ -395,7 +406,26 @@ class ClusterApi:
         if record.value.node_id:
             got = await self.store.get(NODES, record.value.node_id)
             node = got.value if got is not None else None
-        return ContainerInspected(info=views.info(cid, record.value, node))
+        info = views.info(cid, record.value, node)
+        return ContainerInspected(info=msgspec.structs.replace(
+            info, networks=await self._endpoints(cid, record.value)))
+
+    async def _endpoints(self, cid: str, record: ContainerRecord) -> list[EndpointSettings]:
+        """The container's endpoints as its node made them (addresses, MACs, gateways of its
+        bridge networks are the node's); the overlay addresses its record holds when the
+        node cannot say (not made there yet, or unreachable)."""
+        if record.node_id and record.schedule_state not in ("pending", "rejected"):
+            try:
+                route = await self.node_route(record.node_id, f"container {cid} is on node "
+                                              f"{record.node_id}", {"id": cid})
+                answer = await self.forwarder.ask(route, lambda r: InspectContainer(
+                    id=cid, reply=r), timeout=ENDPOINTS_TIMEOUT)
+                if isinstance(answer, ContainerInspected):
+                    return list(answer.info.networks)
+            except ShoalError as exc:
+                log.debug("the container's node did not say its endpoints",
+                          container_id=cid, error=str(exc))
+        return views.record_endpoints(cid, record)
 
     async def _update(self, message: UpdateContainer) -> Message | None:
         """On the container's worker first when it runs there (its cgroups may refuse the

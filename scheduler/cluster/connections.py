@@ -10,6 +10,15 @@ reschedule (the replacement is made on every network of its spec, with the addre
 cluster takes for it there), ``inspect`` shows it, and every host with the overlay learns the
 new endpoint (forwarding and neighbour entries, names) from the leader's endpoint lists.
 
+A connect or disconnect may reach the node before the node has made the container (its Assign
+still in flight, its image being fetched, its create under way). So the cycle that changes the
+record also sends the container's Assign again, at the same generation, with the new spec: it
+follows the first one on the node's ordered commands channel, and the node puts the copy on
+exactly the networks it names once the copy is made (``worker.agent``: ``Reconnect``). The
+forwarded request names the copy (``generation``); a node that has not made it answers
+not_found, and the connect stands: the resent Assign carries it out. A node that made it
+already answers ok, whichever of the two came first.
+
 A disconnect is the reverse: the attachment and its address leave the record (the leader gives
 the address back and every host drops the endpoint's entries), then the node deletes the veth.
 A container stays on the network it was submitted with (``--network``): only networks
@@ -27,12 +36,13 @@ import structlog
 
 from protocol.errors import Conflict, NotFound, ShoalError, Unsupported
 from protocol.messages import ConnectNetwork, DisconnectNetwork, Message, Ok
-from protocol.specs import DEFAULT_NETWORK_MODE, NetworkAttachment, NetworkInfo
+from protocol.specs import NetworkAttachment, NetworkInfo
 from protocol.validation import NETWORKS as NETWORKS_WITHOUT_NAMESPACE
-from protocol.validation import check_network_alias, check_spec
+from protocol.validation import check_network_alias, check_spec, own_network
 from scheduler.cluster.cycle import LeaderCycle, Work, occupies_node
 from scheduler.cluster.forward import Forwarder, Route
 from scheduler.cluster.leader import Leader
+from scheduler.cluster.overlay_endpoints import assignment
 from scheduler.cluster.work import existing
 from scheduler.store import CONTAINERS, ContainerRecord, Store
 
@@ -44,10 +54,6 @@ NodeRoute = Callable[..., Awaitable[Route]]
 DEFAULT_BRIDGE = "bridge"
 
 
-def own_network(record: ContainerRecord) -> str:
-    """The network the container was submitted on (the default one is a node's bridge)."""
-    network = record.spec.network
-    return DEFAULT_BRIDGE if network == DEFAULT_NETWORK_MODE else network
 
 
 def is_standalone(cid: str, record: ContainerRecord) -> bool:
@@ -59,6 +65,16 @@ def is_standalone(cid: str, record: ContainerRecord) -> bool:
 def _changed(cid: str) -> Conflict:
     return Conflict(f"container {cid} was placed or stopped while being connected; try again",
                     details={"id": cid})
+
+
+def _put_and_resend(cycle: LeaderCycle, cid: str, record: ContainerRecord) -> None:
+    """Stage the record whose networks changed; if it holds its node and was sent there to
+    run, the node gets its Assign again (after the commit): the copy ends on exactly those
+    networks once made. (One placed by ``create`` gets its first Assign at ``start``.)"""
+    cycle.put_container(cid, record)
+    staged = cycle.containers.get(cid)
+    if staged is not None and occupies_node(staged) and staged.desired == "running":
+        cycle.send(staged.node_id, assignment(cid, staged), ("containers", cid))
 
 
 class Connect(Work):
@@ -80,7 +96,7 @@ class Connect(Work):
         if occupies_node(record) != self.live:
             raise _changed(self.cid)
         name = self.attachment.name
-        if name == own_network(record) or any(a.name == name for a in record.spec.connected):
+        if name == own_network(record.spec) or any(a.name == name for a in record.spec.connected):
             raise Conflict(f"container {self.cid} is already on network {name}",
                            details={"network": name, "id": self.cid})
         if record.spec.network in NETWORKS_WITHOUT_NAMESPACE:
@@ -95,7 +111,7 @@ class Connect(Work):
                                   connected=[*record.spec.connected, self.attachment]))
         addresses = {**record.addresses, name: self.address} if self.address \
             else record.addresses
-        cycle.put_container(self.cid, replace(record, spec=spec, addresses=addresses))
+        _put_and_resend(cycle, self.cid, replace(record, spec=spec, addresses=addresses))
 
     def finish(self, cycle: LeaderCycle) -> Message | None:
         error = cycle.error(("containers", self.cid))
@@ -115,7 +131,7 @@ class Disconnect(Work):
 
     def stage(self, cycle: LeaderCycle) -> None:
         record = existing(cycle, self.cid)
-        if self.network == own_network(record):
+        if self.network == own_network(record.spec):
             raise Unsupported(f"container {self.cid} was submitted on network {self.network} "
                               "and stays on it (a replacement would be placed on it again): "
                               "only a network connected later can be disconnected",
@@ -126,8 +142,9 @@ class Disconnect(Work):
                            details={"network": self.network, "id": self.cid})
         self.node_id = record.node_id if occupies_node(record) else ""
         addresses = {n: ip for n, ip in record.addresses.items() if n != self.network}
-        cycle.put_container(self.cid, replace(record, spec=replace(record.spec, connected=kept),
-                                              addresses=addresses))
+        _put_and_resend(cycle, self.cid, replace(record, spec=replace(record.spec,
+                                                                      connected=kept),
+                                                 addresses=addresses))
 
     def finish(self, cycle: LeaderCycle) -> Message | None:
         error = cycle.error(("containers", self.cid))
@@ -190,13 +207,19 @@ class ClusterConnections:
             if address:
                 await leader.overlay.release(network.name, address, cid)
             return Ok()
+        generation = entry.record.generation
         try:
             route = await self.route(record.node_id, f"container {cid} is on node "
                                      f"{record.node_id}", {"id": cid})
             await self.forwarder.ask(route, lambda reply: replace(
                 message, name=network.name, spec=cluster_spec, ip=address or message.ip,
-                reply=reply))
-        except ShoalError:
+                generation=generation, reply=reply))
+        except ShoalError as exc:
+            if isinstance(exc, NotFound) and "container" in exc.details:
+                # Not made on its node yet: the resent Assign connects it once it is.
+                log.info("connected before its node made the container", container_id=cid,
+                         network=network.name)
+                return Ok()
             log.info("the node refused a connect; the record is undone", container_id=cid,
                      network=network.name)
             await leader.submit(Disconnect(cid, network.name))
@@ -208,7 +231,7 @@ class ClusterConnections:
         cid = message.container
         record = await self._record(cid)
         name = message.name
-        if name != own_network(record) and all(a.name != name for a in record.spec.connected):
+        if name != own_network(record.spec) and all(a.name != name for a in record.spec.connected):
             name = (await self.find(name)).spec.name  # an id or an id prefix
         work = Disconnect(cid, name)
         await leader.submit(work)
@@ -216,7 +239,8 @@ class ClusterConnections:
             return Ok()
         route = await self.route(work.node_id, f"container {cid} is on node {work.node_id}",
                                  {"id": cid})
-        # NotFound: its node had not made that endpoint (it was placed meanwhile): none to drop.
+        # NotFound: its node has not made the container or that endpoint: the resent Assign
+        # leaves the network once it is made, if the copy was made on it.
         with contextlib.suppress(NotFound):
             await self.forwarder.ask(route, lambda reply: replace(message, name=name,
                                                                   reply=reply))

@@ -12,7 +12,16 @@ import shlex
 from collections.abc import Iterable, Mapping
 
 from protocol.errors import InvalidArgument
-from protocol.specs import ContainerInfo, ContainerSpec, ContainerState, ContainerSummary, NodeInfo
+from protocol.specs import (
+    ContainerInfo,
+    ContainerSpec,
+    ContainerState,
+    ContainerSummary,
+    EndpointSettings,
+    NodeInfo,
+)
+from protocol.subnets import endpoint_id, mac_of
+from protocol.validation import own_network
 from scheduler.placement import ClusterSnapshot
 from scheduler.store import ContainerRecord, NodeRecord
 from scheduler.store.keys import check_id
@@ -54,7 +63,7 @@ def summary(cid: str, record: ContainerRecord) -> ContainerSummary:
     return ContainerSummary(
         id=cid, name=cid, image=spec.image, command=command[:4096],
         created_at=record.created_at, state=state, node_id=record.node_id,
-        labels=spec.labels, ports=state.ports or spec.ports)
+        labels=spec.labels, ports=state.ports or spec.ports, networks=record_endpoints(cid, record))
 
 
 def info(cid: str, record: ContainerRecord, node: NodeRecord | None) -> ContainerInfo:
@@ -72,6 +81,27 @@ def info(cid: str, record: ContainerRecord, node: NodeRecord | None) -> Containe
         runtime=node.info.runtime if node is not None else "",
         storage_driver=node.info.storage_driver if node is not None else "",
         details=details)
+
+
+def record_endpoints(cid: str, record: ContainerRecord) -> list[EndpointSettings]:
+    """The endpoints a record knows of: each network it is on (its own first, then those
+    connected), with the address the cluster took on an overlay, the network's prefix and
+    gateway and the MAC made from the address (a bridge network's address is its node's)."""
+    spec = record.spec
+    networks = [(a.name, a.spec, list(a.aliases)) for a in spec.connected]
+    if spec.network not in ("", "none", "host"):
+        networks.insert(0, (own_network(spec), spec.network_spec, list(spec.network_aliases)))
+    shown = []
+    for name, network, aliases in networks:
+        ip = record.addresses.get(name, "")
+        subnet = network.subnet if network is not None and ip else ""
+        shown.append(EndpointSettings(
+            network=name, ip=ip, mac=mac_of(ip) if ip else "", aliases=aliases,
+            endpoint_id=endpoint_id(cid, name),
+            prefix_len=int(subnet.rpartition("/")[2]) if subnet else 0,
+            gateway=network.gateway if subnet and network is not None
+            and not network.internal else ""))
+    return shown
 
 
 def matches(record: ContainerRecord, cid: str, filters: Mapping[str, str], all_: bool) -> bool:

@@ -161,6 +161,17 @@ def test_run_rm_of_a_command_that_cannot_run(cluster: Cluster, command: str, sta
     assert shoal("-H", cluster.worker, "ps", "-aq").stdout == before  # --rm left nothing
 
 
+def test_run_rm_returns_once_the_container_is_removed(cluster: Cluster) -> None:
+    """As docker's CLI, the command waits for ``removed``: the container's exit code still
+    comes back, and nothing of it is listed once the command has returned."""
+    before = shoal("-H", cluster.worker, "ps", "-aq").stdout
+    for _ in range(3):
+        done = shoal("-H", cluster.worker, "run", "--rm", "--network", "bridge", "busybox",
+                     "sh", "-c", "echo out; exit 7")
+        assert (done.returncode, done.stdout) == (7, "out\n"), done.stderr
+        assert shoal("-H", cluster.worker, "ps", "-aq").stdout == before
+
+
 def test_refusals_leave_nothing_behind(cluster: Cluster) -> None:
     before = shoal("-H", cluster.leader, "ps", "-aq").stdout
     interactive = shoal("-H", cluster.leader, "run", "-i", "busybox", "cat", stdin=b"hi\n")

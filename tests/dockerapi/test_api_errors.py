@@ -146,6 +146,12 @@ ERRORS: list[tuple[str, str, Any, int, str]] = [
     ("POST", "/networks/create", {"Name": "host"}, 403, "host is a pre-defined network"),
     ("POST", "/networks/create", {"Name": "n", "Driver": "macvlan"}, 400,
      "network driver 'macvlan' is not supported"),
+    ("POST", "/networks/create", {"Name": "n", "Driver": "overlay",
+                                  "Options": {"encrypted": ""}}, 400,
+     "--opt encrypted: overlay encryption (IPsec between the hosts for VXLAN traffic) is not "
+     "built"),
+    ("POST", "/networks/create", {"Name": "n", "Options": {"com.docker.network.mtu": "1"}}, 400,
+     "--opt 'com.docker.network.mtu': shoal's network drivers take no options"),
     ("DELETE", "/networks/none", None, 403, "none is a pre-defined network"),
     ("GET", "/networks?filters=%7B%22colour%22%3A%5B%22x%22%5D%7D", None, 400,
      "invalid filter 'colour'"),

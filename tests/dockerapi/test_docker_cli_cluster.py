@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker as docker_py
 import pytest
 
 from cli.dev import DevCluster
@@ -112,4 +113,51 @@ def test_networks_and_volumes_through_the_scheduler(cli) -> None:  # type: ignor
         # Best effort: the scheduler still counts a container removed a moment ago among a
         # volume's users (after its destroy event), so the dev cluster's teardown does it.
         cli("volume", "rm", f"worker2/{vol}")
+        cli("network", "rm", net)
+
+
+def test_connected_networks_show_in_inspect_through_the_scheduler(  # type: ignore[no-untyped-def]
+        cli, cluster: DevCluster) -> None:
+    net = f"da2ce{secrets.token_hex(3)}"
+    assert cli("network", "create", net).returncode == 0
+    ran = cli("run", "-d", "busybox", "sleep", "600")
+    assert ran.returncode == 0, ran.stderr
+    cid = ran.stdout.strip()
+    try:
+        linked = cli("network", "connect", "--link", "other:o", net, cid)
+        assert linked.returncode != 0 and "Links" in linked.stderr, linked.stderr
+        connected = cli("network", "connect", "--alias", "extra", net, cid)
+        assert connected.returncode == 0, connected.stderr
+        shown = json.loads(cli("inspect", cid).stdout)[0]["NetworkSettings"]
+        assert set(shown["Networks"]) == {"bridge", net}, shown
+        net_id = cli("network", "inspect", "-f", "{{.Id}}", net).stdout.strip()
+        for endpoint in shown["Networks"].values():
+            ip = endpoint["IPAddress"]
+            assert ip and endpoint["Gateway"] and 8 <= endpoint["IPPrefixLen"] <= 30, endpoint
+            assert endpoint["MacAddress"] == "02:42:" + ":".join(
+                f"{int(b):02x}" for b in ip.split(".")), endpoint
+            assert len(endpoint["EndpointID"]) == 64 and endpoint["NetworkID"], endpoint
+            # The address is the one the container has on that network.
+            inside = cli("exec", cid, "ip", "-o", "-4", "addr")
+            assert f"inet {ip}/{endpoint['IPPrefixLen']}" in inside.stdout, inside.stdout
+        assert shown["Networks"][net]["NetworkID"] == net_id
+        assert "extra" in shown["Networks"][net]["Aliases"]
+        assert shown["IPAddress"] == shown["Networks"]["bridge"]["IPAddress"]
+        listed = cli("ps", "--filter", f"id={cid}", "--format", "{{.Networks}}").stdout
+        assert sorted(listed.strip().split(",")) == sorted(["bridge", net]), listed
+        on_net = json.loads(cli("network", "inspect", net).stdout)[0]["Containers"]
+        assert on_net[cid]["EndpointID"] == shown["Networks"][net]["EndpointID"], on_net
+
+        # docker-py sees the same, and its disconnect takes the network away.
+        client = docker_py.DockerClient(base_url=cluster.docker, timeout=60)
+        try:
+            container = client.containers.get(cid)
+            assert set(container.attrs["NetworkSettings"]["Networks"]) == {"bridge", net}
+            client.networks.get(net).disconnect(container)
+            container.reload()
+            assert set(container.attrs["NetworkSettings"]["Networks"]) == {"bridge"}
+        finally:
+            client.close()
+    finally:
+        assert cli("rm", "-f", cid).returncode == 0
         cli("network", "rm", net)

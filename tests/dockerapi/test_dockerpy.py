@@ -157,6 +157,16 @@ def test_networks_and_volumes(client: docker.DockerClient) -> None:
             assert endpoint["Aliases"] == ["pyalias", box.id[:12]]
             net.reload()
             assert list(net.containers) == [box]
+            # Connected to the default bridge too: both in a listing's row, as dockerd's are.
+            client.networks.get("bridge").connect(box)
+            [row] = [r for r in client.api.containers() if r["Id"] == box.id]
+            listed = row["NetworkSettings"]["Networks"]
+            assert set(listed) == {net.name, "bridge"}
+            assert listed[net.name]["MacAddress"] == "02:42:0a:fb:07:09"
+            box.reload()
+            inspected = box.attrs["NetworkSettings"]["Networks"]
+            assert inspected["bridge"]["IPAddress"] == listed["bridge"]["IPAddress"] != ""
+            assert inspected["bridge"]["EndpointID"] == listed["bridge"]["EndpointID"]
             assert box.exec_run(["sh", "-c", "echo v > /data/f"]).exit_code == 0
             assert client.volumes.get(vol.name).attrs["Labels"] == {"by": "py"}
             with pytest.raises(docker.errors.APIError) as busy:

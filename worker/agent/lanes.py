@@ -7,7 +7,10 @@ slow, and harmless to abandon) and ``commit`` (create and start it). A later ``R
 ``StopAndRemove`` of the same container supersedes a ``Run`` that has not committed yet: a queued
 one is dropped and a preparing one cancelled, so a container revoked (or reassigned) while its
 image is fetched never starts at the old generation. A committed ``Run`` finishes, and what
-follows acts on the container it made. Reports are not queued here: they read what is true now.
+follows acts on the container it made. A ``Reconnect`` (the copy's networks, after a connect or
+disconnect) waits behind the run that makes the copy and supersedes only an older
+``Reconnect``: the newest says what the copy should be on. Reports are not queued here: they
+read what is true now.
 """
 
 from __future__ import annotations
@@ -19,21 +22,24 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from worker.agent.state import Run, StopAndRemove
+from worker.agent.state import Reconnect, Run, StopAndRemove
 
 log = structlog.get_logger("shoal.agent")
 
-LaneInstruction = Run | StopAndRemove
+LaneInstruction = Run | StopAndRemove | Reconnect
 # Prepare a run: True to commit it, False when it failed (and said so).
 Prepare = Callable[[Run], Coroutine[object, object, bool]]
 Commit = Callable[[LaneInstruction], Awaitable[None]]
 
 
-def superseded(queue: deque[LaneInstruction]) -> deque[LaneInstruction]:
-    """What stays queued in a lane when another instruction joins it: every instruction of a
-    lane names one container, and any newer run or stop of it makes its runs not yet begun
-    moot (a stop stays: it removes what an earlier, committed run made)."""
-    return deque(i for i in queue if not isinstance(i, Run))
+def superseded(queue: deque[LaneInstruction], by: LaneInstruction) -> deque[LaneInstruction]:
+    """What stays queued in a lane when ``by`` joins it: every instruction of a lane names one
+    container, and any newer run or stop of it makes its runs and reconnects not yet begun
+    moot (a stop stays: it removes what an earlier, committed run made); a reconnect makes
+    only the older reconnects moot."""
+    if isinstance(by, Reconnect):
+        return deque(i for i in queue if not isinstance(i, Reconnect))
+    return deque(i for i in queue if not isinstance(i, Run | Reconnect))
 
 
 @dataclass(slots=True)
@@ -63,8 +69,8 @@ class ContainerLanes:
         lane = self._lanes.get(cid)
         if lane is None:
             lane = self._lanes[cid] = _Lane()
-        lane.queue = superseded(lane.queue)
-        if lane.preparing is not None:
+        lane.queue = superseded(lane.queue, instruction)
+        if lane.preparing is not None and not isinstance(instruction, Reconnect):
             log.info("run superseded while preparing", container_id=cid,
                      by=type(instruction).__name__, stimulus_id=instruction.stimulus_id)
             lane.preparing.cancel()

@@ -24,6 +24,11 @@ containers (``worker.agent.fence`` decides when) and starts none until it is hea
 clock is CLOCK_BOOTTIME, which keeps counting while the host is suspended, as the scheduler's
 clock does while this host sleeps.
 
+An Assign sent again at the generation held (after ``network connect``/``disconnect`` through a
+scheduler) puts the copy on exactly its spec's networks (``on_networks``), after the run that
+makes it if that is still under way: a connect or disconnect that reached this node before the
+container existed is carried out when it does.
+
 Commands are decided in the order they arrive, but carried out per container
 (``worker.agent.lanes``): a container whose image is being fetched holds up no other
 container's run, stop or report, and a stop or newer run of it abandons the fetch.
@@ -65,6 +70,7 @@ from protocol.platforms import host_platform
 from protocol.specs import (
     JOB_LABEL,
     ContainerState,
+    NetworkAttachment,
     NodeInfo,
     NodeResources,
     OverlayEndpoint,
@@ -79,6 +85,7 @@ from worker.agent.state import (
     Assigned,
     ContainerChanged,
     Instruction,
+    Reconnect,
     Refuse,
     Revoked,
     Run,
@@ -89,6 +96,7 @@ from worker.agent.state import (
 )
 from worker.engine.engine import Engine
 from worker.engine.network_join import wait_for_peer
+from worker.engine.records import EngineContainer
 from worker.hostos import HOST
 from worker.images.fetch import ImageFetcher
 
@@ -112,6 +120,9 @@ HEALTH_ACTION = "health_status"
 # not waited for long either: the next one is tried.
 # Where the scheduler's ``NetworkEndpoints`` go (the worker's ``Networks.set_endpoints``).
 EndpointsHandler = Callable[[list[OverlayEndpoint]], Awaitable[None]]
+# What puts a container on exactly the networks it is connected to (the native driver's
+# ``set_connected``).
+NetworksHandler = Callable[[EngineContainer, list[NetworkAttachment]], Awaitable[None]]
 AGENT_OPTIONS = channels.ChannelOptions(heartbeat=0.25, timeout=1.5, connect_timeout=2.0)
 
 
@@ -159,9 +170,11 @@ class Agent:
                  fetcher: ImageFetcher | None = None,
                  managers_file: Path | None = None,
                  security: channels.CurveClient | None = None,
-                 on_endpoints: EndpointsHandler | None = None) -> None:
+                 on_endpoints: EndpointsHandler | None = None,
+                 on_networks: NetworksHandler | None = None) -> None:
         self.engine = engine
         self.on_endpoints = on_endpoints  # where the cluster's overlay endpoints go
+        self.on_networks = on_networks  # how a copy's connected networks are set
         self.node = node
         self.fetcher = fetcher
         self.supply = (ImageSupply(fetcher, node.platform, events=engine.events)
@@ -420,7 +433,8 @@ class Agent:
 
     async def _on_command(self, message: object) -> None:
         if isinstance(message, Assign):
-            if message.registry is not None:
+            if message.registry is not None and not self.state.holds(message.container_id,
+                                                                      message.generation):
                 self._pull_access[message.container_id] = message.registry
             event: Assigned | Revoked = Assigned(message.container_id, message.generation,
                                                  message.spec, self._sid())
@@ -446,7 +460,7 @@ class Agent:
 
     async def _execute(self, instructions: list[Instruction]) -> None:
         for instruction in instructions:
-            if isinstance(instruction, Run | StopAndRemove):
+            if isinstance(instruction, Run | StopAndRemove | Reconnect):
                 self._lanes.submit(instruction)
             elif isinstance(instruction, SendReport):
                 await self._report(instruction)
@@ -513,6 +527,12 @@ class Agent:
                     self._run_failed(instruction, exc)
                     await self._send(cid, generation,
                                      ContainerState(status="dead", error=str(exc)[:4096]))
+            case Reconnect(container_id=cid, generation=generation, spec=spec):
+                record = self.engine.records.get(cid)
+                if record is None or record.generation != generation \
+                        or self.on_networks is None:
+                    return  # not made (its run failed or was superseded): nothing to connect
+                await self.on_networks(record, list(spec.connected))
             case StopAndRemove(container_id=cid, reason=reason):
                 log.info("stopping a copy", container_id=cid, reason=reason)
                 try:

@@ -3,7 +3,10 @@
 Fencing lives here: every assignment carries a generation; an assignment older than the newest
 this worker has seen for that container is refused, and a newer one replaces the copy that runs.
 Reports are kept while the scheduler is unreachable and sent in full when it is back, so what
-ended meanwhile is still known. The shell runs the instructions and feeds results back.
+ended meanwhile is still known. An assignment sent again at the generation held is a resend: it
+is answered with a report, and its spec's networks are what the copy should be on (the
+scheduler sends it again after ``network connect``/``disconnect``: ``Reconnect``). The shell
+runs the instructions and feeds results back.
 """
 
 from __future__ import annotations
@@ -72,6 +75,18 @@ class StopAndRemove:
 
 
 @dataclass(frozen=True, slots=True)
+class Reconnect:
+    """Put the held copy on exactly the networks ``spec`` connects it to (``spec.connected``),
+    once its run has made it: a connect or disconnect that reached the node before the copy
+    existed takes effect when it does."""
+
+    container_id: str
+    generation: int
+    spec: ContainerSpec
+    stimulus_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class SendReport:
     container_id: str
     generation: int
@@ -88,7 +103,7 @@ class Refuse:
     stimulus_id: str
 
 
-Instruction = Run | StopAndRemove | SendReport | Refuse
+Instruction = Run | StopAndRemove | Reconnect | SendReport | Refuse
 
 
 @dataclass(slots=True)
@@ -148,8 +163,10 @@ class AgentState:
                            f"generation {event.generation} is stale (the lowest still "
                            f"acceptable is {lowest})", event.stimulus_id)]
         held = self.held.get(event.container_id)
-        if held is not None and held.generation == event.generation:
-            return [self._report(event.container_id, held, event.stimulus_id)]  # a resend
+        if held is not None and held.generation == event.generation:  # a resend
+            return [self._report(event.container_id, held, event.stimulus_id),
+                    Reconnect(event.container_id, event.generation, event.spec,
+                              event.stimulus_id)]
         out: list[Instruction] = []
         if held is not None:
             out.append(StopAndRemove(event.container_id,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from protocol import signals
 from protocol.errors import Unsupported
-from protocol.specs import PortMapping, Resources, ResourceSample
+from protocol.specs import EndpointSettings, PortMapping, Resources, ResourceSample
 from worker.engine.records import EngineContainer
 
 
@@ -250,6 +250,10 @@ class Driver(abc.ABC):
     def address(self, record: EngineContainer) -> str:
         """The container's address on its network, "" without one."""
         return ""
+
+    def endpoints(self, record: EngineContainer) -> list[EndpointSettings]:
+        """The container's endpoint on each network it is on (none on the host's network)."""
+        return []
 
     async def close(self) -> None:  # noqa: B027 - most drivers hold nothing to release
         """The worker is going away: release what the driver holds (containers keep running)."""

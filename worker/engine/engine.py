@@ -380,7 +380,8 @@ class Engine(ContainerIO):
                 id=record.id, name=record.name, image=record.spec.image,
                 command=" ".join(record.argv()), created_at=record.created_at,
                 state=record.state, node_id=self.node_id, labels=record.spec.labels,
-                ports=self.driver.published_ports(record)))
+                ports=self.driver.published_ports(record),
+                networks=self.driver.endpoints(record)))
         return rows
 
     def inspect(self, ref: str) -> ContainerInfo:
@@ -394,7 +395,8 @@ class Engine(ContainerIO):
                      **self._network_details(record),
                      **{f"volume.{name}": path for name, path in record.volumes.items()},
                      "restart_policy": record.spec.restart.name,
-                     "manually_stopped": str(record.manually_stopped).lower()})
+                     "manually_stopped": str(record.manually_stopped).lower()},
+            networks=self.driver.endpoints(record))
 
     def _network_details(self, record: EngineContainer) -> dict[str, str]:
         """The container's address and bound ports, for inspect (``shoal port`` reads them)."""

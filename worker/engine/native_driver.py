@@ -19,8 +19,12 @@ import signal
 import time
 from pathlib import Path
 
-from protocol.errors import ShoalError
+import structlog
+
+from protocol.errors import NotFound, ShoalError
 from protocol.specs import (
+    EndpointSettings,
+    NetworkAttachment,
     NetworkSpec,
     PortMapping,
     Resources,
@@ -58,6 +62,8 @@ from worker.runtime.spec import CPU, Memory, Pids
 from worker.runtime.spec import Resources as LiveResources
 from worker.runtime.state import StateDir, proc_start_time
 from worker.storage import StorageDriver, choose_driver
+
+log = structlog.get_logger("shoal.engine")
 
 COPY_EVERY = 0.05  # how often new output is copied into the json-file log
 DEFAULT_CPU_SHARES = 1024  # the kernel's (and Docker's) weight of a cgroup given none
@@ -277,8 +283,10 @@ class NativeDriver(Driver):
         if terminal is not None:  # ends at EIO: every process that held the pty has exited
             await asyncio.gather(terminal, return_exceptions=True)
         self._close_input(record)
-        await self._stop_copying(record, discard=True)
-        await self.networks.detach(record.id)  # before anyone learns of the exit
+        # Both before anyone learns of the exit, side by side: the last output copied, and
+        # its veths deleted (the kernel frees a dead namespace's only later).
+        await asyncio.gather(self._stop_copying(record, discard=True),
+                             self.networks.detach(record.id))
         code = 255 if code is None else code
         return ExitStatus(code, time.time(), oom_killed=self._oom_killed(record, code),
                           error=error)
@@ -469,10 +477,12 @@ class NativeDriver(Driver):
         self._close_input(record)
         await self._stop_copying(record, discard=False)
         await self.cleanup(record)
-        await self.networks.release(record.id)
-        await asyncio.to_thread(self.storage.remove, record.id)
-        await asyncio.to_thread(shutil.rmtree, self._dir(record) / "bundle", True)
-        await asyncio.to_thread(shutil.rmtree, self.network_dir(record.id), True)
+        # Independent of each other once nothing runs: side by side, not one after another.
+        await asyncio.gather(
+            self.networks.release(record.id),
+            asyncio.to_thread(self.storage.remove, record.id),
+            asyncio.to_thread(shutil.rmtree, self._dir(record) / "bundle", True),
+            asyncio.to_thread(shutil.rmtree, self.network_dir(record.id), True))
 
     def network_dir(self, container_id: str) -> Path:
         """Where its /etc/hosts, /etc/hostname and /etc/resolv.conf are kept."""
@@ -480,7 +490,8 @@ class NativeDriver(Driver):
 
     async def connect(self, record: EngineContainer, network: str, *, ip: str = "",
                       aliases: list[str] | None = None,
-                      cluster_network: NetworkSpec | None = None) -> None:
+                      cluster_network: NetworkSpec | None = None,
+                      again_ok: bool = False) -> None:
         try:
             image = await asyncio.to_thread(self.store.get, record.spec.image)
             exposed = list(image.defaults.exposed_ports)
@@ -489,10 +500,39 @@ class NativeDriver(Driver):
         await self.networks.connect(network, record.id, record.name, record.spec,
                                     self.network_dir(record.id), ip=ip, aliases=aliases,
                                     hostname=hostname_of(record),
-                                    cluster_network=cluster_network, image_exposed=exposed)
+                                    cluster_network=cluster_network, image_exposed=exposed,
+                                    again_ok=again_ok)
 
     async def disconnect(self, record: EngineContainer, network: str) -> None:
         await self.networks.disconnect(network, record.id, self.network_dir(record.id))
+
+    async def set_connected(self, record: EngineContainer,
+                            attachments: list[NetworkAttachment]) -> None:
+        """The container on its own network and exactly the ``attachments`` (a scheduler's
+        container, as its record says after a connect or disconnect): the networks it is on
+        and not named are left, those named and missing joined. A network that cannot be
+        joined or left is logged; the others still are."""
+        wanted = {a.name for a in attachments}
+        on = await asyncio.to_thread(self.networks.networks_of, record.id)
+        for network in on:
+            if network != record.spec.network and network not in wanted:
+                try:
+                    await self.disconnect(record, network)
+                except NotFound:
+                    pass  # left meanwhile (the scheduler's own disconnect)
+                except ShoalError as exc:
+                    log.error("leaving a network failed", container_id=record.id,
+                              network=network, error=str(exc))
+        for attachment in attachments:
+            if attachment.name in on:
+                continue
+            try:
+                await self.connect(record, attachment.name, ip=attachment.ip,
+                                   aliases=list(attachment.aliases),
+                                   cluster_network=attachment.spec, again_ok=True)
+            except ShoalError as exc:
+                log.error("joining a network failed", container_id=record.id,
+                          network=attachment.name, error=str(exc))
 
     def published_ports(self, record: EngineContainer) -> list[PortMapping]:
         chosen = self.networks.ports(record.id)
@@ -500,6 +540,9 @@ class NativeDriver(Driver):
 
     def address(self, record: EngineContainer) -> str:
         return self.networks.address(record.id)
+
+    def endpoints(self, record: EngineContainer) -> list[EndpointSettings]:
+        return self.networks.settings(record.id)
 
     async def close(self) -> None:
         """Stop copying (the raw files keep what comes meanwhile); leave the helper running.

@@ -12,5 +12,12 @@ the names its resolver answers and the proxy of its published ports.
 - ``dns_answers``: what the resolver says to one question (pure; dnspython's codec).
 - ``resolver``: the resolver at 127.0.0.11 in each container namespace, served by the worker.
 - ``proxy``: the userland proxy of published ports (loopback and hairpin).
-- ``manager``: ``Networks``, what the driver and the worker's verbs use.
+- ``allocation``: a container's address and host ports on a network, chosen in the state.
+- ``host``: ``HostNetworks``, the worker's networks as objects on its host (bridges, VXLAN
+  devices, its nftables table; create, list, inspect, remove, prune) and its devices' names.
+- ``manager``: ``Networks`` (a ``HostNetworks``): its containers' endpoints on them (prepare,
+  attach, detach, release, connect, disconnect), their resolvers and proxies, and the
+  cluster's overlay endpoints; what the driver and the worker's verbs use.
+- ``service``: the network verbs a worker answers.
+- ``vxlan``: an overlay's VXLAN device and its forwarding and neighbour entries.
 """

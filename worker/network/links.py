@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -21,6 +21,7 @@ from worker.runtime import syscalls
 
 CLONE_NEWNET = 0x40000000
 ENOENT_ERRNOS = (2, 19)  # ENOENT, ENODEV: the link is gone already
+EEXIST = 17
 
 
 def _index(ipr: IPRoute, name: str) -> int | None:
@@ -60,17 +61,23 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
 
 def delete_link(name: str) -> bool:
     """Delete the link ``name`` (a bridge or a veth); False if there was none."""
+    return bool(delete_links([name]))
+
+
+def delete_links(names: Iterable[str]) -> list[str]:
+    """Delete the links ``names`` (bridges or veths), one request each on one socket; the
+    names of those there were."""
+    deleted = []
     with IPRoute() as ipr:
-        index = _index(ipr, name)
-        if index is None:
-            return False
-        try:
-            ipr.link("del", index=index)
-        except NetlinkError as exc:
-            if exc.code in ENOENT_ERRNOS:
-                return False
-            raise
-        return True
+        for name in names:
+            try:
+                ipr.link("del", ifname=name)
+            except NetlinkError as exc:
+                if exc.code in ENOENT_ERRNOS:
+                    continue
+                raise
+            deleted.append(name)
+    return deleted
 
 
 def links_named(prefix: str) -> list[str]:
@@ -87,7 +94,6 @@ def attach(pid: int, host_end: str, bridge: str, address: str, prefixlen: int,
     there, with ``address`` and (unless None) a default route via ``gateway``; ``mtu`` and
     ``mac`` (an overlay's) when given."""
     sized = {"mtu": mtu} if mtu else {}
-    delete_link(host_end)  # a leftover of an earlier run of this container
     with IPRoute() as ipr:
         bridge_index = _index(ipr, bridge)
         if bridge_index is None:
@@ -95,10 +101,16 @@ def attach(pid: int, host_end: str, bridge: str, address: str, prefixlen: int,
         peer: dict[str, object] = {"ifname": ifname, "net_ns_pid": pid, **sized}
         if mac:
             peer["address"] = mac
-        ipr.link("add", ifname=host_end, kind="veth", peer=peer, **sized)
-        index = _index(ipr, host_end)
-        assert index is not None
-        ipr.link("set", index=index, master=bridge_index, state="up")
+        # One request: the host end made on the bridge and up (IFLA_MASTER, IFF_UP).
+        request = {"ifname": host_end, "kind": "veth", "peer": peer, "master": bridge_index,
+                   "state": "up", **sized}
+        try:
+            ipr.link("add", **request)
+        except NetlinkError as exc:
+            if exc.code != EEXIST:
+                raise
+            ipr.link("del", ifname=host_end)  # a leftover of an earlier run of this container
+            ipr.link("add", **request)
     with in_namespace(pid), IPRoute() as ns:
         index = _index(ns, ifname)
         assert index is not None

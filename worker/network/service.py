@@ -47,7 +47,7 @@ async def handle_network(driver: NativeDriver | None, engine: Engine, message: M
             await networks.remove(name)
             return Ok()
         case ConnectNetwork(name=name, container=container, ip=ip, aliases=aliases,
-                            spec=cluster_network):
+                            spec=cluster_network, generation=generation):
             for alias in aliases:
                 check_network_alias(alias)
             record = engine.find(container)
@@ -55,6 +55,9 @@ async def handle_network(driver: NativeDriver | None, engine: Engine, message: M
             if peer:  # Docker's rule: the namespace is the peer's, connect the peer instead
                 raise Unsupported(f"container {record.name} shares the network of {peer} "
                                   f"(--network container:{peer}): connect {peer} instead")
+            if generation and record.generation != generation:
+                raise NotFound(f"container {container} is not made here at generation "
+                               f"{generation} yet", details={"container": container})
             if record.spec.network in ("none", "host"):
                 raise Unsupported(f"container {record.name or record.id[:12]} is on --network "
                                   f"{record.spec.network}: it cannot join a bridge network")
@@ -62,7 +65,7 @@ async def handle_network(driver: NativeDriver | None, engine: Engine, message: M
                 raise InvalidArgument(f"overlay network {cluster_network.name}: the address "
                                       "is the cluster's to choose (connect through a scheduler)")
             await driver.connect(record, name, ip=ip, aliases=list(aliases),
-                                 cluster_network=cluster_network)
+                                 cluster_network=cluster_network, again_ok=bool(generation))
             return Ok()
         case DisconnectNetwork(name=name, container=container, force=force):
             try:

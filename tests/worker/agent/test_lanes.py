@@ -9,7 +9,7 @@ from collections import deque
 from protocol.specs import ContainerSpec
 from tests.helpers.bounded_run import run
 from worker.agent.lanes import ContainerLanes, LaneInstruction, superseded
-from worker.agent.state import Run, StopAndRemove
+from worker.agent.state import Reconnect, Run, StopAndRemove
 
 SPEC = ContainerSpec(image="big")
 
@@ -47,9 +47,33 @@ class Recorder:
 
 
 def test_superseded_drops_queued_runs_and_keeps_stops() -> None:
-    queue = superseded(deque([
-        StopAndRemove("x", "r", "s1"), Run("x", 1, SPEC, "s2")]))
-    assert list(queue) == [StopAndRemove("x", "r", "s1")]
+    stop = StopAndRemove("x", "r", "s1")
+    queue = superseded(deque([stop, Run("x", 1, SPEC, "s2"), Reconnect("x", 1, SPEC, "s3")]),
+                       Run("x", 2, SPEC, "s4"))
+    assert list(queue) == [stop]
+
+
+def test_a_reconnect_supersedes_only_older_reconnects() -> None:
+    run_ = Run("x", 1, SPEC, "s1")
+    queue = superseded(deque([run_, Reconnect("x", 1, SPEC, "s2")]),
+                       Reconnect("x", 1, SPEC, "s3"))
+    assert list(queue) == [run_]
+
+
+def test_a_reconnect_waits_for_the_run_being_prepared() -> None:
+    async def body() -> None:
+        rec = Recorder()
+        lanes = ContainerLanes(rec.prepare, rec.commit)
+        lanes.submit(Run("x", 1, SPEC, "s1"))
+        await asyncio.wait_for(rec.started("x", 1).wait(), 5)
+        lanes.submit(Reconnect("x", 1, SPEC, "s2"))
+        assert lanes.pending_run("x") == 1  # the image fetch goes on
+        rec.gate("x", 1).set()
+        await rec.until(2)
+        assert rec.commits == [("Run", "x", 1), ("Reconnect", "x", 0)]
+        await lanes.close()
+
+    run(body)
 
 
 def test_a_held_run_holds_up_only_its_own_container() -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.specs import ContainerSpec
+from protocol.specs import ContainerSpec, NetworkAttachment
 from worker.agent.state import (
     AgentState,
     Assigned,
     ContainerChanged,
+    Reconnect,
     Refuse,
     Revoked,
     Run,
@@ -22,12 +24,13 @@ from worker.agent.state import (
 SPEC = ContainerSpec(image="busybox")
 
 
-def test_an_assignment_runs_once_and_a_resend_only_reports() -> None:
+def test_an_assignment_runs_once_and_a_resend_reports_and_reconnects() -> None:
     agent = AgentState()
     agent.handle(SchedulerUp("s0"))
     assert agent.handle(Assigned("c", 1, SPEC, "s1")) == [Run("c", 1, SPEC, "s1")]
-    assert agent.handle(Assigned("c", 1, SPEC, "s2")) == [
-        SendReport("c", 1, "created", None, "s2")]
+    connected = msgspec.structs.replace(SPEC, connected=[NetworkAttachment(name="n2")])
+    assert agent.handle(Assigned("c", 1, connected, "s2")) == [
+        SendReport("c", 1, "created", None, "s2"), Reconnect("c", 1, connected, "s2")]
 
 
 def test_a_stale_generation_is_refused() -> None:

@@ -16,7 +16,7 @@ from protocol import subnets
 from protocol.errors import Conflict, InvalidArgument
 from protocol.specs import ContainerSpec, NetworkSpec
 from worker.network import ipam
-from worker.network.manager import allocate
+from worker.network.allocation import allocate
 from worker.network.state import NetworkRecord, NetworkState, endpoint_key
 
 SUBNET = "10.77.0.0/26"  # 61 addresses for containers (gateway .1)
