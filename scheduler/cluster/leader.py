@@ -46,8 +46,8 @@ from protocol.messages import (
     Revoke,
 )
 from protocol.specs import ContainerState
-from scheduler.cluster import views
 from scheduler.cluster.cycle import Key, LeaderCycle, Work
+from scheduler.cluster.cycle_placement import CyclePlacement
 from scheduler.cluster.events import container_events, node_events
 from scheduler.cluster.metrics import SchedulerMetrics
 from scheduler.cluster.node_work import SetNodeImages, SetNodeVolumes
@@ -56,9 +56,9 @@ from scheduler.cluster.overlay_leader import Change as ContainerChange
 from scheduler.cluster.overlay_leader import LeaderOverlay
 from scheduler.cluster.sessions import Held, WorkerSession
 from scheduler.cluster.tx import Entry
-from scheduler.cluster.work import CreateTogether, stage_node_loss
+from scheduler.cluster.work import stage_node_loss
 from scheduler.fencing import fence_delay
-from scheduler.placement import EngineOptions, PlacementEngine, Strategy, Task
+from scheduler.placement import Strategy
 from scheduler.reconcile import LIVE, Actions, Orphan, Report, Reschedule, reconcile
 from scheduler.store import (
     APPS,
@@ -118,7 +118,7 @@ class Leader:
         self._dirty: set[str] = set()
         self._full = True
         self._wake = asyncio.Event()
-        self._engine: PlacementEngine | None = None
+        self.placement = CyclePlacement(options.strategy, options.seed, self.metrics)
         self._reload: set[Key] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._node_index: dict[str, list[str]] | None = None
@@ -360,11 +360,11 @@ class Leader:
                 work.fail(Internal(f"{type(work).__name__} failed: {exc}"))
         self._reconcile(cycle, dirty, full)
         started = time.monotonic()
-        placed = self._place(cycle)
+        placed = self.placement.place(cycle)
         addresses = await self.overlay.allocate(cycle, placed)
         if any((r := cycle.containers.get(cid)) is not None and r.schedule_state == "pending"
                for cid in placed):
-            self._engine = None  # a placement undone for want of an address
+            self.placement.invalidate()  # a placement undone for want of an address
         changes = await self._commit(cycle)
         self.cycles += 1
         self._changed.set()
@@ -480,71 +480,6 @@ class Leader:
             return record.observed
         return held.state
 
-    def _place(self, cycle: LeaderCycle) -> list[str]:
-        """Place the pending containers; the ids assigned (to commit)."""
-        if cycle.nodes_changed:
-            self._engine = None
-        elif self._engine is not None:
-            for cid in cycle.released:
-                self._engine.release(cid)
-        table = cycle.containers
-        todo = [(cid, rec) for cid in cycle.place
-                if (rec := table.get(cid)) is not None and rec.schedule_state == "pending"
-                and rec.desired != "removed"]
-        if not todo:
-            return []
-        engine = self._engine
-        if engine is None:
-            snapshot = views.snapshot(
-                ((nid, n) for nid in cycle.nodes.ids() if (n := cycle.nodes.get(nid))),
-                ((cid, rec) for cid in table.ids() if (rec := table.get(cid))))
-            engine = self._engine = PlacementEngine(
-                snapshot, EngineOptions(strategy=self.options.strategy, seed=self.options.seed))
-        began = time.monotonic()
-        # Containers created together are placed as one all-or-nothing app (co-located where
-        # they link to or take volumes from each other); the rest in one batch.
-        together: dict[int, CreateTogether] = {}
-        for cid, _ in todo:
-            owner = cycle.place.get(cid)
-            if isinstance(owner, CreateTogether):
-                together[id(owner)] = owner
-        grouped = {cid for owner in together.values() for cid in owner.ids}
-        try:
-            result = engine.place_batch([Task(cid, rec.spec) for cid, rec in todo
-                                         if cid not in grouped])
-            for owner in together.values():
-                result.extend(engine.place_app(owner.as_app(), owner.ids))
-        except InvalidArgument as exc:  # a recorded spec that no longer validates
-            log.error("placement refused a recorded spec", error=str(exc))
-            self._engine = None
-            return []
-        self.metrics.placement_batch_seconds.observe(time.monotonic() - began)
-        self.metrics.placement_batch_containers.observe(len(todo))
-        if result.refusals:
-            self.metrics.placement_refusals.inc(len(result.refusals))
-        records = dict(todo)
-        for a in result.assignments:
-            record = records[a.task_id]
-            text = f"{self.options.strategy}: node {a.node_id}"
-            if a.relaxed:
-                text += f"; soft rules dropped: {', '.join(a.relaxed)}"
-            placed = replace(record, schedule_state="assigned", node_id=a.node_id,
-                             generation=record.generation + 1, placement=text)
-            cycle.put_container(a.task_id, placed)
-            if placed.desired == "running":
-                cycle.send(a.node_id, assignment(a.task_id, placed), ("containers", a.task_id))
-        for refusal in result.refusals:
-            owner = cycle.place.get(refusal.task_id)
-            if owner is not None:
-                owner.refused(cycle, refusal.task_id, refusal.explanation)
-            else:
-                cycle.keep_pending(refusal.task_id, refusal.explanation)
-        # An all-or-nothing submission undoes placements it already got: free them again.
-        for a in result.assignments:
-            if a.task_id in cycle.released:
-                engine.release(a.task_id)
-        return [a.task_id for a in result.assignments]
-
     async def _commit(self, cycle: LeaderCycle) -> list[ContainerChange]:
         """Commit the cycle's plan; the container records committed (before, after)."""
         plan: list[tuple[Key, Change]] = [
@@ -564,7 +499,7 @@ class Leader:
             for key in keys:
                 cycle.failed[key] = exc
                 self._reload.add(key)
-            self._engine = None
+            self.placement.invalidate()
             return committed
         finally:
             self.metrics.plan_commit_seconds.observe(time.monotonic() - began)
@@ -597,7 +532,7 @@ class Leader:
             self._reload.add(key)
         self.events.publish(*news)
         if len(cycle.committed) != len(keys):
-            self._engine = None
+            self.placement.invalidate()
             log.warning("part of a plan was not committed", changes=len(keys),
                         committed=len(cycle.committed))
         if lost:
