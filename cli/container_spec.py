@@ -160,7 +160,8 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
                no_healthcheck: bool = False, cap_add: tuple[str, ...] = (),
                cap_drop: tuple[str, ...] = (), privileged: bool = False,
                device: tuple[str, ...] = (),
-               ulimit: tuple[str, ...] = ()) -> ContainerSpec:
+               ulimit: tuple[str, ...] = (), reserve_memory: str | None = None,
+               reserve_cpu: float | None = None) -> ContainerSpec:
     try:
         policy = RestartPolicy.parse(restart)
     except ValueError as exc:
@@ -194,7 +195,9 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
             resources=Resources(
                 memory=parse_memory(memory) if memory else 0,
                 millicpus=millicpus(cpus) if cpus else 0, cpu_shares=cpu_shares or 0,
-                pids=pids_limit or 0))
+                pids=pids_limit or 0,
+                reserved_memory=parse_memory(reserve_memory) if reserve_memory else 0,
+                reserved_millicpus=millicpus(reserve_cpu) if reserve_cpu else 0))
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(str(exc)) from exc
 
@@ -235,6 +238,12 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
         click.option("--dns-search", multiple=True, help="A search domain for resolv.conf."),
         click.option("-m", "--memory", default=None, help="Memory limit (e.g. 512m)."),
         click.option("--cpus", type=click.FloatRange(0, 1024), default=None),
+        click.option("--reserve-memory", default=None,
+                     help="Memory placement counts on the node (e.g. 256m; default: the "
+                          "--memory limit), as docker service create's."),
+        click.option("--reserve-cpu", type=click.FloatRange(0, 1024), default=None,
+                     help="CPUs placement counts on the node (default: the --cpus limit), "
+                          "as docker service create's."),
         click.option("--cpu-shares", type=click.IntRange(0, 262144), default=None),
         click.option("--pids-limit", type=click.IntRange(0), default=None),
         click.option("--restart", default="no", show_default=True,

@@ -80,13 +80,28 @@ class RestartPolicy(_Spec, frozen=True, kw_only=True):
 
 
 class Resources(_Spec, frozen=True, kw_only=True):
-    """Reservations and limits. cpus in millicpus (1000 = one cpu), memory in bytes."""
+    """Limits (what the runtime enforces) and reservations (what placement counts on a node,
+    Swarm's ``--reserve-cpu``/``--reserve-memory``). cpus in millicpus (1000 = one cpu),
+    memory in bytes. A reservation left 0 is the limit: a container with a limit and no
+    reservation holds its limit on its node."""
 
     millicpus: NonNegInt = 0
     cpu_shares: Annotated[int, msgspec.Meta(ge=0, le=262144)] = 0
     memory: NonNegInt = 0
     memory_swap: Annotated[int, msgspec.Meta(ge=-1, le=1 << 62)] = 0
     pids: NonNegInt = 0
+    reserved_millicpus: NonNegInt = 0
+    reserved_memory: NonNegInt = 0
+
+    @property
+    def placed_millicpus(self) -> int:
+        """The cpu placement counts: the reservation, else the limit."""
+        return self.reserved_millicpus or self.millicpus
+
+    @property
+    def placed_memory(self) -> int:
+        """The memory placement counts: the reservation, else the limit."""
+        return self.reserved_memory or self.memory
 
 
 UlimitName = Literal["as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue",

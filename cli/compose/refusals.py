@@ -41,7 +41,11 @@ REFUSALS: dict[str, str] = {
     "services.*.network_mode=container:*": "not supported yet: a container cannot join "
                                            "another's network",
     "services.*.logging.options": "not supported yet: logs are kept by the worker, whole",
-    "services.*.deploy.resources.reservations": "not supported yet: limits only",
+    "services.*.deploy.resources.reservations.devices": "not supported: shoal's nodes "
+                                                        "report no devices to reserve",
+    "services.*.deploy.resources.reservations.generic_resources": "not supported: shoal's "
+                                                                  "nodes report no generic "
+                                                                  "resources",
     "services.*.deploy.mode=global": "not supported yet: replicated services only",
     "services.*.deploy.labels": "not supported yet: shoal has no service objects to label",
     "services.*.deploy.update_config": "not supported yet: up recreates a changed service",
@@ -88,7 +92,8 @@ HONOURED: dict[str, frozenset[str]] = {
                                          "start_period", "start_interval", "disable"}),
     "services.*.deploy": frozenset({"replicas", "resources", "restart_policy", "placement",
                                     "mode", "endpoint_mode"}),
-    "services.*.deploy.resources": frozenset({"limits"}),
+    "services.*.deploy.resources": frozenset({"limits", "reservations"}),
+    "services.*.deploy.resources.reservations": frozenset({"cpus", "memory"}),
     "services.*.deploy.resources.limits": frozenset({"cpus", "memory", "pids"}),
     "services.*.deploy.placement": frozenset({"constraints", "preferences",
                                               "max_replicas_per_node"}),

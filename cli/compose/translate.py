@@ -175,12 +175,16 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
         refuse("networks", "a container joins one network in shoal: not supported yet")
     deploy = config.get("deploy") or {}
     limits = (deploy.get("resources") or {}).get("limits") or {}
+    reservations = (deploy.get("resources") or {}).get("reservations") or {}
     resources = Resources(
         memory=_size(limits.get("memory", config.get("mem_limit")), refuse, "mem_limit"),
         memory_swap=_size(config.get("memswap_limit"), refuse, "memswap_limit"),
         millicpus=millicpus(float(limits.get("cpus", config.get("cpus", 0)) or 0)),
         cpu_shares=int(config.get("cpu_shares", 0) or 0),
-        pids=int(limits.get("pids", config.get("pids_limit", 0)) or 0))
+        pids=int(limits.get("pids", config.get("pids_limit", 0)) or 0),
+        reserved_memory=_size(reservations.get("memory"), refuse,
+                              ("deploy", "resources", "reservations", "memory")),
+        reserved_millicpus=millicpus(float(reservations.get("cpus", 0) or 0)))
     placement = deploy.get("placement") or {}
     ports = []
     for i, port in enumerate(service.ports):

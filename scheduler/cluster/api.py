@@ -467,9 +467,10 @@ class ClusterApi:
             held, ids = usage.get(value.node_id, (NodeUsage(), []))
             resources = value.spec.resources
             ids.append(record.id)
-            usage[value.node_id] = (NodeUsage(millicpus=held.millicpus + resources.millicpus,
-                                              memory=held.memory + resources.memory,
-                                              containers=held.containers + 1), ids)
+            usage[value.node_id] = (NodeUsage(
+                millicpus=held.millicpus + resources.placed_millicpus,
+                memory=held.memory + resources.placed_memory,
+                containers=held.containers + 1), ids)
         return usage
 
     async def _inspect_node(self, node_id: str) -> Message:

@@ -470,3 +470,52 @@ def test_secrets_and_configs_shoal_cannot_honour_are_refused() -> None:
         "secrets and configs (give a file)",
         "compose.yaml:10: configs.inline.content: not supported yet: a config's content "
         "inline (give a file)"]
+
+
+def test_reservations_are_what_placement_counts_and_devices_are_refused() -> None:
+    project = load_texts({"compose.yaml": """\
+        services:
+          web:
+            image: busybox
+            deploy:
+              resources:
+                limits: {cpus: "1", memory: 128m}
+                reservations: {cpus: "0.25", memory: 32m}
+          bare:
+            image: busybox
+            deploy: {resources: {reservations: {memory: 16m}}}
+          above:
+            image: busybox
+            deploy: {resources: {limits: {memory: 16m}, reservations: {memory: 32m}}}
+        """})
+    check_project(project, ["web", "bare"])
+    [web] = service_specs(project, project.services["web"])
+    resources = web.resources
+    assert (resources.millicpus, resources.memory) == (1000, 128 << 20)
+    assert (resources.placed_millicpus, resources.placed_memory) == (250, 32 << 20)
+    [bare] = service_specs(project, project.services["bare"])
+    assert (bare.resources.memory, bare.resources.placed_memory) == (0, 16 << 20)
+    with pytest.raises(ComposeError) as caught:
+        check_project(project, ["above"])
+    assert str(caught.value) == "compose.yaml:11: services.above: invalid " \
+        "resources.reserved_memory: a reservation (33554432 bytes) above the limit " \
+        "(16777216 bytes)"
+    gpu = load_texts({"compose.yaml": """\
+        services:
+          gpu:
+            image: busybox
+            deploy:
+              resources:
+                reservations:
+                  devices: [{capabilities: [gpu]}]
+                  generic_resources: [{discrete_resource_spec: {kind: ssd, value: 1}}]
+        """})
+    with pytest.raises(ComposeError) as caught:
+        check_project(gpu, ["gpu"])
+    assert str(caught.value).splitlines() == [
+        "compose.yaml:7: "
+        "services.gpu.deploy.resources.reservations.devices: not supported: shoal's nodes "
+        "report no devices to reserve",
+        "compose.yaml:8: "
+        "services.gpu.deploy.resources.reservations.generic_resources: not supported: "
+        "shoal's nodes report no generic resources"]
