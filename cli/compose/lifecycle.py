@@ -4,6 +4,7 @@ sends), orphans reported or removed."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -17,6 +18,7 @@ from cli.compose.images import prepare_images
 from cli.compose.loader import start_order
 from cli.compose.model import Project, Service
 from cli.compose.options import ProjectOptions, listed, pass_options, verb
+from cli.compose.project_files import project_files, remove_files, write_files
 from cli.compose.translate import (
     PROJECT_LABEL,
     SERVICE_LABEL,
@@ -101,6 +103,7 @@ def up(options: ProjectOptions, detach: bool, scale: tuple[str, ...], force_recr
                        present={c.image for c in existing})
         _ensure_networks(client, network_specs(project, order, overlay=cluster))
         _ensure_volumes(client, volume_specs(project, order), cluster)
+        write_files(project_files(project, order))
         stray = [c for c in orphans(existing, list(project.services) + list(project.disabled))]
         for container in stray:
             if remove_orphans:
@@ -406,6 +409,7 @@ def down(options: ProjectOptions, volumes: bool, remove_orphans: bool) -> None:
                 click.echo(f"Error: network {network.spec.name}: {one_line(exc)}", err=True)
         if volumes:
             failures += _remove_volumes(client, name, project, settle)
+    remove_files(name, project.environment if project is not None else os.environ)
     if failures:
         sys.exit(1)
 

@@ -87,7 +87,7 @@ def load_project(options: LoadOptions, sources: Sources) -> Project:
         name=name, working_dir=working_dir, files=list(options.files), services=services,
         networks=merged.get("networks") or {}, volumes=merged.get("volumes") or {},
         configs=merged.get("configs") or {}, secrets=merged.get("secrets") or {},
-        disabled=disabled, origins=origins)
+        disabled=disabled, origins=origins, environment=dict(env))
     check_references(project)
     return project
 

@@ -85,6 +85,9 @@ class Project:
     disabled: dict[str, Service] = field(default_factory=dict)
     # Where each path was last given (file, line), for messages about the merged project.
     origins: dict[Path, tuple[str, int]] = field(default_factory=dict)
+    # What the file was interpolated from (the process environment over ``.env``): where a
+    # secret or config ``environment`` is read, and the client's runtime directory.
+    environment: dict[str, str] = field(default_factory=dict)
 
     def problem(self, path: Path, message: str) -> Problem:
         """A problem at ``path``, placed at the line that gave it (or its nearest ancestor)."""

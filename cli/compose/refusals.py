@@ -20,7 +20,10 @@ from cli.compose.model import Project
 NO_ENDPOINT_MODE = "not supported: shoal's resolver answers a service's name with every " \
                    "replica's address (dnsrr); it has no virtual IPs"
 UNHONOURED = "shoal cannot honour this"
-NO_STORE = "not supported: shoal has no store of secrets and configs (give a file)"
+NO_STORE = "not supported: shoal has no store of secrets and configs (give a file, " \
+           "content or environment)"
+# compose ignores uid, gid and mode for a host file (with a warning); shoal refuses them
+# (``translate``), and honours them for a value it writes (``project_files``).
 AS_ON_HOST = "not supported: the file is bind-mounted as it is on the host (owner and mode)"
 
 REFUSALS: dict[str, str] = {
@@ -61,18 +64,10 @@ REFUSALS: dict[str, str] = {
                                              "outside the project (name one of its services)",
     "services.*.volumes.*.bind": "not supported yet: bind propagation, SELinux labels and "
                                  "create_host_path",
-    # configs and secrets are files bind-mounted read-only, as compose does without a swarm
+    # configs and secrets are files bind-mounted read-only, as compose does without a swarm:
+    # there is no store to hold an external one
     "secrets.*.external": NO_STORE,
     "configs.*.external": NO_STORE,
-    "secrets.*.environment": "not supported yet: a secret from the environment (give a file)",
-    "configs.*.environment": "not supported yet: a config from the environment (give a file)",
-    "configs.*.content": "not supported yet: a config's content inline (give a file)",
-    "services.*.secrets.*.uid": AS_ON_HOST,
-    "services.*.secrets.*.gid": AS_ON_HOST,
-    "services.*.secrets.*.mode": AS_ON_HOST,
-    "services.*.configs.*.uid": AS_ON_HOST,
-    "services.*.configs.*.gid": AS_ON_HOST,
-    "services.*.configs.*.mode": AS_ON_HOST,
 }
 
 # What shoal honours, by pattern: the keys allowed in the mapping(s) the pattern names. Any
@@ -108,10 +103,10 @@ HONOURED: dict[str, frozenset[str]] = {
     "services.*.volumes.*.tmpfs": frozenset({"size", "mode"}),
     "services.*.depends_on.*": frozenset({"condition", "required"}),
     "services.*.ulimits.*": frozenset({"soft", "hard"}),
-    "services.*.secrets.*": frozenset({"source", "target"}),
-    "services.*.configs.*": frozenset({"source", "target"}),
-    "secrets.*": frozenset({"name", "file", "labels"}),
-    "configs.*": frozenset({"name", "file", "labels"}),
+    "services.*.secrets.*": frozenset({"source", "target", "uid", "gid", "mode"}),
+    "services.*.configs.*": frozenset({"source", "target", "uid", "gid", "mode"}),
+    "secrets.*": frozenset({"name", "file", "environment", "labels"}),
+    "configs.*": frozenset({"name", "file", "content", "environment", "labels"}),
     "networks.*": frozenset({"name", "driver", "external", "internal", "labels", "ipam",
                              "attachable"}),
     "volumes.*": frozenset({"name", "driver", "driver_opts", "external", "labels"}),

@@ -12,7 +12,8 @@ import msgspec
 
 from cli.compose.errors import ComposeError, Path, Problem
 from cli.compose.model import Project, Service, volume_sources
-from cli.compose.refusals import refusals
+from cli.compose.project_files import is_written, wanted_file
+from cli.compose.refusals import AS_ON_HOST, refusals
 from protocol.durations import parse_duration
 from protocol.errors import ShoalError
 from protocol.specs import (
@@ -457,23 +458,36 @@ def _mounts_from(project: Project, service: Service, own: set[str], refuse: Any
 
 
 def _files(project: Project, service: Service, refuse: Any) -> list[Mount]:
-    """The service's ``secrets`` and ``configs`` as compose mounts them without a swarm: the
-    file bind-mounted read-only, a secret at ``/run/secrets/<target or name>``, a config at
-    its ``target`` (default ``/<name>``)."""
+    """The service's ``secrets`` and ``configs`` as compose mounts them without a swarm: a
+    secret at ``/run/secrets/<target or name>``, a config at its ``target`` (default
+    ``/<name>``), read-only. A host ``file`` is bind-mounted as it is (its owner and mode: compose
+    ignores ``uid``, ``gid`` and ``mode`` there, shoal refuses them); a value (``content``,
+    ``environment``) is bind-mounted from the file ``project_files`` writes with them."""
     mounts = []
     for kind, defined, directory in (("secrets", project.secrets, "/run/secrets"),
                                      ("configs", project.configs, "")):
         for i, item in enumerate(service.config.get(kind) or []):
             source = str(item.get("source", ""))
-            path = (defined.get(source) or {}).get("file")
-            if not isinstance(path, str):
-                continue  # undefined (the loader's), or not from a file (refused)
+            definition = defined.get(source) or {}
             target = str(item.get("target") or source)
             if not target.startswith("/"):
                 target = f"{directory}/{target}"
             if ".." in target.split("/"):
                 refuse((kind, i, "target"), f"{target!r}: '..' is not allowed")
                 continue
+            path = definition.get("file")
+            if isinstance(path, str):
+                for key in ("uid", "gid", "mode"):
+                    if key in item:
+                        refuse((kind, i, key), AS_ON_HOST)
+            elif is_written(definition):
+                try:
+                    path = wanted_file(project, kind, source, item).path
+                except ValueError as exc:
+                    refuse((kind, i), str(exc))
+                    continue
+            else:
+                continue  # undefined (the loader's), or external (refused)
             mounts.append(Mount(type="bind", source=path, target=target, read_only=True))
     return mounts
 

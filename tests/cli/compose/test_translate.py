@@ -8,6 +8,7 @@ import pytest
 from cli.compose.converge import plan_service
 from cli.compose.errors import ComposeError
 from cli.compose.loader import start_order
+from cli.compose.project_files import ProjectFile, project_files
 from cli.compose.translate import (
     HASH_LABEL,
     NUMBER_LABEL,
@@ -446,30 +447,73 @@ def test_file_secrets_and_configs_are_read_only_binds() -> None:
         Mount(type="bind", source="/srv/app.conf", target="/etc/app.conf", read_only=True)]
 
 
-def test_secrets_and_configs_shoal_cannot_honour_are_refused() -> None:
+@pytest.mark.parametrize(("uses", "definition", "message"), [
+    ("[{source: it, uid: '1000'}]", "{file: ./token.txt}",
+     "compose.yaml:4: services.web.secrets[0].uid: not supported: the file is bind-mounted as "
+     "it is on the host (owner and mode)"),
+    ("[{source: it, mode: 0400}]", "{file: ./token.txt}",
+     "compose.yaml:4: services.web.secrets[0].mode: not supported: the file is "
+     "bind-mounted as it is on the host (owner and mode)"),
+    ("[it]", "{external: true}",
+     "compose.yaml:6: secrets.it.external: not supported: shoal has no store of secrets and "
+     "configs (give a file, content or environment)"),
+    ("[it]", "{environment: UNSET}",
+     "compose.yaml:4: services.web.secrets[0]: the environment variable 'UNSET' that secret "
+     "'it' is read from is not set"),
+    ("[{source: it, uid: root}]", "{environment: TOKEN}",
+     "compose.yaml:4: services.web.secrets[0]: uid 'root': expected a number"),
+    ("[{source: it, mode: '0999'}]", "{environment: TOKEN}",
+     "compose.yaml:4: services.web.secrets[0]: mode '0999': expected an octal mode such as "
+     "0440"),
+    ("[it]", "{environment: TOKEN, driver: vault}",
+     "compose.yaml:6: secrets.it.driver: shoal cannot honour this"),
+])
+def test_secrets_shoal_cannot_honour_are_refused(uses: str, definition: str,
+                                                 message: str) -> None:
+    project = load_texts({"compose.yaml": f"""\
+        services:
+          web:
+            image: busybox
+            secrets: {uses}
+        secrets:
+          it: {definition}
+        """}, env={"TOKEN": "s3cret"})
+    with pytest.raises(ComposeError) as caught:
+        check_project(project, ["web"])
+    assert str(caught.value).splitlines() == [message]
+
+
+def test_values_are_written_files_with_the_owner_and_mode_asked() -> None:
+    """A config's content and a variable's value are files the client writes, one per owner
+    and mode (compose's defaults: root, root, 0444), bind-mounted read-only."""
     project = load_texts({"compose.yaml": """\
         services:
           web:
             image: busybox
-            secrets: [{source: env, uid: "1000"}, outside]
-            configs: [inline]
+            secrets: [token, {source: token, target: key, uid: "1000", gid: "1001", mode: 0400}]
+            configs: [{source: app, target: /etc/app.conf, mode: "0440"}]
         secrets:
-          env: {environment: TOKEN}
-          outside: {external: true}
+          token: {environment: TOKEN}
         configs:
-          inline: {content: hello}
-        """})
-    with pytest.raises(ComposeError) as caught:
-        check_project(project, ["web"])
-    assert str(caught.value).splitlines() == [
-        "compose.yaml:4: services.web.secrets[0].uid: not supported: the file is "
-        "bind-mounted as it is on the host (owner and mode)",
-        "compose.yaml:7: secrets.env.environment: not supported yet: a secret from the "
-        "environment (give a file)",
-        "compose.yaml:8: secrets.outside.external: not supported: shoal has no store of "
-        "secrets and configs (give a file)",
-        "compose.yaml:10: configs.inline.content: not supported yet: a config's content "
-        "inline (give a file)"]
+          app: {content: "port=80\\n"}
+        """}, env={"TOKEN": "s3cret", "XDG_RUNTIME_DIR": "/run/user/7"})
+    check_project(project, ["web"])
+    [web] = service_specs(project, project.services["web"])
+    written = "/run/user/7/shoal/compose/app"
+    assert web.mounts == [
+        Mount(type="bind", source=f"{written}/secrets/token.0.0.444",
+              target="/run/secrets/token", read_only=True),
+        Mount(type="bind", source=f"{written}/secrets/token.1000.1001.400",
+              target="/run/secrets/key", read_only=True),
+        Mount(type="bind", source=f"{written}/configs/app.0.0.440", target="/etc/app.conf",
+              read_only=True)]
+    assert project_files(project, ["web"]) == [
+        ProjectFile(path=f"{written}/secrets/token.0.0.444", content="s3cret", uid=0, gid=0,
+                    mode=0o444),
+        ProjectFile(path=f"{written}/secrets/token.1000.1001.400", content="s3cret",
+                    uid=1000, gid=1001, mode=0o400),
+        ProjectFile(path=f"{written}/configs/app.0.0.440", content="port=80\n", uid=0,
+                    gid=0, mode=0o440)]
 
 
 def test_reservations_are_what_placement_counts_and_devices_are_refused() -> None:
