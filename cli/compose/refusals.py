@@ -43,7 +43,6 @@ REFUSALS: dict[str, str] = {
                                          "beside the service would not share its network)",
     "services.*.network_mode=container:*": "not supported yet: a container cannot join "
                                            "another's network",
-    "services.*.logging.options": "not supported yet: logs are kept by the worker, whole",
     "services.*.deploy.resources.reservations.devices": "not supported: shoal's nodes "
                                                         "report no devices to reserve",
     "services.*.deploy.resources.reservations.generic_resources": "not supported: shoal's "
@@ -93,7 +92,7 @@ HONOURED: dict[str, frozenset[str]] = {
     "services.*.deploy.placement": frozenset({"constraints", "preferences",
                                               "max_replicas_per_node"}),
     "services.*.deploy.restart_policy": frozenset({"condition", "max_attempts"}),
-    "services.*.logging": frozenset({"driver"}),
+    "services.*.logging": frozenset({"driver", "options"}),
     "services.*.networks.*": frozenset({"ipv4_address", "aliases"}),
     "services.*.ports.*": frozenset({"target", "published", "host_ip", "protocol", "mode",
                                      "name", "app_protocol"}),

@@ -20,6 +20,7 @@ from protocol.specs import (
     ContainerSpec,
     DeviceMapping,
     HealthCheck,
+    LogOptions,
     Mount,
     NetworkSpec,
     Platform,
@@ -216,6 +217,14 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
     if logging.get("driver", "json-file") != "json-file":
         refuse(("logging", "driver"), f"{logging['driver']}: not supported: the worker keeps "
                                       "the logs (json-file only)")
+    log_options = None
+    if logging.get("options"):
+        try:
+            # The schema allows text, numbers and null (no value: the option is not given).
+            log_options = LogOptions.parse({str(k): str(v) for k, v in
+                                            logging["options"].items() if v is not None})
+        except ValueError as exc:
+            refuse(("logging", "options"), str(exc))
     seccomp = ""
     no_new_privileges = False
     for i, option in enumerate(config.get("security_opt") or []):
@@ -271,7 +280,8 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
                 seccomp=seccomp, cap_add=[str(c) for c in config.get("cap_add") or []],
                 cap_drop=[str(c) for c in config.get("cap_drop") or []],
                 privileged=bool(config.get("privileged", False)), healthcheck=healthcheck,
-                ulimits=ulimits, devices=devices, no_new_privileges=no_new_privileges)
+                ulimits=ulimits, devices=devices, no_new_privileges=no_new_privileges,
+                log_options=log_options)
         except (TypeError, ValueError) as exc:
             refuse((), str(exc))
     if problems or spec is None:

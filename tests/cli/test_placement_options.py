@@ -12,7 +12,7 @@ from cli.container_spec import (
     spec_from_options,
     with_placement,
 )
-from protocol.specs import ContainerSpec
+from protocol.specs import ContainerSpec, LogOptions
 
 
 @click.command()
@@ -55,3 +55,25 @@ def test_reservations_fill_the_spec(argv: list[str], expected: tuple[int, ...]) 
     result = CliRunner().invoke(_spec, argv)
     assert result.exit_code == 0, result.output
     assert result.output.strip() == repr(expected)
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    ([], "None"),
+    (["--log-opt", "max-size=1m", "--log-opt", "max-file=2", "--log-opt", "compress=true"],
+     repr(LogOptions(max_size=1_000_000, max_file=2, compress=True))),
+    (["--log-opt", "max-size"], "Invalid value for --log-opt: log option 'max-size' is not "
+                                "KEY=VALUE"),
+    (["--log-opt", "env=A"], "Invalid value for --log-opt: log option 'env': not "
+                             "supported"),
+])
+def test_log_opt_fills_the_spec(argv: list[str], expected: str) -> None:
+    """``--log-opt`` (docker run's, json-file's options): the log's rotation."""
+
+    @click.command()
+    @container_options
+    @placement_options
+    def _spec(**options: object) -> None:
+        click.echo(repr(spec_from_options("x", (), options).log_options))
+
+    result = CliRunner().invoke(_spec, argv)
+    assert expected in result.output, result.output

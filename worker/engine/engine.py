@@ -36,6 +36,7 @@ from protocol.specs import (
     ContainerSummary,
     Event,
     EventType,
+    LogOptions,
 )
 from protocol.validation import check_spec
 from worker.engine.changes import LiveChanges
@@ -529,9 +530,13 @@ class Engine:
 
     # --- supervision -----------------------------------------------------------------------------
     async def _launch(self, record: EngineContainer) -> None:
+        # The container's --log-opt over the worker's --log-max-size/--log-max-file, option by
+        # option, as Docker merges a container's log options over the daemon's.
+        options = record.spec.log_options or LogOptions()
         started = await self.driver.start(record, str(self.disk.log_path(record.id)),
-                                          max_size=self.log_max_size,
-                                          max_file=self.log_max_file,
+                                          max_size=options.max_size or self.log_max_size,
+                                          max_file=options.max_file or self.log_max_file,
+                                          compress=options.compress,
                                           console_size=self._window_sizes.get(record.id))
         record.state = ContainerState(status="running", pid=started.pid,
                                       started_at=started.started_at,

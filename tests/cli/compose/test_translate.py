@@ -24,6 +24,7 @@ from protocol.specs import (
     ContainerSummary,
     DeviceMapping,
     HealthCheck,
+    LogOptions,
     Mount,
     PortMapping,
     RestartPolicy,
@@ -563,3 +564,34 @@ def test_reservations_are_what_placement_counts_and_devices_are_refused() -> Non
         "compose.yaml:8: "
         "services.gpu.deploy.resources.reservations.generic_resources: not supported: "
         "shoal's nodes report no generic resources"]
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ("{max-size: 10m, max-file: 3, compress: 'true', tag: null}",
+     LogOptions(max_size=10_000_000, max_file=3, compress=True)),
+    ("{max-size: '1k'}", LogOptions(max_size=1000)),
+    ("{max-file: 2, compress: 'yes'}",
+     "compose.yaml:5: services.web.logging.options: log option compress 'yes': expected true "
+     "or false"),
+    ("{labels: tier}",
+     "compose.yaml:5: services.web.logging.options: log option 'labels': not supported: "
+     "shoal's json-file logs take max-size, max-file, compress (entries carry no labels, env "
+     "or tag)"),
+])
+def test_logging_options_rotate_the_json_file_log(options: str,
+                                                  expected: LogOptions | str) -> None:
+    project = load_texts({"compose.yaml": f"""\
+        services:
+          web:
+            image: busybox
+            logging:
+              options: {options}
+        """})
+    if isinstance(expected, str):
+        with pytest.raises(ComposeError) as caught:
+            check_project(project, ["web"])
+        assert str(caught.value) == expected
+        return
+    check_project(project, ["web"])
+    [web] = service_specs(project, project.services["web"])
+    assert web.log_options == expected
