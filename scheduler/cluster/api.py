@@ -108,6 +108,7 @@ from scheduler.cluster.connections import ClusterConnections
 from scheduler.cluster.cycle import Work, occupies_node
 from scheduler.cluster.disk_usage import cluster_disk_usage
 from scheduler.cluster.forward import FORWARDED, Forwarder, Route
+from scheduler.cluster.global_work import SubmitGlobal
 from scheduler.cluster.images import CLUSTER_IMAGE_REQUESTS, ClusterImages
 from scheduler.cluster.leader import Leader
 from scheduler.cluster.networks import ClusterNetworks
@@ -318,6 +319,16 @@ class ClusterApi:
     def _work(self, message: Message) -> Work:
         if isinstance(message, Join):
             return self._join(message)
+        if isinstance(message, SubmitJob) and message.mode == "global":
+            check_spec(message.spec)
+            if message.replicas != 1:
+                raise InvalidArgument("replicas: a global job runs one replica on every "
+                                      "eligible node", details={"field": "replicas"})
+            if message.registry is not None and not message.registry.empty:
+                raise Unsupported("registry access for a global job is not supported yet "
+                                  "(its replicas are made as nodes join): push the image to "
+                                  "the cluster's store, or use an image pulled anonymously")
+            return SubmitGlobal(views.job_name(message.spec), message.spec)
         if isinstance(message, SubmitJob):
             check_spec(message.spec)
             return Submit(views.job_ids(message.spec, message.replicas), message.spec,
