@@ -326,6 +326,11 @@ JOB_LABEL = "com.shoal.job"
 DEFAULT_NETWORK_MODE = "default"
 
 
+# On each replica of a global job (``SubmitJob`` mode global): the job's name, which
+# ``rm`` removes with all its replicas.
+JOB_LABEL = "shoal.job"
+
+
 class ContainerSpec(_Spec, frozen=True, kw_only=True):
     """What to run. Empty fields fall back to the image config, as in Docker."""
 

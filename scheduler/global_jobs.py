@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 import msgspec
 
-from protocol.specs import ContainerSpec, NodeInfo
+from protocol.specs import JOB_LABEL, ContainerSpec, NodeInfo
 from scheduler.placement import ClusterSnapshot, build_pipeline, compile_spec
 from scheduler.placement.filters import PlacementCycle
 
-JOB_LABEL = "shoal.job"  # on each replica: the global job it belongs to
+__all__ = ["JOB_LABEL", "ReplicaPlan", "plan_replicas", "replica_id", "replica_spec"]
 
 
 def replica_id(job: str, node_id: str) -> str:

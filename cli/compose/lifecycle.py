@@ -14,6 +14,7 @@ from cli.arguments import key_values
 from cli.client import Client, connect, one_line
 from cli.compose.converge import Action, of_service, orphans, plan_service
 from cli.compose.errors import ComposeError
+from cli.compose.global_services import jobs_of, plain, remove_jobs, up_global
 from cli.compose.images import prepare_images
 from cli.compose.loader import start_order
 from cli.compose.model import Project, Service
@@ -23,6 +24,7 @@ from cli.compose.translate import (
     PROJECT_LABEL,
     SERVICE_LABEL,
     check_project,
+    is_global,
     network_specs,
     service_specs,
     volume_name,
@@ -105,17 +107,26 @@ def up(options: ProjectOptions, detach: bool, scale: tuple[str, ...], force_recr
         _ensure_volumes(client, volume_specs(project, order), cluster)
         write_files(project_files(project, order))
         stray = [c for c in orphans(existing, list(project.services) + list(project.disabled))]
-        for container in stray:
-            if remove_orphans:
+        if remove_orphans:
+            remove_jobs(client, jobs_of(stray))
+            for container in plain(stray):
                 _remove(client, container.id, container.name, "Removed")
-            else:
-                click.echo(f"WARNING: found orphan container {container.name} (service "
-                           f"{container.labels.get('com.docker.compose.service')}); "
-                           "--remove-orphans removes it", err=True)
+        for container in stray if not remove_orphans else []:
+            click.echo(f"WARNING: found orphan container {container.name} (service "
+                       f"{container.labels.get('com.docker.compose.service')}); "
+                       "--remove-orphans removes it", err=True)
+        global_jobs = {name for name in order if cluster and is_global(project.services[name])}
+        # A service whose mode changed: what the other mode made goes first.
+        failed = remove_jobs(client, jobs_of([c for name in order if name not in global_jobs
+                                               for c in of_service(existing, name)])) > 0
+        for name in global_jobs:
+            for container in plain(of_service(existing, name)):
+                _remove(client, container.id, container.name, "Removed")
         planned = {
             name: plan_service(service_specs(project, project.services[name], cluster=cluster),
-                               of_service(existing, name), force_recreate=force_recreate)
-            for name in order}
+                               plain(of_service(existing, name)),
+                               force_recreate=force_recreate)
+            for name in order if name not in global_jobs}
         plans = _create_together(client, planned) if cluster else planned
         made: dict[str, list[tuple[str, str]]] = {}  # service: (container id, name) each
         for name in order if plans is not None else ():
@@ -123,6 +134,14 @@ def up(options: ProjectOptions, detach: bool, scale: tuple[str, ...], force_recr
             if not _dependencies_met(client, cluster, service, made, existing, deadline):
                 failed = True
                 break  # a dependant does not start after its dependency failed
+            if name in global_jobs:
+                [spec] = service_specs(project, service, cluster=True)
+                containers = up_global(client, spec, of_service(existing, name))
+                failed = containers is None
+                if failed:
+                    break
+                made[name] = containers or []
+                continue
             actions = plans[name] if plans is not None else []
             made[name] = []
             for action in actions:
@@ -244,6 +263,9 @@ def _scaled(project: Project, scale: dict[str, str]) -> Project:
             raise ComposeError("", 0, (), f"--scale: no such service {name!r}")
         if not count.isdigit():
             raise click.BadParameter(f"{name}={count}: expected a number", param_hint="--scale")
+        if is_global(services[name]):
+            raise ComposeError("", 0, (), f"--scale: {name} is global: it runs one container "
+                                          "on every eligible node")
         services[name] = replace(services[name], replicas=int(count))
     return replace(project, services=services)
 
@@ -381,9 +403,12 @@ def down(options: ProjectOptions, volumes: bool, remove_orphans: bool) -> None:
         elif len(doomed) < len(existing):
             click.echo(f"WARNING: {len(existing) - len(doomed)} orphan container(s) left; "
                        "--remove-orphans removes them", err=True)
-        # All stopped at once (each waits out its own grace time), then all removed.
+        # All stopped at once (each waits out its own grace time), then all removed; a
+        # global job's containers go with their job.
         ask_all(client, [lambda r, c=c.id: StopContainer(id=c, reply=r)  # type: ignore[misc]
                          for c in doomed])
+        failures += remove_jobs(client, jobs_of(doomed))
+        doomed = plain(doomed)
         refused = ask_all(client, [
             lambda r, c=c.id: RemoveContainer(id=c, force=True, reply=r)  # type: ignore[misc]
             for c in doomed])

@@ -111,7 +111,10 @@ class Project:
 def service_from_config(name: str, config: dict[str, Any]) -> Service:
     """The typed view of a canonical service configuration."""
     deploy = config.get("deploy") or {}
-    replicas = deploy.get("replicas", config.get("scale", 1))
+    # global: one container per node (a standalone worker is one node; through a scheduler
+    # the service is a global job, and this count is not used)
+    replicas = 1 if deploy.get("mode") == "global" else \
+        deploy.get("replicas", config.get("scale", 1))
     return Service(
         name=name, config=config, image=config.get("image", ""),
         command=config.get("command"), entrypoint=config.get("entrypoint"),

@@ -48,7 +48,11 @@ REFUSALS: dict[str, str] = {
     "services.*.deploy.resources.reservations.generic_resources": "not supported: shoal's "
                                                                   "nodes report no generic "
                                                                   "resources",
-    "services.*.deploy.mode=global": "not supported yet: replicated services only",
+    "services.*.deploy.mode=replicated-job": "not supported: shoal has no jobs that run to "
+                                             "a number of completions (use restart: no)",
+    "services.*.deploy.mode=global-job": "not supported: shoal has no jobs that run to "
+                                         "completion once per node (use restart: no with "
+                                         "mode: global)",
     "services.*.deploy.labels": "not supported yet: shoal has no service objects to label",
     "services.*.deploy.update_config": "not supported yet: up recreates a changed service",
     "services.*.deploy.rollback_config": "not supported yet: up recreates a changed service",

@@ -147,18 +147,31 @@ def service_specs(project: Project, service: Service, *, cluster: bool = False
     ``cluster``: for a scheduler, where ``links`` and ``volumes_from`` co-locate (a worker
     runs what it is given and refuses placement rules)."""
     base = _base_spec(project, service, cluster)
+    if cluster and is_global(service):
+        return [_checked(project, service, msgspec.structs.replace(
+            base, name=f"{project.name}-{service.name}"))]
     specs = []
     for number in range(1, service.replicas + 1):
         labels = {**base.labels, NUMBER_LABEL: str(number)}
-        spec = msgspec.structs.replace(base, name=container_name(project, service, number),
-                                       labels=labels)
-        try:
-            decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(spec), type=ContainerSpec)
-            specs.append(check_spec(decoded))
-        except (msgspec.ValidationError, ShoalError, ValueError) as exc:
-            raise ComposeError.of([project.problem(("services", service.name),
-                                                   str(exc))]) from None
+        specs.append(_checked(project, service, msgspec.structs.replace(
+            base, name=container_name(project, service, number), labels=labels)))
     return specs
+
+
+def is_global(service: Service) -> bool:
+    """``deploy.mode: global``: through a scheduler, a global job (one container on every
+    eligible node, ``<project>-<service>.NODE``); on a standalone worker, its one node's."""
+    return (service.config.get("deploy") or {}).get("mode") == "global"
+
+
+def _checked(project: Project, service: Service, spec: ContainerSpec) -> ContainerSpec:
+    """The spec as the service will check it, or the reason as the service's problem."""
+    try:
+        decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(spec), type=ContainerSpec)
+        return check_spec(decoded)
+    except (msgspec.ValidationError, ShoalError, ValueError) as exc:
+        raise ComposeError.of([project.problem(("services", service.name),
+                                               str(exc))]) from None
 
 
 def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSpec:
@@ -173,6 +186,15 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
     if service.replicas > 1 and "container_name" in config:
         refuse("container_name", f"names one container, but the service has "
                                  f"{service.replicas} replicas")
+    if is_global(service):
+        if "container_name" in config:
+            refuse("container_name", "names one container, but a global service runs one "
+                                     "on every node")
+        counted = "no count can be given: a global service runs one on every eligible node"
+        if "replicas" in (config.get("deploy") or {}):
+            refuse(("deploy", "replicas"), counted)
+        if "scale" in config:
+            refuse("scale", counted)
     if len(service.networks) > 1:
         refuse("networks", "a container joins one network in shoal: not supported yet")
     deploy = config.get("deploy") or {}

@@ -595,3 +595,42 @@ def test_logging_options_rotate_the_json_file_log(options: str,
     check_project(project, ["web"])
     [web] = service_specs(project, project.services["web"])
     assert web.log_options == expected
+
+
+def test_a_global_service_is_one_job_through_a_scheduler_and_one_container_alone() -> None:
+    project = load_texts({"compose.yaml": """\
+        services:
+          mon:
+            image: busybox
+            deploy: {mode: global, placement: {constraints: [node.labels.rack != r1]}}
+        """})
+    check_project(project, ["mon"], cluster=True)
+    [job] = service_specs(project, project.services["mon"], cluster=True)
+    assert (job.name, job.constraints) == ("app-mon", ["node.labels.rack!=r1"])
+    assert NUMBER_LABEL not in job.labels and job.labels[SERVICE_LABEL] == "mon"
+    [alone] = service_specs(project, project.services["mon"])
+    assert alone.name == "app-mon-1"
+
+
+@pytest.mark.parametrize(("deploy", "message"), [
+    ("{mode: global, replicas: 2}", "compose.yaml:5: services.web.deploy.replicas: no count "
+                                    "can be given: a global service runs one on every "
+                                    "eligible node"),
+    ("{mode: replicated-job}", "compose.yaml:5: services.web.deploy.mode: not supported: "
+                               "shoal has no jobs that run to a number of completions (use "
+                               "restart: no)"),
+    ("{mode: global-job}", "compose.yaml:5: services.web.deploy.mode: not supported: shoal "
+                           "has no jobs that run to completion once per node (use restart: "
+                           "no with mode: global)"),
+])
+def test_modes_shoal_cannot_honour_are_refused(deploy: str, message: str) -> None:
+    project = load_texts({"compose.yaml": f"""\
+        services:
+          web:
+            image: busybox
+            container_name: the-web
+            deploy: {deploy}
+        """})
+    with pytest.raises(ComposeError) as caught:
+        check_project(project, ["web"], cluster=True)
+    assert message in str(caught.value).splitlines(), str(caught.value)
