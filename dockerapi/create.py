@@ -379,6 +379,9 @@ def spec_from_create(body: Any, name: str, platform: str,
     entrypoint = config.get("Entrypoint")
     restart = _object(hc.get("RestartPolicy"), "HostConfig.RestartPolicy")
     restart_name = restart.get("Name") or "no"
+    if restart.get("MaximumRetryCount") and restart_name != "on-failure":
+        raise bad_parameter(f"maximum retry count cannot be used with restart policy "
+                            f"'{restart_name}'")  # dockerd's words: only on-failure counts
     tmpfs = _tmpfs(_object(hc.get("Tmpfs"), "HostConfig.Tmpfs"))
     network, address, aliases = _network(hc, networking, default_network)
     init = hc.get("Init")

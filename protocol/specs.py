@@ -63,6 +63,12 @@ class RestartPolicy(_Spec, frozen=True, kw_only=True):
 
     name: Literal["no", "on-failure", "always", "unless-stopped"] = "no"
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=1 << 31)] = 0
+    # Swarm's restart_policy (Compose's deploy.restart_policy): ``delay`` seconds before
+    # each restart in place of Docker's backoff; restarts counted against max_retries only
+    # within the last ``window`` seconds (0: all of them). Docker's max_retries is
+    # on-failure's; Swarm's max_attempts bounds always too (the Docker API refuses that).
+    delay: Annotated[float, msgspec.Meta(ge=0, le=86400)] | None = None
+    window: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 0.0
 
     @classmethod
     def parse(cls, text: str) -> "RestartPolicy":

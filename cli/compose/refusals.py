@@ -59,10 +59,6 @@ REFUSALS: dict[str, str] = {
     "services.*.deploy.endpoint_mode=vip": NO_ENDPOINT_MODE,
     "services.*.external_links": "not supported: a container outside the project is "
                                  "reached by its own name on a shared network",
-    "services.*.deploy.restart_policy.delay": "not supported yet: restarts use Docker's "
-                                              "backoff",
-    "services.*.deploy.restart_policy.window": "not supported yet: restarts use Docker's "
-                                               "backoff",
     "services.*.volumes_from.*=container:*": "not supported yet: volumes from a container "
                                              "outside the project (name one of its services)",
     "services.*.volumes.*.bind": "not supported yet: bind propagation, SELinux labels and "
@@ -95,7 +91,8 @@ HONOURED: dict[str, frozenset[str]] = {
     "services.*.deploy.resources.limits": frozenset({"cpus", "memory", "pids"}),
     "services.*.deploy.placement": frozenset({"constraints", "preferences",
                                               "max_replicas_per_node"}),
-    "services.*.deploy.restart_policy": frozenset({"condition", "max_attempts"}),
+    "services.*.deploy.restart_policy": frozenset({"condition", "max_attempts", "delay",
+                                                   "window"}),
     "services.*.logging": frozenset({"driver", "options"}),
     "services.*.networks.*": frozenset({"ipv4_address", "aliases"}),
     "services.*.ports.*": frozenset({"target", "published", "host_ip", "protocol", "mode",

@@ -356,8 +356,12 @@ def _restart(config: dict[str, Any], deploy: dict[str, Any], refuse: Any) -> Res
             refuse(("deploy", "restart_policy", "condition"),
                    f"{condition!r}: expected none, on-failure or any")
             return RestartPolicy()
+        where = ("deploy", "restart_policy")
         return RestartPolicy(name=name,  # type: ignore[arg-type]
-                             max_retries=int(policy.get("max_attempts", 0) or 0))
+                             max_retries=int(policy.get("max_attempts", 0) or 0),
+                             delay=_duration(policy.get("delay"), refuse, (*where, "delay")),
+                             window=_duration(policy.get("window"), refuse,
+                                              (*where, "window")) or 0.0)
     try:
         return RestartPolicy.parse(str(config.get("restart", "no")))
     except ValueError as exc:

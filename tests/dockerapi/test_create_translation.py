@@ -170,6 +170,8 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
     (with_host(NetworkMode="none", PortBindings={"80/tcp": [{"HostPort": "80"}]}),
      "network none"),
     (with_host(LogConfig={"Type": "syslog", "Config": {}}), "syslog: not supported"),
+    (with_host(RestartPolicy={"Name": "always", "MaximumRetryCount": 3}),
+     "maximum retry count cannot be used with restart policy 'always'"),
     (with_host(LogConfig={"Type": "json-file", "Config": {"labels": "a"}}),
      "log option 'labels': not supported"),
     (with_host(LogConfig={"Type": "json-file", "Config": {"compress": "true"}}),

@@ -582,9 +582,11 @@ class Engine:
                             exitCode=str(status.exit_code))
         await self.driver.cleanup(record)
         decision = decide(record.spec.restart, self._history(record),
-                          ExitFacts(status.exit_code, ran_for, manual_stop=manual))
+                          ExitFacts(status.exit_code, ran_for, manual_stop=manual,
+                                    at=status.finished_at))
         record.restart_count = decision.history.restart_count
         record.last_delay = decision.history.last_delay
+        record.restarted_at = list(decision.history.restarted_at)
         record.manually_stopped = decision.history.manually_stopped
         if not isinstance(decision, Restart):
             record.desired = "stopped"
@@ -634,7 +636,8 @@ class Engine:
         return True
 
     def _history(self, record: EngineContainer) -> RestartHistory:
-        return RestartHistory(record.restart_count, record.last_delay, record.manually_stopped)
+        return RestartHistory(record.restart_count, record.last_delay, record.manually_stopped,
+                              tuple(record.restarted_at))
 
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())

@@ -634,3 +634,29 @@ def test_modes_shoal_cannot_honour_are_refused(deploy: str, message: str) -> Non
     with pytest.raises(ComposeError) as caught:
         check_project(project, ["web"], cluster=True)
     assert message in str(caught.value).splitlines(), str(caught.value)
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    ("{condition: any, max_attempts: 3, delay: 5s, window: 1m}",
+     RestartPolicy(name="always", max_retries=3, delay=5.0, window=60.0)),
+    ("{condition: on-failure, delay: 0s}", RestartPolicy(name="on-failure", delay=0.0)),
+    ("{condition: none}", RestartPolicy(name="no")),
+    ("{delay: soon}", "compose.yaml:4: services.web.deploy.restart_policy.delay: invalid "
+                      "duration 'soon': expected numbers with units (ns, us, ms, s, m, h), "
+                      "as in 30s or 1m30s"),
+])
+def test_swarm_s_restart_policy_delay_and_window(policy: str,
+                                                 expected: RestartPolicy | str) -> None:
+    project = load_texts({"compose.yaml": f"""\
+        services:
+          web:
+            image: busybox
+            deploy: {{restart_policy: {policy}}}
+        """})
+    if isinstance(expected, str):
+        with pytest.raises(ComposeError) as caught:
+            check_project(project, ["web"])
+        assert str(caught.value) == expected
+        return
+    [web] = service_specs(project, project.services["web"])
+    assert web.restart == expected

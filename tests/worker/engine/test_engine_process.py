@@ -97,6 +97,28 @@ def test_stop_uses_the_stop_signal_then_kills(tmp_path: Path) -> None:
     with_engine(tmp_path, body)
 
 
+def test_swarm_s_max_attempts_bounds_always_with_its_delay(tmp_path: Path) -> None:
+    """Compose's deploy.restart_policy {condition: any, max_attempts: 2, delay: 0.3s}: two
+    restarts, each 0.3 s after the exit before it (not Docker's 100 ms backoff), then none."""
+    async def body(engine: Engine) -> None:
+        record = await engine.create(sh("exit 0", restart=RestartPolicy(
+            name="always", max_retries=2, delay=0.3)))
+        events = channels.FeedReader(engine.events)
+        await engine.start(record.id)
+        seen: list[tuple[str, float]] = []
+        while [action for action, _ in seen].count("die") < 3:
+            event = await events.next()
+            seen.append((event.action, event.time))
+        state = await engine.wait(record.id)
+        assert (state.exit_code, state.restart_count) == (0, 2)
+        dies = [at for action, at in seen if action == "die"]
+        starts = [at for action, at in seen if action == "restart"]
+        assert len(starts) == 2
+        assert all(start - die >= 0.3 for die, start in zip(dies, starts, strict=False))
+
+    with_engine(tmp_path, body)
+
+
 def test_on_failure_2_restarts_twice_then_gives_up(tmp_path: Path) -> None:
     async def body(engine: Engine) -> None:
         record = await engine.create(sh("echo try; exit 1", restart=RestartPolicy(
