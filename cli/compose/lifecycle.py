@@ -53,6 +53,7 @@ from protocol.messages import (
     RemoveContainer,
     RemoveNetwork,
     RemoveVolume,
+    RestartContainer,
     StartContainer,
     StopContainer,
     Submitted,
@@ -129,6 +130,7 @@ def up(options: ProjectOptions, detach: bool, scale: tuple[str, ...], force_recr
             for name in order if name not in global_jobs}
         plans = _create_together(client, planned) if cluster else planned
         made: dict[str, list[tuple[str, str]]] = {}  # service: (container id, name) each
+        updated: set[str] = set()  # services whose containers this up recreated or restarted
         for name in order if plans is not None else ():
             service = project.services[name]
             if not _dependencies_met(client, cluster, service, made, existing, deadline):
@@ -144,8 +146,14 @@ def up(options: ProjectOptions, detach: bool, scale: tuple[str, ...], force_recr
                 continue
             actions = plans[name] if plans is not None else []
             made[name] = []
+            # depends_on restart: true: a dependency this up recreated (or restarted so)
+            # restarts the containers kept here.
+            restart = any(d.restart and d.service in updated for d in service.depends_on)
+            if restart or any(action.kind == "recreate" for action in actions):
+                updated.add(name)
             for action in actions:
-                container_id = _carry_out(client, action)
+                container_id = _restart(client, action) if restart and action.kind == "keep" \
+                    else _carry_out(client, action)
                 if container_id is None:
                     failed = True
                 elif action.kind != "remove":
@@ -284,6 +292,17 @@ def _ensure_networks(client: Client, wanted: dict[str, NetworkSpec | None]) -> N
         client.ask(lambda r, s=spec: CreateNetwork(spec=s, reply=r),  # type: ignore[misc]
                    NetworkCreated)
         click.echo(f"Network {name}  Created")
+
+
+def _restart(client: Client, action: Action) -> str | None:
+    """A kept container restarted (its dependency changed): its id, or None when refused."""
+    try:
+        client.ask(lambda r: RestartContainer(id=action.old_id, reply=r), Message)
+    except ShoalError as exc:
+        click.echo(f"Error: {action.name}: {one_line(exc)}", err=True)
+        return None
+    click.echo(f"Container {action.name}  Restarted")
+    return action.old_id
 
 
 def _carry_out(client: Client, action: Action) -> str | None:

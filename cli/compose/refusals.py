@@ -37,7 +37,6 @@ REFUSALS: dict[str, str] = {
     "services.*.build.context=*://*": "not supported yet: a build context is a directory "
                                       "(not a URL)",
     # what the runtime has no field for yet
-    "services.*.depends_on.*.restart": "not supported yet: dependants are not restarted",
     "services.*.network_mode=service:*": "not supported yet: the runtime cannot join "
                                          "another container's network namespace (placing it "
                                          "beside the service would not share its network)",
@@ -101,7 +100,7 @@ HONOURED: dict[str, frozenset[str]] = {
                                        "tmpfs"}),
     "services.*.volumes.*.volume": frozenset({"nocopy"}),
     "services.*.volumes.*.tmpfs": frozenset({"size", "mode"}),
-    "services.*.depends_on.*": frozenset({"condition", "required"}),
+    "services.*.depends_on.*": frozenset({"condition", "required", "restart"}),
     "services.*.ulimits.*": frozenset({"soft", "hard"}),
     "services.*.secrets.*": frozenset({"source", "target", "uid", "gid", "mode"}),
     "services.*.configs.*": frozenset({"source", "target", "uid", "gid", "mode"}),

@@ -278,3 +278,47 @@ def test_healthchecks_gate_the_start_order_and_a_named_volume_outlives_up(
     assert f"{project}-migrate-1" not in stuck.stdout
     compose(native, app, "-p", project, "down", "-v")
     assert native.shoal("volume", "ls", "-q").stdout.strip() == ""
+
+
+RESTARTED = """\
+services:
+  db:
+    image: busybox
+    command: sleep 1000
+    environment: {VERSION: "1"}
+    stop_grace_period: 1s
+    network_mode: none
+  app:
+    image: busybox
+    command: sleep 1000
+    stop_grace_period: 1s
+    network_mode: none
+    depends_on:
+      db: {condition: service_started, restart: true}
+  other:
+    image: busybox
+    command: sleep 1000
+    stop_grace_period: 1s
+    network_mode: none
+    depends_on: [db]
+"""
+
+
+def test_depends_on_restart_restarts_the_dependant_with_its_dependency(
+        native: Worker, tmp_path: Path) -> None:
+    """``restart: true``: the dependant is restarted when up recreates its dependency and
+    when compose restart restarts it; a plain dependant is left alone."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "compose.yaml").write_text(RESTARTED)
+    first = compose(native, app, "-p", "ctrst", "up", "-d")
+    assert first.returncode == 0, first.stderr
+    (app / "compose.yaml").write_text(RESTARTED.replace('VERSION: "1"', 'VERSION: "2"'))
+    edited = compose(native, app, "-p", "ctrst", "up", "-d")
+    assert said(edited.stdout) == [("ctrst-db-1", "Recreate"), ("ctrst-db-1", "Recreated"),
+                                   ("ctrst-db-1", "Started"), ("ctrst-app-1", "Restarted"),
+                                   ("ctrst-other-1", "Running")], edited.stdout
+    restarted = compose(native, app, "-p", "ctrst", "restart", "db")
+    assert said(restarted.stdout) == [("ctrst-db-1", "Restarted"),
+                                      ("ctrst-app-1", "Restarted")], restarted.stdout
+    compose(native, app, "-p", "ctrst", "down")
