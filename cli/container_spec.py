@@ -20,6 +20,7 @@ from protocol.specs import (
     ContainerSpec,
     DeviceMapping,
     HealthCheck,
+    LogOptions,
     Platform,
     PortMapping,
     Resources,
@@ -160,7 +161,9 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
                no_healthcheck: bool = False, cap_add: tuple[str, ...] = (),
                cap_drop: tuple[str, ...] = (), privileged: bool = False,
                device: tuple[str, ...] = (),
-               ulimit: tuple[str, ...] = ()) -> ContainerSpec:
+               ulimit: tuple[str, ...] = (), reserve_memory: str | None = None,
+               reserve_cpu: float | None = None, log_opt: tuple[str, ...] = ()
+               ) -> ContainerSpec:
     try:
         policy = RestartPolicy.parse(restart)
     except ValueError as exc:
@@ -178,6 +181,11 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
     env_list = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in env]
     security = parse_security_opts(security_opt)
     try:
+        log_options = LogOptions.parse(key_values(log_opt, "log option", "--log-opt")) \
+            if log_opt else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--log-opt") from None
+    try:
         return ContainerSpec(
             image=image, name=name, command=list(command),
             entrypoint=[entrypoint] if entrypoint is not None else None, env=env_list,
@@ -190,11 +198,13 @@ def build_spec(image: str, command: tuple[str, ...], *, name: str, env: tuple[st
             seccomp=security.seccomp, no_new_privileges=security.no_new_privileges,
             devices=[parse_device(d) for d in device],
             cap_add=list(cap_add), cap_drop=list(cap_drop), privileged=privileged,
-            ulimits=[parse_ulimit(text) for text in ulimit],
+            ulimits=[parse_ulimit(text) for text in ulimit], log_options=log_options,
             resources=Resources(
                 memory=parse_memory(memory) if memory else 0,
                 millicpus=millicpus(cpus) if cpus else 0, cpu_shares=cpu_shares or 0,
-                pids=pids_limit or 0))
+                pids=pids_limit or 0,
+                reserved_memory=parse_memory(reserve_memory) if reserve_memory else 0,
+                reserved_millicpus=millicpus(reserve_cpu) if reserve_cpu else 0))
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(str(exc)) from exc
 
@@ -236,6 +246,12 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
         click.option("--dns-search", multiple=True, help="A search domain for resolv.conf."),
         click.option("-m", "--memory", default=None, help="Memory limit (e.g. 512m)."),
         click.option("--cpus", type=click.FloatRange(0, 1024), default=None),
+        click.option("--reserve-memory", default=None,
+                     help="Memory placement counts on the node (e.g. 256m; default: the "
+                          "--memory limit), as docker service create's."),
+        click.option("--reserve-cpu", type=click.FloatRange(0, 1024), default=None,
+                     help="CPUs placement counts on the node (default: the --cpus limit), "
+                          "as docker service create's."),
         click.option("--cpu-shares", type=click.IntRange(0, 262144), default=None),
         click.option("--pids-limit", type=click.IntRange(0), default=None),
         click.option("--restart", default="no", show_default=True,
@@ -286,6 +302,9 @@ def container_options(function: Callable[..., None]) -> Callable[..., None]:
                      help="Add a capability to Docker's default set (ALL: every one)."),
         click.option("--cap-drop", multiple=True, metavar="CAP",
                      help="Drop a capability from Docker's default set (ALL: every one)."),
+        click.option("--log-opt", multiple=True, metavar="KEY=VALUE",
+                     help="The json-file log's rotation, as docker's: max-size=10m (decimal), "
+                          "max-file=3, compress=true (default: the worker's)."),
         click.option("--ulimit", multiple=True, metavar="NAME=SOFT[:HARD]",
                      help="A limit of each of its processes (setrlimit), e.g. nofile=1024 or "
                           "nproc=64:128; -1 is unlimited."),

@@ -76,20 +76,29 @@ def create(host: str | None, image: str, command: tuple[str, ...], **options: ob
 @click.option("-d", "--detach", is_flag=True, help="Run in the background; print the id.")
 @click.option("--replicas", type=click.IntRange(1, 100_000), default=None,
               help="A job of N identical containers NAME.1 … NAME.N (a scheduler only).")
+@click.option("--mode", type=click.Choice(["replicated", "global"]), default=None,
+              help="global: a job of one container NAME.NODE on every eligible node, now and "
+                   "as nodes join (a scheduler only; shoal rm NAME removes it), as docker "
+                   "service create --mode global.")
 @click.option("-i", "--interactive", is_flag=True, help="Keep stdin open and send it.")
 @click.option("-t", "--tty", "use_tty", is_flag=True, help="Give the container a terminal.")
 @click.argument("image")
 @click.argument("command", nargs=-1)
 def run(host: str | None, image: str, command: tuple[str, ...], detach: bool,
-        replicas: int | None, interactive: bool, use_tty: bool, **options: object) -> None:
+        replicas: int | None, mode: str | None, interactive: bool, use_tty: bool,
+        **options: object) -> None:
     """Create and start a container; without -d, show its output and exit with its code."""
-    if not detach and replicas is None:
+    if mode == "global" and replicas is not None:
+        raise click.UsageError("--replicas: a global job runs one container on every "
+                               "eligible node")
+    job = replicas is not None or mode is not None
+    if not detach and not job:
         check_tty(interactive, use_tty)
     spec = msgspec.structs.replace(spec_from_options(image, command, options), tty=use_tty,
                                    stdin_open=interactive)
     with connect(host) as client:
-        if replicas is not None:
-            _submit_job(client, spec, replicas)
+        if job:
+            _submit_job(client, spec, replicas or 1, mode or "replicated")
             return
         try:
             created = create_pulling(client, spec)
@@ -227,12 +236,13 @@ def cluster_state(client: Client, container_id: str, states: tuple[str, ...],
         events.close()
 
 
-def _submit_job(client: Client, spec: ContainerSpec, replicas: int) -> None:
-    """``run --replicas N``: one SubmitJob; print the ids placed, explain the rest. Each
-    worker a replica lands on brings the image once (from the cluster's store or its
-    registry, with the registry access sent here)."""
+def _submit_job(client: Client, spec: ContainerSpec, replicas: int, mode: str) -> None:
+    """``run --replicas N`` or ``--mode global``: one SubmitJob; print the ids placed,
+    explain the rest. Each worker a replica lands on brings the image once (from the
+    cluster's store or its registry, with the registry access sent here)."""
     registry = cluster_pull_access(client, spec.image, scheduler=True)
     submitted = client.ask(lambda r: SubmitJob(spec=spec, replicas=replicas,
+                                               mode=mode,  # type: ignore[arg-type]
                                                registry=registry, reply=r), Submitted)
     for cid in submitted.ids:
         click.echo(cid)

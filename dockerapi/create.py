@@ -19,6 +19,7 @@ from protocol.specs import (
     ContainerSpec,
     DeviceMapping,
     HealthCheck,
+    LogOptions,
     Mount,
     Platform,
     PortMapping,
@@ -304,12 +305,20 @@ def _devices(items: list[Any]) -> list[DeviceMapping]:
     return mappings
 
 
-def _log_config(log_config: dict[str, Any]) -> None:
+def _log_config(log_config: dict[str, Any]) -> LogOptions | None:
+    """``HostConfig.LogConfig``: json-file (the only driver), with Docker's max-size, max-file
+    and compress; other options and drivers refused with the reason."""
     kind = log_config.get("Type") or ""
-    if kind not in ("", "json-file") or log_config.get("Config"):
-        raise bad_parameter("HostConfig.LogConfig: shoal keeps every container's log as "
-                            "json-file with the worker's rotation (shoal worker --log-max-size)"
-                            f"; {kind or 'json-file'} with options is not supported")
+    if kind not in ("", "json-file"):
+        raise bad_parameter(f"HostConfig.LogConfig: {kind}: not supported: shoal keeps every "
+                            "container's log as json-file")
+    options = _object(log_config.get("Config"), "HostConfig.LogConfig.Config")
+    if not options:
+        return None
+    try:
+        return LogOptions.parse({str(k): str(v) for k, v in options.items()})
+    except ValueError as exc:
+        raise bad_parameter(f"HostConfig.LogConfig: {exc}") from None
 
 
 def _network(hc: dict[str, Any], networking: dict[str, Any],
@@ -368,6 +377,9 @@ def spec_from_create(body: Any, name: str, platform: str,
     entrypoint = config.get("Entrypoint")
     restart = _object(hc.get("RestartPolicy"), "HostConfig.RestartPolicy")
     restart_name = restart.get("Name") or "no"
+    if restart.get("MaximumRetryCount") and restart_name != "on-failure":
+        raise bad_parameter(f"maximum retry count cannot be used with restart policy "
+                            f"'{restart_name}'")  # dockerd's words: only on-failure counts
     tmpfs = _tmpfs(_object(hc.get("Tmpfs"), "HostConfig.Tmpfs"))
     network, address, aliases = _network(hc, networking, default_network)
     if network_container(network) and config.get("MacAddress"):
@@ -393,7 +405,7 @@ def spec_from_create(body: Any, name: str, platform: str,
         policy = RestartPolicy(name=restart_name,  # type: ignore[arg-type]  # decode checks
                                max_retries=_number(restart.get("MaximumRetryCount"),
                                                    "MaximumRetryCount"))
-        _log_config(_object(hc.get("LogConfig"), "HostConfig.LogConfig"))
+        log_options = _log_config(_object(hc.get("LogConfig"), "HostConfig.LogConfig"))
         spec = ContainerSpec(
             image=image, name=name.removeprefix("/"),
             command=_strings(config.get("Cmd"), "Cmd", single=True),
@@ -422,7 +434,8 @@ def spec_from_create(body: Any, name: str, platform: str,
             devices=_devices(hc.get("Devices") or []),
             cap_add=_strings(hc.get("CapAdd"), "CapAdd"),
             cap_drop=_strings(hc.get("CapDrop"), "CapDrop"),
-            privileged=hc.get("Privileged") is True, ulimits=_ulimits(hc.get("Ulimits")))
+            privileged=hc.get("Privileged") is True, ulimits=_ulimits(hc.get("Ulimits")),
+            log_options=log_options)
         decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(spec), type=ContainerSpec)
         return check_spec(decoded)
     except (msgspec.ValidationError, OverflowError, TypeError, ValueError) as exc:

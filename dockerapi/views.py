@@ -205,7 +205,9 @@ def host_config(spec: ContainerSpec) -> dict[str, Any]:
         "Devices": [{"PathOnHost": d.path_on_host, "PathInContainer": d.path_in_container,
                      "CgroupPermissions": d.permissions} for d in spec.devices] or None,
         "ExtraHosts": list(spec.add_hosts) or None, "Dns": list(spec.dns),
-        "DnsSearch": list(spec.dns_search), "LogConfig": {"Type": "json-file", "Config": {}},
+        "DnsSearch": list(spec.dns_search), "LogConfig": {"Type": "json-file",
+                                                         "Config": spec.log_options.as_docker()
+                                                         if spec.log_options else {}},
         "Tmpfs": {m.target: _tmpfs_options(m) for m in spec.mounts if m.type == "tmpfs"}
         or None,
         "PublishAllPorts": spec.publish_all,

@@ -63,6 +63,12 @@ class RestartPolicy(_Spec, frozen=True, kw_only=True):
 
     name: Literal["no", "on-failure", "always", "unless-stopped"] = "no"
     max_retries: Annotated[int, msgspec.Meta(ge=0, le=1 << 31)] = 0
+    # Swarm's restart_policy (Compose's deploy.restart_policy): ``delay`` seconds before
+    # each restart in place of Docker's backoff; restarts counted against max_retries only
+    # within the last ``window`` seconds (0: all of them). Docker's max_retries is
+    # on-failure's; Swarm's max_attempts bounds always too (the Docker API refuses that).
+    delay: Annotated[float, msgspec.Meta(ge=0, le=86400)] | None = None
+    window: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 0.0
 
     @classmethod
     def parse(cls, text: str) -> "RestartPolicy":
@@ -80,19 +86,100 @@ class RestartPolicy(_Spec, frozen=True, kw_only=True):
 
 
 class Resources(_Spec, frozen=True, kw_only=True):
-    """Reservations and limits. cpus in millicpus (1000 = one cpu), memory in bytes."""
+    """Limits (what the runtime enforces) and reservations (what placement counts on a node,
+    Swarm's ``--reserve-cpu``/``--reserve-memory``). cpus in millicpus (1000 = one cpu),
+    memory in bytes. A reservation left 0 is the limit: a container with a limit and no
+    reservation holds its limit on its node."""
 
     millicpus: NonNegInt = 0
     cpu_shares: Annotated[int, msgspec.Meta(ge=0, le=262144)] = 0
     memory: NonNegInt = 0
     memory_swap: Annotated[int, msgspec.Meta(ge=-1, le=1 << 62)] = 0
     pids: NonNegInt = 0
+    reserved_millicpus: NonNegInt = 0
+    reserved_memory: NonNegInt = 0
+
+    @property
+    def placed_millicpus(self) -> int:
+        """The cpu placement counts: the reservation, else the limit."""
+        return self.reserved_millicpus or self.millicpus
+
+    @property
+    def placed_memory(self) -> int:
+        """The memory placement counts: the reservation, else the limit."""
+        return self.reserved_memory or self.memory
 
 
 UlimitName = Literal["as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue",
                      "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending",
                      "stack"]
 RlimitValue = Annotated[int, msgspec.Meta(ge=-1, le=1 << 62)]
+
+
+LOG_OPTIONS = ("max-size", "max-file", "compress")  # Docker's json-file options shoal keeps
+_DECIMAL = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
+
+
+class LogOptions(_Spec, frozen=True, kw_only=True):
+    """Docker's json-file options of one container: its log rotates at ``max_size`` bytes,
+    keeping ``max_file`` files, the rotated ones gzipped with ``compress``. 0 is the worker's
+    own (``shoal worker --log-max-size``/``--log-max-file``)."""
+
+    max_size: NonNegInt = 0
+    max_file: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0
+    compress: bool = False
+
+    @classmethod
+    def parse(cls, options: dict[str, str]) -> "LogOptions":
+        """``--log-opt``, ``logging.options`` and ``LogConfig.Config``, checked as Docker's
+        json-file driver checks them (sizes are decimal, as its ``FromHumanSize``); ValueError
+        names an option it refuses."""
+        for key in options:
+            if key not in LOG_OPTIONS:
+                raise ValueError(f"log option {key!r}: not supported: shoal's json-file logs "
+                                 f"take {', '.join(LOG_OPTIONS)} (entries carry no labels, env "
+                                 "or tag)")
+        max_size = max_file = 0
+        if "max-size" in options:
+            max_size = _decimal_size(options["max-size"])
+            if max_size <= 0:
+                raise ValueError("log option max-size: must be a positive number")
+        if "max-file" in options:
+            text = str(options["max-file"]).strip()
+            if not text.lstrip("-").isdigit() or int(text) < 1 or int(text) > 100:
+                raise ValueError(f"log option max-file {text!r}: expected 1 to 100")
+            max_file = int(text)
+        compress = str(options.get("compress", "false")).lower()
+        if compress not in ("true", "false", "1", "0", "t", "f"):
+            raise ValueError(f"log option compress {options['compress']!r}: expected true or "
+                             "false")
+        if compress in ("true", "1", "t") and (max_file < 2 or not max_size):
+            raise ValueError("log option compress: cannot be true when max-file is less than "
+                             "2 or max-size is not set")
+        return cls(max_size=max_size, max_file=max_file,
+                   compress=compress in ("true", "1", "t"))
+
+    def as_docker(self) -> dict[str, str]:
+        """The options as ``LogConfig.Config`` shows them (sizes in bytes)."""
+        shown = {"max-size": str(self.max_size) if self.max_size else "",
+                 "max-file": str(self.max_file) if self.max_file else "",
+                 "compress": "true" if self.compress else ""}
+        return {key: value for key, value in shown.items() if value}
+
+
+def _decimal_size(text: str) -> int:
+    """Docker's ``FromHumanSize``: ``10m`` is 10,000,000 bytes (``10MB``, ``10 MiB`` too)."""
+    value = str(text).strip().lower().removesuffix("b").removesuffix("i")
+    unit = value[-1:] if value[-1:] in _DECIMAL and value[-1:] else ""
+    number = value[:-1].strip() if unit else value
+    try:
+        amount = float(number)
+    except ValueError:
+        raise ValueError(f"log option max-size {text!r}: expected a size such as 10m") \
+            from None
+    if amount != amount or amount * _DECIMAL[unit] >= 1 << 62:
+        raise ValueError(f"log option max-size {text!r}: expected a size such as 10m")
+    return int(amount * _DECIMAL[unit])
 
 
 class Ulimit(_Spec, frozen=True, kw_only=True):
@@ -254,6 +341,11 @@ def network_container(network: str) -> str:
         if network.startswith(CONTAINER_NETWORK_PREFIX) else ""
 
 
+# On each replica of a global job (``SubmitJob`` mode global): the job's name, which
+# ``rm`` removes with all its replicas.
+JOB_LABEL = "shoal.job"
+
+
 class ContainerSpec(_Spec, frozen=True, kw_only=True):
     """What to run. Empty fields fall back to the image config, as in Docker."""
 
@@ -331,6 +423,8 @@ class ContainerSpec(_Spec, frozen=True, kw_only=True):
     devices: Annotated[list[DeviceMapping], msgspec.Meta(max_length=MAX_RULES)] = []
     # --ulimit: each name at most once (the runtime's own nofile default otherwise).
     ulimits: Annotated[list[Ulimit], msgspec.Meta(max_length=32)] = []
+    # --log-opt: the json-file log's rotation (None: the worker's).
+    log_options: LogOptions | None = None
 
 
 class Endpoint(_Spec, frozen=True, kw_only=True):

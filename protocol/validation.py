@@ -326,6 +326,14 @@ def _check_resources(resources: Resources) -> None:
     if 0 < resources.memory < MIN_MEMORY:
         raise InvalidSpec.of("resources.memory", f"a memory limit of {resources.memory} bytes is "
                           f"below the minimum of 6 MiB ({MIN_MEMORY}; 0 means no limit)")
+    for field, reserved, limit, unit in (
+            ("resources.reserved_millicpus", resources.reserved_millicpus,
+             resources.millicpus, "millicpus"),
+            ("resources.reserved_memory", resources.reserved_memory, resources.memory,
+             "bytes")):
+        if limit and reserved > limit:
+            raise InvalidSpec.of(field, f"a reservation ({reserved} {unit}) above the limit "
+                                        f"({limit} {unit})")
     swap = resources.memory_swap
     if swap not in (0, -1):
         if not resources.memory:

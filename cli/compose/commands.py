@@ -16,6 +16,7 @@ from cli.client import connect, host_option, one_line
 from cli.compose.images import build, images, pull, push
 from cli.compose.inspection import events, exec_, port, run, top
 from cli.compose.lifecycle import down, up
+from cli.compose.loader import restarted_with
 from cli.compose.logs import logs
 from cli.compose.options import (
     ComposeCommand,
@@ -98,7 +99,10 @@ def _each(options: ProjectOptions, services: Sequence[str], action: str,
     name = project_of_services(options, services)
     failures = 0
     with connect(options.host) as client:
-        for container in selected(listed(client, name), services):
+        chosen = selected(listed(client, name), services)
+        rank = {service: i for i, service in enumerate(services)}  # in the order given
+        chosen.sort(key=lambda c: rank.get(c.labels.get(SERVICE_LABEL, ""), 0))
+        for container in chosen:
             if not wanted(container):
                 continue
             try:
@@ -137,8 +141,12 @@ def stop(options: ProjectOptions, timeout: float | None, services: tuple[str, ..
 @click.argument("services", nargs=-1)
 @pass_options
 def restart(options: ProjectOptions, timeout: float | None, services: tuple[str, ...]) -> None:
-    """Restart the services' containers."""
-    _each(options, services, "Restarted",
+    """Restart the services' containers, and those of the services that depend on them with
+    ``restart: true`` (after them, in start order)."""
+    order: Sequence[str] = services
+    if services and options.has_files():
+        order = restarted_with(options.load(services), services)
+    _each(options, order, "Restarted",
           lambda c, r: RestartContainer(id=c, timeout=timeout, reply=r))
 
 

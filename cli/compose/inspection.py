@@ -151,6 +151,7 @@ def run(ctx: click.Context, options: ProjectOptions, detach: bool, remove: bool,
     """Run a one-off container of SERVICE (its ports not published), after bringing up
     its dependencies; exits with the command's code."""
     from cli.compose.lifecycle import on_cluster, up
+    from cli.compose.project_files import project_files, write_files
     from cli.running import create_pulling, run_attached, start_or_clean_up
     from cli.terminal import raw_terminal
 
@@ -165,6 +166,7 @@ def run(ctx: click.Context, options: ProjectOptions, detach: bool, remove: bool,
     with connect(options.host) as client:
         [base] = service_specs(project, project.services[service],
                                cluster=on_cluster(client))[:1]
+        write_files(project_files(project, [service]))
         spec = msgspec.structs.replace(
             base, name=name or f"{project.name}-{service}-run-{os.urandom(6).hex()}",
             command=list(command) or base.command, env=[*base.env, *env], ports=[],

@@ -4,6 +4,7 @@ sends), orphans reported or removed."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -13,15 +14,18 @@ from cli.arguments import key_values
 from cli.client import Client, connect, one_line
 from cli.compose.converge import Action, of_service, orphans, plan_service
 from cli.compose.errors import ComposeError
+from cli.compose.global_services import jobs_of, plain, remove_jobs, up_global
 from cli.compose.images import prepare_images
 from cli.compose.loader import start_order
 from cli.compose.model import Project, Service, network_peer_service
 from cli.compose.options import ProjectOptions, listed, pass_options, verb
+from cli.compose.project_files import project_files, remove_files, write_files
 from cli.compose.translate import (
     PROJECT_LABEL,
     SERVICE_LABEL,
     check_project,
     container_name,
+    is_global,
     network_specs,
     service_specs,
     volume_name,
@@ -50,6 +54,7 @@ from protocol.messages import (
     RemoveContainer,
     RemoveNetwork,
     RemoveVolume,
+    RestartContainer,
     StartContainer,
     StopContainer,
     Submitted,
@@ -102,31 +107,57 @@ def up(options: ProjectOptions, detach: bool, scale: tuple[str, ...], force_recr
                        present={c.image for c in existing})
         _ensure_networks(client, network_specs(project, order, overlay=cluster))
         _ensure_volumes(client, volume_specs(project, order), cluster)
+        write_files(project_files(project, order))
         stray = [c for c in orphans(existing, list(project.services) + list(project.disabled))]
-        for container in stray:
-            if remove_orphans:
+        if remove_orphans:
+            remove_jobs(client, jobs_of(stray))
+            for container in plain(stray):
                 _remove(client, container.id, container.name, "Removed")
-            else:
-                click.echo(f"WARNING: found orphan container {container.name} (service "
-                           f"{container.labels.get('com.docker.compose.service')}); "
-                           "--remove-orphans removes it", err=True)
+        for container in stray if not remove_orphans else []:
+            click.echo(f"WARNING: found orphan container {container.name} (service "
+                       f"{container.labels.get('com.docker.compose.service')}); "
+                       "--remove-orphans removes it", err=True)
+        global_jobs = {name for name in order if cluster and is_global(project.services[name])}
+        # A service whose mode changed: what the other mode made goes first.
+        failed = remove_jobs(client, jobs_of([c for name in order if name not in global_jobs
+                                               for c in of_service(existing, name)])) > 0
+        for name in global_jobs:
+            for container in plain(of_service(existing, name)):
+                _remove(client, container.id, container.name, "Removed")
         planned: dict[str, list[Action]] = {}
         for name in order:  # a service's network peer is planned before it (a dependency)
+            if name in global_jobs:
+                continue
             planned[name] = plan_service(
                 service_specs(project, project.services[name], cluster=cluster),
-                of_service(existing, name),
+                plain(of_service(existing, name)),
                 force_recreate=force_recreate or _peer_made_anew(project, name, planned))
         plans = _create_together(client, planned) if cluster else planned
         made: dict[str, list[tuple[str, str]]] = {}  # service: (container id, name) each
+        updated: set[str] = set()  # services whose containers this up recreated or restarted
         for name in order if plans is not None else ():
             service = project.services[name]
             if not _dependencies_met(client, cluster, service, made, existing, deadline):
                 failed = True
                 break  # a dependant does not start after its dependency failed
+            if name in global_jobs:
+                [spec] = service_specs(project, service, cluster=True)
+                containers = up_global(client, spec, of_service(existing, name))
+                failed = containers is None
+                if failed:
+                    break
+                made[name] = containers or []
+                continue
             actions = plans[name] if plans is not None else []
             made[name] = []
+            # depends_on restart: true: a dependency this up recreated (or restarted so)
+            # restarts the containers kept here.
+            restart = any(d.restart and d.service in updated for d in service.depends_on)
+            if restart or any(action.kind == "recreate" for action in actions):
+                updated.add(name)
             for action in actions:
-                container_id = _carry_out(client, action)
+                container_id = _restart(client, action) if restart and action.kind == "keep" \
+                    else _carry_out(client, action)
                 if container_id is None:
                     failed = True
                 elif action.kind != "remove":
@@ -255,6 +286,9 @@ def _scaled(project: Project, scale: dict[str, str]) -> Project:
             raise ComposeError("", 0, (), f"--scale: no such service {name!r}")
         if not count.isdigit():
             raise click.BadParameter(f"{name}={count}: expected a number", param_hint="--scale")
+        if is_global(services[name]):
+            raise ComposeError("", 0, (), f"--scale: {name} is global: it runs one container "
+                                          "on every eligible node")
         services[name] = replace(services[name], replicas=int(count))
     return replace(project, services=services)
 
@@ -273,6 +307,17 @@ def _ensure_networks(client: Client, wanted: dict[str, NetworkSpec | None]) -> N
         client.ask(lambda r, s=spec: CreateNetwork(spec=s, reply=r),  # type: ignore[misc]
                    NetworkCreated)
         click.echo(f"Network {name}  Created")
+
+
+def _restart(client: Client, action: Action) -> str | None:
+    """A kept container restarted (its dependency changed): its id, or None when refused."""
+    try:
+        client.ask(lambda r: RestartContainer(id=action.old_id, reply=r), Message)
+    except ShoalError as exc:
+        click.echo(f"Error: {action.name}: {one_line(exc)}", err=True)
+        return None
+    click.echo(f"Container {action.name}  Restarted")
+    return action.old_id
 
 
 def _carry_out(client: Client, action: Action) -> str | None:
@@ -392,9 +437,12 @@ def down(options: ProjectOptions, volumes: bool, remove_orphans: bool) -> None:
         elif len(doomed) < len(existing):
             click.echo(f"WARNING: {len(existing) - len(doomed)} orphan container(s) left; "
                        "--remove-orphans removes them", err=True)
-        # All stopped at once (each waits out its own grace time), then all removed.
+        # All stopped at once (each waits out its own grace time), then all removed; a
+        # global job's containers go with their job.
         ask_all(client, [lambda r, c=c.id: StopContainer(id=c, reply=r)  # type: ignore[misc]
                          for c in doomed])
+        failures += remove_jobs(client, jobs_of(doomed))
+        doomed = plain(doomed)
         refused = ask_all(client, [
             lambda r, c=c.id: RemoveContainer(id=c, force=True, reply=r)  # type: ignore[misc]
             for c in doomed])
@@ -420,6 +468,7 @@ def down(options: ProjectOptions, volumes: bool, remove_orphans: bool) -> None:
                 click.echo(f"Error: network {network.spec.name}: {one_line(exc)}", err=True)
         if volumes:
             failures += _remove_volumes(client, name, project, settle)
+    remove_files(name, project.environment if project is not None else os.environ)
     if failures:
         sys.exit(1)
 

@@ -87,7 +87,7 @@ def load_project(options: LoadOptions, sources: Sources) -> Project:
         name=name, working_dir=working_dir, files=list(options.files), services=services,
         networks=merged.get("networks") or {}, volumes=merged.get("volumes") or {},
         configs=merged.get("configs") or {}, secrets=merged.get("secrets") or {},
-        disabled=disabled, origins=origins)
+        disabled=disabled, origins=origins, environment=dict(env))
     check_references(project)
     return project
 
@@ -339,3 +339,19 @@ def start_order(project: Project, wanted: Sequence[str], *, with_dependencies: b
     for name in roots:
         visit(name)
     return order
+
+
+def restarted_with(project: Project, services: Sequence[str]) -> list[str]:
+    """``services`` and, after them in start order, every service that depends on one of them
+    with ``restart: true``, transitively: what compose restarts when they are restarted or
+    recreated."""
+    found = list(services)
+    grew = True
+    while grew:
+        grew = False
+        for name, service in project.services.items():
+            if name not in found and any(d.restart and d.service in found
+                                         for d in service.depends_on):
+                found.append(name)
+                grew = True
+    return start_order(project, found, with_dependencies=False)

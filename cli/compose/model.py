@@ -85,6 +85,9 @@ class Project:
     disabled: dict[str, Service] = field(default_factory=dict)
     # Where each path was last given (file, line), for messages about the merged project.
     origins: dict[Path, tuple[str, int]] = field(default_factory=dict)
+    # What the file was interpolated from (the process environment over ``.env``): where a
+    # secret or config ``environment`` is read, and the client's runtime directory.
+    environment: dict[str, str] = field(default_factory=dict)
 
     def problem(self, path: Path, message: str) -> Problem:
         """A problem at ``path``, placed at the line that gave it (or its nearest ancestor)."""
@@ -108,7 +111,10 @@ class Project:
 def service_from_config(name: str, config: dict[str, Any]) -> Service:
     """The typed view of a canonical service configuration."""
     deploy = config.get("deploy") or {}
-    replicas = deploy.get("replicas", config.get("scale", 1))
+    # global: one container per node (a standalone worker is one node; through a scheduler
+    # the service is a global job, and this count is not used)
+    replicas = 1 if deploy.get("mode") == "global" else \
+        deploy.get("replicas", config.get("scale", 1))
     return Service(
         name=name, config=config, image=config.get("image", ""),
         command=config.get("command"), entrypoint=config.get("entrypoint"),

@@ -20,7 +20,10 @@ from cli.compose.model import Project
 NO_ENDPOINT_MODE = "not supported: shoal's resolver answers a service's name with every " \
                    "replica's address (dnsrr); it has no virtual IPs"
 UNHONOURED = "shoal cannot honour this"
-NO_STORE = "not supported: shoal has no store of secrets and configs (give a file)"
+NO_STORE = "not supported: shoal has no store of secrets and configs (give a file, " \
+           "content or environment)"
+# compose ignores uid, gid and mode for a host file (with a warning); shoal refuses them
+# (``translate``), and honours them for a value it writes (``project_files``).
 AS_ON_HOST = "not supported: the file is bind-mounted as it is on the host (owner and mode)"
 
 REFUSALS: dict[str, str] = {
@@ -34,36 +37,30 @@ REFUSALS: dict[str, str] = {
     "services.*.build.context=*://*": "not supported yet: a build context is a directory "
                                       "(not a URL)",
     # what the runtime has no field for yet
-    "services.*.depends_on.*.restart": "not supported yet: dependants are not restarted",
-    "services.*.logging.options": "not supported yet: logs are kept by the worker, whole",
-    "services.*.deploy.resources.reservations": "not supported yet: limits only",
-    "services.*.deploy.mode=global": "not supported yet: replicated services only",
+    "services.*.deploy.resources.reservations.devices": "not supported: shoal's nodes "
+                                                        "report no devices to reserve",
+    "services.*.deploy.resources.reservations.generic_resources": "not supported: shoal's "
+                                                                  "nodes report no generic "
+                                                                  "resources",
+    "services.*.deploy.mode=replicated-job": "not supported: shoal has no jobs that run to "
+                                             "a number of completions (use restart: no)",
+    "services.*.deploy.mode=global-job": "not supported: shoal has no jobs that run to "
+                                         "completion once per node (use restart: no with "
+                                         "mode: global)",
     "services.*.deploy.labels": "not supported yet: shoal has no service objects to label",
     "services.*.deploy.update_config": "not supported yet: up recreates a changed service",
     "services.*.deploy.rollback_config": "not supported yet: up recreates a changed service",
     "services.*.deploy.endpoint_mode=vip": NO_ENDPOINT_MODE,
     "services.*.external_links": "not supported: a container outside the project is "
                                  "reached by its own name on a shared network",
-    "services.*.deploy.restart_policy.delay": "not supported yet: restarts use Docker's "
-                                              "backoff",
-    "services.*.deploy.restart_policy.window": "not supported yet: restarts use Docker's "
-                                               "backoff",
     "services.*.volumes_from.*=container:*": "not supported yet: volumes from a container "
                                              "outside the project (name one of its services)",
     "services.*.volumes.*.bind": "not supported yet: bind propagation, SELinux labels and "
                                  "create_host_path",
-    # configs and secrets are files bind-mounted read-only, as compose does without a swarm
+    # configs and secrets are files bind-mounted read-only, as compose does without a swarm:
+    # there is no store to hold an external one
     "secrets.*.external": NO_STORE,
     "configs.*.external": NO_STORE,
-    "secrets.*.environment": "not supported yet: a secret from the environment (give a file)",
-    "configs.*.environment": "not supported yet: a config from the environment (give a file)",
-    "configs.*.content": "not supported yet: a config's content inline (give a file)",
-    "services.*.secrets.*.uid": AS_ON_HOST,
-    "services.*.secrets.*.gid": AS_ON_HOST,
-    "services.*.secrets.*.mode": AS_ON_HOST,
-    "services.*.configs.*.uid": AS_ON_HOST,
-    "services.*.configs.*.gid": AS_ON_HOST,
-    "services.*.configs.*.mode": AS_ON_HOST,
 }
 
 # What shoal honours, by pattern: the keys allowed in the mapping(s) the pattern names. Any
@@ -83,12 +80,14 @@ HONOURED: dict[str, frozenset[str]] = {
                                          "start_period", "start_interval", "disable"}),
     "services.*.deploy": frozenset({"replicas", "resources", "restart_policy", "placement",
                                     "mode", "endpoint_mode"}),
-    "services.*.deploy.resources": frozenset({"limits"}),
+    "services.*.deploy.resources": frozenset({"limits", "reservations"}),
+    "services.*.deploy.resources.reservations": frozenset({"cpus", "memory"}),
     "services.*.deploy.resources.limits": frozenset({"cpus", "memory", "pids"}),
     "services.*.deploy.placement": frozenset({"constraints", "preferences",
                                               "max_replicas_per_node"}),
-    "services.*.deploy.restart_policy": frozenset({"condition", "max_attempts"}),
-    "services.*.logging": frozenset({"driver"}),
+    "services.*.deploy.restart_policy": frozenset({"condition", "max_attempts", "delay",
+                                                   "window"}),
+    "services.*.logging": frozenset({"driver", "options"}),
     "services.*.networks.*": frozenset({"ipv4_address", "aliases"}),
     "services.*.ports.*": frozenset({"target", "published", "host_ip", "protocol", "mode",
                                      "name", "app_protocol"}),
@@ -96,12 +95,12 @@ HONOURED: dict[str, frozenset[str]] = {
                                        "tmpfs"}),
     "services.*.volumes.*.volume": frozenset({"nocopy"}),
     "services.*.volumes.*.tmpfs": frozenset({"size", "mode"}),
-    "services.*.depends_on.*": frozenset({"condition", "required"}),
+    "services.*.depends_on.*": frozenset({"condition", "required", "restart"}),
     "services.*.ulimits.*": frozenset({"soft", "hard"}),
-    "services.*.secrets.*": frozenset({"source", "target"}),
-    "services.*.configs.*": frozenset({"source", "target"}),
-    "secrets.*": frozenset({"name", "file", "labels"}),
-    "configs.*": frozenset({"name", "file", "labels"}),
+    "services.*.secrets.*": frozenset({"source", "target", "uid", "gid", "mode"}),
+    "services.*.configs.*": frozenset({"source", "target", "uid", "gid", "mode"}),
+    "secrets.*": frozenset({"name", "file", "environment", "labels"}),
+    "configs.*": frozenset({"name", "file", "content", "environment", "labels"}),
     "networks.*": frozenset({"name", "driver", "external", "internal", "labels", "ipam",
                              "attachable"}),
     "volumes.*": frozenset({"name", "driver", "driver_opts", "external", "labels"}),

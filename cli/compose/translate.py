@@ -12,7 +12,8 @@ import msgspec
 
 from cli.compose.errors import ComposeError, Path, Problem
 from cli.compose.model import Project, Service, network_peer_service, volume_sources
-from cli.compose.refusals import refusals
+from cli.compose.project_files import is_written, wanted_file
+from cli.compose.refusals import AS_ON_HOST, refusals
 from protocol.durations import parse_duration
 from protocol.errors import ShoalError
 from protocol.specs import (
@@ -20,6 +21,7 @@ from protocol.specs import (
     ContainerSpec,
     DeviceMapping,
     HealthCheck,
+    LogOptions,
     Mount,
     NetworkSpec,
     Platform,
@@ -151,18 +153,31 @@ def service_specs(project: Project, service: Service, *, cluster: bool = False
     ``cluster``: for a scheduler, where ``links`` and ``volumes_from`` co-locate (a worker
     runs what it is given and refuses placement rules)."""
     base = _base_spec(project, service, cluster)
+    if cluster and is_global(service):
+        return [_checked(project, service, msgspec.structs.replace(
+            base, name=f"{project.name}-{service.name}"))]
     specs = []
     for number in range(1, service.replicas + 1):
         labels = {**base.labels, NUMBER_LABEL: str(number)}
-        spec = msgspec.structs.replace(base, name=container_name(project, service, number),
-                                       labels=labels)
-        try:
-            decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(spec), type=ContainerSpec)
-            specs.append(check_spec(decoded))
-        except (msgspec.ValidationError, ShoalError, ValueError) as exc:
-            raise ComposeError.of([project.problem(("services", service.name),
-                                                   str(exc))]) from None
+        specs.append(_checked(project, service, msgspec.structs.replace(
+            base, name=container_name(project, service, number), labels=labels)))
     return specs
+
+
+def is_global(service: Service) -> bool:
+    """``deploy.mode: global``: through a scheduler, a global job (one container on every
+    eligible node, ``<project>-<service>.NODE``); on a standalone worker, its one node's."""
+    return (service.config.get("deploy") or {}).get("mode") == "global"
+
+
+def _checked(project: Project, service: Service, spec: ContainerSpec) -> ContainerSpec:
+    """The spec as the service will check it, or the reason as the service's problem."""
+    try:
+        decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(spec), type=ContainerSpec)
+        return check_spec(decoded)
+    except (msgspec.ValidationError, ShoalError, ValueError) as exc:
+        raise ComposeError.of([project.problem(("services", service.name),
+                                               str(exc))]) from None
 
 
 def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSpec:
@@ -177,16 +192,29 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
     if service.replicas > 1 and "container_name" in config:
         refuse("container_name", f"names one container, but the service has "
                                  f"{service.replicas} replicas")
+    if is_global(service):
+        if "container_name" in config:
+            refuse("container_name", "names one container, but a global service runs one "
+                                     "on every node")
+        counted = "no count can be given: a global service runs one on every eligible node"
+        if "replicas" in (config.get("deploy") or {}):
+            refuse(("deploy", "replicas"), counted)
+        if "scale" in config:
+            refuse("scale", counted)
     if len(service.networks) > 1:
         refuse("networks", "a container joins one network in shoal: not supported yet")
     deploy = config.get("deploy") or {}
     limits = (deploy.get("resources") or {}).get("limits") or {}
+    reservations = (deploy.get("resources") or {}).get("reservations") or {}
     resources = Resources(
         memory=_size(limits.get("memory", config.get("mem_limit")), refuse, "mem_limit"),
         memory_swap=_size(config.get("memswap_limit"), refuse, "memswap_limit"),
         millicpus=millicpus(float(limits.get("cpus", config.get("cpus", 0)) or 0)),
         cpu_shares=int(config.get("cpu_shares", 0) or 0),
-        pids=int(limits.get("pids", config.get("pids_limit", 0)) or 0))
+        pids=int(limits.get("pids", config.get("pids_limit", 0)) or 0),
+        reserved_memory=_size(reservations.get("memory"), refuse,
+                              ("deploy", "resources", "reservations", "memory")),
+        reserved_millicpus=millicpus(float(reservations.get("cpus", 0) or 0)))
     placement = deploy.get("placement") or {}
     ports = []
     for i, port in enumerate(service.ports):
@@ -217,6 +245,14 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
     if logging.get("driver", "json-file") != "json-file":
         refuse(("logging", "driver"), f"{logging['driver']}: not supported: the worker keeps "
                                       "the logs (json-file only)")
+    log_options = None
+    if logging.get("options"):
+        try:
+            # The schema allows text, numbers and null (no value: the option is not given).
+            log_options = LogOptions.parse({str(k): str(v) for k, v in
+                                            logging["options"].items() if v is not None})
+        except ValueError as exc:
+            refuse(("logging", "options"), str(exc))
     seccomp = ""
     no_new_privileges = False
     for i, option in enumerate(config.get("security_opt") or []):
@@ -272,7 +308,8 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
                 seccomp=seccomp, cap_add=[str(c) for c in config.get("cap_add") or []],
                 cap_drop=[str(c) for c in config.get("cap_drop") or []],
                 privileged=bool(config.get("privileged", False)), healthcheck=healthcheck,
-                ulimits=ulimits, devices=devices, no_new_privileges=no_new_privileges)
+                ulimits=ulimits, devices=devices, no_new_privileges=no_new_privileges,
+                log_options=log_options)
         except (TypeError, ValueError) as exc:
             refuse((), str(exc))
     if problems or spec is None:
@@ -325,8 +362,12 @@ def _restart(config: dict[str, Any], deploy: dict[str, Any], refuse: Any) -> Res
             refuse(("deploy", "restart_policy", "condition"),
                    f"{condition!r}: expected none, on-failure or any")
             return RestartPolicy()
+        where = ("deploy", "restart_policy")
         return RestartPolicy(name=name,  # type: ignore[arg-type]
-                             max_retries=int(policy.get("max_attempts", 0) or 0))
+                             max_retries=int(policy.get("max_attempts", 0) or 0),
+                             delay=_duration(policy.get("delay"), refuse, (*where, "delay")),
+                             window=_duration(policy.get("window"), refuse,
+                                              (*where, "window")) or 0.0)
     try:
         return RestartPolicy.parse(str(config.get("restart", "no")))
     except ValueError as exc:
@@ -459,23 +500,36 @@ def _mounts_from(project: Project, service: Service, own: set[str], refuse: Any
 
 
 def _files(project: Project, service: Service, refuse: Any) -> list[Mount]:
-    """The service's ``secrets`` and ``configs`` as compose mounts them without a swarm: the
-    file bind-mounted read-only, a secret at ``/run/secrets/<target or name>``, a config at
-    its ``target`` (default ``/<name>``)."""
+    """The service's ``secrets`` and ``configs`` as compose mounts them without a swarm: a
+    secret at ``/run/secrets/<target or name>``, a config at its ``target`` (default
+    ``/<name>``), read-only. A host ``file`` is bind-mounted as it is (its owner and mode: compose
+    ignores ``uid``, ``gid`` and ``mode`` there, shoal refuses them); a value (``content``,
+    ``environment``) is bind-mounted from the file ``project_files`` writes with them."""
     mounts = []
     for kind, defined, directory in (("secrets", project.secrets, "/run/secrets"),
                                      ("configs", project.configs, "")):
         for i, item in enumerate(service.config.get(kind) or []):
             source = str(item.get("source", ""))
-            path = (defined.get(source) or {}).get("file")
-            if not isinstance(path, str):
-                continue  # undefined (the loader's), or not from a file (refused)
+            definition = defined.get(source) or {}
             target = str(item.get("target") or source)
             if not target.startswith("/"):
                 target = f"{directory}/{target}"
             if ".." in target.split("/"):
                 refuse((kind, i, "target"), f"{target!r}: '..' is not allowed")
                 continue
+            path = definition.get("file")
+            if isinstance(path, str):
+                for key in ("uid", "gid", "mode"):
+                    if key in item:
+                        refuse((kind, i, key), AS_ON_HOST)
+            elif is_written(definition):
+                try:
+                    path = wanted_file(project, kind, source, item).path
+                except ValueError as exc:
+                    refuse((kind, i), str(exc))
+                    continue
+            else:
+                continue  # undefined (the loader's), or external (refused)
             mounts.append(Mount(type="bind", source=path, target=target, read_only=True))
     return mounts
 

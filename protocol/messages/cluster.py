@@ -3,7 +3,7 @@
 # No postponed annotations (``from __future__ import annotations``) in the wire types: msgspec
 # reads them when a decoder is built, and a string annotation costs an eval there (~10 ms for a
 # one-shot client's first session). tests/protocol/test_package.py keeps it so.
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -190,10 +190,14 @@ class CreateContainers(Message, tag="cluster.containers.create", frozen=True, kw
 
 
 class SubmitJob(Message, tag="cluster.job.submit", frozen=True, kw_only=True):
-    """N identical containers placed as one batch (named NAME.1 … NAME.N)."""
+    """N identical containers placed as one batch (named NAME.1 … NAME.N); or, ``global``
+    (Swarm's ``--mode global``), one on every eligible node, now and as nodes join, change
+    or leave (named NAME.NODE; ``replicas`` left at 1). Submitting a global job again with
+    its spec changes nothing; with another spec it replaces every replica."""
 
     spec: ContainerSpec
     replicas: Annotated[int, msgspec.Meta(ge=1, le=MAX_BATCH)] = 1
+    mode: Literal["replicated", "global"] = "replicated"
     registry: RegistryOptions | None = None  # as CreateContainer's
     reply: SenderRef
 

@@ -109,6 +109,7 @@ from scheduler.cluster.connections import ClusterConnections
 from scheduler.cluster.cycle import Work, occupies_node
 from scheduler.cluster.disk_usage import cluster_disk_usage
 from scheduler.cluster.forward import FORWARDED, Forwarder, Route
+from scheduler.cluster.global_work import SubmitGlobal
 from scheduler.cluster.images import CLUSTER_IMAGE_REQUESTS, ClusterImages
 from scheduler.cluster.leader import Leader
 from scheduler.cluster.networks import ClusterNetworks
@@ -329,6 +330,16 @@ class ClusterApi:
     def _work(self, message: Message) -> Work:
         if isinstance(message, Join):
             return self._join(message)
+        if isinstance(message, SubmitJob) and message.mode == "global":
+            check_spec(message.spec)
+            if message.replicas != 1:
+                raise InvalidArgument("replicas: a global job runs one replica on every "
+                                      "eligible node", details={"field": "replicas"})
+            if message.registry is not None and not message.registry.empty:
+                raise Unsupported("registry access for a global job is not supported yet "
+                                  "(its replicas are made as nodes join): push the image to "
+                                  "the cluster's store, or use an image pulled anonymously")
+            return SubmitGlobal(views.job_name(message.spec), message.spec)
         if isinstance(message, SubmitJob):
             check_spec(message.spec)
             return Submit(views.job_ids(message.spec, message.replicas), message.spec,
@@ -497,9 +508,10 @@ class ClusterApi:
             held, ids = usage.get(value.node_id, (NodeUsage(), []))
             resources = value.spec.resources
             ids.append(record.id)
-            usage[value.node_id] = (NodeUsage(millicpus=held.millicpus + resources.millicpus,
-                                              memory=held.memory + resources.memory,
-                                              containers=held.containers + 1), ids)
+            usage[value.node_id] = (NodeUsage(
+                millicpus=held.millicpus + resources.placed_millicpus,
+                memory=held.memory + resources.placed_memory,
+                containers=held.containers + 1), ids)
         return usage
 
     async def _inspect_node(self, node_id: str) -> Message:

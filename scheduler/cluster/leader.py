@@ -49,6 +49,7 @@ from protocol.specs import ContainerState
 from scheduler.cluster.cycle import Key, LeaderCycle, Work
 from scheduler.cluster.cycle_placement import CyclePlacement
 from scheduler.cluster.events import container_events, node_events
+from scheduler.cluster.global_work import stage_global_jobs
 from scheduler.cluster.metrics import SchedulerMetrics
 from scheduler.cluster.node_work import SetNodeImages, SetNodeVolumes
 from scheduler.cluster.overlay_endpoints import assignment
@@ -358,6 +359,8 @@ class Leader:
                 log.exception("staging a request failed", work=type(work).__name__)
                 cycle.rollback(mark)
                 work.fail(Internal(f"{type(work).__name__} failed: {exc}"))
+        if full or cycle.nodes_changed:  # a node joined, changed or left: global jobs follow
+            stage_global_jobs(cycle)
         self._reconcile(cycle, dirty, full)
         started = time.monotonic()
         placed = self.placement.place(cycle)

@@ -29,12 +29,19 @@ from scheduler.store.keys import check_id
 MAX_JOB_NAME = 200  # leaves room for ".NNNNN" within the 255-character id limit
 
 
-def job_ids(spec: ContainerSpec, replicas: int) -> list[str]:
-    """NAME.1 … NAME.N; a job without a name gets a generated one."""
+def job_name(spec: ContainerSpec) -> str:
+    """A job's name: its spec's, or a generated one; short enough for its replicas' ids."""
     name = spec.name or f"job-{secrets.token_hex(4)}"
     if len(name) > MAX_JOB_NAME:
         raise InvalidArgument(f"name: at most {MAX_JOB_NAME} characters for a job",
                               details={"field": "name"})
+    check_id(name)
+    return name
+
+
+def job_ids(spec: ContainerSpec, replicas: int) -> list[str]:
+    """NAME.1 … NAME.N; a job without a name gets a generated one."""
+    name = job_name(spec)
     ids = [f"{name}.{i}" for i in range(1, replicas + 1)]
     check_id(ids[0])
     return ids

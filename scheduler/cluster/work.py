@@ -74,6 +74,18 @@ def _free_id(cycle: LeaderCycle, cid: str) -> None:
     record = cycle.containers.get(cid)
     if record is not None and record.desired != "removed":
         raise Conflict(f"a container named {cid} already exists", details={"id": cid})
+    job = cycle.apps.get(cid)
+    if job is not None and job.global_job:  # ``rm NAME`` removes the job: one name, one thing
+        raise Conflict(f"a global job named {cid} exists", details={"id": cid})
+
+
+def stage_removal(cycle: LeaderCycle, cid: str, record: ContainerRecord, reason: str) -> None:
+    """Mark a container removed and revoke it where it runs; deleted once no node has it."""
+    cycle.put_container(cid, replace(record, desired="removed", schedule_state="removed"))
+    if record.node_id:
+        cycle.send(record.node_id, Revoke(container_id=cid, generation=record.generation,
+                                          reason=reason), ("containers", cid))
+    cycle.recheck.add(cid)
 
 
 def _refusal(why: Explanation) -> Unavailable:
@@ -205,30 +217,39 @@ class Stop(Work):
 
 
 class Remove(Work):
-    """Remove a container: marked removed, revoked where it runs, deleted once no node has it."""
+    """Remove a container: marked removed, revoked where it runs, deleted once no node has it.
+    The name of a global job removes the job and every replica (as ``docker service rm``); a
+    replica alone is not removed (the job would make it again)."""
 
     def __init__(self, cid: str, force: bool) -> None:
         super().__init__()
         self.cid = cid
         self.force = force
+        self.key: tuple[str, str] = ("containers", cid)
 
     def stage(self, cycle: LeaderCycle) -> None:
+        job = cycle.apps.get(self.cid)
+        if job is not None and job.global_job:
+            self.key = ("apps", self.cid)
+            for rid in job.container_ids:
+                replica = cycle.containers.get(rid)
+                if replica is not None and replica.desired != "removed":
+                    stage_removal(cycle, rid, replica, f"global job {self.cid} removed")
+            cycle.apps.delete(self.cid)
+            return
         record = existing(cycle, self.cid)
+        owner = cycle.apps.get(record.app) if record.app else None
+        if owner is not None and owner.global_job:
+            raise Conflict(f"{self.cid} is a replica of global job {record.app}: remove the "
+                           f"job (rm {record.app})", details={"id": self.cid})
         live = record.schedule_state in LIVE and bool(record.node_id)
         if live and record.desired == "running" and not self.force:
             raise Conflict(f"container {self.cid} is running: stop it first or force removal",
                            details={"id": self.cid})
-        cycle.put_container(self.cid, replace(record, desired="removed",
-                                              schedule_state="removed"))
-        if record.node_id:
-            cycle.send(record.node_id, Revoke(container_id=self.cid,
-                                              generation=record.generation,
-                                              reason="removed by request"),
-                       ("containers", self.cid))
-        cycle.recheck.add(self.cid)
+        stage_removal(cycle, self.cid, record, "removed by request")
 
     def finish(self, cycle: LeaderCycle) -> Message | None:
-        error = cycle.error(("containers", self.cid))
+        error = _first_error(cycle, [self.key])
         if error is not None:
             raise error
         return Ok()

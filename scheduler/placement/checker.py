@@ -264,8 +264,8 @@ def _check_node(node: NodeInfo, members: list[_Member], where: dict[str, str],
                 max_containers: int | None) -> list[Violation]:
     out: list[Violation] = []
     first_new = next(m.id for m in members if m.new)
-    cpu = sum(m.spec.resources.millicpus for m in members)
-    mem = sum(m.spec.resources.memory for m in members)
+    cpu = sum(m.spec.resources.placed_millicpus for m in members)
+    mem = sum(m.spec.resources.placed_memory for m in members)
     pids = sum(m.spec.resources.pids for m in members)
     cap = node.capacity
     if cpu > cap.millicpus or mem > cap.memory or (cap.pids and pids > cap.pids):

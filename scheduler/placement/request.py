@@ -212,8 +212,9 @@ def compile_spec(spec: ContainerSpec, *, lenient: bool = False) -> PlacementRequ
                 raise
     res = spec.resources
     try:
-        cpu = _check_int(res.millicpus, "resources.millicpus")
-        mem = _check_int(res.memory, "resources.memory")
+        # Placement counts the reservation, else the limit (``Resources.placed_*``).
+        cpu = _check_int(res.placed_millicpus, "resources.millicpus")
+        mem = _check_int(res.placed_memory, "resources.memory")
         pids = _check_int(res.pids, "resources.pids")
     except InvalidArgument:
         if not lenient:

@@ -65,13 +65,16 @@ class NodeRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 class AppRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """A multi-container app and the ids of the containers made from it."""
+    """A multi-container app and the ids of the containers made from it. A ``global_job``
+    is a job whose one spec runs once on every eligible node (``scheduler.global_jobs``):
+    its ``container_ids`` follow the nodes."""
 
     spec: AppSpec
     container_ids: Annotated[
         list[Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)]],
         msgspec.Meta(max_length=1 << 20),
     ] = []
+    global_job: bool = False
 
 
 class LeaderRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -114,8 +114,9 @@ ERRORS: list[tuple[str, str, Any, int, str]] = [
     ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {"Memory": "lots"}},
      400, "Memory: expected a whole number"),
     ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {
-        "LogConfig": {"Type": "syslog", "Config": {}}}}, 400, "HostConfig.LogConfig: shoal "
-                                                             "keeps every container's log"),
+        "LogConfig": {"Type": "syslog", "Config": {}}}}, 400, "HostConfig.LogConfig: syslog: "
+                                                             "not supported: shoal keeps every "
+                                                             "container's log as json-file"),
     ("POST", "/containers/create", {"Image": "busybox", "HostConfig": {
         "SecurityOpt": ["apparmor=x"]}}, 400, "HostConfig.SecurityOpt: 'apparmor=x' is not "
                                               "supported"),

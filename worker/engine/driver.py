@@ -159,10 +159,12 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     async def start(self, record: EngineContainer, log_path: str, *, max_size: int = 0,
-                    max_file: int = 1, console_size: tuple[int, int] | None = None,
+                    max_file: int = 1, compress: bool = False,
+                    console_size: tuple[int, int] | None = None,
                     network_peer: EngineContainer | None = None) -> Started:
-        """Start the main process; its stdout/stderr go to ``log_path`` (json-file). With a
-        tty, its terminal has ``console_size`` (rows, cols) before the process runs. With
+        """Start the main process; its stdout/stderr go to ``log_path`` (json-file, rotated at
+        ``max_size`` keeping ``max_file`` files, gzipped with ``compress``). With a tty, its
+        terminal has ``console_size`` (rows, cols) before the process runs. With
         ``network_peer`` (running; only on a driver with ``namespaces``) it joins that
         container's network namespace and has its hostname and network files."""
 

@@ -41,6 +41,7 @@ from protocol.specs import (
     ContainerSummary,
     Event,
     EventType,
+    LogOptions,
     network_container,
 )
 from protocol.validation import check_spec
@@ -431,9 +432,13 @@ class Engine(ContainerIO):
     # --- supervision -----------------------------------------------------------------------------
     async def _launch(self, record: EngineContainer) -> None:
         peer = network_peer(record, self.find)  # at each start: Docker's rule
+        # The container's --log-opt over the worker's --log-max-size/--log-max-file, option by
+        # option, as Docker merges a container's log options over the daemon's.
+        options = record.spec.log_options or LogOptions()
         started = await self.driver.start(record, str(self.disk.log_path(record.id)),
-                                          max_size=self.log_max_size,
-                                          max_file=self.log_max_file,
+                                          max_size=options.max_size or self.log_max_size,
+                                          max_file=options.max_file or self.log_max_file,
+                                          compress=options.compress,
                                           console_size=self._window_sizes.get(record.id),
                                           network_peer=peer)
         record.state = ContainerState(status="running", pid=started.pid,
@@ -480,9 +485,11 @@ class Engine(ContainerIO):
                             exitCode=str(status.exit_code))
         await self.driver.cleanup(record)
         decision = decide(record.spec.restart, self._history(record),
-                          ExitFacts(status.exit_code, ran_for, manual_stop=manual))
+                          ExitFacts(status.exit_code, ran_for, manual_stop=manual,
+                                    at=status.finished_at))
         record.restart_count = decision.history.restart_count
         record.last_delay = decision.history.last_delay
+        record.restarted_at = list(decision.history.restarted_at)
         record.manually_stopped = decision.history.manually_stopped
         if not isinstance(decision, Restart):
             record.desired = "stopped"
@@ -539,7 +546,8 @@ class Engine(ContainerIO):
         return True
 
     def _history(self, record: EngineContainer) -> RestartHistory:
-        return RestartHistory(record.restart_count, record.last_delay, record.manually_stopped)
+        return RestartHistory(record.restart_count, record.last_delay, record.manually_stopped,
+                              tuple(record.restarted_at))
 
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())

@@ -4,14 +4,17 @@ Each line a container writes becomes one JSON object per line:
 ``{"log":"hello\\n","stream":"stdout","time":"2026-11-29T08:00:00.123456000Z"}``. Output is cut
 at newlines; a partial line is held until its newline, until it reaches 16 KiB (Docker's buffer),
 or until the stream closes. With ``max_size`` the file rotates to ``NAME.1`` … ``NAME.(max_file-1)``
-and the oldest is dropped. Reading returns entries oldest first across the rotated files.
+and the oldest is dropped; with ``compress`` the rotated files are gzipped (``NAME.1.gz`` …), as
+Docker's. Reading returns entries oldest first across the rotated files.
 """
 
 from __future__ import annotations
 
 import calendar
 import contextlib
+import gzip
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,12 +65,14 @@ def parse_time(text: str) -> float:
 class JsonFileLog:
     """Appends a container's output to ``path``, rotating by size."""
 
-    def __init__(self, path: Path, *, max_size: int = 0, max_file: int = 1) -> None:
+    def __init__(self, path: Path, *, max_size: int = 0, max_file: int = 1,
+                 compress: bool = False) -> None:
         if max_size < 0 or max_file < 1:
             raise ValueError("max_size must be ≥ 0 and max_file ≥ 1")
         self.path = path
         self.max_size = max_size
         self.max_file = max_file
+        self.compress = compress and max_file > 1
         self._partial: dict[Stream, bytes] = {"stdout": b"", "stderr": b""}
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "ab")  # noqa: SIM115 - held open for the container's life
@@ -118,15 +123,28 @@ class JsonFileLog:
         if self.max_file == 1:
             self.path.unlink(missing_ok=True)
         else:
-            oldest = self.path.with_name(f"{self.path.name}.{self.max_file - 1}")
-            oldest.unlink(missing_ok=True)
+            self._rotated(self.max_file - 1).unlink(missing_ok=True)
             for n in range(self.max_file - 2, 0, -1):
-                older = self.path.with_name(f"{self.path.name}.{n}")
+                older = self._rotated(n)
                 if older.exists():
-                    os.replace(older, self.path.with_name(f"{self.path.name}.{n + 1}"))
-            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+                    os.replace(older, self._rotated(n + 1))
+            if self.compress:
+                # Whole or not at all: a reader never meets a half-written NAME.1.gz. The
+                # header's name field keeps the plain file's inode (``_read_rotated``).
+                partial = self.path.with_name(f"{self.path.name}.1.gz.partial")
+                with open(self.path, "rb") as plain, open(partial, "wb") as raw, \
+                        gzip.GzipFile(filename=str(os.fstat(plain.fileno()).st_ino),
+                                      mode="wb", fileobj=raw) as packed:
+                    shutil.copyfileobj(plain, packed)
+                os.replace(partial, self._rotated(1))
+                self.path.unlink()
+            else:
+                os.replace(self.path, self._rotated(1))
         self._file = open(self.path, "ab")  # noqa: SIM115
         self._size = 0
+
+    def _rotated(self, n: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.{n}{'.gz' if self.compress else ''}")
 
     def close(self) -> None:
         self.flush_partial()
@@ -137,7 +155,7 @@ def log_files(path: Path) -> list[Path]:
     """The current file and its rotations, oldest first."""
     rotated = []
     for candidate in path.parent.glob(path.name + ".*"):
-        suffix = candidate.name[len(path.name) + 1:]
+        suffix = candidate.name[len(path.name) + 1:].removesuffix(".gz")
         if suffix.isdigit():
             rotated.append((int(suffix), candidate))
     files = [p for _, p in sorted(rotated, reverse=True)]
@@ -159,11 +177,48 @@ def read_log(path: Path, *, since: float = 0.0, tail: int = -1) -> list[LogRecor
 
 def _iter_records(path: Path) -> Iterator[LogRecord]:
     for file in log_files(path):
+        if file.suffix == ".gz":
+            yield from _read_rotated(file)[1]
+            continue
         with contextlib.suppress(FileNotFoundError), open(file, "rb") as handle:
             for line in handle:
                 record = _parse_line(line)
                 if record is not None:
                     yield record
+
+
+def _read_rotated(file: Path) -> tuple[int, list[LogRecord]]:
+    """A rotated file's entries, and the inode it was written under: its own, or for a
+    gzipped one the inode its plain file had (kept in the gzip header's name field). A
+    follower compares it with the file it holds open, whose inode no other file can take
+    meanwhile. (-1, []) when the file is gone or unreadable."""
+    try:
+        with open(file, "rb") as handle:
+            if file.suffix != ".gz":
+                inode = os.fstat(handle.fileno()).st_ino
+                return inode, [r for r in map(_parse_line, handle) if r is not None]
+            inode = _gzip_name_inode(handle)
+            handle.seek(0)
+            with gzip.GzipFile(fileobj=handle, mode="rb") as packed:
+                return inode, [r for r in map(_parse_line, packed) if r is not None]
+    except (OSError, EOFError):  # gone, or a torn gzip (never renamed into place whole)
+        return -1, []
+
+
+def _gzip_name_inode(handle: BinaryIO) -> int:
+    """The number in a gzip header's name field (RFC 1952 FNAME); -1 without one."""
+    header = handle.read(10)
+    if len(header) < 10 or header[:2] != b"\x1f\x8b":
+        return -1
+    flags = header[3]
+    if flags & 0x04:  # FEXTRA: skip it
+        handle.read(int.from_bytes(handle.read(2), "little"))
+    if not flags & 0x08:
+        return -1
+    name = bytearray()
+    while (byte := handle.read(1)) not in (b"", b"\0"):
+        name += byte
+    return int(name) if name.isdigit() and len(name) < 24 else -1
 
 
 def _parse_line(line: bytes) -> LogRecord | None:
@@ -212,8 +267,9 @@ class LogFollower:
             return records  # removed: what was written before is all there will be
         held = os.fstat(self._handle.fileno()).st_ino
         if current != held:  # rotated: the files made after the held one, then the new one
-            self._handle.close()
+            # Closed after the scan: while it is held open, no other file takes its inode.
             records += self._newer_rotated(held)
+            self._handle.close()
             self._open(at_end=False)
             records += self._drain()
         return records
@@ -223,13 +279,10 @@ class LogFollower:
         when it is gone): rotations that came twice between two polls lose nothing."""
         newer: list[list[LogRecord]] = []
         for file in reversed([f for f in log_files(self.path) if f != self.path]):
-            try:
-                with open(file, "rb") as handle:
-                    if os.fstat(handle.fileno()).st_ino == held:
-                        break
-                    newer.append([r for r in map(_parse_line, handle) if r is not None])
-            except FileNotFoundError:
-                continue
+            inode, records = _read_rotated(file)
+            if inode == held:
+                break
+            newer.append(records)
         return [r for chunk in reversed(newer) for r in chunk]
 
     def _drain(self) -> list[LogRecord]:
@@ -248,6 +301,13 @@ class LogFollower:
             self._handle = None
 
 
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
+
+
 def follow_log(path: Path, *, since: float = 0.0, tail: int = -1
                ) -> tuple[list[LogRecord], LogFollower]:
     """The entries so far (as ``read_log`` selects them) and a follower that goes on exactly
@@ -255,12 +315,15 @@ def follow_log(path: Path, *, since: float = 0.0, tail: int = -1
     meanwhile is in one or the other, never both, and none is missed."""
     follower = LogFollower(path, at_end=False)
     inode = follower.opened_inode()
-    records: list[LogRecord] = []
-    for file in (f for f in log_files(path) if f != path):  # the current one: the follower's
-        with contextlib.suppress(FileNotFoundError), open(file, "rb") as handle:
-            if os.fstat(handle.fileno()).st_ino == inode:
-                continue  # rotated since the follower opened it: the follower reads it
-            records.extend(r for r in map(_parse_line, handle) if r is not None)
+    # The current file is the follower's. A rotated file it also holds (rotated since it
+    # opened it: the follower reads it) is the newest with its inode, and only once its file
+    # is no longer the current one: a gzipped rotation names the inode its plain file had,
+    # which a later file may have taken since.
+    rotated = [_read_rotated(f) for f in log_files(path) if f != path]
+    held = -1
+    if inode is not None and _inode(path) != inode:
+        held = next((i for i in range(len(rotated) - 1, -1, -1) if rotated[i][0] == inode), -1)
+    records = [r for i, (_, entries) in enumerate(rotated) if i != held for r in entries]
     records.extend(follower.poll())
     records = [r for r in records if r.time >= since]
     if tail >= 0:

@@ -24,6 +24,7 @@ import structlog
 from protocol.errors import NotFound, ShoalError
 from protocol.specs import (
     EndpointSettings,
+    LogOptions,
     NetworkAttachment,
     NetworkSpec,
     PortMapping,
@@ -171,14 +172,16 @@ class NativeDriver(Driver):
                 "bundle": str(bundle), **{k: str(v) for k, v in info.details.items()}}
 
     async def start(self, record: EngineContainer, log_path: str, *, max_size: int = 0,
-                    max_file: int = 1, console_size: tuple[int, int] | None = None,
+                    max_file: int = 1, compress: bool = False,
+                    console_size: tuple[int, int] | None = None,
                     network_peer: EngineContainer | None = None) -> Started:
         await self.cleanup(record)
         if network_peer is not None:
             await asyncio.to_thread(self._join_network, record, network_peer)
         # Its files are made (opened with O_CREAT, directories made) off the event loop: on a
         # busy disk that can take as long as an fsync, and a burst of starts queues behind it.
-        copier = await asyncio.to_thread(self._copier, record, log_path, max_size, max_file)
+        copier = await asyncio.to_thread(self._copier, record, log_path, max_size, max_file,
+                                         compress)
         out, err = await asyncio.to_thread(copier.sinks)
         stdin_r, stdin_w = os.pipe() if record.spec.stdin_open and not record.spec.tty \
             else (None, None)
@@ -250,11 +253,12 @@ class NativeDriver(Driver):
         os.replace(tmp, path)
 
     def _copier(self, record: EngineContainer, log_path: str, max_size: int,
-                max_file: int) -> RawLogCopier:
+                max_file: int, compress: bool) -> RawLogCopier:
         copier = self._copiers.get(record.id)
         if copier is None:
             copier = RawLogCopier(self._dir(record) / "raw", Path(log_path), max_size=max_size,
-                                  max_file=max_file, raw_chunks=record.spec.tty)
+                                  max_file=max_file, compress=compress,
+                                  raw_chunks=record.spec.tty)
             self._copiers[record.id] = copier
         return copier
 
@@ -266,8 +270,11 @@ class NativeDriver(Driver):
 
     async def wait(self, record: EngineContainer) -> ExitStatus:
         if record.id not in self._copying:  # re-adopted after a worker restart
+            # The container's own log options still hold (the worker's defaults are the
+            # engine's, which re-adoption does not pass).
+            options = record.spec.log_options or LogOptions()
             copier = self._copier(record, str(self._dir(record) / f"{record.id}-json.log"),
-                                  0, 1)
+                                  options.max_size, options.max_file or 1, options.compress)
             await self._take_input_back(record, copier)
             self._copying[record.id] = asyncio.get_running_loop().create_task(
                 self._copy_until_cancelled(copier))

@@ -90,7 +90,8 @@ class ProcessDriver(Driver):
         return {"state_dir": str(directory)}
 
     async def start(self, record: EngineContainer, log_path: str, *, max_size: int = 0,
-                    max_file: int = 1, console_size: tuple[int, int] | None = None,
+                    max_file: int = 1, compress: bool = False,
+                    console_size: tuple[int, int] | None = None,
                     network_peer: EngineContainer | None = None) -> Started:
         if network_peer is not None:  # create refuses it first (``namespaces``)
             raise Unsupported("the process driver has no network namespace to join")
@@ -104,7 +105,8 @@ class ProcessDriver(Driver):
         workdir = record.workdir()
         spec = ShimSpec(argv=record.argv(), env=env, state_dir=str(directory), log_path=log_path,
                         cwd=workdir if workdir != "/" and os.path.isdir(workdir) else "",
-                        max_size=max_size, max_file=max_file, tty=record.spec.tty,
+                        max_size=max_size, max_file=max_file, compress=compress,
+                        tty=record.spec.tty,
                         stdin_open=record.spec.stdin_open,
                         console_size=console_size if record.spec.tty else None,
                         container_id=record.id, limits=_limits(record),

@@ -37,7 +37,7 @@ class RawLogCopier:
     STREAMS: tuple[Stream, ...] = ("stdout", "stderr")
 
     def __init__(self, directory: Path, log_path: Path, *, max_size: int = 0,
-                 max_file: int = 1, raw_chunks: bool = False) -> None:
+                 max_file: int = 1, compress: bool = False, raw_chunks: bool = False) -> None:
         """``raw_chunks``: a terminal's output; each copied chunk is an entry of its own, so a
         prompt without a newline reaches ``logs -f`` and attached clients at once."""
         self.directory = directory
@@ -52,7 +52,8 @@ class RawLogCopier:
             self._punched.update(self.offsets)
         except (OSError, ValueError):
             pass
-        self.log = JsonFileLog(log_path, max_size=max_size, max_file=max_file)
+        self.log = JsonFileLog(log_path, max_size=max_size, max_file=max_file,
+                               compress=compress)
         self._lock = threading.Lock()
         self._readers = {s: os.open(self._raw(s), os.O_RDWR | os.O_CREAT, 0o600)
                          for s in self.STREAMS}

@@ -54,6 +54,7 @@ class EngineContainer(msgspec.Struct, kw_only=True, omit_defaults=True):
     restart_count: int = 0
     last_delay: float = 0.0
     manually_stopped: bool = False
+    restarted_at: list[float] = []  # the latest restarts' times (RestartHistory's)
     generation: int = 0  # the cluster's fencing token, when a scheduler assigned it
     # Saved True before the driver prepares anything and False once it has: a record still
     # True at start-up is a create that a crash cut short (never answered), removed then.

@@ -58,6 +58,7 @@ class ShimSpec(msgspec.Struct, frozen=True):
     cwd: str = ""
     max_size: int = 0
     max_file: int = 1
+    compress: bool = False
     tty: bool = False
     stdin_open: bool = False
     console_size: tuple[int, int] | None = None
@@ -170,7 +171,8 @@ def _spawn(spec: ShimSpec, cwd: str) -> tuple[subprocess.Popen[bytes], dict[int,
 def run(spec: ShimSpec) -> int:
     argv = spec.argv
     state_dir = Path(spec.state_dir)
-    log = JsonFileLog(Path(spec.log_path), max_size=spec.max_size, max_file=spec.max_file)
+    log = JsonFileLog(Path(spec.log_path), max_size=spec.max_size, max_file=spec.max_file,
+                      compress=spec.compress)
     cwd = spec.cwd or str(state_dir)
     started = time.time()
     try:

@@ -172,24 +172,36 @@ def test_refusals_make_nothing_and_an_attached_up_shows_the_output(
     assert "app_default" not in native.shoal("network", "ls").stdout
 
     # Without -d, up follows the output until the containers end. A file secret and a file
-    # config are bind-mounted read-only, and ulimits are the process's.
+    # config are bind-mounted read-only, and ulimits are the process's. A secret from the
+    # environment and a config's content come as files with the owner and mode asked
+    # (compose's default: root, root, 0444).
     (app / "token.txt").write_text("s3cret\n")
     (app / "compose.yaml").write_text(
         "services:\n  once:\n    image: busybox\n    network_mode: none\n"
-        "    secrets: [token]\n    configs: [{source: token, target: /etc/app.conf}]\n"
+        "    secrets: [token, {source: env, uid: '1000', gid: '1001', mode: 0400}]\n"
+        "    configs: [{source: token, target: /etc/app.conf}, {source: inline, target: /in}]\n"
         "    ulimits: {nofile: {soft: 300, hard: 400}}\n"
         "    command: [sh, -c, 'echo first; echo second; cat /run/secrets/token /etc/app.conf;"
-        " ulimit -n; touch /run/secrets/token || echo read-only']\n"
-        "secrets:\n  token: {file: ./token.txt}\nconfigs:\n  token: {file: ./token.txt}\n")
-    attached = compose(native, app, "-p", "ctonce", "up")
+        " ulimit -n; touch /run/secrets/token || echo read-only; cat /run/secrets/env /in;"
+        " stat -c \"%u %g %a\" /run/secrets/env /in']\n"
+        "secrets:\n  token: {file: ./token.txt}\n  env: {environment: CT_TOKEN}\n"
+        "configs:\n  token: {file: ./token.txt}\n  inline: {content: \"port=80\\n\"}\n")
+    runtime = tmp_path / "runtime"
+    attached = compose(native, app, "-p", "ctonce", "up",
+                       env={"CT_TOKEN": "from-env\n", "XDG_RUNTIME_DIR": str(runtime)})
     assert "ctonce-once-1 | first\nctonce-once-1 | second\nctonce-once-1 | s3cret\n" \
            "ctonce-once-1 | s3cret\nctonce-once-1 | 300\n" in attached.stdout, attached.stdout
     assert "ctonce-once-1 | read-only\n" in attached.stdout
+    assert "ctonce-once-1 | from-env\nctonce-once-1 | port=80\n" \
+           "ctonce-once-1 | 1000 1001 400\nctonce-once-1 | 0 0 444\n" in attached.stdout
+    assert (runtime / "shoal" / "compose" / "ctonce").is_dir()
     # down -p needs no file: the labels say what is the project's.
     down = native.shoal("compose", "-p", "ctonce", "down",
-                        env={"XDG_CACHE_HOME": str(app / "cache")})
+                        env={"XDG_CACHE_HOME": str(app / "cache"),
+                             "XDG_RUNTIME_DIR": str(runtime)})
     assert said(down.stdout) == [("ctonce-once-1", "Removed")]
     assert native.shoal("ps", "-aq").stdout.strip() == ""
+    assert not (runtime / "shoal" / "compose" / "ctonce").exists()
 
 
 GATED = """\
@@ -266,3 +278,47 @@ def test_healthchecks_gate_the_start_order_and_a_named_volume_outlives_up(
     assert f"{project}-migrate-1" not in stuck.stdout
     compose(native, app, "-p", project, "down", "-v")
     assert native.shoal("volume", "ls", "-q").stdout.strip() == ""
+
+
+RESTARTED = """\
+services:
+  db:
+    image: busybox
+    command: sleep 1000
+    environment: {VERSION: "1"}
+    stop_grace_period: 1s
+    network_mode: none
+  app:
+    image: busybox
+    command: sleep 1000
+    stop_grace_period: 1s
+    network_mode: none
+    depends_on:
+      db: {condition: service_started, restart: true}
+  other:
+    image: busybox
+    command: sleep 1000
+    stop_grace_period: 1s
+    network_mode: none
+    depends_on: [db]
+"""
+
+
+def test_depends_on_restart_restarts_the_dependant_with_its_dependency(
+        native: Worker, tmp_path: Path) -> None:
+    """``restart: true``: the dependant is restarted when up recreates its dependency and
+    when compose restart restarts it; a plain dependant is left alone."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "compose.yaml").write_text(RESTARTED)
+    first = compose(native, app, "-p", "ctrst", "up", "-d")
+    assert first.returncode == 0, first.stderr
+    (app / "compose.yaml").write_text(RESTARTED.replace('VERSION: "1"', 'VERSION: "2"'))
+    edited = compose(native, app, "-p", "ctrst", "up", "-d")
+    assert said(edited.stdout) == [("ctrst-db-1", "Recreate"), ("ctrst-db-1", "Recreated"),
+                                   ("ctrst-db-1", "Started"), ("ctrst-app-1", "Restarted"),
+                                   ("ctrst-other-1", "Running")], edited.stdout
+    restarted = compose(native, app, "-p", "ctrst", "restart", "db")
+    assert said(restarted.stdout) == [("ctrst-db-1", "Restarted"),
+                                      ("ctrst-app-1", "Restarted")], restarted.stdout
+    compose(native, app, "-p", "ctrst", "down")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cli.compose.errors import ComposeError
-from cli.compose.loader import project_name, start_order
+from cli.compose.loader import project_name, restarted_with, start_order
 from tests.helpers.compose_files import PROJECT_DIR, MemorySources, load_texts
 
 FORMATS: list[tuple[str, str, dict[str, dict[str, Any]]]] = [
@@ -276,3 +276,22 @@ def test_a_validated_file_is_not_checked_again() -> None:
     sources.files[f"{PROJECT_DIR}/compose.yaml"] = "services: {a: {image: x, bogus: 1}}"
     with pytest.raises(ComposeError, match="unknown key"):
         load_project(options, sources)
+
+
+def test_restarted_with_follows_restart_true_transitively_in_start_order() -> None:
+    project = load_texts({"compose.yaml": """\
+        services:
+          db: {image: busybox}
+          api:
+            image: busybox
+            depends_on: {db: {condition: service_started, restart: true}}
+          web:
+            image: busybox
+            depends_on: {api: {condition: service_started, restart: true}}
+          cron:
+            image: busybox
+            depends_on: [db]
+        """})
+    assert restarted_with(project, ["db"]) == ["db", "api", "web"]
+    assert restarted_with(project, ["api"]) == ["api", "web"]
+    assert restarted_with(project, ["cron"]) == ["cron"]

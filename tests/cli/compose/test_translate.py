@@ -8,6 +8,7 @@ import pytest
 from cli.compose.converge import plan_service
 from cli.compose.errors import ComposeError
 from cli.compose.loader import start_order
+from cli.compose.project_files import ProjectFile, project_files
 from cli.compose.translate import (
     HASH_LABEL,
     NUMBER_LABEL,
@@ -23,6 +24,7 @@ from protocol.specs import (
     ContainerSummary,
     DeviceMapping,
     HealthCheck,
+    LogOptions,
     Mount,
     PortMapping,
     RestartPolicy,
@@ -446,27 +448,215 @@ def test_file_secrets_and_configs_are_read_only_binds() -> None:
         Mount(type="bind", source="/srv/app.conf", target="/etc/app.conf", read_only=True)]
 
 
-def test_secrets_and_configs_shoal_cannot_honour_are_refused() -> None:
+@pytest.mark.parametrize(("uses", "definition", "message"), [
+    ("[{source: it, uid: '1000'}]", "{file: ./token.txt}",
+     "compose.yaml:4: services.web.secrets[0].uid: not supported: the file is bind-mounted as "
+     "it is on the host (owner and mode)"),
+    ("[{source: it, mode: 0400}]", "{file: ./token.txt}",
+     "compose.yaml:4: services.web.secrets[0].mode: not supported: the file is "
+     "bind-mounted as it is on the host (owner and mode)"),
+    ("[it]", "{external: true}",
+     "compose.yaml:6: secrets.it.external: not supported: shoal has no store of secrets and "
+     "configs (give a file, content or environment)"),
+    ("[it]", "{environment: UNSET}",
+     "compose.yaml:4: services.web.secrets[0]: the environment variable 'UNSET' that secret "
+     "'it' is read from is not set"),
+    ("[{source: it, uid: root}]", "{environment: TOKEN}",
+     "compose.yaml:4: services.web.secrets[0]: uid 'root': expected a number"),
+    ("[{source: it, mode: '0999'}]", "{environment: TOKEN}",
+     "compose.yaml:4: services.web.secrets[0]: mode '0999': expected an octal mode such as "
+     "0440"),
+    ("[it]", "{environment: TOKEN, driver: vault}",
+     "compose.yaml:6: secrets.it.driver: shoal cannot honour this"),
+])
+def test_secrets_shoal_cannot_honour_are_refused(uses: str, definition: str,
+                                                 message: str) -> None:
+    project = load_texts({"compose.yaml": f"""\
+        services:
+          web:
+            image: busybox
+            secrets: {uses}
+        secrets:
+          it: {definition}
+        """}, env={"TOKEN": "s3cret"})
+    with pytest.raises(ComposeError) as caught:
+        check_project(project, ["web"])
+    assert str(caught.value).splitlines() == [message]
+
+
+def test_values_are_written_files_with_the_owner_and_mode_asked() -> None:
+    """A config's content and a variable's value are files the client writes, one per owner
+    and mode (compose's defaults: root, root, 0444), bind-mounted read-only."""
     project = load_texts({"compose.yaml": """\
         services:
           web:
             image: busybox
-            secrets: [{source: env, uid: "1000"}, outside]
-            configs: [inline]
+            secrets: [token, {source: token, target: key, uid: "1000", gid: "1001", mode: 0400}]
+            configs: [{source: app, target: /etc/app.conf, mode: "0440"}]
         secrets:
-          env: {environment: TOKEN}
-          outside: {external: true}
+          token: {environment: TOKEN}
         configs:
-          inline: {content: hello}
+          app: {content: "port=80\\n"}
+        """}, env={"TOKEN": "s3cret", "XDG_RUNTIME_DIR": "/run/user/7"})
+    check_project(project, ["web"])
+    [web] = service_specs(project, project.services["web"])
+    written = "/run/user/7/shoal/compose/app"
+    assert web.mounts == [
+        Mount(type="bind", source=f"{written}/secrets/token.0.0.444",
+              target="/run/secrets/token", read_only=True),
+        Mount(type="bind", source=f"{written}/secrets/token.1000.1001.400",
+              target="/run/secrets/key", read_only=True),
+        Mount(type="bind", source=f"{written}/configs/app.0.0.440", target="/etc/app.conf",
+              read_only=True)]
+    assert project_files(project, ["web"]) == [
+        ProjectFile(path=f"{written}/secrets/token.0.0.444", content="s3cret", uid=0, gid=0,
+                    mode=0o444),
+        ProjectFile(path=f"{written}/secrets/token.1000.1001.400", content="s3cret",
+                    uid=1000, gid=1001, mode=0o400),
+        ProjectFile(path=f"{written}/configs/app.0.0.440", content="port=80\n", uid=0,
+                    gid=0, mode=0o440)]
+
+
+def test_reservations_are_what_placement_counts_and_devices_are_refused() -> None:
+    project = load_texts({"compose.yaml": """\
+        services:
+          web:
+            image: busybox
+            deploy:
+              resources:
+                limits: {cpus: "1", memory: 128m}
+                reservations: {cpus: "0.25", memory: 32m}
+          bare:
+            image: busybox
+            deploy: {resources: {reservations: {memory: 16m}}}
+          above:
+            image: busybox
+            deploy: {resources: {limits: {memory: 16m}, reservations: {memory: 32m}}}
+        """})
+    check_project(project, ["web", "bare"])
+    [web] = service_specs(project, project.services["web"])
+    resources = web.resources
+    assert (resources.millicpus, resources.memory) == (1000, 128 << 20)
+    assert (resources.placed_millicpus, resources.placed_memory) == (250, 32 << 20)
+    [bare] = service_specs(project, project.services["bare"])
+    assert (bare.resources.memory, bare.resources.placed_memory) == (0, 16 << 20)
+    with pytest.raises(ComposeError) as caught:
+        check_project(project, ["above"])
+    assert str(caught.value) == "compose.yaml:11: services.above: invalid " \
+        "resources.reserved_memory: a reservation (33554432 bytes) above the limit " \
+        "(16777216 bytes)"
+    gpu = load_texts({"compose.yaml": """\
+        services:
+          gpu:
+            image: busybox
+            deploy:
+              resources:
+                reservations:
+                  devices: [{capabilities: [gpu]}]
+                  generic_resources: [{discrete_resource_spec: {kind: ssd, value: 1}}]
         """})
     with pytest.raises(ComposeError) as caught:
-        check_project(project, ["web"])
+        check_project(gpu, ["gpu"])
     assert str(caught.value).splitlines() == [
-        "compose.yaml:4: services.web.secrets[0].uid: not supported: the file is "
-        "bind-mounted as it is on the host (owner and mode)",
-        "compose.yaml:7: secrets.env.environment: not supported yet: a secret from the "
-        "environment (give a file)",
-        "compose.yaml:8: secrets.outside.external: not supported: shoal has no store of "
-        "secrets and configs (give a file)",
-        "compose.yaml:10: configs.inline.content: not supported yet: a config's content "
-        "inline (give a file)"]
+        "compose.yaml:7: "
+        "services.gpu.deploy.resources.reservations.devices: not supported: shoal's nodes "
+        "report no devices to reserve",
+        "compose.yaml:8: "
+        "services.gpu.deploy.resources.reservations.generic_resources: not supported: "
+        "shoal's nodes report no generic resources"]
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ("{max-size: 10m, max-file: 3, compress: 'true', tag: null}",
+     LogOptions(max_size=10_000_000, max_file=3, compress=True)),
+    ("{max-size: '1k'}", LogOptions(max_size=1000)),
+    ("{max-file: 2, compress: 'yes'}",
+     "compose.yaml:5: services.web.logging.options: log option compress 'yes': expected true "
+     "or false"),
+    ("{labels: tier}",
+     "compose.yaml:5: services.web.logging.options: log option 'labels': not supported: "
+     "shoal's json-file logs take max-size, max-file, compress (entries carry no labels, env "
+     "or tag)"),
+])
+def test_logging_options_rotate_the_json_file_log(options: str,
+                                                  expected: LogOptions | str) -> None:
+    project = load_texts({"compose.yaml": f"""\
+        services:
+          web:
+            image: busybox
+            logging:
+              options: {options}
+        """})
+    if isinstance(expected, str):
+        with pytest.raises(ComposeError) as caught:
+            check_project(project, ["web"])
+        assert str(caught.value) == expected
+        return
+    check_project(project, ["web"])
+    [web] = service_specs(project, project.services["web"])
+    assert web.log_options == expected
+
+
+def test_a_global_service_is_one_job_through_a_scheduler_and_one_container_alone() -> None:
+    project = load_texts({"compose.yaml": """\
+        services:
+          mon:
+            image: busybox
+            deploy: {mode: global, placement: {constraints: [node.labels.rack != r1]}}
+        """})
+    check_project(project, ["mon"], cluster=True)
+    [job] = service_specs(project, project.services["mon"], cluster=True)
+    assert (job.name, job.constraints) == ("app-mon", ["node.labels.rack!=r1"])
+    assert NUMBER_LABEL not in job.labels and job.labels[SERVICE_LABEL] == "mon"
+    [alone] = service_specs(project, project.services["mon"])
+    assert alone.name == "app-mon-1"
+
+
+@pytest.mark.parametrize(("deploy", "message"), [
+    ("{mode: global, replicas: 2}", "compose.yaml:5: services.web.deploy.replicas: no count "
+                                    "can be given: a global service runs one on every "
+                                    "eligible node"),
+    ("{mode: replicated-job}", "compose.yaml:5: services.web.deploy.mode: not supported: "
+                               "shoal has no jobs that run to a number of completions (use "
+                               "restart: no)"),
+    ("{mode: global-job}", "compose.yaml:5: services.web.deploy.mode: not supported: shoal "
+                           "has no jobs that run to completion once per node (use restart: "
+                           "no with mode: global)"),
+])
+def test_modes_shoal_cannot_honour_are_refused(deploy: str, message: str) -> None:
+    project = load_texts({"compose.yaml": f"""\
+        services:
+          web:
+            image: busybox
+            container_name: the-web
+            deploy: {deploy}
+        """})
+    with pytest.raises(ComposeError) as caught:
+        check_project(project, ["web"], cluster=True)
+    assert message in str(caught.value).splitlines(), str(caught.value)
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    ("{condition: any, max_attempts: 3, delay: 5s, window: 1m}",
+     RestartPolicy(name="always", max_retries=3, delay=5.0, window=60.0)),
+    ("{condition: on-failure, delay: 0s}", RestartPolicy(name="on-failure", delay=0.0)),
+    ("{condition: none}", RestartPolicy(name="no")),
+    ("{delay: soon}", "compose.yaml:4: services.web.deploy.restart_policy.delay: invalid "
+                      "duration 'soon': expected numbers with units (ns, us, ms, s, m, h), "
+                      "as in 30s or 1m30s"),
+])
+def test_swarm_s_restart_policy_delay_and_window(policy: str,
+                                                 expected: RestartPolicy | str) -> None:
+    project = load_texts({"compose.yaml": f"""\
+        services:
+          web:
+            image: busybox
+            deploy: {{restart_policy: {policy}}}
+        """})
+    if isinstance(expected, str):
+        with pytest.raises(ComposeError) as caught:
+            check_project(project, ["web"])
+        assert str(caught.value) == expected
+        return
+    [web] = service_specs(project, project.services["web"])
+    assert web.restart == expected

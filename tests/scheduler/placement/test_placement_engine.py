@@ -78,6 +78,24 @@ def test_zero_reservation_tasks_still_spread() -> None:
     assert sorted(Counter(a.node_id for a in result.assignments).values()) == [2] * 5
 
 
+@pytest.mark.parametrize(("resources", "placed"), [
+    (Resources(memory=6 * GiB), 2),  # no reservation: the limit is what the node holds
+    (Resources(memory=6 * GiB, reserved_memory=3 * GiB), 4),
+    (Resources(reserved_memory=5 * GiB), 2),  # a reservation without a limit
+    (Resources(millicpus=4000, reserved_millicpus=1000), 8),
+])
+def test_placement_counts_the_reservation_else_the_limit(resources: Resources,
+                                                          placed: int) -> None:
+    """Swarm's rule: a node takes what its reservations leave room for; the limit is the
+    runtime's, and counted only when no reservation is given."""
+    infos = nodes(2)
+    spec = ContainerSpec(image="db", resources=resources)
+    tasks = job(spec, 10)
+    result = engine(infos).place_batch(tasks)
+    assert len(result.assignments) == placed
+    assert check_placement(infos, [], tasks, result) == []
+
+
 def test_batch_places_what_fits_and_explains_the_rest() -> None:
     infos = nodes(5, windows=2)
     big = ContainerSpec(image="db", resources=Resources(memory=6 * GiB))

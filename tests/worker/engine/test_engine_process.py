@@ -11,7 +11,7 @@ import pytest
 
 import channels
 from protocol.errors import Conflict, InvalidArgument, InvalidSpec, NotFound, Unsupported
-from protocol.specs import ContainerSpec, Mount, NetworkAttachment, RestartPolicy
+from protocol.specs import ContainerSpec, LogOptions, Mount, NetworkAttachment, RestartPolicy
 from tests.helpers.bounded_run import run
 from worker.engine.engine import Engine
 from worker.engine.process_driver import ProcessDriver
@@ -96,6 +96,28 @@ def test_stop_uses_the_stop_signal_then_kills(tmp_path: Path) -> None:
         await engine.start(stubborn.id)
         with pytest.raises(Conflict, match="running"):
             await engine.remove(stubborn.id)
+
+    with_engine(tmp_path, body)
+
+
+def test_swarm_s_max_attempts_bounds_always_with_its_delay(tmp_path: Path) -> None:
+    """Compose's deploy.restart_policy {condition: any, max_attempts: 2, delay: 0.3s}: two
+    restarts, each 0.3 s after the exit before it (not Docker's 100 ms backoff), then none."""
+    async def body(engine: Engine) -> None:
+        record = await engine.create(sh("exit 0", restart=RestartPolicy(
+            name="always", max_retries=2, delay=0.3)))
+        events = channels.FeedReader(engine.events)
+        await engine.start(record.id)
+        seen: list[tuple[str, float]] = []
+        while [action for action, _ in seen].count("die") < 3:
+            event = await events.next()
+            seen.append((event.action, event.time))
+        state = await engine.wait(record.id)
+        assert (state.exit_code, state.restart_count) == (0, 2)
+        dies = [at for action, at in seen if action == "die"]
+        starts = [at for action, at in seen if action == "restart"]
+        assert len(starts) == 2
+        assert all(start - die >= 0.3 for die, start in zip(dies, starts, strict=False))
 
     with_engine(tmp_path, body)
 
@@ -233,6 +255,33 @@ def test_logs_rotate_at_max_size_keeping_max_file(tmp_path: Path) -> None:
             assert len(lines) < 300  # the oldest went with the oldest file
             numbers = [int(line.split()[1]) for line in lines]
             assert numbers == list(range(numbers[0], 300))
+        finally:
+            for r in list(engine.records.values()):
+                await engine.remove(r.id, force=True)
+            await engine.close()
+
+    run(main, timeout=60)
+
+
+def test_a_container_s_log_options_rotate_over_the_worker_s(tmp_path: Path) -> None:
+    """``--log-opt``: the container's max-size, max-file and compress, over the worker's own
+    (no rotation here), with the rotated files gzipped and read back in order."""
+    async def main() -> None:
+        state = tmp_path / "state"
+        engine = Engine(state, ProcessDriver(state / "containers"))
+        await engine.open()
+        try:
+            spec = sh("i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); done",
+                      log_options=LogOptions(max_size=2048, max_file=3, compress=True))
+            record = await engine.create(spec)
+            await engine.start(record.id)
+            await engine.wait(record.id)
+            log_path = engine.disk.log_path(record.id)
+            files = sorted(p.name for p in log_path.parent.glob(log_path.name + "*"))
+            assert files == [log_path.name, log_path.name + ".1.gz", log_path.name + ".2.gz"]
+            lines = [e.data async for e in engine.logs(record.id)]
+            numbers = [int(line.split()[1]) for line in lines]
+            assert numbers == list(range(numbers[0], 300)) and numbers[0] > 0
         finally:
             for r in list(engine.records.values()):
                 await engine.remove(r.id, force=True)

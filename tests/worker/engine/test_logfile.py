@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -60,6 +61,46 @@ def test_rotation_keeps_max_file_files_and_reads_oldest_first(tmp_path: Path) ->
     assert numbers == sorted(numbers)
     assert numbers[-1] == 39
     assert len(numbers) < 40  # the oldest were dropped with the oldest file
+
+
+def test_compressed_rotations_are_gzipped_and_read_in_order(tmp_path: Path) -> None:
+    """``compress``: Docker's NAME.1.gz …, each whole, read oldest first like plain ones."""
+    path = tmp_path / "c-json.log"
+    log = JsonFileLog(path, max_size=300, max_file=3, compress=True)
+    for i in range(40):
+        log.write("stdout", f"line {i:03d}\n".encode(), now=float(i))
+    log.close()
+    files = log_files(path)
+    assert [f.name for f in files] == ["c-json.log.2.gz", "c-json.log.1.gz", "c-json.log"]
+    assert [f.name for f in tmp_path.iterdir() if f.name.endswith(".partial")] == []
+    with gzip.open(files[1], "rb") as packed:
+        assert json.loads(packed.readline())["stream"] == "stdout"
+    numbers = [int(r.data.split()[1]) for r in read_log(path)]
+    assert numbers == sorted(numbers) and numbers[-1] == 39 and len(numbers) < 40
+    assert len(numbers) == sum(len(gzip.decompress(f.read_bytes()).splitlines())
+                               for f in files[:2]) + len(files[2].read_bytes().splitlines())
+
+
+@pytest.mark.parametrize("rotations", [1, 2])
+def test_a_follower_reads_each_line_once_across_compressed_rotations(
+        tmp_path: Path, rotations: int) -> None:
+    """A gzipped rotation is a new file: the follower knows the one it holds by the inode
+    kept in the gzip header, also when two rotations came between two polls."""
+    path = tmp_path / "c-json.log"
+    log = JsonFileLog(path, max_size=40, max_file=4, compress=True)
+    log.write("stdout", b"first\n")
+    history, follower = follow_log(path)
+    assert _data(history) == [b"first\n"]
+    written = [f"rotating line {n}\n".encode() for n in range(rotations)]
+    for line in written:  # each entry is above max_size: each write rotates
+        log.write("stdout", line)
+    assert len([f for f in log_files(path) if f.suffix == ".gz"]) == rotations
+    assert _data(follower.poll()) == written
+    again, second = follow_log(path)
+    assert _data(again) == [b"first\n", *written]
+    follower.close()
+    second.close()
+    log.close()
 
 
 def test_tail_and_since(tmp_path: Path) -> None:

@@ -122,3 +122,35 @@ def test_parse_policy(text: str, policy: RestartPolicy) -> None:
 def test_parse_policy_refuses(text: str) -> None:
     with pytest.raises(ValueError, match=r"restart policy|retry count|only on-failure"):
         RestartPolicy.parse(text)
+
+
+SWARM = RestartPolicy(name="always", max_retries=2, delay=5.0, window=60.0)
+
+
+def _run(policy: RestartPolicy, exits_at: list[float]) -> list[tuple[bool, float]]:
+    """Each exit in turn (after a quick run): restarted or not, and after what delay."""
+    history = RestartHistory()
+    seen = []
+    for at in exits_at:
+        decision = decide(policy, history, ExitFacts(1, 0.5, at=at))
+        seen.append((isinstance(decision, Restart),
+                     decision.delay if isinstance(decision, Restart) else 0.0))
+        history = decision.history
+    return seen
+
+
+@pytest.mark.parametrize(("policy", "exits_at", "seen"), [
+    # delay: a fixed wait in place of the doubling backoff
+    (RestartPolicy(name="always", delay=2.5), [1.0, 2.0, 3.0],
+     [(True, 2.5), (True, 2.5), (True, 2.5)]),
+    # Swarm's max_attempts bounds always too; without a window, for good
+    (RestartPolicy(name="always", max_retries=2), [1.0, 100.0, 200.0],
+     [(True, 0.1), (True, 0.2), (False, 0.0)]),
+    # with a window, only the restarts of the last 60 s count
+    (SWARM, [1.0, 2.0, 3.0], [(True, 5.0), (True, 5.0), (False, 0.0)]),
+    (SWARM, [1.0, 2.0, 70.0, 71.0, 72.0],
+     [(True, 5.0), (True, 5.0), (True, 5.0), (True, 5.0), (False, 0.0)]),
+])
+def test_swarm_s_delay_max_attempts_and_window(policy: RestartPolicy, exits_at: list[float],
+                                               seen: list[tuple[bool, float]]) -> None:
+    assert _run(policy, exits_at) == seen
