@@ -324,7 +324,9 @@ class NetworkAttachment(_Spec, frozen=True, kw_only=True):
 CONSTRAINTS_LABEL = "com.docker.swarm.constraints"
 AFFINITIES_LABEL = "com.docker.swarm.affinities"
 # The cluster job a container is a replica of, set by the worker's agent (the container's own
-# name is its cluster id, NAME.N): the embedded resolver answers NAME with every replica.
+# name is its cluster id, NAME.N) and by the scheduler on each replica of a global job
+# (``SubmitJob`` mode global, which ``rm NAME`` removes with all its replicas): the embedded
+# resolver answers NAME with every replica.
 JOB_LABEL = "com.shoal.job"
 # The node's default network, chosen by the worker that runs the container (Docker's
 # NetworkMode "default"): ``bridge`` on a native-driver worker, the host's network on a
@@ -341,9 +343,6 @@ def network_container(network: str) -> str:
         if network.startswith(CONTAINER_NETWORK_PREFIX) else ""
 
 
-# On each replica of a global job (``SubmitJob`` mode global): the job's name, which
-# ``rm`` removes with all its replicas.
-JOB_LABEL = "shoal.job"
 
 
 class ContainerSpec(_Spec, frozen=True, kw_only=True):
