@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bench._naive_placement import NaiveScheduler
-from protocol.specs import ContainerInfo, NodeInfo
+from protocol.observed import ContainerInfo, NodeInfo
 from scheduler.placement import (
     ClusterSnapshot,
     EngineOptions,

@@ -43,7 +43,8 @@ from protocol.messages import (
     NetworkEndpoints,
     Revoke,
 )
-from protocol.specs import ContainerState, NodeInfo, NodeResources, OverlayEndpoint, Platform
+from protocol.observed import ContainerState, NodeInfo, NodeResources
+from protocol.specs import OverlayEndpoint, Platform
 from worker.agent.state import (
     AgentState,
     Assigned,

@@ -9,17 +9,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from protocol.specs import (
-    ContainerInfo,
-    ContainerSpec,
-    NodeAvailability,
-    NodeInfo,
-    NodeResources,
-    NodeStatus,
-    Platform,
-    PortMapping,
-    Resources,
-)
+from protocol.observed import ContainerInfo, NodeAvailability, NodeInfo, NodeResources, NodeStatus
+from protocol.specs import ContainerSpec, Platform, PortMapping, Resources
 
 GiB = 1 << 30
 MiB = 1 << 20

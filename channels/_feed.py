@@ -10,7 +10,7 @@ from channels._endpoints import Sender
 from protocol.errors import ChannelError, EventsOverflow
 from protocol.eventfeed import EventFeed, matches
 from protocol.messages import EventMessage
-from protocol.specs import Event
+from protocol.observed import Event
 
 
 class FeedReader:

@@ -19,7 +19,7 @@ from protocol.messages import (
     RemoveNode,
     UpdateNode,
 )
-from protocol.specs import NodeAvailability, NodeInfo, NodeUsage
+from protocol.observed import NodeAvailability, NodeInfo, NodeUsage
 
 
 def human_bytes(amount: int) -> str:

@@ -20,7 +20,8 @@ from protocol.messages import (
     UnpauseContainer,
     UpdateContainer,
 )
-from protocol.specs import ResourceSample, RestartPolicy
+from protocol.observed import ResourceSample
+from protocol.specs import RestartPolicy
 from protocol.validation import millicpus
 
 

@@ -40,8 +40,8 @@ from protocol.messages import (
     WaitContainer,
     WatchEvents,
 )
+from protocol.observed import ContainerInfo, Event
 from protocol.refs import SenderRef
-from protocol.specs import ContainerInfo, Event
 
 
 def command(f: Callable[..., Any]) -> click.Command:

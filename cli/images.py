@@ -31,7 +31,7 @@ from protocol.messages import (
     ListImages,
     RemoveImage,
 )
-from protocol.specs import ImageSummary
+from protocol.observed import ImageSummary
 
 # Registers the image store's error codes, so refusals show as ImageNotFound, LayerRejected...
 from worker.images import errors as _image_errors  # noqa: F401

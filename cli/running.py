@@ -39,8 +39,9 @@ from protocol.messages import (
     WaitContainer,
     WatchEvents,
 )
+from protocol.observed import ContainerInfo
 from protocol.refs import SenderRef
-from protocol.specs import ContainerInfo, ContainerSpec
+from protocol.specs import ContainerSpec
 from worker.images.errors import ImageNotFound
 
 # docker run's own exit statuses: the daemon failed, the command could not be invoked, the

@@ -8,17 +8,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cli.output import ago, status_text
-from protocol.specs import (
+from protocol.observed import (
     ContainerInfo,
     ContainerSummary,
     Health,
-    HealthCheck,
     ImageSummary,
-    Mount,
     NodeInfo,
     NodeUsage,
-    PortMapping,
 )
+from protocol.specs import HealthCheck, Mount, PortMapping
 
 PS_FIELDS = ("ID", "Image", "Command", "CreatedAt", "RunningFor", "Ports", "State", "Status",
              "Names", "Labels", "Label", "Node", "Mounts", "Networks")

@@ -26,7 +26,7 @@ from protocol.messages import (
     RemoveContainer,
     WatchEvents,
 )
-from protocol.specs import ContainerInfo
+from protocol.observed import ContainerInfo
 
 FINAL = ("exited", "failed", "rejected", "orphaned", "removed")
 RUNNING_OR_FINAL = ("running", *FINAL)

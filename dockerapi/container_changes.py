@@ -29,7 +29,8 @@ from protocol.messages import (
     UnpauseContainer,
     UpdateContainer,
 )
-from protocol.specs import ResourceSample, RestartPolicy
+from protocol.observed import ResourceSample
+from protocol.specs import RestartPolicy
 
 STATS_INTERVAL = 1.0  # seconds between samples, as Docker's collector
 # UpdateConfig fields shoal's limits carry (the rest must be left at their zero value).

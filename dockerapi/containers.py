@@ -63,7 +63,8 @@ from protocol.messages import (
     VolumeList,
     WaitContainer,
 )
-from protocol.specs import ContainerInfo, ContainerSummary, NetworkInfo
+from protocol.observed import ContainerInfo, ContainerSummary
+from protocol.specs import NetworkInfo
 
 STATE = web.AppKey("state", FrontState)
 MAX_CREATE_BODY = 1 << 20

@@ -36,7 +36,7 @@ from protocol.messages import (
     SaveImages,
     TagImage,
 )
-from protocol.specs import ImageSummary
+from protocol.observed import ImageSummary
 
 LOAD_CHUNK = 1 << 16
 

@@ -11,18 +11,20 @@ import datetime
 import time
 from typing import Any
 
-from protocol.specs import (
-    DEFAULT_NETWORK_MODE,
+from protocol.observed import (
     ContainerInfo,
-    ContainerSpec,
     ContainerState,
     ContainerSummary,
     Event,
     ImageInfo,
     ImageSummary,
+    NodeInfo,
+)
+from protocol.specs import (
+    DEFAULT_NETWORK_MODE,
+    ContainerSpec,
     Mount,
     NetworkInfo,
-    NodeInfo,
     PortMapping,
     network_container,
 )

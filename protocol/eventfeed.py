@@ -16,7 +16,7 @@ import collections
 from collections.abc import Callable, Mapping
 
 from protocol.errors import EventsOverflow
-from protocol.specs import Event
+from protocol.observed import Event
 
 HISTORY = 1024  # recent events kept for ``since``
 QUEUE_LIMIT = 10_000  # events a subscriber may lag behind before it is ended

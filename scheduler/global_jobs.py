@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from protocol.specs import JOB_LABEL, ContainerSpec, NodeInfo
+from protocol.observed import NodeInfo
+from protocol.specs import JOB_LABEL, ContainerSpec
 from scheduler.placement import ClusterSnapshot, build_pipeline, compile_spec
 from scheduler.placement.filters import PlacementCycle
 

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from protocol.specs import ContainerStatus, ScheduleState
+from protocol.observed import ContainerStatus, ScheduleState
 from scheduler.store.records import ContainerRecord, NodeRecord
 
 LIVE: frozenset[ScheduleState] = frozenset({"assigned", "accepted", "starting", "running"})

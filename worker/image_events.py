@@ -28,7 +28,7 @@ from protocol.messages import (
     SaveImages,
     TagImage,
 )
-from protocol.specs import Event, ImageSummary
+from protocol.observed import Event, ImageSummary
 
 
 def image_events(request: Message, answer: Message | None, now: float) -> list[Event]:

@@ -47,7 +47,7 @@ from protocol.messages import (
     RemoveImage,
     TagImage,
 )
-from protocol.specs import ImageInfo, ImageRunConfig, ImageSummary
+from protocol.observed import ImageInfo, ImageRunConfig, ImageSummary
 from worker.images import ArchiveFormat, Image, ImageStore, InvalidImage, import_image
 from worker.images.importer import ImportResult
 from worker.images.reference import parse_reference

@@ -15,7 +15,7 @@ from typing import get_args
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from protocol.specs import ContainerStatus
+from protocol.observed import ContainerStatus
 
 CONTAINER_STATUSES: tuple[str, ...] = get_args(ContainerStatus)
 # A runtime helper call is a few syscalls and a fork: a fraction of a millisecond to seconds

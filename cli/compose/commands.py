@@ -39,8 +39,8 @@ from protocol.messages import (
     StartContainer,
     StopContainer,
 )
+from protocol.observed import ContainerSummary
 from protocol.refs import SenderRef
-from protocol.specs import ContainerSummary
 
 
 @click.group()

@@ -16,7 +16,8 @@ from cli.compose.translate import (
     PROJECT_LABEL,
     SERVICE_LABEL,
 )
-from protocol.specs import ContainerSpec, ContainerSummary
+from protocol.observed import ContainerSummary
+from protocol.specs import ContainerSpec
 
 ActionKind = Literal["keep", "start", "create", "recreate", "remove"]
 

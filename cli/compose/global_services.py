@@ -15,7 +15,8 @@ from cli.client import Client, one_line
 from cli.compose.translate import HASH_LABEL
 from protocol.errors import NotFound, ShoalError
 from protocol.messages import Message, RemoveContainer, SubmitJob, Submitted
-from protocol.specs import JOB_LABEL, ContainerSpec, ContainerSummary
+from protocol.observed import ContainerSummary
+from protocol.specs import JOB_LABEL, ContainerSpec
 
 
 def up_global(client: Client, spec: ContainerSpec, existing: Sequence[ContainerSummary]

@@ -62,8 +62,9 @@ from protocol.messages import (
     VolumeInspected,
     VolumeList,
 )
+from protocol.observed import ContainerSummary
 from protocol.refs import SenderRef
-from protocol.specs import ContainerSpec, ContainerSummary, NetworkSpec, VolumeSpec
+from protocol.specs import ContainerSpec, NetworkSpec, VolumeSpec
 
 
 @verb

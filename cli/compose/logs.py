@@ -25,7 +25,7 @@ from cli.compose.options import (
 from cli.compose.translate import SERVICE_LABEL
 from protocol.errors import ShoalError
 from protocol.messages import ContainerLogs, LogLine, Message, StopContainer
-from protocol.specs import ContainerSummary
+from protocol.observed import ContainerSummary
 
 _COLOURS = ("cyan", "yellow", "green", "magenta", "blue", "bright_cyan", "bright_yellow",
             "bright_green", "bright_magenta", "bright_blue")

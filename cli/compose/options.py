@@ -15,7 +15,7 @@ from cli.compose.errors import ComposeError
 from cli.compose.model import Project
 from cli.compose.translate import SERVICE_LABEL
 from protocol.messages import ContainerList, ListContainers
-from protocol.specs import ContainerSummary
+from protocol.observed import ContainerSummary
 
 
 @dataclass(frozen=True)

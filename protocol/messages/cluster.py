@@ -14,17 +14,14 @@ from protocol.limits import (
     MAX_MANAGERS,
 )
 from protocol.messages.base import Message, RegistryOptions
+from protocol.observed import ContainerState, NodeAvailability, NodeInfo, NodeUsage
 from protocol.refs import SenderRef
 from protocol.specs import (
     AppSpec,
     ContainerSpec,
-    ContainerState,
     ImageRef,
     Labels,
     Name,
-    NodeAvailability,
-    NodeInfo,
-    NodeUsage,
     NonNegInt,
     OverlayEndpoint,
     Text,

@@ -11,17 +11,14 @@ from protocol.limits import (
     MAX_LIST_ITEMS,
 )
 from protocol.messages.base import Message, RegistryOptions
+from protocol.observed import ContainerInfo, ContainerSummary, Event, ResourceSample
 from protocol.refs import ByteReaderRef, ReceiverRef, SenderRef
 from protocol.specs import (
     Argv,
-    ContainerInfo,
     ContainerSpec,
-    ContainerSummary,
     EnvList,
-    Event,
     Labels,
     Name,
-    ResourceSample,
     RestartPolicy,
     Text,
     Timestamp,

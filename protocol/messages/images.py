@@ -13,16 +13,9 @@ from protocol.limits import (
     MAX_TAGS,
 )
 from protocol.messages.base import Message, RegistryOptions
+from protocol.observed import ImageInfo, ImageSummary
 from protocol.refs import ByteReaderRef, ByteWriterRef, SenderRef
-from protocol.specs import (
-    ImageInfo,
-    ImageRef,
-    ImageSummary,
-    Labels,
-    Name,
-    NonNegInt,
-    Text,
-)
+from protocol.specs import ImageRef, Labels, Name, NonNegInt, Text
 
 
 # --- image verbs ---------------------------------------------------------------------------------

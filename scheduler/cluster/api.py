@@ -97,8 +97,8 @@ from protocol.messages import (
     VersionInfo,
     WatchEvents,
 )
+from protocol.observed import EndpointSettings, Event, NodeUsage
 from protocol.platforms import host_platform
-from protocol.specs import EndpointSettings, Event, NodeUsage
 from protocol.updates import updated_spec
 from protocol.validation import check_spec, check_specs
 from protocol.version import PROTOCOL_VERSION, package_version

@@ -33,8 +33,8 @@ from protocol.messages import (
     Message,
     SaveImages,
 )
+from protocol.observed import NodeInfo
 from protocol.refs import SenderRef
-from protocol.specs import NodeInfo
 from scheduler.cluster.forward import Forwarder, Route
 from scheduler.cluster.images import ClusterImages
 from worker.image_service import image_summary

@@ -10,7 +10,7 @@ workers follow too: a subscriber that falls too far behind is ended with ``Event
 
 from __future__ import annotations
 
-from protocol.specs import Event
+from protocol.observed import Event
 from scheduler.store import ContainerRecord, NodeRecord
 
 

@@ -26,7 +26,7 @@ import structlog
 import channels
 from protocol.errors import ChannelError, ShoalError
 from protocol.messages import EventMessage, ImageList, ListImages, WatchEvents
-from protocol.specs import ImageSummary
+from protocol.observed import ImageSummary
 from scheduler.cluster.images import ClusterImages
 from scheduler.store import LeaderRecord
 from worker.images import Image, ImageStore

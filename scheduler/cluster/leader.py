@@ -45,7 +45,7 @@ from protocol.messages import (
     Ok,
     Revoke,
 )
-from protocol.specs import ContainerState
+from protocol.observed import ContainerState
 from scheduler.cluster.cycle import Key, LeaderCycle, Work
 from scheduler.cluster.cycle_placement import CyclePlacement
 from scheduler.cluster.events import container_events, node_events

@@ -16,7 +16,7 @@ from typing import get_args
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from protocol.specs import NodeStatus, ScheduleState
+from protocol.observed import NodeStatus, ScheduleState
 
 # Seconds: from a fraction of a millisecond (a small batch, one commit on a local etcd) to the
 # tens of seconds a request waits behind a slow etcd or a huge batch.

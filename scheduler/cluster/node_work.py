@@ -19,11 +19,8 @@ from protocol.messages import (
     Message,
     Ok,
 )
-from protocol.specs import (
-    NodeAvailability,
-    NodeInfo,
-    VolumeInfo,
-)
+from protocol.observed import NodeAvailability, NodeInfo
+from protocol.specs import VolumeInfo
 from scheduler.cluster.cycle import LeaderCycle, Work
 from scheduler.cluster.work import stage_node_loss
 from scheduler.reconcile import LIVE, node_lost

@@ -21,7 +21,7 @@ import structlog
 from channels import Receiver, Sender
 from protocol.errors import ChannelError, ShoalError, Unavailable
 from protocol.messages import Message
-from protocol.specs import ContainerState
+from protocol.observed import ContainerState
 
 log = structlog.get_logger("shoal.scheduler")
 

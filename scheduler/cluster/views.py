@@ -12,14 +12,14 @@ import shlex
 from collections.abc import Iterable, Mapping
 
 from protocol.errors import InvalidArgument
-from protocol.specs import (
+from protocol.observed import (
     ContainerInfo,
-    ContainerSpec,
     ContainerState,
     ContainerSummary,
     EndpointSettings,
     NodeInfo,
 )
+from protocol.specs import ContainerSpec
 from protocol.subnets import endpoint_id, mac_of
 from protocol.validation import own_network
 from scheduler.placement import ClusterSnapshot

@@ -21,11 +21,8 @@ from protocol.messages import (
     Submitted,
     UpdateContainer,
 )
-from protocol.specs import (
-    AppSpec,
-    ContainerSpec,
-    ContainerState,
-)
+from protocol.observed import ContainerState
+from protocol.specs import AppSpec, ContainerSpec
 from protocol.updates import updated_spec
 from scheduler.cluster.cycle import LeaderCycle, Work
 from scheduler.cluster.overlay_endpoints import assignment

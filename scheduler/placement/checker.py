@@ -22,15 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from protocol.addresses import address_ip
+from protocol.observed import ContainerInfo, NodeInfo
 from protocol.platforms import normalise, normalise_arch, normalise_os
-from protocol.specs import (
-    AFFINITIES_LABEL,
-    CONSTRAINTS_LABEL,
-    ContainerInfo,
-    ContainerSpec,
-    NodeInfo,
-    network_container,
-)
+from protocol.specs import AFFINITIES_LABEL, CONSTRAINTS_LABEL, ContainerSpec, network_container
 from scheduler.placement.results import PlacementResult, Task
 
 _DONE = {"exited", "failed", "rejected", "orphaned", "removed"}

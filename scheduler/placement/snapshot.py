@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from protocol.addresses import address_ip
+from protocol.observed import ContainerInfo, NodeInfo
 from protocol.platforms import normalise
-from protocol.specs import ContainerInfo, NodeInfo
 from scheduler.placement.request import PlacementRequest, compile_spec
 from scheduler.placement.rules import stored_refs
 

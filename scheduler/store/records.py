@@ -14,18 +14,8 @@ import msgspec
 
 from protocol.errors import InvalidArgument
 from protocol.limits import MAX_NAME_LEN
-from protocol.specs import (
-    AppSpec,
-    ContainerSpec,
-    ContainerState,
-    Labels,
-    NetworkInfo,
-    NodeInfo,
-    NonNegInt,
-    ScheduleState,
-    Text,
-    Timestamp,
-)
+from protocol.observed import ContainerState, NodeInfo, ScheduleState
+from protocol.specs import AppSpec, ContainerSpec, Labels, NetworkInfo, NonNegInt, Text, Timestamp
 
 DesiredState = Literal["running", "stopped", "removed"]
 

@@ -25,7 +25,7 @@ from protocol.messages import (
     LogLine,
     Message,
 )
-from protocol.specs import ImageSummary
+from protocol.observed import ImageSummary
 from tests.helpers.channel_testing import ThreadedService
 
 BIG = 3 * 1024 * 1024 + 17  # over the 1 MiB window: credit has to flow back, both ways

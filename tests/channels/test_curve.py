@@ -17,7 +17,7 @@ from channels._curve import format_token, parse_token, token_keypair
 from channels._dial import ZmtpConnection
 from protocol.errors import AddressError, ConnectFailed, InvalidArgument, PeerLost
 from protocol.messages import Echo, Echoed, ImageImported, ImportImage, Message
-from protocol.specs import ImageSummary
+from protocol.observed import ImageSummary
 from tests.helpers.bounded_run import run
 from tests.helpers.channel_testing import FAST, ThreadedService
 

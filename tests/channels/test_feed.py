@@ -11,7 +11,7 @@ import channels
 from protocol.errors import EventsOverflow
 from protocol.eventfeed import EventFeed
 from protocol.messages import EventMessage, Message, WatchEvents
-from protocol.specs import Event
+from protocol.observed import Event
 from tests.helpers.bounded_run import run
 from tests.helpers.channel_testing import FAST, assert_only_current_task
 

@@ -10,7 +10,7 @@ import channels
 from protocol.errors import EventsOverflow
 from protocol.eventfeed import EventFeed
 from protocol.messages import EventMessage, Message, WatchEvents
-from protocol.specs import Event
+from protocol.observed import Event
 from tests.helpers.bounded_run import run
 
 ROOT = Path(__file__).resolve().parents[2]

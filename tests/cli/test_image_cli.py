@@ -190,7 +190,7 @@ def test_rows_split_repository_and_tag() -> None:
     assert split_tag("busybox:latest") == ("busybox", "latest")
     assert split_tag("localhost:5000/app:v2") == ("localhost:5000/app", "v2")
     assert split_tag("localhost:5000/app") == ("localhost:5000/app", "<none>")
-    from protocol.specs import ImageSummary
+    from protocol.observed import ImageSummary
 
     old = ImageSummary(id="sha256:" + "a" * 64, tags=["a:1", "b:2"], size=1000, created=100.0)
     new = ImageSummary(id="sha256:" + "b" * 64, size=10, created=3700.0)

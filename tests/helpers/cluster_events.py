@@ -12,7 +12,7 @@ from types import TracebackType
 
 import channels
 from protocol.messages import EventMessage, WatchEvents
-from protocol.specs import Event
+from protocol.observed import Event
 from tests.helpers import cluster_keys
 
 

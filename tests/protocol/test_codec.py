@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocol import messages as m
-from protocol import specs
+from protocol import observed, specs
 from protocol.codec import (
     MessageCodec,
     decode_error,
@@ -36,10 +36,10 @@ SPEC = specs.ContainerSpec(
     constraints=["node.labels.zone==a", "~node.labels.disk==ssd"],
     affinities=["image==redis"],
 )
-NODE = specs.NodeInfo(id="n1", hostname="h1", labels={"zone": "a"}, images=["busybox:latest"],
-                      capacity=specs.NodeResources(millicpus=2000, memory=1 << 30))
+NODE = observed.NodeInfo(id="n1", hostname="h1", labels={"zone": "a"}, images=["busybox:latest"],
+                      capacity=observed.NodeResources(millicpus=2000, memory=1 << 30))
 
-IMAGE = specs.ImageSummary(id="sha256:00", tags=["busybox:latest"], digest="sha256:01",
+IMAGE = observed.ImageSummary(id="sha256:00", tags=["busybox:latest"], digest="sha256:01",
                            size=1 << 20, created=1.7e9, os="linux", arch="amd64")
 
 
@@ -62,9 +62,9 @@ SAMPLES: list[m.Message] = [
     m.RestartContainer(id="c1", reply=_ref(RefKind.SENDER, 15)),
     m.RemoveContainer(id="c1", force=True, reply=_ref(RefKind.SENDER, 17)),
     m.ListContainers(all=True, reply=_ref(RefKind.SENDER, 19)),
-    m.ContainerList(containers=[specs.ContainerSummary(id="c1", image="busybox")]),
+    m.ContainerList(containers=[observed.ContainerSummary(id="c1", image="busybox")]),
     m.InspectContainer(id="c1", reply=_ref(RefKind.SENDER, 21)),
-    m.ContainerInspected(info=specs.ContainerInfo(id="c1", spec=SPEC)),
+    m.ContainerInspected(info=observed.ContainerInfo(id="c1", spec=SPEC)),
     m.TopContainer(id="c1", reply=_ref(RefKind.SENDER, 63)),
     m.ContainerProcesses(titles=["PID", "CMD"], processes=[["1", "sh"]]),
     m.PauseContainer(id="c1", reply=_ref(RefKind.SENDER, 90)),
@@ -74,11 +74,11 @@ SAMPLES: list[m.Message] = [
                       restart=specs.RestartPolicy(name="on-failure", max_retries=2),
                       reply=_ref(RefKind.SENDER, 93)),
     m.StatsContainer(id="c1", stream=True, reply=_ref(RefKind.SENDER, 94)),
-    m.ContainerStats(id="c1", name="web", sample=specs.ResourceSample(
+    m.ContainerStats(id="c1", name="web", sample=observed.ResourceSample(
         time=1.5, cpu_total=10, cpu_percpu=[4, 6], memory_stats={"cache": 1},
-        blkio={"io_service_bytes_recursive": [specs.BlockIoEntry(major=8, op="Read",
+        blkio={"io_service_bytes_recursive": [observed.BlockIoEntry(major=8, op="Read",
                                                                  value=5)]},
-        networks={"eth0": specs.InterfaceCounters(rx_bytes=1 << 63)})),
+        networks={"eth0": observed.InterfaceCounters(rx_bytes=1 << 63)})),
     m.ContainerLogs(id="c1", follow=True, tail=10, reply=_ref(RefKind.SENDER, 23)),
     m.LogLine(stream="stdout", time=1.5, data=b"hello\n"),
     m.ExecContainer(id="c1", command=["sh"], tty=True, stdin=_ref(RefKind.BYTE_READER, 25),
@@ -92,20 +92,20 @@ SAMPLES: list[m.Message] = [
     m.WaitContainer(id="c1", reply=_ref(RefKind.SENDER, 37)),
     m.ContainerExited(id="c1", exit_code=137),
     m.WatchEvents(reply=_ref(RefKind.SENDER, 39)),
-    m.EventMessage(event=specs.Event(type="container", action="die", id="c1")),
+    m.EventMessage(event=observed.Event(type="container", action="die", id="c1")),
     m.Subscribed(stream=_ref(RefKind.RECEIVER, 61)),
     m.Join(node=NODE, commands=_ref(RefKind.SENDER, 41), reply=_ref(RefKind.SENDER, 43),
            held=[m.ContainerReport(node_id="n1", container_id="c1", generation=2,
-                                   state=specs.ContainerState(status="running", pid=7))]),
+                                   state=observed.ContainerState(status="running", pid=7))]),
     m.Joined(node_id="n1", epoch=2, heartbeat_interval=1.0, reports=_ref(RefKind.SENDER, 45),
              managers=["tcp://10.0.0.1:7375"]),
     m.Heartbeat(node_id="n1", epoch=2),
     m.NodeImages(node_id="n1", epoch=2, images=["busybox:latest", "sha256:" + "a" * 64]),
     m.ContainerReport(node_id="n1", container_id="c1", generation=1,
-                      state=specs.ContainerState(status="exited", exit_code=1)),
+                      state=observed.ContainerState(status="exited", exit_code=1)),
     m.ContainerReport(node_id="n1", container_id="c2", generation=1,
-                      state=specs.ContainerState(status="running", health=specs.Health(
-                          status="healthy", log=[specs.HealthResult(
+                      state=observed.ContainerState(status="running", health=observed.Health(
+                          status="healthy", log=[observed.HealthResult(
                               start=1.0, end=2.0, exit_code=0, output="ok\n")]))),
     m.Assign(container_id="c1", generation=3, spec=SPEC),
     m.Revoke(container_id="c1", generation=2, reason="moved to n2"),
@@ -117,9 +117,9 @@ SAMPLES: list[m.Message] = [
     m.NetworkEndpoints(endpoints=[specs.OverlayEndpoint(
         network="ov", container_id="web.1", name="web.1", job="web", aliases=["www"],
         ip="10.0.0.2", mac="02:42:0a:00:00:02", vtep="192.0.2.1")]),
-    m.NodeList(nodes=[NODE], usage={"n1": specs.NodeUsage(millicpus=500, containers=1)}),
+    m.NodeList(nodes=[NODE], usage={"n1": observed.NodeUsage(millicpus=500, containers=1)}),
     m.InspectNode(node_id="n1", reply=_ref(RefKind.SENDER, 149)),
-    m.NodeInspected(info=NODE, usage=specs.NodeUsage(memory=1 << 20, containers=2),
+    m.NodeInspected(info=NODE, usage=observed.NodeUsage(memory=1 << 20, containers=2),
                     containers=["web.1", "web.2"]),
     m.LabelNode(node_id="n1", add={"zone": "a"}, remove=["old"],
                 reply=_ref(RefKind.SENDER, 151)),
@@ -132,11 +132,11 @@ SAMPLES: list[m.Message] = [
                   reply=_ref(RefKind.SENDER, 55)),
     m.ImageImported(images=[IMAGE], format="oci"),
     m.ListImages(reply=_ref(RefKind.SENDER, 65)),
-    m.ImageList(images=[IMAGE, specs.ImageSummary(id="sha256:11")]),
+    m.ImageList(images=[IMAGE, observed.ImageSummary(id="sha256:11")]),
     m.InspectImage(ref="busybox", reply=_ref(RefKind.SENDER, 67)),
-    m.ImageInspected(info=specs.ImageInfo(
+    m.ImageInspected(info=observed.ImageInfo(
         summary=IMAGE, author="me", layers=["sha256:22"],
-        config=specs.ImageRunConfig(cmd=["sh"], env=["PATH=/bin"], exposed_ports=["80/tcp"],
+        config=observed.ImageRunConfig(cmd=["sh"], env=["PATH=/bin"], exposed_ports=["80/tcp"],
                                     labels={"a": "b"}, volumes=["/data"]))),
     m.RemoveImage(ref="busybox", force=True, reply=_ref(RefKind.SENDER, 69)),
     m.ImageRemoved(untagged=["busybox:latest"], deleted=["sha256:00"]),

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from protocol.errors import EventsOverflow, LimitExceeded, error_from_info
 from protocol.eventfeed import EventFeed, FeedSubscription, matches
-from protocol.specs import Event
+from protocol.observed import Event
 
 
 def ev(n: int, **attributes: str) -> Event:

@@ -55,7 +55,8 @@ def test_wire_types_have_no_string_annotations() -> None:
     from protocol.frames import SessionOptions
     from protocol.limits import SessionLimits
     from protocol.messages import MESSAGE_TYPES
-    from protocol.specs import ContainerSpec, NodeInfo
+    from protocol.observed import NodeInfo
+    from protocol.specs import ContainerSpec
 
     types = [*MESSAGE_TYPES, ErrorInfo, SessionOptions, SessionLimits, ContainerSpec, NodeInfo]
     strings = {f"{cls.__name__}.{field}" for cls in types

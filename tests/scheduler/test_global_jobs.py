@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.specs import ContainerSpec, NodeInfo, NodeResources, Platform
+from protocol.observed import NodeInfo, NodeResources
+from protocol.specs import ContainerSpec, Platform
 from scheduler.global_jobs import JOB_LABEL, plan_replicas, replica_id, replica_spec
 
 SPEC = ContainerSpec(image="agent", constraints=["node.labels.tier!=db"])

@@ -15,7 +15,7 @@ import pytest
 import channels
 from cli.dev import DevCluster
 from protocol.messages import ListNodes, NodeList
-from protocol.specs import NodeInfo
+from protocol.observed import NodeInfo
 from scheduler.store import EmbeddedEtcd
 from tests.helpers import cluster_keys
 from tests.helpers.bounded_run import run

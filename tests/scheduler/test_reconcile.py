@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.specs import ContainerSpec, NodeInfo, RestartPolicy
+from protocol.observed import NodeInfo
+from protocol.specs import ContainerSpec, RestartPolicy
 from scheduler.reconcile import Observe, Orphan, Report, Reschedule, StopStale, reconcile
 from scheduler.store.records import ContainerRecord, NodeRecord
 

@@ -27,7 +27,7 @@ from protocol.messages import (
     SaveImages,
     TagImage,
 )
-from protocol.specs import ImageSummary
+from protocol.observed import ImageSummary
 from worker.image_events import image_events
 
 IMAGE = "sha256:" + "a" * 64

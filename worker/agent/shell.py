@@ -66,17 +66,9 @@ from protocol.messages import (
     RegistryOptions,
     Revoke,
 )
+from protocol.observed import ContainerState, NodeInfo, NodeResources
 from protocol.platforms import host_platform
-from protocol.specs import (
-    JOB_LABEL,
-    ContainerState,
-    NetworkAttachment,
-    NodeInfo,
-    NodeResources,
-    OverlayEndpoint,
-    Platform,
-    VolumeInfo,
-)
+from protocol.specs import JOB_LABEL, NetworkAttachment, OverlayEndpoint, Platform, VolumeInfo
 from worker.agent.fence import ContactFence
 from worker.agent.image_supply import ImageSupply
 from worker.agent.lanes import ContainerLanes, LaneInstruction

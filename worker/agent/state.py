@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from protocol.specs import ContainerSpec, ContainerStatus
+from protocol.observed import ContainerStatus
+from protocol.specs import ContainerSpec
 
 
 # --- events ---------------------------------------------------------------------------------------

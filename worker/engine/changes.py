@@ -14,7 +14,7 @@ import msgspec
 
 from protocol.errors import Conflict, InvalidArgument
 from protocol.messages import UpdateContainer
-from protocol.specs import ResourceSample
+from protocol.observed import ResourceSample
 from protocol.updates import updated_spec
 from worker.engine.records import EngineContainer
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator
 
 from protocol.errors import Conflict, InvalidArgument
 from protocol.eventfeed import EventFeed
-from protocol.specs import EventType
+from protocol.observed import EventType
 from worker.engine.driver import Driver, ExecProcess, ExecRequest, ExecResult
 from worker.engine.logfile import LogFollower, LogRecord, follow_log
 from worker.engine.records import ContainerDisk, EngineContainer

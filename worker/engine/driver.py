@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from protocol import signals
 from protocol.errors import Unsupported
-from protocol.specs import EndpointSettings, PortMapping, Resources, ResourceSample
+from protocol.observed import EndpointSettings, ResourceSample
+from protocol.specs import PortMapping, Resources
 from worker.engine.records import EngineContainer
 
 

@@ -32,18 +32,9 @@ from protocol.errors import (
     Unsupported,
 )
 from protocol.eventfeed import EventFeed
+from protocol.observed import ContainerInfo, ContainerState, ContainerSummary, Event, EventType
 from protocol.signals import parse_signal
-from protocol.specs import (
-    DEFAULT_NETWORK_MODE,
-    ContainerInfo,
-    ContainerSpec,
-    ContainerState,
-    ContainerSummary,
-    Event,
-    EventType,
-    LogOptions,
-    network_container,
-)
+from protocol.specs import DEFAULT_NETWORK_MODE, ContainerSpec, LogOptions, network_container
 from protocol.validation import check_spec
 from worker.engine.changes import LiveChanges
 from worker.engine.container_io import LIVE, ContainerIO

@@ -19,7 +19,7 @@ import msgspec
 import structlog
 
 from protocol.errors import ShoalError
-from protocol.specs import MAX_HEALTH_OUTPUT, Health, HealthResult
+from protocol.observed import MAX_HEALTH_OUTPUT, Health, HealthResult
 from worker.engine.driver import ExecRequest
 from worker.engine.healthcheck import (
     EXIT_PROBE_FAILED,

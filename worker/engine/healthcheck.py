@@ -8,13 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protocol.durations import go_duration
-from protocol.specs import (
-    MAX_HEALTH_LOG,
-    MAX_HEALTH_OUTPUT,
-    Health,
-    HealthCheck,
-    HealthResult,
-)
+from protocol.observed import MAX_HEALTH_LOG, MAX_HEALTH_OUTPUT, Health, HealthResult
+from protocol.specs import HealthCheck
 
 # Docker's defaults (daemon/health.go).
 DEFAULT_INTERVAL = 30.0

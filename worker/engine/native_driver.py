@@ -22,14 +22,13 @@ from pathlib import Path
 import structlog
 
 from protocol.errors import NotFound, ShoalError
+from protocol.observed import EndpointSettings, ResourceSample
 from protocol.specs import (
-    EndpointSettings,
     LogOptions,
     NetworkAttachment,
     NetworkSpec,
     PortMapping,
     Resources,
-    ResourceSample,
     network_container,
 )
 from worker.engine.bundle import (

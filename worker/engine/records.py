@@ -16,7 +16,8 @@ from typing import Literal
 import msgspec
 import structlog
 
-from protocol.specs import ContainerSpec, ContainerState, HealthCheck, Labels
+from protocol.observed import ContainerState
+from protocol.specs import ContainerSpec, HealthCheck, Labels
 
 log = structlog.get_logger("shoal.engine")
 

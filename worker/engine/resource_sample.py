@@ -11,7 +11,7 @@ import posixpath
 import time
 from typing import Any
 
-from protocol.specs import BlockIoEntry, InterfaceCounters, ResourceSample
+from protocol.observed import BlockIoEntry, InterfaceCounters, ResourceSample
 from worker.runtime import events
 from worker.runtime.resources_update import dirs_by_hierarchy
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from protocol.errors import Conflict
-from protocol.specs import Event, VolumeInfo, VolumeSpec
+from protocol.observed import Event
+from protocol.specs import VolumeInfo, VolumeSpec
 from worker.engine.records import EngineContainer
 from worker.volumes import VolumeStore, copy_up, image_path
 

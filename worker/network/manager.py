@@ -29,13 +29,8 @@ from pathlib import Path
 import structlog
 
 from protocol.errors import Conflict, NotFound, Unsupported
-from protocol.specs import (
-    ContainerSpec,
-    EndpointSettings,
-    NetworkSpec,
-    OverlayEndpoint,
-    PortMapping,
-)
+from protocol.observed import EndpointSettings
+from protocol.specs import ContainerSpec, NetworkSpec, OverlayEndpoint, PortMapping
 from protocol.subnets import endpoint_id, mac_of
 from worker.network import files, links, vxlan
 from worker.network.allocation import allocate, ports_to_publish

@@ -19,9 +19,8 @@ from cli.compose.translate import (
     service_specs,
     volume_specs,
 )
+from protocol.observed import ContainerState, ContainerSummary
 from protocol.specs import (
-    ContainerState,
-    ContainerSummary,
     DeviceMapping,
     HealthCheck,
     LogOptions,

@@ -23,7 +23,8 @@ from protocol.messages import (
     SubmitJob,
     Submitted,
 )
-from protocol.specs import ContainerSpec, ContainerState
+from protocol.observed import ContainerState
+from protocol.specs import ContainerSpec
 from scheduler.store import EmbeddedEtcd, Layout
 from tests.helpers.in_process_cluster import CHANNELS, agents, ask, scheduler
 from tests.helpers.store_fixtures import Runner

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from protocol.errors import Unavailable
-from protocol.specs import NodeInfo, Platform
+from protocol.observed import NodeInfo
+from protocol.specs import Platform
 from scheduler.cluster.builds import choose_builder
 
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 import channels
 from protocol.messages import FetchBlob, ImageList, ListImages, Message, Ok, WatchEvents
-from protocol.specs import ImageSummary
+from protocol.observed import ImageSummary
 from scheduler.cluster.images import ClusterImages
 from scheduler.cluster.imagesync import ImageSync
 from scheduler.store import LeaderRecord

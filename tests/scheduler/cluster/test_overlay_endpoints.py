@@ -6,13 +6,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from protocol.specs import (
-    ContainerSpec,
-    ContainerState,
-    NetworkAttachment,
-    NetworkSpec,
-    NodeInfo,
-)
+from protocol.observed import ContainerState, NodeInfo
+from protocol.specs import ContainerSpec, NetworkAttachment, NetworkSpec
 from scheduler.cluster.overlay_endpoints import (
     OverlayDirectory,
     assignment,

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.specs import ContainerInfo, ContainerSpec, NodeInfo, Platform
+from protocol.observed import ContainerInfo, NodeInfo
+from protocol.specs import ContainerSpec, Platform
 from scheduler.placement import Assignment, PlacementResult, Task, check_placement
 from scheduler.placement.filters import PlacementCycle
 from scheduler.placement.filters.affinity import AffinityFilter

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.specs import (
-    ContainerInfo,
-    ContainerSpec,
-    NodeInfo,
-    NodeResources,
-    Platform,
-    PortMapping,
-    Resources,
-)
+from protocol.observed import ContainerInfo, NodeInfo, NodeResources
+from protocol.specs import ContainerSpec, Platform, PortMapping, Resources
 from scheduler.placement import Assignment, PlacementResult, Refusal, Task, check_placement
 from scheduler.placement.explain import Explanation
 

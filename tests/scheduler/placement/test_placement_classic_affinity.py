@@ -14,14 +14,8 @@ from __future__ import annotations
 import pytest
 
 from protocol.errors import InvalidArgument
-from protocol.specs import (
-    AFFINITIES_LABEL,
-    ContainerInfo,
-    ContainerSpec,
-    NodeInfo,
-    NodeResources,
-    Platform,
-)
+from protocol.observed import ContainerInfo, NodeInfo, NodeResources
+from protocol.specs import AFFINITIES_LABEL, ContainerSpec, Platform
 from scheduler.placement.filters import PlacementCycle
 from scheduler.placement.filters.affinity import AffinityFilter
 from scheduler.placement.request import compile_spec

@@ -8,13 +8,8 @@ from __future__ import annotations
 import pytest
 
 from protocol.errors import InvalidArgument, InvalidSpec, Unsupported
-from protocol.specs import (
-    AFFINITIES_LABEL,
-    CONSTRAINTS_LABEL,
-    ContainerSpec,
-    NodeInfo,
-    Platform,
-)
+from protocol.observed import NodeInfo
+from protocol.specs import AFFINITIES_LABEL, CONSTRAINTS_LABEL, ContainerSpec, Platform
 from protocol.validation import check_spec
 from scheduler.placement import (
     Assignment,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import pytest
 
 from protocol.errors import InvalidArgument
-from protocol.specs import ContainerInfo, ContainerSpec, NodeInfo, NodeResources, Platform
+from protocol.observed import ContainerInfo, NodeInfo, NodeResources
+from protocol.specs import ContainerSpec, Platform
 from protocol.specs import PortMapping as P
 from scheduler.placement import (
     Assignment,

@@ -9,16 +9,8 @@ import msgspec
 import pytest
 
 from protocol.errors import InvalidArgument
-from protocol.specs import (
-    AppSpec,
-    ContainerInfo,
-    ContainerSpec,
-    NodeInfo,
-    NodeResources,
-    Platform,
-    PortMapping,
-    Resources,
-)
+from protocol.observed import ContainerInfo, NodeInfo, NodeResources
+from protocol.specs import AppSpec, ContainerSpec, Platform, PortMapping, Resources
 from scheduler.placement import (
     ClusterSnapshot,
     EngineOptions,

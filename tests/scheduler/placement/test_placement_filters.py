@@ -5,16 +5,8 @@ from __future__ import annotations
 import pytest
 
 from protocol.errors import InvalidArgument
-from protocol.specs import (
-    ContainerInfo,
-    ContainerSpec,
-    NetworkAttachment,
-    NodeInfo,
-    NodeResources,
-    Platform,
-    PortMapping,
-    Resources,
-)
+from protocol.observed import ContainerInfo, NodeInfo, NodeResources
+from protocol.specs import ContainerSpec, NetworkAttachment, Platform, PortMapping, Resources
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
 from scheduler.placement.filters.affinity import AffinityFilter
 from scheduler.placement.filters.availability import AvailabilityFilter

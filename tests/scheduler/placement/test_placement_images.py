@@ -5,15 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.specs import (
-    AppSpec,
-    ContainerInfo,
-    ContainerSpec,
-    NodeInfo,
-    NodeResources,
-    Platform,
-    Resources,
-)
+from protocol.observed import ContainerInfo, NodeInfo, NodeResources
+from protocol.specs import AppSpec, ContainerSpec, Platform, Resources
 from scheduler.placement import ClusterSnapshot, EngineOptions, PlacementEngine, Task
 from scheduler.placement.pipeline import Strategy
 from scheduler.placement.snapshot import stored_names

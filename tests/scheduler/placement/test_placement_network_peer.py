@@ -4,15 +4,8 @@ checker flags a joined container placed elsewhere."""
 
 from __future__ import annotations
 
-from protocol.specs import (
-    AppSpec,
-    ContainerInfo,
-    ContainerSpec,
-    NodeInfo,
-    NodeResources,
-    Platform,
-    Resources,
-)
+from protocol.observed import ContainerInfo, NodeInfo, NodeResources
+from protocol.specs import AppSpec, ContainerSpec, Platform, Resources
 from scheduler.placement import (
     ClusterSnapshot,
     EngineOptions,

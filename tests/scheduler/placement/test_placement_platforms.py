@@ -9,8 +9,9 @@ from __future__ import annotations
 import pytest
 
 from protocol.errors import InvalidArgument, InvalidSpec, Unsupported
+from protocol.observed import NodeInfo
 from protocol.platforms import host_platform
-from protocol.specs import ContainerSpec, NodeInfo
+from protocol.specs import ContainerSpec
 from protocol.specs import Platform as P
 from protocol.validation import check_spec
 from scheduler.placement import (

@@ -14,15 +14,8 @@ import pytest
 
 from bench._naive_placement import NaiveScheduler
 from protocol.errors import InvalidArgument
-from protocol.specs import (
-    AppSpec,
-    ContainerInfo,
-    ContainerSpec,
-    NodeInfo,
-    NodeResources,
-    Platform,
-    Resources,
-)
+from protocol.observed import ContainerInfo, NodeInfo, NodeResources
+from protocol.specs import AppSpec, ContainerSpec, Platform, Resources
 from scheduler.placement import (
     ClusterSnapshot,
     EngineOptions,

@@ -10,16 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench._naive_placement import NaiveScheduler
-from protocol.specs import (
-    AppSpec,
-    ContainerInfo,
-    ContainerSpec,
-    NodeInfo,
-    NodeResources,
-    Platform,
-    PortMapping,
-    Resources,
-)
+from protocol.observed import ContainerInfo, NodeInfo, NodeResources
+from protocol.specs import AppSpec, ContainerSpec, Platform, PortMapping, Resources
 from scheduler.placement import ClusterSnapshot, EngineOptions, PlacementEngine, Task
 from scheduler.placement import check_placement as check
 from scheduler.placement import engine as engine_module

@@ -5,16 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.specs import (
-    ContainerSpec,
-    Mount,
-    NodeInfo,
-    NodeResources,
-    Platform,
-    Resources,
-    VolumeInfo,
-    VolumeSpec,
-)
+from protocol.observed import NodeInfo, NodeResources
+from protocol.specs import ContainerSpec, Mount, Platform, Resources, VolumeInfo, VolumeSpec
 from scheduler.placement import ClusterSnapshot, EngineOptions, PlacementEngine, Task
 from scheduler.placement.checker import check_placement
 

@@ -7,7 +7,8 @@ from aetcd import rpc
 from structlog.testing import capture_logs
 
 from protocol.errors import Conflict, InvalidArgument
-from protocol.specs import ContainerSpec, NodeInfo
+from protocol.observed import NodeInfo
+from protocol.specs import ContainerSpec
 from scheduler.store import (
     CONTAINERS,
     NODES,

@@ -28,7 +28,8 @@ from protocol.messages import (
     Message,
     Revoke,
 )
-from protocol.specs import ContainerSpec, ContainerStatus, Event
+from protocol.observed import ContainerStatus, Event
+from protocol.specs import ContainerSpec
 from scheduler.cluster.images import ClusterImages
 from tests.helpers.bounded_run import run
 from tests.helpers.image_layers import E, make_tar

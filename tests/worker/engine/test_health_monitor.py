@@ -12,7 +12,8 @@ import pytest
 
 import channels
 from protocol.errors import Conflict
-from protocol.specs import ContainerSpec, Event, HealthCheck
+from protocol.observed import Event
+from protocol.specs import ContainerSpec, HealthCheck
 from tests.helpers.bounded_run import run
 from worker.engine.engine import Engine
 from worker.engine.process_driver import ProcessDriver

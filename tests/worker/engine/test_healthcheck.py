@@ -6,7 +6,8 @@ import pytest
 
 from protocol.durations import go_duration, parse_duration
 from protocol.errors import InvalidSpec
-from protocol.specs import MAX_HEALTH_LOG, ContainerSpec, Health, HealthCheck, HealthResult
+from protocol.observed import MAX_HEALTH_LOG, Health, HealthResult
+from protocol.specs import ContainerSpec, HealthCheck
 from protocol.validation import check_spec
 from worker.engine.healthcheck import (
     Probe,

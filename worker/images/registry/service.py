@@ -25,7 +25,7 @@ from protocol.messages import (
     RegistryOptions,
     TransferProgress,
 )
-from protocol.specs import ImageSummary
+from protocol.observed import ImageSummary
 from worker.images.registry.auth import Credentials
 from worker.images.registry.names import remote_name
 from worker.images.registry.platform_choice import parse_platform
