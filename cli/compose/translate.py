@@ -201,6 +201,11 @@ def _base_spec(project: Project, service: Service, cluster: bool) -> ContainerSp
             refuse(("deploy", "replicas"), counted)
         if "scale" in config:
             refuse("scale", counted)
+    peer = network_peer_service(config)
+    if cluster and peer in project.services and is_global(project.services[peer]):
+        refuse("network_mode", f"service {peer} is global: it runs a container on every "
+                               f"node, none of them its first, so there is no one network to "
+                               f"join (name one of its containers with container:NAME)")
     if len(service.networks) > 1:
         refuse("networks", "a container joins one network in shoal: not supported yet")
     deploy = config.get("deploy") or {}

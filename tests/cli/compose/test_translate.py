@@ -611,6 +611,27 @@ def test_a_global_service_is_one_job_through_a_scheduler_and_one_container_alone
     assert alone.name == "app-mon-1"
 
 
+def test_joining_a_global_service_s_network_is_refused_through_a_scheduler() -> None:
+    project = load_texts({"compose.yaml": """\
+        services:
+          mon:
+            image: busybox
+            deploy: {mode: global}
+          side:
+            image: busybox
+            network_mode: service:mon
+        """})
+    with pytest.raises(ComposeError) as caught:
+        check_project(project, ["mon", "side"], cluster=True)
+    assert str(caught.value).splitlines() == [
+        "compose.yaml:7: services.side.network_mode: service mon is global: it runs a "
+        "container on every node, none of them its first, so there is no one network to join "
+        "(name one of its containers with container:NAME)"]
+    check_project(project, ["mon", "side"])  # alone, mon is one container: side joins it
+    [side] = service_specs(project, project.services["side"])
+    assert side.network == "container:app-mon-1"
+
+
 @pytest.mark.parametrize(("deploy", "message"), [
     ("{mode: global, replicas: 2}", "compose.yaml:5: services.web.deploy.replicas: no count "
                                     "can be given: a global service runs one on every "
