@@ -25,15 +25,17 @@ import heapq
 import math
 import random
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 from protocol.errors import InvalidArgument
 from protocol.specs import AppSpec, ContainerSpec
+from scheduler.placement import spread_entries
 from scheduler.placement.class_runs import ClassRuns
 from scheduler.placement.explain import Explanation, explain
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
 from scheduler.placement.filters.max_containers import MaxContainersFilter
+from scheduler.placement.filters.resources import ResourceFilter
 from scheduler.placement.heap_runs import run_heap
 from scheduler.placement.load_order import HeapEntry, LoadOrder, Walk
 from scheduler.placement.options import EngineOptions
@@ -58,6 +60,7 @@ from scheduler.placement.snapshot import (
     PlacedContainer,
     lacks_image,
 )
+from scheduler.placement.spread_entries import Check
 from scheduler.placement.static_cache import StaticCandidates
 
 Stop = Literal["done", "exhausted", "guarded"]
@@ -330,13 +333,7 @@ class PlacementEngine:
             if heap is not None:
                 self._heaps.move_to_end(cache_key)
                 return heap
-        score, rank = self.pipeline.scorer.key, self._rank
-        heap = [
-            (score(req, node), lacks_image(req, node), rank[node.index], node.index,
-             node.version)
-            for node in self._static.get(req, cycle)
-            if self._feasible(req, node, cycle, chain)
-        ]
+        heap = self._entries(req, self._static.get(req, cycle), cycle, chain)
         heapq.heapify(heap)
         if cacheable:
             self._heaps[cache_key] = heap
@@ -359,9 +356,31 @@ class PlacementEngine:
         return self._order is not None and tasks >= WALK_MIN_TASKS and \
             len(self._static.get(req, cycle)) >= WALK_CANDIDATES_PER_TASK * tasks
 
+    def _fused(self, chain: tuple[Filter, ...]) -> tuple[Check, ...] | None:
+        """The checks left beside the resource filter when ``spread_entries`` can make this
+        chain's entries (shoal's spread weighting), else None."""
+        if not isinstance(self.pipeline.scorer, SpreadScorer) or \
+                not any(isinstance(f, ResourceFilter) for f in chain):
+            return None
+        return tuple(f.check for f in chain if not isinstance(f, ResourceFilter))
+
+    def _entries(self, req: PlacementRequest, nodes: Iterable[NodeSnapshot],
+                 cycle: PlacementCycle, chain: tuple[Filter, ...]) -> list[HeapEntry]:
+        """The heap entry of every node of ``nodes`` that can take the request now."""
+        others = self._fused(chain)
+        if others is not None:
+            return spread_entries.entries(req, nodes, self._rank, cycle, others)
+        score, rank = self.pipeline.scorer.key, self._rank
+        return [(score(req, node), lacks_image(req, node), rank[node.index], node.index,
+                 node.version)
+                for node in nodes if self._feasible(req, node, cycle, chain)]
+
     def _entry_maker(self, req: PlacementRequest, cycle: PlacementCycle,
                      chain: tuple[Filter, ...]) -> Callable[[NodeSnapshot], HeapEntry | None]:
         """A node's heap entry for this request, or None when it cannot take it now."""
+        others = self._fused(chain)
+        if others is not None:
+            return spread_entries.entry_maker(req, self._rank, cycle, others)
         score, rank = self.pipeline.scorer.key, self._rank
         checks = tuple(f.check for f in chain)
 

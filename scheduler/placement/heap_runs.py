@@ -79,8 +79,8 @@ def run_heap(engine: PlacementEngine, runs: ClassRuns, key: bytes, req: Placemen
 def _run(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...],
          state: HeapRun, tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
          defer: bool) -> tuple[int, Stop]:
-    chain, cycle, heap, walk = state.chain, state.cycle, state.heap, state.walk
-    nodes, score, feasible = engine.cluster.nodes, engine.pipeline.scorer.key, engine._feasible
+    cycle, heap, walk, make = state.cycle, state.heap, state.walk, state.make
+    nodes = engine.cluster.nodes
     place, assignments = engine.cluster.place, result.assignments
     heappop, heapreplace = heapq.heappop, heapq.heapreplace
     # The walk's test, inlined: meet more nodes only when the top may not be the best.
@@ -95,11 +95,12 @@ def _run(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...
                 settle(heap)
             if not heap:
                 break
-            _, lacks, rank, idx, version = heap[0]
+            idx = heap[0][3]
             node = nodes[idx]
-            if version != node.version:  # changed since scored: check and score again
-                if feasible(req, node, cycle, chain):
-                    heapreplace(heap, (score(req, node), lacks, rank, idx, node.version))
+            if heap[0][4] != node.version:  # changed since scored: check and score again
+                made = make(node)
+                if made is not None:
+                    heapreplace(heap, made)
                 else:
                     heappop(heap)
                 continue
@@ -126,8 +127,9 @@ def _run(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...
         place(chosen, PlacedContainer(task.id, task.spec.name, req))
         assignments.append(Assignment(task.id, chosen.id, unmet))
         # The chosen node is still heap[0]: re-score it for the next identical task.
-        if feasible(req, chosen, cycle, chain):
-            heapreplace(heap, (score(req, chosen), lacks, rank, idx, chosen.version))
+        made = make(chosen)
+        if made is not None:
+            heapreplace(heap, made)
         else:
             heappop(heap)
         for entry in aside:

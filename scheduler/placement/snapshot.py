@@ -82,14 +82,20 @@ class NodeSnapshot:
     used_mem: int = 0
     used_pids: int = 0
     containers: list[PlacedContainer] = field(default_factory=list)
+    # The indexes below (read through the properties of the same names without the
+    # underscore) take in ``containers`` lazily: ``add`` only appends, and the first read
+    # after it folds in what was appended since. Most placements are never followed by a
+    # read of most indexes (a plain job reads none), and keeping all five current cost a
+    # third of each placement.
     # host ports bound: (port, protocol) → {host IP or "" for every interface: containers}
-    ports: dict[tuple[int, str], dict[str, int]] = field(default_factory=dict)
-    names: dict[str, int] = field(default_factory=dict)  # names and ids of containers
+    _ports: dict[tuple[int, str], dict[str, int]] = field(default_factory=dict)
+    _names: dict[str, int] = field(default_factory=dict)  # names and ids of containers
     # image names of its containers (see rules.image_names): container.image==, and image==
     # too (a container's image is pulled to its node, if the node did not list it yet)
-    images: dict[str, int] = field(default_factory=dict)
-    label_values: dict[str, dict[str, int]] = field(default_factory=dict)
-    jobs: dict[str, int] = field(default_factory=dict)  # containers here by job (spec name)
+    _images: dict[str, int] = field(default_factory=dict)
+    _label_values: dict[str, dict[str, int]] = field(default_factory=dict)
+    _jobs: dict[str, int] = field(default_factory=dict)  # containers here by job (spec name)
+    _indexed: int = 0  # how many of ``containers`` (a prefix) the indexes hold
     guards: list[PlacedContainer] = field(default_factory=list)  # hold hard anti-affinities
     # The images the worker stores (tags, ids, and ``name`` for ``name:latest``), as listed
     # when it joined: a tie-break, so that a container starts where no fetch is needed.
@@ -106,6 +112,36 @@ class NodeSnapshot:
     def platform(self) -> str:
         return f"{self.os}/{self.arch}" + (f"/{self.variant}" if self.variant else "")
 
+    @property
+    def ports(self) -> dict[tuple[int, str], dict[str, int]]:
+        if self._indexed != len(self.containers):
+            self._index()
+        return self._ports
+
+    @property
+    def names(self) -> dict[str, int]:
+        if self._indexed != len(self.containers):
+            self._index()
+        return self._names
+
+    @property
+    def images(self) -> dict[str, int]:
+        if self._indexed != len(self.containers):
+            self._index()
+        return self._images
+
+    @property
+    def label_values(self) -> dict[str, dict[str, int]]:
+        if self._indexed != len(self.containers):
+            self._index()
+        return self._label_values
+
+    @property
+    def jobs(self) -> dict[str, int]:
+        if self._indexed != len(self.containers):
+            self._index()
+        return self._jobs
+
     def add(self, c: PlacedContainer) -> None:
         r = c.request
         self.version += 1
@@ -113,53 +149,63 @@ class NodeSnapshot:
         self.used_mem += r.memory
         self.used_pids += r.pids
         self.containers.append(c)
-        for port, protocol, ip in r.ports:
-            ips = self.ports.get((port, protocol))
-            if ips is None:
-                ips = self.ports[(port, protocol)] = {}
-            ips[ip] = ips.get(ip, 0) + 1
-        names = self.names
-        names[c.id] = names.get(c.id, 0) + 1
-        if c.name:
-            names[c.name] = names.get(c.name, 0) + 1
-        if r.job:
-            self.jobs[r.job] = self.jobs.get(r.job, 0) + 1
-        images = self.images
-        for img in r.image_names:
-            images[img] = images.get(img, 0) + 1
-        label_values = self.label_values
-        for k, v in r.labels.items():
-            values = label_values.get(k)
-            if values is None:
-                values = label_values[k] = {}
-            values[v] = values.get(v, 0) + 1
         if r.guards:
             self.guards.append(c)
 
+    def _index(self) -> None:
+        """Fold the containers added since the last read into the indexes."""
+        containers = self.containers
+        ports, names, jobs, images = self._ports, self._names, self._jobs, self._images
+        label_values = self._label_values
+        for at in range(self._indexed, len(containers)):
+            c = containers[at]
+            r = c.request
+            for port, protocol, ip in r.ports:
+                ips = ports.get((port, protocol))
+                if ips is None:
+                    ips = ports[(port, protocol)] = {}
+                ips[ip] = ips.get(ip, 0) + 1
+            names[c.id] = names.get(c.id, 0) + 1
+            if c.name:
+                names[c.name] = names.get(c.name, 0) + 1
+            if r.job:
+                jobs[r.job] = jobs.get(r.job, 0) + 1
+            for img in r.image_names:
+                images[img] = images.get(img, 0) + 1
+            for k, v in r.labels.items():
+                values = label_values.get(k)
+                if values is None:
+                    values = label_values[k] = {}
+                values[v] = values.get(v, 0) + 1
+        self._indexed = len(containers)
+
     def remove(self, c: PlacedContainer) -> None:
+        if self._indexed != len(self.containers):
+            self._index()  # every container indexed: the counts below go down from there
         r = c.request
         self.version += 1
         self.used_cpu -= r.millicpus
         self.used_mem -= r.memory
         self.used_pids -= r.pids
         self.containers.remove(c)
+        self._indexed -= 1
         for port, protocol, ip in r.ports:
-            ips = self.ports[(port, protocol)]
+            ips = self._ports[(port, protocol)]
             _bump(ips, ip, -1)
             if not ips:
-                del self.ports[(port, protocol)]
-        _bump(self.names, c.id, -1)
+                del self._ports[(port, protocol)]
+        _bump(self._names, c.id, -1)
         if c.name:
-            _bump(self.names, c.name, -1)
+            _bump(self._names, c.name, -1)
         if r.job:
-            _bump(self.jobs, r.job, -1)
+            _bump(self._jobs, r.job, -1)
         for img in r.image_names:
-            _bump(self.images, img, -1)
+            _bump(self._images, img, -1)
         for k, v in r.labels.items():
-            values = self.label_values[k]
+            values = self._label_values[k]
             _bump(values, v, -1)
             if not values:
-                del self.label_values[k]
+                del self._label_values[k]
         if r.guards:
             self.guards.remove(c)
 
@@ -170,8 +216,10 @@ class ClusterSnapshot:
     def __init__(self, nodes: list[NodeSnapshot]) -> None:
         self.nodes = nodes
         self.by_id: dict[str, NodeSnapshot] = {n.id: n for n in nodes}
-        # container name or id → node, for links and volumes-from.
-        self.located: dict[str, NodeSnapshot] = {}
+        # container name or id → node, for links and volumes-from (``located``): placements
+        # are appended to ``_placed`` and folded in when it is read, as the node indexes are.
+        self._located: dict[str, NodeSnapshot] = {}
+        self._placed: list[tuple[PlacedContainer, NodeSnapshot]] = []
         self.container_count = 0
         self.job_counts: dict[str, int] = {}  # containers per job (spec name), on every node
         # volume name → the nodes that hold a volume of that name (in node order)
@@ -180,6 +228,17 @@ class ClusterSnapshot:
             for name in sorted(node.volumes):
                 self.volume_nodes.setdefault(name, []).append(node.id)
         self._watchers: list[set[int]] = []
+
+    @property
+    def located(self) -> dict[str, NodeSnapshot]:
+        if self._placed:
+            located = self._located
+            for c, node in self._placed:
+                located[c.id] = node
+                if c.name:
+                    located[c.name] = node
+            self._placed.clear()
+        return self._located
 
     def watch(self) -> set[int]:
         """A set that collects the index of every node placed on or freed from now on (the
@@ -244,9 +303,7 @@ class ClusterSnapshot:
         node.add(c)
         for changed in self._watchers:
             changed.add(node.index)
-        self.located[c.id] = node
-        if c.name:
-            self.located[c.name] = node
+        self._placed.append((c, node))
         self.container_count += 1
         job = c.request.job
         if job:
@@ -267,10 +324,11 @@ class ClusterSnapshot:
         node.remove(c)
         for changed in self._watchers:
             changed.add(node.index)
-        if self.located.get(c.id) is node:
-            del self.located[c.id]
-        if c.name and self.located.get(c.name) is node:
-            del self.located[c.name]
+        located = self.located
+        if located.get(c.id) is node:
+            del located[c.id]
+        if c.name and located.get(c.name) is node:
+            del located[c.name]
         self.container_count -= 1
         if c.request.job:
             _bump(self.job_counts, c.request.job, -1)
