@@ -350,7 +350,7 @@ class PlacementEngine:
             return None
         runs.refresh_order(order)
         return order.walk(req, self._static.selector(req, cycle),
-                                self._entry_maker(req, cycle, chain))
+                          self._entries_maker(req, cycle, chain))
 
     def _walks_pay(self, req: PlacementRequest, cycle: PlacementCycle, tasks: int) -> bool:
         return self._order is not None and tasks >= WALK_MIN_TASKS and \
@@ -367,13 +367,19 @@ class PlacementEngine:
     def _entries(self, req: PlacementRequest, nodes: Iterable[NodeSnapshot],
                  cycle: PlacementCycle, chain: tuple[Filter, ...]) -> list[HeapEntry]:
         """The heap entry of every node of ``nodes`` that can take the request now."""
+        return self._entries_maker(req, cycle, chain)(nodes)
+
+    def _entries_maker(self, req: PlacementRequest, cycle: PlacementCycle,
+                       chain: tuple[Filter, ...],
+                       ) -> Callable[[Iterable[NodeSnapshot]], list[HeapEntry]]:
+        """``_entries`` for this request, over any nodes (a walk's, slice by slice)."""
         others = self._fused(chain)
+        rank = self._rank
         if others is not None:
-            return spread_entries.entries(req, nodes, self._rank, cycle, others)
-        score, rank = self.pipeline.scorer.key, self._rank
-        return [(score(req, node), lacks_image(req, node), rank[node.index], node.index,
-                 node.version)
-                for node in nodes if self._feasible(req, node, cycle, chain)]
+            fused = spread_entries.entries
+            return lambda nodes: fused(req, nodes, rank, cycle, others)
+        make = self._entry_maker(req, cycle, chain)
+        return lambda nodes: [e for e in map(make, nodes) if e is not None]
 
     def _entry_maker(self, req: PlacementRequest, cycle: PlacementCycle,
                      chain: tuple[Filter, ...]) -> Callable[[NodeSnapshot], HeapEntry | None]:

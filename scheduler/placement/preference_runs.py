@@ -74,9 +74,10 @@ def spread_run(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
     make_entry = engine._entry_maker(req, cycle, chain)
     if order is not None and engine._walks_pay(req, cycle, runs.remaining()):
         runs.refresh_order(order)
+        make_entries = engine._entries_maker(req, cycle, chain)
         for path, member in engine._static.branches(req, cycle).items():
             leaves[path] = []
-            walks[path] = order.walk(req, member, make_entry)
+            walks[path] = order.walk(req, member, make_entries)
     else:
         for made in engine._entries(req, engine._static.get(req, cycle), cycle, chain):
             leaves.setdefault(spread_path(req, nodes[made[3]]), []).append(made)
