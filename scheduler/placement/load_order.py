@@ -65,14 +65,21 @@ class LoadOrder:
         changed = self._changed
         if not changed:
             return
-        own, nodes, group_of, stamps = self.scorer.own_term, self.nodes, self.group_of, self.stamps
+        nodes, group_of, stamps = self.nodes, self.group_of, self.stamps
         fresh: dict[int, list[tuple[float, int, int]]] = {}
         stamp = self._last_stamp
-        for i in changed:
+        indices = list(changed)
+        changed.clear()
+        for i, own in zip(indices, self.scorer.own_terms([nodes[i] for i in indices]),
+                          strict=True):
             stamp += 1
             stamps[i] = stamp
-            fresh.setdefault(group_of[i], []).append((own(nodes[i]), i, stamp))
-        changed.clear()
+            entry = (own, i, stamp)
+            group = fresh.get(group_of[i])
+            if group is None:
+                fresh[group_of[i]] = [entry]
+            else:
+                group.append(entry)
         self._last_stamp = stamp
         for g, entries in fresh.items():
             order = self.orders[g]

@@ -170,7 +170,8 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
         if len(live) == 1:
             path = live[0]
         elif depth == 1:  # the usual single preference: rank_of without building lists
-            path = min(live, key=lambda p: (counts.get(p, 0), leaves[p][0]))
+            # (tops are of distinct nodes, so the path itself is never compared)
+            path = min([(counts.get(p, 0), leaves[p][0], p) for p in live])[2]
         else:
             path = min(live, key=rank_of)
         settled.pop(path, None)

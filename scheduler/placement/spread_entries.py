@@ -30,8 +30,8 @@ def entries(req: PlacementRequest, nodes: Iterable[NodeSnapshot], rank: Sequence
             cycle: PlacementCycle, others: Sequence[Check] = ()) -> list[HeapEntry]:
     """The heap entry of every node that can take ``req`` now, in the order given; ``others``
     are the checks of the request's filters other than the resource filter."""
-    if others:
-        nodes = [n for n in nodes if all(check(req, n, cycle) is None for check in others)]
+    for check in others:  # one pass per check: no generator per node
+        nodes = [n for n in nodes if check(req, n, cycle) is None]
     mc, mem, pids, image, w = req.millicpus, req.memory, req.pids, req.image, COUNT_WEIGHT
     return [
         (((n.used_cpu + mc) * 100.0 / n.cap_cpu if n.cap_cpu else 0.0)

@@ -22,10 +22,11 @@ from scheduler.placement.filters import Filter, PlacementCycle
 from scheduler.placement.filters.constraints import ConstraintFilter, attribute
 from scheduler.placement.preferences import Path
 from scheduler.placement.request import PlacementRequest
-from scheduler.placement.rules import NODE_ID_OR_NAME, Rule
+from scheduler.placement.rules import LABEL_PREFIX, NODE_ID_OR_NAME, Rule
 from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot
 
 _PER_NODE_KEYS = frozenset({"node.id", "node.hostname", "node.ip"})
+FEW_VALUES = 8  # _holders: up to this many distinct values, one pass per value
 MAX_CACHED = 4096  # signatures and rules remembered: rule sets are user input
 _BITS = bytes.maketrans(b"01", b"\x00\x01")
 
@@ -150,20 +151,32 @@ class StaticCandidates:
         return masks
 
     def _holders(self, key: str) -> dict[str | None, list[int]]:
+        """The nodes of each value of one attribute, values in order of first appearance."""
         values = self._values.get(key)
         if values is None:
-            values = self._values[key] = {}
-            read = attribute(key)
-            for node in self._nodes:
-                values.setdefault(read(node), []).append(node.index)
+            column = self._column(key)
+            distinct = set(column)
+            if len(distinct) <= FEW_VALUES:  # a comprehension per value beats a loop step per node
+                values = {v: [i for i, x in enumerate(column) if x == v]
+                          for v in sorted(distinct, key=column.index)}
+            else:
+                values = {}
+                for i, v in enumerate(column):
+                    values.setdefault(v, []).append(i)
+            self._values[key] = values
         return values
 
     def _column(self, key: str) -> list[str | None]:
-        """One attribute of every node, in node order (for attributes unique per node)."""
+        """One attribute of every node, in node order."""
         column = self._columns.get(key)
         if column is None:
-            read = attribute(key)
-            column = self._columns[key] = [read(node) for node in self._nodes]
+            if key.startswith(LABEL_PREFIX):  # attribute(key) without a call per node
+                name = key[len(LABEL_PREFIX):]
+                column = [node.labels.get(name) for node in self._nodes]
+            else:
+                read = attribute(key)
+                column = [read(node) for node in self._nodes]
+            self._columns[key] = column
         return column
 
     def _rule_mask(self, rule: Rule) -> int:
