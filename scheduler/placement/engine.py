@@ -108,7 +108,7 @@ class PlacementEngine:
         # (id of a request, id of one of its soft rules) → (the request, it with that rule
         # only, the filters that judge that rule)
         self._singles: dict[tuple[int, int], tuple[PlacementRequest, PlacementRequest,
-                                                   tuple[Filter, ...]]] = {}
+                                                   tuple[Filter, ...], bytes | None]] = {}
         # Only for shoal's spread weighting, whose score splits into a node's own term and the
         # request's; ``shared_order=False`` keeps a heap per class (the reference the property
         # tests hold it to).
@@ -453,21 +453,27 @@ class PlacementEngine:
         out: list[str] = []
         cycle = self._bare_cycle
         for rule in original.soft:
-            single, chain = self._single(original, rule)
+            single, chain, holders = self._single(original, rule)
+            if holders is not None:
+                if not holders[node.index]:
+                    out.append(rule.text)
+                continue
             for f in chain:
                 if f.check(single, node, cycle) is not None:
                     out.append(rule.text)
                     break
         return tuple(out)
 
-    def _single(self, req: PlacementRequest,
-                rule: Rule) -> tuple[PlacementRequest, tuple[Filter, ...]]:
+    def _single(self, req: PlacementRequest, rule: Rule,
+                ) -> tuple[PlacementRequest, tuple[Filter, ...], bytes | None]:
         """``_only_rule`` and the filters that judge it, remembered: relaxed runs ask once per
-        placement."""
+        placement. For a constraint, also the nodes it holds on, one byte per node: a node
+        asked about passed the request's other static filters already, so the rule's own
+        verdict is the whole answer, and the static cache has it."""
         key = (id(req), id(rule))
         hit = self._singles.get(key)
         if hit is not None and hit[0] is req:
-            return hit[1], hit[2]
+            return hit[1], hit[2], hit[3]
         if len(self._singles) >= MAX_COMPILED:
             self._singles.clear()
         single = _only_rule(req, rule)
@@ -475,8 +481,9 @@ class PlacementEngine:
         constraint = any(rule is r for r in req.constraints)
         chain = tuple(f for f in (self.pipeline.static if constraint else self._dynamic)
                       if f.relevant(single))
-        self._singles[key] = (req, single, chain)
-        return single, chain
+        holders = self._static.holders_of(rule) if constraint else None
+        self._singles[key] = (req, single, chain, holders)
+        return single, chain, holders
 
     # --- one unit of an app ---------------------------------------------------------------
     def _place_unit(self, unit: PlacementRequest, identities: list[Identity],

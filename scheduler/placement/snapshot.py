@@ -83,10 +83,10 @@ class NodeSnapshot:
     used_pids: int = 0
     containers: list[PlacedContainer] = field(default_factory=list)
     # The indexes below (read through the properties of the same names without the
-    # underscore) take in ``containers`` lazily: ``add`` only appends, and the first read
-    # after it folds in what was appended since. Most placements are never followed by a
-    # read of most indexes (a plain job reads none), and keeping all five current cost a
-    # third of each placement.
+    # underscore) take in ``containers`` lazily, each on its own: ``add`` only appends, and
+    # an index's first read after it folds in what was appended since. Most placements are
+    # never followed by a read of most indexes (a plain job reads none), and keeping all five
+    # current cost a third of each placement.
     # host ports bound: (port, protocol) → {host IP or "" for every interface: containers}
     _ports: dict[tuple[int, str], dict[str, int]] = field(default_factory=dict)
     _names: dict[str, int] = field(default_factory=dict)  # names and ids of containers
@@ -95,7 +95,12 @@ class NodeSnapshot:
     _images: dict[str, int] = field(default_factory=dict)
     _label_values: dict[str, dict[str, int]] = field(default_factory=dict)
     _jobs: dict[str, int] = field(default_factory=dict)  # containers here by job (spec name)
-    _indexed: int = 0  # how many of ``containers`` (a prefix) the indexes hold
+    # How many of ``containers`` (a prefix) each index holds.
+    _ports_at: int = 0
+    _names_at: int = 0
+    _images_at: int = 0
+    _labels_at: int = 0
+    _jobs_at: int = 0
     guards: list[PlacedContainer] = field(default_factory=list)  # hold hard anti-affinities
     # The images the worker stores (tags, ids, and ``name`` for ``name:latest``), as listed
     # when it joined: a tie-break, so that a container starts where no fetch is needed.
@@ -114,32 +119,66 @@ class NodeSnapshot:
 
     @property
     def ports(self) -> dict[tuple[int, str], dict[str, int]]:
-        if self._indexed != len(self.containers):
-            self._index()
+        containers = self.containers
+        if self._ports_at != len(containers):
+            ports = self._ports
+            for at in range(self._ports_at, len(containers)):
+                for port, protocol, ip in containers[at].request.ports:
+                    ips = ports.get((port, protocol))
+                    if ips is None:
+                        ips = ports[(port, protocol)] = {}
+                    ips[ip] = ips.get(ip, 0) + 1
+            self._ports_at = len(containers)
         return self._ports
 
     @property
     def names(self) -> dict[str, int]:
-        if self._indexed != len(self.containers):
-            self._index()
+        containers = self.containers
+        if self._names_at != len(containers):
+            names = self._names
+            for at in range(self._names_at, len(containers)):
+                c = containers[at]
+                names[c.id] = names.get(c.id, 0) + 1
+                if c.name:
+                    names[c.name] = names.get(c.name, 0) + 1
+            self._names_at = len(containers)
         return self._names
 
     @property
     def images(self) -> dict[str, int]:
-        if self._indexed != len(self.containers):
-            self._index()
+        containers = self.containers
+        if self._images_at != len(containers):
+            images = self._images
+            for at in range(self._images_at, len(containers)):
+                for img in containers[at].request.image_names:
+                    images[img] = images.get(img, 0) + 1
+            self._images_at = len(containers)
         return self._images
 
     @property
     def label_values(self) -> dict[str, dict[str, int]]:
-        if self._indexed != len(self.containers):
-            self._index()
+        containers = self.containers
+        if self._labels_at != len(containers):
+            label_values = self._label_values
+            for at in range(self._labels_at, len(containers)):
+                for k, v in containers[at].request.labels.items():
+                    values = label_values.get(k)
+                    if values is None:
+                        values = label_values[k] = {}
+                    values[v] = values.get(v, 0) + 1
+            self._labels_at = len(containers)
         return self._label_values
 
     @property
     def jobs(self) -> dict[str, int]:
-        if self._indexed != len(self.containers):
-            self._index()
+        containers = self.containers
+        if self._jobs_at != len(containers):
+            jobs = self._jobs
+            for at in range(self._jobs_at, len(containers)):
+                job = containers[at].request.job
+                if job:
+                    jobs[job] = jobs.get(job, 0) + 1
+            self._jobs_at = len(containers)
         return self._jobs
 
     def add(self, c: PlacedContainer) -> None:
@@ -152,43 +191,17 @@ class NodeSnapshot:
         if r.guards:
             self.guards.append(c)
 
-    def _index(self) -> None:
-        """Fold the containers added since the last read into the indexes."""
-        containers = self.containers
-        ports, names, jobs, images = self._ports, self._names, self._jobs, self._images
-        label_values = self._label_values
-        for at in range(self._indexed, len(containers)):
-            c = containers[at]
-            r = c.request
-            for port, protocol, ip in r.ports:
-                ips = ports.get((port, protocol))
-                if ips is None:
-                    ips = ports[(port, protocol)] = {}
-                ips[ip] = ips.get(ip, 0) + 1
-            names[c.id] = names.get(c.id, 0) + 1
-            if c.name:
-                names[c.name] = names.get(c.name, 0) + 1
-            if r.job:
-                jobs[r.job] = jobs.get(r.job, 0) + 1
-            for img in r.image_names:
-                images[img] = images.get(img, 0) + 1
-            for k, v in r.labels.items():
-                values = label_values.get(k)
-                if values is None:
-                    values = label_values[k] = {}
-                values[v] = values.get(v, 0) + 1
-        self._indexed = len(containers)
-
     def remove(self, c: PlacedContainer) -> None:
-        if self._indexed != len(self.containers):
-            self._index()  # every container indexed: the counts below go down from there
+        # Every container indexed: the counts below go down from there.
+        _ = self.ports, self.names, self.images, self.label_values, self.jobs
         r = c.request
         self.version += 1
         self.used_cpu -= r.millicpus
         self.used_mem -= r.memory
         self.used_pids -= r.pids
         self.containers.remove(c)
-        self._indexed -= 1
+        n = len(self.containers)
+        self._ports_at = self._names_at = self._images_at = self._labels_at = self._jobs_at = n
         for port, protocol, ip in r.ports:
             ips = self._ports[(port, protocol)]
             _bump(ips, ip, -1)

@@ -77,6 +77,7 @@ class StaticCandidates:
         self._values: dict[str, dict[str | None, list[int]]] = {}  # key → value → nodes
         self._columns: dict[str, list[str | None]] = {}  # per-node key → value of each node
         self._rule_masks: dict[tuple[str, str, bool], int] = {}
+        self._rule_selectors: dict[tuple[str, str, bool], bytes] = {}
         self._cache: dict[tuple[object, ...], tuple[int, list[NodeSnapshot], bytes]] = {}
         self._masks: dict[str, dict[str | None, int]] = {}  # key → value → nodes, as masks
         self._branches: dict[tuple[object, ...], dict[Path, bytes]] = {}
@@ -178,6 +179,16 @@ class StaticCandidates:
                 column = [read(node) for node in self._nodes]
             self._columns[key] = column
         return column
+
+    def holders_of(self, rule: Rule) -> bytes:
+        """The nodes one constraint holds on, as one byte per node index (1: it holds)."""
+        key = (rule.key, rule.text, rule.negate)
+        hit = self._rule_selectors.get(key)
+        if hit is None:
+            if len(self._rule_selectors) > MAX_CACHED:
+                self._rule_selectors.clear()
+            hit = self._rule_selectors[key] = selector(self._rule_mask(rule), len(self._nodes))
+        return hit
 
     def _rule_mask(self, rule: Rule) -> int:
         key = (rule.key, rule.text, rule.negate)
