@@ -35,6 +35,7 @@ from scheduler.placement.class_runs import ClassRuns
 from scheduler.placement.explain import Explanation, explain
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
 from scheduler.placement.filters.max_containers import MaxContainersFilter
+from scheduler.placement.filters.max_per_node import MaxPerNodeFilter
 from scheduler.placement.filters.resources import ResourceFilter
 from scheduler.placement.heap_runs import run_heap
 from scheduler.placement.load_order import HeapEntry, LoadOrder, Walk
@@ -479,8 +480,11 @@ class PlacementEngine:
         single = _only_rule(req, rule)
         # By identity: rules compare by value, and a constraint and an affinity may read alike.
         constraint = any(rule is r for r in req.constraints)
+        # The node asked about took the request with this rule's siblings dropped, so it
+        # passed resources and the per-node cap: only the filters that read rules judge.
+        passed = ResourceFilter | MaxPerNodeFilter
         chain = tuple(f for f in (self.pipeline.static if constraint else self._dynamic)
-                      if f.relevant(single))
+                      if f.relevant(single) and not isinstance(f, passed))
         holders = self._static.holders_of(rule) if constraint else None
         self._singles[key] = (req, single, chain, holders)
         return single, chain, holders

@@ -50,6 +50,9 @@ class LoadOrder:
         self.group_of = [groups.setdefault((n.cap_cpu, n.cap_mem), len(groups))
                          for n in self.nodes]
         self.capacities = list(groups)
+        self._members: list[list[int]] = [[] for _ in groups]  # node indices, per group
+        for i, g in enumerate(self.group_of):
+            self._members[g].append(i)
         self.orders: list[list[tuple[float, int, int]]] = [[] for _ in groups]
         self.stamps = [0] * len(self.nodes)  # the stamp of each node's live entry
         self._stale = [0] * len(groups)
@@ -66,6 +69,10 @@ class LoadOrder:
         if not changed:
             return
         nodes, group_of, stamps = self.nodes, self.group_of, self.stamps
+        if len(changed) == len(nodes):  # every node (the first refresh): build, group by group
+            changed.clear()
+            self._rebuild()
+            return
         fresh: dict[int, list[tuple[float, int, int]]] = {}
         stamp = self._last_stamp
         indices = list(changed)
@@ -89,6 +96,16 @@ class LoadOrder:
                 self._stale[g] = 0
             order += entries
             order.sort()  # timsort: the order is one sorted run already
+
+    def _rebuild(self) -> None:
+        """Every order afresh: node i's entry is stamped ``base + 1 + i``."""
+        base = self._last_stamp
+        terms = self.scorer.own_terms(self.nodes)
+        self.stamps[:] = range(base + 1, base + 1 + len(self.nodes))
+        self._last_stamp = base + len(self.nodes)
+        for g, members in enumerate(self._members):
+            self.orders[g] = sorted([(terms[i], i, base + 1 + i) for i in members])
+            self._stale[g] = 0
 
     def walk(self, req: PlacementRequest, member: bytes,
              entries: Callable[[Iterable[NodeSnapshot]], list[HeapEntry]]) -> Walk:
