@@ -23,7 +23,8 @@ from scheduler.placement.scorers import Score
 from scheduler.placement.scorers.spread import SpreadScorer
 from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot
 
-SLICE = 16  # entries of an order a walk meets at a time (see Walk)
+SLICE = 16  # members of its class a walk meets at a time, about (see Walk)
+MAX_SLICE = 1024  # entries of an order a walk scans at a time, at most
 MAX_GROUPS = 64  # capacities beyond this: walking many orders would cost more than a heap
 # (score, 1 if the node lacks the image else 0, tie-break rank, node index, node version)
 HeapEntry = tuple[Score, int, int, int, int]
@@ -120,12 +121,12 @@ class Walk:
     on the caller's heap. Valid while only the walk's caller places on the nodes it met
     (a class's run); the order itself is not touched.
 
-    Nodes are met a slice of the order at a time (``SLICE`` entries, members among them), not
-    one by one: meeting a few more nodes than the stopping rule needs changes no choice (the
-    heap is exact over every node met, and the bound is the first entry not met), and one
-    comprehension per slice costs a fraction of a loop step and a call per node."""
+    Nodes are met a slice of the order at a time (about ``SLICE`` members), not one by one:
+    meeting a few more nodes than the stopping rule needs changes no choice (the heap is exact
+    over every node met, and the bound is the first entry not met), and one comprehension per
+    slice costs a fraction of a loop step and a call per node."""
 
-    __slots__ = ("_cursors", "_entries", "_member", "_nodes", "_orders", "_shifts",
+    __slots__ = ("_cursors", "_entries", "_member", "_nodes", "_orders", "_shifts", "_slice",
                  "_stamps", "bounds")
 
     def __init__(self, order: LoadOrder, req: PlacementRequest, member: bytes,
@@ -135,6 +136,10 @@ class Walk:
         self._stamps = order.stamps
         self._member = member
         self._entries = entries
+        # Entries per slice: about SLICE members whatever share of the nodes are members (a
+        # preference's branch holds a third of them, say).
+        members = member.count(1)
+        self._slice = min(MAX_SLICE, SLICE * len(member) // members) if members else SLICE
         term = order.scorer.request_term
         self._shifts = [term(req, cpu, mem) for cpu, mem in order.capacities]
         self._cursors = [0] * len(self._orders)
@@ -160,12 +165,13 @@ class Walk:
         # Scores here are floats: a LoadOrder is only made for the SpreadScorer.
         bounds, orders, cursors, shifts = self.bounds, self._orders, self._cursors, self._shifts
         member, nodes, entries, stamps = self._member, self._nodes, self._entries, self._stamps
+        step = self._slice
         heappush, heapreplace, heappop = heapq.heappush, heapq.heapreplace, heapq.heappop
         while bounds and (not heap or heap[0][0] >= bounds[0][0]):  # type: ignore[operator]
             g = bounds[0][1]
             order = orders[g]
             at, end = cursors[g], len(order)
-            stop = min(end, at + SLICE)
+            stop = min(end, at + step)
             # Skip nodes not of this class, and entries a node's later change left behind.
             met = [nodes[i] for _, i, stamp in order[at:stop]
                    if member[i] and stamps[i] == stamp]
