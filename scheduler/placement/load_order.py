@@ -105,7 +105,9 @@ class LoadOrder:
         self.stamps[:] = range(base + 1, base + 1 + len(self.nodes))
         self._last_stamp = base + len(self.nodes)
         for g, members in enumerate(self._members):
-            self.orders[g] = sorted([(terms[i], i, base + 1 + i) for i in members])
+            stamp_of = (base + 1).__add__  # in C below: no loop step per node
+            self.orders[g] = sorted(zip(map(terms.__getitem__, members), members,
+                                        map(stamp_of, members), strict=True))
             self._stale[g] = 0
 
     def walk(self, req: PlacementRequest, member: bytes,

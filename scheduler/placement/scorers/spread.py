@@ -36,9 +36,10 @@ class SpreadScorer:
     def own_terms(self, nodes: Iterable[NodeSnapshot]) -> list[float]:
         """Each node's own term, in one comprehension (a load order's refresh)."""
         w = COUNT_WEIGHT
+        # A node without containers reserves nothing: its term is 0.0 exactly (0 * x / c).
         return [(n.used_cpu * 100.0 / n.cap_cpu if n.cap_cpu else 0.0)
                 + (n.used_mem * 100.0 / n.cap_mem if n.cap_mem else 0.0)
-                + w * len(n.containers) for n in nodes]
+                + w * len(n.containers) if n.containers else 0.0 for n in nodes]
 
     def request_term(self, req: PlacementRequest, cap_cpu: int, cap_mem: int) -> float:
         cpu = req.millicpus * 100.0 / cap_cpu if cap_cpu else 0.0
