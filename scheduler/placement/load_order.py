@@ -146,21 +146,10 @@ class Walk:
         self._shifts = [term(req, cpu, mem) for cpu, mem in order.capacities]
         self._cursors = [0] * len(self._orders)
         # (lower bound on the score of any member not met yet in group g, g), least first
-        self.bounds: list[tuple[float, int]] = []
-        for g in range(len(self._orders)):
-            self._advance(g, 0)
+        # The first entry of each order bounds them all, member or not (as in ``settle``).
+        self.bounds = [(_lower(order[0][0], self._shifts[g]), g)
+                       for g, order in enumerate(self._orders) if order]
         heapq.heapify(self.bounds)
-
-    def _advance(self, g: int, at: int) -> None:
-        """Point group g's cursor at its next live member entry from ``at``; push its bound
-        (the caller heapifies)."""
-        order, member, stamps = self._orders[g], self._member, self._stamps
-        end = len(order)
-        while at < end and (not member[order[at][1]] or stamps[order[at][1]] != order[at][2]):
-            at += 1
-        self._cursors[g] = at
-        if at < end:
-            self.bounds.append((_lower(order[at][0], self._shifts[g]), g))
 
     def settle(self, heap: list[HeapEntry]) -> None:
         """Meet nodes until ``heap``'s top beats every node not met yet, or none is left."""
