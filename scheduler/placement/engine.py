@@ -53,7 +53,7 @@ from scheduler.placement.request import (
     validate_app,
 )
 from scheduler.placement.results import Assignment, PlacementResult, Refusal, Task
-from scheduler.placement.rules import Rule
+from scheduler.placement.rules import CONTAINER_IMAGE_KEY, IMAGE_KEY, MatchKind, Rule
 from scheduler.placement.scorers.spread import SpreadScorer
 from scheduler.placement.snapshot import (
     ClusterSnapshot,
@@ -65,6 +65,7 @@ from scheduler.placement.spread_entries import Check
 from scheduler.placement.static_cache import StaticCandidates
 
 Stop = Literal["done", "exhausted", "guarded"]
+IMAGE_KEYS = (IMAGE_KEY, CONTAINER_IMAGE_KEY)
 MAX_COMPILED = 65_536  # distinct specs remembered between batches
 # Runs of at least this many tasks walk the shared load order (load_order.py) instead of
 # building a heap over every candidate; shorter ones build (and cache) a heap, which one-task
@@ -334,7 +335,7 @@ class PlacementEngine:
             if heap is not None:
                 self._heaps.move_to_end(cache_key)
                 return heap
-        heap = self._entries(req, self._static.get(req, cycle), cycle, chain)
+        heap = self._entries(req, self._candidates(req, cycle), cycle, chain)
         heapq.heapify(heap)
         if cacheable:
             self._heaps[cache_key] = heap
@@ -355,7 +356,34 @@ class PlacementEngine:
 
     def _walks_pay(self, req: PlacementRequest, cycle: PlacementCycle, tasks: int) -> bool:
         return self._order is not None and tasks >= WALK_MIN_TASKS and \
-            len(self._static.get(req, cycle)) >= WALK_CANDIDATES_PER_TASK * tasks
+            len(self._static.get(req, cycle)) >= WALK_CANDIDATES_PER_TASK * tasks and \
+            self._image_holders(req) is None
+
+    def _candidates(self, req: PlacementRequest, cycle: PlacementCycle) -> list[NodeSnapshot]:
+        """The static candidates, or of them only those holding the image a positive image
+        affinity wants (no other node passes it)."""
+        static = self._static.get(req, cycle)
+        held = self._image_holders(req)
+        if held is None:
+            return static
+        member, nodes = self._static.selector(req, cycle), self.cluster.nodes
+        return [nodes[i] for i in sorted(held) if member[i]]
+
+    def _image_holders(self, req: PlacementRequest) -> set[int] | None:
+        """For a request with a positive literal image affinity (``image==X``, soft or hard,
+        or ``container.image==X``): the nodes that hold X as that rule reads it (a container
+        of it runs there; or, for ``image==``, stored there too), else None. A soft rule's
+        first attempt then meets those nodes instead of every candidate."""
+        for rule in req.affinities:
+            m = rule.matcher
+            if rule.negate or rule.key not in IMAGE_KEYS or m.kind is not MatchKind.EXACT or \
+                    m.ignore_case:
+                continue
+            held = set(self.cluster.running_image(m.pattern))
+            if rule.key == IMAGE_KEY:
+                held.update(self.cluster.storing_image(m.pattern))
+            return held
+        return None
 
     def _fused(self, chain: tuple[Filter, ...]) -> tuple[Check, ...] | None:
         """The checks left beside the resource filter when ``spread_entries`` can make this

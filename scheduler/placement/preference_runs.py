@@ -79,7 +79,7 @@ def spread_run(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
             leaves[path] = []
             walks[path] = order.walk(req, member, make_entries)
     else:
-        for made in engine._entries(req, engine._static.get(req, cycle), cycle, chain):
+        for made in engine._entries(req, engine._candidates(req, cycle), cycle, chain):
             leaves.setdefault(spread_path(req, nodes[made[3]]), []).append(made)
         for heap in leaves.values():
             heapq.heapify(heap)

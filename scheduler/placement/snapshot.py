@@ -230,9 +230,13 @@ class ClusterSnapshot:
         self.nodes = nodes
         self.by_id: dict[str, NodeSnapshot] = {n.id: n for n in nodes}
         # container name or id → node, for links and volumes-from (``located``): placements
-        # are appended to ``_placed`` and folded in when it is read, as the node indexes are.
+        # are appended to ``_placed`` and folded in when it (or ``running_image``) is read,
+        # as the node indexes are.
         self._located: dict[str, NodeSnapshot] = {}
         self._placed: list[tuple[PlacedContainer, NodeSnapshot]] = []
+        # image name → {node index: containers of it there}, folded in with ``located``
+        self._image_nodes: dict[str, dict[int, int]] = {}
+        self._stored: dict[str, list[int]] | None = None  # ref → nodes storing it, when asked
         self.container_count = 0
         self.job_counts: dict[str, int] = {}  # containers per job (spec name), on every node
         # volume name → the nodes that hold a volume of that name (in node order)
@@ -245,13 +249,38 @@ class ClusterSnapshot:
     @property
     def located(self) -> dict[str, NodeSnapshot]:
         if self._placed:
-            located = self._located
-            for c, node in self._placed:
-                located[c.id] = node
-                if c.name:
-                    located[c.name] = node
-            self._placed.clear()
+            self._fold()
         return self._located
+
+    def running_image(self, name: str) -> Iterable[int]:
+        """The indices of the nodes where a container of image ``name`` runs (one of its
+        ``image_names``): what ``container.image==name`` and ``image==name`` find there."""
+        if self._placed:
+            self._fold()
+        return self._image_nodes.get(name, {}).keys()
+
+    def storing_image(self, ref: str) -> list[int]:
+        """The indices of the nodes that store ``ref`` (``stored_refs``), in node order."""
+        if self._stored is None:
+            self._stored = {}
+            for node in self.nodes:
+                for r in node.stored_refs:
+                    self._stored.setdefault(r, []).append(node.index)
+        return self._stored.get(ref, [])
+
+    def _fold(self) -> None:
+        """Take the containers placed since into ``located`` and the nodes by image."""
+        located, image_nodes = self._located, self._image_nodes
+        for c, node in self._placed:
+            located[c.id] = node
+            if c.name:
+                located[c.name] = node
+            for name in c.request.image_names:
+                held = image_nodes.get(name)
+                if held is None:
+                    held = image_nodes[name] = {}
+                held[node.index] = held.get(node.index, 0) + 1
+        self._placed.clear()
 
     def watch(self) -> set[int]:
         """A set that collects the index of every node placed on or freed from now on (the
@@ -337,11 +366,16 @@ class ClusterSnapshot:
         node.remove(c)
         for changed in self._watchers:
             changed.add(node.index)
-        located = self.located
+        located = self.located  # folds: the indexes below hold every container
         if located.get(c.id) is node:
             del located[c.id]
         if c.name and located.get(c.name) is node:
             del located[c.name]
+        for name in c.request.image_names:
+            held = self._image_nodes[name]
+            held[node.index] -= 1
+            if not held[node.index]:
+                del held[node.index]
         self.container_count -= 1
         if c.request.job:
             _bump(self.job_counts, c.request.job, -1)
