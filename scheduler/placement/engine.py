@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
+import operator
 import random
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -66,6 +67,7 @@ from scheduler.placement.static_cache import StaticCandidates
 
 Stop = Literal["done", "exhausted", "guarded"]
 IMAGE_KEYS = (IMAGE_KEY, CONTAINER_IMAGE_KEY)
+_SPEC_OF = operator.attrgetter("spec")
 MAX_COMPILED = 65_536  # distinct specs remembered between batches
 # Runs of at least this many tasks walk the shared load order (load_order.py) instead of
 # building a heap over every candidate; shorter ones build (and cache) a heap, which one-task
@@ -140,17 +142,21 @@ class PlacementEngine:
         classes: dict[bytes, list[Task]] = {}
         reqs: dict[bytes, PlacementRequest] = {}
         seen: dict[int, bytes] = {}  # id(spec) → key: tasks of a job share the spec object
-        for task in tasks:
-            key = seen.get(id(task.spec))
-            if key is None:
-                key, req = self.compile(task.spec)
-                seen[id(task.spec)] = key
-                reqs[key] = req
-            bucket = classes.get(key)
-            if bucket is None:
-                classes[key] = [task]
-            else:
-                bucket.append(task)
+        if tasks and len(set(map(id, map(_SPEC_OF, tasks)))) == 1:  # one job: in C, no loop
+            only, req = self.compile(tasks[0].spec)
+            classes[only], reqs[only] = list(tasks), req
+        else:
+            for task in tasks:
+                key = seen.get(id(task.spec))
+                if key is None:
+                    key, req = self.compile(task.spec)
+                    seen[id(task.spec)] = key
+                    reqs[key] = req
+                bucket = classes.get(key)
+                if bucket is None:
+                    classes[key] = [task]
+                else:
+                    bucket.append(task)
         keys = list(classes)
         if self.options.order == "largest-first":
             nodes = self.cluster.nodes

@@ -86,18 +86,19 @@ def _run(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...
     # The walk's test, inlined: meet more nodes only when the top may not be the best.
     bounds = walk.bounds if walk is not None else []
     settle = walk.settle if walk is not None else _no_walk
+    no_aside: list[HeapEntry] = []  # shared, never filled: most tasks set nothing aside
     while pos < end:
         task = tasks[pos]
-        aside: list[HeapEntry] = []
+        aside = no_aside
         chosen: NodeSnapshot | None = None
         while True:
             if bounds and (not heap or heap[0][0] >= bounds[0][0]):  # type: ignore[operator]
                 settle(heap)
             if not heap:
                 break
-            idx = heap[0][3]
-            node = nodes[idx]
-            if heap[0][4] != node.version:  # changed since scored: check and score again
+            top = heap[0]
+            node = nodes[top[3]]
+            if top[4] != node.version:  # changed since scored: check and score again
                 made = make(node)
                 if made is not None:
                     heapreplace(heap, made)
@@ -107,6 +108,8 @@ def _run(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...
             if node.guards:
                 cycle.identities = [Identity(task.spec.name, task.id, req)]
                 if engine._guarded(req, node, cycle):
+                    if aside is no_aside:
+                        aside = []
                     aside.append(heappop(heap))
                     continue
             chosen = node
@@ -132,8 +135,9 @@ def _run(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...
             heapreplace(heap, made)
         else:
             heappop(heap)
-        for entry in aside:
-            heapq.heappush(heap, entry)
+        if aside:
+            for entry in aside:
+                heapq.heappush(heap, entry)
         pos += 1
     return pos, "done"
 

@@ -50,9 +50,10 @@ def entry_maker(req: PlacementRequest, rank: Sequence[int], cycle: PlacementCycl
     mc, mem, pids, image, w = req.millicpus, req.memory, req.pids, req.image, COUNT_WEIGHT
 
     def entry(n: NodeSnapshot) -> HeapEntry | None:
-        for check in others:
-            if check(req, n, cycle) is not None:
-                return None
+        if others:
+            for check in others:
+                if check(req, n, cycle) is not None:
+                    return None
         if mem > n.cap_mem - n.used_mem or mc > n.cap_cpu - n.used_cpu or (
                 n.cap_pids and pids > n.cap_pids - n.used_pids):
             return None
