@@ -23,17 +23,21 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
+import operator
 import random
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 from protocol.errors import InvalidArgument
 from protocol.specs import AppSpec, ContainerSpec
+from scheduler.placement import spread_entries
 from scheduler.placement.class_runs import ClassRuns
 from scheduler.placement.explain import Explanation, explain
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
 from scheduler.placement.filters.max_containers import MaxContainersFilter
+from scheduler.placement.filters.max_per_node import MaxPerNodeFilter
+from scheduler.placement.filters.resources import ResourceFilter
 from scheduler.placement.heap_runs import run_heap
 from scheduler.placement.load_order import HeapEntry, LoadOrder, Walk
 from scheduler.placement.options import EngineOptions
@@ -50,7 +54,7 @@ from scheduler.placement.request import (
     validate_app,
 )
 from scheduler.placement.results import Assignment, PlacementResult, Refusal, Task
-from scheduler.placement.rules import Rule
+from scheduler.placement.rules import CONTAINER_IMAGE_KEY, IMAGE_KEY, MatchKind, Rule
 from scheduler.placement.scorers.spread import SpreadScorer
 from scheduler.placement.snapshot import (
     ClusterSnapshot,
@@ -58,9 +62,12 @@ from scheduler.placement.snapshot import (
     PlacedContainer,
     lacks_image,
 )
+from scheduler.placement.spread_entries import Check
 from scheduler.placement.static_cache import StaticCandidates
 
 Stop = Literal["done", "exhausted", "guarded"]
+IMAGE_KEYS = (IMAGE_KEY, CONTAINER_IMAGE_KEY)
+_SPEC_OF = operator.attrgetter("spec")
 MAX_COMPILED = 65_536  # distinct specs remembered between batches
 # Runs of at least this many tasks walk the shared load order (load_order.py) instead of
 # building a heap over every candidate; shorter ones build (and cache) a heap, which one-task
@@ -105,7 +112,7 @@ class PlacementEngine:
         # (id of a request, id of one of its soft rules) → (the request, it with that rule
         # only, the filters that judge that rule)
         self._singles: dict[tuple[int, int], tuple[PlacementRequest, PlacementRequest,
-                                                   tuple[Filter, ...]]] = {}
+                                                   tuple[Filter, ...], bytes | None]] = {}
         # Only for shoal's spread weighting, whose score splits into a node's own term and the
         # request's; ``shared_order=False`` keeps a heap per class (the reference the property
         # tests hold it to).
@@ -135,17 +142,21 @@ class PlacementEngine:
         classes: dict[bytes, list[Task]] = {}
         reqs: dict[bytes, PlacementRequest] = {}
         seen: dict[int, bytes] = {}  # id(spec) → key: tasks of a job share the spec object
-        for task in tasks:
-            key = seen.get(id(task.spec))
-            if key is None:
-                key, req = self.compile(task.spec)
-                seen[id(task.spec)] = key
-                reqs[key] = req
-            bucket = classes.get(key)
-            if bucket is None:
-                classes[key] = [task]
-            else:
-                bucket.append(task)
+        if tasks and len(set(map(id, map(_SPEC_OF, tasks)))) == 1:  # one job: in C, no loop
+            only, req = self.compile(tasks[0].spec)
+            classes[only], reqs[only] = list(tasks), req
+        else:
+            for task in tasks:
+                key = seen.get(id(task.spec))
+                if key is None:
+                    key, req = self.compile(task.spec)
+                    seen[id(task.spec)] = key
+                    reqs[key] = req
+                bucket = classes.get(key)
+                if bucket is None:
+                    classes[key] = [task]
+                else:
+                    bucket.append(task)
         keys = list(classes)
         if self.options.order == "largest-first":
             nodes = self.cluster.nodes
@@ -330,13 +341,7 @@ class PlacementEngine:
             if heap is not None:
                 self._heaps.move_to_end(cache_key)
                 return heap
-        score, rank = self.pipeline.scorer.key, self._rank
-        heap = [
-            (score(req, node), lacks_image(req, node), rank[node.index], node.index,
-             node.version)
-            for node in self._static.get(req, cycle)
-            if self._feasible(req, node, cycle, chain)
-        ]
+        heap = self._entries(req, self._candidates(req, cycle), cycle, chain)
         heapq.heapify(heap)
         if cacheable:
             self._heaps[cache_key] = heap
@@ -353,15 +358,70 @@ class PlacementEngine:
             return None
         runs.refresh_order(order)
         return order.walk(req, self._static.selector(req, cycle),
-                                self._entry_maker(req, cycle, chain))
+                          self._entries_maker(req, cycle, chain))
 
     def _walks_pay(self, req: PlacementRequest, cycle: PlacementCycle, tasks: int) -> bool:
         return self._order is not None and tasks >= WALK_MIN_TASKS and \
-            len(self._static.get(req, cycle)) >= WALK_CANDIDATES_PER_TASK * tasks
+            len(self._static.get(req, cycle)) >= WALK_CANDIDATES_PER_TASK * tasks and \
+            self._image_holders(req) is None
+
+    def _candidates(self, req: PlacementRequest, cycle: PlacementCycle) -> list[NodeSnapshot]:
+        """The static candidates, or of them only those holding the image a positive image
+        affinity wants (no other node passes it)."""
+        static = self._static.get(req, cycle)
+        held = self._image_holders(req)
+        if held is None:
+            return static
+        member, nodes = self._static.selector(req, cycle), self.cluster.nodes
+        return [nodes[i] for i in sorted(held) if member[i]]
+
+    def _image_holders(self, req: PlacementRequest) -> set[int] | None:
+        """For a request with a positive literal image affinity (``image==X``, soft or hard,
+        or ``container.image==X``): the nodes that hold X as that rule reads it (a container
+        of it runs there; or, for ``image==``, stored there too), else None. A soft rule's
+        first attempt then meets those nodes instead of every candidate."""
+        for rule in req.affinities:
+            m = rule.matcher
+            if rule.negate or rule.key not in IMAGE_KEYS or m.kind is not MatchKind.EXACT or \
+                    m.ignore_case:
+                continue
+            held = set(self.cluster.running_image(m.pattern))
+            if rule.key == IMAGE_KEY:
+                held.update(self.cluster.storing_image(m.pattern))
+            return held
+        return None
+
+    def _fused(self, chain: tuple[Filter, ...]) -> tuple[Check, ...] | None:
+        """The checks left beside the resource filter when ``spread_entries`` can make this
+        chain's entries (shoal's spread weighting), else None."""
+        if not isinstance(self.pipeline.scorer, SpreadScorer) or \
+                not any(isinstance(f, ResourceFilter) for f in chain):
+            return None
+        return tuple(f.check for f in chain if not isinstance(f, ResourceFilter))
+
+    def _entries(self, req: PlacementRequest, nodes: Iterable[NodeSnapshot],
+                 cycle: PlacementCycle, chain: tuple[Filter, ...]) -> list[HeapEntry]:
+        """The heap entry of every node of ``nodes`` that can take the request now."""
+        return self._entries_maker(req, cycle, chain)(nodes)
+
+    def _entries_maker(self, req: PlacementRequest, cycle: PlacementCycle,
+                       chain: tuple[Filter, ...],
+                       ) -> Callable[[Iterable[NodeSnapshot]], list[HeapEntry]]:
+        """``_entries`` for this request, over any nodes (a walk's, slice by slice)."""
+        others = self._fused(chain)
+        rank = self._rank
+        if others is not None:
+            fused = spread_entries.entries
+            return lambda nodes: fused(req, nodes, rank, cycle, others)
+        make = self._entry_maker(req, cycle, chain)
+        return lambda nodes: [e for e in map(make, nodes) if e is not None]
 
     def _entry_maker(self, req: PlacementRequest, cycle: PlacementCycle,
                      chain: tuple[Filter, ...]) -> Callable[[NodeSnapshot], HeapEntry | None]:
         """A node's heap entry for this request, or None when it cannot take it now."""
+        others = self._fused(chain)
+        if others is not None:
+            return spread_entries.entry_maker(req, self._rank, cycle, others)
         score, rank = self.pipeline.scorer.key, self._rank
         checks = tuple(f.check for f in chain)
 
@@ -428,30 +488,40 @@ class PlacementEngine:
         out: list[str] = []
         cycle = self._bare_cycle
         for rule in original.soft:
-            single, chain = self._single(original, rule)
+            single, chain, holders = self._single(original, rule)
+            if holders is not None:
+                if not holders[node.index]:
+                    out.append(rule.text)
+                continue
             for f in chain:
                 if f.check(single, node, cycle) is not None:
                     out.append(rule.text)
                     break
         return tuple(out)
 
-    def _single(self, req: PlacementRequest,
-                rule: Rule) -> tuple[PlacementRequest, tuple[Filter, ...]]:
+    def _single(self, req: PlacementRequest, rule: Rule,
+                ) -> tuple[PlacementRequest, tuple[Filter, ...], bytes | None]:
         """``_only_rule`` and the filters that judge it, remembered: relaxed runs ask once per
-        placement."""
+        placement. For a constraint, also the nodes it holds on, one byte per node: a node
+        asked about passed the request's other static filters already, so the rule's own
+        verdict is the whole answer, and the static cache has it."""
         key = (id(req), id(rule))
         hit = self._singles.get(key)
         if hit is not None and hit[0] is req:
-            return hit[1], hit[2]
+            return hit[1], hit[2], hit[3]
         if len(self._singles) >= MAX_COMPILED:
             self._singles.clear()
         single = _only_rule(req, rule)
         # By identity: rules compare by value, and a constraint and an affinity may read alike.
         constraint = any(rule is r for r in req.constraints)
+        # The node asked about took the request with this rule's siblings dropped, so it
+        # passed resources and the per-node cap: only the filters that read rules judge.
+        passed = ResourceFilter | MaxPerNodeFilter
         chain = tuple(f for f in (self.pipeline.static if constraint else self._dynamic)
-                      if f.relevant(single))
-        self._singles[key] = (req, single, chain)
-        return single, chain
+                      if f.relevant(single) and not isinstance(f, passed))
+        holders = self._static.holders_of(rule) if constraint else None
+        self._singles[key] = (req, single, chain, holders)
+        return single, chain, holders
 
     # --- one unit of an app ---------------------------------------------------------------
     def _place_unit(self, unit: PlacementRequest, identities: list[Identity],

@@ -79,33 +79,37 @@ def run_heap(engine: PlacementEngine, runs: ClassRuns, key: bytes, req: Placemen
 def _run(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...],
          state: HeapRun, tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
          defer: bool) -> tuple[int, Stop]:
-    chain, cycle, heap, walk = state.chain, state.cycle, state.heap, state.walk
-    nodes, score, feasible = engine.cluster.nodes, engine.pipeline.scorer.key, engine._feasible
+    cycle, heap, walk, make = state.cycle, state.heap, state.walk, state.make
+    nodes = engine.cluster.nodes
     place, assignments = engine.cluster.place, result.assignments
     heappop, heapreplace = heapq.heappop, heapq.heapreplace
     # The walk's test, inlined: meet more nodes only when the top may not be the best.
     bounds = walk.bounds if walk is not None else []
     settle = walk.settle if walk is not None else _no_walk
+    no_aside: list[HeapEntry] = []  # shared, never filled: most tasks set nothing aside
     while pos < end:
         task = tasks[pos]
-        aside: list[HeapEntry] = []
+        aside = no_aside
         chosen: NodeSnapshot | None = None
         while True:
             if bounds and (not heap or heap[0][0] >= bounds[0][0]):  # type: ignore[operator]
                 settle(heap)
             if not heap:
                 break
-            _, lacks, rank, idx, version = heap[0]
-            node = nodes[idx]
-            if version != node.version:  # changed since scored: check and score again
-                if feasible(req, node, cycle, chain):
-                    heapreplace(heap, (score(req, node), lacks, rank, idx, node.version))
+            top = heap[0]
+            node = nodes[top[3]]
+            if top[4] != node.version:  # changed since scored: check and score again
+                made = make(node)
+                if made is not None:
+                    heapreplace(heap, made)
                 else:
                     heappop(heap)
                 continue
             if node.guards:
                 cycle.identities = [Identity(task.spec.name, task.id, req)]
                 if engine._guarded(req, node, cycle):
+                    if aside is no_aside:
+                        aside = []
                     aside.append(heappop(heap))
                     continue
             chosen = node
@@ -126,12 +130,14 @@ def _run(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...
         place(chosen, PlacedContainer(task.id, task.spec.name, req))
         assignments.append(Assignment(task.id, chosen.id, unmet))
         # The chosen node is still heap[0]: re-score it for the next identical task.
-        if feasible(req, chosen, cycle, chain):
-            heapreplace(heap, (score(req, chosen), lacks, rank, idx, chosen.version))
+        made = make(chosen)
+        if made is not None:
+            heapreplace(heap, made)
         else:
             heappop(heap)
-        for entry in aside:
-            heapq.heappush(heap, entry)
+        if aside:
+            for entry in aside:
+                heapq.heappush(heap, entry)
         pos += 1
     return pos, "done"
 

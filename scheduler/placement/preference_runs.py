@@ -67,25 +67,22 @@ def spread_run(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
         return state
     chain = tuple(f for f in engine._dynamic if f.relevant(req))
     cycle = PlacementCycle(engine.cluster, [Identity(task.spec.name, task.id, req)])
-    score, feasible, rank = engine.pipeline.scorer.key, engine._feasible, engine._rank
+    nodes = engine.cluster.nodes
     leaves: dict[Path, list[HeapEntry]] = {}
     walks: dict[Path, Walk] = {}
     order = engine._order
     make_entry = engine._entry_maker(req, cycle, chain)
     if order is not None and engine._walks_pay(req, cycle, runs.remaining()):
         runs.refresh_order(order)
+        make_entries = engine._entries_maker(req, cycle, chain)
         for path, member in engine._static.branches(req, cycle).items():
             leaves[path] = []
-            walks[path] = order.walk(req, member, make_entry)
+            walks[path] = order.walk(req, member, make_entries)
     else:
-        for node in engine._static.get(req, cycle):
-            if feasible(req, node, cycle, chain):
-                leaves.setdefault(spread_path(req, node), []).append(
-                    (score(req, node), lacks_image(req, node), rank[node.index],
-                     node.index, node.version))
+        for made in engine._entries(req, engine._candidates(req, cycle), cycle, chain):
+            leaves.setdefault(spread_path(req, nodes[made[3]]), []).append(made)
         for heap in leaves.values():
             heapq.heapify(heap)
-    nodes = engine.cluster.nodes
     counts = branch_counts(req, nodes) if engine.cluster.job_counts.get(req.job) else {}
     state = SpreadRun(chain, cycle, leaves, walks, counts, engine._static.selector(req, cycle),
                       make_entry, runs.mark())
@@ -108,9 +105,9 @@ def run_spread(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
 def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...],
             state: SpreadRun, tasks: list[Task], pos: int, end: int, result: PlacementResult,
             *, defer: bool) -> tuple[int, Stop]:
-    chain, cycle, leaves, walks, counts = (state.chain, state.cycle, state.leaves, state.walks,
-                                           state.counts)
-    nodes, score, feasible = engine.cluster.nodes, engine.pipeline.scorer.key, engine._feasible
+    cycle, leaves, walks, counts, make = (state.cycle, state.leaves, state.walks, state.counts,
+                                          state.make)
+    nodes = engine.cluster.nodes
     heappop, heapreplace, heappush = heapq.heappop, heapq.heapreplace, heapq.heappush
     depth = len(req.spread)
     # Branches whose top is known good for any task of the class (True) or known empty
@@ -139,11 +136,11 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
                         walks[path].settle(heap)
                 if not heap:
                     break
-                _, lacks, rk, idx, version = heap[0]
-                node = nodes[idx]
-                if version != node.version:
-                    if feasible(req, node, cycle, chain):
-                        heapreplace(heap, (score(req, node), lacks, rk, idx, node.version))
+                node = nodes[heap[0][3]]
+                if heap[0][4] != node.version:
+                    made = make(node)
+                    if made is not None:
+                        heapreplace(heap, made)
                     else:
                         heappop(heap)
                     continue
@@ -173,19 +170,20 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
         if len(live) == 1:
             path = live[0]
         elif depth == 1:  # the usual single preference: rank_of without building lists
-            path = min(live, key=lambda p: (counts.get(p, 0), leaves[p][0]))
+            # (tops are of distinct nodes, so the path itself is never compared)
+            path = min([(counts.get(p, 0), leaves[p][0], p) for p in live])[2]
         else:
             path = min(live, key=rank_of)
         settled.pop(path, None)
         heap = leaves[path]
-        _, lacks, rk, idx, _ = heap[0]
-        chosen = nodes[idx]
+        chosen = nodes[heap[0][3]]
         unmet = engine._unmet(req, chosen) if relaxed else ()
         engine.cluster.place(chosen, PlacedContainer(task.id, task.spec.name, req))
         result.assignments.append(Assignment(task.id, chosen.id, unmet))
         add_to_branches(counts, path, 1)
-        if feasible(req, chosen, cycle, chain):
-            heapreplace(heap, (score(req, chosen), lacks, rk, idx, chosen.version))
+        made = make(chosen)
+        if made is not None:
+            heapreplace(heap, made)
         else:
             heappop(heap)
         for heap, entry in aside:

@@ -82,14 +82,25 @@ class NodeSnapshot:
     used_mem: int = 0
     used_pids: int = 0
     containers: list[PlacedContainer] = field(default_factory=list)
+    # The indexes below (read through the properties of the same names without the
+    # underscore) take in ``containers`` lazily, each on its own: ``add`` only appends, and
+    # an index's first read after it folds in what was appended since. Most placements are
+    # never followed by a read of most indexes (a plain job reads none), and keeping all five
+    # current cost a third of each placement.
     # host ports bound: (port, protocol) → {host IP or "" for every interface: containers}
-    ports: dict[tuple[int, str], dict[str, int]] = field(default_factory=dict)
-    names: dict[str, int] = field(default_factory=dict)  # names and ids of containers
+    _ports: dict[tuple[int, str], dict[str, int]] = field(default_factory=dict)
+    _names: dict[str, int] = field(default_factory=dict)  # names and ids of containers
     # image names of its containers (see rules.image_names): container.image==, and image==
     # too (a container's image is pulled to its node, if the node did not list it yet)
-    images: dict[str, int] = field(default_factory=dict)
-    label_values: dict[str, dict[str, int]] = field(default_factory=dict)
-    jobs: dict[str, int] = field(default_factory=dict)  # containers here by job (spec name)
+    _images: dict[str, int] = field(default_factory=dict)
+    _label_values: dict[str, dict[str, int]] = field(default_factory=dict)
+    _jobs: dict[str, int] = field(default_factory=dict)  # containers here by job (spec name)
+    # How many of ``containers`` (a prefix) each index holds.
+    _ports_at: int = 0
+    _names_at: int = 0
+    _images_at: int = 0
+    _labels_at: int = 0
+    _jobs_at: int = 0
     guards: list[PlacedContainer] = field(default_factory=list)  # hold hard anti-affinities
     # The images the worker stores (tags, ids, and ``name`` for ``name:latest``), as listed
     # when it joined: a tie-break, so that a container starts where no fetch is needed.
@@ -106,6 +117,70 @@ class NodeSnapshot:
     def platform(self) -> str:
         return f"{self.os}/{self.arch}" + (f"/{self.variant}" if self.variant else "")
 
+    @property
+    def ports(self) -> dict[tuple[int, str], dict[str, int]]:
+        containers = self.containers
+        if self._ports_at != len(containers):
+            ports = self._ports
+            for at in range(self._ports_at, len(containers)):
+                for port, protocol, ip in containers[at].request.ports:
+                    ips = ports.get((port, protocol))
+                    if ips is None:
+                        ips = ports[(port, protocol)] = {}
+                    ips[ip] = ips.get(ip, 0) + 1
+            self._ports_at = len(containers)
+        return self._ports
+
+    @property
+    def names(self) -> dict[str, int]:
+        containers = self.containers
+        if self._names_at != len(containers):
+            names = self._names
+            for at in range(self._names_at, len(containers)):
+                c = containers[at]
+                names[c.id] = names.get(c.id, 0) + 1
+                if c.name:
+                    names[c.name] = names.get(c.name, 0) + 1
+            self._names_at = len(containers)
+        return self._names
+
+    @property
+    def images(self) -> dict[str, int]:
+        containers = self.containers
+        if self._images_at != len(containers):
+            images = self._images
+            for at in range(self._images_at, len(containers)):
+                for img in containers[at].request.image_names:
+                    images[img] = images.get(img, 0) + 1
+            self._images_at = len(containers)
+        return self._images
+
+    @property
+    def label_values(self) -> dict[str, dict[str, int]]:
+        containers = self.containers
+        if self._labels_at != len(containers):
+            label_values = self._label_values
+            for at in range(self._labels_at, len(containers)):
+                for k, v in containers[at].request.labels.items():
+                    values = label_values.get(k)
+                    if values is None:
+                        values = label_values[k] = {}
+                    values[v] = values.get(v, 0) + 1
+            self._labels_at = len(containers)
+        return self._label_values
+
+    @property
+    def jobs(self) -> dict[str, int]:
+        containers = self.containers
+        if self._jobs_at != len(containers):
+            jobs = self._jobs
+            for at in range(self._jobs_at, len(containers)):
+                job = containers[at].request.job
+                if job:
+                    jobs[job] = jobs.get(job, 0) + 1
+            self._jobs_at = len(containers)
+        return self._jobs
+
     def add(self, c: PlacedContainer) -> None:
         r = c.request
         self.version += 1
@@ -113,53 +188,37 @@ class NodeSnapshot:
         self.used_mem += r.memory
         self.used_pids += r.pids
         self.containers.append(c)
-        for port, protocol, ip in r.ports:
-            ips = self.ports.get((port, protocol))
-            if ips is None:
-                ips = self.ports[(port, protocol)] = {}
-            ips[ip] = ips.get(ip, 0) + 1
-        names = self.names
-        names[c.id] = names.get(c.id, 0) + 1
-        if c.name:
-            names[c.name] = names.get(c.name, 0) + 1
-        if r.job:
-            self.jobs[r.job] = self.jobs.get(r.job, 0) + 1
-        images = self.images
-        for img in r.image_names:
-            images[img] = images.get(img, 0) + 1
-        label_values = self.label_values
-        for k, v in r.labels.items():
-            values = label_values.get(k)
-            if values is None:
-                values = label_values[k] = {}
-            values[v] = values.get(v, 0) + 1
         if r.guards:
             self.guards.append(c)
 
     def remove(self, c: PlacedContainer) -> None:
+        # Every container indexed: the counts below go down from there.
+        _ = self.ports, self.names, self.images, self.label_values, self.jobs
         r = c.request
         self.version += 1
         self.used_cpu -= r.millicpus
         self.used_mem -= r.memory
         self.used_pids -= r.pids
         self.containers.remove(c)
+        n = len(self.containers)
+        self._ports_at = self._names_at = self._images_at = self._labels_at = self._jobs_at = n
         for port, protocol, ip in r.ports:
-            ips = self.ports[(port, protocol)]
+            ips = self._ports[(port, protocol)]
             _bump(ips, ip, -1)
             if not ips:
-                del self.ports[(port, protocol)]
-        _bump(self.names, c.id, -1)
+                del self._ports[(port, protocol)]
+        _bump(self._names, c.id, -1)
         if c.name:
-            _bump(self.names, c.name, -1)
+            _bump(self._names, c.name, -1)
         if r.job:
-            _bump(self.jobs, r.job, -1)
+            _bump(self._jobs, r.job, -1)
         for img in r.image_names:
-            _bump(self.images, img, -1)
+            _bump(self._images, img, -1)
         for k, v in r.labels.items():
-            values = self.label_values[k]
+            values = self._label_values[k]
             _bump(values, v, -1)
             if not values:
-                del self.label_values[k]
+                del self._label_values[k]
         if r.guards:
             self.guards.remove(c)
 
@@ -170,8 +229,14 @@ class ClusterSnapshot:
     def __init__(self, nodes: list[NodeSnapshot]) -> None:
         self.nodes = nodes
         self.by_id: dict[str, NodeSnapshot] = {n.id: n for n in nodes}
-        # container name or id → node, for links and volumes-from.
-        self.located: dict[str, NodeSnapshot] = {}
+        # container name or id → node, for links and volumes-from (``located``): placements
+        # are appended to ``_placed`` and folded in when it (or ``running_image``) is read,
+        # as the node indexes are.
+        self._located: dict[str, NodeSnapshot] = {}
+        self._placed: list[tuple[PlacedContainer, NodeSnapshot]] = []
+        # image name → {node index: containers of it there}, folded in with ``located``
+        self._image_nodes: dict[str, dict[int, int]] = {}
+        self._stored: dict[str, list[int]] | None = None  # ref → nodes storing it, when asked
         self.container_count = 0
         self.job_counts: dict[str, int] = {}  # containers per job (spec name), on every node
         # volume name → the nodes that hold a volume of that name (in node order)
@@ -180,6 +245,42 @@ class ClusterSnapshot:
             for name in sorted(node.volumes):
                 self.volume_nodes.setdefault(name, []).append(node.id)
         self._watchers: list[set[int]] = []
+
+    @property
+    def located(self) -> dict[str, NodeSnapshot]:
+        if self._placed:
+            self._fold()
+        return self._located
+
+    def running_image(self, name: str) -> Iterable[int]:
+        """The indices of the nodes where a container of image ``name`` runs (one of its
+        ``image_names``): what ``container.image==name`` and ``image==name`` find there."""
+        if self._placed:
+            self._fold()
+        return self._image_nodes.get(name, {}).keys()
+
+    def storing_image(self, ref: str) -> list[int]:
+        """The indices of the nodes that store ``ref`` (``stored_refs``), in node order."""
+        if self._stored is None:
+            self._stored = {}
+            for node in self.nodes:
+                for r in node.stored_refs:
+                    self._stored.setdefault(r, []).append(node.index)
+        return self._stored.get(ref, [])
+
+    def _fold(self) -> None:
+        """Take the containers placed since into ``located`` and the nodes by image."""
+        located, image_nodes = self._located, self._image_nodes
+        for c, node in self._placed:
+            located[c.id] = node
+            if c.name:
+                located[c.name] = node
+            for name in c.request.image_names:
+                held = image_nodes.get(name)
+                if held is None:
+                    held = image_nodes[name] = {}
+                held[node.index] = held.get(node.index, 0) + 1
+        self._placed.clear()
 
     def watch(self) -> set[int]:
         """A set that collects the index of every node placed on or freed from now on (the
@@ -244,9 +345,7 @@ class ClusterSnapshot:
         node.add(c)
         for changed in self._watchers:
             changed.add(node.index)
-        self.located[c.id] = node
-        if c.name:
-            self.located[c.name] = node
+        self._placed.append((c, node))
         self.container_count += 1
         job = c.request.job
         if job:
@@ -267,10 +366,16 @@ class ClusterSnapshot:
         node.remove(c)
         for changed in self._watchers:
             changed.add(node.index)
-        if self.located.get(c.id) is node:
-            del self.located[c.id]
-        if c.name and self.located.get(c.name) is node:
-            del self.located[c.name]
+        located = self.located  # folds: the indexes below hold every container
+        if located.get(c.id) is node:
+            del located[c.id]
+        if c.name and located.get(c.name) is node:
+            del located[c.name]
+        for name in c.request.image_names:
+            held = self._image_nodes[name]
+            held[node.index] -= 1
+            if not held[node.index]:
+                del held[node.index]
         self.container_count -= 1
         if c.request.job:
             _bump(self.job_counts, c.request.job, -1)

@@ -8,6 +8,7 @@ per class of alike nodes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -25,6 +26,28 @@ class Rejection:
     need: int = 0  # for shortfalls: how much was asked
     have: int = 0  # ... and how much this node has free
     unit: str = ""  # "bytes", "millicpus", "pids": how to print need and have
+
+
+class Rejections:
+    """Rejections remembered per object they are about (a rule, a request): a check that
+    refuses most nodes it meets (a soft affinity in its first attempt) would otherwise build
+    the same reason text and frozen object for each of them. Rejections are immutable, so one
+    is as good as another; the owner is kept beside it, so an id reused later misses."""
+
+    LIMIT = 4096  # owners remembered: rules and requests are user input
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[object, Rejection]] = {}
+
+    def get(self, owner: object, make: Callable[[], Rejection]) -> Rejection:
+        hit = self._by_id.get(id(owner))
+        if hit is not None and hit[0] is owner:
+            return hit[1]
+        if len(self._by_id) >= self.LIMIT:
+            self._by_id.clear()
+        rejection = make()
+        self._by_id[id(owner)] = (owner, rejection)
+        return rejection
 
 
 @dataclass(frozen=True, slots=True)

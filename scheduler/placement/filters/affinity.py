@@ -9,15 +9,17 @@ container labels; ``!=`` wants none of them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Set
 from dataclasses import dataclass
 
-from scheduler.placement.filters import PlacementCycle, Rejection
+from scheduler.placement.filters import PlacementCycle, Rejection, Rejections
 from scheduler.placement.request import PlacementRequest
 from scheduler.placement.rules import CONTAINER_IMAGE_KEY, CONTAINER_LABEL_PREFIX, IMAGE_KEY, Rule
 from scheduler.placement.snapshot import NodeSnapshot
 
 _EMPTY: dict[str, int] = {}
+_REFUSED = Rejections()  # per rule
 
 
 def node_values(node: NodeSnapshot, key: str) -> Set[str]:
@@ -35,6 +37,10 @@ def found_on(rule: Rule, node: NodeSnapshot) -> bool:
         # Stored as the worker last listed, or pulled there for a container placed since.
         return rule.found_in(node.stored_refs) or rule.found_in(node.images.keys())
     return rule.found_in(node_values(node, rule.key))
+
+
+def _refusal(name: str, rule: Rule) -> Rejection:
+    return Rejection(name, refusal_reason(rule))
 
 
 def refusal_reason(rule: Rule) -> str:
@@ -66,5 +72,5 @@ class AffinityFilter:
               cycle: PlacementCycle) -> Rejection | None:
         for rule in req.affinities:
             if found_on(rule, node) == rule.negate:
-                return Rejection(self.name, refusal_reason(rule))
+                return _REFUSED.get(rule, functools.partial(_refusal, self.name, rule))
         return None

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scheduler.placement.filters import PlacementCycle, Rejection
+from scheduler.placement.filters import PlacementCycle, Rejection, Rejections
 from scheduler.placement.request import PlacementRequest
 from scheduler.placement.snapshot import NodeSnapshot
+
+_REFUSED = Rejections()  # per request
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +24,6 @@ class MaxPerNodeFilter:
     def check(self, req: PlacementRequest, node: NodeSnapshot,
               cycle: PlacementCycle) -> Rejection | None:
         if req.max_per_node and node.jobs.get(req.job, 0) + req.count > req.max_per_node:
-            return Rejection(self.name, f"job {req.job} has its {req.max_per_node} per node "
-                                        "here already")
+            return _REFUSED.get(req, lambda: Rejection(
+                self.name, f"job {req.job} has its {req.max_per_node} per node here already"))
         return None

@@ -8,6 +8,7 @@ weight adds the count as a small term instead, so it also decides between weight
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from scheduler.placement.request import PlacementRequest
@@ -32,10 +33,13 @@ class SpreadScorer:
 
     # ``key`` split in two, equal to it but for float rounding: the node's own term and the
     # request's share of a node of that capacity (load_order.py walks nodes by the first).
-    def own_term(self, node: NodeSnapshot) -> float:
-        cpu = node.used_cpu * 100.0 / node.cap_cpu if node.cap_cpu else 0.0
-        mem = node.used_mem * 100.0 / node.cap_mem if node.cap_mem else 0.0
-        return cpu + mem + COUNT_WEIGHT * len(node.containers)
+    def own_terms(self, nodes: Iterable[NodeSnapshot]) -> list[float]:
+        """Each node's own term, in one comprehension (a load order's refresh)."""
+        w = COUNT_WEIGHT
+        # A node without containers reserves nothing: its term is 0.0 exactly (0 * x / c).
+        return [(n.used_cpu * 100.0 / n.cap_cpu if n.cap_cpu else 0.0)
+                + (n.used_mem * 100.0 / n.cap_mem if n.cap_mem else 0.0)
+                + w * len(n.containers) if n.containers else 0.0 for n in nodes]
 
     def request_term(self, req: PlacementRequest, cap_cpu: int, cap_mem: int) -> float:
         cpu = req.millicpus * 100.0 / cap_cpu if cap_cpu else 0.0
