@@ -17,12 +17,12 @@ from typing import TypeVar
 import click
 
 from cli.client import MAX_REDIRECTS, Client, ShoalCommand, connect, host_option
+from cli.registry_access import ca_text, options_for
 from cli.registry_credentials import StoredLogin, erase_login, load_login, store_login
 from cli.transfer_progress import TransferDisplay
 from protocol.errors import (
     ChannelError,
     EndOfChannel,
-    InvalidArgument,
     Unavailable,
 )
 from protocol.messages import (
@@ -32,7 +32,6 @@ from protocol.messages import (
     Ok,
     PullImage,
     PushImage,
-    RegistryOptions,
     TagImage,
     TransferProgress,
 )
@@ -44,13 +43,11 @@ from worker.images.registry import errors as _registry_errors  # noqa: F401
 from worker.images.registry.names import (
     HUB_API_HOST,
     HUB_CONFIG_KEY,
-    RemoteName,
     registry_key,
     remote_name,
 )
 
 M = TypeVar("M", bound=Message)
-MAX_CA_BYTES = 64 * 1024
 
 registry_options = [
     click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -64,21 +61,6 @@ def with_registry_options(command: Callable[..., None]) -> Callable[..., None]:
     for option in reversed(registry_options):
         command = option(command)
     return command
-
-
-def _ca_text(ca_file: Path | None) -> str:
-    if ca_file is None:
-        return ""
-    data = ca_file.read_bytes()[:MAX_CA_BYTES + 1]
-    if len(data) > MAX_CA_BYTES or b"-----BEGIN CERTIFICATE-----" not in data:
-        raise InvalidArgument(f"--ca {ca_file}: expected a PEM certificate of at most "
-                              f"{MAX_CA_BYTES} bytes")
-    return data.decode("ascii", "replace")
-
-
-def options_for(name: RemoteName, ca_file: Path | None, insecure: bool) -> RegistryOptions:
-    """What a pull or push of ``name`` sends: the kept credentials, the CA, insecure."""
-    return load_login(name.config_key).options(ca_pem=_ca_text(ca_file), insecure=insecure)
 
 
 def transfer(client: Client, make: Callable[[SenderRef, SenderRef], Message], expect: type[M],
@@ -135,31 +117,6 @@ def pull_image(client: Client, ref: str, *, platform: str = "", ca_file: Path | 
         click.echo(f"{name.domain}/{name.repository}" + (f":{name.tag}" if name.tag else
                                                           f"@{name.digest}"))
     return pulled
-
-
-def cluster_pull_access(client: Client, image: str, *,
-                        scheduler: bool | None = None) -> RegistryOptions | None:
-    """What ``run``/``create`` through a scheduler sends for the workers that pull ``image``:
-    the kept login for its registry. None when there is none (an anonymous pull needs
-    nothing), when ``image`` names no registry image, or when the service is a worker (the
-    CLI pulls into a worker itself); ``scheduler`` None: ask the service which it is."""
-    from protocol.messages import GetVersion, VersionInfo
-    from worker.images.digest import is_digest
-    from worker.images.errors import InvalidReference
-
-    if is_digest(image):
-        return None
-    try:
-        name = remote_name(image)
-    except InvalidReference:
-        return None
-    options = options_for(name, None, False)
-    if options.empty:
-        return None
-    if scheduler is None:
-        version = client.ask(lambda r: GetVersion(reply=r), VersionInfo)
-        scheduler = version.component == "scheduler"
-    return options if scheduler else None
 
 
 @click.command(cls=ShoalCommand)
@@ -253,7 +210,7 @@ def login(server: str | None, username: str, password: str, password_stdin: bool
         password = click.prompt("Password", hide_input=True)
     host, key = _server_host(server)
     login_data = StoredLogin(username, password)
-    access = registry_access(login_data.options(ca_pem=_ca_text(ca_file), insecure=insecure))
+    access = registry_access(login_data.options(ca_pem=ca_text(ca_file), insecure=insecure))
     import asyncio  # here: the other verbs (run's pull access among them) never need it
 
     asyncio.run(check_login(host, access))
@@ -286,7 +243,7 @@ def search(term: str, limit: int, server: str | None, ca_file: Path | None,
     from worker.images.registry.service import registry_access
 
     host, key = _server_host(server)
-    access = registry_access(load_login(key).options(ca_pem=_ca_text(ca_file),
+    access = registry_access(load_login(key).options(ca_pem=ca_text(ca_file),
                                                      insecure=insecure))
     import asyncio  # here: as in login
 

@@ -15,7 +15,7 @@ import msgspec
 from channels._blocking import ByteSource, ReplyInbox
 from cli.client import Client, ShoalCommand, connect, host_option, one_line
 from cli.container_spec import container_options, placement_options, spec_from_options
-from cli.registry import cluster_pull_access, pull_image
+from cli.registry_access import cluster_pull_access
 from cli.terminal import check_tty, raw_terminal, stream, window_size
 from protocol.errors import NotFound, ShoalError, Timeout, Unavailable, Unsupported
 from protocol.messages import (
@@ -124,6 +124,8 @@ def create_pulling(client: Client, spec: ContainerSpec) -> ContainerCreated:
         return client.ask(lambda r: CreateContainer(spec=spec, registry=registry, reply=r),
                           ContainerCreated)
     except ImageNotFound:
+        from cli.registry import pull_image  # the pull verbs, loaded only to pull
+
         click.echo(f"Unable to find image '{spec.image}' locally", err=True)
         pull_image(client, spec.image, err=True)
     return client.ask(lambda r: CreateContainer(spec=spec, registry=registry, reply=r),

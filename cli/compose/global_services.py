@@ -23,7 +23,7 @@ def up_global(client: Client, spec: ContainerSpec, existing: Sequence[ContainerS
               ) -> list[tuple[str, str]] | None:
     """Submit the service's job; its containers (id, name) as placed now, or None (with the
     reason printed) when refused. A container that waits for room on its node is said so."""
-    from cli.registry import cluster_pull_access  # loaded only when something is made
+    from cli.registry_access import cluster_pull_access  # loaded only when something is made
 
     before = {c.name: c.labels.get(HASH_LABEL) for c in existing}
     registry = cluster_pull_access(client, spec.image, scheduler=True)

@@ -205,7 +205,7 @@ def _create_together(client: Client, plans: dict[str, list[Action]]
              if action.kind == "create" and action.spec is not None]
     if not fresh:
         return plans
-    from cli.registry import cluster_pull_access  # loaded only when something is made
+    from cli.registry_access import cluster_pull_access  # loaded only when something is made
 
     specs = [action.spec for action in fresh if action.spec is not None]
     registries = [cluster_pull_access(client, spec.image, scheduler=True) for spec in specs]
