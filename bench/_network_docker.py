@@ -1,7 +1,9 @@
 """``run_bridge_vs_docker``: ``shoal run --rm --network bridge busybox true`` beside ``docker
 run --rm --network bridge`` of the same rootfs, a new CLI process per command, alternated.
 
-Shoal's side is a real worker (native driver, the installed ``shoal`` command) whose bridge
+Shoal's side is a real worker (native driver, the installed ``shoal`` command, on the
+worker's local unix socket as the CLI on that host uses by default, as docker's CLI uses
+dockerd's) whose bridge
 and nftables table live on the host, as they would in use. Docker's is a private dockerd
 (``bench._dockerd``) started inside a network namespace of the benchmark's own, with Docker's
 default bridge (docker0), NAT rules and userland proxy: they stay in that namespace, which is
@@ -23,7 +25,7 @@ import uvloop
 
 from bench._dockerd import DOCKER_CLI, PrivateDockerd, ensure_installed
 from bench.cli import Samples, Side, measure_run_rm, run_one
-from bench.engine import start_worker
+from bench.engine import local_address, start_worker
 from worker.images.testimage import layer_base
 from worker.teardown import tear_down_worker
 
@@ -45,14 +47,14 @@ def measure(*, quick: bool = False) -> dict[str, object]:
     rootfs = state / "busybox-rootfs.tar"
     rootfs.write_bytes(layer_base())
     worker_state = state / "worker"
-    proc, address = start_worker(worker_state)
+    proc, _ = start_worker(worker_state)
     samples = {"shoal": Samples.empty(), "docker": Samples.empty()}
     try:
         # Bytecode caches written as a user's would be: with PYTHONDONTWRITEBYTECODE (set on
         # these machines) a module changed since the last compileall is compiled from source
         # by every CLI process (~30 ms of CPU each; bench/compose.py does the same).
         shoal_env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
-                     "SHOAL_HOST": address}
+                     "SHOAL_HOST": local_address(worker_state)}
         run_one([str(shoal), "image", "import", str(rootfs), "busybox:latest"], shoal_env)
         with PrivateDockerd(state / "docker", netns=netns) as docker:
             docker.cli("import", str(rootfs), "busybox:bench")

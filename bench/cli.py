@@ -382,7 +382,7 @@ def main(argv: list[str]) -> int:
     import uvloop
 
     from bench._dockerd import DOCKER_CLI, PrivateDockerd, ensure_installed
-    from bench.engine import start_worker
+    from bench.engine import local_address, start_worker
     from worker.images.testimage import layer_base
     from worker.teardown import tear_down_worker
 
@@ -394,13 +394,13 @@ def main(argv: list[str]) -> int:
     rootfs = state / "busybox-rootfs.tar"
     rootfs.write_bytes(layer_base())
     worker_state = state / "worker"
-    proc, address = start_worker(worker_state)
+    proc, _ = start_worker(worker_state)
     samples = {"shoal": Samples.empty(), "docker": Samples.empty()}
     try:
         # Bytecode caches written as a user's would be: with PYTHONDONTWRITEBYTECODE (set on
         # these machines) a module changed since the last compileall is compiled at every start.
         shoal_env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
-                     "SHOAL_HOST": address}
+                     "SHOAL_HOST": local_address(worker_state)}
         run_one([str(shoal), "image", "import", str(rootfs), "busybox:latest"], shoal_env)
         with PrivateDockerd(state / "docker") as docker:
             docker.cli("import", str(rootfs), "busybox:bench")

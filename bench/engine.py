@@ -54,6 +54,16 @@ SPEC = ContainerSpec(image="busybox", command=["true"])
 READY_TIMEOUT = 60.0
 
 
+def local_address(state: Path) -> str:
+    """The root-only unix socket a worker started with ``state`` serves beside its tcp
+    listener: what the CLI on that host uses by default (no -H), as docker's CLI uses dockerd's
+    unix socket. A comparison with docker's CLI goes through it; the tcp listener (CURVE) is
+    the way in from other hosts."""
+    from channels.credentials import default_ipc_path
+
+    return f"ipc://{default_ipc_path(state)}"
+
+
 def start_worker(state: Path) -> tuple[subprocess.Popen[bytes], str]:
     """A worker on a port of its own choosing; returns once it says it is ready (``--ready-fd``:
     its address comes with the notification) and its log goes to a file in ``state``."""
