@@ -47,6 +47,7 @@ from worker.engine.driver import (
     Started,
 )
 from worker.engine.faults import crash_point
+from worker.engine.network_join import join_peer_network
 from worker.engine.rawlog import RawLogCopier
 from worker.engine.records import EngineContainer, ImageDefaults
 from worker.engine.resource_sample import read_sample
@@ -227,29 +228,10 @@ class NativeDriver(Driver):
         return Started(process.pid, time.time())
 
     def _join_network(self, record: EngineContainer, peer: EngineContainer) -> None:
-        """Into the bundle, for this start: the peer's network namespace (its init's, which
-        the runtime joins by path), its hostname, and its /etc/hosts, /etc/hostname and
-        /etc/resolv.conf (the files themselves, as Docker shares them), in place of an
-        earlier peer's."""
-        path = self._dir(record) / "bundle" / "config.json"
-        config = json.loads(path.read_text())
-        linux = config.setdefault("linux", {})
-        linux["namespaces"] = [
-            *(ns for ns in linux.get("namespaces", []) if ns.get("type") != "network"),
-            {"type": "network", "path": f"/proc/{peer.state.pid}/ns/net"}]
-        config["hostname"] = hostname_of(peer)
-        networks_root = self.state_dir / "containers"
-        mounts = [m for m in config.get("mounts", [])
-                  if not _network_file(Path(m.get("source", "")), networks_root)]
-        files = self.network_dir(peer.id)
-        for name in ("hosts", "hostname", "resolv.conf"):
-            if (files / name).exists():  # a peer on the host's network has none
-                mounts.append({"destination": f"/etc/{name}", "type": "bind",
-                               "source": str(files / name), "options": ["rbind", "rw"]})
-        config["mounts"] = mounts
-        tmp = path.with_name("config.json.tmp")
-        tmp.write_text(json.dumps(config, indent=1))
-        os.replace(tmp, path)
+        """Into the bundle, for this start: the peer's network namespace, hostname and
+        network files (``network_join.join_peer_network``)."""
+        join_peer_network(self._dir(record) / "bundle" / "config.json", peer,
+                          self.network_dir(peer.id), self.state_dir / "containers")
 
     def _copier(self, record: EngineContainer, log_path: str, max_size: int,
                 max_file: int, compress: bool) -> RawLogCopier:
@@ -604,12 +586,6 @@ class NativeExec(ExecProcess):
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
-
-
-def _network_file(source: Path, networks_root: Path) -> bool:
-    """Whether a bind mount's source is one of a container's network files (its own or a
-    peer's), which a start with ``--network container:`` replaces."""
-    return source.parent.name == "network" and source.parent.parent.parent == networks_root
 
 
 def live_limits(before: Resources, after: Resources) -> LiveResources:

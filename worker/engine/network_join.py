@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from protocol.errors import Conflict, InvalidArgument, NotFound, Unsupported
 from protocol.specs import ContainerSpec, network_container
+from worker.engine.bundle import hostname_of
 from worker.engine.driver import Driver
 from worker.engine.records import EngineContainer
 
@@ -88,3 +92,34 @@ async def wait_for_peer(engine: Engine, spec: ContainerSpec, timeout: float = PE
     with contextlib.suppress(TimeoutError):
         async with engine._changed:
             await asyncio.wait_for(engine._changed.wait_for(running), timeout)
+
+
+def join_peer_network(config_path: Path, peer: EngineContainer, peer_files: Path,
+                      networks_root: Path) -> None:
+    """Rewrite a bundle's config.json, for its next start, to join ``peer``'s network: its
+    init's namespace (which the runtime joins by path), its hostname, and its /etc/hosts,
+    /etc/hostname and /etc/resolv.conf from ``peer_files`` (the files themselves, as Docker
+    shares them), in place of an earlier peer's."""
+    config = json.loads(config_path.read_text())
+    linux = config.setdefault("linux", {})
+    linux["namespaces"] = [
+        *(ns for ns in linux.get("namespaces", []) if ns.get("type") != "network"),
+        {"type": "network", "path": f"/proc/{peer.state.pid}/ns/net"}]
+    config["hostname"] = hostname_of(peer)
+    mounts = [m for m in config.get("mounts", [])
+              if not _network_file(Path(m.get("source", "")), networks_root)]
+    for name in ("hosts", "hostname", "resolv.conf"):
+        if (peer_files / name).exists():  # a peer on the host's network has none
+            mounts.append({"destination": f"/etc/{name}", "type": "bind",
+                           "source": str(peer_files / name), "options": ["rbind", "rw"]})
+    config["mounts"] = mounts
+    tmp = config_path.with_name("config.json.tmp")
+    tmp.write_text(json.dumps(config, indent=1))
+    os.replace(tmp, config_path)
+
+
+def _network_file(source: Path, networks_root: Path) -> bool:
+    """Whether a bind mount's source is one of a container's network files (its own or a
+    peer's, under ``networks_root``/ID/network), which a start with ``--network container:``
+    replaces."""
+    return source.parent.name == "network" and source.parent.parent.parent == networks_root
