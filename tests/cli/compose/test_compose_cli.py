@@ -11,23 +11,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import signal
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvloop
 
+from tests.helpers.compose_worker import compose, said
 from tests.helpers.netns import client_namespace
-from tests.helpers.requirements import missing
 from tests.helpers.worker_process import Worker
 from worker.engine.native_driver import cgroup_scope
-from worker.images import ImageStore
-from worker.images.testimage import import_test_image
 from worker.network import links, nat
-from worker.teardown import tear_down_worker
 
 # Some twenty CLI processes and a dozen containers: over a minute on a loaded machine.
 pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
@@ -51,33 +43,6 @@ services:
     command: sleep 1000
     stop_grace_period: 1s
 """
-
-
-@pytest.fixture
-def native(tmp_path: Path) -> Iterator[Worker]:
-    if shutil.which("nft") is None:
-        missing("nftables (nft)")
-    import_test_image(ImageStore(tmp_path / "worker" / "images"))
-    node = Worker(tmp_path / "worker", "native")
-    node.start()
-    try:
-        yield node
-    finally:
-        for ref in node.shoal("ps", "-aq", check=False).stdout.split():
-            node.shoal("rm", "-f", ref, check=False)
-        node.kill(signal.SIGTERM)
-        uvloop.run(tear_down_worker(tmp_path / "worker"))
-
-
-def compose(node: Worker, app: Path, *args: str, check: bool = True,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return node.shoal("compose", "-f", str(app / "compose.yaml"), *args, check=check,
-                      env={"XDG_CACHE_HOME": str(app / "cache"), **(env or {})})
-
-
-def said(output: str) -> list[tuple[str, str]]:
-    """``Container NAME  Action`` lines as (name, action)."""
-    return re.findall(r"^Container (\S+)  (\w+)$", output, re.MULTILINE)
 
 
 def ids(node: Worker) -> dict[str, str]:

@@ -6,21 +6,12 @@ and the CLI refuses what Docker refuses beside container:X, each in one line."""
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import signal
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvloop
 
-from tests.helpers.requirements import missing
+from tests.helpers.compose_worker import compose, said
 from tests.helpers.worker_process import Worker
-from worker.images import ImageStore
-from worker.images.testimage import import_test_image
-from worker.teardown import tear_down_worker
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(240)]
 
@@ -39,32 +30,6 @@ services:
       sh -c 'until wget -qO- http://127.0.0.1:8000/; do sleep 0.1; done;
       exec sleep 1000'
 """
-
-
-@pytest.fixture
-def native(tmp_path: Path) -> Iterator[Worker]:
-    if shutil.which("nft") is None:
-        missing("nftables (nft)")
-    import_test_image(ImageStore(tmp_path / "worker" / "images"))
-    node = Worker(tmp_path / "worker", "native")
-    node.start()
-    try:
-        yield node
-    finally:
-        for ref in node.shoal("ps", "-aq", check=False).stdout.split():
-            node.shoal("rm", "-f", ref, check=False)
-        node.kill(signal.SIGTERM)
-        uvloop.run(tear_down_worker(tmp_path / "worker"))
-
-
-def compose(node: Worker, app: Path, *args: str, check: bool = True,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return node.shoal("compose", "-f", str(app / "compose.yaml"), *args, check=check,
-                      env={"XDG_CACHE_HOME": str(app / "cache"), **(env or {})})
-
-
-def said(output: str) -> list[tuple[str, str]]:
-    return re.findall(r"^Container (\S+)  (\w+)$", output, re.MULTILINE)
 
 
 def test_a_sidecar_shares_the_services_network(native: Worker, tmp_path: Path) -> None:
