@@ -27,6 +27,8 @@ from worker.engine.privileges import (
 )
 from worker.engine.records import EngineContainer
 from worker.runtime.docker_seccomp import default_profile
+from worker.runtime.spec import CPU, Memory, Pids
+from worker.runtime.spec import Resources as LiveResources
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MASKED = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -230,3 +232,22 @@ def oci_config(record: EngineContainer, rootfs: Path, *, init_binary: str = INIT
             **seccomp,
         },
     }
+
+
+DEFAULT_CPU_SHARES = 1024  # the kernel's (and Docker's) weight of a cgroup given none
+
+
+def live_limits(before: Resources, after: Resources) -> LiveResources:
+    """What to write into a running container's cgroups to go from ``before`` to ``after``:
+    the sections that changed, a lifted limit written as the kernel's unlimited."""
+    memory = cpu = pids = None
+    if (before.memory, before.memory_swap) != (after.memory, after.memory_swap):
+        swap = after.memory_swap or (-1 if before.memory_swap else None)
+        memory = Memory(limit=after.memory or -1, swap=swap)
+    if (before.millicpus, before.cpu_shares) != (after.millicpus, after.cpu_shares):
+        cpu = CPU(shares=after.cpu_shares or DEFAULT_CPU_SHARES,
+                  quota=after.millicpus * CPU_PERIOD // 1000 if after.millicpus else -1,
+                  period=CPU_PERIOD)
+    if before.pids != after.pids:
+        pids = Pids(limit=after.pids or -1)
+    return LiveResources(memory=memory, cpu=cpu, pids=pids)

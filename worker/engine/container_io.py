@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING
 
 from protocol.errors import Conflict, InvalidArgument
 from protocol.eventfeed import EventFeed
@@ -34,11 +35,11 @@ class ContainerIO:
     _changed: asyncio.Condition
     _window_sizes: dict[str, tuple[int, int]]
 
-    def find(self, ref: str) -> EngineContainer:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # Engine's, which this mixin is part of
+        def find(self, ref: str) -> EngineContainer: ...
 
-    def _announce(self, type: EventType, action: str, id: str, **attributes: str) -> None:
-        raise NotImplementedError
+        def _announce(self, type: EventType, action: str, id: str,
+                      **attributes: str) -> None: ...
 
     async def exec_start(self, ref: str, argv: list[str], *, env: list[str] | None = None,
                          workdir: str = "", user: str = "", tty: bool = False,

@@ -32,8 +32,8 @@ from protocol.specs import (
     network_container,
 )
 from worker.engine.bundle import (
-    CPU_PERIOD,
     hostname_of,
+    live_limits,
     oci_config,
     resolve_user,
     resource_limits,
@@ -59,15 +59,12 @@ from worker.runtime import cgroups, resources_update
 from worker.runtime.client import RuntimeHelper
 from worker.runtime.errors import RuntimeFailure
 from worker.runtime.ops import Runtime
-from worker.runtime.spec import CPU, Memory, Pids
-from worker.runtime.spec import Resources as LiveResources
 from worker.runtime.state import StateDir, proc_start_time
 from worker.storage import StorageDriver, choose_driver
 
 log = structlog.get_logger("shoal.engine")
 
 COPY_EVERY = 0.05  # how often new output is copied into the json-file log
-DEFAULT_CPU_SHARES = 1024  # the kernel's (and Docker's) weight of a cgroup given none
 
 
 def cgroup_scope(state_dir: Path) -> str:
@@ -586,19 +583,3 @@ class NativeExec(ExecProcess):
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
-
-
-def live_limits(before: Resources, after: Resources) -> LiveResources:
-    """What to write into a running container's cgroups to go from ``before`` to ``after``:
-    the sections that changed, a lifted limit written as the kernel's unlimited."""
-    memory = cpu = pids = None
-    if (before.memory, before.memory_swap) != (after.memory, after.memory_swap):
-        swap = after.memory_swap or (-1 if before.memory_swap else None)
-        memory = Memory(limit=after.memory or -1, swap=swap)
-    if (before.millicpus, before.cpu_shares) != (after.millicpus, after.cpu_shares):
-        cpu = CPU(shares=after.cpu_shares or DEFAULT_CPU_SHARES,
-                  quota=after.millicpus * CPU_PERIOD // 1000 if after.millicpus else -1,
-                  period=CPU_PERIOD)
-    if before.pids != after.pids:
-        pids = Pids(limit=after.pids or -1)
-    return LiveResources(memory=memory, cpu=cpu, pids=pids)

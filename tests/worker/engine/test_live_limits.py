@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from protocol.specs import Resources
-from worker.engine.native_driver import live_limits
+from worker.engine.bundle import live_limits
 from worker.runtime.spec import CPU, Memory, Pids
 from worker.runtime.spec import Resources as LiveResources
 
