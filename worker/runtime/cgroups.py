@@ -356,8 +356,25 @@ def create(dirs: list[tuple[Hierarchy, str]], res: Resources | None, *,
 
 def apply_devices(dirs: list[tuple[Hierarchy, str]], rules: list[DeviceRule]) -> None:
     """Make ``rules`` (then the default allowlist, after denying all) the container's device
-    policy in place of the one it had."""
-    _apply_device_lines(dirs, _device_writes(rules))
+    policy in place of the one it had. On a v1 devices cgroup whose default and the new one's
+    are deny (a container's, unless it allows ``a``), only the difference is written, gains
+    first: a running container never passes through "deny all", nor through more than either
+    policy allows. A change of default can only be written whole."""
+    lines = _device_writes(rules)
+    v1 = next((d for h, d in dirs if "devices" in h.controllers), None)
+    if v1 is not None:
+        from worker.runtime import device_policy
+
+        with open(posixpath.join(v1, "devices.list")) as f:
+            current = device_policy.parse_listing(f.read().splitlines())
+        target = device_policy.reduce([(name == "devices.allow", value)
+                                       for _c, name, value in lines])
+        steps = None if current is None else device_policy.transition(current, target)
+        if steps is not None:
+            for allow, line in steps:
+                _write(posixpath.join(v1, "devices.allow" if allow else "devices.deny"), line)
+            return
+    _apply_device_lines(dirs, lines)
 
 
 def _apply_device_lines(dirs: list[tuple[Hierarchy, str]],

@@ -98,12 +98,15 @@ def _parse_number(text: str, line: str) -> int:
     return int(text)
 
 
-def reduce(rules: list[tuple[bool, str]]) -> DevicePolicy:
-    """The state of a new device cgroup (default allow, no exceptions: the root's) after
-    writing each ``(allow, line)`` in order to ``devices.allow`` (True) or ``devices.deny``.
-    A line is ``a`` or ``TYPE MAJOR:MINOR ACCESS``; a malformed one raises ValueError."""
-    default_allow = True
-    exceptions: list[DeviceException] = []
+ROOT = DevicePolicy(True, ())  # a new device cgroup's state: the root's
+
+
+def reduce(rules: list[tuple[bool, str]], start: DevicePolicy = ROOT) -> DevicePolicy:
+    """The state of a device cgroup in state ``start`` (by default a new one) after writing
+    each ``(allow, line)`` in order to ``devices.allow`` (True) or ``devices.deny``. A line is
+    ``a`` or ``TYPE MAJOR:MINOR ACCESS``; a malformed one raises ValueError."""
+    default_allow = start.default_allow
+    exceptions = list(start.exceptions)
     for allow, line in rules:
         if line.startswith("a"):  # the kernel reads nothing after the "a"
             default_allow = allow
@@ -126,3 +129,43 @@ def reduce(rules: list[tuple[bool, str]]) -> DevicePolicy:
         else:
             exceptions.append(rule)
     return DevicePolicy(default_allow, tuple(exceptions))
+
+
+def parse_listing(lines: list[str]) -> DevicePolicy | None:
+    """A default-deny cgroup's state from its ``devices.list``; None for a default-allow one,
+    whose listing (``a *:* rwm`` alone) does not show its exceptions."""
+    if lines == ["a *:* rwm"]:
+        return None
+    return reduce([(False, "a")] + [(True, line) for line in lines])
+
+
+def transition(current: DevicePolicy, target: DevicePolicy) -> list[tuple[bool, str]] | None:
+    """Writes that take a default-deny cgroup from ``current`` to ``target`` live, never
+    allowing between them an access that neither allows, and refusing one that both allow only
+    where no order can avoid it; None when either default is allow (only writing ``a``, which
+    drops every exception at once, changes a default).
+
+    Every exception keeps, at every moment, a subset of its access in one of the two policies,
+    so nothing is allowed that neither allows. Gains come first and losses last, so while
+    exceptions only gain or only lose access (a device added or removed, the usual update),
+    nothing both allow is ever refused. An exception that gains some access and loses other
+    access is first cut to what both give it, then given the rest: an access that the two
+    policies allow through different such exceptions is refused between those writes, the
+    price of never allowing their sum (which neither may allow)."""
+    if current.default_allow or target.default_allow:
+        return None
+    had = {(ex.kind, ex.major, ex.minor): ex.access for ex in current.exceptions}
+    wants = {(ex.kind, ex.major, ex.minor): ex.access for ex in target.exceptions}
+    gains = [(key, access & ~had.get(key, 0)) for key, access in wants.items()]
+    losses = [(key, access & ~wants.get(key, 0)) for key, access in had.items()]
+    gained = {key for key, bits in gains if bits}
+    lost = {key for key, bits in losses if bits}
+    mixed = gained & lost
+
+    def writes(allow: bool, changes: list[tuple[tuple[str, int, int], int]],
+               keys: set[tuple[str, int, int]], mixed_ones: bool) -> list[tuple[bool, str]]:
+        return [(allow, DeviceException(*key, bits).line()) for key, bits in changes
+                if key in keys and (key in mixed) == mixed_ones]
+
+    return (writes(True, gains, gained, False) + writes(False, losses, lost, True)
+            + writes(True, gains, gained, True) + writes(False, losses, lost, False))

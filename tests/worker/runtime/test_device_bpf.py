@@ -21,18 +21,20 @@ from hypothesis import strategies as st
 
 from tests.helpers.runtime_harness import Bundle, as_unified_host, cgroup_leftovers, cli
 from worker.runtime import cgroups, device_bpf, device_filter
-from worker.runtime.device_policy import DevicePolicy, reduce
+from worker.runtime.device_policy import DevicePolicy, parse_listing, reduce, transition
 from worker.runtime.state import StateDir
 
 pytestmark = pytest.mark.root
 
 NUMBERS = ["*", "1", "3", "250"]
-LINES = st.one_of(
-    st.just("a"),
-    st.builds(lambda kind, major, minor, acc: f"{kind} {major}:{minor} {acc}",
-              st.sampled_from("cb"), st.sampled_from(NUMBERS), st.sampled_from(NUMBERS),
-              st.sampled_from(["r", "w", "m", "rw", "rm", "wm", "rwm"])))
+DEVICE_LINES = st.builds(lambda kind, major, minor, acc: f"{kind} {major}:{minor} {acc}",
+                         st.sampled_from("cb"), st.sampled_from(NUMBERS),
+                         st.sampled_from(NUMBERS),
+                         st.sampled_from(["r", "w", "m", "rw", "rm", "wm", "rwm"]))
+LINES = st.one_of(st.just("a"), DEVICE_LINES)
 RULE_LISTS = st.lists(st.tuples(st.booleans(), LINES), max_size=10)
+GRID = [(kind, major, minor, access) for kind in "cb" for major in (1, 3, 250, 7)
+        for minor in (1, 3, 250, 9) for access in range(1, 8)]
 
 
 def _hierarchy(pick: Callable[[cgroups.Hierarchy], bool], what: str) -> cgroups.Hierarchy:
@@ -67,6 +69,38 @@ def test_the_v1_reduction_is_the_kernels(rules: list[tuple[bool, str]]) -> None:
             (path / ("devices.allow" if allow else "devices.deny")).write_text(line)
         listed = (path / "devices.list").read_text().splitlines()
     assert listed == reduce(rules).listing()
+
+
+DENYING_LISTS = st.lists(st.tuples(st.booleans(), DEVICE_LINES),
+                         max_size=8).map(lambda rules: [(False, "a"), *rules])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(DENYING_LISTS, DENYING_LISTS)
+def test_a_v1_transition_read_back_from_the_kernel_stays_within_both_policies(
+        before: list[tuple[bool, str]], after: list[tuple[bool, str]]) -> None:
+    """The transition is computed from the kernel's own listing of a real v1 devices cgroup,
+    and the listing after every write allows no more than either policy (and what both allow,
+    unless an exception trades access: see test_device_filter); the last is the target's."""
+    devices = _hierarchy(lambda h: "devices" in h.controllers, "cgroup v1 devices hierarchy")
+    current, target = reduce(before), reduce(after)
+    with _scratch_cgroup(devices) as path:
+        def listed() -> DevicePolicy:
+            policy = parse_listing((path / "devices.list").read_text().splitlines())
+            assert policy is not None
+            return policy
+
+        for allow, line in before:
+            (path / ("devices.allow" if allow else "devices.deny")).write_text(line)
+        steps = transition(listed(), target)
+        assert steps is not None
+        for allow, line in steps:
+            (path / ("devices.allow" if allow else "devices.deny")).write_text(line)
+            now = listed()
+            for cell in GRID:
+                if not current.permits(*cell) and not target.permits(*cell):
+                    assert not now.permits(*cell), (line, cell)
+        assert sorted(listed().exceptions) == sorted(target.exceptions)
 
 
 @settings(max_examples=60, deadline=None)
@@ -193,7 +227,8 @@ def test_an_update_of_device_rules_on_a_v1_host_rewrites_the_devices_controller(
         update.write_text(json.dumps({"devices": [
             {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}]}))
         cli(state_root, "update", "-r", str(update), cid)
-        assert listing.read_text().splitlines() == _policy([
-            {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}]).listing()
+        # The update writes only the difference, so the new exception comes last.
+        assert sorted(listing.read_text().splitlines()) == sorted(_policy([
+            {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}]).listing())
     finally:
         cli(state_root, "delete", "--force", cid, check=False)

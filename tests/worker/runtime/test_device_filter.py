@@ -18,7 +18,9 @@ from worker.runtime.device_policy import (
     ACCESS_READ,
     ACCESS_WRITE,
     DevicePolicy,
+    parse_listing,
     reduce,
+    transition,
 )
 from worker.runtime.errors import BundleInvalid
 from worker.runtime.spec import DeviceRule, Resources
@@ -103,11 +105,11 @@ def test_the_policy_and_its_filter_decide_as_the_v1_controller(
 
 
 NUMBERS = ["*", "1", "3", "3000000000"]
-LINES = st.one_of(
-    st.just("a"),
-    st.builds(lambda kind, major, minor, acc: f"{kind} {major}:{minor} {acc}",
-              st.sampled_from("cb"), st.sampled_from(NUMBERS), st.sampled_from(NUMBERS),
-              st.sampled_from(["r", "w", "m", "rw", "rm", "wm", "rwm"])))
+DEVICE_LINES = st.builds(lambda kind, major, minor, acc: f"{kind} {major}:{minor} {acc}",
+                         st.sampled_from("cb"), st.sampled_from(NUMBERS),
+                         st.sampled_from(NUMBERS),
+                         st.sampled_from(["r", "w", "m", "rw", "rm", "wm", "rwm"]))
+LINES = st.one_of(st.just("a"), DEVICE_LINES)
 RULE_LISTS = st.lists(st.tuples(st.booleans(), LINES), max_size=12)
 GRID = list(itertools.product("cb", (1, 3, 7, 3000000000), (1, 3, 9, 3000000000),
                               range(1, 8)))
@@ -154,3 +156,67 @@ def test_a_bad_device_rule_is_the_bundles_error_before_any_cgroup_is_made(
     with pytest.raises(BundleInvalid, match=r"devices\[0\]\.type"):
         cgroups.create([(unified, str(tmp_path / "c1"))], res)
     assert list(tmp_path.iterdir()) == []
+
+
+DENYING_LISTS = st.lists(st.tuples(st.booleans(), DEVICE_LINES),
+                         max_size=10).map(lambda rules: [(False, "a"), *rules])
+
+
+def _grid_allowed(policy: DevicePolicy) -> set[tuple[str, int, int, int]]:
+    return {cell for cell in GRID if policy.permits(*cell)}
+
+
+@settings(max_examples=300, deadline=None)
+@given(DENYING_LISTS, DENYING_LISTS)
+def test_a_transition_between_default_deny_policies_never_passes_outside_both(
+        before: list[tuple[bool, str]], after: list[tuple[bool, str]]) -> None:
+    """No write of a live update leaves the container allowed more than either policy
+    allows; none refuses what both allow unless some exception both gains and loses access
+    (then no order can always avoid both); the last leaves it exactly at the target."""
+    current, target = reduce(before), reduce(after)
+    steps = transition(current, target)
+    assert steps is not None
+    both = _grid_allowed(current) & _grid_allowed(target)
+    either = _grid_allowed(current) | _grid_allowed(target)
+    had = {(ex.kind, ex.major, ex.minor): ex.access for ex in current.exceptions}
+    wants = {(ex.kind, ex.major, ex.minor): ex.access for ex in target.exceptions}
+    mixed = any(had.get(key, 0) & ~wants.get(key, 0) and wants.get(key, 0) & ~had.get(key, 0)
+                for key in had.keys() | wants.keys())
+    state = current
+    for step in steps:
+        state = reduce([step], start=state)
+        assert _grid_allowed(state) <= either, step
+        assert mixed or both <= _grid_allowed(state), step
+    assert not state.default_allow
+    assert sorted(state.exceptions) == sorted(target.exceptions)
+
+
+@settings(max_examples=200, deadline=None)
+@given(DENYING_LISTS)
+def test_a_default_deny_listing_reads_back_as_its_policy(rules: list[tuple[bool, str]]) -> None:
+    policy = reduce(rules)
+    assert parse_listing(policy.listing()) == policy
+
+
+def test_a_default_allow_policy_has_no_transition_and_no_readable_listing() -> None:
+    allowing = reduce([(True, "a"), (False, "c 1:3 w")])
+    denying = container_policy([])
+    assert parse_listing(allowing.listing()) is None
+    assert transition(allowing, denying) is None
+    assert transition(denying, allowing) is None
+
+
+def test_an_exception_that_trades_access_is_cut_before_it_is_given_the_rest() -> None:
+    """c *:* r and c 1:3 w become c *:* w and c 1:3 r: rw on 1:3, which neither allows, is
+    never allowed (r on 1:3 is refused between two writes: the one order that avoids it
+    allows rw)."""
+    steps = transition(reduce([(False, "a"), (True, "c *:* r"), (True, "c 1:3 w")]),
+                       reduce([(False, "a"), (True, "c *:* w"), (True, "c 1:3 r")]))
+    assert steps == [(False, "c *:* r"), (False, "c 1:3 w"), (True, "c *:* w"),
+                     (True, "c 1:3 r")]
+
+
+def test_a_device_added_and_another_removed_gains_first() -> None:
+    before = container_policy([DeviceRule(allow=True, type="c", major=10, minor=229)])
+    after = container_policy([DeviceRule(allow=True, type="c", major=1, minor=11, access="rw")])
+    assert transition(before, after) == [(True, "c 1:11 rw"), (False, "c 10:229 rwm")]
