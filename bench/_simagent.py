@@ -41,6 +41,7 @@ from protocol.messages import (
     Managers,
     Message,
     NetworkEndpoints,
+    RegistryOptions,
     Revoke,
 )
 from protocol.observed import ContainerState, NodeInfo, NodeResources
@@ -86,6 +87,7 @@ class SimAgent:
         self.joined = asyncio.Event()
         self.revoked: list[tuple[str, int]] = []
         self.refused: list[tuple[str, int]] = []
+        self.pull_access: dict[str, RegistryOptions | None] = {}  # as each Assign brought it
         self.join_errors: list[ShoalError] = []
         self._changed = asyncio.Event()
         self._stimulus = 0
@@ -220,6 +222,7 @@ class SimAgent:
         out: list[Instruction] = []
         for message in batch:
             if isinstance(message, Assign):
+                self.pull_access[message.container_id] = message.registry
                 out += self.state.handle(Assigned(message.container_id, message.generation,
                                                   message.spec, self._next()))
             elif isinstance(message, Revoke):

@@ -158,7 +158,8 @@ class ClusterApi:
         self.leader: Leader | None = None
         self.leader_record: LeaderRecord | None = None  # who leads, as last observed
         self.events = EventFeed()
-        self.pull_access = PullAccess()  # registry access runs brought, for the workers
+        # registry access runs brought, for the workers
+        self.pull_access = PullAccess(global_job_of=self._global_job_of)
         self.forwarder = Forwarder(worker_options or channels.ChannelOptions(name=name),
                                    lambda: auth.keypair if auth is not None else None)
         self.networks = ClusterNetworks(store, self._lead)
@@ -298,6 +299,8 @@ class ClusterApi:
             return await self.volumes.handle(message)
         message = await self.networks.resolve(message)  # a container's network looked up
         work = self._work(message)
+        if isinstance(message, SubmitJob) and isinstance(work, SubmitGlobal):
+            return await self._submit_global(work, message.registry)
         if isinstance(message, CreateContainer | SubmitJob) and isinstance(work, Submit) \
                 and message.registry is not None and not message.registry.empty:
             return await self._submit_with_access(work, [(work.ids, message.registry)])
@@ -327,6 +330,26 @@ class ClusterApi:
             self.pull_access.forget(cid)
         return answer
 
+    async def _submit_global(self, work: SubmitGlobal,
+                             registry: RegistryOptions | None) -> Message | None:
+        """A global job: the access it brings (or none) is its replicas' from now on, those
+        made as nodes join included."""
+        undo = self.pull_access.remember_global_job(
+            work.job, None if registry is None or registry.empty else registry)
+        try:
+            return await self._lead().submit(work)
+        except BaseException:
+            undo()
+            raise
+
+    def _global_job_of(self, container_id: str) -> str | None:
+        """The global job whose replica ``container_id`` is, in the leader's records."""
+        leader = self.leader
+        held = None if leader is None else leader.containers.get(container_id)
+        job = None if held is None else held.record.app
+        app = None if job is None or leader is None else leader.apps.get(job)
+        return job if app is not None and app.record.global_job else None
+
     def _work(self, message: Message) -> Work:
         if isinstance(message, Join):
             return self._join(message)
@@ -335,10 +358,6 @@ class ClusterApi:
             if message.replicas != 1:
                 raise InvalidArgument("replicas: a global job runs one replica on every "
                                       "eligible node", details={"field": "replicas"})
-            if message.registry is not None and not message.registry.empty:
-                raise Unsupported("registry access for a global job is not supported yet "
-                                  "(its replicas are made as nodes join): push the image to "
-                                  "the cluster's store, or use an image pulled anonymously")
             return SubmitGlobal(views.job_name(message.spec), message.spec)
         if isinstance(message, SubmitJob):
             check_spec(message.spec)

@@ -1,7 +1,8 @@
 """Global jobs on a cluster (simulated agents, real scheduler and etcd): one replica on each
 eligible node, one more when a node joins, one fewer when a node's labels or availability no
 longer admit it or it is removed; the same spec again changes nothing, another replaces every
-replica; a replica cannot be removed alone, the job's name removes them all."""
+replica; a replica cannot be removed alone, the job's name removes them all; the registry
+access the job brings rides with every replica's assignment, a late node's too."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from protocol.messages import (
     LabelNode,
     NodeInspected,
     Ok,
+    RegistryOptions,
     RemoveContainer,
     RemoveNode,
+    StartContainer,
     SubmitJob,
     Submitted,
     UpdateNode,
@@ -135,5 +138,37 @@ def test_a_global_job_takes_no_replica_count_and_no_taken_name(
             with pytest.raises(Conflict, match="a container named solo already exists"):
                 await ask(s.address, lambda r: SubmitJob(
                     spec=msgspec.structs.replace(SPEC, name="solo"), mode="global", reply=r))
+
+    run(body)
+
+
+def test_a_global_jobs_registry_access_reaches_every_replica_and_nothing_else(
+        run: Runner[None], etcd: EmbeddedEtcd, layout: Layout) -> None:
+    login = RegistryOptions(username="alice", password="s3cret")
+
+    async def body() -> None:
+        async with scheduler(etcd, layout) as s, agents([s.address], ["a"]) as pool:
+            await s.leading.wait()
+            await ask(s.address, lambda r: SubmitJob(spec=SPEC, mode="global", registry=login,
+                                                      reply=r))
+            await pool["a"].until(lambda a: "agent.a" in a.pull_access)
+            assert pool["a"].pull_access["agent.a"] == login
+            # A container that names itself like a replica and carries the job's label.
+            impostor = msgspec.structs.replace(SPEC, name="agent.c", constraints=[],
+                                               labels={JOB_LABEL: "agent"})
+            await ask(s.address, lambda r: CreateContainer(spec=impostor, reply=r))
+            await ask(s.address, lambda r: StartContainer(id="agent.c", reply=r))
+            await pool["a"].until(lambda a: "agent.c" in a.pull_access)
+            late = SimAgent(sim_node("b"), [s.address], options=CHANNELS)
+            pool["b"] = late
+            task = asyncio.create_task(late.run())
+            try:
+                await late.until(lambda a: "agent.b" in a.pull_access)
+                assert late.pull_access["agent.b"] == login
+                assert pool["a"].pull_access["agent.c"] is None
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                del pool["b"]
 
     run(body)

@@ -1,5 +1,5 @@
-"""The registry access a run brings: kept per container, attached to its assignments only,
-undone when its submission fails, dropped with the container."""
+"""The registry access a run brings: kept per container (per job for a global job), attached
+to its assignments only, undone when its submission fails, dropped with the container."""
 
 from __future__ import annotations
 
@@ -56,3 +56,23 @@ def test_secrets_stay_out_of_reprs() -> None:
     assert "s3cret" not in repr(ALICE) and "s3cret" not in repr(assign("x"))
     text = repr(Assign(container_id="x", generation=1, spec=assign("x").spec, registry=ALICE))
     assert "s3cret" not in text and "alice" in text
+
+
+def test_a_global_jobs_access_rides_with_the_replicas_the_records_name() -> None:
+    replicas = {"agent.a": "agent", "agent.b": "agent"}
+    access = PullAccess(global_job_of=replicas.get)
+    access.remember_global_job("agent", ALICE)
+    assert carried(access, "agent.a") == ALICE
+    assert carried(access, "agent.b") == ALICE
+    # A container that only looks like a replica (a name, a label) is none.
+    assert carried(access, "agent.c") is None
+    # Its own access comes first.
+    access.remember(["agent.a"], BOB)
+    assert carried(access, "agent.a") == BOB
+    # Submitted again without access: from now on it pulls without.
+    undo = access.remember_global_job("agent", None)
+    assert carried(access, "agent.b") is None
+    undo()  # ... unless that submission failed
+    assert carried(access, "agent.b") == ALICE
+    access.forget("agent")  # the job removed
+    assert carried(access, "agent.b") is None
