@@ -114,3 +114,47 @@ def test_a_bug_on_the_runtimes_quick_path_is_one_line_as_on_clicks() -> None:
     assert done.returncode == 1
     assert done.stderr == ("Error: internal error: RuntimeError: planted (--log-level debug "
                            "shows where)\n")
+
+
+# A module-level object that says so when the interpreter's teardown finalizes it, and an
+# atexit function: what a client verb's end skips and what it keeps.
+_TEARDOWN_PROBE = ("import atexit, sys\n"
+                   "class Probe:\n"
+                   "    def __del__(self):\n"
+                   "        sys.stderr.write('torn down\\n')\n"
+                   "probe = Probe()\n"
+                   "atexit.register(lambda: sys.stderr.write('atexit ran\\n'))\n"
+                   "sys.stdout.write('unflushed ')\n"
+                   "sys.argv[0] = 'shoal'\n"
+                   "from cli.entry import main\n"
+                   "main()")
+
+
+def _ended(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", _TEARDOWN_PROBE, *args], capture_output=True,
+                          text=True, check=False, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_a_client_verb_ends_without_the_teardown_but_with_atexit_and_its_output() -> None:
+    done = _ended("-H", "ipc:///nonexistent/shoal.sock", "ps")
+    assert done.returncode == 1
+    assert done.stdout == "unflushed "
+    assert done.stderr.splitlines() == [
+        "Error: ConnectFailed: cannot reach a shoal service: tried "
+        "ipc:///nonexistent/shoal.sock (no such socket)", "atexit ran"]
+
+
+def test_a_usage_error_keeps_its_status_and_a_help_its_output() -> None:
+    done = _ended("run", "--no-such-flag", "busybox")
+    assert done.returncode == 2 and "No such option '--no-such-flag'" in done.stderr
+    assert "torn down" not in done.stderr
+    done = _ended("ps", "--help")
+    assert done.returncode == 0 and "Usage: shoal ps" in done.stdout
+
+
+def test_the_daemons_and_the_bare_command_end_as_python_does() -> None:
+    # No verb (the help), and a daemon verb refused at once: the ordinary exit, teardown and all.
+    assert "torn down" in _ended().stderr
+    done = _ended("worker", "--no-such-flag")
+    assert done.returncode == 2 and "torn down" in done.stderr
