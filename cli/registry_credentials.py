@@ -94,6 +94,13 @@ def _run_helper(name: str, action: str, payload: str) -> str:
     return done.stdout
 
 
+def keeps_no_login(path: Path | None = None) -> bool:
+    """Whether no registry has a login here (no config file, or one without ``auths`` and
+    credential helpers): ``load_login`` is anonymous whatever the key."""
+    data = _load(path or config_path())
+    return not (data.get("auths") or data.get("credHelpers") or data.get("credsStore"))
+
+
 def load_login(key: str, path: Path | None = None) -> StoredLogin:
     """The credentials kept for registry ``key``; anonymous when there are none."""
     data = _load(path or config_path())

@@ -49,16 +49,19 @@ def test_ps_loads_no_metrics() -> None:
     assert "prometheus_client" not in loaded
 
 
-def _loaded_by_the_program(*args: str) -> tuple[str, set[str]]:
+def _loaded_by_the_program(*args: str, env: dict[str, str] | None = None
+                           ) -> tuple[str, set[str]]:
     """Output and modules of ``shoal ARGS`` entered as the console script enters it
-    (``cli.entry:main``, which ``python -m cli`` runs too); the command may fail."""
+    (``cli.entry:main``, which ``python -m cli`` runs too), with ``env`` added to the
+    environment; the command may fail."""
     code = ("import atexit, sys\n"
             "atexit.register(lambda: print(*sys.modules, file=sys.stderr))\n"
             "sys.argv[0] = 'shoal'\n"
             "import runpy\n"
             "runpy.run_module('cli', run_name='__main__')")
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          check=False, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+                          check=False, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
     return done.stdout, set(done.stderr.split())
 
 
@@ -82,13 +85,17 @@ def test_the_version_verbs_load_neither_click_nor_msgspec(args: list[str]) -> No
 NOT_ON_A_LOCAL_RUN = ["channels._curve", "hashlib", "subprocess", "tempfile", "shutil",
                       "structlog", "rich", "asyncio", "uvloop", "prometheus_client",
                       "importlib.metadata"]
+# Nor, with no registry login kept, the image names' parser the registry access needs then.
+NOT_WITHOUT_A_LOGIN = ["worker.images.registry.names", "worker.images.reference",
+                       "worker.images.digest"]
 
 
-def test_run_on_the_local_socket_loads_only_what_it_uses() -> None:
+def test_run_on_the_local_socket_loads_only_what_it_uses(tmp_path: Path) -> None:
     _, loaded = _loaded_by_the_program("-H", "ipc:///nonexistent/shoal.sock", "run", "--rm",
-                                       "busybox", "true")
+                                       "busybox", "true", env={"SHOAL_CONFIG": str(tmp_path)})
     assert "cli.running" in loaded and "channels._blocking" in loaded
-    assert sorted(loaded & set(NOT_ON_A_LOCAL_RUN)) == []
+    assert "cli.registry_credentials" in loaded  # it looked for a login
+    assert sorted(loaded & {*NOT_ON_A_LOCAL_RUN, *NOT_WITHOUT_A_LOGIN}) == []
 
 
 @pytest.mark.parametrize("verb", ["run", "ps", "exec", "logs"])
