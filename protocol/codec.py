@@ -75,9 +75,19 @@ class MessageCodec:
         self._import_ref = import_ref
         self._max_size = max_size
         self._encoder = msgspec.msgpack.Encoder(enc_hook=self._enc_hook)
-        self._decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(
-            MessageUnion, ext_hook=self._ext_hook, dec_hook=_check_ref_type
-        )
+        self._decoder: msgspec.msgpack.Decoder[Message] | None = None
+
+    def prepare(self) -> None:
+        """Build the decoder now (else at the first decode): msgspec reads every message type
+        for it, milliseconds a one-shot client spends best while it waits for its answer."""
+        self._ready_decoder()
+
+    def _ready_decoder(self) -> msgspec.msgpack.Decoder[Message]:
+        if self._decoder is None:
+            self._decoder = msgspec.msgpack.Decoder(
+                MessageUnion, ext_hook=self._ext_hook, dec_hook=_check_ref_type
+            )
+        return self._decoder
 
     def encode(self, message: Message) -> bytes:
         """Encode ``message``; refs it holds are exported. Raises LimitExceeded when too big."""
@@ -93,8 +103,9 @@ class MessageCodec:
         """Decode one message. Refs it holds are imported as they are met."""
         if len(data) > self._max_size:
             raise LimitExceeded(f"message of {len(data)} bytes; the limit is {self._max_size}")
+        decoder = self._ready_decoder()
         try:
-            return self._decoder.decode(data)
+            return decoder.decode(data)
         except ProtocolError:
             raise  # a channel reference the session refused, with its own words
         except Exception as exc:  # msgspec also raises UnicodeDecodeError, RecursionError, ...
