@@ -268,13 +268,15 @@ class NativeDriver(Driver):
         if terminal is not None:  # ends at EIO: every process that held the pty has exited
             await asyncio.gather(terminal, return_exceptions=True)
         self._close_input(record)
-        # Both before anyone learns of the exit, side by side: the last output copied, and
-        # its veths deleted (the kernel frees a dead namespace's only later).
-        await asyncio.gather(self._stop_copying(record, discard=True),
-                             self.networks.detach(record.id))
         code = 255 if code is None else code
-        return ExitStatus(code, time.time(), oom_killed=self._oom_killed(record, code),
-                          error=error)
+        oom_killed = self._oom_killed(record, code)  # its cgroups say, before they go
+        # All before anyone learns of the exit, side by side: the last output copied, its
+        # veths deleted (the kernel frees a dead namespace's only later, and a deletion takes
+        # ~15 ms of RCU grace periods: the rest is done meanwhile), and the runtime's
+        # container (cgroups, state) deleted, which the engine's cleanup would do next.
+        await asyncio.gather(self._stop_copying(record, discard=True),
+                             self.networks.detach(record.id), self._delete_in_runtime(record))
+        return ExitStatus(code, time.time(), oom_killed=oom_killed, error=error)
 
     async def _take_input_back(self, record: EngineContainer, copier: RawLogCopier) -> None:
         """A container started by an earlier worker: its input, kept by the runtime helper
@@ -433,9 +435,14 @@ class NativeDriver(Driver):
                 copier.discard()
 
     async def cleanup(self, record: EngineContainer) -> None:
+        await self._delete_in_runtime(record)
+        await self.networks.detach(record.id)
+
+    async def _delete_in_runtime(self, record: EngineContainer) -> None:
+        """The runtime's container deleted with force (its processes killed, its cgroups and
+        state removed); one that is gone already is no error."""
         with contextlib.suppress(RuntimeFailure):
             await self.runtime.delete(record.id, force=True)
-        await self.networks.detach(record.id)
 
     async def end_leftovers(self, record: EngineContainer) -> bool:
         """The runtime's container deleted with force (its init and so its pid namespace
