@@ -7,17 +7,20 @@ JSON on stdin. Keys other than these are kept as found, so docker's own file can
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from channels.credentials import user_dir
+from channels._user_config import user_config_dir
 from protocol.errors import InvalidArgument, Unavailable
 from protocol.messages import RegistryOptions
+
+if TYPE_CHECKING:
+    # Loaded when a login is read or kept (pathlib, base64): ``keeps_no_login``, which every
+    # run asks, needs neither.
+    from pathlib import Path
 
 CONFIG_NAME = "config.json"
 TOKEN_USER = "<token>"  # docker's username for an identity token kept by a helper
@@ -36,13 +39,20 @@ class StoredLogin:
                                insecure=insecure)
 
 
+def config_file() -> str:
+    return os.path.join(user_config_dir(), CONFIG_NAME)
+
+
 def config_path() -> Path:
-    return user_dir() / CONFIG_NAME
+    from pathlib import Path
+
+    return Path(config_file())
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _load(path: str | Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
@@ -97,7 +107,7 @@ def _run_helper(name: str, action: str, payload: str) -> str:
 def keeps_no_login(path: Path | None = None) -> bool:
     """Whether no registry has a login here (no config file, or one without ``auths`` and
     credential helpers): ``load_login`` is anonymous whatever the key."""
-    data = _load(path or config_path())
+    data = _load(path or config_file())
     return not (data.get("auths") or data.get("credHelpers") or data.get("credsStore"))
 
 
@@ -125,6 +135,8 @@ def load_login(key: str, path: Path | None = None) -> StoredLogin:
     encoded = entry.get("auth")
     if not encoded:
         return StoredLogin()
+    import base64
+
     try:
         user, _, password = base64.b64decode(encoded).decode().partition(":")
     except (ValueError, UnicodeDecodeError) as exc:
@@ -149,6 +161,8 @@ def store_login(key: str, login: StoredLogin, path: Path | None = None) -> str:
     if login.identity_token:
         auths[key] = {"identitytoken": login.identity_token}
     else:
+        import base64
+
         raw = f"{login.username}:{login.password}".encode()
         auths[key] = {"auth": base64.b64encode(raw).decode()}
     _save(path, data)

@@ -85,9 +85,9 @@ def test_the_version_verbs_load_neither_click_nor_msgspec(args: list[str]) -> No
 NOT_ON_A_LOCAL_RUN = ["channels._curve", "hashlib", "subprocess", "tempfile", "shutil",
                       "structlog", "rich", "asyncio", "uvloop", "prometheus_client",
                       "importlib.metadata"]
-# Nor, with no registry login kept, the image names' parser the registry access needs then.
+# Nor, with no registry login kept, what reading one or the image's registry needs then.
 NOT_WITHOUT_A_LOGIN = ["worker.images.registry.names", "worker.images.reference",
-                       "worker.images.digest"]
+                       "worker.images.digest", "pathlib", "base64", "channels.credentials"]
 
 
 def test_run_on_the_local_socket_loads_only_what_it_uses(tmp_path: Path) -> None:
