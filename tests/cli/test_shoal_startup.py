@@ -88,6 +88,8 @@ NOT_ON_A_LOCAL_RUN = ["channels._curve", "hashlib", "subprocess", "tempfile", "s
 # Nor, with no registry login kept, what reading one or the image's registry needs then.
 NOT_WITHOUT_A_LOGIN = ["worker.images.registry.names", "worker.images.reference",
                        "worker.images.digest", "pathlib", "base64", "channels.credentials"]
+# Nor, without -t, the terminal's modes and the window-size signal.
+NOT_WITHOUT_A_TERMINAL = ["termios", "tty", "signal"]
 
 
 def test_run_on_the_local_socket_loads_only_what_it_uses(tmp_path: Path) -> None:
@@ -95,7 +97,8 @@ def test_run_on_the_local_socket_loads_only_what_it_uses(tmp_path: Path) -> None
                                        "busybox", "true", env={"SHOAL_CONFIG": str(tmp_path)})
     assert "cli.running" in loaded and "channels._blocking" in loaded
     assert "cli.registry_credentials" in loaded  # it looked for a login
-    assert sorted(loaded & {*NOT_ON_A_LOCAL_RUN, *NOT_WITHOUT_A_LOGIN}) == []
+    assert sorted(loaded & {*NOT_ON_A_LOCAL_RUN, *NOT_WITHOUT_A_LOGIN,
+                            *NOT_WITHOUT_A_TERMINAL}) == []
 
 
 @pytest.mark.parametrize("verb", ["run", "ps", "exec", "logs"])
