@@ -8,7 +8,6 @@ JSON on stdin. Keys other than these are kept as found, so docker's own file can
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,8 +17,8 @@ from protocol.errors import InvalidArgument, Unavailable
 from protocol.messages import RegistryOptions
 
 if TYPE_CHECKING:
-    # Loaded when a login is read or kept (pathlib, base64): ``keeps_no_login``, which every
-    # run asks, needs neither.
+    # Loaded when a login is read or kept (pathlib, base64, json): ``keeps_no_login``, which
+    # every run asks, needs none of them when there is no config file.
     from pathlib import Path
 
 CONFIG_NAME = "config.json"
@@ -52,6 +51,8 @@ def config_path() -> Path:
 def _load(path: str | Path) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as f:
+            import json  # once there is a file: most runs find none
+
             data = json.load(f)
     except FileNotFoundError:
         return {}
@@ -63,6 +64,7 @@ def _load(path: str | Path) -> dict[str, Any]:
 
 
 def _save(path: Path, data: dict[str, Any]) -> None:
+    import json
     import tempfile  # here, as shutil and subprocess below: every `run` reads a login, few save
 
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -119,6 +121,8 @@ def load_login(key: str, path: Path | None = None) -> StoredLogin:
         answer = _run_helper(helper, "get", key)
         if not answer:
             return StoredLogin()
+        import json
+
         try:
             found = json.loads(answer)
         except ValueError as exc:
@@ -154,6 +158,8 @@ def store_login(key: str, login: StoredLogin, path: Path | None = None) -> str:
     if helper is not None:
         user = TOKEN_USER if login.identity_token else login.username
         secret = login.identity_token or login.password
+        import json
+
         _run_helper(helper, "store", json.dumps({"ServerURL": key, "Username": user,
                                                  "Secret": secret}))
         return f"docker-credential-{helper}"

@@ -87,7 +87,8 @@ NOT_ON_A_LOCAL_RUN = ["channels._curve", "hashlib", "subprocess", "tempfile", "s
                       "importlib.metadata"]
 # Nor, with no registry login kept, what reading one or the image's registry needs then.
 NOT_WITHOUT_A_LOGIN = ["worker.images.registry.names", "worker.images.reference",
-                       "worker.images.digest", "pathlib", "base64", "channels.credentials"]
+                       "worker.images.digest", "pathlib", "base64", "json",
+                       "channels.credentials"]
 # Nor, without -t, the terminal's modes and the window-size signal.
 NOT_WITHOUT_A_TERMINAL = ["termios", "tty", "signal"]
 
