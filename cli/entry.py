@@ -61,13 +61,20 @@ def _end_at_once(code: object) -> None:
     status Python prints (not an int), or output that cannot be flushed (Python reports it)."""
     if code is not None and not isinstance(code, int):
         return
+    if not _flushed():
+        return
     atexit._run_exitfuncs()
+    # What the atexit functions wrote; if that cannot go out, Python's status for it.
+    os._exit((code or 0) if _flushed() else 120)
+
+
+def _flushed() -> bool:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
     except (OSError, ValueError):
-        return
-    os._exit(code or 0)
+        return False
+    return True
 
 
 def _configure_logging() -> None:
