@@ -321,11 +321,9 @@ class BlockingSession:
         """Handle frames until ``ready()`` (asked again after each batch). Watched descriptors
         that become readable meanwhile go to ``on_readable``. Raises the session's error if it
         ends first, ``Timeout`` after ``timeout`` seconds."""
-        if ready():
-            return
         if self._root is not None:
-            # Waiting for the peer (the first time, for the answer to the first request): the
-            # time to build the message decoder, which that answer needs.
+            # About to wait for the peer (the first time, for the answer to the first
+            # request): the time to build the message decoder, which that answer needs.
             self.core.codec.prepare()
         deadline = None if timeout is None else time.monotonic() + timeout
         beat = max(min(self.options.heartbeat, self.core.timeout) / 2, 0.01)
