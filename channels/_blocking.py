@@ -264,6 +264,9 @@ class BlockingSession:
         self.core = SessionCore(dialer=True, options=self.options, make_ref=self._make_ref,
                                 export_ref=self._export_ref, timeout=timeout,
                                 now=time.monotonic(), bounds=bounds)
+        # A one-shot client meets a handful of message types: a decoder for each of those
+        # costs less than one for every type (msgspec reads each of them for it).
+        self.core.codec.decode_each_type_alone()
         self._flush()
         try:
             self.wait_for(lambda: self._root is not None, deadline - time.monotonic())
@@ -321,10 +324,6 @@ class BlockingSession:
         """Handle frames until ``ready()`` (asked again after each batch). Watched descriptors
         that become readable meanwhile go to ``on_readable``. Raises the session's error if it
         ends first, ``Timeout`` after ``timeout`` seconds."""
-        if self._root is not None:
-            # About to wait for the peer (the first time, for the answer to the first
-            # request): the time to build the message decoder, which that answer needs.
-            self.core.codec.prepare()
         deadline = None if timeout is None else time.monotonic() + timeout
         beat = max(min(self.options.heartbeat, self.core.timeout) / 2, 0.01)
         while not ready():
