@@ -264,6 +264,9 @@ class BlockingSession:
         self.core = SessionCore(dialer=True, options=self.options, make_ref=self._make_ref,
                                 export_ref=self._export_ref, timeout=timeout,
                                 now=time.monotonic(), bounds=bounds)
+        # A one-shot client meets a handful of message types: a decoder for each of those
+        # costs less than one for every type (msgspec reads each of them for it).
+        self.core.codec.decode_each_type_alone()
         self._flush()
         try:
             self.wait_for(lambda: self._root is not None, deadline - time.monotonic())

@@ -24,6 +24,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from channels._user_config import user_config_dir
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     # Loaded by the functions that use keys: every client command reads user_dir (a login,
@@ -56,8 +58,7 @@ def _private_tmp() -> str:
 
 
 def user_dir() -> Path:
-    explicit = os.environ.get("SHOAL_CONFIG")
-    return Path(explicit) if explicit else Path.home() / ".shoal"
+    return Path(user_config_dir())
 
 
 def runtime_dir() -> Path:

@@ -52,12 +52,28 @@ LAZY_COMMANDS = {
 
 # The daemons log (structlog); client verbs print their answers and log nothing.
 LOGGING_COMMANDS = ("worker", "scheduler", "dev")
+# The verbs whose process ends as Python ends any program (``cli.entry``): the daemons and the
+# runtime, which may leave threads, atexit work or finalizers that must run.
+LONG_LIVED_COMMANDS = (*LOGGING_COMMANDS, "runtime")
 
 
 class LazyGroup(click.Group):
     """Imports a verb's module when the verb is used, and ends every run with one line on
     failure: a shoal error as the service said it, anything else as an internal error (its
-    traceback with ``--log-level debug``)."""
+    traceback with ``--log-level debug``). Remembers the verb it ran: ``client_verb_ran``."""
+
+    verb: str | None = None
+
+    def client_verb_ran(self) -> bool:
+        """Whether the verb run was a client verb (neither a daemon nor the runtime): its
+        process may end without the interpreter's teardown (``cli.entry``)."""
+        return self.verb is not None and self.verb not in LONG_LIVED_COMMANDS
+
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        self.verb = name
+        return name, command, rest
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -103,8 +119,7 @@ class LazyGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, host: str | None, log_level: str | None) -> None:
     """shoal: a message-driven distributed container scheduler."""
-    if host is not None and ctx.invoked_subcommand in (*LOGGING_COMMANDS, "runtime",
-                                                       "version"):
+    if host is not None and ctx.invoked_subcommand in (*LONG_LIVED_COMMANDS, "version"):
         raise click.UsageError(f"-H is for the client verbs; {ctx.invoked_subcommand} "
                                "does not talk to a service")
     if ctx.invoked_subcommand == "runtime":

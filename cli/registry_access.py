@@ -1,18 +1,19 @@
 """What a command that makes a container sends so that workers can pull its image: the
 credentials the CLI keeps for the image's registry (``login``, a credential helper), with the
 CA and insecure flags of a pull or push. Apart from the registry verbs (``cli.registry``), so
-that ``run`` and ``create`` load none of them: they ask for this on every container.
+that ``run`` and ``create`` load none of them: they ask for this on every container, and
+load the rest only when a login is kept.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.registry_credentials import load_login
 from protocol.errors import InvalidArgument
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from cli.client import Client
     from protocol.messages import RegistryOptions
     from worker.images.registry.names import RemoteName
@@ -32,6 +33,8 @@ def ca_text(ca_file: Path | None) -> str:
 
 def options_for(name: RemoteName, ca_file: Path | None, insecure: bool) -> RegistryOptions:
     """What a pull or push of ``name`` sends: the kept credentials, the CA, insecure."""
+    from cli.registry_credentials import load_login
+
     return load_login(name.config_key).options(ca_pem=ca_text(ca_file), insecure=insecure)
 
 
@@ -41,6 +44,10 @@ def cluster_pull_access(client: Client, image: str, *,
     the kept login for its registry. None when there is none (an anonymous pull needs
     nothing), when ``image`` names no registry image, or when the service is a worker (the
     CLI pulls into a worker itself); ``scheduler`` None: ask the service which it is."""
+    from cli.registry_credentials import keeps_no_login
+
+    if keeps_no_login():  # the common case: no image name to parse, nothing more to load
+        return None
     from protocol.messages import GetVersion, VersionInfo
     from worker.images.digest import is_digest
     from worker.images.errors import InvalidReference

@@ -7,17 +7,19 @@ JSON on stdin. Keys other than these are kept as found, so docker's own file can
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from channels.credentials import user_dir
+from channels._user_config import user_config_dir
 from protocol.errors import InvalidArgument, Unavailable
 from protocol.messages import RegistryOptions
+
+if TYPE_CHECKING:
+    # Loaded when a login is read or kept (pathlib, base64, json): ``keeps_no_login``, which
+    # every run asks, needs none of them when there is no config file.
+    from pathlib import Path
 
 CONFIG_NAME = "config.json"
 TOKEN_USER = "<token>"  # docker's username for an identity token kept by a helper
@@ -36,13 +38,22 @@ class StoredLogin:
                                insecure=insecure)
 
 
+def config_file() -> str:
+    return os.path.join(user_config_dir(), CONFIG_NAME)
+
+
 def config_path() -> Path:
-    return user_dir() / CONFIG_NAME
+    from pathlib import Path
+
+    return Path(config_file())
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _load(path: str | Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        with open(path, encoding="utf-8") as f:
+            import json  # once there is a file: most runs find none
+
+            data = json.load(f)
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
@@ -53,6 +64,7 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _save(path: Path, data: dict[str, Any]) -> None:
+    import json
     import tempfile  # here, as shutil and subprocess below: every `run` reads a login, few save
 
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -94,6 +106,13 @@ def _run_helper(name: str, action: str, payload: str) -> str:
     return done.stdout
 
 
+def keeps_no_login(path: Path | None = None) -> bool:
+    """Whether no registry has a login here (no config file, or one without ``auths`` and
+    credential helpers): ``load_login`` is anonymous whatever the key."""
+    data = _load(path or config_file())
+    return not (data.get("auths") or data.get("credHelpers") or data.get("credsStore"))
+
+
 def load_login(key: str, path: Path | None = None) -> StoredLogin:
     """The credentials kept for registry ``key``; anonymous when there are none."""
     data = _load(path or config_path())
@@ -102,6 +121,8 @@ def load_login(key: str, path: Path | None = None) -> StoredLogin:
         answer = _run_helper(helper, "get", key)
         if not answer:
             return StoredLogin()
+        import json
+
         try:
             found = json.loads(answer)
         except ValueError as exc:
@@ -118,6 +139,8 @@ def load_login(key: str, path: Path | None = None) -> StoredLogin:
     encoded = entry.get("auth")
     if not encoded:
         return StoredLogin()
+    import base64
+
     try:
         user, _, password = base64.b64decode(encoded).decode().partition(":")
     except (ValueError, UnicodeDecodeError) as exc:
@@ -135,6 +158,8 @@ def store_login(key: str, login: StoredLogin, path: Path | None = None) -> str:
     if helper is not None:
         user = TOKEN_USER if login.identity_token else login.username
         secret = login.identity_token or login.password
+        import json
+
         _run_helper(helper, "store", json.dumps({"ServerURL": key, "Username": user,
                                                  "Secret": secret}))
         return f"docker-credential-{helper}"
@@ -142,6 +167,8 @@ def store_login(key: str, login: StoredLogin, path: Path | None = None) -> str:
     if login.identity_token:
         auths[key] = {"identitytoken": login.identity_token}
     else:
+        import base64
+
         raw = f"{login.username}:{login.password}".encode()
         auths[key] = {"auth": base64.b64encode(raw).decode()}
     _save(path, data)

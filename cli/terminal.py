@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
-import termios
-import tty
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,6 +31,9 @@ def raw_terminal(enabled: bool) -> Iterator[None]:
     if not enabled or not os.isatty(fd):
         yield
         return
+    import termios  # only a terminal's session (-t) needs them
+    import tty
+
     saved = termios.tcgetattr(fd)
     tty.setraw(fd, termios.TCSANOW)  # now, keeping what was typed ahead
     try:
@@ -122,6 +122,8 @@ def stream(session: BlockingSession, *, stdout: ByteReaderRef | None,
     if copies.stdin_fd >= 0:
         session.watch(copies.stdin_fd)
     if copies.resize is not None:
+        import signal  # only a terminal's session (-t) has a window size to follow
+
         copies.wakeup_fd, wakeup_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         previous_handler = signal.signal(signal.SIGWINCH, lambda signum, frame: None)
         previous_wakeup = signal.set_wakeup_fd(wakeup_write)
@@ -134,7 +136,7 @@ def stream(session: BlockingSession, *, stdout: ByteReaderRef | None,
             session.unwatch(copies.stdin_fd)
         if stdin is not None:
             stdin.close()
-        if copies.wakeup_fd >= 0:
+        if copies.wakeup_fd >= 0:  # signal imported above, with the handler set
             session.unwatch(copies.wakeup_fd)
             signal.set_wakeup_fd(previous_wakeup)
             signal.signal(signal.SIGWINCH, previous_handler)

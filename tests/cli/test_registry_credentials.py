@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from cli.registry_credentials import StoredLogin, erase_login, load_login, store_login
+from cli.registry_credentials import (
+    StoredLogin,
+    erase_login,
+    keeps_no_login,
+    load_login,
+    store_login,
+)
 from protocol.errors import Unavailable
 
 HELPER = """#!{python}
@@ -82,3 +88,27 @@ def test_a_missing_helper_is_named(tmp_path: Path) -> None:
     config.write_text(json.dumps({"credsStore": "nonexistent-shoal"}))
     with pytest.raises(Unavailable, match="docker-credential-nonexistent-shoal is not installed"):
         load_login("r.example.com", config)
+
+
+@pytest.mark.parametrize("config", [None, {}, {"auths": {}}, {"credsStore": ""},
+                                    {"proxies": {"default": {}}}])
+def test_no_login_is_kept_without_auths_or_helpers(tmp_path: Path, config: object) -> None:
+    path = tmp_path / "config.json"
+    if config is not None:
+        path.write_text(json.dumps(config))
+    assert keeps_no_login(path)
+    assert load_login("registry.example:5000", path) == StoredLogin()
+
+
+@pytest.mark.parametrize("config", [{"credsStore": "desktop"},
+                                    {"credHelpers": {"other.example": "pass"}}])
+def test_a_helper_may_keep_a_login(tmp_path: Path, config: object) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    assert not keeps_no_login(path)
+
+
+def test_a_stored_login_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    store_login("registry.example:5000", StoredLogin("ann", "pw"), path)
+    assert not keeps_no_login(path)

@@ -49,16 +49,19 @@ def test_ps_loads_no_metrics() -> None:
     assert "prometheus_client" not in loaded
 
 
-def _loaded_by_the_program(*args: str) -> tuple[str, set[str]]:
+def _loaded_by_the_program(*args: str, env: dict[str, str] | None = None
+                           ) -> tuple[str, set[str]]:
     """Output and modules of ``shoal ARGS`` entered as the console script enters it
-    (``cli.entry:main``, which ``python -m cli`` runs too); the command may fail."""
+    (``cli.entry:main``, which ``python -m cli`` runs too), with ``env`` added to the
+    environment; the command may fail."""
     code = ("import atexit, sys\n"
             "atexit.register(lambda: print(*sys.modules, file=sys.stderr))\n"
             "sys.argv[0] = 'shoal'\n"
             "import runpy\n"
             "runpy.run_module('cli', run_name='__main__')")
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          check=False, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+                          check=False, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
     return done.stdout, set(done.stderr.split())
 
 
@@ -82,13 +85,21 @@ def test_the_version_verbs_load_neither_click_nor_msgspec(args: list[str]) -> No
 NOT_ON_A_LOCAL_RUN = ["channels._curve", "hashlib", "subprocess", "tempfile", "shutil",
                       "structlog", "rich", "asyncio", "uvloop", "prometheus_client",
                       "importlib.metadata"]
+# Nor, with no registry login kept, what reading one or the image's registry needs then.
+NOT_WITHOUT_A_LOGIN = ["worker.images.registry.names", "worker.images.reference",
+                       "worker.images.digest", "pathlib", "base64", "json",
+                       "channels.credentials"]
+# Nor, without -t, the terminal's modes and the window-size signal.
+NOT_WITHOUT_A_TERMINAL = ["termios", "tty", "signal"]
 
 
-def test_run_on_the_local_socket_loads_only_what_it_uses() -> None:
+def test_run_on_the_local_socket_loads_only_what_it_uses(tmp_path: Path) -> None:
     _, loaded = _loaded_by_the_program("-H", "ipc:///nonexistent/shoal.sock", "run", "--rm",
-                                       "busybox", "true")
+                                       "busybox", "true", env={"SHOAL_CONFIG": str(tmp_path)})
     assert "cli.running" in loaded and "channels._blocking" in loaded
-    assert sorted(loaded & set(NOT_ON_A_LOCAL_RUN)) == []
+    assert "cli.registry_credentials" in loaded  # it looked for a login
+    assert sorted(loaded & {*NOT_ON_A_LOCAL_RUN, *NOT_WITHOUT_A_LOGIN,
+                            *NOT_WITHOUT_A_TERMINAL}) == []
 
 
 @pytest.mark.parametrize("verb", ["run", "ps", "exec", "logs"])
@@ -114,3 +125,47 @@ def test_a_bug_on_the_runtimes_quick_path_is_one_line_as_on_clicks() -> None:
     assert done.returncode == 1
     assert done.stderr == ("Error: internal error: RuntimeError: planted (--log-level debug "
                            "shows where)\n")
+
+
+# A module-level object that says so when the interpreter's teardown finalizes it, and an
+# atexit function: what a client verb's end skips and what it keeps.
+_TEARDOWN_PROBE = ("import atexit, sys\n"
+                   "class Probe:\n"
+                   "    def __del__(self):\n"
+                   "        sys.stderr.write('torn down\\n')\n"
+                   "probe = Probe()\n"
+                   "atexit.register(lambda: sys.stderr.write('atexit ran\\n'))\n"
+                   "sys.stdout.write('unflushed ')\n"
+                   "sys.argv[0] = 'shoal'\n"
+                   "from cli.entry import main\n"
+                   "main()")
+
+
+def _ended(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", _TEARDOWN_PROBE, *args], capture_output=True,
+                          text=True, check=False, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_a_client_verb_ends_without_the_teardown_but_with_atexit_and_its_output() -> None:
+    done = _ended("-H", "ipc:///nonexistent/shoal.sock", "ps")
+    assert done.returncode == 1
+    assert done.stdout == "unflushed "
+    assert done.stderr.splitlines() == [
+        "Error: ConnectFailed: cannot reach a shoal service: tried "
+        "ipc:///nonexistent/shoal.sock (no such socket)", "atexit ran"]
+
+
+def test_a_usage_error_keeps_its_status_and_a_help_its_output() -> None:
+    done = _ended("run", "--no-such-flag", "busybox")
+    assert done.returncode == 2 and "No such option '--no-such-flag'" in done.stderr
+    assert "torn down" not in done.stderr
+    done = _ended("ps", "--help")
+    assert done.returncode == 0 and "Usage: shoal ps" in done.stdout
+
+
+def test_the_daemons_and_the_bare_command_end_as_python_does() -> None:
+    # No verb (the help), and a daemon verb refused at once: the ordinary exit, teardown and all.
+    assert "torn down" in _ended().stderr
+    done = _ended("worker", "--no-such-flag")
+    assert done.returncode == 2 and "torn down" in done.stderr

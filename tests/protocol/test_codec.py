@@ -230,13 +230,21 @@ SAMPLES: list[m.Message] = [
 ]
 
 
-def plain_codec(max_size: int = 1 << 20) -> MessageCodec:
+def plain_codec(max_size: int = 1 << 20, *, alone: bool = False) -> MessageCodec:
+    """A codec without a session; ``alone``: decoding each message type alone (the CLI's)."""
     def export(ref: ChannelRef) -> int:
         channel_id = wire_ref_id(ref)
         assert channel_id is not None
         return channel_id
 
-    return MessageCodec(export, wire_ref, max_size)
+    codec = MessageCodec(export, wire_ref, max_size)
+    if alone:
+        codec.decode_each_type_alone()
+    return codec
+
+
+# Every decoding test runs on both ways of decoding: one decoder of every type, or each alone.
+BOTH_WAYS = pytest.mark.parametrize("alone", [False, True], ids=["union", "alone"])
 
 
 def test_samples_cover_every_message_type() -> None:
@@ -257,15 +265,17 @@ def _normal(value: object) -> object:
     return value
 
 
+@BOTH_WAYS
 @pytest.mark.parametrize("message", SAMPLES, ids=lambda s: type(s).__name__)
-def test_every_message_round_trips(message: m.Message) -> None:
-    codec = plain_codec()
+def test_every_message_round_trips(message: m.Message, alone: bool) -> None:
+    codec = plain_codec(alone=alone)
     assert _normal(codec.decode(codec.encode(message))) == _normal(message)
 
 
-def test_a_newer_peers_extra_fields_are_skipped() -> None:
+@BOTH_WAYS
+def test_a_newer_peers_extra_fields_are_skipped(alone: bool) -> None:
     data = msgspec.msgpack.encode({"type": "echoed", "data": b"x", "added_in_v9": [1, {"a": 2}]})
-    assert plain_codec().decode(data) == m.Echoed(data=b"x")
+    assert plain_codec(alone=alone).decode(data) == m.Echoed(data=b"x")
 
 
 @pytest.mark.parametrize(
@@ -288,20 +298,23 @@ def test_a_newer_peers_extra_fields_are_skipped() -> None:
           "reply": msgspec.msgpack.Ext(1, (3).to_bytes(8, "big"))}, "length <= 4096"),
     ],
 )
-def test_invalid_messages_are_protocol_errors(raw: object, fragment: str) -> None:
+@BOTH_WAYS
+def test_invalid_messages_are_protocol_errors(raw: object, fragment: str, alone: bool) -> None:
     with pytest.raises(ProtocolError) as info:
-        plain_codec().decode(msgspec.msgpack.encode(raw))
+        plain_codec(alone=alone).decode(msgspec.msgpack.encode(raw))
     assert fragment in str(info.value)
 
 
-def test_deep_nesting_is_refused_as_a_limit() -> None:
+@BOTH_WAYS
+def test_deep_nesting_is_refused_as_a_limit(alone: bool) -> None:
     deep = b"\x82\xa4type\xa2ok\xa1x" + b"\x91" * 100_000 + b"\x01"
     with pytest.raises(LimitExceeded, match="nested too deeply"):
-        plain_codec().decode(deep)
+        plain_codec(alone=alone).decode(deep)
 
 
-def test_oversized_messages_are_refused_both_ways() -> None:
-    codec = plain_codec(max_size=1024)
+@BOTH_WAYS
+def test_oversized_messages_are_refused_both_ways(alone: bool) -> None:
+    codec = plain_codec(max_size=1024, alone=alone)
     with pytest.raises(LimitExceeded, match="the limit is 1024"):
         codec.encode(m.Echoed(data=b"x" * 2000))
     with pytest.raises(LimitExceeded):
@@ -345,6 +358,29 @@ def test_mutated_messages_decode_or_fail_typed(valid: bytes, data: st.DataObject
             buf[pos:pos] = buf[pos:pos + data.draw(st.integers(1, 16))]
     with contextlib.suppress(ProtocolError):
         assert isinstance(plain_codec().decode(bytes(buf)), m.Message)
+    assert _outcome(plain_codec(alone=True), bytes(buf)) == _outcome(plain_codec(), bytes(buf))
+
+
+def _outcome(codec: MessageCodec, data: bytes) -> object:
+    """What decoding ``data`` gives: the message (comparable), or that it was refused."""
+    try:
+        return _normal(codec.decode(data))
+    except ProtocolError:
+        return ProtocolError
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.binary(max_size=512))
+def test_each_type_alone_decodes_as_the_union_does(data: bytes) -> None:
+    assert _outcome(plain_codec(alone=True), data) == _outcome(plain_codec(), data)
+
+
+def test_each_type_alone_builds_a_decoder_per_type_met() -> None:
+    codec = plain_codec(alone=True)
+    for message in (m.Ok(), m.Echoed(data=b"x"), m.Ok()):
+        assert codec.decode(codec.encode(message)) == message
+    assert sorted(codec._by_type or {}) == ["echoed", "ok"]
+    assert codec._decoder is None  # the decoder of every type was never built
 
 
 HEADERS = [

@@ -268,13 +268,17 @@ class NativeDriver(Driver):
         if terminal is not None:  # ends at EIO: every process that held the pty has exited
             await asyncio.gather(terminal, return_exceptions=True)
         self._close_input(record)
-        # Both before anyone learns of the exit, side by side: the last output copied, and
-        # its veths deleted (the kernel frees a dead namespace's only later).
-        await asyncio.gather(self._stop_copying(record, discard=True),
-                             self.networks.detach(record.id))
         code = 255 if code is None else code
-        return ExitStatus(code, time.time(), oom_killed=self._oom_killed(record, code),
-                          error=error)
+        oom_killed = self._oom_killed(record, code)  # its cgroups say, before they go
+        # All before anyone learns of the exit, side by side: the last output copied, its
+        # veths deleted (the kernel frees a dead namespace's only later; ~15 ms of RCU grace
+        # periods), the runtime's container deleted (the engine's cleanup next), and the
+        # files of one the engine removes next (--rm): its removal finds them gone.
+        leaving = [self._remove_files(record)] if _removed_at_exit(record) else []
+        await asyncio.gather(self._stop_copying(record, discard=True),
+                             self.networks.detach(record.id), self._delete_in_runtime(record),
+                             *leaving)
+        return ExitStatus(code, time.time(), oom_killed=oom_killed, error=error)
 
     async def _take_input_back(self, record: EngineContainer, copier: RawLogCopier) -> None:
         """A container started by an earlier worker: its input, kept by the runtime helper
@@ -433,9 +437,13 @@ class NativeDriver(Driver):
                 copier.discard()
 
     async def cleanup(self, record: EngineContainer) -> None:
+        await self._delete_in_runtime(record)
+        await self.networks.detach(record.id)
+
+    async def _delete_in_runtime(self, record: EngineContainer) -> None:
+        """Deleted with force (processes killed, cgroups and state removed), if there."""
         with contextlib.suppress(RuntimeFailure):
             await self.runtime.delete(record.id, force=True)
-        await self.networks.detach(record.id)
 
     async def end_leftovers(self, record: EngineContainer) -> bool:
         """The runtime's container deleted with force (its init and so its pid namespace
@@ -462,9 +470,11 @@ class NativeDriver(Driver):
         self._close_input(record)
         await self._stop_copying(record, discard=False)
         await self.cleanup(record)
-        # Independent of each other once nothing runs: side by side, not one after another.
+        await asyncio.gather(self.networks.release(record.id), self._remove_files(record))
+
+    async def _remove_files(self, record: EngineContainer) -> None:
+        """Its rootfs, bundle and network files (side by side), once nothing of it runs."""
         await asyncio.gather(
-            self.networks.release(record.id),
             asyncio.to_thread(self.storage.remove, record.id),
             asyncio.to_thread(shutil.rmtree, self._dir(record) / "bundle", True),
             asyncio.to_thread(shutil.rmtree, self.network_dir(record.id), True))
@@ -551,6 +561,12 @@ class NativeDriver(Driver):
         await asyncio.gather(*self._dropping, return_exceptions=True)
         await self.networks.close()
         await self.runtime.close()
+
+
+def _removed_at_exit(record: EngineContainer) -> bool:
+    """Whether the engine removes the container once it has exited: --rm, whose restart
+    policy (no) never starts it again."""
+    return record.spec.auto_remove and record.spec.restart.name == "no"
 
 
 class NativeExec(ExecProcess):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 from collections.abc import Awaitable, Callable
@@ -243,5 +244,32 @@ def test_ulimits_are_the_processes_rlimits(tmp_path: Path) -> None:
         assert (await engine.wait(record.id)).exit_code == 0
         logs = b"".join([e.data async for e in engine.logs(record.id)])
         assert logs.split() == [b"256", b"512", b"64", b"unlimited"]
+
+    with_engine(tmp_path, body)
+
+
+def test_a_removed_at_exit_container_leaves_nothing_and_others_keep_their_files(
+        tmp_path: Path) -> None:
+    async def body(engine: Engine) -> None:
+        driver = engine.driver
+        assert isinstance(driver, NativeDriver)
+        kept = await engine.create(busybox("true", network="bridge"))
+        gone = await engine.create(busybox("sh", "-c", "echo bye", network="bridge",
+                                           auto_remove=True))
+        rootfs = {r.id: Path(r.driver_data["rootfs"]).parent for r in (kept, gone)}
+        for record in (kept, gone):
+            await engine.start(record.id)
+        with contextlib.suppress(NotFound):  # NotFound: removed already
+            await engine.wait(gone.id, "removed")
+        assert (await engine.wait(kept.id)).exit_code == 0
+        # The --rm one: its record, rootfs, bundle and network files gone with it.
+        assert gone.id not in engine.records
+        assert not rootfs[gone.id].exists()
+        assert not (tmp_path / "state" / "containers" / gone.id).exists()
+        # An exited one keeps all it needs to start again, and does.
+        assert rootfs[kept.id].is_dir()
+        assert (tmp_path / "state" / "containers" / kept.id / "bundle" / "config.json").is_file()
+        await engine.start(kept.id)
+        assert (await engine.wait(kept.id)).exit_code == 0
 
     with_engine(tmp_path, body)
