@@ -47,6 +47,7 @@ from worker.engine.driver import (
     Started,
 )
 from worker.engine.faults import crash_point
+from worker.engine.native_exec import NativeExec
 from worker.engine.network_join import join_peer_network
 from worker.engine.rawlog import RawLogCopier
 from worker.engine.records import EngineContainer, ImageDefaults
@@ -567,35 +568,3 @@ def _removed_at_exit(record: EngineContainer) -> bool:
     """Whether the engine removes the container once it has exited: --rm, whose restart
     policy (no) never starts it again."""
     return record.spec.auto_remove and record.spec.restart.name == "no"
-
-
-class NativeExec(ExecProcess):
-    """An exec'd process the runtime helper started (and reaps); killed through a pidfd taken
-    at once, so a recycled pid can never be hit."""
-
-    def __init__(self, runtime: RuntimeHelper, container_id: str, *, pid: int,
-                 stdin: int | None, stdout: int, stderr: int | None, tty: bool) -> None:
-        super().__init__(pid=pid, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
-        self._runtime = runtime
-        self._container_id = container_id
-        self._pidfd: int | None = None
-        with contextlib.suppress(ProcessLookupError):
-            self._pidfd = os.pidfd_open(pid)
-
-    async def _wait(self) -> int:
-        status = await self._runtime.wait_exec(self._container_id, self.pid)
-        if self._pidfd is not None:
-            os.close(self._pidfd)
-            self._pidfd = None
-        return status.code if status.code is not None else 255
-
-    def kill(self) -> None:
-        if self._pidfd is not None:
-            with contextlib.suppress(ProcessLookupError):
-                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
-
-    def close(self) -> None:
-        super().close()
-        if self._pidfd is not None:
-            os.close(self._pidfd)
-            self._pidfd = None
