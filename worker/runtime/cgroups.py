@@ -20,11 +20,14 @@ import os
 import posixpath
 import select
 import time
-from dataclasses import dataclass
 
 from worker.runtime.errors import BundleInvalid
 from worker.runtime.lazylog import LazyLogger
-from worker.runtime.spec import DeviceRule, Resources
+from worker.runtime.records import Record
+
+TYPE_CHECKING = False  # typing costs a runtime command milliseconds to import
+if TYPE_CHECKING:
+    from worker.runtime.spec import DeviceRule, Resources
 
 log = LazyLogger(__name__)
 
@@ -181,8 +184,7 @@ def _blkio_weight(res: Resources) -> int | None:
     return bio.weight
 
 
-@dataclass(frozen=True, slots=True)
-class Hierarchy:
+class Hierarchy(Record):
     """One mounted cgroup hierarchy and the runtime's own cgroup directory in it."""
 
     controllers: frozenset[str]

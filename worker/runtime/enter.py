@@ -19,18 +19,20 @@ import errno
 import os
 import signal
 import socket
-from dataclasses import dataclass
-from typing import NoReturn
 
 from worker.runtime import process as procmod
 from worker.runtime import syscalls as sc
 from worker.runtime.init import send
 from worker.runtime.plan import JOIN_ORDER, NAMESPACES, ProcessPlan
 from worker.runtime.procstat import proc_start_time
+from worker.runtime.records import Record
+
+TYPE_CHECKING = False  # typing costs a runtime command milliseconds to import
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
-@dataclass(frozen=True)
-class ExecTarget:
+class ExecTarget(Record):
     """The running container to enter (from its state record)."""
 
     container_id: str

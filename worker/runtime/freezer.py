@@ -14,15 +14,14 @@ import os
 import posixpath
 import select
 import time
-from dataclasses import dataclass
 
 from worker.runtime.errors import OperationFailed
+from worker.runtime.records import Record
 
 FREEZE_TIMEOUT = 10.0
 
 
-@dataclass(frozen=True, slots=True)
-class Freezer:
+class Freezer(Record):
     """The container's freezer: a v1 ``freezer.state`` or a v2 ``cgroup.freeze`` file."""
 
     path: str

@@ -16,8 +16,6 @@ import json
 import os
 import signal
 import socket
-from dataclasses import dataclass, field
-from typing import NoReturn
 
 from worker.runtime import hooks as hookmod
 from worker.runtime import process as procmod
@@ -25,13 +23,17 @@ from worker.runtime import rootfs
 from worker.runtime import syscalls as sc
 from worker.runtime.mountopts import MS_BIND
 from worker.runtime.plan import JOIN_ORDER, NAMESPACES, Plan
+from worker.runtime.records import Record, field
+
+TYPE_CHECKING = False  # typing costs a runtime command milliseconds to import
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 MAX_MESSAGE = 65536
 MAX_FDS = 253  # SCM_MAX_FD: the bind sources of a user-namespaced container come in one message
 
 
-@dataclass
-class InitContext:
+class InitContext(Record, frozen=False):
     """What the forked children need; built by the launcher before fork."""
 
     container_id: str

@@ -7,26 +7,20 @@ with other threads could leave a lock held in the child forever.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import signal
 import socket
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
-import msgspec
-
-from worker.runtime import cgroups, enter
+from worker.runtime import cgroups
 from worker.runtime import hooks as hookmod
 from worker.runtime import syscalls as sc
-from worker.runtime.enter import ExecTarget
 from worker.runtime.errors import BundleInvalid, CreateFailed, OperationFailed
 from worker.runtime.init import InitContext, direct_main, recv, send, setup_main
 from worker.runtime.lazylog import LazyLogger
 from worker.runtime.paths import PathEscape, resolve_in_root
 from worker.runtime.plan import NAMESPACES, Plan, ProcessPlan, SeccompFilter
 from worker.runtime.planner import make_plan
+from worker.runtime.records import Record, encode_json
 from worker.runtime.spec import load_spec
 from worker.runtime.state import (
     ExecDefaults,
@@ -38,26 +32,30 @@ from worker.runtime.state import (
     proc_start_time,
 )
 
+TYPE_CHECKING = False  # typing costs a runtime command milliseconds to import
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from worker.runtime.enter import ExecTarget
+
+    # Forks a direct init elsewhere (the helper's zygote): its pid, or None to fork it here.
+    Forker = Callable[[InitContext], int | None]
+    # Clones an exec'd process elsewhere, straight into the container's pid namespace: its
+    # pid, or None to fork it here.
+    ExecCloner = Callable[[ExecTarget, ProcessPlan, socket.socket, tuple[int, int, int]],
+                          int | None]
+
 log = LazyLogger(__name__)
 
 CREATE_TIMEOUT = 60.0
 
-# Forks a direct init elsewhere (the helper's zygote): its pid, or None to fork it here.
-Forker = Callable[[InitContext], "int | None"]
-# Clones an exec'd process elsewhere, straight into the container's pid namespace: its pid,
-# or None to fork it here.
-ExecCloner = Callable[[ExecTarget, ProcessPlan, socket.socket, "tuple[int, int, int]"],
-                      "int | None"]
 
-
-@dataclass
-class Created:
+class Created(Record, frozen=False):
     record: RuntimeRecord
     pty_master: int | None
 
 
-@dataclass
-class Executed:
+class Executed(Record, frozen=False):
     pid: int
     pty_master: int | None
 
@@ -127,7 +125,7 @@ def wait_gone(pid: int, start: int | None, timeout: float) -> bool:
         os.close(fd)
 
 
-def create(root: Path, container_id: str, bundle: str, *,
+def create(root: str, container_id: str, bundle: str, *,
            stdio: tuple[int, int, int] = (0, 1, 2),
            hierarchies: list[cgroups.Hierarchy] | None = None,
            forker: Forker | None = None, no_pivot: bool = False) -> Created:
@@ -137,9 +135,10 @@ def create(root: Path, container_id: str, bundle: str, *,
     root with MS_MOVE and chroot instead of pivot_root."""
     bundle = os.path.abspath(bundle)
     # A dot name is never a container id: `list` does not take the cache for a container.
-    plan = make_plan(load_spec(bundle), bundle, seccomp_cache_dir=root / ".seccomp")
+    plan = make_plan(load_spec(bundle), bundle,
+                     seccomp_cache_dir=os.path.join(root, ".seccomp"))
     if no_pivot:
-        plan = dataclasses.replace(plan, no_pivot=True)
+        plan = plan.replace(no_pivot=True)
     preflight(plan)
     if hierarchies is None:
         hierarchies = cgroups.discover()
@@ -160,7 +159,7 @@ def create(root: Path, container_id: str, bundle: str, *,
         cg_dirs = [d for _h, d in dirs]
         cg_mounts = {",".join(sorted(c.removeprefix("name=") for c in h.controllers)): d
                      for h, d in dirs if not h.unified}
-        state_json = msgspec.json.encode(OciState(
+        state_json = encode_json(OciState(
             oci_version="1.0.2", id=container_id, status="creating", pid=0, bundle=bundle,
             annotations=plan.annotations))
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -311,7 +310,7 @@ def _drive(conn: socket.socket, plan: Plan, setup_pid: int, container_id: str,
             pids.append(pid)
             os.waitpid(setup_pid, 0)
         elif kind == "hooks":
-            state = msgspec.json.encode(OciState(
+            state = encode_json(OciState(
                 oci_version="1.0.2", id=container_id, status="creating", pid=init_pid,
                 bundle=bundle, annotations=plan.annotations))
             try:
@@ -365,6 +364,9 @@ def exec_in(record: RuntimeRecord, proc: ProcessPlan, *,
     ``cgroup_dirs``: sub-cgroups of the container's to join instead of its own."""
     if proc_start_time(record.pid) != record.pid_start:
         raise OperationFailed(f"container {record.id!r} is not running")
+    from worker.runtime import enter
+    from worker.runtime.enter import ExecTarget
+
     target = ExecTarget(container_id=record.id, pid=record.pid, pid_start=record.pid_start,
                         namespaces=tuple(record.namespaces),
                         cgroup_dirs=tuple(cgroup_dirs or record.cgroup_dirs))

@@ -9,10 +9,6 @@ import builtins
 import contextlib
 import os
 import signal
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-import msgspec
 
 from protocol import signals
 from protocol.errors import InvalidArgument
@@ -20,6 +16,7 @@ from worker.runtime import cgroups, freezer
 from worker.runtime import hooks as hookmod
 from worker.runtime.errors import CreateFailed, OperationFailed, WrongState
 from worker.runtime.lazylog import LazyLogger
+from worker.runtime.records import encode_json
 from worker.runtime.state import (
     ExitRecord,
     OciState,
@@ -28,7 +25,10 @@ from worker.runtime.state import (
     proc_start_time,
 )
 
+TYPE_CHECKING = False  # typing and pathlib cost a runtime command milliseconds to import
 if TYPE_CHECKING:
+    from pathlib import Path
+
     # The launcher (the planner, the init, the mounts: ~15 ms of imports) is imported by the
     # operations that fork or wait for a death, so that `shoal runtime state`, `start` and
     # `kill` do not pay for it.
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 log = LazyLogger(__name__)
 
-DEFAULT_ROOT = Path("/run/shoal/runtime")
+DEFAULT_ROOT = "/run/shoal/runtime"
 KILL_TIMEOUT = 10.0
 
 
@@ -55,7 +55,7 @@ class Runtime:
     """The native OCI runtime over one root directory of container state."""
 
     def __init__(self, root: str | Path = DEFAULT_ROOT) -> None:
-        self.root = Path(root)
+        self.root = os.fspath(root)
         # Read once: cgroup hierarchies are mounted at boot, and our own cgroup stays put.
         self._hierarchies: builtins.list[cgroups.Hierarchy] | None = None
         # Where inits are forked when they can be forked directly (the helper's zygote).
@@ -90,8 +90,7 @@ class Runtime:
         status = sd.status(record)
         if status != "created":
             raise WrongState(f"container {container_id!r} is {status}, not created")
-        state = msgspec.json.encode(
-            msgspec.structs.replace(sd.oci_state(record), status="running"))
+        state = encode_json(sd.oci_state(record).replace(status="running"))
         try:
             fd = os.open(sd.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
@@ -102,7 +101,7 @@ class Runtime:
             os.write(fd, state)
         finally:
             os.close(fd)
-        sd.fifo.unlink()
+        os.unlink(sd.fifo)
         log.debug("container.started", container_id=container_id, pid=record.pid)
         for i, hook in enumerate(record.poststart):
             try:
@@ -227,8 +226,7 @@ class Runtime:
             if _:
                 sd.save_exit(exit_record(wstatus))
         self._remove_cgroups(record)
-        state = msgspec.json.encode(
-            msgspec.structs.replace(sd.oci_state(record), status="stopped"))
+        state = encode_json(sd.oci_state(record).replace(status="stopped"))
         for i, hook in enumerate(record.poststop):
             try:
                 hookmod.run_hook(hook, state, what=f"poststop[{i}]")
@@ -246,11 +244,11 @@ class Runtime:
     # --- inspection ---------------------------------------------------------------------------
     def list(self) -> builtins.list[OciState]:
         result: builtins.list[OciState] = []
-        if not self.root.is_dir():
+        if not os.path.isdir(self.root):
             return result
-        for entry in sorted(self.root.iterdir()):
+        for name in sorted(os.listdir(self.root)):
             with contextlib.suppress(Exception):
-                sd = StateDir(self.root, entry.name)
+                sd = StateDir(self.root, name)
                 result.append(sd.oci_state(sd.load()))
         return result
 

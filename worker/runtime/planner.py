@@ -8,10 +8,8 @@ executes step by step.
 
 from __future__ import annotations
 
-import dataclasses
 import posixpath
 from resource import RLIM_INFINITY
-from typing import TYPE_CHECKING
 
 from worker.runtime import caps as capmod
 from worker.runtime.errors import BundleInvalid
@@ -28,10 +26,6 @@ from worker.runtime.plan import (
     ProcessPlan,
 )
 from worker.runtime.spec import Hook, Spec
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
 
 
 def _rlimit(value: int) -> int:
@@ -185,7 +179,7 @@ def _devices(spec: Spec) -> tuple[DevicePlan, ...]:
     return tuple(devices.values())
 
 
-def make_plan(spec: Spec, bundle: str, *, seccomp_cache_dir: Path | None = None) -> Plan:
+def make_plan(spec: Spec, bundle: str, *, seccomp_cache_dir: str | None = None) -> Plan:
     """Validate ``spec`` (from ``bundle``, an absolute directory) into a Plan. A linux.seccomp
     profile is compiled through the process's filter cache over ``seccomp_cache_dir`` (memory
     only if None); the seccomp module (hashlib, tempfile, libseccomp) is imported only then."""
@@ -197,12 +191,15 @@ def make_plan(spec: Spec, bundle: str, *, seccomp_cache_dir: Path | None = None)
     rootfs = posixpath.normpath(posixpath.join(bundle, spec.root.path))
     linux = spec.linux
     process = _process(spec)
-    profile = bytes(linux.seccomp) if linux is not None else b""
-    if profile and profile != b"null":
+    if linux is not None and linux.seccomp is not None:
+        import json
+        from pathlib import Path
+
         from worker.runtime import seccomp
 
-        cache = seccomp.cache_in(seccomp_cache_dir)
-        process = dataclasses.replace(process, seccomp=cache.filter_for(profile))
+        cache = seccomp.cache_in(Path(seccomp_cache_dir) if seccomp_cache_dir else None)
+        profile = json.dumps(linux.seccomp, separators=(",", ":")).encode()
+        process = process.replace(seccomp=cache.filter_for(profile))
     namespaces = _namespaces(spec)
     kinds = {ns.kind for ns in namespaces}
     if "mount" not in kinds:

@@ -12,8 +12,8 @@ import sys
 
 from worker.runtime.lazylog import DEBUG, WARNING, LazyLogger, configure_cli
 
-# typing, and the runtime's operations (msgspec), cost a runtime command milliseconds to
-# import: the verbs that need the operations import them.
+# typing, and the runtime's operations, cost a runtime command milliseconds to import: the
+# verbs that need the operations import them.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn, TextIO
@@ -133,9 +133,9 @@ def state(rt: Runtime, container_id: str) -> None:
     """Print the container's runtime-spec state as indented JSON."""
     import json
 
-    import msgspec
+    from worker.runtime.records import to_builtins
 
-    doc = msgspec.to_builtins(rt.state(container_id))
+    doc = to_builtins(rt.state(container_id))
     print(json.dumps(doc, indent=2), flush=True)
 
 

@@ -238,6 +238,4 @@ def _ahead(plan: Plan) -> int:
 
 
 def _without_resources(ctx: InitContext) -> Plan:
-    import dataclasses
-
-    return dataclasses.replace(ctx.plan, resources=None)
+    return ctx.plan.replace(resources=None)

@@ -1,0 +1,429 @@
+"""Record classes for the runtime: fields declared as class annotations, and strict decoding of
+JSON-shaped data (what ``json.loads`` returns) into them by those annotations.
+
+A runtime command runs once per container operation, and what it imports is most of what it
+costs: dataclasses (with inspect) and msgspec (with typing) cost more than the container. A
+``Record`` subclass gets an ``__init__`` taking its fields by position or name, equality,
+``repr`` and ``replace`` from one generic implementation, with nothing generated per class.
+``decode`` refuses unknown fields (or ignores them, as the class says), wrong types and missing
+fields with the JSON path of the offending one and msgspec's wording (``Expected `int`, got
+`str```), and matches keys case-insensitively where the class folds case (as Go's
+encoding/json does for runc). ``to_builtins`` is the way back to JSON.
+
+The annotations are read as text (postponed annotations), on first use: ``int``, ``str``,
+``bool``, ``float``, ``bytes`` (base64 text in JSON), ``object`` (any JSON value),
+``list[X]``, ``dict[str, X]``, ``tuple[X, ...]``, ``tuple[X, Y]``, ``X | None`` and record
+classes named in the defining module.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False  # typing costs a runtime command milliseconds to import
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    from typing_extensions import dataclass_transform
+
+    T = TypeVar("T")
+    R = TypeVar("R", bound="Record")
+else:
+    def dataclass_transform(**_kwargs: object) -> Callable[[type], type]:
+        return lambda cls: cls
+
+_MISSING = object()
+
+
+class _Factory:
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], object]) -> None:
+        self.make = make
+
+
+def field(*, default_factory: Callable[[], T]) -> T:
+    """A field whose default is made by ``default_factory`` for each record."""
+    return _Factory(default_factory)  # type: ignore[return-value]
+
+
+class DecodeFailed(ValueError):
+    """``doc`` does not fit the record: ``path`` names the offending field
+    (``process.user.uid``, ``mounts[0].destination``, ``linux.sysctl[...]``; an unknown or
+    missing field's own name included; empty for the document itself), ``reason`` what is
+    wrong. The message is msgspec's: the reason, and the path of the object that has it."""
+
+    def __init__(self, path: str, reason: str, *, key: str | None = None) -> None:
+        super().__init__(f"{reason} - at `${path}`" if path else reason)
+        self.path = (f"{path}.{key}" if key is not None else path).lstrip(".")
+        self.reason = reason
+
+
+class _Field:
+    __slots__ = ("annotation", "default", "key", "kind", "name")
+
+    def __init__(self, name: str, key: str, annotation: str, default: object) -> None:
+        self.name = name
+        self.key = key
+        self.annotation = annotation
+        self.default = default
+        self.kind: tuple[Any, ...] | None = None  # parsed on first decode
+
+    def fresh_default(self) -> object:
+        d = self.default
+        if type(d) is list:
+            return list(d)
+        if type(d) is dict:
+            return dict(d)
+        if type(d) is _Factory:
+            return d.make()
+        return d
+
+
+class _Schema:
+    __slots__ = ("by_key", "by_name", "fields", "folded", "options")
+
+    def __init__(self, fields: list[_Field], options: dict[str, object]) -> None:
+        self.fields = fields
+        self.by_name = {f.name: f for f in fields}
+        self.by_key = {f.key: f for f in fields}
+        self.folded = {f.key.lower(): f for f in fields}
+        self.options = options
+
+
+def camel_key(name: str) -> str:
+    """msgspec's ``rename="camel"`` (``kernel_TCP`` is ``kernelTcp``: folding takes Go's
+    ``kernelTCP``)."""
+    first, *rest = name.split("_")
+    return first + "".join(part.capitalize() for part in rest)
+
+
+_SCHEMAS: dict[type, _Schema] = {}
+
+
+def _schema(cls: type[Record]) -> _Schema:
+    found = _SCHEMAS.get(cls)
+    if found is not None:
+        return found
+    options: dict[str, object] = cls._record_options
+    annotations: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is not Record and issubclass(klass, Record):
+            # Not inspect.get_annotations: inspect costs milliseconds to import.
+            own = klass.__dict__.get("__annotations__", {})  # noqa: RUF063
+            annotations.update({k: v for k, v in own.items() if not k.startswith("_")})
+    fields = []
+    for name, annotation in annotations.items():
+        if annotation.startswith("ClassVar"):
+            continue
+        key = camel_key(name) if options["rename"] == "camel" else name
+        fields.append(_Field(name, key, annotation, getattr(cls, name, _MISSING)))
+    schema = _SCHEMAS[cls] = _Schema(fields, options)
+    return schema
+
+
+@dataclass_transform(field_specifiers=(field,), frozen_default=True)
+class Record:
+    """Base of the runtime's record classes. Class keywords: ``frozen`` (for the type checker;
+    default True), ``rename`` ("camel": JSON keys are the camelCase of the field names),
+    ``forbid_unknown_fields`` (decode refuses keys it does not know, default False),
+    ``omit_defaults`` (``to_builtins`` leaves out fields at their default), ``fold_case``
+    (decode matches a key no field has exactly case-insensitively, as Go does)."""
+
+    _record_options: dict[str, object] = {
+        "rename": None, "forbid_unknown_fields": False, "omit_defaults": False,
+        "fold_case": False}
+
+    def __init_subclass__(cls, *, frozen: bool = True, rename: str | None = None,
+                          forbid_unknown_fields: bool | None = None,
+                          omit_defaults: bool | None = None, fold_case: bool | None = None,
+                          **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        options = dict(cls._record_options)
+        given = {"rename": rename, "forbid_unknown_fields": forbid_unknown_fields,
+                 "omit_defaults": omit_defaults, "fold_case": fold_case}
+        options.update({k: v for k, v in given.items() if v is not None})
+        cls._record_options = options
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        schema = _schema(type(self))
+        fields = schema.fields
+        if len(args) > len(fields):
+            raise TypeError(f"{type(self).__name__} takes {len(fields)} fields, "
+                            f"got {len(args)} positional arguments")
+        values = self.__dict__
+        for f, value in zip(fields, args, strict=False):
+            values[f.name] = value
+        for name, value in kwargs.items():
+            if name not in schema.by_name or name in values:
+                raise TypeError(f"{type(self).__name__}: unexpected or repeated field {name!r}")
+            values[name] = value
+        if len(values) < len(fields):
+            for f in fields:
+                if f.name not in values:
+                    if f.default is _MISSING:
+                        raise TypeError(f"{type(self).__name__}: missing field {f.name!r}")
+                    values[f.name] = f.fresh_default()
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash((type(self), *self.__dict__.values()))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items())
+        return f"{type(self).__name__}({inner})"
+
+    def replace(self: R, **changes: object) -> R:
+        """A copy with ``changes`` (field names) applied."""
+        by_name = _schema(type(self)).by_name
+        for name in changes:
+            if name not in by_name:
+                raise TypeError(f"{type(self).__name__} has no field {name!r}")
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+def _split_top(text: str) -> list[str]:
+    """``text`` split at the commas outside brackets."""
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        if c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+        elif c == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+_SCALARS = {"int", "str", "bool", "float", "bytes", "object", "None"}
+
+
+def _parse(annotation: str, namespace: dict[str, object]) -> tuple[Any, ...]:
+    """An annotation's text as a kind: ("int",), ("list", item), ("opt", inner), ..."""
+    text = annotation.strip()
+    members = _split_union(text)
+    if len(members) > 1:
+        inner = [m for m in members if m != "None"]
+        if len(inner) != 1 or len(members) != 2:
+            raise TypeError(f"unsupported annotation {annotation!r}")
+        return ("opt", _parse(inner[0], namespace))
+    if text in _SCALARS:
+        return (text,)
+    head, bracket, rest = text.partition("[")
+    if bracket:
+        args = _split_top(rest[:-1])
+        if head == "list":
+            return ("list", _parse(args[0], namespace))
+        if head == "dict":
+            return ("dict", _parse(args[1], namespace))
+        if head == "tuple":
+            if len(args) == 2 and args[1] == "...":
+                return ("list", _parse(args[0], namespace))
+            return ("tuple", tuple(_parse(a, namespace) for a in args))
+        raise TypeError(f"unsupported annotation {annotation!r}")
+    target = namespace.get(text)
+    if isinstance(target, type) and issubclass(target, Record):
+        return ("record", target)
+    raise TypeError(f"unsupported annotation {annotation!r}")
+
+
+def _split_union(text: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        if c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def _kind_of(cls: type[Record], f: _Field) -> tuple[Any, ...]:
+    if f.kind is None:
+        f.kind = _parse(f.annotation, vars(sys.modules[cls.__module__]))
+    return f.kind
+
+
+_JSON_NAMES = {dict: "object", list: "array", str: "str", bool: "bool", int: "int",
+               float: "float", type(None): "null"}
+
+
+def _expected(kind: tuple[Any, ...]) -> str:
+    tag = kind[0]
+    if tag == "opt":
+        return f"{_expected(kind[1])} | null"
+    return str({"list": "array", "tuple": "array", "dict": "object", "record": "object",
+                "bytes": "str", "None": "null"}.get(tag, tag))
+
+
+def _mismatch(kind: tuple[Any, ...], value: object, path: str) -> DecodeFailed:
+    return DecodeFailed(path, f"Expected `{_expected(kind)}`, got "
+                              f"`{_JSON_NAMES.get(type(value), type(value).__name__)}`")
+
+
+def _value(kind: tuple[Any, ...], value: object, path: str) -> object:
+    tag = kind[0]
+    t = type(value)
+    if tag == "str":
+        if t is str:
+            return value
+    elif tag == "int":
+        if t is int:
+            return value
+    elif tag == "bool":
+        if t is bool:
+            return value
+    elif tag == "list":
+        if t is list:
+            item = kind[1]
+            assert isinstance(value, list)
+            if item[0] == "str":
+                for i, v in enumerate(value):
+                    if type(v) is not str:
+                        raise _mismatch(item, v, f"{path}[{i}]")
+                return value
+            return [_value(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    elif tag == "opt":
+        return None if value is None else _value(kind[1], value, path)
+    elif tag == "record":
+        if t is dict:
+            assert isinstance(value, dict)
+            return decode_into(kind[1], value, path)
+    elif tag == "dict":
+        if t is dict:
+            assert isinstance(value, dict)
+            item = kind[1]
+            return {k: _value(item, v, f"{path}[...]") for k, v in value.items()}
+    elif tag == "tuple":
+        if t is list:
+            assert isinstance(value, list)
+            items = kind[1]
+            if len(value) != len(items):
+                raise DecodeFailed(path, f"Expected `array` of length {len(items)}, "
+                                         f"got {len(value)}")
+            return tuple(_value(k, v, f"{path}[{i}]")
+                         for i, (k, v) in enumerate(zip(items, value, strict=True)))
+    elif tag == "object":
+        return value
+    elif tag == "float":
+        if t is float or t is int:
+            return float(value)  # type: ignore[arg-type]
+    elif tag == "bytes":
+        if t is str:
+            import binascii
+
+            assert isinstance(value, str)
+            try:
+                return binascii.a2b_base64(value)
+            except binascii.Error:
+                raise DecodeFailed(path, "Invalid base64 encoded string") from None
+    elif tag == "None" and value is None:
+        return None
+    raise _mismatch(kind, value, path)
+
+
+def decode_into(cls: type[R], doc: object, path: str = "") -> R:
+    """``doc`` (a JSON object, as ``json.loads`` returns it) as a ``cls``; DecodeFailed says
+    where and what does not fit."""
+    if type(doc) is not dict:
+        raise _mismatch(("record", cls), doc, path)
+    assert isinstance(doc, dict)
+    schema = _schema(cls)
+    by_key = schema.by_key
+    options = schema.options
+    values: dict[str, object] = {}
+    for key, raw in doc.items():
+        f = by_key.get(key)
+        if f is None and options["fold_case"] and type(key) is str:
+            f = schema.folded.get(key.lower())
+        if f is None:
+            if options["forbid_unknown_fields"]:
+                raise DecodeFailed(path, f"Object contains unknown field `{key}`", key=str(key))
+            continue
+        values[f.name] = _value(_kind_of(cls, f), raw, f"{path}.{f.key}")
+    if len(values) < len(schema.fields):
+        for f in schema.fields:
+            if f.name not in values:
+                if f.default is _MISSING:
+                    raise DecodeFailed(path, f"Object missing required field `{f.key}`",
+                                       key=f.key)
+                values[f.name] = f.fresh_default()
+    record = object.__new__(cls)
+    # In declaration order, as __init__ makes them: equality compares the dicts.
+    record.__dict__.update((f.name, values[f.name]) for f in schema.fields)
+    return record
+
+
+def loads(data: bytes | str) -> object:
+    """JSON text as Python values; ValueError if it is not JSON (NaN and Infinity are not)."""
+    import json
+
+    return json.loads(data, parse_constant=_no_constant)
+
+
+def decode_json(cls: type[R], data: bytes) -> R:
+    """``data`` (JSON text) as a ``cls``; ValueError if it is not JSON, DecodeFailed (a
+    ValueError too) if it does not fit."""
+    return decode_into(cls, loads(data))
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# --- encoding ------------------------------------------------------------------------------
+
+def to_builtins(value: object) -> Any:
+    """``value`` with every record as a dict of its JSON keys (fields at their default left
+    out where the class says so), tuples as lists and bytes as base64 text."""
+    if isinstance(value, Record):
+        schema = _schema(type(value))
+        omit = schema.options["omit_defaults"]
+        out = {}
+        for f in schema.fields:
+            v = value.__dict__[f.name]
+            if omit and f.default is not _MISSING and (
+                    v == (f.default.make() if type(f.default) is _Factory else f.default)):
+                continue
+            out[f.key] = to_builtins(v)
+        return out
+    t = type(value)
+    if t is list or t is tuple:
+        assert isinstance(value, (list, tuple))
+        return [to_builtins(v) for v in value]
+    if t is dict:
+        assert isinstance(value, dict)
+        return {k: to_builtins(v) for k, v in value.items()}
+    if t is bytes:
+        import binascii
+
+        assert isinstance(value, bytes)
+        return binascii.b2a_base64(value, newline=False).decode()
+    return value
+
+
+def encode_json(value: object) -> bytes:
+    """``value`` as compact JSON text (as msgspec wrote the same records)."""
+    import json
+
+    return json.dumps(to_builtins(value), separators=(",", ":")).encode()
+
+
+def field_keys(cls: type[Record]) -> list[str]:
+    """The JSON keys of ``cls``'s fields, in declaration order."""
+    return [f.key for f in _schema(cls).fields]
