@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
-import select
 import time
 
 from worker.runtime.errors import BundleInvalid
@@ -429,6 +428,8 @@ def _wait_exit(pid: int, timeout: float) -> None:
     except ProcessLookupError:
         return
     try:
+        import select  # here: only a busy cgroup gets here
+
         select.select([fd], [], [], timeout)
     finally:
         os.close(fd)

@@ -14,11 +14,11 @@ Messages to the launcher, as for create: ``pty`` (with the master), ``pid`` (for
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import errno
 import os
 import signal
-import socket
 
 from worker.runtime import process as procmod
 from worker.runtime import syscalls as sc
@@ -43,7 +43,7 @@ class ExecTarget(Record):
 
 
 class _Entry:
-    def __init__(self, conn: socket.socket) -> None:
+    def __init__(self, conn: _socket.socket) -> None:
         self.conn = conn
         self.step = "stdio"
 
@@ -115,11 +115,12 @@ def _become(entry: _Entry, proc: ProcessPlan) -> NoReturn:
     raise OSError(errno.ENOEXEC, "exec returned")  # pragma: no cover - exec raises instead
 
 
-def forked_main(target: ExecTarget, proc: ProcessPlan, conn: socket.socket,
+def forked_main(target: ExecTarget, proc: ProcessPlan, conn: _socket.socket,
                 stdio: tuple[int, int, int]) -> NoReturn:
     """In a child the launcher forked: join everything, fork the process, report its pid."""
     entry = _Entry(conn)
     try:
+        procmod.import_needed(proc)
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         _stdio(stdio)
         _join(entry, target, pid_joined=False)
@@ -136,12 +137,13 @@ def forked_main(target: ExecTarget, proc: ProcessPlan, conn: socket.socket,
     os._exit(0)
 
 
-def cloned_main(target: ExecTarget, proc: ProcessPlan, conn: socket.socket,
+def cloned_main(target: ExecTarget, proc: ProcessPlan, conn: _socket.socket,
                 stdio: tuple[int, int, int]) -> NoReturn:
     """In a child the zygote cloned inside the container's pid namespace: join the rest and
     become the process."""
     entry = _Entry(conn)
     try:
+        procmod.import_needed(proc)
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         _stdio(stdio)
         _join(entry, target, pid_joined=True)

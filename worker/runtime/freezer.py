@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
-import select
 import time
 
 from worker.runtime.errors import OperationFailed
@@ -85,6 +84,8 @@ def _await_v2_events(freezer: Freezer, wanted: str, timeout: float) -> None:
     events = posixpath.join(posixpath.dirname(freezer.path), "cgroup.events")
     fd = os.open(events, os.O_RDONLY | os.O_CLOEXEC)
     try:
+        import select  # here: only pause and resume get here
+
         poller = select.poll()
         poller.register(fd, select.POLLPRI)
         deadline = time.monotonic() + timeout

@@ -10,16 +10,14 @@ to the launcher as ``{"t": "error", "step": ..., "reason": ...}``.
 
 from __future__ import annotations
 
-import contextlib
+import _socket
 import errno
-import json
 import os
-import signal
-import socket
+import sys
 
 from worker.runtime import hooks as hookmod
+from worker.runtime import jsontext, rootfs
 from worker.runtime import process as procmod
-from worker.runtime import rootfs
 from worker.runtime import syscalls as sc
 from worker.runtime.mountopts import MS_BIND
 from worker.runtime.plan import JOIN_ORDER, NAMESPACES, Plan
@@ -27,7 +25,10 @@ from worker.runtime.records import Record, field
 
 TYPE_CHECKING = False  # typing costs a runtime command milliseconds to import
 if TYPE_CHECKING:
+    import signal
     from typing import NoReturn
+else:
+    import _signal as signal  # signal.py's C half: signal.py adds enums (enum costs milliseconds)
 
 MAX_MESSAGE = 65536
 MAX_FDS = 253  # SCM_MAX_FD: the bind sources of a user-namespaced container come in one message
@@ -38,7 +39,7 @@ class InitContext(Record, frozen=False):
 
     container_id: str
     plan: Plan
-    conn: socket.socket
+    conn: _socket.socket
     fifo_path: str
     stdio: tuple[int, int, int]
     cgroup_procs: list[str]
@@ -61,19 +62,31 @@ class InitContext(Record, frozen=False):
     bind_sources: dict[int, int] = field(default_factory=dict)
 
 
-def send(conn: socket.socket, message: dict[str, object], fds: list[int] | None = None) -> None:
-    data = json.dumps(message).encode()
+# The launcher and its children talk over a SOCK_SEQPACKET pair (``_socket``: socket.py
+# imports enum and selectors, milliseconds of a runtime command): one JSON message per
+# datagram, descriptors as SCM_RIGHTS (what socket.send_fds and recv_fds do).
+_FD_SIZE = 4  # a C int
+
+
+def send(conn: _socket.socket, message: dict[str, object], fds: list[int] | None = None) -> None:
+    data = jsontext.dumps(message).encode()
     if fds:
-        socket.send_fds(conn, [data], fds)
+        raw = b"".join(fd.to_bytes(_FD_SIZE, sys.byteorder) for fd in fds)
+        conn.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, raw)])
     else:
         conn.send(data)
 
 
-def recv(conn: socket.socket) -> tuple[dict[str, object] | None, list[int]]:
-    data, fds, _flags, _addr = socket.recv_fds(conn, MAX_MESSAGE, MAX_FDS)
+def recv(conn: _socket.socket) -> tuple[dict[str, object] | None, list[int]]:
+    data, ancdata, _flags, _addr = conn.recvmsg(MAX_MESSAGE, _socket.CMSG_LEN(MAX_FDS * _FD_SIZE))
+    fds = []
+    for level, kind, raw in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds += [int.from_bytes(raw[i:i + _FD_SIZE], sys.byteorder, signed=True)
+                    for i in range(0, len(raw) - len(raw) % _FD_SIZE, _FD_SIZE)]
     if not data:
         return None, fds
-    message: dict[str, object] = json.loads(data)
+    message: dict[str, object] = jsontext.loads(data)
     return message, fds
 
 
@@ -86,8 +99,10 @@ def _fail(ctx: InitContext, exc: BaseException) -> NoReturn:
     report: dict[str, object] = {"t": "error", "step": ctx.step, "reason": reason}
     if isinstance(exc, OSError) and exc.errno is not None and exc.errno in errno.errorcode:
         report["errno"] = errno.errorcode[exc.errno]  # e.g. ENOENT: run's exit status 127
-    with contextlib.suppress(OSError):
+    try:  # noqa: SIM105 - contextlib is not on a command's path
         send(ctx.conn, report)
+    except OSError:
+        pass
     os._exit(1)
 
 
@@ -104,6 +119,7 @@ def direct_main(ctx: InitContext) -> NoReturn:
     """Entry of an init the launcher forked itself (already in its new pid namespace, if any):
     the setup child's steps, then the init's, in this one process."""
     try:
+        _import_needed(ctx.plan)
         _stdio(ctx)
         if ctx.late_cgroups:
             _namespaces(ctx)
@@ -122,6 +138,7 @@ def direct_main(ctx: InitContext) -> NoReturn:
 
 
 def _setup(ctx: InitContext) -> None:
+    _import_needed(ctx.plan)
     _stdio(ctx)
     _join_cgroups(ctx)
     _namespaces(ctx)
@@ -134,6 +151,15 @@ def _setup(ctx: InitContext) -> None:
             _fail(ctx, exc)
         os._exit(1)
     send(ctx.conn, {"t": "pid", "pid": pid})
+
+
+def _import_needed(plan: Plan) -> None:
+    """What the init's later steps import, imported while the host's modules are in reach: a
+    new user namespace's root, a pivoted root, may not reach them."""
+    procmod.import_needed(plan.process)
+    if plan.creates("network"):
+        import fcntl  # noqa: F401 - syscalls.loopback_up's
+        import struct  # noqa: F401
 
 
 def _stdio(ctx: InitContext) -> None:
@@ -248,9 +274,9 @@ def _init(ctx: InitContext) -> None:
     if plan.hooks.get("create_container"):
         ctx.step = "createContainer hooks"
         # Before pivot_root /proc is still the host's, so /proc/self is our host pid.
-        state = json.loads(ctx.state_json)
+        state = jsontext.loads(ctx.state_json)
         state["pid"] = int(os.readlink("/proc/self"))
-        hookmod.run_hooks(plan.hooks["create_container"], json.dumps(state).encode(),
+        hookmod.run_hooks(plan.hooks["create_container"], jsontext.dumps(state).encode(),
                           what="createContainer")
     ctx.step = "open gate"
     # O_RDWR never blocks on a fifo and keeps it open for reading; start writes into it.

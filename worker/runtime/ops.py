@@ -6,9 +6,7 @@ single-threaded caller (the CLI, or the helper behind ``worker.runtime.client``)
 from __future__ import annotations
 
 import builtins
-import contextlib
 import os
-import signal
 
 from protocol import signals
 from protocol.errors import InvalidArgument
@@ -16,6 +14,7 @@ from worker.runtime import cgroups, freezer
 from worker.runtime import hooks as hookmod
 from worker.runtime.errors import CreateFailed, OperationFailed, WrongState
 from worker.runtime.lazylog import LazyLogger
+from worker.runtime.procstat import wait_gone
 from worker.runtime.records import encode_json
 from worker.runtime.state import (
     ExitRecord,
@@ -27,12 +26,15 @@ from worker.runtime.state import (
 
 TYPE_CHECKING = False  # typing and pathlib cost a runtime command milliseconds to import
 if TYPE_CHECKING:
+    import signal
     from pathlib import Path
 
     # The launcher (the planner, the init, the mounts: ~15 ms of imports) is imported by the
     # operations that fork or wait for a death, so that `shoal runtime state`, `start` and
     # `kill` do not pay for it.
     from worker.runtime import launcher
+else:
+    import _signal as signal  # signal.py's C half: signal.py adds enums (enum costs milliseconds)
 
 log = LazyLogger(__name__)
 
@@ -131,8 +133,7 @@ class Runtime:
                   all_processes=all_processes)
         if all_processes:
             for pid in cgroups.pids_in(record.cgroup_dirs):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, number)
+                _kill(pid, number)
         else:
             self._signal_init(record, number)
         if status == "paused" and number == signal.SIGKILL:
@@ -201,7 +202,6 @@ class Runtime:
         return saved.status
 
     def delete(self, container_id: str, *, force: bool = False) -> None:
-        from worker.runtime import launcher
 
         sd = StateDir(self.root, container_id)
         record = sd.load()
@@ -213,18 +213,19 @@ class Runtime:
         if not record.owns_pid_ns:
             # Without a pid namespace of its own, the init's death does not take the rest.
             for pid in cgroups.pids_in(record.cgroup_dirs):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+                _kill(pid, signal.SIGKILL)
         # Frozen processes die only once thawed.
         self._thaw(record)
-        if not launcher.wait_gone(record.pid, record.pid_start, KILL_TIMEOUT):
+        if not wait_gone(record.pid, record.pid_start, KILL_TIMEOUT):
             raise OperationFailed(f"container {container_id!r} did not die within "
                                   f"{KILL_TIMEOUT}s")
         # Reap it if it is ours, so it does not stay a zombie holding the cgroup.
-        with contextlib.suppress(ChildProcessError):
-            _, wstatus = os.waitpid(record.pid, os.WNOHANG)
-            if _:
-                sd.save_exit(exit_record(wstatus))
+        try:
+            reaped, wstatus = os.waitpid(record.pid, os.WNOHANG)
+        except ChildProcessError:
+            reaped = 0
+        if reaped:
+            sd.save_exit(exit_record(wstatus))
         self._remove_cgroups(record)
         state = encode_json(sd.oci_state(record).replace(status="stopped"))
         for i, hook in enumerate(record.poststop):
@@ -247,9 +248,11 @@ class Runtime:
         if not os.path.isdir(self.root):
             return result
         for name in sorted(os.listdir(self.root)):
-            with contextlib.suppress(Exception):
+            try:
                 sd = StateDir(self.root, name)
                 result.append(sd.oci_state(sd.load()))
+            except Exception:
+                continue
         return result
 
     def ps(self, container_id: str) -> builtins.list[int]:
@@ -305,6 +308,13 @@ class Runtime:
             cgroup_dirs = cgroupmod.exec_dirs(record.cgroup_dirs, cgroupmod.discover(), cgroups)
         return launcher.exec_in(record, proc, stdio=stdio, cloner=self.exec_cloner,
                                 cgroup_dirs=cgroup_dirs)
+
+
+def _kill(pid: int, number: int) -> None:
+    try:  # noqa: SIM105 - contextlib is not on a command's path
+        os.kill(pid, number)
+    except ProcessLookupError:
+        pass
 
 
 def exit_record(wait_status: int) -> ExitRecord:

@@ -7,8 +7,6 @@ container inits (``worker.runtime.zygote``) unpickles plans and should stay smal
 
 from __future__ import annotations
 
-import resource
-
 from worker.runtime.mountopts import MountOptions
 from worker.runtime.records import Record, field
 
@@ -30,9 +28,13 @@ NAMESPACES: dict[str, tuple[int, str]] = {
 # (after it the runtime's own paths are gone).
 JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "mount")
 
-RLIMITS: dict[str, int] = {
-    name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")
-}
+def rlimit_numbers() -> dict[str, int]:
+    """RLIMIT_* name -> its resource number (resource is imported only for a config that sets
+    rlimits)."""
+    import resource
+
+    return {name: getattr(resource, name) for name in dir(resource)
+            if name.startswith("RLIMIT_")}
 
 
 class DevicePlan(Record):

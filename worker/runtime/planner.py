@@ -9,7 +9,6 @@ executes step by step.
 from __future__ import annotations
 
 import posixpath
-from resource import RLIM_INFINITY
 
 from worker.runtime import caps as capmod
 from worker.runtime.errors import BundleInvalid
@@ -17,13 +16,13 @@ from worker.runtime.mountopts import PROPAGATION, parse_options
 from worker.runtime.plan import (
     DEFAULT_DEVICES,
     NAMESPACES,
-    RLIMITS,
     CapSets,
     DevicePlan,
     MountPlan,
     NamespacePlan,
     Plan,
     ProcessPlan,
+    rlimit_numbers,
 )
 from worker.runtime.spec import Hook, Spec
 
@@ -31,6 +30,8 @@ from worker.runtime.spec import Hook, Spec
 def _rlimit(value: int) -> int:
     """A config's rlimit value as setrlimit takes it: the largest uint64 (runc's and the
     kernel's RLIM_INFINITY) is Python's RLIM_INFINITY."""
+    from resource import RLIM_INFINITY
+
     return RLIM_INFINITY if value >= (1 << 64) - 1 else value
 
 
@@ -62,15 +63,16 @@ def _process(spec: Spec) -> ProcessPlan:
             raise BundleInvalid(f"process.env[{i}]", f"{var!r} is not NAME=value")
     rlimits = []
     seen: set[str] = set()
+    numbers = rlimit_numbers() if proc.rlimits else {}
     for i, rl in enumerate(proc.rlimits):
-        if rl.type not in RLIMITS:
+        if rl.type not in numbers:
             raise BundleInvalid(f"process.rlimits[{i}].type", f"unknown rlimit {rl.type!r}")
         if rl.type in seen:
             raise BundleInvalid(f"process.rlimits[{i}].type", f"{rl.type} given twice")
         if rl.soft > rl.hard or rl.soft < 0:
             raise BundleInvalid(f"process.rlimits[{i}]", "soft must be between 0 and hard")
         seen.add(rl.type)
-        rlimits.append((RLIMITS[rl.type], _rlimit(rl.soft), _rlimit(rl.hard)))
+        rlimits.append((numbers[rl.type], _rlimit(rl.soft), _rlimit(rl.hard)))
     caps = None
     if proc.capabilities is not None:
         c = proc.capabilities
@@ -192,13 +194,12 @@ def make_plan(spec: Spec, bundle: str, *, seccomp_cache_dir: str | None = None) 
     linux = spec.linux
     process = _process(spec)
     if linux is not None and linux.seccomp is not None:
-        import json
         from pathlib import Path
 
-        from worker.runtime import seccomp
+        from worker.runtime import jsontext, seccomp
 
         cache = seccomp.cache_in(Path(seccomp_cache_dir) if seccomp_cache_dir else None)
-        profile = json.dumps(linux.seccomp, separators=(",", ":")).encode()
+        profile = jsontext.dumps(linux.seccomp).encode()
         process = process.replace(seccomp=cache.filter_for(profile))
     namespaces = _namespaces(spec)
     kinds = {ns.kind for ns in namespaces}

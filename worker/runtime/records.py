@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import sys
 
+from worker.runtime import jsontext
+
 TYPE_CHECKING = False  # typing costs a runtime command milliseconds to import
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -61,14 +63,18 @@ class DecodeFailed(ValueError):
 
 
 class _Field:
-    __slots__ = ("annotation", "default", "key", "kind", "name")
+    __slots__ = ("annotation", "default", "exact", "key", "kind", "name", "nullable")
 
     def __init__(self, name: str, key: str, annotation: str, default: object) -> None:
         self.name = name
         self.key = key
         self.annotation = annotation
         self.default = default
-        self.kind: tuple[Any, ...] | None = None  # parsed on first decode
+        # Set on first decode: the parsed annotation; for str, int and bool (or one of them |
+        # None), the type a JSON value must have, checked inline; whether None is accepted.
+        self.kind: tuple[Any, ...] = ()
+        self.exact: type | None = None
+        self.nullable = False
 
     def fresh_default(self) -> object:
         d = self.default
@@ -82,7 +88,8 @@ class _Field:
 
 
 class _Schema:
-    __slots__ = ("by_key", "by_name", "fields", "folded", "options")
+    __slots__ = ("by_key", "by_name", "defaults", "fields", "folded", "fresh", "options",
+                 "ready", "required")
 
     def __init__(self, fields: list[_Field], options: dict[str, object]) -> None:
         self.fields = fields
@@ -90,6 +97,13 @@ class _Schema:
         self.by_key = {f.key: f for f in fields}
         self.folded = {f.key.lower(): f for f in fields}
         self.options = options
+        # For decoding: the defaults shared as they are (immutable), the fields whose default
+        # is made afresh for each record, the fields without a default.
+        self.defaults = {f.name: f.default for f in fields
+                         if f.default is not _MISSING and type(f.default) not in _FRESH}
+        self.fresh = [f for f in fields if type(f.default) in _FRESH]
+        self.required = [f for f in fields if f.default is _MISSING]
+        self.ready = False  # the annotations are parsed on first decode
 
 
 def camel_key(name: str) -> str:
@@ -100,6 +114,7 @@ def camel_key(name: str) -> str:
 
 
 _SCHEMAS: dict[type, _Schema] = {}
+_FRESH = (list, dict, _Factory)
 
 
 def _schema(cls: type[Record]) -> _Schema:
@@ -172,10 +187,12 @@ class Record:
         return self.__dict__ == other.__dict__
 
     def __hash__(self) -> int:
-        return hash((type(self), *self.__dict__.values()))
+        values = self.__dict__
+        return hash((type(self), *(values[f.name] for f in _schema(type(self)).fields)))
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items())
+        values = self.__dict__
+        inner = ", ".join(f"{f.name}={values[f.name]!r}" for f in _schema(type(self)).fields)
         return f"{type(self).__name__}({inner})"
 
     def replace(self: R, **changes: object) -> R:
@@ -253,10 +270,29 @@ def _split_union(text: str) -> list[str]:
     return parts
 
 
-def _kind_of(cls: type[Record], f: _Field) -> tuple[Any, ...]:
-    if f.kind is None:
-        f.kind = _parse(f.annotation, vars(sys.modules[cls.__module__]))
-    return f.kind
+def _prepare(cls: type[Record], schema: _Schema) -> None:
+    """Parse the annotations of ``cls``'s fields (names resolved in its module)."""
+    namespace = vars(sys.modules[cls.__module__])
+    for f in schema.fields:
+        f.kind = _parse(f.annotation, namespace)
+        inner = f.kind[1] if f.kind[0] == "opt" else f.kind
+        f.nullable = f.kind[0] == "opt"
+        f.exact = {"str": str, "int": int, "bool": bool}.get(inner[0])
+    schema.ready = True
+
+
+if TYPE_CHECKING:
+    # A path in the document, made text only when an error names it: (parent, ".key" or
+    # "[i]"), None for the document itself.
+    Path = tuple[Any, str] | None
+
+
+def _text(path: Path) -> str:
+    pieces = []
+    while path is not None:
+        path, piece = path
+        pieces.append(piece)
+    return "".join(reversed(pieces))
 
 
 _JSON_NAMES = {dict: "object", list: "array", str: "str", bool: "bool", int: "int",
@@ -271,12 +307,12 @@ def _expected(kind: tuple[Any, ...]) -> str:
                 "bytes": "str", "None": "null"}.get(tag, tag))
 
 
-def _mismatch(kind: tuple[Any, ...], value: object, path: str) -> DecodeFailed:
-    return DecodeFailed(path, f"Expected `{_expected(kind)}`, got "
+def _mismatch(kind: tuple[Any, ...], value: object, path: Path) -> DecodeFailed:
+    return DecodeFailed(_text(path), f"Expected `{_expected(kind)}`, got "
                               f"`{_JSON_NAMES.get(type(value), type(value).__name__)}`")
 
 
-def _value(kind: tuple[Any, ...], value: object, path: str) -> object:
+def _value(kind: tuple[Any, ...], value: object, path: Path) -> object:
     tag = kind[0]
     t = type(value)
     if tag == "str":
@@ -295,28 +331,32 @@ def _value(kind: tuple[Any, ...], value: object, path: str) -> object:
             if item[0] == "str":
                 for i, v in enumerate(value):
                     if type(v) is not str:
-                        raise _mismatch(item, v, f"{path}[{i}]")
+                        raise _mismatch(item, v, (path, f"[{i}]"))
                 return value
-            return [_value(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+            return [_value(item, v, (path, f"[{i}]")) for i, v in enumerate(value)]
     elif tag == "opt":
         return None if value is None else _value(kind[1], value, path)
     elif tag == "record":
         if t is dict:
-            assert isinstance(value, dict)
             return decode_into(kind[1], value, path)
     elif tag == "dict":
         if t is dict:
             assert isinstance(value, dict)
             item = kind[1]
-            return {k: _value(item, v, f"{path}[...]") for k, v in value.items()}
+            if item[0] == "str":
+                for v in value.values():
+                    if type(v) is not str:
+                        raise _mismatch(item, v, (path, "[...]"))
+                return value
+            return {k: _value(item, v, (path, "[...]")) for k, v in value.items()}
     elif tag == "tuple":
         if t is list:
             assert isinstance(value, list)
             items = kind[1]
             if len(value) != len(items):
-                raise DecodeFailed(path, f"Expected `array` of length {len(items)}, "
-                                         f"got {len(value)}")
-            return tuple(_value(k, v, f"{path}[{i}]")
+                raise DecodeFailed(_text(path), f"Expected `array` of length {len(items)}, "
+                                                f"got {len(value)}")
+            return tuple(_value(k, v, (path, f"[{i}]"))
                          for i, (k, v) in enumerate(zip(items, value, strict=True)))
     elif tag == "object":
         return value
@@ -331,59 +371,59 @@ def _value(kind: tuple[Any, ...], value: object, path: str) -> object:
             try:
                 return binascii.a2b_base64(value)
             except binascii.Error:
-                raise DecodeFailed(path, "Invalid base64 encoded string") from None
+                raise DecodeFailed(_text(path), "Invalid base64 encoded string") from None
     elif tag == "None" and value is None:
         return None
     raise _mismatch(kind, value, path)
 
 
-def decode_into(cls: type[R], doc: object, path: str = "") -> R:
+def decode_into(cls: type[R], doc: object, path: Path = None) -> R:
     """``doc`` (a JSON object, as ``json.loads`` returns it) as a ``cls``; DecodeFailed says
-    where and what does not fit."""
+    where and what does not fit. (The worker's helper decodes every config.json with this:
+    the common case, a value of the declared scalar type, is checked inline.)"""
     if type(doc) is not dict:
         raise _mismatch(("record", cls), doc, path)
     assert isinstance(doc, dict)
-    schema = _schema(cls)
+    schema = _SCHEMAS.get(cls) or _schema(cls)
+    if not schema.ready:
+        _prepare(cls, schema)
     by_key = schema.by_key
-    options = schema.options
-    values: dict[str, object] = {}
+    values = dict(schema.defaults)
     for key, raw in doc.items():
         f = by_key.get(key)
-        if f is None and options["fold_case"] and type(key) is str:
-            f = schema.folded.get(key.lower())
         if f is None:
-            if options["forbid_unknown_fields"]:
-                raise DecodeFailed(path, f"Object contains unknown field `{key}`", key=str(key))
-            continue
-        values[f.name] = _value(_kind_of(cls, f), raw, f"{path}.{f.key}")
-    if len(values) < len(schema.fields):
-        for f in schema.fields:
-            if f.name not in values:
-                if f.default is _MISSING:
-                    raise DecodeFailed(path, f"Object missing required field `{f.key}`",
-                                       key=f.key)
-                values[f.name] = f.fresh_default()
+            if schema.options["fold_case"] and type(key) is str:
+                f = schema.folded.get(key.lower())
+            if f is None:
+                if schema.options["forbid_unknown_fields"]:
+                    raise DecodeFailed(_text(path), f"Object contains unknown field `{key}`",
+                                       key=str(key))
+                continue
+        if type(raw) is f.exact or (raw is None and f.nullable):
+            values[f.name] = raw
+        else:
+            values[f.name] = _value(f.kind, raw, (path, "." + f.key))
+    for f in schema.fresh:
+        if f.name not in values:
+            values[f.name] = f.fresh_default()
+    for f in schema.required:
+        if f.name not in values:
+            raise DecodeFailed(_text(path), f"Object missing required field `{f.key}`",
+                               key=f.key)
     record = object.__new__(cls)
-    # In declaration order, as __init__ makes them: equality compares the dicts.
-    record.__dict__.update((f.name, values[f.name]) for f in schema.fields)
+    record.__dict__ = values
     return record
 
 
 def loads(data: bytes | str) -> object:
     """JSON text as Python values; ValueError if it is not JSON (NaN and Infinity are not)."""
-    import json
-
-    return json.loads(data, parse_constant=_no_constant)
+    return jsontext.loads(data)
 
 
 def decode_json(cls: type[R], data: bytes) -> R:
     """``data`` (JSON text) as a ``cls``; ValueError if it is not JSON, DecodeFailed (a
     ValueError too) if it does not fit."""
     return decode_into(cls, loads(data))
-
-
-def _no_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 # --- encoding ------------------------------------------------------------------------------
@@ -419,9 +459,7 @@ def to_builtins(value: object) -> Any:
 
 def encode_json(value: object) -> bytes:
     """``value`` as compact JSON text (as msgspec wrote the same records)."""
-    import json
-
-    return json.dumps(to_builtins(value), separators=(",", ":")).encode()
+    return jsontext.dumps(to_builtins(value)).encode()
 
 
 def field_keys(cls: type[Record]) -> list[str]:

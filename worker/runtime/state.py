@@ -9,7 +9,6 @@ kill and delete a container.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
@@ -169,8 +168,10 @@ class StateDir:
         return decode_json(RuntimeRecord, data)
 
     def save_exit(self, record: ExitRecord) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        try:  # noqa: SIM105 - contextlib is not on a command's path
             atomic_write(self.exit_path, encode_json(record))
+        except FileNotFoundError:
+            pass  # the container's directory is gone: deleted already
 
     def load_exit(self) -> ExitRecord | None:
         try:
