@@ -47,8 +47,8 @@ class InitContext(Record, frozen=False):
     state_json: bytes
     step: str = "fork"
     direct: bool = False  # forked by the launcher straight into the pid namespace: no setup child
-    # The launcher makes the cgroups while this init creates its namespaces, and says when they
-    # are there: a direct init with no cgroup namespace and no mount namespace to join.
+    # The launcher makes the cgroups and moves this init into them while it builds its root
+    # (launcher._late_cgroups says when): the init does not join them itself.
     late_cgroups: bool = False
     # Namespaces (clone flags) this init was cloned into ahead of its request (a spare of the
     # zygote), and the zygote's own of those kinds, to go back to where the plan shares them.
@@ -121,16 +121,9 @@ def direct_main(ctx: InitContext) -> NoReturn:
     try:
         _import_needed(ctx.plan)
         _stdio(ctx)
-        if ctx.late_cgroups:
-            _namespaces(ctx)
-            ctx.step = "wait for cgroups"
-            message, _ = recv(ctx.conn)
-            if message is None or message.get("t") != "cgroups":
-                raise OSError(5, "the launcher did not make the cgroups")
+        if not ctx.late_cgroups:
             _join_cgroups(ctx)
-        else:
-            _join_cgroups(ctx)
-            _namespaces(ctx)
+        _namespaces(ctx)
         _init(ctx)
     except BaseException as exc:
         _fail(ctx, exc)

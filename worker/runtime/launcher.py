@@ -176,12 +176,12 @@ def create(root: str, container_id: str, bundle: str, *,
         # cgroup can be removed (even a zombie keeps a v1 cgroup busy).
         undo.append(lambda: _kill_all(pids))
         if late_cgroups:
-            # While the init creates its namespaces; it joins them once told they are there.
+            # While the init creates its namespaces and builds its root. Moving a process into
+            # a cgroup waits for an RCU grace period on a host that made no move lately
+            # (milliseconds; runc waits for it too): the init's work goes on meanwhile. The
+            # move is complete before _drive reads the init's report, so before start.
             _make_cgroups(dirs, plan, made)
-            try:  # noqa: SIM105 - contextlib is not on a command's path
-                send(parent_sock, {"t": "cgroups"})
-            except OSError:
-                pass  # an init that failed first: _drive says why
+            _move_into_cgroups(setup_pid, ctx.cgroup_procs)
         init_pid, pty = _drive(parent_sock, plan, setup_pid, container_id, bundle, pids)
         if pty is not None:
             undo.append(lambda: os.close(pty))
@@ -229,12 +229,29 @@ def _make_cgroups(dirs: list[tuple[cgroups.Hierarchy, str]], plan: Plan,
         raise CreateFailed("cgroups", str(exc)) from exc
 
 
+def _move_into_cgroups(pid: int, procs_files: list[str]) -> None:
+    """Move ``pid`` into the cgroups (their cgroup.procs files); an init that has died already
+    is left for _drive to report."""
+    try:
+        for path in procs_files:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, str(pid).encode())
+            finally:
+                os.close(fd)
+    except ProcessLookupError:
+        return
+    except OSError as exc:
+        raise CreateFailed("join cgroups", str(exc)) from exc
+
+
 def _late_cgroups(plan: Plan) -> bool:
-    """Whether the init may create its namespaces before it joins its cgroups, so that the
-    launcher makes them meanwhile: a direct init, and no namespace that needs the cgroups
-    joined first (a cgroup namespace, or a mount namespace joined by path, where the host's
-    cgroup paths may not be)."""
-    return _direct(plan) and not plan.has("cgroup") and not any(
+    """Whether the launcher may make the cgroups and move the init into them while the init
+    creates its namespaces and builds its root: a direct init, and nothing that needs the
+    cgroups joined first (a cgroup namespace; a mount namespace joined by path, where the
+    host's cgroup paths may not be; createContainer hooks, processes the init starts)."""
+    return _direct(plan) and not plan.has("cgroup") and not plan.hooks.get(
+        "create_container") and not any(
         ns.kind == "mount" and ns.path is not None for ns in plan.namespaces)
 
 
