@@ -312,6 +312,11 @@ def _mismatch(kind: tuple[Any, ...], value: object, path: Path) -> DecodeFailed:
                               f"`{_JSON_NAMES.get(type(value), type(value).__name__)}`")
 
 
+# The JSON type a kind's value must have (float and object take more than one).
+_JSON_TYPES = {"str": str, "int": int, "bool": bool, "list": list, "tuple": list, "dict": dict,
+               "record": dict, "bytes": str}
+
+
 def _value(kind: tuple[Any, ...], value: object, path: Path) -> object:
     tag = kind[0]
     t = type(value)
@@ -335,7 +340,12 @@ def _value(kind: tuple[Any, ...], value: object, path: Path) -> object:
                 return value
             return [_value(item, v, (path, f"[{i}]")) for i, v in enumerate(value)]
     elif tag == "opt":
-        return None if value is None else _value(kind[1], value, path)
+        if value is None:
+            return None
+        inner = kind[1]
+        if inner[0] in _JSON_TYPES and t is not _JSON_TYPES[inner[0]]:
+            raise _mismatch(kind, value, path)  # "Expected `int | null`", as msgspec says
+        return _value(inner, value, path)
     elif tag == "record":
         if t is dict:
             return decode_into(kind[1], value, path)
@@ -437,8 +447,8 @@ def to_builtins(value: object) -> Any:
         out = {}
         for f in schema.fields:
             v = value.__dict__[f.name]
-            if omit and f.default is not _MISSING and (
-                    v == (f.default.make() if type(f.default) is _Factory else f.default)):
+            d = f.default  # (what a factory made is written, as msgspec writes it)
+            if omit and d is not _MISSING and type(d) is not _Factory and v == d:
                 continue
             out[f.key] = to_builtins(v)
         return out
