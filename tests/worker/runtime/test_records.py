@@ -47,7 +47,7 @@ def _structs() -> dict[type, type[msgspec.Struct]]:
         try:
             fields = []
             for f in schema.fields:
-                kind = eval(f.annotation, {}, namespace)  # noqa: S307 - our own annotations
+                kind = eval(f.annotation, {}, namespace)
                 default = f.default
                 if isinstance(default, _Factory):  # a record made afresh: its struct here
                     make = default.make
