@@ -48,8 +48,11 @@ class InitContext(Record, frozen=False):
     step: str = "fork"
     direct: bool = False  # forked by the launcher straight into the pid namespace: no setup child
     # The launcher makes the cgroups and moves this init into them while it builds its root
-    # (launcher._late_cgroups says when): the init does not join them itself.
+    # (launcher._late_cgroups says when): the init does not join them itself, and waits for
+    # the launcher's word that they exist only where it needs them (a cgroup mount; its
+    # report).
     late_cgroups: bool = False
+    cgroups_made: bool = False
     # Namespaces (clone flags) this init was cloned into ahead of its request (a spare of the
     # zygote), and the zygote's own of those kinds, to go back to where the plan shares them.
     made_ns: int = 0
@@ -78,7 +81,13 @@ def send(conn: _socket.socket, message: dict[str, object], fds: list[int] | None
 
 
 def recv(conn: _socket.socket) -> tuple[dict[str, object] | None, list[int]]:
-    data, ancdata, _flags, _addr = conn.recvmsg(MAX_MESSAGE, _socket.CMSG_LEN(MAX_FDS * _FD_SIZE))
+    space = _socket.CMSG_LEN(MAX_FDS * _FD_SIZE)
+    try:
+        data, ancdata, _flags, _addr = conn.recvmsg(MAX_MESSAGE, space)
+    except ConnectionResetError:
+        # The peer closed with a message of ours unread (an init that failed before the
+        # launcher's word came): the kernel says so first, then hands over what it sent.
+        data, ancdata, _flags, _addr = conn.recvmsg(MAX_MESSAGE, space)
     fds = []
     for level, kind, raw in ancdata:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
@@ -178,6 +187,17 @@ def _join_cgroups(ctx: InitContext) -> None:
             os.close(fd)
 
 
+def _await_cgroups(ctx: InitContext) -> None:
+    """With late cgroups, the launcher's word that the container's cgroups exist (once)."""
+    if not ctx.late_cgroups or ctx.cgroups_made:
+        return
+    ctx.step = "wait for cgroups"
+    message, _ = recv(ctx.conn)
+    if message is None or message.get("t") != "cgroups":
+        raise OSError(5, "the launcher did not make the cgroups")
+    ctx.cgroups_made = True
+
+
 def _namespaces(ctx: InitContext) -> None:
     """Join the namespaces given by path, create the others (the pid namespace of a direct init
     was created by the launcher)."""
@@ -246,6 +266,8 @@ def _init(ctx: InitContext) -> None:
     ctx.step = "prepare rootfs"
     rootfs.prepare(plan)
     for m in plan.mounts:
+        if m.fstype == "cgroup":
+            _await_cgroups(ctx)
         ctx.step = f"mounts[{m.index}] {m.destination}"
         rootfs.do_mount(plan, m, ctx.cgroup_mounts, in_userns,
                         source_fd=ctx.bind_sources.pop(m.index, None))
@@ -308,6 +330,7 @@ def _init(ctx: InitContext) -> None:
         # launcher that dies after create has returned could still take the container along.
         # (The setup child's death signal never reached an init it forked.)
         sc.prctl(sc.PR_SET_PDEATHSIG, 0)
+    _await_cgroups(ctx)
     send(ctx.conn, {"t": "created"})
     # A launcher that dies before it has saved the container's state leaves nobody who knows
     # of this container: its socket closes and the init goes.

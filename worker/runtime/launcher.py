@@ -181,6 +181,10 @@ def create(root: str, container_id: str, bundle: str, *,
             # (milliseconds; runc waits for it too): the init's work goes on meanwhile. The
             # move is complete before _drive reads the init's report, so before start.
             _make_cgroups(dirs, plan, made)
+            try:  # noqa: SIM105 - contextlib is not on a command's path
+                send(parent_sock, {"t": "cgroups"})
+            except OSError:
+                pass  # an init that failed first: _drive says why
             _move_into_cgroups(setup_pid, ctx.cgroup_procs)
         init_pid, pty = _drive(parent_sock, plan, setup_pid, container_id, bundle, pids)
         if pty is not None:
