@@ -162,24 +162,29 @@ class Record:
         cls._record_options = options
 
     def __init__(self, *args: object, **kwargs: object) -> None:
-        schema = _schema(type(self))
+        schema = _SCHEMAS.get(type(self)) or _schema(type(self))
         fields = schema.fields
         if len(args) > len(fields):
             raise TypeError(f"{type(self).__name__} takes {len(fields)} fields, "
                             f"got {len(args)} positional arguments")
-        values = self.__dict__
+        values = dict(schema.defaults)
         for f, value in zip(fields, args, strict=False):
+            if f.name in kwargs:
+                raise TypeError(f"{type(self).__name__}: {f.name!r} given twice")
             values[f.name] = value
-        for name, value in kwargs.items():
-            if name not in schema.by_name or name in values:
-                raise TypeError(f"{type(self).__name__}: unexpected or repeated field {name!r}")
-            values[name] = value
+        if kwargs:
+            if not kwargs.keys() <= schema.by_name.keys():
+                unknown = sorted(kwargs.keys() - schema.by_name.keys())
+                raise TypeError(f"{type(self).__name__} has no field {unknown[0]!r}")
+            values.update(kwargs)
         if len(values) < len(fields):
-            for f in fields:
+            for f in schema.fresh:
                 if f.name not in values:
-                    if f.default is _MISSING:
-                        raise TypeError(f"{type(self).__name__}: missing field {f.name!r}")
                     values[f.name] = f.fresh_default()
+            for f in schema.required:
+                if f.name not in values:
+                    raise TypeError(f"{type(self).__name__}: missing field {f.name!r}")
+        self.__dict__ = values
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -333,11 +338,13 @@ def _value(kind: tuple[Any, ...], value: object, path: Path) -> object:
         if t is list:
             item = kind[1]
             assert isinstance(value, list)
-            if item[0] == "str":
+            exact = _JSON_TYPES.get(item[0]) if item[0] in ("str", "int", "bool") else None
+            if exact is not None:
+                if set(map(type, value)) <= {exact}:  # the common case, at C speed
+                    return value
                 for i, v in enumerate(value):
-                    if type(v) is not str:
+                    if type(v) is not exact:
                         raise _mismatch(item, v, (path, f"[{i}]"))
-                return value
             return [_value(item, v, (path, f"[{i}]")) for i, v in enumerate(value)]
     elif tag == "opt":
         if value is None:
@@ -438,6 +445,9 @@ def decode_json(cls: type[R], data: bytes) -> R:
 
 # --- encoding ------------------------------------------------------------------------------
 
+_AS_IS = {str, int, bool, float, type(None)}
+
+
 def to_builtins(value: object) -> Any:
     """``value`` with every record as a dict of its JSON keys (fields at their default left
     out where the class says so), tuples as lists and bytes as base64 text."""
@@ -445,12 +455,13 @@ def to_builtins(value: object) -> Any:
         schema = _schema(type(value))
         omit = schema.options["omit_defaults"]
         out = {}
+        values = value.__dict__
         for f in schema.fields:
-            v = value.__dict__[f.name]
+            v = values[f.name]
             d = f.default  # (what a factory made is written, as msgspec writes it)
             if omit and d is not _MISSING and type(d) is not _Factory and v == d:
                 continue
-            out[f.key] = to_builtins(v)
+            out[f.key] = v if type(v) in _AS_IS else to_builtins(v)
         return out
     t = type(value)
     if t is list or t is tuple:
