@@ -214,15 +214,15 @@ class Record:
 
 # --- decoding ------------------------------------------------------------------------------
 
-def _split_top(text: str) -> list[str]:
-    """``text`` split at the commas outside brackets."""
+def _split_outside_brackets(text: str, separator: str) -> list[str]:
+    """``text`` split at each ``separator`` (a character) that is outside brackets."""
     parts, depth, start = [], 0, 0
     for i, c in enumerate(text):
         if c == "[":
             depth += 1
         elif c == "]":
             depth -= 1
-        elif c == "," and depth == 0:
+        elif c == separator and depth == 0:
             parts.append(text[start:i].strip())
             start = i + 1
     parts.append(text[start:].strip())
@@ -235,7 +235,7 @@ _SCALARS = {"int", "str", "bool", "float", "bytes", "object", "None"}
 def _parse(annotation: str, namespace: dict[str, object]) -> tuple[Any, ...]:
     """An annotation's text as a kind: ("int",), ("list", item), ("opt", inner), ..."""
     text = annotation.strip()
-    members = _split_union(text)
+    members = _split_outside_brackets(text, "|")
     if len(members) > 1:
         inner = [m for m in members if m != "None"]
         if len(inner) != 1 or len(members) != 2:
@@ -245,7 +245,7 @@ def _parse(annotation: str, namespace: dict[str, object]) -> tuple[Any, ...]:
         return (text,)
     head, bracket, rest = text.partition("[")
     if bracket:
-        args = _split_top(rest[:-1])
+        args = _split_outside_brackets(rest[:-1], ",")
         if head == "list":
             return ("list", _parse(args[0], namespace))
         if head == "dict":
@@ -259,20 +259,6 @@ def _parse(annotation: str, namespace: dict[str, object]) -> tuple[Any, ...]:
     if isinstance(target, type) and issubclass(target, Record):
         return ("record", target)
     raise TypeError(f"unsupported annotation {annotation!r}")
-
-
-def _split_union(text: str) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for i, c in enumerate(text):
-        if c == "[":
-            depth += 1
-        elif c == "]":
-            depth -= 1
-        elif c == "|" and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    parts.append(text[start:].strip())
-    return parts
 
 
 def _prepare(cls: type[Record], schema: _Schema) -> None:

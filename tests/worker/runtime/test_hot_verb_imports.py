@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from tests.helpers.runtime_harness import Bundle
-from worker.runtime import start_script
 
 # What every hot verb imports beyond the bare interpreter (``python -IS -c pass``).
 STDLIB = {"__future__", "_collections_abc", "_json", "_stat", "errno", "genericpath", "os",
@@ -62,14 +61,6 @@ def _plain(cfg: dict[str, Any]) -> None:
     del cfg["process"]["rlimits"]
     cfg["linux"]["namespaces"] = [ns for ns in cfg["linux"]["namespaces"]
                                   if ns["type"] != "network"]
-
-
-@pytest.fixture
-def launcher(tmp_path: Path) -> Path:
-    path = tmp_path / "bin" / "shoal-runtime"
-    path.parent.mkdir()
-    start_script.write(str(path))
-    return path
 
 
 @pytest.mark.root
