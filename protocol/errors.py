@@ -6,30 +6,26 @@ maps to the nearest known ancestor ("channel.closed.by_peer" → ``ChannelClosed
 original code and message, so nothing is lost and nothing crashes.
 """
 
-# No postponed annotations (``from __future__ import annotations``) in the wire types: msgspec
-# reads them when a decoder is built, and a string annotation costs an eval there (~10 ms for a
-# one-shot client's first session). tests/protocol/test_package.py keeps it so.
-from typing import Annotated, ClassVar
+from __future__ import annotations
 
-import msgspec
+# The wire form (``ErrorInfo``, a msgspec struct) lives in protocol.error_info and is imported
+# on first use: raising and catching shoal errors costs no msgspec and no typing (a runtime
+# command, run once per container operation, raises them and never sends one).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import ClassVar
 
-from protocol.limits import MAX_ERROR_DETAILS, MAX_NAME_LEN, MAX_TEXT_LEN
+    from protocol.error_info import ErrorInfo as ErrorInfo
 
-_REGISTRY: "dict[str, type[ShoalError]]" = {}
+_REGISTRY: dict[str, type[ShoalError]] = {}
 
 
-class ErrorInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
-    """An error as it crosses the wire."""
+def __getattr__(name: str) -> object:
+    if name == "ErrorInfo":
+        from protocol.error_info import ErrorInfo
 
-    code: Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)]
-    message: Annotated[str, msgspec.Meta(max_length=MAX_TEXT_LEN)] = ""
-    details: Annotated[
-        dict[
-            Annotated[str, msgspec.Meta(max_length=MAX_NAME_LEN)],
-            Annotated[str, msgspec.Meta(max_length=MAX_TEXT_LEN)],
-        ],
-        msgspec.Meta(max_length=MAX_ERROR_DETAILS),
-    ] = {}
+        return ErrorInfo
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ShoalError(Exception):
@@ -61,6 +57,9 @@ class ShoalError(Exception):
         return f"{type(self).__name__}({self.message!r}, code={self.wire_code!r})"
 
     def to_info(self) -> ErrorInfo:
+        from protocol.error_info import ErrorInfo
+        from protocol.limits import MAX_ERROR_DETAILS, MAX_TEXT_LEN
+
         return ErrorInfo(code=self.wire_code, message=self.message[:MAX_TEXT_LEN],
                          details=dict(list(self.details.items())[:MAX_ERROR_DETAILS]))
 
@@ -149,7 +148,7 @@ class InvalidSpec(InvalidArgument):
     code = "request.invalid_argument.spec"
 
     @classmethod
-    def of(cls, field: str, reason: str) -> "InvalidSpec":
+    def of(cls, field: str, reason: str) -> InvalidSpec:
         return cls(f"invalid {field}: {reason}", details={"field": field, "reason": reason})
 
     @property

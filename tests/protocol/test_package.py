@@ -33,7 +33,14 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 def test_importing_errors_does_not_import_the_rest_of_the_package() -> None:
     loaded = _fresh("import sys, protocol.errors; "
                     "print(sorted(m for m in sys.modules if m.startswith('protocol')))")
-    assert loaded == "['protocol', 'protocol.errors', 'protocol.lazyface', 'protocol.limits']"
+    assert loaded == "['protocol', 'protocol.errors', 'protocol.lazyface']"
+
+
+def test_raising_shoal_errors_imports_no_msgspec() -> None:
+    # A runtime command raises and catches them; only sending one needs its wire form.
+    loaded = _fresh("import sys, protocol.errors; print('msgspec' in sys.modules, "
+                    "'typing' in sys.modules)")
+    assert loaded == "False False"
 
 
 def test_a_fresh_process_rebuilds_every_protocol_error_from_its_code() -> None:

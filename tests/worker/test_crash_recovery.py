@@ -6,6 +6,7 @@ killed before it recorded its image) is collected at start."""
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,7 +67,7 @@ def test_a_start_cut_short_leaves_no_process_at_restart(state_dir: Path, point: 
     node.start()
     try:
         wait_pid_exit(saved.pid)
-        assert not runtime_state.path.exists()
+        assert not os.path.exists(runtime_state.path)
         dirs = [d for _, d in cgroups.container_dirs(
             cgroups.discover(), f"shoal/{cgroup_scope(state_dir)}/{cid}", cid)]
         assert cgroups.pids_in(dirs) == []

@@ -453,7 +453,7 @@ class NativeDriver(Driver):
         dirs = [d for _, d in cgroups.container_dirs(
             cgroups.discover(), f"shoal/{self.cgroup_scope}/{record.id}", record.id)]
         state = StateDir(self.runtime_root, record.id)
-        if not state.path.exists() and not any(os.path.isdir(d) for d in dirs):
+        if not os.path.exists(state.path) and not any(os.path.isdir(d) for d in dirs):
             return False  # the common case, a container that ended cleanly: no round trip
         alive = self.running(record) or bool(cgroups.pids_in(dirs))
         await self.cleanup(record)

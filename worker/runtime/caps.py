@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+TYPE_CHECKING = False  # collections.abc imports collections: milliseconds of a command
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # Numbers from include/uapi/linux/capability.h; the table is the kernel ABI, not an invention.
 CAPABILITIES: dict[str, int] = {

@@ -18,13 +18,15 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
-import select
 import time
-from dataclasses import dataclass
 
 from worker.runtime.errors import BundleInvalid
 from worker.runtime.lazylog import LazyLogger
-from worker.runtime.spec import DeviceRule, Resources
+from worker.runtime.records import Record
+
+TYPE_CHECKING = False  # typing costs a runtime command milliseconds to import
+if TYPE_CHECKING:
+    from worker.runtime.spec import DeviceRule, Resources
 
 log = LazyLogger(__name__)
 
@@ -181,8 +183,7 @@ def _blkio_weight(res: Resources) -> int | None:
     return bio.weight
 
 
-@dataclass(frozen=True, slots=True)
-class Hierarchy:
+class Hierarchy(Record):
     """One mounted cgroup hierarchy and the runtime's own cgroup directory in it."""
 
     controllers: frozenset[str]
@@ -194,40 +195,48 @@ class Hierarchy:
 def discover() -> list[Hierarchy]:
     """The cgroup hierarchies of this process, from /proc/self/mountinfo and /proc/self/cgroup
     (on a hybrid host, the controller-less v2 tree last)."""
-    own: dict[str, str] = {}
+    own: dict[str, str] = {}  # controllers (sorted, joined) -> our cgroup's path
     with open("/proc/self/cgroup") as f:
         for line in f:
             _hid, names, path = line.rstrip("\n").split(":", 2)
-            own[names] = path
+            own[",".join(sorted(names.split(",")))] = path
     unified_host = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
     result: list[Hierarchy] = []
     seen: set[str] = set()
     with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, right = line.split(" - ", 1)
-            fields = left.split()
-            root, mountpoint = fields[3], fields[4]
-            fstype, _src, superopts = right.split()[:3]
-            if fstype == "cgroup2":
-                key = ""
-                ctrls: frozenset[str] = frozenset()
-            elif fstype == "cgroup":
-                opts = superopts.split(",")
-                ctrls = frozenset(o for o in opts if o not in ("rw", "ro") and "=" not in o
-                                  and o not in ("xattr", "noprefix", "clone_children")) | \
-                    frozenset(o for o in opts if o.startswith("name="))
-                key = ",".join(sorted(ctrls))
-            else:
-                continue
-            own_path = next((p for k, p in own.items()
-                             if ",".join(sorted(k.split(","))) == key or (key == "" and k == "")),
-                            None)
-            if own_path is None or key in seen:
-                continue
-            seen.add(key)
-            rel = posixpath.relpath(own_path, root) if own_path.startswith(root) else "."
-            own_dir = posixpath.normpath(posixpath.join(mountpoint, rel))
-            result.append(Hierarchy(ctrls, mountpoint, own_dir, fstype == "cgroup2"))
+        text = f.read()
+    for line in text.splitlines():
+        # Hundreds of mounts on a busy host, a dozen of them cgroups: only those are parsed.
+        if " - cgroup" not in line:
+            continue
+        left, right = line.split(" - ", 1)
+        fields = left.split()
+        root, mountpoint = fields[3], fields[4]
+        fstype, _src, superopts = right.split()[:3]
+        if fstype == "cgroup2":
+            key = ""
+            ctrls: frozenset[str] = frozenset()
+        elif fstype == "cgroup":
+            opts = superopts.split(",")
+            ctrls = frozenset(o for o in opts if o not in ("rw", "ro") and "=" not in o
+                              and o not in ("xattr", "noprefix", "clone_children")) | \
+                frozenset(o for o in opts if o.startswith("name="))
+            key = ",".join(sorted(ctrls))
+        else:
+            continue
+        own_path = own.get(key)
+        if own_path is None or key in seen:
+            continue
+        seen.add(key)
+        # Our cgroup as seen below this mount's root (the whole tree, or a part of it).
+        if root == "/":
+            rel = own_path
+        elif own_path == root or own_path.startswith(root + "/"):
+            rel = own_path[len(root):]
+        else:
+            rel = ""
+        own_dir = posixpath.normpath(mountpoint + "/" + rel.lstrip("/"))
+        result.append(Hierarchy(ctrls, mountpoint, own_dir, fstype == "cgroup2"))
     if not unified_host:
         # Hybrid: the v2 tree carries no controllers, but runc places the container in it too
         # (what /proc/PID/cgroup's 0:: line shows). Last: the v1 hierarchies decide the rest.
@@ -444,6 +453,8 @@ def _wait_exit(pid: int, timeout: float) -> None:
     except ProcessLookupError:
         return
     try:
+        import select  # here: only a busy cgroup gets here
+
         select.select([fd], [], [], timeout)
     finally:
         os.close(fd)

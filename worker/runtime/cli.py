@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import click
-import msgspec
 
 from protocol.errors import ShoalError
 from worker.runtime import cli_checkpoint, cli_info, cli_resources, verbs
@@ -194,9 +193,10 @@ def exec_(ctx: click.Context, env: tuple[str, ...], cwd: str | None, user: str |
     full_env: list[str] | None = None
     console_size: tuple[int, int] | None = None
     if process_json:
+        from worker.runtime.records import decode_json
         from worker.runtime.spec import Process
         with open(process_json, "rb") as f:
-            p = msgspec.json.decode(f.read(), type=Process)
+            p = decode_json(Process, f.read())
         args, cwd, full_env = p.args, p.cwd, p.env
         uid, gid = p.user.uid, p.user.gid
         use_tty = use_tty or p.terminal

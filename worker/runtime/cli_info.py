@@ -66,7 +66,7 @@ def list_(ctx: click.Context, fmt: str, quiet: bool) -> None:
     owners = {}
     for s in states:
         try:
-            owners[s.id] = _owner(os.stat(rt.root / s.id).st_uid)
+            owners[s.id] = _owner(os.stat(os.path.join(rt.root, s.id)).st_uid)
         except FileNotFoundError:  # deleted since it was listed
             owners[s.id] = ""
     if fmt == "json":

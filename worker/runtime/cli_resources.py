@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 
 import click
-import msgspec
 
 from worker.runtime.cli_base import RuncCommand, runtime_of
 from worker.runtime.errors import OperationFailed, WrongState
@@ -98,6 +97,7 @@ def update(ctx: click.Context, /, resources_file: str | None, container_id: str,
            **flags: str | None) -> None:
     """Change the resource limits of a live container."""
     from worker.runtime import resources_update
+    from worker.runtime.records import camel_key, decode_into, loads, to_builtins
     from worker.runtime.spec import Resources
 
     rt = runtime_of(ctx)
@@ -112,13 +112,10 @@ def update(ctx: click.Context, /, resources_file: str | None, container_id: str,
         else:
             with open(resources_file, "rb") as f:
                 raw = f.read()
-        from worker.runtime.spec import fold_keys
-
         try:
             # Field names as Go's encoding/json (runc's) matches them: "CPU" is cpu.
-            doc = fold_keys(msgspec.json.decode(raw), Resources)  # type: ignore[assignment]
-            msgspec.convert(doc, Resources)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            doc = to_builtins(decode_into(Resources, loads(raw)))
+        except ValueError as exc:
             raise OperationFailed(f"invalid resources: {exc}") from exc
     for option, value in flags.items():
         if value is None:
@@ -129,17 +126,12 @@ def update(ctx: click.Context, /, resources_file: str | None, container_id: str,
                               else int(value) if kind == "int" else value)
         except ValueError as exc:
             raise OperationFailed(f"--{option.replace('_', '-')}: {exc}") from exc
-        doc.setdefault(_camel(section), {})[_camel(field)] = parsed
+        doc.setdefault(camel_key(section), {})[camel_key(field)] = parsed
     memory = doc.get("memory", {})
     if memory.get("limit") == -1 and "swap" not in memory:
         memory["swap"] = -1  # as runc: no memory limit leaves no memory+swap limit either
-    res = msgspec.convert(doc, Resources)
+    res = decode_into(Resources, doc)
     resources_update.apply(record.cgroup_dirs, res)
-
-
-def _camel(name: str) -> str:
-    first, *rest = name.split("_")
-    return first + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 VERBS = [events, update]

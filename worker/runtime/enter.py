@@ -14,23 +14,25 @@ Messages to the launcher, as for create: ``pty`` (with the master), ``pid`` (for
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import errno
 import os
 import signal
-import socket
-from dataclasses import dataclass
-from typing import NoReturn
 
 from worker.runtime import process as procmod
 from worker.runtime import syscalls as sc
 from worker.runtime.init import send
 from worker.runtime.plan import JOIN_ORDER, NAMESPACES, ProcessPlan
 from worker.runtime.procstat import proc_start_time
+from worker.runtime.records import Record
+
+TYPE_CHECKING = False  # typing costs a runtime command milliseconds to import
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
-@dataclass(frozen=True)
-class ExecTarget:
+class ExecTarget(Record):
     """The running container to enter (from its state record)."""
 
     container_id: str
@@ -41,7 +43,7 @@ class ExecTarget:
 
 
 class _Entry:
-    def __init__(self, conn: socket.socket) -> None:
+    def __init__(self, conn: _socket.socket) -> None:
         self.conn = conn
         self.step = "stdio"
 
@@ -113,11 +115,12 @@ def _become(entry: _Entry, proc: ProcessPlan) -> NoReturn:
     raise OSError(errno.ENOEXEC, "exec returned")  # pragma: no cover - exec raises instead
 
 
-def forked_main(target: ExecTarget, proc: ProcessPlan, conn: socket.socket,
+def forked_main(target: ExecTarget, proc: ProcessPlan, conn: _socket.socket,
                 stdio: tuple[int, int, int]) -> NoReturn:
     """In a child the launcher forked: join everything, fork the process, report its pid."""
     entry = _Entry(conn)
     try:
+        procmod.import_needed(proc)
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         _stdio(stdio)
         _join(entry, target, pid_joined=False)
@@ -134,12 +137,13 @@ def forked_main(target: ExecTarget, proc: ProcessPlan, conn: socket.socket,
     os._exit(0)
 
 
-def cloned_main(target: ExecTarget, proc: ProcessPlan, conn: socket.socket,
+def cloned_main(target: ExecTarget, proc: ProcessPlan, conn: _socket.socket,
                 stdio: tuple[int, int, int]) -> NoReturn:
     """In a child the zygote cloned inside the container's pid namespace: join the rest and
     become the process."""
     entry = _Entry(conn)
     try:
+        procmod.import_needed(proc)
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         _stdio(stdio)
         _join(entry, target, pid_joined=True)

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from worker.runtime.caps import CAPABILITIES
 from worker.runtime.mountopts import known_options
 from worker.runtime.oci_version import OCI_VERSION
 from worker.runtime.plan import NAMESPACES
+from worker.runtime.records import field_keys
 from worker.runtime.spec import Hooks
 
 OCI_VERSION_MIN = "1.0.0"
@@ -31,7 +30,7 @@ def _seccomp() -> dict[str, Any]:
 
 
 def features(runtime_version: str) -> dict[str, Any]:
-    hooks = [f.encode_name for f in msgspec.structs.fields(Hooks)]
+    hooks = field_keys(Hooks)
     return {
         "ociVersionMin": OCI_VERSION_MIN,
         "ociVersionMax": OCI_VERSION,

@@ -12,17 +12,15 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
-import select
 import time
-from dataclasses import dataclass
 
 from worker.runtime.errors import OperationFailed
+from worker.runtime.records import Record
 
 FREEZE_TIMEOUT = 10.0
 
 
-@dataclass(frozen=True, slots=True)
-class Freezer:
+class Freezer(Record):
     """The container's freezer: a v1 ``freezer.state`` or a v2 ``cgroup.freeze`` file."""
 
     path: str
@@ -86,6 +84,8 @@ def _await_v2_events(freezer: Freezer, wanted: str, timeout: float) -> None:
     events = posixpath.join(posixpath.dirname(freezer.path), "cgroup.events")
     fd = os.open(events, os.O_RDONLY | os.O_CLOEXEC)
     try:
+        import select  # here: only pause and resume get here
+
         poller = select.poll()
         poller.register(fd, select.POLLPRI)
         deadline = time.monotonic() + timeout

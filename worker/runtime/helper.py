@@ -34,8 +34,8 @@ from protocol.errors import ErrorInfo, ShoalError
 from worker.runtime import seqpacket, wire
 from worker.runtime import syscalls as sc
 from worker.runtime.errors import ContainerNotFound, HelperLost, OperationFailed
-from worker.runtime.launcher import wait_gone
 from worker.runtime.ops import KILL_TIMEOUT, Runtime, exit_record
+from worker.runtime.procstat import wait_gone
 from worker.runtime.requests import dispatch
 from worker.runtime.state import ExitRecord, StateDir, proc_start_time
 from worker.runtime.zygote_client import Zygote

@@ -10,33 +10,36 @@ to the launcher as ``{"t": "error", "step": ..., "reason": ...}``.
 
 from __future__ import annotations
 
-import contextlib
+import _socket
 import errno
-import json
 import os
-import signal
-import socket
-from dataclasses import dataclass, field
-from typing import NoReturn
+import sys
 
 from worker.runtime import hooks as hookmod
+from worker.runtime import jsontext, rootfs
 from worker.runtime import process as procmod
-from worker.runtime import rootfs
 from worker.runtime import syscalls as sc
 from worker.runtime.mountopts import MS_BIND
 from worker.runtime.plan import JOIN_ORDER, NAMESPACES, Plan
+from worker.runtime.records import Record, field
+
+TYPE_CHECKING = False  # typing costs a runtime command milliseconds to import
+if TYPE_CHECKING:
+    import signal
+    from typing import NoReturn
+else:
+    import _signal as signal  # signal.py's C half: signal.py adds enums (enum costs milliseconds)
 
 MAX_MESSAGE = 65536
 MAX_FDS = 253  # SCM_MAX_FD: the bind sources of a user-namespaced container come in one message
 
 
-@dataclass
-class InitContext:
+class InitContext(Record, frozen=False):
     """What the forked children need; built by the launcher before fork."""
 
     container_id: str
     plan: Plan
-    conn: socket.socket
+    conn: _socket.socket
     fifo_path: str
     stdio: tuple[int, int, int]
     cgroup_procs: list[str]
@@ -44,9 +47,12 @@ class InitContext:
     state_json: bytes
     step: str = "fork"
     direct: bool = False  # forked by the launcher straight into the pid namespace: no setup child
-    # The launcher makes the cgroups while this init creates its namespaces, and says when they
-    # are there: a direct init with no cgroup namespace and no mount namespace to join.
+    # The launcher makes the cgroups and moves this init into them while it builds its root
+    # (launcher._late_cgroups says when): the init does not join them itself, and waits for
+    # the launcher's word that they exist only where it needs them (a cgroup mount; its
+    # report).
     late_cgroups: bool = False
+    cgroups_made: bool = False
     # Namespaces (clone flags) this init was cloned into ahead of its request (a spare of the
     # zygote), and the zygote's own of those kinds, to go back to where the plan shares them.
     made_ns: int = 0
@@ -59,19 +65,37 @@ class InitContext:
     bind_sources: dict[int, int] = field(default_factory=dict)
 
 
-def send(conn: socket.socket, message: dict[str, object], fds: list[int] | None = None) -> None:
-    data = json.dumps(message).encode()
+# The launcher and its children talk over a SOCK_SEQPACKET pair (``_socket``: socket.py
+# imports enum and selectors, milliseconds of a runtime command): one JSON message per
+# datagram, descriptors as SCM_RIGHTS (what socket.send_fds and recv_fds do).
+_FD_SIZE = 4  # a C int
+
+
+def send(conn: _socket.socket, message: dict[str, object], fds: list[int] | None = None) -> None:
+    data = jsontext.dumps(message).encode()
     if fds:
-        socket.send_fds(conn, [data], fds)
+        raw = b"".join(fd.to_bytes(_FD_SIZE, sys.byteorder) for fd in fds)
+        conn.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, raw)])
     else:
         conn.send(data)
 
 
-def recv(conn: socket.socket) -> tuple[dict[str, object] | None, list[int]]:
-    data, fds, _flags, _addr = socket.recv_fds(conn, MAX_MESSAGE, MAX_FDS)
+def recv(conn: _socket.socket) -> tuple[dict[str, object] | None, list[int]]:
+    space = _socket.CMSG_LEN(MAX_FDS * _FD_SIZE)
+    try:
+        data, ancdata, _flags, _addr = conn.recvmsg(MAX_MESSAGE, space)
+    except ConnectionResetError:
+        # The peer closed with a message of ours unread (an init that failed before the
+        # launcher's word came): the kernel says so first, then hands over what it sent.
+        data, ancdata, _flags, _addr = conn.recvmsg(MAX_MESSAGE, space)
+    fds = []
+    for level, kind, raw in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds += [int.from_bytes(raw[i:i + _FD_SIZE], sys.byteorder, signed=True)
+                    for i in range(0, len(raw) - len(raw) % _FD_SIZE, _FD_SIZE)]
     if not data:
         return None, fds
-    message: dict[str, object] = json.loads(data)
+    message: dict[str, object] = jsontext.loads(data)
     return message, fds
 
 
@@ -84,8 +108,10 @@ def _fail(ctx: InitContext, exc: BaseException) -> NoReturn:
     report: dict[str, object] = {"t": "error", "step": ctx.step, "reason": reason}
     if isinstance(exc, OSError) and exc.errno is not None and exc.errno in errno.errorcode:
         report["errno"] = errno.errorcode[exc.errno]  # e.g. ENOENT: run's exit status 127
-    with contextlib.suppress(OSError):
+    try:  # noqa: SIM105 - contextlib is not on a command's path
         send(ctx.conn, report)
+    except OSError:
+        pass
     os._exit(1)
 
 
@@ -102,17 +128,11 @@ def direct_main(ctx: InitContext) -> NoReturn:
     """Entry of an init the launcher forked itself (already in its new pid namespace, if any):
     the setup child's steps, then the init's, in this one process."""
     try:
+        _import_needed(ctx.plan)
         _stdio(ctx)
-        if ctx.late_cgroups:
-            _namespaces(ctx)
-            ctx.step = "wait for cgroups"
-            message, _ = recv(ctx.conn)
-            if message is None or message.get("t") != "cgroups":
-                raise OSError(5, "the launcher did not make the cgroups")
+        if not ctx.late_cgroups:
             _join_cgroups(ctx)
-        else:
-            _join_cgroups(ctx)
-            _namespaces(ctx)
+        _namespaces(ctx)
         _init(ctx)
     except BaseException as exc:
         _fail(ctx, exc)
@@ -120,6 +140,7 @@ def direct_main(ctx: InitContext) -> NoReturn:
 
 
 def _setup(ctx: InitContext) -> None:
+    _import_needed(ctx.plan)
     _stdio(ctx)
     _join_cgroups(ctx)
     _namespaces(ctx)
@@ -132,6 +153,15 @@ def _setup(ctx: InitContext) -> None:
             _fail(ctx, exc)
         os._exit(1)
     send(ctx.conn, {"t": "pid", "pid": pid})
+
+
+def _import_needed(plan: Plan) -> None:
+    """What the init's later steps import, imported while the host's modules are in reach: a
+    new user namespace's root, a pivoted root, may not reach them."""
+    procmod.import_needed(plan.process)
+    if plan.creates("network"):
+        import fcntl  # noqa: F401 - syscalls.loopback_up's
+        import struct  # noqa: F401
 
 
 def _stdio(ctx: InitContext) -> None:
@@ -155,6 +185,17 @@ def _join_cgroups(ctx: InitContext) -> None:
             os.write(fd, b"0")
         finally:
             os.close(fd)
+
+
+def _await_cgroups(ctx: InitContext) -> None:
+    """With late cgroups, the launcher's word that the container's cgroups exist (once)."""
+    if not ctx.late_cgroups or ctx.cgroups_made:
+        return
+    ctx.step = "wait for cgroups"
+    message, _ = recv(ctx.conn)
+    if message is None or message.get("t") != "cgroups":
+        raise OSError(5, "the launcher did not make the cgroups")
+    ctx.cgroups_made = True
 
 
 def _namespaces(ctx: InitContext) -> None:
@@ -225,6 +266,8 @@ def _init(ctx: InitContext) -> None:
     ctx.step = "prepare rootfs"
     rootfs.prepare(plan)
     for m in plan.mounts:
+        if m.fstype == "cgroup":
+            _await_cgroups(ctx)
         ctx.step = f"mounts[{m.index}] {m.destination}"
         rootfs.do_mount(plan, m, ctx.cgroup_mounts, in_userns,
                         source_fd=ctx.bind_sources.pop(m.index, None))
@@ -246,9 +289,9 @@ def _init(ctx: InitContext) -> None:
     if plan.hooks.get("create_container"):
         ctx.step = "createContainer hooks"
         # Before pivot_root /proc is still the host's, so /proc/self is our host pid.
-        state = json.loads(ctx.state_json)
+        state = jsontext.loads(ctx.state_json)
         state["pid"] = int(os.readlink("/proc/self"))
-        hookmod.run_hooks(plan.hooks["create_container"], json.dumps(state).encode(),
+        hookmod.run_hooks(plan.hooks["create_container"], jsontext.dumps(state).encode(),
                           what="createContainer")
     ctx.step = "open gate"
     # O_RDWR never blocks on a fifo and keeps it open for reading; start writes into it.
@@ -287,6 +330,7 @@ def _init(ctx: InitContext) -> None:
         # launcher that dies after create has returned could still take the container along.
         # (The setup child's death signal never reached an init it forked.)
         sc.prctl(sc.PR_SET_PDEATHSIG, 0)
+    _await_cgroups(ctx)
     send(ctx.conn, {"t": "created"})
     # A launcher that dies before it has saved the container's state leaves nobody who knows
     # of this container: its socket closes and the init goes.

@@ -6,27 +6,20 @@ with other threads could leave a lock held in the child forever.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
+import _socket
 import os
-import signal
-import socket
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
-import msgspec
-
-from worker.runtime import cgroups, enter
+from worker.runtime import cgroups
 from worker.runtime import hooks as hookmod
 from worker.runtime import syscalls as sc
-from worker.runtime.enter import ExecTarget
 from worker.runtime.errors import BundleInvalid, CreateFailed, OperationFailed
 from worker.runtime.init import InitContext, direct_main, recv, send, setup_main
 from worker.runtime.lazylog import LazyLogger
 from worker.runtime.paths import PathEscape, resolve_in_root
 from worker.runtime.plan import NAMESPACES, Plan, ProcessPlan, SeccompFilter
 from worker.runtime.planner import make_plan
+from worker.runtime.procstat import wait_gone
+from worker.runtime.records import Record, encode_json
 from worker.runtime.spec import load_spec
 from worker.runtime.state import (
     ExecDefaults,
@@ -38,26 +31,35 @@ from worker.runtime.state import (
     proc_start_time,
 )
 
+TYPE_CHECKING = False  # typing costs a runtime command milliseconds to import
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from worker.runtime.enter import ExecTarget
+
+    # Forks a direct init elsewhere (the helper's zygote): its pid, or None to fork it here.
+    Forker = Callable[[InitContext], int | None]
+    # Clones an exec'd process elsewhere, straight into the container's pid namespace: its
+    # pid, or None to fork it here.
+    ExecCloner = Callable[[ExecTarget, ProcessPlan, _socket.socket, tuple[int, int, int]],
+                          int | None]
+
+if TYPE_CHECKING:
+    import signal
+else:
+    import _signal as signal  # signal.py's C half: signal.py adds enums (enum costs milliseconds)
+
 log = LazyLogger(__name__)
 
 CREATE_TIMEOUT = 60.0
 
-# Forks a direct init elsewhere (the helper's zygote): its pid, or None to fork it here.
-Forker = Callable[[InitContext], "int | None"]
-# Clones an exec'd process elsewhere, straight into the container's pid namespace: its pid,
-# or None to fork it here.
-ExecCloner = Callable[[ExecTarget, ProcessPlan, socket.socket, "tuple[int, int, int]"],
-                      "int | None"]
 
-
-@dataclass
-class Created:
+class Created(Record, frozen=False):
     record: RuntimeRecord
     pty_master: int | None
 
 
-@dataclass
-class Executed:
+class Executed(Record, frozen=False):
     pid: int
     pty_master: int | None
 
@@ -96,8 +98,10 @@ def _seccomp_record(flt: SeccompFilter | None) -> SeccompRecord | None:
 
 
 def _kill_and_reap(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
+    try:  # noqa: SIM105 - contextlib is not on a command's path
         os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
     try:
         os.waitpid(pid, 0)
     except ChildProcessError:
@@ -111,23 +115,7 @@ def _kill_all(pids: list[int]) -> None:
         _kill_and_reap(pids.pop())
 
 
-def wait_gone(pid: int, start: int | None, timeout: float) -> bool:
-    """Wait (on a pidfd, no polling loop) until the process has exited; True if it has."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        if start is not None and proc_start_time(pid) not in (start, None):
-            return True  # the pid now belongs to someone else
-        import select
-        ready, _, _ = select.select([fd], [], [], timeout)
-        return bool(ready)
-    finally:
-        os.close(fd)
-
-
-def create(root: Path, container_id: str, bundle: str, *,
+def create(root: str, container_id: str, bundle: str, *,
            stdio: tuple[int, int, int] = (0, 1, 2),
            hierarchies: list[cgroups.Hierarchy] | None = None,
            forker: Forker | None = None, no_pivot: bool = False) -> Created:
@@ -137,9 +125,10 @@ def create(root: Path, container_id: str, bundle: str, *,
     root with MS_MOVE and chroot instead of pivot_root."""
     bundle = os.path.abspath(bundle)
     # A dot name is never a container id: `list` does not take the cache for a container.
-    plan = make_plan(load_spec(bundle), bundle, seccomp_cache_dir=root / ".seccomp")
+    plan = make_plan(load_spec(bundle), bundle,
+                     seccomp_cache_dir=os.path.join(root, ".seccomp"))
     if no_pivot:
-        plan = dataclasses.replace(plan, no_pivot=True)
+        plan = plan.replace(no_pivot=True)
     preflight(plan)
     if hierarchies is None:
         hierarchies = cgroups.discover()
@@ -150,23 +139,25 @@ def create(root: Path, container_id: str, bundle: str, *,
         cgroups.v1_writes(plan.resources)
     sd = StateDir(root, container_id)
     sd.make()
-    with contextlib.ExitStack() as undo:
-        undo.callback(sd.remove)
+    # What to undo, last first, if a step fails (no contextlib.ExitStack: contextlib imports
+    # collections and functools, milliseconds of a runtime command).
+    undo: list[Callable[[], object]] = [sd.remove]
+    try:
         made: list[str] = []
-        undo.callback(cgroups.remove, made)
+        undo.append(lambda: cgroups.remove(made))
         late_cgroups = _late_cgroups(plan)
         if not late_cgroups:
             _make_cgroups(dirs, plan, made)
         cg_dirs = [d for _h, d in dirs]
         cg_mounts = {",".join(sorted(c.removeprefix("name=") for c in h.controllers)): d
                      for h, d in dirs if not h.unified}
-        state_json = msgspec.json.encode(OciState(
+        state_json = encode_json(OciState(
             oci_version="1.0.2", id=container_id, status="creating", pid=0, bundle=bundle,
             annotations=plan.annotations))
-        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        undo.callback(parent_sock.close)
+        parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        undo.append(parent_sock.close)
         ctx = InitContext(container_id=container_id, plan=plan, conn=child_sock,
-                          fifo_path=str(sd.fifo), stdio=stdio,
+                          fifo_path=sd.fifo, stdio=stdio,
                           cgroup_procs=cgroups.procs_files(cg_dirs), cgroup_mounts=cg_mounts,
                           state_json=state_json)
         ctx.direct = _direct(plan)
@@ -179,19 +170,25 @@ def create(root: Path, container_id: str, bundle: str, *,
             setup_main(ctx)
         child_sock.close()
         if not ctx.direct:  # else the setup child is the init, in pids
-            undo.callback(_kill_and_reap, setup_pid)
+            undo.append(lambda: _kill_and_reap(setup_pid))
         pids: list[int] = [setup_pid] if ctx.direct else []
         # Registered before _drive: a failing init must be killed and reaped before its
         # cgroup can be removed (even a zombie keeps a v1 cgroup busy).
-        undo.callback(_kill_all, pids)
+        undo.append(lambda: _kill_all(pids))
         if late_cgroups:
-            # While the init creates its namespaces; it joins them once told they are there.
+            # While the init creates its namespaces and builds its root. Moving a process into
+            # a cgroup waits for an RCU grace period on a host that made no move lately
+            # (milliseconds; runc waits for it too): the init's work goes on meanwhile. The
+            # move is complete before _drive reads the init's report, so before start.
             _make_cgroups(dirs, plan, made)
-            with contextlib.suppress(OSError):  # an init that failed first: _drive says why
+            try:  # noqa: SIM105 - contextlib is not on a command's path
                 send(parent_sock, {"t": "cgroups"})
+            except OSError:
+                pass  # an init that failed first: _drive says why
+            _move_into_cgroups(setup_pid, ctx.cgroup_procs)
         init_pid, pty = _drive(parent_sock, plan, setup_pid, container_id, bundle, pids)
         if pty is not None:
-            undo.callback(os.close, pty)
+            undo.append(lambda: os.close(pty))
         start = proc_start_time(init_pid)
         if start is None:
             raise CreateFailed("init", "the container's init exited during create")
@@ -207,12 +204,25 @@ def create(root: Path, container_id: str, bundle: str, *,
             sd.save(record)
         except OSError as exc:
             raise CreateFailed("save state", str(exc)) from exc
-        undo.pop_all()
-        with contextlib.suppress(OSError):  # an init that died already is seen as stopped
-            send(parent_sock, {"t": "saved"})
-        parent_sock.close()
-        return Created(record, pty)
-    raise AssertionError("unreachable")  # pragma: no cover - ExitStack re-raises
+    except BaseException:
+        _unwind(undo)
+        raise
+    try:  # noqa: SIM105 - contextlib is not on a command's path
+        send(parent_sock, {"t": "saved"})
+    except OSError:
+        pass  # an init that died already is seen as stopped
+    parent_sock.close()
+    return Created(record, pty)
+
+
+def _unwind(undo: list[Callable[[], object]]) -> None:
+    """Run the undo steps, last first; one that fails does not keep the others from running
+    (the error that made us unwind is the one to report)."""
+    while undo:
+        try:
+            undo.pop()()
+        except Exception as exc:
+            log.warning("create.undo_failed", error=str(exc))
 
 
 def _make_cgroups(dirs: list[tuple[cgroups.Hierarchy, str]], plan: Plan,
@@ -223,12 +233,29 @@ def _make_cgroups(dirs: list[tuple[cgroups.Hierarchy, str]], plan: Plan,
         raise CreateFailed("cgroups", str(exc)) from exc
 
 
+def _move_into_cgroups(pid: int, procs_files: list[str]) -> None:
+    """Move ``pid`` into the cgroups (their cgroup.procs files); an init that has died already
+    is left for _drive to report."""
+    try:
+        for path in procs_files:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, str(pid).encode())
+            finally:
+                os.close(fd)
+    except ProcessLookupError:
+        return
+    except OSError as exc:
+        raise CreateFailed("join cgroups", str(exc)) from exc
+
+
 def _late_cgroups(plan: Plan) -> bool:
-    """Whether the init may create its namespaces before it joins its cgroups, so that the
-    launcher makes them meanwhile: a direct init, and no namespace that needs the cgroups
-    joined first (a cgroup namespace, or a mount namespace joined by path, where the host's
-    cgroup paths may not be)."""
-    return _direct(plan) and not plan.has("cgroup") and not any(
+    """Whether the launcher may make the cgroups and move the init into them while the init
+    creates its namespaces and builds its root: a direct init, and nothing that needs the
+    cgroups joined first (a cgroup namespace; a mount namespace joined by path, where the
+    host's cgroup paths may not be; createContainer hooks, processes the init starts)."""
+    return _direct(plan) and not plan.has("cgroup") and not plan.hooks.get(
+        "create_container") and not any(
         ns.kind == "mount" and ns.path is not None for ns in plan.namespaces)
 
 
@@ -240,7 +267,7 @@ def _direct(plan: Plan) -> bool:
                                             for ns in plan.namespaces)
 
 
-def _fork_direct(ctx: InitContext, parent_sock: socket.socket, forker: Forker | None) -> int:
+def _fork_direct(ctx: InitContext, parent_sock: _socket.socket, forker: Forker | None) -> int:
     """Fork the container's init itself (one fork instead of two): ``unshare(CLONE_NEWPID)``
     moves only this process's future children into a new pid namespace, and setting our own
     pid namespace back right after the fork undoes that for the launcher. Returns the pid."""
@@ -273,7 +300,7 @@ def _fork_direct(ctx: InitContext, parent_sock: socket.socket, forker: Forker | 
     return pid
 
 
-def _drive(conn: socket.socket, plan: Plan, setup_pid: int, container_id: str,
+def _drive(conn: _socket.socket, plan: Plan, setup_pid: int, container_id: str,
            bundle: str, pids: list[int]) -> tuple[int, int | None]:
     """Answer the children's requests until the init reports created (or something failed);
     ``pids`` already holds the init's pid when the launcher forked it directly."""
@@ -311,7 +338,7 @@ def _drive(conn: socket.socket, plan: Plan, setup_pid: int, container_id: str,
             pids.append(pid)
             os.waitpid(setup_pid, 0)
         elif kind == "hooks":
-            state = msgspec.json.encode(OciState(
+            state = encode_json(OciState(
                 oci_version="1.0.2", id=container_id, status="creating", pid=init_pid,
                 bundle=bundle, annotations=plan.annotations))
             try:
@@ -333,7 +360,7 @@ def _drive(conn: socket.socket, plan: Plan, setup_pid: int, container_id: str,
                                errno=str(msg.get("errno") or ""))
 
 
-def _open_bind_sources(conn: socket.socket, plan: Plan, setup_pid: int) -> None:
+def _open_bind_sources(conn: _socket.socket, plan: Plan, setup_pid: int) -> None:
     """A child of ours enters the setup child's new mount namespace as the host's root, opens
     each bind source there (O_PATH) and sends the descriptors to the setup child: the
     container's mapped root may not be allowed to walk to a source (runc's mount fds). A
@@ -365,11 +392,14 @@ def exec_in(record: RuntimeRecord, proc: ProcessPlan, *,
     ``cgroup_dirs``: sub-cgroups of the container's to join instead of its own."""
     if proc_start_time(record.pid) != record.pid_start:
         raise OperationFailed(f"container {record.id!r} is not running")
+    from worker.runtime import enter
+    from worker.runtime.enter import ExecTarget
+
     target = ExecTarget(container_id=record.id, pid=record.pid, pid_start=record.pid_start,
                         namespaces=tuple(record.namespaces),
                         cgroup_dirs=tuple(cgroup_dirs or record.cgroup_dirs))
     log.debug("nsexec container setup", container_id=record.id)
-    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     forked = 0
     try:
         pid = cloner(target, proc, child_sock, stdio) if cloner is not None else None
@@ -403,8 +433,10 @@ def exec_in(record: RuntimeRecord, proc: ProcessPlan, *,
         child_sock.close()
         parent_sock.close()
         if forked:
-            with contextlib.suppress(ChildProcessError):
+            try:  # noqa: SIM105 - contextlib is not on a command's path
                 os.waitpid(forked, 0)
+            except ChildProcessError:
+                pass
     if not pid:
         if pty is not None:
             os.close(pty)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from worker.runtime.records import Record
 
 
-@dataclass(frozen=True, slots=True)
-class MountEntry:
+class MountEntry(Record):
     root: str  # the directory of its filesystem mounted here: "/" for the whole filesystem
     mount_point: str
     fstype: str

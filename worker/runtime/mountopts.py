@@ -3,7 +3,7 @@ attributes (mount_setattr(2)) and data (pure)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from worker.runtime.records import Record
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -108,8 +108,7 @@ def known_options() -> list[str]:
     return sorted([*_FLAGS, *_RECURSIVE, *PROPAGATION])
 
 
-@dataclass(frozen=True, slots=True)
-class MountOptions:
+class MountOptions(Record):
     """Parsed options: flags for the first mount(2), propagation changes, fs data, and the
     attributes mount_setattr(2) sets and clears on the whole tree of the mount."""
 

@@ -6,13 +6,7 @@ single-threaded caller (the CLI, or the helper behind ``worker.runtime.client``)
 from __future__ import annotations
 
 import builtins
-import contextlib
 import os
-import signal
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-import msgspec
 
 from protocol import signals
 from protocol.errors import InvalidArgument
@@ -20,6 +14,8 @@ from worker.runtime import cgroups, freezer
 from worker.runtime import hooks as hookmod
 from worker.runtime.errors import CreateFailed, OperationFailed, WrongState
 from worker.runtime.lazylog import LazyLogger
+from worker.runtime.procstat import wait_gone
+from worker.runtime.records import encode_json
 from worker.runtime.state import (
     ExitRecord,
     OciState,
@@ -28,15 +24,21 @@ from worker.runtime.state import (
     proc_start_time,
 )
 
+TYPE_CHECKING = False  # typing and pathlib cost a runtime command milliseconds to import
 if TYPE_CHECKING:
+    import signal
+    from pathlib import Path
+
     # The launcher (the planner, the init, the mounts: ~15 ms of imports) is imported by the
     # operations that fork or wait for a death, so that `shoal runtime state`, `start` and
     # `kill` do not pay for it.
     from worker.runtime import launcher
+else:
+    import _signal as signal  # signal.py's C half: signal.py adds enums (enum costs milliseconds)
 
 log = LazyLogger(__name__)
 
-DEFAULT_ROOT = Path("/run/shoal/runtime")
+DEFAULT_ROOT = "/run/shoal/runtime"
 KILL_TIMEOUT = 10.0
 
 
@@ -55,7 +57,7 @@ class Runtime:
     """The native OCI runtime over one root directory of container state."""
 
     def __init__(self, root: str | Path = DEFAULT_ROOT) -> None:
-        self.root = Path(root)
+        self.root = os.fspath(root)
         # Read once: cgroup hierarchies are mounted at boot, and our own cgroup stays put.
         self._hierarchies: builtins.list[cgroups.Hierarchy] | None = None
         # Where inits are forked when they can be forked directly (the helper's zygote).
@@ -90,8 +92,7 @@ class Runtime:
         status = sd.status(record)
         if status != "created":
             raise WrongState(f"container {container_id!r} is {status}, not created")
-        state = msgspec.json.encode(
-            msgspec.structs.replace(sd.oci_state(record), status="running"))
+        state = encode_json(sd.oci_state(record).replace(status="running"))
         try:
             fd = os.open(sd.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
@@ -102,7 +103,7 @@ class Runtime:
             os.write(fd, state)
         finally:
             os.close(fd)
-        sd.fifo.unlink()
+        os.unlink(sd.fifo)
         log.debug("container.started", container_id=container_id, pid=record.pid)
         for i, hook in enumerate(record.poststart):
             try:
@@ -132,8 +133,7 @@ class Runtime:
                   all_processes=all_processes)
         if all_processes:
             for pid in cgroups.pids_in(record.cgroup_dirs):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, number)
+                _kill(pid, number)
         else:
             self._signal_init(record, number)
         if status == "paused" and number == signal.SIGKILL:
@@ -202,7 +202,6 @@ class Runtime:
         return saved.status
 
     def delete(self, container_id: str, *, force: bool = False) -> None:
-        from worker.runtime import launcher
 
         sd = StateDir(self.root, container_id)
         record = sd.load()
@@ -214,21 +213,21 @@ class Runtime:
         if not record.owns_pid_ns:
             # Without a pid namespace of its own, the init's death does not take the rest.
             for pid in cgroups.pids_in(record.cgroup_dirs):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+                _kill(pid, signal.SIGKILL)
         # Frozen processes die only once thawed.
         self._thaw(record)
-        if not launcher.wait_gone(record.pid, record.pid_start, KILL_TIMEOUT):
+        if not wait_gone(record.pid, record.pid_start, KILL_TIMEOUT):
             raise OperationFailed(f"container {container_id!r} did not die within "
                                   f"{KILL_TIMEOUT}s")
         # Reap it if it is ours, so it does not stay a zombie holding the cgroup.
-        with contextlib.suppress(ChildProcessError):
-            _, wstatus = os.waitpid(record.pid, os.WNOHANG)
-            if _:
-                sd.save_exit(exit_record(wstatus))
+        try:
+            reaped, wstatus = os.waitpid(record.pid, os.WNOHANG)
+        except ChildProcessError:
+            reaped = 0
+        if reaped:
+            sd.save_exit(exit_record(wstatus))
         self._remove_cgroups(record)
-        state = msgspec.json.encode(
-            msgspec.structs.replace(sd.oci_state(record), status="stopped"))
+        state = encode_json(sd.oci_state(record).replace(status="stopped"))
         for i, hook in enumerate(record.poststop):
             try:
                 hookmod.run_hook(hook, state, what=f"poststop[{i}]")
@@ -246,12 +245,14 @@ class Runtime:
     # --- inspection ---------------------------------------------------------------------------
     def list(self) -> builtins.list[OciState]:
         result: builtins.list[OciState] = []
-        if not self.root.is_dir():
+        if not os.path.isdir(self.root):
             return result
-        for entry in sorted(self.root.iterdir()):
-            with contextlib.suppress(Exception):
-                sd = StateDir(self.root, entry.name)
+        for name in sorted(os.listdir(self.root)):
+            try:
+                sd = StateDir(self.root, name)
                 result.append(sd.oci_state(sd.load()))
+            except Exception:
+                continue
         return result
 
     def ps(self, container_id: str) -> builtins.list[int]:
@@ -307,6 +308,13 @@ class Runtime:
             cgroup_dirs = cgroupmod.exec_dirs(record.cgroup_dirs, cgroupmod.discover(), cgroups)
         return launcher.exec_in(record, proc, stdio=stdio, cloner=self.exec_cloner,
                                 cgroup_dirs=cgroup_dirs)
+
+
+def _kill(pid: int, number: int) -> None:
+    try:  # noqa: SIM105 - contextlib is not on a command's path
+        os.kill(pid, number)
+    except ProcessLookupError:
+        pass
 
 
 def exit_record(wait_status: int) -> ExitRecord:

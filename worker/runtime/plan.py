@@ -1,18 +1,16 @@
 """The plan of what create must do: immutable types the forked init executes step by step.
 
 Built and validated from config.json by ``worker.runtime.planner``. This module imports
-nothing heavy (no msgspec, no protocol): the small process that forks container inits
-(``worker.runtime.zygote``) unpickles plans and should stay small.
+nothing heavy (no msgspec, no protocol, no dataclasses): the small process that forks
+container inits (``worker.runtime.zygote``) unpickles plans and should stay small.
 """
 
 from __future__ import annotations
 
-import resource
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 from worker.runtime.mountopts import MountOptions
+from worker.runtime.records import Record, field
 
+TYPE_CHECKING = False  # typing costs a runtime command milliseconds to import
 if TYPE_CHECKING:
     from worker.runtime.spec import Hook, Resources
 
@@ -30,13 +28,16 @@ NAMESPACES: dict[str, tuple[int, str]] = {
 # (after it the runtime's own paths are gone).
 JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "mount")
 
-RLIMITS: dict[str, int] = {
-    name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")
-}
+def rlimit_numbers() -> dict[str, int]:
+    """RLIMIT_* name -> its resource number (resource is imported only for a config that sets
+    rlimits)."""
+    import resource
+
+    return {name: getattr(resource, name) for name in dir(resource)
+            if name.startswith("RLIMIT_")}
 
 
-@dataclass(frozen=True, slots=True)
-class DevicePlan:
+class DevicePlan(Record):
     path: str
     kind: str  # "c", "b", "u" or "p"
     major: int
@@ -55,8 +56,7 @@ DEFAULT_DEVICES: tuple[DevicePlan, ...] = tuple(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class MountPlan:
+class MountPlan(Record):
     index: int
     destination: str
     source: str
@@ -64,8 +64,7 @@ class MountPlan:
     options: MountOptions
 
 
-@dataclass(frozen=True, slots=True)
-class CapSets:
+class CapSets(Record):
     bounding: int
     effective: int
     permitted: int
@@ -73,8 +72,7 @@ class CapSets:
     ambient: int
 
 
-@dataclass(frozen=True, slots=True)
-class SeccompFilter:
+class SeccompFilter(Record):
     """A compiled linux.seccomp: the struct sock_filter array and the seccomp(2) flags."""
 
     program: bytes
@@ -82,8 +80,7 @@ class SeccompFilter:
     digest: str  # of the profile's JSON: the cache key
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessPlan:
+class ProcessPlan(Record):
     args: tuple[str, ...]
     env: tuple[str, ...]
     cwd: str
@@ -101,16 +98,14 @@ class ProcessPlan:
     preserve_fds: int = 0  # descriptors 3 .. 3+N-1 the process inherits (exec --preserve-fds)
 
 
-@dataclass(frozen=True, slots=True)
-class NamespacePlan:
+class NamespacePlan(Record):
     kind: str
     flag: int
     proc_name: str
     path: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
+class Plan(Record):
     bundle: str
     rootfs: str
     readonly_root: bool

@@ -8,10 +8,7 @@ executes step by step.
 
 from __future__ import annotations
 
-import dataclasses
 import posixpath
-from resource import RLIM_INFINITY
-from typing import TYPE_CHECKING
 
 from worker.runtime import caps as capmod
 from worker.runtime.errors import BundleInvalid
@@ -19,24 +16,22 @@ from worker.runtime.mountopts import PROPAGATION, parse_options
 from worker.runtime.plan import (
     DEFAULT_DEVICES,
     NAMESPACES,
-    RLIMITS,
     CapSets,
     DevicePlan,
     MountPlan,
     NamespacePlan,
     Plan,
     ProcessPlan,
+    rlimit_numbers,
 )
 from worker.runtime.spec import Hook, Spec
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
 
 
 def _rlimit(value: int) -> int:
     """A config's rlimit value as setrlimit takes it: the largest uint64 (runc's and the
     kernel's RLIM_INFINITY) is Python's RLIM_INFINITY."""
+    from resource import RLIM_INFINITY
+
     return RLIM_INFINITY if value >= (1 << 64) - 1 else value
 
 
@@ -68,15 +63,16 @@ def _process(spec: Spec) -> ProcessPlan:
             raise BundleInvalid(f"process.env[{i}]", f"{var!r} is not NAME=value")
     rlimits = []
     seen: set[str] = set()
+    numbers = rlimit_numbers() if proc.rlimits else {}
     for i, rl in enumerate(proc.rlimits):
-        if rl.type not in RLIMITS:
+        if rl.type not in numbers:
             raise BundleInvalid(f"process.rlimits[{i}].type", f"unknown rlimit {rl.type!r}")
         if rl.type in seen:
             raise BundleInvalid(f"process.rlimits[{i}].type", f"{rl.type} given twice")
         if rl.soft > rl.hard or rl.soft < 0:
             raise BundleInvalid(f"process.rlimits[{i}]", "soft must be between 0 and hard")
         seen.add(rl.type)
-        rlimits.append((RLIMITS[rl.type], _rlimit(rl.soft), _rlimit(rl.hard)))
+        rlimits.append((numbers[rl.type], _rlimit(rl.soft), _rlimit(rl.hard)))
     caps = None
     if proc.capabilities is not None:
         c = proc.capabilities
@@ -185,7 +181,7 @@ def _devices(spec: Spec) -> tuple[DevicePlan, ...]:
     return tuple(devices.values())
 
 
-def make_plan(spec: Spec, bundle: str, *, seccomp_cache_dir: Path | None = None) -> Plan:
+def make_plan(spec: Spec, bundle: str, *, seccomp_cache_dir: str | None = None) -> Plan:
     """Validate ``spec`` (from ``bundle``, an absolute directory) into a Plan. A linux.seccomp
     profile is compiled through the process's filter cache over ``seccomp_cache_dir`` (memory
     only if None); the seccomp module (hashlib, tempfile, libseccomp) is imported only then."""
@@ -197,12 +193,14 @@ def make_plan(spec: Spec, bundle: str, *, seccomp_cache_dir: Path | None = None)
     rootfs = posixpath.normpath(posixpath.join(bundle, spec.root.path))
     linux = spec.linux
     process = _process(spec)
-    profile = bytes(linux.seccomp) if linux is not None else b""
-    if profile and profile != b"null":
-        from worker.runtime import seccomp
+    if linux is not None and linux.seccomp is not None:
+        from pathlib import Path
 
-        cache = seccomp.cache_in(seccomp_cache_dir)
-        process = dataclasses.replace(process, seccomp=cache.filter_for(profile))
+        from worker.runtime import jsontext, seccomp
+
+        cache = seccomp.cache_in(Path(seccomp_cache_dir) if seccomp_cache_dir else None)
+        profile = jsontext.dumps(linux.seccomp).encode()
+        process = process.replace(seccomp=cache.filter_for(profile))
     namespaces = _namespaces(spec)
     kinds = {ns.kind for ns in namespaces}
     if "mount" not in kinds:

@@ -7,15 +7,24 @@ root. Nothing here returns on success: the process becomes the container's progr
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
-import resource
-import struct
-import termios
 
 from worker.runtime import caps as capmod
 from worker.runtime import syscalls as sc
 from worker.runtime.plan import ProcessPlan
+
+
+def import_needed(proc: ProcessPlan) -> None:
+    """Import the modules ``proc``'s steps need that a runtime command does not import up
+    front (most containers have no terminal and no rlimits), while the host's root is still
+    this process's: after pivot_root (an init) or joining the container's mount namespace
+    (exec), Python finds no modules."""
+    if proc.rlimits:
+        import resource  # noqa: F401
+    if proc.terminal:
+        import fcntl  # noqa: F401
+        import struct  # noqa: F401
+        import termios  # noqa: F401
 
 
 def find_executable(arg0: str, env: tuple[str, ...]) -> str:
@@ -39,6 +48,11 @@ def take_terminal(size: tuple[int, int] | None = None) -> int:
     """Open a pty in this mount namespace's devpts and make its slave our controlling terminal
     and stdio (the caller is a session leader); returns the master for whoever drives it.
     ``size`` (rows, cols) is set first, so the program never sees a 0x0 terminal."""
+    # Imported here: most containers have no terminal.
+    import fcntl
+    import struct
+    import termios
+
     master, slave = os.openpty()
     if size is not None:
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
@@ -51,6 +65,10 @@ def take_terminal(size: tuple[int, int] | None = None) -> int:
 
 
 def set_rlimits(proc: ProcessPlan) -> None:
+    if not proc.rlimits:
+        return
+    import resource  # here: most configs set none
+
     for res, soft, hard in proc.rlimits:
         resource.setrlimit(res, (soft, hard))
 

@@ -131,13 +131,13 @@ def main(args: Sequence[str] | None = None, *,
 def _run(parsed: Parsed, before_logging: Callable[[], None] | None) -> None:
     from worker.runtime import lazylog, verbs
 
-    if parsed.verb == "version":  # before the operations' imports (msgspec)
+    if parsed.verb == "version":  # before the operations' imports
         verbs.version()
         sys.exit(0)
-    # msgspec imports typing_extensions, if it can, only for backports Python 3.11 has in
-    # typing (get_type_hints with extras, Required): ~a tenth of a runtime command's time
-    # here. Nothing else on this path imports it at run time (click and structlog only under
-    # TYPE_CHECKING or before 3.11), so this process goes without it.
+    # msgspec (imported here only to check a seccomp profile) imports typing_extensions, if it
+    # can, only for backports Python 3.11 has in typing (get_type_hints with extras, Required):
+    # milliseconds of a runtime command. Nothing else on this path imports it at run time
+    # (click and structlog only under TYPE_CHECKING or before 3.11): this process goes without.
     sys.modules.setdefault("typing_extensions", None)  # type: ignore[arg-type]
     from protocol.errors import ShoalError
     from worker.runtime.ops import DEFAULT_ROOT, Runtime

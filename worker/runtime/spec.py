@@ -1,23 +1,24 @@
-"""The runtime-spec config.json as typed structs, decoded and checked at the boundary.
+"""The runtime-spec config.json as typed records (``worker.runtime.records``), decoded and
+checked at the boundary.
 
 Unknown fields and wrong types are refused with the JSON path of the offending field, so a
 typo in a bundle is an error that names it rather than a silently ignored setting.
 """
 
-# No postponed annotations: msgspec reads them when it builds a decoder, and a string costs an
-# eval there (~140 of them, milliseconds of every runtime command), as in protocol's wire types.
-
-import re
-from pathlib import Path
-
-import msgspec
+from __future__ import annotations
 
 from worker.runtime.errors import BundleInvalid
+from worker.runtime.records import DecodeFailed, Record, decode_into, field, loads
+
+TYPE_CHECKING = False  # typing and pathlib cost a runtime command milliseconds to import
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
-class _Struct(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, rename="camel"):
+class _Struct(Record, forbid_unknown_fields=True, omit_defaults=True, rename="camel",
+              fold_case=True):
     pass
 
 
@@ -54,7 +55,7 @@ class Process(_Struct):
     env: list[str] = []
     terminal: bool = False
     console_size: ConsoleSize | None = None
-    user: User = msgspec.field(default_factory=User)
+    user: User = field(default_factory=User)
     capabilities: Capabilities | None = None
     rlimits: list[Rlimit] = []
     no_new_privileges: bool = False
@@ -96,7 +97,7 @@ class Namespace(_Struct):
     path: str | None = None
 
 
-class IDMapping(msgspec.Struct, forbid_unknown_fields=True):
+class IDMapping(Record, forbid_unknown_fields=True, fold_case=True):
     containerID: int
     hostID: int
     size: int
@@ -181,9 +182,9 @@ class Linux(_Struct):
     readonly_paths: list[str] = []
     sysctl: dict[str, str] = {}
     mount_label: str | None = None
-    # Kept as the JSON text (empty when absent): worker.runtime.seccomp checks it, and caches the
-    # compiled filter by a digest of it. (msgspec cannot decode ``Raw | None``.)
-    seccomp: msgspec.Raw = msgspec.Raw()
+    # Any JSON value (None when absent): worker.runtime.seccomp checks it, and caches the
+    # compiled filter by a digest of it.
+    seccomp: object = None
 
 
 class Spec(_Struct):
@@ -198,68 +199,26 @@ class Spec(_Struct):
     linux: Linux | None = None
 
 
-_AT_PATH = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$", re.S)
-
-
-def fold_keys(doc: object, typ: object) -> object:
-    """``doc`` with each key of a struct's object renamed to the field name it matches
-    case-insensitively (exact names first); maps and lists are walked by their value type."""
-    import typing
-
-    origin, args = typing.get_origin(typ), typing.get_args(typ)
-    if isinstance(typ, type) and issubclass(typ, msgspec.Struct) and isinstance(doc, dict):
-        fields = {str(f.encode_name): f.type for f in msgspec.structs.fields(typ)}
-        folded = {name.lower(): name for name in fields}
-        out: dict[str, object] = {}
-        for key, value in doc.items():
-            name = str(key)
-            name = name if name in fields else folded.get(name.lower(), name)
-            out[name] = fold_keys(value, fields.get(name))
-        return out
-    if origin is list and isinstance(doc, list) and args:
-        return [fold_keys(item, args[0]) for item in doc]
-    if origin is dict and isinstance(doc, dict) and len(args) == 2:
-        return {key: fold_keys(value, args[1]) for key, value in doc.items()}
-    if args and origin is not None:  # X | None and the like: the struct member, if any
-        for arg in args:
-            if isinstance(arg, type) and issubclass(arg, msgspec.Struct):
-                return fold_keys(doc, arg)
-    return doc
-
-
 def decode_spec(data: bytes) -> Spec:
     """Decode config.json bytes; a bad document raises BundleInvalid naming the field."""
     if len(data) > MAX_CONFIG_BYTES:
         raise BundleInvalid("config.json", f"larger than {MAX_CONFIG_BYTES} bytes")
     try:
-        try:
-            return msgspec.json.decode(data, type=Spec)
-        except msgspec.ValidationError as exc:
-            if "unknown field" not in str(exc):
-                raise
-            # Go's encoding/json (runc's) matches field names case-insensitively: a config
-            # that runc takes ("CPU" for "cpu") is read again with its keys folded.
-            return msgspec.convert(fold_keys(msgspec.json.decode(data), Spec), type=Spec)
-    except msgspec.ValidationError as exc:
-        match = _AT_PATH.match(str(exc))
-        reason, where = (match.group(1), match.group(2)) if match else (str(exc), None)
-        field = where.lstrip(".") if where else ""
-        unknown = re.search(r"unknown field `([^`]*)`", reason)
-        if unknown:
-            field = f"{field}.{unknown.group(1)}" if field else unknown.group(1)
-        missing = re.search(r"missing required field `([^`]*)`", reason)
-        if missing:
-            field = f"{field}.{missing.group(1)}" if field else missing.group(1)
-        raise BundleInvalid(field or "config.json", reason) from exc
-    except msgspec.DecodeError as exc:
+        doc = loads(data)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise BundleInvalid("config.json", f"not valid JSON: {exc}") from exc
+    try:
+        return decode_into(Spec, doc)
+    except DecodeFailed as exc:
+        raise BundleInvalid(exc.path or "config.json", exc.reason) from exc
 
 
 def load_spec(bundle: str | Path) -> Spec:
     """Read and decode ``bundle/config.json``."""
-    path = Path(bundle) / "config.json"
+    path = f"{bundle}/config.json"
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as exc:
         raise BundleInvalid("config.json", f"cannot read {path}: {exc.strerror}") from exc
     return decode_spec(data)

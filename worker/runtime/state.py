@@ -7,27 +7,27 @@ saw it; a frozen freezer cgroup means paused. Any process can read these to find
 kill and delete a container.
 """
 
-# No postponed annotations: msgspec reads them when it builds a decoder, and a string costs an
-# eval there (~140 of them, milliseconds of every runtime command), as in protocol's wire types.
+from __future__ import annotations
 
-import contextlib
 import os
-import re
 import time
-from pathlib import Path
-
-import msgspec
 
 from worker.runtime import freezer
 from worker.runtime.errors import ContainerExists, ContainerNotFound
 from worker.runtime.oci_version import OCI_VERSION as OCI_VERSION
 from worker.runtime.procstat import proc_start_time as proc_start_time
-from worker.runtime.spec import Hook
+from worker.runtime.records import Record, decode_json, encode_json
+from worker.runtime.spec import Hook as Hook
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
+TYPE_CHECKING = False  # typing and pathlib cost a runtime command milliseconds to import
+if TYPE_CHECKING:
+    from pathlib import Path
+
+_ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_ID_REST = _ID_FIRST | frozenset("_.+-")
 
 
-class SeccompRecord(msgspec.Struct, frozen=True):
+class SeccompRecord(Record):
     """The container's compiled seccomp filter, which every exec'd process gets too."""
 
     program: bytes
@@ -35,7 +35,7 @@ class SeccompRecord(msgspec.Struct, frozen=True):
     digest: str
 
 
-class ExecDefaults(msgspec.Struct, frozen=True):
+class ExecDefaults(Record):
     """The container's process settings that an exec starts from."""
 
     env: list[str]
@@ -49,7 +49,7 @@ class ExecDefaults(msgspec.Struct, frozen=True):
     seccomp: SeccompRecord | None = None
 
 
-class RuntimeRecord(msgspec.Struct, frozen=True):
+class RuntimeRecord(Record):
     """What the runtime remembers about one container (state.json)."""
 
     id: str
@@ -68,7 +68,7 @@ class RuntimeRecord(msgspec.Struct, frozen=True):
     exec_defaults: ExecDefaults
 
 
-class ExitRecord(msgspec.Struct, frozen=True):
+class ExitRecord(Record):
     """exit.json. ``status``: exit code or 128 + signal; None when the init was seen to exit
     but nobody could reap it (the helper that was its reaper had died)."""
 
@@ -76,7 +76,7 @@ class ExitRecord(msgspec.Struct, frozen=True):
     signal: int | None = None
 
 
-class OciState(msgspec.Struct, frozen=True, rename="camel"):
+class OciState(Record, rename="camel"):
     """The runtime-spec state document, as ``state`` prints it and hooks read it."""
 
     oci_version: str
@@ -90,19 +90,22 @@ class OciState(msgspec.Struct, frozen=True, rename="camel"):
 
 
 def check_id(container_id: str) -> str:
-    if not _ID.match(container_id):
+    """``container_id`` if it is 1-128 of [A-Za-z0-9_.+-], the first not one of _.+-."""
+    if not (0 < len(container_id) <= 128 and container_id[0] in _ID_FIRST
+            and _ID_REST.issuperset(container_id)):
         from worker.runtime.errors import BundleInvalid
         raise BundleInvalid("id", f"{container_id!r} must be 1-128 of [A-Za-z0-9_.+-]")
     return container_id
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: str, data: bytes) -> None:
     """Write via a temporary file and rename, so a reader sees the old or the new, never half.
 
     No fsync: the state must survive the runtime's or the worker's death, which the page cache
     does; it need not survive the machine's, which no container survives either.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    head, name = os.path.split(path)
+    tmp = os.path.join(head, f".{name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)
@@ -116,29 +119,27 @@ def now_rfc3339() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
 class StateDir:
-    """One container's directory under the runtime root."""
+    """One container's directory under the runtime root (paths as text: pathlib costs a runtime
+    command milliseconds to import)."""
 
-    def __init__(self, root: Path, container_id: str) -> None:
+    def __init__(self, root: str | Path, container_id: str) -> None:
         self.id = check_id(container_id)
-        self.path = root / container_id
-
-    @property
-    def fifo(self) -> Path:
-        return self.path / "exec.fifo"
-
-    @property
-    def record_path(self) -> Path:
-        return self.path / "state.json"
-
-    @property
-    def exit_path(self) -> Path:
-        return self.path / "exit.json"
+        self.root = os.fspath(root)
+        self.path = os.path.join(self.root, container_id)
+        self.fifo = os.path.join(self.path, "exec.fifo")
+        self.record_path = os.path.join(self.path, "state.json")
+        self.exit_path = os.path.join(self.path, "exit.json")
 
     def make(self) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
         try:
-            self.path.mkdir(mode=0o700)
+            os.mkdir(self.path, 0o700)
         except FileExistsError:
             raise ContainerExists(f"container {self.id!r} already exists") from None
         os.mkfifo(self.fifo, 0o600)
@@ -157,23 +158,25 @@ class StateDir:
             shutil.rmtree(self.path, ignore_errors=True)
 
     def save(self, record: RuntimeRecord) -> None:
-        atomic_write(self.record_path, msgspec.json.encode(record))
+        atomic_write(self.record_path, encode_json(record))
 
     def load(self) -> RuntimeRecord:
         try:
-            data = self.record_path.read_bytes()
+            data = _read(self.record_path)
         except FileNotFoundError:
             raise ContainerNotFound(f"container {self.id!r} does not exist") from None
-        return msgspec.json.decode(data, type=RuntimeRecord)
+        return decode_json(RuntimeRecord, data)
 
     def save_exit(self, record: ExitRecord) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            atomic_write(self.exit_path, msgspec.json.encode(record))
+        try:  # noqa: SIM105 - contextlib is not on a command's path
+            atomic_write(self.exit_path, encode_json(record))
+        except FileNotFoundError:
+            pass  # the container's directory is gone: deleted already
 
     def load_exit(self) -> ExitRecord | None:
         try:
-            return msgspec.json.decode(self.exit_path.read_bytes(), type=ExitRecord)
-        except (FileNotFoundError, msgspec.DecodeError):
+            return decode_json(ExitRecord, _read(self.exit_path))
+        except (FileNotFoundError, ValueError):
             return None
 
     def status(self, record: RuntimeRecord) -> str:
@@ -184,7 +187,7 @@ class StateDir:
         found = freezer.find(record.cgroup_dirs)
         if found is not None and freezer.is_frozen(found):
             return "paused"
-        return "created" if self.fifo.exists() else "running"
+        return "created" if os.path.exists(self.fifo) else "running"
 
     def oci_state(self, record: RuntimeRecord) -> OciState:
         status = self.status(record)

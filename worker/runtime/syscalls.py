@@ -197,13 +197,16 @@ IFF_UP = 0x1
 def loopback_up() -> None:
     """Bring ``lo`` up in this process's network namespace (a new one has it down), as runc
     does for every network namespace it creates: 127.0.0.1 works inside, even with no network."""
+    import _socket
     import fcntl  # here: only an init that owns a new network namespace needs it
-    import socket
     import struct
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)  # socket.py imports enum
+    try:
         request = struct.pack("16sH22x", b"lo", 0)
         flags = struct.unpack("16sH22x", fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, request))[1]
         if not flags & IFF_UP:
             fcntl.ioctl(sock.fileno(), SIOCSIFFLAGS, struct.pack("16sH22x", b"lo",
                                                                  flags | IFF_UP))
+    finally:
+        sock.close()

@@ -5,20 +5,21 @@ these verbs without it, and ``worker.runtime.cli`` wraps them in click commands.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import sys
 
 from worker.runtime.lazylog import DEBUG, WARNING, LazyLogger, configure_cli
 
-# typing, and the runtime's operations (msgspec), cost a runtime command milliseconds to
-# import: the verbs that need the operations import them.
+# typing, and the runtime's operations, cost a runtime command milliseconds to import: the
+# verbs that need the operations import them.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
     from typing import NoReturn, TextIO
 
     from worker.runtime.ops import Runtime
+else:
+    import _signal as signal  # signal.py's C half: signal.py adds enums (enum costs milliseconds)
 
 log = LazyLogger(__name__)
 
@@ -131,12 +132,10 @@ def start(rt: Runtime, container_id: str) -> None:
 
 def state(rt: Runtime, container_id: str) -> None:
     """Print the container's runtime-spec state as indented JSON."""
-    import json
+    from worker.runtime.jsontext import dumps
+    from worker.runtime.records import to_builtins
 
-    import msgspec
-
-    doc = msgspec.to_builtins(rt.state(container_id))
-    print(json.dumps(doc, indent=2), flush=True)
+    print(dumps(to_builtins(rt.state(container_id)), indent=2), flush=True)
 
 
 def kill(rt: Runtime, container_id: str, sig: str = "SIGTERM", *,
@@ -190,8 +189,10 @@ def _forward_signals(rt: Runtime, container_id: str) -> None:
     from protocol.errors import ShoalError
 
     def forward(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ShoalError):
+        try:  # noqa: SIM105 - contextlib is not on a command's path
             rt.kill(container_id, signum)
+        except ShoalError:
+            pass  # gone already: nothing to forward to
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                 signal.SIGUSR2):
         signal.signal(sig, forward)

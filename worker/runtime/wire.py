@@ -13,6 +13,7 @@ from __future__ import annotations
 import msgspec
 
 from protocol.errors import ErrorInfo
+from worker.runtime.records import Record, decode_into, to_builtins
 from worker.runtime.state import ExitRecord, OciState
 
 # Large enough for ``list`` over some thousands of containers; both ends size their buffers to it.
@@ -177,9 +178,25 @@ class Reply(msgspec.Struct, frozen=True):
     error: ErrorInfo | None = None
 
 
-_request_decoder = msgspec.msgpack.Decoder(Request)
-_reply_decoder = msgspec.msgpack.Decoder(Reply)
-_encoder = msgspec.msgpack.Encoder()
+def _encode_record(value: object) -> object:
+    """The runtime's records (``OciState``) cross as their JSON form."""
+    if isinstance(value, Record):
+        return to_builtins(value)
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+def _decode_record(kind: type, value: object) -> object:
+    if isinstance(kind, type) and issubclass(kind, Record):
+        try:
+            return decode_into(kind, value)
+        except ValueError as exc:
+            raise msgspec.ValidationError(str(exc)) from exc
+    raise NotImplementedError(f"cannot decode {kind.__name__}")
+
+
+_request_decoder = msgspec.msgpack.Decoder(Request, dec_hook=_decode_record)
+_reply_decoder = msgspec.msgpack.Decoder(Reply, dec_hook=_decode_record)
+_encoder = msgspec.msgpack.Encoder(enc_hook=_encode_record)
 
 
 def encode(message: Request | Reply) -> bytes:

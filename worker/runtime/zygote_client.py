@@ -4,6 +4,7 @@ itself whenever the zygote cannot serve."""
 
 from __future__ import annotations
 
+import _socket
 import json
 import os
 import pickle
@@ -195,7 +196,7 @@ class Zygote:
             return cloned
         raise CreateFailed("fork init", str(reply.get("reason")))
 
-    def exec(self, target: ExecTarget, proc: ProcessPlan, conn: socket.socket,
+    def exec(self, target: ExecTarget, proc: ProcessPlan, conn: _socket.socket,
              stdio: tuple[int, int, int]) -> int | None:
         """Have the zygote clone a process straight into ``target``'s pid namespace, to join
         the rest and exec; its pid, or None if the zygote cannot serve (nothing was cloned)."""
@@ -238,6 +239,4 @@ def _ahead(plan: Plan) -> int:
 
 
 def _without_resources(ctx: InitContext) -> Plan:
-    import dataclasses
-
-    return dataclasses.replace(ctx.plan, resources=None)
+    return ctx.plan.replace(resources=None)

@@ -17,6 +17,7 @@ import pytest
 
 from tests.helpers.requirements import BUSYBOX, missing
 from tests.helpers.runtime_harness import Bundle, base_config, shoal_cmd
+from worker.runtime import start_script
 
 
 @pytest.fixture
@@ -105,3 +106,13 @@ def runc_root(tmp_path: Path, need_runc: str) -> Iterator[Path]:
         for entry in root.iterdir():
             subprocess.run(["runc", "--root", str(root), "delete", "--force", entry.name],
                            capture_output=True, check=False, timeout=30)
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Path:
+    """``shoal-runtime`` as deploy/setup.sh writes it (``python -IS``, the quick command line),
+    in a scratch directory."""
+    path = tmp_path / "bin" / "shoal-runtime"
+    path.parent.mkdir()
+    start_script.write(str(path))
+    return path

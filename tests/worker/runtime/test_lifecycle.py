@@ -202,3 +202,26 @@ def test_exec_into_a_created_container(make_bundle: Callable[..., Bundle],
     cli(state_root, "start", "c1")
     assert json.loads(cli(state_root, "state", "c1").stdout)["status"] == "running"
     cli(state_root, "delete", "--force", "c1")
+
+
+def test_a_cgroup_mount_waits_for_the_cgroups_the_launcher_makes_meanwhile(
+        make_bundle: Callable[..., Bundle], state_root: Path) -> None:
+    # The launcher makes the container's cgroups while its init builds the root: a cgroup
+    # mount, which binds them, must wait for them (and the init's report for its move). First
+    # in the list, it comes as early as it can; an init that did not wait failed here only when
+    # the launcher was the slower (runc's list.bats, on a loaded host, found it so).
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["mounts"] = [m for m in cfg["mounts"] if m["type"] != "sysfs"]
+        cfg["mounts"].insert(0, {"destination": "/sys/fs/cgroup", "type": "cgroup",
+                                 "source": "cgroup", "options": ["nosuid", "noexec", "ro"]})
+    bundle = make_bundle(["cat", "/proc/self/cgroup"], edit)
+    rt = Runtime(state_root)
+    for i in range(5):
+        cid = f"cgm{i}"
+        created = rt.create(cid, str(bundle.path))
+        rt.start(cid)
+        assert rt.wait(cid) == 0
+        cgroup_dirs = created.record.cgroup_dirs
+        rt.delete(cid)
+        assert cgroup_dirs and all(d.endswith(f"/shoal/{cid}") for d in cgroup_dirs)
+        assert cgroup_leftovers(cid) == []

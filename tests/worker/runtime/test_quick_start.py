@@ -14,7 +14,7 @@ import click
 import pytest
 
 from tests.helpers.runtime_harness import Bundle, env
-from worker.runtime import quick, start_script
+from worker.runtime import quick
 from worker.runtime.cli import runtime
 from worker.runtime.lazylog import LOG_FORMATS
 
@@ -94,14 +94,6 @@ def _imported(argv: list[str]) -> set[str]:
 
 HEAVY = {"click", "msgspec", "typing", "structlog", "rich", "importlib.metadata", "asyncio",
          "uvloop"}
-
-
-@pytest.fixture
-def launcher(tmp_path: Path) -> Path:
-    path = tmp_path / "bin" / "shoal-runtime"
-    path.parent.mkdir()
-    start_script.write(str(path))
-    return path
 
 
 def test_the_start_script_runs_the_interpreter_without_site(launcher: Path) -> None:

@@ -48,13 +48,18 @@ def test_console_socket_and_exec_tty(make_bundle: Callable[..., Bundle],
             _msg, fds, _flags, _addr = socket.recv_fds(conn, 1024, 1)
         master = fds[0]
         cli(state_root, "start", "cs1")
-        os.write(master, b"hello\n")
         seen = b""
+        # The shell's tty first: input typed before it would be echoed ahead of it.
+        while b"\n" not in seen:
+            chunk = os.read(master, 4096)
+            assert chunk, seen
+            seen += chunk
+        assert seen == b"/dev/pts/0\r\n"
+        os.write(master, b"hello\n")
         while b"got hello" not in seen:
             chunk = os.read(master, 4096)
             assert chunk, seen
             seen += chunk
-        assert seen.startswith(b"/dev/pts/0\r\n")
         done = cli(state_root, "exec", "-t", "cs1", "sh", "-c", "tty; [ -t 0 ] && echo in-tty",
                    check=False)
         assert done.returncode == 0, done.stderr
