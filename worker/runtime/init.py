@@ -159,6 +159,8 @@ def _import_needed(plan: Plan) -> None:
     """What the init's later steps import, imported while the host's modules are in reach: a
     new user namespace's root, a pivoted root, may not reach them."""
     procmod.import_needed(plan.process)
+    if plan.hooks.get("start_container"):  # run in the container, after pivot_root
+        import subprocess  # noqa: F401 - hooks.run_hook's
     if plan.creates("network"):
         import fcntl  # noqa: F401 - syscalls.loopback_up's
         import struct  # noqa: F401

@@ -126,6 +126,19 @@ def test_start_container_hooks_run_as_the_process_under_its_seccomp_filter(
         done.stderr), done.stderr
 
 
+def test_a_start_container_hook_runs_inside_the_pivoted_root(
+        make_bundle: Callable[..., Bundle], state_root: Path) -> None:
+    """The hook runs after pivot_root, where the host's Python modules are out of reach: what
+    it needs was imported before."""
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": [
+            "sh", "-c", "echo hooked > /tmp/hooked"]}]}
+
+    done = cli(state_root, "run", "-b", str(make_bundle(["cat", "/tmp/hooked"], edit).path),
+               "h2", check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, "hooked"), done.stderr
+
+
 @pytest.mark.parametrize("directory", ["proc", "sys"])
 def test_proc_or_sys_made_a_symlink_by_the_image_is_refused(
         make_bundle: Callable[..., Bundle], state_root: Path, directory: str) -> None:
