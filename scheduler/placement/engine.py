@@ -117,7 +117,7 @@ class PlacementEngine:
         # request's; ``shared_order=False`` keeps a heap per class (the reference the property
         # tests hold it to).
         scorer = self.pipeline.scorer
-        order = LoadOrder(cluster, scorer) if isinstance(scorer, SpreadScorer) and \
+        order = LoadOrder(cluster, scorer, self._rank) if isinstance(scorer, SpreadScorer) and \
             self.options.shared_order else None
         self._order = order if order is not None and order.usable else None
 

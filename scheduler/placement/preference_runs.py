@@ -132,7 +132,7 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
             while True:  # bring a node that can take this task to the top, or empty it
                 if walks:
                     bounds = walks[path].bounds
-                    if bounds and (not heap or heap[0][0] >= bounds[0][0]):  # type: ignore[operator]
+                    if bounds and (not heap or heap[0] >= bounds[0][0]):
                         walks[path].settle(heap)
                 if not heap:
                     break
