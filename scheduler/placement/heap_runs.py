@@ -47,10 +47,10 @@ class HeapRun:
 def heap_run(engine: PlacementEngine, runs: ClassRuns, key: bytes, req: PlacementRequest,
              relaxed: tuple[str, ...], task: Task) -> HeapRun:
     """The attempt's state: made on its first call, brought up to date on later ones."""
-    state = runs.states.get(id(req))
-    if isinstance(state, HeapRun):
-        offer_changed(engine, runs, req, state)
-        return state
+    known = runs.states.get(id(req))
+    if isinstance(known, HeapRun):
+        offer_changed(engine, runs, req, known)
+        return known
     chain = tuple(f for f in engine._dynamic if f.relevant(req))
     cycle = PlacementCycle(engine.cluster, [Identity(task.spec.name, task.id, req)])
     tasks = runs.remaining()

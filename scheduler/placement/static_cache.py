@@ -28,7 +28,6 @@ from scheduler.placement.rules import LABEL_PREFIX, NODE_ID_OR_NAME, Rule
 from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot
 
 _PER_NODE_KEYS = frozenset({"node.id", "node.hostname", "node.ip"})
-FEW_VALUES = 8  # _holders: up to this many distinct values, one pass per value
 MAX_CACHED = 4096  # signatures and rules remembered: rule sets are user input
 _BITS = bytes.maketrans(b"01", b"\x00\x01")
 _LABELS = operator.attrgetter("labels")
@@ -157,17 +156,11 @@ class StaticCandidates:
         """The nodes of each value of one attribute, values in order of first appearance."""
         values = self._values.get(key)
         if values is None:
-            column = self._column(key)
-            distinct = dict.fromkeys(column)  # in order of first appearance
-            if len(distinct) <= FEW_VALUES:  # a pass per value, in C, beats a loop step per node
-                everyone = range(len(column))
-                values = {v: list(compress(everyone, map(operator.is_ if v is None else
-                                                            operator.eq, column, repeat(v))))
-                          for v in distinct}
-            else:
-                values = {}
-                for i, v in enumerate(column):
-                    values.setdefault(v, []).append(i)
+            # One loop step per node: measured at half the cost of a pass per value in C
+            # (compress over an equality map) already for three values.
+            values = {}
+            for i, v in enumerate(self._column(key)):
+                values.setdefault(v, []).append(i)
             self._values[key] = values
         return values
 
