@@ -24,7 +24,7 @@ from scheduler.placement.rules import stored_refs
 TERMINAL_STATES = frozenset({"exited", "failed", "rejected", "orphaned", "removed"})
 # A node label that caps how many containers the node accepts (overrides the cluster default).
 MAX_CONTAINERS_LABEL = "shoal.max-containers"
-_STORED_REFS, _STORED_IMAGES = attrgetter("stored_refs"), attrgetter("stored_images")
+_STORED_IMAGES = attrgetter("stored_images")
 _FIRST, _SECOND = itemgetter(0), itemgetter(1)
 _ID, _NAME = attrgetter("id"), attrgetter("name")
 _REQUEST, _INDEX = attrgetter("request"), attrgetter("index")
@@ -273,23 +273,29 @@ class ClusterSnapshot:
     def storing_image(self, ref: str) -> list[int]:
         """The indices of the nodes that store ``ref`` (``stored_refs``), in node order."""
         if self._stored is None:
-            self._stored = {}
-            # Only the nodes that store something: most list no images, and a loop step per
-            # node of a large cluster is the bulk of this pass.
-            for node in compress(self.nodes, map(_STORED_REFS, self.nodes)):
-                for r in node.stored_refs:
-                    self._stored.setdefault(r, []).append(node.index)
+            self._index_images()
+        assert self._stored is not None
         return self._stored.get(ref, [])
 
     def holding(self, image: str) -> list[int]:
         """The indices of the nodes whose ``stored_images`` hold ``image`` (the tie-break's
         ``lacks_image`` is 0 there), in node order."""
         if self._holding is None:
-            self._holding = {}
-            for node in compress(self.nodes, map(_STORED_IMAGES, self.nodes)):
-                for name in node.stored_images:
-                    self._holding.setdefault(name, []).append(node.index)
+            self._index_images()
+        assert self._holding is not None
         return self._holding.get(image, [])
+
+    def _index_images(self) -> None:
+        """Both indexes of stored images, in one pass over the nodes that store any: most list
+        none, and a loop step per node of a large cluster is the bulk of the pass."""
+        stored: dict[str, list[int]] = {}
+        holding: dict[str, list[int]] = {}
+        for node in compress(self.nodes, map(_STORED_IMAGES, self.nodes)):
+            for r in node.stored_refs:
+                stored.setdefault(r, []).append(node.index)
+            for name in node.stored_images:
+                holding.setdefault(name, []).append(node.index)
+        self._stored, self._holding = stored, holding
 
     def _fold(self) -> None:
         """Take the containers placed since into ``located``, the nodes by image and the
