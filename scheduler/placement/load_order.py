@@ -57,7 +57,8 @@ def later(entry: HeapEntry, lifts: list[float], group_of: list[int]) -> HeapEntr
     """For the node of an exact ``entry`` (score, image, rank, index, version) that has just
     taken the request: an entry that sorts below its next exact one and is never taken for
     exact (its version is no node's), so a run re-scores the node only if it reaches the top
-    again. Most nodes a spread run places on never do (``heap_runs`` inlines this).
+    again. Most nodes a spread run places on never do (``heap_runs`` and
+    ``preference_runs`` inline this).
 
     The next score is at least the score plus the request's term plus a container's count
     (less float rounding, a few units in the last place of the score); this adds half of that
