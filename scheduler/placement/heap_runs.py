@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from scheduler.placement.class_runs import ClassRuns
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
-from scheduler.placement.load_order import SHRINK, STALE, HeapEntry, Walk
+from scheduler.placement.load_order import HeapEntry, Walk, requeue
 from scheduler.placement.request import PlacementRequest
 from scheduler.placement.results import Assignment, PlacementResult, Task
 from scheduler.placement.snapshot import NodeSnapshot, PlacedContainer
@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from scheduler.placement.engine import PlacementEngine, Stop
 
 
-# A run re-scores the node it placed on only when it reaches the top again (load_order.later)
+# A run re-scores the node it placed on only when it reaches the top again (load_order.requeue)
 # when it has this many candidates per task or more, or walks (which it does with more still):
-# most nodes then never come back. With fewer, most do, and paying for ``later`` besides the
+# most nodes then never come back. With fewer, most do, and paying for the lower entry besides the
 # score costs more than it saves (measured on bench/placement.py's sweep).
 LAZY_CANDIDATES_PER_TASK = 2
 
@@ -39,8 +39,8 @@ class HeapRun:
     member: bytes  # static candidates, one byte per node index
     make: Callable[[NodeSnapshot], HeapEntry | None]  # a node's entry, None if it cannot take it
     seen: int  # the class's assignments this run has taken into account (ClassRuns.mark)
-    # load_order.later's lifts per capacity group, or None: the chosen node is re-scored at
-    # once (see LAZY_CANDIDATES_PER_TASK)
+    # load_order.requeue's lifts per capacity group, or None: the chosen node is re-scored
+    # at once (see LAZY_CANDIDATES_PER_TASK)
     lifts: list[float] | None
 
 
@@ -145,17 +145,8 @@ def _run(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...
         unmet = engine._unmet(req, chosen) if relaxed else ()
         place(chosen, PlacedContainer(task.id, task.spec.name, req))
         assignments.append(Assignment(task.id, chosen.id, unmet))
-        # The chosen node is still heap[0] (``top``): re-score it for the next identical task,
-        # or, under the spread weighting, only if it comes to the top again (later, inlined).
-        if lifts is not None:
-            heapreplace(heap, (top[0] * SHRINK + lifts[group_of[top[3]]],  # type: ignore[operator]
-                               top[1], top[2], top[3], STALE))
-        else:
-            made = make(chosen)
-            if made is not None:
-                heapreplace(heap, made)
-            else:
-                heappop(heap)
+        # The chosen node is still heap[0]: its entry for the next identical task.
+        requeue(heap, chosen, lifts, group_of, make)
         if aside:
             for entry in aside:
                 heapq.heappush(heap, entry)

@@ -49,22 +49,32 @@ _NODE, _STAMP = operator.itemgetter(2), operator.itemgetter(3)  # of an order's 
 # known, which any entry of that score (its image flag is 0 or 1) is not below.
 Bound = tuple[float, int, int]
 _HOLDERS = -1  # a walk's pseudo-group: its members that store the image, met before the rest
-SHRINK = 1.0 - 1e-9  # later(): a score's rounding, many times over
-STALE = -1  # a version no node has: an entry made by later() is always checked again
+SHRINK = 1.0 - 1e-9  # requeue(): a score's rounding, many times over
+STALE = -1  # a version no node has: a lower entry made by requeue() is always checked again
 
 
-def later(entry: HeapEntry, lifts: list[float], group_of: list[int]) -> HeapEntry:
-    """For the node of an exact ``entry`` (score, image, rank, index, version) that has just
-    taken the request: an entry that sorts below its next exact one and is never taken for
-    exact (its version is no node's), so a run re-scores the node only if it reaches the top
-    again. Most nodes a spread run places on never do (``heap_runs`` and
-    ``preference_runs`` inline this).
+def requeue(heap: list[HeapEntry], node: NodeSnapshot, lifts: list[float] | None,
+            group_of: list[int], make: Callable[[NodeSnapshot], HeapEntry | None]) -> None:
+    """``node``, whose exact entry is ``heap[0]``, has just taken a task: replace that entry
+    with one for the next identical task. With ``lifts`` (``LoadOrder.lifts``, under the
+    spread weighting), an entry that sorts below the node's next exact one and is never taken
+    for exact (its version is no node's), so a run re-scores the node only if it reaches the
+    top again: most nodes a spread run places on never do. Without, the exact entry now (or
+    none, when the node can take no more).
 
     The next score is at least the score plus the request's term plus a container's count
-    (less float rounding, a few units in the last place of the score); this adds half of that
-    and takes a billionth of the score off, far more than rounding in either direction."""
-    score, lacks, rank, index, _ = entry
-    return (score * SHRINK + lifts[group_of[index]], lacks, rank, index, STALE)  # type: ignore[operator]
+    (less float rounding, a few units in the last place of the score); the lower entry adds
+    half of that and takes a billionth of the score off, far more than rounding either way."""
+    if lifts is not None:
+        score, lacks, rank, index, _ = heap[0]
+        heapq.heapreplace(heap, (score * SHRINK + lifts[group_of[index]],  # type: ignore[operator]
+                                 lacks, rank, index, STALE))
+        return
+    made = make(node)
+    if made is not None:
+        heapq.heapreplace(heap, made)
+    else:
+        heapq.heappop(heap)
 
 
 class LoadOrder:
@@ -158,7 +168,7 @@ class LoadOrder:
             self._stale[g] = 0
 
     def lifts(self, req: PlacementRequest) -> list[float]:
-        """Per group, a lift for ``later``: half of what a node's score grows by, at least,
+        """Per group, a lift for ``requeue``: half of what a node's score grows by, at least,
         when it takes ``req`` once more (the request's term and one container's count)."""
         term = self.scorer.request_term
         return [0.5 * (term(req, cpu, mem) + COUNT_WEIGHT) for cpu, mem in self.capacities]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from scheduler.placement.class_runs import ClassRuns
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
-from scheduler.placement.load_order import SHRINK, STALE, HeapEntry, Walk
+from scheduler.placement.load_order import HeapEntry, Walk, requeue
 from scheduler.placement.preferences import (
     Path,
     add_to_branches,
@@ -44,7 +44,7 @@ class SpreadRun:
     member: bytes  # static candidates, one byte per node index
     make: Callable[[NodeSnapshot], HeapEntry | None]  # a node's entry, None if it cannot take it
     seen: int  # the class's assignments this run has taken into account (ClassRuns.mark)
-    lifts: list[float] | None  # load_order.later's, when the branches walk (as heap_runs)
+    lifts: list[float] | None  # load_order.requeue's, when the branches walk (as heap_runs)
     # Branches whose top is known good for any task of the class (True) or known empty
     # (False): between two placements of this run only the branch it chose changes, and
     # between two of its calls only the branches of the nodes the other attempt placed on
@@ -189,15 +189,7 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
             counts[path] = counts.get(path, 0) + 1
         else:
             add_to_branches(counts, path, 1)
-        if lifts is not None:  # re-scored only if it comes to the top again (as heap_runs)
-            heapreplace(heap, (top[0] * SHRINK + lifts[group_of[top[3]]],  # type: ignore[operator]
-                               top[1], top[2], top[3], STALE))
-        else:
-            made = make(chosen)
-            if made is not None:
-                heapreplace(heap, made)
-            else:
-                heappop(heap)
+        requeue(heap, chosen, lifts, group_of, make)
         for heap, entry in aside:
             heappush(heap, entry)
         pos += 1

@@ -1,7 +1,7 @@
 """The shared load order's shortcuts (scheduler/placement/load_order.py) choose exactly what a
 heap per class chooses: a walk that stops at the first empty nodes in rank order (ties), the
 members storing the image met first, and a chosen node re-scored only when it comes back to the
-top (``later``)."""
+top (``requeue``)."""
 
 from __future__ import annotations
 
@@ -171,12 +171,13 @@ def test_members_storing_the_image_win_ties_and_are_met_first() -> None:
 @given(st.integers(0, 64_000), st.integers(0, 1 << 38), st.integers(0, 3000),
        st.integers(0, 4000), st.integers(0, 1 << 34), st.sampled_from([0, 1000, 4000, 64_000]),
        st.sampled_from([0, 1 << 30, 256 << 30]))
-def test_later_sorts_below_the_nodes_next_exact_entry(
+def test_requeue_leaves_an_entry_below_the_nodes_next_exact_one(
         used_cpu: int, used_mem: int, count: int, millicpus: int, memory: int, cap_cpu: int,
         cap_mem: int) -> None:
-    """The entry ``later`` leaves for a node that just took a task is strictly below the exact
-    entry the node has for the next task, whatever its load, so a run that re-scores it only
-    when it comes back to the top chooses what one that re-scores it at once chooses."""
+    """The entry ``requeue`` leaves for a node that just took a task is strictly below the
+    exact entry the node has for the next task, whatever its load, and is never taken for
+    exact: so a run that re-scores the node only when it comes back to the top chooses what
+    one that re-scores it at once chooses."""
     info = NodeInfo(id="n0", hostname="h0", platform=Platform(os="linux", arch="amd64"),
                     capacity=NodeResources(millicpus=cap_cpu, memory=cap_mem),
                     status="ready", availability="active")
@@ -188,10 +189,14 @@ def test_later_sorts_below_the_nodes_next_exact_entry(
     node.used_cpu, node.used_mem = used_cpu, used_mem
     node.containers.extend(PlacedContainer(f"c{i}", "", req) for i in range(count))
     order = load_order.LoadOrder(cluster, SpreadScorer(), [0])
-    score = SpreadScorer().key(req, node)
-    entry: load_order.HeapEntry = (score, 1, 0, 0, node.version)
+    make = entry_maker(req, [0], PlacementCycle(cluster))
+    heap: list[load_order.HeapEntry] = [(SpreadScorer().key(req, node), 1, 0, 0, node.version)]
     cluster.place(node, PlacedContainer("next", "", req))
     exact = (SpreadScorer().key(req, node), 1, 0, 0, node.version)
-    assert load_order.later(entry, order.lifts(req), order.group_of) < exact
-    made = entry_maker(req, [0], PlacementCycle(cluster))(node)
+    load_order.requeue(heap, node, order.lifts(req), order.group_of, make)
+    assert heap[0] < exact
+    assert heap[0][4] != node.version  # checked again when it reaches the top
+    made = make(node)
     assert made is None or made[0] == exact[0]
+    load_order.requeue(heap, node, None, order.group_of, make)  # without lifts: exact now
+    assert heap == ([] if made is None else [made])
