@@ -16,14 +16,28 @@ not refreshed understates its node's load: a lower bound still, and a walk stays
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from scheduler.placement.results import PlacementResult
 
 if TYPE_CHECKING:
-    from scheduler.placement.load_order import LoadOrder
+    from scheduler.placement.load_order import HeapEntry, LoadOrder
+    from scheduler.placement.request import PlacementRequest
     from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot
+
+
+class RunState(Protocol):
+    """What every attempt's state (heap_runs.HeapRun, preference_runs.SpreadRun) offers."""
+
+    @property
+    def member(self) -> bytes:
+        """The attempt's static candidates, one byte per node index."""
+
+    @property
+    def make(self) -> Callable[[NodeSnapshot], HeapEntry | None]:
+        """A node's entry, None if it cannot take the attempt's request."""
 
 
 @dataclass(slots=True)
@@ -34,7 +48,7 @@ class ClassRuns:
     result: PlacementResult
     total: int  # tasks in the class: a run's state serves all that remain, not one call
     start: int  # the batch's assignments before the class's first
-    states: dict[int, object] = field(default_factory=dict)
+    states: dict[int, RunState] = field(default_factory=dict)
     _refreshed: bool = False
 
     def refresh_order(self, order: LoadOrder) -> None:
@@ -50,6 +64,15 @@ class ClassRuns:
     def mark(self) -> int:
         """Where the class's assignments stand now: what a run has seen when it returns."""
         return len(self.result.assignments)
+
+    def could_take(self, req: PlacementRequest, node: NodeSnapshot) -> bool:
+        """Whether the attempt ``req`` could place its next task on ``node`` (False only when
+        its state knows the node cannot take it): for an attempt that ran out of nodes, when
+        ``node`` is the only one changed since."""
+        state = self.states.get(id(req))
+        if state is None:
+            return True
+        return bool(state.member[node.index]) and state.make(node) is not None
 
     def placed_since(self, seen: int) -> list[NodeSnapshot]:
         """The node of each task the class placed since ``mark`` returned ``seen``."""

@@ -66,6 +66,9 @@ from scheduler.placement.spread_entries import Check
 from scheduler.placement.static_cache import StaticCandidates
 
 Stop = Literal["done", "exhausted", "guarded"]
+# A soft rule as _unmet judges it: (its text, the request with only that rule, the filters
+# that judge it, and for a constraint the nodes it holds on, one byte per node)
+SoftCheck = tuple[str, PlacementRequest, tuple[Filter, ...], bytes | None]
 IMAGE_KEYS = (IMAGE_KEY, CONTAINER_IMAGE_KEY)
 _SPEC_OF = operator.attrgetter("spec")
 MAX_COMPILED = 65_536  # distinct specs remembered between batches
@@ -108,16 +111,13 @@ class PlacementEngine:
         self._identity = tuple(f for f in self.pipeline.dynamic if f.identity)
         self._compiled: dict[bytes, PlacementRequest] = {}
         self._heaps: OrderedDict[tuple[bytes, bool], list[HeapEntry]] = OrderedDict()
-        # (id of a request, id of one of its soft rules) → (the request, it with that rule only)
-        # (id of a request, id of one of its soft rules) → (the request, it with that rule
-        # only, the filters that judge that rule)
-        self._singles: dict[tuple[int, int], tuple[PlacementRequest, PlacementRequest,
-                                                   tuple[Filter, ...], bytes | None]] = {}
+        # id of a request → (the request, how _unmet judges each of its soft rules)
+        self._singles: dict[int, tuple[PlacementRequest, tuple[SoftCheck, ...]]] = {}
         # Only for shoal's spread weighting, whose score splits into a node's own term and the
         # request's; ``shared_order=False`` keeps a heap per class (the reference the property
         # tests hold it to).
         scorer = self.pipeline.scorer
-        order = LoadOrder(cluster, scorer) if isinstance(scorer, SpreadScorer) and \
+        order = LoadOrder(cluster, scorer, self._rank) if isinstance(scorer, SpreadScorer) and \
             self.options.shared_order else None
         self._order = order if order is not None and order.usable else None
 
@@ -273,8 +273,11 @@ class PlacementEngine:
             if revivable and len(result.assignments) > start:
                 # The node this task joined is the only one that changed: when its soft rules
                 # hold there now, the next task tries them again.
+                # If they do but the attempt with them cannot take that node (its port, say),
+                # that attempt would find no node again (it had none, and only this one
+                # changed): skip it.
                 joined = self.cluster.by_id[result.assignments[-1].node_id]
-                soft = not self._unmet(relaxed_req, joined)
+                soft = not self._unmet(relaxed_req, joined) and runs.could_take(req, joined)
         if pos < total:
             cycle = PlacementCycle(self.cluster,
                                    [Identity(tasks[pos].spec.name, tasks[pos].id, attempt)])
@@ -485,43 +488,44 @@ class PlacementEngine:
     def _unmet(self, relaxed_req: PlacementRequest, node: NodeSnapshot) -> tuple[str, ...]:
         """The dropped soft rules this node does not satisfy: what the decision relaxed."""
         original = relaxed_req.original or relaxed_req
+        hit = self._singles.get(id(original))
+        plan = hit[1] if hit is not None and hit[0] is original else self._soft_plan(original)
         out: list[str] = []
         cycle = self._bare_cycle
-        for rule in original.soft:
-            single, chain, holders = self._single(original, rule)
+        for text, single, chain, holders in plan:
             if holders is not None:
                 if not holders[node.index]:
-                    out.append(rule.text)
+                    out.append(text)
                 continue
             for f in chain:
                 if f.check(single, node, cycle) is not None:
-                    out.append(rule.text)
+                    out.append(text)
                     break
         return tuple(out)
 
-    def _single(self, req: PlacementRequest, rule: Rule,
-                ) -> tuple[PlacementRequest, tuple[Filter, ...], bytes | None]:
-        """``_only_rule`` and the filters that judge it, remembered: relaxed runs ask once per
-        placement. For a constraint, also the nodes it holds on, one byte per node: a node
-        asked about passed the request's other static filters already, so the rule's own
-        verdict is the whole answer, and the static cache has it."""
-        key = (id(req), id(rule))
-        hit = self._singles.get(key)
-        if hit is not None and hit[0] is req:
-            return hit[1], hit[2], hit[3]
+    def _soft_plan(self, req: PlacementRequest) -> tuple[SoftCheck, ...]:
+        """How ``_unmet`` judges each soft rule of ``req`` alone, remembered (relaxed runs
+        ask once per placement): the rule's text, ``_only_rule`` and the filters that judge
+        it; for a constraint, also the nodes it holds on, one byte per node: a node asked
+        about passed the request's other static filters already, so the rule's own verdict
+        is the whole answer, and the static cache has it."""
         if len(self._singles) >= MAX_COMPILED:
             self._singles.clear()
-        single = _only_rule(req, rule)
-        # By identity: rules compare by value, and a constraint and an affinity may read alike.
-        constraint = any(rule is r for r in req.constraints)
-        # The node asked about took the request with this rule's siblings dropped, so it
-        # passed resources and the per-node cap: only the filters that read rules judge.
-        passed = ResourceFilter | MaxPerNodeFilter
-        chain = tuple(f for f in (self.pipeline.static if constraint else self._dynamic)
-                      if f.relevant(single) and not isinstance(f, passed))
-        holders = self._static.holders_of(rule) if constraint else None
-        self._singles[key] = (req, single, chain, holders)
-        return single, chain, holders
+        plan: list[SoftCheck] = []
+        for rule in req.soft:
+            single = _only_rule(req, rule)
+            # By identity: rules compare by value, and a constraint and an affinity may read
+            # alike.
+            constraint = any(rule is r for r in req.constraints)
+            # The node asked about took the request with this rule's siblings dropped, so it
+            # passed resources and the per-node cap: only the filters that read rules judge.
+            passed = ResourceFilter | MaxPerNodeFilter
+            chain = tuple(f for f in (self.pipeline.static if constraint else self._dynamic)
+                          if f.relevant(single) and not isinstance(f, passed))
+            holders = self._static.holders_of(rule) if constraint else None
+            plan.append((rule.text, single, chain, holders))
+        self._singles[id(req)] = (req, tuple(plan))
+        return tuple(plan)
 
     # --- one unit of an app ---------------------------------------------------------------
     def _place_unit(self, unit: PlacementRequest, identities: list[Identity],

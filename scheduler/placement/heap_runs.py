@@ -12,13 +12,20 @@ from typing import TYPE_CHECKING
 
 from scheduler.placement.class_runs import ClassRuns
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
-from scheduler.placement.load_order import HeapEntry, Walk
+from scheduler.placement.load_order import HeapEntry, Walk, requeue
 from scheduler.placement.request import PlacementRequest
 from scheduler.placement.results import Assignment, PlacementResult, Task
 from scheduler.placement.snapshot import NodeSnapshot, PlacedContainer
 
 if TYPE_CHECKING:
     from scheduler.placement.engine import PlacementEngine, Stop
+
+
+# A run re-scores the node it placed on only when it reaches the top again (load_order.requeue)
+# when it has this many candidates per task or more, or walks (which it does with more still):
+# most nodes then never come back. With fewer, most do, and paying for the lower entry besides the
+# score costs more than it saves (measured on bench/placement.py's sweep).
+LAZY_CANDIDATES_PER_TASK = 2
 
 
 @dataclass(slots=True)
@@ -32,21 +39,29 @@ class HeapRun:
     member: bytes  # static candidates, one byte per node index
     make: Callable[[NodeSnapshot], HeapEntry | None]  # a node's entry, None if it cannot take it
     seen: int  # the class's assignments this run has taken into account (ClassRuns.mark)
+    # load_order.requeue's lifts per capacity group, or None: the chosen node is re-scored
+    # at once (see LAZY_CANDIDATES_PER_TASK)
+    lifts: list[float] | None
 
 
 def heap_run(engine: PlacementEngine, runs: ClassRuns, key: bytes, req: PlacementRequest,
              relaxed: tuple[str, ...], task: Task) -> HeapRun:
     """The attempt's state: made on its first call, brought up to date on later ones."""
-    state = runs.states.get(id(req))
-    if isinstance(state, HeapRun):
-        offer_changed(engine, runs, req, state)
-        return state
+    known = runs.states.get(id(req))
+    if isinstance(known, HeapRun):
+        offer_changed(engine, runs, req, known)
+        return known
     chain = tuple(f for f in engine._dynamic if f.relevant(req))
     cycle = PlacementCycle(engine.cluster, [Identity(task.spec.name, task.id, req)])
-    walk = engine._walk(runs, key, req, bool(relaxed), cycle, chain, runs.remaining())
+    tasks = runs.remaining()
+    walk = engine._walk(runs, key, req, bool(relaxed), cycle, chain, tasks)
     heap = [] if walk is not None else engine._heap_for(key, req, bool(relaxed), cycle, chain)
+    order = engine._order
     state = HeapRun(chain, cycle, heap, walk, engine._static.selector(req, cycle),
-                    engine._entry_maker(req, cycle, chain), runs.mark())
+                    engine._entry_maker(req, cycle, chain), runs.mark(),
+                    order.lifts(req) if order is not None and (
+                        walk is not None or len(heap) >= LAZY_CANDIDATES_PER_TASK * tasks)
+                    else None)
     runs.states[id(req)] = state
     return state
 
@@ -79,8 +94,9 @@ def run_heap(engine: PlacementEngine, runs: ClassRuns, key: bytes, req: Placemen
 def _run(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...],
          state: HeapRun, tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
          defer: bool) -> tuple[int, Stop]:
-    cycle, heap, walk, make = state.cycle, state.heap, state.walk, state.make
+    cycle, heap, walk, make, lifts = state.cycle, state.heap, state.walk, state.make, state.lifts
     nodes = engine.cluster.nodes
+    group_of = engine._order.group_of if engine._order is not None else []
     place, assignments = engine.cluster.place, result.assignments
     heappop, heapreplace = heapq.heappop, heapq.heapreplace
     # The walk's test, inlined: meet more nodes only when the top may not be the best.
@@ -92,7 +108,7 @@ def _run(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...
         aside = no_aside
         chosen: NodeSnapshot | None = None
         while True:
-            if bounds and (not heap or heap[0][0] >= bounds[0][0]):  # type: ignore[operator]
+            if bounds and (not heap or heap[0] >= bounds[0][0]):
                 settle(heap)
             if not heap:
                 break
@@ -129,12 +145,8 @@ def _run(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...
         unmet = engine._unmet(req, chosen) if relaxed else ()
         place(chosen, PlacedContainer(task.id, task.spec.name, req))
         assignments.append(Assignment(task.id, chosen.id, unmet))
-        # The chosen node is still heap[0]: re-score it for the next identical task.
-        made = make(chosen)
-        if made is not None:
-            heapreplace(heap, made)
-        else:
-            heappop(heap)
+        # The chosen node is still heap[0]: its entry for the next identical task.
+        requeue(heap, chosen, lifts, group_of, make)
         if aside:
             for entry in aside:
                 heapq.heappush(heap, entry)

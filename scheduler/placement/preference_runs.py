@@ -10,12 +10,12 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from scheduler.placement.class_runs import ClassRuns
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
-from scheduler.placement.load_order import HeapEntry, Walk
+from scheduler.placement.load_order import HeapEntry, Walk, requeue
 from scheduler.placement.preferences import (
     Path,
     add_to_branches,
@@ -44,27 +44,36 @@ class SpreadRun:
     member: bytes  # static candidates, one byte per node index
     make: Callable[[NodeSnapshot], HeapEntry | None]  # a node's entry, None if it cannot take it
     seen: int  # the class's assignments this run has taken into account (ClassRuns.mark)
+    lifts: list[float] | None  # load_order.requeue's, when the branches walk (as heap_runs)
+    # Branches whose top is known good for any task of the class (True) or known empty
+    # (False): between two placements of this run only the branch it chose changes, and
+    # between two of its calls only the branches of the nodes the other attempt placed on
+    # (spread_run forgets those); a top node with guards is judged per task (they read the
+    # task's name) and never kept here.
+    settled: dict[Path, bool] = field(default_factory=dict)
 
 
 def spread_run(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
                task: Task) -> SpreadRun:
     """The attempt's state: made on its first call, brought up to date on later ones."""
-    state = runs.states.get(id(req))
-    if isinstance(state, SpreadRun):
+    known = runs.states.get(id(req))
+    if isinstance(known, SpreadRun):
         # The class's other attempt placed since: count those containers, and offer their
-        # nodes again (one dropped here may take the task now).
-        make = state.make
-        placed = runs.placed_since(state.seen)
+        # nodes again (one dropped here may take the task now); their branches' tops are no
+        # longer known.
+        make = known.make
+        placed = runs.placed_since(known.seen)
         for node in placed:
-            add_to_branches(state.counts, spread_path(req, node), 1)
+            add_to_branches(known.counts, spread_path(req, node), 1)
         for node in dict.fromkeys(placed):
-            if state.member[node.index]:
+            if known.member[node.index]:
                 path = spread_path(req, node)
+                known.settled.pop(path, None)
                 entry = make(node)
                 if entry is not None:
-                    state.leaves.setdefault(path, [])
-                    heapq.heappush(state.leaves[path], entry)
-        return state
+                    known.leaves.setdefault(path, [])
+                    heapq.heappush(known.leaves[path], entry)
+        return known
     chain = tuple(f for f in engine._dynamic if f.relevant(req))
     cycle = PlacementCycle(engine.cluster, [Identity(task.spec.name, task.id, req)])
     nodes = engine.cluster.nodes
@@ -85,7 +94,8 @@ def spread_run(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
             heapq.heapify(heap)
     counts = branch_counts(req, nodes) if engine.cluster.job_counts.get(req.job) else {}
     state = SpreadRun(chain, cycle, leaves, walks, counts, engine._static.selector(req, cycle),
-                      make_entry, runs.mark())
+                      make_entry, runs.mark(),
+                      order.lifts(req) if walks and order is not None else None)
     runs.states[id(req)] = state
     return state
 
@@ -107,18 +117,12 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
             *, defer: bool) -> tuple[int, Stop]:
     cycle, leaves, walks, counts, make = (state.cycle, state.leaves, state.walks, state.counts,
                                           state.make)
+    lifts = state.lifts
+    group_of = engine._order.group_of if engine._order is not None else []
     nodes = engine.cluster.nodes
     heappop, heapreplace, heappush = heapq.heappop, heapq.heapreplace, heapq.heappush
     depth = len(req.spread)
-    # Branches whose top is known good for any task of the class (True) or known empty
-    # (False): within a call only this run places, so only the branch it chose changes; a top
-    # node with guards is judged per task (they read the task's name) and never kept here.
-    settled: dict[Path, bool] = {}
-
-    def rank_of(p: Path) -> tuple[list[int], HeapEntry]:
-        """least_filled, then the best top, as one key: fewest at each level in turn."""
-        return [counts.get(p[:level], 0) for level in range(1, depth + 1)], leaves[p][0]
-
+    settled = state.settled
     while pos < end:
         task = tasks[pos]
         aside: list[tuple[list[HeapEntry], HeapEntry]] = []
@@ -132,7 +136,7 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
             while True:  # bring a node that can take this task to the top, or empty it
                 if walks:
                     bounds = walks[path].bounds
-                    if bounds and (not heap or heap[0][0] >= bounds[0][0]):  # type: ignore[operator]
+                    if bounds and (not heap or heap[0] >= bounds[0][0]):
                         walks[path].settle(heap)
                 if not heap:
                     break
@@ -173,23 +177,29 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
             # (tops are of distinct nodes, so the path itself is never compared)
             path = min([(counts.get(p, 0), leaves[p][0], p) for p in live])[2]
         else:
-            path = min(live, key=rank_of)
+            path = min(live, key=lambda p: _rank(p, counts, leaves))
         settled.pop(path, None)
         heap = leaves[path]
-        chosen = nodes[heap[0][3]]
+        top = heap[0]
+        chosen = nodes[top[3]]
         unmet = engine._unmet(req, chosen) if relaxed else ()
         engine.cluster.place(chosen, PlacedContainer(task.id, task.spec.name, req))
         result.assignments.append(Assignment(task.id, chosen.id, unmet))
-        add_to_branches(counts, path, 1)
-        made = make(chosen)
-        if made is not None:
-            heapreplace(heap, made)
+        if depth == 1:  # add_to_branches, inlined: the path is its only branch
+            counts[path] = counts.get(path, 0) + 1
         else:
-            heappop(heap)
+            add_to_branches(counts, path, 1)
+        requeue(heap, chosen, lifts, group_of, make)
         for heap, entry in aside:
             heappush(heap, entry)
         pos += 1
     return pos, "done"
+
+def _rank(path: Path, counts: dict[Path, int], leaves: dict[Path, list[HeapEntry]],
+          ) -> tuple[list[int], HeapEntry]:
+    """least_filled, then the best top, as one key: fewest at each level in turn."""
+    return [counts.get(path[:level], 0) for level in range(1, len(path) + 1)], leaves[path][0]
+
 
 def run_spread_scan(engine: PlacementEngine, req: PlacementRequest,
                     relaxed: tuple[str, ...], tasks: list[Task], pos: int, end: int,

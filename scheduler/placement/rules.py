@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import operator
 import re
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from enum import Enum
+from itertools import compress, repeat
 from typing import Literal
 
 from protocol.errors import InvalidArgument
@@ -99,15 +101,18 @@ class Matcher:
     def matching(self, values: Sequence[str | None]) -> list[int]:
         """The indices of the ``values`` that ``matches`` holds for, in one pass without a
         call per value (a node attribute over every node: 20,000 calls cost milliseconds)."""
+        everyone = range(len(values))
         if self.kind is MatchKind.EXACT:
             pattern = self.pattern
             if self.ignore_case:
                 return [i for i, v in enumerate(values) if v is not None and v.lower() == pattern]
-            return [i for i, v in enumerate(values) if v == pattern]
+            return list(compress(everyone, map(operator.eq, values, repeat(pattern))))
         if self.kind is MatchKind.NETWORK:
             return [i for i, v in enumerate(values) if self.matches(v)]
         assert self.compiled is not None
         test = self.compiled.match if self.kind is MatchKind.GLOB else self.compiled.search
+        if None not in values:  # (ids, hostnames): the pattern over every value, in C
+            return list(compress(everyone, map(test, values)))  # type: ignore[arg-type]
         return [i for i, v in enumerate(values) if v is not None and test(v) is not None]
 
 

