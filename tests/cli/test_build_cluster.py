@@ -5,17 +5,14 @@ fetches the base image from the scheduler) and the image lands in the cluster's 
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from cli.dev import DevCluster
 from tests.helpers.bounded_run import run
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.worker_process import shoal_at
 
 pytestmark = pytest.mark.root
 
@@ -29,10 +26,7 @@ def test_a_build_through_the_scheduler_lands_in_the_cluster_store(tmp_path: Path
     (ctx / "note.txt").write_text("built in the cluster\n")
 
     def shoal(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": str(ROOT),
-                                   "SHOAL_HOST": cluster.address},
-                              capture_output=True, text=True, timeout=120)
+        return shoal_at(cluster.address, *args, timeout=120)
 
     async def main() -> None:
         await cluster.start()

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +15,7 @@ import pytest
 from cli.dev import DevCluster
 from tests.helpers.bounded_run import run
 from tests.helpers.cluster_events import ClusterEvents
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.worker_process import shoal_at
 
 pytestmark = pytest.mark.root
 
@@ -27,10 +24,7 @@ def test_volumes_pin_placement_and_health_reaches_the_cluster(tmp_path: Path) ->
     cluster = DevCluster(tmp_path / "dev", "tcp://127.0.0.1:0", workers=2)
 
     def shoal(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": str(ROOT),
-                                   "SHOAL_HOST": cluster.address},
-                              capture_output=True, text=True, timeout=60)
+        return shoal_at(cluster.address, *args, timeout=60)
 
     async def sh(*args: str) -> subprocess.CompletedProcess[str]:
         return await asyncio.to_thread(shoal, *args)

@@ -21,6 +21,7 @@ from tests.helpers import cluster_keys
 from tests.helpers.bounded_run import run
 from tests.helpers.cluster_events import ClusterEvents
 from tests.helpers.process_logs import wait_for_log
+from tests.helpers.worker_process import shoal_at
 from worker.runtime.client import RuntimeHelper
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,10 +146,7 @@ def test_the_cli_against_the_cluster_run_exec_logs(tmp_path: Path) -> None:
     cluster = DevCluster(tmp_path / "dev", "tcp://127.0.0.1:0", workers=1)
 
     def shoal(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": str(ROOT),
-                                   "SHOAL_HOST": cluster.address},
-                              input=stdin, capture_output=True, text=True, timeout=60)
+        return shoal_at(cluster.address, *args, stdin=stdin, timeout=60)
 
     async def main() -> None:
         await cluster.start()

@@ -5,22 +5,17 @@ and nothing left behind after kill -9 of the worker, its restart and rm."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvloop
 
+from tests.helpers.native_worker import native_worker
 from tests.helpers.netns import client_namespace
-from tests.helpers.requirements import missing
 from tests.helpers.worker_process import Worker
 from worker.engine.native_driver import cgroup_scope
-from worker.images import ImageStore
-from worker.images.testimage import import_test_image
 from worker.network import links, nat
-from worker.teardown import tear_down_worker
 
 pytestmark = pytest.mark.root
 
@@ -29,20 +24,8 @@ SERVE = "echo served-by-$(hostname) > /tmp/index.html; exec httpd -f -p 8000 -h 
 
 @pytest.fixture
 def native(tmp_path: Path) -> Iterator[Worker]:
-    if shutil.which("nft") is None:
-        missing("nftables (nft)")
-    import_test_image(ImageStore(tmp_path / "worker" / "images"))
-    node = Worker(tmp_path / "worker", "native")
-    node.start()
-    try:
+    with native_worker(tmp_path / "worker") as node:
         yield node
-    finally:
-        if node.proc is None:
-            node.start()
-        for ref in node.shoal("ps", "-aq", check=False).stdout.split():
-            node.shoal("rm", "-f", ref, check=False)
-        node.kill(signal.SIGTERM)
-        uvloop.run(tear_down_worker(tmp_path / "worker"))
 
 
 def leftovers(state_dir: Path) -> tuple[list[str], list[object]]:

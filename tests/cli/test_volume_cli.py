@@ -5,34 +5,26 @@ copied in once (docker's copy-up), kept across containers, tmpfs and bind option
 from __future__ import annotations
 
 import json
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvloop
 
+from tests.helpers.native_worker import native_worker
 from tests.helpers.worker_process import Worker
-from worker.images import ImageStore
-from worker.images.testimage import import_test_image
-from worker.teardown import tear_down_worker
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture
 def native(tmp_path: Path) -> Iterator[Worker]:
-    import_test_image(ImageStore(tmp_path / "worker" / "images"))
-    node = Worker(tmp_path / "worker", "native")
-    node.start()
-    try:
-        yield node
-    finally:
-        for ref in node.shoal("ps", "-aq", check=False).stdout.split():
-            node.shoal("rm", "-f", ref, check=False)
-        node.shoal("volume", "prune", "-a", "-f", check=False)
-        node.kill(signal.SIGTERM)
-        uvloop.run(tear_down_worker(tmp_path / "worker"))
+    with native_worker(tmp_path / "worker", networks=False) as node:
+        try:
+            yield node
+        finally:
+            for ref in node.shoal("ps", "-aq", check=False).stdout.split():
+                node.shoal("rm", "-f", ref, check=False)
+            node.shoal("volume", "prune", "-a", "-f", check=False)
 
 
 def test_first_use_copies_the_image_content_in_once_and_the_data_stays(native: Worker

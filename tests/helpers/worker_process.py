@@ -63,14 +63,20 @@ class Worker:
 
     def shoal(self, *args: str, check: bool = True,
               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True,
-            text=True, timeout=30,
-            env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_HOST": self.address,
-                 **(env or {})})
+        result = shoal_at(self.address, *args, env=env, timeout=30)
         if check and result.returncode != 0:
             raise AssertionError(f"shoal {' '.join(args)} failed: {result.stderr}")
         return result
+
+
+def shoal_at(address: str, *args: str, env: dict[str, str] | None = None,
+             timeout: float = 60, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """The ``shoal`` command of this tree pointed at ``address`` (a worker or a scheduler),
+    ``env`` added to its environment; its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args], cwd=ROOT, input=stdin, capture_output=True,
+        text=True, timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "SHOAL_HOST": address, **(env or {})})
 
 
 def wait_pid_exit(pid: int, timeout: float = 10.0) -> None:

@@ -179,7 +179,8 @@ class Reply(msgspec.Struct, frozen=True):
 
 
 def _encode_record(value: object) -> object:
-    """The runtime's records (``OciState``) cross as their JSON form."""
+    """The runtime's records (``OciState``) cross as their JSON form. (msgspec's hooks raise
+    NotImplementedError for a type they do not handle: msgspec turns it into its own error.)"""
     if isinstance(value, Record):
         return to_builtins(value)
     raise NotImplementedError(f"cannot encode {type(value).__name__}")

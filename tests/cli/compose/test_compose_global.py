@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,7 @@ import pytest
 from cli.dev import DevCluster
 from tests.helpers.bounded_run import run
 from tests.helpers.cluster_events import ClusterEvents
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.helpers.worker_process import shoal_at
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(300)]
 
@@ -42,11 +40,8 @@ def test_global_jobs_follow_the_nodes(tmp_path: Path) -> None:
     project = f"glob{os.getpid() % 10000}"
 
     def shoal(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": str(ROOT),
-                                   "SHOAL_HOST": cluster.address,
-                                   "XDG_CACHE_HOME": str(tmp_path / "cache")},
-                              capture_output=True, text=True, timeout=120)
+        return shoal_at(cluster.address, *args, timeout=120,
+                        env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
 
     (tmp_path / "compose.yaml").write_text(APP)
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
+from tests.helpers.device_rules import denying_lists, rule_lists
 from tests.helpers.runtime_harness import Bundle, as_unified_host, cgroup_leftovers, cli
 from worker.runtime import cgroups, device_bpf, device_filter
 from worker.runtime.device_policy import DevicePolicy, parse_listing, reduce, transition
@@ -27,12 +27,7 @@ from worker.runtime.state import StateDir
 pytestmark = pytest.mark.root
 
 NUMBERS = ["*", "1", "3", "250"]
-DEVICE_LINES = st.builds(lambda kind, major, minor, acc: f"{kind} {major}:{minor} {acc}",
-                         st.sampled_from("cb"), st.sampled_from(NUMBERS),
-                         st.sampled_from(NUMBERS),
-                         st.sampled_from(["r", "w", "m", "rw", "rm", "wm", "rwm"]))
-LINES = st.one_of(st.just("a"), DEVICE_LINES)
-RULE_LISTS = st.lists(st.tuples(st.booleans(), LINES), max_size=10)
+RULE_LISTS = rule_lists(NUMBERS, max_size=10)
 GRID = [(kind, major, minor, access) for kind in "cb" for major in (1, 3, 250, 7)
         for minor in (1, 3, 250, 9) for access in range(1, 8)]
 
@@ -71,8 +66,7 @@ def test_the_v1_reduction_is_the_kernels(rules: list[tuple[bool, str]]) -> None:
     assert listed == reduce(rules).listing()
 
 
-DENYING_LISTS = st.lists(st.tuples(st.booleans(), DEVICE_LINES),
-                         max_size=8).map(lambda rules: [(False, "a"), *rules])
+DENYING_LISTS = denying_lists(NUMBERS, max_size=8)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

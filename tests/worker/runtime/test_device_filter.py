@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
+from tests.helpers.device_rules import denying_lists, rule_lists
 from tests.helpers.ebpf_interpreter import run_device_filter
 from worker.runtime import cgroups, device_filter
 from worker.runtime.device_policy import (
@@ -105,12 +105,7 @@ def test_the_policy_and_its_filter_decide_as_the_v1_controller(
 
 
 NUMBERS = ["*", "1", "3", "3000000000"]
-DEVICE_LINES = st.builds(lambda kind, major, minor, acc: f"{kind} {major}:{minor} {acc}",
-                         st.sampled_from("cb"), st.sampled_from(NUMBERS),
-                         st.sampled_from(NUMBERS),
-                         st.sampled_from(["r", "w", "m", "rw", "rm", "wm", "rwm"]))
-LINES = st.one_of(st.just("a"), DEVICE_LINES)
-RULE_LISTS = st.lists(st.tuples(st.booleans(), LINES), max_size=12)
+RULE_LISTS = rule_lists(NUMBERS, max_size=12)
 GRID = list(itertools.product("cb", (1, 3, 7, 3000000000), (1, 3, 9, 3000000000),
                               range(1, 8)))
 
@@ -158,8 +153,7 @@ def test_a_bad_device_rule_is_the_bundles_error_before_any_cgroup_is_made(
     assert list(tmp_path.iterdir()) == []
 
 
-DENYING_LISTS = st.lists(st.tuples(st.booleans(), DEVICE_LINES),
-                         max_size=10).map(lambda rules: [(False, "a"), *rules])
+DENYING_LISTS = denying_lists(NUMBERS, max_size=10)
 
 
 def _grid_allowed(policy: DevicePolicy) -> set[tuple[str, int, int, int]]:
