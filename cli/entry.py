@@ -5,9 +5,9 @@ command goes to ``cli.main``."""
 
 from __future__ import annotations
 
-import atexit
-import os
 import sys
+
+from protocol.process_end import end_now
 
 
 def version_text() -> str:
@@ -48,33 +48,9 @@ def _click_main() -> None:
         click_main()
     except SystemExit as exc:
         if click_main.client_verb_ran():
-            _end_at_once(exc.code)
+            # A client verb leaves no thread that is not a daemon, and closes its files.
+            end_now(exc.code)
         raise
-
-
-def _end_at_once(code: object) -> None:
-    """End a client verb's process without the interpreter's teardown, which frees every
-    module and object one by one: ~20 ms of CPU after a ``run`` has its answer, a fifth of
-    the command's. What a program's end must still do is done: the atexit functions, and
-    stdout and stderr flushed. (A client verb leaves no thread that is not a daemon, and
-    closes its files.) Returns, for the ordinary exit, when that is not plainly possible: a
-    status Python prints (not an int), or output that cannot be flushed (Python reports it)."""
-    if code is not None and not isinstance(code, int):
-        return
-    if not _flushed():
-        return
-    atexit._run_exitfuncs()
-    # What the atexit functions wrote; if that cannot go out, Python's status for it.
-    os._exit((code or 0) if _flushed() else 120)
-
-
-def _flushed() -> bool:
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 def _configure_logging() -> None:

@@ -1,7 +1,8 @@
 """The parent side of create and exec: fork, drive the children's steps, unwind on failure.
 
 Must run in a single-threaded process (the CLI, or the runtime helper): forking a process
-with other threads could leave a lock held in the child forever.
+with other threads could leave a lock held in the child forever. The one exception is
+attach_warmup's thread, which holds no lock while it lives (see there).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ must name exactly the click commands' options (a test compares them).
 
 from __future__ import annotations
 
+import gc
 import sys
 
 TYPE_CHECKING = False  # typing itself costs a runtime command milliseconds to import
@@ -125,10 +126,27 @@ def main(args: Sequence[str] | None = None, *,
             fallback = click_main
         fallback()
         return
-    _run(parsed, before_logging)
+    # A hot verb is over in milliseconds and makes no reference cycles worth collecting, nor
+    # does run's wait for its container: the collector would only walk the imports' objects,
+    # again and again while they load (~5 ms of a command) and once more at the exit. The
+    # exit skips the interpreter's teardown (protocol.process_end): a hot verb leaves no
+    # thread with work to finish (the warm-up's may still wait in the kernel; its move is a
+    # no-op) and closes its files.
+    gc.disable()
+    try:
+        _run(parsed, before_logging)
+    except SystemExit as exc:
+        from protocol.process_end import end_now
+
+        end_now(exc.code)
+        raise
 
 
 def _run(parsed: Parsed, before_logging: Callable[[], None] | None) -> None:
+    if parsed.verb in ("create", "run"):
+        from worker.runtime import attach_warmup
+
+        attach_warmup.start()  # the kernel's wait for the init's cgroup move, meanwhile
     from worker.runtime import lazylog, verbs
 
     if parsed.verb == "version":  # before the operations' imports

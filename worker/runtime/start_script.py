@@ -1,13 +1,19 @@
-"""Writes ``shoal-runtime``, the runtime's own start-up script: an executable Python file that
-the kernel starts as ``python -IS`` (no site, no environment variables, no user directory)
-and that sets its module path itself, so a runtime command costs the interpreter and the
-runtime's own imports, nothing more (``site`` alone is ~4 ms; shoal's console script also
-pays for its entry point).
+"""Writes the start-up scripts of shoal's two programs: executable Python files that the
+kernel starts as ``python -S`` (no site) and that set their module path themselves, so a
+command costs the interpreter and its own imports, nothing more (``site`` and the editable
+install's ``.pth`` files are ~3 ms of every command).
 
-    python -m worker.runtime.start_script PATH
+- ``shoal-runtime``, the OCI runtime (``worker.runtime.quick``), run as ``python -IS``: no
+  environment variables and no user directory either, as a runtime started per container
+  operation by containerd, docker or runc's tests should be.
+- ``shoal``, the command (``cli.entry``), written over the console script pip installs (which
+  starts Python with site); it keeps Python's environment variables, as pip's does.
 
-deploy/setup.sh writes ``.venv/bin/shoal-runtime``; tests/runc/run-runc-bats.sh writes a
-drop-in named ``runc`` the same way (a file named runc answers to runc's name).
+    python -m worker.runtime.start_script [--command] PATH
+
+deploy/setup.sh writes ``.venv/bin/shoal-runtime`` and ``.venv/bin/shoal``;
+tests/runc/run-runc-bats.sh writes a drop-in named ``runc`` the same way (a file named runc
+answers to runc's name).
 """
 
 from __future__ import annotations
@@ -16,17 +22,22 @@ import os
 import sys
 import sysconfig
 
+RUNTIME_ENTRY = "from worker.runtime.quick import main\nmain()\n"
+COMMAND_ENTRY = "from cli.entry import main\nsys.exit(main())\n"
 
-def script_text(python: str, path: list[str]) -> str:
-    """The script: ``python`` run with -IS, ``path`` after the standard library on the module
-    path (as site puts site-packages: the standard library's imports are not looked up in
-    them first)."""
-    return (f"#!{python} -IS\n"
-            f'"""shoal\'s OCI runtime (written by python -m worker.runtime.start_script)."""\n'
+
+def script_text(python: str, path: list[str], *, command: bool = False) -> str:
+    """The script: ``python`` run without site, ``path`` after the standard library on the
+    module path (as site puts site-packages: the standard library's imports are not looked up
+    in them first); the runtime's, or with ``command`` the shoal command's."""
+    flags, what, entry = (("-S", "The shoal command", COMMAND_ENTRY) if command
+                          else ("-IS", "shoal's OCI runtime", RUNTIME_ENTRY))
+    option = " --command" if command else ""
+    return (f"#!{python} {flags}\n"
+            f'"""{what} (written by python -m worker.runtime.start_script{option})."""\n'
             "import sys\n"
             f"sys.path += {path!r}\n"
-            "from worker.runtime.quick import main\n"
-            "main()\n")
+            f"{entry}")
 
 
 def module_path() -> list[str]:
@@ -41,9 +52,9 @@ def module_path() -> list[str]:
     return found
 
 
-def write(target: str, python: str | None = None) -> None:
+def write(target: str, python: str | None = None, *, command: bool = False) -> None:
     """Write the script to ``target`` (atomically: a runtime may be running it), executable."""
-    text = script_text(python or sys.executable, module_path())
+    text = script_text(python or sys.executable, module_path(), command=command)
     tmp = f"{target}.tmp{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
@@ -52,7 +63,11 @@ def write(target: str, python: str | None = None) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        print("usage: python -m worker.runtime.start_script PATH", file=sys.stderr)
+    args = sys.argv[1:]
+    command = args[:1] == ["--command"]
+    if command:
+        args = args[1:]
+    if len(args) != 1:
+        print("usage: python -m worker.runtime.start_script [--command] PATH", file=sys.stderr)
         sys.exit(2)
-    write(sys.argv[1])
+    write(args[0], command=command)

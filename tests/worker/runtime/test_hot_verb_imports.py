@@ -17,18 +17,20 @@ import pytest
 from tests.helpers.runtime_harness import Bundle
 
 # What every hot verb imports beyond the bare interpreter (``python -IS -c pass``).
-STDLIB = {"__future__", "_collections_abc", "_json", "_stat", "errno", "genericpath", "os",
-          "posixpath", "stat"}
-OURS = {"protocol", "protocol.errors", "protocol.lazyface", "protocol.signals", "worker",
+STDLIB = {"__future__", "_collections_abc", "_json", "_stat", "atexit", "errno", "gc",
+          "genericpath", "os", "posixpath", "stat"}
+OURS = {"protocol", "protocol.errors", "protocol.lazyface", "protocol.process_end",
+        "protocol.signals", "worker",
         "worker.runtime", "worker.runtime.cgroups", "worker.runtime.errors",
         "worker.runtime.freezer", "worker.runtime.hooks", "worker.runtime.jsontext",
         "worker.runtime.lazylog", "worker.runtime.oci_version", "worker.runtime.ops",
         "worker.runtime.procstat", "worker.runtime.quick", "worker.runtime.records",
         "worker.runtime.spec", "worker.runtime.state", "worker.runtime.verbs"}
 # What forking a container adds (create and run): ctypes for the calls os lacks, the socket
-# pair to the init, the planner and what the init runs.
+# pair to the init, the planner and what the init runs, and the cgroup move's warm-up.
 FORKING = {"_ctypes", "_socket", "_struct", "ctypes", "ctypes._endian", "struct", "types",
-           "worker.runtime.caps", "worker.runtime.init", "worker.runtime.launcher",
+           "worker.runtime.attach_warmup", "worker.runtime.caps", "worker.runtime.init",
+           "worker.runtime.launcher",
            "worker.runtime.mountinfo", "worker.runtime.mountopts", "worker.runtime.paths",
            "worker.runtime.plan", "worker.runtime.planner", "worker.runtime.process",
            "worker.runtime.rootfs", "worker.runtime.syscalls"}
