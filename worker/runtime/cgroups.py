@@ -330,19 +330,31 @@ def create(dirs: list[tuple[Hierarchy, str]], res: Resources | None, *,
     made: list[str] = []
     try:
         for h, d in dirs:
-            if os.path.isdir(d):
+            # mkdir first (one call where the parent exists, as it mostly does), then what
+            # its error says: a cgroup that exists is joined, missing parents are made.
+            try:
+                os.mkdir(d)
+            except FileExistsError:
+                if not os.path.isdir(d):
+                    raise
                 _check_reused(h, d)
                 continue
-            parent = posixpath.dirname(d)
-            missing = []
-            while not os.path.isdir(parent):
-                missing.append(parent)
-                parent = posixpath.dirname(parent)
-            for p in [*reversed(missing), d]:
-                os.mkdir(p)
-                made.append(p)
-                if "cpuset" in h.controllers:
-                    _fill_cpuset(h, p)
+            except FileNotFoundError:
+                missing = [d]
+                parent = posixpath.dirname(d)
+                while not os.path.isdir(parent):
+                    missing.append(parent)
+                    parent = posixpath.dirname(parent)
+                missing.reverse()
+                for p in missing:
+                    os.mkdir(p)
+                    made.append(p)
+                    if "cpuset" in h.controllers:
+                        _fill_cpuset(h, p)
+                continue
+            made.append(d)
+            if "cpuset" in h.controllers:
+                _fill_cpuset(h, d)
         if dirs and dirs[0][0].unified:
             d = dirs[0][1]
             for name, value in v2_writes(res):
@@ -393,8 +405,18 @@ def _apply_device_lines(dirs: list[tuple[Hierarchy, str]],
     program attached to the container's cgroup (and its loader is imported only then)."""
     v1 = next((d for h, d in dirs if "devices" in h.controllers), None)
     if v1 is not None:
-        for _ctrl, name, value in lines:
-            _write(posixpath.join(v1, name), value)
+        # One rule per write, as the kernel reads them; each file opened once.
+        opened: dict[str, int] = {}
+        try:
+            for _ctrl, name, value in lines:
+                fd = opened.get(name)
+                if fd is None:
+                    fd = opened[name] = os.open(posixpath.join(v1, name),
+                                                os.O_WRONLY | os.O_CLOEXEC)
+                os.write(fd, value.encode())
+        finally:
+            for fd in opened.values():
+                os.close(fd)
         return
     v2 = next((d for h, d in dirs if h.unified), None)
     if v2 is None:

@@ -29,7 +29,8 @@ class Freezer(Record):
 
 def find(cgroup_dirs: list[str]) -> Freezer | None:
     """The freezer among the container's cgroup directories, if one is mounted."""
-    for d in cgroup_dirs:
+    # A v1 freezer hierarchy is mounted under its controller's name: look there first.
+    for d in sorted(cgroup_dirs, key=lambda d: "freezer" not in d):
         v1 = posixpath.join(d, "freezer.state")
         if os.path.exists(v1):
             return Freezer(v1, unified=False)

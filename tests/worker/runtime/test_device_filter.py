@@ -142,6 +142,26 @@ def test_a_container_cgroup_without_any_device_mechanism_is_refused(tmp_path: Pa
         str(tmp_path / "shoal"), str(tmp_path / "shoal" / "c1")]
 
 
+def test_what_create_makes_joins_and_refuses(tmp_path: Path) -> None:
+    """A cgroup whose parent exists is made alone; missing parents are made outermost first
+    (and returned, for removal); an existing cgroup is joined, not made; a file in its place
+    (a control file's name) is refused."""
+    plain = cgroups.Hierarchy(frozenset({"memory"}), str(tmp_path), str(tmp_path), False)
+
+    def make(*parts: str) -> list[str]:
+        return cgroups.create([(plain, str(tmp_path.joinpath(*parts)))], None,
+                              confine_devices=False)
+
+    assert make("a", "b", "c1") == [str(tmp_path / "a"), str(tmp_path / "a" / "b"),
+                                    str(tmp_path / "a" / "b" / "c1")]
+    assert make("a", "b", "c2") == [str(tmp_path / "a" / "b" / "c2")]
+    assert make("a", "b", "c2") == []
+    (tmp_path / "a" / "cgroup.procs").touch()
+    with pytest.raises(FileExistsError):
+        make("a", "cgroup.procs")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b", "cgroup.procs"]
+
+
 def test_a_bad_device_rule_is_the_bundles_error_before_any_cgroup_is_made(
         tmp_path: Path) -> None:
     unified = cgroups.Hierarchy(frozenset(), str(tmp_path), str(tmp_path), True)
