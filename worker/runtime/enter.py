@@ -15,10 +15,8 @@ Messages to the launcher, as for create: ``pty`` (with the master), ``pid`` (for
 from __future__ import annotations
 
 import _socket
-import contextlib
 import errno
 import os
-import signal
 
 from worker.runtime import process as procmod
 from worker.runtime import syscalls as sc
@@ -29,7 +27,10 @@ from worker.runtime.records import Record
 
 TYPE_CHECKING = False  # typing costs a runtime command milliseconds to import
 if TYPE_CHECKING:
+    import signal
     from typing import NoReturn
+else:
+    import _signal as signal  # signal.py's C half: signal.py adds enums (enum costs milliseconds)
 
 
 class ExecTarget(Record):
@@ -48,8 +49,10 @@ class _Entry:
         self.step = "stdio"
 
     def fail(self, exc: BaseException, code: int) -> NoReturn:
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 - contextlib costs the zygote's every init its pages
             send(self.conn, {"t": "error", "step": self.step, "reason": str(exc)})
+        except OSError:
+            pass
         os._exit(code)
 
 

@@ -72,7 +72,19 @@ _FD_SIZE = 4  # a C int
 
 
 def send(conn: _socket.socket, message: dict[str, object], fds: list[int] | None = None) -> None:
-    data = jsontext.dumps(message).encode()
+    send_bytes(conn, jsontext.dumps(message).encode(), fds)
+
+
+def recv(conn: _socket.socket) -> tuple[dict[str, object] | None, list[int]]:
+    data, fds = recv_bytes(conn, MAX_MESSAGE, MAX_FDS)
+    if not data:
+        return None, fds
+    message: dict[str, object] = jsontext.loads(data)
+    return message, fds
+
+
+def send_bytes(conn: _socket.socket, data: bytes, fds: list[int] | None = None) -> None:
+    """One datagram, with ``fds`` as SCM_RIGHTS."""
     if fds:
         raw = b"".join(fd.to_bytes(_FD_SIZE, sys.byteorder) for fd in fds)
         conn.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, raw)])
@@ -80,23 +92,22 @@ def send(conn: _socket.socket, message: dict[str, object], fds: list[int] | None
         conn.send(data)
 
 
-def recv(conn: _socket.socket) -> tuple[dict[str, object] | None, list[int]]:
-    space = _socket.CMSG_LEN(MAX_FDS * _FD_SIZE)
+def recv_bytes(conn: _socket.socket, size: int, max_fds: int) -> tuple[bytes, list[int]]:
+    """One datagram of at most ``size`` bytes and the descriptors it carries (at most
+    ``max_fds``); b"" at the end of the stream."""
+    space = _socket.CMSG_LEN(max_fds * _FD_SIZE)
     try:
-        data, ancdata, _flags, _addr = conn.recvmsg(MAX_MESSAGE, space)
+        data, ancdata, _flags, _addr = conn.recvmsg(size, space)
     except ConnectionResetError:
         # The peer closed with a message of ours unread (an init that failed before the
         # launcher's word came): the kernel says so first, then hands over what it sent.
-        data, ancdata, _flags, _addr = conn.recvmsg(MAX_MESSAGE, space)
+        data, ancdata, _flags, _addr = conn.recvmsg(size, space)
     fds = []
     for level, kind, raw in ancdata:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             fds += [int.from_bytes(raw[i:i + _FD_SIZE], sys.byteorder, signed=True)
                     for i in range(0, len(raw) - len(raw) % _FD_SIZE, _FD_SIZE)]
-    if not data:
-        return None, fds
-    message: dict[str, object] = jsontext.loads(data)
-    return message, fds
+    return data, fds
 
 
 def _fail(ctx: InitContext, exc: BaseException) -> NoReturn:

@@ -31,20 +31,29 @@ whose socket closes (the helper is gone) exits.
 
 from __future__ import annotations
 
-import contextlib
-import json
+import _pickle
+import _socket
+import gc
 import os
-import pickle
-import signal
-import socket
 import sys
-from dataclasses import dataclass
-from typing import NoReturn
 
+from worker.runtime import jsontext
 from worker.runtime import syscalls as sc
 from worker.runtime.enter import ExecTarget, cloned_main
-from worker.runtime.init import InitContext, direct_main
+from worker.runtime.init import InitContext, direct_main, recv_bytes, send_bytes
 from worker.runtime.plan import NAMESPACES, Plan, ProcessPlan
+from worker.runtime.records import Record
+
+# Every module here is in every init's address space: what the zygote imports, each fork
+# copies the page tables of, each init's writes fault in, each exec tears down. So the C
+# halves of socket, signal and pickle (their Python halves import enum, selectors and re),
+# records rather than dataclasses (inspect, ast), and no typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+    from typing import NoReturn
+else:
+    import _signal as signal
 
 MAX_REQUEST = 1 << 20  # a plan with large hooks or many mounts stays far below this
 FDS_PER_REQUEST = 4   # the init's socket, stdin, stdout, stderr
@@ -52,16 +61,14 @@ MAX_FDS = FDS_PER_REQUEST + 1  # an exec: and the container's pid namespace
 SOCKET_FD = 3
 
 
-@dataclass
-class ExecSpawn:
+class ExecSpawn(Record):
     """What an exec'd process needs besides its descriptors."""
 
     target: ExecTarget
     proc: ProcessPlan
 
 
-@dataclass
-class Spawn:
+class Spawn(Record):
     """InitContext without what travels as descriptors."""
 
     container_id: str
@@ -73,8 +80,8 @@ class Spawn:
     late_cgroups: bool
 
 
-def _reply(sock: socket.socket, message: dict[str, object]) -> None:
-    sock.send(json.dumps(message).encode())
+def _reply(sock: _socket.socket, message: dict[str, object]) -> None:
+    sock.send(jsontext.dumps(message).encode())
 
 
 # The namespaces a spare may create ahead of time. Not the mount namespace: it would copy the
@@ -87,10 +94,10 @@ def _become_init(data: bytes, fds: list[int], made: int = 0,
     """In a cloned child: turn the request into the container's init (never returns).
     ``made``: the namespaces created with the clone; ``own_ns``: the zygote's, by kind."""
     try:
-        spawn = pickle.loads(data)
+        spawn = _pickle.loads(data)
         conn_fd, stdin, stdout, stderr = fds
         ctx = InitContext(container_id=spawn.container_id, plan=spawn.plan,
-                          conn=socket.socket(fileno=conn_fd), fifo_path=spawn.fifo_path,
+                          conn=_socket.socket(fileno=conn_fd), fifo_path=spawn.fifo_path,
                           stdio=(stdin, stdout, stderr), cgroup_procs=spawn.cgroup_procs,
                           cgroup_mounts=spawn.cgroup_mounts, state_json=spawn.state_json,
                           direct=True, late_cgroups=spawn.late_cgroups, made_ns=made,
@@ -100,10 +107,10 @@ def _become_init(data: bytes, fds: list[int], made: int = 0,
     direct_main(ctx)
 
 
-def _spare_main(sock: socket.socket, made: int, own_ns: dict[str, int]) -> NoReturn:
+def _spare_main(sock: _socket.socket, made: int, own_ns: dict[str, int]) -> NoReturn:
     """A spare: wait for the request, then become that container's init."""
     try:
-        data, fds, _flags, _addr = socket.recv_fds(sock, MAX_REQUEST, FDS_PER_REQUEST)
+        data, fds = recv_bytes(sock, MAX_REQUEST, FDS_PER_REQUEST)
     except BaseException:
         os._exit(0)
     if not data or len(fds) != FDS_PER_REQUEST:
@@ -112,25 +119,25 @@ def _spare_main(sock: socket.socket, made: int, own_ns: dict[str, int]) -> NoRet
     _become_init(data, fds, made, own_ns)
 
 
-def _clone_spare(helper: socket.socket, ahead: int, own_ns: dict[str, int]) -> None:
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+def _clone_spare(helper: _socket.socket, ahead: int, own_ns: dict[str, int]) -> None:
+    ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     try:
         pid = sc.clone_sibling(NAMESPACES["pid"][0] | ahead)
         if pid == 0:
             helper.close()
             ours.close()
             _spare_main(theirs, ahead, own_ns)
-        socket.send_fds(helper, [json.dumps({"spare": pid}).encode()], [ours.fileno()])
+        send_bytes(helper, jsontext.dumps({"spare": pid}).encode(), [ours.fileno()])
     finally:
         ours.close()
         theirs.close()
 
 
-def _clone_init(helper: socket.socket, data: bytes, fds: list[int]) -> int:
+def _clone_init(helper: _socket.socket, data: bytes, fds: list[int]) -> int:
     """Clone a container's init now; in the child, become it. Returns the init's pid."""
     if len(fds) != FDS_PER_REQUEST:
         raise OSError(22, f"expected {FDS_PER_REQUEST} descriptors, got {len(fds)}")
-    spawn = pickle.loads(data)
+    spawn = _pickle.loads(data)
     if not isinstance(spawn, Spawn):
         raise OSError(22, "not a spawn request")
     pid = sc.clone_sibling(NAMESPACES["pid"][0] if spawn.plan.creates("pid") else 0)
@@ -140,12 +147,12 @@ def _clone_init(helper: socket.socket, data: bytes, fds: list[int]) -> int:
     return pid
 
 
-def _clone_exec(helper: socket.socket, data: bytes, fds: list[int], own_pid_ns: int) -> int:
+def _clone_exec(helper: _socket.socket, data: bytes, fds: list[int], own_pid_ns: int) -> int:
     """Clone an exec'd process straight into its container's pid namespace (setting ours back
     right after), where it joins the rest and execs. Returns its pid."""
     if len(fds) not in (FDS_PER_REQUEST, MAX_FDS):
         raise OSError(22, f"expected {FDS_PER_REQUEST} or {MAX_FDS} descriptors, got {len(fds)}")
-    spawn = pickle.loads(data)
+    spawn = _pickle.loads(data)
     if not isinstance(spawn, ExecSpawn):
         raise OSError(22, "not an exec request")
     pid_flag = NAMESPACES["pid"][0]
@@ -156,7 +163,7 @@ def _clone_exec(helper: socket.socket, data: bytes, fds: list[int], own_pid_ns: 
         if pid == 0:
             helper.close()
             conn_fd, stdin, stdout, stderr = fds[:4]
-            cloned_main(spawn.target, spawn.proc, socket.socket(fileno=conn_fd),
+            cloned_main(spawn.target, spawn.proc, _socket.socket(fileno=conn_fd),
                         (stdin, stdout, stderr))
     finally:
         if len(fds) == MAX_FDS:
@@ -169,14 +176,14 @@ def _clone_exec(helper: socket.socket, data: bytes, fds: list[int], own_pid_ns: 
     return pid
 
 
-def serve(sock: socket.socket) -> None:
+def serve(sock: _socket.socket) -> None:
     # Where a spare's init goes back to for a namespace it made but its container shares.
     own_ns = {kind: os.open(f"/proc/self/ns/{NAMESPACES[kind][1]}", os.O_RDONLY | os.O_CLOEXEC)
               for kind in ("network", "ipc", "uts")}
     own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     _reply(sock, {"ready": os.getpid()})
     while True:
-        message, fds, _flags, _addr = socket.recv_fds(sock, MAX_REQUEST, MAX_FDS)
+        message, fds = recv_bytes(sock, MAX_REQUEST, MAX_FDS)
         if not message:
             return  # the helper is gone
         try:
@@ -207,9 +214,16 @@ def main() -> None:
     if str(os.getppid()) != sys.argv[1]:
         sys.exit(1)  # the helper died before the death signal was armed
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sock = socket.socket(fileno=SOCKET_FD)
-    with contextlib.suppress(ConnectionError, EOFError):
+    sock = _socket.socket(fileno=SOCKET_FD)
+    # No collector here nor in the inits: a collection writes into every object it visits,
+    # and a write to a page shared with a live init copies the page. A request's objects
+    # make no reference cycles (reference counting frees them), and an init execs soon.
+    gc.freeze()
+    gc.disable()
+    try:  # noqa: SIM105 - contextlib is no module of the zygote's
         serve(sock)
+    except (ConnectionError, EOFError):
+        pass
     sys.exit(0)
 
 

@@ -91,3 +91,19 @@ def test_the_hot_verbs_import_their_set_and_nothing_else(
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
                            check=False)
     assert not (tmp_path / "state" / created).exists()
+
+
+# The zygote's modules are in every init's address space (worker.runtime.zygote): what it
+# loads, each clone copies the page tables of and each exec tears down. (It needs the exec
+# side, and _pickle brings collections and functools.)
+NEVER_IN_INITS = (NEVER - {"worker.runtime.enter", "collections", "functools"}) | {
+    "pickle", "selectors", "ast", "dis", "tokenize", "array"}
+
+
+def test_the_zygote_loads_none_of_the_heavy_modules(tmp_path: Path) -> None:
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
+            "from worker.runtime.zygote import main")
+    loaded = _modules(["-c", code, str(Path(__file__).resolve().parents[3])],
+                      tmp_path / "zygote")
+    assert "worker.runtime.init" in loaded
+    assert sorted(loaded & NEVER_IN_INITS) == []
