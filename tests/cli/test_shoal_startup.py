@@ -169,3 +169,34 @@ def test_the_daemons_and_the_bare_command_end_as_python_does() -> None:
     assert "torn down" in _ended().stderr
     done = _ended("worker", "--no-such-flag")
     assert done.returncode == 2 and "torn down" in done.stderr
+
+
+# What pip's console script runs (with site), as ``shoal``.
+PIPS_SCRIPT = ("import sys\nsys.argv[0] = 'shoal'\nfrom cli.entry import main\n"
+               "sys.exit(main())")
+
+
+def test_the_shoal_start_script_runs_the_command_without_site(tmp_path: Path) -> None:
+    """deploy/setup.sh writes .venv/bin/shoal over pip's console script: ``python -S`` with
+    the module path written in. Every kind of verb runs through it as through pip's script
+    (the quick runtime path, click's verbs, a client verb that fails), and site is not
+    loaded."""
+    from worker.runtime import start_script
+
+    script = tmp_path / "shoal"
+    start_script.write(str(script), command=True)
+    assert script.read_text().splitlines()[0] == f"#!{sys.executable} -S"
+    for args in (["version"], ["runtime", "--version"], ["runtime", "--help"], ["ps", "--help"],
+                 ["-H", "ipc:///nonexistent/shoal.sock", "ps"]):
+        ours = subprocess.run([str(script), *args], capture_output=True, text=True,
+                              timeout=60, check=False, stdin=subprocess.DEVNULL)
+        theirs = subprocess.run([sys.executable, "-c", PIPS_SCRIPT, *args],
+                                capture_output=True, text=True, timeout=60, check=False,
+                                cwd=REPO, stdin=subprocess.DEVNULL)
+        assert (ours.returncode, ours.stdout, ours.stderr) == (
+            theirs.returncode, theirs.stdout, theirs.stderr), args
+    probe = subprocess.run(
+        [sys.executable, "-S", "-c", script.read_text().split("from cli.entry")[0]
+         + "import cli.entry; print('site' in sys.modules)"],
+        capture_output=True, text=True, timeout=60, check=True)
+    assert probe.stdout == "False\n"

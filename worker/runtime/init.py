@@ -275,7 +275,8 @@ def _init(ctx: InitContext) -> None:
     plan = ctx.plan
     in_userns = plan.has("user")
     ctx.step = "setsid"
-    os.setsid()
+    if os.getsid(0) != os.getpid():  # a spare of the zygote's became a session leader ahead
+        os.setsid()
     ctx.step = "prepare rootfs"
     rootfs.prepare(plan)
     for m in plan.mounts:

@@ -117,6 +117,13 @@ _SCHEMAS: dict[type, _Schema] = {}
 _FRESH = (list, dict, _Factory)
 
 
+def prepare(*classes: type[Record]) -> None:
+    """Build the classes' schemas now rather than at their first use: a process that forks
+    children which construct them builds each schema once for all of them."""
+    for cls in classes:
+        _schema(cls)
+
+
 def _schema(cls: type[Record]) -> _Schema:
     found = _SCHEMAS.get(cls)
     if found is not None:

@@ -44,6 +44,10 @@ class Zygote:
         self.restarts = 0
         self.spare: tuple[int, socket.socket] | None = None
         self.spare_asked = False
+        # The namespaces the next spare should make ahead, when a create has used the last
+        # one (or the zygote cloned its init): asked for by ``replenish``.
+        self.spare_wanted: int | None = None
+        self.last_request = b""  # the last create's pickled Spawn: the next spare's warm-up
 
     def start(self) -> None:
         """Start the zygote and ask it for a spare; it gets ready in the background (``fork``
@@ -98,7 +102,7 @@ class Zygote:
         if self.sock is None or self.spare_asked or self.spare is not None:
             return
         try:
-            self.sock.send(b"R%d" % ahead)
+            self.sock.send(b"R%d:" % ahead + self.last_request)
         except OSError as exc:
             self._lost(str(exc))
             return
@@ -153,6 +157,15 @@ class Zygote:
         self._recv(0.0)  # collect a spare that has come meanwhile
         return self.sock is not None
 
+    def replenish(self) -> None:
+        """Ask for the next spare if a create took the last one. The helper calls this once
+        that create has been answered: cloning a spare and making its namespaces ahead would
+        otherwise compete with the create for the CPU (on two cores, with the launcher and the
+        init busy, it delayed both)."""
+        if self.spare_wanted is not None:
+            ahead, self.spare_wanted = self.spare_wanted, None
+            self._ask_spare(ahead)
+
     def fork(self, ctx: InitContext) -> int | None:
         """An init for ``ctx``: handed to the spare, or cloned by the zygote. Its pid, or None
         if the zygote cannot serve (then no init exists). CreateFailed if a clone failed."""
@@ -165,6 +178,7 @@ class Zygote:
                       cgroup_mounts=ctx.cgroup_mounts, state_json=ctx.state_json,
                       late_cgroups=ctx.late_cgroups)
         data = pickle.dumps(spawn, protocol=pickle.HIGHEST_PROTOCOL)
+        self.last_request = data
         fds = [ctx.conn.fileno(), *ctx.stdio]
         assert len(fds) == FDS_PER_REQUEST
         if ctx.plan.creates("pid") and self.spare is not None:
@@ -175,7 +189,7 @@ class Zygote:
             except OSError as exc:
                 log.warning("zygote.spare_gone", pid=pid, error=str(exc))
             else:
-                self._ask_spare(_ahead(ctx.plan))
+                self.spare_wanted = _ahead(ctx.plan)
                 return pid
             finally:
                 sock.close()
@@ -186,7 +200,7 @@ class Zygote:
             self._lost(str(exc))
             return None
         reply = self._recv(REPLY_TIMEOUT)
-        self._ask_spare(_ahead(ctx.plan))
+        self.spare_wanted = _ahead(ctx.plan)
         if reply is None:
             # It may have cloned the init before it died: that init reports to ctx.conn's
             # peer, which the failed create closes, and exits.
