@@ -92,7 +92,7 @@ class Runtime:
         status = sd.status(record)
         if status != "created":
             raise WrongState(f"container {container_id!r} is {status}, not created")
-        state = encode_json(sd.oci_state(record).replace(status="running"))
+        state = encode_json(sd.oci_state(record, status="running"))
         try:
             fd = os.open(sd.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
@@ -227,7 +227,7 @@ class Runtime:
         if reaped:
             sd.save_exit(exit_record(wstatus))
         self._remove_cgroups(record)
-        state = encode_json(sd.oci_state(record).replace(status="stopped"))
+        state = encode_json(sd.oci_state(record, status="stopped")) if record.poststop else b""
         for i, hook in enumerate(record.poststop):
             try:
                 hookmod.run_hook(hook, state, what=f"poststop[{i}]")

@@ -189,8 +189,10 @@ class StateDir:
             return "paused"
         return "created" if os.path.exists(self.fifo) else "running"
 
-    def oci_state(self, record: RuntimeRecord) -> OciState:
-        status = self.status(record)
+    def oci_state(self, record: RuntimeRecord, status: str | None = None) -> OciState:
+        """The OCI state of the container: with ``status`` as given, else as it is now."""
+        if status is None:
+            status = self.status(record)
         return OciState(oci_version=OCI_VERSION, id=record.id, status=status,
                         pid=record.pid if status != "stopped" else 0, bundle=record.bundle,
                         annotations=record.annotations, created=record.created,
