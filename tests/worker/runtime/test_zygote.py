@@ -70,18 +70,21 @@ async def run_to_exit(rt: RuntimeHelper, cid: str, bundle: Bundle) -> tuple[int,
 def test_inits_come_from_the_spare_and_the_zygote(make_bundle: Callable[..., Bundle],
                                                   state_root: Path,
                                                   helper_pids: list[int]) -> None:
-    echo = make_bundle(["sh", "-c", "echo pid $$; exit 4"])
+    # Its pid and its session (the sixth field of its stat): an init is a session leader as
+    # runc's, whether a spare made itself one ahead or the zygote cloned it on the spot.
+    echo = make_bundle(["sh", "-c", "set -- $(cat /proc/$$/stat); echo pid $$ sid $6; exit 4"])
 
     def host_pid(cfg: dict[str, Any]) -> None:
         cfg["linux"]["namespaces"] = [ns for ns in cfg["linux"]["namespaces"]
                                       if ns["type"] != "pid"]
-    shared = make_bundle(["sh", "-c", "echo shared"], host_pid)
+    shared = make_bundle(["sh", "-c", 'set -- $(cat /proc/$$/stat); [ "$6" = "$$" ] && '
+                                      "echo shared"], host_pid)
 
     async def body() -> None:
         rt = await spawn(state_root, helper_pids)
         # The first create waits for the zygote; its spare is asked for at start.
         _first, out, code = await run_to_exit(rt, "z1", echo)
-        assert (out, code) == (b"pid 1\n", 4)
+        assert (out, code) == (b"pid 1 sid 1\n", 4)
         zygotes, spares = zygote_kids(rt.helper_pid)
         assert len(zygotes) == 1
         used = 0
@@ -91,7 +94,7 @@ def test_inits_come_from_the_spare_and_the_zygote(make_bundle: Callable[..., Bun
             # the init, and the spare waits for the next create.)
             spare = spares[0] if spares else None
             pid, out, code = await run_to_exit(rt, f"z{n}", echo)
-            assert (out, code) == (b"pid 1\n", 4)
+            assert (out, code) == (b"pid 1 sid 1\n", 4)
             if spare is not None and pid == spare:  # the spare became the init
                 used += 1
             _, spares = zygote_kids(rt.helper_pid)
