@@ -166,6 +166,16 @@ def _setup(ctx: InitContext) -> None:
     send(ctx.conn, {"t": "pid", "pid": pid})
 
 
+def preload() -> None:
+    """Import every module an init may import late (``_import_needed``), but for subprocess
+    (startContainer hooks are rare, and it brings much more): a process that forks many inits
+    (the zygote) loads each once, where each init would open and load it again."""
+    import fcntl  # noqa: F401
+    import resource  # noqa: F401
+    import struct  # noqa: F401
+    import termios  # noqa: F401
+
+
 def _import_needed(plan: Plan) -> None:
     """What the init's later steps import, imported while the host's modules are in reach: a
     new user namespace's root, a pivoted root, may not reach them."""
@@ -247,8 +257,8 @@ def _namespaces(ctx: InitContext) -> None:
             flags |= ns.flag
     ctx.step = "create namespaces"
     sc.unshare(flags & ~ctx.made_ns)
-    if plan.creates("network"):
-        ctx.step = "loopback up"
+    if plan.creates("network") and not ctx.made_ns & NAMESPACES["network"][0]:
+        ctx.step = "loopback up"  # a spare that made the namespace ahead brought lo up too
         sc.loopback_up()
     if plan.creates("user") and plan.creates("mount"):
         _receive_bind_sources(ctx)

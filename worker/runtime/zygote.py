@@ -41,7 +41,7 @@ import sys
 from worker.runtime import jsontext
 from worker.runtime import syscalls as sc
 from worker.runtime.enter import ExecTarget, cloned_main
-from worker.runtime.init import InitContext, direct_main, recv_bytes, send_bytes
+from worker.runtime.init import InitContext, direct_main, preload, recv_bytes, send_bytes
 from worker.runtime.plan import NAMESPACES, Plan, ProcessPlan
 from worker.runtime.records import Record, prepare
 
@@ -120,13 +120,16 @@ def _spare_main(sock: _socket.socket, made: int, own_ns: dict[str, int],
                 warm: bytes) -> NoReturn:
     """A spare: wait for the request, then become that container's init. What every init does
     first is done while it waits: it becomes a session leader (setsid makes the kernel a
-    scheduling autogroup for the session: ~0.5 ms on a create's path), and it decodes
+    scheduling autogroup for the session: ~0.5 ms on a create's path), it brings ``lo`` up in
+    the network namespace it made ahead, and it decodes
     ``warm``, the last create's request, into a context: decoding one touches the classes,
     functions and memory pools that decoding the next will, and each first write to a page
     this process still shares with the zygote copies that page (~0.4 ms of faults, now off
     the path)."""
     try:
         os.setsid()
+        if made & NAMESPACES["network"][0]:
+            sc.loopback_up()  # as the init would in the namespace it makes (lo starts down)
         if warm:
             try:  # noqa: SIM105 - contextlib is no module of the zygote's
                 _context(warm, sock, (0, 1, 2), made, own_ns)  # built to be dropped
@@ -239,8 +242,10 @@ def main() -> None:
         sys.exit(1)  # the helper died before the death signal was armed
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = _socket.socket(fileno=SOCKET_FD)
-    # Built here once, not by every init (a schema is parsed from the class's annotations).
+    # Built and loaded here once, not by every init (a schema is parsed from the class's
+    # annotations; an init with a network namespace, rlimits or a terminal imports modules).
     prepare(InitContext)
+    preload()
     # No collector here nor in the inits: a collection writes into every object it visits,
     # and a write to a page shared with a live init copies the page. A request's objects
     # make no reference cycles (reference counting frees them), and an init execs soon.

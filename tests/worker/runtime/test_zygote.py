@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -224,7 +225,8 @@ def test_namespaces_made_ahead_are_left_when_shared(make_bundle: Callable[..., B
                                                   state_root: Path,
                                                   helper_pids: list[int]) -> None:
     """Spares make the network, IPC and UTS namespaces of the last create ahead of time; a
-    container that shares the host's gets the host's all the same."""
+    container that shares the host's gets the host's all the same. A network namespace has
+    ``lo`` up, whether a spare made it ahead or the init made it."""
     own = make_bundle(["sleep", "1000"])
 
     def host_net(cfg: dict[str, Any]) -> None:
@@ -249,6 +251,10 @@ def test_namespaces_made_ahead_are_left_when_shared(make_bundle: Callable[..., B
                 assert ns(pid, "uts") != ns(helper, "uts")
                 assert ns(pid, "net") not in seen_net  # each its own
                 seen_net.add(ns(pid, "net"))
+                lo = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "ip", "-o", "link",
+                                     "show", "lo"], capture_output=True, text=True, check=True,
+                                    timeout=TIMEOUT).stdout
+                assert ",UP," in lo, lo
             else:
                 assert ns(pid, "net") == ns(helper, "net")
                 assert ns(pid, "uts") == ns(helper, "uts")
