@@ -146,7 +146,8 @@ def _time(fn: object, n: int) -> list[float]:
 def _seccomp_figures(base: Path, devnull: int, n: int, rounds: int) -> dict[str, float]:
     """create+start+wait+delete with Docker's default seccomp profile and without, shoal's
     library path (the filter compiled once, then taken from the cache) beside crun doing the
-    same; ``seccomp_create_ms`` is what the profile adds per container."""
+    same; ``seccomp_create_ms`` is what the profile adds per container. And the worker's path
+    (the helper) with the profile beside crun with it: ``inprocess_vs_crun_seccomp``."""
     from worker.runtime import Runtime
     from worker.runtime.docker_seccomp import default_profile
 
@@ -172,11 +173,15 @@ def _seccomp_figures(base: Path, devnull: int, n: int, rounds: int) -> dict[str,
                                   f"{tag}{r}.")
 
     samples = _rounds({"on": library(confined), "off": library(plain),
-                       "crun_on": crun(confined, "son"), "crun_off": crun(plain, "soff")},
+                       "crun_on": crun(confined, "son"), "crun_off": crun(plain, "soff"),
+                       "inproc_on": lambda k, _r: asyncio.run(
+                           _helper_times(base / "seccomp-hstate", confined, k))},
                       n, rounds)
-    on, off, crun_on, crun_off = (statistics.median(samples[k])
-                                  for k in ("on", "off", "crun_on", "crun_off"))
-    return {"seccomp_library_ms": round(on, 2), "library_ms_no_seccomp": round(off, 2),
+    on, off, crun_on, crun_off, inproc_on = (
+        statistics.median(samples[k]) for k in ("on", "off", "crun_on", "crun_off", "inproc_on"))
+    return {"inprocess_seccomp_ms": round(inproc_on, 2),
+            "inprocess_vs_crun_seccomp": round(inproc_on / crun_on, 3),
+            "seccomp_library_ms": round(on, 2), "library_ms_no_seccomp": round(off, 2),
             "seccomp_create_ms": round(on - off, 2),
             "crun_seccomp_ms": round(crun_on, 2), "crun_ms_no_seccomp": round(crun_off, 2),
             "crun_seccomp_create_ms": round(crun_on - crun_off, 2)}
@@ -327,9 +332,10 @@ def main(argv: list[str]) -> int:
                 [[figures["exec_ms"], figures["runc_exec_ms"], figures["crun_exec_ms"],
                   figures["exec_vs_crun"]]])
     print_table("Docker's default seccomp profile: create+start+wait+delete, median ms",
-                ["shoal library, seccomp", "without", "added", "crun, seccomp", "without",
-                 "added"],
-                [[figures[k] for k in ("seccomp_library_ms", "library_ms_no_seccomp",
+                ["shoal in-process (helper), seccomp", "/ crun", "shoal library, seccomp",
+                 "without", "added", "crun, seccomp", "without", "added"],
+                [[figures[k] for k in ("inprocess_seccomp_ms", "inprocess_vs_crun_seccomp",
+                                       "seccomp_library_ms", "library_ms_no_seccomp",
                                        "seccomp_create_ms", "crun_seccomp_ms",
                                        "crun_ms_no_seccomp", "crun_seccomp_create_ms")]])
     print(f"host memory per running container attributable to shoal: "
