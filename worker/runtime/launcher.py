@@ -187,22 +187,27 @@ def create(root: str, container_id: str, bundle: str, *,
             except OSError:
                 pass  # an init that failed first: _drive says why
             _move_into_cgroups(setup_pid, ctx.cgroup_procs)
+        staged: tuple[RuntimeRecord, str] | None = None
+        if ctx.direct:
+            # The init's pid is known already: its record is written aside while the init
+            # builds its root, and put in place once the init has reported.
+            early = proc_start_time(setup_pid)
+            if early is not None:
+                record = _record(container_id, setup_pid, early, bundle, plan, cg_dirs, made)
+                staged = (record, _stage_record(sd, record))
         init_pid, pty = _drive(parent_sock, plan, setup_pid, container_id, bundle, pids)
         if pty is not None:
             undo.append(lambda: os.close(pty))
         start = proc_start_time(init_pid)
         if start is None:
             raise CreateFailed("init", "the container's init exited during create")
-        ns_names = [NAMESPACES[ns.kind][1] for ns in plan.namespaces]
-        record = RuntimeRecord(
-            id=container_id, pid=init_pid, pid_start=start, bundle=bundle, rootfs=plan.rootfs,
-            created=now_rfc3339(), annotations=plan.annotations, cgroup_dirs=cg_dirs,
-            cgroup_made=made, namespaces=ns_names, owns_pid_ns=plan.has("pid"),
-            poststart=list(plan.hooks.get("poststart", ())),
-            poststop=list(plan.hooks.get("poststop", ())),
-            exec_defaults=_exec_defaults(plan.process))
         try:
-            sd.save(record)
+            if staged is not None and (staged[0].pid, staged[0].pid_start) == (init_pid, start):
+                record = staged[0]
+                sd.commit(staged[1])
+            else:
+                record = _record(container_id, init_pid, start, bundle, plan, cg_dirs, made)
+                sd.save(record)
         except OSError as exc:
             raise CreateFailed("save state", str(exc)) from exc
     except BaseException:
@@ -214,6 +219,25 @@ def create(root: str, container_id: str, bundle: str, *,
         pass  # an init that died already is seen as stopped
     parent_sock.close()
     return Created(record, pty)
+
+
+def _record(container_id: str, pid: int, start: int, bundle: str, plan: Plan,
+            cgroup_dirs: list[str], made: list[str]) -> RuntimeRecord:
+    """What the runtime keeps of a created container (its state.json)."""
+    return RuntimeRecord(
+        id=container_id, pid=pid, pid_start=start, bundle=bundle, rootfs=plan.rootfs,
+        created=now_rfc3339(), annotations=plan.annotations, cgroup_dirs=cgroup_dirs,
+        cgroup_made=list(made), namespaces=[NAMESPACES[ns.kind][1] for ns in plan.namespaces],
+        owns_pid_ns=plan.has("pid"), poststart=list(plan.hooks.get("poststart", ())),
+        poststop=list(plan.hooks.get("poststop", ())),
+        exec_defaults=_exec_defaults(plan.process))
+
+
+def _stage_record(sd: StateDir, record: RuntimeRecord) -> str:
+    try:
+        return sd.stage(record)
+    except OSError as exc:
+        raise CreateFailed("save state", str(exc)) from exc
 
 
 def _unwind(undo: list[Callable[[], object]]) -> None:

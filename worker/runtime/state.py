@@ -104,6 +104,12 @@ def atomic_write(path: str, data: bytes) -> None:
     No fsync: the state must survive the runtime's or the worker's death, which the page cache
     does; it need not survive the machine's, which no container survives either.
     """
+    os.rename(write_aside(path, data), path)
+
+
+def write_aside(path: str, data: bytes) -> str:
+    """Write ``data`` to a temporary file beside ``path``, to be renamed over it (the second
+    half of ``atomic_write``, for a writer with something to do in between); its path."""
     head, name = os.path.split(path)
     tmp = os.path.join(head, f".{name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -111,7 +117,7 @@ def atomic_write(path: str, data: bytes) -> None:
         os.write(fd, data)
     finally:
         os.close(fd)
-    os.rename(tmp, path)
+    return tmp
 
 
 def now_rfc3339() -> str:
@@ -159,6 +165,13 @@ class StateDir:
 
     def save(self, record: RuntimeRecord) -> None:
         atomic_write(self.record_path, encode_json(record))
+
+    def stage(self, record: RuntimeRecord) -> str:
+        """Write the record aside, for ``commit`` to put in place (nothing reads it before)."""
+        return write_aside(self.record_path, encode_json(record))
+
+    def commit(self, staged: str) -> None:
+        os.rename(staged, self.record_path)
 
     def load(self) -> RuntimeRecord:
         try:
