@@ -167,9 +167,9 @@ def _setup(ctx: InitContext) -> None:
 
 
 def preload() -> None:
-    """Import every module an init may import late (``_import_needed``), but for subprocess
+    """Import every module an init may import late (``_import_needed``) except subprocess
     (startContainer hooks are rare, and it brings much more): a process that forks many inits
-    (the zygote) loads each once, where each init would open and load it again."""
+    (the zygote) loads each once, where each init would find and load it again."""
     import fcntl  # noqa: F401
     import resource  # noqa: F401
     import struct  # noqa: F401

@@ -121,11 +121,10 @@ def _spare_main(sock: _socket.socket, made: int, own_ns: dict[str, int],
     """A spare: wait for the request, then become that container's init. What every init does
     first is done while it waits: it becomes a session leader (setsid makes the kernel a
     scheduling autogroup for the session: ~0.5 ms on a create's path), it brings ``lo`` up in
-    the network namespace it made ahead, and it decodes
-    ``warm``, the last create's request, into a context: decoding one touches the classes,
-    functions and memory pools that decoding the next will, and each first write to a page
-    this process still shares with the zygote copies that page (~0.4 ms of faults, now off
-    the path)."""
+    the network namespace it made ahead, and it decodes ``warm``, the last create's request,
+    into a context: decoding one touches the classes, functions and memory pools that
+    decoding the next will, and each first write to a page this process still shares with the
+    zygote copies that page (~0.4 ms of faults, now off the path)."""
     try:
         os.setsid()
         if made & NAMESPACES["network"][0]:
