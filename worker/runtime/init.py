@@ -182,9 +182,6 @@ def _import_needed(plan: Plan) -> None:
     procmod.import_needed(plan.process)
     if plan.hooks.get("start_container"):  # run in the container, after pivot_root
         import subprocess  # noqa: F401 - hooks.run_hook's
-    if plan.creates("network"):
-        import fcntl  # noqa: F401 - syscalls.loopback_up's
-        import struct  # noqa: F401
 
 
 def _stdio(ctx: InitContext) -> None:
