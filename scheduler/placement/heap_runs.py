@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from scheduler.placement.class_runs import ClassRuns
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
-from scheduler.placement.load_order import HeapEntry, Walk, requeue
+from scheduler.placement.load_order import SHRINK, STALE, HeapEntry, Walk, requeue
 from scheduler.placement.request import PlacementRequest
-from scheduler.placement.results import Assignment, PlacementResult, Task
+from scheduler.placement.results import PlacementResult, Task, new_assignment
 from scheduler.placement.snapshot import NodeSnapshot, PlacedContainer
 
 if TYPE_CHECKING:
@@ -144,9 +144,14 @@ def _run(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...
         # What was relaxed is judged before the task itself joins the node.
         unmet = engine._unmet(req, chosen) if relaxed else ()
         place(chosen, PlacedContainer(task.id, task.spec.name, req))
-        assignments.append(Assignment(task.id, chosen.id, unmet))
+        assignments.append(new_assignment((task.id, chosen.id, unmet)))
         # The chosen node is still heap[0]: its entry for the next identical task.
-        requeue(heap, chosen, lifts, group_of, make)
+        if lifts is not None:  # requeue's lower entry, inlined: this runs per placement
+            score, lacks, rank, index, _ = top
+            heapreplace(heap, (score * SHRINK + lifts[group_of[index]],  # type: ignore[operator]
+                               lacks, rank, index, STALE))
+        else:
+            requeue(heap, chosen, lifts, group_of, make)
         if aside:
             for entry in aside:
                 heapq.heappush(heap, entry)
