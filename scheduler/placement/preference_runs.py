@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from scheduler.placement.class_runs import ClassRuns
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
-from scheduler.placement.load_order import HeapEntry, Walk, requeue
+from scheduler.placement.load_order import SHRINK, STALE, HeapEntry, Walk, requeue
 from scheduler.placement.preferences import (
     Path,
     add_to_branches,
@@ -24,7 +24,7 @@ from scheduler.placement.preferences import (
     spread_path,
 )
 from scheduler.placement.request import PlacementRequest
-from scheduler.placement.results import Assignment, PlacementResult, Task
+from scheduler.placement.results import Assignment, PlacementResult, Task, new_assignment
 from scheduler.placement.snapshot import NodeSnapshot, PlacedContainer, lacks_image
 
 if TYPE_CHECKING:
@@ -120,19 +120,23 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
     lifts = state.lifts
     group_of = engine._order.group_of if engine._order is not None else []
     nodes = engine.cluster.nodes
-    heappop, heapreplace, heappush = heapq.heappop, heapq.heapreplace, heapq.heappush
+    place, assignments = engine.cluster.place, result.assignments
+    heappop, heapreplace = heapq.heappop, heapq.heapreplace
     depth = len(req.spread)
     settled = state.settled
+    # The branches whose top is known good, each with its key for the usual single
+    # preference (its count, its top; unique, as tops are of distinct nodes): a placement
+    # changes only the branch it took from, so only that one is looked at again (``open_``),
+    # and the choice is a min over these keys, in C.
+    keys = {path: (counts.get(path, 0), leaves[path][0], path)
+            for path, good in settled.items() if good}
+    open_ = [path for path in leaves if path not in settled]
     while pos < end:
         task = tasks[pos]
         aside: list[tuple[list[HeapEntry], HeapEntry]] = []
-        live: list[Path] = []
-        for path, heap in leaves.items():
-            known = settled.get(path)
-            if known is not None:
-                if known:
-                    live.append(path)
-                continue
+        guarded: list[Path] = []  # open branches whose top has guards yet takes this task
+        for path in open_:
+            heap = leaves[path]
             while True:  # bring a node that can take this task to the top, or empty it
                 if walks:
                     bounds = walks[path].bounds
@@ -140,8 +144,9 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
                         walks[path].settle(heap)
                 if not heap:
                     break
-                node = nodes[heap[0][3]]
-                if heap[0][4] != node.version:
+                top = heap[0]
+                node = nodes[top[3]]
+                if top[4] != node.version:
                     made = make(node)
                     if made is not None:
                         heapreplace(heap, made)
@@ -153,47 +158,66 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
                     if engine._guarded(req, node, cycle):
                         aside.append((heap, heappop(heap)))
                         continue
+                    guarded.append(path)
                 else:
                     settled[path] = True
-                live.append(path)
+                    keys[path] = (counts.get(path, 0), top, path)
                 break
             if not heap and not aside:  # met every node of the branch: none is left
                 settled[path] = False
-        if aside:
-            settled.clear()  # entries set aside go back on their heaps below: tops may move
-        if not live:
-            for heap, entry in aside:
-                heappush(heap, entry)
+        open_ = [path for path in open_ if path not in settled]
+        if not keys and not guarded:
             if not aside:
                 return pos, "exhausted"
+            _put_back(aside, settled)
             if defer:
                 return pos, "guarded"
             engine._refuse_one(req, relaxed, task, result)
             pos += 1
+            keys.clear()
+            open_ = list(leaves)
             continue
-        if len(live) == 1:
-            path = live[0]
-        elif depth == 1:  # the usual single preference: rank_of without building lists
-            # (tops are of distinct nodes, so the path itself is never compared)
-            path = min([(counts.get(p, 0), leaves[p][0], p) for p in live])[2]
-        else:
+        if guarded:
+            live = [*keys, *guarded]
             path = min(live, key=lambda p: _rank(p, counts, leaves))
-        settled.pop(path, None)
+        elif depth == 1:
+            path = min(keys.values())[2]
+        else:
+            path = min(keys, key=lambda p: _rank(p, counts, leaves))
+        if settled.pop(path, None) is not None:
+            del keys[path]
+            open_.append(path)
         heap = leaves[path]
         top = heap[0]
         chosen = nodes[top[3]]
         unmet = engine._unmet(req, chosen) if relaxed else ()
-        engine.cluster.place(chosen, PlacedContainer(task.id, task.spec.name, req))
-        result.assignments.append(Assignment(task.id, chosen.id, unmet))
+        place(chosen, PlacedContainer(task.id, task.spec.name, req))
+        assignments.append(new_assignment((task.id, chosen.id, unmet)))
         if depth == 1:  # add_to_branches, inlined: the path is its only branch
             counts[path] = counts.get(path, 0) + 1
         else:
             add_to_branches(counts, path, 1)
-        requeue(heap, chosen, lifts, group_of, make)
-        for heap, entry in aside:
-            heappush(heap, entry)
+        if lifts is not None:  # requeue's lower entry, inlined: this runs per placement
+            score, lacks, rank, index, _ = top
+            heapreplace(heap, (score * SHRINK + lifts[group_of[index]],  # type: ignore[operator]
+                               lacks, rank, index, STALE))
+        else:
+            requeue(heap, chosen, lifts, group_of, make)
+        if aside:
+            _put_back(aside, settled)
+            keys.clear()
+            open_ = list(leaves)
         pos += 1
     return pos, "done"
+
+
+def _put_back(aside: list[tuple[list[HeapEntry], HeapEntry]], settled: dict[Path, bool],
+              ) -> None:
+    """Entries a task's guards set aside go back on their heaps: tops may move, so no branch
+    is known any more."""
+    for heap, entry in aside:
+        heapq.heappush(heap, entry)
+    settled.clear()
 
 def _rank(path: Path, counts: dict[Path, int], leaves: dict[Path, list[HeapEntry]],
           ) -> tuple[list[int], HeapEntry]:
