@@ -27,6 +27,7 @@ from __future__ import annotations
 import heapq
 import math
 import operator
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable
 from itertools import compress, repeat
@@ -36,7 +37,7 @@ from scheduler.placement.scorers import Score
 from scheduler.placement.scorers.spread import COUNT_WEIGHT, SpreadScorer
 from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot
 
-SLICE = 16  # members of its class a walk meets at a time, about (see Walk)
+SLICE = 32  # members of its class a walk meets at a time, about (see Walk; 16: +1 % instructions)
 # A walk meets up to this many members storing the request's image first, and then stops at
 # the first empty nodes (the module's note); with more, it meets every empty node that ties.
 MAX_HOLDERS = 256
@@ -147,8 +148,13 @@ class LoadOrder:
                            map(_STAMP, order))
                 order = self.orders[g] = list(compress(order, live))
                 self._stale[g] = 0
-            order += entries
-            order.sort()  # timsort: the order is one sorted run already
+            # Only from where the least new entry goes: the rest (empty nodes, in a young
+            # cluster most of the order) is not read again. Timsort merges the two runs.
+            at = bisect_left(order, entries[0])
+            tail = order[at:]
+            tail += entries
+            tail.sort()
+            order[at:] = tail
 
     def _rebuild(self) -> None:
         """Every order afresh: node i's entry is stamped ``base + 1 + i``."""

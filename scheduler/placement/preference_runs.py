@@ -165,7 +165,9 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
                 break
             if not heap and not aside:  # met every node of the branch: none is left
                 settled[path] = False
-        open_ = [path for path in open_ if path not in settled]
+        # Every other open branch is settled now (good, or empty); with entries set aside,
+        # every branch is opened again below.
+        open_ = guarded
         if not keys and not guarded:
             if not aside:
                 return pos, "exhausted"
@@ -178,7 +180,7 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
             open_ = list(leaves)
             continue
         if guarded:
-            live = [*keys, *guarded]
+            live = [*keys, *guarded]  # before open_ (the same list) takes the chosen path
             path = min(live, key=lambda p: _rank(p, counts, leaves))
         elif depth == 1:
             path = min(keys.values())[2]
