@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain, compress, groupby, repeat
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 
 from protocol.addresses import address_ip
 from protocol.observed import ContainerInfo, NodeInfo
@@ -25,7 +25,6 @@ TERMINAL_STATES = frozenset({"exited", "failed", "rejected", "orphaned", "remove
 # A node label that caps how many containers the node accepts (overrides the cluster default).
 MAX_CONTAINERS_LABEL = "shoal.max-containers"
 _STORED_IMAGES = attrgetter("stored_images")
-_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 _ID, _NAME = attrgetter("id"), attrgetter("name")
 _REQUEST, _INDEX = attrgetter("request"), attrgetter("index")
 
@@ -228,13 +227,15 @@ class ClusterSnapshot:
     def __init__(self, nodes: list[NodeSnapshot]) -> None:
         self.nodes = nodes
         self.by_id: dict[str, NodeSnapshot] = {n.id: n for n in nodes}
-        # Placements are appended to ``_placed`` and taken into the cluster's indexes when
+        # Placements are appended to ``_placed`` (and their nodes to ``_placed_on``: two
+        # lists, not a tuple per placement to allocate) and taken into the cluster's indexes when
         # those are read, as the node indexes are, by two folds on their own: where each
         # container runs (``located``: links and volumes-from only), and the nodes by running
         # image with the counts per job (``running_image``, ``job_counts``: image affinities
         # and preferences). A job with a preference read the counts while nothing read
         # ``located``, which cost most of the fold: an entry by id and by name per container.
-        self._placed: list[tuple[PlacedContainer, NodeSnapshot]] = []
+        self._placed: list[PlacedContainer] = []
+        self._placed_on: list[NodeSnapshot] = []
         self._located_at = 0  # how much of ``_placed`` each fold has taken in
         self._counted_at = 0
         self._dropped = 0  # containers taken in by both and dropped from ``_placed``
@@ -307,9 +308,8 @@ class ClusterSnapshot:
         """Take the containers placed since into ``located``.
 
         In C: a loop step per container was most of a large batch's fold."""
-        placed = self._placed[self._located_at:]
-        containers = list(map(_FIRST, placed))
-        nodes = list(map(_SECOND, placed))
+        containers = self._placed[self._located_at:]
+        nodes = self._placed_on[self._located_at:]
         names = list(map(_NAME, containers))
         # Each container's id, then its name if it has one, in placement order: a later entry
         # wins, as it would one container at a time.
@@ -325,9 +325,9 @@ class ClusterSnapshot:
 
         In C but for a step per run of containers of one request (a class's tasks arrive
         together)."""
-        placed = self._placed[self._counted_at:]
-        image_nodes, indices = self._image_nodes, list(map(_INDEX, map(_SECOND, placed)))
-        requests = list(map(_REQUEST, map(_FIRST, placed)))
+        image_nodes = self._image_nodes
+        indices = list(map(_INDEX, self._placed_on[self._counted_at:]))
+        requests = list(map(_REQUEST, self._placed[self._counted_at:]))
         at = 0
         for _, run in groupby(map(id, requests)):
             end = at + len(list(run))
@@ -349,6 +349,7 @@ class ClusterSnapshot:
         if self._located_at == self._counted_at == len(placed):
             self._dropped += len(placed)
             placed.clear()
+            self._placed_on.clear()
             self._located_at = self._counted_at = 0
 
     def watch(self) -> set[int]:
@@ -423,7 +424,8 @@ class ClusterSnapshot:
             node.guards.append(c)
         for changed in self._watchers:
             changed.add(node.index)
-        self._placed.append((c, node))
+        self._placed.append(c)
+        self._placed_on.append(node)
 
     def release(self, container_id: str) -> bool:
         """A container stopped or was removed: give its reservation back. False if unknown."""
