@@ -45,12 +45,17 @@ class SpreadRun:
     make: Callable[[NodeSnapshot], HeapEntry | None]  # a node's entry, None if it cannot take it
     seen: int  # the class's assignments this run has taken into account (ClassRuns.mark)
     lifts: list[float] | None  # load_order.requeue's, when the branches walk (as heap_runs)
-    # Branches whose top is known good for any task of the class (True) or known empty
-    # (False): between two placements of this run only the branch it chose changes, and
-    # between two of its calls only the branches of the nodes the other attempt placed on
-    # (spread_run forgets those); a top node with guards is judged per task (they read the
-    # task's name) and never kept here.
-    settled: dict[Path, bool] = field(default_factory=dict)
+    # Every branch is in one of these three. Between two placements of this run only the
+    # branch it chose changes, and between two of its calls only the branches of the nodes
+    # the other attempt placed on (spread_run opens those again): so only those are looked at
+    # again (``open_``). A top node with guards is judged per task (they read the task's
+    # name): its branch stays open.
+    open_: list[Path]
+    # Branches whose top is known good for any task of the class, each with its key for the
+    # usual single preference (its count, its top; unique, as tops are of distinct nodes):
+    # the choice is a min over these keys, in C.
+    keys: dict[Path, tuple[int, HeapEntry, Path]] = field(default_factory=dict)
+    empty: set[Path] = field(default_factory=set)  # branches known to have no node left
 
 
 def spread_run(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
@@ -68,7 +73,10 @@ def spread_run(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
         for node in dict.fromkeys(placed):
             if known.member[node.index]:
                 path = spread_path(req, node)
-                known.settled.pop(path, None)
+                if known.keys.pop(path, None) is not None or path in known.empty or \
+                        path not in known.leaves:
+                    known.empty.discard(path)
+                    known.open_.append(path)
                 entry = make(node)
                 if entry is not None:
                     known.leaves.setdefault(path, [])
@@ -95,7 +103,7 @@ def spread_run(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
     counts = branch_counts(req, nodes) if engine.cluster.job_counts.get(req.job) else {}
     state = SpreadRun(chain, cycle, leaves, walks, counts, engine._static.selector(req, cycle),
                       make_entry, runs.mark(),
-                      order.lifts(req) if walks and order is not None else None)
+                      order.lifts(req) if walks and order is not None else None, list(leaves))
     runs.states[id(req)] = state
     return state
 
@@ -123,14 +131,7 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
     place, assignments = engine.cluster.place, result.assignments
     heappop, heapreplace = heapq.heappop, heapq.heapreplace
     depth = len(req.spread)
-    settled = state.settled
-    # The branches whose top is known good, each with its key for the usual single
-    # preference (its count, its top; unique, as tops are of distinct nodes): a placement
-    # changes only the branch it took from, so only that one is looked at again (``open_``),
-    # and the choice is a min over these keys, in C.
-    keys = {path: (counts.get(path, 0), leaves[path][0], path)
-            for path, good in settled.items() if good}
-    open_ = [path for path in leaves if path not in settled]
+    keys, empty, open_ = state.keys, state.empty, state.open_
     while pos < end:
         task = tasks[pos]
         aside: list[tuple[list[HeapEntry], HeapEntry]] = []
@@ -160,24 +161,21 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
                         continue
                     guarded.append(path)
                 else:
-                    settled[path] = True
                     keys[path] = (counts.get(path, 0), top, path)
                 break
             if not heap and not aside:  # met every node of the branch: none is left
-                settled[path] = False
-        # Every other open branch is settled now (good, or empty); with entries set aside,
+                empty.add(path)
+        # Every other open branch is known now (good, or empty); with entries set aside,
         # every branch is opened again below.
-        open_ = guarded
+        state.open_ = open_ = guarded
         if not keys and not guarded:
             if not aside:
                 return pos, "exhausted"
-            _put_back(aside, settled)
+            open_ = _put_back(aside, state)
             if defer:
                 return pos, "guarded"
             engine._refuse_one(req, relaxed, task, result)
             pos += 1
-            keys.clear()
-            open_ = list(leaves)
             continue
         if guarded:
             live = [*keys, *guarded]  # before open_ (the same list) takes the chosen path
@@ -186,8 +184,7 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
             path = min(keys.values())[2]
         else:
             path = min(keys, key=lambda p: _rank(p, counts, leaves))
-        if settled.pop(path, None) is not None:
-            del keys[path]
+        if keys.pop(path, None) is not None:
             open_.append(path)
         heap = leaves[path]
         top = heap[0]
@@ -206,20 +203,21 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
         else:
             requeue(heap, chosen, lifts, group_of, make)
         if aside:
-            _put_back(aside, settled)
-            keys.clear()
-            open_ = list(leaves)
+            open_ = _put_back(aside, state)
         pos += 1
     return pos, "done"
 
 
-def _put_back(aside: list[tuple[list[HeapEntry], HeapEntry]], settled: dict[Path, bool],
-              ) -> None:
-    """Entries a task's guards set aside go back on their heaps: tops may move, so no branch
-    is known any more."""
+def _put_back(aside: list[tuple[list[HeapEntry], HeapEntry]], state: SpreadRun,
+              ) -> list[Path]:
+    """Entries a task's guards set aside go back on their heaps: tops may move, so every
+    branch is open again (returned, as ``state.open_``)."""
     for heap, entry in aside:
         heapq.heappush(heap, entry)
-    settled.clear()
+    state.keys.clear()
+    state.empty.clear()
+    state.open_ = list(state.leaves)
+    return state.open_
 
 def _rank(path: Path, counts: dict[Path, int], leaves: dict[Path, list[HeapEntry]],
           ) -> tuple[list[int], HeapEntry]:
