@@ -18,7 +18,7 @@ from scheduler.placement.results import PlacementResult, Task, new_assignment
 from scheduler.placement.snapshot import NodeSnapshot, PlacedContainer
 
 if TYPE_CHECKING:
-    from scheduler.placement.engine import PlacementEngine, Stop
+    from scheduler.placement.engine import PlacementEngine, Stop, Until
 
 
 # A run re-scores the node it placed on only when it reaches the top again (load_order.requeue)
@@ -82,18 +82,20 @@ def offer_changed(engine: PlacementEngine, runs: ClassRuns, req: PlacementReques
 
 def run_heap(engine: PlacementEngine, runs: ClassRuns, key: bytes, req: PlacementRequest,
              relaxed: tuple[str, ...], tasks: list[Task], pos: int, end: int,
-             result: PlacementResult, *, defer: bool) -> tuple[int, Stop]:
+             result: PlacementResult, *, defer: bool, until: Until = None,
+             ) -> tuple[int, Stop]:
     """Place tasks[pos:end] while nodes remain, as ``PlacementEngine._run`` says."""
     state = heap_run(engine, runs, key, req, relaxed, tasks[pos])
     try:
-        return _run(engine, req, relaxed, state, tasks, pos, end, result, defer=defer)
+        return _run(engine, req, relaxed, state, tasks, pos, end, result, defer=defer,
+                    until=until)
     finally:
         state.seen = runs.mark()
 
 
 def _run(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...],
          state: HeapRun, tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
-         defer: bool) -> tuple[int, Stop]:
+         defer: bool, until: Until) -> tuple[int, Stop]:
     cycle, heap, walk, make, lifts = state.cycle, state.heap, state.walk, state.make, state.lifts
     nodes = engine.cluster.nodes
     group_of = engine._order.group_of if engine._order is not None else []
@@ -156,6 +158,8 @@ def _run(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...
             for entry in aside:
                 heapq.heappush(heap, entry)
         pos += 1
+        if until is not None and until(chosen):
+            return pos, "revived"
     return pos, "done"
 
 

@@ -28,7 +28,7 @@ from scheduler.placement.results import Assignment, PlacementResult, Task, new_a
 from scheduler.placement.snapshot import NodeSnapshot, PlacedContainer, lacks_image
 
 if TYPE_CHECKING:
-    from scheduler.placement.engine import PlacementEngine, Stop
+    from scheduler.placement.engine import PlacementEngine, Stop, Until
 
 
 @dataclass(slots=True)
@@ -110,19 +110,21 @@ def spread_run(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
 
 def run_spread(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
                relaxed: tuple[str, ...], tasks: list[Task], pos: int, end: int,
-               result: PlacementResult, *, defer: bool) -> tuple[int, Stop]:
+               result: PlacementResult, *, defer: bool, until: Until = None,
+               ) -> tuple[int, Stop]:
     """The engine's heap run (heap_runs.py) with one heap per branch of the preference tree:
     each task takes the best top among the heaps of the branches holding fewest of its job."""
     state = spread_run(engine, runs, req, tasks[pos])
     try:
-        return _spread(engine, req, relaxed, state, tasks, pos, end, result, defer=defer)
+        return _spread(engine, req, relaxed, state, tasks, pos, end, result, defer=defer,
+                       until=until)
     finally:
         state.seen = runs.mark()
 
 
 def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...],
             state: SpreadRun, tasks: list[Task], pos: int, end: int, result: PlacementResult,
-            *, defer: bool) -> tuple[int, Stop]:
+            *, defer: bool, until: Until) -> tuple[int, Stop]:
     cycle, leaves, walks, counts, make = (state.cycle, state.leaves, state.walks, state.counts,
                                           state.make)
     lifts = state.lifts
@@ -205,6 +207,8 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
         if aside:
             open_ = _put_back(aside, state)
         pos += 1
+        if until is not None and until(chosen):
+            return pos, "revived"
     return pos, "done"
 
 
@@ -227,7 +231,8 @@ def _rank(path: Path, counts: dict[Path, int], leaves: dict[Path, list[HeapEntry
 
 def run_spread_scan(engine: PlacementEngine, req: PlacementRequest,
                     relaxed: tuple[str, ...], tasks: list[Task], pos: int, end: int,
-                    result: PlacementResult, *, defer: bool) -> tuple[int, Stop]:
+                    result: PlacementResult, *, defer: bool, until: Until = None,
+                    ) -> tuple[int, Stop]:
     """Preferences under the random strategy or sampling: every candidate is checked per
     task (the branch needs them all), then the choice is random or the best of a sample
     of the preferred nodes."""
@@ -263,4 +268,6 @@ def run_spread_scan(engine: PlacementEngine, req: PlacementRequest,
         engine.cluster.place(chosen, PlacedContainer(task.id, task.spec.name, req))
         result.assignments.append(Assignment(task.id, chosen.id, unmet))
         pos += 1
+        if until is not None and until(chosen):
+            return pos, "revived"
     return pos, "done"
