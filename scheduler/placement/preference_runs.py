@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from scheduler.placement.class_runs import ClassRuns
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
-from scheduler.placement.load_order import SHRINK, STALE, HeapEntry, Walk, requeue
+from scheduler.placement.load_order import HeapEntry, Walk, requeue
 from scheduler.placement.preferences import (
     Path,
     add_to_branches,
@@ -198,12 +198,7 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
             counts[path] = counts.get(path, 0) + 1
         else:
             add_to_branches(counts, path, 1)
-        if lifts is not None:  # requeue's lower entry, inlined: this runs per placement
-            score, lacks, rank, index, _ = top
-            heapreplace(heap, (score * SHRINK + lifts[group_of[index]],  # type: ignore[operator]
-                               lacks, rank, index, STALE))
-        else:
-            requeue(heap, chosen, lifts, group_of, make)
+        requeue(heap, chosen, lifts, group_of, make)
         if aside:
             open_ = _put_back(aside, state)
         pos += 1
