@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import statistics
 import time
 from collections.abc import Sequence
@@ -42,6 +43,12 @@ class Run:
     def rate(self) -> float:
         return self.placed / self.seconds if self.seconds else 0.0
 
+    @property
+    def digest(self) -> str:
+        """A hash of every answer in order (task, node, relaxed rules; task, refusal text):
+        equal before and after a change that must not change what is chosen."""
+        return answers_digest(self.result)
+
     def pct(self, q: float) -> float:
         """The q-quantile of decision latency, in milliseconds."""
         if not self.latencies:
@@ -54,6 +61,16 @@ class Run:
                 round(self.rate), round(self.pct(0.5) * 1000), round(self.pct(0.99) * 1000),
                 self.per,
                 "-" if self.violations < 0 else self.violations]
+
+
+def answers_digest(result: PlacementResult) -> str:
+    """``Run.digest`` of any result: sha256 of its assignments and refusals, in order."""
+    h = hashlib.sha256()
+    for a in result.assignments:
+        h.update(f"{a.task_id}\t{a.node_id}\t{'|'.join(a.relaxed)}\n".encode())
+    for r in result.refusals:
+        h.update(f"{r.task_id}\t{r.explanation}\n".encode())
+    return h.hexdigest()[:16]
 
 
 def run_engine(name: str, nodes: list[NodeInfo], jobs: Sequence[Sequence[Task]], *,

@@ -35,6 +35,7 @@ from bench._synthetic_cluster import (
     generate_cluster,
     job_spec,
 )
+from protocol.observed import NodeInfo
 from protocol.specs import ContainerSpec, Platform, PortMapping, Resources
 from scheduler.placement import EngineOptions, Task
 
@@ -264,11 +265,11 @@ def scaling(scale: Scale, seed: int) -> list[tuple[int, float, float]]:
     return points
 
 
-def sweep_with_rules(scale: Scale, seed: int) -> Run:
+def sweep_workload(scale: Scale, seed: int) -> tuple[list[NodeInfo], list[list[Task]]]:
     """The C1M shape at the sweep's largest size (20,000 nodes in full) with the newer rules on:
     every third job spreads over zones (``spread=node.labels.zone``), every fifth caps its
     replicas per node, every seventh wants its image stored (``~image==``) and every eleventh
-    binds a host port on 127.0.0.1; checked by the independent checker. Best of two runs."""
+    binds a host port on 127.0.0.1."""
     size = scale.plot_sizes[-1]
     nodes = generate_cluster(ClusterShape(size), seed + 16)
     rng = random.Random(seed + 17)
@@ -282,7 +283,12 @@ def sweep_with_rules(scale: Scale, seed: int) -> Run:
             affinities=[f"~image=={spec.image}"] if j % 7 == 0 else [],
             ports=[PortMapping(container_port=80, host_port=20_000 + j, host_ip="127.0.0.1")]
             if j % 11 == 0 else []))
-    jobs = jobs_of(specs, min(1000, scale.plot_tasks), "w")
+    return nodes, jobs_of(specs, min(1000, scale.plot_tasks), "w")
+
+
+def sweep_with_rules(scale: Scale, seed: int) -> Run:
+    """``sweep_workload``, checked by the independent checker. Best of two runs."""
+    nodes, jobs = sweep_workload(scale, seed)
     return max((run_engine("sweep, rules on", nodes, jobs) for _ in range(2)),
                key=lambda r: r.rate)
 
@@ -373,6 +379,7 @@ def main(argv: list[str]) -> int:
             "nodes": r.nodes, "tasks": r.tasks, "placed": r.placed, "refused": r.refused,
             "placements_per_s": round(r.rate, 1), "p50_ms": round(r.pct(0.5), 4),
             "p99_ms": round(r.pct(0.99), 4), "per": r.per, "violations": r.violations,
+            "digest": r.digest,
         } for r in runs},
         "quality": {**binpack, **spread},
         "example_refusal": example,

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 
 from scheduler.placement.class_runs import ClassRuns
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
-from scheduler.placement.load_order import HeapEntry, Walk, requeue
+from scheduler.placement.load_order import SHRINK, STALE, HeapEntry, Walk, requeue
 from scheduler.placement.request import PlacementRequest
-from scheduler.placement.results import Assignment, PlacementResult, Task
+from scheduler.placement.results import PlacementResult, Task, new_assignment
 from scheduler.placement.snapshot import NodeSnapshot, PlacedContainer
 
 if TYPE_CHECKING:
-    from scheduler.placement.engine import PlacementEngine, Stop
+    from scheduler.placement.engine import PlacementEngine, Stop, Until
 
 
 # A run re-scores the node it placed on only when it reaches the top again (load_order.requeue)
@@ -82,18 +82,20 @@ def offer_changed(engine: PlacementEngine, runs: ClassRuns, req: PlacementReques
 
 def run_heap(engine: PlacementEngine, runs: ClassRuns, key: bytes, req: PlacementRequest,
              relaxed: tuple[str, ...], tasks: list[Task], pos: int, end: int,
-             result: PlacementResult, *, defer: bool) -> tuple[int, Stop]:
+             result: PlacementResult, *, defer: bool, until: Until = None,
+             ) -> tuple[int, Stop]:
     """Place tasks[pos:end] while nodes remain, as ``PlacementEngine._run`` says."""
     state = heap_run(engine, runs, key, req, relaxed, tasks[pos])
     try:
-        return _run(engine, req, relaxed, state, tasks, pos, end, result, defer=defer)
+        return _run(engine, req, relaxed, state, tasks, pos, end, result, defer=defer,
+                    until=until)
     finally:
         state.seen = runs.mark()
 
 
 def _run(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...],
          state: HeapRun, tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
-         defer: bool) -> tuple[int, Stop]:
+         defer: bool, until: Until) -> tuple[int, Stop]:
     cycle, heap, walk, make, lifts = state.cycle, state.heap, state.walk, state.make, state.lifts
     nodes = engine.cluster.nodes
     group_of = engine._order.group_of if engine._order is not None else []
@@ -144,13 +146,20 @@ def _run(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...
         # What was relaxed is judged before the task itself joins the node.
         unmet = engine._unmet(req, chosen) if relaxed else ()
         place(chosen, PlacedContainer(task.id, task.spec.name, req))
-        assignments.append(Assignment(task.id, chosen.id, unmet))
+        assignments.append(new_assignment((task.id, chosen.id, unmet)))
         # The chosen node is still heap[0]: its entry for the next identical task.
-        requeue(heap, chosen, lifts, group_of, make)
+        if lifts is not None:  # requeue's lower entry, inlined: this runs per placement
+            score, lacks, rank, index, _ = top
+            heapreplace(heap, (score * SHRINK + lifts[group_of[index]],  # type: ignore[operator]
+                               lacks, rank, index, STALE))
+        else:
+            requeue(heap, chosen, lifts, group_of, make)
         if aside:
             for entry in aside:
                 heapq.heappush(heap, entry)
         pos += 1
+        if until is not None and until(chosen):
+            return pos, "revived"
     return pos, "done"
 
 

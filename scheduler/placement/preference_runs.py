@@ -24,11 +24,11 @@ from scheduler.placement.preferences import (
     spread_path,
 )
 from scheduler.placement.request import PlacementRequest
-from scheduler.placement.results import Assignment, PlacementResult, Task
+from scheduler.placement.results import Assignment, PlacementResult, Task, new_assignment
 from scheduler.placement.snapshot import NodeSnapshot, PlacedContainer, lacks_image
 
 if TYPE_CHECKING:
-    from scheduler.placement.engine import PlacementEngine, Stop
+    from scheduler.placement.engine import PlacementEngine, Stop, Until
 
 
 @dataclass(slots=True)
@@ -45,12 +45,17 @@ class SpreadRun:
     make: Callable[[NodeSnapshot], HeapEntry | None]  # a node's entry, None if it cannot take it
     seen: int  # the class's assignments this run has taken into account (ClassRuns.mark)
     lifts: list[float] | None  # load_order.requeue's, when the branches walk (as heap_runs)
-    # Branches whose top is known good for any task of the class (True) or known empty
-    # (False): between two placements of this run only the branch it chose changes, and
-    # between two of its calls only the branches of the nodes the other attempt placed on
-    # (spread_run forgets those); a top node with guards is judged per task (they read the
-    # task's name) and never kept here.
-    settled: dict[Path, bool] = field(default_factory=dict)
+    # Every branch is in one of these three. Between two placements of this run only the
+    # branch it chose changes, and between two of its calls only the branches of the nodes
+    # the other attempt placed on (spread_run opens those again): so only those are looked at
+    # again (``open_``). A top node with guards is judged per task (they read the task's
+    # name): its branch stays open.
+    open_: list[Path]
+    # Branches whose top is known good for any task of the class, each with its key for the
+    # usual single preference (its count, its top; unique, as tops are of distinct nodes):
+    # the choice is a min over these keys, in C.
+    keys: dict[Path, tuple[int, HeapEntry, Path]] = field(default_factory=dict)
+    empty: set[Path] = field(default_factory=set)  # branches known to have no node left
 
 
 def spread_run(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
@@ -68,7 +73,10 @@ def spread_run(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
         for node in dict.fromkeys(placed):
             if known.member[node.index]:
                 path = spread_path(req, node)
-                known.settled.pop(path, None)
+                if known.keys.pop(path, None) is not None or path in known.empty or \
+                        path not in known.leaves:
+                    known.empty.discard(path)
+                    known.open_.append(path)
                 entry = make(node)
                 if entry is not None:
                     known.leaves.setdefault(path, [])
@@ -95,44 +103,43 @@ def spread_run(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
     counts = branch_counts(req, nodes) if engine.cluster.job_counts.get(req.job) else {}
     state = SpreadRun(chain, cycle, leaves, walks, counts, engine._static.selector(req, cycle),
                       make_entry, runs.mark(),
-                      order.lifts(req) if walks and order is not None else None)
+                      order.lifts(req) if walks and order is not None else None, list(leaves))
     runs.states[id(req)] = state
     return state
 
 
 def run_spread(engine: PlacementEngine, runs: ClassRuns, req: PlacementRequest,
                relaxed: tuple[str, ...], tasks: list[Task], pos: int, end: int,
-               result: PlacementResult, *, defer: bool) -> tuple[int, Stop]:
+               result: PlacementResult, *, defer: bool, until: Until = None,
+               ) -> tuple[int, Stop]:
     """The engine's heap run (heap_runs.py) with one heap per branch of the preference tree:
     each task takes the best top among the heaps of the branches holding fewest of its job."""
     state = spread_run(engine, runs, req, tasks[pos])
     try:
-        return _spread(engine, req, relaxed, state, tasks, pos, end, result, defer=defer)
+        return _spread(engine, req, relaxed, state, tasks, pos, end, result, defer=defer,
+                       until=until)
     finally:
         state.seen = runs.mark()
 
 
 def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...],
             state: SpreadRun, tasks: list[Task], pos: int, end: int, result: PlacementResult,
-            *, defer: bool) -> tuple[int, Stop]:
+            *, defer: bool, until: Until) -> tuple[int, Stop]:
     cycle, leaves, walks, counts, make = (state.cycle, state.leaves, state.walks, state.counts,
                                           state.make)
     lifts = state.lifts
     group_of = engine._order.group_of if engine._order is not None else []
     nodes = engine.cluster.nodes
-    heappop, heapreplace, heappush = heapq.heappop, heapq.heapreplace, heapq.heappush
+    place, assignments = engine.cluster.place, result.assignments
+    heappop, heapreplace = heapq.heappop, heapq.heapreplace
     depth = len(req.spread)
-    settled = state.settled
+    keys, empty, open_ = state.keys, state.empty, state.open_
     while pos < end:
         task = tasks[pos]
         aside: list[tuple[list[HeapEntry], HeapEntry]] = []
-        live: list[Path] = []
-        for path, heap in leaves.items():
-            known = settled.get(path)
-            if known is not None:
-                if known:
-                    live.append(path)
-                continue
+        guarded: list[Path] = []  # open branches whose top has guards yet takes this task
+        for path in open_:
+            heap = leaves[path]
             while True:  # bring a node that can take this task to the top, or empty it
                 if walks:
                     bounds = walks[path].bounds
@@ -140,8 +147,9 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
                         walks[path].settle(heap)
                 if not heap:
                     break
-                node = nodes[heap[0][3]]
-                if heap[0][4] != node.version:
+                top = heap[0]
+                node = nodes[top[3]]
+                if top[4] != node.version:
                     made = make(node)
                     if made is not None:
                         heapreplace(heap, made)
@@ -153,47 +161,62 @@ def _spread(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, 
                     if engine._guarded(req, node, cycle):
                         aside.append((heap, heappop(heap)))
                         continue
+                    guarded.append(path)
                 else:
-                    settled[path] = True
-                live.append(path)
+                    keys[path] = (counts.get(path, 0), top, path)
                 break
             if not heap and not aside:  # met every node of the branch: none is left
-                settled[path] = False
-        if aside:
-            settled.clear()  # entries set aside go back on their heaps below: tops may move
-        if not live:
-            for heap, entry in aside:
-                heappush(heap, entry)
+                empty.add(path)
+        # Every other open branch is known now (good, or empty); with entries set aside,
+        # every branch is opened again below.
+        state.open_ = open_ = guarded
+        if not keys and not guarded:
             if not aside:
                 return pos, "exhausted"
+            open_ = _put_back(aside, state)
             if defer:
                 return pos, "guarded"
             engine._refuse_one(req, relaxed, task, result)
             pos += 1
             continue
-        if len(live) == 1:
-            path = live[0]
-        elif depth == 1:  # the usual single preference: rank_of without building lists
-            # (tops are of distinct nodes, so the path itself is never compared)
-            path = min([(counts.get(p, 0), leaves[p][0], p) for p in live])[2]
-        else:
+        if guarded:
+            live = [*keys, *guarded]  # before open_ (the same list) takes the chosen path
             path = min(live, key=lambda p: _rank(p, counts, leaves))
-        settled.pop(path, None)
+        elif depth == 1:
+            path = min(keys.values())[2]
+        else:
+            path = min(keys, key=lambda p: _rank(p, counts, leaves))
+        if keys.pop(path, None) is not None:
+            open_.append(path)
         heap = leaves[path]
         top = heap[0]
         chosen = nodes[top[3]]
         unmet = engine._unmet(req, chosen) if relaxed else ()
-        engine.cluster.place(chosen, PlacedContainer(task.id, task.spec.name, req))
-        result.assignments.append(Assignment(task.id, chosen.id, unmet))
+        place(chosen, PlacedContainer(task.id, task.spec.name, req))
+        assignments.append(new_assignment((task.id, chosen.id, unmet)))
         if depth == 1:  # add_to_branches, inlined: the path is its only branch
             counts[path] = counts.get(path, 0) + 1
         else:
             add_to_branches(counts, path, 1)
         requeue(heap, chosen, lifts, group_of, make)
-        for heap, entry in aside:
-            heappush(heap, entry)
+        if aside:
+            open_ = _put_back(aside, state)
         pos += 1
+        if until is not None and until(chosen):
+            return pos, "revived"
     return pos, "done"
+
+
+def _put_back(aside: list[tuple[list[HeapEntry], HeapEntry]], state: SpreadRun,
+              ) -> list[Path]:
+    """Entries a task's guards set aside go back on their heaps: tops may move, so every
+    branch is open again (returned, as ``state.open_``)."""
+    for heap, entry in aside:
+        heapq.heappush(heap, entry)
+    state.keys.clear()
+    state.empty.clear()
+    state.open_ = list(state.leaves)
+    return state.open_
 
 def _rank(path: Path, counts: dict[Path, int], leaves: dict[Path, list[HeapEntry]],
           ) -> tuple[list[int], HeapEntry]:
@@ -203,7 +226,8 @@ def _rank(path: Path, counts: dict[Path, int], leaves: dict[Path, list[HeapEntry
 
 def run_spread_scan(engine: PlacementEngine, req: PlacementRequest,
                     relaxed: tuple[str, ...], tasks: list[Task], pos: int, end: int,
-                    result: PlacementResult, *, defer: bool) -> tuple[int, Stop]:
+                    result: PlacementResult, *, defer: bool, until: Until = None,
+                    ) -> tuple[int, Stop]:
     """Preferences under the random strategy or sampling: every candidate is checked per
     task (the branch needs them all), then the choice is random or the best of a sample
     of the preferred nodes."""
@@ -239,4 +263,6 @@ def run_spread_scan(engine: PlacementEngine, req: PlacementRequest,
         engine.cluster.place(chosen, PlacedContainer(task.id, task.spec.name, req))
         result.assignments.append(Assignment(task.id, chosen.id, unmet))
         pos += 1
+        if until is not None and until(chosen):
+            return pos, "revived"
     return pos, "done"

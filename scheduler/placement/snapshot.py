@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import chain, compress, groupby, repeat
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 
 from protocol.addresses import address_ip
 from protocol.observed import ContainerInfo, NodeInfo
@@ -25,7 +25,6 @@ TERMINAL_STATES = frozenset({"exited", "failed", "rejected", "orphaned", "remove
 # A node label that caps how many containers the node accepts (overrides the cluster default).
 MAX_CONTAINERS_LABEL = "shoal.max-containers"
 _STORED_IMAGES = attrgetter("stored_images")
-_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 _ID, _NAME = attrgetter("id"), attrgetter("name")
 _REQUEST, _INDEX = attrgetter("request"), attrgetter("index")
 
@@ -228,17 +227,25 @@ class ClusterSnapshot:
     def __init__(self, nodes: list[NodeSnapshot]) -> None:
         self.nodes = nodes
         self.by_id: dict[str, NodeSnapshot] = {n.id: n for n in nodes}
-        # container name or id → node, for links and volumes-from (``located``): placements
-        # are appended to ``_placed`` and folded in when it (or ``running_image``) is read,
-        # as the node indexes are.
+        # Placements are appended to ``_placed`` (and their nodes to ``_placed_on``: two
+        # lists, not a tuple per placement to allocate) and taken into the cluster's indexes when
+        # those are read, as the node indexes are, by two folds on their own: where each
+        # container runs (``located``: links and volumes-from only), and the nodes by running
+        # image with the counts per job (``running_image``, ``job_counts``: image affinities
+        # and preferences). A job with a preference read the counts while nothing read
+        # ``located``, which cost most of the fold: an entry by id and by name per container.
+        self._placed: list[PlacedContainer] = []
+        self._placed_on: list[NodeSnapshot] = []
+        self._located_at = 0  # how much of ``_placed`` each fold has taken in
+        self._counted_at = 0
+        self._dropped = 0  # containers taken in by both and dropped from ``_placed``
+        # container name or id → node
         self._located: dict[str, NodeSnapshot] = {}
-        self._placed: list[tuple[PlacedContainer, NodeSnapshot]] = []
-        # image name → {node index: containers of it there}, folded in with ``located``
+        # image name → {node index: containers of it there}
         self._image_nodes: dict[str, Counter[int]] = {}
         self._stored: dict[str, list[int]] | None = None  # ref → nodes storing it, when asked
         self._holding: dict[str, list[int]] | None = None  # name → nodes, when asked (holding)
-        self._folded = 0  # containers folded in (``container_count`` adds those placed since)
-        self._job_counts: Counter[str] = Counter()  # containers per job (spec name), folded
+        self._job_counts: Counter[str] = Counter()  # containers per job (spec name)
         # volume name → the nodes that hold a volume of that name (in node order)
         self.volume_nodes: dict[str, list[str]] = {}
         for node in nodes:
@@ -248,26 +255,26 @@ class ClusterSnapshot:
 
     @property
     def container_count(self) -> int:
-        return self._folded + len(self._placed)
+        return self._dropped + len(self._placed)
 
     @property
     def job_counts(self) -> dict[str, int]:
         """Containers per job (spec name), on every node."""
-        if self._placed:
-            self._fold()
+        if self._counted_at != len(self._placed):
+            self._fold_counts()
         return self._job_counts
 
     @property
     def located(self) -> dict[str, NodeSnapshot]:
-        if self._placed:
-            self._fold()
+        if self._located_at != len(self._placed):
+            self._fold_located()
         return self._located
 
     def running_image(self, name: str) -> Iterable[int]:
         """The indices of the nodes where a container of image ``name`` runs (one of its
         ``image_names``): what ``container.image==name`` and ``image==name`` find there."""
-        if self._placed:
-            self._fold()
+        if self._counted_at != len(self._placed):
+            self._fold_counts()
         return self._image_nodes.get(name, {}).keys()
 
     def storing_image(self, ref: str) -> list[int]:
@@ -297,15 +304,12 @@ class ClusterSnapshot:
                 holding.setdefault(name, []).append(node.index)
         self._stored, self._holding = stored, holding
 
-    def _fold(self) -> None:
-        """Take the containers placed since into ``located``, the nodes by image and the
-        counts per job.
+    def _fold_located(self) -> None:
+        """Take the containers placed since into ``located``.
 
-        In C but for a step per run of containers of one request (a class's tasks arrive
-        together): a loop step per container was most of a large batch's fold."""
-        placed = self._placed
-        containers = list(map(_FIRST, placed))
-        nodes = list(map(_SECOND, placed))
+        In C: a loop step per container was most of a large batch's fold."""
+        containers = self._placed[self._located_at:]
+        nodes = self._placed_on[self._located_at:]
         names = list(map(_NAME, containers))
         # Each container's id, then its name if it has one, in placement order: a later entry
         # wins, as it would one container at a time.
@@ -313,8 +317,17 @@ class ClusterSnapshot:
                                         zip(names, nodes, strict=True), strict=True))
         keep = chain.from_iterable(zip(repeat(True), names, strict=False))  # a name if any
         self._located.update(compress(pairs, keep))
-        image_nodes, indices = self._image_nodes, list(map(_INDEX, nodes))
-        requests = list(map(_REQUEST, containers))
+        self._located_at = len(self._placed)
+        self._drop_folded()
+
+    def _fold_counts(self) -> None:
+        """Take the containers placed since into the nodes by image and the counts per job.
+
+        In C but for a step per run of containers of one request (a class's tasks arrive
+        together)."""
+        image_nodes = self._image_nodes
+        indices = list(map(_INDEX, self._placed_on[self._counted_at:]))
+        requests = list(map(_REQUEST, self._placed[self._counted_at:]))
         at = 0
         for _, run in groupby(map(id, requests)):
             end = at + len(list(run))
@@ -327,8 +340,17 @@ class ClusterSnapshot:
             if req.job:
                 self._job_counts[req.job] += end - at
             at = end
-        self._folded += len(placed)
-        placed.clear()
+        self._counted_at = len(self._placed)
+        self._drop_folded()
+
+    def _drop_folded(self) -> None:
+        """Forget the placements both folds have taken in."""
+        placed = self._placed
+        if self._located_at == self._counted_at == len(placed):
+            self._dropped += len(placed)
+            placed.clear()
+            self._placed_on.clear()
+            self._located_at = self._counted_at = 0
 
     def watch(self) -> set[int]:
         """A set that collects the index of every node placed on or freed from now on (the
@@ -402,7 +424,8 @@ class ClusterSnapshot:
             node.guards.append(c)
         for changed in self._watchers:
             changed.add(node.index)
-        self._placed.append((c, node))
+        self._placed.append(c)
+        self._placed_on.append(node)
 
     def release(self, container_id: str) -> bool:
         """A container stopped or was removed: give its reservation back. False if unknown."""
@@ -419,7 +442,7 @@ class ClusterSnapshot:
         node.remove(c)
         for changed in self._watchers:
             changed.add(node.index)
-        located = self.located  # folds: the indexes below hold every container
+        located, _ = self.located, self.job_counts  # folds: the indexes below hold every container
         if located.get(c.id) is node:
             del located[c.id]
         if c.name and located.get(c.name) is node:
@@ -429,6 +452,6 @@ class ClusterSnapshot:
             held[node.index] -= 1
             if not held[node.index]:
                 del held[node.index]
-        self._folded -= 1
+        self._dropped -= 1
         if c.request.job:
             _bump(self._job_counts, c.request.job, -1)
