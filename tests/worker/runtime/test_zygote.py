@@ -238,6 +238,12 @@ def test_namespaces_made_ahead_are_left_when_shared(make_bundle: Callable[..., B
     def ns(pid: int, name: str) -> str:
         return os.readlink(f"/proc/{pid}/ns/{name}")
 
+    def lo_flags(pid: int) -> str:
+        """``ip``'s line for lo in the process's network namespace."""
+        return subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "ip", "-o", "link",
+                               "show", "lo"], capture_output=True, text=True, check=True,
+                              timeout=TIMEOUT).stdout
+
     async def body() -> None:
         rt = await spawn(state_root, helper_pids)
         helper = rt.helper_pid
@@ -251,10 +257,7 @@ def test_namespaces_made_ahead_are_left_when_shared(make_bundle: Callable[..., B
                 assert ns(pid, "uts") != ns(helper, "uts")
                 assert ns(pid, "net") not in seen_net  # each its own
                 seen_net.add(ns(pid, "net"))
-                lo = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "ip", "-o", "link",
-                                     "show", "lo"], capture_output=True, text=True, check=True,
-                                    timeout=TIMEOUT).stdout
-                assert ",UP," in lo, lo
+                assert ",UP," in lo_flags(pid)
             else:
                 assert ns(pid, "net") == ns(helper, "net")
                 assert ns(pid, "uts") == ns(helper, "uts")
