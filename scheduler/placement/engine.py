@@ -32,6 +32,7 @@ from typing import Literal
 from protocol.errors import InvalidArgument
 from protocol.specs import AppSpec, ContainerSpec
 from scheduler.placement import spread_entries
+from scheduler.placement.app_groups import colocated_groups
 from scheduler.placement.class_runs import ClassRuns
 from scheduler.placement.explain import Explanation, explain
 from scheduler.placement.filters import Filter, Identity, PlacementCycle
@@ -188,7 +189,7 @@ class PlacementEngine:
         validate_app(app)
         members = [(tid, spec, self.compile(spec)[1])
                    for tid, spec in zip(ids, app.containers, strict=True)]
-        groups = _colocated_groups(members)
+        groups = colocated_groups(members)
         result = PlacementResult()
         placed: list[tuple[NodeSnapshot, PlacedContainer]] = []
         for group in groups:
@@ -572,31 +573,3 @@ def _only_rule(req: PlacementRequest, rule: Rule) -> PlacementRequest:
         affinities=tuple(r for r in req.affinities if r is rule),
         deps=(), ports=(), millicpus=0, memory=0, pids=0, count=0,
     )
-
-
-def _colocated_groups(
-    members: list[tuple[str, ContainerSpec, PlacementRequest]],
-) -> list[list[tuple[str, ContainerSpec, PlacementRequest]]]:
-    """Union-find over links and volumes-from inside the app, in order of first appearance."""
-    index: dict[str, int] = {}
-    for i, (tid, spec, _) in enumerate(members):
-        index[tid] = i
-        if spec.name:
-            index[spec.name] = i
-    parent = list(range(len(members)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, (_, _, req) in enumerate(members):
-        for dep in req.deps:
-            j = index.get(dep)
-            if j is not None:
-                parent[find(i)] = find(j)
-    groups: dict[int, list[tuple[str, ContainerSpec, PlacementRequest]]] = {}
-    for i, member in enumerate(members):
-        groups.setdefault(find(i), []).append(member)
-    return list(groups.values())
