@@ -3,15 +3,17 @@ importing, instead of when it moves the container's init into its cgroups.
 
 Every write to a ``cgroup.procs`` file takes the kernel's one threadgroup lock for all
 hierarchies (``cgroup_threadgroup_rwsem``) for writing. When no process has written one for a
-while, the first writer waits for an RCU grace period (~10 ms on these hosts) as the lock
+while, the first writer waits for an RCU grace period (10-25 ms on these hosts) as the lock
 switches fork, exec and exit to its slow path; a writer that comes within a grace period of
 the last one does not wait. A runtime command moves the init ~15 ms after it starts (its
-imports, the plan), and runc waits the same way, but a Go process's other threads keep working
-meanwhile: here the command has only one. So ``start`` moves this process into the cgroup it
-is already in (the kernel migrates nothing and calls no controller) on a thread, as the command
-starts, and the wait passes while the main thread imports; the init's move, later, finds the
-lock ready. A kernel that keeps the lock ready (cgroup2's ``favordynmods``) waits for nothing
-either way.
+imports, the plan), and runc waits the same way (runc and shoal-runtime both take ~36 ms a
+`run` when each comes 0.3 s after the last, ~18 and ~25 back to back). So ``start`` moves
+this process into the cgroup it is already in (the kernel migrates nothing and calls no
+controller) on a thread, as the command starts, and the wait passes while the main thread
+imports; the init's move, later, finds the lock ready. When the wait outlasts the imports,
+the launcher's first cgroup ``mkdir`` waits for the rest of it (the kernel holds the cgroup
+mutex through it): the same wait, less what has passed. A kernel that keeps the lock ready
+(cgroup2's ``favordynmods``) waits for nothing either way.
 
 The thread touches only ``os`` functions that hold no Python lock while they wait in the
 kernel, so the launcher may fork while it waits there (the fork copies only the forking
