@@ -179,20 +179,22 @@ class Reply(msgspec.Struct, frozen=True):
 
 
 def _encode_record(value: object) -> object:
-    """The runtime's records (``OciState``) cross as their JSON form. (msgspec's hooks raise
-    NotImplementedError for a type they do not handle: msgspec turns it into its own error.)"""
+    """The runtime's records (``OciState``) cross as their JSON form; any other type msgspec
+    does not know is refused with the TypeError msgspec itself raises for one."""
     if isinstance(value, Record):
         return to_builtins(value)
-    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+    raise TypeError(f"Encoding objects of type {type(value).__name__} is unsupported")
 
 
 def _decode_record(kind: type, value: object) -> object:
+    """A record from its JSON form; a bad one is a ValidationError, as msgspec's own are. (The
+    messages name no other type msgspec needs a hook for: anything else is a bug here.)"""
     if isinstance(kind, type) and issubclass(kind, Record):
         try:
             return decode_into(kind, value)
         except ValueError as exc:
             raise msgspec.ValidationError(str(exc)) from exc
-    raise NotImplementedError(f"cannot decode {kind.__name__}")
+    raise TypeError(f"Decoding objects of type {getattr(kind, '__name__', kind)} is unsupported")
 
 
 _request_decoder = msgspec.msgpack.Decoder(Request, dec_hook=_decode_record)
