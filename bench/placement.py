@@ -6,13 +6,21 @@ naive reference scheduler (every task scans every node) in the same process. Eve
 through the independent checker. Quality: binpack nodes against the lower bound, spread CV,
 stranded capacity, and what candidate sampling costs. Writes bench/results/placement.json and,
 with matplotlib, bench/results/placement.png (placements/s against cluster size).
+
+The engine runs as installed: compiled with mypyc when deploy/setup.sh built it for these
+sources (scheduler/placement/native.py), which the table and ``placement_engine`` say. The
+sweep with rules is measured again in a child process with the interpreted engine
+(``SHOAL_PLACEMENT_COMPILED=0``), whose answers must be the same to the digest.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import msgspec
@@ -37,7 +45,7 @@ from bench._synthetic_cluster import (
 )
 from protocol.observed import NodeInfo
 from protocol.specs import ContainerSpec, Platform, PortMapping, Resources
-from scheduler.placement import EngineOptions, Task
+from scheduler.placement import EngineOptions, Task, native
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +301,27 @@ def sweep_with_rules(scale: Scale, seed: int) -> Run:
                key=lambda r: r.rate)
 
 
+_INTERPRETED_SWEEP = """
+import sys
+from bench.placement import FULL, QUICK, sweep_with_rules
+from scheduler.placement import native
+run = sweep_with_rules(QUICK if sys.argv[1] == "quick" else FULL, int(sys.argv[2]))
+print(native.in_use(), run.rate, run.digest, run.violations)
+"""
+
+
+def interpreted_sweep(quick: bool, seed: int) -> tuple[float, str, int]:
+    """``sweep_with_rules`` in a child process that loads the interpreted engine: its rate,
+    digest and violations."""
+    env = {**os.environ, native.ENVIRONMENT: "0"}
+    out = subprocess.run(
+        [sys.executable, "-c", _INTERPRETED_SWEEP, "quick" if quick else "full", str(seed)],
+        env=env, capture_output=True, text=True, check=True, timeout=600).stdout.split()
+    if out[0] != "False":
+        raise RuntimeError("the interpreted sweep's child loaded the compiled engine")
+    return float(out[1]), out[2], int(out[3])
+
+
 def plot(points: list[tuple[int, float, float]]) -> str:
     try:
         import matplotlib
@@ -347,8 +376,14 @@ def main(argv: list[str]) -> int:
     points = [] if args.no_plot else scaling(scale, seed)
     sweep = sweep_with_rules(scale, seed)
     runs.append(sweep)
+    engine_kind = native.description()
     print_table("placement: the sweep's largest size with preferences and newer rules on",
                 COLUMNS, [sweep.row()])
+    plain_rate, plain_digest, plain_violations = interpreted_sweep(args.quick, seed)
+    same = plain_digest == sweep.digest
+    print(f"placement engine: {engine_kind}; the same sweep, interpreted engine (child "
+          f"process): {round(plain_rate):,}/s, {plain_violations} violations, answers "
+          f"{'the same' if same else 'DIFFERENT'} (digest {plain_digest})")
     if points:
         print_table("placement: placements/s against cluster size",
                     ["nodes", "engine", "naive", "speedup"],
@@ -356,7 +391,8 @@ def main(argv: list[str]) -> int:
     png = plot(points) if points else ""
 
     violations = sum(r.violations for r in runs if r.violations > 0) + sum(
-        int(v) for k, v in binpack.items() if k.endswith("_violations"))
+        int(v) for k, v in binpack.items() if k.endswith("_violations")) + max(
+        plain_violations, 0) + (0 if same else 1)  # differing answers count as one
     figures: dict[str, object] = {
         "scale": "quick" if args.quick else "full",
         "c1m_nodes": big.nodes,
@@ -368,6 +404,9 @@ def main(argv: list[str]) -> int:
         "c1m_task_us_amortized": round(1e6 / big.rate, 2) if big.rate else 0.0,
         "sweep_nodes": sweep.nodes,
         f"sweep_{sweep.nodes}_placements_per_s": round(sweep.rate),
+        f"sweep_{sweep.nodes}_interpreted_placements_per_s": round(plain_rate),
+        "sweep_interpreted_same_answers": same,
+        "placement_engine": engine_kind,
         "sweep_placed": sweep.placed,
         "naive_placements_per_s": round(naive.rate, 1),
         "naive_tasks": naive.tasks,

@@ -39,6 +39,13 @@ command -v gawk >/dev/null 2>&1 || need_pkgs+=(gawk)
 # docker-compose 1.29 (a Python client of the same API) is tested against it too.
 [ -x /usr/bin/docker-compose ] || need_pkgs+=(docker-compose)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+# The placement engine is compiled with mypyc (deploy/compile_placement.py): a C compiler, the C
+# library's headers and Python's.
+command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc)
+[ -f /usr/include/stdio.h ] || need_pkgs+=(libc6-dev)
+python3 -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' ||
+    need_pkgs+=(python3-dev)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: missing Debian packages ${need_pkgs[*]}; run as root or install them" >&2
@@ -79,6 +86,15 @@ fi
 # shoal: the same kind of script (python -S) over the console script pip wrote, which starts
 # Python with site: ~3 ms of every shoal command.
 .venv/bin/python -m worker.runtime.start_script --command .venv/bin/shoal
+
+# The placement engine compiled with mypyc into .venv/placement-native, used only while its
+# sources are the ones compiled (scheduler/placement/native.py); a second run only checks.
+if ! .venv/bin/python deploy/compile_placement.py >.venv/compile-placement.log 2>&1; then
+    cat .venv/compile-placement.log >&2
+    echo "setup: compiling the placement engine failed (log above, kept in" \
+        ".venv/compile-placement.log)" >&2
+    exit 1
+fi
 
 # shoal's own bytecode, compiled here: where PYTHONDONTWRITEBYTECODE is set (as on these
 # machines) Python never caches it, and every command would compile its modules again at

@@ -170,6 +170,11 @@ ALLOWANCES: tuple[Allowance, ...] = (
     Allowance("scheduler.cluster.builds", frozenset({"worker.image_service"}),
               "a cluster build stores its image with the worker's own import (every digest "
               "checked, every layer scanned) and describes it with the same summary"),
+    Allowance("scheduler.placement.native", frozenset({"os"}),
+              "chooses at import between the compiled and the interpreted placement engine: "
+              "reads the package's own sources and the compiled modules' manifest, as the "
+              "import system reads bytecode, and the environment's opt-out; no placement "
+              "decision reads it"),
     Allowance("scheduler.cluster.imagesync", frozenset({
         "worker.images", "worker.images.digest", "worker.images.fetch",
     }), _IMAGES_REASON),
@@ -306,12 +311,14 @@ def check(modules: Sequence[Module], rules: Sequence[Rule] = RULES,
                     violations.append(Violation(imp.path, imp.line, rule.name,
                                                 f"{module.name} imports {imp.target}"))
             if rule.loads:
-                violations.extend(_loads(module, rule, imports))
+                violations.extend(_loads(module, rule, imports, allowed))
     return violations
 
 
-def _loads(module: Module, rule: Rule, imports: Mapping[str, list[Import]]) -> list[Violation]:
-    """What importing ``module`` loads at run time that ``rule`` forbids, with the chain."""
+def _loads(module: Module, rule: Rule, imports: Mapping[str, list[Import]],
+           allowed: Collection[tuple[str, str]] = ()) -> list[Violation]:
+    """What importing ``module`` loads at run time that ``rule`` forbids, with the chain; an
+    allowance lets its own import through, and what that loads is its own business."""
     # how each loaded module was reached: the import that loaded it, None for where we start
     via: dict[str, Import | None] = {}
     queue: list[str] = []
@@ -328,6 +335,8 @@ def _loads(module: Module, rule: Rule, imports: Mapping[str, list[Import]]) -> l
         current = queue.pop(0)
         for imp in imports.get(current, ()):
             if imp.type_only or imp.deferred or imp.target in via:
+                continue
+            if (imp.importer, imp.target) in allowed:
                 continue
             if _breaks(rule, imp.target):
                 chain = [imp]

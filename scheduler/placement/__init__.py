@@ -5,6 +5,13 @@ Pure (no I/O, seeded RNG). Build a ``ClusterSnapshot`` from protocol records, ha
 verifies any result from scratch. The chain is assembled in ``pipeline.build_pipeline``.
 """
 
+from scheduler.placement.native import compiled_path
+
+# The compiled engine's directory first on this package's path when it may be used
+# (scheduler/placement/native.py); else this directory alone.
+__path__ = compiled_path(__name__, __path__)
+
+# ruff: isort: split
 from scheduler.placement.checker import Violation, check_placement
 from scheduler.placement.engine import PlacementEngine
 from scheduler.placement.explain import Explanation, ReasonCount

@@ -530,7 +530,7 @@ class PlacementEngine:
             constraint = any(rule is r for r in req.constraints)
             # The node asked about took the request with this rule's siblings dropped, so it
             # passed resources and the per-node cap: only the filters that read rules judge.
-            passed = ResourceFilter | MaxPerNodeFilter
+            passed = (ResourceFilter, MaxPerNodeFilter)  # a tuple: mypyc loses a union here
             chain = tuple(f for f in (self.pipeline.static if constraint else self._dynamic)
                           if f.relevant(single) and not isinstance(f, passed))
             holders = self._static.holders_of(rule) if constraint else None

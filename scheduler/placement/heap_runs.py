@@ -96,7 +96,8 @@ def run_heap(engine: PlacementEngine, runs: ClassRuns, key: bytes, req: Placemen
 def _run(engine: PlacementEngine, req: PlacementRequest, relaxed: tuple[str, ...],
          state: HeapRun, tasks: list[Task], pos: int, end: int, result: PlacementResult, *,
          defer: bool, until: Until) -> tuple[int, Stop]:
-    cycle, heap, walk, make, lifts = state.cycle, state.heap, state.walk, state.make, state.lifts
+    cycle, heap, walk, make = state.cycle, state.heap, state.walk, state.make
+    lifts: list[float] | None = state.lifts  # annotated: mypyc infers None from the tuple
     nodes = engine.cluster.nodes
     group_of = engine._order.group_of if engine._order is not None else []
     place, assignments = engine.cluster.place, result.assignments

@@ -12,9 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from scheduler.placement.native import compiled_path
+
 if TYPE_CHECKING:
     from scheduler.placement.request import PlacementRequest
     from scheduler.placement.snapshot import ClusterSnapshot, NodeSnapshot
+
+# The compiled engine's directory first on this package's path when it may be used
+# (scheduler/placement/native.py); else this directory alone.
+__path__ = compiled_path(__name__, __path__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
+from scheduler.placement.native import compiled_path
+
 if TYPE_CHECKING:
     from scheduler.placement.request import PlacementRequest
     from scheduler.placement.snapshot import NodeSnapshot
+
+# The compiled engine's directory first on this package's path when it may be used
+# (scheduler/placement/native.py); else this directory alone.
+__path__ = compiled_path(__name__, __path__)
 
 
 # A float, or for Swarm classic's weighting (weight, container count): classic sorts nodes of
