@@ -88,7 +88,7 @@ def _check() -> str:
     if not lines or lines[0] != "cache_tag " + str(sys.implementation.cache_tag):
         return ""
     sources = [line.split(" ", 1) for line in lines[2:]]
-    if not sources:
+    if not sources or any(len(source) != 2 for source in sources):  # none, or cut short
         return ""
     base = package_root()
     for digest, name in sources:

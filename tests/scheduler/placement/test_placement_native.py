@@ -54,12 +54,14 @@ def test_a_source_edited_since_the_build_loads_interpreted(
     assert native.compiled_path("scheduler.placement", ["/src"]) == ["/src"]
 
 
-def test_a_missing_source_another_interpreter_or_no_manifest_loads_interpreted(
+def test_a_missing_source_another_interpreter_or_a_bad_manifest_loads_interpreted(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     module, built = _fake_tree(tmp_path, monkeypatch)
     manifest = built / native.MANIFEST
     text = manifest.read_text()
     manifest.write_text(text.replace(sys.implementation.cache_tag, "cpython-399"))
+    assert native._check() == ""
+    manifest.write_text(text.rsplit(" ", 1)[0])  # a manifest cut short in its last line
     assert native._check() == ""
     manifest.write_text(text)
     module.unlink()
