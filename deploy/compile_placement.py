@@ -20,11 +20,12 @@ longer matches the sources) and this script exits 1 with the reason.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import tempfile
 from pathlib import Path
+
+from scheduler.placement.native import MANIFEST, manifest_text, native_root
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "scheduler" / "placement"
@@ -38,22 +39,15 @@ def sources() -> list[Path]:
 
 
 def manifest_for(paths: list[Path]) -> str:
-    """What scheduler/placement/native.py checks: the interpreter, then each source's sha256."""
     import mypy.version
 
-    lines = [f"cache_tag {sys.implementation.cache_tag}", f"mypy {mypy.version.__version__}"]
-    lines += [f"{hashlib.sha256(p.read_bytes()).hexdigest()} {p.relative_to(ROOT)}"
-              for p in paths]
-    return "\n".join(lines) + "\n"
-
-
-def native_root() -> Path:
-    return Path(sys.prefix) / "placement-native"
+    return manifest_text([(str(p.relative_to(ROOT)), p.read_bytes()) for p in paths],
+                         mypy.version.__version__)
 
 
 def current(manifest: str) -> bool:
     try:
-        return (native_root() / "manifest.txt").read_text(encoding="utf-8") == manifest
+        return (Path(native_root()) / MANIFEST).read_text(encoding="utf-8") == manifest
     except (OSError, ValueError):
         return False
 
@@ -62,7 +56,7 @@ def build(paths: list[Path], manifest: str) -> None:
     from mypyc.build import mypycify
     from setuptools import setup
 
-    target = native_root()
+    target = Path(native_root())
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="placement-native.", dir=target.parent) as tmp:
         work = Path(tmp)
@@ -79,7 +73,7 @@ def build(paths: list[Path], manifest: str) -> None:
                 "-q", "build_ext", "--build-lib", str(stage), "--build-temp", str(work / "o")])
         finally:
             os.chdir(cwd)
-        (stage / "manifest.txt").write_text(manifest, encoding="utf-8")
+        (stage / MANIFEST).write_text(manifest, encoding="utf-8")
         old = work / "old"
         if target.exists():
             target.rename(old)

@@ -31,7 +31,9 @@ except ImportError:  # a Python built without it
 MANIFEST = "manifest.txt"  # "cache_tag TAG", "mypy VERSION", then "SHA256 PATH" per source
 ENVIRONMENT = "SHOAL_PLACEMENT_COMPILED"
 
-_verdict: str | None = None  # the compiled tree's root when usable, "" when not; once per process
+# Once per process: the compiled tree's root and the mypyc version that built it when it may
+# be used, ("", "") when not.
+_verdict: tuple[str, str] | None = None
 
 
 def native_root() -> str:
@@ -44,10 +46,18 @@ def package_root() -> str:
     return __file__.rsplit("/scheduler/placement/", 1)[0]
 
 
+def manifest_text(sources: list[tuple[str, bytes]], mypyc_version: str) -> str:
+    """The manifest of a build from ``sources`` (each a path from ``package_root`` and its
+    bytes), as ``deploy/compile_placement.py`` writes it and ``compiled_path`` checks it."""
+    lines = [f"cache_tag {sys.implementation.cache_tag}", f"mypy {mypyc_version}"]
+    lines += [f"{sha256(data).hexdigest()} {name}" for name, data in sources]
+    return "\n".join(lines) + "\n"
+
+
 def compiled_path(package: str, path: list[str]) -> list[str]:
     """``path`` (a package's ``__path__``) with the compiled engine's directory for
     ``package`` first when the compiled engine may be used, else ``path`` as it is."""
-    root = _usable_root()
+    root = _usable()[0]
     if not root:
         return path
     return [root + "/" + package.replace(".", "/"), *path]
@@ -55,51 +65,42 @@ def compiled_path(package: str, path: list[str]) -> list[str]:
 
 def in_use() -> bool:
     """Whether this process loads the compiled engine."""
-    return bool(_usable_root())
+    return bool(_usable()[0])
 
 
 def description() -> str:
     """"compiled with mypyc VERSION" or "interpreted", for reports."""
-    root = _usable_root()
-    if not root:
-        return "interpreted"
-    with open(root + "/" + MANIFEST, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    version = lines[1].partition(" ")[2] if len(lines) > 1 else "?"
-    return f"compiled with mypyc {version}"
+    root, version = _usable()
+    return f"compiled with mypyc {version}" if root else "interpreted"
 
 
-def _usable_root() -> str:
+def _usable() -> tuple[str, str]:
     global _verdict
     if _verdict is None:
         _verdict = _check()
     return _verdict
 
 
-def _check() -> str:
-    if _environment_refuses():
-        return ""
+def _check() -> tuple[str, str]:
+    if os.environ.get(ENVIRONMENT, "1") == "0":
+        return "", ""
     root = native_root()
     try:
         with open(root + "/" + MANIFEST, encoding="utf-8") as f:
             lines = f.read().splitlines()
     except (OSError, ValueError):
-        return ""
-    if not lines or lines[0] != "cache_tag " + str(sys.implementation.cache_tag):
-        return ""
+        return "", ""
+    if len(lines) < 3 or lines[0] != "cache_tag " + str(sys.implementation.cache_tag):
+        return "", ""
     sources = [line.split(" ", 1) for line in lines[2:]]
-    if not sources or any(len(source) != 2 for source in sources):  # none, or cut short
-        return ""
+    if any(len(source) != 2 for source in sources):  # cut short
+        return "", ""
     base = package_root()
     for digest, name in sources:
         try:
             with open(base + "/" + name, "rb") as f:
                 if sha256(f.read()).hexdigest() != digest:
-                    return ""
+                    return "", ""
         except OSError:
-            return ""
-    return root
-
-
-def _environment_refuses() -> bool:
-    return os.environ.get(ENVIRONMENT, "1") == "0"
+            return "", ""
+    return root, lines[1].partition(" ")[2]

@@ -39,7 +39,7 @@ def _fake_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, P
 def test_a_matching_manifest_puts_the_compiled_tree_first(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _, built = _fake_tree(tmp_path, monkeypatch)
-    assert native._check() == str(built)
+    assert native._check() == (str(built), "0")
     monkeypatch.setattr(native, "_verdict", None)
     assert native.compiled_path("scheduler.placement.filters", ["/src/filters"]) == [
         f"{built}/scheduler/placement/filters", "/src/filters"]
@@ -49,7 +49,7 @@ def test_a_source_edited_since_the_build_loads_interpreted(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     module, _ = _fake_tree(tmp_path, monkeypatch)
     module.write_text("X = 2\n")
-    assert native._check() == ""
+    assert native._check() == ("", "")
     monkeypatch.setattr(native, "_verdict", None)
     assert native.compiled_path("scheduler.placement", ["/src"]) == ["/src"]
 
@@ -60,21 +60,21 @@ def test_a_missing_source_another_interpreter_or_a_bad_manifest_loads_interprete
     manifest = built / native.MANIFEST
     text = manifest.read_text()
     manifest.write_text(text.replace(sys.implementation.cache_tag, "cpython-399"))
-    assert native._check() == ""
+    assert native._check() == ("", "")
     manifest.write_text(text.rsplit(" ", 1)[0])  # a manifest cut short in its last line
-    assert native._check() == ""
+    assert native._check() == ("", "")
     manifest.write_text(text)
     module.unlink()
-    assert native._check() == ""
+    assert native._check() == ("", "")
     manifest.unlink()
-    assert native._check() == ""
+    assert native._check() == ("", "")
 
 
 def test_the_environment_keeps_the_interpreted_engine(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_tree(tmp_path, monkeypatch)
     monkeypatch.setenv(native.ENVIRONMENT, "0")
-    assert native._check() == ""
+    assert native._check() == ("", "")
 
 
 def test_this_checkout_loads_the_compiled_engine() -> None:
